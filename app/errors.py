@@ -1,0 +1,51 @@
+"""Typed errors, in one place.
+
+Errors carry a plain-words ``reason`` meant for the person at the workstation; the path (or other
+subject) is kept separately so reports can list "path: reason" lines.
+"""
+
+from __future__ import annotations
+
+
+class RelayError(Exception):
+    """Base of every error Relay raises on purpose."""
+
+
+class NotDicomError(RelayError):
+    """The file is not DICOM at all (a README, an autorun.inf, a viewer's .exe)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DicomReadError(RelayError):
+    """The file is DICOM (or claims to be) but cannot be taken: the reason says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StoreError(RelayError):
+    """The local store cannot do what was asked (disk full, unreadable index, ...)."""
+
+
+class DecodeError(RelayError):
+    """Pixel data cannot be decoded; the message names file, transfer syntax and cause."""
+
+
+class GeometryError(RelayError):
+    """A volume cannot be built from these slices; the message says why."""
+
+
+class TransferError(RelayError):
+    """Sending to or fetching from a hub or PACS failed."""
+
+
+class NotSupportedError(RelayError):
+    """A source or target was asked for an operation it cannot do."""
+
+
+class Cancelled(RelayError):
+    """The user cancelled the task."""

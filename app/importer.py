@@ -1,0 +1,199 @@
+"""Import outside media into the local store: ``relay import PATH...``.
+
+Files are read in a small thread pool (reading, hashing and writing release the GIL; header
+parsing does not, but it is the cheap part), and indexed in batches from the calling thread. Each
+file ends in exactly one place of the :class:`ImportReport`: imported, duplicate, conflict, failed
+(DICOM that could not be taken) or skipped (not DICOM). Cancel through the :class:`Progress`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.errors import Cancelled, DicomReadError, NotDicomError, StoreError
+from app.header import read_header
+from app.media import MediaItem, Problem, walk
+from app.model import Series
+from app.store import Store, StoredFile
+from app.tasks import Progress
+
+log = logging.getLogger(__name__)
+
+BATCH = 64
+BATCH_SECONDS = 0.5
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    failed: list[Problem] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+    #: Studies that this import touched (imported, duplicate or conflict), in first-seen order.
+    study_uids: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    def add_problem(self, problem: Problem) -> None:
+        (self.skipped if problem.kind == "skipped" else self.failed).append(problem)
+
+    def to_json(self, store: Store) -> dict[str, Any]:
+        """The ``relay import --json`` object."""
+        return {
+            "imported": self.imported,
+            "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
+            "failed": [{"path": p.path, "reason": p.reason} for p in self.failed],
+            "skipped": [{"path": p.path, "reason": p.reason} for p in self.skipped],
+            "studies": studies_json(store, self.study_uids),
+        }
+
+
+def studies_json(store: Store, study_uids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Studies in the shape ``relay import --json`` and ``relay ls --json`` print."""
+    out = []
+    for study in store.studies(study_uids):
+        out.append(
+            {
+                "study_instance_uid": study.study_instance_uid,
+                "patient_id": study.patient.patient_id,
+                "patient_name": study.patient.patient_name,
+                "study_date": study.study_date,
+                "study_description": study.study_description,
+                "modalities": list(study.modalities),
+                "series": [series_json(store, s) for s in study.series],
+            }
+        )
+    return out
+
+
+def series_json(store: Store, series: Series) -> dict[str, Any]:
+    """One series in the report shape."""
+    return {
+        "series_instance_uid": series.series_instance_uid,
+        "series_number": series.series_number,
+        "modality": series.modality,
+        "series_description": series.series_description,
+        "instances": series.instance_count,
+    }
+
+
+@dataclass(frozen=True)
+class _Duplicate:
+    header: Any
+    sha256: str
+
+
+def import_paths(
+    store: Store,
+    paths: list[str],
+    progress: Progress | None = None,
+    *,
+    workers: int = 4,
+) -> ImportReport:
+    """Import folders, DICOMDIR media, zips and single files into ``store``."""
+    started = time.monotonic()
+    progress = progress or Progress("Importing")
+    report = ImportReport()
+    listing = walk(paths, tmp_dir=store.tmp)
+    for problem in listing.problems:
+        report.add_problem(problem)
+    progress.set_total(len(listing.items), "Importing")
+    seen_studies: dict[str, None] = {}
+
+    pending: list[tuple[MediaItem, StoredFile]] = []
+    last_commit = time.monotonic()
+
+    def flush() -> None:
+        nonlocal last_commit
+        if pending:
+            statuses = store.commit([f for _, f in pending])
+            for (_item, stored), status in zip(pending, statuses, strict=True):
+                _count(report, status)
+                seen_studies.setdefault(stored.header.study.study_instance_uid)
+            pending.clear()
+        last_commit = time.monotonic()
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import") as pool:
+            window: deque[tuple[MediaItem, Future[Any]]] = deque()
+            items = iter(listing.items)
+            try:
+                while True:
+                    while len(window) < workers * 4:
+                        item = next(items, None)
+                        if item is None:
+                            break
+                        window.append((item, pool.submit(_prepare, store, item)))
+                    if not window:
+                        break
+                    item, future = window.popleft()
+                    result = future.result()
+                    if isinstance(result, Problem):
+                        report.add_problem(result)
+                    elif isinstance(result, _Duplicate):
+                        report.duplicates += 1
+                        seen_studies.setdefault(result.header.study.study_instance_uid)
+                    else:
+                        pending.append((item, result))
+                    progress.advance(1, item.display)
+                    if len(pending) >= BATCH or time.monotonic() - last_commit > BATCH_SECONDS:
+                        flush()
+                    progress.check()
+            finally:
+                for _, future in window:
+                    future.cancel()
+        flush()
+    except Cancelled:
+        flush()
+        report.cancelled = True
+    finally:
+        progress.finish()
+    report.study_uids = list(seen_studies)
+    report.seconds = time.monotonic() - started
+    log.info(
+        "import: %d imported, %d duplicates, %d conflicts, %d failed, %d skipped in %.2fs",
+        report.imported, report.duplicates, report.conflicts, len(report.failed),
+        len(report.skipped), report.seconds,
+    )
+    return report
+
+
+def _count(report: ImportReport, status: str) -> None:
+    if status == "imported":
+        report.imported += 1
+    elif status == "duplicate":
+        report.duplicates += 1
+    else:
+        report.conflicts += 1
+
+
+def _prepare(store: Store, item: MediaItem) -> StoredFile | _Duplicate | Problem:
+    """Read, check and durably store one file (not yet indexed)."""
+    try:
+        with item.open() as buf:
+            try:
+                header = read_header(buf, item.display)
+            except NotDicomError as exc:
+                return Problem(item.display, exc.reason, "skipped")
+            except DicomReadError as exc:
+                return Problem(item.display, exc.reason, "failed")
+            digest = hashlib.sha256(buf).hexdigest()
+            if store.has_instance(header.instance.sop_instance_uid, digest):
+                return _Duplicate(header, digest)
+            digest, rel = store.put(buf, digest)
+            return StoredFile(header=header, sha256=digest, size=len(buf), relpath=rel)
+    except StoreError:
+        raise
+    except OSError as exc:
+        return Problem(item.display, f"cannot read the file: {exc.strerror or exc}", "failed")
+    except Exception as exc:  # the media are hostile; one bad file never stops the import
+        log.warning("unexpected %s while importing a file", type(exc).__name__, exc_info=True)
+        return Problem(item.display, f"unexpected error: {type(exc).__name__}", "failed")

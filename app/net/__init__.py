@@ -1,0 +1,1 @@
+"""Exchange: DICOMweb (QIDO/WADO/STOW) and DIMSE, hub profiles, credentials."""

@@ -1,0 +1,417 @@
+"""The local store: DICOM files kept byte-exact, indexed in SQLite.
+
+Layout under the Relay home::
+
+    index.sqlite            the index (WAL, synchronous=FULL)
+    store/objects/ab/<sha256>.dcm   files, named by the SHA-256 of their bytes
+    store/tmp/<pid>-<uuid>.part     files being written
+
+A file is written to ``tmp``, fsync'ed, renamed into ``objects`` and its folder fsync'ed before
+its row enters the index, so after a crash the index never names a file that is not complete.
+Writing is idempotent (the name is the content hash): an import killed after the rename but
+before the index commit is completed by importing again. An SOP Instance UID already stored with
+the same bytes is a duplicate (nothing written); with different bytes it is a conflict: both
+files are kept, the first stays the instance, the other is listed in ``conflicts``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.errors import StoreError
+from app.model import Header, ImageInfo, Instance, Patient, Series, Study
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS studies (
+    study_instance_uid TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL DEFAULT '',
+    patient_name TEXT NOT NULL DEFAULT '',
+    patient_birth_date TEXT NOT NULL DEFAULT '',
+    patient_sex TEXT NOT NULL DEFAULT '',
+    issuer_of_patient_id TEXT NOT NULL DEFAULT '',
+    study_date TEXT NOT NULL DEFAULT '',
+    study_time TEXT NOT NULL DEFAULT '',
+    study_description TEXT NOT NULL DEFAULT '',
+    accession_number TEXT NOT NULL DEFAULT '',
+    study_id TEXT NOT NULL DEFAULT '',
+    added_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS series (
+    series_instance_uid TEXT PRIMARY KEY,
+    study_instance_uid TEXT NOT NULL,
+    series_number INTEGER,
+    modality TEXT NOT NULL DEFAULT '',
+    series_description TEXT NOT NULL DEFAULT '',
+    body_part_examined TEXT NOT NULL DEFAULT '',
+    frame_of_reference_uid TEXT NOT NULL DEFAULT '',
+    series_date TEXT NOT NULL DEFAULT '',
+    series_time TEXT NOT NULL DEFAULT '',
+    added_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS series_by_study ON series(study_instance_uid);
+CREATE TABLE IF NOT EXISTS instances (
+    sop_instance_uid TEXT PRIMARY KEY,
+    series_instance_uid TEXT NOT NULL,
+    study_instance_uid TEXT NOT NULL,
+    sop_class_uid TEXT NOT NULL,
+    transfer_syntax_uid TEXT NOT NULL,
+    instance_number INTEGER,
+    acquisition_number INTEGER,
+    image_type TEXT NOT NULL DEFAULT '',
+    image TEXT,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    added_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS instances_by_series ON instances(series_instance_uid);
+CREATE TABLE IF NOT EXISTS conflicts (
+    sop_instance_uid TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (sop_instance_uid, sha256)
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file durably in the store, not yet in the index."""
+
+    header: Header
+    sha256: str
+    size: int
+    relpath: str
+
+
+class Store:
+    """The local store under ``home``; safe to use from several threads and processes."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.root = self.home / "store"
+        self.objects = self.root / "objects"
+        self.tmp = self.root / "tmp"
+        self.db_path = self.home / "index.sqlite"
+        self._local = threading.local()
+        for folder in (self.objects, self.tmp):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._init_db()
+        self._clean_tmp()
+
+    # -- database ----------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"the store index {self.db_path} cannot be opened: {exc}") from exc
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _init_db(self) -> None:
+        conn = self._connect()
+        conn.executescript(_SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store at {self.home} was written by a newer Relay (schema {row[0]})"
+            )
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- files -------------------------------------------------------------------------------
+    def _clean_tmp(self) -> None:
+        """Remove temp files left by writers that are gone (killed imports)."""
+        for entry in os.scandir(self.tmp):
+            pid_text = entry.name.split("-", 1)[0]
+            if pid_text.isdigit() and _pid_alive(int(pid_text)):
+                continue
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+    def put(self, data: Any, sha256: str | None = None) -> tuple[str, str]:
+        """Durably place ``data`` (bytes or mmap) in the store; return (sha256, relpath).
+
+        The file is fsync'ed; its folder is *not* (call :meth:`sync_dirs` for a batch).
+        """
+        digest = sha256 or hashlib.sha256(data).hexdigest()
+        rel = f"objects/{digest[:2]}/{digest}.dcm"
+        dest = self.root / rel
+        if dest.exists() and dest.stat().st_size == len(data):
+            return digest, rel  # already here (same name = same content)
+        dest.parent.mkdir(exist_ok=True)
+        part = self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
+        try:
+            with open(part, "wb") as fp:
+                fp.write(data)
+                fp.flush()
+                os.fsync(fp.fileno())
+            os.replace(part, dest)
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            raise StoreError(f"cannot write to the store: {exc.strerror or exc}") from exc
+        return digest, rel
+
+    def sync_dirs(self, relpaths: Iterable[str]) -> None:
+        """fsync the folders of freshly renamed files so the renames survive a power cut."""
+        for folder in {str((self.root / r).parent) for r in relpaths}:
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def abspath(self, relpath: str) -> Path:
+        return self.root / relpath
+
+    # -- index -------------------------------------------------------------------------------
+    def commit(self, files: Sequence[StoredFile]) -> list[str]:
+        """Index files already durably in place; return "imported"/"duplicate"/"conflict" each."""
+        self.sync_dirs(f.relpath for f in files)
+        now = time.time()
+        statuses: list[str] = []
+        with self.transaction() as conn:
+            for f in files:
+                statuses.append(self._index_one(conn, f, now))
+        return statuses
+
+    def _index_one(self, conn: sqlite3.Connection, f: StoredFile, now: float) -> str:
+        inst = f.header.instance
+        row = conn.execute(
+            "SELECT sha256 FROM instances WHERE sop_instance_uid=?", (inst.sop_instance_uid,)
+        ).fetchone()
+        if row is not None:
+            if row["sha256"] == f.sha256:
+                return "duplicate"
+            added = conn.execute(
+                "INSERT OR IGNORE INTO conflicts VALUES (?,?,?,?,?)",
+                (inst.sop_instance_uid, f.sha256, f.relpath, f.size, now),
+            ).rowcount
+            return "conflict" if added else "duplicate"
+        study, series, patient = f.header.study, f.header.series, f.header.patient
+        conn.execute(
+            "INSERT OR IGNORE INTO studies VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (study.study_instance_uid, patient.patient_id, patient.patient_name,
+             patient.patient_birth_date, patient.patient_sex, patient.issuer_of_patient_id,
+             study.study_date, study.study_time, study.study_description,
+             study.accession_number, study.study_id, now),
+        )
+        conn.execute(
+            "INSERT OR IGNORE INTO series VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (series.series_instance_uid, series.study_instance_uid, series.series_number,
+             series.modality, series.series_description, series.body_part_examined,
+             series.frame_of_reference_uid, series.series_date, series.series_time, now),
+        )
+        conn.execute(
+            "INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (inst.sop_instance_uid, inst.series_instance_uid, inst.study_instance_uid,
+             inst.sop_class_uid, inst.transfer_syntax_uid, inst.instance_number,
+             inst.acquisition_number, inst.image_type,
+             inst.image.to_json() if inst.image else None,
+             f.relpath, f.sha256, f.size, now),
+        )
+        return "imported"
+
+    def has_instance(self, sop_instance_uid: str, sha256: str | None = None) -> bool:
+        """Is this SOP Instance UID stored (with exactly these bytes, when ``sha256`` is given)?
+
+        Bytes kept as a conflicting version count as stored.
+        """
+        conn = self._connect()
+        row = conn.execute(
+            "SELECT sha256 FROM instances WHERE sop_instance_uid=?", (sop_instance_uid,)
+        ).fetchone()
+        if row is None or sha256 is None or row["sha256"] == sha256:
+            return row is not None
+        return conn.execute(
+            "SELECT 1 FROM conflicts WHERE sop_instance_uid=? AND sha256=?",
+            (sop_instance_uid, sha256),
+        ).fetchone() is not None
+
+    # -- queries -----------------------------------------------------------------------------
+    def studies(self, study_uids: Iterable[str] | None = None) -> list[Study]:
+        """Studies with their series and counts, newest study date first."""
+        conn = self._connect()
+        if study_uids is None:
+            rows = conn.execute("SELECT * FROM studies").fetchall()
+        else:
+            uids = list(dict.fromkeys(study_uids))
+            rows = []
+            for chunk in _chunks(uids, 500):
+                marks = ",".join("?" * len(chunk))
+                rows += conn.execute(
+                    f"SELECT * FROM studies WHERE study_instance_uid IN ({marks})", chunk
+                ).fetchall()
+        series_by_study: dict[str, list[Series]] = {}
+        for s in self._series_rows(conn, [r["study_instance_uid"] for r in rows]):
+            series_by_study.setdefault(s.study_instance_uid, []).append(s)
+        out = [_study_from_row(r, series_by_study.get(r["study_instance_uid"], [])) for r in rows]
+        out.sort(key=lambda s: (s.study_date, s.study_time, s.study_instance_uid), reverse=True)
+        return out
+
+    def study(self, study_uid: str) -> Study | None:
+        found = self.studies([study_uid])
+        return found[0] if found else None
+
+    def _series_rows(self, conn: sqlite3.Connection, study_uids: list[str]) -> list[Series]:
+        out: list[Series] = []
+        for chunk in _chunks(study_uids, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                f"""SELECT s.*, (SELECT COUNT(*) FROM instances i
+                                 WHERE i.series_instance_uid = s.series_instance_uid) AS n
+                    FROM series s WHERE s.study_instance_uid IN ({marks})""",
+                chunk,
+            ).fetchall()
+            out += [_series_from_row(r) for r in rows]
+        out.sort(key=lambda s: (s.series_number is None, s.series_number or 0,
+                                s.series_instance_uid))
+        return out
+
+    def series(self, series_uid: str) -> Series | None:
+        row = self._connect().execute(
+            """SELECT s.*, (SELECT COUNT(*) FROM instances i
+                            WHERE i.series_instance_uid = s.series_instance_uid) AS n
+               FROM series s WHERE series_instance_uid=?""",
+            (series_uid,),
+        ).fetchone()
+        return _series_from_row(row) if row else None
+
+    def instances(self, series_uid: str) -> list[Instance]:
+        """Instances of a series, in instance-number order (geometry sorting is the volume's job)."""
+        rows = self._connect().execute(
+            "SELECT * FROM instances WHERE series_instance_uid=? "
+            "ORDER BY instance_number IS NULL, instance_number, sop_instance_uid",
+            (series_uid,),
+        ).fetchall()
+        return [self._instance_from_row(r) for r in rows]
+
+    def instance(self, sop_uid: str) -> Instance | None:
+        row = self._connect().execute(
+            "SELECT * FROM instances WHERE sop_instance_uid=?", (sop_uid,)
+        ).fetchone()
+        return self._instance_from_row(row) if row else None
+
+    def conflicts(self) -> list[dict[str, Any]]:
+        rows = self._connect().execute("SELECT * FROM conflicts ORDER BY added_at").fetchall()
+        return [dict(r) | {"path": str(self.root / r["path"])} for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        conn = self._connect()
+        return {
+            table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for table in ("studies", "series", "instances", "conflicts")
+        }
+
+    def _instance_from_row(self, row: sqlite3.Row) -> Instance:
+        return Instance(
+            sop_instance_uid=row["sop_instance_uid"],
+            sop_class_uid=row["sop_class_uid"],
+            series_instance_uid=row["series_instance_uid"],
+            study_instance_uid=row["study_instance_uid"],
+            transfer_syntax_uid=row["transfer_syntax_uid"],
+            instance_number=row["instance_number"],
+            acquisition_number=row["acquisition_number"],
+            image_type=row["image_type"],
+            image=ImageInfo.from_json(row["image"]) if row["image"] else None,
+            path=self.root / row["path"],
+            sha256=row["sha256"],
+            size=row["size"],
+        )
+
+
+def _study_from_row(row: sqlite3.Row, series: list[Series]) -> Study:
+    patient = Patient(
+        patient_id=row["patient_id"],
+        patient_name=row["patient_name"],
+        patient_birth_date=row["patient_birth_date"],
+        patient_sex=row["patient_sex"],
+        issuer_of_patient_id=row["issuer_of_patient_id"],
+    )
+    modalities = tuple(dict.fromkeys(s.modality for s in series if s.modality))
+    return Study(
+        study_instance_uid=row["study_instance_uid"],
+        patient=patient,
+        study_date=row["study_date"],
+        study_time=row["study_time"],
+        study_description=row["study_description"],
+        accession_number=row["accession_number"],
+        study_id=row["study_id"],
+        modalities=modalities,
+        series=tuple(series),
+    )
+
+
+def _series_from_row(row: sqlite3.Row) -> Series:
+    return Series(
+        series_instance_uid=row["series_instance_uid"],
+        study_instance_uid=row["study_instance_uid"],
+        series_number=row["series_number"],
+        modality=row["modality"],
+        series_description=row["series_description"],
+        body_part_examined=row["body_part_examined"],
+        frame_of_reference_uid=row["frame_of_reference_uid"],
+        series_date=row["series_date"],
+        series_time=row["series_time"],
+        instance_count=row["n"],
+    )
+
+
+def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Set up Relay on a Debian machine and open it, or run its tests.
+#
+#   ./setup.sh run [relay args...]   set everything up, then open the program
+#   ./setup.sh test [pytest args...] set everything up, then run the whole test suite
+#   ./setup.sh env                   set everything up and stop
+#
+# "Everything" is: the Debian packages Relay needs (installed with apt-get when run as root,
+# otherwise named so an administrator can install them), a virtual env in .venv inside this
+# checkout, and the Python packages from pyproject.toml. Running it again refreshes the env
+# only when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")"
+here=$(pwd)
+mode=${1:-run}
+[ $# -gt 0 ] && shift
+
+# Debian packages: Python venv support, Qt/VTK runtime libraries (offscreen GL through OSMesa
+# and EGL), a virtual X server for window tests and screenshots, the reference hub (Orthanc +
+# DICOMweb plugin) and the DICOM peers used in tests (dcmtk).
+debs=(
+  python3 python3-venv python3-pip ca-certificates
+  libgl1 libegl1 libx11-6 libdbus-1-3 libfontconfig1 libfreetype6 libglib2.0-0 libxkbcommon0
+  libosmesa6 libxrender1 libxi6 libsm6 libice6
+  xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0
+  libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-randr0 libxcb-xinerama0
+  orthanc orthanc-dicomweb dcmtk
+)
+
+missing_debs() {
+  local p out=()
+  for p in "${debs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || out+=("$p")
+  done
+  echo "${out[@]:-}"
+}
+
+if command -v dpkg-query >/dev/null 2>&1; then
+  need=$(missing_debs)
+  if [ -n "$need" ]; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "setup: installing Debian packages: $need"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      # shellcheck disable=SC2086
+      apt-get install -y -qq --no-install-recommends $need >/dev/null
+      # The orthanc package starts a system service; Relay runs its own Orthanc on loopback.
+      if command -v systemctl >/dev/null 2>&1; then systemctl disable --now orthanc >/dev/null 2>&1 || true; fi
+      service orthanc stop >/dev/null 2>&1 || true
+    else
+      echo "setup: these Debian packages are missing; install them as root and run again:"
+      echo "  sudo apt-get install $need"
+      exit 1
+    fi
+  fi
+else
+  echo "setup: not a Debian system (no dpkg); install the equivalents of: ${debs[*]}" >&2
+fi
+
+# Python: a venv in the checkout, refreshed when pyproject.toml changes.
+py=${PYTHON:-python3}
+stamp=.venv/.stamp-pyproject
+want=$(sha256sum pyproject.toml | cut -c1-64)
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$py" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: installing Python packages into .venv (a few minutes the first time)"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".[test]"
+  echo "$want" > "$stamp"
+fi
+
+case "$mode" in
+  env)
+    echo "setup: ready ($here/.venv)"
+    ;;
+  run)
+    if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ] && [ "${QT_QPA_PLATFORM:-}" = "" ]; then
+      echo "setup: no display found; opening Relay on a virtual screen is pointless." >&2
+      echo "       Run it from a desktop session, or use the command line: .venv/bin/relay --help" >&2
+      exit 1
+    fi
+    exec .venv/bin/relay "$@"
+    ;;
+  test)
+    export QT_QPA_PLATFORM=offscreen
+    export VTK_DEFAULT_OPENGL_WINDOW=vtkOSOpenGLRenderWindow
+    export TCP_NODELAY=1
+    export PYTHONDONTWRITEBYTECODE=1
+    # GL and real-window tests need an X server; xvfb-run gives each run its own.
+    exec xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m pytest "$@"
+    ;;
+  *)
+    echo "usage: ./setup.sh run|test|env [args...]" >&2
+    exit 2
+    ;;
+esac

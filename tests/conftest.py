@@ -1,0 +1,60 @@
+"""Shared fixtures: where the shared data lives, temporary Relay homes, running the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("RELAY_TEST_DATA", REPO.parent / "shared" / "data"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if not DATA.is_dir():
+        skip = pytest.mark.skip(reason=f"shared test data not found at {DATA}")
+        for item in items:
+            if "data" in item.fixturenames:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def data() -> Path:
+    """The shared real-DICOM folder (../shared/data)."""
+    return DATA
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty Relay home."""
+    h = tmp_path / "home"
+    h.mkdir()
+    return h
+
+
+def relay_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "app", *args]
+
+
+def relay_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_relay(*args: str, check: bool = True, timeout: float = 300, cwd: Path | None = None):
+    """Run the ``relay`` CLI in a subprocess; return the CompletedProcess."""
+    proc = subprocess.run(relay_cmd(*args), capture_output=True, text=True, timeout=timeout,
+                          env=relay_env(), cwd=cwd or REPO)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"relay {' '.join(args)} exited {proc.returncode}\n{proc.stderr}")
+    return proc
+
+
+def relay_json(*args: str, **kw) -> dict:
+    proc = run_relay(*args, "--json", **kw)
+    return json.loads(proc.stdout)

@@ -1,0 +1,144 @@
+"""Outside media as they come: odd DICOMDIRs, CD file names, zips, junk beside the images."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from app.importer import import_paths
+from app.store import Store
+
+pytestmark = pytest.mark.usefixtures("data")
+
+VARIANTS = ["DICOMDIR", "DICOMDIR-bigEnd", "DICOMDIR-implicit", "DICOMDIR-nooffset",
+            "DICOMDIR-nopatient", "DICOMDIR-reordered", "DICOMDIR-empty.dcm"]
+
+
+def _cd_copy(data: Path, dest: Path, dicomdir: str = "DICOMDIR") -> Path:
+    """A CD layout: the pydicom-dicomdirtests images with ``dicomdir`` as its DICOMDIR."""
+    src = data / "cd" / "pydicom-dicomdirtests"
+    dest.mkdir(parents=True)
+    for folder in ("77654033", "98892001", "98892003"):
+        shutil.copytree(src / folder, dest / folder)
+    shutil.copyfile(src / dicomdir, dest / "DICOMDIR")
+    return dest
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_odd_dicomdir_still_gives_all_images(data: Path, tmp_path: Path, variant: str) -> None:
+    media = _cd_copy(data, tmp_path / "cd", variant)
+    report = import_paths(Store(tmp_path / "home"), [str(media)])
+    assert report.imported == 31
+    assert report.failed == []
+    assert len(report.study_uids) == 6
+    assert [p.reason for p in report.skipped] == [
+        "DICOMDIR (media index), checked against the files"
+    ]
+
+
+def test_cd_names_lowercase_and_version_suffix(data: Path, tmp_path: Path) -> None:
+    media = _cd_copy(data, tmp_path / "cd")
+    # an ISO 9660 CD read on another system: lower case, ";1" version suffixes
+    for path in sorted(media.rglob("*"), key=lambda p: -len(p.parts)):
+        if path.name == "DICOMDIR":
+            path.rename(path.with_name("dicomdir;1"))
+        elif path.is_file():
+            path.rename(path.with_name(path.name.lower() + ";1"))
+        else:
+            path.rename(path.with_name(path.name.lower()))
+    report = import_paths(Store(tmp_path / "home"), [str(media)])
+    assert report.imported == 31
+    assert report.failed == []  # every DICOMDIR entry was found despite the renaming
+
+
+def test_stale_dicomdir_missing_and_unlisted_files(data: Path, tmp_path: Path) -> None:
+    media = _cd_copy(data, tmp_path / "cd")
+    missing = media / "98892003" / "MR700" / "4648"
+    missing.unlink()
+    extra_dir = media / "EXTRA"
+    extra_dir.mkdir()
+    shutil.copyfile(data / "ct-head" / "ge-hispeed-human-gantry-tilt" / "01.dcm", extra_dir / "X1")
+    report = import_paths(Store(tmp_path / "home"), [str(media)])
+    assert report.imported == 31  # 30 listed and present + 1 the DICOMDIR does not know
+    assert [(p.path, p.reason) for p in report.failed] == [
+        (os.path.join(str(media), "98892003", "MR700", "4648"),
+         "listed in the DICOMDIR but missing from the media")
+    ]
+
+
+def test_broken_dicomdir_falls_back_to_scanning(data: Path, tmp_path: Path) -> None:
+    media = _cd_copy(data, tmp_path / "cd")
+    (media / "DICOMDIR").write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 40)
+    report = import_paths(Store(tmp_path / "home"), [str(media)])
+    assert report.imported == 31
+    assert report.failed == []
+
+
+def test_vendor_cd_with_viewer_and_several_filesets(data: Path, tmp_path: Path) -> None:
+    cd = tmp_path / "VENDORCD"
+    _cd_copy(data, cd / "PATIENT1")
+    shutil.copytree(data / "cd" / "pydicom-tiny-alpha", cd / "PATIENT2" / "DICOM")
+    (cd / "autorun.inf").write_text("[autorun]\nopen=viewer\\viewer.exe\n")
+    viewer = cd / "viewer"
+    viewer.mkdir()
+    (viewer / "viewer.exe").write_bytes(b"MZ\x90\x00" + os.urandom(4000))
+    (viewer / "index.html").write_text("<html><body>Viewer</body></html>")
+    (cd / "REPORT.PDF").write_bytes(b"%PDF-1.4\n" + os.urandom(500))
+    marker = tmp_path / "ran"
+    (viewer / "run.sh").write_text(f"#!/bin/sh\ntouch {marker}\n")
+    (viewer / "run.sh").chmod(0o755)
+    report = import_paths(Store(tmp_path / "home"), [str(cd)])
+    assert report.imported == 31 + 50
+    assert report.failed == []
+    reasons = {Path(p.path).name: p.reason for p in report.skipped}
+    for name in ("autorun.inf", "viewer.exe", "index.html", "REPORT.PDF", "run.sh"):
+        assert reasons[name] == "not a DICOM file"
+    assert not marker.exists()  # nothing on the media is ever run
+
+
+def test_zip_archive_and_mixed_arguments(data: Path, tmp_path: Path) -> None:
+    src = data / "cd" / "pydicom-dicomdirtests"
+    archive = tmp_path / "outside.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(src.rglob("*")):
+            if path.is_file():
+                zf.write(path, "EXAM/" + str(path.relative_to(src)))
+        zf.writestr("EXAM/readme.txt", "burned by a PACS")
+    single = data / "ct-head" / "ge-hispeed-human-gantry-tilt" / "01.dcm"
+    folder = data / "mr-brain" / "philips-elition-3dpcasl-perfusion"
+    report = import_paths(Store(tmp_path / "home"), [str(archive), str(single), str(folder)])
+    assert report.imported == 31 + 1 + 40
+    assert report.failed == []
+    names = {p.path for p in report.skipped}
+    assert f"{archive}!/EXAM/readme.txt" in names
+    assert f"{archive}!/EXAM/DICOMDIR" in names
+
+
+def test_damaged_zip_and_missing_path_are_reported(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    report = import_paths(Store(tmp_path / "home"), [str(bad), str(tmp_path / "nope")])
+    reasons = {p.path: p.reason for p in report.failed}
+    assert reasons[str(bad)].startswith("damaged zip archive")
+    assert reasons[str(tmp_path / "nope")] == "no such file or folder"
+
+
+def test_paths_in_report_are_as_given(data: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(data.parent)
+    report = import_paths(Store(tmp_path / "home"), ["data/malformed"])
+    assert all(p.path.startswith("data/malformed/") for p in report.failed)
+
+
+def test_symlink_loop_and_fifo_do_not_hang(tmp_path: Path, data: Path) -> None:
+    media = tmp_path / "usb"
+    media.mkdir()
+    shutil.copyfile(data / "ct-head" / "ge-hispeed-human-gantry-tilt" / "02.dcm", media / "a.dcm")
+    (media / "loop").symlink_to(media)
+    os.mkfifo(media / "pipe")
+    report = import_paths(Store(tmp_path / "home"), [str(media)])
+    assert report.imported == 1
+    assert {p.reason for p in report.skipped} == {"not a regular file"}
