@@ -49,3 +49,33 @@ class NotSupportedError(RelayError):
 
 class Cancelled(RelayError):
     """The user cancelled the task."""
+
+
+class HubError(TransferError):
+    """A hub could not be used. ``kind`` names the fault in one word, the message in plain words.
+
+    Kinds: ``unreachable`` (no connection, connection lost), ``timeout``, ``tls`` (certificate not
+    trusted, TLS spoken to a plain port, ...), ``auth`` (401/403), ``not-dicomweb`` (the server
+    answers, but not as a DICOMweb service: wrong URL, garbage), ``server`` (5xx), ``rejected``
+    (the hub refused the request itself, 4xx). ``retryable`` says whether trying again later
+    can help without the user changing anything.
+    """
+
+    RETRYABLE = frozenset({"unreachable", "timeout", "server"})
+
+    def __init__(self, kind: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in self.RETRYABLE
+
+
+class SecretsError(RelayError):
+    """A secret cannot be stored or read (no keyring service, wrong passphrase, ...)."""
+
+
+class SettingsError(RelayError):
+    """The settings file cannot be read or holds a value of the wrong kind."""

@@ -8,7 +8,6 @@ file ends in exactly one place of the :class:`ImportReport`: imported, duplicate
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import deque
@@ -16,8 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.errors import Cancelled, DicomReadError, NotDicomError, StoreError
-from app.header import read_header
+from app.errors import Cancelled, StoreError
+from app.ingest import Duplicate, stage_bytes
 from app.media import MediaItem, Problem, walk
 from app.model import Series
 from app.store import Store, StoredFile
@@ -85,12 +84,6 @@ def series_json(store: Store, series: Series) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class _Duplicate:
-    header: Any
-    sha256: str
-
-
 def import_paths(
     store: Store,
     paths: list[str],
@@ -138,7 +131,7 @@ def import_paths(
                     result = future.result()
                     if isinstance(result, Problem):
                         report.add_problem(result)
-                    elif isinstance(result, _Duplicate):
+                    elif isinstance(result, Duplicate):
                         report.duplicates += 1
                         seen_studies.setdefault(result.header.study.study_instance_uid)
                     else:
@@ -175,21 +168,11 @@ def _count(report: ImportReport, status: str) -> None:
         report.conflicts += 1
 
 
-def _prepare(store: Store, item: MediaItem) -> StoredFile | _Duplicate | Problem:
+def _prepare(store: Store, item: MediaItem) -> StoredFile | Duplicate | Problem:
     """Read, check and durably store one file (not yet indexed)."""
     try:
         with item.open() as buf:
-            try:
-                header = read_header(buf, item.display)
-            except NotDicomError as exc:
-                return Problem(item.display, exc.reason, "skipped")
-            except DicomReadError as exc:
-                return Problem(item.display, exc.reason, "failed")
-            digest = hashlib.sha256(buf).hexdigest()
-            if store.has_instance(header.instance.sop_instance_uid, digest):
-                return _Duplicate(header, digest)
-            digest, rel = store.put(buf, digest)
-            return StoredFile(header=header, sha256=digest, size=len(buf), relpath=rel)
+            return stage_bytes(store, buf, item.display)
     except StoreError:
         raise
     except OSError as exc:

@@ -195,6 +195,28 @@ class Store:
             raise StoreError(f"cannot write to the store: {exc.strerror or exc}") from exc
         return digest, rel
 
+    def new_part(self) -> Path:
+        """A fresh temp path in the store's tmp folder (cleaned up if its writer dies)."""
+        return self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
+
+    def adopt(self, part: Path, sha256: str) -> str:
+        """Move a complete, fsync'ed temp file (from :meth:`new_part`) into the store.
+
+        Returns its relpath; call :meth:`commit` to index it. Like :meth:`put`, without a copy.
+        """
+        rel = f"objects/{sha256[:2]}/{sha256}.dcm"
+        dest = self.root / rel
+        try:
+            if dest.exists() and dest.stat().st_size == part.stat().st_size:
+                part.unlink()
+                return rel
+            dest.parent.mkdir(exist_ok=True)
+            os.replace(part, dest)
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            raise StoreError(f"cannot write to the store: {exc.strerror or exc}") from exc
+        return rel
+
     def sync_dirs(self, relpaths: Iterable[str]) -> None:
         """fsync the folders of freshly renamed files so the renames survive a power cut."""
         for folder in {str((self.root / r).parent) for r in relpaths}:

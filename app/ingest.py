@@ -1,0 +1,74 @@
+"""Adding DICOM bytes to the local store: the one path shared by every source.
+
+Import (folders, CDs, zips) and downloads (WADO-RS, DIMSE) all end here: the header is read and
+checked with :func:`app.header.read_header`, the bytes are placed durably with
+:meth:`Store.put` (or :meth:`Store.adopt` for a file already written to the store's tmp folder),
+and the caller indexes batches of the results with :meth:`Store.commit`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mmap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.errors import DicomReadError, NotDicomError
+from app.header import read_header
+from app.media import Problem
+from app.model import Header
+from app.store import Store, StoredFile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """These exact bytes are already in the store under this SOP Instance UID."""
+
+    header: Header
+    sha256: str
+
+
+Staged = StoredFile | Duplicate | Problem
+
+
+def stage_bytes(store: Store, buf: Any, name: str, sha256: str | None = None) -> Staged:
+    """Check ``buf`` (bytes or mmap of a whole file) and place it durably in the store."""
+    try:
+        header = read_header(buf, name)
+    except NotDicomError as exc:
+        return Problem(name, exc.reason, "skipped")
+    except DicomReadError as exc:
+        return Problem(name, exc.reason, "failed")
+    digest = sha256 or hashlib.sha256(buf).hexdigest()
+    if store.has_instance(header.instance.sop_instance_uid, digest):
+        return Duplicate(header, digest)
+    digest, rel = store.put(buf, digest)
+    return StoredFile(header=header, sha256=digest, size=len(buf), relpath=rel)
+
+
+def stage_part(store: Store, part: Path, sha256: str, name: str) -> Staged:
+    """Check a complete, fsync'ed file in the store's tmp folder and move it into the store.
+
+    The temp file is consumed (moved or deleted) whatever the outcome.
+    """
+    try:
+        size = part.stat().st_size
+        if size == 0:
+            return Problem(name, "empty part", "failed")
+        with open(part, "rb") as fp, mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            try:
+                header = read_header(buf, name)
+            except NotDicomError as exc:
+                return Problem(name, exc.reason, "skipped")
+            except DicomReadError as exc:
+                return Problem(name, exc.reason, "failed")
+        if store.has_instance(header.instance.sop_instance_uid, sha256):
+            return Duplicate(header, sha256)
+        rel = store.adopt(part, sha256)
+        return StoredFile(header=header, sha256=sha256, size=size, relpath=rel)
+    finally:
+        part.unlink(missing_ok=True)

@@ -1,0 +1,110 @@
+"""An encrypted-file keyring, for machines without a keyring service (servers, CI).
+
+Used only when the user chose it (settings ``secrets.fallback = "encrypted-file"`` or
+``RELAY_KEYRING=encrypted-file``). Each secret is sealed with AES-256-GCM under a key derived
+from a passphrase with scrypt; the entry's name is the associated data, so entries cannot be
+swapped. The file is JSON, written atomically with mode 0600. A wrong passphrase is an error,
+never an empty result.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from keyring.backend import KeyringBackend
+
+from app.errors import SecretsError
+
+FORMAT = "relay-secrets-1"
+SCRYPT_N = 2**15
+
+
+class EncryptedFileKeyring(KeyringBackend):
+    """A keyring backend keeping secrets in one encrypted file."""
+
+    priority = 0  # type: ignore[assignment]  # never chosen by keyring on its own
+
+    def __init__(self, path: Path, passphrase: str) -> None:
+        super().__init__()
+        if not passphrase:
+            raise SecretsError("the passphrase for the encrypted secrets file is empty")
+        self.path = Path(path)
+        self._passphrase = passphrase.encode("utf-8")
+
+    # -- file ------------------------------------------------------------------------------
+    def _load(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"format": FORMAT, "salt": base64.b64encode(os.urandom(16)).decode(),
+                    "entries": {}}
+        except (OSError, ValueError) as exc:
+            raise SecretsError(f"the secrets file {self.path} cannot be read: {exc}") from exc
+        if data.get("format") != FORMAT:
+            raise SecretsError(f"{self.path} is not a Relay secrets file")
+        return data
+
+    def _save(self, data: dict[str, Any]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fp:
+            json.dump(data, fp)
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(tmp, self.path)
+
+    def _aead(self, data: dict[str, Any]) -> AESGCM:
+        salt = base64.b64decode(data["salt"])
+        key = Scrypt(salt=salt, length=32, n=SCRYPT_N, r=8, p=1).derive(self._passphrase)
+        return AESGCM(key)
+
+    @staticmethod
+    def _name(service: str, username: str) -> str:
+        return f"{service}\x00{username}"
+
+    def _check(self, data: dict[str, Any], aead: AESGCM) -> None:
+        """Refuse a passphrase that does not open the entries already in the file."""
+        for name, sealed in data["entries"].items():
+            self._open(aead, name, sealed)
+            return
+
+    def _open(self, aead: AESGCM, name: str, sealed: str) -> str:
+        raw = base64.b64decode(sealed)
+        try:
+            return aead.decrypt(raw[:12], raw[12:], name.encode()).decode("utf-8")
+        except InvalidTag:
+            raise SecretsError(
+                f"wrong passphrase for the encrypted secrets file {self.path}"
+            ) from None
+
+    # -- keyring API -----------------------------------------------------------------------
+    def get_password(self, service: str, username: str) -> str | None:
+        data = self._load()
+        name = self._name(service, username)
+        sealed = data["entries"].get(name)
+        return None if sealed is None else self._open(self._aead(data), name, sealed)
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        data = self._load()
+        aead = self._aead(data)
+        self._check(data, aead)
+        name = self._name(service, username)
+        nonce = os.urandom(12)
+        sealed = nonce + aead.encrypt(nonce, password.encode("utf-8"), name.encode())
+        data["entries"][name] = base64.b64encode(sealed).decode()
+        self._save(data)
+
+    def delete_password(self, service: str, username: str) -> None:
+        data = self._load()
+        name = self._name(service, username)
+        if name in data["entries"]:
+            self._check(data, self._aead(data))
+            del data["entries"][name]
+            self._save(data)

@@ -1,0 +1,202 @@
+"""A local Orthanc hub: ``relay dev-hub`` and the test fixtures.
+
+The hub is a real Orthanc with its DICOMweb plugin (Debian packages ``orthanc`` and
+``orthanc-dicomweb``), started directly (not as the system service) from the config template in
+``resources/orthanc/hub.json``, with its storage in a folder of the caller's choosing, on a port
+of the caller's choosing. Orthanc 1.10 listens on every interface, so the config always keeps
+``RemoteAccessAllowed`` false: only this machine is answered. The process is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.errors import NotSupportedError, TransferError
+
+log = logging.getLogger(__name__)
+
+#: Where the config template lives in a checkout (and in the bundle, next to ``app``).
+TEMPLATE = Path(__file__).resolve().parents[2] / "resources" / "orthanc" / "hub.json"
+#: Where Debian puts the Orthanc binary and the DICOMweb plugin.
+ORTHANC_BINARIES = ("/usr/sbin/Orthanc", "/usr/bin/Orthanc")
+DICOMWEB_PLUGINS = (
+    "/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
+    "/usr/lib/orthanc/plugins/libOrthancDicomWeb.so",
+)
+DEBIAN_PACKAGES = ("orthanc", "orthanc-dicomweb")
+INSTALL_HINT = "sudo apt-get install " + " ".join(DEBIAN_PACKAGES)
+
+
+def find_orthanc() -> tuple[str, str]:
+    """Return (Orthanc binary, DICOMweb plugin) or raise naming the Debian packages to install."""
+    binary = next((p for p in ORTHANC_BINARIES if os.access(p, os.X_OK)), None)
+    binary = binary or shutil.which("Orthanc")
+    plugin = next((p for p in DICOMWEB_PLUGINS if os.path.isfile(p)), None)
+    missing = [name for name, found in zip(DEBIAN_PACKAGES, (binary, plugin), strict=True)
+               if not found]
+    if missing:
+        raise NotSupportedError(
+            f"the local hub needs the Debian package(s) {', '.join(missing)}; install with: "
+            f"sudo apt-get install {' '.join(missing)}"
+        )
+    assert binary is not None and plugin is not None
+    return binary, plugin
+
+
+def is_available() -> bool:
+    """Are Orthanc and its DICOMweb plugin installed?"""
+    try:
+        find_orthanc()
+    except NotSupportedError:
+        return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class HubConfig:
+    """What to start: storage folder, port, users (empty: no authentication), TLS certificate."""
+
+    storage: Path
+    http_port: int = 8042
+    #: user name -> password; basic authentication is on when not empty.
+    users: dict[str, str] = field(default_factory=dict)
+    #: PEM file holding the server certificate and its private key; HTTPS when given.
+    tls_pem: Path | None = None
+
+    @property
+    def url(self) -> str:
+        """The DICOMweb base URL of this hub."""
+        scheme = "https" if self.tls_pem else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}/dicom-web"
+
+    @property
+    def rest_url(self) -> str:
+        """Orthanc's own REST API (tests use it to check what the hub holds)."""
+        return self.url.rsplit("/dicom-web", 1)[0]
+
+    def render(self, plugin: str) -> dict[str, object]:
+        """The Orthanc configuration (template with this hub's values)."""
+        config: dict[str, object] = json.loads(TEMPLATE.read_text(encoding="utf-8"))
+        db = self.storage / "db"
+        config.update(
+            StorageDirectory=str(db),
+            IndexDirectory=str(db),
+            HttpPort=self.http_port,
+            RemoteAccessAllowed=False,
+            AuthenticationEnabled=bool(self.users),
+            RegisteredUsers=dict(self.users),
+            Plugins=[plugin],
+            SslEnabled=self.tls_pem is not None,
+        )
+        if self.tls_pem is not None:
+            config["SslCertificate"] = str(self.tls_pem)
+        return config
+
+
+class OrthancHub:
+    """One Orthanc process; start with :meth:`start`, stop with :meth:`stop` (by PID)."""
+
+    def __init__(self, config: HubConfig) -> None:
+        self.config = config
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = config.storage / "orthanc.log"
+
+    @property
+    def url(self) -> str:
+        return self.config.url
+
+    def start(self, timeout: float = 30.0) -> OrthancHub:
+        """Start Orthanc and wait until it answers; raise :class:`TransferError` if it cannot."""
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+        binary, plugin = find_orthanc()
+        self.config.storage.mkdir(parents=True, exist_ok=True)
+        config_path = self.config.storage / "orthanc.json"
+        config_path.write_text(json.dumps(self.config.render(plugin), indent=2), encoding="utf-8")
+        os.chmod(config_path, 0o600)  # it holds the hub's user passwords
+        env = dict(os.environ, TCP_NODELAY="1")
+        with open(self.log_path, "ab") as log_file:
+            self.proc = subprocess.Popen(
+                [binary, str(config_path)], stdout=log_file, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+            )
+        self._wait_ready(timeout)
+        log.info("local hub started (pid %d) at %s", self.proc.pid, self.url)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise TransferError(
+                    f"Orthanc exited at start (code {self.proc.returncode}); see {self.log_path}"
+                )
+            if _port_open(self.config.http_port) and "Orthanc has started" in self._log_tail():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise TransferError(f"Orthanc did not start within {timeout:.0f} s; see {self.log_path}")
+
+    def _log_tail(self) -> str:
+        try:
+            with open(self.log_path, "rb") as fp:
+                fp.seek(max(0, self.log_path.stat().st_size - 65536))
+                return fp.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop Orthanc (SIGTERM, then SIGKILL) and wait until the process has exited."""
+        self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        """Kill Orthanc at once (a hub crash), and wait until the process has exited."""
+        self._signal(signal.SIGKILL, 10.0)
+
+    def _signal(self, sig: int, timeout: float) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        self.proc = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self) -> OrthancHub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False

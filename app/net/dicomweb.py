@@ -1,0 +1,183 @@
+"""A DICOMweb client: QIDO-RS (paged), STOW-RS (streamed), WADO-RS (multipart, streamed).
+
+Named after the services of DICOM PS3.18. Every answer is read fully: a STOW-RS answer lists
+stored instances in ReferencedSOPSequence and refused ones in FailedSOPSequence, and Orthanc
+answers 200 even when some failed, so both are always read, and an instance named in neither is
+treated as not stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from app.errors import HubError
+from app.net.http import HubSession
+from app.net.multipart import MultipartBody, PartSink, boundary_of, read_parts
+
+log = logging.getLogger(__name__)
+
+# Tags (DICOM JSON keys)
+STUDY_UID = "0020000D"
+SERIES_UID = "0020000E"
+SOP_UID = "00080018"
+REFERENCED_SOP_SEQ = "00081199"
+FAILED_SOP_SEQ = "00081198"
+REFERENCED_SOP_UID = "00081155"
+FAILURE_REASON = "00081197"
+WARNING_REASON = "00081196"
+
+#: Ask for the stored bytes as they are (no transcoding on the hub).
+WADO_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+QIDO_PAGE = 500
+R = TypeVar("R")
+
+
+def value(dataset: dict[str, Any], tag: str, default: Any = None) -> Any:
+    """First value of ``tag`` in a DICOM JSON dataset (person names as their alphabetic text)."""
+    element = dataset.get(tag)
+    if not isinstance(element, dict):
+        return default
+    values = element.get("Value")
+    if not isinstance(values, list) or not values:
+        return default
+    first = values[0]
+    if isinstance(first, dict) and element.get("vr") == "PN":
+        return first.get("Alphabetic", default)
+    return first
+
+
+@dataclass(frozen=True)
+class StowResult:
+    """What the hub said about one STOW-RS request."""
+
+    stored: frozenset[str]
+    """SOP Instance UIDs the hub confirmed (ReferencedSOPSequence)."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """SOP Instance UID -> failure reason (FailedSOPSequence)."""
+
+
+class DicomWebClient:
+    """QIDO, STOW and WADO against one hub."""
+
+    def __init__(self, session: HubSession) -> None:
+        self.session = session
+
+    # -- QIDO-RS -------------------------------------------------------------------------
+    def search(self, path: str, params: dict[str, Any] | None = None, *,
+               page: int = QIDO_PAGE) -> Iterator[dict[str, Any]]:
+        """Yield the datasets of a QIDO-RS search, page by page (limit/offset).
+
+        Stops at a short page, or when a page brings nothing new (a server ignoring offset).
+        """
+        seen: set[str] = set()
+        offset = 0
+        while True:
+            answer = self.session.json(path, {**(params or {}), "limit": page, "offset": offset})
+            if not isinstance(answer, list) or not all(isinstance(d, dict) for d in answer):
+                raise HubError("not-dicomweb", f"the hub at {self.session.where} answered a "
+                                               "search with something that is not DICOM JSON")
+            fresh = 0
+            for dataset in answer:
+                key = repr(sorted((k, repr(v)) for k, v in dataset.items()))
+                if key not in seen:
+                    seen.add(key)
+                    fresh += 1
+                    yield dataset
+            if len(answer) < page or fresh == 0:
+                return
+            offset += len(answer)
+
+    def studies(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        return self.search("/studies", {"includefield": "all", **filters})
+
+    def series(self, study_uid: str) -> list[dict[str, Any]]:
+        return list(self.search(f"/studies/{study_uid}/series"))
+
+    def instances(self, study_uid: str, series_uid: str | None = None,
+                  fields: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+        path = f"/studies/{study_uid}" + (f"/series/{series_uid}" if series_uid else "")
+        params = {"includefield": ",".join(fields)} if fields else None
+        return self.search(path + "/instances", params)
+
+    def instance_uids(self, study_uid: str, series_uid: str | None = None) -> set[str]:
+        """SOP Instance UIDs the hub holds for a study (or one of its series)."""
+        return {u for d in self.instances(study_uid, series_uid) if (u := value(d, SOP_UID))}
+
+    # -- STOW-RS -------------------------------------------------------------------------
+    def store(self, files: Sequence[tuple[Path, int]], study_uid: str | None = None) -> StowResult:
+        """Send ``(path, size)`` files as one streamed STOW-RS request; return the hub's answer."""
+        body = MultipartBody(files)
+        path = f"/studies/{study_uid}" if study_uid else "/studies"
+        resp = self.session.request(
+            "POST", path, body=iter(body), ok=(200, 202, 409),
+            headers={"Content-Type": body.content_type, "Content-Length": str(len(body)),
+                     "Accept": "application/dicom+json"},
+        )
+        answer = self.session.parse_json(resp) if resp.data else None
+        if not isinstance(answer, dict):
+            raise HubError("not-dicomweb", f"the hub at {self.session.where} answered a STOW-RS "
+                                           "request without a DICOM JSON result")
+        stored = {u for item in _items(answer, REFERENCED_SOP_SEQ)
+                  if (u := value(item, REFERENCED_SOP_UID))}
+        failed: dict[str, str] = {}
+        for item in _items(answer, FAILED_SOP_SEQ):
+            uid = value(item, REFERENCED_SOP_UID)
+            if uid:
+                code = value(item, FAILURE_REASON)
+                failed[uid] = _failure_words(code)
+        return StowResult(stored=frozenset(stored - set(failed)), failed=failed)
+
+    # -- WADO-RS -------------------------------------------------------------------------
+    def retrieve(
+        self,
+        path: str,
+        open_part: Callable[[dict[str, str]], PartSink],
+        close_part: Callable[[PartSink], R],
+    ) -> Iterator[R]:
+        """Stream the instances of a WADO-RS resource (study, series or instance) part by part."""
+        resp = self.session.request("GET", path, headers={"Accept": WADO_ACCEPT}, stream=True)
+        try:
+            boundary = boundary_of(resp.headers.get("Content-Type", ""))
+            yield from read_parts(resp, boundary, open_part, close_part)
+        except HubError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, OSError) and not _is_network(exc):
+                raise
+            raise self.session.translate(exc) from exc
+        finally:
+            resp.release_conn()
+
+
+def _is_network(exc: BaseException) -> bool:
+    return exc.__class__.__module__.startswith(("urllib3", "http", "socket", "ssl")) or isinstance(
+        exc, ConnectionError | TimeoutError)
+
+
+def _items(answer: dict[str, Any], tag: str) -> list[dict[str, Any]]:
+    element = answer.get(tag)
+    if not isinstance(element, dict):
+        return []
+    values = element.get("Value")
+    return [v for v in values if isinstance(v, dict)] if isinstance(values, list) else []
+
+
+_FAILURES = {
+    0x0110: "processing failure",
+    0x0122: "SOP class not supported",
+    0x0124: "not authorized",
+    0xA700: "out of resources",
+    0xA900: "data set does not match SOP class",
+    0xC000: "cannot understand",
+    0xC122: "referenced transfer syntax not supported",
+}
+
+
+def _failure_words(code: Any) -> str:
+    if isinstance(code, int):
+        return f"{_FAILURES.get(code, 'refused')} (0x{code:04X})"
+    return "refused (no reason given)"

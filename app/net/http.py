@@ -1,0 +1,195 @@
+"""HTTP to a hub: TLS, authentication, timeouts, and faults told in plain words.
+
+One :class:`HubSession` per hub profile: a urllib3 pool (keep-alive, no automatic retries: the
+transfer queue decides about retries), TLS verified against the operating system's trust store
+(``truststore``) plus the profile's CA file, and every low-level failure translated into a
+:class:`~app.errors.HubError` whose ``kind`` says what is wrong. Secrets and query strings never
+reach the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import ssl
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import truststore
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from app import __version__
+from app.errors import HubError
+from app.settings import HubProfile
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"Relay/{__version__}"
+
+
+def ssl_context(ca_file: str = "") -> ssl.SSLContext:
+    """A client context verifying against the system trust store (and ``ca_file``)."""
+    ctx = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca_file:
+        try:
+            ctx.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise HubError("tls", f"the CA file {ca_file} cannot be used: {exc}") from exc
+    return ctx
+
+
+class HubSession:
+    """Requests to one hub. Thread-safe (urllib3 pools are)."""
+
+    def __init__(self, profile: HubProfile, secret: str | None = None, *, pool_size: int = 4):
+        self.profile = profile
+        self.base = profile.url.rstrip("/")
+        parts = urlsplit(self.base)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise HubError("rejected", f"'{profile.url}' is not an http:// or https:// URL")
+        self.where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        self.headers: dict[str, str] = {"User-Agent": USER_AGENT}
+        if profile.auth == "basic":
+            token = base64.b64encode(f"{profile.user}:{secret or ''}".encode()).decode()
+            self.headers["Authorization"] = f"Basic {token}"
+        elif profile.auth == "bearer":
+            self.headers["Authorization"] = f"Bearer {secret or ''}"
+        kwargs: dict[str, Any] = {}
+        if parts.scheme == "https":
+            kwargs["ssl_context"] = ssl_context(profile.ca_file)
+        self.pool = urllib3.PoolManager(
+            num_pools=2, maxsize=pool_size, block=False, retries=False,
+            timeout=urllib3.Timeout(connect=profile.connect_timeout, read=profile.read_timeout),
+            **kwargs,
+        )
+
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        url = self.base + path
+        return url + ("?" + urlencode(params) if params else "")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | Iterable[bytes] | None = None,
+        stream: bool = False,
+        ok: Iterable[int] = (200,),
+    ) -> urllib3.BaseHTTPResponse:
+        """Send one request; return the response or raise :class:`HubError`.
+
+        With ``stream`` the body is left unread (the caller reads and releases it).
+        """
+        all_headers = {**self.headers, **(headers or {})}
+        log.debug("%s %s", method, path.split("/")[1] if "/" in path else path)
+        try:
+            resp = self.pool.request(
+                method, self.url(path, params), headers=all_headers, body=body,
+                preload_content=not stream, redirect=False, chunked=False,
+            )
+        except HubError:
+            raise
+        except Exception as exc:
+            raise self.translate(exc) from exc
+        if resp.status not in set(ok):
+            error = self.status_error(resp)
+            if stream:
+                resp.drain_conn()
+                resp.release_conn()
+            raise error
+        return resp
+
+    def json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET a DICOM JSON answer (QIDO); 204 is an empty list."""
+        resp = self.request("GET", path, params=params,
+                            headers={"Accept": "application/dicom+json"}, ok=(200, 204))
+        if resp.status == 204 or not resp.data:
+            return []
+        return self.parse_json(resp)
+
+    def parse_json(self, resp: urllib3.BaseHTTPResponse) -> Any:
+        ctype = resp.headers.get("Content-Type", "")
+        try:
+            return json.loads(resp.data)
+        except ValueError:
+            raise HubError(
+                "not-dicomweb",
+                f"the server at {self.where} answered, but not with DICOM JSON "
+                f"({ctype or 'no content type'}): is {self.base} the DICOMweb base URL?",
+            ) from None
+
+    # -- plain words -----------------------------------------------------------------------
+    def status_error(self, resp: urllib3.BaseHTTPResponse) -> HubError:
+        status = resp.status
+        if status == 401:
+            return HubError("auth", f"the hub at {self.where} refused the credentials (401): "
+                                    "check the user name and password or token", status=status)
+        if status == 403:
+            return HubError("auth", f"the hub at {self.where} does not allow this (403): the "
+                                    "account lacks the permission", status=status)
+        if status in (404, 405):
+            return HubError("not-dicomweb", f"no DICOMweb service at {self.base} ({status}): "
+                                            "check the base URL (often it ends in /dicom-web)",
+                            status=status)
+        if status >= 500:
+            return HubError("server", f"the hub at {self.where} had an internal error "
+                                      f"({status}); it may be overloaded or restarting",
+                            status=status)
+        return HubError("rejected", f"the hub at {self.where} rejected the request ({status} "
+                                    f"{resp.reason or ''})".rstrip(), status=status)
+
+    def translate(self, exc: BaseException) -> HubError:
+        """A connection-level exception as a :class:`HubError`."""
+        inner: BaseException = exc
+        while getattr(inner, "reason", None) is not None and isinstance(inner.reason,  # type: ignore[attr-defined]
+                                                                          BaseException):
+            inner = inner.reason  # type: ignore[attr-defined]
+        text = str(inner)
+        if isinstance(exc, SSLError) or isinstance(inner, ssl.SSLError):
+            return HubError("tls", self._tls_words(text))
+        if isinstance(exc, NameResolutionError) or isinstance(inner, NameResolutionError):
+            return HubError("unreachable", f"the hub's host name in {self.base} is not known "
+                                           "(DNS): check the URL and the network")
+        if isinstance(exc, NewConnectionError):
+            why = "connection refused" if "refused" in text.lower() else text.split(":")[-1].strip()
+            return HubError("unreachable", f"cannot reach the hub at {self.where}: {why} "
+                                           "(is it running? is the URL right?)")
+        if isinstance(exc, ConnectTimeoutError):
+            return HubError("unreachable", f"cannot reach the hub at {self.where}: no answer "
+                                           f"within {self.profile.connect_timeout:.0f} s")
+        if isinstance(exc, ReadTimeoutError):
+            return HubError("timeout", f"the hub at {self.where} stopped answering "
+                                       f"(nothing for {self.profile.read_timeout:.0f} s)")
+        if isinstance(exc, ProtocolError | ConnectionError | HTTPError | OSError):
+            return HubError("unreachable", f"the connection to the hub at {self.where} was lost "
+                                           f"({_short(text)})")
+        return HubError("not-dicomweb", f"unexpected answer from {self.where}: {_short(text)}")
+
+    def _tls_words(self, text: str) -> str:
+        low = text.lower()
+        if "certificate verify failed" in low or "not trusted" in low:
+            detail = text.split("certificate verify failed:")[-1].strip(" )") or "untrusted"
+            return (f"the hub's TLS certificate at {self.where} is not trusted ({_short(detail)}). "
+                    "If the hub uses its own CA, add its certificate with --ca-file")
+        if "wrong version number" in low or "record layer failure" in low or "packet length" in low:
+            return (f"the server at {self.where} does not speak TLS on this port: "
+                    "should the URL start with http:// ?")
+        return f"TLS with the hub at {self.where} failed ({_short(text)})"
+
+
+def _short(text: str, n: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"

@@ -1,0 +1,189 @@
+"""multipart/related bodies, written and read as streams.
+
+Writing (STOW-RS): :class:`MultipartBody` yields the framing and each file's bytes in chunks, and
+knows the total length in advance, so a request has a Content-Length and never holds more than
+one chunk in memory. Each part's Content-Type is exactly ``application/dicom`` and the boundary
+holds no ``=`` (Orthanc 1.10 rejects both otherwise).
+
+Reading (WADO-RS): :func:`read_parts` splits a response stream into parts and writes each body
+to a sink as it arrives, using the part's Content-Length when given and the boundary otherwise.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from app.errors import HubError
+
+CHUNK = 1 << 20
+PART_TYPE = "application/dicom"
+
+
+def new_boundary() -> str:
+    """A boundary made of letters, digits and dashes (no ``=``)."""
+    return f"relay-{uuid.uuid4().hex}"
+
+
+class MultipartBody:
+    """A multipart/related body of DICOM files, streamed from disk."""
+
+    def __init__(self, files: Sequence[tuple[Path, int]], boundary: str | None = None) -> None:
+        self.files = list(files)
+        self.boundary = boundary or new_boundary()
+        self._head = f"--{self.boundary}\r\nContent-Type: {PART_TYPE}\r\n\r\n".encode()
+        self._tail = f"--{self.boundary}--\r\n".encode()
+
+    @property
+    def content_type(self) -> str:
+        return f'multipart/related; type="{PART_TYPE}"; boundary={self.boundary}'
+
+    def __len__(self) -> int:
+        return sum(len(self._head) + size + 2 for _, size in self.files) + len(self._tail)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for path, size in self.files:
+            yield self._head
+            sent = 0
+            with open(path, "rb") as fp:
+                while True:
+                    chunk = fp.read(CHUNK)
+                    if not chunk:
+                        break
+                    sent += len(chunk)
+                    yield chunk
+            if sent != size:  # the store file changed under us: never send a wrong length
+                raise OSError(f"{path} has {sent} bytes, expected {size}")
+            yield b"\r\n"
+        yield self._tail
+
+
+def boundary_of(content_type: str) -> str:
+    """The boundary parameter of a multipart Content-Type, or raise ``not-dicomweb``."""
+    if not content_type.lower().startswith("multipart/"):
+        raise HubError("not-dicomweb",
+                       f"expected a multipart answer, got '{content_type or 'no content type'}'")
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.strip().partition("=")
+        if key.strip().lower() == "boundary" and value:
+            return value.strip().strip('"')
+    raise HubError("not-dicomweb", "a multipart answer without a boundary")
+
+
+class Stream(Protocol):
+    def read(self, amt: int) -> bytes: ...
+
+
+class PartSink(Protocol):
+    """Where one part's body goes."""
+
+    def write(self, data: bytes | memoryview) -> object: ...
+
+
+R = TypeVar("R")
+
+
+def read_parts(
+    stream: Stream,
+    boundary: str,
+    open_part: Callable[[dict[str, str]], PartSink],
+    close_part: Callable[[PartSink], R],
+) -> Iterator[R]:
+    """Yield ``close_part(sink)`` for each part of ``stream`` once its body is complete."""
+    reader = _Reader(stream)
+    delim = b"--" + boundary.encode("latin-1")
+    # Preamble: everything up to the first delimiter line.
+    reader.skip_until(delim)
+    while True:
+        after = reader.take(2)
+        if after == b"--":
+            return  # close delimiter
+        if after != b"\r\n":
+            raise HubError("not-dicomweb", "malformed multipart answer (after a boundary)")
+        headers = _parse_headers(reader.take_until(b"\r\n\r\n"))
+        sink = open_part(headers)
+        length = headers.get("content-length")
+        if length is not None and length.isdigit():
+            reader.copy(int(length), sink)
+            if reader.take(2) != b"\r\n" or reader.take(len(delim)) != delim:
+                raise HubError("not-dicomweb", "multipart part longer than its Content-Length")
+        else:
+            reader.copy_until(b"\r\n" + delim, sink)
+        yield close_part(sink)
+
+
+def _parse_headers(block: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in block.decode("latin-1").split("\r\n"):
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip().lower()] = value.strip()
+    return out
+
+
+class _Reader:
+    """Buffered reads from a stream, with a clear error at an early end."""
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+        self.buf = bytearray()
+        self.pos = 0
+
+    def _fill(self) -> None:
+        if self.pos > CHUNK:
+            del self.buf[: self.pos]
+            self.pos = 0
+        data = self.stream.read(CHUNK)
+        if not data:
+            raise HubError("unreachable", "the hub's answer ended early (connection lost?)")
+        self.buf += data
+
+    def take(self, n: int) -> bytes:
+        while len(self.buf) - self.pos < n:
+            self._fill()
+        out = bytes(self.buf[self.pos : self.pos + n])
+        self.pos += n
+        return out
+
+    def take_until(self, marker: bytes, limit: int = 65536) -> bytes:
+        while True:
+            at = self.buf.find(marker, self.pos)
+            if at >= 0:
+                out = bytes(self.buf[self.pos : at])
+                self.pos = at + len(marker)
+                return out
+            if len(self.buf) - self.pos > limit:
+                raise HubError("not-dicomweb", "malformed multipart answer (headers too long)")
+            self._fill()
+
+    def skip_until(self, marker: bytes, limit: int = 1 << 20) -> None:
+        self.take_until(marker, limit)
+
+    def _emit(self, sink: PartSink, end: int) -> None:
+        """Write buf[pos:end] to the sink without a copy; advance pos."""
+        with memoryview(self.buf) as view, view[self.pos : end] as piece:
+            sink.write(piece)
+        self.pos = end
+
+    def copy(self, n: int, sink: PartSink) -> None:
+        while n > 0:
+            if self.pos >= len(self.buf):
+                self._fill()
+            k = min(n, len(self.buf) - self.pos)
+            self._emit(sink, self.pos + k)
+            n -= k
+
+    def copy_until(self, marker: bytes, sink: PartSink) -> None:
+        keep = len(marker)
+        while True:
+            at = self.buf.find(marker, self.pos)
+            if at >= 0:
+                self._emit(sink, at)
+                self.pos = at + len(marker)
+                return
+            safe = len(self.buf) - keep
+            if safe > self.pos:
+                self._emit(sink, safe)
+            self._fill()

@@ -1,0 +1,196 @@
+"""Typed settings, kept in ``settings.json`` in the Relay home.
+
+Each section is a dataclass; each field has a docstring. The file carries a schema version; a file
+written by a newer Relay is refused rather than half-read, and sections this version does not know
+are kept as they are when the file is written back. Secrets never go into this file: passwords and
+tokens live in the keyring (:mod:`app.net.secrets`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from app.errors import SettingsError
+
+SCHEMA_VERSION = 1
+FILE_NAME = "settings.json"
+
+AUTH_KINDS = ("none", "basic", "bearer")
+SECRET_FALLBACKS = ("none", "encrypted-file")
+
+
+@dataclass
+class HubProfile:
+    """One DICOMweb hub that studies are sent to and fetched from."""
+
+    name: str
+    """Short name used on the command line (``relay send STUDY --hub NAME``)."""
+    url: str
+    """DICOMweb base URL, e.g. ``https://hub.example.org/dicom-web`` (``/studies`` is added)."""
+    auth: str = "none"
+    """``none``, ``basic`` (user + password) or ``bearer`` (token); the secret is in the keyring."""
+    user: str = ""
+    """User name for basic authentication (not secret; the password is in the keyring)."""
+    ca_file: str = ""
+    """PEM file of a CA to trust in addition to the system's (a hub with its own CA). TLS is
+    always verified: against the operating system's trust store, plus this file when given."""
+    connect_timeout: float = 10.0
+    """Seconds to wait for a connection before calling the hub unreachable."""
+    read_timeout: float = 120.0
+    """Seconds without a byte from the hub before a request is given up (and retried)."""
+
+
+@dataclass
+class TransferSettings:
+    """How studies are sent and fetched."""
+
+    batch_instances: int = 50
+    """Instances per STOW-RS request (about 50 was fastest against Orthanc)."""
+    in_flight: int = 2
+    """STOW-RS requests sent at the same time."""
+    max_attempts: int = 3
+    """Tries for an instance the hub reports as failed before it is reported as failed."""
+    retry_initial_seconds: float = 1.0
+    """First wait before retrying after the hub became unreachable; doubles each time."""
+    retry_max_seconds: float = 60.0
+    """Longest wait between retries."""
+    give_up_seconds: float = 600.0
+    """A command-line send or fetch stops retrying an unreachable hub after this long (the job
+    stays in the queue and resumes on the next run)."""
+
+
+@dataclass
+class IncomingSettings:
+    """The "Incoming" list: new studies on the hub."""
+
+    hub: str = ""
+    """Hub to watch (a profile name); empty: the first hub."""
+    interval_seconds: float = 30.0
+    """How often the hub is asked for new studies."""
+    lookback_days: int = 3
+    """Only studies with a study date in the last N days are listed (0: every study). Keeps the
+    poll cheap on a hub with a long history."""
+    prefetch: bool = False
+    """Download new studies in the background so they are local before anyone opens them."""
+
+
+@dataclass
+class SecretSettings:
+    """Where secrets go when the system has no keyring service."""
+
+    fallback: str = "none"
+    """``none``: refuse to store a secret without a keyring service. ``encrypted-file``: keep
+    secrets in ``secrets.enc`` in the home, encrypted with a passphrase from
+    ``RELAY_KEYRING_PASSPHRASE`` or typed at a prompt. Never a plain-text file."""
+
+
+@dataclass
+class Settings:
+    """Everything Relay remembers between runs, except the store, queue and secrets."""
+
+    schema_version: int = SCHEMA_VERSION
+    """Version of this file's layout."""
+    hubs: list[HubProfile] = field(default_factory=list)
+    """Hub profiles, in the order they were added."""
+    transfer: TransferSettings = field(default_factory=TransferSettings)
+    """Sending and fetching."""
+    incoming: IncomingSettings = field(default_factory=IncomingSettings)
+    """The incoming-studies list."""
+    secrets: SecretSettings = field(default_factory=SecretSettings)
+    """Secret storage without a keyring service."""
+    other: dict[str, Any] = field(default_factory=dict)
+    """Sections this version does not know (written by another part or version): kept as is."""
+
+    def hub(self, name: str) -> HubProfile | None:
+        """The profile called ``name``, or None."""
+        return next((h for h in self.hubs if h.name == name), None)
+
+
+T = TypeVar("T")
+
+
+def load_settings(home: Path) -> Settings:
+    """Read ``home/settings.json``; defaults when it does not exist."""
+    path = Path(home) / FILE_NAME
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"the settings file {path} cannot be read: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SettingsError(f"the settings file {path} does not hold an object")
+    version = raw.get("schema_version", SCHEMA_VERSION)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise SettingsError(
+            f"the settings file {path} was written by a newer Relay (schema {version})"
+        )
+    known = {f.name for f in fields(Settings)}
+    other = {k: v for k, v in raw.items() if k not in known}
+    settings = _build(Settings, {k: v for k, v in raw.items() if k in known}, str(path))
+    settings.other.update(other)
+    settings.schema_version = SCHEMA_VERSION
+    return settings
+
+
+def save_settings(home: Path, settings: Settings) -> None:
+    """Write ``home/settings.json`` atomically (a crash leaves the old or the new file)."""
+    path = Path(home) / FILE_NAME
+    data = asdict(settings)
+    other = data.pop("other")
+    data.update({k: v for k, v in other.items() if k not in data})
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fp:
+            json.dump(data, fp, indent=2)
+            fp.write("\n")
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise SettingsError(f"cannot write the settings file {path}: {exc}") from exc
+
+
+def _build(cls: type[T], raw: Any, where: str) -> T:
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{where}: expected an object")
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in raw:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise SettingsError(f"{where}: '{f.name}' is missing")
+            continue
+        kwargs[f.name] = _convert(hints[f.name], raw[f.name], f"{where}: {f.name}")
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if is_dataclass(hint):
+        return _build(hint, value, where)  # type: ignore[arg-type]
+    if origin is list:
+        if not isinstance(value, list):
+            raise SettingsError(f"{where}: expected a list")
+        (item,) = typing.get_args(hint)
+        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SettingsError(f"{where}: expected an object")
+        return dict(value)
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and (
+        not isinstance(value, hint) or (hint is int and isinstance(value, bool))
+    ):
+        raise SettingsError(f"{where}: expected {hint.__name__}, found {value!r}")
+    return value
