@@ -140,9 +140,11 @@ class DicomWebClient:
     ) -> Iterator[R]:
         """Stream the instances of a WADO-RS resource (study, series or instance) part by part."""
         resp = self.session.request("GET", path, headers={"Accept": WADO_ACCEPT}, stream=True)
+        complete = False
         try:
             boundary = boundary_of(resp.headers.get("Content-Type", ""))
             yield from read_parts(resp, boundary, open_part, close_part)
+            complete = True
         except HubError:
             raise
         except Exception as exc:
@@ -150,7 +152,11 @@ class DicomWebClient:
                 raise
             raise self.session.translate(exc) from exc
         finally:
-            resp.release_conn()
+            if complete:
+                resp.drain_conn()
+                resp.release_conn()
+            else:  # never hand a half-read connection back to the pool
+                resp.close()
 
 
 def _is_network(exc: BaseException) -> bool:

@@ -1,0 +1,134 @@
+"""Downloaded parts into the local store, off the network thread.
+
+The network thread writes each WADO-RS part to a temp file in the store (hashing as it goes) and
+hands it to :class:`PartIngest`, whose workers fsync it, check its header and move it into the
+store (:func:`app.ingest.stage_part`, the path every import takes); indexing happens in batches,
+at once for an instance someone is waiting for (the slice in view).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import IO
+
+from app.ingest import Duplicate, stage_part
+from app.media import Problem
+from app.store import Store, StoredFile
+
+log = logging.getLogger(__name__)
+
+#: Called with (sop_instance_uid, series_instance_uid) once an instance is in the store's index.
+StoredCallback = Callable[[str, str], None]
+
+
+class PartFile:
+    """A part being written: temp file + running SHA-256 + byte count (a multipart sink)."""
+
+    def __init__(self, store: Store, headers: dict[str, str]) -> None:
+        self.path: Path = store.new_part()
+        self.headers = headers
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self._fp: IO[bytes] = open(self.path, "wb")  # noqa: SIM115  (closed in close())
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self._fp.write(data)
+
+    def close(self) -> None:
+        self._fp.close()
+
+    def discard(self) -> None:
+        self._fp.close()
+        self.path.unlink(missing_ok=True)
+
+
+class PartIngest:
+    """Workers that fsync, check, store and (in batches) index downloaded parts."""
+
+    def __init__(self, store: Store, on_stored: StoredCallback | None = None, *,
+                 workers: int = 2, batch: int = 32, batch_seconds: float = 0.25) -> None:
+        self.store = store
+        self.on_stored = on_stored
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest")
+        self.batch = batch
+        self.batch_seconds = batch_seconds
+        self._lock = threading.Lock()
+        self._pending: list[StoredFile] = []
+        self._last = time.monotonic()
+        self._futures: set[Future[None]] = set()
+        self.problems: list[Problem] = []
+        self.stored = 0
+
+    def submit(self, part: PartFile, urgent: bool = False) -> None:
+        part.close()
+        future = self.pool.submit(self._work, part.path, part.sha.hexdigest(), urgent)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[None]) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
+    def _work(self, path: Path, sha256: str, urgent: bool) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        staged = stage_part(self.store, path, sha256, "downloaded instance")
+        if isinstance(staged, Problem):
+            log.warning("a downloaded instance could not be stored: %s", staged.reason)
+            with self._lock:
+                self.problems.append(staged)
+            return
+        if isinstance(staged, Duplicate):
+            self._notify([(staged.header.instance.sop_instance_uid,
+                           staged.header.instance.series_instance_uid)])
+            return
+        with self._lock:
+            self._pending.append(staged)
+            due = (urgent or len(self._pending) >= self.batch
+                   or time.monotonic() - self._last > self.batch_seconds)
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Index what is stored but not indexed yet."""
+        with self._lock:
+            files, self._pending = self._pending, []
+            self._last = time.monotonic()
+            if files:
+                self.store.commit(files)
+                self.stored += len(files)
+        self._notify([(f.header.instance.sop_instance_uid, f.header.instance.series_instance_uid)
+                      for f in files])
+
+    def _notify(self, uids: list[tuple[str, str]]) -> None:
+        if self.on_stored is not None:
+            for sop, series in uids:
+                self.on_stored(sop, series)
+
+    def drain(self) -> None:
+        """Wait for every submitted part, then index the rest."""
+        while True:
+            with self._lock:
+                futures = list(self._futures)
+            if not futures:
+                break
+            for future in futures:
+                future.result()
+        self.flush()
+
+    def close(self) -> None:
+        self.drain()
+        self.pool.shutdown(wait=True)

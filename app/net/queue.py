@@ -1,0 +1,298 @@
+"""The durable transfer queue: jobs and per-instance state in SQLite (``transfers.sqlite``).
+
+A job is one study (or some of its series) to send to or fetch from one hub. Each instance of a
+job has a state: ``pending`` (not confirmed yet; also while in flight), ``sent`` (the hub
+confirmed it in a STOW-RS answer, or already had it), ``verified`` (found by QIDO after sending;
+for a fetch: in the local store), ``failed`` (refused after every attempt; the reason is kept).
+Every change is committed with ``synchronous=FULL`` before the next step relies on it, so a job
+killed at any point (SIGKILL, power cut) resumes from what is recorded; an instance in flight at
+the kill is still ``pending`` and is checked on the hub before it is sent again.
+
+Job states: ``queued``, ``running`` (with the owner's PID; a dead owner means resumable),
+``waiting`` (hub unreachable; retried at ``next_try``), ``stuck`` (needs the user: credentials,
+TLS, URL; ``message`` says what), ``paused``, ``cancelled``, ``verified``, ``failed``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.errors import TransferError
+
+SCHEMA_VERSION = 1
+FILE_NAME = "transfers.sqlite"
+ACTIVE = ("queued", "running", "waiting", "stuck", "paused")
+FINAL = ("verified", "failed", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,             -- send | fetch
+    hub TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    series_uids TEXT NOT NULL,      -- JSON list; empty: the whole study
+    state TEXT NOT NULL,
+    owner_pid INTEGER,
+    message TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    seconds REAL NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    sop_uid TEXT NOT NULL,
+    series_uid TEXT NOT NULL,
+    path TEXT NOT NULL DEFAULT '',   -- store file (send)
+    size INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (job_id, sop_uid)
+);
+CREATE INDEX IF NOT EXISTS items_by_state ON items(job_id, state);
+"""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One instance of a job."""
+
+    sop_uid: str
+    series_uid: str
+    path: str
+    size: int
+    state: str
+    attempts: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as recorded, with its instance counts per state."""
+
+    id: str
+    kind: str
+    hub: str
+    study_uid: str
+    series_uids: tuple[str, ...]
+    state: str
+    owner_pid: int | None
+    message: str
+    attempts: int
+    next_try: float
+    bytes: int
+    seconds: float
+    created: float
+    updated: float
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def count(self, *states: str) -> int:
+        return sum(self.counts.get(s, 0) for s in states)
+
+
+class TransferQueue:
+    """The queue in ``home/transfers.sqlite``; one connection per thread."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = Path(home) / FILE_NAME
+        self._local = threading.local()
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise TransferError(f"{self.path} was written by a newer Relay (schema {row[0]})")
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- jobs ----------------------------------------------------------------------------
+    def create(self, kind: str, hub: str, study_uid: str, series_uids: Sequence[str],
+               items: Iterable[tuple[str, str, str, int]]) -> Job:
+        """Record a new job with its ``(sop_uid, series_uid, path, size)`` items."""
+        job_id = uuid.uuid4().hex[:12]
+        now = time.time()
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO jobs (id, kind, hub, study_uid, series_uids, state, created, updated)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (job_id, kind, hub, study_uid, json.dumps(sorted(series_uids)), "queued", now, now),
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO items (job_id, sop_uid, series_uid, path, size) "
+                "VALUES (?,?,?,?,?)",
+                ((job_id, *item) for item in items),
+            )
+        return self.job(job_id)
+
+    def add_items(self, job_id: str, items: Iterable[tuple[str, str, str, int]]) -> int:
+        """Add instances found later (a fetch learns them from the hub); return how many."""
+        with self._tx() as conn:
+            cur = conn.executemany(
+                "INSERT OR IGNORE INTO items (job_id, sop_uid, series_uid, path, size) "
+                "VALUES (?,?,?,?,?)",
+                ((job_id, *item) for item in items),
+            )
+            return cur.rowcount
+
+    def find_open(self, kind: str, hub: str, study_uid: str,
+                  series_uids: Sequence[str]) -> Job | None:
+        """The unfinished job for exactly this transfer, if any (so a rerun resumes it)."""
+        marks = ",".join("?" * len(ACTIVE))
+        row = self._conn().execute(
+            f"SELECT id FROM jobs WHERE kind=? AND hub=? AND study_uid=? AND series_uids=? "
+            f"AND state IN ({marks}) ORDER BY created DESC LIMIT 1",
+            (kind, hub, study_uid, json.dumps(sorted(series_uids)), *ACTIVE),
+        ).fetchone()
+        return self.job(row["id"]) if row else None
+
+    def job(self, job_id: str) -> Job:
+        conn = self._conn()
+        row = conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            raise TransferError(f"no transfer job {job_id}")
+        counts = {r[0]: r[1] for r in conn.execute(
+            "SELECT state, COUNT(*) FROM items WHERE job_id=? GROUP BY state", (job_id,))}
+        return Job(
+            id=row["id"], kind=row["kind"], hub=row["hub"], study_uid=row["study_uid"],
+            series_uids=tuple(json.loads(row["series_uids"])), state=row["state"],
+            owner_pid=row["owner_pid"], message=row["message"], attempts=row["attempts"],
+            next_try=row["next_try"], bytes=row["bytes"], seconds=row["seconds"],
+            created=row["created"], updated=row["updated"], counts=counts,
+        )
+
+    def jobs(self, states: Sequence[str] | None = None) -> list[Job]:
+        """Jobs, newest first (all, or those in ``states``)."""
+        conn = self._conn()
+        if states:
+            marks = ",".join("?" * len(states))
+            rows = conn.execute(f"SELECT id FROM jobs WHERE state IN ({marks}) "
+                                "ORDER BY created DESC", tuple(states)).fetchall()
+        else:
+            rows = conn.execute("SELECT id FROM jobs ORDER BY created DESC").fetchall()
+        return [self.job(r["id"]) for r in rows]
+
+    def claim(self, job_id: str) -> Job:
+        """Mark the job running in this process; refuse if another live process runs it."""
+        me = os.getpid()
+        with self._tx() as conn:
+            row = conn.execute("SELECT state, owner_pid FROM jobs WHERE id=?",
+                               (job_id,)).fetchone()
+            if row is None:
+                raise TransferError(f"no transfer job {job_id}")
+            pid = row["owner_pid"]
+            if row["state"] == "running" and pid and pid != me and _alive(pid):
+                raise TransferError(f"job {job_id} is being run by another Relay (process {pid})")
+            conn.execute("UPDATE jobs SET state='running', owner_pid=?, updated=? WHERE id=?",
+                         (me, time.time(), job_id))
+        return self.job(job_id)
+
+    def set_state(self, job_id: str, state: str, message: str = "", *,
+                  next_try: float = 0.0) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE jobs SET state=?, message=?, next_try=?, updated=?, "
+                "owner_pid=CASE WHEN ?='running' THEN owner_pid ELSE NULL END WHERE id=?",
+                (state, message, next_try, time.time(), state, job_id),
+            )
+
+    def note_attempt(self, job_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE jobs SET attempts=attempts+1, updated=? WHERE id=?",
+                         (time.time(), job_id))
+
+    def add_totals(self, job_id: str, nbytes: int, seconds: float) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE jobs SET bytes=bytes+?, seconds=seconds+?, updated=? "
+                         "WHERE id=?", (nbytes, seconds, time.time(), job_id))
+
+    def delete(self, job_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+
+    # -- items ---------------------------------------------------------------------------
+    def items(self, job_id: str, states: Sequence[str] | None = None) -> list[Item]:
+        conn = self._conn()
+        sql = "SELECT * FROM items WHERE job_id=?"
+        args: tuple[object, ...] = (job_id,)
+        if states:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args += tuple(states)
+        rows = conn.execute(sql + " ORDER BY series_uid, rowid", args).fetchall()
+        return [Item(r["sop_uid"], r["series_uid"], r["path"], r["size"], r["state"],
+                     r["attempts"], r["reason"]) for r in rows]
+
+    def mark(self, job_id: str, sop_uids: Iterable[str], state: str, reason: str = "",
+             *, attempt: bool = False) -> None:
+        """Set the state of some items (and count an attempt) in one transaction."""
+        sql = ("UPDATE items SET state=?, reason=?" + (", attempts=attempts+1" if attempt else "")
+               + " WHERE job_id=? AND sop_uid=?")
+        with self._tx() as conn:
+            conn.executemany(sql, ((state, reason, job_id, u) for u in sop_uids))
+
+    def mark_many(self, job_id: str, changes: Iterable[tuple[str, str, str]],
+                  *, attempt: bool = False) -> None:
+        """Set ``(sop_uid, state, reason)`` for several items in one transaction."""
+        sql = ("UPDATE items SET state=?, reason=?" + (", attempts=attempts+1" if attempt else "")
+               + " WHERE job_id=? AND sop_uid=?")
+        with self._tx() as conn:
+            conn.executemany(sql, ((s, r, job_id, u) for u, s, r in changes))
+
+    def reset_failed(self, job_id: str) -> None:
+        """Give failed items fresh attempts (the user pressed Retry)."""
+        with self._tx() as conn:
+            conn.execute("UPDATE items SET state='pending', attempts=0, reason='' "
+                         "WHERE job_id=? AND state='failed'", (job_id,))
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

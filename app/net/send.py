@@ -1,0 +1,249 @@
+"""Sending a study to a hub: streamed STOW-RS batches, two in flight, verified by QIDO.
+
+One round of a send job: ask the hub (QIDO, paged) which of the job's instances it holds; those
+are ``verified``; instances sent before but not found go back to ``pending`` (one attempt
+counted); the ``pending`` ones are sent as STOW-RS batches of the stored bytes. Rounds repeat
+until nothing is pending, so the last QIDO is the verification and the first one lets a resumed
+job skip what the hub already has (nothing is sent twice after a kill). An instance the hub keeps
+refusing is ``failed`` after ``max_attempts`` with the hub's reason. A hub outage is waited out
+with backoff (up to ``give_up`` seconds); credentials, TLS and URL problems stop the job as
+``stuck`` with the reason, to resume when the user has fixed them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.errors import Cancelled, HubError, TransferError
+from app.net.dicomweb import DicomWebClient, StowResult
+from app.net.queue import Item, Job, TransferQueue
+from app.net.retry import Backoff
+from app.settings import TransferSettings
+from app.store import Store
+from app.tasks import Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TransferResult:
+    """How a send or fetch job ended; :meth:`to_json` is the ``--json`` shape."""
+
+    job: str
+    state: str
+    instances: int
+    verified: int
+    missing: list[str] = field(default_factory=list)
+    bytes: int = 0
+    seconds: float = 0.0
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job": self.job, "state": self.state, "instances": self.instances,
+                "verified": self.verified, "missing": self.missing, "bytes": self.bytes,
+                "seconds": round(self.seconds, 3)}
+
+    @property
+    def summary(self) -> str:
+        """"N of M verified", or what is missing."""
+        text = f"{self.verified} of {self.instances} verified"
+        if self.missing:
+            text += f"; {len(self.missing)} missing"
+        return text
+
+
+def send_job(store: Store, queue: TransferQueue, hub: str, study_uid: str,
+             series_uids: list[str] | None = None) -> Job:
+    """The job sending this study (or these series) to ``hub``: an unfinished one is resumed."""
+    series_uids = sorted(series_uids or [])
+    job = queue.find_open("send", hub, study_uid, series_uids)
+    if job is not None:
+        return job
+    study = store.study(study_uid)
+    if study is None:
+        raise TransferError(f"study {study_uid} is not in the local store")
+    wanted = [s for s in study.series if not series_uids or s.series_instance_uid in series_uids]
+    unknown = set(series_uids) - {s.series_instance_uid for s in study.series}
+    if unknown:
+        raise TransferError(f"series not in study {study_uid}: {', '.join(sorted(unknown))}")
+    items = []
+    for series in wanted:
+        for inst in store.instances(series.series_instance_uid):
+            assert inst.path is not None
+            rel = str(Path(inst.path).relative_to(store.root))
+            items.append((inst.sop_instance_uid, series.series_instance_uid, rel, inst.size))
+    if not items:
+        raise TransferError(f"study {study_uid} has no instances to send")
+    return queue.create("send", hub, study_uid, series_uids, items)
+
+
+class Sender:
+    """Runs one send job to the end (or to a stop the user must act on)."""
+
+    def __init__(self, store: Store, queue: TransferQueue, client: DicomWebClient,
+                 settings: TransferSettings, progress: Progress | None = None, *,
+                 give_up: float | None = None) -> None:
+        self.store = store
+        self.queue = queue
+        self.client = client
+        self.settings = settings
+        self.progress = progress or Progress("Sending")
+        self.backoff = Backoff(settings, give_up)
+        self.bytes = 0
+
+    def run(self, job_id: str) -> TransferResult:
+        job = self.queue.claim(job_id)
+        started = time.monotonic()
+        self.progress.set_total(job.total, "Sending")
+        self.progress.advance(job.count("sent", "verified", "failed"))
+        message = ""
+        try:
+            while True:
+                try:
+                    if not self._round(job):
+                        break
+                    self.backoff.reset()
+                except HubError as exc:
+                    delay = self.backoff.next_delay(exc)
+                    if delay is None:
+                        state = "waiting" if exc.retryable else "stuck"
+                        self.queue.set_state(job.id, state, str(exc))
+                        message = str(exc)
+                        break
+                    log.warning("%s; trying again in %.0f s", exc, delay)
+                    self.queue.set_state(job.id, "waiting", str(exc), next_try=time.time() + delay)
+                    self.progress.advance(0, f"waiting for the hub: {exc}")
+                    Backoff.sleep(delay, self.progress)
+                    self.queue.set_state(job.id, "running")
+        except Cancelled:
+            self.queue.set_state(job.id, "paused", "paused by the user")
+            message = "cancelled; the job resumes on the next 'relay send'"
+        finally:
+            self.queue.add_totals(job.id, self.bytes, time.monotonic() - started)
+            self.progress.finish()
+        return self._result(job.id, message)
+
+    # -- one round -------------------------------------------------------------------------
+    def _round(self, job: Job) -> bool:
+        """Check the hub, then send what is pending; False when nothing is left to do."""
+        self.progress.check()
+        on_hub = self.client.instance_uids(job.study_uid)
+        changes: list[tuple[str, str, str]] = []
+        retry: list[tuple[str, str, str]] = []
+        pending: list[Item] = []
+        items = self.queue.items(job.id, ("pending", "sent"))
+        sent_before = {i.sop_uid for i in items if i.state == "sent"}
+        for item in items:
+            if item.sop_uid in on_hub:
+                changes.append((item.sop_uid, "verified", ""))
+            elif item.state == "sent":
+                retry.append((item.sop_uid, "pending", "confirmed by the hub but not found "
+                                                       "by its search afterwards"))
+            elif item.attempts >= self.settings.max_attempts:
+                changes.append((item.sop_uid, "failed", item.reason or "refused by the hub"))
+            else:
+                pending.append(item)
+        if changes:
+            self.queue.mark_many(job.id, changes)
+        self.progress.advance(sum(1 for u, _, _ in changes if u not in sent_before))
+        if retry:
+            self.queue.mark_many(job.id, retry, attempt=True)
+            return True  # the next round sends them again
+        if not pending:
+            return False
+        self.queue.note_attempt(job.id)
+        self._send(job, pending)
+        return True
+
+    def _send(self, job: Job, pending: list[Item]) -> None:
+        size = max(1, self.settings.batch_instances)
+        batches = [pending[i : i + size] for i in range(0, len(pending), size)]
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.in_flight),
+                                thread_name_prefix="stow") as pool:
+            running: dict[Future[StowResult], list[Item]] = {}
+            error: HubError | None = None
+            todo = iter(batches)
+            while True:
+                while error is None and len(running) < self.settings.in_flight:
+                    batch = next(todo, None)
+                    if batch is None:
+                        break
+                    running[pool.submit(self._stow, job, batch)] = batch
+                if not running:
+                    break
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    batch = running.pop(future)
+                    try:
+                        self._record(job, batch, future.result())
+                    except HubError as exc:
+                        error = error or exc
+                if error is None:
+                    self.progress.check()
+            if error is not None:
+                raise error
+
+    def _stow(self, job: Job, batch: list[Item]) -> StowResult:
+        files: list[tuple[Path, int]] = []
+        gone: dict[str, str] = {}
+        for item in batch:
+            path = self.store.root / item.path
+            try:
+                intact = path.stat().st_size == item.size
+            except OSError:
+                intact = False
+            if intact:
+                files.append((path, item.size))
+            else:
+                gone[item.sop_uid] = "the local file is missing or changed"
+        result = self.client.store(files, job.study_uid) if files else StowResult(frozenset())
+        return StowResult(result.stored, {**result.failed, **gone})
+
+    def _record(self, job: Job, batch: list[Item], result: StowResult) -> None:
+        changes: list[tuple[str, str, str]] = []
+        confirmed = 0
+        for item in batch:
+            if item.sop_uid in result.stored:
+                changes.append((item.sop_uid, "sent", ""))
+                confirmed += 1
+                self.bytes += item.size
+            else:
+                reason = result.failed.get(item.sop_uid, "not confirmed in the hub's answer")
+                changes.append((item.sop_uid, "pending", reason))
+        self.queue.mark_many(job.id, changes, attempt=True)
+        for uid, _, reason in changes:
+            if reason:
+                log.info("hub refused an instance: %s", reason)
+                log.debug("refused %s: %s", uid, reason)
+        self.progress.advance(confirmed)
+
+    def _result(self, job_id: str, message: str) -> TransferResult:
+        job = self.queue.job(job_id)
+        verified = job.count("verified")
+        missing = [i.sop_uid for i in self.queue.items(job_id, ("pending", "sent", "failed"))]
+        if not missing and job.state == "running":
+            self.queue.set_state(job_id, "verified", f"{verified} of {job.total} verified")
+        elif job.state == "running":
+            failed = self.queue.items(job_id, ("failed",))
+            reasons = sorted({i.reason for i in failed})
+            message = message or f"{len(failed)} instance(s) refused by the hub: " + "; ".join(
+                reasons)
+            self.queue.set_state(job_id, "failed", message)
+        job = self.queue.job(job_id)
+        return TransferResult(
+            job=job_id, state="verified" if not missing else "failed", instances=job.total,
+            verified=verified, missing=missing, bytes=job.bytes, seconds=job.seconds,
+            message=message or job.message,
+        )
+
+
+def run_send(store: Store, queue: TransferQueue, client: DicomWebClient, job_id: str,
+             settings: TransferSettings, progress: Progress | None = None, *,
+             give_up: float | None = None) -> TransferResult:
+    """Run (or resume) a send job; see :class:`Sender`."""
+    return Sender(store, queue, client, settings, progress, give_up=give_up).run(job_id)
