@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     commands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
-    positional = [a for a in argv if not a.startswith("-")]
+    # Words that are not options, skipping the value of ``--home DIR`` (``relay --home D ls``).
+    positional = [a for i, a in enumerate(argv)
+                  if not a.startswith("-") and (i == 0 or argv[i - 1] != "--home")]
     if not positional or positional[0] not in commands:
         if any(a in ("-h", "--help", "--version") for a in argv):
             parser.parse_args(argv)

@@ -18,6 +18,8 @@ from app.errors import HubError
 from app.net.http import HubSession
 from app.net.multipart import MultipartBody, PartSink, boundary_of, read_parts
 
+S = TypeVar("S", bound=PartSink)
+
 log = logging.getLogger(__name__)
 
 # Tags (DICOM JSON keys)
@@ -135,8 +137,8 @@ class DicomWebClient:
     def retrieve(
         self,
         path: str,
-        open_part: Callable[[dict[str, str]], PartSink],
-        close_part: Callable[[PartSink], R],
+        open_part: Callable[[dict[str, str]], S],
+        close_part: Callable[[S], R],
     ) -> Iterator[R]:
         """Stream the instances of a WADO-RS resource (study, series or instance) part by part."""
         resp = self.session.request("GET", path, headers={"Accept": WADO_ACCEPT}, stream=True)

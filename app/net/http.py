@@ -14,6 +14,7 @@ import json
 import logging
 import ssl
 from collections.abc import Iterable, Mapping
+from http.client import BadStatusLine, RemoteDisconnected
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -153,10 +154,7 @@ class HubSession:
 
     def translate(self, exc: BaseException) -> HubError:
         """A connection-level exception as a :class:`HubError`."""
-        inner: BaseException = exc
-        while getattr(inner, "reason", None) is not None and isinstance(inner.reason,  # type: ignore[attr-defined]
-                                                                          BaseException):
-            inner = inner.reason  # type: ignore[attr-defined]
+        inner = _innermost(exc)
         text = str(inner)
         if isinstance(exc, SSLError) or isinstance(inner, ssl.SSLError):
             return HubError("tls", self._tls_words(text))
@@ -170,6 +168,9 @@ class HubSession:
         if isinstance(exc, ConnectTimeoutError):
             return HubError("unreachable", f"cannot reach the hub at {self.where}: no answer "
                                            f"within {self.profile.connect_timeout:.0f} s")
+        if isinstance(inner, BadStatusLine) and not isinstance(inner, RemoteDisconnected):
+            return HubError("not-dicomweb", f"the server at {self.where} does not answer in HTTP "
+                                            f"({_short(text, 60)}): is the URL's port right?")
         if isinstance(exc, ReadTimeoutError):
             return HubError("timeout", f"the hub at {self.where} stopped answering "
                                        f"(nothing for {self.profile.read_timeout:.0f} s)")
@@ -188,6 +189,18 @@ class HubSession:
             return (f"the server at {self.where} does not speak TLS on this port: "
                     "should the URL start with http:// ?")
         return f"TLS with the hub at {self.where} failed ({_short(text)})"
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The exception urllib3 wrapped (in ``reason`` or in ``args``), followed to the end."""
+    for _ in range(5):
+        nested = getattr(exc, "reason", None)
+        if not isinstance(nested, BaseException):
+            nested = next((a for a in exc.args if isinstance(a, BaseException)), None)
+        if nested is None:
+            return exc
+        exc = nested
+    return exc
 
 
 def _short(text: str, n: int = 160) -> str:

@@ -83,13 +83,14 @@ class PartSink(Protocol):
 
 
 R = TypeVar("R")
+S = TypeVar("S", bound=PartSink)
 
 
 def read_parts(
     stream: Stream,
     boundary: str,
-    open_part: Callable[[dict[str, str]], PartSink],
-    close_part: Callable[[PartSink], R],
+    open_part: Callable[[dict[str, str]], S],
+    close_part: Callable[[S], R],
 ) -> Iterator[R]:
     """Yield ``close_part(sink)`` for each part of ``stream`` once its body is complete."""
     reader = _Reader(stream)

@@ -1,0 +1,158 @@
+"""The "Incoming" list: studies on the hub, what is new since the last check, what is local.
+
+:class:`IncomingPoller` asks the hub (QIDO-RS, paged) for its studies, optionally only those with
+a study date in the last ``lookback_days``, every ``interval_seconds``. DICOMweb does not say when
+a hub received a study, so the received time shown is when Relay first saw the study on the hub
+(at most one interval late); it is remembered in ``transfers.sqlite`` so a restart does not
+announce old studies as new. Each study says whether it is local already (``local``), partly
+(``partial``) or only on the hub (``remote``). Qt-free: the UI runs :meth:`IncomingPoller.run`
+in a thread and hops the updates to its own thread.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.errors import HubError
+from app.net.dicomweb import DicomWebClient, value
+from app.net.queue import FILE_NAME
+from app.settings import IncomingSettings
+from app.store import Store
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS incoming (
+    hub TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    PRIMARY KEY (hub, study_uid)
+);
+"""
+
+
+@dataclass(frozen=True)
+class IncomingStudy:
+    """One study on the hub, as the Incoming list shows it."""
+
+    study_uid: str
+    patient_name: str
+    patient_id: str
+    study_date: str
+    study_time: str
+    description: str
+    modalities: tuple[str, ...]
+    instances: int
+    """Instances on the hub (NumberOfStudyRelatedInstances)."""
+    received: float
+    """When Relay first saw the study on the hub (epoch seconds)."""
+    local_instances: int
+    new: bool
+    """First seen in this poll."""
+
+    @property
+    def local(self) -> str:
+        """``local``, ``partial`` or ``remote``."""
+        if self.local_instances == 0:
+            return "remote"
+        return "local" if self.local_instances >= self.instances else "partial"
+
+
+@dataclass(frozen=True)
+class IncomingUpdate:
+    """The outcome of one poll."""
+
+    studies: list[IncomingStudy]
+    checked_at: float
+    error: str = ""
+
+    @property
+    def new(self) -> list[IncomingStudy]:
+        return [s for s in self.studies if s.new]
+
+
+class IncomingPoller:
+    """Polls one hub for studies."""
+
+    def __init__(self, store: Store, client: DicomWebClient, hub: str,
+                 settings: IncomingSettings) -> None:
+        self.store = store
+        self.client = client
+        self.hub = hub
+        self.settings = settings
+        self.db_path = Path(store.home) / FILE_NAME
+        self._stop = threading.Event()
+        with self._db() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.db_path, timeout=60)
+        conn.execute("PRAGMA journal_mode=WAL")
+        return conn
+
+    def poll(self) -> IncomingUpdate:
+        """Ask the hub once; raises :class:`HubError` when it cannot be asked."""
+        filters: dict[str, str] = {}
+        if self.settings.lookback_days > 0:
+            since = datetime.date.today() - datetime.timedelta(days=self.settings.lookback_days)
+            filters["StudyDate"] = since.strftime("%Y%m%d") + "-"
+        found = list(self.client.studies(**filters))
+        now = time.time()
+        conn = self._db()
+        try:
+            with conn:
+                seen = dict(conn.execute("SELECT study_uid, first_seen FROM incoming WHERE hub=?",
+                                         (self.hub,)).fetchall())
+                studies = []
+                for d in found:
+                    uid = value(d, "0020000D")
+                    if not uid:
+                        continue
+                    new = uid not in seen
+                    if new:
+                        conn.execute("INSERT OR IGNORE INTO incoming VALUES (?,?,?)",
+                                     (self.hub, uid, now))
+                    studies.append(self._study(d, uid, seen.get(uid, now), new))
+        finally:
+            conn.close()
+        studies.sort(key=lambda s: s.received, reverse=True)
+        return IncomingUpdate(studies=studies, checked_at=now)
+
+    def _study(self, d: dict[str, object], uid: str, received: float, new: bool) -> IncomingStudy:
+        modalities = (d.get("00080061") or {})  # ModalitiesInStudy: several values
+        mods = tuple(str(m) for m in modalities.get("Value", [])) if isinstance(  # type: ignore[union-attr]
+            modalities, dict) else ()
+        local = self.store.study(uid)
+        return IncomingStudy(
+            study_uid=uid,
+            patient_name=str(value(d, "00100010", "") or ""),
+            patient_id=str(value(d, "00100020", "") or ""),
+            study_date=str(value(d, "00080020", "") or ""),
+            study_time=str(value(d, "00080030", "") or ""),
+            description=str(value(d, "00081030", "") or ""),
+            modalities=mods,
+            instances=int(value(d, "00201208", 0) or 0),
+            received=received,
+            local_instances=local.instance_count if local else 0,
+            new=new,
+        )
+
+    def run(self, on_update: Callable[[IncomingUpdate], None]) -> None:
+        """Poll every ``interval_seconds`` until :meth:`stop`; errors become updates too."""
+        while not self._stop.is_set():
+            try:
+                update = self.poll()
+            except HubError as exc:
+                update = IncomingUpdate(studies=[], checked_at=time.time(), error=str(exc))
+            on_update(update)
+            self._stop.wait(max(1.0, self.settings.interval_seconds))
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,178 @@
+"""Running the transfer queue in the background (the window's queue panel), without Qt.
+
+:class:`QueueRunner` runs one job at a time in a worker thread: queued jobs, jobs waiting for a
+hub whose retry time has come, and jobs left ``running`` by a Relay that was killed. The UI adds
+jobs (:meth:`QueueRunner.send`, :meth:`QueueRunner.fetch`), reads :meth:`QueueRunner.jobs` and
+the live :class:`~app.tasks.Progress` of the running job (:meth:`QueueRunner.progress`; speed in
+its ``rate`` and ``detail``), and asks to :meth:`pause`, :meth:`resume`, :meth:`cancel` or
+:meth:`retry`. A stuck job's ``message`` is the plain explanation to show. Listeners given to
+:meth:`subscribe` hear of every change, on the worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from app.errors import RelayError
+from app.net import hubs
+from app.net.fetch import Download
+from app.net.queue import Job, TransferQueue
+from app.net.send import run_send, send_job
+from app.settings import load_settings
+from app.store import Store
+from app.tasks import Progress
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str], None]
+
+
+class QueueRunner:
+    """Works through the transfer queue of one Relay home."""
+
+    def __init__(self, home: Path, *, poll_seconds: float = 1.0) -> None:
+        self.home = Path(home)
+        self.poll_seconds = poll_seconds
+        self._queue = TransferQueue(self.home)
+        self._lock = threading.Lock()
+        self._current: tuple[str, Progress] | None = None
+        self._intent: dict[str, str] = {}
+        self._listeners: list[Listener] = []
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- API -------------------------------------------------------------------------------
+    def start(self) -> QueueRunner:
+        self._thread = threading.Thread(target=self._loop, name="transfer-queue", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Pause the running job (it resumes next time) and end the worker."""
+        self._stop.set()
+        with self._lock:
+            if self._current:
+                self._current[1].cancel()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def subscribe(self, listener: Listener) -> None:
+        """``listener(job_id)`` is called when a job changes state."""
+        self._listeners.append(listener)
+
+    def jobs(self) -> list[Job]:
+        return self._queue.jobs()
+
+    def progress(self, job_id: str) -> Progress | None:
+        with self._lock:
+            return self._current[1] if self._current and self._current[0] == job_id else None
+
+    def send(self, hub: str, study_uid: str, series_uids: list[str] | None = None) -> str:
+        store = Store(self.home)
+        job = send_job(store, self._queue, hub, study_uid, series_uids)
+        self._wake.set()
+        return job.id
+
+    def fetch(self, hub: str, study_uid: str) -> str:
+        job = self._queue.find_open("fetch", hub, study_uid, [])
+        if job is None:
+            job = self._queue.create("fetch", hub, study_uid, [], [])
+        self._wake.set()
+        return job.id
+
+    def pause(self, job_id: str) -> None:
+        self._interrupt(job_id, "paused")
+
+    def cancel(self, job_id: str) -> None:
+        self._interrupt(job_id, "cancelled")
+
+    def resume(self, job_id: str) -> None:
+        self._queue.set_state(job_id, "queued")
+        self._changed(job_id)
+
+    def retry(self, job_id: str) -> None:
+        """Try a failed or stuck job again, with fresh attempts for refused instances."""
+        self._queue.reset_failed(job_id)
+        self.resume(job_id)
+
+    # -- worker ----------------------------------------------------------------------------
+    def _interrupt(self, job_id: str, state: str) -> None:
+        with self._lock:
+            running = self._current is not None and self._current[0] == job_id
+            if running:
+                self._intent[job_id] = state
+                assert self._current is not None
+                self._current[1].cancel()
+        if not running:
+            self._queue.set_state(job_id, state, f"{state} by the user")
+            self._changed(job_id)
+
+    def _changed(self, job_id: str) -> None:
+        self._wake.set()
+        for listener in list(self._listeners):
+            try:
+                listener(job_id)
+            except Exception:
+                log.exception("a queue listener failed")
+
+    def _next_job(self) -> Job | None:
+        now = time.time()
+        for job in reversed(self._queue.jobs(("queued", "waiting", "running"))):
+            if job.state == "waiting" and job.next_try > now:
+                continue
+            if job.state == "running" and job.owner_pid is not None:
+                try:
+                    self._queue.claim(job.id)  # only succeeds when its owner is gone
+                except RelayError:
+                    continue
+            return job
+        return None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            job = self._next_job()
+            if job is None:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+                continue
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        progress = Progress(f"{'Sending to' if job.kind == 'send' else 'Fetching from'} {job.hub}")
+        with self._lock:
+            self._current = (job.id, progress)
+        self._changed(job.id)
+        try:
+            settings = load_settings(self.home)
+            store = Store(self.home)
+            client = hubs.connect(self.home, job.hub, settings,
+                                  pool_size=settings.transfer.in_flight + 1)
+            give_up = settings.transfer.give_up_seconds
+            if job.kind == "send":
+                run_send(store, self._queue, client, job.id, settings.transfer, progress,
+                         give_up=give_up)
+            else:
+                Download(store, self._queue, client, job.hub, job.study_uid, settings.transfer,
+                         progress, give_up=give_up).run()
+            after = self._queue.job(job.id)
+            if after.state == "waiting" and after.next_try == 0:
+                self._queue.set_state(job.id, "waiting", after.message,
+                                      next_try=time.time() + settings.transfer.retry_max_seconds)
+        except RelayError as exc:
+            self._queue.set_state(job.id, "stuck", str(exc))
+        except Exception as exc:
+            log.exception("transfer job crashed")
+            self._queue.set_state(job.id, "stuck", f"unexpected error: {type(exc).__name__}")
+        finally:
+            with self._lock:
+                self._current = None
+                intent = self._intent.pop(job.id, None)
+            if intent:
+                self._queue.set_state(job.id, intent, f"{intent} by the user")
+            self._changed(job.id)

@@ -1,0 +1,160 @@
+"""Fixtures for exchange tests: a real Orthanc on loopback (basic auth on), Relay homes, studies.
+
+Every server here is started by the test itself on 127.0.0.1 with a free port and a temp storage
+folder, and stopped by PID. What the hub holds is checked with Orthanc's own REST API.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import urllib3
+
+from app.importer import import_paths
+from app.net.devhub import HubConfig, OrthancHub, free_port, is_available
+from app.store import Store
+from app.synth import SeriesSpec, generate_series
+from tests.conftest import run_relay
+
+HUB_USER = "relay"
+HUB_PASSWORD = "s3cret-Hub-pw"
+PASSPHRASE = "test-passphrase-not-secret"
+
+
+def pytest_collection_modifyitems(config, items):
+    if not is_available():
+        skip = pytest.mark.skip(reason="needs the Debian packages orthanc and orthanc-dicomweb")
+        for item in items:
+            if "orthanc" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def no_system_keyring(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No keyring service (as in CI); the encrypted-file fallback chosen explicitly."""
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.setenv("RELAY_KEYRING", "encrypted-file")
+    monkeypatch.setenv("RELAY_KEYRING_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("TCP_NODELAY", "1")
+    monkeypatch.delenv("RELAY_HOME", raising=False)
+
+
+def make_hub(tmp_path: Path, name: str = "hub", port: int | None = None,
+             tls_pem: Path | None = None) -> OrthancHub:
+    return OrthancHub(HubConfig(storage=tmp_path / name, http_port=port or free_port(),
+                                users={HUB_USER: HUB_PASSWORD}, tls_pem=tls_pem))
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[OrthancHub]:
+    """A running Orthanc with basic auth, stopped after the test."""
+    h = make_hub(tmp_path).start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def hub_rest(hub: OrthancHub, path: str) -> object:
+    """GET from Orthanc's own REST API (not DICOMweb): the test's independent view."""
+    token = base64.b64encode(f"{HUB_USER}:{HUB_PASSWORD}".encode()).decode()
+    http = urllib3.PoolManager(cert_reqs="CERT_NONE") if hub.config.tls_pem else urllib3
+    resp = http.request("GET", hub.config.rest_url + path, timeout=30, retries=False,
+                        headers={"Authorization": f"Basic {token}"})
+    assert resp.status == 200, (path, resp.status)
+    return json.loads(resp.data)
+
+
+def hub_sop_uids(hub: OrthancHub) -> list[str]:
+    """SOP Instance UIDs of every instance Orthanc holds (a list: duplicates would show)."""
+    rows = hub_rest(hub, "/instances?expand")
+    assert isinstance(rows, list)
+    return [r["MainDicomTags"]["SOPInstanceUID"] for r in rows]
+
+
+def add_hub(home: Path, url: str, *extra: str, password: str = HUB_PASSWORD, name: str = "hub"):
+    """``relay hub add`` with the password on stdin."""
+    import subprocess
+    import sys
+
+    from tests.conftest import relay_cmd, relay_env
+
+    return subprocess.run(
+        relay_cmd("--home", str(home), "hub", "add", name, "--url", url, "--user", HUB_USER,
+                  "--password-stdin", *extra),
+        input=password + "\n", capture_output=True, text=True, timeout=60, env=relay_env(),
+    )
+
+
+@pytest.fixture
+def relay_home(tmp_path: Path) -> Path:
+    h = tmp_path / "relay"
+    h.mkdir()
+    return h
+
+
+@pytest.fixture(scope="session")
+def ct_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """A generated 120-slice CT series (128x128), files on disk."""
+    out = tmp_path_factory.mktemp("ct")
+    spec = SeriesSpec(slices=120, rows=128, columns=128, slice_step=1.0, seed=7)
+    return generate_series(out, spec)
+
+
+def import_study(home: Path, files: list[Path]) -> tuple[Store, str]:
+    store = Store(home)
+    report = import_paths(store, [str(files[0].parent)])
+    assert report.imported + report.duplicates == len(files)
+    return store, report.study_uids[0]
+
+
+def relay(home: Path, *args: str, check: bool = False, timeout: float = 300):
+    return run_relay("--home", str(home), *args, check=check, timeout=timeout)
+
+
+class GarbageServer:
+    """A loopback server answering every request with garbage: HTML, or bytes that are not HTTP."""
+
+    def __init__(self, port: int, mode: str = "html") -> None:
+        import socket
+
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(65536)
+                    if self.mode == "html":
+                        body = b"<html><body>Welcome to the intranet</body></html>"
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                                     b"Connection: close\r\nContent-Length: "
+                                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+                    else:
+                        conn.sendall(os.urandom(64).replace(b"H", b"x") + b"\r\n\r\n")
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        self.sock.close()
