@@ -64,8 +64,7 @@ def hub(tmp_path: Path) -> Iterator[OrthancHub]:
 def hub_rest(hub: OrthancHub, path: str) -> object:
     """GET from Orthanc's own REST API (not DICOMweb): the test's independent view."""
     token = base64.b64encode(f"{HUB_USER}:{HUB_PASSWORD}".encode()).decode()
-    http = urllib3.PoolManager(cert_reqs="CERT_NONE") if hub.config.tls_pem else urllib3
-    resp = http.request("GET", hub.config.rest_url + path, timeout=30, retries=False,
+    resp = urllib3.request("GET", hub.config.rest_url + path, timeout=30, retries=False,
                         headers={"Authorization": f"Basic {token}"})
     assert resp.status == 200, (path, resp.status)
     return json.loads(resp.data)
@@ -153,6 +152,86 @@ class GarbageServer:
                         conn.sendall(os.urandom(64).replace(b"H", b"x") + b"\r\n\r\n")
                 except OSError:
                     pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+class TlsProxy:
+    """A TLS front for a plain-HTTP hub on loopback (real TLS, the hub behind it real too).
+
+    Orthanc 1.10 as packaged in Debian 12 crashes (SIGSEGV, civetweb with OpenSSL 3) on its
+    first HTTPS connection, so TLS tests terminate TLS here with Python's ssl module.
+    """
+
+    def __init__(self, cert_and_key: Path, backend_port: int) -> None:
+        import socket
+        import ssl
+
+        self.backend_port = backend_port
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert_and_key)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}/dicom-web"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn) -> None:
+        import socket
+        import ssl
+
+        try:
+            conn.settimeout(30)
+            tls = self.ctx.wrap_socket(conn, server_side=True)
+        except (OSError, ssl.SSLError):
+            conn.close()
+            return
+        try:
+            backend = socket.create_connection(("127.0.0.1", self.backend_port), timeout=30)
+        except OSError:
+            tls.close()
+            return
+
+        def pump(src, dst) -> None:
+            try:
+                while True:
+                    data = src.recv(1 << 16)
+                    if not data:
+                        break
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        t = threading.Thread(target=pump, args=(backend, tls), daemon=True)
+        t.start()
+        pump(tls, backend)
+        t.join(30)
+        tls.close()
+        backend.close()
 
     def close(self) -> None:
         self._stop.set()
