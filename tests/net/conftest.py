@@ -108,7 +108,7 @@ def ct_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 def import_study(home: Path, files: list[Path]) -> tuple[Store, str]:
     store = Store(home)
-    report = import_paths(store, [str(files[0].parent)])
+    report = import_paths(store, [str(p) for p in files])
     assert report.imported + report.duplicates == len(files)
     return store, report.study_uids[0]
 
