@@ -50,25 +50,38 @@ def stage_bytes(store: Store, buf: Any, name: str, sha256: str | None = None) ->
     return StoredFile(header=header, sha256=digest, size=len(buf), relpath=rel)
 
 
+def check_part(part: Path, name: str) -> Header | Problem:
+    """Read and check the header of a complete file in the store's tmp folder."""
+    try:
+        if part.stat().st_size == 0:
+            return Problem(name, "empty part", "failed")
+        with open(part, "rb") as fp, mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            return read_header(buf, name)
+    except NotDicomError as exc:
+        return Problem(name, exc.reason, "skipped")
+    except DicomReadError as exc:
+        return Problem(name, exc.reason, "failed")
+
+
+def place_part(store: Store, part: Path, sha256: str, header: Header) -> StoredFile | Duplicate:
+    """Move a checked, fsync'ed temp file into the store (or drop it as a duplicate)."""
+    try:
+        if store.has_instance(header.instance.sop_instance_uid, sha256):
+            return Duplicate(header, sha256)
+        size = part.stat().st_size
+        rel = store.adopt(part, sha256)
+        return StoredFile(header=header, sha256=sha256, size=size, relpath=rel)
+    finally:
+        part.unlink(missing_ok=True)
+
+
 def stage_part(store: Store, part: Path, sha256: str, name: str) -> Staged:
     """Check a complete, fsync'ed file in the store's tmp folder and move it into the store.
 
     The temp file is consumed (moved or deleted) whatever the outcome.
     """
-    try:
-        size = part.stat().st_size
-        if size == 0:
-            return Problem(name, "empty part", "failed")
-        with open(part, "rb") as fp, mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            try:
-                header = read_header(buf, name)
-            except NotDicomError as exc:
-                return Problem(name, exc.reason, "skipped")
-            except DicomReadError as exc:
-                return Problem(name, exc.reason, "failed")
-        if store.has_instance(header.instance.sop_instance_uid, sha256):
-            return Duplicate(header, sha256)
-        rel = store.adopt(part, sha256)
-        return StoredFile(header=header, sha256=sha256, size=size, relpath=rel)
-    finally:
+    header = check_part(part, name)
+    if isinstance(header, Problem):
         part.unlink(missing_ok=True)
+        return header
+    return place_part(store, part, sha256, header)

@@ -107,6 +107,7 @@ class Download:
         lane = threading.Thread(target=self._lane, name="download-lane", daemon=True)
         try:
             self._plan()
+            self._urgent_first()
             lane.start()
             rounds_without_progress = 0
             while True:
@@ -203,6 +204,18 @@ class Download:
             else:
                 for sop in sorted(wanted):
                     self._fetch_one(sop)
+
+    def _urgent_first(self) -> None:
+        """Fetch what was prioritised before the start (the slice in view) before anything else,
+        so the first image does not queue behind the bulk download."""
+        while True:
+            with self._lock:
+                sop = self._urgent.popleft() if self._urgent else None
+            if sop is None:
+                return
+            if sop in self._local or sop not in self._series_of:
+                continue
+            self._fetch_one(sop, urgent=True)
 
     def _lane(self) -> None:
         """The priority lane: instances someone is waiting for, one request each."""

@@ -1,0 +1,230 @@
+"""Hub exchange speed: Relay against curl, side by side in one run, on a local Orthanc.
+
+    PYTHONPATH=. python bench/bench_exchange.py [--slices 400] [--rounds 2]
+
+Sends a generated CT series (``app.synth``, 512x512, explicit VR little endian) to an empty
+Orthanc (DICOMweb plugin, basic auth on, loopback) with Relay (streaming STOW-RS, batches of 50,
+two in flight, then QIDO verification) and with curl posting the same instances as prebuilt
+multipart STOW-RS bodies (one request; batches of 50 one at a time; batches of 50 two at a
+time; building the bodies is not timed). Then fetches the study back with Relay (WADO-RS
+multipart into a fresh local store: fsync'ed, hashed, indexed) and with curl (the same WADO-RS
+request written to one file). Also measures a remote open: time until the slice in view is in
+the store while the whole study downloads. Each measurement uses a fresh hub (send) or a fresh
+local store (fetch); the best of ``--rounds`` is kept. Prints MB/s and the ratios against the
+targets (send >= 0.9x curl's best, fetch >= 0.8x curl, first image <= 5 % of the download).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from app.importer import import_paths
+from app.net.devhub import HubConfig, OrthancHub, free_port
+from app.net.dicomweb import WADO_ACCEPT, DicomWebClient
+from app.net.fetch import Download
+from app.net.http import HubSession
+from app.net.multipart import MultipartBody
+from app.net.queue import TransferQueue
+from app.net.send import run_send, send_job
+from app.settings import HubProfile, TransferSettings
+from app.store import Store
+from app.synth import SeriesSpec, generate_series
+
+USER, PASSWORD = "bench", "bench-password"
+
+
+def _hub(root: Path, name: str) -> OrthancHub:
+    return OrthancHub(HubConfig(storage=root / name, http_port=free_port(),
+                                users={USER: PASSWORD})).start()
+
+
+def _client(hub: OrthancHub) -> DicomWebClient:
+    profile = HubProfile(name="bench", url=hub.url, auth="basic", user=USER)
+    return DicomWebClient(HubSession(profile, PASSWORD, pool_size=3))
+
+
+def _curl(*args: str) -> None:
+    subprocess.run(["curl", "-sS", "--fail", "-u", f"{USER}:{PASSWORD}", *args],
+                   check=True, stdout=subprocess.DEVNULL, timeout=600)
+
+
+def _curl_stow(hub: OrthancHub, bodies: list[tuple[Path, str]], parallel: int) -> None:
+    def post(body: tuple[Path, str]) -> None:
+        path, ctype = body
+        _curl("-X", "POST", "-H", f"Content-Type: {ctype}", "-H",
+              "Accept: application/dicom+json", "--data-binary", f"@{path}",
+              hub.url + "/studies")
+
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(post, bodies))
+
+
+def _bodies(files: list[tuple[Path, int]], per: int, out: Path) -> list[tuple[Path, str]]:
+    out.mkdir(parents=True, exist_ok=True)
+    bodies = []
+    for k in range(0, len(files), per):
+        body = MultipartBody(files[k : k + per])
+        path = out / f"body-{per}-{k:05d}.bin"
+        with open(path, "wb") as fp:
+            for chunk in body:
+                fp.write(chunk)
+        bodies.append((path, body.content_type))
+    return bodies
+
+
+def _best(rounds: int, run: Callable[[], float]) -> float:
+    return min(run() for _ in range(rounds))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--slices", type=int, default=400)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--keep", action="store_true", help="keep the temp folder")
+    args = ap.parse_args()
+    if not shutil.which("curl"):
+        sys.exit("bench: curl is needed (apt-get install curl)")
+    root = Path(tempfile.mkdtemp(prefix="relay-bench-"))
+    try:
+        return _run(root, args)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(root: Path, args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    src = generate_series(root / "ct", SeriesSpec(slices=args.slices, rows=args.size,
+                                                  columns=args.size, seed=1))
+    spoke = Store(root / "spoke")
+    report = import_paths(spoke, [str(p) for p in src])
+    study = report.study_uids[0]
+    series = spoke.study(study).series[0].series_instance_uid
+    instances = spoke.instances(series)
+    files = [(Path(i.path), i.size) for i in instances]  # type: ignore[arg-type]
+    total = sum(size for _, size in files)
+    mb = total / 1e6
+    print(f"bench: {len(files)} instances, {mb:.1f} MB ({args.size}x{args.size}), "
+          f"prepared in {time.monotonic() - t0:.0f} s; best of {args.rounds} rounds")
+    batches = _bodies(files, 50, root / "b50")
+    bodies = {"1 request": (_bodies(files, len(files), root / "b1"), 1),
+              "batches of 50, 1 at a time": (batches, 1),
+              "batches of 50, 2 at a time": (batches, 2)}
+    n_hub = [0]
+
+    def fresh_hub() -> OrthancHub:
+        n_hub[0] += 1
+        return _hub(root, f"hub{n_hub[0]}")
+
+    def relay_send() -> float:
+        hub = fresh_hub()
+        try:
+            home = root / f"spoke-q{n_hub[0]}"
+            home.mkdir()
+            queue = TransferQueue(home)
+            job = send_job(spoke, queue, "bench", study)
+            started = time.monotonic()
+            result = run_send(spoke, queue, _client(hub), job.id, TransferSettings())
+            seconds = time.monotonic() - started
+            assert result.state == "verified" and result.verified == len(files), result
+            return seconds
+        finally:
+            hub.stop()
+            shutil.rmtree(hub.config.storage, ignore_errors=True)
+
+    def curl_send(name: str) -> Callable[[], float]:
+        def run() -> float:
+            hub = fresh_hub()
+            try:
+                started = time.monotonic()
+                _curl_stow(hub, *bodies[name])
+                seconds = time.monotonic() - started
+                got = len(_client(hub).instance_uids(study))
+                assert got == len(files), (name, got)
+                return seconds
+            finally:
+                hub.stop()
+                shutil.rmtree(hub.config.storage, ignore_errors=True)
+        return run
+
+    send = {"relay (stream, 50 x 2, + verify)": _best(args.rounds, relay_send)}
+    for name in bodies:
+        send[f"curl ({name})"] = _best(args.rounds, curl_send(name))
+
+    # Fetch: one hub holding the study.
+    hub = fresh_hub()
+    _curl_stow(hub, *bodies["batches of 50, 2 at a time"])
+    n_home = [0]
+    first_image: list[float] = []
+
+    def relay_fetch(prioritise: bool) -> Callable[[], float]:
+        def run() -> float:
+            n_home[0] += 1
+            home = root / f"reader{n_home[0]}"
+            store = Store(home)
+            download = Download(store, TransferQueue(home), _client(hub), "bench", study,
+                                TransferSettings())
+            if prioritise:
+                download.prioritise(series, [instances[len(instances) // 2].sop_instance_uid])
+            started = time.monotonic()
+            result = download.run()
+            seconds = time.monotonic() - started
+            assert result.state == "verified" and result.verified == len(files), result
+            if prioritise and download.first_stored_at is not None:
+                first_image.append((download.first_stored_at - started) / seconds)
+            shutil.rmtree(home, ignore_errors=True)
+            return seconds
+        return run
+
+    def curl_fetch() -> float:
+        out = root / "wado.bin"
+        started = time.monotonic()
+        _curl("-H", f"Accept: {WADO_ACCEPT}", "-o", str(out), f"{hub.url}/studies/{study}")
+        seconds = time.monotonic() - started
+        assert out.stat().st_size > total
+        out.unlink()
+        return seconds
+
+    try:
+        fetch = {"relay (WADO-RS multipart -> store)": _best(args.rounds, relay_fetch(False)),
+                 "curl (WADO-RS multipart -> file)": _best(args.rounds, curl_fetch)}
+        _best(args.rounds, relay_fetch(True))
+    finally:
+        hub.stop()
+
+    print("\nsend (to an empty hub)")
+    for name, seconds in send.items():
+        print(f"  {name:<40} {seconds:6.2f} s  {mb / seconds:7.1f} MB/s")
+    print("fetch (into an empty local store / file)")
+    for name, seconds in fetch.items():
+        print(f"  {name:<40} {seconds:6.2f} s  {mb / seconds:7.1f} MB/s")
+    relay_send_s = send["relay (stream, 50 x 2, + verify)"]
+    curl_best = min(s for n, s in send.items() if n.startswith("curl"))
+    send_ratio = curl_best / relay_send_s
+    fetch_ratio = fetch["curl (WADO-RS multipart -> file)"] / fetch[
+        "relay (WADO-RS multipart -> store)"]
+    print("\nratios (throughput, Relay / curl)")
+    print(f"  send : {send_ratio:.2f}x curl's best   (target >= 0.90) "
+          f"{'OK' if send_ratio >= 0.9 else 'BELOW TARGET'}")
+    print(f"  fetch: {fetch_ratio:.2f}x curl          (target >= 0.80) "
+          f"{'OK' if fetch_ratio >= 0.8 else 'BELOW TARGET'}")
+    if first_image:
+        share = min(first_image)
+        print(f"  remote open: slice in view stored after {share * 100:.1f} % of the download "
+              f"time (target <= 5 %) {'OK' if share <= 0.05 else 'BELOW TARGET'}")
+    print(f"(TCP_NODELAY={os.environ.get('TCP_NODELAY', '')!r}, {os.cpu_count()} cores)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
