@@ -6,7 +6,8 @@ Sends a generated CT series (``app.synth``, 512x512, explicit VR little endian) 
 Orthanc (DICOMweb plugin, basic auth on, loopback) with Relay (streaming STOW-RS, batches of 50,
 two in flight, then QIDO verification) and with curl posting the same instances as prebuilt
 multipart STOW-RS bodies (one request; batches of 50 one at a time; batches of 50 two at a
-time; building the bodies is not timed). Then fetches the study back with Relay (WADO-RS
+time; building the bodies is not timed; ``Expect: 100-continue`` is turned off, as Orthanc
+does not answer it and curl would wait a second per request). Then fetches the study back with Relay (WADO-RS
 multipart into a fresh local store: fsync'ed, hashed, indexed) and with curl (the same WADO-RS
 request written to one file). Also measures a remote open: time until the slice in view is in
 the store while the whole study downloads. Each measurement uses a fresh hub (send) or a fresh
@@ -60,7 +61,7 @@ def _curl(*args: str) -> None:
 def _curl_stow(hub: OrthancHub, bodies: list[tuple[Path, str]], parallel: int) -> None:
     def post(body: tuple[Path, str]) -> None:
         path, ctype = body
-        _curl("-X", "POST", "-H", f"Content-Type: {ctype}", "-H",
+        _curl("-X", "POST", "-H", "Expect:", "-H", f"Content-Type: {ctype}", "-H",
               "Accept: application/dicom+json", "--data-binary", f"@{path}",
               hub.url + "/studies")
 

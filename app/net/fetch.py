@@ -1,15 +1,19 @@
 """Fetching a study from a hub, the instances someone is looking at first.
 
-:class:`Download` lists the study's instances on the hub (QIDO), then streams whole series with
-WADO-RS multipart (``transfer-syntax=*``: the stored bytes as they are), part by part to disk, in
-series order: the series given to :meth:`Download.prioritise` first. Instances given to
-:meth:`Download.prioritise` are fetched one by one on a second connection at the same time, so
-the slice in view and its neighbours arrive in a fraction of the study's download time.
-:meth:`Download.on_stored` listeners hear of each instance as it enters the store, and
-:meth:`Download.remaining` tells which are still coming. Outages are waited out with backoff.
+:class:`Download` asks the hub for the study's series and their instance counts (one QIDO-RS
+request), then streams whole series with WADO-RS multipart (``transfer-syntax=*``: the stored
+bytes as they are), part by part to disk, in series order: the series given to
+:meth:`Download.prioritise` first. Instances given to :meth:`Download.prioritise` are fetched one
+by one, before the bulk when asked before the start and on a second connection after, so the
+slice in view arrives in a fraction of the study's download time. :meth:`Download.on_stored`
+listeners hear of each instance as it enters the store. A series that arrives short is listed
+instance by instance (QIDO) and what is missing is fetched one by one; :meth:`Download.remaining`
+gives that list for a series on demand. Outages are waited out with backoff.
 
-The job is recorded in the transfer queue like a send: per instance, ``pending`` until it is in
-the local store (``verified``); a fetch killed at any point resumes where the store stands.
+The job is recorded in the transfer queue like a send (per instance ``verified`` once in the
+local store, ``pending`` if it did not arrive); a fetch killed at any point resumes from what the
+store holds. "Verified" for a fetch: every series has as many distinct instances in the store as
+the hub lists, and a short series is checked UID by UID.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from app.tasks import Progress
 
 log = logging.getLogger(__name__)
 
+SERIES_INSTANCES = "00201209"  # NumberOfSeriesRelatedInstances
+
 
 class Download:
     """One study coming from a hub into the store; run it with :meth:`run` or :meth:`start`."""
@@ -49,8 +55,10 @@ class Download:
         self.backoff = Backoff(settings, give_up)
         self.job_id = ""
         self._lock = threading.Lock()
-        self._series_of: dict[str, str] = {}  # sop -> series
-        self._local: set[str] = set()
+        self._expected: dict[str, int] = {}  # series -> instances on the hub
+        self._arrived: dict[str, set[str]] = {}  # series -> SOP UIDs in the local store
+        self._listed: dict[str, set[str]] = {}  # series -> SOP UIDs the hub lists (when asked)
+        self._series_of: dict[str, str] = {}  # sop -> series, where known
         self._series_order: list[str] = []
         self._urgent: deque[str] = deque()
         self._wake = threading.Event()
@@ -68,10 +76,15 @@ class Download:
         self._listeners.append(listener)
 
     def prioritise(self, series_uid: str | None = None, sop_uids: Iterable[str] = ()) -> None:
-        """Fetch these instances next (one by one), and this series before the other series."""
+        """Fetch these instances next, one by one, and this series before the other series.
+
+        ``sop_uids`` belong to ``series_uid`` (give it: the per-instance URL needs it).
+        """
         with self._lock:
             for sop in reversed(list(sop_uids)):
-                if sop not in self._local:
+                if series_uid:
+                    self._series_of.setdefault(sop, series_uid)
+                if not self._is_local(sop):
                     self._urgent.appendleft(sop)
             if series_uid:
                 if series_uid in self._series_order:
@@ -79,11 +92,22 @@ class Download:
                 self._series_order.insert(0, series_uid)
         self._wake.set()
 
-    def remaining(self, series_uid: str | None = None) -> set[str]:
-        """SOP Instance UIDs not in the local store yet (of one series, or all)."""
+    def expected(self, series_uid: str | None = None) -> int:
+        """Instances the hub holds (in one series, or in the study)."""
         with self._lock:
-            return {s for s, se in self._series_of.items()
-                    if s not in self._local and (series_uid is None or se == series_uid)}
+            return sum(n for s, n in self._expected.items() if series_uid in (None, s))
+
+    def arrived(self, series_uid: str | None = None) -> set[str]:
+        """SOP Instance UIDs in the local store (of one series, or all)."""
+        with self._lock:
+            return {u for s, uids in self._arrived.items() if series_uid in (None, s)
+                    for u in uids}
+
+    def remaining(self, series_uid: str) -> set[str]:
+        """SOP Instance UIDs of a series not in the local store yet. Asks the hub for the
+        series' instance list the first time (network: call it off the UI thread)."""
+        listed = self._listing(series_uid)
+        return listed - self.arrived(series_uid)
 
     def start(self) -> Download:
         """Run in a background thread; :meth:`wait` for the result."""
@@ -109,22 +133,22 @@ class Download:
             self._plan()
             self._urgent_first()
             lane.start()
-            rounds_without_progress = 0
+            stalled = 0
             while True:
                 try:
-                    left = self.remaining()
-                    if not left:
+                    short = self._short_series()
+                    if not short:
                         break
-                    before = len(left)
-                    self._bulk(left)
+                    before = len(self.arrived())
+                    self._bulk(short)
                     self.ingest.drain()
-                    if len(self.remaining()) >= before:
-                        rounds_without_progress += 1
-                        if rounds_without_progress >= self.settings.max_attempts:
-                            message = "the hub did not deliver every instance it listed"
-                            break
+                    if len(self.arrived()) > before:
+                        stalled = 0
                     else:
-                        rounds_without_progress = 0
+                        stalled += 1
+                        if stalled >= self.settings.max_attempts:
+                            message = "the hub did not deliver every instance it lists"
+                            break
                     self.backoff.reset()
                 except HubError as exc:
                     delay = self.backoff.next_delay(exc)
@@ -157,76 +181,92 @@ class Download:
         return self._result
 
     def _plan(self) -> None:
-        """List the study's instances on the hub; record (or resume) the job."""
-        instances = list(self.client.instances(self.study_uid, fields=(SERIES_UID,)))
-        if not instances:
+        """Ask the hub for the study's series and counts; record (or resume) the job."""
+        found = self.client.series(self.study_uid)
+        if not found:
             raise TransferError(f"study {self.study_uid} is not on hub '{self.hub}'")
-        order: list[str] = []
-        items = []
-        for d in instances:
-            sop, series = value(d, SOP_UID), value(d, SERIES_UID)
-            if not sop or not series:
-                continue
-            self._series_of[sop] = series
-            if series not in order:
-                order.append(series)
-            items.append((sop, series, "", 0))
         job = self.queue.find_open("fetch", self.hub, self.study_uid, [])
         if job is None:
-            job = self.queue.create("fetch", self.hub, self.study_uid, [], items)
-        else:
-            self.queue.add_items(job.id, items)
+            job = self.queue.create("fetch", self.hub, self.study_uid, [], [])
         self.job_id = job.id
         self.queue.claim(job.id)
-        local = {sop for sop in self._series_of if self.store.has_instance(sop)}
+        order = []
+        for d in found:
+            series = value(d, SERIES_UID)
+            if not series:
+                continue
+            order.append(series)
+            local = {i.sop_instance_uid for i in self.store.instances(series)}
+            with self._lock:
+                self._expected[series] = int(value(d, SERIES_INSTANCES, 0) or 0)
+                self._arrived.setdefault(series, set()).update(local)
         with self._lock:
-            self._local |= local
             self._series_order += [s for s in order if s not in self._series_order]
-        self.progress.set_total(len(self._series_of), "Fetching")
-        self.progress.advance(len(local))
+        self.progress.set_total(self.expected(), "Fetching")
+        self.progress.advance(len(self.arrived()))
 
-    def _bulk(self, left: set[str]) -> None:
-        """Stream, series by series in priority order, every series with instances left."""
-        done_series: set[str] = set()
+    def _short_series(self) -> list[str]:
+        with self._lock:
+            return [s for s in self._series_order
+                    if s in self._expected and len(self._arrived.get(s, ())) < self._expected[s]]
+
+    def _listing(self, series: str) -> set[str]:
+        with self._lock:
+            known = self._listed.get(series)
+        if known is not None:
+            return known
+        listed = {u for d in self.client.instances(self.study_uid, series)
+                  if (u := value(d, SOP_UID))}
+        with self._lock:
+            self._listed[series] = listed
+            self._expected[series] = len(listed)  # the list is authoritative over the count
+            for sop in listed:
+                self._series_of.setdefault(sop, series)
+        return listed
+
+    def _bulk(self, short: list[str]) -> None:
+        """Stream the short series whole (in priority order); top up nearly complete ones."""
+        done: set[str] = set()
         while True:
             self.progress.check()
             with self._lock:
-                series = next((s for s in self._series_order if s not in done_series), None)
+                series = next((s for s in self._series_order if s in short and s not in done),
+                              None)
             if series is None:
                 return
-            done_series.add(series)
-            wanted = self.remaining(series)
-            if not wanted:
-                continue
-            total = sum(1 for se in self._series_of.values() if se == series)
-            if len(wanted) * 2 >= total:
+            done.add(series)
+            have = len(self.arrived(series))
+            if have * 2 < self.expected(series):
                 self._stream(f"/studies/{self.study_uid}/series/{series}", self._close_part)
             else:
-                for sop in sorted(wanted):
+                for sop in sorted(self.remaining(series)):
                     self._fetch_one(sop)
+
+    def _is_local(self, sop: str) -> bool:
+        series = self._series_of.get(sop)
+        return series is not None and sop in self._arrived.get(series, ())
+
+    def _next_urgent(self) -> str | None:
+        with self._lock:
+            while self._urgent:
+                sop = self._urgent.popleft()
+                if not self._is_local(sop) and sop in self._series_of:
+                    return sop
+        return None
 
     def _urgent_first(self) -> None:
         """Fetch what was prioritised before the start (the slice in view) before anything else,
         so the first image does not queue behind the bulk download."""
-        while True:
-            with self._lock:
-                sop = self._urgent.popleft() if self._urgent else None
-            if sop is None:
-                return
-            if sop in self._local or sop not in self._series_of:
-                continue
+        while (sop := self._next_urgent()) is not None:
             self._fetch_one(sop, urgent=True)
 
     def _lane(self) -> None:
         """The priority lane: instances someone is waiting for, one request each."""
         while not self._done.is_set():
-            with self._lock:
-                sop = self._urgent.popleft() if self._urgent else None
+            sop = self._next_urgent()
             if sop is None:
                 self._wake.wait(0.2)
                 self._wake.clear()
-                continue
-            if sop in self._local or sop not in self._series_of:
                 continue
             try:
                 self._fetch_one(sop, urgent=True)
@@ -274,9 +314,11 @@ class Download:
 
     def _stored(self, sop: str, series: str) -> None:
         with self._lock:
-            if sop in self._local:
+            arrived = self._arrived.setdefault(series, set())
+            if sop in arrived:
                 return
-            self._local.add(sop)
+            arrived.add(sop)
+            self._series_of.setdefault(sop, series)
             if self.first_stored_at is None:
                 self.first_stored_at = time.monotonic()
         self.progress.advance(1)
@@ -290,20 +332,28 @@ class Download:
         if not self.job_id:
             return TransferResult(job="", state="failed", instances=0, verified=0,
                                   message=message)
-        stored = [s for s in self._series_of if self.store.has_instance(s)]
-        self.queue.mark(self.job_id, stored, "verified")
+        missing: list[str] = []
+        for series in self._short_series():
+            try:
+                missing += sorted(self.remaining(series))
+            except HubError:  # the hub is away: name the series and how many
+                short = self.expected(series) - len(self.arrived(series))
+                missing.append(f"{short} instance(s) of series {series}")
+        arrived = self.arrived()
+        self.queue.add_items(self.job_id, [(u, self._series_of.get(u, ""), "", 0)
+                                           for u in sorted(arrived) + missing])
+        self.queue.mark(self.job_id, arrived, "verified")
         self.queue.add_totals(self.job_id, self.bytes, seconds)
         job = self.queue.job(self.job_id)
-        missing = [i.sop_uid for i in self.queue.items(self.job_id, ("pending", "failed"))]
         if job.state == "running":
             if missing:
                 message = message or f"{len(missing)} instance(s) did not arrive"
                 self.queue.set_state(self.job_id, "failed", message)
             else:
                 self.queue.set_state(self.job_id, "verified",
-                                     f"{job.total} of {job.total} in the local store")
+                                     f"{len(arrived)} of {len(arrived)} in the local store")
         job = self.queue.job(self.job_id)
         return TransferResult(job=self.job_id, state="failed" if missing else "verified",
-                              instances=job.total, verified=job.count("verified"),
+                              instances=len(arrived) + len(missing), verified=len(arrived),
                               missing=missing, bytes=job.bytes, seconds=job.seconds,
                               message=message or (job.message if missing else ""))

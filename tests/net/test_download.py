@@ -54,7 +54,8 @@ def test_prioritised_instance_arrives_first(hub, tmp_path, ct_files):
     assert in_view in order[:3], order.index(in_view)
     assert download.first_stored_at is not None
     assert download.first_stored_at - started < result.seconds
-    assert download.remaining() == set()
+    assert download.remaining(series) == set()
+    assert download.arrived(series) == set(sops) and download.expected() == len(sops)
     assert len(order) == len(ct_files) and len(set(order)) == len(order)
 
 
