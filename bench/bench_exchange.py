@@ -192,7 +192,7 @@ def _run(root: Path, args: argparse.Namespace) -> int:
         started = time.monotonic()
         _curl("-H", f"Accept: {WADO_ACCEPT}", "-o", str(out), f"{hub.url}/studies/{study}")
         seconds = time.monotonic() - started
-        assert out.stat().st_size > total
+        assert out.stat().st_size > total, out.stat().st_size
         out.unlink()
         return seconds
 

@@ -275,6 +275,17 @@ class TransferQueue:
         with self._tx() as conn:
             conn.executemany(sql, ((s, r, job_id, u) for u, s, r in changes))
 
+    def verified_on_hub(self, hub: str | None = None) -> set[str]:
+        """SOP Instance UIDs that a send job found on the hub afterwards (QIDO): the only
+        instances a retention rule may purge locally."""
+        sql = ("SELECT DISTINCT i.sop_uid FROM items i JOIN jobs j ON j.id = i.job_id "
+               "WHERE j.kind='send' AND i.state='verified'")
+        args: tuple[str, ...] = ()
+        if hub is not None:
+            sql += " AND j.hub=?"
+            args = (hub,)
+        return {r[0] for r in self._conn().execute(sql, args)}
+
     def reset_failed(self, job_id: str) -> None:
         """Give failed items fresh attempts (the user pressed Retry)."""
         with self._tx() as conn:

@@ -35,6 +35,9 @@ def test_send_then_fetch_byte_exact(hub, relay_home, tmp_path, ct_files):
     local = {i.sop_instance_uid for s in store.study(study).series
              for i in store.instances(s.series_instance_uid)}
     assert set(on_hub) == local
+    from app.net.queue import TransferQueue
+
+    assert TransferQueue(relay_home).verified_on_hub("hub") == local
 
     # Sending again is a new job that finds everything on the hub and sends nothing.
     again = json.loads(relay(relay_home, "send", study, "--hub", "hub", "--json").stdout)
