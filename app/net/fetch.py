@@ -202,7 +202,7 @@ class Download:
                 self._arrived.setdefault(series, set()).update(local)
         with self._lock:
             self._series_order += [s for s in order if s not in self._series_order]
-        self.progress.set_total(self.expected(), "Fetching")
+        self.progress.set_total(self.expected())
         self.progress.advance(len(self.arrived()))
 
     def _short_series(self) -> list[str]:

@@ -144,7 +144,8 @@ class QueueRunner:
             self._run(job)
 
     def _run(self, job: Job) -> None:
-        progress = Progress(f"{'Sending to' if job.kind == 'send' else 'Fetching from'} {job.hub}")
+        verb = "Sending to" if job.kind == "send" else "Fetching from"
+        progress = Progress(f"{verb} {job.hub}", total=job.total or None)
         with self._lock:
             self._current = (job.id, progress)
         self._changed(job.id)

@@ -99,7 +99,7 @@ class Sender:
     def run(self, job_id: str) -> TransferResult:
         job = self.queue.claim(job_id)
         started = time.monotonic()
-        self.progress.set_total(job.total, "Sending")
+        self.progress.set_total(job.total)
         self.progress.advance(job.count("sent", "verified", "failed"))
         message = ""
         try:

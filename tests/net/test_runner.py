@@ -1,0 +1,83 @@
+"""The background queue runner the window's queue panel drives: run, pause, resume, retry."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app.net.runner import QueueRunner
+from app.settings import load_settings, save_settings
+from tests.net.conftest import add_hub, hub_sop_uids, import_study
+
+pytestmark = pytest.mark.orthanc
+
+
+def _wait_state(runner: QueueRunner, job_id: str, states: tuple[str, ...], timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = next(j for j in runner.jobs() if j.id == job_id)
+        if job.state in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} stayed {job.state}: {job.message}")
+
+
+def test_runner_sends_pauses_resumes_and_fetches(hub, relay_home, tmp_path, ct_files):
+    _, study = import_study(relay_home, ct_files)
+    assert add_hub(relay_home, hub.url).returncode == 0
+    settings = load_settings(relay_home)
+    settings.transfer.batch_instances = 2
+    settings.transfer.in_flight = 1
+    save_settings(relay_home, settings)
+
+    runner = QueueRunner(relay_home, poll_seconds=0.1).start()
+    changes: list[str] = []
+    runner.subscribe(changes.append)
+    try:
+        job_id = runner.send("hub", study)
+        deadline = time.monotonic() + 30
+        while runner.progress(job_id) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        progress = runner.progress(job_id)
+        assert progress is not None and progress.snapshot().total == len(ct_files)
+        runner.pause(job_id)
+        paused = _wait_state(runner, job_id, ("paused", "verified"))
+        if paused.state == "paused":
+            assert runner.progress(job_id) is None
+            runner.resume(job_id)
+        done = _wait_state(runner, job_id, ("verified",))
+        assert done.count("verified") == len(ct_files) and job_id in changes
+        assert len(hub_sop_uids(hub)) == len(ct_files)
+
+        # The same runner fetches into another home's store? No: one runner per home.
+        reader = tmp_path / "reader"
+        reader.mkdir()
+        assert add_hub(reader, hub.url).returncode == 0
+        other = QueueRunner(reader, poll_seconds=0.1).start()
+        try:
+            fetch_id = other.fetch("hub", study)
+            fetched = _wait_state(other, fetch_id, ("verified",))
+            assert fetched.count("verified") == len(ct_files)
+        finally:
+            other.stop()
+    finally:
+        runner.stop()
+
+
+def test_runner_marks_stuck_with_a_plain_reason(relay_home, ct_files):
+    _, study = import_study(relay_home, ct_files[:3])
+    assert add_hub(relay_home, "http://127.0.0.1:9/dicom-web", password="x").returncode == 0
+    settings = load_settings(relay_home)
+    settings.transfer.give_up_seconds = 0.5
+    settings.transfer.retry_initial_seconds = 0.1
+    save_settings(relay_home, settings)
+    runner = QueueRunner(relay_home, poll_seconds=0.1).start()
+    try:
+        job_id = runner.send("hub", study)
+        job = _wait_state(runner, job_id, ("waiting", "stuck"))
+        assert "cannot reach the hub" in job.message
+        runner.cancel(job_id)
+        assert _wait_state(runner, job_id, ("cancelled",)).state == "cancelled"
+    finally:
+        runner.stop()
