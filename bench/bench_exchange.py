@@ -7,8 +7,8 @@ Orthanc (DICOMweb plugin, basic auth on, loopback) with Relay (streaming STOW-RS
 two in flight, then QIDO verification) and with curl posting the same instances as prebuilt
 multipart STOW-RS bodies (one request; batches of 50 one at a time; batches of 50 two at a
 time; building the bodies is not timed; ``Expect: 100-continue`` is turned off, as Orthanc
-does not answer it and curl would wait a second per request). Then fetches the study back with Relay (WADO-RS
-multipart into a fresh local store: fsync'ed, hashed, indexed) and with curl (the same WADO-RS
+does not answer it and curl would wait a second per request). Then fetches the study back
+with Relay (WADO-RS multipart into a fresh local store: fsync'ed, hashed, indexed) and with curl (the same WADO-RS
 request written to one file). Also measures a remote open: time until the slice in view is in
 the store while the whole study downloads. Each measurement uses a fresh hub (send) or a fresh
 local store (fetch); the best of ``--rounds`` is kept. Prints MB/s and the ratios against the

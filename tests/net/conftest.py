@@ -7,6 +7,7 @@ folder, and stopped by PID. What the hub holds is checked with Orthanc's own RES
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import threading
@@ -80,7 +81,6 @@ def hub_sop_uids(hub: OrthancHub) -> list[str]:
 def add_hub(home: Path, url: str, *extra: str, password: str = HUB_PASSWORD, name: str = "hub"):
     """``relay hub add`` with the password on stdin."""
     import subprocess
-    import sys
 
     from tests.conftest import relay_cmd, relay_env
 
@@ -221,10 +221,8 @@ class TlsProxy:
                 pass
             finally:
                 for s in (src, dst):
-                    try:
+                    with contextlib.suppress(OSError):
                         s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
 
         t = threading.Thread(target=pump, args=(backend, tls), daemon=True)
         t.start()
