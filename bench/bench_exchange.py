@@ -5,14 +5,15 @@
 Sends a generated CT series (``app.synth``, 512x512, explicit VR little endian) to an empty
 Orthanc (DICOMweb plugin, basic auth on, loopback) with Relay (streaming STOW-RS, batches of 50,
 two in flight, then QIDO verification) and with curl posting the same instances as prebuilt
-multipart STOW-RS bodies (one request; batches of 50 one at a time; batches of 50 two at a
-time; building the bodies is not timed; ``Expect: 100-continue`` is turned off, as Orthanc
-does not answer it and curl would wait a second per request). Then fetches the study back
-with Relay (WADO-RS multipart into a fresh local store: fsync'ed, hashed, indexed) and with curl (the same WADO-RS
-request written to one file). Also measures a remote open: time until the slice in view is in
-the store while the whole study downloads. Each measurement uses a fresh hub (send) or a fresh
-local store (fetch); the best of ``--rounds`` is kept. Prints MB/s and the ratios against the
-targets (send >= 0.9x curl's best, fetch >= 0.8x curl, first image <= 5 % of the download).
+multipart STOW-RS bodies: one request; batches of 50 one at a time; batches of 50 two at a time.
+Building the bodies is not timed, and ``Expect: 100-continue`` is turned off (Orthanc does not
+answer it, so curl would wait a second per request). Then fetches the study back with Relay
+(WADO-RS multipart into a fresh local store: fsync'ed, hashed, header-checked, indexed) and with
+curl (the same WADO-RS request written to one file). Also measures a remote open: the time until
+the slice in view is in the store, as a share of the whole download. Each measurement uses a
+fresh hub (send) or a fresh local store (fetch); the best of ``--rounds`` is kept. Prints MB/s
+and the ratios against the targets (send >= 0.9x curl's best, fetch >= 0.8x curl, first image
+<= 5 % of the download).
 """
 
 from __future__ import annotations
