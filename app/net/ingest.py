@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
+import mmap
 import os
 import sys
 import threading
@@ -53,17 +54,15 @@ def _start_writeback(fd: int) -> None:
 
 
 class PartFile:
-    """A part being written: temp file + running SHA-256 + byte count (a multipart sink)."""
+    """A part being written: temp file + byte count (a multipart sink)."""
 
     def __init__(self, store: Store, headers: dict[str, str]) -> None:
         self.path: Path = store.new_part()
         self.headers = headers
-        self.sha = hashlib.sha256()
         self.size = 0
         self._fp: IO[bytes] = open(self.path, "wb")  # noqa: SIM115  (closed in close())
 
     def write(self, data: bytes | memoryview) -> int:
-        self.sha.update(data)
         self.size += len(data)
         return self._fp.write(data)
 
@@ -88,6 +87,7 @@ class PartIngest:
         self.batch = batch
         self.batch_seconds = batch_seconds
         self._lock = threading.Lock()
+        self._commit_lock = threading.Lock()
         self._pending: list[StoredFile] = []
         self._last = time.monotonic()
         self._futures: set[Future[None]] = set()
@@ -106,7 +106,7 @@ class PartIngest:
             with self._lock:
                 self.problems.append(header)
             return
-        future = self.pool.submit(self._work, part.path, part.sha.hexdigest(), header, urgent)
+        future = self.pool.submit(self._work, part.path, header, urgent)
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._done)
@@ -115,12 +115,12 @@ class PartIngest:
         with self._lock:
             self._futures.discard(future)
 
-    def _work(self, path: Path, sha256: str, header: Header, urgent: bool) -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fdatasync(fd) if hasattr(os, "fdatasync") else os.fsync(fd)
-        finally:
-            os.close(fd)
+    def _work(self, path: Path, header: Header, urgent: bool) -> None:
+        # Hashing here (hashlib releases the GIL) keeps it off the network thread.
+        with open(path, "rb") as fp:
+            with mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                sha256 = hashlib.sha256(buf).hexdigest()
+            os.fdatasync(fp.fileno()) if hasattr(os, "fdatasync") else os.fsync(fp.fileno())
         staged = place_part(self.store, path, sha256, header)
         if isinstance(staged, Duplicate):
             self._notify([(header.instance.sop_instance_uid,
@@ -135,9 +135,10 @@ class PartIngest:
 
     def flush(self) -> None:
         """Index what is stored but not indexed yet."""
-        with self._lock:
-            files, self._pending = self._pending, []
-            self._last = time.monotonic()
+        with self._commit_lock:  # commits in order, without holding up the network thread
+            with self._lock:
+                files, self._pending = self._pending, []
+                self._last = time.monotonic()
             if files:
                 self.store.commit(files)
                 self.stored += len(files)
