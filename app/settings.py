@@ -45,6 +45,10 @@ class HubProfile:
     read_timeout: float = 120.0
     """Seconds without a byte from the hub before a request is given up (and retried)."""
 
+    def __post_init__(self) -> None:
+        if self.auth not in AUTH_KINDS:
+            raise SettingsError(f"hub '{self.name}': auth must be one of {', '.join(AUTH_KINDS)}")
+
 
 @dataclass
 class TransferSettings:
@@ -88,6 +92,10 @@ class SecretSettings:
     """``none``: refuse to store a secret without a keyring service. ``encrypted-file``: keep
     secrets in ``secrets.enc`` in the home, encrypted with a passphrase from
     ``RELAY_KEYRING_PASSPHRASE`` or typed at a prompt. Never a plain-text file."""
+
+    def __post_init__(self) -> None:
+        if self.fallback not in SECRET_FALLBACKS:
+            raise SettingsError(f"secrets.fallback must be one of {', '.join(SECRET_FALLBACKS)}")
 
 
 @dataclass
