@@ -144,13 +144,22 @@ class IncomingPoller:
             new=new,
         )
 
-    def run(self, on_update: Callable[[IncomingUpdate], None]) -> None:
-        """Poll every ``interval_seconds`` until :meth:`stop`; errors become updates too."""
+    def run(self, on_update: Callable[[IncomingUpdate], None],
+            prefetch: Callable[[str, str], object] | None = None) -> None:
+        """Poll every ``interval_seconds`` until :meth:`stop`; errors become updates too.
+
+        With ``settings.prefetch`` on, each new study not local yet is handed to ``prefetch``
+        as ``(hub, study_uid)`` (e.g. :meth:`app.net.runner.QueueRunner.fetch`).
+        """
         while not self._stop.is_set():
             try:
                 update = self.poll()
             except HubError as exc:
                 update = IncomingUpdate(studies=[], checked_at=time.time(), error=str(exc))
+            if prefetch is not None and self.settings.prefetch:
+                for study in update.new:
+                    if study.local != "local":
+                        prefetch(self.hub, study.study_uid)
             on_update(update)
             self._stop.wait(max(1.0, self.settings.interval_seconds))
 

@@ -134,3 +134,23 @@ def test_incoming_poller(hub, tmp_path, ct_files):
     loop.stop()
     t.join(10)
     assert updates and not updates[0].error
+
+
+def test_incoming_prefetch_hands_new_studies_over(hub, tmp_path, ct_files):
+    study = _upload(hub, tmp_path / "spoke", ct_files)
+    store = Store(tmp_path / "reader")
+    asked: list[tuple[str, str]] = []
+    settings = IncomingSettings(interval_seconds=1, lookback_days=0, prefetch=True)
+    poller = IncomingPoller(store, _client(hub), "hub", settings)
+    done = threading.Event()
+
+    def on_update(update) -> None:
+        poller.stop()
+        done.set()
+
+    t = threading.Thread(target=poller.run, args=(on_update, lambda h, s: asked.append((h, s))),
+                         daemon=True)
+    t.start()
+    assert done.wait(30)
+    t.join(10)
+    assert asked == [("hub", study)]
