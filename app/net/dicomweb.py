@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 STUDY_UID = "0020000D"
 SERIES_UID = "0020000E"
 SOP_UID = "00080018"
+STUDY_INSTANCES = "00201208"  # NumberOfStudyRelatedInstances
 REFERENCED_SOP_SEQ = "00081199"
 FAILED_SOP_SEQ = "00081198"
 REFERENCED_SOP_UID = "00081155"
@@ -108,6 +109,34 @@ class DicomWebClient:
     def instance_uids(self, study_uid: str, series_uid: str | None = None) -> set[str]:
         """SOP Instance UIDs the hub holds for a study (or one of its series)."""
         return {u for d in self.instances(study_uid, series_uid) if (u := value(d, SOP_UID))}
+
+    def study_instance_count(self, study_uid: str) -> int | None:
+        """Instances of a study on the hub (NumberOfStudyRelatedInstances); None if absent."""
+        answer = self.session.json("/studies", {"StudyInstanceUID": study_uid,
+                                                "includefield": STUDY_INSTANCES})
+        if not isinstance(answer, list):
+            raise HubError("not-dicomweb", f"the hub at {self.session.where} answered a "
+                                           "search with something that is not DICOM JSON")
+        for dataset in answer:
+            if isinstance(dataset, dict) and value(dataset, STUDY_UID) == study_uid:
+                return int(value(dataset, STUDY_INSTANCES, 0) or 0)
+        return None
+
+    def present(self, study_uid: str, sop_uids: Sequence[str], *, chunk: int = 50) -> set[str]:
+        """Which of ``sop_uids`` the hub holds: QIDO with UID list matching, ``chunk`` at a time.
+
+        A server that ignores the filter and lists more is fine (the answer is intersected);
+        callers confirm an absence with :meth:`instance_uids` before acting on it.
+        """
+        found: set[str] = set()
+        for i in range(0, len(sop_uids), chunk):
+            asked = set(sop_uids[i : i + chunk])
+            params = {"SOPInstanceUID": ",".join(sop_uids[i : i + chunk])}
+            for dataset in self.search(f"/studies/{study_uid}/instances", params):
+                uid = value(dataset, SOP_UID)
+                if uid in asked:
+                    found.add(uid)
+        return found
 
     # -- STOW-RS -------------------------------------------------------------------------
     def store(self, files: Sequence[tuple[Path, int]], study_uid: str | None = None) -> StowResult:

@@ -12,6 +12,7 @@ with backoff (up to ``give_up`` seconds); credentials, TLS and URL problems stop
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -132,11 +133,13 @@ class Sender:
     def _round(self, job: Job) -> bool:
         """Check the hub, then send what is pending; False when nothing is left to do."""
         self.progress.check()
-        on_hub = self.client.instance_uids(job.study_uid)
+        items = self.queue.items(job.id, ("pending", "sent"))
+        if not items:
+            return False
+        on_hub = self._on_hub(job, items)
         changes: list[tuple[str, str, str]] = []
         retry: list[tuple[str, str, str]] = []
         pending: list[Item] = []
-        items = self.queue.items(job.id, ("pending", "sent"))
         sent_before = {i.sop_uid for i in items if i.state == "sent"}
         for item in items:
             if item.sop_uid in on_hub:
@@ -160,12 +163,28 @@ class Sender:
         self._send(job, pending)
         return True
 
+    def _on_hub(self, job: Job, items: list[Item]) -> set[str]:
+        """Which of these items the hub holds. One cheap study-level search first: a study the
+        hub does not have needs no instance search. An instance confirmed by STOW but not found
+        by UID matching is looked for once more in the full (paged) instance list."""
+        if self.client.study_instance_count(job.study_uid) is None:
+            return set()
+        uids = [i.sop_uid for i in items]
+        found = self.client.present(job.study_uid, uids)
+        if any(i.state == "sent" and i.sop_uid not in found for i in items):
+            found |= self.client.instance_uids(job.study_uid) & set(uids)
+        return found
+
     def _send(self, job: Job, pending: list[Item]) -> None:
+        """STOW the pending items in batches, ``in_flight`` at a time; each confirmed batch is
+        verified by QIDO on a side thread while the next batches go out."""
         size = max(1, self.settings.batch_instances)
         batches = [pending[i : i + size] for i in range(0, len(pending), size)]
         with ThreadPoolExecutor(max_workers=max(1, self.settings.in_flight),
-                                thread_name_prefix="stow") as pool:
+                                thread_name_prefix="stow") as pool, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as checker:
             running: dict[Future[StowResult], list[Item]] = {}
+            checks: list[Future[set[str]]] = []
             error: HubError | None = None
             todo = iter(batches)
             while True:
@@ -180,13 +199,38 @@ class Sender:
                 for future in done:
                     batch = running.pop(future)
                     try:
-                        self._record(job, batch, future.result())
+                        confirmed = self._record(job, batch, future.result())
                     except HubError as exc:
                         error = error or exc
+                        continue
+                    if confirmed:
+                        checks.append(checker.submit(self.client.present, job.study_uid,
+                                                     confirmed))
+                checks = self._verified(job, checks)
                 if error is None:
                     self.progress.check()
+            for check in checks:
+                with contextlib.suppress(HubError):
+                    check.result()
+            self._verified(job, checks)
             if error is not None:
                 raise error
+
+    def _verified(self, job: Job, checks: list[Future[set[str]]]) -> list[Future[set[str]]]:
+        """Record finished verifications; return those still running. A failed check is left
+        to the next round's search."""
+        still = []
+        for check in checks:
+            if not check.done():
+                still.append(check)
+                continue
+            try:
+                found = check.result()
+            except HubError:
+                continue
+            if found:
+                self.queue.mark(job.id, found, "verified")
+        return still
 
     def _stow(self, job: Job, batch: list[Item]) -> StowResult:
         files: list[tuple[Path, int]] = []
@@ -204,13 +248,14 @@ class Sender:
         result = self.client.store(files, job.study_uid) if files else StowResult(frozenset())
         return StowResult(result.stored, {**result.failed, **gone})
 
-    def _record(self, job: Job, batch: list[Item], result: StowResult) -> None:
+    def _record(self, job: Job, batch: list[Item], result: StowResult) -> list[str]:
+        """Record the hub's answer for a batch; return the SOP Instance UIDs it confirmed."""
         changes: list[tuple[str, str, str]] = []
-        confirmed = 0
+        confirmed: list[str] = []
         for item in batch:
             if item.sop_uid in result.stored:
                 changes.append((item.sop_uid, "sent", ""))
-                confirmed += 1
+                confirmed.append(item.sop_uid)
                 self.bytes += item.size
             else:
                 reason = result.failed.get(item.sop_uid, "not confirmed in the hub's answer")
@@ -220,7 +265,8 @@ class Sender:
             if reason:
                 log.info("hub refused an instance: %s", reason)
                 log.debug("refused %s: %s", uid, reason)
-        self.progress.advance(confirmed)
+        self.progress.advance(len(confirmed))
+        return confirmed
 
     def _result(self, job_id: str, message: str) -> TransferResult:
         job = self.queue.job(job_id)
