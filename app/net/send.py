@@ -170,8 +170,13 @@ class Sender:
         if self.client.study_instance_count(job.study_uid) is None:
             return set()
         uids = [i.sop_uid for i in items]
-        found = self.client.present(job.study_uid, uids)
-        if any(i.state == "sent" and i.sop_uid not in found for i in items):
+        try:
+            found = self.client.present(job.study_uid, uids)
+        except HubError as exc:
+            if exc.kind != "rejected":
+                raise
+            found = set()  # a hub without UID list matching: the full listing below
+        if any(i.sop_uid not in found for i in items if i.state == "sent") or not found:
             found |= self.client.instance_uids(job.study_uid) & set(uids)
         return found
 
