@@ -29,10 +29,10 @@ SCRYPT_N = 2**15
 class EncryptedFileKeyring(KeyringBackend):
     """A keyring backend keeping secrets in one encrypted file."""
 
-    priority = 0  # type: ignore[assignment]  # never chosen by keyring on its own
+    priority = 0  # never chosen by keyring on its own
 
     def __init__(self, path: Path, passphrase: str) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         if not passphrase:
             raise SecretsError("the passphrase for the encrypted secrets file is empty")
         self.path = Path(path)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.errors import HubError
 from app.net.dicomweb import DicomWebClient, value
@@ -125,10 +126,10 @@ class IncomingPoller:
         studies.sort(key=lambda s: s.received, reverse=True)
         return IncomingUpdate(studies=studies, checked_at=now)
 
-    def _study(self, d: dict[str, object], uid: str, received: float, new: bool) -> IncomingStudy:
-        modalities = (d.get("00080061") or {})  # ModalitiesInStudy: several values
-        mods = tuple(str(m) for m in modalities.get("Value", [])) if isinstance(  # type: ignore[union-attr]
-            modalities, dict) else ()
+    def _study(self, d: dict[str, Any], uid: str, received: float, new: bool) -> IncomingStudy:
+        element = d.get("00080061")  # ModalitiesInStudy: several values
+        values = element.get("Value") if isinstance(element, dict) else None
+        mods = tuple(str(m) for m in values) if isinstance(values, list) else ()
         local = self.store.study(uid)
         return IncomingStudy(
             study_uid=uid,

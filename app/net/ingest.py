@@ -40,7 +40,7 @@ def _libc_sync_file_range() -> Callable[[int, int, int, int], int] | None:
     except (OSError, AttributeError):
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 _SYNC_FILE_RANGE = _libc_sync_file_range()
