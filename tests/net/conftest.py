@@ -235,3 +235,71 @@ class TlsProxy:
         self._stop.set()
         self.thread.join(5)
         self.sock.close()
+
+
+class SlowLink:
+    """A loopback TCP relay to a hub that passes at most ``rate`` bytes per second each way:
+    a slow WAN link, so a transfer can be interrupted part way at a chosen point."""
+
+    def __init__(self, backend_port: int, rate: int) -> None:
+        import socket
+
+        self.backend_port = backend_port
+        self.rate = rate
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/dicom-web"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn) -> None:
+        import socket
+        import time
+
+        try:
+            backend = socket.create_connection(("127.0.0.1", self.backend_port), timeout=30)
+        except OSError:
+            conn.close()
+            return
+
+        def pump(src, dst) -> None:
+            try:
+                while not self._stop.is_set():
+                    data = src.recv(16384)
+                    if not data:
+                        break
+                    dst.sendall(data)
+                    time.sleep(len(data) / self.rate)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+
+        t = threading.Thread(target=pump, args=(backend, conn), daemon=True)
+        t.start()
+        pump(conn, backend)
+        t.join(60)
+        conn.close()
+        backend.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        self.sock.close()

@@ -7,6 +7,7 @@ each, the hub's instance set is checked with Orthanc's REST API: every instance 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import json
@@ -26,12 +27,14 @@ from app.net.http import HubSession
 from app.net.queue import TransferQueue
 from app.net.send import run_send, send_job
 from app.settings import HubProfile, TransferSettings, load_settings, save_settings
+from app.store import Store
 from app.tasks import Progress
 from tests.conftest import relay_cmd, relay_env
 from tests.net.conftest import (
     HUB_PASSWORD,
     HUB_USER,
     GarbageServer,
+    SlowLink,
     TlsProxy,
     add_hub,
     hub_sop_uids,
@@ -286,3 +289,44 @@ def test_two_relays_do_not_run_one_job(hub, relay_home, ct_files):
         sleeper.kill()
         sleeper.wait()
     assert queue.claim(job.id).state == "running"  # its owner is gone: resumable
+
+
+def test_relay_killed_mid_fetch_resumes(hub, relay_home, tmp_path, ct_files):
+    spoke = tmp_path / "spoke"
+    _, study = import_study(spoke, ct_files)
+    assert add_hub(spoke, hub.url).returncode == 0
+    assert _send_json(spoke, study)[0] == 0
+    link = SlowLink(hub.config.http_port, rate=1_500_000)  # ~3 s for the study
+    try:
+        assert add_hub(relay_home, link.url).returncode == 0
+        proc = subprocess.Popen(relay_cmd("--home", str(relay_home), "fetch", study, "--hub",
+                                          "hub"), env=relay_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        db = relay_home / "index.sqlite"
+        deadline = time.monotonic() + 60
+        stored = 0
+        try:
+            while time.monotonic() < deadline and proc.poll() is None:
+                if db.exists():
+                    with contextlib.suppress(sqlite3.OperationalError), \
+                            sqlite3.connect(db, timeout=5) as conn:
+                        stored = conn.execute("SELECT COUNT(*) FROM instances").fetchone()[0]
+                if stored >= 20:
+                    break
+                time.sleep(0.02)
+            assert proc.poll() is None, "the fetch finished before it could be killed"
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.wait(30)
+        job = TransferQueue(relay_home).jobs()[0]
+        assert job.kind == "fetch" and job.state == "running"
+        proc = relay(relay_home, "fetch", study, "--hub", "hub", "--json")
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["job"] == job.id and result["state"] == "verified"
+        assert result["verified"] == result["instances"] == len(ct_files)
+        assert len(Store(relay_home).instances(
+            Store(relay_home).study(study).series[0].series_instance_uid)) == len(ct_files)
+        assert not list((relay_home / "store" / "tmp").iterdir())  # the killed run's part: gone
+    finally:
+        link.close()
