@@ -260,6 +260,7 @@ def test_relay_killed_mid_send_resumes(hub, relay_home, ct_files):
     job = TransferQueue(relay_home).jobs()[0]
     assert job.state == "running"  # as the killed process left it
     assert 20 <= job.count("sent", "verified") < len(ct_files)
+    time.sleep(1.0)  # a batch fully sent before the kill may still be being stored
     on_hub_before = set(hub_sop_uids(hub))
 
     code, result, _ = _send_json(relay_home, study)
