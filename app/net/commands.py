@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json
-from app.errors import HubError, TransferError
+from app.errors import TransferError
 from app.home import resolve_home
 from app.net import hubs
 from app.net.fetch import Download
-from app.net.http import ssl_context
+from app.net.http import HubSession, ssl_context
 from app.net.queue import TransferQueue
 from app.net.secrets import SecretStore
 from app.net.send import TransferResult, run_send, send_job
@@ -107,7 +107,7 @@ def cmd_hub_add(args: argparse.Namespace) -> int:
         ssl_context(ca_file)  # refuses an unreadable or non-PEM file now, not at send time
     profile = HubProfile(name=args.name, url=args.url.rstrip("/"), auth=auth,
                          user=args.user or "", ca_file=ca_file)
-    hubs_session_check(profile)
+    _check_url(profile)
     secrets = SecretStore(home, settings.secrets)
     old = settings.hub(args.name)
     if auth != "none":
@@ -126,10 +126,8 @@ def cmd_hub_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def hubs_session_check(profile: HubProfile) -> None:
+def _check_url(profile: HubProfile) -> None:
     """Refuse a URL that is not http(s) before anything is stored."""
-    from app.net.http import HubSession
-
     HubSession(profile)
 
 
@@ -271,10 +269,7 @@ def cmd_dev_hub(args: argparse.Namespace) -> int:
         users[args.user] = _read_secret("password")
     storage = (args.dir or home / "dev-hub").resolve()
     hub = OrthancHub(HubConfig(storage=storage, http_port=args.port, users=users))
-    try:
-        hub.start()
-    except HubError:
-        raise
+    hub.start()
     auth = f" --user {args.user} --password-stdin" if args.user else ""
     sys.stdout.write(
         f"local hub running at {hub.url} (this machine only; storage {storage})\n"
