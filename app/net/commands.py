@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import signal
 import sys
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json
-from app.errors import TransferError
+from app.errors import SecretsError, TransferError
 from app.home import resolve_home
 from app.net import hubs
 from app.net.fetch import Download
@@ -88,7 +89,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 # -- hub profiles ------------------------------------------------------------------------------
 def _read_secret(what: str) -> str:
-    secret = sys.stdin.readline().rstrip("\r\n")
+    if sys.stdin.isatty():  # typed: do not echo it
+        secret = getpass.getpass(f"{what.capitalize()}: ")
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
     if not secret:
         raise TransferError(f"no {what} on standard input")
     return secret
@@ -172,7 +176,10 @@ def cmd_hub_remove(args: argparse.Namespace) -> int:
     settings = load_settings(home)
     profile = hubs.profile(settings, args.name)
     if profile.auth != "none":
-        SecretStore(home, settings.secrets).delete(profile.name)
+        try:
+            SecretStore(home, settings.secrets).delete(profile.name)
+        except SecretsError as exc:
+            sys.stderr.write(f"relay: the hub's secret could not be deleted: {exc}\n")
     settings.hubs = [h for h in settings.hubs if h.name != args.name]
     save_settings(home, settings)
     sys.stdout.write(f"hub '{args.name}' removed\n")
