@@ -180,8 +180,8 @@ class Store:
         digest = sha256 or hashlib.sha256(data).hexdigest()
         rel = f"objects/{digest[:2]}/{digest}.dcm"
         dest = self.root / rel
-        if dest.exists() and dest.stat().st_size == len(data):
-            return digest, rel  # already here (same name = same content)
+        if dest.exists() and dest.stat().st_size == len(data) and _sha256_file(dest) == digest:
+            return digest, rel  # already here, complete (a killed import's file is adopted)
         dest.parent.mkdir(exist_ok=True)
         part = self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
         try:
@@ -398,6 +398,14 @@ def _series_from_row(row: sqlite3.Row) -> Series:
         series_time=row["series_time"],
         instance_count=row["n"],
     )
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fp:
+        while chunk := fp.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
