@@ -310,11 +310,12 @@ def _dcmtk_jpeg_lossless(paths: list[Path]) -> None:
 
 def demo_study(out_dir: Path, progress: Progress | None = None, slices: int = 160) -> list[Path]:
     """The demo study the window offers on an empty store: a head CT and its CTA."""
-    base = SeriesSpec(slices=slices, slice_step=1.0, pixel_spacing=0.45, seed=7)
+    base = SeriesSpec(slices=slices, slice_step=1.25, pixel_spacing=0.45, seed=7,
+                      series_description="Axial 1.25mm (synthetic)")
     head = generate_series(Path(out_dir) / "head", base, progress)
     cta_spec = SeriesSpec(
-        slices=slices, slice_step=1.0, pixel_spacing=0.45, seed=7, phantom="cta",
-        series_number=3, series_description="CTA head 1mm (synthetic)",
+        slices=slices, slice_step=1.25, pixel_spacing=0.45, seed=7, phantom="cta",
+        series_number=3, series_description="CTA head 1.25mm (synthetic)",
         study_instance_uid=pydicom.dcmread(head[0], stop_before_pixels=True).StudyInstanceUID,
     )
     return head + generate_series(Path(out_dir) / "cta", cta_spec, progress)
