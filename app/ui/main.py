@@ -16,6 +16,7 @@ def create_window(home: Path, paths: list[str] | None = None):
 
     window = MainWindow(Store(home))
     if paths:
+        window._open_after_import = True
         window.import_paths(list(paths))
     return window
 

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QStackedWidget,
+    QTabWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -27,7 +28,9 @@ from app.store import Store
 from app.synth import demo_study
 from app.tasks import Progress, ProgressState
 from app.ui.browser import StudyBrowserWidget
+from app.ui.format import format_date, format_name
 from app.ui.import_report import ImportReportDialog, summary_text
+from app.ui.viewer import ViewerWidget, shortcuts_dialog
 from app.ui.worker import TaskWorker
 
 log = logging.getLogger(__name__)
@@ -79,7 +82,15 @@ class MainWindow(QMainWindow):
         self.pages = QStackedWidget(self)
         self.pages.addWidget(self.empty)
         self.pages.addWidget(self.browser)
-        self.setCentralWidget(self.pages)
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.tabs.setTabsClosable(True)
+        self.tabs.tabCloseRequested.connect(self._on_tab_close)
+        self.tabs.addTab(self.pages, "Studies")
+        self.tabs.tabBar().setTabButton(0, self.tabs.tabBar().ButtonPosition.RightSide, None)
+        self.setCentralWidget(self.tabs)
+        self.viewers: dict[str, ViewerWidget] = {}
+        self._open_after_import = False
 
         self._build_actions()
         self._build_status()
@@ -124,6 +135,11 @@ class MainWindow(QMainWindow):
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        shortcuts = QAction("Mouse and keyboard…", self)
+        shortcuts.setShortcut(QKeySequence("F1"))
+        shortcuts.triggered.connect(lambda: shortcuts_dialog(self))
+        help_menu.addAction(shortcuts)
 
     def _build_status(self) -> None:
         self.counts_label = QLabel(self)
@@ -199,6 +215,9 @@ class MainWindow(QMainWindow):
     def _on_import_done(self, report: ImportReport) -> None:
         self.last_report = report
         self.refresh()
+        if self._open_after_import and report.study_uids:
+            self._open_after_import = False
+            self.open_study(report.study_uids[0])
         self.statusBar().showMessage(summary_text(report).replace("<b>", "").replace("</b>", ""),
                                      10000)
         if report.failed or report.conflicts or report.cancelled or report.imported == 0:
@@ -215,18 +234,40 @@ class MainWindow(QMainWindow):
         if self._task is not None:
             self._task.cancel()
 
-    # -- opening (the viewer replaces these) -------------------------------------------------
+    # -- opening studies ---------------------------------------------------------------------
+    def open_study(self, study_uid: str, series_uid: str | None = None) -> ViewerWidget | None:
+        """Open (or bring forward) the study's reading tab; show ``series_uid`` if given."""
+        viewer = self.viewers.get(study_uid)
+        if viewer is None:
+            study = self.store.study(study_uid)
+            if study is None:
+                return None
+            viewer = ViewerWidget(self.store, study, self)
+            self.viewers[study_uid] = viewer
+            title = f"{format_name(study.patient.patient_name)} · {format_date(study.study_date)}"
+            self.tabs.addTab(viewer, title)
+            if series_uid is None:
+                viewer.open_default()
+        if series_uid is not None:
+            viewer.show_series(series_uid)
+        self.tabs.setCurrentWidget(viewer)
+        return viewer
+
     def _on_series_activated(self, uid: str) -> None:
         series = self.store.series(uid)
         if series is not None:
-            self.statusBar().showMessage(
-                f"Series {series.series_number}: {series.instance_count} images", 5000)
+            self.open_study(series.study_instance_uid, uid)
 
     def _on_study_activated(self, uid: str) -> None:
-        study = self.store.study(uid)
-        if study is not None:
-            self.statusBar().showMessage(
-                f"{len(study.series)} series, {study.instance_count} images", 5000)
+        self.open_study(uid)
+
+    def _on_tab_close(self, index: int) -> None:
+        widget = self.tabs.widget(index)
+        if isinstance(widget, ViewerWidget):
+            widget.close_all()
+            self.viewers.pop(widget.study.study_instance_uid, None)
+            self.tabs.removeTab(index)
+            widget.deleteLater()
 
     # -- drag and drop ----------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt name)
@@ -243,4 +284,6 @@ class MainWindow(QMainWindow):
         if self._task is not None and self._task.is_running():
             self._task.cancel()
             self._task._thread.join(timeout=10)
+        for viewer in self.viewers.values():
+            viewer.close_all()
         super().closeEvent(event)
