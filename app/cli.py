@@ -24,7 +24,7 @@ from app.store import Store
 from app.tasks import Progress, ProgressState
 
 #: Modules that add subcommands (data, so a new area is one line here).
-COMMAND_MODULES = ["app.commands"]
+COMMAND_MODULES = ["app.commands", "app.commands_volume"]
 
 Handler = Callable[[argparse.Namespace], int]
 

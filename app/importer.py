@@ -20,6 +20,7 @@ from app.errors import Cancelled, DicomReadError, NotDicomError, StoreError
 from app.header import read_header
 from app.media import MediaItem, Problem, walk
 from app.model import Series
+from app.stack import geometry_issues
 from app.store import Store, StoredFile
 from app.tasks import Progress
 
@@ -75,13 +76,14 @@ def studies_json(store: Store, study_uids: list[str] | None = None) -> list[dict
 
 
 def series_json(store: Store, series: Series) -> dict[str, Any]:
-    """One series in the report shape."""
+    """One series in the report shape, with its geometry issues (from the index, no pixels)."""
     return {
         "series_instance_uid": series.series_instance_uid,
         "series_number": series.series_number,
         "modality": series.modality,
         "series_description": series.series_description,
         "instances": series.instance_count,
+        "geometry_issues": geometry_issues(store.instances(series.series_instance_uid)),
     }
 
 
