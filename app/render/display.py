@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.render.voi import apply_voi
+from app.render.slice_png import color_to_uint8
+from app.render.voi import to_uint8
 
 
 @dataclass(frozen=True)
@@ -33,28 +34,21 @@ def window_lut(dtype: np.dtype, slope: float, intercept: float,
         return None
     raw = np.arange(1 << (8 * dtype.itemsize), dtype=np.uint32)
     stored = raw.astype(f"u{dtype.itemsize}").view(dtype).astype(np.float64)
-    values = stored * slope + intercept
-    out = apply_voi(values, window.center, window.width, window.function)
-    lut = np.rint(out).astype(np.uint8)
-    return 255 - lut if window.invert else lut
+    return to_uint8(stored * slope + intercept, window.center, window.width, window.function,
+                    window.invert)
 
 
 def to_display(stored: np.ndarray, lut: np.ndarray | None, slope: float = 1.0,
                intercept: float = 0.0, window: DisplayWindow | None = None) -> np.ndarray:
     """uint8 image of a stored slice (grey; RGB input is returned as uint8 RGB)."""
     if stored.ndim == 3:  # colour: shown as stored, scaled to 8 bits
-        if stored.dtype == np.uint8:
-            return stored
-        top = float(stored.max()) or 1.0
-        return (stored.astype(np.float32) * (255.0 / top)).astype(np.uint8)
+        return color_to_uint8(stored)
     if lut is not None:
         index = stored.view(f"u{stored.dtype.itemsize}")
         return lut.take(index)
     assert window is not None
     values = stored.astype(np.float32) * np.float32(slope) + np.float32(intercept)
-    out = np.rint(apply_voi(values, window.center, window.width, window.function))
-    img = out.astype(np.uint8)
-    return 255 - img if window.invert else img
+    return to_uint8(values, window.center, window.width, window.function, window.invert)
 
 
 def auto_window(values: np.ndarray) -> tuple[float, float]:

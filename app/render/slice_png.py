@@ -25,14 +25,14 @@ def render_pixels(stored: np.ndarray, ref: SliceRef,
                   window: tuple[float, float] | None = None) -> np.ndarray:
     """Window already decoded stored pixels of ``ref`` into uint8."""
     if stored.ndim == 3:
-        return _color_to_uint8(stored)
+        return color_to_uint8(stored)
     values = stored.astype(np.float64) * ref.rescale_slope + ref.rescale_intercept
     center, width = window or ref.window or full_range_window(values)
     invert = ref.info.photometric_interpretation == "MONOCHROME1"
     return to_uint8(values, center, width, ref.info.voi_lut_function, invert=invert)
 
 
-def _color_to_uint8(rgb: np.ndarray) -> np.ndarray:
+def color_to_uint8(rgb: np.ndarray) -> np.ndarray:
     if rgb.dtype == np.uint8:
         return rgb
     top = max(1, int(rgb.max()))

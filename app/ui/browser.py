@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
-from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtCore import QSize, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QIcon, QPixmap, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QVBoxLayout, QWidget
 
 from app.model import Series, Study
@@ -61,7 +61,6 @@ class StudyBrowserWidget(QWidget):
         self.tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.tree.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.tree.setAlternatingRowColors(True)
-        self.tree.setUniformRowHeights(True)
         self.tree.setSortingEnabled(True)
         header = self.tree.header()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -69,6 +68,8 @@ class StudyBrowserWidget(QWidget):
         for col in range(1, len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.activated.connect(self._on_activated)
+        self.tree.setIconSize(QSize(48, 48))
+        self._series_items: dict[str, QStandardItem] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tree)
@@ -76,6 +77,7 @@ class StudyBrowserWidget(QWidget):
     def set_studies(self, studies: list[Study]) -> None:
         """Replace the content; patients are grouped by (ID, name), newest study first."""
         self.model.removeRows(0, self.model.rowCount())
+        self._series_items = {}
         patients: dict[tuple[str, str], list[Study]] = {}
         for study in studies:
             key = (study.patient.patient_id, study.patient.patient_name)
@@ -102,8 +104,16 @@ class StudyBrowserWidget(QWidget):
                    kind="study", uid=study.study_instance_uid,
                    sort_key=study.study_date + study.study_time)
         for series in study.series:
-            row[0].appendRow(_series_row(series))
+            series_row = _series_row(series)
+            self._series_items[series.series_instance_uid] = series_row[0]
+            row[0].appendRow(series_row)
         return row
+
+    def set_thumbnail(self, series_uid: str, image) -> None:
+        """Show a series' thumbnail as its row's icon."""
+        item = self._series_items.get(series_uid)
+        if item is not None:
+            item.setIcon(QIcon(QPixmap.fromImage(image)))
 
     def set_search(self, text: str) -> None:
         self.proxy.set_search(text)

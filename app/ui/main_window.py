@@ -30,6 +30,7 @@ from app.tasks import Progress, ProgressState
 from app.ui.browser import StudyBrowserWidget
 from app.ui.format import format_date, format_name
 from app.ui.import_report import ImportReportDialog, summary_text
+from app.ui.thumbs import ThumbnailLoader
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
 from app.ui.worker import TaskWorker
 
@@ -90,6 +91,8 @@ class MainWindow(QMainWindow):
         self.tabs.tabBar().setTabButton(0, self.tabs.tabBar().ButtonPosition.RightSide, None)
         self.setCentralWidget(self.tabs)
         self.viewers: dict[str, ViewerWidget] = {}
+        self.thumbnails = ThumbnailLoader(store, self)
+        self.thumbnails.ready.connect(self._on_thumbnail)
         self._open_after_import = False
 
         self._build_actions()
@@ -157,6 +160,9 @@ class MainWindow(QMainWindow):
     def refresh(self) -> None:
         studies = self.store.studies()
         self.browser.set_studies(studies)
+        for study in studies[:50]:  # newest first; the rest come when opened
+            for series in study.series:
+                self.thumbnails.request(series.series_instance_uid)
         counts = self.store.counts()
         self.pages.setCurrentWidget(self.browser if studies else self.empty)
         self.counts_label.setText(
@@ -244,6 +250,8 @@ class MainWindow(QMainWindow):
                 return None
             viewer = ViewerWidget(self.store, study, self)
             self.viewers[study_uid] = viewer
+            for series in study.series:
+                self.thumbnails.request(series.series_instance_uid)
             title = f"{format_name(study.patient.patient_name)} · {format_date(study.study_date)}"
             self.tabs.addTab(viewer, title)
             if series_uid is None:
@@ -252,6 +260,11 @@ class MainWindow(QMainWindow):
             viewer.show_series(series_uid)
         self.tabs.setCurrentWidget(viewer)
         return viewer
+
+    def _on_thumbnail(self, series_uid: str, image) -> None:
+        self.browser.set_thumbnail(series_uid, image)
+        for viewer in self.viewers.values():
+            viewer.set_thumbnail(series_uid, image)
 
     def _on_series_activated(self, uid: str) -> None:
         series = self.store.series(uid)
@@ -286,4 +299,5 @@ class MainWindow(QMainWindow):
             self._task._thread.join(timeout=10)
         for viewer in self.viewers.values():
             viewer.close_all()
+        self.thumbnails.stop()
         super().closeEvent(event)

@@ -70,8 +70,8 @@ def slice_position(geometry: VolumeGeometry, k: int) -> float:
 
 
 def scale_bar_mm(view_width_mm: float) -> float:
-    """A round length for a scale bar about a fifth of the visible width: 1, 2, 5, 10, 20... mm."""
-    target = max(view_width_mm / 5.0, 1e-3)
+    """A round length for a scale bar about an eighth of the visible width: 1, 2, 5, 10, 20... mm."""
+    target = max(view_width_mm / 8.0, 1e-3)
     power = 10 ** math.floor(math.log10(target))
     for step in (1, 2, 5, 10):
         if step * power >= target * 0.7:

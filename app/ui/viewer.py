@@ -204,11 +204,11 @@ class ViewerWidget(QWidget):
             item.setIcon(_placeholder_icon())
             self.strip.addItem(item)
 
-    def set_thumbnail(self, series_uid: str, image: np.ndarray) -> None:
+    def set_thumbnail(self, series_uid: str, image: QImage) -> None:
         for row in range(self.strip.count()):
             item = self.strip.item(row)
             if item.data(Qt.ItemDataRole.UserRole) == series_uid:
-                item.setIcon(QIcon(QPixmap.fromImage(_qimage(image))))
+                item.setIcon(QIcon(QPixmap.fromImage(image)))
 
     def session(self, series_uid: str, focus: int | None = None) -> LoadedSeries:
         """The open series (started on first use; shared by every viewport showing it)."""
@@ -324,17 +324,6 @@ class ViewerWidget(QWidget):
 def shortcuts_dialog(parent) -> None:
     rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;&nbsp;{v}</td></tr>" for k, v in SHORTCUTS)
     QMessageBox.information(parent, "Mouse and keyboard", f"<table>{rows}</table>")
-
-
-def _qimage(image: np.ndarray) -> QImage:
-    image = np.ascontiguousarray(image)
-    if image.ndim == 2:
-        qimg = QImage(image.data, image.shape[1], image.shape[0], image.strides[0],
-                      QImage.Format.Format_Grayscale8)
-    else:
-        qimg = QImage(image.data, image.shape[1], image.shape[0], image.strides[0],
-                      QImage.Format.Format_RGB888)
-    return qimg.copy()
 
 
 def _placeholder_icon() -> QIcon:

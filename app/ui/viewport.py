@@ -68,14 +68,14 @@ class _Canvas(pg.GraphicsView):
 
     def __init__(self, viewport: ViewportWidget) -> None:
         super().__init__(background="k")
-        self.viewport = viewport
+        self.owner = viewport
 
     def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
         super().drawForeground(painter, rect)
-        if self.viewport.show_overlays:
+        if self.owner.show_overlays:
             painter.save()
             painter.resetTransform()
-            self.viewport.paint_overlay(painter, self.viewport_rect())
+            self.owner.paint_overlay(painter, self.viewport_rect())
             painter.restore()
 
     def viewport_rect(self) -> QRectF:
