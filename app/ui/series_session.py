@@ -66,15 +66,25 @@ class LoadedSeries(QObject):
             loader = VolumeLoader.for_stack(stack, focus=min(focus, len(stack.slices) - 1),
                                             progress=self.progress)
             volume = loader.volume
-            volume.subscribe(lambda k, ok: self.slice_ready.emit(k, ok))
+            volume.subscribe(self._forward)
             with self._lock:
                 self.loader, self.volume = loader, volume
-            self.opened.emit()
+            try:
+                self.opened.emit()
+            except RuntimeError:
+                return
             loader.start()
         except Exception as exc:
             log.warning("cannot open a series: %s", type(exc).__name__, exc_info=True)
             self.error = str(exc) or type(exc).__name__
             self.failed.emit(self.error)
+
+    def _forward(self, k: int, ok: bool) -> None:
+        try:
+            self.slice_ready.emit(k, ok)
+        except RuntimeError:  # the viewer was closed while the loader was still running
+            if self.loader is not None:
+                self.loader.cancel()
 
     @property
     def modality(self) -> str:

@@ -55,7 +55,10 @@ class ThumbnailLoader(QObject):
             image = to_qimage(array) if array is not None else None
             self._done[uid] = image
             if image is not None:
-                self.ready.emit(uid, image)
+                try:
+                    self.ready.emit(uid, image)
+                except RuntimeError:  # the window went away while we worked
+                    return
 
 
 def to_qimage(image: np.ndarray) -> QImage:

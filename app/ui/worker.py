@@ -43,15 +43,21 @@ class TaskWorker(QObject):
         return self._thread.is_alive()
 
     def _forward(self, state: ProgressState) -> None:
-        self.progressed.emit(state)
+        self._emit(self.progressed, state)
 
     def _run(self) -> None:
         try:
             result = self._fn(self.progress)
         except Exception as exc:  # reported to the user, never a traceback dialog
             log.warning("background task failed: %s", type(exc).__name__, exc_info=True)
-            self.failed.emit(str(exc) or type(exc).__name__)
+            self._emit(self.failed, str(exc) or type(exc).__name__)
         else:
-            self.succeeded.emit(result)
+            self._emit(self.succeeded, result)
         finally:
-            self.finished.emit()
+            self._emit(self.finished)
+
+    def _emit(self, signal, *args) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the window that started us is gone; the work itself is done
+            self.progress.cancel()
