@@ -95,6 +95,7 @@ class VolumeLoader:
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._retried: set[int] = set()
+        self._pool_cold = True
         self._no_processes = False
         for k, ref in enumerate(volume.slices):
             (self._pending if _has_file(ref) else self._waiting).add(k)
@@ -152,12 +153,15 @@ class VolumeLoader:
         """Load in the calling thread; returns the volume when every slice is done."""
         try:
             self._reorder()
-            self._decode_inline(self._next())
+            self._decode_inline(self._next())  # the slice in view, at once, in this thread
             while not self.progress.cancelled:
                 self._fill()
                 if not self._in_flight and not self._pending and not (
                         self._waiting and self._accepting):
                     break
+                if self._pool_cold and self._pending and self._events.empty():
+                    self._decode_inline(self._next())  # no worker has answered yet: help
+                    continue
                 self._handle(self._events.get())
         finally:
             self._finish()
@@ -246,6 +250,7 @@ class VolumeLoader:
         if self._in_flight.get(k) is not future:
             return  # a retried slice's first attempt
         del self._in_flight[k]
+        self._pool_cold = False
         try:
             error = future.result()
         except BrokenProcessPool:
