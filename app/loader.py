@@ -38,7 +38,7 @@ from typing import Any
 from app import decodepool
 from app.errors import DecodeError, GeometryError
 from app.model import Instance
-from app.pixels import _native_direct, frame_nbytes, read_frame
+from app.pixels import frame_nbytes, is_native_direct, read_frame
 from app.sharedbuf import SharedBuffer
 from app.stack import SliceRef, Stack, slices_of
 from app.tasks import Progress
@@ -106,7 +106,7 @@ class VolumeLoader:
         """Allocate a volume for ``stack`` (shared with workers when it needs codecs)."""
         started = kwargs.pop("started", None) or time.monotonic()
         check_size(stack)
-        codecs = any(not _native_direct(s.transfer_syntax_uid, s.info) for s in stack.slices)
+        codecs = any(not is_native_direct(s.transfer_syntax_uid, s.info) for s in stack.slices)
         volume = Volume.allocate(stack, allocator=SharedBuffer if codecs else None)
         return cls(volume, started=started, **kwargs)
 
@@ -211,7 +211,7 @@ class VolumeLoader:
     def _submit(self, k: int) -> None:
         ref = self.volume.slices[k]
         future: Future[Any] | None = None
-        if not (_native_direct(ref.transfer_syntax_uid, ref.info) or self._no_processes):
+        if not (is_native_direct(ref.transfer_syntax_uid, ref.info) or self._no_processes):
             future = self._submit_to_pool(k, ref)
         if future is None:
             if self._threads is None:

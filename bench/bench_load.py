@@ -59,11 +59,10 @@ def child_load(home: str, uid: str, mode: str) -> dict:
     import numpy as np
     import pydicom  # noqa: F401  (imports are not part of a load)
 
+    from app import decodepool
     from app.loader import VolumeLoader
     from app.stack import plan_series
     from app.store import Store
-
-    from app import decodepool
 
     decodepool.preload()  # codec imports are program start-up, not part of a load
     baseline = _rss_mb()
@@ -171,7 +170,8 @@ def _print(rows: list[dict]) -> None:
     print("\n(a)read: all file bytes read and kept in a list; (a)strm: read and dropped (like cat);"
           "\n(b)hdr: every header parsed as at import; (c)load: index -> full volume, fresh"
           " process (cold pool);\nc/a = (c)/(a)read; 1st: first slice ready; warm: a second"
-          " load in the same process;\ncores: CPU s per wall s over the cold and warm loads, workers included;"
+          " load in the same process;\ncores: CPU s per wall s over the cold and warm loads,"
+          " workers included;"
           " RSS/vol: peak RSS of the loading\nprocess / volume bytes; +RSS/vol: the same above"
           " the process's RSS before the load;\nplain: dcmread + pixel_array + np.stack"
           " loop (s) and its RSS/vol.")
