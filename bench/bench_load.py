@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,10 +30,12 @@ REPO = Path(__file__).resolve().parents[1]
 SYNTHS = ["explicit", "jpeg-lossless", "jpegls", "j2k"]
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
+    """This process's RSS (or with ``VmHWM`` its peak; ru_maxrss would carry the parent's
+    peak across fork + exec)."""
     with open("/proc/self/status") as fp:
         for line in fp:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -85,7 +86,7 @@ def child_load(home: str, uid: str, mode: str) -> dict:
         out.update(seconds=loader.seconds, first_slice_seconds=loader.first_slice_seconds,
                    volume_bytes=vol.array.nbytes, failed=len(vol.failed_slices),
                    checksum=checksum)
-        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out["peak_rss_mb"] = _rss_mb("VmHWM")
         # warm: a viewer's second series (pool and imports ready)
         del vol, loader
         t1 = time.monotonic()
@@ -99,7 +100,7 @@ def child_load(home: str, uid: str, mode: str) -> dict:
                               + cpu1.children_user - cpu0.children_user
                               + worker_cpu) / wall)
         return out
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = _rss_mb("VmHWM")
     return out
 
 
