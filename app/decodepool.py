@@ -75,10 +75,14 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _warm() -> None:
+def preload() -> None:
+    """Import the codec plugins now (a program calls this at start, not at its first load)."""
     for name in PRELOAD[1:]:
         with contextlib.suppress(Exception):
             importlib.import_module(name)
+
+
+_warm = preload
 
 
 def slim(info: ImageInfo) -> ImageInfo:

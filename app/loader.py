@@ -38,7 +38,7 @@ from typing import Any
 from app import decodepool
 from app.errors import DecodeError, GeometryError
 from app.model import Instance
-from app.pixels import _native_direct, frame_nbytes, read_frame
+from app.pixels import frame_nbytes, is_native_direct, read_frame
 from app.sharedbuf import SharedBuffer
 from app.stack import SliceRef, Stack, slices_of
 from app.tasks import Progress
@@ -95,6 +95,7 @@ class VolumeLoader:
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._retried: set[int] = set()
+        self._pool_cold = True
         self._no_processes = False
         for k, ref in enumerate(volume.slices):
             (self._pending if _has_file(ref) else self._waiting).add(k)
@@ -105,7 +106,7 @@ class VolumeLoader:
         """Allocate a volume for ``stack`` (shared with workers when it needs codecs)."""
         started = kwargs.pop("started", None) or time.monotonic()
         check_size(stack)
-        codecs = any(not _native_direct(s.transfer_syntax_uid, s.info) for s in stack.slices)
+        codecs = any(not is_native_direct(s.transfer_syntax_uid, s.info) for s in stack.slices)
         volume = Volume.allocate(stack, allocator=SharedBuffer if codecs else None)
         return cls(volume, started=started, **kwargs)
 
@@ -152,12 +153,15 @@ class VolumeLoader:
         """Load in the calling thread; returns the volume when every slice is done."""
         try:
             self._reorder()
-            self._decode_inline(self._next())
+            self._decode_inline(self._next())  # the slice in view, at once, in this thread
             while not self.progress.cancelled:
                 self._fill()
                 if not self._in_flight and not self._pending and not (
                         self._waiting and self._accepting):
                     break
+                if self._pool_cold and self._pending and self._events.empty():
+                    self._decode_inline(self._next())  # no worker has answered yet: help
+                    continue
                 self._handle(self._events.get())
         finally:
             self._finish()
@@ -207,7 +211,7 @@ class VolumeLoader:
     def _submit(self, k: int) -> None:
         ref = self.volume.slices[k]
         future: Future[Any] | None = None
-        if not (_native_direct(ref.transfer_syntax_uid, ref.info) or self._no_processes):
+        if not (is_native_direct(ref.transfer_syntax_uid, ref.info) or self._no_processes):
             future = self._submit_to_pool(k, ref)
         if future is None:
             if self._threads is None:
@@ -246,6 +250,7 @@ class VolumeLoader:
         if self._in_flight.get(k) is not future:
             return  # a retried slice's first attempt
         del self._in_flight[k]
+        self._pool_cold = False
         try:
             error = future.result()
         except BrokenProcessPool:

@@ -94,7 +94,7 @@ def read_frame(path: Path | str, transfer_syntax: str, info: ImageInfo, frame: i
     if not 0 <= frame < info.frames:
         raise DecodeError(f"{path}: frame {frame + 1} asked of an image with {info.frames}")
     try:
-        if _native_direct(transfer_syntax, info):
+        if is_native_direct(transfer_syntax, info):
             _read_native(path, transfer_syntax, info, frame, out)
         else:
             _decode(path, transfer_syntax, info, frame, out)
@@ -110,8 +110,12 @@ def read_frame(path: Path | str, transfer_syntax: str, info: ImageInfo, frame: i
     return out
 
 
-def _native_direct(ts: str, info: ImageInfo) -> bool:
-    """Can the frame's bytes go straight into the array (maybe byte-swapped)?"""
+def is_native_direct(ts: str, info: ImageInfo) -> bool:
+    """Can the frame's bytes go straight from the file into the array (maybe byte-swapped)?
+
+    True for uncompressed grey images of 8, 16 or 32 bits with a known pixel data offset;
+    everything else (colour, 1-bit, deflated, compressed) goes through a decoder.
+    """
     return (
         ts in NATIVE
         and info.pixel_offset is not None

@@ -6,10 +6,12 @@ never a float copy. The Modality LUT (RescaleSlope/Intercept, per slice where en
 vary it) is applied lazily by :meth:`Volume.modality_slice` / :meth:`Volume.modality_values`,
 which return float32 only when the rescale is not integral.
 
-Slices fill in while a :class:`~app.loader.VolumeLoader` works. ``volume.ready[k]`` turns True
-after slice ``k``'s pixels are in place; it is safe to read from any thread (one byte per slice,
-set once, after the pixels were written). A slice that cannot be decoded stays zero, is listed in
-:attr:`Volume.failed_slices` (path + reason), and never becomes ready. Listeners added with
+Slices fill in while a :class:`~app.loader.VolumeLoader` works; a slice's pixels are undefined
+until it is ready (the array is not zero-filled up front, to keep the load at memory speed).
+``volume.ready[k]`` turns True after slice ``k``'s pixels are in place; it is safe to read from
+any thread (one byte per slice, set once, after the pixels were written). A slice that cannot be
+decoded is zeroed, listed in :attr:`Volume.failed_slices` (path + reason), and never becomes
+ready. Listeners added with
 :meth:`Volume.subscribe` are called as ``listener(k, ok)`` from the loader's thread, so a UI must
 hop to its own thread.
 """

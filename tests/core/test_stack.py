@@ -87,4 +87,5 @@ def test_mixed_sizes_and_missing_positions(data: Path, tmp_path: Path) -> None:
     store = store_with(tmp_path / "cd", data / "cd" / "pydicom-dicomdirtests")
     issues = [i for st in store.studies() for s in st.series
               for i in plan_of(store, s.series_instance_uid).issues]
-    assert any(i.startswith("mixed image orientations") for i in issues)  # the scouts: coronal, sagittal and axial images in one series
+    # the scouts: coronal, sagittal and axial images in one series
+    assert any(i.startswith("mixed image orientations") for i in issues)

@@ -13,7 +13,7 @@ def test_linear_window_40_80() -> None:
     x = np.array([-100, 0, 39.5, 40, 79, 80, 1000])
     expected = [0, 0, 127.5, (0.5 / 79 + 0.5) * 255, 255, 255, 255]
     np.testing.assert_allclose(voi_linear(x, 40, 80), expected)
-    assert (0.5 / 79 + 0.5) * 255 == pytest.approx(129.11392405)
+    assert pytest.approx(129.11392405) == (0.5 / 79 + 0.5) * 255
 
 
 def test_linear_width_one_is_a_threshold() -> None:
