@@ -31,6 +31,7 @@ from app.ui.browser import StudyBrowserWidget
 from app.ui.format import format_date, format_name
 from app.ui.import_report import ImportReportDialog, summary_text
 from app.ui.thumbs import ThumbnailLoader
+from app.ui.view_state import ViewState
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
 from app.ui.worker import TaskWorker
 
@@ -91,6 +92,7 @@ class MainWindow(QMainWindow):
         self.tabs.tabBar().setTabButton(0, self.tabs.tabBar().ButtonPosition.RightSide, None)
         self.setCentralWidget(self.tabs)
         self.viewers: dict[str, ViewerWidget] = {}
+        self.view_state = ViewState.load(store.home)
         self.thumbnails = ThumbnailLoader(store, self)
         self.thumbnails.ready.connect(self._on_thumbnail)
         self._open_after_import = False
@@ -226,8 +228,7 @@ class MainWindow(QMainWindow):
             self.open_study(report.study_uids[0])
         self.statusBar().showMessage(summary_text(report).replace("<b>", "").replace("</b>", ""),
                                      10000)
-        if report.failed or report.conflicts or report.cancelled or report.imported == 0:
-            ImportReportDialog(report, self).open()
+        ImportReportDialog(report, self).open()
 
     def _on_task_failed(self, message: str) -> None:
         self.statusBar().showMessage(f"Import stopped: {message}", 15000)
@@ -248,10 +249,15 @@ class MainWindow(QMainWindow):
             study = self.store.study(study_uid)
             if study is None:
                 return None
-            viewer = ViewerWidget(self.store, study, self)
+            priors = [s for s in self.store.studies()
+                      if s.patient.patient_id and s.patient.patient_id == study.patient.patient_id
+                      and s.study_instance_uid != study_uid]
+            viewer = ViewerWidget(self.store, study, self, priors=priors,
+                                  last_slice=self.view_state.last_slice)
             self.viewers[study_uid] = viewer
-            for series in study.series:
-                self.thumbnails.request(series.series_instance_uid)
+            for st in [study, *priors]:
+                for series in st.series:
+                    self.thumbnails.request(series.series_instance_uid)
             title = f"{format_name(study.patient.patient_name)} · {format_date(study.study_date)}"
             self.tabs.addTab(viewer, title)
             if series_uid is None:
@@ -300,4 +306,5 @@ class MainWindow(QMainWindow):
         for viewer in self.viewers.values():
             viewer.close_all()
         self.thumbnails.stop()
+        self.view_state.save(self.store.home)
         super().closeEvent(event)

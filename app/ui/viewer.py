@@ -6,7 +6,16 @@ import logging
 
 import numpy as np
 from PySide6.QtCore import QMimeData, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QDrag, QIcon, QImage, QKeySequence, QPixmap
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QColor,
+    QDrag,
+    QIcon,
+    QImage,
+    QKeySequence,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QGridLayout,
@@ -21,7 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.model import Study
+from app.model import Series, Study
+from app.ui.format import format_date
 from app.store import Store
 from app.ui.series_session import LoadedSeries
 from app.ui.viewport import ViewportWidget
@@ -91,10 +101,18 @@ class _DropViewport(ViewportWidget):
 class ViewerWidget(QWidget):
     """All of one study: open series, viewports and the tool bar."""
 
-    def __init__(self, store: Store, study: Study, parent=None) -> None:
+    def __init__(self, store: Store, study: Study, parent=None, *,
+                 priors: list[Study] | None = None,
+                 last_slice: dict[str, int] | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.study = study
+        #: Earlier studies of the same patient, offered in the strip for side-by-side reading.
+        self.priors = list(priors or [])
+        #: Last slice looked at per series (shared with the main window; reopening resumes there).
+        self.last_slice = last_slice if last_slice is not None else {}
+        self._series: dict[str, tuple[Study, Series]] = {
+            s.series_instance_uid: (st, s) for st in [study, *self.priors] for s in st.series}
         self.sessions: dict[str, LoadedSeries] = {}
         self.viewports: list[_DropViewport] = []
         self.active: ViewportWidget | None = None
@@ -194,15 +212,22 @@ class ViewerWidget(QWidget):
     # -- series -----------------------------------------------------------------------------
     def _fill_strip(self) -> None:
         self.strip.clear()
-        for series in self.study.series:
-            number = f"#{series.series_number} " if series.series_number is not None else ""
-            text = (f"{number}{series.series_description or series.modality}\n"
-                    f"{series.modality} · {series.instance_count} im")
-            item = QListWidgetItem(text)
-            item.setData(Qt.ItemDataRole.UserRole, series.series_instance_uid)
-            item.setToolTip(text)
-            item.setIcon(_placeholder_icon())
-            self.strip.addItem(item)
+        for study in [self.study, *self.priors]:
+            if study is not self.study:
+                header = QListWidgetItem(f"Prior {format_date(study.study_date)}\n"
+                                         f"{study.study_description or ''}".strip())
+                header.setFlags(Qt.ItemFlag.NoItemFlags)
+                header.setForeground(QColor(90, 140, 220))
+                self.strip.addItem(header)
+            for series in study.series:
+                number = f"#{series.series_number} " if series.series_number is not None else ""
+                text = (f"{number}{series.series_description or series.modality}\n"
+                        f"{series.modality} · {series.instance_count} im")
+                item = QListWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, series.series_instance_uid)
+                item.setToolTip(text)
+                item.setIcon(_placeholder_icon())
+                self.strip.addItem(item)
 
     def set_thumbnail(self, series_uid: str, image: QImage) -> None:
         for row in range(self.strip.count()):
@@ -214,8 +239,10 @@ class ViewerWidget(QWidget):
         """The open series (started on first use; shared by every viewport showing it)."""
         session = self.sessions.get(series_uid)
         if session is None:
-            series = next(s for s in self.study.series if s.series_instance_uid == series_uid)
-            session = LoadedSeries(self.store, self.study, series, focus=focus, parent=self)
+            study, series = self._series[series_uid]
+            if focus is None:
+                focus = self.last_slice.get(series_uid)
+            session = LoadedSeries(self.store, study, series, focus=focus, parent=self)
             session.slice_ready.connect(lambda k, ok, uid=series_uid: self._on_progress(uid))
             self.sessions[series_uid] = session
             session.start()
@@ -223,14 +250,15 @@ class ViewerWidget(QWidget):
 
     def show_series(self, series_uid: str, viewport: ViewportWidget | None = None) -> None:
         viewport = viewport or self.active or self.viewports[0]
-        viewport.set_series(self.session(series_uid))
+        viewport.set_series(self.session(series_uid), self.last_slice.get(series_uid))
         self._set_active(viewport)
 
     def open_default(self) -> None:
         """Fill the viewports with the study's image series, biggest first."""
         candidates = sorted(self.study.series, key=lambda s: -s.instance_count)
         for viewport, series in zip(self.viewports, candidates, strict=False):
-            viewport.set_series(self.session(series.series_instance_uid))
+            uid = series.series_instance_uid
+            viewport.set_series(self.session(uid), self.last_slice.get(uid))
         if self.viewports:
             self._set_active(self.viewports[0])
 
@@ -285,6 +313,8 @@ class ViewerWidget(QWidget):
 
     # -- linked scrolling -------------------------------------------------------------------
     def _on_slice_changed(self, source: ViewportWidget) -> None:
+        if source.session is not None:
+            self.last_slice[source.session.series.series_instance_uid] = source.state.k
         if not self.linked or self._linking or source.volume is None:
             return
         frame = source.session.series.frame_of_reference_uid

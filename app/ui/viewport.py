@@ -92,6 +92,7 @@ class ViewportWidget(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.session: LoadedSeries | None = None
+        self._volume = None
         self.state = ViewState()
         self.tool = "window"
         self.show_overlays = True
@@ -123,23 +124,30 @@ class ViewportWidget(QWidget):
         if self.session is not None:
             try:
                 self.session.slice_ready.disconnect(self._on_slice_ready)
-                self.session.opened.disconnect(self._on_opened)
+                self.session.opened.disconnect(self._on_session_opened)
             except (RuntimeError, TypeError):
                 pass
         self.session = session
+        self._volume = None  # set once the GUI thread has seen the volume open
         self._clear_items()
         self.state = ViewState(k=k or 0)
         self._lut_key = None
         session.slice_ready.connect(self._on_slice_ready)
-        session.opened.connect(self._on_opened)
+        session.opened.connect(self._on_session_opened)
+        self._wanted_k = k
         if session.volume is not None:
             self._on_opened(k)
         else:
             self.image.clear()
             self.canvas.viewport().update()
 
+    def _on_session_opened(self) -> None:
+        if self.session is not None and self.session.volume is not None and (
+                self._volume is not self.session.volume):
+            self._on_opened(self._wanted_k)
+
     def _on_opened(self, k: int | None = None) -> None:
-        volume = self.session.volume
+        volume = self._volume = self.session.volume
         n = volume.shape[0]
         self.state.k = min(max(0, k if k is not None else n // 2), n - 1)
         self._initial_window()
@@ -156,7 +164,8 @@ class ViewportWidget(QWidget):
 
     @property
     def volume(self):
-        return self.session.volume if self.session is not None else None
+        """The shown series' volume, once this viewport has set itself up for it."""
+        return self._volume
 
     @property
     def n_slices(self) -> int:
@@ -429,7 +438,7 @@ class ViewportWidget(QWidget):
         if session is None:
             self._text(painter, rect, "Drop a series here", Qt.AlignmentFlag.AlignCenter)
             return
-        volume = session.volume
+        volume = self.volume
         if volume is None:
             msg = session.error or "Opening…"
             self._text(painter, rect, msg, Qt.AlignmentFlag.AlignCenter)
