@@ -21,7 +21,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPen, QTransform
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from app.render.display import DisplayWindow, auto_window, to_display, window_lut
-from app.render.presets import WindowPreset, presets_for
+from app.render.window_presets import WindowPreset, presets_for
 from app.ui.annotations import Annotation, AnnotationItem
 from app.ui.overlay import corner_texts, edge_labels, scale_bar_mm, slice_position
 from app.ui.series_session import LoadedSeries
