@@ -67,7 +67,7 @@ class Crosshair:
     def lines(self, view: View) -> dict[str, np.ndarray]:
         """Where the other two planes cut ``view``: unit (right, down) screen direction of each
         crosshair line, by the name of the view the line belongs to. Both pass through the
-        crosshair point."""
+        crosshair point; each direction points to screen right (or straight down)."""
         here = self.plane(view)
         out = {}
         for other in VIEWS:
@@ -75,7 +75,10 @@ class Crosshair:
                 continue
             direction = np.cross(here.normal, self.plane(other).normal)
             screen = np.array([direction @ here.right, direction @ here.down])
-            out[other] = screen / np.linalg.norm(screen)
+            screen /= np.linalg.norm(screen)
+            if screen[0] < -1e-12 or (abs(screen[0]) <= 1e-12 and screen[1] < 0):
+                screen = -screen
+            out[other] = screen
         return out
 
     # -- changes ------------------------------------------------------------------------------
