@@ -69,7 +69,7 @@ class Crosshair:
         crosshair line, by the name of the view the line belongs to. Both pass through the
         crosshair point; each direction points to screen right (or straight down)."""
         here = self.plane(view)
-        out = {}
+        out: dict[str, np.ndarray] = {}
         for other in VIEWS:
             if other == view:
                 continue

@@ -69,8 +69,9 @@ class SliceGrid:
     def pixel_to_lps(self, rows_cols: np.ndarray) -> np.ndarray:
         """LPS mm of (continuous) pixel coordinates ``(..., 2)`` given as (row, col)."""
         rc = np.asarray(rows_cols, dtype=np.float64)
-        return (self.origin + rc[..., 1:2] * self.pixel_mm * self.right
+        points: np.ndarray = (self.origin + rc[..., 1:2] * self.pixel_mm * self.right
                 + rc[..., 0:1] * self.pixel_mm * self.down)
+        return points
 
     def lps_to_pixel(self, points: np.ndarray) -> np.ndarray:
         """Continuous (row, col) of LPS points ``(..., 3)`` projected onto the plane."""

@@ -59,7 +59,8 @@ class OffscreenView:
         self._grab.Update()
         image = self._grab.GetOutput()
         width, height, _ = image.GetDimensions()
-        rgb = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
+        rgb = numpy_support.vtk_to_numpy(  # type: ignore[no-untyped-call]
+            image.GetPointData().GetScalars())
         return np.ascontiguousarray(rgb.reshape(height, width, -1)[::-1, :, :3])
 
     def close(self) -> None:

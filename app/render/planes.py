@@ -57,11 +57,13 @@ class Plane:
     @property
     def normal(self) -> np.ndarray:
         """Unit normal ``right × down`` (points away from the viewer)."""
-        return np.cross(self.right, self.down)
+        normal: np.ndarray = np.cross(self.right, self.down)
+        return normal
 
     def distance(self, points: np.ndarray) -> np.ndarray:
         """Signed distance (mm) of LPS points ``(..., 3)`` from the plane along the normal."""
-        return (np.asarray(points, dtype=np.float64) - self.center) @ self.normal
+        distance: np.ndarray = (np.asarray(points, dtype=np.float64) - self.center) @ self.normal
+        return distance
 
     def moved_to(self, center: np.ndarray) -> Plane:
         """The same orientation through another point."""
@@ -79,7 +81,8 @@ def rotation(axis: np.ndarray, degrees: float) -> np.ndarray:
     k = _unit(axis)
     t = math.radians(degrees)
     kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    return np.eye(3) + math.sin(t) * kx + (1.0 - math.cos(t)) * (kx @ kx)
+    matrix: np.ndarray = np.eye(3) + math.sin(t) * kx + (1.0 - math.cos(t)) * (kx @ kx)
+    return matrix
 
 
 def view_plane(view: View, frame: np.ndarray, center: np.ndarray) -> Plane:

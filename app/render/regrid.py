@@ -131,7 +131,7 @@ def _resample(array: np.ndarray, t: np.ndarray, step: float, count: int) -> np.n
     integer = np.issubdtype(array.dtype, np.integer)
     for m in range(count):
         pos = min(m * step, float(t[-1]))
-        k = int(min(np.searchsorted(t, pos, side="right") - 1, len(t) - 2))
+        k = min(int(np.searchsorted(t, pos, side="right")) - 1, len(t) - 2)
         w = (pos - t[k]) / (t[k + 1] - t[k])
         if w <= 1e-6:
             out[m] = array[k]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from vtkmodules.util import numpy_support
-from vtkmodules.vtkCommonMath import vtkMatrix4x4
 from vtkmodules.vtkCommonDataModel import vtkImageData
+from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
 from app.geometry import VolumeGeometry
 
@@ -40,7 +40,8 @@ def wrap_volume(array: np.ndarray, *, spacing: tuple[float, float, float] = (1.0
     image.SetDimensions(i, j, k)
     image.SetSpacing(*spacing)
     image.SetOrigin(0.0, 0.0, 0.0)
-    scalars = numpy_support.numpy_to_vtk(array.reshape(-1), deep=False)
+    scalars = numpy_support.numpy_to_vtk(  # type: ignore[no-untyped-call]
+        array.reshape(-1), deep=False)
     scalars.SetName("voxels")
     image.GetPointData().SetScalars(scalars)
     image._relay_keepalive = array  # type: ignore[attr-defined]
@@ -75,5 +76,8 @@ def prop_matrix(geometry: VolumeGeometry) -> np.ndarray:
 def image_scalars(image: vtkImageData) -> np.ndarray:
     """The scalars of a VTK image as a numpy array ``(z, y, x)`` (a view; copy to keep)."""
     x, y, z = image.GetDimensions()
-    values = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
-    return values.reshape(z, y, x, -1).squeeze(-1) if values.ndim > 1 else values.reshape(z, y, x)
+    values: np.ndarray = numpy_support.vtk_to_numpy(  # type: ignore[no-untyped-call]
+        image.GetPointData().GetScalars())
+    if values.ndim > 1:
+        return values.reshape(z, y, x, -1).squeeze(-1)
+    return values.reshape(z, y, x)

@@ -134,7 +134,7 @@ def test_clipping_cuts_away(balls):
     full = view.render()
     bone = _projected(scene, BONE_BALL.center).astype(int)
     vessel = _projected(scene, VESSEL_BALL.center).astype(int)
-    scene.set_clip_plane(np.array([0.0, 0.0, 0.0]), np.array([0.0, 0.0, -1.0]))  # keep the feet side
+    scene.set_clip_plane(np.zeros(3), np.array([0.0, 0.0, -1.0]))  # keep the feet side
     cut = view.render()
     assert cut[bone[0], bone[1]].max() < 10 < full[bone[0], bone[1]].max()
     assert cut[vessel[0], vessel[1]].max() > 10
