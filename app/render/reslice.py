@@ -134,7 +134,7 @@ class Reslicer:
             interpolation = "nearest"
         with self._lock:
             rs = self._reslice
-            set_vtk_matrix(self._axes, self._to_index @ grid.vtk_axes(step))
+            set_vtk_matrix(self._axes, _snap(self._to_index @ grid.vtk_axes(step)))
             self._axes.Modified()
             rs.SetOutputExtent(0, grid.shape[1] - 1, 0, grid.shape[0] - 1, 0, 0)
             {"nearest": rs.SetInterpolationModeToNearestNeighbor,
@@ -155,3 +155,15 @@ class Reslicer:
         nominal = self.step_mm(grid.normal) * (2.0 if fast else 1.0)
         samples = max(2, math.ceil(slab_mm / nominal - 1e-9) + 1)
         return samples, slab_mm / (samples - 1)
+
+
+def _snap(matrix: np.ndarray) -> np.ndarray:
+    """Zero the rounding dust (1e-17) in a reslice matrix.
+
+    VTK takes a much faster path when the matrix is a permutation (the plane runs along the
+    array axes), but only when the other entries are exactly zero.
+    """
+    out = matrix.copy()
+    linear = out[:3, :3]
+    linear[np.abs(linear) < 1e-9 * np.abs(linear).max()] = 0.0
+    return out
