@@ -13,6 +13,7 @@ lowers the image and ray sample density; when still, full quality is restored.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Literal
 
 import numpy as np
@@ -30,6 +31,7 @@ from vtkmodules.vtkRenderingVolume import (
 from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper
 
 from app.geometry import VolumeGeometry
+from app.render.downsample import block_mean, factors_for
 from app.render.presets import PRESETS, VolumePreset
 from app.render.vtkimage import prop_matrix, vtk_matrix, wrap_volume
 
@@ -63,19 +65,35 @@ class VolumeScene:
         A key of :data:`app.render.presets.PRESETS` or a :class:`VolumePreset`.
     mapper
         ``"fixed"`` (CPU fixed-point ray cast, default), ``"gpu"`` or ``"smart"``.
-    moving_image_sample_distance, moving_sample_factor
-        Level of detail while interacting: rays are cast for one pixel in N×N and sampled
-        ``moving_sample_factor`` times further apart along each ray.
+    max_voxels
+        Render a block-averaged copy when the volume has more voxels than this (see
+        :mod:`app.render.downsample`); ``None`` renders the stored array itself. The default
+        keeps a 512×512×400 CTA's first frame (shading gradients) and frames interactive on two
+        CPU cores; :attr:`note` says what was done.
+    frame_budget_s
+        While interacting, the image sample distance adapts after every frame so frames take
+        about this long (default: 12 frames/s).
+    moving_sample_factor
+        While interacting, samples along each ray are this many times further apart.
     """
 
     def __init__(self, array: np.ndarray, geometry: VolumeGeometry, *, slope: float = 1.0,
                  intercept: float = 0.0, preset: str | VolumePreset = "cta",
-                 mapper: MapperKind = "fixed", moving_image_sample_distance: float = 2.0,
-                 moving_sample_factor: float = 2.5) -> None:
+                 mapper: MapperKind = "fixed", max_voxels: int | None = 32_000_000,
+                 frame_budget_s: float = 1 / 12, moving_sample_factor: float = 2.0) -> None:
         if tuple(array.shape) != tuple(geometry.shape):
             raise ValueError(f"array shape {array.shape} does not match geometry {geometry.shape}")
         if slope == 0:
             raise ValueError("slope must not be 0")
+        self.note: str | None = None
+        if max_voxels is not None and array.size > max_voxels:
+            factors = factors_for(array.shape, max_voxels)
+            array, geometry = block_mean(array, geometry, factors)
+            self.note = (f"3D shows the volume averaged over {'×'.join(map(str, factors[::-1]))} "
+                         f"voxel blocks ({', '.join(f'{s:.2f}' for s in geometry.spacing[::-1])}"
+                         f" mm voxels) to stay interactive without a GPU.")
+            log.info("3D on a block-averaged copy %s", array.shape)
+        self.array = array
         self.geometry = geometry
         self.slope, self.intercept = float(slope), float(intercept)
         k_mm, j_mm, i_mm = geometry.spacing
@@ -94,10 +112,12 @@ class VolumeScene:
         self.renderer.AddVolume(self.volume)
         self._clip = vtkPlaneCollection()
         self.mapper.SetClippingPlanes(self._clip)
-        self._fine_sample = min(geometry.spacing) / 1.5
-        self._moving = (float(moving_image_sample_distance),
-                        self._fine_sample * float(moving_sample_factor))
+        self._fine_sample = min(geometry.spacing)
+        self._moving_sample = self._fine_sample * float(moving_sample_factor)
+        self.frame_budget_s = float(frame_budget_s)
+        self._moving_image_sd = 2.0
         self.interacting = False
+        self.renderer.AddObserver("EndEvent", self._on_rendered)
         self.preset: VolumePreset = PRESETS["mip"]
         self.set_preset(preset)
         self._apply_quality()
@@ -150,8 +170,27 @@ class VolumeScene:
         self.interacting = bool(interacting)
         self._apply_quality()
 
+    def _on_rendered(self, _obj: object, _event: str) -> None:
+        """While interacting, steer the image sample distance towards the frame budget."""
+        if not self.interacting:
+            return
+        took = self.renderer.GetLastRenderTimeInSeconds()
+        if took <= 0:
+            return
+        wanted = self._moving_image_sd * math.sqrt(took / self.frame_budget_s)
+        wanted = min(6.0, max(1.5, 0.5 * self._moving_image_sd + 0.5 * wanted))
+        if abs(wanted - self._moving_image_sd) > 0.1:
+            self._moving_image_sd = wanted
+            self._apply_quality()
+
+    @property
+    def image_sample_distance(self) -> float:
+        """Rays cast per screen pixel, inverted (1: every pixel; 2: one in 2×2)."""
+        return self._moving_image_sd if self.interacting else 1.0
+
     def _apply_quality(self) -> None:
-        image_sd, sample = self._moving if self.interacting else (1.0, self._fine_sample)
+        image_sd, sample = ((self._moving_image_sd, self._moving_sample) if self.interacting
+                            else (1.0, self._fine_sample))
         mapper = self.mapper
         if hasattr(mapper, "SetAutoAdjustSampleDistances"):
             mapper.SetAutoAdjustSampleDistances(False)

@@ -182,6 +182,33 @@ def test_lower_quality_while_interacting(head):
     view.close()
 
 
+def test_interactive_quality_follows_the_frame_budget(head):
+    scene, view = _view(head, preset="bone", frame_budget_s=1e-5)
+    scene.set_interacting(True)
+    start = scene.image_sample_distance
+    for _ in range(6):
+        scene.rotate(azimuth=5)
+        view.render()
+    assert scene.image_sample_distance > start  # frames too slow for the budget: coarser
+    scene.set_interacting(False)
+    assert scene.image_sample_distance == 1.0
+    scene.frame_budget_s = 10.0
+    scene.set_interacting(True)
+    for _ in range(6):
+        view.render()
+    assert scene.image_sample_distance == pytest.approx(1.5, abs=0.15)  # plenty of time: finer
+    view.close()
+
+
+def test_large_volumes_are_rendered_block_averaged(head):
+    scene, view = _view(head, preset="bone", max_voxels=head.array.size // 3)
+    assert scene.array.size <= head.array.size // 3
+    assert scene.note is not None and "averaged" in scene.note
+    assert view.render().max() > 30
+    view.close()
+    assert _view(head)[0].note is None
+
+
 def test_interactor_events_switch_quality(head):
     from vtkmodules.vtkRenderingCore import vtkRenderWindowInteractor
 
