@@ -17,6 +17,7 @@ import math
 from typing import Literal
 
 import numpy as np
+from vtkmodules.vtkCommonCore import vtkCommand
 from vtkmodules.vtkCommonDataModel import vtkPiecewiseFunction, vtkPlane, vtkPlaneCollection
 from vtkmodules.vtkRenderingCore import (
     vtkColorTransferFunction,
@@ -117,7 +118,7 @@ class VolumeScene:
         self.frame_budget_s = float(frame_budget_s)
         self._moving_image_sd = 2.0
         self.interacting = False
-        self.renderer.AddObserver("EndEvent", self._on_rendered)
+        self.renderer.AddObserver(vtkCommand.EndEvent, self._on_rendered)
         self.preset: VolumePreset = PRESETS["mip"]
         self.set_preset(preset)
         self._apply_quality()
