@@ -127,6 +127,9 @@ class Reslicer:
         """
         if mode not in SLAB_MODES:
             raise ValueError(f"mode must be one of {SLAB_MODES}, got {mode!r}")
+        if interpolation not in ("nearest", "linear", "cubic"):
+            raise ValueError(f"interpolation must be nearest, linear or cubic, "
+                             f"got {interpolation!r}")
         if not 0.0 <= slab_mm <= MAX_SLAB_MM:
             raise ValueError(f"slab_mm must be between 0 and {MAX_SLAB_MM}, got {slab_mm}")
         samples, step = self._slab_samples(grid, slab_mm, fast)

@@ -155,6 +155,8 @@ def test_bad_requests_are_refused(sagittal):
     grid = fit_grid(sagittal.geometry, standard_plane("axial", np.zeros(3)))
     with pytest.raises(ValueError, match="mode"):
         rs.slice(grid, slab_mm=10, mode="max")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="interpolation"):
+        rs.slice(grid, interpolation="sinc")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="slab_mm"):
         rs.slice(grid, slab_mm=80)
     with pytest.raises(ValueError, match="contiguous"):
