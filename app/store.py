@@ -321,7 +321,7 @@ class Store:
         return _series_from_row(row) if row else None
 
     def instances(self, series_uid: str) -> list[Instance]:
-        """Instances of a series, in instance-number order (geometry sorting is the volume's job)."""
+        """Instances of a series by instance number (geometry sorting is the volume's job)."""
         rows = self._connect().execute(
             "SELECT * FROM instances WHERE series_instance_uid=? "
             "ORDER BY instance_number IS NULL, instance_number, sop_instance_uid",

@@ -193,13 +193,15 @@ def _uid(spec: SeriesSpec, *parts: object) -> str:
     return str(generate_uid(entropy_srcs=[str(spec.seed), spec.patient_id, *map(str, parts)]))
 
 
-def generate_series(out_dir: Path, spec: SeriesSpec, progress: Progress | None = None) -> list[Path]:
+def generate_series(out_dir: Path, spec: SeriesSpec,
+                    progress: Progress | None = None) -> list[Path]:
     """Write one CT series as DICOM files into ``out_dir``; return the paths in slice order."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     syntax = SYNTAXES.get(spec.transfer_syntax)
     if syntax is None:
-        raise ValueError(f"unknown transfer syntax {spec.transfer_syntax!r}; use one of {list(SYNTAXES)}")
+        raise ValueError(f"unknown transfer syntax {spec.transfer_syntax!r}; "
+                         f"use one of {list(SYNTAXES)}")
     study_uid = spec.study_instance_uid or _uid(spec, "study")
     series_uid = spec.series_instance_uid or _uid(spec, "series", spec.series_number, spec.phantom)
     for_uid = _uid(spec, "for")

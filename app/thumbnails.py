@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from app.pixels import read_frame
 from app.render.display import auto_window
 from app.render.slice_png import render_pixels
-from app.pixels import read_frame
 from app.stack import plan_series
 from app.store import Store
 

@@ -70,7 +70,7 @@ def slice_position(geometry: VolumeGeometry, k: int) -> float:
 
 
 def scale_bar_mm(view_width_mm: float) -> float:
-    """A round length for a scale bar about an eighth of the visible width: 1, 2, 5, 10, 20... mm."""
+    """A round scale-bar length near 1/8 of the visible width: 1, 2, 5, 10, 20... mm."""
     target = max(view_width_mm / 8.0, 1e-3)
     power = 10 ** math.floor(math.log10(target))
     for step in (1, 2, 5, 10):

@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.model import Series, Study
-from app.ui.format import format_date
 from app.store import Store
+from app.ui.format import format_date
 from app.ui.series_session import LoadedSeries
 from app.ui.viewport import ViewportWidget
 

@@ -26,7 +26,8 @@ class TaskWorker(QObject):
     failed = Signal(str)  # a plain message
     finished = Signal()
 
-    def __init__(self, fn: Callable[[Progress], Any], label: str = "", parent: QObject | None = None):
+    def __init__(self, fn: Callable[[Progress], Any], label: str = "",
+                 parent: QObject | None = None):
         super().__init__(parent)
         self._fn = fn
         self.progress = Progress(label)

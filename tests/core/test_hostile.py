@@ -107,7 +107,8 @@ def test_each_lie_is_a_plain_failure(tmp_path: Path) -> None:
     assert "implausible image size" in reasons["huge_size"]
     assert "shorter than the image" in reasons["huge_frames"]
     assert "100000 frames" in reasons["encapsulated_frames"]
-    assert "nested too deeply" in reasons["deep_nesting"] or "ends inside" in reasons["deep_nesting"]
+    assert ("nested too deeply" in reasons["deep_nesting"]
+            or "ends inside" in reasons["deep_nesting"])
     assert "ends inside" in reasons["lying_length"]
     assert "ends inside" in reasons["truncated_in_header"]
 

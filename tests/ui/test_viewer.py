@@ -1,4 +1,4 @@
-"""The reading window driven offscreen: open, scroll, presets, measure, orientation, link, export."""
+"""The reading window offscreen: open, scroll, presets, measure, orientation, link, export."""
 
 from __future__ import annotations
 
