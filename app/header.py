@@ -272,7 +272,7 @@ def _image_info(ds: Dataset, buf: Any, ts: str) -> ImageInfo:
     offset: int | None = None
     length: int | None = None
     fragments: tuple[tuple[int, int], ...] = ()
-    raw = ds._dict.get(PIXEL_DATA)
+    raw = ds._dict.get(PIXEL_DATA)  # type: ignore[call-overload]
     if isinstance(raw, RawDataElement):
         offset = raw.value_tell if ts != DEFLATED_LE else None
         if raw.length != 0xFFFFFFFF:
@@ -284,7 +284,7 @@ def _image_info(ds: Dataset, buf: Any, ts: str) -> ImageInfo:
                     f"{frames} frame(s) of {cols}×{rows}, {bits} bits)"
                 )
         elif offset is not None:
-            fragments = _fragments(buf, offset, ds.original_encoding[1])
+            fragments = _fragments(buf, offset, bool(ds.original_encoding[1]))
             if len(fragments) < frames:
                 raise DicomReadError(
                     f"header says {frames} frames, the compressed pixel data holds "

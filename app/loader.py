@@ -218,7 +218,8 @@ class VolumeLoader:
                 self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="read")
             future = self._threads.submit(self._read_here, k)
         self._in_flight[k] = future
-        future.add_done_callback(lambda fut, k=k: self._events.put(("done", k, fut)))
+        future.add_done_callback(
+            lambda fut, k=k: self._events.put(("done", k, fut)))  # type: ignore[misc]
 
     def _submit_to_pool(self, k: int, ref: SliceRef) -> Future[Any] | None:
         try:

@@ -132,7 +132,7 @@ def _read_native(path: Path | str, ts: str, info: ImageInfo, frame: int,
     assert info.pixel_offset is not None
     with open(path, "rb", buffering=0) as fp:
         fp.seek(info.pixel_offset + frame * nbytes)
-        view = memoryview(out.reshape(-1).view(np.uint8))
+        view = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
         got = 0
         while got < nbytes:
             n = fp.readinto(view[got:])
@@ -172,7 +172,8 @@ def _decode_native_buffer(path: Path | str, ts: str, info: ImageInfo, frame: int
     with open(path, "rb") as fp:
         fp.seek(info.pixel_offset + frame * nbytes)
         data = fp.read(nbytes + (nbytes % 2))
-    arr, _ = get_decoder(ts).as_array(data, index=0, **_options(info), pixel_vr="OW")
+    arr, _ = get_decoder(ts).as_array(
+        data, index=0, **_options(info), pixel_vr="OW")  # type: ignore[arg-type]
     return arr
 
 

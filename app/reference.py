@@ -23,7 +23,7 @@ def reference_frames(path: Path | str) -> np.ndarray:
     ds = pydicom.dcmread(path, force=True)
     if "TransferSyntaxUID" not in ds.file_meta:  # no file meta: the encoding pydicom guessed
         implicit, little = ds.original_encoding
-        ds.file_meta.TransferSyntaxUID = (
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(
             "1.2.840.10008.1.2" if implicit else "1.2.840.10008.1.2.1" if little
             else "1.2.840.10008.1.2.2"
         )

@@ -92,7 +92,7 @@ def write_at(path: str, offset: int, data: np.ndarray) -> None:
         for old in list(_fds):  # one load at a time per worker: keep one descriptor
             os.close(_fds.pop(old))
         fd = _fds[path] = os.open(path, os.O_WRONLY)
-    view = memoryview(np.ascontiguousarray(data)).cast("B")
+    view = memoryview(np.ascontiguousarray(data)).cast("B")  # type: ignore[arg-type]
     written = 0
     while written < len(view):
         written += os.pwrite(fd, view[written:], offset + written)

@@ -20,6 +20,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -245,9 +246,9 @@ def _dataset(spec: SeriesSpec, study_uid: str, series_uid: str, for_uid: str, k:
     meta = FileMetaDataset()
     sop_uid = _uid(spec, "sop", series_uid, k)
     meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = "1.2.826.0.1.3680043.10.1428.1"  # Relay (pydicom root)
+    meta.ImplementationClassUID = UID("1.2.826.0.1.3680043.10.1428.1")  # Relay
     ds = Dataset()
     ds.file_meta = meta
     ds.SpecificCharacterSet = "ISO_IR 100"

@@ -55,6 +55,8 @@ def _render(store: Store, series_uid: str, size: int) -> np.ndarray | None:
     if stack is None:
         return None
     ref = stack.slices[len(stack.slices) // 2]
+    if ref.path is None:
+        return None
     try:
         stored = read_frame(ref.path, ref.transfer_syntax_uid, ref.info, ref.frame)
     except Exception as exc:  # a thumbnail is never worth an error dialog
