@@ -11,8 +11,9 @@ from app import decodepool
 from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json
 from app.errors import GeometryError, RelayError
 from app.loader import VolumeLoader
+from app.plans import series_plan
 from app.render.slice_png import render_ref, write_png
-from app.stack import SeriesPlan, Stack, plan_series
+from app.stack import SeriesPlan, Stack
 from app.store import Store
 from app.tasks import Progress
 
@@ -47,12 +48,12 @@ def _window(text: str) -> tuple[float, float]:
     return center, width
 
 
-def series_plan(store: Store, series_uid: str) -> SeriesPlan:
+def stored_plan(store: Store, series_uid: str) -> SeriesPlan:
     """Plan a stored series, or raise a :class:`~app.errors.RelayError` saying what is wrong."""
     series = store.series(series_uid)
     if series is None:
         raise RelayError(f"no series {series_uid} in the store")
-    plan = plan_series(store.instances(series_uid), series.frame_of_reference_uid)
+    plan = series_plan(store, series_uid, series.frame_of_reference_uid)
     if not plan.stacks:
         raise GeometryError(f"series {series_uid} has no images")
     return plan
@@ -68,7 +69,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     decodepool.preload()  # program start-up, not part of the load
     started = time.monotonic()
     store = open_store(args)
-    plan = series_plan(store, args.series)
+    plan = stored_plan(store, args.series)
     stack = pick_stack(plan, args.stack)
     progress = Progress("Loading")
     cancel_on_sigint(progress)
@@ -111,7 +112,7 @@ def _print_load(out: dict[str, Any], stacks: int) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     store = open_store(args)
-    stack = pick_stack(series_plan(store, args.series), args.stack)
+    stack = pick_stack(stored_plan(store, args.series), args.stack)
     n = len(stack.slices)
     k = n // 2 if args.slice is None else args.slice
     if not 0 <= k < n:

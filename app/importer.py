@@ -20,7 +20,7 @@ from app.errors import Cancelled, DicomReadError, NotDicomError, StoreError
 from app.header import read_header
 from app.media import MediaItem, Problem, walk
 from app.model import Series
-from app.stack import geometry_issues
+from app.plans import series_plan
 from app.store import Store, StoredFile
 from app.tasks import Progress
 
@@ -83,7 +83,8 @@ def series_json(store: Store, series: Series) -> dict[str, Any]:
         "modality": series.modality,
         "series_description": series.series_description,
         "instances": series.instance_count,
-        "geometry_issues": geometry_issues(store.instances(series.series_instance_uid)),
+        "geometry_issues": list(series_plan(store, series.series_instance_uid,
+                                            series.frame_of_reference_uid).issues),
     }
 
 

@@ -149,11 +149,6 @@ def plan_series(instances: Sequence[Instance], frame_of_reference_uid: str = "")
     return SeriesPlan(stacks=tuple(stacks), issues=tuple(issues))
 
 
-def geometry_issues(instances: Sequence[Instance]) -> list[str]:
-    """The sentences ``relay ls --json`` shows as ``geometry_issues`` (index only, no pixels)."""
-    return list(plan_series(instances).issues)
-
-
 def _plane_key(ref: SliceRef) -> tuple[int, int, int]:
     return (ref.info.rows, ref.info.columns, ref.info.samples_per_pixel)
 
@@ -382,5 +377,5 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n else v
 
 
-__all__ = ["SeriesPlan", "SliceRef", "Stack", "geometry_issues",
+__all__ = ["SeriesPlan", "SliceRef", "Stack",
            "plan_series", "slices_of"]

@@ -329,6 +329,13 @@ class Store:
         ).fetchall()
         return [self._instance_from_row(r) for r in rows]
 
+    def series_version(self, series_uid: str) -> tuple[int, float]:
+        """(instance count, latest addition time): changes whenever the series gains a file."""
+        row = self._connect().execute(
+            "SELECT COUNT(*), COALESCE(MAX(added_at), 0) FROM instances "
+            "WHERE series_instance_uid=?", (series_uid,)).fetchone()
+        return int(row[0]), float(row[1])
+
     def instance(self, sop_uid: str) -> Instance | None:
         row = self._connect().execute(
             "SELECT * FROM instances WHERE sop_instance_uid=?", (sop_uid,)

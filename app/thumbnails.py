@@ -13,9 +13,9 @@ import numpy as np
 from PIL import Image
 
 from app.pixels import read_frame
+from app.plans import series_plan
 from app.render.display import auto_window
 from app.render.slice_png import render_pixels
-from app.stack import plan_series
 from app.store import Store
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,7 @@ def series_thumbnail(store: Store, series_uid: str, size: int = SIZE) -> np.ndar
 
 
 def _render(store: Store, series_uid: str, size: int) -> np.ndarray | None:
-    instances = [i for i in store.instances(series_uid) if i.image is not None]
-    if not instances:
-        return None
-    stack = plan_series(instances).main
+    stack = series_plan(store, series_uid).main
     if stack is None:
         return None
     ref = stack.slices[len(stack.slices) // 2]

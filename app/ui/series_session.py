@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal
 from app.errors import RelayError
 from app.loader import VolumeLoader
 from app.model import Series, Study
-from app.stack import plan_series
+from app.plans import series_plan
 from app.store import Store
 from app.tasks import Progress
 from app.ui.annotations import Annotation
@@ -56,8 +56,8 @@ class LoadedSeries(QObject):
 
     def _open(self) -> None:
         try:
-            instances = self.store.instances(self.series.series_instance_uid)
-            plan = plan_series(instances, self.series.frame_of_reference_uid)
+            plan = series_plan(self.store, self.series.series_instance_uid,
+                               self.series.frame_of_reference_uid)
             stack = plan.main
             self.issues = list(plan.issues)
             if stack is None:
