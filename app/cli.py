@@ -24,7 +24,7 @@ from app.store import Store
 from app.tasks import Progress, ProgressState
 
 #: Modules that add subcommands (data, so a new area is one line here).
-COMMAND_MODULES = ["app.commands", "app.net.commands"]
+COMMAND_MODULES = ["app.commands", "app.commands_volume", "app.net.commands"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    commands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    commands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr,arg-type]
     # Words that are not options, skipping the value of ``--home DIR`` (``relay --home D ls``).
     positional = [a for i, a in enumerate(argv)
                   if not a.startswith("-") and (i == 0 or argv[i - 1] != "--home")]

@@ -16,7 +16,7 @@ from app.tasks import Progress
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("import", parents=[common], help="import folders, CDs (DICOMDIR), zips, files")
+    p = sub.add_parser("import", parents=[common], help="import folders, CDs, zips, files")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_import)

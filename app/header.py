@@ -92,11 +92,15 @@ class BufferReader:
         self._size = len(self._buf)
         self._pos = 0
         self.name = name
+        #: The latest read got some but not all of the bytes asked for: the file ends inside
+        #: something (a clean end of file reads nothing at all).
+        self.ended_inside = False
 
     def read(self, n: int | None = -1) -> bytes:
         start = min(self._pos, self._size)
         end = self._size if n is None or n < 0 else min(self._size, start + n)
         self._pos = max(self._pos, end)
+        self.ended_inside = n is not None and 0 < end - start < n
         return self._buf[start:end].tobytes()
 
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -212,8 +216,9 @@ def read_header(buf: Any, name: str = "") -> Header:
 
 def _parse(buf: Any, name: str) -> Dataset:
     try:
+        reader = BufferReader(buf, name)
         with _pydicom_messages() as messages:
-            ds = pydicom.dcmread(BufferReader(buf, name), force=True, defer_size=DEFER_SIZE)
+            ds = pydicom.dcmread(reader, force=True, defer_size=DEFER_SIZE)
     except RecursionError:
         raise DicomReadError("sequences nested too deeply to read") from None
     except MemoryError:
@@ -229,6 +234,8 @@ def _parse(buf: Any, name: str) -> Dataset:
     for msg in messages:
         if "End of file" in msg or "ended before" in msg or "truncated" in msg.lower():
             raise DicomReadError("file ends inside the dataset")
+    if reader.ended_inside:
+        raise DicomReadError("file ends inside a data element header")
     return ds
 
 
@@ -265,7 +272,7 @@ def _image_info(ds: Dataset, buf: Any, ts: str) -> ImageInfo:
     offset: int | None = None
     length: int | None = None
     fragments: tuple[tuple[int, int], ...] = ()
-    raw = ds._dict.get(PIXEL_DATA)
+    raw = ds._dict.get(PIXEL_DATA)  # type: ignore[call-overload]
     if isinstance(raw, RawDataElement):
         offset = raw.value_tell if ts != DEFLATED_LE else None
         if raw.length != 0xFFFFFFFF:
@@ -277,7 +284,7 @@ def _image_info(ds: Dataset, buf: Any, ts: str) -> ImageInfo:
                     f"{frames} frame(s) of {cols}×{rows}, {bits} bits)"
                 )
         elif offset is not None:
-            fragments = _fragments(buf, offset, ds.original_encoding[1])
+            fragments = _fragments(buf, offset, bool(ds.original_encoding[1]))
             if len(fragments) < frames:
                 raise DicomReadError(
                     f"header says {frames} frames, the compressed pixel data holds "

@@ -19,6 +19,7 @@ from app.errors import Cancelled, StoreError
 from app.ingest import Duplicate, stage_bytes
 from app.media import MediaItem, Problem, walk
 from app.model import Series
+from app.plans import series_plan
 from app.store import Store, StoredFile
 from app.tasks import Progress
 
@@ -74,13 +75,15 @@ def studies_json(store: Store, study_uids: list[str] | None = None) -> list[dict
 
 
 def series_json(store: Store, series: Series) -> dict[str, Any]:
-    """One series in the report shape."""
+    """One series in the report shape, with its geometry issues (from the index, no pixels)."""
     return {
         "series_instance_uid": series.series_instance_uid,
         "series_number": series.series_number,
         "modality": series.modality,
         "series_description": series.series_description,
         "instances": series.instance_count,
+        "geometry_issues": list(series_plan(store, series.series_instance_uid,
+                                            series.frame_of_reference_uid).issues),
     }
 
 

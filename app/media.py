@@ -171,14 +171,16 @@ def _walk_dir(
             elif entry is dicomdir:
                 result.dicomdirs += 1
                 result.problems.append(
-                    Problem(entry_shown, "DICOMDIR (media index), checked against the files", "skipped")
+                    Problem(entry_shown, "DICOMDIR (media index), checked against the files",
+                            "skipped")
                 )
             else:
                 _add_file(Path(entry.path), entry_shown, est, result, tmp)
         stack.extend(reversed(subdirs))
 
 
-def _add_file(path: Path, shown: str, st: os.stat_result, result: WalkResult, tmp: Path | None) -> None:
+def _add_file(path: Path, shown: str, st: os.stat_result, result: WalkResult,
+              tmp: Path | None) -> None:
     if not stat.S_ISREG(st.st_mode):
         result.problems.append(Problem(shown, "not a regular file", "skipped"))
         return

@@ -9,7 +9,7 @@ no header again.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -90,14 +90,23 @@ class ImageInfo:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ImageInfo:
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in raw.items() if k in known}
+        # Built without calling __init__: opening a series builds hundreds of these from the
+        # index, and the generated __init__ of a frozen dataclass costs more than the JSON.
+        kw = dict(_IMAGE_DEFAULTS)
+        kw.update((k, v) for k, v in raw.items() if k in _IMAGE_DEFAULTS)
         for key in ("position", "orientation", "pixel_spacing"):
-            if kw.get(key) is not None:
+            if kw[key] is not None:
                 kw[key] = tuple(kw[key])
-        kw["fragments"] = tuple(tuple(f) for f in kw.get("fragments", ()))
-        kw["frame_info"] = tuple(_frame_from_dict(f) for f in kw.get("frame_info", ()))
-        return cls(**kw)
+        kw["fragments"] = tuple(tuple(f) for f in kw["fragments"])
+        kw["frame_info"] = tuple(_frame_from_dict(f) for f in kw["frame_info"])
+        info = object.__new__(cls)
+        info.__dict__.update(kw)
+        return info
+
+
+_IMAGE_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in fields(ImageInfo) if f.default is not MISSING
+} | {"rows": 0, "columns": 0}
 
 
 def _frame_from_dict(raw: dict[str, Any]) -> FrameInfo:

@@ -180,8 +180,8 @@ class Store:
         digest = sha256 or hashlib.sha256(data).hexdigest()
         rel = f"objects/{digest[:2]}/{digest}.dcm"
         dest = self.root / rel
-        if dest.exists() and dest.stat().st_size == len(data):
-            return digest, rel  # already here (same name = same content)
+        if dest.exists() and dest.stat().st_size == len(data) and _sha256_file(dest) == digest:
+            return digest, rel  # already here, complete (a killed import's file is adopted)
         dest.parent.mkdir(exist_ok=True)
         part = self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
         try:
@@ -207,9 +207,10 @@ class Store:
         rel = f"objects/{sha256[:2]}/{sha256}.dcm"
         dest = self.root / rel
         try:
-            if dest.exists() and dest.stat().st_size == part.stat().st_size:
+            if (dest.exists() and dest.stat().st_size == part.stat().st_size
+                    and _sha256_file(dest) == sha256):
                 part.unlink()
-                return rel
+                return rel  # already here, complete
             dest.parent.mkdir(exist_ok=True)
             os.replace(part, dest)
         except OSError as exc:
@@ -343,13 +344,20 @@ class Store:
         return _series_from_row(row) if row else None
 
     def instances(self, series_uid: str) -> list[Instance]:
-        """Instances of a series, in instance-number order (geometry sorting is the volume's job)."""
+        """Instances of a series by instance number (geometry sorting is the volume's job)."""
         rows = self._connect().execute(
             "SELECT * FROM instances WHERE series_instance_uid=? "
             "ORDER BY instance_number IS NULL, instance_number, sop_instance_uid",
             (series_uid,),
         ).fetchall()
         return [self._instance_from_row(r) for r in rows]
+
+    def series_version(self, series_uid: str) -> tuple[int, float]:
+        """(instance count, latest addition time): changes whenever the series gains a file."""
+        row = self._connect().execute(
+            "SELECT COUNT(*), COALESCE(MAX(added_at), 0) FROM instances "
+            "WHERE series_instance_uid=?", (series_uid,)).fetchone()
+        return int(row[0]), float(row[1])
 
     def instance(self, sop_uid: str) -> Instance | None:
         row = self._connect().execute(
@@ -420,6 +428,14 @@ def _series_from_row(row: sqlite3.Row) -> Series:
         series_time=row["series_time"],
         instance_count=row["n"],
     )
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fp:
+        while chunk := fp.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _chunks(items: list[str], n: int) -> Iterator[list[str]]:

@@ -20,6 +20,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -193,13 +194,15 @@ def _uid(spec: SeriesSpec, *parts: object) -> str:
     return str(generate_uid(entropy_srcs=[str(spec.seed), spec.patient_id, *map(str, parts)]))
 
 
-def generate_series(out_dir: Path, spec: SeriesSpec, progress: Progress | None = None) -> list[Path]:
+def generate_series(out_dir: Path, spec: SeriesSpec,
+                    progress: Progress | None = None) -> list[Path]:
     """Write one CT series as DICOM files into ``out_dir``; return the paths in slice order."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     syntax = SYNTAXES.get(spec.transfer_syntax)
     if syntax is None:
-        raise ValueError(f"unknown transfer syntax {spec.transfer_syntax!r}; use one of {list(SYNTAXES)}")
+        raise ValueError(f"unknown transfer syntax {spec.transfer_syntax!r}; "
+                         f"use one of {list(SYNTAXES)}")
     study_uid = spec.study_instance_uid or _uid(spec, "study")
     series_uid = spec.series_instance_uid or _uid(spec, "series", spec.series_number, spec.phantom)
     for_uid = _uid(spec, "for")
@@ -243,9 +246,9 @@ def _dataset(spec: SeriesSpec, study_uid: str, series_uid: str, for_uid: str, k:
     meta = FileMetaDataset()
     sop_uid = _uid(spec, "sop", series_uid, k)
     meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = "1.2.826.0.1.3680043.10.1428.1"  # Relay (pydicom root)
+    meta.ImplementationClassUID = UID("1.2.826.0.1.3680043.10.1428.1")  # Relay
     ds = Dataset()
     ds.file_meta = meta
     ds.SpecificCharacterSet = "ISO_IR 100"
@@ -310,11 +313,12 @@ def _dcmtk_jpeg_lossless(paths: list[Path]) -> None:
 
 def demo_study(out_dir: Path, progress: Progress | None = None, slices: int = 160) -> list[Path]:
     """The demo study the window offers on an empty store: a head CT and its CTA."""
-    base = SeriesSpec(slices=slices, slice_step=1.0, pixel_spacing=0.45, seed=7)
+    base = SeriesSpec(slices=slices, slice_step=1.25, pixel_spacing=0.45, seed=7,
+                      series_description="Axial 1.25mm (synthetic)")
     head = generate_series(Path(out_dir) / "head", base, progress)
     cta_spec = SeriesSpec(
-        slices=slices, slice_step=1.0, pixel_spacing=0.45, seed=7, phantom="cta",
-        series_number=3, series_description="CTA head 1mm (synthetic)",
+        slices=slices, slice_step=1.25, pixel_spacing=0.45, seed=7, phantom="cta",
+        series_number=3, series_description="CTA head 1.25mm (synthetic)",
         study_instance_uid=pydicom.dcmread(head[0], stop_before_pixels=True).StudyInstanceUID,
     )
     return head + generate_series(Path(out_dir) / "cta", cta_spec, progress)

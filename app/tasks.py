@@ -101,6 +101,8 @@ class Progress:
 
     # -- caller side -------------------------------------------------------------------------
     def cancel(self) -> None:
+        if self._cancel.is_set():
+            return
         self._cancel.set()
         self._emit(force=True)
 

@@ -1,0 +1,122 @@
+"""Volume subcommands: ``relay load SERIES --json`` and ``relay render SERIES --out FILE.png``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from app import decodepool
+from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json
+from app.errors import GeometryError, RelayError
+from app.loader import VolumeLoader
+from app.plans import series_plan
+from app.render.slice_png import render_ref, write_png
+from app.stack import SeriesPlan, Stack
+from app.store import Store
+from app.tasks import Progress
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("load", parents=[common],
+                       help="load a series as a volume and report shape, geometry and timings")
+    p.add_argument("series", metavar="SERIES_UID")
+    p.add_argument("--stack", type=int, default=0, help="which stack of the series (default 0)")
+    p.add_argument("--slice", type=int, default=None, help="slice to decode first")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=cmd_load)
+
+    p = sub.add_parser("render", parents=[common],
+                       help="write one slice of a series as an 8-bit PNG (no display needed)")
+    p.add_argument("series", metavar="SERIES_UID")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.add_argument("--slice", type=int, default=None, help="slice index (default: the middle)")
+    p.add_argument("--window", type=_window, default=None, metavar="C,W",
+                   help="window centre and width (default: the file's)")
+    p.add_argument("--stack", type=int, default=0, help="which stack of the series (default 0)")
+    p.set_defaults(handler=cmd_render)
+
+
+def _window(text: str) -> tuple[float, float]:
+    try:
+        center, width = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected C,W such as 40,80") from None
+    if width <= 0:
+        raise argparse.ArgumentTypeError("the window width must be above 0")
+    return center, width
+
+
+def stored_plan(store: Store, series_uid: str) -> SeriesPlan:
+    """Plan a stored series, or raise a :class:`~app.errors.RelayError` saying what is wrong."""
+    series = store.series(series_uid)
+    if series is None:
+        raise RelayError(f"no series {series_uid} in the store")
+    plan = series_plan(store, series_uid, series.frame_of_reference_uid)
+    if not plan.stacks:
+        raise GeometryError(f"series {series_uid} has no images")
+    return plan
+
+
+def pick_stack(plan: SeriesPlan, index: int) -> Stack:
+    if not 0 <= index < len(plan.stacks):
+        raise RelayError(f"stack {index} asked; the series has {len(plan.stacks)}")
+    return plan.stacks[index]
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    decodepool.preload()  # program start-up, not part of the load
+    started = time.monotonic()
+    store = open_store(args)
+    plan = stored_plan(store, args.series)
+    stack = pick_stack(plan, args.stack)
+    progress = Progress("Loading")
+    cancel_on_sigint(progress)
+    bar = TerminalProgress(progress, enabled=None if not args.json else False)
+    loader = VolumeLoader.for_stack(stack, focus=args.slice, progress=progress, started=started)
+    try:
+        volume = loader.run()
+    finally:
+        bar.close()
+    issues = list(plan.issues) if args.stack == 0 else list(stack.issues)
+    out = {
+        "shape": list(volume.shape),
+        "dtype": str(volume.array.dtype),
+        "spacing_mm": [round(v, 6) for v in volume.spacing],
+        "affine": [[round(float(v), 6) for v in row] for row in volume.geometry.affine],
+        "geometry_issues": issues,
+        "failed_slices": [{"path": f.path, "reason": f.reason} for f in volume.failed_slices],
+        "first_slice_seconds": round(loader.first_slice_seconds or 0.0, 4),
+        "seconds": round(loader.seconds or 0.0, 4),
+    }
+    if args.json:
+        print_json(out)
+    else:
+        _print_load(out, len(plan.stacks))
+    return 130 if progress.cancelled else 0
+
+
+def _print_load(out: dict[str, Any], stacks: int) -> None:
+    w = sys.stdout.write
+    shape = "×".join(str(n) for n in out["shape"])
+    spacing = " × ".join(f"{v:g}" for v in out["spacing_mm"])
+    w(f"{shape} {out['dtype']}, voxels {spacing} mm, loaded in {out['seconds']:.2f} s "
+      f"(first slice {out['first_slice_seconds']:.3f} s)")
+    w(f", {stacks} stacks\n" if stacks > 1 else "\n")
+    for issue in out["geometry_issues"]:
+        w(f"  ! {issue}\n")
+    for failed in out["failed_slices"]:
+        w(f"  failed: {failed['path']}: {failed['reason']}\n")
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    stack = pick_stack(stored_plan(store, args.series), args.stack)
+    n = len(stack.slices)
+    k = n // 2 if args.slice is None else args.slice
+    if not 0 <= k < n:
+        raise RelayError(f"slice {k} asked; the stack has {n} (0 to {n - 1})")
+    image = render_ref(stack.slices[k], args.window)
+    write_png(image, args.out)
+    return 0

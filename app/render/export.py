@@ -1,0 +1,89 @@
+"""One call from a volume to an 8-bit picture of a plane: what ``relay render`` uses.
+
+``relay render SERIES_UID --out FILE.png --plane axial|coronal|sagittal [--slab MM --mode
+mip|minip|avg]`` loads the volume, calls :func:`render_plane` and writes ``pixels`` as PNG. The
+interactive viewer goes through the same :class:`~app.render.reslice.Reslicer`, so the script
+and the screen show the same thing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.geometry import VolumeGeometry
+from app.render._window import auto_window, window_to_uint8
+from app.render.crosshair import Alignment, Crosshair
+from app.render.grid import SliceGrid, fit_grid
+from app.render.planes import VIEWS, View
+from app.render.reslice import Reslicer, SlabMode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class PlaneImage:
+    """A rendered plane: 8-bit pixels, where they are, and how they were made.
+
+    Attributes
+    ----------
+    pixels
+        ``(rows, columns)`` uint8, row 0 at the top.
+    grid
+        Pixel positions in LPS, edge labels (``grid.labels``) and mm per pixel.
+    window
+        (center, width) used, in modality units (HU for CT).
+    slab_mm, mode
+        The slab (0 and ``""`` for a thin slice).
+    """
+
+    pixels: np.ndarray
+    grid: SliceGrid
+    window: tuple[float, float]
+    slab_mm: float
+    mode: str
+
+
+def render_plane(array: np.ndarray, geometry: VolumeGeometry, *, plane: View = "axial",
+                 slab_mm: float = 0.0, mode: SlabMode = "mip",
+                 window: tuple[float, float] | None = None, slope: float = 1.0,
+                 intercept: float = 0.0, center: np.ndarray | None = None,
+                 pixel_mm: float | None = None, align: Alignment = "patient") -> PlaneImage:
+    """Render an axial, coronal or sagittal plane (thin or slab) of a volume to 8 bits.
+
+    Parameters
+    ----------
+    array, geometry
+        The stored volume and where it is (regular; see :mod:`app.render.regrid`).
+    plane
+        ``"axial"``, ``"coronal"`` or ``"sagittal"``, from the patient axes.
+    slab_mm, mode
+        Slab thickness (0: thin slice) and ``"mip"``, ``"minip"`` or ``"avg"``.
+    window
+        (center, width) in modality units; by default spans the picture's own values.
+    slope, intercept
+        Rescale from stored values to modality units.
+    center
+        LPS point the plane passes through; default the volume centre.
+    pixel_mm
+        Output pixel size; default the smallest voxel spacing.
+    align
+        ``"patient"`` axes, or ``"acquisition"`` to follow a tilted/oblique acquisition.
+    """
+    if plane not in VIEWS:
+        raise ValueError(f"plane must be one of {VIEWS}, got {plane!r}")
+    crosshair = Crosshair(geometry, align=align)
+    if center is not None:
+        crosshair.set_center(np.asarray(center, dtype=np.float64))
+    grid = fit_grid(geometry, crosshair.plane(plane), pixel_mm=pixel_mm)
+    reslicer = Reslicer(array, geometry)
+    out = reslicer.slice(grid, slab_mm=slab_mm, mode=mode)
+    if window is None:
+        window = auto_window(out.pixels, slope=slope, intercept=intercept)
+    pixels = window_to_uint8(out.pixels, center=window[0], width=window[1], slope=slope,
+                             intercept=intercept)
+    log.debug("rendered %s plane %s, slab %.1f mm %s", plane, grid.shape, out.slab_mm, out.mode)
+    return PlaneImage(pixels=pixels, grid=grid, window=(float(window[0]), float(window[1])),
+                      slab_mm=out.slab_mm, mode=out.mode)

@@ -1,0 +1,172 @@
+"""Measurements on an image: length, angle, ellipse and rectangle ROI, pixel probe.
+
+An :class:`Annotation` is data (kind + points in image millimetres: x along the row, y down the
+column, origin at the first pixel's corner), kept per slice in the open series while the study
+is open. :class:`AnnotationItem` draws one with pyqtgraph ROIs and keeps the data and the label
+text in step with the handles.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF
+
+COLOR = (255, 200, 40)
+
+
+@dataclass
+class Annotation:
+    kind: str  # "length" | "angle" | "ellipse" | "rect" | "probe"
+    points: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RoiStats:
+    mean: float
+    sd: float
+    minimum: float
+    maximum: float
+    area_mm2: float
+    pixels: int
+
+
+def length_mm(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return math.hypot(b[0] - a[0], b[1] - a[1])
+
+
+def angle_deg(a: tuple[float, float], vertex: tuple[float, float], c: tuple[float, float]) -> float:
+    v1 = np.subtract(a, vertex)
+    v2 = np.subtract(c, vertex)
+    n = float(np.linalg.norm(v1) * np.linalg.norm(v2))
+    if n == 0:
+        return 0.0
+    return math.degrees(math.acos(max(-1.0, min(1.0, float(v1 @ v2) / n))))
+
+
+def roi_stats(values: np.ndarray, kind: str, p0: tuple[float, float], p1: tuple[float, float],
+              spacing: tuple[float, float]) -> RoiStats | None:
+    """Statistics of modality ``values`` (rows, cols) inside an ellipse/rectangle in mm.
+
+    ``spacing`` is (row, column) mm; a pixel (j, i) is inside when its centre is.
+    """
+    dy, dx = spacing
+    x0, x1 = sorted((p0[0], p1[0]))
+    y0, y1 = sorted((p0[1], p1[1]))
+    rows, cols = values.shape[:2]
+    i0, i1 = max(0, int(math.floor(x0 / dx))), min(cols, int(math.ceil(x1 / dx)))
+    j0, j1 = max(0, int(math.floor(y0 / dy))), min(rows, int(math.ceil(y1 / dy)))
+    if i0 >= i1 or j0 >= j1:
+        return None
+    jj, ii = np.mgrid[j0:j1, i0:i1]
+    cx, cy = (ii + 0.5) * dx, (jj + 0.5) * dy
+    if kind == "ellipse":
+        ax, ay = max((x1 - x0) / 2, 1e-9), max((y1 - y0) / 2, 1e-9)
+        inside = ((cx - (x0 + x1) / 2) / ax) ** 2 + ((cy - (y0 + y1) / 2) / ay) ** 2 <= 1.0
+        area = math.pi * ax * ay
+    else:
+        inside = (cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1)
+        area = (x1 - x0) * (y1 - y0)
+    picked = values[j0:j1, i0:i1][inside].astype(np.float64)
+    if picked.size == 0:
+        return None
+    return RoiStats(float(picked.mean()), float(picked.std()), float(picked.min()),
+                    float(picked.max()), float(area), int(picked.size))
+
+
+class AnnotationItem:
+    """The graphics of one annotation in a ViewBox; call :meth:`remove` to take it away."""
+
+    def __init__(self, view: pg.ViewBox, note: Annotation, values_fn, spacing, unit: str) -> None:
+        self.view = view
+        self.note = note
+        self._values_fn = values_fn  # () -> modality values of the slice, or None
+        self._spacing = spacing
+        self._unit = unit
+        pen = pg.mkPen(COLOR, width=2)
+        handle = pg.mkPen(COLOR)
+        pts = [QPointF(*p) for p in note.points]
+        if note.kind == "length":
+            self.roi = pg.LineSegmentROI(pts[:2], pen=pen, handlePen=handle)
+        elif note.kind == "angle":
+            self.roi = pg.PolyLineROI(pts[:3], closed=False, pen=pen, handlePen=handle)
+        elif note.kind in ("ellipse", "rect"):
+            (x0, y0), (x1, y1) = note.points[0], note.points[1]
+            cls = _Ellipse if note.kind == "ellipse" else pg.RectROI
+            self.roi = cls([min(x0, x1), min(y0, y1)], [abs(x1 - x0) or 1e-3, abs(y1 - y0) or 1e-3],
+                           pen=pen, handlePen=handle)
+        else:
+            x, y = note.points[0]
+            size = 2.0 * spacing[1]
+            self.roi = pg.CircleROI([x - size / 2, y - size / 2], [size, size], pen=pen,
+                                    movable=True, resizable=False)
+            for h in list(self.roi.getHandles()):
+                self.roi.removeHandle(h)
+        self.label = pg.TextItem(color=COLOR, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))
+        view.addItem(self.roi)
+        view.addItem(self.label)
+        self.roi.sigRegionChanged.connect(self._on_changed)
+        self._on_changed()
+
+    def points(self) -> list[tuple[float, float]]:
+        if self.note.kind in ("length", "angle"):
+            handles = self.roi.getSceneHandlePositions()
+            return [self._to_view(pos) for _, pos in handles]
+        pos, size = self.roi.pos(), self.roi.size()
+        if self.note.kind == "probe":
+            return [(pos.x() + size.x() / 2, pos.y() + size.y() / 2)]
+        return [(pos.x(), pos.y()), (pos.x() + size.x(), pos.y() + size.y())]
+
+    def _to_view(self, scene_pos) -> tuple[float, float]:
+        p = self.view.mapSceneToView(scene_pos)
+        return (p.x(), p.y())
+
+    def text(self) -> str:
+        p = self.note.points
+        if self.note.kind == "length":
+            return f"{length_mm(p[0], p[1]):.1f} mm"
+        if self.note.kind == "angle":
+            return f"{angle_deg(p[0], p[1], p[2]):.1f}°"
+        values = self._values_fn()
+        if values is None:
+            return ""
+        if self.note.kind == "probe":
+            x, y = p[0]
+            j, i = int(y / self._spacing[0]), int(x / self._spacing[1])
+            if 0 <= j < values.shape[0] and 0 <= i < values.shape[1]:
+                return f"{float(values[j, i]):.0f} {self._unit}"
+            return ""
+        stats = roi_stats(values, self.note.kind, p[0], p[1], self._spacing)
+        if stats is None:
+            return ""
+        area = stats.area_mm2 / 100.0
+        return (f"mean {stats.mean:.1f} SD {stats.sd:.1f} {self._unit}\n"
+                f"min {stats.minimum:.0f} max {stats.maximum:.0f}\n"
+                f"area {area:.2f} cm²")
+
+    def _on_changed(self, *_args) -> None:
+        self.note.points = self.points()
+        self.label.setText(self.text())
+        xs = [q[0] for q in self.note.points]
+        ys = [q[1] for q in self.note.points]
+        self.label.setPos(max(xs) + self._spacing[1] * 2, min(ys))
+
+    def refresh(self) -> None:
+        self._on_changed()
+
+    def remove(self) -> None:
+        self.view.removeItem(self.roi)
+        self.view.removeItem(self.label)
+
+
+class _Ellipse(pg.EllipseROI):
+    """An axis-aligned ellipse (no rotate handle: stats assume no rotation)."""
+
+    def __init__(self, pos, size, **kw) -> None:
+        pg.ROI.__init__(self, pos, size, **kw)
+        self.path = None
+        self.addScaleHandle([1, 1], [0, 0])
+        self.addScaleHandle([0, 0], [1, 1])

@@ -1,0 +1,32 @@
+"""Display formatting of DICOM values (names, dates) as people read them."""
+
+from __future__ import annotations
+
+
+def format_name(pn: str) -> str:
+    """"DOE^JOHN^^DR" -> "DOE, JOHN"; empty components are dropped."""
+    parts = [p.strip() for p in (pn or "").split("=")[0].split("^")]
+    family = parts[0] if parts else ""
+    given = " ".join(p for p in parts[1:3] if p)
+    if family and given:
+        return f"{family}, {given}"
+    return family or given or "(no name)"
+
+
+def format_date(da: str) -> str:
+    """"20260131" -> "2026-01-31"; other forms are shown as they are."""
+    da = (da or "").strip()
+    if len(da) == 8 and da.isdigit():
+        return f"{da[:4]}-{da[4:6]}-{da[6:]}"
+    return da.replace(".", "-") if da else ""
+
+
+def format_time(tm: str) -> str:
+    """"083015.123" -> "08:30:15"."""
+    tm = (tm or "").strip().replace(":", "")
+    if len(tm) >= 4 and tm[:4].isdigit():
+        out = f"{tm[:2]}:{tm[2:4]}"
+        if len(tm) >= 6 and tm[4:6].isdigit():
+            out += f":{tm[4:6]}"
+        return out
+    return tm

@@ -1,0 +1,310 @@
+"""Relay's main window: the local store, importing media, and (later) the viewers."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.importer import ImportReport, import_paths
+from app.store import Store
+from app.synth import demo_study
+from app.tasks import Progress, ProgressState
+from app.ui.browser import StudyBrowserWidget
+from app.ui.format import format_date, format_name
+from app.ui.import_report import ImportReportDialog, summary_text
+from app.ui.thumbs import ThumbnailLoader
+from app.ui.view_state import ViewState
+from app.ui.viewer import ViewerWidget, shortcuts_dialog
+from app.ui.worker import TaskWorker
+
+log = logging.getLogger(__name__)
+
+
+class EmptyStoreWidget(QWidget):
+    """What a fresh install shows: two big ways to get images in."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.addStretch(2)
+        title = QLabel("<h2>No studies yet</h2>", self)
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(title)
+        hint = QLabel("Import an outside CD, USB stick, folder or zip, or look around with a "
+                      "generated demo head CT and CTA.", self)
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        self.open_button = QPushButton("Open CD / folder…", self)
+        self.demo_button = QPushButton("Load demo CT study", self)
+        for button in (self.open_button, self.demo_button):
+            button.setMinimumSize(220, 48)
+            row.addWidget(button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        drop = QLabel("You can also drop a folder, zip or DICOMDIR onto this window.", self)
+        drop.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        drop.setStyleSheet("color: gray")
+        layout.addWidget(drop)
+        layout.addStretch(3)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, store: Store, parent=None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.setWindowTitle("Relay")
+        self.resize(1400, 900)
+        self.setAcceptDrops(True)
+        self._task: TaskWorker | None = None
+        self.last_report: ImportReport | None = None
+
+        self.browser = StudyBrowserWidget(self)
+        self.empty = EmptyStoreWidget(self)
+        self.pages = QStackedWidget(self)
+        self.pages.addWidget(self.empty)
+        self.pages.addWidget(self.browser)
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.tabs.setTabsClosable(True)
+        self.tabs.tabCloseRequested.connect(self._on_tab_close)
+        self.tabs.addTab(self.pages, "Studies")
+        self.tabs.tabBar().setTabButton(0, self.tabs.tabBar().ButtonPosition.RightSide, None)
+        self.setCentralWidget(self.tabs)
+        self.viewers: dict[str, ViewerWidget] = {}
+        self.view_state = ViewState.load(store.home)
+        self.thumbnails = ThumbnailLoader(store, self)
+        self.thumbnails.ready.connect(self._on_thumbnail)
+        self._open_after_import = False
+
+        self._build_actions()
+        self._build_status()
+        self.empty.open_button.clicked.connect(self.open_folder_dialog)
+        self.empty.demo_button.clicked.connect(self.load_demo)
+        self.browser.series_activated.connect(self._on_series_activated)
+        self.browser.study_activated.connect(self._on_study_activated)
+        self.refresh()
+
+    # -- building ---------------------------------------------------------------------------
+    def _build_actions(self) -> None:
+        bar = QToolBar("Main", self)
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.addToolBar(bar)
+        self.open_action = QAction("Open CD / folder…", self)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.open_action.triggered.connect(self.open_folder_dialog)
+        self.import_files_action = QAction("Import files / zip…", self)
+        self.import_files_action.triggered.connect(self.open_files_dialog)
+        self.demo_action = QAction("Demo study", self)
+        self.demo_action.triggered.connect(self.load_demo)
+        for action in (self.open_action, self.import_files_action, self.demo_action):
+            bar.addAction(action)
+        spacer = QWidget(self)
+        spacer.setSizePolicy(spacer.sizePolicy().horizontalPolicy().Expanding,
+                             spacer.sizePolicy().verticalPolicy())
+        bar.addWidget(spacer)
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Search name, ID, date, modality, description…")
+        self.search.setClearButtonEnabled(True)
+        self.search.setMinimumWidth(320)
+        self.search.textChanged.connect(self.browser.set_search)
+        bar.addWidget(self.search)
+
+        menu = self.menuBar().addMenu("&File")
+        menu.addAction(self.open_action)
+        menu.addAction(self.import_files_action)
+        menu.addAction(self.demo_action)
+        menu.addSeparator()
+        quit_action = QAction("Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        menu.addAction(quit_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        shortcuts = QAction("Mouse and keyboard…", self)
+        shortcuts.setShortcut(QKeySequence("F1"))
+        shortcuts.triggered.connect(lambda: shortcuts_dialog(self))
+        help_menu.addAction(shortcuts)
+
+    def _build_status(self) -> None:
+        self.counts_label = QLabel(self)
+        self.statusBar().addWidget(self.counts_label, 1)
+        self.task_label = QLabel(self)
+        self.task_bar = QProgressBar(self)
+        self.task_bar.setMaximumWidth(260)
+        self.task_cancel = QPushButton("Cancel", self)
+        self.task_cancel.clicked.connect(self._on_cancel_task)
+        for widget in (self.task_label, self.task_bar, self.task_cancel):
+            self.statusBar().addPermanentWidget(widget)
+            widget.hide()
+
+    # -- content ----------------------------------------------------------------------------
+    def refresh(self) -> None:
+        studies = self.store.studies()
+        self.browser.set_studies(studies)
+        for study in studies[:50]:  # newest first; the rest come when opened
+            for series in study.series:
+                self.thumbnails.request(series.series_instance_uid)
+        counts = self.store.counts()
+        self.pages.setCurrentWidget(self.browser if studies else self.empty)
+        self.counts_label.setText(
+            f"{counts['studies']} studies · {counts['series']} series · "
+            f"{counts['instances']} images — store: {self.store.home}")
+
+    # -- importing --------------------------------------------------------------------------
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open CD / folder")
+        if folder:
+            self.import_paths([folder])
+
+    def open_files_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Import files or zip archives")
+        if files:
+            self.import_paths(files)
+
+    def import_paths(self, paths: list[str]) -> TaskWorker | None:
+        """Import in the background; the window stays usable; a report shows at the end."""
+        return self._start_task("Importing", lambda progress: import_paths(self.store, paths,
+                                                                           progress))
+
+    def load_demo(self) -> TaskWorker | None:
+        def work(progress: Progress) -> ImportReport:
+            with tempfile.TemporaryDirectory(dir=self.store.tmp) as tmp:
+                demo_study(Path(tmp), progress)
+                return import_paths(self.store, [tmp], progress)
+
+        return self._start_task("Generating demo study", work)
+
+    def _start_task(self, label: str, fn) -> TaskWorker | None:
+        if self._task is not None and self._task.is_running():
+            self.statusBar().showMessage("Another import is still running.", 4000)
+            return None
+        task = TaskWorker(fn, label, self)
+        task.progressed.connect(self._on_task_progress)
+        task.succeeded.connect(self._on_import_done)
+        task.failed.connect(self._on_task_failed)
+        task.finished.connect(self._on_task_finished)
+        self._task = task
+        self.task_label.setText(label)
+        self.task_bar.setRange(0, 0)
+        for widget in (self.task_label, self.task_bar, self.task_cancel):
+            widget.show()
+        task.start()
+        return task
+
+    def _on_task_progress(self, state: ProgressState) -> None:
+        self.task_label.setText(state.label)
+        if state.total:
+            self.task_bar.setRange(0, state.total)
+            self.task_bar.setValue(state.done)
+        else:
+            self.task_bar.setRange(0, 0)
+
+    def _on_import_done(self, report: ImportReport) -> None:
+        self.last_report = report
+        self.refresh()
+        if self._open_after_import and report.study_uids:
+            self._open_after_import = False
+            self.open_study(report.study_uids[0])
+        self.statusBar().showMessage(summary_text(report).replace("<b>", "").replace("</b>", ""),
+                                     10000)
+        ImportReportDialog(report, self).open()
+
+    def _on_task_failed(self, message: str) -> None:
+        self.statusBar().showMessage(f"Import stopped: {message}", 15000)
+
+    def _on_task_finished(self) -> None:
+        for widget in (self.task_label, self.task_bar, self.task_cancel):
+            widget.hide()
+
+    def _on_cancel_task(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    # -- opening studies ---------------------------------------------------------------------
+    def open_study(self, study_uid: str, series_uid: str | None = None) -> ViewerWidget | None:
+        """Open (or bring forward) the study's reading tab; show ``series_uid`` if given."""
+        viewer = self.viewers.get(study_uid)
+        if viewer is None:
+            study = self.store.study(study_uid)
+            if study is None:
+                return None
+            priors = [s for s in self.store.studies()
+                      if s.patient.patient_id and s.patient.patient_id == study.patient.patient_id
+                      and s.study_instance_uid != study_uid]
+            viewer = ViewerWidget(self.store, study, self, priors=priors,
+                                  last_slice=self.view_state.last_slice)
+            self.viewers[study_uid] = viewer
+            for st in [study, *priors]:
+                for series in st.series:
+                    self.thumbnails.request(series.series_instance_uid)
+            title = f"{format_name(study.patient.patient_name)} · {format_date(study.study_date)}"
+            self.tabs.addTab(viewer, title)
+            if series_uid is None:
+                viewer.open_default()
+        if series_uid is not None:
+            viewer.show_series(series_uid)
+        self.tabs.setCurrentWidget(viewer)
+        return viewer
+
+    def _on_thumbnail(self, series_uid: str, image) -> None:
+        self.browser.set_thumbnail(series_uid, image)
+        for viewer in self.viewers.values():
+            viewer.set_thumbnail(series_uid, image)
+
+    def _on_series_activated(self, uid: str) -> None:
+        series = self.store.series(uid)
+        if series is not None:
+            self.open_study(series.study_instance_uid, uid)
+
+    def _on_study_activated(self, uid: str) -> None:
+        self.open_study(uid)
+
+    def _on_tab_close(self, index: int) -> None:
+        widget = self.tabs.widget(index)
+        if isinstance(widget, ViewerWidget):
+            widget.close_all()
+            self.viewers.pop(widget.study.study_instance_uid, None)
+            self.tabs.removeTab(index)
+            widget.deleteLater()
+
+    # -- drag and drop ----------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.import_paths(paths)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        if self._task is not None and self._task.is_running():
+            self._task.cancel()
+            self._task._thread.join(timeout=10)
+        for viewer in self.viewers.values():
+            viewer.close_all()
+        self.thumbnails.stop()
+        self.view_state.save(self.store.home)
+        super().closeEvent(event)

@@ -1,0 +1,103 @@
+"""An open series: its volume filling in the background, bridged to Qt signals.
+
+The loader (:mod:`app.loader`) runs on its own threads and calls back from them; this object
+re-emits each finished slice as a queued Qt signal, so viewports repaint on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from PySide6.QtCore import QObject, Signal
+
+from app.errors import RelayError
+from app.loader import VolumeLoader
+from app.model import Series, Study
+from app.plans import series_plan
+from app.store import Store
+from app.tasks import Progress
+from app.ui.annotations import Annotation
+from app.volume import Volume
+
+log = logging.getLogger(__name__)
+
+
+class LoadedSeries(QObject):
+    """One series being read: ``volume`` fills in; ``slice_ready(k, ok)`` on the GUI thread."""
+
+    slice_ready = Signal(int, bool)
+    opened = Signal()  # the volume exists (geometry known), pixels may still be coming
+    failed = Signal(str)
+
+    def __init__(self, store: Store, study: Study, series: Series, *, focus: int | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.study = study
+        self.series = series
+        self.volume: Volume | None = None
+        self.loader: VolumeLoader | None = None
+        self.issues: list[str] = []
+        self.error: str = ""
+        self.progress = Progress("Loading")
+        #: Measurements per slice index, kept while the study is open.
+        self.annotations: dict[int, list[Annotation]] = {}
+        self._focus = focus
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Plan the stack from the index and start decoding (focus slice first).
+
+        Planning reads only the index (no pixel files), so it is quick; it still runs on a
+        thread so a huge series never stalls the window.
+        """
+        threading.Thread(target=self._open, name="open-series", daemon=True).start()
+
+    def _open(self) -> None:
+        try:
+            plan = series_plan(self.store, self.series.series_instance_uid,
+                               self.series.frame_of_reference_uid)
+            stack = plan.main
+            self.issues = list(plan.issues)
+            if stack is None:
+                raise RelayError("this series has no images to show")
+            focus = self._focus if self._focus is not None else len(stack.slices) // 2
+            loader = VolumeLoader.for_stack(stack, focus=min(focus, len(stack.slices) - 1),
+                                            progress=self.progress)
+            volume = loader.volume
+            volume.subscribe(self._forward)
+            with self._lock:
+                self.loader, self.volume = loader, volume
+            try:
+                self.opened.emit()
+            except RuntimeError:
+                return
+            loader.start()
+        except Exception as exc:
+            log.warning("cannot open a series: %s", type(exc).__name__, exc_info=True)
+            self.error = str(exc) or type(exc).__name__
+            self.failed.emit(self.error)
+
+    def _forward(self, k: int, ok: bool) -> None:
+        try:
+            self.slice_ready.emit(k, ok)
+        except RuntimeError:  # the viewer was closed while the loader was still running
+            if self.loader is not None:
+                self.loader.cancel()
+
+    @property
+    def modality(self) -> str:
+        return self.series.modality
+
+    def set_focus(self, k: int) -> None:
+        """The user looks at slice ``k``: decode around it next."""
+        if self.loader is not None:
+            self.loader.set_focus(k)
+
+    def loaded_count(self) -> int:
+        return int(self.volume.ready.sum()) if self.volume is not None else 0
+
+    def close(self) -> None:
+        if self.loader is not None:
+            self.loader.cancel()

@@ -1,0 +1,37 @@
+"""What the user was looking at, kept between runs: the last slice viewed per series."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FILE = "view_state.json"
+MAX_SERIES = 2000
+
+
+@dataclass
+class ViewState:
+    last_slice: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, home: Path) -> ViewState:
+        try:
+            raw = json.loads((Path(home) / FILE).read_text(encoding="utf-8"))
+            return cls(last_slice={str(k): int(v) for k, v in raw.get("last_slice", {}).items()})
+        except (OSError, ValueError, AttributeError):
+            return cls()
+
+    def save(self, home: Path) -> None:
+        items = list(self.last_slice.items())[-MAX_SERIES:]
+        path = Path(home) / FILE
+        tmp = path.with_suffix(".part")
+        try:
+            tmp.write_text(json.dumps({"schema": 1, "last_slice": dict(items)}), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            log.warning("could not save the view state", exc_info=True)

@@ -1,0 +1,362 @@
+"""The reading window for one study: series strip, 1×1 / 1×2 / 2×2 viewports, tools, presets."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from PySide6.QtCore import QMimeData, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QColor,
+    QDrag,
+    QIcon,
+    QImage,
+    QKeySequence,
+    QPixmap,
+)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QMessageBox,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.model import Series, Study
+from app.store import Store
+from app.ui.format import format_date
+from app.ui.series_session import LoadedSeries
+from app.ui.viewport import ViewportWidget
+
+log = logging.getLogger(__name__)
+
+SERIES_MIME = "application/x-relay-series"
+LAYOUTS = {"1×1": (1, 1), "1×2": (1, 2), "2×2": (2, 2)}
+
+SHORTCUTS = [
+    ("Mouse wheel", "next / previous slice"),
+    ("Left drag", "window / level (or draw with the selected tool)"),
+    ("Right drag", "zoom"),
+    ("Middle drag", "pan"),
+    ("↑ ↓ ← →", "previous / next slice"),
+    ("Page Up / Page Down", "jump 10 % of the series"),
+    ("Home / End", "first / last slice"),
+    ("Space", "start / stop cine"),
+    ("R", "reset window, zoom and pan"),
+    ("I", "invert grey scale"),
+    ("1 … 9", "window presets (Brain, Stroke, Subdural, CTA, Bone, …); 0 = file's window"),
+    ("Delete", "remove the measurements on this slice"),
+    ("Esc", "abandon an unfinished angle"),
+]
+
+
+class SeriesStrip(QListWidget):
+    """Thumbnails of the study's series; drag one onto a viewport, or double-click it."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setViewMode(QListWidget.ViewMode.IconMode)
+        self.setFlow(QListWidget.Flow.TopToBottom)
+        self.setWrapping(False)
+        self.setIconSize(QSize(112, 112))
+        self.setFixedWidth(150)
+        self.setMovement(QListWidget.Movement.Static)
+        self.setDragEnabled(True)
+        self.setSpacing(4)
+        self.setWordWrap(True)
+
+    def startDrag(self, actions) -> None:  # noqa: N802
+        item = self.currentItem()
+        if item is None:
+            return
+        mime = QMimeData()
+        mime.setData(SERIES_MIME, item.data(Qt.ItemDataRole.UserRole).encode())
+        drag = QDrag(self)
+        drag.setMimeData(mime)
+        drag.setPixmap(item.icon().pixmap(64, 64))
+        drag.exec(Qt.DropAction.CopyAction)
+
+
+class _DropViewport(ViewportWidget):
+    series_dropped = Signal(object, str)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasFormat(SERIES_MIME):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        uid = bytes(event.mimeData().data(SERIES_MIME)).decode()
+        self.series_dropped.emit(self, uid)
+        event.acceptProposedAction()
+
+
+class ViewerWidget(QWidget):
+    """All of one study: open series, viewports and the tool bar."""
+
+    def __init__(self, store: Store, study: Study, parent=None, *,
+                 priors: list[Study] | None = None,
+                 last_slice: dict[str, int] | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.study = study
+        #: Earlier studies of the same patient, offered in the strip for side-by-side reading.
+        self.priors = list(priors or [])
+        #: Last slice looked at per series (shared with the main window; reopening resumes there).
+        self.last_slice = last_slice if last_slice is not None else {}
+        self._series: dict[str, tuple[Study, Series]] = {
+            s.series_instance_uid: (st, s) for st in [study, *self.priors] for s in st.series}
+        self.sessions: dict[str, LoadedSeries] = {}
+        self.viewports: list[_DropViewport] = []
+        self.active: ViewportWidget | None = None
+        self.linked = True
+        self._linking = False
+
+        self.strip = SeriesStrip(self)
+        self.strip.itemDoubleClicked.connect(self._on_strip_double_clicked)
+        self.grid_host = QWidget(self)
+        self.grid = QGridLayout(self.grid_host)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(2)
+        self.toolbar = QToolBar(self)
+        self._build_toolbar()
+
+        body = QHBoxLayout()
+        body.setContentsMargins(0, 0, 0, 0)
+        body.addWidget(self.strip)
+        body.addWidget(self.grid_host, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.toolbar)
+        layout.addLayout(body, 1)
+        self._fill_strip()
+        self.set_layout("1×1")
+
+    # -- tool bar ---------------------------------------------------------------------------
+    def _build_toolbar(self) -> None:
+        bar = self.toolbar
+        self.layout_group = QActionGroup(self)
+        for name in LAYOUTS:
+            action = QAction(name, self, checkable=True)
+            action.triggered.connect(lambda _=False, n=name: self.set_layout(n))
+            self.layout_group.addAction(action)
+            bar.addAction(action)
+        bar.addSeparator()
+        self.tool_group = QActionGroup(self)
+        labels = {"window": "W/L", "length": "Length", "angle": "Angle", "ellipse": "Ellipse",
+                  "rect": "Rectangle", "probe": "Probe"}
+        for tool, label in labels.items():
+            action = QAction(label, self, checkable=True)
+            action.setData(tool)
+            action.triggered.connect(lambda _=False, t=tool: self.set_tool(t))
+            self.tool_group.addAction(action)
+            bar.addAction(action)
+            if tool == "window":
+                action.setChecked(True)
+        bar.addSeparator()
+        self.preset_button = QToolButton(self)
+        self.preset_button.setText("Presets")
+        self.preset_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.preset_menu = QMenu(self)
+        self.preset_menu.aboutToShow.connect(self._fill_preset_menu)
+        self.preset_button.setMenu(self.preset_menu)
+        bar.addWidget(self.preset_button)
+        for label, slot in (("Invert", lambda: self._each_active("toggle_invert")),
+                            ("Reset", lambda: self._each_active("reset")),
+                            ("Cine", lambda: self._each_active("toggle_cine"))):
+            action = QAction(label, self)
+            action.triggered.connect(slot)
+            bar.addAction(action)
+        self.link_action = QAction("Link", self, checkable=True)
+        self.link_action.setChecked(True)
+        self.link_action.setToolTip("Scroll viewports of the same frame of reference together")
+        self.link_action.toggled.connect(self._on_link_toggled)
+        bar.addAction(self.link_action)
+        bar.addSeparator()
+        export = QAction("Export PNG…", self)
+        export.setShortcut(QKeySequence("Ctrl+E"))
+        export.triggered.connect(self.export_dialog)
+        bar.addAction(export)
+
+    def _fill_preset_menu(self) -> None:
+        self.preset_menu.clear()
+        if self.active is None:
+            return
+        for preset in self.active.presets():
+            action = self.preset_menu.addAction(
+                f"{preset.key}  {preset.name}  ({preset.center:g}/{preset.width:g})")
+            action.triggered.connect(lambda _=False, p=preset: self.active.apply_preset(p))
+        self.preset_menu.addAction("0  File's window").triggered.connect(
+            lambda: self.active.reset())
+
+    def _each_active(self, method: str) -> None:
+        if self.active is not None:
+            getattr(self.active, method)()
+
+    def set_tool(self, tool: str) -> None:
+        for viewport in self.viewports:
+            viewport.tool = tool
+        for action in self.tool_group.actions():
+            action.setChecked(action.data() == tool)
+
+    def _on_link_toggled(self, on: bool) -> None:
+        self.linked = on
+
+    # -- series -----------------------------------------------------------------------------
+    def _fill_strip(self) -> None:
+        self.strip.clear()
+        for study in [self.study, *self.priors]:
+            if study is not self.study:
+                header = QListWidgetItem(f"Prior {format_date(study.study_date)}\n"
+                                         f"{study.study_description or ''}".strip())
+                header.setFlags(Qt.ItemFlag.NoItemFlags)
+                header.setForeground(QColor(90, 140, 220))
+                self.strip.addItem(header)
+            for series in study.series:
+                number = f"#{series.series_number} " if series.series_number is not None else ""
+                text = (f"{number}{series.series_description or series.modality}\n"
+                        f"{series.modality} · {series.instance_count} im")
+                item = QListWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, series.series_instance_uid)
+                item.setToolTip(text)
+                item.setIcon(_placeholder_icon())
+                self.strip.addItem(item)
+
+    def set_thumbnail(self, series_uid: str, image: QImage) -> None:
+        for row in range(self.strip.count()):
+            item = self.strip.item(row)
+            if item.data(Qt.ItemDataRole.UserRole) == series_uid:
+                item.setIcon(QIcon(QPixmap.fromImage(image)))
+
+    def session(self, series_uid: str, focus: int | None = None) -> LoadedSeries:
+        """The open series (started on first use; shared by every viewport showing it)."""
+        session = self.sessions.get(series_uid)
+        if session is None:
+            study, series = self._series[series_uid]
+            if focus is None:
+                focus = self.last_slice.get(series_uid)
+            session = LoadedSeries(self.store, study, series, focus=focus, parent=self)
+            session.slice_ready.connect(lambda k, ok, uid=series_uid: self._on_progress(uid))
+            self.sessions[series_uid] = session
+            session.start()
+        return session
+
+    def show_series(self, series_uid: str, viewport: ViewportWidget | None = None) -> None:
+        viewport = viewport or self.active or self.viewports[0]
+        viewport.set_series(self.session(series_uid), self.last_slice.get(series_uid))
+        self._set_active(viewport)
+
+    def open_default(self) -> None:
+        """Fill the viewports with the study's image series, biggest first."""
+        candidates = sorted(self.study.series, key=lambda s: -s.instance_count)
+        for viewport, series in zip(self.viewports, candidates, strict=False):
+            uid = series.series_instance_uid
+            viewport.set_series(self.session(uid), self.last_slice.get(uid))
+        if self.viewports:
+            self._set_active(self.viewports[0])
+
+    def _on_strip_double_clicked(self, item: QListWidgetItem) -> None:
+        self.show_series(item.data(Qt.ItemDataRole.UserRole))
+
+    def _on_progress(self, series_uid: str) -> None:
+        session = self.sessions.get(series_uid)
+        if session is None or session.volume is None:
+            return
+        for row in range(self.strip.count()):
+            item = self.strip.item(row)
+            if item.data(Qt.ItemDataRole.UserRole) == series_uid:
+                n, done = session.volume.shape[0], session.loaded_count()
+                base = item.toolTip()
+                item.setText(base if done >= n else f"{base}\nloading {100 * done // n} %")
+
+    # -- layout -----------------------------------------------------------------------------
+    def set_layout(self, name: str) -> None:
+        rows, cols = LAYOUTS[name]
+        for action in self.layout_group.actions():
+            action.setChecked(action.text() == name)
+        needed = rows * cols
+        while len(self.viewports) < needed:
+            viewport = _DropViewport(self.grid_host)
+            viewport.tool = self._current_tool()
+            viewport.activated.connect(self._set_active)
+            viewport.slice_changed.connect(lambda k, v=viewport: self._on_slice_changed(v))
+            viewport.series_dropped.connect(lambda v, uid: self.show_series(uid, v))
+            self.viewports.append(viewport)
+        for viewport in self.viewports:
+            self.grid.removeWidget(viewport)
+            viewport.hide()
+        for index, viewport in enumerate(self.viewports[:needed]):
+            self.grid.addWidget(viewport, index // cols, index % cols)
+            viewport.show()
+        if self.active not in self.viewports[:needed]:
+            self._set_active(self.viewports[0])
+
+    def visible_viewports(self) -> list[ViewportWidget]:
+        return [v for v in self.viewports if v.isVisibleTo(self)]
+
+    def _current_tool(self) -> str:
+        checked = self.tool_group.checkedAction()
+        return checked.data() if checked else "window"
+
+    def _set_active(self, viewport: ViewportWidget) -> None:
+        self.active = viewport
+        for v in self.viewports:
+            v.active = v is viewport
+            v.canvas.viewport().update()
+
+    # -- linked scrolling -------------------------------------------------------------------
+    def _on_slice_changed(self, source: ViewportWidget) -> None:
+        if source.session is not None:
+            self.last_slice[source.session.series.series_instance_uid] = source.state.k
+        if not self.linked or self._linking or source.volume is None:
+            return
+        frame = source.session.series.frame_of_reference_uid
+        if not frame:
+            return
+        geometry = source.volume.geometry
+        k = source.state.k
+        rows, cols = source.volume.shape[1], source.volume.shape[2]
+        point = geometry.index_to_lps(np.array([(cols - 1) / 2, (rows - 1) / 2, k]))
+        self._linking = True
+        try:
+            for viewport in self.visible_viewports():
+                if viewport is source or viewport.volume is None:
+                    continue
+                if viewport.session.series.frame_of_reference_uid != frame:
+                    continue
+                target = viewport.volume.geometry.lps_to_index(point)[2]
+                viewport.show_slice(int(round(float(target))))
+        finally:
+            self._linking = False
+
+    # -- export / help ----------------------------------------------------------------------
+    def export_dialog(self) -> None:
+        if self.active is None or self.active.volume is None:
+            return
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export view as PNG", "view.png",
+            "PNG with overlays (*.png);;PNG image only (*.png)")
+        if path:
+            self.active.export_png(path, overlays="overlays" in chosen)
+
+    def close_all(self) -> None:
+        for session in self.sessions.values():
+            session.close()
+
+
+def shortcuts_dialog(parent) -> None:
+    rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;&nbsp;{v}</td></tr>" for k, v in SHORTCUTS)
+    QMessageBox.information(parent, "Mouse and keyboard", f"<table>{rows}</table>")
+
+
+def _placeholder_icon() -> QIcon:
+    pixmap = QPixmap(112, 112)
+    pixmap.fill(Qt.GlobalColor.black)
+    return QIcon(pixmap)

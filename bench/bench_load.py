@@ -1,0 +1,212 @@
+"""Volume load speed and memory, measured side by side in one run.
+
+For each series: (a) reading all file bytes into memory in Python (kept in a list, as a load
+must keep them; plus a streaming read for comparison, like ``cat``), (b) the header index (every
+file's header read as at import), (c) the full volume load through the index (fast path), each
+load in a fresh process so its peak RSS is its own. Also the plain pydicom loop (``dcmread`` +
+``pixel_array`` + ``np.stack``) for reference. Printed: seconds, c/a, first slice / full load,
+peak RSS / volume bytes, and CPU seconds per wall second for the load (cores used).
+
+Series: a generated 400-slice 512×512 CT (uncompressed, JPEG lossless, JPEG-LS, JPEG 2000;
+made once with ``relay synth`` into ``--cache``) and the real 245-slice Visible Human head.
+
+Run from the repository root::
+
+    PYTHONPATH=. python bench/bench_load.py [--cache /tmp/relay-bench] [--data ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SYNTHS = ["explicit", "jpeg-lossless", "jpegls", "j2k"]
+
+
+def _rss_mb(field: str = "VmRSS") -> float:
+    """This process's RSS (or with ``VmHWM`` its peak; ru_maxrss would carry the parent's
+    peak across fork + exec)."""
+    with open("/proc/self/status") as fp:
+        for line in fp:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _workers_cpu() -> float:
+    """CPU seconds used so far by the codec pool's workers (children of the fork server)."""
+    from app import decodepool
+
+    total = 0.0
+    pool = decodepool._pool
+    for pid in list(getattr(pool, "_processes", {}) or {}):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def child_load(home: str, uid: str, mode: str) -> dict:
+    """Run in a fresh process: load once (cold) and again (warm), report times and memory."""
+    import numpy as np
+    import pydicom  # noqa: F401  (imports are not part of a load)
+
+    from app import decodepool
+    from app.loader import VolumeLoader
+    from app.stack import plan_series
+    from app.store import Store
+
+    decodepool.preload()  # codec imports are program start-up, not part of a load
+    baseline = _rss_mb()
+    out: dict = {"baseline_rss_mb": baseline}
+    t0 = time.monotonic()
+    cpu0 = os.times()
+    if mode == "plain":
+        store = Store(Path(home))
+        refs = plan_series(store.instances(uid)).main.slices
+        arrays = [pydicom.dcmread(r.path).pixel_array for r in refs]
+        volume = np.stack(arrays)
+        out.update(seconds=time.monotonic() - t0, first_slice_seconds=None,
+                   volume_bytes=volume.nbytes)
+    else:
+        store = Store(Path(home))
+        plan = plan_series(store.instances(uid))
+        loader = VolumeLoader.for_stack(plan.main, started=t0)
+        vol = loader.run()
+        checksum = int(vol.array.sum(dtype=np.int64))  # touch every page: RSS counts it all
+        out.update(seconds=loader.seconds, first_slice_seconds=loader.first_slice_seconds,
+                   volume_bytes=vol.array.nbytes, failed=len(vol.failed_slices),
+                   checksum=checksum)
+        out["peak_rss_mb"] = _rss_mb("VmHWM")
+        # warm: a viewer's second series (pool and imports ready)
+        del vol, loader
+        t1 = time.monotonic()
+        loader2 = VolumeLoader.for_stack(plan.main, started=t1)
+        loader2.run()
+        out.update(warm_seconds=loader2.seconds, warm_first=loader2.first_slice_seconds)
+        worker_cpu = _workers_cpu()
+        cpu1 = os.times()
+        wall = out["seconds"] + (loader2.seconds or 0.0)
+        out["cores_used"] = ((cpu1.user - cpu0.user + cpu1.system - cpu0.system
+                              + cpu1.children_user - cpu0.children_user
+                              + worker_cpu) / wall)
+        return out
+    out["peak_rss_mb"] = _rss_mb("VmHWM")
+    return out
+
+
+def _child(home: Path, uid: str, mode: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, __file__, "--child", str(home), uid, mode],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(name: str, folder: Path, work: Path) -> dict:
+    from app.header import read_header
+    from app.importer import import_paths
+    from app.store import Store
+
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    for p in files:  # warm the page cache: every figure below is from memory
+        p.read_bytes()
+    t = time.monotonic()
+    kept = [p.read_bytes() for p in files]
+    raw_kept = time.monotonic() - t
+    del kept
+    t = time.monotonic()
+    for p in files:
+        p.read_bytes()
+    raw_stream = time.monotonic() - t
+    t = time.monotonic()
+    for p in files:
+        read_header(p.read_bytes(), str(p))
+    header = time.monotonic() - t
+
+    home = work / name
+    store = Store(home)
+    t = time.monotonic()
+    import_paths(store, [str(folder)])
+    import_s = time.monotonic() - t
+    uid = next(s.series_instance_uid for st in store.studies() for s in st.series)
+    for p in store.instances(uid):  # the store's copies are what a load reads
+        Path(p.path).read_bytes()
+    t = time.monotonic()
+    for inst in store.instances(uid):
+        Path(inst.path).read_bytes()
+    raw_store = time.monotonic() - t
+    fast = _child(home, uid, "fast")
+    plain = _child(home, uid, "plain")
+    return dict(name=name, files=len(files), raw_kept=raw_kept, raw_stream=raw_stream,
+                raw_store=raw_store, header=header, import_s=import_s, fast=fast, plain=plain)
+
+
+def _print(rows: list[dict]) -> None:
+    head = (f"{'series':<22}{'files':>6}{'(a)read':>9}{'(a)strm':>9}{'(b)hdr':>8}"
+            f"{'(c)load':>9}{'c/a':>6}{'1st':>8}{'1st/c':>7}{'warm c':>8}{'w 1st':>8}"
+            f"{'cores':>6}{'RSS/vol':>8}{'+RSS/vol':>9}{'plain':>8}{'pl RSS/v':>9}")
+    print(head)
+    for r in rows:
+        f, p = r["fast"], r["plain"]
+        vol = f["volume_bytes"] / 2**20
+        print(f"{r['name']:<22}{r['files']:>6}{r['raw_kept']:>9.3f}{r['raw_stream']:>9.3f}"
+              f"{r['header']:>8.3f}{f['seconds']:>9.3f}{f['seconds'] / r['raw_kept']:>6.2f}"
+              f"{f['first_slice_seconds']:>8.4f}"
+              f"{f['first_slice_seconds'] / f['seconds']:>7.1%}"
+              f"{f['warm_seconds']:>8.3f}{f['warm_first']:>8.4f}{f['cores_used']:>6.2f}"
+              f"{f['peak_rss_mb'] / vol:>8.2f}"
+              f"{(f['peak_rss_mb'] - f['baseline_rss_mb']) / vol:>9.2f}"
+              f"{p['seconds']:>8.3f}{p['peak_rss_mb'] / vol:>9.2f}")
+    print("\n(a)read: all file bytes read and kept in a list; (a)strm: read and dropped (like cat);"
+          "\n(b)hdr: every header parsed as at import; (c)load: index -> full volume, fresh"
+          " process (cold pool);\nc/a = (c)/(a)read; 1st: first slice ready; warm: a second"
+          " load in the same process;\ncores: CPU s per wall s over the cold and warm loads,"
+          " workers included;"
+          " RSS/vol: peak RSS of the loading\nprocess / volume bytes; +RSS/vol: the same above"
+          " the process's RSS before the load;\nplain: dcmread + pixel_array + np.stack"
+          " loop (s) and its RSS/vol.")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "relay-bench")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--child", nargs=3, metavar=("HOME", "UID", "MODE"))
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child_load(*args.child)))
+        return 0
+    from app.synth import SeriesSpec, generate_series
+
+    series: list[tuple[str, Path]] = []
+    for syntax in SYNTHS:
+        folder = args.cache / syntax
+        if not (folder / "IM00400.dcm").exists():
+            print(f"generating {folder} ...", file=sys.stderr)
+            generate_series(folder, SeriesSpec(slices=400, transfer_syntax=syntax))
+        series.append((f"synth-400 {syntax}", folder))
+    series.append(("visible-human 245", args.data / "ct-head" / "visible-human-male-head-1mm"))
+    if args.only:
+        series = [s for s in series if any(o in s[0] for o in args.only)]
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        for name, folder in series:
+            rows.append(measure(name.replace(" ", "-"), folder, Path(work)))
+    _print(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

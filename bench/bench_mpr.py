@@ -1,0 +1,177 @@
+"""MPR, thick-slab and 3D speed on a generated 512×512×400 CT, measured side by side.
+
+Run from the repository root::
+
+    VTK_DEFAULT_OPENGL_WINDOW=vtkOSOpenGLRenderWindow python bench/bench_mpr.py
+
+Prints what it measured with: the volume (built in memory from ``app.synth``'s CTA phantom, the
+same shapes ``relay`` writes as DICOM), the OpenGL in use, and medians over repeated calls.
+Targets (issue 6): oblique reslice ≤ 20 ms, 20 mm slab MIP ≤ 40 ms, 3D ≥ 10 frames/s moving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.geometry import VolumeGeometry  # noqa: E402
+from app.synth import head_phantom, paint_plane  # noqa: E402
+
+
+def build_cta(slices: int = 400, size: int = 512, pixel: float = 0.45, step: float = 0.5,
+              noise: float = 3.0) -> tuple[np.ndarray, VolumeGeometry]:
+    """The synthetic CTA head as int16 (HU + 1024), painted slice by slice at LPS positions."""
+    shapes = head_phantom(0.0, "cta")
+    rng = np.random.default_rng(0)
+    x0 = -(size - 1) * pixel / 2
+    z0 = -(slices - 1) * step / 2
+    array = np.empty((slices, size, size), dtype=np.int16)
+    for k in range(slices):
+        hu = paint_plane(shapes, np.array([x0, x0, z0 + k * step]), np.array([pixel, 0, 0]),
+                         np.array([0, pixel, 0]), size, size)
+        if noise:
+            hu += rng.normal(0, noise, hu.shape).astype(np.float32)
+        array[k] = np.rint(hu + 1024)
+    affine = np.diag([pixel, pixel, step, 1.0])
+    affine[:3, 3] = [x0, x0, z0]
+    return array, VolumeGeometry(affine=affine, shape=array.shape)
+
+
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """(median, min) wall time in ms over ``repeat`` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times), min(times)
+
+
+def row(label: str, result: tuple[float, float], target: float | None = None,
+        per_second: bool = False) -> None:
+    med, best = result
+    extra = f"   {1000 / med:5.1f} frames/s" if per_second else ""
+    mark = "" if target is None else ("  ok" if med <= target else f"  over {target:g} ms")
+    print(f"  {label:<58} {med:7.1f} ms (min {best:6.1f}){extra}{mark}")
+
+
+def bench_mpr(array: np.ndarray, geometry: VolumeGeometry, repeat: int) -> None:
+    from app.render.crosshair import Crosshair
+    from app.render.grid import fit_grid
+    from app.render.reslice import Reslicer
+
+    rs = Reslicer(array, geometry)
+    ch = Crosshair(geometry)
+    planes = {"axial": ch.plane("axial"), "coronal": ch.plane("coronal"),
+              "sagittal": ch.plane("sagittal")}
+    ch.rotate("sagittal", 30.0)
+    planes["oblique 30°"] = ch.plane("axial")
+    ch.rotate("axial", 20.0)
+    planes["double oblique 30°/20°"] = ch.plane("coronal")
+    grids = {name: fit_grid(geometry, plane) for name, plane in planes.items()}
+    state = {"shift": 0.0}
+
+    def moving(name: str, **kw: object) -> Callable[[], object]:
+        grid = grids[name]
+        coarse = kw.pop("coarsen", 1)
+
+        def call() -> object:  # move the plane a little each time, as when scrolling
+            state["shift"] = (state["shift"] + 0.37) % 5.0
+            plane = grid.plane.moved_to(grid.plane.center + state["shift"] * grid.normal)
+            return rs.slice(grid.with_plane(plane).coarsened(int(coarse)), **kw)  # type: ignore[arg-type]
+        return call
+
+    print(f"MPR (vtkImageReslice, linear; output grid {grids['axial'].shape} at "
+          f"{grids['axial'].pixel_mm} mm):")
+    for name in grids:
+        row(f"thin reslice, {name}", timed(moving(name), repeat),
+            20.0 if "oblique" in name else None)
+    for name in grids:
+        samples = rs.slice(grids[name], slab_mm=20.0).samples
+        row(f"20 mm MIP slab, {name} ({samples} samples)",
+            timed(moving(name, slab_mm=20.0), repeat), 40.0)
+    for name in ("oblique 30°", "double oblique 30°/20°"):
+        row(f"20 mm MIP slab, {name}, while dragging (fast, ½-res grid)",
+            timed(moving(name, slab_mm=20.0, fast=True, coarsen=2), repeat), 40.0)
+        row(f"50 mm MIP slab, {name}, while dragging", timed(
+            moving(name, slab_mm=50.0, fast=True, coarsen=2), repeat))
+    row("20 mm average slab, axial", timed(moving("axial", slab_mm=20.0, mode="avg"), repeat))
+    row("20 mm MinIP slab, coronal", timed(moving("coronal", slab_mm=20.0, mode="minip"), repeat))
+
+
+def bench_3d(array: np.ndarray, geometry: VolumeGeometry, mapper: str, size: int,
+             frames: int, max_voxels: int | None) -> None:
+    from app.render.offscreen import OffscreenView
+    from app.render.scene3d import VolumeScene
+
+    t0 = time.perf_counter()
+    scene = VolumeScene(array, geometry, intercept=-1024.0, preset="cta", mapper=mapper,  # type: ignore[arg-type]
+                        max_voxels=max_voxels)
+    setup = (time.perf_counter() - t0) * 1000
+    view = OffscreenView(scene.renderer, (size, size))
+    t0 = time.perf_counter()
+    view.render()
+    first = (time.perf_counter() - t0) * 1000
+    print(f"3D, {mapper} mapper, volume {scene.array.shape}, {size}×{size} window "
+          f"({view.window.GetClassName()}):\n  scene set-up {setup:.0f} ms; first frame "
+          f"{first:.0f} ms (shading gradients / texture upload)")
+
+    def orbit() -> object:
+        scene.rotate(azimuth=4.0)
+        return view.render()
+
+    for preset in ("cta", "bone", "mip"):
+        scene.set_preset(preset)
+        scene.reset_camera()
+        scene.set_interacting(False)
+        row(f"{preset}: still (full quality)", timed(orbit, frames), per_second=True)
+        scene.set_interacting(True)
+        row(f"{preset}: rotating (interactive quality)", timed(orbit, frames), 100.0,
+            per_second=True)
+        scene.zoom(2.0)
+        row(f"{preset}: rotating, zoomed 2× (head fills the view)", timed(orbit, frames), 100.0,
+            per_second=True)
+    view.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--slices", type=int, default=400)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--frames", type=int, default=10)
+    parser.add_argument("--window", type=int, default=512, help="3D window size (pixels)")
+    parser.add_argument("--mappers", default="fixed,gpu")
+    parser.add_argument("--skip-3d", action="store_true")
+    args = parser.parse_args()
+
+    import vtkmodules.vtkCommonCore as core
+
+    t0 = time.perf_counter()
+    array, geometry = build_cta(args.slices, args.size)
+    print(f"Volume: synthetic CTA head (app.synth.head_phantom 'cta', painted at LPS positions, "
+          f"±3 HU noise), {array.shape} {array.dtype} (slices, rows, columns), spacing "
+          f"{geometry.spacing} mm, {array.nbytes / 2**20:.0f} MiB, built in "
+          f"{time.perf_counter() - t0:.1f} s")
+    print(f"VTK {core.vtkVersion.GetVTKVersion()}, {os.cpu_count()} CPUs, "
+          f"VTK_DEFAULT_OPENGL_WINDOW={os.environ.get('VTK_DEFAULT_OPENGL_WINDOW', '(unset)')}")
+    bench_mpr(array, geometry, args.repeat)
+    if not args.skip_3d:
+        for mapper in args.mappers.split(","):
+            if mapper.strip() == "fixed":
+                bench_3d(array, geometry, "fixed", args.window, args.frames, None)
+            bench_3d(array, geometry, mapper.strip(), args.window, args.frames, 32_000_000)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Viewer speed: open-to-first-image vs full load, and scrolling / window-levelling frame rates.
+
+A generated 400-slice 512×512 CT is imported into a temporary home and opened in the real main
+window (offscreen Qt). Printed side by side in one run:
+
+* time from "open" (the study tab is asked for) to the first image on screen, and to the whole
+  series decoded, and their ratio;
+* frames per second when scrolling through all slices (each frame: new slice through the display
+  LUT, texture upload, overlay text, a synchronous repaint);
+* frames per second while window/level is dragged (each frame rebuilds the display LUT).
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_viewer.py [--slices 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from app.importer import import_paths  # noqa: E402
+from app.store import Store  # noqa: E402
+from app.synth import SeriesSpec, generate_series  # noqa: E402
+from app.ui.main_window import MainWindow  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slices", type=int, default=400)
+    args = parser.parse_args()
+    app = QApplication(sys.argv[:1])
+    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
+        src = Path(tmp) / "ct"
+        generate_series(src, SeriesSpec(slices=args.slices))
+        store = Store(Path(tmp) / "home")
+        import_paths(store, [str(src)])
+        subprocess_cat(src)
+        window = MainWindow(store)
+        window.resize(1400, 900)
+        window.show()
+        app.processEvents()
+        study = store.studies()[0]
+
+        t0 = time.perf_counter()
+        viewer = window.open_study(study.study_instance_uid)
+        vp = viewer.viewports[0]
+        first = None
+        while True:
+            app.processEvents()
+            if first is None and vp.volume is not None and vp.image.image is not None:
+                first = time.perf_counter() - t0
+            if vp.volume is not None and vp.volume.finished:
+                break
+            time.sleep(0.0005)
+        full = time.perf_counter() - t0
+        print(f"open -> first image : {first * 1000:7.1f} ms")
+        print(f"open -> all {vp.n_slices} slices: {full * 1000:7.1f} ms")
+        print(f"first / full        : {100 * first / full:6.2f} %  (target <= 5 %)")
+
+        canvas = vp.canvas.viewport()
+        vp.set_window(40, 80)
+        frames = 0
+        t0 = time.perf_counter()
+        for _round in range(2):
+            for k in range(vp.n_slices):
+                vp.show_slice(k)
+                canvas.repaint()
+                frames += 1
+        scroll_fps = frames / (time.perf_counter() - t0)
+        frames = 0
+        t0 = time.perf_counter()
+        for i in range(300):
+            vp.set_window(40 + (i % 50), 80 + (i % 30))
+            canvas.repaint()
+            frames += 1
+        wl_fps = frames / (time.perf_counter() - t0)
+        print(f"scrolling           : {scroll_fps:7.1f} frames/s  (target >= 60)")
+        print(f"window/level drag   : {wl_fps:7.1f} frames/s")
+        window.close()
+
+
+def subprocess_cat(folder: Path) -> None:
+    """Warm the page cache the way a second look at a study would find it."""
+    for path in folder.iterdir():
+        path.read_bytes()
+
+
+if __name__ == "__main__":
+    main()

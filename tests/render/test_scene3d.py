@@ -1,0 +1,233 @@
+"""3D scene rendered offscreen (OSMesa): presets, MIP, camera, clipping, level of detail."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from app.render.offscreen import OffscreenView
+from app.render.planes import rotation
+from app.render.scene3d import VolumeScene
+from app.synth import Ellipsoid
+from tests.render import phantom as ph
+
+pytestmark = pytest.mark.gl
+
+BONE_BALL = Ellipsoid((20.0, -10.0, 15.0), (7.0, 7.0, 7.0), 1200.0)  # left, anterior, high
+VESSEL_BALL = Ellipsoid((-15.0, 5.0, -10.0), (6.0, 6.0, 6.0), 300.0)  # right, posterior, low
+SIZE = (160, 160)
+
+
+def _linear(kind: str) -> tuple[np.ndarray, tuple[int, int, int]]:
+    if kind == "tilted":  # 20° gantry tilt: a shear
+        t = math.radians(20)
+        return np.stack([[1.2, 0, 0], [0, 1.2 * math.cos(t), -1.2 * math.sin(t)], [0, 0, 1.5]],
+                        axis=1), (52, 70, 66)
+    turn = rotation(np.array([0.2, 0.4, 0.9]), 25.0)  # rotated sagittal stack
+    return turn @ np.stack([[0, 1.1, 0], [0, 0, -1.3], [-1.6, 0, 0]], axis=1), (50, 66, 68)
+
+
+@pytest.fixture(scope="module", params=["tilted", "rotated"])
+def balls(request) -> ph.Phantom:
+    linear, shape = _linear(request.param)
+    return ph.painted(ph.centred_affine(linear, shape), shape, [BONE_BALL, VESSEL_BALL])
+
+
+@pytest.fixture(scope="module")
+def head() -> ph.Phantom:
+    from app.synth import head_phantom
+    shape = (60, 70, 60)
+    return ph.painted(ph.centred_affine(np.diag([3.0, 3.2, 3.6]), shape), shape,
+                      head_phantom(0.0, "cta"))
+
+
+def _view(p: ph.Phantom, **kw) -> tuple[VolumeScene, OffscreenView]:
+    scene = VolumeScene(p.array, p.geometry, intercept=ph.INTERCEPT, **kw)
+    return scene, OffscreenView(scene.renderer, SIZE)
+
+
+def _blob(img: np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
+    grey = img.astype(float).mean(axis=2)
+    mask = grey > 40
+    if near is not None:
+        rr, cc = np.indices(mask.shape)
+        mask &= (rr - near[0]) ** 2 + (cc - near[1]) ** 2 <= 20**2
+    rows, cols = np.nonzero(mask)
+    assert rows.size, "nothing rendered there"
+    return np.array([rows.mean(), cols.mean()])
+
+
+def _projected(scene: VolumeScene, point) -> np.ndarray:
+    """(row, col) where an LPS point lands in the picture."""
+    ren = scene.renderer
+    ren.SetWorldPoint(*point, 1.0)
+    ren.WorldToDisplay()
+    x, y, _ = ren.GetDisplayPoint()
+    return np.array([SIZE[1] - 1 - y, x])
+
+
+def test_objects_render_where_they_are(balls):
+    scene, view = _view(balls, preset="bone")
+    scene.set_parallel_projection(True)
+    img = view.render()
+    expected = _projected(scene, BONE_BALL.center)
+    found = _blob(img, expected)
+    assert np.linalg.norm(found - expected) <= 1.5  # pixels (about 1 mm here)
+    # anterior view: patient left on screen right, head up
+    assert found[1] > SIZE[0] / 2 and found[0] < SIZE[1] / 2
+    scene.reset_camera("left")  # seen from the left: anterior on screen left
+    img = view.render()
+    expected = _projected(scene, BONE_BALL.center)
+    assert np.linalg.norm(_blob(img, expected) - expected) <= 1.5
+    assert expected[1] < SIZE[0] / 2
+    view.close()
+
+
+def test_bone_and_vessel_presets_differ(head, balls):
+    scene, view = _view(balls, preset="cta")
+    vessel_px = _projected(scene, VESSEL_BALL.center).astype(int)
+    cta = view.render()
+    scene.set_preset("bone")
+    bone = view.render()
+    assert cta.max() > 0 and bone.max() > 0
+    r, c = vessel_px
+    # the 300 HU ball is a vessel to the CTA preset, (almost) nothing to the bone preset
+    seen_cta = cta[r - 3:r + 4, c - 3:c + 4].astype(float).sum()
+    seen_bone = bone[r - 3:r + 4, c - 3:c + 4].astype(float).sum()
+    assert seen_cta > 2.5 * seen_bone, (seen_cta, seen_bone)
+    view.close()
+
+    scene, view = _view(head)
+    images = {}
+    for name in ("cta", "bone", "soft", "brain", "mip"):
+        scene.set_preset(name)
+        images[name] = view.render()
+        assert images[name].max() > 30, f"{name} rendered nothing"
+    for a in images:
+        for b in images:
+            if a < b:
+                assert np.abs(images[a].astype(int) - images[b]).mean() > 1, (a, b)
+    # switching to a gradient-opacity preset after others must not go black (VTK quirk)
+    scene.set_preset("bone")
+    view.render()
+    scene.set_preset("soft")
+    assert np.array_equal(view.render(), images["soft"])
+    view.close()
+
+
+def test_mip_shows_the_brightest_object_through_others(balls):
+    scene, view = _view(balls, preset="mip")
+    scene.set_parallel_projection(True)
+    img = view.render().astype(float).mean(axis=2)
+    bone = _projected(scene, BONE_BALL.center).astype(int)
+    vessel = _projected(scene, VESSEL_BALL.center).astype(int)
+    assert img[bone[0], bone[1]] > 250  # 1200 HU: above the window
+    assert 100 < img[vessel[0], vessel[1]] < 250  # 300 HU: inside the 200/700 window
+    assert img[2, 2] < 5
+    view.close()
+
+
+def test_clipping_cuts_away(balls):
+    scene, view = _view(balls, preset="cta")
+    full = view.render()
+    bone = _projected(scene, BONE_BALL.center).astype(int)
+    vessel = _projected(scene, VESSEL_BALL.center).astype(int)
+    scene.set_clip_plane(np.zeros(3), np.array([0.0, 0.0, -1.0]))  # keep the feet side
+    cut = view.render()
+    assert cut[bone[0], bone[1]].max() < 10 < full[bone[0], bone[1]].max()
+    assert cut[vessel[0], vessel[1]].max() > 10
+    scene.set_clip_box(np.array([0.0, -40, -40]), np.array([40.0, 40, 40]))  # keep the left
+    boxed = view.render()
+    assert boxed[bone[0], bone[1]].max() > 10 and boxed[vessel[0], vessel[1]].max() < 10
+    assert len(scene.clip_planes) == 6
+    scene.clear_clipping()
+    assert np.array_equal(view.render(), full)
+    with pytest.raises(ValueError):
+        scene.set_clip_box(np.zeros(3), np.zeros(3))
+    view.close()
+
+
+def test_camera_rotate_zoom_pan(balls):
+    scene, view = _view(balls, preset="bone")
+    base = view.render()
+    centre = _blob(base)
+    scene.zoom(1.5)
+    bigger = view.render()
+    assert (bigger.mean(axis=2) > 40).sum() > 1.8 * (base.mean(axis=2) > 40).sum()
+    scene.reset_camera()
+    scene.pan(0.1, 0.0)
+    moved = _blob(view.render())
+    assert moved[1] - centre[1] == pytest.approx(0.1 * SIZE[1], abs=3)
+    scene.reset_camera()
+    scene.rotate(azimuth=180)  # now from behind: the left ball is on screen left
+    assert _blob(view.render())[1] < SIZE[0] / 2
+    scene.reset_camera()
+    assert np.array_equal(view.render(), base)
+    with pytest.raises(ValueError):
+        scene.reset_camera("sideways")
+    view.close()
+
+
+def test_lower_quality_while_interacting(head):
+    scene, view = _view(head, preset="bone")
+    still = view.render()
+    scene.set_interacting(True)
+    moving = view.render()
+    assert moving.shape == still.shape and moving.max() > 30
+    assert not np.array_equal(moving, still)
+    scene.set_interacting(False)
+    assert np.array_equal(view.render(), still)
+    view.close()
+
+
+def test_interactive_quality_follows_the_frame_budget(head):
+    scene, view = _view(head, preset="bone", frame_budget_s=1e-5)
+    scene.set_interacting(True)
+    start = scene.image_sample_distance
+    for _ in range(6):
+        scene.rotate(azimuth=5)
+        view.render()
+    assert scene.image_sample_distance > start  # frames too slow for the budget: coarser
+    scene.set_interacting(False)
+    assert scene.image_sample_distance == 1.0
+    scene.frame_budget_s = 10.0
+    scene.set_interacting(True)
+    for _ in range(6):
+        view.render()
+    assert scene.image_sample_distance == pytest.approx(1.5, abs=0.15)  # plenty of time: finer
+    view.close()
+
+
+def test_large_volumes_are_rendered_block_averaged(head):
+    scene, view = _view(head, preset="bone", max_voxels=head.array.size // 3)
+    assert scene.array.size <= head.array.size // 3
+    assert scene.note is not None and "averaged" in scene.note
+    assert view.render().max() > 30
+    view.close()
+    assert _view(head)[0].note is None
+
+
+def test_interactor_events_switch_quality(head):
+    from vtkmodules.vtkRenderingCore import vtkRenderWindowInteractor
+
+    scene, view = _view(head)
+    interactor = vtkRenderWindowInteractor()
+    interactor.SetRenderWindow(view.window)
+    scene.bind_interactor(interactor)
+    interactor.InvokeEvent("StartInteractionEvent")
+    assert scene.interacting
+    interactor.InvokeEvent("EndInteractionEvent")
+    assert not scene.interacting
+    view.close()
+
+
+def test_gpu_mapper_renders_too(head):
+    scene, view = _view(head, preset="bone", mapper="gpu")
+    assert view.render().max() > 30
+    view.close()
+    with pytest.raises(ValueError):
+        VolumeScene(head.array, head.geometry, mapper="cuda")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        VolumeScene(head.array, head.geometry, preset="lungs")

@@ -1,0 +1,221 @@
+"""The reading window offscreen: open, scroll, presets, measure, orientation, link, export."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QKeyEvent, QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from app.importer import import_paths
+from app.store import Store
+from app.synth import SeriesSpec, generate_series
+from app.ui.main_window import MainWindow
+from app.ui.overlay import edge_labels
+
+pytestmark = pytest.mark.usefixtures("data")
+
+
+@pytest.fixture(scope="module")
+def filled_home(tmp_path_factory, data: Path) -> Path:
+    """One home with the real head CT, the sagittal MR, the tilted CT and a synthetic pair."""
+    home = tmp_path_factory.mktemp("viewer-home")
+    store = Store(home)
+    synth = home.parent / "synth"
+    head = generate_series(synth / "head", SeriesSpec(slices=60, rows=128, columns=128,
+                                                       pixel_spacing=0.5, slice_step=2.0,
+                                                       noise_hu=0, seed=3))
+    study_uid = __import__("pydicom").dcmread(head[0], stop_before_pixels=True).StudyInstanceUID
+    generate_series(synth / "cta", SeriesSpec(
+        slices=40, rows=96, columns=96, pixel_spacing=0.7, slice_step=3.0, noise_hu=0, seed=3,
+        phantom="cta", series_number=3, series_description="CTA", study_instance_uid=study_uid))
+    import_paths(store, [str(synth), str(data / "ct-head" / "visible-human-male-head-1mm"),
+                         str(data / "ct-head" / "ge-hispeed-human-gantry-tilt"),
+                         str(data / "mr-brain" / "philips-elition-t1-mprage-sag")])
+    return home
+
+
+@pytest.fixture
+def window(qtbot, filled_home: Path) -> MainWindow:
+    win = MainWindow(Store(filled_home))
+    win.resize(1200, 800)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def _study(window: MainWindow, description: str) -> str:
+    return next(s.study_instance_uid for s in window.store.studies()
+                if s.study_description == description)
+
+
+def _open(qtbot, window: MainWindow, description: str, series: str | None = None):
+    viewer = window.open_study(_study(window, description))
+    if series is not None:
+        uid = next(s.series_instance_uid for s in viewer.study.series
+                   if s.series_description == series)
+        viewer.show_series(uid, viewer.viewports[0])
+    viewport = viewer.viewports[0]
+    qtbot.waitUntil(lambda: viewport.volume is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: bool(viewport.volume.ready[viewport.state.k]), timeout=30_000)
+    return viewer, viewport
+
+
+def _key(widget, key, text: str = "") -> None:
+    for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+        QApplication.sendEvent(widget, QKeyEvent(kind, key, Qt.KeyboardModifier.NoModifier, text))
+
+
+def _drag(viewport, a: QPointF, b: QPointF, button=Qt.MouseButton.LeftButton, steps: int = 8):
+    target = viewport.canvas.viewport()
+
+    def send(kind, pos, buttons):
+        event = QMouseEvent(kind, pos, target.mapToGlobal(pos), button if kind != QEvent.Type.
+                            MouseMove else Qt.MouseButton.NoButton, buttons,
+                            Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(target, event)
+
+    send(QEvent.Type.MouseButtonPress, a, button)
+    for i in range(1, steps + 1):
+        send(QEvent.Type.MouseMove, a + (b - a) * (i / steps), button)
+    send(QEvent.Type.MouseButtonRelease, b, Qt.MouseButton.NoButton)
+
+
+def _screen(viewport, x_mm: float, y_mm: float) -> QPointF:
+    scene = viewport.view.mapViewToScene(QPointF(x_mm, y_mm))
+    return QPointF(viewport.canvas.mapFromScene(scene))
+
+
+def _view(viewport, screen: QPointF) -> tuple[float, float]:
+    p = viewport.view.mapSceneToView(viewport.canvas.mapToScene(screen.toPoint()))
+    return p.x(), p.y()
+
+
+def test_open_scroll_and_presets_on_real_head_ct(qtbot, window: MainWindow) -> None:
+    viewer, vp = _open(qtbot, window, "Visible Human Male")
+    n = vp.n_slices
+    assert n == 245 and vp.state.k == n // 2  # opens on the middle slice
+    assert vp.image.image is not None and vp.image.image.shape == (512, 512)
+    k = vp.state.k
+    _key(vp, Qt.Key.Key_Down)
+    assert vp.state.k == k + 1
+    _key(vp, Qt.Key.Key_PageUp)
+    assert vp.state.k == k + 1 - n // 10
+    _key(vp, Qt.Key.Key_Home)
+    assert vp.state.k == 0
+    _key(vp, Qt.Key.Key_End)
+    assert vp.state.k == n - 1
+    vp.scroll(-3)
+    assert vp.state.k == n - 4
+    qtbot.waitUntil(lambda: vp.volume.finished, timeout=60_000)
+    assert vp.image.image is not None  # the slice in view is drawn when it arrives
+    _key(vp, Qt.Key.Key_1, "1")
+    assert (vp.state.center, vp.state.width) == (40, 80)
+    brain = vp.image.image.copy()
+    _key(vp, Qt.Key.Key_6, "6")
+    assert (vp.state.center, vp.state.width) == (600, 2800)
+    assert (vp.image.image != brain).any()
+    _key(vp, Qt.Key.Key_I, "i")
+    assert vp.state.invert
+    _key(vp, Qt.Key.Key_R, "r")
+    assert not vp.state.invert
+    _key(vp, Qt.Key.Key_Space, " ")
+    assert vp.cine_running
+    _key(vp, Qt.Key.Key_Space, " ")
+    assert not vp.cine_running
+    # left drag changes window/level
+    before = (vp.state.center, vp.state.width)
+    _drag(vp, QPointF(300, 300), QPointF(360, 340))
+    assert (vp.state.center, vp.state.width) != before
+
+
+def test_length_measurement_in_mm_on_known_geometry(qtbot, window: MainWindow) -> None:
+    viewer, vp = _open(qtbot, window, "CT HEAD WO CONTRAST (synthetic demo)",
+                       series="Axial 0.5mm (synthetic)")
+    assert vp.volume.spacing[1:] == pytest.approx((0.5, 0.5))
+    viewer.set_tool("length")
+    a, b = _screen(vp, 10.0, 15.0), _screen(vp, 40.0, 35.0)
+    _drag(vp, a, b)
+    notes = vp.session.annotations[vp.state.k]
+    assert len(notes) == 1 and notes[0].kind == "length"
+    (x0, y0), (x1, y1) = _view(vp, a), _view(vp, b)
+    expected = math.hypot(x1 - x0, y1 - y0)  # ~36 mm: 60×40 pixels of 0.5 mm
+    assert expected == pytest.approx(math.hypot(30, 20), abs=0.6)
+    label = vp._items[0].label.textItem.toPlainText()
+    assert label.endswith(" mm")
+    assert float(label.split()[0]) == pytest.approx(expected, abs=0.15)
+    # annotations stay with their slice
+    vp.scroll(1)
+    assert vp._items == []
+    vp.scroll(-1)
+    assert len(vp._items) == 1
+
+
+def test_ellipse_roi_reports_hu_statistics(qtbot, window: MainWindow) -> None:
+    viewer, vp = _open(qtbot, window, "CT HEAD WO CONTRAST (synthetic demo)",
+                       series="Axial 0.5mm (synthetic)")
+    vp.show_slice(vp.n_slices // 2)
+    qtbot.waitUntil(lambda: bool(vp.volume.ready[vp.state.k]), timeout=30_000)
+    viewer.set_tool("ellipse")
+    # a small ellipse inside the posterior white matter (27 HU in the phantom, no noise)
+    _drag(vp, _screen(vp, 30.0, 44.0), _screen(vp, 34.0, 48.0))
+    text = vp._items[0].label.textItem.toPlainText()
+    mean = float(text.split()[1])
+    assert mean == pytest.approx(27, abs=1.5)
+    assert "cm²" in text
+
+
+def test_orientation_markers_sagittal_mr_and_tilted_ct(qtbot, window: MainWindow) -> None:
+    _, mr = _open(qtbot, window, "d2n_Philips_3T_R571")
+    assert edge_labels(mr.volume.geometry) == {"left": "A", "right": "P", "top": "H",
+                                               "bottom": "F"}
+    mr.grab()  # the overlay paints without error
+    _, ct = _open(qtbot, window, "HEAD")
+    labels = edge_labels(ct.volume.geometry)
+    assert (labels["left"], labels["right"]) == ("R", "L")
+    assert labels["top"][0] == "A" and labels["bottom"][0] == "P"
+    assert any("18.5" in issue for issue in ct.volume.issues)
+
+
+def test_linked_scrolling_follows_the_same_position(qtbot, window: MainWindow) -> None:
+    viewer, first = _open(qtbot, window, "CT HEAD WO CONTRAST (synthetic demo)",
+                          series="Axial 0.5mm (synthetic)")
+    viewer.set_layout("1×2")
+    cta_uid = next(s.series_instance_uid for s in viewer.study.series
+                   if s.series_description == "CTA")
+    viewer.show_series(cta_uid, viewer.viewports[1])
+    second = viewer.viewports[1]
+    qtbot.waitUntil(lambda: second.volume is not None, timeout=30_000)
+    first.show_slice(10)
+    z_first = first.volume.geometry.index_to_lps([0, 0, first.state.k])[2]
+    z_second = second.volume.geometry.index_to_lps([0, 0, second.state.k])[2]
+    assert abs(z_first - z_second) <= second.volume.spacing[0] / 2 + 1e-6
+    viewer.link_action.setChecked(False)
+    k2 = second.state.k
+    first.show_slice(30)
+    assert second.state.k == k2
+
+
+def test_export_png_with_and_without_overlays(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    _, vp = _open(qtbot, window, "Visible Human Male")
+    with_overlay, without = tmp_path / "with.png", tmp_path / "without.png"
+    assert vp.export_png(str(with_overlay), overlays=True)
+    assert vp.export_png(str(without), overlays=False)
+    assert with_overlay.read_bytes() != without.read_bytes()
+    assert vp.show_overlays
+
+
+def test_layouts_and_drop_of_a_series(qtbot, window: MainWindow) -> None:
+    viewer, vp = _open(qtbot, window, "CT HEAD WO CONTRAST (synthetic demo)")
+    viewer.set_layout("2×2")
+    assert len(viewer.visible_viewports()) == 4
+    viewer.set_layout("1×2")
+    assert len(viewer.visible_viewports()) == 2
+    uid = viewer.study.series[-1].series_instance_uid
+    viewer.viewports[1].series_dropped.emit(viewer.viewports[1], uid)
+    assert viewer.viewports[1].session.series.series_instance_uid == uid
+    assert viewer.active is viewer.viewports[1]
