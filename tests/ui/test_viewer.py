@@ -62,6 +62,7 @@ def _open(qtbot, window: MainWindow, description: str, series: str | None = None
     viewport = viewer.viewports[0]
     qtbot.waitUntil(lambda: viewport.volume is not None, timeout=30_000)
     qtbot.waitUntil(lambda: bool(viewport.volume.ready[viewport.state.k]), timeout=30_000)
+    qtbot.waitUntil(lambda: viewport.image.image is not None, timeout=30_000)  # drawn
     return viewer, viewport
 
 
