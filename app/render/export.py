@@ -52,7 +52,7 @@ def render_plane(array: np.ndarray, geometry: VolumeGeometry, *, plane: View = "
                  window: tuple[float, float] | None = None, slope: float = 1.0,
                  intercept: float = 0.0, center: np.ndarray | None = None,
                  pixel_mm: float | None = None, align: Alignment = "patient",
-                 background: float | None = None) -> PlaneImage:
+                 background: float | None = None, invert: bool = False) -> PlaneImage:
     """Render an axial, coronal or sagittal plane (thin or slab) of a volume to 8 bits.
 
     Parameters
@@ -75,6 +75,8 @@ def render_plane(array: np.ndarray, geometry: VolumeGeometry, *, plane: View = "
         ``"patient"`` axes, or ``"acquisition"`` to follow a tilted/oblique acquisition.
     background
         Stored value outside the volume (default: the array's minimum).
+    invert
+        White for low values (MONOCHROME1).
     """
     if plane not in VIEWS:
         raise ValueError(f"plane must be one of {VIEWS}, got {plane!r}")
@@ -87,7 +89,7 @@ def render_plane(array: np.ndarray, geometry: VolumeGeometry, *, plane: View = "
     values = out.pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
     if window is None:
         window = auto_window(values)
-    pixels = to_uint8(values, window[0], window[1])
+    pixels = to_uint8(values, window[0], window[1], invert=invert)
     log.debug("rendered %s plane %s, slab %.1f mm %s", plane, grid.shape, out.slab_mm, out.mode)
     return PlaneImage(pixels=pixels, grid=grid, window=(float(window[0]), float(window[1])),
                       slab_mm=out.slab_mm, mode=out.mode)
