@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from app.errors import RelayError
-from app.loader import VolumeLoader, load_stack
+from app.loader import VolumeLoader
 from app.render.crosshair import Crosshair
 from app.render.grid import fit_grid
 from app.render.mpr import mpr_source, wait_reason

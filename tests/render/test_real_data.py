@@ -4,11 +4,11 @@ plane must give back exactly the stored slice."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 from app.geometry import VolumeGeometry
 from app.importer import import_paths
