@@ -231,3 +231,25 @@ def test_gpu_mapper_renders_too(head):
         VolumeScene(head.array, head.geometry, mapper="cuda")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         VolumeScene(head.array, head.geometry, preset="lungs")
+
+
+def test_prepare_makes_the_first_frame_and_preset_switches_the_same(head):
+    """prepare() (on a worker thread, before the scene is shown) changes no pixel."""
+    import threading
+
+    plain, view = _view(head, preset="cta")
+    expected = {}
+    for name in ("cta", "soft", "mip", "brain"):
+        plain.set_preset(name)
+        expected[name] = view.render()
+    view.close()
+    scene = VolumeScene(head.array, head.geometry, intercept=ph.INTERCEPT, preset="cta")
+    worker = threading.Thread(target=scene.prepare)
+    worker.start()
+    worker.join()
+    assert scene.preset.name == "cta"
+    view = OffscreenView(scene.renderer, SIZE)
+    for name in ("cta", "soft", "mip", "brain"):
+        scene.set_preset(name)
+        assert np.array_equal(view.render(), expected[name]), name
+    view.close()
