@@ -119,6 +119,8 @@ class VolumeScene:
         self._moving_image_sd = 2.0
         self.interacting = False
         self.renderer.AddObserver(vtkCommand.EndEvent, self._on_rendered)
+        #: LPS box the camera frames on reset (None: the whole volume).
+        self.fit_bounds: tuple[float, ...] | None = None
         self.preset: VolumePreset = PRESETS["mip"]
         #: Whether the mapper has (or will at its next frame) gradient magnitudes.
         self._magnitudes = False
@@ -286,17 +288,42 @@ class VolumeScene:
         """LPS bounding box of the volume: (xmin, xmax, ymin, ymax, zmin, zmax)."""
         return tuple(self.volume.GetBounds())
 
+    def content_bounds(self, threshold: float) -> tuple[float, ...] | None:
+        """LPS box (xmin, xmax, ymin, ...) around the voxels above ``threshold`` (modality
+        units, e.g. -300 HU: the patient without the air and padding around), or None.
+
+        Reads the whole (rendered) array once: call it off the GUI thread on big volumes.
+        """
+        stored = self._stored(threshold)
+        inside = (self.array > stored) if self.slope > 0 else (self.array < stored)
+        spans = []
+        for axis in range(3):
+            other = tuple(a for a in range(3) if a != axis)
+            hit = np.flatnonzero(inside.any(axis=other))
+            if hit.size == 0:
+                return None
+            spans.append((int(hit[0]), int(hit[-1])))
+        (k0, k1), (j0, j1), (i0, i1) = spans
+        corners = np.array([[i, j, k] for i in (i0 - 0.5, i1 + 0.5) for j in (j0 - 0.5, j1 + 0.5)
+                            for k in (k0 - 0.5, k1 + 0.5)])
+        lps = self.geometry.index_to_lps(corners)
+        low, high = lps.min(axis=0), lps.max(axis=0)
+        return tuple(float(v) for pair in zip(low, high, strict=True) for v in pair)
+
     def reset_camera(self, view: str = "anterior") -> None:
-        """Look at the whole volume from ``view`` (see :data:`CAMERA_VIEWS`)."""
+        """Look at the volume from ``view`` (see :data:`CAMERA_VIEWS`), framing
+        :attr:`fit_bounds` when set (e.g. from :meth:`content_bounds`), else the whole box."""
         if view not in CAMERA_VIEWS:
             raise ValueError(f"unknown view {view!r}; choose one of {sorted(CAMERA_VIEWS)}")
         towards, up = CAMERA_VIEWS[view]
-        centre = self.geometry.center_lps()
+        bounds = self.fit_bounds or self.bounds()
+        centre = np.array([(bounds[0] + bounds[1]) / 2, (bounds[2] + bounds[3]) / 2,
+                           (bounds[4] + bounds[5]) / 2])
         camera = self.renderer.GetActiveCamera()
         camera.SetFocalPoint(*centre)
         camera.SetPosition(*(centre + 1000.0 * np.asarray(towards, dtype=np.float64)))
         camera.SetViewUp(*up)
-        self.renderer.ResetCamera(self.bounds())
+        self.renderer.ResetCamera(bounds)
         self.renderer.ResetCameraClippingRange()
 
     def rotate(self, azimuth: float = 0.0, elevation: float = 0.0) -> None:
