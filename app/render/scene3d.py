@@ -288,21 +288,27 @@ class VolumeScene:
         """LPS bounding box of the volume: (xmin, xmax, ymin, ymax, zmin, zmax)."""
         return tuple(self.volume.GetBounds())
 
-    def content_bounds(self, threshold: float) -> tuple[float, ...] | None:
+    def content_bounds(self, threshold: float, *, tail: float = 0.005
+                       ) -> tuple[float, ...] | None:
         """LPS box (xmin, xmax, ymin, ...) around the voxels above ``threshold`` (modality
-        units, e.g. -300 HU: the patient without the air and padding around), or None.
+        units, e.g. 300 HU for the skull), or None when there are none.
 
-        Reads the whole (rendered) array once: call it off the GUI thread on big volumes.
+        Along each array axis the box leaves out the outermost ``tail`` share of those voxels
+        on either side, so a stray marker or a few noisy voxels do not stretch it. Reads the
+        whole (rendered) array once: call it off the GUI thread on big volumes.
         """
         stored = self._stored(threshold)
         inside = (self.array > stored) if self.slope > 0 else (self.array < stored)
         spans = []
         for axis in range(3):
             other = tuple(a for a in range(3) if a != axis)
-            hit = np.flatnonzero(inside.any(axis=other))
-            if hit.size == 0:
+            cumulative = np.cumsum(inside.sum(axis=other, dtype=np.int64))
+            total = int(cumulative[-1])
+            if total == 0:
                 return None
-            spans.append((int(hit[0]), int(hit[-1])))
+            first = int(np.searchsorted(cumulative, tail * total, side="right"))
+            last = int(np.searchsorted(cumulative, (1.0 - tail) * total, side="left"))
+            spans.append((first, max(first, last)))
         (k0, k1), (j0, j1), (i0, i1) = spans
         corners = np.array([[i, j, k] for i in (i0 - 0.5, i1 + 0.5) for j in (j0 - 0.5, j1 + 0.5)
                             for k in (k0 - 0.5, k1 + 0.5)])

@@ -22,7 +22,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QTransform
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsView, QVBoxLayout, QWidget
 
 from app.render.grid import SliceGrid
 from app.render.reslice import Reslice
@@ -72,6 +72,9 @@ class _MprCanvas(pg.GraphicsView):
     def __init__(self, owner: MprViewWidget) -> None:
         super().__init__(background="k")
         self.owner = owner
+        # the overlay (letters, crosshair, corner texts) is drawn over the whole view: repaint
+        # all of it, not only the image item's region, or stale text stays on screen
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
 
     def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
         super().drawForeground(painter, rect)
@@ -129,7 +132,7 @@ class MprViewWidget(QWidget):
         if self.grid is None:
             return
         height, width = self.grid.size_mm
-        self.box.setRange(QRectF(0, 0, width, height), padding=0.02)
+        self.box.setRange(QRectF(0, 0, width, height), padding=0.05)
         self._fitted = True
 
     def scene_of_lps(self, point: np.ndarray) -> tuple[float, float]:
@@ -175,6 +178,7 @@ class MprViewWidget(QWidget):
     def set_pixels(self, pixels: np.ndarray) -> None:
         """New display values for the image already placed (a window change)."""
         self.image.setImage(pixels, autoLevels=False, levels=(0, 255))
+        self.canvas.viewport().update()
 
     def clear(self) -> None:
         self.shown = None

@@ -212,8 +212,11 @@ class Volume3DWidget(QWidget):
                 preset = mip_preset(*window)
             scene = VolumeScene(source.array, source.geometry, slope=source.slope,
                                 intercept=source.intercept, preset=preset)
-            scene.fit_bounds = scene.content_bounds(-300.0 if modality == "CT" else
-                                                    preset.opacity[0][0])
+            # frame the head (skull and 20 mm around it), not the scan's air and padding
+            box = scene.content_bounds(300.0 if modality == "CT" else preset.opacity[0][0])
+            if box is not None:
+                margin = np.array([-20.0, 20.0] * 3)
+                scene.fit_bounds = tuple(float(v) for v in np.array(box) + margin)
             scene.reset_camera()
             scene.prepare()
             if source.notes:
