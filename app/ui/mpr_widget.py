@@ -6,7 +6,9 @@ Built on :class:`~app.render.crosshair.Crosshair` (the linked point and rotation
 Staying interactive on two CPU cores: every change (click, drag, rotate, scroll, slab) is
 answered at once on the GUI thread with a quick preview of the planes that moved — nearest
 samples, half the slab samples, half-resolution grid (``fast=True`` + ``coarsened(2)``, about
-10–20 ms for an oblique 20 mm MIP of a 512×512×400 CTA). After 150 ms without a change the full
+10–20 ms for an oblique 20 mm MIP of a 512×512×400 CTA; when one change's previews take more
+than 30 ms, as for thick double-oblique slabs, the grid is coarsened further, up to 4×, and
+refined again when they are quick). After 150 ms without a change the full
 quality picture is requested from a :class:`~app.render.reslice_queue.ResliceQueue` worker
 thread, and shown when it arrives unless the plane has moved again meanwhile.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
@@ -46,8 +49,11 @@ log = logging.getLogger(__name__)
 IDLE_MS = 150
 #: While a series loads, planes are refreshed at most this often (ms).
 LOAD_REFRESH_MS = 400
-#: Preview: grid coarsening factor while the user moves things.
+#: Preview: grid coarsening factor while the user moves things (at least; it grows up to
+#: PREVIEW_COARSEN_MAX while previews of one change take longer than PREVIEW_BUDGET_S).
 PREVIEW_COARSEN = 2
+PREVIEW_COARSEN_MAX = 4
+PREVIEW_BUDGET_S = 0.030
 
 
 class MprWidget(QWidget):
@@ -74,6 +80,8 @@ class MprWidget(QWidget):
         self._unsubscribe = None
         self._prepare: TaskWorker | None = None
         self._luts: dict[tuple, np.ndarray | None] = {}
+        #: Current preview coarsening (adapts to how long previews take).
+        self.preview_coarsen = PREVIEW_COARSEN
         self.views = {view: MprViewWidget(view, self, self) for view in VIEWS}
         self.panel = MprPanelWidget(self)
         grid = QGridLayout(self)
@@ -219,6 +227,8 @@ class MprWidget(QWidget):
         """Re-place every view on its plane; preview the ones that moved; repaint all."""
         if self.crosshair is None or self.source is None:
             return
+        started = time.perf_counter()
+        previewed = False
         for name, view in self.views.items():
             plane = self.crosshair.plane(name)  # type: ignore[arg-type]
             grid = fit_grid(self.source.geometry, plane)
@@ -230,16 +240,26 @@ class MprWidget(QWidget):
             view.set_grid(grid)
             if moved:
                 self._preview(name)
+                previewed = True
             view.canvas.viewport().update()
+        if previewed:
+            self._adapt_preview(time.perf_counter() - started)
         self._idle.start()
+
+    def _adapt_preview(self, seconds: float) -> None:
+        """Coarser previews when one change took too long, finer again when it was quick."""
+        if seconds > PREVIEW_BUDGET_S and self.preview_coarsen < PREVIEW_COARSEN_MAX:
+            self.preview_coarsen += 1
+        elif seconds < PREVIEW_BUDGET_S / 3 and self.preview_coarsen > PREVIEW_COARSEN:
+            self.preview_coarsen -= 1
 
     def _preview(self, name: str) -> None:
         """The quick picture of one view, on this thread."""
         view = self.views[name]
         assert self._fast is not None and view.grid is not None
         view.token += 1
-        result = self._fast.slice(view.grid.coarsened(PREVIEW_COARSEN), slab_mm=self.slab_mm,
-                                  mode=self.mode, fast=True)
+        result = self._fast.slice(view.grid.coarsened(self.preview_coarsen),
+                                  slab_mm=self.slab_mm, mode=self.mode, fast=True)
         self._show(name, result, full=False)
 
     def _request_full(self, name: str) -> None:
@@ -356,8 +376,9 @@ class MprWidget(QWidget):
             plane = self.crosshair.plane(name)  # type: ignore[arg-type]
             offset = float((plane.center - self.source.geometry.center_lps()) @ plane.normal)
             lines.append(f"Position {offset:+.1f} mm")
-        if view.shown is not None and not view.full_quality:
-            lines.append("preview (½ resolution)")
+        if view.shown is not None and not view.full_quality and view.grid is not None:
+            factor = round(view.shown.grid.pixel_mm / view.grid.pixel_mm)
+            lines.append(f"preview (1/{factor} resolution)")
         session = self.session
         if session is not None and session.volume is not None and not session.volume.finished:
             lines.append(f"loading {session.loaded_count()} / {session.volume.shape[0]}")
@@ -414,8 +435,10 @@ class MprWidget(QWidget):
         self.mode = mode or self.mode  # type: ignore[assignment]
         self.panel.set_slab(mode if self.slab_mm else "", self.slab_mm)
         if self.crosshair is not None:
+            started = time.perf_counter()
             for name in self.views:
                 self._preview(name)
+            self._adapt_preview(time.perf_counter() - started)
             self._idle.start()
 
     def reset(self, align: str = "acquisition") -> None:

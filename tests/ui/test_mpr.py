@@ -192,6 +192,15 @@ def test_slab_thickness_and_mode_change_every_plane(qtbot, window: MainWindow) -
     panel.mode.setCurrentIndex(panel.mode.findData(""))
     _settle(qtbot, mpr)
     assert mpr.slab_mm == 0.0 and mpr.views["axial"].shown.samples == 1
+    # previews coarsen when one change took too long, and come back when quick
+    mpr._adapt_preview(0.2)
+    assert mpr.preview_coarsen == 3
+    mpr.crosshair.scroll("axial", 3.0)
+    assert mpr.views["axial"].shown.grid.pixel_mm == pytest.approx(
+        3 * mpr.views["axial"].grid.pixel_mm)
+    assert "1/3 resolution" in " ".join(mpr.corner_lines("axial"))
+    mpr._adapt_preview(0.001)
+    assert mpr.preview_coarsen == 2
 
 
 def test_window_presets_shared_or_per_view(qtbot, window: MainWindow) -> None:
