@@ -139,7 +139,8 @@ def bench_mpr_window(array: np.ndarray, geometry: VolumeGeometry, repeat: int) -
             ch.move("axial", 0.7 if step["i"] % 2 else -0.7, 0.4)
             for name in ("coronal", "sagittal"):
                 grid = fit_grid(geometry, ch.plane(name))  # type: ignore[arg-type]
-                out = gui.slice(grid.coarsened(coarsen), slab_mm=slab, fast=True)
+                out = gui.slice(grid.coarsened(coarsen), slab_mm=slab, fast=True,
+                                fast_step=float(coarsen))
                 to_display(out.pixels, lut)
             return None
         return call

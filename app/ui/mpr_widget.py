@@ -187,15 +187,14 @@ class MprWidget(QWidget):
             return
         volume, modality = session.volume, session.modality
         task = TaskWorker(lambda _progress: mpr_source(volume, modality=modality), "MPR", self)
-        task.succeeded.connect(self._on_source_prepared)
+        task.succeeded.connect(lambda source, s=session: self._on_source_prepared(s, source))
         task.failed.connect(self._on_session_failed)
         self._prepare = task
         self._update_progress()
         task.start()
 
-    def _on_source_prepared(self, source: MprSource) -> None:
-        if self.session is not None and self.session.volume is not None and (
-                self.source is None):
+    def _on_source_prepared(self, session: LoadedSeries, source: MprSource) -> None:
+        if session is self.session and self.source is None:  # not for a series since left
             self._waiting = ""
             self._set_source(source)
 
@@ -259,7 +258,8 @@ class MprWidget(QWidget):
         assert self._fast is not None and view.grid is not None
         view.token += 1
         result = self._fast.slice(view.grid.coarsened(self.preview_coarsen),
-                                  slab_mm=self.slab_mm, mode=self.mode, fast=True)
+                                  slab_mm=self.slab_mm, mode=self.mode, fast=True,
+                                  fast_step=float(self.preview_coarsen))
         self._show(name, result, full=False)
 
     def _request_full(self, name: str) -> None:

@@ -58,6 +58,10 @@ SHORTCUTS = [
     ("1 … 9", "window presets (Brain, Stroke, Subdural, CTA, Bone, …); 0 = file's window"),
     ("Delete", "remove the measurements on this slice"),
     ("Esc", "abandon an unfinished angle"),
+    ("MPR: click / drag", "move the crosshair (the other planes follow)"),
+    ("MPR: drag a coloured line", "tilt the other two planes (oblique MPR)"),
+    ("MPR: Shift + drag", "window / level"),
+    ("3D: left / middle / right drag", "rotate / pan / zoom"),
 ]
 
 

@@ -226,14 +226,14 @@ class Volume3DWidget(QWidget):
         self._show_progress(0, 0, "Preparing 3D: averaging voxel blocks and computing the "
                                   "shading (about a second)…")
         task = TaskWorker(work, "3D", self)
-        task.succeeded.connect(self._on_scene_prepared)
+        task.succeeded.connect(lambda scene, s=session: self._on_scene_prepared(s, scene))
         task.failed.connect(self._on_failed)
         self._task = task
         task.start()
 
-    def _on_scene_prepared(self, scene: VolumeScene) -> None:
-        if self.session is None or self.scene is not None:
-            return
+    def _on_scene_prepared(self, session: LoadedSeries, scene: VolumeScene) -> None:
+        if session is not self.session or self.scene is not None:
+            return  # made for a series shown before
         self.scene = scene
         self.render_window.RemoveRenderer(self._empty)
         self.render_window.AddRenderer(scene.renderer)
