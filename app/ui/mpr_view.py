@@ -127,6 +127,10 @@ class MprViewWidget(QWidget):
             np.allclose(grid.right, self.grid.right, atol=1e-9)
             and np.allclose(grid.down, self.grid.down, atol=1e-9))
 
+    def forget_fit(self) -> None:
+        """Fit the view to the next grid it is given (a new series, a reset)."""
+        self._fitted = False
+
     def fit(self) -> None:
         """Show the whole plane."""
         if self.grid is None:
@@ -191,10 +195,9 @@ class MprViewWidget(QWidget):
         self.setFocus()
         if ev.button() == Qt.MouseButton.LeftButton and self.grid is not None and not (
                 self._wants_window(ev)):
-            x, y = self.box.mapSceneToView(ev.scenePos()).x(), self.box.mapSceneToView(
-                ev.scenePos()).y()
+            p = self.box.mapSceneToView(ev.scenePos())
             self.owner.begin_interaction()
-            self.owner.crosshair.set_center(self.lps_of_scene(x, y))
+            self.owner.crosshair.set_center(self.lps_of_scene(p.x(), p.y()))
             self.owner.end_interaction()
 
     def on_drag(self, ev) -> None:

@@ -75,6 +75,7 @@ class MprWidget(QWidget):
         self.windows: dict[str, tuple[float, float]] = {}
         self.error = ""
         self._waiting = ""
+        self._status = ""
         self._fast: Reslicer | None = None
         self._queue: ResliceQueue | None = None
         self._unsubscribe = None
@@ -154,7 +155,7 @@ class MprWidget(QWidget):
         self._luts.clear()
         for view in self.views.values():
             view.grid = None
-            view._fitted = False
+            view.forget_fit()
             view.clear()
 
     def _on_session_failed(self, message: str) -> None:
@@ -356,7 +357,7 @@ class MprWidget(QWidget):
         self.panel.set_progress(0, 0, text)
 
     def status_text(self) -> str:
-        return self.error or getattr(self, "_status", "")
+        return self.error or self._status
 
     # -- what the views paint -----------------------------------------------------------------
     def step_mm(self, name: str) -> float:
@@ -446,7 +447,7 @@ class MprWidget(QWidget):
         if self.crosshair is None:
             return
         for view in self.views.values():
-            view._fitted = False
+            view.forget_fit()
         self.crosshair.reset(align=align)  # type: ignore[arg-type]
         for view in self.views.values():
             view.fit()
