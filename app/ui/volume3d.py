@@ -36,10 +36,9 @@ from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from vtkmodules.vtkInteractionWidgets import vtkBoxRepresentation, vtkBoxWidget2
 from vtkmodules.vtkRenderingCore import vtkRenderer
 
-from app.render.display import auto_window
-from app.render.mpr import mpr_source
+from app.render.mpr import MprSource, mpr_source
 from app.render.offscreen import capture
-from app.render.presets import PRESETS, mip_preset
+from app.render.presets import PRESETS, VolumePreset, mip_preset
 from app.render.scene3d import VolumeScene
 from app.tasks import Progress
 from app.ui.series_session import LoadedSeries
@@ -124,7 +123,7 @@ class Volume3DWidget(QWidget):
         layout.addLayout(bar)
         layout.addLayout(status_row)
         layout.addWidget(self.vtk, 1)
-        self.vtk.Initialize()
+        self._initialized = False  # the interactor starts when first shown (it renders)
         self._set_controls_enabled(False)
 
     def _make_tools(self) -> None:
@@ -132,7 +131,8 @@ class Volume3DWidget(QWidget):
         self.style = vtkInteractorStyleTrackballCamera()
         self.interactor.SetInteractorStyle(self.style)
         if getattr(self, "box", None) is not None:
-            self.box.Off()
+            if self.box.GetEnabled():
+                self.box.Off()
             self.box.SetInteractor(None)
         self.box = vtkBoxWidget2()
         self.box_rep = vtkBoxRepresentation()
@@ -166,8 +166,7 @@ class Volume3DWidget(QWidget):
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        self.box.Off()
-        self.clip_button.setChecked(False)
+        self.clip_button.setChecked(False)  # turns the box off
         if self.scene is not None:
             self.render_window.RemoveRenderer(self.scene.renderer)
             self.render_window.AddRenderer(self._empty)
@@ -204,12 +203,7 @@ class Volume3DWidget(QWidget):
             source = mpr_source(volume, modality=modality)
             if progress.cancelled:
                 raise RuntimeError("cancelled")
-            if modality == "CT":
-                preset = PRESETS["bone"]
-            else:
-                window = volume.default_window or auto_window(
-                    source.array[source.array.shape[0] // 2] * source.slope + source.intercept)
-                preset = mip_preset(*window)
+            preset = PRESETS["bone"] if modality == "CT" else _mip_for(source)
             scene = VolumeScene(source.array, source.geometry, slope=source.slope,
                                 intercept=source.intercept, preset=preset)
             # frame the head (skull and 20 mm around it), not the scan's air and padding
@@ -241,12 +235,12 @@ class Volume3DWidget(QWidget):
         scene.bind_interactor(self.box)
         self.box_rep.SetPlaceFactor(1.0)
         self.box_rep.PlaceWidget(list(scene.bounds()))
+        self._set_controls_enabled(True)
         is_ct = self.session.modality == "CT"
         for button in self.preset_group.buttons():
             key = button.property("preset")
-            button.setEnabled(is_ct or key == "mip")
+            button.setEnabled(is_ct or key == "mip")  # HU presets mean nothing for MR
             button.setChecked(key == scene.preset.name)
-        self._set_controls_enabled(True)
         self.progress.hide()
         self.status.setText(scene.note or "")
         self.status.setVisible(bool(scene.note))
@@ -288,7 +282,7 @@ class Volume3DWidget(QWidget):
         self.render()
 
     def _on_clip_toggled(self, on: bool) -> None:
-        if self.scene is None:
+        if self.scene is None or bool(self.box.GetEnabled()) == on:
             return
         if on:
             self.box.On()
@@ -305,11 +299,22 @@ class Volume3DWidget(QWidget):
             self.scene.set_clip_box(low, high)
 
     # -- drawing ------------------------------------------------------------------------------
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._initialized:
+            # Initialize() renders; on a widget that was never shown (no size yet) that can
+            # crash the OpenGL window, so it waits for the first show
+            self._initialized = True
+            self.vtk.Initialize()
+
     def render(self) -> None:
-        self.render_window.Render()
+        if self._initialized:
+            self.render_window.Render()
 
     def snapshot(self) -> np.ndarray:
         """The 3D picture as ``(height, width, 3)`` uint8 (tests, screenshots)."""
+        if not self._initialized:
+            raise RuntimeError("the 3D view has not been shown yet")
         return capture(self.render_window)
 
     def _show_progress(self, done: int, total: int, text: str) -> None:
@@ -337,6 +342,20 @@ class Volume3DWidget(QWidget):
             event.accept()
             return
         super().keyPressEvent(event)
+
+
+
+def _mip_for(source: MprSource) -> VolumePreset:
+    """A MIP preset for a non-CT volume (HU presets mean nothing there): grey from the median
+    of the signal to its top (99.9th percentile), from a subsample of the volume."""
+    sample = source.array[::2, ::4, ::4].astype(np.float32) * np.float32(source.slope) + \
+        np.float32(source.intercept)
+    signal = sample[sample > float(np.percentile(sample, 60))]
+    if signal.size == 0:
+        return mip_preset()
+    lo, hi = (float(v) for v in np.percentile(signal, [50.0, 99.9]))
+    hi = max(hi, lo + 1.0)
+    return mip_preset((lo + hi) / 2, hi - lo)
 
 
 __all__ = ["Volume3DWidget"]
