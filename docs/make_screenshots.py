@@ -154,7 +154,7 @@ def volume_shots(window, viewer, out: Path) -> None:
     wait_until(lambda: view3d.scene is not None)
     print(f"3D ready {time.monotonic() - started:.1f} s after the 3D button")
     scene = view3d.scene
-    scene.zoom(1.4)
+    scene.zoom(1.15)
     view3d.set_preset("bone")
     grab_screen(window, out / "3d-ct-head-bone.png")
     # a box around the skull and 15 mm of skin: cuts away the frozen gelatine block the
@@ -169,7 +169,6 @@ def volume_shots(window, viewer, out: Path) -> None:
     # cut the top of the skull away to look at the skull base from above and in front
     view3d.set_preset("bone")
     scene.reset_camera("anterior")
-    scene.zoom(1.3)
     scene.rotate(elevation=40.0)
     view3d.set_clip_box(low, np.array([high[0], high[1], (low[2] + high[2]) / 2 + 25.0]))
     view3d.clip_button.setChecked(True)
