@@ -1,4 +1,6 @@
-"""Volume subcommands: ``relay load SERIES --json`` and ``relay render SERIES --out FILE.png``."""
+"""Volume subcommands: ``relay load SERIES --json`` and ``relay render SERIES --out FILE.png``
+(one stored slice, or with ``--plane axial|coronal|sagittal [--slab MM --mode mip|minip|avg]`` an
+MPR plane or slab through the same code as the MPR views)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 from app import decodepool
 from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json
 from app.errors import GeometryError, RelayError
-from app.loader import VolumeLoader
+from app.loader import VolumeLoader, load_stack
 from app.plans import series_plan
 from app.render.slice_png import render_ref, write_png
 from app.stack import SeriesPlan, Stack
@@ -28,13 +30,23 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_load)
 
     p = sub.add_parser("render", parents=[common],
-                       help="write one slice of a series as an 8-bit PNG (no display needed)")
+                       help="write one slice, or an MPR plane or slab, of a series as an 8-bit "
+                            "PNG (no display needed)")
     p.add_argument("series", metavar="SERIES_UID")
     p.add_argument("--out", required=True, metavar="FILE.png")
-    p.add_argument("--slice", type=int, default=None, help="slice index (default: the middle)")
+    p.add_argument("--slice", type=int, default=None,
+                   help="stored slice index (default: the middle); not with --plane")
     p.add_argument("--window", type=_window, default=None, metavar="C,W",
                    help="window centre and width (default: the file's)")
     p.add_argument("--stack", type=int, default=0, help="which stack of the series (default 0)")
+    p.add_argument("--plane", choices=("axial", "coronal", "sagittal"), default=None,
+                   help="reformat the volume to this plane through its centre (as the MPR view)")
+    p.add_argument("--slab", type=float, default=0.0, metavar="MM",
+                   help="slab thickness in mm, 1 to 50 (default: a thin plane); needs --plane")
+    p.add_argument("--mode", choices=("mip", "minip", "avg"), default="mip",
+                   help="how a slab is projected (default mip)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object describing the picture")
     p.set_defaults(handler=cmd_render)
 
 
@@ -112,11 +124,62 @@ def _print_load(out: dict[str, Any], stacks: int) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     store = open_store(args)
-    stack = pick_stack(stored_plan(store, args.series), args.stack)
+    plan = stored_plan(store, args.series)
+    stack = pick_stack(plan, args.stack)
+    if args.plane is not None:
+        return _render_plane(args, store, stack)
+    if args.slab:
+        raise RelayError("--slab needs --plane (axial, coronal or sagittal)")
     n = len(stack.slices)
     k = n // 2 if args.slice is None else args.slice
     if not 0 <= k < n:
         raise RelayError(f"slice {k} asked; the stack has {n} (0 to {n - 1})")
     image = render_ref(stack.slices[k], args.window)
     write_png(image, args.out)
+    if args.json:
+        print_json({"out": str(args.out), "slice": k, "shape": list(image.shape)})
+    return 0
+
+
+def _render_plane(args: argparse.Namespace, store: Store, stack: Stack) -> int:
+    """``relay render --plane``: load the volume and reformat it as the MPR view does."""
+    if args.slice is not None:
+        raise RelayError("--slice picks a stored slice; with --plane the plane goes through "
+                         "the volume centre")
+    if args.slab and not 1.0 <= args.slab <= 50.0:
+        raise RelayError(f"--slab must be between 1 and 50 mm, got {args.slab:g}")
+    # VTK only now: the rest of the CLI (and the core) runs without it
+    from app.render.export import render_plane
+    from app.render.mpr import mpr_source
+
+    series = store.series(args.series)
+    progress = Progress("Loading")
+    cancel_on_sigint(progress)
+    bar = TerminalProgress(progress, enabled=None if not args.json else False)
+    try:
+        volume, _ = load_stack(stack, progress=progress)
+    finally:
+        bar.close()
+    if progress.cancelled:
+        return 130
+    source = mpr_source(volume, modality=series.modality if series else "")
+    window = args.window or volume.default_window
+    image = render_plane(source.array, source.geometry, plane=args.plane, slab_mm=args.slab,
+                         mode=args.mode, window=window, slope=source.slope,
+                         intercept=source.intercept, background=source.background,
+                         align="patient",
+                         invert=volume.photometric_interpretation == "MONOCHROME1")
+    write_png(image.pixels, args.out)
+    labels = image.grid.labels
+    out = {"out": str(args.out), "plane": args.plane, "shape": list(image.pixels.shape),
+           "pixel_mm": round(image.grid.pixel_mm, 6), "slab_mm": image.slab_mm,
+           "mode": image.mode, "window": list(image.window),
+           "labels": {"left": labels.left, "right": labels.right, "top": labels.top,
+                      "bottom": labels.bottom},
+           "notes": list(source.notes)}
+    if args.json:
+        print_json(out)
+    else:
+        for note in source.notes:
+            sys.stderr.write(f"relay: {note}\n")
     return 0

@@ -7,6 +7,12 @@ Run from the repository root::
 Prints what it measured with: the volume (built in memory from ``app.synth``'s CTA phantom, the
 same shapes ``relay`` writes as DICOM), the OpenGL in use, and medians over repeated calls.
 Targets (issue 6): oblique reslice ≤ 20 ms, 20 mm slab MIP ≤ 40 ms, 3D ≥ 10 frames/s moving.
+
+The "MPR window" section measures what the MPR layout (``app/ui/mpr_widget.py``) does per
+event, without Qt: the GUI-thread preview of the planes that moved (fast, ½-resolution grid,
+display LUT), the full-quality pictures its worker makes after 150 ms of rest, and how long the
+GUI thread is held meanwhile. The 3D section adds the first frame with and without
+:meth:`VolumeScene.prepare` done beforehand (the layout does it on a worker thread).
 """
 
 from __future__ import annotations
@@ -109,6 +115,80 @@ def bench_mpr(array: np.ndarray, geometry: VolumeGeometry, repeat: int) -> None:
     row("20 mm MinIP slab, coronal", timed(moving("coronal", slab_mm=20.0, mode="minip"), repeat))
 
 
+def bench_mpr_window(array: np.ndarray, geometry: VolumeGeometry, repeat: int) -> None:
+    """What the MPR layout costs per drag step, and how much of it the GUI thread carries."""
+    import threading
+
+    from app.render.crosshair import Crosshair
+    from app.render.display import DisplayWindow, to_display, window_lut
+    from app.render.grid import fit_grid
+    from app.render.reslice import Reslicer
+    from app.render.reslice_queue import ResliceJob, ResliceQueue
+
+    gui = Reslicer(array, geometry, background=0)
+    ch = Crosshair(geometry)
+    ch.rotate("sagittal", 30.0)
+    ch.rotate("axial", 20.0)
+    lut = window_lut(array.dtype, 1.0, -1024.0, DisplayWindow(150.0, 600.0))
+    names = ("axial", "coronal", "sagittal")
+    step = {"i": 0}
+
+    def drag_step(slab: float, coarsen: int = 2) -> Callable[[], object]:
+        def call() -> object:  # moving the point in the axial view moves the two other planes
+            step["i"] += 1
+            ch.move("axial", 0.7 if step["i"] % 2 else -0.7, 0.4)
+            for name in ("coronal", "sagittal"):
+                grid = fit_grid(geometry, ch.plane(name))  # type: ignore[arg-type]
+                out = gui.slice(grid.coarsened(coarsen), slab_mm=slab, fast=True,
+                                fast_step=float(coarsen))
+                to_display(out.pixels, lut)
+            return None
+        return call
+
+    print("MPR window (double-oblique planes, what one mouse-move event costs the GUI thread):")
+    row("drag step, thin: preview of 2 planes (fast, ½-res) + LUT", timed(drag_step(0.0), repeat),
+        40.0)
+    row("drag step, 20 mm MIP: preview of 2 planes + LUT", timed(drag_step(20.0), repeat), 40.0)
+    for coarsen in (3, 4):  # where the layout goes when previews take more than 30 ms
+        row(f"drag step, 20 mm MIP, previews at 1/{coarsen} resolution",
+            timed(drag_step(20.0, coarsen), repeat), 40.0)
+        row(f"drag step, 50 mm MIP, previews at 1/{coarsen} resolution",
+            timed(drag_step(50.0, coarsen), repeat), 40.0)
+
+    done = threading.Event()
+    finished: list[str] = []
+
+    def on_done(job: ResliceJob, _result: object) -> None:
+        finished.append(job.key)
+        if len(finished) == 3:
+            done.set()
+
+    queue = ResliceQueue(Reslicer(array, geometry, background=0), on_done)
+    try:
+        for slab in (0.0, 20.0):
+            walls, gaps = [], []
+            for r in range(max(3, repeat // 3)):
+                finished.clear()
+                done.clear()
+                t0 = time.perf_counter()
+                for token, name in enumerate(names):
+                    queue.submit(ResliceJob(name, fit_grid(geometry, ch.plane(name)),  # type: ignore[arg-type]
+                                            slab_mm=slab, token=r * 3 + token))
+                last, worst = t0, 0.0
+                while not done.is_set():  # the GUI thread, ticking meanwhile
+                    time.sleep(0.002)
+                    now = time.perf_counter()
+                    worst, last = max(worst, now - last), now
+                walls.append((time.perf_counter() - t0) * 1000)
+                gaps.append(worst * 1000)
+            label = "thin" if not slab else f"{slab:g} mm MIP"
+            print(f"  {'full quality, 3 planes, ' + label + ', on the worker':<58} "
+                  f"{statistics.median(walls):7.1f} ms   (GUI thread held at most "
+                  f"{max(gaps):.1f} ms meanwhile)")
+    finally:
+        queue.close()
+
+
 def bench_3d(array: np.ndarray, geometry: VolumeGeometry, mapper: str, size: int,
              frames: int, max_voxels: int | None) -> None:
     from app.render.offscreen import OffscreenView
@@ -125,6 +205,19 @@ def bench_3d(array: np.ndarray, geometry: VolumeGeometry, mapper: str, size: int
     print(f"3D, {mapper} mapper, volume {scene.array.shape}, {size}×{size} window "
           f"({view.window.GetClassName()}):\n  scene set-up {setup:.0f} ms; first frame "
           f"{first:.0f} ms (shading gradients / texture upload)")
+    if mapper == "fixed":
+        prepared = VolumeScene(array, geometry, intercept=-1024.0, preset="cta", mapper="fixed",
+                               max_voxels=max_voxels)
+        t0 = time.perf_counter()
+        prepared.prepare()
+        prep = (time.perf_counter() - t0) * 1000
+        other = OffscreenView(prepared.renderer, (size, size))
+        t0 = time.perf_counter()
+        other.render()
+        quick = (time.perf_counter() - t0) * 1000
+        print(f"  with prepare() first ({prep:.0f} ms, off the GUI thread in the 3D layout): "
+              f"first frame {quick:.0f} ms")
+        other.close()
 
     def orbit() -> object:
         scene.rotate(azimuth=4.0)
@@ -166,6 +259,7 @@ def main() -> None:
     print(f"VTK {core.vtkVersion.GetVTKVersion()}, {os.cpu_count()} CPUs, "
           f"VTK_DEFAULT_OPENGL_WINDOW={os.environ.get('VTK_DEFAULT_OPENGL_WINDOW', '(unset)')}")
     bench_mpr(array, geometry, args.repeat)
+    bench_mpr_window(array, geometry, args.repeat)
     if not args.skip_3d:
         for mapper in args.mappers.split(","):
             if mapper.strip() == "fixed":

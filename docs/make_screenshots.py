@@ -3,20 +3,25 @@
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_screenshots.py [OUT]
 
 Imports the shared real data into a temporary home, opens the studies as a user would and saves
-PNGs of the whole window (window manager-free Xvfb: the window is grabbed by Qt).
+PNGs of the whole window (window manager-free Xvfb: the window is grabbed by Qt). The MPR and 3D
+layouts are shot from the X server's screen instead, because the 3D view is drawn by OpenGL
+straight into its window, which Qt's own grab does not see.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "data"
 
-from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from PySide6.QtCore import QEventLoop, QPointF, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.importer import import_paths  # noqa: E402
@@ -35,6 +40,15 @@ def wait_until(cond, timeout_ms: int = 60_000) -> None:
     while not cond() and waited < timeout_ms:
         wait(50)
         waited += 50
+
+
+def grab_screen(window, path: Path) -> None:
+    """The window as the X server shows it (OpenGL content included)."""
+    window.repaint()  # every widget painted now (Qt may leave unchanged parts of the screen)
+    wait(600)  # let the X server catch up with the last paints
+    g = window.frameGeometry()
+    QApplication.primaryScreen().grabWindow(0, g.x(), g.y(), g.width(), g.height()).save(
+        str(path))
 
 
 def loaded(viewer) -> bool:
@@ -86,9 +100,80 @@ def main() -> None:
         tvp.show_slice(14)
         wait(300)
         window.grab().save(str(out / "viewer-ct-tilted.png"))
+        mpr_shots(window, tilt, out, "mpr-ct-tilted-uneven.png", window_=(40, 80))
+
+        window.open_study(by_desc["Visible Human Male"].study_instance_uid)
+        mpr_shots(window, vhm, out)
+        volume_shots(window, vhm, out)
+        for viewer in window.viewers.values():
+            viewer.close_all()
         window.close()
     app.quit()
     print(f"screenshots in {out}")
+
+
+def mpr_settled(mpr) -> bool:
+    return (mpr.source is not None and mpr._queue.idle and all(
+        v.full_quality and v.shown is not None for v in mpr.views.values()))
+
+
+def mpr_shots(window, viewer, out: Path, name: str = "", window_=(40, 80)) -> None:
+    """MPR of the viewer's series: thin planes (and, on the head CT, an oblique 20 mm MIP)."""
+    mpr = viewer.show_mpr()
+    wait_until(lambda: mpr.source is not None and mpr.session.volume.finished)
+    wait_until(lambda: mpr_settled(mpr))
+    mpr.set_window(*window_)
+    if name:  # the tilted, unevenly spaced CT: its notes beside the views
+        wait_until(lambda: mpr_settled(mpr))
+        grab_screen(window, out / name)
+        return
+    # Visible Human head: the crosshair 35 mm above the centre (brain), brain window; its
+    # axial field is 512 mm wide, so zoom the axial view in on the head as a reader would
+    mpr.crosshair.set_center(mpr.source.geometry.center_lps() + np.array([0.0, 0.0, 35.0]))
+    axial = mpr.views["axial"]
+    axial.box.scaleBy((0.6, 0.6), center=QPointF(*axial.scene_of_lps(mpr.crosshair.center)))
+    wait_until(lambda: mpr_settled(mpr))
+    grab_screen(window, out / "mpr-ct-head-brain.png")
+    # a 20 mm MIP slab, bone window, axial tilted 12° (as along the orbitomeatal line)
+    mpr.reset()
+    mpr.set_slab("mip", 20.0)
+    mpr.crosshair.rotate("sagittal", -12.0)
+    mpr.set_window(600, 2800)
+    wait_until(lambda: mpr_settled(mpr))
+    grab_screen(window, out / "mpr-ct-head-mip20-oblique.png")
+    mpr.set_slab("", 0.0)
+    mpr.reset()
+    for view in mpr.views.values():
+        view.fit()
+
+
+def volume_shots(window, viewer, out: Path) -> None:
+    """3D of the head CT: bone, skin (padding around the scan clipped away), a cut skull."""
+    view3d = viewer.show_3d()
+    started = time.monotonic()
+    wait_until(lambda: view3d.scene is not None)
+    print(f"3D ready {time.monotonic() - started:.1f} s after the 3D button")
+    scene = view3d.scene
+    scene.zoom(1.15)
+    view3d.set_preset("bone")
+    grab_screen(window, out / "3d-ct-head-bone.png")
+    # a box around the skull and 15 mm of skin: cuts away the frozen gelatine block the
+    # Visible Human was scanned in (the flat panels beside the head)
+    skull = np.array(scene.content_bounds(300.0))
+    low, high = skull[0::2] - 15.0, skull[1::2] + 15.0
+    view3d.set_clip_box(low, high)
+    view3d.set_preset("soft")
+    scene.rotate(azimuth=-35.0)
+    view3d.render()
+    grab_screen(window, out / "3d-ct-head-skin.png")
+    # cut the top of the skull away to look at the skull base from above and in front
+    view3d.set_preset("bone")
+    scene.reset_camera("anterior")
+    scene.rotate(elevation=40.0)
+    view3d.set_clip_box(low, np.array([high[0], high[1], (low[2] + high[2]) / 2 + 25.0]))
+    view3d.clip_button.setChecked(True)
+    grab_screen(window, out / "3d-ct-head-bone-cut.png")
+    view3d.clip_button.setChecked(False)
 
 
 if __name__ == "__main__":

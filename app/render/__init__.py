@@ -10,7 +10,11 @@ Modules, from geometry to pixels:
   orientation letters, scale bar; :func:`fit_grid`.
 * :mod:`~app.render.reslice` — :class:`Reslicer`: oblique reslice and MIP/MinIP/average slabs
   with ``vtkImageReslice`` on the stored array, shared without copying.
+* :mod:`~app.render.reslice_queue` — full-quality reslices on a worker thread, newest request
+  per view first.
 * :mod:`~app.render.regrid` — regular volume from unevenly spaced slices, with a note.
+* :mod:`~app.render.mpr` — what MPR and 3D work on: the loading volume itself, or a resampled
+  (uneven stack) or modality-unit (mixed rescale) copy, with sentences for the user.
 * :mod:`~app.render.downsample` — block averaging (3D on a CPU).
 * :mod:`~app.render.presets`, :mod:`~app.render.scene3d`, :mod:`~app.render.offscreen` — 3D
   volume rendering/MIP scene (camera, clipping, level of detail) and offscreen capture.

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.geometry import VolumeGeometry
-from app.render._window import auto_window, window_to_uint8
 from app.render.crosshair import Alignment, Crosshair
+from app.render.display import auto_window
 from app.render.grid import SliceGrid, fit_grid
 from app.render.planes import VIEWS, View
 from app.render.reslice import Reslicer, SlabMode
+from app.render.voi import to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ def render_plane(array: np.ndarray, geometry: VolumeGeometry, *, plane: View = "
                  slab_mm: float = 0.0, mode: SlabMode = "mip",
                  window: tuple[float, float] | None = None, slope: float = 1.0,
                  intercept: float = 0.0, center: np.ndarray | None = None,
-                 pixel_mm: float | None = None, align: Alignment = "patient") -> PlaneImage:
+                 pixel_mm: float | None = None, align: Alignment = "patient",
+                 background: float | None = None, invert: bool = False) -> PlaneImage:
     """Render an axial, coronal or sagittal plane (thin or slab) of a volume to 8 bits.
 
     Parameters
@@ -71,6 +73,10 @@ def render_plane(array: np.ndarray, geometry: VolumeGeometry, *, plane: View = "
         Output pixel size; default the smallest voxel spacing.
     align
         ``"patient"`` axes, or ``"acquisition"`` to follow a tilted/oblique acquisition.
+    background
+        Stored value outside the volume (default: the array's minimum).
+    invert
+        White for low values (MONOCHROME1).
     """
     if plane not in VIEWS:
         raise ValueError(f"plane must be one of {VIEWS}, got {plane!r}")
@@ -78,12 +84,12 @@ def render_plane(array: np.ndarray, geometry: VolumeGeometry, *, plane: View = "
     if center is not None:
         crosshair.set_center(np.asarray(center, dtype=np.float64))
     grid = fit_grid(geometry, crosshair.plane(plane), pixel_mm=pixel_mm)
-    reslicer = Reslicer(array, geometry)
+    reslicer = Reslicer(array, geometry, background=background)
     out = reslicer.slice(grid, slab_mm=slab_mm, mode=mode)
+    values = out.pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
     if window is None:
-        window = auto_window(out.pixels, slope=slope, intercept=intercept)
-    pixels = window_to_uint8(out.pixels, center=window[0], width=window[1], slope=slope,
-                             intercept=intercept)
+        window = auto_window(values)
+    pixels = to_uint8(values, window[0], window[1], invert=invert)
     log.debug("rendered %s plane %s, slab %.1f mm %s", plane, grid.shape, out.slab_mm, out.mode)
     return PlaneImage(pixels=pixels, grid=grid, window=(float(window[0]), float(window[1])),
                       slab_mm=out.slab_mm, mode=out.mode)

@@ -19,6 +19,28 @@ import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401  # isort: skip
 log = logging.getLogger(__name__)
 
 
+def capture(window: vtkRenderWindow) -> np.ndarray:
+    """What ``window`` shows now (any render window, e.g. one hosted by a Qt widget), as
+    ``(height, width, 3)`` uint8, top row first. Renders it first."""
+    window.Render()
+    grab = vtkWindowToImageFilter()
+    grab.SetInput(window)
+    grab.SetInputBufferTypeToRGB()
+    grab.ReadFrontBufferOff()
+    grab.ShouldRerenderOff()
+    return _grab_pixels(grab)
+
+
+def _grab_pixels(grab: vtkWindowToImageFilter) -> np.ndarray:
+    grab.Modified()
+    grab.Update()
+    image = grab.GetOutput()
+    width, height, _ = image.GetDimensions()
+    rgb = numpy_support.vtk_to_numpy(  # type: ignore[no-untyped-call]
+        image.GetPointData().GetScalars())
+    return np.ascontiguousarray(rgb.reshape(height, width, -1)[::-1, :, :3])
+
+
 class OffscreenView:
     """An offscreen render window showing one renderer; :meth:`render` returns the pixels.
 
@@ -55,13 +77,7 @@ class OffscreenView:
     def render(self) -> np.ndarray:
         """Render and return the image as ``(height, width, 3)`` uint8, top row first."""
         self.window.Render()
-        self._grab.Modified()
-        self._grab.Update()
-        image = self._grab.GetOutput()
-        width, height, _ = image.GetDimensions()
-        rgb = numpy_support.vtk_to_numpy(  # type: ignore[no-untyped-call]
-            image.GetPointData().GetScalars())
-        return np.ascontiguousarray(rgb.reshape(height, width, -1)[::-1, :, :3])
+        return _grab_pixels(self._grab)
 
     def close(self) -> None:
         """Release the window (and its GL context); the renderer can be reused elsewhere."""

@@ -105,6 +105,30 @@ def regular_volume(array: np.ndarray, positions: np.ndarray, *, row_direction: n
                      note)
 
 
+def needs_resampling(positions: np.ndarray, *, row_direction: np.ndarray,
+                     column_direction: np.ndarray, pixel_spacing: tuple[float, float],
+                     tolerance_mm: float | None = None) -> bool:
+    """True when :func:`regular_volume` would resample these slice positions (uneven steps).
+
+    Cheap (positions only, no pixels), so a viewer can decide before the pixels have arrived
+    whether it may reslice the stored array as it fills in, or must wait and resample.
+
+    Raises
+    ------
+    GeometryError
+        For the stacks :func:`regular_volume` refuses.
+    """
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    if positions.shape[0] < 3:
+        return False
+    row = np.asarray(row_direction, dtype=np.float64)
+    col = np.asarray(column_direction, dtype=np.float64)
+    _, t = _stack_line(positions, row, col, min(pixel_spacing))
+    mean = float(t[-1] / (positions.shape[0] - 1))
+    tolerance = max(0.01, 0.01 * mean) if tolerance_mm is None else tolerance_mm
+    return bool(float(np.abs(np.diff(t) - mean).max()) > tolerance)
+
+
 def _stack_line(positions: np.ndarray, row: np.ndarray, col: np.ndarray,
                 pixel: float) -> tuple[np.ndarray, np.ndarray]:
     """Unit stacking direction and each slice's distance along it; checks the stack."""

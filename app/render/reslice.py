@@ -106,7 +106,8 @@ class Reslicer:
         return 1.0 / float(per_mm.max())
 
     def slice(self, grid: SliceGrid, *, slab_mm: float = 0.0, mode: SlabMode = "mip",
-              interpolation: Interpolation = "linear", fast: bool = False) -> Reslice:
+              interpolation: Interpolation = "linear", fast: bool = False,
+              fast_step: float = 2.0) -> Reslice:
         """Sample the volume on ``grid``, thin or as a slab centred on the grid's plane.
 
         Parameters
@@ -122,8 +123,11 @@ class Reslicer:
         interpolation
             ``"linear"`` (default), ``"nearest"`` or ``"cubic"``.
         fast
-            While the user drags: nearest-neighbour samples twice as far apart across a slab.
-            Pass a coarsened grid as well for the full speed-up.
+            While the user drags: nearest-neighbour samples ``fast_step`` times as far apart
+            across a slab. Pass a coarsened grid as well for the full speed-up.
+        fast_step
+            How many voxel layers apart a ``fast`` slab is sampled (default 2; a caller that
+            coarsens its grid further can thin the slab samples to match).
         """
         if mode not in SLAB_MODES:
             raise ValueError(f"mode must be one of {SLAB_MODES}, got {mode!r}")
@@ -132,7 +136,9 @@ class Reslicer:
                              f"got {interpolation!r}")
         if not 0.0 <= slab_mm <= MAX_SLAB_MM:
             raise ValueError(f"slab_mm must be between 0 and {MAX_SLAB_MM}, got {slab_mm}")
-        samples, step = self._slab_samples(grid, slab_mm, fast)
+        if fast_step < 1.0:
+            raise ValueError(f"fast_step must be at least 1, got {fast_step}")
+        samples, step = self._slab_samples(grid, slab_mm, fast_step if fast else 1.0)
         if fast and samples > 1:
             interpolation = "nearest"
         with self._lock:
@@ -152,10 +158,11 @@ class Reslicer:
         return Reslice(pixels=pixels, grid=grid, slab_mm=slab_mm if samples > 1 else 0.0,
                        mode=mode if samples > 1 else "", samples=samples)
 
-    def _slab_samples(self, grid: SliceGrid, slab_mm: float, fast: bool) -> tuple[int, float]:
+    def _slab_samples(self, grid: SliceGrid, slab_mm: float, factor: float
+                      ) -> tuple[int, float]:
         if slab_mm <= 0.0:
             return 1, 1.0
-        nominal = self.step_mm(grid.normal) * (2.0 if fast else 1.0)
+        nominal = self.step_mm(grid.normal) * factor
         samples = max(2, math.ceil(slab_mm / nominal - 1e-9) + 1)
         return samples, slab_mm / (samples - 1)
 

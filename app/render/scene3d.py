@@ -119,7 +119,11 @@ class VolumeScene:
         self._moving_image_sd = 2.0
         self.interacting = False
         self.renderer.AddObserver(vtkCommand.EndEvent, self._on_rendered)
+        #: LPS box the camera frames on reset (None: the whole volume).
+        self.fit_bounds: tuple[float, ...] | None = None
         self.preset: VolumePreset = PRESETS["mip"]
+        #: Whether the mapper has (or will at its next frame) gradient magnitudes.
+        self._magnitudes = False
         self.set_preset(preset)
         self._apply_quality()
         self.reset_camera()
@@ -145,11 +149,12 @@ class VolumeScene:
             gradient.AddPoint(g / abs(self.slope), a)
         prop.SetGradientOpacity(gradient)
         prop.SetDisableGradientOpacity(not preset.gradient_opacity)
-        if preset.gradient_opacity and not self.preset.gradient_opacity:
+        if preset.gradient_opacity and not self._magnitudes:
             # The fixed-point mapper skips gradient magnitudes while gradient opacity is off and
             # does not compute them when it is switched on later: the picture goes black (VTK
-            # 9.7). Marking the input modified makes it recompute them.
+            # 9.7). Marking the input modified makes it recompute them (once: they are kept).
             self.image.Modified()
+            self._magnitudes = True
         prop.SetShade(preset.shade)
         prop.SetAmbient(preset.ambient)
         prop.SetDiffuse(preset.diffuse)
@@ -161,6 +166,24 @@ class VolumeScene:
             self.mapper.SetBlendModeToComposite()
         self.preset = preset
         log.debug("3D preset %s", preset.name)
+
+    def prepare(self) -> None:
+        """Do the slow part of the first frame now: shading gradients and their magnitudes.
+
+        On a CPU the fixed-point mapper spends about a second on them (a 256×256×245 head)
+        before its first picture. Call this on a worker thread before the renderer is shown in
+        a window (nothing may render the scene meanwhile); the first frame then takes the usual
+        ~0.1 s, and so does every preset switch afterwards, including to presets that need
+        gradient magnitudes. Other mappers need nothing here.
+        """
+        if not isinstance(self.mapper, vtkFixedPointVolumeRayCastMapper):
+            return
+        wanted = self.preset
+        if not wanted.gradient_opacity:
+            self.set_preset(PRESETS["soft"])  # magnitudes are computed only when needed
+        self.mapper.PerVolumeInitialization(self.renderer, self.volume)
+        if self.preset is not wanted:
+            self.set_preset(wanted)
 
     def _stored(self, hu: float) -> float:
         return (hu - self.intercept) / self.slope
@@ -265,17 +288,48 @@ class VolumeScene:
         """LPS bounding box of the volume: (xmin, xmax, ymin, ymax, zmin, zmax)."""
         return tuple(self.volume.GetBounds())
 
+    def content_bounds(self, threshold: float, *, tail: float = 0.005
+                       ) -> tuple[float, ...] | None:
+        """LPS box (xmin, xmax, ymin, ...) around the voxels above ``threshold`` (modality
+        units, e.g. 300 HU for the skull), or None when there are none.
+
+        Along each array axis the box leaves out the outermost ``tail`` share of those voxels
+        on either side, so a stray marker or a few noisy voxels do not stretch it. Reads the
+        whole (rendered) array once: call it off the GUI thread on big volumes.
+        """
+        stored = self._stored(threshold)
+        inside = (self.array > stored) if self.slope > 0 else (self.array < stored)
+        spans = []
+        for axis in range(3):
+            other = tuple(a for a in range(3) if a != axis)
+            cumulative = np.cumsum(inside.sum(axis=other, dtype=np.int64))
+            total = int(cumulative[-1])
+            if total == 0:
+                return None
+            first = int(np.searchsorted(cumulative, tail * total, side="right"))
+            last = int(np.searchsorted(cumulative, (1.0 - tail) * total, side="left"))
+            spans.append((first, max(first, last)))
+        (k0, k1), (j0, j1), (i0, i1) = spans
+        corners = np.array([[i, j, k] for i in (i0 - 0.5, i1 + 0.5) for j in (j0 - 0.5, j1 + 0.5)
+                            for k in (k0 - 0.5, k1 + 0.5)])
+        lps = self.geometry.index_to_lps(corners)
+        low, high = lps.min(axis=0), lps.max(axis=0)
+        return tuple(float(v) for pair in zip(low, high, strict=True) for v in pair)
+
     def reset_camera(self, view: str = "anterior") -> None:
-        """Look at the whole volume from ``view`` (see :data:`CAMERA_VIEWS`)."""
+        """Look at the volume from ``view`` (see :data:`CAMERA_VIEWS`), framing
+        :attr:`fit_bounds` when set (e.g. from :meth:`content_bounds`), else the whole box."""
         if view not in CAMERA_VIEWS:
             raise ValueError(f"unknown view {view!r}; choose one of {sorted(CAMERA_VIEWS)}")
         towards, up = CAMERA_VIEWS[view]
-        centre = self.geometry.center_lps()
+        bounds = self.fit_bounds or self.bounds()
+        centre = np.array([(bounds[0] + bounds[1]) / 2, (bounds[2] + bounds[3]) / 2,
+                           (bounds[4] + bounds[5]) / 2])
         camera = self.renderer.GetActiveCamera()
         camera.SetFocalPoint(*centre)
         camera.SetPosition(*(centre + 1000.0 * np.asarray(towards, dtype=np.float64)))
         camera.SetViewUp(*up)
-        self.renderer.ResetCamera(self.bounds())
+        self.renderer.ResetCamera(bounds)
         self.renderer.ResetCameraClippingRange()
 
     def rotate(self, azimuth: float = 0.0, elevation: float = 0.0) -> None:

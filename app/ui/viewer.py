@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMenu,
     QMessageBox,
+    QStackedWidget,
     QToolBar,
     QToolButton,
     QVBoxLayout,
@@ -31,8 +32,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.model import Series, Study
+from app.render.window_presets import presets_for
 from app.store import Store
 from app.ui.format import format_date
+from app.ui.mpr_widget import MprWidget
 from app.ui.series_session import LoadedSeries
 from app.ui.viewport import ViewportWidget
 
@@ -55,6 +58,10 @@ SHORTCUTS = [
     ("1 … 9", "window presets (Brain, Stroke, Subdural, CTA, Bone, …); 0 = file's window"),
     ("Delete", "remove the measurements on this slice"),
     ("Esc", "abandon an unfinished angle"),
+    ("MPR: click / drag", "move the crosshair (the other planes follow)"),
+    ("MPR: drag a coloured line", "tilt the other two planes (oblique MPR)"),
+    ("MPR: Shift + drag", "window / level"),
+    ("3D: left / middle / right drag", "rotate / pan / zoom"),
 ]
 
 
@@ -121,17 +128,22 @@ class ViewerWidget(QWidget):
 
         self.strip = SeriesStrip(self)
         self.strip.itemDoubleClicked.connect(self._on_strip_double_clicked)
-        self.grid_host = QWidget(self)
+        self.pages = QStackedWidget(self)
+        self.grid_host = QWidget(self.pages)
         self.grid = QGridLayout(self.grid_host)
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.grid.setSpacing(2)
+        self.pages.addWidget(self.grid_host)
+        #: The MPR and 3D layouts, made the first time they are asked for.
+        self.mpr: MprWidget | None = None
+        self.view3d = None
         self.toolbar = QToolBar(self)
         self._build_toolbar()
 
         body = QHBoxLayout()
         body.setContentsMargins(0, 0, 0, 0)
         body.addWidget(self.strip)
-        body.addWidget(self.grid_host, 1)
+        body.addWidget(self.pages, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.toolbar)
@@ -146,6 +158,15 @@ class ViewerWidget(QWidget):
         for name in LAYOUTS:
             action = QAction(name, self, checkable=True)
             action.triggered.connect(lambda _=False, n=name: self.set_layout(n))
+            self.layout_group.addAction(action)
+            bar.addAction(action)
+        for name, slot, tip in (
+                ("MPR", self.show_mpr, "Axial, coronal and sagittal planes of the active series "
+                                       "with linked crosshairs, oblique planes and thick slabs"),
+                ("3D", self.show_3d, "Volume rendering of the active series")):
+            action = QAction(name, self, checkable=True)
+            action.setToolTip(tip)
+            action.triggered.connect(lambda _=False, f=slot: f())
             self.layout_group.addAction(action)
             bar.addAction(action)
         bar.addSeparator()
@@ -187,6 +208,14 @@ class ViewerWidget(QWidget):
 
     def _fill_preset_menu(self) -> None:
         self.preset_menu.clear()
+        if self.mpr is not None and self.pages.currentWidget() is self.mpr:
+            session = self.mpr.session
+            for preset in presets_for(session.modality) if session else []:
+                action = self.preset_menu.addAction(
+                    f"{preset.key}  {preset.name}  ({preset.center:g}/{preset.width:g})")
+                action.triggered.connect(
+                    lambda _=False, p=preset: self.mpr.apply_preset(p, self.mpr.active.view))
+            return
         if self.active is None:
             return
         for preset in self.active.presets():
@@ -197,6 +226,10 @@ class ViewerWidget(QWidget):
             lambda: self.active.reset())
 
     def _each_active(self, method: str) -> None:
+        if self.mpr is not None and self.pages.currentWidget() is self.mpr:
+            if method == "reset":
+                self.mpr.reset()
+            return
         if self.active is not None:
             getattr(self.active, method)()
 
@@ -252,6 +285,9 @@ class ViewerWidget(QWidget):
         viewport = viewport or self.active or self.viewports[0]
         viewport.set_series(self.session(series_uid), self.last_slice.get(series_uid))
         self._set_active(viewport)
+        page = self.pages.currentWidget()
+        if page is not self.grid_host and page is not None:  # MPR / 3D follow the new series
+            page.set_series(viewport.session)
 
     def open_default(self) -> None:
         """Fill the viewports with the study's image series, biggest first."""
@@ -277,10 +313,56 @@ class ViewerWidget(QWidget):
                 item.setText(base if done >= n else f"{base}\nloading {100 * done // n} %")
 
     # -- layout -----------------------------------------------------------------------------
-    def set_layout(self, name: str) -> None:
-        rows, cols = LAYOUTS[name]
+    def _check_layout(self, name: str) -> None:
         for action in self.layout_group.actions():
             action.setChecked(action.text() == name)
+
+    def _layout_session(self) -> LoadedSeries | None:
+        """The series MPR and 3D show: the active viewport's, else the first one open."""
+        for viewport in [self.active, *self.viewports]:
+            if viewport is not None and viewport.session is not None:
+                return viewport.session
+        return None
+
+    def show_mpr(self) -> MprWidget | None:
+        """Switch to the MPR layout on the active viewport's series."""
+        session = self._layout_session()
+        if session is None:
+            self._check_layout(self._grid_layout_name())
+            return None
+        if self.mpr is None:
+            self.mpr = MprWidget(self.pages)
+            self.pages.addWidget(self.mpr)
+        self.mpr.set_series(session)
+        self.pages.setCurrentWidget(self.mpr)
+        self._check_layout("MPR")
+        self.mpr.active.setFocus()
+        return self.mpr
+
+    def show_3d(self):
+        """Switch to the 3D layout on the active viewport's series."""
+        session = self._layout_session()
+        if session is None:
+            self._check_layout(self._grid_layout_name())
+            return None
+        if self.view3d is None:
+            from app.ui.volume3d import Volume3DWidget  # VTK's Qt glue only when asked for
+
+            self.view3d = Volume3DWidget(self.pages)
+            self.pages.addWidget(self.view3d)
+        self.pages.setCurrentWidget(self.view3d)
+        self.view3d.set_series(session)
+        self._check_layout("3D")
+        return self.view3d
+
+    def _grid_layout_name(self) -> str:
+        count = len(self.visible_viewports())
+        return {1: "1×1", 2: "1×2", 4: "2×2"}.get(count, "1×1")
+
+    def set_layout(self, name: str) -> None:
+        rows, cols = LAYOUTS[name]
+        self._check_layout(name)
+        self.pages.setCurrentWidget(self.grid_host)
         needed = rows * cols
         while len(self.viewports) < needed:
             viewport = _DropViewport(self.grid_host)
@@ -347,6 +429,10 @@ class ViewerWidget(QWidget):
             self.active.export_png(path, overlays="overlays" in chosen)
 
     def close_all(self) -> None:
+        if self.mpr is not None:
+            self.mpr.close_mpr()
+        if self.view3d is not None:
+            self.view3d.close_3d()
         for session in self.sessions.values():
             session.close()
 

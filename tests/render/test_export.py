@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.render._window import auto_window, window_to_uint8
+from app.geometry import VolumeGeometry
+from app.render.display import auto_window
 from app.render.export import render_plane
 from tests.render import phantom as ph
 
@@ -33,8 +34,11 @@ def test_other_planes_and_auto_window(tilted, plane):
 
 
 def test_window_follows_dicom_linear_function():
-    stored = np.array([[0, 1024, 1064, 1104, 3000]], dtype=np.int16)
-    px = window_to_uint8(stored, center=40, width=80, intercept=-1024)
-    assert px.tolist() == [[0, 0, 129, 255, 255]]
-    c, w = auto_window(np.arange(1000, dtype=np.int16).reshape(10, 100), intercept=-1024)
+    # a one-voxel-thick volume holding the values to window: the thin axial plane shows them
+    stored = np.array([[[0, 1024, 1064, 1104, 3000]] * 2] * 2, dtype=np.int16)
+    g = VolumeGeometry(affine=np.eye(4), shape=stored.shape)
+    out = render_plane(stored, g, plane="axial", window=(40, 80), intercept=-1024,
+                       center=np.array([0.0, 0.0, 0.0]))
+    assert out.pixels[0].tolist() == [0, 0, 129, 255, 255]
+    c, w = auto_window(np.tile(np.arange(1000, dtype=np.float32), (4, 1)) - 1024)
     assert w > 900 and c == pytest.approx(-1024 + 500, abs=10)

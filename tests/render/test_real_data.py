@@ -4,32 +4,71 @@ plane must give back exactly the stored slice."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from app.geometry import VolumeGeometry
+from app.importer import import_paths
+from app.loader import load_stack
 from app.render.crosshair import Crosshair
 from app.render.export import render_plane
 from app.render.grid import SliceGrid
+from app.render.mpr import mpr_source
 from app.render.planes import VIEWS, Plane
 from app.render.reslice import Reslicer
-from tests.render.dicom_series import Series, read_series
+from app.stack import plan_series
+from app.store import Store
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def mr_sag(data) -> Series:
-    return read_series(data / "mr-brain" / "philips-elition-t1-mprage-sag")
+@dataclass
+class Series:
+    """A real series loaded as Relay loads it, and what MPR reslices (``array``)."""
+
+    array: np.ndarray
+    geometry: VolumeGeometry
+    slope: float
+    intercept: float
+    note: str | None
+    stored: np.ndarray  # the slices as loaded, stack order
+    positions: np.ndarray
+
+
+def read_series(folder: Path, home: Path) -> Series:
+    """Import ``folder`` into a fresh store, load its main stack and prepare it for MPR."""
+    store = Store(home)
+    import_paths(store, [str(folder)])
+    (series,) = [s for st in store.studies() for s in st.series]
+    plan = plan_series(store.instances(series.series_instance_uid),
+                       series.frame_of_reference_uid)
+    assert plan.main is not None
+    volume, _ = load_stack(plan.main)
+    source = mpr_source(volume, modality=series.modality)
+    uneven = [n for n in source.notes if "unevenly" in n]
+    return Series(source.array, source.geometry, source.slope, source.intercept,
+                  uneven[0] if uneven else None, volume.array, volume.positions)
 
 
 @pytest.fixture(scope="module")
-def ge_tilt(data) -> Series:
-    return read_series(data / "ct-head" / "ge-hispeed-human-gantry-tilt")
+def mr_sag(data, tmp_path_factory) -> Series:
+    return read_series(data / "mr-brain" / "philips-elition-t1-mprage-sag",
+                       tmp_path_factory.mktemp("mr"))
 
 
 @pytest.fixture(scope="module")
-def xa30(data) -> Series:
-    return read_series(data / "multiframe" / "siemens-xa30-enhanced-mr-t1w")
+def ge_tilt(data, tmp_path_factory) -> Series:
+    return read_series(data / "ct-head" / "ge-hispeed-human-gantry-tilt",
+                       tmp_path_factory.mktemp("ge"))
+
+
+@pytest.fixture(scope="module")
+def xa30(data, tmp_path_factory) -> Series:
+    return read_series(data / "multiframe" / "siemens-xa30-enhanced-mr-t1w",
+                       tmp_path_factory.mktemp("xa30"))
 
 
 def _stored_plane_reproduced(series: Series, k: int, acquired_view: str) -> None:
@@ -84,11 +123,11 @@ def test_tilted_uneven_ct_is_resampled_in_patient_space(ge_tilt):
 
 
 @pytest.mark.gl
-def test_visible_human_slab_and_3d(data):
+def test_visible_human_slab_and_3d(data, tmp_path):
     from app.render.offscreen import OffscreenView
     from app.render.scene3d import VolumeScene
 
-    vh = read_series(data / "ct-head" / "visible-human-male-head-1mm")
+    vh = read_series(data / "ct-head" / "visible-human-male-head-1mm", tmp_path)
     assert vh.note is None and vh.array.shape == (245, 512, 512)
     mip = render_plane(vh.array, vh.geometry, plane="coronal", slab_mm=20.0, mode="mip",
                        window=(300, 1500), intercept=vh.intercept)

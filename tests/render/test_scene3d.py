@@ -231,3 +231,43 @@ def test_gpu_mapper_renders_too(head):
         VolumeScene(head.array, head.geometry, mapper="cuda")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         VolumeScene(head.array, head.geometry, preset="lungs")
+
+
+def test_prepare_makes_the_first_frame_and_preset_switches_the_same(head):
+    """prepare() (on a worker thread, before the scene is shown) changes no pixel."""
+    import threading
+
+    plain, view = _view(head, preset="cta")
+    expected = {}
+    for name in ("cta", "soft", "mip", "brain"):
+        plain.set_preset(name)
+        expected[name] = view.render()
+    view.close()
+    scene = VolumeScene(head.array, head.geometry, intercept=ph.INTERCEPT, preset="cta")
+    worker = threading.Thread(target=scene.prepare)
+    worker.start()
+    worker.join()
+    assert scene.preset.name == "cta"
+    view = OffscreenView(scene.renderer, SIZE)
+    for name in ("cta", "soft", "mip", "brain"):
+        scene.set_preset(name)
+        assert np.array_equal(view.render(), expected[name]), name
+    view.close()
+
+
+def test_camera_frames_the_content_not_the_padding(balls):
+    scene, view = _view(balls, preset="bone")
+    box = scene.content_bounds(600.0)  # only the 1200 HU ball
+    assert box is not None
+    low, high = np.array(box[0::2]), np.array(box[1::2])
+    centre = np.array(BONE_BALL.center)
+    assert np.all(low < centre) and np.all(centre < high)
+    # the ball and a voxel or two around it (more across a rotated grid's index box)
+    assert np.all(high - low < 1.8 * (2 * 7.0 + 4 * 1.7))
+    assert scene.content_bounds(5000.0) is None
+    whole = view.render()
+    scene.fit_bounds = box
+    scene.reset_camera()
+    framed = view.render()
+    assert (framed.mean(axis=2) > 40).sum() > 2 * (whole.mean(axis=2) > 40).sum()
+    view.close()

@@ -96,3 +96,14 @@ def test_fast_slab_is_close_and_cheaper(tilted):
     assert fast.pixels.shape[0] == pytest.approx(full.pixels.shape[0] / 2, abs=1)
     assert _near(tilted.hu(fast.pixels), grid.coarsened(2), ph.POINT, 8.0).max() == \
         pytest.approx(500, abs=1)
+
+
+def test_fast_step_thins_the_slab_samples(tilted):
+    rs = Reslicer(tilted.array, tilted.geometry)
+    grid = fit_grid(tilted.geometry, Crosshair(tilted.geometry).plane("coronal"))
+    two = rs.slice(grid.coarsened(4), slab_mm=20.0, fast=True)
+    four = rs.slice(grid.coarsened(4), slab_mm=20.0, fast=True, fast_step=4.0)
+    assert four.samples < two.samples and four.slab_mm == 20.0
+    assert rs.slice(grid, slab_mm=20.0, fast_step=4.0).samples > two.samples  # only when fast
+    with pytest.raises(ValueError):
+        rs.slice(grid, slab_mm=20.0, fast=True, fast_step=0.5)

@@ -1,0 +1,389 @@
+"""One MPR plane on screen: the resliced image, the crosshair lines, letters, scale bar.
+
+The view's scene is in millimetres on its plane: x along the plane's ``right`` axis, y along
+``down``, both measured from the corner of the reference grid (the full-quality grid of the
+current plane). A quick half-resolution preview and the full-quality image are placed by their
+own grids in that same scene, so they line up exactly.
+
+Mouse (left button, crosshair mode): click or drag to move the crosshair point, which moves the
+two other planes; grab a crosshair line away from the centre and drag to rotate the two other
+planes about this view's normal (oblique MPR). Shift + left drag (or left drag in window mode):
+window/level. Wheel: move this plane one voxel layer. Right drag zoom, middle drag pan, as in
+the 2D viewport.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPen, QTransform
+from PySide6.QtWidgets import QGraphicsView, QVBoxLayout, QWidget
+
+from app.render.grid import SliceGrid
+from app.render.reslice import Reslice
+from app.ui.overlay import scale_bar_mm
+
+if TYPE_CHECKING:
+    from app.ui.mpr_widget import MprWidget
+
+log = logging.getLogger(__name__)
+
+#: One colour per plane: a view's frame and title, and its line in the two other views.
+VIEW_COLORS: dict[str, tuple[int, int, int]] = {
+    "axial": (90, 160, 255), "coronal": (90, 210, 110), "sagittal": (255, 120, 90)}
+TITLES = {"axial": "Axial", "coronal": "Coronal", "sagittal": "Sagittal"}
+
+#: Pixels: a press this close to the crosshair point moves it; this close to a line (and
+#: farther than that from the point) grabs the line to rotate.
+CENTER_GRAB_PX = 14.0
+LINE_GRAB_PX = 8.0
+#: Gap around the crosshair point, so the anatomy under it stays visible.
+CENTER_GAP_PX = 10.0
+
+
+class _MprViewBox(pg.ViewBox):
+    """ViewBox with the MPR mouse bindings; the widget decides what they mean."""
+
+    def __init__(self, owner: MprViewWidget) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self.owner = owner
+        self.setMouseEnabled(False, False)
+
+    def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802
+        steps = ev.delta() / 120 if hasattr(ev, "delta") else ev.angleDelta().y() / 120
+        self.owner.scroll_steps(-int(np.sign(steps)) * max(1, int(abs(steps))))
+        ev.accept()
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802
+        ev.accept()
+        self.owner.on_drag(ev)
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802
+        ev.accept()
+        self.owner.on_click(ev)
+
+
+class _MprCanvas(pg.GraphicsView):
+    def __init__(self, owner: MprViewWidget) -> None:
+        super().__init__(background="k")
+        self.owner = owner
+        # the overlay (letters, crosshair, corner texts) is drawn over the whole view: repaint
+        # all of it, not only the image item's region, or stale text stays on screen
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
+
+    def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
+        super().drawForeground(painter, rect)
+        painter.save()
+        painter.resetTransform()
+        self.owner.paint_overlay(painter, QRectF(self.viewport().rect()))
+        painter.restore()
+
+
+class MprViewWidget(QWidget):
+    """One of the three linked planes of an :class:`~app.ui.mpr_widget.MprWidget`."""
+
+    activated = Signal(object)
+
+    def __init__(self, view: str, owner: MprWidget, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.view = view
+        self.owner = owner
+        self.active = False
+        #: Full-quality grid of the current plane: defines the scene's millimetres.
+        self.grid: SliceGrid | None = None
+        #: What is on screen: the reslice (stored values) and whether it is full quality.
+        self.shown: Reslice | None = None
+        self.full_quality = False
+        #: Token of the newest full-quality request (older results are dropped).
+        self.token = 0
+        self._drag: str = ""
+        self._last_angle = 0.0
+        self.canvas = _MprCanvas(self)
+        self.box = _MprViewBox(self)
+        self.canvas.setCentralItem(self.box)
+        self.image = pg.ImageItem()
+        self.box.addItem(self.image)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(1, 1, 1, 1)
+        layout.addWidget(self.canvas)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._fitted = False
+
+    # -- geometry -----------------------------------------------------------------------------
+    def set_grid(self, grid: SliceGrid) -> None:
+        """The current plane's full-quality grid (call before showing images on it)."""
+        self.grid = grid
+        if not self._fitted:
+            self.fit()
+
+    def same_orientation(self, grid: SliceGrid) -> bool:
+        """Whether ``grid`` lies on a plane parallel to the current one, with the same axes."""
+        return self.grid is not None and bool(
+            np.allclose(grid.right, self.grid.right, atol=1e-9)
+            and np.allclose(grid.down, self.grid.down, atol=1e-9))
+
+    def forget_fit(self) -> None:
+        """Fit the view to the next grid it is given (a new series, a reset)."""
+        self._fitted = False
+
+    def fit(self) -> None:
+        """Show the whole plane."""
+        if self.grid is None:
+            return
+        height, width = self.grid.size_mm
+        self.box.setRange(QRectF(0, 0, width, height), padding=0.05)
+        self._fitted = True
+
+    def scene_of_lps(self, point: np.ndarray) -> tuple[float, float]:
+        """Scene millimetres (x, y) of an LPS point projected onto the plane."""
+        grid = self.grid
+        assert grid is not None
+        d = np.asarray(point, dtype=np.float64) - grid.origin
+        half = grid.pixel_mm / 2
+        return float(d @ grid.right) + half, float(d @ grid.down) + half
+
+    def lps_of_scene(self, x: float, y: float) -> np.ndarray:
+        """LPS point on the plane at scene millimetres (x, y)."""
+        grid = self.grid
+        assert grid is not None
+        half = grid.pixel_mm / 2
+        point: np.ndarray = grid.origin + (x - half) * grid.right + (y - half) * grid.down
+        return point
+
+    def widget_of_scene(self, x: float, y: float) -> QPointF:
+        scene = self.box.mapViewToScene(QPointF(x, y))
+        return QPointF(self.canvas.mapFromScene(scene))
+
+    def scene_of_widget(self, pos: QPointF) -> tuple[float, float]:
+        p = self.box.mapSceneToView(self.canvas.mapToScene(pos.toPoint()))
+        return p.x(), p.y()
+
+    # -- image --------------------------------------------------------------------------------
+    def show_image(self, reslice: Reslice, pixels: np.ndarray, *, full: bool) -> None:
+        """Put ``pixels`` (uint8 display values of ``reslice``) on screen at its grid."""
+        ref = self.grid
+        g = reslice.grid
+        if ref is None or not self.same_orientation(g):
+            return  # made for a plane this view no longer shows
+        self.shown = reslice
+        self.full_quality = full
+        self.set_pixels(pixels)
+        p = g.pixel_mm
+        tx = float((g.origin - ref.origin) @ ref.right) + ref.pixel_mm / 2 - p / 2
+        ty = float((g.origin - ref.origin) @ ref.down) + ref.pixel_mm / 2 - p / 2
+        self.image.setTransform(QTransform(p, 0.0, 0.0, p, tx, ty))
+        self.canvas.viewport().update()
+
+    def set_pixels(self, pixels: np.ndarray) -> None:
+        """New display values for the image already placed (a window change)."""
+        self.image.setImage(pixels, autoLevels=False, levels=(0, 255))
+        self.canvas.viewport().update()
+
+    def clear(self) -> None:
+        self.shown = None
+        self.image.clear()
+        self.canvas.viewport().update()
+
+    # -- mouse --------------------------------------------------------------------------------
+    def on_click(self, ev) -> None:
+        self.activated.emit(self)
+        self.setFocus()
+        if ev.button() == Qt.MouseButton.LeftButton and self.grid is not None and not (
+                self._wants_window(ev)):
+            p = self.box.mapSceneToView(ev.scenePos())
+            self.owner.begin_interaction()
+            self.owner.crosshair.set_center(self.lps_of_scene(p.x(), p.y()))
+            self.owner.end_interaction()
+
+    def on_drag(self, ev) -> None:
+        if self.grid is None:
+            return
+        button = ev.button()
+        if ev.isStart():
+            self.activated.emit(self)
+            self.owner.begin_interaction()
+        if button == Qt.MouseButton.RightButton:
+            dy = ev.screenPos().y() - ev.lastScreenPos().y()
+            self.box.scaleBy((1.01 ** dy, 1.01 ** dy),
+                             center=self.box.mapSceneToView(ev.buttonDownScenePos()))
+        elif button == Qt.MouseButton.MiddleButton:
+            last = self.box.mapSceneToView(ev.lastScenePos())
+            now = self.box.mapSceneToView(ev.scenePos())
+            self.box.translateBy(x=last.x() - now.x(), y=last.y() - now.y())
+        elif button == Qt.MouseButton.LeftButton:
+            if ev.isStart():
+                self._drag = "window" if self._wants_window(ev) else self._grab(
+                    QPointF(self.canvas.mapFromScene(ev.buttonDownScenePos())))
+                if self._drag == "rotate":
+                    self._last_angle = self._angle(ev.buttonDownScenePos())
+            self._left_drag(ev)
+        if ev.isFinish():
+            self._drag = ""
+            self.owner.end_interaction()
+
+    def _wants_window(self, ev) -> bool:
+        return self.owner.left_mode == "window" or bool(
+            ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+
+    def _left_drag(self, ev) -> None:
+        if self._drag == "window":
+            d = ev.screenPos() - ev.lastScreenPos()
+            self.owner.drag_window(self.view, d.x(), d.y())
+        elif self._drag == "rotate":
+            angle = self._angle(ev.scenePos())
+            delta = math.degrees(math.remainder(angle - self._last_angle, 2 * math.pi))
+            self._last_angle = angle
+            if delta:
+                self.owner.crosshair.rotate(self.view, delta)  # type: ignore[arg-type]
+        elif self._drag == "move":
+            p = self.box.mapSceneToView(ev.scenePos())
+            self.owner.crosshair.set_center(self.lps_of_scene(p.x(), p.y()))
+
+    def _grab(self, pos: QPointF) -> str:
+        """What a left press at widget ``pos`` takes hold of: "move" or "rotate"."""
+        centre = self.widget_of_scene(*self.scene_of_lps(self.owner.crosshair.center))
+        d = np.array([pos.x() - centre.x(), pos.y() - centre.y()])
+        if float(np.hypot(*d)) <= CENTER_GRAB_PX:
+            return "move"
+        for direction in self.owner.crosshair.lines(self.view).values():  # type: ignore[arg-type]
+            if abs(float(d[0] * direction[1] - d[1] * direction[0])) <= LINE_GRAB_PX:
+                return "rotate"
+        return "move"
+
+    def _angle(self, scene_pos) -> float:
+        """Screen angle (counter-clockwise, radians) of a scene position about the point."""
+        centre = self.widget_of_scene(*self.scene_of_lps(self.owner.crosshair.center))
+        pos = self.canvas.mapFromScene(scene_pos)
+        return math.atan2(-(pos.y() - centre.y()), pos.x() - centre.x())
+
+    def scroll_steps(self, steps: int) -> None:
+        """Move this plane by whole voxel layers (wheel, arrow keys)."""
+        if self.grid is None or not steps:
+            return
+        self.owner.begin_interaction()
+        self.owner.crosshair.scroll(self.view, steps * self.owner.step_mm(self.view))  # type: ignore[arg-type]
+        self.owner.end_interaction()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        key = event.key()
+        text = event.text()
+        if key in (Qt.Key.Key_Down, Qt.Key.Key_Right):
+            self.scroll_steps(1)
+        elif key in (Qt.Key.Key_Up, Qt.Key.Key_Left):
+            self.scroll_steps(-1)
+        elif key == Qt.Key.Key_PageDown:
+            self.scroll_steps(10)
+        elif key == Qt.Key.Key_PageUp:
+            self.scroll_steps(-10)
+        elif text.lower() == "r":
+            self.owner.reset()
+        elif text.isdigit():
+            self.owner.apply_preset_key(text, self.view)
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
+
+    def focusInEvent(self, event) -> None:  # noqa: N802
+        self.activated.emit(self)
+        super().focusInEvent(event)
+
+    # -- overlay ------------------------------------------------------------------------------
+    def paint_overlay(self, painter: QPainter, rect: QRectF) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        color = QColor(*VIEW_COLORS[self.view])
+        painter.setPen(QPen(color, 3 if self.active else 1))
+        painter.drawRect(rect.adjusted(1, 1, -1, -1))
+        font = QFont(self.font())
+        font.setPointSizeF(max(8.0, min(11.0, rect.width() / 60)))
+        painter.setFont(font)
+        inner = rect.adjusted(8, 6, -8, -6)
+        align = Qt.AlignmentFlag
+        if self.grid is None:
+            _text(painter, inner, self.owner.status_text() or "Opening…", align.AlignCenter)
+            return
+        self._paint_crosshair(painter, rect)
+        title = QFont(font)
+        title.setBold(True)
+        painter.setFont(title)
+        _text(painter, inner, TITLES[self.view], align.AlignLeft | align.AlignTop, color)
+        painter.setFont(font)
+        _text(painter, inner, "\n".join(self.owner.corner_lines(self.view)),
+              align.AlignLeft | align.AlignBottom)
+        _text(painter, inner, "\n".join(self.owner.window_lines(self.view)),
+              align.AlignRight | align.AlignBottom)
+        self._paint_labels(painter, inner, font)
+        self._paint_scale_bar(painter, inner)
+
+    def _paint_crosshair(self, painter: QPainter, rect: QRectF) -> None:
+        crosshair = self.owner.crosshair
+        centre = self.widget_of_scene(*self.scene_of_lps(crosshair.center))
+        reach = math.hypot(rect.width(), rect.height())
+        slab_px = self.owner.slab_mm * self._px_per_mm() / 2
+        for other, direction in crosshair.lines(self.view).items():  # type: ignore[arg-type]
+            pen = QPen(QColor(*VIEW_COLORS[other], 220), 1.5)
+            painter.setPen(pen)
+            dx, dy = float(direction[0]), float(direction[1])
+            for sign in (-1.0, 1.0):
+                a = QPointF(centre.x() + sign * CENTER_GAP_PX * dx,
+                            centre.y() + sign * CENTER_GAP_PX * dy)
+                b = QPointF(centre.x() + sign * reach * dx, centre.y() + sign * reach * dy)
+                painter.drawLine(a, b)
+            if slab_px >= 2:  # the other plane's slab edges
+                dashed = QPen(QColor(*VIEW_COLORS[other], 140), 1, Qt.PenStyle.DashLine)
+                painter.setPen(dashed)
+                nx, ny = -dy, dx
+                for sign in (-1.0, 1.0):
+                    ox, oy = centre.x() + sign * slab_px * nx, centre.y() + sign * slab_px * ny
+                    painter.drawLine(QPointF(ox - reach * dx, oy - reach * dy),
+                                     QPointF(ox + reach * dx, oy + reach * dy))
+
+    def _paint_labels(self, painter: QPainter, inner: QRectF, font: QFont) -> None:
+        assert self.grid is not None
+        labels = self.grid.labels
+        big = QFont(font)
+        big.setPointSizeF(font.pointSizeF() * 1.3)
+        big.setBold(True)
+        painter.setFont(big)
+        align = Qt.AlignmentFlag
+        band = inner.adjusted(0, 22, 0, -22)  # keep clear of the corner texts' first lines
+        _text(painter, band, labels.left, align.AlignLeft | align.AlignVCenter)
+        _text(painter, band, labels.right, align.AlignRight | align.AlignVCenter)
+        _text(painter, inner, labels.top, align.AlignHCenter | align.AlignTop)
+        _text(painter, inner, labels.bottom, align.AlignHCenter | align.AlignBottom)
+        painter.setFont(font)
+
+    def _px_per_mm(self) -> float:
+        (x0, x1), _ = self.box.viewRange()
+        return self.box.width() / (x1 - x0) if x1 > x0 else 0.0
+
+    def _paint_scale_bar(self, painter: QPainter, inner: QRectF) -> None:
+        (x0, x1), _ = self.box.viewRange()
+        view_mm = x1 - x0
+        if view_mm <= 0:
+            return
+        length_mm = scale_bar_mm(view_mm)
+        length_px = length_mm * self._px_per_mm()
+        y = inner.bottom() - 44
+        x_right = inner.right() - 4
+        painter.setPen(QPen(QColor(230, 230, 230), 2))
+        painter.drawLine(QPointF(x_right - length_px, y), QPointF(x_right, y))
+        for x in (x_right - length_px, x_right):
+            painter.drawLine(QPointF(x, y - 5), QPointF(x, y + 5))
+        label = f"{length_mm:g} mm" if length_mm < 10 else f"{length_mm / 10:g} cm"
+        _text(painter, QRectF(x_right - length_px - 20, y - 22, length_px + 20, 18), label,
+              Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+
+def _text(painter: QPainter, rect: QRectF, text: str, align,
+          color: QColor | None = None) -> None:
+    flags = int(align)
+    painter.setPen(QColor(0, 0, 0, 200))
+    painter.drawText(rect.translated(1, 1), flags, text)
+    painter.setPen(color or QColor(235, 235, 235))
+    painter.drawText(rect, flags, text)

@@ -1,0 +1,494 @@
+"""Three linked MPR planes (axial, coronal, sagittal) of one series, with slabs and windows.
+
+Built on :class:`~app.render.crosshair.Crosshair` (the linked point and rotation) and
+:class:`~app.render.reslice.Reslicer` (reslicing the stored array in LPS, never a float copy).
+
+Staying interactive on two CPU cores: every change (click, drag, rotate, scroll, slab) is
+answered at once on the GUI thread with a quick preview of the planes that moved — nearest
+samples, half the slab samples, half-resolution grid (``fast=True`` + ``coarsened(2)``, about
+10–20 ms for an oblique 20 mm MIP of a 512×512×400 CTA; when one change's previews take more
+than 30 ms, as for thick double-oblique slabs, the grid is coarsened further, up to 4×, and
+refined again when they are quick). After 150 ms without a change the full
+quality picture is requested from a :class:`~app.render.reslice_queue.ResliceQueue` worker
+thread, and shown when it arrives unless the plane has moved again meanwhile.
+
+While a regular series is still loading, MPR reslices the loading array itself: slices not
+loaded yet show as background, and the planes refresh a few times a second as slices arrive.
+A stack that must be resampled first (uneven spacing, mixed rescale) waits for its last slice,
+with the progress and the reason shown in the side panel; the resampling then runs on a worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+
+import numpy as np
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QGridLayout, QWidget
+
+from app.errors import RelayError
+from app.render.crosshair import Crosshair
+from app.render.display import DisplayWindow, auto_window, to_display, window_lut
+from app.render.grid import SliceGrid, fit_grid
+from app.render.mpr import MprSource, mpr_source, wait_reason
+from app.render.planes import VIEWS
+from app.render.reslice import Reslice, Reslicer, SlabMode
+from app.render.reslice_queue import ResliceJob, ResliceQueue
+from app.render.window_presets import WindowPreset, presets_for
+from app.ui.mpr_panel import MprPanelWidget
+from app.ui.mpr_view import MprViewWidget
+from app.ui.series_session import LoadedSeries
+from app.ui.worker import TaskWorker
+
+log = logging.getLogger(__name__)
+
+#: Idle time after the last change before the full-quality picture is made (ms).
+IDLE_MS = 150
+#: While a series loads, planes are refreshed at most this often (ms).
+LOAD_REFRESH_MS = 400
+#: Preview: grid coarsening factor while the user moves things (at least; it grows up to
+#: PREVIEW_COARSEN_MAX while previews of one change take longer than PREVIEW_BUDGET_S).
+PREVIEW_COARSEN = 2
+PREVIEW_COARSEN_MAX = 4
+PREVIEW_BUDGET_S = 0.030
+
+
+class MprWidget(QWidget):
+    """Axial, coronal and sagittal views of one :class:`LoadedSeries`, linked by a crosshair."""
+
+    _full_ready = Signal(object, object)  # ResliceJob, Reslice (from the worker thread)
+    #: Emitted on the GUI thread after a full-quality picture went on screen (tests, scripts).
+    full_rendered = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session: LoadedSeries | None = None
+        self.source: MprSource | None = None
+        self.crosshair: Crosshair | None = None
+        self.slab_mm = 0.0
+        self.mode: SlabMode = "mip"
+        self.left_mode = "crosshair"
+        self.shared_window = True
+        self.windows: dict[str, tuple[float, float]] = {}
+        self.error = ""
+        self._waiting = ""
+        self._status = ""
+        self._fast: Reslicer | None = None
+        self._queue: ResliceQueue | None = None
+        self._unsubscribe = None
+        self._prepare: TaskWorker | None = None
+        self._luts: dict[tuple, np.ndarray | None] = {}
+        #: Current preview coarsening (adapts to how long previews take).
+        self.preview_coarsen = PREVIEW_COARSEN
+        self.views = {view: MprViewWidget(view, self, self) for view in VIEWS}
+        self.panel = MprPanelWidget(self)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        grid.addWidget(self.views["axial"], 0, 0)
+        grid.addWidget(self.views["coronal"], 0, 1)
+        grid.addWidget(self.views["sagittal"], 1, 0)
+        grid.addWidget(self.panel, 1, 1)
+        for view in self.views.values():
+            view.activated.connect(self._on_view_activated)
+        self.active = self.views["axial"]
+        self.active.active = True
+        self._idle = QTimer(self)
+        self._idle.setSingleShot(True)
+        self._idle.setInterval(IDLE_MS)
+        self._idle.timeout.connect(self._on_idle)
+        self._load_timer = QTimer(self)
+        self._load_timer.setSingleShot(True)
+        self._load_timer.setInterval(LOAD_REFRESH_MS)
+        self._load_timer.timeout.connect(self._on_load_tick)
+        self._full_ready.connect(self._on_full_ready)
+        self.panel.slab_changed.connect(self._on_slab_changed)
+        self.panel.left_mode_changed.connect(self._on_left_mode_changed)
+        self.panel.preset_chosen.connect(self._on_preset_chosen)
+        self.panel.shared_window_toggled.connect(self._on_shared_toggled)
+        self.panel.reset_requested.connect(self._on_reset_requested)
+
+    # -- series -------------------------------------------------------------------------------
+    def set_series(self, session: LoadedSeries) -> None:
+        """Show ``session`` (starts as soon as its geometry is known)."""
+        if session is self.session:
+            return
+        self._detach()
+        self.session = session
+        series = session.series
+        number = f"#{series.series_number} " if series.series_number is not None else ""
+        self.panel.set_title(f"{number}{series.series_description or series.modality} — MPR")
+        self.panel.set_presets(presets_for(session.modality))
+        session.slice_ready.connect(self._on_slice_ready)
+        session.opened.connect(self._on_session_opened)
+        session.failed.connect(self._on_session_failed)
+        if session.volume is not None:
+            self._on_session_opened()
+        elif session.error:
+            self._on_session_failed(session.error)
+        else:
+            self._show_status("Opening the series…")
+
+    def _detach(self) -> None:
+        if self.session is not None:
+            for signal, slot in ((self.session.slice_ready, self._on_slice_ready),
+                                 (self.session.opened, self._on_session_opened),
+                                 (self.session.failed, self._on_session_failed)):
+                with contextlib.suppress(RuntimeError, TypeError):
+                    signal.disconnect(slot)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._queue is not None:
+            self._queue.close()
+            self._queue = None
+        if self._prepare is not None:
+            self._prepare.cancel()
+            self._prepare = None
+        self.session = self.source = self.crosshair = None
+        self._fast = None
+        self.error = self._waiting = ""
+        self.windows = {}
+        self._luts.clear()
+        for view in self.views.values():
+            view.grid = None
+            view.forget_fit()
+            view.clear()
+
+    def _on_session_failed(self, message: str) -> None:
+        self.error = message
+        self._show_status(f"Cannot open this series: {message}")
+
+    def _on_session_opened(self) -> None:
+        session = self.session
+        if session is None or session.volume is None or self.source is not None:
+            return
+        volume = session.volume
+        try:
+            reason = wait_reason(volume)
+        except RelayError as exc:
+            self.error = str(exc)
+            self._show_status(self.error)
+            return
+        if reason is None:
+            self._set_source(mpr_source(volume, modality=session.modality))
+        else:
+            self._waiting = reason
+            self._update_progress()
+            self._maybe_prepare()
+
+    def _maybe_prepare(self) -> None:
+        """Resample once every slice is in (on a worker: it reads the whole volume)."""
+        session = self.session
+        if (session is None or session.volume is None or not session.volume.finished
+                or self._prepare is not None):
+            return
+        volume, modality = session.volume, session.modality
+        task = TaskWorker(lambda _progress: mpr_source(volume, modality=modality), "MPR", self)
+        task.succeeded.connect(lambda source, s=session: self._on_source_prepared(s, source))
+        task.failed.connect(self._on_session_failed)
+        self._prepare = task
+        self._update_progress()
+        task.start()
+
+    def _on_source_prepared(self, session: LoadedSeries, source: MprSource) -> None:
+        if session is self.session and self.source is None:  # not for a series since left
+            self._waiting = ""
+            self._set_source(source)
+
+    def _set_source(self, source: MprSource) -> None:
+        session = self.session
+        assert session is not None and session.volume is not None
+        self.source = source
+        self._fast = Reslicer(source.array, source.geometry, background=source.background)
+        self._queue = ResliceQueue(
+            Reslicer(source.array, source.geometry, background=source.background),
+            lambda job, result: self._emit_full(job, result))
+        self.crosshair = Crosshair(source.geometry, align="acquisition")
+        self._unsubscribe = self.crosshair.subscribe(self._on_crosshair_changed)
+        window = session.volume.default_window
+        self.windows = {view: window or (math.nan, math.nan) for view in VIEWS}
+        self.panel.set_notes(list(session.issues or session.volume.issues), list(source.notes))
+        self._update_progress()
+        self._update_planes(force=True)
+
+    def _emit_full(self, job: ResliceJob, result: Reslice) -> None:
+        with contextlib.suppress(RuntimeError):  # the widget is gone
+            self._full_ready.emit(job, result)
+
+    # -- planes -------------------------------------------------------------------------------
+    def _on_crosshair_changed(self, _crosshair: Crosshair) -> None:
+        self._update_planes()
+
+    def _update_planes(self, force: bool = False) -> None:
+        """Re-place every view on its plane; preview the ones that moved; repaint all."""
+        if self.crosshair is None or self.source is None:
+            return
+        started = time.perf_counter()
+        previewed = False
+        for name, view in self.views.items():
+            plane = self.crosshair.plane(name)  # type: ignore[arg-type]
+            grid = fit_grid(self.source.geometry, plane)
+            moved = force or view.grid is None or not view.same_orientation(grid)
+            if not moved:
+                assert view.grid is not None
+                grid = view.grid.with_plane(plane)
+                moved = abs(float((grid.origin - view.grid.origin) @ grid.normal)) > 1e-6
+            view.set_grid(grid)
+            if moved:
+                self._preview(name)
+                previewed = True
+            view.canvas.viewport().update()
+        if previewed:
+            self._adapt_preview(time.perf_counter() - started)
+        self._idle.start()
+
+    def _adapt_preview(self, seconds: float) -> None:
+        """Coarser previews when one change took too long, finer again when it was quick."""
+        if seconds > PREVIEW_BUDGET_S and self.preview_coarsen < PREVIEW_COARSEN_MAX:
+            self.preview_coarsen += 1
+        elif seconds < PREVIEW_BUDGET_S / 3 and self.preview_coarsen > PREVIEW_COARSEN:
+            self.preview_coarsen -= 1
+
+    def _preview(self, name: str) -> None:
+        """The quick picture of one view, on this thread."""
+        view = self.views[name]
+        assert self._fast is not None and view.grid is not None
+        view.token += 1
+        result = self._fast.slice(view.grid.coarsened(self.preview_coarsen),
+                                  slab_mm=self.slab_mm, mode=self.mode, fast=True,
+                                  fast_step=float(self.preview_coarsen))
+        self._show(name, result, full=False)
+
+    def _request_full(self, name: str) -> None:
+        view = self.views[name]
+        if self._queue is None or view.grid is None:
+            return
+        view.token += 1
+        self._queue.submit(ResliceJob(name, view.grid, self.slab_mm, self.mode, view.token))
+
+    def _on_idle(self) -> None:
+        for name, view in self.views.items():
+            if not view.full_quality or view.shown is None:
+                self._request_full(name)
+
+    def _on_full_ready(self, job: ResliceJob, result: Reslice) -> None:
+        view = self.views.get(job.key)
+        if view is None or job.token != view.token or self.source is None:
+            return  # superseded while it was being made
+        self._show(job.key, result, full=True)
+        self.full_rendered.emit(job.key)
+
+    def _show(self, name: str, result: Reslice, *, full: bool) -> None:
+        window = self.windows.get(name, (math.nan, math.nan))
+        if math.isnan(window[0]):
+            window = self._auto_window(result)
+        self.views[name].show_image(result, self._display(result.pixels, window), full=full)
+
+    def _auto_window(self, result: Reslice) -> tuple[float, float]:
+        """No window in the file: take one from the first picture with something in it."""
+        source = self.source
+        assert source is not None
+        values = result.pixels.astype(np.float32) * np.float32(source.slope) + np.float32(
+            source.intercept)
+        if float(values.max()) <= float(values.min()):
+            return (0.0, 1.0)
+        window = auto_window(values)
+        for view in VIEWS:
+            if math.isnan(self.windows.get(view, (math.nan,))[0]):
+                self.windows[view] = window
+        return window
+
+    def _display(self, pixels: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+        source = self.source
+        assert source is not None
+        session = self.session
+        invert = bool(session and session.volume and
+                      session.volume.photometric_interpretation == "MONOCHROME1")
+        display = DisplayWindow(window[0], window[1], "LINEAR", invert)
+        key = (pixels.dtype.str, source.slope, source.intercept, display)
+        if key not in self._luts:
+            if len(self._luts) > 8:
+                self._luts.clear()
+            self._luts[key] = window_lut(pixels.dtype, source.slope, source.intercept, display)
+        return to_display(pixels, self._luts[key], source.slope, source.intercept, display)
+
+    # -- loading ------------------------------------------------------------------------------
+    def _on_slice_ready(self, _k: int, _ok: bool) -> None:
+        self._update_progress()
+        if self.source is not None and self.source.live:
+            if not self._load_timer.isActive():
+                self._load_timer.start()
+        elif self._waiting:
+            self._maybe_prepare()
+
+    def _on_load_tick(self) -> None:
+        """Slices arrived: refresh the planes (full quality, unless the user is moving)."""
+        if self._idle.isActive():
+            return  # the idle timer will ask for full quality anyway
+        for name in self.views:
+            self._request_full(name)
+
+    def _update_progress(self) -> None:
+        session = self.session
+        if session is None or session.volume is None:
+            return
+        total, done = session.volume.shape[0], session.loaded_count()
+        failed = len(session.volume.failed_slices)
+        if self._waiting:
+            text = self._waiting + (" Resampling…" if self._prepare is not None else "")
+        elif done + failed < total:
+            text = "Slices still loading show as background; the planes fill in as they arrive."
+        else:
+            text = ""
+        self.panel.set_progress(done, total, text)
+        if self.source is None:
+            self._show_status(text or "Preparing…")
+        for view in self.views.values():
+            view.canvas.viewport().update()
+
+    def _show_status(self, text: str) -> None:
+        self._status = text
+        for view in self.views.values():
+            view.canvas.viewport().update()
+        self.panel.set_progress(0, 0, text)
+
+    def status_text(self) -> str:
+        return self.error or self._status
+
+    # -- what the views paint -----------------------------------------------------------------
+    def step_mm(self, name: str) -> float:
+        """One voxel layer along ``name``'s normal (a wheel step)."""
+        assert self._fast is not None and self.crosshair is not None
+        return self._fast.step_mm(self.crosshair.plane(name).normal)  # type: ignore[arg-type]
+
+    def corner_lines(self, name: str) -> list[str]:
+        view = self.views[name]
+        lines = []
+        if self.slab_mm:
+            label = {"mip": "MIP", "minip": "MinIP", "avg": "Average"}[self.mode]
+            lines.append(f"{label} slab {self.slab_mm:g} mm")
+        else:
+            lines.append("Thin slice")
+        if self.crosshair is not None and self.source is not None:
+            plane = self.crosshair.plane(name)  # type: ignore[arg-type]
+            offset = float((plane.center - self.source.geometry.center_lps()) @ plane.normal)
+            lines.append(f"Position {offset:+.1f} mm")
+        if view.shown is not None and not view.full_quality and view.grid is not None:
+            factor = round(view.shown.grid.pixel_mm / view.grid.pixel_mm)
+            lines.append(f"preview (1/{factor} resolution)")
+        session = self.session
+        if session is not None and session.volume is not None and not session.volume.finished:
+            lines.append(f"loading {session.loaded_count()} / {session.volume.shape[0]}")
+        return lines
+
+    def window_lines(self, name: str) -> list[str]:
+        center, width = self.windows.get(name, (math.nan, math.nan))
+        if math.isnan(center):
+            return []
+        return [f"W {width:.0f}  L {center:.0f}"]
+
+    # -- interaction --------------------------------------------------------------------------
+    def begin_interaction(self) -> None:
+        """The user started moving something: previews until things rest."""
+        self._idle.stop()
+
+    def end_interaction(self) -> None:
+        self._idle.start()
+
+    def drag_window(self, name: str, dx: float, dy: float) -> None:
+        center, width = self.windows.get(name, (math.nan, math.nan))
+        if math.isnan(center):
+            return
+        scale = max(width, 10.0) / 300.0
+        self.set_window(center + dy * scale, max(1.0, width + dx * scale), name)
+
+    def set_window(self, center: float, width: float, name: str | None = None) -> None:
+        """Window (modality units) for ``name``, or every view when shared or not given."""
+        names = list(VIEWS) if self.shared_window or name is None else [name]
+        for view in names:
+            self.windows[view] = (float(center), max(1.0, float(width)))
+            shown = self.views[view].shown
+            if shown is not None and self.source is not None:
+                self.views[view].set_pixels(self._display(shown.pixels, self.windows[view]))
+
+    def apply_preset(self, preset: WindowPreset, name: str | None = None) -> None:
+        self.set_window(preset.center, preset.width, name)
+
+    def apply_preset_key(self, key: str, name: str | None = None) -> None:
+        if self.session is None:
+            return
+        if key == "0" and self.session.volume is not None:
+            window = self.session.volume.default_window
+            if window:
+                self.set_window(*window, name)
+            return
+        preset = next((p for p in presets_for(self.session.modality) if p.key == key), None)
+        if preset is not None:
+            self.apply_preset(preset, name)
+
+    def set_slab(self, mode: str, mm: float) -> None:
+        """Thin slice (``mode`` "" or ``mm`` 0) or a MIP/MinIP/average slab of ``mm`` mm."""
+        self.slab_mm = float(mm) if mode else 0.0
+        self.mode = mode or self.mode  # type: ignore[assignment]
+        self.panel.set_slab(mode if self.slab_mm else "", self.slab_mm)
+        if self.crosshair is not None:
+            started = time.perf_counter()
+            for name in self.views:
+                self._preview(name)
+            self._adapt_preview(time.perf_counter() - started)
+            self._idle.start()
+
+    def reset(self, align: str = "acquisition") -> None:
+        """Planes back to the acquisition (or patient-axis) planes through the centre."""
+        if self.crosshair is None:
+            return
+        for view in self.views.values():
+            view.forget_fit()
+        self.crosshair.reset(align=align)  # type: ignore[arg-type]
+        for view in self.views.values():
+            view.fit()
+        window = self.session.volume.default_window if self.session and self.session.volume \
+            else None
+        if window:
+            self.set_window(*window)
+
+    def _on_view_activated(self, view: MprViewWidget) -> None:
+        self.active = view
+        for other in self.views.values():
+            other.active = other is view
+            other.canvas.viewport().update()
+
+    def _on_slab_changed(self, mode: str, mm: float) -> None:
+        self.set_slab(mode, mm)
+
+    def _on_left_mode_changed(self, mode: str) -> None:
+        self.left_mode = mode
+
+    def _on_preset_chosen(self, preset: WindowPreset) -> None:
+        self.apply_preset(preset, self.active.view)
+
+    def _on_shared_toggled(self, shared: bool) -> None:
+        self.shared_window = shared
+        if shared:
+            self.set_window(*self.windows.get(self.active.view, (40.0, 80.0)))
+
+    def _on_reset_requested(self, align: str) -> None:
+        self.reset(align)
+
+    # -- tests and shutdown -------------------------------------------------------------------
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until the worker has nothing to do (tests; never from a slot)."""
+        return self._queue.wait_idle(timeout) if self._queue is not None else True
+
+    def grid_of(self, name: str) -> SliceGrid | None:
+        return self.views[name].grid
+
+    def close_mpr(self) -> None:
+        """Stop the worker and forget the series."""
+        self._idle.stop()
+        self._load_timer.stop()
+        self._detach()

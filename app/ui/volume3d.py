@@ -1,0 +1,361 @@
+"""The 3D layout: volume rendering of a series in a VTK widget, presets, camera, clip box.
+
+The scene (:class:`~app.render.scene3d.VolumeScene`) is hosted by VTK's
+``QVTKRenderWindowInteractor``. Mouse (VTK's trackball camera): left drag rotates, middle drag
+(or Shift + left) pans, right drag or the wheel zooms. While the mouse moves the scene renders
+at lower resolution (``bind_interactor``), at full quality when it stops.
+
+The 3D view waits for the whole series (a half-loaded volume is not worth rendering), showing
+the progress. Then a worker thread builds the scene: it averages voxel blocks of a big volume and
+computes the shading gradients (:meth:`VolumeScene.prepare`), which would otherwise freeze the
+window for about a second at the first frame. Only then is the scene put on screen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import numpy as np
+import vtkmodules.vtkInteractionStyle  # noqa: F401  (registers the interactor styles)
+import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
+import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
+from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+from vtkmodules.vtkInteractionWidgets import vtkBoxRepresentation, vtkBoxWidget2
+from vtkmodules.vtkRenderingCore import vtkRenderer
+
+from app.render.mpr import MprSource, mpr_source
+from app.render.offscreen import capture
+from app.render.presets import PRESETS, VolumePreset, mip_preset
+from app.render.scene3d import VolumeScene
+from app.tasks import Progress
+from app.ui.series_session import LoadedSeries
+from app.ui.worker import TaskWorker
+
+log = logging.getLogger(__name__)
+
+#: Preset buttons: (preset key, label). HU presets are offered for CT only.
+PRESET_BUTTONS = (("cta", "CTA vessels"), ("bone", "Bone"), ("soft", "Soft tissue / skin"),
+                  ("brain", "Brain"), ("mip", "MIP"))
+CAMERA_CHOICES = (("anterior", "From the front"), ("left", "From the left"),
+                  ("right", "From the right"), ("posterior", "From behind"),
+                  ("superior", "From above"), ("inferior", "From below"))
+
+
+class Volume3DWidget(QWidget):
+    """3D view of one :class:`LoadedSeries`: presets, camera, clip box, level of detail."""
+
+    #: The scene is on screen (after the worker prepared it).
+    scene_ready = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session: LoadedSeries | None = None
+        self.scene: VolumeScene | None = None
+        self.error = ""
+        self._task: TaskWorker | None = None
+
+        self.preset_group = QButtonGroup(self)
+        self.preset_group.setExclusive(True)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(6, 4, 6, 4)
+        for key, label in PRESET_BUTTONS:
+            button = QToolButton(self)
+            button.setText(label)
+            button.setCheckable(True)
+            button.setProperty("preset", key)
+            button.clicked.connect(lambda _=False, k=key: self.set_preset(k))
+            self.preset_group.addButton(button)
+            bar.addWidget(button)
+        bar.addSpacing(16)
+        self.camera = QComboBox(self)
+        for key, label in CAMERA_CHOICES:
+            self.camera.addItem(label, key)
+        self.camera.activated.connect(
+            lambda index: self.reset_camera(self.camera.itemData(index)))
+        bar.addWidget(self.camera)
+        self.clip_button = QToolButton(self)
+        self.clip_button.setText("Clip box")
+        self.clip_button.setCheckable(True)
+        self.clip_button.setToolTip("Show a box whose faces you drag to cut away bone or skin")
+        self.clip_button.toggled.connect(self._on_clip_toggled)
+        bar.addWidget(self.clip_button)
+        self.unclip_button = QToolButton(self)
+        self.unclip_button.setText("Show all")
+        self.unclip_button.setToolTip("Undo the cut: show the whole volume")
+        self.unclip_button.clicked.connect(self.clear_clipping)
+        bar.addWidget(self.unclip_button)
+        bar.addStretch(1)
+
+        self.progress = QProgressBar(self)
+        self.progress.setMaximumWidth(320)
+        self.status = QLabel(self)
+        self.status.setWordWrap(True)
+        status_row = QHBoxLayout()
+        status_row.setContentsMargins(6, 0, 6, 0)
+        status_row.addWidget(self.progress)
+        status_row.addWidget(self.status, 1)
+
+        self.vtk = QVTKRenderWindowInteractor(self)
+        self.render_window = self.vtk.GetRenderWindow()
+        self.render_window.SetMultiSamples(0)
+        self._empty = vtkRenderer()
+        self._empty.SetBackground(0.0, 0.0, 0.0)
+        self.render_window.AddRenderer(self._empty)
+        self.interactor = self.render_window.GetInteractor()
+        self._make_tools()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(bar)
+        layout.addLayout(status_row)
+        layout.addWidget(self.vtk, 1)
+        self._initialized = False  # the interactor starts when first shown (it renders)
+        self._set_controls_enabled(False)
+
+    def _make_tools(self) -> None:
+        """A fresh camera style and clip box (each scene binds its level of detail to them)."""
+        self.style = vtkInteractorStyleTrackballCamera()
+        self.interactor.SetInteractorStyle(self.style)
+        if getattr(self, "box", None) is not None:
+            if self.box.GetEnabled():
+                self.box.Off()
+            self.box.SetInteractor(None)
+        self.box = vtkBoxWidget2()
+        self.box_rep = vtkBoxRepresentation()
+        self.box.SetRepresentation(self.box_rep)
+        self.box.SetInteractor(self.interactor)
+        self.box.RotationEnabledOff()
+        self.box.AddObserver("InteractionEvent", self._on_box_moved)
+
+    # -- series -------------------------------------------------------------------------------
+    def set_series(self, session: LoadedSeries) -> None:
+        """Show ``session`` in 3D once it has loaded (progress meanwhile)."""
+        if session is self.session:
+            return
+        self._detach()
+        self.session = session
+        session.slice_ready.connect(self._on_slice_ready)
+        session.opened.connect(self._on_slice_ready)
+        session.failed.connect(self._on_failed)
+        if session.error:
+            self._on_failed(session.error)
+        else:
+            self._on_slice_ready()
+
+    def _detach(self) -> None:
+        if self.session is not None:
+            for signal, slot in ((self.session.slice_ready, self._on_slice_ready),
+                                 (self.session.opened, self._on_slice_ready),
+                                 (self.session.failed, self._on_failed)):
+                with contextlib.suppress(RuntimeError, TypeError):
+                    signal.disconnect(slot)
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self.clip_button.setChecked(False)  # turns the box off
+        if self.scene is not None:
+            self.render_window.RemoveRenderer(self.scene.renderer)
+            self.render_window.AddRenderer(self._empty)
+            self._make_tools()  # the old ones are bound to the old scene
+        self.scene = None
+        self.session = None
+        self.error = ""
+        self._set_controls_enabled(False)
+
+    def _on_failed(self, message: str) -> None:
+        self.error = message
+        self._show_progress(0, 0, f"3D is not available: {message}")
+        self.progress.hide()
+
+    def _on_slice_ready(self, *_args: object) -> None:
+        session = self.session
+        if session is None or session.volume is None or self.scene is not None:
+            return
+        volume = session.volume
+        total, done = volume.shape[0], session.loaded_count()
+        if not volume.finished:
+            self._show_progress(done, total, f"Loading {done} of {total} slices; the 3D view "
+                                             "starts when the series has loaded.")
+            return
+        if self._task is None:
+            self._start_prepare()
+
+    def _start_prepare(self) -> None:
+        session = self.session
+        assert session is not None and session.volume is not None
+        volume, modality = session.volume, session.modality
+
+        def work(progress: Progress) -> VolumeScene:
+            source = mpr_source(volume, modality=modality)
+            if progress.cancelled:
+                raise RuntimeError("cancelled")
+            preset = PRESETS["bone"] if modality == "CT" else _mip_for(source)
+            scene = VolumeScene(source.array, source.geometry, slope=source.slope,
+                                intercept=source.intercept, preset=preset)
+            # frame the head (skull and 20 mm around it), not the scan's air and padding
+            box = scene.content_bounds(300.0 if modality == "CT" else preset.opacity[0][0])
+            if box is not None:
+                margin = np.array([-20.0, 20.0] * 3)
+                scene.fit_bounds = tuple(float(v) for v in np.array(box) + margin)
+            scene.reset_camera()
+            scene.prepare()
+            if source.notes:
+                scene.note = " ".join(filter(None, [scene.note, *source.notes]))
+            return scene
+
+        self._show_progress(0, 0, "Preparing 3D: averaging voxel blocks and computing the "
+                                  "shading (about a second)…")
+        task = TaskWorker(work, "3D", self)
+        task.succeeded.connect(lambda scene, s=session: self._on_scene_prepared(s, scene))
+        task.failed.connect(self._on_failed)
+        self._task = task
+        task.start()
+
+    def _on_scene_prepared(self, session: LoadedSeries, scene: VolumeScene) -> None:
+        if session is not self.session or self.scene is not None:
+            return  # made for a series shown before
+        self.scene = scene
+        self.render_window.RemoveRenderer(self._empty)
+        self.render_window.AddRenderer(scene.renderer)
+        scene.bind_interactor(self.style)
+        scene.bind_interactor(self.box)
+        self.box_rep.SetPlaceFactor(1.0)
+        self.box_rep.PlaceWidget(list(scene.bounds()))
+        self._set_controls_enabled(True)
+        is_ct = self.session.modality == "CT"
+        for button in self.preset_group.buttons():
+            key = button.property("preset")
+            button.setEnabled(is_ct or key == "mip")  # HU presets mean nothing for MR
+            button.setChecked(key == scene.preset.name)
+        self.progress.hide()
+        self.status.setText(scene.note or "")
+        self.status.setVisible(bool(scene.note))
+        self.render()
+        self.scene_ready.emit()
+
+    # -- controls -----------------------------------------------------------------------------
+    def set_preset(self, key: str) -> None:
+        """Switch to a preset of :data:`app.render.presets.PRESETS` (MIP keeps an MR window)."""
+        scene = self.scene
+        if scene is None:
+            return
+        if key == "mip" and scene.preset.blend == "mip":
+            return
+        scene.set_preset(key)
+        for button in self.preset_group.buttons():
+            button.setChecked(button.property("preset") == key)
+        self.render()
+
+    def reset_camera(self, view: str = "anterior") -> None:
+        if self.scene is not None:
+            self.scene.reset_camera(view)
+            self.render()
+
+    def set_clip_box(self, low: np.ndarray, high: np.ndarray) -> None:
+        """Keep only the LPS box ``low``..``high`` (and show the box there)."""
+        if self.scene is None:
+            return
+        self.scene.set_clip_box(low, high)
+        bounds = [v for pair in zip(low, high, strict=True) for v in pair]
+        self.box_rep.PlaceWidget([float(v) for v in bounds])
+        self.render()
+
+    def clear_clipping(self) -> None:
+        if self.scene is None:
+            return
+        self.scene.clear_clipping()
+        self.box_rep.PlaceWidget(list(self.scene.bounds()))
+        self.render()
+
+    def _on_clip_toggled(self, on: bool) -> None:
+        if self.scene is None or bool(self.box.GetEnabled()) == on:
+            return
+        if on:
+            self.box.On()
+        else:
+            self.box.Off()
+        self.render()
+
+    def _on_box_moved(self, _obj: object, _event: str) -> None:
+        if self.scene is None:
+            return
+        b = self.box_rep.GetBounds()
+        low, high = np.array(b[0::2]), np.array(b[1::2])
+        if np.all(high > low):
+            self.scene.set_clip_box(low, high)
+
+    # -- drawing ------------------------------------------------------------------------------
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._initialized:
+            # Initialize() renders; on a widget that was never shown (no size yet) that can
+            # crash the OpenGL window, so it waits for the first show
+            self._initialized = True
+            self.vtk.Initialize()
+
+    def render(self) -> None:
+        if self._initialized:
+            self.render_window.Render()
+
+    def snapshot(self) -> np.ndarray:
+        """The 3D picture as ``(height, width, 3)`` uint8 (tests, screenshots)."""
+        if not self._initialized:
+            raise RuntimeError("the 3D view has not been shown yet")
+        return capture(self.render_window)
+
+    def _show_progress(self, done: int, total: int, text: str) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.progress.show()
+        self.status.setText(text)
+        self.status.show()
+
+    def _set_controls_enabled(self, on: bool) -> None:
+        for button in self.preset_group.buttons():
+            button.setEnabled(on)
+        for widget in (self.camera, self.clip_button, self.unclip_button):
+            widget.setEnabled(on)
+
+    def close_3d(self) -> None:
+        """Stop preparing, release the scene and the OpenGL window."""
+        self._detach()
+        self.vtk.close()
+        self.vtk.Finalize()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        if event.text().lower() == "r":
+            self.reset_camera(self.camera.currentData() or "anterior")
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
+
+def _mip_for(source: MprSource) -> VolumePreset:
+    """A MIP preset for a non-CT volume (HU presets mean nothing there): grey from the median
+    of the signal to its top (99.9th percentile), from a subsample of the volume."""
+    sample = source.array[::2, ::4, ::4].astype(np.float32) * np.float32(source.slope) + \
+        np.float32(source.intercept)
+    signal = sample[sample > float(np.percentile(sample, 60))]
+    if signal.size == 0:
+        return mip_preset()
+    lo, hi = (float(v) for v in np.percentile(signal, [50.0, 99.9]))
+    hi = max(hi, lo + 1.0)
+    return mip_preset((lo + hi) / 2, hi - lo)
+
+
+__all__ = ["Volume3DWidget"]
