@@ -154,6 +154,9 @@ class VolumeLoader:
         try:
             self._reorder()
             self._decode_inline(self._next())  # the slice in view, at once, in this thread
+            owner = self.volume._owner
+            if hasattr(owner, "populate"):  # commit the rest of the memory ahead of the readers
+                threading.Thread(target=owner.populate, name="populate", daemon=True).start()
             while not self.progress.cancelled:
                 self._fill()
                 if not self._in_flight and not self._pending and not (
@@ -285,7 +288,7 @@ class VolumeLoader:
         if self._threads is not None:
             self._threads.shutdown(wait=True)
         owner = self.volume._owner
-        if owner is not None:
+        if hasattr(owner, "unlink"):
             owner.unlink()
         self.seconds = time.monotonic() - self.started
         self.progress.finish()

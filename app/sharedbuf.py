@@ -10,6 +10,8 @@ files left by a killed Relay are removed the next time a buffer is created.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import mmap
 import os
@@ -57,6 +59,70 @@ class SharedBuffer:
     def unlink(self) -> None:
         """Remove the file; this process keeps its mapping, workers can no longer open it."""
         self._finalizer()
+
+    def populate(self, chunk: int = 8 << 20) -> None:
+        """Commit the buffer's pages now (see :func:`populate`)."""
+        populate(self._map, chunk)
+
+
+class LocalBuffer:
+    """``nbytes`` of zeroed private memory (an anonymous mapping), for volumes no worker
+    process writes into. Unlike ``np.empty`` it is always zero until written, so slices still
+    loading show as background, never as a previous volume's pixels."""
+
+    def __init__(self, nbytes: int) -> None:
+        self.nbytes = max(1, int(nbytes))
+        self._map = mmap.mmap(-1, self.nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+    def array(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        return np.frombuffer(self._map, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+    def populate(self, chunk: int = 8 << 20) -> None:
+        populate(self._map, chunk)
+
+
+#: Linux 5.14+: fault pages in, writable, in one kernel call (no trap per 4 kB page).
+_MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
+
+
+def populate(buffer: mmap.mmap, chunk: int = 8 << 20) -> None:
+    """Commit every page of ``buffer`` ahead of the writers, chunk by chunk.
+
+    Fresh memory costs a page fault per 4 kB on first write; on the machines measured here that
+    made the first load of a 200 MB volume 3–5× slower than later ones. Populating the mapping
+    in the kernel is ~6× cheaper than faulting it page by page. Where the kernel does not know
+    the advice, nothing happens (the pages fault in as they are written).
+    """
+    madvise = _libc_madvise()
+    if madvise is None:
+        return
+    size = len(buffer)
+    anchor = ctypes.c_char.from_buffer(buffer)  # the mapping's address (pins it while we work)
+    base = ctypes.addressof(anchor)
+    try:
+        for start in range(0, size, chunk):
+            # through ctypes the call releases the GIL: the window keeps painting meanwhile
+            if madvise(ctypes.c_void_p(base + start), ctypes.c_size_t(min(chunk, size - start)),
+                       _MADV_POPULATE_WRITE) != 0:
+                return
+    finally:
+        del anchor
+
+
+_madvise: Any = None
+
+
+def _libc_madvise() -> Any:
+    global _madvise
+    if _madvise is None:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            _madvise = libc.madvise
+            _madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            _madvise.restype = ctypes.c_int
+        except (OSError, AttributeError):
+            _madvise = False
+    return _madvise or None
 
 
 def _unlink(path: str) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from app.geometry import VolumeGeometry
 from app.pixels import frame_dtype, frame_shape
+from app.sharedbuf import LocalBuffer
 from app.stack import SliceRef, Stack
 
 SliceListener = Callable[[int, bool], None]
@@ -83,7 +84,7 @@ class Volume:
         self._failed: dict[int, FailedSlice] = {}
         self._cond = threading.Condition()
         self._listeners: list[SliceListener] = []
-        self._owner = owner  # keeps a shared buffer mapped as long as the array lives
+        self._owner = owner  # keeps the buffer mapped as long as the array lives
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -97,17 +98,13 @@ class Volume:
         allocator
             ``allocator(nbytes)`` returning an object with ``.array(shape, dtype)`` (e.g.
             :class:`app.sharedbuf.SharedBuffer`) when the pixels must be writable by worker
-            processes; a plain (lazily committed) numpy array otherwise.
+            processes; zeroed private memory (:class:`app.sharedbuf.LocalBuffer`) otherwise.
         """
         first = stack.slices[0].info
         shape = (len(stack.slices), *frame_shape(first))
         dtype = frame_dtype(first)
-        owner = None
-        if allocator is not None:
-            owner = allocator(int(np.prod(shape)) * dtype.itemsize)
-            array = owner.array(shape, dtype)
-        else:
-            array = np.empty(shape, dtype)  # pages are committed only when written
+        owner = (allocator or LocalBuffer)(int(np.prod(shape)) * dtype.itemsize)
+        array = owner.array(shape, dtype)
         return cls(array=array, geometry=stack.geometry, slices=stack.slices,
                    positions=stack.positions, issues=stack.issues, owner=owner)
 

@@ -122,7 +122,7 @@ class MprWidget(QWidget):
         number = f"#{series.series_number} " if series.series_number is not None else ""
         self.panel.set_title(f"{number}{series.series_description or series.modality} — MPR")
         self.panel.set_presets(presets_for(session.modality))
-        session.slice_ready.connect(self._on_slice_ready)
+        session.progressed.connect(self._on_slice_ready)
         session.opened.connect(self._on_session_opened)
         session.failed.connect(self._on_session_failed)
         if session.volume is not None:
@@ -134,7 +134,7 @@ class MprWidget(QWidget):
 
     def _detach(self) -> None:
         if self.session is not None:
-            for signal, slot in ((self.session.slice_ready, self._on_slice_ready),
+            for signal, slot in ((self.session.progressed, self._on_slice_ready),
                                  (self.session.opened, self._on_session_opened),
                                  (self.session.failed, self._on_session_failed)):
                 with contextlib.suppress(RuntimeError, TypeError):
@@ -317,7 +317,7 @@ class MprWidget(QWidget):
         return to_display(pixels, self._luts[key], source.slope, source.intercept, display)
 
     # -- loading ------------------------------------------------------------------------------
-    def _on_slice_ready(self, _k: int, _ok: bool) -> None:
+    def _on_slice_ready(self, *_args: object) -> None:
         self._update_progress()
         if self.source is not None and self.source.live:
             if not self._load_timer.isActive():

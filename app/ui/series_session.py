@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from PySide6.QtCore import QObject, Signal
 
@@ -22,11 +23,16 @@ from app.volume import Volume
 
 log = logging.getLogger(__name__)
 
+PROGRESS_INTERVAL = 0.1
+
 
 class LoadedSeries(QObject):
     """One series being read: ``volume`` fills in; ``slice_ready(k, ok)`` on the GUI thread."""
 
     slice_ready = Signal(int, bool)
+    #: Loading moved on (at most every ``PROGRESS_INTERVAL`` s, and once at the end): for
+    #: progress texts, so a fast load does not repaint the window once per slice.
+    progressed = Signal()
     opened = Signal()  # the volume exists (geometry known), pixels may still be coming
     failed = Signal(str)
 
@@ -45,6 +51,7 @@ class LoadedSeries(QObject):
         self.annotations: dict[int, list[Annotation]] = {}
         self._focus = focus
         self._lock = threading.Lock()
+        self._last_progress = 0.0
 
     def start(self) -> None:
         """Plan the stack from the index and start decoding (focus slice first).
@@ -82,6 +89,11 @@ class LoadedSeries(QObject):
     def _forward(self, k: int, ok: bool) -> None:
         try:
             self.slice_ready.emit(k, ok)
+            now = time.monotonic()
+            if now - self._last_progress >= PROGRESS_INTERVAL or (
+                    self.volume is not None and self.volume.finished):
+                self._last_progress = now
+                self.progressed.emit()
         except RuntimeError:  # the viewer was closed while the loader was still running
             if self.loader is not None:
                 self.loader.cancel()

@@ -276,7 +276,7 @@ class ViewerWidget(QWidget):
             if focus is None:
                 focus = self.last_slice.get(series_uid)
             session = LoadedSeries(self.store, study, series, focus=focus, parent=self)
-            session.slice_ready.connect(lambda k, ok, uid=series_uid: self._on_progress(uid))
+            session.progressed.connect(lambda uid=series_uid: self._on_progress(uid))
             self.sessions[series_uid] = session
             session.start()
         return session

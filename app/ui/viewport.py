@@ -124,6 +124,7 @@ class ViewportWidget(QWidget):
         if self.session is not None:
             try:
                 self.session.slice_ready.disconnect(self._on_slice_ready)
+                self.session.progressed.disconnect(self._on_progressed)
                 self.session.opened.disconnect(self._on_session_opened)
             except (RuntimeError, TypeError):
                 pass
@@ -133,6 +134,7 @@ class ViewportWidget(QWidget):
         self.state = ViewState(k=k or 0)
         self._lut_key = None
         session.slice_ready.connect(self._on_slice_ready)
+        session.progressed.connect(self._on_progressed)
         session.opened.connect(self._on_session_opened)
         self._wanted_k = k
         if session.volume is not None:
@@ -213,9 +215,13 @@ class ViewportWidget(QWidget):
         self.show_slice(k)
 
     def _on_slice_ready(self, k: int, ok: bool) -> None:
-        if k == self.state.k and ok:
-            self._draw_pixels(k)
-            self._sync_items()
+        if k == self.state.k:  # other slices only change the progress text (see progressed)
+            if ok:
+                self._draw_pixels(k)
+                self._sync_items()
+            self.canvas.viewport().update()
+
+    def _on_progressed(self) -> None:
         self.canvas.viewport().update()
 
     # -- window / view ----------------------------------------------------------------------

@@ -148,7 +148,7 @@ class Volume3DWidget(QWidget):
             return
         self._detach()
         self.session = session
-        session.slice_ready.connect(self._on_slice_ready)
+        session.progressed.connect(self._on_slice_ready)
         session.opened.connect(self._on_slice_ready)
         session.failed.connect(self._on_failed)
         if session.error:
@@ -158,7 +158,7 @@ class Volume3DWidget(QWidget):
 
     def _detach(self) -> None:
         if self.session is not None:
-            for signal, slot in ((self.session.slice_ready, self._on_slice_ready),
+            for signal, slot in ((self.session.progressed, self._on_slice_ready),
                                  (self.session.opened, self._on_slice_ready),
                                  (self.session.failed, self._on_failed)):
                 with contextlib.suppress(RuntimeError, TypeError):
