@@ -22,10 +22,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QTransform
-from PySide6.QtWidgets import QGraphicsView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from app.render.grid import SliceGrid
 from app.render.reslice import Reslice
+from app.ui.canvas import OverlayCanvas, WorkstationViewBox
 from app.ui.overlay import scale_bar_mm
 
 if TYPE_CHECKING:
@@ -44,44 +45,6 @@ CENTER_GRAB_PX = 14.0
 LINE_GRAB_PX = 8.0
 #: Gap around the crosshair point, so the anatomy under it stays visible.
 CENTER_GAP_PX = 10.0
-
-
-class _MprViewBox(pg.ViewBox):
-    """ViewBox with the MPR mouse bindings; the widget decides what they mean."""
-
-    def __init__(self, owner: MprViewWidget) -> None:
-        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
-        self.owner = owner
-        self.setMouseEnabled(False, False)
-
-    def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802
-        steps = ev.delta() / 120 if hasattr(ev, "delta") else ev.angleDelta().y() / 120
-        self.owner.scroll_steps(-int(np.sign(steps)) * max(1, int(abs(steps))))
-        ev.accept()
-
-    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802
-        ev.accept()
-        self.owner.on_drag(ev)
-
-    def mouseClickEvent(self, ev) -> None:  # noqa: N802
-        ev.accept()
-        self.owner.on_click(ev)
-
-
-class _MprCanvas(pg.GraphicsView):
-    def __init__(self, owner: MprViewWidget) -> None:
-        super().__init__(background="k")
-        self.owner = owner
-        # the overlay (letters, crosshair, corner texts) is drawn over the whole view: repaint
-        # all of it, not only the image item's region, or stale text stays on screen
-        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
-
-    def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
-        super().drawForeground(painter, rect)
-        painter.save()
-        painter.resetTransform()
-        self.owner.paint_overlay(painter, QRectF(self.viewport().rect()))
-        painter.restore()
 
 
 class MprViewWidget(QWidget):
@@ -103,8 +66,8 @@ class MprViewWidget(QWidget):
         self.token = 0
         self._drag: str = ""
         self._last_angle = 0.0
-        self.canvas = _MprCanvas(self)
-        self.box = _MprViewBox(self)
+        self.canvas = OverlayCanvas(self)
+        self.box = WorkstationViewBox(self)
         self.canvas.setCentralItem(self.box)
         self.image = pg.ImageItem()
         self.box.addItem(self.image)

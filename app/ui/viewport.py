@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from app.render.display import DisplayWindow, auto_window, to_display, window_lut
 from app.render.window_presets import WindowPreset, presets_for
 from app.ui.annotations import Annotation, AnnotationItem
+from app.ui.canvas import OverlayCanvas, WorkstationViewBox
 from app.ui.overlay import corner_texts, edge_labels, scale_bar_mm, slice_position
 from app.ui.series_session import LoadedSeries
 
@@ -39,47 +40,6 @@ class ViewState:
     center: float = 40.0
     width: float = 80.0
     invert: bool = False
-
-
-class _ImageViewBox(pg.ViewBox):
-    """A ViewBox with workstation mouse bindings; the viewport handles the meaning."""
-
-    def __init__(self, viewport: ViewportWidget) -> None:
-        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
-        self.viewport = viewport
-        self.setMouseEnabled(False, False)
-
-    def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802
-        steps = ev.delta() / 120 if hasattr(ev, "delta") else ev.angleDelta().y() / 120
-        self.viewport.scroll(-int(np.sign(steps)) * max(1, int(abs(steps))))
-        ev.accept()
-
-    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802
-        ev.accept()
-        self.viewport.on_drag(ev)
-
-    def mouseClickEvent(self, ev) -> None:  # noqa: N802
-        ev.accept()
-        self.viewport.on_click(ev)
-
-
-class _Canvas(pg.GraphicsView):
-    """The graphics view; draws the overlay text in widget coordinates on top of the scene."""
-
-    def __init__(self, viewport: ViewportWidget) -> None:
-        super().__init__(background="k")
-        self.owner = viewport
-
-    def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
-        super().drawForeground(painter, rect)
-        if self.owner.show_overlays:
-            painter.save()
-            painter.resetTransform()
-            self.owner.paint_overlay(painter, self.viewport_rect())
-            painter.restore()
-
-    def viewport_rect(self) -> QRectF:
-        return QRectF(self.viewport().rect())
 
 
 class ViewportWidget(QWidget):
@@ -106,8 +66,8 @@ class ViewportWidget(QWidget):
         self._cine = QTimer(self)
         self._cine.setInterval(66)
         self._cine.timeout.connect(lambda: self.scroll(1, wrap=True))
-        self.canvas = _Canvas(self)
-        self.view = _ImageViewBox(self)
+        self.canvas = OverlayCanvas(self)
+        self.view = WorkstationViewBox(self)
         self.canvas.setCentralItem(self.view)
         self.image = pg.ImageItem()
         self.view.addItem(self.image)
@@ -205,6 +165,10 @@ class ViewportWidget(QWidget):
             self._lut_key = key
         img = to_display(stored, self._lut, slope, intercept, window)
         self.image.setImage(img, autoLevels=False, levels=(0, 255))
+
+    def scroll_steps(self, steps: int) -> None:
+        """Mouse wheel: ``steps`` slices on (negative: back)."""
+        self.scroll(steps)
 
     def scroll(self, delta: int, wrap: bool = False) -> None:
         if self.volume is None:
