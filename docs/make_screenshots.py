@@ -26,6 +26,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.importer import import_paths  # noqa: E402
 from app.store import Store  # noqa: E402
+from app.ui.main import application  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
 
 
@@ -59,7 +60,7 @@ def loaded(viewer) -> bool:
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else REPO / "docs" / "screenshots")
     out.mkdir(parents=True, exist_ok=True)
-    app = QApplication(sys.argv[:1])
+    app = application()
     with tempfile.TemporaryDirectory() as home:
         store = Store(Path(home))
         window = MainWindow(store)
