@@ -16,19 +16,28 @@ array in place. A backend in the pydicom sense: :func:`is_available` and one fun
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
 from app.render.grid import SliceGrid
 
-try:
-    from app.render import _slab  # type: ignore[attr-defined]
-except ImportError:  # not built: `pip install -e .` or `python setup.py build_ext --inplace`
-    _slab = None
+
+def _load() -> Any:
+    try:
+        return importlib.import_module("app.render._slab")
+    except ImportError:  # not built: `pip install -e .` or `python setup.py build_ext --inplace`
+        return None
+
+
+_slab: Any = _load()
 
 MODES = {"mip": 0, "minip": 1, "avg": 2}
 DTYPES = (np.dtype("int16"), np.dtype("uint16"))
@@ -94,14 +103,15 @@ def composite(array: np.ndarray, to_index: np.ndarray, grid: SliceGrid, slab_mm:
     rows, cols = grid.shape
     out = np.empty((rows, cols), dtype=array.dtype)
     k, j, i = array.shape
-    args = (array, out, array.dtype == np.uint16, (i, j, k), geometry, MODES[mode], axis)
+    run: Callable[[int, int, int], None] = functools.partial(
+        _slab.slab, array, out, array.dtype == np.uint16, (i, j, k), geometry, MODES[mode], axis)
     n = threads or os.cpu_count() or 1
     if n <= 1 or rows < 16:
-        _slab.slab(*args, 0, rows, cols)
+        run(0, rows, cols)
         return out
     block = max(4, math.ceil(rows / (4 * n)))  # a few blocks per thread: the volume is not
     starts = range(0, rows, block)              # under every row alike
-    for future in [_executor(n).submit(_slab.slab, *args, r0, min(rows, r0 + block), cols)
+    for future in [_executor(n).submit(run, r0, min(rows, r0 + block), cols)
                    for r0 in starts]:
         future.result()
     return out
