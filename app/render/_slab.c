@@ -36,6 +36,19 @@ typedef struct {
     int r0, r1, cols;     /* rows [r0, r1) of a (rows, cols) output */
 } Job;
 
+/* floor and ceil to integers without a libm call (|x| < 2^62). */
+static inline int64_t ifloor(double x)
+{
+    int64_t i = (int64_t)x;
+    return i - (x < (double)i);
+}
+
+static inline int64_t iceil(double x)
+{
+    int64_t i = (int64_t)x;
+    return i + (x > (double)i);
+}
+
 static inline float clamp_coord(double x, Py_ssize_t n, Py_ssize_t *index)
 {
     if (x < 0.0) x = 0.0;
@@ -49,15 +62,15 @@ static inline float clamp_coord(double x, Py_ssize_t n, Py_ssize_t *index)
 /* Narrow [*c0, *c1] to the columns where lo <= base + col * slope <= hi: widened by one column
  * when ``strict`` is 0 (every such column is in; each is then tested exactly), shrunk by one
  * when it is 1 (every column left satisfies it, whatever the rounding). */
-static void clip_cols(double base, double slope, double lo, double hi, int strict,
-                      long *c0, long *c1)
+static void clip_cols(double base, double slope, double inv_slope, double lo, double hi,
+                      int strict, long *c0, long *c1)
 {
     double eps = strict ? -1e-9 : 1e-9;
     if (fabs(slope) < 1e-12) {
         if (base < lo - eps || base > hi + eps) *c1 = *c0 - 1;
         return;
     }
-    double t1 = (lo - base) / slope, t2 = (hi - base) / slope;
+    double t1 = (lo - base) * inv_slope, t2 = (hi - base) * inv_slope;
     if (t1 > t2) {
         double t = t1;
         t1 = t2;
@@ -65,8 +78,8 @@ static void clip_cols(double base, double slope, double lo, double hi, int stric
     }
     if (t1 < -1e9) t1 = -1e9;
     if (t2 > 1e9) t2 = 1e9;
-    long a = strict ? (long)ceil(t1) + 1 : (long)floor(t1) - 1;
-    long b = strict ? (long)floor(t2) - 1 : (long)ceil(t2) + 1;
+    long a = (long)(strict ? iceil(t1) + 1 : ifloor(t1) - 1);
+    long b = (long)(strict ? ifloor(t2) - 1 : iceil(t2) + 1);
     if (a > *c0) *c0 = a;
     if (b < *c1) *c1 = b;
 }
@@ -87,13 +100,19 @@ DEFINE_BILINEAR(bilinear_uint16_t, uint16_t)
 #define LAYER_SPAN(T, OP)                                                                       \
     for (long col = c0; col <= c1; col++) {                                                     \
         if (col == f0 && f0 <= f1) {                                                            \
-            for (; col <= f1; col++) {                                                          \
-                double xb = bb + col * ub, xc = bc + col * uc;                                  \
-                Py_ssize_t ib = (Py_ssize_t)xb, ic = (Py_ssize_t)xc;                            \
-                float fb = (float)(xb - (double)ib), fc = (float)(xc - (double)ic);             \
-                float s = bilinear_##T(layer + ib * sb + ic * sc, sb, sc, fb, fc);                           \
+            /* 32.32 fixed point: no float/int conversion of the positions per sample */        \
+            int64_t xb = ifloor((bb + col * ub) * 4294967296.0 + 0.5);                     \
+            int64_t xc = ifloor((bc + col * uc) * 4294967296.0 + 0.5);                     \
+            const int64_t step_b = ifloor(ub * 4294967296.0 + 0.5);                         \
+            const int64_t step_c = ifloor(uc * 4294967296.0 + 0.5);                         \
+            diff[col] += 1;                                                                     \
+            diff[f1 + 1] -= 1;                                                                  \
+            for (; col <= f1; col++, xb += step_b, xc += step_c) {                              \
+                Py_ssize_t ib = (Py_ssize_t)(xb >> 32), ic = (Py_ssize_t)(xc >> 32);            \
+                float fb = (float)(xb & 0xffffffff) * (1.0f / 4294967296.0f);                   \
+                float fc = (float)(xc & 0xffffffff) * (1.0f / 4294967296.0f);                   \
+                float s = bilinear_##T(layer + ib * sb + ic * sc, sb, sc, fb, fc);              \
                 acc[col] = OP(acc[col], s);                                                     \
-                inside[col]++;                                                                  \
             }                                                                                   \
             if (col > c1) break;                                                                \
         }                                                                                       \
@@ -116,7 +135,8 @@ DEFINE_BILINEAR(bilinear_uint16_t, uint16_t)
 /* One output row at a time; inside it, layer by layer, so each layer is read along its memory
  * order (cache and TLB friendly) rather than every layer once per pixel. */
 #define DEFINE_SLAB(NAME, T, LOWEST, HIGHEST)                                                   \
-static void NAME(const Job *job, T *out, float *acc, long *first, long *last, long *inside)     \
+static void NAME(const Job *job, T *out, float *acc, long *first, long *last, long *inside,    \
+                 long *diff)                                                                    \
 {                                                                                               \
     const T *vol = (const T *)job->vol;                                                         \
     const int a = job->axis, b = (a + 1) % 3, c = (a + 2) % 3, mode = job->mode;                \
@@ -128,6 +148,8 @@ static void NAME(const Job *job, T *out, float *acc, long *first, long *last, lo
     /* along a row: p(col) = q + col * du; in layer m: x_b = q_b + col du_b + (m - p_a) kb */   \
     const double ua = job->du[a], ub = job->du[b] - job->du[a] * kb;                            \
     const double uc = job->du[c] - job->du[a] * kc;                                             \
+    const double iua = ua != 0.0 ? 1.0 / ua : 0.0, iub = ub != 0.0 ? 1.0 / ub : 0.0;           \
+    const double iuc = uc != 0.0 ? 1.0 / uc : 0.0;                                              \
     const float start = mode == 0 ? -INFINITY : (mode == 1 ? INFINITY : 0.0f);                 \
     for (int r = job->r0; r < job->r1; r++) {                                                   \
         double q[3];                                                                            \
@@ -135,35 +157,40 @@ static void NAME(const Job *job, T *out, float *acc, long *first, long *last, lo
         long lo_m = LONG_MAX, hi_m = LONG_MIN;                                                  \
         for (long col = 0; col < cols; col++) {                                                 \
             double pa = q[a] + col * ua;                                                        \
-            first[col] = (long)ceil(pa - reach - 1e-9);                                         \
-            last[col] = (long)floor(pa + reach + 1e-9);                                         \
+            first[col] = (long)iceil(pa - reach - 1e-9);                                        \
+            last[col] = (long)ifloor(pa + reach + 1e-9);                                        \
             if (first[col] < lo_m) lo_m = first[col];                                           \
             if (last[col] > hi_m) hi_m = last[col];                                             \
             acc[col] = start;                                                                   \
             inside[col] = 0;                                                                    \
+            diff[col] = 0;                                                                      \
         }                                                                                       \
+        diff[cols] = 0;                                                                         \
         if (lo_m < 0) lo_m = 0;                                                                 \
         if (hi_m > (long)na - 1) hi_m = (long)na - 1;                                           \
         const double qb = q[b] - q[a] * kb, qc = q[c] - q[a] * kc;                              \
         for (long m = lo_m; m <= hi_m; m++) {                                                   \
             const double bb = qb + m * kb, bc = qc + m * kc;                                    \
             long c0 = 0, c1 = cols - 1;                                                         \
-            clip_cols(q[a], ua, m - reach, m + reach, 0, &c0, &c1);                             \
-            clip_cols(bb, ub, -0.5, (double)nb - 0.5, 0, &c0, &c1);                             \
-            clip_cols(bc, uc, -0.5, (double)nc - 0.5, 0, &c0, &c1);                             \
+            clip_cols(q[a], ua, iua, m - reach, m + reach, 0, &c0, &c1);                             \
+            clip_cols(bb, ub, iub, -0.5, (double)nb - 0.5, 0, &c0, &c1);                             \
+            clip_cols(bc, uc, iuc, -0.5, (double)nc - 0.5, 0, &c0, &c1);                             \
             if (c0 < 0) c0 = 0;                                                                 \
             if (c1 > cols - 1) c1 = cols - 1;                                                   \
             long f0 = c0, f1 = c1;                                                              \
-            clip_cols(q[a], ua, m - reach + 1e-6, m + reach - 1e-6, 1, &f0, &f1);               \
-            clip_cols(bb, ub, 1e-6, (double)nb - 1 - 1e-6, 1, &f0, &f1);                        \
-            clip_cols(bc, uc, 1e-6, (double)nc - 1 - 1e-6, 1, &f0, &f1);                        \
+            clip_cols(q[a], ua, iua, m - reach + 1e-6, m + reach - 1e-6, 1, &f0, &f1);               \
+            clip_cols(bb, ub, iub, 1e-6, (double)nb - 1 - 1e-6, 1, &f0, &f1);                        \
+            clip_cols(bc, uc, iuc, 1e-6, (double)nc - 1 - 1e-6, 1, &f0, &f1);                        \
             const T *layer = vol + m * sa;                                                      \
             if (mode == 0) { LAYER_SPAN(T, OP_MAX) }                                            \
             else if (mode == 1) { LAYER_SPAN(T, OP_MIN) }                                       \
             else { LAYER_SPAN(T, OP_SUM) }                                                      \
         }                                                                                       \
         T *row = out + (Py_ssize_t)r * cols;                                                    \
+        long running = 0;                                                                       \
         for (long col = 0; col < cols; col++) {                                                 \
+            running += diff[col];                                                               \
+            inside[col] += running;                                                             \
             long total = last[col] - first[col] + 1, outside = total - inside[col];             \
             float v = acc[col], value;                                                          \
             if (mode == 2) {                                                                    \
@@ -228,17 +255,17 @@ static PyObject *slab(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "the normal does not cross the layer axis");
         } else {
             float *acc = PyMem_RawMalloc(cols * sizeof(float));
-            long *first = PyMem_RawMalloc(3 * cols * sizeof(long));
+            long *first = PyMem_RawMalloc((4 * (size_t)cols + 1) * sizeof(long));
             if (acc == NULL || first == NULL) {
                 PyErr_NoMemory();
             } else {
                 Py_BEGIN_ALLOW_THREADS
                 if (is_unsigned)
                     slab_uint16(&job, (uint16_t *)out.buf, acc, first, first + cols,
-                                first + 2 * cols);
+                                first + 2 * cols, first + 3 * cols);
                 else
                     slab_int16(&job, (int16_t *)out.buf, acc, first, first + cols,
-                               first + 2 * cols);
+                               first + 2 * cols, first + 3 * cols);
                 Py_END_ALLOW_THREADS
                 result = Py_NewRef(Py_None);
             }
