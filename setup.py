@@ -5,8 +5,9 @@ It is optional: without a C compiler Relay falls back to ``vtkImageReslice`` (sl
 slabs, same pictures).
 """
 
+import os
+
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("app.render._slab", ["app/render/_slab.c"], optional=True,
-                             extra_compile_args=["-O3"] if __import__("os").name != "nt"
-                             else ["/O2"])])
+                             extra_compile_args=["/O2"] if os.name == "nt" else ["-O3"])])
