@@ -171,16 +171,23 @@ static void NAME(const Job *job, T *out, float *acc, long *first, long *last, lo
         const double qb = q[b] - q[a] * kb, qc = q[c] - q[a] * kc;                              \
         for (long m = lo_m; m <= hi_m; m++) {                                                   \
             const double bb = qb + m * kb, bc = qc + m * kc;                                    \
-            long c0 = 0, c1 = cols - 1;                                                         \
-            clip_cols(q[a], ua, iua, m - reach, m + reach, 0, &c0, &c1);                             \
-            clip_cols(bb, ub, iub, -0.5, (double)nb - 0.5, 0, &c0, &c1);                             \
-            clip_cols(bc, uc, iuc, -0.5, (double)nc - 0.5, 0, &c0, &c1);                             \
-            if (c0 < 0) c0 = 0;                                                                 \
-            if (c1 > cols - 1) c1 = cols - 1;                                                   \
+            /* the columns whose ray crosses layer m inside the slab: one exact run */          \
+            long s0 = 0, s1 = cols - 1;                                                         \
+            clip_cols(q[a], ua, iua, m - reach, m + reach, 0, &s0, &s1);                        \
+            if (s0 < 0) s0 = 0;                                                                 \
+            if (s1 > cols - 1) s1 = cols - 1;                                                   \
+            while (s0 <= s1 && (m < first[s0] || m > last[s0])) s0++;                           \
+            while (s1 >= s0 && (m < first[s1] || m > last[s1])) s1--;                           \
+            if (s0 > s1) continue;                                                              \
+            /* of those, the ones inside the volume (loose), and well inside it (no checks) */  \
+            long c0 = s0, c1 = s1;                                                              \
+            clip_cols(bb, ub, iub, -0.5, (double)nb - 0.5, 0, &c0, &c1);                        \
+            clip_cols(bc, uc, iuc, -0.5, (double)nc - 0.5, 0, &c0, &c1);                        \
+            if (c0 < s0) c0 = s0;                                                               \
+            if (c1 > s1) c1 = s1;                                                               \
             long f0 = c0, f1 = c1;                                                              \
-            clip_cols(q[a], ua, iua, m - reach + 1e-6, m + reach - 1e-6, 1, &f0, &f1);               \
-            clip_cols(bb, ub, iub, 1e-6, (double)nb - 1 - 1e-6, 1, &f0, &f1);                        \
-            clip_cols(bc, uc, iuc, 1e-6, (double)nc - 1 - 1e-6, 1, &f0, &f1);                        \
+            clip_cols(bb, ub, iub, 1e-6, (double)nb - 1 - 1e-6, 1, &f0, &f1);                   \
+            clip_cols(bc, uc, iuc, 1e-6, (double)nc - 1 - 1e-6, 1, &f0, &f1);                   \
             const T *layer = vol + m * sa;                                                      \
             if (mode == 0) { LAYER_SPAN(T, OP_MAX) }                                            \
             else if (mode == 1) { LAYER_SPAN(T, OP_MIN) }                                       \
