@@ -120,9 +120,10 @@ class Reslicer:
         grid
             Output pixels (see :func:`app.render.grid.fit_grid`).
         slab_mm
-            Slab thickness in mm (0 for a thin slice; at most :data:`MAX_SLAB_MM`). Samples
-            are spread evenly from ``-slab_mm/2`` to ``+slab_mm/2`` along the normal, no
-            further apart than one voxel layer.
+            Slab thickness in mm (0 for a thin slice; at most :data:`MAX_SLAB_MM`), from
+            ``-slab_mm/2`` to ``+slab_mm/2`` along the normal, sampled no further apart than
+            one voxel layer: evenly (``vtkImageReslice``), or, for an oblique plane at full
+            quality, exactly where each ray crosses the layers (:mod:`app.render.slab`).
         mode
             ``"mip"`` (maximum), ``"minip"`` (minimum) or ``"avg"`` (mean) across the slab.
         interpolation
