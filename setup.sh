@@ -60,7 +60,8 @@ fi
 # Python: a venv in the checkout, refreshed when pyproject.toml changes.
 py=${PYTHON:-python3}
 stamp=.venv/.stamp-pyproject
-want=$(sha256sum pyproject.toml | cut -c1-64)
+# (setup.py and the C kernel too: `pip install -e .` builds app/render/_slab in place)
+want=$(cat pyproject.toml setup.py app/render/_slab.c | sha256sum | cut -c1-64)
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$py" -m venv .venv

@@ -10,6 +10,8 @@ Modules, from geometry to pixels:
   orientation letters, scale bar; :func:`fit_grid`.
 * :mod:`~app.render.reslice` — :class:`Reslicer`: oblique reslice and MIP/MinIP/average slabs
   with ``vtkImageReslice`` on the stored array, shared without copying.
+* :mod:`~app.render.slab` — full-quality oblique slabs sampled where each ray crosses the
+  voxel layers (a small C kernel, ``_slab.c``; ``vtkImageReslice`` when it is not built).
 * :mod:`~app.render.reslice_queue` — full-quality reslices on a worker thread, newest request
   per view first.
 * :mod:`~app.render.regrid` — regular volume from unevenly spaced slices, with a note.
