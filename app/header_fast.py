@@ -16,8 +16,9 @@ import re
 import struct
 from typing import Any
 
-from pydicom.dataelem import RawDataElement
 from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
+from pydicom.tag import Tag
 
 from app.elements import UNDEFINED, Unusual, walk
 
@@ -133,7 +134,7 @@ def _scan(buf: Any) -> FastDataset | None:
         if tag == PIXEL_DATA:
             if implicit and length == UNDEFINED:
                 return None
-            raw[tag] = RawDataElement(tag, vr, length, None, at, implicit, True)
+            raw[tag] = RawDataElement(Tag(tag), vr, length, None, at, implicit, True)
             continue
         if length == UNDEFINED and (vr is None or vr != "SQ"):
             # implicit VR: only a dictionary sequence; explicit: only SQ (and Pixel Data)
