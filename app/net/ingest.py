@@ -82,6 +82,12 @@ class MemoryPart:
         self.size = end
         return n
 
+    def free(self) -> memoryview:
+        return memoryview(self.data)[self.size :]
+
+    def filled(self, n: int) -> None:
+        self.size += n
+
     def discard(self) -> None:
         self.data = bytearray()
 
