@@ -1,14 +1,14 @@
 """Downloaded parts into the local store, off the network thread.
 
 The network thread receives each WADO-RS part into memory (:class:`MemoryPart`; a part too large
-for that, or of unknown length, goes to a temp file in the store: :class:`PartFile`), checks its
-header (:func:`app.ingest.check_buffer`, the fast reader for plain files) and hands it to
-:class:`PartIngest`, whose workers write it to a temp file, hash it, fsync it and move it into
-the store (:func:`app.ingest.place_part`, as every import does). Indexing happens in batches
-(one SQLite transaction after the batch's files and folders are fsync'ed), at once for an
-instance someone is waiting for (the slice in view); listeners hear of an instance only once it
-is indexed. Parts held in memory are bounded (:data:`MEMORY_BUDGET`): the network thread waits
-when the disk falls behind.
+for that, or of unknown length, goes to a temp file in the store: :class:`PartFile`) and
+hands it to :class:`PartIngest`, whose workers check its header (:func:`app.ingest.check_buffer`,
+the fast reader for plain files), write it to a temp file, hash it and move it into the store
+(:func:`app.ingest.place_part`, as every import does). Indexing happens in batches (one SQLite
+transaction after the batch's files and folders are fsync'ed), at once for an instance someone
+is waiting for (the slice in view); listeners hear of an instance only once it is indexed.
+Parts held in memory are bounded (:data:`MEMORY_BUDGET`): the network thread waits when the
+disk falls behind.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from app.ingest import check_buffer, check_part, place_part
+from app.ingest import Duplicate, check_buffer, check_part, place_part
 from app.media import Problem
 from app.model import Header
 from app.store import Store, StoredFile
@@ -115,29 +115,24 @@ class PartFile:
         self.path.unlink(missing_ok=True)
 
 
-def _sync(fd: int) -> None:
-    os.fdatasync(fd) if hasattr(os, "fdatasync") else os.fsync(fd)
-
-
 @dataclass
-class _Written:
-    """A part written to its temp file and hashed, not yet synced: its file stays open."""
+class _Placed:
+    """A part written, hashed and moved into the store, not yet synced: its file stays open."""
 
     fd: int
-    path: Path
-    sha256: str
-    header: Header
+    staged: StoredFile | Duplicate
 
 
 class PartIngest:
-    """Workers that write, hash, fsync, store and (in batches) index downloaded parts.
+    """Workers that check, write, hash, store, sync and (in batches) index downloaded parts.
 
-    A batch is made durable in order: the temp files are written and their write-back started
-    by the workers; at the batch's end each is fsync'ed (the first fsync commits the file system
-    journal for all of them, so the rest cost little), moved into the store, the store folders
-    fsync'ed, and only then are the instances indexed in one transaction and reported stored.
-    A kill at any point leaves temp files (cleaned at the next start) or store files without an
-    index row (adopted by the next download or import), never an index row without its file.
+    Each worker checks a part's header, writes it to a temp file (starting its write-back),
+    hashes it and renames it into the store at once. At the batch's end every file of the batch
+    and every store folder it went to are fsync'ed side by side (one file system journal commit
+    covers most of them), and only then are the instances indexed in one transaction and
+    reported stored. A kill at any point leaves temp files (removed at the next start) or store
+    files without an index row (verified by hash before anyone trusts them: :meth:`Store.adopt`),
+    never an index row without its file, and nothing reported stored is lost.
     """
 
     def __init__(self, store: Store, on_stored: StoredCallback | None = None, *,
@@ -149,7 +144,7 @@ class PartIngest:
         self.batch_seconds = batch_seconds
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
-        self._pending: list[_Written] = []
+        self._pending: list[_Placed] = []
         self._last = time.monotonic()
         self._futures: set[Future[None]] = set()
         self._room = threading.Condition()
@@ -158,39 +153,40 @@ class PartIngest:
         self.stored = 0
 
     def submit(self, part: MemoryPart | PartFile, urgent: bool = False) -> None:
-        """Take a complete part: its header is checked here (on the caller's thread, so the
-        pure-Python parsing never fights the network thread for the GIL); writing, syncing,
-        moving and indexing happen on the workers."""
+        """Take a complete part; checking its header, writing, syncing, moving and indexing
+        happen on the workers (the network thread only waits when too much is in memory)."""
         if isinstance(part, MemoryPart):
             data = part.data
-            header = check_buffer(data, part.size, "downloaded instance")
-        else:
-            part.close()
-            header = check_part(part.path, "downloaded instance")
-        if isinstance(header, Problem):
-            part.discard()
-            log.warning("a downloaded instance could not be stored: %s", header.reason)
-            with self._lock:
-                self.problems.append(header)
-            return
-        if isinstance(part, MemoryPart):
             with self._room:
                 while self._held and self._held + len(data) > MEMORY_BUDGET:
                     self._room.wait()
                 self._held += len(data)
-            future = self.pool.submit(self._write_memory, data, header, urgent)
+            future = self.pool.submit(self._write_memory, data, urgent)
         else:
-            future = self.pool.submit(self._hash_file, part.path, header, urgent)
+            part.close()
+            future = self.pool.submit(self._hash_file, part.path, urgent)
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._done)
+
+    def _refused(self, header: Header | Problem) -> bool:
+        if not isinstance(header, Problem):
+            return False
+        log.warning("a downloaded instance could not be stored: %s", header.reason)
+        with self._lock:
+            self.problems.append(header)
+        return True
 
     def _done(self, future: Future[None]) -> None:
         with self._lock:
             self._futures.discard(future)
 
-    def _write_memory(self, data: bytearray, header: Header, urgent: bool) -> None:
+    def _write_memory(self, data: bytearray, urgent: bool) -> None:
         try:
+            header = check_buffer(data, len(data), "downloaded instance")
+            if self._refused(header):
+                return
+            assert not isinstance(header, Problem)
             path = self.store.new_part()
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
@@ -208,9 +204,14 @@ class PartIngest:
             with self._room:
                 self._held -= len(data)
                 self._room.notify_all()
-        self._add(_Written(fd, path, sha256, header), urgent)
+        self._place(fd, path, sha256, header, urgent)
 
-    def _hash_file(self, path: Path, header: Header, urgent: bool) -> None:
+    def _hash_file(self, path: Path, urgent: bool) -> None:
+        header = check_part(path, "downloaded instance")
+        if self._refused(header):
+            path.unlink(missing_ok=True)
+            return
+        assert not isinstance(header, Problem)
         fd = os.open(path, os.O_RDONLY)
         try:
             with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as buf:
@@ -218,42 +219,50 @@ class PartIngest:
         except BaseException:
             os.close(fd)
             raise
-        self._add(_Written(fd, path, sha256, header), urgent)
+        self._place(fd, path, sha256, header, urgent)
 
-    def _add(self, written: _Written, urgent: bool) -> None:
+    def _place(self, fd: int, path: Path, sha256: str, header: Header, urgent: bool) -> None:
+        """Move the (unsynced) temp file into the store at once: until the batch is synced and
+        indexed it is an unindexed store file, which a later writer verifies by hash before
+        trusting it."""
+        try:
+            staged = place_part(self.store, path, sha256, header)
+            if isinstance(staged, StoredFile):
+                dest = self.store.abspath(staged.relpath)
+                if os.fstat(fd).st_ino != os.stat(dest).st_ino:  # it was there already
+                    other = os.open(dest, os.O_RDONLY)  # sync that one
+                    os.close(fd)
+                    fd = other
+        except BaseException:
+            os.close(fd)
+            raise
         with self._lock:
-            self._pending.append(written)
+            self._pending.append(_Placed(fd, staged))
             due = (urgent or len(self._pending) >= self.batch
                    or time.monotonic() - self._last > self.batch_seconds)
         if due:
             self.flush()
 
     def flush(self) -> None:
-        """Make what is written durable, move it into the store, index it, report it."""
+        """Make what is placed durable, index it, report it."""
         with self._commit_lock:  # batches in order, without holding up the network thread
             with self._lock:
                 batch, self._pending = self._pending, []
                 self._last = time.monotonic()
             if not batch:
                 return
+            files = [p.staged for p in batch if isinstance(p.staged, StoredFile)]
             try:
-                for w in batch:
-                    _sync(w.fd)
+                self.store.sync_placed([p.fd for p in batch if isinstance(p.staged, StoredFile)],
+                                       [f.relpath for f in files])
             finally:
-                for w in batch:
-                    os.close(w.fd)
-            files: list[StoredFile] = []
-            reported: list[tuple[str, str]] = []
-            for w in batch:
-                staged = place_part(self.store, w.path, w.sha256, w.header)
-                if isinstance(staged, StoredFile):
-                    files.append(staged)
-                inst = w.header.instance
-                reported.append((inst.sop_instance_uid, inst.series_instance_uid))
+                for p in batch:
+                    os.close(p.fd)
             if files:
-                self.store.commit(files)
+                self.store.commit(files, synced=True)
                 self.stored += len(files)
-        self._notify(reported)
+        self._notify([(p.staged.header.instance.sop_instance_uid,
+                       p.staged.header.instance.series_instance_uid) for p in batch])
 
     def _notify(self, uids: list[tuple[str, str]]) -> None:
         if self.on_stored is not None:
