@@ -26,7 +26,13 @@ from collections.abc import Callable, Iterable
 
 from app.errors import Cancelled, HubError, TransferError
 from app.net.dicomweb import SERIES_UID, SOP_UID, DicomWebClient, value
-from app.net.ingest import MEMORY_PART_LIMIT, MemoryPart, PartFile, PartIngest, StoredCallback
+from app.net.ingest import (
+    MEMORY_PART_LIMIT,
+    MemoryPart,
+    PartFile,
+    PartIngest,
+    StoredCallback,
+)
 from app.net.queue import TransferQueue
 from app.net.retry import Backoff
 from app.net.send import TransferResult
@@ -294,7 +300,7 @@ class Download:
             length = headers.get("content-length", "")
             part: Part
             if length.isdigit() and int(length) <= MEMORY_PART_LIMIT:
-                part = MemoryPart(headers, int(length))
+                part = self.ingest.memory_part(headers, int(length))
             else:
                 part = PartFile(self.store, headers)
             current[:] = [part]

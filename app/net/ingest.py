@@ -63,14 +63,17 @@ def _start_writeback(fd: int) -> None:
 MEMORY_PART_LIMIT = 64 << 20
 #: Bytes of received parts waiting in memory for the workers, at most (one part may exceed it).
 MEMORY_BUDGET = 128 << 20
+#: Bytes of part buffers kept for the next parts.
+RECYCLE_BYTES = 32 << 20
 
 
 class MemoryPart:
     """A part of known length received into memory (a multipart sink)."""
 
-    def __init__(self, headers: dict[str, str], length: int) -> None:
+    def __init__(self, headers: dict[str, str], length: int,
+                 buffer: bytearray | None = None) -> None:
         self.headers = headers
-        self.data = bytearray(length)
+        self.data = buffer if buffer is not None and len(buffer) == length else bytearray(length)
         self.size = 0
 
     def write(self, data: bytes | memoryview) -> int:
@@ -149,8 +152,26 @@ class PartIngest:
         self._futures: set[Future[None]] = set()
         self._room = threading.Condition()
         self._held = 0  # bytes of memory parts not yet on disk
+        self._free: dict[int, list[bytearray]] = {}  # size -> buffers to use again
+        self._free_bytes = 0
         self.problems: list[Problem] = []
         self.stored = 0
+
+    def memory_part(self, headers: dict[str, str], length: int) -> MemoryPart:
+        """A :class:`MemoryPart`, in a buffer of a part already on disk when one fits (slices of
+        a series have one size: no fresh memory to fault in for each)."""
+        with self._room:
+            free = self._free.get(length)
+            buffer = free.pop() if free else None
+            if buffer is not None:
+                self._free_bytes -= length
+        return MemoryPart(headers, length, buffer)
+
+    def _recycle(self, data: bytearray) -> None:
+        with self._room:
+            if self._free_bytes + len(data) <= RECYCLE_BYTES:
+                self._free.setdefault(len(data), []).append(data)
+                self._free_bytes += len(data)
 
     def submit(self, part: MemoryPart | PartFile, urgent: bool = False) -> None:
         """Take a complete part; checking its header, writing, syncing, moving and indexing
@@ -204,6 +225,7 @@ class PartIngest:
             with self._room:
                 self._held -= len(data)
                 self._room.notify_all()
+            self._recycle(data)
         self._place(fd, path, sha256, header, urgent)
 
     def _hash_file(self, path: Path, urgent: bool) -> None:
