@@ -182,6 +182,7 @@ class Store:
         rel = f"objects/{digest[:2]}/{digest}.dcm"
         dest = self.root / rel
         if dest.exists() and dest.stat().st_size == len(data) and _sha256_file(dest) == digest:
+            _fsync_path(str(dest))  # a download may have placed it, not yet synced
             return digest, rel  # already here, complete (a killed import's file is adopted)
         dest.parent.mkdir(exist_ok=True)
         part = self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
@@ -211,6 +212,7 @@ class Store:
             if (dest.exists() and dest.stat().st_size == part.stat().st_size
                     and _sha256_file(dest) == sha256):
                 part.unlink()
+                _fsync_path(str(dest))  # a download may have placed it, not yet synced
                 return rel  # already here, complete
             dest.parent.mkdir(exist_ok=True)
             os.replace(part, dest)
