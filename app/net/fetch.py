@@ -2,13 +2,14 @@
 
 :class:`Download` asks the hub for the study's series and their instance counts (one QIDO-RS
 request), then streams whole series with WADO-RS multipart (``transfer-syntax=*``: the stored
-bytes as they are), part by part to disk, in series order: the series given to
-:meth:`Download.prioritise` first. Instances given to :meth:`Download.prioritise` are fetched one
-by one, before the bulk when asked before the start and on a second connection after, so the
-slice in view arrives in a fraction of the study's download time. :meth:`Download.on_stored`
-listeners hear of each instance as it enters the store. A series that arrives short is listed
-instance by instance (QIDO) and what is missing is fetched one by one; :meth:`Download.remaining`
-gives that list for a series on demand. Outages are waited out with backoff.
+bytes as they are), part by part into the store (:mod:`app.net.ingest`), in series order: the
+series given to :meth:`Download.prioritise` first. Instances given to
+:meth:`Download.prioritise` are fetched one by one, before the bulk when asked before the start
+and on a second connection after, so the slice in view arrives in a fraction of the study's
+download time. :meth:`Download.on_stored` listeners hear of each instance as it enters the
+store. A series that arrives short is listed instance by instance (QIDO) and what is missing is
+fetched one by one; :meth:`Download.remaining` gives that list for a series on demand. Outages
+are waited out with backoff.
 
 The job is recorded in the transfer queue like a send (per instance ``verified`` once in the
 local store, ``pending`` if it did not arrive); a fetch killed at any point resumes from what the
