@@ -26,6 +26,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from app.errors import DicomReadError, NotDicomError
+from app.header_fast import scan
 from app.model import FrameInfo, Header, ImageInfo, Instance, Patient, Series, Study
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ _VALID_VRS = {
     b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
     b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
 }
+#: Read plain Part-10 files with :mod:`app.header_fast` (tests turn it off to compare).
+use_fast_reader = True
 _FIRST_GROUPS = {0x0000, 0x0002, 0x0004, 0x0008, 0x0010, 0x0018, 0x0020, 0x0028}
 
 warnings.filterwarnings("ignore", module=r"pydicom(\..*)?$")
@@ -175,7 +178,7 @@ def read_header(buf: Any, name: str = "") -> Header:
             )
         raise NotDicomError("not a DICOM file")
 
-    ds = _parse(buf, name)
+    ds = _dataset(buf, name, kind)
     meta = ds.file_meta
     if kind == "part10":
         if "TransferSyntaxUID" not in meta or not str(meta.TransferSyntaxUID).strip():
@@ -212,6 +215,12 @@ def read_header(buf: Any, name: str = "") -> Header:
 
     image = _image_info(ds, buf, ts) if any(t in ds for t in PIXEL_TAGS) else None
     return _build(ds, ts, sop_class, uids, image)
+
+
+def _dataset(buf: Any, name: str, kind: str) -> Any:
+    """The parsed dataset: the fast reader's for a plain Part-10 file, else pydicom's."""
+    fast = scan(buf) if kind == "part10" and use_fast_reader else None
+    return fast if fast is not None else _parse(buf, name)
 
 
 def _parse(buf: Any, name: str) -> Dataset:

@@ -63,6 +63,18 @@ def check_part(part: Path, name: str) -> Header | Problem:
         return Problem(name, exc.reason, "failed")
 
 
+def check_buffer(buf: bytearray | bytes, size: int, name: str) -> Header | Problem:
+    """Read and check the header of a complete file held in memory (its first ``size`` bytes)."""
+    if size == 0:
+        return Problem(name, "empty part", "failed")
+    try:
+        return read_header(memoryview(buf)[:size], name)
+    except NotDicomError as exc:
+        return Problem(name, exc.reason, "skipped")
+    except DicomReadError as exc:
+        return Problem(name, exc.reason, "failed")
+
+
 def place_part(store: Store, part: Path, sha256: str, header: Header) -> StoredFile | Duplicate:
     """Move a checked, fsync'ed temp file into the store (or drop it as a duplicate)."""
     try:

@@ -8,6 +8,7 @@ treated as not stored.
 
 from __future__ import annotations
 
+import http.client
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -174,7 +175,7 @@ class DicomWebClient:
         complete = False
         try:
             boundary = boundary_of(resp.headers.get("Content-Type", ""))
-            yield from read_parts(resp, boundary, open_part, close_part)
+            yield from read_parts(_direct(resp), boundary, open_part, close_part)
             complete = True
         except HubError:
             raise
@@ -188,6 +189,31 @@ class DicomWebClient:
                 resp.release_conn()
             else:  # never hand a half-read connection back to the pool
                 resp.close()
+
+
+class _Direct:
+    """The body of a response read without urllib3's layer: ``readinto`` straight from the
+    connection (http.client still handles Content-Length and chunked framing)."""
+
+    direct = True
+
+    def __init__(self, fp: Any) -> None:
+        self.fp = fp
+
+    def read(self, amt: int) -> bytes:
+        return bytes(self.fp.read(amt))
+
+    def readinto(self, buf: memoryview) -> int:
+        return int(self.fp.readinto(buf))
+
+
+def _direct(resp: Any) -> Any:
+    """``resp`` itself, or its raw body stream when nothing needs decoding."""
+    fp = getattr(resp, "_fp", None)
+    coding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    if coding in ("", "identity") and isinstance(fp, http.client.HTTPResponse):
+        return _Direct(fp)
+    return resp
 
 
 def _is_network(exc: BaseException) -> bool:

@@ -2,13 +2,14 @@
 
 :class:`Download` asks the hub for the study's series and their instance counts (one QIDO-RS
 request), then streams whole series with WADO-RS multipart (``transfer-syntax=*``: the stored
-bytes as they are), part by part to disk, in series order: the series given to
-:meth:`Download.prioritise` first. Instances given to :meth:`Download.prioritise` are fetched one
-by one, before the bulk when asked before the start and on a second connection after, so the
-slice in view arrives in a fraction of the study's download time. :meth:`Download.on_stored`
-listeners hear of each instance as it enters the store. A series that arrives short is listed
-instance by instance (QIDO) and what is missing is fetched one by one; :meth:`Download.remaining`
-gives that list for a series on demand. Outages are waited out with backoff.
+bytes as they are), part by part into the store (:mod:`app.net.ingest`), in series order: the
+series given to :meth:`Download.prioritise` first. Instances given to
+:meth:`Download.prioritise` are fetched one by one, before the bulk when asked before the start
+and on a second connection after, so the slice in view arrives in a fraction of the study's
+download time. :meth:`Download.on_stored` listeners hear of each instance as it enters the
+store. A series that arrives short is listed instance by instance (QIDO) and what is missing is
+fetched one by one; :meth:`Download.remaining` gives that list for a series on demand. Outages
+are waited out with backoff.
 
 The job is recorded in the transfer queue like a send (per instance ``verified`` once in the
 local store, ``pending`` if it did not arrive); a fetch killed at any point resumes from what the
@@ -26,7 +27,13 @@ from collections.abc import Callable, Iterable
 
 from app.errors import Cancelled, HubError, TransferError
 from app.net.dicomweb import SERIES_UID, SOP_UID, DicomWebClient, value
-from app.net.ingest import PartFile, PartIngest, StoredCallback
+from app.net.ingest import (
+    MEMORY_PART_LIMIT,
+    MemoryPart,
+    PartFile,
+    PartIngest,
+    StoredCallback,
+)
 from app.net.queue import TransferQueue
 from app.net.retry import Backoff
 from app.net.send import TransferResult
@@ -37,6 +44,7 @@ from app.tasks import Progress
 log = logging.getLogger(__name__)
 
 SERIES_INSTANCES = "00201209"  # NumberOfSeriesRelatedInstances
+Part = MemoryPart | PartFile
 
 
 class Download:
@@ -285,15 +293,21 @@ class Download:
                 raise
             log.warning("an instance listed by the hub is no longer there (404)")
 
-    def _stream(self, path: str, close: Callable[[PartFile], None]) -> None:
+    def _stream(self, path: str, close: Callable[[Part], None]) -> None:
         """Retrieve ``path`` part by part; a part cut short by a fault is deleted."""
-        current: list[PartFile] = []
+        current: list[Part] = []
 
-        def open_part(headers: dict[str, str]) -> PartFile:
-            current[:] = [PartFile(self.store, headers)]
-            return current[0]
+        def open_part(headers: dict[str, str]) -> Part:
+            length = headers.get("content-length", "")
+            part: Part
+            if length.isdigit() and int(length) <= MEMORY_PART_LIMIT:
+                part = self.ingest.memory_part(headers, int(length))
+            else:
+                part = PartFile(self.store, headers)
+            current[:] = [part]
+            return part
 
-        def close_part(part: PartFile) -> None:
+        def close_part(part: Part) -> None:
             current.clear()
             close(part)
 
@@ -304,12 +318,12 @@ class Download:
             for part in current:
                 part.discard()
 
-    def _close_part(self, part: PartFile, urgent: bool = False) -> None:
+    def _close_part(self, part: Part, urgent: bool = False) -> None:
         with self._lock:
             self.bytes += part.size
         self.ingest.submit(part, urgent)
 
-    def _close_urgent(self, part: PartFile) -> None:
+    def _close_urgent(self, part: Part) -> None:
         self._close_part(part, urgent=True)
 
     def _stored(self, sop: str, series: str) -> None:

@@ -14,7 +14,7 @@ import json
 import logging
 import ssl
 from collections.abc import Iterable, Mapping
-from http.client import BadStatusLine, RemoteDisconnected
+from http.client import BadStatusLine, IncompleteRead, RemoteDisconnected
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -171,10 +171,10 @@ class HubSession:
         if isinstance(inner, BadStatusLine) and not isinstance(inner, RemoteDisconnected):
             return HubError("not-dicomweb", f"the server at {self.where} does not answer in HTTP "
                                             f"({_short(text, 60)}): is the URL's port right?")
-        if isinstance(exc, ReadTimeoutError):
+        if isinstance(exc, ReadTimeoutError | TimeoutError):
             return HubError("timeout", f"the hub at {self.where} stopped answering "
                                        f"(nothing for {self.profile.read_timeout:.0f} s)")
-        if isinstance(exc, ProtocolError | ConnectionError | HTTPError | OSError):
+        if isinstance(exc, ProtocolError | ConnectionError | HTTPError | OSError | IncompleteRead):
             return HubError("unreachable", f"the connection to the hub at {self.where} was lost "
                                            f"({_short(text)})")
         return HubError("not-dicomweb", f"unexpected answer from {self.where}: {_short(text)}")

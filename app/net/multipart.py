@@ -7,6 +7,9 @@ holds no ``=`` (Orthanc 1.10 rejects both otherwise).
 
 Reading (WADO-RS): :func:`read_parts` splits a response stream into parts and writes each body
 to a sink as it arrives, using the part's Content-Length when given and the boundary otherwise.
+When the stream can ``readinto`` and the sink offers its free space (:class:`BufferSink`), a
+body of known length goes from the socket straight into the sink's memory, and the framing is
+read in small chunks, so the bulk of the bytes is copied once.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from app.errors import HubError
 
 CHUNK = 1 << 20
+#: Read size for framing when bodies go straight into their sinks.
+FRAME_CHUNK = 64 << 10
 PART_TYPE = "application/dicom"
 
 
@@ -82,6 +87,19 @@ class PartSink(Protocol):
     def write(self, data: bytes | memoryview) -> object: ...
 
 
+@runtime_checkable
+class BufferSink(Protocol):
+    """A sink that lets the reader fill its memory directly."""
+
+    def free(self) -> memoryview:
+        """The unfilled rest of the sink's memory."""
+        ...
+
+    def filled(self, n: int) -> None:
+        """``n`` more bytes were placed at the start of :meth:`free`."""
+        ...
+
+
 R = TypeVar("R")
 S = TypeVar("S", bound=PartSink)
 
@@ -131,12 +149,18 @@ class _Reader:
         self.stream = stream
         self.buf = bytearray()
         self.pos = 0
+        readinto = getattr(stream, "readinto", None)
+        self.readinto = readinto if getattr(stream, "direct", False) else None
+        self.chunk = FRAME_CHUNK if self.readinto else CHUNK
 
     def _fill(self) -> None:
-        if self.pos > CHUNK:
+        if self.pos >= len(self.buf):
+            self.buf.clear()
+            self.pos = 0
+        elif self.pos > CHUNK:
             del self.buf[: self.pos]
             self.pos = 0
-        data = self.stream.read(CHUNK)
+        data = self.stream.read(self.chunk)
         if not data:
             raise HubError("unreachable", "the hub's answer ended early (connection lost?)")
         self.buf += data
@@ -169,12 +193,26 @@ class _Reader:
         self.pos = end
 
     def copy(self, n: int, sink: PartSink) -> None:
+        direct = self.readinto is not None and isinstance(sink, BufferSink)
         while n > 0:
             if self.pos >= len(self.buf):
+                if direct:
+                    n -= self._read_into(sink, n)  # type: ignore[arg-type]
+                    continue
                 self._fill()
             k = min(n, len(self.buf) - self.pos)
             self._emit(sink, self.pos + k)
             n -= k
+
+    def _read_into(self, sink: BufferSink, n: int) -> int:
+        """Read up to ``n`` bytes from the stream straight into the sink; return how many."""
+        assert self.readinto is not None
+        with sink.free() as free, free[:n] as view:
+            got = self.readinto(view)
+        if not got:
+            raise HubError("unreachable", "the hub's answer ended early (connection lost?)")
+        sink.filled(got)
+        return int(got)
 
     def copy_until(self, marker: bytes, sink: PartSink) -> None:
         keep = len(marker)

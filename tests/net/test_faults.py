@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import ipaddress
 import json
 import os
@@ -319,6 +320,13 @@ def test_relay_killed_mid_fetch_resumes(hub, relay_home, tmp_path, ct_files):
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             proc.wait(30)
+        # every instance the killed run indexed has its bytes in place
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT path, sha256 FROM instances").fetchall()
+        assert rows
+        for path, sha256 in rows:
+            data = (relay_home / "store" / path).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == sha256
         job = TransferQueue(relay_home).jobs()[0]
         assert job.kind == "fetch" and job.state == "running"
         proc = relay(relay_home, "fetch", study, "--hub", "hub", "--json")
