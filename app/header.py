@@ -214,6 +214,26 @@ def read_header(buf: Any, name: str = "") -> Header:
     return _build(ds, ts, sop_class, uids, image)
 
 
+def header_of_dataset(ds: Dataset, ts: str = "") -> Header:
+    """The :class:`Header` of a dataset read elsewhere (DICOM JSON metadata: no pixel data).
+
+    An object with Rows, Columns and Bits Allocated counts as an image; where its pixel bytes
+    sit is unknown (``pixel_offset`` None) until the file itself arrives.
+
+    Raises
+    ------
+    DicomReadError
+        No SOP Instance UID, or an implausible image format.
+    """
+    uids = {k: _text(ds, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")}
+    if not uids["SOPInstanceUID"]:
+        raise DicomReadError("no SOP Instance UID: not a storable DICOM object")
+    image = None
+    if any(t in ds for t in PIXEL_TAGS) or ("Rows" in ds and "Columns" in ds):
+        image = _image_info(ds, b"", ts)
+    return _build(ds, ts, _text(ds, "SOPClassUID"), uids, image)
+
+
 def _parse(buf: Any, name: str) -> Dataset:
     try:
         reader = BufferReader(buf, name)

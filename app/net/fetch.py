@@ -75,12 +75,17 @@ class Download:
         """Call ``listener(sop_uid, series_uid)`` when an instance is in the store (any thread)."""
         self._listeners.append(listener)
 
-    def prioritise(self, series_uid: str | None = None, sop_uids: Iterable[str] = ()) -> None:
+    def prioritise(self, series_uid: str | None = None, sop_uids: Iterable[str] = (), *,
+                   replace: bool = False) -> None:
         """Fetch these instances next, one by one, and this series before the other series.
 
         ``sop_uids`` belong to ``series_uid`` (give it: the per-instance URL needs it).
+        ``replace``: drop what earlier calls asked for and has not been fetched yet (the user
+        scrolled on; an instance already on its way still arrives).
         """
         with self._lock:
+            if replace:
+                self._urgent.clear()
             for sop in reversed(list(sop_uids)):
                 if series_uid:
                     self._series_of.setdefault(sop, series_uid)
