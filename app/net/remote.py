@@ -224,7 +224,10 @@ class RemoteStudy:
             listener(self._result)
 
     def wait(self, timeout: float | None = None) -> TransferResult | None:
-        """Wait for the download to end; its result (None while still running)."""
+        """Wait for the download to end; its result (None while still running or never
+        started)."""
+        if not self._started:
+            return None
         self._finished.wait(timeout)
         return self._result
 

@@ -43,6 +43,7 @@ class QueueRunner:
         self._current: tuple[str, Progress] | None = None
         #: Jobs run outside the worker (a remote study being read): job id -> its progress.
         self._foreground: dict[str, Progress] = {}
+        self._remotes: dict[str, RemoteStudy] = {}
         self._intent: dict[str, str] = {}
         self._listeners: list[Listener] = []
         self._stop = threading.Event()
@@ -61,11 +62,15 @@ class QueueRunner:
         with self._lock:
             if self._current:
                 self._current[1].cancel()
-            for progress in self._foreground.values():
+            for job_id, progress in self._foreground.items():
+                self._intent[job_id] = "queued"  # the worker finishes it next time
                 progress.cancel()
+            remotes = list(self._remotes.values())
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        for remote in remotes:
+            remote.wait(timeout)
 
     def subscribe(self, listener: Listener) -> None:
         """``listener(job_id)`` is called when a job changes state."""
@@ -127,6 +132,8 @@ class QueueRunner:
         download.job_id = job.id  # known at once (its plan finds the same open job)
         remote = RemoteStudy(Store(self.home), download, client)
         job_id = job.id
+        with self._lock:
+            self._remotes[job_id] = remote
         remote.on_finished(lambda _result: self._foreground_done(job_id))
         self._changed(job.id)
         return remote
@@ -142,6 +149,7 @@ class QueueRunner:
     def _foreground_done(self, job_id: str) -> None:
         with self._lock:
             self._foreground.pop(job_id, None)
+            self._remotes.pop(job_id, None)
             intent = self._intent.pop(job_id, None)
         if intent:
             self._queue.set_state(job_id, intent, f"{intent} by the user")
