@@ -214,8 +214,10 @@ def read_header(buf: Any, name: str = "") -> Header:
     return _build(ds, ts, sop_class, uids, image)
 
 
-def header_of_dataset(ds: Dataset, ts: str = "") -> Header:
+def header_of_dataset(ds: Any, ts: str = "") -> Header:
     """The :class:`Header` of a dataset read elsewhere (DICOM JSON metadata: no pixel data).
+
+    ``ds`` is a pydicom dataset or anything that answers ``get(keyword)`` and ``in`` like one.
 
     An object with Rows, Columns and Bits Allocated counts as an image; where its pixel bytes
     sit is unknown (``pixel_offset`` None) until the file itself arrives.
