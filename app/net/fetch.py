@@ -63,6 +63,8 @@ class Download:
         self._urgent: deque[str] = deque()
         self._wake = threading.Event()
         self._done = threading.Event()
+        self._go = threading.Event()  # cleared by hold(): plan, then wait for release()
+        self._go.set()
         self._listeners: list[StoredCallback] = []
         self._thread: threading.Thread | None = None
         self._result: TransferResult | None = None
@@ -114,6 +116,15 @@ class Download:
         listed = self._listing(series_uid)
         return listed - self.arrived(series_uid)
 
+    def hold(self) -> None:
+        """Before :meth:`start`: plan the job, then wait for :meth:`release` before fetching
+        (a viewer learns which instances it needs while the job is being set up)."""
+        self._go.clear()
+
+    def release(self) -> None:
+        """Go on after :meth:`hold` (priorities given by then are fetched first)."""
+        self._go.set()
+
     def start(self) -> Download:
         """Run in a background thread; :meth:`wait` for the result."""
         self._thread = threading.Thread(target=self.run, name="download", daemon=True)
@@ -128,6 +139,7 @@ class Download:
     def cancel(self) -> None:
         self.progress.cancel()
         self._wake.set()
+        self._go.set()
 
     # -- the work --------------------------------------------------------------------------
     def run(self) -> TransferResult:
@@ -136,6 +148,8 @@ class Download:
         lane = threading.Thread(target=self._lane, name="download-lane", daemon=True)
         try:
             self._plan()
+            while not self._go.wait(0.1):
+                self.progress.check()
             self._urgent_first()
             lane.start()
             stalled = 0

@@ -114,37 +114,40 @@ class RemoteStudy:
             if known is not None:
                 return known
             self.listing()
-            headers = series_metadata(self.client, self.study_uid, uid)
-            plan = plan_of(headers)
-            if plan.main is None:
-                raise RelayError("this series has no images to show")
-            n = len(plan.main.slices)
-            k = n // 2 if focus is None else min(max(0, focus), n - 1)
-            loader = VolumeLoader.for_stack(plan.main, focus=k, wait_for_files=True,
-                                            workers=self.workers)
-            series = RemoteSeries(uid=uid, plan=plan, loader=loader)
-            for i, ref in enumerate(plan.main.slices):
-                series.sops.append(ref.sop_instance_uid)
-                series.slices_of.setdefault(ref.sop_instance_uid, []).append(i)
-            with self._lock:
-                self._headers[uid] = headers
-                self._series[uid] = series
-                self.study = study_of(self.study_uid, self._listing or [], self._headers)
-            self._prioritise(series, k)
-            loader.start()
-            for inst in self.store.instances(uid):  # already local (an earlier, partial fetch)
-                loader.supply(inst)
-            if self._finished.is_set():
-                loader.finish_supply()
-            self._start()
-            return series
+            if not self._started:  # set the job up while the metadata comes
+                self._started = True
+                self.download.hold()
+                self.download.start()
+                threading.Thread(target=self._watch, name="remote-watch", daemon=True).start()
+            try:
+                return self._plan_series(uid, focus)
+            finally:
+                self.download.release()  # on failure too: the study still becomes local
 
-    def _start(self) -> None:
-        if self._started:
-            return
-        self._started = True
-        self.download.start()
-        threading.Thread(target=self._watch, name="remote-watch", daemon=True).start()
+    def _plan_series(self, uid: str, focus: int | None) -> RemoteSeries:
+        headers = series_metadata(self.client, self.study_uid, uid)
+        plan = plan_of(headers)
+        if plan.main is None:
+            raise RelayError("this series has no images to show")
+        n = len(plan.main.slices)
+        k = n // 2 if focus is None else min(max(0, focus), n - 1)
+        loader = VolumeLoader.for_stack(plan.main, focus=k, wait_for_files=True,
+                                        workers=self.workers)
+        series = RemoteSeries(uid=uid, plan=plan, loader=loader)
+        for i, ref in enumerate(plan.main.slices):
+            series.sops.append(ref.sop_instance_uid)
+            series.slices_of.setdefault(ref.sop_instance_uid, []).append(i)
+        with self._lock:
+            self._headers[uid] = headers
+            self._series[uid] = series
+            self.study = study_of(self.study_uid, self._listing or [], self._headers)
+        self._prioritise(series, k)
+        loader.start()
+        for inst in self.store.instances(uid):  # already local (an earlier, partial fetch)
+            loader.supply(inst)
+        if self._finished.is_set():
+            loader.finish_supply()
+        return series
 
     def _watch(self) -> None:
         result = self.download.wait()
