@@ -63,8 +63,9 @@ def main() -> None:
             print(f"[{label}] open -> all {vp.n_slices} slices: {full * 1000:7.1f} ms")
             print(f"[{label}] first / full        : {100 * first / full:6.2f} %  (target <= 5 %)")
             loader = vp.session.loader
-            print(f"[{label}] (loader alone: first slice {loader.first_slice_seconds * 1000:.1f} ms,"
-                  f" all {loader.seconds * 1000:.1f} ms)")
+            print(f"[{label}] (loader alone: first slice "
+                  f"{loader.first_slice_seconds * 1000:.1f} ms, "
+                  f"all {loader.seconds * 1000:.1f} ms)")
 
         first, full, vp, viewer = _open_timed(app, window, study, study.series[0])
         canvas = vp.canvas.viewport()

@@ -89,3 +89,27 @@ def test_unreadable_items_are_skipped_and_study_built_from_listing():
     assert [s.instance_count for s in study.series] == [4, 0]
     assert study.series[0].series_description == "Axial" and study.series[1].modality == "SR"
     assert study.patient.patient_name == "DOE^JANE" and study.modalities == ("CT", "SR")
+
+
+def test_enhanced_multiframe_geometry_from_functional_groups():
+    def sq(*items):
+        return {"vr": "SQ", "Value": list(items)}
+
+    def frame(z):
+        return {"00209113": sq({"00200032": {"vr": "DS", "Value": [0, 0, z]}})}
+
+    item = _item(0)
+    for tag in ("00200032", "00200037", "00280030"):
+        del item[tag]
+    item["00280008"] = {"vr": "IS", "Value": [3]}
+    item["52009229"] = sq({"00289110": sq({"00280030": {"vr": "DS", "Value": [0.6, 0.6]},
+                                           "00180050": {"vr": "DS", "Value": [2]}}),
+                           "00209116": sq({"00200037": {"vr": "DS",
+                                                        "Value": [1, 0, 0, 0, 1, 0]}})})
+    item["52009230"] = sq(frame(4.0), frame(0.0), frame(2.0))
+    plan = plan_of(headers_of([item]))
+    stack = plan.main
+    assert stack is not None and stack.shape == (3, 64, 32)
+    assert [s.frame for s in stack.slices] == [1, 2, 0]
+    assert stack.slices[0].pixel_spacing == (0.6, 0.6)
+    assert np.allclose(stack.positions[:, 2], [0.0, 2.0, 4.0])
