@@ -75,6 +75,8 @@ class RemoteStudy:
         self.study_uid = download.study_uid
         self.hub = download.hub
         self.study: Study | None = None
+        #: Why opening failed before anything was fetched ("" otherwise).
+        self.error = ""
         self._listing: list[dict[str, object]] | None = None
         self._headers: dict[str, list[Header]] = {}
         self._series: dict[str, RemoteSeries] = {}
@@ -109,11 +111,16 @@ class RemoteStudy:
         (default: the middle) first and start the download if it is not running yet.
         Network: call it off the UI thread. Opening an open series returns it."""
         with self._open_lock:
-            uid = series_uid or self.default_series()
-            known = self._series.get(uid)
-            if known is not None:
-                return known
-            self.listing()
+            try:
+                uid = series_uid or self.default_series()
+                known = self._series.get(uid)
+                if known is not None:
+                    return known
+                self.listing()
+            except Exception as exc:
+                if not self._started:
+                    self._give_up(str(exc))
+                raise
             if not self._started:  # set the job up while the metadata comes
                 self._started = True
                 self.download.hold()
@@ -148,6 +155,16 @@ class RemoteStudy:
         if self._finished.is_set():
             loader.finish_supply()
         return series
+
+    def _give_up(self, reason: str) -> None:
+        """Opening failed before the download started: it never will (listeners hear None)."""
+        self.error = reason
+        self._finished.set()
+        for listener in list(self._listeners):
+            try:
+                listener(None)
+            except Exception:
+                log.exception("a remote-study listener failed")
 
     def _watch(self) -> None:
         result = self.download.wait()
@@ -229,7 +246,7 @@ class RemoteStudy:
     def wait(self, timeout: float | None = None) -> TransferResult | None:
         """Wait for the download to end; its result (None while still running or never
         started)."""
-        if not self._started:
+        if not self._started and not self._finished.is_set():
             return None
         self._finished.wait(timeout)
         return self._result

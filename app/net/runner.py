@@ -134,7 +134,7 @@ class QueueRunner:
         job_id = job.id
         with self._lock:
             self._remotes[job_id] = remote
-        remote.on_finished(lambda _result: self._foreground_done(job_id))
+        remote.on_finished(lambda result: self._foreground_done(job_id, result, remote.error))
         self._changed(job.id)
         return remote
 
@@ -146,12 +146,15 @@ class QueueRunner:
                     return
             time.sleep(0.02)
 
-    def _foreground_done(self, job_id: str) -> None:
+    def _foreground_done(self, job_id: str, result: object = None, error: str = "") -> None:
         with self._lock:
             self._foreground.pop(job_id, None)
             self._remotes.pop(job_id, None)
             intent = self._intent.pop(job_id, None)
-        if intent:
+        if result is None and error and self._queue.job(job_id).state == "queued":
+            # never started (e.g. the study is not on the hub): not a job to retry later
+            self._queue.set_state(job_id, "failed", error)
+        elif intent:
             self._queue.set_state(job_id, intent, f"{intent} by the user")
         self._changed(job_id)
 

@@ -288,6 +288,10 @@ class MainWindow(QMainWindow):
         """Open a study that is on the hub at once: its viewer shows the slice in view as soon
         as it has arrived while the rest downloads (a fetch job in the transfer queue)."""
         viewer = self.viewers.get(study_uid)
+        if viewer is not None and viewer.remote is None and study_uid not in self._openers \
+                and not viewer.study.series:  # an earlier attempt failed: try again
+            self._on_tab_close(self.tabs.indexOf(viewer))
+            viewer = None
         if viewer is not None:
             self.tabs.setCurrentWidget(viewer)
             return viewer

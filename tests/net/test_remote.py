@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.errors import RelayError
 from app.loader import load_stack
 from app.net.dicomweb import DicomWebClient
 from app.net.fetch import Download
@@ -184,3 +185,20 @@ def test_queue_runner_reads_a_remote_study_as_a_durable_job(hub, slow, tmp_path,
         runner.stop()
     local = Store(home).instances(series.uid)
     assert sorted(i.sop_instance_uid for i in local) == sorted(hub_sop_uids(hub))
+
+
+def test_opening_a_study_the_hub_does_not_have(hub, tmp_path):
+    home = tmp_path / "reader"
+    home.mkdir()
+    assert add_hub(home, hub.url).returncode == 0
+    runner = QueueRunner(home, poll_seconds=0.05).start()
+    try:
+        for _ in range(2):  # asking again says the same, not "already being read"
+            remote = runner.open_remote("hub", "1.2.3.404")
+            with pytest.raises(RelayError, match="not on hub"):
+                remote.open_series()
+            assert remote.finished and remote.wait(1) is None
+        assert runner.progress(remote.download.job_id) is None
+        assert {j.state for j in runner.jobs()} == {"failed"}
+    finally:
+        runner.stop()

@@ -125,4 +125,8 @@ def test_remote_open_of_an_unknown_study_says_so(qtbot, hub, tmp_path):  # noqa:
     viewer = window.open_remote_study("hub", "1.2.3.4.5.404")
     qtbot.waitUntil(lambda: "Cannot open" in viewer.viewports[0].empty_text, timeout=30_000)
     assert "not on hub" in viewer.viewports[0].empty_text
+    again = window.open_remote_study("hub", "1.2.3.4.5.404")  # tried again, not the old tab
+    assert again is not viewer and window.tabs.count() == 2
+    qtbot.waitUntil(lambda: "Cannot open" in again.viewports[0].empty_text, timeout=30_000)
+    assert "not on hub" in again.viewports[0].empty_text
     window.close()
