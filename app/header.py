@@ -223,6 +223,28 @@ def _dataset(buf: Any, name: str, kind: str) -> Any:
     return fast if fast is not None else _parse(buf, name)
 
 
+def header_of_dataset(ds: Any, ts: str = "") -> Header:
+    """The :class:`Header` of a dataset read elsewhere (DICOM JSON metadata: no pixel data).
+
+    ``ds`` is a pydicom dataset or anything that answers ``get(keyword)`` and ``in`` like one.
+
+    An object with Rows, Columns and Bits Allocated counts as an image; where its pixel bytes
+    sit is unknown (``pixel_offset`` None) until the file itself arrives.
+
+    Raises
+    ------
+    DicomReadError
+        No SOP Instance UID, or an implausible image format.
+    """
+    uids = {k: _text(ds, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")}
+    if not uids["SOPInstanceUID"]:
+        raise DicomReadError("no SOP Instance UID: not a storable DICOM object")
+    image = None
+    if any(t in ds for t in PIXEL_TAGS) or ("Rows" in ds and "Columns" in ds):
+        image = _image_info(ds, b"", ts)
+    return _build(ds, ts, _text(ds, "SOPClassUID"), uids, image)
+
+
 def _parse(buf: Any, name: str) -> Dataset:
     try:
         reader = BufferReader(buf, name)

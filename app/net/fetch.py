@@ -71,6 +71,8 @@ class Download:
         self._urgent: deque[str] = deque()
         self._wake = threading.Event()
         self._done = threading.Event()
+        self._go = threading.Event()  # cleared by hold(): plan, then wait for release()
+        self._go.set()
         self._listeners: list[StoredCallback] = []
         self._thread: threading.Thread | None = None
         self._result: TransferResult | None = None
@@ -83,12 +85,17 @@ class Download:
         """Call ``listener(sop_uid, series_uid)`` when an instance is in the store (any thread)."""
         self._listeners.append(listener)
 
-    def prioritise(self, series_uid: str | None = None, sop_uids: Iterable[str] = ()) -> None:
+    def prioritise(self, series_uid: str | None = None, sop_uids: Iterable[str] = (), *,
+                   replace: bool = False) -> None:
         """Fetch these instances next, one by one, and this series before the other series.
 
         ``sop_uids`` belong to ``series_uid`` (give it: the per-instance URL needs it).
+        ``replace``: drop what earlier calls asked for and has not been fetched yet (the user
+        scrolled on; an instance already on its way still arrives).
         """
         with self._lock:
+            if replace:
+                self._urgent.clear()
             for sop in reversed(list(sop_uids)):
                 if series_uid:
                     self._series_of.setdefault(sop, series_uid)
@@ -117,6 +124,15 @@ class Download:
         listed = self._listing(series_uid)
         return listed - self.arrived(series_uid)
 
+    def hold(self) -> None:
+        """Before :meth:`start`: plan the job, then wait for :meth:`release` before fetching
+        (a viewer learns which instances it needs while the job is being set up)."""
+        self._go.clear()
+
+    def release(self) -> None:
+        """Go on after :meth:`hold` (priorities given by then are fetched first)."""
+        self._go.set()
+
     def start(self) -> Download:
         """Run in a background thread; :meth:`wait` for the result."""
         self._thread = threading.Thread(target=self.run, name="download", daemon=True)
@@ -131,6 +147,7 @@ class Download:
     def cancel(self) -> None:
         self.progress.cancel()
         self._wake.set()
+        self._go.set()
 
     # -- the work --------------------------------------------------------------------------
     def run(self) -> TransferResult:
@@ -139,6 +156,8 @@ class Download:
         lane = threading.Thread(target=self._lane, name="download-lane", daemon=True)
         try:
             self._plan()
+            while not self._go.wait(0.1):
+                self.progress.check()
             self._urgent_first()
             lane.start()
             stalled = 0

@@ -21,6 +21,7 @@ from app.errors import RelayError
 from app.net import hubs
 from app.net.fetch import Download
 from app.net.queue import Job, TransferQueue
+from app.net.remote import RemoteStudy
 from app.net.send import run_send, send_job
 from app.settings import load_settings
 from app.store import Store
@@ -40,6 +41,9 @@ class QueueRunner:
         self._queue = TransferQueue(self.home)
         self._lock = threading.Lock()
         self._current: tuple[str, Progress] | None = None
+        #: Jobs run outside the worker (a remote study being read): job id -> its progress.
+        self._foreground: dict[str, Progress] = {}
+        self._remotes: dict[str, RemoteStudy] = {}
         self._intent: dict[str, str] = {}
         self._listeners: list[Listener] = []
         self._stop = threading.Event()
@@ -58,9 +62,15 @@ class QueueRunner:
         with self._lock:
             if self._current:
                 self._current[1].cancel()
+            for job_id, progress in self._foreground.items():
+                self._intent[job_id] = "queued"  # the worker finishes it next time
+                progress.cancel()
+            remotes = list(self._remotes.values())
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        for remote in remotes:
+            remote.wait(timeout)
 
     def subscribe(self, listener: Listener) -> None:
         """``listener(job_id)`` is called when a job changes state."""
@@ -71,6 +81,8 @@ class QueueRunner:
 
     def progress(self, job_id: str) -> Progress | None:
         with self._lock:
+            if job_id in self._foreground:
+                return self._foreground[job_id]
             return self._current[1] if self._current and self._current[0] == job_id else None
 
     def send(self, hub: str, study_uid: str, series_uids: list[str] | None = None) -> str:
@@ -85,6 +97,66 @@ class QueueRunner:
             job = self._queue.create("fetch", hub, study_uid, [], [])
         self._wake.set()
         return job.id
+
+    def open_remote(self, hub: str, study_uid: str) -> RemoteStudy:
+        """Read a study from a hub while it downloads: a fetch job run at once, beside the
+        worker (reading never waits behind a send), the instances in view first.
+
+        Returns the :class:`~app.net.remote.RemoteStudy` not started yet: call its
+        ``open_series`` (network) off the UI thread; the job is recorded in the queue like
+        any fetch and, if Relay stops first, finished later by the worker.
+        """
+        with self._lock:
+            job = self._queue.find_open("fetch", hub, study_uid, [])
+            if job is not None and job.id in self._foreground:
+                raise RelayError(f"study {study_uid} is already being read from hub '{hub}'")
+            if job is None:
+                job = self._queue.create("fetch", hub, study_uid, [], [])
+            if self._current and self._current[0] == job.id:  # the worker has it: take over
+                self._current[1].cancel()
+            progress = Progress(f"Fetching from {hub}")
+            self._foreground[job.id] = progress
+        if self._current and self._current[0] == job.id:
+            self._wait_worker_done(job.id)
+        try:
+            settings = load_settings(self.home)
+            client = hubs.connect(self.home, hub, settings,
+                                  pool_size=settings.transfer.in_flight + 2)
+            download = Download(Store(self.home), self._queue, client, hub, study_uid,
+                                settings.transfer, progress,
+                                give_up=settings.transfer.give_up_seconds)
+        except Exception:
+            with self._lock:
+                self._foreground.pop(job.id, None)
+            raise
+        download.job_id = job.id  # known at once (its plan finds the same open job)
+        remote = RemoteStudy(Store(self.home), download, client)
+        job_id = job.id
+        with self._lock:
+            self._remotes[job_id] = remote
+        remote.on_finished(lambda result: self._foreground_done(job_id, result, remote.error))
+        self._changed(job.id)
+        return remote
+
+    def _wait_worker_done(self, job_id: str, timeout: float = 30.0) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                if not (self._current and self._current[0] == job_id):
+                    return
+            time.sleep(0.02)
+
+    def _foreground_done(self, job_id: str, result: object = None, error: str = "") -> None:
+        with self._lock:
+            self._foreground.pop(job_id, None)
+            self._remotes.pop(job_id, None)
+            intent = self._intent.pop(job_id, None)
+        if result is None and error and self._queue.job(job_id).state == "queued":
+            # never started (e.g. the study is not on the hub): not a job to retry later
+            self._queue.set_state(job_id, "failed", error)
+        elif intent:
+            self._queue.set_state(job_id, intent, f"{intent} by the user")
+        self._changed(job_id)
 
     def pause(self, job_id: str) -> None:
         self._interrupt(job_id, "paused")
@@ -104,6 +176,11 @@ class QueueRunner:
     # -- worker ----------------------------------------------------------------------------
     def _interrupt(self, job_id: str, state: str) -> None:
         with self._lock:
+            foreground = self._foreground.get(job_id)
+            if foreground is not None:
+                self._intent[job_id] = state
+                foreground.cancel()
+                return
             running = self._current is not None and self._current[0] == job_id
             if running:
                 self._intent[job_id] = state
@@ -123,7 +200,11 @@ class QueueRunner:
 
     def _next_job(self) -> Job | None:
         now = time.time()
+        with self._lock:
+            foreground = set(self._foreground)
         for job in reversed(self._queue.jobs(("queued", "waiting", "running"))):
+            if job.id in foreground:
+                continue
             if job.state == "waiting" and job.next_try > now:
                 continue
             if job.state == "running" and job.owner_pid is not None:

@@ -24,12 +24,16 @@ from PySide6.QtWidgets import (
 )
 
 from app.importer import ImportReport, import_paths
+from app.model import Study
+from app.net.runner import QueueRunner
+from app.net.send import TransferResult
 from app.store import Store
 from app.synth import demo_study
 from app.tasks import Progress, ProgressState
 from app.ui.browser import StudyBrowserWidget
 from app.ui.format import format_date, format_name
 from app.ui.import_report import ImportReportDialog, summary_text
+from app.ui.remote_session import RemoteOpener
 from app.ui.thumbs import ThumbnailLoader
 from app.ui.view_state import ViewState
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
@@ -96,6 +100,8 @@ class MainWindow(QMainWindow):
         self.thumbnails = ThumbnailLoader(store, self)
         self.thumbnails.ready.connect(self._on_thumbnail)
         self._open_after_import = False
+        self._runner: QueueRunner | None = None
+        self._openers: dict[str, RemoteOpener] = {}
 
         self._build_actions()
         self._build_status()
@@ -118,6 +124,9 @@ class MainWindow(QMainWindow):
         self.import_files_action.triggered.connect(self.open_files_dialog)
         self.demo_action = QAction("Demo study", self)
         self.demo_action.triggered.connect(self.load_demo)
+        self.open_remote_action = QAction("Open from hub…", self)
+        self.open_remote_action.setToolTip("Read a study that is on a hub while it downloads")
+        self.open_remote_action.triggered.connect(self.open_remote_dialog)
         for action in (self.open_action, self.import_files_action, self.demo_action):
             bar.addAction(action)
         spacer = QWidget(self)
@@ -135,6 +144,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.open_action)
         menu.addAction(self.import_files_action)
         menu.addAction(self.demo_action)
+        menu.addAction(self.open_remote_action)
         menu.addSeparator()
         quit_action = QAction("Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -267,6 +277,82 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(viewer)
         return viewer
 
+    # -- reading from a hub ------------------------------------------------------------------
+    def queue_runner(self) -> QueueRunner:
+        """The transfer queue's runner for this store (started on first use)."""
+        if self._runner is None:
+            self._runner = QueueRunner(self.store.home).start()
+        return self._runner
+
+    def open_remote_study(self, hub_name: str, study_uid: str) -> ViewerWidget:
+        """Open a study that is on the hub at once: its viewer shows the slice in view as soon
+        as it has arrived while the rest downloads (a fetch job in the transfer queue)."""
+        viewer = self.viewers.get(study_uid)
+        if viewer is not None and viewer.remote is None and study_uid not in self._openers \
+                and not viewer.study.series:  # an earlier attempt failed: try again
+            self._on_tab_close(self.tabs.indexOf(viewer))
+            viewer = None
+        if viewer is not None:
+            self.tabs.setCurrentWidget(viewer)
+            return viewer
+        viewer = ViewerWidget(self.store, Study(study_instance_uid=study_uid), self,
+                              last_slice=self.view_state.last_slice)
+        viewer.set_notice(f"Opening the study from {hub_name}…")
+        self.viewers[study_uid] = viewer
+        self.tabs.addTab(viewer, f"{hub_name} · opening…")
+        self.tabs.setCurrentWidget(viewer)
+        runner = self.queue_runner()
+        opener = RemoteOpener(lambda: runner.open_remote(hub_name, study_uid), self)
+        opener.opened.connect(lambda remote, v=viewer: self._on_remote_opened(v, remote))
+        opener.failed.connect(lambda msg, v=viewer, h=hub_name: self._on_remote_failed(v, h, msg))
+        opener.finished.connect(lambda result, v=viewer: self._on_remote_finished(v, result))
+        self._openers[study_uid] = opener
+        opener.start()
+        return viewer
+
+    def _on_remote_opened(self, viewer: ViewerWidget, remote) -> None:
+        if viewer not in self.viewers.values():
+            return
+        viewer.set_remote(remote)
+        study = viewer.study
+        index = self.tabs.indexOf(viewer)
+        if index >= 0:
+            self.tabs.setTabText(index, f"{format_name(study.patient.patient_name)} · "
+                                        f"{format_date(study.study_date)} ({remote.hub})")
+        viewer.open_default()
+        self.statusBar().showMessage(f"Reading the study from {remote.hub} while it downloads.",
+                                     8000)
+
+    def _on_remote_failed(self, viewer: ViewerWidget, hub: str, message: str) -> None:
+        study_uid = viewer.study.study_instance_uid
+        self._openers.pop(study_uid, None)
+        if viewer not in self.viewers.values():
+            return
+        viewer.set_notice(f"Cannot open the study from {hub}:\n{message}")
+        self.statusBar().showMessage(f"Cannot open the study from {hub}: {message}", 15000)
+
+    def _on_remote_finished(self, viewer: ViewerWidget, result: TransferResult | None) -> None:
+        self._openers.pop(viewer.study.study_instance_uid, None)
+        self.refresh()
+        if viewer in self.viewers.values():
+            viewer.remote_finished()
+        if result is None:
+            return
+        if result.state == "verified":
+            text = f"{result.verified} of {result.instances} images from the hub are local now."
+        else:
+            text = (f"Download stopped: {result.message or 'not every image arrived'} "
+                    f"({result.verified} of {result.instances} local)")
+        self.statusBar().showMessage(text, 15000)
+
+    def open_remote_dialog(self) -> None:
+        """Ask for a hub and a Study Instance UID, then :meth:`open_remote_study`."""
+        from app.ui.remote_dialog import OpenRemoteDialog
+
+        dialog = OpenRemoteDialog(self.store.home, self)
+        if dialog.exec() and dialog.study_uid():
+            self.open_remote_study(dialog.hub_name(), dialog.study_uid())
+
     def _on_thumbnail(self, series_uid: str, image) -> None:
         self.browser.set_thumbnail(series_uid, image)
         for viewer in self.viewers.values():
@@ -306,5 +392,8 @@ class MainWindow(QMainWindow):
         for viewer in self.viewers.values():
             viewer.close_all()
         self.thumbnails.stop()
+        if self._runner is not None:
+            self._runner.stop()
+            self._runner = None
         self.view_state.save(self.store.home)
         super().closeEvent(event)

@@ -107,6 +107,17 @@ class LoadedSeries(QObject):
         if self.loader is not None:
             self.loader.set_focus(k)
 
+    def pending_text(self, k: int) -> str:
+        """What a viewport says over slice ``k`` while it is not decoded yet."""
+        return f"Slice {k + 1} is still loading…"
+
+    def progress_text(self) -> str:
+        """The series' progress for the series strip ("" once everything is in)."""
+        if self.volume is None:
+            return ""
+        n, done = self.volume.shape[0], self.loaded_count()
+        return "" if done >= n else f"loading {100 * done // n} %"
+
     def loaded_count(self) -> int:
         return int(self.volume.ready.sum()) if self.volume is not None else 0
 

@@ -32,10 +32,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.model import Series, Study
+from app.net.remote import RemoteStudy
 from app.render.window_presets import presets_for
 from app.store import Store
 from app.ui.format import format_date
 from app.ui.mpr_widget import MprWidget
+from app.ui.remote_session import RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
 from app.ui.viewport import ViewportWidget
 
@@ -114,6 +116,8 @@ class ViewerWidget(QWidget):
         super().__init__(parent)
         self.store = store
         self.study = study
+        #: The hub the study is being read from, while it downloads (see :meth:`set_remote`).
+        self.remote: RemoteStudy | None = None
         #: Earlier studies of the same patient, offered in the strip for side-by-side reading.
         self.priors = list(priors or [])
         #: Last slice looked at per series (shared with the main window; reopening resumes there).
@@ -275,11 +279,38 @@ class ViewerWidget(QWidget):
             study, series = self._series[series_uid]
             if focus is None:
                 focus = self.last_slice.get(series_uid)
-            session = LoadedSeries(self.store, study, series, focus=focus, parent=self)
+            remote = self.remote
+            if remote is not None and study is self.study and (
+                    not remote.finished or remote.series(series_uid) is not None):
+                session = RemoteLoadedSeries(self.store, study, series, remote,
+                                             focus=focus, parent=self)
+            else:
+                session = LoadedSeries(self.store, study, series, focus=focus, parent=self)
             session.progressed.connect(lambda uid=series_uid: self._on_progress(uid))
             self.sessions[series_uid] = session
             session.start()
         return session
+
+    def set_notice(self, text: str) -> None:
+        """What the empty viewports say (e.g. while a remote study is being opened)."""
+        for viewport in self.viewports:
+            viewport.empty_text = text
+            viewport.canvas.viewport().update()
+
+    def set_remote(self, remote: RemoteStudy) -> None:
+        """Read this study from a hub while it downloads: series from the hub's listing,
+        slices as they arrive. Call before :meth:`open_default`."""
+        self.remote = remote
+        if remote.study is not None:
+            self.study = remote.study
+        self._series = {s.series_instance_uid: (st, s)
+                        for st in [self.study, *self.priors] for s in st.series}
+        self._fill_strip()
+
+    def remote_finished(self) -> None:
+        """The download is over: the study is an ordinary local one now."""
+        for uid in list(self.sessions):
+            self._on_progress(uid)
 
     def show_series(self, series_uid: str, viewport: ViewportWidget | None = None) -> None:
         viewport = viewport or self.active or self.viewports[0]
@@ -308,9 +339,9 @@ class ViewerWidget(QWidget):
         for row in range(self.strip.count()):
             item = self.strip.item(row)
             if item.data(Qt.ItemDataRole.UserRole) == series_uid:
-                n, done = session.volume.shape[0], session.loaded_count()
                 base = item.toolTip()
-                item.setText(base if done >= n else f"{base}\nloading {100 * done // n} %")
+                extra = session.progress_text()
+                item.setText(f"{base}\n{extra}" if extra else base)
 
     # -- layout -----------------------------------------------------------------------------
     def _check_layout(self, name: str) -> None:

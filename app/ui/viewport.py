@@ -58,6 +58,8 @@ class ViewportWidget(QWidget):
         self.show_overlays = True
         self.active = False
         self.probe_text = ""
+        #: What an empty viewport says.
+        self.empty_text = "Drop a series here"
         self._lut: np.ndarray | None = None
         self._lut_key: tuple | None = None
         self._items: list[AnnotationItem] = []
@@ -406,7 +408,7 @@ class ViewportWidget(QWidget):
         font.setPointSizeF(max(8.0, min(11.0, rect.width() / 70)))
         painter.setFont(font)
         if session is None:
-            self._text(painter, rect, "Drop a series here", Qt.AlignmentFlag.AlignCenter)
+            self._text(painter, rect, self.empty_text, Qt.AlignmentFlag.AlignCenter)
             return
         volume = self.volume
         if volume is None:
@@ -451,7 +453,7 @@ class ViewportWidget(QWidget):
         if not volume.ready[k]:
             failed = next((f for f in volume.failed_slices if f.index == k), None)
             msg = f"Slice {k + 1} could not be decoded:\n{failed.reason}" if failed else (
-                f"Slice {k + 1} is still loading…")
+                session.pending_text(k))
             self._text(painter, inner, msg, mid.AlignCenter)
         self._paint_scale_bar(painter, inner)
 

@@ -1,0 +1,256 @@
+"""Remote open: the first image of a study that is only on the hub, against its whole download.
+
+    PYTHONPATH=. python bench/bench_remote.py [--slices 400] [--rates 25,10] [--rounds 1]
+                                              [--no-widget]
+
+Generates a CT series (``app.synth``, 512x512, explicit VR little endian), sends it to a local
+Orthanc (DICOMweb plugin, basic auth on, loopback only, stopped by PID) and then, over the
+plain loopback link and over a throttled links (a proxy in this script passing each of ``--rates``
+MB/s, shared by all connections, like one WAN line), measures into fresh local stores:
+
+* the full download: ``relay fetch``'s path (:class:`app.net.fetch.Download`), start to verified;
+* remote open, core path: :class:`app.net.remote.RemoteStudy` from nothing (series listing,
+  the series' WADO-RS metadata, volume allocated, the middle slice fetched first, stored,
+  indexed and decoded into the volume) to the middle slice ready;
+* remote open, widget path: ``MainWindow.open_remote_study`` (offscreen Qt) to the middle slice
+  drawn in the viewport (the hub profile and its secret in the home, as a user would have).
+
+Prints each time (best of ``--rounds``) and the ratio first image / full download (target
+<= 5 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+os.environ.setdefault("RELAY_KEYRING", "encrypted-file")
+os.environ.setdefault("RELAY_KEYRING_PASSPHRASE", "bench-passphrase-not-secret")
+
+from app.importer import import_paths  # noqa: E402
+from app.net.devhub import HubConfig, OrthancHub, free_port  # noqa: E402
+from app.net.dicomweb import DicomWebClient  # noqa: E402
+from app.net.fetch import Download  # noqa: E402
+from app.net.http import HubSession  # noqa: E402
+from app.net.queue import TransferQueue  # noqa: E402
+from app.net.remote import RemoteStudy  # noqa: E402
+from app.net.secrets import SecretStore  # noqa: E402
+from app.net.send import run_send, send_job  # noqa: E402
+from app.settings import HubProfile, TransferSettings, load_settings, save_settings  # noqa: E402
+from app.store import Store  # noqa: E402
+from app.synth import SeriesSpec, generate_series  # noqa: E402
+
+USER, PASSWORD = "bench", "bench-password"
+
+
+class Throttle:
+    """A loopback TCP proxy passing at most ``rate`` bytes/s, shared by every connection."""
+
+    def __init__(self, backend_port: int, rate: float) -> None:
+        self.backend_port = backend_port
+        self.rate = rate
+        self._free = time.monotonic()
+        self._lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(32)
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/dicom-web"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _wait(self, n: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._free = max(now, self._free) + n / self.rate
+            until = self._free
+        time.sleep(max(0.0, until - time.monotonic()))
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            backend = socket.create_connection(("127.0.0.1", self.backend_port), timeout=60)
+        except OSError:
+            conn.close()
+            return
+
+        def pump(src: socket.socket, dst: socket.socket, throttled: bool) -> None:
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    if throttled:
+                        self._wait(len(data))
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+
+        t = threading.Thread(target=pump, args=(backend, conn, True), daemon=True)
+        t.start()
+        pump(conn, backend, False)
+        t.join(120)
+        conn.close()
+        backend.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+
+
+def _client(url: str) -> DicomWebClient:
+    profile = HubProfile(name="bench", url=url, auth="basic", user=USER)
+    return DicomWebClient(HubSession(profile, PASSWORD, pool_size=4))
+
+
+def full_download(url: str, study: str, home: Path) -> float:
+    started = time.monotonic()
+    store = Store(home)
+    result = Download(store, TransferQueue(home), _client(url), "bench", study,
+                      TransferSettings()).run()
+    seconds = time.monotonic() - started
+    assert result.state == "verified", result
+    return seconds
+
+
+def core_open(url: str, study: str, home: Path) -> tuple[float, float]:
+    """(seconds to the middle slice decoded, seconds to the download verified)."""
+    started = time.monotonic()
+    store = Store(home)
+    client = _client(url)
+    download = Download(store, TransferQueue(home), client, "bench", study, TransferSettings())
+    remote = RemoteStudy(store, download, client)
+    series = remote.open_series()
+    k = len(series.sops) // 2
+    series.loader.volume.wait(k, 300)
+    first = time.monotonic() - started
+    result = remote.wait(600)
+    total = time.monotonic() - started
+    assert result is not None and result.state == "verified", result
+    series.loader.join(60)
+    return first, total
+
+
+def widget_open(url: str, study: str, home: Path) -> tuple[float, float]:
+    """Through the window: (seconds to the middle slice drawn, seconds to the download end)."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.main_window import MainWindow
+
+    home.mkdir(parents=True, exist_ok=True)
+    settings = load_settings(home)
+    settings.hubs = [HubProfile(name="bench", url=url, auth="basic", user=USER)]
+    save_settings(home, settings)
+    SecretStore(home, settings.secrets).set("bench", PASSWORD)
+    app = QApplication.instance() or QApplication([])
+    window = MainWindow(Store(home))
+    window.resize(1000, 700)
+    window.show()
+    app.processEvents()
+    started = time.monotonic()
+    viewer = window.open_remote_study("bench", study)
+    viewport = viewer.viewports[0]
+    first = None
+    deadline = started + 600
+    while time.monotonic() < deadline:
+        app.processEvents()
+        if first is None and viewport.volume is not None and viewport.image.image is not None:
+            first = time.monotonic() - started
+        if first is not None and not window._openers:
+            break
+        time.sleep(0.001)
+    total = time.monotonic() - started
+    assert first is not None, "no image drawn"
+    window.close()
+    app.processEvents()
+    return first, total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--slices", type=int, default=400)
+    parser.add_argument("--rates", default="25,10",
+                        help="throttled links to measure, MB/s, comma-separated")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--no-widget", action="store_true")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="relay-bench-remote-"))
+    hub = OrthancHub(HubConfig(storage=root / "hub", http_port=free_port(),
+                               users={USER: PASSWORD})).start()
+    rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    throttles = [Throttle(hub.config.http_port, rate * 1e6) for rate in rates]
+    try:
+        files = generate_series(root / "ct", SeriesSpec(slices=args.slices, seed=11))
+        mb = sum(f.stat().st_size for f in files) / 1e6
+        spoke = Store(root / "spoke")
+        report = import_paths(spoke, [str(f) for f in files])
+        study = report.study_uids[0]
+        queue = TransferQueue(root / "spoke")
+        sent = run_send(spoke, queue, _client(hub.url), send_job(spoke, queue, "bench", study).id,
+                        TransferSettings())
+        assert sent.state == "verified", sent
+        print(f"study: {args.slices} slices 512x512, {mb:.0f} MB; hub: Orthanc on loopback; "
+              f"cpus: {os.cpu_count()}")
+        links = [("loopback", hub.url)] + [(f"throttled {rate:g} MB/s ({rate * 8:g} Mbit/s)",
+                                             t.url()) for rate, t in zip(rates, throttles,
+                                                                         strict=True)]
+        run = 0
+        for name, url in links:
+            full, core, widget = [], [], []
+            for _ in range(args.rounds):
+                run += 1
+                full.append(full_download(url, study, root / f"full-{run}"))
+                core.append(core_open(url, study, root / f"core-{run}"))
+                if not args.no_widget:
+                    widget.append(widget_open(url, study, root / f"widget-{run}"))
+                for home in root.glob(f"*-{run}"):
+                    shutil.rmtree(home, ignore_errors=True)
+            best_full = min(full)
+            first_core = min(c[0] for c in core)
+            print(f"\n[{name}]")
+            print(f"  full download (relay fetch path)   {best_full:7.2f} s "
+                  f"({mb / best_full:.0f} MB/s)")
+            print(f"  remote open, core: first image     {first_core:7.3f} s   "
+                  f"{100 * first_core / best_full:5.1f} % of the full download "
+                  f"(download while reading: {min(c[1] for c in core):.2f} s)")
+            if widget:
+                first_widget = min(w[0] for w in widget)
+                print(f"  remote open, window: image drawn   {first_widget:7.3f} s   "
+                      f"{100 * first_widget / best_full:5.1f} % of the full download "
+                      f"(download while reading: {min(w[1] for w in widget):.2f} s)")
+        print("\ntarget: remote open to first image <= 5 % of the full download time")
+    finally:
+        for t in throttles:
+            t.close()
+        hub.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

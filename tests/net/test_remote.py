@@ -1,0 +1,204 @@
+"""Reading a study that is only on the hub while it downloads, over a slow link (real Orthanc)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.errors import RelayError
+from app.loader import load_stack
+from app.net.dicomweb import DicomWebClient
+from app.net.fetch import Download
+from app.net.http import HubSession
+from app.net.queue import TransferQueue
+from app.net.remote import RemoteStudy
+from app.net.runner import QueueRunner
+from app.net.send import run_send, send_job
+from app.plans import series_plan
+from app.settings import HubProfile, TransferSettings
+from app.store import Store
+from tests.net.conftest import (
+    HUB_PASSWORD,
+    HUB_USER,
+    SlowLink,
+    add_hub,
+    hub_sop_uids,
+    import_study,
+)
+
+pytestmark = pytest.mark.orthanc
+
+#: Bytes per second per connection: the 120-slice CT (4.5 MB) takes about 3 s.
+RATE = 1_500_000
+
+
+def _client(url: str) -> DicomWebClient:
+    return DicomWebClient(HubSession(HubProfile("h", url, "basic", HUB_USER), HUB_PASSWORD,
+                                     pool_size=4))
+
+
+def _upload(hub, home: Path, files) -> str:
+    store, study = import_study(home, files)
+    queue = TransferQueue(home)
+    client = _client(hub.url)
+    result = run_send(store, queue, client, send_job(store, queue, "hub", study).id,
+                      TransferSettings())
+    assert result.state == "verified"
+    return study
+
+
+@pytest.fixture
+def slow(hub):
+    link = SlowLink(hub.config.http_port, RATE)
+    try:
+        yield link
+    finally:
+        link.close()
+
+
+def _remote(home: Path, url: str, study: str) -> tuple[Store, RemoteStudy]:
+    store = Store(home)
+    client = _client(url)
+    download = Download(store, TransferQueue(home), client, "hub", study, TransferSettings())
+    return store, RemoteStudy(store, download, client)
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> float:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+    return time.monotonic()
+
+
+def test_slice_in_view_long_before_the_download_ends(hub, slow, tmp_path, ct_files):
+    study = _upload(hub, tmp_path / "spoke", ct_files)
+    store, remote = _remote(tmp_path / "reader", slow.url, study)
+    started = time.monotonic()
+    series = remote.open_series()
+    volume = series.loader.volume
+    k = len(series.sops) // 2
+    assert volume.shape[0] == len(ct_files)  # allocated and placed before any pixel came
+    assert remote.state(series.uid, 0) == "coming"
+    first = _wait_for(lambda: bool(volume.ready[k])) - started
+    running = not remote.finished
+    result = remote.wait(120)
+    total = time.monotonic() - started
+    assert running, "the download had ended before the slice in view was shown"
+    assert result is not None and result.state == "verified", result
+    assert first < 0.25 * total, (first, total)
+    assert series.loader.join(30) and volume.finished and not volume.failed_slices
+    assert all(remote.state(series.uid, i) == "ready" for i in range(volume.shape[0]))
+    assert remote.arrival(series.uid) == (len(ct_files), len(ct_files))
+
+    # Every instance in the local store exactly once, as the hub has them; the job verified.
+    on_hub = hub_sop_uids(hub)
+    local = store.instances(series.uid)
+    assert sorted(i.sop_instance_uid for i in local) == sorted(on_hub)
+    assert len({i.path for i in local}) == len(local) == len(ct_files)
+    job = TransferQueue(tmp_path / "reader").job(result.job)
+    assert job.state == "verified"
+
+    # Geometry from metadata == geometry from the stored files; pixels == a local load.
+    plan = series_plan(store, series.uid).main
+    assert plan is not None
+    assert np.allclose(plan.geometry.affine, series.stack.geometry.affine)
+    assert np.allclose(plan.positions, series.stack.positions)
+    assert plan.geometry.shape == series.stack.geometry.shape
+    assert [s.sop_instance_uid for s in plan.slices] == series.sops
+    assert [s.window for s in plan.slices] == [s.window for s in series.stack.slices]
+    assert (plan.slices[0].rescale_slope, plan.slices[0].rescale_intercept) == (
+        series.stack.slices[0].rescale_slope, series.stack.slices[0].rescale_intercept)
+    local_volume, _ = load_stack(plan, workers=1)
+    assert np.array_equal(local_volume.array, volume.array)
+
+
+def test_scrolling_far_ahead_fetches_that_slice_next(hub, slow, tmp_path, ct_files):
+    study = _upload(hub, tmp_path / "spoke", ct_files)
+    _, remote = _remote(tmp_path / "reader", slow.url, study)
+    order: list[str] = []
+    remote.download.on_stored(lambda sop, series: order.append(sop))
+    series = remote.open_series()
+    volume = series.loader.volume
+    _wait_for(lambda: bool(volume.ready[len(series.sops) // 2]))
+    arrived = remote.download.arrived(series.uid)
+    # The far slice: not here yet, and the last of the series in the hub's streaming order
+    # among those still coming (the bulk would bring it last).
+    far = max((i for i, sop in enumerate(series.sops) if sop not in arrived),
+              key=lambda i: abs(i - len(series.sops) // 2))
+    assert remote.state(series.uid, far) == "coming"
+    remote.focus(series.uid, far)
+    before = len(order)
+    asked = time.monotonic()
+    _wait_for(lambda: bool(volume.ready[far]))
+    waited = time.monotonic() - asked
+    came_at = order.index(series.sops[far])
+    result = remote.wait(120)
+    assert result is not None and result.state == "verified"
+    left_then = len(series.sops) - before
+    assert came_at - before < max(4, left_then // 4), (came_at, before, left_then)
+    assert waited < 1.0, waited
+    # The window around it came early too.
+    near = [series.sops[i] for i in range(max(0, far - 2), min(len(series.sops), far + 3))]
+    assert all(order.index(s) - before < left_then // 2 for s in near)
+
+
+def test_superseded_priorities_are_dropped(hub, slow, tmp_path, ct_files):
+    study = _upload(hub, tmp_path / "spoke", ct_files)
+    _, remote = _remote(tmp_path / "reader", slow.url, study)
+    series = remote.open_series(focus=0)
+    for k in range(0, len(series.sops), 7):  # a fast scroll through the series
+        remote.focus(series.uid, k)
+    last = len(series.sops) - 1
+    remote.focus(series.uid, last)
+    with remote.download._lock:
+        urgent = list(remote.download._urgent)
+    wanted = {series.sops[i] for i in range(last - remote.window, last + 1)}
+    assert set(urgent) <= wanted  # only the last request's slices are still asked for
+    _wait_for(lambda: bool(series.loader.volume.ready[last]))
+    assert remote.wait(120).state == "verified"
+
+
+def test_queue_runner_reads_a_remote_study_as_a_durable_job(hub, slow, tmp_path, ct_files):
+    study = _upload(hub, tmp_path / "spoke", ct_files)
+    home = tmp_path / "reader"
+    home.mkdir()
+    assert add_hub(home, slow.url).returncode == 0
+    runner = QueueRunner(home, poll_seconds=0.05).start()
+    try:
+        remote = runner.open_remote("hub", study)
+        series = remote.open_series()
+        job_id = remote.download.job_id
+        assert runner.progress(job_id) is not None
+        _wait_for(lambda: bool(series.loader.volume.ready[len(series.sops) // 2]))
+        result = remote.wait(120)
+        assert result is not None and result.state == "verified"
+        _wait_for(lambda: runner.progress(job_id) is None, 10)
+        time.sleep(0.3)  # the worker had a chance to (wrongly) run the job again
+        job = next(j for j in runner.jobs() if j.id == job_id)
+        assert job.state == "verified", job.message
+        assert len([j for j in runner.jobs() if j.kind == "fetch"]) == 1
+    finally:
+        runner.stop()
+    local = Store(home).instances(series.uid)
+    assert sorted(i.sop_instance_uid for i in local) == sorted(hub_sop_uids(hub))
+
+
+def test_opening_a_study_the_hub_does_not_have(hub, tmp_path):
+    home = tmp_path / "reader"
+    home.mkdir()
+    assert add_hub(home, hub.url).returncode == 0
+    runner = QueueRunner(home, poll_seconds=0.05).start()
+    try:
+        for _ in range(2):  # asking again says the same, not "already being read"
+            remote = runner.open_remote("hub", "1.2.3.404")
+            with pytest.raises(RelayError, match="not on hub"):
+                remote.open_series()
+            assert remote.finished and remote.wait(1) is None
+        assert runner.progress(remote.download.job_id) is None
+        assert {j.state for j in runner.jobs()} == {"failed"}
+    finally:
+        runner.stop()

@@ -1,0 +1,132 @@
+"""Opening a study that is only on the hub: the first image while it downloads (real Orthanc)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.net.queue import TransferQueue
+from app.net.send import run_send, send_job
+from app.store import Store
+from app.ui.main_window import MainWindow
+from app.ui.remote_session import RemoteLoadedSeries
+from tests.net.conftest import (  # noqa: F401
+    HUB_PASSWORD,
+    HUB_USER,
+    SlowLink,
+    add_hub,
+    ct_files,
+    hub,
+    hub_sop_uids,
+    import_study,
+    no_system_keyring,
+)
+
+pytestmark = pytest.mark.orthanc
+
+RATE = 1_000_000  # bytes/s per connection: the 4.5 MB study takes about 5 s
+
+
+def _upload(hub, home: Path, files) -> str:  # noqa: F811
+    from app.net.dicomweb import DicomWebClient
+    from app.net.http import HubSession
+    from app.settings import HubProfile, TransferSettings
+
+    store, study = import_study(home, files)
+    queue = TransferQueue(home)
+    client = DicomWebClient(HubSession(HubProfile("h", hub.url, "basic", HUB_USER),
+                                       HUB_PASSWORD))
+    assert run_send(store, queue, client, send_job(store, queue, "hub", study).id,
+                    TransferSettings()).state == "verified"
+    return study
+
+
+@pytest.fixture
+def slow(hub):  # noqa: F811
+    link = SlowLink(hub.config.http_port, RATE)
+    try:
+        yield link
+    finally:
+        link.close()
+
+
+def test_remote_study_reads_while_it_downloads(qtbot, hub, slow, tmp_path,  # noqa: F811
+                                               ct_files):  # noqa: F811
+    study = _upload(hub, tmp_path / "spoke", ct_files)
+    home = tmp_path / "reader"
+    home.mkdir()
+    assert add_hub(home, slow.url, name="Stroke hub").returncode == 0
+    window = MainWindow(Store(home))
+    window.resize(1000, 700)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+
+    started = time.monotonic()
+    viewer = window.open_remote_study("Stroke hub", study)
+    assert window.tabs.currentWidget() is viewer  # the viewer is there at once
+    viewport = viewer.viewports[0]
+    assert "Opening the study from Stroke hub" in viewport.empty_text
+    viewport.grab()
+
+    # The first image is drawn while the download is still running.
+    qtbot.waitUntil(lambda: viewport.volume is not None and viewport.image.image is not None,
+                    timeout=30_000)
+    first = time.monotonic() - started
+    session = viewport.session
+    assert isinstance(session, RemoteLoadedSeries)
+    remote = session.remote
+    assert not remote.finished, "the download ended before the first image was drawn"
+    n = viewport.n_slices
+    assert n == len(ct_files) and viewport.state.k == n // 2
+    middle = viewport.image.image.copy()
+    assert "from Stroke hub" in session.progress_text()
+
+    # Scrolling ahead of the download: a clear placeholder, then the image once it arrived.
+    uid = session.series.series_instance_uid
+    far = next(i for i in (*range(n - 1, n // 2, -1), *range(n // 2))
+               if remote.state(uid, i) == "coming")
+    viewport.show_slice(far)
+    assert viewport.image.image is None  # not a stale image
+    text = session.pending_text(far)
+    assert text == f"Slice {far + 1} of {n} — still coming from Stroke hub…" or (
+        remote.state(uid, far) != "coming")
+    viewport.grab()  # the placeholder paints
+    qtbot.waitUntil(lambda: viewport.image.image is not None, timeout=30_000)
+    assert remote.state(uid, far) == "ready"
+    assert not np.array_equal(viewport.image.image, middle)
+    assert not remote.finished or far in (0, n - 1)
+
+    # When the download ends the study is an ordinary local study.
+    qtbot.waitUntil(lambda: remote.finished and not window._openers, timeout=60_000)
+    total = time.monotonic() - started
+    assert first < 0.5 * total, (first, total)
+    assert [s.study_instance_uid for s in window.store.studies()] == [study]
+    assert window.pages.currentWidget() is window.browser
+    local = Store(home).instances(uid)
+    assert sorted(i.sop_instance_uid for i in local) == sorted(hub_sop_uids(hub))
+    assert "local now" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: session.progress_text() == "", timeout=10_000)
+    job = next(j for j in window.queue_runner().jobs() if j.kind == "fetch")
+    assert job.state == "verified"
+    window.close()
+    assert window._runner is None
+
+
+def test_remote_open_of_an_unknown_study_says_so(qtbot, hub, tmp_path):  # noqa: F811
+    home = tmp_path / "reader"
+    home.mkdir()
+    assert add_hub(home, hub.url).returncode == 0
+    window = MainWindow(Store(home))
+    qtbot.addWidget(window)
+    viewer = window.open_remote_study("hub", "1.2.3.4.5.404")
+    qtbot.waitUntil(lambda: "Cannot open" in viewer.viewports[0].empty_text, timeout=30_000)
+    assert "not on hub" in viewer.viewports[0].empty_text
+    again = window.open_remote_study("hub", "1.2.3.4.5.404")  # tried again, not the old tab
+    assert again is not viewer and window.tabs.count() == 2
+    qtbot.waitUntil(lambda: "Cannot open" in again.viewports[0].empty_text, timeout=30_000)
+    assert "not on hub" in again.viewports[0].empty_text
+    window.close()
