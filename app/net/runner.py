@@ -21,7 +21,7 @@ from app.errors import RelayError
 from app.net import hubs
 from app.net.fetch import Download
 from app.net.queue import Job, TransferQueue
-from app.net.send import run_send, send_job
+from app.net.send import Sender, send_job
 from app.settings import load_settings
 from app.store import Store
 from app.tasks import Progress
@@ -40,6 +40,7 @@ class QueueRunner:
         self._queue = TransferQueue(self.home)
         self._lock = threading.Lock()
         self._current: tuple[str, Progress] | None = None
+        self._mover: Sender | Download | None = None
         self._intent: dict[str, str] = {}
         self._listeners: list[Listener] = []
         self._stop = threading.Event()
@@ -72,6 +73,13 @@ class QueueRunner:
     def progress(self, job_id: str) -> Progress | None:
         with self._lock:
             return self._current[1] if self._current and self._current[0] == job_id else None
+
+    def transferred_bytes(self, job_id: str) -> int | None:
+        """Bytes moved so far in this run of the running job (for a speed in MB/s), else None."""
+        with self._lock:
+            running = self._current is not None and self._current[0] == job_id
+            mover = self._mover
+        return mover.bytes if running and mover is not None else None
 
     def send(self, hub: str, study_uid: str, series_uids: list[str] | None = None) -> str:
         store = Store(self.home)
@@ -155,12 +163,19 @@ class QueueRunner:
             client = hubs.connect(self.home, job.hub, settings,
                                   pool_size=settings.transfer.in_flight + 1)
             give_up = settings.transfer.give_up_seconds
+            mover: Sender | Download
             if job.kind == "send":
-                run_send(store, self._queue, client, job.id, settings.transfer, progress,
-                         give_up=give_up)
+                mover = Sender(store, self._queue, client, settings.transfer, progress,
+                               give_up=give_up)
             else:
-                Download(store, self._queue, client, job.hub, job.study_uid, settings.transfer,
-                         progress, give_up=give_up).run()
+                mover = Download(store, self._queue, client, job.hub, job.study_uid,
+                                 settings.transfer, progress, give_up=give_up)
+            with self._lock:
+                self._mover = mover
+            if isinstance(mover, Sender):
+                mover.run(job.id)
+            else:
+                mover.run()
             after = self._queue.job(job.id)
             if after.state == "waiting" and after.next_try == 0:
                 self._queue.set_state(job.id, "waiting", after.message,
@@ -173,6 +188,7 @@ class QueueRunner:
         finally:
             with self._lock:
                 self._current = None
+                self._mover = None
                 intent = self._intent.pop(job.id, None)
             if intent:
                 self._queue.set_state(job.id, intent, f"{intent} by the user")
