@@ -192,7 +192,7 @@ def test_incoming_lists_a_new_study_notifies_and_fetch_makes_it_local(qtbot, hub
     window = _window(qtbot, relay_home)
     incoming = window.incoming
     qtbot.waitUntil(lambda: incoming.status_of(study_uid) == "On hub only", timeout=30_000)
-    assert incoming.notices and "new CT study on hub 'hub'" in incoming.notices[0].lower()
+    assert incoming.notices[0].startswith("New CT study on hub 'hub'")
     assert len(incoming.notices) == 1
     incoming.check_now()  # a second poll: nothing new, no second notice
     polls = incoming.polls
