@@ -34,9 +34,13 @@ Listener = Callable[[str], None]
 class QueueRunner:
     """Works through the transfer queue of one Relay home."""
 
-    def __init__(self, home: Path, *, poll_seconds: float = 1.0) -> None:
+    def __init__(self, home: Path, *, poll_seconds: float = 1.0,
+                 yield_seconds: float = 10.0) -> None:
         self.home = Path(home)
         self.poll_seconds = poll_seconds
+        self.yield_seconds = yield_seconds
+        """A job whose hub stays unreachable this long goes back to ``waiting`` (retried after
+        ``transfer.retry_max_seconds``), so one hub that is down does not hold up the others."""
         self._queue = TransferQueue(self.home)
         self._lock = threading.Lock()
         self._current: tuple[str, Progress] | None = None
@@ -58,6 +62,7 @@ class QueueRunner:
         self._stop.set()
         with self._lock:
             if self._current:
+                self._intent[self._current[0]] = "queued"  # not the user's pause: resume later
                 self._current[1].cancel()
         self._wake.set()
         if self._thread is not None:
@@ -162,7 +167,7 @@ class QueueRunner:
             store = Store(self.home)
             client = hubs.connect(self.home, job.hub, settings,
                                   pool_size=settings.transfer.in_flight + 1)
-            give_up = settings.transfer.give_up_seconds
+            give_up = min(settings.transfer.give_up_seconds, self.yield_seconds)
             mover: Sender | Download
             if job.kind == "send":
                 mover = Sender(store, self._queue, client, settings.transfer, progress,
@@ -191,5 +196,6 @@ class QueueRunner:
                 self._mover = None
                 intent = self._intent.pop(job.id, None)
             if intent:
-                self._queue.set_state(job.id, intent, f"{intent} by the user")
+                words = "" if intent == "queued" else f"{intent} by the user"
+                self._queue.set_state(job.id, intent, words)
             self._changed(job.id)

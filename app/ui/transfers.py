@@ -88,6 +88,7 @@ class TransfersWidget(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
         self.table.setItemDelegateForColumn(COL["Progress"], ProgressDelegate(self.table))
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
