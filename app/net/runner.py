@@ -38,9 +38,9 @@ class QueueRunner:
                  yield_seconds: float = 10.0) -> None:
         self.home = Path(home)
         self.poll_seconds = poll_seconds
+        # a job whose hub stays unreachable this long goes back to ``waiting`` (retried after
+        # ``transfer.retry_max_seconds``), so one hub that is down does not hold up the others
         self.yield_seconds = yield_seconds
-        """A job whose hub stays unreachable this long goes back to ``waiting`` (retried after
-        ``transfer.retry_max_seconds``), so one hub that is down does not hold up the others."""
         self._queue = TransferQueue(self.home)
         self._lock = threading.Lock()
         self._current: tuple[str, Progress] | None = None

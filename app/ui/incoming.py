@@ -78,7 +78,7 @@ class IncomingWidget(QWidget):
         self.table.setSortingEnabled(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(COL["Description"], QHeaderView.ResizeMode.Stretch)
-        for name, width in {"Patient": 200, "Patient ID": 110, "Modality": 80,
+        for name, width in {"Patient": 200, "Patient ID": 160, "Modality": 80,
                             "Study date": 100, "Received": 150, "Hub": 100,
                             "Status": 120}.items():
             self.table.setColumnWidth(COL[name], width)

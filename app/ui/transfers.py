@@ -53,7 +53,7 @@ class ProgressDelegate(QStyledItemDelegate):
         bar.progress = int(round((fraction or 0.0) * 1000))
         bar.text = f"{(fraction or 0.0) * 100:.0f} %"
         bar.textVisible = True
-        bar.state = option.state | QStyle.StateFlag.State_Enabled
+        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
         QApplication.style().drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
 
 
