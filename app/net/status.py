@@ -140,13 +140,17 @@ def job_status(job: Job, progress: ProgressState | None, meter: SpeedMeter | Non
             if per_instance > 0 and total > done:
                 eta = (total - done) / per_instance
     state = STATE_WORDS.get(job.state, job.state)
+    explanation = explain(job, now)
     if progress is not None and job.state == "running":
         state = "Sending" if job.kind == "send" else "Fetching"
+        explanation = ("Sending; every instance is checked on the hub at the end"
+                       if job.kind == "send" else "Fetching into the local store")
         if progress.total and done >= progress.total and job.kind == "send":
             state = "Verifying"
+            explanation = "Checking that every instance is on the hub"
     return JobStatus(direction="Send" if job.kind == "send" else "Fetch", state=state,
                      done=done, total=total, bytes_per_second=speed, eta_seconds=eta,
-                     explanation=explain(job, now))
+                     explanation=explanation)
 
 
 def _headline(message: str) -> str:

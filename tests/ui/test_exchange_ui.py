@@ -224,3 +224,31 @@ def test_prefetch_queues_new_studies_automatically(qtbot, hub, tmp_path, relay_h
     jobs = window.queue_runner().jobs()
     assert [(j.kind, j.study_uid) for j in jobs] == [("fetch", study_uid)]
     qtbot.waitUntil(lambda: window.incoming.status_of(study_uid) == "Local", timeout=30_000)
+
+
+def test_send_dialog_offers_the_selected_series_and_a_hub_setup(qtbot, relay_home, ct_files):
+    store, study_uid = import_study(relay_home, ct_files[:5])
+    window = _window(qtbot, relay_home)
+    series_uid = store.study(study_uid).series[0].series_instance_uid
+    dialog = window.send_to_hub(study_uid, series_uid)
+    assert dialog is not None
+    assert not dialog.send_button.isEnabled()  # no hub yet: the dialog says so
+    dialog.reject()
+
+    settings = load_settings(relay_home)
+    from app.settings import HubProfile
+
+    settings.hubs = [HubProfile(name="a", url="http://127.0.0.1:9/dicom-web"),
+                     HubProfile(name="b", url="http://127.0.0.1:9/dicom-web")]
+    save_settings(relay_home, settings)
+    dialog = window.send_to_hub(study_uid, series_uid)
+    assert [dialog.hub_combo.itemData(i) for i in range(dialog.hub_combo.count())] == ["a", "b"]
+    assert dialog.series_uids() == [series_uid] and dialog.send_button.isEnabled()
+    dialog.whole.setChecked(True)
+    assert dialog.series_uids() is None
+    dialog.reject()
+    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Hub", "&Settings",
+                                                              "&Help"]
+    hubs = window.show_hubs_dialog()
+    assert hubs.hub_list.count() == 2
+    hubs.reject()
