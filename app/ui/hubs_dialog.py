@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
 
 from app.errors import RelayError
 from app.net.dicomweb import DicomWebClient
-from app.net.hubs import HubCheck, check_hub
 from app.net.http import HubSession, ssl_context
+from app.net.hubs import HubCheck, check_hub
 from app.net.secrets import ENV_PASSPHRASE, SecretStore, system_keyring
 from app.settings import HubProfile, Settings, load_settings, save_settings
 from app.ui.worker import TaskWorker

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import RelayError
 from app.importer import ImportReport, import_paths
-from app.net.queue import ACTIVE, FILE_NAME, TransferQueue
+from app.net.queue import FILE_NAME, TransferQueue
 from app.net.runner import QueueRunner
 from app.settings import load_settings
 from app.store import Store

@@ -193,7 +193,8 @@ class TransfersWidget(QWidget):
         self.table.item(row, COL["Progress"]).setData(FRACTION_ROLE, fraction)
         colour = STATE_COLOURS.get(job.state)
         state_item = self.table.item(row, COL["State"])
-        state_item.setData(Qt.ItemDataRole.ForegroundRole, None if colour is None else QColor(colour))
+        state_item.setData(Qt.ItemDataRole.ForegroundRole,
+                           None if colour is None else QColor(colour))
         for col in (COL["Images"], COL["Speed"], COL["ETA"]):
             self.table.item(row, col).setTextAlignment(
                 Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -12,19 +12,20 @@ from app.settings import load_settings, save_settings
 from app.store import Store
 from app.ui.main_window import MainWindow
 from app.ui.transfers import COL, JOB_ROLE
-from tests.net.conftest import (  # noqa: F401 (fixtures)
+from tests.net import conftest as net
+from tests.net.conftest import (
     HUB_PASSWORD,
     HUB_USER,
     SlowLink,
     add_hub,
-    ct_files,
-    hub,
     hub_sop_uids,
     import_study,
-    no_system_keyring,
     relay,
-    relay_home,
 )
+
+# the exchange fixtures: a real Orthanc, Relay homes, a generated CT, no system keyring
+hub, relay_home, ct_files = net.hub, net.relay_home, net.ct_files
+no_system_keyring = net.no_system_keyring
 
 pytestmark = pytest.mark.orthanc
 
