@@ -230,8 +230,9 @@ class IncomingWidget(QWidget):
         self.open_button.setEnabled(chosen is not None)
 
     # -- actions -----------------------------------------------------------------------------
-    def fetch(self, hub: str, study_uid: str) -> str:
-        """Queue a fetch (the Transfers panel shows it); returns the job id."""
+    def fetch(self, hub: str, study_uid: str, *, show: bool = True) -> str:
+        """Queue a fetch (the Transfers panel shows it, brought up when ``show``); returns
+        the job id."""
         study = self.studies.get((hub, study_uid))
         window = self.window()
         transfers = getattr(window, "transfers", None)
@@ -240,6 +241,9 @@ class IncomingWidget(QWidget):
             transfers.set_study_label(study_uid, f"{format_name(study.patient_name)} · {what}")
         job_id = self.runner().fetch(hub, study_uid)
         self.fetching[job_id] = (hub, study_uid)
+        dock = getattr(window, "transfers_dock", None)
+        if show and dock is not None:
+            dock.show()
         self._fill()
         return job_id
 
@@ -263,7 +267,7 @@ class IncomingWidget(QWidget):
             self.status_label.setText("Fetching the study; it opens when it has arrived.")
 
     def _on_prefetch(self, hub: str, study_uid: str) -> None:
-        self.fetch(hub, study_uid)
+        self.fetch(hub, study_uid, show=False)
 
     def on_job_finished(self, job_id: str, state: str) -> None:
         """A transfer ended: refresh local flags; open a study that was waiting for it."""

@@ -119,6 +119,7 @@ class MainWindow(QMainWindow):
         self.transfers_dock.setWidget(self.transfers)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.transfers_dock)
         self.transfers_dock.hide()
+        self.transfers_dock.visibilityChanged.connect(self._on_transfers_shown)
 
         self._build_actions()
         self._build_status()
@@ -337,6 +338,10 @@ class MainWindow(QMainWindow):
             self._runner = QueueRunner(self.store.home).start()
             self.transfers.attach(self._runner)
         return self._runner
+
+    def _on_transfers_shown(self, visible: bool) -> None:
+        if visible:
+            self.queue_runner()  # the panel lists the queue, paused and stuck jobs included
 
     def _resume_transfers(self) -> None:
         """Jobs left unfinished by the last run continue at once."""

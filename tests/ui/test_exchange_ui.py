@@ -253,3 +253,25 @@ def test_send_dialog_offers_the_selected_series_and_a_hub_setup(qtbot, relay_hom
     hubs = window.show_hubs_dialog()
     assert hubs.hub_list.count() == 2
     hubs.reject()
+
+
+def test_open_on_a_study_only_on_the_hub_fetches_then_opens(qtbot, hub, tmp_path, relay_home,
+                                                            ct_files):
+    spoke = tmp_path / "spoke"
+    spoke.mkdir()
+    _, study_uid = import_study(spoke, ct_files[:10])
+    assert add_hub(spoke, hub.url).returncode == 0
+    assert relay(spoke, "send", study_uid, "--hub", "hub").returncode == 0
+
+    assert add_hub(relay_home, hub.url).returncode == 0
+    _fast_retries(relay_home, lookback_days=0)
+    window = _window(qtbot, relay_home)
+    assert not hasattr(window, "open_remote_study")  # until remote reading lands
+    incoming = window.incoming
+    qtbot.waitUntil(lambda: incoming.status_of(study_uid) == "On hub only", timeout=30_000)
+    incoming.select("hub", study_uid)
+    incoming.open_selected()
+    assert incoming.status_of(study_uid) == "Fetching…"
+    assert window.transfers_dock.isVisible()
+    qtbot.waitUntil(lambda: study_uid in window.viewers, timeout=120_000)
+    assert incoming.status_of(study_uid) == "Local"
