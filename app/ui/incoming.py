@@ -48,6 +48,7 @@ class IncomingWidget(QWidget):
     _updated = Signal(str, object)  # hub, IncomingUpdate (from the watch thread)
     _prefetch = Signal(str, str)  # hub, study uid (from the watch thread)
     notified = Signal(str)
+    arrived = Signal(int)  # how many new studies one poll found
 
     def __init__(self, store: Store, runner: Callable[[], QueueRunner], parent=None) -> None:
         super().__init__(parent)
@@ -155,6 +156,7 @@ class IncomingWidget(QWidget):
         else:
             text = f"{len(new)} new studies on hub '{hub}'"
         self.notify(text)
+        self.arrived.emit(len(new))
 
     def notify(self, text: str) -> None:
         """A desktop notification, or a notice in the window's status bar without a tray."""
@@ -212,7 +214,7 @@ class IncomingWidget(QWidget):
     def select(self, hub: str, study_uid: str) -> None:
         for row in range(self.table.rowCount()):
             if self.table.item(row, 0).data(KEY_ROLE) == (hub, study_uid):
-                if self.table.currentRow() != row:
+                if not self.table.selectionModel().isRowSelected(row):
                     self.table.selectRow(row)
                 return
 

@@ -111,6 +111,9 @@ class MainWindow(QMainWindow):
         self.incoming = IncomingWidget(store, self.queue_runner, self)
         self.tabs.addTab(self.incoming, "Incoming")
         self.tabs.tabBar().setTabButton(1, self.tabs.tabBar().ButtonPosition.RightSide, None)
+        self._unseen = 0
+        self.incoming.arrived.connect(self._on_incoming_arrived)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         self.transfers = TransfersWidget(store, self)
         self.transfers.job_finished.connect(self._on_job_finished)
         self.transfers.job_finished.connect(self.incoming.on_job_finished)
@@ -396,6 +399,16 @@ class MainWindow(QMainWindow):
         dialog.hubs_changed.connect(self.incoming.watch.reconnect)
         dialog.open()
         return dialog
+
+    def _on_incoming_arrived(self, count: int) -> None:
+        if self.tabs.currentWidget() is not self.incoming:
+            self._unseen += count
+            self.tabs.setTabText(self.tabs.indexOf(self.incoming), f"Incoming ({self._unseen} new)")
+
+    def _on_tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.incoming and self._unseen:
+            self._unseen = 0
+            self.tabs.setTabText(index, "Incoming")
 
     def _on_check_incoming(self) -> None:
         self.tabs.setCurrentWidget(self.incoming)

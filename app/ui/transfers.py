@@ -231,7 +231,7 @@ class TransfersWidget(QWidget):
         for row in range(self.table.rowCount()):
             item = self.table.item(row, 0)
             if item is not None and item.data(JOB_ROLE) == job_id:
-                if self.table.currentRow() != row:
+                if not self.table.selectionModel().isRowSelected(row):
                     self.table.selectRow(row)
                 return
 

@@ -195,6 +195,9 @@ def test_incoming_lists_a_new_study_notifies_and_fetch_makes_it_local(qtbot, hub
     qtbot.waitUntil(lambda: incoming.status_of(study_uid) == "On hub only", timeout=30_000)
     assert incoming.notices[0].startswith("New CT study on hub 'hub'")
     assert len(incoming.notices) == 1
+    assert window.tabs.tabText(1) == "Incoming (1 new)"  # the Studies tab was in front
+    window.tabs.setCurrentWidget(incoming)
+    assert window.tabs.tabText(1) == "Incoming"
     incoming.check_now()  # a second poll: nothing new, no second notice
     polls = incoming.polls
     qtbot.waitUntil(lambda: incoming.polls > polls, timeout=30_000)
