@@ -74,9 +74,9 @@ class IncomingSettings:
     """The "Incoming" list: new studies on the hub."""
 
     hub: str = ""
-    """Hub to watch (a profile name); empty: the first hub."""
+    """Hub to watch (a profile name); empty: every configured hub."""
     interval_seconds: float = 30.0
-    """How often the hub is asked for new studies."""
+    """How often the hub is asked for new studies (seconds; at least 5 in the window)."""
     lookback_days: int = 3
     """Only studies with a study date in the last N days are listed (0: every study). Keeps the
     poll cheap on a hub with a long history."""

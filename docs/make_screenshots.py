@@ -109,6 +109,9 @@ def main() -> None:
         for viewer in window.viewers.values():
             viewer.close_all()
         window.close()
+    from docs.exchange_screenshots import main as exchange_shots
+
+    exchange_shots(out)  # Transfers panel and Incoming list, with a real local Orthanc hub
     app.quit()
     print(f"screenshots in {out}")
 

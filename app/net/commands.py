@@ -161,14 +161,9 @@ def cmd_hub_test(args: argparse.Namespace) -> int:
         print_json({"hub": args.name, "ok": check.ok, "problem": None if check.ok else check.kind,
                     "message": check.message, "seconds": round(check.seconds, 3)})
     else:
-        label = "OK" if check.ok else _KIND_WORDS.get(check.kind, check.kind)
+        label = check.headline
         sys.stdout.write(f"{args.name}: {label}: {check.message}\n")
     return 0 if check.ok else 1
-
-
-_KIND_WORDS = {"unreachable": "UNREACHABLE", "timeout": "NO ANSWER", "tls": "TLS PROBLEM",
-               "auth": "NOT AUTHORISED", "not-dicomweb": "NOT DICOMWEB", "server": "HUB ERROR",
-               "rejected": "REFUSED"}
 
 
 def cmd_hub_remove(args: argparse.Namespace) -> int:

@@ -96,7 +96,9 @@ class DicomWebClient:
             offset += len(answer)
 
     def studies(self, **filters: Any) -> Iterator[dict[str, Any]]:
-        return self.search("/studies", {"includefield": "all", **filters})
+        # the standard's default study attributes, plus the description; Orthanc 1.10 leaves
+        # StudyDescription out of "all" and wants the keyword, not the tag
+        return self.search("/studies", {"includefield": "StudyDescription", **filters})
 
     def series(self, study_uid: str) -> list[dict[str, Any]]:
         return list(self.search(f"/studies/{study_uid}/series"))

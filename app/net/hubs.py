@@ -50,6 +50,16 @@ class HubCheck:
     message: str
     seconds: float
 
+    @property
+    def headline(self) -> str:
+        """``OK`` or the problem in one or two words (``NOT AUTHORISED``)."""
+        return "OK" if self.ok else PROBLEM_WORDS.get(self.kind, self.kind.upper())
+
+
+PROBLEM_WORDS = {"unreachable": "UNREACHABLE", "timeout": "NO ANSWER", "tls": "TLS PROBLEM",
+                 "auth": "NOT AUTHORISED", "not-dicomweb": "NOT DICOMWEB", "server": "HUB ERROR",
+                 "rejected": "REFUSED"}
+
 
 def check_hub(client: DicomWebClient) -> HubCheck:
     """One QIDO-RS round trip (``/studies?limit=1``), diagnosed."""

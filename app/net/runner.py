@@ -22,7 +22,7 @@ from app.net import hubs
 from app.net.fetch import Download
 from app.net.queue import Job, TransferQueue
 from app.net.remote import RemoteStudy
-from app.net.send import run_send, send_job
+from app.net.send import Sender, send_job
 from app.settings import load_settings
 from app.store import Store
 from app.tasks import Progress
@@ -35,15 +35,20 @@ Listener = Callable[[str], None]
 class QueueRunner:
     """Works through the transfer queue of one Relay home."""
 
-    def __init__(self, home: Path, *, poll_seconds: float = 1.0) -> None:
+    def __init__(self, home: Path, *, poll_seconds: float = 1.0,
+                 yield_seconds: float = 10.0) -> None:
         self.home = Path(home)
         self.poll_seconds = poll_seconds
+        # a job whose hub stays unreachable this long goes back to ``waiting`` (retried after
+        # ``transfer.retry_max_seconds``), so one hub that is down does not hold up the others
+        self.yield_seconds = yield_seconds
         self._queue = TransferQueue(self.home)
         self._lock = threading.Lock()
         self._current: tuple[str, Progress] | None = None
         #: Jobs run outside the worker (a remote study being read): job id -> its progress.
         self._foreground: dict[str, Progress] = {}
         self._remotes: dict[str, RemoteStudy] = {}
+        self._mover: Sender | Download | None = None
         self._intent: dict[str, str] = {}
         self._listeners: list[Listener] = []
         self._stop = threading.Event()
@@ -61,6 +66,7 @@ class QueueRunner:
         self._stop.set()
         with self._lock:
             if self._current:
+                self._intent[self._current[0]] = "queued"  # not the user's pause: resume later
                 self._current[1].cancel()
             for job_id, progress in self._foreground.items():
                 self._intent[job_id] = "queued"  # the worker finishes it next time
@@ -84,6 +90,16 @@ class QueueRunner:
             if job_id in self._foreground:
                 return self._foreground[job_id]
             return self._current[1] if self._current and self._current[0] == job_id else None
+
+    def transferred_bytes(self, job_id: str) -> int | None:
+        """Bytes moved so far in this run of the running job (for a speed in MB/s), else None."""
+        with self._lock:
+            remote = self._remotes.get(job_id)
+            if remote is not None:  # a study being read while it downloads
+                return remote.download.bytes
+            running = self._current is not None and self._current[0] == job_id
+            mover = self._mover
+        return mover.bytes if running and mover is not None else None
 
     def send(self, hub: str, study_uid: str, series_uids: list[str] | None = None) -> str:
         store = Store(self.home)
@@ -235,13 +251,20 @@ class QueueRunner:
             store = Store(self.home)
             client = hubs.connect(self.home, job.hub, settings,
                                   pool_size=settings.transfer.in_flight + 1)
-            give_up = settings.transfer.give_up_seconds
+            give_up = min(settings.transfer.give_up_seconds, self.yield_seconds)
+            mover: Sender | Download
             if job.kind == "send":
-                run_send(store, self._queue, client, job.id, settings.transfer, progress,
-                         give_up=give_up)
+                mover = Sender(store, self._queue, client, settings.transfer, progress,
+                               give_up=give_up)
             else:
-                Download(store, self._queue, client, job.hub, job.study_uid, settings.transfer,
-                         progress, give_up=give_up).run()
+                mover = Download(store, self._queue, client, job.hub, job.study_uid,
+                                 settings.transfer, progress, give_up=give_up)
+            with self._lock:
+                self._mover = mover
+            if isinstance(mover, Sender):
+                mover.run(job.id)
+            else:
+                mover.run()
             after = self._queue.job(job.id)
             if after.state == "waiting" and after.next_try == 0:
                 self._queue.set_state(job.id, "waiting", after.message,
@@ -254,7 +277,9 @@ class QueueRunner:
         finally:
             with self._lock:
                 self._current = None
+                self._mover = None
                 intent = self._intent.pop(job.id, None)
             if intent:
-                self._queue.set_state(job.id, intent, f"{intent} by the user")
+                words = "" if intent == "queued" else f"{intent} by the user"
+                self._queue.set_state(job.id, intent, words)
             self._changed(job.id)

@@ -9,11 +9,13 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QDockWidget,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QMainWindow,
+    QMenu,
     QProgressBar,
     QPushButton,
     QStackedWidget,
@@ -23,18 +25,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.errors import RelayError
 from app.importer import ImportReport, import_paths
 from app.model import Study
+from app.net.queue import FILE_NAME, TransferQueue
 from app.net.runner import QueueRunner
 from app.net.send import TransferResult
+from app.settings import load_settings
 from app.store import Store
 from app.synth import demo_study
 from app.tasks import Progress, ProgressState
 from app.ui.browser import StudyBrowserWidget
 from app.ui.format import format_date, format_name
+from app.ui.hubs_dialog import HubsDialog, ensure_passphrase
 from app.ui.import_report import ImportReportDialog, summary_text
+from app.ui.incoming import IncomingWidget
 from app.ui.remote_session import RemoteOpener
+from app.ui.send_dialog import SendDialog
 from app.ui.thumbs import ThumbnailLoader
+from app.ui.transfers import TransfersWidget
 from app.ui.view_state import ViewState
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
 from app.ui.worker import TaskWorker
@@ -103,13 +112,33 @@ class MainWindow(QMainWindow):
         self._runner: QueueRunner | None = None
         self._openers: dict[str, RemoteOpener] = {}
 
+        self.incoming = IncomingWidget(store, self.queue_runner, self)
+        self.tabs.addTab(self.incoming, "Incoming")
+        self.tabs.tabBar().setTabButton(1, self.tabs.tabBar().ButtonPosition.RightSide, None)
+        self._unseen = 0
+        self.incoming.arrived.connect(self._on_incoming_arrived)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        self.transfers = TransfersWidget(store, self)
+        self.transfers.job_finished.connect(self._on_job_finished)
+        self.transfers.job_finished.connect(self.incoming.on_job_finished)
+        self.transfers_dock = QDockWidget("Transfers", self)
+        self.transfers_dock.setObjectName("transfers")
+        self.transfers_dock.setWidget(self.transfers)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.transfers_dock)
+        self.transfers_dock.hide()
+        self.transfers_dock.visibilityChanged.connect(self._on_transfers_shown)
+
         self._build_actions()
         self._build_status()
+        self.browser.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.browser.tree.customContextMenuRequested.connect(self._on_browser_menu)
         self.empty.open_button.clicked.connect(self.open_folder_dialog)
         self.empty.demo_button.clicked.connect(self.load_demo)
         self.browser.series_activated.connect(self._on_series_activated)
         self.browser.study_activated.connect(self._on_study_activated)
         self.refresh()
+        self._resume_transfers()
+        self.incoming.start()
 
     # -- building ---------------------------------------------------------------------------
     def _build_actions(self) -> None:
@@ -127,7 +156,11 @@ class MainWindow(QMainWindow):
         self.open_remote_action = QAction("Open from hub…", self)
         self.open_remote_action.setToolTip("Read a study that is on a hub while it downloads")
         self.open_remote_action.triggered.connect(self.open_remote_dialog)
-        for action in (self.open_action, self.import_files_action, self.demo_action):
+        self.send_action = QAction("Send to hub…", self)
+        self.send_action.setToolTip("Send the selected study or series to a hub")
+        self.send_action.triggered.connect(lambda: self.send_to_hub())
+        for action in (self.open_action, self.import_files_action, self.demo_action,
+                       self.open_remote_action, self.send_action):
             bar.addAction(action)
         spacer = QWidget(self)
         spacer.setSizePolicy(spacer.sizePolicy().horizontalPolicy().Expanding,
@@ -150,6 +183,17 @@ class MainWindow(QMainWindow):
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
+        hub_menu = self.menuBar().addMenu("&Hub")
+        hub_menu.addAction(self.send_action)
+        hub_menu.addAction(self.open_remote_action)
+        hub_menu.addAction(self.transfers_dock.toggleViewAction())
+        check = QAction("Check for incoming studies", self)
+        check.triggered.connect(self._on_check_incoming)
+        hub_menu.addAction(check)
+        settings_menu = self.menuBar().addMenu("&Settings")
+        self.hubs_action = QAction("Hubs…", self)
+        self.hubs_action.triggered.connect(self.show_hubs_dialog)
+        settings_menu.addAction(self.hubs_action)
         help_menu = self.menuBar().addMenu("&Help")
         shortcuts = QAction("Mouse and keyboard…", self)
         shortcuts.setShortcut(QKeySequence("F1"))
@@ -278,12 +322,6 @@ class MainWindow(QMainWindow):
         return viewer
 
     # -- reading from a hub ------------------------------------------------------------------
-    def queue_runner(self) -> QueueRunner:
-        """The transfer queue's runner for this store (started on first use)."""
-        if self._runner is None:
-            self._runner = QueueRunner(self.store.home).start()
-        return self._runner
-
     def open_remote_study(self, hub_name: str, study_uid: str) -> ViewerWidget:
         """Open a study that is on the hub at once: its viewer shows the slice in view as soon
         as it has arrived while the rest downloads (a fetch job in the transfer queue)."""
@@ -334,6 +372,7 @@ class MainWindow(QMainWindow):
     def _on_remote_finished(self, viewer: ViewerWidget, result: TransferResult | None) -> None:
         self._openers.pop(viewer.study.study_instance_uid, None)
         self.refresh()
+        self.incoming.study_read(viewer.study.study_instance_uid)
         if viewer in self.viewers.values():
             viewer.remote_finished()
         if result is None:
@@ -374,6 +413,105 @@ class MainWindow(QMainWindow):
             self.tabs.removeTab(index)
             widget.deleteLater()
 
+    # -- hub exchange --------------------------------------------------------------------------
+    def queue_runner(self) -> QueueRunner:
+        """The window's transfer queue runner, started on first use."""
+        if self._runner is None:
+            ensure_passphrase(self, load_settings(self.store.home))
+            self._runner = QueueRunner(self.store.home).start()
+            self.transfers.attach(self._runner)
+        return self._runner
+
+    def _on_transfers_shown(self, visible: bool) -> None:
+        if visible:
+            self.queue_runner()  # the panel lists the queue, paused and stuck jobs included
+
+    def _resume_transfers(self) -> None:
+        """Jobs left unfinished by the last run continue at once."""
+        if (self.store.home / FILE_NAME).exists() and TransferQueue(self.store.home).jobs(
+                ("queued", "running", "waiting")):
+            self.queue_runner()
+            self.transfers_dock.show()
+
+    def send_to_hub(self, study_uid: str | None = None,
+                    series_uid: str | None = None) -> SendDialog | None:
+        """Ask where to send the study (the browser's selection by default); queue the job."""
+        if study_uid is None:
+            chosen = self.browser.selected()
+            if chosen is None or chosen[0] not in ("study", "series"):
+                self.statusBar().showMessage("Select a study or a series to send.", 5000)
+                return None
+            kind, uid = chosen
+            if kind == "series":
+                series = self.store.series(uid)
+                if series is None:
+                    return None
+                study_uid, series_uid = series.study_instance_uid, uid
+            else:
+                study_uid = uid
+        study = self.store.study(study_uid)
+        if study is None:
+            return None
+        dialog = SendDialog(study, load_settings(self.store.home), series_uid, self)
+        dialog.accepted.connect(lambda: self.queue_send(dialog.hub(), study_uid,
+                                                        dialog.series_uids()))
+        dialog.setup_hubs.connect(self.show_hubs_dialog)
+        dialog.open()
+        return dialog
+
+    def queue_send(self, hub: str, study_uid: str, series_uids: list[str] | None) -> str | None:
+        """Queue a send job and show it in the Transfers panel."""
+        if not hub or series_uids == []:
+            self.statusBar().showMessage("Nothing to send: choose a hub and a series.", 5000)
+            return None
+        try:
+            job_id = self.queue_runner().send(hub, study_uid, series_uids)
+        except RelayError as exc:
+            self.statusBar().showMessage(f"Not sent: {exc}", 15000)
+            return None
+        self.transfers_dock.show()
+        self.transfers.refresh()
+        self.transfers.select_job(job_id)
+        return job_id
+
+    def show_hubs_dialog(self) -> HubsDialog:
+        dialog = HubsDialog(self.store.home, self)
+        dialog.hubs_changed.connect(self.incoming.watch.reconnect)
+        dialog.open()
+        return dialog
+
+    def _on_incoming_arrived(self, count: int) -> None:
+        if self.tabs.currentWidget() is not self.incoming:
+            self._unseen += count
+            self.tabs.setTabText(self.tabs.indexOf(self.incoming), f"Incoming ({self._unseen} new)")
+
+    def _on_tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.incoming and self._unseen:
+            self._unseen = 0
+            self.tabs.setTabText(index, "Incoming")
+
+    def _on_check_incoming(self) -> None:
+        self.tabs.setCurrentWidget(self.incoming)
+        self.incoming.check_now()
+
+    def _on_browser_menu(self, pos) -> None:
+        chosen = self.browser.selected()
+        if chosen is None or chosen[0] not in ("study", "series"):
+            return
+        menu = QMenu(self)
+        kind, uid = chosen
+        open_action = menu.addAction("Open")
+        open_action.triggered.connect(
+            lambda: (self._on_study_activated if kind == "study" else
+                     self._on_series_activated)(uid))
+        menu.addAction(self.send_action)
+        menu.popup(self.browser.tree.viewport().mapToGlobal(pos))
+
+    def _on_job_finished(self, job_id: str, state: str) -> None:
+        job = next((j for j in self.transfers._jobs if j.id == job_id), None)
+        if job is not None and job.kind == "fetch":
+            self.refresh()
+
     # -- drag and drop ----------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt name)
         if event.mimeData().hasUrls():
@@ -392,6 +530,7 @@ class MainWindow(QMainWindow):
         for viewer in self.viewers.values():
             viewer.close_all()
         self.thumbnails.stop()
+        self.incoming.stop()
         if self._runner is not None:
             self._runner.stop()
             self._runner = None

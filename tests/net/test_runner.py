@@ -81,3 +81,39 @@ def test_runner_marks_stuck_with_a_plain_reason(relay_home, ct_files):
         assert _wait_state(runner, job_id, ("cancelled",)).state == "cancelled"
     finally:
         runner.stop()
+
+
+def test_a_hub_that_is_down_does_not_hold_up_the_others(hub, relay_home, ct_files):
+    _, study = import_study(relay_home, ct_files[:10])
+    assert add_hub(relay_home, "http://127.0.0.1:9/dicom-web", name="down").returncode == 0
+    assert add_hub(relay_home, hub.url).returncode == 0
+    settings = load_settings(relay_home)
+    settings.transfer.retry_initial_seconds = 0.2
+    settings.transfer.retry_max_seconds = 30
+    save_settings(relay_home, settings)
+    runner = QueueRunner(relay_home, poll_seconds=0.1, yield_seconds=1.0).start()
+    try:
+        blocked = runner.send("down", study)
+        _wait_state(runner, blocked, ("running", "waiting"))
+        live = runner.send("hub", study)
+        _wait_state(runner, live, ("verified",), timeout=60)
+        assert next(j for j in runner.jobs() if j.id == blocked).state == "waiting"
+    finally:
+        runner.stop()
+
+
+def test_stopping_the_runner_leaves_the_job_queued_for_next_time(hub, relay_home, ct_files):
+    from tests.net.conftest import SlowLink
+
+    _, study = import_study(relay_home, ct_files)
+    link = SlowLink(hub.config.http_port, rate=300_000)
+    try:
+        assert add_hub(relay_home, link.url).returncode == 0
+        runner = QueueRunner(relay_home, poll_seconds=0.1).start()
+        job_id = runner.send("hub", study)
+        _wait_state(runner, job_id, ("running",))
+        runner.stop()
+        job = next(j for j in runner.jobs() if j.id == job_id)
+        assert job.state == "queued" and job.message == ""
+    finally:
+        link.close()

@@ -1,0 +1,172 @@
+"""A transfer job in the words a radiology tech reads: state, counts, speed, ETA, and why.
+
+Qt-free: the window's Transfers panel shows a :class:`JobStatus` per job; :func:`explain` turns
+the queue's technical message into one plain sentence ("Hub unreachable — retrying in 20 s").
+:class:`SpeedMeter` measures MB/s and instances/s over the last few seconds, so a pause or a
+stall shows at once instead of being averaged away.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from app.net.queue import Job
+from app.tasks import ProgressState
+
+STATE_WORDS = {
+    "queued": "Queued", "running": "Running", "waiting": "Waiting for hub", "stuck": "Stuck",
+    "paused": "Paused", "cancelled": "Cancelled", "verified": "Verified", "failed": "Failed",
+}
+
+# (words in the queue's message, plain headline): first match wins
+_PROBLEMS = (
+    ("(401)", "Hub refused the password (401) — check the hub's settings"),
+    ("(403)", "Hub refused access (403) — the account lacks the permission"),
+    ("tls", "Secure connection failed (TLS) — check the hub's certificate or CA file"),
+    ("certificate", "Secure connection failed (TLS) — check the hub's certificate or CA file"),
+    ("cannot reach", "Hub unreachable"),
+    ("was lost", "Hub unreachable"),
+    ("(dns)", "Hub's host name unknown (DNS)"),
+    ("stopped answering", "Hub stopped answering"),
+    ("internal error", "Hub error"),
+    ("not in the keyring", "Hub password missing — enter it again in Settings → Hubs"),
+    ("no hub called", "Hub no longer configured — add it again in Settings → Hubs"),
+    ("keyring", "Password store unavailable — see Settings → Hubs"),
+    ("no dicomweb service", "Wrong hub URL — check it in Settings → Hubs"),
+    ("not with dicom json", "Wrong hub URL — check it in Settings → Hubs"),
+    ("does not answer in http", "Wrong hub URL — check it in Settings → Hubs"),
+)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One row of the Transfers panel."""
+
+    direction: str
+    """``Send`` or ``Fetch``."""
+    state: str
+    """The state in one or two words (``Waiting for hub``)."""
+    done: int
+    total: int
+    bytes_per_second: float | None
+    """While running and measurable."""
+    eta_seconds: float | None
+    explanation: str
+    """Why it is stuck, failed, waiting or what it ended as; empty while all is well."""
+
+    @property
+    def speed_text(self) -> str:
+        if self.bytes_per_second is None:
+            return ""
+        return f"{self.bytes_per_second / 1e6:.1f} MB/s"
+
+    @property
+    def eta_text(self) -> str:
+        return "" if self.eta_seconds is None else format_duration(self.eta_seconds)
+
+
+def format_duration(seconds: float) -> str:
+    """``45 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+class SpeedMeter:
+    """Recent throughput of one job from ``(time, instances done, bytes)`` samples."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self._samples: deque[tuple[float, int, int]] = deque()
+
+    def add(self, done: int, nbytes: int | None, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self._samples and (done < self._samples[-1][1] or (nbytes or 0) < self._samples[-1][2]):
+            self._samples.clear()  # a new run of the job starts its counters again
+        self._samples.append((now, done, nbytes or 0))
+        while len(self._samples) > 2 and now - self._samples[1][0] > self.window:
+            self._samples.popleft()
+
+    def rates(self) -> tuple[float, float] | None:
+        """(instances per second, bytes per second), or None before two samples a moment apart."""
+        if len(self._samples) < 2:
+            return None
+        t0, d0, b0 = self._samples[0]
+        t1, d1, b1 = self._samples[-1]
+        if t1 - t0 < 0.5:
+            return None
+        return (d1 - d0) / (t1 - t0), (b1 - b0) / (t1 - t0)
+
+
+def explain(job: Job, now: float | None = None) -> str:
+    """The plain sentence for a job that needs a word: waiting, stuck, failed, paused, done."""
+    now = time.time() if now is None else now
+    if job.state == "waiting":
+        headline = _headline(job.message) or "Hub not available"
+        wait = job.next_try - now
+        retry = f"retrying in {format_duration(wait)}" if wait >= 1 else "retrying now"
+        return f"{headline} — {retry}"
+    if job.state == "stuck":
+        return (_headline(job.message) or _sentence(job.message)) + "; then press Retry"
+    if job.state == "failed":
+        return _missing(job)
+    if job.state == "paused":
+        return "Paused — press Resume to continue"
+    if job.state == "cancelled":
+        return "Cancelled — press Retry to start it again"
+    if job.state == "verified":
+        return _sentence(job.message) or f"{job.total} of {job.total} verified"
+    return ""
+
+
+def job_status(job: Job, progress: ProgressState | None, meter: SpeedMeter | None = None,
+               now: float | None = None) -> JobStatus:
+    """The row for ``job``; ``progress`` is the live state while it runs."""
+    total = job.total
+    done = job.count("sent", "verified") if job.kind == "send" else job.count("verified")
+    speed = eta = None
+    if progress is not None and job.state in ("running", "queued"):
+        done = max(done, progress.done)
+        total = max(total, progress.total or 0)
+        rates = meter.rates() if meter is not None else None
+        if rates is not None:
+            per_instance, per_byte = rates
+            speed = per_byte
+            if per_instance > 0 and total > done:
+                eta = (total - done) / per_instance
+    state = STATE_WORDS.get(job.state, job.state)
+    explanation = explain(job, now)
+    if progress is not None and job.state == "running":
+        state = "Sending" if job.kind == "send" else "Fetching"
+        explanation = ("Sending; every instance is checked on the hub at the end"
+                       if job.kind == "send" else "Fetching into the local store")
+        if progress.total and done >= progress.total and job.kind == "send":
+            state = "Verifying"
+            explanation = "Checking that every instance is on the hub"
+    return JobStatus(direction="Send" if job.kind == "send" else "Fetch", state=state,
+                     done=done, total=total, bytes_per_second=speed, eta_seconds=eta,
+                     explanation=explanation)
+
+
+def _headline(message: str) -> str:
+    low = message.lower()
+    return next((words for key, words in _PROBLEMS if key in low), "")
+
+
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:] if message else ""
+
+
+def _missing(job: Job) -> str:
+    done = job.count("verified")
+    short = job.total - done
+    where = "on the hub" if job.kind == "send" else "in the local store"
+    reason = f": {job.message}" if job.message else ""
+    if short <= 0:
+        return _sentence(job.message) or "Failed"
+    return f"{short} of {job.total} instances missing {where}{reason}"

@@ -1,0 +1,124 @@
+"""Watching every configured hub for incoming studies, in one background thread, without Qt.
+
+:class:`HubWatch` polls each hub the settings name (``incoming.hub``, or all hubs) with an
+:class:`~app.net.incoming.IncomingPoller` every ``incoming.interval_seconds``; :meth:`check_now`
+polls at once. Settings are read again before each round, so a hub added or an interval changed
+in the window applies without a restart. With ``incoming.prefetch`` on, each new study that is not
+local yet is handed to ``prefetch(hub, study_uid)`` (the queue runner's ``fetch``). Each poll's
+outcome goes to ``on_update(hub, update)`` on the watch thread: a UI hops it to its own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from app.errors import RelayError
+from app.net import hubs
+from app.net.incoming import IncomingPoller, IncomingUpdate
+from app.settings import Settings, load_settings
+from app.store import Store
+
+log = logging.getLogger(__name__)
+
+MIN_INTERVAL = 5.0
+
+UpdateListener = Callable[[str, IncomingUpdate], None]
+Prefetch = Callable[[str, str], object]
+
+
+def watched_hubs(settings: Settings) -> list[str]:
+    """Names of the hubs the Incoming list polls."""
+    names = [h.name for h in settings.hubs]
+    chosen = settings.incoming.hub
+    return [chosen] if chosen in names else names
+
+
+class HubWatch:
+    """Polls the configured hubs until :meth:`stop`."""
+
+    def __init__(self, home: Path, on_update: UpdateListener,
+                 prefetch: Prefetch | None = None) -> None:
+        self.home = Path(home)
+        self.on_update = on_update
+        self.prefetch = prefetch
+        self._pollers: dict[str, tuple[object, IncomingPoller]] = {}
+        self._stop = threading.Event()
+        self._now = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reset = False
+
+    def start(self) -> HubWatch:
+        self._thread = threading.Thread(target=self._loop, name="incoming-watch", daemon=True)
+        self._thread.start()
+        return self
+
+    def check_now(self) -> None:
+        self._now.set()
+
+    def reconnect(self) -> None:
+        """Hub profiles or secrets changed: connect afresh and poll now."""
+        self._reset = True
+        self._now.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._now.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def poll_once(self) -> float:
+        """Poll every watched hub once; returns the interval to wait before the next round."""
+        try:
+            settings = load_settings(self.home)
+        except RelayError as exc:
+            log.warning("settings unreadable: %s", exc)
+            return MIN_INTERVAL
+        if self._reset:
+            self._reset = False
+            self._pollers.clear()
+        for name in watched_hubs(settings):
+            if self._stop.is_set():
+                break
+            self._poll_hub(settings, name)
+        return max(MIN_INTERVAL, settings.incoming.interval_seconds)
+
+    def _poll_hub(self, settings: Settings, name: str) -> None:
+        try:
+            poller = self._poller(settings, name)
+            update = poller.poll()
+        except RelayError as exc:
+            update = IncomingUpdate(studies=[], checked_at=time.time(), error=str(exc))
+        except Exception as exc:  # a poll must never end the watch
+            log.exception("incoming poll failed")
+            update = IncomingUpdate(studies=[], checked_at=time.time(),
+                                    error=f"unexpected error: {type(exc).__name__}")
+        if self.prefetch is not None and settings.incoming.prefetch:
+            for study in update.new:
+                if study.local != "local":
+                    try:
+                        self.prefetch(name, study.study_uid)
+                    except RelayError as exc:
+                        log.warning("prefetch not queued: %s", exc)
+        self.on_update(name, update)
+
+    def _poller(self, settings: Settings, name: str) -> IncomingPoller:
+        profile = hubs.profile(settings, name)
+        key = (profile.url, profile.auth, profile.user, profile.ca_file,
+               settings.incoming.lookback_days)
+        cached = self._pollers.get(name)
+        if cached is None or cached[0] != key:
+            client = hubs.connect(self.home, name, settings, pool_size=1)
+            cached = (key, IncomingPoller(Store(self.home), client, name, settings.incoming))
+            self._pollers[name] = cached
+        cached[1].settings = settings.incoming
+        return cached[1]
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            interval = self.poll_once()
+            self._now.wait(interval)
+            self._now.clear()

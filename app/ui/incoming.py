@@ -1,0 +1,295 @@
+"""The Incoming list: studies on the hubs, new ones announced, fetched or opened with one click.
+
+A :class:`app.net.watch.HubWatch` polls the hubs on its own thread; its updates and prefetch
+requests hop to the GUI thread as queued signals. A new study raises one desktop notification
+per poll (a count, never one per study; no patient name on a lock screen), or an in-window notice
+when the desktop has no system tray.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QStyle,
+    QSystemTrayIcon,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.net.incoming import IncomingStudy, IncomingUpdate
+from app.net.runner import QueueRunner
+from app.net.watch import HubWatch
+from app.store import Store
+from app.ui.format import format_date, format_name
+
+COLUMNS = ["Patient", "Patient ID", "Modality", "Description", "Study date", "Received", "Hub",
+           "Status"]
+COL = {name: i for i, name in enumerate(COLUMNS)}
+KEY_ROLE = Qt.ItemDataRole.UserRole + 1
+STATUS_WORDS = {"local": "Local", "partial": "Partly local", "remote": "On hub only"}
+STATUS_COLOURS = {"local": "#1b7f3b", "partial": "#a15c00", "remote": "#1a5fb4"}
+
+
+class IncomingWidget(QWidget):
+    """Studies on the watched hubs, newest first, with Check now / Fetch / Open."""
+
+    _updated = Signal(str, object)  # hub, IncomingUpdate (from the watch thread)
+    _prefetch = Signal(str, str)  # hub, study uid (from the watch thread)
+    notified = Signal(str)
+    arrived = Signal(int)  # how many new studies one poll found
+
+    def __init__(self, store: Store, runner: Callable[[], QueueRunner], parent=None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.runner = runner
+        self.studies: dict[tuple[str, str], IncomingStudy] = {}
+        self.local: dict[str, str] = {}
+        self.fetching: dict[str, tuple[str, str]] = {}  # job id -> (hub, study uid)
+        self.reading: set[str] = set()  # study uids open in a viewer while they download
+        self.notices: list[str] = []
+        self.errors: dict[str, str] = {}
+        self.polls = 0
+        self._tray: QSystemTrayIcon | None = None
+        self._build()
+        self._updated.connect(self._on_update)
+        self._prefetch.connect(self._on_prefetch)
+        self.watch = HubWatch(Path(store.home), self._from_watch, self._prefetch_from_watch)
+
+    def _build(self) -> None:
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.setSortingEnabled(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(COL["Description"], QHeaderView.ResizeMode.Stretch)
+        for name, width in {"Patient": 200, "Patient ID": 160, "Modality": 80,
+                            "Study date": 100, "Received": 150, "Hub": 100,
+                            "Status": 120}.items():
+            self.table.setColumnWidth(COL[name], width)
+        self.table.doubleClicked.connect(lambda _index: self.open_selected())
+        self.table.itemSelectionChanged.connect(self._on_selection)
+        self.check_button = QPushButton("Check now", self)
+        self.check_button.clicked.connect(self.check_now)
+        self.fetch_button = QPushButton("Fetch", self)
+        self.fetch_button.clicked.connect(self.fetch_selected)
+        self.open_button = QPushButton("Open", self)
+        self.open_button.clicked.connect(self.open_selected)
+        self.status_label = QLabel("Not checked yet.", self)
+        self.status_label.setWordWrap(True)
+        row = QHBoxLayout()
+        for button in (self.check_button, self.fetch_button, self.open_button):
+            row.addWidget(button)
+        row.addWidget(self.status_label, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(row)
+        layout.addWidget(self.table, 1)
+        self._on_selection()
+
+    # -- the watch ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.watch.start()
+
+    def stop(self) -> None:
+        self.watch.stop()
+
+    def check_now(self) -> None:
+        self.status_label.setText("Checking the hub…")
+        self.watch.check_now()
+
+    def _from_watch(self, hub: str, update: IncomingUpdate) -> None:
+        try:
+            self._updated.emit(hub, update)
+        except RuntimeError:  # the widget is gone
+            pass
+
+    def _prefetch_from_watch(self, hub: str, study_uid: str) -> None:
+        try:
+            self._prefetch.emit(hub, study_uid)
+        except RuntimeError:
+            pass
+
+    def _on_update(self, hub: str, update: IncomingUpdate) -> None:
+        self.polls += 1
+        when = datetime.datetime.fromtimestamp(update.checked_at).strftime("%H:%M:%S")
+        if update.error:
+            self.errors[hub] = update.error
+            self.status_label.setText(f"Hub '{hub}' could not be checked at {when}: "
+                                      f"{update.error}")
+            self.status_label.setStyleSheet("color: #b3261e")
+            return
+        self.errors.pop(hub, None)
+        for key in [k for k in self.studies if k[0] == hub]:
+            if all(s.study_uid != key[1] for s in update.studies):
+                del self.studies[key]
+        for study in update.studies:
+            self.studies[(hub, study.study_uid)] = study
+            self.local[study.study_uid] = study.local
+        self._fill()
+        count = len([k for k in self.studies if k[0] == hub])
+        self.status_label.setStyleSheet("")
+        self.status_label.setText(f"{count} studies on hub '{hub}' · checked at {when}")
+        if update.new:
+            self._announce(hub, update.new)
+
+    def _announce(self, hub: str, new: list[IncomingStudy]) -> None:
+        if len(new) == 1:
+            what = "/".join(new[0].modalities) or "new"
+            text = f"New {what} study on hub '{hub}': {new[0].description or 'no description'}"
+        else:
+            text = f"{len(new)} new studies on hub '{hub}'"
+        self.notify(text)
+        self.arrived.emit(len(new))
+
+    def notify(self, text: str) -> None:
+        """A desktop notification, or a notice in the window's status bar without a tray."""
+        self.notices.append(text)
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            if self._tray is None:
+                icon = self.windowIcon()
+                if icon.isNull():
+                    icon = self.style().standardIcon(QStyle.StandardPixmap.SP_ArrowDown)
+                self._tray = QSystemTrayIcon(QIcon(icon), self)
+                self._tray.show()
+            self._tray.showMessage("Relay", text, QSystemTrayIcon.MessageIcon.Information, 8000)
+        else:
+            window = self.window()
+            status = getattr(window, "statusBar", None)
+            if callable(status):
+                status().showMessage(text, 15000)
+        self.notified.emit(text)
+
+    # -- the table ---------------------------------------------------------------------------
+    def _fill(self) -> None:
+        selected = self.selected()
+        rows = sorted(self.studies.items(), key=lambda kv: kv[1].received, reverse=True)
+        self.table.setRowCount(len(rows))
+        for row, ((hub, uid), s) in enumerate(rows):
+            received = datetime.datetime.fromtimestamp(s.received).strftime("%Y-%m-%d %H:%M")
+            local = self.local.get(uid, s.local)
+            status = STATUS_WORDS.get(local, local)
+            if (uid in self.reading or any(u == uid for _, u in self.fetching.values())) \
+                    and local != "local":
+                status = "Fetching…"
+            texts = [format_name(s.patient_name), s.patient_id or "—",
+                     "/".join(s.modalities), s.description or "(no description)",
+                     format_date(s.study_date), received, hub, status]
+            for col, text in enumerate(texts):
+                item = self.table.item(row, col)
+                if item is None:
+                    item = QTableWidgetItem()
+                    self.table.setItem(row, col, item)
+                item.setText(text)
+                item.setData(KEY_ROLE, (hub, uid))
+            colour = STATUS_COLOURS.get(local)
+            self.table.item(row, COL["Status"]).setData(
+                Qt.ItemDataRole.ForegroundRole, QColor(colour) if colour else None)
+        if selected is not None:
+            self.select(*selected)
+        self._on_selection()
+
+    def selected(self) -> tuple[str, str] | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        item = self.table.item(rows[0].row(), 0)
+        return item.data(KEY_ROLE) if item is not None else None
+
+    def select(self, hub: str, study_uid: str) -> None:
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).data(KEY_ROLE) == (hub, study_uid):
+                if not self.table.selectionModel().isRowSelected(row):
+                    self.table.selectRow(row)
+                return
+
+    def status_of(self, study_uid: str) -> str:
+        """The Status cell of a study (for tests and screenshots)."""
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).data(KEY_ROLE)[1] == study_uid:
+                return self.table.item(row, COL["Status"]).text()
+        return ""
+
+    def _on_selection(self) -> None:
+        chosen = self.selected()
+        local = self.local.get(chosen[1], "remote") if chosen else ""
+        self.fetch_button.setEnabled(chosen is not None and local != "local")
+        self.open_button.setEnabled(chosen is not None)
+
+    # -- actions -----------------------------------------------------------------------------
+    def fetch(self, hub: str, study_uid: str, *, show: bool = True) -> str:
+        """Queue a fetch (the Transfers panel shows it, brought up when ``show``); returns
+        the job id."""
+        study = self.studies.get((hub, study_uid))
+        window = self.window()
+        transfers = getattr(window, "transfers", None)
+        if study is not None and transfers is not None:
+            what = study.description or "/".join(study.modalities) or "study"
+            transfers.set_study_label(study_uid, f"{format_name(study.patient_name)} · {what}")
+        job_id = self.runner().fetch(hub, study_uid)
+        self.fetching[job_id] = (hub, study_uid)
+        dock = getattr(window, "transfers_dock", None)
+        if show and dock is not None:
+            dock.show()
+        self._fill()
+        return job_id
+
+    def fetch_selected(self) -> str | None:
+        chosen = self.selected()
+        return self.fetch(*chosen) if chosen else None
+
+    def open_selected(self) -> None:
+        chosen = self.selected()
+        if chosen is None:
+            return
+        hub, uid = chosen
+        window = self.window()
+        if self.store.study(uid) is not None and self.local.get(uid) == "local":
+            window.open_study(uid)
+        else:  # read it while it downloads (a fetch job in the Transfers panel)
+            self.reading.add(uid)
+            window.open_remote_study(hub, uid)
+            self._fill()
+
+    def _on_prefetch(self, hub: str, study_uid: str) -> None:
+        self.fetch(hub, study_uid, show=False)
+
+    def on_job_finished(self, job_id: str, state: str) -> None:
+        """A transfer ended: refresh local flags; open a study that was waiting for it."""
+        if job_id not in self.fetching:
+            return
+        hub, uid = self.fetching.pop(job_id)
+        self._update_local(hub, uid)
+
+    def study_read(self, study_uid: str) -> None:
+        """A study opened from the hub has finished downloading (or stopped)."""
+        self.reading.discard(study_uid)
+        for hub, uid in list(self.studies):
+            if uid == study_uid:
+                self._update_local(hub, uid)
+                return
+        self._fill()
+
+    def _update_local(self, hub: str, uid: str) -> None:
+        study = self.store.study(uid)
+        incoming = self.studies.get((hub, uid))
+        if study is not None:
+            full = incoming is None or study.instance_count >= incoming.instances
+            self.local[uid] = "local" if full else "partial"
+        self._fill()

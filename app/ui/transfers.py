@@ -1,0 +1,261 @@
+"""The Transfers panel: every send and fetch job with progress, speed, ETA and plain reasons.
+
+The queue runner calls back on its own thread; :class:`TransfersWidget` turns that into a queued
+signal and repaints at most every 100 ms (plus a ticker every 500 ms while a job is active, for
+speed, ETA and "retrying in N s"). The words come from :mod:`app.net.status`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionProgressBar,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.net.queue import ACTIVE, FINAL, Job
+from app.net.runner import QueueRunner
+from app.net.status import JobStatus, SpeedMeter, job_status
+from app.store import Store
+from app.ui.format import format_name
+
+COLUMNS = ["", "Hub", "Study", "State", "Progress", "Images", "Speed", "ETA", "Details"]
+COL = {name: i for i, name in enumerate(COLUMNS)}
+COL["Direction"] = 0
+JOB_ROLE = Qt.ItemDataRole.UserRole + 1
+FRACTION_ROLE = Qt.ItemDataRole.UserRole + 2
+STATE_COLOURS = {"verified": "#1b7f3b", "failed": "#b3261e", "stuck": "#b3261e",
+                 "waiting": "#a15c00", "paused": "#5f6368", "cancelled": "#5f6368"}
+
+
+class ProgressDelegate(QStyledItemDelegate):
+    """Paints a progress bar from the cell's fraction (None: busy, no total yet)."""
+
+    def paint(self, painter, option, index) -> None:
+        fraction = index.data(FRACTION_ROLE)
+        bar = QStyleOptionProgressBar()
+        bar.rect = QRect(option.rect.adjusted(4, 4, -4, -4))
+        bar.minimum, bar.maximum = 0, 1000
+        bar.progress = int(round((fraction or 0.0) * 1000))
+        bar.text = f"{(fraction or 0.0) * 100:.0f} %"
+        bar.textVisible = True
+        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
+        QApplication.style().drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
+
+
+class TransfersWidget(QWidget):
+    """Jobs of the transfer queue, newest first, with Pause / Resume / Cancel / Retry."""
+
+    job_finished = Signal(str, str)  # job id, final state ("verified", "failed", "cancelled")
+    _job_changed = Signal(str)  # from the runner's thread
+
+    def __init__(self, store: Store, parent=None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.runner: QueueRunner | None = None
+        self._meters: dict[str, SpeedMeter] = {}
+        self._states: dict[str, str] = {}
+        self._labels: dict[str, str] = {}
+        self._jobs: list[Job] = []
+        self.rows: dict[str, JobStatus] = {}
+        self.repaints = 0
+        self._build()
+        self._job_changed.connect(self._on_job_changed)
+        self._debounce = QTimer(self, singleShot=True, interval=100)
+        self._debounce.timeout.connect(self.refresh)
+        self._ticker = QTimer(self, interval=500)
+        self._ticker.timeout.connect(self.refresh)
+
+    def _build(self) -> None:
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.setItemDelegateForColumn(COL["Progress"], ProgressDelegate(self.table))
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        widths = {"": 60, "Hub": 90, "Study": 260, "State": 120, "Progress": 150,
+                  "Images": 90, "Speed": 80, "ETA": 80}
+        for name, width in widths.items():
+            header.setSectionResizeMode(COL[name], QHeaderView.ResizeMode.Interactive)
+            self.table.setColumnWidth(COL[name], width)
+        self.table.itemSelectionChanged.connect(self._on_selection)
+
+        self.pause_button = QPushButton("Pause", self)
+        self.resume_button = QPushButton("Resume", self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.retry_button = QPushButton("Retry", self)
+        self.pause_button.clicked.connect(lambda: self._act("pause"))
+        self.resume_button.clicked.connect(lambda: self._act("resume"))
+        self.cancel_button.clicked.connect(lambda: self._act("cancel"))
+        self.retry_button.clicked.connect(lambda: self._act("retry"))
+        self.explanation = QLabel(self)
+        self.explanation.setWordWrap(True)
+        self.explanation.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        buttons = QHBoxLayout()
+        for b in (self.pause_button, self.resume_button, self.cancel_button, self.retry_button):
+            buttons.addWidget(b)
+        buttons.addWidget(self.explanation, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+        self._on_selection()
+
+    # -- wiring ------------------------------------------------------------------------------
+    def attach(self, runner: QueueRunner) -> None:
+        """Show ``runner``'s queue and follow its changes."""
+        self.runner = runner
+        runner.subscribe(self._from_runner)
+        self.refresh()
+
+    def _from_runner(self, job_id: str) -> None:
+        try:
+            self._job_changed.emit(job_id)
+        except RuntimeError:  # the panel is gone
+            pass
+
+    def _on_job_changed(self, job_id: str) -> None:
+        if not self._debounce.isActive():
+            self._debounce.start()
+
+    def set_study_label(self, study_uid: str, text: str) -> None:
+        """How to name a study that is not in the local store (from the Incoming list)."""
+        self._labels.setdefault(study_uid, text)
+
+    # -- content -----------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Re-read the queue and repaint (called at most ~10 times a second)."""
+        if self.runner is None:
+            return
+        self.repaints += 1
+        selected = self.selected_job()
+        jobs = self.runner.jobs()
+        now = time.time()
+        self.table.setRowCount(len(jobs))
+        for row, job in enumerate(jobs):
+            self.rows[job.id] = status = self._status(job, now)
+            self._fill(row, job, status)
+            self._note_transition(job)
+        self._jobs = jobs
+        if selected is not None:
+            self.select_job(selected)
+        self._on_selection()
+        active = any(j.state in ACTIVE for j in jobs)
+        if active and not self._ticker.isActive():
+            self._ticker.start()
+        elif not active:
+            self._ticker.stop()
+
+    def _status(self, job: Job, now: float) -> JobStatus:
+        assert self.runner is not None
+        progress = self.runner.progress(job.id)
+        state = progress.snapshot() if progress is not None else None
+        meter = self._meters.setdefault(job.id, SpeedMeter())
+        if state is not None:
+            meter.add(state.done, self.runner.transferred_bytes(job.id))
+        else:
+            self._meters.pop(job.id, None)
+        return job_status(job, state, meter, now)
+
+    def _fill(self, row: int, job: Job, s: JobStatus) -> None:
+        arrow = "↑ Send" if s.direction == "Send" else "↓ Fetch"
+        images = f"{s.done} / {s.total}" if s.total else "—"
+        texts = [arrow, job.hub, self._study_label(job.study_uid, job.series_uids), s.state, "",
+                 images, s.speed_text, s.eta_text, s.explanation]
+        for col, text in enumerate(texts):
+            item = self.table.item(row, col)
+            if item is None:
+                item = QTableWidgetItem()
+                self.table.setItem(row, col, item)
+            item.setText(text)
+            item.setData(JOB_ROLE, job.id)
+        self.table.item(row, COL["Details"]).setToolTip(job.message or s.explanation)
+        fraction = s.done / s.total if s.total else 0.0
+        self.table.item(row, COL["Progress"]).setData(FRACTION_ROLE, fraction)
+        colour = STATE_COLOURS.get(job.state)
+        state_item = self.table.item(row, COL["State"])
+        state_item.setData(Qt.ItemDataRole.ForegroundRole,
+                           None if colour is None else QColor(colour))
+        for col in (COL["Images"], COL["Speed"], COL["ETA"]):
+            self.table.item(row, col).setTextAlignment(
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def _study_label(self, study_uid: str, series: tuple[str, ...]) -> str:
+        label = self._labels.get(study_uid)
+        if label is None:
+            study = self.store.study(study_uid)
+            if study is not None:
+                what = study.study_description or "/".join(study.modalities) or "study"
+                label = f"{format_name(study.patient.patient_name)} · {what}"
+                self._labels[study_uid] = label
+            else:
+                label = f"Study …{study_uid[-10:]}"
+        if series:
+            label += f" ({len(series)} series)"
+        return label
+
+    def _note_transition(self, job: Job) -> None:
+        before = self._states.get(job.id)
+        self._states[job.id] = job.state
+        if before is not None and before != job.state and job.state in FINAL:
+            self.job_finished.emit(job.id, job.state)
+
+    # -- selection and actions ----------------------------------------------------------------
+    def selected_job(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        item = self.table.item(rows[0].row(), 0)
+        return item.data(JOB_ROLE) if item is not None else None
+
+    def select_job(self, job_id: str) -> None:
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if item is not None and item.data(JOB_ROLE) == job_id:
+                if not self.table.selectionModel().isRowSelected(row):
+                    self.table.selectRow(row)
+                return
+
+    def _job(self, job_id: str | None) -> Job | None:
+        return next((j for j in self._jobs if j.id == job_id), None)
+
+    def _on_selection(self) -> None:
+        job = self._job(self.selected_job())
+        state = job.state if job else ""
+        self.pause_button.setEnabled(state in ("queued", "running", "waiting"))
+        self.resume_button.setEnabled(state in ("paused",))
+        self.cancel_button.setEnabled(state in ACTIVE)
+        self.retry_button.setEnabled(state in ("failed", "stuck", "cancelled", "waiting"))
+        status = self.rows.get(job.id) if job else None
+        if job is None or status is None:
+            self.explanation.setText("Select a transfer to pause, resume, cancel or retry it."
+                                     if self._jobs else "No transfers yet.")
+        else:
+            self.explanation.setText(status.explanation or status.state)
+
+    def _act(self, action: str) -> None:
+        job_id = self.selected_job()
+        if job_id is None or self.runner is None:
+            return
+        getattr(self.runner, action)(job_id)
+        self.refresh()
+

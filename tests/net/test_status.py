@@ -1,0 +1,53 @@
+"""Transfer jobs told in plain words: the Transfers panel's rows, without Qt or a hub."""
+
+from __future__ import annotations
+
+from app.net.queue import TransferQueue
+from app.net.status import SpeedMeter, explain, format_duration, job_status
+from app.tasks import ProgressState
+
+
+def _job(tmp_path, state: str, message: str = "", next_try: float = 0.0, kind: str = "send"):
+    queue = TransferQueue(tmp_path)
+    items = [(f"1.2.{i}", "1.2", f"/f{i}", 1000) for i in range(400)]
+    job = queue.create(kind, "hub", "1.2.3", [], items)
+    queue.mark(job.id, [f"1.2.{i}" for i in range(397)], "verified")
+    queue.set_state(job.id, state, message, next_try=next_try)
+    return queue.job(job.id)
+
+
+def test_waiting_job_says_unreachable_and_when_it_retries(tmp_path) -> None:
+    job = _job(tmp_path, "waiting", "cannot reach the hub at 127.0.0.1:9: connection refused "
+                                    "(is it running? is the URL right?)", next_try=1020.0)
+    assert explain(job, now=1000.0) == "Hub unreachable — retrying in 20 s"
+
+
+def test_wrong_password_points_at_the_hub_settings(tmp_path) -> None:
+    job = _job(tmp_path, "stuck", "the hub at 127.0.0.1:8042 refused the credentials (401): "
+                                  "check the user name and password or token")
+    assert explain(job).startswith("Hub refused the password (401) — check the hub's settings")
+
+
+def test_failed_send_names_how_many_are_missing(tmp_path) -> None:
+    job = _job(tmp_path, "failed", "3 instance(s) refused by the hub: bad file")
+    text = explain(job)
+    assert text.startswith("3 of 400 instances missing on the hub: ")
+    assert "bad file" in text
+
+
+def test_running_row_has_speed_and_eta(tmp_path) -> None:
+    job = _job(tmp_path, "running")
+    meter = SpeedMeter()
+    meter.add(100, 0, now=10.0)
+    meter.add(300, 50_000_000, now=12.0)
+    state = ProgressState("Sending to hub", done=300, total=400, elapsed=2.0, cancelled=False)
+    row = job_status(job, state, meter)
+    assert (row.direction, row.state, row.done, row.total) == ("Send", "Sending", 397, 400)
+    assert row.speed_text == "25.0 MB/s"
+    assert row.eta_text == "0 s"  # 3 left at 100 per second
+
+
+def test_durations_read_naturally() -> None:
+    assert format_duration(45) == "45 s"
+    assert format_duration(185) == "3 min 05 s"
+    assert format_duration(3720) == "1 h 02 min"

@@ -1,0 +1,282 @@
+"""Hub exchange in the window, against a real Orthanc: Hubs dialog, Send, Transfers, Incoming."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from app.settings import load_settings, save_settings
+from app.store import Store
+from app.ui.main_window import MainWindow
+from app.ui.transfers import COL, JOB_ROLE
+from tests.net import conftest as net
+from tests.net.conftest import (
+    HUB_PASSWORD,
+    HUB_USER,
+    SlowLink,
+    add_hub,
+    hub_sop_uids,
+    import_study,
+    relay,
+)
+
+# the exchange fixtures: a real Orthanc, Relay homes, a generated CT, no system keyring
+hub, relay_home, ct_files = net.hub, net.relay_home, net.ct_files
+no_system_keyring = net.no_system_keyring
+
+pytestmark = pytest.mark.orthanc
+
+
+def _fast_retries(home: Path, **incoming) -> None:
+    settings = load_settings(home)
+    settings.transfer.retry_initial_seconds = 0.2
+    settings.transfer.retry_max_seconds = 1.0
+    settings.transfer.batch_instances = 10
+    settings.transfer.in_flight = 1
+    for key, value in incoming.items():
+        setattr(settings.incoming, key, value)
+    save_settings(home, settings)
+
+
+def _window(qtbot, home: Path) -> MainWindow:
+    window = MainWindow(Store(home))
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def _row(window: MainWindow, job_id: str) -> dict[str, str]:
+    table = window.transfers.table
+    for r in range(table.rowCount()):
+        if table.item(r, 0).data(JOB_ROLE) == job_id:
+            return {name: table.item(r, col).text() for name, col in COL.items() if name}
+    return {}
+
+
+def _sop_uids(files: list[Path]) -> set[str]:
+    return {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files}
+
+
+def _select_study(window: MainWindow, study_uid: str) -> None:
+    from app.ui.browser import UID_ROLE
+
+    proxy = window.browser.proxy
+    for p in range(proxy.rowCount()):
+        patient = proxy.index(p, 0)
+        for s in range(proxy.rowCount(patient)):
+            index = proxy.index(s, 0, patient)
+            if index.data(UID_ROLE) == study_uid:
+                window.browser.tree.setCurrentIndex(index)
+                return
+    raise AssertionError("study not in the browser")
+
+
+def test_hubs_dialog_adds_tests_and_keeps_the_password_out_of_settings(qtbot, hub, relay_home):
+    from app.ui.hubs_dialog import HubsDialog
+
+    dialog = HubsDialog(relay_home)
+    qtbot.addWidget(dialog)
+    dialog.name_edit.setText("main")
+    dialog.url_edit.setText(hub.url)
+    dialog.auth_combo.setCurrentIndex(dialog.auth_combo.findData("basic"))
+    dialog.user_edit.setText(HUB_USER)
+    dialog.secret_edit.setText("wrong-password")
+    assert dialog.save_hub()
+    assert dialog.test_hub() is not None
+    qtbot.waitUntil(lambda: dialog.last_check is not None, timeout=30_000)
+    assert not dialog.last_check.ok and dialog.last_check.kind == "auth"
+    assert "NOT AUTHORISED" in dialog.result_label.text() and "401" in dialog.result_label.text()
+
+    dialog.secret_edit.setText(HUB_PASSWORD)
+    assert dialog.save_hub()
+    dialog.last_check = None
+    dialog.secret_edit.clear()  # the stored secret is used
+    dialog.test_hub()
+    qtbot.waitUntil(lambda: dialog.last_check is not None, timeout=30_000)
+    assert dialog.last_check.ok, dialog.last_check.message
+    assert dialog.result_label.text().startswith("OK: ")
+
+    dialog.interval_spin.setValue(7)
+    dialog.prefetch_check.setChecked(True)
+    settings = load_settings(relay_home)
+    assert [h.name for h in settings.hubs] == ["main"]
+    assert settings.hubs[0].auth == "basic" and settings.hubs[0].user == HUB_USER
+    assert settings.incoming.interval_seconds == 7 and settings.incoming.prefetch
+    text = (relay_home / "settings.json").read_text()
+    assert HUB_PASSWORD not in text and "wrong-password" not in text
+
+    dialog.remove_hub()
+    assert load_settings(relay_home).hubs == []
+
+
+def test_send_from_the_browser_ends_verified_on_the_hub(qtbot, hub, relay_home, ct_files):
+    _, study_uid = import_study(relay_home, ct_files)
+    assert add_hub(relay_home, hub.url).returncode == 0
+    _fast_retries(relay_home)
+    window = _window(qtbot, relay_home)
+    _select_study(window, study_uid)
+    dialog = window.send_to_hub()
+    assert dialog is not None and dialog.hub() == "hub" and dialog.series_uids() is None
+    dialog.accept()
+    assert window.transfers_dock.isVisible()
+    job_id = window.transfers.selected_job()
+    assert job_id is not None
+    qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Verified", timeout=120_000)
+    row = _row(window, job_id)
+    n = len(ct_files)
+    assert row["Images"] == f"{n} / {n}" and row["Details"] == f"{n} of {n} verified"
+    assert row["Direction"] == "↑ Send" and row["Hub"] == "hub"
+    on_hub = hub_sop_uids(hub)
+    assert sorted(on_hub) == sorted(_sop_uids(ct_files))  # every one, exactly once
+    assert window.transfers.repaints < 200  # throttled, not one repaint per instance
+
+
+def test_pause_resume_cancel_and_retry(qtbot, hub, relay_home, ct_files):
+    _, study_uid = import_study(relay_home, ct_files)
+    link = SlowLink(hub.config.http_port, rate=300_000)  # ~4 MB study: ~13 s
+    try:
+        assert add_hub(relay_home, link.url).returncode == 0
+        _fast_retries(relay_home)
+        window = _window(qtbot, relay_home)
+        job_id = window.queue_send("hub", study_uid, None)
+        transfers = window.transfers
+        qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Sending", timeout=30_000)
+        qtbot.waitUntil(lambda: _row(window, job_id).get("Speed", "").endswith("MB/s")
+                        and _row(window, job_id).get("ETA", "").endswith("s"), timeout=30_000)
+        transfers.select_job(job_id)
+        transfers.pause_button.click()
+        qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Paused", timeout=30_000)
+        assert transfers.explanation.text() == "Paused — press Resume to continue"
+        assert transfers.resume_button.isEnabled()
+        transfers.resume_button.click()
+        qtbot.waitUntil(lambda: _row(window, job_id).get("State") in ("Sending", "Verifying"),
+                        timeout=30_000)
+        transfers.cancel_button.click()
+        qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Cancelled", timeout=30_000)
+        assert transfers.retry_button.isEnabled()
+        transfers.retry_button.click()
+        qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Verified", timeout=120_000)
+        assert sorted(hub_sop_uids(hub)) == sorted(_sop_uids(ct_files))
+    finally:
+        link.close()
+
+
+def test_stuck_job_explains_and_completes_when_the_hub_is_back(qtbot, hub, relay_home, ct_files):
+    _, study_uid = import_study(relay_home, ct_files[:20])
+    assert add_hub(relay_home, hub.url).returncode == 0
+    _fast_retries(relay_home)
+    hub.stop()
+    window = _window(qtbot, relay_home)
+    job_id = window.queue_send("hub", study_uid, None)
+    qtbot.waitUntil(lambda: _row(window, job_id).get("Details", "").startswith(
+        "Hub unreachable — retrying"), timeout=30_000)
+    assert _row(window, job_id)["State"] == "Waiting for hub"
+    hub.start()
+    qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Verified", timeout=120_000)
+    assert sorted(hub_sop_uids(hub)) == sorted(_sop_uids(ct_files[:20]))
+
+
+def test_incoming_lists_a_new_study_notifies_and_fetch_makes_it_local(qtbot, hub, tmp_path,
+                                                                      relay_home, ct_files):
+    spoke = tmp_path / "spoke"
+    spoke.mkdir()
+    _, study_uid = import_study(spoke, ct_files[:30])
+    assert add_hub(spoke, hub.url).returncode == 0
+    sent = relay(spoke, "send", study_uid, "--hub", "hub", "--json")
+    assert sent.returncode == 0 and json.loads(sent.stdout)["state"] == "verified"
+
+    assert add_hub(relay_home, hub.url).returncode == 0
+    _fast_retries(relay_home, lookback_days=0)
+    window = _window(qtbot, relay_home)
+    incoming = window.incoming
+    qtbot.waitUntil(lambda: incoming.status_of(study_uid) == "On hub only", timeout=30_000)
+    assert incoming.notices[0].startswith("New CT study on hub 'hub'")
+    assert len(incoming.notices) == 1
+    assert window.tabs.tabText(1) == "Incoming (1 new)"  # the Studies tab was in front
+    window.tabs.setCurrentWidget(incoming)
+    assert window.tabs.tabText(1) == "Incoming"
+    incoming.check_now()  # a second poll: nothing new, no second notice
+    polls = incoming.polls
+    qtbot.waitUntil(lambda: incoming.polls > polls, timeout=30_000)
+    assert len(incoming.notices) == 1
+
+    incoming.select("hub", study_uid)
+    job_id = incoming.fetch_selected()
+    assert job_id is not None
+    qtbot.waitUntil(lambda: incoming.status_of(study_uid) == "Local", timeout=120_000)
+    assert window.store.study(study_uid).instance_count == 30
+    assert window.pages.currentWidget() is window.browser  # the browser shows it now
+    incoming.open_selected()
+    assert study_uid in window.viewers
+
+
+def test_prefetch_queues_new_studies_automatically(qtbot, hub, tmp_path, relay_home, ct_files):
+    spoke = tmp_path / "spoke"
+    spoke.mkdir()
+    _, study_uid = import_study(spoke, ct_files[:10])
+    assert add_hub(spoke, hub.url).returncode == 0
+    assert relay(spoke, "send", study_uid, "--hub", "hub").returncode == 0
+
+    assert add_hub(relay_home, hub.url).returncode == 0
+    _fast_retries(relay_home, lookback_days=0, prefetch=True)
+    window = _window(qtbot, relay_home)
+    qtbot.waitUntil(lambda: window.store.study(study_uid) is not None
+                    and window.store.study(study_uid).instance_count == 10, timeout=120_000)
+    jobs = window.queue_runner().jobs()
+    assert [(j.kind, j.study_uid) for j in jobs] == [("fetch", study_uid)]
+    qtbot.waitUntil(lambda: window.incoming.status_of(study_uid) == "Local", timeout=30_000)
+
+
+def test_send_dialog_offers_the_selected_series_and_a_hub_setup(qtbot, relay_home, ct_files):
+    store, study_uid = import_study(relay_home, ct_files[:5])
+    window = _window(qtbot, relay_home)
+    series_uid = store.study(study_uid).series[0].series_instance_uid
+    dialog = window.send_to_hub(study_uid, series_uid)
+    assert dialog is not None
+    assert not dialog.send_button.isEnabled()  # no hub yet: the dialog says so
+    dialog.reject()
+
+    settings = load_settings(relay_home)
+    from app.settings import HubProfile
+
+    settings.hubs = [HubProfile(name="a", url="http://127.0.0.1:9/dicom-web"),
+                     HubProfile(name="b", url="http://127.0.0.1:9/dicom-web")]
+    save_settings(relay_home, settings)
+    dialog = window.send_to_hub(study_uid, series_uid)
+    assert [dialog.hub_combo.itemData(i) for i in range(dialog.hub_combo.count())] == ["a", "b"]
+    assert dialog.series_uids() == [series_uid] and dialog.send_button.isEnabled()
+    dialog.whole.setChecked(True)
+    assert dialog.series_uids() is None
+    dialog.reject()
+    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Hub", "&Settings",
+                                                              "&Help"]
+    hubs = window.show_hubs_dialog()
+    assert hubs.hub_list.count() == 2
+    hubs.reject()
+
+
+def test_open_on_a_study_only_on_the_hub_reads_it_while_it_downloads(
+        qtbot, hub, tmp_path, relay_home, ct_files):
+    spoke = tmp_path / "spoke"
+    spoke.mkdir()
+    _, study_uid = import_study(spoke, ct_files[:10])
+    assert add_hub(spoke, hub.url).returncode == 0
+    assert relay(spoke, "send", study_uid, "--hub", "hub").returncode == 0
+
+    assert add_hub(relay_home, hub.url).returncode == 0
+    _fast_retries(relay_home, lookback_days=0)
+    window = _window(qtbot, relay_home)
+    incoming = window.incoming
+    qtbot.waitUntil(lambda: incoming.status_of(study_uid) == "On hub only", timeout=30_000)
+    incoming.select("hub", study_uid)
+    incoming.open_selected()
+    assert study_uid in window.viewers  # the viewer is there at once, images arrive into it
+    assert incoming.status_of(study_uid) == "Fetching…"
+    qtbot.waitUntil(lambda: incoming.status_of(study_uid) == "Local", timeout=120_000)
+    store = window.store
+    local = [i.sop_instance_uid for s in store.study(study_uid).series
+             for i in store.instances(s.series_instance_uid)]
+    assert sorted(local) == sorted(hub_sop_uids(hub))  # each instance once
