@@ -22,13 +22,10 @@ Prints each time (best of ``--rounds``) and the ratio first image / full downloa
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
-import socket
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -50,77 +47,9 @@ from app.net.send import run_send, send_job  # noqa: E402
 from app.settings import HubProfile, TransferSettings, load_settings, save_settings  # noqa: E402
 from app.store import Store  # noqa: E402
 from app.synth import SeriesSpec, generate_series  # noqa: E402
+from tests.proxies import SlowLink  # noqa: E402
 
 USER, PASSWORD = "bench", "bench-password"
-
-
-class Throttle:
-    """A loopback TCP proxy passing at most ``rate`` bytes/s, shared by every connection."""
-
-    def __init__(self, backend_port: int, rate: float) -> None:
-        self.backend_port = backend_port
-        self.rate = rate
-        self._free = time.monotonic()
-        self._lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.sock.listen(32)
-        self.sock.settimeout(0.2)
-        self._stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/dicom-web"
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _wait(self, n: int) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._free = max(now, self._free) + n / self.rate
-            until = self._free
-        time.sleep(max(0.0, until - time.monotonic()))
-
-    def _handle(self, conn: socket.socket) -> None:
-        try:
-            backend = socket.create_connection(("127.0.0.1", self.backend_port), timeout=60)
-        except OSError:
-            conn.close()
-            return
-
-        def pump(src: socket.socket, dst: socket.socket, throttled: bool) -> None:
-            try:
-                while True:
-                    data = src.recv(65536)
-                    if not data:
-                        break
-                    if throttled:
-                        self._wait(len(data))
-                    dst.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for s in (src, dst):
-                    with contextlib.suppress(OSError):
-                        s.shutdown(socket.SHUT_RDWR)
-
-        t = threading.Thread(target=pump, args=(backend, conn, True), daemon=True)
-        t.start()
-        pump(conn, backend, False)
-        t.join(120)
-        conn.close()
-        backend.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self.sock.close()
 
 
 def _client(url: str) -> DicomWebClient:
@@ -203,7 +132,7 @@ def main() -> int:
     hub = OrthancHub(HubConfig(storage=root / "hub", http_port=free_port(),
                                users={USER: PASSWORD})).start()
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
-    throttles = [Throttle(hub.config.http_port, rate * 1e6) for rate in rates]
+    throttles = [SlowLink(hub.config.http_port, rate * 1e6, shared=True) for rate in rates]
     try:
         files = generate_series(root / "ct", SeriesSpec(slices=args.slices, seed=11))
         mb = sum(f.stat().st_size for f in files) / 1e6
@@ -217,7 +146,7 @@ def main() -> int:
         print(f"study: {args.slices} slices 512x512, {mb:.0f} MB; hub: Orthanc on loopback; "
               f"cpus: {os.cpu_count()}")
         links = [("loopback", hub.url)] + [(f"throttled {rate:g} MB/s ({rate * 8:g} Mbit/s)",
-                                             t.url()) for rate, t in zip(rates, throttles,
+                                             t.url) for rate, t in zip(rates, throttles,
                                                                          strict=True)]
         run = 0
         for name, url in links:

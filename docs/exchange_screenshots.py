@@ -34,7 +34,7 @@ from app.settings import HubProfile, load_settings, save_settings  # noqa: E402
 from app.store import Store  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
 from docs.make_screenshots import wait, wait_until  # noqa: E402
-from tests.net.conftest import SlowLink  # noqa: E402
+from tests.proxies import SlowLink  # noqa: E402
 
 USER, PASSWORD = "relay", "screenshot-hub-pw"
 

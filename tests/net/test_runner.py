@@ -103,7 +103,7 @@ def test_a_hub_that_is_down_does_not_hold_up_the_others(hub, relay_home, ct_file
 
 
 def test_stopping_the_runner_leaves_the_job_queued_for_next_time(hub, relay_home, ct_files):
-    from tests.net.conftest import SlowLink
+    from tests.proxies import SlowLink
 
     _, study = import_study(relay_home, ct_files)
     link = SlowLink(hub.config.http_port, rate=300_000)

@@ -1,0 +1,177 @@
+"""Loopback servers that stand between Relay and a real hub: TLS in front, a slow link, garbage.
+
+Plain classes (no pytest), shared by the exchange tests, the benches and the screenshot script.
+Each listens on 127.0.0.1 only, on a free port (or the one given), accepts on a daemon thread and
+is stopped with :meth:`LoopbackServer.close`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+class LoopbackServer:
+    """Accepts connections on 127.0.0.1 and hands each to :meth:`_handle` on its own thread."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(32)
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+class Relay(LoopbackServer):
+    """A TCP relay to a backend port on loopback; subclasses shape what passes through."""
+
+    chunk = 1 << 16
+
+    def __init__(self, backend_port: int) -> None:
+        self.backend_port = backend_port
+        super().__init__()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/dicom-web"
+
+    def _front(self, conn: socket.socket) -> socket.socket | None:
+        """The client side as it should be spoken to (e.g. wrapped in TLS); None drops it."""
+        return conn
+
+    def _passed(self, n: int) -> None:
+        """``n`` bytes went through (either way); a throttle waits here."""
+
+    def _handle(self, conn: socket.socket) -> None:
+        front = self._front(conn)
+        if front is None:
+            conn.close()
+            return
+        try:
+            backend = socket.create_connection(("127.0.0.1", self.backend_port), timeout=60)
+        except OSError:
+            front.close()
+            return
+        t = threading.Thread(target=self._pump, args=(backend, front), daemon=True)
+        t.start()
+        self._pump(front, backend)
+        t.join(120)
+        front.close()
+        backend.close()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while not self._stop.is_set():
+                data = src.recv(self.chunk)
+                if not data:
+                    break
+                dst.sendall(data)
+                self._passed(len(data))
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+
+class TlsProxy(Relay):
+    """A TLS front for a plain-HTTP hub on loopback (real TLS, the hub behind it real too).
+
+    Orthanc 1.10 as packaged in Debian 12 crashes (SIGSEGV, civetweb with OpenSSL 3) on its
+    first HTTPS connection, so TLS tests terminate TLS here with Python's ssl module.
+    """
+
+    def __init__(self, cert_and_key: Path, backend_port: int) -> None:
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert_and_key)
+        super().__init__(backend_port)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}/dicom-web"
+
+    def _front(self, conn: socket.socket) -> socket.socket | None:
+        try:
+            conn.settimeout(30)
+            return self.ctx.wrap_socket(conn, server_side=True)
+        except (OSError, ssl.SSLError):
+            return None
+
+
+class SlowLink(Relay):
+    """A relay passing at most ``rate`` bytes per second: a slow WAN link.
+
+    By default each connection has the rate to itself in each direction (small chunks, so a
+    transfer can be interrupted part way at a chosen point); ``shared=True`` makes it one line
+    whose rate all connections and both directions share, as a site's uplink is.
+    """
+
+    def __init__(self, backend_port: int, rate: float, *, shared: bool = False) -> None:
+        self.rate = float(rate)
+        self.shared = shared
+        self.chunk = (1 << 16) if shared else (1 << 14)
+        self._free = time.monotonic()
+        self._lock = threading.Lock()
+        super().__init__(backend_port)
+
+    def _passed(self, n: int) -> None:
+        if not self.shared:
+            time.sleep(n / self.rate)
+            return
+        with self._lock:
+            self._free = max(time.monotonic(), self._free) + n / self.rate
+            until = self._free
+        time.sleep(max(0.0, until - time.monotonic()))
+
+
+class GarbageServer(LoopbackServer):
+    """A loopback server answering every request with garbage: HTML, or bytes that are not HTTP."""
+
+    def __init__(self, port: int, mode: str = "html") -> None:
+        self.mode = mode
+        super().__init__(port)
+
+    def _handle(self, conn: socket.socket) -> None:
+        answer: Callable[[], bytes] = self._html if self.mode == "html" else self._noise
+        with conn:
+            conn.settimeout(2)
+            with contextlib.suppress(OSError):
+                conn.recv(65536)
+                conn.sendall(answer())
+
+    @staticmethod
+    def _html() -> bytes:
+        body = b"<html><body>Welcome to the intranet</body></html>"
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    @staticmethod
+    def _noise() -> bytes:
+        return os.urandom(64).replace(b"H", b"x") + b"\r\n\r\n"
