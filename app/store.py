@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.db import ThreadConnections, immediate
 from app.errors import StoreError
 from app.model import Header, ImageInfo, Instance, Patient, Series, Study
 
@@ -112,7 +113,7 @@ class Store:
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
         self.db_path = self.home / "index.sqlite"
-        self._local = threading.local()
+        self._db = ThreadConnections(self.db_path)
         for folder in (self.objects, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
         self._init_db()
@@ -120,29 +121,15 @@ class Store:
 
     # -- database ----------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.execute("PRAGMA foreign_keys=ON")
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(f"the store index {self.db_path} cannot be opened: {exc}") from exc
-            conn.row_factory = sqlite3.Row
-            self._local.conn = conn
-        return conn
+        try:
+            return self._db.get()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"the store index {self.db_path} cannot be opened: {exc}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._connect()) as conn:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     def _init_db(self) -> None:
         conn = self._connect()
@@ -156,10 +143,7 @@ class Store:
             )
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()
 
     # -- files -------------------------------------------------------------------------------
     def _clean_tmp(self) -> None:

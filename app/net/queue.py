@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.db import ThreadConnections, immediate
 from app.errors import TransferError
 
 SCHEMA_VERSION = 1
@@ -112,7 +112,7 @@ class TransferQueue:
 
     def __init__(self, home: Path) -> None:
         self.path = Path(home) / FILE_NAME
-        self._local = threading.local()
+        self._db = ThreadConnections(self.path)
         conn = self._conn()
         conn.executescript(_SCHEMA)
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -122,26 +122,12 @@ class TransferQueue:
             raise TransferError(f"{self.path} was written by a newer Relay (schema {row[0]})")
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.row_factory = sqlite3.Row
-            self._local.conn = conn
-        return conn
+        return self._db.get()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._conn()) as conn:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     # -- jobs ----------------------------------------------------------------------------
     def create(self, kind: str, hub: str, study_uid: str, series_uids: Sequence[str],
@@ -293,10 +279,7 @@ class TransferQueue:
                          "WHERE job_id=? AND state='failed'", (job_id,))
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()
 
 
 def _alive(pid: int) -> bool:
