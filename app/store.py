@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS series (
     added_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS series_by_study ON series(study_instance_uid);
+CREATE INDEX IF NOT EXISTS studies_by_patient ON studies(patient_id);
 CREATE TABLE IF NOT EXISTS instances (
     sop_instance_uid TEXT PRIMARY KEY,
     series_instance_uid TEXT NOT NULL,
@@ -318,6 +319,14 @@ class Store:
     def study(self, study_uid: str) -> Study | None:
         found = self.studies([study_uid])
         return found[0] if found else None
+
+    def patient_studies(self, patient_id: str) -> list[Study]:
+        """Every study of the patient with this ID (none for an empty ID), newest first."""
+        if not patient_id:
+            return []
+        rows = self._connect().execute(
+            "SELECT study_instance_uid FROM studies WHERE patient_id=?", (patient_id,)).fetchall()
+        return self.studies(r[0] for r in rows)
 
     def _series_rows(self, conn: sqlite3.Connection, study_uids: list[str]) -> list[Series]:
         out: list[Series] = []

@@ -303,9 +303,8 @@ class MainWindow(QMainWindow):
             study = self.store.study(study_uid)
             if study is None:
                 return None
-            priors = [s for s in self.store.studies()
-                      if s.patient.patient_id and s.patient.patient_id == study.patient.patient_id
-                      and s.study_instance_uid != study_uid]
+            priors = [s for s in self.store.patient_studies(study.patient.patient_id)
+                      if s.study_instance_uid != study_uid]
             viewer = ViewerWidget(self.store, study, self, priors=priors,
                                   last_slice=self.view_state.last_slice)
             self.viewers[study_uid] = viewer

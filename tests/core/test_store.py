@@ -118,3 +118,17 @@ def test_import_killed_with_sigkill_then_completed(series_dir: Path, tmp_path: P
     indexed = {os.path.basename(r[0]) for r in sqlite3.connect(store.db_path).execute(
         "SELECT path FROM instances")}
     assert on_disk == indexed
+
+
+def test_patient_studies_are_found_by_patient_id(tmp_path: Path) -> None:
+    for n, (patient, study) in enumerate([("P1", "1.2.826.0.1.3680043.8.498.1"),
+                                          ("P1", "1.2.826.0.1.3680043.8.498.2"),
+                                          ("P2", "1.2.826.0.1.3680043.8.498.3")]):
+        generate_series(tmp_path / f"s{n}", SeriesSpec(
+            slices=2, rows=16, columns=16, patient_id=patient, study_instance_uid=study, seed=n))
+    store = Store(tmp_path / "home")
+    import_paths(store, [str(tmp_path / f"s{n}") for n in range(3)])
+    assert sorted(s.study_instance_uid for s in store.patient_studies("P1")) == [
+        "1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2"]
+    assert [s.patient.patient_id for s in store.patient_studies("P2")] == ["P2"]
+    assert store.patient_studies("") == [] and store.patient_studies("nobody") == []
