@@ -15,14 +15,12 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
     QStyle,
     QSystemTrayIcon,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -33,6 +31,7 @@ from app.net.runner import QueueRunner
 from app.net.watch import HubWatch
 from app.store import Store
 from app.ui.format import format_date, format_name
+from app.ui.tables import list_table
 
 COLUMNS = ["Patient", "Patient ID", "Modality", "Description", "Study date", "Received", "Hub",
            "Status"]
@@ -68,14 +67,7 @@ class IncomingWidget(QWidget):
         self.watch = HubWatch(Path(store.home), self._from_watch, self._prefetch_from_watch)
 
     def _build(self) -> None:
-        self.table = QTableWidget(0, len(COLUMNS), self)
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
+        self.table = list_table(self, COLUMNS)
         self.table.setSortingEnabled(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(COL["Description"], QHeaderView.ResizeMode.Stretch)

@@ -74,16 +74,8 @@ class RemoteLoadedSeries(LoadedSeries):
         try:
             opened = self.remote.open_series(self._uid, self._focus)
             self.issues = list(opened.plan.issues)
-            loader = opened.loader
-            volume = loader.volume
-            volume.subscribe(self._forward)
-            self.progress = loader.progress
-            with self._lock:
-                self.loader, self.volume = loader, volume
-            try:
-                self.opened.emit()
-            except RuntimeError:
-                return
+            self.progress = opened.loader.progress
+            self._attach(opened.loader)
         except Exception as exc:
             log.warning("cannot open a remote series: %s", type(exc).__name__, exc_info=True)
             self.error = str(exc) or type(exc).__name__

@@ -72,19 +72,24 @@ class LoadedSeries(QObject):
             focus = self._focus if self._focus is not None else len(stack.slices) // 2
             loader = VolumeLoader.for_stack(stack, focus=min(focus, len(stack.slices) - 1),
                                             progress=self.progress)
-            volume = loader.volume
-            volume.subscribe(self._forward)
-            with self._lock:
-                self.loader, self.volume = loader, volume
-            try:
-                self.opened.emit()
-            except RuntimeError:
-                return
-            loader.start()
+            if self._attach(loader):
+                loader.start()
         except Exception as exc:
             log.warning("cannot open a series: %s", type(exc).__name__, exc_info=True)
             self.error = str(exc) or type(exc).__name__
             self.failed.emit(self.error)
+
+    def _attach(self, loader: VolumeLoader) -> bool:
+        """Take the loader's volume and tell the viewers; False if they are gone."""
+        volume = loader.volume
+        volume.subscribe(self._forward)
+        with self._lock:
+            self.loader, self.volume = loader, volume
+        try:
+            self.opened.emit()
+        except RuntimeError:  # the viewer was closed while the series was being planned
+            return False
+        return True
 
     def _forward(self, k: int, ok: bool) -> None:
         try:

@@ -12,7 +12,6 @@ import time
 from PySide6.QtCore import QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QApplication,
     QHBoxLayout,
     QHeaderView,
@@ -21,7 +20,6 @@ from PySide6.QtWidgets import (
     QStyle,
     QStyledItemDelegate,
     QStyleOptionProgressBar,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -32,6 +30,7 @@ from app.net.runner import QueueRunner
 from app.net.status import JobStatus, SpeedMeter, job_status
 from app.store import Store
 from app.ui.format import format_name
+from app.ui.tables import list_table
 
 COLUMNS = ["", "Hub", "Study", "State", "Progress", "Images", "Speed", "ETA", "Details"]
 COL = {name: i for i, name in enumerate(COLUMNS)}
@@ -81,14 +80,7 @@ class TransfersWidget(QWidget):
         self._ticker.timeout.connect(self.refresh)
 
     def _build(self) -> None:
-        self.table = QTableWidget(0, len(COLUMNS), self)
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
+        self.table = list_table(self, COLUMNS)
         self.table.setItemDelegateForColumn(COL["Progress"], ProgressDelegate(self.table))
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
