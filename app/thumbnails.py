@@ -16,6 +16,7 @@ from app.pixels import read_frame
 from app.plans import series_plan
 from app.render.display import auto_window
 from app.render.slice_png import render_pixels
+from app.stack import SliceRef
 from app.store import Store
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,11 @@ def _render(store: Store, series_uid: str, size: int) -> np.ndarray | None:
     except Exception as exc:  # a thumbnail is never worth an error dialog
         log.info("no thumbnail for a series: %s", type(exc).__name__)
         return None
+    return slice_thumbnail(stored, ref, size)
+
+
+def slice_thumbnail(stored: np.ndarray, ref: SliceRef, size: int = SIZE) -> np.ndarray:
+    """A thumbnail of one decoded slice in its file's window (or one from its values)."""
     window = ref.window
     if window is None and stored.ndim == 2:
         window = auto_window(stored.astype(np.float32) * ref.rescale_slope + ref.rescale_intercept)

@@ -371,6 +371,9 @@ class MainWindow(QMainWindow):
     def _on_remote_finished(self, viewer: ViewerWidget, result: TransferResult | None) -> None:
         self._openers.pop(viewer.study.study_instance_uid, None)
         self.refresh()
+        local = self.store.study(viewer.study.study_instance_uid)
+        for series in local.series if local is not None else ():
+            self.thumbnails.request(series.series_instance_uid)  # now from the whole series
         self.incoming.study_read(viewer.study.study_instance_uid)
         if viewer in self.viewers.values():
             viewer.remote_finished()

@@ -98,7 +98,8 @@ class RemoteLoadedSeries(LoadedSeries):
     def progress_text(self) -> str:
         arrived, expected = self.remote.arrival(self._uid)
         if expected and arrived < expected:
-            return f"from {self.remote.hub}: {arrived} / {expected}"
+            hub = self.remote.hub.replace("-", "\u2011")  # the strip wraps at spaces only
+            return f"from {hub}: {arrived} / {expected}"
         return super().progress_text()
 
     def close(self) -> None:

@@ -35,10 +35,12 @@ from app.model import Series, Study
 from app.net.remote import RemoteStudy
 from app.render.window_presets import presets_for
 from app.store import Store
+from app.thumbnails import slice_thumbnail
 from app.ui.format import format_date
 from app.ui.mpr_widget import MprWidget
 from app.ui.remote_session import RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
+from app.ui.thumbs import to_qimage
 from app.ui.viewport import ViewportWidget
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,7 @@ class ViewerWidget(QWidget):
         self._series: dict[str, tuple[Study, Series]] = {
             s.series_instance_uid: (st, s) for st in [study, *self.priors] for s in st.series}
         self.sessions: dict[str, LoadedSeries] = {}
+        self._thumbed: set[str] = set()  # remote series given a thumbnail from their volume
         self.viewports: list[_DropViewport] = []
         self.active: ViewportWidget | None = None
         self.linked = True
@@ -284,6 +287,8 @@ class ViewerWidget(QWidget):
                     not remote.finished or remote.series(series_uid) is not None):
                 session = RemoteLoadedSeries(self.store, study, series, remote,
                                              focus=focus, parent=self)
+                session.slice_ready.connect(
+                    lambda k, ok, uid=series_uid: self._on_remote_slice(uid, k, ok))
             else:
                 session = LoadedSeries(self.store, study, series, focus=focus, parent=self)
             session.progressed.connect(lambda uid=series_uid: self._on_progress(uid))
@@ -331,6 +336,17 @@ class ViewerWidget(QWidget):
 
     def _on_strip_double_clicked(self, item: QListWidgetItem) -> None:
         self.show_series(item.data(Qt.ItemDataRole.UserRole))
+
+    def _on_remote_slice(self, series_uid: str, k: int, ok: bool) -> None:
+        """The middle slice of a series coming from a hub is in: its thumbnail, from memory
+        (the store's thumbnail cache waits for the whole series)."""
+        session = self.sessions.get(series_uid)
+        volume = session.volume if session is not None else None
+        if not ok or volume is None or k != volume.shape[0] // 2 or series_uid in self._thumbed:
+            return
+        self._thumbed.add(series_uid)
+        image = slice_thumbnail(np.asarray(volume.array[k]), volume.slices[k])
+        self.set_thumbnail(series_uid, to_qimage(image))
 
     def _on_progress(self, series_uid: str) -> None:
         session = self.sessions.get(series_uid)

@@ -84,6 +84,8 @@ def test_remote_study_reads_while_it_downloads(qtbot, hub, slow, tmp_path,  # no
     assert n == len(ct_files) and viewport.state.k == n // 2
     middle = viewport.image.image.copy()
     assert "from Stroke hub" in session.progress_text()
+    # the strip's thumbnail comes from the slice already here, not after the download
+    assert session.series.series_instance_uid in viewer._thumbed
 
     # Scrolling ahead of the download: a clear placeholder, then the image once it arrived.
     uid = session.series.series_instance_uid
