@@ -6,7 +6,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -111,6 +111,10 @@ class MainWindow(QMainWindow):
         self._open_after_import = False
         self._runner: QueueRunner | None = None
         self._openers: dict[str, RemoteOpener] = {}
+        # While studies arrive from a hub the status bar counts them (the browser and its
+        # thumbnails wait for the end: a thumbnail of half a series would be cached).
+        self._counts_timer = QTimer(self, interval=2000)
+        self._counts_timer.timeout.connect(self._update_counts)
 
         self.incoming = IncomingWidget(store, self.queue_runner, self)
         self.tabs.addTab(self.incoming, "Incoming")
@@ -219,8 +223,11 @@ class MainWindow(QMainWindow):
         for study in studies[:50]:  # newest first; the rest come when opened
             for series in study.series:
                 self.thumbnails.request(series.series_instance_uid)
-        counts = self.store.counts()
         self.pages.setCurrentWidget(self.browser if studies else self.empty)
+        self._update_counts()
+
+    def _update_counts(self) -> None:
+        counts = self.store.counts()
         self.counts_label.setText(
             f"{counts['studies']} studies · {counts['series']} series · "
             f"{counts['instances']} images — store: {self.store.home}")
@@ -345,6 +352,7 @@ class MainWindow(QMainWindow):
         opener.finished.connect(lambda result, v=viewer: self._on_remote_finished(v, result))
         self._openers[study_uid] = opener
         opener.start()
+        self._counts_timer.start()
         return viewer
 
     def _on_remote_opened(self, viewer: ViewerWidget, remote) -> None:
@@ -363,6 +371,8 @@ class MainWindow(QMainWindow):
     def _on_remote_failed(self, viewer: ViewerWidget, hub: str, message: str) -> None:
         study_uid = viewer.study.study_instance_uid
         self._openers.pop(study_uid, None)
+        if not self._openers:
+            self._counts_timer.stop()
         if viewer not in self.viewers.values():
             return
         viewer.set_notice(f"Cannot open the study from {hub}:\n{message}")
@@ -370,6 +380,8 @@ class MainWindow(QMainWindow):
 
     def _on_remote_finished(self, viewer: ViewerWidget, result: TransferResult | None) -> None:
         self._openers.pop(viewer.study.study_instance_uid, None)
+        if not self._openers:
+            self._counts_timer.stop()
         self.refresh()
         local = self.store.study(viewer.study.study_instance_uid)
         for series in local.series if local is not None else ():

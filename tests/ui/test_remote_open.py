@@ -86,6 +86,9 @@ def test_remote_study_reads_while_it_downloads(qtbot, hub, slow, tmp_path,  # no
     assert "from Stroke hub" in session.progress_text()
     # the strip's thumbnail comes from the slice already here, not after the download
     assert session.series.series_instance_uid in viewer._thumbed
+    # the status bar counts the images already local (the browser waits for the end)
+    qtbot.waitUntil(lambda: not window.counts_label.text().startswith("0 studies"),
+                    timeout=10_000)
 
     # Scrolling ahead of the download: a clear placeholder, then the image once it arrived.
     uid = session.series.series_instance_uid
