@@ -30,3 +30,8 @@ def format_time(tm: str) -> str:
             out += f":{tm[4:6]}"
         return out
     return tm
+
+
+def count(n: int, noun: str, plural: str = "") -> str:
+    """"1 study", "3 studies", "0 images"."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

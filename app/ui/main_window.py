@@ -36,7 +36,7 @@ from app.store import Store
 from app.synth import demo_study
 from app.tasks import Progress, ProgressState
 from app.ui.browser import StudyBrowserWidget
-from app.ui.format import format_date, format_name
+from app.ui.format import count, format_date, format_name
 from app.ui.hubs_dialog import HubsDialog, ensure_passphrase
 from app.ui.import_report import ImportReportDialog, summary_text
 from app.ui.incoming import IncomingWidget
@@ -229,8 +229,9 @@ class MainWindow(QMainWindow):
     def _update_counts(self) -> None:
         counts = self.store.counts()
         self.counts_label.setText(
-            f"{counts['studies']} studies · {counts['series']} series · "
-            f"{counts['instances']} images — store: {self.store.home}")
+            f"{count(counts['studies'], 'study', 'studies')} · "
+            f"{count(counts['series'], 'series', 'series')} · "
+            f"{count(counts['instances'], 'image')} — store: {self.store.home}")
 
     # -- importing --------------------------------------------------------------------------
     def open_folder_dialog(self) -> None:
