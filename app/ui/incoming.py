@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QStyle,
     QSystemTrayIcon,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -31,7 +30,7 @@ from app.net.runner import QueueRunner
 from app.net.watch import HubWatch
 from app.store import Store
 from app.ui.format import format_date, format_name
-from app.ui.tables import list_table
+from app.ui.tables import list_table, set_row
 
 COLUMNS = ["Patient", "Patient ID", "Modality", "Description", "Study date", "Received", "Hub",
            "Status"]
@@ -183,13 +182,7 @@ class IncomingWidget(QWidget):
             texts = [format_name(s.patient_name), s.patient_id or "—",
                      "/".join(s.modalities), s.description or "(no description)",
                      format_date(s.study_date), received, hub, status]
-            for col, text in enumerate(texts):
-                item = self.table.item(row, col)
-                if item is None:
-                    item = QTableWidgetItem()
-                    self.table.setItem(row, col, item)
-                item.setText(text)
-                item.setData(KEY_ROLE, (hub, uid))
+            set_row(self.table, row, texts, KEY_ROLE, (hub, uid))
             colour = STATUS_COLOURS.get(local)
             self.table.item(row, COL["Status"]).setData(
                 Qt.ItemDataRole.ForegroundRole, QColor(colour) if colour else None)

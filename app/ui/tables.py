@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QAbstractItemView, QTableWidget, QWidget
+from typing import Any
+
+from PySide6.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QWidget
 
 
 def list_table(parent: QWidget, columns: list[str]) -> QTableWidget:
@@ -16,3 +18,15 @@ def list_table(parent: QWidget, columns: list[str]) -> QTableWidget:
     table.setAlternatingRowColors(True)
     table.setWordWrap(False)
     return table
+
+
+def set_row(table: QTableWidget, row: int, texts: list[str], role: int, key: Any) -> None:
+    """Put ``texts`` in ``row`` (making the cells on first use), each cell carrying ``key``
+    under ``role`` so a click on any cell finds the row's object."""
+    for col, text in enumerate(texts):
+        item = table.item(row, col)
+        if item is None:
+            item = QTableWidgetItem()
+            table.setItem(row, col, item)
+        item.setText(text)
+        item.setData(role, key)

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QStyle,
     QStyledItemDelegate,
     QStyleOptionProgressBar,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -30,7 +29,7 @@ from app.net.runner import QueueRunner
 from app.net.status import JobStatus, SpeedMeter, job_status
 from app.store import Store
 from app.ui.format import format_name
-from app.ui.tables import list_table
+from app.ui.tables import list_table, set_row
 
 COLUMNS = ["", "Hub", "Study", "State", "Progress", "Images", "Speed", "ETA", "Details"]
 COL = {name: i for i, name in enumerate(COLUMNS)}
@@ -173,13 +172,7 @@ class TransfersWidget(QWidget):
         images = f"{s.done} / {s.total}" if s.total else "—"
         texts = [arrow, job.hub, self._study_label(job.study_uid, job.series_uids), s.state, "",
                  images, s.speed_text, s.eta_text, s.explanation]
-        for col, text in enumerate(texts):
-            item = self.table.item(row, col)
-            if item is None:
-                item = QTableWidgetItem()
-                self.table.setItem(row, col, item)
-            item.setText(text)
-            item.setData(JOB_ROLE, job.id)
+        set_row(self.table, row, texts, JOB_ROLE, job.id)
         self.table.item(row, COL["Details"]).setToolTip(job.message or s.explanation)
         fraction = s.done / s.total if s.total else 0.0
         self.table.item(row, COL["Progress"]).setData(FRACTION_ROLE, fraction)

@@ -60,6 +60,17 @@ def _sop_uids(files: list[Path]) -> set[str]:
     return {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files}
 
 
+def _sent_by_another_site(tmp_path: Path, hub, files: list[Path]) -> str:
+    """A spoke's own home imports ``files`` and sends them with ``relay send``; the study UID."""
+    spoke = tmp_path / "spoke"
+    spoke.mkdir()
+    _, study_uid = import_study(spoke, files)
+    assert add_hub(spoke, hub.url).returncode == 0
+    sent = relay(spoke, "send", study_uid, "--hub", "hub", "--json")
+    assert sent.returncode == 0 and json.loads(sent.stdout)["state"] == "verified"
+    return study_uid
+
+
 def _select_study(window: MainWindow, study_uid: str) -> None:
     from app.ui.browser import UID_ROLE
 
@@ -181,12 +192,7 @@ def test_stuck_job_explains_and_completes_when_the_hub_is_back(qtbot, hub, relay
 
 def test_incoming_lists_a_new_study_notifies_and_fetch_makes_it_local(qtbot, hub, tmp_path,
                                                                       relay_home, ct_files):
-    spoke = tmp_path / "spoke"
-    spoke.mkdir()
-    _, study_uid = import_study(spoke, ct_files[:30])
-    assert add_hub(spoke, hub.url).returncode == 0
-    sent = relay(spoke, "send", study_uid, "--hub", "hub", "--json")
-    assert sent.returncode == 0 and json.loads(sent.stdout)["state"] == "verified"
+    study_uid = _sent_by_another_site(tmp_path, hub, ct_files[:30])
 
     assert add_hub(relay_home, hub.url).returncode == 0
     _fast_retries(relay_home, lookback_days=0)
@@ -214,11 +220,7 @@ def test_incoming_lists_a_new_study_notifies_and_fetch_makes_it_local(qtbot, hub
 
 
 def test_prefetch_queues_new_studies_automatically(qtbot, hub, tmp_path, relay_home, ct_files):
-    spoke = tmp_path / "spoke"
-    spoke.mkdir()
-    _, study_uid = import_study(spoke, ct_files[:10])
-    assert add_hub(spoke, hub.url).returncode == 0
-    assert relay(spoke, "send", study_uid, "--hub", "hub").returncode == 0
+    study_uid = _sent_by_another_site(tmp_path, hub, ct_files[:10])
 
     assert add_hub(relay_home, hub.url).returncode == 0
     _fast_retries(relay_home, lookback_days=0, prefetch=True)
@@ -260,11 +262,7 @@ def test_send_dialog_offers_the_selected_series_and_a_hub_setup(qtbot, relay_hom
 
 def test_open_on_a_study_only_on_the_hub_reads_it_while_it_downloads(
         qtbot, hub, tmp_path, relay_home, ct_files):
-    spoke = tmp_path / "spoke"
-    spoke.mkdir()
-    _, study_uid = import_study(spoke, ct_files[:10])
-    assert add_hub(spoke, hub.url).returncode == 0
-    assert relay(spoke, "send", study_uid, "--hub", "hub").returncode == 0
+    study_uid = _sent_by_another_site(tmp_path, hub, ct_files[:10])
 
     assert add_hub(relay_home, hub.url).returncode == 0
     _fast_retries(relay_home, lookback_days=0)
