@@ -80,6 +80,10 @@ def main() -> None:
         vp.show_slice(int(vp.n_slices * 0.72))
         vp.set_window(40, 80)
         wait(300)
+        from docs.exchange_screenshots import head_box, zoom_to
+
+        zoom_to(vp, head_box(vp))  # the head fills the view, as a reader would zoom it
+        wait(300)
         window.grab().save(str(out / "viewer-ct-brain-window.png"))
         vp.set_window(40, 40)
         wait(300)
