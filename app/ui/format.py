@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from app.model import Study
+
 
 def format_name(pn: str) -> str:
     """"DOE^JOHN^^DR" -> "DOE, JOHN"; empty components are dropped."""
@@ -30,6 +32,13 @@ def format_time(tm: str) -> str:
             out += f":{tm[4:6]}"
         return out
     return tm
+
+
+def study_title(study: Study) -> str:
+    """"DOE, JOHN · 2026-01-31" for a study tab (the date left out when the study has none)."""
+    date = format_date(study.study_date)
+    name = format_name(study.patient.patient_name)
+    return f"{name} · {date}" if date else name
 
 
 def count(n: int, noun: str, plural: str = "") -> str:

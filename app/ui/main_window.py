@@ -36,7 +36,7 @@ from app.store import Store
 from app.synth import demo_study
 from app.tasks import Progress, ProgressState
 from app.ui.browser import StudyBrowserWidget
-from app.ui.format import count, format_date, format_name
+from app.ui.format import count, study_title
 from app.ui.hubs_dialog import HubsDialog, ensure_passphrase
 from app.ui.import_report import ImportReportDialog, summary_text
 from app.ui.incoming import IncomingWidget
@@ -319,7 +319,7 @@ class MainWindow(QMainWindow):
             for st in [study, *priors]:
                 for series in st.series:
                     self.thumbnails.request(series.series_instance_uid)
-            title = f"{format_name(study.patient.patient_name)} · {format_date(study.study_date)}"
+            title = study_title(study)
             self.tabs.addTab(viewer, title)
             if series_uid is None:
                 viewer.open_default()
@@ -363,8 +363,7 @@ class MainWindow(QMainWindow):
         study = viewer.study
         index = self.tabs.indexOf(viewer)
         if index >= 0:
-            self.tabs.setTabText(index, f"{format_name(study.patient.patient_name)} · "
-                                        f"{format_date(study.study_date)} ({remote.hub})")
+            self.tabs.setTabText(index, f"{study_title(study)} ({remote.hub})")
         viewer.open_default()
         self.statusBar().showMessage(f"Reading the study from {remote.hub} while it downloads.",
                                      8000)

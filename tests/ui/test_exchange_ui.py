@@ -214,7 +214,8 @@ def test_incoming_lists_a_new_study_notifies_and_fetch_makes_it_local(qtbot, hub
     assert job_id is not None
     qtbot.waitUntil(lambda: incoming.status_of(study_uid) == "Local", timeout=120_000)
     assert window.store.study(study_uid).instance_count == 30
-    assert window.pages.currentWidget() is window.browser  # the browser shows it now
+    # the browser shows it when the job has ended (Incoming may see it local a poll earlier)
+    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.browser, timeout=30_000)
     incoming.open_selected()
     assert study_uid in window.viewers
 
