@@ -67,6 +67,7 @@ class TransfersWidget(QWidget):
         self.runner: QueueRunner | None = None
         self._meters: dict[str, SpeedMeter] = {}
         self._states: dict[str, str] = {}
+        self._watch_started = float("inf")  # when attach() began following a runner
         self._labels: dict[str, str] = {}
         self._jobs: list[Job] = []
         self.rows: dict[str, JobStatus] = {}
@@ -115,6 +116,7 @@ class TransfersWidget(QWidget):
     def attach(self, runner: QueueRunner) -> None:
         """Show ``runner``'s queue and follow its changes."""
         self.runner = runner
+        self._watch_started = time.time()
         runner.subscribe(self._from_runner)
         self.refresh()
 
@@ -142,11 +144,11 @@ class TransfersWidget(QWidget):
         jobs = self.runner.jobs()
         now = time.time()
         self.table.setRowCount(len(jobs))
+        self._jobs = jobs  # before the transitions: their listeners look jobs up here
         for row, job in enumerate(jobs):
             self.rows[job.id] = status = self._status(job, now)
             self._fill(row, job, status)
             self._note_transition(job)
-        self._jobs = jobs
         if selected is not None:
             self.select_job(selected)
         self._on_selection()
@@ -201,7 +203,10 @@ class TransfersWidget(QWidget):
     def _note_transition(self, job: Job) -> None:
         before = self._states.get(job.id)
         self._states[job.id] = job.state
-        if before is not None and before != job.state and job.state in FINAL:
+        # A short job can start and end between two repaints: first seen already final, it
+        # still counts if it ended while this panel was watching.
+        seen_end = before is None and job.updated >= self._watch_started
+        if (before is not None or seen_end) and before != job.state and job.state in FINAL:
             self.job_finished.emit(job.id, job.state)
 
     # -- selection and actions ----------------------------------------------------------------

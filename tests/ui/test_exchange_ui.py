@@ -279,3 +279,23 @@ def test_open_on_a_study_only_on_the_hub_reads_it_while_it_downloads(
     local = [i.sop_instance_uid for s in store.study(study_uid).series
              for i in store.instances(s.series_instance_uid)]
     assert sorted(local) == sorted(hub_sop_uids(hub))  # each instance once
+
+
+def test_a_job_that_ends_between_two_repaints_still_refreshes_the_browser(qtbot, relay_home):
+    """A short fetch can be queued and finished before the panel first sees it: its end still
+    counts (the browser must show the study), while jobs that ended before the panel was
+    watching do not."""
+    from app.net.queue import TransferQueue
+
+    queue = TransferQueue(relay_home)
+    old = queue.create("fetch", "hub", "1.2.3.1", [], [])
+    queue.set_state(old.id, "verified")
+    window = _window(qtbot, relay_home)
+    ended: list[str] = []
+    window.transfers.job_finished.connect(lambda job_id, state: ended.append(job_id))
+    window.queue_runner()  # the panel starts watching
+    assert ended == []  # the old job ended before
+    job = queue.create("fetch", "hub", "1.2.3.2", [], [])
+    queue.set_state(job.id, "verified")  # queued and done before any repaint
+    window.transfers.refresh()
+    assert ended == [job.id]
