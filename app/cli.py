@@ -9,6 +9,7 @@ module, listed in :data:`COMMAND_MODULES`: a module has ``register(subparsers, c
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import logging
@@ -45,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub, common)
     return parser
+
+
+def startup_done() -> None:
+    """Start-up is over: keep what it made (modules, pydicom's dictionaries, Qt wrappers) out
+    of the garbage collector's full passes. Each full pass walks every live container; after
+    start-up that took ~15 ms here, stalling a first slice or a frame while scrolling."""
+    gc.freeze()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,9 @@ import time
 from typing import Any
 
 from app import decodepool
-from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json
+from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json, startup_done
 from app.errors import GeometryError, RelayError
+from app.focus import early_slice
 from app.loader import VolumeLoader, load_stack
 from app.plans import series_plan
 from app.render.slice_png import render_ref, write_png
@@ -79,14 +80,18 @@ def pick_stack(plan: SeriesPlan, index: int) -> Stack:
 
 def cmd_load(args: argparse.Namespace) -> int:
     decodepool.preload()  # program start-up, not part of the load
+    startup_done()
     started = time.monotonic()
     store = open_store(args)
+    # the middle slice is decoded while the series is planned only when it is the one asked
+    early = early_slice(store, args.series) if args.stack == 0 and args.slice is None else None
     plan = stored_plan(store, args.series)
     stack = pick_stack(plan, args.stack)
     progress = Progress("Loading")
     cancel_on_sigint(progress)
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
-    loader = VolumeLoader.for_stack(stack, focus=args.slice, progress=progress, started=started)
+    loader = VolumeLoader.for_stack(stack, focus=args.slice, progress=progress, started=started,
+                                    early=early)
     try:
         volume = loader.run()
     finally:

@@ -33,7 +33,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app import decodepool
 from app.errors import DecodeError, GeometryError
@@ -43,6 +43,9 @@ from app.sharedbuf import SharedBuffer
 from app.stack import SliceRef, Stack, slices_of
 from app.tasks import Progress
 from app.volume import Volume
+
+if TYPE_CHECKING:
+    from app.focus import EarlySlice
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,9 @@ class VolumeLoader:
         Decoding processes/threads (default: one per core).
     wait_for_files
         Keep running for slices whose file is not there yet, until :meth:`finish_supply`.
+    early
+        A slice decoded before the plan existed (:func:`app.focus.early_slice`); used if it is
+        the focus slice, ignored otherwise.
 
     Attributes
     ----------
@@ -76,7 +82,8 @@ class VolumeLoader:
 
     def __init__(self, volume: Volume, *, focus: int | None = None,
                  progress: Progress | None = None, workers: int | None = None,
-                 wait_for_files: bool = False, started: float | None = None) -> None:
+                 wait_for_files: bool = False, started: float | None = None,
+                 early: EarlySlice | None = None) -> None:
         self.volume = volume
         self.progress = progress or Progress("Loading")
         self.workers = workers or decodepool.default_workers()
@@ -97,6 +104,7 @@ class VolumeLoader:
         self._retried: set[int] = set()
         self._pool_cold = True
         self._no_processes = False
+        self._early = early
         for k, ref in enumerate(volume.slices):
             (self._pending if _has_file(ref) else self._waiting).add(k)
         self.progress.set_total(n, "Loading")
@@ -153,7 +161,8 @@ class VolumeLoader:
         """Load in the calling thread; returns the volume when every slice is done."""
         try:
             self._reorder()
-            self._decode_inline(self._next())  # the slice in view, at once, in this thread
+            if not self._take_early():
+                self._decode_inline(self._next())  # the slice in view, at once, in this thread
             owner = self.volume._owner
             if hasattr(owner, "populate"):  # commit the rest of the memory ahead of the readers
                 threading.Thread(target=owner.populate, name="populate", daemon=True).start()
@@ -250,6 +259,22 @@ class VolumeLoader:
         if k is not None:
             self._record(k, self._read_here(k))
 
+    def _take_early(self) -> bool:
+        """Use the slice decoded before planning if it is the focus slice."""
+        early, self._early = self._early, None
+        k = self._focus
+        if early is None or k not in self._pending:
+            return False
+        ref = self.volume.slices[k]
+        target = self.volume.array[k]
+        if (ref.sop_instance_uid, ref.frame) != (early.sop_instance_uid, early.frame) or (
+                early.pixels.shape != target.shape or early.pixels.dtype != target.dtype):
+            return False
+        target[...] = early.pixels
+        self._pending.discard(k)
+        self._record(k, None, at=early.ready_at)
+        return True
+
     def _on_done(self, k: int, future: Future[Any]) -> None:
         if self._in_flight.get(k) is not future:
             return  # a retried slice's first attempt
@@ -268,14 +293,14 @@ class VolumeLoader:
             error = f"{self.volume.slices[k].path}: {type(exc).__name__} while decoding"
         self._record(k, error)
 
-    def _record(self, k: int, error: str | None) -> None:
+    def _record(self, k: int, error: str | None, at: float | None = None) -> None:
         if error is None:
             self.volume.mark_ready(k)
         else:
             log.warning("slice %d not loaded: %s", k, error)
             self.volume.mark_failed(k, _reason(error, self.volume.slices[k]))
         if self.first_slice_seconds is None:
-            self.first_slice_seconds = time.monotonic() - self.started
+            self.first_slice_seconds = (time.monotonic() if at is None else at) - self.started
         self.progress.advance(1)
 
     def _finish(self) -> None:

@@ -20,6 +20,14 @@ _lock = threading.Lock()
 _cache: OrderedDict[tuple[str, str], tuple[tuple[int, float], SeriesPlan]] = OrderedDict()
 
 
+def cached_plan(store: Store, series_uid: str) -> SeriesPlan | None:
+    """The plan of ``series_uid`` if one is cached and still valid, else None (no planning)."""
+    version = store.series_version(series_uid)
+    with _lock:
+        hit = _cache.get((str(store.home), series_uid))
+    return hit[1] if hit is not None and hit[0] == version else None
+
+
 def series_plan(store: Store, series_uid: str, frame_of_reference_uid: str = "") -> SeriesPlan:
     """The plan of ``series_uid`` (stacks + geometry issues), from the cache when still valid."""
     key = (str(store.home), series_uid)

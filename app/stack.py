@@ -277,7 +277,7 @@ def _spacing_issues(d: np.ndarray) -> list[str]:
     steps = np.diff(d)
     if len(steps) < 2:
         return []
-    usual = float(np.median(steps))
+    usual = _median(steps)
     off = np.abs(steps - usual) > max(UNEVEN_FRACTION * usual, SAME_POSITION_MM)
     if not off.any():
         return []
@@ -293,6 +293,14 @@ def _spacing_issues(d: np.ndarray) -> list[str]:
     shown = ", ".join(_mm(s, unit=False) for s in distinct[:4]) + ("…" if len(distinct) > 4
                                                                       else "")
     return [f"uneven slice spacing: steps of {_and(shown)} mm between slices"]
+
+
+def _median(values: np.ndarray) -> float:
+    """The median of a non-empty 1-D array (``np.median`` imports ``numpy.ma`` on first use,
+    18 ms that a fresh process would spend before its first slice)."""
+    s = np.sort(values)
+    mid = len(s) // 2
+    return float(s[mid]) if len(s) % 2 else float((s[mid - 1] + s[mid]) / 2)
 
 
 def _spacing_consistency(members: list[SliceRef]) -> list[str]:

@@ -361,6 +361,16 @@ class Store:
         ).fetchall()
         return [self._instance_from_row(r) for r in rows]
 
+    def slice_positions(self, series_uid: str) -> list[tuple[str, str | None, str | None, int]]:
+        """(SOP Instance UID, position JSON, orientation JSON, frames) of each image of a series,
+        read by SQLite without building :class:`Instance` objects (see :mod:`app.focus`)."""
+        return self._connect().execute(
+            "SELECT sop_instance_uid, json_extract(image, '$.position'), "
+            "json_extract(image, '$.orientation'), json_extract(image, '$.frames') "
+            "FROM instances WHERE series_instance_uid=? AND image IS NOT NULL",
+            (series_uid,),
+        ).fetchall()
+
     def series_version(self, series_uid: str) -> tuple[int, float]:
         """(instance count, latest addition time): changes whenever the series gains a file."""
         row = self._connect().execute(

@@ -61,11 +61,14 @@ def child_load(home: str, uid: str, mode: str) -> dict:
     import pydicom  # noqa: F401  (imports are not part of a load)
 
     from app import decodepool
+    from app.cli import startup_done
+    from app.focus import early_slice
     from app.loader import VolumeLoader
     from app.stack import plan_series
     from app.store import Store
 
     decodepool.preload()  # codec imports are program start-up, not part of a load
+    startup_done()  # as `relay load` does
     baseline = _rss_mb()
     out: dict = {"baseline_rss_mb": baseline}
     t0 = time.monotonic()
@@ -79,8 +82,9 @@ def child_load(home: str, uid: str, mode: str) -> dict:
                    volume_bytes=volume.nbytes)
     else:
         store = Store(Path(home))
+        early = early_slice(store, uid)  # as `relay load` and the viewer: middle slice first
         plan = plan_series(store.instances(uid))
-        loader = VolumeLoader.for_stack(plan.main, started=t0)
+        loader = VolumeLoader.for_stack(plan.main, started=t0, early=early)
         vol = loader.run()
         checksum = int(vol.array.sum(dtype=np.int64))  # touch every page: RSS counts it all
         out.update(seconds=loader.seconds, first_slice_seconds=loader.first_slice_seconds,

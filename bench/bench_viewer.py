@@ -25,6 +25,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from app.cli import startup_done  # noqa: E402
 from app.importer import import_paths  # noqa: E402
 from app.store import Store  # noqa: E402
 from app.synth import SeriesSpec, generate_series  # noqa: E402
@@ -54,6 +55,7 @@ def main() -> None:
         window.resize(1400, 900)
         window.show()
         app.processEvents()
+        startup_done()  # as app.ui.main.run does before its event loop
         study = store.studies()[0]
 
         # Python's default GIL switch interval against the program's, side by side.

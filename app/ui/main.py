@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
+from app.cli import startup_done
 from app.store import Store
 
 #: How long a Python thread may hold the GIL before another gets a turn (Python's default is
@@ -41,4 +42,5 @@ def run(home: Path, paths: list[str] | None = None) -> int:
     app = application()
     window = create_window(home, paths)
     window.show()
+    startup_done()
     return app.exec()

@@ -13,9 +13,10 @@ import time
 from PySide6.QtCore import QObject, Signal
 
 from app.errors import RelayError
+from app.focus import early_slice
 from app.loader import VolumeLoader
 from app.model import Series, Study
-from app.plans import series_plan
+from app.plans import cached_plan, series_plan
 from app.store import Store
 from app.tasks import Progress
 from app.ui.annotations import Annotation
@@ -63,15 +64,18 @@ class LoadedSeries(QObject):
 
     def _open(self) -> None:
         try:
-            plan = series_plan(self.store, self.series.series_instance_uid,
-                               self.series.frame_of_reference_uid)
+            uid = self.series.series_instance_uid
+            early = None
+            if self._focus is None and cached_plan(self.store, uid) is None:
+                early = early_slice(self.store, uid)  # the middle slice while planning
+            plan = series_plan(self.store, uid, self.series.frame_of_reference_uid)
             stack = plan.main
             self.issues = list(plan.issues)
             if stack is None:
                 raise RelayError("this series has no images to show")
             focus = self._focus if self._focus is not None else len(stack.slices) // 2
             loader = VolumeLoader.for_stack(stack, focus=min(focus, len(stack.slices) - 1),
-                                            progress=self.progress)
+                                            progress=self.progress, early=early)
             if self._attach(loader):
                 loader.start()
         except Exception as exc:
