@@ -64,6 +64,7 @@ class LoadedSeries(QObject):
 
     def _open(self) -> None:
         try:
+            started = time.monotonic()
             uid = self.series.series_instance_uid
             early = None
             if self._focus is None and cached_plan(self.store, uid) is None:
@@ -75,7 +76,8 @@ class LoadedSeries(QObject):
                 raise RelayError("this series has no images to show")
             focus = self._focus if self._focus is not None else len(stack.slices) // 2
             loader = VolumeLoader.for_stack(stack, focus=min(focus, len(stack.slices) - 1),
-                                            progress=self.progress, early=early)
+                                            progress=self.progress, early=early,
+                                            started=started)
             if self._attach(loader):
                 loader.start()
         except Exception as exc:
