@@ -87,8 +87,7 @@ def core_open(url: str, study: str, home: Path) -> tuple[float, float]:
 
 def widget_open(url: str, study: str, home: Path) -> tuple[float, float]:
     """Through the window: (seconds to the middle slice drawn, seconds to the download end)."""
-    from PySide6.QtWidgets import QApplication
-
+    from app.ui.main import application
     from app.ui.main_window import MainWindow
 
     home.mkdir(parents=True, exist_ok=True)
@@ -96,7 +95,7 @@ def widget_open(url: str, study: str, home: Path) -> tuple[float, float]:
     settings.hubs = [HubProfile(name="bench", url=url, auth="basic", user=USER)]
     save_settings(home, settings)
     SecretStore(home, settings.secrets).set("bench", PASSWORD)
-    app = QApplication.instance() or QApplication([])
+    app = application()  # as the program sets it up (GIL switch interval included)
     window = MainWindow(Store(home))
     window.resize(1000, 700)
     window.show()
