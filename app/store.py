@@ -199,8 +199,11 @@ class Store:
                 part.unlink()
                 _fsync_path(str(dest))  # a download may have placed it, not yet synced
                 return rel  # already here, complete
-            dest.parent.mkdir(exist_ok=True)
-            os.replace(part, dest)
+            try:
+                os.replace(part, dest)
+            except FileNotFoundError:  # the folder's first file (the temp file is there)
+                dest.parent.mkdir(exist_ok=True)
+                os.replace(part, dest)
         except OSError as exc:
             part.unlink(missing_ok=True)
             raise StoreError(f"cannot write to the store: {exc.strerror or exc}") from exc
