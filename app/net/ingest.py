@@ -67,8 +67,10 @@ MAX_WAITING = 256
 
 class PartFile:
     """A part being received (a multipart sink): hashed and written to a temp file in the store
-    as it arrives, through ``buffer`` (reused from part to part), which the reader may fill
-    straight from the socket."""
+    as it arrives, through ``buffer`` (reused from part to part). The reader fills the buffer
+    straight from the socket (:meth:`free`, :meth:`filled`); small pieces handed to
+    :meth:`write` (what came with the framing) are gathered in it first, so a part of up to the
+    buffer's size is hashed and written in one go."""
 
     def __init__(self, store: Store, headers: dict[str, str],
                  buffer: bytearray | None = None) -> None:
@@ -78,28 +80,36 @@ class PartFile:
         self.sha256 = ""
         self._hash = hashlib.sha256()
         self._buffer = buffer if buffer is not None else bytearray(PART_BUFFER)
+        self._held = 0  # bytes at the start of the buffer not written yet
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 
     def write(self, data: bytes | memoryview) -> int:
-        self._hash.update(data)  # releases the GIL (> 2 KiB)
         n = len(data)
-        written = os.write(self.fd, data)
-        if written < n:
-            with memoryview(data) as view:
-                while written < n:
-                    written += os.write(self.fd, view[written:])
+        if self._held + n > len(self._buffer):
+            self._flush()
+            if n > len(self._buffer):
+                self._put(data)
+                self.size += n
+                return n
+        self._buffer[self._held : self._held + n] = data
+        self._held += n
         self.size += n
         return n
 
     def free(self) -> memoryview:
-        return memoryview(self._buffer)
+        if self._held == len(self._buffer):
+            self._flush()
+        return memoryview(self._buffer)[self._held :]
 
     def filled(self, n: int) -> None:
-        with memoryview(self._buffer) as view, view[:n] as piece:
-            self.write(piece)
+        self._held += n
+        self.size += n
+        self._flush()
 
     def finish(self) -> None:
-        """All bytes are in: fix the hash (the file stays open for the workers)."""
+        """All bytes are in: write the rest and fix the hash (the file stays open for the
+        workers)."""
+        self._flush()
         self.sha256 = self._hash.hexdigest()
 
     def discard(self) -> None:
@@ -107,6 +117,21 @@ class PartFile:
             os.close(self.fd)
             self.fd = -1
         self.path.unlink(missing_ok=True)
+
+    def _flush(self) -> None:
+        if self._held:
+            with memoryview(self._buffer) as view, view[: self._held] as piece:
+                self._put(piece)
+            self._held = 0
+
+    def _put(self, data: bytes | memoryview) -> None:
+        self._hash.update(data)  # while the bytes are in the CPU cache; releases the GIL
+        n = len(data)
+        written = os.write(self.fd, data)
+        if written < n:
+            with memoryview(data) as view:
+                while written < n:
+                    written += os.write(self.fd, view[written:])
 
 
 @dataclass
