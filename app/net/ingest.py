@@ -3,8 +3,9 @@
 The network thread receives each WADO-RS part through one small reused buffer
 (:class:`PartFile`): each piece is hashed and written to a temp file in the store while it is
 still in the CPU cache, so no part is held in memory and every byte is touched once after the
-socket. :class:`PartIngest`'s workers then check the part's header
-(:func:`app.ingest.check_part`, the fast reader for plain files) and move it into the store
+socket. A part that fitted in the buffer has its header checked there, at once
+(:func:`app.ingest.check_buffer`, the fast reader for plain files); a larger one by
+:class:`PartIngest`'s workers from its file. The workers move each part into the store
 (:func:`app.ingest.place_part`, as every import does). Indexing happens in batches (one SQLite
 transaction after the batch's files and folders are fsync'ed), at once for an instance someone
 is waiting for (the slice in view); listeners hear of an instance only once it is indexed.
@@ -26,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.ingest import Duplicate, check_part, place_part
+from app.ingest import Duplicate, check_buffer, check_part, place_part
 from app.media import Problem
 from app.model import Header
 from app.store import Store, StoredFile
@@ -63,6 +64,8 @@ def _start_writeback(fd: int) -> None:
 PART_BUFFER = 1 << 20
 #: Received parts waiting for the workers, at most (each holds an open file).
 MAX_WAITING = 256
+#: A part's name in problem reports (its UIDs are unknown until its header is read).
+PART_NAME = "downloaded instance"
 
 
 class PartFile:
@@ -81,6 +84,7 @@ class PartFile:
         self._hash = hashlib.sha256()
         self._buffer = buffer if buffer is not None else bytearray(PART_BUFFER)
         self._held = 0  # bytes at the start of the buffer not written yet
+        self._last = 0  # bytes written from the start of the buffer the last time
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 
     def write(self, data: bytes | memoryview) -> int:
@@ -89,6 +93,7 @@ class PartFile:
             self._flush()
             if n > len(self._buffer):
                 self._put(data)
+                self._last = 0
                 self.size += n
                 return n
         self._buffer[self._held : self._held + n] = data
@@ -112,6 +117,13 @@ class PartFile:
         self._flush()
         self.sha256 = self._hash.hexdigest()
 
+    def check(self) -> Header | Problem | None:
+        """After :meth:`finish`: the part's header checked from the buffer when the whole part
+        is still there (it fitted), else None (check the file)."""
+        if self._last != self.size:
+            return None
+        return check_buffer(self._buffer, self.size, PART_NAME)
+
     def discard(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
@@ -122,7 +134,7 @@ class PartFile:
         if self._held:
             with memoryview(self._buffer) as view, view[: self._held] as piece:
                 self._put(piece)
-            self._held = 0
+            self._last, self._held = self._held, 0
 
     def _put(self, data: bytes | memoryview) -> None:
         self._hash.update(data)  # while the bytes are in the CPU cache; releases the GIL
@@ -176,11 +188,12 @@ class PartIngest:
         syncing and indexing happen on the workers (the network thread only waits when too
         many parts are waiting)."""
         part.finish()
+        header = part.check()  # here, while the bytes are in the CPU cache
         with self._room:
             while self._waiting >= MAX_WAITING:
                 self._room.wait()
             self._waiting += 1
-        future = self.pool.submit(self._ingest, part.fd, part.path, part.sha256, urgent)
+        future = self.pool.submit(self._ingest, part.fd, part.path, part.sha256, header, urgent)
         part.fd = -1
         with self._lock:
             self._futures.add(future)
@@ -198,10 +211,12 @@ class PartIngest:
         with self._lock:
             self._futures.discard(future)
 
-    def _ingest(self, fd: int, path: Path, sha256: str, urgent: bool) -> None:
+    def _ingest(self, fd: int, path: Path, sha256: str, header: Header | Problem | None,
+                urgent: bool) -> None:
         try:
             _start_writeback(fd)
-            header = check_part(path, "downloaded instance")
+            if header is None:
+                header = check_part(path, PART_NAME)
             if self._refused(header):
                 os.close(fd)
                 path.unlink(missing_ok=True)
