@@ -9,7 +9,7 @@ no header again.
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,12 @@ class ImageInfo:
         return self.pixel_length is None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # What ``asdict`` gives (every value is a number, text, None or a tuple of them), built
+        # directly: indexing a download does this once per instance, and ``asdict`` deep-copies.
+        raw = {name: getattr(self, name) for name in _IMAGE_FIELDS}
+        raw["frame_info"] = [{name: getattr(f, name) for name in _FRAME_FIELDS}
+                             for f in self.frame_info]
+        return json.dumps(raw, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> ImageInfo:
@@ -104,6 +109,8 @@ class ImageInfo:
         return info
 
 
+_IMAGE_FIELDS = tuple(f.name for f in fields(ImageInfo))
+_FRAME_FIELDS = tuple(f.name for f in fields(FrameInfo))
 _IMAGE_DEFAULTS: dict[str, Any] = {
     f.name: f.default for f in fields(ImageInfo) if f.default is not MISSING
 } | {"rows": 0, "columns": 0}

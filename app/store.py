@@ -17,6 +17,7 @@ files are kept, the first stays the instance, the other is listed in ``conflicts
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import sqlite3
@@ -115,6 +116,8 @@ class Store:
         self.tmp = self.root / "tmp"
         self.db_path = self.home / "index.sqlite"
         self._db = ThreadConnections(self.db_path)
+        self._part_token = uuid.uuid4().hex
+        self._part_numbers = itertools.count()
         for folder in (self.objects, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
         self._init_db()
@@ -184,7 +187,9 @@ class Store:
 
     def new_part(self) -> Path:
         """A fresh temp path in the store's tmp folder (cleaned up if its writer dies)."""
-        return self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
+        # A random token per Store and a counter: no system call per name (a download asks
+        # for one per instance, on its network thread).
+        return self.tmp / f"{os.getpid()}-{self._part_token}-{next(self._part_numbers)}.part"
 
     def adopt(self, part: Path, sha256: str) -> str:
         """Move a complete, fsync'ed temp file (from :meth:`new_part`) into the store.
@@ -199,8 +204,11 @@ class Store:
                 part.unlink()
                 _fsync_path(str(dest))  # a download may have placed it, not yet synced
                 return rel  # already here, complete
-            dest.parent.mkdir(exist_ok=True)
-            os.replace(part, dest)
+            try:
+                os.replace(part, dest)
+            except FileNotFoundError:  # the folder's first file (the temp file is there)
+                dest.parent.mkdir(exist_ok=True)
+                os.replace(part, dest)
         except OSError as exc:
             part.unlink(missing_ok=True)
             raise StoreError(f"cannot write to the store: {exc.strerror or exc}") from exc

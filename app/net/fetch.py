@@ -27,13 +27,7 @@ from collections.abc import Callable, Iterable
 
 from app.errors import Cancelled, HubError, TransferError
 from app.net.dicomweb import SERIES_UID, SOP_UID, DicomWebClient, value
-from app.net.ingest import (
-    MEMORY_PART_LIMIT,
-    MemoryPart,
-    PartFile,
-    PartIngest,
-    StoredCallback,
-)
+from app.net.ingest import PART_BUFFER, PartFile, PartIngest, StoredCallback
 from app.net.queue import TransferQueue
 from app.net.retry import Backoff
 from app.net.send import TransferResult
@@ -44,7 +38,6 @@ from app.tasks import Progress
 log = logging.getLogger(__name__)
 
 SERIES_INSTANCES = "00201209"  # NumberOfSeriesRelatedInstances
-Part = MemoryPart | PartFile
 
 
 class Download:
@@ -312,21 +305,17 @@ class Download:
                 raise
             log.warning("an instance listed by the hub is no longer there (404)")
 
-    def _stream(self, path: str, close: Callable[[Part], None]) -> None:
+    def _stream(self, path: str, close: Callable[[PartFile], None]) -> None:
         """Retrieve ``path`` part by part; a part cut short by a fault is deleted."""
-        current: list[Part] = []
+        current: list[PartFile] = []
+        buffer = bytearray(PART_BUFFER)  # each part's bytes pass through it on their way
 
-        def open_part(headers: dict[str, str]) -> Part:
-            length = headers.get("content-length", "")
-            part: Part
-            if length.isdigit() and int(length) <= MEMORY_PART_LIMIT:
-                part = self.ingest.memory_part(headers, int(length))
-            else:
-                part = PartFile(self.store, headers)
+        def open_part(headers: dict[str, str]) -> PartFile:
+            part = PartFile(self.store, headers, buffer)
             current[:] = [part]
             return part
 
-        def close_part(part: Part) -> None:
+        def close_part(part: PartFile) -> None:
             current.clear()
             close(part)
 
@@ -337,12 +326,12 @@ class Download:
             for part in current:
                 part.discard()
 
-    def _close_part(self, part: Part, urgent: bool = False) -> None:
+    def _close_part(self, part: PartFile, urgent: bool = False) -> None:
         with self._lock:
             self.bytes += part.size
         self.ingest.submit(part, urgent)
 
-    def _close_urgent(self, part: Part) -> None:
+    def _close_urgent(self, part: PartFile) -> None:
         self._close_part(part, urgent=True)
 
     def _stored(self, sop: str, series: str) -> None:

@@ -1,14 +1,16 @@
-"""Downloaded parts into the local store, off the network thread.
+"""Downloaded parts into the local store.
 
-The network thread receives each WADO-RS part into memory (:class:`MemoryPart`; a part too large
-for that, or of unknown length, goes to a temp file in the store: :class:`PartFile`) and
-hands it to :class:`PartIngest`, whose workers check its header (:func:`app.ingest.check_buffer`,
-the fast reader for plain files), write it to a temp file, hash it and move it into the store
+The network thread receives each WADO-RS part through one small reused buffer
+(:class:`PartFile`): each piece is hashed and written to a temp file in the store while it is
+still in the CPU cache, so no part is held in memory and every byte is touched once after the
+socket. A part that fitted in the buffer has its header checked there, at once
+(:func:`app.ingest.check_buffer`, the fast reader for plain files); a larger one by
+:class:`PartIngest`'s workers from its file. The workers move each part into the store
 (:func:`app.ingest.place_part`, as every import does). Indexing happens in batches (one SQLite
 transaction after the batch's files and folders are fsync'ed), at once for an instance someone
 is waiting for (the slice in view); listeners hear of an instance only once it is indexed.
-Parts held in memory are bounded (:data:`MEMORY_BUDGET`): the network thread waits when the
-disk falls behind.
+Parts waiting for the workers are bounded (:data:`MAX_WAITING`): the network thread waits when
+the workers fall behind.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
-import mmap
 import os
 import sys
 import threading
@@ -25,7 +26,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from app.ingest import Duplicate, check_buffer, check_part, place_part
 from app.media import Problem
@@ -59,63 +59,91 @@ def _start_writeback(fd: int) -> None:
         _SYNC_FILE_RANGE(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
 
 
-#: A part with a Content-Length up to this size is received into memory.
-MEMORY_PART_LIMIT = 64 << 20
-#: Bytes of received parts waiting in memory for the workers, at most (one part may exceed it).
-MEMORY_BUDGET = 128 << 20
-#: Bytes of part buffers kept for the next parts.
-RECYCLE_BYTES = 32 << 20
-
-
-class MemoryPart:
-    """A part of known length received into memory (a multipart sink)."""
-
-    def __init__(self, headers: dict[str, str], length: int,
-                 buffer: bytearray | None = None) -> None:
-        self.headers = headers
-        self.data = buffer if buffer is not None and len(buffer) == length else bytearray(length)
-        self.size = 0
-
-    def write(self, data: bytes | memoryview) -> int:
-        n = len(data)
-        end = self.size + n
-        if end > len(self.data):
-            raise OSError("a part longer than its Content-Length")
-        self.data[self.size : end] = data
-        self.size = end
-        return n
-
-    def free(self) -> memoryview:
-        return memoryview(self.data)[self.size :]
-
-    def filled(self, n: int) -> None:
-        self.size += n
-
-    def discard(self) -> None:
-        self.data = bytearray()
+#: Bytes a part goes through on the network thread at a time (small enough to stay in a core's
+#: L2 cache between the socket read, the hash and the write).
+PART_BUFFER = 1 << 20
+#: Received parts waiting for the workers, at most (each holds an open file).
+MAX_WAITING = 256
+#: A part's name in problem reports (its UIDs are unknown until its header is read).
+PART_NAME = "downloaded instance"
 
 
 class PartFile:
-    """A part being written: temp file + byte count (a multipart sink)."""
+    """A part being received (a multipart sink): hashed and written to a temp file in the store
+    as it arrives, through ``buffer`` (reused from part to part). The reader fills the buffer
+    straight from the socket (:meth:`free`, :meth:`filled`); small pieces handed to
+    :meth:`write` (what came with the framing) are gathered in it first, so a part of up to the
+    buffer's size is hashed and written in one go."""
 
-    def __init__(self, store: Store, headers: dict[str, str]) -> None:
+    def __init__(self, store: Store, headers: dict[str, str],
+                 buffer: bytearray | None = None) -> None:
         self.path: Path = store.new_part()
         self.headers = headers
         self.size = 0
-        self._fp: IO[bytes] = open(self.path, "wb")  # noqa: SIM115  (closed in close())
+        self.sha256 = ""
+        self._hash = hashlib.sha256()
+        self._buffer = buffer if buffer is not None else bytearray(PART_BUFFER)
+        self._held = 0  # bytes at the start of the buffer not written yet
+        self._last = 0  # bytes written from the start of the buffer the last time
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 
     def write(self, data: bytes | memoryview) -> int:
-        self.size += len(data)
-        return self._fp.write(data)
+        n = len(data)
+        if self._held + n > len(self._buffer):
+            self._flush()
+            if n > len(self._buffer):
+                self._put(data)
+                self._last = 0
+                self.size += n
+                return n
+        self._buffer[self._held : self._held + n] = data
+        self._held += n
+        self.size += n
+        return n
 
-    def close(self) -> None:
-        """Close the file, starting its write-back now (the fsync later then waits less)."""
-        _start_writeback(self._fp.fileno())
-        self._fp.close()
+    def free(self) -> memoryview:
+        if self._held == len(self._buffer):
+            self._flush()
+        return memoryview(self._buffer)[self._held :]
+
+    def filled(self, n: int) -> None:
+        self._held += n
+        self.size += n
+        self._flush()
+
+    def finish(self) -> None:
+        """All bytes are in: write the rest and fix the hash (the file stays open for the
+        workers)."""
+        self._flush()
+        self.sha256 = self._hash.hexdigest()
+
+    def check(self) -> Header | Problem | None:
+        """After :meth:`finish`: the part's header checked from the buffer when the whole part
+        is still there (it fitted), else None (check the file)."""
+        if self._last != self.size:
+            return None
+        return check_buffer(self._buffer, self.size, PART_NAME)
 
     def discard(self) -> None:
-        self._fp.close()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
         self.path.unlink(missing_ok=True)
+
+    def _flush(self) -> None:
+        if self._held:
+            with memoryview(self._buffer) as view, view[: self._held] as piece:
+                self._put(piece)
+            self._last, self._held = self._held, 0
+
+    def _put(self, data: bytes | memoryview) -> None:
+        self._hash.update(data)  # while the bytes are in the CPU cache; releases the GIL
+        n = len(data)
+        written = os.write(self.fd, data)
+        if written < n:
+            with memoryview(data) as view:
+                while written < n:
+                    written += os.write(self.fd, view[written:])
 
 
 @dataclass
@@ -127,11 +155,11 @@ class _Placed:
 
 
 class PartIngest:
-    """Workers that check, write, hash, store, sync and (in batches) index downloaded parts.
+    """Workers that check, store, sync and (in batches) index downloaded parts.
 
-    Each worker checks a part's header, writes it to a temp file (starting its write-back),
-    hashes it and renames it into the store at once. At the batch's end every file of the batch
-    and every store folder it went to are fsync'ed side by side (one file system journal commit
+    Each worker starts the write-back of a received part's temp file, checks its header and
+    renames it into the store at once. At the batch's end every file of the batch and every
+    store folder it went to are fsync'ed side by side (one file system journal commit
     covers most of them), and only then are the instances indexed in one transaction and
     reported stored. A kill at any point leaves temp files (removed at the next start) or store
     files without an index row (verified by hash before anyone trusts them: :meth:`Store.adopt`),
@@ -151,41 +179,22 @@ class PartIngest:
         self._last = time.monotonic()
         self._futures: set[Future[None]] = set()
         self._room = threading.Condition()
-        self._held = 0  # bytes of memory parts not yet on disk
-        self._free: dict[int, list[bytearray]] = {}  # size -> buffers to use again
-        self._free_bytes = 0
+        self._waiting = 0  # parts submitted, not yet checked
         self.problems: list[Problem] = []
         self.stored = 0
 
-    def memory_part(self, headers: dict[str, str], length: int) -> MemoryPart:
-        """A :class:`MemoryPart`, in a buffer of a part already on disk when one fits (slices of
-        a series have one size: no fresh memory to fault in for each)."""
+    def submit(self, part: PartFile, urgent: bool = False) -> None:
+        """Take a complete part (its file is then the workers'); checking its header, moving,
+        syncing and indexing happen on the workers (the network thread only waits when too
+        many parts are waiting)."""
+        part.finish()
+        header = part.check()  # here, while the bytes are in the CPU cache
         with self._room:
-            free = self._free.get(length)
-            buffer = free.pop() if free else None
-            if buffer is not None:
-                self._free_bytes -= length
-        return MemoryPart(headers, length, buffer)
-
-    def _recycle(self, data: bytearray) -> None:
-        with self._room:
-            if self._free_bytes + len(data) <= RECYCLE_BYTES:
-                self._free.setdefault(len(data), []).append(data)
-                self._free_bytes += len(data)
-
-    def submit(self, part: MemoryPart | PartFile, urgent: bool = False) -> None:
-        """Take a complete part; checking its header, writing, syncing, moving and indexing
-        happen on the workers (the network thread only waits when too much is in memory)."""
-        if isinstance(part, MemoryPart):
-            data = part.data
-            with self._room:
-                while self._held and self._held + len(data) > MEMORY_BUDGET:
-                    self._room.wait()
-                self._held += len(data)
-            future = self.pool.submit(self._write_memory, data, urgent)
-        else:
-            part.close()
-            future = self.pool.submit(self._hash_file, part.path, urgent)
+            while self._waiting >= MAX_WAITING:
+                self._room.wait()
+            self._waiting += 1
+        future = self.pool.submit(self._ingest, part.fd, part.path, part.sha256, header, urgent)
+        part.fd = -1
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._done)
@@ -202,45 +211,25 @@ class PartIngest:
         with self._lock:
             self._futures.discard(future)
 
-    def _write_memory(self, data: bytearray, urgent: bool) -> None:
+    def _ingest(self, fd: int, path: Path, sha256: str, header: Header | Problem | None,
+                urgent: bool) -> None:
         try:
-            header = check_buffer(data, len(data), "downloaded instance")
+            _start_writeback(fd)
+            if header is None:
+                header = check_part(path, PART_NAME)
             if self._refused(header):
-                return
-            assert not isinstance(header, Problem)
-            path = self.store.new_part()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                with memoryview(data) as view:
-                    written = 0
-                    while written < len(view):
-                        written += os.write(fd, view[written:])
-                _start_writeback(fd)
-                sha256 = hashlib.sha256(data).hexdigest()  # releases the GIL
-            except BaseException:
                 os.close(fd)
                 path.unlink(missing_ok=True)
-                raise
-        finally:
-            with self._room:
-                self._held -= len(data)
-                self._room.notify_all()
-            self._recycle(data)
-        self._place(fd, path, sha256, header, urgent)
-
-    def _hash_file(self, path: Path, urgent: bool) -> None:
-        header = check_part(path, "downloaded instance")
-        if self._refused(header):
-            path.unlink(missing_ok=True)
-            return
-        assert not isinstance(header, Problem)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as buf:
-                sha256 = hashlib.sha256(buf).hexdigest()  # releases the GIL
+                return
         except BaseException:
             os.close(fd)
+            path.unlink(missing_ok=True)
             raise
+        finally:
+            with self._room:
+                self._waiting -= 1
+                self._room.notify_all()
+        assert not isinstance(header, Problem)
         self._place(fd, path, sha256, header, urgent)
 
     def _place(self, fd: int, path: Path, sha256: str, header: Header, urgent: bool) -> None:

@@ -22,8 +22,9 @@ from typing import Protocol, TypeVar, runtime_checkable
 from app.errors import HubError
 
 CHUNK = 1 << 20
-#: Read size for framing when bodies go straight into their sinks.
-FRAME_CHUNK = 64 << 10
+#: Read size for framing when bodies go straight into their sinks (a part's boundary and
+#: headers, and the start of its body: the rest goes from the socket into the sink).
+FRAME_CHUNK = 1 << 10
 PART_TYPE = "application/dicom"
 
 
