@@ -73,6 +73,10 @@ class VolumeLoader:
     early
         A slice decoded before the plan existed (:func:`app.focus.early_slice`); used if it is
         the focus slice, ignored otherwise.
+    hold
+        After the focus slice, wait up to this many seconds for :meth:`release` before
+        decoding the rest: a viewer draws its first image without the readers competing for
+        the interpreter (it calls :meth:`release` once the image is drawn).
 
     Attributes
     ----------
@@ -83,7 +87,7 @@ class VolumeLoader:
     def __init__(self, volume: Volume, *, focus: int | None = None,
                  progress: Progress | None = None, workers: int | None = None,
                  wait_for_files: bool = False, started: float | None = None,
-                 early: EarlySlice | None = None) -> None:
+                 early: EarlySlice | None = None, hold: float = 0.0) -> None:
         self.volume = volume
         self.progress = progress or Progress("Loading")
         self.workers = workers or decodepool.default_workers()
@@ -105,9 +109,12 @@ class VolumeLoader:
         self._pool_cold = True
         self._no_processes = False
         self._early = early
+        self._hold = hold
+        self._released = threading.Event()
         for k, ref in enumerate(volume.slices):
             (self._pending if _has_file(ref) else self._waiting).add(k)
         self.progress.set_total(n, "Loading")
+        self._take_early()
 
     @classmethod
     def for_stack(cls, stack: Stack, **kwargs: Any) -> VolumeLoader:
@@ -144,8 +151,13 @@ class VolumeLoader:
         """No more files will arrive; slices still without one are marked failed."""
         self._events.put(("finish",))
 
+    def release(self) -> None:
+        """The first image is drawn: go on with the rest (see ``hold``)."""
+        self._released.set()
+
     def cancel(self) -> None:
         self.progress.cancel()
+        self._released.set()
         self._events.put(("cancel",))
 
     def join(self, timeout: float | None = None) -> bool:
@@ -161,8 +173,9 @@ class VolumeLoader:
         """Load in the calling thread; returns the volume when every slice is done."""
         try:
             self._reorder()
-            if not self._take_early():
-                self._decode_inline(self._next())  # the slice in view, at once, in this thread
+            self._decode_inline(self._next())  # the slice in view, at once, in this thread
+            if self._hold > 0:
+                self._released.wait(self._hold)
             owner = self.volume._owner
             if hasattr(owner, "populate"):  # commit the rest of the memory ahead of the readers
                 threading.Thread(target=owner.populate, name="populate", daemon=True).start()
@@ -260,7 +273,8 @@ class VolumeLoader:
             self._record(k, self._read_here(k))
 
     def _take_early(self) -> bool:
-        """Use the slice decoded before planning if it is the focus slice."""
+        """Use the slice decoded before the loader existed if it is the focus slice (then it is
+        ready as soon as the volume is)."""
         early, self._early = self._early, None
         k = self._focus
         if early is None or k not in self._pending:

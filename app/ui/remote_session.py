@@ -70,7 +70,12 @@ class RemoteLoadedSeries(LoadedSeries):
         self.remote = remote
         self._uid = series.series_instance_uid
 
-    def _open(self) -> None:
+    def start(self) -> None:
+        """Plan from the hub's metadata and start reading, on a thread (network)."""
+        threading.Thread(target=self._open_remote, name="open-remote-series",
+                         daemon=True).start()
+
+    def _open_remote(self) -> None:
         try:
             opened = self.remote.open_series(self._uid, self._focus)
             self.issues = list(opened.plan.issues)

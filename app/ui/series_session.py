@@ -12,11 +12,13 @@ import time
 
 from PySide6.QtCore import QObject, Signal
 
-from app.errors import RelayError
-from app.focus import early_slice
+from app.errors import DecodeError, RelayError
+from app.focus import EarlySlice, early_slice
 from app.loader import VolumeLoader
 from app.model import Series, Study
+from app.pixels import is_native_direct, read_frame
 from app.plans import cached_plan, series_plan
+from app.stack import SeriesPlan, Stack
 from app.store import Store
 from app.tasks import Progress
 from app.ui.annotations import Annotation
@@ -25,6 +27,9 @@ from app.volume import Volume
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 0.1
+#: After the slice in view, the loader waits this long at most for the first image to be drawn
+#: before decoding the rest (see :meth:`LoadedSeries.drawn`).
+FIRST_IMAGE_HOLD = 0.1
 
 
 class LoadedSeries(QObject):
@@ -57,33 +62,68 @@ class LoadedSeries(QObject):
     def start(self) -> None:
         """Plan the stack from the index and start decoding (focus slice first).
 
-        Planning reads only the index (no pixel files), so it is quick; it still runs on a
-        thread so a huge series never stalls the window.
+        When the plan is cached (the browser's thumbnails plan in the background) and the
+        slice in view is an uncompressed frame, the volume is set up and that slice read here,
+        on the caller's thread: about a millisecond, and the viewer has its first image as it
+        appears. Otherwise planning and the first decode run on a thread, so a huge or
+        compressed series never stalls the window.
         """
-        threading.Thread(target=self._open, name="open-series", daemon=True).start()
+        started = time.monotonic()
+        plan = cached_plan(self.store, self.series.series_instance_uid)
+        early = self._read_in_view(plan) if plan is not None else None
+        if plan is not None and early is not None:
+            try:
+                self._begin(plan, early, started)
+            except Exception as exc:
+                self._fail(exc)
+            return
+        threading.Thread(target=self._open, args=(started,), name="open-series",
+                         daemon=True).start()
 
-    def _open(self) -> None:
+    def _focus_in(self, stack: Stack) -> int:
+        n = len(stack.slices)
+        return min(self._focus if self._focus is not None else n // 2, n - 1)
+
+    def _read_in_view(self, plan: SeriesPlan) -> EarlySlice | None:
+        """The slice in view if it is quick to read here (an uncompressed frame), else None."""
+        stack = plan.main
+        if stack is None:
+            return None
+        ref = stack.slices[self._focus_in(stack)]
+        if ref.path is None or not is_native_direct(ref.transfer_syntax_uid, ref.info):
+            return None
         try:
-            started = time.monotonic()
+            pixels = read_frame(ref.path, ref.transfer_syntax_uid, ref.info, ref.frame)
+        except DecodeError:
+            return None  # the loader reports it with the rest
+        return EarlySlice(ref.sop_instance_uid, ref.frame, pixels, time.monotonic())
+
+    def _open(self, started: float) -> None:
+        try:
             uid = self.series.series_instance_uid
             early = None
             if self._focus is None and cached_plan(self.store, uid) is None:
                 early = early_slice(self.store, uid)  # the middle slice while planning
             plan = series_plan(self.store, uid, self.series.frame_of_reference_uid)
-            stack = plan.main
-            self.issues = list(plan.issues)
-            if stack is None:
-                raise RelayError("this series has no images to show")
-            focus = self._focus if self._focus is not None else len(stack.slices) // 2
-            loader = VolumeLoader.for_stack(stack, focus=min(focus, len(stack.slices) - 1),
-                                            progress=self.progress, early=early,
-                                            started=started)
-            if self._attach(loader):
-                loader.start()
+            self._begin(plan, early, started)
         except Exception as exc:
-            log.warning("cannot open a series: %s", type(exc).__name__, exc_info=True)
-            self.error = str(exc) or type(exc).__name__
-            self.failed.emit(self.error)
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        log.warning("cannot open a series: %s", type(exc).__name__, exc_info=True)
+        self.error = str(exc) or type(exc).__name__
+        self.failed.emit(self.error)
+
+    def _begin(self, plan: SeriesPlan, early: EarlySlice | None, started: float) -> None:
+        stack = plan.main
+        self.issues = list(plan.issues)
+        if stack is None:
+            raise RelayError("this series has no images to show")
+        loader = VolumeLoader.for_stack(stack, focus=self._focus_in(stack),
+                                        progress=self.progress, early=early,
+                                        started=started, hold=FIRST_IMAGE_HOLD)
+        if self._attach(loader):
+            loader.start()
 
     def _attach(self, loader: VolumeLoader) -> bool:
         """Take the loader's volume and tell the viewers; False if they are gone."""
@@ -117,6 +157,11 @@ class LoadedSeries(QObject):
         """The user looks at slice ``k``: decode around it next."""
         if self.loader is not None:
             self.loader.set_focus(k)
+
+    def drawn(self) -> None:
+        """A viewport has drawn an image of this series: the loader may go on at full speed."""
+        if self.loader is not None:
+            self.loader.release()
 
     def pending_text(self, k: int) -> str:
         """What a viewport says over slice ``k`` while it is not decoded yet."""

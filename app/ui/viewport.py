@@ -415,6 +415,8 @@ class ViewportWidget(QWidget):
             msg = session.error or "Opening…"
             self._text(painter, rect, msg, Qt.AlignmentFlag.AlignCenter)
             return
+        if self.image.image is not None:
+            session.drawn()  # an image is on screen: the loader may go on at full speed
         k, n = self.state.k, self.n_slices
         corners = corner_texts(
             session.study, session.series, k=k, n=n,

@@ -139,3 +139,20 @@ def test_a_lying_header_cannot_allocate_gigabytes(tmp_path: Path) -> None:
     lying = dataclasses.replace(plan.main, slices=(huge,) * 2000)
     with pytest.raises(GeometryError, match="GiB"):
         check_size(lying)
+
+
+def test_a_held_loader_waits_after_the_slice_in_view_until_released(tmp_path: Path) -> None:
+    """A viewer draws its first image before the readers start (they would compete with it)."""
+    _, plan = synth_plan(tmp_path, slices=20)
+    loader = VolumeLoader.for_stack(plan.main, focus=7, hold=30.0).start()
+    volume = loader.volume
+    assert volume.wait(7, 10)
+    assert not loader.join(0.3)  # held: nothing but the slice in view
+    assert int(volume.ready.sum()) == 1 and volume.ready[7]
+    loader.release()
+    assert loader.join(10) and volume.ready.all()
+
+    held = VolumeLoader.for_stack(plan.main, hold=30.0).start()
+    assert held.volume.wait(10, 10)
+    held.cancel()  # closing the viewer while held ends the load at once
+    assert held.join(5)

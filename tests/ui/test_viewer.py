@@ -224,3 +224,17 @@ def test_layouts_and_drop_of_a_series(qtbot, window: MainWindow) -> None:
     viewer.viewports[1].series_dropped.emit(viewer.viewports[1], uid)
     assert viewer.viewports[1].session.series.series_instance_uid == uid
     assert viewer.active is viewer.viewports[1]
+
+
+def test_a_planned_uncompressed_series_opens_with_its_image(qtbot, window: MainWindow) -> None:
+    """The browser's thumbnails have planned it: the viewer comes up with the slice in view
+    already drawn (no thread hop), and the rest loads after the first paint."""
+    study_uid = _study(window, "Visible Human Male")
+    series = window.store.study(study_uid).series[0]
+    plans.series_plan(window.store, series.series_instance_uid)
+    viewer = window.open_study(study_uid, series.series_instance_uid)
+    vp = viewer.viewports[0]
+    assert vp.volume is not None and vp.image.image is not None  # before any event ran
+    assert vp.state.k == vp.n_slices // 2
+    qtbot.waitUntil(lambda: vp.volume.finished, timeout=60_000)
+    assert vp.volume.failed_slices == []
