@@ -68,7 +68,9 @@ def main() -> None:
                 print(f"[{label}] open -> first image {first * 1000:6.1f} ms, all {vp.n_slices} "
                       f"slices {full * 1000:7.1f} ms: {100 * first / full:5.2f} % (target <= 5 %);"
                       f" loader alone: first {loader.first_slice_seconds * 1000:.1f} ms, "
-                      f"all {loader.seconds * 1000:.1f} ms")
+                      f"all {loader.seconds * 1000:.1f} ms"
+                      + (f"; image set in the viewer at {_open_timed.image_set * 1000:.1f} ms"
+                         if _open_timed.image_set is not None else ""))
         sys.setswitchinterval(GUI_SWITCH_INTERVAL)
 
         first, full, vp, viewer = _open_timed(app, window, study, study.series[0])
@@ -110,6 +112,8 @@ def _open_timed(app, window, study, series):
     t0 = time.perf_counter()
     viewer = window.open_study(study.study_instance_uid, series.series_instance_uid)
     vp = viewer.viewports[0]
+    if vp.image.image is not None:  # the viewer came up with its image (not painted yet)
+        marks["set"] = time.perf_counter() - t0
 
     def check() -> None:
         now = time.perf_counter() - t0
@@ -126,6 +130,7 @@ def _open_timed(app, window, study, series):
     timer.start()
     loop.exec()
     timer.stop()
+    _open_timed.image_set = marks.get("set")
     return marks["first"], marks["full"], vp, viewer
 
 
