@@ -44,6 +44,10 @@ def test_runner_sends_pauses_resumes_and_fetches(hub, relay_home, tmp_path, ct_f
         runner.pause(job_id)
         paused = _wait_state(runner, job_id, ("paused", "verified"))
         if paused.state == "paused":
+            # the job is recorded paused a moment before its worker lets go of it
+            deadline = time.monotonic() + 10
+            while runner.progress(job_id) is not None and time.monotonic() < deadline:
+                time.sleep(0.01)
             assert runner.progress(job_id) is None
             runner.resume(job_id)
         done = _wait_state(runner, job_id, ("verified",))
