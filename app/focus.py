@@ -26,7 +26,7 @@ import numpy as np
 
 from app.errors import DecodeError
 from app.pixels import read_frame
-from app.stack import SAME_POSITION_MM, slices_of
+from app.stack import SAME_POSITION_MM, SliceRef, slices_of
 from app.store import Store
 
 
@@ -63,14 +63,10 @@ def middle_instance(store: Store, series_uid: str) -> str | None:
     return str(rows[int(order[len(rows) // 2])][0])
 
 
-def early_slice(store: Store, series_uid: str) -> EarlySlice | None:
-    """Decode the likely middle slice of a stored series now; None when there is no good guess
-    or it cannot be decoded (the loader then reports the failure with the rest)."""
-    sop_uid = middle_instance(store, series_uid)
-    instance = store.instance(sop_uid) if sop_uid else None
-    refs = slices_of([instance]) if instance is not None else []
-    ref = refs[0] if refs else None
-    if ref is None or ref.path is None:
+def read_slice(ref: SliceRef) -> EarlySlice | None:
+    """Decode ``ref`` now, for a loader to take; None when it has no file yet or cannot be
+    decoded (the loader then reports the failure with the rest)."""
+    if ref.path is None:
         return None
     try:
         pixels = read_frame(ref.path, ref.transfer_syntax_uid, ref.info, ref.frame)
@@ -79,4 +75,13 @@ def early_slice(store: Store, series_uid: str) -> EarlySlice | None:
     return EarlySlice(ref.sop_instance_uid, ref.frame, pixels, time.monotonic())
 
 
-__all__ = ["EarlySlice", "early_slice", "middle_instance"]
+def early_slice(store: Store, series_uid: str) -> EarlySlice | None:
+    """Decode the likely middle slice of a stored series now; None when there is no good guess
+    or it cannot be decoded."""
+    sop_uid = middle_instance(store, series_uid)
+    instance = store.instance(sop_uid) if sop_uid else None
+    refs = slices_of([instance]) if instance is not None else []
+    return read_slice(refs[0]) if refs else None
+
+
+__all__ = ["EarlySlice", "early_slice", "middle_instance", "read_slice"]

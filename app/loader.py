@@ -272,22 +272,21 @@ class VolumeLoader:
         if k is not None:
             self._record(k, self._read_here(k))
 
-    def _take_early(self) -> bool:
+    def _take_early(self) -> None:
         """Use the slice decoded before the loader existed if it is the focus slice (then it is
         ready as soon as the volume is)."""
         early, self._early = self._early, None
         k = self._focus
         if early is None or k not in self._pending:
-            return False
+            return
         ref = self.volume.slices[k]
         target = self.volume.array[k]
         if (ref.sop_instance_uid, ref.frame) != (early.sop_instance_uid, early.frame) or (
                 early.pixels.shape != target.shape or early.pixels.dtype != target.dtype):
-            return False
+            return
         target[...] = early.pixels
         self._pending.discard(k)
         self._record(k, None, at=early.ready_at)
-        return True
 
     def _on_done(self, k: int, future: Future[Any]) -> None:
         if self._in_flight.get(k) is not future:

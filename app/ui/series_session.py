@@ -12,11 +12,11 @@ import time
 
 from PySide6.QtCore import QObject, Signal
 
-from app.errors import DecodeError, RelayError
-from app.focus import EarlySlice, early_slice
+from app.errors import RelayError
+from app.focus import EarlySlice, early_slice, read_slice
 from app.loader import VolumeLoader
 from app.model import Series, Study
-from app.pixels import is_native_direct, read_frame
+from app.pixels import is_native_direct
 from app.plans import cached_plan, series_plan
 from app.stack import SeriesPlan, Stack
 from app.store import Store
@@ -77,7 +77,7 @@ class LoadedSeries(QObject):
             except Exception as exc:
                 self._fail(exc)
             return
-        threading.Thread(target=self._open, args=(started,), name="open-series",
+        threading.Thread(target=self._open, args=(started, plan), name="open-series",
                          daemon=True).start()
 
     def _focus_in(self, stack: Stack) -> int:
@@ -90,21 +90,17 @@ class LoadedSeries(QObject):
         if stack is None:
             return None
         ref = stack.slices[self._focus_in(stack)]
-        if ref.path is None or not is_native_direct(ref.transfer_syntax_uid, ref.info):
-            return None
-        try:
-            pixels = read_frame(ref.path, ref.transfer_syntax_uid, ref.info, ref.frame)
-        except DecodeError:
-            return None  # the loader reports it with the rest
-        return EarlySlice(ref.sop_instance_uid, ref.frame, pixels, time.monotonic())
+        return read_slice(ref) if is_native_direct(ref.transfer_syntax_uid, ref.info) else None
 
-    def _open(self, started: float) -> None:
+    def _open(self, started: float, plan: SeriesPlan | None) -> None:
+        """Plan (unless ``plan`` came from the cache) and start, on the opening thread."""
         try:
-            uid = self.series.series_instance_uid
             early = None
-            if self._focus is None and cached_plan(self.store, uid) is None:
-                early = early_slice(self.store, uid)  # the middle slice while planning
-            plan = series_plan(self.store, uid, self.series.frame_of_reference_uid)
+            if plan is None:
+                uid = self.series.series_instance_uid
+                if self._focus is None:
+                    early = early_slice(self.store, uid)  # the middle slice while planning
+                plan = series_plan(self.store, uid, self.series.frame_of_reference_uid)
             self._begin(plan, early, started)
         except Exception as exc:
             self._fail(exc)
