@@ -213,24 +213,22 @@ class PartIngest:
 
     def _ingest(self, fd: int, path: Path, sha256: str, header: Header | Problem | None,
                 urgent: bool) -> None:
+        accepted = False
         try:
             _start_writeback(fd)
             if header is None:
                 header = check_part(path, PART_NAME)
-            if self._refused(header):
+            accepted = not self._refused(header)
+        finally:
+            if not accepted:  # refused, or the check itself failed: the temp file goes
                 os.close(fd)
                 path.unlink(missing_ok=True)
-                return
-        except BaseException:
-            os.close(fd)
-            path.unlink(missing_ok=True)
-            raise
-        finally:
             with self._room:
                 self._waiting -= 1
                 self._room.notify_all()
-        assert not isinstance(header, Problem)
-        self._place(fd, path, sha256, header, urgent)
+        if accepted:
+            assert not isinstance(header, Problem)
+            self._place(fd, path, sha256, header, urgent)
 
     def _place(self, fd: int, path: Path, sha256: str, header: Header, urgent: bool) -> None:
         """Move the (unsynced) temp file into the store at once: until the batch is synced and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
 import pytest
@@ -66,8 +67,20 @@ def test_the_network_thread_waits_when_too_many_parts_wait(
     monkeypatch.setattr(ingest, "MAX_WAITING", 1)
     store = Store(tmp_path / "home")
     parts = PartIngest(store, workers=1)
-    for data in slices[:3]:
-        parts.submit(_part(store, data))
+    gate = threading.Event()
+    parts.pool.submit(gate.wait, 30)  # the only worker is busy: parts pile up
+
+    def receive() -> None:
+        for data in slices[:3]:
+            parts.submit(_part(store, data))
+
+    network = threading.Thread(target=receive)
+    network.start()
+    network.join(0.5)
+    assert network.is_alive() and parts._waiting == 1  # the second part waits for room
+    gate.set()
+    network.join(30)
+    assert not network.is_alive()
     parts.close()
     assert store.counts()["instances"] == 3
 
