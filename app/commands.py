@@ -1,4 +1,8 @@
-"""Store subcommands: ``import``, ``ls``, ``demo``, ``synth``."""
+"""Store subcommands: ``import``, ``ls``, ``demo``, ``synth``.
+
+The importer and the generator (pydicom and its codecs, ~27 MB) are imported by the commands
+that use them, not when the parser is built: ``relay load`` of an uncompressed series never
+needs them."""
 
 from __future__ import annotations
 
@@ -6,13 +10,17 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json
-from app.importer import ImportReport, import_paths, studies_json
 from app.store import Store
-from app.synth import SYNTAXES, SeriesSpec, demo_study, generate_series
 from app.tasks import Progress
+
+if TYPE_CHECKING:
+    from app.importer import ImportReport
+
+#: ``relay synth --syntax`` names (the keys of :data:`app.synth.SYNTAXES`; a test checks).
+SYNTAX_NAMES = ("explicit", "j2k", "jpeg-lossless", "jpegls", "rle")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -39,12 +47,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--step", type=float, default=0.5, help="slice step in mm")
     p.add_argument("--tilt", type=float, default=0.0, help="gantry tilt in degrees")
     p.add_argument("--phantom", choices=["head", "cta"], default="head")
-    p.add_argument("--syntax", choices=sorted(SYNTAXES), default="explicit")
+    p.add_argument("--syntax", choices=SYNTAX_NAMES, default="explicit")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=cmd_synth)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from app.importer import import_paths
+
     store = open_store(args)
     progress = Progress("Importing")
     cancel_on_sigint(progress)
@@ -61,6 +71,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def print_import_summary(report: ImportReport, store: Store) -> None:
+    from app.importer import studies_json
+
     out = sys.stdout
     parts = [f"{report.imported} imported"]
     if report.duplicates:
@@ -103,6 +115,8 @@ def _print_studies(studies: list[dict[str, Any]]) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    from app.importer import studies_json
+
     store = open_store(args)
     studies = studies_json(store)
     if args.json:
@@ -118,6 +132,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from app.importer import import_paths
+    from app.synth import demo_study
+
     store = open_store(args)
     progress = Progress("Generating demo")
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
@@ -133,6 +150,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from app.synth import SeriesSpec, generate_series
+
     spec = SeriesSpec(slices=args.slices, rows=args.size, columns=args.size,
                       slice_step=args.step, tilt_deg=args.tilt, phantom=args.phantom,
                       transfer_syntax=args.syntax, seed=args.seed)

@@ -14,6 +14,7 @@ from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json, 
 from app.errors import GeometryError, RelayError
 from app.focus import early_slice
 from app.loader import VolumeLoader, load_stack
+from app.pixels import needs_decoder
 from app.plans import series_plan
 from app.render.slice_png import render_ref, write_png
 from app.stack import SeriesPlan, Stack
@@ -79,19 +80,24 @@ def pick_stack(plan: SeriesPlan, index: int) -> Stack:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    decodepool.preload()  # program start-up, not part of the load
+    # Program start-up, not part of the load: the store (open long before in the window), and
+    # the codec processes only when the series needs them. This process imports no codec:
+    # pydicom and its plug-ins (~27 MB) stay out of the process that holds the volume.
+    store = open_store(args)
+    if needs_decoder(store.pixel_formats(args.series)):
+        decodepool.start()
     startup_done()
     started = time.monotonic()
-    store = open_store(args)
     # the middle slice is decoded while the series is planned only when it is the one asked
-    early = early_slice(store, args.series) if args.stack == 0 and args.slice is None else None
+    early = (early_slice(store, args.series, codecs=False)
+             if args.stack == 0 and args.slice is None else None)
     plan = stored_plan(store, args.series)
     stack = pick_stack(plan, args.stack)
     progress = Progress("Loading")
     cancel_on_sigint(progress)
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
     loader = VolumeLoader.for_stack(stack, focus=args.slice, progress=progress, started=started,
-                                    early=early)
+                                    early=early, codecs_here=False)
     try:
         volume = loader.run()
     finally:

@@ -85,6 +85,23 @@ def preload() -> None:
 _warm = preload
 
 
+def start(workers: int | None = None) -> bool:
+    """Start the pool's workers now and wait until each is ready (program start-up: the first
+    compressed slice then waits only for its own decoding). False when no worker process can
+    run here (a loader then decodes in threads)."""
+    n = workers or default_workers()
+    try:
+        pool = get_pool(n)
+        # A forkserver pool adds a worker per task while none is idle: n tasks start n workers.
+        for future in [pool.submit(os.getpid) for _ in range(n)]:
+            future.result(timeout=120)
+    except Exception as exc:  # no processes here (frozen app, sandbox)
+        log.warning("codec processes unavailable (%s)", type(exc).__name__)
+        reset_pool()
+        return False
+    return True
+
+
 def slim(info: ImageInfo) -> ImageInfo:
     """``info`` without per-frame values (workers do not need them; less to pickle)."""
     return replace(info, frame_info=()) if info.frame_info else info

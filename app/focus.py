@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.errors import DecodeError
-from app.pixels import read_frame
+from app.pixels import is_native_direct, read_frame
 from app.stack import SAME_POSITION_MM, SliceRef, slices_of
 from app.store import Store
 
@@ -63,10 +63,13 @@ def middle_instance(store: Store, series_uid: str) -> str | None:
     return str(rows[int(order[len(rows) // 2])][0])
 
 
-def read_slice(ref: SliceRef) -> EarlySlice | None:
-    """Decode ``ref`` now, for a loader to take; None when it has no file yet or cannot be
-    decoded (the loader then reports the failure with the rest)."""
+def read_slice(ref: SliceRef, *, codecs: bool = True) -> EarlySlice | None:
+    """Decode ``ref`` now, for a loader to take; None when it has no file yet, cannot be
+    decoded (the loader then reports the failure with the rest), or needs a codec and
+    ``codecs`` is False (a process that leaves them to the pool)."""
     if ref.path is None:
+        return None
+    if not codecs and not is_native_direct(ref.transfer_syntax_uid, ref.info):
         return None
     try:
         pixels = read_frame(ref.path, ref.transfer_syntax_uid, ref.info, ref.frame)
@@ -75,13 +78,13 @@ def read_slice(ref: SliceRef) -> EarlySlice | None:
     return EarlySlice(ref.sop_instance_uid, ref.frame, pixels, time.monotonic())
 
 
-def early_slice(store: Store, series_uid: str) -> EarlySlice | None:
+def early_slice(store: Store, series_uid: str, *, codecs: bool = True) -> EarlySlice | None:
     """Decode the likely middle slice of a stored series now; None when there is no good guess
-    or it cannot be decoded."""
+    or it cannot be decoded (here: see :func:`read_slice`)."""
     sop_uid = middle_instance(store, series_uid)
     instance = store.instance(sop_uid) if sop_uid else None
     refs = slices_of([instance]) if instance is not None else []
-    return read_slice(refs[0]) if refs else None
+    return read_slice(refs[0], codecs=codecs) if refs else None
 
 
 __all__ = ["EarlySlice", "early_slice", "middle_instance", "read_slice"]

@@ -77,6 +77,12 @@ class VolumeLoader:
         After the focus slice, wait up to this many seconds for :meth:`release` before
         decoding the rest: a viewer draws its first image without the readers competing for
         the interpreter (it calls :meth:`release` once the image is drawn).
+    codecs_here
+        May this process decode compressed frames itself (the slice in view at once, and
+        while the pool is still starting)? A process that has not imported the codecs (``relay
+        load`` starts the pool instead, :func:`app.decodepool.start`) passes False: then every
+        compressed frame, the slice in view first, is decoded by the pool, and pydicom and its
+        plug-ins (~27 MB) stay out of the process that holds the volume.
 
     Attributes
     ----------
@@ -87,7 +93,8 @@ class VolumeLoader:
     def __init__(self, volume: Volume, *, focus: int | None = None,
                  progress: Progress | None = None, workers: int | None = None,
                  wait_for_files: bool = False, started: float | None = None,
-                 early: EarlySlice | None = None, hold: float = 0.0) -> None:
+                 early: EarlySlice | None = None, hold: float = 0.0,
+                 codecs_here: bool = True) -> None:
         self.volume = volume
         self.progress = progress or Progress("Loading")
         self.workers = workers or decodepool.default_workers()
@@ -110,6 +117,7 @@ class VolumeLoader:
         self._no_processes = False
         self._early = early
         self._hold = hold
+        self._codecs_here = codecs_here
         self._released = threading.Event()
         for k, ref in enumerate(volume.slices):
             (self._pending if _has_file(ref) else self._waiting).add(k)
@@ -173,7 +181,7 @@ class VolumeLoader:
         """Load in the calling thread; returns the volume when every slice is done."""
         try:
             self._reorder()
-            self._decode_inline(self._next())  # the slice in view, at once, in this thread
+            self._first(self._next())  # the slice in view, at once
             if self._hold > 0:
                 self._released.wait(self._hold)
             owner = self.volume._owner
@@ -184,7 +192,8 @@ class VolumeLoader:
                 if not self._in_flight and not self._pending and not (
                         self._waiting and self._accepting):
                     break
-                if self._pool_cold and self._pending and self._events.empty():
+                if (self._pool_cold and self._codecs_here and self._pending
+                        and self._events.empty()):
                     self._decode_inline(self._next())  # no worker has answered yet: help
                     continue
                 self._handle(self._events.get())
@@ -267,6 +276,19 @@ class VolumeLoader:
             return None
         except DecodeError as exc:
             return str(exc)
+
+    def _first(self, k: int | None) -> None:
+        """Decode slice ``k`` before anything else: here, or by the pool when this process
+        keeps no codecs (then wait for it, so nothing competes with it)."""
+        if k is None:
+            return
+        ref = self.volume.slices[k]
+        if self._codecs_here or is_native_direct(ref.transfer_syntax_uid, ref.info):
+            self._decode_inline(k)
+            return
+        self._submit(k)
+        while k in self._in_flight and not self.progress.cancelled:
+            self._handle(self._events.get())
 
     def _decode_inline(self, k: int | None) -> None:
         if k is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import struct
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +117,28 @@ def is_native_direct(ts: str, info: ImageInfo) -> bool:
     True for uncompressed grey images of 8, 16 or 32 bits with a known pixel data offset;
     everything else (colour, 1-bit, deflated, compressed) goes through a decoder.
     """
+    return is_native_format(ts, info.samples_per_pixel, info.bits_allocated,
+                            info.photometric_interpretation, info.pixel_offset is not None)
+
+
+def is_native_format(ts: str, samples_per_pixel: int, bits_allocated: int, photometric: str,
+                     offset_known: bool) -> bool:
+    """:func:`is_native_direct` from the fields it looks at (as :meth:`Store.pixel_formats`
+    gives them)."""
     return (
         ts in NATIVE
-        and info.pixel_offset is not None
-        and info.samples_per_pixel == 1
-        and info.bits_allocated in (8, 16, 32)
-        and info.photometric_interpretation in ("MONOCHROME1", "MONOCHROME2")
-        and not (ts == EXPLICIT_BE and info.bits_allocated == 8)
+        and offset_known
+        and samples_per_pixel == 1
+        and bits_allocated in (8, 16, 32)
+        and photometric in ("MONOCHROME1", "MONOCHROME2")
+        and not (ts == EXPLICIT_BE and bits_allocated == 8)
     )
+
+
+def needs_decoder(formats: Iterable[tuple[str, int, int, str, bool]]) -> bool:
+    """Does any of these pixel formats (:meth:`Store.pixel_formats`) need pydicom's decoders
+    (compressed, colour, deflated, ...)? A program imports the codecs at start-up only then."""
+    return not all(is_native_format(*f) for f in formats)
 
 
 def _read_native(path: Path | str, ts: str, info: ImageInfo, frame: int,

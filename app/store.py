@@ -379,6 +379,20 @@ class Store:
             (series_uid,),
         ).fetchall()
 
+    def pixel_formats(self, series_uid: str) -> list[tuple[str, int, int, str, bool]]:
+        """Each distinct (transfer syntax, samples per pixel, bits allocated, photometric
+        interpretation, pixel data offset known) among a series' images, from the index."""
+        rows = self._connect().execute(
+            "SELECT DISTINCT transfer_syntax_uid, json_extract(image, '$.samples_per_pixel'), "
+            "json_extract(image, '$.bits_allocated'), "
+            "json_extract(image, '$.photometric_interpretation'), "
+            "json_extract(image, '$.pixel_offset') IS NOT NULL "
+            "FROM instances WHERE series_instance_uid=? AND image IS NOT NULL",
+            (series_uid,),
+        ).fetchall()
+        return [(str(r[0]), int(r[1] or 0), int(r[2] or 0), str(r[3] or ""), bool(r[4]))
+                for r in rows]
+
     def series_version(self, series_uid: str) -> tuple[int, float]:
         """(instance count, latest addition time): changes whenever the series gains a file."""
         row = self._connect().execute(

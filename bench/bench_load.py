@@ -55,36 +55,60 @@ def _workers_cpu() -> float:
     return total
 
 
+def _workers_peak_mb() -> float:
+    """Peak RSS summed over the codec pool's workers (they share the fork server's pages)."""
+    from app import decodepool
+
+    total = 0.0
+    pool = decodepool._pool
+    for pid in list(getattr(pool, "_processes", {}) or {}):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
+
+
 def child_load(home: str, uid: str, mode: str) -> dict:
-    """Run in a fresh process: load once (cold) and again (warm), report times and memory."""
+    """Run in a fresh process: load once (cold) and again (warm), report times and memory.
+
+    Start-up as in ``relay load``: the store is opened and, only when the series needs them,
+    the codec processes are started, before the load's clock starts."""
     import numpy as np
-    import pydicom  # noqa: F401  (imports are not part of a load)
 
     from app import decodepool
     from app.cli import startup_done
     from app.focus import early_slice
     from app.loader import VolumeLoader
+    from app.pixels import needs_decoder
     from app.stack import plan_series
     from app.store import Store
 
-    decodepool.preload()  # codec imports are program start-up, not part of a load
+    store = Store(Path(home))
+    if mode == "plain":
+        decodepool.preload()  # pydicom decodes in this process
+    elif needs_decoder(store.pixel_formats(uid)):
+        decodepool.start()  # the codec processes, ready; this process imports no codec
     startup_done()  # as `relay load` does
     baseline = _rss_mb()
     out: dict = {"baseline_rss_mb": baseline}
     t0 = time.monotonic()
     cpu0 = os.times()
     if mode == "plain":
-        store = Store(Path(home))
+        import pydicom
+
         refs = plan_series(store.instances(uid)).main.slices
         arrays = [pydicom.dcmread(r.path).pixel_array for r in refs]
         volume = np.stack(arrays)
         out.update(seconds=time.monotonic() - t0, first_slice_seconds=None,
                    volume_bytes=volume.nbytes)
     else:
-        store = Store(Path(home))
-        early = early_slice(store, uid)  # as `relay load` and the viewer: middle slice first
+        # as `relay load`: the middle slice first, compressed frames by the codec processes
+        early = early_slice(store, uid, codecs=False)
         plan = plan_series(store.instances(uid))
-        loader = VolumeLoader.for_stack(plan.main, started=t0, early=early)
+        loader = VolumeLoader.for_stack(plan.main, started=t0, early=early, codecs_here=False)
         vol = loader.run()
         checksum = int(vol.array.sum(dtype=np.int64))  # touch every page: RSS counts it all
         out.update(seconds=loader.seconds, first_slice_seconds=loader.first_slice_seconds,
@@ -94,10 +118,11 @@ def child_load(home: str, uid: str, mode: str) -> dict:
         # warm: a viewer's second series (pool and imports ready)
         del vol, loader
         t1 = time.monotonic()
-        loader2 = VolumeLoader.for_stack(plan.main, started=t1)
+        loader2 = VolumeLoader.for_stack(plan.main, started=t1, codecs_here=False)
         loader2.run()
         out.update(warm_seconds=loader2.seconds, warm_first=loader2.first_slice_seconds)
         worker_cpu = _workers_cpu()
+        out["codec_processes_peak_mb"] = _workers_peak_mb()
         cpu1 = os.times()
         wall = out["seconds"] + (loader2.seconds or 0.0)
         out["cores_used"] = ((cpu1.user - cpu0.user + cpu1.system - cpu0.system
@@ -159,7 +184,7 @@ def measure(name: str, folder: Path, work: Path) -> dict:
 def _print(rows: list[dict]) -> None:
     head = (f"{'series':<22}{'files':>6}{'(a)read':>9}{'(a)strm':>9}{'(b)hdr':>8}"
             f"{'(c)load':>9}{'c/a':>6}{'1st':>8}{'1st/c':>7}{'warm c':>8}{'w 1st':>8}"
-            f"{'cores':>6}{'RSS/vol':>8}{'+RSS/vol':>9}{'plain':>8}{'pl RSS/v':>9}")
+            f"{'cores':>6}{'RSS/vol':>8}{'+RSS/vol':>9}{'codecMB':>8}{'plain':>8}{'pl RSS/v':>9}")
     print(head)
     for r in rows:
         f, p = r["fast"], r["plain"]
@@ -171,15 +196,18 @@ def _print(rows: list[dict]) -> None:
               f"{f['warm_seconds']:>8.3f}{f['warm_first']:>8.4f}{f['cores_used']:>6.2f}"
               f"{f['peak_rss_mb'] / vol:>8.2f}"
               f"{(f['peak_rss_mb'] - f['baseline_rss_mb']) / vol:>9.2f}"
+              f"{f.get('codec_processes_peak_mb', 0.0):>8.0f}"
               f"{p['seconds']:>8.3f}{p['peak_rss_mb'] / vol:>9.2f}")
     print("\n(a)read: all file bytes read and kept in a list; (a)strm: read and dropped (like cat);"
           "\n(b)hdr: every header parsed as at import; (c)load: index -> full volume, fresh"
-          " process (cold pool);\nc/a = (c)/(a)read; 1st: first slice ready; warm: a second"
-          " load in the same process;\ncores: CPU s per wall s over the cold and warm loads,"
-          " workers included;"
-          " RSS/vol: peak RSS of the loading\nprocess / volume bytes; +RSS/vol: the same above"
-          " the process's RSS before the load;\nplain: dcmread + pixel_array + np.stack"
-          " loop (s) and its RSS/vol.")
+          " process (its start-up,\nas in relay load: the store opened, the codec processes"
+          " started when the series needs them);\nc/a = (c)/(a)read; 1st: first slice ready;"
+          " warm: a second load in the same process;\ncores: CPU s per wall s over the cold and"
+          " warm loads, workers included; RSS/vol: peak RSS of the loading\nprocess / volume"
+          " bytes; +RSS/vol: the same above the process's RSS before the load; codecMB: peak"
+          " RSS\nsummed over the codec processes (they share the fork server's pages and write"
+          " into the volume's shared\nmemory); plain: dcmread + pixel_array + np.stack loop (s)"
+          " and its RSS/vol.")
 
 
 def main() -> int:

@@ -1,4 +1,7 @@
-"""Hub subcommands: ``hub add|list|test|remove``, ``send``, ``fetch``, ``queue``, ``dev-hub``."""
+"""Hub subcommands: ``hub add|list|test|remove``, ``send``, ``fetch``, ``queue``, ``dev-hub``.
+
+The keyring and the fetch path (pydicom, through the importer) are imported by the commands
+that use them, not when the parser is built for every other command."""
 
 from __future__ import annotations
 
@@ -13,11 +16,8 @@ from typing import Any
 from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json
 from app.errors import SecretsError, TransferError
 from app.home import resolve_home
-from app.net import hubs
-from app.net.fetch import Download
 from app.net.http import HubSession, ssl_context
 from app.net.queue import TransferQueue
-from app.net.secrets import SecretStore
 from app.net.send import TransferResult, run_send, send_job
 from app.settings import HubProfile, load_settings, save_settings
 from app.tasks import Progress
@@ -99,6 +99,8 @@ def _read_secret(what: str) -> str:
 
 
 def cmd_hub_add(args: argparse.Namespace) -> int:
+    from app.net.secrets import SecretStore
+
     home = resolve_home(getattr(args, "home", None))
     settings = load_settings(home)
     if args.user and not args.password_stdin:
@@ -136,6 +138,8 @@ def _check_url(profile: HubProfile) -> None:
 
 
 def cmd_hub_list(args: argparse.Namespace) -> int:
+    from app.net.secrets import SecretStore
+
     home = resolve_home(getattr(args, "home", None))
     settings = load_settings(home)
     where = SecretStore(home, settings.secrets).describe()
@@ -155,6 +159,8 @@ def cmd_hub_list(args: argparse.Namespace) -> int:
 
 
 def cmd_hub_test(args: argparse.Namespace) -> int:
+    from app.net import hubs
+
     home = resolve_home(getattr(args, "home", None))
     check = hubs.check_hub(hubs.connect(home, args.name))
     if args.json:
@@ -167,6 +173,9 @@ def cmd_hub_test(args: argparse.Namespace) -> int:
 
 
 def cmd_hub_remove(args: argparse.Namespace) -> int:
+    from app.net import hubs
+    from app.net.secrets import SecretStore
+
     home = resolve_home(getattr(args, "home", None))
     settings = load_settings(home)
     profile = hubs.profile(settings, args.name)
@@ -183,6 +192,8 @@ def cmd_hub_remove(args: argparse.Namespace) -> int:
 
 # -- transfers -------------------------------------------------------------------------------
 def cmd_send(args: argparse.Namespace) -> int:
+    from app.net import hubs
+
     store = open_store(args)
     settings = load_settings(store.home)
     client = hubs.connect(store.home, args.hub, settings,
@@ -201,6 +212,9 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    from app.net import hubs
+    from app.net.fetch import Download
+
     store = open_store(args)
     settings = load_settings(store.home)
     client = hubs.connect(store.home, args.hub, settings, pool_size=3)

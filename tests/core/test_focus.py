@@ -49,6 +49,18 @@ def test_an_early_slice_that_is_not_in_view_is_ignored(tmp_path: Path) -> None:
     assert np.array_equal(volume.array, expected.array)
 
 
+def test_a_compressed_middle_slice_is_decoded_here_only_where_codecs_are(
+        tmp_path: Path) -> None:
+    """``relay load`` leaves compressed frames to the codec processes: no early slice there."""
+    store, plan = synth_plan(tmp_path, slices=9, transfer_syntax="jpegls")
+    uid = only_series(store)
+    assert early_slice(store, uid, codecs=False) is None
+    early = early_slice(store, uid)
+    assert early is not None and early.sop_instance_uid == plan.main.slices[4].sop_instance_uid
+    plain_store, _ = synth_plan(tmp_path / "plain", slices=9)
+    assert early_slice(plain_store, only_series(plain_store), codecs=False) is not None
+
+
 def test_repeated_positions_give_no_guess(tmp_path: Path) -> None:
     z = (0.0, 2.0, 4.0, 6.0, 0.0, 2.0, 4.0, 6.0)  # two stacks in one series
     store, plan = synth_plan(tmp_path, slices=8, z_positions=z)

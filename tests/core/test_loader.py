@@ -57,6 +57,38 @@ def test_compressed_series_uses_codec_workers_and_matches(tmp_path: Path) -> Non
     assert volume.modality_slice(0).min() == -1000  # stored + (-1024): air in HU
 
 
+class _Watched(VolumeLoader):
+    """A loader that notes which slices it decoded in its own process."""
+
+    here: list[int]
+
+    def _read_here(self, k: int) -> str | None:
+        self.here.append(k)
+        return super()._read_here(k)
+
+
+def test_a_loader_without_codecs_leaves_every_compressed_frame_to_the_pool(
+        tmp_path: Path) -> None:
+    """``codecs_here=False`` (``relay load``): the slice in view comes first, from the pool;
+    nothing compressed is decoded in the loading process; the volume is the same."""
+    _, plan = synth_plan(tmp_path / "ls", slices=16, transfer_syntax="jpegls")
+    _, plain = synth_plan(tmp_path / "ex", slices=16)
+    loader = _Watched.for_stack(plan.main, focus=5, workers=2, codecs_here=False)
+    loader.here = []
+    order: list[int] = []
+    loader.volume.subscribe(lambda k, ok: order.append(k))
+    volume = loader.run()
+    assert loader.here == []
+    assert order[0] == 5 and sorted(order) == list(range(16))
+    assert volume.failed_slices == []
+    assert np.array_equal(volume.array, load_stack(plain.main)[0].array)
+    # the same loader on an uncompressed series still reads in this process (no codec needed)
+    watched = _Watched.for_stack(plain.main, focus=3, workers=2, codecs_here=False)
+    watched.here = []
+    watched.run()
+    assert watched.here[0] == 3 and sorted(watched.here) == list(range(16))
+
+
 def test_focus_slice_comes_first_and_refocus_takes_effect(tmp_path: Path) -> None:
     _, plan = synth_plan(tmp_path, slices=40)
     loader = VolumeLoader.for_stack(plan.main, focus=10, workers=1)

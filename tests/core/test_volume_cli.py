@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,77 @@ def test_core_imports_neither_qt_nor_vtk() -> None:
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+LOAD_AND_LIST_IMPORTS = (
+    "import json, sys; from app.cli import main; "
+    "code = main(sys.argv[1:]); "
+    "heavy = sorted(m for m in ('pydicom', 'PIL', 'requests', 'keyring') if m in sys.modules); "
+    "print(json.dumps({'code': code, 'heavy': heavy}))"
+)
+
+
+def _load_imports(home: Path, uid: str) -> tuple[dict, dict]:
+    """``relay load UID --json`` in a fresh process: (its JSON, what it imported)."""
+    proc = subprocess.run([sys.executable, "-c", LOAD_AND_LIST_IMPORTS, "load", uid, "--json",
+                           "--home", str(home)], capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    *load, imports = proc.stdout.strip().splitlines()
+    return json.loads("\n".join(load)), json.loads(imports)
+
+
+def test_load_of_an_uncompressed_series_imports_no_codec(ge_home: tuple[Path, str]) -> None:
+    """pydicom, its codecs, Pillow and requests (~27 MB) stay out of a load that needs none of
+    them."""
+    home, uid = ge_home
+    out, imports = _load_imports(home, uid)
+    assert imports == {"code": 0, "heavy": []}
+    assert out["shape"] == [28, 512, 512] and out["failed_slices"] == []
+
+
+def test_load_of_a_compressed_series_leaves_the_codecs_to_the_pool(
+        data: Path, tmp_path: Path) -> None:
+    """The codec processes decode every compressed frame, the slice in view first; the process
+    that holds the volume imports none of them (the arrays equal pydicom's: test_loader)."""
+    import pydicom
+
+    from app.pixels import needs_decoder
+    from app.store import Store
+
+    relay_json("import", str(data / "compressed" / "same-image-9-syntaxes"),
+               str(data / "compressed" / "jpeg-ls"), str(data / "compressed" / "jpeg2000"),
+               "--home", str(tmp_path))
+    store = Store(tmp_path)
+    checked = 0
+    for study in store.studies():
+        for series in study.series:
+            uid = series.series_instance_uid
+            assert needs_decoder(store.pixel_formats(uid))
+            out, imports = _load_imports(tmp_path, uid)
+            assert imports == {"code": 0, "heavy": []}
+            assert out["failed_slices"] == [], out
+            ds = pydicom.dcmread(store.instances(uid)[0].path)
+            assert out["shape"][1:3] == [ds.Rows, ds.Columns]
+            checked += 1
+    assert checked >= 4
+
+
+def test_pixel_formats_say_which_series_need_a_decoder(data: Path, tmp_path: Path) -> None:
+    """The index's answer equals asking every image (deflated, big endian, colour, compressed,
+    uncompressed grey: the nine-syntax set and the multi-frame objects)."""
+    from app.pixels import is_native_direct, needs_decoder
+    from app.store import Store
+
+    relay_json("import", str(data / "compressed"), str(data / "multiframe"),
+               str(data / "ct-head" / "ge-hispeed-human-gantry-tilt"), "--home", str(tmp_path))
+    store = Store(tmp_path)
+    seen = set()
+    for study in store.studies():
+        for series in study.series:
+            instances = [i for i in store.instances(series.series_instance_uid) if i.image]
+            truth = any(not is_native_direct(i.transfer_syntax_uid, i.image) for i in instances)
+            formats = store.pixel_formats(series.series_instance_uid)
+            assert needs_decoder(formats) == truth, series.series_description
+            seen.add(truth)
+    assert seen == {True, False}
