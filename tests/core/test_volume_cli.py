@@ -144,3 +144,20 @@ def test_pixel_formats_say_which_series_need_a_decoder(data: Path, tmp_path: Pat
             assert needs_decoder(formats) == truth, series.series_description
             seen.add(truth)
     assert seen == {True, False}
+
+
+def test_synth_syntax_names_are_the_generators() -> None:
+    """``relay synth --syntax`` lists its names without importing the generator (pydicom)."""
+    from app.commands import SYNTAX_NAMES
+    from app.synth import SYNTAXES
+
+    assert sorted(SYNTAX_NAMES) == sorted(SYNTAXES)
+
+
+def test_building_the_parser_imports_no_codec_network_or_keyring() -> None:
+    code = ("import sys; from app.cli import build_parser; build_parser(); "
+            "heavy = [m for m in ('pydicom', 'PIL', 'requests', 'keyring') if m in sys.modules];"
+            " print(heavy); sys.exit(1 if heavy else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
