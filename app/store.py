@@ -16,7 +16,6 @@ files are kept, the first stays the instance, the other is listed in ``conflicts
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import os
@@ -166,6 +165,8 @@ class Store:
 
         The file is fsync'ed; its folder is *not* (call :meth:`sync_dirs` for a batch).
         """
+        import hashlib  # here: OpenSSL is 3.6 MiB that a process only reading never needs
+
         digest = sha256 or hashlib.sha256(data).hexdigest()
         rel = f"objects/{digest[:2]}/{digest}.dcm"
         dest = self.root / rel
@@ -497,6 +498,8 @@ def _fsync_path(path: str) -> None:
 
 
 def _sha256_file(path: Path) -> str:
+    import hashlib
+
     h = hashlib.sha256()
     with open(path, "rb") as fp:
         while chunk := fp.read(1 << 20):

@@ -1,7 +1,7 @@
 """Hub subcommands: ``hub add|list|test|remove``, ``send``, ``fetch``, ``queue``, ``dev-hub``.
 
-The keyring and the fetch path (pydicom, through the importer) are imported by the commands
-that use them, not when the parser is built for every other command."""
+The keyring, TLS and HTTP, and the fetch path (pydicom, through the importer) are imported by
+the commands that use them, not when the parser is built for every other command."""
 
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json
 from app.errors import SecretsError, TransferError
 from app.home import resolve_home
-from app.net.http import HubSession, ssl_context
 from app.net.queue import TransferQueue
-from app.net.send import TransferResult, run_send, send_job
 from app.settings import HubProfile, load_settings, save_settings
 from app.tasks import Progress
+
+if TYPE_CHECKING:
+    from app.net.send import TransferResult
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -109,6 +110,8 @@ def cmd_hub_add(args: argparse.Namespace) -> int:
         raise TransferError("--password-stdin needs --user")
     auth = "basic" if args.user else "bearer" if args.token_stdin else "none"
     ca_file = str(Path(args.ca_file).resolve()) if args.ca_file else ""
+    from app.net.http import ssl_context
+
     if ca_file:
         ssl_context(ca_file)  # refuses an unreadable or non-PEM file now, not at send time
     profile = HubProfile(name=args.name, url=args.url.rstrip("/"), auth=auth,
@@ -134,6 +137,8 @@ def cmd_hub_add(args: argparse.Namespace) -> int:
 
 def _check_url(profile: HubProfile) -> None:
     """Refuse a URL that is not http(s) before anything is stored."""
+    from app.net.http import HubSession
+
     HubSession(profile)
 
 
@@ -193,6 +198,7 @@ def cmd_hub_remove(args: argparse.Namespace) -> int:
 # -- transfers -------------------------------------------------------------------------------
 def cmd_send(args: argparse.Namespace) -> int:
     from app.net import hubs
+    from app.net.send import run_send, send_job
 
     store = open_store(args)
     settings = load_settings(store.home)
