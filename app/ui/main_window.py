@@ -357,6 +357,7 @@ class MainWindow(QMainWindow):
         spare = ViewerWidget(self.store, Study(study_instance_uid=""), self,
                              last_slice=self.view_state.last_slice)
         spare.hide()
+        spare.warm_up(self.tabs.currentWidget().size())
         self._spare = spare
 
     # -- reading from a hub ------------------------------------------------------------------

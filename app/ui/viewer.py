@@ -166,6 +166,13 @@ class ViewerWidget(QWidget):
                         for st in [study, *self.priors] for s in st.series}
         self._fill_strip()
 
+    def warm_up(self, size: QSize) -> None:
+        """Lay this (hidden) viewer out at ``size`` and paint it once off screen, its first
+        viewport's image and overlay included: a spare viewer shown later only repaints."""
+        self.resize(size)
+        self.render(QImage(size, QImage.Format.Format_ARGB32_Premultiplied))
+        self.viewports[0].warm_up()
+
     # -- tool bar ---------------------------------------------------------------------------
     def _build_toolbar(self) -> None:
         bar = self.toolbar
