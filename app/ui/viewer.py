@@ -167,10 +167,10 @@ class ViewerWidget(QWidget):
         self._fill_strip()
 
     def warm_up(self, size: QSize) -> None:
-        """Lay this (hidden) viewer out at ``size`` and paint it once off screen, its first
-        viewport's image and overlay included: a spare viewer shown later only repaints."""
+        """Size this (hidden) viewer for its tab and paint its first viewport's first-use work
+        once off screen. (QWidget.render of the hidden viewer here left its canvas unpainted
+        once shown in the bench: not used.)"""
         self.resize(size)
-        self.render(QImage(size, QImage.Format.Format_ARGB32_Premultiplied))
         self.viewports[0].warm_up()
 
     # -- tool bar ---------------------------------------------------------------------------

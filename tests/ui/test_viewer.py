@@ -305,7 +305,7 @@ def test_a_spare_viewer_is_handed_out_and_rebuilt_one_at_most(qtbot, window: Mai
     qtbot.waitUntil(lambda: window._spare is not None, timeout=5_000)
     spare = window._spare
     assert not spare.isVisible() and spare.sessions == {} and window.tabs.indexOf(spare) < 0
-    # laid out and painted once off screen at the tab's size; its viewport shows nothing
+    # sized for the tab; its viewport shows nothing
     assert spare.size() == window.tabs.currentWidget().size()
     assert spare.viewports[0].image.image is None and spare.viewports[0].session is None
     study_uid = _study(window, "CT HEAD WO CONTRAST (synthetic demo)")
