@@ -50,6 +50,9 @@ from app.ui.worker import TaskWorker
 
 log = logging.getLogger(__name__)
 
+#: While a series loads the spare viewer waits; the window looks again this often (ms).
+SPARE_RETRY_MS = 200
+
 
 class EmptyStoreWidget(QWidget):
     """What a fresh install shows: two big ways to get images in."""
@@ -115,6 +118,12 @@ class MainWindow(QMainWindow):
         # thumbnails wait for the end: a thumbnail of half a series would be cached).
         self._counts_timer = QTimer(self, interval=2000)
         self._counts_timer.timeout.connect(self._update_counts)
+        #: A reading tab built ahead of time, when the window is idle, and handed to the next
+        #: study opened: building one costs milliseconds that would come before the first image.
+        #: At most one; it holds no series.
+        self._spare: ViewerWidget | None = None
+        self._spare_timer = QTimer(self, singleShot=True)
+        self._spare_timer.timeout.connect(self._on_spare_timer)
 
         self.incoming = IncomingWidget(store, self.queue_runner, self)
         self.tabs.addTab(self.incoming, "Incoming")
@@ -313,8 +322,7 @@ class MainWindow(QMainWindow):
                 return None
             priors = [s for s in self.store.patient_studies(study.patient.patient_id)
                       if s.study_instance_uid != study_uid]
-            viewer = ViewerWidget(self.store, study, self, priors=priors,
-                                  last_slice=self.view_state.last_slice)
+            viewer = self._new_viewer(study, priors)
             self.viewers[study_uid] = viewer
             for st in [study, *priors]:
                 for series in st.series:
@@ -326,7 +334,31 @@ class MainWindow(QMainWindow):
         if series_uid is not None:
             viewer.show_series(series_uid)
         self.tabs.setCurrentWidget(viewer)
+        self._spare_timer.start(SPARE_RETRY_MS)  # the next spare, once the series is in
         return viewer
+
+    def _new_viewer(self, study: Study, priors: list[Study] | None = None) -> ViewerWidget:
+        """A reading tab for ``study``: the spare if there is one, else a new one."""
+        viewer, self._spare = self._spare, None
+        if viewer is None:
+            return ViewerWidget(self.store, study, self, priors=priors,
+                                last_slice=self.view_state.last_slice)
+        viewer.set_study(study, priors)
+        return viewer
+
+    def _on_spare_timer(self) -> None:
+        """Build the spare reading tab, unless there is one or a series is still loading (its
+        loader would wait for the GUI thread meanwhile)."""
+        if self._spare is not None or not self.isVisible():
+            return
+        if any(s.loading for v in self.viewers.values() for s in v.sessions.values()):
+            self._spare_timer.start(SPARE_RETRY_MS)
+            return
+        spare = ViewerWidget(self.store, Study(study_instance_uid=""), self,
+                             last_slice=self.view_state.last_slice)
+        spare.hide()
+        spare.warm_up(self.tabs.currentWidget().size())
+        self._spare = spare
 
     # -- reading from a hub ------------------------------------------------------------------
     def open_remote_study(self, hub_name: str, study_uid: str) -> ViewerWidget:
@@ -340,8 +372,7 @@ class MainWindow(QMainWindow):
         if viewer is not None:
             self.tabs.setCurrentWidget(viewer)
             return viewer
-        viewer = ViewerWidget(self.store, Study(study_instance_uid=study_uid), self,
-                              last_slice=self.view_state.last_slice)
+        viewer = self._new_viewer(Study(study_instance_uid=study_uid))
         viewer.set_notice(f"Opening the study from {hub_name}…")
         self.viewers[study_uid] = viewer
         self.tabs.addTab(viewer, f"{hub_name} · opening…")
@@ -426,6 +457,7 @@ class MainWindow(QMainWindow):
             self.viewers.pop(widget.study.study_instance_uid, None)
             self.tabs.removeTab(index)
             widget.deleteLater()
+            self._spare_timer.start(0)
 
     # -- hub exchange --------------------------------------------------------------------------
     def queue_runner(self) -> QueueRunner:
@@ -537,7 +569,13 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.import_paths(paths)
 
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._spare is None:
+            self._spare_timer.start(0)  # the first spare as soon as the window is up
+
     def closeEvent(self, event) -> None:  # noqa: N802
+        self._spare_timer.stop()
         if self._task is not None and self._task.is_running():
             self._task.cancel()
             self._task._thread.join(timeout=10)

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.errors import RelayError
 from app.focus import EarlySlice, early_slice, read_slice
@@ -56,6 +56,7 @@ class LoadedSeries(QObject):
         #: Measurements per slice index, kept while the study is open.
         self.annotations: dict[int, list[Annotation]] = {}
         self._focus = focus
+        self._unstarted: VolumeLoader | None = None  # see start()
         self._lock = threading.Lock()
         self._last_progress = 0.0
 
@@ -65,15 +66,17 @@ class LoadedSeries(QObject):
         When the plan is cached (the browser's thumbnails plan in the background) and the
         slice in view is an uncompressed frame, the volume is set up and that slice read here,
         on the caller's thread: about a millisecond, and the viewer has its first image as it
-        appears. Otherwise planning and the first decode run on a thread, so a huge or
-        compressed series never stalls the window.
+        appears. The loader's thread then starts once the image is drawn (:meth:`drawn`), or
+        after ``FIRST_IMAGE_HOLD``: it would only wait for that anyway, and starting a thread
+        and its first read would compete with the first paint. Otherwise planning and the
+        first decode run on a thread, so a huge or compressed series never stalls the window.
         """
         started = time.monotonic()
         plan = cached_plan(self.store, self.series.series_instance_uid)
         early = self._read_in_view(plan) if plan is not None else None
         if plan is not None and early is not None:
             try:
-                self._begin(plan, early, started)
+                self._begin(plan, early, started, hold_start=True)
             except Exception as exc:
                 self._fail(exc)
             return
@@ -110,7 +113,8 @@ class LoadedSeries(QObject):
         self.error = str(exc) or type(exc).__name__
         self.failed.emit(self.error)
 
-    def _begin(self, plan: SeriesPlan, early: EarlySlice | None, started: float) -> None:
+    def _begin(self, plan: SeriesPlan, early: EarlySlice | None, started: float,
+               hold_start: bool = False) -> None:
         stack = plan.main
         self.issues = list(plan.issues)
         if stack is None:
@@ -118,8 +122,24 @@ class LoadedSeries(QObject):
         loader = VolumeLoader.for_stack(stack, focus=self._focus_in(stack),
                                         progress=self.progress, early=early,
                                         started=started, hold=FIRST_IMAGE_HOLD)
-        if self._attach(loader):
+        if not self._attach(loader):
+            return
+        if hold_start:  # on the GUI thread (see start)
+            self._unstarted = loader
+            QTimer.singleShot(int(FIRST_IMAGE_HOLD * 1000), self, self._on_hold_over)
+        else:
             loader.start()
+
+    def _start_loader(self) -> None:
+        loader, self._unstarted = self._unstarted, None
+        if loader is not None:
+            loader.start()
+
+    def _on_hold_over(self) -> None:
+        """Nothing drew the first image in time: load the rest anyway."""
+        if self._unstarted is not None:
+            self._unstarted.release()
+            self._start_loader()
 
     def _attach(self, loader: VolumeLoader) -> bool:
         """Take the loader's volume and tell the viewers; False if they are gone."""
@@ -156,6 +176,8 @@ class LoadedSeries(QObject):
 
     def drawn(self) -> None:
         """A viewport has drawn an image of this series: the loader may go on at full speed."""
+        if self._unstarted is not None:  # after this paint: a thread starting would slow it
+            QTimer.singleShot(0, self, self._start_loader)
         if self.loader is not None:
             self.loader.release()
 
@@ -170,9 +192,17 @@ class LoadedSeries(QObject):
         n, done = self.volume.shape[0], self.loaded_count()
         return "" if done >= n else f"loading {100 * done // n} %"
 
+    @property
+    def loading(self) -> bool:
+        """Planning or decoding is still going on (False once it ended, failed or was cancelled)."""
+        if self.error:
+            return False
+        return self.loader is None or not self.loader.done
+
     def loaded_count(self) -> int:
         return int(self.volume.ready.sum()) if self.volume is not None else 0
 
     def close(self) -> None:
         if self.loader is not None:
             self.loader.cancel()
+        self._start_loader()  # a cancelled loader ends at once (and says so)

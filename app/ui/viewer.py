@@ -124,8 +124,7 @@ class ViewerWidget(QWidget):
         self.priors = list(priors or [])
         #: Last slice looked at per series (shared with the main window; reopening resumes there).
         self.last_slice = last_slice if last_slice is not None else {}
-        self._series: dict[str, tuple[Study, Series]] = {
-            s.series_instance_uid: (st, s) for st in [study, *self.priors] for s in st.series}
+        self._series: dict[str, tuple[Study, Series]] = {}
         self.sessions: dict[str, LoadedSeries] = {}
         self._thumbed: set[str] = set()  # remote series given a thumbnail from their volume
         self.viewports: list[_DropViewport] = []
@@ -155,8 +154,24 @@ class ViewerWidget(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.toolbar)
         layout.addLayout(body, 1)
-        self._fill_strip()
+        self.set_study(study, self.priors)
         self.set_layout("1×1")
+
+    def set_study(self, study: Study, priors: list[Study] | None = None) -> None:
+        """Read ``study`` (and offer ``priors``) here. For a viewer that has no series open yet:
+        the main window builds one ahead of time and gives it its study when one is opened."""
+        self.study = study
+        self.priors = list(priors or [])
+        self._series = {s.series_instance_uid: (st, s)
+                        for st in [study, *self.priors] for s in st.series}
+        self._fill_strip()
+
+    def warm_up(self, size: QSize) -> None:
+        """Size this (hidden) viewer for its tab and paint its first viewport's first-use work
+        once off screen. (QWidget.render of the hidden viewer here left its canvas unpainted
+        once shown in the bench: not used.)"""
+        self.resize(size)
+        self.viewports[0].warm_up()
 
     # -- tool bar ---------------------------------------------------------------------------
     def _build_toolbar(self) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPen, QTransform
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QTransform
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from app.render.display import DisplayWindow, auto_window, to_display, window_lut
@@ -484,6 +484,38 @@ class ViewportWidget(QWidget):
         painter.drawText(rect.translated(1, 1), flags, text)
         painter.setPen(QColor(235, 235, 235))
         painter.drawText(rect, flags, text)
+
+    def warm_up(self) -> None:
+        """Paint once, off screen, what a first image paints (a slice through a display LUT,
+        scaled, and the overlay's fonts and characters), so that the first real paint does not
+        pay for first uses (~10 ms in a fresh process). Changes nothing on this viewport."""
+        stored = np.zeros((512, 512), np.int16)  # a CT slice
+        window = DisplayWindow(self.state.center, self.state.width, "LINEAR", False)
+        pixels = to_display(stored, window_lut(stored.dtype, 1.0, 0.0, window), 1.0, 0.0, window)
+        size = self.canvas.viewport().size()
+        target = QImage(max(size.width(), 64), max(size.height(), 64),
+                        QImage.Format.Format_ARGB32_Premultiplied)
+        target.fill(0)
+        painter = QPainter(target)
+        try:
+            painter.setRenderHints(self.canvas.renderHints())
+            scale = min(target.width(), target.height()) / 512
+            painter.setTransform(QTransform.fromScale(scale * 0.48828125, scale * 0.48828125)
+                                 * QTransform.fromTranslate(1.5, 2.5))
+            pg.ImageItem(pixels, autoLevels=False, levels=(0, 255)).paint(painter)
+            painter.resetTransform()
+            font = QFont(self.font())
+            font.setPointSizeF(max(8.0, min(11.0, target.width() / 70)))
+            big = QFont(font)
+            big.setPointSizeF(font.pointSizeF() * 1.3)
+            big.setBold(True)
+            text = "".join(chr(c) for c in range(32, 127)) + "—×⚠…"
+            rect = QRectF(target.rect())
+            for f in (font, big):
+                painter.setFont(f)
+                self._text(painter, rect, text, Qt.AlignmentFlag.AlignLeft)
+        finally:
+            painter.end()
 
     # -- export -----------------------------------------------------------------------------
     def export_png(self, path: str, overlays: bool = True) -> bool:

@@ -5,17 +5,22 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QKeyEvent, QMouseEvent
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from app import plans
 from app.importer import import_paths
+from app.pixels import read_frame
+from app.render.display import DisplayWindow, to_display, window_lut
 from app.store import Store
 from app.synth import SeriesSpec, generate_series
 from app.ui.main_window import MainWindow
 from app.ui.overlay import edge_labels
+from app.ui.series_session import LoadedSeries
+from app.ui.viewer import ViewerWidget
 
 pytestmark = pytest.mark.usefixtures("data")
 
@@ -240,3 +245,103 @@ def test_a_planned_uncompressed_series_opens_with_its_image(qtbot, window: MainW
     assert vp.state.k == window.view_state.last_slice.get(uid, vp.n_slices // 2)
     qtbot.waitUntil(lambda: vp.volume.finished, timeout=60_000)
     assert vp.volume.failed_slices == []
+
+
+def test_the_first_paint_shows_the_slice_in_view_and_only_then_the_loader_starts(
+        qtbot, window: MainWindow) -> None:
+    """The viewer comes up with its image; the loader's thread waits for the first paint (it
+    would only hold anyway), and that paint shows the slice's pixels through the window."""
+    study_uid = _study(window, "CT HEAD WO CONTRAST (synthetic demo)")
+    series = next(s for s in window.store.study(study_uid).series if s.series_number != 3)
+    uid = series.series_instance_uid
+    plans.series_plan(window.store, uid)
+    painted: list[QImage] = []
+    viewer = window.open_study(study_uid, uid)
+    vp = viewer.viewports[0]
+    loader = vp.session.loader
+    assert loader is not None and loader._thread is None  # not before the image is drawn
+    canvas = vp.canvas.viewport()
+    canvas.installEventFilter(_AfterPaint(canvas, painted))
+    qtbot.waitUntil(lambda: bool(painted), timeout=10_000)
+    qtbot.waitUntil(lambda: loader._thread is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: vp.volume.finished, timeout=60_000)
+
+    k = vp.state.k
+    ref = vp.volume.slices[k]
+    stored = read_frame(ref.path, ref.transfer_syntax_uid, ref.info, ref.frame)
+    window_ = DisplayWindow(vp.state.center, vp.state.width, "LINEAR", False)
+    slope, intercept = float(vp.volume.slope[k]), float(vp.volume.intercept[k])
+    expected = to_display(stored, window_lut(stored.dtype, slope, intercept, window_), slope,
+                          intercept, window_)
+    assert np.array_equal(vp.image.image, expected)
+    rows, cols = stored.shape
+    _, dy, dx = vp.volume.spacing
+    for j, i in ((rows // 2, cols // 2), (rows // 2, cols // 4), (rows // 3, cols // 2)):
+        if not np.all(expected[j - 2:j + 3, i - 2:i + 3] == expected[j, i]):
+            continue  # an edge: smoothing on screen would blur it
+        at = _screen(vp, (i + 0.5) * dx, (j + 0.5) * dy).toPoint()
+        grey = QColor(painted[0].pixel(at)).red()
+        assert abs(grey - int(expected[j, i])) <= 2, (j, i)
+
+
+def test_a_hold_without_a_paint_still_loads_the_series(qtbot, window: MainWindow) -> None:
+    """No viewport draws the series (nobody shows it): the loader starts after the hold."""
+    study_uid = _study(window, "Visible Human Male")
+    study = window.store.study(study_uid)
+    series = study.series[0]
+    plans.series_plan(window.store, series.series_instance_uid)
+    session = LoadedSeries(window.store, study, series, parent=window)
+    session.start()
+    assert session.loader is not None and session.loading
+    qtbot.waitUntil(lambda: session.loader.done, timeout=60_000)
+    assert session.volume.finished and not session.loading
+    closed = LoadedSeries(window.store, study, series, parent=window)
+    closed.start()
+    closed.close()  # closed before its loader started: it ends at once
+    qtbot.waitUntil(lambda: closed.loader.done, timeout=5_000)
+
+
+def test_a_spare_viewer_is_handed_out_and_rebuilt_one_at_most(qtbot, window: MainWindow) -> None:
+    qtbot.waitUntil(lambda: window._spare is not None, timeout=5_000)
+    spare = window._spare
+    assert not spare.isVisible() and spare.sessions == {} and window.tabs.indexOf(spare) < 0
+    # sized for the tab; its viewport shows nothing
+    assert spare.size() == window.tabs.currentWidget().size()
+    assert spare.viewports[0].image.image is None and spare.viewports[0].session is None
+    study_uid = _study(window, "CT HEAD WO CONTRAST (synthetic demo)")
+    viewer = window.open_study(study_uid)
+    assert viewer is spare and window._spare is None
+    assert window.tabs.currentWidget() is viewer and viewer.study.study_instance_uid == study_uid
+    strip = [viewer.strip.item(r).data(Qt.ItemDataRole.UserRole)
+             for r in range(viewer.strip.count())]
+    assert {s.series_instance_uid for s in viewer.study.series} <= set(strip)
+    qtbot.waitUntil(lambda: all(not s.loading for s in viewer.sessions.values()),
+                    timeout=60_000)
+    qtbot.waitUntil(lambda: window._spare is not None, timeout=5_000)  # the next one
+    assert window._spare is not viewer
+    other = window.open_study(_study(window, "Visible Human Male"))
+    assert other is not viewer and window._spare is None
+
+    for v in list(window.viewers.values()):
+        window._on_tab_close(window.tabs.indexOf(v))
+    qtbot.waitUntil(lambda: window._spare is not None, timeout=10_000)
+    for _ in range(3):
+        QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        QApplication.processEvents()
+    viewers = window.findChildren(ViewerWidget)
+    assert viewers == [window._spare]  # the closed tabs are gone; one spare, no series
+    assert window._spare.sessions == {}
+
+
+class _AfterPaint(QObject):
+    """Grabs ``widget`` once, right after its first paint that drew an image."""
+
+    def __init__(self, widget, out: list) -> None:
+        super().__init__(widget)
+        self.widget, self.out = widget, out
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Paint and not self.out:
+            QTimer.singleShot(0, lambda: self.out or self.out.append(
+                self.widget.grab().toImage()))
+        return False
