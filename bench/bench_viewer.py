@@ -99,15 +99,14 @@ def main() -> None:
 def _open_timed(app, window, study, series):
     """Open ``series`` in a fresh study tab; time the first image and the full load.
 
-    "First image" is the end of the first paint of a viewport that drew this series' image
-    (its canvas's paint event, image and overlay into the window's backing store), taken in the
-    paint itself. "Full load" is the loader's own end (every slice decoded), not the moment a
-    timer noticed it. The event loop runs as in the program (blocked in Qt between events); a
-    1 ms timer only stops the loop once both are known.
+    "First image" is the first paint of the viewport with this series' slice in view: taken
+    when its overlay has been painted over the image, in the paint itself (the viewport's
+    ``paint_overlay`` is wrapped on this one instance; overriding the canvas's C++ paintEvent
+    from Python and restoring it crashed PySide later). "Full load" is the loader's own end
+    (every slice decoded). The event loop runs as in the program (blocked in Qt between
+    events); a 1 ms timer only stops the loop once both are known.
     """
     from PySide6.QtCore import QEventLoop, QTimer
-
-    from app.ui.canvas import OverlayCanvas
 
     for viewer in list(window.viewers.values()):
         window._on_tab_close(window.tabs.indexOf(viewer))
@@ -115,32 +114,29 @@ def _open_timed(app, window, study, series):
     loop = QEventLoop()
     marks: dict[str, float] = {}
     uid = series.series_instance_uid
-    paint_event = OverlayCanvas.paintEvent
+    t0 = time.monotonic()  # the loader's clock
+    viewer = window.open_study(study.study_instance_uid, series.series_instance_uid)
+    vp = viewer.viewports[0]
+    if vp.image.image is not None:  # the viewer came up with its image (not painted yet)
+        marks["set"] = time.monotonic() - t0
+    paint_overlay = vp.paint_overlay
 
-    def timed_paint(canvas, event) -> None:
-        paint_event(canvas, event)
-        vp = canvas.owner
-        if "first" in marks or getattr(vp, "session", None) is None:
-            return
+    def timed_overlay(painter, rect) -> None:
+        paint_overlay(painter, rect)
         volume = vp.volume
-        if (vp.session.series.series_instance_uid == uid and volume is not None
+        if ("first" not in marks and vp.session is not None
+                and vp.session.series.series_instance_uid == uid and volume is not None
                 and vp.image.image is not None and volume.ready[vp.state.k]):
             marks["first"] = time.monotonic() - t0
 
-    OverlayCanvas.paintEvent = timed_paint  # type: ignore[method-assign]
+    def check() -> None:
+        loader = vp.session.loader
+        if "first" in marks and loader is not None and loader.seconds is not None:
+            marks["full"] = loader.started + loader.seconds - t0
+            loop.quit()
+
+    vp.paint_overlay = timed_overlay
     try:
-        t0 = time.monotonic()  # the loader's clock
-        viewer = window.open_study(study.study_instance_uid, series.series_instance_uid)
-        vp = viewer.viewports[0]
-        if vp.image.image is not None:  # the viewer came up with its image (not painted yet)
-            marks["set"] = time.monotonic() - t0
-
-        def check() -> None:
-            loader = vp.session.loader
-            if "first" in marks and loader is not None and loader.seconds is not None:
-                marks["full"] = loader.started + loader.seconds - t0
-                loop.quit()
-
         timer = QTimer()
         timer.setInterval(1)
         timer.timeout.connect(check)
@@ -148,7 +144,7 @@ def _open_timed(app, window, study, series):
         loop.exec()
         timer.stop()
     finally:
-        OverlayCanvas.paintEvent = paint_event  # type: ignore[method-assign]
+        del vp.paint_overlay  # the class's method again
     _open_timed.image_set = marks.get("set")
     return marks["first"], marks["full"], vp, viewer
 
