@@ -30,23 +30,34 @@ REPO = Path(__file__).resolve().parents[1]
 SYNTHS = ["explicit", "jpeg-lossless", "jpegls", "j2k"]
 
 
-def _rss_mb(field: str = "VmRSS") -> float:
-    """This process's RSS (or with ``VmHWM`` its peak; ru_maxrss would carry the parent's
-    peak across fork + exec)."""
-    with open("/proc/self/status") as fp:
-        for line in fp:
+def _status_mb(field: str, pid: str = "self") -> float:
+    """A ``/proc/PID/status`` memory field in MiB (``VmRSS``, or ``VmHWM`` for the peak;
+    ru_maxrss would carry the parent's peak across fork + exec); 0 when the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return 0.0
 
 
-def _workers_cpu() -> float:
-    """CPU seconds used so far by the codec pool's workers (children of the fork server)."""
+def _rss_mb(field: str = "VmRSS") -> float:
+    """This process's RSS (or with ``VmHWM`` its peak)."""
+    return _status_mb(field)
+
+
+def _pool_pids() -> list[int]:
+    """The codec pool's worker processes (children of the fork server)."""
     from app import decodepool
 
+    return list(getattr(decodepool._pool, "_processes", {}) or {})
+
+
+def _workers_cpu() -> float:
+    """CPU seconds used so far by the codec pool's workers."""
     total = 0.0
-    pool = decodepool._pool
-    for pid in list(getattr(pool, "_processes", {}) or {}):
+    for pid in _pool_pids():
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -57,18 +68,7 @@ def _workers_cpu() -> float:
 
 def _workers_peak_mb() -> float:
     """Peak RSS summed over the codec pool's workers (they share the fork server's pages)."""
-    from app import decodepool
-
-    total = 0.0
-    pool = decodepool._pool
-    for pid in list(getattr(pool, "_processes", {}) or {}):
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1]) / 1024
-        except OSError:
-            pass
-    return total
+    return sum(_status_mb("VmHWM", str(pid)) for pid in _pool_pids())
 
 
 def child_load(home: str, uid: str, mode: str) -> dict:

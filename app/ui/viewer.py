@@ -154,7 +154,7 @@ class ViewerWidget(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.toolbar)
         layout.addLayout(body, 1)
-        self.set_study(study, self.priors)
+        self.set_study(study, priors)
         self.set_layout("1×1")
 
     def set_study(self, study: Study, priors: list[Study] | None = None) -> None:
