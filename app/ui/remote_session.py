@@ -88,6 +88,10 @@ class RemoteLoadedSeries(LoadedSeries):
                 self.error = f"{self.error} (hub '{self.remote.hub}')"
             self.failed.emit(self.error)
 
+    def _attach(self, loader) -> bool:  # type: ignore[no-untyped-def]
+        self.watch(loader.volume.shape[0] // 2)  # the series' thumbnail (see ViewerWidget)
+        return super()._attach(loader)
+
     def set_focus(self, k: int) -> None:
         self.remote.focus(self._uid, k)
 

@@ -144,6 +144,7 @@ class ViewportWidget(QWidget):
         changed = k != self.state.k
         self.state.k = k
         self.session.set_focus(k)
+        self.session.watch(k)  # before looking: a slice decoded in between is still signalled
         if volume.ready[k]:
             self._draw_pixels(k)
         else:
@@ -188,6 +189,10 @@ class ViewportWidget(QWidget):
             self.canvas.viewport().update()
 
     def _on_progressed(self) -> None:
+        volume = self.volume
+        if volume is not None and self.image.image is None and volume.ready[self.state.k]:
+            self._draw_pixels(self.state.k)  # never left blank, should a signal have been missed
+            self._sync_items()
         self.canvas.viewport().update()
 
     # -- window / view ----------------------------------------------------------------------
