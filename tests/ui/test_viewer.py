@@ -348,3 +348,39 @@ class _AfterPaint(QObject):
             QTimer.singleShot(0, lambda: self.out or self.out.append(
                 self.widget.grab().toImage()))
         return False
+
+
+def test_only_watched_slices_are_signalled_and_a_slice_shown_early_still_appears(
+        qtbot, window: MainWindow) -> None:
+    """A load signals slice by slice only what a viewport waits for (the GUI thread is not woken
+    once per slice); a viewport that scrolled to a slice still loading draws it when it is in."""
+    study = window.store.study(_study(window, "Visible Human Male"))
+    series = study.series[0]
+    plans.series_plan(window.store, series.series_instance_uid)
+    session = LoadedSeries(window.store, study, series, focus=0, parent=window)
+    signalled: list[int] = []
+    progressed: list[int] = []
+    session.slice_ready.connect(lambda k, ok: signalled.append(k))
+    session.progressed.connect(lambda: progressed.append(session.loaded_count()))
+    n = len(window.store.instances(series.series_instance_uid))
+    session.watch(n - 1)  # the far end: decoded last
+    session.start()
+    session.drawn()  # nobody paints here: let the loader go on
+    qtbot.waitUntil(lambda: session.loader.done and bool(progressed)
+                    and progressed[-1] == n, timeout=60_000)
+    qtbot.wait(50)  # any signal still queued arrives
+    assert signalled == [n - 1]
+    assert 1 <= len(progressed) < n // 4  # throttled, and the last one says "all in"
+
+    # a viewport shows a slice before it is decoded, then gets it without any other nudge
+    viewer = window.open_study(study.study_instance_uid)
+    viewport = viewer.viewports[0]
+    assert viewport.volume is not None  # planned: set up at once, the loader not started yet
+    far = 0 if viewport.state.k > 0 else viewport.n_slices - 1
+    told: list[int] = []
+    viewport.session.slice_ready.connect(lambda k, ok: told.append(k))
+    viewport.show_slice(far)
+    assert not viewport.volume.ready[far] and viewport.image.image is None
+    qtbot.waitUntil(lambda: viewport.image.image is not None, timeout=30_000)
+    assert viewport.state.k == far and bool(viewport.volume.ready[far])
+    assert told == [far]  # at once, not at the next progress tick
