@@ -133,14 +133,15 @@ class RemoteStudy:
                 if not self._started:
                     self._give_up(str(exc))
                 raise
+            if preview is not None and focus is None and uid not in self._guesses:
+                # first: the job's own set-up would hold the interpreter for a few ms
+                threading.Thread(target=self._preview, args=(uid, preview), name="preview",
+                                 daemon=True).start()
             if not self._started:  # set the job up while the metadata comes
                 self._started = True
                 self.download.hold()
                 self.download.start()
                 threading.Thread(target=self._watch, name="remote-watch", daemon=True).start()
-            if preview is not None and focus is None and uid not in self._guesses:
-                threading.Thread(target=self._preview, args=(uid, preview), name="preview",
-                                 daemon=True).start()
             try:
                 return self._plan_series(uid, focus)
             finally:

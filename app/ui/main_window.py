@@ -391,8 +391,9 @@ class MainWindow(QMainWindow):
 
     def _on_remote_preview(self, viewer: ViewerWidget, hub: str, preview) -> None:
         """One image of the study is here before its series is planned: show it."""
-        if viewer not in self.viewers.values():
-            return
+        if viewer not in self.viewers.values() or (
+                self._openers.get(viewer.study.study_instance_uid) is None):
+            return  # closed, or opening failed meanwhile (the viewer says why)
         viewer.show_preview(preview, hub)
         index = self.tabs.indexOf(viewer)
         if index >= 0 and viewer.remote is None:

@@ -184,6 +184,8 @@ class PreviewSeries(LoadedSeries):
         return f"Im #{number} (preview)" if number is not None else "Im (preview, no number)"
 
     def notice(self) -> str:
+        if self.error:  # the study could not be opened after all: say so over the image
+            return self.error
         count = f"{self.preview.count} images" if self.preview.count else "the images"
         text = f"Preview — placing {count} from {self.hub}…"
         if self.scroll_tried:

@@ -318,6 +318,8 @@ class ViewerWidget(QWidget):
         for viewport in self.viewports:
             viewport.empty_text = text
             viewport.canvas.viewport().update()
+        if self._preview is not None:  # over the preview, which would hide it
+            self._preview.error = text
 
     def show_preview(self, preview: Preview, hub: str) -> None:
         """Show one image of the series about to open in the first viewport, while the hub's
@@ -399,7 +401,8 @@ class ViewerWidget(QWidget):
     def _layout_session(self) -> LoadedSeries | None:
         """The series MPR and 3D show: the active viewport's, else the first one open."""
         for viewport in [self.active, *self.viewports]:
-            if viewport is not None and viewport.session is not None:
+            if viewport is not None and viewport.session is not None and (
+                    not viewport.session.stand_in):  # one image: no planes to cut yet
                 return viewport.session
         return None
 
