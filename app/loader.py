@@ -150,7 +150,7 @@ class VolumeLoader:
         by_key = {(r.sop_instance_uid, r.frame): r for r in slices_of([instance])}
         for k, ref in enumerate(self.volume.slices):
             new = by_key.get((ref.sop_instance_uid, ref.frame))
-            if new is not None and not self.volume.ready[k]:
+            if new is not None and (not self.volume.ready[k] or ref.path is None):
                 matched.append(k)
                 self._events.put(("supply", k, new))
         return matched
@@ -210,7 +210,10 @@ class VolumeLoader:
             self._reorder()
         elif kind == "supply":
             k, ref = event[1], event[2]
-            if k in self._waiting or k in self._pending or k in self.volume._failed:
+            if self.volume.ready[k]:  # its pixels came early: only note where its file is
+                if self.volume.slices[k].path is None:
+                    self.volume.replace_slice(k, ref)
+            elif k in self._waiting or k in self._pending or k in self.volume._failed:
                 self.volume.replace_slice(k, ref)
                 self._waiting.discard(k)
                 self._pending.add(k)
@@ -296,10 +299,11 @@ class VolumeLoader:
 
     def _take_early(self) -> None:
         """Use the slice decoded before the loader existed if it is the focus slice (then it is
-        ready as soon as the volume is)."""
+        ready as soon as the volume is). A slice still waiting for its file takes it too (a
+        remote preview): the file, once supplied, is only noted, not decoded again."""
         early, self._early = self._early, None
         k = self._focus
-        if early is None or k not in self._pending:
+        if early is None or (k not in self._pending and k not in self._waiting):
             return
         ref = self.volume.slices[k]
         target = self.volume.array[k]
@@ -308,6 +312,7 @@ class VolumeLoader:
             return
         target[...] = early.pixels
         self._pending.discard(k)
+        self._waiting.discard(k)
         self._record(k, None, at=early.ready_at)
 
     def _on_done(self, k: int, future: Future[Any]) -> None:

@@ -151,6 +151,50 @@ class SlowLink(Relay):
         time.sleep(max(0.0, until - time.monotonic()))
 
 
+class HoldLink(Relay):
+    """A relay that notes each request line and holds requests whose line contains ``hold``
+    until :meth:`release`: what a client does while a slow answer (e.g. a series' metadata) is
+    still to come, made deterministic. Request lines are kept in :attr:`requests`."""
+
+    def __init__(self, backend_port: int, hold: str) -> None:
+        self.hold = hold
+        self.requests: list[str] = []
+        self.held = threading.Event()  # a request is being held
+        self._released = threading.Event()
+        self._clients: set[socket.socket] = set()
+        super().__init__(backend_port)
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _front(self, conn: socket.socket) -> socket.socket | None:
+        self._clients.add(conn)
+        return conn
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        if src not in self._clients:
+            super()._pump(src, dst)
+            return
+        try:
+            while not self._stop.is_set():
+                data = src.recv(self.chunk)
+                if not data:
+                    break
+                lines = [line.decode("latin-1") for line in data.split(b"\r\n")
+                         if b" HTTP/1." in line]
+                self.requests += lines
+                if any(self.hold in line for line in lines) and not self._released.is_set():
+                    self.held.set()
+                    self._released.wait(60)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+
 class GarbageServer(LoopbackServer):
     """A loopback server answering every request with garbage: HTML, or bytes that are not HTTP."""
 

@@ -62,6 +62,8 @@ class Download:
         self._series_of: dict[str, str] = {}  # sop -> series, where known
         self._series_order: list[str] = []
         self._urgent: deque[str] = deque()
+        self._fetching: set[str] = set()  # on their way one by one (never asked for twice)
+        self._arrival = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._done = threading.Event()
         self._go = threading.Event()  # cleared by hold(): plan, then wait for release()
@@ -71,6 +73,8 @@ class Download:
         self._result: TransferResult | None = None
         self.bytes = 0
         self.first_stored_at: float | None = None
+        #: SOP Instance UIDs fetched one request each, in order (the rest came in bulk).
+        self.singles: list[str] = []
         self.ingest = PartIngest(store, self._stored)
 
     # -- API for the viewer ----------------------------------------------------------------
@@ -99,6 +103,34 @@ class Download:
                     self._series_order.remove(series_uid)
                 self._series_order.insert(0, series_uid)
         self._wake.set()
+
+    def fetch_now(self, series_uid: str, sop_uid: str, timeout: float = 30.0) -> bool:
+        """Fetch one instance on the calling thread, at once, and wait until it is in the store.
+
+        For a preview while the job is still being planned or held (see :meth:`hold`): the
+        instance goes the way of every other (checked, stored, indexed, ``on_stored``
+        listeners), and a later :meth:`prioritise` of it is not fetched again. True when it
+        is in the store; False when the hub refused or the store rejected it. Network: not
+        on a UI thread.
+        """
+        with self._lock:
+            self._series_of.setdefault(sop_uid, series_uid)
+            busy = sop_uid in self._fetching or self._is_local(sop_uid)
+        try:
+            if not busy and not self._fetch_one(sop_uid, urgent=True):
+                return False
+        except HubError as exc:
+            log.info("a single instance could not be fetched now: %s", exc)
+            return False
+        deadline = time.monotonic() + timeout
+        refused = len(self.ingest.problems)
+        with self._arrival:
+            while not self._is_local(sop_uid):
+                left = deadline - time.monotonic()
+                if left <= 0 or len(self.ingest.problems) > refused:
+                    return False
+                self._arrival.wait(min(left, 0.05))
+        return True
 
     def expected(self, series_uid: str | None = None) -> int:
         """Instances the hub holds (in one series, or in the study)."""
@@ -270,7 +302,8 @@ class Download:
         with self._lock:
             while self._urgent:
                 sop = self._urgent.popleft()
-                if not self._is_local(sop) and sop in self._series_of:
+                if not self._is_local(sop) and sop in self._series_of and (
+                        sop not in self._fetching):
                     return sop
         return None
 
@@ -295,15 +328,24 @@ class Download:
             except Exception:
                 log.exception("priority fetch failed")
 
-    def _fetch_one(self, sop: str, urgent: bool = False) -> None:
-        series = self._series_of[sop]
+    def _fetch_one(self, sop: str, urgent: bool = False) -> bool:
+        """Fetch one instance (False: the hub no longer has it)."""
+        with self._lock:
+            series = self._series_of[sop]
+            self._fetching.add(sop)
+            self.singles.append(sop)
         path = f"/studies/{self.study_uid}/series/{series}/instances/{sop}"
         try:
             self._stream(path, self._close_urgent if urgent else self._close_part)
+            return True
         except HubError as exc:
             if exc.status != 404:
                 raise
             log.warning("an instance listed by the hub is no longer there (404)")
+            return False
+        finally:
+            with self._lock:
+                self._fetching.discard(sop)
 
     def _stream(self, path: str, close: Callable[[PartFile], None]) -> None:
         """Retrieve ``path`` part by part; a part cut short by a fault is deleted."""
@@ -343,6 +385,7 @@ class Download:
             self._series_of.setdefault(sop, series)
             if self.first_stored_at is None:
                 self.first_stored_at = time.monotonic()
+            self._arrival.notify_all()
         self.progress.advance(1)
         for listener in list(self._listeners):
             try:

@@ -31,7 +31,8 @@ from app.loader import VolumeLoader
 from app.model import Header, Study
 from app.net.dicomweb import SERIES_UID, DicomWebClient, value
 from app.net.fetch import Download
-from app.net.metadata import plan_of, series_metadata, study_of
+from app.net.metadata import SERIES_INSTANCES, plan_of, series_metadata, study_of
+from app.net.preview import Preview, fetch_preview, guess_middle
 from app.net.send import TransferResult
 from app.stack import SeriesPlan, Stack
 from app.store import Store
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 WINDOW = 6
 
 FinishedListener = Callable[[TransferResult | None], None]
+PreviewListener = Callable[[Preview], None]
 
 
 @dataclass
@@ -51,6 +53,8 @@ class RemoteSeries:
     uid: str
     plan: SeriesPlan
     loader: VolumeLoader
+    #: The slice shown first (fetched and decoded first).
+    first: int = 0
     #: SOP Instance UID of each slice of the main stack, in stack order.
     sops: list[str] = field(default_factory=list)
     #: SOP Instance UID -> slice indices (several for a multi-frame object).
@@ -79,6 +83,8 @@ class RemoteStudy:
         self.error = ""
         self._listing: list[dict[str, object]] | None = None
         self._headers: dict[str, list[Header]] = {}
+        self._guesses: dict[str, str] = {}  # series -> SOP Instance UID of its preview
+        self._previews: dict[str, Preview] = {}
         self._series: dict[str, RemoteSeries] = {}
         self._lock = threading.Lock()
         self._open_lock = threading.Lock()
@@ -105,11 +111,17 @@ class RemoteStudy:
         best = max(rows, key=lambda r: int(value(r, "00201209", 0) or 0))
         return str(value(best, SERIES_UID))
 
-    def open_series(self, series_uid: str | None = None, focus: int | None = None
-                    ) -> RemoteSeries:
+    def open_series(self, series_uid: str | None = None, focus: int | None = None, *,
+                    preview: PreviewListener | None = None) -> RemoteSeries:
         """Plan a series from the hub's metadata, allocate its volume, fetch around ``focus``
         (default: the middle) first and start the download if it is not running yet.
-        Network: call it off the UI thread. Opening an open series returns it."""
+        Network: call it off the UI thread. Opening an open series returns it.
+
+        ``preview``: while the metadata comes, guess the middle instance, fetch and decode it
+        beside the metadata request and call ``preview(Preview)`` with it (on another thread),
+        unless the plan was there first (see :mod:`app.net.preview`). The plan then starts at
+        that instance when it is near the middle, and its decoded pixels are reused.
+        """
         with self._open_lock:
             try:
                 uid = series_uid or self.default_series()
@@ -121,6 +133,10 @@ class RemoteStudy:
                 if not self._started:
                     self._give_up(str(exc))
                 raise
+            if preview is not None and focus is None and uid not in self._guesses:
+                # first: the job's own set-up would hold the interpreter for a few ms
+                threading.Thread(target=self._preview, args=(uid, preview), name="preview",
+                                 daemon=True).start()
             if not self._started:  # set the job up while the metadata comes
                 self._started = True
                 self.download.hold()
@@ -136,14 +152,16 @@ class RemoteStudy:
         plan = plan_of(headers)
         if plan.main is None:
             raise RelayError("this series has no images to show")
-        n = len(plan.main.slices)
-        k = n // 2 if focus is None else min(max(0, focus), n - 1)
+        sops = [ref.sop_instance_uid for ref in plan.main.slices]
+        with self._lock:
+            guess, shown = self._guesses.get(uid), self._previews.get(uid)
+        k = _first_slice(sops, focus, guess)
         loader = VolumeLoader.for_stack(plan.main, focus=k, wait_for_files=True,
-                                        workers=self.workers)
-        series = RemoteSeries(uid=uid, plan=plan, loader=loader)
-        for i, ref in enumerate(plan.main.slices):
-            series.sops.append(ref.sop_instance_uid)
-            series.slices_of.setdefault(ref.sop_instance_uid, []).append(i)
+                                        workers=self.workers,
+                                        early=shown.pixels if shown is not None else None)
+        series = RemoteSeries(uid=uid, plan=plan, loader=loader, first=k, sops=sops)
+        for i, sop in enumerate(sops):
+            series.slices_of.setdefault(sop, []).append(i)
         with self._lock:
             self._headers[uid] = headers
             self._series[uid] = series
@@ -155,6 +173,33 @@ class RemoteStudy:
         if self._finished.is_set():
             loader.finish_supply()
         return series
+
+    def _preview(self, uid: str, listener: PreviewListener) -> None:
+        """Guess, fetch and decode one image of series ``uid`` (on its own thread)."""
+        try:
+            row = next((r for r in self._listing or () if value(r, SERIES_UID) == uid), {})
+            count = int(value(row, SERIES_INSTANCES, 0) or 0)
+            sop = guess_middle(self.client, self.study_uid, uid, count)
+            if sop is None:
+                return
+            with self._lock:
+                self._guesses.setdefault(uid, sop)  # the plan may start there (see below)
+            found = fetch_preview(self.client, self.download, self.store, self.study_uid,
+                                  uid, sop, count)
+            if found is None:
+                return
+            with self._lock:
+                self._previews[uid] = found
+                if uid in self._series:
+                    return  # the plan was quicker: its volume shows the series already
+            listener(found)
+        except Exception:  # a preview is a nicety: the plan shows the series either way
+            log.warning("no preview of the series", exc_info=True)
+
+    def preview(self, series_uid: str) -> Preview | None:
+        """The series' preview, if one was made."""
+        with self._lock:
+            return self._previews.get(series_uid)
 
     def _give_up(self, reason: str) -> None:
         """Opening failed before the download started: it never will (listeners hear None)."""
@@ -268,4 +313,18 @@ class RemoteStudy:
             series.loader.supply(inst)
 
 
-__all__ = ["RemoteSeries", "RemoteStudy", "WINDOW"]
+def _first_slice(sops: list[str], focus: int | None, guess: str | None) -> int:
+    """The slice to show first: ``focus`` if given, else the guessed preview instance when it
+    is near the middle (the image on screen stays; it is not fetched twice), else the middle."""
+    n = len(sops)
+    if focus is not None:
+        return min(max(0, focus), n - 1)
+    middle = n // 2
+    if guess is not None and guess in sops:
+        k = sops.index(guess)
+        if abs(k - middle) <= max(1, n // 10):
+            return k
+    return middle
+
+
+__all__ = ["PreviewListener", "RemoteSeries", "RemoteStudy", "WINDOW"]

@@ -379,6 +379,8 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(viewer)
         runner = self.queue_runner()
         opener = RemoteOpener(lambda: runner.open_remote(hub_name, study_uid), self)
+        opener.previewed.connect(
+            lambda preview, v=viewer, h=hub_name: self._on_remote_preview(v, h, preview))
         opener.opened.connect(lambda remote, v=viewer: self._on_remote_opened(v, remote))
         opener.failed.connect(lambda msg, v=viewer, h=hub_name: self._on_remote_failed(v, h, msg))
         opener.finished.connect(lambda result, v=viewer: self._on_remote_finished(v, result))
@@ -386,6 +388,16 @@ class MainWindow(QMainWindow):
         opener.start()
         self._counts_timer.start()
         return viewer
+
+    def _on_remote_preview(self, viewer: ViewerWidget, hub: str, preview) -> None:
+        """One image of the study is here before its series is planned: show it."""
+        if viewer not in self.viewers.values() or (
+                self._openers.get(viewer.study.study_instance_uid) is None):
+            return  # closed, or opening failed meanwhile (the viewer says why)
+        viewer.show_preview(preview, hub)
+        index = self.tabs.indexOf(viewer)
+        if index >= 0 and viewer.remote is None:
+            self.tabs.setTabText(index, f"{study_title(preview.study)} ({hub})")
 
     def _on_remote_opened(self, viewer: ViewerWidget, remote) -> None:
         if viewer not in self.viewers.values():

@@ -25,7 +25,9 @@ class Corners:
 
 def corner_texts(study: Study, series: Series, *, k: int, n: int, position_mm: float | None,
                  thickness_mm: float | None, center: float, width: float, zoom: float,
-                 invert: bool, loaded: int, probe: str = "") -> Corners:
+                 invert: bool, loaded: int, probe: str = "", label: str = "") -> Corners:
+    """What the four corners say. ``label`` replaces "Im k / n" (a preview names its own
+    instance: its place in the series is not known yet)."""
     patient = study.patient
     top_left = [format_name(patient.patient_name),
                 f"ID {patient.patient_id or '—'}"
@@ -36,7 +38,7 @@ def corner_texts(study: Study, series: Series, *, k: int, n: int, position_mm: f
                  f"{format_date(study.study_date)} {format_time(study.study_time)}".strip()]
     number = f"#{series.series_number} " if series.series_number is not None else ""
     bottom_left = [f"{number}{series.series_description or series.modality}",
-                   f"Im {k + 1} / {n}"
+                   (label or f"Im {k + 1} / {n}")
                    + (f"   {position_mm:+.1f} mm" if position_mm is not None else "")
                    + (f"   th {thickness_mm:g} mm" if thickness_mm else "")]
     if loaded < n:

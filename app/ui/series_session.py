@@ -45,6 +45,8 @@ class LoadedSeries(QObject):
     progressed = Signal()
     opened = Signal()  # the volume exists (geometry known), pixels may still be coming
     failed = Signal(str)
+    #: A stand-in for a series not planned yet (one image, see PreviewSeries): not scrolled.
+    stand_in = False
 
     def __init__(self, store: Store, study: Study, series: Series, *, focus: int | None = None,
                  parent: QObject | None = None) -> None:
@@ -197,6 +199,19 @@ class LoadedSeries(QObject):
     def pending_text(self, k: int) -> str:
         """What a viewport says over slice ``k`` while it is not decoded yet."""
         return f"Slice {k + 1} is still loading…"
+
+    def first_slice(self) -> int:
+        """The slice a viewport shows first when not told which (the loader's focus)."""
+        n = self.volume.shape[0] if self.volume is not None else 0
+        return max(0, min(self._focus if self._focus is not None else n // 2, n - 1))
+
+    def slice_label(self, k: int, n: int) -> str:
+        """The overlay's name for slice ``k`` of ``n``."""
+        return f"Im {k + 1} / {n}"
+
+    def notice(self) -> str:
+        """A line a viewport shows over the image while it is true ("" for none)."""
+        return ""
 
     def progress_text(self) -> str:
         """The series' progress for the series strip ("" once everything is in)."""

@@ -32,13 +32,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.model import Series, Study
+from app.net.preview import Preview
 from app.net.remote import RemoteStudy
 from app.render.window_presets import presets_for
 from app.store import Store
 from app.thumbnails import slice_thumbnail
 from app.ui.format import format_date
 from app.ui.mpr_widget import MprWidget
-from app.ui.remote_session import RemoteLoadedSeries
+from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
 from app.ui.thumbs import to_qimage
 from app.ui.viewport import ViewportWidget
@@ -127,6 +128,7 @@ class ViewerWidget(QWidget):
         self._series: dict[str, tuple[Study, Series]] = {}
         self.sessions: dict[str, LoadedSeries] = {}
         self._thumbed: set[str] = set()  # remote series given a thumbnail from their volume
+        self._preview: PreviewSeries | None = None  # shown until the remote series opens
         self.viewports: list[_DropViewport] = []
         self.active: ViewportWidget | None = None
         self.linked = True
@@ -316,6 +318,19 @@ class ViewerWidget(QWidget):
         for viewport in self.viewports:
             viewport.empty_text = text
             viewport.canvas.viewport().update()
+        if self._preview is not None:  # over the preview, which would hide it
+            self._preview.error = text
+
+    def show_preview(self, preview: Preview, hub: str) -> None:
+        """Show one image of the series about to open in the first viewport, while the hub's
+        metadata is still coming (:meth:`set_remote` then puts the series in its place).
+        Ignored once the study is open: the volume shows it already."""
+        if self.remote is not None or not self.viewports:
+            return
+        viewport = self.viewports[0]
+        self._preview = PreviewSeries(self.store, preview, hub, parent=self)
+        viewport.set_series(self._preview)
+        self._set_active(viewport)
 
     def set_remote(self, remote: RemoteStudy) -> None:
         """Read this study from a hub while it downloads: series from the hub's listing,
@@ -348,6 +363,10 @@ class ViewerWidget(QWidget):
             viewport.set_series(self.session(uid), self.last_slice.get(uid))
         if self.viewports:
             self._set_active(self.viewports[0])
+        if self._preview is not None and all(v.session is not self._preview
+                                             for v in self.viewports):
+            self._preview.deleteLater()  # the volume took over
+            self._preview = None
 
     def _on_strip_double_clicked(self, item: QListWidgetItem) -> None:
         self.show_series(item.data(Qt.ItemDataRole.UserRole))
@@ -382,7 +401,8 @@ class ViewerWidget(QWidget):
     def _layout_session(self) -> LoadedSeries | None:
         """The series MPR and 3D show: the active viewport's, else the first one open."""
         for viewport in [self.active, *self.viewports]:
-            if viewport is not None and viewport.session is not None:
+            if viewport is not None and viewport.session is not None and (
+                    not viewport.session.stand_in):  # one image: no planes to cut yet
                 return viewport.session
         return None
 

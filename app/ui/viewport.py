@@ -113,7 +113,7 @@ class ViewportWidget(QWidget):
     def _on_opened(self, k: int | None = None) -> None:
         volume = self._volume = self.session.volume
         n = volume.shape[0]
-        self.state.k = min(max(0, k if k is not None else n // 2), n - 1)
+        self.state.k = min(max(0, k if k is not None else self.session.first_slice()), n - 1)
         self._initial_window()
         self.reset_view()
         self.show_slice(self.state.k)
@@ -140,6 +140,8 @@ class ViewportWidget(QWidget):
         volume = self.volume
         if volume is None:
             return
+        if self.session.stand_in and k != self.state.k:
+            self.session.scroll_tried = True  # it says when scrolling starts
         k = min(max(0, k), self.n_slices - 1)
         changed = k != self.state.k
         self.state.k = k
@@ -428,7 +430,8 @@ class ViewportWidget(QWidget):
             position_mm=slice_position(volume.geometry, k),
             thickness_mm=volume.slices[k].info.slice_thickness,
             center=self.state.center, width=self.state.width, zoom=self.zoom_factor(),
-            invert=self.state.invert, loaded=session.loaded_count(), probe=self.probe_text)
+            invert=self.state.invert, loaded=session.loaded_count(), probe=self.probe_text,
+            label=session.slice_label(k, n))
         m = 8
         inner = rect.adjusted(m, m, -m, -m)
         self._text(painter, inner, "\n".join(corners.top_left),
@@ -450,6 +453,15 @@ class ViewportWidget(QWidget):
         self._text(painter, inner, labels["top"], mid.AlignHCenter | mid.AlignTop)
         self._text(painter, inner, labels["bottom"], mid.AlignHCenter | mid.AlignBottom)
         painter.setFont(font)
+        notice = session.notice()
+        if notice:  # below the top orientation letter, where the eye is
+            band = QRectF(inner.left(), inner.top() + inner.height() * 0.06, inner.width(),
+                          inner.height() * 0.2)
+            flags = int(mid.AlignHCenter | mid.AlignTop | Qt.TextFlag.TextWordWrap)
+            painter.setPen(QColor(0, 0, 0, 200))
+            painter.drawText(band.translated(1, 1), flags, notice)
+            painter.setPen(QColor(255, 200, 80))
+            painter.drawText(band, flags, notice)
         issues = list(volume.issues) or session.issues
         if issues:
             painter.setPen(QColor(255, 90, 70))

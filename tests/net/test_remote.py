@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 
 from app.errors import RelayError
+from app.focus import read_slice
 from app.loader import load_stack
 from app.net.dicomweb import DicomWebClient
 from app.net.fetch import Download
 from app.net.http import HubSession
+from app.net.preview import Preview
 from app.net.queue import TransferQueue
-from app.net.remote import RemoteStudy
+from app.net.remote import RemoteSeries, RemoteStudy, _first_slice
 from app.net.runner import QueueRunner
 from app.net.send import run_send, send_job
 from app.plans import series_plan
 from app.settings import HubProfile, TransferSettings
+from app.stack import slices_of
 from app.store import Store
+from app.synth import SeriesSpec, generate_series
 from tests.net.conftest import (
     HUB_PASSWORD,
     HUB_USER,
@@ -28,6 +34,7 @@ from tests.net.conftest import (
     hub_sop_uids,
     import_study,
 )
+from tests.proxies import HoldLink
 
 pytestmark = pytest.mark.orthanc
 
@@ -202,3 +209,92 @@ def test_opening_a_study_the_hub_does_not_have(hub, tmp_path):
         assert {j.state for j in runner.jobs()} == {"failed"}
     finally:
         runner.stop()
+
+
+# -- the preview: one image before the series is planned ------------------------------------
+def _numbered(store: Store, study: str, number: int):
+    """The spoke's instance with this InstanceNumber (what the hub holds, read locally)."""
+    local = store.study(study)
+    assert local is not None
+    instances = store.instances(local.series[0].series_instance_uid)
+    return next(i for i in instances if i.instance_number == number)
+
+
+def test_preview_comes_before_the_metadata_is_answered(hub, tmp_path, ct_files):
+    study = _upload(hub, tmp_path / "spoke", ct_files)
+    spoke = Store(tmp_path / "spoke")
+    link = HoldLink(hub.config.http_port, hold="/metadata")
+    try:
+        store, remote = _remote(tmp_path / "reader", link.url, study)
+        previews: list[Preview] = []
+        opened: list[RemoteSeries] = []
+        opening = threading.Thread(target=lambda: opened.append(
+            remote.open_series(preview=previews.append)), daemon=True)
+        opening.start()
+        _wait_for(lambda: bool(previews), 30)
+        # The metadata was asked for and is not answered yet: the plan cannot exist.
+        assert link.held.is_set() and opening.is_alive() and not opened
+        preview = previews[0]
+        expected = _numbered(spoke, study, len(ct_files) // 2 + 1)
+        assert preview.sop_instance_uid == expected.sop_instance_uid
+        assert preview.instance_number == expected.instance_number
+        assert preview.count == len(ct_files)
+        # Its own geometry and pixels, from the file that entered the reader's store.
+        stored = store.instance(preview.sop_instance_uid)
+        assert stored is not None and stored.path is not None
+        assert preview.sop_instance_uid in remote.download.arrived(preview.series_uid)
+        ref = preview.stack.slices[0]
+        assert len(preview.stack.slices) == 1 and ref.position == expected.image.position
+        local = read_slice(slices_of([expected])[0])
+        assert local is not None and np.array_equal(preview.pixels.pixels, local.pixels)
+
+        link.release()
+        opening.join(60)
+        series = opened[0]
+        # The plan starts where the preview is, with its pixels (ready at once).
+        assert series.sops[series.first] == preview.sop_instance_uid
+        assert abs(series.first - len(series.sops) // 2) <= 1
+        assert series.loader.volume.ready[series.first]
+        assert np.array_equal(series.loader.volume.array[series.first], preview.pixels.pixels)
+        result = remote.wait(120)
+        assert result is not None and result.state == "verified", result
+    finally:
+        link.release()
+        link.close()
+    # Fetched on its own once: not asked for again by the slice-in-view lane.
+    sop = preview.sop_instance_uid
+    assert remote.download.singles.count(sop) == 1
+    assert len([r for r in link.requests if f"/instances/{sop}" in r]) == 1
+    assert series.loader.join(30) and not series.loader.volume.failed_slices
+    assert series.loader.volume.slices[series.first].path is not None  # its file was noted
+
+
+def test_a_series_without_instance_numbers_still_previews_and_opens(hub, tmp_path):
+    files = generate_series(tmp_path / "ct", SeriesSpec(slices=40, rows=64, columns=64,
+                                                         seed=3))
+    for path in files:  # no InstanceNumber at all: the guess is the listing's middle
+        ds = pydicom.dcmread(path)
+        del ds.InstanceNumber
+        ds.save_as(path)
+    study = _upload(hub, tmp_path / "spoke", files)
+    _, remote = _remote(tmp_path / "reader", hub.url, study)
+    previews: list[Preview] = []
+    series = remote.open_series(preview=previews.append)
+    volume = series.loader.volume
+    _wait_for(lambda: bool(volume.ready[series.first]))
+    assert volume.shape[0] == len(files)
+    assert remote.wait(120).state == "verified"
+    assert series.loader.join(30) and volume.finished and not volume.failed_slices
+    found = remote.preview(series.uid)  # made (maybe after the plan, then not announced)
+    assert found is not None and found.instance_number is None
+    assert found.sop_instance_uid in series.sops
+    assert previews in ([], [found])
+
+
+def test_the_plan_starts_at_the_preview_only_near_the_middle():
+    sops = [f"1.2.{i}" for i in range(100)]
+    assert _first_slice(sops, None, "1.2.49") == 49  # the image on screen stays
+    assert _first_slice(sops, None, "1.2.5") == 50  # a bad guess: the middle after all
+    assert _first_slice(sops, None, "9.9.9") == 50  # not in the main stack
+    assert _first_slice(sops, None, None) == 50
+    assert _first_slice(sops, 7, "1.2.49") == 7  # where the reader asked to be

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QKeyEvent
 
 from app.net.queue import TransferQueue
 from app.net.send import run_send, send_job
 from app.store import Store
 from app.ui.main_window import MainWindow
-from app.ui.remote_session import RemoteLoadedSeries
+from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from tests.net.conftest import (  # noqa: F401
     HUB_PASSWORD,
     HUB_USER,
@@ -24,6 +26,7 @@ from tests.net.conftest import (  # noqa: F401
     import_study,
     no_system_keyring,
 )
+from tests.proxies import HoldLink
 
 pytestmark = pytest.mark.orthanc
 
@@ -72,16 +75,20 @@ def test_remote_study_reads_while_it_downloads(qtbot, hub, slow, tmp_path,  # no
     assert "Opening the study from Stroke hub" in viewport.empty_text
     viewport.grab()
 
-    # The first image is drawn while the download is still running.
+    # The first image (a preview, or the planned volume's slice) is drawn while the download
+    # is still running; then the volume's.
     qtbot.waitUntil(lambda: viewport.volume is not None and viewport.image.image is not None,
                     timeout=30_000)
     first = time.monotonic() - started
+    qtbot.waitUntil(lambda: isinstance(viewport.session, RemoteLoadedSeries)
+                    and viewport.image.image is not None, timeout=30_000)
     session = viewport.session
-    assert isinstance(session, RemoteLoadedSeries)
     remote = session.remote
     assert not remote.finished, "the download ended before the first image was drawn"
     n = viewport.n_slices
-    assert n == len(ct_files) and viewport.state.k == n // 2
+    opened = remote.series(session.series.series_instance_uid)
+    assert n == len(ct_files) and viewport.state.k == opened.first
+    assert abs(opened.first - n // 2) <= 1  # the preview's instance, or the middle
     middle = viewport.image.image.copy()
     assert "from Stroke hub" in session.progress_text()
     # the strip's thumbnail comes from the slice already here, not after the download
@@ -136,3 +143,58 @@ def test_remote_open_of_an_unknown_study_says_so(qtbot, hub, tmp_path):  # noqa:
     qtbot.waitUntil(lambda: "Cannot open" in again.viewports[0].empty_text, timeout=30_000)
     assert "not on hub" in again.viewports[0].empty_text
     window.close()
+
+
+def test_a_preview_shows_before_the_series_is_planned(qtbot, hub, tmp_path,  # noqa: F811
+                                                      ct_files):  # noqa: F811
+    study = _upload(hub, tmp_path / "spoke", ct_files)
+    link = HoldLink(hub.config.http_port, hold="/metadata")  # the plan waits for the test
+    home = tmp_path / "reader"
+    home.mkdir()
+    assert add_hub(home, link.url, name="Stroke hub").returncode == 0
+    window = MainWindow(Store(home))
+    window.resize(1000, 700)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        viewer = window.open_remote_study("Stroke hub", study)
+        viewport = viewer.viewports[0]
+        qtbot.waitUntil(lambda: viewport.session is not None and viewport.session.stand_in
+                        and viewport.image.image is not None, timeout=30_000)
+        assert link.held.is_set()  # the metadata is still unanswered
+        preview = viewport.session
+        assert isinstance(preview, PreviewSeries)
+        number = len(ct_files) // 2 + 1
+        # Marked as a preview, with the instance's own number (its place is not known yet).
+        assert preview.slice_label(0, 1) == f"Im #{number} (preview)"
+        assert preview.notice().startswith(f"Preview — placing {len(ct_files)} images from "
+                                           "Stroke hub")
+        assert "opening" not in window.tabs.tabText(window.tabs.indexOf(viewer))
+        viewport.grab()  # the overlay paints
+        shown = viewport.image.image.copy()
+        # Scrolling before the plan: nothing moves, nothing breaks, it says what is coming.
+        viewport.scroll(5)
+        viewport.keyPressEvent(QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_End,
+                                         Qt.KeyboardModifier.NoModifier))
+        assert viewport.state.k == 0 and viewport.image.image is not None
+        assert "Scrolling starts" in preview.notice()
+        viewport.grab()
+
+        link.release()
+        qtbot.waitUntil(lambda: isinstance(viewport.session, RemoteLoadedSeries)
+                        and viewport.image.image is not None, timeout=30_000)
+        session = viewport.session
+        remote = session.remote
+        series = remote.series(session.series.series_instance_uid)
+        # The volume took over at the preview's instance, with the same image.
+        assert viewport.state.k == series.first
+        assert series.sops[series.first] == preview.preview.sop_instance_uid
+        assert np.array_equal(viewport.image.image, shown)
+        assert session.series.series_instance_uid in viewer._thumbed
+        qtbot.waitUntil(lambda: remote.finished and not window._openers, timeout=60_000)
+        assert remote.download.singles.count(preview.preview.sop_instance_uid) == 1
+    finally:
+        link.release()
+        window.close()
+        link.close()
