@@ -11,6 +11,13 @@ creating, hashing and writing each part, its header check, the ingest workers (p
 syncing, indexing). A stage whose wall time is well above its CPU time waited: for the hub,
 for the disk, for a lock or the interpreter, or for a core. The stages are timed by wrapping
 the functions in place (a few microseconds per call).
+
+Then a ladder of the bare work a durable fetch needs, without Relay's threads, queue or index,
+each step adding one thing to the one before, alternating with curl and Relay over
+``--rounds``: read and split the multipart answer; write each part to its own new file; hash it
+(SHA-256); place it durably (rename into its ``objects/xx`` folder, fdatasync, fsync of the
+folders, in 8 threads after the stream); check its header from memory. The gap between a step
+and curl is what that work costs on this machine, whoever does it.
 """
 
 from __future__ import annotations
@@ -18,12 +25,14 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import hashlib
 import os
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +41,8 @@ import app.net.fetch as fetch
 import app.net.ingest as ingest
 import app.store as store_module
 from app.importer import import_paths
+from app.net.dicomweb import DicomWebClient
+from app.net.multipart import boundary_of, read_parts
 from app.net.queue import TransferQueue
 from app.settings import TransferSettings
 from app.store import Store
@@ -82,6 +93,110 @@ def _cpu_of(pid: int) -> float:
     """User + system CPU seconds of another process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _BareSink:
+    """One part for the ladder: optionally written to a new file and hashed, through one buffer."""
+
+    def __init__(self, folder: Path, buffer: bytearray, files: bool, hashing: bool) -> None:
+        self.buffer = buffer
+        self.hash = hashlib.sha256() if hashing else None
+        self.path = folder / f"{id(self)}.part"
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL) if files else -1
+        self.size = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.size += len(data)
+        if self.hash is not None:
+            self.hash.update(data)
+        if self.fd >= 0:
+            os.write(self.fd, data)
+
+    def free(self) -> memoryview:
+        return memoryview(self.buffer)
+
+    def filled(self, n: int) -> None:
+        with memoryview(self.buffer) as view, view[:n] as piece:
+            self.write(piece)
+
+
+def _bare(client: DicomWebClient, path: str, folder: Path, step: int) -> float:
+    """Fetch ``path`` doing the first ``step`` things of the ladder; return the seconds."""
+    folder.mkdir()
+    buffer = bytearray(ingest.PART_BUFFER)
+    parts: list[_BareSink] = []
+
+    def close(part: _BareSink) -> None:
+        if step >= 5:
+            ingest.check_buffer(buffer, part.size, "part")
+        parts.append(part)
+
+    started = time.perf_counter()
+    resp = client.session.request("GET", path, headers={"Accept": dicomweb.WADO_ACCEPT},
+                                  stream=True)
+    for _ in read_parts(dicomweb._direct(resp), boundary_of(resp.headers["Content-Type"]),
+                        lambda headers: _BareSink(folder, buffer, step >= 2, step >= 3), close):
+        pass
+    resp.release_conn()
+    if step >= 4:
+        with ThreadPoolExecutor(8) as pool:
+            folders = set(pool.map(_place, parts))
+            list(pool.map(os.fdatasync, [p.fd for p in parts]))
+            list(pool.map(_fsync_folder, folders))
+    seconds = time.perf_counter() - started
+    for part in parts:
+        if part.fd >= 0:
+            os.close(part.fd)
+    shutil.rmtree(folder)
+    return seconds
+
+
+def _place(part: _BareSink) -> Path:
+    assert part.hash is not None
+    digest = part.hash.hexdigest()
+    folder = part.path.parent / "objects" / digest[:2]
+    folder.mkdir(parents=True, exist_ok=True)
+    os.replace(part.path, folder / f"{digest}.dcm")
+    return folder
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+LADDER = ("read + split the multipart answer", "+ one new file per part",
+          "+ SHA-256", "+ durable placement (after the stream)", "+ header check")
+
+
+def _ladder(root: Path, client: DicomWebClient, hub_url: str, study: str, rounds: int) -> None:
+    path = f"/studies/{study}"
+    times: dict[str, list[float]] = collections.defaultdict(list)
+    for n in range(rounds):
+        out = root / "wado.bin"
+        started = time.perf_counter()
+        _curl("-H", f"Accept: {dicomweb.WADO_ACCEPT}", "-o", str(out), hub_url + path)
+        times["curl (one request -> one file)"].append(time.perf_counter() - started)
+        out.unlink()
+        for step, name in enumerate(LADDER, 1):
+            times[name].append(_bare(client, path, root / f"bare{n}-{step}", step))
+        home = root / f"ladder{n}"
+        download = fetch.Download(Store(home), TransferQueue(home), client, "bench", study,
+                                  TransferSettings())
+        started = time.perf_counter()
+        assert download.run().state == "verified"
+        times["relay Download"].append(time.perf_counter() - started)
+        shutil.rmtree(home, ignore_errors=True)
+    curl = sorted(times["curl (one request -> one file)"])
+    print(f"\nladder ({rounds} rounds; ratio = curl's time / this one's)")
+    for name, values in times.items():
+        values.sort()
+        best, median = values[0], values[len(values) // 2]
+        print(f"  {name:<40} best {best:.3f} s  median {median:.3f} s   ratio best "
+              f"{curl[0] / best:.2f}  median {curl[len(curl) // 2] / median:.2f}")
 
 
 def main() -> int:
@@ -139,6 +254,7 @@ def _run(root: Path, args: argparse.Namespace) -> int:
                       f"  CPU {cpu:6.3f} s")
             store.close()
             shutil.rmtree(home, ignore_errors=True)
+        _ladder(root, client, hub.url, study, args.rounds)
     finally:
         hub.stop()
     return 0
