@@ -142,7 +142,7 @@ def _bare(client: DicomWebClient, path: str, folder: Path, step: int) -> float:
         with ThreadPoolExecutor(8) as pool:
             folders = set(pool.map(_place, parts))
             list(pool.map(os.fdatasync, [p.fd for p in parts]))
-            list(pool.map(_fsync_folder, folders))
+            list(pool.map(store_module._fsync_path, map(str, folders)))
     seconds = time.perf_counter() - started
     for part in parts:
         if part.fd >= 0:
@@ -158,14 +158,6 @@ def _place(part: _BareSink) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     os.replace(part.path, folder / f"{digest}.dcm")
     return folder
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 LADDER = ("read + split the multipart answer", "+ one new file per part",

@@ -68,6 +68,9 @@ class Relay(LoopbackServer):
     def _passed(self, n: int) -> None:
         """``n`` bytes went through (either way); a throttle waits here."""
 
+    def _passing(self, src: socket.socket, data: bytes) -> None:
+        """``data`` read from ``src`` is about to be passed on; a relay may look or wait here."""
+
     def _handle(self, conn: socket.socket) -> None:
         front = self._front(conn)
         if front is None:
@@ -91,6 +94,7 @@ class Relay(LoopbackServer):
                 data = src.recv(self.chunk)
                 if not data:
                     break
+                self._passing(src, data)
                 dst.sendall(data)
                 self._passed(len(data))
         except OSError:
@@ -171,28 +175,14 @@ class HoldLink(Relay):
         self._clients.add(conn)
         return conn
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        if src not in self._clients:
-            super()._pump(src, dst)
+    def _passing(self, src: socket.socket, data: bytes) -> None:
+        if src not in self._clients:  # the hub's answers pass untouched
             return
-        try:
-            while not self._stop.is_set():
-                data = src.recv(self.chunk)
-                if not data:
-                    break
-                lines = [line.decode("latin-1") for line in data.split(b"\r\n")
-                         if b" HTTP/1." in line]
-                self.requests += lines
-                if any(self.hold in line for line in lines) and not self._released.is_set():
-                    self.held.set()
-                    self._released.wait(60)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+        lines = [line.decode("latin-1") for line in data.split(b"\r\n") if b" HTTP/1." in line]
+        self.requests += lines
+        if any(self.hold in line for line in lines) and not self._released.is_set():
+            self.held.set()
+            self._released.wait(60)
 
 
 class GarbageServer(LoopbackServer):

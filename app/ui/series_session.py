@@ -92,8 +92,11 @@ class LoadedSeries(QObject):
                          daemon=True).start()
 
     def _focus_in(self, stack: Stack) -> int:
-        n = len(stack.slices)
-        return min(self._focus if self._focus is not None else n // 2, n - 1)
+        return self._focus_of(len(stack.slices))
+
+    def _focus_of(self, n: int) -> int:
+        """The slice of ``n`` to decode and show first: the one asked for, else the middle."""
+        return max(0, min(self._focus if self._focus is not None else n // 2, n - 1))
 
     def _read_in_view(self, plan: SeriesPlan) -> EarlySlice | None:
         """The slice in view if it is quick to read here (an uncompressed frame), else None."""
@@ -202,8 +205,7 @@ class LoadedSeries(QObject):
 
     def first_slice(self) -> int:
         """The slice a viewport shows first when not told which (the loader's focus)."""
-        n = self.volume.shape[0] if self.volume is not None else 0
-        return max(0, min(self._focus if self._focus is not None else n // 2, n - 1))
+        return self._focus_of(self.volume.shape[0] if self.volume is not None else 0)
 
     def slice_label(self, k: int, n: int) -> str:
         """The overlay's name for slice ``k`` of ``n``."""

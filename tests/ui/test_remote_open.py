@@ -47,6 +47,19 @@ def _upload(hub, home: Path, files) -> str:  # noqa: F811
     return study
 
 
+def _reader_window(qtbot, tmp_path: Path, hub_url: str) -> MainWindow:
+    """The hub's reader: a fresh home with the hub ("Stroke hub") added, its window shown."""
+    home = tmp_path / "reader"
+    home.mkdir()
+    assert add_hub(home, hub_url, name="Stroke hub").returncode == 0
+    window = MainWindow(Store(home))
+    window.resize(1000, 700)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
 @pytest.fixture
 def slow(hub):  # noqa: F811
     link = SlowLink(hub.config.http_port, RATE)
@@ -59,14 +72,7 @@ def slow(hub):  # noqa: F811
 def test_remote_study_reads_while_it_downloads(qtbot, hub, slow, tmp_path,  # noqa: F811
                                                ct_files):  # noqa: F811
     study = _upload(hub, tmp_path / "spoke", ct_files)
-    home = tmp_path / "reader"
-    home.mkdir()
-    assert add_hub(home, slow.url, name="Stroke hub").returncode == 0
-    window = MainWindow(Store(home))
-    window.resize(1000, 700)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+    window = _reader_window(qtbot, tmp_path, slow.url)
 
     started = time.monotonic()
     viewer = window.open_remote_study("Stroke hub", study)
@@ -118,7 +124,7 @@ def test_remote_study_reads_while_it_downloads(qtbot, hub, slow, tmp_path,  # no
     assert first < 0.5 * total, (first, total)
     assert [s.study_instance_uid for s in window.store.studies()] == [study]
     assert window.pages.currentWidget() is window.browser
-    local = Store(home).instances(uid)
+    local = window.store.instances(uid)
     assert sorted(i.sop_instance_uid for i in local) == sorted(hub_sop_uids(hub))
     assert "local now" in window.statusBar().currentMessage()
     qtbot.waitUntil(lambda: session.progress_text() == "", timeout=10_000)
@@ -149,14 +155,7 @@ def test_a_preview_shows_before_the_series_is_planned(qtbot, hub, tmp_path,  # n
                                                       ct_files):  # noqa: F811
     study = _upload(hub, tmp_path / "spoke", ct_files)
     link = HoldLink(hub.config.http_port, hold="/metadata")  # the plan waits for the test
-    home = tmp_path / "reader"
-    home.mkdir()
-    assert add_hub(home, link.url, name="Stroke hub").returncode == 0
-    window = MainWindow(Store(home))
-    window.resize(1000, 700)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+    window = _reader_window(qtbot, tmp_path, link.url)
     try:
         viewer = window.open_remote_study("Stroke hub", study)
         viewport = viewer.viewports[0]
