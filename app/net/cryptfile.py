@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,13 @@ from app.errors import SecretsError
 
 FORMAT = "relay-secrets-1"
 SCRYPT_N = 2**15
+
+#: Keys derived in this process, by (salt, passphrase). scrypt is slow on purpose (~70 ms), and
+#: the window reads a hub's secret on every connection (opening a study from the hub, each
+#: incoming check): deriving it once per process keeps that off the time to the first image.
+#: It holds nothing the process does not hold already (the passphrase).
+_KEYS: dict[tuple[bytes, bytes], bytes] = {}
+_KEYS_LOCK = threading.Lock()
 
 
 class EncryptedFileKeyring(KeyringBackend):
@@ -62,7 +70,11 @@ class EncryptedFileKeyring(KeyringBackend):
 
     def _aead(self, data: dict[str, Any]) -> AESGCM:
         salt = base64.b64decode(data["salt"])
-        key = Scrypt(salt=salt, length=32, n=SCRYPT_N, r=8, p=1).derive(self._passphrase)
+        with _KEYS_LOCK:  # one derivation at a time: two threads asking wait for the first
+            key = _KEYS.get((salt, self._passphrase))
+            if key is None:
+                key = Scrypt(salt=salt, length=32, n=SCRYPT_N, r=8, p=1).derive(self._passphrase)
+                _KEYS[(salt, self._passphrase)] = key
         return AESGCM(key)
 
     @staticmethod

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from app.errors import NotSupportedError, SecretsError, SettingsError
-from app.net import devhub
+from app.net import cryptfile, devhub
 from app.net.cryptfile import EncryptedFileKeyring
 from app.net.devhub import free_port
 from app.net.secrets import SecretStore
@@ -62,6 +62,39 @@ def test_secret_only_encrypted_and_never_in_settings(relay_home):
     assert relay(relay_home, "hub", "remove", "hub").returncode == 0
     assert store.get("hub") is None
     assert load_settings(relay_home).hubs == []
+
+
+def test_the_secrets_key_is_derived_once_per_process_and_passphrase(relay_home, monkeypatch):
+    """scrypt runs once per (file salt, passphrase) in a process: the window reads a hub's
+    secret on every connection, and ~70 ms each time stood before a remote study's first image.
+    A wrong passphrase is still refused after the right key was derived."""
+    assert add_hub(relay_home, "https://hub.example.org/dicom-web").returncode == 0
+    derived: list[int] = []
+    real = cryptfile.Scrypt
+
+    class CountingScrypt:  # the real one, counted (it cannot be subclassed)
+        def __init__(self, **kwargs) -> None:
+            self._kdf = real(**kwargs)
+
+        def derive(self, key_material: bytes) -> bytes:
+            derived.append(1)
+            return self._kdf.derive(key_material)
+
+    monkeypatch.setattr(cryptfile, "Scrypt", CountingScrypt)
+    monkeypatch.setattr(cryptfile, "_KEYS", {})
+    for _ in range(3):  # a new store each time, as each connection makes
+        assert SecretStore(relay_home, SecretSettings()).get("hub") == HUB_PASSWORD
+    assert len(derived) == 1
+    wrong = EncryptedFileKeyring(relay_home / "secrets.enc", "not the passphrase")
+    for _ in range(2):
+        with pytest.raises(SecretsError, match="wrong passphrase"):
+            wrong.get_password("Relay", "hub:hub")
+    assert len(derived) == 2
+    # A file with a new salt (secrets written anew) gets its own key.
+    (relay_home / "secrets.enc").unlink()
+    SecretStore(relay_home, SecretSettings()).set("hub", "new secret")
+    assert SecretStore(relay_home, SecretSettings()).get("hub") == "new secret"
+    assert len(derived) == 3
 
 
 def test_hub_add_checks_its_arguments(relay_home, tmp_path):
