@@ -40,12 +40,26 @@ class WorkstationViewBox(pg.ViewBox):
 
 
 class OverlayCanvas(pg.GraphicsView):
-    """A black graphics view that lets its owner paint an overlay on top of the scene."""
+    """A black graphics view that lets its owner paint an overlay on top of the scene.
+
+    Images are interpolated (bilinear) when drawn larger or smaller than their pixels, as
+    reading workstations show them by default; :meth:`set_smooth` (False) shows the pixels as
+    blocks, to judge what the acquisition really resolved.
+    """
 
     def __init__(self, owner: Any) -> None:
         super().__init__(background="k")
         self.owner = owner
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
+        self.set_smooth(True)
+
+    def set_smooth(self, on: bool) -> None:
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, on)
+        self.viewport().update()
+
+    @property
+    def smooth(self) -> bool:
+        return bool(self.renderHints() & QPainter.RenderHint.SmoothPixmapTransform)
 
     def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
         super().drawForeground(painter, rect)

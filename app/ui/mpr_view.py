@@ -245,6 +245,10 @@ class MprViewWidget(QWidget):
             self.scroll_steps(-10)
         elif text.lower() == "r":
             self.owner.reset()
+        elif text.lower() == "s":  # the three planes together
+            smooth = not self.canvas.smooth
+            for view in self.owner.views.values():
+                view.canvas.set_smooth(smooth)
         elif text.isdigit():
             self.owner.apply_preset_key(text, self.view)
         else:

@@ -60,6 +60,7 @@ SHORTCUTS = [
     ("Space", "start / stop cine"),
     ("R", "reset window, zoom and pan"),
     ("I", "invert grey scale"),
+    ("S", "smooth (interpolated) / true pixels"),
     ("1 … 9", "window presets (Brain, Stroke, Subdural, CTA, Bone, …); 0 = file's window"),
     ("Delete", "remove the measurements on this slice"),
     ("Esc", "abandon an unfinished angle"),

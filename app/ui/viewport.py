@@ -384,6 +384,8 @@ class ViewportWidget(QWidget):
             self.reset()
         elif text.lower() == "i":
             self.toggle_invert()
+        elif text.lower() == "s":
+            self.canvas.set_smooth(not self.canvas.smooth)
         elif text.isdigit():
             preset = next((p for p in self.presets() if p.key == text), None)
             if text == "0":

@@ -219,6 +219,39 @@ def test_export_png_with_and_without_overlays(qtbot, window: MainWindow, tmp_pat
     assert vp.show_overlays
 
 
+def _run_length(canvas) -> float:
+    """Mean length of the runs of equal grey along the middle screen rows (inside the head)."""
+    image = canvas.viewport().grab().toImage().convertToFormat(QImage.Format.Format_Grayscale8)
+    w, h = image.width(), image.height()
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(h, image.bytesPerLine())[:, :w]
+    middle = rows[h // 2 - 20:h // 2 + 20, w // 3:2 * w // 3]  # inside the head
+    changes = np.count_nonzero(np.diff(middle.astype(int), axis=1))
+    return middle.size / max(1, changes + middle.shape[0])
+
+
+def test_magnified_images_are_interpolated_and_s_shows_the_pixels(qtbot,
+                                                                   window: MainWindow) -> None:
+    """As on reading workstations, a slice drawn larger than its pixels is interpolated: along
+    a screen row the grey changes from one screen pixel to the next. S shows the acquired
+    pixels as blocks (runs of about the zoom factor), and S again smooths them."""
+    _viewer, vp = _open(qtbot, window, "Visible Human Male")
+    vp.set_window(40, 80)  # brain: grey within the head
+    size = vp.canvas.viewport().size()
+    centre = QPointF(size.width() / 2, size.height() / 2)
+    _drag(vp, centre, centre - QPointF(0, 100), Qt.MouseButton.RightButton)  # zoom in there
+    assert vp.zoom_factor() > 2.5, vp.zoom_factor()
+    assert vp.canvas.smooth
+    smooth = _run_length(vp.canvas)
+    _key(vp, Qt.Key.Key_S, "s")
+    assert not vp.canvas.smooth
+    blocks = _run_length(vp.canvas)
+    _key(vp, Qt.Key.Key_S, "s")
+    assert vp.canvas.smooth
+    # blocks: each image pixel spans ~zoom screen pixels; smooth: the grey moves on between
+    # them (saturated stretches are long runs either way)
+    assert blocks > 2 * smooth and blocks > 0.8 * vp.zoom_factor(), (smooth, blocks)
+
+
 def test_layouts_and_drop_of_a_series(qtbot, window: MainWindow) -> None:
     viewer, vp = _open(qtbot, window, "CT HEAD WO CONTRAST (synthetic demo)")
     viewer.set_layout("2×2")
