@@ -60,7 +60,7 @@ USER, PASSWORD = "bench", "bench-password"
 
 def _client(url: str) -> DicomWebClient:
     profile = HubProfile(name="bench", url=url, auth="basic", user=USER)
-    return DicomWebClient(HubSession(profile, PASSWORD, pool_size=4))
+    return DicomWebClient(HubSession(profile, PASSWORD, pool_size=8))
 
 
 def full_download(url: str, study: str, home: Path) -> float:

@@ -4,7 +4,9 @@ A :class:`RemoteStudy` ties a :class:`~app.net.fetch.Download` to slice plans ma
 hub's metadata (:mod:`app.net.metadata`): a series is planned and its volume allocated before
 any instance has arrived, the instances around the slice in view are fetched first, and each
 instance entering the store is decoded into the volume (the loader's own path for one file).
-Scrolling moves the priority along: :meth:`RemoteStudy.focus` replaces what was asked before.
+The rest of a series being read comes one instance per request, nearest the slice in view
+first (:meth:`~app.net.fetch.Download.read_in_order`), so nothing is fetched twice. Scrolling
+moves the priority along: :meth:`RemoteStudy.focus` replaces what was asked before.
 
 Typical use (a viewer; every call but :meth:`open_series` returns at once)::
 
@@ -166,6 +168,7 @@ class RemoteStudy:
             self._headers[uid] = headers
             self._series[uid] = series
             self.study = study_of(self.study_uid, self._listing or [], self._headers)
+        self.download.read_in_order(uid, sops, k)
         self._prioritise(series, k)
         loader.start()
         for inst in self.store.instances(uid):  # already local (an earlier, partial fetch)
@@ -237,6 +240,7 @@ class RemoteStudy:
         if series is None:
             return
         series.loader.set_focus(k)
+        self.download.read_focus(series_uid, k)
         self._prioritise(series, k)
 
     def _prioritise(self, series: RemoteSeries, k: int) -> None:

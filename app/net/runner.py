@@ -19,7 +19,7 @@ from pathlib import Path
 
 from app.errors import RelayError
 from app.net import hubs
-from app.net.fetch import Download
+from app.net.fetch import READ_WORKERS, Download
 from app.net.queue import Job, TransferQueue
 from app.net.remote import RemoteStudy
 from app.net.send import Sender, send_job
@@ -136,8 +136,8 @@ class QueueRunner:
             self._wait_worker_done(job.id)
         try:
             settings = load_settings(self.home)
-            client = hubs.connect(self.home, hub, settings,
-                                  pool_size=settings.transfer.in_flight + 2)
+            client = hubs.connect(self.home, hub, settings,  # + the series being read
+                                  pool_size=settings.transfer.in_flight + 2 + READ_WORKERS)
             download = Download(Store(self.home), self._queue, client, hub, study_uid,
                                 settings.transfer, progress,
                                 give_up=settings.transfer.give_up_seconds)

@@ -14,7 +14,7 @@ from app.errors import RelayError
 from app.focus import read_slice
 from app.loader import load_stack
 from app.net.dicomweb import DicomWebClient
-from app.net.fetch import Download
+from app.net.fetch import READ_WORKERS, Download
 from app.net.http import HubSession
 from app.net.preview import Preview
 from app.net.queue import TransferQueue
@@ -38,13 +38,14 @@ from tests.proxies import HoldLink
 
 pytestmark = pytest.mark.orthanc
 
-#: Bytes per second per connection: the 120-slice CT (4.5 MB) takes about 3 s.
+#: Bytes per second, all connections together (one WAN line): the 120-slice CT (4.5 MB)
+#: takes about 3 s.
 RATE = 1_500_000
 
 
 def _client(url: str) -> DicomWebClient:
     return DicomWebClient(HubSession(HubProfile("h", url, "basic", HUB_USER), HUB_PASSWORD,
-                                     pool_size=4))
+                                     pool_size=8))
 
 
 def _upload(hub, home: Path, files) -> str:
@@ -59,7 +60,7 @@ def _upload(hub, home: Path, files) -> str:
 
 @pytest.fixture
 def slow(hub):
-    link = SlowLink(hub.config.http_port, RATE)
+    link = SlowLink(hub.config.http_port, RATE, shared=True)
     try:
         yield link
     finally:
@@ -151,6 +152,45 @@ def test_scrolling_far_ahead_fetches_that_slice_next(hub, slow, tmp_path, ct_fil
     # The window around it came early too.
     near = [series.sops[i] for i in range(max(0, far - 2), min(len(series.sops), far + 3))]
     assert all(order.index(s) - before < left_then // 2 for s in near)
+
+
+def test_a_series_being_read_comes_once_each_nearest_the_slice_in_view_first(hub, slow,
+                                                                              tmp_path,
+                                                                              ct_files):
+    """Reading and scrolling while the series downloads: each instance is asked for and sent
+    once (a series stream would bring again what was fetched one by one around the slice in
+    view), and after a jump the slices arrive outward from the new position."""
+    study = _upload(hub, tmp_path / "spoke", ct_files)
+    store, remote = _remote(tmp_path / "reader", slow.url, study)
+    order: list[str] = []
+    remote.download.on_stored(lambda sop, series: order.append(sop))
+    series = remote.open_series()
+    n = len(series.sops)
+    index = {sop: i for i, sop in enumerate(series.sops)}
+    _wait_for(lambda: bool(series.loader.volume.ready[n // 2]))
+    asked = remote.download.singles  # SOP Instance UIDs in the order they were requested
+    for k in (n - 20, 15, n - 6):  # the reader jumps about
+        _wait_for(lambda: len(order) >= 8 or remote.finished)
+        order.clear()
+        here = remote.download.arrived(series.uid) | set(asked)
+        remote.focus(series.uid, k)
+        before = len(asked)
+        _wait_for(lambda b=before: len(asked) >= b + 16 or remote.finished)
+        # Past the requests claimed before the jump (one per reader and the lane), the slices
+        # are asked for outward from k: none farther than the 16 nearest still to ask for.
+        missing = sorted(abs(i - k) for i, sop in enumerate(series.sops) if sop not in here)
+        assert missing, f"at the jump to {k} every slice was here or asked for already"
+        reach = missing[min(len(missing) - 1, 16)]
+        after = [index[sop] for sop in asked[before + READ_WORKERS + 1:before + 16]]
+        assert after and all(abs(i - k) <= reach for i in after), (k, reach, after)
+    result = remote.wait(120)
+    assert result is not None and result.state == "verified", result
+    singles = remote.download.singles
+    assert len(singles) == len(set(singles)) == n, (len(singles), len(set(singles)))
+    stored = sum(i.size for i in store.instances(series.uid))
+    assert remote.download.bytes == stored  # no byte came twice
+    assert sorted(hub_sop_uids(hub)) == sorted(i.sop_instance_uid
+                                               for i in store.instances(series.uid))
 
 
 def test_superseded_priorities_are_dropped(hub, slow, tmp_path, ct_files):

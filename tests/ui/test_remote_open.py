@@ -30,7 +30,7 @@ from tests.proxies import HoldLink
 
 pytestmark = pytest.mark.orthanc
 
-RATE = 1_000_000  # bytes/s per connection: the 4.5 MB study takes about 5 s
+RATE = 1_000_000  # bytes/s, all connections together (one line): the 4.5 MB study ~5 s
 
 
 def _upload(hub, home: Path, files) -> str:  # noqa: F811
@@ -62,7 +62,7 @@ def _reader_window(qtbot, tmp_path: Path, hub_url: str) -> MainWindow:
 
 @pytest.fixture
 def slow(hub):  # noqa: F811
-    link = SlowLink(hub.config.http_port, RATE)
+    link = SlowLink(hub.config.http_port, RATE, shared=True)
     try:
         yield link
     finally:
