@@ -5,8 +5,9 @@
 
 Generates a CT series (``app.synth``, 512x512, explicit VR little endian), sends it to a local
 Orthanc (DICOMweb plugin, basic auth on, loopback only, stopped by PID) and then, over the
-plain loopback link and over a throttled links (a proxy in this script passing each of ``--rates``
-MB/s, shared by all connections, like one WAN line), measures into fresh local stores:
+plain loopback link and over throttled links (a proxy in this script passing each of ``--rates``
+MB/s, shared by all connections, like one WAN line; the first rate again with ``--rtt-ms`` of
+round trip before each request), measures into fresh local stores:
 
 * the full download: ``relay fetch``'s path (:class:`app.net.fetch.Download`), start to verified;
 * remote open, core path: :class:`app.net.remote.RemoteStudy` from nothing (series listing)
@@ -148,6 +149,8 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=400)
     parser.add_argument("--rates", default="25,10",
                         help="throttled links to measure, MB/s, comma-separated")
+    parser.add_argument("--rtt-ms", type=float, default=40.0,
+                        help="also measure the first rate with this round trip per request")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-widget", action="store_true")
     args = parser.parse_args()
@@ -156,6 +159,9 @@ def main() -> int:
                                users={USER: PASSWORD})).start()
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     throttles = [SlowLink(hub.config.http_port, rate * 1e6, shared=True) for rate in rates]
+    if rates and args.rtt_ms:
+        throttles.append(SlowLink(hub.config.http_port, rates[0] * 1e6, shared=True,
+                                  rtt=args.rtt_ms / 1000))
     try:
         files = generate_series(root / "ct", SeriesSpec(slices=args.slices, seed=11))
         mb = sum(f.stat().st_size for f in files) / 1e6
@@ -168,9 +174,12 @@ def main() -> int:
         assert sent.state == "verified", sent
         print(f"study: {args.slices} slices 512x512, {mb:.0f} MB; hub: Orthanc on loopback; "
               f"cpus: {os.cpu_count()}")
+        plain = zip(rates, throttles[:len(rates)], strict=True)
         links = [("loopback", hub.url)] + [(f"throttled {rate:g} MB/s ({rate * 8:g} Mbit/s)",
-                                             t.url) for rate, t in zip(rates, throttles,
-                                                                         strict=True)]
+                                             t.url) for rate, t in plain]
+        if rates and args.rtt_ms:
+            links.append((f"throttled {rates[0]:g} MB/s, {args.rtt_ms:g} ms round trip",
+                          throttles[-1].url))
         run = 0
         for name, url in links:
             full, core, widget = [], [], []

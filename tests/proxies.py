@@ -137,13 +137,19 @@ class SlowLink(Relay):
     whose rate all connections and both directions share, as a site's uplink is.
     """
 
-    def __init__(self, backend_port: int, rate: float, *, shared: bool = False) -> None:
+    def __init__(self, backend_port: int, rate: float, *, shared: bool = False,
+                 rtt: float = 0.0) -> None:
         self.rate = float(rate)
         self.shared = shared
+        self.rtt = rtt  # seconds each request waits before it reaches the hub (a round trip)
         self.chunk = (1 << 16) if shared else (1 << 14)
         self._free = time.monotonic()
         self._lock = threading.Lock()
         super().__init__(backend_port)
+
+    def _passing(self, src: socket.socket, data: bytes) -> None:
+        if self.rtt and src.getpeername()[1] != self.backend_port:  # towards the hub
+            time.sleep(self.rtt)
 
     def _passed(self, n: int) -> None:
         if not self.shared:
