@@ -24,8 +24,10 @@ import pytest
 
 from app.net.devhub import free_port
 from app.net.dicomweb import DicomWebClient
+from app.net.fetch import Download
 from app.net.http import HubSession
 from app.net.queue import TransferQueue
+from app.net.remote import RemoteStudy
 from app.net.send import run_send, send_job
 from app.settings import HubProfile, TransferSettings, load_settings, save_settings
 from app.store import Store
@@ -224,6 +226,53 @@ def test_hub_down_mid_upload(tmp_path, relay_home, ct_files, how):
         assert result.verified == result.instances == len(ct_files)
         _assert_all_once(hub, len(ct_files))
     finally:
+        hub.stop()
+
+
+def test_hub_killed_while_a_study_is_read_from_it(tmp_path, relay_home, ct_files):
+    """Reading a study from the hub (instances one per request, nearest the slice in view
+    first) when the hub dies (SIGKILL) and comes back: the reading waits, then completes with
+    every instance in the store once and every slice decoded."""
+    hub = make_hub(tmp_path).start()
+    link = SlowLink(hub.config.http_port, 1_500_000, shared=True)  # ~3 s for the study
+    try:
+        spoke, study = import_study(tmp_path / "spoke", ct_files)
+        queue = TransferQueue(tmp_path / "spoke")
+        assert run_send(spoke, queue, _client(hub), send_job(spoke, queue, "hub", study).id,
+                        TransferSettings()).state == "verified"
+        profile = HubProfile(name="hub", url=link.url, auth="basic", user=HUB_USER)
+        client = DicomWebClient(HubSession(profile, HUB_PASSWORD, pool_size=12))
+        store = Store(relay_home)
+        settings = TransferSettings(retry_initial_seconds=0.2, retry_max_seconds=1.0)
+        download = Download(store, TransferQueue(relay_home), client, "hub", study, settings,
+                            give_up=60)
+        remote = RemoteStudy(store, download, client)
+        fired, restarted = threading.Event(), threading.Event()
+
+        def restart_later() -> None:
+            time.sleep(1.5)
+            hub.start()
+            restarted.set()
+
+        def on_stored(sop: str, series: str) -> None:
+            if len(download.arrived()) >= 30 and not fired.is_set():
+                fired.set()
+                hub.kill()
+                threading.Thread(target=restart_later, daemon=True).start()
+
+        download.on_stored(on_stored)
+        series = remote.open_series()
+        result = remote.wait(120)
+        assert fired.is_set() and restarted.is_set()
+        assert result is not None and result.state == "verified", result
+        assert result.verified == result.instances == len(ct_files)
+        local = store.instances(series.uid)
+        assert sorted(i.sop_instance_uid for i in local) == sorted(hub_sop_uids(hub))
+        assert len(local) == len(ct_files)
+        assert series.loader.join(30) and series.loader.volume.finished
+        assert not series.loader.volume.failed_slices
+    finally:
+        link.close()
         hub.stop()
 
 
