@@ -6,7 +6,9 @@ bytes as they are), part by part into the store (:mod:`app.net.ingest`), in seri
 series given to :meth:`Download.prioritise` first. Instances given to
 :meth:`Download.prioritise` are fetched one by one, before the bulk when asked before the start
 and on a second connection after, so the slice in view arrives in a fraction of the study's
-download time. :meth:`Download.on_stored` listeners hear of each instance as it enters the
+download time. A series someone reads (:meth:`Download.read_in_order`) comes instead one
+instance per request, several side by side, nearest the slice in view first, so that nothing
+is fetched twice. :meth:`Download.on_stored` listeners hear of each instance as it enters the
 store. A series that arrives short is listed instance by instance (QIDO) and what is missing is
 fetched one by one; :meth:`Download.remaining` gives that list for a series on demand. Outages
 are waited out with backoff.
