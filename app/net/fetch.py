@@ -327,7 +327,8 @@ class Download:
             with self._lock:
                 reading = series in self._reading
             if reading:
-                self._fetch_nearest(series)
+                if not self._fetch_nearest(series):
+                    continue  # the reader's new series first; this one in the next round
                 self.ingest.drain()  # what came is indexed: only what did not is asked again
                 if len(self.arrived(series)) >= self.expected(series):
                     continue
@@ -339,14 +340,22 @@ class Download:
                 for sop in sorted(self.remaining(series)):
                     self._fetch_one(sop)
 
-    def _fetch_nearest(self, series: str) -> None:
+    def _fetch_nearest(self, series: str) -> bool:
         """Fetch the series someone reads one instance per request, :data:`READ_WORKERS` at a
         time, each time the instance nearest the slice in view that is neither here nor on
-        its way; an instance the hub no longer has (404) is left for the listing."""
+        its way; an instance the hub no longer has (404) is left for the listing. False when
+        it stopped because the reader turned to another series still coming (it is fetched
+        first, then this one goes on)."""
         gone: set[str] = set()
+        turned: list[str] = []
 
         def claim() -> tuple[str, int] | None:
             with self._lock:
+                lead = self._series_order[0] if self._series_order else series
+                if lead != series and lead in self._reading and (
+                        len(self._arrived.get(lead, ())) < self._expected.get(lead, 0)):
+                    turned.append(lead)
+                    return None
                 sops, k = self._reading[series]
                 arrived = self._arrived.get(series, set())
                 for d in range(max(k + 1, len(sops) - k)):
@@ -370,6 +379,7 @@ class Download:
         with ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="download-read") as pool:
             for future in [pool.submit(work) for _ in range(READ_WORKERS)]:
                 future.result()  # a fault (hub away, cancel) goes to run()'s handling
+        return not turned
 
     def _is_local(self, sop: str) -> bool:
         series = self._series_of.get(sop)

@@ -193,6 +193,33 @@ def test_a_series_being_read_comes_once_each_nearest_the_slice_in_view_first(hub
                                                for i in store.instances(series.uid))
 
 
+def test_turning_to_another_series_brings_that_one_first(hub, slow, tmp_path, ct_files):
+    """A neurologist reading the plain CT opens the CTA of the same study while the CT is
+    still coming: the CTA comes next, whole, and the CT goes on after it."""
+    study_uid = pydicom.dcmread(ct_files[0], stop_before_pixels=True).StudyInstanceUID
+    cta = generate_series(tmp_path / "cta", SeriesSpec(
+        slices=60, rows=128, columns=128, slice_step=1.0, seed=9, series_number=5,
+        series_description="CTA", study_instance_uid=study_uid))
+    study = _upload(hub, tmp_path / "spoke", [*ct_files, *cta])
+    store, remote = _remote(tmp_path / "reader", slow.url, study)
+    ct = remote.open_series()  # the biggest series: the plain CT
+    assert len(ct.sops) == len(ct_files)
+    arrived = remote.download.arrived
+    _wait_for(lambda: len(arrived(ct.uid)) >= 20)
+    cta_uid = pydicom.dcmread(cta[0], stop_before_pixels=True).SeriesInstanceUID
+    angio = remote.open_series(cta_uid)
+    _wait_for(lambda: len(arrived(cta_uid)) == len(cta) or remote.finished)
+    ct_then = len(arrived(ct.uid))
+    assert ct_then < len(ct_files) - 20, ct_then  # the CT was still coming: it waited
+    result = remote.wait(120)
+    assert result is not None and result.state == "verified", result
+    assert result.verified == len(ct_files) + len(cta)
+    for series in (ct, angio):
+        assert series.loader.join(30) and not series.loader.volume.failed_slices
+    singles = remote.download.singles
+    assert len(singles) == len(set(singles)) == len(ct_files) + len(cta)
+
+
 def test_superseded_priorities_are_dropped(hub, slow, tmp_path, ct_files):
     study = _upload(hub, tmp_path / "spoke", ct_files)
     _, remote = _remote(tmp_path / "reader", slow.url, study)
