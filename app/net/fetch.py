@@ -88,6 +88,7 @@ class Download:
         #: SOP Instance UIDs fetched one request each, in order (the rest came in bulk).
         self.singles: list[str] = []
         self.ingest = PartIngest(store, self._stored)
+        self._buffers = threading.local()
 
     # -- API for the viewer ----------------------------------------------------------------
     def on_stored(self, listener: StoredCallback) -> None:
@@ -441,7 +442,11 @@ class Download:
     def _stream(self, path: str, close: Callable[[PartFile], None]) -> None:
         """Retrieve ``path`` part by part; a part cut short by a fault is deleted."""
         current: list[PartFile] = []
-        buffer = bytearray(PART_BUFFER)  # each part's bytes pass through it on their way
+        # each part's bytes pass through it on their way; one per thread, kept between
+        # requests (a series read one instance per request would allocate 1 MB each time)
+        buffer = getattr(self._buffers, "buffer", None)
+        if buffer is None:
+            buffer = self._buffers.buffer = bytearray(PART_BUFFER)
 
         def open_part(headers: dict[str, str]) -> PartFile:
             part = PartFile(self.store, headers, buffer)
