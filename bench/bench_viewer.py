@@ -10,7 +10,9 @@ window (offscreen Qt). Printed side by side in one run:
   switch interval, then warm at Python's default one;
 * frames per second when scrolling through all slices (each frame: new slice through the display
   LUT, texture upload, overlay text, a synchronous repaint);
-* frames per second while window/level is dragged (each frame rebuilds the display LUT).
+* frames per second while window/level is dragged (each frame rebuilds the display LUT);
+* one repaint of the viewport against a bare QWidget that only draws the same slice scaled and
+  12 lines of text: the least any Qt viewport pays for a first image, whatever it opens.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_viewer.py [--slices 400]
 """
@@ -102,7 +104,51 @@ def main() -> None:
         wl_fps = frames / (time.perf_counter() - t0)
         print(f"scrolling           : {scroll_fps:7.1f} frames/s  (target >= 60)")
         print(f"window/level drag   : {wl_fps:7.1f} frames/s")
+        size = canvas.size()
+        bare = bare_repaint_ms(vp.image.image, size.width(), size.height())
+        print(f"one repaint: the viewport {1000 / scroll_fps:.2f} ms; a bare QWidget drawing the "
+              f"same slice ({size.width()}x{size.height()}, smooth, 12 lines of text) "
+              f"{bare:.2f} ms: the floor of any first image")
         window.close()
+
+
+def bare_repaint_ms(pixels, width: int, height: int, n: int = 200) -> float:
+    """Milliseconds per synchronous repaint of a plain QWidget that only fills, draws the 8-bit
+    slice scaled (smooth) and 12 lines of text: what any Qt viewport pays at least per frame."""
+    import numpy as np
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QColor, QFont, QImage, QPainter
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    data = np.ascontiguousarray(pixels, dtype=np.uint8)
+    image = QImage(data.data, data.shape[1], data.shape[0], data.strides[0],
+                   QImage.Format.Format_Grayscale8)
+
+    class Bare(QWidget):
+        def paintEvent(self, event) -> None:  # noqa: N802
+            painter = QPainter(self)
+            painter.fillRect(self.rect(), QColor(0, 0, 0))
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            side = min(self.width(), self.height())
+            painter.drawImage(QRectF((self.width() - side) / 2, 0, side, side), image)
+            painter.setPen(QColor(255, 255, 255))
+            painter.setFont(QFont(self.font().family(), 11))
+            for i in range(12):
+                painter.drawText(10, 20 + 16 * i, f"Im {i + 1} / 400   +12.5 mm   W 80 L 40")
+            painter.end()
+
+    widget = Bare()
+    widget.resize(width, height)
+    widget.show()
+    QApplication.processEvents()  # exposed: before that a repaint paints nothing
+    for _ in range(20):
+        widget.repaint()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        widget.repaint()
+    seconds = (time.perf_counter() - t0) / n
+    widget.close()
+    return seconds * 1000
 
 
 def _open_timed(app, window, study, series):
