@@ -1,3 +1,17 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def shown_window(qtbot, home: Path, width: int, height: int):
+    """The main window on the store in ``home``, sized, shown and exposed (closed by qtbot)."""
+    from app.store import Store
+    from app.ui.main_window import MainWindow
+
+    window = MainWindow(Store(home))
+    window.resize(width, height)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window

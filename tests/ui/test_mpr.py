@@ -18,6 +18,7 @@ from app.store import Store
 from app.synth import SeriesSpec, generate_series
 from app.ui.main_window import MainWindow
 from app.ui.mpr_widget import MprWidget
+from tests.ui.conftest import shown_window
 
 pytestmark = pytest.mark.usefixtures("data")
 
@@ -38,11 +39,7 @@ def mpr_home(tmp_path_factory, data: Path) -> Path:
 
 @pytest.fixture
 def window(qtbot, mpr_home: Path) -> MainWindow:
-    win = MainWindow(Store(mpr_home))
-    win.resize(1300, 900)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
+    win = shown_window(qtbot, mpr_home, 1300, 900)
     yield win
     for viewer in win.viewers.values():
         viewer.close_all()

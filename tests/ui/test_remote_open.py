@@ -27,6 +27,7 @@ from tests.net.conftest import (  # noqa: F401
     no_system_keyring,
 )
 from tests.proxies import HoldLink
+from tests.ui.conftest import shown_window
 
 pytestmark = pytest.mark.orthanc
 
@@ -52,12 +53,7 @@ def _reader_window(qtbot, tmp_path: Path, hub_url: str) -> MainWindow:
     home = tmp_path / "reader"
     home.mkdir()
     assert add_hub(home, hub_url, name="Stroke hub").returncode == 0
-    window = MainWindow(Store(home))
-    window.resize(1000, 700)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
+    return shown_window(qtbot, home, 1000, 700)
 
 
 @pytest.fixture

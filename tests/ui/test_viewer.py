@@ -21,6 +21,7 @@ from app.ui.main_window import MainWindow
 from app.ui.overlay import edge_labels
 from app.ui.series_session import LoadedSeries
 from app.ui.viewer import ViewerWidget
+from tests.ui.conftest import shown_window
 
 pytestmark = pytest.mark.usefixtures("data")
 
@@ -46,12 +47,7 @@ def filled_home(tmp_path_factory, data: Path) -> Path:
 
 @pytest.fixture
 def window(qtbot, filled_home: Path) -> MainWindow:
-    win = MainWindow(Store(filled_home))
-    win.resize(1200, 800)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    return shown_window(qtbot, filled_home, 1200, 800)
 
 
 def _study(window: MainWindow, description: str) -> str:
