@@ -112,9 +112,7 @@ class Download:
                 if not self._is_local(sop):
                     self._urgent.appendleft(sop)
             if series_uid:
-                if series_uid in self._series_order:
-                    self._series_order.remove(series_uid)
-                self._series_order.insert(0, series_uid)
+                self._to_front(series_uid)
         self._wake.set()
 
     def fetch_now(self, series_uid: str, sop_uid: str, timeout: float = 30.0) -> bool:
@@ -159,9 +157,13 @@ class Download:
             self._reading[series_uid] = (list(sops), k)
             for sop in sops:
                 self._series_of.setdefault(sop, series_uid)
-            if series_uid in self._series_order:
-                self._series_order.remove(series_uid)
-            self._series_order.insert(0, series_uid)
+            self._to_front(series_uid)
+
+    def _to_front(self, series_uid: str) -> None:
+        """Fetch this series before the others (with the lock held)."""
+        if series_uid in self._series_order:
+            self._series_order.remove(series_uid)
+        self._series_order.insert(0, series_uid)
 
     def read_focus(self, series_uid: str, k: int) -> None:
         """The reader of ``series_uid`` looks at slice ``k`` now (see :meth:`read_in_order`)."""
@@ -333,13 +335,13 @@ class Download:
                 self.ingest.drain()  # what came is indexed: only what did not is asked again
                 if len(self.arrived(series)) >= self.expected(series):
                     continue
-                # what the slice plan does not hold (other stacks, non-images): by the listing
-            have = len(self.arrived(series))
-            if not reading and have * 2 < self.expected(series):
+            elif len(self.arrived(series)) * 2 < self.expected(series):
                 self._stream(f"/studies/{self.study_uid}/series/{series}", self._close_part)
-            else:
-                for sop in sorted(self.remaining(series)):
-                    self._fetch_one(sop)
+                continue
+            # nearly complete, or what a read series' slice plan does not hold (other stacks,
+            # non-images): one by one from the listing
+            for sop in sorted(self.remaining(series)):
+                self._fetch_one(sop)
 
     def _fetch_nearest(self, series: str) -> bool:
         """Fetch the series someone reads one instance per request, :data:`READ_WORKERS` at a
