@@ -1,7 +1,7 @@
 """Which installed decoder is fastest for each compressed syntax, on one 512×512 CT slice.
 
 Prints milliseconds per frame for every available pydicom plugin, side by side, so the order in
-:data:`app.codecs.CODECS` can be checked on this machine. Run from the repository root::
+:data:`app.dicom.codecs.CODECS` can be checked on this machine. Run from the repository root::
 
     PYTHONPATH=. python bench/bench_codecs.py [--cache /tmp/relay-bench]
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 from pydicom.pixels import get_decoder
 
-from app.header import read_header
-from app.pixels import _frame_items, _options
-from app.synth import SeriesSpec, generate_series
+from app.dicom.header import read_header
+from app.dicom.pixels import _frame_items, _options
+from app.dicom.synth import SeriesSpec, generate_series
 
 SYNTAXES = ["rle", "jpeg-lossless", "jpegls", "j2k"]
 

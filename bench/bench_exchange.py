@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python bench/bench_exchange.py [--slices 400] [--rounds 2] [--fetch-only]
 
-Sends a generated CT series (``app.synth``, 512x512, explicit VR little endian) to an empty
+Sends a generated CT series (``app.dicom.synth``, 512x512, explicit VR little endian) to an empty
 Orthanc (DICOMweb plugin, basic auth on, loopback) with Relay (streaming STOW-RS, batches of 50,
 two in flight, then QIDO verification) and with curl posting the same instances as prebuilt
 multipart STOW-RS bodies: one request; batches of 50 one at a time; batches of 50 two at a time.
@@ -29,7 +29,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from app.importer import import_paths
+from app.dicom.synth import SeriesSpec, generate_series
+from app.imports.importer import import_paths
 from app.net.devhub import HubConfig, OrthancHub, free_port
 from app.net.dicomweb import WADO_ACCEPT, DicomWebClient
 from app.net.fetch import Download
@@ -38,8 +39,7 @@ from app.net.multipart import MultipartBody
 from app.net.queue import TransferQueue
 from app.net.send import run_send, send_job
 from app.settings import HubProfile, TransferSettings
-from app.store import Store
-from app.synth import SeriesSpec, generate_series
+from app.store.local import Store
 
 USER, PASSWORD = "bench", "bench-password"
 

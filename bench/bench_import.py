@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.synth import SeriesSpec, generate_series  # noqa: E402
+from app.dicom.synth import SeriesSpec, generate_series  # noqa: E402
 
 
 def _timed(cmd: list[str]) -> float:
@@ -48,8 +48,8 @@ def main() -> None:
             cp_times.append(_timed(["cp", "-r", str(src), str(tmp / f"copy{run}")]))
             relay_times.append(_timed([sys.executable, "-m", "app", "import", str(src),
                                        "--home", str(tmp / f"home{run}"), "--json"]))
-            code = ("import time,sys; from app.store import Store; "
-                    "from app.importer import import_paths; s=Store(sys.argv[2]); "
+            code = ("import time,sys; from app.store.local import Store; "
+                    "from app.imports.importer import import_paths; s=Store(sys.argv[2]); "
                     "t=time.perf_counter(); import_paths(s,[sys.argv[1]]); "
                     "print(time.perf_counter()-t)")
             out = subprocess.run([sys.executable, "-c", code, str(src), str(tmp / f"in{run}")],

@@ -49,7 +49,7 @@ def _rss_mb(field: str = "VmRSS") -> float:
 
 def _pool_pids() -> list[int]:
     """The codec pool's worker processes (children of the fork server)."""
-    from app import decodepool
+    from app.dicom import decodepool
 
     return list(getattr(decodepool._pool, "_processes", {}) or {})
 
@@ -78,13 +78,13 @@ def child_load(home: str, uid: str, mode: str) -> dict:
     the codec processes are started, before the load's clock starts."""
     import numpy as np
 
-    from app import decodepool
-    from app.cli import startup_done
-    from app.focus import early_slice
-    from app.loader import VolumeLoader
-    from app.pixels import needs_decoder
-    from app.stack import plan_series
-    from app.store import Store
+    from app.cli.main import startup_done
+    from app.dicom import decodepool
+    from app.dicom.pixels import needs_decoder
+    from app.store.local import Store
+    from app.volume.early_slice import early_slice
+    from app.volume.loader import VolumeLoader
+    from app.volume.stack import plan_series
 
     store = Store(Path(home))
     if mode == "plain":
@@ -143,9 +143,9 @@ def _child(home: Path, uid: str, mode: str) -> dict:
 
 
 def measure(name: str, folder: Path, work: Path) -> dict:
-    from app.header import read_header
-    from app.importer import import_paths
-    from app.store import Store
+    from app.dicom.header import read_header
+    from app.imports.importer import import_paths
+    from app.store.local import Store
 
     files = sorted(p for p in folder.iterdir() if p.is_file())
     for p in files:  # warm the page cache: every figure below is from memory
@@ -220,7 +220,7 @@ def main() -> int:
     if args.child:
         print(json.dumps(child_load(*args.child)))
         return 0
-    from app.synth import SeriesSpec, generate_series
+    from app.dicom.synth import SeriesSpec, generate_series
 
     series: list[tuple[str, Path]] = []
     for syntax in SYNTHS:

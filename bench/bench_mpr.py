@@ -4,7 +4,8 @@ Run from the repository root::
 
     VTK_DEFAULT_OPENGL_WINDOW=vtkOSOpenGLRenderWindow python bench/bench_mpr.py
 
-Prints what it measured with: the volume (built in memory from ``app.synth``'s CTA phantom, the
+Prints what it measured with: the volume (built in memory from ``app.dicom.synth``'s CTA phantom,
+the
 same shapes ``relay`` writes as DICOM), the OpenGL in use, and medians over repeated calls.
 Targets (issue 6): oblique reslice ≤ 20 ms, 20 mm slab MIP ≤ 40 ms, 3D ≥ 10 frames/s moving;
 each figure that has one is printed against it ("ok" or "NOT MET"). Oblique slabs at full
@@ -32,8 +33,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.geometry import VolumeGeometry  # noqa: E402
-from app.synth import head_phantom, paint_plane  # noqa: E402
+from app.dicom.synth import head_phantom, paint_plane  # noqa: E402
+from app.volume.geometry import VolumeGeometry  # noqa: E402
 
 
 def build_cta(slices: int = 400, size: int = 512, pixel: float = 0.45, step: float = 0.5,
@@ -279,7 +280,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     array, geometry = build_cta(args.slices, args.size)
-    print(f"Volume: synthetic CTA head (app.synth.head_phantom 'cta', painted at LPS positions, "
+    print("Volume: synthetic CTA head (app.dicom.synth.head_phantom 'cta', painted at LPS "
+          f"positions, "
           f"±3 HU noise), {array.shape} {array.dtype} (slices, rows, columns), spacing "
           f"{geometry.spacing} mm, {array.nbytes / 2**20:.0f} MiB, built in "
           f"{time.perf_counter() - t0:.1f} s")

@@ -3,7 +3,7 @@
     PYTHONPATH=. python bench/bench_remote.py [--slices 400] [--rates 25,10] [--rounds 1]
                                               [--no-widget]
 
-Generates a CT series (``app.synth``, 512x512, explicit VR little endian), sends it to a local
+Generates a CT series (``app.dicom.synth``, 512x512, explicit VR little endian), sends it to a local
 Orthanc (DICOMweb plugin, basic auth on, loopback only, stopped by PID) and then, over the
 plain loopback link and over throttled links (a proxy in this script passing each of ``--rates``
 MB/s, shared by all connections, like one WAN line; the first rate again with ``--rtt-ms`` of
@@ -41,7 +41,8 @@ os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
 os.environ.setdefault("RELAY_KEYRING", "encrypted-file")
 os.environ.setdefault("RELAY_KEYRING_PASSPHRASE", "bench-passphrase-not-secret")
 
-from app.importer import import_paths  # noqa: E402
+from app.dicom.synth import SeriesSpec, generate_series  # noqa: E402
+from app.imports.importer import import_paths  # noqa: E402
 from app.net import cryptfile  # noqa: E402
 from app.net.devhub import HubConfig, OrthancHub, free_port  # noqa: E402
 from app.net.dicomweb import DicomWebClient  # noqa: E402
@@ -52,8 +53,7 @@ from app.net.remote import RemoteStudy  # noqa: E402
 from app.net.secrets import SecretStore  # noqa: E402
 from app.net.send import run_send, send_job  # noqa: E402
 from app.settings import HubProfile, TransferSettings, load_settings, save_settings  # noqa: E402
-from app.store import Store  # noqa: E402
-from app.synth import SeriesSpec, generate_series  # noqa: E402
+from app.store.local import Store  # noqa: E402
 from tests.proxies import SlowLink  # noqa: E402
 
 USER, PASSWORD = "bench", "bench-password"

@@ -42,15 +42,15 @@ from typing import Any
 
 import app.net.dicomweb as dicomweb
 import app.net.fetch as fetch
-import app.net.ingest as ingest
-import app.store as store_module
-from app.importer import import_paths
+import app.net.part_ingest as ingest
+import app.store.local as store_module
+from app.dicom.synth import SeriesSpec, generate_series
+from app.imports.importer import import_paths
 from app.net.dicomweb import DicomWebClient
 from app.net.multipart import boundary_of, read_parts
 from app.net.queue import TransferQueue
 from app.settings import TransferSettings
-from app.store import Store
-from app.synth import SeriesSpec, generate_series
+from app.store.local import Store
 from bench.bench_exchange import _bodies, _client, _curl, _curl_stow, _hub
 
 #: (thread, stage) -> [calls, wall seconds, CPU seconds of that thread]

@@ -31,11 +31,11 @@ import numpy as np  # noqa: E402
 from PySide6.QtCore import QPointF, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.importer import import_paths  # noqa: E402
+from app.imports.importer import import_paths  # noqa: E402
 from app.net.devhub import HubConfig, OrthancHub, free_port  # noqa: E402
 from app.net.secrets import SecretStore  # noqa: E402
 from app.settings import HubProfile, load_settings, save_settings  # noqa: E402
-from app.store import Store  # noqa: E402
+from app.store.local import Store  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
 from docs.make_screenshots import wait, wait_until  # noqa: E402
 from tests.proxies import SlowLink  # noqa: E402

@@ -24,8 +24,8 @@ DATA = REPO.parent / "shared" / "data"
 from PySide6.QtCore import QEventLoop, QPointF, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.importer import import_paths  # noqa: E402
-from app.store import Store  # noqa: E402
+from app.imports.importer import import_paths  # noqa: E402
+from app.store.local import Store  # noqa: E402
 from app.ui.main import application  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 :class:`Download` asks the hub for the study's series and their instance counts (one QIDO-RS
 request), then streams whole series with WADO-RS multipart (``transfer-syntax=*``: the stored
-bytes as they are), part by part into the store (:mod:`app.net.ingest`), in series order: the
+bytes as they are), part by part into the store (:mod:`app.net.part_ingest`), in series order: the
 series given to :meth:`Download.prioritise` first. Instances given to
 :meth:`Download.prioritise` are fetched one by one, before the bulk when asked before the start
 and on a second connection after, so the slice in view arrives in a fraction of the study's
@@ -30,12 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from app.errors import Cancelled, HubError, TransferError
 from app.net.dicomweb import SERIES_UID, SOP_UID, DicomWebClient, value
-from app.net.ingest import PART_BUFFER, PartFile, PartIngest, StoredCallback
+from app.net.part_ingest import PART_BUFFER, PartFile, PartIngest, StoredCallback
 from app.net.queue import TransferQueue
 from app.net.retry import Backoff
 from app.net.send import TransferResult
 from app.settings import TransferSettings
-from app.store import Store
+from app.store.local import Store
 from app.tasks import Progress
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from app.errors import HubError
 from app.net.dicomweb import DicomWebClient, value
 from app.net.queue import FILE_NAME
 from app.settings import IncomingSettings
-from app.store import Store
+from app.store.local import Store
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ reads it as it reads a pydicom dataset) after dropping binary values (``InlineBi
 ``BulkDataURI``: pixel data and other blobs are not needed and not fetched); a multi-valued
 DS/IS is a list, a person name ``{"Alphabetic": ...}`` its alphabetic text. The resulting
 :class:`~app.model.Instance` objects have no ``path``: the slices of a plan made from them are
-filled in when the files arrive (:meth:`app.loader.VolumeLoader.supply`).
+filled in when the files arrive (:meth:`app.volume.loader.VolumeLoader.supply`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Any
 
 from pydicom.datadict import tag_for_keyword
 
+from app.dicom.header import header_of_dataset
 from app.errors import DicomReadError, HubError
-from app.header import header_of_dataset
 from app.model import Header, Instance, Series, Study
 from app.net.dicomweb import SERIES_UID, DicomWebClient, value
-from app.stack import SeriesPlan, plan_series
+from app.volume.stack import SeriesPlan, plan_series
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def strip_binary(item: dict[str, Any]) -> dict[str, Any]:
 
 
 class JsonDataset:
-    """A DICOM JSON object read like a pydicom dataset by keyword, for :mod:`app.header`.
+    """A DICOM JSON object read like a pydicom dataset by keyword, for :mod:`app.dicom.header`.
 
     Values as pydicom gives them: one value bare, several as a list, person names as their
     alphabetic text, sequences as lists of :class:`JsonDataset`. Binary values are absent.

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import HubError
-from app.focus import EarlySlice, read_slice
 from app.model import Series, Study
 from app.net.dicomweb import SOP_UID, DicomWebClient, value
 from app.net.fetch import Download
-from app.stack import Stack, plan_series
-from app.store import Store
+from app.store.local import Store
+from app.volume.early_slice import EarlySlice, read_slice
+from app.volume.stack import Stack, plan_series
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.db import ThreadConnections, immediate
 from app.errors import TransferError
+from app.store.db import ThreadConnections, immediate
 
 SCHEMA_VERSION = 1
 FILE_NAME = "transfers.sqlite"

@@ -29,15 +29,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.errors import RelayError
-from app.loader import VolumeLoader
 from app.model import Header, Study
 from app.net.dicomweb import SERIES_UID, DicomWebClient, value
 from app.net.fetch import Download
 from app.net.metadata import SERIES_INSTANCES, plan_of, series_metadata, study_of
 from app.net.preview import Preview, fetch_preview, guess_middle
 from app.net.send import TransferResult
-from app.stack import SeriesPlan, Stack
-from app.store import Store
+from app.store.local import Store
+from app.volume.loader import VolumeLoader
+from app.volume.stack import SeriesPlan, Stack
 
 log = logging.getLogger(__name__)
 

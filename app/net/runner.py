@@ -24,7 +24,7 @@ from app.net.queue import Job, TransferQueue
 from app.net.remote import RemoteStudy
 from app.net.send import Sender, send_job
 from app.settings import load_settings
-from app.store import Store
+from app.store.local import Store
 from app.tasks import Progress
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from app.net.dicomweb import DicomWebClient, StowResult
 from app.net.queue import Item, Job, TransferQueue
 from app.net.retry import Backoff
 from app.settings import TransferSettings
-from app.store import Store
+from app.store.local import Store
 from app.tasks import Progress
 
 log = logging.getLogger(__name__)

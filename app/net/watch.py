@@ -20,7 +20,7 @@ from app.errors import RelayError
 from app.net import hubs
 from app.net.incoming import IncomingPoller, IncomingUpdate
 from app.settings import Settings, load_settings
-from app.store import Store
+from app.store.local import Store
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ Modules, from geometry to pixels:
 * :mod:`~app.render.mpr` — what MPR and 3D work on: the loading volume itself, or a resampled
   (uneven stack) or modality-unit (mixed rescale) copy, with sentences for the user.
 * :mod:`~app.render.downsample` — block averaging (3D on a CPU).
-* :mod:`~app.render.presets`, :mod:`~app.render.scene3d`, :mod:`~app.render.offscreen` — 3D
+* :mod:`~app.render.volume_presets`, :mod:`~app.render.scene3d`, :mod:`~app.render.offscreen` — 3D
   volume rendering/MIP scene (camera, clipping, level of detail) and offscreen capture.
 * :mod:`~app.render.export` — :func:`render_plane`, what ``relay render --plane`` calls.
 * :mod:`~app.render.vtkimage` — numpy ↔ VTK image bridges.

@@ -15,8 +15,8 @@ from typing import Literal
 
 import numpy as np
 
-from app.geometry import VolumeGeometry
 from app.render.planes import VIEWS, Plane, View, acquisition_frame, rotation, view_plane
+from app.volume.geometry import VolumeGeometry
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from app.geometry import VolumeGeometry
+from app.volume.geometry import VolumeGeometry
 
 
 def factors_for(shape: tuple[int, int, int], max_voxels: int) -> tuple[int, int, int]:

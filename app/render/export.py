@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.geometry import VolumeGeometry
 from app.render.crosshair import Alignment, Crosshair
 from app.render.display import auto_window
 from app.render.grid import SliceGrid, fit_grid
 from app.render.planes import VIEWS, View
 from app.render.reslice import Reslicer, SlabMode
 from app.render.voi import to_uint8
+from app.volume.geometry import VolumeGeometry
 
 log = logging.getLogger(__name__)
 

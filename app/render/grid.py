@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.geometry import VolumeGeometry, direction_label
 from app.render.planes import Plane
+from app.volume.geometry import VolumeGeometry, direction_label
 
 
 @dataclass(frozen=True)

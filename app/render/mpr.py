@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.errors import GeometryError, RelayError
-from app.geometry import VolumeGeometry
 from app.render.regrid import needs_resampling, regular_volume
-from app.volume import Volume
+from app.volume.array import Volume
+from app.volume.geometry import VolumeGeometry
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from app.geometry import VolumeGeometry
+from app.volume.geometry import VolumeGeometry
 
 View = Literal["axial", "coronal", "sagittal"]
 VIEWS: tuple[View, ...] = ("axial", "coronal", "sagittal")

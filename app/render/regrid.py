@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.errors import GeometryError
-from app.geometry import VolumeGeometry
+from app.volume.geometry import VolumeGeometry
 
 log = logging.getLogger(__name__)
 

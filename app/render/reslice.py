@@ -24,10 +24,10 @@ from typing import Literal
 import numpy as np
 from vtkmodules.vtkImagingCore import vtkImageReslice
 
-from app.geometry import VolumeGeometry
 from app.render import slab as layer_slab
 from app.render.grid import SliceGrid
 from app.render.vtkimage import image_scalars, set_vtk_matrix, vtk_matrix, wrap_volume
+from app.volume.geometry import VolumeGeometry
 
 log = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ from vtkmodules.vtkRenderingVolume import (
 )
 from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper
 
-from app.geometry import VolumeGeometry
 from app.render.downsample import block_mean, factors_for
-from app.render.presets import PRESETS, VolumePreset
+from app.render.volume_presets import PRESETS, VolumePreset
 from app.render.vtkimage import prop_matrix, vtk_matrix, wrap_volume
+from app.volume.geometry import VolumeGeometry
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class VolumeScene:
     slope, intercept
         Rescale to HU, for the presets' HU control points.
     preset
-        A key of :data:`app.render.presets.PRESETS` or a :class:`VolumePreset`.
+        A key of :data:`app.render.volume_presets.PRESETS` or a :class:`VolumePreset`.
     mapper
         ``"fixed"`` (CPU fixed-point ray cast, default), ``"gpu"`` or ``"smart"``.
     max_voxels

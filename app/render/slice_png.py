@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.pixels import read_frame
+from app.dicom.pixels import read_frame
 from app.render.voi import full_range_window, to_uint8
-from app.stack import SliceRef
+from app.volume.stack import SliceRef
 
 
 def render_ref(ref: SliceRef, window: tuple[float, float] | None = None) -> np.ndarray:

@@ -7,7 +7,7 @@ from vtkmodules.util import numpy_support
 from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
-from app.geometry import VolumeGeometry
+from app.volume.geometry import VolumeGeometry
 
 #: numpy dtypes VTK can take without conversion (the ones a CT or MR volume comes in).
 _SUPPORTED = {np.dtype(t) for t in ("int8", "uint8", "int16", "uint16", "int32", "uint32",

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.importer import ImportReport
+from app.imports.importer import ImportReport
 
 
 def summary_text(report: ImportReport) -> str:

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from app.net.incoming import IncomingStudy, IncomingUpdate
 from app.net.runner import QueueRunner
 from app.net.watch import HubWatch
-from app.store import Store
+from app.store.local import Store
 from app.ui.format import format_date, format_name
 from app.ui.tables import list_table, set_row
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from app.cli import startup_done
-from app.store import Store
+from app.startup import startup_done
+from app.store.local import Store
 
 #: How long a Python thread may hold the GIL before another gets a turn (Python's default is
 #: 5 ms). Loader and network threads run Python between their C calls; with the default, the GUI

@@ -25,15 +25,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.dicom.synth import demo_study
 from app.errors import RelayError
-from app.importer import ImportReport, import_paths
+from app.imports.importer import ImportReport, import_paths
 from app.model import Study
 from app.net.queue import FILE_NAME, TransferQueue
 from app.net.runner import QueueRunner
 from app.net.send import TransferResult
 from app.settings import load_settings
-from app.store import Store
-from app.synth import demo_study
+from app.store.local import Store
 from app.tasks import Progress, ProgressState
 from app.ui.browser import StudyBrowserWidget
 from app.ui.format import count, study_title

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.geometry import VolumeGeometry, direction_label
 from app.model import Series, Study
 from app.ui.format import format_date, format_name, format_time
+from app.volume.geometry import VolumeGeometry, direction_label
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from app.errors import RelayError
 from app.model import Series, Study
 from app.net.preview import Preview
 from app.net.remote import RemoteSeries, RemoteStudy
-from app.store import Store
+from app.store.local import Store
 from app.ui.series_session import LoadedSeries
-from app.volume import Volume
+from app.volume.array import Volume
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """An open series: its volume filling in the background, bridged to Qt signals.
 
-The loader (:mod:`app.loader`) runs on its own threads and calls back from them; this object
+The loader (:mod:`app.volume.loader`) runs on its own threads and calls back from them; this object
 re-emits each finished slice as a queued Qt signal, so viewports repaint on the GUI thread.
 """
 
@@ -12,17 +12,17 @@ import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from app.dicom.pixels import is_native_direct
 from app.errors import RelayError
-from app.focus import EarlySlice, early_slice, read_slice
-from app.loader import VolumeLoader
 from app.model import Series, Study
-from app.pixels import is_native_direct
-from app.plans import cached_plan, series_plan
-from app.stack import SeriesPlan, Stack
-from app.store import Store
+from app.store.local import Store
 from app.tasks import Progress
 from app.ui.annotations import Annotation
-from app.volume import Volume
+from app.volume.array import Volume
+from app.volume.early_slice import EarlySlice, early_slice, read_slice
+from app.volume.loader import VolumeLoader
+from app.volume.plans import cached_plan, series_plan
+from app.volume.stack import SeriesPlan, Stack
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
-from app.store import Store
-from app.thumbnails import series_thumbnail
+from app.render.thumbnails import series_thumbnail
+from app.store.local import Store
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from app.net.queue import ACTIVE, FINAL, Job
 from app.net.runner import QueueRunner
 from app.net.status import JobStatus, SpeedMeter, job_status
-from app.store import Store
+from app.store.local import Store
 from app.ui.format import format_name
 from app.ui.tables import list_table, set_row
 

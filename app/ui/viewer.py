@@ -34,9 +34,9 @@ from PySide6.QtWidgets import (
 from app.model import Series, Study
 from app.net.preview import Preview
 from app.net.remote import RemoteStudy
+from app.render.thumbnails import slice_thumbnail
 from app.render.window_presets import presets_for
-from app.store import Store
-from app.thumbnails import slice_thumbnail
+from app.store.local import Store
 from app.ui.format import format_date
 from app.ui.mpr_widget import MprWidget
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries

@@ -38,8 +38,8 @@ from vtkmodules.vtkRenderingCore import vtkRenderer
 
 from app.render.mpr import MprSource, mpr_source
 from app.render.offscreen import capture
-from app.render.presets import PRESETS, VolumePreset, mip_preset
 from app.render.scene3d import VolumeScene
+from app.render.volume_presets import PRESETS, VolumePreset, mip_preset
 from app.tasks import Progress
 from app.ui.series_session import LoadedSeries
 from app.ui.worker import TaskWorker
@@ -249,7 +249,8 @@ class Volume3DWidget(QWidget):
 
     # -- controls -----------------------------------------------------------------------------
     def set_preset(self, key: str) -> None:
-        """Switch to a preset of :data:`app.render.presets.PRESETS` (MIP keeps an MR window)."""
+        """Switch to a preset of :data:`app.render.volume_presets.PRESETS` (MIP keeps an MR
+        window)."""
         scene = self.scene
         if scene is None:
             return

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.focus import early_slice, middle_instance
-from app.loader import VolumeLoader, load_stack
+from app.volume.early_slice import early_slice, middle_instance
+from app.volume.loader import VolumeLoader, load_stack
 from tests.core.volume_helpers import only_series, plan_of, store_with, synth_plan
 
 

@@ -13,11 +13,11 @@ import pytest
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 
-import app.header as header
-from app.elements import Unusual, walk
+import app.dicom.header as header
+from app.dicom.elements import Unusual, walk
+from app.dicom.header_fast import scan
+from app.dicom.synth import SeriesSpec, generate_series
 from app.errors import DicomReadError, NotDicomError
-from app.header_fast import scan
-from app.synth import SeriesSpec, generate_series
 
 
 @contextmanager

@@ -44,7 +44,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_core_imports_neither_qt_nor_vtk() -> None:
     modules = _core_modules()
-    assert "app.store" in modules and "app.importer" in modules
+    assert "app.store.local" in modules and "app.imports.importer" in modules
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"

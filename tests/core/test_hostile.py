@@ -15,8 +15,8 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
 
-from app.importer import import_paths
-from app.store import Store
+from app.imports.importer import import_paths
+from app.store.local import Store
 from tests.conftest import REPO, relay_env
 
 
@@ -116,7 +116,7 @@ def test_lies_cost_no_memory(tmp_path: Path) -> None:
     """Import the hostile files in a fresh process and look at its peak RSS."""
     make_hostile_files(tmp_path / "media")
     code = (
-        "from app.store import Store\nfrom app.importer import import_paths\n"
+        "from app.store.local import Store\nfrom app.imports.importer import import_paths\n"
         f"r = import_paths(Store({str(tmp_path / 'home')!r}), [{str(tmp_path / 'media')!r}])\n"
         # VmHWM is this process's own peak; ru_maxrss carries a big parent's across fork+exec
         "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM:')][0]\n"

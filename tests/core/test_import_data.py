@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.home import resolve_home
-from app.importer import import_paths
-from app.store import Store
+from app.imports.importer import import_paths
+from app.store.local import Store
 from tests.conftest import relay_json
 
 pytestmark = pytest.mark.usefixtures("data")

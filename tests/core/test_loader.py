@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from app.errors import GeometryError
-from app.loader import VolumeLoader, check_size, load_stack
-from app.reference import reference_frames
-from app.stack import Stack
 from app.tasks import Progress
+from app.volume.loader import VolumeLoader, check_size, load_stack
+from app.volume.stack import Stack
 from tests.core.volume_helpers import only_series, plan_of, store_with, synth_plan
+from tests.reference import reference_frames
 
 
 def _reference_volume(stack: Stack) -> np.ndarray:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.importer import import_paths
-from app.store import Store
+from app.imports.importer import import_paths
+from app.store.local import Store
 
 pytestmark = pytest.mark.usefixtures("data")
 

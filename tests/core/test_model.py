@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.header import read_header
+from app.dicom.header import read_header
 from app.model import ImageInfo
 
 

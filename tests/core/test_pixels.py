@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import codecs
-from app.codecs import Codec
+from app.dicom import codecs
+from app.dicom.codecs import Codec
+from app.dicom.header import read_header
+from app.dicom.pixels import read_frame
 from app.errors import DecodeError, DicomReadError, NotDicomError
-from app.header import read_header
-from app.pixels import read_frame
-from app.reference import reference_frames
+from tests.reference import reference_frames
 
 pytestmark = pytest.mark.usefixtures("data")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.reference import reference_affine
 from tests.core.volume_helpers import plan_of, store_with, synth_plan
+from tests.reference import reference_affine
 
 
 def test_gantry_tilt_and_uneven_spacing_of_the_ge_head(data: Path, tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from app.importer import import_paths
-from app.store import Store
-from app.synth import SeriesSpec, generate_series
+from app.dicom.synth import SeriesSpec, generate_series
+from app.imports.importer import import_paths
+from app.store.local import Store
 from app.tasks import Progress
 from tests.conftest import relay_cmd, relay_env
 

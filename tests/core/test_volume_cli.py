@@ -64,8 +64,9 @@ def test_render_bad_slice_is_one_clear_line(ge_home: tuple[Path, str], tmp_path:
 
 
 def test_core_imports_neither_qt_nor_vtk() -> None:
-    code = ("import sys, app, app.loader, app.stack, app.volume, app.pixels, app.decodepool, "
-            "app.commands_volume, app.render.voi, app.render.slice_png, app.cli; "
+    code = ("import sys, app, app.volume.loader, app.volume.stack, app.volume.array, "
+            "app.dicom.pixels, app.dicom.decodepool, "
+            "app.cli.volume, app.render.voi, app.render.slice_png, app.cli.main; "
             "bad = [m for m in sys.modules if m.startswith(('PySide6', 'vtk', 'pyqtgraph'))]; "
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
@@ -73,7 +74,7 @@ def test_core_imports_neither_qt_nor_vtk() -> None:
 
 
 LOAD_AND_LIST_IMPORTS = (
-    "import json, sys; from app.cli import main; "
+    "import json, sys; from app.cli.main import main; "
     "code = main(sys.argv[1:]); "
     "heavy = sorted(m for m in ('pydicom', 'PIL', 'requests', 'keyring') if m in sys.modules); "
     "print(json.dumps({'code': code, 'heavy': heavy}))"
@@ -105,8 +106,8 @@ def test_load_of_a_compressed_series_leaves_the_codecs_to_the_pool(
     that holds the volume imports none of them (the arrays equal pydicom's: test_loader)."""
     import pydicom
 
-    from app.pixels import needs_decoder
-    from app.store import Store
+    from app.dicom.pixels import needs_decoder
+    from app.store.local import Store
 
     relay_json("import", str(data / "compressed" / "same-image-9-syntaxes"),
                str(data / "compressed" / "jpeg-ls"), str(data / "compressed" / "jpeg2000"),
@@ -129,8 +130,8 @@ def test_load_of_a_compressed_series_leaves_the_codecs_to_the_pool(
 def test_pixel_formats_say_which_series_need_a_decoder(data: Path, tmp_path: Path) -> None:
     """The index's answer equals asking every image (deflated, big endian, colour, compressed,
     uncompressed grey: the nine-syntax set and the multi-frame objects)."""
-    from app.pixels import is_native_direct, needs_decoder
-    from app.store import Store
+    from app.dicom.pixels import is_native_direct, needs_decoder
+    from app.store.local import Store
 
     relay_json("import", str(data / "compressed"), str(data / "multiframe"),
                str(data / "ct-head" / "ge-hispeed-human-gantry-tilt"), "--home", str(tmp_path))
@@ -148,14 +149,14 @@ def test_pixel_formats_say_which_series_need_a_decoder(data: Path, tmp_path: Pat
 
 def test_synth_syntax_names_are_the_generators() -> None:
     """``relay synth --syntax`` lists its names without importing the generator (pydicom)."""
-    from app.commands import SYNTAX_NAMES
-    from app.synth import SYNTAXES
+    from app.cli.store import SYNTAX_NAMES
+    from app.dicom.synth import SYNTAXES
 
     assert sorted(SYNTAX_NAMES) == sorted(SYNTAXES)
 
 
 def test_building_the_parser_imports_no_codec_network_or_keyring() -> None:
-    code = ("import sys; from app.cli import build_parser; build_parser(); "
+    code = ("import sys; from app.cli.main import build_parser; build_parser(); "
             "heavy = [m for m in ('pydicom', 'PIL', 'requests', 'keyring') if m in sys.modules];"
             " print(heavy); sys.exit(1 if heavy else 0)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.importer import import_paths
-from app.stack import SeriesPlan, plan_series
-from app.store import Store
-from app.synth import SeriesSpec, generate_series
+from app.dicom.synth import SeriesSpec, generate_series
+from app.imports.importer import import_paths
+from app.store.local import Store
+from app.volume.stack import SeriesPlan, plan_series
 
 
 def store_with(home: Path, *paths: Path) -> Store:

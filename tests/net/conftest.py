@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from app.importer import import_paths
+from app.dicom.synth import SeriesSpec, generate_series
+from app.imports.importer import import_paths
 from app.net.devhub import HubConfig, OrthancHub, free_port, is_available
-from app.store import Store
-from app.synth import SeriesSpec, generate_series
+from app.store.local import Store
 from tests.conftest import run_relay
 from tests.proxies import GarbageServer, SlowLink, TlsProxy  # noqa: F401  (used by tests)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from app.dicom.synth import SeriesSpec, generate_series
 from app.errors import HubError
 from app.net.dicomweb import DicomWebClient
 from app.net.http import HubSession
@@ -16,7 +17,6 @@ from app.net.multipart import MultipartBody, boundary_of, read_parts
 from app.net.queue import TransferQueue
 from app.net.send import run_send
 from app.settings import HubProfile, TransferSettings
-from app.synth import SeriesSpec, generate_series
 from tests.net.conftest import HUB_PASSWORD, HUB_USER, hub_sop_uids, import_study
 
 

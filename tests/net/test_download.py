@@ -14,7 +14,7 @@ from app.net.incoming import IncomingPoller
 from app.net.queue import TransferQueue
 from app.net.send import run_send, send_job
 from app.settings import HubProfile, IncomingSettings, TransferSettings
-from app.store import Store
+from app.store.local import Store
 from tests.net.conftest import HUB_PASSWORD, HUB_USER, import_study, make_hub
 
 pytestmark = pytest.mark.orthanc

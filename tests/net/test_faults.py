@@ -30,7 +30,7 @@ from app.net.queue import TransferQueue
 from app.net.remote import RemoteStudy
 from app.net.send import run_send, send_job
 from app.settings import HubProfile, TransferSettings, load_settings, save_settings
-from app.store import Store
+from app.store.local import Store
 from app.tasks import Progress
 from tests.conftest import relay_cmd, relay_env
 from tests.net.conftest import (

@@ -22,8 +22,8 @@ from tests.net.conftest import HUB_PASSWORD, add_hub, import_study, relay
 
 
 def test_core_never_imports_qt():
-    code = ("import sys, app, app.net, app.net.commands, app.net.runner, app.net.incoming, "
-            "app.net.fetch, app.cli; "
+    code = ("import sys, app, app.net, app.cli.net, app.net.runner, app.net.incoming, "
+            "app.net.fetch, app.cli.main; "
             "assert not [m for m in sys.modules if m.startswith('PySide6')], 'Qt imported'")
     subprocess.run([sys.executable, "-c", code], check=True, env=relay_env(), timeout=60)
 

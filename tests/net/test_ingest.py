@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import app.net.ingest as ingest
-from app.net.ingest import PartFile, PartIngest
-from app.store import Store
-from app.synth import SeriesSpec, generate_series
+import app.net.part_ingest as ingest
+from app.dicom.synth import SeriesSpec, generate_series
+from app.net.part_ingest import PartFile, PartIngest
+from app.store.local import Store
 
 
 @pytest.fixture(scope="module")

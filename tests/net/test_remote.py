@@ -10,9 +10,8 @@ import numpy as np
 import pydicom
 import pytest
 
+from app.dicom.synth import SeriesSpec, generate_series
 from app.errors import RelayError
-from app.focus import read_slice
-from app.loader import load_stack
 from app.net.dicomweb import DicomWebClient
 from app.net.fetch import READ_WORKERS, Download
 from app.net.http import HubSession
@@ -21,11 +20,12 @@ from app.net.queue import TransferQueue
 from app.net.remote import RemoteSeries, RemoteStudy, _first_slice
 from app.net.runner import QueueRunner
 from app.net.send import run_send, send_job
-from app.plans import series_plan
 from app.settings import HubProfile, TransferSettings
-from app.stack import slices_of
-from app.store import Store
-from app.synth import SeriesSpec, generate_series
+from app.store.local import Store
+from app.volume.early_slice import read_slice
+from app.volume.loader import load_stack
+from app.volume.plans import series_plan
+from app.volume.stack import slices_of
 from tests.net.conftest import (
     HUB_PASSWORD,
     HUB_USER,

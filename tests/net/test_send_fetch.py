@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.store import Store
+from app.store.local import Store
 from tests.net.conftest import add_hub, hub_sop_uids, import_study, relay
 
 pytestmark = pytest.mark.orthanc
@@ -67,8 +67,8 @@ def test_send_then_fetch_byte_exact(hub, relay_home, tmp_path, ct_files):
 
 
 def test_send_some_series_only(hub, relay_home, tmp_path, ct_files):
-    from app.importer import import_paths
-    from app.synth import SeriesSpec, generate_series
+    from app.dicom.synth import SeriesSpec, generate_series
+    from app.imports.importer import import_paths
 
     store, study = import_study(relay_home, ct_files)
     extra = generate_series(tmp_path / "s2", SeriesSpec(

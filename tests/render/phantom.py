@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.geometry import VolumeGeometry
+from app.dicom.synth import Ellipsoid, Rod, Shape, paint
 from app.render.planes import rotation
-from app.synth import Ellipsoid, Rod, Shape, paint
+from app.volume.geometry import VolumeGeometry
 
 INTERCEPT = -1024.0
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.geometry import VolumeGeometry
 from app.render.display import auto_window
 from app.render.export import render_plane
+from app.volume.geometry import VolumeGeometry
 from tests.render import phantom as ph
 
 

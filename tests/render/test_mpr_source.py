@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from app.errors import RelayError
-from app.loader import VolumeLoader
 from app.render.crosshair import Crosshair
 from app.render.grid import fit_grid
 from app.render.mpr import mpr_source, wait_reason
 from app.render.reslice import Reslicer
 from app.render.reslice_queue import ResliceJob, ResliceQueue
+from app.volume.loader import VolumeLoader
 from tests.core.volume_helpers import plan_of, store_with, synth_plan
 from tests.render import phantom as ph
 

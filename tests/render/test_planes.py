@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.geometry import VolumeGeometry
 from app.render.planes import (
     VIEWS,
     Plane,
@@ -14,6 +13,7 @@ from app.render.planes import (
     standard_plane,
     view_plane,
 )
+from app.volume.geometry import VolumeGeometry
 from tests.render.phantom import centred_affine
 
 

@@ -10,17 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.geometry import VolumeGeometry
-from app.importer import import_paths
-from app.loader import load_stack
+from app.imports.importer import import_paths
 from app.render.crosshair import Crosshair
 from app.render.export import render_plane
 from app.render.grid import SliceGrid
 from app.render.mpr import mpr_source
 from app.render.planes import VIEWS, Plane
 from app.render.reslice import Reslicer
-from app.stack import plan_series
-from app.store import Store
+from app.store.local import Store
+from app.volume.geometry import VolumeGeometry
+from app.volume.loader import load_stack
+from app.volume.stack import plan_series
 
 pytestmark = pytest.mark.slow
 

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from app.dicom.synth import paint
 from app.errors import GeometryError
 from app.render.crosshair import Crosshair
 from app.render.grid import fit_grid
 from app.render.regrid import regular_volume
 from app.render.reslice import Reslicer
-from app.synth import paint
 from tests.render import phantom as ph
 
 ROWS, COLS, PIXEL = 90, 80, 0.8

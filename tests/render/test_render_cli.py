@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.loader import load_stack
 from app.render.export import render_plane
 from app.render.mpr import mpr_source
+from app.volume.loader import load_stack
 from tests.conftest import relay_json, run_relay
 from tests.core.volume_helpers import only_series, plan_of, store_with
 

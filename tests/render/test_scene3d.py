@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
+from app.dicom.synth import Ellipsoid
 from app.render.offscreen import OffscreenView
 from app.render.planes import rotation
 from app.render.scene3d import VolumeScene
-from app.synth import Ellipsoid
 from tests.render import phantom as ph
 
 pytestmark = pytest.mark.gl
@@ -37,7 +37,7 @@ def balls(request) -> ph.Phantom:
 
 @pytest.fixture(scope="module")
 def head() -> ph.Phantom:
-    from app.synth import head_phantom
+    from app.dicom.synth import head_phantom
     shape = (60, 70, 60)
     return ph.painted(ph.centred_affine(np.diag([3.0, 3.2, 3.6]), shape), shape,
                       head_phantom(0.0, "cta"))

@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.geometry import VolumeGeometry
 from app.render import slab
 from app.render.crosshair import Crosshair
 from app.render.grid import SliceGrid, fit_grid
 from app.render.planes import Plane
 from app.render.reslice import Reslicer
+from app.volume.geometry import VolumeGeometry
 
 pytestmark = pytest.mark.skipif(not slab.is_available(), reason="slab kernel not built "
                                 "(pip install -e . / python setup.py build_ext --inplace)")

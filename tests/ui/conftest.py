@@ -6,7 +6,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 def shown_window(qtbot, home: Path, width: int, height: int):
     """The main window on the store in ``home``, sized, shown and exposed (closed by qtbot)."""
-    from app.store import Store
+    from app.store.local import Store
     from app.ui.main_window import MainWindow
 
     window = MainWindow(Store(home))

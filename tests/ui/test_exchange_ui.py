@@ -9,7 +9,7 @@ import pydicom
 import pytest
 
 from app.settings import load_settings, save_settings
-from app.store import Store
+from app.store.local import Store
 from app.ui.main_window import MainWindow
 from app.ui.transfers import COL, JOB_ROLE
 from tests.net import conftest as net

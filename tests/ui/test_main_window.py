@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.store import Store
+from app.store.local import Store
 from app.ui.main_window import MainWindow
 
 pytestmark = pytest.mark.usefixtures("data")

@@ -13,9 +13,9 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from app.importer import import_paths
-from app.store import Store
-from app.synth import SeriesSpec, generate_series
+from app.dicom.synth import SeriesSpec, generate_series
+from app.imports.importer import import_paths
+from app.store.local import Store
 from app.ui.main_window import MainWindow
 from app.ui.mpr_widget import MprWidget
 from tests.ui.conftest import shown_window

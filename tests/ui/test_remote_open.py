@@ -12,7 +12,7 @@ from PySide6.QtGui import QKeyEvent
 
 from app.net.queue import TransferQueue
 from app.net.send import run_send, send_job
-from app.store import Store
+from app.store.local import Store
 from app.ui.main_window import MainWindow
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from tests.net.conftest import (  # noqa: F401

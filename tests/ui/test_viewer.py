@@ -11,16 +11,16 @@ from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from app import plans
-from app.importer import import_paths
-from app.pixels import read_frame
+from app.dicom.pixels import read_frame
+from app.dicom.synth import SeriesSpec, generate_series
+from app.imports.importer import import_paths
 from app.render.display import DisplayWindow, to_display, window_lut
-from app.store import Store
-from app.synth import SeriesSpec, generate_series
+from app.store.local import Store
 from app.ui.main_window import MainWindow
 from app.ui.overlay import edge_labels
 from app.ui.series_session import LoadedSeries
 from app.ui.viewer import ViewerWidget
+from app.volume import plans
 from tests.ui.conftest import shown_window
 
 pytestmark = pytest.mark.usefixtures("data")

@@ -2,8 +2,9 @@
 
 Nothing here is fast or clever on purpose: ``dcmread`` the whole file, take ``pixel_array``
 (pydicom's defaults, with the installed plugins), map a palette through the file's LUT, and
-compute the stack geometry straight from the datasets. Tests compare :mod:`app.pixels`,
-:mod:`app.stack` and :mod:`app.loader` with these; ``bench/bench_load.py`` uses it as the "plain
+compute the stack geometry straight from the datasets. Tests compare :mod:`app.dicom.pixels`,
+:mod:`app.volume.stack` and :mod:`app.volume.loader` with these; ``bench/bench_load.py`` uses it as
+the "plain
 loop" baseline.
 """
 

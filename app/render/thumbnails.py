@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.pixels import read_frame
-from app.plans import series_plan
+from app.dicom.pixels import read_frame
 from app.render.display import auto_window
 from app.render.slice_png import render_pixels
-from app.stack import SliceRef
-from app.store import Store
+from app.store.local import Store
+from app.volume.plans import series_plan
+from app.volume.stack import SliceRef
 
 log = logging.getLogger(__name__)
 

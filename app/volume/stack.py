@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.geometry import VolumeGeometry
 from app.model import ImageInfo, Instance
+from app.volume.geometry import VolumeGeometry
 
 #: Positions closer than this (mm, along the normal) are "the same position".
 SAME_POSITION_MM = 0.01
@@ -126,7 +126,7 @@ def plan_series(instances: Sequence[Instance], frame_of_reference_uid: str = "")
     instances
         The series' instances from the index (``Store.instances``); non-images are ignored.
     frame_of_reference_uid
-        Copied into each stack's :class:`~app.geometry.VolumeGeometry`.
+        Copied into each stack's :class:`~app.volume.geometry.VolumeGeometry`.
 
     Returns
     -------

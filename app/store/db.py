@@ -1,6 +1,6 @@
 """SQLite as Relay's indexes use it: WAL, ``synchronous=FULL``, one connection per thread.
 
-The store index (:mod:`app.store`) and the transfer queue (:mod:`app.net.queue`) both need the
+The store index (:mod:`app.store.local`) and the transfer queue (:mod:`app.net.queue`) both need the
 same durable settings, explicit ``BEGIN IMMEDIATE`` transactions and per-thread connections.
 """
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import Cancelled, StoreError
-from app.ingest import Duplicate, stage_bytes
-from app.media import MediaItem, Problem, walk
+from app.imports.media import MediaItem, Problem, walk
 from app.model import Series
-from app.plans import series_plan
-from app.store import Store, StoredFile
+from app.store.ingest import Duplicate, stage_bytes
+from app.store.local import Store, StoredFile
 from app.tasks import Progress
+from app.volume.plans import series_plan
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ Remote reading (files land in the store while a download runs)::
 Scheduling: the focus slice is decoded at once in the loader's own thread (no pool start-up in
 the way), then the rest is handed out nearest-to-focus first, a few tasks at a time so a new
 focus takes effect within a slice or two. Uncompressed frames are read by threads straight into
-the array; compressed ones go to the codec process pool (:mod:`app.decodepool`), which writes
+the array; compressed ones go to the codec process pool (:mod:`app.dicom.decodepool`), which writes
 into the volume's shared buffer. A failed slice is marked on the volume with its path and reason;
 the rest goes on.
 """
@@ -35,17 +35,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
-from app import decodepool
+from app.dicom import decodepool
+from app.dicom.pixels import frame_nbytes, is_native_direct, read_frame
 from app.errors import DecodeError, GeometryError
 from app.model import Instance
-from app.pixels import frame_nbytes, is_native_direct, read_frame
-from app.sharedbuf import SharedBuffer
-from app.stack import SliceRef, Stack, slices_of
 from app.tasks import Progress
-from app.volume import Volume
+from app.volume.array import Volume
+from app.volume.sharedbuf import SharedBuffer
+from app.volume.stack import SliceRef, Stack, slices_of
 
 if TYPE_CHECKING:
-    from app.focus import EarlySlice
+    from app.volume.early_slice import EarlySlice
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ MAX_MEMORY_SHARE = 0.5
 
 
 class VolumeLoader:
-    """Fills a :class:`~app.volume.Volume`, focus first; cancellable, re-prioritisable.
+    """Fills a :class:`~app.volume.array.Volume`, focus first; cancellable, re-prioritisable.
 
     Parameters
     ----------
@@ -71,7 +71,8 @@ class VolumeLoader:
     wait_for_files
         Keep running for slices whose file is not there yet, until :meth:`finish_supply`.
     early
-        A slice decoded before the plan existed (:func:`app.focus.early_slice`); used if it is
+        A slice decoded before the plan existed (:func:`app.volume.early_slice.early_slice`); used
+        if it is
         the focus slice, ignored otherwise.
     hold
         After the focus slice, wait up to this many seconds for :meth:`release` before
@@ -80,7 +81,7 @@ class VolumeLoader:
     codecs_here
         May this process decode compressed frames itself (the slice in view at once, and
         while the pool is still starting)? A process that has not imported the codecs (``relay
-        load`` starts the pool instead, :func:`app.decodepool.start`) passes False: then every
+        load`` starts the pool instead, :func:`app.dicom.decodepool.start`) passes False: then every
         compressed frame, the slice in view first, is decoded by the pool, and pydicom and its
         plug-ins (~27 MB) stay out of the process that holds the volume.
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from app.stack import SeriesPlan, plan_series
-from app.store import Store
+from app.store.local import Store
+from app.volume.stack import SeriesPlan, plan_series
 
 _MAX = 64
 _lock = threading.Lock()

@@ -9,17 +9,18 @@ import sys
 import time
 from typing import Any
 
-from app import decodepool
-from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json, startup_done
+from app.cli.main import TerminalProgress, cancel_on_sigint, open_store, print_json
+from app.dicom import decodepool
+from app.dicom.pixels import needs_decoder
 from app.errors import GeometryError, RelayError
-from app.focus import early_slice
-from app.loader import VolumeLoader, load_stack
-from app.pixels import needs_decoder
-from app.plans import series_plan
 from app.render.slice_png import render_ref, write_png
-from app.stack import SeriesPlan, Stack
-from app.store import Store
+from app.startup import startup_done
+from app.store.local import Store
 from app.tasks import Progress
+from app.volume.early_slice import early_slice
+from app.volume.loader import VolumeLoader, load_stack
+from app.volume.plans import series_plan
+from app.volume.stack import SeriesPlan, Stack
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -3,9 +3,10 @@
 This is the fast path: no header is parsed again. Uncompressed little-endian frames are read
 with ``readinto`` straight into the caller's array; big-endian ones are swapped in place;
 compressed frames are read fragment by fragment (offsets from :class:`~app.model.ImageInfo`) and
-handed to the fastest installed decoder (:mod:`app.codecs`) through pydicom's decoder API, which
+handed to the fastest installed decoder (:mod:`app.dicom.codecs`) through pydicom's decoder API,
+which
 also applies pydicom's corrections (JPEG 2000 / JPEG-LS signedness, YBR to RGB), so the result is
-identical to :func:`app.reference.reference_frames`.
+identical to :func:`tests.reference.reference_frames`.
 
 Colour: YBR and RGB come out as RGB (``(rows, columns, 3)``); PALETTE COLOR is mapped through
 the file's palette to RGB; MONOCHROME1 is left as stored (inverting is the display's job, see
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from app.codecs import DEFLATED_LE, EXPLICIT_BE, NATIVE, plugins_for, syntax_name
+from app.dicom.codecs import DEFLATED_LE, EXPLICIT_BE, NATIVE, plugins_for, syntax_name
 from app.errors import DecodeError
 from app.model import ImageInfo
 

@@ -4,9 +4,9 @@ The network thread receives each WADO-RS part through one small reused buffer
 (:class:`PartFile`): each piece is hashed and written to a temp file in the store while it is
 still in the CPU cache, so no part is held in memory and every byte is touched once after the
 socket. A part that fitted in the buffer has its header checked there, at once
-(:func:`app.ingest.check_buffer`, the fast reader for plain files); a larger one by
+(:func:`app.store.ingest.check_buffer`, the fast reader for plain files); a larger one by
 :class:`PartIngest`'s workers from its file. The workers move each part into the store
-(:func:`app.ingest.place_part`, as every import does). Indexing happens in batches (one SQLite
+(:func:`app.store.ingest.place_part`, as every import does). Indexing happens in batches (one SQLite
 transaction after the batch's files and folders are fsync'ed), at once for an instance someone
 is waiting for (the slice in view); listeners hear of an instance only once it is indexed.
 Parts waiting for the workers are bounded (:data:`MAX_WAITING`): the network thread waits when
@@ -27,10 +27,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.ingest import Duplicate, check_buffer, check_part, place_part
-from app.media import Problem
+from app.imports.media import Problem
 from app.model import Header
-from app.store import Store, StoredFile
+from app.store.ingest import Duplicate, check_buffer, check_part, place_part
+from app.store.local import Store, StoredFile
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from app.dicom.header_fast import scan
 from app.errors import DicomReadError, NotDicomError
-from app.header_fast import scan
 from app.model import FrameInfo, Header, ImageInfo, Instance, Patient, Series, Study
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ _VALID_VRS = {
     b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
     b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
 }
-#: Read plain Part-10 files with :mod:`app.header_fast` (tests turn it off to compare).
+#: Read plain Part-10 files with :mod:`app.dicom.header_fast` (tests turn it off to compare).
 use_fast_reader = True
 _FIRST_GROUPS = {0x0000, 0x0002, 0x0004, 0x0008, 0x0010, 0x0018, 0x0020, 0x0028}
 

@@ -12,14 +12,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json
-from app.store import Store
+from app.cli.main import TerminalProgress, cancel_on_sigint, open_store, print_json
+from app.store.local import Store
 from app.tasks import Progress
 
 if TYPE_CHECKING:
-    from app.importer import ImportReport
+    from app.imports.importer import ImportReport
 
-#: ``relay synth --syntax`` names (the keys of :data:`app.synth.SYNTAXES`; a test checks).
+#: ``relay synth --syntax`` names (the keys of :data:`app.dicom.synth.SYNTAXES`; a test checks).
 SYNTAX_NAMES = ("explicit", "j2k", "jpeg-lossless", "jpegls", "rle")
 
 
@@ -53,7 +53,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from app.importer import import_paths
+    from app.imports.importer import import_paths
 
     store = open_store(args)
     progress = Progress("Importing")
@@ -71,7 +71,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def print_import_summary(report: ImportReport, store: Store) -> None:
-    from app.importer import studies_json
+    from app.imports.importer import studies_json
 
     out = sys.stdout
     parts = [f"{report.imported} imported"]
@@ -115,7 +115,7 @@ def _print_studies(studies: list[dict[str, Any]]) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from app.importer import studies_json
+    from app.imports.importer import studies_json
 
     store = open_store(args)
     studies = studies_json(store)
@@ -132,8 +132,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from app.importer import import_paths
-    from app.synth import demo_study
+    from app.dicom.synth import demo_study
+    from app.imports.importer import import_paths
 
     store = open_store(args)
     progress = Progress("Generating demo")
@@ -150,7 +150,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from app.synth import SeriesSpec, generate_series
+    from app.dicom.synth import SeriesSpec, generate_series
 
     spec = SeriesSpec(slices=args.slices, rows=args.size, columns=args.size,
                       slice_step=args.step, tilt_deg=args.tilt, phantom=args.phantom,

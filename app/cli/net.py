@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.cli import TerminalProgress, cancel_on_sigint, open_store, print_json
+from app.cli.main import TerminalProgress, cancel_on_sigint, open_store, print_json
 from app.errors import SecretsError, TransferError
 from app.home import resolve_home
 from app.net.queue import TransferQueue

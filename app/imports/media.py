@@ -28,7 +28,7 @@ from typing import Any
 
 import pydicom
 
-from app.header import BufferReader
+from app.dicom.header import BufferReader
 
 #: Largest single file taken out of a zip or gzip archive.
 MAX_MEMBER_BYTES = 4 << 30

@@ -1,7 +1,7 @@
 """Adding DICOM bytes to the local store: the one path shared by every source.
 
 Import (folders, CDs, zips) and downloads (WADO-RS, DIMSE) all end here: the header is read and
-checked with :func:`app.header.read_header`, the bytes are placed durably with
+checked with :func:`app.dicom.header.read_header`, the bytes are placed durably with
 :meth:`Store.put` (or :meth:`Store.adopt` for a file already written to the store's tmp folder),
 and the caller indexes batches of the results with :meth:`Store.commit`.
 """
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.dicom.header import read_header
 from app.errors import DicomReadError, NotDicomError
-from app.header import read_header
-from app.media import Problem
+from app.imports.media import Problem
 from app.model import Header
-from app.store import Store, StoredFile
+from app.store.local import Store, StoredFile
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """The header values Relay indexes, read without pydicom from plain Part-10 files.
 
-:func:`scan` walks a Part-10 file in explicit or implicit VR little endian (:mod:`app.elements`),
-keeps only the elements :func:`app.header.read_header` asks for, and converts them the way
+:func:`scan` walks a Part-10 file in explicit or implicit VR little endian
+(:mod:`app.dicom.elements`),
+keeps only the elements :func:`app.dicom.header.read_header` asks for, and converts them the way
 pydicom would (text split at backslashes and stripped of padding, IS and DS as numbers). It
 answers None for anything it does not handle exactly like pydicom, and the caller reads the file
 with pydicom instead: deflated or big endian files, files without preamble or file meta,
@@ -20,7 +21,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 
-from app.elements import UNDEFINED, Unusual, walk
+from app.dicom.elements import UNDEFINED, Unusual, walk
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"

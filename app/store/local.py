@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.db import ThreadConnections, immediate
 from app.errors import StoreError
 from app.model import Header, ImageInfo, Instance, Patient, Series, Study
+from app.store.db import ThreadConnections, immediate
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +372,8 @@ class Store:
 
     def slice_positions(self, series_uid: str) -> list[tuple[str, str | None, str | None, int]]:
         """(SOP Instance UID, position JSON, orientation JSON, frames) of each image of a series,
-        read by SQLite without building :class:`Instance` objects (see :mod:`app.focus`)."""
+        read by SQLite without building :class:`Instance` objects
+        (see :mod:`app.volume.early_slice`)."""
         return self._connect().execute(
             "SELECT sop_instance_uid, json_extract(image, '$.position'), "
             "json_extract(image, '$.orientation'), json_extract(image, '$.frames') "

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.dicom.pixels import is_native_direct, read_frame
 from app.errors import DecodeError
-from app.pixels import is_native_direct, read_frame
-from app.stack import SAME_POSITION_MM, SliceRef, slices_of
-from app.store import Store
+from app.store.local import Store
+from app.volume.stack import SAME_POSITION_MM, SliceRef, slices_of
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Codec libraries hold the GIL, so threads do not scale; processes do. The pool is
 use and kept for the life of the program (a viewer loads many series). Workers start from a
 fork server that has already imported pydicom and the codec plugins, so a new worker is ready in
 milliseconds. Each task decodes one frame and writes it straight into the volume's shared buffer
-(:mod:`app.sharedbuf`); only a short error string comes back.
+(:mod:`app.volume.sharedbuf`); only a short error string comes back.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+from app.dicom.pixels import read_frame
 from app.errors import DecodeError
 from app.model import ImageInfo
-from app.pixels import read_frame
-from app.sharedbuf import write_at
+from app.volume.sharedbuf import write_at
 
 log = logging.getLogger(__name__)
 
 #: Imported once in the fork server so each worker starts warm.
-PRELOAD = ["app.decodepool", "pydicom.pixels.decoders.pylibjpeg",
+PRELOAD = ["app.dicom.decodepool", "pydicom.pixels.decoders.pylibjpeg",
            "pydicom.pixels.decoders.pyjpegls", "libjpeg", "openjpeg", "rle", "jpeg_ls"]
 
 _lock = threading.Lock()

@@ -6,7 +6,8 @@ never a float copy. The Modality LUT (RescaleSlope/Intercept, per slice where en
 vary it) is applied lazily by :meth:`Volume.modality_slice` / :meth:`Volume.modality_values`,
 which return float32 only when the rescale is not integral.
 
-Slices fill in while a :class:`~app.loader.VolumeLoader` works; a slice's pixels are undefined
+Slices fill in while a :class:`~app.volume.loader.VolumeLoader` works; a slice's pixels are
+undefined
 until it is ready (the array is not zero-filled up front, to keep the load at memory speed).
 ``volume.ready[k]`` turns True after slice ``k``'s pixels are in place; it is safe to read from
 any thread (one byte per slice, set once, after the pixels were written). A slice that cannot be
@@ -25,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from app.geometry import VolumeGeometry
-from app.pixels import frame_dtype, frame_shape
-from app.sharedbuf import LocalBuffer
-from app.stack import SliceRef, Stack
+from app.dicom.pixels import frame_dtype, frame_shape
+from app.volume.geometry import VolumeGeometry
+from app.volume.sharedbuf import LocalBuffer
+from app.volume.stack import SliceRef, Stack
 
 SliceListener = Callable[[int, bool], None]
 
@@ -45,7 +46,7 @@ class FailedSlice:
 class Volume:
     """Pixels of one stack plus geometry, rescale, default window and per-slice state.
 
-    Build one with :meth:`Volume.allocate`; fill it with :class:`~app.loader.VolumeLoader`.
+    Build one with :meth:`Volume.allocate`; fill it with :class:`~app.volume.loader.VolumeLoader`.
 
     Attributes
     ----------
@@ -58,7 +59,7 @@ class Volume:
     positions : numpy.ndarray
         ``(slices, 3)`` LPS position of each slice's first pixel (NaN where unknown).
     issues : tuple of str
-        Geometry problems, as sentences (see :mod:`app.stack`).
+        Geometry problems, as sentences (see :mod:`app.volume.stack`).
     slope, intercept : numpy.ndarray
         Per-slice Modality LUT: ``value = stored * slope + intercept``.
     """
@@ -94,11 +95,11 @@ class Volume:
         Parameters
         ----------
         stack
-            From :func:`app.stack.plan_series`.
+            From :func:`app.volume.stack.plan_series`.
         allocator
             ``allocator(nbytes)`` returning an object with ``.array(shape, dtype)`` (e.g.
-            :class:`app.sharedbuf.SharedBuffer`) when the pixels must be writable by worker
-            processes; zeroed private memory (:class:`app.sharedbuf.LocalBuffer`) otherwise.
+            :class:`app.volume.sharedbuf.SharedBuffer`) when the pixels must be writable by worker
+            processes; zeroed private memory (:class:`app.volume.sharedbuf.LocalBuffer`) otherwise.
         """
         first = stack.slices[0].info
         shape = (len(stack.slices), *frame_shape(first))

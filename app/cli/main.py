@@ -9,7 +9,6 @@ module, listed in :data:`COMMAND_MODULES`: a module has ``register(subparsers, c
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import json
 import logging
@@ -21,11 +20,11 @@ from typing import Any
 from app import __version__
 from app.errors import RelayError
 from app.home import resolve_home
-from app.store import Store
+from app.store.local import Store
 from app.tasks import Progress, ProgressState
 
 #: Modules that add subcommands (data, so a new area is one line here).
-COMMAND_MODULES = ["app.commands", "app.commands_volume", "app.net.commands"]
+COMMAND_MODULES = ["app.cli.store", "app.cli.volume", "app.cli.net"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -46,13 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub, common)
     return parser
-
-
-def startup_done() -> None:
-    """Start-up is over: keep what it made (modules, pydicom's dictionaries, Qt wrappers) out
-    of the garbage collector's full passes. Each full pass walks every live container; after
-    start-up that took ~15 ms here, stalling a first slice or a frame while scrolling."""
-    gc.freeze()
 
 
 def main(argv: list[str] | None = None) -> int:
