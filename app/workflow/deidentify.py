@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -110,7 +111,7 @@ class Deidentifier:
 
     def apply(self, ds: Dataset) -> Dataset:
         """De-identify ``ds`` in place and return it."""
-        self._identifiers = _identifiers(ds)
+        self._identifiers = _identifiers(ds, self.profile)
         original_id = str(ds.get("PatientID", ""))
         name = self.pseudonym or f"ANON^{self.uids.token(original_id or ds.StudyInstanceUID)}"
         pid = self.pseudonym or f"ANON-{self.uids.token(original_id or ds.StudyInstanceUID)}"
@@ -177,7 +178,7 @@ class Deidentifier:
     # -- identifiers left in text ------------------------------------------------------------
     def _scrub(self, ds: Dataset) -> None:
         if self._identifiers:
-            _walk_text(ds, self._clean_text)
+            _walk_text(ds, self._clean_text, self.profile)
 
     def _clean_text(self, text: str) -> str:
         low = text.lower()
@@ -265,9 +266,11 @@ def deidentify_study(store: Store, study_uid: str, *, options: tuple[str, ...] =
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _identifiers(ds: Dataset) -> set[str]:
-    """Lower-case identifier strings of ``ds`` (whole values and name parts, 3+ characters)."""
+def _identifiers(ds: Dataset, profile: Profile) -> set[str]:
+    """Lower-case identifier strings of ``ds`` (whole values and name parts, 3+ characters),
+    leaving out the attributes an option retains."""
     out: set[str] = set()
+    wanted = [kw for kw in IDENTIFYING if _action_of(profile, kw) not in (KEEP, CLEAN)]
 
     def add(text: str) -> None:
         text = text.strip().lower()
@@ -275,7 +278,7 @@ def _identifiers(ds: Dataset) -> set[str]:
             out.add(text)
 
     def collect(d: Dataset) -> None:
-        for kw in IDENTIFYING:
+        for kw in wanted:
             value = d.get(kw)
             if value is None or value == "":
                 continue
@@ -296,12 +299,20 @@ def _identifiers(ds: Dataset) -> set[str]:
     return set(sorted(out, key=len, reverse=True))
 
 
-def _walk_text(ds: Dataset, clean: Callable[[str], str]) -> None:
+def _action_of(profile: Profile, kw: str) -> str | None:
+    tag = tag_for_keyword(kw)
+    return None if tag is None else profile.action(tag >> 16, tag & 0xFFFF)
+
+
+def _walk_text(ds: Dataset, clean: Callable[[str], str], profile: Profile) -> None:
+    """Clean every text value but those an option retains as they are."""
     for elem in ds:
         if elem.VR == "SQ":
             for item in elem.value or []:
-                _walk_text(item, clean)
-        elif elem.VR in _TEXT_VRS and elem.value not in (None, "") and elem.VR != "UI":
+                _walk_text(item, clean, profile)
+        elif profile.action(elem.tag.group, elem.tag.element) == KEEP:
+            continue
+        elif elem.VR in _TEXT_VRS and elem.value not in (None, ""):
             if isinstance(elem.value, MultiValue | list):
                 elem.value = [clean(str(v)) for v in elem.value]
             else:
