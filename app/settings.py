@@ -99,6 +99,22 @@ class SecretSettings:
 
 
 @dataclass
+class WorklistSettings:
+    """The Modality Worklist SCP (and PACS) asked to find the local patient when reconciling."""
+
+    host: str = ""
+    """Host of the worklist SCP; empty: no worklist configured."""
+    port: int = 104
+    """Its DICOM port."""
+    called_ae: str = ""
+    """Its AE title."""
+    calling_ae: str = "RELAY"
+    """Relay's AE title on these associations."""
+    timeout_seconds: float = 30.0
+    """How long to wait for the association and for each answer."""
+
+
+@dataclass
 class Settings:
     """Everything Relay remembers between runs, except the store, queue and secrets."""
 
@@ -112,6 +128,8 @@ class Settings:
     """The incoming-studies list."""
     secrets: SecretSettings = field(default_factory=SecretSettings)
     """Secret storage without a keyring service."""
+    worklist: WorklistSettings = field(default_factory=WorklistSettings)
+    """The worklist SCP used by reconciliation."""
     other: dict[str, Any] = field(default_factory=dict)
     """Sections this version does not know (written by another part or version): kept as is."""
 

@@ -91,3 +91,22 @@ def every_attribute_file(source: Path, out: Path) -> Path:
 @pytest.fixture
 def ge_files(data: Path) -> list[Path]:
     return sorted((data / "ct-head" / "ge-hispeed-human-gantry-tilt").glob("*.dcm"))
+
+
+OUTSIDE = {"PatientName": "MUELLER^ANNA", "PatientID": "OUT-778812", "IssuerOfPatientID":
+           "COMMUNITY HOSP", "PatientBirthDate": "19480313", "PatientSex": "F",
+           "AccessionNumber": "OUTACC991"}
+
+
+def outside_cd(folder: Path, ge_files: list[Path], count: int = 6) -> list[Path]:
+    """An outside hospital's CD: real GE slices carrying the outside patient's identity."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for f in ge_files[:count]:
+        ds = pydicom.dcmread(f)
+        for kw, value in OUTSIDE.items():
+            setattr(ds, kw, value)
+        ds.InstitutionName = "Community Hospital"
+        ds.save_as(folder / f.name, enforce_file_format=True)
+        out.append(folder / f.name)
+    return out
