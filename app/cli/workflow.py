@@ -34,6 +34,19 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     register_reconcile(sub, common)
 
+    p = sub.add_parser("export", parents=[common],
+                       help="write studies as a disc file-set (IHE PDI: DICOMDIR) and ISO")
+    p.add_argument("studies", nargs="+", metavar="STUDY", help="Study Instance UIDs")
+    p.add_argument("--to", required=True, help="a new or empty folder for the file-set")
+    p.add_argument("--iso", help="also write an ISO 9660 image to this file")
+    p.add_argument("--deidentify", nargs="*", choices=OPTIONS, metavar="OPTION",
+                   help="de-identify on the way out, with these profile options")
+    p.add_argument("--pseudonym", default="", help="with --deidentify: patient name and ID")
+    p.add_argument("--burn", action="store_true",
+                   help="hand the ISO to the disc burner (needs --iso)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_export)
+
 
 def cmd_deidentify(args: argparse.Namespace) -> int:
     from app.workflow.deidentify import deidentify_study
@@ -223,3 +236,48 @@ def audit_query(home: Any, peer: str, answers: int) -> None:
     from app.workflow import audit
 
     audit.record(home, "query", peer=peer, detail={"answers": answers})
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.workflow.burn import Burner, burn, find_burner
+    from app.workflow.derive import WorkflowError
+    from app.workflow.export import export_studies
+
+    if args.burn and not args.iso:
+        print("relay: --burn needs --iso FILE", file=sys.stderr)
+        return 2
+    store = open_store(args)
+    progress = Progress("Exporting")
+    bar = TerminalProgress(progress, enabled=None if not args.json else False)
+    try:
+        result = export_studies(
+            store, args.studies, Path(args.to).expanduser(),
+            iso=Path(args.iso).expanduser() if args.iso else None,
+            deidentify=tuple(args.deidentify) if args.deidentify is not None else None,
+            pseudonym=args.pseudonym, progress=progress)
+    except (WorkflowError, ValueError) as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+    out = result.to_json()
+    if args.burn and result.iso is not None:
+        burner = find_burner()
+        if isinstance(burner, Burner):
+            burn(result.iso, burner)
+            out["burned"] = burner.drive
+        else:
+            out["burned"] = None
+            print(f"relay: not burned: {burner}", file=sys.stderr)
+    if args.json:
+        print_json(out)
+    else:
+        print(f"{result.instances} instances written to {result.to}"
+              + (f" and {result.iso}" if result.iso else ""))
+        for e in result.excluded:
+            print(f"  excluded {e['sop_instance_uid']}: {e['reason']}")
+        for f in result.failed:
+            print(f"  failed {f.path}: {f.reason}")
+    return 0 if not result.failed else 1
