@@ -1,8 +1,9 @@
 """Finding the local patient over DICOM: Modality Worklist C-FIND and patient-level C-FIND.
 
 Both are pynetdicom SCUs with every wait bounded (association, each answer, the whole query) and
-a cap on the number of answers. A peer that refuses, times out or answers with a failure raises
-:class:`~app.errors.TransferError` naming the peer and the reason.
+a cap on the number of answers. Associations are made by :mod:`app.net.dimse.association` (a peer
+that cannot be used raises its :class:`~app.errors.DimseError`); a query answered with a
+failure raises :class:`~app.errors.DimseError` ``failed`` naming the peer and the status.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from app.errors import TransferError
+from app.errors import DimseError
 from app.workflow.patient import PatientValues
 
 log = logging.getLogger(__name__)
@@ -127,29 +128,24 @@ def _find(peer: Peer, sop_class: str, query: Dataset) -> list[Dataset]:
             if code == 0x0000:
                 break
             if code == -1:
-                raise TransferError(f"{peer}: no answer to the query (connection lost or "
-                                    f"timed out after {peer.timeout:.0f} s)")
-            raise TransferError(f"{peer}: the query failed with status 0x{code:04X}")
+                raise DimseError("timeout", f"{peer}: no answer to the query (connection lost "
+                                            f"or silent for {peer.timeout:.0f} s)")
+            raise DimseError("failed", f"{peer}: the query failed with status 0x{code:04X}")
     log.info("C-FIND %s: %d answers", peer, len(out))
     return out
 
 
 @contextmanager
 def _association(peer: Peer, sop_class: str) -> Iterator[Any]:
-    from pynetdicom import AE
+    from pynetdicom.presentation import build_context
 
-    ae = AE(ae_title=peer.calling_ae)
-    ae.add_requested_context(sop_class)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = peer.timeout
-    ae.connection_timeout = min(peer.timeout, 10.0)
-    assoc = ae.associate(peer.host, peer.port, ae_title=peer.called_ae)
-    if not assoc.is_established:
-        why = "rejected the association" if assoc.is_rejected else (
-            "aborted the association" if assoc.is_aborted else "cannot be reached")
-        raise TransferError(f"{peer}: {why}")
+    from app.net.dimse.association import Endpoint, Timeouts, associate, make_ae
+
+    timeouts = Timeouts(connect=min(peer.timeout, 10.0), acse=peer.timeout,
+                        dimse=peer.timeout, network=peer.timeout)
+    ae = make_ae(peer.calling_ae, timeouts=timeouts, requested=[build_context(sop_class)])
+    assoc = associate(ae, Endpoint(peer.host, peer.port, peer.called_ae))
     try:
-        if not any(cx.abstract_syntax == sop_class for cx in assoc.accepted_contexts):
-            raise TransferError(f"{peer}: does not offer this query ({sop_class})")
         yield assoc
     finally:
         if assoc.is_established:

@@ -11,7 +11,7 @@ import sys
 import pydicom
 import pytest
 
-from app.errors import TransferError
+from app.errors import DimseError
 from app.imports.importer import import_paths
 from app.net.devhub import free_port
 from app.tasks import Progress
@@ -82,8 +82,9 @@ def test_patient_level_cfind_against_a_pacs(tmp_path, ge_files):
 
 
 def test_a_peer_that_is_not_there_is_a_clear_error():
-    with pytest.raises(TransferError, match="cannot be reached|rejected|aborted"):
+    with pytest.raises(DimseError, match="cannot connect") as caught:
         find_worklist(Peer("127.0.0.1", free_port(), "NOBODY", timeout=3))
+    assert caught.value.kind == "unreachable"
 
 
 def test_reconcile_coerces_keeps_the_outside_id_and_the_old_values(tmp_path, home, ge_files):
