@@ -34,6 +34,7 @@ from app.ui.controllers.imports import ImportController
 from app.ui.controllers.incoming import IncomingController
 from app.ui.controllers.reading import ReadingController
 from app.ui.controllers.remote import RemoteReadingController
+from app.ui.controllers.station import StationController
 from app.ui.controllers.transfers import TransfersController
 from app.ui.format import count
 from app.ui.hubs_dialog import HubsDialog
@@ -103,6 +104,7 @@ class MainWindow(QMainWindow):
         self.transfer = TransfersController(store, self)
         self.remote = RemoteReadingController(self.reading, self.queue_runner, self)
         self.incoming_tabs = IncomingController(store, self.queue_runner, self.tabs)
+        self.station = StationController(store, self._selected_study, self)
         # The names the incoming list, tests and benches reach through the window.
         self.viewers = self.reading.viewers
         self.thumbnails = self.reading.thumbnails
@@ -128,6 +130,8 @@ class MainWindow(QMainWindow):
         for controller in (self.importer, self.remote, self.transfer):
             controller.message.connect(self._show_message)
         self.importer.imported.connect(self._on_imported)
+        self.station.changed.connect(self.refresh)
+        self.station.message.connect(self._show_message)
         self.reading.thumbnail.connect(self.browser.set_thumbnail)
         self.remote.active.connect(
             lambda on: self._counts_timer.start() if on else self._counts_timer.stop())
@@ -192,6 +196,9 @@ class MainWindow(QMainWindow):
         check = QAction("Check for incoming studies", self)
         check.triggered.connect(self._on_check_incoming)
         hub_menu.addAction(check)
+        study_menu = self.menuBar().addMenu("&Study")
+        for action in self.station.actions():
+            study_menu.addAction(action)
         settings_menu = self.menuBar().addMenu("&Settings")
         self.hubs_action = QAction("Hubs…", self)
         self.hubs_action.triggered.connect(self.show_hubs_dialog)
@@ -215,6 +222,7 @@ class MainWindow(QMainWindow):
     def refresh(self) -> None:
         studies = self.store.studies()
         self.browser.set_studies(studies)
+        self.browser.set_marks(self.station.marks())
         self.reading.request_thumbnails(studies[:50])  # newest first; the rest when opened
         self.pages.setCurrentWidget(self.browser if studies else self.empty)
         self._update_counts()
@@ -309,7 +317,21 @@ class MainWindow(QMainWindow):
                 study_uid, series_uid = series.study_instance_uid, uid
             else:
                 study_uid = uid
+        if series_uid is None:
+            target = self.station.send_target(study_uid)
+            if target is None:
+                return None
+            study_uid = target
         return self.transfer.send_dialog(study_uid, series_uid)
+
+    def _selected_study(self) -> str | None:
+        chosen = self.browser.selected()
+        if chosen is None or chosen[0] not in ("study", "series"):
+            return None
+        if chosen[0] == "series":
+            series = self.store.series(chosen[1])
+            return series.study_instance_uid if series else None
+        return chosen[1]
 
     def queue_send(self, hub: str, study_uid: str, series_uids: list[str] | None) -> str | None:
         """Queue a send job and show it in the Transfers panel."""
@@ -332,6 +354,10 @@ class MainWindow(QMainWindow):
             lambda: (self.reading.open_study if kind == "study" else
                      self.reading.open_series)(uid))
         menu.addAction(self.send_action)
+        if kind == "study":
+            menu.addSeparator()
+            for action in self.station.actions():
+                menu.addAction(action)
         menu.popup(self.browser.tree.viewport().mapToGlobal(pos))
 
     # -- drag and drop ----------------------------------------------------------------------
