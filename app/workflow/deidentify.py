@@ -243,8 +243,10 @@ def deidentify_study(store: Store, study_uid: str, *, options: tuple[str, ...] =
         elif (reason := engine.exclusion(ds)) is not None and not include_burned_in:
             excluded.append(Excluded(inst.sop_instance_uid, reason))
         else:
-            out = stage(store, engine.apply(ds), inst.sop_instance_uid)
-            if isinstance(out, StoredFile):  # else the same bytes are stored already (run twice)
+            out = _apply_and_stage(store, engine, ds, str(inst.path))
+            if isinstance(out, Problem):
+                failed.append(out)
+            elif isinstance(out, StoredFile):  # else the same bytes are stored (run twice)
                 staged.append(out)
         if progress is not None:
             progress.check()
@@ -252,6 +254,8 @@ def deidentify_study(store: Store, study_uid: str, *, options: tuple[str, ...] =
     if staged:
         store.commit(staged)
     done = len(instances) - len(excluded) - len(failed)
+    for problem in failed:
+        log.warning("de-identification: %s: %s", problem.path, problem.reason)
     if done:
         link(store, study_uid, new_study, "deidentified")
     result = DeidResult(study_uid, new_study if done else "", done, tuple(excluded),
@@ -263,6 +267,16 @@ def deidentify_study(store: Store, study_uid: str, *, options: tuple[str, ...] =
                          "instances": done, "excluded": len(excluded), "failed": len(failed),
                          "options": list(profile.options), "new_files": len(staged)})
     return result
+
+
+def _apply_and_stage(store: Store, engine: Deidentifier, ds: Dataset,
+                     source: str) -> StoredFile | Problem | object:
+    try:
+        changed = engine.apply(ds)
+    except Exception as exc:  # noqa: BLE001 - an odd file is one line of the report
+        return Problem(source, f"cannot be de-identified: {type(exc).__name__}: {exc}",
+                       "failed")
+    return stage(store, changed, source)
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -63,9 +63,15 @@ def read_datasets(instances: list[Instance]) -> Iterator[tuple[Instance, Dataset
     """Each instance with its full dataset, or the reason it cannot be read."""
     for inst in instances:
         try:
-            yield inst, pydicom.dcmread(str(inst.path), force=True)
+            ds = pydicom.dcmread(str(inst.path), force=True)
+            missing = [kw for kw in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID")
+                       if not ds.get(kw)]
+            if missing:
+                raise ValueError(f"no {missing[0]} (the file is damaged)")
         except Exception as exc:  # noqa: BLE001 - a bad file is one line of the report
             yield inst, Problem(str(inst.path), f"cannot be read: {exc}", "failed")
+        else:
+            yield inst, ds
 
 
 def encode(ds: Dataset) -> bytes:
@@ -78,11 +84,12 @@ def encode(ds: Dataset) -> bytes:
     return buf.getvalue()
 
 
-def stage(store: Store, ds: Dataset, name: str) -> StoredFile | Duplicate:
-    """Write a derived dataset into the store (not yet indexed)."""
-    staged = stage_bytes(store, encode(ds), name)
+def stage(store: Store, ds: Dataset, source: str) -> StoredFile | Duplicate | Problem:
+    """Write a derived dataset into the store (not yet indexed); a Problem naming ``source``
+    (the stored file it came from) when the result does not pass the store's check."""
+    staged = stage_bytes(store, encode(ds), source)
     if isinstance(staged, Problem):
-        raise WorkflowError(f"{name}: the derived instance cannot be stored: {staged.reason}")
+        return Problem(source, f"the changed copy cannot be stored: {staged.reason}", "failed")
     return staged
 
 

@@ -25,6 +25,7 @@ from pydicom.fileset import FileSet
 
 from app import __version__
 from app.imports.media import Problem
+from app.store.ingest import check_buffer
 from app.store.local import Store
 from app.tasks import Progress
 from app.workflow import audit
@@ -95,8 +96,18 @@ def export_studies(store: Store, study_uids: Iterable[str], to: Path, *,
                 result.excluded.append({"sop_instance_uid": inst.sop_instance_uid,
                                         "reason": reason})
                 continue
-            payload[ds.SOPInstanceUID] = encode(engine.apply(ds))
+            try:
+                payload[ds.SOPInstanceUID] = encode(engine.apply(ds))
+            except Exception as exc:  # noqa: BLE001 - one line of the report
+                result.failed.append(Problem(str(inst.path), f"cannot be de-identified: {exc}",
+                                             "failed"))
+                continue
         elif _is_part10(inst.path):
+            raw = Path(str(inst.path)).read_bytes()
+            checked = check_buffer(raw, len(raw), str(inst.path))
+            if isinstance(checked, Problem):
+                result.failed.append(checked)
+                continue
             payload[ds.SOPInstanceUID] = Path(str(inst.path))
         else:
             ds = _with_file_meta(pydicom.dcmread(str(inst.path), force=True))

@@ -87,8 +87,10 @@ def reconcile_study(store: Store, study_uid: str, local: PatientValues, *,
         if uid_map:
             diff.update(_remap(ds, uid_map, when))
         changed = changed or diff
-        out = stage(store, ds, inst.sop_instance_uid)
-        if isinstance(out, StoredFile):
+        out = stage(store, ds, str(inst.path))
+        if isinstance(out, Problem):
+            failed.append(out)
+        elif isinstance(out, StoredFile):
             staged.append(out)
         if progress is not None:
             progress.check()
@@ -99,7 +101,8 @@ def reconcile_study(store: Store, study_uid: str, local: PatientValues, *,
             store.commit(staged)
         else:
             store.supersede(staged, "reconciled")
-    link(store, study_uid, new_study, "reconciled")
+    if len(failed) < len(instances):
+        link(store, study_uid, new_study, "reconciled")
     result = ReconcileResult(study_uid, new_study, changed, len(instances) - len(failed),
                              tuple(failed))
     audit.record(store.home, "reconcile",

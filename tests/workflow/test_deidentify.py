@@ -221,3 +221,24 @@ def test_relay_deidentify_json_and_the_audit_record(home, ge_files):
     verify = subprocess.run([sys.executable, "-m", "app", "--home", str(home), "audit",
                              "--verify", "--json"], capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0 and json.loads(verify.stdout)["verified"]["ok"]
+
+
+def test_a_damaged_stored_file_is_one_line_and_the_rest_goes_on(home, ge_files):
+    from app.workflow.export import export_studies
+    from app.workflow.patient import PatientValues
+    from app.workflow.reconcile import reconcile_study
+
+    store = import_into(home, *ge_files[:5])
+    study_uid = pydicom.dcmread(ge_files[0]).StudyInstanceUID
+    victim = study_instances(store, study_uid)[2]
+    data = victim.path.read_bytes()
+    victim.path.chmod(0o644)
+    victim.path.write_bytes(data[: len(data) // 3])  # a disk that lost the end of a file
+    result = deidentify_study(store, study_uid)
+    assert result.instances == 4 and len(result.failed) == 1
+    assert result.failed[0].path == str(victim.path)
+    assert "pixel data is shorter" in result.failed[0].reason
+    exported = export_studies(store, [study_uid], home.parent / "disc")
+    assert exported.instances == 4 and [p.path for p in exported.failed] == [str(victim.path)]
+    done = reconcile_study(store, study_uid, PatientValues(patient_id="MRN1"))
+    assert done.instances == 4 and len(done.failed) == 1
