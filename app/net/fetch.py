@@ -29,10 +29,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from app.errors import Cancelled, HubError, TransferError
-from app.net.dicomweb import SERIES_UID, SOP_UID, DicomWebClient, value
 from app.net.part_ingest import PART_BUFFER, PartFile, PartIngest, StoredCallback
+from app.net.peer import SERIES_INSTANCES, SERIES_UID, SOP_UID, Peer, value
 from app.net.queue import TransferQueue
-from app.net.retry import Backoff
+from app.net.retry import Backoff, retry_rounds
 from app.net.send import TransferResult
 from app.settings import TransferSettings
 from app.store.local import Store
@@ -40,7 +40,6 @@ from app.tasks import Progress
 
 log = logging.getLogger(__name__)
 
-SERIES_INSTANCES = "00201209"  # NumberOfSeriesRelatedInstances
 #: Requests side by side for a series someone reads (:meth:`Download.read_in_order`). One
 #: request per instance pays a round trip each: over a 25 MB/s line with 40 ms round trips, a
 #: 400-instance 256x256 series took 8.3 s with 3, 4.7 s with 8 and 4.5 s as one series stream
@@ -53,12 +52,12 @@ READ_URGENT = 8
 class Download:
     """One study coming from a hub into the store; run it with :meth:`run` or :meth:`start`."""
 
-    def __init__(self, store: Store, queue: TransferQueue, client: DicomWebClient, hub: str,
+    def __init__(self, store: Store, queue: TransferQueue, peer: Peer, hub: str,
                  study_uid: str, settings: TransferSettings, progress: Progress | None = None,
                  *, give_up: float | None = None) -> None:
         self.store = store
         self.queue = queue
-        self.client = client
+        self.peer = peer
         self.hub = hub
         self.study_uid = study_uid
         self.settings = settings
@@ -82,6 +81,8 @@ class Download:
         self._go.set()
         self._listeners: list[StoredCallback] = []
         self._thread: threading.Thread | None = None
+        self._stalled = 0  # rounds in a row that brought nothing
+        self._stall_message = ""
         self._result: TransferResult | None = None
         self.bytes = 0
         self.first_stored_at: float | None = None
@@ -215,9 +216,12 @@ class Download:
         self._go.set()
 
     # -- the work --------------------------------------------------------------------------
-    def run(self) -> TransferResult:
+    def run(self, job_id: str = "") -> TransferResult:
+        """Run (or resume) the fetch job ``job_id`` (empty: the study's open fetch job, or a
+        new one)."""
         started = time.monotonic()
         message = ""
+        self.job_id = job_id or self.job_id
         lane = threading.Thread(target=self._lane, name="download-lane", daemon=True)
         try:
             self._plan()
@@ -225,35 +229,9 @@ class Download:
                 self.progress.check()
             self._urgent_first()
             lane.start()
-            stalled = 0
-            while True:
-                try:
-                    short = self._short_series()
-                    if not short:
-                        break
-                    before = len(self.arrived())
-                    self._bulk(short)
-                    self.ingest.drain()
-                    if len(self.arrived()) > before:
-                        stalled = 0
-                    else:
-                        stalled += 1
-                        if stalled >= self.settings.max_attempts:
-                            message = "the hub did not deliver every instance it lists"
-                            break
-                    self.backoff.reset()
-                except HubError as exc:
-                    delay = self.backoff.next_delay(exc)
-                    if delay is None:
-                        self.queue.set_state(self.job_id, "waiting" if exc.retryable else "stuck",
-                                             str(exc))
-                        message = str(exc)
-                        break
-                    log.warning("%s; trying again in %.0f s", exc, delay)
-                    self.queue.set_state(self.job_id, "waiting", str(exc),
-                                         next_try=time.time() + delay)
-                    Backoff.sleep(delay, self.progress)
-                    self.queue.set_state(self.job_id, "running")
+            self._stalled = 0
+            message = retry_rounds(self._round, self.backoff, self.queue, self.job_id,
+                                   self.progress) or self._stall_message
         except Cancelled:
             message = "cancelled; the fetch resumes on the next 'relay fetch'"
             if self.job_id:
@@ -272,12 +250,30 @@ class Download:
         self._result = self._finish(message, time.monotonic() - started)
         return self._result
 
+    def _round(self) -> bool:
+        """Bring the series still short; False when none is (or the hub stopped delivering)."""
+        short = self._short_series()
+        if not short:
+            return False
+        before = len(self.arrived())
+        self._bulk(short)
+        self.ingest.drain()
+        if len(self.arrived()) > before:
+            self._stalled = 0
+            return True
+        self._stalled += 1
+        if self._stalled >= self.settings.max_attempts:
+            self._stall_message = "the hub did not deliver every instance it lists"
+            return False
+        return True
+
     def _plan(self) -> None:
         """Ask the hub for the study's series and counts; record (or resume) the job."""
-        found = self.client.series(self.study_uid)
+        found = list(self.peer.series(self.study_uid))
         if not found:
             raise TransferError(f"study {self.study_uid} is not on hub '{self.hub}'")
-        job = self.queue.find_open("fetch", self.hub, self.study_uid, [])
+        job = self.queue.job(self.job_id) if self.job_id else None
+        job = job or self.queue.find_open("fetch", self.hub, self.study_uid, [])
         if job is None:
             job = self.queue.create("fetch", self.hub, self.study_uid, [], [])
         self.job_id = job.id
@@ -307,7 +303,7 @@ class Download:
             known = self._listed.get(series)
         if known is not None:
             return known
-        listed = {u for d in self.client.instances(self.study_uid, series)
+        listed = {u for d in self.peer.instances(self.study_uid, series)
                   if (u := value(d, SOP_UID))}
         with self._lock:
             self._listed[series] = listed
@@ -336,7 +332,7 @@ class Download:
                 if len(self.arrived(series)) >= self.expected(series):
                     continue
             elif len(self.arrived(series)) * 2 < self.expected(series):
-                self._stream(f"/studies/{self.study_uid}/series/{series}", self._close_part)
+                self._stream(series, None, self._close_part)
                 continue
             # nearly complete, or what a read series' slice plan does not hold (other stacks,
             # non-images): one by one from the listing
@@ -425,10 +421,9 @@ class Download:
             series = self._series_of[sop]
             self._fetching.add(sop)
             self.singles.append(sop)
-        path = f"/studies/{self.study_uid}/series/{series}/instances/{sop}"
         received = False
         try:
-            self._stream(path, self._close_urgent if urgent else self._close_part)
+            self._stream(series, sop, self._close_urgent if urgent else self._close_part)
             received = True
             return True
         except HubError as exc:
@@ -441,8 +436,9 @@ class Download:
                 if not received or self._is_local(sop):
                     self._fetching.discard(sop)
 
-    def _stream(self, path: str, close: Callable[[PartFile], None]) -> None:
-        """Retrieve ``path`` part by part; a part cut short by a fault is deleted."""
+    def _stream(self, series: str, sop: str | None, close: Callable[[PartFile], None]) -> None:
+        """Retrieve a series (or one of its instances) part by part; a part cut short by a
+        fault is deleted."""
         current: list[PartFile] = []
         # each part's bytes pass through it on their way; one per thread, kept between
         # requests (a series read one instance per request would allocate 1 MB each time)
@@ -460,7 +456,8 @@ class Download:
             close(part)
 
         try:
-            for _ in self.client.retrieve(path, open_part, close_part):
+            for _ in self.peer.retrieve(self.study_uid, series, sop, open_part=open_part,
+                                        close_part=close_part):
                 self.progress.check()
         finally:
             for part in current:
