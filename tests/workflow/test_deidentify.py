@@ -242,3 +242,30 @@ def test_a_damaged_stored_file_is_one_line_and_the_rest_goes_on(home, ge_files):
     assert exported.instances == 4 and [p.path for p in exported.failed] == [str(victim.path)]
     done = reconcile_study(store, study_uid, PatientValues(patient_id="MRN1"))
     assert done.instances == 4 and len(done.failed) == 1
+
+
+def test_safe_private_attributes_stay_and_every_other_private_goes(tmp_path, home, ge_files):
+    ds = pydicom.dcmread(ge_files[0])
+    safe = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
+    safe.add_new(0x0C, "IS", "1000")  # B_value: on the safe list
+    safe.add_new(0x10, "LO", f"{SECRET} operator")  # same creator, not on the list
+    ds.private_block(0x0033, "ACME", create=True).add_new(0x01, "LO", SECRET)
+    ds.save_as(tmp_path / "p.dcm", enforce_file_format=True)
+    store = import_into(home, tmp_path / "p.dcm")
+    out = _outputs(store, deidentify_study(store, ds.StudyInstanceUID).deidentified_study_uid)[0]
+    kept = [e for e in out if e.tag.is_private]
+    assert [(e.tag.group, str(e.value)) for e in kept] == [
+        (0x0019, "SIEMENS MR HEADER"), (0x0019, "1000")]
+    assert SECRET.encode() not in (study_instances(store, out.StudyInstanceUID)[0].path
+                                   .read_bytes())
+
+
+def test_the_action_table_is_the_current_edition_and_every_category_is_handled():
+    from app.workflow.deid_profile import CATEGORIES, TABLE_EDITION, _table
+
+    assert TABLE_EDITION == "dicomfields_2026c"
+    assert set(_table()) == set(CATEGORIES)
+    profile = build_profile()
+    assert profile.action(0x0010, 0x0010) == EMPTY  # Patient's Name: Z
+    assert profile.action(0x0020, 0x000D) == UID  # Study Instance UID: U
+    assert profile.action(0x6002, 0x3000) == REMOVE  # Overlay Data, a repeating group: X
