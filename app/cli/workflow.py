@@ -11,9 +11,13 @@ from app.cli.main import TerminalProgress, open_store, print_json
 from app.tasks import Progress
 
 
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    from app.workflow.deid_profile import OPTIONS
+#: ``--option`` / ``--deidentify`` names (:data:`app.workflow.deid_profile.OPTIONS`; a test
+#: checks): named here so that building the parser imports no pydicom.
+OPTIONS = ("retain-dates", "retain-patient-characteristics", "retain-device",
+           "clean-descriptors", "retain-uids", "retain-institution")
 
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("deidentify", parents=[common],
                        help="de-identify a study into a new study (PS3.15 Basic profile)")
     p.add_argument("study", metavar="STUDY", help="Study Instance UID")

@@ -254,8 +254,8 @@ def test_send_dialog_offers_the_selected_series_and_a_hub_setup(qtbot, relay_hom
     dialog.whole.setChecked(True)
     assert dialog.series_uids() is None
     dialog.reject()
-    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Hub", "&Settings",
-                                                              "&Help"]
+    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Hub", "&Study",
+                                                              "&Settings", "&Help"]
     hubs = window.show_hubs_dialog()
     assert hubs.hub_list.count() == 2
     hubs.reject()

@@ -269,3 +269,10 @@ def test_the_action_table_is_the_current_edition_and_every_category_is_handled()
     assert profile.action(0x0010, 0x0010) == EMPTY  # Patient's Name: Z
     assert profile.action(0x0020, 0x000D) == UID  # Study Instance UID: U
     assert profile.action(0x6002, 0x3000) == REMOVE  # Overlay Data, a repeating group: X
+
+
+def test_the_cli_offers_exactly_the_profile_options():
+    from app.cli.workflow import OPTIONS as CLI_OPTIONS
+    from app.workflow.deid_profile import OPTIONS
+
+    assert CLI_OPTIONS == OPTIONS
