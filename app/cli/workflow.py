@@ -10,7 +10,6 @@ from typing import Any
 from app.cli.main import TerminalProgress, open_store, print_json
 from app.tasks import Progress
 
-
 #: ``--option`` / ``--deidentify`` names (:data:`app.workflow.deid_profile.OPTIONS`; a test
 #: checks): named here so that building the parser imports no pydicom.
 OPTIONS = ("retain-dates", "retain-patient-characteristics", "retain-device",
