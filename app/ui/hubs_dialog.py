@@ -171,7 +171,7 @@ class HubsDialog(QDialog):
         form = QFormLayout(box)
         form.addRow("Watch", self.watch_combo)
         form.addRow("Check every", self.interval_spin)
-        form.addRow("Studies from the last", self.lookback_spin)
+        form.addRow("Studies that arrived in the last", self.lookback_spin)
         form.addRow(self.prefetch_check)
         form.addRow(self.encrypted_check)
         self.watch_combo.currentIndexChanged.connect(self._on_incoming_changed)

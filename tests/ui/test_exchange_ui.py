@@ -299,3 +299,31 @@ def test_a_job_that_ends_between_two_repaints_still_refreshes_the_browser(qtbot,
     queue.set_state(job.id, "verified")  # queued and done before any repaint
     window.transfers.refresh()
     assert ended == [job.id]
+
+
+def test_incoming_counts_two_old_studies_right_after_they_were_sent(qtbot, hub, tmp_path,
+                                                                     relay_home):
+    from tests.net.test_incoming import _study_dated
+
+    studies = [import_study(relay_home, _study_dated(tmp_path / str(n), date, n))[1]
+               for n, date in ((21, "20140305"), (22, "19991231"))]
+    assert add_hub(relay_home, hub.url).returncode == 0
+    _fast_retries(relay_home)  # the default window: studies that arrived in the last 3 days
+    window = _window(qtbot, relay_home)
+    incoming = window.incoming
+    qtbot.waitUntil(lambda: incoming.polls >= 1, timeout=30_000)
+    assert incoming.status_label.text().startswith("0 studies arrived in the last 3 days · "
+                                                   "0 studies on hub")
+    jobs = [window.queue_send("hub", uid, None) for uid in studies]
+    for job_id in jobs:
+        qtbot.waitUntil(lambda j=job_id: _row(window, j).get("State") == "Verified",
+                        timeout=120_000)
+    polls = incoming.polls
+    incoming.check_now()
+    qtbot.waitUntil(lambda: incoming.polls > polls, timeout=30_000)
+    assert incoming.status_label.text().startswith("2 studies arrived in the last 3 days · "
+                                                   "2 studies on hub")
+    assert {incoming.status_of(uid) for uid in studies} == {"Local"}
+    header = [incoming.table.horizontalHeaderItem(c).text()
+              for c in range(incoming.table.columnCount())]
+    assert "First seen" in header and "Received" not in header
