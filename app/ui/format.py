@@ -44,3 +44,12 @@ def study_title(study: Study) -> str:
 def count(n: int, noun: str, plural: str = "") -> str:
     """"1 study", "3 studies", "0 images"."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+SEX_WORDS = {"M": "Male", "F": "Female", "O": "Other"}
+
+
+def format_sex(cs: str) -> str:
+    """"F" -> "Female"; empty -> "—"; other values as they are."""
+    cs = (cs or "").strip().upper()
+    return SEX_WORDS.get(cs, cs or "—")

@@ -144,6 +144,12 @@ def test_send_from_the_browser_ends_verified_on_the_hub(qtbot, hub, relay_home, 
     assert sorted(on_hub) == sorted(_sop_uids(ct_files))  # every one, exactly once
     assert window.transfers.repaints < 200  # throttled, not one repaint per instance
 
+    again = window.send_to_hub(study_uid)  # the same study to the same hub: a warning first
+    assert again.warning.isVisibleTo(again) and again.send_button.text() == "Send again"
+    assert again.warning.text().startswith("This study was already sent to hub on ")
+    assert f"verified ({n} of {n} images on the hub)" in again.warning.text()
+    again.reject()
+
 
 def test_pause_resume_cancel_and_retry(qtbot, hub, relay_home, ct_files):
     _, study_uid = import_study(relay_home, ct_files)
@@ -327,3 +333,35 @@ def test_incoming_counts_two_old_studies_right_after_they_were_sent(qtbot, hub, 
     header = [incoming.table.horizontalHeaderItem(c).text()
               for c in range(incoming.table.columnCount())]
     assert "First seen" in header and "Received" not in header
+
+
+def test_send_dialog_confirms_the_patient_in_plain_text_with_thumbnails(qtbot, tmp_path,
+                                                                        relay_home, ct_files):
+    from PySide6.QtCore import Qt
+
+    from app.settings import HubProfile
+
+    files = []
+    for n, path in enumerate(ct_files[:4]):
+        ds = pydicom.dcmread(path)
+        ds.PatientName, ds.PatientID = "<b>DOE</b>^<img src>", "<i>P-42</i>"
+        ds.PatientBirthDate, ds.PatientSex, ds.AccessionNumber = "19500214", "F", "ACC-7"
+        files.append(tmp_path / f"{n}.dcm")
+        ds.save_as(files[-1])
+    _, study_uid = import_study(relay_home, files)
+    settings = load_settings(relay_home)
+    settings.hubs = [HubProfile(name="a", url="http://127.0.0.1:9/dicom-web")]
+    save_settings(relay_home, settings)
+    window = _window(qtbot, relay_home)
+    dialog = window.send_to_hub(study_uid)
+    shown = {name: label.text() for name, label in dialog.patient_labels.items()}
+    assert shown["Patient"] == "<b>DOE</b>, <img src>" and shown["Patient ID"] == "<i>P-42</i>"
+    assert shown["Birth date"] == "1950-02-14" and shown["Sex"] == "Female"
+    assert shown["Accession"] == "ACC-7" and "4 images" in shown["Study"]
+    assert all(label.textFormat() == Qt.TextFormat.PlainText
+               for label in dialog.patient_labels.values())
+    assert not dialog.warning.isVisibleTo(dialog) and dialog.send_button.text() == "Send"
+    item = dialog.series_list.item(0)
+    assert item.text().endswith("CT, 4 images")
+    qtbot.waitUntil(lambda: not item.icon().isNull(), timeout=30_000)  # the series' thumbnail
+    dialog.reject()

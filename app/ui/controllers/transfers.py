@@ -14,10 +14,12 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow
 from app.errors import RelayError
 from app.net.queue import FILE_NAME, TransferQueue
 from app.net.runner import QueueRunner
+from app.net.sent import send_history
 from app.settings import load_settings
 from app.store.local import Store
 from app.ui.hubs_dialog import HubsDialog, ensure_passphrase
 from app.ui.send_dialog import SendDialog
+from app.ui.thumbs import ThumbnailLoader
 from app.ui.transfers import TransfersWidget
 
 log = logging.getLogger(__name__)
@@ -30,9 +32,11 @@ class TransfersController(QObject):
     fetched = Signal(str)  # job id of a fetch that ended (the store changed)
     hubs_changed = Signal()
 
-    def __init__(self, store: Store, window: QMainWindow) -> None:
+    def __init__(self, store: Store, window: QMainWindow,
+                 thumbnails: ThumbnailLoader | None = None) -> None:
         super().__init__(window)
         self.store = store
+        self.thumbnails = thumbnails
         self.window = window
         self.runner: QueueRunner | None = None
         self.panel = TransfersWidget(store, window)
@@ -69,7 +73,8 @@ class TransfersController(QObject):
         study = self.store.study(study_uid)
         if study is None:
             return None
-        dialog = SendDialog(study, load_settings(self.store.home), series_uid, self.window)
+        dialog = SendDialog(study, load_settings(self.store.home), series_uid, self.window,
+                            history=send_history(self.store.home), thumbnails=self.thumbnails)
         dialog.accepted.connect(lambda: self.queue_send(dialog.hub(), study_uid,
                                                         dialog.series_uids()))
         dialog.setup_hubs.connect(self.hubs_dialog)
