@@ -100,7 +100,8 @@ class MainWindow(QMainWindow):
 
         self.importer = ImportController(store, self)
         self.reading = ReadingController(store, self.tabs, self)
-        self.transfer = TransfersController(store, self, self.reading.thumbnails)
+        self.transfer = TransfersController(store, self, self.reading.view_state,
+                                            self.reading.thumbnails)
         self.remote = RemoteReadingController(self.reading, self.queue_runner, self)
         self.incoming_tabs = IncomingController(store, self.queue_runner, self.tabs)
         # The names the incoming list, tests and benches reach through the window.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pydicom
@@ -96,6 +97,8 @@ def test_hubs_dialog_adds_tests_and_keeps_the_password_out_of_settings(qtbot, hu
     dialog.user_edit.setText(HUB_USER)
     dialog.secret_edit.setText("wrong-password")
     assert dialog.save_hub()
+    assert dialog.result_label.text().startswith("Saved the hub main. Its password is kept in ")
+    assert "secret" not in dialog.result_label.text()
     assert dialog.test_hub() is not None
     qtbot.waitUntil(lambda: dialog.last_check is not None, timeout=30_000)
     assert not dialog.last_check.ok and dialog.last_check.kind == "auth"
@@ -149,6 +152,12 @@ def test_send_from_the_browser_ends_verified_on_the_hub(qtbot, hub, relay_home, 
     assert again.warning.text().startswith("This study was already sent to hub on ")
     assert f"verified ({n} of {n} images on the hub)" in again.warning.text()
     again.reject()
+
+    assert re.fullmatch(r"\d\d:\d\d", row["Started"])  # queued today: the time
+    window.transfers.clear_button.click()  # the verified job leaves the list, not the history
+    assert _row(window, job_id) == {} and window.transfers.table.rowCount() == 0
+    assert window.view_state.transfers_cleared > 0
+    assert window.send_to_hub(study_uid).warning.text().startswith("This study was already")
 
 
 def test_pause_resume_cancel_and_retry(qtbot, hub, relay_home, ct_files):

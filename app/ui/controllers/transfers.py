@@ -21,6 +21,7 @@ from app.ui.hubs_dialog import HubsDialog, ensure_passphrase
 from app.ui.send_dialog import SendDialog
 from app.ui.thumbs import ThumbnailLoader
 from app.ui.transfers import TransfersWidget
+from app.ui.view_state import ViewState
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class TransfersController(QObject):
     fetched = Signal(str)  # job id of a fetch that ended (the store changed)
     hubs_changed = Signal()
 
-    def __init__(self, store: Store, window: QMainWindow,
+    def __init__(self, store: Store, window: QMainWindow, view_state: ViewState,
                  thumbnails: ThumbnailLoader | None = None) -> None:
         super().__init__(window)
         self.store = store
@@ -40,6 +41,8 @@ class TransfersController(QObject):
         self.window = window
         self.runner: QueueRunner | None = None
         self.panel = TransfersWidget(store, window)
+        self.panel.cleared_before = view_state.transfers_cleared
+        self.panel.cleared.connect(lambda when: setattr(view_state, "transfers_cleared", when))
         self.panel.job_finished.connect(self._on_job_finished)
         self.dock = QDockWidget("Transfers", window)
         self.dock.setObjectName("transfers")
