@@ -395,6 +395,13 @@ class Store:
         return [(str(r[0]), int(r[1] or 0), int(r[2] or 0), str(r[3] or ""), bool(r[4]))
                 for r in rows]
 
+    def image_count(self, series_uid: str) -> int:
+        """Instances of a series that hold an image (pixel data), from the index."""
+        row = self._connect().execute(
+            "SELECT COUNT(*) FROM instances WHERE series_instance_uid=? AND image IS NOT NULL",
+            (series_uid,)).fetchone()
+        return int(row[0])
+
     def series_version(self, series_uid: str) -> tuple[int, float]:
         """(instance count, latest addition time): changes whenever the series gains a file."""
         row = self._connect().execute(

@@ -128,6 +128,19 @@ class StudyBrowserWidget(QWidget):
         first = index.siblingAtColumn(0)
         return first.data(KIND_ROLE), first.data(UID_ROLE)
 
+    def select_study(self, study_uid: str) -> bool:
+        """Make the study's row current and visible (False when it is filtered out or absent)."""
+        for p in range(self.proxy.rowCount()):
+            patient = self.proxy.index(p, 0)
+            for s in range(self.proxy.rowCount(patient)):
+                index = self.proxy.index(s, 0, patient)
+                if index.data(UID_ROLE) == study_uid:
+                    self.tree.expand(patient)
+                    self.tree.setCurrentIndex(index)
+                    self.tree.scrollTo(index)
+                    return True
+        return False
+
     def _on_activated(self, index) -> None:
         first = index.siblingAtColumn(0)
         kind, uid = first.data(KIND_ROLE), first.data(UID_ROLE)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.imports.importer import ImportReport
+from app.imports.summary import summarize
 from app.store.local import Store
 from app.ui.browser import StudyBrowserWidget
 from app.ui.controllers.imports import ImportController
@@ -112,6 +113,7 @@ class MainWindow(QMainWindow):
         self.transfers_dock = self.transfer.dock
         self.incoming = self.incoming_tabs.widget
         self.task_cancel = self.importer.cancel_button
+        self.report_dialog: ImportReportDialog | None = None  # the last import's report
         # While studies arrive from a hub the status bar counts them (the browser and its
         # thumbnails wait for the end: a thumbnail of half a series would be cached).
         self._counts_timer = QTimer(self, interval=2000)
@@ -253,10 +255,18 @@ class MainWindow(QMainWindow):
     def load_demo(self) -> TaskWorker | None:
         return self.importer.load_demo()
 
-    def _on_imported(self, report: ImportReport) -> None:
+    def _on_imported(self, report: ImportReport) -> ImportReportDialog:
+        """Refresh, select the study that came in, and show what came in."""
         self.refresh()
-        self._show_message(summary_text(report).replace("<b>", "").replace("</b>", ""), 10000)
-        ImportReportDialog(report, self).open()
+        if report.study_uids:
+            self.browser.select_study(report.study_uids[0])
+        self._show_message(summary_text(report), 10000)
+        dialog = ImportReportDialog(report, summarize(self.store, report), self)
+        dialog.open_study.connect(self.reading.open_study)
+        dialog.send_study.connect(self.send_to_hub)
+        self.report_dialog = dialog
+        dialog.open()
+        return dialog
 
     # -- reading ----------------------------------------------------------------------------
     def open_study(self, study_uid: str, series_uid: str | None = None) -> ViewerWidget | None:

@@ -57,3 +57,81 @@ def test_demo_study_is_generated_and_imported(qtbot, home: Path) -> None:
     assert len(studies) == 1
     assert [s.instance_count for s in studies[0].series] == [160, 160]
     assert {s.modality for s in studies[0].series} == {"CT"}
+
+
+def _cd_with_missing_series(tmp_path: Path, data: Path) -> Path:
+    """The pydicom DICOMDIR test disc with one series' files gone (a disc burnt half way)."""
+    import shutil
+
+    cd = tmp_path / "disc"
+    shutil.copytree(data / "cd" / "pydicom-dicomdirtests", cd)
+    shutil.rmtree(cd / "77654033" / "CT2")
+    return cd
+
+
+def _report_only_images(tmp_path: Path, data: Path) -> Path:
+    """A CT slice turned into an image-less object of its own series (like an SR or a KO)."""
+    import pydicom
+
+    source = next(p for p in sorted((data / "ct-head").rglob("*")) if p.is_file())
+    ds = pydicom.dcmread(source)
+    del ds.PixelData
+    ds.SeriesInstanceUID = ds.SeriesInstanceUID + ".99"
+    ds.SOPInstanceUID = ds.SOPInstanceUID + ".99"
+    ds.SeriesDescription, ds.SeriesNumber = "Dose report", 999
+    folder = tmp_path / "noimage"
+    folder.mkdir()
+    ds.save_as(folder / "dose.dcm")
+    return folder
+
+
+def test_import_report_says_what_came_in_and_groups_problems(qtbot, home: Path, data: Path,
+                                                             tmp_path: Path) -> None:
+    window = MainWindow(Store(home))
+    qtbot.addWidget(window)
+    window.show()
+    window.import_paths([str(_cd_with_missing_series(tmp_path, data))])
+    _wait_task(qtbot, window)
+    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=5000)
+    dialog = window.report_dialog
+    report = window.last_report
+    assert dialog.headline.text() == (f"{report.imported} images imported: 2 patients, "
+                                      f"{len(report.study_uids)} studies, "
+                                      f"{sum(len(s.series) for s in dialog.summary.studies)} "
+                                      "series.")
+    lines = dialog.problem_lines()
+    missing = [line for line in lines if "listed in the DICOMDIR are missing from the disc" in line]
+    assert len(missing) == 1 and missing[0].endswith("77654033/CT2)")  # one line, not 1 per file
+    assert int(missing[0].split()[0]) > 1
+    details = dialog.details.text()
+    assert "DICOMDIR" in details and "1 file not DICOM (skipped)" in details  # README only
+    assert {s.status for s in dialog.summary.studies} == {"new"}
+    chosen = window.browser.selected()
+    assert chosen == ("study", report.study_uids[0])  # the new study is selected
+    assert dialog.width() >= 640 and dialog.height() <= 1000
+    dialog.open_button.click()
+    assert report.study_uids[0] in window.viewers
+
+
+def test_import_report_flags_a_series_without_images_and_what_was_already_there(
+        qtbot, home: Path, data: Path, tmp_path: Path) -> None:
+    window = MainWindow(Store(home))
+    qtbot.addWidget(window)
+    window.show()
+    folder = _report_only_images(tmp_path, data)
+    window.import_paths([str(folder)])
+    _wait_task(qtbot, window)
+    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=5000)
+    first = window.report_dialog
+    (series,) = [s for st in first.summary.studies for s in st.series]
+    assert series.images == 0 and series.status == "new"
+    assert "1 series without images" in first.details.text()
+    item = first.studies.topLevelItem(0).child(0).child(0)
+    assert item.text(2) == "new · no images"
+    first.reject()
+    window.report_dialog = None
+    window.import_paths([str(folder)])  # the same again
+    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=120_000)
+    again = window.report_dialog
+    assert again.summary.studies[0].status == "already there"
+    assert again.headline.text().endswith("1 was already in the store.")
