@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.net.queue import FILE_NAME, Job, TransferQueue
+from app.net.queue import ACTIVE, FILE_NAME, Job, TransferQueue
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,23 @@ def send_history(home: Path) -> list[SendRecord]:
         return [SendRecord.from_job(j) for j in queue.jobs() if j.kind == "send"]
     finally:
         queue.close()
+
+
+def transfers_using(home: Path, study_uid: str, series_uids: list[str] | None = None
+                    ) -> list[Job]:
+    """Unfinished transfers (queued, running, waiting, stuck or paused; sends and fetches) of
+    the study, or of any of ``series_uids`` in it: deleting those files now would break them."""
+    if not (Path(home) / FILE_NAME).exists():
+        return []
+    queue = TransferQueue(Path(home))
+    try:
+        jobs = [j for j in queue.jobs(ACTIVE) if j.study_uid == study_uid]
+    finally:
+        queue.close()
+    if series_uids is None:
+        return jobs
+    wanted = set(series_uids)
+    return [j for j in jobs if not j.series_uids or wanted & set(j.series_uids)]
 
 
 def sends_of(history: list[SendRecord], study_uid: str, hub: str | None = None

@@ -53,3 +53,16 @@ def format_sex(cs: str) -> str:
     """"F" -> "Female"; empty -> "—"; other values as they are."""
     cs = (cs or "").strip().upper()
     return SEX_WORDS.get(cs, cs or "—")
+
+
+def study_details(study: Study) -> list[tuple[str, str]]:
+    """(label, value) pairs that identify the patient and the study, as dialogs show them and
+    "Copy details" copies them."""
+    p = study.patient
+    return [("Patient", format_name(p.patient_name)), ("Patient ID", p.patient_id or "—"),
+            ("Birth date", format_date(p.patient_birth_date) or "—"),
+            ("Sex", format_sex(p.patient_sex)),
+            ("Accession", study.accession_number or "—"),
+            ("Study", f"{format_date(study.study_date) or 'no date'} · "
+                      f"{study.study_description or '(no description)'} · "
+                      f"{len(study.series)} series, {study.instance_count} images")]

@@ -28,24 +28,12 @@ from PySide6.QtWidgets import (
 from app.model import Series, Study
 from app.net.sent import SendRecord, sends_of
 from app.settings import Settings
-from app.ui.format import format_date, format_name, format_sex
+from app.ui.format import study_details
 from app.ui.labels import plain_label
 from app.ui.thumbs import ThumbnailLoader
 
 THUMB_SIZE = 56
 WARNING_STYLE = "background: #fff4e5; color: #7a4100; padding: 6px; border: 1px solid #e0a040"
-
-
-def patient_rows(study: Study) -> list[tuple[str, str]]:
-    """(label, value) pairs that identify the patient and the study, as the dialog shows."""
-    p = study.patient
-    return [("Patient", format_name(p.patient_name)), ("Patient ID", p.patient_id or "—"),
-            ("Birth date", format_date(p.patient_birth_date) or "—"),
-            ("Sex", format_sex(p.patient_sex)),
-            ("Accession", study.accession_number or "—"),
-            ("Study", f"{format_date(study.study_date) or 'no date'} · "
-                      f"{study.study_description or '(no description)'} · "
-                      f"{len(study.series)} series, {study.instance_count} images")]
 
 
 def series_text(series: Series) -> str:
@@ -112,7 +100,7 @@ class SendDialog(QDialog):
         form = QFormLayout(box)
         form.setContentsMargins(0, 0, 0, 6)
         self.patient_labels: dict[str, QLabel] = {}
-        for name, text in patient_rows(self.study):
+        for name, text in study_details(self.study):
             label = plain_label(text, box)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             if name in ("Patient", "Patient ID"):
