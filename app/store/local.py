@@ -446,6 +446,11 @@ class Store:
             conn.execute("DELETE FROM studies WHERE study_instance_uid=?", (study_uid,))
         return removed
 
+    def received_times(self) -> dict[str, float]:
+        """When each study first came into the store (epoch seconds), by Study Instance UID."""
+        return {r[0]: float(r[1]) for r in self._connect().execute(
+            "SELECT study_instance_uid, added_at FROM studies")}
+
     def image_count(self, series_uid: str) -> int:
         """Instances of a series that hold an image (pixel data), from the index."""
         row = self._connect().execute(

@@ -154,6 +154,11 @@ def test_send_from_the_browser_ends_verified_on_the_hub(qtbot, hub, relay_home, 
     again.reject()
 
     assert re.fullmatch(r"\d\d:\d\d", row["Started"])  # queued today: the time
+    from app.ui.browser import COL as BROWSER_COL
+
+    qtbot.waitUntil(lambda: window.browser.select_study(study_uid) and window.browser.tree
+                    .currentIndex().siblingAtColumn(BROWSER_COL["Sent"]).data() == "Verified",
+                    timeout=10_000)  # the browser shows the study went out and was verified
     window.transfers.clear_button.click()  # the verified job leaves the list, not the history
     assert _row(window, job_id) == {} and window.transfers.table.rowCount() == 0
     assert window.view_state.transfers_cleared > 0
@@ -269,8 +274,8 @@ def test_send_dialog_offers_the_selected_series_and_a_hub_setup(qtbot, relay_hom
     dialog.whole.setChecked(True)
     assert dialog.series_uids() is None
     dialog.reject()
-    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Hub", "&Settings",
-                                                              "&Help"]
+    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Study", "&Hub",
+                                                              "&Settings", "&Help"]
     hubs = window.show_hubs_dialog()
     assert hubs.hub_list.count() == 2
     hubs.reject()
@@ -374,3 +379,29 @@ def test_send_dialog_confirms_the_patient_in_plain_text_with_thumbnails(qtbot, t
     assert item.text().endswith("CT, 4 images")
     qtbot.waitUntil(lambda: not item.icon().isNull(), timeout=30_000)  # the series' thumbnail
     dialog.reject()
+
+
+def test_delete_is_refused_while_a_running_send_uses_the_study(qtbot, hub, relay_home,
+                                                               ct_files):
+    store, study_uid = import_study(relay_home, ct_files)
+    link = SlowLink(hub.config.http_port, rate=300_000)  # ~4 MB study: ~13 s
+    try:
+        assert add_hub(relay_home, link.url).returncode == 0
+        _fast_retries(relay_home)
+        window = _window(qtbot, relay_home)
+        job_id = window.queue_send("hub", study_uid, None)
+        qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Sending", timeout=30_000)
+        window.manage.confirm_answer = True  # the user would say yes: it is still refused
+        series = store.study(study_uid).series[0].series_instance_uid
+        assert window.manage.delete(study_uid) is None
+        assert window.manage.delete(study_uid, [series]) is None
+        assert window.statusBar().currentMessage().startswith(
+            "Not deleted: a send to hub of this study is not finished")
+        assert window.store.study(study_uid).instance_count == len(ct_files)
+        window.transfers.select_job(job_id)
+        window.transfers.cancel_button.click()
+        qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Cancelled", timeout=30_000)
+        assert window.manage.delete(study_uid) == len(ct_files)  # nothing uses it now
+        assert window.store.study(study_uid) is None
+    finally:
+        link.close()

@@ -135,3 +135,83 @@ def test_import_report_flags_a_series_without_images_and_what_was_already_there(
     again = window.report_dialog
     assert again.summary.studies[0].status == "already there"
     assert again.headline.text().endswith("1 was already in the store.")
+
+
+def test_tag_viewer_lists_sequences_and_private_tags_and_searches(qtbot, tmp_path: Path,
+                                                                  data: Path) -> None:
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    from app.ui.tag_viewer import TagViewerDialog
+
+    source = next(p for p in sorted((data / "ct-head").rglob("*")) if p.is_file())
+    ds = pydicom.dcmread(source)
+    item = Dataset()
+    item.ReferencedSOPInstanceUID = "1.2.3.4.5"
+    ds.ReferencedImageSequence = [item, Dataset()]
+    block = ds.private_block(0x0029, "RELAY TEST", create=True)
+    block.add_new(0x10, "LO", "<b>private words</b>")
+    path = tmp_path / "tags.dcm"
+    ds.save_as(path)
+
+    dialog = TagViewerDialog(path)
+    qtbot.addWidget(dialog)
+    rows = dialog.rows()
+    assert ["(0008,1140)", "Referenced Image Sequence", "SQ", "2 item(s)"] in rows
+    assert any(r[0] == "(0008,1155)" and r[3] == "1.2.3.4.5" for r in rows)  # inside item 1
+    private = next(r for r in rows if r[0] == "(0029,1010)")
+    assert private[1].endswith("[RELAY TEST]") and private[3] == "<b>private words</b>"
+    assert dialog.filter("0008,1155") == 1  # the nested element, its parents kept
+    shown = dialog.rows()
+    assert [r[0] for r in shown] == ["(0008,1140)", "", "(0008,1155)"]
+    assert dialog.filter("relay test") >= 1
+    assert dialog.filter("") == 0 and len(dialog.rows()) == len(rows)
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"DICM" * 3)
+    dialog.load(broken)  # garbage read with force=True: the bad element says so, no crash
+    assert [r[1] for r in dialog.rows()] == ["Unreadable element"]
+
+
+def test_browser_columns_copy_details_export_and_delete(qtbot, home: Path, data: Path,
+                                                        tmp_path: Path) -> None:
+    from PySide6.QtGui import QGuiApplication
+
+    from app.ui.browser import COL, COLUMNS
+
+    window = MainWindow(Store(home))
+    qtbot.addWidget(window)
+    window.show()
+    window.import_paths([str(data / "cd" / "pydicom-dicomdirtests")])
+    _wait_task(qtbot, window)
+    window.report_dialog.reject()
+    assert COLUMNS[1:] == ["Patient ID", "Birth date", "Sex", "Date", "Accession", "Modality",
+                           "Images", "Received", "Sent"]
+    study = next(s for s in window.store.studies() if len(s.series) > 1)
+    window.browser.select_study(study.study_instance_uid)
+    index = window.browser.tree.currentIndex()
+    received = index.siblingAtColumn(COL["Received"]).data()
+    assert received and received[:4].isdigit()  # when it came in
+    assert index.siblingAtColumn(COL["Sent"]).data() == ""  # never sent
+
+    text = window.manage.copy_details(study.study_instance_uid)
+    assert QGuiApplication.clipboard().text() == text
+    assert f"Patient ID: {study.patient.patient_id}" in text
+
+    task = window.manage.export(study.study_instance_uid, None, str(tmp_path / "out"))
+    qtbot.waitUntil(lambda: not task.is_running(), timeout=60_000)
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == study.instance_count
+
+    viewer = window.open_study(study.study_instance_uid)
+    assert viewer is not None
+    window.manage.confirm_answer = False  # the user presses Cancel
+    assert window.manage.delete(study.study_instance_uid) is None
+    assert window.store.study(study.study_instance_uid) is not None
+    window.manage.confirm_answer = True
+    one = study.series[0]
+    assert window.manage.delete(study.study_instance_uid,
+                                [one.series_instance_uid]) == one.instance_count
+    assert window.store.series(one.series_instance_uid) is None
+    assert study.study_instance_uid not in window.viewers  # its reading tab was closed first
+    assert window.manage.delete(study.study_instance_uid) is not None
+    assert window.store.study(study.study_instance_uid) is None
+    assert not window.browser.select_study(study.study_instance_uid)

@@ -31,6 +31,7 @@ class TransfersController(QObject):
 
     message = Signal(str, int)  # text for the status bar, milliseconds
     fetched = Signal(str)  # job id of a fetch that ended (the store changed)
+    sent = Signal(str)  # job id of a send that ended (the study's sent state changed)
     hubs_changed = Signal()
 
     def __init__(self, store: Store, window: QMainWindow, view_state: ViewState,
@@ -111,5 +112,5 @@ class TransfersController(QObject):
 
     def _on_job_finished(self, job_id: str, state: str) -> None:
         job = self.panel.job(job_id)
-        if job is not None and job.kind == "fetch":
-            self.fetched.emit(job_id)
+        if job is not None:
+            (self.fetched if job.kind == "fetch" else self.sent).emit(job_id)
