@@ -405,3 +405,55 @@ def test_delete_is_refused_while_a_running_send_uses_the_study(qtbot, hub, relay
         assert window.store.study(study_uid) is None
     finally:
         link.close()
+
+
+def test_open_from_hub_searches_by_patient_name_id_and_date(qtbot, hub, tmp_path, relay_home,
+                                                            ct_files):
+    import datetime
+
+    from app.ui.remote_dialog import OpenRemoteDialog, study_query
+
+    today = datetime.date(2026, 12, 3)
+    assert study_query("doe jo", " P-1 ", "Last 7 days", today) == {
+        "PatientName": "*doe*jo*", "PatientID": "P-1", "StudyDate": "20261127-20261203"}
+    assert study_query(dates="Yesterday", today=today) == {"StudyDate": "20261202"}
+    assert study_query() == {}
+
+    files = []
+    for n, path in enumerate(ct_files[:3]):
+        ds = pydicom.dcmread(path)
+        ds.PatientName, ds.PatientID = "<b>SMITH</b>^JANE", "ID-77"
+        ds.PatientBirthDate, ds.StudyDate = "19610102", datetime.date.today().strftime("%Y%m%d")
+        ds.StudyInstanceUID = ds.SeriesInstanceUID + ".7"
+        ds.SeriesInstanceUID = ds.SeriesInstanceUID + ".7"
+        ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.7"
+        files.append(tmp_path / f"s{n}.dcm")
+        ds.save_as(files[-1])
+    smith = _sent_by_another_site(tmp_path, hub, files)
+    other = tmp_path / "other"
+    other.mkdir()
+    doe = _sent_by_another_site(other, hub, ct_files[:2])  # DEMO^STROKE, dated 2026-11-28
+    assert add_hub(relay_home, hub.url).returncode == 0
+    dialog = OpenRemoteDialog(relay_home)
+    qtbot.addWidget(dialog)
+
+    def search(**fields) -> list[list[str]]:
+        dialog.name_edit.setText(fields.get("name", ""))
+        dialog.id_edit.setText(fields.get("patient_id", ""))
+        dialog.date_box.setCurrentText(fields.get("dates", "Any date"))
+        done = dialog.searches
+        dialog.search_button.click()
+        qtbot.waitUntil(lambda: dialog.searches > done, timeout=30_000)
+        return [[dialog.table.item(r, c).text() for c in range(dialog.table.columnCount())]
+                for r in range(dialog.table.rowCount())]
+
+    rows = search(name="smi ja")
+    assert [r[:4] for r in rows] == [["<b>SMITH</b>, JANE", "ID-77", "1961-01-02",
+                                      datetime.date.today().isoformat()]]
+    assert dialog.study_uid() == smith and dialog.open_button.isEnabled()
+    assert [r[1] for r in search(patient_id="ID-77")] == ["ID-77"]
+    assert search(patient_id="ID-7") == []  # an ID matches exactly
+    assert [r[1] for r in search(dates="Today")] == ["ID-77"]
+    assert len(search()) == 2
+    assert search(name="stroke")[0][0] == "DEMO, STROKE" and dialog.study_uid() == doe
+    assert search(name="nobody") == [] and dialog.status.text().startswith("No study on hub")
