@@ -32,7 +32,7 @@ from app.imports.summary import summarize
 from app.net.sent import send_history, sent_state
 from app.store.local import Store
 from app.ui.browser import StudyBrowserWidget
-from app.ui.controllers.imports import ImportController
+from app.ui.controllers.imports import ImportController, folder_dialog
 from app.ui.controllers.incoming import IncomingController
 from app.ui.controllers.manage import ManageController
 from app.ui.controllers.reading import ReadingController
@@ -249,8 +249,11 @@ class MainWindow(QMainWindow):
         return self.importer.task
 
     def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open CD / folder")
-        if folder:
+        """Ask for a folder (starting at the inserted disc or the last folder); import it."""
+        dialog = folder_dialog(self, self.view_state.last_folder)
+        if dialog.exec() and dialog.selectedFiles():
+            folder = dialog.selectedFiles()[0]
+            self.view_state.last_folder = folder
             self.import_paths([folder])
 
     def open_files_dialog(self) -> None:

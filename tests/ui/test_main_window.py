@@ -215,3 +215,28 @@ def test_browser_columns_copy_details_export_and_delete(qtbot, home: Path, data:
     assert window.manage.delete(study.study_instance_uid) is not None
     assert window.store.study(study.study_instance_uid) is None
     assert not window.browser.select_study(study.study_instance_uid)
+
+
+def test_folder_dialog_lists_cd_and_usb_drives_and_remembers_the_last_folder(
+        qtbot, home: Path, tmp_path: Path) -> None:
+    from PySide6.QtCore import QUrl
+
+    from app.imports.drives import Volume
+    from app.ui.controllers.imports import folder_dialog, mounted_volumes
+    from app.ui.view_state import ViewState
+
+    assert all(isinstance(v, Volume) for v in mounted_volumes())  # the real system's list
+    volumes = [Volume("/", "/dev/sda1"), Volume("/media/tech/CD", "/dev/sr0", "CD")]
+    window = MainWindow(Store(home))
+    qtbot.addWidget(window)
+    dialog = folder_dialog(window, str(tmp_path), volumes)
+    assert QUrl.fromLocalFile("/media/tech/CD") in dialog.sidebarUrls()
+    assert dialog.fileMode() == dialog.FileMode.Directory
+    last = tmp_path / "last"
+    last.mkdir()
+    dialog = folder_dialog(window, str(last), [Volume("/", "/dev/sda1")])
+    assert Path(dialog.directory().absolutePath()) == last  # no disc in: the last folder
+    assert QUrl.fromLocalFile(str(last)) in dialog.sidebarUrls()
+    state = ViewState(last_folder=str(last))
+    state.save(home)
+    assert ViewState.load(home).last_folder == str(last)
