@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.imports.importer import ImportReport
 from app.imports.media import Problem
@@ -43,7 +44,9 @@ class SeriesLine:
     imported: int
     """Files of this import that were new."""
     already: int
-    """Files of this import that the store already held."""
+    """Files of this import that the store already held (same bytes)."""
+    conflicts: int
+    """Files of this import with a UID the store held with other bytes (both kept)."""
     images: int
     """Instances that hold pixel data (0: a report, a presentation state, a key-object note)."""
 
@@ -51,8 +54,10 @@ class SeriesLine:
     def status(self) -> str:
         """``new``, ``already there`` or ``partly new``."""
         if self.imported and not self.already:
-            return "new"
-        return "already there" if not self.imported else "partly new"
+            state = "new"
+        else:
+            state = "already there" if not self.imported else "partly new"
+        return f"{state} · {self.conflicts} conflicting" if self.conflicts else state
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class StudyLine:
 
     @property
     def status(self) -> str:
-        states = {s.status for s in self.series}
+        states = {s.status.split(" · ")[0] for s in self.series}
         return states.pop() if len(states) == 1 else "partly new"
 
     @property
@@ -92,7 +97,7 @@ class ProblemGroup:
         phrase = PHRASES.get(self.reason)
         text = (phrase.format(n=n, are="are" if self.count != 1 else "is") if phrase
                 else f"{n}: {self.reason}")
-        return f"{text} (in {self.folder})" if self.folder else text
+        return f"{text} (in {short_folder(self.folder)})" if self.folder else text
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,12 @@ class ImportSummary:
     @property
     def failed(self) -> int:
         return sum(g.count for g in self.problems if g.kind == "failed")
+
+
+def short_folder(folder: str, keep: int = 3) -> str:
+    """The last ``keep`` parts of a folder ("…/disc/77654033/CT2"): where on the disc."""
+    parts = Path(folder).parts
+    return folder if len(parts) <= keep + 1 else "…/" + "/".join(parts[-keep:])
 
 
 def is_media_index(problem: Problem) -> bool:
@@ -148,7 +159,7 @@ def summarize(store: Store, report: ImportReport) -> ImportSummary:
                 series_uid=series.series_instance_uid, number=series.series_number,
                 description=series.series_description, modality=series.modality,
                 instances=series.instance_count, imported=counts.get("imported", 0),
-                already=counts.get("duplicate", 0) + counts.get("conflict", 0),
+                already=counts.get("duplicate", 0), conflicts=counts.get("conflict", 0),
                 images=store.image_count(series.series_instance_uid)))
         studies.append(StudyLine(
             study_uid=study.study_instance_uid, patient_name=study.patient.patient_name,

@@ -158,7 +158,7 @@ class ImportReportDialog(QDialog):
         tree.setHeaderHidden(True)
         for group in self.summary.problems:
             item = QTreeWidgetItem(tree, [group.sentence()])
-            item.setToolTip(0, group.reason)
+            item.setToolTip(0, f"{group.reason}\nin {group.folder}")
             if group.kind == "failed":
                 item.setForeground(0, QBrush(QColor(FAIL_COLOUR)))
             for path in group.paths:
@@ -187,13 +187,16 @@ class ImportReportDialog(QDialog):
             signal.emit(uid)
 
     def _size_to_content(self) -> None:
-        """As tall as the rows need, within the screen; wide enough for the longest line."""
+        """As tall as the rows need and wide enough for the longest line, within the screen."""
         rows = sum(1 for _ in _all_items(self.studies))
-        problem_rows = self.problems.topLevelItemCount() if self.summary.problems else 0
-        row_height = max(20, self.studies.sizeHintForRow(0) if rows else 20)
-        height = 150 + row_height * (min(rows, 24) + 1) + (
-            row_height * (min(problem_rows, 8) + 2) if problem_rows else 0)
-        width = max(640, min(1100, 40 + self.studies.sizeHintForColumn(0) + 220))
+        row_height = max(18, self.studies.sizeHintForRow(0) if rows else 18)
+        problem_rows = self.problems.topLevelItemCount()
+        self.studies.setMinimumHeight(row_height * (min(rows, 24) + 2))
+        self.problems.setMaximumHeight(row_height * (min(problem_rows, 10) + 1) + 8)
+        widest = max(self.studies.sizeHintForColumn(0) + 260,
+                     self.problems.sizeHintForColumn(0) + 60 if problem_rows else 0)
+        width = max(720, min(1200, widest))
+        height = self.sizeHint().height()
         screen = QGuiApplication.primaryScreen()
         if screen is not None:
             avail = screen.availableGeometry()

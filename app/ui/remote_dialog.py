@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from app.net import hubs
 from app.net.dicomweb import STUDY_UID, value
 from app.settings import load_settings
-from app.ui.format import format_date, format_name
+from app.ui.format import count, format_date, format_name
 from app.ui.labels import plain_label
 from app.ui.tables import list_table, set_row
 
@@ -184,7 +184,8 @@ class OpenRemoteDialog(QDialog):
                      str(value(d, "00201208", "") or "")]
             set_row(self.table, r, texts, KEY_ROLE, str(value(d, STUDY_UID)))
         more = f" (the first {LIST_LIMIT})" if len(rows) >= LIST_LIMIT else ""
-        self.status.setText(f"{len(found)} studies found on {self.hub_name()}{more}."
+        self.status.setText(f"{count(len(found), 'study', 'studies')} found on "
+                            f"{self.hub_name()}{more}."
                             if found else f"No study on {self.hub_name()} matches.")
         if found:
             self.table.selectRow(0)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -48,8 +49,10 @@ def element_row(elem: DataElement) -> list[str]:
     elif elem.tag == 0x7FE00010 or elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
         size = len(elem.value) if isinstance(elem.value, (bytes, bytearray)) else 0
         value = f"({size} bytes)" if size else "(binary)"
+    elif elem.VM > 1 and isinstance(elem.value, MultiValue):
+        value = "\\".join(str(v) for v in elem.value)  # as DICOM writes several values
     else:
-        value = elem.repval if elem.value is None else str(elem.value)
+        value = "" if elem.value is None else str(elem.value)
     return [tag, name, elem.VR, value]
 
 
