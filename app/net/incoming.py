@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import HubError
-from app.net.dicomweb import DicomWebClient, value
+from app.net.peer import Peer, value
 from app.net.queue import FILE_NAME
 from app.settings import IncomingSettings
 from app.store.local import Store
@@ -94,10 +94,10 @@ class IncomingUpdate:
 class IncomingPoller:
     """Polls one hub for studies."""
 
-    def __init__(self, store: Store, client: DicomWebClient, hub: str,
+    def __init__(self, store: Store, peer: Peer, hub: str,
                  settings: IncomingSettings) -> None:
         self.store = store
-        self.client = client
+        self.peer = peer
         self.hub = hub
         self.settings = settings
         self.db_path = Path(store.home) / FILE_NAME
@@ -112,7 +112,7 @@ class IncomingPoller:
 
     def poll(self) -> IncomingUpdate:
         """Ask the hub once; raises :class:`HubError` when it cannot be asked."""
-        found = list(self.client.studies())
+        found = list(self.peer.studies())
         now = time.time()
         conn = self._db()
         try:

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.net import hubs
-from app.net.dicomweb import STUDY_UID, value
+from app.net.peer import STUDY_UID, value
 from app.settings import load_settings
 from app.ui.format import count, format_date, format_name
 from app.ui.labels import plain_label
@@ -72,10 +72,9 @@ class _Lister(QObject):
     def run(self, home: Path, hub: str, filters: dict[str, str]) -> None:
         def work() -> None:
             try:
-                client = hubs.connect(home, hub)
+                peer = hubs.connect(home, hub)
                 rows = []
-                for i, d in enumerate(client.studies(
-                        includefield="StudyDescription,PatientBirthDate", **filters)):
+                for i, d in enumerate(peer.studies(**filters)):
                     if i >= LIST_LIMIT:
                         break
                     rows.append(d)
