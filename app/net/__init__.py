@@ -39,9 +39,8 @@ transfer code:
    :class:`peer.StoreResult`, ``retrieve`` = C-GET (or C-MOVE to our own SCP) writing each
    received dataset through ``open_part``/``close_part``, ``metadata`` from an IMAGE-level
    C-FIND or :class:`~app.errors.NotSupportedByPeer`); faults raised as
-   :class:`~app.errors.HubError` (its :class:`~app.errors.DimseError`) with the same kinds (``unreachable``, ``timeout``,
-   ``rejected``, ...) so that :mod:`retry` waits out the same outages; and a
-   ``connect(profile, secret, *, pool_size)``;
+   :class:`~app.errors.DimseError` (a :class:`~app.errors.HubError`, whose ``retryable`` kinds
+   :mod:`retry` waits out); and a ``connect(profile, secret, *, pool_size)``;
 2. one profile kind: ``"dimse"`` in :data:`app.settings.PROFILE_KINDS`, the DIMSE fields of
    :class:`app.settings.HubProfile` (host, port, called and calling AE titles; a schema bump
    with its migration), and ``"dimse": dimse.connect`` in :data:`hubs.PEER_KINDS`; plus the
