@@ -57,3 +57,16 @@ def test_demo_study_is_generated_and_imported(qtbot, home: Path) -> None:
     assert len(studies) == 1
     assert [s.instance_count for s in studies[0].series] == [160, 160]
     assert {s.modality for s in studies[0].series} == {"CT"}
+
+
+def test_a_folder_given_at_start_is_opened_once_imported(qtbot, home: Path, data: Path) -> None:
+    """``relay PATH``: the window imports PATH, then opens the study it brought."""
+    from app.ui.main import create_window
+
+    window = create_window(home, [str(data / "ct-head" / "ge-hispeed-human-gantry-tilt")])
+    qtbot.addWidget(window)
+    window.show()
+    _wait_task(qtbot, window)
+    (study,) = window.last_report.study_uids
+    qtbot.waitUntil(lambda: study in window.viewers, timeout=30_000)
+    assert window.tabs.currentWidget() is window.viewers[study]
