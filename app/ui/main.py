@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.startup import startup_done
 from app.store.local import Store
+from app.ui import crash_notice
 
 if TYPE_CHECKING:
     from app.imports.importer import ImportReport
@@ -51,6 +52,9 @@ def create_window(home: Path, paths: list[str] | None = None) -> MainWindow:
 def run(home: Path, paths: list[str] | None = None) -> int:
     app = application()
     window = create_window(home, paths)
+    notice = crash_notice.install(window)  # unexpected errors told in plain words
     window.show()
     startup_done()
-    return app.exec()
+    code = app.exec()
+    notice.close()
+    return code
