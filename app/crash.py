@@ -29,16 +29,22 @@ class Crash:
     kind: str
     """The exception's type name (``ValueError``)."""
     where: str
-    """The innermost frame of Relay's own code: ``module.function``."""
+    """The innermost frame of Relay's own code: ``module.function`` ("" when none)."""
     thread: str
     """The name of the thread it happened on."""
 
     @property
     def words(self) -> str:
         """What to tell the user, in plain words."""
-        return (f"Relay ran into an unexpected problem ({self.kind} in {self.where}). "
+        return (f"Relay ran into an unexpected problem ({self.place}). "
                 "It has been written to the log. Your studies and transfers are safe; you can "
                 "keep working, and if something looks wrong, restart Relay.")
+
+
+    @property
+    def place(self) -> str:
+        """``ValueError in app.x.f``, or the type alone."""
+        return f"{self.kind} in {self.where}" if self.where else self.kind
 
 
 Listener = Callable[[Crash], None]
@@ -47,7 +53,7 @@ _listeners: list[Listener] = []
 
 def describe(tb: TracebackType | None, kind: str, thread: str) -> Crash:
     """The :class:`Crash` of an exception of type ``kind`` with this traceback."""
-    where = "?"
+    where = ""
     for frame, _ in traceback.walk_tb(tb):
         module = str(frame.f_globals.get("__name__", ""))
         if module == "app" or module.startswith("app."):
@@ -60,8 +66,7 @@ def report(exc_type: type[BaseException], exc: BaseException | None,
     """Log one unexpected exception (no message at ERROR) and tell the listeners."""
     crash = describe(tb, exc_type.__name__, thread)
     stack = "".join(traceback.format_list(traceback.extract_tb(tb)))
-    log.error("unexpected %s in %s (thread %s)\n%s", crash.kind, crash.where, thread,
-              stack.rstrip())
+    log.error("unexpected %s (thread %s)\n%s", crash.place, thread, stack.rstrip())
     log.debug("the %s said: %s", crash.kind, exc)
     for listener in list(_listeners):
         try:
