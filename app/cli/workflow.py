@@ -246,7 +246,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from app.workflow.burn import Burner, burn, find_burner
     from app.workflow.derive import WorkflowError
-    from app.workflow.export import export_studies
+    from app.workflow.pdi import export_studies
 
     if args.burn and not args.iso:
         print("relay: --burn needs --iso FILE", file=sys.stderr)

@@ -21,7 +21,7 @@ from app.store.local import Store
 from app.ui.deidentify_dialog import DeidOptionsWidget
 from app.ui.worker import TaskWorker
 from app.workflow.burn import Burner, burn, find_burner
-from app.workflow.export import export_studies
+from app.workflow.pdi import export_studies
 
 
 class ExportDialog(QDialog):

@@ -224,8 +224,8 @@ def test_relay_deidentify_json_and_the_audit_record(home, ge_files):
 
 
 def test_a_damaged_stored_file_is_one_line_and_the_rest_goes_on(home, ge_files):
-    from app.workflow.export import export_studies
     from app.workflow.patient import PatientValues
+    from app.workflow.pdi import export_studies
     from app.workflow.reconcile import reconcile_study
 
     store = import_into(home, *ge_files[:5])

@@ -17,7 +17,7 @@ import pytest
 from app.workflow import audit
 from app.workflow.burn import find_burner
 from app.workflow.derive import WorkflowError
-from app.workflow.export import export_studies
+from app.workflow.pdi import export_studies
 from tests.workflow.conftest import OUTSIDE, import_into, outside_cd
 
 ISO_NAME = re.compile(r"^[A-Z0-9_]{1,8}(\.[A-Z0-9_]{1,3})?$")
