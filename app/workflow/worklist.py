@@ -139,15 +139,12 @@ def _find(peer: Peer, sop_class: str, query: Dataset) -> list[Dataset]:
 def _association(peer: Peer, sop_class: str) -> Iterator[Any]:
     from pynetdicom.presentation import build_context
 
-    from app.net.dimse.association import Endpoint, Timeouts, associate, make_ae
+    from app.net.dimse.association import Endpoint, Timeouts
+    from app.net.dimse.client import DimseClient
 
     timeouts = Timeouts(connect=min(peer.timeout, 10.0), acse=peer.timeout,
                         dimse=peer.timeout, network=peer.timeout)
-    ae = make_ae(peer.calling_ae, timeouts=timeouts, requested=[build_context(sop_class)])
-    assoc = associate(ae, Endpoint(peer.host, peer.port, peer.called_ae))
-    try:
+    client = DimseClient(Endpoint(peer.host, peer.port, peer.called_ae), peer.calling_ae,
+                         timeouts)
+    with client.association([build_context(sop_class)]) as assoc:
         yield assoc
-    finally:
-        if assoc.is_established:
-            assoc.release()
-        ae.shutdown()
