@@ -334,6 +334,7 @@ class MainWindow(QMainWindow):
         if series_uid is not None:
             viewer.show_series(series_uid)
         self.tabs.setCurrentWidget(viewer)
+        viewer.focus_view()
         self._spare_timer.start(SPARE_RETRY_MS)  # the next spare, once the series is in
         return viewer
 
@@ -341,9 +342,11 @@ class MainWindow(QMainWindow):
         """A reading tab for ``study``: the spare if there is one, else a new one."""
         viewer, self._spare = self._spare, None
         if viewer is None:
-            return ViewerWidget(self.store, study, self, priors=priors,
-                                last_slice=self.view_state.last_slice)
-        viewer.set_study(study, priors)
+            viewer = ViewerWidget(self.store, study, self, priors=priors,
+                                  last_slice=self.view_state.last_slice)
+        else:
+            viewer.set_study(study, priors)
+        viewer.status_message.connect(lambda text: self.statusBar().showMessage(text, 10000))
         return viewer
 
     def _on_spare_timer(self) -> None:

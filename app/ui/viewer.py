@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QMimeData, QSize, Qt, Signal
@@ -31,17 +32,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.dicom.secondary_capture import CaptureSeries
+from app.errors import RelayError
 from app.model import Series, Study
 from app.net.preview import Preview
 from app.net.remote import RemoteStudy
 from app.render.thumbnails import slice_thumbnail
 from app.render.window_presets import presets_for
-from app.store.local import Store
+from app.store.local import Store, StoredFile
 from app.ui.format import format_date
 from app.ui.mpr_widget import MprWidget
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
 from app.ui.thumbs import to_qimage
+from app.ui.view_export import IMAGE_FILTERS, compose, default_name, from_rgb, save_to_study
 from app.ui.viewport import ViewportWidget
 
 log = logging.getLogger(__name__)
@@ -114,6 +118,9 @@ class _DropViewport(ViewportWidget):
 class ViewerWidget(QWidget):
     """All of one study: open series, viewports and the tool bar."""
 
+    #: A short message for the status bar (e.g. "View saved to the study...").
+    status_message = Signal(str)
+
     def __init__(self, store: Store, study: Study, parent=None, *,
                  priors: list[Study] | None = None,
                  last_slice: dict[str, int] | None = None) -> None:
@@ -134,6 +141,10 @@ class ViewerWidget(QWidget):
         self.active: ViewportWidget | None = None
         self.linked = True
         self._linking = False
+        self._export_dir = ""
+        self._captures: CaptureSeries | None = None
+        self._capture_count = 0
+        self._icons: dict[str, QIcon] = {}
 
         self.strip = SeriesStrip(self)
         self.strip.itemDoubleClicked.connect(self._on_strip_double_clicked)
@@ -226,10 +237,25 @@ class ViewerWidget(QWidget):
         self.link_action.toggled.connect(self._on_link_toggled)
         bar.addAction(self.link_action)
         bar.addSeparator()
-        export = QAction("Export PNG…", self)
-        export.setShortcut(QKeySequence("Ctrl+E"))
-        export.triggered.connect(self.export_dialog)
-        bar.addAction(export)
+        self.export_button = QToolButton(self)
+        self.export_button.setText("Export")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self)
+        for label, whole, dicom, shortcut in (
+                ("Active view as PNG / JPEG…", False, False, "Ctrl+E"),
+                ("Whole layout as PNG / JPEG…", True, False, "Ctrl+Shift+E"),
+                ("Active view to the study (DICOM)", False, True, ""),
+                ("Whole layout to the study (DICOM)", True, True, "")):
+            action = menu.addAction(label)
+            if shortcut:
+                action.setShortcut(QKeySequence(shortcut))
+                self.addAction(action)
+            slot = self.save_to_study if dicom else self.export_dialog
+            action.triggered.connect(lambda _=False, f=slot, w=whole: f(whole=w))
+        menu.actions()[2].setToolTip("A Secondary Capture image in a new series of this study, "
+                                     "which can be sent to a hub like the other series")
+        self.export_button.setMenu(menu)
+        bar.addWidget(self.export_button)
 
     def _fill_preset_menu(self) -> None:
         self.preset_menu.clear()
@@ -284,10 +310,11 @@ class ViewerWidget(QWidget):
                 item = QListWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, series.series_instance_uid)
                 item.setToolTip(text)
-                item.setIcon(_placeholder_icon())
+                item.setIcon(self._icons.get(series.series_instance_uid) or _placeholder_icon())
                 self.strip.addItem(item)
 
     def set_thumbnail(self, series_uid: str, image: QImage) -> None:
+        self._icons[series_uid] = QIcon(QPixmap.fromImage(image))
         for row in range(self.strip.count()):
             item = self.strip.item(row)
             if item.data(Qt.ItemDataRole.UserRole) == series_uid:
@@ -463,6 +490,17 @@ class ViewerWidget(QWidget):
         if self.active not in self.viewports[:needed]:
             self._set_active(self.viewports[0])
 
+    def focus_view(self) -> None:
+        """Give the keyboard to the image on screen (a study was opened: shortcuts work at
+        once, without a click into the image first)."""
+        page = self.pages.currentWidget()
+        if self.mpr is not None and page is self.mpr:
+            self.mpr.active.setFocus(Qt.FocusReason.OtherFocusReason)
+        elif self.view3d is not None and page is self.view3d:
+            self.view3d.setFocus(Qt.FocusReason.OtherFocusReason)
+        elif self.active is not None:
+            self.active.setFocus(Qt.FocusReason.OtherFocusReason)
+
     def visible_viewports(self) -> list[ViewportWidget]:
         return [v for v in self.viewports if v.isVisibleTo(self)]
 
@@ -502,14 +540,87 @@ class ViewerWidget(QWidget):
             self._linking = False
 
     # -- export / help ----------------------------------------------------------------------
-    def export_dialog(self) -> None:
-        if self.active is None or self.active.volume is None:
-            return
-        path, chosen = QFileDialog.getSaveFileName(
-            self, "Export view as PNG", "view.png",
-            "PNG with overlays (*.png);;PNG image only (*.png)")
-        if path:
-            self.active.export_png(path, overlays="overlays" in chosen)
+    def _shown_session(self) -> LoadedSeries | None:
+        """The series of what is on screen: MPR's, 3D's or the active viewport's."""
+        page = self.pages.currentWidget()
+        if page is not self.grid_host and page is not None:
+            return page.session
+        return self.active.session if self.active is not None else None
+
+    def grab(self, whole: bool = False, overlays: bool = True) -> tuple[QImage, str] | None:
+        """What is on screen, as the user sees it, without the active frame: the active view
+        (a viewport, an MPR plane, the 3D view) or the ``whole`` layout; with a name for it
+        ("im12", "MPR-axial", "3D"...). None when nothing is shown."""
+        page = self.pages.currentWidget()
+        if self.view3d is not None and page is self.view3d:
+            if self.view3d.scene is None:
+                return None
+            return from_rgb(self.view3d.snapshot()), "3D"
+        if self.mpr is not None and page is self.mpr:
+            if self.mpr.source is None:
+                return None
+            planes = list(self.mpr.views.values()) if whole else [self.mpr.active]
+            shots = [(v.canvas, v.grab_view()) for v in planes]
+            where = "MPR" if whole else f"MPR-{self.mpr.active.view}"
+            return compose(shots, self.mpr), where
+        views = [v for v in (self.visible_viewports() if whole else [self.active])
+                 if v is not None and v.volume is not None]
+        if not views:
+            return None
+        shots = [(v.canvas, v.grab_view(overlays)) for v in views]
+        where = "layout" if whole else f"im{views[0].state.k + 1}"
+        return compose(shots, self.grid_host), where
+
+    def export_dialog(self, whole: bool = False) -> str:
+        """Save the active view (or the whole layout) as PNG or JPEG; returns the path."""
+        session = self._shown_session()
+        shot = self.grab(whole)
+        if shot is None:
+            return ""
+        image, where = shot
+        name = default_name(session.series if session else None, where)
+        start = str(Path(self._export_dir or Path.home()) / f"{name}.png")
+        path, chosen = QFileDialog.getSaveFileName(self, "Export view", start, IMAGE_FILTERS)
+        if not path:
+            return ""
+        if Path(path).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            path += ".jpg" if "JPEG" in chosen else ".png"
+        if not image.save(path, quality=95):
+            QMessageBox.warning(self, "Export view", f"Could not write {path}.")
+            return ""
+        self._export_dir = str(Path(path).parent)
+        return path
+
+    def save_to_study(self, whole: bool = False) -> StoredFile | None:
+        """Add the active view (or the whole layout) to the study as a DICOM Secondary
+        Capture in a "Relay key views" series, listed in the strip and sendable to a hub."""
+        session = self._shown_session()
+        shot = self.grab(whole)
+        if shot is None or session is None or session.volume is None:
+            return None
+        image, where = shot
+        if self._captures is None:
+            taken = [s.series_number or 0 for s in self.study.series]
+            self._captures = CaptureSeries.new(max([9000, *[n + 1 for n in taken]]))
+        self._capture_count += 1
+        k = self.active.state.k if self.active is not None and (
+            self.active.session is session) else session.first_slice()
+        try:
+            stored = save_to_study(self.store, image, session.volume, k, self._captures,
+                                   self._capture_count, where)
+        except (RelayError, OSError, ValueError) as exc:
+            QMessageBox.warning(self, "Save view to the study", f"The view was not saved: {exc}")
+            return None
+        fresh = self.store.study(self.study.study_instance_uid)
+        if fresh is not None:
+            self.study = fresh
+            self._series = {s.series_instance_uid: (st, s)
+                            for st in [self.study, *self.priors] for s in st.series}
+            self._fill_strip()
+        self.status_message.emit(
+            f"View saved to the study as image {self._capture_count} of series "
+            f"#{self._captures.series_number} \"{self._captures.series_description}\"")
+        return stored
 
     def close_all(self) -> None:
         if self.mpr is not None:

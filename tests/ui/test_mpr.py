@@ -203,25 +203,25 @@ def test_slab_thickness_and_mode_change_every_plane(qtbot, window: MainWindow) -
 def test_window_presets_shared_or_per_view(qtbot, window: MainWindow) -> None:
     mpr = _open_mpr(qtbot, window, SYNTH)
     panel = mpr.panel
-    assert set(mpr.windows.values()) == {(150.0, 600.0)}  # the file's CTA window
+    assert {w.pair for w in mpr.windows.values()} == {(150.0, 600.0)}  # the file's CTA window
     brain = next(i for i in range(panel.presets.count())
                  if panel.presets.itemData(i) is not None and
                  panel.presets.itemData(i).name == "Brain")
     before = mpr.views["coronal"].image.image.copy()
     panel.presets.activated.emit(brain)
-    assert set(mpr.windows.values()) == {(40.0, 80.0)}
+    assert {w.pair for w in mpr.windows.values()} == {(40.0, 80.0)}
     assert (mpr.views["coronal"].image.image != before).any()  # re-windowed, not resliced
     panel.shared.setChecked(False)
     mpr._on_view_activated(mpr.views["sagittal"])
     mpr.apply_preset_key("6", "sagittal")  # bone, in the sagittal view only
-    assert mpr.windows["sagittal"] == (600.0, 2800.0)
-    assert mpr.windows["axial"] == (40.0, 80.0)
+    assert mpr.windows["sagittal"].pair == (600.0, 2800.0)
+    assert mpr.windows["axial"].pair == (40.0, 80.0)
     # shift-drag is window/level in the crosshair mode too
     sag = mpr.views["sagittal"]
     centre = mpr.crosshair.center.copy()
     start = QPointF(sag.width() * 0.2, sag.height() * 0.2)
     _drag(sag, start, start + QPointF(30, 20), modifiers=Qt.KeyboardModifier.ShiftModifier)
-    assert mpr.windows["sagittal"] != (600.0, 2800.0)
+    assert mpr.windows["sagittal"].pair != (600.0, 2800.0)
     assert np.allclose(mpr.crosshair.center, centre)
 
 
