@@ -69,6 +69,7 @@ def secondary_capture(rgb: np.ndarray, source: Path, series: CaptureSeries, *,
     ds.SeriesInstanceUID = series.series_instance_uid
     ds.SeriesNumber = series.series_number
     ds.SeriesDescription = series.series_description
+    ds.Laterality = ""  # type 2C: the body part may be paired, and no image laterality
     ds.ConversionType = "WSD"  # workstation
     ds.InstanceNumber = instance_number
     ds.PatientOrientation = ""

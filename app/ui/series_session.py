@@ -196,12 +196,15 @@ class LoadedSeries(QObject):
 
     def opening_window(self, k: int) -> tuple[float, float] | None:
         """The window every view of this series opens in, decided once: the files' window,
-        else a preset by modality and body part, else one from slice ``k``'s values (None
-        while slice ``k`` is needed and not decoded yet). See
+        else a preset by modality and body part, else one from the values of the middle slice
+        if decoded, else of slice ``k`` (None while that is needed and not decoded yet). See
         :func:`app.render.window_level.series_window`."""
         volume = self.volume
         if self._opening_window is None and volume is not None:
             values = None
+            middle = volume.shape[0] // 2
+            if volume.ready[middle]:  # where a head CT shows the head, not the shoulders
+                k = middle
             if 0 <= k < volume.shape[0] and volume.ready[k] and volume.array.ndim == 3:
                 values = volume.array[k].astype(np.float32) * np.float32(volume.slope[k]) \
                     + np.float32(volume.intercept[k])

@@ -37,8 +37,8 @@ def default_name(series: Series | None, where: str) -> str:
             parts.append(f"S{series.series_number}")
         parts.append(series.series_description or series.modality)
     parts.append(where)
-    stem = "_".join(p for p in parts if p)
-    return re.sub(r"[^A-Za-z0-9.+-]+", "-", stem).strip("-") or "view"
+    clean = (re.sub(r"[^A-Za-z0-9.+-]+", "-", p).strip("-") for p in parts)
+    return "_".join(p for p in clean if p) or "view"
 
 
 def compose(views: Sequence[tuple[QWidget, QImage]], host: QWidget) -> QImage:

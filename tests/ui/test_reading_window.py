@@ -1,0 +1,337 @@
+"""The reading window's correctness (issue 19): the value under the mouse follows the slice and
+the plane in view, export saves what is on screen (and a Secondary Capture into the study), the
+viewer takes the keyboard when a study opens, windows are carried into MPR and chosen once per
+series (head CTs without window tags open in the brain window), and MPR honours the file's VOI
+LUT function (SIGMOID)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QPointF, Qt
+from PySide6.QtGui import QImage, QMouseEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QFileDialog
+
+from app.dicom.synth import SeriesSpec, generate_series
+from app.imports.importer import import_paths
+from app.render.voi import voi_sigmoid
+from app.store.local import Store
+from app.ui.browser import UID_ROLE
+from app.ui.main_window import MainWindow
+from tests.ui.conftest import shown_window
+
+pytestmark = pytest.mark.usefixtures("data")
+
+HEAD = "Visible Human Male"
+SIGMOID = "SIGMOID demo"
+NO_WINDOW = "MR without window"
+
+
+def _rewrite(paths: list[Path], out: Path, **changes: object) -> None:
+    """Copies of ``paths`` in ``out`` with attributes changed (None deletes), new UIDs."""
+    out.mkdir(parents=True)
+    series_uid = pydicom.uid.generate_uid()
+    study_uid = pydicom.uid.generate_uid()
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID, ds.StudyInstanceUID = series_uid, study_uid
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        for keyword, value in changes.items():
+            if value is None:
+                if keyword in ds:
+                    delattr(ds, keyword)
+            else:
+                setattr(ds, keyword, value)
+        ds.save_as(out / path.name)
+
+
+@pytest.fixture(scope="module")
+def reading_home(tmp_path_factory, data: Path) -> Path:
+    """The real Visible Human head CT (no window tags, no body part), a synthetic CT whose
+    files ask for a SIGMOID VOI LUT function, and a synthetic MR without window tags."""
+    home = tmp_path_factory.mktemp("reading-home")
+    work = home.parent / "reading-synth"
+    base = generate_series(work / "base", SeriesSpec(slices=40, rows=96, columns=96,
+                                                      pixel_spacing=1.0, slice_step=2.0,
+                                                      noise_hu=0, seed=11))
+    _rewrite(base, work / "sigmoid", VOILUTFunction="SIGMOID", StudyDescription=SIGMOID)
+    _rewrite(base, work / "mr", Modality="MR", WindowCenter=None, WindowWidth=None,
+             BodyPartExamined=None, StudyDescription=NO_WINDOW)
+    shutil.rmtree(work / "base")
+    import_paths(Store(home), [str(work), str(data / "ct-head" / "visible-human-male-head-1mm")])
+    return home
+
+
+@pytest.fixture
+def window(qtbot, reading_home: Path) -> MainWindow:
+    win = shown_window(qtbot, reading_home, 1300, 900)
+    yield win
+    for viewer in win.viewers.values():
+        viewer.close_all()
+
+
+def _open(qtbot, window: MainWindow, description: str):
+    uid = next(s.study_instance_uid for s in window.store.studies()
+               if s.study_description == description)
+    viewer = window.open_study(uid)
+    vp = viewer.viewports[0]
+    qtbot.waitUntil(lambda: vp.volume is not None and vp.image.image is not None, timeout=30_000)
+    return viewer, vp
+
+
+def _move(widget, pos: QPointF) -> None:
+    """A real mouse move (no button) over ``widget``'s image."""
+    target = widget.canvas.viewport()
+    QApplication.sendEvent(target, QMouseEvent(
+        QEvent.Type.MouseMove, pos, target.mapToGlobal(pos), Qt.MouseButton.NoButton,
+        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+
+
+def _wheel(widget, notches: int) -> None:
+    target = widget.canvas.viewport()
+    pos = QPointF(target.width() / 2, target.height() / 2)
+    from PySide6.QtGui import QWheelEvent
+    QApplication.sendEvent(target, QWheelEvent(
+        pos, target.mapToGlobal(pos), QPoint(0, 0), QPoint(0, -120 * notches),
+        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase,
+        False))
+
+
+def _hu_from_file(path: Path, row: int, col: int) -> float:
+    ds = pydicom.dcmread(path)
+    return float(ds.pixel_array[row, col]) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+
+
+def _probe_hu(text: str) -> float:
+    match = re.search(r"(-?\d+) HU", text)
+    assert match, text
+    return float(match.group(1))
+
+
+def test_hu_readout_follows_the_slice_in_view_scroll_and_cine(qtbot, window: MainWindow) -> None:
+    viewer, vp = _open(qtbot, window, HEAD)
+    qtbot.waitUntil(lambda: vp.volume.finished, timeout=60_000)
+    _, dy, dx = vp.volume.spacing
+    row, col = 300, 256
+    scene = vp.view.mapViewToScene(QPointF((col + 0.5) * dx, (row + 0.5) * dy))
+    _move(vp, QPointF(vp.canvas.mapFromScene(scene)))
+    assert vp.probe_text.startswith(f"({col}, {row})")
+    seen = set()
+    for notches in (0, 5, 22, -140):
+        if notches:
+            _wheel(vp, notches)  # the mouse does not move
+        k = vp.state.k
+        expected = _hu_from_file(vp.volume.slices[k].path, row, col)
+        assert _probe_hu(vp.probe_text) == pytest.approx(expected, abs=0.6), k
+        seen.add(expected)
+    assert len(seen) >= 3  # the slices differ there: a stale value would have been caught
+    QTest.keyClick(vp, Qt.Key.Key_Space)  # cine
+    start = vp.state.k
+    qtbot.waitUntil(lambda: vp.state.k != start, timeout=5_000)
+    QTest.keyClick(vp, Qt.Key.Key_Space)
+    k = vp.state.k
+    assert _probe_hu(vp.probe_text) == pytest.approx(
+        _hu_from_file(vp.volume.slices[k].path, row, col), abs=0.6)
+
+
+def _trilinear_from_files(volume, lps: np.ndarray) -> float:
+    """The value at ``lps`` interpolated from the files themselves (read with pydicom)."""
+    i, j, k = (float(v) for v in volume.geometry.lps_to_index(lps))
+    out = 0.0
+    for kk, wk in ((int(np.floor(k)), 1 - (k - np.floor(k))), (int(np.floor(k)) + 1,
+                                                               k - np.floor(k))):
+        if wk < 1e-6:
+            continue
+        ds = pydicom.dcmread(volume.slices[kk].path)
+        values = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(
+            ds.RescaleIntercept)
+        j0, i0 = int(np.floor(j)), int(np.floor(i))
+        fj, fi = j - j0, i - i0
+        patch = values[j0:j0 + 2, i0:i0 + 2]
+        out += wk * ((1 - fj) * ((1 - fi) * patch[0, 0] + fi * patch[0, 1])
+                     + fj * ((1 - fi) * patch[1, 0] + fi * patch[1, 1]))
+    return out
+
+
+def test_hu_readout_follows_every_mpr_plane(qtbot, window: MainWindow) -> None:
+    viewer, vp = _open(qtbot, window, HEAD)
+    qtbot.waitUntil(lambda: vp.volume.finished, timeout=60_000)
+    mpr = viewer.show_mpr()
+    qtbot.waitUntil(lambda: mpr.source is not None, timeout=30_000)
+
+    def settle() -> None:
+        qtbot.waitUntil(lambda: all(v.full_quality and v.shown is not None
+                                    for v in mpr.views.values()) and mpr._queue.idle,
+                        timeout=30_000)
+
+    settle()
+    for name, view in mpr.views.items():
+        values = []
+        for notches in (0, 7, -19):
+            if notches:
+                _wheel(view, notches)
+                settle()
+            tx, ty, size = view._placed
+            row, col = view.shown.pixels.shape[0] // 2 + 20, view.shown.pixels.shape[1] // 2 + 9
+            x, y = tx + (col + 0.5) * size, ty + (row + 0.5) * size
+            _move(view, view.widget_of_scene(x, y))
+            if notches:  # after the first move, the mouse stays: the plane moved under it
+                pass
+            expected = _trilinear_from_files(mpr.session.volume, view.lps_of_scene(x, y))
+            assert _probe_hu(view.probe_text) == pytest.approx(expected, abs=1.0), name
+            values.append(expected)
+        # scroll once more without moving the mouse: the text follows the new plane
+        before = view.probe_text
+        _wheel(view, 11)
+        settle()
+        tx, ty, size = view._placed
+        x, y = tx + (col + 0.5) * size, ty + (row + 0.5) * size
+        expected = _trilinear_from_files(mpr.session.volume, view.lps_of_scene(x, y))
+        assert _probe_hu(view.probe_text) == pytest.approx(expected, abs=1.0), name
+        assert len({round(v) for v in values} | {round(expected)}) >= 2, (name, before)
+
+
+def _frame_pixels(image: QImage) -> np.ndarray:
+    from app.ui.view_export import to_rgb
+    rgb = to_rgb(image)
+    return np.concatenate([rgb[0:2].reshape(-1, 3), rgb[-2:].reshape(-1, 3),
+                           rgb[:, 0:2].reshape(-1, 3), rgb[:, -2:].reshape(-1, 3)])
+
+
+def test_export_saves_what_is_on_screen_in_mpr_and_to_the_study(
+        qtbot, window: MainWindow, tmp_path: Path, monkeypatch) -> None:
+    viewer, vp = _open(qtbot, window, SIGMOID)
+    qtbot.waitUntil(lambda: vp.volume.finished, timeout=30_000)
+    proposed: list[str] = []
+
+    def save_as(_parent, _title, start, filters):
+        proposed.append(start)
+        return str(tmp_path / Path(start).name.replace(".png", suffix)), filters.split(";;")[0]
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_as)
+    suffix = ".png"
+    axial_2d = viewer.export_dialog()
+    assert Path(proposed[-1]).name == f"S2_Axial-0.5mm-synthetic_im{vp.state.k + 1}.png"
+    assert "DEMO" not in proposed[-1] and "STROKE" not in proposed[-1]  # no patient name
+    mpr = viewer.show_mpr()
+    qtbot.waitUntil(lambda: mpr.source is not None and all(
+        v.full_quality for v in mpr.views.values()) and mpr._queue.idle, timeout=30_000)
+    mpr._on_view_activated(mpr.views["coronal"])
+    suffix = ".jpg"
+    coronal = viewer.export_dialog()
+    assert Path(proposed[-1]).stem.endswith("MPR-coronal") and coronal.endswith(".jpg")
+    shot = QImage(coronal)
+    assert shot.size() == mpr.views["coronal"].canvas.size()
+    assert not (QImage(axial_2d).size() == shot.size()
+                and QImage(axial_2d) == QImage(coronal))  # not the hidden 2D slice
+    # no active frame: the coronal view's green frame is not in the picture
+    edge = _frame_pixels(viewer.grab()[0])
+    assert not ((edge[:, 1] > 150) & (edge[:, 0] < 140)).any()
+    suffix = ".png"
+    layout = QImage(viewer.export_dialog(whole=True))
+    views = mpr.views.values()
+    assert layout.width() >= sum(v.canvas.width() for v in list(views)[:2])
+    assert layout.height() >= sum(v.canvas.height() for v in (mpr.views["axial"],
+                                                              mpr.views["sagittal"]))
+    # a Secondary Capture of the coronal plane in the same study, new series
+    before = {s.series_instance_uid for s in viewer.study.series}
+    stored = viewer.save_to_study()
+    path = window.store.abspath(stored.relpath)
+    ds = pydicom.dcmread(path)
+    src = pydicom.dcmread(mpr.session.volume.slices[0].path, stop_before_pixels=True)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
+    assert ds.StudyInstanceUID == src.StudyInstanceUID and ds.PatientID == src.PatientID
+    assert ds.SeriesInstanceUID not in before and ds.Modality == "OT"
+    assert (ds.Rows, ds.Columns) == (shot.height(), shot.width())
+    assert ds.pixel_array.shape == (shot.height(), shot.width(), 3)
+    assert ds.SeriesInstanceUID in {s.series_instance_uid for s in viewer.study.series}
+    if shutil.which("dciodvfy"):
+        check = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True,
+                               timeout=60)
+        errors = [line for line in (check.stdout + check.stderr).splitlines()
+                  if line.startswith("Error")]
+        assert not errors, errors
+
+
+def test_the_viewer_takes_the_keyboard_when_a_study_opens_from_the_browser(
+        qtbot, window: MainWindow) -> None:
+    window.activateWindow()
+    uid = next(s.study_instance_uid for s in window.store.studies()
+               if s.study_description == SIGMOID)
+    tree = window.browser.tree
+    model = tree.model()
+    def rows(parent):
+        for r in range(model.rowCount(parent)):
+            index = model.index(r, 0, parent)
+            yield index
+            yield from rows(index)
+
+    index = next(i for i in rows(QModelIndex()) if i.data(UID_ROLE) == uid)
+    tree.setFocus()
+    tree.setCurrentIndex(index)
+    QTest.keyClick(tree, Qt.Key.Key_Return)  # open it with the keyboard, as a user would
+    viewer = window.viewers[uid]
+    vp = viewer.viewports[0]
+    qtbot.waitUntil(lambda: vp.volume is not None and vp.image.image is not None, timeout=30_000)
+    assert QApplication.focusWidget() is vp
+    k = vp.state.k
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Down)
+    assert vp.state.k == k + 1
+
+
+def test_windows_are_chosen_once_per_series_and_carried_into_mpr(qtbot,
+                                                                 window: MainWindow) -> None:
+    window.view_state.last_slice.clear()  # opens on the middle slice
+    viewer, vp = _open(qtbot, window, HEAD)
+    assert (vp.state.center, vp.state.width) == (40.0, 80.0)  # no tags: a head, brain window
+    QTest.keyClick(vp, "3")  # the stroke window
+    assert (vp.state.center, vp.state.width) == (40.0, 40.0)
+    mpr = viewer.show_mpr()
+    qtbot.waitUntil(lambda: mpr.source is not None, timeout=30_000)
+    assert {w.pair for w in mpr.windows.values()} == {(40.0, 40.0)}  # carried
+    viewer.set_layout("1×1")
+    QTest.keyClick(vp, "6")  # bone, then back to MPR
+    viewer.show_mpr()
+    assert {w.pair for w in mpr.windows.values()} == {(600.0, 2800.0)}
+    # an MR without window tags: one auto window for the series, whatever slice a view shows
+    viewer2, first = _open(qtbot, window, NO_WINDOW)
+    viewer2.set_layout("1×2")
+    second = viewer2.viewports[1]
+    second.set_series(first.session, 3)
+    first.show_slice(first.n_slices - 5)
+    qtbot.waitUntil(lambda: second.image.image is not None, timeout=10_000)
+    assert first.state.window.known
+    assert first.state.window.pair == second.state.window.pair
+
+
+def test_mpr_and_2d_honour_a_sigmoid_voi_lut_function(qtbot, window: MainWindow) -> None:
+    viewer, vp = _open(qtbot, window, SIGMOID)
+    qtbot.waitUntil(lambda: vp.volume.finished, timeout=30_000)
+    volume = vp.volume
+    assert volume.voi_lut_function == "SIGMOID"
+    k = vp.state.k
+    values = volume.array[k] * volume.slope[k] + volume.intercept[k]
+    expected = np.rint(voi_sigmoid(values, 40.0, 80.0)).astype(np.uint8)
+    np.testing.assert_array_equal(vp.image.image, expected)
+    mpr = viewer.show_mpr()
+    qtbot.waitUntil(lambda: mpr.source is not None and all(
+        v.full_quality for v in mpr.views.values()) and mpr._queue.idle, timeout=30_000)
+    apart = 0.0
+    for name, view in mpr.views.items():
+        shown = view.shown.pixels.astype(np.float64) * mpr.source.slope + mpr.source.intercept
+        center, width = mpr.windows[name].pair
+        np.testing.assert_array_equal(
+            view.image.image, np.rint(voi_sigmoid(shown, center, width)).astype(np.uint8),
+            err_msg=name)
+        linear = np.clip((shown - center + 0.5) / (width - 1) + 0.5, 0, 1) * 255
+        apart = max(apart, float(np.abs(view.image.image - np.rint(linear)).max()))
+    assert apart > 15  # not what LINEAR would show
+
