@@ -55,8 +55,9 @@ def secondary_capture(rgb: np.ndarray, source: Path, series: CaptureSeries, *,
     src = pydicom.dcmread(source, stop_before_pixels=True)
     ds = Dataset()
     for keyword in COPIED:
-        if keyword in src:
-            setattr(ds, keyword, src.data_element(keyword).value)
+        element = src.data_element(keyword) if keyword in src else None
+        if element is not None:
+            setattr(ds, keyword, element.value)
     for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
                     "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
                     "AccessionNumber"):
