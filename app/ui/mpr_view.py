@@ -59,6 +59,7 @@ class MprViewWidget(QWidget):
     """One of the three linked planes of an :class:`~app.ui.mpr_widget.MprWidget`."""
 
     activated = Signal(object)
+    double_clicked = Signal(object)  # self: maximise / restore
 
     def __init__(self, view: str, owner: MprWidget, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -208,6 +209,9 @@ class MprViewWidget(QWidget):
     def on_click(self, ev) -> None:
         self.activated.emit(self)
         self.setFocus()
+        if ev.double() and ev.button() == Qt.MouseButton.LeftButton:
+            self.double_clicked.emit(self)
+            return
         if ev.button() == Qt.MouseButton.LeftButton and self.grid is not None and not (
                 self._wants_window(ev)):
             p = self.box.mapSceneToView(ev.scenePos())

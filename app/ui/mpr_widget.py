@@ -41,6 +41,7 @@ from app.render.window_presets import WindowPreset, presets_for
 from app.ui.mpr_panel import MprPanelWidget
 from app.ui.mpr_view import MprViewWidget
 from app.ui.series_session import LoadedSeries
+from app.ui.user_presets import offered_presets
 from app.ui.worker import TaskWorker
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ class MprWidget(QWidget):
         grid.addWidget(self.panel, 1, 1)
         for view in self.views.values():
             view.activated.connect(self._on_view_activated)
+            view.double_clicked.connect(self.toggle_maximised)
         self.active = self.views["axial"]
+        self._maximised: MprViewWidget | None = None
         self.active.active = True
         self._idle = QTimer(self)
         self._idle.setSingleShot(True)
@@ -122,7 +125,7 @@ class MprWidget(QWidget):
         series = session.series
         number = f"#{series.series_number} " if series.series_number is not None else ""
         self.panel.set_title(f"{number}{series.series_description or series.modality} — MPR")
-        self.panel.set_presets(presets_for(session.modality))
+        self.panel.set_presets(offered_presets(session.store.home, session.modality))
         session.progressed.connect(self._on_slice_ready)
         session.opened.connect(self._on_session_opened)
         session.failed.connect(self._on_session_failed)
@@ -506,6 +509,20 @@ class MprWidget(QWidget):
             self._start_windows(carried=False)
             for view in VIEWS:
                 self._redisplay(view)
+
+    @property
+    def maximised(self) -> MprViewWidget | None:
+        """The plane shown alone (double-click), or None."""
+        return self._maximised
+
+    def toggle_maximised(self, view: MprViewWidget) -> None:
+        """Show ``view`` alone over the whole layout, or the three planes and the panel again."""
+        alone = None if self._maximised is not None else view
+        self._maximised = alone
+        for other in (*self.views.values(), self.panel):
+            other.setVisible(alone is None or other is alone)
+        self._on_view_activated(view)
+        view.setFocus()
 
     def _on_view_activated(self, view: MprViewWidget) -> None:
         self.active = view

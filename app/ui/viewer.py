@@ -21,10 +21,12 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QGridLayout,
     QHBoxLayout,
+    QInputDialog,
     QListWidget,
     QListWidgetItem,
     QMenu,
     QMessageBox,
+    QSpinBox,
     QStackedWidget,
     QToolBar,
     QToolButton,
@@ -38,15 +40,16 @@ from app.model import Series, Study
 from app.net.preview import Preview
 from app.net.remote import RemoteStudy
 from app.render.thumbnails import slice_thumbnail
-from app.render.window_presets import presets_for
+from app.render.window_presets import WindowPreset
 from app.store.local import Store, StoredFile
 from app.ui.format import format_date
 from app.ui.mpr_widget import MprWidget
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
 from app.ui.thumbs import to_qimage
+from app.ui.user_presets import offered_presets, save_user_preset
 from app.ui.view_export import IMAGE_FILTERS, compose, default_name, from_rgb, save_to_study
-from app.ui.viewport import ViewportWidget
+from app.ui.viewport import CINE_FPS, CINE_FPS_RANGE, ViewportWidget
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ LAYOUTS = {"1×1": (1, 1), "1×2": (1, 2), "2×2": (2, 2)}
 SHORTCUTS = [
     ("Mouse wheel", "next / previous slice"),
     ("Left drag", "window / level (or draw with the selected tool)"),
+    ("Shift + left drag", "window / level, whatever the tool (in MPR too)"),
+    ("Double-click", "show this view alone / the whole layout again"),
     ("Right drag", "zoom"),
     ("Middle drag", "pan"),
     ("↑ ↓ ← →", "previous / next slice"),
@@ -88,7 +93,15 @@ class SeriesStrip(QListWidget):
         self.setMovement(QListWidget.Movement.Static)
         self.setDragEnabled(True)
         self.setSpacing(4)
-        self.setWordWrap(True)
+        self.setWordWrap(False)
+
+    def label(self, text: str) -> str:
+        """``text`` with each line elided to the strip's width ("#3 Axial 0.5 mm CTA Br…"):
+        a long description takes one line, not one line per word; the tooltip has it all."""
+        metrics = self.fontMetrics()
+        width = self.width() - 2 * self.spacing() - 12
+        return "\n".join(metrics.elidedText(line, Qt.TextElideMode.ElideRight, width)
+                         for line in text.split("\n"))
 
     def startDrag(self, actions) -> None:  # noqa: N802
         item = self.currentItem()
@@ -145,6 +158,8 @@ class ViewerWidget(QWidget):
         self._captures: CaptureSeries | None = None
         self._capture_count = 0
         self._icons: dict[str, QIcon] = {}
+        self._grid_name = "1×1"
+        self._maximised: ViewportWidget | None = None
 
         self.strip = SeriesStrip(self)
         self.strip.itemDoubleClicked.connect(self._on_strip_double_clicked)
@@ -224,18 +239,31 @@ class ViewerWidget(QWidget):
         self.preset_menu = QMenu(self)
         self.preset_menu.aboutToShow.connect(self._fill_preset_menu)
         self.preset_button.setMenu(self.preset_menu)
-        bar.addWidget(self.preset_button)
-        for label, slot in (("Invert", lambda: self._each_active("toggle_invert")),
-                            ("Reset", lambda: self._each_active("reset")),
-                            ("Cine", lambda: self._each_active("toggle_cine"))):
+        #: Tool bar entries per layout kind ("grid", "mpr", "3d"): only what applies is shown.
+        self._layout_actions: dict[QAction, tuple[str, ...]] = {
+            action: ("grid",) for action in self.tool_group.actions()}
+        self._layout_actions[bar.addWidget(self.preset_button)] = ("grid", "mpr")
+        for label, slot, kinds in (
+                ("Invert", lambda: self._each_active("toggle_invert"), ("grid", "mpr")),
+                ("Reset", lambda: self._each_active("reset"), ("grid", "mpr", "3d")),
+                ("Cine", lambda: self._each_active("toggle_cine"), ("grid",))):
             action = QAction(label, self)
             action.triggered.connect(slot)
             bar.addAction(action)
+            self._layout_actions[action] = kinds
+        self.cine_fps = QSpinBox(self)
+        self.cine_fps.setRange(*CINE_FPS_RANGE)
+        self.cine_fps.setValue(CINE_FPS)
+        self.cine_fps.setSuffix(" fps")
+        self.cine_fps.setToolTip("Cine speed (slices per second)")
+        self.cine_fps.valueChanged.connect(self._on_cine_fps)
+        self._layout_actions[bar.addWidget(self.cine_fps)] = ("grid",)
         self.link_action = QAction("Link", self, checkable=True)
         self.link_action.setChecked(True)
         self.link_action.setToolTip("Scroll viewports of the same frame of reference together")
         self.link_action.toggled.connect(self._on_link_toggled)
         bar.addAction(self.link_action)
+        self._layout_actions[self.link_action] = ("grid",)
         bar.addSeparator()
         self.export_button = QToolButton(self)
         self.export_button.setText("Export")
@@ -257,29 +285,80 @@ class ViewerWidget(QWidget):
         self.export_button.setMenu(menu)
         bar.addWidget(self.export_button)
 
+    def _in_mpr(self) -> bool:
+        return self.mpr is not None and self.pages.currentWidget() is self.mpr
+
     def _fill_preset_menu(self) -> None:
+        """Built-in presets for the modality, the user's own, the file's window, and saving
+        the current window as a preset; each shown as "name  (W width / L centre)"."""
         self.preset_menu.clear()
-        if self.mpr is not None and self.pages.currentWidget() is self.mpr:
-            session = self.mpr.session
-            for preset in presets_for(session.modality) if session else []:
-                action = self.preset_menu.addAction(
-                    f"{preset.key}  {preset.name}  ({preset.center:g}/{preset.width:g})")
-                action.triggered.connect(
-                    lambda _=False, p=preset: self.mpr.apply_preset(p, self.mpr.active.view))
+        session = self._shown_session()
+        if session is None or (not self._in_mpr() and self.active is None):
             return
-        if self.active is None:
-            return
-        for preset in self.active.presets():
-            action = self.preset_menu.addAction(
-                f"{preset.key}  {preset.name}  ({preset.center:g}/{preset.width:g})")
-            action.triggered.connect(lambda _=False, p=preset: self.active.apply_preset(p))
+        for preset in offered_presets(self.store.home, session.modality):
+            action = self.preset_menu.addAction(preset.label)
+            action.triggered.connect(lambda _=False, p=preset: self.apply_preset(p))
         self.preset_menu.addAction("0  File's window").triggered.connect(
-            lambda: self.active.reset())
+            lambda: self.mpr.apply_preset_key("0", self.mpr.active.view) if self._in_mpr()
+            else self.active.reset())
+        self.preset_menu.addSeparator()
+        self.preset_menu.addAction("Save the current window as a preset…").triggered.connect(
+            self.save_window_preset_dialog)
+
+    def apply_preset(self, preset: WindowPreset) -> None:
+        """The preset in the active view (the active MPR plane, or all planes when shared)."""
+        if self._in_mpr():
+            self.mpr.apply_preset(preset, self.mpr.active.view)
+        elif self.active is not None:
+            self.active.apply_preset(preset)
+
+    def current_window(self) -> tuple[float, float] | None:
+        """(centre, width) of the active view."""
+        if self._in_mpr():
+            window = self.mpr.windows[self.mpr.active.view]
+        elif self.active is not None and self.active.volume is not None:
+            window = self.active.state.window
+        else:
+            return None
+        return window.pair if window.known else None
+
+    def save_window_preset(self, name: str) -> WindowPreset | None:
+        """Save the active view's window as the user's preset ``name`` for its modality."""
+        session, window = self._shown_session(), self.current_window()
+        name = name.strip()
+        if session is None or window is None or not name:
+            return None
+        save_user_preset(self.store.home, name, window[0], window[1], session.modality)
+        if self.mpr is not None and self.mpr.session is not None:
+            self.mpr.panel.set_presets(offered_presets(self.store.home, self.mpr.session.modality))
+        return next(p for p in offered_presets(self.store.home, session.modality)
+                    if p.name == name and not p.key)
+
+    def save_window_preset_dialog(self) -> None:
+        window = self.current_window()
+        if window is None:
+            return
+        name, ok = QInputDialog.getText(
+            self, "Save window preset",
+            f"Name for W {window[1]:g} / L {window[0]:g}:")
+        if ok and name.strip():
+            self.save_window_preset(name)
+
+    def _on_cine_fps(self, fps: int) -> None:
+        for viewport in self.viewports:
+            viewport.set_cine_fps(fps)
 
     def _each_active(self, method: str) -> None:
-        if self.mpr is not None and self.pages.currentWidget() is self.mpr:
+        page = self.pages.currentWidget()
+        if self.mpr is not None and page is self.mpr:
             if method == "reset":
                 self.mpr.reset()
+            elif method == "toggle_invert":
+                self.mpr.toggle_invert(self.mpr.active.view)
+            return
+        if self.view3d is not None and page is self.view3d:
+            if method == "reset":
+                self.view3d.reset_camera()
             return
         if self.active is not None:
             getattr(self.active, method)()
@@ -298,8 +377,9 @@ class ViewerWidget(QWidget):
         self.strip.clear()
         for study in [self.study, *self.priors]:
             if study is not self.study:
-                header = QListWidgetItem(f"Prior {format_date(study.study_date)}\n"
-                                         f"{study.study_description or ''}".strip())
+                header = QListWidgetItem(self.strip.label(
+                    f"Prior {format_date(study.study_date)}\n"
+                    f"{study.study_description or ''}".strip()))
                 header.setFlags(Qt.ItemFlag.NoItemFlags)
                 header.setForeground(QColor(90, 140, 220))
                 self.strip.addItem(header)
@@ -307,7 +387,7 @@ class ViewerWidget(QWidget):
                 number = f"#{series.series_number} " if series.series_number is not None else ""
                 text = (f"{number}{series.series_description or series.modality}\n"
                         f"{series.modality} · {series.instance_count} im")
-                item = QListWidgetItem(text)
+                item = QListWidgetItem(self.strip.label(text))
                 item.setData(Qt.ItemDataRole.UserRole, series.series_instance_uid)
                 item.setToolTip(text)
                 item.setIcon(self._icons.get(series.series_instance_uid) or _placeholder_icon())
@@ -419,12 +499,15 @@ class ViewerWidget(QWidget):
             if item.data(Qt.ItemDataRole.UserRole) == series_uid:
                 base = item.toolTip()
                 extra = session.progress_text()
-                item.setText(f"{base}\n{extra}" if extra else base)
+                item.setText(self.strip.label(f"{base}\n{extra}" if extra else base))
 
     # -- layout -----------------------------------------------------------------------------
     def _check_layout(self, name: str) -> None:
         for action in self.layout_group.actions():
             action.setChecked(action.text() == name)
+        kind = {"MPR": "mpr", "3D": "3d"}.get(name, "grid")
+        for action, kinds in self._layout_actions.items():
+            action.setVisible(kind in kinds)
 
     def _layout_session(self) -> LoadedSeries | None:
         """The series MPR and 3D show: the active viewport's, else the first one open."""
@@ -471,12 +554,16 @@ class ViewerWidget(QWidget):
 
     def set_layout(self, name: str) -> None:
         rows, cols = LAYOUTS[name]
+        self._grid_name = name
+        self._maximised = None
         self._check_layout(name)
         self.pages.setCurrentWidget(self.grid_host)
         needed = rows * cols
         while len(self.viewports) < needed:
             viewport = _DropViewport(self.grid_host)
             viewport.tool = self._current_tool()
+            viewport.set_cine_fps(self.cine_fps.value())
+            viewport.double_clicked.connect(self.toggle_maximised)
             viewport.activated.connect(self._set_active)
             viewport.slice_changed.connect(lambda k, v=viewport: self._on_slice_changed(v))
             viewport.series_dropped.connect(lambda v, uid: self.show_series(uid, v))
@@ -489,6 +576,23 @@ class ViewerWidget(QWidget):
             viewport.show()
         if self.active not in self.viewports[:needed]:
             self._set_active(self.viewports[0])
+
+    @property
+    def maximised(self) -> ViewportWidget | None:
+        """The viewport shown alone (double-click), or None."""
+        return self._maximised
+
+    def toggle_maximised(self, viewport: ViewportWidget) -> None:
+        """Show ``viewport`` alone over the whole grid, or the layout again (double-click)."""
+        if self._maximised is not None:
+            self.set_layout(self._grid_name)
+        else:
+            for other in self.visible_viewports():
+                if other is not viewport:
+                    other.hide()
+            self._maximised = viewport
+        self._set_active(viewport)
+        viewport.setFocus()
 
     def focus_view(self) -> None:
         """Give the keyboard to the image on screen (a study was opened: shortcuts work at

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
 TOOLS = ("window", "length", "angle", "ellipse", "rect", "probe")
+#: Cine speed at start (frames per second) and the range offered.
+CINE_FPS = 15
+CINE_FPS_RANGE = (1, 60)
 
 
 @dataclass
@@ -71,6 +74,7 @@ class ViewportWidget(QWidget):
     slice_changed = Signal(int)
     activated = Signal(object)  # self, when clicked / focused
     window_changed = Signal(float, float)
+    double_clicked = Signal(object)  # self: maximise / restore
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -91,7 +95,7 @@ class ViewportWidget(QWidget):
         self._pending: Annotation | None = None
         self._drag_item: AnnotationItem | None = None
         self._cine = QTimer(self)
-        self._cine.setInterval(66)
+        self.set_cine_fps(CINE_FPS)
         self._cine.timeout.connect(lambda: self.scroll(1, wrap=True))
         self.canvas = OverlayCanvas(self)
         self.view = WorkstationViewBox(self)
@@ -282,6 +286,15 @@ class ViewportWidget(QWidget):
         dx = self.volume.spacing[2]
         return float(width_px / max((x1 - x0) / dx, 1e-9))
 
+    def set_cine_fps(self, fps: float) -> None:
+        """Cine speed in frames (slices) per second."""
+        lo, hi = CINE_FPS_RANGE
+        self._cine.setInterval(round(1000.0 / min(max(float(fps), lo), hi)))
+
+    @property
+    def cine_fps(self) -> float:
+        return 1000.0 / self._cine.interval()
+
     def toggle_cine(self) -> None:
         if self._cine.isActive():
             self._cine.stop()
@@ -305,7 +318,7 @@ class ViewportWidget(QWidget):
             now = self.view.mapSceneToView(ev.scenePos())
             self.view.translateBy(x=last.x() - now.x(), y=last.y() - now.y())
         elif button == Qt.MouseButton.LeftButton:
-            if self.tool == "window":
+            if self.tool == "window" or ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
                 d = ev.screenPos() - ev.lastScreenPos()
                 self.state.window.drag(d.x(), d.y())
                 self._window_changed()
@@ -331,6 +344,10 @@ class ViewportWidget(QWidget):
     def on_click(self, ev) -> None:
         self.activated.emit(self)
         self.setFocus()
+        if ev.double() and ev.button() == Qt.MouseButton.LeftButton:
+            self._pending = None
+            self.double_clicked.emit(self)
+            return
         if ev.button() != Qt.MouseButton.LeftButton or self.volume is None:
             return
         p = self.view.mapSceneToView(ev.scenePos())

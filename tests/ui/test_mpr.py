@@ -230,6 +230,8 @@ def test_uneven_tilted_ct_is_resampled_and_the_user_told(qtbot, window: MainWind
     assert not mpr.source.live and mpr.source.array.shape[0] > 28
     notes = mpr.panel.notes.text()
     assert "tilt of 18.5°" in notes and "uneven slice spacing" in notes  # the series' issues
+    assert "need the tilt corrected" not in notes  # the messages agree: MPR corrects it
+    assert "correct it by resampling" in notes and "the tilt is corrected" in notes
     assert "resampled" in notes and "linear interpolation in patient coordinates" in notes
     # acquisition planes: the axial view shows the tilted stored slices, letters say so
     assert mpr.views["axial"].grid.labels.top in ("AH", "A")

@@ -335,3 +335,112 @@ def test_mpr_and_2d_honour_a_sigmoid_voi_lut_function(qtbot, window: MainWindow)
         apart = max(apart, float(np.abs(view.image.image - np.rint(linear)).max()))
     assert apart > 15  # not what LINEAR would show
 
+
+
+def _double_click(widget, pos: QPointF) -> None:
+    target = widget.canvas.viewport()
+    left = Qt.MouseButton.LeftButton
+    for kind, buttons in ((QEvent.Type.MouseButtonPress, left),
+                          (QEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton),
+                          (QEvent.Type.MouseButtonDblClick, left),
+                          (QEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton)):
+        QApplication.sendEvent(target, QMouseEvent(kind, pos, target.mapToGlobal(pos), left,
+                                                   buttons, Qt.KeyboardModifier.NoModifier))
+
+
+def test_double_click_maximises_a_view_and_back_in_2d_and_mpr(qtbot, window: MainWindow) -> None:
+    viewer, vp = _open(qtbot, window, SIGMOID)
+    viewer.set_layout("2×2")
+    second = viewer.viewports[1]
+    qtbot.waitUntil(lambda: all(v.isVisible() for v in viewer.viewports[:4]), timeout=5_000)
+    _double_click(second, QPointF(50, 50))
+    assert viewer.maximised is second and viewer.active is second
+    assert [v.isVisible() for v in viewer.viewports[:4]] == [False, True, False, False]
+    _double_click(second, QPointF(50, 50))
+    assert viewer.maximised is None
+    assert all(v.isVisible() for v in viewer.viewports[:4])
+    viewer.set_layout("1×1")
+    mpr = viewer.show_mpr()
+    qtbot.waitUntil(lambda: mpr.source is not None and mpr.views["coronal"].shown is not None,
+                    timeout=30_000)
+    centre = mpr.crosshair.center.copy()
+    coronal = mpr.views["coronal"]
+    _double_click(coronal, QPointF(coronal.width() / 2, coronal.height() / 2))
+    assert mpr.maximised is coronal and mpr.active is coronal
+    assert not mpr.views["axial"].isVisible() and not mpr.panel.isVisible()
+    _double_click(coronal, QPointF(coronal.width() / 2, coronal.height() / 2))
+    assert mpr.maximised is None and mpr.panel.isVisible()
+    assert all(v.isVisible() for v in mpr.views.values())
+    del centre
+
+
+def test_cine_speed_toolbar_per_layout_and_the_same_drag_modifier(qtbot,
+                                                                  window: MainWindow) -> None:
+    viewer, vp = _open(qtbot, window, SIGMOID)
+    viewer.cine_fps.setValue(40)
+    assert vp._cine.interval() == 25  # 40 slices per second
+    viewer.set_layout("1×2")
+    assert viewer.viewports[1]._cine.interval() == 25  # new viewports too
+
+    def shown(label: str) -> bool:
+        return any(a.isVisible() for a in viewer.toolbar.actions() if a.text() == label)
+
+    assert shown("Length") and shown("Cine") and shown("Invert")
+    viewer.show_mpr()
+    assert not shown("Length") and not shown("Angle") and not shown("Cine")
+    assert shown("Invert") and shown("Reset") and viewer.export_button.isVisible()
+    viewer.set_layout("1×1")
+    assert shown("Length")
+    # Shift + left drag is window/level in 2D whatever the tool, as it is in MPR
+    viewer.set_tool("length")
+    before = vp.state.window.pair
+    target = vp.canvas.viewport()
+    left, shift = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier
+    a, b = QPointF(200, 200), QPointF(260, 240)
+    QApplication.sendEvent(target, QMouseEvent(QEvent.Type.MouseButtonPress, a,
+                                               target.mapToGlobal(a), left, left, shift))
+    for i in range(1, 9):
+        QTest.qWait(12)  # pyqtgraph drops moves closer than 10 ms
+        p = a + (b - a) * (i / 8)
+        QApplication.sendEvent(target, QMouseEvent(QEvent.Type.MouseMove, p,
+                                                   target.mapToGlobal(p), Qt.MouseButton.NoButton,
+                                                   left, shift))
+    QApplication.sendEvent(target, QMouseEvent(QEvent.Type.MouseButtonRelease, b,
+                                               target.mapToGlobal(b), left,
+                                               Qt.MouseButton.NoButton, shift))
+    assert vp.state.window.pair != before
+    assert not vp.session.annotations.get(vp.state.k)  # no length drawn
+
+
+def test_user_window_presets_are_saved_and_listed_like_the_overlay(
+        qtbot, window: MainWindow, reading_home: Path) -> None:
+    from app.settings import load_settings
+
+    viewer, vp = _open(qtbot, window, SIGMOID)
+    vp.set_window(55, 350)
+    preset = viewer.save_window_preset("Neck soft tissue")
+    assert preset is not None
+    saved = load_settings(reading_home).viewer.window_presets
+    assert [(p.name, p.center, p.width, p.modality) for p in saved] == [
+        ("Neck soft tissue", 55.0, 350.0, "CT")]
+    vp.set_window(40, 80)
+    viewer._fill_preset_menu()
+    labels = [a.text() for a in viewer.preset_menu.actions()]
+    assert "1  Brain  (W 80 / L 40)" in labels  # W then L, as the overlay says "W 80  L 40"
+    assert "Neck soft tissue  (W 350 / L 55)" in labels
+    next(a for a in viewer.preset_menu.actions() if a.text().startswith("Neck")).trigger()
+    assert vp.state.window.pair == (55.0, 350.0)
+    mpr = viewer.show_mpr()
+    qtbot.waitUntil(lambda: mpr.source is not None, timeout=30_000)
+    items = [mpr.panel.presets.itemText(i) for i in range(mpr.panel.presets.count())]
+    assert "Neck soft tissue  (W 350 / L 55)" in items
+
+
+def test_series_strip_labels_are_one_line_each(qtbot, window: MainWindow) -> None:
+    viewer, _ = _open(qtbot, window, HEAD)
+    item = viewer.strip.item(0)
+    lines = item.text().split("\n")
+    metrics = viewer.strip.fontMetrics()
+    assert len(lines) == 2
+    assert all(metrics.horizontalAdvance(line) <= viewer.strip.width() for line in lines)
+    assert "Resampled to 1mm voxels" in item.toolTip()
