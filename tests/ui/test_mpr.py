@@ -279,6 +279,16 @@ def test_3d_layout_presets_clip_and_level_of_detail(qtbot, window: MainWindow) -
     assert scene.interacting and scene.image_sample_distance > 1
     view3d.style.InvokeEvent("EndInteractionEvent")
     assert not scene.interacting
-    view3d.reset_camera("left")
+    # the orientation cube turns with the camera
+    marker = view3d.orientation
+    assert marker is not None and marker.GetEnabled()
+    for side in ("left", "anterior"):
+        view3d.reset_camera(side)
+        view3d.snapshot()
+        cam, cube_cam = scene.renderer.GetActiveCamera(), marker.GetRenderer().GetActiveCamera()
+        view = np.subtract(cam.GetFocalPoint(), cam.GetPosition())
+        cube_view = np.subtract(cube_cam.GetFocalPoint(), cube_cam.GetPosition())
+        assert np.dot(view / np.linalg.norm(view),
+                      cube_view / np.linalg.norm(cube_view)) > 0.999, side
     viewer.set_layout("1×1")
     assert viewer.pages.currentWidget() is viewer.grid_host
