@@ -39,6 +39,7 @@ from app.errors import RelayError
 from app.model import Series, Study
 from app.net.preview import Preview
 from app.net.remote import RemoteStudy
+from app.render.scout import reference_line
 from app.render.thumbnails import slice_thumbnail
 from app.render.window_presets import WindowPreset
 from app.store.local import Store, StoredFile
@@ -49,7 +50,7 @@ from app.ui.series_session import LoadedSeries
 from app.ui.thumbs import to_qimage
 from app.ui.user_presets import offered_presets, save_user_preset
 from app.ui.view_export import IMAGE_FILTERS, compose, default_name, from_rgb, save_to_study
-from app.ui.viewport import CINE_FPS, CINE_FPS_RANGE, ViewportWidget
+from app.ui.viewport import CINE_FPS, CINE_FPS_RANGE, ReferenceLine, ViewportWidget
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,8 @@ class ViewerWidget(QWidget):
         self._capture_count = 0
         self._icons: dict[str, QIcon] = {}
         self._grid_name = "1×1"
+        #: Draw the other viewports' slices as reference (scout) lines.
+        self.show_reference_lines = True
         self._maximised: ViewportWidget | None = None
 
         self.strip = SeriesStrip(self)
@@ -264,6 +267,13 @@ class ViewerWidget(QWidget):
         self.link_action.toggled.connect(self._on_link_toggled)
         bar.addAction(self.link_action)
         self._layout_actions[self.link_action] = ("grid",)
+        self.lines_action = QAction("Lines", self, checkable=True)
+        self.lines_action.setChecked(True)
+        self.lines_action.setToolTip("Reference lines: where the other viewports' slices cut "
+                                     "this one (same frame of reference)")
+        self.lines_action.toggled.connect(self._on_lines_toggled)
+        bar.addAction(self.lines_action)
+        self._layout_actions[self.lines_action] = ("grid",)
         bar.addSeparator()
         self.export_button = QToolButton(self)
         self.export_button.setText("Export")
@@ -343,6 +353,11 @@ class ViewerWidget(QWidget):
             f"Name for W {window[1]:g} / L {window[0]:g}:")
         if ok and name.strip():
             self.save_window_preset(name)
+
+    def _on_lines_toggled(self, on: bool) -> None:
+        self.show_reference_lines = on
+        for viewport in self.visible_viewports():
+            viewport.canvas.viewport().update()
 
     def _on_cine_fps(self, fps: int) -> None:
         for viewport in self.viewports:
@@ -564,6 +579,7 @@ class ViewerWidget(QWidget):
             viewport.tool = self._current_tool()
             viewport.set_cine_fps(self.cine_fps.value())
             viewport.double_clicked.connect(self.toggle_maximised)
+            viewport.reference_lines = lambda v=viewport: self._reference_lines(v)
             viewport.activated.connect(self._set_active)
             viewport.slice_changed.connect(lambda k, v=viewport: self._on_slice_changed(v))
             viewport.series_dropped.connect(lambda v, uid: self.show_series(uid, v))
@@ -619,9 +635,29 @@ class ViewerWidget(QWidget):
             v.canvas.viewport().update()
 
     # -- linked scrolling -------------------------------------------------------------------
+    def _reference_lines(self, target: ViewportWidget) -> list[ReferenceLine]:
+        """Where the slices of the other visible viewports (same frame of reference) cut
+        ``target``'s slice; the active viewport's line is marked."""
+        if not self.show_reference_lines or target.volume is None or target.session is None:
+            return []
+        frame = target.session.series.frame_of_reference_uid
+        lines: list[ReferenceLine] = []
+        for other in self.visible_viewports():
+            if (other is target or other.volume is None or other.session is None or not frame
+                    or other.session.series.frame_of_reference_uid != frame):
+                continue
+            segment = reference_line(target.volume.geometry, target.state.k,
+                                     other.volume.geometry, other.state.k)
+            if segment is not None:
+                lines.append((segment[0], segment[1], other is self.active))
+        return lines
+
     def _on_slice_changed(self, source: ViewportWidget) -> None:
         if source.session is not None:
             self.last_slice[source.session.series.series_instance_uid] = source.state.k
+        for viewport in self.visible_viewports():
+            if viewport is not source:
+                viewport.canvas.viewport().update()  # its reference lines moved
         if not self.linked or self._linking or source.volume is None:
             return
         frame = source.session.series.frame_of_reference_uid

@@ -12,12 +12,13 @@ row, y down the column, so measurements need no conversion.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QTransform
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QTransform
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from app.render.display import DisplayWindow, to_display, window_lut
@@ -41,6 +42,9 @@ from app.ui.series_session import LoadedSeries
 log = logging.getLogger(__name__)
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+#: A reference line: two (x, y) view-millimetre points, and whether it shows the active view.
+ReferenceLine = tuple[tuple[float, float], tuple[float, float], bool]
 
 TOOLS = ("window", "length", "angle", "ellipse", "rect", "probe")
 #: Cine speed at start (frames per second) and the range offered.
@@ -89,8 +93,11 @@ class ViewportWidget(QWidget):
         self.empty_text = "Drop a series here"
         #: Where the mouse last was over the image (scene coordinates), for the probe text.
         self._mouse_scene: QPointF | None = None
-        #: While exporting: no active frame.
+        #: While exporting: no active frame, no reference lines.
         self.exporting = False
+        #: Reference (scout) lines to draw: ``((x0, y0), (x1, y1), from_active)`` in view
+        #: millimetres, asked for at each paint (the viewer knows the other viewports).
+        self.reference_lines: Callable[[], list[ReferenceLine]] | None = None
         self._items: list[AnnotationItem] = []
         self._pending: Annotation | None = None
         self._drag_item: AnnotationItem | None = None
@@ -503,6 +510,8 @@ class ViewportWidget(QWidget):
             center=self.state.center, width=self.state.width, zoom=self.zoom_factor(),
             invert=self.state.invert, loaded=session.loaded_count(), probe=self.probe_text,
             label=session.slice_label(k, n))
+        if self.reference_lines is not None and not self.exporting:
+            self._paint_reference_lines(painter)
         inner = rect.adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
         paint_corners(painter, inner, top_left=corners.top_left, top_right=corners.top_right,
                       bottom_left=corners.bottom_left, bottom_right=corners.bottom_right)
@@ -528,6 +537,15 @@ class ViewportWidget(QWidget):
         view_mm = x1 - x0
         paint_scale_bar(painter, inner, view_mm, self.view.width() / view_mm if view_mm > 0
                         else 0.0, lift=40.0)
+
+    def _paint_reference_lines(self, painter: QPainter) -> None:
+        assert self.reference_lines is not None
+        for (x0, y0), (x1, y1), from_active in self.reference_lines():
+            a = self.canvas.mapFromScene(self.view.mapViewToScene(QPointF(x0, y0)))
+            b = self.canvas.mapFromScene(self.view.mapViewToScene(QPointF(x1, y1)))
+            color = QColor(255, 210, 60) if from_active else QColor(120, 190, 255, 200)
+            painter.setPen(QPen(color, 1.5 if from_active else 1.0))
+            painter.drawLine(QPointF(a), QPointF(b))
 
     def edge_labels(self) -> dict[str, str]:
         """Orientation letters at the four edges as shown."""

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.usefixtures("data")
 HEAD = "Visible Human Male"
 SIGMOID = "SIGMOID demo"
 NO_WINDOW = "MR without window"
+CORONAL = "CORONAL demo"
 
 
 def _rewrite(paths: list[Path], out: Path, **changes: object) -> None:
@@ -65,6 +66,13 @@ def reading_home(tmp_path_factory, data: Path) -> Path:
     _rewrite(base, work / "sigmoid", VOILUTFunction="SIGMOID", StudyDescription=SIGMOID)
     _rewrite(base, work / "mr", Modality="MR", WindowCenter=None, WindowWidth=None,
              BodyPartExamined=None, StudyDescription=NO_WINDOW)
+    _rewrite(base, work / "coronal", StudyDescription=CORONAL)
+    for path in sorted((work / "coronal").iterdir()):  # the same stack, standing up: coronal
+        ds = pydicom.dcmread(path)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+        ds.ImagePositionPatient = [x, z, 48.0]
+        ds.save_as(path)
     shutil.rmtree(work / "base")
     import_paths(Store(home), [str(work), str(data / "ct-head" / "visible-human-male-head-1mm")])
     return home
@@ -444,3 +452,34 @@ def test_series_strip_labels_are_one_line_each(qtbot, window: MainWindow) -> Non
     assert len(lines) == 2
     assert all(metrics.horizontalAdvance(line) <= viewer.strip.width() for line in lines)
     assert "Resampled to 1mm voxels" in item.toolTip()
+
+
+def test_reference_lines_show_the_other_viewports_slices(qtbot, window: MainWindow) -> None:
+    viewer, axial = _open(qtbot, window, SIGMOID)
+    viewer.set_layout("1×2")
+    coronal_uid = next(s.series_instance_uid for st in viewer.priors for s in st.series
+                       if st.study_description == CORONAL)
+    viewer.show_series(coronal_uid, viewer.viewports[1])
+    coronal = viewer.viewports[1]
+    qtbot.waitUntil(lambda: coronal.volume is not None and coronal.image.image is not None,
+                    timeout=30_000)
+    viewer._set_active(axial)
+
+    def line_in_coronal() -> float:
+        [(a, b, from_active)] = coronal.reference_lines()
+        assert from_active and a[1] == pytest.approx(b[1])  # horizontal: an axial plane
+        assert {round(a[0], 6), round(b[0], 6)} == {0.0, 96.0}  # across the whole image
+        return a[1]
+
+    def expected(k: int) -> float:  # the axial slice's height, in the coronal view's mm
+        z = float(pydicom.dcmread(axial.volume.slices[k].path).ImagePositionPatient[2])
+        return 48.0 - z + 0.5
+
+    assert line_in_coronal() == pytest.approx(expected(axial.state.k), abs=1e-6)
+    _wheel(axial, 5)
+    assert line_in_coronal() == pytest.approx(expected(axial.state.k), abs=1e-6)
+    [(a, b, from_active)] = axial.reference_lines()  # and the coronal slice on the axial
+    assert not from_active and a[1] == pytest.approx(b[1])
+    coronal.canvas.viewport().repaint()  # drawn without error
+    viewer.show_reference_lines = False
+    assert axial.reference_lines() == []
