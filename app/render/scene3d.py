@@ -81,15 +81,16 @@ class VolumeScene:
         so its cost is paid once (``bench/bench_3d_banding.py``).
     moving_sample_factor
         While interacting, samples along each ray are this many times the smallest voxel size
-        apart (one voxel: no coarser than a still frame used to be, at >= 10 frames/s on two
-        CPU cores since the image sample distance adapts to the frame budget).
+        apart (one voxel instead of two fell below 10 frames/s on two CPU cores in
+        ``bench/bench_3d_banding.py``: the image sample distance then grew coarser to keep the
+        budget, trading bands for blur).
     """
 
     def __init__(self, array: np.ndarray, geometry: VolumeGeometry, *, slope: float = 1.0,
                  intercept: float = 0.0, preset: str | VolumePreset = "cta",
                  mapper: MapperKind = "fixed", max_voxels: int | None = 32_000_000,
                  frame_budget_s: float = 1 / 15, fine_sample_factor: float = 0.5,
-                 moving_sample_factor: float = 1.0) -> None:
+                 moving_sample_factor: float = 2.0) -> None:
         if tuple(array.shape) != tuple(geometry.shape):
             raise ValueError(f"array shape {array.shape} does not match geometry {geometry.shape}")
         if slope == 0:

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from app.render.display import DisplayWindow, to_display, window_lut
 from app.render.window_level import WindowLevel
 from app.render.window_presets import WindowPreset, presets_for
-from app.ui.annotations import Annotation, AnnotationItem
+from app.ui.annotations import Annotation, AnnotationItem, declutter
 from app.ui.canvas import OverlayCanvas, WorkstationViewBox
 from app.ui.overlay import corner_texts, edge_labels, slice_position
 from app.ui.overlay_painter import (
@@ -110,6 +110,7 @@ class ViewportWidget(QWidget):
         self.image = pg.ImageItem()
         self.view.addItem(self.image)
         self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.view.sigTransformChanged.connect(lambda *_: declutter(self._items))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(1, 1, 1, 1)
         layout.addWidget(self.canvas)
@@ -412,6 +413,8 @@ class ViewportWidget(QWidget):
         item = AnnotationItem(self.view, note, self._slice_values, self.volume.spacing[1:],
                               "HU" if self.session.modality == "CT" else "")
         self._items.append(item)
+        item.roi.sigRegionChangeFinished.connect(lambda *_: declutter(self._items))
+        declutter(self._items)
         return item
 
     def _slice_values(self):
@@ -434,6 +437,7 @@ class ViewportWidget(QWidget):
             item = AnnotationItem(self.view, note, self._slice_values, self.volume.spacing[1:],
                                   "HU" if self.session.modality == "CT" else "")
             self._items.append(item)
+        declutter(self._items)
 
     def clear_annotations(self) -> None:
         if self.session is not None:

@@ -445,11 +445,13 @@ def test_user_window_presets_are_saved_and_listed_like_the_overlay(
 
 
 def test_series_strip_labels_are_one_line_each(qtbot, window: MainWindow) -> None:
-    viewer, _ = _open(qtbot, window, HEAD)
+    viewer, vp = _open(qtbot, window, HEAD)
+    qtbot.waitUntil(lambda: vp.volume.finished, timeout=60_000)
+    viewer._on_progress(vp.session.series.series_instance_uid)
     item = viewer.strip.item(0)
     lines = item.text().split("\n")
     metrics = viewer.strip.fontMetrics()
-    assert len(lines) == 2
+    assert len(lines) == 2 and lines[0].startswith("#1 Resampled") and lines[0].endswith("…")
     assert all(metrics.horizontalAdvance(line) <= viewer.strip.width() for line in lines)
     assert "Resampled to 1mm voxels" in item.toolTip()
 
@@ -483,3 +485,19 @@ def test_reference_lines_show_the_other_viewports_slices(qtbot, window: MainWind
     coronal.canvas.viewport().repaint()  # drawn without error
     viewer.show_reference_lines = False
     assert axial.reference_lines() == []
+
+
+def test_measurement_labels_do_not_overlap_at_small_zoom(qtbot, window: MainWindow) -> None:
+    from app.ui.annotations import Annotation
+
+    viewer, vp = _open(qtbot, window, SIGMOID)
+    for dy in (0.0, 1.5, 3.0):  # three lengths a millimetre or two apart
+        vp._add_note(Annotation("length", [(30.0, 40.0 + dy), (50.0, 40.0 + dy)]))
+    vp.view.scaleBy((3.0, 3.0))  # zoom out: the labels keep their size on screen
+    qtbot.wait(50)
+    rects = [item.label.sceneBoundingRect() for item in vp._items]
+    assert len(rects) == 3
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert not a.intersects(b)
+    assert [i.label.toPlainText() for i in vp._items] == ["20.0 mm"] * 3
