@@ -70,6 +70,7 @@ SHORTCUTS = [
     ("Space", "start / stop cine"),
     ("R", "reset window, zoom and pan"),
     ("I", "invert grey scale"),
+    ("H / V", "flip left-right / top-bottom (the letters follow; R resets)"),
     ("S", "smooth (interpolated) / true pixels"),
     ("1 … 9", "window presets (Brain, Stroke, Subdural, CTA, Bone, …); 0 = file's window"),
     ("Delete", "remove the measurements on this slice"),
@@ -254,6 +255,17 @@ class ViewerWidget(QWidget):
             action.triggered.connect(slot)
             bar.addAction(action)
             self._layout_actions[action] = kinds
+        self.orient_button = QToolButton(self)
+        self.orient_button.setText("Flip")
+        self.orient_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        orient = QMenu(self)
+        for label, method in (("Flip left ↔ right  (H)", "flip"),
+                              ("Flip top ↕ bottom  (V)", "flip_vertical"),
+                              ("Rotate 180°", "rotate_180")):
+            orient.addAction(label).triggered.connect(
+                lambda _=False, m=method: self._each_active(m))
+        self.orient_button.setMenu(orient)
+        self._layout_actions[bar.addWidget(self.orient_button)] = ("grid",)
         self.cine_fps = QSpinBox(self)
         self.cine_fps.setRange(*CINE_FPS_RANGE)
         self.cine_fps.setValue(CINE_FPS)
@@ -375,7 +387,9 @@ class ViewerWidget(QWidget):
             if method == "reset":
                 self.view3d.reset_camera()
             return
-        if self.active is not None:
+        if self.active is not None and method == "flip_vertical":
+            self.active.flip(horizontal=False)
+        elif self.active is not None:
             getattr(self.active, method)()
 
     def set_tool(self, tool: str) -> None:

@@ -98,6 +98,9 @@ class ViewportWidget(QWidget):
         #: Reference (scout) lines to draw: ``((x0, y0), (x1, y1), from_active)`` in view
         #: millimetres, asked for at each paint (the viewer knows the other viewports).
         self.reference_lines: Callable[[], list[ReferenceLine]] | None = None
+        #: Mirrored left-right / top-bottom on screen (both: turned by 180°).
+        self.flipped_h = False
+        self.flipped_v = False
         self._items: list[AnnotationItem] = []
         self._pending: Annotation | None = None
         self._drag_item: AnnotationItem | None = None
@@ -276,9 +279,29 @@ class ViewportWidget(QWidget):
         self._window_changed()
         self.show_slice(self.state.k)
 
+    def flip(self, horizontal: bool = True) -> None:
+        """Mirror the view left-right (``horizontal``) or top-bottom. Measurements, the value
+        under the mouse and reference lines stay on their anatomy; the letters follow."""
+        if horizontal:
+            self.flipped_h = not self.flipped_h
+        else:
+            self.flipped_v = not self.flipped_v
+        self._apply_flips()
+
+    def rotate_180(self) -> None:
+        self.flipped_h, self.flipped_v = not self.flipped_h, not self.flipped_v
+        self._apply_flips()
+
+    def _apply_flips(self) -> None:
+        self.view.invertX(self.flipped_h)
+        self.view.invertY(not self.flipped_v)  # row 0 at the top unless flipped
+        self.canvas.viewport().update()
+
     def reset_view(self) -> None:
         if self.volume is None:
             return
+        self.flipped_h = self.flipped_v = False
+        self._apply_flips()
         _, dy, dx = self.volume.spacing
         rows, cols = self.volume.shape[1], self.volume.shape[2]
         self.image.setTransform(QTransform.fromScale(dx, dy))
@@ -469,6 +492,10 @@ class ViewportWidget(QWidget):
             self.toggle_invert()
         elif text.lower() == "s":
             self.canvas.set_smooth(not self.canvas.smooth)
+        elif text.lower() == "h":
+            self.flip(horizontal=True)
+        elif text.lower() == "v":
+            self.flip(horizontal=False)
         elif text.isdigit():
             preset = next((p for p in self.presets() if p.key == text), None)
             if text == "0":
@@ -552,8 +579,13 @@ class ViewportWidget(QWidget):
             painter.drawLine(QPointF(a), QPointF(b))
 
     def edge_labels(self) -> dict[str, str]:
-        """Orientation letters at the four edges as shown."""
-        return edge_labels(self.volume.geometry)
+        """Orientation letters at the four edges as shown (flips swap them)."""
+        labels = edge_labels(self.volume.geometry)
+        if self.flipped_h:
+            labels["left"], labels["right"] = labels["right"], labels["left"]
+        if self.flipped_v:
+            labels["top"], labels["bottom"] = labels["bottom"], labels["top"]
+        return labels
 
     def warm_up(self) -> None:
         """Paint once, off screen, what a first image paints (a slice through a display LUT,

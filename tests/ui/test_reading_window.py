@@ -501,3 +501,27 @@ def test_measurement_labels_do_not_overlap_at_small_zoom(qtbot, window: MainWind
         for b in rects[i + 1:]:
             assert not a.intersects(b)
     assert [i.label.toPlainText() for i in vp._items] == ["20.0 mm"] * 3
+
+
+def test_flip_keeps_anatomy_under_the_mouse_and_swaps_the_letters(qtbot,
+                                                                  window: MainWindow) -> None:
+    viewer, vp = _open(qtbot, window, HEAD)
+    qtbot.waitUntil(lambda: bool(vp.volume.ready[vp.state.k]), timeout=30_000)
+    letters = vp.edge_labels()
+    assert (letters["left"], letters["right"]) == ("R", "L")
+    pos = QPointF(vp.canvas.width() * 0.4, vp.canvas.height() * 0.55)
+    QTest.keyClick(vp, "h")  # flip left-right
+    assert vp.flipped_h and (vp.edge_labels()["left"], vp.edge_labels()["right"]) == ("L", "R")
+    _move(vp, pos)
+    col, row = (int(v) for v in re.match(r"\((\d+), (\d+)\)", vp.probe_text).groups())
+    assert col > 256  # the left of the screen shows the patient's left half now
+    assert _probe_hu(vp.probe_text) == pytest.approx(
+        _hu_from_file(vp.volume.slices[vp.state.k].path, row, col), abs=0.6)
+    QTest.keyClick(vp, "v")
+    assert vp.edge_labels()["top"] == "P"
+    next(a for a in viewer.orient_button.menu().actions()
+         if a.text().startswith("Rotate")).trigger()  # both flipped back: turned twice by 180
+    assert not vp.flipped_h and not vp.flipped_v
+    QTest.keyClick(vp, "h")
+    QTest.keyClick(vp, "r")  # reset straightens it
+    assert not vp.flipped_h and vp.edge_labels()["left"] == "R"
