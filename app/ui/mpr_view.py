@@ -167,7 +167,8 @@ class MprViewWidget(QWidget):
         self.canvas.viewport().update()
 
     def grab_view(self) -> QImage:
-        """What is on screen, without the frame and the crosshair lines."""
+        """What is on screen, without the frame, the crosshair lines and the value under the
+        mouse."""
         self.exporting = True
         try:
             self.canvas.viewport().repaint()
@@ -337,7 +338,7 @@ class MprViewWidget(QWidget):
         shadow_text(painter, inner, TITLES[self.view], align.AlignLeft | align.AlignTop, color)
         painter.setFont(fonts.text)
         bottom_left = self.owner.corner_lines(self.view)
-        if self.probe_text:
+        if self.probe_text and not self.exporting:
             bottom_left = [*bottom_left, self.probe_text]
         paint_corners(painter, inner, bottom_left=bottom_left,
                       bottom_right=self.owner.window_lines(self.view))

@@ -539,7 +539,8 @@ class ViewportWidget(QWidget):
             position_mm=slice_position(volume.geometry, k),
             thickness_mm=volume.slices[k].info.slice_thickness,
             center=self.state.center, width=self.state.width, zoom=self.zoom_factor(),
-            invert=self.state.invert, loaded=session.loaded_count(), probe=self.probe_text,
+            invert=self.state.invert, loaded=session.loaded_count(),
+            probe="" if self.exporting else self.probe_text,
             label=session.slice_label(k, n))
         if self.reference_lines is not None and not self.exporting:
             self._paint_reference_lines(painter)
@@ -622,7 +623,7 @@ class ViewportWidget(QWidget):
     # -- export -----------------------------------------------------------------------------
     def grab_view(self, overlays: bool = True) -> QImage:
         """What is on screen (with the overlay and measurements, or the image only), without
-        the active frame."""
+        the active frame, the reference lines and the value under the mouse."""
         before = self.show_overlays, self.exporting
         self.show_overlays, self.exporting = overlays, True
         items_visible = [i.roi.isVisible() for i in self._items]

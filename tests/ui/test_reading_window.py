@@ -229,10 +229,16 @@ def test_export_saves_what_is_on_screen_in_mpr_and_to_the_study(
     axial_2d = viewer.export_dialog()
     assert Path(proposed[-1]).name == f"S2_Axial-0.5mm-synthetic_im{vp.state.k + 1}.png"
     assert "DEMO" not in proposed[-1] and "STROKE" not in proposed[-1]  # no patient name
+    away = vp.grab_view()
+    _move(vp, QPointF(vp.canvas.width() / 2, vp.canvas.height() / 2))  # on screen, not exported
+    assert vp.probe_text and vp.grab_view() == away
     mpr = viewer.show_mpr()
     qtbot.waitUntil(lambda: mpr.source is not None and all(
         v.full_quality for v in mpr.views.values()) and mpr._queue.idle, timeout=30_000)
     mpr._on_view_activated(mpr.views["coronal"])
+    plain = mpr.views["coronal"].grab_view()
+    _move(mpr.views["coronal"], QPointF(120, 120))
+    assert mpr.views["coronal"].probe_text and mpr.views["coronal"].grab_view() == plain
     suffix = ".jpg"
     coronal = viewer.export_dialog()
     assert Path(proposed[-1]).stem.endswith("MPR-coronal") and coronal.endswith(".jpg")
