@@ -21,7 +21,6 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QTransform
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from app.render.display import DisplayWindow, to_display, window_lut
 from app.render.window_level import WindowLevel
 from app.render.window_presets import WindowPreset, presets_for
 from app.ui.annotations import Annotation, AnnotationItem, declutter
@@ -593,8 +592,7 @@ class ViewportWidget(QWidget):
         scaled, and the overlay's fonts and characters), so that the first real paint does not
         pay for first uses (~10 ms in a fresh process). Changes nothing on this viewport."""
         stored = np.zeros((512, 512), np.int16)  # a CT slice
-        window = DisplayWindow(40.0, 80.0, "LINEAR", False)
-        pixels = to_display(stored, window_lut(stored.dtype, 1.0, 0.0, window), 1.0, 0.0, window)
+        pixels = WindowLevel(40.0, 80.0).display(stored, 1.0, 0.0)
         size = self.canvas.viewport().size()
         target = QImage(max(size.width(), 64), max(size.height(), 64),
                         QImage.Format.Format_ARGB32_Premultiplied)
