@@ -144,7 +144,7 @@ class UserWindowPreset:
 
 
 @dataclass
-class ViewerSettings:
+class ReadingSettings:
     """The reading window."""
 
     window_presets: list[UserWindowPreset] = field(default_factory=list)
@@ -167,7 +167,7 @@ class Settings:
     """The incoming-studies list."""
     secrets: SecretSettings = field(default_factory=SecretSettings)
     """Secret storage without a keyring service."""
-    viewer: ViewerSettings = field(default_factory=ViewerSettings)
+    reading: ReadingSettings = field(default_factory=ReadingSettings)
     """The reading window (the user's window presets)."""
     other: dict[str, Any] = field(default_factory=dict)
     """Sections this version does not know (written by another part or version): kept as is."""

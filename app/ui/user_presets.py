@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def user_presets(home: Path) -> list[WindowPreset]:
     """The saved presets (none when the settings cannot be read: the menus still work)."""
     try:
-        saved = load_settings(home).viewer.window_presets
+        saved = load_settings(home).reading.window_presets
     except Exception as exc:  # noqa: BLE001 - a bad settings file must not break the menu
         log.warning("user window presets not read: %s", exc)
         return []
@@ -34,10 +34,10 @@ def save_user_preset(home: Path, name: str, center: float, width: float,
                      modality: str = "") -> None:
     """Save (or replace, by name and modality) a preset in the settings file."""
     settings = load_settings(home)
-    kept = [p for p in settings.viewer.window_presets
+    kept = [p for p in settings.reading.window_presets
             if not (p.name == name and p.modality == modality)]
     kept.append(UserWindowPreset(name=name, center=float(center), width=float(width),
                                  modality=modality))
-    settings.viewer.window_presets = kept
+    settings.reading.window_presets = kept
     save_settings(home, settings)
     log.info("window preset saved (W %g / L %g)", width, center)

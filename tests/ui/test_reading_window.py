@@ -230,15 +230,19 @@ def test_export_saves_what_is_on_screen_in_mpr_and_to_the_study(
     assert Path(proposed[-1]).name == f"S2_Axial-0.5mm-synthetic_im{vp.state.k + 1}.png"
     assert "DEMO" not in proposed[-1] and "STROKE" not in proposed[-1]  # no patient name
     away = vp.grab_view()
-    _move(vp, QPointF(vp.canvas.width() / 2, vp.canvas.height() / 2))  # on screen, not exported
-    assert vp.probe_text and vp.grab_view() == away
+    for dx in (0, 7):  # the value under the mouse is on screen, not in the export
+        _move(vp, QPointF(vp.canvas.width() / 2 + dx, vp.canvas.height() / 2))
+    qtbot.waitUntil(lambda: bool(vp.probe_text), timeout=5_000)
+    assert vp.grab_view() == away
     mpr = viewer.show_mpr()
     qtbot.waitUntil(lambda: mpr.source is not None and all(
         v.full_quality for v in mpr.views.values()) and mpr._queue.idle, timeout=30_000)
     mpr._on_view_activated(mpr.views["coronal"])
     plain = mpr.views["coronal"].grab_view()
-    _move(mpr.views["coronal"], QPointF(120, 120))
-    assert mpr.views["coronal"].probe_text and mpr.views["coronal"].grab_view() == plain
+    for dx in (0, 7):
+        _move(mpr.views["coronal"], QPointF(120 + dx, 120))
+    qtbot.waitUntil(lambda: bool(mpr.views["coronal"].probe_text), timeout=5_000)
+    assert mpr.views["coronal"].grab_view() == plain
     suffix = ".jpg"
     coronal = viewer.export_dialog()
     assert Path(proposed[-1]).stem.endswith("MPR-coronal") and coronal.endswith(".jpg")
@@ -434,7 +438,7 @@ def test_user_window_presets_are_saved_and_listed_like_the_overlay(
     vp.set_window(55, 350)
     preset = viewer.save_window_preset("Neck soft tissue")
     assert preset is not None
-    saved = load_settings(reading_home).viewer.window_presets
+    saved = load_settings(reading_home).reading.window_presets
     assert [(p.name, p.center, p.width, p.modality) for p in saved] == [
         ("Neck soft tissue", 55.0, 350.0, "CT")]
     vp.set_window(40, 80)
