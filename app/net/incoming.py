@@ -1,12 +1,12 @@
 """The "Incoming" list: studies on the hub, what is new since the last check, what is local.
 
-:class:`IncomingPoller` asks the hub (QIDO-RS, paged) for its studies, optionally only those with
-:class:`IncomingPoller` asks the hub (its peer's study search; QIDO-RS, paged) for its studies, only those with
-a hub received a study, so the received time shown is when Relay first saw the study on the hub
-(at most one interval late); it is remembered in ``transfers.sqlite`` so a restart does not
-announce old studies as new. Each study says whether it is local already (``local``), partly
-(``partial``) or only on the hub (``remote``). Qt-free: the UI runs :meth:`IncomingPoller.run`
-in a thread and hops the updates to its own thread.
+:class:`IncomingPoller` asks the hub (its peer's study search: QIDO-RS, paged) for its studies,
+optionally only those with a study date in the last ``lookback_days``, every ``interval_seconds``.
+DICOMweb does not say when a hub received a study, so the received time shown is when Relay first
+saw the study on the hub (at most one interval late); it is remembered in ``transfers.sqlite`` so a
+restart does not announce old studies as new. Each study says whether it is local already
+(``local``), partly (``partial``) or only on the hub (``remote``). Qt-free: the UI runs
+:meth:`IncomingPoller.run` in a thread and hops the updates to its own thread.
 """
 
 from __future__ import annotations
