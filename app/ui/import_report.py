@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
 
 from app.imports.importer import ImportReport
@@ -33,7 +34,7 @@ def summary_text(report: ImportReport) -> str:
 
 
 class ImportReportDialog(QDialog):
-    def __init__(self, report: ImportReport, parent=None) -> None:
+    def __init__(self, report: ImportReport, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Import report")
         self.resize(820, 420)

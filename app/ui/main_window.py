@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -28,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.imports.importer import ImportReport
+from app.net.runner import QueueRunner
 from app.store.local import Store
 from app.ui.browser import StudyBrowserWidget
 from app.ui.controllers.imports import ImportController
@@ -38,6 +46,7 @@ from app.ui.controllers.transfers import TransfersController
 from app.ui.format import count
 from app.ui.hubs_dialog import HubsDialog
 from app.ui.import_report import ImportReportDialog, summary_text
+from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
 from app.ui.worker import TaskWorker
@@ -48,7 +57,7 @@ log = logging.getLogger(__name__)
 class EmptyStoreWidget(QWidget):
     """What a fresh install shows: two big ways to get images in."""
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.addStretch(2)
@@ -79,7 +88,7 @@ class EmptyStoreWidget(QWidget):
 class MainWindow(QMainWindow):
     """The window; its jobs live in the controllers it composes."""
 
-    def __init__(self, store: Store, parent=None) -> None:
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.setWindowTitle("Relay")
@@ -274,7 +283,7 @@ class MainWindow(QMainWindow):
         return self.reading.spare
 
     @property
-    def _openers(self) -> dict:
+    def _openers(self) -> dict[str, RemoteOpener]:
         return self.remote.openers
 
     def _on_tab_close(self, index: int) -> None:
@@ -285,12 +294,12 @@ class MainWindow(QMainWindow):
         self.incoming.study_read(study_uid)
 
     # -- hub exchange --------------------------------------------------------------------------
-    def queue_runner(self):
+    def queue_runner(self) -> QueueRunner:
         """The window's transfer queue runner, started on first use."""
         return self.transfer.queue_runner()
 
     @property
-    def _runner(self):
+    def _runner(self) -> QueueRunner | None:
         return self.transfer.runner
 
     def send_to_hub(self, study_uid: str | None = None,
@@ -321,7 +330,7 @@ class MainWindow(QMainWindow):
     def _on_check_incoming(self) -> None:
         self.incoming_tabs.check_now()
 
-    def _on_browser_menu(self, pos) -> None:
+    def _on_browser_menu(self, pos: QPoint) -> None:
         chosen = self.browser.selected()
         if chosen is None or chosen[0] not in ("study", "series"):
             return
@@ -335,21 +344,21 @@ class MainWindow(QMainWindow):
         menu.popup(self.browser.tree.viewport().mapToGlobal(pos))
 
     # -- drag and drop ----------------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt name)
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt name)
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()
             self.import_paths(paths)
 
-    def showEvent(self, event) -> None:  # noqa: N802
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)
         self.reading.window_shown()
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.importer.stop()
         self.reading.stop()
         self.incoming_tabs.stop()

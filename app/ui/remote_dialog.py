@@ -18,10 +18,11 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QVBoxLayout,
+    QWidget,
 )
 
 from app.net import hubs
-from app.net.peer import STUDY_UID, value
+from app.net.peer import STUDY_UID, DicomJson, value
 from app.settings import load_settings
 from app.ui.format import format_date, format_name
 
@@ -59,7 +60,7 @@ class _Lister(QObject):
 class OpenRemoteDialog(QDialog):
     """Hub + Study Instance UID; "List studies" fills a list to pick from."""
 
-    def __init__(self, home: Path, parent=None) -> None:
+    def __init__(self, home: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Open from hub")
         self.home = Path(home)
@@ -107,7 +108,7 @@ class OpenRemoteDialog(QDialog):
         self.list_button.setEnabled(False)
         self._lister.run(self.home, self.hub_name())
 
-    def _on_listed(self, rows: list) -> None:
+    def _on_listed(self, rows: list[DicomJson]) -> None:
         self.list_button.setEnabled(True)
         self.studies.clear()
         for d in rows:
@@ -129,6 +130,7 @@ class OpenRemoteDialog(QDialog):
         self.list_button.setEnabled(True)
         self.status.setText(f"Cannot list the studies: {message}")
 
-    def _on_study_picked(self, item: QListWidgetItem | None, _previous=None) -> None:
+    def _on_study_picked(self, item: QListWidgetItem | None,
+                         _previous: QListWidgetItem | None = None) -> None:
         if item is not None:
             self.uid_edit.setText(item.data(Qt.ItemDataRole.UserRole))

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QVBoxLayout,
+    QWidget,
 )
 
 from app.model import Study
@@ -27,7 +28,7 @@ class SendDialog(QDialog):
     setup_hubs = Signal()  # "Set up a hub…" pressed (no hub configured yet)
 
     def __init__(self, study: Study, settings: Settings, selected_series: str | None = None,
-                 parent=None) -> None:
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.study = study
         self.setWindowTitle("Send to hub")
