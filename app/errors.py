@@ -73,11 +73,6 @@ class HubError(TransferError):
         return self.kind in self.RETRYABLE
 
 
-class NotSupportedByPeer(TransferError):
-    """A peer was asked for an operation its protocol cannot do (say, WADO-RS metadata of a
-    DIMSE peer); the message names the peer and the operation. Never a silent no-op."""
-
-
 class DimseError(HubError):
     """A DICOM peer (PACS, modality) could not be used over DIMSE; ``kind`` names the fault.
 
@@ -89,6 +84,11 @@ class DimseError(HubError):
     """
 
     RETRYABLE = frozenset({"unreachable", "timeout", "busy", "aborted"})
+
+
+class NotSupportedByPeer(TransferError):
+    """A peer was asked for an operation its protocol cannot do (say, WADO-RS metadata of a
+    DIMSE peer); the message names the peer and the operation. Never a silent no-op."""
 
 
 class SecretsError(RelayError):
