@@ -1,0 +1,1 @@
+"""DIMSE exchange (pynetdicom): the PACS client and Relay's own DICOM node."""
