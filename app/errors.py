@@ -73,6 +73,19 @@ class HubError(TransferError):
         return self.kind in self.RETRYABLE
 
 
+class DimseError(HubError):
+    """A DICOM peer (PACS, modality) could not be used over DIMSE; ``kind`` names the fault.
+
+    Kinds: ``unreachable``, ``timeout`` (no answer in time), ``tls``, ``calling-ae`` (the peer
+    does not know Relay's AE title), ``called-ae`` (the peer's AE title is wrong), ``busy``
+    (transient rejection), ``rejected`` (other rejection), ``refused`` (every SOP class or
+    transfer syntax refused), ``aborted`` (association aborted or connection lost), ``failed``
+    (the peer answered a request with a failure status).
+    """
+
+    RETRYABLE = frozenset({"unreachable", "timeout", "busy", "aborted"})
+
+
 class SecretsError(RelayError):
     """A secret cannot be stored or read (no keyring service, wrong passphrase, ...)."""
 

@@ -1,1 +1,2 @@
-"""DIMSE exchange (pynetdicom): the PACS client and Relay's own DICOM node."""
+"""DIMSE (classic DICOM networking, pynetdicom): Relay as a client of PACS and modalities, and
+Relay's own DICOM node. Every association is made through :mod:`app.net.dimse.association`."""
