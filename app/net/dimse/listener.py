@@ -12,7 +12,6 @@ patients in the log.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,17 +19,12 @@ from typing import Any
 
 from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import (
-    StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
-    Verification,
-)
+from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import _STORAGE_CLASSES as STORAGE_CLASSES
 from pynetdicom.transport import ThreadedAssociationServer
 
-from app.errors import TransferError
 from app.net.dimse import query, retrieve
+from app.net.dimse.association import NODELAY, Timeouts, make_ae, start_server
 from app.net.dimse.node import NodeSettings
 from app.net.dimse.receive import StudyReceived, Tally, receive
 from app.store.local import Store
@@ -41,6 +35,10 @@ Subscriber = Callable[[StudyReceived], None]
 #: Seconds :meth:`Listener.stop` lets running associations finish before aborting them.
 STOP_GRACE = 5.0
 _TRANSFER_SYNTAXES = [str(uid) for uid in AllTransferSyntaxes]
+VERIFICATION = "1.2.840.10008.1.1"
+#: Study Root Query/Retrieve Information Model - FIND, GET, MOVE (PS3.4 C.6.2).
+_QR_MODELS = ("1.2.840.10008.5.1.4.1.2.2.1", "1.2.840.10008.5.1.4.1.2.2.3",
+              "1.2.840.10008.5.1.4.1.2.2.2")
 
 
 class Listener:
@@ -56,10 +54,9 @@ class Listener:
 
     # -- life ------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
-        """Listen (in background threads); the bound (host, port). Raises TransferError when
-        the port cannot be had."""
-        handlers = [
-            (evt.EVT_CONN_OPEN, _nodelay),
+        """Listen (in background threads); the bound (host, port). Raises DimseError when
+        the port cannot be had (another node on it)."""
+        handlers: list[tuple[Any, Any]] = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_REJECTED, self._on_rejected),
             (evt.EVT_C_ECHO, _on_echo),
@@ -69,13 +66,8 @@ class Listener:
             (evt.EVT_C_MOVE, self._on_move),
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
-        try:
-            self._server = self._ae.start_server(
-                (self.node.bind, self.node.port), block=False, evt_handlers=handlers)
-        except OSError as exc:
-            raise TransferError(
-                f"cannot listen on {self.node.bind}:{self.node.port}: "
-                f"{exc.strerror or exc} (is another DICOM node running on this port?)") from exc
+        self._server = start_server(self._ae, self.node.bind, self.node.port,
+                                    evt_handlers=handlers)
         host, port = self._server.server_address[:2]
         log.info("node %s listening on %s:%s", self.node.ae_title, host, port)
         return str(host), int(port)
@@ -110,27 +102,23 @@ class Listener:
 
     # -- the application entity -------------------------------------------------------------
     def _build_ae(self) -> AE:
-        ae = AE(ae_title=self.node.ae_title)
-        ae.acse_timeout = self.node.acse_timeout
-        ae.dimse_timeout = self.node.dimse_timeout
-        ae.network_timeout = self.node.network_timeout
-        ae.connection_timeout = self.node.acse_timeout
-        ae.maximum_associations = self.node.max_associations
-        ae.maximum_pdu_size = 0  # no limit: the peer's own PDU size, no extra copies
-        ae.require_calling_aet = list(self.node.allowed_callers)
-        ae.add_supported_context(Verification)
-        for uid in STORAGE_CLASSES.values():
-            # Both roles: received by C-STORE, and sent back to a C-GET requestor.
-            ae.add_supported_context(uid, _TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
-        for model in (StudyRootQueryRetrieveInformationModelFind,
-                      StudyRootQueryRetrieveInformationModelGet,
-                      StudyRootQueryRetrieveInformationModelMove):
-            ae.add_supported_context(model)
+        node = self.node
+        timeouts = Timeouts(connect=node.acse_timeout, acse=node.acse_timeout,
+                            dimse=node.dimse_timeout, network=node.network_timeout)
+        # Both roles for storage: received by C-STORE, and sent back to a C-GET requestor.
+        supported = [build_context(VERIFICATION)] + [
+            build_context(uid, _TRANSFER_SYNTAXES) for uid in STORAGE_CLASSES.values()
+        ] + [build_context(model) for model in _QR_MODELS]
+        for cx in supported[1:-len(_QR_MODELS)]:
+            cx.scu_role, cx.scp_role = True, True
+        ae = make_ae(node.ae_title, timeouts=timeouts, supported=supported)
+        ae.maximum_associations = node.max_associations
+        ae.require_calling_aet = list(node.allowed_callers)
         return ae
 
     # -- association events ----------------------------------------------------------------
     def _on_requested(self, event: Any) -> None:
-        calling = event.assoc.requestor.ae_title
+        calling = _calling(event)
         if not self.node.caller_allowed(calling):
             log.warning("association from %s (%s) rejected: calling AE title '%s' is not in the "
                         "node's allowed callers", event.assoc.requestor.address,
@@ -138,7 +126,7 @@ class Listener:
             self.tally.count("rejected")
 
     def _on_rejected(self, event: Any) -> None:
-        log.info("association from %s rejected", event.assoc.requestor.ae_title)
+        log.info("association from %s rejected", _calling(event))
 
     def _on_closed(self, event: Any) -> None:
         calling = event.assoc.requestor.ae_title
@@ -208,7 +196,7 @@ class Listener:
 
         yield dest.host, dest.port, {
             "contexts": retrieve.contexts_for(instances) or None,
-            "evt_handlers": [(evt.EVT_CONN_OPEN, _nodelay), (evt.EVT_ACCEPTED, on_accepted)],
+            "evt_handlers": [NODELAY, (evt.EVT_ACCEPTED, on_accepted)],
         }
         yield len(instances)
         yield from self._send_each(event, instances,
@@ -238,18 +226,14 @@ class Listener:
 _FAILED = object()
 
 
+def _calling(event: Any) -> str:
+    """The calling AE title of the association request (before negotiation fills it in)."""
+    primitive = event.assoc.requestor.primitive
+    return str(getattr(primitive, "calling_ae_title", "") or event.assoc.requestor.ae_title)
+
+
 def _on_echo(event: Any) -> int:
     return 0x0000
-
-
-def _nodelay(event: Any) -> None:
-    """TCP_NODELAY on every association socket: DIMSE is request/response, Nagle only waits."""
-    sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
 
 
 def serve_forever(listener: Listener, stop: threading.Event) -> None:
