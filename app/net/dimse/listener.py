@@ -17,7 +17,19 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pydicom.uid import AllTransferSyntaxes
+from pydicom.uid import (
+    AllTransferSyntaxes,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
+)
 from pynetdicom import AE, evt
 from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import _STORAGE_CLASSES as STORAGE_CLASSES
@@ -34,7 +46,14 @@ log = logging.getLogger(__name__)
 Subscriber = Callable[[StudyReceived], None]
 #: Seconds :meth:`Listener.stop` lets running associations finish before aborting them.
 STOP_GRACE = 5.0
-_TRANSFER_SYNTAXES = [str(uid) for uid in AllTransferSyntaxes]
+#: pynetdicom accepts the first of these that the peer proposes in a context: lossless
+#: compression (kept as received; less to write), then uncompressed, then lossy (only when the
+#: peer has nothing else), big endian last.
+_LOSSLESS = {str(u) for u in (JPEGLSLossless, JPEGLosslessSV1, JPEGLossless, JPEG2000Lossless,
+                               HTJ2KLossless, HTJ2KLosslessRPCL, RLELossless)}
+_TRANSFER_SYNTAXES = [str(u) for u in sorted(AllTransferSyntaxes, key=lambda u: (
+    0 if u in _LOSSLESS else 1 if u == ExplicitVRLittleEndian else
+    2 if u == ImplicitVRLittleEndian else 4 if u == ExplicitVRBigEndian else 3))]
 VERIFICATION = "1.2.840.10008.1.1"
 #: Study Root Query/Retrieve Information Model - FIND, GET, MOVE (PS3.4 C.6.2).
 _QR_MODELS = ("1.2.840.10008.5.1.4.1.2.2.1", "1.2.840.10008.5.1.4.1.2.2.3",
@@ -105,13 +124,13 @@ class Listener:
         node = self.node
         timeouts = Timeouts(connect=node.acse_timeout, acse=node.acse_timeout,
                             dimse=node.dimse_timeout, network=node.network_timeout)
-        # Both roles for storage: received by C-STORE, and sent back to a C-GET requestor.
-        supported = [build_context(VERIFICATION)] + [
-            build_context(uid, _TRANSFER_SYNTAXES) for uid in STORAGE_CLASSES.values()
-        ] + [build_context(model) for model in _QR_MODELS]
-        for cx in supported[1:-len(_QR_MODELS)]:
-            cx.scu_role, cx.scp_role = True, True
-        ae = make_ae(node.ae_title, timeouts=timeouts, supported=supported)
+        ae = make_ae(node.ae_title, timeouts=timeouts,
+                     supported=[build_context(VERIFICATION)] + [
+                         build_context(model) for model in _QR_MODELS])
+        for uid in STORAGE_CLASSES.values():
+            # Both roles: received by C-STORE, and sent back to a C-GET requestor (which
+            # proposes the SCP role for itself).
+            ae.add_supported_context(uid, _TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
         ae.maximum_associations = node.max_associations
         ae.require_calling_aet = list(node.allowed_callers)
         return ae

@@ -28,7 +28,7 @@ _UID_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClas
 _NAME_KEYS = {"PatientName"}
 #: Keys Relay can answer; others asked for come back empty (PS3.4 C.4.1.1.3.2 allows it).
 _COUNT_KEYS = {"NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
-               "NumberOfSeriesRelatedInstances", "ModalitiesInStudy"}
+               "NumberOfSeriesRelatedInstances"}
 
 
 class QueryError(ValueError):
