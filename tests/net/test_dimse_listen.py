@@ -9,7 +9,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import build_context
@@ -143,8 +142,8 @@ def _garbage_files(tmp: Path, data: Path) -> dict[str, Path]:
         meta.MediaStorageSOPClassUID = CT_IMAGE
         meta.MediaStorageSOPInstanceUID = sop_uid
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        from pydicom.filewriter import write_file_meta_info
         from pydicom.filebase import DicomBytesIO
+        from pydicom.filewriter import write_file_meta_info
 
         buf = DicomBytesIO()
         write_file_meta_info(buf, meta)
