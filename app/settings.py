@@ -52,6 +52,28 @@ class HubProfile:
 
 
 @dataclass
+class PacsProfile:
+    """One PACS (or other DICOM node) spoken to over DIMSE: query, retrieve, send."""
+
+    name: str
+    """Short name used on the command line (``relay send STUDY --pacs NAME``)."""
+    host: str
+    """Host name or address of the PACS's DICOM service."""
+    port: int
+    """Its DICOM port (often 104 or 11112)."""
+    ae_title: str
+    """The PACS's own (called) AE title; case-sensitive, up to 16 characters."""
+    tls: bool = False
+    """DICOM over TLS; the PACS's certificate is verified (system store plus ``ca_file``)."""
+    ca_file: str = ""
+    """PEM file of a CA to trust in addition to the system's."""
+    cert_file: str = ""
+    """PEM certificate Relay presents, for PACS that check their clients."""
+    key_file: str = ""
+    """PEM private key of ``cert_file`` (a file readable only by this user; never in here)."""
+
+
+@dataclass
 class TransferSettings:
     """How studies are sent and fetched."""
 
@@ -109,6 +131,8 @@ class Settings:
     """Hub profiles, in the order they were added."""
     transfer: TransferSettings = field(default_factory=TransferSettings)
     """Sending and fetching."""
+    pacs: list[PacsProfile] = field(default_factory=list)
+    """PACS profiles (DIMSE), in the order they were added."""
     incoming: IncomingSettings = field(default_factory=IncomingSettings)
     """The incoming-studies list."""
     secrets: SecretSettings = field(default_factory=SecretSettings)
@@ -121,6 +145,10 @@ class Settings:
     def hub(self, name: str) -> HubProfile | None:
         """The profile called ``name``, or None."""
         return next((h for h in self.hubs if h.name == name), None)
+
+    def pacs_profile(self, name: str) -> PacsProfile | None:
+        """The PACS profile called ``name``, or None."""
+        return next((p for p in self.pacs if p.name == name), None)
 
 
 T = TypeVar("T")

@@ -67,7 +67,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("study", metavar="STUDY_UID")
         if name == "send":
             p.add_argument("series", nargs="*", metavar="SERIES_UID")
-        p.add_argument("--hub", required=True, metavar="NAME")
+        if name == "send":
+            target = p.add_mutually_exclusive_group(required=True)
+            target.add_argument("--hub", metavar="NAME", help="a DICOMweb hub (STOW-RS)")
+            target.add_argument("--pacs", metavar="NAME", help="a PACS (C-STORE; 'relay pacs')")
+        else:
+            p.add_argument("--hub", required=True, metavar="NAME")
         p.add_argument("--retry-for", type=float, metavar="SECONDS",
                        help="how long to keep retrying an unreachable hub (default: settings, "
                             "600 s); the job stays queued and resumes on the next run")
@@ -198,6 +203,11 @@ def cmd_hub_remove(args: argparse.Namespace) -> int:
 # -- transfers -------------------------------------------------------------------------------
 def cmd_send(args: argparse.Namespace) -> int:
     from app.net import hubs
+
+    if getattr(args, "pacs", None):
+        from app.cli.pacs import cmd_send_pacs
+
+        return cmd_send_pacs(args)
     from app.net.send import run_send, send_job
 
     store = open_store(args)

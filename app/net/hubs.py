@@ -58,7 +58,9 @@ class HubCheck:
 
 PROBLEM_WORDS = {"unreachable": "UNREACHABLE", "timeout": "NO ANSWER", "tls": "TLS PROBLEM",
                  "auth": "NOT AUTHORISED", "not-dicomweb": "NOT DICOMWEB", "server": "HUB ERROR",
-                 "rejected": "REFUSED"}
+                 "rejected": "REFUSED", "calling-ae": "RELAY'S AE TITLE NOT KNOWN",
+                 "called-ae": "WRONG AE TITLE", "busy": "BUSY", "refused": "REFUSED",
+                 "aborted": "CONNECTION LOST", "failed": "FAILED"}
 
 
 def check_hub(client: DicomWebClient) -> HubCheck:

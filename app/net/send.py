@@ -59,10 +59,11 @@ class TransferResult:
 
 
 def send_job(store: Store, queue: TransferQueue, hub: str, study_uid: str,
-             series_uids: list[str] | None = None) -> Job:
-    """The job sending this study (or these series) to ``hub``: an unfinished one is resumed."""
+             series_uids: list[str] | None = None, *, kind: str = "send") -> Job:
+    """The job sending this study (or these series) to ``hub``: an unfinished one is resumed.
+    ``kind`` is ``send`` (a DICOMweb hub) or ``pacs-send`` (a PACS, ``hub`` its name)."""
     series_uids = sorted(series_uids or [])
-    job = queue.find_open("send", hub, study_uid, series_uids)
+    job = queue.find_open(kind, hub, study_uid, series_uids)
     if job is not None:
         return job
     study = store.study(study_uid)
@@ -80,7 +81,7 @@ def send_job(store: Store, queue: TransferQueue, hub: str, study_uid: str,
             items.append((inst.sop_instance_uid, series.series_instance_uid, rel, inst.size))
     if not items:
         raise TransferError(f"study {study_uid} has no instances to send")
-    return queue.create("send", hub, study_uid, series_uids, items)
+    return queue.create(kind, hub, study_uid, series_uids, items)
 
 
 class Sender:

@@ -35,7 +35,7 @@ from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import _STORAGE_CLASSES as STORAGE_CLASSES
 from pynetdicom.transport import ThreadedAssociationServer
 
-from app.net.dimse import query, retrieve
+from app.net.dimse import find_scp, retrieve_scp
 from app.net.dimse.association import NODELAY, Timeouts, make_ae, start_server
 from app.net.dimse.node import NodeSettings
 from app.net.dimse.receive import StudyReceived, Tally, receive
@@ -174,13 +174,13 @@ class Listener:
     def _on_find(self, event: Any) -> Iterator[tuple[int, Any]]:
         try:
             identifier = event.identifier
-            matches = query.find(self.store, identifier)
+            matches = find_scp.find(self.store, identifier)
             for match in matches:
                 if event.is_cancelled:
                     yield 0xFE00, None
                     return
-                yield 0xFF00, query.answer(identifier, match, self.node.ae_title)
-        except query.QueryError as exc:
+                yield 0xFF00, find_scp.answer(identifier, match, self.node.ae_title)
+        except find_scp.QueryError as exc:
             log.warning("C-FIND from %s refused: %s", event.assoc.requestor.ae_title, exc)
             yield exc.status, None
             return
@@ -188,7 +188,7 @@ class Listener:
 
     def _on_get(self, event: Any) -> Iterator[Any]:
         instances = self._retrieve_list(event)
-        if isinstance(instances, query.QueryError):
+        if isinstance(instances, find_scp.QueryError):
             yield 1
             yield instances.status, None
             return
@@ -203,7 +203,7 @@ class Listener:
             yield None, None
             return
         instances = self._retrieve_list(event)
-        if isinstance(instances, query.QueryError):
+        if isinstance(instances, find_scp.QueryError):
             yield dest.host, dest.port
             yield 1
             yield instances.status, None
@@ -214,17 +214,17 @@ class Listener:
             held["assoc"] = ev.assoc
 
         yield dest.host, dest.port, {
-            "contexts": retrieve.contexts_for(instances) or None,
+            "contexts": retrieve_scp.contexts_for(instances) or None,
             "evt_handlers": [NODELAY, (evt.EVT_ACCEPTED, on_accepted)],
         }
         yield len(instances)
         yield from self._send_each(event, instances,
                                    lambda: held["assoc"].accepted_contexts if held else [])
 
-    def _retrieve_list(self, event: Any) -> list[Any] | query.QueryError:
+    def _retrieve_list(self, event: Any) -> list[Any] | find_scp.QueryError:
         try:
-            return retrieve.instances_for(self.store, event.identifier)
-        except query.QueryError as exc:
+            return retrieve_scp.instances_for(self.store, event.identifier)
+        except find_scp.QueryError as exc:
             log.warning("retrieve from %s refused: %s", event.assoc.requestor.ae_title, exc)
             return exc
 
@@ -235,7 +235,7 @@ class Listener:
                 yield 0xFE00, None
                 return
             try:
-                yield 0xFF00, retrieve.dataset_for_peer(inst, accepted())
+                yield 0xFF00, retrieve_scp.dataset_for_peer(inst, accepted())
             except (OSError, ValueError) as exc:
                 log.warning("an instance could not be sent: %s", exc)
                 yield 0xFF00, _FAILED  # counted as a failed sub-operation by pynetdicom

@@ -1,177 +1,138 @@
-"""C-FIND over the local store: Study Root, STUDY / SERIES / IMAGE level (PS3.4 C.4.1).
-
-Matching follows PS3.4 C.2.2.2: an empty key is universal (returned, not matched); a value
-matches exactly, with ``*`` and ``?`` as wildcards (person names ignore case, as most PACS do);
-UIDs match a backslash-separated list; dates and times match ranges (``A-B``, ``A-``, ``-B``).
-Below STUDY level the unique keys of the levels above are required (hierarchical query).
-Answers carry exactly the keys asked for, plus the query level and Relay's AE title.
-"""
+"""Searching a PACS (C-FIND, Study Root): filters in, plain study and series rows out, as they
+arrive. Used by ``relay query`` and the window's Query/Retrieve dialog."""
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
 
-from app.model import Instance, Series, Study
-from app.store.local import Store
-
-LEVELS = ("STUDY", "SERIES", "IMAGE")
-_UNIQUE = {"STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID",
-           "IMAGE": "SOPInstanceUID"}
-_RANGE_KEYS = {"StudyDate", "StudyTime", "SeriesDate", "SeriesTime", "PatientBirthDate"}
-_UID_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"}
-_NAME_KEYS = {"PatientName"}
-#: Keys Relay can answer; others asked for come back empty (PS3.4 C.4.1.1.3.2 allows it).
-_COUNT_KEYS = {"NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
-               "NumberOfSeriesRelatedInstances"}
-
-
-class QueryError(ValueError):
-    """The identifier cannot be answered; ``status`` is the C-FIND failure status to send."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
+from app.net.dimse.client import DimseClient
+from app.tasks import Progress
 
 
 @dataclass(frozen=True)
-class Match:
-    """One C-FIND answer: the keyword -> value record it was matched on."""
+class StudyFilter:
+    """What to look for; empty fields match everything. ``name`` may hold ``*`` and ``?``;
+    ``date`` is ``YYYYMMDD`` or a range ``YYYYMMDD-YYYYMMDD`` (either end may be open)."""
 
-    record: dict[str, Any]
-
-
-def level_of(identifier: Dataset) -> str:
-    level = str(identifier.get("QueryRetrieveLevel", "")).strip().upper()
-    if level not in LEVELS:
-        raise QueryError(0xA900, f"query level '{level}' is not STUDY, SERIES or IMAGE")
-    return level
-
-
-def find(store: Store, identifier: Dataset) -> Iterator[Match]:
-    """Records of the store matching ``identifier``, lazily (the caller checks for cancel)."""
-    level = level_of(identifier)
-    keys = {e.keyword: _text(e.value) for e in identifier if e.keyword and e.VR != "SQ"}
-    for up in LEVELS[: LEVELS.index(level)]:
-        if not keys.get(_UNIQUE[up]):
-            raise QueryError(0xA900, f"a {level} query needs {_UNIQUE[up]} (Study Root)")
-    conditions = {k: v for k, v in keys.items() if v and k not in _COUNT_KEYS}
-    for record in _records(store, level, keys):
-        if all(matches(k, v, record[k]) for k, v in conditions.items() if k in record):
-            yield Match(record)
+    patient_id: str = ""
+    name: str = ""
+    date: str = ""
+    modality: str = ""
+    accession: str = ""
+    study: str = ""
 
 
-def answer(identifier: Dataset, match: Match, ae_title: str) -> Dataset:
-    """The response identifier: every key asked for, filled from the match."""
-    ds = Dataset()
-    values: list[str] = []
-    for elem in identifier:
-        if not elem.keyword or elem.keyword == "SpecificCharacterSet":
-            continue
-        if elem.keyword == "QueryRetrieveLevel":
-            ds.QueryRetrieveLevel = str(elem.value)
-            continue
-        value = match.record.get(elem.keyword)
-        if elem.VR == "SQ" or value is None:
-            setattr(ds, elem.keyword, [] if elem.VR == "SQ" else None)
-            continue
-        setattr(ds, elem.keyword, value)
-        values += value if isinstance(value, list) else [str(value)]
-    ds.RetrieveAETitle = ae_title
-    if any(not v.isascii() for v in values):
-        ds.SpecificCharacterSet = "ISO_IR 192"
-    return ds
+@dataclass(frozen=True)
+class StudyRow:
+    """One study the PACS holds (the ``relay query --json`` shape)."""
+
+    study_instance_uid: str
+    patient_id: str
+    patient_name: str
+    study_date: str
+    study_description: str
+    modalities: list[str]
+    accession_number: str
+    series_count: int | None
+    instances: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def matches(key: str, wanted: str, have: Any) -> bool:
-    """PS3.4 C.2.2.2 matching of one key (``wanted`` non-empty)."""
-    if have is None:
-        return False
-    if key == "ModalitiesInStudy":
-        return any(_single(w, m, False) for w in wanted.split("\\") for m in have)
-    have_text = _text(have)
-    if key in _UID_KEYS:
-        return have_text in {u.strip() for u in wanted.split("\\")}
-    if key in _RANGE_KEYS and "-" in wanted:
-        low, _, high = wanted.partition("-")
-        return bool(have_text) and (not low or have_text >= low) and (
-            not high or have_text[: len(high)] <= high)
-    return _single(wanted, have_text, key in _NAME_KEYS)
+@dataclass(frozen=True)
+class SeriesRow:
+    """One series of a study (``relay query --series``)."""
+
+    series_instance_uid: str
+    study_instance_uid: str
+    modality: str
+    series_number: int | None
+    series_description: str
+    instances: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def _single(wanted: str, have: str, ignore_case: bool) -> bool:
-    if ignore_case:
-        wanted, have = wanted.upper(), have.upper()
-    if "*" in wanted or "?" in wanted:
-        pattern = fnmatch.translate(wanted.replace("[", "[[]"))
-        return re.fullmatch(pattern, have, re.DOTALL) is not None
-    return wanted.strip() == have.strip()
+def find_studies(client: DimseClient, where: StudyFilter,
+                 progress: Progress | None = None) -> Iterator[StudyRow]:
+    """STUDY-level C-FIND; rows as the PACS sends them (cancel with ``progress``)."""
+    q = Dataset()
+    q.StudyInstanceUID = where.study
+    q.PatientID = where.patient_id
+    q.PatientName = where.name
+    q.StudyDate = where.date
+    q.ModalitiesInStudy = where.modality
+    q.AccessionNumber = where.accession
+    q.StudyDescription = ""
+    q.NumberOfStudyRelatedSeries = ""
+    q.NumberOfStudyRelatedInstances = ""
+    for m in client.find("STUDY", q, progress):
+        yield StudyRow(
+            study_instance_uid=_text(m, "StudyInstanceUID"), patient_id=_text(m, "PatientID"),
+            patient_name=_text(m, "PatientName"), study_date=_text(m, "StudyDate"),
+            study_description=_text(m, "StudyDescription"),
+            modalities=[str(v) for v in _values(m, "ModalitiesInStudy")],
+            accession_number=_text(m, "AccessionNumber"),
+            series_count=_int(m, "NumberOfStudyRelatedSeries"),
+            instances=_int(m, "NumberOfStudyRelatedInstances"))
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple):
-        return "\\".join(str(v) for v in value)
-    return str(value).strip()
+def find_series(client: DimseClient, study_uid: str,
+                progress: Progress | None = None) -> Iterator[SeriesRow]:
+    """SERIES-level C-FIND of one study."""
+    q = Dataset()
+    q.StudyInstanceUID = study_uid
+    q.SeriesInstanceUID = ""
+    q.Modality = ""
+    q.SeriesNumber = ""
+    q.SeriesDescription = ""
+    q.NumberOfSeriesRelatedInstances = ""
+    for m in client.find("SERIES", q, progress):
+        yield SeriesRow(series_instance_uid=_text(m, "SeriesInstanceUID"),
+                        study_instance_uid=_text(m, "StudyInstanceUID") or study_uid,
+                        modality=_text(m, "Modality"), series_number=_int(m, "SeriesNumber"),
+                        series_description=_text(m, "SeriesDescription"),
+                        instances=_int(m, "NumberOfSeriesRelatedInstances"))
 
 
-# -- records ---------------------------------------------------------------------------------
-def _records(store: Store, level: str, keys: dict[str, str]) -> Iterator[dict[str, Any]]:
-    uids = keys.get("StudyInstanceUID") or ""
-    studies = store.studies([u.strip() for u in uids.split("\\")] if uids else None)
-    for study in studies:
-        if level == "STUDY":
-            yield _study_record(study)
-            continue
-        for series in study.series:
-            if level == "SERIES":
-                yield _study_record(study) | _series_record(series)
-                continue
-            if not matches("SeriesInstanceUID", keys["SeriesInstanceUID"],
-                           series.series_instance_uid):
-                continue
-            for inst in store.instances(series.series_instance_uid):
-                yield _study_record(study) | _series_record(series) | _image_record(inst)
+def find_instances(client: DimseClient, study_uid: str, series_uids: list[str] | None = None,
+                   progress: Progress | None = None) -> Iterator[tuple[str, str, str]]:
+    """IMAGE-level C-FIND: ``(sop_instance_uid, series_instance_uid, sop_class_uid)`` of a
+    study (or of some of its series)."""
+    for series in series_uids or [""]:
+        q = Dataset()
+        q.StudyInstanceUID = study_uid
+        q.SeriesInstanceUID = series
+        q.SOPInstanceUID = ""
+        q.SOPClassUID = ""
+        for m in client.find("IMAGE", q, progress):
+            sop = _text(m, "SOPInstanceUID")
+            if sop:
+                yield sop, _text(m, "SeriesInstanceUID") or series, _text(m, "SOPClassUID")
 
 
-def _study_record(study: Study) -> dict[str, Any]:
-    p = study.patient
-    return {
-        "PatientName": p.patient_name, "PatientID": p.patient_id,
-        "PatientBirthDate": p.patient_birth_date, "PatientSex": p.patient_sex,
-        "IssuerOfPatientID": p.issuer_of_patient_id,
-        "StudyInstanceUID": study.study_instance_uid, "StudyDate": study.study_date,
-        "StudyTime": study.study_time, "StudyDescription": study.study_description,
-        "AccessionNumber": study.accession_number, "StudyID": study.study_id,
-        "ModalitiesInStudy": list(study.modalities),
-        "NumberOfStudyRelatedSeries": len(study.series),
-        "NumberOfStudyRelatedInstances": sum(s.instance_count for s in study.series),
-    }
+def _values(ds: Dataset, keyword: str) -> list[Any]:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, list | tuple) or hasattr(value, "__iter__") \
+        and not isinstance(value, str | bytes) else [value]
 
 
-def _series_record(series: Series) -> dict[str, Any]:
-    return {
-        "SeriesInstanceUID": series.series_instance_uid, "Modality": series.modality,
-        "SeriesNumber": series.series_number, "SeriesDescription": series.series_description,
-        "BodyPartExamined": series.body_part_examined, "SeriesDate": series.series_date,
-        "SeriesTime": series.series_time,
-        "NumberOfSeriesRelatedInstances": series.instance_count,
-    }
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "" if value is None else str(value).strip()
 
 
-def _image_record(inst: Instance) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "SOPInstanceUID": inst.sop_instance_uid, "SOPClassUID": inst.sop_class_uid,
-        "InstanceNumber": inst.instance_number, "AcquisitionNumber": inst.acquisition_number,
-        "ImageType": inst.image_type.split("\\") if inst.image_type else None,
-    }
-    if inst.image is not None:
-        record |= {"Rows": inst.image.rows, "Columns": inst.image.columns,
-                   "NumberOfFrames": inst.image.frames}
-    return record
+def _int(ds: Dataset, keyword: str) -> int | None:
+    try:
+        text = _text(ds, keyword)
+        return int(float(text)) if text else None
+    except ValueError:
+        return None
