@@ -43,8 +43,8 @@ class TransferError(RelayError):
     """Sending to or fetching from a hub or PACS failed."""
 
 
-class NotSupportedError(RelayError):
-    """A source or target was asked for an operation it cannot do."""
+class ToolMissingError(RelayError):
+    """A program Relay needs here is not installed; the message names the package to install."""
 
 
 class Cancelled(RelayError):
@@ -84,6 +84,11 @@ class DimseError(HubError):
     """
 
     RETRYABLE = frozenset({"unreachable", "timeout", "busy", "aborted"})
+
+
+class NotSupportedByPeer(TransferError):
+    """A peer was asked for an operation its protocol cannot do (say, WADO-RS metadata of a
+    DIMSE peer); the message names the peer and the operation. Never a silent no-op."""
 
 
 class SecretsError(RelayError):

@@ -19,8 +19,12 @@ from typing import Any, TypeVar
 from app.errors import SettingsError
 from app.net.dimse.node import NodeSettings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: hub profiles say which protocol they speak (``kind``); 1: every hub was DICOMweb."""
 FILE_NAME = "settings.json"
+
+#: Protocols a hub profile may speak (each has a client module; see :mod:`app.net.hubs`).
+PROFILE_KINDS = ("dicomweb",)
 
 AUTH_KINDS = ("none", "basic", "bearer")
 SECRET_FALLBACKS = ("none", "encrypted-file")
@@ -28,7 +32,7 @@ SECRET_FALLBACKS = ("none", "encrypted-file")
 
 @dataclass
 class HubProfile:
-    """One DICOMweb hub that studies are sent to and fetched from."""
+    """One hub (or PACS) that studies are sent to and fetched from."""
 
     name: str
     """Short name used on the command line (``relay send STUDY --hub NAME``)."""
@@ -45,8 +49,13 @@ class HubProfile:
     """Seconds to wait for a connection before calling the hub unreachable."""
     read_timeout: float = 120.0
     """Seconds without a byte from the hub before a request is given up (and retried)."""
+    kind: str = "dicomweb"
+    """The protocol the hub speaks (one of :data:`PROFILE_KINDS`)."""
 
     def __post_init__(self) -> None:
+        if self.kind not in PROFILE_KINDS:
+            raise SettingsError(f"hub '{self.name}': kind must be one of "
+                                f"{', '.join(PROFILE_KINDS)}, not '{self.kind}'")
         if self.auth not in AUTH_KINDS:
             raise SettingsError(f"hub '{self.name}': auth must be one of {', '.join(AUTH_KINDS)}")
 
@@ -170,12 +179,24 @@ def load_settings(home: Path) -> Settings:
         raise SettingsError(
             f"the settings file {path} was written by a newer Relay (schema {version})"
         )
+    raw = _migrate(raw, version)
     known = {f.name for f in fields(Settings)}
     other = {k: v for k, v in raw.items() if k not in known}
     settings = _build(Settings, {k: v for k, v in raw.items() if k in known}, str(path))
     settings.other.update(other)
     settings.schema_version = SCHEMA_VERSION
     return settings
+
+
+def _migrate(raw: dict[str, Any], version: int) -> dict[str, Any]:
+    """The layout of an older file brought to :data:`SCHEMA_VERSION` (the file itself is
+    rewritten in the new layout the next time settings are saved)."""
+    if version < 2:  # every hub was DICOMweb
+        hubs = raw.get("hubs")
+        if isinstance(hubs, list):
+            raw = {**raw, "hubs": [{**h, "kind": h.get("kind", "dicomweb")}
+                                   if isinstance(h, dict) else h for h in hubs]}
+    return raw
 
 
 def save_settings(home: Path, settings: Settings) -> None:

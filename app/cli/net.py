@@ -212,7 +212,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     settings = load_settings(store.home)
-    client = hubs.connect(store.home, args.hub, settings,
+    peer = hubs.connect(store.home, args.hub, settings,
                           pool_size=settings.transfer.in_flight + 1)
     queue = TransferQueue(store.home)
     job = send_job(store, queue, args.hub, args.study, args.series)
@@ -220,7 +220,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     cancel_on_sigint(progress)
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
     try:
-        result = run_send(store, queue, client, job.id, settings.transfer, progress,
+        result = run_send(store, queue, peer, job.id, settings.transfer, progress,
                           give_up=_give_up(args, settings.transfer.give_up_seconds))
     finally:
         bar.close()
@@ -233,12 +233,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     settings = load_settings(store.home)
-    client = hubs.connect(store.home, args.hub, settings, pool_size=3)
+    peer = hubs.connect(store.home, args.hub, settings, pool_size=3)
     queue = TransferQueue(store.home)
     progress = Progress(f"Fetching from {args.hub}")
     cancel_on_sigint(progress)
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
-    download = Download(store, queue, client, args.hub, args.study, settings.transfer, progress,
+    download = Download(store, queue, peer, args.hub, args.study, settings.transfer, progress,
                         give_up=_give_up(args, settings.transfer.give_up_seconds))
     try:
         result = download.run()

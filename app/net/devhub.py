@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.errors import NotSupportedError, TransferError
+from app.errors import ToolMissingError, TransferError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def find_orthanc() -> tuple[str, str]:
     missing = [name for name, found in zip(DEBIAN_PACKAGES, (binary, plugin), strict=True)
                if not found]
     if missing:
-        raise NotSupportedError(
+        raise ToolMissingError(
             f"the local hub needs the Debian package(s) {', '.join(missing)}; install with: "
             f"sudo apt-get install {' '.join(missing)}"
         )
@@ -56,7 +56,7 @@ def is_available() -> bool:
     """Are Orthanc and its DICOMweb plugin installed?"""
     try:
         find_orthanc()
-    except NotSupportedError:
+    except ToolMissingError:
         return False
     return True
 

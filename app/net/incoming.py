@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import HubError
-from app.net.dicomweb import DicomWebClient, value
+from app.net.peer import Peer, value
 from app.net.queue import FILE_NAME
 from app.settings import IncomingSettings
 from app.store.local import Store
@@ -82,10 +82,10 @@ class IncomingUpdate:
 class IncomingPoller:
     """Polls one hub for studies."""
 
-    def __init__(self, store: Store, client: DicomWebClient, hub: str,
+    def __init__(self, store: Store, peer: Peer, hub: str,
                  settings: IncomingSettings) -> None:
         self.store = store
-        self.client = client
+        self.peer = peer
         self.hub = hub
         self.settings = settings
         self.db_path = Path(store.home) / FILE_NAME
@@ -104,7 +104,7 @@ class IncomingPoller:
         if self.settings.lookback_days > 0:
             since = datetime.date.today() - datetime.timedelta(days=self.settings.lookback_days)
             filters["StudyDate"] = since.strftime("%Y%m%d") + "-"
-        found = list(self.client.studies(**filters))
+        found = list(self.peer.studies(**filters))
         now = time.time()
         conn = self._db()
         try:

@@ -32,9 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import RelayError
-from app.net.dicomweb import DicomWebClient
 from app.net.http import HubSession, ssl_context
-from app.net.hubs import HubCheck, check_hub
+from app.net.hubs import HubCheck, check_hub, peer_for
 from app.net.secrets import ENV_PASSPHRASE, SecretStore, system_keyring
 from app.settings import HubProfile, Settings, load_settings, save_settings
 from app.ui.worker import TaskWorker
@@ -347,7 +346,7 @@ class HubsDialog(QDialog):
         self.result_label.setStyleSheet("")
 
         def work(progress) -> HubCheck:
-            return check_hub(DicomWebClient(HubSession(profile, secret, pool_size=1)))
+            return check_hub(peer_for(profile, secret, pool_size=1))
 
         self._test = TaskWorker(work, "Testing hub", self)
         self._test.succeeded.connect(self._on_test_done)

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.net import hubs
-from app.net.dicomweb import STUDY_UID, value
+from app.net.peer import STUDY_UID, value
 from app.settings import load_settings
 from app.ui.format import format_date, format_name
 
@@ -40,9 +40,9 @@ class _Lister(QObject):
     def run(self, home: Path, hub: str) -> None:
         def work() -> None:
             try:
-                client = hubs.connect(home, hub)
+                peer = hubs.connect(home, hub)
                 rows = []
-                for i, d in enumerate(client.studies()):
+                for i, d in enumerate(peer.studies()):
                     if i >= LIST_LIMIT:
                         break
                     rows.append(d)

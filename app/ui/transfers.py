@@ -225,11 +225,12 @@ class TransfersWidget(QWidget):
                     self.table.selectRow(row)
                 return
 
-    def _job(self, job_id: str | None) -> Job | None:
+    def job(self, job_id: str | None) -> Job | None:
+        """The job as last read from the queue (None when not listed)."""
         return next((j for j in self._jobs if j.id == job_id), None)
 
     def _on_selection(self) -> None:
-        job = self._job(self.selected_job())
+        job = self.job(self.selected_job())
         state = job.state if job else ""
         self.pause_button.setEnabled(state in ("queued", "running", "waiting"))
         self.resume_button.setEnabled(state in ("paused",))

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from app.errors import NotSupportedError, SecretsError, SettingsError
+from app.errors import SecretsError, SettingsError, ToolMissingError
 from app.net import cryptfile, devhub
 from app.net.cryptfile import EncryptedFileKeyring
 from app.net.devhub import free_port
@@ -147,7 +147,7 @@ def test_missing_orthanc_names_the_packages(monkeypatch):
     monkeypatch.setattr(devhub, "ORTHANC_BINARIES", ("/nonexistent/Orthanc",))
     monkeypatch.setattr(devhub, "DICOMWEB_PLUGINS", ("/nonexistent/plugin.so",))
     monkeypatch.setattr(devhub.shutil, "which", lambda name: None)
-    with pytest.raises(NotSupportedError, match="apt-get install orthanc orthanc-dicomweb"):
+    with pytest.raises(ToolMissingError, match="apt-get install orthanc orthanc-dicomweb"):
         devhub.find_orthanc()
 
 
