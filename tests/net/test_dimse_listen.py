@@ -4,11 +4,14 @@ echoscu and a pynetdicom peer sending garbage; what is stored is checked byte fo
 from __future__ import annotations
 
 import json
+import os
+import select
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import pydicom
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import build_context
@@ -58,28 +61,43 @@ def test_node_settings_are_kept_and_checked(home):
 
 # -- relay listen (the command, in a subprocess) ----------------------------------------------
 def _start_listen(home: Path, port: int, *extra: str) -> subprocess.Popen:
+    """``relay listen`` in a subprocess, once it says it listens (within 60 s, or it is killed).
+    What it wrote to stderr so far is kept in ``proc.early_stderr``."""
     proc = subprocess.Popen(
         relay_cmd("--home", str(home), "listen", "--bind", "127.0.0.1", "--port", str(port),
                   "--json", *extra),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=relay_env())
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=relay_env())
     assert proc.stderr is not None
-    line = proc.stderr.readline()  # "relay: node ... listening on ..." once the port is bound
-    assert "listening on" in line, line + proc.stderr.read()
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"Ctrl-C stops it" not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 65536)
+            if not chunk:
+                break  # it exited
+            seen += chunk
+    if b"Ctrl-C stops it" not in seen:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise AssertionError("relay listen did not start:\n" + seen.decode(errors="replace"))
+    proc.early_stderr = seen.decode(errors="replace")  # type: ignore[attr-defined]
     return proc
 
 
 def _stop(proc: subprocess.Popen) -> tuple[dict, str]:
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    return json.loads(out), err
+    err_text = proc.early_stderr + err.decode(errors="replace")  # type: ignore[attr-defined]
+    assert proc.returncode == 0, err_text
+    return json.loads(out), err_text
 
 
 @needs_dcmtk
 def test_listen_stores_what_storescu_sends_byte_exact_and_stops_on_ctrl_c(home, data):
     files = sorted((data / GE).glob("*.dcm"))
     port = free_port()
-    proc = _start_listen(home, port, "--ae", "STROKE")
+    proc = _start_listen(home, port, "--ae", "STROKE", "-vv")  # the most talkative log
     try:
         assert dcmtk("echoscu", "-aec", "STROKE", "127.0.0.1", str(port)).returncode == 0
         sent = dcmtk("storescu", "-aec", "STROKE", "127.0.0.1", str(port), *map(str, files))
@@ -88,12 +106,13 @@ def test_listen_stores_what_storescu_sends_byte_exact_and_stops_on_ctrl_c(home, 
         counts, err = _stop(proc)
     assert counts["received"] == counts["stored"] == len(files), counts
     assert counts["failed"] == 0
+    first = pydicom.dcmread(files[0], stop_before_pixels=True)
+    assert "received 28 instance(s)" in err  # the log says what happened...
+    assert first.PatientID not in err and first.StudyInstanceUID not in err  # ...not to whom
     store = Store(home)
     by_sop = {i.sop_instance_uid: i for s in store.studies() for se in s.series
               for i in store.instances(se.series_instance_uid)}
     assert len(by_sop) == len(files)
-    import pydicom
-
     for f in files:
         original = pydicom.dcmread(f, stop_before_pixels=True)
         inst = by_sop[original.SOPInstanceUID]
