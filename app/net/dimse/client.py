@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -135,10 +135,10 @@ class DimseClient:
     @contextmanager
     def association(self, contexts: Sequence[PresentationContext], *,
                     ext_neg: list[Any] | None = None,
-                    handlers: Sequence[tuple[evt.EventType, object]] = ()
-                    ) -> Iterator[Association]:
+                    handlers: Sequence[tuple[evt.EventType, object]] = (),
+                    timeouts: Timeouts | None = None) -> Iterator[Association]:
         """An established association, released (or aborted, if it must be) afterwards."""
-        ae = make_ae(self.calling_ae, timeouts=self.timeouts)
+        ae = make_ae(self.calling_ae, timeouts=timeouts or self.timeouts)
         assoc = associate(ae, self.peer, contexts=contexts, ext_neg=ext_neg,
                           evt_handlers=handlers)
         try:
@@ -212,8 +212,9 @@ class DimseClient:
         action.TransactionUID = report.transaction = generate_uid()
         action.ReferencedSOPSequence = [_ref(c, i) for c, i in refs]
         context = build_context(StorageCommitmentPushModel)
+        short = replace(self.timeouts, dimse=min(self.timeouts.dimse, wait))
         try:
-            with self.association([context],
+            with self.association([context], timeouts=short,
                                   handlers=[(evt.EVT_N_EVENT_REPORT, report.handle)]) as assoc:
                 since = time.monotonic()
                 status, _ = assoc.send_n_action(action, 1, StorageCommitmentPushModel,
@@ -223,9 +224,11 @@ class DimseClient:
                     return None
                 report.done.wait(wait)
         except DimseError as exc:
-            if exc.kind != "refused":
+            if exc.kind == "unreachable":
                 raise
-            return None  # the PACS does not offer Storage Commitment
+            # not offered (refused), refused for Relay, or no answer: no evidence from it
+            log.info("no storage commitment from %s: %s", self.peer.where, exc)
+            return None
         return set(report.committed) if report.done.is_set() else None
 
     # -- retrieval -----------------------------------------------------------------------------
@@ -329,7 +332,8 @@ def _readable(path: Path, syntax: str) -> tuple[Dataset, bool]:
         ds.file_meta = getattr(ds, "file_meta", None) or FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = UID(syntax)
     if UID(syntax).is_compressed:
-        ds.decompress()
+        # the same instance in another transfer syntax: its SOP Instance UID stays
+        ds.decompress(generate_instance_uid=False)
         return ds, True
     return ds, False
 

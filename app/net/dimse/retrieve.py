@@ -25,6 +25,7 @@ from app.errors import Cancelled, DimseError, StoreError
 from app.imports.media import Problem
 from app.net.dimse.client import DimseClient
 from app.net.dimse.query import find_instances
+from app.net.dimse.send import stop_state
 from app.net.queue import Job, TransferQueue
 from app.net.retry import Backoff
 from app.settings import TransferSettings
@@ -182,8 +183,7 @@ class PacsRetrieval:
                 self.receiver.flush()
                 delay = self.backoff.next_delay(exc)
                 if delay is None:
-                    self.queue.set_state(job.id, "waiting" if exc.retryable else "stuck",
-                                         str(exc))
+                    self.queue.set_state(job.id, stop_state(exc), str(exc))
                     return str(exc)
                 log.warning("%s; trying again in %.0f s", exc, delay)
                 self.queue.set_state(job.id, "waiting", str(exc), next_try=time.time() + delay)
@@ -286,3 +286,4 @@ def _common_classes() -> set[str]:
             "1.2.840.10008.5.1.4.1.1.1.1", "1.2.840.10008.5.1.4.1.1.128",
             "1.2.840.10008.5.1.4.1.1.88.22", "1.2.840.10008.5.1.4.1.1.88.59",
             "1.2.840.10008.5.1.4.1.1.11.1", "1.2.840.10008.5.1.4.1.1.6.1"}
+

@@ -76,8 +76,7 @@ class PacsSender:
             except DimseError as exc:
                 delay = self.backoff.next_delay(exc)
                 if delay is None:
-                    self.queue.set_state(job.id, "waiting" if exc.retryable else "stuck",
-                                         str(exc))
+                    self.queue.set_state(job.id, stop_state(exc), str(exc))
                     return str(exc)
                 log.warning("%s; trying again in %.0f s", exc, delay)
                 self.queue.set_state(job.id, "waiting", str(exc), next_try=time.time() + delay)
@@ -222,3 +221,9 @@ class PacsSender:
         return TransferResult(job=job_id, state=state, instances=job.total, verified=verified,
                               missing=missing, bytes=job.bytes, seconds=job.seconds,
                               message=job.message if state != "paused" else message)
+
+
+def stop_state(exc: DimseError) -> str:
+    """``waiting`` (try later), ``failed`` (the PACS answered: no), ``stuck`` (the user must
+    fix something: AE titles, TLS, address)."""
+    return "waiting" if exc.retryable else "failed" if exc.kind == "failed" else "stuck"
