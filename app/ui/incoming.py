@@ -196,13 +196,15 @@ class IncomingWidget(QWidget):
             return
         source = node_source(received.calling_ae)
         known = any(uid == received.study_uid for _, uid in self.studies)
+        before = self.studies.get((source, study.study_instance_uid))
         count = study.instance_count
         self.studies[(source, study.study_instance_uid)] = IncomingStudy(
             study_uid=study.study_instance_uid, patient_name=study.patient.patient_name,
             patient_id=study.patient.patient_id, study_date=study.study_date,
             study_time=study.study_time, description=study.study_description,
             modalities=study.modalities, instances=count,
-            received=time.time(), local_instances=count, new=not known)
+            received=before.received if before else time.time(), local_instances=count,
+            new=not known)
         self.local[study.study_instance_uid] = "local"
         self._fill()
         if not known:
