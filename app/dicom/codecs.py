@@ -85,11 +85,6 @@ def syntax_name(uid: str) -> str:
     return f"{name} ({uid})" if name and name != uid else f"transfer syntax {uid or '(none)'}"
 
 
-def codec_for(uid: str) -> Codec | None:
-    """The :class:`Codec` of a compressed syntax (None for uncompressed or unknown ones)."""
-    return _BY_UID.get(uid)
-
-
 @functools.cache
 def plugins_for(uid: str) -> tuple[str, ...]:
     """Installed decoding plugins for a compressed syntax, fastest first.
@@ -103,7 +98,7 @@ def plugins_for(uid: str) -> tuple[str, ...]:
     codec = _BY_UID.get(uid)
     if codec is None:
         raise DecodeError(f"{syntax_name(uid)} is not a transfer syntax Relay can decode")
-    from pydicom.pixels import get_decoder
+    from pydicom.pixels.decoders.base import get_decoder
 
     try:
         available = set(get_decoder(uid).available_plugins)

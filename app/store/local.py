@@ -235,7 +235,7 @@ class Store:
         (one journal commit covers most of them); then :meth:`commit` with ``synced=True``."""
         folders = sorted({str((self.root / r).parent) for r in relpaths})
         jobs = [(_datasync, fd) for fd in fds] + [(_fsync_path, f) for f in folders]
-        for _ in _sync_pool().map(lambda job: job[0](job[1]), jobs):  # type: ignore[operator]
+        for _ in _sync_pool().map(lambda job: job[0](job[1]), jobs):
             pass
 
     def commit(self, files: Sequence[StoredFile], *, synced: bool = False) -> list[str]:

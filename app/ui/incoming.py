@@ -12,6 +12,7 @@ import datetime
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon
@@ -33,7 +34,7 @@ from app.net.watch import HubWatch
 from app.settings import load_settings
 from app.store.local import Store
 from app.ui.format import count, format_date, format_name
-from app.ui.tables import list_table, set_row
+from app.ui.tables import cell, list_table, set_row
 
 #: "First seen": DICOMweb does not say when the hub received a study (see app.net.incoming).
 #: "From": the hub, or ``DICOM <calling AE>`` for a study Relay's node received.
@@ -58,7 +59,8 @@ class IncomingWidget(QWidget):
     notified = Signal(str)
     arrived = Signal(int)  # how many new studies one poll found
 
-    def __init__(self, store: Store, runner: Callable[[], QueueRunner], parent=None) -> None:
+    def __init__(self, store: Store, runner: Callable[[], QueueRunner],
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.runner = runner
@@ -231,7 +233,7 @@ class IncomingWidget(QWidget):
                      format_date(s.study_date), received, hub, status]
             set_row(self.table, row, texts, KEY_ROLE, (hub, uid))
             colour = STATUS_COLOURS.get(local)
-            self.table.item(row, COL["Status"]).setData(
+            cell(self.table, row, COL["Status"]).setData(
                 Qt.ItemDataRole.ForegroundRole, QColor(colour) if colour else None)
         if selected is not None:
             self.select(*selected)
@@ -246,7 +248,7 @@ class IncomingWidget(QWidget):
 
     def select(self, hub: str, study_uid: str) -> None:
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(KEY_ROLE) == (hub, study_uid):
+            if cell(self.table, row, 0).data(KEY_ROLE) == (hub, study_uid):
                 if not self.table.selectionModel().isRowSelected(row):
                     self.table.selectRow(row)
                 return
@@ -254,8 +256,8 @@ class IncomingWidget(QWidget):
     def status_of(self, study_uid: str) -> str:
         """The Status cell of a study (for tests and screenshots)."""
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(KEY_ROLE)[1] == study_uid:
-                return self.table.item(row, COL["Status"]).text()
+            if cell(self.table, row, 0).data(KEY_ROLE)[1] == study_uid:
+                return cell(self.table, row, COL["Status"]).text()
         return ""
 
     def _on_selection(self) -> None:
@@ -291,7 +293,7 @@ class IncomingWidget(QWidget):
         if chosen is None:
             return
         hub, uid = chosen
-        window = self.window()
+        window: Any = self.window()  # the main window: open_study, open_remote_study
         if self.store.study(uid) is not None and self.local.get(uid) == "local":
             window.open_study(uid)
         else:  # read it while it downloads (a fetch job in the Transfers panel)

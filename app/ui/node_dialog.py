@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -130,7 +131,7 @@ class PacsNodeDialog(QDialog):
 
     saved = Signal(object)  # NodeSettings
 
-    def __init__(self, home, status: str = "", parent: QWidget | None = None) -> None:
+    def __init__(self, home: Path, status: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.home = home
         self.setWindowTitle("PACS and node")

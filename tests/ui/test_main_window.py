@@ -240,3 +240,15 @@ def test_folder_dialog_lists_cd_and_usb_drives_and_remembers_the_last_folder(
     state = ViewState(last_folder=str(last))
     state.save(home)
     assert ViewState.load(home).last_folder == str(last)
+
+def test_a_folder_given_at_start_is_opened_once_imported(qtbot, home: Path, data: Path) -> None:
+    """``relay PATH``: the window imports PATH, then opens the study it brought."""
+    from app.ui.main import create_window
+
+    window = create_window(home, [str(data / "ct-head" / "ge-hispeed-human-gantry-tilt")])
+    qtbot.addWidget(window)
+    window.show()
+    _wait_task(qtbot, window)
+    (study,) = window.last_report.study_uids
+    qtbot.waitUntil(lambda: study in window.viewers, timeout=30_000)
+    assert window.tabs.currentWidget() is window.viewers[study]
