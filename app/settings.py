@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.errors import SettingsError
+from app.net.dimse.node import NodeSettings
 
 SCHEMA_VERSION = 2
 """2: hub profiles say which protocol they speak (``kind``); 1: every hub was DICOMweb."""
@@ -146,6 +147,8 @@ class Settings:
     """The incoming-studies list."""
     secrets: SecretSettings = field(default_factory=SecretSettings)
     """Secret storage without a keyring service."""
+    node: NodeSettings = field(default_factory=NodeSettings)
+    """Relay's own DICOM node (``relay node``, ``relay listen``)."""
     other: dict[str, Any] = field(default_factory=dict)
     """Sections this version does not know (written by another part or version): kept as is."""
 
