@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 from app.store.local import Store
 from app.ui.worker import TaskWorker
 from app.workflow.deid_profile import OPTION_CODES, OPTIONS
-from app.workflow.deidentify import deidentify_study
+from app.workflow.deidentify import DeidResult, deidentify_study
 
 
 class DeidOptionsWidget(QGroupBox):
@@ -43,11 +43,11 @@ class DeidOptionsWidget(QGroupBox):
 
 
 class DeidentifyDialog(QDialog):
-    """Runs :func:`deidentify_study` off the GUI thread; :attr:`done` carries the result."""
+    """Runs :func:`deidentify_study` off the GUI thread; :attr:`completed` carries the result."""
 
-    done = Signal(object)
+    completed = Signal(object)
 
-    def __init__(self, store: Store, study_uid: str, parent=None) -> None:
+    def __init__(self, store: Store, study_uid: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store, self.study_uid = store, study_uid
         self.task: TaskWorker | None = None
@@ -90,11 +90,11 @@ class DeidentifyDialog(QDialog):
         task.start()
         return task
 
-    def _on_done(self, result) -> None:
+    def _on_done(self, result: DeidResult) -> None:
         lines = [f"{result.instances} instances de-identified into a new study."]
         lines += [f"Left out {e.sop_instance_uid}: {e.reason}" for e in result.excluded]
         self.status.setText("\n".join(lines))
-        self.done.emit(result)
+        self.completed.emit(result)
 
     def _on_finished(self) -> None:
         self.task = None

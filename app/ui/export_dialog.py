@@ -15,22 +15,24 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QVBoxLayout,
+    QWidget,
 )
 
 from app.store.local import Store
 from app.ui.deidentify_dialog import DeidOptionsWidget
 from app.ui.worker import TaskWorker
 from app.workflow.burn import Burner, burn, find_burner
-from app.workflow.pdi import export_studies
+from app.workflow.pdi import ExportResult, export_studies
 
 
 class ExportDialog(QDialog):
     """Folder, ISO, de-identification; **Burn** hands the ISO to the OS burner when a drive
     exists and says so when none does."""
 
-    done = Signal(object)
+    completed = Signal(object)
 
-    def __init__(self, store: Store, study_uids: list[str], parent=None) -> None:
+    def __init__(self, store: Store, study_uids: list[str],
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store, self.study_uids = store, study_uids
         self.task: TaskWorker | None = None
@@ -98,7 +100,7 @@ class ExportDialog(QDialog):
         task.start()
         return task
 
-    def _on_done(self, result) -> None:
+    def _on_done(self, result: ExportResult) -> None:
         self.iso_path = result.iso
         text = f"{result.instances} instances written to {result.to}"
         if result.iso:
@@ -107,7 +109,7 @@ class ExportDialog(QDialog):
             text += f"; {len(result.excluded)} left out (may carry burned-in text)"
         self.status.setText(text + ".")
         self.burn_button.setEnabled(result.iso is not None)
-        self.done.emit(result)
+        self.completed.emit(result)
 
     def _on_finished(self) -> None:
         self.task = None

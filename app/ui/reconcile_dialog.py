@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
 
 from app.settings import load_settings
@@ -33,7 +34,7 @@ from app.store.local import Store
 from app.ui.format import format_date, format_name, format_time
 from app.ui.worker import TaskWorker
 from app.workflow.patient import KEYWORDS, PatientValues, compare
-from app.workflow.reconcile import outside_values, reconcile_study
+from app.workflow.reconcile import ReconcileResult, outside_values, reconcile_study
 from app.workflow.worklist import Peer, WorklistEntry, find_worklist
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class ReconcileDialog(QDialog):
 
     reconciled = Signal(object)
 
-    def __init__(self, store: Store, study_uid: str, parent=None) -> None:
+    def __init__(self, store: Store, study_uid: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.study_uid = study_uid
@@ -234,7 +235,7 @@ class ReconcileDialog(QDialog):
         task.start()
         return task
 
-    def _on_reconciled(self, result) -> None:
+    def _on_reconciled(self, result: ReconcileResult) -> None:
         self.reconciled.emit(result)
         self.accept()
 

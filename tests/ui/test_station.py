@@ -105,7 +105,7 @@ def test_export_dialog_writes_the_disc_and_says_there_is_no_drive(qtbot, tmp_pat
     dialog.folder.setText(str(tmp_path / "disc"))
     dialog.deidentify.setChecked(True)
     dialog.opts.boxes["retain-dates"].setChecked(True)
-    with qtbot.waitSignal(dialog.done, timeout=60_000) as done:
+    with qtbot.waitSignal(dialog.completed, timeout=60_000) as done:
         dialog.run()
     result = done.args[0]
     assert result.instances == 4 and (tmp_path / "disc" / "DICOMDIR").is_file()
@@ -124,7 +124,7 @@ def test_deidentify_dialog_lists_what_it_left_out(qtbot, tmp_path, home, data):
     store = import_into(home, tmp_path / "burned.dcm", *_ge(data)[1:3])
     window = shown_window(qtbot, home, 1200, 800)
     dialog = window.station.deidentify(burned.StudyInstanceUID)
-    with qtbot.waitSignal(dialog.done, timeout=60_000) as done:
+    with qtbot.waitSignal(dialog.completed, timeout=60_000) as done:
         dialog.run()
     assert done.args[0].instances == 2
     assert "BurnedInAnnotation is YES" in dialog.status.text()

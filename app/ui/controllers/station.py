@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
@@ -20,8 +21,11 @@ from app.ui.deidentify_dialog import DeidentifyDialog
 from app.ui.export_dialog import ExportDialog
 from app.ui.reconcile_dialog import ReconcileDialog
 from app.workflow.derive import links
+from app.workflow.reconcile import ReconcileResult
 
 log = logging.getLogger(__name__)
+
+D = TypeVar("D", ReconcileDialog, DeidentifyDialog, ExportDialog)
 
 
 class StationController(QObject):
@@ -70,7 +74,7 @@ class StationController(QObject):
         if uid is None:
             return None
         dialog = DeidentifyDialog(self.store, uid, self.window)
-        dialog.done.connect(lambda _r: self.changed.emit())
+        dialog.completed.connect(lambda _r: self.changed.emit())
         return self._show(dialog)
 
     def export(self, study_uid: str | None = None) -> ExportDialog | None:
@@ -79,12 +83,12 @@ class StationController(QObject):
             return None
         return self._show(ExportDialog(self.store, [uid], self.window))
 
-    def _show(self, dialog):
+    def _show(self, dialog: D) -> D:
         self.dialog = dialog
         dialog.show()
         return dialog
 
-    def _on_reconciled(self, result) -> None:
+    def _on_reconciled(self, result: ReconcileResult) -> None:
         self.message.emit(f"{result.instances} instances filed under the local patient; the "
                           "outside original is kept.", 8000)
         self.changed.emit()
