@@ -37,6 +37,7 @@ from app.net.http import HubSession, ssl_context
 from app.net.hubs import HubCheck, check_hub
 from app.net.secrets import ENV_PASSPHRASE, SecretStore, system_keyring
 from app.settings import HubProfile, Settings, load_settings, save_settings
+from app.ui.plaintext import plain_label
 from app.ui.worker import TaskWorker
 
 AUTH_LABELS = {"none": "None", "basic": "User name and password", "bearer": "Token (bearer)"}
@@ -127,7 +128,7 @@ class HubsDialog(QDialog):
         buttons.addStretch(1)
         buttons.addWidget(self.test_button)
         buttons.addWidget(self.save_button)
-        self.result_label = QLabel(self)
+        self.result_label = plain_label("", self)
         self.result_label.setWordWrap(True)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         right = QVBoxLayout()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.imports.importer import ImportReport
+from app.ui.plaintext import tooltip
 
 
 def summary_text(report: ImportReport) -> str:
@@ -38,7 +40,8 @@ class ImportReportDialog(QDialog):
         self.setWindowTitle("Import report")
         self.resize(820, 420)
         layout = QVBoxLayout(self)
-        label = QLabel(summary_text(report), self)
+        label = QLabel(summary_text(report), self)  # counts only: no outside text
+        label.setTextFormat(Qt.TextFormat.RichText)
         label.setWordWrap(True)
         layout.addWidget(label)
         rows = [("failed", p.path, p.reason) for p in report.failed]
@@ -49,7 +52,7 @@ class ImportReportDialog(QDialog):
         for r, (kind, path, reason) in enumerate(rows):
             for c, text in enumerate((kind, path, reason)):
                 item = QTableWidgetItem(text)
-                item.setToolTip(text)
+                item.setToolTip(tooltip(text))
                 self.table.setItem(r, c, item)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)

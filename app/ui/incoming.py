@@ -17,7 +17,6 @@ from PySide6.QtGui import QColor, QIcon
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPushButton,
     QStyle,
     QSystemTrayIcon,
@@ -30,6 +29,7 @@ from app.net.runner import QueueRunner
 from app.net.watch import HubWatch
 from app.store.local import Store
 from app.ui.format import format_date, format_name
+from app.ui.plaintext import plain_label
 from app.ui.tables import list_table, set_row
 
 COLUMNS = ["Patient", "Patient ID", "Modality", "Description", "Study date", "Received", "Hub",
@@ -82,7 +82,7 @@ class IncomingWidget(QWidget):
         self.fetch_button.clicked.connect(self.fetch_selected)
         self.open_button = QPushButton("Open", self)
         self.open_button.clicked.connect(self.open_selected)
-        self.status_label = QLabel("Not checked yet.", self)
+        self.status_label = plain_label("Not checked yet.", self)
         self.status_label.setWordWrap(True)
         row = QHBoxLayout()
         for button in (self.check_button, self.fetch_button, self.open_button):

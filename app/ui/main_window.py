@@ -40,6 +40,7 @@ from app.ui.format import count, study_title
 from app.ui.hubs_dialog import HubsDialog, ensure_passphrase
 from app.ui.import_report import ImportReportDialog, summary_text
 from app.ui.incoming import IncomingWidget
+from app.ui.plaintext import plain_label
 from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
 from app.ui.thumbs import ThumbnailLoader
@@ -214,9 +215,9 @@ class MainWindow(QMainWindow):
         help_menu.addAction(shortcuts)
 
     def _build_status(self) -> None:
-        self.counts_label = QLabel(self)
+        self.counts_label = plain_label("", self)
         self.statusBar().addWidget(self.counts_label, 1)
-        self.task_label = QLabel(self)
+        self.task_label = plain_label("", self)
         self.task_bar = QProgressBar(self)
         self.task_bar.setMaximumWidth(260)
         self.task_cancel = QPushButton("Cancel", self)

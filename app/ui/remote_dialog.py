@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
-    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -24,6 +23,7 @@ from app.net import hubs
 from app.net.dicomweb import STUDY_UID, value
 from app.settings import load_settings
 from app.ui.format import format_date, format_name
+from app.ui.plaintext import plain_label, tooltip
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class OpenRemoteDialog(QDialog):
         self.studies = QListWidget(self)
         self.studies.currentItemChanged.connect(self._on_study_picked)
         self.studies.itemDoubleClicked.connect(lambda _item: self.accept())
-        self.status = QLabel(self)
+        self.status = plain_label("", self)
         self.status.setWordWrap(True)
         if self.hub_box.count() == 0:
             self.status.setText("No hub yet: add one with 'relay hub add NAME --url URL'.")
@@ -121,7 +121,7 @@ class OpenRemoteDialog(QDialog):
                 str(value(d, "00080061", "") or "")) if t)
             item = QListWidgetItem(text or uid)
             item.setData(Qt.ItemDataRole.UserRole, uid)
-            item.setToolTip(uid)
+            item.setToolTip(tooltip(uid))
             self.studies.addItem(item)
         self.status.setText(f"{self.studies.count()} studies on {self.hub_name()}.")
 

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from app.model import Study
 from app.settings import Settings
 from app.ui.format import format_date, format_name
+from app.ui.plaintext import escaped
 
 
 class SendDialog(QDialog):
@@ -33,8 +34,10 @@ class SendDialog(QDialog):
         self.setWindowTitle("Send to hub")
         self.resize(560, 420)
         patient = format_name(study.patient.patient_name)
-        title = QLabel(f"<b>{patient}</b> · {study.study_description or '(no description)'} · "
-                       f"{format_date(study.study_date)} · {study.instance_count} images", self)
+        title = QLabel(
+            f"<b>{escaped(patient)}</b> · {escaped(study.study_description or '(no description)')}"
+            f" · {format_date(study.study_date)} · {study.instance_count} images", self)
+        title.setTextFormat(Qt.TextFormat.RichText)
         title.setWordWrap(True)
         self.hub_combo = QComboBox(self)
         for hub in settings.hubs:

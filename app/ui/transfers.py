@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPushButton,
     QStyle,
     QStyledItemDelegate,
@@ -29,6 +28,7 @@ from app.net.runner import QueueRunner
 from app.net.status import JobStatus, SpeedMeter, job_status
 from app.store.local import Store
 from app.ui.format import format_name
+from app.ui.plaintext import plain_label, tooltip
 from app.ui.tables import list_table, set_row
 
 COLUMNS = ["", "Hub", "Study", "State", "Progress", "Images", "Speed", "ETA", "Details"]
@@ -99,7 +99,7 @@ class TransfersWidget(QWidget):
         self.resume_button.clicked.connect(lambda: self._act("resume"))
         self.cancel_button.clicked.connect(lambda: self._act("cancel"))
         self.retry_button.clicked.connect(lambda: self._act("retry"))
-        self.explanation = QLabel(self)
+        self.explanation = plain_label("", self)
         self.explanation.setWordWrap(True)
         self.explanation.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         buttons = QHBoxLayout()
@@ -175,7 +175,7 @@ class TransfersWidget(QWidget):
         texts = [arrow, job.hub, self._study_label(job.study_uid, job.series_uids), s.state, "",
                  images, s.speed_text, s.eta_text, s.explanation]
         set_row(self.table, row, texts, JOB_ROLE, job.id)
-        self.table.item(row, COL["Details"]).setToolTip(job.message or s.explanation)
+        self.table.item(row, COL["Details"]).setToolTip(tooltip(job.message or s.explanation))
         fraction = s.done / s.total if s.total else 0.0
         self.table.item(row, COL["Progress"]).setData(FRACTION_ROLE, fraction)
         colour = STATE_COLOURS.get(job.state)

@@ -39,6 +39,7 @@ from app.render.window_presets import presets_for
 from app.store.local import Store
 from app.ui.format import format_date
 from app.ui.mpr_widget import MprWidget
+from app.ui.plaintext import tooltip
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
 from app.ui.thumbs import to_qimage
@@ -283,7 +284,7 @@ class ViewerWidget(QWidget):
                         f"{series.modality} · {series.instance_count} im")
                 item = QListWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, series.series_instance_uid)
-                item.setToolTip(text)
+                item.setToolTip(tooltip(text))
                 item.setIcon(_placeholder_icon())
                 self.strip.addItem(item)
 
