@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.errors import NotSupportedError, TransferError
+from app.errors import ToolMissingError, TransferError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def find_orthanc() -> tuple[str, str]:
     missing = [name for name, found in zip(DEBIAN_PACKAGES, (binary, plugin), strict=True)
                if not found]
     if missing:
-        raise NotSupportedError(
+        raise ToolMissingError(
             f"the local hub needs the Debian package(s) {', '.join(missing)}; install with: "
             f"sudo apt-get install {' '.join(missing)}"
         )
@@ -56,7 +56,7 @@ def is_available() -> bool:
     """Are Orthanc and its DICOMweb plugin installed?"""
     try:
         find_orthanc()
-    except NotSupportedError:
+    except ToolMissingError:
         return False
     return True
 
@@ -78,6 +78,14 @@ class HubConfig:
     users: dict[str, str] = field(default_factory=dict)
     #: PEM file holding the server certificate and its private key; HTTPS when given.
     tls_pem: Path | None = None
+    #: DICOM (DIMSE) port; 0 keeps Orthanc's DICOM server off.
+    dicom_port: int = 0
+    #: Orthanc's own AE title (checked: a wrong called AE title is rejected).
+    dicom_aet: str = "RELAYHUB"
+    #: Known DICOM nodes, Orthanc's ``DicomModalities`` (name -> {"AET", "Host", "Port", ...}).
+    modalities: dict[str, dict[str, object]] = field(default_factory=dict)
+    #: Further Orthanc options (e.g. ``DicomAlwaysAllowStore``).
+    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -106,6 +114,11 @@ class HubConfig:
         )
         if self.tls_pem is not None:
             config["SslCertificate"] = str(self.tls_pem)
+        if self.dicom_port:
+            config.update(DicomServerEnabled=True, DicomPort=self.dicom_port,
+                          DicomAet=self.dicom_aet, DicomCheckCalledAet=True,
+                          DicomModalities=dict(self.modalities))
+        config.update(self.extra)
         return config
 
 
@@ -148,7 +161,8 @@ class OrthancHub:
                 raise TransferError(
                     f"Orthanc exited at start (code {self.proc.returncode}); see {self.log_path}"
                 )
-            if _port_open(self.config.http_port) and "Orthanc has started" in self._log_tail():
+            if _port_open(self.config.http_port) and "Orthanc has started" in self._log_tail() \
+                    and (not self.config.dicom_port or _port_open(self.config.dicom_port)):
                 return
             time.sleep(0.05)
         self.stop()

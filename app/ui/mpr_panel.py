@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.render.reslice import MAX_SLAB_MM
 from app.render.window_presets import WindowPreset
-from app.ui.plaintext import escaped, plain_label
+from app.ui.labels import escaped, plain_label
 
 #: Slab choices: (label, mode); mode "" is a thin slice.
 SLAB_MODES = (("Thin slice", ""), ("MIP", "mip"), ("MinIP", "minip"), ("Average", "avg"))

@@ -38,8 +38,8 @@ from app.render.thumbnails import slice_thumbnail
 from app.render.window_presets import presets_for
 from app.store.local import Store
 from app.ui.format import format_date
+from app.ui.labels import tooltip
 from app.ui.mpr_widget import MprWidget
-from app.ui.plaintext import tooltip
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
 from app.ui.thumbs import to_qimage

@@ -40,7 +40,7 @@ from app.render.offscreen import capture
 from app.render.scene3d import VolumeScene
 from app.render.volume_presets import PRESETS, VolumePreset, mip_preset
 from app.tasks import Progress
-from app.ui.plaintext import plain_label
+from app.ui.labels import plain_label
 from app.ui.series_session import LoadedSeries
 from app.ui.worker import TaskWorker
 
