@@ -125,8 +125,9 @@ class IncomingSettings:
     interval_seconds: float = 30.0
     """How often the hub is asked for new studies (seconds; at least 5 in the window)."""
     lookback_days: int = 3
-    """Only studies with a study date in the last N days are listed (0: every study). Keeps the
-    poll cheap on a hub with a long history."""
+    """Only studies that arrived on the hub in the last N days are listed, whatever their study
+    date (0: every study). DICOMweb does not say when a study arrived: it is when Relay first
+    saw it on the hub (see :mod:`app.net.incoming`)."""
     prefetch: bool = False
     """Download new studies in the background so they are local before anyone opens them."""
 

@@ -340,10 +340,6 @@ class VolumeScene:
         camera.OrthogonalizeViewUp()
         self.renderer.ResetCameraClippingRange()
 
-    def roll(self, degrees: float) -> None:
-        """Turn the picture about the viewing direction."""
-        self.renderer.GetActiveCamera().Roll(degrees)
-
     def zoom(self, factor: float) -> None:
         """Magnify by ``factor`` (> 1 closer)."""
         if factor <= 0:

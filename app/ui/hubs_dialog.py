@@ -41,6 +41,7 @@ from app.net.secrets import (
     system_keyring,
 )
 from app.settings import HubProfile, Settings, load_settings, save_settings
+from app.tasks import Progress
 from app.ui.labels import plain_label
 from app.ui.worker import TaskWorker
 
@@ -81,7 +82,7 @@ class HubsDialog(QDialog):
 
     hubs_changed = Signal()
 
-    def __init__(self, home: Path, parent=None) -> None:
+    def __init__(self, home: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.home = Path(home)
         self.settings = load_settings(self.home)
@@ -361,7 +362,7 @@ class HubsDialog(QDialog):
         self._show(f"Testing {profile.url} …", True)
         self.result_label.setStyleSheet("")
 
-        def work(progress) -> HubCheck:
+        def work(progress: Progress) -> HubCheck:
             return check_hub(peer_for(profile, secret, pool_size=1))
 
         self._test = TaskWorker(work, "Testing hub", self)
@@ -379,7 +380,7 @@ class HubsDialog(QDialog):
         text = check.message[:1].upper() + check.message[1:]
         self._show(f"{check.headline}: {text}", check.ok)
 
-    def _on_incoming_changed(self, *_args) -> None:
+    def _on_incoming_changed(self, *_args: object) -> None:
         inc = self.settings.incoming
         inc.hub = self.watch_combo.currentData() or ""
         inc.interval_seconds = float(self.interval_spin.value())

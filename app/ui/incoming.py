@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon
@@ -31,7 +32,7 @@ from app.settings import load_settings
 from app.store.local import Store
 from app.ui.format import count, format_date, format_name
 from app.ui.labels import plain_label
-from app.ui.tables import list_table, set_row
+from app.ui.tables import cell, list_table, set_row
 
 #: "First seen": DICOMweb does not say when the hub received a study (see app.net.incoming).
 COLUMNS = ["Patient", "Patient ID", "Modality", "Description", "Study date", "First seen", "Hub",
@@ -50,7 +51,8 @@ class IncomingWidget(QWidget):
     notified = Signal(str)
     arrived = Signal(int)  # how many new studies one poll found
 
-    def __init__(self, store: Store, runner: Callable[[], QueueRunner], parent=None) -> None:
+    def __init__(self, store: Store, runner: Callable[[], QueueRunner],
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.runner = runner
@@ -197,7 +199,7 @@ class IncomingWidget(QWidget):
                      format_date(s.study_date), received, hub, status]
             set_row(self.table, row, texts, KEY_ROLE, (hub, uid))
             colour = STATUS_COLOURS.get(local)
-            self.table.item(row, COL["Status"]).setData(
+            cell(self.table, row, COL["Status"]).setData(
                 Qt.ItemDataRole.ForegroundRole, QColor(colour) if colour else None)
         if selected is not None:
             self.select(*selected)
@@ -212,7 +214,7 @@ class IncomingWidget(QWidget):
 
     def select(self, hub: str, study_uid: str) -> None:
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(KEY_ROLE) == (hub, study_uid):
+            if cell(self.table, row, 0).data(KEY_ROLE) == (hub, study_uid):
                 if not self.table.selectionModel().isRowSelected(row):
                     self.table.selectRow(row)
                 return
@@ -220,8 +222,8 @@ class IncomingWidget(QWidget):
     def status_of(self, study_uid: str) -> str:
         """The Status cell of a study (for tests and screenshots)."""
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(KEY_ROLE)[1] == study_uid:
-                return self.table.item(row, COL["Status"]).text()
+            if cell(self.table, row, 0).data(KEY_ROLE)[1] == study_uid:
+                return cell(self.table, row, COL["Status"]).text()
         return ""
 
     def _on_selection(self) -> None:
@@ -257,7 +259,7 @@ class IncomingWidget(QWidget):
         if chosen is None:
             return
         hub, uid = chosen
-        window = self.window()
+        window: Any = self.window()  # the main window: open_study, open_remote_study
         if self.store.study(uid) is not None and self.local.get(uid) == "local":
             window.open_study(uid)
         else:  # read it while it downloads (a fetch job in the Transfers panel)

@@ -9,9 +9,17 @@ and incoming. It wires their signals together and shows their messages in the st
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -29,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from app.imports.importer import ImportReport
 from app.imports.summary import summarize
+from app.net.runner import QueueRunner
 from app.net.sent import send_history, sent_state
 from app.store.local import Store
 from app.ui.browser import StudyBrowserWidget
@@ -42,6 +51,7 @@ from app.ui.format import count
 from app.ui.hubs_dialog import HubsDialog
 from app.ui.import_report import ImportReportDialog, summary_text
 from app.ui.labels import plain_label
+from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
 from app.ui.worker import TaskWorker
@@ -52,7 +62,7 @@ log = logging.getLogger(__name__)
 class EmptyStoreWidget(QWidget):
     """What a fresh install shows: two big ways to get images in."""
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.addStretch(2)
@@ -83,7 +93,7 @@ class EmptyStoreWidget(QWidget):
 class MainWindow(QMainWindow):
     """The window; its jobs live in the controllers it composes."""
 
-    def __init__(self, store: Store, parent=None) -> None:
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.setWindowTitle("Relay")
@@ -299,7 +309,7 @@ class MainWindow(QMainWindow):
         return self.reading.spare
 
     @property
-    def _openers(self) -> dict:
+    def _openers(self) -> dict[str, RemoteOpener]:
         return self.remote.openers
 
     def _on_tab_close(self, index: int) -> None:
@@ -310,12 +320,12 @@ class MainWindow(QMainWindow):
         self.incoming.study_read(study_uid)
 
     # -- hub exchange --------------------------------------------------------------------------
-    def queue_runner(self):
+    def queue_runner(self) -> QueueRunner:
         """The window's transfer queue runner, started on first use."""
         return self.transfer.queue_runner()
 
     @property
-    def _runner(self):
+    def _runner(self) -> QueueRunner | None:
         return self.transfer.runner
 
     def send_to_hub(self, study_uid: str | None = None,
@@ -357,7 +367,7 @@ class MainWindow(QMainWindow):
         series = self.store.series(uid)
         return (series.study_instance_uid, [uid]) if series is not None else None
 
-    def _on_browser_menu(self, pos) -> None:
+    def _on_browser_menu(self, pos: QPoint) -> None:
         chosen = self.browser.selected()
         if chosen is None or chosen[0] not in ("study", "series"):
             return
@@ -374,7 +384,7 @@ class MainWindow(QMainWindow):
         menu.popup(self.browser.tree.viewport().mapToGlobal(pos))
 
     def _build_manage_actions(self) -> None:
-        def on_chosen(fn):
+        def on_chosen(fn: Callable[..., object]) -> Callable[[], None]:
             def run() -> None:
                 chosen = self.chosen()
                 if chosen is None:
@@ -413,21 +423,21 @@ class MainWindow(QMainWindow):
         self.menuBar().insertMenu(self.hub_menu.menuAction(), study_menu)
 
     # -- drag and drop ----------------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt name)
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt name)
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()
             self.import_paths(paths)
 
-    def showEvent(self, event) -> None:  # noqa: N802
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)
         self.reading.window_shown()
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.importer.stop()
         self.reading.stop()
         self.incoming_tabs.stop()
