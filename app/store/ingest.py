@@ -85,3 +85,16 @@ def place_part(store: Store, part: Path, sha256: str, header: Header) -> StoredF
         return StoredFile(header=header, sha256=sha256, size=size, relpath=rel)
     finally:
         part.unlink(missing_ok=True)
+
+
+def store_instance(store: Store, data: bytes, name: str) -> StoredFile:
+    """Add one DICOM object made here (e.g. a Secondary Capture) to the store and index it.
+
+    Raises DicomReadError when the bytes do not read back as a valid instance."""
+    staged = stage_bytes(store, data, name)
+    if isinstance(staged, Problem):
+        raise DicomReadError(f"{name}: {staged.reason}")
+    if isinstance(staged, Duplicate):
+        raise DicomReadError(f"{name}: already in the store")
+    store.commit([staged])
+    return staged

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from app.imports.importer import ImportReport
 from app.imports.summary import summarize
+from app.net.dimse.receive import StudyReceived
 from app.net.runner import QueueRunner
 from app.net.sent import send_history, sent_state
 from app.store.local import Store
@@ -44,6 +45,7 @@ from app.ui.browser import StudyBrowserWidget
 from app.ui.controllers.imports import ImportController, folder_dialog
 from app.ui.controllers.incoming import IncomingController
 from app.ui.controllers.manage import ManageController
+from app.ui.controllers.node import NodeController
 from app.ui.controllers.reading import ReadingController
 from app.ui.controllers.remote import RemoteReadingController
 from app.ui.controllers.transfers import TransfersController
@@ -51,6 +53,7 @@ from app.ui.format import count
 from app.ui.hubs_dialog import HubsDialog
 from app.ui.import_report import ImportReportDialog, summary_text
 from app.ui.labels import plain_label
+from app.ui.node_dialog import PacsNodeDialog
 from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
@@ -118,6 +121,7 @@ class MainWindow(QMainWindow):
                                             self.reading.thumbnails)
         self.remote = RemoteReadingController(self.reading, self.queue_runner, self)
         self.incoming_tabs = IncomingController(store, self.queue_runner, self.tabs)
+        self.node = NodeController(store, self)
         # The names the incoming list, tests and benches reach through the window.
         self.viewers = self.reading.viewers
         self.thumbnails = self.reading.thumbnails
@@ -140,10 +144,12 @@ class MainWindow(QMainWindow):
         self.refresh()
         self.transfer.resume()
         self.incoming_tabs.start()
+        self.node.start()
 
     def _wire(self) -> None:
         self.tabs.tabCloseRequested.connect(self.reading.close_tab)
-        for controller in (self.importer, self.remote, self.transfer, self.manage):
+        for controller in (self.importer, self.remote, self.transfer, self.manage,
+                           self.reading):
             controller.message.connect(self._show_message)
         self.importer.imported.connect(self._on_imported)
         self.reading.thumbnail.connect(self.browser.set_thumbnail)
@@ -154,6 +160,8 @@ class MainWindow(QMainWindow):
         self.transfer.sent.connect(lambda _job: self.refresh())
         self.manage.deleting.connect(self.reading.close_study)
         self.manage.changed.connect(self.refresh)
+        self.node.message.connect(self._show_message)
+        self.node.received.connect(self._on_node_received)
         self.transfer.hubs_changed.connect(self.incoming.watch.reconnect)
         self.transfers.job_finished.connect(self.incoming.on_job_finished)
         self.browser.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -217,6 +225,9 @@ class MainWindow(QMainWindow):
         self.hubs_action = QAction("Hubs…", self)
         self.hubs_action.triggered.connect(self.show_hubs_dialog)
         settings_menu.addAction(self.hubs_action)
+        self.node_action = QAction("PACS and node…", self)
+        self.node_action.triggered.connect(self.show_node_dialog)
+        settings_menu.addAction(self.node_action)
         help_menu = self.menuBar().addMenu("&Help")
         shortcuts = QAction("Mouse and keyboard…", self)
         shortcuts.setShortcut(QKeySequence("F1"))
@@ -353,6 +364,17 @@ class MainWindow(QMainWindow):
     def show_hubs_dialog(self) -> HubsDialog:
         return self.transfer.hubs_dialog()
 
+    def show_node_dialog(self) -> PacsNodeDialog:
+        dialog = PacsNodeDialog(self.store.home, self.node.status, self)
+        dialog.saved.connect(self.node.apply)
+        dialog.saved.connect(lambda _node: dialog.set_status(self.node.status))
+        dialog.show()
+        return dialog
+
+    def _on_node_received(self, study: StudyReceived) -> None:
+        self.incoming.add_received(study)
+        self.refresh()
+
     def _on_check_incoming(self) -> None:
         self.incoming_tabs.check_now()
 
@@ -441,5 +463,6 @@ class MainWindow(QMainWindow):
         self.importer.stop()
         self.reading.stop()
         self.incoming_tabs.stop()
+        self.node.stop()
         self.transfer.stop()
         super().closeEvent(event)
