@@ -278,6 +278,42 @@ def test_opening_a_study_the_hub_does_not_have(hub, tmp_path):
         runner.stop()
 
 
+def test_a_missing_study_ends_failed_even_when_the_worker_polls_at_that_moment(hub, tmp_path):
+    """The race seen under load: the remote open gives up, and the queue worker polls between
+    the job leaving the foreground and its "failed" mark. It must not run the job again."""
+    home = tmp_path / "reader"
+    home.mkdir()
+    assert add_hub(home, hub.url).returncode == 0
+    runner = QueueRunner(home, poll_seconds=0.01)
+    polled, armed = threading.Event(), threading.Event()
+    next_job, job = runner._next_job, runner._queue.job
+
+    def polling():
+        found = next_job()
+        polled.set()
+        return found
+
+    def looking(job_id):
+        if armed.is_set() and threading.current_thread().name != "transfer-queue":
+            polled.clear()
+            polled.wait(2)  # let the worker poll here (it cannot when the runner holds it off)
+        return job(job_id)
+
+    runner._next_job, runner._queue.job = polling, looking
+    runner.start()
+    try:
+        remote = runner.open_remote("hub", "1.2.3.405")
+        armed.set()
+        with pytest.raises(RelayError, match="not on hub"):
+            remote.open_series()
+        armed.clear()
+        time.sleep(0.5)  # the worker would have run it by now
+        assert [(j.state, j.message) for j in runner.jobs()] == [
+            ("failed", "study 1.2.3.405 is not on hub 'hub'")]
+    finally:
+        runner.stop()
+
+
 # -- the preview: one image before the series is planned ------------------------------------
 def _numbered(store: Store, study: str, number: int):
     """The spoke's instance with this InstanceNumber (what the hub holds, read locally)."""
