@@ -43,8 +43,8 @@ class TransferError(RelayError):
     """Sending to or fetching from a hub or PACS failed."""
 
 
-class NotSupportedError(RelayError):
-    """A source or target was asked for an operation it cannot do."""
+class ToolMissingError(RelayError):
+    """A program Relay needs here is not installed; the message names the package to install."""
 
 
 class Cancelled(RelayError):
@@ -71,6 +71,24 @@ class HubError(TransferError):
     @property
     def retryable(self) -> bool:
         return self.kind in self.RETRYABLE
+
+
+class DimseError(HubError):
+    """A DICOM peer (PACS, modality) could not be used over DIMSE; ``kind`` names the fault.
+
+    Kinds: ``unreachable``, ``timeout`` (no answer in time), ``tls``, ``calling-ae`` (the peer
+    does not know Relay's AE title), ``called-ae`` (the peer's AE title is wrong), ``busy``
+    (transient rejection), ``rejected`` (other rejection), ``refused`` (every SOP class or
+    transfer syntax refused), ``aborted`` (association aborted or connection lost), ``failed``
+    (the peer answered a request with a failure status).
+    """
+
+    RETRYABLE = frozenset({"unreachable", "timeout", "busy", "aborted"})
+
+
+class NotSupportedByPeer(TransferError):
+    """A peer was asked for an operation its protocol cannot do (say, WADO-RS metadata of a
+    DIMSE peer); the message names the peer and the operation. Never a silent no-op."""
 
 
 class SecretsError(RelayError):

@@ -18,8 +18,12 @@ from typing import Any, TypeVar
 
 from app.errors import SettingsError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: hub profiles say which protocol they speak (``kind``); 1: every hub was DICOMweb."""
 FILE_NAME = "settings.json"
+
+#: Protocols a hub profile may speak (each has a client module; see :mod:`app.net.hubs`).
+PROFILE_KINDS = ("dicomweb",)
 
 AUTH_KINDS = ("none", "basic", "bearer")
 SECRET_FALLBACKS = ("none", "encrypted-file")
@@ -27,7 +31,7 @@ SECRET_FALLBACKS = ("none", "encrypted-file")
 
 @dataclass
 class HubProfile:
-    """One DICOMweb hub that studies are sent to and fetched from."""
+    """One hub (or PACS) that studies are sent to and fetched from."""
 
     name: str
     """Short name used on the command line (``relay send STUDY --hub NAME``)."""
@@ -44,10 +48,37 @@ class HubProfile:
     """Seconds to wait for a connection before calling the hub unreachable."""
     read_timeout: float = 120.0
     """Seconds without a byte from the hub before a request is given up (and retried)."""
+    kind: str = "dicomweb"
+    """The protocol the hub speaks (one of :data:`PROFILE_KINDS`)."""
 
     def __post_init__(self) -> None:
+        if self.kind not in PROFILE_KINDS:
+            raise SettingsError(f"hub '{self.name}': kind must be one of "
+                                f"{', '.join(PROFILE_KINDS)}, not '{self.kind}'")
         if self.auth not in AUTH_KINDS:
             raise SettingsError(f"hub '{self.name}': auth must be one of {', '.join(AUTH_KINDS)}")
+
+
+@dataclass
+class PacsProfile:
+    """One PACS (or other DICOM node) spoken to over DIMSE: query, retrieve, send."""
+
+    name: str
+    """Short name used on the command line (``relay send STUDY --pacs NAME``)."""
+    host: str
+    """Host name or address of the PACS's DICOM service."""
+    port: int
+    """Its DICOM port (often 104 or 11112)."""
+    ae_title: str
+    """The PACS's own (called) AE title; case-sensitive, up to 16 characters."""
+    tls: bool = False
+    """DICOM over TLS; the PACS's certificate is verified (system store plus ``ca_file``)."""
+    ca_file: str = ""
+    """PEM file of a CA to trust in addition to the system's."""
+    cert_file: str = ""
+    """PEM certificate Relay presents, for PACS that check their clients."""
+    key_file: str = ""
+    """PEM private key of ``cert_file`` (a file readable only by this user; never in here)."""
 
 
 @dataclass
@@ -108,6 +139,8 @@ class Settings:
     """Hub profiles, in the order they were added."""
     transfer: TransferSettings = field(default_factory=TransferSettings)
     """Sending and fetching."""
+    pacs: list[PacsProfile] = field(default_factory=list)
+    """PACS profiles (DIMSE), in the order they were added."""
     incoming: IncomingSettings = field(default_factory=IncomingSettings)
     """The incoming-studies list."""
     secrets: SecretSettings = field(default_factory=SecretSettings)
@@ -118,6 +151,10 @@ class Settings:
     def hub(self, name: str) -> HubProfile | None:
         """The profile called ``name``, or None."""
         return next((h for h in self.hubs if h.name == name), None)
+
+    def pacs_profile(self, name: str) -> PacsProfile | None:
+        """The PACS profile called ``name``, or None."""
+        return next((p for p in self.pacs if p.name == name), None)
 
 
 T = TypeVar("T")
@@ -139,12 +176,24 @@ def load_settings(home: Path) -> Settings:
         raise SettingsError(
             f"the settings file {path} was written by a newer Relay (schema {version})"
         )
+    raw = _migrate(raw, version)
     known = {f.name for f in fields(Settings)}
     other = {k: v for k, v in raw.items() if k not in known}
     settings = _build(Settings, {k: v for k, v in raw.items() if k in known}, str(path))
     settings.other.update(other)
     settings.schema_version = SCHEMA_VERSION
     return settings
+
+
+def _migrate(raw: dict[str, Any], version: int) -> dict[str, Any]:
+    """The layout of an older file brought to :data:`SCHEMA_VERSION` (the file itself is
+    rewritten in the new layout the next time settings are saved)."""
+    if version < 2:  # every hub was DICOMweb
+        hubs = raw.get("hubs")
+        if isinstance(hubs, list):
+            raw = {**raw, "hubs": [{**h, "kind": h.get("kind", "dicomweb")}
+                                   if isinstance(h, dict) else h for h in hubs]}
+    return raw
 
 
 def save_settings(home: Path, settings: Settings) -> None:

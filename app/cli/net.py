@@ -67,7 +67,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("study", metavar="STUDY_UID")
         if name == "send":
             p.add_argument("series", nargs="*", metavar="SERIES_UID")
-        p.add_argument("--hub", required=True, metavar="NAME")
+        if name == "send":
+            target = p.add_mutually_exclusive_group(required=True)
+            target.add_argument("--hub", metavar="NAME", help="a DICOMweb hub (STOW-RS)")
+            target.add_argument("--pacs", metavar="NAME", help="a PACS (C-STORE; 'relay pacs')")
+        else:
+            p.add_argument("--hub", required=True, metavar="NAME")
         p.add_argument("--retry-for", type=float, metavar="SECONDS",
                        help="how long to keep retrying an unreachable hub (default: settings, "
                             "600 s); the job stays queued and resumes on the next run")
@@ -198,11 +203,16 @@ def cmd_hub_remove(args: argparse.Namespace) -> int:
 # -- transfers -------------------------------------------------------------------------------
 def cmd_send(args: argparse.Namespace) -> int:
     from app.net import hubs
+
+    if getattr(args, "pacs", None):
+        from app.cli.pacs import cmd_send_pacs
+
+        return cmd_send_pacs(args)
     from app.net.send import run_send, send_job
 
     store = open_store(args)
     settings = load_settings(store.home)
-    client = hubs.connect(store.home, args.hub, settings,
+    peer = hubs.connect(store.home, args.hub, settings,
                           pool_size=settings.transfer.in_flight + 1)
     queue = TransferQueue(store.home)
     job = send_job(store, queue, args.hub, args.study, args.series)
@@ -210,7 +220,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     cancel_on_sigint(progress)
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
     try:
-        result = run_send(store, queue, client, job.id, settings.transfer, progress,
+        result = run_send(store, queue, peer, job.id, settings.transfer, progress,
                           give_up=_give_up(args, settings.transfer.give_up_seconds))
     finally:
         bar.close()
@@ -223,12 +233,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     settings = load_settings(store.home)
-    client = hubs.connect(store.home, args.hub, settings, pool_size=3)
+    peer = hubs.connect(store.home, args.hub, settings, pool_size=3)
     queue = TransferQueue(store.home)
     progress = Progress(f"Fetching from {args.hub}")
     cancel_on_sigint(progress)
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
-    download = Download(store, queue, client, args.hub, args.study, settings.transfer, progress,
+    download = Download(store, queue, peer, args.hub, args.study, settings.transfer, progress,
                         give_up=_give_up(args, settings.transfer.give_up_seconds))
     try:
         result = download.run()

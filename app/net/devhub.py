@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.errors import NotSupportedError, TransferError
+from app.errors import ToolMissingError, TransferError
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def find_orthanc() -> tuple[str, str]:
     missing = [name for name, found in zip(DEBIAN_PACKAGES, (binary, plugin), strict=True)
                if not found]
     if missing:
-        raise NotSupportedError(
+        raise ToolMissingError(
             f"the local hub needs the Debian package(s) {', '.join(missing)}; install with: "
             f"sudo apt-get install {' '.join(missing)}"
         )
@@ -61,7 +61,7 @@ def is_available() -> bool:
     """Are Orthanc and its DICOMweb plugin installed?"""
     try:
         find_orthanc()
-    except NotSupportedError:
+    except ToolMissingError:
         return False
     return True
 
@@ -107,6 +107,14 @@ class HubConfig:
     tls_pem: Path | None = None
     #: Keep the index in PostgreSQL (plugin from ``orthanc-postgresql``) instead of SQLite.
     postgresql: PostgresIndex | None = None
+    #: DICOM (DIMSE) port; 0 keeps Orthanc's DICOM server off.
+    dicom_port: int = 0
+    #: Orthanc's own AE title (checked: a wrong called AE title is rejected).
+    dicom_aet: str = "RELAYHUB"
+    #: Known DICOM nodes, Orthanc's ``DicomModalities`` (name -> {"AET", "Host", "Port", ...}).
+    modalities: dict[str, dict[str, object]] = field(default_factory=dict)
+    #: Further Orthanc options (e.g. ``DicomAlwaysAllowStore``).
+    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -143,6 +151,11 @@ class HubConfig:
                 "Database": pg.database, "Username": pg.user, "Password": pg.password,
                 "Lock": False,  # several test hubs share one server (one database each)
             }
+        if self.dicom_port:
+            config.update(DicomServerEnabled=True, DicomPort=self.dicom_port,
+                          DicomAet=self.dicom_aet, DicomCheckCalledAet=True,
+                          DicomModalities=dict(self.modalities))
+        config.update(self.extra)
         return config
 
 
@@ -185,7 +198,8 @@ class OrthancHub:
                 raise TransferError(
                     f"Orthanc exited at start (code {self.proc.returncode}); see {self.log_path}"
                 )
-            if _port_open(self.config.http_port) and "Orthanc has started" in self._log_tail():
+            if _port_open(self.config.http_port) and "Orthanc has started" in self._log_tail() \
+                    and (not self.config.dicom_port or _port_open(self.config.dicom_port)):
                 return
             time.sleep(0.05)
         self.stop()

@@ -1,4 +1,7 @@
-"""A DICOMweb client: QIDO-RS (paged), STOW-RS (streamed), WADO-RS (multipart, streamed).
+"""The DICOMweb peer: QIDO-RS (paged), STOW-RS (streamed), WADO-RS (multipart, streamed).
+
+:class:`DicomWebClient` is the :class:`~app.net.peer.Peer` of a profile of kind ``dicomweb``
+(:func:`connect`).
 
 Named after the services of DICOM PS3.18. Every answer is read fully: a STOW-RS answer lists
 stored instances in ReferencedSOPSequence and refused ones in FailedSOPSequence, and Orthanc
@@ -10,24 +13,21 @@ from __future__ import annotations
 
 import http.client
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from app.errors import HubError
 from app.net.http import HubSession
 from app.net.multipart import MultipartBody, PartSink, boundary_of, read_parts
+from app.net.peer import SOP_UID, STUDY_INSTANCES, STUDY_UID, DicomJson, StoreResult, value
+from app.settings import HubProfile
 
 S = TypeVar("S", bound=PartSink)
 
 log = logging.getLogger(__name__)
 
-# Tags (DICOM JSON keys)
-STUDY_UID = "0020000D"
-SERIES_UID = "0020000E"
-SOP_UID = "00080018"
-STUDY_INSTANCES = "00201208"  # NumberOfStudyRelatedInstances
+# Tags (DICOM JSON keys) of STOW-RS answers
 REFERENCED_SOP_SEQ = "00081199"
 FAILED_SOP_SEQ = "00081198"
 REFERENCED_SOP_UID = "00081155"
@@ -40,45 +40,42 @@ QIDO_PAGE = 500
 R = TypeVar("R")
 
 
-def value(dataset: dict[str, Any], tag: str, default: Any = None) -> Any:
-    """First value of ``tag`` in a DICOM JSON dataset (person names as their alphabetic text)."""
-    element = dataset.get(tag)
-    if not isinstance(element, dict):
-        return default
-    values = element.get("Value")
-    if not isinstance(values, list) or not values:
-        return default
-    first = values[0]
-    if isinstance(first, dict) and element.get("vr") == "PN":
-        return first.get("Alphabetic", default)
-    return first
-
-
-@dataclass(frozen=True)
-class StowResult:
-    """What the hub said about one STOW-RS request."""
-
-    stored: frozenset[str]
-    """SOP Instance UIDs the hub confirmed (ReferencedSOPSequence)."""
-    failed: dict[str, str] = field(default_factory=dict)
-    """SOP Instance UID -> failure reason (FailedSOPSequence)."""
+def connect(profile: HubProfile, secret: str | None, *, pool_size: int = 4) -> DicomWebClient:
+    """The peer of a ``dicomweb`` profile (``secret``: its password or token, if any)."""
+    return DicomWebClient(HubSession(profile, secret, pool_size=pool_size))
 
 
 class DicomWebClient:
-    """QIDO, STOW and WADO against one hub."""
+    """QIDO, STOW and WADO against one hub: a :class:`~app.net.peer.Peer`."""
 
     def __init__(self, session: HubSession) -> None:
         self.session = session
 
+    @property
+    def where(self) -> str:
+        return self.session.where
+
+    def check(self) -> str:
+        """One QIDO-RS round trip (``/studies?limit=1``)."""
+        answer = self.session.json("/studies", {"limit": 1})
+        if not isinstance(answer, list):
+            raise HubError("not-dicomweb", f"the server at {self.where} answers, but its "
+                                           "study search is not DICOM JSON")
+        return "the hub answers DICOMweb searches"
+
     # -- QIDO-RS -------------------------------------------------------------------------
-    def search(self, path: str, params: dict[str, Any] | None = None, *,
-               page: int = QIDO_PAGE) -> Iterator[dict[str, Any]]:
-        """Yield the datasets of a QIDO-RS search, page by page (limit/offset).
+    def search(self, path: str, params: Mapping[str, Any] | None = None, *,
+               page: int = QIDO_PAGE, limit: int | None = None,
+               offset: int = 0) -> Iterator[DicomJson]:
+        """Yield the datasets of a QIDO-RS search, page by page (limit/offset): at most
+        ``limit`` of them (None: all), from ``offset``.
 
         Stops at a short page, or when a page brings nothing new (a server ignoring offset).
         """
         seen: set[str] = set()
-        offset = 0
+        given = 0
+        if limit is not None:
+            page = max(1, min(page, limit))
         while True:
             answer = self.session.json(path, {**(params or {}), "limit": page, "offset": offset})
             if not isinstance(answer, list) or not all(isinstance(d, dict) for d in answer):
@@ -90,24 +87,40 @@ class DicomWebClient:
                 if key not in seen:
                     seen.add(key)
                     fresh += 1
+                    given += 1
                     yield dataset
+                    if limit is not None and given >= limit:
+                        return
             if len(answer) < page or fresh == 0:
                 return
             offset += len(answer)
 
-    def studies(self, **filters: Any) -> Iterator[dict[str, Any]]:
-        # the standard's default study attributes, plus the description; Orthanc 1.10 leaves
-        # StudyDescription out of "all" and wants the keyword, not the tag
-        return self.search("/studies", {"includefield": "StudyDescription", **filters})
+    def studies(self, **match: Any) -> Iterator[DicomJson]:
+        # the standard's default study attributes, plus the description and the birth date
+        # (the technologist checks it); Orthanc 1.10 leaves them out of "all" and wants the
+        # keyword, not the tag
+        return self.search("/studies", {"includefield": "StudyDescription,PatientBirthDate",
+                                        **match})
 
-    def series(self, study_uid: str) -> list[dict[str, Any]]:
-        return list(self.search(f"/studies/{study_uid}/series"))
+    def series(self, study_uid: str) -> Iterator[DicomJson]:
+        return self.search(f"/studies/{study_uid}/series")
 
-    def instances(self, study_uid: str, series_uid: str | None = None,
-                  fields: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+    def instances(self, study_uid: str, series_uid: str | None = None, *,
+                  fields: Sequence[str] = (), match: Mapping[str, Any] | None = None,
+                  limit: int | None = None, offset: int = 0) -> Iterator[DicomJson]:
         path = f"/studies/{study_uid}" + (f"/series/{series_uid}" if series_uid else "")
-        params = {"includefield": ",".join(fields)} if fields else None
-        return self.search(path + "/instances", params)
+        params = dict(match or {})
+        if fields:
+            params["includefield"] = ",".join(fields)
+        return self.search(path + "/instances", params, limit=limit, offset=offset)
+
+    def metadata(self, study_uid: str, series_uid: str) -> list[DicomJson]:
+        """WADO-RS metadata of a series (one request)."""
+        answer = self.session.json(f"/studies/{study_uid}/series/{series_uid}/metadata")
+        if not isinstance(answer, list) or not all(isinstance(d, dict) for d in answer):
+            raise HubError("not-dicomweb", f"the hub at {self.where} answered a metadata "
+                                           "request with something that is not DICOM JSON")
+        return answer
 
     def instance_uids(self, study_uid: str, series_uid: str | None = None) -> set[str]:
         """SOP Instance UIDs the hub holds for a study (or one of its series)."""
@@ -142,7 +155,8 @@ class DicomWebClient:
         return found
 
     # -- STOW-RS -------------------------------------------------------------------------
-    def store(self, files: Sequence[tuple[Path, int]], study_uid: str | None = None) -> StowResult:
+    def store(self, files: Sequence[tuple[Path, int]], study_uid: str | None = None
+              ) -> StoreResult:
         """Send ``(path, size)`` files as one streamed STOW-RS request; return the hub's answer."""
         body = MultipartBody(files)
         path = f"/studies/{study_uid}" if study_uid else "/studies"
@@ -163,16 +177,18 @@ class DicomWebClient:
             if uid:
                 code = value(item, FAILURE_REASON)
                 failed[uid] = _failure_words(code)
-        return StowResult(stored=frozenset(stored - set(failed)), failed=failed)
+        return StoreResult(stored=frozenset(stored - set(failed)), failed=failed)
 
     # -- WADO-RS -------------------------------------------------------------------------
-    def retrieve(
-        self,
-        path: str,
-        open_part: Callable[[dict[str, str]], S],
-        close_part: Callable[[S], R],
-    ) -> Iterator[R]:
+    def retrieve(self, study_uid: str, series_uid: str | None = None,
+                 sop_uid: str | None = None, *, open_part: Callable[[dict[str, str]], S],
+                 close_part: Callable[[S], R]) -> Iterator[R]:
         """Stream the instances of a WADO-RS resource (study, series or instance) part by part."""
+        path = f"/studies/{study_uid}"
+        if series_uid:
+            path += f"/series/{series_uid}"
+            if sop_uid:
+                path += f"/instances/{sop_uid}"
         resp = self.session.request("GET", path, headers={"Accept": WADO_ACCEPT}, stream=True)
         complete = False
         try:

@@ -11,7 +11,9 @@ instance per request, several side by side, nearest the slice in view first, so 
 is fetched twice. :meth:`Download.on_stored` listeners hear of each instance as it enters the
 store. A series that arrives short is listed instance by instance (QIDO) and what is missing is
 fetched one by one; :meth:`Download.remaining` gives that list for a series on demand. Outages
-are waited out with backoff.
+are waited out with backoff (:func:`app.net.retry.retry_rounds`). What to ask for next (urgent
+slices, reading order, series order, what is in flight) is decided by a pure
+:class:`~app.net.schedule.FetchSchedule`; this module does the asking.
 
 The job is recorded in the transfer queue like a send (per instance ``verified`` once in the
 local store, ``pending`` if it did not arrive); a fetch killed at any point resumes from what the
@@ -24,15 +26,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from app.errors import Cancelled, HubError, TransferError
-from app.net.dicomweb import SERIES_UID, SOP_UID, DicomWebClient, value
 from app.net.part_ingest import PART_BUFFER, PartFile, PartIngest, StoredCallback
+from app.net.peer import SERIES_INSTANCES, SERIES_UID, SOP_UID, Peer, value
 from app.net.queue import TransferQueue
-from app.net.retry import Backoff
+from app.net.retry import Backoff, retry_rounds
+from app.net.schedule import FetchSchedule
 from app.net.send import TransferResult
 from app.settings import TransferSettings
 from app.store.local import Store
@@ -40,7 +42,6 @@ from app.tasks import Progress
 
 log = logging.getLogger(__name__)
 
-SERIES_INSTANCES = "00201209"  # NumberOfSeriesRelatedInstances
 #: Requests side by side for a series someone reads (:meth:`Download.read_in_order`). One
 #: request per instance pays a round trip each: over a 25 MB/s line with 40 ms round trips, a
 #: 400-instance 256x256 series took 8.3 s with 3, 4.7 s with 8 and 4.5 s as one series stream
@@ -53,12 +54,12 @@ READ_URGENT = 8
 class Download:
     """One study coming from a hub into the store; run it with :meth:`run` or :meth:`start`."""
 
-    def __init__(self, store: Store, queue: TransferQueue, client: DicomWebClient, hub: str,
+    def __init__(self, store: Store, queue: TransferQueue, peer: Peer, hub: str,
                  study_uid: str, settings: TransferSettings, progress: Progress | None = None,
                  *, give_up: float | None = None) -> None:
         self.store = store
         self.queue = queue
-        self.client = client
+        self.peer = peer
         self.hub = hub
         self.study_uid = study_uid
         self.settings = settings
@@ -66,15 +67,9 @@ class Download:
         self.backoff = Backoff(settings, give_up)
         self.job_id = ""
         self._lock = threading.Lock()
-        self._expected: dict[str, int] = {}  # series -> instances on the hub
-        self._arrived: dict[str, set[str]] = {}  # series -> SOP UIDs in the local store
+        #: What to ask for next (read and changed with the lock held).
+        self.schedule = FetchSchedule()
         self._listed: dict[str, set[str]] = {}  # series -> SOP UIDs the hub lists (when asked)
-        self._series_of: dict[str, str] = {}  # sop -> series, where known
-        self._series_order: list[str] = []
-        self._urgent: deque[str] = deque()
-        self._fetching: set[str] = set()  # on their way one by one (never asked for twice)
-        #: series someone reads -> (its SOP Instance UIDs in slice order, the slice in view)
-        self._reading: dict[str, tuple[list[str], int]] = {}
         self._arrival = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._done = threading.Event()
@@ -82,6 +77,8 @@ class Download:
         self._go.set()
         self._listeners: list[StoredCallback] = []
         self._thread: threading.Thread | None = None
+        self._stalled = 0  # rounds in a row that brought nothing
+        self._stall_message = ""
         self._result: TransferResult | None = None
         self.bytes = 0
         self.first_stored_at: float | None = None
@@ -104,15 +101,7 @@ class Download:
         scrolled on; an instance already on its way still arrives).
         """
         with self._lock:
-            if replace:
-                self._urgent.clear()
-            for sop in reversed(list(sop_uids)):
-                if series_uid:
-                    self._series_of.setdefault(sop, series_uid)
-                if not self._is_local(sop):
-                    self._urgent.appendleft(sop)
-            if series_uid:
-                self._to_front(series_uid)
+            self.schedule.prioritise(series_uid, sop_uids, replace=replace)
         self._wake.set()
 
     def fetch_now(self, series_uid: str, sop_uid: str, timeout: float = 30.0) -> bool:
@@ -124,11 +113,8 @@ class Download:
         is in the store; False when the hub refused or the store rejected it. Network: not
         on a UI thread.
         """
-        with self._lock:
-            self._series_of.setdefault(sop_uid, series_uid)
-            busy = sop_uid in self._fetching or self._is_local(sop_uid)
-            if not busy:
-                self._fetching.add(sop_uid)  # claimed: nobody else asks for it meanwhile
+        with self._lock:  # claimed: nobody else asks for it meanwhile
+            busy = not self.schedule.claim(sop_uid, series_uid)
         try:
             if not busy and not self._fetch_one(sop_uid, urgent=True):
                 return False
@@ -138,7 +124,7 @@ class Download:
         deadline = time.monotonic() + timeout
         refused = len(self.ingest.problems)
         with self._arrival:
-            while not self._is_local(sop_uid):
+            while not self.schedule.is_local(sop_uid):
                 left = deadline - time.monotonic()
                 if left <= 0 or len(self.ingest.problems) > refused:
                     return False
@@ -154,34 +140,22 @@ class Download:
         with a reader scrolling five times, 62 instances fetched singly, 15 % of the study's
         bytes sent twice and the download 22 % longer."""
         with self._lock:
-            self._reading[series_uid] = (list(sops), k)
-            for sop in sops:
-                self._series_of.setdefault(sop, series_uid)
-            self._to_front(series_uid)
-
-    def _to_front(self, series_uid: str) -> None:
-        """Fetch this series before the others (with the lock held)."""
-        if series_uid in self._series_order:
-            self._series_order.remove(series_uid)
-        self._series_order.insert(0, series_uid)
+            self.schedule.read_in_order(series_uid, sops, k)
 
     def read_focus(self, series_uid: str, k: int) -> None:
         """The reader of ``series_uid`` looks at slice ``k`` now (see :meth:`read_in_order`)."""
         with self._lock:
-            reading = self._reading.get(series_uid)
-            if reading is not None:
-                self._reading[series_uid] = (reading[0], k)
+            self.schedule.read_focus(series_uid, k)
 
     def expected(self, series_uid: str | None = None) -> int:
         """Instances the hub holds (in one series, or in the study)."""
         with self._lock:
-            return sum(n for s, n in self._expected.items() if series_uid in (None, s))
+            return self.schedule.expected(series_uid)
 
     def arrived(self, series_uid: str | None = None) -> set[str]:
         """SOP Instance UIDs in the local store (of one series, or all)."""
         with self._lock:
-            return {u for s, uids in self._arrived.items() if series_uid in (None, s)
-                    for u in uids}
+            return self.schedule.arrived(series_uid)
 
     def remaining(self, series_uid: str) -> set[str]:
         """SOP Instance UIDs of a series not in the local store yet. Asks the hub for the
@@ -215,9 +189,12 @@ class Download:
         self._go.set()
 
     # -- the work --------------------------------------------------------------------------
-    def run(self) -> TransferResult:
+    def run(self, job_id: str = "") -> TransferResult:
+        """Run (or resume) the fetch job ``job_id`` (empty: the study's open fetch job, or a
+        new one)."""
         started = time.monotonic()
         message = ""
+        self.job_id = job_id or self.job_id
         lane = threading.Thread(target=self._lane, name="download-lane", daemon=True)
         try:
             self._plan()
@@ -225,35 +202,9 @@ class Download:
                 self.progress.check()
             self._urgent_first()
             lane.start()
-            stalled = 0
-            while True:
-                try:
-                    short = self._short_series()
-                    if not short:
-                        break
-                    before = len(self.arrived())
-                    self._bulk(short)
-                    self.ingest.drain()
-                    if len(self.arrived()) > before:
-                        stalled = 0
-                    else:
-                        stalled += 1
-                        if stalled >= self.settings.max_attempts:
-                            message = "the hub did not deliver every instance it lists"
-                            break
-                    self.backoff.reset()
-                except HubError as exc:
-                    delay = self.backoff.next_delay(exc)
-                    if delay is None:
-                        self.queue.set_state(self.job_id, "waiting" if exc.retryable else "stuck",
-                                             str(exc))
-                        message = str(exc)
-                        break
-                    log.warning("%s; trying again in %.0f s", exc, delay)
-                    self.queue.set_state(self.job_id, "waiting", str(exc),
-                                         next_try=time.time() + delay)
-                    Backoff.sleep(delay, self.progress)
-                    self.queue.set_state(self.job_id, "running")
+            self._stalled = 0
+            message = retry_rounds(self._round, self.backoff, self.queue, self.job_id,
+                                   self.progress) or self._stall_message
         except Cancelled:
             message = "cancelled; the fetch resumes on the next 'relay fetch'"
             if self.job_id:
@@ -272,48 +223,58 @@ class Download:
         self._result = self._finish(message, time.monotonic() - started)
         return self._result
 
+    def _round(self) -> bool:
+        """Bring the series still short; False when none is (or the hub stopped delivering)."""
+        short = self._short_series()
+        if not short:
+            return False
+        before = len(self.arrived())
+        self._bulk(short)
+        self.ingest.drain()
+        if len(self.arrived()) > before:
+            self._stalled = 0
+            return True
+        self._stalled += 1
+        if self._stalled >= self.settings.max_attempts:
+            self._stall_message = "the hub did not deliver every instance it lists"
+            return False
+        return True
+
     def _plan(self) -> None:
         """Ask the hub for the study's series and counts; record (or resume) the job."""
-        found = self.client.series(self.study_uid)
+        found = list(self.peer.series(self.study_uid))
         if not found:
             raise TransferError(f"study {self.study_uid} is not on hub '{self.hub}'")
-        job = self.queue.find_open("fetch", self.hub, self.study_uid, [])
+        job = self.queue.job(self.job_id) if self.job_id else None
+        job = job or self.queue.find_open("fetch", self.hub, self.study_uid, [])
         if job is None:
             job = self.queue.create("fetch", self.hub, self.study_uid, [], [])
         self.job_id = job.id
         self.queue.claim(job.id)
-        order = []
         for d in found:
             series = value(d, SERIES_UID)
             if not series:
                 continue
-            order.append(series)
             local = {i.sop_instance_uid for i in self.store.instances(series)}
             with self._lock:
-                self._expected[series] = int(value(d, SERIES_INSTANCES, 0) or 0)
-                self._arrived.setdefault(series, set()).update(local)
-        with self._lock:
-            self._series_order += [s for s in order if s not in self._series_order]
+                self.schedule.add_series(series, int(value(d, SERIES_INSTANCES, 0) or 0), local)
         self.progress.set_total(self.expected())
         self.progress.advance(len(self.arrived()))
 
     def _short_series(self) -> list[str]:
         with self._lock:
-            return [s for s in self._series_order
-                    if s in self._expected and len(self._arrived.get(s, ())) < self._expected[s]]
+            return self.schedule.short_series()
 
     def _listing(self, series: str) -> set[str]:
         with self._lock:
             known = self._listed.get(series)
         if known is not None:
             return known
-        listed = {u for d in self.client.instances(self.study_uid, series)
+        listed = {u for d in self.peer.instances(self.study_uid, series)
                   if (u := value(d, SOP_UID))}
         with self._lock:
             self._listed[series] = listed
-            self._expected[series] = len(listed)  # the list is authoritative over the count
-            for sop in listed:
-                self._series_of.setdefault(sop, series)
+            self.schedule.set_listing(series, listed)
         return listed
 
     def _bulk(self, short: list[str]) -> None:
@@ -322,13 +283,11 @@ class Download:
         while True:
             self.progress.check()
             with self._lock:
-                series = next((s for s in self._series_order if s in short and s not in done),
-                              None)
+                series = self.schedule.next_series(short, done)
+                reading = series is not None and self.schedule.is_read(series)
             if series is None:
                 return
             done.add(series)
-            with self._lock:
-                reading = series in self._reading
             if reading:
                 if not self._fetch_nearest(series):
                     continue  # the reader's new series first; this one in the next round
@@ -336,7 +295,7 @@ class Download:
                 if len(self.arrived(series)) >= self.expected(series):
                     continue
             elif len(self.arrived(series)) * 2 < self.expected(series):
-                self._stream(f"/studies/{self.study_uid}/series/{series}", self._close_part)
+                self._stream(series, None, self._close_part)
                 continue
             # nearly complete, or what a read series' slice plan does not hold (other stacks,
             # non-images): one by one from the listing
@@ -354,22 +313,11 @@ class Download:
 
         def claim() -> tuple[str, int] | None:
             with self._lock:
-                lead = self._series_order[0] if self._series_order else series
-                if lead != series and lead in self._reading and (
-                        len(self._arrived.get(lead, ())) < self._expected.get(lead, 0)):
+                lead = self.schedule.turned_from(series)
+                if lead is not None:
                     turned.append(lead)
                     return None
-                sops, k = self._reading[series]
-                arrived = self._arrived.get(series, set())
-                for d in range(max(k + 1, len(sops) - k)):
-                    for i in (k + d, k - d) if d else (k,):
-                        if 0 <= i < len(sops):
-                            sop = sops[i]
-                            if sop not in arrived and sop not in self._fetching and (
-                                    sop not in gone):
-                                self._fetching.add(sop)
-                                return sop, d
-            return None
+                return self.schedule.claim_nearest(series, gone)
 
         def work() -> None:
             while (claimed := claim()) is not None:
@@ -384,19 +332,9 @@ class Download:
                 future.result()  # a fault (hub away, cancel) goes to run()'s handling
         return not turned
 
-    def _is_local(self, sop: str) -> bool:
-        series = self._series_of.get(sop)
-        return series is not None and sop in self._arrived.get(series, ())
-
     def _next_urgent(self) -> str | None:
         with self._lock:
-            while self._urgent:
-                sop = self._urgent.popleft()
-                if not self._is_local(sop) and sop in self._series_of and (
-                        sop not in self._fetching):
-                    self._fetching.add(sop)  # claimed under the lock (see _fetch_one)
-                    return sop
-        return None
+            return self.schedule.next_urgent()
 
     def _urgent_first(self) -> None:
         """Fetch what was prioritised before the start (the slice in view) before anything else,
@@ -422,13 +360,13 @@ class Download:
     def _fetch_one(self, sop: str, urgent: bool = False) -> bool:
         """Fetch one instance (False: the hub no longer has it)."""
         with self._lock:
-            series = self._series_of[sop]
-            self._fetching.add(sop)
+            series = self.schedule.series_of(sop)
+            assert series is not None, "an instance is fetched only once its series is known"
+            self.schedule.in_flight.add(sop)
             self.singles.append(sop)
-        path = f"/studies/{self.study_uid}/series/{series}/instances/{sop}"
         received = False
         try:
-            self._stream(path, self._close_urgent if urgent else self._close_part)
+            self._stream(series, sop, self._close_urgent if urgent else self._close_part)
             received = True
             return True
         except HubError as exc:
@@ -438,11 +376,12 @@ class Download:
             return False
         finally:
             with self._lock:  # received: still on its way until indexed (see _stored)
-                if not received or self._is_local(sop):
-                    self._fetching.discard(sop)
+                if not received or self.schedule.is_local(sop):
+                    self.schedule.release(sop)
 
-    def _stream(self, path: str, close: Callable[[PartFile], None]) -> None:
-        """Retrieve ``path`` part by part; a part cut short by a fault is deleted."""
+    def _stream(self, series: str, sop: str | None, close: Callable[[PartFile], None]) -> None:
+        """Retrieve a series (or one of its instances) part by part; a part cut short by a
+        fault is deleted."""
         current: list[PartFile] = []
         # each part's bytes pass through it on their way; one per thread, kept between
         # requests (a series read one instance per request would allocate 1 MB each time)
@@ -460,7 +399,8 @@ class Download:
             close(part)
 
         try:
-            for _ in self.client.retrieve(path, open_part, close_part):
+            for _ in self.peer.retrieve(self.study_uid, series, sop, open_part=open_part,
+                                        close_part=close_part):
                 self.progress.check()
         finally:
             for part in current:
@@ -476,12 +416,8 @@ class Download:
 
     def _stored(self, sop: str, series: str) -> None:
         with self._lock:
-            arrived = self._arrived.setdefault(series, set())
-            if sop in arrived:
+            if not self.schedule.arrived_one(sop, series):
                 return
-            arrived.add(sop)
-            self._fetching.discard(sop)
-            self._series_of.setdefault(sop, series)
             if self.first_stored_at is None:
                 self.first_stored_at = time.monotonic()
             self._arrival.notify_all()
@@ -504,7 +440,7 @@ class Download:
                 short = self.expected(series) - len(self.arrived(series))
                 missing.append(f"{short} instance(s) of series {series}")
         arrived = self.arrived()
-        self.queue.add_items(self.job_id, [(u, self._series_of.get(u, ""), "", 0)
+        self.queue.add_items(self.job_id, [(u, self.schedule.series_of(u) or "", "", 0)
                                            for u in sorted(arrived) + missing])
         self.queue.mark(self.job_id, arrived, "verified")
         self.queue.add_totals(self.job_id, self.bytes, seconds)

@@ -1,20 +1,26 @@
-"""Hub profiles in use: from a name in the settings to a ready DICOMweb client, and the check.
+"""Hub profiles in use: from a name in the settings to a ready :class:`~app.net.peer.Peer`.
 
-``relay hub test`` is :func:`check_hub`: one QIDO round trip, with what is wrong told in plain
-words (unreachable, TLS, 401, not DICOMweb).
+The protocols are data: :data:`PEER_KINDS` maps a profile's ``kind`` to the function of its
+client module that makes the peer. ``relay hub test`` is :func:`check_hub`: the peer's own
+cheapest round trip, with what is wrong told in plain words (unreachable, TLS, 401, not DICOMweb).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import HubError, TransferError
-from app.net.dicomweb import DicomWebClient
-from app.net.http import HubSession
+from app.net import dicomweb
+from app.net.peer import Peer
 from app.net.secrets import SecretStore
-from app.settings import HubProfile, Settings, load_settings
+from app.settings import PROFILE_KINDS, HubProfile, Settings, load_settings
+
+#: ``kind`` of a profile -> ``connect(profile, secret, *, pool_size)`` of its client module.
+PEER_KINDS: dict[str, Callable[..., Peer]] = {"dicomweb": dicomweb.connect}
+assert set(PEER_KINDS) == set(PROFILE_KINDS), "every profile kind needs its client module"
 
 
 def profile(settings: Settings, name: str) -> HubProfile:
@@ -26,9 +32,15 @@ def profile(settings: Settings, name: str) -> HubProfile:
     return found
 
 
+def peer_for(hub: HubProfile, secret: str | None, *, pool_size: int = 4) -> Peer:
+    """The peer a profile describes, spoken to with its protocol (``secret``: password or
+    token, if its authentication needs one)."""
+    return PEER_KINDS[hub.kind](hub, secret, pool_size=pool_size)
+
+
 def connect(home: Path, name: str, settings: Settings | None = None, *,
-            pool_size: int = 4) -> DicomWebClient:
-    """A DICOMweb client for the hub called ``name`` (its secret read from the keyring)."""
+            pool_size: int = 4) -> Peer:
+    """The peer called ``name`` in the settings (its secret read from the keyring)."""
     settings = settings or load_settings(home)
     hub = profile(settings, name)
     secret = None
@@ -37,7 +49,7 @@ def connect(home: Path, name: str, settings: Settings | None = None, *,
         if secret is None:
             raise TransferError(f"the {hub.auth} secret of hub '{name}' is not in the keyring; "
                                 "add the hub again with --password-stdin or --token-stdin")
-    return DicomWebClient(HubSession(hub, secret, pool_size=pool_size))
+    return peer_for(hub, secret, pool_size=pool_size)
 
 
 @dataclass(frozen=True)
@@ -58,19 +70,17 @@ class HubCheck:
 
 PROBLEM_WORDS = {"unreachable": "UNREACHABLE", "timeout": "NO ANSWER", "tls": "TLS PROBLEM",
                  "auth": "NOT AUTHORISED", "not-dicomweb": "NOT DICOMWEB", "server": "HUB ERROR",
-                 "rejected": "REFUSED"}
+                 "rejected": "REFUSED", "calling-ae": "RELAY'S AE TITLE NOT KNOWN",
+                 "called-ae": "WRONG AE TITLE", "busy": "BUSY", "refused": "REFUSED",
+                 "aborted": "CONNECTION LOST", "failed": "FAILED"}
 
 
-def check_hub(client: DicomWebClient) -> HubCheck:
-    """One QIDO-RS round trip (``/studies?limit=1``), diagnosed."""
+def check_hub(peer: Peer) -> HubCheck:
+    """The peer's own cheapest round trip (:meth:`Peer.check`), timed and diagnosed."""
     started = time.monotonic()
     try:
-        answer = client.session.json("/studies", {"limit": 1})
-        if not isinstance(answer, list):
-            raise HubError("not-dicomweb", f"the server at {client.session.where} answers, but "
-                                           "its study search is not DICOM JSON")
+        words = peer.check()
     except HubError as exc:
         return HubCheck(False, exc.kind, str(exc), time.monotonic() - started)
     seconds = time.monotonic() - started
-    return HubCheck(True, "ok", f"the hub answers DICOMweb searches ({seconds * 1000:.0f} ms)",
-                    seconds)
+    return HubCheck(True, "ok", f"{words} ({seconds * 1000:.0f} ms)", seconds)

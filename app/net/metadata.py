@@ -23,15 +23,14 @@ from typing import Any
 from pydicom.datadict import tag_for_keyword
 
 from app.dicom.header import header_of_dataset
-from app.errors import DicomReadError, HubError
+from app.errors import DicomReadError
 from app.model import Header, Instance, Series, Study
-from app.net.dicomweb import SERIES_UID, DicomWebClient, value
+from app.net.peer import SERIES_INSTANCES, SERIES_UID, Peer, value
 from app.volume.stack import SeriesPlan, plan_series
 
 log = logging.getLogger(__name__)
 
 TRANSFER_SYNTAX = "00020010"
-SERIES_INSTANCES = "00201209"  # NumberOfSeriesRelatedInstances
 _BINARY = ("InlineBinary", "BulkDataURI")
 
 
@@ -128,13 +127,9 @@ def plan_of(headers: list[Header]) -> SeriesPlan:
     return plan_series(instances, frame)
 
 
-def series_metadata(client: DicomWebClient, study_uid: str, series_uid: str) -> list[Header]:
-    """Ask the hub for one series' metadata (one request; network: not on a UI thread)."""
-    answer = client.session.json(f"/studies/{study_uid}/series/{series_uid}/metadata")
-    if not isinstance(answer, list):
-        raise HubError("not-dicomweb", f"the hub at {client.session.where} answered a metadata "
-                                       "request with something that is not DICOM JSON")
-    return headers_of(answer)
+def series_metadata(peer: Peer, study_uid: str, series_uid: str) -> list[Header]:
+    """Ask the peer for one series' metadata (network: not on a UI thread)."""
+    return headers_of(peer.metadata(study_uid, series_uid))
 
 
 def study_of(study_uid: str, listing: list[dict[str, Any]],

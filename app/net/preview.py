@@ -14,8 +14,8 @@ never a position in the series, and the plan made from the metadata decides wher
 
 Typical use (network: not on a UI thread)::
 
-    sop = guess_middle(client, study_uid, series_uid, count=400)
-    preview = fetch_preview(client, download, store, study_uid, series_uid, sop)
+    sop = guess_middle(peer, study_uid, series_uid, count=400)
+    preview = fetch_preview(peer, download, store, study_uid, series_uid, sop)
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import HubError
+from app.errors import HubError, NotSupportedByPeer
 from app.model import Series, Study
-from app.net.dicomweb import SOP_UID, DicomWebClient, value
 from app.net.fetch import Download
+from app.net.peer import SOP_UID, DicomJson, Peer, value
 from app.store.local import Store
 from app.volume.early_slice import EarlySlice, read_slice
 from app.volume.stack import Stack, plan_series
@@ -57,18 +57,17 @@ class Preview:
     series: Series
 
 
-def guess_middle(client: DicomWebClient, study_uid: str, series_uid: str,
+def guess_middle(peer: Peer, study_uid: str, series_uid: str,
                  count: int) -> str | None:
     """The SOP Instance UID of an instance likely in the middle of a series of ``count``
     instances: one or two small QIDO-RS searches; None when there is nothing to guess from."""
     if count <= 0:
         return None
-    path = f"/studies/{study_uid}/series/{series_uid}/instances"
     number = count // 2 + 1
-    for params in ({"InstanceNumber": number, "limit": MATCH_LIMIT},
-                   {"limit": 1, "offset": count // 2}):
-        rows = _search(client, path, params)
-        if "InstanceNumber" in params:  # a server that ignored the filter lists other numbers
+    for match, limit, offset in (({"InstanceNumber": number}, MATCH_LIMIT, 0),
+                                 ({}, 1, count // 2)):
+        rows = _search(peer, study_uid, series_uid, match, limit, offset)
+        if match:  # a server that ignored the filter lists other numbers
             rows = [r for r in rows if _number(r) == number]
         sop = next((value(r, SOP_UID) for r in rows if value(r, SOP_UID)), None)
         if sop:
@@ -76,7 +75,7 @@ def guess_middle(client: DicomWebClient, study_uid: str, series_uid: str,
     return None
 
 
-def fetch_preview(client: DicomWebClient, download: Download, store: Store, study_uid: str,
+def fetch_preview(peer: Peer, download: Download, store: Store, study_uid: str,
                   series_uid: str, sop_uid: str, count: int = 0) -> Preview | None:
     """Fetch ``sop_uid`` into the store now and decode it; None when it did not come or is not
     a single-frame image that can be decoded here (network and disk: not on a UI thread)."""
@@ -97,15 +96,16 @@ def fetch_preview(client: DicomWebClient, download: Download, store: Store, stud
                    pixels=pixels, study=study, series=series)
 
 
-def _search(client: DicomWebClient, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """One page of a QIDO-RS search; nothing when the hub cannot answer it (a preview is
+def _search(peer: Peer, study_uid: str, series_uid: str, match: dict[str, Any], limit: int,
+            offset: int) -> list[DicomJson]:
+    """One short instance search; nothing when the hub cannot answer it (a preview is
     optional: the plan shows the series either way)."""
     try:
-        answer = client.session.json(path, params)
-    except HubError as exc:
+        return list(peer.instances(study_uid, series_uid, match=match, limit=limit,
+                                   offset=offset))
+    except (HubError, NotSupportedByPeer) as exc:
         log.info("no preview guess from the hub: %s", exc)
         return []
-    return [r for r in answer if isinstance(r, dict)] if isinstance(answer, list) else []
 
 
 def _number(row: dict[str, Any]) -> int | None:

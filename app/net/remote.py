@@ -10,7 +10,7 @@ moves the priority along: :meth:`RemoteStudy.focus` replaces what was asked befo
 
 Typical use (a viewer; every call but :meth:`open_series` returns at once)::
 
-    remote = RemoteStudy(store, download, client)
+    remote = RemoteStudy(store, download, peer)
     series = remote.open_series(focus=None)   # network: plan the series in view, start
     series.loader.volume                       # allocated, geometry known; fills as files come
     remote.focus(series.uid, k)                # the user scrolled to k
@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 
 from app.errors import RelayError
 from app.model import Header, Study
-from app.net.dicomweb import SERIES_UID, DicomWebClient, value
 from app.net.fetch import Download
-from app.net.metadata import SERIES_INSTANCES, plan_of, series_metadata, study_of
+from app.net.metadata import plan_of, series_metadata, study_of
+from app.net.peer import SERIES_INSTANCES, SERIES_UID, Peer, value
 from app.net.preview import Preview, fetch_preview, guess_middle
 from app.net.send import TransferResult
 from app.store.local import Store
@@ -71,11 +71,11 @@ class RemoteSeries:
 class RemoteStudy:
     """One study read from a hub while its :class:`Download` brings it into the store."""
 
-    def __init__(self, store: Store, download: Download, client: DicomWebClient, *,
+    def __init__(self, store: Store, download: Download, peer: Peer, *,
                  window: int = WINDOW, workers: int | None = None) -> None:
         self.store = store
         self.download = download
-        self.client = client
+        self.peer = peer
         self.window = window
         self.workers = workers
         self.study_uid = download.study_uid
@@ -100,7 +100,7 @@ class RemoteStudy:
     def listing(self) -> list[dict[str, object]]:
         """The hub's series of this study (QIDO, asked once; network)."""
         if self._listing is None:
-            found = self.client.series(self.study_uid)
+            found = list(self.peer.series(self.study_uid))
             if not found:
                 raise RelayError(f"study {self.study_uid} is not on hub '{self.hub}'")
             self._listing = found
@@ -150,7 +150,7 @@ class RemoteStudy:
                 self.download.release()  # on failure too: the study still becomes local
 
     def _plan_series(self, uid: str, focus: int | None) -> RemoteSeries:
-        headers = series_metadata(self.client, self.study_uid, uid)
+        headers = series_metadata(self.peer, self.study_uid, uid)
         plan = plan_of(headers)
         if plan.main is None:
             raise RelayError("this series has no images to show")
@@ -182,12 +182,12 @@ class RemoteStudy:
         try:
             row = next((r for r in self._listing or () if value(r, SERIES_UID) == uid), {})
             count = int(value(row, SERIES_INSTANCES, 0) or 0)
-            sop = guess_middle(self.client, self.study_uid, uid, count)
+            sop = guess_middle(self.peer, self.study_uid, uid, count)
             if sop is None:
                 return
             with self._lock:
                 self._guesses.setdefault(uid, sop)  # the plan may start there (see below)
-            found = fetch_preview(self.client, self.download, self.store, self.study_uid,
+            found = fetch_preview(self.peer, self.download, self.store, self.study_uid,
                                   uid, sop, count)
             if found is None:
                 return

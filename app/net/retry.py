@@ -1,11 +1,19 @@
-"""Waiting out a hub outage: exponential backoff with a deadline, cancellable."""
+"""Waiting out a hub outage: exponential backoff with a deadline, cancellable.
+
+:func:`retry_rounds` is the one retry loop of a transfer job (send and fetch alike): it runs the
+job's rounds, waits out a retryable :class:`~app.errors.HubError` with :class:`Backoff` while the
+job shows ``waiting`` in the queue, and leaves the job ``waiting`` (retryable, deadline passed)
+or ``stuck`` (the user must act) when it stops.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from app.errors import HubError
+from app.net.queue import TransferQueue
 from app.settings import TransferSettings
 from app.tasks import Progress
 
@@ -53,3 +61,27 @@ class Backoff:
             if left <= 0:
                 return
             time.sleep(min(left, 0.1))
+
+
+def retry_rounds(round_: Callable[[], bool], backoff: Backoff, queue: TransferQueue,
+                 job_id: str, progress: Progress) -> str:
+    """Call ``round_`` until it returns False (nothing left to do), waiting out hub outages.
+
+    Returns "" when the rounds ran out, or the fault that stopped them (the job is then
+    ``waiting`` or ``stuck`` with it). :class:`~app.errors.Cancelled` and other errors pass.
+    """
+    while True:
+        try:
+            if not round_():
+                return ""
+            backoff.reset()
+        except HubError as exc:
+            delay = backoff.next_delay(exc)
+            if delay is None:
+                queue.set_state(job_id, "waiting" if exc.retryable else "stuck", str(exc))
+                return str(exc)
+            log.warning("%s; trying again in %.0f s", exc, delay)
+            queue.set_state(job_id, "waiting", str(exc), next_try=time.time() + delay)
+            progress.advance(0, f"waiting for the hub: {exc}")
+            Backoff.sleep(delay, progress)
+            queue.set_state(job_id, "running")

@@ -20,16 +20,28 @@ from pathlib import Path
 from app.errors import RelayError
 from app.net import hubs
 from app.net.fetch import READ_WORKERS, Download
+from app.net.peer import Mover, Peer
 from app.net.queue import Job, TransferQueue
 from app.net.remote import RemoteStudy
 from app.net.send import Sender, send_job
-from app.settings import load_settings
+from app.settings import TransferSettings, load_settings
 from app.store.local import Store
 from app.tasks import Progress
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str], None]
+#: A mover made for a job: (store, queue, peer, job, settings, progress, give_up) -> Mover.
+MoverFactory = Callable[[Store, TransferQueue, Peer, Job, TransferSettings, Progress,
+                         float | None], Mover]
+
+#: Job kind -> how its mover is made; the runner drives every mover alike (:class:`Mover`).
+MOVERS: dict[str, MoverFactory] = {
+    "send": lambda store, queue, peer, job, settings, progress, give_up: Sender(
+        store, queue, peer, settings, progress, give_up=give_up),
+    "fetch": lambda store, queue, peer, job, settings, progress, give_up: Download(
+        store, queue, peer, job.hub, job.study_uid, settings, progress, give_up=give_up),
+}
 
 
 class QueueRunner:
@@ -48,7 +60,7 @@ class QueueRunner:
         #: Jobs run outside the worker (a remote study being read): job id -> its progress.
         self._foreground: dict[str, Progress] = {}
         self._remotes: dict[str, RemoteStudy] = {}
-        self._mover: Sender | Download | None = None
+        self._mover: Mover | None = None
         self._intent: dict[str, str] = {}
         self._listeners: list[Listener] = []
         self._stop = threading.Event()
@@ -136,9 +148,9 @@ class QueueRunner:
             self._wait_worker_done(job.id)
         try:
             settings = load_settings(self.home)
-            client = hubs.connect(self.home, hub, settings,  # + the series being read
-                                  pool_size=settings.transfer.in_flight + 2 + READ_WORKERS)
-            download = Download(Store(self.home), self._queue, client, hub, study_uid,
+            peer = hubs.connect(self.home, hub, settings,  # + the series being read
+                                pool_size=settings.transfer.in_flight + 2 + READ_WORKERS)
+            download = Download(Store(self.home), self._queue, peer, hub, study_uid,
                                 settings.transfer, progress,
                                 give_up=settings.transfer.give_up_seconds)
         except Exception:
@@ -146,7 +158,7 @@ class QueueRunner:
                 self._foreground.pop(job.id, None)
             raise
         download.job_id = job.id  # known at once (its plan finds the same open job)
-        remote = RemoteStudy(Store(self.home), download, client)
+        remote = RemoteStudy(Store(self.home), download, peer)
         job_id = job.id
         with self._lock:
             self._remotes[job_id] = remote
@@ -253,22 +265,14 @@ class QueueRunner:
         try:
             settings = load_settings(self.home)
             store = Store(self.home)
-            client = hubs.connect(self.home, job.hub, settings,
-                                  pool_size=settings.transfer.in_flight + 1)
+            peer = hubs.connect(self.home, job.hub, settings,
+                                pool_size=settings.transfer.in_flight + 1)
             give_up = min(settings.transfer.give_up_seconds, self.yield_seconds)
-            mover: Sender | Download
-            if job.kind == "send":
-                mover = Sender(store, self._queue, client, settings.transfer, progress,
-                               give_up=give_up)
-            else:
-                mover = Download(store, self._queue, client, job.hub, job.study_uid,
-                                 settings.transfer, progress, give_up=give_up)
+            mover = MOVERS[job.kind](store, self._queue, peer, job, settings.transfer, progress,
+                                     give_up)
             with self._lock:
                 self._mover = mover
-            if isinstance(mover, Sender):
-                mover.run(job.id)
-            else:
-                mover.run()
+            mover.run(job.id)
             after = self._queue.job(job.id)
             if after.state == "waiting" and after.next_try == 0:
                 self._queue.set_state(job.id, "waiting", after.message,

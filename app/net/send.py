@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import Cancelled, HubError, TransferError
-from app.net.dicomweb import DicomWebClient, StowResult
+from app.net.peer import Peer, StoreResult
 from app.net.queue import Item, Job, TransferQueue
-from app.net.retry import Backoff
+from app.net.retry import Backoff, retry_rounds
 from app.settings import TransferSettings
 from app.store.local import Store
 from app.tasks import Progress
@@ -59,10 +59,11 @@ class TransferResult:
 
 
 def send_job(store: Store, queue: TransferQueue, hub: str, study_uid: str,
-             series_uids: list[str] | None = None) -> Job:
-    """The job sending this study (or these series) to ``hub``: an unfinished one is resumed."""
+             series_uids: list[str] | None = None, *, kind: str = "send") -> Job:
+    """The job sending this study (or these series) to ``hub``: an unfinished one is resumed.
+    ``kind`` is ``send`` (a DICOMweb hub) or ``pacs-send`` (a PACS, ``hub`` its name)."""
     series_uids = sorted(series_uids or [])
-    job = queue.find_open("send", hub, study_uid, series_uids)
+    job = queue.find_open(kind, hub, study_uid, series_uids)
     if job is not None:
         return job
     study = store.study(study_uid)
@@ -80,18 +81,18 @@ def send_job(store: Store, queue: TransferQueue, hub: str, study_uid: str,
             items.append((inst.sop_instance_uid, series.series_instance_uid, rel, inst.size))
     if not items:
         raise TransferError(f"study {study_uid} has no instances to send")
-    return queue.create("send", hub, study_uid, series_uids, items)
+    return queue.create(kind, hub, study_uid, series_uids, items)
 
 
 class Sender:
     """Runs one send job to the end (or to a stop the user must act on)."""
 
-    def __init__(self, store: Store, queue: TransferQueue, client: DicomWebClient,
+    def __init__(self, store: Store, queue: TransferQueue, peer: Peer,
                  settings: TransferSettings, progress: Progress | None = None, *,
                  give_up: float | None = None) -> None:
         self.store = store
         self.queue = queue
-        self.client = client
+        self.peer = peer
         self.settings = settings
         self.progress = progress or Progress("Sending")
         self.backoff = Backoff(settings, give_up)
@@ -104,23 +105,8 @@ class Sender:
         self.progress.advance(job.count("sent", "verified", "failed"))
         message = ""
         try:
-            while True:
-                try:
-                    if not self._round(job):
-                        break
-                    self.backoff.reset()
-                except HubError as exc:
-                    delay = self.backoff.next_delay(exc)
-                    if delay is None:
-                        state = "waiting" if exc.retryable else "stuck"
-                        self.queue.set_state(job.id, state, str(exc))
-                        message = str(exc)
-                        break
-                    log.warning("%s; trying again in %.0f s", exc, delay)
-                    self.queue.set_state(job.id, "waiting", str(exc), next_try=time.time() + delay)
-                    self.progress.advance(0, f"waiting for the hub: {exc}")
-                    Backoff.sleep(delay, self.progress)
-                    self.queue.set_state(job.id, "running")
+            message = retry_rounds(lambda: self._round(job), self.backoff, self.queue, job.id,
+                                   self.progress)
         except Cancelled:
             self.queue.set_state(job.id, "paused", "paused by the user")
             message = "cancelled; the job resumes on the next 'relay send'"
@@ -167,17 +153,17 @@ class Sender:
         """Which of these items the hub holds. One cheap study-level search first: a study the
         hub does not have needs no instance search. An instance confirmed by STOW but not found
         by UID matching is looked for once more in the full (paged) instance list."""
-        if self.client.study_instance_count(job.study_uid) is None:
+        if self.peer.study_instance_count(job.study_uid) is None:
             return set()
         uids = [i.sop_uid for i in items]
         try:
-            found = self.client.present(job.study_uid, uids)
+            found = self.peer.present(job.study_uid, uids)
         except HubError as exc:
             if exc.kind != "rejected":
                 raise
             found = set()  # a hub without UID list matching: the full listing below
         if any(i.sop_uid not in found for i in items if i.state == "sent") or not found:
-            found |= self.client.instance_uids(job.study_uid) & set(uids)
+            found |= self.peer.instance_uids(job.study_uid) & set(uids)
         return found
 
     def _send(self, job: Job, pending: list[Item]) -> None:
@@ -188,7 +174,7 @@ class Sender:
         with ThreadPoolExecutor(max_workers=max(1, self.settings.in_flight),
                                 thread_name_prefix="stow") as pool, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as checker:
-            running: dict[Future[StowResult], list[Item]] = {}
+            running: dict[Future[StoreResult], list[Item]] = {}
             checks: list[Future[set[str]]] = []
             error: HubError | None = None
             todo = iter(batches)
@@ -209,7 +195,7 @@ class Sender:
                         error = error or exc
                         continue
                     if confirmed:
-                        checks.append(checker.submit(self.client.present, job.study_uid,
+                        checks.append(checker.submit(self.peer.present, job.study_uid,
                                                      confirmed))
                 checks = self._verified(job, checks)
                 if error is None:
@@ -237,7 +223,7 @@ class Sender:
                 self.queue.mark(job.id, found, "verified")
         return still
 
-    def _stow(self, job: Job, batch: list[Item]) -> StowResult:
+    def _stow(self, job: Job, batch: list[Item]) -> StoreResult:
         files: list[tuple[Path, int]] = []
         gone: dict[str, str] = {}
         for item in batch:
@@ -250,10 +236,10 @@ class Sender:
                 files.append((path, item.size))
             else:
                 gone[item.sop_uid] = "the local file is missing or changed"
-        result = self.client.store(files, job.study_uid) if files else StowResult(frozenset())
-        return StowResult(result.stored, {**result.failed, **gone})
+        result = self.peer.store(files, job.study_uid) if files else StoreResult(frozenset())
+        return StoreResult(result.stored, {**result.failed, **gone})
 
-    def _record(self, job: Job, batch: list[Item], result: StowResult) -> list[str]:
+    def _record(self, job: Job, batch: list[Item], result: StoreResult) -> list[str]:
         """Record the hub's answer for a batch; return the SOP Instance UIDs it confirmed."""
         changes: list[tuple[str, str, str]] = []
         confirmed: list[str] = []
@@ -293,8 +279,8 @@ class Sender:
         )
 
 
-def run_send(store: Store, queue: TransferQueue, client: DicomWebClient, job_id: str,
+def run_send(store: Store, queue: TransferQueue, peer: Peer, job_id: str,
              settings: TransferSettings, progress: Progress | None = None, *,
              give_up: float | None = None) -> TransferResult:
     """Run (or resume) a send job; see :class:`Sender`."""
-    return Sender(store, queue, client, settings, progress, give_up=give_up).run(job_id)
+    return Sender(store, queue, peer, settings, progress, give_up=give_up).run(job_id)

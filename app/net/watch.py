@@ -111,8 +111,8 @@ class HubWatch:
                settings.incoming.lookback_days)
         cached = self._pollers.get(name)
         if cached is None or cached[0] != key:
-            client = hubs.connect(self.home, name, settings, pool_size=1)
-            cached = (key, IncomingPoller(Store(self.home), client, name, settings.incoming))
+            peer = hubs.connect(self.home, name, settings, pool_size=1)
+            cached = (key, IncomingPoller(Store(self.home), peer, name, settings.incoming))
             self._pollers[name] = cached
         cached[1].settings = settings.incoming
         return cached[1]

@@ -1,22 +1,24 @@
-"""Relay's main window: the local store, importing media, and (later) the viewers."""
+"""Relay's main window: the study browser, the reading tabs, the Incoming tab and the
+Transfers panel.
+
+The window builds the widgets, menus and status bar and composes one controller per job
+(:mod:`app.ui.controllers`): importing, reading local studies, reading from a hub, transfers
+and incoming. It wires their signals together and shows their messages in the status bar.
+"""
 
 from __future__ import annotations
 
 import logging
-import tempfile
-from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QDockWidget,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QMainWindow,
     QMenu,
-    QProgressBar,
     QPushButton,
     QStackedWidget,
     QTabWidget,
@@ -25,33 +27,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.dicom.synth import demo_study
-from app.errors import RelayError
-from app.imports.importer import ImportReport, import_paths
-from app.model import Study
-from app.net.queue import FILE_NAME, TransferQueue
-from app.net.runner import QueueRunner
-from app.net.send import TransferResult
-from app.settings import load_settings
+from app.imports.importer import ImportReport
+from app.imports.summary import summarize
+from app.net.sent import send_history, sent_state
 from app.store.local import Store
-from app.tasks import Progress, ProgressState
 from app.ui.browser import StudyBrowserWidget
-from app.ui.format import count, study_title
-from app.ui.hubs_dialog import HubsDialog, ensure_passphrase
+from app.ui.controllers.imports import ImportController, folder_dialog
+from app.ui.controllers.incoming import IncomingController
+from app.ui.controllers.manage import ManageController
+from app.ui.controllers.reading import ReadingController
+from app.ui.controllers.remote import RemoteReadingController
+from app.ui.controllers.transfers import TransfersController
+from app.ui.format import count
+from app.ui.hubs_dialog import HubsDialog
 from app.ui.import_report import ImportReportDialog, summary_text
-from app.ui.incoming import IncomingWidget
-from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
-from app.ui.thumbs import ThumbnailLoader
-from app.ui.transfers import TransfersWidget
-from app.ui.view_state import ViewState
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
 from app.ui.worker import TaskWorker
 
 log = logging.getLogger(__name__)
-
-#: While a series loads the spare viewer waits; the window looks again this often (ms).
-SPARE_RETRY_MS = 200
 
 
 class EmptyStoreWidget(QWidget):
@@ -86,14 +80,14 @@ class EmptyStoreWidget(QWidget):
 
 
 class MainWindow(QMainWindow):
+    """The window; its jobs live in the controllers it composes."""
+
     def __init__(self, store: Store, parent=None) -> None:
         super().__init__(parent)
         self.store = store
         self.setWindowTitle("Relay")
         self.resize(1400, 900)
         self.setAcceptDrops(True)
-        self._task: TaskWorker | None = None
-        self.last_report: ImportReport | None = None
 
         self.browser = StudyBrowserWidget(self)
         self.empty = EmptyStoreWidget(self)
@@ -103,55 +97,60 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
         self.tabs.setTabsClosable(True)
-        self.tabs.tabCloseRequested.connect(self._on_tab_close)
         self.tabs.addTab(self.pages, "Studies")
         self.tabs.tabBar().setTabButton(0, self.tabs.tabBar().ButtonPosition.RightSide, None)
         self.setCentralWidget(self.tabs)
-        self.viewers: dict[str, ViewerWidget] = {}
-        self.view_state = ViewState.load(store.home)
-        self.thumbnails = ThumbnailLoader(store, self)
-        self.thumbnails.ready.connect(self._on_thumbnail)
-        self._open_after_import = False
-        self._runner: QueueRunner | None = None
-        self._openers: dict[str, RemoteOpener] = {}
+
+        self.importer = ImportController(store, self)
+        self.reading = ReadingController(store, self.tabs, self)
+        self.transfer = TransfersController(store, self, self.reading.view_state,
+                                            self.reading.thumbnails)
+        self.remote = RemoteReadingController(self.reading, self.queue_runner, self)
+        self.incoming_tabs = IncomingController(store, self.queue_runner, self.tabs)
+        # The names the incoming list, tests and benches reach through the window.
+        self.viewers = self.reading.viewers
+        self.thumbnails = self.reading.thumbnails
+        self.view_state = self.reading.view_state
+        self.transfers = self.transfer.panel
+        self.transfers_dock = self.transfer.dock
+        self.incoming = self.incoming_tabs.widget
+        self.task_cancel = self.importer.cancel_button
+        self.report_dialog: ImportReportDialog | None = None  # the last import's report
         # While studies arrive from a hub the status bar counts them (the browser and its
         # thumbnails wait for the end: a thumbnail of half a series would be cached).
         self._counts_timer = QTimer(self, interval=2000)
         self._counts_timer.timeout.connect(self._update_counts)
-        #: A reading tab built ahead of time, when the window is idle, and handed to the next
-        #: study opened: building one costs milliseconds that would come before the first image.
-        #: At most one; it holds no series.
-        self._spare: ViewerWidget | None = None
-        self._spare_timer = QTimer(self, singleShot=True)
-        self._spare_timer.timeout.connect(self._on_spare_timer)
 
-        self.incoming = IncomingWidget(store, self.queue_runner, self)
-        self.tabs.addTab(self.incoming, "Incoming")
-        self.tabs.tabBar().setTabButton(1, self.tabs.tabBar().ButtonPosition.RightSide, None)
-        self._unseen = 0
-        self.incoming.arrived.connect(self._on_incoming_arrived)
-        self.tabs.currentChanged.connect(self._on_tab_changed)
-        self.transfers = TransfersWidget(store, self)
-        self.transfers.job_finished.connect(self._on_job_finished)
-        self.transfers.job_finished.connect(self.incoming.on_job_finished)
-        self.transfers_dock = QDockWidget("Transfers", self)
-        self.transfers_dock.setObjectName("transfers")
-        self.transfers_dock.setWidget(self.transfers)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.transfers_dock)
-        self.transfers_dock.hide()
-        self.transfers_dock.visibilityChanged.connect(self._on_transfers_shown)
-
+        self.manage = ManageController(store, self)
         self._build_actions()
+        self._build_manage_actions()
         self._build_status()
+        self._wire()
+        self.refresh()
+        self.transfer.resume()
+        self.incoming_tabs.start()
+
+    def _wire(self) -> None:
+        self.tabs.tabCloseRequested.connect(self.reading.close_tab)
+        for controller in (self.importer, self.remote, self.transfer, self.manage):
+            controller.message.connect(self._show_message)
+        self.importer.imported.connect(self._on_imported)
+        self.reading.thumbnail.connect(self.browser.set_thumbnail)
+        self.remote.active.connect(
+            lambda on: self._counts_timer.start() if on else self._counts_timer.stop())
+        self.remote.loaded.connect(self._on_remote_loaded)
+        self.transfer.fetched.connect(lambda _job: self.refresh())
+        self.transfer.sent.connect(lambda _job: self.refresh())
+        self.manage.deleting.connect(self.reading.close_study)
+        self.manage.changed.connect(self.refresh)
+        self.transfer.hubs_changed.connect(self.incoming.watch.reconnect)
+        self.transfers.job_finished.connect(self.incoming.on_job_finished)
         self.browser.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.browser.tree.customContextMenuRequested.connect(self._on_browser_menu)
+        self.browser.series_activated.connect(self.reading.open_series)
+        self.browser.study_activated.connect(self.reading.open_study)
         self.empty.open_button.clicked.connect(self.open_folder_dialog)
         self.empty.demo_button.clicked.connect(self.load_demo)
-        self.browser.series_activated.connect(self._on_series_activated)
-        self.browser.study_activated.connect(self._on_study_activated)
-        self.refresh()
-        self._resume_transfers()
-        self.incoming.start()
 
     # -- building ---------------------------------------------------------------------------
     def _build_actions(self) -> None:
@@ -196,7 +195,7 @@ class MainWindow(QMainWindow):
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
-        hub_menu = self.menuBar().addMenu("&Hub")
+        hub_menu = self.hub_menu = self.menuBar().addMenu("&Hub")
         hub_menu.addAction(self.send_action)
         hub_menu.addAction(self.open_remote_action)
         hub_menu.addAction(self.transfers_dock.toggleViewAction())
@@ -216,22 +215,20 @@ class MainWindow(QMainWindow):
     def _build_status(self) -> None:
         self.counts_label = QLabel(self)
         self.statusBar().addWidget(self.counts_label, 1)
-        self.task_label = QLabel(self)
-        self.task_bar = QProgressBar(self)
-        self.task_bar.setMaximumWidth(260)
-        self.task_cancel = QPushButton("Cancel", self)
-        self.task_cancel.clicked.connect(self._on_cancel_task)
-        for widget in (self.task_label, self.task_bar, self.task_cancel):
+        for widget in self.importer.widgets():
             self.statusBar().addPermanentWidget(widget)
-            widget.hide()
+
+    def _show_message(self, text: str, msecs: int) -> None:
+        self.statusBar().showMessage(text, msecs)
 
     # -- content ----------------------------------------------------------------------------
     def refresh(self) -> None:
         studies = self.store.studies()
-        self.browser.set_studies(studies)
-        for study in studies[:50]:  # newest first; the rest come when opened
-            for series in study.series:
-                self.thumbnails.request(series.series_instance_uid)
+        history = send_history(self.store.home)
+        self.browser.set_studies(studies, self.store.received_times(),
+                                 {s.study_instance_uid: sent_state(history, s.study_instance_uid)
+                                  for s in studies})
+        self.reading.request_thumbnails(studies[:50])  # newest first; the rest when opened
         self.pages.setCurrentWidget(self.browser if studies else self.empty)
         self._update_counts()
 
@@ -243,9 +240,20 @@ class MainWindow(QMainWindow):
             f"{count(counts['instances'], 'image')} — store: {self.store.home}")
 
     # -- importing --------------------------------------------------------------------------
+    @property
+    def last_report(self) -> ImportReport | None:
+        return self.importer.last_report
+
+    @property
+    def _task(self) -> TaskWorker | None:
+        return self.importer.task
+
     def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open CD / folder")
-        if folder:
+        """Ask for a folder (starting at the inserted disc or the last folder); import it."""
+        dialog = folder_dialog(self, self.view_state.last_folder)
+        if dialog.exec() and dialog.selectedFiles():
+            folder = dialog.selectedFiles()[0]
+            self.view_state.last_folder = folder
             self.import_paths([folder])
 
     def open_files_dialog(self) -> None:
@@ -255,241 +263,59 @@ class MainWindow(QMainWindow):
 
     def import_paths(self, paths: list[str]) -> TaskWorker | None:
         """Import in the background; the window stays usable; a report shows at the end."""
-        return self._start_task("Importing", lambda progress: import_paths(self.store, paths,
-                                                                           progress))
+        return self.importer.import_paths(paths)
 
     def load_demo(self) -> TaskWorker | None:
-        def work(progress: Progress) -> ImportReport:
-            with tempfile.TemporaryDirectory(dir=self.store.tmp) as tmp:
-                demo_study(Path(tmp), progress)
-                return import_paths(self.store, [tmp], progress)
+        return self.importer.load_demo()
 
-        return self._start_task("Generating demo study", work)
-
-    def _start_task(self, label: str, fn) -> TaskWorker | None:
-        if self._task is not None and self._task.is_running():
-            self.statusBar().showMessage("Another import is still running.", 4000)
-            return None
-        task = TaskWorker(fn, label, self)
-        task.progressed.connect(self._on_task_progress)
-        task.succeeded.connect(self._on_import_done)
-        task.failed.connect(self._on_task_failed)
-        task.finished.connect(self._on_task_finished)
-        self._task = task
-        self.task_label.setText(label)
-        self.task_bar.setRange(0, 0)
-        for widget in (self.task_label, self.task_bar, self.task_cancel):
-            widget.show()
-        task.start()
-        return task
-
-    def _on_task_progress(self, state: ProgressState) -> None:
-        self.task_label.setText(state.label)
-        if state.total:
-            self.task_bar.setRange(0, state.total)
-            self.task_bar.setValue(state.done)
-        else:
-            self.task_bar.setRange(0, 0)
-
-    def _on_import_done(self, report: ImportReport) -> None:
-        self.last_report = report
+    def _on_imported(self, report: ImportReport) -> ImportReportDialog:
+        """Refresh, select the study that came in, and show what came in."""
         self.refresh()
-        if self._open_after_import and report.study_uids:
-            self._open_after_import = False
-            self.open_study(report.study_uids[0])
-        self.statusBar().showMessage(summary_text(report).replace("<b>", "").replace("</b>", ""),
-                                     10000)
-        ImportReportDialog(report, self).open()
+        if report.study_uids:
+            self.browser.select_study(report.study_uids[0])
+        self._show_message(summary_text(report), 10000)
+        dialog = ImportReportDialog(report, summarize(self.store, report), self)
+        dialog.open_study.connect(self.reading.open_study)
+        dialog.send_study.connect(self.send_to_hub)
+        self.report_dialog = dialog
+        dialog.open()
+        return dialog
 
-    def _on_task_failed(self, message: str) -> None:
-        self.statusBar().showMessage(f"Import stopped: {message}", 15000)
-
-    def _on_task_finished(self) -> None:
-        for widget in (self.task_label, self.task_bar, self.task_cancel):
-            widget.hide()
-
-    def _on_cancel_task(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    # -- opening studies ---------------------------------------------------------------------
+    # -- reading ----------------------------------------------------------------------------
     def open_study(self, study_uid: str, series_uid: str | None = None) -> ViewerWidget | None:
         """Open (or bring forward) the study's reading tab; show ``series_uid`` if given."""
-        viewer = self.viewers.get(study_uid)
-        if viewer is None:
-            study = self.store.study(study_uid)
-            if study is None:
-                return None
-            priors = [s for s in self.store.patient_studies(study.patient.patient_id)
-                      if s.study_instance_uid != study_uid]
-            viewer = self._new_viewer(study, priors)
-            self.viewers[study_uid] = viewer
-            for st in [study, *priors]:
-                for series in st.series:
-                    self.thumbnails.request(series.series_instance_uid)
-            title = study_title(study)
-            self.tabs.addTab(viewer, title)
-            if series_uid is None:
-                viewer.open_default()
-        if series_uid is not None:
-            viewer.show_series(series_uid)
-        self.tabs.setCurrentWidget(viewer)
-        self._spare_timer.start(SPARE_RETRY_MS)  # the next spare, once the series is in
-        return viewer
+        return self.reading.open_study(study_uid, series_uid)
 
-    def _new_viewer(self, study: Study, priors: list[Study] | None = None) -> ViewerWidget:
-        """A reading tab for ``study``: the spare if there is one, else a new one."""
-        viewer, self._spare = self._spare, None
-        if viewer is None:
-            return ViewerWidget(self.store, study, self, priors=priors,
-                                last_slice=self.view_state.last_slice)
-        viewer.set_study(study, priors)
-        return viewer
-
-    def _on_spare_timer(self) -> None:
-        """Build the spare reading tab, unless there is one or a series is still loading (its
-        loader would wait for the GUI thread meanwhile)."""
-        if self._spare is not None or not self.isVisible():
-            return
-        if any(s.loading for v in self.viewers.values() for s in v.sessions.values()):
-            self._spare_timer.start(SPARE_RETRY_MS)
-            return
-        spare = ViewerWidget(self.store, Study(study_instance_uid=""), self,
-                             last_slice=self.view_state.last_slice)
-        spare.hide()
-        spare.warm_up(self.tabs.currentWidget().size())
-        self._spare = spare
-
-    # -- reading from a hub ------------------------------------------------------------------
     def open_remote_study(self, hub_name: str, study_uid: str) -> ViewerWidget:
-        """Open a study that is on the hub at once: its viewer shows the slice in view as soon
-        as it has arrived while the rest downloads (a fetch job in the transfer queue)."""
-        viewer = self.viewers.get(study_uid)
-        if viewer is not None and viewer.remote is None and study_uid not in self._openers \
-                and not viewer.study.series:  # an earlier attempt failed: try again
-            self._on_tab_close(self.tabs.indexOf(viewer))
-            viewer = None
-        if viewer is not None:
-            self.tabs.setCurrentWidget(viewer)
-            return viewer
-        viewer = self._new_viewer(Study(study_instance_uid=study_uid))
-        viewer.set_notice(f"Opening the study from {hub_name}…")
-        self.viewers[study_uid] = viewer
-        self.tabs.addTab(viewer, f"{hub_name} · opening…")
-        self.tabs.setCurrentWidget(viewer)
-        runner = self.queue_runner()
-        opener = RemoteOpener(lambda: runner.open_remote(hub_name, study_uid), self)
-        opener.previewed.connect(
-            lambda preview, v=viewer, h=hub_name: self._on_remote_preview(v, h, preview))
-        opener.opened.connect(lambda remote, v=viewer: self._on_remote_opened(v, remote))
-        opener.failed.connect(lambda msg, v=viewer, h=hub_name: self._on_remote_failed(v, h, msg))
-        opener.finished.connect(lambda result, v=viewer: self._on_remote_finished(v, result))
-        self._openers[study_uid] = opener
-        opener.start()
-        self._counts_timer.start()
-        return viewer
-
-    def _on_remote_preview(self, viewer: ViewerWidget, hub: str, preview) -> None:
-        """One image of the study is here before its series is planned: show it."""
-        if viewer not in self.viewers.values() or (
-                self._openers.get(viewer.study.study_instance_uid) is None):
-            return  # closed, or opening failed meanwhile (the viewer says why)
-        viewer.show_preview(preview, hub)
-        index = self.tabs.indexOf(viewer)
-        if index >= 0 and viewer.remote is None:
-            self.tabs.setTabText(index, f"{study_title(preview.study)} ({hub})")
-
-    def _on_remote_opened(self, viewer: ViewerWidget, remote) -> None:
-        if viewer not in self.viewers.values():
-            return
-        viewer.set_remote(remote)
-        study = viewer.study
-        index = self.tabs.indexOf(viewer)
-        if index >= 0:
-            self.tabs.setTabText(index, f"{study_title(study)} ({remote.hub})")
-        viewer.open_default()
-        self.statusBar().showMessage(f"Reading the study from {remote.hub} while it downloads.",
-                                     8000)
-
-    def _on_remote_failed(self, viewer: ViewerWidget, hub: str, message: str) -> None:
-        study_uid = viewer.study.study_instance_uid
-        self._openers.pop(study_uid, None)
-        if not self._openers:
-            self._counts_timer.stop()
-        if viewer not in self.viewers.values():
-            return
-        viewer.set_notice(f"Cannot open the study from {hub}:\n{message}")
-        self.statusBar().showMessage(f"Cannot open the study from {hub}: {message}", 15000)
-
-    def _on_remote_finished(self, viewer: ViewerWidget, result: TransferResult | None) -> None:
-        self._openers.pop(viewer.study.study_instance_uid, None)
-        if not self._openers:
-            self._counts_timer.stop()
-        self.refresh()
-        local = self.store.study(viewer.study.study_instance_uid)
-        for series in local.series if local is not None else ():
-            self.thumbnails.request(series.series_instance_uid)  # now from the whole series
-        self.incoming.study_read(viewer.study.study_instance_uid)
-        if viewer in self.viewers.values():
-            viewer.remote_finished()
-        if result is None:
-            return
-        if result.state == "verified":
-            text = f"{result.verified} of {result.instances} images from the hub are local now."
-        else:
-            text = (f"Download stopped: {result.message or 'not every image arrived'} "
-                    f"({result.verified} of {result.instances} local)")
-        self.statusBar().showMessage(text, 15000)
+        """Read a study that is on the hub while it downloads."""
+        return self.remote.open_remote_study(hub_name, study_uid)
 
     def open_remote_dialog(self) -> None:
-        """Ask for a hub and a Study Instance UID, then :meth:`open_remote_study`."""
-        from app.ui.remote_dialog import OpenRemoteDialog
+        self.remote.open_dialog(self.store.home)
 
-        dialog = OpenRemoteDialog(self.store.home, self)
-        if dialog.exec() and dialog.study_uid():
-            self.open_remote_study(dialog.hub_name(), dialog.study_uid())
+    @property
+    def _spare(self) -> ViewerWidget | None:
+        return self.reading.spare
 
-    def _on_thumbnail(self, series_uid: str, image) -> None:
-        self.browser.set_thumbnail(series_uid, image)
-        for viewer in self.viewers.values():
-            viewer.set_thumbnail(series_uid, image)
-
-    def _on_series_activated(self, uid: str) -> None:
-        series = self.store.series(uid)
-        if series is not None:
-            self.open_study(series.study_instance_uid, uid)
-
-    def _on_study_activated(self, uid: str) -> None:
-        self.open_study(uid)
+    @property
+    def _openers(self) -> dict:
+        return self.remote.openers
 
     def _on_tab_close(self, index: int) -> None:
-        widget = self.tabs.widget(index)
-        if isinstance(widget, ViewerWidget):
-            widget.close_all()
-            self.viewers.pop(widget.study.study_instance_uid, None)
-            self.tabs.removeTab(index)
-            widget.deleteLater()
-            self._spare_timer.start(0)
+        self.reading.close_tab(index)
+
+    def _on_remote_loaded(self, study_uid: str) -> None:
+        self.refresh()
+        self.incoming.study_read(study_uid)
 
     # -- hub exchange --------------------------------------------------------------------------
-    def queue_runner(self) -> QueueRunner:
+    def queue_runner(self):
         """The window's transfer queue runner, started on first use."""
-        if self._runner is None:
-            ensure_passphrase(self, load_settings(self.store.home))
-            self._runner = QueueRunner(self.store.home).start()
-            self.transfers.attach(self._runner)
-        return self._runner
+        return self.transfer.queue_runner()
 
-    def _on_transfers_shown(self, visible: bool) -> None:
-        if visible:
-            self.queue_runner()  # the panel lists the queue, paused and stuck jobs included
-
-    def _resume_transfers(self) -> None:
-        """Jobs left unfinished by the last run continue at once."""
-        if (self.store.home / FILE_NAME).exists() and TransferQueue(self.store.home).jobs(
-                ("queued", "running", "waiting")):
-            self.queue_runner()
-            self.transfers_dock.show()
+    @property
+    def _runner(self):
+        return self.transfer.runner
 
     def send_to_hub(self, study_uid: str | None = None,
                     series_uid: str | None = None) -> SendDialog | None:
@@ -497,7 +323,7 @@ class MainWindow(QMainWindow):
         if study_uid is None:
             chosen = self.browser.selected()
             if chosen is None or chosen[0] not in ("study", "series"):
-                self.statusBar().showMessage("Select a study or a series to send.", 5000)
+                self._show_message("Select a study or a series to send.", 5000)
                 return None
             kind, uid = chosen
             if kind == "series":
@@ -507,50 +333,28 @@ class MainWindow(QMainWindow):
                 study_uid, series_uid = series.study_instance_uid, uid
             else:
                 study_uid = uid
-        study = self.store.study(study_uid)
-        if study is None:
-            return None
-        dialog = SendDialog(study, load_settings(self.store.home), series_uid, self)
-        dialog.accepted.connect(lambda: self.queue_send(dialog.hub(), study_uid,
-                                                        dialog.series_uids()))
-        dialog.setup_hubs.connect(self.show_hubs_dialog)
-        dialog.open()
-        return dialog
+        return self.transfer.send_dialog(study_uid, series_uid)
 
     def queue_send(self, hub: str, study_uid: str, series_uids: list[str] | None) -> str | None:
         """Queue a send job and show it in the Transfers panel."""
-        if not hub or series_uids == []:
-            self.statusBar().showMessage("Nothing to send: choose a hub and a series.", 5000)
-            return None
-        try:
-            job_id = self.queue_runner().send(hub, study_uid, series_uids)
-        except RelayError as exc:
-            self.statusBar().showMessage(f"Not sent: {exc}", 15000)
-            return None
-        self.transfers_dock.show()
-        self.transfers.refresh()
-        self.transfers.select_job(job_id)
-        return job_id
+        return self.transfer.queue_send(hub, study_uid, series_uids)
 
     def show_hubs_dialog(self) -> HubsDialog:
-        dialog = HubsDialog(self.store.home, self)
-        dialog.hubs_changed.connect(self.incoming.watch.reconnect)
-        dialog.open()
-        return dialog
-
-    def _on_incoming_arrived(self, count: int) -> None:
-        if self.tabs.currentWidget() is not self.incoming:
-            self._unseen += count
-            self.tabs.setTabText(self.tabs.indexOf(self.incoming), f"Incoming ({self._unseen} new)")
-
-    def _on_tab_changed(self, index: int) -> None:
-        if self.tabs.widget(index) is self.incoming and self._unseen:
-            self._unseen = 0
-            self.tabs.setTabText(index, "Incoming")
+        return self.transfer.hubs_dialog()
 
     def _on_check_incoming(self) -> None:
-        self.tabs.setCurrentWidget(self.incoming)
-        self.incoming.check_now()
+        self.incoming_tabs.check_now()
+
+    def chosen(self) -> tuple[str, list[str] | None] | None:
+        """The browser's selection as (study uid, series uids; None: the whole study)."""
+        chosen = self.browser.selected()
+        if chosen is None or chosen[0] not in ("study", "series"):
+            return None
+        kind, uid = chosen
+        if kind == "study":
+            return uid, None
+        series = self.store.series(uid)
+        return (series.study_instance_uid, [uid]) if series is not None else None
 
     def _on_browser_menu(self, pos) -> None:
         chosen = self.browser.selected()
@@ -560,15 +364,52 @@ class MainWindow(QMainWindow):
         kind, uid = chosen
         open_action = menu.addAction("Open")
         open_action.triggered.connect(
-            lambda: (self._on_study_activated if kind == "study" else
-                     self._on_series_activated)(uid))
+            lambda: (self.reading.open_study if kind == "study" else
+                     self.reading.open_series)(uid))
         menu.addAction(self.send_action)
+        menu.addSeparator()
+        for action in self.manage_actions:
+            menu.addAction(action)
         menu.popup(self.browser.tree.viewport().mapToGlobal(pos))
 
-    def _on_job_finished(self, job_id: str, state: str) -> None:
-        job = next((j for j in self.transfers._jobs if j.id == job_id), None)
-        if job is not None and job.kind == "fetch":
-            self.refresh()
+    def _build_manage_actions(self) -> None:
+        def on_chosen(fn):
+            def run() -> None:
+                chosen = self.chosen()
+                if chosen is None:
+                    self._show_message("Select a study or a series first.", 5000)
+                    return
+                fn(*chosen)
+            return run
+
+        def tags(study_uid: str, series_uids: list[str] | None) -> None:
+            study = self.store.study(study_uid)
+            series = series_uids[0] if series_uids else (
+                study.series[0].series_instance_uid if study and study.series else None)
+            if series is not None:
+                self.manage.show_tags(series)
+
+        specs = [("Show DICOM tags…", None, tags),
+                 ("Export to folder…", None, lambda st, se: self.manage.export(st, se)),
+                 ("Copy patient and study details", QKeySequence.StandardKey.Copy,
+                  lambda st, _se: self.manage.copy_details(st)),
+                 ("Delete from this computer…", QKeySequence.StandardKey.Delete,
+                  lambda st, se: self.manage.delete(st, se))]
+        self.manage_actions: list[QAction] = []
+        for text, key, fn in specs:
+            action = QAction(text, self.browser.tree)
+            if key is not None:
+                action.setShortcut(key)
+                action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+                self.browser.tree.addAction(action)
+            action.triggered.connect(on_chosen(fn))
+            self.manage_actions.append(action)
+        study_menu = QMenu("&Study", self)
+        study_menu.addAction(self.send_action)
+        study_menu.addSeparator()
+        for action in self.manage_actions:
+            study_menu.addAction(action)
+        self.menuBar().insertMenu(self.hub_menu.menuAction(), study_menu)
 
     # -- drag and drop ----------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt name)
@@ -583,20 +424,11 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
-        if self._spare is None:
-            self._spare_timer.start(0)  # the first spare as soon as the window is up
+        self.reading.window_shown()
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        self._spare_timer.stop()
-        if self._task is not None and self._task.is_running():
-            self._task.cancel()
-            self._task._thread.join(timeout=10)
-        for viewer in self.viewers.values():
-            viewer.close_all()
-        self.thumbnails.stop()
-        self.incoming.stop()
-        if self._runner is not None:
-            self._runner.stop()
-            self._runner = None
-        self.view_state.save(self.store.home)
+        self.importer.stop()
+        self.reading.stop()
+        self.incoming_tabs.stop()
+        self.transfer.stop()
         super().closeEvent(event)

@@ -229,7 +229,7 @@ def test_superseded_priorities_are_dropped(hub, slow, tmp_path, ct_files):
     last = len(series.sops) - 1
     remote.focus(series.uid, last)
     with remote.download._lock:
-        urgent = list(remote.download._urgent)
+        urgent = remote.download.schedule.urgent()
     wanted = {series.sops[i] for i in range(last - remote.window, last + 1)}
     assert set(urgent) <= wanted  # only the last request's slices are still asked for
     _wait_for(lambda: bool(series.loader.volume.ready[last]))

@@ -1,0 +1,251 @@
+"""Every pynetdicom association Relay makes or accepts is made here, one way.
+
+Promises: bounded waits (TCP connect, association answer, each DIMSE answer, silence on the
+wire), TCP_NODELAY on every socket (requested and accepted), TLS verified against the system
+trust store plus an optional CA file, and - when an association cannot be made - a
+:class:`~app.errors.DimseError` whose ``kind`` names the fault and whose message says it in
+plain words (host unreachable, TLS refused, the PACS does not know Relay's AE title, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+from pynetdicom.presentation import PresentationContext
+from pynetdicom.transport import ThreadedAssociationServer
+
+from app.errors import DimseError
+
+log = logging.getLogger(__name__)
+
+#: Relay's AE title unless the node settings say otherwise.
+DEFAULT_AE_TITLE = "RELAY"
+#: The DICOM port IANA registered (11112), Relay's default listening port.
+DEFAULT_PORT = 11112
+#: pynetdicom logs every refused association at ERROR with its own words; Relay reports the
+#: reason itself (a DimseError), so pynetdicom is heard only when it has something unexpected.
+logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Bounded waits for one association (seconds)."""
+
+    connect: float = 10.0
+    """TCP connection (and TLS handshake) to the peer."""
+    acse: float = 30.0
+    """The peer's answer to an association or release request."""
+    dimse: float = 120.0
+    """Each DIMSE answer (a C-STORE response, the next C-FIND match, ...)."""
+    network: float = 120.0
+    """Silence on an established association before it is aborted."""
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """DICOM TLS (PS3.15 B.1). The peer's certificate is always verified."""
+
+    ca_file: str = ""
+    """PEM CA to trust besides the operating system's store (a PACS with its own CA)."""
+    cert_file: str = ""
+    """PEM certificate Relay presents (needed by PACS that check clients; servers always)."""
+    key_file: str = ""
+    """PEM private key of ``cert_file``."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a peer's DICOM service is: host, port, its (called) AE title, TLS or not."""
+
+    host: str
+    port: int
+    ae_title: str
+    tls: TlsOptions | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+def client_ssl_context(tls: TlsOptions) -> ssl.SSLContext:
+    """A verifying client context (system trust store + ``ca_file``; client certificate)."""
+    from app.net.http import ssl_context
+
+    try:
+        ctx = ssl_context(tls.ca_file)
+        if tls.cert_file:
+            ctx.load_cert_chain(tls.cert_file, tls.key_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise DimseError("tls", f"the TLS files cannot be used: {exc}") from exc
+    except Exception as exc:  # HubError from ssl_context: same words, DIMSE kind
+        raise DimseError("tls", str(exc)) from exc
+    return ctx
+
+
+def server_ssl_context(tls: TlsOptions) -> ssl.SSLContext:
+    """A server context presenting ``cert_file``; clients are verified when ``ca_file`` is set."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file or None)
+        if tls.ca_file:
+            ctx.load_verify_locations(cafile=tls.ca_file)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise DimseError("tls", f"the TLS files cannot be used: {exc}") from exc
+    return ctx
+
+
+def _nodelay(event: evt.Event) -> None:
+    sock = event.assoc.dul.socket
+    raw = sock.socket if sock is not None else None
+    if raw is not None:
+        with contextlib.suppress(OSError):
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+#: Handlers every association gets (TCP_NODELAY as soon as the connection opens).
+NODELAY = (evt.EVT_CONN_OPEN, _nodelay)
+
+
+def make_ae(ae_title: str = DEFAULT_AE_TITLE, *, timeouts: Timeouts = Timeouts(),
+            requested: Iterable[PresentationContext] = (),
+            supported: Iterable[PresentationContext] = (),
+            max_pdu: int = 0) -> AE:
+    """An application entity with Relay's timeouts and the given presentation contexts.
+
+    ``max_pdu`` 0 means unlimited (pynetdicom splits to the peer's maximum anyway; measured
+    faster than the 16 kB default for 512x512 CT in bench/bench_dimse.py).
+    """
+    ae = AE(ae_title=ae_title)
+    ae.connection_timeout = timeouts.connect
+    ae.acse_timeout = timeouts.acse
+    ae.dimse_timeout = timeouts.dimse
+    ae.network_timeout = timeouts.network
+    ae.maximum_pdu_size = max_pdu
+    ae.maximum_associations = 32
+    ae.requested_contexts = list(requested)
+    ae.supported_contexts = list(supported)
+    return ae
+
+
+@dataclass
+class _Watch:
+    """What happened while an association was being requested (for the diagnosis)."""
+
+    opened: threading.Event = field(default_factory=threading.Event)
+
+    def handlers(self) -> list[tuple[evt.EventType, object]]:
+        return [NODELAY, (evt.EVT_CONN_OPEN, lambda event: self.opened.set())]
+
+
+def associate(ae: AE, peer: Endpoint, *, contexts: Sequence[PresentationContext] | None = None,
+              ext_neg: list[Any] | None = None,
+              evt_handlers: Sequence[tuple[evt.EventType, object]] = ()) -> Association:
+    """An established association with ``peer``, or a :class:`DimseError` saying why not."""
+    watch = _Watch()
+    tls_args = None
+    if peer.tls is not None:
+        tls_args = (client_ssl_context(peer.tls), peer.host)
+    started = time.monotonic()
+    assoc = ae.associate(peer.host, peer.port, contexts=list(contexts) if contexts else None,
+                         ae_title=peer.ae_title, ext_neg=ext_neg, tls_args=tls_args,
+                         max_pdu=ae.maximum_pdu_size,
+                         evt_handlers=[*watch.handlers(), *evt_handlers])  # type: ignore[list-item]
+    if assoc.is_established:
+        return assoc
+    raise diagnose(ae, assoc, peer, opened=watch.opened.is_set(),
+                   seconds=time.monotonic() - started)
+
+
+def diagnose(ae: AE, assoc: Association, peer: Endpoint, *, opened: bool,
+             seconds: float) -> DimseError:
+    """Why an association with ``peer`` was not established, in plain words."""
+    if not opened:
+        return _not_connected(peer, ae.connection_timeout or 10.0)
+    answer = assoc.acceptor.primitive
+    if answer is None:
+        acse = ae.acse_timeout or 30.0
+        if seconds >= acse * 0.9:
+            return DimseError("timeout", f"{peer.where} accepted the connection but did not "
+                                         f"answer the association request within {acse:.0f} s")
+        hint = "" if peer.tls else " (does it expect TLS?)"
+        return DimseError("aborted", f"{peer.where} closed the connection without answering "
+                                     f"the association request{hint}")
+    if answer.result in (1, 2):
+        return _rejected(peer, answer.result, answer.result_source or 0, answer.diagnostic or 0,
+                         ae.ae_title)
+    refused = sorted({cx.abstract_syntax for cx in assoc.rejected_contexts if cx.abstract_syntax})
+    what = ", ".join(_sop_name(uid) for uid in refused[:4]) or "everything proposed"
+    return DimseError("refused", f"{peer.where} accepted the association but refused every "
+                                 f"proposed SOP class or transfer syntax ({what})")
+
+
+def _not_connected(peer: Endpoint, timeout: float) -> DimseError:
+    """No transport: find out whether the host is unreachable or the TLS handshake failed."""
+    try:
+        with socket.create_connection((peer.host, peer.port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if isinstance(exc, TimeoutError | socket.timeout):
+            reason = f"no answer within {timeout:.0f} s"
+        return DimseError("unreachable", f"cannot connect to {peer.host}:{peer.port} "
+                                         f"({reason}); is the PACS running, the host and port "
+                                         "right, a firewall in between?")
+    if peer.tls is not None:
+        return DimseError("tls", f"the TLS handshake with {peer.host}:{peer.port} failed "
+                                 "(certificate not trusted, or the port does not speak TLS)")
+    return DimseError("unreachable", f"the connection to {peer.host}:{peer.port} failed")
+
+
+def _rejected(peer: Endpoint, result: int, source: int, diagnostic: int,
+              calling: str) -> DimseError:
+    permanent = result == 1
+    if source == 1 and diagnostic == 3:
+        return DimseError("calling-ae", f"{peer.where} rejected the association: it does not "
+                                        f"know Relay's AE title '{calling}' (add '{calling}' "
+                                        "with this computer's address to the PACS's list of "
+                                        "DICOM nodes)")
+    if source == 1 and diagnostic == 7:
+        return DimseError("called-ae", f"{peer.host}:{peer.port} rejected the association: "
+                                       f"its AE title is not '{peer.ae_title}' (check the "
+                                       "PACS's AE title, it is case-sensitive)")
+    if not permanent:
+        return DimseError("busy", f"{peer.where} is busy and rejected the association for now "
+                                  "(transient); trying again later can help")
+    return DimseError("rejected", f"{peer.where} rejected the association (source {source}, "
+                                  f"reason {diagnostic})")
+
+
+def _sop_name(uid: str) -> str:
+    from pydicom.uid import UID
+
+    name = UID(uid).name
+    return name if name and name != uid else uid
+
+
+def start_server(ae: AE, host: str, port: int, *, tls: TlsOptions | None = None,
+                 evt_handlers: Sequence[tuple[evt.EventType, object]] = (),
+                 ae_title: str | None = None) -> ThreadedAssociationServer:
+    """Start ``ae`` listening on ``host:port`` in the background (TCP_NODELAY on every accepted
+    socket; TLS when ``tls`` is given). Stop it with ``server.shutdown()``."""
+    ctx = server_ssl_context(tls) if tls is not None else None
+    try:
+        server = ae.start_server((host, port), block=False, ssl_context=ctx,
+                                 evt_handlers=[NODELAY, *evt_handlers],  # type: ignore[list-item]
+                                 ae_title=ae_title)
+    except OSError as exc:
+        raise DimseError("unreachable", f"cannot listen on {host}:{port}: "
+                                        f"{exc.strerror or exc}") from exc
+    assert server is not None
+    return server

@@ -1,0 +1,397 @@
+"""Relay as a DIMSE client of one PACS: C-ECHO, C-FIND (streaming, cancellable), C-STORE of stored
+files, Storage Commitment, C-GET and C-MOVE.
+
+Every association goes through :func:`~app.net.dimse.association.associate` (bounded waits,
+TCP_NODELAY, TLS). Failures are :class:`~app.errors.DimseError` with a plain reason; a lost
+association in the middle of an operation is ``aborted`` (retryable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    JPEG2000,
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+    generate_uid,
+)
+from pynetdicom import _config, build_context, build_role, evt
+from pynetdicom.association import Association
+from pynetdicom.presentation import PresentationContext
+
+from app.errors import Cancelled, DimseError
+from app.net.dimse.association import Endpoint, Timeouts, associate, make_ae, start_server
+from app.tasks import Progress
+
+log = logging.getLogger(__name__)
+
+#: Send stored files straight from disk, never decoded (pynetdicom reads them in chunks).
+_config.STORE_SEND_CHUNKED_DATASET = True
+
+UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+#: What Relay accepts when it receives (C-GET, C-MOVE): everything it can store and decode,
+#: uncompressed first, then the lossless codecs, then the lossy ones (kept as received).
+RECEIVE_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGLosslessSV1,
+                    JPEGLSLossless, JPEG2000Lossless, RLELossless, JPEGLSNearLossless, JPEG2000,
+                    JPEGBaseline8Bit, JPEGExtended12Bit, DeflatedExplicitVRLittleEndian,
+                    ExplicitVRBigEndian)
+MAX_CONTEXTS = 128
+Verification = UID("1.2.840.10008.1.1")
+StorageCommitmentPushModel = UID("1.2.840.10008.1.20.1")
+COMMITMENT_INSTANCE = UID("1.2.840.10008.1.20.1.1")
+StudyRootQueryRetrieveInformationModelFind = UID("1.2.840.10008.5.1.4.1.2.2.1")
+StudyRootQueryRetrieveInformationModelMove = UID("1.2.840.10008.5.1.4.1.2.2.2")
+StudyRootQueryRetrieveInformationModelGet = UID("1.2.840.10008.5.1.4.1.2.2.3")
+
+StoreHandler = Callable[[evt.Event], int]
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """One C-STORE: the peer's status and whether the pixels were decoded to be accepted."""
+
+    status: int
+    decoded: bool = False
+    comment: str = ""
+
+    @property
+    def stored(self) -> bool:
+        """Success or a warning (0xB000, 0xB006, 0xB007: stored, with remarks)."""
+        return self.status == 0 or (self.status & 0xF000) == 0xB000
+
+
+@dataclass(frozen=True)
+class RetrieveOutcome:
+    """The final C-GET/C-MOVE answer: sub-operation counts and the status."""
+
+    status: int
+    completed: int
+    failed: int
+    warning: int
+
+
+def store_contexts(pairs: Iterable[tuple[str, str]]) -> list[PresentationContext]:
+    """Contexts for sending instances of these ``(sop_class, transfer_syntax)`` pairs: each
+    class in its stored syntax, and each class in explicit and implicit VR little endian (the
+    fallbacks every PACS accepts)."""
+    contexts: list[PresentationContext] = []
+    classes: list[str] = []
+    for sop_class, syntax in sorted(set(pairs)):
+        if syntax not in UNCOMPRESSED:
+            contexts.append(build_context(sop_class, [syntax]))
+        if sop_class not in classes:
+            classes.append(sop_class)
+    contexts += [build_context(c, list(UNCOMPRESSED)) for c in classes]
+    if len(contexts) > MAX_CONTEXTS:
+        raise DimseError("refused", f"{len(classes)} SOP classes and syntaxes need more than "
+                                    f"{MAX_CONTEXTS} presentation contexts in one association")
+    return contexts
+
+
+def receive_contexts(sop_classes: Iterable[str], *,
+                     first: Sequence[PresentationContext] = ()) -> list[PresentationContext]:
+    """Contexts for receiving these SOP classes (C-GET): one per class and syntax, as many
+    syntaxes as fit in one association, so the PACS can send each instance as it holds it."""
+    classes = sorted(set(sop_classes))
+    room = MAX_CONTEXTS - len(first)
+    per_class = max(2, min(len(RECEIVE_SYNTAXES), room // max(1, len(classes))))
+    contexts = list(first)
+    for sop_class in classes:
+        contexts += [build_context(sop_class, [ts]) for ts in RECEIVE_SYNTAXES[:per_class]]
+    return contexts[:MAX_CONTEXTS]
+
+
+class DimseClient:
+    """Operations against one PACS, each on its own association."""
+
+    def __init__(self, peer: Endpoint, calling_ae: str, timeouts: Timeouts | None = None, *,
+                 listen_port: int = 0) -> None:
+        self.peer = peer
+        self.calling_ae = calling_ae
+        self.timeouts = timeouts or Timeouts()
+        #: Where Relay listens for what the PACS opens towards it (C-MOVE, commitment reports).
+        self.listen_port = listen_port
+
+    @contextmanager
+    def association(self, contexts: Sequence[PresentationContext], *,
+                    ext_neg: list[Any] | None = None,
+                    handlers: Sequence[tuple[evt.EventType, object]] = (),
+                    timeouts: Timeouts | None = None) -> Iterator[Association]:
+        """An established association, released (or aborted, if it must be) afterwards."""
+        ae = make_ae(self.calling_ae, timeouts=timeouts or self.timeouts)
+        assoc = associate(ae, self.peer, contexts=contexts, ext_neg=ext_neg,
+                          evt_handlers=handlers)
+        try:
+            yield assoc
+        except BaseException:
+            assoc.abort()
+            raise
+        else:
+            if assoc.is_established:
+                assoc.release()
+
+    # -- verification and query ----------------------------------------------------------------
+    def echo(self) -> None:
+        with self.association([build_context(Verification)]) as assoc:
+            since = time.monotonic()
+            status = assoc.send_c_echo()
+            _check(assoc, status, self.peer, "C-ECHO", since=since)
+
+    def find(self, level: str, identifier: Dataset,
+             progress: Progress | None = None) -> Iterator[Dataset]:
+        """C-FIND (Study Root) at ``level``: the matches as they arrive. Cancelling
+        ``progress`` sends C-CANCEL and ends the iteration with :class:`Cancelled`."""
+        query = Dataset()
+        query.update(identifier)
+        query.QueryRetrieveLevel = level
+        model = StudyRootQueryRetrieveInformationModelFind
+        with self.association([build_context(model)]) as assoc:
+            since = time.monotonic()
+            responses = assoc.send_c_find(query, model, msg_id=1)
+            for status, match in responses:
+                if progress is not None and progress.cancelled:
+                    assoc.send_c_cancel(1, query_model=model)
+                    _drain(responses)
+                    raise Cancelled("query cancelled")
+                code = _check(assoc, status, self.peer, "C-FIND", since=since)
+                if code in (0xFF00, 0xFF01) and match is not None:
+                    yield match
+                since = time.monotonic()
+
+    # -- storage -------------------------------------------------------------------------------
+    @contextmanager
+    def sending(self, pairs: Iterable[tuple[str, str]]) -> Iterator[Sender]:
+        """An association for C-STORE of instances with these (sop_class, syntax) pairs."""
+        with self.association(store_contexts(pairs)) as assoc:
+            yield Sender(assoc, self.peer)
+
+    def commit(self, refs: Sequence[tuple[str, str]], *, wait: float = 30.0) -> set[str] | None:
+        """Storage Commitment (N-ACTION, then the PACS's N-EVENT-REPORT): the SOP Instance UIDs
+        the PACS commits to keep, or None when it does not offer the service (or no report
+        came within ``wait`` seconds, or Relay's port for the report is taken)."""
+        report = _CommitReport()
+        server = None
+        if self.listen_port:
+            ae = make_ae(self.calling_ae, timeouts=self.timeouts)
+            ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
+            try:
+                server = start_server(ae, "0.0.0.0", self.listen_port,
+                                      evt_handlers=[(evt.EVT_N_EVENT_REPORT, report.handle)])
+            except DimseError as exc:
+                log.info("no storage commitment: %s", exc)
+                return None
+        try:
+            return self._commit(refs, report, wait)
+        finally:
+            if server is not None:
+                server.shutdown()
+
+    def _commit(self, refs: Sequence[tuple[str, str]], report: _CommitReport,
+                wait: float) -> set[str] | None:
+        action = Dataset()
+        action.TransactionUID = report.transaction = generate_uid()
+        action.ReferencedSOPSequence = [_ref(c, i) for c, i in refs]
+        context = build_context(StorageCommitmentPushModel)
+        short = replace(self.timeouts, dimse=min(self.timeouts.dimse, wait))
+        try:
+            with self.association([context], timeouts=short,
+                                  handlers=[(evt.EVT_N_EVENT_REPORT, report.handle)]) as assoc:
+                since = time.monotonic()
+                status, _ = assoc.send_n_action(action, 1, StorageCommitmentPushModel,
+                                                COMMITMENT_INSTANCE)
+                code = _check(assoc, status, self.peer, "storage commitment", since=since)
+                if code != 0:
+                    return None
+                report.done.wait(wait)
+        except DimseError as exc:
+            if exc.kind == "unreachable":
+                raise
+            # not offered (refused), refused for Relay, or no answer: no evidence from it
+            log.info("no storage commitment from %s: %s", self.peer.where, exc)
+            return None
+        return set(report.committed) if report.done.is_set() else None
+
+    # -- retrieval -----------------------------------------------------------------------------
+    def get(self, identifier: Dataset, sop_classes: Iterable[str], on_store: StoreHandler,
+            progress: Progress | None = None) -> RetrieveOutcome:
+        """C-GET (Study Root): the PACS sends the matches back on this association, each to
+        ``on_store`` (which returns the C-STORE status)."""
+        model = StudyRootQueryRetrieveInformationModelGet
+        classes = sorted(set(sop_classes))
+        contexts = receive_contexts(classes, first=[build_context(model)])
+        roles = [build_role(c, scp_role=True) for c in classes]
+        with self.association(contexts, ext_neg=roles,
+                              handlers=[(evt.EVT_C_STORE, on_store)]) as assoc:
+            return self._retrieve(assoc, assoc.send_c_get(identifier, model, msg_id=1), model,
+                                  progress, "C-GET")
+
+    def move(self, identifier: Dataset, on_store: StoreHandler,
+             progress: Progress | None = None) -> RetrieveOutcome:
+        """C-MOVE (Study Root) to Relay's own AE title: the PACS opens an association to Relay's
+        port, where a storage listener runs for the duration (``on_store`` gets each one)."""
+        model = StudyRootQueryRetrieveInformationModelMove
+        ae = make_ae(self.calling_ae, timeouts=self.timeouts)
+        from pynetdicom import StoragePresentationContexts
+
+        for cx in StoragePresentationContexts:
+            if cx.abstract_syntax:
+                ae.add_supported_context(cx.abstract_syntax, list(RECEIVE_SYNTAXES))
+        server = start_server(ae, "0.0.0.0", self.listen_port,
+                              evt_handlers=[(evt.EVT_C_STORE, on_store)])
+        try:
+            with self.association([build_context(model)]) as assoc:
+                responses = assoc.send_c_move(identifier, self.calling_ae, model, msg_id=1)
+                return self._retrieve(assoc, responses, model, progress, "C-MOVE")
+        finally:
+            server.shutdown()
+
+    def _retrieve(self, assoc: Association, responses: Iterator[tuple[Dataset, Any]],
+                  model: str, progress: Progress | None, what: str) -> RetrieveOutcome:
+        last = Dataset()
+        since = time.monotonic()
+        for status, _ in responses:
+            if progress is not None and progress.cancelled:
+                assoc.send_c_cancel(1, query_model=model)
+                _drain(responses)
+                raise Cancelled(f"{what} cancelled")
+            code = _check(assoc, status, self.peer, what, allow_failure=True, since=since)
+            last = status
+            since = time.monotonic()
+            if code not in (0xFF00, 0xFF01):
+                break
+        code = int(last.Status)
+        outcome = RetrieveOutcome(code, int(last.get("NumberOfCompletedSuboperations", 0) or 0),
+                                  int(last.get("NumberOfFailedSuboperations", 0) or 0),
+                                  int(last.get("NumberOfWarningSuboperations", 0) or 0))
+        if code not in (0x0000, 0xB000, 0xFE00) and not outcome.completed:
+            raise DimseError("failed", f"{self.peer.where} answered {what} with status "
+                                       f"0x{code:04X}{_comment(last)}")
+        return outcome
+
+
+class Sender:
+    """C-STORE on one association: each file as stored, or decoded when the PACS accepts only
+    uncompressed for its SOP class (lossless: the stored pixels, never re-encoded)."""
+
+    def __init__(self, assoc: Association, peer: Endpoint) -> None:
+        self.assoc = assoc
+        self.peer = peer
+        self.accepted: dict[str, set[str]] = {}
+        for cx in assoc.accepted_contexts:
+            self.accepted.setdefault(str(cx.abstract_syntax), set()).update(
+                str(ts) for ts in cx.transfer_syntax)
+
+    def send(self, path: Path, sop_class: str, syntax: str, msg_id: int = 1) -> StoreOutcome:
+        accepted = self.accepted.get(sop_class, set())
+        decoded = False
+        data: Path | Dataset = path
+        if syntax not in accepted:
+            if not accepted & set(UNCOMPRESSED):
+                return StoreOutcome(0x0122, comment=f"{self.peer.where} refused "
+                                                    f"{UID(sop_class).name or sop_class}")
+            data, decoded = _readable(path, syntax)
+        since = time.monotonic()
+        try:
+            status = self.assoc.send_c_store(data, msg_id=msg_id)
+        except (AttributeError, ValueError):
+            if decoded:
+                raise
+            data, decoded = _readable(path, syntax)
+            status = self.assoc.send_c_store(data, msg_id=msg_id)
+        code = _check(self.assoc, status, self.peer, "C-STORE", allow_failure=True, since=since)
+        return StoreOutcome(code, decoded, _comment(status).lstrip(": "))
+
+
+def _readable(path: Path, syntax: str) -> tuple[Dataset, bool]:
+    """The file as a dataset the PACS accepts: uncompressed ones are converted by pynetdicom
+    (explicit <-> implicit VR); compressed pixels are decoded (lossless to what is stored)."""
+    ds = dcmread(path, force=True)
+    if not hasattr(ds, "file_meta") or "TransferSyntaxUID" not in ds.file_meta:
+        from pydicom.dataset import FileMetaDataset
+
+        ds.file_meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = UID(syntax)
+    if UID(syntax).is_compressed:
+        # the same instance in another transfer syntax: its SOP Instance UID stays
+        ds.decompress(generate_instance_uid=False)
+        return ds, True
+    return ds, False
+
+
+@dataclass
+class _CommitReport:
+    transaction: str = ""
+    done: threading.Event = None  # type: ignore[assignment]
+    committed: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.done = threading.Event()
+
+    def handle(self, event: evt.Event) -> tuple[int, None]:
+        info = event.event_information
+        if getattr(info, "TransactionUID", None) != self.transaction:
+            return 0x0000, None  # a report for another transaction
+        self.committed = frozenset(str(r.ReferencedSOPInstanceUID)
+                                   for r in getattr(info, "ReferencedSOPSequence", []))
+        self.done.set()
+        return 0x0000, None
+
+
+def _ref(sop_class: str, sop_uid: str) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = sop_class
+    item.ReferencedSOPInstanceUID = sop_uid
+    return item
+
+
+def _check(assoc: Association, status: Dataset | None, peer: Endpoint, what: str, *,
+           allow_failure: bool = False, since: float) -> int:
+    """The status code of a response, or a DimseError when the association was lost or (unless
+    ``allow_failure``) the peer answered with a failure."""
+    if status is None or "Status" not in status:
+        dimse = assoc.dimse_timeout or 0.0
+        if dimse and time.monotonic() - since >= dimse * 0.9:
+            raise DimseError("timeout", f"{peer.where} did not answer {what} within "
+                                        f"{dimse:.0f} s")
+        raise DimseError("aborted", f"the association with {peer.where} was lost during {what} "
+                                    f"(the PACS aborted it, or the connection dropped; a PACS "
+                                    f"that does not know Relay's AE title "
+                                    f"'{assoc.requestor.ae_title}' may do this)")
+    code = int(status.Status)
+    if not allow_failure and code not in (0x0000, 0xFF00, 0xFF01, 0xFE00) \
+            and (code & 0xF000) != 0xB000:
+        raise DimseError("failed", f"{peer.where} answered {what} with status "
+                                   f"0x{code:04X}{_comment(status)}")
+    return code
+
+
+def _comment(status: Dataset) -> str:
+    text = str(status.get("ErrorComment", "") or "").strip()
+    return f": {text}" if text else ""
+
+
+def _drain(responses: Iterator[Any]) -> None:
+    with contextlib.suppress(Exception):
+        for _ in responses:
+            pass

@@ -1,0 +1,116 @@
+"""Sending to hubs and the transfer queue: the runner (started on first use), the Transfers
+panel in its dock, the send dialog and the hub settings dialog.
+
+Jobs left unfinished by the last run continue when the window opens.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QDockWidget, QMainWindow
+
+from app.errors import RelayError
+from app.net.queue import FILE_NAME, TransferQueue
+from app.net.runner import QueueRunner
+from app.net.sent import send_history
+from app.settings import load_settings
+from app.store.local import Store
+from app.ui.hubs_dialog import HubsDialog, ensure_passphrase
+from app.ui.send_dialog import SendDialog
+from app.ui.thumbs import ThumbnailLoader
+from app.ui.transfers import TransfersWidget
+from app.ui.view_state import ViewState
+
+log = logging.getLogger(__name__)
+
+
+class TransfersController(QObject):
+    """The window's transfer queue; ``window`` hosts the Transfers dock."""
+
+    message = Signal(str, int)  # text for the status bar, milliseconds
+    fetched = Signal(str)  # job id of a fetch that ended (the store changed)
+    sent = Signal(str)  # job id of a send that ended (the study's sent state changed)
+    hubs_changed = Signal()
+
+    def __init__(self, store: Store, window: QMainWindow, view_state: ViewState,
+                 thumbnails: ThumbnailLoader | None = None) -> None:
+        super().__init__(window)
+        self.store = store
+        self.thumbnails = thumbnails
+        self.window = window
+        self.runner: QueueRunner | None = None
+        self.panel = TransfersWidget(store, window)
+        self.panel.cleared_before = view_state.transfers_cleared
+        self.panel.cleared.connect(lambda when: setattr(view_state, "transfers_cleared", when))
+        self.panel.job_finished.connect(self._on_job_finished)
+        self.dock = QDockWidget("Transfers", window)
+        self.dock.setObjectName("transfers")
+        self.dock.setWidget(self.panel)
+        window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
+        self.dock.hide()
+        self.dock.visibilityChanged.connect(self._on_shown)
+
+    def queue_runner(self) -> QueueRunner:
+        """The transfer queue runner, started on first use."""
+        if self.runner is None:
+            ensure_passphrase(self.window, load_settings(self.store.home))
+            self.runner = QueueRunner(self.store.home).start()
+            self.panel.attach(self.runner)
+        return self.runner
+
+    def resume(self) -> None:
+        """Jobs left unfinished by the last run continue at once."""
+        if (self.store.home / FILE_NAME).exists() and TransferQueue(self.store.home).jobs(
+                ("queued", "running", "waiting")):
+            self.queue_runner()
+            self.dock.show()
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner = None
+
+    def send_dialog(self, study_uid: str, series_uid: str | None = None) -> SendDialog | None:
+        """Ask where to send the study (or one of its series); queue the job when accepted."""
+        study = self.store.study(study_uid)
+        if study is None:
+            return None
+        dialog = SendDialog(study, load_settings(self.store.home), series_uid, self.window,
+                            history=send_history(self.store.home), thumbnails=self.thumbnails)
+        dialog.accepted.connect(lambda: self.queue_send(dialog.hub(), study_uid,
+                                                        dialog.series_uids()))
+        dialog.setup_hubs.connect(self.hubs_dialog)
+        dialog.open()
+        return dialog
+
+    def queue_send(self, hub: str, study_uid: str, series_uids: list[str] | None) -> str | None:
+        """Queue a send job and show it in the Transfers panel."""
+        if not hub or series_uids == []:
+            self.message.emit("Nothing to send: choose a hub and a series.", 5000)
+            return None
+        try:
+            job_id = self.queue_runner().send(hub, study_uid, series_uids)
+        except RelayError as exc:
+            self.message.emit(f"Not sent: {exc}", 15000)
+            return None
+        self.dock.show()
+        self.panel.refresh()
+        self.panel.select_job(job_id)
+        return job_id
+
+    def hubs_dialog(self) -> HubsDialog:
+        dialog = HubsDialog(self.store.home, self.window)
+        dialog.hubs_changed.connect(self.hubs_changed)
+        dialog.open()
+        return dialog
+
+    def _on_shown(self, visible: bool) -> None:
+        if visible:
+            self.queue_runner()  # the panel lists the queue, paused and stuck jobs included
+
+    def _on_job_finished(self, job_id: str, state: str) -> None:
+        job = self.panel.job(job_id)
+        if job is not None:
+            (self.fetched if job.kind == "fetch" else self.sent).emit(job_id)

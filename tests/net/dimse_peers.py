@@ -1,0 +1,126 @@
+"""DICOM peers for DIMSE tests: Orthanc with its DICOM port on (the PACS), and a pynetdicom
+storage SCP that records every C-STORE it receives (for "nothing sent twice", syntaxes it
+refuses, peers that abort or go silent). Loopback only; stopped by the test."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
+
+from app.net.devhub import HubConfig, OrthancHub, free_port
+from app.net.dimse.association import make_ae, start_server
+from tests.net.conftest import HUB_PASSWORD, HUB_USER, relay
+
+PACS_AE = "ORTHANC"
+
+
+@dataclass
+class Pacs:
+    """An Orthanc PACS that knows Relay (AE ``RELAY``) at ``relay_port``."""
+
+    hub: OrthancHub
+    dicom_port: int
+    relay_port: int
+
+    def start(self) -> Pacs:
+        self.hub.start()
+        return self
+
+
+def make_pacs(folder: Path, *, relay_ae: str = "RELAY", **modality: object) -> Pacs:
+    relay_port, dicom_port = free_port(), free_port()
+    entry = {"AET": relay_ae, "Host": "127.0.0.1", "Port": relay_port, **modality}
+    hub = OrthancHub(HubConfig(storage=folder, http_port=free_port(), dicom_port=dicom_port,
+                               dicom_aet=PACS_AE, modalities={"relay": entry},
+                               users={HUB_USER: HUB_PASSWORD}))
+    return Pacs(hub, dicom_port, relay_port)
+
+
+def relay_home_for(home: Path, port: int, *, pacs_port: int, ae: str = PACS_AE,
+                   name: str = "pacs", node_ae: str = "") -> Path:
+    """A Relay home whose node listens on ``port`` and that knows the PACS as ``name``."""
+    home.mkdir(parents=True, exist_ok=True)
+    node = {"port": port, **({"ae_title": node_ae} if node_ae else {})}
+    (home / "settings.json").write_text(json.dumps({"node": node}), encoding="utf-8")
+    out = relay(home, "pacs", "add", name, "--host", "127.0.0.1", "--port", str(pacs_port),
+                "--ae", ae)
+    assert out.returncode == 0, out.stderr
+    return home
+
+
+class RecordingPacs:
+    """A pynetdicom storage SCP (and, if ``find``, an IMAGE-level C-FIND SCP over what it
+    received) that counts every C-STORE per SOP Instance UID."""
+
+    def __init__(self, *, port: int = 0, ae_title: str = "PACS", uncompressed_only: bool = False,
+                 find: bool = True, delay: float = 0.0, abort_after: int | None = None) -> None:
+        self.port = port or free_port()
+        self.ae_title = ae_title
+        self.received: dict[str, int] = {}
+        self.syntaxes: dict[str, str] = {}
+        self.datasets: dict[str, Dataset] = {}
+        self.delay = delay
+        self.abort_after = abort_after
+        self._lock = threading.Lock()
+        ae = make_ae(ae_title)
+        for cx in AllStoragePresentationContexts:
+            assert cx.abstract_syntax is not None
+            if uncompressed_only:
+                ae.add_supported_context(cx.abstract_syntax,
+                                         [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+            else:
+                ae.add_supported_context(cx.abstract_syntax, cx.transfer_syntax + [
+                    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.70",
+                    "1.2.840.10008.1.2.4.90"])
+        ae.add_supported_context(Verification)
+        if find:
+            ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+        self.ae = ae
+        self.server = start_server(ae, "127.0.0.1", self.port, evt_handlers=[
+            (evt.EVT_C_STORE, self._on_store), (evt.EVT_C_FIND, self._on_find)])
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.received.values())
+
+    def _on_store(self, event: evt.Event) -> int:
+        if self.delay:
+            time.sleep(self.delay)
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        uid = str(ds.SOPInstanceUID)
+        with self._lock:
+            if self.abort_after is not None and sum(self.received.values()) >= self.abort_after:
+                self.abort_after = None
+                event.assoc.abort()
+                return 0xA700
+            self.received[uid] = self.received.get(uid, 0) + 1
+            self.syntaxes[uid] = str(event.context.transfer_syntax)
+            self.datasets[uid] = ds
+        return 0x0000
+
+    def _on_find(self, event: evt.Event):  # type: ignore[no-untyped-def]
+        ident = event.identifier
+        with self._lock:
+            items = list(self.datasets.values())
+        for ds in items:
+            if ident.get("StudyInstanceUID") and ds.StudyInstanceUID != ident.StudyInstanceUID:
+                continue
+            match = Dataset()
+            match.QueryRetrieveLevel = "IMAGE"
+            match.StudyInstanceUID = ds.StudyInstanceUID
+            match.SeriesInstanceUID = ds.SeriesInstanceUID
+            match.SOPInstanceUID = ds.SOPInstanceUID
+            yield 0xFF00, match
+
+    def stop(self) -> None:
+        self.server.shutdown()

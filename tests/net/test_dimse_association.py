@@ -1,0 +1,122 @@
+"""The one way Relay makes DIMSE associations: TCP_NODELAY both ends, bounded waits, and a plain
+reason for each way an association can fail (real pynetdicom peers on loopback)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from pynetdicom import build_context, evt
+from pynetdicom.sop_class import CTImageStorage, Verification
+
+from app.errors import DimseError
+from app.net.devhub import free_port
+from app.net.dimse.association import Endpoint, Timeouts, associate, make_ae, start_server
+from tests.proxies import LoopbackServer
+
+
+class SilentPeer(LoopbackServer):
+    """Accepts TCP connections and never says a word."""
+
+    def _handle(self, conn: socket.socket) -> None:
+        time.sleep(10)
+        conn.close()
+
+
+@pytest.fixture
+def echo_scp() -> Iterator[tuple[int, list[int]]]:
+    """A pynetdicom Verification SCP called 'PACS' that only knows the calling AE 'RELAY'.
+    Yields its port and the TCP_NODELAY values it saw on accepted sockets."""
+    seen: list[int] = []
+
+    def on_echo(event: evt.Event) -> int:
+        raw = event.assoc.dul.socket.socket
+        seen.append(raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        return 0x0000
+
+    ae = make_ae("PACS", supported=[build_context(Verification)])
+    ae.require_calling_aet = ["RELAY"]
+    ae.require_called_aet = True
+    port = free_port()
+    server = start_server(ae, "127.0.0.1", port, evt_handlers=[(evt.EVT_C_ECHO, on_echo)])
+    try:
+        yield port, seen
+    finally:
+        server.shutdown()
+
+
+def _client(title: str = "RELAY", timeouts: Timeouts | None = None):
+    return make_ae(title, timeouts=timeouts or Timeouts(), requested=[build_context(Verification)])
+
+
+def test_echo_with_tcp_nodelay_on_both_ends(echo_scp):
+    port, seen = echo_scp
+    assoc = associate(_client(), Endpoint("127.0.0.1", port, "PACS"))
+    try:
+        raw = assoc.dul.socket.socket
+        assert raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert assoc.send_c_echo().Status == 0
+    finally:
+        assoc.release()
+    assert seen and all(v != 0 for v in seen)
+
+
+def test_unknown_calling_ae_is_told_in_plain_words(echo_scp):
+    port, _ = echo_scp
+    with pytest.raises(DimseError) as info:
+        associate(_client("STRANGER"), Endpoint("127.0.0.1", port, "PACS"))
+    assert info.value.kind == "calling-ae"
+    assert "does not know Relay's AE title 'STRANGER'" in str(info.value)
+    assert not info.value.retryable
+
+
+def test_wrong_called_ae_is_told_in_plain_words(echo_scp):
+    port, _ = echo_scp
+    with pytest.raises(DimseError) as info:
+        associate(_client(), Endpoint("127.0.0.1", port, "NOTPACS"))
+    assert info.value.kind == "called-ae"
+    assert "is not 'NOTPACS'" in str(info.value)
+
+
+def test_nothing_listening_is_unreachable():
+    port = free_port()
+    with pytest.raises(DimseError) as info:
+        associate(_client(), Endpoint("127.0.0.1", port, "PACS"))
+    assert info.value.kind == "unreachable"
+    assert "refused" in str(info.value).lower()
+    assert info.value.retryable
+
+
+def test_peer_that_never_answers_gives_up_after_the_acse_timeout():
+    peer = SilentPeer()
+    try:
+        started = time.monotonic()
+        with pytest.raises(DimseError) as info:
+            associate(_client(timeouts=Timeouts(acse=1.5)), Endpoint("127.0.0.1", peer.port, "P"))
+        took = time.monotonic() - started
+    finally:
+        peer.close()
+    assert info.value.kind == "timeout"
+    assert "did not answer the association request within 2 s" in str(info.value)
+    assert took < 8
+
+
+def test_every_context_refused_is_named(echo_scp):
+    port, _ = echo_scp
+    ae = make_ae("RELAY", requested=[build_context(CTImageStorage)])
+    with pytest.raises(DimseError) as info:
+        associate(ae, Endpoint("127.0.0.1", port, "PACS"))
+    assert info.value.kind == "refused"
+    assert "CT Image Storage" in str(info.value)
+
+
+def test_tls_to_a_plain_port_is_not_called_unreachable(echo_scp, tmp_path):
+    from app.net.dimse.association import TlsOptions
+
+    port, _ = echo_scp
+    with pytest.raises(DimseError) as info:
+        associate(_client(timeouts=Timeouts(connect=3)),
+                  Endpoint("127.0.0.1", port, "PACS", TlsOptions()))
+    assert info.value.kind == "tls"
