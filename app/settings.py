@@ -9,14 +9,18 @@ tokens live in the keyring (:mod:`app.net.secrets`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from app.errors import SettingsError
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 """2: hub profiles say which protocol they speak (``kind``); 1: every hub was DICOMweb."""
@@ -57,6 +61,18 @@ class HubProfile:
                                 f"{', '.join(PROFILE_KINDS)}, not '{self.kind}'")
         if self.auth not in AUTH_KINDS:
             raise SettingsError(f"hub '{self.name}': auth must be one of {', '.join(AUTH_KINDS)}")
+        if strip_userinfo(self.url) != self.url:
+            raise SettingsError(
+                f"hub '{self.name}': the URL holds a user name or password; give them with "
+                "--user and --password-stdin (kept in the keyring), never in the URL")
+
+
+def strip_userinfo(url: str) -> str:
+    """``url`` without a ``user:password@`` part (settings never keep credentials)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 @dataclass
@@ -177,6 +193,7 @@ def load_settings(home: Path) -> Settings:
             f"the settings file {path} was written by a newer Relay (schema {version})"
         )
     raw = _migrate(raw, version)
+    _strip_hub_credentials(raw, path)
     known = {f.name for f in fields(Settings)}
     other = {k: v for k, v in raw.items() if k not in known}
     settings = _build(Settings, {k: v for k, v in raw.items() if k in known}, str(path))
@@ -194,6 +211,17 @@ def _migrate(raw: dict[str, Any], version: int) -> dict[str, Any]:
             raw = {**raw, "hubs": [{**h, "kind": h.get("kind", "dicomweb")}
                                    if isinstance(h, dict) else h for h in hubs]}
     return raw
+
+
+def _strip_hub_credentials(raw: dict[str, Any], path: Path) -> None:
+    """Drop credentials that an older Relay or a hand edit left inside hub URLs."""
+    for hub in raw.get("hubs") or []:
+        if isinstance(hub, dict) and isinstance(hub.get("url"), str):
+            clean = strip_userinfo(hub["url"])
+            if clean != hub["url"]:
+                log.warning("%s: credentials inside the URL of hub '%s' were dropped; add them "
+                            "again with --user/--password-stdin", path, hub.get("name", "?"))
+                hub["url"] = clean
 
 
 def save_settings(home: Path, settings: Settings) -> None:

@@ -77,7 +77,7 @@ def find_postgresql_index() -> str:
     """The PostgreSQL index plugin, or raise naming the Debian package to install."""
     plugin = next((p for p in POSTGRESQL_INDEX_PLUGINS if os.path.isfile(p)), None)
     if plugin is None:
-        raise NotSupportedError("a hub with a PostgreSQL index needs the Debian package "
+        raise ToolMissingError("a hub with a PostgreSQL index needs the Debian package "
                                 "orthanc-postgresql; install with: "
                                 "sudo apt-get install orthanc-postgresql")
     return plugin

@@ -10,6 +10,7 @@ reach the log.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import logging
 import ssl
@@ -60,6 +61,12 @@ class HubSession:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise HubError("rejected", f"'{profile.url}' is not an http:// or https:// URL")
         self.where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        if parts.scheme == "http" and profile.auth != "none" and not is_loopback(parts.hostname):
+            raise HubError(
+                "rejected", f"'{profile.url}' is plain http:// and the hub has a "
+                f"{'password' if profile.auth == 'basic' else 'token'}: it would cross the "
+                "network unencrypted. Use https:// (plain http:// with credentials is only "
+                "allowed to this machine, e.g. 127.0.0.1)")
         self.headers: dict[str, str] = {"User-Agent": USER_AGENT}
         if profile.auth == "basic":
             token = base64.b64encode(f"{profile.user}:{secret or ''}".encode()).decode()
@@ -196,6 +203,17 @@ class HubSession:
             return (f"the server at {self.where} does not speak TLS on this port: "
                     "should the URL start with http:// ?")
         return f"TLS with the hub at {self.where} failed ({_short(text)})"
+
+
+def is_loopback(host: str) -> bool:
+    """Is ``host`` this machine (``localhost``, 127.0.0.0/8, ``::1``)?"""
+    if host.rstrip(".").lower() in ("localhost", "localhost.localdomain") or \
+            host.rstrip(".").lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _innermost(exc: BaseException) -> BaseException:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import StoreError
+from app.home import make_private
 from app.model import Header, ImageInfo, Instance, Patient, Series, Study
 from app.store.db import ThreadConnections, immediate
 
@@ -110,6 +111,7 @@ class Store:
 
     def __init__(self, home: Path) -> None:
         self.home = Path(home)
+        make_private(self.home)
         self.root = self.home / "store"
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"

@@ -15,7 +15,7 @@ import pytest
 import urllib3
 
 from app.dicom.synth import SeriesSpec, generate_series
-from app.errors import NotSupportedError
+from app.errors import ToolMissingError
 from app.imports.importer import import_paths
 from app.net.devhub import (
     HubConfig,
@@ -38,7 +38,7 @@ PASSPHRASE = "test-passphrase-not-secret"
 def _postgresql_missing() -> str:
     try:
         find_postgresql_index()
-    except NotSupportedError as exc:
+    except ToolMissingError as exc:
         return str(exc)
     return "" if postgres_bin() else "needs the Debian package postgresql"
 
