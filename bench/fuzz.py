@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from tests.fuzz.targets import DATA, TARGETS  # noqa: E402
 _EXECS = re.compile(rb"stat::number_of_executed_units:\s*(\d+)")
 _PEAK = re.compile(rb"stat::peak_rss_mb:\s*(\d+)")
 _ARTIFACT = re.compile(rb"Test unit written to (\S+)")
+_STATUS = re.compile(rb"^#(\d+)\s", re.MULTILINE)
 
 
 @dataclass
@@ -66,8 +68,16 @@ def run_target(name: str, seconds: float, workdir: Path, tally: Tally, nice: int
                               preexec_fn=lambda: os.nice(nice),
                               env={**os.environ, "PYTHONPATH": str(REPO)})
         tally.seconds += time.monotonic() - started
-        tally.executions += sum(int(m) for m in _EXECS.findall(proc.stderr))
+        finals = _EXECS.findall(proc.stderr)
+        # No final stats: libFuzzer was ended by its own alarm as the time ran out (seen as
+        # -SIGALRM with no input saved); count up to its last status line ("#N ...").
+        status = _STATUS.findall(proc.stderr)
+        tally.executions += int(finals[-1]) if finals else int(status[-1]) if status else 0
         tally.peak_rss_mb = max([tally.peak_rss_mb, *(int(m) for m in _PEAK.findall(proc.stderr))])
+        timed_out = time.monotonic() >= deadline - 1
+        if proc.returncode == -signal.SIGALRM and timed_out and not _ARTIFACT.search(
+                proc.stderr):
+            continue
         if proc.returncode != 0:
             found = [a.decode() for a in _ARTIFACT.findall(proc.stderr)]
             log = findings / f"run-{int(time.time())}.log"
