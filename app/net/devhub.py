@@ -38,7 +38,6 @@ POSTGRESQL_INDEX_PLUGINS = (
     "/usr/lib/orthanc/plugins/libOrthancPostgreSQLIndex.so",
 )
 DEBIAN_PACKAGES = ("orthanc", "orthanc-dicomweb")
-INSTALL_HINT = "sudo apt-get install " + " ".join(DEBIAN_PACKAGES)
 
 
 def find_orthanc() -> tuple[str, str]:

@@ -27,7 +27,7 @@ from app.net.dimse.client import DimseClient
 from app.net.dimse.query import find_instances
 from app.net.dimse.send import stop_state
 from app.net.queue import Job, TransferQueue
-from app.net.retry import Backoff
+from app.net.retry import Backoff, retry_rounds
 from app.settings import TransferSettings
 from app.store.ingest import Duplicate, stage_bytes
 from app.store.local import Store, StoredFile
@@ -173,23 +173,10 @@ class PacsRetrieval:
         return self._result(job.id, message)
 
     def _rounds(self, job: Job) -> str:
-        while True:
-            try:
-                if not self._round(job):
-                    return ""
-                self.backoff.reset()
-            except DimseError as exc:
-                assert self.receiver is not None
-                self.receiver.flush()
-                delay = self.backoff.next_delay(exc)
-                if delay is None:
-                    self.queue.set_state(job.id, stop_state(exc), str(exc))
-                    return str(exc)
-                log.warning("%s; trying again in %.0f s", exc, delay)
-                self.queue.set_state(job.id, "waiting", str(exc), next_try=time.time() + delay)
-                self.progress.advance(0, f"waiting for the PACS: {exc}")
-                Backoff.sleep(delay, self.progress)
-                self.queue.set_state(job.id, "running")
+        assert self.receiver is not None
+        return retry_rounds(lambda: self._round(job), self.backoff, self.queue, job.id,
+                            self.progress, peer_word="PACS", stopped=stop_state,
+                            on_fault=self.receiver.flush)
 
     def _round(self, job: Job) -> bool:
         """Ask for what is missing; False when nothing is left to do."""

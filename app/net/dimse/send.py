@@ -17,10 +17,10 @@ from collections.abc import Iterable
 
 from pydicom.dataset import Dataset
 
-from app.errors import Cancelled, DimseError
+from app.errors import Cancelled, DimseError, HubError
 from app.net.dimse.client import DimseClient, Sender, StoreOutcome
 from app.net.queue import Item, Job, TransferQueue
-from app.net.retry import Backoff
+from app.net.retry import Backoff, retry_rounds
 from app.net.send import TransferResult
 from app.settings import TransferSettings
 from app.store.local import Store
@@ -68,21 +68,8 @@ class PacsSender:
         return self._result(job.id, message)
 
     def _rounds(self, job: Job) -> str:
-        while True:
-            try:
-                if not self._round(job):
-                    return ""
-                self.backoff.reset()
-            except DimseError as exc:
-                delay = self.backoff.next_delay(exc)
-                if delay is None:
-                    self.queue.set_state(job.id, stop_state(exc), str(exc))
-                    return str(exc)
-                log.warning("%s; trying again in %.0f s", exc, delay)
-                self.queue.set_state(job.id, "waiting", str(exc), next_try=time.time() + delay)
-                self.progress.advance(0, f"waiting for the PACS: {exc}")
-                Backoff.sleep(delay, self.progress)
-                self.queue.set_state(job.id, "running")
+        return retry_rounds(lambda: self._round(job), self.backoff, self.queue, job.id,
+                            self.progress, peer_word="PACS", stopped=stop_state)
 
     # -- one round -------------------------------------------------------------------------
     def _round(self, job: Job) -> bool:
@@ -223,7 +210,7 @@ class PacsSender:
                               message=job.message if state != "paused" else message)
 
 
-def stop_state(exc: DimseError) -> str:
+def stop_state(exc: HubError) -> str:
     """``waiting`` (try later), ``failed`` (the PACS answered: no), ``stuck`` (the user must
     fix something: AE titles, TLS, address)."""
     return "waiting" if exc.retryable else "failed" if exc.kind == "failed" else "stuck"

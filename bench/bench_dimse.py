@@ -1,0 +1,120 @@
+"""DIMSE speed: Relay's node against dcmtk, side by side in one run, on loopback.
+
+    PYTHONPATH=. python bench/bench_dimse.py [--slices 400] [--rounds 3]
+
+Receiving: dcmtk ``storescu`` sends a generated CT series (``app.dicom.synth``, 512x512,
+explicit VR little endian, one association) to ``relay listen`` (a subprocess with a fresh home:
+each instance checked, written, fsync'ed, its folder fsync'ed and its index row committed before
+the success status goes back) and to dcmtk ``storescp`` writing into a folder (no fsync): with
+its default 16 kB PDUs, with its largest (128 kB), and with those and ``+B`` (bit preserving:
+the received bytes written as they are, not parsed and re-encoded). The best of ``--rounds`` is
+kept for each, all measured in turn each round. Prints MB/s and the ratio against the fastest
+storescp (target: relay listen >= 0.8x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from app.dicom.synth import SeriesSpec, generate_series
+from app.net.devhub import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _wait_echo(port: int, ae: str, deadline: float = 30.0) -> None:
+    end = time.monotonic() + deadline
+    while subprocess.run(["echoscu", "-aec", ae, "127.0.0.1", str(port)],
+                         capture_output=True).returncode != 0:
+        if time.monotonic() > end:
+            raise RuntimeError(f"nothing answers C-ECHO on port {port}")
+        time.sleep(0.2)
+
+
+def _storescu(port: int, ae: str, files: list[Path]) -> float:
+    started = time.perf_counter()
+    subprocess.run(["storescu", "-aec", ae, "127.0.0.1", str(port), *map(str, files)],
+                   check=True, capture_output=True, timeout=1800)
+    return time.perf_counter() - started
+
+
+def _to_storescp(files: list[Path], root: Path, *options: str) -> float:
+    out = Path(tempfile.mkdtemp(dir=root))
+    port = free_port()
+    proc = subprocess.Popen(["storescp", *options, "-aet", "STORESCP", "-od", str(out), str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_echo(port, "STORESCP")
+        return _storescu(port, "STORESCP", files)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _to_relay(files: list[Path], root: Path) -> float:
+    home = Path(tempfile.mkdtemp(dir=root))
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "listen",
+                             "--bind", "127.0.0.1", "--port", str(port), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    try:
+        _wait_echo(port, "RELAY")
+        seconds = _storescu(port, "RELAY", files)
+    finally:
+        proc.send_signal(2)  # Ctrl-C: the node stops cleanly and prints its counts
+        out, _ = proc.communicate(timeout=60)
+    if f'"stored": {len(files)}' not in out:
+        raise RuntimeError(f"relay listen did not store every instance: {out}")
+    shutil.rmtree(home, ignore_errors=True)
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slices", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    for tool in ("storescu", "storescp", "echoscu"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench_dimse: needs dcmtk ({tool}); apt-get install dcmtk")
+    root = Path(tempfile.mkdtemp(prefix="bench-dimse-"))
+    try:
+        files = generate_series(root / "ct", SeriesSpec(slices=args.slices, seed=3))
+        mb = sum(p.stat().st_size for p in files) / 1e6
+        print(f"{len(files)} instances, {mb:.1f} MB (512x512 CT, explicit VR little endian)")
+        runs: dict[str, Callable[[list[Path], Path], float]] = {
+            "storescu -> storescp": _to_storescp,
+            "storescu -> storescp -pdu 131072": lambda f, r: _to_storescp(f, r, "-pdu", "131072"),
+            "storescu -> storescp -pdu 131072 +B": lambda f, r: _to_storescp(
+                f, r, "-pdu", "131072", "+B"),
+            "storescu -> relay listen": _to_relay}
+        best = {name: float("inf") for name in runs}
+        for r in range(args.rounds):
+            for name, fn in runs.items():
+                seconds = fn(files, root)
+                best[name] = min(best[name], seconds)
+                print(f"  round {r + 1}: {name:<37} {seconds:6.2f} s  {mb / seconds:7.1f} MB/s")
+        for name, seconds in best.items():
+            print(f"best {name:<37} {seconds:6.2f} s  {mb / seconds:7.1f} MB/s")
+        dcmtk = min(v for k, v in best.items() if "storescp" in k)
+        ratio = dcmtk / best["storescu -> relay listen"]
+        verdict = "ok" if ratio >= 0.8 else "BELOW TARGET"
+        print(f"relay listen / storescp (its faster setting) speed: {ratio:.2f}x "
+              f"(target >= 0.8x) {verdict}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
