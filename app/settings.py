@@ -220,25 +220,14 @@ def load_settings(home: Path) -> Settings:
         raise SettingsError(
             f"the settings file {path} was written by a newer Relay (schema {version})"
         )
-    raw = _migrate(raw, version)
     _strip_hub_credentials(raw, path)
+    raw = _migrate(raw, version)
     known = {f.name for f in fields(Settings)}
     other = {k: v for k, v in raw.items() if k not in known}
     settings = _build(Settings, {k: v for k, v in raw.items() if k in known}, str(path))
     settings.other.update(other)
     settings.schema_version = SCHEMA_VERSION
     return settings
-
-
-def _migrate(raw: dict[str, Any], version: int) -> dict[str, Any]:
-    """The layout of an older file brought to :data:`SCHEMA_VERSION` (the file itself is
-    rewritten in the new layout the next time settings are saved)."""
-    if version < 2:  # every hub was DICOMweb
-        hubs = raw.get("hubs")
-        if isinstance(hubs, list):
-            raw = {**raw, "hubs": [{**h, "kind": h.get("kind", "dicomweb")}
-                                   if isinstance(h, dict) else h for h in hubs]}
-    return raw
 
 
 def _strip_hub_credentials(raw: dict[str, Any], path: Path) -> None:
@@ -250,6 +239,17 @@ def _strip_hub_credentials(raw: dict[str, Any], path: Path) -> None:
                 log.warning("%s: credentials inside the URL of hub '%s' were dropped; add them "
                             "again with --user/--password-stdin", path, hub.get("name", "?"))
                 hub["url"] = clean
+
+
+def _migrate(raw: dict[str, Any], version: int) -> dict[str, Any]:
+    """The layout of an older file brought to :data:`SCHEMA_VERSION` (the file itself is
+    rewritten in the new layout the next time settings are saved)."""
+    if version < 2:  # every hub was DICOMweb
+        hubs = raw.get("hubs")
+        if isinstance(hubs, list):
+            raw = {**raw, "hubs": [{**h, "kind": h.get("kind", "dicomweb")}
+                                   if isinstance(h, dict) else h for h in hubs]}
+    return raw
 
 
 def save_settings(home: Path, settings: Settings) -> None:

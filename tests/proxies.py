@@ -322,3 +322,29 @@ class FaultyLink(Relay):
                     s.close()
                 else:
                     s.shutdown(socket.SHUT_RDWR)
+
+
+class CannedServer(LoopbackServer):
+    """A loopback "hub" answering every request with the same hostile answer: ``head`` (status
+    line and headers) then ``body``, sent in ``chunk``-byte pieces ``pause`` seconds apart."""
+
+    def __init__(self, head: bytes, body: bytes, *, chunk: int = 1 << 16,
+                 pause: float = 0.0) -> None:
+        self.head, self.body, self.chunk, self.pause = head, body, chunk, pause
+        super().__init__(0)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/dicom-web"
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(5)
+            conn.recv(65536)
+            conn.sendall(self.head)
+            for at in range(0, len(self.body), self.chunk):
+                if self._stop.is_set():
+                    return
+                conn.sendall(self.body[at : at + self.chunk])
+                if self.pause:
+                    time.sleep(self.pause)

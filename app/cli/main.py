@@ -99,6 +99,12 @@ def open_store(args: argparse.Namespace) -> Store:
     return Store(resolve_home(getattr(args, "home", None)))
 
 
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences from file names on
+    outside media, say) shown as ``\\x1b`` and the like, never sent to the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
     sys.stdout.flush()

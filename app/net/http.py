@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import ssl
+import time
 from collections.abc import Iterable, Mapping
 from http.client import BadStatusLine, IncompleteRead, RemoteDisconnected
 from typing import Any
@@ -38,6 +39,11 @@ from app.settings import HubProfile
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"Relay/{__version__}"
+#: Largest JSON answer taken, after gzip decoding (the metadata of a 10,000-instance study is
+#: ~100 MB); beyond it the answer is refused, so a gzip bomb costs at most this much memory.
+MAX_JSON_BYTES = 256 << 20
+#: A whole answer may take this many read timeouts (a trickling server is given up).
+ANSWER_DEADLINE_READS = 4
 
 
 def ssl_context(ca_file: str = "") -> ssl.SSLContext:
@@ -126,20 +132,51 @@ class HubSession:
         """GET a DICOM JSON answer (QIDO, metadata); 204 is an empty list.
 
         Asks for gzip: DICOM JSON shrinks ~10× (a 400-instance series' metadata is megabytes),
-        which on a WAN link is most of the time to a remote study's first image.
+        which on a WAN link is most of the time to a remote study's first image. The answer is
+        capped after decoding (:data:`MAX_JSON_BYTES`: a gzip bomb stops there) and must arrive
+        within :meth:`answer_deadline` (a server trickling a byte now and then is given up).
         """
         resp = self.request("GET", path, params=params,
                             headers={"Accept": "application/dicom+json",
-                                     "Accept-Encoding": "gzip"}, ok=(200, 204))
-        if resp.status == 204 or not resp.data:
+                                     "Accept-Encoding": "gzip"}, ok=(200, 204), stream=True)
+        try:
+            data = self.read_capped(resp, MAX_JSON_BYTES, "answer")
+        finally:
+            resp.release_conn()
+        if resp.status == 204 or not data:
             return []
-        return self.parse_json(resp)
+        return self.parse_json(resp, data)
 
-    def parse_json(self, resp: urllib3.BaseHTTPResponse) -> Any:
+    def answer_deadline(self) -> float:
+        """Seconds a whole answer may take (each read also has the profile's read timeout)."""
+        return ANSWER_DEADLINE_READS * self.profile.read_timeout
+
+    def read_capped(self, resp: urllib3.BaseHTTPResponse, cap: int, what: str) -> bytes:
+        """The decoded body of ``resp``, refused past ``cap`` bytes or the answer deadline."""
+        deadline = time.monotonic() + self.answer_deadline()
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            while chunk := resp.read1(1 << 16):  # what has arrived: the deadline is checked
+                total += len(chunk)
+                if total > cap:
+                    raise HubError("not-dicomweb", f"the hub at {self.where} sent an {what} "
+                                                   f"larger than {cap >> 20} MB (decoded); refused")
+                if time.monotonic() > deadline:
+                    raise HubError("timeout", f"the hub at {self.where} took more than "
+                                              f"{self.answer_deadline():.0f} s for one {what}")
+                chunks.append(chunk)
+        except HubError:
+            raise
+        except Exception as exc:
+            raise self.translate(exc) from exc
+        return b"".join(chunks)
+
+    def parse_json(self, resp: urllib3.BaseHTTPResponse, data: bytes | None = None) -> Any:
         ctype = resp.headers.get("Content-Type", "")
         try:
-            return json.loads(resp.data)
-        except ValueError:
+            return json.loads(resp.data if data is None else data)
+        except (ValueError, RecursionError):
             raise HubError(
                 "not-dicomweb",
                 f"the server at {self.where} answered, but not with DICOM JSON "

@@ -52,6 +52,7 @@ from app.ui.controllers.transfers import TransfersController
 from app.ui.format import count
 from app.ui.hubs_dialog import HubsDialog
 from app.ui.import_report import ImportReportDialog, summary_text
+from app.ui.labels import plain_label
 from app.ui.node_dialog import PacsNodeDialog
 from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
@@ -234,7 +235,7 @@ class MainWindow(QMainWindow):
         help_menu.addAction(shortcuts)
 
     def _build_status(self) -> None:
-        self.counts_label = QLabel(self)
+        self.counts_label = plain_label("", self)
         self.statusBar().addWidget(self.counts_label, 1)
         for widget in self.importer.widgets():
             self.statusBar().addPermanentWidget(widget)
