@@ -97,8 +97,10 @@ class BufferReader:
     """
 
     def __init__(self, buf: Any, name: str = "") -> None:
-        self._buf = memoryview(buf)
-        self._size = len(self._buf)
+        # Slices, not a memoryview: a view would pin an mmap (its close raises BufferError)
+        # for as long as an exception's traceback keeps this reader alive.
+        self._buf = buf
+        self._size = len(buf)
         self._pos = 0
         self.name = name
         #: The latest read got some but not all of the bytes asked for: the file ends inside
@@ -110,7 +112,8 @@ class BufferReader:
         end = self._size if n is None or n < 0 else min(self._size, start + n)
         self._pos = max(self._pos, end)
         self.ended_inside = n is not None and 0 < end - start < n
-        return self._buf[start:end].tobytes()
+        piece = self._buf[start:end]
+        return piece if isinstance(piece, bytes) else bytes(piece)
 
     def seek(self, offset: int, whence: int = 0) -> int:
         base = (0, self._pos, self._size)[whence]
