@@ -78,10 +78,10 @@ def retry_rounds(round_: Callable[[], bool], backoff: Backoff, queue: TransferQu
         except HubError as exc:
             delay = backoff.next_delay(exc)
             if delay is None:
-                queue.set_state(job_id, "waiting" if exc.retryable else "stuck", str(exc))
+                queue.set_state(job_id, exc.stop_state, str(exc))
                 return str(exc)
             log.warning("%s; trying again in %.0f s", exc, delay)
             queue.set_state(job_id, "waiting", str(exc), next_try=time.time() + delay)
-            progress.advance(0, f"waiting for the hub: {exc}")
+            progress.advance(0, f"waiting for the {exc.peer_word}: {exc}")
             Backoff.sleep(delay, progress)
             queue.set_state(job_id, "running")

@@ -25,9 +25,8 @@ from app.errors import Cancelled, DimseError, StoreError
 from app.imports.media import Problem
 from app.net.dimse.client import DimseClient
 from app.net.dimse.query import find_instances
-from app.net.dimse.send import stop_state
 from app.net.queue import Job, TransferQueue
-from app.net.retry import Backoff
+from app.net.retry import Backoff, retry_rounds
 from app.settings import TransferSettings
 from app.store.ingest import Duplicate, stage_bytes
 from app.store.local import Store, StoredFile
@@ -162,7 +161,8 @@ class PacsRetrieval:
         started = time.monotonic()
         message = ""
         try:
-            message = self._rounds(job)
+            message = retry_rounds(lambda: self._round(job), self.backoff, self.queue,
+                                   job.id, self.progress)
         except Cancelled:
             self.queue.set_state(job.id, "paused", "paused by the user")
             message = "cancelled; the job resumes on the next 'relay retrieve'"
@@ -171,25 +171,6 @@ class PacsRetrieval:
             self.queue.add_totals(job.id, self.bytes, time.monotonic() - started)
             self.progress.finish()
         return self._result(job.id, message)
-
-    def _rounds(self, job: Job) -> str:
-        while True:
-            try:
-                if not self._round(job):
-                    return ""
-                self.backoff.reset()
-            except DimseError as exc:
-                assert self.receiver is not None
-                self.receiver.flush()
-                delay = self.backoff.next_delay(exc)
-                if delay is None:
-                    self.queue.set_state(job.id, stop_state(exc), str(exc))
-                    return str(exc)
-                log.warning("%s; trying again in %.0f s", exc, delay)
-                self.queue.set_state(job.id, "waiting", str(exc), next_try=time.time() + delay)
-                self.progress.advance(0, f"waiting for the PACS: {exc}")
-                Backoff.sleep(delay, self.progress)
-                self.queue.set_state(job.id, "running")
 
     def _round(self, job: Job) -> bool:
         """Ask for what is missing; False when nothing is left to do."""
@@ -207,10 +188,12 @@ class PacsRetrieval:
         by_series: dict[str, list[str]] = {}
         for item in pending:
             by_series.setdefault(item.series_uid, []).append(item.sop_uid)
-        for series_uid, uids in by_series.items():
-            self._ask(job, series_uid, uids)
         assert self.receiver is not None
-        self.receiver.flush()
+        try:
+            for series_uid, uids in by_series.items():
+                self._ask(job, series_uid, uids)
+        finally:
+            self.receiver.flush()  # what arrived before a fault is indexed now
         still = [i.sop_uid for i in self.queue.items(job.id, ("pending",))]
         problems = self.receiver.problems
         for uid in still:

@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from app.errors import Cancelled, DimseError
 from app.net.dimse.client import DimseClient, Sender, StoreOutcome
 from app.net.queue import Item, Job, TransferQueue
-from app.net.retry import Backoff
+from app.net.retry import Backoff, retry_rounds
 from app.net.send import TransferResult
 from app.settings import TransferSettings
 from app.store.local import Store
@@ -58,7 +58,8 @@ class PacsSender:
         self.progress.advance(job.count("sent", "verified", "failed"))
         message = ""
         try:
-            message = self._rounds(job)
+            message = retry_rounds(lambda: self._round(job), self.backoff, self.queue,
+                                   job.id, self.progress)
         except Cancelled:
             self.queue.set_state(job.id, "paused", "paused by the user")
             message = "cancelled; the job resumes on the next 'relay send'"
@@ -67,24 +68,6 @@ class PacsSender:
             self.progress.finish()
         return self._result(job.id, message)
 
-    def _rounds(self, job: Job) -> str:
-        while True:
-            try:
-                if not self._round(job):
-                    return ""
-                self.backoff.reset()
-            except DimseError as exc:
-                delay = self.backoff.next_delay(exc)
-                if delay is None:
-                    self.queue.set_state(job.id, stop_state(exc), str(exc))
-                    return str(exc)
-                log.warning("%s; trying again in %.0f s", exc, delay)
-                self.queue.set_state(job.id, "waiting", str(exc), next_try=time.time() + delay)
-                self.progress.advance(0, f"waiting for the PACS: {exc}")
-                Backoff.sleep(delay, self.progress)
-                self.queue.set_state(job.id, "running")
-
-    # -- one round -------------------------------------------------------------------------
     def _round(self, job: Job) -> bool:
         """Send what the PACS lacks, then verify; False when nothing is left to do."""
         self.progress.check()
@@ -222,8 +205,3 @@ class PacsSender:
                               missing=missing, bytes=job.bytes, seconds=job.seconds,
                               message=job.message if state != "paused" else message)
 
-
-def stop_state(exc: DimseError) -> str:
-    """``waiting`` (try later), ``failed`` (the PACS answered: no), ``stuck`` (the user must
-    fix something: AE titles, TLS, address)."""
-    return "waiting" if exc.retryable else "failed" if exc.kind == "failed" else "stuck"
