@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from app import __version__
+from app import __version__, crash
 from app.errors import RelayError
 from app.home import resolve_home
 from app.store.local import Store
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return _open_window(argv)
     args = parser.parse_args(argv)
     _setup_logging(getattr(args, "verbose", 0) or 0)
+    crash.install()
     handler: Handler = args.handler
     try:
         return handler(args)
@@ -78,6 +79,7 @@ def _open_window(argv: list[str]) -> int:
     gui.add_argument("paths", nargs="*", help="folders, DICOMDIR media or zips to import and open")
     args = gui.parse_args(argv)
     _setup_logging(args.verbose)
+    crash.install()
     from app.ui.main import run  # Qt is imported only here
 
     return run(home=resolve_home(args.home), paths=args.paths)

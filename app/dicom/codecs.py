@@ -103,7 +103,7 @@ def plugins_for(uid: str) -> tuple[str, ...]:
     codec = _BY_UID.get(uid)
     if codec is None:
         raise DecodeError(f"{syntax_name(uid)} is not a transfer syntax Relay can decode")
-    from pydicom.pixels import get_decoder
+    from pydicom.pixels.decoders.base import get_decoder
 
     try:
         available = set(get_decoder(uid).available_plugins)

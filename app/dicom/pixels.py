@@ -181,7 +181,7 @@ def _decode(path: Path | str, ts: str, info: ImageInfo, frame: int, out: np.ndar
 
 
 def _decode_native_buffer(path: Path | str, ts: str, info: ImageInfo, frame: int) -> np.ndarray:
-    from pydicom.pixels import get_decoder
+    from pydicom.pixels.decoders.base import get_decoder
 
     assert info.pixel_offset is not None
     nbytes = (info.rows * info.columns * info.samples_per_pixel * info.bits_allocated + 7) // 8
@@ -194,7 +194,7 @@ def _decode_native_buffer(path: Path | str, ts: str, info: ImageInfo, frame: int
 
 
 def _decode_encapsulated(path: Path | str, ts: str, info: ImageInfo, frame: int) -> np.ndarray:
-    from pydicom.pixels import get_decoder
+    from pydicom.pixels.decoders.base import get_decoder
 
     plugins = plugins_for(ts)  # raises with "install ..." when nothing can decode this syntax
     data = _frame_items(path, ts, info, frame)
@@ -285,7 +285,7 @@ def _palette_dataset(path: str) -> Any:
 
 
 def _apply_palette(path: Path | str, arr: np.ndarray) -> np.ndarray:
-    from pydicom.pixels import apply_color_lut
+    from pydicom.pixels.processing import apply_color_lut
 
     return np.asarray(apply_color_lut(arr, _palette_dataset(str(path))))
 

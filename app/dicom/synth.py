@@ -101,12 +101,14 @@ def head_phantom(center_z: float = 0.0, kind: str = "head") -> list[Shape]:
 def _inside(shape: Shape, points: np.ndarray) -> np.ndarray:
     if isinstance(shape, Ellipsoid):
         d = (points - np.asarray(shape.center, np.float32)) / np.asarray(shape.radii, np.float32)
-        return np.einsum("...i,...i->...", d, d) <= 1.0
+        inside: np.ndarray = np.einsum("...i,...i->...", d, d) <= 1.0
+        return inside
     a = np.asarray(shape.start, np.float32)
     ab = np.asarray(shape.end, np.float32) - a
     t = np.clip(((points - a) @ ab) / float(ab @ ab), 0.0, 1.0)
     diff = points - (a + t[..., None] * ab)
-    return np.einsum("...i,...i->...", diff, diff) <= shape.radius**2
+    near: np.ndarray = np.einsum("...i,...i->...", diff, diff) <= shape.radius**2
+    return near
 
 
 def _bounds(shape: Shape) -> tuple[np.ndarray, np.ndarray]:

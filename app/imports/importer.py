@@ -38,8 +38,14 @@ class ImportReport:
     skipped: list[Problem] = field(default_factory=list)
     #: Studies that this import touched (imported, duplicate or conflict), in first-seen order.
     study_uids: list[str] = field(default_factory=list)
+    #: Per series this import touched: how many files were "imported", "duplicate", "conflict".
+    series_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     cancelled: bool = False
     seconds: float = 0.0
+
+    def count_series(self, series_uid: str, status: str) -> None:
+        counts = self.series_counts.setdefault(series_uid, {})
+        counts[status] = counts.get(status, 0) + 1
 
     def add_problem(self, problem: Problem) -> None:
         (self.skipped if problem.kind == "skipped" else self.failed).append(problem)
@@ -113,6 +119,7 @@ def import_paths(
             statuses = store.commit([f for _, f in pending])
             for (_item, stored), status in zip(pending, statuses, strict=True):
                 _count(report, status)
+                report.count_series(stored.header.series.series_instance_uid, status)
                 seen_studies.setdefault(stored.header.study.study_instance_uid)
             pending.clear()
         last_commit = time.monotonic()
@@ -136,6 +143,8 @@ def import_paths(
                         report.add_problem(result)
                     elif isinstance(result, Duplicate):
                         report.duplicates += 1
+                        report.count_series(result.header.series.series_instance_uid,
+                                            "duplicate")
                         seen_studies.setdefault(result.header.study.study_instance_uid)
                     else:
                         pending.append((item, result))

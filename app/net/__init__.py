@@ -21,12 +21,17 @@
 - ``http``      TLS, authentication, timeouts, faults in plain words
 - ``secrets``, ``cryptfile``  the secrets of profiles (keyring, or an encrypted file)
 - ``devhub``    a local Orthanc hub (tests, ``relay dev-hub``)
+- ``dimse``     DIMSE (pynetdicom): so far only :mod:`dimse.association`, the one way
+                associations are made (timeouts, TLS, faults as :class:`~app.errors.DimseError`);
+                no DIMSE peer yet
 
 The commands (``relay hub|send|fetch|queue|dev-hub``) are in :mod:`app.cli.net`.
 
-DICOMweb is the one protocol today. Adding another (DIMSE next) touches no transfer code:
+DICOMweb is the one protocol of the transfers today. Adding another (DIMSE next) touches no
+transfer code:
 
-1. one client module, ``app/net/dimse.py``: a class with every :class:`peer.Peer` method
+1. one client module, say ``app/net/dimse/peer.py`` (associations through
+   :mod:`dimse.association`): a class with every :class:`peer.Peer` method
    (``where``, ``check`` = C-ECHO, ``studies``/``series``/``instances`` = C-FIND at STUDY/
    SERIES/IMAGE level yielding ``Dataset.to_json_dict()`` one response at a time with
    ``limit``/``offset`` applied as it iterates, ``study_instance_count``/``present``/
@@ -34,9 +39,8 @@ DICOMweb is the one protocol today. Adding another (DIMSE next) touches no trans
    :class:`peer.StoreResult`, ``retrieve`` = C-GET (or C-MOVE to our own SCP) writing each
    received dataset through ``open_part``/``close_part``, ``metadata`` from an IMAGE-level
    C-FIND or :class:`~app.errors.NotSupportedByPeer`); faults raised as
-   :class:`~app.errors.HubError` with the same kinds (``unreachable``, ``timeout``,
-   ``rejected``, ...) so that :mod:`retry` waits out the same outages; and a
-   ``connect(profile, secret, *, pool_size)``;
+   :class:`~app.errors.DimseError` (a :class:`~app.errors.HubError`, whose ``retryable`` kinds
+   :mod:`retry` waits out); and a ``connect(profile, secret, *, pool_size)``;
 2. one profile kind: ``"dimse"`` in :data:`app.settings.PROFILE_KINDS`, the DIMSE fields of
    :class:`app.settings.HubProfile` (host, port, called and calling AE titles; a schema bump
    with its migration), and ``"dimse": dimse.connect`` in :data:`hubs.PEER_KINDS`; plus the

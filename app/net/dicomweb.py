@@ -96,9 +96,11 @@ class DicomWebClient:
             offset += len(answer)
 
     def studies(self, **match: Any) -> Iterator[DicomJson]:
-        # the standard's default study attributes, plus the description; Orthanc 1.10 leaves
-        # StudyDescription out of "all" and wants the keyword, not the tag
-        return self.search("/studies", {"includefield": "StudyDescription", **match})
+        # the standard's default study attributes, plus the description and the birth date
+        # (the technologist checks it); Orthanc 1.10 leaves them out of "all" and wants the
+        # keyword, not the tag
+        return self.search("/studies", {"includefield": "StudyDescription,PatientBirthDate",
+                                        **match})
 
     def series(self, study_uid: str) -> Iterator[DicomJson]:
         return self.search(f"/studies/{study_uid}/series")

@@ -77,7 +77,9 @@ class HubSession:
 
     def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
         url = self.base + path
-        return url + ("?" + urlencode(params) if params else "")
+        # QIDO wildcards and lists stay as typed: Orthanc 1.10's DICOMweb plugin does not
+        # decode %2A / %2C in query values ("PatientName=%2ADOE%2A" matches nothing).
+        return url + ("?" + urlencode(params, safe="*,") if params else "")
 
     def request(
         self,

@@ -1,12 +1,16 @@
 """The "Incoming" list: studies on the hub, what is new since the last check, what is local.
 
-:class:`IncomingPoller` asks the hub (QIDO-RS, paged) for its studies, optionally only those with
-a study date in the last ``lookback_days``, every ``interval_seconds``. DICOMweb does not say when
-a hub received a study, so the received time shown is when Relay first saw the study on the hub
-(at most one interval late); it is remembered in ``transfers.sqlite`` so a restart does not
-announce old studies as new. Each study says whether it is local already (``local``), partly
-(``partial``) or only on the hub (``remote``). Qt-free: the UI runs :meth:`IncomingPoller.run`
-in a thread and hops the updates to its own thread.
+:class:`IncomingPoller` asks the hub (QIDO-RS, paged) for its studies every ``interval_seconds``
+and lists those that *arrived* in the last ``lookback_days``, whatever their study date (a study
+from an outside CD scanned years ago is as new as this morning's CT). DICOMweb does not say when
+a hub received a study (Orthanc 1.10's QIDO answers with ``includefield=all`` hold the study's
+main tags only; its received time is in Orthanc's own REST API, outside DICOMweb), so the time
+shown is when Relay first saw the study on the hub (at most one interval late), remembered in
+``transfers.sqlite`` so a restart does not announce old studies as new. The first poll of a hub
+cannot know what arrived when: it lists the studies whose study date is in the window and takes
+the others as there before Relay watched. Each study says whether it is local already
+(``local``), partly (``partial``) or only on the hub (``remote``). Qt-free: the UI runs
+:meth:`IncomingPoller.run` in a thread and hops the updates to its own thread.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ CREATE TABLE IF NOT EXISTS incoming (
     first_seen REAL NOT NULL,
     PRIMARY KEY (hub, study_uid)
 );
+CREATE TABLE IF NOT EXISTS incoming_hubs (
+    hub TEXT PRIMARY KEY,
+    first_poll REAL NOT NULL
+);
 """
 
 
@@ -53,7 +61,8 @@ class IncomingStudy:
     instances: int
     """Instances on the hub (NumberOfStudyRelatedInstances)."""
     received: float
-    """When Relay first saw the study on the hub (epoch seconds)."""
+    """When Relay first saw the study on the hub (epoch seconds; 0: already there at the first
+    poll of that hub)."""
     local_instances: int
     new: bool
     """First seen in this poll."""
@@ -71,8 +80,11 @@ class IncomingUpdate:
     """The outcome of one poll."""
 
     studies: list[IncomingStudy]
+    """The studies that arrived in the window, newest first."""
     checked_at: float
     error: str = ""
+    on_hub: int = 0
+    """Every study the hub holds (listed or not)."""
 
     @property
     def new(self) -> list[IncomingStudy]:
@@ -100,15 +112,14 @@ class IncomingPoller:
 
     def poll(self) -> IncomingUpdate:
         """Ask the hub once; raises :class:`HubError` when it cannot be asked."""
-        filters: dict[str, str] = {}
-        if self.settings.lookback_days > 0:
-            since = datetime.date.today() - datetime.timedelta(days=self.settings.lookback_days)
-            filters["StudyDate"] = since.strftime("%Y%m%d") + "-"
-        found = list(self.peer.studies(**filters))
+        found = list(self.peer.studies())
         now = time.time()
         conn = self._db()
         try:
             with conn:
+                first_poll = conn.execute("SELECT 1 FROM incoming_hubs WHERE hub=?",
+                                          (self.hub,)).fetchone() is None
+                conn.execute("INSERT OR IGNORE INTO incoming_hubs VALUES (?,?)", (self.hub, now))
                 seen = dict(conn.execute("SELECT study_uid, first_seen FROM incoming WHERE hub=?",
                                          (self.hub,)).fetchall())
                 studies = []
@@ -118,13 +129,33 @@ class IncomingPoller:
                         continue
                     new = uid not in seen
                     if new:
+                        recent = self._dated_in_window(str(value(d, "00080020", "") or ""), now)
+                        seen[uid] = now if not first_poll or recent else 0.0
                         conn.execute("INSERT OR IGNORE INTO incoming VALUES (?,?,?)",
-                                     (self.hub, uid, now))
-                    studies.append(self._study(d, uid, seen.get(uid, now), new))
+                                     (self.hub, uid, seen[uid]))
+                    if self._in_window(seen[uid], now):
+                        studies.append(self._study(d, uid, seen[uid], new))
         finally:
             conn.close()
         studies.sort(key=lambda s: s.received, reverse=True)
-        return IncomingUpdate(studies=studies, checked_at=now)
+        return IncomingUpdate(studies=studies, checked_at=now, on_hub=len(found))
+
+    def _in_window(self, received: float, now: float) -> bool:
+        """Did the study arrive in the last ``lookback_days`` (always, with 0 days)?"""
+        days = self.settings.lookback_days
+        return days <= 0 or (received > 0 and now - received <= days * 86400)
+
+    def _dated_in_window(self, study_date: str, now: float) -> bool:
+        """At a hub's first poll: is the study date in the window (or unknown)?"""
+        days = self.settings.lookback_days
+        if days <= 0:
+            return True
+        try:
+            day = datetime.datetime.strptime(study_date[:8], "%Y%m%d").date()
+        except ValueError:
+            return True  # no usable date: list it rather than hide it
+        since = datetime.date.fromtimestamp(now) - datetime.timedelta(days=days)
+        return day >= since
 
     def _study(self, d: dict[str, Any], uid: str, received: float, new: bool) -> IncomingStudy:
         element = d.get("00080061")  # ModalitiesInStudy: several values

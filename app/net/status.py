@@ -79,26 +79,36 @@ def format_duration(seconds: float) -> str:
 
 
 class SpeedMeter:
-    """Recent throughput of one job from ``(time, instances done, bytes)`` samples."""
+    """Throughput of one job from ``(time, instances done, bytes)`` samples: over the last
+    ``window`` seconds, or since the run started when nothing was confirmed in that window
+    (a send confirms a whole batch at once, so on a slow link the recent window can hold no
+    change for longer than it lasts: the row would lose its speed and ETA part way)."""
 
     def __init__(self, window: float = 5.0) -> None:
         self.window = window
         self._samples: deque[tuple[float, int, int]] = deque()
+        self._first: tuple[float, int, int] | None = None
 
     def add(self, done: int, nbytes: int | None, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         if self._samples and (done < self._samples[-1][1] or (nbytes or 0) < self._samples[-1][2]):
             self._samples.clear()  # a new run of the job starts its counters again
-        self._samples.append((now, done, nbytes or 0))
+            self._first = None
+        sample = (now, done, nbytes or 0)
+        self._samples.append(sample)
+        if self._first is None:
+            self._first = sample
         while len(self._samples) > 2 and now - self._samples[1][0] > self.window:
             self._samples.popleft()
 
     def rates(self) -> tuple[float, float] | None:
         """(instances per second, bytes per second), or None before two samples a moment apart."""
-        if len(self._samples) < 2:
+        if len(self._samples) < 2 or self._first is None:
             return None
         t0, d0, b0 = self._samples[0]
         t1, d1, b1 = self._samples[-1]
+        if d1 == d0 and b1 == b0:  # nothing confirmed lately: the average of this run
+            t0, d0, b0 = self._first
         if t1 - t0 < 0.5:
             return None
         return (d1 - d0) / (t1 - t0), (b1 - b0) / (t1 - t0)

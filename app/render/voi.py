@@ -30,8 +30,8 @@ def voi_linear(x: Any, center: float, width: float, y_min: float = 0.0,
     c, w = center - 0.5, width - 1.0
     if w == 0:
         return np.where(x <= c, y_min, y_max).astype(np.float64)
-    y = ((x - c) / w + 0.5) * (y_max - y_min) + y_min
-    return np.clip(y, y_min, y_max)
+    y: np.ndarray = np.clip(((x - c) / w + 0.5) * (y_max - y_min) + y_min, y_min, y_max)
+    return y
 
 
 def voi_linear_exact(x: Any, center: float, width: float, y_min: float = 0.0,
@@ -40,8 +40,8 @@ def voi_linear_exact(x: Any, center: float, width: float, y_min: float = 0.0,
     if width <= 0:
         raise ValueError(f"LINEAR_EXACT needs a window width above 0, got {width}")
     x = np.asarray(x, dtype=np.float64)
-    y = ((x - center) / width + 0.5) * (y_max - y_min) + y_min
-    return np.clip(y, y_min, y_max)
+    y: np.ndarray = np.clip(((x - center) / width + 0.5) * (y_max - y_min) + y_min, y_min, y_max)
+    return y
 
 
 def voi_sigmoid(x: Any, center: float, width: float, y_min: float = 0.0,
@@ -51,7 +51,8 @@ def voi_sigmoid(x: Any, center: float, width: float, y_min: float = 0.0,
         raise ValueError(f"SIGMOID needs a window width above 0, got {width}")
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(over="ignore"):
-        return (y_max - y_min) / (1.0 + np.exp(-4.0 * (x - center) / width)) + y_min
+        y: np.ndarray = (y_max - y_min) / (1.0 + np.exp(-4.0 * (x - center) / width)) + y_min
+    return y
 
 
 _BY_NAME = {"LINEAR": voi_linear, "LINEAR_EXACT": voi_linear_exact, "SIGMOID": voi_sigmoid}
@@ -72,7 +73,8 @@ def to_uint8(x: Any, center: float, width: float, function: str = "LINEAR",
     y = apply_voi(x, center, width, function, 0.0, 255.0)
     if invert:
         y = 255.0 - y
-    return np.rint(y).astype(np.uint8)
+    grey: np.ndarray = np.rint(y).astype(np.uint8)
+    return grey
 
 
 def full_range_window(x: np.ndarray) -> tuple[float, float]:

@@ -235,7 +235,7 @@ class Store:
         (one journal commit covers most of them); then :meth:`commit` with ``synced=True``."""
         folders = sorted({str((self.root / r).parent) for r in relpaths})
         jobs = [(_datasync, fd) for fd in fds] + [(_fsync_path, f) for f in folders]
-        for _ in _sync_pool().map(lambda job: job[0](job[1]), jobs):  # type: ignore[operator]
+        for _ in _sync_pool().map(lambda job: job[0](job[1]), jobs):
             pass
 
     def commit(self, files: Sequence[StoredFile], *, synced: bool = False) -> list[str]:
@@ -394,6 +394,69 @@ class Store:
         ).fetchall()
         return [(str(r[0]), int(r[1] or 0), int(r[2] or 0), str(r[3] or ""), bool(r[4]))
                 for r in rows]
+
+    def delete_series(self, series_uids: Sequence[str]) -> int:
+        """Remove series from the store (index rows, then their files); their study goes too
+        when it has no series left. Returns how many instances were removed.
+
+        The index forgets the files first, in one transaction: a crash in between leaves
+        files nobody names (harmless), never an index naming a missing file."""
+        if not series_uids:
+            return 0
+        marks = ",".join("?" * len(series_uids))
+        with self.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT sop_instance_uid, path FROM instances "
+                f"WHERE series_instance_uid IN ({marks})", tuple(series_uids)).fetchall()
+            sops = [r[0] for r in rows]
+            paths = [r[1] for r in rows]
+            for chunk in _chunks(sops, 500):
+                chunk_marks = ",".join("?" * len(chunk))
+                paths += [r[0] for r in conn.execute(
+                    f"SELECT path FROM conflicts WHERE sop_instance_uid IN ({chunk_marks})",
+                    chunk)]
+                conn.execute(f"DELETE FROM conflicts WHERE sop_instance_uid IN ({chunk_marks})",
+                             chunk)
+            studies = [r[0] for r in conn.execute(
+                f"SELECT DISTINCT study_instance_uid FROM series "
+                f"WHERE series_instance_uid IN ({marks})", tuple(series_uids))]
+            conn.execute(f"DELETE FROM instances WHERE series_instance_uid IN ({marks})",
+                         tuple(series_uids))
+            conn.execute(f"DELETE FROM series WHERE series_instance_uid IN ({marks})",
+                         tuple(series_uids))
+            for study_uid in studies:
+                conn.execute("DELETE FROM studies WHERE study_instance_uid=? AND NOT EXISTS "
+                             "(SELECT 1 FROM series WHERE study_instance_uid=?)",
+                             (study_uid, study_uid))
+        for relpath in paths:
+            try:
+                (self.root / relpath).unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not remove a deleted file: %s", exc.strerror)
+        log.info("deleted %d series (%d instances)", len(series_uids), len(sops))
+        return len(sops)
+
+    def delete_study(self, study_uid: str) -> int:
+        """Remove a study and every series of it; returns how many instances were removed."""
+        rows = self._connect().execute(
+            "SELECT series_instance_uid FROM series WHERE study_instance_uid=?",
+            (study_uid,)).fetchall()
+        removed = self.delete_series([r[0] for r in rows])
+        with self.transaction() as conn:  # a study row without series
+            conn.execute("DELETE FROM studies WHERE study_instance_uid=?", (study_uid,))
+        return removed
+
+    def received_times(self) -> dict[str, float]:
+        """When each study first came into the store (epoch seconds), by Study Instance UID."""
+        return {r[0]: float(r[1]) for r in self._connect().execute(
+            "SELECT study_instance_uid, added_at FROM studies")}
+
+    def image_count(self, series_uid: str) -> int:
+        """Instances of a series that hold an image (pixel data), from the index."""
+        row = self._connect().execute(
+            "SELECT COUNT(*) FROM instances WHERE series_instance_uid=? AND image IS NOT NULL",
+            (series_uid,)).fetchone()
+        return int(row[0])
 
     def series_version(self, series_uid: str) -> tuple[int, float]:
         """(instance count, latest addition time): changes whenever the series gains a file."""

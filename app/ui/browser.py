@@ -1,15 +1,25 @@
-"""The local-store browser: patients → studies → series, searchable, newest first."""
+"""The local-store browser: patients → studies → series, searchable, newest first.
+
+The columns are those a technologist checks before sending: patient ID, birth date, sex, study
+date, accession number, modality, images, when the study came in, and whether it was sent (and
+verified on a hub). Institution is not in the store's index, so it is not a column.
+"""
 
 from __future__ import annotations
 
+import datetime
+
 from PySide6.QtCore import QSize, QSortFilterProxyModel, Qt, Signal
-from PySide6.QtGui import QIcon, QPixmap, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QVBoxLayout, QWidget
 
 from app.model import Series, Study
 from app.ui.format import format_date, format_name
 
-COLUMNS = ["Patient / study / series", "Patient ID", "Date", "Modality", "Images"]
+COLUMNS = ["Patient / study / series", "Patient ID", "Birth date", "Sex", "Date", "Accession",
+           "Modality", "Images", "Received", "Sent"]
+COL = {name: i for i, name in enumerate(COLUMNS)}
+SENT_COLOURS = {"verified": "#1b7f3b", "failed": "#b3261e", "stuck": "#b3261e"}
 UID_ROLE = Qt.ItemDataRole.UserRole + 1
 KIND_ROLE = Qt.ItemDataRole.UserRole + 2
 SORT_ROLE = Qt.ItemDataRole.UserRole + 3
@@ -70,12 +80,19 @@ class StudyBrowserWidget(QWidget):
         self.tree.activated.connect(self._on_activated)
         self.tree.setIconSize(QSize(48, 48))
         self._series_items: dict[str, QStandardItem] = {}
+        self._received: dict[str, float] = {}
+        self._sent: dict[str, str] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tree)
 
-    def set_studies(self, studies: list[Study]) -> None:
-        """Replace the content; patients are grouped by (ID, name), newest study first."""
+    def set_studies(self, studies: list[Study], received: dict[str, float] | None = None,
+                    sent: dict[str, str] | None = None) -> None:
+        """Replace the content; patients are grouped by (ID, name), newest study first.
+        ``received``: when each study came in (epoch seconds); ``sent``: its send state in a
+        word ("verified", "failed", …; absent: never sent)."""
+        self._received = received or {}
+        self._sent = sent or {}
         self.model.removeRows(0, self.model.rowCount())
         self._series_items = {}
         patients: dict[tuple[str, str], list[Study]] = {}
@@ -85,24 +102,37 @@ class StudyBrowserWidget(QWidget):
         for (pid, name), its_studies in patients.items():
             newest = max(s.study_date for s in its_studies)
             images = sum(s.instance_count for s in its_studies)
-            row = _row([format_name(name), pid or "—", format_date(newest),
-                        " ".join(sorted({m for s in its_studies for m in s.modalities})),
-                        str(images)], kind="patient", uid=pid, sort_key=newest)
+            patient = its_studies[0].patient
+            row = _row({"Patient / study / series": format_name(name), "Patient ID": pid or "—",
+                        "Birth date": format_date(patient.patient_birth_date),
+                        "Sex": patient.patient_sex, "Date": format_date(newest),
+                        "Modality": " ".join(sorted({m for s in its_studies
+                                                     for m in s.modalities})),
+                        "Images": str(images)}, kind="patient", uid=pid, sort_key=newest)
             for study in its_studies:
                 row[0].appendRow(self._study_row(study))
             self.model.appendRow(row)
-        self.tree.sortByColumn(2, Qt.SortOrder.DescendingOrder)
+        self.tree.sortByColumn(COL["Date"], Qt.SortOrder.DescendingOrder)
         if self.model.rowCount() <= 5:
             self.tree.expandAll()
         else:
             self.tree.expandToDepth(0)
 
     def _study_row(self, study: Study) -> list[QStandardItem]:
-        row = _row([study.study_description or "(no description)", study.patient.patient_id,
-                    format_date(study.study_date), "/".join(study.modalities),
-                    str(study.instance_count)],
-                   kind="study", uid=study.study_instance_uid,
-                   sort_key=study.study_date + study.study_time)
+        uid = study.study_instance_uid
+        received = self._received.get(uid)
+        sent = self._sent.get(uid, "")
+        row = _row({"Patient / study / series": study.study_description or "(no description)",
+                    "Patient ID": study.patient.patient_id, "Date": format_date(study.study_date),
+                    "Accession": study.accession_number, "Modality": "/".join(study.modalities),
+                    "Images": str(study.instance_count),
+                    "Received": datetime.datetime.fromtimestamp(received).strftime(
+                        "%Y-%m-%d %H:%M") if received else "",
+                    "Sent": sent.capitalize()},
+                   kind="study", uid=uid, sort_key=study.study_date + study.study_time)
+        colour = SENT_COLOURS.get(sent)
+        if colour:
+            row[COL["Sent"]].setForeground(QBrush(QColor(colour)))
         for series in study.series:
             series_row = _series_row(series)
             self._series_items[series.series_instance_uid] = series_row[0]
@@ -128,6 +158,19 @@ class StudyBrowserWidget(QWidget):
         first = index.siblingAtColumn(0)
         return first.data(KIND_ROLE), first.data(UID_ROLE)
 
+    def select_study(self, study_uid: str) -> bool:
+        """Make the study's row current and visible (False when it is filtered out or absent)."""
+        for p in range(self.proxy.rowCount()):
+            patient = self.proxy.index(p, 0)
+            for s in range(self.proxy.rowCount(patient)):
+                index = self.proxy.index(s, 0, patient)
+                if index.data(UID_ROLE) == study_uid:
+                    self.tree.expand(patient)
+                    self.tree.setCurrentIndex(index)
+                    self.tree.scrollTo(index)
+                    return True
+        return False
+
     def _on_activated(self, index) -> None:
         first = index.siblingAtColumn(0)
         kind, uid = first.data(KIND_ROLE), first.data(UID_ROLE)
@@ -141,18 +184,21 @@ class StudyBrowserWidget(QWidget):
 
 def _series_row(series: Series) -> list[QStandardItem]:
     number = f"#{series.series_number} " if series.series_number is not None else ""
-    return _row([f"{number}{series.series_description or '(no description)'}", "", "",
-                 series.modality, str(series.instance_count)],
+    return _row({"Patient / study / series":
+                 f"{number}{series.series_description or '(no description)'}",
+                 "Modality": series.modality, "Images": str(series.instance_count)},
                 kind="series", uid=series.series_instance_uid,
                 sort_key=f"{series.series_number or 0:08d}")
 
 
-def _row(texts: list[str], *, kind: str, uid: str, sort_key: str) -> list[QStandardItem]:
+def _row(texts: dict[str, str], *, kind: str, uid: str, sort_key: str) -> list[QStandardItem]:
     items = []
-    for col, text in enumerate(texts):
+    for name in COLUMNS:
+        text = texts.get(name, "")
         item = QStandardItem(text)
-        item.setData(sort_key if col in (0, 2) else text, SORT_ROLE)
-        if col == 4:
+        item.setData(sort_key if name in ("Patient / study / series", "Date") else text,
+                     SORT_ROLE)
+        if name == "Images":
             item.setData(int(text or 0), SORT_ROLE)
             item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         items.append(item)

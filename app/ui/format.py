@@ -44,3 +44,25 @@ def study_title(study: Study) -> str:
 def count(n: int, noun: str, plural: str = "") -> str:
     """"1 study", "3 studies", "0 images"."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+SEX_WORDS = {"M": "Male", "F": "Female", "O": "Other"}
+
+
+def format_sex(cs: str) -> str:
+    """"F" -> "Female"; empty -> "—"; other values as they are."""
+    cs = (cs or "").strip().upper()
+    return SEX_WORDS.get(cs, cs or "—")
+
+
+def study_details(study: Study) -> list[tuple[str, str]]:
+    """(label, value) pairs that identify the patient and the study, as dialogs show them and
+    "Copy details" copies them."""
+    p = study.patient
+    return [("Patient", format_name(p.patient_name)), ("Patient ID", p.patient_id or "—"),
+            ("Birth date", format_date(p.patient_birth_date) or "—"),
+            ("Sex", format_sex(p.patient_sex)),
+            ("Accession", study.accession_number or "—"),
+            ("Study", f"{format_date(study.study_date) or 'no date'} · "
+                      f"{study.study_description or '(no description)'} · "
+                      f"{len(study.series)} series, {study.instance_count} images")]

@@ -59,6 +59,17 @@ def ensure_passphrase(parent: QWidget, settings: Settings) -> bool:
     return bool(ok and text)
 
 
+def saved_text(profile: HubProfile, where: str) -> str:
+    """What the user reads once a hub is saved: no storage jargon ("secret: none")."""
+    if profile.auth == "none":
+        return f"Saved the hub {profile.name}. It needs no sign-in."
+    what = "password" if profile.auth == "basic" else "access token"
+    place = ("the system's password store" if where.startswith("system")
+             else "Relay's encrypted password file" if where.startswith("encrypted")
+             else where)
+    return f"Saved the hub {profile.name}. Its {what} is kept in {place}, not in the settings."
+
+
 class HubsDialog(QDialog):
     """List, add, edit, remove and test hubs; set the Incoming options."""
 
@@ -170,7 +181,7 @@ class HubsDialog(QDialog):
         form = QFormLayout(box)
         form.addRow("Watch", self.watch_combo)
         form.addRow("Check every", self.interval_spin)
-        form.addRow("Studies from the last", self.lookback_spin)
+        form.addRow("Studies that arrived in the last", self.lookback_spin)
         form.addRow(self.prefetch_check)
         form.addRow(self.encrypted_check)
         self.watch_combo.currentIndexChanged.connect(self._on_incoming_changed)
@@ -293,8 +304,7 @@ class HubsDialog(QDialog):
         self.settings.hubs = hubs
         save_settings(self.home, self.settings)
         self._reload_list(select=profile.name)
-        self._show(f"Hub '{profile.name}' saved (secret: "
-                   f"{'none' if secret is None else 'in ' + self._where()}).", True)
+        self._show(saved_text(profile, self._where() if secret is not None else ""), True)
         self.hubs_changed.emit()
         return True
 
@@ -324,7 +334,7 @@ class HubsDialog(QDialog):
         self.settings.hubs = [h for h in self.settings.hubs if h.name != name]
         save_settings(self.home, self.settings)
         self._reload_list()
-        self._show(f"Hub '{name}' removed.", True)
+        self._show(f"Removed the hub {name}.", True)
         self.hubs_changed.emit()
 
     def _on_save(self) -> None:

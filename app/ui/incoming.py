@@ -28,11 +28,13 @@ from PySide6.QtWidgets import (
 from app.net.incoming import IncomingStudy, IncomingUpdate
 from app.net.runner import QueueRunner
 from app.net.watch import HubWatch
+from app.settings import load_settings
 from app.store.local import Store
-from app.ui.format import format_date, format_name
+from app.ui.format import count, format_date, format_name
 from app.ui.tables import list_table, set_row
 
-COLUMNS = ["Patient", "Patient ID", "Modality", "Description", "Study date", "Received", "Hub",
+#: "First seen": DICOMweb does not say when the hub received a study (see app.net.incoming).
+COLUMNS = ["Patient", "Patient ID", "Modality", "Description", "Study date", "First seen", "Hub",
            "Status"]
 COL = {name: i for i, name in enumerate(COLUMNS)}
 KEY_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -59,6 +61,7 @@ class IncomingWidget(QWidget):
         self.notices: list[str] = []
         self.errors: dict[str, str] = {}
         self.polls = 0
+        self.on_hub: dict[str, int] = {}  # hub -> every study it holds
         self._tray: QSystemTrayIcon | None = None
         self._build()
         self._updated.connect(self._on_update)
@@ -71,7 +74,7 @@ class IncomingWidget(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(COL["Description"], QHeaderView.ResizeMode.Stretch)
         for name, width in {"Patient": 200, "Patient ID": 160, "Modality": 80,
-                            "Study date": 100, "Received": 150, "Hub": 100,
+                            "Study date": 100, "First seen": 150, "Hub": 100,
                             "Status": 120}.items():
             self.table.setColumnWidth(COL[name], width)
         self.table.doubleClicked.connect(lambda _index: self.open_selected())
@@ -133,12 +136,21 @@ class IncomingWidget(QWidget):
         for study in update.studies:
             self.studies[(hub, study.study_uid)] = study
             self.local[study.study_uid] = study.local
+        self.on_hub[hub] = update.on_hub
         self._fill()
-        count = len([k for k in self.studies if k[0] == hub])
         self.status_label.setStyleSheet("")
-        self.status_label.setText(f"{count} studies on hub '{hub}' · checked at {when}")
+        self.status_label.setText(self.summary(hub, when))
         if update.new:
             self._announce(hub, update.new)
+
+    def summary(self, hub: str, when: str) -> str:
+        """"2 studies arrived in the last 3 days · 17 on hub · checked at 10:02:03"."""
+        listed = len([k for k in self.studies if k[0] == hub])
+        days = load_settings(self.store.home).incoming.lookback_days
+        window = f"arrived in the last {count(days, 'day')}" if days > 0 else "listed"
+        return (f"{count(listed, 'study', 'studies')} {window} · "
+                f"{count(self.on_hub.get(hub, 0), 'study', 'studies')} on {hub} · "
+                f"checked at {when}")
 
     def _announce(self, hub: str, new: list[IncomingStudy]) -> None:
         if len(new) == 1:
@@ -173,7 +185,8 @@ class IncomingWidget(QWidget):
         rows = sorted(self.studies.items(), key=lambda kv: kv[1].received, reverse=True)
         self.table.setRowCount(len(rows))
         for row, ((hub, uid), s) in enumerate(rows):
-            received = datetime.datetime.fromtimestamp(s.received).strftime("%Y-%m-%d %H:%M")
+            received = (datetime.datetime.fromtimestamp(s.received).strftime("%Y-%m-%d %H:%M")
+                        if s.received > 0 else "before Relay watched")
             local = self.local.get(uid, s.local)
             status = STATUS_WORDS.get(local, local)
             if (uid in self.reading or any(u == uid for _, u in self.fetching.values())) \

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QApplication
 
 from app.startup import startup_done
 from app.store.local import Store
+from app.ui import crash_notice
+
+if TYPE_CHECKING:
+    from app.imports.importer import ImportReport
+    from app.ui.main_window import MainWindow
 
 #: How long a Python thread may hold the GIL before another gets a turn (Python's default is
 #: 5 ms). Loader and network threads run Python between their C calls; with the default, the GUI
@@ -27,20 +33,28 @@ def application() -> QApplication:
     return app  # type: ignore[return-value]
 
 
-def create_window(home: Path, paths: list[str] | None = None):
-    """Build the main window on ``home`` (used by ``run`` and by tests)."""
+def create_window(home: Path, paths: list[str] | None = None) -> MainWindow:
+    """Build the main window on ``home`` (used by ``run`` and by tests); with ``paths``,
+    import them and open the first study they brought."""
     from app.ui.main_window import MainWindow
 
     window = MainWindow(Store(home))
-    if paths:
-        window._open_after_import = True
-        window.import_paths(list(paths))
+    task = window.import_paths(list(paths)) if paths else None
+    if task is not None:
+        def open_first(report: ImportReport) -> None:
+            if report.study_uids:
+                window.open_study(report.study_uids[0])
+
+        task.succeeded.connect(open_first)
     return window
 
 
 def run(home: Path, paths: list[str] | None = None) -> int:
     app = application()
     window = create_window(home, paths)
+    notice = crash_notice.install(window)  # unexpected errors told in plain words
     window.show()
     startup_done()
-    return app.exec()
+    code = app.exec()
+    notice.close()
+    return code

@@ -28,10 +28,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.imports.importer import ImportReport
+from app.imports.summary import summarize
+from app.net.sent import send_history, sent_state
 from app.store.local import Store
 from app.ui.browser import StudyBrowserWidget
-from app.ui.controllers.imports import ImportController
+from app.ui.controllers.imports import ImportController, folder_dialog
 from app.ui.controllers.incoming import IncomingController
+from app.ui.controllers.manage import ManageController
 from app.ui.controllers.reading import ReadingController
 from app.ui.controllers.remote import RemoteReadingController
 from app.ui.controllers.transfers import TransfersController
@@ -100,7 +103,8 @@ class MainWindow(QMainWindow):
 
         self.importer = ImportController(store, self)
         self.reading = ReadingController(store, self.tabs, self)
-        self.transfer = TransfersController(store, self)
+        self.transfer = TransfersController(store, self, self.reading.view_state,
+                                            self.reading.thumbnails)
         self.remote = RemoteReadingController(self.reading, self.queue_runner, self)
         self.incoming_tabs = IncomingController(store, self.queue_runner, self.tabs)
         # The names the incoming list, tests and benches reach through the window.
@@ -111,12 +115,15 @@ class MainWindow(QMainWindow):
         self.transfers_dock = self.transfer.dock
         self.incoming = self.incoming_tabs.widget
         self.task_cancel = self.importer.cancel_button
+        self.report_dialog: ImportReportDialog | None = None  # the last import's report
         # While studies arrive from a hub the status bar counts them (the browser and its
         # thumbnails wait for the end: a thumbnail of half a series would be cached).
         self._counts_timer = QTimer(self, interval=2000)
         self._counts_timer.timeout.connect(self._update_counts)
 
+        self.manage = ManageController(store, self)
         self._build_actions()
+        self._build_manage_actions()
         self._build_status()
         self._wire()
         self.refresh()
@@ -125,7 +132,7 @@ class MainWindow(QMainWindow):
 
     def _wire(self) -> None:
         self.tabs.tabCloseRequested.connect(self.reading.close_tab)
-        for controller in (self.importer, self.remote, self.transfer):
+        for controller in (self.importer, self.remote, self.transfer, self.manage):
             controller.message.connect(self._show_message)
         self.importer.imported.connect(self._on_imported)
         self.reading.thumbnail.connect(self.browser.set_thumbnail)
@@ -133,6 +140,9 @@ class MainWindow(QMainWindow):
             lambda on: self._counts_timer.start() if on else self._counts_timer.stop())
         self.remote.loaded.connect(self._on_remote_loaded)
         self.transfer.fetched.connect(lambda _job: self.refresh())
+        self.transfer.sent.connect(lambda _job: self.refresh())
+        self.manage.deleting.connect(self.reading.close_study)
+        self.manage.changed.connect(self.refresh)
         self.transfer.hubs_changed.connect(self.incoming.watch.reconnect)
         self.transfers.job_finished.connect(self.incoming.on_job_finished)
         self.browser.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -185,7 +195,7 @@ class MainWindow(QMainWindow):
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
-        hub_menu = self.menuBar().addMenu("&Hub")
+        hub_menu = self.hub_menu = self.menuBar().addMenu("&Hub")
         hub_menu.addAction(self.send_action)
         hub_menu.addAction(self.open_remote_action)
         hub_menu.addAction(self.transfers_dock.toggleViewAction())
@@ -214,7 +224,10 @@ class MainWindow(QMainWindow):
     # -- content ----------------------------------------------------------------------------
     def refresh(self) -> None:
         studies = self.store.studies()
-        self.browser.set_studies(studies)
+        history = send_history(self.store.home)
+        self.browser.set_studies(studies, self.store.received_times(),
+                                 {s.study_instance_uid: sent_state(history, s.study_instance_uid)
+                                  for s in studies})
         self.reading.request_thumbnails(studies[:50])  # newest first; the rest when opened
         self.pages.setCurrentWidget(self.browser if studies else self.empty)
         self._update_counts()
@@ -236,8 +249,11 @@ class MainWindow(QMainWindow):
         return self.importer.task
 
     def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open CD / folder")
-        if folder:
+        """Ask for a folder (starting at the inserted disc or the last folder); import it."""
+        dialog = folder_dialog(self, self.view_state.last_folder)
+        if dialog.exec() and dialog.selectedFiles():
+            folder = dialog.selectedFiles()[0]
+            self.view_state.last_folder = folder
             self.import_paths([folder])
 
     def open_files_dialog(self) -> None:
@@ -252,10 +268,18 @@ class MainWindow(QMainWindow):
     def load_demo(self) -> TaskWorker | None:
         return self.importer.load_demo()
 
-    def _on_imported(self, report: ImportReport) -> None:
+    def _on_imported(self, report: ImportReport) -> ImportReportDialog:
+        """Refresh, select the study that came in, and show what came in."""
         self.refresh()
-        self._show_message(summary_text(report).replace("<b>", "").replace("</b>", ""), 10000)
-        ImportReportDialog(report, self).open()
+        if report.study_uids:
+            self.browser.select_study(report.study_uids[0])
+        self._show_message(summary_text(report), 10000)
+        dialog = ImportReportDialog(report, summarize(self.store, report), self)
+        dialog.open_study.connect(self.reading.open_study)
+        dialog.send_study.connect(self.send_to_hub)
+        self.report_dialog = dialog
+        dialog.open()
+        return dialog
 
     # -- reading ----------------------------------------------------------------------------
     def open_study(self, study_uid: str, series_uid: str | None = None) -> ViewerWidget | None:
@@ -321,6 +345,17 @@ class MainWindow(QMainWindow):
     def _on_check_incoming(self) -> None:
         self.incoming_tabs.check_now()
 
+    def chosen(self) -> tuple[str, list[str] | None] | None:
+        """The browser's selection as (study uid, series uids; None: the whole study)."""
+        chosen = self.browser.selected()
+        if chosen is None or chosen[0] not in ("study", "series"):
+            return None
+        kind, uid = chosen
+        if kind == "study":
+            return uid, None
+        series = self.store.series(uid)
+        return (series.study_instance_uid, [uid]) if series is not None else None
+
     def _on_browser_menu(self, pos) -> None:
         chosen = self.browser.selected()
         if chosen is None or chosen[0] not in ("study", "series"):
@@ -332,7 +367,49 @@ class MainWindow(QMainWindow):
             lambda: (self.reading.open_study if kind == "study" else
                      self.reading.open_series)(uid))
         menu.addAction(self.send_action)
+        menu.addSeparator()
+        for action in self.manage_actions:
+            menu.addAction(action)
         menu.popup(self.browser.tree.viewport().mapToGlobal(pos))
+
+    def _build_manage_actions(self) -> None:
+        def on_chosen(fn):
+            def run() -> None:
+                chosen = self.chosen()
+                if chosen is None:
+                    self._show_message("Select a study or a series first.", 5000)
+                    return
+                fn(*chosen)
+            return run
+
+        def tags(study_uid: str, series_uids: list[str] | None) -> None:
+            study = self.store.study(study_uid)
+            series = series_uids[0] if series_uids else (
+                study.series[0].series_instance_uid if study and study.series else None)
+            if series is not None:
+                self.manage.show_tags(series)
+
+        specs = [("Show DICOM tags…", None, tags),
+                 ("Export to folder…", None, lambda st, se: self.manage.export(st, se)),
+                 ("Copy patient and study details", QKeySequence.StandardKey.Copy,
+                  lambda st, _se: self.manage.copy_details(st)),
+                 ("Delete from this computer…", QKeySequence.StandardKey.Delete,
+                  lambda st, se: self.manage.delete(st, se))]
+        self.manage_actions: list[QAction] = []
+        for text, key, fn in specs:
+            action = QAction(text, self.browser.tree)
+            if key is not None:
+                action.setShortcut(key)
+                action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+                self.browser.tree.addAction(action)
+            action.triggered.connect(on_chosen(fn))
+            self.manage_actions.append(action)
+        study_menu = QMenu("&Study", self)
+        study_menu.addAction(self.send_action)
+        study_menu.addSeparator()
+        for action in self.manage_actions:
+            study_menu.addAction(action)
+        self.menuBar().insertMenu(self.hub_menu.menuAction(), study_menu)
 
     # -- drag and drop ----------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt name)

@@ -1,8 +1,16 @@
-"""Send to hub…: choose the hub, and the whole study or some of its series."""
+"""Send to hub…: confirm the patient, choose the hub and the whole study or some series.
+
+The top of the dialog lets the technologist check that this is the right patient (name, patient
+ID, birth date, sex, accession number, study date and description); the series list shows each
+series' thumbnail and image count. When the study was already sent to the chosen hub, a warning
+says when and how that send ended before a second job is queued. Every value from a file is
+shown as plain text (never rich text).
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -14,11 +22,24 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QVBoxLayout,
+    QWidget,
 )
 
-from app.model import Study
+from app.model import Series, Study
+from app.net.sent import SendRecord, sends_of
 from app.settings import Settings
-from app.ui.format import format_date, format_name
+from app.ui.format import study_details
+from app.ui.labels import plain_label
+from app.ui.thumbs import ThumbnailLoader
+
+THUMB_SIZE = 56
+WARNING_STYLE = "background: #fff4e5; color: #7a4100; padding: 6px; border: 1px solid #e0a040"
+
+
+def series_text(series: Series) -> str:
+    number = f"#{series.series_number} " if series.series_number is not None else ""
+    return (f"{number}{series.series_description or '(no description)'} — "
+            f"{series.modality or '?'}, {series.instance_count} images")
 
 
 class SendDialog(QDialog):
@@ -27,38 +48,30 @@ class SendDialog(QDialog):
     setup_hubs = Signal()  # "Set up a hub…" pressed (no hub configured yet)
 
     def __init__(self, study: Study, settings: Settings, selected_series: str | None = None,
-                 parent=None) -> None:
+                 parent=None, *, history: list[SendRecord] | None = None,
+                 thumbnails: ThumbnailLoader | None = None) -> None:
         super().__init__(parent)
         self.study = study
+        self.history = history or []
         self.setWindowTitle("Send to hub")
-        self.resize(560, 420)
-        patient = format_name(study.patient.patient_name)
-        title = QLabel(f"<b>{patient}</b> · {study.study_description or '(no description)'} · "
-                       f"{format_date(study.study_date)} · {study.instance_count} images", self)
-        title.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._patient_box())
         self.hub_combo = QComboBox(self)
         for hub in settings.hubs:
             self.hub_combo.addItem(f"{hub.name}  ({hub.url})", hub.name)
+        form = QFormLayout()
+        form.addRow("Hub", self.hub_combo)
+        layout.addLayout(form)
+        self.warning = plain_label("", self)
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet(WARNING_STYLE)
+        layout.addWidget(self.warning)
         self.whole = QRadioButton(f"Whole study ({len(study.series)} series)", self)
         self.some = QRadioButton("Only the series ticked below", self)
-        self.series_list = QListWidget(self)
-        for series in study.series:
-            number = f"#{series.series_number} " if series.series_number is not None else ""
-            item = QListWidgetItem(f"{number}{series.series_description or '(no description)'}"
-                                   f" — {series.modality}, {series.instance_count} images")
-            item.setData(Qt.ItemDataRole.UserRole, series.series_instance_uid)
-            chosen = selected_series in (None, series.series_instance_uid)
-            item.setCheckState(Qt.CheckState.Checked if chosen else Qt.CheckState.Unchecked)
-            self.series_list.addItem(item)
+        self.series_list = self._series_list(selected_series)
         self.some.toggled.connect(self.series_list.setEnabled)
         (self.some if selected_series else self.whole).setChecked(True)
         self.series_list.setEnabled(self.some.isChecked())
-
-        form = QFormLayout()
-        form.addRow("Hub", self.hub_combo)
-        layout = QVBoxLayout(self)
-        layout.addWidget(title)
-        layout.addLayout(form)
         layout.addWidget(self.whole)
         layout.addWidget(self.some)
         layout.addWidget(self.series_list, 1)
@@ -68,13 +81,53 @@ class SendDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         if not settings.hubs:
-            note = QLabel("No hub is set up yet.", self)
+            layout.addWidget(QLabel("No hub is set up yet.", self))
             setup = QPushButton("Set up a hub…", self)
             setup.clicked.connect(self._on_setup)
-            layout.addWidget(note)
             layout.addWidget(setup)
             self.send_button.setEnabled(False)
         layout.addWidget(self.buttons)
+        self.hub_combo.currentIndexChanged.connect(self._on_hub_changed)
+        self._on_hub_changed()
+        if thumbnails is not None:
+            thumbnails.ready.connect(self.set_thumbnail)
+            for series in study.series:
+                thumbnails.request(series.series_instance_uid)
+        self.resize(620, min(760, 360 + 60 * len(study.series)))
+
+    def _patient_box(self) -> QWidget:
+        box = QWidget(self)
+        form = QFormLayout(box)
+        form.setContentsMargins(0, 0, 0, 6)
+        self.patient_labels: dict[str, QLabel] = {}
+        for name, text in study_details(self.study):
+            label = plain_label(text, box)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            if name in ("Patient", "Patient ID"):
+                font = label.font()
+                font.setBold(True)
+                label.setFont(font)
+            self.patient_labels[name] = label
+            form.addRow(f"{name}:", label)
+        return box
+
+    def _series_list(self, selected_series: str | None) -> QListWidget:
+        widget = QListWidget(self)
+        widget.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
+        self._items: dict[str, QListWidgetItem] = {}
+        for series in self.study.series:
+            item = QListWidgetItem(series_text(series))
+            item.setData(Qt.ItemDataRole.UserRole, series.series_instance_uid)
+            chosen = selected_series in (None, series.series_instance_uid)
+            item.setCheckState(Qt.CheckState.Checked if chosen else Qt.CheckState.Unchecked)
+            widget.addItem(item)
+            self._items[series.series_instance_uid] = item
+        return widget
+
+    def set_thumbnail(self, series_uid: str, image) -> None:
+        item = self._items.get(series_uid)
+        if item is not None:
+            item.setIcon(QIcon(QPixmap.fromImage(image)))
 
     def hub(self) -> str:
         return self.hub_combo.currentData() or ""
@@ -86,6 +139,20 @@ class SendDialog(QDialog):
         return [self.series_list.item(i).data(Qt.ItemDataRole.UserRole)
                 for i in range(self.series_list.count())
                 if self.series_list.item(i).checkState() == Qt.CheckState.Checked]
+
+    def previous_sends(self) -> list[SendRecord]:
+        """Earlier sends of this study to the chosen hub, newest first."""
+        hub = self.hub()
+        return sends_of(self.history, self.study.study_instance_uid, hub) if hub else []
+
+    def _on_hub_changed(self) -> None:
+        before = self.previous_sends()
+        self.warning.setVisible(bool(before))
+        if before:
+            more = f" ({len(before)} sends in all)" if len(before) > 1 else ""
+            self.warning.setText(f"This study was already {before[0].describe()}{more}. "
+                                 "Sending again queues a second job.")
+        self.send_button.setText("Send again" if before else "Send")
 
     def _on_setup(self) -> None:
         self.reject()

@@ -7,6 +7,7 @@ speed, ETA and "retrying in N s"). The words come from :mod:`app.net.status`.
 
 from __future__ import annotations
 
+import datetime
 import time
 
 from PySide6.QtCore import QRect, Qt, QTimer, Signal
@@ -31,13 +32,22 @@ from app.store.local import Store
 from app.ui.format import format_name
 from app.ui.tables import list_table, set_row
 
-COLUMNS = ["", "Hub", "Study", "State", "Progress", "Images", "Speed", "ETA", "Details"]
+COLUMNS = ["", "Hub", "Study", "Started", "State", "Progress", "Images", "Speed", "ETA",
+           "Details"]
 COL = {name: i for i, name in enumerate(COLUMNS)}
 COL["Direction"] = 0
 JOB_ROLE = Qt.ItemDataRole.UserRole + 1
 FRACTION_ROLE = Qt.ItemDataRole.UserRole + 2
 STATE_COLOURS = {"verified": "#1b7f3b", "failed": "#b3261e", "stuck": "#b3261e",
                  "waiting": "#a15c00", "paused": "#5f6368", "cancelled": "#5f6368"}
+
+
+def started_text(created: float, now: float) -> str:
+    """"14:02" today, "12-01 14:02" this year, "2025-12-01 14:02" before."""
+    when, today = datetime.datetime.fromtimestamp(created), datetime.datetime.fromtimestamp(now)
+    if when.date() == today.date():
+        return when.strftime("%H:%M")
+    return when.strftime("%m-%d %H:%M" if when.year == today.year else "%Y-%m-%d %H:%M")
 
 
 class ProgressDelegate(QStyledItemDelegate):
@@ -59,6 +69,7 @@ class TransfersWidget(QWidget):
     """Jobs of the transfer queue, newest first, with Pause / Resume / Cancel / Retry."""
 
     job_finished = Signal(str, str)  # job id, final state ("verified", "failed", "cancelled")
+    cleared = Signal(float)  # "Clear finished": jobs that ended before this time are hidden
     _job_changed = Signal(str)  # from the runner's thread
 
     def __init__(self, store: Store, parent=None) -> None:
@@ -70,6 +81,8 @@ class TransfersWidget(QWidget):
         self._watch_started = float("inf")  # when attach() began following a runner
         self._labels: dict[str, str] = {}
         self._jobs: list[Job] = []
+        #: Jobs that ended before this time are not listed ("Clear finished").
+        self.cleared_before = 0.0
         self.rows: dict[str, JobStatus] = {}
         self.repaints = 0
         self._build()
@@ -84,7 +97,7 @@ class TransfersWidget(QWidget):
         self.table.setItemDelegateForColumn(COL["Progress"], ProgressDelegate(self.table))
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
-        widths = {"": 60, "Hub": 90, "Study": 260, "State": 120, "Progress": 150,
+        widths = {"": 60, "Hub": 90, "Study": 260, "Started": 110, "State": 120, "Progress": 150,
                   "Images": 90, "Speed": 80, "ETA": 80}
         for name, width in widths.items():
             header.setSectionResizeMode(COL[name], QHeaderView.ResizeMode.Interactive)
@@ -99,6 +112,10 @@ class TransfersWidget(QWidget):
         self.resume_button.clicked.connect(lambda: self._act("resume"))
         self.cancel_button.clicked.connect(lambda: self._act("cancel"))
         self.retry_button.clicked.connect(lambda: self._act("retry"))
+        self.clear_button = QPushButton("Clear finished", self)
+        self.clear_button.setToolTip("Remove verified, failed and cancelled transfers from the "
+                                     "list (the send history is kept)")
+        self.clear_button.clicked.connect(self.clear_finished)
         self.explanation = QLabel(self)
         self.explanation.setWordWrap(True)
         self.explanation.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -106,6 +123,7 @@ class TransfersWidget(QWidget):
         for b in (self.pause_button, self.resume_button, self.cancel_button, self.retry_button):
             buttons.addWidget(b)
         buttons.addWidget(self.explanation, 1)
+        buttons.addWidget(self.clear_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.table, 1)
@@ -141,13 +159,13 @@ class TransfersWidget(QWidget):
             return
         self.repaints += 1
         selected = self.selected_job()
-        jobs = self.runner.jobs()
+        jobs = [j for j in self.runner.jobs() if self.listed(j)]
         now = time.time()
         self.table.setRowCount(len(jobs))
         self._jobs = jobs  # before the transitions: their listeners look jobs up here
         for row, job in enumerate(jobs):
             self.rows[job.id] = status = self._status(job, now)
-            self._fill(row, job, status)
+            self._fill(row, job, status, now)
             self._note_transition(job)
         if selected is not None:
             self.select_job(selected)
@@ -157,6 +175,16 @@ class TransfersWidget(QWidget):
             self._ticker.start()
         elif not active:
             self._ticker.stop()
+
+    def listed(self, job: Job) -> bool:
+        """Is ``job`` in the list (not ended before the last "Clear finished")?"""
+        return job.state not in FINAL or job.updated > self.cleared_before
+
+    def clear_finished(self) -> None:
+        """Hide every job that has ended; running, waiting, stuck and paused ones stay."""
+        self.cleared_before = time.time()
+        self.cleared.emit(self.cleared_before)
+        self.refresh()
 
     def _status(self, job: Job, now: float) -> JobStatus:
         assert self.runner is not None
@@ -169,11 +197,12 @@ class TransfersWidget(QWidget):
             self._meters.pop(job.id, None)
         return job_status(job, state, meter, now)
 
-    def _fill(self, row: int, job: Job, s: JobStatus) -> None:
+    def _fill(self, row: int, job: Job, s: JobStatus, now: float) -> None:
         arrow = "↑ Send" if s.direction == "Send" else "↓ Fetch"
         images = f"{s.done} / {s.total}" if s.total else "—"
-        texts = [arrow, job.hub, self._study_label(job.study_uid, job.series_uids), s.state, "",
-                 images, s.speed_text, s.eta_text, s.explanation]
+        texts = [arrow, job.hub, self._study_label(job.study_uid, job.series_uids),
+                 started_text(job.created, now), s.state, "", images, s.speed_text, s.eta_text,
+                 s.explanation]
         set_row(self.table, row, texts, JOB_ROLE, job.id)
         self.table.item(row, COL["Details"]).setToolTip(job.message or s.explanation)
         fraction = s.done / s.total if s.total else 0.0

@@ -65,7 +65,8 @@ class VolumeGeometry:
     def index_to_lps(self, ijk: np.ndarray) -> np.ndarray:
         """LPS mm of voxel indices ``(..., 3)`` given as (i, j, k)."""
         ijk = np.asarray(ijk, dtype=np.float64)
-        return ijk @ self.affine[:3, :3].T + self.affine[:3, 3]
+        lps: np.ndarray = ijk @ self.affine[:3, :3].T + self.affine[:3, 3]
+        return lps
 
     def lps_to_index(self, xyz: np.ndarray) -> np.ndarray:
         """Continuous (i, j, k) voxel indices of LPS points ``(..., 3)``."""

@@ -61,7 +61,8 @@ def test_render_imports_no_qt() -> None:
         "import importlib, pkgutil, sys, app.render\n"
         "for i in pkgutil.walk_packages(app.render.__path__, 'app.render.'):\n"
         "    importlib.import_module(i.name)\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph')))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', "
+        "'pyqtgraph') or m.startswith('vtkmodules.qt')))\n"
     )
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr

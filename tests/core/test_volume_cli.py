@@ -63,16 +63,6 @@ def test_render_bad_slice_is_one_clear_line(ge_home: tuple[Path, str], tmp_path:
     assert proc.stderr.strip() == "relay: slice 99 asked; the stack has 28 (0 to 27)"
 
 
-def test_core_imports_neither_qt_nor_vtk() -> None:
-    code = ("import sys, app, app.volume.loader, app.volume.stack, app.volume.array, "
-            "app.dicom.pixels, app.dicom.decodepool, "
-            "app.cli.volume, app.render.voi, app.render.slice_png, app.cli.main; "
-            "bad = [m for m in sys.modules if m.startswith(('PySide6', 'vtk', 'pyqtgraph'))]; "
-            "print(bad); sys.exit(1 if bad else 0)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
 LOAD_AND_LIST_IMPORTS = (
     "import json, sys; from app.cli.main import main; "
     "code = main(sys.argv[1:]); "

@@ -51,3 +51,18 @@ def test_durations_read_naturally() -> None:
     assert format_duration(45) == "45 s"
     assert format_duration(185) == "3 min 05 s"
     assert format_duration(3720) == "1 h 02 min"
+
+
+def test_speed_and_eta_stay_filled_between_two_confirmed_batches(tmp_path) -> None:
+    """A send confirms 50 instances at once; on a slow link the next batch takes longer than
+    the speed window: the row keeps the run's average instead of going blank (issue 19)."""
+    job = _job(tmp_path, "running")
+    meter = SpeedMeter(window=5.0)
+    meter.add(0, 0, now=0.0)
+    meter.add(160, 8_000_000, now=8.0)  # the first batches confirmed after 8 s
+    for t in (9.0, 12.0, 15.0, 18.0):  # the next batch is still on its way
+        meter.add(160, 8_000_000, now=t)
+    state = ProgressState("Sending to hub", done=160, total=400, elapsed=18.0, cancelled=False)
+    row = job_status(job, state, meter)
+    assert row.speed_text == "0.4 MB/s"  # 8 MB in 18 s
+    assert row.eta_text != ""  # 3 left at 160 per 18 s

@@ -86,7 +86,7 @@ def test_acquisition_reset_matches_stored_slices(tilted):
     axial = ch.plane("axial")
     assert np.allclose(axial.right, tilted.geometry.row_direction)
     assert np.allclose(axial.down, tilted.geometry.column_direction)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="align must be"):
         ch.reset(align="array")
 
 

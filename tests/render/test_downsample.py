@@ -36,5 +36,5 @@ def test_block_mean_keeps_positions(tilted):
     assert np.linalg.norm(grid.pixel_to_lps(found) - ph.SPHERE_LEFT.center) <= \
         max(geometry.spacing) / 2
     assert block_mean(tilted.array, tilted.geometry, (1, 1, 1))[0] is tilted.array
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="factors must be >= 1"):
         block_mean(tilted.array, tilted.geometry, (0, 1, 1))

@@ -29,7 +29,7 @@ def test_other_planes_and_auto_window(tilted, plane):
     out = render_plane(tilted.array, tilted.geometry, plane=plane, intercept=ph.INTERCEPT)
     assert out.pixels.max() == 255 and out.pixels.min() == 0
     assert out.grid.labels.top == "H"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="plane must be one of"):
         render_plane(tilted.array, tilted.geometry, plane="transverse")  # type: ignore[arg-type]
 
 

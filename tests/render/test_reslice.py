@@ -163,5 +163,5 @@ def test_bad_requests_are_refused(sagittal):
         wrap_volume(sagittal.array[:, :, ::2])
     with pytest.raises(ValueError, match="shape"):
         Reslicer(sagittal.array[:5].copy(), sagittal.geometry)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad grid"):
         SliceGrid(plane=grid.plane, origin=grid.origin, pixel_mm=0.0, shape=(2, 2))

@@ -144,7 +144,7 @@ def test_clipping_cuts_away(balls):
     assert len(scene.clip_planes) == 6
     scene.clear_clipping()
     assert np.array_equal(view.render(), full)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="clip box must have high > low"):
         scene.set_clip_box(np.zeros(3), np.zeros(3))
     view.close()
 
@@ -165,7 +165,7 @@ def test_camera_rotate_zoom_pan(balls):
     assert _blob(view.render())[1] < SIZE[0] / 2
     scene.reset_camera()
     assert np.array_equal(view.render(), base)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown view"):
         scene.reset_camera("sideways")
     view.close()
 
@@ -227,9 +227,9 @@ def test_gpu_mapper_renders_too(head):
     scene, view = _view(head, preset="bone", mapper="gpu")
     assert view.render().max() > 30
     view.close()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="mapper must be"):
         VolumeScene(head.array, head.geometry, mapper="cuda")  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown preset"):
         VolumeScene(head.array, head.geometry, preset="lungs")
 
 

@@ -120,5 +120,5 @@ def test_fast_step_thins_the_slab_samples(tilted):
     four = rs.slice(grid.coarsened(4), slab_mm=20.0, fast=True, fast_step=4.0)
     assert four.samples < two.samples and four.slab_mm == 20.0
     assert rs.slice(grid, slab_mm=20.0, fast_step=4.0).samples > two.samples  # only when fast
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="fast_step must be at least 1"):
         rs.slice(grid, slab_mm=20.0, fast=True, fast_step=0.5)

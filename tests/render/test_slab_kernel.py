@@ -62,7 +62,7 @@ def test_what_the_kernel_refuses(sagittal):
     to_index = np.linalg.inv(sagittal.geometry.affine)
     assert not slab.is_available(sagittal.array.astype(np.float32))
     assert not slab.is_available(sagittal.array[:, :, ::2])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="the slab kernel needs"):
         slab.composite(sagittal.array.astype(np.float32), to_index, grid, 10.0, "mip", 0.0)
     # a float volume still gets its slab, through vtkImageReslice
     out = Reslicer(sagittal.array.astype(np.float32), sagittal.geometry).slice(grid, slab_mm=10.0)

@@ -35,7 +35,7 @@ def test_output_range_and_names() -> None:
     np.testing.assert_allclose(apply_voi([40], 40, 80, "LINEAR_EXACT", 0, 1000), [500])
     np.testing.assert_allclose(apply_voi([40], 40, 80, "", 0, 1000), voi_linear([40], 40, 80, 0,
                                                                                   1000))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="LINEAR_EXACT needs a window width above 0"):
         voi_linear_exact([0], 0, 0)
 
 

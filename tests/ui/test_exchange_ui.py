@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pydicom
@@ -96,6 +97,8 @@ def test_hubs_dialog_adds_tests_and_keeps_the_password_out_of_settings(qtbot, hu
     dialog.user_edit.setText(HUB_USER)
     dialog.secret_edit.setText("wrong-password")
     assert dialog.save_hub()
+    assert dialog.result_label.text().startswith("Saved the hub main. Its password is kept in ")
+    assert "secret" not in dialog.result_label.text()
     assert dialog.test_hub() is not None
     qtbot.waitUntil(lambda: dialog.last_check is not None, timeout=30_000)
     assert not dialog.last_check.ok and dialog.last_check.kind == "auth"
@@ -143,6 +146,23 @@ def test_send_from_the_browser_ends_verified_on_the_hub(qtbot, hub, relay_home, 
     on_hub = hub_sop_uids(hub)
     assert sorted(on_hub) == sorted(_sop_uids(ct_files))  # every one, exactly once
     assert window.transfers.repaints < 200  # throttled, not one repaint per instance
+
+    again = window.send_to_hub(study_uid)  # the same study to the same hub: a warning first
+    assert again.warning.isVisibleTo(again) and again.send_button.text() == "Send again"
+    assert again.warning.text().startswith("This study was already sent to hub on ")
+    assert f"verified ({n} of {n} images on the hub)" in again.warning.text()
+    again.reject()
+
+    assert re.fullmatch(r"\d\d:\d\d", row["Started"])  # queued today: the time
+    from app.ui.browser import COL as BROWSER_COL
+
+    qtbot.waitUntil(lambda: window.browser.select_study(study_uid) and window.browser.tree
+                    .currentIndex().siblingAtColumn(BROWSER_COL["Sent"]).data() == "Verified",
+                    timeout=10_000)  # the browser shows the study went out and was verified
+    window.transfers.clear_button.click()  # the verified job leaves the list, not the history
+    assert _row(window, job_id) == {} and window.transfers.table.rowCount() == 0
+    assert window.view_state.transfers_cleared > 0
+    assert window.send_to_hub(study_uid).warning.text().startswith("This study was already")
 
 
 def test_pause_resume_cancel_and_retry(qtbot, hub, relay_home, ct_files):
@@ -254,8 +274,8 @@ def test_send_dialog_offers_the_selected_series_and_a_hub_setup(qtbot, relay_hom
     dialog.whole.setChecked(True)
     assert dialog.series_uids() is None
     dialog.reject()
-    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Hub", "&Settings",
-                                                              "&Help"]
+    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Study", "&Hub",
+                                                              "&Settings", "&Help"]
     hubs = window.show_hubs_dialog()
     assert hubs.hub_list.count() == 2
     hubs.reject()
@@ -299,3 +319,141 @@ def test_a_job_that_ends_between_two_repaints_still_refreshes_the_browser(qtbot,
     queue.set_state(job.id, "verified")  # queued and done before any repaint
     window.transfers.refresh()
     assert ended == [job.id]
+
+
+def test_incoming_counts_two_old_studies_right_after_they_were_sent(qtbot, hub, tmp_path,
+                                                                     relay_home):
+    from tests.net.test_incoming import _study_dated
+
+    studies = [import_study(relay_home, _study_dated(tmp_path / str(n), date, n))[1]
+               for n, date in ((21, "20140305"), (22, "19991231"))]
+    assert add_hub(relay_home, hub.url).returncode == 0
+    _fast_retries(relay_home)  # the default window: studies that arrived in the last 3 days
+    window = _window(qtbot, relay_home)
+    incoming = window.incoming
+    qtbot.waitUntil(lambda: incoming.polls >= 1, timeout=30_000)
+    assert incoming.status_label.text().startswith("0 studies arrived in the last 3 days · "
+                                                   "0 studies on hub")
+    jobs = [window.queue_send("hub", uid, None) for uid in studies]
+    for job_id in jobs:
+        qtbot.waitUntil(lambda j=job_id: _row(window, j).get("State") == "Verified",
+                        timeout=120_000)
+    polls = incoming.polls
+    incoming.check_now()
+    qtbot.waitUntil(lambda: incoming.polls > polls, timeout=30_000)
+    assert incoming.status_label.text().startswith("2 studies arrived in the last 3 days · "
+                                                   "2 studies on hub")
+    assert {incoming.status_of(uid) for uid in studies} == {"Local"}
+    header = [incoming.table.horizontalHeaderItem(c).text()
+              for c in range(incoming.table.columnCount())]
+    assert "First seen" in header and "Received" not in header
+
+
+def test_send_dialog_confirms_the_patient_in_plain_text_with_thumbnails(qtbot, tmp_path,
+                                                                        relay_home, ct_files):
+    from PySide6.QtCore import Qt
+
+    from app.settings import HubProfile
+
+    files = []
+    for n, path in enumerate(ct_files[:4]):
+        ds = pydicom.dcmread(path)
+        ds.PatientName, ds.PatientID = "<b>DOE</b>^<img src>", "<i>P-42</i>"
+        ds.PatientBirthDate, ds.PatientSex, ds.AccessionNumber = "19500214", "F", "ACC-7"
+        files.append(tmp_path / f"{n}.dcm")
+        ds.save_as(files[-1])
+    _, study_uid = import_study(relay_home, files)
+    settings = load_settings(relay_home)
+    settings.hubs = [HubProfile(name="a", url="http://127.0.0.1:9/dicom-web")]
+    save_settings(relay_home, settings)
+    window = _window(qtbot, relay_home)
+    dialog = window.send_to_hub(study_uid)
+    shown = {name: label.text() for name, label in dialog.patient_labels.items()}
+    assert shown["Patient"] == "<b>DOE</b>, <img src>" and shown["Patient ID"] == "<i>P-42</i>"
+    assert shown["Birth date"] == "1950-02-14" and shown["Sex"] == "Female"
+    assert shown["Accession"] == "ACC-7" and "4 images" in shown["Study"]
+    assert all(label.textFormat() == Qt.TextFormat.PlainText
+               for label in dialog.patient_labels.values())
+    assert not dialog.warning.isVisibleTo(dialog) and dialog.send_button.text() == "Send"
+    item = dialog.series_list.item(0)
+    assert item.text().endswith("CT, 4 images")
+    qtbot.waitUntil(lambda: not item.icon().isNull(), timeout=30_000)  # the series' thumbnail
+    dialog.reject()
+
+
+def test_delete_is_refused_while_a_running_send_uses_the_study(qtbot, hub, relay_home,
+                                                               ct_files):
+    store, study_uid = import_study(relay_home, ct_files)
+    link = SlowLink(hub.config.http_port, rate=300_000)  # ~4 MB study: ~13 s
+    try:
+        assert add_hub(relay_home, link.url).returncode == 0
+        _fast_retries(relay_home)
+        window = _window(qtbot, relay_home)
+        job_id = window.queue_send("hub", study_uid, None)
+        qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Sending", timeout=30_000)
+        window.manage.confirm_answer = True  # the user would say yes: it is still refused
+        series = store.study(study_uid).series[0].series_instance_uid
+        assert window.manage.delete(study_uid) is None
+        assert window.manage.delete(study_uid, [series]) is None
+        assert window.statusBar().currentMessage().startswith(
+            "Not deleted: a send to hub of this study is not finished")
+        assert window.store.study(study_uid).instance_count == len(ct_files)
+        window.transfers.select_job(job_id)
+        window.transfers.cancel_button.click()
+        qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Cancelled", timeout=30_000)
+        assert window.manage.delete(study_uid) == len(ct_files)  # nothing uses it now
+        assert window.store.study(study_uid) is None
+    finally:
+        link.close()
+
+
+def test_open_from_hub_searches_by_patient_name_id_and_date(qtbot, hub, tmp_path, relay_home,
+                                                            ct_files):
+    import datetime
+
+    from app.ui.remote_dialog import OpenRemoteDialog, study_query
+
+    today = datetime.date(2026, 12, 3)
+    assert study_query("doe jo", " P-1 ", "Last 7 days", today) == {
+        "PatientName": "*doe*jo*", "PatientID": "P-1", "StudyDate": "20261127-20261203"}
+    assert study_query(dates="Yesterday", today=today) == {"StudyDate": "20261202"}
+    assert study_query() == {}
+
+    files = []
+    for n, path in enumerate(ct_files[:3]):
+        ds = pydicom.dcmread(path)
+        ds.PatientName, ds.PatientID = "<b>SMITH</b>^JANE", "ID-77"
+        ds.PatientBirthDate, ds.StudyDate = "19610102", datetime.date.today().strftime("%Y%m%d")
+        ds.StudyInstanceUID = ds.SeriesInstanceUID + ".7"
+        ds.SeriesInstanceUID = ds.SeriesInstanceUID + ".7"
+        ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.7"
+        files.append(tmp_path / f"s{n}.dcm")
+        ds.save_as(files[-1])
+    smith = _sent_by_another_site(tmp_path, hub, files)
+    other = tmp_path / "other"
+    other.mkdir()
+    doe = _sent_by_another_site(other, hub, ct_files[:2])  # DEMO^STROKE, dated 2026-11-28
+    assert add_hub(relay_home, hub.url).returncode == 0
+    dialog = OpenRemoteDialog(relay_home)
+    qtbot.addWidget(dialog)
+
+    def search(**fields) -> list[list[str]]:
+        dialog.name_edit.setText(fields.get("name", ""))
+        dialog.id_edit.setText(fields.get("patient_id", ""))
+        dialog.date_box.setCurrentText(fields.get("dates", "Any date"))
+        done = dialog.searches
+        dialog.search_button.click()
+        qtbot.waitUntil(lambda: dialog.searches > done, timeout=30_000)
+        return [[dialog.table.item(r, c).text() for c in range(dialog.table.columnCount())]
+                for r in range(dialog.table.rowCount())]
+
+    rows = search(name="smi ja")
+    assert [r[:4] for r in rows] == [["<b>SMITH</b>, JANE", "ID-77", "1961-01-02",
+                                      datetime.date.today().isoformat()]]
+    assert dialog.study_uid() == smith and dialog.open_button.isEnabled()
+    assert [r[1] for r in search(patient_id="ID-77")] == ["ID-77"]
+    assert search(patient_id="ID-7") == []  # an ID matches exactly
+    assert [r[1] for r in search(dates="Today")] == ["ID-77"]
+    assert len(search()) == 2
+    assert search(name="stroke")[0][0] == "DEMO, STROKE" and dialog.study_uid() == doe
+    assert search(name="nobody") == [] and dialog.status.text().startswith("No study on hub")

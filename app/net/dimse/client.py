@@ -36,7 +36,8 @@ from pydicom.uid import (
     RLELossless,
     generate_uid,
 )
-from pynetdicom import Association, _config, build_context, build_role, evt
+from pynetdicom import _config, build_context, build_role, evt
+from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
 
 from app.errors import Cancelled, DimseError

@@ -11,10 +11,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtCore import QObject, QStorageInfo, QUrl, Signal
+from PySide6.QtWidgets import QFileDialog, QLabel, QProgressBar, QPushButton, QWidget
 
 from app.dicom.synth import demo_study
+from app.imports.drives import Volume, removable, start_folder
 from app.imports.importer import ImportReport, import_paths
 from app.store.local import Store
 from app.tasks import Progress, ProgressState
@@ -24,6 +25,34 @@ log = logging.getLogger(__name__)
 
 #: How long a cancelled import may take to stop when the window closes (s).
 CLOSE_WAIT_S = 10
+
+
+def mounted_volumes() -> list[Volume]:
+    """The system's mounted volumes (QStorageInfo) in the Qt-free shape."""
+    out = []
+    for info in QStorageInfo.mountedVolumes():
+        device = bytes(info.device().data()).decode("utf-8", "replace")
+        out.append(Volume(root=info.rootPath(), device=device, name=info.displayName(),
+                          ready=info.isReady()))
+    return out
+
+
+def folder_dialog(parent: QWidget, last: str, volumes: list[Volume] | None = None
+                  ) -> QFileDialog:
+    """The "Open CD / folder" dialog: it starts at the inserted disc or USB stick, else at the
+    last folder; CD/USB drives are listed in its side bar beside the home folder."""
+    volumes = mounted_volumes() if volumes is None else volumes
+    dialog = QFileDialog(parent, "Open CD / folder")
+    dialog.setFileMode(QFileDialog.FileMode.Directory)
+    dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+    dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)  # the side bar is Qt's
+    dialog.setDirectory(str(start_folder(last, volumes)))
+    places = [QUrl.fromLocalFile(v.root) for v in removable(volumes)]
+    places += [QUrl.fromLocalFile(str(Path.home()))]
+    if last and Path(last).is_dir():
+        places.append(QUrl.fromLocalFile(last))
+    dialog.setSidebarUrls(places)
+    return dialog
 
 
 class ImportController(QObject):

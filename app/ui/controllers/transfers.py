@@ -14,11 +14,14 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow
 from app.errors import RelayError
 from app.net.queue import FILE_NAME, TransferQueue
 from app.net.runner import QueueRunner
+from app.net.sent import send_history
 from app.settings import load_settings
 from app.store.local import Store
 from app.ui.hubs_dialog import HubsDialog, ensure_passphrase
 from app.ui.send_dialog import SendDialog
+from app.ui.thumbs import ThumbnailLoader
 from app.ui.transfers import TransfersWidget
+from app.ui.view_state import ViewState
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +31,19 @@ class TransfersController(QObject):
 
     message = Signal(str, int)  # text for the status bar, milliseconds
     fetched = Signal(str)  # job id of a fetch that ended (the store changed)
+    sent = Signal(str)  # job id of a send that ended (the study's sent state changed)
     hubs_changed = Signal()
 
-    def __init__(self, store: Store, window: QMainWindow) -> None:
+    def __init__(self, store: Store, window: QMainWindow, view_state: ViewState,
+                 thumbnails: ThumbnailLoader | None = None) -> None:
         super().__init__(window)
         self.store = store
+        self.thumbnails = thumbnails
         self.window = window
         self.runner: QueueRunner | None = None
         self.panel = TransfersWidget(store, window)
+        self.panel.cleared_before = view_state.transfers_cleared
+        self.panel.cleared.connect(lambda when: setattr(view_state, "transfers_cleared", when))
         self.panel.job_finished.connect(self._on_job_finished)
         self.dock = QDockWidget("Transfers", window)
         self.dock.setObjectName("transfers")
@@ -69,7 +77,8 @@ class TransfersController(QObject):
         study = self.store.study(study_uid)
         if study is None:
             return None
-        dialog = SendDialog(study, load_settings(self.store.home), series_uid, self.window)
+        dialog = SendDialog(study, load_settings(self.store.home), series_uid, self.window,
+                            history=send_history(self.store.home), thumbnails=self.thumbnails)
         dialog.accepted.connect(lambda: self.queue_send(dialog.hub(), study_uid,
                                                         dialog.series_uids()))
         dialog.setup_hubs.connect(self.hubs_dialog)
@@ -103,5 +112,5 @@ class TransfersController(QObject):
 
     def _on_job_finished(self, job_id: str, state: str) -> None:
         job = self.panel.job(job_id)
-        if job is not None and job.kind == "fetch":
-            self.fetched.emit(job_id)
+        if job is not None:
+            (self.fetched if job.kind == "fetch" else self.sent).emit(job_id)
