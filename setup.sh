@@ -24,7 +24,7 @@ debs=(
   libosmesa6 libxrender1 libxi6 libsm6 libice6
   xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0
   libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-randr0 libxcb-xinerama0
-  orthanc orthanc-dicomweb dcmtk
+  orthanc orthanc-dicomweb dcmtk dicom3tools
 )
 
 missing_debs() {

@@ -72,15 +72,6 @@ class HubError(TransferError):
     def retryable(self) -> bool:
         return self.kind in self.RETRYABLE
 
-    #: What the peer is called in progress messages ("waiting for the hub").
-    peer_word = "hub"
-
-    @property
-    def stop_state(self) -> str:
-        """The job state when the retries stop: ``waiting`` (later can help) or ``stuck`` (the
-        user must fix something)."""
-        return "waiting" if self.retryable else "stuck"
-
 
 class DimseError(HubError):
     """A DICOM peer (PACS, modality) could not be used over DIMSE; ``kind`` names the fault.
@@ -93,12 +84,6 @@ class DimseError(HubError):
     """
 
     RETRYABLE = frozenset({"unreachable", "timeout", "busy", "aborted"})
-    peer_word = "PACS"
-
-    @property
-    def stop_state(self) -> str:
-        """As for a hub, and ``failed`` when the PACS answered a request with a failure."""
-        return "failed" if self.kind == "failed" else super().stop_state
 
 
 class NotSupportedByPeer(TransferError):

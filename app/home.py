@@ -1,4 +1,4 @@
-"""Where Relay keeps its data: store, index, settings, queue, audit log.
+"""Where Relay keeps its data: store, index, settings, transfer queue.
 
 ``--home DIR`` on the command line wins, then ``RELAY_HOME``, then the user's data dir from
 platformdirs (``~/.local/share/Relay`` on Linux).

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.errors import SettingsError
+from app.net.dimse.node import NodeSettings
 
 SCHEMA_VERSION = 2
 """2: hub profiles say which protocol they speak (``kind``); 1: every hub was DICOMweb."""
@@ -109,8 +110,9 @@ class IncomingSettings:
     interval_seconds: float = 30.0
     """How often the hub is asked for new studies (seconds; at least 5 in the window)."""
     lookback_days: int = 3
-    """Only studies with a study date in the last N days are listed (0: every study). Keeps the
-    poll cheap on a hub with a long history."""
+    """Only studies that arrived on the hub in the last N days are listed, whatever their study
+    date (0: every study). DICOMweb does not say when a study arrived: it is when Relay first
+    saw it on the hub (see :mod:`app.net.incoming`)."""
     prefetch: bool = False
     """Download new studies in the background so they are local before anyone opens them."""
 
@@ -130,6 +132,28 @@ class SecretSettings:
 
 
 @dataclass
+class UserWindowPreset:
+    """A window preset the user saved (shown after the built-in ones in the presets menus)."""
+
+    name: str = ""
+    """What the menus call it."""
+    center: float = 40.0
+    """Window centre (level), in modality units (HU for CT)."""
+    width: float = 80.0
+    """Window width, in modality units."""
+    modality: str = ""
+    """Offered for this modality only ("CT", "MR"...); empty: for every modality."""
+
+
+@dataclass
+class ReadingSettings:
+    """The reading window."""
+
+    window_presets: list[UserWindowPreset] = field(default_factory=list)
+    """The user's own window presets, in the order they were saved."""
+
+
+@dataclass
 class Settings:
     """Everything Relay remembers between runs, except the store, queue and secrets."""
 
@@ -145,6 +169,10 @@ class Settings:
     """The incoming-studies list."""
     secrets: SecretSettings = field(default_factory=SecretSettings)
     """Secret storage without a keyring service."""
+    node: NodeSettings = field(default_factory=NodeSettings)
+    """Relay's own DICOM node (``relay node``, ``relay listen``)."""
+    reading: ReadingSettings = field(default_factory=ReadingSettings)
+    """The reading window (the user's window presets)."""
     other: dict[str, Any] = field(default_factory=dict)
     """Sections this version does not know (written by another part or version): kept as is."""
 

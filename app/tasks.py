@@ -84,12 +84,6 @@ class Progress:
                 self._detail = detail
         self._emit()
 
-    def add_total(self, n: int) -> None:
-        """Grow the total by ``n`` (sources discovered while walking)."""
-        with self._lock:
-            self._total = (self._total or 0) + n
-        self._emit()
-
     def check(self) -> None:
         """Raise :class:`~app.errors.Cancelled` if someone asked to stop."""
         if self._cancel.is_set():

@@ -24,7 +24,8 @@ from app.store.local import Store
 from app.tasks import Progress, ProgressState
 
 #: Modules that add subcommands (data, so a new area is one line here).
-COMMAND_MODULES = ["app.cli.store", "app.cli.volume", "app.cli.net", "app.cli.pacs"]
+COMMAND_MODULES = ["app.cli.store", "app.cli.volume", "app.cli.net", "app.cli.pacs",
+                   "app.cli.node"]
 
 Handler = Callable[[argparse.Namespace], int]
 

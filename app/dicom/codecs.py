@@ -85,11 +85,6 @@ def syntax_name(uid: str) -> str:
     return f"{name} ({uid})" if name and name != uid else f"transfer syntax {uid or '(none)'}"
 
 
-def codec_for(uid: str) -> Codec | None:
-    """The :class:`Codec` of a compressed syntax (None for uncompressed or unknown ones)."""
-    return _BY_UID.get(uid)
-
-
 @functools.cache
 def plugins_for(uid: str) -> tuple[str, ...]:
     """Installed decoding plugins for a compressed syntax, fastest first.

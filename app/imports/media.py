@@ -304,10 +304,3 @@ def _os_reason(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied"
     return exc.strerror or str(exc)
-
-
-def read_all(item: MediaItem) -> bytes:
-    """The whole content of an item as bytes (tests and small files)."""
-    with item.open() as buf:
-        return bytes(buf) if not isinstance(buf, bytes) else buf
-

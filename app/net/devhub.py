@@ -33,7 +33,6 @@ DICOMWEB_PLUGINS = (
     "/usr/lib/orthanc/plugins/libOrthancDicomWeb.so",
 )
 DEBIAN_PACKAGES = ("orthanc", "orthanc-dicomweb")
-INSTALL_HINT = "sudo apt-get install " + " ".join(DEBIAN_PACKAGES)
 
 
 def find_orthanc() -> tuple[str, str]:

@@ -32,7 +32,6 @@ REFERENCED_SOP_SEQ = "00081199"
 FAILED_SOP_SEQ = "00081198"
 REFERENCED_SOP_UID = "00081155"
 FAILURE_REASON = "00081197"
-WARNING_REASON = "00081196"
 
 #: Ask for the stored bytes as they are (no transcoding on the hub).
 WADO_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'

@@ -1,9 +1,9 @@
 """Waiting out a hub outage: exponential backoff with a deadline, cancellable.
 
-:func:`retry_rounds` is the one retry loop of a transfer job (send and fetch alike): it runs the
-job's rounds, waits out a retryable :class:`~app.errors.HubError` with :class:`Backoff` while the
-job shows ``waiting`` in the queue, and leaves the job ``waiting`` (retryable, deadline passed)
-or ``stuck`` (the user must act) when it stops.
+:func:`retry_rounds` is the one retry loop of a transfer job (hub send and fetch, PACS send and
+retrieve alike): it runs the job's rounds, waits out a retryable :class:`~app.errors.HubError` with
+:class:`Backoff` while the job shows ``waiting`` in the queue, and leaves the job ``waiting``
+(retryable, deadline passed) or ``stuck`` (the user must act) when it stops.
 """
 
 from __future__ import annotations
@@ -63,12 +63,22 @@ class Backoff:
             time.sleep(min(left, 0.1))
 
 
-def retry_rounds(round_: Callable[[], bool], backoff: Backoff, queue: TransferQueue,
-                 job_id: str, progress: Progress) -> str:
-    """Call ``round_`` until it returns False (nothing left to do), waiting out hub outages.
+def stop_state(exc: HubError) -> str:
+    """The state a job stops in after this fault: ``waiting`` (trying later can help) or
+    ``stuck`` (the user must fix something: credentials, TLS, address)."""
+    return "waiting" if exc.retryable else "stuck"
 
-    Returns "" when the rounds ran out, or the fault that stopped them (the job is then
-    ``waiting`` or ``stuck`` with it). :class:`~app.errors.Cancelled` and other errors pass.
+
+def retry_rounds(round_: Callable[[], bool], backoff: Backoff, queue: TransferQueue,
+                 job_id: str, progress: Progress, *, peer_word: str = "hub",
+                 stopped: Callable[[HubError], str] = stop_state,
+                 on_fault: Callable[[], None] | None = None) -> str:
+    """Call ``round_`` until it returns False (nothing left to do), waiting out outages of the
+    peer (``peer_word`` in the progress detail: "waiting for the hub").
+
+    Returns "" when the rounds ran out, or the fault that stopped them (the job is then in the
+    state ``stopped`` gives for it). ``on_fault`` runs first after each fault (a receiver
+    flushing what did come). :class:`~app.errors.Cancelled` and other errors pass.
     """
     while True:
         try:
@@ -76,12 +86,14 @@ def retry_rounds(round_: Callable[[], bool], backoff: Backoff, queue: TransferQu
                 return ""
             backoff.reset()
         except HubError as exc:
+            if on_fault is not None:
+                on_fault()
             delay = backoff.next_delay(exc)
             if delay is None:
-                queue.set_state(job_id, exc.stop_state, str(exc))
+                queue.set_state(job_id, stopped(exc), str(exc))
                 return str(exc)
             log.warning("%s; trying again in %.0f s", exc, delay)
             queue.set_state(job_id, "waiting", str(exc), next_try=time.time() + delay)
-            progress.advance(0, f"waiting for the {exc.peer_word}: {exc}")
+            progress.advance(0, f"waiting for the {peer_word}: {exc}")
             Backoff.sleep(delay, progress)
             queue.set_state(job_id, "running")

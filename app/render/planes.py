@@ -33,9 +33,6 @@ STANDARD_AXES: dict[str, tuple[np.ndarray, np.ndarray]] = {
     "sagittal": (np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, -1.0])),
 }
 
-#: Which column of a crosshair frame (x', y', z') is the normal of each view's plane.
-FRAME_AXIS: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
-
 
 @dataclass(frozen=True, eq=False)
 class Plane:

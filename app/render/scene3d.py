@@ -74,14 +74,23 @@ class VolumeScene:
     frame_budget_s
         While interacting, the image sample distance adapts after every frame so frames take
         about this long (default: 15 frames/s, leaving room for the rest of the frame).
+    fine_sample_factor
+        Still frames sample each ray every ``fine_sample_factor`` × the smallest voxel size.
+        Half a voxel (the default) removes the wood-grain bands that one sample per voxel of a
+        block-averaged volume shows on bone and vessel surfaces; a still frame is rendered once,
+        so its cost is paid once (``bench/bench_3d_banding.py``).
     moving_sample_factor
-        While interacting, samples along each ray are this many times further apart.
+        While interacting, samples along each ray are this many times the smallest voxel size
+        apart (one voxel instead of two fell below 10 frames/s on two CPU cores in
+        ``bench/bench_3d_banding.py``: the image sample distance then grew coarser to keep the
+        budget, trading bands for blur).
     """
 
     def __init__(self, array: np.ndarray, geometry: VolumeGeometry, *, slope: float = 1.0,
                  intercept: float = 0.0, preset: str | VolumePreset = "cta",
                  mapper: MapperKind = "fixed", max_voxels: int | None = 32_000_000,
-                 frame_budget_s: float = 1 / 15, moving_sample_factor: float = 2.0) -> None:
+                 frame_budget_s: float = 1 / 15, fine_sample_factor: float = 0.5,
+                 moving_sample_factor: float = 2.0) -> None:
         if tuple(array.shape) != tuple(geometry.shape):
             raise ValueError(f"array shape {array.shape} does not match geometry {geometry.shape}")
         if slope == 0:
@@ -113,8 +122,8 @@ class VolumeScene:
         self.renderer.AddVolume(self.volume)
         self._clip = vtkPlaneCollection()
         self.mapper.SetClippingPlanes(self._clip)
-        self._fine_sample = min(geometry.spacing)
-        self._moving_sample = self._fine_sample * float(moving_sample_factor)
+        self._fine_sample = min(geometry.spacing) * float(fine_sample_factor)
+        self._moving_sample = min(geometry.spacing) * float(moving_sample_factor)
         self.frame_budget_s = float(frame_budget_s)
         self._moving_image_sd = 2.0
         self.interacting = False
@@ -339,10 +348,6 @@ class VolumeScene:
         camera.Elevation(elevation)
         camera.OrthogonalizeViewUp()
         self.renderer.ResetCameraClippingRange()
-
-    def roll(self, degrees: float) -> None:
-        """Turn the picture about the viewing direction."""
-        self.renderer.GetActiveCamera().Roll(degrees)
 
     def zoom(self, factor: float) -> None:
         """Magnify by ``factor`` (> 1 closer)."""

@@ -1,7 +1,7 @@
 """Adding DICOM bytes to the local store: the one path shared by every source.
 
-Import (folders, CDs, zips) and downloads (WADO-RS, DIMSE) all end here: the header is read and
-checked with :func:`app.dicom.header.read_header`, the bytes are placed durably with
+Import (folders, CDs, zips) and downloads from a peer (WADO-RS today) all end here: the header is
+read and checked with :func:`app.dicom.header.read_header`, the bytes are placed durably with
 :meth:`Store.put` (or :meth:`Store.adopt` for a file already written to the store's tmp folder),
 and the caller indexes batches of the results with :meth:`Store.commit`.
 """
@@ -87,13 +87,14 @@ def place_part(store: Store, part: Path, sha256: str, header: Header) -> StoredF
         part.unlink(missing_ok=True)
 
 
-def stage_part(store: Store, part: Path, sha256: str, name: str) -> Staged:
-    """Check a complete, fsync'ed file in the store's tmp folder and move it into the store.
+def store_instance(store: Store, data: bytes, name: str) -> StoredFile:
+    """Add one DICOM object made here (e.g. a Secondary Capture) to the store and index it.
 
-    The temp file is consumed (moved or deleted) whatever the outcome.
-    """
-    header = check_part(part, name)
-    if isinstance(header, Problem):
-        part.unlink(missing_ok=True)
-        return header
-    return place_part(store, part, sha256, header)
+    Raises DicomReadError when the bytes do not read back as a valid instance."""
+    staged = stage_bytes(store, data, name)
+    if isinstance(staged, Problem):
+        raise DicomReadError(f"{name}: {staged.reason}")
+    if isinstance(staged, Duplicate):
+        raise DicomReadError(f"{name}: already in the store")
+    store.commit([staged])
+    return staged

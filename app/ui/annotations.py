@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, QRectF
 
 COLOR = (255, 200, 40)
 
@@ -113,16 +113,15 @@ class AnnotationItem:
 
     def points(self) -> list[tuple[float, float]]:
         if self.note.kind in ("length", "angle"):
-            handles = self.roi.getSceneHandlePositions()
-            return [self._to_view(pos) for _, pos in handles]
+            # in the ROI's parent (the view's millimetres), not through the scene: right after
+            # the ROI is added the scene transform is not set yet, and a note re-shown on a
+            # slice (or added by code) came back with its points scaled wrongly
+            handles = (self.roi.mapToParent(h.pos()) for h in self.roi.getHandles())
+            return [(p.x(), p.y()) for p in handles]
         pos, size = self.roi.pos(), self.roi.size()
         if self.note.kind == "probe":
             return [(pos.x() + size.x() / 2, pos.y() + size.y() / 2)]
         return [(pos.x(), pos.y()), (pos.x() + size.x(), pos.y() + size.y())]
-
-    def _to_view(self, scene_pos) -> tuple[float, float]:
-        p = self.view.mapSceneToView(scene_pos)
-        return (p.x(), p.y())
 
     def text(self) -> str:
         p = self.note.points
@@ -147,12 +146,16 @@ class AnnotationItem:
                 f"min {stats.minimum:.0f} max {stats.maximum:.0f}\n"
                 f"area {area:.2f} cm²")
 
+    def anchor(self) -> tuple[float, float]:
+        """Where the label's lower left corner goes (view mm): right of the shape's top."""
+        xs = [q[0] for q in self.note.points]
+        ys = [q[1] for q in self.note.points]
+        return max(xs) + self._spacing[1] * 2, min(ys)
+
     def _on_changed(self, *_args) -> None:
         self.note.points = self.points()
         self.label.setText(self.text())
-        xs = [q[0] for q in self.note.points]
-        ys = [q[1] for q in self.note.points]
-        self.label.setPos(max(xs) + self._spacing[1] * 2, min(ys))
+        self.label.setPos(*self.anchor())
 
     def refresh(self) -> None:
         self._on_changed()
@@ -170,3 +173,22 @@ class _Ellipse(pg.EllipseROI):
         self.path = None
         self.addScaleHandle([1, 1], [0, 0])
         self.addScaleHandle([0, 0], [1, 1])
+
+
+def declutter(items: list[AnnotationItem]) -> None:
+    """Move labels down until none covers another (labels keep their size on screen, so at a
+    small zoom those of nearby measurements would be drawn over each other). Each starts at
+    its anchor; top to bottom, a label that meets one already placed goes just below it."""
+    placed: list[QRectF] = []
+    for item in sorted(items, key=lambda i: (i.anchor()[1], i.anchor()[0])):
+        item.label.setPos(*item.anchor())
+        item.label.updateTransform(force=True)  # the view may have just changed: its size now
+        rect = item.label.sceneBoundingRect()
+        for _ in range(len(placed) + 1):
+            hit = next((r for r in placed if r.intersects(rect)), None)
+            if hit is None:
+                break
+            below = item.label.scenePos() + QPointF(0.0, hit.bottom() - rect.top() + 2.0)
+            item.label.setPos(item.view.mapSceneToView(below))
+            rect = item.label.sceneBoundingRect()
+        placed.append(rect)

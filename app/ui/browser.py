@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import datetime
 
-from PySide6.QtCore import QSize, QSortFilterProxyModel, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap, QStandardItem, QStandardItemModel
+from PySide6.QtCore import (
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QVBoxLayout, QWidget
 
 from app.model import Series, Study
@@ -28,7 +36,7 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 3
 class StudyFilterModel(QSortFilterProxyModel):
     """Keeps a row when it or any of its ancestors or children matches every search word."""
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._words: list[str] = []
         self.setRecursiveFilteringEnabled(True)
@@ -39,7 +47,7 @@ class StudyFilterModel(QSortFilterProxyModel):
         self._words = [w.lower() for w in text.split() if w]
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
-    def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802 (Qt name)
+    def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802 (Qt name)
         if not self._words:
             return True
         model = self.sourceModel()
@@ -60,7 +68,7 @@ class StudyBrowserWidget(QWidget):
     study_activated = Signal(str)
     series_activated = Signal(str)
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = QStandardItemModel(0, len(COLUMNS), self)
         self.model.setHorizontalHeaderLabels(COLUMNS)
@@ -139,7 +147,7 @@ class StudyBrowserWidget(QWidget):
             row[0].appendRow(series_row)
         return row
 
-    def set_thumbnail(self, series_uid: str, image) -> None:
+    def set_thumbnail(self, series_uid: str, image: QImage) -> None:
         """Show a series' thumbnail as its row's icon."""
         item = self._series_items.get(series_uid)
         if item is not None:
@@ -171,7 +179,7 @@ class StudyBrowserWidget(QWidget):
                     return True
         return False
 
-    def _on_activated(self, index) -> None:
+    def _on_activated(self, index: QModelIndex) -> None:
         first = index.siblingAtColumn(0)
         kind, uid = first.data(KIND_ROLE), first.data(UID_ROLE)
         if kind == "study":

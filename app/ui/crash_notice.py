@@ -11,6 +11,8 @@ is never buried under dialogs. :func:`qt_message_handler` sends Qt's warnings to
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QMessageLogContext, QObject, QtMsgType, Signal, qInstallMessageHandler
 from PySide6.QtWidgets import QMessageBox, QWidget
@@ -18,6 +20,8 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from app import crash
 
 qt_log = logging.getLogger("qt")
+
+MessageHandler = Callable[[QtMsgType, QMessageLogContext, str], Any]
 
 _QT_LEVELS = {
     QtMsgType.QtDebugMsg: logging.DEBUG,
@@ -43,7 +47,7 @@ class CrashNotice(QObject):
         self._parent = parent
         self.box: QMessageBox | None = None
         self.count = 0
-        self.previous_handler: object = None
+        self.previous_handler: MessageHandler | None = None
         self._crashed.connect(self._on_crashed)  # queued when emitted from another thread
         self._undo = crash.install(self._listen)
         parent.destroyed.connect(lambda *_: self._undo())

@@ -36,6 +36,7 @@ from app.net.http import HubSession, ssl_context
 from app.net.hubs import HubCheck, check_hub, peer_for
 from app.net.secrets import ENV_PASSPHRASE, SecretStore, system_keyring
 from app.settings import HubProfile, Settings, load_settings, save_settings
+from app.tasks import Progress
 from app.ui.worker import TaskWorker
 
 AUTH_LABELS = {"none": "None", "basic": "User name and password", "bearer": "Token (bearer)"}
@@ -75,7 +76,7 @@ class HubsDialog(QDialog):
 
     hubs_changed = Signal()
 
-    def __init__(self, home: Path, parent=None) -> None:
+    def __init__(self, home: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.home = Path(home)
         self.settings = load_settings(self.home)
@@ -355,7 +356,7 @@ class HubsDialog(QDialog):
         self._show(f"Testing {profile.url} …", True)
         self.result_label.setStyleSheet("")
 
-        def work(progress) -> HubCheck:
+        def work(progress: Progress) -> HubCheck:
             return check_hub(peer_for(profile, secret, pool_size=1))
 
         self._test = TaskWorker(work, "Testing hub", self)
@@ -373,7 +374,7 @@ class HubsDialog(QDialog):
         text = check.message[:1].upper() + check.message[1:]
         self._show(f"{check.headline}: {text}", check.ok)
 
-    def _on_incoming_changed(self, *_args) -> None:
+    def _on_incoming_changed(self, *_args: object) -> None:
         inc = self.settings.incoming
         inc.hub = self.watch_combo.currentData() or ""
         inc.interval_seconds = float(self.interval_spin.value())

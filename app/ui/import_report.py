@@ -5,7 +5,9 @@ and Open / Send buttons for the study that came in. Every value from a file is p
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from collections.abc import Iterator
+
+from PySide6.QtCore import Qt, Signal, SignalInstance
 from PySide6.QtGui import QBrush, QColor, QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -16,6 +18,7 @@ from PySide6.QtWidgets import (
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
 
 from app.imports.importer import ImportReport
@@ -84,7 +87,8 @@ class ImportReportDialog(QDialog):
     open_study = Signal(str)
     send_study = Signal(str)
 
-    def __init__(self, report: ImportReport, summary: ImportSummary, parent=None) -> None:
+    def __init__(self, report: ImportReport, summary: ImportSummary,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.report, self.summary = report, summary
         self.setWindowTitle("Import report")
@@ -149,8 +153,9 @@ class ImportReportDialog(QDialog):
         for col in (1, 2):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         first = tree.topLevelItem(0)
-        if first is not None and first.childCount():
-            tree.setCurrentItem(first.child(0))
+        current = first.child(0) if first is not None else None
+        if current is not None:
+            tree.setCurrentItem(current)
         return tree
 
     def _problems_tree(self) -> QTreeWidget:
@@ -169,18 +174,18 @@ class ImportReportDialog(QDialog):
 
     def problem_lines(self) -> list[str]:
         """The grouped problem sentences, as shown."""
-        return [self.problems.topLevelItem(i).text(0)
-                for i in range(self.problems.topLevelItemCount())]
+        items = (self.problems.topLevelItem(i) for i in range(self.problems.topLevelItemCount()))
+        return [item.text(0) for item in items if item is not None]
 
     def chosen_study(self) -> str | None:
         """The study of the selected row, else the first study that came in."""
         item = self.studies.currentItem()
         uid = item.data(0, UID_ROLE) if item is not None else None
         if uid:
-            return uid
+            return str(uid)
         return self.summary.studies[0].study_uid if self.summary.studies else None
 
-    def _act(self, signal) -> None:
+    def _act(self, signal: SignalInstance) -> None:
         uid = self.chosen_study()
         if uid:
             self.accept()
@@ -209,9 +214,11 @@ def _study_title(study: StudyLine) -> str:
     return f"{date} · {study.description or '(no description)'}"
 
 
-def _all_items(tree: QTreeWidget):
+def _all_items(tree: QTreeWidget) -> Iterator[QTreeWidgetItem]:
     stack = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
     while stack:
         item = stack.pop()
+        if item is None:
+            continue
         yield item
         stack.extend(item.child(i) for i in range(item.childCount()))

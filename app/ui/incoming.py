@@ -9,8 +9,10 @@ when the desktop has no system tray.
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon
@@ -25,21 +27,28 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.net.dimse.receive import StudyReceived
 from app.net.incoming import IncomingStudy, IncomingUpdate
 from app.net.runner import QueueRunner
 from app.net.watch import HubWatch
 from app.settings import load_settings
 from app.store.local import Store
 from app.ui.format import count, format_date, format_name
-from app.ui.tables import list_table, set_row
+from app.ui.tables import cell, list_table, set_row
 
 #: "First seen": DICOMweb does not say when the hub received a study (see app.net.incoming).
-COLUMNS = ["Patient", "Patient ID", "Modality", "Description", "Study date", "First seen", "Hub",
+#: "From": the hub, or ``DICOM <calling AE>`` for a study Relay's node received.
+COLUMNS = ["Patient", "Patient ID", "Modality", "Description", "Study date", "First seen", "From",
            "Status"]
 COL = {name: i for i, name in enumerate(COLUMNS)}
 KEY_ROLE = Qt.ItemDataRole.UserRole + 1
 STATUS_WORDS = {"local": "Local", "partial": "Partly local", "remote": "On hub only"}
 STATUS_COLOURS = {"local": "#1b7f3b", "partial": "#a15c00", "remote": "#1a5fb4"}
+
+
+def node_source(calling_ae: str) -> str:
+    """The "From" column of a study received by Relay's node (for a hub study: the hub)."""
+    return f"DICOM {calling_ae}"
 
 
 class IncomingWidget(QWidget):
@@ -50,7 +59,8 @@ class IncomingWidget(QWidget):
     notified = Signal(str)
     arrived = Signal(int)  # how many new studies one poll found
 
-    def __init__(self, store: Store, runner: Callable[[], QueueRunner], parent=None) -> None:
+    def __init__(self, store: Store, runner: Callable[[], QueueRunner],
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.runner = runner
@@ -74,7 +84,7 @@ class IncomingWidget(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(COL["Description"], QHeaderView.ResizeMode.Stretch)
         for name, width in {"Patient": 200, "Patient ID": 160, "Modality": 80,
-                            "Study date": 100, "First seen": 150, "Hub": 100,
+                            "Study date": 100, "First seen": 150, "From": 170,
                             "Status": 120}.items():
             self.table.setColumnWidth(COL[name], width)
         self.table.doubleClicked.connect(lambda _index: self.open_selected())
@@ -179,6 +189,32 @@ class IncomingWidget(QWidget):
                 status().showMessage(text, 15000)
         self.notified.emit(text)
 
+    # -- received by Relay's node ------------------------------------------------------------
+    def add_received(self, received: StudyReceived) -> None:
+        """A study (or more of it) arrived at Relay's node: list it as local; announce it the
+        first time only (a scanner sending series by series is one notice)."""
+        study = self.store.study(received.study_uid)
+        if study is None or received.instances == 0:
+            return
+        source = node_source(received.calling_ae)
+        known = any(uid == received.study_uid for _, uid in self.studies)
+        before = self.studies.get((source, study.study_instance_uid))
+        count = study.instance_count
+        self.studies[(source, study.study_instance_uid)] = IncomingStudy(
+            study_uid=study.study_instance_uid, patient_name=study.patient.patient_name,
+            patient_id=study.patient.patient_id, study_date=study.study_date,
+            study_time=study.study_time, description=study.study_description,
+            modalities=study.modalities, instances=count,
+            received=before.received if before else time.time(), local_instances=count,
+            new=not known)
+        self.local[study.study_instance_uid] = "local"
+        self._fill()
+        if not known:
+            what = "/".join(study.modalities) or "new"
+            self.notify(f"New {what} study received from {received.calling_ae}: "
+                        f"{study.study_description or 'no description'}")
+            self.arrived.emit(1)
+
     # -- the table ---------------------------------------------------------------------------
     def _fill(self) -> None:
         selected = self.selected()
@@ -197,7 +233,7 @@ class IncomingWidget(QWidget):
                      format_date(s.study_date), received, hub, status]
             set_row(self.table, row, texts, KEY_ROLE, (hub, uid))
             colour = STATUS_COLOURS.get(local)
-            self.table.item(row, COL["Status"]).setData(
+            cell(self.table, row, COL["Status"]).setData(
                 Qt.ItemDataRole.ForegroundRole, QColor(colour) if colour else None)
         if selected is not None:
             self.select(*selected)
@@ -212,7 +248,7 @@ class IncomingWidget(QWidget):
 
     def select(self, hub: str, study_uid: str) -> None:
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(KEY_ROLE) == (hub, study_uid):
+            if cell(self.table, row, 0).data(KEY_ROLE) == (hub, study_uid):
                 if not self.table.selectionModel().isRowSelected(row):
                     self.table.selectRow(row)
                 return
@@ -220,8 +256,8 @@ class IncomingWidget(QWidget):
     def status_of(self, study_uid: str) -> str:
         """The Status cell of a study (for tests and screenshots)."""
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(KEY_ROLE)[1] == study_uid:
-                return self.table.item(row, COL["Status"]).text()
+            if cell(self.table, row, 0).data(KEY_ROLE)[1] == study_uid:
+                return cell(self.table, row, COL["Status"]).text()
         return ""
 
     def _on_selection(self) -> None:
@@ -257,7 +293,7 @@ class IncomingWidget(QWidget):
         if chosen is None:
             return
         hub, uid = chosen
-        window = self.window()
+        window: Any = self.window()  # the main window: open_study, open_remote_study
         if self.store.study(uid) is not None and self.local.get(uid) == "local":
             window.open_study(uid)
         else:  # read it while it downloads (a fetch job in the Transfers panel)

@@ -9,9 +9,17 @@ and incoming. It wires their signals together and shows their messages in the st
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -29,18 +37,23 @@ from PySide6.QtWidgets import (
 
 from app.imports.importer import ImportReport
 from app.imports.summary import summarize
+from app.net.dimse.receive import StudyReceived
+from app.net.runner import QueueRunner
 from app.net.sent import send_history, sent_state
 from app.store.local import Store
 from app.ui.browser import StudyBrowserWidget
 from app.ui.controllers.imports import ImportController, folder_dialog
 from app.ui.controllers.incoming import IncomingController
 from app.ui.controllers.manage import ManageController
+from app.ui.controllers.node import NodeController
 from app.ui.controllers.reading import ReadingController
 from app.ui.controllers.remote import RemoteReadingController
 from app.ui.controllers.transfers import TransfersController
 from app.ui.format import count
 from app.ui.hubs_dialog import HubsDialog
 from app.ui.import_report import ImportReportDialog, summary_text
+from app.ui.node_dialog import PacsNodeDialog
+from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
 from app.ui.worker import TaskWorker
@@ -51,7 +64,7 @@ log = logging.getLogger(__name__)
 class EmptyStoreWidget(QWidget):
     """What a fresh install shows: two big ways to get images in."""
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.addStretch(2)
@@ -82,7 +95,7 @@ class EmptyStoreWidget(QWidget):
 class MainWindow(QMainWindow):
     """The window; its jobs live in the controllers it composes."""
 
-    def __init__(self, store: Store, parent=None) -> None:
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.setWindowTitle("Relay")
@@ -107,6 +120,7 @@ class MainWindow(QMainWindow):
                                             self.reading.thumbnails)
         self.remote = RemoteReadingController(self.reading, self.queue_runner, self)
         self.incoming_tabs = IncomingController(store, self.queue_runner, self.tabs)
+        self.node = NodeController(store, self)
         # The names the incoming list, tests and benches reach through the window.
         self.viewers = self.reading.viewers
         self.thumbnails = self.reading.thumbnails
@@ -129,10 +143,12 @@ class MainWindow(QMainWindow):
         self.refresh()
         self.transfer.resume()
         self.incoming_tabs.start()
+        self.node.start()
 
     def _wire(self) -> None:
         self.tabs.tabCloseRequested.connect(self.reading.close_tab)
-        for controller in (self.importer, self.remote, self.transfer, self.manage):
+        for controller in (self.importer, self.remote, self.transfer, self.manage,
+                           self.reading):
             controller.message.connect(self._show_message)
         self.importer.imported.connect(self._on_imported)
         self.reading.thumbnail.connect(self.browser.set_thumbnail)
@@ -143,6 +159,8 @@ class MainWindow(QMainWindow):
         self.transfer.sent.connect(lambda _job: self.refresh())
         self.manage.deleting.connect(self.reading.close_study)
         self.manage.changed.connect(self.refresh)
+        self.node.message.connect(self._show_message)
+        self.node.received.connect(self._on_node_received)
         self.transfer.hubs_changed.connect(self.incoming.watch.reconnect)
         self.transfers.job_finished.connect(self.incoming.on_job_finished)
         self.browser.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -206,6 +224,9 @@ class MainWindow(QMainWindow):
         self.hubs_action = QAction("Hubs…", self)
         self.hubs_action.triggered.connect(self.show_hubs_dialog)
         settings_menu.addAction(self.hubs_action)
+        self.node_action = QAction("PACS and node…", self)
+        self.node_action.triggered.connect(self.show_node_dialog)
+        settings_menu.addAction(self.node_action)
         help_menu = self.menuBar().addMenu("&Help")
         shortcuts = QAction("Mouse and keyboard…", self)
         shortcuts.setShortcut(QKeySequence("F1"))
@@ -298,7 +319,7 @@ class MainWindow(QMainWindow):
         return self.reading.spare
 
     @property
-    def _openers(self) -> dict:
+    def _openers(self) -> dict[str, RemoteOpener]:
         return self.remote.openers
 
     def _on_tab_close(self, index: int) -> None:
@@ -309,12 +330,12 @@ class MainWindow(QMainWindow):
         self.incoming.study_read(study_uid)
 
     # -- hub exchange --------------------------------------------------------------------------
-    def queue_runner(self):
+    def queue_runner(self) -> QueueRunner:
         """The window's transfer queue runner, started on first use."""
         return self.transfer.queue_runner()
 
     @property
-    def _runner(self):
+    def _runner(self) -> QueueRunner | None:
         return self.transfer.runner
 
     def send_to_hub(self, study_uid: str | None = None,
@@ -342,6 +363,17 @@ class MainWindow(QMainWindow):
     def show_hubs_dialog(self) -> HubsDialog:
         return self.transfer.hubs_dialog()
 
+    def show_node_dialog(self) -> PacsNodeDialog:
+        dialog = PacsNodeDialog(self.store.home, self.node.status, self)
+        dialog.saved.connect(self.node.apply)
+        dialog.saved.connect(lambda _node: dialog.set_status(self.node.status))
+        dialog.show()
+        return dialog
+
+    def _on_node_received(self, study: StudyReceived) -> None:
+        self.incoming.add_received(study)
+        self.refresh()
+
     def _on_check_incoming(self) -> None:
         self.incoming_tabs.check_now()
 
@@ -356,7 +388,7 @@ class MainWindow(QMainWindow):
         series = self.store.series(uid)
         return (series.study_instance_uid, [uid]) if series is not None else None
 
-    def _on_browser_menu(self, pos) -> None:
+    def _on_browser_menu(self, pos: QPoint) -> None:
         chosen = self.browser.selected()
         if chosen is None or chosen[0] not in ("study", "series"):
             return
@@ -373,7 +405,7 @@ class MainWindow(QMainWindow):
         menu.popup(self.browser.tree.viewport().mapToGlobal(pos))
 
     def _build_manage_actions(self) -> None:
-        def on_chosen(fn):
+        def on_chosen(fn: Callable[..., object]) -> Callable[[], None]:
             def run() -> None:
                 chosen = self.chosen()
                 if chosen is None:
@@ -412,23 +444,24 @@ class MainWindow(QMainWindow):
         self.menuBar().insertMenu(self.hub_menu.menuAction(), study_menu)
 
     # -- drag and drop ----------------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt name)
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt name)
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()
             self.import_paths(paths)
 
-    def showEvent(self, event) -> None:  # noqa: N802
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)
         self.reading.window_shown()
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.importer.stop()
         self.reading.stop()
         self.incoming_tabs.stop()
+        self.node.stop()
         self.transfer.stop()
         super().closeEvent(event)

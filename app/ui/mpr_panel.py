@@ -147,8 +147,7 @@ class MprPanelWidget(QWidget):
         self.presets.clear()
         self.presets.addItem("Presets…", None)
         for preset in presets:
-            self.presets.addItem(f"{preset.key}  {preset.name}  ({preset.center:g}/"
-                                 f"{preset.width:g})", preset)
+            self.presets.addItem(preset.label, preset)
 
     def set_slab(self, mode: str, mm: float) -> None:
         """Show a slab chosen elsewhere (no signal)."""

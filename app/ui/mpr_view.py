@@ -21,13 +21,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPen, QTransform
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QTransform
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from app.render.grid import SliceGrid
 from app.render.reslice import Reslice
 from app.ui.canvas import OverlayCanvas, WorkstationViewBox
-from app.ui.overlay import scale_bar_mm
+from app.ui.overlay_painter import (
+    MARGIN,
+    OverlayFonts,
+    paint_corners,
+    paint_edge_labels,
+    paint_frame,
+    paint_scale_bar,
+    shadow_text,
+)
 
 if TYPE_CHECKING:
     from app.ui.mpr_widget import MprWidget
@@ -51,6 +59,7 @@ class MprViewWidget(QWidget):
     """One of the three linked planes of an :class:`~app.ui.mpr_widget.MprWidget`."""
 
     activated = Signal(object)
+    double_clicked = Signal(object)  # self: maximise / restore
 
     def __init__(self, view: str, owner: MprWidget, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -65,12 +74,20 @@ class MprViewWidget(QWidget):
         #: Token of the newest full-quality request (older results are dropped).
         self.token = 0
         self._drag: str = ""
+        #: Where the mouse last was (scene coordinates) and what the picture has there.
+        self._mouse_scene: QPointF | None = None
+        self.probe_text = ""
+        #: Scene position of the shown picture's first pixel's corner, and its pixel size.
+        self._placed = (0.0, 0.0, 1.0)
+        #: While exporting: no active frame.
+        self.exporting = False
         self._last_angle = 0.0
         self.canvas = OverlayCanvas(self)
         self.box = WorkstationViewBox(self)
         self.canvas.setCentralItem(self.box)
         self.image = pg.ImageItem()
         self.box.addItem(self.image)
+        self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(1, 1, 1, 1)
         layout.addWidget(self.canvas)
@@ -140,6 +157,8 @@ class MprViewWidget(QWidget):
         tx = float((g.origin - ref.origin) @ ref.right) + ref.pixel_mm / 2 - p / 2
         ty = float((g.origin - ref.origin) @ ref.down) + ref.pixel_mm / 2 - p / 2
         self.image.setTransform(QTransform(p, 0.0, 0.0, p, tx, ty))
+        self._placed = (tx, ty, p)
+        self._update_probe()
         self.canvas.viewport().update()
 
     def set_pixels(self, pixels: np.ndarray) -> None:
@@ -147,15 +166,53 @@ class MprViewWidget(QWidget):
         self.image.setImage(pixels, autoLevels=False, levels=(0, 255))
         self.canvas.viewport().update()
 
+    def grab_view(self) -> QImage:
+        """What is on screen, without the frame, the crosshair lines and the value under the
+        mouse."""
+        self.exporting = True
+        try:
+            self.canvas.viewport().repaint()
+            return self.canvas.grab().toImage()
+        finally:
+            self.exporting = False
+            self.canvas.viewport().update()
+
     def clear(self) -> None:
         self.shown = None
+        self.probe_text = ""
         self.image.clear()
         self.canvas.viewport().update()
+
+    # -- value under the mouse ----------------------------------------------------------------
+    def _on_mouse_moved(self, scene_pos) -> None:
+        self._mouse_scene = QPointF(scene_pos)
+        self._update_probe()
+        self.canvas.viewport().update()
+
+    def _update_probe(self) -> None:
+        """The value under the mouse in the picture on screen (after a move, and whenever
+        the plane's picture changes: a scroll, a crosshair move, the full-quality picture)."""
+        self.probe_text = ""
+        if self._mouse_scene is None or self.shown is None:
+            return
+        p = self.box.mapSceneToView(self._mouse_scene)
+        tx, ty, size = self._placed
+        col, row = math.floor((p.x() - tx) / size), math.floor((p.y() - ty) / size)
+        self.probe_text = self.owner.value_text(self.view, row, col)
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        self._mouse_scene = None
+        self.probe_text = ""
+        self.canvas.viewport().update()
+        super().leaveEvent(event)
 
     # -- mouse --------------------------------------------------------------------------------
     def on_click(self, ev) -> None:
         self.activated.emit(self)
         self.setFocus()
+        if ev.double() and ev.button() == Qt.MouseButton.LeftButton:
+            self.double_clicked.emit(self)
+            return
         if ev.button() == Qt.MouseButton.LeftButton and self.grid is not None and not (
                 self._wants_window(ev)):
             p = self.box.mapSceneToView(ev.scenePos())
@@ -264,28 +321,32 @@ class MprViewWidget(QWidget):
     def paint_overlay(self, painter: QPainter, rect: QRectF) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         color = QColor(*VIEW_COLORS[self.view])
-        painter.setPen(QPen(color, 3 if self.active else 1))
-        painter.drawRect(rect.adjusted(1, 1, -1, -1))
-        font = QFont(self.font())
-        font.setPointSizeF(max(8.0, min(11.0, rect.width() / 60)))
-        painter.setFont(font)
-        inner = rect.adjusted(8, 6, -8, -6)
+        if not self.exporting:
+            paint_frame(painter, rect, color, 3 if self.active else 1)
+        fonts = OverlayFonts.for_width(self.font(), rect.width() * 70 / 60)
+        painter.setFont(fonts.text)
+        inner = rect.adjusted(MARGIN, 6, -MARGIN, -6)
         align = Qt.AlignmentFlag
         if self.grid is None:
-            _text(painter, inner, self.owner.status_text() or "Opening…", align.AlignCenter)
+            shadow_text(painter, inner, self.owner.status_text() or "Opening…", align.AlignCenter)
             return
-        self._paint_crosshair(painter, rect)
-        title = QFont(font)
+        if not self.exporting:
+            self._paint_crosshair(painter, rect)
+        title = QFont(fonts.text)
         title.setBold(True)
         painter.setFont(title)
-        _text(painter, inner, TITLES[self.view], align.AlignLeft | align.AlignTop, color)
-        painter.setFont(font)
-        _text(painter, inner, "\n".join(self.owner.corner_lines(self.view)),
-              align.AlignLeft | align.AlignBottom)
-        _text(painter, inner, "\n".join(self.owner.window_lines(self.view)),
-              align.AlignRight | align.AlignBottom)
-        self._paint_labels(painter, inner, font)
-        self._paint_scale_bar(painter, inner)
+        shadow_text(painter, inner, TITLES[self.view], align.AlignLeft | align.AlignTop, color)
+        painter.setFont(fonts.text)
+        bottom_left = self.owner.corner_lines(self.view)
+        if self.probe_text and not self.exporting:
+            bottom_left = [*bottom_left, self.probe_text]
+        paint_corners(painter, inner, bottom_left=bottom_left,
+                      bottom_right=self.owner.window_lines(self.view))
+        labels = self.grid.labels
+        paint_edge_labels(painter, inner, {"left": labels.left, "right": labels.right,
+                                           "top": labels.top, "bottom": labels.bottom}, fonts)
+        (x0, x1), _ = self.box.viewRange()
+        paint_scale_bar(painter, inner, x1 - x0, self._px_per_mm())
 
     def _paint_crosshair(self, painter: QPainter, rect: QRectF) -> None:
         crosshair = self.owner.crosshair
@@ -310,47 +371,6 @@ class MprViewWidget(QWidget):
                     painter.drawLine(QPointF(ox - reach * dx, oy - reach * dy),
                                      QPointF(ox + reach * dx, oy + reach * dy))
 
-    def _paint_labels(self, painter: QPainter, inner: QRectF, font: QFont) -> None:
-        assert self.grid is not None
-        labels = self.grid.labels
-        big = QFont(font)
-        big.setPointSizeF(font.pointSizeF() * 1.3)
-        big.setBold(True)
-        painter.setFont(big)
-        align = Qt.AlignmentFlag
-        band = inner.adjusted(0, 22, 0, -22)  # keep clear of the corner texts' first lines
-        _text(painter, band, labels.left, align.AlignLeft | align.AlignVCenter)
-        _text(painter, band, labels.right, align.AlignRight | align.AlignVCenter)
-        _text(painter, inner, labels.top, align.AlignHCenter | align.AlignTop)
-        _text(painter, inner, labels.bottom, align.AlignHCenter | align.AlignBottom)
-        painter.setFont(font)
-
     def _px_per_mm(self) -> float:
         (x0, x1), _ = self.box.viewRange()
         return self.box.width() / (x1 - x0) if x1 > x0 else 0.0
-
-    def _paint_scale_bar(self, painter: QPainter, inner: QRectF) -> None:
-        (x0, x1), _ = self.box.viewRange()
-        view_mm = x1 - x0
-        if view_mm <= 0:
-            return
-        length_mm = scale_bar_mm(view_mm)
-        length_px = length_mm * self._px_per_mm()
-        y = inner.bottom() - 44
-        x_right = inner.right() - 4
-        painter.setPen(QPen(QColor(230, 230, 230), 2))
-        painter.drawLine(QPointF(x_right - length_px, y), QPointF(x_right, y))
-        for x in (x_right - length_px, x_right):
-            painter.drawLine(QPointF(x, y - 5), QPointF(x, y + 5))
-        label = f"{length_mm:g} mm" if length_mm < 10 else f"{length_mm / 10:g} cm"
-        _text(painter, QRectF(x_right - length_px - 20, y - 22, length_px + 20, 18), label,
-              Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-
-
-def _text(painter: QPainter, rect: QRectF, text: str, align,
-          color: QColor | None = None) -> None:
-    flags = int(align)
-    painter.setPen(QColor(0, 0, 0, 200))
-    painter.drawText(rect.translated(1, 1), flags, text)
-    painter.setPen(color or QColor(235, 235, 235))
-    painter.drawText(rect, flags, text)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 
 import numpy as np
@@ -31,16 +30,18 @@ from PySide6.QtWidgets import QGridLayout, QWidget
 
 from app.errors import RelayError
 from app.render.crosshair import Crosshair
-from app.render.display import DisplayWindow, auto_window, to_display, window_lut
+from app.render.display import auto_window
 from app.render.grid import SliceGrid, fit_grid
 from app.render.mpr import MprSource, mpr_source, wait_reason
 from app.render.planes import VIEWS
 from app.render.reslice import Reslice, Reslicer, SlabMode
 from app.render.reslice_queue import ResliceJob, ResliceQueue
+from app.render.window_level import WindowLevel
 from app.render.window_presets import WindowPreset, presets_for
 from app.ui.mpr_panel import MprPanelWidget
 from app.ui.mpr_view import MprViewWidget
 from app.ui.series_session import LoadedSeries
+from app.ui.user_presets import offered_presets
 from app.ui.worker import TaskWorker
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ class MprWidget(QWidget):
         self.mode: SlabMode = "mip"
         self.left_mode = "crosshair"
         self.shared_window = True
-        self.windows: dict[str, tuple[float, float]] = {}
+        #: Each plane's window (the same model as the 2D viewport's; equal while shared).
+        self.windows: dict[str, WindowLevel] = {view: WindowLevel() for view in VIEWS}
         self.error = ""
         self._waiting = ""
         self._status = ""
@@ -80,7 +82,6 @@ class MprWidget(QWidget):
         self._queue: ResliceQueue | None = None
         self._unsubscribe = None
         self._prepare: TaskWorker | None = None
-        self._luts: dict[tuple, np.ndarray | None] = {}
         #: Current preview coarsening (adapts to how long previews take).
         self.preview_coarsen = PREVIEW_COARSEN
         self.views = {view: MprViewWidget(view, self, self) for view in VIEWS}
@@ -94,7 +95,9 @@ class MprWidget(QWidget):
         grid.addWidget(self.panel, 1, 1)
         for view in self.views.values():
             view.activated.connect(self._on_view_activated)
+            view.double_clicked.connect(self.toggle_maximised)
         self.active = self.views["axial"]
+        self._maximised: MprViewWidget | None = None
         self.active.active = True
         self._idle = QTimer(self)
         self._idle.setSingleShot(True)
@@ -115,13 +118,14 @@ class MprWidget(QWidget):
     def set_series(self, session: LoadedSeries) -> None:
         """Show ``session`` (starts as soon as its geometry is known)."""
         if session is self.session:
+            self._carry_window()
             return
         self._detach()
         self.session = session
         series = session.series
         number = f"#{series.series_number} " if series.series_number is not None else ""
         self.panel.set_title(f"{number}{series.series_description or series.modality} — MPR")
-        self.panel.set_presets(presets_for(session.modality))
+        self.panel.set_presets(offered_presets(session.store.home, session.modality))
         session.progressed.connect(self._on_slice_ready)
         session.opened.connect(self._on_session_opened)
         session.failed.connect(self._on_session_failed)
@@ -151,8 +155,7 @@ class MprWidget(QWidget):
         self.session = self.source = self.crosshair = None
         self._fast = None
         self.error = self._waiting = ""
-        self.windows = {}
-        self._luts.clear()
+        self.windows = {view: WindowLevel() for view in VIEWS}
         for view in self.views.values():
             view.grid = None
             view.forget_fit()
@@ -209,11 +212,41 @@ class MprWidget(QWidget):
             lambda job, result: self._emit_full(job, result))
         self.crosshair = Crosshair(source.geometry, align="acquisition")
         self._unsubscribe = self.crosshair.subscribe(self._on_crosshair_changed)
-        window = session.volume.default_window
-        self.windows = {view: window or (math.nan, math.nan) for view in VIEWS}
+        self._start_windows(carried=True)
         self.panel.set_notes(list(session.issues or session.volume.issues), list(source.notes))
         self._update_progress()
         self._update_planes(force=True)
+
+    def _start_windows(self, *, carried: bool) -> None:
+        """Every plane at the series' window: the one last chosen in a view of it (the 2D
+        viewport's, when ``carried``), else the one it opens in (see
+        :meth:`LoadedSeries.opening_window`; from the first picture when it needs values)."""
+        session = self.session
+        assert session is not None and session.volume is not None
+        volume = session.volume
+        chosen = session.chosen_window if carried else None
+        for view in VIEWS:
+            window = WindowLevel(function=volume.voi_lut_function,
+                                 invert=volume.photometric_interpretation == "MONOCHROME1")
+            if chosen is not None:
+                window.set(chosen[0], chosen[1])
+                window.invert = chosen[2]
+            else:
+                opening = session.opening_window(session.first_slice())
+                if opening is not None:
+                    window.set(*opening)
+            self.windows[view] = window
+
+    def _carry_window(self) -> None:
+        """Back in MPR after the window was changed in 2D: take it (every plane)."""
+        chosen = self.session.chosen_window if self.session is not None else None
+        if chosen is None or self.source is None:
+            return
+        for view in VIEWS:
+            window = self.windows[view]
+            window.set(chosen[0], chosen[1])
+            window.invert = chosen[2]
+            self._redisplay(view)
 
     def _emit_full(self, job: ResliceJob, result: Reslice) -> None:
         with contextlib.suppress(RuntimeError):  # the widget is gone
@@ -283,38 +316,30 @@ class MprWidget(QWidget):
         self.full_rendered.emit(job.key)
 
     def _show(self, name: str, result: Reslice, *, full: bool) -> None:
-        window = self.windows.get(name, (math.nan, math.nan))
-        if math.isnan(window[0]):
-            window = self._auto_window(result)
-        self.views[name].show_image(result, self._display(result.pixels, window), full=full)
+        if not self.windows[name].known:
+            self._window_from(result)
+        self.views[name].show_image(result, self._display(result.pixels, name), full=full)
 
-    def _auto_window(self, result: Reslice) -> tuple[float, float]:
-        """No window in the file: take one from the first picture with something in it."""
-        source = self.source
-        assert source is not None
-        values = result.pixels.astype(np.float32) * np.float32(source.slope) + np.float32(
-            source.intercept)
-        if float(values.max()) <= float(values.min()):
-            return (0.0, 1.0)
-        window = auto_window(values)
+    def _window_from(self, result: Reslice) -> None:
+        """No window yet (the series' first slice was not in): the series' opening window now,
+        else one from this first picture with something in it, for every plane."""
+        source, session = self.source, self.session
+        assert source is not None and session is not None
+        window = session.opening_window(session.first_slice())
+        if window is None:
+            values = result.pixels.astype(np.float32) * np.float32(source.slope) + np.float32(
+                source.intercept)
+            if float(values.max()) <= float(values.min()):
+                return  # nothing in it yet: the display falls back to this picture's range
+            window = auto_window(values)
         for view in VIEWS:
-            if math.isnan(self.windows.get(view, (math.nan,))[0]):
-                self.windows[view] = window
-        return window
+            if not self.windows[view].known:
+                self.windows[view].set(*window)
 
-    def _display(self, pixels: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    def _display(self, pixels: np.ndarray, name: str) -> np.ndarray:
         source = self.source
         assert source is not None
-        session = self.session
-        invert = bool(session and session.volume and
-                      session.volume.photometric_interpretation == "MONOCHROME1")
-        display = DisplayWindow(window[0], window[1], "LINEAR", invert)
-        key = (pixels.dtype.str, source.slope, source.intercept, display)
-        if key not in self._luts:
-            if len(self._luts) > 8:
-                self._luts.clear()
-            self._luts[key] = window_lut(pixels.dtype, source.slope, source.intercept, display)
-        return to_display(pixels, self._luts[key], source.slope, source.intercept, display)
+        return self.windows[name].display(pixels, source.slope, source.intercept)
 
     # -- loading ------------------------------------------------------------------------------
     def _on_slice_ready(self, *_args: object) -> None:
@@ -365,6 +390,18 @@ class MprWidget(QWidget):
         assert self._fast is not None and self.crosshair is not None
         return self._fast.step_mm(self.crosshair.plane(name).normal)  # type: ignore[arg-type]
 
+    def value_text(self, name: str, row: int, col: int) -> str:
+        """The value of pixel (``row``, ``col``) of ``name``'s picture, in modality units."""
+        view, source = self.views[name], self.source
+        if view.shown is None or source is None:
+            return ""
+        pixels = view.shown.pixels
+        if not (0 <= row < pixels.shape[0] and 0 <= col < pixels.shape[1]):
+            return ""
+        value = float(pixels[row, col]) * source.slope + source.intercept
+        unit = " HU" if self.session is not None and self.session.modality == "CT" else ""
+        return f"{value:.0f}{unit}"
+
     def corner_lines(self, name: str) -> list[str]:
         view = self.views[name]
         lines = []
@@ -386,10 +423,11 @@ class MprWidget(QWidget):
         return lines
 
     def window_lines(self, name: str) -> list[str]:
-        center, width = self.windows.get(name, (math.nan, math.nan))
-        if math.isnan(center):
+        window = self.windows[name]
+        if not window.known:
             return []
-        return [f"W {width:.0f}  L {center:.0f}"]
+        return [f"W {window.width:.0f}  L {window.center:.0f}"
+                + ("  inverted" if window.invert else "")]
 
     # -- interaction --------------------------------------------------------------------------
     def begin_interaction(self) -> None:
@@ -400,20 +438,36 @@ class MprWidget(QWidget):
         self._idle.start()
 
     def drag_window(self, name: str, dx: float, dy: float) -> None:
-        center, width = self.windows.get(name, (math.nan, math.nan))
-        if math.isnan(center):
+        window = self.windows[name]
+        if not window.known:
             return
-        scale = max(width, 10.0) / 300.0
-        self.set_window(center + dy * scale, max(1.0, width + dx * scale), name)
+        window.drag(dx, dy)
+        self.set_window(window.center, window.width, name)
 
     def set_window(self, center: float, width: float, name: str | None = None) -> None:
         """Window (modality units) for ``name``, or every view when shared or not given."""
         names = list(VIEWS) if self.shared_window or name is None else [name]
+        invert = self.windows[names[0]].invert
         for view in names:
-            self.windows[view] = (float(center), max(1.0, float(width)))
-            shown = self.views[view].shown
-            if shown is not None and self.source is not None:
-                self.views[view].set_pixels(self._display(shown.pixels, self.windows[view]))
+            self.windows[view].set(center, width)
+            self.windows[view].invert = invert
+            self._redisplay(view)
+        if self.session is not None:
+            w = self.windows[names[0]]
+            self.session.chosen_window = (w.center, w.width, w.invert)
+
+    def toggle_invert(self, name: str | None = None) -> None:
+        """I: invert the grey scale (every plane when shared)."""
+        names = list(VIEWS) if self.shared_window or name is None else [name]
+        for view in names:
+            self.windows[view].invert = not self.windows[view].invert
+        w = self.windows[names[0]]
+        self.set_window(w.center, w.width, names[0] if len(names) == 1 else None)
+
+    def _redisplay(self, view: str) -> None:
+        shown = self.views[view].shown
+        if shown is not None and self.source is not None and self.windows[view].known:
+            self.views[view].set_pixels(self._display(shown.pixels, view))
 
     def apply_preset(self, preset: WindowPreset, name: str | None = None) -> None:
         self.set_window(preset.center, preset.width, name)
@@ -422,7 +476,7 @@ class MprWidget(QWidget):
         if self.session is None:
             return
         if key == "0" and self.session.volume is not None:
-            window = self.session.volume.default_window
+            window = self.session.opening_window(self.session.first_slice())
             if window:
                 self.set_window(*window, name)
             return
@@ -451,10 +505,24 @@ class MprWidget(QWidget):
         self.crosshair.reset(align=align)  # type: ignore[arg-type]
         for view in self.views.values():
             view.fit()
-        window = self.session.volume.default_window if self.session and self.session.volume \
-            else None
-        if window:
-            self.set_window(*window)
+        if self.session is not None and self.session.volume is not None:
+            self._start_windows(carried=False)
+            for view in VIEWS:
+                self._redisplay(view)
+
+    @property
+    def maximised(self) -> MprViewWidget | None:
+        """The plane shown alone (double-click), or None."""
+        return self._maximised
+
+    def toggle_maximised(self, view: MprViewWidget) -> None:
+        """Show ``view`` alone over the whole layout, or the three planes and the panel again."""
+        alone = None if self._maximised is not None else view
+        self._maximised = alone
+        for other in (*self.views.values(), self.panel):
+            other.setVisible(alone is None or other is alone)
+        self._on_view_activated(view)
+        view.setFocus()
 
     def _on_view_activated(self, view: MprViewWidget) -> None:
         self.active = view
@@ -474,7 +542,9 @@ class MprWidget(QWidget):
     def _on_shared_toggled(self, shared: bool) -> None:
         self.shared_window = shared
         if shared:
-            self.set_window(*self.windows.get(self.active.view, (40.0, 80.0)))
+            window = self.windows[self.active.view]
+            if window.known:
+                self.set_window(window.center, window.width)
 
     def _on_reset_requested(self, align: str) -> None:
         self.reset(align)

@@ -23,10 +23,11 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QVBoxLayout,
+    QWidget,
 )
 
 from app.net import hubs
-from app.net.peer import STUDY_UID, value
+from app.net.peer import STUDY_UID, DicomJson, value
 from app.settings import load_settings
 from app.ui.format import count, format_date, format_name
 from app.ui.labels import plain_label
@@ -91,7 +92,7 @@ class _Lister(QObject):
 class OpenRemoteDialog(QDialog):
     """Hub, then a search by name / ID / date; the chosen row gives :meth:`study_uid`."""
 
-    def __init__(self, home: Path, parent=None) -> None:
+    def __init__(self, home: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Open from hub")
         self.home = Path(home)
@@ -166,7 +167,7 @@ class OpenRemoteDialog(QDialog):
         self.search_button.setEnabled(False)
         self._lister.run(self.home, self.hub_name(), self.filters())
 
-    def _on_listed(self, rows: list) -> None:
+    def _on_listed(self, rows: list[DicomJson]) -> None:
         self.searches += 1
         self.search_button.setEnabled(True)
         found = [d for d in rows if value(d, STUDY_UID)]

@@ -10,7 +10,7 @@ shown as plain text (never rich text).
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -48,7 +48,7 @@ class SendDialog(QDialog):
     setup_hubs = Signal()  # "Set up a hub…" pressed (no hub configured yet)
 
     def __init__(self, study: Study, settings: Settings, selected_series: str | None = None,
-                 parent=None, *, history: list[SendRecord] | None = None,
+                 parent: QWidget | None = None, *, history: list[SendRecord] | None = None,
                  thumbnails: ThumbnailLoader | None = None) -> None:
         super().__init__(parent)
         self.study = study
@@ -124,7 +124,7 @@ class SendDialog(QDialog):
             self._items[series.series_instance_uid] = item
         return widget
 
-    def set_thumbnail(self, series_uid: str, image) -> None:
+    def set_thumbnail(self, series_uid: str, image: QImage) -> None:
         item = self._items.get(series_uid)
         if item is not None:
             item.setIcon(QIcon(QPixmap.fromImage(image)))

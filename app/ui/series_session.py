@@ -10,11 +10,13 @@ import logging
 import threading
 import time
 
+import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.dicom.pixels import is_native_direct
 from app.errors import RelayError
 from app.model import Series, Study
+from app.render.window_level import series_window
 from app.store.local import Store
 from app.tasks import Progress
 from app.ui.annotations import Annotation
@@ -67,6 +69,11 @@ class LoadedSeries(QObject):
         self._last_progress = 0.0
         #: Slices a viewer waits for (added on the GUI thread, read by the loader's).
         self._watched: set[int] = set()
+        #: The window every view of this series opens in (see :meth:`opening_window`).
+        self._opening_window: tuple[float, float] | None = None
+        #: The window (centre, width, inverted) last chosen in any view of this series: a view
+        #: opened on it later (another viewport, MPR) starts there. None: the opening window.
+        self.chosen_window: tuple[float, float, bool] | None = None
 
     def start(self) -> None:
         """Plan the stack from the index and start decoding (focus slice first).
@@ -186,6 +193,27 @@ class LoadedSeries(QObject):
     @property
     def modality(self) -> str:
         return self.series.modality
+
+    def opening_window(self, k: int) -> tuple[float, float] | None:
+        """The window every view of this series opens in, decided once: the files' window,
+        else a preset by modality and body part, else one from the values of the middle slice
+        if decoded, else of slice ``k`` (None while that is needed and not decoded yet). See
+        :func:`app.render.window_level.series_window`."""
+        volume = self.volume
+        if self._opening_window is None and volume is not None:
+            values = None
+            middle = volume.shape[0] // 2
+            if volume.ready[middle]:  # where a head CT shows the head, not the shoulders
+                k = middle
+            if 0 <= k < volume.shape[0] and volume.ready[k] and volume.array.ndim == 3:
+                values = volume.array[k].astype(np.float32) * np.float32(volume.slope[k]) \
+                    + np.float32(volume.intercept[k])
+            self._opening_window = series_window(
+                file_window=volume.default_window, modality=self.modality,
+                body_part=self.series.body_part_examined,
+                texts=(self.study.study_description, self.series.series_description),
+                values=values, pixel_mm=float(volume.spacing[2]))
+        return self._opening_window
 
     def set_focus(self, k: int) -> None:
         """The user looks at slice ``k``: decode around it next."""

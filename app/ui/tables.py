@@ -20,6 +20,13 @@ def list_table(parent: QWidget, columns: list[str]) -> QTableWidget:
     return table
 
 
+def cell(table: QTableWidget, row: int, col: int) -> QTableWidgetItem:
+    """The item of a cell that :func:`set_row` filled."""
+    item = table.item(row, col)
+    assert item is not None, f"cell ({row}, {col}) was never filled"
+    return item
+
+
 def set_row(table: QTableWidget, row: int, texts: list[str], role: int, key: Any) -> None:
     """Put ``texts`` in ``row`` (making the cells on first use), each cell carrying ``key``
     under ``role`` so a click on any cell finds the row's object."""

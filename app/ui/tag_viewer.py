@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
 
 from app.ui.labels import plain_label
@@ -59,7 +60,8 @@ def element_row(elem: DataElement) -> list[str]:
 class TagViewerDialog(QDialog):
     """The header of ``path`` (opened with ``title`` as the window title)."""
 
-    def __init__(self, path: Path, title: str = "DICOM tags", parent=None) -> None:
+    def __init__(self, path: Path, title: str = "DICOM tags",
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
         self.resize(900, 700)
@@ -131,6 +133,7 @@ class TagViewerDialog(QDialog):
         matched = 0
         for i in range(item.childCount()):
             child = item.child(i)
+            assert child is not None
             haystack = " ".join(child.text(c) for c in range(len(COLUMNS))).lower()
             haystack += " " + haystack.replace("(", "").replace(")", "")
             own = all(w in haystack for w in words)
@@ -149,7 +152,7 @@ class TagViewerDialog(QDialog):
         def walk(item: QTreeWidgetItem) -> None:
             for i in range(item.childCount()):
                 child = item.child(i)
-                if not child.isHidden():
+                if child is not None and not child.isHidden():
                     out.append([child.text(c) for c in range(len(COLUMNS))])
                     walk(child)
 

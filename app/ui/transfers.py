@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime
 import time
 
-from PySide6.QtCore import QRect, Qt, QTimer, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QStyle,
     QStyledItemDelegate,
     QStyleOptionProgressBar,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -30,7 +31,7 @@ from app.net.runner import QueueRunner
 from app.net.status import JobStatus, SpeedMeter, job_status
 from app.store.local import Store
 from app.ui.format import format_name
-from app.ui.tables import list_table, set_row
+from app.ui.tables import cell, list_table, set_row
 
 COLUMNS = ["", "Hub", "Study", "Started", "State", "Progress", "Images", "Speed", "ETA",
            "Details"]
@@ -53,7 +54,8 @@ def started_text(created: float, now: float) -> str:
 class ProgressDelegate(QStyledItemDelegate):
     """Paints a progress bar from the cell's fraction (None: busy, no total yet)."""
 
-    def paint(self, painter, option, index) -> None:
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
         fraction = index.data(FRACTION_ROLE)
         bar = QStyleOptionProgressBar()
         bar.rect = QRect(option.rect.adjusted(4, 4, -4, -4))
@@ -72,7 +74,7 @@ class TransfersWidget(QWidget):
     cleared = Signal(float)  # "Clear finished": jobs that ended before this time are hidden
     _job_changed = Signal(str)  # from the runner's thread
 
-    def __init__(self, store: Store, parent=None) -> None:
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.runner: QueueRunner | None = None
@@ -204,15 +206,15 @@ class TransfersWidget(QWidget):
                  started_text(job.created, now), s.state, "", images, s.speed_text, s.eta_text,
                  s.explanation]
         set_row(self.table, row, texts, JOB_ROLE, job.id)
-        self.table.item(row, COL["Details"]).setToolTip(job.message or s.explanation)
+        cell(self.table, row, COL["Details"]).setToolTip(job.message or s.explanation)
         fraction = s.done / s.total if s.total else 0.0
-        self.table.item(row, COL["Progress"]).setData(FRACTION_ROLE, fraction)
+        cell(self.table, row, COL["Progress"]).setData(FRACTION_ROLE, fraction)
         colour = STATE_COLOURS.get(job.state)
-        state_item = self.table.item(row, COL["State"])
+        state_item = cell(self.table, row, COL["State"])
         state_item.setData(Qt.ItemDataRole.ForegroundRole,
                            None if colour is None else QColor(colour))
         for col in (COL["Images"], COL["Speed"], COL["ETA"]):
-            self.table.item(row, col).setTextAlignment(
+            cell(self.table, row, col).setTextAlignment(
                 Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
     def _study_label(self, study_uid: str, series: tuple[str, ...]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QMimeData, QSize, Qt, Signal
@@ -20,10 +21,12 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QGridLayout,
     QHBoxLayout,
+    QInputDialog,
     QListWidget,
     QListWidgetItem,
     QMenu,
     QMessageBox,
+    QSpinBox,
     QStackedWidget,
     QToolBar,
     QToolButton,
@@ -31,18 +34,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.dicom.secondary_capture import CaptureSeries
+from app.errors import RelayError
 from app.model import Series, Study
 from app.net.preview import Preview
 from app.net.remote import RemoteStudy
+from app.render.scout import reference_line
 from app.render.thumbnails import slice_thumbnail
-from app.render.window_presets import presets_for
-from app.store.local import Store
+from app.render.window_presets import WindowPreset
+from app.store.local import Store, StoredFile
 from app.ui.format import format_date
 from app.ui.mpr_widget import MprWidget
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
 from app.ui.thumbs import to_qimage
-from app.ui.viewport import ViewportWidget
+from app.ui.user_presets import offered_presets, save_user_preset
+from app.ui.view_export import IMAGE_FILTERS, compose, default_name, from_rgb, save_to_study
+from app.ui.viewport import CINE_FPS, CINE_FPS_RANGE, ReferenceLine, ViewportWidget
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +60,8 @@ LAYOUTS = {"1×1": (1, 1), "1×2": (1, 2), "2×2": (2, 2)}
 SHORTCUTS = [
     ("Mouse wheel", "next / previous slice"),
     ("Left drag", "window / level (or draw with the selected tool)"),
+    ("Shift + left drag", "window / level, whatever the tool (in MPR too)"),
+    ("Double-click", "show this view alone / the whole layout again"),
     ("Right drag", "zoom"),
     ("Middle drag", "pan"),
     ("↑ ↓ ← →", "previous / next slice"),
@@ -60,6 +70,7 @@ SHORTCUTS = [
     ("Space", "start / stop cine"),
     ("R", "reset window, zoom and pan"),
     ("I", "invert grey scale"),
+    ("H / V", "flip left-right / top-bottom (the letters follow; R resets)"),
     ("S", "smooth (interpolated) / true pixels"),
     ("1 … 9", "window presets (Brain, Stroke, Subdural, CTA, Bone, …); 0 = file's window"),
     ("Delete", "remove the measurements on this slice"),
@@ -84,7 +95,15 @@ class SeriesStrip(QListWidget):
         self.setMovement(QListWidget.Movement.Static)
         self.setDragEnabled(True)
         self.setSpacing(4)
-        self.setWordWrap(True)
+        self.setWordWrap(False)
+
+    def label(self, text: str) -> str:
+        """``text`` with each line elided to the strip's width ("#3 Axial 0.5 mm CTA Br…"):
+        a long description takes one line, not one line per word; the tooltip has it all."""
+        metrics = self.fontMetrics()
+        width = self.width() - 2 * self.spacing() - 12
+        return "\n".join(metrics.elidedText(line, Qt.TextElideMode.ElideRight, width)
+                         for line in text.split("\n"))
 
     def startDrag(self, actions) -> None:  # noqa: N802
         item = self.currentItem()
@@ -114,6 +133,9 @@ class _DropViewport(ViewportWidget):
 class ViewerWidget(QWidget):
     """All of one study: open series, viewports and the tool bar."""
 
+    #: A short message for the status bar (e.g. "View saved to the study...").
+    status_message = Signal(str)
+
     def __init__(self, store: Store, study: Study, parent=None, *,
                  priors: list[Study] | None = None,
                  last_slice: dict[str, int] | None = None) -> None:
@@ -134,6 +156,14 @@ class ViewerWidget(QWidget):
         self.active: ViewportWidget | None = None
         self.linked = True
         self._linking = False
+        self._export_dir = ""
+        self._captures: CaptureSeries | None = None
+        self._capture_count = 0
+        self._icons: dict[str, QIcon] = {}
+        self._grid_name = "1×1"
+        #: Draw the other viewports' slices as reference (scout) lines.
+        self.show_reference_lines = True
+        self._maximised: ViewportWidget | None = None
 
         self.strip = SeriesStrip(self)
         self.strip.itemDoubleClicked.connect(self._on_strip_double_clicked)
@@ -213,49 +243,153 @@ class ViewerWidget(QWidget):
         self.preset_menu = QMenu(self)
         self.preset_menu.aboutToShow.connect(self._fill_preset_menu)
         self.preset_button.setMenu(self.preset_menu)
-        bar.addWidget(self.preset_button)
-        for label, slot in (("Invert", lambda: self._each_active("toggle_invert")),
-                            ("Reset", lambda: self._each_active("reset")),
-                            ("Cine", lambda: self._each_active("toggle_cine"))):
+        #: Tool bar entries per layout kind ("grid", "mpr", "3d"): only what applies is shown.
+        self._layout_actions: dict[QAction, tuple[str, ...]] = {
+            action: ("grid",) for action in self.tool_group.actions()}
+        self._layout_actions[bar.addWidget(self.preset_button)] = ("grid", "mpr")
+        for label, slot, kinds in (
+                ("Invert", lambda: self._each_active("toggle_invert"), ("grid", "mpr")),
+                ("Reset", lambda: self._each_active("reset"), ("grid", "mpr", "3d")),
+                ("Cine", lambda: self._each_active("toggle_cine"), ("grid",))):
             action = QAction(label, self)
             action.triggered.connect(slot)
             bar.addAction(action)
+            self._layout_actions[action] = kinds
+        self.orient_button = QToolButton(self)
+        self.orient_button.setText("Flip")
+        self.orient_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        orient = QMenu(self)
+        for label, method in (("Flip left ↔ right  (H)", "flip"),
+                              ("Flip top ↕ bottom  (V)", "flip_vertical"),
+                              ("Rotate 180°", "rotate_180")):
+            orient.addAction(label).triggered.connect(
+                lambda _=False, m=method: self._each_active(m))
+        self.orient_button.setMenu(orient)
+        self._layout_actions[bar.addWidget(self.orient_button)] = ("grid",)
+        self.cine_fps = QSpinBox(self)
+        self.cine_fps.setRange(*CINE_FPS_RANGE)
+        self.cine_fps.setValue(CINE_FPS)
+        self.cine_fps.setSuffix(" fps")
+        self.cine_fps.setToolTip("Cine speed (slices per second)")
+        self.cine_fps.valueChanged.connect(self._on_cine_fps)
+        self._layout_actions[bar.addWidget(self.cine_fps)] = ("grid",)
         self.link_action = QAction("Link", self, checkable=True)
         self.link_action.setChecked(True)
         self.link_action.setToolTip("Scroll viewports of the same frame of reference together")
         self.link_action.toggled.connect(self._on_link_toggled)
         bar.addAction(self.link_action)
+        self._layout_actions[self.link_action] = ("grid",)
+        self.lines_action = QAction("Lines", self, checkable=True)
+        self.lines_action.setChecked(True)
+        self.lines_action.setToolTip("Reference lines: where the other viewports' slices cut "
+                                     "this one (same frame of reference)")
+        self.lines_action.toggled.connect(self._on_lines_toggled)
+        bar.addAction(self.lines_action)
+        self._layout_actions[self.lines_action] = ("grid",)
         bar.addSeparator()
-        export = QAction("Export PNG…", self)
-        export.setShortcut(QKeySequence("Ctrl+E"))
-        export.triggered.connect(self.export_dialog)
-        bar.addAction(export)
+        self.export_button = QToolButton(self)
+        self.export_button.setText("Export")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self)
+        for label, whole, dicom, shortcut in (
+                ("Active view as PNG / JPEG…", False, False, "Ctrl+E"),
+                ("Whole layout as PNG / JPEG…", True, False, "Ctrl+Shift+E"),
+                ("Active view to the study (DICOM)", False, True, ""),
+                ("Whole layout to the study (DICOM)", True, True, "")):
+            action = menu.addAction(label)
+            if shortcut:
+                action.setShortcut(QKeySequence(shortcut))
+                self.addAction(action)
+            slot = self.save_to_study if dicom else self.export_dialog
+            action.triggered.connect(lambda _=False, f=slot, w=whole: f(whole=w))
+        menu.actions()[2].setToolTip("A Secondary Capture image in a new series of this study, "
+                                     "which can be sent to a hub like the other series")
+        self.export_button.setMenu(menu)
+        bar.addWidget(self.export_button)
+
+    def _in_mpr(self) -> bool:
+        return self.mpr is not None and self.pages.currentWidget() is self.mpr
 
     def _fill_preset_menu(self) -> None:
+        """Built-in presets for the modality, the user's own, the file's window, and saving
+        the current window as a preset; each shown as "name  (W width / L centre)"."""
         self.preset_menu.clear()
-        if self.mpr is not None and self.pages.currentWidget() is self.mpr:
-            session = self.mpr.session
-            for preset in presets_for(session.modality) if session else []:
-                action = self.preset_menu.addAction(
-                    f"{preset.key}  {preset.name}  ({preset.center:g}/{preset.width:g})")
-                action.triggered.connect(
-                    lambda _=False, p=preset: self.mpr.apply_preset(p, self.mpr.active.view))
+        session = self._shown_session()
+        if session is None or (not self._in_mpr() and self.active is None):
             return
-        if self.active is None:
-            return
-        for preset in self.active.presets():
-            action = self.preset_menu.addAction(
-                f"{preset.key}  {preset.name}  ({preset.center:g}/{preset.width:g})")
-            action.triggered.connect(lambda _=False, p=preset: self.active.apply_preset(p))
+        for preset in offered_presets(self.store.home, session.modality):
+            action = self.preset_menu.addAction(preset.label)
+            action.triggered.connect(lambda _=False, p=preset: self.apply_preset(p))
         self.preset_menu.addAction("0  File's window").triggered.connect(
-            lambda: self.active.reset())
+            lambda: self.mpr.apply_preset_key("0", self.mpr.active.view) if self._in_mpr()
+            else self.active.reset())
+        self.preset_menu.addSeparator()
+        self.preset_menu.addAction("Save the current window as a preset…").triggered.connect(
+            self.save_window_preset_dialog)
+
+    def apply_preset(self, preset: WindowPreset) -> None:
+        """The preset in the active view (the active MPR plane, or all planes when shared)."""
+        if self._in_mpr():
+            self.mpr.apply_preset(preset, self.mpr.active.view)
+        elif self.active is not None:
+            self.active.apply_preset(preset)
+
+    def current_window(self) -> tuple[float, float] | None:
+        """(centre, width) of the active view."""
+        if self._in_mpr():
+            window = self.mpr.windows[self.mpr.active.view]
+        elif self.active is not None and self.active.volume is not None:
+            window = self.active.state.window
+        else:
+            return None
+        return window.pair if window.known else None
+
+    def save_window_preset(self, name: str) -> WindowPreset | None:
+        """Save the active view's window as the user's preset ``name`` for its modality."""
+        session, window = self._shown_session(), self.current_window()
+        name = name.strip()
+        if session is None or window is None or not name:
+            return None
+        save_user_preset(self.store.home, name, window[0], window[1], session.modality)
+        if self.mpr is not None and self.mpr.session is not None:
+            self.mpr.panel.set_presets(offered_presets(self.store.home, self.mpr.session.modality))
+        return next(p for p in offered_presets(self.store.home, session.modality)
+                    if p.name == name and not p.key)
+
+    def save_window_preset_dialog(self) -> None:
+        window = self.current_window()
+        if window is None:
+            return
+        name, ok = QInputDialog.getText(
+            self, "Save window preset",
+            f"Name for W {window[1]:g} / L {window[0]:g}:")
+        if ok and name.strip():
+            self.save_window_preset(name)
+
+    def _on_lines_toggled(self, on: bool) -> None:
+        self.show_reference_lines = on
+        for viewport in self.visible_viewports():
+            viewport.canvas.viewport().update()
+
+    def _on_cine_fps(self, fps: int) -> None:
+        for viewport in self.viewports:
+            viewport.set_cine_fps(fps)
 
     def _each_active(self, method: str) -> None:
-        if self.mpr is not None and self.pages.currentWidget() is self.mpr:
+        page = self.pages.currentWidget()
+        if self.mpr is not None and page is self.mpr:
             if method == "reset":
                 self.mpr.reset()
+            elif method == "toggle_invert":
+                self.mpr.toggle_invert(self.mpr.active.view)
             return
-        if self.active is not None:
+        if self.view3d is not None and page is self.view3d:
+            if method == "reset":
+                self.view3d.reset_camera()
+            return
+        if self.active is not None and method == "flip_vertical":
+            self.active.flip(horizontal=False)
+        elif self.active is not None:
             getattr(self.active, method)()
 
     def set_tool(self, tool: str) -> None:
@@ -272,8 +406,9 @@ class ViewerWidget(QWidget):
         self.strip.clear()
         for study in [self.study, *self.priors]:
             if study is not self.study:
-                header = QListWidgetItem(f"Prior {format_date(study.study_date)}\n"
-                                         f"{study.study_description or ''}".strip())
+                header = QListWidgetItem(self.strip.label(
+                    f"Prior {format_date(study.study_date)}\n"
+                    f"{study.study_description or ''}".strip()))
                 header.setFlags(Qt.ItemFlag.NoItemFlags)
                 header.setForeground(QColor(90, 140, 220))
                 self.strip.addItem(header)
@@ -281,13 +416,14 @@ class ViewerWidget(QWidget):
                 number = f"#{series.series_number} " if series.series_number is not None else ""
                 text = (f"{number}{series.series_description or series.modality}\n"
                         f"{series.modality} · {series.instance_count} im")
-                item = QListWidgetItem(text)
+                item = QListWidgetItem(self.strip.label(text))
                 item.setData(Qt.ItemDataRole.UserRole, series.series_instance_uid)
                 item.setToolTip(text)
-                item.setIcon(_placeholder_icon())
+                item.setIcon(self._icons.get(series.series_instance_uid) or _placeholder_icon())
                 self.strip.addItem(item)
 
     def set_thumbnail(self, series_uid: str, image: QImage) -> None:
+        self._icons[series_uid] = QIcon(QPixmap.fromImage(image))
         for row in range(self.strip.count()):
             item = self.strip.item(row)
             if item.data(Qt.ItemDataRole.UserRole) == series_uid:
@@ -392,12 +528,15 @@ class ViewerWidget(QWidget):
             if item.data(Qt.ItemDataRole.UserRole) == series_uid:
                 base = item.toolTip()
                 extra = session.progress_text()
-                item.setText(f"{base}\n{extra}" if extra else base)
+                item.setText(self.strip.label(f"{base}\n{extra}" if extra else base))
 
     # -- layout -----------------------------------------------------------------------------
     def _check_layout(self, name: str) -> None:
         for action in self.layout_group.actions():
             action.setChecked(action.text() == name)
+        kind = {"MPR": "mpr", "3D": "3d"}.get(name, "grid")
+        for action, kinds in self._layout_actions.items():
+            action.setVisible(kind in kinds)
 
     def _layout_session(self) -> LoadedSeries | None:
         """The series MPR and 3D show: the active viewport's, else the first one open."""
@@ -444,12 +583,17 @@ class ViewerWidget(QWidget):
 
     def set_layout(self, name: str) -> None:
         rows, cols = LAYOUTS[name]
+        self._grid_name = name
+        self._maximised = None
         self._check_layout(name)
         self.pages.setCurrentWidget(self.grid_host)
         needed = rows * cols
         while len(self.viewports) < needed:
             viewport = _DropViewport(self.grid_host)
             viewport.tool = self._current_tool()
+            viewport.set_cine_fps(self.cine_fps.value())
+            viewport.double_clicked.connect(self.toggle_maximised)
+            viewport.reference_lines = lambda v=viewport: self._reference_lines(v)
             viewport.activated.connect(self._set_active)
             viewport.slice_changed.connect(lambda k, v=viewport: self._on_slice_changed(v))
             viewport.series_dropped.connect(lambda v, uid: self.show_series(uid, v))
@@ -462,6 +606,34 @@ class ViewerWidget(QWidget):
             viewport.show()
         if self.active not in self.viewports[:needed]:
             self._set_active(self.viewports[0])
+
+    @property
+    def maximised(self) -> ViewportWidget | None:
+        """The viewport shown alone (double-click), or None."""
+        return self._maximised
+
+    def toggle_maximised(self, viewport: ViewportWidget) -> None:
+        """Show ``viewport`` alone over the whole grid, or the layout again (double-click)."""
+        if self._maximised is not None:
+            self.set_layout(self._grid_name)
+        else:
+            for other in self.visible_viewports():
+                if other is not viewport:
+                    other.hide()
+            self._maximised = viewport
+        self._set_active(viewport)
+        viewport.setFocus()
+
+    def focus_view(self) -> None:
+        """Give the keyboard to the image on screen (a study was opened: shortcuts work at
+        once, without a click into the image first)."""
+        page = self.pages.currentWidget()
+        if self.mpr is not None and page is self.mpr:
+            self.mpr.active.setFocus(Qt.FocusReason.OtherFocusReason)
+        elif self.view3d is not None and page is self.view3d:
+            self.view3d.setFocus(Qt.FocusReason.OtherFocusReason)
+        elif self.active is not None:
+            self.active.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def visible_viewports(self) -> list[ViewportWidget]:
         return [v for v in self.viewports if v.isVisibleTo(self)]
@@ -477,9 +649,29 @@ class ViewerWidget(QWidget):
             v.canvas.viewport().update()
 
     # -- linked scrolling -------------------------------------------------------------------
+    def _reference_lines(self, target: ViewportWidget) -> list[ReferenceLine]:
+        """Where the slices of the other visible viewports (same frame of reference) cut
+        ``target``'s slice; the active viewport's line is marked."""
+        if not self.show_reference_lines or target.volume is None or target.session is None:
+            return []
+        frame = target.session.series.frame_of_reference_uid
+        lines: list[ReferenceLine] = []
+        for other in self.visible_viewports():
+            if (other is target or other.volume is None or other.session is None or not frame
+                    or other.session.series.frame_of_reference_uid != frame):
+                continue
+            segment = reference_line(target.volume.geometry, target.state.k,
+                                     other.volume.geometry, other.state.k)
+            if segment is not None:
+                lines.append((segment[0], segment[1], other is self.active))
+        return lines
+
     def _on_slice_changed(self, source: ViewportWidget) -> None:
         if source.session is not None:
             self.last_slice[source.session.series.series_instance_uid] = source.state.k
+        for viewport in self.visible_viewports():
+            if viewport is not source:
+                viewport.canvas.viewport().update()  # its reference lines moved
         if not self.linked or self._linking or source.volume is None:
             return
         frame = source.session.series.frame_of_reference_uid
@@ -502,14 +694,87 @@ class ViewerWidget(QWidget):
             self._linking = False
 
     # -- export / help ----------------------------------------------------------------------
-    def export_dialog(self) -> None:
-        if self.active is None or self.active.volume is None:
-            return
-        path, chosen = QFileDialog.getSaveFileName(
-            self, "Export view as PNG", "view.png",
-            "PNG with overlays (*.png);;PNG image only (*.png)")
-        if path:
-            self.active.export_png(path, overlays="overlays" in chosen)
+    def _shown_session(self) -> LoadedSeries | None:
+        """The series of what is on screen: MPR's, 3D's or the active viewport's."""
+        page = self.pages.currentWidget()
+        if page is not self.grid_host and page is not None:
+            return page.session
+        return self.active.session if self.active is not None else None
+
+    def grab(self, whole: bool = False, overlays: bool = True) -> tuple[QImage, str] | None:
+        """What is on screen, as the user sees it, without the active frame: the active view
+        (a viewport, an MPR plane, the 3D view) or the ``whole`` layout; with a name for it
+        ("im12", "MPR-axial", "3D"...). None when nothing is shown."""
+        page = self.pages.currentWidget()
+        if self.view3d is not None and page is self.view3d:
+            if self.view3d.scene is None:
+                return None
+            return from_rgb(self.view3d.snapshot()), "3D"
+        if self.mpr is not None and page is self.mpr:
+            if self.mpr.source is None:
+                return None
+            planes = list(self.mpr.views.values()) if whole else [self.mpr.active]
+            shots = [(v.canvas, v.grab_view()) for v in planes]
+            where = "MPR" if whole else f"MPR-{self.mpr.active.view}"
+            return compose(shots, self.mpr), where
+        views = [v for v in (self.visible_viewports() if whole else [self.active])
+                 if v is not None and v.volume is not None]
+        if not views:
+            return None
+        shots = [(v.canvas, v.grab_view(overlays)) for v in views]
+        where = "layout" if whole else f"im{views[0].state.k + 1}"
+        return compose(shots, self.grid_host), where
+
+    def export_dialog(self, whole: bool = False) -> str:
+        """Save the active view (or the whole layout) as PNG or JPEG; returns the path."""
+        session = self._shown_session()
+        shot = self.grab(whole)
+        if shot is None:
+            return ""
+        image, where = shot
+        name = default_name(session.series if session else None, where)
+        start = str(Path(self._export_dir or Path.home()) / f"{name}.png")
+        path, chosen = QFileDialog.getSaveFileName(self, "Export view", start, IMAGE_FILTERS)
+        if not path:
+            return ""
+        if Path(path).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            path += ".jpg" if "JPEG" in chosen else ".png"
+        if not image.save(path, quality=95):
+            QMessageBox.warning(self, "Export view", f"Could not write {path}.")
+            return ""
+        self._export_dir = str(Path(path).parent)
+        return path
+
+    def save_to_study(self, whole: bool = False) -> StoredFile | None:
+        """Add the active view (or the whole layout) to the study as a DICOM Secondary
+        Capture in a "Relay key views" series, listed in the strip and sendable to a hub."""
+        session = self._shown_session()
+        shot = self.grab(whole)
+        if shot is None or session is None or session.volume is None:
+            return None
+        image, where = shot
+        if self._captures is None:
+            taken = [s.series_number or 0 for s in self.study.series]
+            self._captures = CaptureSeries.new(max([9000, *[n + 1 for n in taken]]))
+        self._capture_count += 1
+        k = self.active.state.k if self.active is not None and (
+            self.active.session is session) else session.first_slice()
+        try:
+            stored = save_to_study(self.store, image, session.volume, k, self._captures,
+                                   self._capture_count, where)
+        except (RelayError, OSError, ValueError) as exc:
+            QMessageBox.warning(self, "Save view to the study", f"The view was not saved: {exc}")
+            return None
+        fresh = self.store.study(self.study.study_instance_uid)
+        if fresh is not None:
+            self.study = fresh
+            self._series = {s.series_instance_uid: (st, s)
+                            for st in [self.study, *self.priors] for s in st.series}
+            self._fill_strip()
+        self.status_message.emit(
+            f"View saved to the study as image {self._capture_count} of series "
+            f"#{self._captures.series_number} \"{self._captures.series_description}\"")
+        return stored
 
     def close_all(self) -> None:
         if self.mpr is not None:

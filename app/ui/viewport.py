@@ -12,7 +12,8 @@ row, y down the column, so measurements need no conversion.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
@@ -20,26 +21,54 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QTransform
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from app.render.display import DisplayWindow, auto_window, to_display, window_lut
+from app.render.window_level import WindowLevel
 from app.render.window_presets import WindowPreset, presets_for
-from app.ui.annotations import Annotation, AnnotationItem
+from app.ui.annotations import Annotation, AnnotationItem, declutter
 from app.ui.canvas import OverlayCanvas, WorkstationViewBox
-from app.ui.overlay import corner_texts, edge_labels, scale_bar_mm, slice_position
+from app.ui.overlay import corner_texts, edge_labels, slice_position
+from app.ui.overlay_painter import (
+    MARGIN,
+    OverlayFonts,
+    paint_corners,
+    paint_edge_labels,
+    paint_frame,
+    paint_notice,
+    paint_scale_bar,
+    shadow_text,
+)
 from app.ui.series_session import LoadedSeries
 
 log = logging.getLogger(__name__)
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
+#: A reference line: two (x, y) view-millimetre points, and whether it shows the active view.
+ReferenceLine = tuple[tuple[float, float], tuple[float, float], bool]
+
 TOOLS = ("window", "length", "angle", "ellipse", "rect", "probe")
+#: Cine speed at start (frames per second) and the range offered.
+CINE_FPS = 15
+CINE_FPS_RANGE = (1, 60)
 
 
 @dataclass
 class ViewState:
+    """The slice in view and its window (the one model shared with MPR planes)."""
+
     k: int = 0
-    center: float = 40.0
-    width: float = 80.0
-    invert: bool = False
+    window: WindowLevel = field(default_factory=WindowLevel)
+
+    @property
+    def center(self) -> float:
+        return self.window.center
+
+    @property
+    def width(self) -> float:
+        return self.window.width
+
+    @property
+    def invert(self) -> bool:
+        return self.window.invert
 
 
 class ViewportWidget(QWidget):
@@ -48,6 +77,7 @@ class ViewportWidget(QWidget):
     slice_changed = Signal(int)
     activated = Signal(object)  # self, when clicked / focused
     window_changed = Signal(float, float)
+    double_clicked = Signal(object)  # self: maximise / restore
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -60,13 +90,21 @@ class ViewportWidget(QWidget):
         self.probe_text = ""
         #: What an empty viewport says.
         self.empty_text = "Drop a series here"
-        self._lut: np.ndarray | None = None
-        self._lut_key: tuple | None = None
+        #: Where the mouse last was over the image (scene coordinates), for the probe text.
+        self._mouse_scene: QPointF | None = None
+        #: While exporting: no active frame, no reference lines.
+        self.exporting = False
+        #: Reference (scout) lines to draw: ``((x0, y0), (x1, y1), from_active)`` in view
+        #: millimetres, asked for at each paint (the viewer knows the other viewports).
+        self.reference_lines: Callable[[], list[ReferenceLine]] | None = None
+        #: Mirrored left-right / top-bottom on screen (both: turned by 180°).
+        self.flipped_h = False
+        self.flipped_v = False
         self._items: list[AnnotationItem] = []
         self._pending: Annotation | None = None
         self._drag_item: AnnotationItem | None = None
         self._cine = QTimer(self)
-        self._cine.setInterval(66)
+        self.set_cine_fps(CINE_FPS)
         self._cine.timeout.connect(lambda: self.scroll(1, wrap=True))
         self.canvas = OverlayCanvas(self)
         self.view = WorkstationViewBox(self)
@@ -74,6 +112,7 @@ class ViewportWidget(QWidget):
         self.image = pg.ImageItem()
         self.view.addItem(self.image)
         self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.view.sigTransformChanged.connect(lambda *_: declutter(self._items))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(1, 1, 1, 1)
         layout.addWidget(self.canvas)
@@ -94,7 +133,7 @@ class ViewportWidget(QWidget):
         self._volume = None  # set once the GUI thread has seen the volume open
         self._clear_items()
         self.state = ViewState(k=k or 0)
-        self._lut_key = None
+        self.probe_text = ""
         session.slice_ready.connect(self._on_slice_ready)
         session.progressed.connect(self._on_progressed)
         session.opened.connect(self._on_session_opened)
@@ -118,13 +157,22 @@ class ViewportWidget(QWidget):
         self.reset_view()
         self.show_slice(self.state.k)
 
-    def _initial_window(self) -> None:
-        volume = self.session.volume
-        if volume.default_window:
-            self.state.center, self.state.width = volume.default_window
-        else:  # decided from the first slice that arrives
-            self.state.center, self.state.width = float("nan"), float("nan")
-        self.state.invert = volume.photometric_interpretation == "MONOCHROME1"
+    def _initial_window(self, carried: bool = True) -> None:
+        """The series' window: the one last chosen in a view of it (``carried``), else the
+        window it opens in (decided once per series; from the first slice that arrives when
+        the files give none)."""
+        session, volume = self.session, self.session.volume
+        window = WindowLevel(function=volume.voi_lut_function,
+                             invert=volume.photometric_interpretation == "MONOCHROME1")
+        chosen = session.chosen_window if carried else None
+        if chosen is not None:
+            window.set(chosen[0], chosen[1])
+            window.invert = chosen[2]
+        else:
+            opening = session.opening_window(self.state.k)
+            if opening is not None:
+                window.set(*opening)
+        self.state.window = window
 
     @property
     def volume(self):
@@ -152,6 +200,7 @@ class ViewportWidget(QWidget):
         else:
             self.image.clear()
         self._sync_items()
+        self._update_probe()
         self.canvas.viewport().update()
         if changed:
             self.slice_changed.emit(k)
@@ -160,15 +209,12 @@ class ViewportWidget(QWidget):
         volume = self.volume
         stored = volume.array[k]
         slope, intercept = float(volume.slope[k]), float(volume.intercept[k])
-        if np.isnan(self.state.center):
-            self.state.center, self.state.width = auto_window(stored * slope + intercept)
-        window = DisplayWindow(self.state.center, self.state.width,
-                               volume.voi_lut_function or "LINEAR", self.state.invert)
-        key = (stored.dtype.str, slope, intercept, window)
-        if key != self._lut_key:
-            self._lut = window_lut(stored.dtype, slope, intercept, window)
-            self._lut_key = key
-        img = to_display(stored, self._lut, slope, intercept, window)
+        window = self.state.window
+        if not window.known:
+            opening = self.session.opening_window(k)
+            if opening is not None:
+                window.set(*opening)
+        img = window.display(stored, slope, intercept)
         self.image.setImage(img, autoLevels=False, levels=(0, 255))
 
     def scroll_steps(self, steps: int) -> None:
@@ -188,6 +234,7 @@ class ViewportWidget(QWidget):
             if ok:
                 self._draw_pixels(k)
                 self._sync_items()
+                self._update_probe()
             self.canvas.viewport().update()
 
     def _on_progressed(self) -> None:
@@ -199,11 +246,18 @@ class ViewportWidget(QWidget):
 
     # -- window / view ----------------------------------------------------------------------
     def set_window(self, center: float, width: float) -> None:
-        self.state.center, self.state.width = float(center), max(1.0, float(width))
+        self.state.window.set(center, width)
+        self._window_changed()
+
+    def _window_changed(self) -> None:
+        """Redraw with the new window and remember it as the series' chosen window."""
+        window = self.state.window
+        if self.session is not None and window.known:
+            self.session.chosen_window = (window.center, window.width, window.invert)
         if self.volume is not None and self.volume.ready[self.state.k]:
             self._draw_pixels(self.state.k)
         self.canvas.viewport().update()
-        self.window_changed.emit(self.state.center, self.state.width)
+        self.window_changed.emit(window.center, window.width)
 
     def apply_preset(self, preset: WindowPreset) -> None:
         self.set_window(preset.center, preset.width)
@@ -212,20 +266,41 @@ class ViewportWidget(QWidget):
         return presets_for(self.session.modality) if self.session else []
 
     def toggle_invert(self) -> None:
-        self.state.invert = not self.state.invert
-        self.set_window(self.state.center, self.state.width)
+        self.state.window.invert = not self.state.window.invert
+        self._window_changed()
 
     def reset(self) -> None:
-        """R: the file's window, no inversion change, fit to the viewport."""
+        """R: the series' opening window and grey scale, fit to the viewport."""
         if self.volume is None:
             return
-        self._initial_window()
+        self._initial_window(carried=False)
         self.reset_view()
+        self._window_changed()
         self.show_slice(self.state.k)
+
+    def flip(self, horizontal: bool = True) -> None:
+        """Mirror the view left-right (``horizontal``) or top-bottom. Measurements, the value
+        under the mouse and reference lines stay on their anatomy; the letters follow."""
+        if horizontal:
+            self.flipped_h = not self.flipped_h
+        else:
+            self.flipped_v = not self.flipped_v
+        self._apply_flips()
+
+    def rotate_180(self) -> None:
+        self.flipped_h, self.flipped_v = not self.flipped_h, not self.flipped_v
+        self._apply_flips()
+
+    def _apply_flips(self) -> None:
+        self.view.invertX(self.flipped_h)
+        self.view.invertY(not self.flipped_v)  # row 0 at the top unless flipped
+        self.canvas.viewport().update()
 
     def reset_view(self) -> None:
         if self.volume is None:
             return
+        self.flipped_h = self.flipped_v = False
+        self._apply_flips()
         _, dy, dx = self.volume.spacing
         rows, cols = self.volume.shape[1], self.volume.shape[2]
         self.image.setTransform(QTransform.fromScale(dx, dy))
@@ -240,6 +315,15 @@ class ViewportWidget(QWidget):
         width_px = self.view.width() or 1.0
         dx = self.volume.spacing[2]
         return float(width_px / max((x1 - x0) / dx, 1e-9))
+
+    def set_cine_fps(self, fps: float) -> None:
+        """Cine speed in frames (slices) per second."""
+        lo, hi = CINE_FPS_RANGE
+        self._cine.setInterval(round(1000.0 / min(max(float(fps), lo), hi)))
+
+    @property
+    def cine_fps(self) -> float:
+        return 1000.0 / self._cine.interval()
 
     def toggle_cine(self) -> None:
         if self._cine.isActive():
@@ -264,11 +348,10 @@ class ViewportWidget(QWidget):
             now = self.view.mapSceneToView(ev.scenePos())
             self.view.translateBy(x=last.x() - now.x(), y=last.y() - now.y())
         elif button == Qt.MouseButton.LeftButton:
-            if self.tool == "window":
+            if self.tool == "window" or ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
                 d = ev.screenPos() - ev.lastScreenPos()
-                scale = max(self.state.width, 10.0) / 300.0
-                self.set_window(self.state.center + d.y() * scale,
-                                max(1.0, self.state.width + d.x() * scale))
+                self.state.window.drag(d.x(), d.y())
+                self._window_changed()
             elif self.tool in ("length", "ellipse", "rect"):
                 self._drag_shape(ev)
 
@@ -291,6 +374,10 @@ class ViewportWidget(QWidget):
     def on_click(self, ev) -> None:
         self.activated.emit(self)
         self.setFocus()
+        if ev.double() and ev.button() == Qt.MouseButton.LeftButton:
+            self._pending = None
+            self.double_clicked.emit(self)
+            return
         if ev.button() != Qt.MouseButton.LeftButton or self.volume is None:
             return
         p = self.view.mapSceneToView(ev.scenePos())
@@ -307,21 +394,36 @@ class ViewportWidget(QWidget):
                     self._pending = None
 
     def _on_mouse_moved(self, scene_pos) -> None:
-        if self.volume is None or not self.volume.ready[self.state.k]:
+        self._mouse_scene = QPointF(scene_pos)
+        self._update_probe()
+        self.canvas.viewport().update()
+
+    def _update_probe(self) -> None:
+        """The value under the mouse on the slice in view (after a move, a scroll, a cine
+        step or the slice's arrival: never a value of another slice)."""
+        self.probe_text = ""
+        if (self._mouse_scene is None or self.volume is None
+                or not self.volume.ready[self.state.k]):
             return
-        p = self.view.mapSceneToView(scene_pos)
+        p = self.view.mapSceneToView(self._mouse_scene)
         _, dy, dx = self.volume.spacing
         j, i = int(p.y() // dy), int(p.x() // dx)
         rows, cols = self.volume.shape[1], self.volume.shape[2]
         if 0 <= j < rows and 0 <= i < cols:
             k = self.state.k
-            value = float(self.volume.array[k][j, i]) * float(self.volume.slope[k]) + float(
-                self.volume.intercept[k])
+            stored = self.volume.array[k][j, i]
+            if np.ndim(stored):  # colour
+                self.probe_text = f"({i}, {j})  RGB {' '.join(str(int(v)) for v in stored)}"
+                return
+            value = float(stored) * float(self.volume.slope[k]) + float(self.volume.intercept[k])
             unit = "HU" if self.session.modality == "CT" else ""
             self.probe_text = f"({i}, {j})  {value:.0f} {unit}".rstrip()
-        else:
-            self.probe_text = ""
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        self._mouse_scene = None
+        self.probe_text = ""
         self.canvas.viewport().update()
+        super().leaveEvent(event)
 
     # -- annotations ------------------------------------------------------------------------
     def _notes(self) -> list[Annotation]:
@@ -333,6 +435,8 @@ class ViewportWidget(QWidget):
         item = AnnotationItem(self.view, note, self._slice_values, self.volume.spacing[1:],
                               "HU" if self.session.modality == "CT" else "")
         self._items.append(item)
+        item.roi.sigRegionChangeFinished.connect(lambda *_: declutter(self._items))
+        declutter(self._items)
         return item
 
     def _slice_values(self):
@@ -355,6 +459,7 @@ class ViewportWidget(QWidget):
             item = AnnotationItem(self.view, note, self._slice_values, self.volume.spacing[1:],
                                   "HU" if self.session.modality == "CT" else "")
             self._items.append(item)
+        declutter(self._items)
 
     def clear_annotations(self) -> None:
         if self.session is not None:
@@ -386,6 +491,10 @@ class ViewportWidget(QWidget):
             self.toggle_invert()
         elif text.lower() == "s":
             self.canvas.set_smooth(not self.canvas.smooth)
+        elif text.lower() == "h":
+            self.flip(horizontal=True)
+        elif text.lower() == "v":
+            self.flip(horizontal=False)
         elif text.isdigit():
             preset = next((p for p in self.presets() if p.key == text), None)
             if text == "0":
@@ -409,20 +518,17 @@ class ViewportWidget(QWidget):
     # -- overlay ----------------------------------------------------------------------------
     def paint_overlay(self, painter: QPainter, rect: QRectF) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        if self.active:
-            painter.setPen(QPen(QColor(60, 140, 255), 2))
-            painter.drawRect(rect.adjusted(1, 1, -1, -1))
+        if self.active and not self.exporting:
+            paint_frame(painter, rect, QColor(60, 140, 255), 2)
         session = self.session
-        font = QFont(self.font())
-        font.setPointSizeF(max(8.0, min(11.0, rect.width() / 70)))
-        painter.setFont(font)
+        fonts = OverlayFonts.for_width(self.font(), rect.width())
+        painter.setFont(fonts.text)
         if session is None:
-            self._text(painter, rect, self.empty_text, Qt.AlignmentFlag.AlignCenter)
+            shadow_text(painter, rect, self.empty_text, Qt.AlignmentFlag.AlignCenter)
             return
         volume = self.volume
         if volume is None:
-            msg = session.error or "Opening…"
-            self._text(painter, rect, msg, Qt.AlignmentFlag.AlignCenter)
+            shadow_text(painter, rect, session.error or "Opening…", Qt.AlignmentFlag.AlignCenter)
             return
         if self.image.image is not None:
             session.drawn()  # an image is on screen: the loader may go on at full speed
@@ -432,85 +538,61 @@ class ViewportWidget(QWidget):
             position_mm=slice_position(volume.geometry, k),
             thickness_mm=volume.slices[k].info.slice_thickness,
             center=self.state.center, width=self.state.width, zoom=self.zoom_factor(),
-            invert=self.state.invert, loaded=session.loaded_count(), probe=self.probe_text,
+            invert=self.state.invert, loaded=session.loaded_count(),
+            probe="" if self.exporting else self.probe_text,
             label=session.slice_label(k, n))
-        m = 8
-        inner = rect.adjusted(m, m, -m, -m)
-        self._text(painter, inner, "\n".join(corners.top_left),
-                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        self._text(painter, inner, "\n".join(corners.top_right),
-                   Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
-        self._text(painter, inner, "\n".join(corners.bottom_left),
-                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom)
-        self._text(painter, inner, "\n".join(corners.bottom_right),
-                   Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom)
-        labels = edge_labels(volume.geometry)
-        big = QFont(font)
-        big.setPointSizeF(font.pointSizeF() * 1.3)
-        big.setBold(True)
-        painter.setFont(big)
+        if self.reference_lines is not None and not self.exporting:
+            self._paint_reference_lines(painter)
+        inner = rect.adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
+        paint_corners(painter, inner, top_left=corners.top_left, top_right=corners.top_right,
+                      bottom_left=corners.bottom_left, bottom_right=corners.bottom_right)
+        paint_edge_labels(painter, inner, self.edge_labels(), fonts, side_clearance=0.0)
         mid = Qt.AlignmentFlag
-        self._text(painter, inner, labels["left"], mid.AlignLeft | mid.AlignVCenter)
-        self._text(painter, inner, labels["right"], mid.AlignRight | mid.AlignVCenter)
-        self._text(painter, inner, labels["top"], mid.AlignHCenter | mid.AlignTop)
-        self._text(painter, inner, labels["bottom"], mid.AlignHCenter | mid.AlignBottom)
-        painter.setFont(font)
         notice = session.notice()
         if notice:  # below the top orientation letter, where the eye is
             band = QRectF(inner.left(), inner.top() + inner.height() * 0.06, inner.width(),
                           inner.height() * 0.2)
-            flags = int(mid.AlignHCenter | mid.AlignTop | Qt.TextFlag.TextWordWrap)
-            painter.setPen(QColor(0, 0, 0, 200))
-            painter.drawText(band.translated(1, 1), flags, notice)
-            painter.setPen(QColor(255, 200, 80))
-            painter.drawText(band, flags, notice)
+            paint_notice(painter, band, notice, QColor(255, 200, 80))
         issues = list(volume.issues) or session.issues
         if issues:
-            painter.setPen(QColor(255, 90, 70))
             warn = QRectF(inner.left(), inner.top() + inner.height() * 0.12, inner.width(),
                           inner.height() * 0.3)
-            painter.drawText(warn, int(mid.AlignLeft | mid.AlignTop | Qt.TextFlag.TextWordWrap),
-                             "⚠ " + "\n⚠ ".join(issues))
+            paint_notice(painter, warn, "⚠ " + "\n⚠ ".join(issues), QColor(255, 90, 70),
+                         mid.AlignLeft)
         if not volume.ready[k]:
             failed = next((f for f in volume.failed_slices if f.index == k), None)
             msg = f"Slice {k + 1} could not be decoded:\n{failed.reason}" if failed else (
                 session.pending_text(k))
-            self._text(painter, inner, msg, mid.AlignCenter)
-        self._paint_scale_bar(painter, inner)
-
-    def _paint_scale_bar(self, painter: QPainter, inner: QRectF) -> None:
+            shadow_text(painter, inner, msg, mid.AlignCenter)
         (x0, x1), _ = self.view.viewRange()
         view_mm = x1 - x0
-        if view_mm <= 0:
-            return
-        length_mm = scale_bar_mm(view_mm)
-        px_per_mm = self.view.width() / view_mm
-        length_px = length_mm * px_per_mm
-        y = inner.bottom() - 40
-        x_right = inner.right() - 4
-        painter.setPen(QPen(QColor(230, 230, 230), 2))
-        painter.drawLine(QPointF(x_right - length_px, y), QPointF(x_right, y))
-        for x in (x_right - length_px, x_right):
-            painter.drawLine(QPointF(x, y - 5), QPointF(x, y + 5))
-        label = f"{length_mm:g} mm" if length_mm < 10 else f"{length_mm / 10:g} cm"
-        painter.drawText(QRectF(x_right - length_px, y - 22, length_px, 18),
-                         int(Qt.AlignmentFlag.AlignCenter), label)
+        paint_scale_bar(painter, inner, view_mm, self.view.width() / view_mm if view_mm > 0
+                        else 0.0, lift=40.0)
 
-    @staticmethod
-    def _text(painter: QPainter, rect: QRectF, text: str, align) -> None:
-        flags = int(align)
-        painter.setPen(QColor(0, 0, 0, 200))
-        painter.drawText(rect.translated(1, 1), flags, text)
-        painter.setPen(QColor(235, 235, 235))
-        painter.drawText(rect, flags, text)
+    def _paint_reference_lines(self, painter: QPainter) -> None:
+        assert self.reference_lines is not None
+        for (x0, y0), (x1, y1), from_active in self.reference_lines():
+            a = self.canvas.mapFromScene(self.view.mapViewToScene(QPointF(x0, y0)))
+            b = self.canvas.mapFromScene(self.view.mapViewToScene(QPointF(x1, y1)))
+            color = QColor(255, 210, 60) if from_active else QColor(120, 190, 255, 200)
+            painter.setPen(QPen(color, 1.5 if from_active else 1.0))
+            painter.drawLine(QPointF(a), QPointF(b))
+
+    def edge_labels(self) -> dict[str, str]:
+        """Orientation letters at the four edges as shown (flips swap them)."""
+        labels = edge_labels(self.volume.geometry)
+        if self.flipped_h:
+            labels["left"], labels["right"] = labels["right"], labels["left"]
+        if self.flipped_v:
+            labels["top"], labels["bottom"] = labels["bottom"], labels["top"]
+        return labels
 
     def warm_up(self) -> None:
         """Paint once, off screen, what a first image paints (a slice through a display LUT,
         scaled, and the overlay's fonts and characters), so that the first real paint does not
         pay for first uses (~10 ms in a fresh process). Changes nothing on this viewport."""
         stored = np.zeros((512, 512), np.int16)  # a CT slice
-        window = DisplayWindow(self.state.center, self.state.width, "LINEAR", False)
-        pixels = to_display(stored, window_lut(stored.dtype, 1.0, 0.0, window), 1.0, 0.0, window)
+        pixels = WindowLevel(40.0, 80.0).display(stored, 1.0, 0.0)
         size = self.canvas.viewport().size()
         target = QImage(max(size.width(), 64), max(size.height(), 64),
                         QImage.Format.Format_ARGB32_Premultiplied)
@@ -532,15 +614,16 @@ class ViewportWidget(QWidget):
             rect = QRectF(target.rect())
             for f in (font, big):
                 painter.setFont(f)
-                self._text(painter, rect, text, Qt.AlignmentFlag.AlignLeft)
+                shadow_text(painter, rect, text, Qt.AlignmentFlag.AlignLeft)
         finally:
             painter.end()
 
     # -- export -----------------------------------------------------------------------------
-    def export_png(self, path: str, overlays: bool = True) -> bool:
-        """Save the current view (as shown, or the image only) to ``path``."""
-        before = self.show_overlays
-        self.show_overlays = overlays
+    def grab_view(self, overlays: bool = True) -> QImage:
+        """What is on screen (with the overlay and measurements, or the image only), without
+        the active frame, the reference lines and the value under the mouse."""
+        before = self.show_overlays, self.exporting
+        self.show_overlays, self.exporting = overlays, True
         items_visible = [i.roi.isVisible() for i in self._items]
         if not overlays:
             for item in self._items:
@@ -548,10 +631,15 @@ class ViewportWidget(QWidget):
                 item.label.hide()
         try:
             self.canvas.viewport().repaint()
-            return self.canvas.grab().save(path)
+            return self.canvas.grab().toImage()
         finally:
-            self.show_overlays = before
+            self.show_overlays, self.exporting = before
             for item, vis in zip(self._items, items_visible, strict=True):
                 item.roi.setVisible(vis)
                 item.label.setVisible(vis)
             self.canvas.viewport().update()
+
+    def export_png(self, path: str, overlays: bool = True) -> bool:
+        """Save the current view (as shown, or the image only) to ``path`` (PNG or JPEG by
+        its suffix)."""
+        return self.grab_view(overlays).save(path)

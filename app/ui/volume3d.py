@@ -33,7 +33,12 @@ from PySide6.QtWidgets import (
 )
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
-from vtkmodules.vtkInteractionWidgets import vtkBoxRepresentation, vtkBoxWidget2
+from vtkmodules.vtkInteractionWidgets import (
+    vtkBoxRepresentation,
+    vtkBoxWidget2,
+    vtkOrientationMarkerWidget,
+)
+from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor
 from vtkmodules.vtkRenderingCore import vtkRenderer
 
 from app.render.mpr import MprSource, mpr_source
@@ -66,6 +71,8 @@ class Volume3DWidget(QWidget):
         self.scene: VolumeScene | None = None
         self.error = ""
         self._task: TaskWorker | None = None
+        #: The orientation cube (made with the first scene).
+        self.orientation: vtkOrientationMarkerWidget | None = None
 
         self.preset_group = QButtonGroup(self)
         self.preset_group.setExclusive(True)
@@ -167,6 +174,8 @@ class Volume3DWidget(QWidget):
             self._task.cancel()
             self._task = None
         self.clip_button.setChecked(False)  # turns the box off
+        if self.orientation is not None:
+            self.orientation.SetEnabled(0)
         if self.scene is not None:
             self.render_window.RemoveRenderer(self.scene.renderer)
             self.render_window.AddRenderer(self._empty)
@@ -244,8 +253,34 @@ class Volume3DWidget(QWidget):
         self.progress.hide()
         self.status.setText(scene.note or "")
         self.status.setVisible(bool(scene.note))
+        self._show_orientation()
         self.render()
         self.scene_ready.emit()
+
+    def _show_orientation(self) -> None:
+        """A cube in the lower left corner lettered with the patient's sides (R/L, A/P, H/F,
+        as the 2D views' letters), turning with the camera so it always says which way the
+        patient faces. World coordinates are LPS: +x left, +y posterior, +z head."""
+        if self.orientation is not None:
+            self.orientation.SetEnabled(1)
+            return
+        cube = vtkAnnotatedCubeActor()
+        for setter, text in ((cube.SetXPlusFaceText, "L"), (cube.SetXMinusFaceText, "R"),
+                             (cube.SetYPlusFaceText, "P"), (cube.SetYMinusFaceText, "A"),
+                             (cube.SetZPlusFaceText, "H"), (cube.SetZMinusFaceText, "F")):
+            setter(text)
+        cube.SetXFaceTextRotation(180)  # letters upright on the patient's lateral faces
+        cube.SetZFaceTextRotation(90)
+        cube.SetFaceTextScale(0.6)
+        cube.GetCubeProperty().SetColor(0.25, 0.3, 0.4)
+        cube.GetTextEdgesProperty().SetColor(0.9, 0.9, 0.9)
+        widget = vtkOrientationMarkerWidget()
+        widget.SetOrientationMarker(cube)
+        widget.SetInteractor(self.interactor)
+        widget.SetViewport(0.0, 0.0, 0.16, 0.16)
+        widget.SetEnabled(1)
+        widget.InteractiveOff()
+        self.orientation = widget
 
     # -- controls -----------------------------------------------------------------------------
     def set_preset(self, key: str) -> None:

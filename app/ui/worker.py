@@ -57,7 +57,7 @@ class TaskWorker(QObject):
         finally:
             self._emit(self.finished)
 
-    def _emit(self, signal, *args) -> None:
+    def _emit(self, signal: Any, *args: Any) -> None:
         try:
             signal.emit(*args)
         except RuntimeError:  # the window that started us is gone; the work itself is done

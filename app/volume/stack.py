@@ -261,7 +261,7 @@ def _regular_stack(members: list[SliceRef], normal: np.ndarray, for_uid: str) ->
         tilt = _angle(step, normal)
         if tilt > TILT_DEGREES:
             issues.append(f"gantry tilt of {tilt:.1f}°: the slices are sheared along the stack, "
-                          f"not stacked straight (MPR and 3D need the tilt corrected)")
+                          f"not stacked straight (MPR and 3D correct it by resampling)")
         issues += _spacing_issues(positions @ normal)
     else:
         step = normal * _thickness(ref)

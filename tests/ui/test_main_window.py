@@ -128,7 +128,12 @@ def test_import_report_flags_a_series_without_images_and_what_was_already_there(
     assert "1 series without images" in first.details.text()
     item = first.studies.topLevelItem(0).child(0).child(0)
     assert item.text(2) == "new · no images"
-    first.reject()
+    first.send_button.click()  # Send to hub…: the send dialog for the study that came in
+    from app.ui.send_dialog import SendDialog
+
+    (send,) = [d for d in window.findChildren(SendDialog) if d.isVisible()]
+    assert send.study.study_instance_uid == first.summary.studies[0].study_uid
+    send.reject()
     window.report_dialog = None
     window.import_paths([str(folder)])  # the same again
     qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=120_000)

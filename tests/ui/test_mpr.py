@@ -203,25 +203,25 @@ def test_slab_thickness_and_mode_change_every_plane(qtbot, window: MainWindow) -
 def test_window_presets_shared_or_per_view(qtbot, window: MainWindow) -> None:
     mpr = _open_mpr(qtbot, window, SYNTH)
     panel = mpr.panel
-    assert set(mpr.windows.values()) == {(150.0, 600.0)}  # the file's CTA window
+    assert {w.pair for w in mpr.windows.values()} == {(150.0, 600.0)}  # the file's CTA window
     brain = next(i for i in range(panel.presets.count())
                  if panel.presets.itemData(i) is not None and
                  panel.presets.itemData(i).name == "Brain")
     before = mpr.views["coronal"].image.image.copy()
     panel.presets.activated.emit(brain)
-    assert set(mpr.windows.values()) == {(40.0, 80.0)}
+    assert {w.pair for w in mpr.windows.values()} == {(40.0, 80.0)}
     assert (mpr.views["coronal"].image.image != before).any()  # re-windowed, not resliced
     panel.shared.setChecked(False)
     mpr._on_view_activated(mpr.views["sagittal"])
     mpr.apply_preset_key("6", "sagittal")  # bone, in the sagittal view only
-    assert mpr.windows["sagittal"] == (600.0, 2800.0)
-    assert mpr.windows["axial"] == (40.0, 80.0)
+    assert mpr.windows["sagittal"].pair == (600.0, 2800.0)
+    assert mpr.windows["axial"].pair == (40.0, 80.0)
     # shift-drag is window/level in the crosshair mode too
     sag = mpr.views["sagittal"]
     centre = mpr.crosshair.center.copy()
     start = QPointF(sag.width() * 0.2, sag.height() * 0.2)
     _drag(sag, start, start + QPointF(30, 20), modifiers=Qt.KeyboardModifier.ShiftModifier)
-    assert mpr.windows["sagittal"] != (600.0, 2800.0)
+    assert mpr.windows["sagittal"].pair != (600.0, 2800.0)
     assert np.allclose(mpr.crosshair.center, centre)
 
 
@@ -230,6 +230,8 @@ def test_uneven_tilted_ct_is_resampled_and_the_user_told(qtbot, window: MainWind
     assert not mpr.source.live and mpr.source.array.shape[0] > 28
     notes = mpr.panel.notes.text()
     assert "tilt of 18.5°" in notes and "uneven slice spacing" in notes  # the series' issues
+    assert "need the tilt corrected" not in notes  # the messages agree: MPR corrects it
+    assert "correct it by resampling" in notes and "the tilt is corrected" in notes
     assert "resampled" in notes and "linear interpolation in patient coordinates" in notes
     # acquisition planes: the axial view shows the tilted stored slices, letters say so
     assert mpr.views["axial"].grid.labels.top in ("AH", "A")
@@ -277,6 +279,16 @@ def test_3d_layout_presets_clip_and_level_of_detail(qtbot, window: MainWindow) -
     assert scene.interacting and scene.image_sample_distance > 1
     view3d.style.InvokeEvent("EndInteractionEvent")
     assert not scene.interacting
-    view3d.reset_camera("left")
+    # the orientation cube turns with the camera
+    marker = view3d.orientation
+    assert marker is not None and marker.GetEnabled()
+    for side in ("left", "anterior"):
+        view3d.reset_camera(side)
+        view3d.snapshot()
+        cam, cube_cam = scene.renderer.GetActiveCamera(), marker.GetRenderer().GetActiveCamera()
+        view = np.subtract(cam.GetFocalPoint(), cam.GetPosition())
+        cube_view = np.subtract(cube_cam.GetFocalPoint(), cube_cam.GetPosition())
+        assert np.dot(view / np.linalg.norm(view),
+                      cube_view / np.linalg.norm(cube_view)) > 0.999, side
     viewer.set_layout("1×1")
     assert viewer.pages.currentWidget() is viewer.grid_host

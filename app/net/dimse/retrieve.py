@@ -25,6 +25,7 @@ from app.errors import Cancelled, DimseError, StoreError
 from app.imports.media import Problem
 from app.net.dimse.client import DimseClient
 from app.net.dimse.query import find_instances, study_classes
+from app.net.dimse.send import stop_state
 from app.net.queue import Job, TransferQueue
 from app.net.retry import Backoff, retry_rounds
 from app.settings import TransferSettings
@@ -166,8 +167,7 @@ class PacsRetrieval:
         started = time.monotonic()
         message = ""
         try:
-            message = retry_rounds(lambda: self._round(job), self.backoff, self.queue,
-                                   job.id, self.progress)
+            message = self._rounds(job)
         except Cancelled:
             self.queue.set_state(job.id, "paused", "paused by the user")
             message = "cancelled; the job resumes on the next 'relay retrieve'"
@@ -176,6 +176,12 @@ class PacsRetrieval:
             self.queue.add_totals(job.id, self.bytes, time.monotonic() - started)
             self.progress.finish()
         return self._result(job.id, message)
+
+    def _rounds(self, job: Job) -> str:
+        assert self.receiver is not None
+        return retry_rounds(lambda: self._round(job), self.backoff, self.queue, job.id,
+                            self.progress, peer_word="PACS", stopped=stop_state,
+                            on_fault=self.receiver.flush)
 
     def _round(self, job: Job) -> bool:
         """Ask for what is missing; False when nothing is left to do."""

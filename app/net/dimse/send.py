@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 from pydicom.dataset import Dataset
 
-from app.errors import Cancelled, DimseError
+from app.errors import Cancelled, DimseError, HubError
 from app.net.dimse.client import DimseClient, Sender, StoreOutcome
 from app.net.queue import Item, Job, TransferQueue
 from app.net.retry import Backoff, retry_rounds
@@ -61,8 +61,7 @@ class PacsSender:
         self.progress.advance(job.count("sent", "verified", "failed"))
         message = ""
         try:
-            message = retry_rounds(lambda: self._round(job), self.backoff, self.queue,
-                                   job.id, self.progress)
+            message = self._rounds(job)
         except Cancelled:
             self.queue.set_state(job.id, "paused", "paused by the user")
             message = "cancelled; the job resumes on the next 'relay send'"
@@ -71,6 +70,11 @@ class PacsSender:
             self.progress.finish()
         return self._result(job.id, message)
 
+    def _rounds(self, job: Job) -> str:
+        return retry_rounds(lambda: self._round(job), self.backoff, self.queue, job.id,
+                            self.progress, peer_word="PACS", stopped=stop_state)
+
+    # -- one round -------------------------------------------------------------------------
     def _round(self, job: Job) -> bool:
         """Send what the PACS lacks, then verify; False when nothing is left to do."""
         self.progress.check()
@@ -233,3 +237,8 @@ class PacsSender:
                               missing=missing, bytes=job.bytes, seconds=job.seconds,
                               message=job.message if state != "paused" else message)
 
+
+def stop_state(exc: HubError) -> str:
+    """``waiting`` (try later), ``failed`` (the PACS answered: no), ``stuck`` (the user must
+    fix something: AE titles, TLS, address)."""
+    return "waiting" if exc.retryable else "failed" if exc.kind == "failed" else "stuck"

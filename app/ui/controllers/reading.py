@@ -31,6 +31,7 @@ class ReadingController(QObject):
 
     thumbnail = Signal(str, object)  # series uid, QImage (for the browser)
     closed = Signal(str)  # study uid whose reading tab was closed
+    message = Signal(str, int)  # text for the status bar, milliseconds
 
     def __init__(self, store: Store, tabs: QTabWidget, window: QWidget) -> None:
         super().__init__(window)
@@ -65,6 +66,7 @@ class ReadingController(QObject):
         if series_uid is not None:
             viewer.show_series(series_uid)
         self.tabs.setCurrentWidget(viewer)
+        viewer.focus_view()  # keyboard shortcuts work at once, without a click into the image
         self._spare_timer.start(SPARE_RETRY_MS)  # the next spare, once the series is in
         return viewer
 
@@ -79,9 +81,11 @@ class ReadingController(QObject):
         """A reading tab for ``study``: the spare if there is one, else a new one."""
         viewer, self.spare = self.spare, None
         if viewer is None:
-            return ViewerWidget(self.store, study, self.window, priors=priors,
-                                last_slice=self.view_state.last_slice)
-        viewer.set_study(study, priors)
+            viewer = ViewerWidget(self.store, study, self.window, priors=priors,
+                                  last_slice=self.view_state.last_slice)
+        else:
+            viewer.set_study(study, priors)
+        viewer.status_message.connect(lambda text: self.message.emit(text, 10000))
         return viewer
 
     def request_thumbnails(self, studies: list[Study]) -> None:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from app.model import Study
+from app.net.preview import Preview
+from app.net.remote import RemoteStudy
 from app.net.runner import QueueRunner
 from app.net.send import TransferResult
 from app.ui.controllers.reading import ReadingController
@@ -76,7 +79,7 @@ class RemoteReadingController(QObject):
         self.active.emit(True)
         return viewer
 
-    def open_dialog(self, home) -> None:
+    def open_dialog(self, home: Path) -> None:
         """Ask for a hub and a study, then :meth:`open_remote_study`."""
         from app.ui.remote_dialog import OpenRemoteDialog
 
@@ -92,7 +95,7 @@ class RemoteReadingController(QObject):
         if index >= 0:
             self.reading.tabs.setTabText(index, text)
 
-    def _on_preview(self, viewer: ViewerWidget, hub: str, preview) -> None:
+    def _on_preview(self, viewer: ViewerWidget, hub: str, preview: Preview) -> None:
         """One image of the study is here before its series is planned: show it."""
         if not self._is_open(viewer) or (
                 self.openers.get(viewer.study.study_instance_uid) is None):
@@ -101,7 +104,7 @@ class RemoteReadingController(QObject):
         if viewer.remote is None:
             self._set_title(viewer, f"{study_title(preview.study)} ({hub})")
 
-    def _on_opened(self, viewer: ViewerWidget, remote) -> None:
+    def _on_opened(self, viewer: ViewerWidget, remote: RemoteStudy) -> None:
         if not self._is_open(viewer):
             return
         viewer.set_remote(remote)

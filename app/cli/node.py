@@ -1,0 +1,141 @@
+"""Relay's own DICOM node: ``relay node`` (its settings) and ``relay listen`` (run it).
+
+pynetdicom and the node's services are imported by ``listen`` only."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import threading
+from typing import Any
+
+from app.cli.main import open_store, print_json
+from app.home import resolve_home
+from app.net.dimse.node import NodeSettings, check_ae_title, parse_destination
+from app.settings import load_settings, save_settings
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "node", parents=[common], help="Relay's own DICOM node: AE title, port, allowed callers",
+        description="Show or change Relay's DICOM node. Defaults: AE title RELAY, port 11112, "
+                    "every interface, any caller. Without options it shows the settings.")
+    p.add_argument("--ae", metavar="AE_TITLE", help="Relay's AE title (what peers call it)")
+    p.add_argument("--port", type=int, help="TCP port to listen on")
+    p.add_argument("--bind", metavar="ADDRESS",
+                   help="address to listen on: 0.0.0.0 (every interface) or 127.0.0.1")
+    p.add_argument("--allow", nargs="+", metavar="AE_TITLE",
+                   help="only these calling AE titles may associate (replaces the list)")
+    p.add_argument("--allow-any", action="store_true", help="any calling AE title may associate")
+    p.add_argument("--destination", action="append", default=[], metavar="AE=HOST:PORT",
+                   help="a C-MOVE destination the node may send to (repeatable)")
+    p.add_argument("--remove-destination", action="append", default=[], metavar="AE",
+                   help="forget a C-MOVE destination")
+    p.add_argument("--listen-in-window", choices=("on", "off"),
+                   help="run the node in the background while the window is open")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_node)
+
+    p = sub.add_parser(
+        "listen", parents=[common],
+        help="run Relay's DICOM node in the foreground (C-ECHO, C-STORE, C-FIND, C-GET, C-MOVE)",
+        description="Receive from modalities and PACS, and answer queries and retrieves over the "
+                    "local store, until Ctrl-C.")
+    p.add_argument("--ae", metavar="AE_TITLE", help="AE title for this run (default: settings)")
+    p.add_argument("--port", type=int, help="port for this run (default: settings)")
+    p.add_argument("--bind", metavar="ADDRESS", help="address for this run (default: settings)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object with the counts when stopped")
+    p.set_defaults(handler=cmd_listen)
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    home = resolve_home(getattr(args, "home", None))
+    settings = load_settings(home)
+    node = settings.node
+    changes: dict[str, Any] = {}
+    if args.ae is not None:
+        changes["ae_title"] = check_ae_title(args.ae)
+    if args.port is not None:
+        changes["port"] = args.port
+    if args.bind is not None:
+        changes["bind"] = args.bind
+    if args.allow_any:
+        changes["allowed_callers"] = []
+    elif args.allow is not None:
+        changes["allowed_callers"] = list(dict.fromkeys(check_ae_title(a) for a in args.allow))
+    if args.destination or args.remove_destination:
+        added = [parse_destination(d) for d in args.destination]
+        gone = {check_ae_title(a) for a in args.remove_destination} | {d.ae_title for d in added}
+        changes["move_destinations"] = [
+            d for d in node.move_destinations if d.ae_title not in gone] + added
+    if args.listen_in_window is not None:
+        changes["listen"] = args.listen_in_window == "on"
+    if changes:
+        settings.node = dataclasses.replace(node, **changes)  # checked by NodeSettings
+        save_settings(home, settings)
+    _show(args, settings.node, changed=bool(changes))
+    return 0
+
+
+def _show(args: argparse.Namespace, node: NodeSettings, changed: bool) -> None:
+    if args.json:
+        print_json(node.to_json() | {"changed": changed})
+        return
+    callers = ", ".join(node.allowed_callers) or "any"
+    out = sys.stdout
+    out.write(f"AE title: {node.ae_title}\nlistens on: {node.bind}:{node.port}\n"
+              f"allowed callers: {callers}\n"
+              f"runs with the window: {'yes' if node.listen else 'no'}\n")
+    if not node.move_destinations:
+        out.write("C-MOVE destinations: none (add with --destination AE=HOST:PORT)\n")
+    for d in node.move_destinations:
+        out.write(f"C-MOVE destination: {d.ae_title} = {d.host}:{d.port}\n")
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from app.net.dimse.listener import Listener, serve_forever
+
+    store = open_store(args)
+    node = load_settings(store.home).node
+    changes: dict[str, Any] = {}
+    if args.ae is not None:
+        changes["ae_title"] = args.ae
+    if args.port is not None:
+        changes["port"] = args.port
+    if args.bind is not None:
+        changes["bind"] = args.bind
+    node = dataclasses.replace(node, **changes)
+    listener = Listener(store, node)
+    if not args.json:
+        listener.subscribe(_print_study)
+    host, port = listener.start()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    callers = ", ".join(node.allowed_callers) or "any calling AE title"
+    sys.stderr.write(f"relay: node {node.ae_title} listening on {host}:{port} ({callers}); "
+                     "Ctrl-C stops it\n")
+    sys.stderr.flush()
+    serve_forever(listener, stop)
+    totals = listener.tally.snapshot()
+    counts = {k: totals.get(k, 0) for k in
+              ("received", "stored", "duplicate", "conflict", "failed", "rejected")}
+    if args.json:
+        print_json({"ae_title": node.ae_title, "port": port} | counts)
+    else:
+        sys.stdout.write("node stopped: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+                         + "\n")
+    return 0
+
+
+def _print_study(study: Any) -> None:
+    sys.stdout.write(f"received {study.instances} instance(s) of study {study.study_uid} from "
+                     f"{study.calling_ae} ({study.duplicates} duplicate, {study.failed} failed)\n")
+    sys.stdout.flush()

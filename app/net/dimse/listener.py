@@ -1,0 +1,264 @@
+"""Relay's DICOM node: C-ECHO, C-STORE, C-FIND, C-GET and C-MOVE SCP over the local store.
+
+:class:`Listener` runs pynetdicom's threaded server (one thread per association) until
+:meth:`Listener.stop`. Calling AE titles outside the allow list are rejected and logged;
+a peer that connects and says nothing, or stops talking, is dropped after the ACSE / network
+timeouts; at most ``max_associations`` are served at once. Received instances go through
+:mod:`app.net.dimse.receive`; when an association ends, one :class:`StudyReceived` per study
+it brought is passed to the subscribers (the window's Incoming list). No Qt here; nothing about
+patients in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pydicom.uid import (
+    AllTransferSyntaxes,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
+)
+from pynetdicom import AE, evt
+from pynetdicom.presentation import build_context
+from pynetdicom.sop_class import _STORAGE_CLASSES as STORAGE_CLASSES
+from pynetdicom.transport import ThreadedAssociationServer
+
+from app.net.dimse import find_scp, retrieve_scp
+from app.net.dimse.association import NODELAY, Timeouts, make_ae, start_server
+from app.net.dimse.node import NodeSettings
+from app.net.dimse.receive import StudyReceived, Tally, receive
+from app.store.local import Store
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[StudyReceived], None]
+#: Seconds :meth:`Listener.stop` lets running associations finish before aborting them.
+STOP_GRACE = 5.0
+#: pynetdicom accepts the first of these that the peer proposes in a context: lossless
+#: compression (kept as received; less to write), then uncompressed, then lossy (only when the
+#: peer has nothing else), big endian last.
+_LOSSLESS = {str(u) for u in (JPEGLSLossless, JPEGLosslessSV1, JPEGLossless, JPEG2000Lossless,
+                               HTJ2KLossless, HTJ2KLosslessRPCL, RLELossless)}
+_TRANSFER_SYNTAXES = [str(u) for u in sorted(AllTransferSyntaxes, key=lambda u: (
+    0 if u in _LOSSLESS else 1 if u == ExplicitVRLittleEndian else
+    2 if u == ImplicitVRLittleEndian else 4 if u == ExplicitVRBigEndian else 3))]
+VERIFICATION = "1.2.840.10008.1.1"
+#: Study Root Query/Retrieve Information Model - FIND, GET, MOVE (PS3.4 C.6.2).
+_QR_MODELS = ("1.2.840.10008.5.1.4.1.2.2.1", "1.2.840.10008.5.1.4.1.2.2.3",
+              "1.2.840.10008.5.1.4.1.2.2.2")
+
+
+class Listener:
+    """Relay's node serving ``store`` with the settings ``node``."""
+
+    def __init__(self, store: Store, node: NodeSettings) -> None:
+        self.store = store
+        self.node = node
+        self.tally = Tally()
+        self._subscribers: list[Subscriber] = []
+        self._server: ThreadedAssociationServer | None = None
+        self._ae = self._build_ae()
+
+    # -- life ------------------------------------------------------------------------------
+    def start(self) -> tuple[str, int]:
+        """Listen (in background threads); the bound (host, port). Raises DimseError when
+        the port cannot be had (another node on it)."""
+        handlers: list[tuple[Any, Any]] = [
+            (evt.EVT_REQUESTED, self._on_requested),
+            (evt.EVT_REJECTED, self._on_rejected),
+            (evt.EVT_C_ECHO, _on_echo),
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_C_FIND, self._on_find),
+            (evt.EVT_C_GET, self._on_get),
+            (evt.EVT_C_MOVE, self._on_move),
+            (evt.EVT_CONN_CLOSE, self._on_closed),
+        ]
+        self._server = start_server(self._ae, self.node.bind, self.node.port,
+                                    evt_handlers=handlers)
+        host, port = self._server.server_address[:2]
+        log.info("node %s listening on %s:%s", self.node.ae_title, host, port)
+        return str(host), int(port)
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        if self._server is None:
+            return None
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop accepting, give running associations ``grace`` seconds, then abort them."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        deadline = time.monotonic() + grace
+        while server.active_associations and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for assoc in server.active_associations:
+            assoc.abort()
+        log.info("node %s stopped", self.node.ae_title)
+
+    def subscribe(self, fn: Subscriber) -> None:
+        """Call ``fn`` (on an association thread) for each study an association brought."""
+        self._subscribers.append(fn)
+
+    @property
+    def active_associations(self) -> int:
+        return len(self._server.active_associations) if self._server else 0
+
+    # -- the application entity -------------------------------------------------------------
+    def _build_ae(self) -> AE:
+        node = self.node
+        timeouts = Timeouts(connect=node.acse_timeout, acse=node.acse_timeout,
+                            dimse=node.dimse_timeout, network=node.network_timeout)
+        ae = make_ae(node.ae_title, timeouts=timeouts,
+                     supported=[build_context(VERIFICATION)] + [
+                         build_context(model) for model in _QR_MODELS])
+        for uid in STORAGE_CLASSES.values():
+            # Both roles: received by C-STORE, and sent back to a C-GET requestor (which
+            # proposes the SCP role for itself).
+            ae.add_supported_context(uid, _TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
+        ae.maximum_associations = node.max_associations
+        ae.require_calling_aet = list(node.allowed_callers)
+        return ae
+
+    # -- association events ----------------------------------------------------------------
+    def _on_requested(self, event: Any) -> None:
+        calling = _calling(event)
+        if not self.node.caller_allowed(calling):
+            log.warning("association from %s (%s) rejected: calling AE title '%s' is not in the "
+                        "node's allowed callers", event.assoc.requestor.address,
+                        event.assoc.requestor.port, calling)
+            self.tally.count("rejected")
+
+    def _on_rejected(self, event: Any) -> None:
+        log.info("association from %s rejected", _calling(event))
+
+    def _on_closed(self, event: Any) -> None:
+        calling = event.assoc.requestor.ae_title
+        for study in self.tally.close(id(event.assoc), calling):
+            log.info("received %d instance(s) of a study from %s (%d duplicate, %d failed)",
+                     study.instances, calling, study.duplicates, study.failed)
+            for fn in list(self._subscribers):
+                try:
+                    fn(study)
+                except Exception:  # a subscriber's bug must not take the node down
+                    log.exception("a subscriber to received studies failed")
+
+    # -- services --------------------------------------------------------------------------
+    def _on_store(self, event: Any) -> int:
+        req = event.request
+        calling = event.assoc.requestor.ae_title
+        outcome = receive(self.store, event.encoded_dataset(),
+                          sop_instance_uid=str(req.AffectedSOPInstanceUID),
+                          name=f"C-STORE from {calling} (message {req.MessageID})")
+        self.tally.add(id(event.assoc), outcome)
+        if outcome.reason:
+            log.warning("C-STORE from %s refused (0x%04X): %s", calling, outcome.status,
+                        outcome.reason)
+        return outcome.status
+
+    def _on_find(self, event: Any) -> Iterator[tuple[int, Any]]:
+        try:
+            identifier = event.identifier
+            matches = find_scp.find(self.store, identifier)
+            for match in matches:
+                if event.is_cancelled:
+                    yield 0xFE00, None
+                    return
+                yield 0xFF00, find_scp.answer(identifier, match, self.node.ae_title)
+        except find_scp.QueryError as exc:
+            log.warning("C-FIND from %s refused: %s", event.assoc.requestor.ae_title, exc)
+            yield exc.status, None
+            return
+        yield 0x0000, None
+
+    def _on_get(self, event: Any) -> Iterator[Any]:
+        instances = self._retrieve_list(event)
+        if isinstance(instances, find_scp.QueryError):
+            yield 1
+            yield instances.status, None
+            return
+        yield len(instances)
+        yield from self._send_each(event, instances, lambda: event.assoc.accepted_contexts)
+
+    def _on_move(self, event: Any) -> Iterator[Any]:
+        dest = self.node.destination(str(event.move_destination))
+        if dest is None:
+            log.warning("C-MOVE from %s refused: destination '%s' is not a known destination",
+                        event.assoc.requestor.ae_title, str(event.move_destination).strip())
+            yield None, None
+            return
+        instances = self._retrieve_list(event)
+        if isinstance(instances, find_scp.QueryError):
+            yield dest.host, dest.port
+            yield 1
+            yield instances.status, None
+            return
+        held: dict[str, Any] = {}
+
+        def on_accepted(ev: Any) -> None:
+            held["assoc"] = ev.assoc
+
+        yield dest.host, dest.port, {
+            "contexts": retrieve_scp.contexts_for(instances) or None,
+            "evt_handlers": [NODELAY, (evt.EVT_ACCEPTED, on_accepted)],
+        }
+        yield len(instances)
+        yield from self._send_each(event, instances,
+                                   lambda: held["assoc"].accepted_contexts if held else [])
+
+    def _retrieve_list(self, event: Any) -> list[Any] | find_scp.QueryError:
+        try:
+            return retrieve_scp.instances_for(self.store, event.identifier)
+        except find_scp.QueryError as exc:
+            log.warning("retrieve from %s refused: %s", event.assoc.requestor.ae_title, exc)
+            return exc
+
+    def _send_each(self, event: Any, instances: list[Any],
+                   accepted: Callable[[], Any]) -> Iterator[tuple[int, Any]]:
+        for inst in instances:
+            if event.is_cancelled:
+                yield 0xFE00, None
+                return
+            try:
+                yield 0xFF00, retrieve_scp.dataset_for_peer(inst, accepted())
+            except (OSError, ValueError) as exc:
+                log.warning("an instance could not be sent: %s", exc)
+                yield 0xFF00, _FAILED  # counted as a failed sub-operation by pynetdicom
+
+
+#: Not a Dataset: pynetdicom counts it as a failed sub-operation and carries on.
+_FAILED = object()
+
+
+def _calling(event: Any) -> str:
+    """The calling AE title of the association request (before negotiation fills it in)."""
+    primitive = event.assoc.requestor.primitive
+    return str(getattr(primitive, "calling_ae_title", "") or event.assoc.requestor.ae_title)
+
+
+def _on_echo(event: Any) -> int:
+    return 0x0000
+
+
+def serve_forever(listener: Listener, stop: threading.Event) -> None:
+    """Block until ``stop`` is set (the command line's Ctrl-C), then stop the listener."""
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        listener.stop()

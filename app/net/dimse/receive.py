@@ -1,0 +1,111 @@
+"""Instances received by Relay's node (C-STORE SCP, and C-GET/C-MOVE into Relay) into the store.
+
+The one ingest path (:func:`app.store.ingest.stage_bytes`): the bytes are kept exactly as the
+peer sent them, in the transfer syntax it chose, behind a Part-10 file meta header; the file is
+fsync'ed before its index row, and the success status goes back only once the row is committed.
+A dataset that cannot be read gets a failure status of its own; nothing already stored is
+touched. Nothing about the patient is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass
+
+from app.errors import StoreError
+from app.imports.media import Problem
+from app.store.ingest import Duplicate, stage_bytes
+from app.store.local import Store
+
+log = logging.getLogger(__name__)
+
+SUCCESS = 0x0000
+#: PS3.4 B.2.3: "Refused: Out of Resources" (the store cannot write).
+OUT_OF_RESOURCES = 0xA700
+#: "Error: Data Set does not match SOP Class" (the request and the data set disagree).
+DOES_NOT_MATCH = 0xA900
+#: "Error: Cannot understand" (garbage, truncated, not a storable object).
+CANNOT_UNDERSTAND = 0xC000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one received instance."""
+
+    status: int
+    """The DIMSE status sent back."""
+    result: str
+    """``imported``, ``duplicate``, ``conflict`` or ``failed``."""
+    study_uid: str = ""
+    reason: str = ""
+
+
+def receive(store: Store, data: bytes, *, sop_instance_uid: str, name: str) -> Outcome:
+    """Check and durably store one received Part-10 byte string; the status to answer with.
+
+    ``sop_instance_uid`` is the Affected SOP Instance UID of the request: a data set holding
+    another one is refused (PS3.4 B.2.3, 0xA900) rather than stored under the wrong identity.
+    """
+    try:
+        staged = stage_bytes(store, data, name)
+        if isinstance(staged, Problem):
+            return Outcome(CANNOT_UNDERSTAND, "failed", reason=staged.reason)
+        header = staged.header
+        study_uid = header.study.study_instance_uid
+        if header.instance.sop_instance_uid != sop_instance_uid.strip():
+            return Outcome(DOES_NOT_MATCH, "failed", study_uid,
+                           "the data set's SOP Instance UID differs from the request's")
+        if isinstance(staged, Duplicate):
+            return Outcome(SUCCESS, "duplicate", study_uid)
+        (result,) = store.commit([staged])
+        return Outcome(SUCCESS, result, study_uid)
+    except StoreError as exc:
+        return Outcome(OUT_OF_RESOURCES, "failed", reason=str(exc))
+
+
+@dataclass(frozen=True)
+class StudyReceived:
+    """Instances of one study received in one association (one notification per study)."""
+
+    study_uid: str
+    calling_ae: str
+    instances: int
+    """Instances newly stored (not counting duplicates)."""
+    duplicates: int
+    failed: int
+
+
+class Tally:
+    """Counts per association and in total; thread-safe (one thread per association)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.totals: Counter[str] = Counter()
+        self._per_assoc: dict[int, dict[str, Counter[str]]] = {}
+
+    def add(self, assoc_id: int, outcome: Outcome) -> None:
+        key = "stored" if outcome.result == "imported" else outcome.result
+        with self._lock:
+            self.totals["received"] += 1
+            self.totals[key] += 1
+            studies = self._per_assoc.setdefault(assoc_id, {})
+            studies.setdefault(outcome.study_uid, Counter())[key] += 1
+
+    def count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.totals[key] += n
+
+    def close(self, assoc_id: int, calling_ae: str) -> list[StudyReceived]:
+        """The association ended: its studies, in the order they first arrived."""
+        with self._lock:
+            studies = self._per_assoc.pop(assoc_id, {})
+        return [
+            StudyReceived(uid, calling_ae, c["stored"] + c["conflict"], c["duplicate"], c["failed"])
+            for uid, c in studies.items() if uid
+        ]
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.totals)

@@ -1,0 +1,105 @@
+"""The one painter of what image views write over the image: corner texts, orientation letters,
+scale bar, a probe line and the frame of the active view.
+
+The 2D viewport and each MPR plane call these with their own state (what to say comes from
+:mod:`app.ui.overlay`), so both look alike and change together. Texts get a one-pixel dark
+shadow so they read on bright and dark images alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QPainter, QPen
+
+from app.ui.overlay import scale_bar_mm
+
+TEXT = QColor(235, 235, 235)
+SHADOW = QColor(0, 0, 0, 200)
+MARGIN = 8.0
+Align = Qt.AlignmentFlag
+
+
+@dataclass(frozen=True)
+class OverlayFonts:
+    text: QFont
+    letters: QFont  # orientation letters: larger and bold
+
+    @classmethod
+    def for_width(cls, base: QFont, width: float) -> OverlayFonts:
+        """Fonts sized for a view ``width`` pixels wide (8 to 11 points)."""
+        text = QFont(base)
+        text.setPointSizeF(max(8.0, min(11.0, width / 70)))
+        letters = QFont(text)
+        letters.setPointSizeF(text.pointSizeF() * 1.3)
+        letters.setBold(True)
+        return cls(text, letters)
+
+
+def shadow_text(painter: QPainter, rect: QRectF, text: str, align: Qt.AlignmentFlag | int,
+                color: QColor | None = None) -> None:
+    """``text`` in ``rect`` with a dark shadow (``align``: Qt alignment and text flags)."""
+    flags = int(align)
+    painter.setPen(SHADOW)
+    painter.drawText(rect.translated(1, 1), flags, text)
+    painter.setPen(color or TEXT)
+    painter.drawText(rect, flags, text)
+
+
+def paint_frame(painter: QPainter, rect: QRectF, color: QColor, width: float) -> None:
+    """The view's frame (the active view's is thicker or coloured)."""
+    painter.setPen(QPen(color, width))
+    painter.drawRect(rect.adjusted(1, 1, -1, -1))
+
+
+def paint_corners(painter: QPainter, inner: QRectF, *, top_left: Sequence[str] = (),
+                  top_right: Sequence[str] = (), bottom_left: Sequence[str] = (),
+                  bottom_right: Sequence[str] = ()) -> None:
+    """Lines of text in the four corners of ``inner``."""
+    for lines, align in ((top_left, Align.AlignLeft | Align.AlignTop),
+                         (top_right, Align.AlignRight | Align.AlignTop),
+                         (bottom_left, Align.AlignLeft | Align.AlignBottom),
+                         (bottom_right, Align.AlignRight | Align.AlignBottom)):
+        if lines:
+            shadow_text(painter, inner, "\n".join(lines), align)
+
+
+def paint_edge_labels(painter: QPainter, inner: QRectF, labels: dict[str, str],
+                      fonts: OverlayFonts, side_clearance: float = 22.0) -> None:
+    """Orientation letters in the middle of each edge (``labels``: left, right, top, bottom);
+    the side letters keep ``side_clearance`` pixels clear of the corner texts."""
+    painter.setFont(fonts.letters)
+    band = inner.adjusted(0, side_clearance, 0, -side_clearance)
+    shadow_text(painter, band, labels.get("left", ""), Align.AlignLeft | Align.AlignVCenter)
+    shadow_text(painter, band, labels.get("right", ""), Align.AlignRight | Align.AlignVCenter)
+    shadow_text(painter, inner, labels.get("top", ""), Align.AlignHCenter | Align.AlignTop)
+    shadow_text(painter, inner, labels.get("bottom", ""), Align.AlignHCenter | Align.AlignBottom)
+    painter.setFont(fonts.text)
+
+
+def paint_scale_bar(painter: QPainter, inner: QRectF, view_mm: float, px_per_mm: float,
+                    lift: float = 44.0) -> None:
+    """A round-length scale bar (1, 2, 5, 10 mm...) at the bottom right, ``lift`` pixels above
+    the bottom edge (clear of the corner text)."""
+    if view_mm <= 0 or px_per_mm <= 0:
+        return
+    length_mm = scale_bar_mm(view_mm)
+    length_px = length_mm * px_per_mm
+    y = inner.bottom() - lift
+    x_right = inner.right() - 4
+    painter.setPen(QPen(QColor(230, 230, 230), 2))
+    painter.drawLine(QPointF(x_right - length_px, y), QPointF(x_right, y))
+    for x in (x_right - length_px, x_right):
+        painter.drawLine(QPointF(x, y - 5), QPointF(x, y + 5))
+    label = f"{length_mm:g} mm" if length_mm < 10 else f"{length_mm / 10:g} cm"
+    shadow_text(painter, QRectF(x_right - length_px - 30, y - 22, length_px + 30, 18), label,
+                Align.AlignRight | Align.AlignVCenter)
+
+
+def paint_notice(painter: QPainter, band: QRectF, text: str, color: QColor,
+                 align: Qt.AlignmentFlag = Align.AlignHCenter) -> None:
+    """A wrapped line of warning or notice text in ``band``."""
+    flags = int(align | Align.AlignTop | Qt.TextFlag.TextWordWrap)
+    shadow_text(painter, band, text, flags, color)

@@ -1,0 +1,75 @@
+"""Helpers for tests of Relay's DICOM node: a listener on loopback, dcmtk tools, byte checks."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import struct
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from app.net.devhub import free_port
+from app.net.dimse.listener import Listener
+from app.net.dimse.node import MoveDestination, NodeSettings
+from app.store.local import Store
+
+needs_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None,
+                                 reason="needs the Debian package dcmtk")
+
+
+@contextmanager
+def running_node(home: Path, **settings) -> Iterator[Listener]:
+    """Relay's node on 127.0.0.1 (a free port) over the store in ``home``, stopped after."""
+    node = NodeSettings(bind="127.0.0.1", port=free_port(), **settings)
+    listener = Listener(Store(home), node)
+    listener.start()
+    try:
+        yield listener
+    finally:
+        listener.stop(grace=2.0)
+
+
+def dcmtk(tool: str, *args: str, cwd: Path | None = None, timeout: float = 120):
+    """Run a dcmtk tool; the CompletedProcess (output kept for the assertions)."""
+    return subprocess.run([tool, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd)
+
+
+def peer(listener: Listener) -> list[str]:
+    """dcmtk's ``-aec AE HOST PORT`` for the listener."""
+    host, port = listener.address or ("", 0)
+    return ["-aec", listener.node.ae_title, host, str(port)]
+
+
+def dataset_bytes(path: Path) -> bytes:
+    """A Part-10 file's data set as encoded (what follows the file meta group)."""
+    raw = path.read_bytes()
+    assert raw[128:132] == b"DICM", path
+    # (0002,0000) UL group length, explicit VR: tag(4) VR(2) len(2) value(4) from offset 132.
+    assert raw[132:136] == b"\x02\x00\x00\x00", f"{path}: no meta group length"
+    (length,) = struct.unpack("<I", raw[140:144])
+    return raw[144 + length:]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def destination(ae: str, port: int) -> MoveDestination:
+    return MoveDestination(ae_title=ae, host="127.0.0.1", port=port)
+
+
+def stored_hashes(store: Store) -> dict[str, str]:
+    """sop uid -> sha256 of the stored file, each file re-hashed from disk."""
+    out = {}
+    for study in store.studies():
+        for series in study.series:
+            for inst in store.instances(series.series_instance_uid):
+                assert inst.path is not None
+                assert sha256(inst.path) == inst.sha256
+                out[inst.sop_instance_uid] = inst.sha256
+    return out

@@ -1,0 +1,282 @@
+"""``relay node`` and ``relay listen``: Relay's C-ECHO / C-STORE SCP against dcmtk's storescu,
+echoscu and a pynetdicom peer sending garbage; what is stored is checked byte for byte."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pynetdicom import build_context
+
+from app.net.devhub import free_port
+from app.net.dimse.association import Endpoint, associate, make_ae
+from app.store.local import Store
+from tests.conftest import relay_cmd, relay_env, relay_json, run_relay
+from tests.net.dimse_node import (
+    dataset_bytes,
+    dcmtk,
+    needs_dcmtk,
+    peer,
+    running_node,
+    sha256,
+    stored_hashes,
+)
+
+GE = "ct-head/ge-hispeed-human-gantry-tilt"
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+
+# -- relay node ------------------------------------------------------------------------------
+def test_node_defaults_are_relay_on_11112_open_to_any_caller(home):
+    node = relay_json("--home", str(home), "node")
+    assert node["ae_title"] == "RELAY" and node["port"] == 11112
+    assert node["allowed_callers"] == [] and node["move_destinations"] == []
+    assert node["changed"] is False
+
+
+def test_node_settings_are_kept_and_checked(home):
+    h = ("--home", str(home))
+    relay_json(*h, "node", "--ae", "STROKE1", "--port", "4006", "--allow", "CT1", "MR1",
+               "--destination", "PACS=10.1.2.3:104")
+    node = relay_json(*h, "node")
+    assert (node["ae_title"], node["port"]) == ("STROKE1", 4006)
+    assert node["allowed_callers"] == ["CT1", "MR1"]
+    assert node["move_destinations"] == [{"ae_title": "PACS", "host": "10.1.2.3", "port": 104}]
+    node = relay_json(*h, "node", "--allow-any", "--remove-destination", "PACS")
+    assert node["allowed_callers"] == [] and node["move_destinations"] == []
+    bad = run_relay(*h, "node", "--ae", "A" * 17, check=False)
+    assert bad.returncode == 2 and "longer than 16 characters" in bad.stderr
+    bad = run_relay(*h, "node", "--port", "70000", check=False)
+    assert bad.returncode == 2 and "port must be" in bad.stderr
+    assert relay_json(*h, "node")["ae_title"] == "STROKE1"  # a refused change changes nothing
+
+
+# -- relay listen (the command, in a subprocess) ----------------------------------------------
+def _start_listen(home: Path, port: int, *extra: str) -> subprocess.Popen:
+    """``relay listen`` in a subprocess, once it says it listens (within 60 s, or it is killed).
+    What it wrote to stderr so far is kept in ``proc.early_stderr``."""
+    proc = subprocess.Popen(
+        relay_cmd("--home", str(home), "listen", "--bind", "127.0.0.1", "--port", str(port),
+                  "--json", *extra),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=relay_env())
+    assert proc.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"Ctrl-C stops it" not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 65536)
+            if not chunk:
+                break  # it exited
+            seen += chunk
+    if b"Ctrl-C stops it" not in seen:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise AssertionError("relay listen did not start:\n" + seen.decode(errors="replace"))
+    proc.early_stderr = seen.decode(errors="replace")  # type: ignore[attr-defined]
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> tuple[dict, str]:
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    err_text = proc.early_stderr + err.decode(errors="replace")  # type: ignore[attr-defined]
+    assert proc.returncode == 0, err_text
+    return json.loads(out), err_text
+
+
+@needs_dcmtk
+def test_listen_stores_what_storescu_sends_byte_exact_and_stops_on_ctrl_c(home, data):
+    files = sorted((data / GE).glob("*.dcm"))
+    port = free_port()
+    proc = _start_listen(home, port, "--ae", "STROKE", "-vv")  # the most talkative log
+    try:
+        assert dcmtk("echoscu", "-aec", "STROKE", "127.0.0.1", str(port)).returncode == 0
+        sent = dcmtk("storescu", "-aec", "STROKE", "127.0.0.1", str(port), *map(str, files))
+        assert sent.returncode == 0, sent.stderr
+    finally:
+        counts, err = _stop(proc)
+    assert counts["received"] == counts["stored"] == len(files), counts
+    assert counts["failed"] == 0
+    first = pydicom.dcmread(files[0], stop_before_pixels=True)
+    assert "received 28 instance(s)" in err  # the log says what happened...
+    assert first.PatientID not in err and first.StudyInstanceUID not in err  # ...not to whom
+    store = Store(home)
+    by_sop = {i.sop_instance_uid: i for s in store.studies() for se in s.series
+              for i in store.instances(se.series_instance_uid)}
+    assert len(by_sop) == len(files)
+    for f in files:
+        original = pydicom.dcmread(f, stop_before_pixels=True)
+        inst = by_sop[original.SOPInstanceUID]
+        assert inst.transfer_syntax_uid == original.file_meta.TransferSyntaxUID
+        assert dataset_bytes(inst.path) == dataset_bytes(f)  # as received, not re-encoded
+        assert sha256(inst.path) == inst.sha256
+
+
+@needs_dcmtk
+def test_listen_rejects_callers_outside_the_allow_list_and_says_why(home):
+    relay_json("--home", str(home), "node", "--allow", "CT_SCANNER")
+    port = free_port()
+    proc = _start_listen(home, port)
+    try:
+        refused = dcmtk("echoscu", "-aet", "INTRUDER", "-aec", "RELAY", "127.0.0.1", str(port))
+        assert refused.returncode != 0
+        assert "Rejected" in refused.stderr + refused.stdout or refused.returncode != 0
+        allowed = dcmtk("echoscu", "-aet", "CT_SCANNER", "-aec", "RELAY", "127.0.0.1", str(port))
+        assert allowed.returncode == 0, allowed.stderr
+    finally:
+        counts, err = _stop(proc)
+    assert "calling AE title 'INTRUDER' is not in the node's allowed callers" in err
+    assert counts["rejected"] == 1
+
+
+@needs_dcmtk
+def test_listen_on_a_taken_port_says_so(home):
+    port = free_port()
+    proc = _start_listen(home, port)
+    try:
+        second = run_relay("--home", str(home), "listen", "--bind", "127.0.0.1", "--port",
+                           str(port), check=False, timeout=60)
+        assert second.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in second.stderr
+    finally:
+        _stop(proc)
+
+
+# -- bad data sets: a failure status for that instance, the node stays up ---------------------
+def _garbage_files(tmp: Path, data: Path) -> dict[str, Path]:
+    """Part-10 files whose file meta is sound and whose data set is not: what a broken
+    modality could send. Keyed by SOP Instance UID (the one in the request)."""
+    out = {}
+
+    def write(body: bytes, name: str, sop_uid: str) -> None:
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CT_IMAGE
+        meta.MediaStorageSOPInstanceUID = sop_uid
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        from pydicom.filebase import DicomBytesIO
+        from pydicom.filewriter import write_file_meta_info
+
+        buf = DicomBytesIO()
+        write_file_meta_info(buf, meta)
+        path = tmp / name
+        path.write_bytes(b"\0" * 128 + b"DICM" + buf.getvalue() + body)
+        out[sop_uid] = path
+
+    real = sorted((data / GE).glob("*.dcm"))[0]
+    body = dataset_bytes(real)
+    import pydicom
+
+    real_uid = pydicom.dcmread(real, stop_before_pixels=True).SOPInstanceUID
+    write(b"\x08\x00\x16\x00UI\xff\xffnot a dicom data set" * 50, "garbage.dcm", generate_uid())
+    write(body[: len(body) // 2], "truncated.dcm", real_uid)  # pixel data cut in half
+    write(body, "wrong-uid.dcm", generate_uid())  # the request says another instance
+    return out
+
+
+def test_garbage_truncated_and_mislabelled_data_sets_get_failure_statuses(
+        home, tmp_path, data, monkeypatch):
+    from pynetdicom import _config
+
+    # The peer sends each file's bytes as they are, without reading them (a broken modality).
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
+    good = sorted((data / GE).glob("*.dcm"))[1:4]
+    bad = _garbage_files(tmp_path, data)
+    with running_node(home) as listener:
+        host, port = listener.address
+        ae = make_ae("MODALITY", requested=[build_context(CT_IMAGE, ExplicitVRLittleEndian)])
+        assoc = associate(ae, Endpoint(host, port, "RELAY"))
+        try:
+            statuses = [assoc.send_c_store(p).Status for p in good[:2]]
+            before = stored_hashes(listener.store)
+            bad_statuses = {p.name: assoc.send_c_store(p).Status for p in bad.values()}
+            statuses.append(assoc.send_c_store(good[2]).Status)  # same association goes on
+        finally:
+            assoc.release()
+        after = stored_hashes(listener.store)
+    assert statuses == [0, 0, 0]
+    assert bad_statuses["garbage.dcm"] == 0xC000
+    assert bad_statuses["truncated.dcm"] == 0xC000
+    assert bad_statuses["wrong-uid.dcm"] == 0xA900
+    assert len(after) == 3 and before.items() <= after.items()  # nothing stored was touched
+    assert listener.tally.snapshot()["failed"] == 3
+
+
+@needs_dcmtk
+def test_storescu_sending_malformed_files_leaves_the_node_up_and_the_store_whole(home, data):
+    malformed = sorted((data / "malformed").glob("*.dcm"))
+    good = sorted((data / GE).glob("*.dcm"))[:5]
+    with running_node(home) as listener:
+        assert dcmtk("storescu", *peer(listener), *map(str, good)).returncode == 0
+        before = stored_hashes(listener.store)
+        results = {}
+        for f in malformed:  # one association each: storescu stops at a file it cannot read
+            results[f.name] = dcmtk("storescu", "-R", "-nh", "-v", *peer(listener), str(f))
+        assert dcmtk("echoscu", *peer(listener)).returncode == 0  # still up
+        more = sorted((data / GE).glob("*.dcm"))[5:8]
+        assert dcmtk("storescu", *peer(listener), *map(str, more)).returncode == 0
+        after = stored_hashes(listener.store)
+    assert before.items() <= after.items()
+    assert len(after) >= len(good) + len(more)
+    refused = [n for n, r in results.items() if "Error: CannotUnderstand" in r.stdout + r.stderr]
+    # badVR.dcm (Number of Frames '1A') is the one dcmtk reads and sends but Relay's ingest
+    # refuses; the others dcmtk itself cannot read or cannot convert to what it proposed.
+    assert refused == ["badVR.dcm"], {n: r.stderr[-300:] for n, r in results.items()}
+
+
+def test_the_same_instance_twice_is_a_duplicate_and_different_bytes_a_conflict(home, data):
+    f = sorted((data / GE).glob("*.dcm"))[0]
+    with running_node(home) as listener:
+        host, port = listener.address
+        ae = make_ae("MODALITY", requested=[build_context(CT_IMAGE, ExplicitVRLittleEndian)])
+        assoc = associate(ae, Endpoint(host, port, "RELAY"))
+        try:
+            import pydicom
+
+            ds = pydicom.dcmread(f)
+            first = assoc.send_c_store(ds).Status
+            again = assoc.send_c_store(ds).Status
+            ds.StudyDescription = "CHANGED"
+            changed = assoc.send_c_store(ds).Status
+        finally:
+            assoc.release()
+        tally = listener.tally.snapshot()
+        conflicts = listener.store.conflicts()
+    assert (first, again, changed) == (0, 0, 0)
+    assert tally["stored"] == 1 and tally["duplicate"] == 1 and tally["conflict"] == 1
+    assert len(conflicts) == 1
+
+
+def test_each_association_reports_one_notice_per_study(home, data):
+    ge = sorted((data / GE).glob("*.dcm"))[:4]
+    other = sorted((data / "compressed" / "same-image-9-syntaxes").glob("*.dcm"))[:2]
+    seen = []
+    with running_node(home) as listener:
+        listener.subscribe(seen.append)
+        host, port = listener.address
+        import pydicom
+
+        datasets = [pydicom.dcmread(p) for p in ge + other]
+        contexts = {(d.SOPClassUID, d.file_meta.TransferSyntaxUID) for d in datasets}
+        ae = make_ae("SCANNER", requested=[build_context(c, t) for c, t in contexts])
+        assoc = associate(ae, Endpoint(host, port, "RELAY"))
+        try:
+            assert [assoc.send_c_store(d).Status for d in datasets] == [0] * len(datasets)
+        finally:
+            assoc.release()
+        deadline = time.monotonic() + 10
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    studies = {s.study_uid: s for s in seen}
+    assert len(seen) == len(studies) == len({d.StudyInstanceUID for d in datasets})
+    assert studies[datasets[0].StudyInstanceUID].instances == 4
+    assert all(s.calling_ae == "SCANNER" for s in seen)
+
+

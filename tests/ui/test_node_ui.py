@@ -1,0 +1,90 @@
+"""Relay's node in the window: Settings → PACS and node saves and (re)starts it; studies that
+dcmtk's storescu sends appear in Incoming as local, with one notice per study."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from app.net.devhub import free_port
+from app.settings import load_settings, save_settings
+from app.ui.incoming import COL, node_source
+from tests.net.dimse_node import dcmtk
+from tests.ui.conftest import shown_window
+
+GE = "ct-head/ge-hispeed-human-gantry-tilt"
+needs_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None, reason="needs dcmtk")
+
+
+def _enable_node(home: Path, port: int) -> None:
+    settings = load_settings(home)
+    settings.node.listen = True
+    settings.node.bind = "127.0.0.1"
+    settings.node.port = port
+    save_settings(home, settings)
+
+
+def test_node_dialog_saves_checks_and_starts_the_node(qtbot, home):
+    window = shown_window(qtbot, home, 1200, 800)
+    assert window.node.listener is None  # off by default
+    dialog = window.show_node_dialog()
+    qtbot.addWidget(dialog)
+    form = dialog.node_widget
+    assert form.ae_edit.text() == "RELAY" and form.port_spin.value() == 11112
+    port = free_port()
+    form.ae_edit.setText("STROKE")
+    form.port_spin.setValue(port)
+    form.bind_combo.setCurrentIndex(form.bind_combo.findData("127.0.0.1"))
+    form.callers_edit.setText("CT1, MR1")
+    form.listen_check.setChecked(True)
+    form._add_row("VIEWER", "10.0.0.9", "104")
+    assert dialog.save()
+    node = load_settings(home).node
+    assert (node.ae_title, node.port, node.bind) == ("STROKE", port, "127.0.0.1")
+    assert node.allowed_callers == ["CT1", "MR1"] and node.listen
+    assert [(d.ae_title, d.host, d.port) for d in node.move_destinations] == [
+        ("VIEWER", "10.0.0.9", 104)]
+    assert window.node.listener is not None and window.node.listener.address[1] == port
+    assert "receiving on port" in dialog.status_label.text()
+    assert dcmtk("echoscu", "-aet", "CT1", "-aec", "STROKE", "127.0.0.1",
+                 str(port)).returncode == 0
+    form.ae_edit.setText("BAD\\AE")
+    assert not dialog.save()
+    assert "AE title" in dialog.message.text()
+    assert load_settings(home).node.ae_title == "STROKE"  # nothing saved
+    form.ae_edit.setText("STROKE")
+    form.listen_check.setChecked(False)
+    assert dialog.save()
+    assert window.node.listener is None
+
+
+@needs_dcmtk
+def test_received_studies_appear_in_incoming_with_one_notice_each(qtbot, home, data):
+    port = free_port()
+    _enable_node(home, port)
+    window = shown_window(qtbot, home, 1200, 800)
+    assert window.node.listener is not None
+    files = sorted((data / GE).glob("*.dcm"))
+    first = dcmtk("storescu", "-aet", "CT_SCANNER", "-aec", "RELAY", "127.0.0.1", str(port),
+                  *map(str, files[:10]))
+    assert first.returncode == 0, first.stderr
+    study_uid = pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
+    key = (node_source("CT_SCANNER"), study_uid)
+    qtbot.waitUntil(lambda: key in window.incoming.studies, timeout=20000)
+    # The rest of the same study in a second association: counted, not announced again.
+    second = dcmtk("storescu", "-aet", "CT_SCANNER", "-aec", "RELAY", "127.0.0.1", str(port),
+                   *map(str, files[10:]))
+    assert second.returncode == 0, second.stderr
+    qtbot.waitUntil(lambda: window.incoming.studies[key].instances == len(files), timeout=20000)
+    notices = [n for n in window.incoming.notices if "CT_SCANNER" in n]
+    assert len(notices) == 1 and "New CT study received from CT_SCANNER" in notices[0]
+    assert window.incoming.status_of(study_uid) == "Local"
+    table = window.incoming.table
+    assert table.item(0, COL["From"]).text() == "DICOM CT_SCANNER"
+    assert window.store.study(study_uid) is not None  # in the browser's store as well
+    window.incoming.select(*key)
+    window.incoming.open_selected()
+    qtbot.waitUntil(lambda: window.tabs.count() >= 3, timeout=20000)  # Studies, Incoming, it
