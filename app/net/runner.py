@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from app.errors import RelayError
 from app.net import hubs
@@ -24,7 +25,7 @@ from app.net.peer import Mover, Peer
 from app.net.queue import Job, TransferQueue
 from app.net.remote import RemoteStudy
 from app.net.send import Sender, send_job
-from app.settings import TransferSettings, load_settings
+from app.settings import Settings, TransferSettings, load_settings
 from app.store.local import Store
 from app.tasks import Progress
 
@@ -42,6 +43,33 @@ MOVERS: dict[str, MoverFactory] = {
     "fetch": lambda store, queue, peer, job, settings, progress, give_up: Download(
         store, queue, peer, job.hub, job.study_uid, settings, progress, give_up=give_up),
 }
+
+#: DIMSE job kind -> its mover, connected to the PACS profile the job names.
+DimseMoverFactory = Callable[[Store, TransferQueue, Job, Settings, Progress, float | None],
+                             Mover]
+
+
+def _pacs_send(store: Store, queue: TransferQueue, job: Job, settings: Settings,
+               progress: Progress, give_up: float | None) -> Mover:
+    from app.net.dimse.pacs import connect
+    from app.net.dimse.send import PacsSender
+
+    return PacsSender(store, queue, connect(settings, job.hub), settings.transfer, progress,
+                      give_up=give_up)
+
+
+def _pacs_retrieve(store: Store, queue: TransferQueue, job: Job, settings: Settings,
+                   progress: Progress, give_up: float | None) -> Mover:
+    from app.net.dimse.pacs import connect
+    from app.net.dimse.retrieve import PacsRetrieval
+
+    mover = PacsRetrieval(store, queue, connect(settings, job.hub), settings.transfer,
+                          progress, give_up=give_up)
+    return cast(Mover, mover)  # its run() answers a RetrieveResult; the runner reads the queue
+
+
+DIMSE_MOVERS: dict[str, DimseMoverFactory] = {"pacs-send": _pacs_send,
+                                              "pacs-retrieve": _pacs_retrieve}
 
 
 class QueueRunner:
@@ -116,6 +144,23 @@ class QueueRunner:
     def send(self, hub: str, study_uid: str, series_uids: list[str] | None = None) -> str:
         store = Store(self.home)
         job = send_job(store, self._queue, hub, study_uid, series_uids)
+        self._wake.set()
+        return job.id
+
+    def send_pacs(self, pacs: str, study_uid: str, series_uids: list[str] | None = None) -> str:
+        """Queue a C-STORE of a study (or series) to a PACS profile."""
+        from app.net.dimse.send import KIND
+
+        job = send_job(Store(self.home), self._queue, pacs, study_uid, series_uids, kind=KIND)
+        self._wake.set()
+        return job.id
+
+    def retrieve_pacs(self, pacs: str, study_uid: str,
+                      series_uids: list[str] | None = None) -> str:
+        """Queue a C-GET of a study (or series) from a PACS profile into the local store."""
+        from app.net.dimse.retrieve import retrieve_job
+
+        job = retrieve_job(self._queue, pacs, study_uid, series_uids)
         self._wake.set()
         return job.id
 
@@ -257,7 +302,7 @@ class QueueRunner:
             self._run(job)
 
     def _run(self, job: Job) -> None:
-        verb = "Sending to" if job.kind == "send" else "Fetching from"
+        verb = "Sending to" if job.kind.endswith("send") else "Fetching from"
         progress = Progress(f"{verb} {job.hub}", total=job.total or None)
         with self._lock:
             self._current = (job.id, progress)
@@ -265,11 +310,16 @@ class QueueRunner:
         try:
             settings = load_settings(self.home)
             store = Store(self.home)
-            peer = hubs.connect(self.home, job.hub, settings,
-                                pool_size=settings.transfer.in_flight + 1)
             give_up = min(settings.transfer.give_up_seconds, self.yield_seconds)
-            mover = MOVERS[job.kind](store, self._queue, peer, job, settings.transfer, progress,
-                                     give_up)
+            mover: Mover
+            if job.kind in DIMSE_MOVERS:
+                mover = DIMSE_MOVERS[job.kind](store, self._queue, job, settings, progress,
+                                               give_up)
+            else:
+                peer = hubs.connect(self.home, job.hub, settings,
+                                    pool_size=settings.transfer.in_flight + 1)
+                mover = MOVERS[job.kind](store, self._queue, peer, job, settings.transfer,
+                                         progress, give_up)
             with self._lock:
                 self._mover = mover
             mover.run(job.id)
