@@ -277,19 +277,21 @@ class QueueRunner:
 
     def _next_job(self) -> Job | None:
         now = time.time()
+        # The queue is read under the lock that open_remote and _foreground_done hold while
+        # they create, mark and hand over a foreground job: a snapshot taken apart from the
+        # read let the worker run a remote open's job (seen under load).
         with self._lock:
-            foreground = set(self._foreground)
-        for job in reversed(self._queue.jobs(("queued", "waiting", "running"))):
-            if job.id in foreground:
-                continue
-            if job.state == "waiting" and job.next_try > now:
-                continue
-            if job.state == "running" and job.owner_pid is not None:
-                try:
-                    self._queue.claim(job.id)  # only succeeds when its owner is gone
-                except RelayError:
+            for job in reversed(self._queue.jobs(("queued", "waiting", "running"))):
+                if job.id in self._foreground:
                     continue
-            return job
+                if job.state == "waiting" and job.next_try > now:
+                    continue
+                if job.state == "running" and job.owner_pid is not None:
+                    try:
+                        self._queue.claim(job.id)  # only succeeds when its owner is gone
+                    except RelayError:
+                        continue
+                return job
         return None
 
     def _loop(self) -> None:
