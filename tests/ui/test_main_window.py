@@ -259,7 +259,7 @@ def test_a_folder_given_at_start_is_opened_once_imported(qtbot, home: Path, data
     assert window.tabs.currentWidget() is window.viewers[study]
 
 
-def test_tag_viewer_picks_another_image_of_the_series(qtbot, home: Path, data: Path) -> None:
+def test_institution_column_and_tag_viewer_picks_another_image(qtbot, home: Path, data: Path) -> None:
     window = MainWindow(Store(home))
     qtbot.addWidget(window)
     window.import_paths([str(data / "ct-head")])
@@ -269,6 +269,12 @@ def test_tag_viewer_picks_another_image_of_the_series(qtbot, home: Path, data: P
                  key=lambda s: window.store.image_count(s.series_instance_uid))
     instances = window.store.instances(series.series_instance_uid)
     assert len(instances) > 2
+    from app.ui.browser import COL
+    window.browser.select_study(series.study_instance_uid)
+    row = window.browser.tree.currentIndex()
+    import pydicom
+    named = pydicom.dcmread(instances[0].path, stop_before_pixels=True).InstitutionName
+    assert named and row.siblingAtColumn(COL["Institution"]).data() == named  # as the file says
     dialog = window.manage.show_tags(series.series_instance_uid)
     assert dialog is not None
     qtbot.addWidget(dialog)
