@@ -176,13 +176,17 @@ class QueueRunner:
 
     def _foreground_done(self, job_id: str, result: object = None, error: str = "") -> None:
         with self._lock:
+            # A job that never started (e.g. the study is not on the hub) is marked failed
+            # before it leaves the foreground: the worker would otherwise take it, still
+            # "queued", in between and run it again (then "stuck" instead of "failed").
+            never_started = bool(result is None and error
+                                 and self._queue.job(job_id).state == "queued")
+            if never_started:
+                self._queue.set_state(job_id, "failed", error)
             self._foreground.pop(job_id, None)
             self._remotes.pop(job_id, None)
             intent = self._intent.pop(job_id, None)
-        if result is None and error and self._queue.job(job_id).state == "queued":
-            # never started (e.g. the study is not on the hub): not a job to retry later
-            self._queue.set_state(job_id, "failed", error)
-        elif intent:
+        if intent and not never_started:
             self._queue.set_state(job_id, intent, f"{intent} by the user")
         self._changed(job_id)
 

@@ -33,6 +33,7 @@ from typing import Any
 import pydicom
 
 from app.errors import StoreError
+from app.home import make_private
 from app.model import Header, ImageInfo, Instance, Patient, Series, Study
 from app.store.db import ThreadConnections, immediate
 
@@ -90,6 +91,16 @@ CREATE TABLE IF NOT EXISTS instances (
     added_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS instances_by_series ON instances(series_instance_uid);
+CREATE TABLE IF NOT EXISTS superseded (
+    sop_instance_uid TEXT NOT NULL,
+    study_instance_uid TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    superseded_at REAL NOT NULL,
+    PRIMARY KEY (sop_instance_uid, sha256)
+);
 CREATE TABLE IF NOT EXISTS conflicts (
     sop_instance_uid TEXT NOT NULL,
     sha256 TEXT NOT NULL,
@@ -116,6 +127,7 @@ class Store:
 
     def __init__(self, home: Path) -> None:
         self.home = Path(home)
+        make_private(self.home)
         self.root = self.home / "store"
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
@@ -318,10 +330,48 @@ class Store:
         )
         return "imported"
 
+    def supersede(self, files: Sequence[StoredFile], reason: str) -> None:
+        """Make ``files`` the instances under their SOP Instance UIDs, in one transaction.
+
+        The instances they replace keep their bytes and are listed in :meth:`superseded` (an
+        outside original after reconciliation); the study's patient values follow the new files.
+        """
+        self.sync_dirs(f.relpath for f in files)
+        now = time.time()
+        with self.transaction() as conn:
+            for f in files:
+                uid = f.header.instance.sop_instance_uid
+                old = conn.execute("SELECT * FROM instances WHERE sop_instance_uid=?",
+                                   (uid,)).fetchone()
+                if old is not None and old["sha256"] == f.sha256:
+                    continue
+                if old is not None:
+                    conn.execute("INSERT OR IGNORE INTO superseded VALUES (?,?,?,?,?,?,?)",
+                                 (uid, old["study_instance_uid"], old["sha256"], old["path"],
+                                  old["size"], reason, now))
+                    conn.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
+                self._index_one(conn, f, now)
+                patient, study = f.header.patient, f.header.study
+                conn.execute(
+                    "UPDATE studies SET patient_id=?, patient_name=?, patient_birth_date=?, "
+                    "patient_sex=?, issuer_of_patient_id=?, accession_number=? "
+                    "WHERE study_instance_uid=?",
+                    (patient.patient_id, patient.patient_name, patient.patient_birth_date,
+                     patient.patient_sex, patient.issuer_of_patient_id,
+                     study.accession_number, study.study_instance_uid))
+
+    def superseded(self, study_uid: str) -> list[dict[str, Any]]:
+        """Instances of a study replaced by :meth:`supersede` (bytes kept), oldest first."""
+        rows = self._connect().execute(
+            "SELECT * FROM superseded WHERE study_instance_uid=? ORDER BY superseded_at",
+            (study_uid,)).fetchall()
+        return [dict(r) | {"path": self.root / r["path"]} for r in rows]
+
     def has_instance(self, sop_instance_uid: str, sha256: str | None = None) -> bool:
         """Is this SOP Instance UID stored (with exactly these bytes, when ``sha256`` is given)?
 
-        Bytes kept as a conflicting version count as stored.
+        Bytes kept as a conflicting version, or superseded by a reconciled copy, count as
+        stored.
         """
         conn = self._connect()
         row = conn.execute(
@@ -329,10 +379,10 @@ class Store:
         ).fetchone()
         if row is None or sha256 is None or row["sha256"] == sha256:
             return row is not None
-        return conn.execute(
-            "SELECT 1 FROM conflicts WHERE sop_instance_uid=? AND sha256=?",
+        return any(conn.execute(
+            f"SELECT 1 FROM {table} WHERE sop_instance_uid=? AND sha256=?",
             (sop_instance_uid, sha256),
-        ).fetchone() is not None
+        ).fetchone() is not None for table in ("conflicts", "superseded"))
 
     # -- queries -----------------------------------------------------------------------------
     def studies(self, study_uids: Iterable[str] | None = None) -> list[Study]:

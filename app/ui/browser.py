@@ -148,6 +148,17 @@ class StudyBrowserWidget(QWidget):
             row[0].appendRow(series_row)
         return row
 
+    def set_marks(self, marks: dict[str, str]) -> None:
+        """Add a note (e.g. "reconciled · outside original kept") to these studies' rows."""
+        for row in range(self.model.rowCount()):
+            patient = self.model.item(row, 0)
+            for child in range(patient.rowCount()):
+                item = patient.child(child, 0)
+                note = marks.get(item.data(UID_ROLE))
+                if note and not item.text().endswith(f"[{note}]"):
+                    item.setText(f"{item.text()}  [{note}]")
+                    item.setToolTip(note)
+
     def set_thumbnail(self, series_uid: str, image: QImage) -> None:
         """Show a series' thumbnail as its row's icon."""
         item = self._series_items.get(series_uid)

@@ -44,6 +44,7 @@ from app.render.thumbnails import slice_thumbnail
 from app.render.window_presets import WindowPreset
 from app.store.local import Store, StoredFile
 from app.ui.format import format_date
+from app.ui.labels import tooltip
 from app.ui.mpr_widget import MprWidget
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
@@ -418,7 +419,7 @@ class ViewerWidget(QWidget):
                         f"{series.modality} · {series.instance_count} im")
                 item = QListWidgetItem(self.strip.label(text))
                 item.setData(Qt.ItemDataRole.UserRole, series.series_instance_uid)
-                item.setToolTip(text)
+                item.setToolTip(tooltip(text))
                 item.setIcon(self._icons.get(series.series_instance_uid) or _placeholder_icon())
                 self.strip.addItem(item)
 
