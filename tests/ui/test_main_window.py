@@ -259,7 +259,8 @@ def test_a_folder_given_at_start_is_opened_once_imported(qtbot, home: Path, data
     assert window.tabs.currentWidget() is window.viewers[study]
 
 
-def test_institution_column_and_tag_viewer_picks_another_image(qtbot, home: Path, data: Path) -> None:
+def test_institution_column_and_tag_viewer_picks_another_image(qtbot, home: Path,
+                                                               data: Path) -> None:
     window = MainWindow(Store(home))
     qtbot.addWidget(window)
     window.import_paths([str(data / "ct-head")])
