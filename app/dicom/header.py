@@ -489,6 +489,7 @@ def _build(
         accession_number=_text(ds, "AccessionNumber"),
         study_id=_text(ds, "StudyID"),
         modalities=(modality,) if modality else (),
+        institution_name=_text(ds, "InstitutionName"),
     )
     series = Series(
         series_instance_uid=uids["SeriesInstanceUID"],

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pydicom
+
 from app.errors import StoreError
 from app.home import make_private
 from app.model import Header, ImageInfo, Instance, Patient, Series, Study
@@ -37,7 +39,10 @@ from app.store.db import ThreadConnections, immediate
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+#: 2 added studies.institution_name (filled for older stores at open, see _migrate).
+SCHEMA_VERSION = 2
+#: Studies whose Institution Name is read back from a stored file when an older index is opened.
+MIGRATE_MAX_STUDIES = 100_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,7 +58,8 @@ CREATE TABLE IF NOT EXISTS studies (
     study_description TEXT NOT NULL DEFAULT '',
     accession_number TEXT NOT NULL DEFAULT '',
     study_id TEXT NOT NULL DEFAULT '',
-    added_at REAL NOT NULL
+    added_at REAL NOT NULL,
+    institution_name TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS series (
     series_instance_uid TEXT PRIMARY KEY,
@@ -156,6 +162,30 @@ class Store:
             raise StoreError(
                 f"the store at {self.home} was written by a newer Relay (schema {row[0]})"
             )
+        self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring an index written by an older Relay to this schema (once; files untouched)."""
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(studies)")}
+        if "institution_name" in columns:
+            return
+        with immediate(conn):
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(studies)")}
+            if "institution_name" in columns:  # another process got there first
+                return
+            conn.execute("ALTER TABLE studies ADD COLUMN institution_name TEXT NOT NULL DEFAULT ''")
+            rows = conn.execute(
+                "SELECT study_instance_uid, MIN(path) AS path FROM instances "
+                "GROUP BY study_instance_uid LIMIT ?", (MIGRATE_MAX_STUDIES,)
+            ).fetchall()
+            for study_uid, relpath in rows:
+                name = _institution_name(self.abspath(relpath))
+                if name:
+                    conn.execute("UPDATE studies SET institution_name=? WHERE study_instance_uid=?",
+                                 (name, study_uid))
+            conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
+                         (str(SCHEMA_VERSION),))
+        log.info("store index migrated to schema %d (%d studies read)", SCHEMA_VERSION, len(rows))
 
     def close(self) -> None:
         self._db.close()
@@ -278,11 +308,11 @@ class Store:
             return "conflict" if added else "duplicate"
         study, series, patient = f.header.study, f.header.series, f.header.patient
         conn.execute(
-            "INSERT OR IGNORE INTO studies VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO studies VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (study.study_instance_uid, patient.patient_id, patient.patient_name,
              patient.patient_birth_date, patient.patient_sex, patient.issuer_of_patient_id,
              study.study_date, study.study_time, study.study_description,
-             study.accession_number, study.study_id, now),
+             study.accession_number, study.study_id, now, study.institution_name),
         )
         conn.execute(
             "INSERT OR IGNORE INTO series VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -568,6 +598,7 @@ def _study_from_row(row: sqlite3.Row, series: list[Series]) -> Study:
         study_id=row["study_id"],
         modalities=modalities,
         series=tuple(series),
+        institution_name=row["institution_name"],
     )
 
 
@@ -609,6 +640,17 @@ def _fsync_path(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _institution_name(path: Path) -> str:
+    """The Institution Name in a stored file's header ('' when absent or unreadable)."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True,
+                             specific_tags=["SpecificCharacterSet", "InstitutionName"])
+        return str(ds.get("InstitutionName", "") or "").strip()
+    except Exception as exc:  # a missing or damaged file leaves the column empty
+        log.info("institution name unreadable in %s: %s", path.name, type(exc).__name__)
+        return ""
 
 
 def _sha256_file(path: Path) -> str:
