@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pydicom
-
 from app.errors import StoreError
 from app.home import make_private
 from app.model import Header, ImageInfo, Instance, Patient, Series, Study
@@ -644,6 +642,8 @@ def _fsync_path(path: str) -> None:
 
 def _institution_name(path: Path) -> str:
     """The Institution Name in a stored file's header ('' when absent or unreadable)."""
+    import pydicom  # only an old index needs it: loading a volume stays free of pydicom
+
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True,
                              specific_tags=["SpecificCharacterSet", "InstitutionName"])
