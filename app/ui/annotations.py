@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -80,7 +81,8 @@ def roi_stats(values: np.ndarray, kind: str, p0: tuple[float, float], p1: tuple[
 class AnnotationItem:
     """The graphics of one annotation in a ViewBox; call :meth:`remove` to take it away."""
 
-    def __init__(self, view: pg.ViewBox, note: Annotation, values_fn, spacing, unit: str) -> None:
+    def __init__(self, view: pg.ViewBox, note: Annotation, values_fn: Any, spacing: Any,
+                 unit: str) -> None:
         self.view = view
         self.note = note
         self._values_fn = values_fn  # () -> modality values of the slice, or None
@@ -152,7 +154,7 @@ class AnnotationItem:
         ys = [q[1] for q in self.note.points]
         return max(xs) + self._spacing[1] * 2, min(ys)
 
-    def _on_changed(self, *_args) -> None:
+    def _on_changed(self, *_args: object) -> None:
         self.note.points = self.points()
         self.label.setText(self.text())
         self.label.setPos(*self.anchor())
@@ -165,10 +167,10 @@ class AnnotationItem:
         self.view.removeItem(self.label)
 
 
-class _Ellipse(pg.EllipseROI):
+class _Ellipse(pg.EllipseROI):  # type: ignore[misc]  # pyqtgraph has no stubs
     """An axis-aligned ellipse (no rotate handle: stats assume no rotation)."""
 
-    def __init__(self, pos, size, **kw) -> None:
+    def __init__(self, pos: Any, size: Any, **kw: Any) -> None:
         pg.ROI.__init__(self, pos, size, **kw)
         self.path = None
         self.addScaleHandle([1, 1], [0, 0])

@@ -17,7 +17,7 @@ from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QGraphicsView
 
 
-class WorkstationViewBox(pg.ViewBox):
+class WorkstationViewBox(pg.ViewBox):  # type: ignore[misc]  # pyqtgraph has no stubs
     """A ViewBox with workstation mouse bindings; the owner decides what they mean."""
 
     def __init__(self, owner: Any) -> None:
@@ -25,21 +25,21 @@ class WorkstationViewBox(pg.ViewBox):
         self.owner = owner
         self.setMouseEnabled(False, False)
 
-    def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802
+    def wheelEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802
         steps = ev.delta() / 120 if hasattr(ev, "delta") else ev.angleDelta().y() / 120
         self.owner.scroll_steps(-int(np.sign(steps)) * max(1, int(abs(steps))))
         ev.accept()
 
-    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802
+    def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802
         ev.accept()
         self.owner.on_drag(ev)
 
-    def mouseClickEvent(self, ev) -> None:  # noqa: N802
+    def mouseClickEvent(self, ev: Any) -> None:  # noqa: N802
         ev.accept()
         self.owner.on_click(ev)
 
 
-class OverlayCanvas(pg.GraphicsView):
+class OverlayCanvas(pg.GraphicsView):  # type: ignore[misc]  # pyqtgraph has no stubs
     """A black graphics view that lets its owner paint an overlay on top of the scene.
 
     Images are interpolated (bilinear) when drawn larger or smaller than their pixels, as
@@ -61,7 +61,7 @@ class OverlayCanvas(pg.GraphicsView):
     def smooth(self) -> bool:
         return bool(self.renderHints() & QPainter.RenderHint.SmoothPixmapTransform)
 
-    def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
+    def drawForeground(self, painter: QPainter, rect: Any) -> None:  # noqa: N802
         super().drawForeground(painter, rect)
         if getattr(self.owner, "show_overlays", True):
             painter.save()

@@ -16,15 +16,26 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QTransform
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFocusEvent,
+    QFont,
+    QImage,
+    QKeyEvent,
+    QPainter,
+    QPen,
+    QTransform,
+)
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from app.render.crosshair import Crosshair
 from app.render.grid import SliceGrid
+from app.render.planes import View
 from app.render.reslice import Reslice
 from app.ui.canvas import OverlayCanvas, WorkstationViewBox
 from app.ui.overlay_painter import (
@@ -61,7 +72,7 @@ class MprViewWidget(QWidget):
     activated = Signal(object)
     double_clicked = Signal(object)  # self: maximise / restore
 
-    def __init__(self, view: str, owner: MprWidget, parent: QWidget | None = None) -> None:
+    def __init__(self, view: View, owner: MprWidget, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.view = view
         self.owner = owner
@@ -172,10 +183,16 @@ class MprViewWidget(QWidget):
         self.exporting = True
         try:
             self.canvas.viewport().repaint()
-            return self.canvas.grab().toImage()
+            return QImage(self.canvas.grab().toImage())
         finally:
             self.exporting = False
             self.canvas.viewport().update()
+
+    def _crosshair(self) -> Crosshair:
+        """The layout's crosshair (it exists while a series is shown in MPR)."""
+        crosshair = self.owner.crosshair
+        assert crosshair is not None
+        return crosshair
 
     def clear(self) -> None:
         self.shown = None
@@ -184,7 +201,7 @@ class MprViewWidget(QWidget):
         self.canvas.viewport().update()
 
     # -- value under the mouse ----------------------------------------------------------------
-    def _on_mouse_moved(self, scene_pos) -> None:
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
         self._mouse_scene = QPointF(scene_pos)
         self._update_probe()
         self.canvas.viewport().update()
@@ -200,14 +217,14 @@ class MprViewWidget(QWidget):
         col, row = math.floor((p.x() - tx) / size), math.floor((p.y() - ty) / size)
         self.probe_text = self.owner.value_text(self.view, row, col)
 
-    def leaveEvent(self, event) -> None:  # noqa: N802
+    def leaveEvent(self, event: QEvent) -> None:  # noqa: N802
         self._mouse_scene = None
         self.probe_text = ""
         self.canvas.viewport().update()
         super().leaveEvent(event)
 
     # -- mouse --------------------------------------------------------------------------------
-    def on_click(self, ev) -> None:
+    def on_click(self, ev: Any) -> None:
         self.activated.emit(self)
         self.setFocus()
         if ev.double() and ev.button() == Qt.MouseButton.LeftButton:
@@ -217,10 +234,10 @@ class MprViewWidget(QWidget):
                 self._wants_window(ev)):
             p = self.box.mapSceneToView(ev.scenePos())
             self.owner.begin_interaction()
-            self.owner.crosshair.set_center(self.lps_of_scene(p.x(), p.y()))
+            self._crosshair().set_center(self.lps_of_scene(p.x(), p.y()))
             self.owner.end_interaction()
 
-    def on_drag(self, ev) -> None:
+    def on_drag(self, ev: Any) -> None:
         if self.grid is None:
             return
         button = ev.button()
@@ -246,11 +263,11 @@ class MprViewWidget(QWidget):
             self._drag = ""
             self.owner.end_interaction()
 
-    def _wants_window(self, ev) -> bool:
+    def _wants_window(self, ev: Any) -> bool:
         return self.owner.left_mode == "window" or bool(
             ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
 
-    def _left_drag(self, ev) -> None:
+    def _left_drag(self, ev: Any) -> None:
         if self._drag == "window":
             d = ev.screenPos() - ev.lastScreenPos()
             self.owner.drag_window(self.view, d.x(), d.y())
@@ -259,25 +276,25 @@ class MprViewWidget(QWidget):
             delta = math.degrees(math.remainder(angle - self._last_angle, 2 * math.pi))
             self._last_angle = angle
             if delta:
-                self.owner.crosshair.rotate(self.view, delta)  # type: ignore[arg-type]
+                self._crosshair().rotate(self.view, delta)
         elif self._drag == "move":
             p = self.box.mapSceneToView(ev.scenePos())
-            self.owner.crosshair.set_center(self.lps_of_scene(p.x(), p.y()))
+            self._crosshair().set_center(self.lps_of_scene(p.x(), p.y()))
 
     def _grab(self, pos: QPointF) -> str:
         """What a left press at widget ``pos`` takes hold of: "move" or "rotate"."""
-        centre = self.widget_of_scene(*self.scene_of_lps(self.owner.crosshair.center))
+        centre = self.widget_of_scene(*self.scene_of_lps(self._crosshair().center))
         d = np.array([pos.x() - centre.x(), pos.y() - centre.y()])
         if float(np.hypot(*d)) <= CENTER_GRAB_PX:
             return "move"
-        for direction in self.owner.crosshair.lines(self.view).values():  # type: ignore[arg-type]
+        for direction in self._crosshair().lines(self.view).values():
             if abs(float(d[0] * direction[1] - d[1] * direction[0])) <= LINE_GRAB_PX:
                 return "rotate"
         return "move"
 
-    def _angle(self, scene_pos) -> float:
+    def _angle(self, scene_pos: QPointF) -> float:
         """Screen angle (counter-clockwise, radians) of a scene position about the point."""
-        centre = self.widget_of_scene(*self.scene_of_lps(self.owner.crosshair.center))
+        centre = self.widget_of_scene(*self.scene_of_lps(self._crosshair().center))
         pos = self.canvas.mapFromScene(scene_pos)
         return math.atan2(-(pos.y() - centre.y()), pos.x() - centre.x())
 
@@ -286,10 +303,10 @@ class MprViewWidget(QWidget):
         if self.grid is None or not steps:
             return
         self.owner.begin_interaction()
-        self.owner.crosshair.scroll(self.view, steps * self.owner.step_mm(self.view))  # type: ignore[arg-type]
+        self._crosshair().scroll(self.view, steps * self.owner.step_mm(self.view))
         self.owner.end_interaction()
 
-    def keyPressEvent(self, event) -> None:  # noqa: N802
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         key = event.key()
         text = event.text()
         if key in (Qt.Key.Key_Down, Qt.Key.Key_Right):
@@ -313,7 +330,7 @@ class MprViewWidget(QWidget):
             return
         event.accept()
 
-    def focusInEvent(self, event) -> None:  # noqa: N802
+    def focusInEvent(self, event: QFocusEvent) -> None:  # noqa: N802
         self.activated.emit(self)
         super().focusInEvent(event)
 
@@ -349,11 +366,11 @@ class MprViewWidget(QWidget):
         paint_scale_bar(painter, inner, x1 - x0, self._px_per_mm())
 
     def _paint_crosshair(self, painter: QPainter, rect: QRectF) -> None:
-        crosshair = self.owner.crosshair
+        crosshair = self._crosshair()
         centre = self.widget_of_scene(*self.scene_of_lps(crosshair.center))
         reach = math.hypot(rect.width(), rect.height())
         slab_px = self.owner.slab_mm * self._px_per_mm() / 2
-        for other, direction in crosshair.lines(self.view).items():  # type: ignore[arg-type]
+        for other, direction in crosshair.lines(self.view).items():
             pen = QPen(QColor(*VIEW_COLORS[other], 220), 1.5)
             painter.setPen(pen)
             dx, dy = float(direction[0]), float(direction[1])

@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
@@ -33,7 +35,7 @@ from app.render.crosshair import Crosshair
 from app.render.display import auto_window
 from app.render.grid import SliceGrid, fit_grid
 from app.render.mpr import MprSource, mpr_source, wait_reason
-from app.render.planes import VIEWS
+from app.render.planes import VIEWS, View
 from app.render.reslice import Reslice, Reslicer, SlabMode
 from app.render.reslice_queue import ResliceJob, ResliceQueue
 from app.render.window_level import WindowLevel
@@ -80,7 +82,7 @@ class MprWidget(QWidget):
         self._status = ""
         self._fast: Reslicer | None = None
         self._queue: ResliceQueue | None = None
-        self._unsubscribe = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._prepare: TaskWorker | None = None
         #: Current preview coarsening (adapts to how long previews take).
         self.preview_coarsen = PREVIEW_COARSEN
@@ -263,7 +265,7 @@ class MprWidget(QWidget):
         started = time.perf_counter()
         previewed = False
         for name, view in self.views.items():
-            plane = self.crosshair.plane(name)  # type: ignore[arg-type]
+            plane = self.crosshair.plane(name)
             grid = fit_grid(self.source.geometry, plane)
             moved = force or view.grid is None or not view.same_orientation(grid)
             if not moved:
@@ -286,7 +288,7 @@ class MprWidget(QWidget):
         elif seconds < PREVIEW_BUDGET_S / 3 and self.preview_coarsen > PREVIEW_COARSEN:
             self.preview_coarsen -= 1
 
-    def _preview(self, name: str) -> None:
+    def _preview(self, name: View) -> None:
         """The quick picture of one view, on this thread."""
         view = self.views[name]
         assert self._fast is not None and view.grid is not None
@@ -296,7 +298,7 @@ class MprWidget(QWidget):
                                   fast_step=float(self.preview_coarsen))
         self._show(name, result, full=False)
 
-    def _request_full(self, name: str) -> None:
+    def _request_full(self, name: View) -> None:
         view = self.views[name]
         if self._queue is None or view.grid is None:
             return
@@ -309,13 +311,14 @@ class MprWidget(QWidget):
                 self._request_full(name)
 
     def _on_full_ready(self, job: ResliceJob, result: Reslice) -> None:
-        view = self.views.get(job.key)
+        name = cast(View, job.key)
+        view = self.views.get(name)
         if view is None or job.token != view.token or self.source is None:
             return  # superseded while it was being made
-        self._show(job.key, result, full=True)
+        self._show(name, result, full=True)
         self.full_rendered.emit(job.key)
 
-    def _show(self, name: str, result: Reslice, *, full: bool) -> None:
+    def _show(self, name: View, result: Reslice, *, full: bool) -> None:
         if not self.windows[name].known:
             self._window_from(result)
         self.views[name].show_image(result, self._display(result.pixels, name), full=full)
@@ -336,7 +339,7 @@ class MprWidget(QWidget):
             if not self.windows[view].known:
                 self.windows[view].set(*window)
 
-    def _display(self, pixels: np.ndarray, name: str) -> np.ndarray:
+    def _display(self, pixels: np.ndarray, name: View) -> np.ndarray:
         source = self.source
         assert source is not None
         return self.windows[name].display(pixels, source.slope, source.intercept)
@@ -385,12 +388,12 @@ class MprWidget(QWidget):
         return self.error or self._status
 
     # -- what the views paint -----------------------------------------------------------------
-    def step_mm(self, name: str) -> float:
+    def step_mm(self, name: View) -> float:
         """One voxel layer along ``name``'s normal (a wheel step)."""
         assert self._fast is not None and self.crosshair is not None
-        return self._fast.step_mm(self.crosshair.plane(name).normal)  # type: ignore[arg-type]
+        return self._fast.step_mm(self.crosshair.plane(name).normal)
 
-    def value_text(self, name: str, row: int, col: int) -> str:
+    def value_text(self, name: View, row: int, col: int) -> str:
         """The value of pixel (``row``, ``col``) of ``name``'s picture, in modality units."""
         view, source = self.views[name], self.source
         if view.shown is None or source is None:
@@ -402,7 +405,7 @@ class MprWidget(QWidget):
         unit = " HU" if self.session is not None and self.session.modality == "CT" else ""
         return f"{value:.0f}{unit}"
 
-    def corner_lines(self, name: str) -> list[str]:
+    def corner_lines(self, name: View) -> list[str]:
         view = self.views[name]
         lines = []
         if self.slab_mm:
@@ -411,7 +414,7 @@ class MprWidget(QWidget):
         else:
             lines.append("Thin slice")
         if self.crosshair is not None and self.source is not None:
-            plane = self.crosshair.plane(name)  # type: ignore[arg-type]
+            plane = self.crosshair.plane(name)
             offset = float((plane.center - self.source.geometry.center_lps()) @ plane.normal)
             lines.append(f"Position {offset:+.1f} mm")
         if view.shown is not None and not view.full_quality and view.grid is not None:
@@ -422,7 +425,7 @@ class MprWidget(QWidget):
             lines.append(f"loading {session.loaded_count()} / {session.volume.shape[0]}")
         return lines
 
-    def window_lines(self, name: str) -> list[str]:
+    def window_lines(self, name: View) -> list[str]:
         window = self.windows[name]
         if not window.known:
             return []
@@ -437,14 +440,14 @@ class MprWidget(QWidget):
     def end_interaction(self) -> None:
         self._idle.start()
 
-    def drag_window(self, name: str, dx: float, dy: float) -> None:
+    def drag_window(self, name: View, dx: float, dy: float) -> None:
         window = self.windows[name]
         if not window.known:
             return
         window.drag(dx, dy)
         self.set_window(window.center, window.width, name)
 
-    def set_window(self, center: float, width: float, name: str | None = None) -> None:
+    def set_window(self, center: float, width: float, name: View | None = None) -> None:
         """Window (modality units) for ``name``, or every view when shared or not given."""
         names = list(VIEWS) if self.shared_window or name is None else [name]
         invert = self.windows[names[0]].invert
@@ -456,7 +459,7 @@ class MprWidget(QWidget):
             w = self.windows[names[0]]
             self.session.chosen_window = (w.center, w.width, w.invert)
 
-    def toggle_invert(self, name: str | None = None) -> None:
+    def toggle_invert(self, name: View | None = None) -> None:
         """I: invert the grey scale (every plane when shared)."""
         names = list(VIEWS) if self.shared_window or name is None else [name]
         for view in names:
@@ -464,15 +467,15 @@ class MprWidget(QWidget):
         w = self.windows[names[0]]
         self.set_window(w.center, w.width, names[0] if len(names) == 1 else None)
 
-    def _redisplay(self, view: str) -> None:
+    def _redisplay(self, view: View) -> None:
         shown = self.views[view].shown
         if shown is not None and self.source is not None and self.windows[view].known:
             self.views[view].set_pixels(self._display(shown.pixels, view))
 
-    def apply_preset(self, preset: WindowPreset, name: str | None = None) -> None:
+    def apply_preset(self, preset: WindowPreset, name: View | None = None) -> None:
         self.set_window(preset.center, preset.width, name)
 
-    def apply_preset_key(self, key: str, name: str | None = None) -> None:
+    def apply_preset_key(self, key: str, name: View | None = None) -> None:
         if self.session is None:
             return
         if key == "0" and self.session.volume is not None:
@@ -507,8 +510,8 @@ class MprWidget(QWidget):
             view.fit()
         if self.session is not None and self.session.volume is not None:
             self._start_windows(carried=False)
-            for view in VIEWS:
-                self._redisplay(view)
+            for plane in VIEWS:
+                self._redisplay(plane)
 
     @property
     def maximised(self) -> MprViewWidget | None:
@@ -554,7 +557,7 @@ class MprWidget(QWidget):
         """Block until the worker has nothing to do (tests; never from a slot)."""
         return self._queue.wait_idle(timeout) if self._queue is not None else True
 
-    def grid_of(self, name: str) -> SliceGrid | None:
+    def grid_of(self, name: View) -> SliceGrid | None:
         return self.views[name].grid
 
     def close_mpr(self) -> None:

@@ -49,6 +49,8 @@ class LoadedSeries(QObject):
     failed = Signal(str)
     #: A stand-in for a series not planned yet (one image, see PreviewSeries): not scrolled.
     stand_in = False
+    #: A stand-in was scrolled (it says so when the real series takes over).
+    scroll_tried = False
 
     def __init__(self, store: Store, study: Study, series: Series, *, focus: int | None = None,
                  parent: QObject | None = None) -> None:

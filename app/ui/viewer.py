@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from PySide6.QtCore import QMimeData, QSize, Qt, Signal
@@ -12,6 +13,8 @@ from PySide6.QtGui import (
     QActionGroup,
     QColor,
     QDrag,
+    QDragEnterEvent,
+    QDropEvent,
     QIcon,
     QImage,
     QKeySequence,
@@ -56,6 +59,9 @@ from app.ui.viewport import CINE_FPS, CINE_FPS_RANGE, ReferenceLine, ViewportWid
 #: The series strip item's full text (its tool tip is that text escaped for display).
 SERIES_TEXT_ROLE = Qt.ItemDataRole.UserRole + 7
 
+if TYPE_CHECKING:
+    from app.ui.volume3d import Volume3DWidget  # VTK's Qt glue is imported when 3D opens
+
 log = logging.getLogger(__name__)
 
 SERIES_MIME = "application/x-relay-series"
@@ -89,7 +95,7 @@ SHORTCUTS = [
 class SeriesStrip(QListWidget):
     """Thumbnails of the study's series; drag one onto a viewport, or double-click it."""
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setViewMode(QListWidget.ViewMode.IconMode)
         self.setFlow(QListWidget.Flow.TopToBottom)
@@ -109,7 +115,7 @@ class SeriesStrip(QListWidget):
         return "\n".join(metrics.elidedText(line, Qt.TextElideMode.ElideRight, width)
                          for line in text.split("\n"))
 
-    def startDrag(self, actions) -> None:  # noqa: N802
+    def startDrag(self, actions: Qt.DropAction) -> None:  # noqa: N802
         item = self.currentItem()
         if item is None:
             return
@@ -124,12 +130,12 @@ class SeriesStrip(QListWidget):
 class _DropViewport(ViewportWidget):
     series_dropped = Signal(object, str)
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
         if event.mimeData().hasFormat(SERIES_MIME):
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: N802
-        uid = bytes(event.mimeData().data(SERIES_MIME)).decode()
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        uid = bytes(event.mimeData().data(SERIES_MIME).data()).decode()
         self.series_dropped.emit(self, uid)
         event.acceptProposedAction()
 
@@ -140,7 +146,7 @@ class ViewerWidget(QWidget):
     #: A short message for the status bar (e.g. "View saved to the study...").
     status_message = Signal(str)
 
-    def __init__(self, store: Store, study: Study, parent=None, *,
+    def __init__(self, store: Store, study: Study, parent: QWidget | None = None, *,
                  priors: list[Study] | None = None,
                  last_slice: dict[str, int] | None = None) -> None:
         super().__init__(parent)
@@ -179,7 +185,7 @@ class ViewerWidget(QWidget):
         self.pages.addWidget(self.grid_host)
         #: The MPR and 3D layouts, made the first time they are asked for.
         self.mpr: MprWidget | None = None
-        self.view3d = None
+        self.view3d: Volume3DWidget | None = None
         self.toolbar = QToolBar(self)
         self._build_toolbar()
 
@@ -304,8 +310,8 @@ class ViewerWidget(QWidget):
             if shortcut:
                 action.setShortcut(QKeySequence(shortcut))
                 self.addAction(action)
-            slot = self.save_to_study if dicom else self.export_dialog
-            action.triggered.connect(lambda _=False, f=slot, w=whole: f(whole=w))
+            export = self.save_to_study if dicom else self.export_dialog
+            action.triggered.connect(lambda _=False, f=export, w=whole: f(whole=w))
         menu.actions()[2].setToolTip("A Secondary Capture image in a new series of this study, "
                                      "which can be sent to a hub like the other series")
         self.export_button.setMenu(menu)
@@ -325,22 +331,27 @@ class ViewerWidget(QWidget):
             action = self.preset_menu.addAction(preset.label)
             action.triggered.connect(lambda _=False, p=preset: self.apply_preset(p))
         self.preset_menu.addAction("0  File's window").triggered.connect(
-            lambda: self.mpr.apply_preset_key("0", self.mpr.active.view) if self._in_mpr()
-            else self.active.reset())
+            self._reset_to_file_window)
         self.preset_menu.addSeparator()
         self.preset_menu.addAction("Save the current window as a preset…").triggered.connect(
             self.save_window_preset_dialog)
 
+    def _reset_to_file_window(self) -> None:
+        if self.mpr is not None and self._in_mpr():
+            self.mpr.apply_preset_key("0", self.mpr.active.view)
+        elif self.active is not None:
+            self.active.reset()
+
     def apply_preset(self, preset: WindowPreset) -> None:
         """The preset in the active view (the active MPR plane, or all planes when shared)."""
-        if self._in_mpr():
+        if self.mpr is not None and self._in_mpr():
             self.mpr.apply_preset(preset, self.mpr.active.view)
         elif self.active is not None:
             self.active.apply_preset(preset)
 
     def current_window(self) -> tuple[float, float] | None:
         """(centre, width) of the active view."""
-        if self._in_mpr():
+        if self.mpr is not None and self._in_mpr():
             window = self.mpr.windows[self.mpr.active.view]
         elif self.active is not None and self.active.volume is not None:
             window = self.active.state.window
@@ -494,8 +505,9 @@ class ViewerWidget(QWidget):
         viewport.set_series(self.session(series_uid), self.last_slice.get(series_uid))
         self._set_active(viewport)
         page = self.pages.currentWidget()
-        if page is not self.grid_host and page is not None:  # MPR / 3D follow the new series
-            page.set_series(viewport.session)
+        if (page is not self.grid_host and page is not None
+                and viewport.session is not None):  # MPR / 3D follow the new series
+            cast("MprWidget | Volume3DWidget", page).set_series(viewport.session)
 
     def open_default(self) -> None:
         """Fill the viewports with the study's image series, biggest first."""
@@ -566,7 +578,7 @@ class ViewerWidget(QWidget):
         self.mpr.active.setFocus()
         return self.mpr
 
-    def show_3d(self):
+    def show_3d(self) -> Volume3DWidget | None:
         """Switch to the 3D layout on the active viewport's series."""
         session = self._layout_session()
         if session is None:
@@ -679,6 +691,8 @@ class ViewerWidget(QWidget):
                 viewport.canvas.viewport().update()  # its reference lines moved
         if not self.linked or self._linking or source.volume is None:
             return
+        if source.session is None:
+            return
         frame = source.session.series.frame_of_reference_uid
         if not frame:
             return
@@ -691,7 +705,8 @@ class ViewerWidget(QWidget):
             for viewport in self.visible_viewports():
                 if viewport is source or viewport.volume is None:
                     continue
-                if viewport.session.series.frame_of_reference_uid != frame:
+                if (viewport.session is None
+                        or viewport.session.series.frame_of_reference_uid != frame):
                     continue
                 target = viewport.volume.geometry.lps_to_index(point)[2]
                 viewport.show_slice(int(round(float(target))))
@@ -703,10 +718,11 @@ class ViewerWidget(QWidget):
         """The series of what is on screen: MPR's, 3D's or the active viewport's."""
         page = self.pages.currentWidget()
         if page is not self.grid_host and page is not None:
-            return page.session
+            return cast("MprWidget | Volume3DWidget", page).session
         return self.active.session if self.active is not None else None
 
-    def grab(self, whole: bool = False, overlays: bool = True) -> tuple[QImage, str] | None:
+    def grab(  # type: ignore[override]  # not QWidget.grab(rect)
+            self, whole: bool = False, overlays: bool = True) -> tuple[QImage, str] | None:
         """What is on screen, as the user sees it, without the active frame: the active view
         (a viewport, an MPR plane, the 3D view) or the ``whole`` layout; with a name for it
         ("im12", "MPR-axial", "3D"...). None when nothing is shown."""
@@ -790,7 +806,7 @@ class ViewerWidget(QWidget):
             session.close()
 
 
-def shortcuts_dialog(parent) -> None:
+def shortcuts_dialog(parent: QWidget | None) -> None:
     rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;&nbsp;{v}</td></tr>" for k, v in SHORTCUTS)
     QMessageBox.information(parent, "Mouse and keyboard", f"<table>{rows}</table>")
 

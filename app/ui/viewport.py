@@ -14,11 +14,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QTransform
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFocusEvent,
+    QFont,
+    QImage,
+    QKeyEvent,
+    QPainter,
+    QPen,
+    QTransform,
+)
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from app.render.window_level import WindowLevel
@@ -37,6 +47,7 @@ from app.ui.overlay_painter import (
     shadow_text,
 )
 from app.ui.series_session import LoadedSeries
+from app.volume.array import Volume
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +90,10 @@ class ViewportWidget(QWidget):
     window_changed = Signal(float, float)
     double_clicked = Signal(object)  # self: maximise / restore
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session: LoadedSeries | None = None
-        self._volume = None
+        self._volume: Volume | None = None
         self.state = ViewState()
         self.tool = "window"
         self.show_overlays = True
@@ -150,9 +161,11 @@ class ViewportWidget(QWidget):
             self._on_opened(self._wanted_k)
 
     def _on_opened(self, k: int | None = None) -> None:
-        volume = self._volume = self.session.volume
+        volume = self._series().volume
+        assert volume is not None  # opened: the volume exists
+        self._volume = volume
         n = volume.shape[0]
-        self.state.k = min(max(0, k if k is not None else self.session.first_slice()), n - 1)
+        self.state.k = min(max(0, k if k is not None else self._series().first_slice()), n - 1)
         self._initial_window()
         self.reset_view()
         self.show_slice(self.state.k)
@@ -161,7 +174,7 @@ class ViewportWidget(QWidget):
         """The series' window: the one last chosen in a view of it (``carried``), else the
         window it opens in (decided once per series; from the first slice that arrives when
         the files give none)."""
-        session, volume = self.session, self.session.volume
+        session, volume = self._series(), self._vol()
         window = WindowLevel(function=volume.voi_lut_function,
                              invert=volume.photometric_interpretation == "MONOCHROME1")
         chosen = session.chosen_window if carried else None
@@ -174,8 +187,18 @@ class ViewportWidget(QWidget):
                 window.set(*opening)
         self.state.window = window
 
+    def _series(self) -> LoadedSeries:
+        """The series on show (only called once one is set)."""
+        assert self.session is not None
+        return self.session
+
+    def _vol(self) -> Volume:
+        """The volume on show (only called once this viewport has set itself up for it)."""
+        assert self._volume is not None
+        return self._volume
+
     @property
-    def volume(self):
+    def volume(self) -> Volume | None:
         """The shown series' volume, once this viewport has set itself up for it."""
         return self._volume
 
@@ -188,13 +211,13 @@ class ViewportWidget(QWidget):
         volume = self.volume
         if volume is None:
             return
-        if self.session.stand_in and k != self.state.k:
-            self.session.scroll_tried = True  # it says when scrolling starts
+        if self._series().stand_in and k != self.state.k:
+            self._series().scroll_tried = True  # it says when scrolling starts
         k = min(max(0, k), self.n_slices - 1)
         changed = k != self.state.k
         self.state.k = k
-        self.session.set_focus(k)
-        self.session.watch(k)  # before looking: a slice decoded in between is still signalled
+        self._series().set_focus(k)
+        self._series().watch(k)  # before looking: a slice decoded in between is still signalled
         if volume.ready[k]:
             self._draw_pixels(k)
         else:
@@ -206,12 +229,12 @@ class ViewportWidget(QWidget):
             self.slice_changed.emit(k)
 
     def _draw_pixels(self, k: int) -> None:
-        volume = self.volume
+        volume = self._vol()
         stored = volume.array[k]
         slope, intercept = float(volume.slope[k]), float(volume.intercept[k])
         window = self.state.window
         if not window.known:
-            opening = self.session.opening_window(k)
+            opening = self._series().opening_window(k)
             if opening is not None:
                 window.set(*opening)
         img = window.display(stored, slope, intercept)
@@ -221,7 +244,7 @@ class ViewportWidget(QWidget):
         """Mouse wheel: ``steps`` slices on (negative: back)."""
         self.scroll(steps)
 
-    def scroll(self, delta: int, wrap: bool = False) -> None:
+    def scroll(self, delta: int, wrap: bool = False) -> None:  # type: ignore[override]  # not QWidget.scroll(dx, dy)
         if self.volume is None:
             return
         k = self.state.k + delta
@@ -336,7 +359,7 @@ class ViewportWidget(QWidget):
         return self._cine.isActive()
 
     # -- mouse ------------------------------------------------------------------------------
-    def on_drag(self, ev) -> None:
+    def on_drag(self, ev: Any) -> None:
         self.activated.emit(self)
         button = ev.button()
         if button == Qt.MouseButton.RightButton:
@@ -355,7 +378,7 @@ class ViewportWidget(QWidget):
             elif self.tool in ("length", "ellipse", "rect"):
                 self._drag_shape(ev)
 
-    def _drag_shape(self, ev) -> None:
+    def _drag_shape(self, ev: Any) -> None:
         start = self.view.mapSceneToView(ev.buttonDownScenePos())
         now = self.view.mapSceneToView(ev.scenePos())
         if ev.isStart() or self._drag_item is None:
@@ -371,7 +394,7 @@ class ViewportWidget(QWidget):
         if ev.isFinish():
             self._drag_item = None
 
-    def on_click(self, ev) -> None:
+    def on_click(self, ev: Any) -> None:
         self.activated.emit(self)
         self.setFocus()
         if ev.double() and ev.button() == Qt.MouseButton.LeftButton:
@@ -393,7 +416,7 @@ class ViewportWidget(QWidget):
                     self._add_note(self._pending)
                     self._pending = None
 
-    def _on_mouse_moved(self, scene_pos) -> None:
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
         self._mouse_scene = QPointF(scene_pos)
         self._update_probe()
         self.canvas.viewport().update()
@@ -416,10 +439,10 @@ class ViewportWidget(QWidget):
                 self.probe_text = f"({i}, {j})  RGB {' '.join(str(int(v)) for v in stored)}"
                 return
             value = float(stored) * float(self.volume.slope[k]) + float(self.volume.intercept[k])
-            unit = "HU" if self.session.modality == "CT" else ""
+            unit = "HU" if self._series().modality == "CT" else ""
             self.probe_text = f"({i}, {j})  {value:.0f} {unit}".rstrip()
 
-    def leaveEvent(self, event) -> None:  # noqa: N802
+    def leaveEvent(self, event: QEvent) -> None:  # noqa: N802
         self._mouse_scene = None
         self.probe_text = ""
         self.canvas.viewport().update()
@@ -427,23 +450,24 @@ class ViewportWidget(QWidget):
 
     # -- annotations ------------------------------------------------------------------------
     def _notes(self) -> list[Annotation]:
-        return self.session.annotations.setdefault(self.state.k, [])
+        return self._series().annotations.setdefault(self.state.k, [])
 
     def _add_note(self, note: Annotation, store: bool = True) -> AnnotationItem:
         if store:
             self._notes().append(note)
-        item = AnnotationItem(self.view, note, self._slice_values, self.volume.spacing[1:],
-                              "HU" if self.session.modality == "CT" else "")
+        item = AnnotationItem(self.view, note, self._slice_values, self._vol().spacing[1:],
+                              "HU" if self._series().modality == "CT" else "")
         self._items.append(item)
         item.roi.sigRegionChangeFinished.connect(lambda *_: declutter(self._items))
         declutter(self._items)
         return item
 
-    def _slice_values(self):
+    def _slice_values(self) -> np.ndarray | None:
         volume, k = self.volume, self.state.k
         if volume is None or not volume.ready[k]:
             return None
-        return volume.array[k] * float(volume.slope[k]) + float(volume.intercept[k])
+        values: np.ndarray = volume.array[k] * float(volume.slope[k]) + float(volume.intercept[k])
+        return values
 
     def _clear_items(self) -> None:
         for item in self._items:
@@ -456,7 +480,7 @@ class ViewportWidget(QWidget):
         if self.session is None:
             return
         for note in list(self._notes()):
-            item = AnnotationItem(self.view, note, self._slice_values, self.volume.spacing[1:],
+            item = AnnotationItem(self.view, note, self._slice_values, self._vol().spacing[1:],
                                   "HU" if self.session.modality == "CT" else "")
             self._items.append(item)
         declutter(self._items)
@@ -467,7 +491,7 @@ class ViewportWidget(QWidget):
         self._clear_items()
 
     # -- keys -------------------------------------------------------------------------------
-    def keyPressEvent(self, event) -> None:  # noqa: N802
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         key = event.key()
         text = event.text()
         k = self.state.k
@@ -511,7 +535,7 @@ class ViewportWidget(QWidget):
         del k
         event.accept()
 
-    def focusInEvent(self, event) -> None:  # noqa: N802
+    def focusInEvent(self, event: QFocusEvent) -> None:  # noqa: N802
         self.activated.emit(self)
         super().focusInEvent(event)
 
@@ -580,7 +604,7 @@ class ViewportWidget(QWidget):
 
     def edge_labels(self) -> dict[str, str]:
         """Orientation letters at the four edges as shown (flips swap them)."""
-        labels = edge_labels(self.volume.geometry)
+        labels = edge_labels(self._vol().geometry)
         if self.flipped_h:
             labels["left"], labels["right"] = labels["right"], labels["left"]
         if self.flipped_v:
@@ -631,7 +655,7 @@ class ViewportWidget(QWidget):
                 item.label.hide()
         try:
             self.canvas.viewport().repaint()
-            return self.canvas.grab().toImage()
+            return QImage(self.canvas.grab().toImage())
         finally:
             self.show_overlays, self.exporting = before
             for item, vis in zip(self._items, items_visible, strict=True):
