@@ -145,6 +145,10 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"the store index {self.db_path} cannot be opened: {exc}") from exc
 
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection to the index (for read queries outside this class)."""
+        return self._connect()
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with immediate(self._connect()) as conn:
@@ -210,7 +214,7 @@ class Store:
         digest = sha256 or hashlib.sha256(data).hexdigest()
         rel = f"objects/{digest[:2]}/{digest}.dcm"
         dest = self.root / rel
-        if dest.exists() and dest.stat().st_size == len(data) and _sha256_file(dest) == digest:
+        if dest.exists() and dest.stat().st_size == len(data) and sha256_file(dest) == digest:
             _fsync_path(str(dest))  # a download may have placed it, not yet synced
             return digest, rel  # already here, complete (a killed import's file is adopted)
         dest.parent.mkdir(exist_ok=True)
@@ -241,7 +245,7 @@ class Store:
         dest = self.root / rel
         try:
             if (dest.exists() and dest.stat().st_size == part.stat().st_size
-                    and _sha256_file(dest) == sha256):
+                    and sha256_file(dest) == sha256):
                 part.unlink()
                 _fsync_path(str(dest))  # a download may have placed it, not yet synced
                 return rel  # already here, complete
@@ -653,7 +657,8 @@ def _institution_name(path: Path) -> str:
         return ""
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB chunks."""
     import hashlib
 
     h = hashlib.sha256()

@@ -1,0 +1,100 @@
+"""``relay check [--repair]``: stored files verified against the index (issue 14, finding 10).
+
+The real CLI runs in a subprocess on a real store (files imported from ../shared/data)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.imports.importer import import_paths
+from app.store.local import Store
+
+pytestmark = pytest.mark.usefixtures("data")
+
+
+def _relay(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "app", "--home", str(home), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _check(home: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    run = _relay(home, "check", "--json", *args)
+    assert "Traceback" not in run.stderr, run.stderr
+    return run.returncode, json.loads(run.stdout)
+
+
+def _store(home: Path, data: Path) -> Store:
+    store = Store(home)
+    assert import_paths(store, [str(data / "cd" / "pydicom-dicomdirtests")]).imported == 31
+    return store
+
+
+def test_a_sound_store_checks_clean_with_exit_0(home, data) -> None:
+    _store(home, data).close()
+    code, found = _check(home)
+    assert code == 0
+    assert found["sound"] is True and found["checked"] == 31
+    assert found["missing"] == found["altered"] == found["orphans"] == []
+
+
+def test_check_finds_altered_missing_and_orphan_files_and_repair_fixes_them(home, data) -> None:
+    store = _store(home, data)
+    instances = [i for s in store.studies() for se in s.series
+                 for i in store.instances(se.series_instance_uid)]
+    altered, gone = instances[0], instances[1]
+    raw = bytearray(altered.path.read_bytes())
+    raw[-1] ^= 0xFF  # one flipped byte in the pixel data
+    altered.path.write_bytes(bytes(raw))
+    gone.path.unlink()
+    # An object written before a disk-full, never indexed: a real DICOM under its hash name.
+    outside = next((data / "ct-head").rglob("*.dcm"))
+    body = outside.read_bytes()
+    digest = hashlib.sha256(body).hexdigest()
+    dicom_orphan = store.objects / digest[:2] / f"{digest}.dcm"
+    dicom_orphan.parent.mkdir(exist_ok=True)
+    shutil.copyfile(outside, dicom_orphan)
+    junk = store.objects / "zz" / "junk.dcm"
+    junk.parent.mkdir()
+    junk.write_bytes(b"not a DICOM file at all" * 10)
+    store.close()
+    rel = lambda p: p.relative_to(home / "store").as_posix()  # noqa: E731
+
+    code, found = _check(home)
+    assert code == 1 and found["sound"] is False
+    assert found["altered"] == [rel(altered.path)]
+    assert found["missing"] == [rel(gone.path)]
+    assert found["orphans"] == sorted([rel(dicom_orphan), rel(junk)])
+    assert dicom_orphan.exists() and junk.exists()  # without --repair nothing changes
+
+    code, found = _check(home, "--repair")
+    assert code == 1
+    assert found["indexed"] == [rel(dicom_orphan)] and found["removed"] == [rel(junk)]
+    assert found["dropped_rows"] == 1
+    assert not junk.exists() and dicom_orphan.exists()
+
+    store = Store(home)
+    assert store.instance(gone.sop_instance_uid) is None
+    assert store.has_instance(_sop_uid(dicom_orphan), digest)
+    assert store.instance(altered.sop_instance_uid) is not None  # altered: reported, kept
+    store.close()
+
+    code, found = _check(home)
+    assert code == 1  # the altered file is still there: only the user can decide
+    assert found["altered"] == [rel(altered.path)]
+    assert found["missing"] == found["orphans"] == []
+    altered.path.write_bytes(bytes(raw[:-1] + bytes([raw[-1] ^ 0xFF])))
+    assert _check(home)[0] == 0
+
+
+def _sop_uid(path: Path) -> str:
+    import pydicom
+
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
