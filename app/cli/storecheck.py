@@ -1,4 +1,5 @@
-"""Store maintenance subcommands: ``check`` (verify files against the index, optionally repair).
+"""Store maintenance subcommands: ``check`` (verify files against the index, optionally
+repair) and ``reindex`` (rebuild the index from the stored files).
 
 ``relay check`` exits 0 when the store is sound and 1 when it found a problem (also when
 ``--repair`` fixed it, so a script sees that something was wrong)."""
@@ -21,6 +22,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_check)
 
+    p = sub.add_parser("reindex", parents=[common],
+                       help="rebuild the store index from the stored files (the old one is "
+                            "kept as index.sqlite.corrupt)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=cmd_reindex)
+
 
 def cmd_check(args: argparse.Namespace) -> int:
     from app.store.check import check_store
@@ -32,6 +39,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         _print_report(report.to_json())
     return 0 if report.sound else 1
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from app.home import resolve_home
+    from app.store.reindex import rebuild_index
+
+    report = rebuild_index(resolve_home(getattr(args, "home", None)))
+    if args.json:
+        print_json(report.to_json())
+        return 0
+    sys.stdout.write(f"{report.indexed} files indexed, {report.conflicts} conflicts, "
+                     f"{len(report.problems)} not DICOM (left in place)\n")
+    for problem in report.problems:
+        sys.stdout.write(f"  not indexed: {printable(problem)}\n")
+    if report.kept_aside:
+        sys.stdout.write(f"old index kept as {printable(report.kept_aside)}\n")
+    return 0
 
 
 def _print_report(found: dict[str, Any]) -> None:

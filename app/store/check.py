@@ -13,13 +13,14 @@ right.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.imports.media import Problem
-from app.store.ingest import Duplicate, stage_bytes
+from app.store.ingest import Duplicate, Staged, stage_bytes
 from app.store.local import Store, sha256_file
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def check_store(store: Store, *, repair: bool = False) -> CheckReport:
             missing.append(relpath)
         except OSError as exc:
             errors.append(f"{relpath}: {exc.strerror or exc}")
-    orphans = [rel for rel in _object_files(store) if rel not in rows]
+    orphans = [rel for rel in object_files(store) if rel not in rows]
     log.info("store check: %d files, %d missing, %d altered, %d orphans",
              len(rows), len(missing), len(altered), len(orphans))
     report = CheckReport(len(rows), tuple(missing), tuple(altered), tuple(orphans),
@@ -82,6 +83,14 @@ def check_store(store: Store, *, repair: bool = False) -> CheckReport:
                        tuple(indexed), tuple(removed), dropped, tuple(errors))
 
 
+def stage_file(store: Store, path: Path) -> Staged:
+    """A file already under ``store/objects`` through the ingest path (mapped, not copied)."""
+    if path.stat().st_size == 0:
+        return Problem(path.name, "empty file", "skipped")
+    with open(path, "rb") as fp, mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        return stage_bytes(store, buf, path.name)
+
+
 def _indexed_files(store: Store) -> dict[str, str]:
     conn = store.connection()
     files: dict[str, str] = {}
@@ -91,7 +100,7 @@ def _indexed_files(store: Store) -> dict[str, str]:
     return files
 
 
-def _object_files(store: Store) -> list[str]:
+def object_files(store: Store) -> list[str]:
     found: list[str] = []
     for dirpath, _dirs, names in os.walk(store.objects):
         for name in names:
@@ -106,11 +115,10 @@ def _adopt_orphans(store: Store, orphans: list[str]) -> tuple[list[str], list[st
     for relpath in orphans:
         path = store.abspath(relpath)
         try:
-            data = path.read_bytes()
+            staged = stage_file(store, path)
         except OSError as exc:
             log.warning("orphan %s unreadable: %s", path.name, exc.strerror)
             continue
-        staged = stage_bytes(store, data, path.name)
         if isinstance(staged, Problem):
             log.info("orphan %s is not a valid DICOM file (%s): removed", path.name, staged.reason)
             path.unlink(missing_ok=True)

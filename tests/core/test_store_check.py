@@ -98,3 +98,46 @@ def _sop_uid(path: Path) -> str:
     import pydicom
 
     return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
+def _ls(home: Path) -> dict[str, Any]:
+    run = _relay(home, "ls", "--json")
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+@pytest.mark.parametrize("damage", ["deleted", "garbage"])
+def test_reindex_rebuilds_a_lost_or_corrupted_index_from_the_files(home, data, damage) -> None:
+    store = _store(home, data)
+    before = _ls(home)
+    store.close()
+    index = home / "index.sqlite"
+    for side in (home / "index.sqlite-wal", home / "index.sqlite-shm"):
+        side.unlink(missing_ok=True)
+    garbage = b"\x00garbage, not an SQLite file\xff" * 300
+    if damage == "deleted":
+        index.unlink()
+    else:
+        index.write_bytes(garbage)
+    junk = home / "store" / "objects" / "zz" / "junk.bin"
+    junk.parent.mkdir()
+    junk.write_bytes(b"no DICOM here" * 20)
+
+    run = _relay(home, "reindex", "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["indexed"] == 31 and report["conflicts"] == 0
+    assert len(report["problems"]) == 1 and "junk.bin" in report["problems"][0]
+    assert junk.exists()  # reindex never deletes a stored file
+    if damage == "garbage":
+        assert report["kept_aside"] == str(home / "index.sqlite.corrupt")
+        assert (home / "index.sqlite.corrupt").read_bytes() == garbage
+    else:
+        assert report["kept_aside"] is None
+    after = _ls(home)
+    strip = lambda studies: sorted(  # noqa: E731
+        json.dumps({k: v for k, v in s.items() if k not in ("added_at", "received_at")},
+                   sort_keys=True) for s in studies["studies"])
+    assert strip(after) == strip(before)
+    junk.unlink()
+    assert _check(home)[0] == 0
