@@ -130,6 +130,9 @@ class Store:
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
         self.db_path = self.home / "index.sqlite"
+        if not os.access(self.home, os.W_OK):
+            raise StoreError(f"the store at {self.home} is read-only: Relay needs to write "
+                             f"to its store (check the disk and folder permissions)")
         self._db = ThreadConnections(self.db_path)
         self._part_token = uuid.uuid4().hex
         self._part_numbers = itertools.count()
@@ -143,7 +146,7 @@ class Store:
         try:
             return self._db.get()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the store index {self.db_path} cannot be opened: {exc}") from exc
+            raise index_error(self.db_path, exc) from exc
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection to the index (for read queries outside this class)."""
@@ -155,6 +158,12 @@ class Store:
             yield conn
 
     def _init_db(self) -> None:
+        try:
+            self._create_schema()
+        except sqlite3.DatabaseError as exc:
+            raise index_error(self.db_path, exc) from exc
+
+    def _create_schema(self) -> None:
         conn = self._connect()
         conn.executescript(_SCHEMA)
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -579,6 +588,14 @@ class Store:
             sha256=row["sha256"],
             size=row["size"],
         )
+
+
+def index_error(db_path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    """A plain StoreError for an index SQLite cannot open or read (damaged: say how to fix)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreError(f"the store index {db_path} cannot be opened: {exc}")
+    return StoreError(f"the store index {db_path} is damaged ({exc}); `relay reindex` rebuilds "
+                      f"it from the stored files")
 
 
 def _study_from_row(row: sqlite3.Row, series: list[Series]) -> Study:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,55 @@ def test_reindex_rebuilds_a_lost_or_corrupted_index_from_the_files(home, data, d
     assert strip(after) == strip(before)
     junk.unlink()
     assert _check(home)[0] == 0
+
+
+def _plain_failure(run: subprocess.CompletedProcess[str], *words: str) -> None:
+    """A non-zero exit with one plain sentence on stderr, never a traceback."""
+    assert run.returncode != 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("relay: ") and "Traceback" not in run.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def _damaged_index(home: Path, data: Path, damage: str) -> None:
+    _store(home, data).close()
+    index = home / "index.sqlite"
+    with sqlite3.connect(index) as conn:  # every row into the main file, then damage it
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for side in (home / "index.sqlite-wal", home / "index.sqlite-shm"):
+        side.unlink(missing_ok=True)
+    assert index.stat().st_size > 4096
+    if damage == "garbage":
+        index.write_bytes(b"\xde\xad\xbe\xef garbage" * 2000)
+    else:  # a valid header, then garbage pages: found only when a query reads them
+        raw = bytearray(index.read_bytes())
+        raw[4096:] = b"\xa5" * (len(raw) - 4096)
+        index.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "pages"])
+@pytest.mark.parametrize("command", ["ls", "import"])
+def test_a_damaged_index_gives_one_plain_sentence(home, data, damage, command) -> None:
+    _damaged_index(home, data, damage)
+    args = ["ls"] if command == "ls" else ["import", str(data / "ct-head")]
+    _plain_failure(_relay(home, *args), "damaged", "relay reindex")
+
+
+def _read_only(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run relay with ``home`` bind-mounted read-only in a private mount namespace."""
+    if shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no user/mount namespaces here (unshare -rm) to make a read-only mount")
+    script = ('mount --bind -o ro "$1" "$1" && shift && exec "$@"')
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(home), sys.executable, "-m", "app",
+         "--home", str(home), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", ["ls", "import"])
+def test_a_read_only_store_gives_one_plain_sentence(home, data, command) -> None:
+    _store(home, data).close()
+    args = ["ls"] if command == "ls" else ["import", str(data / "ct-head")]
+    _plain_failure(_read_only(home, *args), "read-only", str(home))
