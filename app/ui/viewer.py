@@ -71,6 +71,7 @@ SHORTCUTS = [
     ("R", "reset window, zoom and pan"),
     ("I", "invert grey scale"),
     ("H / V", "flip left-right / top-bottom (the letters follow; R resets)"),
+    ("Ctrl+R / Ctrl+Shift+R", "rotate 90° clockwise / counter-clockwise (R resets)"),
     ("S", "smooth (interpolated) / true pixels"),
     ("1 … 9", "window presets (Brain, Stroke, Subdural, CTA, Bone, …); 0 = file's window"),
     ("Delete", "remove the measurements on this slice"),
@@ -256,14 +257,23 @@ class ViewerWidget(QWidget):
             bar.addAction(action)
             self._layout_actions[action] = kinds
         self.orient_button = QToolButton(self)
-        self.orient_button.setText("Flip")
+        self.orient_button.setText("Flip / Rotate")
+        self.orient_button.setToolTip("Flip or rotate the active view")
         self.orient_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         orient = QMenu(self)
-        for label, method in (("Flip left ↔ right  (H)", "flip"),
-                              ("Flip top ↕ bottom  (V)", "flip_vertical"),
-                              ("Rotate 180°", "rotate_180")):
-            orient.addAction(label).triggered.connect(
-                lambda _=False, m=method: self._each_active(m))
+        orient.setToolTipsVisible(True)
+        for label, method, tip in (
+                ("Flip left ↔ right  (H)", "flip", "Mirror the active view left-right"),
+                ("Flip top ↕ bottom  (V)", "flip_vertical", "Mirror the active view top-bottom"),
+                ("Rotate 90° clockwise  (Ctrl+R)", "rotate_cw",
+                 "Turn the active view a quarter turn clockwise; letters and measurements "
+                 "follow (R resets)"),
+                ("Rotate 90° counter-clockwise  (Ctrl+Shift+R)", "rotate_ccw",
+                 "Turn the active view a quarter turn counter-clockwise"),
+                ("Rotate 180°", "rotate_180", "Turn the active view upside down")):
+            action = orient.addAction(label)
+            action.setToolTip(tip)
+            action.triggered.connect(lambda _=False, m=method: self._each_active(m))
         self.orient_button.setMenu(orient)
         self._layout_actions[bar.addWidget(self.orient_button)] = ("grid",)
         self.cine_fps = QSpinBox(self)
@@ -389,6 +399,8 @@ class ViewerWidget(QWidget):
             return
         if self.active is not None and method == "flip_vertical":
             self.active.flip(horizontal=False)
+        elif self.active is not None and method in ("rotate_cw", "rotate_ccw"):
+            self.active.rotate_90(clockwise=method == "rotate_cw")
         elif self.active is not None:
             getattr(self.active, method)()
 

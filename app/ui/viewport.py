@@ -291,6 +291,22 @@ class ViewportWidget(QWidget):
         self.flipped_h, self.flipped_v = not self.flipped_h, not self.flipped_v
         self._apply_flips()
 
+    def rotate_90(self, clockwise: bool = True) -> None:
+        """Turn the view by 90° on screen (Ctrl+R clockwise, Ctrl+Shift+R counter-clockwise).
+        The turn comes before the flips, so with one flip on, a clockwise turn on screen is a
+        counter-clockwise turn of the image under it. Letters, measurements, reference lines
+        and the value under the mouse follow (they live in image millimetres)."""
+        step = 1 if clockwise else -1
+        if self.flipped_h != self.flipped_v:
+            step = -step
+        self.view.set_quarter_turns(self.view.quarter_turns + step)
+        self.canvas.viewport().update()
+
+    @property
+    def quarter_turns(self) -> int:
+        """Quarter turns clockwise of the image before the flips (0-3)."""
+        return self.view.quarter_turns
+
     def _apply_flips(self) -> None:
         self.view.invertX(self.flipped_h)
         self.view.invertY(not self.flipped_v)  # row 0 at the top unless flipped
@@ -300,12 +316,14 @@ class ViewportWidget(QWidget):
         if self.volume is None:
             return
         self.flipped_h = self.flipped_v = False
+        self.view.quarter_turns = 0
         self._apply_flips()
         _, dy, dx = self.volume.spacing
         rows, cols = self.volume.shape[1], self.volume.shape[2]
         self.image.setTransform(QTransform.fromScale(dx, dy))
         self.view.setAspectLocked(True, 1.0)
         self.view.setRange(QRectF(0, 0, cols * dx, rows * dy), padding=0.02)
+        self.view.updateMatrix()
 
     def zoom_factor(self) -> float:
         """Screen pixels per image pixel."""
@@ -313,7 +331,7 @@ class ViewportWidget(QWidget):
             return 1.0
         (x0, x1), _ = self.view.viewRange()
         width_px = self.view.width() or 1.0
-        dx = self.volume.spacing[2]
+        dx = self.volume.spacing[1 if self.quarter_turns % 2 else 2]  # what runs across
         return float(width_px / max((x1 - x0) / dx, 1e-9))
 
     def set_cine_fps(self, fps: float) -> None:
@@ -341,11 +359,11 @@ class ViewportWidget(QWidget):
         button = ev.button()
         if button == Qt.MouseButton.RightButton:
             dy = ev.screenPos().y() - ev.lastScreenPos().y()
-            self.view.scaleBy((1.01 ** dy, 1.01 ** dy), center=self.view.mapSceneToView(
-                ev.buttonDownScenePos()))
-        elif button == Qt.MouseButton.MiddleButton:
-            last = self.view.mapSceneToView(ev.lastScenePos())
-            now = self.view.mapSceneToView(ev.scenePos())
+            self.view.scaleBy((1.01 ** dy, 1.01 ** dy), center=self.view.to_frame(
+                self.view.mapSceneToView(ev.buttonDownScenePos())))
+        elif button == Qt.MouseButton.MiddleButton:  # the range is kept in the turned frame
+            last = self.view.to_frame(self.view.mapSceneToView(ev.lastScenePos()))
+            now = self.view.to_frame(self.view.mapSceneToView(ev.scenePos()))
             self.view.translateBy(x=last.x() - now.x(), y=last.y() - now.y())
         elif button == Qt.MouseButton.LeftButton:
             if self.tool == "window" or ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
@@ -485,6 +503,8 @@ class ViewportWidget(QWidget):
             self.show_slice(self.n_slices - 1)
         elif key == Qt.Key.Key_Space:
             self.toggle_cine()
+        elif key == Qt.Key.Key_R and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.rotate_90(clockwise=not event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
         elif text.lower() == "r":
             self.reset()
         elif text.lower() == "i":
@@ -579,8 +599,11 @@ class ViewportWidget(QWidget):
             painter.drawLine(QPointF(a), QPointF(b))
 
     def edge_labels(self) -> dict[str, str]:
-        """Orientation letters at the four edges as shown (flips swap them)."""
+        """Orientation letters at the four edges as shown (turns move them, flips swap them)."""
         labels = edge_labels(self.volume.geometry)
+        for _ in range(self.quarter_turns):  # clockwise: the left edge comes to the top
+            labels = {"top": labels["left"], "right": labels["top"],
+                      "bottom": labels["right"], "left": labels["bottom"]}
         if self.flipped_h:
             labels["left"], labels["right"] = labels["right"], labels["left"]
         if self.flipped_v:

@@ -513,6 +513,47 @@ def test_measurement_labels_do_not_overlap_at_small_zoom(qtbot, window: MainWind
     assert [i.label.toPlainText() for i in vp._items] == ["20.0 mm"] * 3
 
 
+def test_rotate_90_turns_letters_measurements_lines_and_probe(qtbot,
+                                                             window: MainWindow) -> None:
+    viewer, vp = _open(qtbot, window, HEAD)
+    qtbot.waitUntil(lambda: bool(vp.volume.ready[vp.state.k]), timeout=30_000)
+    from app.ui.annotations import Annotation
+    vp._add_note(Annotation("length", [(30.0, 40.0), (50.0, 40.0)]))  # near the top left
+    assert vp.edge_labels() == {"top": "A", "right": "L", "bottom": "P", "left": "R"}
+    QTest.keyClick(vp, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # clockwise
+    assert vp.quarter_turns == 1
+    assert vp.edge_labels() == {"top": "R", "right": "A", "bottom": "L", "left": "P"}
+    # the measurement (image millimetres) is now at the top right, its length unchanged
+    rect = vp.canvas.viewport().rect()
+    item = vp._items[0]
+    end = vp.canvas.mapFromScene(item.roi.mapToScene(item.roi.boundingRect().center()))
+    assert end.x() > rect.width() / 2 and end.y() < rect.height() / 2
+    assert item.label.toPlainText() == "20.0 mm"
+    # reference lines are drawn through the same mapping: image left column → screen top
+    top = vp.canvas.mapFromScene(vp.view.mapViewToScene(QPointF(5.0, 125.0)))
+    assert top.y() < rect.height() * 0.2
+    # the value under the mouse is read from the pixel shown there
+    pos = QPointF(rect.width() * 0.5, rect.height() * 0.3)
+    _move(vp, pos)
+    col, row = (int(v) for v in re.match(r"\((\d+), (\d+)\)", vp.probe_text).groups())
+    assert col < 200 and 200 < row < 312  # screen top: the image's left (patient's right)
+    assert _probe_hu(vp.probe_text) == pytest.approx(
+        _hu_from_file(vp.volume.slices[vp.state.k].path, row, col), abs=0.6)
+    # counter-clockwise from the menu (with its tooltip) turns it back; the help lists the keys
+    ccw = next(a for a in viewer.orient_button.menu().actions()
+               if a.text().startswith("Rotate 90° counter"))
+    assert ccw.toolTip()
+    ccw.trigger()
+    assert vp.quarter_turns == 0 and vp.edge_labels()["left"] == "R"
+    from app.ui.viewer import SHORTCUTS
+    assert any("Ctrl+R" in keys for keys, _ in SHORTCUTS)
+    QTest.keyClick(vp, "h")  # one flip, then a clockwise turn on screen
+    QTest.keyClick(vp, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert vp.edge_labels() == {"top": "L", "right": "A", "bottom": "R", "left": "P"}
+    QTest.keyClick(vp, "r")
+    assert vp.quarter_turns == 0 and not vp.flipped_h
+
+
 def test_flip_keeps_anatomy_under_the_mouse_and_swaps_the_letters(qtbot,
                                                                   window: MainWindow) -> None:
     viewer, vp = _open(qtbot, window, HEAD)
@@ -530,7 +571,7 @@ def test_flip_keeps_anatomy_under_the_mouse_and_swaps_the_letters(qtbot,
     QTest.keyClick(vp, "v")
     assert vp.edge_labels()["top"] == "P"
     next(a for a in viewer.orient_button.menu().actions()
-         if a.text().startswith("Rotate")).trigger()  # both flipped back: turned twice by 180
+         if a.text().startswith("Rotate 180")).trigger()  # both flipped back: turned twice by 180
     assert not vp.flipped_h and not vp.flipped_v
     QTest.keyClick(vp, "h")
     QTest.keyClick(vp, "r")  # reset straightens it
