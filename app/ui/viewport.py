@@ -85,6 +85,8 @@ class ViewportWidget(QWidget):
         self._volume = None
         self.state = ViewState()
         self.tool = "window"
+        #: What a plain left drag does: "tool", or "window" (then Ctrl + drag is the tool).
+        self.left_drag = "tool"
         self.show_overlays = True
         self.active = False
         self.probe_text = ""
@@ -366,12 +368,19 @@ class ViewportWidget(QWidget):
             now = self.view.to_frame(self.view.mapSceneToView(ev.scenePos()))
             self.view.translateBy(x=last.x() - now.x(), y=last.y() - now.y())
         elif button == Qt.MouseButton.LeftButton:
-            if self.tool == "window" or ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            if self._wants_window(ev):
                 d = ev.screenPos() - ev.lastScreenPos()
                 self.state.window.drag(d.x(), d.y())
                 self._window_changed()
             elif self.tool in ("length", "ellipse", "rect"):
                 self._drag_shape(ev)
+
+    def _wants_window(self, ev) -> bool:
+        """Whether a left drag sets the window (see :mod:`app.ui.mouse_model`)."""
+        mods = ev.modifiers()
+        if mods & Qt.KeyboardModifier.ShiftModifier or self.tool == "window":
+            return True
+        return self.left_drag == "window" and not mods & Qt.KeyboardModifier.ControlModifier
 
     def _drag_shape(self, ev) -> None:
         start = self.view.mapSceneToView(ev.buttonDownScenePos())

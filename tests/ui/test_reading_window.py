@@ -513,6 +513,84 @@ def test_measurement_labels_do_not_overlap_at_small_zoom(qtbot, window: MainWind
     assert [i.label.toPlainText() for i in vp._items] == ["20.0 mm"] * 3
 
 
+def _left_drag(widget, a: QPointF, b: QPointF,
+               modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    """A real left-button drag from ``a`` to ``b`` over a 2D viewport or an MPR plane."""
+    target = widget.canvas.viewport()
+    left = Qt.MouseButton.LeftButton
+    QApplication.sendEvent(target, QMouseEvent(QEvent.Type.MouseButtonPress, a,
+                                               target.mapToGlobal(a), left, left, modifiers))
+    for i in range(1, 9):
+        QTest.qWait(12)  # pyqtgraph drops moves closer than 10 ms
+        p = a + (b - a) * (i / 8)
+        QApplication.sendEvent(target, QMouseEvent(QEvent.Type.MouseMove, p, target.mapToGlobal(p),
+                                                   Qt.MouseButton.NoButton, left, modifiers))
+    QApplication.sendEvent(target, QMouseEvent(QEvent.Type.MouseButtonRelease, b,
+                                               target.mapToGlobal(b), left,
+                                               Qt.MouseButton.NoButton, modifiers))
+
+
+def test_one_mouse_model_for_2d_and_mpr_saved_in_the_settings(
+        qtbot, window: MainWindow, reading_home: Path) -> None:
+    from app.ui.mouse_model import load_left_drag
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    viewer, vp = _open(qtbot, window, HEAD)
+    qtbot.waitUntil(lambda: bool(vp.volume.ready[vp.state.k]), timeout=30_000)
+    viewer.set_tool("length")
+    starts = iter(QPointF(120 + 60 * i, 120 + 70 * i) for i in range(6))
+
+    def drag_2d(modifiers=Qt.KeyboardModifier.NoModifier) -> tuple[bool, bool]:
+        """(window changed, a length drawn) by one left drag in the 2D viewport."""
+        before, notes = vp.state.window.pair, len(vp.session.annotations.get(vp.state.k, []))
+        a = next(starts)  # clear of the lengths drawn before (their handles would take it)
+        _left_drag(vp, a, a + QPointF(50, 20), modifiers)
+        return (vp.state.window.pair != before,
+                len(vp.session.annotations.get(vp.state.k, [])) > notes)
+
+    def drag_mpr(modifiers=Qt.KeyboardModifier.NoModifier) -> tuple[bool, bool]:
+        """(window changed, crosshair moved) by one left drag in every MPR plane."""
+        results = []
+        for plane in mpr.views.values():
+            window_before = mpr.windows[plane.view].pair
+            centre = mpr.crosshair.center.copy()
+            c = plane.widget_of_scene(*plane.scene_of_lps(centre))
+            start = QPointF(c.x() + 45, c.y() + 45)  # off the lines: a move, not a tilt
+            mid = QPointF(plane.canvas.viewport().rect().center())
+            side = -1 if c.x() > mid.x() else 1  # towards the middle: never clamped at an edge
+            _left_drag(plane, start, mid + QPointF(30 * side, 20 * side), modifiers)
+            results.append((mpr.windows[plane.view].pair != window_before,
+                            not np.allclose(mpr.crosshair.center, centre)))
+        assert len(set(results)) == 1  # the same in every plane
+        return results[0]
+
+    # "tool" (the default): left drag is the tool in 2D and the crosshair in MPR
+    assert viewer.left_drag == "tool"
+    assert drag_2d() == (False, True)
+    mpr = viewer.show_mpr()
+    qtbot.waitUntil(lambda: mpr.source is not None
+                    and all(v.shown is not None for v in mpr.views.values()), timeout=30_000)
+    assert drag_mpr() == (False, True)
+    # View ▸ "Left drag = window / level": window / level in 2D and every plane, Ctrl the tool
+    next(a for a in viewer.mouse_group.actions() if a.data() == "window").trigger()
+    assert load_left_drag(reading_home) == "window"  # saved in the settings' reading section
+    assert mpr.panel.window_mode.isChecked()
+    assert drag_mpr() == (True, False)
+    assert drag_mpr(ctrl) == (False, True)
+    viewer.set_layout("1×1")
+    qtbot.waitUntil(lambda: vp.isVisible() and vp.canvas.viewport().width() > 300)
+    qtbot.wait(50)
+    assert vp.left_drag == "window"
+    assert drag_2d() == (True, False)
+    assert drag_2d(ctrl) == (False, True)
+    # the MPR panel's own choice is the same setting
+    viewer.show_mpr()
+    mpr.panel.crosshair_mode.setChecked(True)
+    assert viewer.left_drag == "tool" and load_left_drag(reading_home) == "tool"
+    viewer.set_layout("1×1")
+    qtbot.wait(50)
+    assert drag_2d() == (False, True)
+
+
 def test_rotate_90_turns_letters_measurements_lines_and_probe(qtbot,
                                                              window: MainWindow) -> None:
     viewer, vp = _open(qtbot, window, HEAD)
