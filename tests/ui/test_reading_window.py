@@ -330,6 +330,24 @@ def test_windows_are_chosen_once_per_series_and_carried_into_mpr(qtbot,
     assert first.state.window.pair == second.state.window.pair
 
 
+def test_a_head_ct_reopened_at_a_shoulder_slice_still_opens_in_the_brain_window(
+        qtbot, window: MainWindow) -> None:
+    """No window tags, no body part: the window is judged from the middle slice (the head),
+    read at once when the loader starts at the shoulders, never from the slice that happens
+    to arrive first."""
+    viewer, vp = _open(qtbot, window, HEAD)
+    uid = vp.session.series.series_instance_uid
+    shoulder = 0 if vp.volume.positions[0, 2] < vp.volume.positions[-1, 2] else vp.n_slices - 1
+    window.view_state.last_slice[uid] = shoulder
+    window.reading.close_study(vp.session.study.study_instance_uid)
+    qtbot.waitUntil(lambda: not window.viewers, timeout=10_000)
+    viewer, vp = _open(qtbot, window, HEAD)
+    qtbot.waitUntil(lambda: vp.volume is not None and vp.image.image is not None,
+                    timeout=30_000)
+    assert vp.state.k == shoulder
+    assert (vp.state.center, vp.state.width) == (40.0, 80.0)
+
+
 def test_mpr_and_2d_honour_a_sigmoid_voi_lut_function(qtbot, window: MainWindow) -> None:
     viewer, vp = _open(qtbot, window, SIGMOID)
     qtbot.waitUntil(lambda: vp.volume.finished, timeout=30_000)
