@@ -220,12 +220,14 @@ class LoadedSeries(QObject):
 
     def _values(self, stored: np.ndarray, k: int) -> np.ndarray:
         volume = self.volume
-        return stored.astype(np.float32) * np.float32(volume.slope[k]) \
-            + np.float32(volume.intercept[k])
+        assert volume is not None
+        values: np.ndarray = stored.astype(np.float32) * float(volume.slope[k])
+        return values + float(volume.intercept[k])
 
     def _middle_values(self) -> np.ndarray | None:
         """The middle slice's values: decoded already, or read from its file once now."""
         volume = self.volume
+        assert volume is not None
         middle = volume.shape[0] // 2
         if volume.ready[middle]:
             return self._values(volume.array[middle], middle)
