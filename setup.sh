@@ -17,14 +17,16 @@ mode=${1:-run}
 
 # Debian packages: Python venv support, Qt/VTK runtime libraries (offscreen GL through OSMesa
 # and EGL), a virtual X server for window tests and screenshots, the reference hub (Orthanc +
-# DICOMweb plugin) and the DICOM peers used in tests (dcmtk).
+# DICOMweb plugin; PostgreSQL and its index plugin for a hub's bigger index) and the DICOM peers
+# used in tests (dcmtk).
 debs=(
   python3 python3-venv python3-pip ca-certificates
   libgl1 libegl1 libx11-6 libdbus-1-3 libfontconfig1 libfreetype6 libglib2.0-0 libxkbcommon0
   libosmesa6 libxrender1 libxi6 libsm6 libice6
   xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0
   libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-randr0 libxcb-xinerama0
-  orthanc orthanc-dicomweb dcmtk dicom3tools
+  orthanc orthanc-dicomweb dcmtk dicom3tools xorriso
+  postgresql orthanc-postgresql
 )
 
 missing_debs() {
@@ -47,6 +49,9 @@ if command -v dpkg-query >/dev/null 2>&1; then
       # The orthanc package starts a system service; Relay runs its own Orthanc on loopback.
       if command -v systemctl >/dev/null 2>&1; then systemctl disable --now orthanc >/dev/null 2>&1 || true; fi
       service orthanc stop >/dev/null 2>&1 || true
+      # Likewise PostgreSQL: the tests start their own server (a hub's index) on loopback.
+      if command -v systemctl >/dev/null 2>&1; then systemctl disable --now postgresql >/dev/null 2>&1 || true; fi
+      service postgresql stop >/dev/null 2>&1 || true
     else
       echo "setup: these Debian packages are missing; install them as root and run again:"
       echo "  sudo apt-get install $need"

@@ -168,6 +168,7 @@ class Study:
     study_id: str = ""
     modalities: tuple[str, ...] = ()
     series: tuple[Series, ...] = ()
+    institution_name: str = ""
 
     @property
     def instance_count(self) -> int:

@@ -9,15 +9,19 @@ tokens live in the keyring (:mod:`app.net.secrets`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from app.errors import SettingsError
 from app.net.dimse.node import NodeSettings
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 """2: hub profiles say which protocol they speak (``kind``); 1: every hub was DICOMweb."""
@@ -58,6 +62,18 @@ class HubProfile:
                                 f"{', '.join(PROFILE_KINDS)}, not '{self.kind}'")
         if self.auth not in AUTH_KINDS:
             raise SettingsError(f"hub '{self.name}': auth must be one of {', '.join(AUTH_KINDS)}")
+        if strip_userinfo(self.url) != self.url:
+            raise SettingsError(
+                f"hub '{self.name}': the URL holds a user name or password; give them with "
+                "--user and --password-stdin (kept in the keyring), never in the URL")
+
+
+def strip_userinfo(url: str) -> str:
+    """``url`` without a ``user:password@`` part (settings never keep credentials)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 @dataclass
@@ -157,6 +173,22 @@ class ReadingSettings:
 
 
 @dataclass
+class WorklistSettings:
+    """The Modality Worklist SCP (and PACS) asked to find the local patient when reconciling."""
+
+    host: str = ""
+    """Host of the worklist SCP; empty: no worklist configured."""
+    port: int = 104
+    """Its DICOM port."""
+    called_ae: str = ""
+    """Its AE title."""
+    calling_ae: str = "RELAY"
+    """Relay's AE title on these associations."""
+    timeout_seconds: float = 30.0
+    """How long to wait for the association and for each answer."""
+
+
+@dataclass
 class Settings:
     """Everything Relay remembers between runs, except the store, queue and secrets."""
 
@@ -176,6 +208,8 @@ class Settings:
     """Relay's own DICOM node (``relay node``, ``relay listen``)."""
     reading: ReadingSettings = field(default_factory=ReadingSettings)
     """The reading window (the user's window presets)."""
+    worklist: WorklistSettings = field(default_factory=WorklistSettings)
+    """The worklist SCP used by reconciliation."""
     other: dict[str, Any] = field(default_factory=dict)
     """Sections this version does not know (written by another part or version): kept as is."""
 
@@ -207,6 +241,7 @@ def load_settings(home: Path) -> Settings:
         raise SettingsError(
             f"the settings file {path} was written by a newer Relay (schema {version})"
         )
+    _strip_hub_credentials(raw, path)
     raw = _migrate(raw, version)
     known = {f.name for f in fields(Settings)}
     other = {k: v for k, v in raw.items() if k not in known}
@@ -214,6 +249,17 @@ def load_settings(home: Path) -> Settings:
     settings.other.update(other)
     settings.schema_version = SCHEMA_VERSION
     return settings
+
+
+def _strip_hub_credentials(raw: dict[str, Any], path: Path) -> None:
+    """Drop credentials that an older Relay or a hand edit left inside hub URLs."""
+    for hub in raw.get("hubs") or []:
+        if isinstance(hub, dict) and isinstance(hub.get("url"), str):
+            clean = strip_userinfo(hub["url"])
+            if clean != hub["url"]:
+                log.warning("%s: credentials inside the URL of hub '%s' were dropped; add them "
+                            "again with --user/--password-stdin", path, hub.get("name", "?"))
+                hub["url"] = clean
 
 
 def _migrate(raw: dict[str, Any], version: int) -> dict[str, Any]:

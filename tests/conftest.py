@@ -28,6 +28,19 @@ def data() -> Path:
     return DATA
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server on loopback for every hub with a PostgreSQL index (the ``hub``
+    fixture of tests/net/conftest.py), stopped at the end of the session."""
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """An empty Relay home."""

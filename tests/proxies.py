@@ -215,3 +215,136 @@ class GarbageServer(LoopbackServer):
     @staticmethod
     def _noise() -> bytes:
         return os.urandom(64).replace(b"H", b"x") + b"\r\n\r\n"
+
+
+class FaultyLink(Relay):
+    """A relay that breaks some requests, chosen at random (seeded): the faults of a real WAN
+    between a spoke and its hub.
+
+    Each request (a new request line from the client, also on a kept-alive connection) is left
+    alone or, with probability ``rate``, given one fault in one direction (towards the hub: the
+    upload; back: the answer) after a random number of bytes:
+
+    - ``drop``: the connection is closed before the request reaches the hub;
+    - ``reset``: an RST (SO_LINGER 0) part way;
+    - ``truncate``: a clean close (FIN) part way, as if the answer had ended;
+    - ``stall``: nothing passes for ``stall`` seconds, then the bytes flow again;
+    - ``slow``: the rest passes at ``slow_rate`` bytes per second.
+
+    :attr:`counts` says how often each fault was dealt (``"none"`` for untouched requests).
+    """
+
+    FAULTS = ("drop", "reset", "truncate", "stall", "slow")
+    _METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ")
+
+    def __init__(self, backend_port: int, *, rate: float = 0.3, seed: int = 0,
+                 faults: tuple[str, ...] = FAULTS, stall: float = 1.5,
+                 slow_rate: float = 256_000, max_cut: int = 256 * 1024) -> None:
+        import random
+        from collections import Counter
+
+        self.rate, self.faults, self.stall, self.slow_rate = rate, faults, stall, slow_rate
+        self.max_cut = max_cut
+        self.random = random.Random(seed)
+        self.counts: Counter[str] = Counter()
+        self._dealing = threading.Lock()
+        super().__init__(backend_port)
+
+    def _deal(self) -> dict[str, object]:
+        """A fault for one request: kind, direction ("up"/"down"), after how many bytes."""
+        with self._dealing:
+            fault = self.random.choice(self.faults) if self.random.random() < self.rate \
+                else "none"
+            way = "up" if self.random.random() < 0.5 else "down"
+            cut = self.random.randint(0, self.max_cut)
+            self.counts[fault] += 1
+        return {"fault": fault, "way": way, "cut": cut, "up": 0, "down": 0, "struck": False}
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            backend = socket.create_connection(("127.0.0.1", self.backend_port), timeout=60)
+        except OSError:
+            conn.close()
+            return
+        deal: dict[str, object] = {"fault": "none", "way": "up", "cut": 0, "up": 0, "down": 0,
+                                   "struck": True}
+        box = [deal]
+        down = threading.Thread(target=self._faulty_pump, args=(backend, conn, "down", box),
+                                daemon=True)
+        down.start()
+        self._faulty_pump(conn, backend, "up", box)
+        down.join(120)
+        conn.close()
+        backend.close()
+
+    def _faulty_pump(self, src: socket.socket, dst: socket.socket, way: str,
+                     box: list[dict[str, object]]) -> None:
+        try:
+            while not self._stop.is_set():
+                data = src.recv(self.chunk)
+                if not data:
+                    break
+                if way == "up" and data.startswith(self._METHODS):
+                    box[0] = self._deal()  # a new request on this connection
+                    if box[0]["fault"] == "drop":
+                        self._break(src, dst, reset=False)
+                        return
+                deal = box[0]
+                passed, cut = int(deal[way]), int(deal["cut"])  # type: ignore[call-overload]
+                if deal["way"] == way and not deal["struck"] and passed + len(data) > cut:
+                    deal["struck"] = True
+                    head, data = data[: cut - passed], data[cut - passed:]
+                    dst.sendall(head)
+                    if deal["fault"] in ("reset", "truncate"):
+                        self._break(src, dst, reset=deal["fault"] == "reset")
+                        return
+                    if deal["fault"] == "stall":
+                        time.sleep(self.stall)
+                dst.sendall(data)
+                deal[way] = passed + len(data)
+                if deal["struck"] and deal["way"] == way and deal["fault"] == "slow":
+                    time.sleep(len(data) / self.slow_rate)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    @staticmethod
+    def _break(src: socket.socket, dst: socket.socket, *, reset: bool) -> None:
+        import struct
+
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                if reset:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.close()
+                else:
+                    s.shutdown(socket.SHUT_RDWR)
+
+
+class CannedServer(LoopbackServer):
+    """A loopback "hub" answering every request with the same hostile answer: ``head`` (status
+    line and headers) then ``body``, sent in ``chunk``-byte pieces ``pause`` seconds apart."""
+
+    def __init__(self, head: bytes, body: bytes, *, chunk: int = 1 << 16,
+                 pause: float = 0.0) -> None:
+        self.head, self.body, self.chunk, self.pause = head, body, chunk, pause
+        super().__init__(0)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/dicom-web"
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(5)
+            conn.recv(65536)
+            conn.sendall(self.head)
+            for at in range(0, len(self.body), self.chunk):
+                if self._stop.is_set():
+                    return
+                conn.sendall(self.body[at : at + self.chunk])
+                if self.pause:
+                    time.sleep(self.pause)

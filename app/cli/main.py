@@ -25,7 +25,7 @@ from app.tasks import Progress, ProgressState
 
 #: Modules that add subcommands (data, so a new area is one line here).
 COMMAND_MODULES = ["app.cli.store", "app.cli.volume", "app.cli.net", "app.cli.pacs",
-                   "app.cli.node"]
+                   "app.cli.node", "app.cli.workflow"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -97,6 +97,12 @@ def _setup_logging(verbose: int) -> None:
 # -- helpers for command modules -------------------------------------------------------------
 def open_store(args: argparse.Namespace) -> Store:
     return Store(resolve_home(getattr(args, "home", None)))
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences from file names on
+    outside media, say) shown as ``\\x1b`` and the like, never sent to the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def print_json(obj: Any) -> None:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.cli.main import TerminalProgress, cancel_on_sigint, open_store, print_json
+from app.cli.main import TerminalProgress, cancel_on_sigint, open_store, print_json, printable
 from app.store.local import Store
 from app.tasks import Progress
 
@@ -86,11 +86,11 @@ def print_import_summary(report: ImportReport, store: Store) -> None:
     out.write(", ".join(parts) + f" in {report.seconds:.1f} s")
     out.write(" (cancelled)\n" if report.cancelled else "\n")
     for problem in report.failed:
-        out.write(f"  failed: {problem.path}: {problem.reason}\n")
+        out.write(f"  failed: {printable(problem.path)}: {printable(problem.reason)}\n")
     if report.skipped:
         shown = report.skipped[:10]
         for problem in shown:
-            out.write(f"  skipped: {problem.path}: {problem.reason}\n")
+            out.write(f"  skipped: {printable(problem.path)}: {printable(problem.reason)}\n")
         if len(report.skipped) > len(shown):
             out.write(f"  ... and {len(report.skipped) - len(shown)} more skipped\n")
     _print_studies(studies_json(store, report.study_uids))
@@ -99,17 +99,17 @@ def print_import_summary(report: ImportReport, store: Store) -> None:
 def _print_studies(studies: list[dict[str, Any]]) -> None:
     for study in studies:
         date = study["study_date"] or "no date"
-        sys.stdout.write(
+        sys.stdout.write(printable(
             f"{study['patient_name'] or '(no name)'}  [{study['patient_id'] or 'no ID'}]  "
             f"{date}  {study['study_description'] or '(no description)'}  "
-            f"{'/'.join(study['modalities'])}\n"
-        )
+            f"{'/'.join(study['modalities'])}"
+        ) + "\n")
         for s in study["series"]:
             number = s["series_number"] if s["series_number"] is not None else "-"
-            sys.stdout.write(
+            sys.stdout.write(printable(
                 f"    #{number:<4} {s['modality']:<3} {s['instances']:>5} images  "
-                f"{s['series_description']}\n"
-            )
+                f"{s['series_description']}"
+            ) + "\n")
             for issue in s.get("geometry_issues", []):
                 sys.stdout.write(f"          ! {issue}\n")
 

@@ -16,6 +16,7 @@ import logging
 import struct
 import threading
 import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -42,6 +43,11 @@ PIXEL_TAGS = (PIXEL_DATA, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double F
 MAX_FRAME_BYTES = 1 << 30
 #: Values larger than this are not read at header time (pixel data, big private blobs).
 DEFER_SIZE = 64 * 1024
+#: A deflated dataset may inflate to this many times the file's size (deflate tops out near
+#: 1000:1 on zeros; real images reach a few :1), never beyond MAX_INFLATED_BYTES.
+MAX_INFLATE_RATIO = 200
+INFLATE_FLOOR = 16 << 20
+MAX_INFLATED_BYTES = 1 << 30
 
 _VALID_VRS = {
     b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB",
@@ -91,8 +97,10 @@ class BufferReader:
     """
 
     def __init__(self, buf: Any, name: str = "") -> None:
-        self._buf = memoryview(buf)
-        self._size = len(self._buf)
+        # Slices, not a memoryview: a view would pin an mmap (its close raises BufferError)
+        # for as long as an exception's traceback keeps this reader alive.
+        self._buf = buf
+        self._size = len(buf)
         self._pos = 0
         self.name = name
         #: The latest read got some but not all of the bytes asked for: the file ends inside
@@ -104,7 +112,8 @@ class BufferReader:
         end = self._size if n is None or n < 0 else min(self._size, start + n)
         self._pos = max(self._pos, end)
         self.ended_inside = n is not None and 0 < end - start < n
-        return self._buf[start:end].tobytes()
+        piece = self._buf[start:end]
+        return piece if isinstance(piece, bytes) else bytes(piece)
 
     def seek(self, offset: int, whence: int = 0) -> int:
         base = (0, self._pos, self._size)[whence]
@@ -245,11 +254,53 @@ def header_of_dataset(ds: Any, ts: str = "") -> Header:
     return _build(ds, ts, _text(ds, "SOPClassUID"), uids, image)
 
 
+def inflate_bounded(data: Any, limit: int) -> bytes:
+    """Inflate a raw deflate stream (PS3.5 A.5), refusing to produce more than ``limit`` bytes."""
+    try:
+        out = zlib.decompressobj(-zlib.MAX_WBITS).decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise DicomReadError(f"deflated data is damaged ({exc})") from None
+    if len(out) > limit:
+        raise DicomReadError(
+            f"deflated data inflates to more than {limit >> 20} MB (a deflate bomb?)")
+    return out
+
+
+def inflate_limit(size: int) -> int:
+    """How far a deflated file of ``size`` bytes may inflate."""
+    return min(MAX_INFLATED_BYTES, max(INFLATE_FLOOR, MAX_INFLATE_RATIO * size))
+
+
+def _read_deflated(buf: Any, name: str) -> Dataset | None:
+    """A Deflated Explicit VR Little Endian file read with a bounded inflate (pydicom inflates
+    whatever the stream holds), or None when the file is not deflated."""
+    if len(buf) < 132 or bytes(buf[128:132]) != b"DICM":
+        return None
+    from pydicom.dataset import FileDataset
+    from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
+
+    reader = BufferReader(buf, name)
+    preamble = read_preamble(reader, force=True)  # type: ignore[arg-type]
+    meta = _read_file_meta_info(reader)  # type: ignore[arg-type]
+    if str(meta.get("TransferSyntaxUID", "")).strip() != DEFLATED_LE:
+        return None
+    inflated = inflate_bounded(memoryview(buf)[reader.tell():], inflate_limit(len(buf)))
+    inner = BufferReader(inflated, name)
+    dataset = read_dataset(inner, False, True, defer_size=DEFER_SIZE)  # type: ignore[arg-type]
+    ds = FileDataset(name, dataset, preamble, meta, False, True)
+    ds.set_original_encoding(False, True, dataset._character_set)
+    return ds
+
+
 def _parse(buf: Any, name: str) -> Dataset:
     try:
         reader = BufferReader(buf, name)
         with _pydicom_messages() as messages:
-            ds = pydicom.dcmread(reader, force=True, defer_size=DEFER_SIZE)
+            deflated = _read_deflated(buf, name)
+            ds = deflated if deflated is not None else pydicom.dcmread(
+                reader, force=True, defer_size=DEFER_SIZE)
+    except DicomReadError:
+        raise
     except RecursionError:
         raise DicomReadError("sequences nested too deeply to read") from None
     except MemoryError:
@@ -438,6 +489,7 @@ def _build(
         accession_number=_text(ds, "AccessionNumber"),
         study_id=_text(ds, "StudyID"),
         modalities=(modality,) if modality else (),
+        institution_name=_text(ds, "InstitutionName"),
     )
     series = Series(
         series_instance_uid=uids["SeriesInstanceUID"],

@@ -48,7 +48,7 @@ KEYWORDS = (
     "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames",
     "Rows", "Columns", "PixelSpacing", "BitsAllocated", "BitsStored", "PixelRepresentation",
     "WindowCenter", "WindowWidth", "RescaleIntercept", "RescaleSlope", "RescaleType",
-    "VOILUTFunction",
+    "VOILUTFunction", "InstitutionName",
 )
 META_KEYWORDS = ("MediaStorageSOPClassUID", "TransferSyntaxUID")
 _TAGS: dict[int, tuple[str, str]] = {

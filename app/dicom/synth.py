@@ -179,6 +179,7 @@ class SeriesSpec:
     seed: int = 0
     patient_name: str = "DEMO^STROKE"
     patient_id: str = "RELAY-DEMO"
+    patient_birth_date: str = "19500101"
     study_description: str = "CT HEAD WO CONTRAST (synthetic demo)"
     series_description: str = "Axial 0.5mm (synthetic)"
     series_number: int = 2
@@ -268,7 +269,7 @@ def _dataset(spec: SeriesSpec, study_uid: str, series_uid: str, for_uid: str, k:
     ds.SeriesDescription = spec.series_description
     ds.PatientName = spec.patient_name
     ds.PatientID = spec.patient_id
-    ds.PatientBirthDate = "19500101"
+    ds.PatientBirthDate = spec.patient_birth_date
     ds.PatientSex = "O"
     ds.BodyPartExamined = "HEAD"
     ds.SliceThickness = f"{spec.slice_thickness or spec.slice_step:.3f}"

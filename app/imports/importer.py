@@ -160,6 +160,7 @@ def import_paths(
         flush()
         report.cancelled = True
     finally:
+        listing.close()
         progress.finish()
     report.study_uids = list(seen_studies)
     report.seconds = time.monotonic() - started

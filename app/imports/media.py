@@ -3,7 +3,10 @@
 :func:`walk` turns the paths a user gave into :class:`MediaItem` objects (one per candidate file)
 and :class:`Problem` lines (things on the media that are wrong: a DICOMDIR pointing at a missing
 file, an unreadable folder, a damaged zip). Nothing on the media is ever executed; only regular
-files are opened, and only for reading.
+files are opened, only for reading, and with plain reads (never a mapping that a shrinking file
+turns into SIGBUS). Links are followed only inside the folder given. Archives are opened once
+and capped: per member, per archive, by compression ratio, and overlapping or duplicate zip
+members are refused.
 
 A DICOMDIR is read when present and cross-checked with the folder it describes: files it lists
 are resolved even with lowercase names or ``;1`` version suffixes, files it lists that are missing
@@ -18,13 +21,15 @@ import gzip
 import mmap
 import os
 import stat
+import tempfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pydicom
 
@@ -32,9 +37,15 @@ from app.dicom.header import BufferReader
 
 #: Largest single file taken out of a zip or gzip archive.
 MAX_MEMBER_BYTES = 4 << 30
-#: A compression ratio beyond this on a big member is a zip bomb, not a DICOM file.
+#: Largest total of all members of one zip archive.
+MAX_ARCHIVE_BYTES = 64 << 30
+#: A compression ratio beyond this (per member, per gzip file, per archive) is a bomb, not DICOM.
 MAX_RATIO = 200
-_IN_MEMORY = 256 << 20  # members up to this size are unpacked in memory, bigger ones to a temp file
+#: Below this unpacked size the ratio is not checked (tiny blank files compress very well).
+RATIO_FLOOR = 4 << 20
+#: Largest DICOMDIR read (a DICOMDIR of a full DVD is a few MB).
+MAX_DICOMDIR_BYTES = 64 << 20
+_IN_MEMORY = 64 << 20  # files up to this size are read into memory, bigger ones via a temp file
 
 
 @dataclass(frozen=True)
@@ -47,39 +58,79 @@ class Problem:
     kind: str = "failed"
 
 
+class NotRegularFile(OSError):
+    """A media entry is a FIFO, a device, a socket...: never read."""
+
+
+def open_regular(path: Path | str) -> IO[bytes]:
+    """Open a file on the media for reading, refusing anything but a regular file.
+
+    The check is made on the opened descriptor (``fstat``), and the open itself never blocks
+    (``O_NONBLOCK``), so a FIFO, a device or a link to ``/dev/zero`` is refused at once.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(0, "not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class _Archive:
+    """One zip archive on the media, opened once and shared by all of its members."""
+
+    def __init__(self, fp: IO[bytes], zf: zipfile.ZipFile) -> None:
+        self._fp = fp
+        self.zf = zf
+        self._lock = threading.Lock()
+
+    def open(self, info: zipfile.ZipInfo) -> IO[bytes]:
+        with self._lock:  # ZipFile reads are locked; opening a member touches shared state
+            return self.zf.open(info)
+
+    def close(self) -> None:
+        self.zf.close()
+        self._fp.close()
+
+
 @dataclass
 class MediaItem:
-    """One candidate file; :meth:`open` yields its bytes (an mmap or bytes)."""
+    """One candidate file; :meth:`open` yields its bytes (bytes, or an mmap of a private copy).
+
+    Files on the media are read with plain reads, never mapped: a file that shrinks or fails
+    to read (a pulled USB stick, a scratched CD) raises :class:`OSError`, never SIGBUS.
+    """
 
     display: str
     size: int
     _path: Path | None = None
-    _zip: Path | None = None
-    _member: str | None = None
+    _archive: _Archive | None = None
+    _member: zipfile.ZipInfo | None = None
     _gz: bool = False
     tmp_dir: Path | None = field(default=None, repr=False)
 
     @contextmanager
     def open(self) -> Iterator[Any]:
-        if self._zip is not None:
-            with zipfile.ZipFile(self._zip) as zf, zf.open(self._member or "") as fp:
-                with _spool(fp, self.size, self.tmp_dir) as buf:
-                    yield buf
+        if self._archive is not None and self._member is not None:
+            with self._archive.open(self._member) as fp, _spool(fp, self.size, self.tmp_dir) as buf:
+                yield buf
             return
         assert self._path is not None
-        with open(self._path, "rb") as fp:
+        with open_regular(self._path) as fp:
             if self.size == 0:
                 yield b""
                 return
             if self._gz or _is_gzip(fp):
-                with gzip.GzipFile(fileobj=fp) as gz, _spool(gz, None, self.tmp_dir) as buf:
-                    yield buf
+                with gzip.GzipFile(fileobj=fp) as gz:
+                    limit = max(RATIO_FLOOR, MAX_RATIO * self.size)
+                    with _spool(gz, None, self.tmp_dir, limit=limit) as buf:
+                        yield buf
                 return
-            mm = mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ)
-            try:
-                yield mm
-            finally:
-                mm.close()
+            with _spool(fp, self.size, self.tmp_dir, exact=True) as buf:
+                yield buf
 
 
 def _is_gzip(fp: Any) -> bool:
@@ -88,22 +139,40 @@ def _is_gzip(fp: Any) -> bool:
     return bool(head == b"\x1f\x8b")
 
 
+def _changed(size: int, got: int) -> OSError:
+    return OSError(0, f"the file changed while it was read ({got} of {size} bytes; media removed?)")
+
+
 @contextmanager
-def _spool(fp: Any, size: int | None, tmp_dir: Path | None) -> Iterator[Any]:
-    """Read an archive member, in memory when small, through a temp file when big."""
+def _spool(fp: Any, size: int | None, tmp_dir: Path | None, *, exact: bool = False,
+           limit: int = MAX_MEMBER_BYTES) -> Iterator[Any]:
+    """Read a file or an archive member with plain reads: in memory when small, else through
+    a private temp file (mapped only once it is complete, on our own disk).
+
+    ``size`` is the expected size when known; with ``exact`` a file of another size is an
+    error (it changed while it was read). An unknown size is bounded by ``limit``.
+    """
     if size is not None and size <= _IN_MEMORY:
         data = fp.read(size + 1)
+        if exact and len(data) != size:
+            raise _changed(size, len(data))
         yield data[:size] if len(data) > size else data
         return
-    import tempfile
-
+    cap = min(limit, MAX_MEMBER_BYTES) if size is None else size
     with tempfile.TemporaryFile(dir=tmp_dir) as tmp:
         total = 0
         while chunk := fp.read(1 << 20):
             total += len(chunk)
-            if total > MAX_MEMBER_BYTES:
-                raise OSError(f"unpacks to more than {MAX_MEMBER_BYTES >> 30} GB")
+            if total > cap:
+                if size is not None and exact:
+                    raise _changed(size, total)
+                if size is not None:
+                    break  # an archive member never gives more than its size; be sure
+                raise OSError(0, f"unpacks to more than {cap >> 20} MB "
+                                 f"(compression bomb?)")
             tmp.write(chunk)
+        if exact and total != size:
+            raise _changed(size or 0, total)
         tmp.flush()
         if total == 0:
             yield b""
@@ -120,10 +189,20 @@ class WalkResult:
     items: list[MediaItem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     dicomdirs: int = 0
+    archives: list[_Archive] = field(default_factory=list, repr=False)
+
+    def close(self) -> None:
+        """Close the zip archives the items read from."""
+        for archive in self.archives:
+            archive.close()
+        self.archives.clear()
 
 
 def walk(paths: list[str], tmp_dir: Path | None = None) -> WalkResult:
-    """List every candidate file under ``paths`` (folders, DICOMDIR media, zips, files)."""
+    """List every candidate file under ``paths`` (folders, DICOMDIR media, zips, files).
+
+    Symbolic links are followed only while they stay inside the folder that was given.
+    """
     result = WalkResult()
     seen_dirs: set[tuple[int, int]] = set()
     for given in paths:
@@ -139,9 +218,15 @@ def walk(paths: list[str], tmp_dir: Path | None = None) -> WalkResult:
     return result
 
 
+def _inside(path: str, root: str) -> bool:
+    real = os.path.realpath(path)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def _walk_dir(
     root: Path, display: str, result: WalkResult, seen: set[tuple[int, int]], tmp: Path | None
 ) -> None:
+    root_real = os.path.realpath(root)
     stack = [(root, display)]
     while stack:
         folder, shown = stack.pop()
@@ -155,20 +240,30 @@ def _walk_dir(
         except OSError as exc:
             result.problems.append(Problem(shown, _os_reason(exc), "failed"))
             continue
-        dicomdir = next((e for e in entries if _is_dicomdir_name(e.name)), None)
-        if dicomdir is not None:
-            _check_dicomdir(Path(dicomdir.path), shown, result)
         subdirs = []
+        files: list[tuple[os.DirEntry[str], str, os.stat_result]] = []
         for entry in entries:
             entry_shown = os.path.join(shown, entry.name)
             try:
-                est = entry.stat()  # follows symlinks
+                if entry.is_symlink() and not _inside(entry.path, root_real):
+                    result.problems.append(
+                        Problem(entry_shown, "link pointing outside the media, not followed",
+                                "skipped"))
+                    continue
+                est = entry.stat()  # follows symlinks (inside the media only)
             except OSError as exc:
                 result.problems.append(Problem(entry_shown, _os_reason(exc), "failed"))
                 continue
             if stat.S_ISDIR(est.st_mode):
                 subdirs.append((Path(entry.path), entry_shown))
-            elif entry is dicomdir:
+            else:
+                files.append((entry, entry_shown, est))
+        dicomdir = next((f for f in files if _is_dicomdir_name(f[0].name)
+                         and stat.S_ISREG(f[2].st_mode)), None)
+        if dicomdir is not None:
+            _check_dicomdir(Path(dicomdir[0].path), shown, result)
+        for entry, entry_shown, est in files:
+            if dicomdir is not None and entry is dicomdir[0]:
                 result.dicomdirs += 1
                 result.problems.append(
                     Problem(entry_shown, "DICOMDIR (media index), checked against the files",
@@ -185,48 +280,87 @@ def _add_file(path: Path, shown: str, st: os.stat_result, result: WalkResult,
         result.problems.append(Problem(shown, "not a regular file", "skipped"))
         return
     if st.st_size >= 22 and _looks_zip(path):
-        _walk_zip(path, shown, result, tmp)
+        _walk_zip(path, shown, st.st_size, result, tmp)
         return
     result.items.append(MediaItem(display=shown, size=st.st_size, _path=path, tmp_dir=tmp))
 
 
 def _looks_zip(path: Path) -> bool:
     try:
-        with open(path, "rb") as fp:
+        with open_regular(path) as fp:
             return fp.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
     except OSError:
         return False
 
 
-def _walk_zip(path: Path, shown: str, result: WalkResult, tmp: Path | None) -> None:
+def _walk_zip(path: Path, shown: str, size: int, result: WalkResult, tmp: Path | None) -> None:
     try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, zlib.error, NotImplementedError) as exc:
+        fp = open_regular(path)
+    except OSError as exc:
+        result.problems.append(Problem(shown, _os_reason(exc), "failed"))
+        return
+    try:
+        zf = zipfile.ZipFile(fp)
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        refusal = _archive_refusal(zf, infos, size)
+    except (zipfile.BadZipFile, OSError, zlib.error, NotImplementedError, ValueError) as exc:
+        fp.close()
         result.problems.append(Problem(shown, f"damaged zip archive ({exc})", "failed"))
         return
+    if refusal:
+        zf.close()
+        fp.close()
+        result.problems.append(Problem(shown, refusal, "failed"))
+        return
+    archive = _Archive(fp, zf)
+    result.archives.append(archive)
+    names: dict[str, int] = {}
     for info in infos:
-        if info.is_dir():
-            continue
+        names[info.filename] = names.get(info.filename, 0) + 1
+    for info in infos:
         member_shown = f"{shown}!/{info.filename}"
         name = info.filename.rsplit("/", 1)[-1]
-        if info.flag_bits & 0x1:
-            result.problems.append(Problem(member_shown, "encrypted in the zip (needs a password)"))
-            continue
-        if info.file_size > MAX_MEMBER_BYTES or (
-            info.file_size > (64 << 20) and info.file_size > MAX_RATIO * max(info.compress_size, 1)
-        ):
-            result.problems.append(
-                Problem(member_shown, "implausibly large when unpacked (zip bomb?)", "failed")
-            )
+        problem = _member_problem(info, names[info.filename])
+        if problem:
+            result.problems.append(Problem(member_shown, problem, "failed"))
             continue
         if _is_dicomdir_name(name):
             result.problems.append(Problem(member_shown, "DICOMDIR (media index)", "skipped"))
             continue
         result.items.append(
-            MediaItem(display=member_shown, size=info.file_size, _zip=path, _member=info.filename,
+            MediaItem(display=member_shown, size=info.file_size, _archive=archive, _member=info,
                       tmp_dir=tmp)
         )
+
+
+def _member_problem(info: zipfile.ZipInfo, copies: int) -> str | None:
+    if copies > 1:
+        return f"the zip holds {copies} members of this name (which one is meant?)"
+    if info.flag_bits & 0x1:
+        return "encrypted in the zip (needs a password)"
+    if info.file_size > MAX_MEMBER_BYTES or (
+        info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1)
+    ):
+        return "implausibly large when unpacked (zip bomb?)"
+    return None
+
+
+def _archive_refusal(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], size: int) -> str | None:
+    """Why a whole zip archive is refused (a bomb's shape), or None."""
+    total = sum(i.file_size for i in infos)
+    if total > MAX_ARCHIVE_BYTES or (total > RATIO_FLOOR and total > MAX_RATIO * size):
+        return (f"unpacks to {total >> 20} MB from {max(size >> 20, 1)} MB "
+                f"(zip bomb?); nothing taken from it")
+    ordered = sorted(zf.infolist(), key=lambda i: i.header_offset)
+    end_of_data = getattr(zf, "start_dir", size)
+    for info, after in zip(ordered, [*ordered[1:], None], strict=True):
+        encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
+        name_len = len(info.orig_filename.encode(encoding, errors="replace"))
+        end = info.header_offset + 30 + name_len + info.compress_size
+        limit = after.header_offset if after is not None else end_of_data
+        if end > limit:
+            return "overlapping members in the zip (zip bomb?); nothing taken from it"
+    return None
 
 
 # -- DICOMDIR --------------------------------------------------------------------------------
@@ -246,7 +380,10 @@ def referenced_files(dicomdir: Path) -> list[tuple[str, ...]]:
     Only the records are used, not the offsets between them, so DICOMDIRs with missing offsets,
     reordered records or odd record types still give their file list.
     """
-    data = dicomdir.read_bytes()
+    with open_regular(dicomdir) as fp:
+        data = fp.read(MAX_DICOMDIR_BYTES + 1)
+    if len(data) > MAX_DICOMDIR_BYTES:
+        raise OSError(0, f"larger than {MAX_DICOMDIR_BYTES >> 20} MB")
     ds = pydicom.dcmread(BufferReader(data, str(dicomdir)), force=True, defer_size=None)
     out: list[tuple[str, ...]] = []
     for record in ds.get("DirectoryRecordSequence") or []:
@@ -299,6 +436,8 @@ def _check_dicomdir(dicomdir: Path, shown_dir: str, result: WalkResult) -> None:
 
 
 def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, NotRegularFile):
+        return "not a regular file"
     if isinstance(exc, FileNotFoundError):
         return "no such file or folder"
     if isinstance(exc, PermissionError):

@@ -3,16 +3,21 @@
 Used only when the user chose it (settings ``secrets.fallback = "encrypted-file"`` or
 ``RELAY_KEYRING=encrypted-file``). Each secret is sealed with AES-256-GCM under a key derived
 from a passphrase with scrypt; the entry's name is the associated data, so entries cannot be
-swapped. The file is JSON, written atomically with mode 0600. A wrong passphrase is an error,
+swapped. The file is JSON, written atomically with mode 0600 (an exclusively created temp
+file, under a lock shared by every Relay process). A wrong passphrase is an error,
 never an empty result.
 """
 
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +64,30 @@ class EncryptedFileKeyring(KeyringBackend):
             raise SecretsError(f"{self.path} is not a Relay secrets file")
         return data
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the file's lock for one read-modify-write (two processes never lose an entry)."""
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def _save(self, data: dict[str, Any]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fp:
-            json.dump(data, fp)
-            fp.flush()
-            os.fsync(fp.fileno())
-        os.replace(tmp, self.path)
+        # a fresh name, created exclusively: never a file someone placed there, never shared
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                     0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fp:
+                json.dump(data, fp)
+                fp.flush()
+                os.fsync(fp.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def _aead(self, data: dict[str, Any]) -> AESGCM:
         salt = base64.b64decode(data["salt"])
@@ -104,6 +125,10 @@ class EncryptedFileKeyring(KeyringBackend):
         return None if sealed is None else self._open(self._aead(data), name, sealed)
 
     def set_password(self, service: str, username: str, password: str) -> None:
+        with self._locked():
+            self._set(service, username, password)
+
+    def _set(self, service: str, username: str, password: str) -> None:
         data = self._load()
         aead = self._aead(data)
         self._check(data, aead)
@@ -114,6 +139,10 @@ class EncryptedFileKeyring(KeyringBackend):
         self._save(data)
 
     def delete_password(self, service: str, username: str) -> None:
+        with self._locked():
+            self._delete(service, username)
+
+    def _delete(self, service: str, username: str) -> None:
         data = self._load()
         name = self._name(service, username)
         if name in data["entries"]:

@@ -32,6 +32,11 @@ DICOMWEB_PLUGINS = (
     "/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
     "/usr/lib/orthanc/plugins/libOrthancDicomWeb.so",
 )
+#: Where Debian puts the PostgreSQL index plugin (package ``orthanc-postgresql``).
+POSTGRESQL_INDEX_PLUGINS = (
+    "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so",
+    "/usr/lib/orthanc/plugins/libOrthancPostgreSQLIndex.so",
+)
 DEBIAN_PACKAGES = ("orthanc", "orthanc-dicomweb")
 
 
@@ -67,6 +72,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def find_postgresql_index() -> str:
+    """The PostgreSQL index plugin, or raise naming the Debian package to install."""
+    plugin = next((p for p in POSTGRESQL_INDEX_PLUGINS if os.path.isfile(p)), None)
+    if plugin is None:
+        raise ToolMissingError("a hub with a PostgreSQL index needs the Debian package "
+                                "orthanc-postgresql; install with: "
+                                "sudo apt-get install orthanc-postgresql")
+    return plugin
+
+
+@dataclass(frozen=True)
+class PostgresIndex:
+    """A PostgreSQL database holding the hub's index (the files stay in the storage folder):
+    what a hub moves to when one SQLite file is not enough."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str = ""
+
+
 @dataclass
 class HubConfig:
     """What to start: storage folder, port, users (empty: no authentication), TLS certificate."""
@@ -77,6 +104,8 @@ class HubConfig:
     users: dict[str, str] = field(default_factory=dict)
     #: PEM file holding the server certificate and its private key; HTTPS when given.
     tls_pem: Path | None = None
+    #: Keep the index in PostgreSQL (plugin from ``orthanc-postgresql``) instead of SQLite.
+    postgresql: PostgresIndex | None = None
     #: DICOM (DIMSE) port; 0 keeps Orthanc's DICOM server off.
     dicom_port: int = 0
     #: Orthanc's own AE title (checked: a wrong called AE title is rejected).
@@ -113,6 +142,14 @@ class HubConfig:
         )
         if self.tls_pem is not None:
             config["SslCertificate"] = str(self.tls_pem)
+        if self.postgresql is not None:
+            pg = self.postgresql
+            config["Plugins"] = [plugin, find_postgresql_index()]
+            config["PostgreSQL"] = {
+                "EnableIndex": True, "EnableStorage": False, "Host": pg.host, "Port": pg.port,
+                "Database": pg.database, "Username": pg.user, "Password": pg.password,
+                "Lock": False,  # several test hubs share one server (one database each)
+            }
         if self.dicom_port:
             config.update(DicomServerEnabled=True, DicomPort=self.dicom_port,
                           DicomAet=self.dicom_aet, DicomCheckCalledAet=True,

@@ -134,7 +134,13 @@ class DicomWebClient:
                                            "search with something that is not DICOM JSON")
         for dataset in answer:
             if isinstance(dataset, dict) and value(dataset, STUDY_UID) == study_uid:
-                return int(value(dataset, STUDY_INSTANCES, 0) or 0)
+                count = value(dataset, STUDY_INSTANCES, 0) or 0
+                try:
+                    return int(count)
+                except (TypeError, ValueError):
+                    raise HubError("not-dicomweb", f"the hub at {self.session.where} gave "
+                                                   "a study's instance count that is not a "
+                                                   "number") from None
         return None
 
     def present(self, study_uid: str, sop_uids: Sequence[str], *, chunk: int = 50) -> set[str]:

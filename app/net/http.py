@@ -10,9 +10,11 @@ reach the log.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import logging
 import ssl
+import time
 from collections.abc import Iterable, Mapping
 from http.client import BadStatusLine, IncompleteRead, RemoteDisconnected
 from typing import Any
@@ -37,6 +39,11 @@ from app.settings import HubProfile
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"Relay/{__version__}"
+#: Largest JSON answer taken, after gzip decoding (the metadata of a 10,000-instance study is
+#: ~100 MB); beyond it the answer is refused, so a gzip bomb costs at most this much memory.
+MAX_JSON_BYTES = 256 << 20
+#: A whole answer may take this many read timeouts (a trickling server is given up).
+ANSWER_DEADLINE_READS = 4
 
 
 def ssl_context(ca_file: str = "") -> ssl.SSLContext:
@@ -60,6 +67,12 @@ class HubSession:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise HubError("rejected", f"'{profile.url}' is not an http:// or https:// URL")
         self.where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        if parts.scheme == "http" and profile.auth != "none" and not is_loopback(parts.hostname):
+            raise HubError(
+                "rejected", f"'{profile.url}' is plain http:// and the hub has a "
+                f"{'password' if profile.auth == 'basic' else 'token'}: it would cross the "
+                "network unencrypted. Use https:// (plain http:// with credentials is only "
+                "allowed to this machine, e.g. 127.0.0.1)")
         self.headers: dict[str, str] = {"User-Agent": USER_AGENT}
         if profile.auth == "basic":
             token = base64.b64encode(f"{profile.user}:{secret or ''}".encode()).decode()
@@ -119,20 +132,51 @@ class HubSession:
         """GET a DICOM JSON answer (QIDO, metadata); 204 is an empty list.
 
         Asks for gzip: DICOM JSON shrinks ~10× (a 400-instance series' metadata is megabytes),
-        which on a WAN link is most of the time to a remote study's first image.
+        which on a WAN link is most of the time to a remote study's first image. The answer is
+        capped after decoding (:data:`MAX_JSON_BYTES`: a gzip bomb stops there) and must arrive
+        within :meth:`answer_deadline` (a server trickling a byte now and then is given up).
         """
         resp = self.request("GET", path, params=params,
                             headers={"Accept": "application/dicom+json",
-                                     "Accept-Encoding": "gzip"}, ok=(200, 204))
-        if resp.status == 204 or not resp.data:
+                                     "Accept-Encoding": "gzip"}, ok=(200, 204), stream=True)
+        try:
+            data = self.read_capped(resp, MAX_JSON_BYTES, "answer")
+        finally:
+            resp.release_conn()
+        if resp.status == 204 or not data:
             return []
-        return self.parse_json(resp)
+        return self.parse_json(resp, data)
 
-    def parse_json(self, resp: urllib3.BaseHTTPResponse) -> Any:
+    def answer_deadline(self) -> float:
+        """Seconds a whole answer may take (each read also has the profile's read timeout)."""
+        return ANSWER_DEADLINE_READS * self.profile.read_timeout
+
+    def read_capped(self, resp: urllib3.BaseHTTPResponse, cap: int, what: str) -> bytes:
+        """The decoded body of ``resp``, refused past ``cap`` bytes or the answer deadline."""
+        deadline = time.monotonic() + self.answer_deadline()
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            while chunk := resp.read1(1 << 16):  # what has arrived: the deadline is checked
+                total += len(chunk)
+                if total > cap:
+                    raise HubError("not-dicomweb", f"the hub at {self.where} sent an {what} "
+                                                   f"larger than {cap >> 20} MB (decoded); refused")
+                if time.monotonic() > deadline:
+                    raise HubError("timeout", f"the hub at {self.where} took more than "
+                                              f"{self.answer_deadline():.0f} s for one {what}")
+                chunks.append(chunk)
+        except HubError:
+            raise
+        except Exception as exc:
+            raise self.translate(exc) from exc
+        return b"".join(chunks)
+
+    def parse_json(self, resp: urllib3.BaseHTTPResponse, data: bytes | None = None) -> Any:
         ctype = resp.headers.get("Content-Type", "")
         try:
-            return json.loads(resp.data)
-        except ValueError:
+            return json.loads(resp.data if data is None else data)
+        except (ValueError, RecursionError):
             raise HubError(
                 "not-dicomweb",
                 f"the server at {self.where} answered, but not with DICOM JSON "
@@ -196,6 +240,17 @@ class HubSession:
             return (f"the server at {self.where} does not speak TLS on this port: "
                     "should the URL start with http:// ?")
         return f"TLS with the hub at {self.where} failed ({_short(text)})"
+
+
+def is_loopback(host: str) -> bool:
+    """Is ``host`` this machine (``localhost``, 127.0.0.0/8, ``::1``)?"""
+    if host.rstrip(".").lower() in ("localhost", "localhost.localdomain") or \
+            host.rstrip(".").lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _innermost(exc: BaseException) -> BaseException:

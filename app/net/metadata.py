@@ -116,6 +116,10 @@ def headers_of(items: Iterable[dict[str, Any]]) -> list[Header]:
         except DicomReadError as exc:
             log.warning("an instance's metadata was skipped: %s", exc.reason
                         if hasattr(exc, "reason") else exc)
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+            # hub JSON of the wrong type ("abc" for Rows, nested lists): not this instance
+            log.warning("an instance's metadata was skipped: a value of the wrong type (%s)",
+                        type(exc).__name__)
     return out
 
 

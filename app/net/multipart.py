@@ -125,7 +125,8 @@ def read_parts(
         headers = _parse_headers(reader.take_until(b"\r\n\r\n"))
         sink = open_part(headers)
         length = headers.get("content-length")
-        if length is not None and length.isdigit():
+        # ASCII digits only: str.isdigit() is also true for "¹" or "٣", which int() refuses
+        if length is not None and length.isascii() and length.isdigit():
             reader.copy(int(length), sink)
             if reader.take(2) != b"\r\n" or reader.take(len(delim)) != delim:
                 raise HubError("not-dicomweb", "multipart part longer than its Content-Length")

@@ -31,7 +31,7 @@ from app.store.db import ThreadConnections, immediate
 SCHEMA_VERSION = 1
 FILE_NAME = "transfers.sqlite"
 ACTIVE = ("queued", "running", "waiting", "stuck", "paused")
-FINAL = ("verified", "failed", "cancelled")
+FINAL = ("verified", "failed", "cancelled", "sent")  # sent: to a PACS that cannot verify
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

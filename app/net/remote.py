@@ -93,6 +93,7 @@ class RemoteStudy:
         self._started = False
         self._result: TransferResult | None = None
         self._finished = threading.Event()
+        self._ending = False  # the listeners were (or are being) told; later ones: at once
         self._listeners: list[FinishedListener] = []
         download.on_stored(self._on_stored)
 
@@ -207,26 +208,29 @@ class RemoteStudy:
     def _give_up(self, reason: str) -> None:
         """Opening failed before the download started: it never will (listeners hear None)."""
         self.error = reason
-        self._finished.set()
-        for listener in list(self._listeners):
+        self._end(None)
+
+    def _end(self, result: TransferResult | None) -> None:
+        """Tell the listeners, then the waiters: whoever sees :attr:`finished` (or returns from
+        :meth:`wait`) sees what the listeners did (e.g. the runner's bookkeeping)."""
+        with self._lock:
+            self._ending = True
+            listeners = list(self._listeners)
+        for listener in listeners:
             try:
-                listener(None)
+                listener(result)
             except Exception:
                 log.exception("a remote-study listener failed")
+        self._finished.set()
 
     def _watch(self) -> None:
         result = self.download.wait()
         with self._lock:
             self._result = result
             series = list(self._series.values())
-        self._finished.set()
         for s in series:
             s.loader.finish_supply()
-        for listener in list(self._listeners):
-            try:
-                listener(result)
-            except Exception:
-                log.exception("a remote-study listener failed")
+        self._end(result)
 
     # -- reading ---------------------------------------------------------------------------
     def series(self, series_uid: str) -> RemoteSeries | None:
@@ -286,7 +290,7 @@ class RemoteStudy:
         """``listener(result)`` once the download is over (on the download's thread); at once
         when it already is."""
         with self._lock:
-            done = self._finished.is_set()
+            done = self._ending
             if not done:
                 self._listeners.append(listener)
         if done:

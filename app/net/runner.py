@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from app.errors import RelayError
 from app.net import hubs
@@ -24,7 +25,7 @@ from app.net.peer import Mover, Peer
 from app.net.queue import Job, TransferQueue
 from app.net.remote import RemoteStudy
 from app.net.send import Sender, send_job
-from app.settings import TransferSettings, load_settings
+from app.settings import Settings, TransferSettings, load_settings
 from app.store.local import Store
 from app.tasks import Progress
 
@@ -42,6 +43,33 @@ MOVERS: dict[str, MoverFactory] = {
     "fetch": lambda store, queue, peer, job, settings, progress, give_up: Download(
         store, queue, peer, job.hub, job.study_uid, settings, progress, give_up=give_up),
 }
+
+#: DIMSE job kind -> its mover, connected to the PACS profile the job names.
+DimseMoverFactory = Callable[[Store, TransferQueue, Job, Settings, Progress, float | None],
+                             Mover]
+
+
+def _pacs_send(store: Store, queue: TransferQueue, job: Job, settings: Settings,
+               progress: Progress, give_up: float | None) -> Mover:
+    from app.net.dimse.pacs import connect
+    from app.net.dimse.send import PacsSender
+
+    return PacsSender(store, queue, connect(settings, job.hub), settings.transfer, progress,
+                      give_up=give_up)
+
+
+def _pacs_retrieve(store: Store, queue: TransferQueue, job: Job, settings: Settings,
+                   progress: Progress, give_up: float | None) -> Mover:
+    from app.net.dimse.pacs import connect
+    from app.net.dimse.retrieve import PacsRetrieval
+
+    mover = PacsRetrieval(store, queue, connect(settings, job.hub), settings.transfer,
+                          progress, give_up=give_up)
+    return cast(Mover, mover)  # its run() answers a RetrieveResult; the runner reads the queue
+
+
+DIMSE_MOVERS: dict[str, DimseMoverFactory] = {"pacs-send": _pacs_send,
+                                              "pacs-retrieve": _pacs_retrieve}
 
 
 class QueueRunner:
@@ -119,6 +147,23 @@ class QueueRunner:
         self._wake.set()
         return job.id
 
+    def send_pacs(self, pacs: str, study_uid: str, series_uids: list[str] | None = None) -> str:
+        """Queue a C-STORE of a study (or series) to a PACS profile."""
+        from app.net.dimse.send import KIND
+
+        job = send_job(Store(self.home), self._queue, pacs, study_uid, series_uids, kind=KIND)
+        self._wake.set()
+        return job.id
+
+    def retrieve_pacs(self, pacs: str, study_uid: str,
+                      series_uids: list[str] | None = None) -> str:
+        """Queue a C-GET of a study (or series) from a PACS profile into the local store."""
+        from app.net.dimse.retrieve import retrieve_job
+
+        job = retrieve_job(self._queue, pacs, study_uid, series_uids)
+        self._wake.set()
+        return job.id
+
     def fetch(self, hub: str, study_uid: str) -> str:
         job = self._queue.find_open("fetch", hub, study_uid, [])
         if job is None:
@@ -176,13 +221,17 @@ class QueueRunner:
 
     def _foreground_done(self, job_id: str, result: object = None, error: str = "") -> None:
         with self._lock:
+            # A job that never started (e.g. the study is not on the hub) is marked failed
+            # before it leaves the foreground: the worker would otherwise take it, still
+            # "queued", in between and run it again (then "stuck" instead of "failed").
+            never_started = bool(result is None and error
+                                 and self._queue.job(job_id).state == "queued")
+            if never_started:
+                self._queue.set_state(job_id, "failed", error)
             self._foreground.pop(job_id, None)
             self._remotes.pop(job_id, None)
             intent = self._intent.pop(job_id, None)
-        if result is None and error and self._queue.job(job_id).state == "queued":
-            # never started (e.g. the study is not on the hub): not a job to retry later
-            self._queue.set_state(job_id, "failed", error)
-        elif intent:
+        if intent and not never_started:
             self._queue.set_state(job_id, intent, f"{intent} by the user")
         self._changed(job_id)
 
@@ -228,19 +277,21 @@ class QueueRunner:
 
     def _next_job(self) -> Job | None:
         now = time.time()
+        # The queue is read under the lock that open_remote and _foreground_done hold while
+        # they create, mark and hand over a foreground job: a snapshot taken apart from the
+        # read let the worker run a remote open's job (seen under load).
         with self._lock:
-            foreground = set(self._foreground)
-        for job in reversed(self._queue.jobs(("queued", "waiting", "running"))):
-            if job.id in foreground:
-                continue
-            if job.state == "waiting" and job.next_try > now:
-                continue
-            if job.state == "running" and job.owner_pid is not None:
-                try:
-                    self._queue.claim(job.id)  # only succeeds when its owner is gone
-                except RelayError:
+            for job in reversed(self._queue.jobs(("queued", "waiting", "running"))):
+                if job.id in self._foreground:
                     continue
-            return job
+                if job.state == "waiting" and job.next_try > now:
+                    continue
+                if job.state == "running" and job.owner_pid is not None:
+                    try:
+                        self._queue.claim(job.id)  # only succeeds when its owner is gone
+                    except RelayError:
+                        continue
+                return job
         return None
 
     def _loop(self) -> None:
@@ -253,7 +304,7 @@ class QueueRunner:
             self._run(job)
 
     def _run(self, job: Job) -> None:
-        verb = "Sending to" if job.kind == "send" else "Fetching from"
+        verb = "Sending to" if job.kind.endswith("send") else "Fetching from"
         progress = Progress(f"{verb} {job.hub}", total=job.total or None)
         with self._lock:
             self._current = (job.id, progress)
@@ -261,11 +312,16 @@ class QueueRunner:
         try:
             settings = load_settings(self.home)
             store = Store(self.home)
-            peer = hubs.connect(self.home, job.hub, settings,
-                                pool_size=settings.transfer.in_flight + 1)
             give_up = min(settings.transfer.give_up_seconds, self.yield_seconds)
-            mover = MOVERS[job.kind](store, self._queue, peer, job, settings.transfer, progress,
-                                     give_up)
+            mover: Mover
+            if job.kind in DIMSE_MOVERS:
+                mover = DIMSE_MOVERS[job.kind](store, self._queue, job, settings, progress,
+                                               give_up)
+            else:
+                peer = hubs.connect(self.home, job.hub, settings,
+                                    pool_size=settings.transfer.in_flight + 1)
+                mover = MOVERS[job.kind](store, self._queue, peer, job, settings.transfer,
+                                         progress, give_up)
             with self._lock:
                 self._mover = mover
             mover.run(job.id)

@@ -55,8 +55,24 @@ def _fallback_chosen(settings: SecretSettings) -> bool:
             or settings.fallback == "encrypted-file")
 
 
+#: The passphrase typed in the window, kept in this process only (never in ``os.environ``,
+#: which every child process would inherit).
+_session_passphrase: str | None = None
+
+
+def set_session_passphrase(passphrase: str) -> None:
+    """Remember the passphrase the user typed, for this process only."""
+    global _session_passphrase
+    _session_passphrase = passphrase or None
+
+
+def has_passphrase() -> bool:
+    """Is a passphrase known (typed in this session, or in the environment)?"""
+    return bool(_session_passphrase or os.environ.get(ENV_PASSPHRASE))
+
+
 def _passphrase() -> str:
-    value = os.environ.get(ENV_PASSPHRASE)
+    value = _session_passphrase or os.environ.get(ENV_PASSPHRASE)
     if value:
         return value
     try:

@@ -18,6 +18,7 @@ from app.tasks import ProgressState
 STATE_WORDS = {
     "queued": "Queued", "running": "Running", "waiting": "Waiting for hub", "stuck": "Stuck",
     "paused": "Paused", "cancelled": "Cancelled", "verified": "Verified", "failed": "Failed",
+    "sent": "Sent, not verified",
 }
 
 # (words in the queue's message, plain headline): first match wins
@@ -138,7 +139,7 @@ def job_status(job: Job, progress: ProgressState | None, meter: SpeedMeter | Non
                now: float | None = None) -> JobStatus:
     """The row for ``job``; ``progress`` is the live state while it runs."""
     total = job.total
-    done = job.count("sent", "verified") if job.kind == "send" else job.count("verified")
+    done = job.count("sent", "verified") if _sending(job) else job.count("verified")
     speed = eta = None
     if progress is not None and job.state in ("running", "queued"):
         done = max(done, progress.done)
@@ -152,13 +153,13 @@ def job_status(job: Job, progress: ProgressState | None, meter: SpeedMeter | Non
     state = STATE_WORDS.get(job.state, job.state)
     explanation = explain(job, now)
     if progress is not None and job.state == "running":
-        state = "Sending" if job.kind == "send" else "Fetching"
+        state = "Sending" if _sending(job) else "Fetching"
         explanation = ("Sending; every instance is checked on the hub at the end"
-                       if job.kind == "send" else "Fetching into the local store")
-        if progress.total and done >= progress.total and job.kind == "send":
+                       if _sending(job) else "Fetching into the local store")
+        if progress.total and done >= progress.total and _sending(job):
             state = "Verifying"
             explanation = "Checking that every instance is on the hub"
-    return JobStatus(direction="Send" if job.kind == "send" else "Fetch", state=state,
+    return JobStatus(direction="Send" if _sending(job) else "Fetch", state=state,
                      done=done, total=total, bytes_per_second=speed, eta_seconds=eta,
                      explanation=explanation)
 
@@ -175,8 +176,14 @@ def _sentence(message: str) -> str:
 def _missing(job: Job) -> str:
     done = job.count("verified")
     short = job.total - done
-    where = "on the hub" if job.kind == "send" else "in the local store"
+    where = ("on the PACS" if job.kind == "pacs-send" else "on the hub") if _sending(job) \
+        else "in the local store"
     reason = f": {job.message}" if job.message else ""
     if short <= 0:
         return _sentence(job.message) or "Failed"
     return f"{short} of {job.total} instances missing {where}{reason}"
+
+
+def _sending(job: Job) -> bool:
+    """A send to a hub (``send``) or to a PACS (``pacs-send``)."""
+    return job.kind in ("send", "pacs-send")

@@ -30,13 +30,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pydicom
+
 from app.errors import StoreError
+from app.home import make_private
 from app.model import Header, ImageInfo, Instance, Patient, Series, Study
 from app.store.db import ThreadConnections, immediate
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+#: 2 added studies.institution_name (filled for older stores at open, see _migrate).
+SCHEMA_VERSION = 2
+#: Studies whose Institution Name is read back from a stored file when an older index is opened.
+MIGRATE_MAX_STUDIES = 100_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,7 +58,8 @@ CREATE TABLE IF NOT EXISTS studies (
     study_description TEXT NOT NULL DEFAULT '',
     accession_number TEXT NOT NULL DEFAULT '',
     study_id TEXT NOT NULL DEFAULT '',
-    added_at REAL NOT NULL
+    added_at REAL NOT NULL,
+    institution_name TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS series (
     series_instance_uid TEXT PRIMARY KEY,
@@ -84,6 +91,16 @@ CREATE TABLE IF NOT EXISTS instances (
     added_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS instances_by_series ON instances(series_instance_uid);
+CREATE TABLE IF NOT EXISTS superseded (
+    sop_instance_uid TEXT NOT NULL,
+    study_instance_uid TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    superseded_at REAL NOT NULL,
+    PRIMARY KEY (sop_instance_uid, sha256)
+);
 CREATE TABLE IF NOT EXISTS conflicts (
     sop_instance_uid TEXT NOT NULL,
     sha256 TEXT NOT NULL,
@@ -110,6 +127,7 @@ class Store:
 
     def __init__(self, home: Path) -> None:
         self.home = Path(home)
+        make_private(self.home)
         self.root = self.home / "store"
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
@@ -144,6 +162,30 @@ class Store:
             raise StoreError(
                 f"the store at {self.home} was written by a newer Relay (schema {row[0]})"
             )
+        self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring an index written by an older Relay to this schema (once; files untouched)."""
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(studies)")}
+        if "institution_name" in columns:
+            return
+        with immediate(conn):
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(studies)")}
+            if "institution_name" in columns:  # another process got there first
+                return
+            conn.execute("ALTER TABLE studies ADD COLUMN institution_name TEXT NOT NULL DEFAULT ''")
+            rows = conn.execute(
+                "SELECT study_instance_uid, MIN(path) AS path FROM instances "
+                "GROUP BY study_instance_uid LIMIT ?", (MIGRATE_MAX_STUDIES,)
+            ).fetchall()
+            for study_uid, relpath in rows:
+                name = _institution_name(self.abspath(relpath))
+                if name:
+                    conn.execute("UPDATE studies SET institution_name=? WHERE study_instance_uid=?",
+                                 (name, study_uid))
+            conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
+                         (str(SCHEMA_VERSION),))
+        log.info("store index migrated to schema %d (%d studies read)", SCHEMA_VERSION, len(rows))
 
     def close(self) -> None:
         self._db.close()
@@ -266,11 +308,11 @@ class Store:
             return "conflict" if added else "duplicate"
         study, series, patient = f.header.study, f.header.series, f.header.patient
         conn.execute(
-            "INSERT OR IGNORE INTO studies VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO studies VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (study.study_instance_uid, patient.patient_id, patient.patient_name,
              patient.patient_birth_date, patient.patient_sex, patient.issuer_of_patient_id,
              study.study_date, study.study_time, study.study_description,
-             study.accession_number, study.study_id, now),
+             study.accession_number, study.study_id, now, study.institution_name),
         )
         conn.execute(
             "INSERT OR IGNORE INTO series VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -288,10 +330,48 @@ class Store:
         )
         return "imported"
 
+    def supersede(self, files: Sequence[StoredFile], reason: str) -> None:
+        """Make ``files`` the instances under their SOP Instance UIDs, in one transaction.
+
+        The instances they replace keep their bytes and are listed in :meth:`superseded` (an
+        outside original after reconciliation); the study's patient values follow the new files.
+        """
+        self.sync_dirs(f.relpath for f in files)
+        now = time.time()
+        with self.transaction() as conn:
+            for f in files:
+                uid = f.header.instance.sop_instance_uid
+                old = conn.execute("SELECT * FROM instances WHERE sop_instance_uid=?",
+                                   (uid,)).fetchone()
+                if old is not None and old["sha256"] == f.sha256:
+                    continue
+                if old is not None:
+                    conn.execute("INSERT OR IGNORE INTO superseded VALUES (?,?,?,?,?,?,?)",
+                                 (uid, old["study_instance_uid"], old["sha256"], old["path"],
+                                  old["size"], reason, now))
+                    conn.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
+                self._index_one(conn, f, now)
+                patient, study = f.header.patient, f.header.study
+                conn.execute(
+                    "UPDATE studies SET patient_id=?, patient_name=?, patient_birth_date=?, "
+                    "patient_sex=?, issuer_of_patient_id=?, accession_number=? "
+                    "WHERE study_instance_uid=?",
+                    (patient.patient_id, patient.patient_name, patient.patient_birth_date,
+                     patient.patient_sex, patient.issuer_of_patient_id,
+                     study.accession_number, study.study_instance_uid))
+
+    def superseded(self, study_uid: str) -> list[dict[str, Any]]:
+        """Instances of a study replaced by :meth:`supersede` (bytes kept), oldest first."""
+        rows = self._connect().execute(
+            "SELECT * FROM superseded WHERE study_instance_uid=? ORDER BY superseded_at",
+            (study_uid,)).fetchall()
+        return [dict(r) | {"path": self.root / r["path"]} for r in rows]
+
     def has_instance(self, sop_instance_uid: str, sha256: str | None = None) -> bool:
         """Is this SOP Instance UID stored (with exactly these bytes, when ``sha256`` is given)?
 
-        Bytes kept as a conflicting version count as stored.
+        Bytes kept as a conflicting version, or superseded by a reconciled copy, count as
+        stored.
         """
         conn = self._connect()
         row = conn.execute(
@@ -299,10 +379,10 @@ class Store:
         ).fetchone()
         if row is None or sha256 is None or row["sha256"] == sha256:
             return row is not None
-        return conn.execute(
-            "SELECT 1 FROM conflicts WHERE sop_instance_uid=? AND sha256=?",
+        return any(conn.execute(
+            f"SELECT 1 FROM {table} WHERE sop_instance_uid=? AND sha256=?",
             (sop_instance_uid, sha256),
-        ).fetchone() is not None
+        ).fetchone() is not None for table in ("conflicts", "superseded"))
 
     # -- queries -----------------------------------------------------------------------------
     def studies(self, study_uids: Iterable[str] | None = None) -> list[Study]:
@@ -518,6 +598,7 @@ def _study_from_row(row: sqlite3.Row, series: list[Series]) -> Study:
         study_id=row["study_id"],
         modalities=modalities,
         series=tuple(series),
+        institution_name=row["institution_name"],
     )
 
 
@@ -559,6 +640,17 @@ def _fsync_path(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _institution_name(path: Path) -> str:
+    """The Institution Name in a stored file's header ('' when absent or unreadable)."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True,
+                             specific_tags=["SpecificCharacterSet", "InstitutionName"])
+        return str(ds.get("InstitutionName", "") or "").strip()
+    except Exception as exc:  # a missing or damaged file leaves the column empty
+        log.info("institution name unreadable in %s: %s", path.name, type(exc).__name__)
+        return ""
 
 
 def _sha256_file(path: Path) -> str:

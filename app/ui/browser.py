@@ -1,8 +1,8 @@
 """The local-store browser: patients → studies → series, searchable, newest first.
 
 The columns are those a technologist checks before sending: patient ID, birth date, sex, study
-date, accession number, modality, images, when the study came in, and whether it was sent (and
-verified on a hub). Institution is not in the store's index, so it is not a column.
+date, accession number, institution, modality, images, when the study came in, and whether it
+was sent (and verified on a hub).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from app.model import Series, Study
 from app.ui.format import format_date, format_name
 
 COLUMNS = ["Patient / study / series", "Patient ID", "Birth date", "Sex", "Date", "Accession",
-           "Modality", "Images", "Received", "Sent"]
+           "Institution", "Modality", "Images", "Received", "Sent"]
 COL = {name: i for i, name in enumerate(COLUMNS)}
 SENT_COLOURS = {"verified": "#1b7f3b", "failed": "#b3261e", "stuck": "#b3261e"}
 UID_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -132,7 +132,8 @@ class StudyBrowserWidget(QWidget):
         sent = self._sent.get(uid, "")
         row = _row({"Patient / study / series": study.study_description or "(no description)",
                     "Patient ID": study.patient.patient_id, "Date": format_date(study.study_date),
-                    "Accession": study.accession_number, "Modality": "/".join(study.modalities),
+                    "Accession": study.accession_number,
+                    "Institution": study.institution_name, "Modality": "/".join(study.modalities),
                     "Images": str(study.instance_count),
                     "Received": datetime.datetime.fromtimestamp(received).strftime(
                         "%Y-%m-%d %H:%M") if received else "",
@@ -146,6 +147,17 @@ class StudyBrowserWidget(QWidget):
             self._series_items[series.series_instance_uid] = series_row[0]
             row[0].appendRow(series_row)
         return row
+
+    def set_marks(self, marks: dict[str, str]) -> None:
+        """Add a note (e.g. "reconciled · outside original kept") to these studies' rows."""
+        for row in range(self.model.rowCount()):
+            patient = self.model.item(row, 0)
+            for child in range(patient.rowCount()):
+                item = patient.child(child, 0)
+                note = marks.get(item.data(UID_ROLE))
+                if note and not item.text().endswith(f"[{note}]"):
+                    item.setText(f"{item.text()}  [{note}]")
+                    item.setToolTip(note)
 
     def set_thumbnail(self, series_uid: str, image: QImage) -> None:
         """Show a series' thumbnail as its row's icon."""

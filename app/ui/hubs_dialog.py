@@ -34,9 +34,15 @@ from PySide6.QtWidgets import (
 from app.errors import RelayError
 from app.net.http import HubSession, ssl_context
 from app.net.hubs import HubCheck, check_hub, peer_for
-from app.net.secrets import ENV_PASSPHRASE, SecretStore, system_keyring
+from app.net.secrets import (
+    SecretStore,
+    has_passphrase,
+    set_session_passphrase,
+    system_keyring,
+)
 from app.settings import HubProfile, Settings, load_settings, save_settings
 from app.tasks import Progress
+from app.ui.labels import plain_label
 from app.ui.worker import TaskWorker
 
 AUTH_LABELS = {"none": "None", "basic": "User name and password", "bearer": "Token (bearer)"}
@@ -46,7 +52,7 @@ GOOD, BAD = "#1b7f3b", "#b3261e"
 def ensure_passphrase(parent: QWidget, settings: Settings) -> bool:
     """Without a keyring service, the encrypted secrets file needs its passphrase: ask once
     per session (never on a terminal the user cannot see). False: the user declined."""
-    if system_keyring() is not None or os.environ.get(ENV_PASSPHRASE):
+    if system_keyring() is not None or has_passphrase():
         return True
     chosen = (settings.secrets.fallback == "encrypted-file"
               or os.environ.get("RELAY_KEYRING", "").lower() == "encrypted-file")
@@ -56,7 +62,7 @@ def ensure_passphrase(parent: QWidget, settings: Settings) -> bool:
                                     "Passphrase of Relay's encrypted secrets file:",
                                     QLineEdit.EchoMode.Password)
     if ok and text:
-        os.environ[ENV_PASSPHRASE] = text
+        set_session_passphrase(text)  # this process only: children never inherit it
     return bool(ok and text)
 
 
@@ -138,7 +144,7 @@ class HubsDialog(QDialog):
         buttons.addStretch(1)
         buttons.addWidget(self.test_button)
         buttons.addWidget(self.save_button)
-        self.result_label = QLabel(self)
+        self.result_label = plain_label("", self)
         self.result_label.setWordWrap(True)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         right = QVBoxLayout()

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from app.imports.importer import ImportReport
 from app.imports.summary import ImportSummary, SeriesLine, StudyLine, is_media_index
 from app.ui.format import count, format_date, format_name
-from app.ui.labels import plain_label
+from app.ui.labels import plain_label, tooltip
 
 UID_ROLE = Qt.ItemDataRole.UserRole + 1
 FLAG_COLOUR = "#a15c00"
@@ -163,7 +163,7 @@ class ImportReportDialog(QDialog):
         tree.setHeaderHidden(True)
         for group in self.summary.problems:
             item = QTreeWidgetItem(tree, [group.sentence()])
-            item.setToolTip(0, f"{group.reason}\nin {group.folder}")
+            item.setToolTip(0, tooltip(f"{group.reason}\nin {group.folder}"))
             if group.kind == "failed":
                 item.setForeground(0, QBrush(QColor(FAIL_COLOUR)))
             for path in group.paths:

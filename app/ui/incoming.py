@@ -19,7 +19,6 @@ from PySide6.QtGui import QColor, QIcon
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPushButton,
     QStyle,
     QSystemTrayIcon,
@@ -34,6 +33,7 @@ from app.net.watch import HubWatch
 from app.settings import load_settings
 from app.store.local import Store
 from app.ui.format import count, format_date, format_name
+from app.ui.labels import plain_label
 from app.ui.tables import cell, list_table, set_row
 
 #: "First seen": DICOMweb does not say when the hub received a study (see app.net.incoming).
@@ -95,7 +95,7 @@ class IncomingWidget(QWidget):
         self.fetch_button.clicked.connect(self.fetch_selected)
         self.open_button = QPushButton("Open", self)
         self.open_button.clicked.connect(self.open_selected)
-        self.status_label = QLabel("Not checked yet.", self)
+        self.status_label = plain_label("Not checked yet.", self)
         self.status_label.setWordWrap(True)
         row = QHBoxLayout()
         for button in (self.check_button, self.fetch_button, self.open_button):

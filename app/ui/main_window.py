@@ -48,10 +48,12 @@ from app.ui.controllers.manage import ManageController
 from app.ui.controllers.node import NodeController
 from app.ui.controllers.reading import ReadingController
 from app.ui.controllers.remote import RemoteReadingController
+from app.ui.controllers.station import StationController
 from app.ui.controllers.transfers import TransfersController
 from app.ui.format import count
 from app.ui.hubs_dialog import HubsDialog
 from app.ui.import_report import ImportReportDialog, summary_text
+from app.ui.labels import plain_label
 from app.ui.node_dialog import PacsNodeDialog
 from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
@@ -121,6 +123,7 @@ class MainWindow(QMainWindow):
         self.remote = RemoteReadingController(self.reading, self.queue_runner, self)
         self.incoming_tabs = IncomingController(store, self.queue_runner, self.tabs)
         self.node = NodeController(store, self)
+        self.station = StationController(store, self._selected_study, self)
         # The names the incoming list, tests and benches reach through the window.
         self.viewers = self.reading.viewers
         self.thumbnails = self.reading.thumbnails
@@ -151,6 +154,8 @@ class MainWindow(QMainWindow):
                            self.reading):
             controller.message.connect(self._show_message)
         self.importer.imported.connect(self._on_imported)
+        self.station.changed.connect(self.refresh)
+        self.station.message.connect(self._show_message)
         self.reading.thumbnail.connect(self.browser.set_thumbnail)
         self.remote.active.connect(
             lambda on: self._counts_timer.start() if on else self._counts_timer.stop())
@@ -234,7 +239,7 @@ class MainWindow(QMainWindow):
         help_menu.addAction(shortcuts)
 
     def _build_status(self) -> None:
-        self.counts_label = QLabel(self)
+        self.counts_label = plain_label("", self)
         self.statusBar().addWidget(self.counts_label, 1)
         for widget in self.importer.widgets():
             self.statusBar().addPermanentWidget(widget)
@@ -249,6 +254,7 @@ class MainWindow(QMainWindow):
         self.browser.set_studies(studies, self.store.received_times(),
                                  {s.study_instance_uid: sent_state(history, s.study_instance_uid)
                                   for s in studies})
+        self.browser.set_marks(self.station.marks())
         self.reading.request_thumbnails(studies[:50])  # newest first; the rest when opened
         self.pages.setCurrentWidget(self.browser if studies else self.empty)
         self._update_counts()
@@ -354,7 +360,21 @@ class MainWindow(QMainWindow):
                 study_uid, series_uid = series.study_instance_uid, uid
             else:
                 study_uid = uid
+        if series_uid is None:
+            target = self.station.send_target(study_uid)
+            if target is None:
+                return None
+            study_uid = target
         return self.transfer.send_dialog(study_uid, series_uid)
+
+    def _selected_study(self) -> str | None:
+        chosen = self.browser.selected()
+        if chosen is None or chosen[0] not in ("study", "series"):
+            return None
+        if chosen[0] == "series":
+            series = self.store.series(chosen[1])
+            return series.study_instance_uid if series else None
+        return chosen[1]
 
     def queue_send(self, hub: str, study_uid: str, series_uids: list[str] | None) -> str | None:
         """Queue a send job and show it in the Transfers panel."""
@@ -402,6 +422,10 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         for action in self.manage_actions:
             menu.addAction(action)
+        if kind == "study":
+            menu.addSeparator()
+            for action in self.station.actions():
+                menu.addAction(action)
         menu.popup(self.browser.tree.viewport().mapToGlobal(pos))
 
     def _build_manage_actions(self) -> None:
@@ -440,6 +464,9 @@ class MainWindow(QMainWindow):
         study_menu.addAction(self.send_action)
         study_menu.addSeparator()
         for action in self.manage_actions:
+            study_menu.addAction(action)
+        study_menu.addSeparator()
+        for action in self.station.actions():
             study_menu.addAction(action)
         self.menuBar().insertMenu(self.hub_menu.menuAction(), study_menu)
 

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.render.reslice import MAX_SLAB_MM
 from app.render.window_presets import WindowPreset
+from app.ui.labels import escaped, plain_label
 
 #: Slab choices: (label, mode); mode "" is a thin slice.
 SLAB_MODES = (("Thin slice", ""), ("MIP", "mip"), ("MinIP", "minip"), ("Average", "avg"))
@@ -45,10 +46,11 @@ class MprPanelWidget(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.title = QLabel(self)
+        self.title.setTextFormat(Qt.TextFormat.RichText)
         self.title.setWordWrap(True)
         self.progress = QProgressBar(self)
         self.progress.setTextVisible(True)
-        self.progress_label = QLabel(self)
+        self.progress_label = plain_label("", self)
         self.progress_label.setWordWrap(True)
 
         self.mode = QComboBox(self)
@@ -125,7 +127,7 @@ class MprPanelWidget(QWidget):
 
     # -- shown state --------------------------------------------------------------------------
     def set_title(self, text: str) -> None:
-        self.title.setText(f"<b>{text}</b>")
+        self.title.setText(f"<b>{escaped(text)}</b>")
 
     def set_progress(self, done: int, total: int, text: str = "") -> None:
         """Loading progress; hidden once everything is in and there is nothing to say."""
@@ -139,8 +141,8 @@ class MprPanelWidget(QWidget):
 
     def set_notes(self, issues: list[str], notes: list[str]) -> None:
         """Geometry issues of the series (amber) and what MPR did about them (plain)."""
-        parts = [f"<p style='color:#ffb347'>⚠ {_escape(s)}</p>" for s in issues]
-        parts += [f"<p>{_escape(s)}</p>" for s in notes]
+        parts = [f"<p style='color:#ffb347'>⚠ {escaped(s)}</p>" for s in issues]
+        parts += [f"<p>{escaped(s)}</p>" for s in notes]
         self.notes.setText("".join(parts))
 
     def set_presets(self, presets: list[WindowPreset]) -> None:
@@ -179,5 +181,3 @@ class MprPanelWidget(QWidget):
         self.slider.setEnabled(thick)
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,12 +1,14 @@
 """The DICOM tag viewer: every element of one instance's header, sequences as a tree, private
 tags named by their creator, and a search box that keeps the rows (and their parents) whose
 tag, name, VR or value matches. Values are plain text; long ones are cut in the list and shown
-whole in the tooltip. The pixel data is never read.
+whole in the tooltip. The pixel data is never read. Given the series' images, a spin box
+picks which one (by its place in the series, its Instance Number shown beside it).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import pydicom
@@ -16,8 +18,11 @@ from pydicom.multival import MultiValue
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QHBoxLayout,
     QHeaderView,
+    QLabel,
     QLineEdit,
+    QSpinBox,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -58,14 +63,35 @@ def element_row(elem: DataElement) -> list[str]:
 
 
 class TagViewerDialog(QDialog):
-    """The header of ``path`` (opened with ``title`` as the window title)."""
+    """The header of ``path`` (opened with ``title`` as the window title).
+
+    ``images`` (instance number or None, path) in series order adds an image picker; ``path``
+    is then the one shown first.
+    """
 
     def __init__(self, path: Path, title: str = "DICOM tags",
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None,
+                 images: Sequence[tuple[int | None, Path]] = ()) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
         self.resize(900, 700)
+        self.images = list(images)
         layout = QVBoxLayout(self)
+        self.picker = QSpinBox(self)
+        self.picker_label = QLabel(self)
+        if self.images:
+            row = QHBoxLayout()
+            row.addWidget(QLabel("Image", self))
+            self.picker.setRange(1, len(self.images))
+            self.picker.setSuffix(f" of {len(self.images)}")
+            self.picker.setKeyboardTracking(False)
+            row.addWidget(self.picker)
+            row.addWidget(self.picker_label)
+            row.addStretch(1)
+            layout.addLayout(row)
+        else:
+            self.picker.hide()
+            self.picker_label.hide()
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Search tag, name or value (e.g. 0010,0010 or Window)")
         self.search.setClearButtonEnabled(True)
@@ -86,7 +112,25 @@ class TagViewerDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+        paths = [p for _, p in self.images]
+        if path in paths:
+            self.picker.setValue(paths.index(path) + 1)
+            self._show_number(paths.index(path))
+        self.picker.valueChanged.connect(self.pick)
         self.load(path)
+
+    def pick(self, position: int) -> None:
+        """Show the header of the series' image at ``position`` (1-based)."""
+        if not 1 <= position <= len(self.images):
+            return
+        self._show_number(position - 1)
+        self.load(self.images[position - 1][1])
+        self.filter(self.search.text())
+
+    def _show_number(self, index: int) -> None:
+        number = self.images[index][0]
+        self.picker_label.setText(f"Instance Number {number}" if number is not None
+                                  else "no Instance Number")
 
     def load(self, path: Path) -> None:
         self.tree.clear()

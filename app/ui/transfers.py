@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPushButton,
     QStyle,
     QStyledItemDelegate,
@@ -31,6 +30,7 @@ from app.net.runner import QueueRunner
 from app.net.status import JobStatus, SpeedMeter, job_status
 from app.store.local import Store
 from app.ui.format import format_name
+from app.ui.labels import plain_label, tooltip
 from app.ui.tables import cell, list_table, set_row
 
 COLUMNS = ["", "Hub", "Study", "Started", "State", "Progress", "Images", "Speed", "ETA",
@@ -118,7 +118,7 @@ class TransfersWidget(QWidget):
         self.clear_button.setToolTip("Remove verified, failed and cancelled transfers from the "
                                      "list (the send history is kept)")
         self.clear_button.clicked.connect(self.clear_finished)
-        self.explanation = QLabel(self)
+        self.explanation = plain_label("", self)
         self.explanation.setWordWrap(True)
         self.explanation.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         buttons = QHBoxLayout()
@@ -206,7 +206,7 @@ class TransfersWidget(QWidget):
                  started_text(job.created, now), s.state, "", images, s.speed_text, s.eta_text,
                  s.explanation]
         set_row(self.table, row, texts, JOB_ROLE, job.id)
-        cell(self.table, row, COL["Details"]).setToolTip(job.message or s.explanation)
+        cell(self.table, row, COL["Details"]).setToolTip(tooltip(job.message or s.explanation))
         fraction = s.done / s.total if s.total else 0.0
         cell(self.table, row, COL["Progress"]).setData(FRACTION_ROLE, fraction)
         colour = STATE_COLOURS.get(job.state)

@@ -44,6 +44,7 @@ from app.render.thumbnails import slice_thumbnail
 from app.render.window_presets import WindowPreset
 from app.store.local import Store, StoredFile
 from app.ui.format import format_date
+from app.ui.labels import tooltip
 from app.ui.mouse_model import LEFT_DRAG_MODES, load_left_drag, save_left_drag
 from app.ui.mpr_widget import MprWidget
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
@@ -52,6 +53,9 @@ from app.ui.thumbs import to_qimage
 from app.ui.user_presets import offered_presets, save_user_preset
 from app.ui.view_export import IMAGE_FILTERS, compose, default_name, from_rgb, save_to_study
 from app.ui.viewport import CINE_FPS, CINE_FPS_RANGE, ReferenceLine, ViewportWidget
+
+#: The series strip item's full text (its tool tip is that text escaped for display).
+SERIES_TEXT_ROLE = Qt.ItemDataRole.UserRole + 7
 
 log = logging.getLogger(__name__)
 
@@ -470,7 +474,8 @@ class ViewerWidget(QWidget):
                         f"{series.modality} · {series.instance_count} im")
                 item = QListWidgetItem(self.strip.label(text))
                 item.setData(Qt.ItemDataRole.UserRole, series.series_instance_uid)
-                item.setToolTip(text)
+                item.setData(SERIES_TEXT_ROLE, text)
+                item.setToolTip(tooltip(text))
                 item.setIcon(self._icons.get(series.series_instance_uid) or _placeholder_icon())
                 self.strip.addItem(item)
 
@@ -578,7 +583,7 @@ class ViewerWidget(QWidget):
         for row in range(self.strip.count()):
             item = self.strip.item(row)
             if item.data(Qt.ItemDataRole.UserRole) == series_uid:
-                base = item.toolTip()
+                base = item.data(SERIES_TEXT_ROLE)
                 extra = session.progress_text()
                 item.setText(self.strip.label(f"{base}\n{extra}" if extra else base))
 

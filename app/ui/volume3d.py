@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
     QHBoxLayout,
-    QLabel,
     QProgressBar,
     QToolButton,
     QVBoxLayout,
@@ -46,6 +45,7 @@ from app.render.offscreen import capture
 from app.render.scene3d import VolumeScene
 from app.render.volume_presets import PRESETS, VolumePreset, mip_preset
 from app.tasks import Progress
+from app.ui.labels import plain_label
 from app.ui.series_session import LoadedSeries
 from app.ui.worker import TaskWorker
 
@@ -108,7 +108,7 @@ class Volume3DWidget(QWidget):
 
         self.progress = QProgressBar(self)
         self.progress.setMaximumWidth(320)
-        self.status = QLabel(self)
+        self.status = plain_label("", self)
         self.status.setWordWrap(True)
         status_row = QHBoxLayout()
         status_row.setContentsMargins(6, 0, 6, 0)

@@ -70,6 +70,7 @@ def test_render_imports_no_qt() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the child's own bound; the suite-wide 300 s cut it when busy
 def test_core_suite_passes_with_qt_and_vtk_uninstalled(tmp_path) -> None:
     # sitecustomize runs first in the child and in every process it starts (the CLI tests)
     (tmp_path / "sitecustomize.py").write_text(BLOCKER)

@@ -127,3 +127,22 @@ def test_lies_cost_no_memory(tmp_path: Path) -> None:
     failed, peak_kb = int(out[0]), int(out[1])
     assert failed == 6
     assert peak_kb < 400 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
+
+
+def test_a_refused_header_read_from_an_mmap_leaves_the_mapping_closable(tmp_path) -> None:
+    """Fuzz finding (tests/fuzz/cases/tree): the reader's memoryview pinned the mapping through
+    the refusal's traceback, so closing the mapping raised BufferError over the real reason."""
+    import mmap
+
+    from app.dicom.header import read_header
+    from app.errors import DicomReadError
+
+    path = tmp_path / "no-ts.dcm"
+    path.write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)
+    refused = ""
+    try:  # the refusal leaves the with-block: the mapping is closed while it is raised
+        with open(path, "rb") as fp, mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            read_header(buf, path.name)
+    except DicomReadError as exc:
+        refused = exc.reason
+    assert refused == "no transfer syntax in file meta"

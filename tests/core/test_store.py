@@ -132,3 +132,37 @@ def test_patient_studies_are_found_by_patient_id(tmp_path: Path) -> None:
         "1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2"]
     assert [s.patient.patient_id for s in store.patient_studies("P2")] == ["P2"]
     assert store.patient_studies("") == [] and store.patient_studies("nobody") == []
+
+
+def _institutions(store: Store) -> dict[str, str]:
+    return {s.study_instance_uid: s.institution_name for s in store.studies()}
+
+
+def test_institution_name_is_indexed_and_migrated_into_an_old_index(data: Path,
+                                                                     tmp_path: Path) -> None:
+    head = data / "ct-head" / "philips-ingenuity-headphantom-std-1mm"
+    bigendian = data / "compressed" / "big-endian" / "MR_small_bigendian.dcm"  # read by pydicom
+    home = tmp_path / "home"
+    store = Store(home)
+    import_paths(store, [str(head), str(bigendian)])
+    want = {pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID:
+            pydicom.dcmread(p, stop_before_pixels=True).InstitutionName
+            for p in (head / "I10", bigendian)}
+    assert want and all(want.values())
+    assert _institutions(store) == want
+    store.close()
+
+    # The index as schema 1 wrote it: no institution column, schema_version 1.
+    conn = sqlite3.connect(home / "index.sqlite")
+    conn.execute("ALTER TABLE studies DROP COLUMN institution_name")
+    conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    old = Store(home)
+    assert _institutions(old) == want  # filled from the stored files, once, at open
+    assert old._connect().execute(
+        "SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+    import_paths(old, [str(data / "mr-brain" / "philips-elition-3dpcasl-perfusion")])
+    assert len(old.studies()) > len(want)  # the migrated index takes new imports
+    old.close()
+    assert _institutions(Store(home)) == _institutions(old)

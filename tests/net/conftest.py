@@ -15,15 +15,32 @@ import pytest
 import urllib3
 
 from app.dicom.synth import SeriesSpec, generate_series
+from app.errors import ToolMissingError
 from app.imports.importer import import_paths
-from app.net.devhub import HubConfig, OrthancHub, free_port, is_available
+from app.net.devhub import (
+    HubConfig,
+    OrthancHub,
+    PostgresIndex,
+    find_postgresql_index,
+    free_port,
+    is_available,
+)
 from app.store.local import Store
 from tests.conftest import run_relay
+from tests.postgres import postgres_bin
 from tests.proxies import GarbageServer, SlowLink, TlsProxy  # noqa: F401  (used by tests)
 
 HUB_USER = "relay"
 HUB_PASSWORD = "s3cret-Hub-pw"
 PASSPHRASE = "test-passphrase-not-secret"
+
+
+def _postgresql_missing() -> str:
+    try:
+        find_postgresql_index()
+    except ToolMissingError as exc:
+        return str(exc)
+    return "" if postgres_bin() else "needs the Debian package postgresql"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -32,6 +49,11 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "orthanc" in item.keywords:
                 item.add_marker(skip)
+    missing = _postgresql_missing()
+    if missing:
+        for item in items:
+            if "postgresql" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=missing))
 
 
 @pytest.fixture(autouse=True)
@@ -45,15 +67,19 @@ def no_system_keyring(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_hub(tmp_path: Path, name: str = "hub", port: int | None = None,
-             tls_pem: Path | None = None) -> OrthancHub:
+             tls_pem: Path | None = None, index: PostgresIndex | None = None) -> OrthancHub:
     return OrthancHub(HubConfig(storage=tmp_path / name, http_port=port or free_port(),
-                                users={HUB_USER: HUB_PASSWORD}, tls_pem=tls_pem))
+                                users={HUB_USER: HUB_PASSWORD}, tls_pem=tls_pem,
+                                postgresql=index))
 
 
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[OrthancHub]:
-    """A running Orthanc with basic auth, stopped after the test."""
-    h = make_hub(tmp_path).start()
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OrthancHub]:
+    """A running Orthanc with basic auth, stopped after the test; its index in SQLite (as
+    Orthanc ships) and, for every test again, in PostgreSQL (as a busy hub runs it)."""
+    index = request.getfixturevalue("postgres").database() if request.param == "postgresql" \
+        else None
+    h = make_hub(tmp_path, index=index).start(timeout=60)
     try:
         yield h
     finally:

@@ -278,6 +278,71 @@ def test_opening_a_study_the_hub_does_not_have(hub, tmp_path):
         runner.stop()
 
 
+def test_a_missing_study_ends_failed_even_when_the_worker_polls_at_that_moment(hub, tmp_path):
+    """The race seen under load: the remote open gives up, and the queue worker polls between
+    the job leaving the foreground and its "failed" mark. It must not run the job again."""
+    home = tmp_path / "reader"
+    home.mkdir()
+    assert add_hub(home, hub.url).returncode == 0
+    runner = QueueRunner(home, poll_seconds=0.01)
+    polled, armed = threading.Event(), threading.Event()
+    next_job, job = runner._next_job, runner._queue.job
+
+    def polling():
+        found = next_job()
+        polled.set()
+        return found
+
+    def looking(job_id):
+        if armed.is_set() and threading.current_thread().name != "transfer-queue":
+            polled.clear()
+            polled.wait(2)  # let the worker poll here (it cannot when the runner holds it off)
+        return job(job_id)
+
+    runner._next_job, runner._queue.job = polling, looking
+    runner.start()
+    try:
+        remote = runner.open_remote("hub", "1.2.3.405")
+        armed.set()
+        with pytest.raises(RelayError, match="not on hub"):
+            remote.open_series()
+        armed.clear()
+        time.sleep(0.5)  # the worker would have run it by now
+        assert [(j.state, j.message) for j in runner.jobs()] == [
+            ("failed", "study 1.2.3.405 is not on hub 'hub'")]
+    finally:
+        runner.stop()
+
+
+def test_whoever_sees_the_remote_finished_sees_what_its_listeners_did(hub, tmp_path):
+    """The runner's bookkeeping is a finished-listener; a waiter released before it ran saw
+    the job still in the foreground (under load). Listeners first, then the waiters."""
+    home = tmp_path / "reader"
+    store = Store(home)
+    profile = HubProfile(name="hub", url=hub.url, auth="basic", user=HUB_USER)
+    client = DicomWebClient(HubSession(profile, HUB_PASSWORD))
+    download = Download(store, TransferQueue(home), client, "hub", "1.2.3.406",
+                        TransferSettings())
+    remote = RemoteStudy(store, download, client)
+    told: list[object] = []
+    remote.on_finished(lambda result: (time.sleep(0.3), told.append(result)))
+
+    def opening() -> None:
+        with pytest.raises(RelayError, match="not on hub"):
+            remote.open_series()
+
+    opener = threading.Thread(target=opening)
+    opener.start()
+    deadline = time.monotonic() + 60
+    while not remote.finished and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert remote.finished and told == [None]  # seen from another thread
+    opener.join(30)
+    late: list[object] = []
+    remote.on_finished(late.append)  # after the end: at once
+    assert late == [None]
+
+
 # -- the preview: one image before the series is planned ------------------------------------
 def _numbered(store: Store, study: str, number: int):
     """The spoke's instance with this InstanceNumber (what the hub holds, read locally)."""

@@ -189,8 +189,8 @@ def test_browser_columns_copy_details_export_and_delete(qtbot, home: Path, data:
     window.import_paths([str(data / "cd" / "pydicom-dicomdirtests")])
     _wait_task(qtbot, window)
     window.report_dialog.reject()
-    assert COLUMNS[1:] == ["Patient ID", "Birth date", "Sex", "Date", "Accession", "Modality",
-                           "Images", "Received", "Sent"]
+    assert COLUMNS[1:] == ["Patient ID", "Birth date", "Sex", "Date", "Accession",
+                           "Institution", "Modality", "Images", "Received", "Sent"]
     study = next(s for s in window.store.studies() if len(s.series) > 1)
     window.browser.select_study(study.study_instance_uid)
     index = window.browser.tree.currentIndex()
@@ -257,3 +257,41 @@ def test_a_folder_given_at_start_is_opened_once_imported(qtbot, home: Path, data
     (study,) = window.last_report.study_uids
     qtbot.waitUntil(lambda: study in window.viewers, timeout=30_000)
     assert window.tabs.currentWidget() is window.viewers[study]
+
+
+def test_institution_column_and_tag_viewer_picks_another_image(qtbot, home: Path,
+                                                               data: Path) -> None:
+    window = MainWindow(Store(home))
+    qtbot.addWidget(window)
+    window.import_paths([str(data / "ct-head")])
+    _wait_task(qtbot, window)
+    window.report_dialog.reject()
+    series = max((s for st in window.store.studies() for s in st.series),
+                 key=lambda s: window.store.image_count(s.series_instance_uid))
+    instances = window.store.instances(series.series_instance_uid)
+    assert len(instances) > 2
+    from app.ui.browser import COL
+    window.browser.select_study(series.study_instance_uid)
+    row = window.browser.tree.currentIndex()
+    import pydicom
+    named = pydicom.dcmread(instances[0].path, stop_before_pixels=True).InstitutionName
+    assert named and row.siblingAtColumn(COL["Institution"]).data() == named  # as the file says
+    dialog = window.manage.show_tags(series.series_instance_uid)
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    middle = len(instances) // 2
+    assert dialog.picker.value() == middle + 1 and dialog.picker.maximum() == len(instances)
+
+    def sop_uid() -> str:
+        return next(r[3] for r in dialog.rows() if r[0] == "(0008,0018)")
+
+    assert sop_uid() == instances[middle].sop_instance_uid
+    dialog.search.setText("0020,0013")  # the search stays applied across images
+    dialog.picker.setValue(1)
+    assert [r[0] for r in dialog.rows()] == ["(0020,0013)"]
+    assert dialog.rows()[0][3] == str(instances[0].instance_number)
+    assert dialog.picker_label.text() == f"Instance Number {instances[0].instance_number}"
+    dialog.search.clear()
+    assert sop_uid() == instances[0].sop_instance_uid
+    dialog.picker.setValue(len(instances))
+    assert sop_uid() == instances[-1].sop_instance_uid

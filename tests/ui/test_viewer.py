@@ -115,9 +115,12 @@ def test_open_scroll_and_presets_on_real_head_ct(qtbot, window: MainWindow) -> N
     assert vp.state.k == n - 1
     vp.scroll(-3)
     assert vp.state.k == n - 4
-    qtbot.waitUntil(lambda: vp.volume.finished, timeout=60_000)
-    assert vp.image.image is not None  # the slice in view is drawn when it arrives
     loader = vp.session.loader
+    # The volume is finished when its last slice is marked; the loader's own timing ends a
+    # moment later, after its threads and shared memory are released: wait for the loader.
+    qtbot.waitUntil(lambda: loader.done, timeout=60_000)
+    assert vp.volume.finished
+    assert vp.image.image is not None  # the slice in view is drawn when it arrives
     assert 0 <= loader.first_slice_seconds <= loader.seconds  # timed from the open, not the plan
     _key(vp, Qt.Key.Key_1, "1")
     assert (vp.state.center, vp.state.width) == (40, 80)

@@ -101,6 +101,20 @@ def find_series(client: DimseClient, study_uid: str,
                         instances=_int(m, "NumberOfSeriesRelatedInstances"))
 
 
+def study_classes(client: DimseClient, study_uid: str,
+                  progress: Progress | None = None) -> tuple[set[str], int | None]:
+    """The SOP classes of a study (SOPClassesInStudy, STUDY level; empty if the PACS does not
+    say) and its number of instances."""
+    q = Dataset()
+    q.StudyInstanceUID = study_uid
+    q.SOPClassesInStudy = ""
+    q.NumberOfStudyRelatedInstances = ""
+    for m in client.find("STUDY", q, progress):
+        return {str(v) for v in _values(m, "SOPClassesInStudy")}, \
+            _int(m, "NumberOfStudyRelatedInstances")
+    return set(), None
+
+
 def find_instances(client: DimseClient, study_uid: str, series_uids: list[str] | None = None,
                    progress: Progress | None = None) -> Iterator[tuple[str, str, str]]:
     """IMAGE-level C-FIND: ``(sop_instance_uid, series_instance_uid, sop_class_uid)`` of a

@@ -24,7 +24,7 @@ from pynetdicom import evt
 from app.errors import Cancelled, DimseError, StoreError
 from app.imports.media import Problem
 from app.net.dimse.client import DimseClient
-from app.net.dimse.query import find_instances
+from app.net.dimse.query import find_instances, study_classes
 from app.net.dimse.send import stop_state
 from app.net.queue import Job, TransferQueue
 from app.net.retry import Backoff, retry_rounds
@@ -88,6 +88,7 @@ class Receiver:
         self._last = 0.0
         #: SOP Instance UIDs already items of the job (others are added as they arrive).
         self.planned: set[str] = set()
+        self._new: list[tuple[str, str, str, int]] = []
 
     def handle(self, event: evt.Event) -> int:
         data = event.encoded_dataset()
@@ -110,8 +111,8 @@ class Receiver:
                 self._known.append(uid)
             else:
                 self._staged.append(staged)
-            if uid not in self.planned:
-                self.queue.add_items(self.job_id, [(uid, series, "", len(data))])
+            if uid not in self.planned:  # learnt as it arrives: recorded with the batch
+                self._new.append((uid, series, "", len(data)))
                 self.planned.add(uid)
             due = (len(self._staged) + len(self._known) >= INDEX_EVERY
                    or time.monotonic() - self._last >= INDEX_EVERY_SECONDS)
@@ -124,9 +125,12 @@ class Receiver:
         with self._lock:
             files, self._staged = self._staged, []
             known, self._known = self._known, []
+            new, self._new = self._new, []
             self._last = time.monotonic()
             if not files and not known:
                 return
+            if new:
+                self.queue.add_items(self.job_id, new)
             if files:
                 self.store.commit(files)
             uids = [f.header.instance.sop_instance_uid for f in files] + known
@@ -151,6 +155,7 @@ class PacsRetrieval:
         self.backoff = Backoff(settings, give_up)
         self.receiver: Receiver | None = None
         self.classes: dict[str, str] = {}
+        self._asked_whole = False
 
     @property
     def bytes(self) -> int:
@@ -181,6 +186,10 @@ class PacsRetrieval:
     def _round(self, job: Job) -> bool:
         """Ask for what is missing; False when nothing is left to do."""
         self.progress.check()
+        if not self._asked_whole and not self.queue.items(job.id) \
+                and self.store.study(job.study_uid) is None:
+            self._asked_whole = True  # none of it here yet: ask for all of it at once
+            self._get_whole(job)
         self._plan(job)
         pending = self.queue.items(job.id, ("pending",))
         stale = [i for i in pending if i.attempts >= self.settings.max_attempts]
@@ -194,16 +203,45 @@ class PacsRetrieval:
         by_series: dict[str, list[str]] = {}
         for item in pending:
             by_series.setdefault(item.series_uid, []).append(item.sop_uid)
-        for series_uid, uids in by_series.items():
-            self._ask(job, series_uid, uids)
         assert self.receiver is not None
-        self.receiver.flush()
+        try:
+            for series_uid, uids in by_series.items():
+                self._ask(job, series_uid, uids)
+        finally:
+            self.receiver.flush()  # what arrived before a fault is indexed now
         still = [i.sop_uid for i in self.queue.items(job.id, ("pending",))]
         problems = self.receiver.problems
         for uid in still:
             self.queue.mark(job.id, [uid], "pending", problems.get(uid, "the PACS did not send "
                                                                         "it"), attempt=True)
         return bool(still)
+
+    def _get_whole(self, job: Job) -> None:
+        """A fresh job asks for the whole study (or its series) at once, before listing its
+        instances: the first image arrives after one round trip, not after an IMAGE-level
+        search of the whole study. The listing afterwards finds anything that did not come."""
+        classes, count = study_classes(self.client, job.study_uid, self.progress)
+        if count:
+            self.progress.set_total(count)
+        ident = Dataset()
+        ident.StudyInstanceUID = job.study_uid
+        ident.QueryRetrieveLevel = "STUDY"
+        if job.series_uids:
+            ident.QueryRetrieveLevel = "SERIES"
+            ident.SeriesInstanceUID = list(job.series_uids)
+        assert self.receiver is not None
+        try:
+            if self.method == "get":
+                self.client.get(ident, classes or _common_classes(), self.receiver.handle,
+                                self.progress)
+            else:
+                self.client.move(ident, self.receiver.handle, self.progress)
+        except DimseError as exc:
+            if exc.retryable:
+                raise
+            log.info("asking for the whole study failed (%s); asking series by series", exc)
+        finally:
+            self.receiver.flush()
 
     def _plan(self, job: Job) -> None:
         """Learn the job's instances (IMAGE-level C-FIND) and mark those already stored."""

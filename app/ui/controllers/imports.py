@@ -12,13 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QStorageInfo, QUrl, Signal
-from PySide6.QtWidgets import QFileDialog, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import QFileDialog, QProgressBar, QPushButton, QWidget
 
 from app.dicom.synth import demo_study
 from app.imports.drives import Volume, removable, start_folder
 from app.imports.importer import ImportReport, import_paths
 from app.store.local import Store
 from app.tasks import Progress, ProgressState
+from app.ui.labels import plain_label
 from app.ui.worker import TaskWorker
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class ImportController(QObject):
         self.store = store
         self.task: TaskWorker | None = None
         self.last_report: ImportReport | None = None
-        self.label = QLabel(parent)
+        self.label = plain_label("", parent)  # shows media file names
         self.bar = QProgressBar(parent)
         self.bar.setMaximumWidth(260)
         self.cancel_button = QPushButton("Cancel", parent)

@@ -100,14 +100,16 @@ class ManageController(QObject):
 
     # -- tags, export, copy ------------------------------------------------------------------
     def show_tags(self, series_uid: str) -> TagViewerDialog | None:
-        """The tag viewer on the series' middle instance."""
+        """The tag viewer on the series' middle instance, the others a spin box away."""
         instances = self.store.instances(series_uid)
         if not instances or instances[len(instances) // 2].path is None:
             return None
         instance = instances[len(instances) // 2]
         assert instance.path is not None
         number = f" {instance.instance_number}" if instance.instance_number is not None else ""
-        dialog = TagViewerDialog(Path(instance.path), f"DICOM tags — image{number}", self.window)
+        images = [(i.instance_number, Path(i.path)) for i in instances if i.path is not None]
+        dialog = TagViewerDialog(Path(instance.path), f"DICOM tags — image{number}", self.window,
+                                 images)
         dialog.open()
         return dialog
 

@@ -1,0 +1,101 @@
+"""De-identify a study into a new study (PS3.15 Basic profile + the options ticked)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.store.local import Store
+from app.ui.worker import TaskWorker
+from app.workflow.deid_profile import OPTION_CODES, OPTIONS
+from app.workflow.deidentify import DeidResult, deidentify_study
+
+
+class DeidOptionsWidget(QGroupBox):
+    """The profile options as check boxes, and the pseudonym (used by export too)."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(title, parent)
+        form = QFormLayout(self)
+        self.boxes: dict[str, QCheckBox] = {}
+        for name in OPTIONS:
+            if name == "retain-uids":
+                continue  # only meaningful for an export, offered there by the caller
+            box = QCheckBox(OPTION_CODES[name].meaning.replace(" Option", ""), self)
+            self.boxes[name] = box
+            form.addRow(box)
+        self.pseudonym = QLineEdit(self)
+        self.pseudonym.setPlaceholderText("e.g. TRIAL-007 (default: a keyed code)")
+        form.addRow("Pseudonym", self.pseudonym)
+
+    def options(self) -> tuple[str, ...]:
+        return tuple(n for n, b in self.boxes.items() if b.isChecked())
+
+
+class DeidentifyDialog(QDialog):
+    """Runs :func:`deidentify_study` off the GUI thread; :attr:`completed` carries the result."""
+
+    completed = Signal(object)
+
+    def __init__(self, store: Store, study_uid: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store, self.study_uid = store, study_uid
+        self.task: TaskWorker | None = None
+        self.setWindowTitle("De-identify")
+        self.setMinimumWidth(520)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("A de-identified copy is made as a new study; the original "
+                                "stays as it is.", self))
+        self.opts = DeidOptionsWidget("PS3.15 Basic profile, with these options", self)
+        layout.addWidget(self.opts)
+        self.burned = QCheckBox("Also take images that may carry burned-in text "
+                                "(their pixels are not cleaned)", self)
+        layout.addWidget(self.burned)
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        buttons = QDialogButtonBox(self)
+        self.ok = buttons.addButton("De-identify", QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        buttons.accepted.connect(self.run)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def run(self) -> TaskWorker | None:
+        if self.task is not None:
+            return None
+        store, uid = self.store, self.study_uid
+        options, pseudonym, burned = (self.opts.options(), self.opts.pseudonym.text().strip(),
+                                      self.burned.isChecked())
+        task = TaskWorker(lambda p: deidentify_study(store, uid, options=options,
+                                                     pseudonym=pseudonym,
+                                                     include_burned_in=burned, progress=p),
+                          "deidentify", self)
+        task.succeeded.connect(self._on_done)
+        task.failed.connect(lambda msg: self.status.setText(f"Not de-identified: {msg}"))
+        task.finished.connect(self._on_finished)
+        self.task = task
+        self.ok.setEnabled(False)
+        self.status.setText("De-identifying…")
+        task.start()
+        return task
+
+    def _on_done(self, result: DeidResult) -> None:
+        lines = [f"{result.instances} instances de-identified into a new study."]
+        lines += [f"Left out {e.sop_instance_uid}: {e.reason}" for e in result.excluded]
+        self.status.setText("\n".join(lines))
+        self.completed.emit(result)
+
+    def _on_finished(self) -> None:
+        self.task = None
+        self.ok.setEnabled(True)

@@ -1,0 +1,133 @@
+"""Export studies to a disc file-set (IHE PDI), optionally an ISO image, and burn it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.store.local import Store
+from app.ui.deidentify_dialog import DeidOptionsWidget
+from app.ui.worker import TaskWorker
+from app.workflow.burn import Burner, burn, find_burner
+from app.workflow.pdi import ExportResult, export_studies
+
+
+class ExportDialog(QDialog):
+    """Folder, ISO, de-identification; **Burn** hands the ISO to the OS burner when a drive
+    exists and says so when none does."""
+
+    completed = Signal(object)
+
+    def __init__(self, store: Store, study_uids: list[str],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store, self.study_uids = store, study_uids
+        self.task: TaskWorker | None = None
+        self.iso_path: Path | None = None
+        self.setWindowTitle("Export to disc")
+        self.setMinimumWidth(600)
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        self.folder = QLineEdit(self)
+        self.folder.setPlaceholderText("A new or empty folder")
+        browse = QPushButton("Choose…", self)
+        browse.clicked.connect(self._on_browse)
+        row.addWidget(QLabel("Folder", self))
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        layout.addLayout(row)
+        self.make_iso = QCheckBox("Also write an ISO image (for burning)", self)
+        self.make_iso.setChecked(True)
+        layout.addWidget(self.make_iso)
+        self.deidentify = QCheckBox("De-identify on the way out", self)
+        layout.addWidget(self.deidentify)
+        self.opts = DeidOptionsWidget("De-identification options", self)
+        self.opts.setEnabled(False)
+        self.deidentify.toggled.connect(self.opts.setEnabled)
+        layout.addWidget(self.opts)
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        buttons = QDialogButtonBox(self)
+        self.ok = buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.burn_button = buttons.addButton("Burn", QDialogButtonBox.ButtonRole.ActionRole)
+        self.burn_button.setEnabled(False)
+        buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        buttons.accepted.connect(self.run)
+        buttons.rejected.connect(self.reject)
+        self.burn_button.clicked.connect(self.burn)
+        layout.addWidget(buttons)
+
+    def _on_browse(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Export into")
+        if chosen:
+            self.folder.setText(chosen)
+
+    def run(self) -> TaskWorker | None:
+        text = self.folder.text().strip()
+        if not text:
+            self.status.setText("Choose a folder first.")
+            return None
+        if self.task is not None:
+            return None
+        to = Path(text).expanduser()
+        iso = to.with_name(to.name + ".iso") if self.make_iso.isChecked() else None
+        deid = self.opts.options() if self.deidentify.isChecked() else None
+        pseudonym = self.opts.pseudonym.text().strip()
+        store, uids = self.store, self.study_uids
+        task = TaskWorker(lambda p: export_studies(store, uids, to, iso=iso, deidentify=deid,
+                                                   pseudonym=pseudonym, progress=p),
+                          "export", self)
+        task.succeeded.connect(self._on_done)
+        task.failed.connect(lambda msg: self.status.setText(f"Not exported: {msg}"))
+        task.finished.connect(self._on_finished)
+        self.task = task
+        self.ok.setEnabled(False)
+        self.status.setText("Exporting…")
+        task.start()
+        return task
+
+    def _on_done(self, result: ExportResult) -> None:
+        self.iso_path = result.iso
+        text = f"{result.instances} instances written to {result.to}"
+        if result.iso:
+            text += f" and {result.iso.name}"
+        if result.excluded:
+            text += f"; {len(result.excluded)} left out (may carry burned-in text)"
+        self.status.setText(text + ".")
+        self.burn_button.setEnabled(result.iso is not None)
+        self.completed.emit(result)
+
+    def _on_finished(self) -> None:
+        self.task = None
+        self.ok.setEnabled(True)
+
+    def burn(self) -> str:
+        """Burn the ISO, or say why not; returns the message shown."""
+        burner = find_burner()
+        if self.iso_path is None:
+            message = "Export with an ISO image first."
+        elif not isinstance(burner, Burner):
+            message = f"Cannot burn: {burner}. The ISO image is ready: {self.iso_path}"
+        else:
+            iso, chosen = self.iso_path, burner
+            task = TaskWorker(lambda _p: burn(iso, chosen), "burn", self)
+            task.succeeded.connect(lambda _r: self.status.setText("Disc burned."))
+            task.failed.connect(lambda msg: self.status.setText(f"Not burned: {msg}"))
+            task.start()
+            message = f"Burning on {burner.drive}…"
+        self.status.setText(message)
+        return message

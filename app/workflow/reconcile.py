@@ -1,0 +1,192 @@
+"""Reconciliation of an outside study with the local patient (IHE Import Reconciliation Workflow).
+
+The study's instances are copied with the local patient's values coerced (PS3.3 C.12.1: the old
+values in OriginalAttributesSequence, reason COERCE; the outside patient ID kept in
+OtherPatientIDsSequence with its issuer). By default the UIDs stay and the copy supersedes the
+outside instances in the index (their bytes stay in the store, listed by
+:meth:`Store.superseded`, and are what a re-import of the CD matches); with ``new_uids`` the copy
+is a new study whose UIDs, and the references to them inside the study, are mapped consistently.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.uid import generate_uid
+
+from app.imports.media import Problem
+from app.store.local import Store, StoredFile
+from app.tasks import Progress
+from app.workflow import audit
+from app.workflow.derive import WorkflowError, link, read_datasets, stage, study_instances
+from app.workflow.patient import KEYWORDS, PatientValues, confirmation_needed
+
+log = logging.getLogger(__name__)
+
+MODIFYING_SYSTEM = "RELAY"
+REASON = "COERCE"
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    study_instance_uid: str
+    reconciled_study_uid: str
+    changed: dict[str, tuple[str, str]]
+    instances: int
+    failed: tuple[Problem, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"study_instance_uid": self.study_instance_uid,
+                "reconciled_study_uid": self.reconciled_study_uid,
+                "changed": {k: list(v) for k, v in self.changed.items()},
+                "instances": self.instances,
+                "failed": [{"path": p.path, "reason": p.reason} for p in self.failed]}
+
+
+def outside_values(store: Store, study_uid: str) -> PatientValues:
+    """What the stored study says about its patient (the index's study row)."""
+    study = store.study(study_uid)
+    if study is None:
+        raise WorkflowError(f"no study {study_uid} in the store")
+    p = study.patient
+    return PatientValues(p.patient_name, p.patient_id, p.issuer_of_patient_id,
+                         p.patient_birth_date, p.patient_sex, study.accession_number)
+
+
+def reconcile_study(store: Store, study_uid: str, local: PatientValues, *,
+                    new_uids: bool = False, confirmed: bool = False,
+                    progress: Progress | None = None) -> ReconcileResult:
+    """File the study under ``local``; refuse a birth date or sex that disagrees unless
+    ``confirmed``."""
+    if not local.patient_id:
+        raise WorkflowError("the local patient ID is needed to reconcile")
+    outside = outside_values(store, study_uid)
+    doubts = confirmation_needed(outside, local)
+    if doubts and not confirmed:
+        raise WorkflowError(f"{' and '.join(doubts)} disagree between the outside study and "
+                            "the local patient: confirm that this is the same person")
+    instances = study_instances(store, study_uid)
+    uid_map = _uid_map(instances) if new_uids else {}
+    when = datetime.now().astimezone().strftime("%Y%m%d%H%M%S.%f%z")
+    if progress is not None:
+        progress.set_total(len(instances))
+    staged: list[StoredFile] = []
+    failed: list[Problem] = []
+    changed: dict[str, tuple[str, str]] = {}
+    for inst, ds in read_datasets(instances):
+        if isinstance(ds, Problem):
+            failed.append(ds)
+            continue
+        diff = coerce(ds, local, when)
+        if uid_map:
+            diff.update(_remap(ds, uid_map, when))
+        changed = changed or diff
+        out = stage(store, ds, str(inst.path))
+        if isinstance(out, Problem):
+            failed.append(out)
+        elif isinstance(out, StoredFile):
+            staged.append(out)
+        if progress is not None:
+            progress.check()
+            progress.advance()
+    new_study = uid_map.get(study_uid, study_uid)
+    if staged:
+        if new_uids:
+            store.commit(staged)
+        else:
+            store.supersede(staged, "reconciled")
+    if len(failed) < len(instances):
+        link(store, study_uid, new_study, "reconciled")
+    result = ReconcileResult(study_uid, new_study, changed, len(instances) - len(failed),
+                             tuple(failed))
+    audit.record(store.home, "reconcile",
+                 outcome=audit.SUCCESS if not failed else audit.MINOR_FAILURE,
+                 study_uid=study_uid,
+                 detail={"reconciled_study_uid": new_study, "instances": result.instances,
+                         "failed": len(failed), "attributes": sorted(changed),
+                         "new_uids": new_uids, "confirmed_mismatch": bool(doubts)})
+    return result
+
+
+def coerce(ds: Dataset, local: PatientValues, when: str) -> dict[str, tuple[str, str]]:
+    """Put ``local`` into ``ds`` (PS3.3 C.12.1); return {keyword: (old, new)} of what changed."""
+    old = PatientValues.from_dataset(ds)
+    changed: dict[str, tuple[str, str]] = {}
+    modified = Dataset()
+    for f in fields(PatientValues):
+        kw = KEYWORDS[f.name]
+        before, after = getattr(old, f.name), getattr(local, f.name)
+        if before == after:
+            continue
+        changed[kw] = (before, after)
+        setattr(modified, kw, before)
+        setattr(ds, kw, after)
+    if not changed:
+        return changed
+    if "PatientID" in changed and old.patient_id:
+        other = Dataset()
+        other.PatientID = old.patient_id
+        other.IssuerOfPatientID = old.issuer_of_patient_id
+        other.TypeOfPatientID = "TEXT"
+        existing = list(ds.get("OtherPatientIDsSequence", []) or [])
+        if not any(i.get("PatientID") == old.patient_id and
+                   i.get("IssuerOfPatientID", "") == old.issuer_of_patient_id for i in existing):
+            ds.OtherPatientIDsSequence = Sequence([*existing, other])
+    _original_attributes(ds, modified, when, source=old.issuer_of_patient_id or str(
+        ds.get("InstitutionName", "") or ""))
+    return changed
+
+
+def _original_attributes(ds: Dataset, modified: Dataset, when: str, source: str) -> None:
+    item = Dataset()
+    item.ModifiedAttributesSequence = Sequence([modified])
+    item.AttributeModificationDateTime = when
+    item.ModifyingSystem = MODIFYING_SYSTEM
+    item.SourceOfPreviousValues = source[:64]
+    item.ReasonForTheAttributeModification = REASON
+    ds.OriginalAttributesSequence = Sequence(
+        [*list(ds.get("OriginalAttributesSequence", []) or []), item])
+
+
+def _uid_map(instances: list[Any]) -> dict[str, str]:
+    """New UIDs for the study's own UIDs (study, series, instances)."""
+    mine: set[str] = set()
+    for inst in instances:
+        mine.update((inst.study_instance_uid, inst.series_instance_uid, inst.sop_instance_uid))
+    return {uid: generate_uid() for uid in sorted(mine)}
+
+
+def _remap(ds: Dataset, uid_map: dict[str, str], when: str) -> dict[str, tuple[str, str]]:
+    """Replace the study's UIDs wherever they appear in ``ds`` (references included)."""
+    before = {kw: str(ds.get(kw, "")) for kw in
+              ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")}
+    _remap_in(ds, uid_map)
+    modified = Dataset()
+    for kw, value in before.items():
+        setattr(modified, kw, value)
+    items = ds.get("OriginalAttributesSequence") or []
+    if items and items[-1].get("AttributeModificationDateTime") == when:
+        items[-1].ModifiedAttributesSequence[0].update(modified)
+    else:  # the patient values were already the local ones: only the UIDs change
+        _original_attributes(ds, modified, when, source="")
+    return {"StudyInstanceUID": (before["StudyInstanceUID"], str(ds.StudyInstanceUID))}
+
+
+def _remap_in(ds: Dataset, uid_map: dict[str, str]) -> None:
+    for elem in ds:
+        if elem.VR == "SQ":
+            if elem.keyword == "OriginalAttributesSequence":
+                continue  # old values stay old
+            for item in elem.value or []:
+                _remap_in(item, uid_map)
+        elif elem.VR == "UI" and elem.value:
+            if isinstance(elem.value, MultiValue | list):
+                elem.value = [uid_map.get(str(v), str(v)) for v in elem.value]
+            else:
+                elem.value = uid_map.get(str(elem.value), str(elem.value))

@@ -1,0 +1,192 @@
+"""DIMSE speed: Relay against dcmtk, side by side in one run, with Orthanc as the PACS.
+
+    PYTHONPATH=. python bench/bench_dimse_client.py [--slices 400] [--rounds 2] [--rate 25e6]
+
+A generated CT series (``app.dicom.synth``, 512x512, explicit VR little endian) is sent to an
+empty Orthanc (DICOM port on, loopback) with ``relay send --pacs`` (the durable job: C-FIND of
+what the PACS has, C-STORE of the stored files on one association, then storage commitment) and
+with dcmtk ``storescu`` (the same files, one association, no verification). Then the study is
+retrieved with Relay (C-GET into a fresh local store: header-checked, SHA-256, fsync'ed, indexed)
+and with dcmtk ``getscu`` into a folder. Last, a retrieve through a shaped link (``SlowLink``,
+``--rate`` bytes/s shared): the time until the first instance is in the store (openable) as a
+share of the whole retrieve. Best of ``--rounds``; prints MB/s and the ratios against the goals
+(send >= 1.0x storescu, retrieve >= 0.8x getscu, first image <= 5 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from app.dicom.synth import SeriesSpec, generate_series
+from app.imports.importer import import_paths
+from app.net.devhub import HubConfig, OrthancHub, free_port
+from app.net.dimse.association import Endpoint
+from app.net.dimse.client import DimseClient
+from app.net.dimse.retrieve import PacsRetrieval, retrieve_job
+from app.net.dimse.send import KIND, PacsSender
+from app.net.queue import TransferQueue
+from app.net.send import send_job
+from app.settings import TransferSettings
+from app.store.local import Store
+from tests.proxies import SlowLink
+
+AE = "ORTHANC"
+
+
+def _pacs(root: Path, name: str, relay_port: int) -> OrthancHub:
+    return OrthancHub(HubConfig(storage=root / name, http_port=free_port(),
+                                dicom_port=free_port(), dicom_aet=AE,
+                                modalities={"relay": {"AET": "RELAY", "Host": "127.0.0.1",
+                                                      "Port": relay_port}})).start()
+
+
+def _best(rounds: int, once: Callable[[int], float]) -> float:
+    return min(once(i) for i in range(rounds))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--slices", type=int, default=400)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rate", type=float, default=25e6, help="shaped link, bytes/s")
+    ap.add_argument("--send-only", action="store_true")
+    ap.add_argument("--lanes", type=int, default=TransferSettings().in_flight,
+                    help="C-STORE associations side by side (settings: transfer.in_flight)")
+    args = ap.parse_args()
+    for tool in ("storescu", "getscu"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench_dimse needs dcmtk's {tool} (apt-get install dcmtk)")
+    root = Path(tempfile.mkdtemp(prefix="bench-dimse-"))
+    relay_port = free_port()
+    try:
+        files = generate_series(root / "src", SeriesSpec(slices=args.slices, seed=11))
+        mb = sum(f.stat().st_size for f in files) / 1e6
+        home = root / "relay"
+        store = Store(home)
+        report = import_paths(store, [str(f) for f in files])
+        study = report.study_uids[0]
+        print(f"{len(files)} instances, {mb:.1f} MB (512x512 CT, explicit VR LE)")
+
+        def relay_send(i: int) -> float:
+            pacs = _pacs(root, f"send-relay-{i}", relay_port)
+            try:
+                queue = TransferQueue(home)
+                client = DimseClient(Endpoint("127.0.0.1", pacs.config.dicom_port, AE), "RELAY",
+                                     listen_port=relay_port)
+                job = send_job(store, queue, f"bench{i}", study, kind=KIND)
+                started = time.perf_counter()
+                result = PacsSender(store, queue, client,
+                                    TransferSettings(in_flight=args.lanes)).run(job.id)
+                took = time.perf_counter() - started
+                assert result.state == "verified", result
+                print(f"  relay send --pacs:  {took:6.2f} s  {mb / took:6.1f} MB/s  "
+                      f"({result.message})")
+                return took
+            finally:
+                pacs.stop()
+
+        def dcmtk_send(i: int) -> float:
+            pacs = _pacs(root, f"send-dcmtk-{i}", relay_port)
+            try:
+                started = time.perf_counter()
+                subprocess.run(["storescu", "-aet", "RELAY", "-aec", AE, "127.0.0.1",
+                                str(pacs.config.dicom_port), *map(str, files)], check=True,
+                               timeout=600)
+                took = time.perf_counter() - started
+                print(f"  dcmtk storescu:     {took:6.2f} s  {mb / took:6.1f} MB/s")
+                return took
+            finally:
+                pacs.stop()
+
+        print("send (best of rounds):")
+        relay_s = _best(args.rounds, relay_send)
+        dcmtk_s = _best(args.rounds, dcmtk_send)
+        send_ratio = dcmtk_s / relay_s
+        if args.send_only:
+            print(f"send     relay/storescu speed ratio: {send_ratio:.2f}x  (goal >= 1.0x)")
+            return 0
+
+        pacs = _pacs(root, "retrieve", relay_port)
+        try:
+            port = pacs.config.dicom_port
+            subprocess.run(["storescu", "-aet", "RELAY", "-aec", AE, "127.0.0.1", str(port),
+                            *map(str, files)], check=True, timeout=600)
+
+            def relay_get(i: int, via: int = port, first: list[float] | None = None) -> float:
+                other = root / f"get-{i}-{via}"
+                st = Store(other)
+                queue = TransferQueue(other)
+                client = DimseClient(Endpoint("127.0.0.1", via, AE), "RELAY")
+                job = retrieve_job(queue, "bench", study)
+                done = threading.Event()
+                started = time.perf_counter()
+                if first is not None:
+                    threading.Thread(target=_watch_first, args=(other, started, first, done),
+                                     daemon=True).start()
+                result = PacsRetrieval(st, queue, client, TransferSettings()).run(job.id)
+                took = time.perf_counter() - started
+                done.set()
+                assert result.state == "verified", result
+                return took
+
+            def dcmtk_get(i: int) -> float:
+                out = root / f"getscu-{i}"
+                out.mkdir()
+                started = time.perf_counter()
+                subprocess.run(["getscu", "-aet", "RELAY", "-aec", AE, "-S", "-od", str(out),
+                                "-k", "QueryRetrieveLevel=STUDY", "-k",
+                                f"StudyInstanceUID={study}", "127.0.0.1", str(port)],
+                               check=True, timeout=600)
+                took = time.perf_counter() - started
+                assert len(list(out.iterdir())) == len(files)
+                return took
+
+            print("retrieve (best of rounds):")
+            get_s = _best(args.rounds, relay_get)
+            print(f"  relay retrieve:     {get_s:6.2f} s  {mb / get_s:6.1f} MB/s")
+            getscu_s = _best(args.rounds, dcmtk_get)
+            print(f"  dcmtk getscu:       {getscu_s:6.2f} s  {mb / getscu_s:6.1f} MB/s")
+            get_ratio = getscu_s / get_s
+
+            link = SlowLink(port, rate=args.rate, shared=True)
+            try:
+                first: list[float] = []
+                whole = relay_get(99, via=link.port, first=first)
+            finally:
+                link.close()
+            share = first[0] / whole if first else 1.0
+            print(f"retrieve over a {args.rate / 1e6:.0f} MB/s link: first image "
+                  f"{first[0] if first else float('nan'):.2f} s of {whole:.2f} s")
+        finally:
+            pacs.stop()
+
+        print(f"send     relay/storescu speed ratio: {send_ratio:.2f}x  (goal >= 1.0x)")
+        print(f"retrieve relay/getscu  speed ratio: {get_ratio:.2f}x  (goal >= 0.8x)")
+        print(f"first image of a retrieve: {share * 100:.1f} % of the whole  (goal <= 5 %)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+def _watch_first(home: Path, started: float, first: list[float], done: threading.Event) -> None:
+    """Record when the first instance is in the store (indexed: openable)."""
+    while not done.is_set():
+        try:
+            if Store(home).counts()["instances"] > 0:
+                first.append(time.perf_counter() - started)
+                return
+        except Exception:
+            pass
+        time.sleep(0.005)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The technologist's station in the window: the reconcile view against a real worklist SCP
+(dcmtk wlmscpfs), de-identify and export dialogs, sends that go to the reconciled copy.
+
+Screenshots for the user guide are taken here: set RELAY_SCREENSHOTS=docs/screenshots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from app.settings import load_settings, save_settings
+from app.workflow.patient import PatientValues
+from app.workflow.reconcile import reconcile_study
+from tests.ui.conftest import shown_window
+from tests.workflow.conftest import import_into, outside_cd
+from tests.workflow.peers import Order, wlmscpfs
+
+ORDERS = [Order("MULLER^ANNA^M", "MRN0042", "LOCAL", "19480313", "F", "ACC1001"),
+          Order("MULLER^HANS", "MRN0044", "LOCAL", "19450707", "M", "ACC1003")]
+
+
+def _shots(tmp_path: Path) -> Path:
+    out = Path(os.environ.get("RELAY_SCREENSHOTS") or tmp_path / "shots")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _ge(data: Path) -> list[Path]:
+    return sorted((data / "ct-head" / "ge-hispeed-human-gantry-tilt").glob("*.dcm"))
+
+
+def _wait_task(qtbot, dialog, timeout=30_000) -> None:
+    qtbot.waitUntil(lambda: dialog.task is None, timeout=timeout)
+
+
+@pytest.mark.dcmtk
+@pytest.mark.skipif(shutil.which("wlmscpfs") is None, reason="needs dcmtk")
+def test_reconcile_view_from_a_worklist_entry(qtbot, tmp_path, home, data):
+    files = outside_cd(tmp_path / "cd", _ge(data), 8)
+    store = import_into(home, tmp_path / "cd")
+    study_uid = pydicom.dcmread(files[0]).StudyInstanceUID
+    with wlmscpfs(tmp_path, ORDERS) as (port, ae):
+        settings = load_settings(home)
+        settings.worklist.host, settings.worklist.port = "127.0.0.1", port
+        settings.worklist.called_ae, settings.worklist.timeout_seconds = ae, 15
+        save_settings(home, settings)
+        window = shown_window(qtbot, home, 1400, 900)
+        shots = _shots(tmp_path)
+        window.grab().save(str(shots / "technologist-outside-cd.png"))
+        dialog = window.station.reconcile(study_uid)
+        qtbot.waitExposed(dialog)
+        assert all(dialog.row_state(n) == "same" for n in dialog.local_edits)
+        assert not dialog.ok.isEnabled() or dialog.local().patient_id == "OUT-778812"
+        dialog.find_name.setText("MULLER*")
+        dialog.search()
+        _wait_task(qtbot, dialog)
+        assert dialog.table.rowCount() == 2, dialog.status.text()
+    row = next(r for r in range(2) if dialog.table.item(r, 1).text() == "MRN0042")
+    dialog.choose_entry(row)
+    assert dialog.local().patient_id == "MRN0042"
+    assert dialog.row_state("patient_name") == "differs"  # MUELLER vs MULLER
+    assert dialog.row_state("patient_id") == "differs"
+    assert dialog.row_state("patient_birth_date") == "same"
+    assert dialog.row_state("patient_sex") == "same"
+    assert dialog.ok.isEnabled() and not dialog.confirm.isVisible()
+    dialog.local_edits["patient_sex"].setText("M")
+    assert dialog.row_state("patient_sex") == "confirm"
+    assert dialog.confirm.isVisible() and not dialog.ok.isEnabled()
+    dialog.resize(900, dialog.sizeHint().height())
+    qtbot.wait(100)
+    dialog.grab().save(str(shots / "technologist-reconcile-confirm.png"))
+    dialog.local_edits["patient_sex"].setText("F")
+    assert not dialog.confirm.isVisible() and dialog.ok.isEnabled()
+    qtbot.wait(100)
+    dialog.grab().save(str(shots / "technologist-reconcile.png"))
+    with qtbot.waitSignal(dialog.reconciled, timeout=30_000):
+        dialog.ok.click()
+    study = store.study(study_uid)
+    assert study.patient.patient_id == "MRN0042" and study.accession_number == "ACC1001"
+    assert len(store.superseded(study_uid)) == len(files)
+    qtbot.waitUntil(lambda: "outside original kept" in _browser_text(window), timeout=10_000)
+    window.browser.tree.expandAll()
+    qtbot.wait(100)
+    window.grab().save(str(shots / "technologist-reconciled-browser.png"))
+
+
+def _browser_text(window) -> str:
+    model = window.browser.model
+    texts = []
+    for r in range(model.rowCount()):
+        patient = model.item(r, 0)
+        texts += [patient.child(c, 0).text() for c in range(patient.rowCount())]
+    return "\n".join(texts)
+
+
+def test_export_dialog_writes_the_disc_and_says_there_is_no_drive(qtbot, tmp_path, home, data):
+    store = import_into(home, *_ge(data)[:4])
+    study_uid = store.studies()[0].study_instance_uid
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.station.export(study_uid)
+    dialog.folder.setText(str(tmp_path / "disc"))
+    dialog.deidentify.setChecked(True)
+    dialog.opts.boxes["retain-dates"].setChecked(True)
+    with qtbot.waitSignal(dialog.completed, timeout=60_000) as done:
+        dialog.run()
+    result = done.args[0]
+    assert result.instances == 4 and (tmp_path / "disc" / "DICOMDIR").is_file()
+    assert result.iso == tmp_path / "disc.iso" and result.iso.is_file()
+    assert dialog.burn_button.isEnabled()
+    if not list(Path("/dev").glob("sr[0-9]*")):
+        assert "no optical drive" in dialog.burn()
+    qtbot.wait(100)
+    dialog.grab().save(str(_shots(tmp_path) / "technologist-export.png"))
+
+
+def test_deidentify_dialog_lists_what_it_left_out(qtbot, tmp_path, home, data):
+    burned = pydicom.dcmread(_ge(data)[0])
+    burned.BurnedInAnnotation = "YES"
+    burned.save_as(tmp_path / "burned.dcm", enforce_file_format=True)
+    store = import_into(home, tmp_path / "burned.dcm", *_ge(data)[1:3])
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.station.deidentify(burned.StudyInstanceUID)
+    with qtbot.waitSignal(dialog.completed, timeout=60_000) as done:
+        dialog.run()
+    assert done.args[0].instances == 2
+    assert "BurnedInAnnotation is YES" in dialog.status.text()
+    qtbot.waitUntil(lambda: "de-identified copy" in _browser_text(window), timeout=10_000)
+    assert len(store.studies()) == 2
+
+
+def test_a_send_of_the_outside_original_goes_to_the_reconciled_copy(qtbot, tmp_path, home,
+                                                                     data):
+    files = outside_cd(tmp_path / "cd", _ge(data), 3)
+    store = import_into(home, tmp_path / "cd")
+    original = pydicom.dcmread(files[0]).StudyInstanceUID
+    local = PatientValues("MULLER^ANNA^M", "MRN0042", "LOCAL", "19480313", "F", "ACC1001")
+    copy = reconcile_study(store, original, local, new_uids=True).reconciled_study_uid
+    window = shown_window(qtbot, home, 1200, 800)
+    asked = []
+    window.station.ask_which = lambda uid: asked.append(uid) or "copy"
+    assert window.station.send_target(original) == copy and asked == [original]
+    window.station.ask_which = lambda uid: "original"
+    assert window.station.send_target(original) == original
+    window.station.ask_which = lambda uid: ""
+    assert window.station.send_target(original) is None
+    assert window.station.send_target(copy) == copy  # the copy itself: no question
+    marks = window.station.marks()
+    assert marks[original].startswith("outside original") and marks[copy] == "reconciled copy"

@@ -1,0 +1,65 @@
+"""CD -> reconcile -> send -> verified, in the window, against a real Orthanc hub: the hub gets
+the reconciled copy, never the outside identity. Screenshot for the user guide
+(RELAY_SCREENSHOTS=docs/screenshots)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from app.store.local import Store
+from app.ui.main_window import MainWindow
+from app.ui.transfers import COL, JOB_ROLE
+from app.workflow.patient import PatientValues
+from app.workflow.reconcile import reconcile_study
+from tests.net import conftest as net
+from tests.net.conftest import add_hub, hub_rest, hub_sop_uids
+from tests.workflow.conftest import OUTSIDE, import_into, outside_cd
+
+hub, relay_home = net.hub, net.relay_home
+no_system_keyring = net.no_system_keyring
+pytestmark = pytest.mark.orthanc
+
+LOCAL = PatientValues("MULLER^ANNA^M", "MRN0042", "LOCAL", "19480313", "F", "ACC1001")
+
+
+def _state(window: MainWindow, job_id: str) -> str:
+    table = window.transfers.table
+    for r in range(table.rowCount()):
+        if table.item(r, 0).data(JOB_ROLE) == job_id:
+            return table.item(r, COL["State"]).text()
+    return ""
+
+
+def test_a_reconciled_study_reaches_the_hub_under_the_local_patient(qtbot, hub, relay_home,
+                                                                    tmp_path, data):
+    ge = sorted((data / "ct-head" / "ge-hispeed-human-gantry-tilt").glob("*.dcm"))
+    files = outside_cd(tmp_path / "cd", ge, 10)
+    store = import_into(relay_home, tmp_path / "cd")
+    study_uid = pydicom.dcmread(files[0]).StudyInstanceUID
+    reconcile_study(store, study_uid, LOCAL)
+    assert add_hub(relay_home, hub.url).returncode == 0
+    window = MainWindow(Store(relay_home))
+    window.resize(1400, 900)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    job_id = window.queue_send("hub", study_uid, None)
+    window.transfers_dock.show()
+    qtbot.waitUntil(lambda: _state(window, job_id) == "Verified", timeout=120_000)
+    assert len(hub_sop_uids(hub)) == len(files)
+    patients = hub_rest(hub, "/patients?expand")
+    assert [p["MainDicomTags"]["PatientID"] for p in patients] == ["MRN0042"]
+    studies = hub_rest(hub, "/studies?expand")
+    assert studies[0]["MainDicomTags"]["AccessionNumber"] == "ACC1001"
+    for instance in hub_rest(hub, "/instances"):
+        tags = hub_rest(hub, f"/instances/{instance}/simplified-tags")
+        assert tags["PatientID"] == "MRN0042" and tags["PatientName"] == "MULLER^ANNA^M"
+        assert tags["OtherPatientIDsSequence"][0]["PatientID"] == OUTSIDE["PatientID"]
+    qtbot.wait(200)
+    out = Path(os.environ.get("RELAY_SCREENSHOTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(out / "technologist-sent-verified.png"))

@@ -1,0 +1,166 @@
+"""Export to disc (IHE PDI): the file-set re-imports byte for byte, dcmtk reads the DICOMDIR,
+the ISO holds the same tree."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from app.workflow import audit
+from app.workflow.burn import find_burner
+from app.workflow.derive import WorkflowError
+from app.workflow.pdi import export_studies
+from tests.workflow.conftest import OUTSIDE, import_into, outside_cd
+
+ISO_NAME = re.compile(r"^[A-Z0-9_]{1,8}(\.[A-Z0-9_]{1,3})?$")
+needs_dcmtk = pytest.mark.skipif(shutil.which("dcmmkdir") is None, reason="needs dcmtk")
+needs_xorriso = pytest.mark.skipif(shutil.which("xorriso") is None, reason="needs xorriso")
+
+
+def _digests(store) -> dict[str, str]:
+    rows = store._connect().execute("SELECT sop_instance_uid, sha256 FROM instances").fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted("/" + p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file())
+
+
+@pytest.fixture
+def exported(tmp_path, home, data, ge_files):
+    store = import_into(home, data / "cd" / "pydicom-dicomdirtests", *ge_files)
+    studies = [s.study_instance_uid for s in store.studies()]
+    result = export_studies(store, studies, tmp_path / "disc", iso=tmp_path / "disc.iso")
+    return store, result
+
+
+def test_the_export_reimports_byte_for_byte(tmp_path, exported):
+    store, result = exported
+    originals = _digests(store)
+    assert result.instances == len(originals)
+    again = import_into(tmp_path / "again", result.to)
+    assert _digests(again) == originals
+    assert result.rewritten == []
+
+
+def test_a_file_stored_without_a_part10_header_gets_one(tmp_path, home, data, ge_files):
+    store = import_into(home, data / "malformed" / "ExplVR_LitEndNoMeta.dcm", ge_files[0])
+    originals = _digests(store)
+    result = export_studies(store, [s.study_instance_uid for s in store.studies()],
+                            tmp_path / "disc")
+    rewritten = set(result.rewritten)
+    assert len(rewritten) == 1  # the intended change: a Part 10 header, the data set as it was
+    back = _digests(import_into(tmp_path / "again", result.to))
+    assert set(back) == set(originals)
+    assert {u: d for u, d in back.items() if u not in rewritten} == {
+        u: d for u, d in originals.items() if u not in rewritten}
+    uid = next(iter(rewritten))
+    fixed = pydicom.dcmread(result.to / result.files[uid])
+    stored = pydicom.dcmread(store.instance(uid).path, force=True)
+    assert fixed.file_meta.MediaStorageSOPInstanceUID == uid
+    assert [e for e in fixed if e.tag != 0x00080005] == [e for e in stored if e.tag != 0x00080005]
+
+
+def test_the_file_set_is_laid_out_for_a_disc(exported):
+    _, result = exported
+    assert (result.to / "DICOMDIR").is_file() and (result.to / "README.TXT").is_file()
+    for path in result.to.rglob("*"):
+        assert ISO_NAME.match(path.name), path
+    fs = pydicom.fileset.FileSet(pydicom.dcmread(result.to / "DICOMDIR"))
+    assert len(fs) == result.instances
+    assert {i.SOPInstanceUID for i in fs} == set(result.files)
+    assert OUTSIDE["PatientID"] not in (result.to / "README.TXT").read_text()
+
+
+@pytest.mark.dcmtk
+@needs_dcmtk
+def test_dcmtk_reads_the_dicomdir_and_finds_every_record(tmp_path, exported):
+    _, result = exported
+    dump = subprocess.run(["dcmdump", str(result.to / "DICOMDIR")], capture_output=True,
+                          text=True, timeout=60)
+    assert dump.returncode == 0 and "E:" not in dump.stderr
+    assert dump.stdout.count("ReferencedSOPInstanceUIDInFile") == result.instances
+    # dcmmkdir in append mode reads the DICOMDIR and checks each file against its record
+    # (on a copy: it rewrites the DICOMDIR).
+    copy = tmp_path / "check"
+    shutil.copytree(result.to, copy)
+    files = sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*")
+                   if p.is_file() and p.name not in ("DICOMDIR", "README.TXT"))
+    run = subprocess.run(["dcmmkdir", "-v", "+A", "-nb", "-Nxc", "+I", "+D", "DICOMDIR",
+                          *files], cwd=copy, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "appending to DICOMDIR" in run.stderr
+    assert run.stderr.count("record for this SOP instance already exists") == len(files)
+    assert "E:" not in run.stderr
+
+
+@needs_xorriso
+def test_the_iso_holds_the_same_tree_and_bytes(tmp_path, exported):
+    _, result = exported
+    listing = subprocess.run(["xorriso", "-indev", str(result.iso), "-find", "/", "-type", "f"],
+                             capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    names = sorted(line.strip().strip("'") for line in listing.stdout.splitlines() if line)
+    assert names == _tree(result.to)
+    out = tmp_path / "from-iso"
+    subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(result.iso), "-extract", "/",
+                    str(out)], capture_output=True, timeout=120, check=True)
+    for name in names:
+        assert hashlib.sha256((out / name[1:]).read_bytes()).digest() == hashlib.sha256(
+            (result.to / name[1:]).read_bytes()).digest(), name
+
+
+def test_relay_export_deidentified_leaves_the_store_alone(tmp_path, home, ge_files):
+    outside_cd(tmp_path / "cd", ge_files, 4)
+    store = import_into(home, tmp_path / "cd")
+    before = _digests(store)
+    study = store.studies()[0].study_instance_uid
+    run = subprocess.run(
+        [sys.executable, "-m", "app", "--home", str(home), "export", study, "--to",
+         str(tmp_path / "out"), "--deidentify", "retain-dates", "--pseudonym", "CASE-12",
+         "--json"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["instances"] == 4 and out["excluded"] == []
+    assert _digests(store) == before and len(store.studies()) == 1
+    for uid, file_id in out["files"].items():
+        raw = (tmp_path / "out" / file_id).read_bytes()
+        for value in OUTSIDE.values():
+            assert len(value) < 4 or value.encode() not in raw  # (sex "F" is in any file)
+        ds = pydicom.dcmread(tmp_path / "out" / file_id)
+        assert ds.PatientIdentityRemoved == "YES" and ds.PatientID == "CASE-12"
+        assert uid not in before
+    events = [e for e in audit.read(home) if e["event"] == "export"]
+    assert events[-1]["detail"]["deidentified"] is True
+    assert events[-1]["event_id"]["code"] == "110106"
+
+
+def test_an_export_into_a_folder_in_use_is_refused(tmp_path, home, ge_files):
+    store = import_into(home, *ge_files[:2])
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "thesis.doc").write_text("x")
+    with pytest.raises(WorkflowError, match="not empty"):
+        export_studies(store, [store.studies()[0].study_instance_uid], tmp_path / "used")
+
+
+@pytest.mark.skipif(bool(list(Path("/dev").glob("sr[0-9]*"))), reason="a drive is present")
+def test_burn_says_so_when_there_is_no_drive(tmp_path, home, ge_files):
+    store = import_into(home, *ge_files[:2])
+    assert "no optical drive" in str(find_burner())
+    run = subprocess.run(
+        [sys.executable, "-m", "app", "--home", str(home), "export",
+         store.studies()[0].study_instance_uid, "--to", str(tmp_path / "d"), "--iso",
+         str(tmp_path / "d.iso"), "--burn", "--json"], capture_output=True, text=True,
+        timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["burned"] is None
+    assert "no optical drive" in run.stderr
