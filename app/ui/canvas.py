@@ -39,6 +39,11 @@ class WorkstationViewBox(pg.ViewBox):
         c = self.to_frame(center)
         self.setRange(QRectF(c.x() - half[0], c.y() - half[1], 2 * half[0], 2 * half[1]),
                       padding=0)
+        self.refresh_matrix()
+
+    def refresh_matrix(self) -> None:
+        """Map the range onto the box now (after a turn, which pyqtgraph does not see)."""
+        self._matrixNeedsUpdate = True
         self.updateMatrix()
 
     def rotation(self) -> QTransform:
@@ -52,6 +57,8 @@ class WorkstationViewBox(pg.ViewBox):
 
     def updateMatrix(self, changed=None) -> None:  # noqa: N802
         """pyqtgraph's mapping of the range onto the box, after the quarter turns."""
+        if not self._matrixNeedsUpdate:
+            return
         vr = self.viewRect()
         if vr.height() == 0 or vr.width() == 0:
             return

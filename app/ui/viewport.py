@@ -325,7 +325,7 @@ class ViewportWidget(QWidget):
         self.image.setTransform(QTransform.fromScale(dx, dy))
         self.view.setAspectLocked(True, 1.0)
         self.view.setRange(QRectF(0, 0, cols * dx, rows * dy), padding=0.02)
-        self.view.updateMatrix()
+        self.view.refresh_matrix()
 
     def zoom_factor(self) -> float:
         """Screen pixels per image pixel."""
