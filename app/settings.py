@@ -167,6 +167,9 @@ class ReadingSettings:
 
     window_presets: list[UserWindowPreset] = field(default_factory=list)
     """The user's own window presets, in the order they were saved."""
+    left_drag: str = "tool"
+    """What a plain left drag does in 2D and MPR: "tool" (Shift: window/level) or "window"
+    (Ctrl: the tool). See :mod:`app.ui.mouse_model`."""
 
 
 @dataclass

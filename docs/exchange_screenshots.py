@@ -168,8 +168,11 @@ def remote_shot(tmp: Path, hub: OrthancHub, study_uid: str, out: Path) -> None:
         started = time.monotonic()
         viewer = window.open_remote_study("stroke-centre", study_uid)
         first = viewer.viewports[0]
-        wait_until(lambda: first.volume is not None and first.volume.ready[first.state.k],
-                   120_000)
+        # a preview of one image comes first; the study is planned (viewer.remote) after it,
+        # and the viewport then shows the real series
+        wait_until(lambda: viewer.remote is not None and first.volume is not None
+                   and first.session in viewer.sessions.values()
+                   and first.volume.ready[first.state.k], 120_000)
         remote = viewer.remote
         series_uid = first.session.series.series_instance_uid
         n = first.n_slices

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
-from PySide6.QtGui import QPainter
+from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtGui import QPainter, QTransform
 from PySide6.QtWidgets import QGraphicsView
 
 
@@ -24,6 +24,58 @@ class WorkstationViewBox(pg.ViewBox):  # type: ignore[misc]  # pyqtgraph has no 
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
         self.owner = owner
         self.setMouseEnabled(False, False)
+        #: Quarter turns clockwise on screen (0-3), applied before the flips and the range.
+        self.quarter_turns = 0
+
+    def set_quarter_turns(self, turns: int) -> None:
+        """Turn what the view shows by ``turns`` × 90° clockwise about the view's centre.
+
+        Children keep their own coordinates (millimetres of the image), so measurements, the
+        value under the mouse and reference lines stay on their anatomy; only the range (see
+        :meth:`to_frame`) is in screen-aligned, turned coordinates."""
+        center = self.to_frame(self.viewRect().center(), inverse=True)
+        self.quarter_turns = turns % 4
+        half = self.viewRect().width() / 2, self.viewRect().height() / 2  # screen-aligned
+        c = self.to_frame(center)
+        self.setRange(QRectF(c.x() - half[0], c.y() - half[1], 2 * half[0], 2 * half[1]),
+                      padding=0)
+        self.refresh_matrix()
+
+    def refresh_matrix(self) -> None:
+        """Map the range onto the box now (after a turn, which pyqtgraph does not see)."""
+        self._matrixNeedsUpdate = True
+        self.updateMatrix()
+
+    def rotation(self) -> QTransform:
+        """Image millimetres to the turned, screen-aligned frame the range is kept in."""
+        return QTransform().rotate(90.0 * self.quarter_turns)
+
+    def to_frame(self, point: QPointF, inverse: bool = False) -> QPointF:
+        """``point`` (image mm) in the turned frame (``inverse``: the other way)."""
+        turn = self.rotation()
+        return (turn.inverted()[0] if inverse else turn).map(QPointF(point))
+
+    def updateMatrix(self, changed: Any = None) -> None:  # noqa: N802
+        """pyqtgraph's mapping of the range onto the box, after the quarter turns."""
+        if not self._matrixNeedsUpdate:
+            return
+        vr = self.viewRect()
+        if vr.height() == 0 or vr.width() == 0:
+            return
+        bounds = self.rect()
+        sx, sy = bounds.width() / vr.width(), bounds.height() / vr.height()
+        if not self.state["yInverted"]:
+            sy = -sy
+        if self.state["xInverted"]:
+            sx = -sx
+        m = QTransform()
+        center = bounds.center()
+        m.translate(center.x(), center.y())
+        m.scale(sx, sy)
+        m.translate(-vr.center().x(), -vr.center().y())
+        self.childGroup.setTransform(self.rotation() * m)
+        self._matrixNeedsUpdate = False
+        self.sigTransformChanged.emit(self)
 
     def wheelEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802
         steps = ev.delta() / 120 if hasattr(ev, "delta") else ev.angleDelta().y() / 120

@@ -264,8 +264,13 @@ class MprViewWidget(QWidget):
             self.owner.end_interaction()
 
     def _wants_window(self, ev: Any) -> bool:
-        return self.owner.left_mode == "window" or bool(
-            ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        """Shift: always; plain: when left drag is window/level (then Ctrl is the crosshair).
+        The same model as 2D (:mod:`app.ui.mouse_model`)."""
+        mods = ev.modifiers()
+        if mods & Qt.KeyboardModifier.ShiftModifier:
+            return True
+        return self.owner.left_mode == "window" and not (
+            mods & Qt.KeyboardModifier.ControlModifier)
 
     def _left_drag(self, ev: Any) -> None:
         if self._drag == "window":

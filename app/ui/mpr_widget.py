@@ -539,6 +539,16 @@ class MprWidget(QWidget):
     def _on_left_mode_changed(self, mode: str) -> None:
         self.left_mode = mode
 
+    def set_left_mode(self, mode: str) -> None:
+        """What a plain left drag does: "crosshair" or "window" (the panel shows it)."""
+        self.left_mode = mode
+        button = self.panel.window_mode if mode == "window" else self.panel.crosshair_mode
+        blocked = self.panel.blockSignals(True)
+        try:
+            button.setChecked(True)
+        finally:
+            self.panel.blockSignals(blocked)
+
     def _on_preset_chosen(self, preset: WindowPreset) -> None:
         self.apply_preset(preset, self.active.view)
 

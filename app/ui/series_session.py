@@ -197,25 +197,46 @@ class LoadedSeries(QObject):
         return self.series.modality
 
     def opening_window(self, k: int) -> tuple[float, float] | None:
-        """The window every view of this series opens in, decided once: the files' window,
-        else a preset by modality and body part, else one from the values of the middle slice
-        if decoded, else of slice ``k`` (None while that is needed and not decoded yet). See
-        :func:`app.render.window_level.series_window`."""
+        """The window every view of this series opens in, decided once and whatever the load
+        order: the files' window, else a preset by modality, body part and descriptions, else
+        one judged from the middle slice (where a head CT shows the head, not the shoulders;
+        read from its file now when not decoded yet), else from slice ``k`` (None while that
+        is needed and not decoded yet). See :func:`app.render.window_level.series_window`."""
         volume = self.volume
         if self._opening_window is None and volume is not None:
-            values = None
-            middle = volume.shape[0] // 2
-            if volume.ready[middle]:  # where a head CT shows the head, not the shoulders
-                k = middle
-            if 0 <= k < volume.shape[0] and volume.ready[k] and volume.array.ndim == 3:
-                values = volume.array[k].astype(np.float32) * np.float32(volume.slope[k]) \
-                    + np.float32(volume.intercept[k])
-            self._opening_window = series_window(
-                file_window=volume.default_window, modality=self.modality,
-                body_part=self.series.body_part_examined,
-                texts=(self.study.study_description, self.series.series_description),
-                values=values, pixel_mm=float(volume.spacing[2]))
+            def decide(values: np.ndarray | None) -> tuple[float, float] | None:
+                return series_window(
+                    file_window=volume.default_window, modality=self.modality,
+                    body_part=self.series.body_part_examined,
+                    texts=(self.study.study_description, self.series.series_description),
+                    values=values, pixel_mm=float(volume.spacing[2]))
+
+            window = decide(None)  # from the header alone when it can
+            if window is None and volume.array.ndim == 3:
+                values = self._middle_values()
+                if values is None and 0 <= k < volume.shape[0] and volume.ready[k]:
+                    values = self._values(volume.array[k], k)
+                window = decide(values)
+            self._opening_window = window
         return self._opening_window
+
+    def _values(self, stored: np.ndarray, k: int) -> np.ndarray:
+        volume = self.volume
+        assert volume is not None
+        values: np.ndarray = stored.astype(np.float32) * float(volume.slope[k])
+        return values + float(volume.intercept[k])
+
+    def _middle_values(self) -> np.ndarray | None:
+        """The middle slice's values: decoded already, or read from its file once now."""
+        volume = self.volume
+        assert volume is not None
+        middle = volume.shape[0] // 2
+        if volume.ready[middle]:
+            return self._values(volume.array[middle], middle)
+        early = read_slice(volume.slices[middle])
+        if early is None or early.pixels.shape != volume.array.shape[1:]:
+            return None
+        return self._values(early.pixels, middle)
 
     def set_focus(self, k: int) -> None:
         """The user looks at slice ``k``: decode around it next."""

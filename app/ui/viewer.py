@@ -48,6 +48,7 @@ from app.render.window_presets import WindowPreset
 from app.store.local import Store, StoredFile
 from app.ui.format import format_date
 from app.ui.labels import tooltip
+from app.ui.mouse_model import LEFT_DRAG_MODES, load_left_drag, save_left_drag
 from app.ui.mpr_widget import MprWidget
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
@@ -69,8 +70,11 @@ LAYOUTS = {"1×1": (1, 1), "1×2": (1, 2), "2×2": (2, 2)}
 
 SHORTCUTS = [
     ("Mouse wheel", "next / previous slice"),
-    ("Left drag", "window / level (or draw with the selected tool)"),
+    ("Left drag", "the tool: draw with the selected tool (W/L tool: window / level); in MPR "
+                  "the crosshair. View ▸ Left drag = window / level makes it window / level "
+                  "in 2D and MPR"),
     ("Shift + left drag", "window / level, whatever the tool (in MPR too)"),
+    ("Ctrl + left drag", "the tool (measure / crosshair) when left drag is window / level"),
     ("Double-click", "show this view alone / the whole layout again"),
     ("Right drag", "zoom"),
     ("Middle drag", "pan"),
@@ -81,6 +85,7 @@ SHORTCUTS = [
     ("R", "reset window, zoom and pan"),
     ("I", "invert grey scale"),
     ("H / V", "flip left-right / top-bottom (the letters follow; R resets)"),
+    ("Ctrl+R / Ctrl+Shift+R", "rotate 90° clockwise / counter-clockwise (R resets)"),
     ("S", "smooth (interpolated) / true pixels"),
     ("1 … 9", "window presets (Brain, Stroke, Subdural, CTA, Bone, …); 0 = file's window"),
     ("Delete", "remove the measurements on this slice"),
@@ -173,6 +178,8 @@ class ViewerWidget(QWidget):
         self._grid_name = "1×1"
         #: Draw the other viewports' slices as reference (scout) lines.
         self.show_reference_lines = True
+        #: What a plain left drag does in 2D and MPR (see :mod:`app.ui.mouse_model`).
+        self.left_drag = load_left_drag(store.home)
         self._maximised: ViewportWidget | None = None
 
         self.strip = SeriesStrip(self)
@@ -265,15 +272,42 @@ class ViewerWidget(QWidget):
             action.triggered.connect(slot)
             bar.addAction(action)
             self._layout_actions[action] = kinds
+        self.mouse_button = QToolButton(self)
+        self.mouse_button.setText("Mouse")
+        self.mouse_button.setToolTip("What a plain left drag does, the same in 2D and MPR")
+        self.mouse_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        mouse_menu = QMenu(self)
+        mouse_menu.setToolTipsVisible(True)
+        self.mouse_group = QActionGroup(self)
+        for mode, label in LEFT_DRAG_MODES.items():
+            action = mouse_menu.addAction(label)
+            action.setCheckable(True)
+            action.setData(mode)
+            action.setChecked(mode == self.left_drag)
+            action.setToolTip("Shift + left drag: window / level" if mode == "tool"
+                              else "Ctrl + left drag: the tool (measure / crosshair)")
+            action.triggered.connect(lambda _=False, m=mode: self.set_left_drag(m))
+            self.mouse_group.addAction(action)
+        self.mouse_button.setMenu(mouse_menu)
+        self._layout_actions[bar.addWidget(self.mouse_button)] = ("grid", "mpr")
         self.orient_button = QToolButton(self)
-        self.orient_button.setText("Flip")
+        self.orient_button.setText("Flip / Rotate")
+        self.orient_button.setToolTip("Flip or rotate the active view")
         self.orient_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         orient = QMenu(self)
-        for label, method in (("Flip left ↔ right  (H)", "flip"),
-                              ("Flip top ↕ bottom  (V)", "flip_vertical"),
-                              ("Rotate 180°", "rotate_180")):
-            orient.addAction(label).triggered.connect(
-                lambda _=False, m=method: self._each_active(m))
+        orient.setToolTipsVisible(True)
+        for label, method, tip in (
+                ("Flip left ↔ right  (H)", "flip", "Mirror the active view left-right"),
+                ("Flip top ↕ bottom  (V)", "flip_vertical", "Mirror the active view top-bottom"),
+                ("Rotate 90° clockwise  (Ctrl+R)", "rotate_cw",
+                 "Turn the active view a quarter turn clockwise; letters and measurements "
+                 "follow (R resets)"),
+                ("Rotate 90° counter-clockwise  (Ctrl+Shift+R)", "rotate_ccw",
+                 "Turn the active view a quarter turn counter-clockwise"),
+                ("Rotate 180°", "rotate_180", "Turn the active view upside down")):
+            action = orient.addAction(label)
+            action.setToolTip(tip)
+            action.triggered.connect(lambda _=False, m=method: self._each_active(m))
         self.orient_button.setMenu(orient)
         self._layout_actions[bar.addWidget(self.orient_button)] = ("grid",)
         self.cine_fps = QSpinBox(self)
@@ -404,8 +438,26 @@ class ViewerWidget(QWidget):
             return
         if self.active is not None and method == "flip_vertical":
             self.active.flip(horizontal=False)
+        elif self.active is not None and method in ("rotate_cw", "rotate_ccw"):
+            self.active.rotate_90(clockwise=method == "rotate_cw")
         elif self.active is not None:
             getattr(self.active, method)()
+
+    def set_left_drag(self, mode: str, save: bool = True) -> None:
+        """One mouse model for 2D and every MPR plane: plain left drag is the tool ("tool")
+        or window / level ("window"); saved in the settings for the next windows."""
+        self.left_drag = mode
+        for viewport in self.viewports:
+            viewport.left_drag = mode
+        if self.mpr is not None:
+            self.mpr.set_left_mode("window" if mode == "window" else "crosshair")
+        for action in self.mouse_group.actions():
+            action.setChecked(action.data() == mode)
+        if save:
+            try:
+                save_left_drag(self.store.home, mode)
+            except OSError as exc:
+                log.warning("mouse setting not saved: %s", exc)
 
     def set_tool(self, tool: str) -> None:
         for viewport in self.viewports:
@@ -571,6 +623,9 @@ class ViewerWidget(QWidget):
             return None
         if self.mpr is None:
             self.mpr = MprWidget(self.pages)
+            self.mpr.set_left_mode("window" if self.left_drag == "window" else "crosshair")
+            self.mpr.panel.left_mode_changed.connect(
+                lambda mode: self.set_left_drag("window" if mode == "window" else "tool"))
             self.pages.addWidget(self.mpr)
         self.mpr.set_series(session)
         self.pages.setCurrentWidget(self.mpr)
@@ -608,6 +663,7 @@ class ViewerWidget(QWidget):
         while len(self.viewports) < needed:
             viewport = _DropViewport(self.grid_host)
             viewport.tool = self._current_tool()
+            viewport.left_drag = self.left_drag
             viewport.set_cine_fps(self.cine_fps.value())
             viewport.double_clicked.connect(self.toggle_maximised)
             viewport.reference_lines = lambda v=viewport: self._reference_lines(v)

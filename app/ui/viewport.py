@@ -96,6 +96,8 @@ class ViewportWidget(QWidget):
         self._volume: Volume | None = None
         self.state = ViewState()
         self.tool = "window"
+        #: What a plain left drag does: "tool", or "window" (then Ctrl + drag is the tool).
+        self.left_drag = "tool"
         self.show_overlays = True
         self.active = False
         self.probe_text = ""
@@ -314,6 +316,22 @@ class ViewportWidget(QWidget):
         self.flipped_h, self.flipped_v = not self.flipped_h, not self.flipped_v
         self._apply_flips()
 
+    def rotate_90(self, clockwise: bool = True) -> None:
+        """Turn the view by 90° on screen (Ctrl+R clockwise, Ctrl+Shift+R counter-clockwise).
+        The turn comes before the flips, so with one flip on, a clockwise turn on screen is a
+        counter-clockwise turn of the image under it. Letters, measurements, reference lines
+        and the value under the mouse follow (they live in image millimetres)."""
+        step = 1 if clockwise else -1
+        if self.flipped_h != self.flipped_v:
+            step = -step
+        self.view.set_quarter_turns(self.view.quarter_turns + step)
+        self.canvas.viewport().update()
+
+    @property
+    def quarter_turns(self) -> int:
+        """Quarter turns clockwise of the image before the flips (0-3)."""
+        return self.view.quarter_turns
+
     def _apply_flips(self) -> None:
         self.view.invertX(self.flipped_h)
         self.view.invertY(not self.flipped_v)  # row 0 at the top unless flipped
@@ -323,12 +341,14 @@ class ViewportWidget(QWidget):
         if self.volume is None:
             return
         self.flipped_h = self.flipped_v = False
+        self.view.quarter_turns = 0
         self._apply_flips()
         _, dy, dx = self.volume.spacing
         rows, cols = self.volume.shape[1], self.volume.shape[2]
         self.image.setTransform(QTransform.fromScale(dx, dy))
         self.view.setAspectLocked(True, 1.0)
         self.view.setRange(QRectF(0, 0, cols * dx, rows * dy), padding=0.02)
+        self.view.refresh_matrix()
 
     def zoom_factor(self) -> float:
         """Screen pixels per image pixel."""
@@ -336,7 +356,7 @@ class ViewportWidget(QWidget):
             return 1.0
         (x0, x1), _ = self.view.viewRange()
         width_px = self.view.width() or 1.0
-        dx = self.volume.spacing[2]
+        dx = self.volume.spacing[1 if self.quarter_turns % 2 else 2]  # what runs across
         return float(width_px / max((x1 - x0) / dx, 1e-9))
 
     def set_cine_fps(self, fps: float) -> None:
@@ -364,19 +384,26 @@ class ViewportWidget(QWidget):
         button = ev.button()
         if button == Qt.MouseButton.RightButton:
             dy = ev.screenPos().y() - ev.lastScreenPos().y()
-            self.view.scaleBy((1.01 ** dy, 1.01 ** dy), center=self.view.mapSceneToView(
-                ev.buttonDownScenePos()))
-        elif button == Qt.MouseButton.MiddleButton:
-            last = self.view.mapSceneToView(ev.lastScenePos())
-            now = self.view.mapSceneToView(ev.scenePos())
+            self.view.scaleBy((1.01 ** dy, 1.01 ** dy), center=self.view.to_frame(
+                self.view.mapSceneToView(ev.buttonDownScenePos())))
+        elif button == Qt.MouseButton.MiddleButton:  # the range is kept in the turned frame
+            last = self.view.to_frame(self.view.mapSceneToView(ev.lastScenePos()))
+            now = self.view.to_frame(self.view.mapSceneToView(ev.scenePos()))
             self.view.translateBy(x=last.x() - now.x(), y=last.y() - now.y())
         elif button == Qt.MouseButton.LeftButton:
-            if self.tool == "window" or ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            if self._wants_window(ev):
                 d = ev.screenPos() - ev.lastScreenPos()
                 self.state.window.drag(d.x(), d.y())
                 self._window_changed()
             elif self.tool in ("length", "ellipse", "rect"):
                 self._drag_shape(ev)
+
+    def _wants_window(self, ev: Any) -> bool:
+        """Whether a left drag sets the window (see :mod:`app.ui.mouse_model`)."""
+        mods = ev.modifiers()
+        if mods & Qt.KeyboardModifier.ShiftModifier or self.tool == "window":
+            return True
+        return self.left_drag == "window" and not mods & Qt.KeyboardModifier.ControlModifier
 
     def _drag_shape(self, ev: Any) -> None:
         start = self.view.mapSceneToView(ev.buttonDownScenePos())
@@ -509,6 +536,8 @@ class ViewportWidget(QWidget):
             self.show_slice(self.n_slices - 1)
         elif key == Qt.Key.Key_Space:
             self.toggle_cine()
+        elif key == Qt.Key.Key_R and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.rotate_90(clockwise=not event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
         elif text.lower() == "r":
             self.reset()
         elif text.lower() == "i":
@@ -603,8 +632,11 @@ class ViewportWidget(QWidget):
             painter.drawLine(QPointF(a), QPointF(b))
 
     def edge_labels(self) -> dict[str, str]:
-        """Orientation letters at the four edges as shown (flips swap them)."""
+        """Orientation letters at the four edges as shown (turns move them, flips swap them)."""
         labels = edge_labels(self._vol().geometry)
+        for _ in range(self.quarter_turns):  # clockwise: the left edge comes to the top
+            labels = {"top": labels["left"], "right": labels["top"],
+                      "bottom": labels["right"], "left": labels["bottom"]}
         if self.flipped_h:
             labels["left"], labels["right"] = labels["right"], labels["left"]
         if self.flipped_v:

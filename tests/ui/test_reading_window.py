@@ -330,6 +330,24 @@ def test_windows_are_chosen_once_per_series_and_carried_into_mpr(qtbot,
     assert first.state.window.pair == second.state.window.pair
 
 
+def test_a_head_ct_reopened_at_a_shoulder_slice_still_opens_in_the_brain_window(
+        qtbot, window: MainWindow) -> None:
+    """No window tags, no body part: the window is judged from the middle slice (the head),
+    read at once when the loader starts at the shoulders, never from the slice that happens
+    to arrive first."""
+    viewer, vp = _open(qtbot, window, HEAD)
+    uid = vp.session.series.series_instance_uid
+    shoulder = 0 if vp.volume.positions[0, 2] < vp.volume.positions[-1, 2] else vp.n_slices - 1
+    window.view_state.last_slice[uid] = shoulder
+    window.reading.close_study(vp.session.study.study_instance_uid)
+    qtbot.waitUntil(lambda: not window.viewers, timeout=10_000)
+    viewer, vp = _open(qtbot, window, HEAD)
+    qtbot.waitUntil(lambda: vp.volume is not None and vp.image.image is not None,
+                    timeout=30_000)
+    assert vp.state.k == shoulder
+    assert (vp.state.center, vp.state.width) == (40.0, 80.0)
+
+
 def test_mpr_and_2d_honour_a_sigmoid_voi_lut_function(qtbot, window: MainWindow) -> None:
     viewer, vp = _open(qtbot, window, SIGMOID)
     qtbot.waitUntil(lambda: vp.volume.finished, timeout=30_000)
@@ -513,6 +531,125 @@ def test_measurement_labels_do_not_overlap_at_small_zoom(qtbot, window: MainWind
     assert [i.label.toPlainText() for i in vp._items] == ["20.0 mm"] * 3
 
 
+def _left_drag(widget, a: QPointF, b: QPointF,
+               modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    """A real left-button drag from ``a`` to ``b`` over a 2D viewport or an MPR plane."""
+    target = widget.canvas.viewport()
+    left = Qt.MouseButton.LeftButton
+    QApplication.sendEvent(target, QMouseEvent(QEvent.Type.MouseButtonPress, a,
+                                               target.mapToGlobal(a), left, left, modifiers))
+    for i in range(1, 9):
+        QTest.qWait(12)  # pyqtgraph drops moves closer than 10 ms
+        p = a + (b - a) * (i / 8)
+        QApplication.sendEvent(target, QMouseEvent(QEvent.Type.MouseMove, p, target.mapToGlobal(p),
+                                                   Qt.MouseButton.NoButton, left, modifiers))
+    QApplication.sendEvent(target, QMouseEvent(QEvent.Type.MouseButtonRelease, b,
+                                               target.mapToGlobal(b), left,
+                                               Qt.MouseButton.NoButton, modifiers))
+
+
+def test_one_mouse_model_for_2d_and_mpr_saved_in_the_settings(
+        qtbot, window: MainWindow, reading_home: Path) -> None:
+    from app.ui.mouse_model import load_left_drag
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    viewer, vp = _open(qtbot, window, HEAD)
+    qtbot.waitUntil(lambda: bool(vp.volume.ready[vp.state.k]), timeout=30_000)
+    viewer.set_tool("length")
+    starts = iter(QPointF(120 + 60 * i, 120 + 70 * i) for i in range(6))
+
+    def drag_2d(modifiers=Qt.KeyboardModifier.NoModifier) -> tuple[bool, bool]:
+        """(window changed, a length drawn) by one left drag in the 2D viewport."""
+        before, notes = vp.state.window.pair, len(vp.session.annotations.get(vp.state.k, []))
+        a = next(starts)  # clear of the lengths drawn before (their handles would take it)
+        _left_drag(vp, a, a + QPointF(50, 20), modifiers)
+        return (vp.state.window.pair != before,
+                len(vp.session.annotations.get(vp.state.k, [])) > notes)
+
+    def drag_mpr(modifiers=Qt.KeyboardModifier.NoModifier) -> tuple[bool, bool]:
+        """(window changed, crosshair moved) by one left drag in every MPR plane."""
+        results = []
+        for plane in mpr.views.values():
+            window_before = mpr.windows[plane.view].pair
+            centre = mpr.crosshair.center.copy()
+            c = plane.widget_of_scene(*plane.scene_of_lps(centre))
+            start = QPointF(c.x() + 45, c.y() + 45)  # off the lines: a move, not a tilt
+            mid = QPointF(plane.canvas.viewport().rect().center())
+            side = -1 if c.x() > mid.x() else 1  # towards the middle: never clamped at an edge
+            _left_drag(plane, start, mid + QPointF(30 * side, 20 * side), modifiers)
+            results.append((mpr.windows[plane.view].pair != window_before,
+                            not np.allclose(mpr.crosshair.center, centre)))
+        assert len(set(results)) == 1  # the same in every plane
+        return results[0]
+
+    # "tool" (the default): left drag is the tool in 2D and the crosshair in MPR
+    assert viewer.left_drag == "tool"
+    assert drag_2d() == (False, True)
+    mpr = viewer.show_mpr()
+    qtbot.waitUntil(lambda: mpr.source is not None
+                    and all(v.shown is not None for v in mpr.views.values()), timeout=30_000)
+    assert drag_mpr() == (False, True)
+    # View ▸ "Left drag = window / level": window / level in 2D and every plane, Ctrl the tool
+    next(a for a in viewer.mouse_group.actions() if a.data() == "window").trigger()
+    assert load_left_drag(reading_home) == "window"  # saved in the settings' reading section
+    assert mpr.panel.window_mode.isChecked()
+    assert drag_mpr() == (True, False)
+    assert drag_mpr(ctrl) == (False, True)
+    viewer.set_layout("1×1")
+    qtbot.waitUntil(lambda: vp.isVisible() and vp.canvas.viewport().width() > 300)
+    qtbot.wait(50)
+    assert vp.left_drag == "window"
+    assert drag_2d() == (True, False)
+    assert drag_2d(ctrl) == (False, True)
+    # the MPR panel's own choice is the same setting
+    viewer.show_mpr()
+    mpr.panel.crosshair_mode.setChecked(True)
+    assert viewer.left_drag == "tool" and load_left_drag(reading_home) == "tool"
+    viewer.set_layout("1×1")
+    qtbot.wait(50)
+    assert drag_2d() == (False, True)
+
+
+def test_rotate_90_turns_letters_measurements_lines_and_probe(qtbot,
+                                                             window: MainWindow) -> None:
+    viewer, vp = _open(qtbot, window, HEAD)
+    qtbot.waitUntil(lambda: bool(vp.volume.ready[vp.state.k]), timeout=30_000)
+    from app.ui.annotations import Annotation
+    vp._add_note(Annotation("length", [(30.0, 40.0), (50.0, 40.0)]))  # near the top left
+    assert vp.edge_labels() == {"top": "A", "right": "L", "bottom": "P", "left": "R"}
+    QTest.keyClick(vp, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # clockwise
+    assert vp.quarter_turns == 1
+    assert vp.edge_labels() == {"top": "R", "right": "A", "bottom": "L", "left": "P"}
+    # the measurement (image millimetres) is now at the top right, its length unchanged
+    rect = vp.canvas.viewport().rect()
+    item = vp._items[0]
+    end = vp.canvas.mapFromScene(item.roi.mapToScene(item.roi.boundingRect().center()))
+    assert end.x() > rect.width() / 2 and end.y() < rect.height() / 2
+    assert item.label.toPlainText() == "20.0 mm"
+    # reference lines are drawn through the same mapping: image left column → screen top
+    top = vp.canvas.mapFromScene(vp.view.mapViewToScene(QPointF(5.0, 125.0)))
+    assert top.y() < rect.height() * 0.2
+    # the value under the mouse is read from the pixel shown there
+    pos = QPointF(rect.width() * 0.5, rect.height() * 0.3)
+    _move(vp, pos)
+    col, row = (int(v) for v in re.match(r"\((\d+), (\d+)\)", vp.probe_text).groups())
+    assert col < 200 and 200 < row < 312  # screen top: the image's left (patient's right)
+    assert _probe_hu(vp.probe_text) == pytest.approx(
+        _hu_from_file(vp.volume.slices[vp.state.k].path, row, col), abs=0.6)
+    # counter-clockwise from the menu (with its tooltip) turns it back; the help lists the keys
+    ccw = next(a for a in viewer.orient_button.menu().actions()
+               if a.text().startswith("Rotate 90° counter"))
+    assert ccw.toolTip()
+    ccw.trigger()
+    assert vp.quarter_turns == 0 and vp.edge_labels()["left"] == "R"
+    from app.ui.viewer import SHORTCUTS
+    assert any("Ctrl+R" in keys for keys, _ in SHORTCUTS)
+    QTest.keyClick(vp, "h")  # one flip, then a clockwise turn on screen
+    QTest.keyClick(vp, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert vp.edge_labels() == {"top": "L", "right": "A", "bottom": "R", "left": "P"}
+    QTest.keyClick(vp, "r")
+    assert vp.quarter_turns == 0 and not vp.flipped_h
+
+
 def test_flip_keeps_anatomy_under_the_mouse_and_swaps_the_letters(qtbot,
                                                                   window: MainWindow) -> None:
     viewer, vp = _open(qtbot, window, HEAD)
@@ -530,7 +667,7 @@ def test_flip_keeps_anatomy_under_the_mouse_and_swaps_the_letters(qtbot,
     QTest.keyClick(vp, "v")
     assert vp.edge_labels()["top"] == "P"
     next(a for a in viewer.orient_button.menu().actions()
-         if a.text().startswith("Rotate")).trigger()  # both flipped back: turned twice by 180
+         if a.text().startswith("Rotate 180")).trigger()  # both flipped back: turned twice by 180
     assert not vp.flipped_h and not vp.flipped_v
     QTest.keyClick(vp, "h")
     QTest.keyClick(vp, "r")  # reset straightens it
