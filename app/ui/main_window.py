@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
         self.node.message.connect(self._show_message)
         self.node.received.connect(self._on_node_received)
         self.transfer.hubs_changed.connect(self.incoming.watch.reconnect)
+        self.transfer.setup_pacs.connect(self.show_node_dialog)
         self.transfers.job_finished.connect(self.incoming.on_job_finished)
         self.browser.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.browser.tree.customContextMenuRequested.connect(self._on_browser_menu)
@@ -194,8 +195,11 @@ class MainWindow(QMainWindow):
         self.send_action = QAction("Send to hub…", self)
         self.send_action.setToolTip("Send the selected study or series to a hub")
         self.send_action.triggered.connect(lambda: self.send_to_hub())
+        self.send_pacs_action = QAction("Send to PACS…", self)
+        self.send_pacs_action.setToolTip("Send the selected study or series to a PACS (DIMSE)")
+        self.send_pacs_action.triggered.connect(lambda: self.send_to_pacs())
         for action in (self.open_action, self.import_files_action, self.demo_action,
-                       self.open_remote_action, self.send_action):
+                       self.open_remote_action, self.send_action, self.send_pacs_action):
             bar.addAction(action)
         spacer = QWidget(self)
         spacer.setSizePolicy(spacer.sizePolicy().horizontalPolicy().Expanding,
@@ -220,6 +224,7 @@ class MainWindow(QMainWindow):
         menu.addAction(quit_action)
         hub_menu = self.hub_menu = self.menuBar().addMenu("&Hub")
         hub_menu.addAction(self.send_action)
+        hub_menu.addAction(self.send_pacs_action)
         hub_menu.addAction(self.open_remote_action)
         hub_menu.addAction(self.transfers_dock.toggleViewAction())
         check = QAction("Check for incoming studies", self)
@@ -345,8 +350,9 @@ class MainWindow(QMainWindow):
         return self.transfer.runner
 
     def send_to_hub(self, study_uid: str | None = None,
-                    series_uid: str | None = None) -> SendDialog | None:
-        """Ask where to send the study (the browser's selection by default); queue the job."""
+                    series_uid: str | None = None, *, pacs: bool = False) -> SendDialog | None:
+        """Ask where to send the study (the browser's selection by default): a hub, or a PACS
+        profile when ``pacs``; queue the job."""
         if study_uid is None:
             chosen = self.browser.selected()
             if chosen is None or chosen[0] not in ("study", "series"):
@@ -365,7 +371,12 @@ class MainWindow(QMainWindow):
             if target is None:
                 return None
             study_uid = target
-        return self.transfer.send_dialog(study_uid, series_uid)
+        return self.transfer.send_dialog(study_uid, series_uid, pacs=pacs)
+
+    def send_to_pacs(self, study_uid: str | None = None,
+                     series_uid: str | None = None) -> SendDialog | None:
+        """Send to PACS…: as :meth:`send_to_hub`, to a PACS profile by C-STORE."""
+        return self.send_to_hub(study_uid, series_uid, pacs=True)
 
     def _selected_study(self) -> str | None:
         chosen = self.browser.selected()
@@ -419,6 +430,7 @@ class MainWindow(QMainWindow):
             lambda: (self.reading.open_study if kind == "study" else
                      self.reading.open_series)(uid))
         menu.addAction(self.send_action)
+        menu.addAction(self.send_pacs_action)
         menu.addSeparator()
         for action in self.manage_actions:
             menu.addAction(action)
@@ -462,6 +474,7 @@ class MainWindow(QMainWindow):
             self.manage_actions.append(action)
         study_menu = QMenu("&Study", self)
         study_menu.addAction(self.send_action)
+        study_menu.addAction(self.send_pacs_action)
         study_menu.addSeparator()
         for action in self.manage_actions:
             study_menu.addAction(action)

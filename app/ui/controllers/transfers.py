@@ -33,6 +33,7 @@ class TransfersController(QObject):
     fetched = Signal(str)  # job id of a fetch that ended (the store changed)
     sent = Signal(str)  # job id of a send that ended (the study's sent state changed)
     hubs_changed = Signal()
+    setup_pacs = Signal()  # "Set up a PACS…" pressed in Send to PACS (none configured yet)
 
     def __init__(self, store: Store, window: QMainWindow, view_state: ViewState,
                  thumbnails: ThumbnailLoader | None = None) -> None:
@@ -72,26 +73,33 @@ class TransfersController(QObject):
             self.runner.stop()
             self.runner = None
 
-    def send_dialog(self, study_uid: str, series_uid: str | None = None) -> SendDialog | None:
-        """Ask where to send the study (or one of its series); queue the job when accepted."""
+    def send_dialog(self, study_uid: str, series_uid: str | None = None, *,
+                    pacs: bool = False) -> SendDialog | None:
+        """Ask where to send the study (or one of its series): a hub, or a PACS profile when
+        ``pacs``; queue the job when accepted."""
         study = self.store.study(study_uid)
         if study is None:
             return None
         dialog = SendDialog(study, load_settings(self.store.home), series_uid, self.window,
-                            history=send_history(self.store.home), thumbnails=self.thumbnails)
+                            history=send_history(self.store.home), thumbnails=self.thumbnails,
+                            pacs=pacs)
         dialog.accepted.connect(lambda: self.queue_send(dialog.hub(), study_uid,
-                                                        dialog.series_uids()))
-        dialog.setup_hubs.connect(self.hubs_dialog)
+                                                        dialog.series_uids(), pacs=pacs))
+        dialog.setup_hubs.connect(self.setup_pacs if pacs else self.hubs_dialog)
         dialog.open()
         return dialog
 
-    def queue_send(self, hub: str, study_uid: str, series_uids: list[str] | None) -> str | None:
-        """Queue a send job and show it in the Transfers panel."""
+    def queue_send(self, hub: str, study_uid: str, series_uids: list[str] | None, *,
+                   pacs: bool = False) -> str | None:
+        """Queue a send job (a C-STORE to the PACS profile ``hub`` when ``pacs``) and show it
+        in the Transfers panel."""
         if not hub or series_uids == []:
-            self.message.emit("Nothing to send: choose a hub and a series.", 5000)
+            what = "a PACS" if pacs else "a hub"
+            self.message.emit(f"Nothing to send: choose {what} and a series.", 5000)
             return None
         try:
-            job_id = self.queue_runner().send(hub, study_uid, series_uids)
+            runner = self.queue_runner()
+            job_id = (runner.send_pacs if pacs else runner.send)(hub, study_uid, series_uids)
         except RelayError as exc:
             self.message.emit(f"Not sent: {exc}", 15000)
             return None
