@@ -55,6 +55,7 @@ from app.ui.hubs_dialog import HubsDialog
 from app.ui.import_report import ImportReportDialog, summary_text
 from app.ui.labels import plain_label
 from app.ui.node_dialog import PacsNodeDialog
+from app.ui.query_dialog import QueryRetrieveDialog
 from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
@@ -198,8 +199,12 @@ class MainWindow(QMainWindow):
         self.send_pacs_action = QAction("Send to PACS…", self)
         self.send_pacs_action.setToolTip("Send the selected study or series to a PACS (DIMSE)")
         self.send_pacs_action.triggered.connect(lambda: self.send_to_pacs())
+        self.query_action = QAction("Query/Retrieve…", self)
+        self.query_action.setToolTip("Search a PACS and retrieve studies to this computer")
+        self.query_action.triggered.connect(lambda: self.query_retrieve())
         for action in (self.open_action, self.import_files_action, self.demo_action,
-                       self.open_remote_action, self.send_action, self.send_pacs_action):
+                       self.open_remote_action, self.query_action, self.send_action,
+                       self.send_pacs_action):
             bar.addAction(action)
         spacer = QWidget(self)
         spacer.setSizePolicy(spacer.sizePolicy().horizontalPolicy().Expanding,
@@ -217,6 +222,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.import_files_action)
         menu.addAction(self.demo_action)
         menu.addAction(self.open_remote_action)
+        menu.addAction(self.query_action)
         menu.addSeparator()
         quit_action = QAction("Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -372,6 +378,14 @@ class MainWindow(QMainWindow):
                 return None
             study_uid = target
         return self.transfer.send_dialog(study_uid, series_uid, pacs=pacs)
+
+    def query_retrieve(self) -> QueryRetrieveDialog:
+        """Query/Retrieve…: search a PACS; retrieving queues C-GET jobs shown in Transfers."""
+        dialog = QueryRetrieveDialog(self.store.home, self)
+        dialog.retrieve.connect(self.transfer.queue_retrieve)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     def send_to_pacs(self, study_uid: str | None = None,
                      series_uid: str | None = None) -> SendDialog | None:

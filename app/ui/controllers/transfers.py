@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 from app.errors import RelayError
+from app.net.dimse.retrieve import KIND as RETRIEVE_KIND
 from app.net.queue import FILE_NAME, TransferQueue
 from app.net.runner import QueueRunner
 from app.net.sent import send_history
@@ -108,6 +109,21 @@ class TransfersController(QObject):
         self.panel.select_job(job_id)
         return job_id
 
+    def queue_retrieve(self, pacs: str, study_uids: list[str]) -> list[str]:
+        """Queue a C-GET job per study from the PACS profile ``pacs``; show them in Transfers."""
+        jobs: list[str] = []
+        try:
+            runner = self.queue_runner()
+            for study_uid in study_uids:
+                jobs.append(runner.retrieve_pacs(pacs, study_uid))
+        except RelayError as exc:
+            self.message.emit(f"Not retrieved: {exc}", 15000)
+        if jobs:
+            self.dock.show()
+            self.panel.refresh()
+            self.panel.select_job(jobs[-1])
+        return jobs
+
     def hubs_dialog(self) -> HubsDialog:
         dialog = HubsDialog(self.store.home, self.window)
         dialog.hubs_changed.connect(self.hubs_changed)
@@ -121,4 +137,5 @@ class TransfersController(QObject):
     def _on_job_finished(self, job_id: str, state: str) -> None:
         job = self.panel.job(job_id)
         if job is not None:
-            (self.fetched if job.kind == "fetch" else self.sent).emit(job_id)
+            fetched = job.kind in ("fetch", RETRIEVE_KIND)
+            (self.fetched if fetched else self.sent).emit(job_id)
