@@ -244,6 +244,8 @@ class QueryRetrieveDialog(QDialog):
         self.status.setText(f"{message} {found}" if message and n else message or found)
         if n and not self.selected_studies():
             self.table.selectRow(0)
+        for col in ("Patient", "Patient ID", "Accession"):
+            self.table.resizeColumnToContents(COLUMNS.index(col))
         self._on_selection()
 
     def _on_retrieve(self) -> None:
