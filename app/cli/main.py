@@ -13,6 +13,7 @@ import importlib
 import json
 import logging
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,7 @@ from app.tasks import Progress, ProgressState
 
 #: Modules that add subcommands (data, so a new area is one line here).
 COMMAND_MODULES = ["app.cli.store", "app.cli.volume", "app.cli.net", "app.cli.pacs",
-                   "app.cli.node", "app.cli.workflow"]
+                   "app.cli.node", "app.cli.workflow", "app.cli.storecheck"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -67,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except RelayError as exc:
         print(f"relay: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # damage found past opening (a malformed page)
+        print(f"relay: a Relay database is damaged or unreadable ({exc}); `relay reindex` "
+              f"rebuilds the store index from the stored files", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("relay: interrupted", file=sys.stderr)

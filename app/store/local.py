@@ -130,6 +130,9 @@ class Store:
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
         self.db_path = self.home / "index.sqlite"
+        if not os.access(self.home, os.W_OK):
+            raise StoreError(f"the store at {self.home} is read-only: Relay needs to write "
+                             f"to its store (check the disk and folder permissions)")
         self._db = ThreadConnections(self.db_path)
         self._part_token = uuid.uuid4().hex
         self._part_numbers = itertools.count()
@@ -143,7 +146,11 @@ class Store:
         try:
             return self._db.get()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the store index {self.db_path} cannot be opened: {exc}") from exc
+            raise index_error(self.db_path, exc) from exc
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection to the index (for read queries outside this class)."""
+        return self._connect()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -151,6 +158,12 @@ class Store:
             yield conn
 
     def _init_db(self) -> None:
+        try:
+            self._create_schema()
+        except sqlite3.DatabaseError as exc:
+            raise index_error(self.db_path, exc) from exc
+
+    def _create_schema(self) -> None:
         conn = self._connect()
         conn.executescript(_SCHEMA)
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -210,7 +223,7 @@ class Store:
         digest = sha256 or hashlib.sha256(data).hexdigest()
         rel = f"objects/{digest[:2]}/{digest}.dcm"
         dest = self.root / rel
-        if dest.exists() and dest.stat().st_size == len(data) and _sha256_file(dest) == digest:
+        if dest.exists() and dest.stat().st_size == len(data) and sha256_file(dest) == digest:
             _fsync_path(str(dest))  # a download may have placed it, not yet synced
             return digest, rel  # already here, complete (a killed import's file is adopted)
         dest.parent.mkdir(exist_ok=True)
@@ -241,7 +254,7 @@ class Store:
         dest = self.root / rel
         try:
             if (dest.exists() and dest.stat().st_size == part.stat().st_size
-                    and _sha256_file(dest) == sha256):
+                    and sha256_file(dest) == sha256):
                 part.unlink()
                 _fsync_path(str(dest))  # a download may have placed it, not yet synced
                 return rel  # already here, complete
@@ -577,6 +590,14 @@ class Store:
         )
 
 
+def index_error(db_path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    """A plain StoreError for an index SQLite cannot open or read (damaged: say how to fix)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreError(f"the store index {db_path} cannot be opened: {exc}")
+    return StoreError(f"the store index {db_path} is damaged ({exc}); `relay reindex` rebuilds "
+                      f"it from the stored files")
+
+
 def _study_from_row(row: sqlite3.Row, series: list[Series]) -> Study:
     patient = Patient(
         patient_id=row["patient_id"],
@@ -653,7 +674,8 @@ def _institution_name(path: Path) -> str:
         return ""
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB chunks."""
     import hashlib
 
     h = hashlib.sha256()

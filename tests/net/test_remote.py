@@ -85,19 +85,22 @@ def _wait_for(predicate, timeout: float = 60.0) -> float:
 def test_slice_in_view_long_before_the_download_ends(hub, slow, tmp_path, ct_files):
     study = _upload(hub, tmp_path / "spoke", ct_files)
     store, remote = _remote(tmp_path / "reader", slow.url, study)
-    started = time.monotonic()
+    order: list[str] = []  # instances in the order they entered the store
+    remote.download.on_stored(lambda sop, _series: order.append(sop))
     series = remote.open_series()
     volume = series.loader.volume
     k = len(series.sops) // 2
     assert volume.shape[0] == len(ct_files)  # allocated and placed before any pixel came
     assert remote.state(series.uid, 0) == "coming"
-    first = _wait_for(lambda: bool(volume.ready[k])) - started
+    _wait_for(lambda: bool(volume.ready[k]))
     running = not remote.finished
     result = remote.wait(120)
-    total = time.monotonic() - started
     assert running, "the download had ended before the slice in view was shown"
     assert result is not None and result.state == "verified", result
-    assert first < 0.25 * total, (first, total)
+    # "Long before": counted in instances that came first, not in seconds, so a busy machine
+    # (which slows the first request as much as the rest) cannot make it pass or fail.
+    assert len(order) == len(ct_files)
+    assert order.index(series.sops[k]) < 0.25 * len(ct_files), order.index(series.sops[k])
     assert series.loader.join(30) and volume.finished and not volume.failed_slices
     assert all(remote.state(series.uid, i) == "ready" for i in range(volume.shape[0]))
     assert remote.arrival(series.uid) == (len(ct_files), len(ct_files))
