@@ -55,6 +55,7 @@ from app.ui.hubs_dialog import HubsDialog
 from app.ui.import_report import ImportReportDialog, summary_text
 from app.ui.labels import plain_label
 from app.ui.node_dialog import PacsNodeDialog
+from app.ui.query_dialog import QueryRetrieveDialog
 from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
@@ -167,6 +168,7 @@ class MainWindow(QMainWindow):
         self.node.message.connect(self._show_message)
         self.node.received.connect(self._on_node_received)
         self.transfer.hubs_changed.connect(self.incoming.watch.reconnect)
+        self.transfer.setup_pacs.connect(self.show_node_dialog)
         self.transfers.job_finished.connect(self.incoming.on_job_finished)
         self.browser.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.browser.tree.customContextMenuRequested.connect(self._on_browser_menu)
@@ -194,8 +196,15 @@ class MainWindow(QMainWindow):
         self.send_action = QAction("Send to hub…", self)
         self.send_action.setToolTip("Send the selected study or series to a hub")
         self.send_action.triggered.connect(lambda: self.send_to_hub())
+        self.send_pacs_action = QAction("Send to PACS…", self)
+        self.send_pacs_action.setToolTip("Send the selected study or series to a PACS (DIMSE)")
+        self.send_pacs_action.triggered.connect(lambda: self.send_to_pacs())
+        self.query_action = QAction("Query/Retrieve…", self)
+        self.query_action.setToolTip("Search a PACS and retrieve studies to this computer")
+        self.query_action.triggered.connect(lambda: self.query_retrieve())
         for action in (self.open_action, self.import_files_action, self.demo_action,
-                       self.open_remote_action, self.send_action):
+                       self.open_remote_action, self.query_action, self.send_action,
+                       self.send_pacs_action):
             bar.addAction(action)
         spacer = QWidget(self)
         spacer.setSizePolicy(spacer.sizePolicy().horizontalPolicy().Expanding,
@@ -213,6 +222,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.import_files_action)
         menu.addAction(self.demo_action)
         menu.addAction(self.open_remote_action)
+        menu.addAction(self.query_action)
         menu.addSeparator()
         quit_action = QAction("Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -220,6 +230,7 @@ class MainWindow(QMainWindow):
         menu.addAction(quit_action)
         hub_menu = self.hub_menu = self.menuBar().addMenu("&Hub")
         hub_menu.addAction(self.send_action)
+        hub_menu.addAction(self.send_pacs_action)
         hub_menu.addAction(self.open_remote_action)
         hub_menu.addAction(self.transfers_dock.toggleViewAction())
         check = QAction("Check for incoming studies", self)
@@ -345,8 +356,9 @@ class MainWindow(QMainWindow):
         return self.transfer.runner
 
     def send_to_hub(self, study_uid: str | None = None,
-                    series_uid: str | None = None) -> SendDialog | None:
-        """Ask where to send the study (the browser's selection by default); queue the job."""
+                    series_uid: str | None = None, *, pacs: bool = False) -> SendDialog | None:
+        """Ask where to send the study (the browser's selection by default): a hub, or a PACS
+        profile when ``pacs``; queue the job."""
         if study_uid is None:
             chosen = self.browser.selected()
             if chosen is None or chosen[0] not in ("study", "series"):
@@ -365,7 +377,20 @@ class MainWindow(QMainWindow):
             if target is None:
                 return None
             study_uid = target
-        return self.transfer.send_dialog(study_uid, series_uid)
+        return self.transfer.send_dialog(study_uid, series_uid, pacs=pacs)
+
+    def query_retrieve(self) -> QueryRetrieveDialog:
+        """Query/Retrieve…: search a PACS; retrieving queues C-GET jobs shown in Transfers."""
+        dialog = QueryRetrieveDialog(self.store.home, self)
+        dialog.retrieve.connect(self.transfer.queue_retrieve)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def send_to_pacs(self, study_uid: str | None = None,
+                     series_uid: str | None = None) -> SendDialog | None:
+        """Send to PACS…: as :meth:`send_to_hub`, to a PACS profile by C-STORE."""
+        return self.send_to_hub(study_uid, series_uid, pacs=True)
 
     def _selected_study(self) -> str | None:
         chosen = self.browser.selected()
@@ -419,6 +444,7 @@ class MainWindow(QMainWindow):
             lambda: (self.reading.open_study if kind == "study" else
                      self.reading.open_series)(uid))
         menu.addAction(self.send_action)
+        menu.addAction(self.send_pacs_action)
         menu.addSeparator()
         for action in self.manage_actions:
             menu.addAction(action)
@@ -462,6 +488,7 @@ class MainWindow(QMainWindow):
             self.manage_actions.append(action)
         study_menu = QMenu("&Study", self)
         study_menu.addAction(self.send_action)
+        study_menu.addAction(self.send_pacs_action)
         study_menu.addSeparator()
         for action in self.manage_actions:
             study_menu.addAction(action)

@@ -1,4 +1,5 @@
-"""Send to hub…: confirm the patient, choose the hub and the whole study or some series.
+"""Send to hub… and Send to PACS…: confirm the patient, choose the hub (or the PACS profile)
+and the whole study or some series.
 
 The top of the dialog lets the technologist check that this is the right patient (name, patient
 ID, birth date, sex, accession number, study date and description); the series list shows each
@@ -45,22 +46,26 @@ def series_text(series: Series) -> str:
 class SendDialog(QDialog):
     """Returns the choice through :meth:`hub` and :meth:`series_uids` once accepted."""
 
-    setup_hubs = Signal()  # "Set up a hub…" pressed (no hub configured yet)
+    setup_hubs = Signal()  # "Set up a hub…" (or "Set up a PACS…") pressed: none configured
 
     def __init__(self, study: Study, settings: Settings, selected_series: str | None = None,
                  parent: QWidget | None = None, *, history: list[SendRecord] | None = None,
-                 thumbnails: ThumbnailLoader | None = None) -> None:
+                 thumbnails: ThumbnailLoader | None = None, pacs: bool = False) -> None:
         super().__init__(parent)
         self.study = study
         self.history = history or []
-        self.setWindowTitle("Send to hub")
+        self.to_pacs = pacs
+        what = "PACS" if pacs else "hub"
+        self.setWindowTitle(f"Send to {what}")
         layout = QVBoxLayout(self)
         layout.addWidget(self._patient_box())
         self.hub_combo = QComboBox(self)
-        for hub in settings.hubs:
-            self.hub_combo.addItem(f"{hub.name}  ({hub.url})", hub.name)
+        peers = ([(p.name, f"{p.ae_title}@{p.host}:{p.port}") for p in settings.pacs] if pacs
+                 else [(h.name, h.url) for h in settings.hubs])
+        for name, where in peers:
+            self.hub_combo.addItem(f"{name}  ({where})", name)
         form = QFormLayout()
-        form.addRow("Hub", self.hub_combo)
+        form.addRow("PACS" if pacs else "Hub", self.hub_combo)
         layout.addLayout(form)
         self.warning = plain_label("", self)
         self.warning.setWordWrap(True)
@@ -80,9 +85,9 @@ class SendDialog(QDialog):
                                                   QDialogButtonBox.ButtonRole.AcceptRole)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
-        if not settings.hubs:
-            layout.addWidget(QLabel("No hub is set up yet.", self))
-            setup = QPushButton("Set up a hub…", self)
+        if not peers:
+            layout.addWidget(QLabel(f"No {what} is set up yet.", self))
+            setup = QPushButton(f"Set up a {what}…", self)
             setup.clicked.connect(self._on_setup)
             layout.addWidget(setup)
             self.send_button.setEnabled(False)

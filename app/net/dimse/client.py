@@ -169,15 +169,20 @@ class DimseClient:
         with self.association([build_context(model)]) as assoc:
             since = time.monotonic()
             responses = assoc.send_c_find(query, model, msg_id=1)
-            for status, match in responses:
-                if progress is not None and progress.cancelled:
-                    assoc.send_c_cancel(1, query_model=model)
-                    _drain(responses)
-                    raise Cancelled("query cancelled")
-                code = _check(assoc, status, self.peer, "C-FIND", since=since)
-                if code in (0xFF00, 0xFF01) and match is not None:
-                    yield match
-                since = time.monotonic()
+            cancel = _FindCanceller(assoc, model, progress)
+            try:
+                for status, match in responses:
+                    if cancel.requested():
+                        _drain(responses)
+                        raise Cancelled("query cancelled")
+                    code = _check(assoc, status, self.peer, "C-FIND", since=since)
+                    if code in (0xFF00, 0xFF01) and match is not None:
+                        yield match
+                    since = time.monotonic()
+            finally:
+                cancel.stop()
+            if cancel.requested():  # the PACS ended the query on our C-CANCEL
+                raise Cancelled("query cancelled")
 
     # -- storage -------------------------------------------------------------------------------
     @contextmanager
@@ -389,6 +394,38 @@ def _check(assoc: Association, status: Dataset | None, peer: Endpoint, what: str
 def _comment(status: Dataset) -> str:
     text = str(status.get("ErrorComment", "") or "").strip()
     return f": {text}" if text else ""
+
+
+class _FindCanceller:
+    """Sends C-CANCEL as soon as ``progress`` is cancelled, even while the PACS is silent
+    between two answers (the iteration itself waits for the next one)."""
+
+    def __init__(self, assoc: Any, model: Any, progress: Progress | None) -> None:
+        self._assoc, self._model, self._progress = assoc, model, progress
+        self._lock = threading.Lock()
+        self._sent = False
+        self._done = threading.Event()
+        if progress is not None:
+            threading.Thread(target=self._watch, name="find-cancel", daemon=True).start()
+
+    def requested(self) -> bool:
+        """True once the query was cancelled (the C-CANCEL is sent, at most once)."""
+        if self._progress is None or not self._progress.cancelled:
+            return False
+        with self._lock:
+            if not self._sent:
+                self._sent = True
+                with contextlib.suppress(Exception):  # the association may have ended
+                    self._assoc.send_c_cancel(1, query_model=self._model)
+        return True
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.05):
+            if self.requested():
+                return
 
 
 def _drain(responses: Iterator[Any]) -> None:

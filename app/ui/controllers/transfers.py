@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 from app.errors import RelayError
+from app.net.dimse.retrieve import KIND as RETRIEVE_KIND
 from app.net.queue import FILE_NAME, TransferQueue
 from app.net.runner import QueueRunner
 from app.net.sent import send_history
@@ -33,6 +34,7 @@ class TransfersController(QObject):
     fetched = Signal(str)  # job id of a fetch that ended (the store changed)
     sent = Signal(str)  # job id of a send that ended (the study's sent state changed)
     hubs_changed = Signal()
+    setup_pacs = Signal()  # "Set up a PACS…" pressed in Send to PACS (none configured yet)
 
     def __init__(self, store: Store, window: QMainWindow, view_state: ViewState,
                  thumbnails: ThumbnailLoader | None = None) -> None:
@@ -72,26 +74,33 @@ class TransfersController(QObject):
             self.runner.stop()
             self.runner = None
 
-    def send_dialog(self, study_uid: str, series_uid: str | None = None) -> SendDialog | None:
-        """Ask where to send the study (or one of its series); queue the job when accepted."""
+    def send_dialog(self, study_uid: str, series_uid: str | None = None, *,
+                    pacs: bool = False) -> SendDialog | None:
+        """Ask where to send the study (or one of its series): a hub, or a PACS profile when
+        ``pacs``; queue the job when accepted."""
         study = self.store.study(study_uid)
         if study is None:
             return None
         dialog = SendDialog(study, load_settings(self.store.home), series_uid, self.window,
-                            history=send_history(self.store.home), thumbnails=self.thumbnails)
+                            history=send_history(self.store.home), thumbnails=self.thumbnails,
+                            pacs=pacs)
         dialog.accepted.connect(lambda: self.queue_send(dialog.hub(), study_uid,
-                                                        dialog.series_uids()))
-        dialog.setup_hubs.connect(self.hubs_dialog)
+                                                        dialog.series_uids(), pacs=pacs))
+        dialog.setup_hubs.connect(self.setup_pacs if pacs else self.hubs_dialog)
         dialog.open()
         return dialog
 
-    def queue_send(self, hub: str, study_uid: str, series_uids: list[str] | None) -> str | None:
-        """Queue a send job and show it in the Transfers panel."""
+    def queue_send(self, hub: str, study_uid: str, series_uids: list[str] | None, *,
+                   pacs: bool = False) -> str | None:
+        """Queue a send job (a C-STORE to the PACS profile ``hub`` when ``pacs``) and show it
+        in the Transfers panel."""
         if not hub or series_uids == []:
-            self.message.emit("Nothing to send: choose a hub and a series.", 5000)
+            what = "a PACS" if pacs else "a hub"
+            self.message.emit(f"Nothing to send: choose {what} and a series.", 5000)
             return None
         try:
-            job_id = self.queue_runner().send(hub, study_uid, series_uids)
+            runner = self.queue_runner()
+            job_id = (runner.send_pacs if pacs else runner.send)(hub, study_uid, series_uids)
         except RelayError as exc:
             self.message.emit(f"Not sent: {exc}", 15000)
             return None
@@ -99,6 +108,21 @@ class TransfersController(QObject):
         self.panel.refresh()
         self.panel.select_job(job_id)
         return job_id
+
+    def queue_retrieve(self, pacs: str, study_uids: list[str]) -> list[str]:
+        """Queue a C-GET job per study from the PACS profile ``pacs``; show them in Transfers."""
+        jobs: list[str] = []
+        try:
+            runner = self.queue_runner()
+            for study_uid in study_uids:
+                jobs.append(runner.retrieve_pacs(pacs, study_uid))
+        except RelayError as exc:
+            self.message.emit(f"Not retrieved: {exc}", 15000)
+        if jobs:
+            self.dock.show()
+            self.panel.refresh()
+            self.panel.select_job(jobs[-1])
+        return jobs
 
     def hubs_dialog(self) -> HubsDialog:
         dialog = HubsDialog(self.store.home, self.window)
@@ -113,4 +137,5 @@ class TransfersController(QObject):
     def _on_job_finished(self, job_id: str, state: str) -> None:
         job = self.panel.job(job_id)
         if job is not None:
-            (self.fetched if job.kind == "fetch" else self.sent).emit(job_id)
+            fetched = job.kind in ("fetch", RETRIEVE_KIND)
+            (self.fetched if fetched else self.sent).emit(job_id)

@@ -1,0 +1,272 @@
+"""Query/Retrieve…: search a PACS (C-FIND, Study Root) and retrieve the chosen studies.
+
+The search runs on a thread; each C-FIND answer is listed as it arrives (a slow PACS shows its
+first studies at once), and Cancel sends a C-CANCEL. Retrieving queues one C-GET job per chosen
+study in the durable transfer queue (progress in Transfers). Names, IDs and descriptions from
+the PACS are shown as plain text.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import QDate, QObject, Qt, Signal, SignalInstance
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDateEdit,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.errors import Cancelled
+from app.net.dimse import pacs as pacs_profiles
+from app.net.dimse.query import StudyFilter, StudyRow, find_studies
+from app.settings import load_settings
+from app.tasks import Progress
+from app.ui.format import count, format_date, format_name
+from app.ui.labels import plain_label
+from app.ui.remote_dialog import DATE_RANGES, study_query
+from app.ui.tables import list_table, set_row
+
+log = logging.getLogger(__name__)
+
+#: The date choice that enables the From / To fields.
+BETWEEN = "Between…"
+COLUMNS = ["Patient", "Patient ID", "Study date", "Description", "Modalities", "Accession",
+           "Series", "Images"]
+KEY_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def pacs_filter(name: str = "", patient_id: str = "", dates: str = "Any date",
+                modality: str = "", accession: str = "",
+                between: tuple[datetime.date, datetime.date] | None = None,
+                today: datetime.date | None = None) -> StudyFilter:
+    """The C-FIND filter for what the user typed: a name matches any part ("doe jo" finds
+    ``DOE^JOHN``), an ID exactly unless it holds ``*`` or ``?``; ``between`` is used when
+    ``dates`` is :data:`BETWEEN`."""
+    common = study_query(name, patient_id, dates if dates in DATE_RANGES else "Any date", today)
+    date = common.get("StudyDate", "")
+    if dates == BETWEEN and between is not None:
+        start, end = sorted(between)
+        date = f"{start:%Y%m%d}-{end:%Y%m%d}"
+    return StudyFilter(patient_id=common.get("PatientID", ""),
+                       name=common.get("PatientName", ""), date=date,
+                       modality=modality.strip().upper(), accession=accession.strip())
+
+
+class _Finder(QObject):
+    """A C-FIND on a thread; each answer, then the end, back on the GUI thread."""
+
+    found = Signal(object)  # StudyRow
+    ended = Signal(str)  # "" when complete, else a plain message (cancelled, failed)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.progress: Progress | None = None
+
+    def run(self, home: Path, pacs: str, where: StudyFilter) -> None:
+        progress = self.progress = Progress(f"Searching {pacs}")
+
+        def work() -> None:
+            message = ""
+            try:
+                client = pacs_profiles.connect(load_settings(home), pacs)
+                for row in find_studies(client, where, progress):
+                    self._emit(self.found, row)
+            except Cancelled:
+                message = "Search cancelled."
+            except Exception as exc:  # shown in the dialog, never a traceback
+                log.info("PACS search failed: %s", type(exc).__name__)
+                message = f"Cannot search {pacs}: {exc or type(exc).__name__}"
+            self._emit(self.ended, message)
+
+        threading.Thread(target=work, name="search-pacs", daemon=True).start()
+
+    def cancel(self) -> None:
+        if self.progress is not None:
+            self.progress.cancel()
+
+    def _emit(self, signal: SignalInstance, *args: object) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the dialog is gone: stop the search
+            self.cancel()
+
+
+class QueryRetrieveDialog(QDialog):
+    """PACS, search fields, streamed results; :attr:`retrieve` carries the PACS and the chosen
+    study UIDs when Retrieve is pressed."""
+
+    retrieve = Signal(str, list)  # PACS name, study instance UIDs
+
+    def __init__(self, home: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Query / Retrieve")
+        self.home = Path(home)
+        self.searches = 0
+        self.searching = False
+        self.pacs_box = QComboBox(self)
+        for p in load_settings(self.home).pacs:
+            self.pacs_box.addItem(f"{p.name}  ({p.ae_title}@{p.host}:{p.port})", p.name)
+        self.name_edit = QLineEdit(self)
+        self.name_edit.setPlaceholderText("Family or given name, any part (e.g. doe jo)")
+        self.id_edit = QLineEdit(self)
+        self.id_edit.setPlaceholderText("Exact, or with * as a wildcard")
+        self.modality_edit = QLineEdit(self)
+        self.modality_edit.setPlaceholderText("e.g. CT")
+        self.accession_edit = QLineEdit(self)
+        self.date_box = QComboBox(self)
+        self.date_box.addItems([*DATE_RANGES, BETWEEN])
+        self.from_date, self.to_date = QDateEdit(self), QDateEdit(self)
+        for day in (self.from_date, self.to_date):
+            day.setCalendarPopup(True)
+            day.setDisplayFormat("yyyy-MM-dd")
+            day.setDate(QDate.currentDate())
+        self.date_box.currentTextChanged.connect(self._on_dates)
+        self.search_button = QPushButton("Search", self)
+        self.search_button.setDefault(True)
+        self.search_button.clicked.connect(self.search)
+        self.stop_button = QPushButton("Stop", self)
+        self.stop_button.setToolTip("Cancel the search (C-CANCEL)")
+        self.stop_button.clicked.connect(self.cancel_search)
+        for edit in (self.name_edit, self.id_edit, self.modality_edit, self.accession_edit):
+            edit.returnPressed.connect(self.search)
+        self.table = list_table(self, COLUMNS)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.horizontalHeader().setSectionResizeMode(
+            COLUMNS.index("Description"), QHeaderView.ResizeMode.Stretch)
+        self.table.itemSelectionChanged.connect(self._on_selection)
+        self.table.doubleClicked.connect(lambda _index: self._on_retrieve())
+        self.status = plain_label("", self)
+        self.status.setWordWrap(True)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        self.retrieve_button = self.buttons.addButton(
+            "Retrieve", QDialogButtonBox.ButtonRole.ActionRole)
+        self.retrieve_button.setToolTip("Copy the selected studies to this computer (C-GET); "
+                                        "progress in Transfers")
+        self.retrieve_button.clicked.connect(self._on_retrieve)
+        self.buttons.rejected.connect(self.reject)
+        self._layout()
+        self._finder = _Finder(self)
+        self._finder.found.connect(self._on_found)
+        self._finder.ended.connect(self._on_ended)
+        self._on_dates(self.date_box.currentText())
+        self._set_searching(False)
+        self._on_selection()
+        if self.pacs_box.count() == 0:
+            self.status.setText("No PACS is set up yet: add one in Settings → PACS and node….")
+            self.search_button.setEnabled(False)
+        self.resize(1000, 560)
+
+    def _layout(self) -> None:
+        form = QFormLayout()
+        form.addRow("PACS", self.pacs_box)
+        form.addRow("Patient name", self.name_edit)
+        form.addRow("Patient ID", self.id_edit)
+        dates = QHBoxLayout()
+        dates.addWidget(self.date_box, 1)
+        dates.addWidget(QLabel("from", self))
+        dates.addWidget(self.from_date)
+        dates.addWidget(QLabel("to", self))
+        dates.addWidget(self.to_date)
+        form.addRow("Study date", dates)
+        more = QHBoxLayout()
+        more.addWidget(self.modality_edit)
+        more.addWidget(QLabel("Accession", self))
+        more.addWidget(self.accession_edit, 1)
+        more.addWidget(self.search_button)
+        more.addWidget(self.stop_button)
+        form.addRow("Modality", more)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.status)
+        layout.addWidget(self.buttons)
+
+    def pacs_name(self) -> str:
+        return str(self.pacs_box.currentData() or "")
+
+    def filter(self) -> StudyFilter:
+        between = (self.from_date.date().toPython(), self.to_date.date().toPython())
+        return pacs_filter(self.name_edit.text(), self.id_edit.text(),
+                           self.date_box.currentText(), self.modality_edit.text(),
+                           self.accession_edit.text(), between)  # type: ignore[arg-type]
+
+    def selected_studies(self) -> list[str]:
+        """The UIDs of the selected result rows, top to bottom."""
+        rows = sorted(i.row() for i in self.table.selectionModel().selectedRows())
+        items = [self.table.item(r, 0) for r in rows]
+        return [str(i.data(KEY_ROLE)) for i in items if i is not None]
+
+    def search(self) -> None:
+        if not self.pacs_name() or self.searching:
+            return
+        self.table.setRowCount(0)
+        self.status.setText(f"Searching {self.pacs_name()}…")
+        self._set_searching(True)
+        self._finder.run(self.home, self.pacs_name(), self.filter())
+
+    def cancel_search(self) -> None:
+        self._finder.cancel()
+
+    def _on_found(self, row: StudyRow) -> None:
+        if not row.study_instance_uid:
+            return
+        r = self.table.rowCount()
+        self.table.setRowCount(r + 1)
+        texts = [format_name(row.patient_name), row.patient_id or "—",
+                 format_date(row.study_date), row.study_description or "(no description)",
+                 "/".join(row.modalities), row.accession_number,
+                 "" if row.series_count is None else str(row.series_count),
+                 "" if row.instances is None else str(row.instances)]
+        set_row(self.table, r, texts, KEY_ROLE, row.study_instance_uid)
+        self.status.setText(f"Searching {self.pacs_name()}… "
+                            f"{count(r + 1, 'study', 'studies')} so far")
+
+    def _on_ended(self, message: str) -> None:
+        self.searches += 1
+        self._set_searching(False)
+        n = self.table.rowCount()
+        found = (f"{count(n, 'study', 'studies')} found on {self.pacs_name()}."
+                 if n else f"No study on {self.pacs_name()} matches.")
+        self.status.setText(f"{message} {found}" if message and n else message or found)
+        if n and not self.selected_studies():
+            self.table.selectRow(0)
+        for col in ("Patient", "Patient ID", "Accession"):
+            self.table.resizeColumnToContents(COLUMNS.index(col))
+        self._on_selection()
+
+    def _on_retrieve(self) -> None:
+        studies = self.selected_studies()
+        if studies and self.pacs_name():
+            self.retrieve.emit(self.pacs_name(), studies)
+            self.status.setText(f"Retrieving {count(len(studies), 'study', 'studies')} from "
+                                f"{self.pacs_name()}: progress in Transfers.")
+
+    def _on_dates(self, text: str) -> None:
+        for day in (self.from_date, self.to_date):
+            day.setEnabled(text == BETWEEN)
+
+    def _on_selection(self) -> None:
+        self.retrieve_button.setEnabled(bool(self.selected_studies()))
+
+    def _set_searching(self, on: bool) -> None:
+        self.searching = on
+        self.search_button.setEnabled(not on and bool(self.pacs_name()))
+        self.stop_button.setEnabled(on)
+
+    def done(self, result: int) -> None:
+        self._finder.cancel()  # a search still running stops (C-CANCEL)
+        super().done(result)

@@ -1,0 +1,242 @@
+"""PACS in the window, against a real Orthanc with its DICOM port on: Send to PACS… queues a
+C-STORE job in the durable queue (shown in Transfers) that ends verified, and what Orthanc holds
+is checked through its REST API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+from PySide6.QtCore import QDate, Qt
+from PySide6.QtWidgets import QToolBar
+
+from app.dicom.synth import SeriesSpec, generate_series
+from app.net.devhub import free_port
+from app.store.local import Store
+from app.ui.format import format_name
+from app.ui.main_window import MainWindow
+from app.ui.query_dialog import BETWEEN, COLUMNS
+from app.ui.transfers import COL, JOB_ROLE
+from tests.net import conftest as net
+from tests.net.conftest import hub_sop_uids, import_study, relay
+from tests.net.dimse_peers import Pacs, make_pacs, relay_home_for
+from tests.ui.conftest import shown_window
+
+no_system_keyring = net.no_system_keyring
+
+pytestmark = pytest.mark.orthanc
+
+
+@pytest.fixture(scope="module")
+def small_ct(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    spec = SeriesSpec(slices=12, rows=64, columns=64, slice_step=1.0, seed=13)
+    return generate_series(tmp_path_factory.mktemp("small_ct"), spec)
+
+
+@pytest.fixture
+def pacs(tmp_path: Path) -> Iterator[Pacs]:
+    p = make_pacs(tmp_path / "pacs").start()
+    try:
+        yield p
+    finally:
+        p.hub.stop()
+
+
+@pytest.fixture
+def home(tmp_path: Path, pacs: Pacs) -> Path:
+    return relay_home_for(tmp_path / "relay", pacs.relay_port, pacs_port=pacs.dicom_port)
+
+
+def _row(window: MainWindow, job_id: str) -> dict[str, str]:
+    table = window.transfers.table
+    for r in range(table.rowCount()):
+        if table.item(r, 0).data(JOB_ROLE) == job_id:
+            return {name: table.item(r, col).text() for name, col in COL.items() if name}
+    return {}
+
+
+def _sop_uids(files: list[Path]) -> list[str]:
+    return sorted(str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files)
+
+
+def test_send_to_pacs_from_the_browser_ends_verified_in_orthanc(qtbot, pacs, home, small_ct):
+    _, study_uid = import_study(home, small_ct)
+    window = shown_window(qtbot, home, 1200, 800)
+    assert window.send_pacs_action.text() == "Send to PACS…"
+    window.browser.select_study(study_uid)
+    dialog = window.send_to_pacs()
+    assert dialog is not None and dialog.windowTitle() == "Send to PACS"
+    assert dialog.hub() == "pacs" and dialog.series_uids() is None
+    assert "ORTHANC@127.0.0.1" in dialog.hub_combo.currentText()
+    dialog.accept()
+    assert window.transfers_dock.isVisible()
+    job_id = window.transfers.selected_job()
+    assert job_id is not None
+    qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Verified", timeout=120_000)
+    row = _row(window, job_id)
+    n = len(small_ct)
+    assert row["Images"] == f"{n} / {n}", row
+    assert sorted(hub_sop_uids(pacs.hub)) == _sop_uids(small_ct)  # every one, exactly once
+
+
+def test_send_to_pacs_is_in_the_toolbar_menus_and_right_click(qtbot, home):
+    window = shown_window(qtbot, home, 1200, 800)
+    bars = window.findChildren(QToolBar)
+    assert any(window.send_pacs_action in bar.actions() for bar in bars)
+    menus = [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
+    assert sum(window.send_pacs_action in m.actions() for m in menus) >= 2  # Hub and Study
+
+
+def test_send_to_pacs_without_a_profile_offers_to_set_one_up(qtbot, tmp_path, small_ct):
+    home = tmp_path / "bare"
+    _, study_uid = import_study(home, small_ct)
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.send_to_pacs(study_uid)
+    assert dialog is not None and not dialog.send_button.isEnabled()
+    assert dialog.hub_combo.count() == 0
+    from app.ui.node_dialog import PacsNodeDialog
+
+    dialog._on_setup()  # "Set up a PACS…": Settings → PACS and node
+    qtbot.waitUntil(lambda: any(d.isVisible() for d in window.findChildren(PacsNodeDialog)))
+
+
+@pytest.fixture(scope="module")
+def markup_ct(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """A small CT whose patient name holds markup (shown as plain text, never rendered)."""
+    spec = SeriesSpec(slices=8, rows=64, columns=64, slice_step=1.0, seed=17,
+                      patient_name="<b>ROE</b>^JANE", patient_id="QR-17")
+    return generate_series(tmp_path_factory.mktemp("markup_ct"), spec)
+
+
+def _on_pacs(tmp_path: Path, pacs: Pacs, files: list[Path]) -> str:
+    """Another Relay home sends ``files`` to the PACS (``relay send --pacs``); the study UID."""
+    spoke = relay_home_for(tmp_path / "spoke", pacs.relay_port, pacs_port=pacs.dicom_port)
+    _, study_uid = import_study(spoke, files)
+    sent = relay(spoke, "send", study_uid, "--pacs", "pacs", "--json")
+    assert sent.returncode == 0 and json.loads(sent.stdout)["state"] == "verified", sent.stderr
+    return study_uid
+
+
+def test_query_finds_the_study_on_orthanc_and_retrieve_stores_it(qtbot, tmp_path, pacs, home,
+                                                                 small_ct, markup_ct):
+    study_uid = _on_pacs(tmp_path, pacs, markup_ct)
+    _on_pacs(tmp_path, pacs, small_ct)  # another patient, not matched by the name
+    window = shown_window(qtbot, home, 1200, 800)
+    assert window.query_action in window.menuBar().actions()[0].menu().actions()
+    assert any(window.query_action in bar.actions() for bar in window.findChildren(QToolBar))
+    dialog = window.query_retrieve()
+    assert dialog.pacs_name() == "pacs" and not dialog.retrieve_button.isEnabled()
+    dialog.name_edit.setText("roe ja")
+    dialog.modality_edit.setText("ct")
+    dialog.search_button.click()
+    qtbot.waitUntil(lambda: dialog.searches == 1, timeout=60_000)
+    assert dialog.table.rowCount() == 1, dialog.status.text()
+    cells = [dialog.table.item(0, c).text() for c in range(len(COLUMNS))]
+    assert cells[:2] == [format_name("<b>ROE</b>^JANE"), "QR-17"]
+    assert cells[COLUMNS.index("Images")] == str(len(markup_ct))
+    assert dialog.status.textFormat() == Qt.TextFormat.PlainText
+    assert dialog.status.text() == "1 study found on pacs."
+    assert dialog.selected_studies() == [study_uid] and dialog.retrieve_button.isEnabled()
+    assert not Store(home).study(study_uid)
+
+    dialog.retrieve_button.click()
+    assert window.transfers_dock.isVisible()
+    job_id = window.transfers.selected_job()
+    assert job_id is not None
+    qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Verified", timeout=120_000)
+    store = Store(home)
+    assert store.counts()["instances"] == len(markup_ct) and not store.conflicts()
+    study = store.study(study_uid)
+    assert study is not None and study.patient.patient_name == "<b>ROE</b>^JANE"
+    qtbot.waitUntil(lambda: window.browser.select_study(study_uid), timeout=10_000)
+
+    dialog.name_edit.setText("")  # the whole PACS: both studies
+    dialog.modality_edit.setText("")
+    dialog.search_button.click()
+    qtbot.waitUntil(lambda: dialog.searches == 2, timeout=60_000)
+    assert dialog.table.rowCount() == 2
+
+
+def test_query_with_a_date_range_and_an_unreachable_pacs(qtbot, tmp_path, pacs, home, small_ct):
+    _on_pacs(tmp_path, pacs, small_ct)
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.query_retrieve()
+    dialog.date_box.setCurrentText(BETWEEN)
+    assert dialog.from_date.isEnabled()
+    dialog.from_date.setDate(QDate(1990, 1, 1))
+    dialog.to_date.setDate(QDate(1990, 12, 31))
+    assert dialog.filter().date == "19900101-19901231"
+    dialog.search_button.click()
+    qtbot.waitUntil(lambda: dialog.searches == 1, timeout=60_000)
+    assert dialog.table.rowCount() == 0 and dialog.status.text() == "No study on pacs matches."
+    pacs.hub.stop()
+    dialog.date_box.setCurrentText("Any date")
+    dialog.search_button.click()
+    qtbot.waitUntil(lambda: dialog.searches == 2, timeout=60_000)
+    assert dialog.status.text().startswith("Cannot search pacs:")
+    assert dialog.search_button.isEnabled() and not dialog.stop_button.isEnabled()
+
+
+class _SlowFindPacs:
+    """A C-FIND SCP that answers one study at once, then holds the query open until the
+    caller cancels it (C-CANCEL) or ``hold`` seconds pass: results must show before the end."""
+
+    def __init__(self, hold: float = 30.0) -> None:
+        from pynetdicom import evt
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+
+        from app.net.dimse.association import make_ae, start_server
+
+        self.port = free_port()
+        self.hold = hold
+        self.cancelled = False
+        ae = make_ae("SLOW")
+        ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+        self.server = start_server(ae, "127.0.0.1", self.port,
+                                   evt_handlers=[(evt.EVT_C_FIND, self._on_find)])
+
+    def _on_find(self, event):  # type: ignore[no-untyped-def]
+        import time
+
+        from pydicom.dataset import Dataset
+
+        match = Dataset()
+        match.QueryRetrieveLevel = "STUDY"
+        match.StudyInstanceUID = "1.2.826.0.1.3680043.10.1"
+        match.PatientName = "FIRST^ANSWER"
+        match.PatientID = "SLOW-1"
+        yield 0xFF00, match
+        end = time.monotonic() + self.hold
+        while time.monotonic() < end:
+            if event.is_cancelled:
+                self.cancelled = True
+                yield 0xFE00, None
+                return
+            time.sleep(0.05)
+        yield 0x0000, None
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def test_results_stream_in_and_stop_cancels_the_query(qtbot, tmp_path):
+    peer = _SlowFindPacs()
+    try:
+        home = relay_home_for(tmp_path / "relay", free_port(), pacs_port=peer.port, ae="SLOW")
+        window = shown_window(qtbot, home, 1200, 800)
+        dialog = window.query_retrieve()
+        dialog.search_button.click()
+        qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=30_000)
+        assert dialog.searching and dialog.stop_button.isEnabled()  # still running: streamed
+        assert dialog.table.item(0, 0).text() == "FIRST, ANSWER"
+        assert dialog.status.text() == "Searching pacs… 1 study so far"
+        dialog.stop_button.click()
+        qtbot.waitUntil(lambda: dialog.searches == 1, timeout=20_000)
+        assert dialog.status.text() == "Search cancelled. 1 study found on pacs."
+        assert dialog.search_button.isEnabled() and dialog.table.rowCount() == 1
+        qtbot.waitUntil(lambda: peer.cancelled, timeout=10_000)  # the PACS got a C-CANCEL
+    finally:
+        peer.stop()
