@@ -23,12 +23,16 @@ from app.net.dimse.node import NodeSettings
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-"""2: hub profiles say which protocol they speak (``kind``); 1: every hub was DICOMweb."""
+SCHEMA_VERSION = 3
+"""3: PACS profiles are hub profiles of kind ``dimse`` (``settings.pacs`` moved into ``hubs``);
+2: hub profiles say which protocol they speak (``kind``); 1: every hub was DICOMweb."""
 FILE_NAME = "settings.json"
 
 #: Protocols a hub profile may speak (each has a client module; see :mod:`app.net.hubs`).
-PROFILE_KINDS = ("dicomweb",)
+PROFILE_KINDS = ("dicomweb", "dimse")
+#: How a ``dimse`` peer is asked for studies: C-GET (on Relay's own association, through NAT
+#: and firewalls) or C-MOVE (the PACS opens an association to Relay's node).
+RETRIEVE_METHODS = ("get", "move")
 
 AUTH_KINDS = ("none", "basic", "bearer")
 SECRET_FALLBACKS = ("none", "encrypted-file")
@@ -36,11 +40,13 @@ SECRET_FALLBACKS = ("none", "encrypted-file")
 
 @dataclass
 class HubProfile:
-    """One hub (or PACS) that studies are sent to and fetched from."""
+    """One peer that studies are sent to and fetched from: a DICOMweb hub (``kind``
+    ``dicomweb``: ``url``, ``auth``) or a PACS spoken to over DIMSE (``kind`` ``dimse``:
+    ``host``, ``port``, ``ae_title``, ``tls``)."""
 
     name: str
     """Short name used on the command line (``relay send STUDY --hub NAME``)."""
-    url: str
+    url: str = ""
     """DICOMweb base URL, e.g. ``https://hub.example.org/dicom-web`` (``/studies`` is added)."""
     auth: str = "none"
     """``none``, ``basic`` (user + password) or ``bearer`` (token); the secret is in the keyring."""
@@ -55,6 +61,21 @@ class HubProfile:
     """Seconds without a byte from the hub before a request is given up (and retried)."""
     kind: str = "dicomweb"
     """The protocol the hub speaks (one of :data:`PROFILE_KINDS`)."""
+    host: str = ""
+    """``dimse``: host name or address of the PACS's DICOM service."""
+    port: int = 0
+    """``dimse``: its DICOM port (often 104 or 11112)."""
+    ae_title: str = ""
+    """``dimse``: the PACS's own (called) AE title; case-sensitive, up to 16 characters."""
+    tls: bool = False
+    """``dimse``: DICOM over TLS; the PACS's certificate is verified (system store plus
+    ``ca_file``)."""
+    cert_file: str = ""
+    """``dimse``: PEM certificate Relay presents, for PACS that check their clients."""
+    key_file: str = ""
+    """``dimse``: PEM private key of ``cert_file`` (a file readable only by this user)."""
+    retrieve: str = "get"
+    """``dimse``: how studies are asked for by default (one of :data:`RETRIEVE_METHODS`)."""
 
     def __post_init__(self) -> None:
         if self.kind not in PROFILE_KINDS:
@@ -66,6 +87,23 @@ class HubProfile:
             raise SettingsError(
                 f"hub '{self.name}': the URL holds a user name or password; give them with "
                 "--user and --password-stdin (kept in the keyring), never in the URL")
+        if self.kind == "dimse":
+            if not self.host or not 0 < self.port < 65536 or not self.ae_title:
+                raise SettingsError(f"PACS '{self.name}': a host, a port (1-65535) and the "
+                                    "PACS's AE title are needed")
+            if self.retrieve not in RETRIEVE_METHODS:
+                raise SettingsError(f"PACS '{self.name}': retrieve must be one of "
+                                    f"{', '.join(RETRIEVE_METHODS)}")
+
+    @property
+    def is_pacs(self) -> bool:
+        """A PACS spoken to over DIMSE (not a DICOMweb hub)."""
+        return self.kind == "dimse"
+
+    @property
+    def address(self) -> str:
+        """Where it is, for lists: the URL, or ``AE@host:port`` for a PACS."""
+        return f"{self.ae_title}@{self.host}:{self.port}" if self.is_pacs else self.url
 
 
 def strip_userinfo(url: str) -> str:
@@ -74,28 +112,6 @@ def strip_userinfo(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-@dataclass
-class PacsProfile:
-    """One PACS (or other DICOM node) spoken to over DIMSE: query, retrieve, send."""
-
-    name: str
-    """Short name used on the command line (``relay send STUDY --pacs NAME``)."""
-    host: str
-    """Host name or address of the PACS's DICOM service."""
-    port: int
-    """Its DICOM port (often 104 or 11112)."""
-    ae_title: str
-    """The PACS's own (called) AE title; case-sensitive, up to 16 characters."""
-    tls: bool = False
-    """DICOM over TLS; the PACS's certificate is verified (system store plus ``ca_file``)."""
-    ca_file: str = ""
-    """PEM file of a CA to trust in addition to the system's."""
-    cert_file: str = ""
-    """PEM certificate Relay presents, for PACS that check their clients."""
-    key_file: str = ""
-    """PEM private key of ``cert_file`` (a file readable only by this user; never in here)."""
 
 
 @dataclass
@@ -195,11 +211,9 @@ class Settings:
     schema_version: int = SCHEMA_VERSION
     """Version of this file's layout."""
     hubs: list[HubProfile] = field(default_factory=list)
-    """Hub profiles, in the order they were added."""
+    """Peer profiles (DICOMweb hubs and DIMSE PACS), in the order they were added."""
     transfer: TransferSettings = field(default_factory=TransferSettings)
     """Sending and fetching."""
-    pacs: list[PacsProfile] = field(default_factory=list)
-    """PACS profiles (DIMSE), in the order they were added."""
     incoming: IncomingSettings = field(default_factory=IncomingSettings)
     """The incoming-studies list."""
     secrets: SecretSettings = field(default_factory=SecretSettings)
@@ -217,7 +231,17 @@ class Settings:
         """The profile called ``name``, or None."""
         return next((h for h in self.hubs if h.name == name), None)
 
-    def pacs_profile(self, name: str) -> PacsProfile | None:
+    @property
+    def web_hubs(self) -> list[HubProfile]:
+        """The DICOMweb hubs (kind ``dicomweb``), in order."""
+        return [h for h in self.hubs if h.kind == "dicomweb"]
+
+    @property
+    def pacs(self) -> list[HubProfile]:
+        """The PACS (kind ``dimse``), in order."""
+        return [h for h in self.hubs if h.kind == "dimse"]
+
+    def pacs_profile(self, name: str) -> HubProfile | None:
         """The PACS profile called ``name``, or None."""
         return next((p for p in self.pacs if p.name == name), None)
 
@@ -270,7 +294,32 @@ def _migrate(raw: dict[str, Any], version: int) -> dict[str, Any]:
         if isinstance(hubs, list):
             raw = {**raw, "hubs": [{**h, "kind": h.get("kind", "dicomweb")}
                                    if isinstance(h, dict) else h for h in hubs]}
+    if version < 3:  # PACS profiles had their own list
+        raw = _pacs_into_hubs(raw)
     return raw
+
+
+def _pacs_into_hubs(raw: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 -> 3: each ``pacs`` entry becomes a ``hubs`` entry of kind ``dimse``. A PACS
+    whose name a hub already has is renamed ``NAME-pacs`` (names are unique now), said once."""
+    pacs = raw.get("pacs")
+    raw = {k: v for k, v in raw.items() if k != "pacs"}
+    if not isinstance(pacs, list) or not pacs:
+        return raw
+    hubs = list(raw.get("hubs") or [])
+    taken = {h.get("name") for h in hubs if isinstance(h, dict)}
+    for entry in pacs:
+        if not isinstance(entry, dict):
+            raise SettingsError("settings: pacs: expected a list of objects")
+        moved = {**entry, "kind": "dimse"}
+        name = str(moved.get("name", ""))
+        while name in taken:
+            log.warning("the PACS '%s' is now called '%s-pacs': a hub has its name", name, name)
+            name = f"{name}-pacs"
+        moved["name"] = name
+        taken.add(name)
+        hubs.append(moved)
+    return {**raw, "hubs": hubs}
 
 
 def save_settings(home: Path, settings: Settings) -> None:

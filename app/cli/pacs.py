@@ -12,7 +12,7 @@ from app.cli.main import TerminalProgress, cancel_on_sigint, open_store, print_j
 from app.errors import TransferError
 from app.home import resolve_home
 from app.net.queue import TransferQueue
-from app.settings import PacsProfile, load_settings, save_settings
+from app.settings import HubProfile, load_settings, save_settings
 from app.tasks import Progress
 
 if TYPE_CHECKING:
@@ -38,6 +38,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--ca-file", help="PEM CA to trust besides the system's (with --tls)")
     p.add_argument("--cert", help="PEM certificate Relay presents (with --tls)")
     p.add_argument("--key", help="PEM private key of --cert (with --tls)")
+    p.add_argument("--retrieve", choices=("get", "move"), default="get",
+                   help="how studies are asked for by default: C-GET (works through NAT and "
+                        "firewalls) or C-MOVE to Relay's node (the PACS must know Relay's AE "
+                        "title, host and port)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_pacs_add)
 
@@ -72,9 +76,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("study", metavar="STUDY_UID")
     p.add_argument("--pacs", required=True, metavar="NAME")
     p.add_argument("--series", nargs="+", default=[], metavar="SERIES_UID")
-    p.add_argument("--method", choices=("get", "move"), default="get",
-                   help="C-GET (default; works through NAT and firewalls) or C-MOVE to Relay's "
-                        "own storage SCP (the PACS must know Relay's AE title, host and port)")
+    p.add_argument("--method", choices=("get", "move"), default="",
+                   help="C-GET (works through NAT and firewalls) or C-MOVE to Relay's own "
+                        "storage SCP (the PACS must know Relay's AE title, host and port); "
+                        "default: the PACS profile's (relay pacs add --retrieve)")
     p.add_argument("--retry-for", type=float, metavar="SECONDS",
                    help="how long to keep retrying an unreachable PACS (default: settings)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -100,14 +105,17 @@ def cmd_pacs_add(args: argparse.Namespace) -> int:
     def full(path: str | None) -> str:
         return str(Path(path).resolve()) if path else ""
 
-    profile = PacsProfile(name=args.name, host=args.host, port=args.port, ae_title=args.ae,
-                          tls=args.tls, ca_file=full(args.ca_file), cert_file=full(args.cert),
-                          key_file=full(args.key))
+    profile = HubProfile(name=args.name, kind="dimse", host=args.host, port=args.port,
+                         ae_title=args.ae, tls=args.tls, ca_file=full(args.ca_file),
+                         cert_file=full(args.cert), key_file=full(args.key),
+                         retrieve=args.retrieve)
     target = endpoint(profile)
     if target.tls is not None:
         client_ssl_context(target.tls)  # unreadable or non-PEM files refused now
-    old = settings.pacs_profile(args.name)
-    settings.pacs = [p for p in settings.pacs if p.name != args.name] + [profile]
+    old = settings.hub(args.name)
+    if old is not None and not old.is_pacs:
+        raise TransferError(f"'{args.name}' is a hub's name; choose another name for the PACS")
+    settings.hubs = [h for h in settings.hubs if h.name != args.name] + [profile]
     save_settings(home, settings)
     if args.json:
         print_json({"pacs": profile.name, "host": profile.host, "port": profile.port,
@@ -124,8 +132,8 @@ def cmd_pacs_list(args: argparse.Namespace) -> int:
 
     settings = load_settings(resolve_home(getattr(args, "home", None)))
     rows = [{"name": p.name, "host": p.host, "port": p.port, "ae_title": p.ae_title,
-             "tls": p.tls, "ca_file": p.ca_file, "cert_file": p.cert_file}
-            for p in settings.pacs]
+             "tls": p.tls, "ca_file": p.ca_file, "cert_file": p.cert_file,
+             "retrieve": p.retrieve} for p in settings.pacs]
     if args.json:
         print_json({"pacs": rows, "calling_ae": calling_ae(settings)})
         return 0
@@ -158,7 +166,7 @@ def cmd_pacs_remove(args: argparse.Namespace) -> int:
     home = resolve_home(getattr(args, "home", None))
     settings = load_settings(home)
     profile(settings, args.name)
-    settings.pacs = [p for p in settings.pacs if p.name != args.name]
+    settings.hubs = [h for h in settings.hubs if h.name != args.name]
     save_settings(home, settings)
     sys.stdout.write(f"PACS '{args.name}' removed\n")
     return 0
@@ -210,21 +218,23 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 # -- transfers --------------------------------------------------------------------------------
+# A PACS is a peer (profile kind ``dimse``): ``send --pacs`` and ``retrieve`` are the ordinary
+# send and fetch jobs (app.net.send.Sender, app.net.fetch.Download) over its DimsePeer.
 def cmd_send_pacs(args: argparse.Namespace) -> int:
-    from app.net.dimse.send import KIND, PacsSender
-    from app.net.send import send_job
+    from app.net.dimse.pacs import peer
+    from app.net.send import Sender, send_job
 
     store = open_store(args)
     settings = load_settings(store.home)
-    client = pacs_client(settings, args.pacs)
+    target = peer(settings, args.pacs)
     queue = TransferQueue(store.home)
-    job = send_job(store, queue, args.pacs, args.study, args.series, kind=KIND)
+    job = send_job(store, queue, args.pacs, args.study, args.series)
     progress = Progress(f"Sending to {args.pacs}")
     cancel_on_sigint(progress)
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
     try:
-        result = PacsSender(store, queue, client, settings.transfer, progress,
-                            give_up=_give_up(args, settings.transfer.give_up_seconds)).run(job.id)
+        result = Sender(store, queue, target, settings.transfer, progress,
+                        give_up=_give_up(args, settings.transfer.give_up_seconds)).run(job.id)
     finally:
         bar.close()
     if args.json:
@@ -241,28 +251,37 @@ def cmd_send_pacs(args: argparse.Namespace) -> int:
 
 
 def cmd_retrieve(args: argparse.Namespace) -> int:
-    from app.net.dimse.retrieve import PacsRetrieval, retrieve_job
+    from app.net.dimse.pacs import peer
+    from app.net.fetch import Download, fetch_job
+    from app.net.send import TransferResult
 
     store = open_store(args)
     settings = load_settings(store.home)
-    client = pacs_client(settings, args.pacs)
+    source = peer(settings, args.pacs, method=args.method)
     queue = TransferQueue(store.home)
-    job = retrieve_job(queue, args.pacs, args.study, args.series)
+    job = fetch_job(queue, args.pacs, args.study, args.series, method=args.method)
     progress = Progress(f"Retrieving from {args.pacs}")
     cancel_on_sigint(progress)
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
+    download = Download(store, queue, source, args.pacs, args.study, settings.transfer,
+                        progress, give_up=_give_up(args, settings.transfer.give_up_seconds),
+                        series_uids=args.series, method=args.method)
     try:
-        result = PacsRetrieval(store, queue, client, settings.transfer, progress,
-                               method=args.method,
-                               give_up=_give_up(args, settings.transfer.give_up_seconds)
-                               ).run(job.id)
+        result = download.run(job.id)
+    except TransferError as exc:  # nothing of it on the PACS
+        queue.set_state(job.id, "failed", str(exc))
+        result = TransferResult(job=job.id, state="failed", instances=0, verified=0,
+                                message=str(exc))
     finally:
         bar.close()
+    stored = result.verified
     if args.json:
-        print_json(result.to_json())
+        print_json({"job": result.job, "state": result.state, "instances": result.instances,
+                    "stored": stored, "failed": len(result.missing), "bytes": result.bytes,
+                    "seconds": round(result.seconds, 3)})
     else:
         mb = result.bytes / 1e6
-        sys.stdout.write(f"{result.stored} of {result.instances} instances retrieved from "
+        sys.stdout.write(f"{stored} of {result.instances} instances retrieved from "
                          f"'{args.pacs}' ({mb:.1f} MB in {result.seconds:.1f} s)\n")
     if result.state == "verified":
         return 0

@@ -20,8 +20,16 @@ from typing import Any, TypeVar
 from app.errors import HubError
 from app.net.http import HubSession
 from app.net.multipart import MultipartBody, PartSink, boundary_of, read_parts
-from app.net.peer import SOP_UID, STUDY_INSTANCES, STUDY_UID, DicomJson, StoreResult, value
-from app.settings import HubProfile
+from app.net.peer import (
+    SOP_UID,
+    STUDY_INSTANCES,
+    STUDY_UID,
+    Confirmation,
+    DicomJson,
+    StoreResult,
+    value,
+)
+from app.settings import HubProfile, Settings
 
 S = TypeVar("S", bound=PartSink)
 
@@ -39,8 +47,11 @@ QIDO_PAGE = 500
 R = TypeVar("R")
 
 
-def connect(profile: HubProfile, secret: str | None, *, pool_size: int = 4) -> DicomWebClient:
-    """The peer of a ``dicomweb`` profile (``secret``: its password or token, if any)."""
+def connect(profile: HubProfile, secret: str | None, *, pool_size: int = 4,
+            settings: Settings | None = None) -> DicomWebClient:
+    """The peer of a ``dicomweb`` profile (``secret``: its password or token, if any;
+    ``settings`` are not needed)."""
+    del settings
     return DicomWebClient(HubSession(profile, secret, pool_size=pool_size))
 
 
@@ -158,6 +169,13 @@ class DicomWebClient:
                 if uid in asked:
                     found.add(uid)
         return found
+
+    def confirm(self, study_uid: str, sop_uids: Sequence[str]) -> Confirmation:
+        """A QIDO-RS search for what STOW-RS confirmed (DICOMweb has no commitment)."""
+        return Confirmation(frozenset(self.present(study_uid, sop_uids)), "search")
+
+    def close(self) -> None:
+        """Idle connections are kept by urllib3's pool and dropped with it: nothing to do."""
 
     # -- STOW-RS -------------------------------------------------------------------------
     def store(self, files: Sequence[tuple[Path, int]], study_uid: str | None = None

@@ -26,13 +26,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from app.errors import Cancelled, HubError, TransferError
 from app.net.part_ingest import PART_BUFFER, PartFile, PartIngest, StoredCallback
 from app.net.peer import SERIES_INSTANCES, SERIES_UID, SOP_UID, Peer, value
-from app.net.queue import TransferQueue
+from app.net.queue import Job, TransferQueue
 from app.net.retry import Backoff, retry_rounds
 from app.net.schedule import FetchSchedule
 from app.net.send import TransferResult
@@ -51,17 +51,36 @@ READ_WORKERS = 8
 READ_URGENT = 8
 
 
+def fetch_job(queue: TransferQueue, hub: str, study_uid: str,
+              series_uids: Sequence[str] | None = None, *, method: str = "") -> Job:
+    """The job fetching this study (or these series) from ``hub``: an unfinished one is
+    resumed (with ``method``, when given, as its way of asking a PACS from now on)."""
+    series = sorted(series_uids or [])
+    job = queue.find_open("fetch", hub, study_uid, series)
+    if job is None:
+        return queue.create("fetch", hub, study_uid, series, [], method=method)
+    if method and method != job.method:
+        queue.set_method(job.id, method)
+        job = queue.job(job.id)
+    return job
+
+
 class Download:
     """One study coming from a hub into the store; run it with :meth:`run` or :meth:`start`."""
 
     def __init__(self, store: Store, queue: TransferQueue, peer: Peer, hub: str,
                  study_uid: str, settings: TransferSettings, progress: Progress | None = None,
-                 *, give_up: float | None = None) -> None:
+                 *, give_up: float | None = None, series_uids: Sequence[str] = (),
+                 method: str = "") -> None:
         self.store = store
         self.queue = queue
         self.peer = peer
         self.hub = hub
         self.study_uid = study_uid
+        #: Only these series of the study (empty: all of it).
+        self.series_uids = sorted(series_uids)
+        #: How a PACS is asked (``get``/``move``), recorded in a new job; empty: the profile's.
+        self.method = method
         self.settings = settings
         self.progress = progress or Progress("Fetching")
         self.backoff = Backoff(settings, give_up)
@@ -243,12 +262,16 @@ class Download:
     def _plan(self) -> None:
         """Ask the hub for the study's series and counts; record (or resume) the job."""
         found = list(self.peer.series(self.study_uid))
+        if self.series_uids:
+            found = [d for d in found if value(d, SERIES_UID) in self.series_uids]
         if not found:
-            raise TransferError(f"study {self.study_uid} is not on hub '{self.hub}'")
+            raise TransferError(f"study {self.study_uid} is not on hub '{self.hub}'"
+                                + (" (not the series asked for)" if self.series_uids else ""))
         job = self.queue.job(self.job_id) if self.job_id else None
-        job = job or self.queue.find_open("fetch", self.hub, self.study_uid, [])
+        job = job or self.queue.find_open("fetch", self.hub, self.study_uid, self.series_uids)
         if job is None:
-            job = self.queue.create("fetch", self.hub, self.study_uid, [], [])
+            job = self.queue.create("fetch", self.hub, self.study_uid, self.series_uids, [],
+                                    method=self.method)
         self.job_id = job.id
         self.queue.claim(job.id)
         for d in found:

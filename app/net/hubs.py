@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.errors import HubError, TransferError
@@ -18,8 +18,17 @@ from app.net.peer import Peer
 from app.net.secrets import SecretStore
 from app.settings import PROFILE_KINDS, HubProfile, Settings, load_settings
 
-#: ``kind`` of a profile -> ``connect(profile, secret, *, pool_size)`` of its client module.
-PEER_KINDS: dict[str, Callable[..., Peer]] = {"dicomweb": dicomweb.connect}
+
+def _dimse(profile: HubProfile, secret: str | None, *, pool_size: int = 4,
+           settings: Settings | None = None) -> Peer:
+    from app.net.dimse.peer import connect as dimse_connect  # pynetdicom: loaded when used
+
+    return dimse_connect(profile, secret, pool_size=pool_size, settings=settings)
+
+
+#: ``kind`` of a profile -> ``connect(profile, secret, *, pool_size, settings)`` of its client
+#: module (``settings``: Relay's own node, which a DIMSE peer calls as).
+PEER_KINDS: dict[str, Callable[..., Peer]] = {"dicomweb": dicomweb.connect, "dimse": _dimse}
 assert set(PEER_KINDS) == set(PROFILE_KINDS), "every profile kind needs its client module"
 
 
@@ -28,28 +37,32 @@ def profile(settings: Settings, name: str) -> HubProfile:
     found = settings.hub(name)
     if found is None:
         known = ", ".join(h.name for h in settings.hubs) or "none yet; add one with 'relay hub add'"
-        raise TransferError(f"no hub called '{name}' (hubs: {known})")
+        raise TransferError(f"no hub called '{name}' (hubs and PACS: {known})")
     return found
 
 
-def peer_for(hub: HubProfile, secret: str | None, *, pool_size: int = 4) -> Peer:
+def peer_for(hub: HubProfile, secret: str | None, *, pool_size: int = 4,
+             settings: Settings | None = None) -> Peer:
     """The peer a profile describes, spoken to with its protocol (``secret``: password or
-    token, if its authentication needs one)."""
-    return PEER_KINDS[hub.kind](hub, secret, pool_size=pool_size)
+    token, if its authentication needs one; ``settings``: Relay's own node, for DIMSE)."""
+    return PEER_KINDS[hub.kind](hub, secret, pool_size=pool_size, settings=settings)
 
 
 def connect(home: Path, name: str, settings: Settings | None = None, *,
-            pool_size: int = 4) -> Peer:
-    """The peer called ``name`` in the settings (its secret read from the keyring)."""
+            pool_size: int = 4, retrieve: str = "") -> Peer:
+    """The peer called ``name`` in the settings (its secret read from the keyring);
+    ``retrieve``: a job's own choice of how a PACS is asked (``get``/``move``)."""
     settings = settings or load_settings(home)
     hub = profile(settings, name)
+    if retrieve and hub.kind == "dimse":
+        hub = replace(hub, retrieve=retrieve)
     secret = None
     if hub.auth in ("basic", "bearer"):
         secret = SecretStore(home, settings.secrets).get(hub.name)
         if secret is None:
             raise TransferError(f"the {hub.auth} secret of hub '{name}' is not in the keyring; "
                                 "add the hub again with --password-stdin or --token-stdin")
-    return peer_for(hub, secret, pool_size=pool_size)
+    return peer_for(hub, secret, pool_size=pool_size, settings=settings)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,19 @@ class StoreResult:
     """SOP Instance UIDs the peer confirmed."""
     failed: dict[str, str] = field(default_factory=dict)
     """SOP Instance UID -> failure reason in plain words."""
+    decoded: frozenset[str] = frozenset()
+    """Stored instances the peer took only decoded (lossless) to a syntax it accepts."""
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The peer's evidence that it keeps what was sent (:meth:`Peer.confirm`)."""
+
+    found: frozenset[str] | None
+    """SOP Instance UIDs confirmed; None: the peer offers no way to tell ("sent, not
+    verified")."""
+    evidence: str
+    """How, in words: ``search`` (QIDO-RS), ``storage commitment``, ``C-FIND``."""
 
 
 @runtime_checkable
@@ -112,6 +125,11 @@ class Peer(Protocol):
         """Every instance header of a series, without pixel data."""
         ...
 
+    def confirm(self, study_uid: str, sop_uids: Sequence[str]) -> Confirmation:
+        """The peer's evidence that it keeps these instances it confirmed storing (a search,
+        or Storage Commitment), or ``found`` None when it can give none."""
+        ...
+
     # -- store and retrieve ------------------------------------------------------------------
     def store(self, files: Sequence[tuple[Path, int]], study_uid: str | None = None
               ) -> StoreResult:
@@ -124,6 +142,11 @@ class Peer(Protocol):
         """Bring a study, a series or one instance as it is stored on the peer, instance by
         instance: ``open_part(headers)`` gives the sink an instance's bytes are written to,
         ``close_part(sink)`` is called when it is complete (and its result yielded)."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what is kept open between calls (connections, associations); the peer
+        can still be used afterwards."""
         ...
 
 

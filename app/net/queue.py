@@ -28,7 +28,9 @@ from pathlib import Path
 from app.errors import TransferError
 from app.store.db import ThreadConnections, immediate
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: a job records how it asks a PACS (``method``), and PACS jobs are ``send``/``fetch`` jobs
+(``pacs-send``/``pacs-retrieve`` before)."""
 FILE_NAME = "transfers.sqlite"
 ACTIVE = ("queued", "running", "waiting", "stuck", "paused")
 FINAL = ("verified", "failed", "cancelled", "sent")  # sent: to a PACS that cannot verify
@@ -38,6 +40,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,             -- send | fetch
+    method TEXT NOT NULL DEFAULT '', -- fetch from a PACS: get | move (empty: the profile's)
     hub TEXT NOT NULL,
     study_uid TEXT NOT NULL,
     series_uids TEXT NOT NULL,      -- JSON list; empty: the whole study
@@ -98,6 +101,8 @@ class Job:
     created: float
     updated: float
     counts: dict[str, int]
+    method: str = ""
+    """A fetch from a PACS: ``get`` (C-GET) or ``move`` (C-MOVE); empty: the profile's."""
 
     @property
     def total(self) -> int:
@@ -120,6 +125,20 @@ class TransferQueue:
             conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif int(row[0]) > SCHEMA_VERSION:
             raise TransferError(f"{self.path} was written by a newer Relay (schema {row[0]})")
+        elif int(row[0]) < SCHEMA_VERSION:
+            self._migrate(int(row[0]))
+
+    def _migrate(self, version: int) -> None:
+        """Bring a queue written by an older Relay to :data:`SCHEMA_VERSION`, once."""
+        with self._tx() as conn:
+            if version < 2:
+                columns = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
+                if "method" not in columns:
+                    conn.execute("ALTER TABLE jobs ADD COLUMN method TEXT NOT NULL DEFAULT ''")
+                conn.execute("UPDATE jobs SET kind='send' WHERE kind='pacs-send'")
+                conn.execute("UPDATE jobs SET kind='fetch' WHERE kind='pacs-retrieve'")
+            conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
+                         (str(SCHEMA_VERSION),))
 
     def _conn(self) -> sqlite3.Connection:
         return self._db.get()
@@ -131,15 +150,17 @@ class TransferQueue:
 
     # -- jobs ----------------------------------------------------------------------------
     def create(self, kind: str, hub: str, study_uid: str, series_uids: Sequence[str],
-               items: Iterable[tuple[str, str, str, int]]) -> Job:
-        """Record a new job with its ``(sop_uid, series_uid, path, size)`` items."""
+               items: Iterable[tuple[str, str, str, int]], *, method: str = "") -> Job:
+        """Record a new job with its ``(sop_uid, series_uid, path, size)`` items (``method``:
+        how a fetch asks a PACS, see :attr:`Job.method`)."""
         job_id = uuid.uuid4().hex[:12]
         now = time.time()
         with self._tx() as conn:
             conn.execute(
-                "INSERT INTO jobs (id, kind, hub, study_uid, series_uids, state, created, updated)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                (job_id, kind, hub, study_uid, json.dumps(sorted(series_uids)), "queued", now, now),
+                "INSERT INTO jobs (id, kind, hub, study_uid, series_uids, state, created, updated,"
+                " method) VALUES (?,?,?,?,?,?,?,?,?)",
+                (job_id, kind, hub, study_uid, json.dumps(sorted(series_uids)), "queued", now, now,
+                 method),
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO items (job_id, sop_uid, series_uid, path, size) "
@@ -182,6 +203,7 @@ class TransferQueue:
             owner_pid=row["owner_pid"], message=row["message"], attempts=row["attempts"],
             next_try=row["next_try"], bytes=row["bytes"], seconds=row["seconds"],
             created=row["created"], updated=row["updated"], counts=counts,
+            method=row["method"],
         )
 
     def jobs(self, states: Sequence[str] | None = None) -> list[Job]:
@@ -209,6 +231,11 @@ class TransferQueue:
             conn.execute("UPDATE jobs SET state='running', owner_pid=?, updated=? WHERE id=?",
                          (me, time.time(), job_id))
         return self.job(job_id)
+
+    def set_method(self, job_id: str, method: str) -> None:
+        """How a fetch job asks its PACS from now on (``get``/``move``)."""
+        with self._tx() as conn:
+            conn.execute("UPDATE jobs SET method=? WHERE id=?", (method, job_id))
 
     def set_state(self, job_id: str, state: str, message: str = "", *,
                   next_try: float = 0.0) -> None:

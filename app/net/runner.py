@@ -16,16 +16,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
 from app.errors import RelayError
 from app.net import hubs
-from app.net.fetch import READ_WORKERS, Download
+from app.net.fetch import READ_WORKERS, Download, fetch_job
 from app.net.peer import Mover, Peer
 from app.net.queue import Job, TransferQueue
 from app.net.remote import RemoteStudy
 from app.net.send import Sender, send_job
-from app.settings import Settings, TransferSettings, load_settings
+from app.settings import TransferSettings, load_settings
 from app.store.local import Store
 from app.tasks import Progress
 
@@ -41,36 +40,9 @@ MOVERS: dict[str, MoverFactory] = {
     "send": lambda store, queue, peer, job, settings, progress, give_up: Sender(
         store, queue, peer, settings, progress, give_up=give_up),
     "fetch": lambda store, queue, peer, job, settings, progress, give_up: Download(
-        store, queue, peer, job.hub, job.study_uid, settings, progress, give_up=give_up),
+        store, queue, peer, job.hub, job.study_uid, settings, progress, give_up=give_up,
+        series_uids=job.series_uids, method=job.method),
 }
-
-#: DIMSE job kind -> its mover, connected to the PACS profile the job names.
-DimseMoverFactory = Callable[[Store, TransferQueue, Job, Settings, Progress, float | None],
-                             Mover]
-
-
-def _pacs_send(store: Store, queue: TransferQueue, job: Job, settings: Settings,
-               progress: Progress, give_up: float | None) -> Mover:
-    from app.net.dimse.pacs import connect
-    from app.net.dimse.send import PacsSender
-
-    return PacsSender(store, queue, connect(settings, job.hub), settings.transfer, progress,
-                      give_up=give_up)
-
-
-def _pacs_retrieve(store: Store, queue: TransferQueue, job: Job, settings: Settings,
-                   progress: Progress, give_up: float | None) -> Mover:
-    from app.net.dimse.pacs import connect
-    from app.net.dimse.retrieve import PacsRetrieval
-
-    mover = PacsRetrieval(store, queue, connect(settings, job.hub), settings.transfer,
-                          progress, give_up=give_up)
-    return cast(Mover, mover)  # its run() answers a RetrieveResult; the runner reads the queue
-
-
-DIMSE_MOVERS: dict[str, DimseMoverFactory] = {"pacs-send": _pacs_send,
-                                              "pacs-retrieve": _pacs_retrieve}
-
 
 class QueueRunner:
     """Works through the transfer queue of one Relay home."""
@@ -147,27 +119,11 @@ class QueueRunner:
         self._wake.set()
         return job.id
 
-    def send_pacs(self, pacs: str, study_uid: str, series_uids: list[str] | None = None) -> str:
-        """Queue a C-STORE of a study (or series) to a PACS profile."""
-        from app.net.dimse.send import KIND
-
-        job = send_job(Store(self.home), self._queue, pacs, study_uid, series_uids, kind=KIND)
-        self._wake.set()
-        return job.id
-
-    def retrieve_pacs(self, pacs: str, study_uid: str,
-                      series_uids: list[str] | None = None) -> str:
-        """Queue a C-GET of a study (or series) from a PACS profile into the local store."""
-        from app.net.dimse.retrieve import retrieve_job
-
-        job = retrieve_job(self._queue, pacs, study_uid, series_uids)
-        self._wake.set()
-        return job.id
-
-    def fetch(self, hub: str, study_uid: str) -> str:
-        job = self._queue.find_open("fetch", hub, study_uid, [])
-        if job is None:
-            job = self._queue.create("fetch", hub, study_uid, [], [])
+    def fetch(self, hub: str, study_uid: str, series_uids: list[str] | None = None, *,
+              method: str = "") -> str:
+        """Queue a fetch of a study (or some series) from a hub or PACS (``method``: how a
+        PACS is asked, ``get`` or ``move``; empty: as its profile says)."""
+        job = fetch_job(self._queue, hub, study_uid, series_uids, method=method)
         self._wake.set()
         return job.id
 
@@ -304,7 +260,7 @@ class QueueRunner:
             self._run(job)
 
     def _run(self, job: Job) -> None:
-        verb = "Sending to" if job.kind.endswith("send") else "Fetching from"
+        verb = "Sending to" if job.kind == "send" else "Fetching from"
         progress = Progress(f"{verb} {job.hub}", total=job.total or None)
         with self._lock:
             self._current = (job.id, progress)
@@ -313,15 +269,10 @@ class QueueRunner:
             settings = load_settings(self.home)
             store = Store(self.home)
             give_up = min(settings.transfer.give_up_seconds, self.yield_seconds)
-            mover: Mover
-            if job.kind in DIMSE_MOVERS:
-                mover = DIMSE_MOVERS[job.kind](store, self._queue, job, settings, progress,
-                                               give_up)
-            else:
-                peer = hubs.connect(self.home, job.hub, settings,
-                                    pool_size=settings.transfer.in_flight + 1)
-                mover = MOVERS[job.kind](store, self._queue, peer, job, settings.transfer,
-                                         progress, give_up)
+            peer = hubs.connect(self.home, job.hub, settings, retrieve=job.method,
+                                pool_size=settings.transfer.in_flight + 1)
+            mover = MOVERS[job.kind](store, self._queue, peer, job, settings.transfer,
+                                     progress, give_up)
             with self._lock:
                 self._mover = mover
             mover.run(job.id)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.errors import Cancelled, HubError, TransferError
-from app.net.peer import Peer, StoreResult
+from app.errors import Cancelled, HubError, NotSupportedByPeer, TransferError
+from app.net.peer import Confirmation, Peer, StoreResult
 from app.net.queue import Item, Job, TransferQueue
 from app.net.retry import Backoff, retry_rounds
 from app.settings import TransferSettings
@@ -97,6 +97,14 @@ class Sender:
         self.progress = progress or Progress("Sending")
         self.backoff = Backoff(settings, give_up)
         self.bytes = 0
+        #: How the peer confirmed what it keeps (``search``, ``storage commitment``,
+        #: ``C-FIND``); empty while nothing is confirmed.
+        self.evidence = ""
+        #: The peer can give no evidence (a PACS with neither commitment nor image queries):
+        #: what it accepted stays ``sent``, and the job ends "sent, not verified".
+        self.unverifiable = False
+        #: Instances the peer took only decoded (lossless) to a syntax it accepts.
+        self.decoded: set[str] = set()
 
     def run(self, job_id: str) -> TransferResult:
         job = self.queue.claim(job_id)
@@ -113,6 +121,7 @@ class Sender:
         finally:
             self.queue.add_totals(job.id, self.bytes, time.monotonic() - started)
             self.progress.finish()
+            self.peer.close()
         return self._result(job.id, message)
 
     # -- one round -------------------------------------------------------------------------
@@ -123,6 +132,10 @@ class Sender:
         if not items:
             return False
         on_hub = self._on_hub(job, items)
+        if on_hub is None:  # the peer cannot be searched: what it accepted stays "sent"
+            self.unverifiable = self.unverifiable or not self.evidence
+            on_hub = set()
+            items = [i for i in items if i.state == "pending"]
         changes: list[tuple[str, str, str]] = []
         retry: list[tuple[str, str, str]] = []
         pending: list[Item] = []
@@ -149,21 +162,26 @@ class Sender:
         self._send(job, pending)
         return True
 
-    def _on_hub(self, job: Job, items: list[Item]) -> set[str]:
-        """Which of these items the hub holds. One cheap study-level search first: a study the
-        hub does not have needs no instance search. An instance confirmed by STOW but not found
-        by UID matching is looked for once more in the full (paged) instance list."""
-        if self.peer.study_instance_count(job.study_uid) is None:
-            return set()
-        uids = [i.sop_uid for i in items]
+    def _on_hub(self, job: Job, items: list[Item]) -> set[str] | None:
+        """Which of these items the hub holds (None: the peer cannot be searched). One cheap
+        study-level search first: a study the hub does not have needs no instance search. An
+        instance confirmed by STOW but not found by UID matching is looked for once more in
+        the full (paged) instance list."""
         try:
-            found = self.peer.present(job.study_uid, uids)
-        except HubError as exc:
-            if exc.kind != "rejected":
-                raise
-            found = set()  # a hub without UID list matching: the full listing below
-        if any(i.sop_uid not in found for i in items if i.state == "sent") or not found:
-            found |= self.peer.instance_uids(job.study_uid) & set(uids)
+            if self.peer.study_instance_count(job.study_uid) is None:
+                return set()
+            uids = [i.sop_uid for i in items]
+            try:
+                found = self.peer.present(job.study_uid, uids)
+            except HubError as exc:
+                if exc.kind != "rejected":
+                    raise
+                found = set()  # a hub without UID list matching: the full listing below
+            if any(i.sop_uid not in found for i in items if i.state == "sent") or not found:
+                found |= self.peer.instance_uids(job.study_uid) & set(uids)
+        except NotSupportedByPeer as exc:
+            log.info("cannot ask the peer what it holds: %s", exc)
+            return None
         return found
 
     def _send(self, job: Job, pending: list[Item]) -> None:
@@ -175,7 +193,7 @@ class Sender:
                                 thread_name_prefix="stow") as pool, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as checker:
             running: dict[Future[StoreResult], list[Item]] = {}
-            checks: list[Future[set[str]]] = []
+            checks: list[Future[Confirmation]] = []
             error: HubError | None = None
             todo = iter(batches)
             while True:
@@ -195,7 +213,7 @@ class Sender:
                         error = error or exc
                         continue
                     if confirmed:
-                        checks.append(checker.submit(self.peer.present, job.study_uid,
+                        checks.append(checker.submit(self.peer.confirm, job.study_uid,
                                                      confirmed))
                 checks = self._verified(job, checks)
                 if error is None:
@@ -207,7 +225,8 @@ class Sender:
             if error is not None:
                 raise error
 
-    def _verified(self, job: Job, checks: list[Future[set[str]]]) -> list[Future[set[str]]]:
+    def _verified(self, job: Job, checks: list[Future[Confirmation]]
+                  ) -> list[Future[Confirmation]]:
         """Record finished verifications; return those still running. A failed check is left
         to the next round's search."""
         still = []
@@ -216,11 +235,15 @@ class Sender:
                 still.append(check)
                 continue
             try:
-                found = check.result()
+                confirmation = check.result()
             except HubError:
                 continue
-            if found:
-                self.queue.mark(job.id, found, "verified")
+            if confirmation.found is None:
+                self.unverifiable = self.unverifiable or not self.evidence
+            elif confirmation.found:
+                self.evidence = confirmation.evidence
+                self.unverifiable = False
+                self.queue.mark(job.id, confirmation.found, "verified")
         return still
 
     def _stow(self, job: Job, batch: list[Item]) -> StoreResult:
@@ -237,12 +260,13 @@ class Sender:
             else:
                 gone[item.sop_uid] = "the local file is missing or changed"
         result = self.peer.store(files, job.study_uid) if files else StoreResult(frozenset())
-        return StoreResult(result.stored, {**result.failed, **gone})
+        return StoreResult(result.stored, {**result.failed, **gone}, result.decoded)
 
     def _record(self, job: Job, batch: list[Item], result: StoreResult) -> list[str]:
         """Record the hub's answer for a batch; return the SOP Instance UIDs it confirmed."""
         changes: list[tuple[str, str, str]] = []
         confirmed: list[str] = []
+        self.decoded |= result.decoded
         for item in batch:
             if item.sop_uid in result.stored:
                 changes.append((item.sop_uid, "sent", ""))
@@ -263,17 +287,28 @@ class Sender:
         job = self.queue.job(job_id)
         verified = job.count("verified")
         missing = [i.sop_uid for i in self.queue.items(job_id, ("pending", "sent", "failed"))]
-        if not missing and job.state == "running":
-            self.queue.set_state(job_id, "verified", f"{verified} of {job.total} verified")
-        elif job.state == "running":
-            failed = self.queue.items(job_id, ("failed",))
-            reasons = sorted({i.reason for i in failed})
-            message = message or f"{len(failed)} instance(s) refused by the hub: " + "; ".join(
-                reasons)
-            self.queue.set_state(job_id, "failed", message)
+        state = "verified" if not missing else "failed"
+        if missing and self.unverifiable and len(missing) == job.count("sent"):
+            state, missing = "sent", []  # accepted, and the peer cannot say more
+        if job.state == "running":
+            if state == "verified":
+                by = f" by {self.evidence}" if self.evidence not in ("", "search") else ""
+                words = f"{verified} of {job.total} verified{by}"
+            elif state == "sent":
+                words = (f"sent, not verified: {job.count('sent')} of {job.total} sent; the "
+                         "peer offers neither storage commitment nor image queries")
+            else:
+                failed = self.queue.items(job_id, ("failed",))
+                reasons = sorted({i.reason for i in failed})
+                words = message or f"{len(failed)} instance(s) refused by the hub: " + \
+                    "; ".join(reasons)
+            if self.decoded:
+                words += (f"; {len(self.decoded)} instance(s) decoded to uncompressed "
+                          "(lossless) because the peer accepts only uncompressed for them")
+            self.queue.set_state(job_id, state, words)
         job = self.queue.job(job_id)
         return TransferResult(
-            job=job_id, state="verified" if not missing else "failed", instances=job.total,
+            job=job_id, state=state, instances=job.total,
             verified=verified, missing=missing, bytes=job.bytes, seconds=job.seconds,
             message=message or job.message,
         )

@@ -11,19 +11,22 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.errors import SettingsError
 from app.net.queue import ACTIVE, FILE_NAME, Job, TransferQueue
+from app.settings import load_settings
 
 log = logging.getLogger(__name__)
 
 #: Plain words per job state, as the send history tells them.
 STATE_WORDS = {"verified": "verified", "failed": "failed", "stuck": "stuck",
                "cancelled": "cancelled", "paused": "paused", "queued": "queued",
-               "running": "sending", "waiting": "waiting to retry"}
+               "running": "sending", "waiting": "waiting to retry",
+               "sent": "sent, not verified"}
 
 
 @dataclass(frozen=True)
 class SendRecord:
-    """One send job of a study to a hub."""
+    """One send job of a study to a hub or a PACS (both are ``send`` jobs)."""
 
     hub: str
     study_uid: str
@@ -35,27 +38,43 @@ class SendRecord:
     total: int
     series_uids: tuple[str, ...]
     """Empty: the whole study."""
+    peer_word: str = "hub"
+    """What the destination is: ``hub`` or ``PACS``."""
 
     @classmethod
-    def from_job(cls, job: Job) -> SendRecord:
+    def from_job(cls, job: Job, peer_word: str = "hub") -> SendRecord:
         return cls(hub=job.hub, study_uid=job.study_uid, state=job.state, created=job.created,
-                   verified=job.count("verified"), total=job.total, series_uids=job.series_uids)
+                   verified=job.count("verified"), total=job.total, series_uids=job.series_uids,
+                   peer_word=peer_word)
 
     def describe(self) -> str:
         """"sent to hub on 2026-12-03 14:02, verified (120 of 120 images)"."""
         when = datetime.datetime.fromtimestamp(self.created).strftime("%Y-%m-%d %H:%M")
         what = f", {len(self.series_uids)} series" if self.series_uids else ""
         return (f"sent to {self.hub} on {when}{what}, {STATE_WORDS.get(self.state, self.state)}"
-                f" ({self.verified} of {self.total} images on the hub)")
+                f" ({self.verified} of {self.total} images on the {self.peer_word})")
+
+
+def peer_words(home: Path) -> dict[str, str]:
+    """Profile name -> ``hub`` or ``PACS`` (what a transfer's peer is called in words)."""
+    try:
+        settings = load_settings(Path(home))
+    except SettingsError as exc:
+        log.info("the settings cannot be read: %s", exc)
+        return {}
+    return {h.name: "PACS" if h.is_pacs else "hub" for h in settings.hubs}
 
 
 def send_history(home: Path) -> list[SendRecord]:
-    """Every send job recorded in ``home``, newest first (none when nothing was ever queued)."""
+    """Every send job recorded in ``home``, to hubs and PACS, newest first (none when nothing
+    was ever queued)."""
     if not (Path(home) / FILE_NAME).exists():
         return []
+    words = peer_words(home)
     queue = TransferQueue(Path(home))
     try:
-        return [SendRecord.from_job(j) for j in queue.jobs() if j.kind == "send"]
+        return [SendRecord.from_job(j, words.get(j.hub, "hub")) for j in queue.jobs()
+                if j.kind == "send"]
     finally:
         queue.close()
 

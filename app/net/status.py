@@ -114,18 +114,20 @@ class SpeedMeter:
         return (d1 - d0) / (t1 - t0), (b1 - b0) / (t1 - t0)
 
 
-def explain(job: Job, now: float | None = None) -> str:
-    """The plain sentence for a job that needs a word: waiting, stuck, failed, paused, done."""
+def explain(job: Job, now: float | None = None, *, peer_word: str = "hub") -> str:
+    """The plain sentence for a job that needs a word: waiting, stuck, failed, paused, done
+    (``peer_word``: what the job's peer is called, ``hub`` or ``PACS``)."""
     now = time.time() if now is None else now
     if job.state == "waiting":
-        headline = _headline(job.message) or "Hub not available"
+        headline = _headline(job.message) or f"{peer_word[:1].upper()}{peer_word[1:]} not " \
+                                              "available"
         wait = job.next_try - now
         retry = f"retrying in {format_duration(wait)}" if wait >= 1 else "retrying now"
         return f"{headline} — {retry}"
     if job.state == "stuck":
         return (_headline(job.message) or _sentence(job.message)) + "; then press Retry"
     if job.state == "failed":
-        return _missing(job)
+        return _missing(job, peer_word)
     if job.state == "paused":
         return "Paused — press Resume to continue"
     if job.state == "cancelled":
@@ -136,8 +138,9 @@ def explain(job: Job, now: float | None = None) -> str:
 
 
 def job_status(job: Job, progress: ProgressState | None, meter: SpeedMeter | None = None,
-               now: float | None = None) -> JobStatus:
-    """The row for ``job``; ``progress`` is the live state while it runs."""
+               now: float | None = None, *, peer_word: str = "hub") -> JobStatus:
+    """The row for ``job``; ``progress`` is the live state while it runs (``peer_word``: what
+    the job's peer is called, ``hub`` or ``PACS``)."""
     total = job.total
     done = job.count("sent", "verified") if _sending(job) else job.count("verified")
     speed = eta = None
@@ -151,14 +154,14 @@ def job_status(job: Job, progress: ProgressState | None, meter: SpeedMeter | Non
             if per_instance > 0 and total > done:
                 eta = (total - done) / per_instance
     state = STATE_WORDS.get(job.state, job.state)
-    explanation = explain(job, now)
+    explanation = explain(job, now, peer_word=peer_word)
     if progress is not None and job.state == "running":
         state = "Sending" if _sending(job) else "Fetching"
-        explanation = ("Sending; every instance is checked on the hub at the end"
+        explanation = (f"Sending; every instance is checked on the {peer_word} at the end"
                        if _sending(job) else "Fetching into the local store")
         if progress.total and done >= progress.total and _sending(job):
             state = "Verifying"
-            explanation = "Checking that every instance is on the hub"
+            explanation = f"Checking that every instance is on the {peer_word}"
     return JobStatus(direction="Send" if _sending(job) else "Fetch", state=state,
                      done=done, total=total, bytes_per_second=speed, eta_seconds=eta,
                      explanation=explanation)
@@ -173,11 +176,10 @@ def _sentence(message: str) -> str:
     return message[:1].upper() + message[1:] if message else ""
 
 
-def _missing(job: Job) -> str:
+def _missing(job: Job, peer_word: str = "hub") -> str:
     done = job.count("verified")
     short = job.total - done
-    where = ("on the PACS" if job.kind == "pacs-send" else "on the hub") if _sending(job) \
-        else "in the local store"
+    where = f"on the {peer_word}" if _sending(job) else "in the local store"
     reason = f": {job.message}" if job.message else ""
     if short <= 0:
         return _sentence(job.message) or "Failed"
@@ -185,5 +187,5 @@ def _missing(job: Job) -> str:
 
 
 def _sending(job: Job) -> bool:
-    """A send to a hub (``send``) or to a PACS (``pacs-send``)."""
-    return job.kind in ("send", "pacs-send")
+    """A send (to a hub or a PACS), not a fetch."""
+    return job.kind == "send"

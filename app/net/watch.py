@@ -31,8 +31,9 @@ Prefetch = Callable[[str, str], object]
 
 
 def watched_hubs(settings: Settings) -> list[str]:
-    """Names of the hubs the Incoming list polls."""
-    names = [h.name for h in settings.hubs]
+    """Names of the hubs the Incoming list polls (DICOMweb hubs: a PACS is searched from the
+    Query/Retrieve dialog, not polled)."""
+    names = [h.name for h in settings.web_hubs]
     chosen = settings.incoming.hub
     return [chosen] if chosen in names else names
 

@@ -201,18 +201,18 @@ class HubsDialog(QDialog):
     def _reload_list(self, select: str | None = None) -> None:
         self.hub_list.blockSignals(True)
         self.hub_list.clear()
-        for hub in self.settings.hubs:
+        for hub in self.settings.web_hubs:
             self.hub_list.addItem(hub.name)
         self.hub_list.blockSignals(False)
         self.watch_combo.blockSignals(True)
         self.watch_combo.clear()
         self.watch_combo.addItem("All hubs", "")
-        for hub in self.settings.hubs:
+        for hub in self.settings.web_hubs:
             self.watch_combo.addItem(hub.name, hub.name)
         index = self.watch_combo.findData(self.settings.incoming.hub)
         self.watch_combo.setCurrentIndex(max(0, index))
         self.watch_combo.blockSignals(False)
-        names = [h.name for h in self.settings.hubs]
+        names = [h.name for h in self.settings.web_hubs]
         target = select if select in names else (names[0] if names else None)
         if target is None:
             self._on_add()
@@ -299,6 +299,9 @@ class HubsDialog(QDialog):
         """Store the form as a hub (its secret in the keyring); False with a reason shown."""
         try:
             profile = self.form_profile()
+            clash = self.settings.hub(profile.name)
+            if clash is not None and clash.is_pacs:
+                raise RelayError(f"a PACS is called '{profile.name}'; choose another name")
             secret = self._secret(profile)
             self._store_secret(profile, secret)
         except RelayError as exc:
@@ -354,6 +357,9 @@ class HubsDialog(QDialog):
         """Run the QIDO round trip in the background; the result shows below the form."""
         try:
             profile = self.form_profile()
+            clash = self.settings.hub(profile.name)
+            if clash is not None and clash.is_pacs:
+                raise RelayError(f"a PACS is called '{profile.name}'; choose another name")
             secret = self._secret(profile)
         except RelayError as exc:
             self._show(f"Cannot test yet: {exc}", False)

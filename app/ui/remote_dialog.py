@@ -98,7 +98,7 @@ class OpenRemoteDialog(QDialog):
         self.home = Path(home)
         self.searches = 0
         self.hub_box = QComboBox(self)
-        for hub in load_settings(self.home).hubs:
+        for hub in load_settings(self.home).web_hubs:
             self.hub_box.addItem(hub.name)
         self.name_edit = QLineEdit(self)
         self.name_edit.setPlaceholderText("Family or given name, any part (e.g. doe jo)")

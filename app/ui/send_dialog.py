@@ -60,8 +60,7 @@ class SendDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self._patient_box())
         self.hub_combo = QComboBox(self)
-        peers = ([(p.name, f"{p.ae_title}@{p.host}:{p.port}") for p in settings.pacs] if pacs
-                 else [(h.name, h.url) for h in settings.hubs])
+        peers = [(h.name, h.address) for h in (settings.pacs if pacs else settings.web_hubs)]
         for name, where in peers:
             self.hub_combo.addItem(f"{name}  ({where})", name)
         form = QFormLayout()

@@ -27,13 +27,15 @@ from PySide6.QtWidgets import (
 
 from app.net.queue import ACTIVE, FINAL, Job
 from app.net.runner import QueueRunner
+from app.net.sent import peer_words
 from app.net.status import JobStatus, SpeedMeter, job_status
+from app.settings import FILE_NAME as SETTINGS_FILE
 from app.store.local import Store
 from app.ui.format import format_name
 from app.ui.labels import plain_label, tooltip
 from app.ui.tables import cell, list_table, set_row
 
-COLUMNS = ["", "Hub", "Study", "Started", "State", "Progress", "Images", "Speed", "ETA",
+COLUMNS = ["", "Hub / PACS", "Study", "Started", "State", "Progress", "Images", "Speed", "ETA",
            "Details"]
 COL = {name: i for i, name in enumerate(COLUMNS)}
 COL["Direction"] = 0
@@ -79,6 +81,8 @@ class TransfersWidget(QWidget):
         self.store = store
         self.runner: QueueRunner | None = None
         self._meters: dict[str, SpeedMeter] = {}
+        self._words: dict[str, str] = {}  # profile name -> "hub" / "PACS"
+        self._words_stamp = -1
         self._states: dict[str, str] = {}
         self._watch_started = float("inf")  # when attach() began following a runner
         self._labels: dict[str, str] = {}
@@ -99,8 +103,8 @@ class TransfersWidget(QWidget):
         self.table.setItemDelegateForColumn(COL["Progress"], ProgressDelegate(self.table))
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
-        widths = {"": 60, "Hub": 90, "Study": 260, "Started": 110, "State": 120, "Progress": 150,
-                  "Images": 90, "Speed": 80, "ETA": 80}
+        widths = {"": 60, "Hub / PACS": 110, "Study": 260, "Started": 110, "State": 120,
+                  "Progress": 150, "Images": 90, "Speed": 80, "ETA": 80}
         for name, width in widths.items():
             header.setSectionResizeMode(COL[name], QHeaderView.ResizeMode.Interactive)
             self.table.setColumnWidth(COL[name], width)
@@ -197,12 +201,26 @@ class TransfersWidget(QWidget):
             meter.add(state.done, self.runner.transferred_bytes(job.id))
         else:
             self._meters.pop(job.id, None)
-        return job_status(job, state, meter, now)
+        return job_status(job, state, meter, now, peer_word=self._peer_word(job.hub))
+
+    def _peer_word(self, name: str) -> str:
+        """``hub`` or ``PACS``: what the profile ``name`` is (the settings are read again when
+        the file changes)."""
+        path = self.store.home / SETTINGS_FILE
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            stamp = 0
+        if stamp != self._words_stamp:
+            self._words_stamp, self._words = stamp, peer_words(self.store.home)
+        return self._words.get(name, "hub")
 
     def _fill(self, row: int, job: Job, s: JobStatus, now: float) -> None:
         arrow = "↑ Send" if s.direction == "Send" else "↓ Fetch"
         images = f"{s.done} / {s.total}" if s.total else "—"
-        texts = [arrow, job.hub, self._study_label(job.study_uid, job.series_uids),
+        word = self._peer_word(job.hub)
+        where = f"{job.hub} ({'PACS' if word == 'PACS' else 'Hub'})"
+        texts = [arrow, where, self._study_label(job.study_uid, job.series_uids),
                  started_text(job.created, now), s.state, "", images, s.speed_text, s.eta_text,
                  s.explanation]
         set_row(self.table, row, texts, JOB_ROLE, job.id)

@@ -141,7 +141,7 @@ def test_queue_runner_runs_pacs_send_and_retrieve_jobs(tmp_path: Path, ct_files)
         other = relay_home_for(tmp_path / "other", pacs.relay_port, pacs_port=pacs.dicom_port)
         runner = QueueRunner(home, poll_seconds=0.1).start()
         try:
-            job = runner.send_pacs("pacs", study)
+            job = runner.send("pacs", study)
             _until(lambda: TransferQueue(home).job(job).state in ("verified", "failed",
                                                                   "stuck", "sent"))
             assert TransferQueue(home).job(job).state == "verified"
@@ -150,7 +150,7 @@ def test_queue_runner_runs_pacs_send_and_retrieve_jobs(tmp_path: Path, ct_files)
         assert len(hub_sop_uids(pacs.hub)) == 20
         runner = QueueRunner(other, poll_seconds=0.1).start()
         try:
-            job = runner.retrieve_pacs("pacs", study)
+            job = runner.fetch("pacs", study)
             _until(lambda: TransferQueue(other).job(job).state in ("verified", "failed",
                                                                    "stuck"))
             assert TransferQueue(other).job(job).state == "verified"

@@ -48,7 +48,7 @@ def test_pacs_profiles_add_list_test_remove(home: Path, pacs: Pacs):
     assert listed["calling_ae"] == "RELAY"
     assert listed["pacs"] == [{"name": "pacs", "host": "127.0.0.1", "port": pacs.dicom_port,
                                "ae_title": PACS_AE, "tls": False, "ca_file": "",
-                               "cert_file": ""}]
+                               "cert_file": "", "retrieve": "get"}]
     test = _json(relay(home, "pacs", "test", "pacs", "--json"))
     assert test["ok"] is True and test["problem"] is None
     out = relay(home, "pacs", "remove", "pacs")

@@ -142,7 +142,7 @@ def test_send_from_the_browser_ends_verified_on_the_hub(qtbot, hub, relay_home, 
     row = _row(window, job_id)
     n = len(ct_files)
     assert row["Images"] == f"{n} / {n}" and row["Details"] == f"{n} of {n} verified"
-    assert row["Direction"] == "↑ Send" and row["Hub"] == "hub"
+    assert row["Direction"] == "↑ Send" and row["Hub / PACS"] == "hub (Hub)"
     on_hub = hub_sop_uids(hub)
     assert sorted(on_hub) == sorted(_sop_uids(ct_files))  # every one, exactly once
     assert window.transfers.repaints < 200  # throttled, not one repaint per instance

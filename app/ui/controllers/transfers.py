@@ -12,7 +12,6 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 from app.errors import RelayError
-from app.net.dimse.retrieve import KIND as RETRIEVE_KIND
 from app.net.queue import FILE_NAME, TransferQueue
 from app.net.runner import QueueRunner
 from app.net.sent import send_history
@@ -100,7 +99,7 @@ class TransfersController(QObject):
             return None
         try:
             runner = self.queue_runner()
-            job_id = (runner.send_pacs if pacs else runner.send)(hub, study_uid, series_uids)
+            job_id = runner.send(hub, study_uid, series_uids)
         except RelayError as exc:
             self.message.emit(f"Not sent: {exc}", 15000)
             return None
@@ -109,13 +108,15 @@ class TransfersController(QObject):
         self.panel.select_job(job_id)
         return job_id
 
-    def queue_retrieve(self, pacs: str, study_uids: list[str]) -> list[str]:
-        """Queue a C-GET job per study from the PACS profile ``pacs``; show them in Transfers."""
+    def queue_retrieve(self, pacs: str, study_uids: list[str], series_uids: list[str] | None = None,
+                       *, method: str = "") -> list[str]:
+        """Queue a retrieve per study (or the given series of one study) from the PACS profile
+        ``pacs`` (``method``: ``get``/``move``; empty: the profile's); show them in Transfers."""
         jobs: list[str] = []
         try:
             runner = self.queue_runner()
             for study_uid in study_uids:
-                jobs.append(runner.retrieve_pacs(pacs, study_uid))
+                jobs.append(runner.fetch(pacs, study_uid, series_uids, method=method))
         except RelayError as exc:
             self.message.emit(f"Not retrieved: {exc}", 15000)
         if jobs:
@@ -137,5 +138,5 @@ class TransfersController(QObject):
     def _on_job_finished(self, job_id: str, state: str) -> None:
         job = self.panel.job(job_id)
         if job is not None:
-            fetched = job.kind in ("fetch", RETRIEVE_KIND)
+            fetched = job.kind == "fetch"
             (self.fetched if fetched else self.sent).emit(job_id)
