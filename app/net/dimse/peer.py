@@ -38,7 +38,7 @@ from pydicom.filereader import read_file_meta_info
 from pydicom.tag import Tag
 from pynetdicom import evt
 
-from app.errors import Cancelled, DimseError, HubError, NotSupportedByPeer
+from app.errors import Cancelled, DimseError, NotSupportedByPeer
 from app.net.dimse.association import DEFAULT_AE_TITLE, Endpoint, TlsOptions
 from app.net.dimse.client import DimseClient, Sender
 from app.net.multipart import PartSink
@@ -370,11 +370,13 @@ class DimsePeer:
                 stop.cancel()
                 worker.join(self.client.timeouts.dimse)
         result = outcome[0] if outcome else None
-        if isinstance(result, _Failure):
-            raise result.exc
-        if sop_uid and count == 0:
-            raise HubError("rejected", f"{self.where} did not send instance {sop_uid}",
-                           status=404)
+        failure = result.exc if isinstance(result, _Failure) else None
+        if sop_uid and count == 0 and (failure is None or isinstance(failure, DimseError)
+                                       and failure.kind == "failed"):
+            raise DimseError("failed", f"{self.where} did not send instance {sop_uid}"
+                             + (f" ({failure})" if failure else ""), status=404)
+        if failure is not None:
+            raise failure
 
     def _classes_of(self, study_uid: str) -> set[str]:
         """The SOP classes of a study (SOPClassesInStudy), for C-GET's SCP roles; the common
@@ -414,6 +416,8 @@ def _set(query: Dataset, key: str, wanted: Any) -> None:
         keyword = keyword_for_tag(Tag(int(key, 16))) or key
     if isinstance(wanted, list | tuple):
         wanted = [str(w) for w in wanted]
+    elif wanted == "":
+        wanted = None  # universal matching: an empty element of any VR
     elif wanted is not None and not isinstance(wanted, str):
         wanted = str(wanted)
     setattr(query, keyword, wanted)

@@ -1,0 +1,93 @@
+"""A PACS behind the seam: every :class:`~app.net.peer.Peer` operation of a ``dimse`` profile
+against a real Orthanc (DICOM port, storage commitment, C-MOVE to Relay), made through
+``hubs.connect`` as every mover makes its peer."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from app.errors import HubError
+from app.net import hubs
+from app.net.dimse.peer import DimsePeer
+from app.net.metadata import headers_of, plan_of
+from app.net.peer import SERIES_INSTANCES, SERIES_UID, SOP_UID, STUDY_UID, Peer, value
+from tests.net.conftest import hub_sop_uids, import_study
+from tests.net.dimse_peers import Pacs, make_pacs, relay_home_for
+
+pytestmark = pytest.mark.orthanc
+
+
+@pytest.fixture
+def pacs(tmp_path: Path) -> Iterator[Pacs]:
+    p = make_pacs(tmp_path / "pacs").start()
+    try:
+        yield p
+    finally:
+        p.hub.stop()
+
+
+class Sink(io.BytesIO):
+    """A part kept in memory (the movers write to files in the store)."""
+
+
+def _open(headers: dict[str, str]) -> Sink:
+    assert headers["Content-Type"] == "application/dicom"
+    return Sink()
+
+
+def _close(sink: Sink) -> pydicom.Dataset:
+    return pydicom.dcmread(io.BytesIO(sink.getvalue()))
+
+
+def test_a_pacs_answers_every_peer_operation(tmp_path: Path, pacs: Pacs, ct_files):
+    home = relay_home_for(tmp_path / "relay", pacs.relay_port, pacs_port=pacs.dicom_port)
+    store, study = import_study(home, ct_files[:6])
+    series_uid = store.study(study).series[0].series_instance_uid
+    stored = {i.sop_instance_uid: i for i in store.instances(series_uid)}
+    uids = set(stored)
+    peer = hubs.connect(home, "pacs")
+    assert isinstance(peer, Peer) and isinstance(peer, DimsePeer)
+    assert "answers C-ECHO and queries from 'RELAY'" in peer.check()
+    assert peer.where == f"ORTHANC@127.0.0.1:{pacs.dicom_port}"
+    assert peer.study_instance_count(study) is None
+
+    result = peer.store([(Path(i.path), i.size) for i in stored.values()], study)
+    assert result.stored == uids and not result.failed and not result.decoded
+    assert sorted(hub_sop_uids(pacs.hub)) == sorted(uids)
+    confirmation = peer.confirm(study, sorted(uids))
+    assert (confirmation.found, confirmation.evidence) == (uids, "storage commitment")
+
+    patient = str(pydicom.dcmread(next(iter(stored.values())).path).PatientID)
+    [found] = list(peer.studies(PatientID=patient))
+    assert value(found, STUDY_UID) == study
+    [series] = list(peer.series(study))
+    assert (value(series, SERIES_UID), int(value(series, SERIES_INSTANCES))) == (series_uid, 6)
+    assert peer.study_instance_count(study) == 6
+    assert peer.present(study, [*sorted(uids), "1.2.3.4"]) == uids
+    assert peer.instance_uids(study) == peer.instance_uids(study, series_uid) == uids
+    first = [value(d, SOP_UID) for d in peer.instances(study, series_uid, limit=2)]
+    rest = [value(d, SOP_UID) for d in peer.instances(study, series_uid, offset=2)]
+    assert len(first) == 2 and len(rest) == 4 and set(first + rest) == uids
+
+    plan = plan_of(headers_of(peer.metadata(study, series_uid)))
+    assert plan.main is not None and len(plan.main.slices) == 6  # positions from C-FIND
+
+    got = list(peer.retrieve(study, series_uid, open_part=_open, close_part=_close))
+    assert {str(d.SOPInstanceUID) for d in got} == uids
+    for ds in got:  # the pixels as stored
+        assert ds.PixelData == pydicom.dcmread(stored[str(ds.SOPInstanceUID)].path).PixelData
+
+    assert isinstance(peer, DimsePeer)
+    peer.method = "move"  # to Relay's own port, where a listener runs for the duration
+    one = sorted(uids)[0]
+    [moved] = list(peer.retrieve(study, series_uid, one, open_part=_open, close_part=_close))
+    assert str(moved.SOPInstanceUID) == one
+    with pytest.raises(HubError) as gone:
+        list(peer.retrieve(study, series_uid, "1.2.3.4", open_part=_open, close_part=_close))
+    assert gone.value.status == 404
+    peer.close()
