@@ -5,6 +5,7 @@ against a real Orthanc (DICOM port, storage commitment, C-MOVE to Relay), made t
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,10 @@ from app.net import hubs
 from app.net.dimse.peer import DimsePeer
 from app.net.metadata import headers_of, plan_of
 from app.net.peer import SERIES_INSTANCES, SERIES_UID, SOP_UID, STUDY_UID, Peer, value
-from tests.net.conftest import hub_sop_uids, import_study
+from app.net.queue import TransferQueue
+from app.net.runner import QueueRunner
+from app.store.local import Store
+from tests.net.conftest import hub_sop_uids, import_study, relay
 from tests.net.dimse_peers import Pacs, make_pacs, relay_home_for
 
 pytestmark = pytest.mark.orthanc
@@ -91,3 +95,63 @@ def test_a_pacs_answers_every_peer_operation(tmp_path: Path, pacs: Pacs, ct_file
         list(peer.retrieve(study, series_uid, "1.2.3.4", open_part=_open, close_part=_close))
     assert gone.value.status == 404
     peer.close()
+
+
+def _wait_for(check, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_pacs_study_is_read_while_it_arrives_slice_in_view_first(tmp_path: Path, pacs: Pacs,
+                                                                   ct_files):
+    """Open from a PACS as from a hub: the plan from C-FIND, the slice in view by C-GET of
+    that instance first, the rest nearest first; every instance stored once, job verified."""
+    sender = relay_home_for(tmp_path / "spoke", pacs.relay_port, pacs_port=pacs.dicom_port)
+    _, study = import_study(sender, ct_files)
+    assert relay(sender, "send", study, "--pacs", "pacs", "--json").returncode == 0
+    home = relay_home_for(tmp_path / "reader", pacs.relay_port, pacs_port=pacs.dicom_port)
+    runner = QueueRunner(home, poll_seconds=0.05).start()
+    order: list[str] = []
+    try:
+        remote = runner.open_remote("pacs", study)
+        remote.download.on_stored(lambda sop, _series: order.append(sop))
+        series = remote.open_series()
+        k = len(series.sops) // 2
+        assert series.loader.volume.shape[0] == len(ct_files)  # placed before any pixel
+        _wait_for(lambda: bool(series.loader.volume.ready[k]))
+        result = remote.wait(120)
+        assert result is not None and result.state == "verified", result
+        assert order.index(series.sops[k]) < 0.25 * len(ct_files), order.index(series.sops[k])
+        assert series.loader.join(30) and not series.loader.volume.failed_slices
+        job = TransferQueue(home).job(result.job)
+        assert (job.kind, job.hub, job.state) == ("fetch", "pacs", "verified")
+    finally:
+        runner.stop()
+    local = Store(home).instances(series.uid)
+    assert sorted(i.sop_instance_uid for i in local) == sorted(hub_sop_uids(pacs.hub))
+    assert len(order) == len(set(order)) == len(ct_files)
+
+
+def test_a_queued_retrieve_keeps_its_method_and_moves_only_the_series_asked_for(
+        tmp_path: Path, pacs: Pacs, ct_files):
+    sender = relay_home_for(tmp_path / "spoke", pacs.relay_port, pacs_port=pacs.dicom_port)
+    _, study = import_study(sender, ct_files[:8])
+    assert relay(sender, "send", study, "--pacs", "pacs", "--json").returncode == 0
+    series_uid = Store(sender).study(study).series[0].series_instance_uid
+    home = relay_home_for(tmp_path / "reader", pacs.relay_port, pacs_port=pacs.dicom_port)
+    runner = QueueRunner(home, poll_seconds=0.05).start()
+    try:
+        job_id = runner.fetch("pacs", study, [series_uid], method="move")
+        assert TransferQueue(home).job(job_id).method == "move"
+        _wait_for(lambda: TransferQueue(home).job(job_id).state in ("verified", "failed",
+                                                                    "stuck"), 120)
+        job = TransferQueue(home).job(job_id)
+        assert (job.state, job.method, job.series_uids) == ("verified", "move", (series_uid,))
+    finally:
+        runner.stop()
+    assert Store(home).counts()["instances"] == 8
+    # the runner connects with the job's method, not the profile's (get)
+    assert hubs.connect(home, "pacs", retrieve="move").method == "move"  # type: ignore[attr-defined]
+    assert hubs.connect(home, "pacs").method == "get"  # type: ignore[attr-defined]
