@@ -14,11 +14,13 @@ import pytest
 
 from app.errors import HubError
 from app.net import hubs
+from app.net.dimse.listener import Listener
 from app.net.dimse.peer import DimsePeer
 from app.net.metadata import headers_of, plan_of
 from app.net.peer import SERIES_INSTANCES, SERIES_UID, SOP_UID, STUDY_UID, Peer, value
 from app.net.queue import TransferQueue
 from app.net.runner import QueueRunner
+from app.settings import load_settings
 from app.store.local import Store
 from tests.net.conftest import hub_sop_uids, import_study, relay
 from tests.net.dimse_peers import Pacs, make_pacs, relay_home_for
@@ -155,3 +157,33 @@ def test_a_queued_retrieve_keeps_its_method_and_moves_only_the_series_asked_for(
     # the runner connects with the job's method, not the profile's (get)
     assert hubs.connect(home, "pacs", retrieve="move").method == "move"  # type: ignore[attr-defined]
     assert hubs.connect(home, "pacs").method == "get"  # type: ignore[attr-defined]
+
+
+def test_with_relays_node_running_c_move_and_commitment_are_handed_to_the_job(
+        tmp_path: Path, pacs: Pacs, ct_files):
+    """The window's node listens on Relay's port: a C-MOVE retrieve and a send's storage
+    commitment cannot listen there themselves; the node routes what the PACS sends back to the
+    job (the move's C-STOREs into its ingest, not into Incoming; the report to the send)."""
+    home = relay_home_for(tmp_path / "relay", pacs.relay_port, pacs_port=pacs.dicom_port)
+    _, study = import_study(home, ct_files[:8])
+    node = Listener(Store(home), load_settings(home).node)
+    announced: list[object] = []
+    node.subscribe(announced.append)
+    node.start()
+    runner = QueueRunner(home, poll_seconds=0.05).start()
+    try:
+        sent = runner.send("pacs", study)
+        _wait_for(lambda: TransferQueue(home).job(sent).state not in ("queued", "running"), 120)
+        job = TransferQueue(home).job(sent)
+        assert (job.state, job.message) == ("verified", "8 of 8 verified by storage commitment")
+        Store(home).delete_study(study)
+        fetched = runner.fetch("pacs", study, method="move")
+        _wait_for(lambda: TransferQueue(home).job(fetched).state not in ("queued", "running"),
+                  120)
+        job = TransferQueue(home).job(fetched)
+        assert job.state == "verified", job.message
+    finally:
+        runner.stop()
+        node.stop()
+    assert Store(home).counts()["instances"] == 8
+    assert node.tally.snapshot().get("received", 0) == 0 and announced == []  # not Incoming

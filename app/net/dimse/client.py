@@ -42,6 +42,7 @@ from pynetdicom.presentation import PresentationContext
 
 from app.errors import Cancelled, DimseError
 from app.net.dimse.association import Endpoint, Timeouts, associate, make_ae, start_server
+from app.net.dimse.routes import ROUTES, next_message_id
 from app.tasks import Progress
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,10 @@ class DimseClient:
         came within ``wait`` seconds, or Relay's port for the report is taken)."""
         report = _CommitReport()
         server = None
+        if ROUTES.node_on(self.listen_port):  # Relay's node has the port: it hands the report
+            report.transaction = generate_uid()
+            with ROUTES.commitment(report.transaction, report.handle):
+                return self._commit(refs, report, wait)
         if self.listen_port:
             ae = make_ae(self.calling_ae, timeouts=self.timeouts)
             ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
@@ -215,7 +220,7 @@ class DimseClient:
     def _commit(self, refs: Sequence[tuple[str, str]], report: _CommitReport,
                 wait: float) -> set[str] | None:
         action = Dataset()
-        action.TransactionUID = report.transaction = generate_uid()
+        action.TransactionUID = report.transaction = report.transaction or generate_uid()
         action.ReferencedSOPSequence = [_ref(c, i) for c, i in refs]
         context = build_context(StorageCommitmentPushModel)
         short = replace(self.timeouts, dimse=min(self.timeouts.dimse, wait))
@@ -254,30 +259,46 @@ class DimseClient:
     def move(self, identifier: Dataset, on_store: StoreHandler,
              progress: Progress | None = None) -> RetrieveOutcome:
         """C-MOVE (Study Root) to Relay's own AE title: the PACS opens an association to Relay's
-        port, where a storage listener runs for the duration (``on_store`` gets each one)."""
-        model = StudyRootQueryRetrieveInformationModelMove
+        port, where a storage listener runs for the duration (``on_store`` gets each one), or,
+        when Relay's node listens there in this process, the node hands them over
+        (:mod:`app.net.dimse.routes`)."""
+        msg_id = next_message_id()
+        if ROUTES.node_on(self.listen_port):  # Relay's node has the port: it hands them over
+            with ROUTES.move(msg_id, self.peer.ae_title, on_store):
+                return self._move(identifier, msg_id, progress)
         ae = make_ae(self.calling_ae, timeouts=self.timeouts)
         from pynetdicom import StoragePresentationContexts
 
         for cx in StoragePresentationContexts:
             if cx.abstract_syntax:
                 ae.add_supported_context(cx.abstract_syntax, list(RECEIVE_SYNTAXES))
-        server = start_server(ae, "0.0.0.0", self.listen_port,
-                              evt_handlers=[(evt.EVT_C_STORE, on_store)])
         try:
-            with self.association([build_context(model)]) as assoc:
-                responses = assoc.send_c_move(identifier, self.calling_ae, model, msg_id=1)
-                return self._retrieve(assoc, responses, model, progress, "C-MOVE")
+            server = start_server(ae, "0.0.0.0", self.listen_port,
+                                  evt_handlers=[(evt.EVT_C_STORE, on_store)])
+        except DimseError as exc:
+            raise DimseError("rejected", f"C-MOVE needs Relay's port {self.listen_port}, and "
+                             f"something else listens there ({exc}): if it is Relay's node in "
+                             "another program, retrieve from there or use C-GET") from exc
+        try:
+            return self._move(identifier, msg_id, progress)
         finally:
             server.shutdown()
 
+    def _move(self, identifier: Dataset, msg_id: int,
+              progress: Progress | None) -> RetrieveOutcome:
+        model = StudyRootQueryRetrieveInformationModelMove
+        with self.association([build_context(model)]) as assoc:
+            responses = assoc.send_c_move(identifier, self.calling_ae, model, msg_id=msg_id)
+            return self._retrieve(assoc, responses, model, progress, "C-MOVE", msg_id)
+
     def _retrieve(self, assoc: Association, responses: Iterator[tuple[Dataset, Any]],
-                  model: str, progress: Progress | None, what: str) -> RetrieveOutcome:
+                  model: str, progress: Progress | None, what: str,
+                  msg_id: int = 1) -> RetrieveOutcome:
         last = Dataset()
         since = time.monotonic()
         for status, _ in responses:
             if progress is not None and progress.cancelled:
-                assoc.send_c_cancel(1, query_model=model)
+                assoc.send_c_cancel(msg_id, query_model=model)
                 _drain(responses)
                 raise Cancelled(f"{what} cancelled")
             code = _check(assoc, status, self.peer, what, allow_failure=True, since=since)

@@ -39,6 +39,7 @@ from app.net.dimse import find_scp, retrieve_scp
 from app.net.dimse.association import NODELAY, Timeouts, make_ae, start_server
 from app.net.dimse.node import NodeSettings
 from app.net.dimse.receive import StudyReceived, Tally, receive
+from app.net.dimse.routes import ROUTES
 from app.store.local import Store
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ _TRANSFER_SYNTAXES = [str(u) for u in sorted(AllTransferSyntaxes, key=lambda u: 
     0 if u in _LOSSLESS else 1 if u == ExplicitVRLittleEndian else
     2 if u == ImplicitVRLittleEndian else 4 if u == ExplicitVRBigEndian else 3))]
 VERIFICATION = "1.2.840.10008.1.1"
+COMMITMENT = "1.2.840.10008.1.20.1"  # Storage Commitment Push Model
 #: Study Root Query/Retrieve Information Model - FIND, GET, MOVE (PS3.4 C.6.2).
 _QR_MODELS = ("1.2.840.10008.5.1.4.1.2.2.1", "1.2.840.10008.5.1.4.1.2.2.3",
               "1.2.840.10008.5.1.4.1.2.2.2")
@@ -83,11 +85,13 @@ class Listener:
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_GET, self._on_get),
             (evt.EVT_C_MOVE, self._on_move),
+            (evt.EVT_N_EVENT_REPORT, _on_report),
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
         self._server = start_server(self._ae, self.node.bind, self.node.port,
                                     evt_handlers=handlers)
         host, port = self._server.server_address[:2]
+        ROUTES.node_started(self.node.ae_title, int(port))
         log.info("node %s listening on %s:%s", self.node.ae_title, host, port)
         return str(host), int(port)
 
@@ -103,6 +107,7 @@ class Listener:
         server, self._server = self._server, None
         if server is None:
             return
+        ROUTES.node_stopped()
         server.shutdown()
         deadline = time.monotonic() + grace
         while server.active_associations and time.monotonic() < deadline:
@@ -131,6 +136,8 @@ class Listener:
             # Both roles: received by C-STORE, and sent back to a C-GET requestor (which
             # proposes the SCP role for itself).
             ae.add_supported_context(uid, _TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
+        # Storage Commitment reports (N-EVENT-REPORT) a PACS sends back for a job's request
+        ae.add_supported_context(COMMITMENT, scu_role=True, scp_role=True)
         ae.maximum_associations = node.max_associations
         ae.require_calling_aet = list(node.allowed_callers)
         return ae
@@ -160,6 +167,9 @@ class Listener:
 
     # -- services --------------------------------------------------------------------------
     def _on_store(self, event: Any) -> int:
+        routed = ROUTES.store_handler(event)
+        if routed is not None:  # part of a C-MOVE a job of this process asked for
+            return routed(event)
         req = event.request
         calling = event.assoc.requestor.ae_title
         outcome = receive(self.store, event.encoded_dataset(),
@@ -253,6 +263,17 @@ def _calling(event: Any) -> str:
 
 def _on_echo(event: Any) -> int:
     return 0x0000
+
+
+def _on_report(event: Any) -> tuple[int, None]:
+    """A Storage Commitment report: to the job that asked (0x0000), else refused (0x0110,
+    processing failure: nobody here asked for it)."""
+    handler = ROUTES.report_handler(event)
+    if handler is None:
+        log.info("a storage commitment report nobody here waits for was refused")
+        return 0x0110, None
+    result = handler(event)
+    return result if isinstance(result, tuple) else (0x0000, None)
 
 
 def serve_forever(listener: Listener, stop: threading.Event) -> None:
