@@ -380,9 +380,12 @@ class MainWindow(QMainWindow):
         return self.transfer.send_dialog(study_uid, series_uid, pacs=pacs)
 
     def query_retrieve(self) -> QueryRetrieveDialog:
-        """Query/Retrieve…: search a PACS; retrieving queues C-GET jobs shown in Transfers."""
+        """Query/Retrieve…: search a PACS; retrieving queues jobs shown in Transfers (C-GET or
+        C-MOVE, whole studies or some series); Open reads a study while it arrives."""
         dialog = QueryRetrieveDialog(self.store.home, self)
-        dialog.retrieve.connect(self.transfer.queue_retrieve)
+        dialog.retrieve.connect(lambda pacs, studies, series, method: self.transfer.queue_retrieve(
+            pacs, studies, series or None, method=method))
+        dialog.open_study.connect(self.open_remote_study)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog

@@ -1,9 +1,12 @@
-"""Query/Retrieve…: search a PACS (C-FIND, Study Root) and retrieve the chosen studies.
+"""Query/Retrieve…: search a PACS (C-FIND, Study Root) and retrieve or open what is chosen.
 
 The search runs on a thread; each C-FIND answer is listed as it arrives (a slow PACS shows its
-first studies at once), and Cancel sends a C-CANCEL. Retrieving queues one C-GET job per chosen
-study in the durable transfer queue (progress in Transfers). Names, IDs and descriptions from
-the PACS are shown as plain text.
+first studies at once), and Cancel sends a C-CANCEL. Selecting one study lists its series
+(SERIES-level C-FIND). Retrieve queues one job per chosen study, or one job for the chosen
+series of a study, in the durable transfer queue (progress in Transfers), by C-GET or C-MOVE as
+chosen (the PACS profile's method first). Open reads the study while it arrives, the slice in
+view first, as "Open from hub" does. Names, IDs and descriptions from the PACS are shown as
+plain text.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from PySide6.QtCore import QDate, QObject, Qt, Signal, SignalInstance
@@ -32,7 +36,8 @@ from PySide6.QtWidgets import (
 
 from app.errors import Cancelled
 from app.net.dimse import pacs as pacs_profiles
-from app.net.dimse.query import StudyFilter, StudyRow, find_studies
+from app.net.dimse.client import DimseClient
+from app.net.dimse.query import SeriesRow, StudyFilter, StudyRow, find_series, find_studies
 from app.settings import load_settings
 from app.tasks import Progress
 from app.ui.format import count, format_date, format_name
@@ -46,7 +51,11 @@ log = logging.getLogger(__name__)
 BETWEEN = "Between…"
 COLUMNS = ["Patient", "Patient ID", "Study date", "Description", "Modalities", "Accession",
            "Series", "Images"]
+SERIES_COLUMNS = ["Series", "Modality", "Series description", "Images"]
 KEY_ROLE = Qt.ItemDataRole.UserRole + 1
+#: The retrieve choices: (label, method).
+METHODS = [("C-GET (through firewalls)", "get"), ("C-MOVE to Relay's node", "move")]
+Search = Callable[[DimseClient, Progress], Iterator[object]]
 
 
 def pacs_filter(name: str = "", patient_id: str = "", dates: str = "Any date",
@@ -69,21 +78,21 @@ def pacs_filter(name: str = "", patient_id: str = "", dates: str = "Any date",
 class _Finder(QObject):
     """A C-FIND on a thread; each answer, then the end, back on the GUI thread."""
 
-    found = Signal(object)  # StudyRow
+    found = Signal(object)  # StudyRow or SeriesRow
     ended = Signal(str)  # "" when complete, else a plain message (cancelled, failed)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.progress: Progress | None = None
 
-    def run(self, home: Path, pacs: str, where: StudyFilter) -> None:
+    def run(self, home: Path, pacs: str, search: Search) -> None:
         progress = self.progress = Progress(f"Searching {pacs}")
 
         def work() -> None:
             message = ""
             try:
                 client = pacs_profiles.connect(load_settings(home), pacs)
-                for row in find_studies(client, where, progress):
+                for row in search(client, progress):
                     self._emit(self.found, row)
             except Cancelled:
                 message = "Search cancelled."
@@ -106,10 +115,13 @@ class _Finder(QObject):
 
 
 class QueryRetrieveDialog(QDialog):
-    """PACS, search fields, streamed results; :attr:`retrieve` carries the PACS and the chosen
-    study UIDs when Retrieve is pressed."""
+    """PACS, search fields, streamed results and the series of the selected study;
+    :attr:`retrieve` carries the PACS, the chosen study UIDs, the chosen series UIDs (of one
+    study; empty: whole studies) and the method when Retrieve is pressed; :attr:`open_study`
+    the PACS and the study to read while it arrives."""
 
-    retrieve = Signal(str, list)  # PACS name, study instance UIDs
+    retrieve = Signal(str, list, list, str)  # PACS, study UIDs, series UIDs, "get" | "move"
+    open_study = Signal(str, str)  # PACS, study instance UID
 
     def __init__(self, home: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -118,8 +130,17 @@ class QueryRetrieveDialog(QDialog):
         self.searches = 0
         self.searching = False
         self.pacs_box = QComboBox(self)
+        self._methods: dict[str, str] = {}
         for p in load_settings(self.home).pacs:
-            self.pacs_box.addItem(f"{p.name}  ({p.ae_title}@{p.host}:{p.port})", p.name)
+            self.pacs_box.addItem(f"{p.name}  ({p.address})", p.name)
+            self._methods[p.name] = p.retrieve
+        self.method_box = QComboBox(self)
+        for label, method in METHODS:
+            self.method_box.addItem(label, method)
+        self.method_box.setToolTip("C-GET brings the images on Relay's own connection; C-MOVE "
+                                   "asks the PACS to send them to Relay's node (the PACS must "
+                                   "know Relay's AE title, address and port)")
+        self.pacs_box.currentIndexChanged.connect(self._on_pacs)
         self.name_edit = QLineEdit(self)
         self.name_edit.setPlaceholderText("Family or given name, any part (e.g. doe jo)")
         self.id_edit = QLineEdit(self)
@@ -149,19 +170,35 @@ class QueryRetrieveDialog(QDialog):
             COLUMNS.index("Description"), QHeaderView.ResizeMode.Stretch)
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.table.doubleClicked.connect(lambda _index: self._on_retrieve())
+        self.series_table = list_table(self, SERIES_COLUMNS)
+        self.series_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.series_table.horizontalHeader().setSectionResizeMode(
+            SERIES_COLUMNS.index("Series description"), QHeaderView.ResizeMode.Stretch)
+        self.series_table.itemSelectionChanged.connect(self._on_series_selection)
+        self.series_label = plain_label("Series: select one study to list them", self)
+        self._series_of = ""  # the study whose series are listed
         self.status = plain_label("", self)
         self.status.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         self.retrieve_button = self.buttons.addButton(
             "Retrieve", QDialogButtonBox.ButtonRole.ActionRole)
-        self.retrieve_button.setToolTip("Copy the selected studies to this computer (C-GET); "
-                                        "progress in Transfers")
+        self.retrieve_button.setToolTip("Copy the selected studies (or the selected series of "
+                                        "one study) to this computer; progress in Transfers")
         self.retrieve_button.clicked.connect(self._on_retrieve)
+        self.open_button = self.buttons.addButton(
+            "Open", QDialogButtonBox.ButtonRole.ActionRole)
+        self.open_button.setToolTip("Read the selected study while it arrives, the images in "
+                                    "view first")
+        self.open_button.clicked.connect(self._on_open)
         self.buttons.rejected.connect(self.reject)
         self._layout()
         self._finder = _Finder(self)
         self._finder.found.connect(self._on_found)
         self._finder.ended.connect(self._on_ended)
+        self._series_finder = _Finder(self)
+        self._series_finder.found.connect(self._on_series_found)
+        self._series_finder.ended.connect(self._on_series_ended)
+        self._on_pacs()
         self._on_dates(self.date_box.currentText())
         self._set_searching(False)
         self._on_selection()
@@ -191,9 +228,16 @@ class QueryRetrieveDialog(QDialog):
         form.addRow("Modality", more)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.table, 3)
+        layout.addWidget(self.series_label)
+        layout.addWidget(self.series_table, 2)
         layout.addWidget(self.status)
-        layout.addWidget(self.buttons)
+        bottom = QHBoxLayout()
+        bottom.addWidget(QLabel("Retrieve by", self))
+        bottom.addWidget(self.method_box)
+        bottom.addStretch(1)
+        bottom.addWidget(self.buttons)
+        layout.addLayout(bottom)
 
     def pacs_name(self) -> str:
         return str(self.pacs_box.currentData() or "")
@@ -203,6 +247,19 @@ class QueryRetrieveDialog(QDialog):
         return pacs_filter(self.name_edit.text(), self.id_edit.text(),
                            self.date_box.currentText(), self.modality_edit.text(),
                            self.accession_edit.text(), between)  # type: ignore[arg-type]
+
+    def method(self) -> str:
+        """``get`` or ``move``: how the PACS is asked."""
+        return str(self.method_box.currentData() or "get")
+
+    def selected_series(self) -> list[str]:
+        """The UIDs of the selected series (of the one selected study), top to bottom."""
+        if self._series_of not in self.selected_studies()[:1] or len(
+                self.selected_studies()) != 1:
+            return []
+        rows = sorted(i.row() for i in self.series_table.selectionModel().selectedRows())
+        items = [self.series_table.item(r, 0) for r in rows]
+        return [str(i.data(KEY_ROLE)) for i in items if i is not None]
 
     def selected_studies(self) -> list[str]:
         """The UIDs of the selected result rows, top to bottom."""
@@ -216,7 +273,9 @@ class QueryRetrieveDialog(QDialog):
         self.table.setRowCount(0)
         self.status.setText(f"Searching {self.pacs_name()}…")
         self._set_searching(True)
-        self._finder.run(self.home, self.pacs_name(), self.filter())
+        where = self.filter()
+        self._finder.run(self.home, self.pacs_name(),
+                         lambda client, progress: find_studies(client, where, progress))
 
     def cancel_search(self) -> None:
         self._finder.cancel()
@@ -250,17 +309,71 @@ class QueryRetrieveDialog(QDialog):
 
     def _on_retrieve(self) -> None:
         studies = self.selected_studies()
+        series = self.selected_series()
         if studies and self.pacs_name():
-            self.retrieve.emit(self.pacs_name(), studies)
-            self.status.setText(f"Retrieving {count(len(studies), 'study', 'studies')} from "
-                                f"{self.pacs_name()}: progress in Transfers.")
+            self.retrieve.emit(self.pacs_name(), studies, series, self.method())
+            what = (count(len(series), "series", "series") if series
+                    else count(len(studies), "study", "studies"))
+            self.status.setText(f"Retrieving {what} from {self.pacs_name()}: progress in "
+                                "Transfers.")
+
+    def _on_open(self) -> None:
+        studies = self.selected_studies()
+        if len(studies) == 1 and self.pacs_name():
+            self.open_study.emit(self.pacs_name(), studies[0])
+            self.status.setText(f"Opening the study from {self.pacs_name()}: the images in "
+                                "view come first.")
+
+    def _on_pacs(self, _index: int = 0) -> None:
+        method = self._methods.get(self.pacs_name(), "get")
+        self.method_box.setCurrentIndex(max(0, self.method_box.findData(method)))
+
+    # -- the series of the selected study -----------------------------------------------------
+    def _list_series(self) -> None:
+        studies = self.selected_studies()
+        study = studies[0] if len(studies) == 1 else ""
+        if study == self._series_of:
+            return
+        self._series_finder.cancel()
+        self._series_of = study
+        self.series_table.setRowCount(0)
+        if not study or not self.pacs_name():
+            self.series_label.setText("Series: select one study to list them")
+            return
+        self.series_label.setText("Series: searching…")
+        self._series_finder.run(self.home, self.pacs_name(),
+                                lambda client, progress: find_series(client, study, progress))
+
+    def _on_series_found(self, row: SeriesRow) -> None:
+        if row.study_instance_uid != self._series_of or not row.series_instance_uid:
+            return  # an answer for a study no longer selected
+        r = self.series_table.rowCount()
+        self.series_table.setRowCount(r + 1)
+        texts = ["" if row.series_number is None else str(row.series_number), row.modality,
+                 row.series_description or "(no description)",
+                 "" if row.instances is None else str(row.instances)]
+        set_row(self.series_table, r, texts, KEY_ROLE, row.series_instance_uid)
+
+    def _on_series_ended(self, message: str) -> None:
+        n = self.series_table.rowCount()
+        words = (f"Series ({n}): select some to retrieve only those" if n
+                 else "Series: none listed")
+        self.series_label.setText(f"{words}. {message}".strip() if message else words)
+
+    def _on_series_selection(self) -> None:
+        self._on_selection()
 
     def _on_dates(self, text: str) -> None:
         for day in (self.from_date, self.to_date):
             day.setEnabled(text == BETWEEN)
 
     def _on_selection(self) -> None:
-        self.retrieve_button.setEnabled(bool(self.selected_studies()))
+        studies = self.selected_studies()
+        self.retrieve_button.setEnabled(bool(studies))
+        self.open_button.setEnabled(len(studies) == 1)
+        series = self.selected_series()
+        self.retrieve_button.setText(f"Retrieve {len(series)} series" if series else "Retrieve")
+        self._list_series()
 
     def _set_searching(self, on: bool) -> None:
         self.searching = on
@@ -269,4 +382,5 @@ class QueryRetrieveDialog(QDialog):
 
     def done(self, result: int) -> None:
         self._finder.cancel()  # a search still running stops (C-CANCEL)
+        self._series_finder.cancel()
         super().done(result)
