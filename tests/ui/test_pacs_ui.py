@@ -240,3 +240,46 @@ def test_results_stream_in_and_stop_cancels_the_query(qtbot, tmp_path):
         qtbot.waitUntil(lambda: peer.cancelled, timeout=10_000)  # the PACS got a C-CANCEL
     finally:
         peer.stop()
+
+
+def test_retrieve_one_series_by_c_move_and_open_a_study_while_it_arrives(
+        qtbot, tmp_path, pacs, home, small_ct):
+    """The Q/R dialog lists the series of the selected study; Retrieve of one series by C-MOVE
+    queues a job that says so and brings that series only; Open reads the study from the PACS
+    in a viewer tab while it arrives."""
+    study_uid = _on_pacs(tmp_path, pacs, small_ct)
+    spec = SeriesSpec(slices=6, rows=64, columns=64, slice_step=1.0, seed=19, series_number=3,
+                      series_description="Second (synthetic)", study_instance_uid=study_uid)
+    second = generate_series(tmp_path / "second", spec)
+    _on_pacs(tmp_path / "again", pacs, second)
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.query_retrieve()
+    assert dialog.method() == "get"  # the profile's method first
+    dialog.search_button.click()
+    qtbot.waitUntil(lambda: dialog.searches == 1, timeout=60_000)
+    assert dialog.selected_studies() == [study_uid]
+    qtbot.waitUntil(lambda: dialog.series_label.text().startswith("Series (2)"),
+                    timeout=60_000)
+    rows = {dialog.series_table.item(r, 2).text(): r for r in range(2)}
+    dialog.series_table.selectRow(rows["Second (synthetic)"])
+    [series_uid] = dialog.selected_series()
+    assert dialog.retrieve_button.text() == "Retrieve 1 series"
+    dialog.method_box.setCurrentIndex(dialog.method_box.findData("move"))
+    dialog.retrieve_button.click()
+    job_id = window.transfers.selected_job()
+    assert job_id is not None
+    qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Verified", timeout=120_000)
+    assert _row(window, job_id)["Hub / PACS"] == "pacs (PACS)"
+    job = next(j for j in window.transfer.queue_runner().jobs() if j.id == job_id)
+    assert (job.kind, job.method, job.series_uids) == ("fetch", "move", (series_uid,))
+    store = Store(home)
+    assert [s.series_instance_uid for s in store.study(study_uid).series] == [series_uid]
+    assert store.counts()["instances"] == len(second)
+
+    dialog.open_button.click()  # the whole study now, read while it arrives
+    qtbot.waitUntil(lambda: store.counts()["instances"] == len(small_ct) + len(second),
+                    timeout=120_000)
+    viewer = window.tabs.currentWidget()
+    viewport = viewer.viewports[0]  # type: ignore[union-attr]
+    qtbot.waitUntil(lambda: viewport.volume is not None and viewport.image.image is not None,
+                    timeout=60_000)
