@@ -3,8 +3,9 @@
     PYTHONPATH=. python bench/bench_dimse_client.py [--slices 400] [--rounds 2] [--rate 25e6]
 
 A generated CT series (``app.dicom.synth``, 512x512, explicit VR little endian) is sent to an
-empty Orthanc (DICOM port on, loopback) with ``relay send --pacs`` (the durable job: C-FIND of
-what the PACS has, C-STORE of the stored files on one association, then storage commitment) and
+empty Orthanc (DICOM port on, loopback) with ``relay send --pacs`` (the durable send job over the
+PACS's DimsePeer: C-FIND of what the PACS has, C-STORE batches on kept associations, each
+confirmed by storage commitment) and
 with dcmtk ``storescu`` (the same files, one association, no verification). Then the study is
 retrieved with Relay (C-GET into a fresh local store: header-checked, SHA-256, fsync'ed, indexed)
 and with dcmtk ``getscu`` into a folder. Last, a retrieve through a shaped link (``SlowLink``,
@@ -30,10 +31,10 @@ from app.imports.importer import import_paths
 from app.net.devhub import HubConfig, OrthancHub, free_port
 from app.net.dimse.association import Endpoint
 from app.net.dimse.client import DimseClient
-from app.net.dimse.retrieve import PacsRetrieval, retrieve_job
-from app.net.dimse.send import KIND, PacsSender
+from app.net.dimse.peer import DimsePeer
+from app.net.fetch import Download
 from app.net.queue import TransferQueue
-from app.net.send import send_job
+from app.net.send import Sender, send_job
 from app.settings import TransferSettings
 from app.store.local import Store
 from tests.proxies import SlowLink
@@ -81,10 +82,10 @@ def main() -> int:
                 queue = TransferQueue(home)
                 client = DimseClient(Endpoint("127.0.0.1", pacs.config.dicom_port, AE), "RELAY",
                                      listen_port=relay_port)
-                job = send_job(store, queue, f"bench{i}", study, kind=KIND)
+                job = send_job(store, queue, f"bench{i}", study)
                 started = time.perf_counter()
-                result = PacsSender(store, queue, client,
-                                    TransferSettings(in_flight=args.lanes)).run(job.id)
+                result = Sender(store, queue, DimsePeer(client),
+                                TransferSettings(in_flight=args.lanes)).run(job.id)
                 took = time.perf_counter() - started
                 assert result.state == "verified", result
                 print(f"  relay send --pacs:  {took:6.2f} s  {mb / took:6.1f} MB/s  "
@@ -125,13 +126,13 @@ def main() -> int:
                 st = Store(other)
                 queue = TransferQueue(other)
                 client = DimseClient(Endpoint("127.0.0.1", via, AE), "RELAY")
-                job = retrieve_job(queue, "bench", study)
                 done = threading.Event()
                 started = time.perf_counter()
                 if first is not None:
                     threading.Thread(target=_watch_first, args=(other, started, first, done),
                                      daemon=True).start()
-                result = PacsRetrieval(st, queue, client, TransferSettings()).run(job.id)
+                result = Download(st, queue, DimsePeer(client), "bench", study,
+                                  TransferSettings()).run()
                 took = time.perf_counter() - started
                 done.set()
                 assert result.state == "verified", result
