@@ -13,6 +13,7 @@ import pytest
 
 from app.dicom.synth import SeriesSpec, generate_series
 from app.net.devhub import free_port
+from app.settings import load_settings, save_settings
 from app.store.local import Store
 from tests.net.conftest import hub_sop_uids, import_study, relay
 from tests.net.dimse_peers import PACS_AE, Pacs, RecordingPacs, make_pacs, relay_home_for
@@ -215,3 +216,44 @@ def test_retrieve_some_series_only(tmp_path: Path, home: Path, pacs: Pacs, ct_fi
                           "--json"))
     assert missing["state"] == "failed"
     assert missing["instances"] == 0
+
+
+def test_dcmtk_storescp_as_the_target_of_relay_send(tmp_path: Path, ct_files):
+    """dcmtk's storescp (storage only: no commitment, no query) receives every instance once,
+    each file's data set equal to what is stored; the job says "sent, not verified"."""
+    import subprocess
+    import time
+
+    out = tmp_path / "storescp"
+    out.mkdir()
+    port = free_port()
+    proc = subprocess.Popen(["storescp", "+xa", "-aet", "STORESCP", "-od", str(out), str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while subprocess.run(["echoscu", "-aec", "STORESCP", "127.0.0.1", str(port)],
+                             capture_output=True, timeout=30).returncode != 0:
+            assert time.monotonic() < deadline, "storescp did not start"
+            time.sleep(0.2)
+        home = relay_home_for(tmp_path / "relay", free_port(), pacs_port=port, ae="STORESCP",
+                              name="scp")
+        settings = load_settings(home)
+        settings.transfer.batch_instances = 4  # 3 batches, 2 at a time: storescp serves one
+        save_settings(home, settings)
+        store, study = import_study(home, ct_files[:10])
+        sent = relay(home, "send", study, "--pacs", "scp", "--json", "-v")
+        result = _json(sent)
+        assert (result["state"], result["instances"], result["verified"]) == ("sent", 10, 0)
+        assert result["missing"] == [] and "sent, not verified" in result["message"]
+        # no association waited for storescp (one at a time) while Relay kept another open
+        assert "did not answer the association request" not in sent.stderr, sent.stderr
+        received = {str(pydicom.dcmread(f).SOPInstanceUID): f for f in out.iterdir()}
+        assert len(list(out.iterdir())) == len(received) == 10
+        for inst in store.instances(store.study(study).series[0].series_instance_uid):
+            ours, theirs = pydicom.dcmread(inst.path), pydicom.dcmread(
+                received[inst.sop_instance_uid])
+            assert theirs.PixelData == ours.PixelData
+            assert theirs.file_meta.TransferSyntaxUID == ours.file_meta.TransferSyntaxUID
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

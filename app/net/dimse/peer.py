@@ -103,6 +103,7 @@ class DimsePeer:
         self.commit_wait = commit_wait
         self._keep_open = keep_open
         self._idle: list[tuple[frozenset[tuple[str, str]], Any, Sender]] = []
+        self._opening = 0  # associations being requested right now
         self._lock = threading.Lock()
         #: SOP Instance UID -> SOP Class UID of what this peer stored (for commitment).
         self._classes: dict[str, str] = {}
@@ -271,14 +272,21 @@ class DimsePeer:
                 if pairs <= key and sender.assoc.is_established:
                     del self._idle[k]
                     return cm, sender
-        cm = self.client.sending(pairs)
-        return cm, cm.__enter__()
+            self._opening += 1
+        try:
+            cm = self.client.sending(pairs)
+            return cm, cm.__enter__()
+        finally:
+            with self._lock:
+                self._opening -= 1
 
     def _give_back(self, pairs: frozenset[tuple[str, str]], cm: Any, sender: Sender,
                    healthy: bool) -> None:
         if healthy and sender.assoc.is_established:
             with self._lock:
-                if len(self._idle) < self._keep_open:
+                # kept for the next call, unless another call waits for an association: a
+                # PACS serving one association at a time (dcmtk storescp) waits for this one
+                if len(self._idle) < self._keep_open and not self._opening:
                     self._idle.append((pairs, cm, sender))
                     return
             cm.__exit__(None, None, None)
@@ -300,6 +308,8 @@ class DimsePeer:
         IMAGE-level C-FIND, else no evidence."""
         with self._lock:
             refs = [(self._classes[u], u) for u in sop_uids if u in self._classes]
+        if self._commitment is None or self._searches is None:
+            self.close()  # still learning: a PACS serving one association at a time waits
         if self._commitment is not False and refs:
             committed = self.client.commit(refs, wait=self.commit_wait)
             self._commitment = committed is not None
