@@ -272,10 +272,18 @@ class DimsePeer:
                 if pairs <= key and sender.assoc.is_established:
                     del self._idle[k]
                     return cm, sender
-            self._opening += 1
-        try:
+        with self._asking():
             cm = self.client.sending(pairs)
             return cm, cm.__enter__()
+
+    @contextlib.contextmanager
+    def _asking(self) -> Iterator[None]:
+        """While this runs, another association is being asked for: associations kept open
+        are released as soon as they are given back."""
+        with self._lock:
+            self._opening += 1
+        try:
+            yield
         finally:
             with self._lock:
                 self._opening -= 1
@@ -308,8 +316,14 @@ class DimsePeer:
         IMAGE-level C-FIND, else no evidence."""
         with self._lock:
             refs = [(self._classes[u], u) for u in sop_uids if u in self._classes]
-        if self._commitment is None or self._searches is None:
-            self.close()  # still learning: a PACS serving one association at a time waits
+        learning = self._commitment is None or self._searches is None
+        with self._asking() if learning else contextlib.nullcontext():
+            if learning:
+                self.close()  # a PACS serving one association at a time waits for these
+            return self._confirm(study_uid, sop_uids, refs)
+
+    def _confirm(self, study_uid: str, sop_uids: Sequence[str],
+                 refs: list[tuple[str, str]]) -> Confirmation:
         if self._commitment is not False and refs:
             committed = self.client.commit(refs, wait=self.commit_wait)
             self._commitment = committed is not None
