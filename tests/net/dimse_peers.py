@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AllStoragePresentationContexts, evt
@@ -33,6 +35,16 @@ class Pacs:
     def start(self) -> Pacs:
         self.hub.start()
         return self
+
+
+@pytest.fixture
+def pacs(tmp_path: Path) -> Iterator[Pacs]:
+    """An Orthanc PACS for one test (import this fixture into the test module)."""
+    p = make_pacs(tmp_path / "pacs").start()
+    try:
+        yield p
+    finally:
+        p.hub.stop()
 
 
 def make_pacs(folder: Path, *, relay_ae: str = "RELAY", **modality: object) -> Pacs:

@@ -5,7 +5,6 @@ is a real Orthanc with its DICOM port on; what it holds is checked through its R
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
@@ -15,19 +14,13 @@ from app.dicom.synth import SeriesSpec, generate_series
 from app.net.devhub import free_port
 from app.settings import load_settings, save_settings
 from app.store.local import Store
+from tests.net import dimse_peers
 from tests.net.conftest import hub_sop_uids, import_study, relay
 from tests.net.dimse_peers import PACS_AE, Pacs, RecordingPacs, make_pacs, relay_home_for
 
+pacs = dimse_peers.pacs  # the Orthanc PACS fixture
+
 pytestmark = pytest.mark.orthanc
-
-
-@pytest.fixture
-def pacs(tmp_path: Path) -> Iterator[Pacs]:
-    p = make_pacs(tmp_path / "pacs").start()
-    try:
-        yield p
-    finally:
-        p.hub.stop()
 
 
 @pytest.fixture

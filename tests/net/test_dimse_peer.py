@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
@@ -22,19 +21,13 @@ from app.net.queue import TransferQueue
 from app.net.runner import QueueRunner
 from app.settings import load_settings
 from app.store.local import Store
+from tests.net import dimse_peers
 from tests.net.conftest import hub_sop_uids, import_study, relay
-from tests.net.dimse_peers import Pacs, make_pacs, relay_home_for
+from tests.net.dimse_peers import Pacs, relay_home_for
+
+pacs = dimse_peers.pacs  # the Orthanc PACS fixture
 
 pytestmark = pytest.mark.orthanc
-
-
-@pytest.fixture
-def pacs(tmp_path: Path) -> Iterator[Pacs]:
-    p = make_pacs(tmp_path / "pacs").start()
-    try:
-        yield p
-    finally:
-        p.hub.stop()
 
 
 class Sink(io.BytesIO):

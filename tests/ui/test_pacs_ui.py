@@ -5,7 +5,6 @@ is checked through its REST API."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
@@ -21,11 +20,14 @@ from app.ui.main_window import MainWindow
 from app.ui.query_dialog import BETWEEN, COLUMNS
 from app.ui.transfers import COL, JOB_ROLE
 from tests.net import conftest as net
+from tests.net import dimse_peers
 from tests.net.conftest import hub_sop_uids, import_study, relay
-from tests.net.dimse_peers import Pacs, make_pacs, relay_home_for
+from tests.net.dimse_peers import Pacs, relay_home_for
 from tests.ui.conftest import shown_window
 
 no_system_keyring = net.no_system_keyring
+
+pacs = dimse_peers.pacs  # the Orthanc PACS fixture
 
 pytestmark = pytest.mark.orthanc
 
@@ -34,15 +36,6 @@ pytestmark = pytest.mark.orthanc
 def small_ct(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     spec = SeriesSpec(slices=12, rows=64, columns=64, slice_step=1.0, seed=13)
     return generate_series(tmp_path_factory.mktemp("small_ct"), spec)
-
-
-@pytest.fixture
-def pacs(tmp_path: Path) -> Iterator[Pacs]:
-    p = make_pacs(tmp_path / "pacs").start()
-    try:
-        yield p
-    finally:
-        p.hub.stop()
 
 
 @pytest.fixture
