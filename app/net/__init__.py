@@ -21,36 +21,22 @@
 - ``http``      TLS, authentication, timeouts, faults in plain words
 - ``secrets``, ``cryptfile``  the secrets of profiles (keyring, or an encrypted file)
 - ``devhub``    a local Orthanc hub (tests, ``relay dev-hub``)
-- ``dimse``     DIMSE with a PACS (pynetdicom): ``association`` (the one way associations are
-                made), ``client`` (C-ECHO, C-FIND, C-STORE, commitment, C-GET/C-MOVE),
-                ``pacs`` (PACS profiles), ``query``, ``send`` and ``retrieve`` (queue jobs
-                ``pacs-send``/``pacs-retrieve``, through :mod:`retry`); the ``relay pacs``,
-                ``query``, ``retrieve`` and ``send --pacs`` commands. Not yet a :class:`peer.Peer`
+- ``dimse``     DIMSE with a PACS (pynetdicom): ``peer`` (the PACS as a :class:`peer.Peer`,
+                profile kind ``dimse``), ``association`` (the one way associations are made),
+                ``client`` (C-ECHO, C-FIND, C-STORE, commitment, C-GET/C-MOVE), ``routes``
+                (what a PACS sends back to Relay's node, handed to the job that asked),
+                ``pacs``, ``query``; and Relay's own node (``listener``, ``receive``,
+                ``find_scp``, ``retrieve_scp``). The ``relay pacs``, ``query``, ``retrieve``,
+                ``send --pacs`` and ``listen`` commands are in :mod:`app.cli.pacs` and
+                :mod:`app.cli.node`
 
 The commands (``relay hub|send|fetch|queue|dev-hub``) are in :mod:`app.cli.net`.
 
-The seam today: hub profiles (``settings.hubs``, ``kind`` ``dicomweb``) are peers, and the queue
-runner's ``send``/``fetch`` jobs, the incoming list and remote reading speak only
-:class:`peer.Peer`. The DIMSE work was built beside it at the same time (its own
-``settings.pacs`` profiles, jobs and commands). Putting DIMSE behind the seam, so that every
-transfer, the incoming list and remote reading work with a PACS too, needs:
-
-1. one client module, ``app/net/dimse/peer.py``: a class over :class:`dimse.client.DimseClient`
-   with every :class:`peer.Peer` method (``where``; ``check`` = C-ECHO;
-   ``studies``/``series``/``instances`` = C-FIND at STUDY/SERIES/IMAGE level yielding
-   ``Dataset.to_json_dict()`` one response at a time, ``limit``/``offset`` applied as it
-   iterates and the C-FIND cancelled at ``limit``; ``study_instance_count``/``present``/
-   ``instance_uids`` from C-FIND; ``store`` = C-STORE of each file into a
-   :class:`peer.StoreResult`; ``retrieve`` = C-GET writing each received dataset through
-   ``open_part``/``close_part``; ``metadata`` = :class:`~app.errors.NotSupportedByPeer` or
-   an IMAGE-level C-FIND of the plan's attributes), its faults as
-   :class:`~app.errors.DimseError` (a :class:`~app.errors.HubError`, whose ``retryable`` kinds
-   :mod:`retry` waits out), and a ``connect(profile, secret, *, pool_size)``;
-2. one profile kind: ``"dimse"`` in :data:`app.settings.PROFILE_KINDS` with the DIMSE fields
-   (host, port, called AE title, TLS files) on the profile, a schema bump migrating
-   ``settings.pacs`` entries into ``settings.hubs``, and ``"dimse": dimse.peer.connect`` in
-   :data:`hubs.PEER_KINDS`; the ``pacs-send``/``pacs-retrieve`` jobs then become ``send``/
-   ``fetch`` jobs of that peer.
+The seam: every profile in ``settings.hubs`` is a peer (``kind`` ``dicomweb`` or ``dimse``, made
+by :data:`hubs.PEER_KINDS`), and the queue runner's ``send``/``fetch`` jobs, remote reading and
+``relay hub test``/``pacs test`` speak only :class:`peer.Peer`. A PACS send is a ``send`` job and
+a PACS retrieve a ``fetch`` job (its ``method``: C-GET or C-MOVE); the incoming list polls the
+DICOMweb hubs only (a PACS is searched from the Query/Retrieve dialog).
 
 No Qt here: the UI subscribes to :class:`app.tasks.Progress` and to listeners, on its own thread.
 """

@@ -1,7 +1,8 @@
 """The one shape every remote speaks: :class:`Peer` (searched, sent to, fetched from).
 
-A peer is a hub or PACS reached by one protocol (a profile's ``kind``: ``dicomweb`` today, see
-:data:`app.settings.PROFILE_KINDS`). Send (:mod:`app.net.send`), fetch (:mod:`app.net.fetch`),
+A peer is a hub or PACS reached by one protocol (a profile's ``kind``: ``dicomweb`` or
+``dimse``, see :data:`app.settings.PROFILE_KINDS`). Send (:mod:`app.net.send`), fetch
+(:mod:`app.net.fetch`),
 the incoming list, remote reading and ``relay hub test`` use only the operations below, never a
 protocol's requests, so adding a protocol is one client module and one entry in
 :data:`app.net.hubs.PEER_KINDS`.

@@ -1,4 +1,5 @@
-"""Sending a study to a hub: streamed STOW-RS batches, two in flight, verified by QIDO.
+"""Sending a study to a peer (a hub: streamed STOW-RS batches; a PACS: C-STORE), two batches in
+flight, each confirmed by the peer (a search, or storage commitment).
 
 One round of a send job: ask the hub (QIDO, paged) which of the job's instances it holds; those
 are ``verified``; instances sent before but not found go back to ``pending`` (one attempt
@@ -59,11 +60,11 @@ class TransferResult:
 
 
 def send_job(store: Store, queue: TransferQueue, hub: str, study_uid: str,
-             series_uids: list[str] | None = None, *, kind: str = "send") -> Job:
-    """The job sending this study (or these series) to ``hub``: an unfinished one is resumed.
-    ``kind`` is ``send`` (a DICOMweb hub) or ``pacs-send`` (a PACS, ``hub`` its name)."""
+             series_uids: list[str] | None = None) -> Job:
+    """The job sending this study (or these series) to ``hub`` (a hub or a PACS: any peer
+    profile): an unfinished one is resumed."""
     series_uids = sorted(series_uids or [])
-    job = queue.find_open(kind, hub, study_uid, series_uids)
+    job = queue.find_open("send", hub, study_uid, series_uids)
     if job is not None:
         return job
     study = store.study(study_uid)
@@ -81,7 +82,7 @@ def send_job(store: Store, queue: TransferQueue, hub: str, study_uid: str,
             items.append((inst.sop_instance_uid, series.series_instance_uid, rel, inst.size))
     if not items:
         raise TransferError(f"study {study_uid} has no instances to send")
-    return queue.create(kind, hub, study_uid, series_uids, items)
+    return queue.create("send", hub, study_uid, series_uids, items)
 
 
 class Sender:

@@ -12,6 +12,7 @@ import pytest
 
 from app.dicom.synth import SeriesSpec, generate_series
 from app.net.devhub import free_port
+from app.net.sent import send_history
 from app.settings import load_settings, save_settings
 from app.store.local import Store
 from tests.net import dimse_peers
@@ -240,6 +241,9 @@ def test_dcmtk_storescp_as_the_target_of_relay_send(tmp_path: Path, ct_files):
         assert result["missing"] == [] and "sent, not verified" in result["message"]
         # no association waited for storescp (one at a time) while Relay kept another open
         assert "did not answer the association request" not in sent.stderr, sent.stderr
+        [record] = send_history(home)  # a PACS send is in the history the dialogs read
+        assert (record.hub, record.state, record.peer_word) == ("scp", "sent", "PACS")
+        assert record.describe().endswith("sent, not verified (0 of 10 images on the PACS)")
         received = {str(pydicom.dcmread(f).SOPInstanceUID): f for f in out.iterdir()}
         assert len(list(out.iterdir())) == len(received) == 10
         for inst in store.instances(store.study(study).series[0].series_instance_uid):
