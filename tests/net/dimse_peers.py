@@ -136,3 +136,37 @@ class RecordingPacs:
 
     def stop(self) -> None:
         self.server.shutdown()
+
+
+class SlowFindPacs:
+    """A C-FIND SCP that answers one study at once, then holds the query open until the
+    caller cancels it (C-CANCEL) or ``hold`` seconds pass: results must show before the end."""
+
+    def __init__(self, hold: float = 30.0) -> None:
+        self.port = free_port()
+        self.hold = hold
+        self.cancelled = False
+        ae = make_ae("SLOW")
+        ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+        self.server = start_server(ae, "127.0.0.1", self.port,
+                                   evt_handlers=[(evt.EVT_C_FIND, self._on_find)])
+
+    def _on_find(self, event):  # type: ignore[no-untyped-def]
+        match = Dataset()
+        match.QueryRetrieveLevel = "STUDY"
+        match.StudyInstanceUID = "1.2.826.0.1.3680043.10.1"
+        match.SOPInstanceUID = "1.2.826.0.1.3680043.10.1.1"
+        match.PatientName = "FIRST^ANSWER"
+        match.PatientID = "SLOW-1"
+        yield 0xFF00, match
+        end = time.monotonic() + self.hold
+        while time.monotonic() < end:
+            if event.is_cancelled:
+                self.cancelled = True
+                yield 0xFE00, None
+                return
+            time.sleep(0.05)
+        yield 0x0000, None
+
+    def stop(self) -> None:
+        self.server.shutdown()

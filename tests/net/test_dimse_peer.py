@@ -11,8 +11,9 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from app.errors import HubError
+from app.errors import Cancelled, HubError
 from app.net import hubs
+from app.net.devhub import free_port
 from app.net.dimse.listener import Listener
 from app.net.dimse.peer import DimsePeer
 from app.net.metadata import headers_of, plan_of
@@ -21,9 +22,10 @@ from app.net.queue import TransferQueue
 from app.net.runner import QueueRunner
 from app.settings import load_settings
 from app.store.local import Store
+from app.tasks import Progress
 from tests.net import dimse_peers
 from tests.net.conftest import hub_sop_uids, import_study, relay
-from tests.net.dimse_peers import Pacs, relay_home_for
+from tests.net.dimse_peers import Pacs, SlowFindPacs, relay_home_for
 
 pacs = dimse_peers.pacs  # the Orthanc PACS fixture
 
@@ -180,3 +182,44 @@ def test_with_relays_node_running_c_move_and_commitment_are_handed_to_the_job(
         node.stop()
     assert Store(home).counts()["instances"] == 8
     assert node.tally.snapshot().get("received", 0) == 0 and announced == []  # not Incoming
+
+
+def test_a_search_stopped_early_sends_c_cancel_and_the_pacs_stops(tmp_path: Path):
+    """A search that has what it needs (``limit``) or that the user stops cancels the query on
+    the PACS (C-CANCEL), without waiting for the PACS's next answer; this peer holds its query
+    open 30 s after the first match unless it is cancelled."""
+    slow = SlowFindPacs()
+    try:
+        home = relay_home_for(tmp_path / "relay", free_port(), pacs_port=slow.port, ae="SLOW")
+        peer = hubs.connect(home, "pacs")
+        [first] = list(peer.instances("1.2.826.0.1.3680043.10.1", limit=1))
+        assert value(first, SOP_UID) == "1.2.826.0.1.3680043.10.1.1"
+        _wait_for(lambda: slow.cancelled, 10)  # the PACS saw the C-CANCEL and stopped
+        slow.cancelled = False
+        progress = Progress("search")
+        rows: list[object] = []
+
+        def stopped_after_the_first_row() -> None:
+            for row in peer.find("STUDY", ("PatientName",),  # type: ignore[attr-defined]
+                                 progress=progress):
+                rows.append(row)
+                progress.cancel()  # the user pressed Stop
+
+        with pytest.raises(Cancelled):
+            stopped_after_the_first_row()
+        assert len(rows) == 1
+        _wait_for(lambda: slow.cancelled, 10)
+    finally:
+        slow.stop()
+
+
+def test_a_search_stopped_early_leaves_orthanc_ready_for_the_next(tmp_path: Path, pacs: Pacs,
+                                                                  ct_files):
+    home = relay_home_for(tmp_path / "relay", pacs.relay_port, pacs_port=pacs.dicom_port)
+    _, study = import_study(home, ct_files[:12])
+    assert relay(home, "send", study, "--pacs", "pacs", "--json").returncode == 0
+    peer = hubs.connect(home, "pacs")
+    for limit in (1, 3, 5):  # each ends with C-CANCEL on one association
+        assert len(list(peer.instances(study, limit=limit))) == limit
+    assert len(peer.instance_uids(study)) == 12
+    assert "answers C-ECHO" in peer.check()

@@ -22,7 +22,7 @@ from app.ui.transfers import COL, JOB_ROLE
 from tests.net import conftest as net
 from tests.net import dimse_peers
 from tests.net.conftest import hub_sop_uids, import_study, relay
-from tests.net.dimse_peers import Pacs, relay_home_for
+from tests.net.dimse_peers import Pacs, SlowFindPacs, relay_home_for
 from tests.ui.conftest import shown_window
 
 no_system_keyring = net.no_system_keyring
@@ -173,50 +173,8 @@ def test_query_with_a_date_range_and_an_unreachable_pacs(qtbot, tmp_path, pacs, 
     assert dialog.search_button.isEnabled() and not dialog.stop_button.isEnabled()
 
 
-class _SlowFindPacs:
-    """A C-FIND SCP that answers one study at once, then holds the query open until the
-    caller cancels it (C-CANCEL) or ``hold`` seconds pass: results must show before the end."""
-
-    def __init__(self, hold: float = 30.0) -> None:
-        from pynetdicom import evt
-        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
-
-        from app.net.dimse.association import make_ae, start_server
-
-        self.port = free_port()
-        self.hold = hold
-        self.cancelled = False
-        ae = make_ae("SLOW")
-        ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
-        self.server = start_server(ae, "127.0.0.1", self.port,
-                                   evt_handlers=[(evt.EVT_C_FIND, self._on_find)])
-
-    def _on_find(self, event):  # type: ignore[no-untyped-def]
-        import time
-
-        from pydicom.dataset import Dataset
-
-        match = Dataset()
-        match.QueryRetrieveLevel = "STUDY"
-        match.StudyInstanceUID = "1.2.826.0.1.3680043.10.1"
-        match.PatientName = "FIRST^ANSWER"
-        match.PatientID = "SLOW-1"
-        yield 0xFF00, match
-        end = time.monotonic() + self.hold
-        while time.monotonic() < end:
-            if event.is_cancelled:
-                self.cancelled = True
-                yield 0xFE00, None
-                return
-            time.sleep(0.05)
-        yield 0x0000, None
-
-    def stop(self) -> None:
-        self.server.shutdown()
-
-
 def test_results_stream_in_and_stop_cancels_the_query(qtbot, tmp_path):
-    peer = _SlowFindPacs()
+    peer = SlowFindPacs()
     try:
         home = relay_home_for(tmp_path / "relay", free_port(), pacs_port=peer.port, ae="SLOW")
         window = shown_window(qtbot, home, 1200, 800)
