@@ -1,7 +1,9 @@
-"""Settings → PACS and node…: Relay's own DICOM node (AE title, port, allowed callers, C-MOVE
-destinations, run with the window).
+"""Settings → PACS and node…: the PACS Relay talks to (:mod:`app.ui.pacs_settings`: add, edit,
+test, remove) and Relay's own DICOM node (AE title, port, allowed callers, C-MOVE destinations,
+run with the window).
 
-Saved with "Save"; the values are checked by :class:`app.net.dimse.node.NodeSettings` and a
+The node is saved with "Save node" (each PACS with its own "Save PACS"); the values are
+checked by :class:`app.net.dimse.node.NodeSettings` and a
 refusal is shown in plain words beside the button. ``saved`` carries the new settings so the
 window can restart its node.
 """
@@ -35,6 +37,7 @@ from PySide6.QtWidgets import (
 from app.errors import RelayError
 from app.net.dimse.node import MoveDestination, NodeSettings
 from app.settings import load_settings, save_settings
+from app.ui.pacs_settings import PacsSettingsWidget
 
 BIND_CHOICES = [("0.0.0.0", "Every network interface (modalities and PACS can reach it)"),
                 ("127.0.0.1", "This computer only")]
@@ -136,6 +139,7 @@ class PacsNodeDialog(QDialog):
         self.home = home
         self.setWindowTitle("PACS and node")
         self.setMinimumWidth(620)
+        self.pacs_widget = PacsSettingsWidget(home, self)
         self.node_widget = NodeSettingsWidget(load_settings(home).node, self)
         self.status_label = QLabel(status, self)
         self.status_label.setWordWrap(True)
@@ -143,9 +147,13 @@ class PacsNodeDialog(QDialog):
         self.message.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
                                    | QDialogButtonBox.StandardButton.Close, self)
+        saving = buttons.button(QDialogButtonBox.StandardButton.Save)
+        saving.setText("Save node")
+        saving.setToolTip("Save Relay's node settings (each PACS is saved with Save PACS)")
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         self.sections = QVBoxLayout()
+        self.sections.addWidget(self.pacs_widget)
         self.sections.addWidget(self.node_widget)
         layout = QVBoxLayout(self)
         layout.addLayout(self.sections)

@@ -234,3 +234,50 @@ def test_retrieve_one_series_by_c_move_and_open_a_study_while_it_arrives(
     viewport = viewer.viewports[0]  # type: ignore[union-attr]
     qtbot.waitUntil(lambda: viewport.volume is not None and viewport.image.image is not None,
                     timeout=60_000)
+
+
+def test_settings_add_test_edit_and_remove_a_pacs(qtbot, tmp_path, pacs):
+    """Settings → PACS and node…: a PACS added in the form is tested against Orthanc (OK), a
+    wrong AE title is told in plain words, an edit keeps its place, remove forgets it; a hub's
+    name is refused."""
+    from app.settings import load_settings
+    from tests.net.conftest import add_hub
+
+    home = tmp_path / "fresh"
+    home.mkdir()
+    (home / "settings.json").write_text(json.dumps({"node": {"port": pacs.relay_port}}))
+    assert add_hub(home, "http://127.0.0.1:9/dicom-web", name="hub").returncode == 0
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.show_node_dialog()
+    qtbot.addWidget(dialog)
+    form = dialog.pacs_widget
+    assert form.pacs_list.count() == 0 and not form.remove_button.isEnabled()
+    form.name_edit.setText("orthanc")
+    form.host_edit.setText("127.0.0.1")
+    form.port_spin.setValue(pacs.dicom_port)
+    form.ae_edit.setText("WRONG")
+    worker = form.test_pacs()
+    assert worker is not None
+    qtbot.waitUntil(lambda: form.last_check is not None, timeout=60_000)
+    assert form.last_check is not None and not form.last_check.ok
+    assert form.result_label.text().startswith("WRONG AE TITLE")
+    form.ae_edit.setText("ORTHANC")
+    form.last_check = None
+    form.test_pacs()
+    qtbot.waitUntil(lambda: form.last_check is not None, timeout=60_000)
+    assert form.last_check is not None and form.last_check.ok, form.result_label.text()
+    form.retrieve_combo.setCurrentIndex(form.retrieve_combo.findData("move"))
+    assert form.save_pacs()
+    saved = load_settings(home).pacs_profile("orthanc")
+    assert saved is not None and (saved.port, saved.ae_title, saved.retrieve) == (
+        pacs.dicom_port, "ORTHANC", "move")
+    assert [h.name for h in load_settings(home).hubs] == ["hub", "orthanc"]
+
+    form.name_edit.setText("hub")  # a hub's name
+    assert not form.save_pacs() and "a hub is called 'hub'" in form.result_label.text()
+    form.name_edit.setText("pacs1")  # renamed in place
+    assert form.save_pacs()
+    assert [h.name for h in load_settings(home).hubs] == ["hub", "pacs1"]
+    assert form.remove_pacs()
+    assert [h.name for h in load_settings(home).hubs] == ["hub"]
+    assert form.pacs_list.count() == 0
