@@ -101,14 +101,18 @@ def _wait_for(check, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-
         time.sleep(0.02)
 
 
+@pytest.mark.parametrize("method", ["get", "move"])
 def test_a_pacs_study_is_read_while_it_arrives_slice_in_view_first(tmp_path: Path, pacs: Pacs,
-                                                                   ct_files):
-    """Open from a PACS as from a hub: the plan from C-FIND, the slice in view by C-GET of
-    that instance first, the rest nearest first; every instance stored once, job verified."""
+                                                                   ct_files, method: str):
+    """Open from a PACS as from a hub: the plan from C-FIND, the slice in view by C-GET (or
+    C-MOVE) of that instance first, the rest nearest first, several requests side by side (the
+    C-MOVEs share one listener on Relay's port); every instance stored once, job verified."""
     sender = relay_home_for(tmp_path / "spoke", pacs.relay_port, pacs_port=pacs.dicom_port)
     _, study = import_study(sender, ct_files)
     assert relay(sender, "send", study, "--pacs", "pacs", "--json").returncode == 0
     home = relay_home_for(tmp_path / "reader", pacs.relay_port, pacs_port=pacs.dicom_port)
+    assert relay(home, "pacs", "add", "pacs", "--host", "127.0.0.1", "--port",
+                 str(pacs.dicom_port), "--ae", "ORTHANC", "--retrieve", method).returncode == 0
     runner = QueueRunner(home, poll_seconds=0.05).start()
     order: list[str] = []
     try:

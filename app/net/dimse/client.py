@@ -42,7 +42,7 @@ from pynetdicom.presentation import PresentationContext
 
 from app.errors import Cancelled, DimseError
 from app.net.dimse.association import Endpoint, Timeouts, associate, make_ae, start_server
-from app.net.dimse.routes import ROUTES, next_message_id
+from app.net.dimse.routes import ROUTES, answer_report, next_message_id
 from app.tasks import Progress
 
 log = logging.getLogger(__name__)
@@ -197,25 +197,15 @@ class DimseClient:
         the PACS commits to keep, or None when it does not offer the service (or no report
         came within ``wait`` seconds, or Relay's port for the report is taken)."""
         report = _CommitReport()
-        server = None
-        if ROUTES.node_on(self.listen_port):  # Relay's node has the port: it hands the report
-            report.transaction = generate_uid()
-            with ROUTES.commitment(report.transaction, report.handle):
-                return self._commit(refs, report, wait)
-        if self.listen_port:
-            ae = make_ae(self.calling_ae, timeouts=self.timeouts)
-            ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
-            try:
-                server = start_server(ae, "0.0.0.0", self.listen_port,
-                                      evt_handlers=[(evt.EVT_N_EVENT_REPORT, report.handle)])
-            except DimseError as exc:
-                log.info("no storage commitment: %s", exc)
-                return None
+        report.transaction = generate_uid()
         try:
-            return self._commit(refs, report, wait)
-        finally:
-            if server is not None:
-                server.shutdown()
+            with ROUTES.commitment(report.transaction, report.handle), STAND_IN.held(self):
+                return self._commit(refs, report, wait)
+        except DimseError as exc:
+            if exc.kind != "port":
+                raise
+            log.info("no storage commitment: %s", exc)
+            return None
 
     def _commit(self, refs: Sequence[tuple[str, str]], report: _CommitReport,
                 wait: float) -> set[str] | None:
@@ -259,30 +249,18 @@ class DimseClient:
     def move(self, identifier: Dataset, on_store: StoreHandler,
              progress: Progress | None = None) -> RetrieveOutcome:
         """C-MOVE (Study Root) to Relay's own AE title: the PACS opens an association to Relay's
-        port, where a storage listener runs for the duration (``on_store`` gets each one), or,
-        when Relay's node listens there in this process, the node hands them over
-        (:mod:`app.net.dimse.routes`)."""
+        port, where Relay's node (or, when it does not run in this process, a stand-in shared
+        by the jobs waiting) hands each to ``on_store`` (:mod:`app.net.dimse.routes`)."""
         msg_id = next_message_id()
-        if ROUTES.node_on(self.listen_port):  # Relay's node has the port: it hands them over
-            with ROUTES.move(msg_id, self.peer.ae_title, on_store):
-                return self._move(identifier, msg_id, progress)
-        ae = make_ae(self.calling_ae, timeouts=self.timeouts)
-        from pynetdicom import StoragePresentationContexts
-
-        for cx in StoragePresentationContexts:
-            if cx.abstract_syntax:
-                ae.add_supported_context(cx.abstract_syntax, list(RECEIVE_SYNTAXES))
         try:
-            server = start_server(ae, "0.0.0.0", self.listen_port,
-                                  evt_handlers=[(evt.EVT_C_STORE, on_store)])
+            with ROUTES.move(msg_id, self.peer.ae_title, on_store), STAND_IN.held(self):
+                return self._move(identifier, msg_id, progress)
         except DimseError as exc:
+            if exc.kind != "port":
+                raise
             raise DimseError("rejected", f"C-MOVE needs Relay's port {self.listen_port}, and "
                              f"something else listens there ({exc}): if it is Relay's node in "
                              "another program, retrieve from there or use C-GET") from exc
-        try:
-            return self._move(identifier, msg_id, progress)
-        finally:
-            server.shutdown()
 
     def _move(self, identifier: Dataset, msg_id: int,
               progress: Progress | None) -> RetrieveOutcome:
@@ -314,6 +292,72 @@ class DimseClient:
             raise DimseError("failed", f"{self.peer.where} answered {what} with status "
                                        f"0x{code:04X}{_comment(last)}")
         return outcome
+
+
+class StandIn:
+    """Relay's port while its node does not run in this process: one listener shared by every
+    job waiting for what a PACS opens towards Relay (C-MOVE C-STOREs, commitment reports),
+    routed as the node routes them (:data:`~app.net.dimse.routes.ROUTES`); started by the
+    first job that needs it, stopped after the last."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._server: Any = None
+        self._port = 0
+        self._ae = ""
+
+    @contextmanager
+    def held(self, client: DimseClient) -> Iterator[None]:
+        """Relay's port is listened on while this runs (nothing to do when the node runs, or
+        when no port is set). A port held by another program: ``DimseError`` kind ``port``."""
+        port = client.listen_port
+        if not port or ROUTES.node_on(port):
+            yield
+            return
+        with self._lock:
+            if self._server is None:
+                self._server = self._start(client)
+                self._port, self._ae = port, client.calling_ae
+            elif self._port != port:
+                raise DimseError("port", f"Relay already waits on port {self._port} for "
+                                         f"another job, not {port}")
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                server = self._server if self._users == 0 else None
+                if server is not None:
+                    self._server = None
+            if server is not None:
+                server.shutdown()
+
+    def _start(self, client: DimseClient) -> Any:
+        ae = make_ae(client.calling_ae, timeouts=client.timeouts)
+        from pynetdicom import StoragePresentationContexts
+
+        for cx in StoragePresentationContexts:
+            if cx.abstract_syntax:
+                ae.add_supported_context(cx.abstract_syntax, list(RECEIVE_SYNTAXES))
+        ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
+        try:
+            return start_server(ae, "0.0.0.0", client.listen_port, evt_handlers=[
+                (evt.EVT_C_STORE, self._on_store), (evt.EVT_N_EVENT_REPORT, answer_report)])
+        except DimseError as exc:
+            raise DimseError("port", str(exc)) from exc
+
+    def _on_store(self, event: evt.Event) -> int:
+        routed = ROUTES.store_handler(event, self._ae)
+        if routed is None:
+            log.info("a C-STORE no job here asked for was refused")
+            return 0x0124  # refused: not authorised
+        return routed(event)
+
+
+#: The stand-in of this process.
+STAND_IN = StandIn()
 
 
 class Sender:

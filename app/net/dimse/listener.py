@@ -39,7 +39,7 @@ from app.net.dimse import find_scp, retrieve_scp
 from app.net.dimse.association import NODELAY, Timeouts, make_ae, start_server
 from app.net.dimse.node import NodeSettings
 from app.net.dimse.receive import StudyReceived, Tally, receive
-from app.net.dimse.routes import ROUTES
+from app.net.dimse.routes import ROUTES, answer_report
 from app.store.local import Store
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class Listener:
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_GET, self._on_get),
             (evt.EVT_C_MOVE, self._on_move),
-            (evt.EVT_N_EVENT_REPORT, _on_report),
+            (evt.EVT_N_EVENT_REPORT, answer_report),
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
         self._server = start_server(self._ae, self.node.bind, self.node.port,
@@ -167,7 +167,7 @@ class Listener:
 
     # -- services --------------------------------------------------------------------------
     def _on_store(self, event: Any) -> int:
-        routed = ROUTES.store_handler(event)
+        routed = ROUTES.store_handler(event, self.node.ae_title)
         if routed is not None:  # part of a C-MOVE a job of this process asked for
             return routed(event)
         req = event.request
@@ -264,16 +264,6 @@ def _calling(event: Any) -> str:
 def _on_echo(event: Any) -> int:
     return 0x0000
 
-
-def _on_report(event: Any) -> tuple[int, None]:
-    """A Storage Commitment report: to the job that asked (0x0000), else refused (0x0110,
-    processing failure: nobody here asked for it)."""
-    handler = ROUTES.report_handler(event)
-    if handler is None:
-        log.info("a storage commitment report nobody here waits for was refused")
-        return 0x0110, None
-    result = handler(event)
-    return result if isinstance(result, tuple) else (0x0000, None)
 
 
 def serve_forever(listener: Listener, stop: threading.Event) -> None:

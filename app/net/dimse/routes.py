@@ -1,10 +1,11 @@
 """What a PACS opens towards Relay's node on behalf of a job, routed to that job.
 
 A C-MOVE makes the PACS open an association to Relay's AE title and port and C-STORE the
-instances there; a Storage Commitment report (N-EVENT-REPORT) may come the same way. When
-Relay's node (:class:`~app.net.dimse.listener.Listener`) is listening on that port in this
-process (the window's node), a job cannot listen there itself: it registers a handler here for
-the time it waits, and the node hands it what belongs to it:
+instances there; a Storage Commitment report (N-EVENT-REPORT) may come the same way. Every job
+registers a handler here for the time it waits, and whoever listens on Relay's port hands it
+what belongs to it: Relay's node (:class:`~app.net.dimse.listener.Listener`) when it runs in
+this process (the window's node), else one stand-in listener shared by the waiting jobs
+(:class:`app.net.dimse.client.StandIn`), so that jobs side by side never clash on the port:
 
 - a C-STORE whose Move Originator Message ID (and AE title, when given) is that of a pending
   C-MOVE goes to that move's handler (the job's ingest), not into the node's Incoming list; a
@@ -95,8 +96,9 @@ class Routes:
                 self._reports.pop(transaction_uid, None)
 
     # -- the node asks -----------------------------------------------------------------------
-    def store_handler(self, event: Any) -> StoreHandler | None:
-        """The handler of the job a received C-STORE belongs to, or None (the node's own)."""
+    def store_handler(self, event: Any, own_ae: str) -> StoreHandler | None:
+        """The handler of the job a received C-STORE belongs to, or None (the node's own);
+        ``own_ae``: the AE title it was sent to."""
         request = event.request
         origin_id = getattr(request, "MoveOriginatorMessageID", None)
         origin_ae = str(getattr(request, "MoveOriginatorApplicationEntityTitle", "") or "")
@@ -104,8 +106,7 @@ class Routes:
         with self._lock:
             if origin_id is not None:
                 move = self._moves.get(int(origin_id))
-                own = self._node[0] if self._node else ""
-                if move is not None and (not origin_ae.strip() or origin_ae.strip() == own):
+                if move is not None and origin_ae.strip() in ("", own_ae.strip()):
                     return move.handler
                 return None
             from_peer = [m for m in self._moves.values() if m.peer_ae == calling]
@@ -121,3 +122,14 @@ class Routes:
 
 #: The routes of this process (the node and every job share it).
 ROUTES = Routes()
+
+
+def answer_report(event: Any) -> tuple[int, None]:
+    """A Storage Commitment report: to the job that asked (0x0000), else refused (0x0110,
+    processing failure: nobody here asked for it)."""
+    handler = ROUTES.report_handler(event)
+    if handler is None:
+        log.info("a storage commitment report nobody here waits for was refused")
+        return 0x0110, None
+    result = handler(event)
+    return result if isinstance(result, tuple) else (0x0000, None)
