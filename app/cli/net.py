@@ -124,6 +124,8 @@ def cmd_hub_add(args: argparse.Namespace) -> int:
     _check_url(profile)
     secrets = SecretStore(home, settings.secrets)
     old = settings.hub(args.name)
+    if old is not None and old.is_pacs:
+        raise TransferError(f"a PACS is called '{args.name}'; choose another name for the hub")
     if auth != "none":
         secrets.set(args.name, _read_secret("password" if auth == "basic" else "token"))
     elif old is not None and old.auth != "none":
@@ -154,7 +156,7 @@ def cmd_hub_list(args: argparse.Namespace) -> int:
     settings = load_settings(home)
     where = SecretStore(home, settings.secrets).describe()
     rows = [{"name": h.name, "url": h.url, "auth": h.auth, "user": h.user, "ca_file": h.ca_file}
-            for h in settings.hubs]
+            for h in settings.web_hubs]  # the PACS: 'relay pacs list'
     if args.json:
         print_json({"hubs": rows, "secrets": where})
         return 0

@@ -46,6 +46,12 @@ def test_pacs_profiles_add_list_test_remove(home: Path, pacs: Pacs):
                                "cert_file": "", "retrieve": "get"}]
     test = _json(relay(home, "pacs", "test", "pacs", "--json"))
     assert test["ok"] is True and test["problem"] is None
+    hub_test = _json(relay(home, "hub", "test", "pacs", "--json"))  # one peer, one test
+    assert hub_test["ok"] is True and "answers C-ECHO" in hub_test["message"]
+    # one list of names: a hub cannot take a PACS's name, and hub list shows hubs only
+    taken = relay(home, "hub", "add", "pacs", "--url", "http://127.0.0.1:9/dicom-web")
+    assert taken.returncode != 0 and "a PACS is called 'pacs'" in taken.stderr
+    assert _json(relay(home, "hub", "list", "--json"))["hubs"] == []
     out = relay(home, "pacs", "remove", "pacs")
     assert out.returncode == 0
     assert _json(relay(home, "pacs", "list", "--json"))["pacs"] == []
