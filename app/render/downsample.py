@@ -79,7 +79,7 @@ def resample_for_3d(array: np.ndarray, geometry: VolumeGeometry, *, max_voxels: 
     out_shape = shape
     if max_voxels is not None:
         spacing = render_spacing(shape, geometry.spacing, max_voxels)  # type: ignore[arg-type]
-        out_shape = tuple(_samples(n, n * d, s) for n, d, s in  # type: ignore[assignment]
+        out_shape = tuple(_samples(n, n * d, s) for n, d, s in
                           zip(shape, geometry.spacing, spacing, strict=True))
     if out_shape == shape and smooth == 0:
         return array, geometry
