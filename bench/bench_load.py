@@ -78,9 +78,9 @@ def child_load(home: str, uid: str, mode: str) -> dict:
     the codec processes are started, before the load's clock starts."""
     import numpy as np
 
-    from app.cli.main import startup_done
     from app.dicom import decodepool
     from app.dicom.pixels import needs_decoder
+    from app.startup import startup_done
     from app.store.local import Store
     from app.volume.early_slice import early_slice
     from app.volume.loader import VolumeLoader
@@ -224,6 +224,8 @@ def main() -> int:
 
     series: list[tuple[str, Path]] = []
     for syntax in SYNTHS:
+        if args.only and not any(o in f"synth-400 {syntax}" for o in args.only):
+            continue
         folder = args.cache / syntax
         if not (folder / "IM00400.dcm").exists():
             print(f"generating {folder} ...", file=sys.stderr)

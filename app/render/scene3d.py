@@ -32,6 +32,7 @@ from vtkmodules.vtkRenderingVolume import (
 from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper
 
 from app.render.downsample import SMOOTH_VOXELS, resample_for_3d
+from app.render.offscreen import OffscreenView
 from app.render.volume_presets import PRESETS, VolumePreset
 from app.render.vtkimage import prop_matrix, vtk_matrix, wrap_volume
 from app.volume.geometry import VolumeGeometry
@@ -182,23 +183,46 @@ class VolumeScene:
         self.preset = preset
         log.debug("3D preset %s", preset.name)
 
-    def prepare(self) -> None:
-        """Do the slow part of the first frame now: shading gradients and their magnitudes.
+    def prepare(self, size: tuple[int, int] | None = None) -> np.ndarray | None:
+        """Do the slow part of the first frame now, off the GUI thread; optionally render the
+        first still frame too.
 
-        On a CPU the fixed-point mapper spends about a second on them (a 256×256×245 head)
-        before its first picture. Call this on a worker thread before the renderer is shown in
-        a window (nothing may render the scene meanwhile); the first frame then takes the usual
-        ~0.1 s, and so does every preset switch afterwards, including to presets that need
-        gradient magnitudes. Other mappers need nothing here.
+        The fixed-point mapper computes shading gradients and their magnitudes before its
+        first picture: seconds on a CPU for a head CT. Called directly that computation holds
+        the interpreter (and so the GUI thread); inside a render VTK lets go of it, so this
+        renders the scene once offscreen (tiny) on the calling thread. Call it on a worker
+        thread before the renderer is shown in a window (nothing may render the scene
+        meanwhile); the first on-screen frame and every preset switch afterwards, including to
+        presets that need gradient magnitudes, then take the usual time.
+
+        With ``size`` (width, height), also returns the still frame at that size as
+        ``(height, width, 3)`` uint8, rendered offscreen on this thread: a window can show it
+        at once instead of ray casting on its GUI thread (see :meth:`render_still`).
         """
-        if not isinstance(self.mapper, vtkFixedPointVolumeRayCastMapper):
-            return
         wanted = self.preset
-        if not wanted.gradient_opacity:
-            self.set_preset(PRESETS["soft"])  # magnitudes are computed only when needed
-        self.mapper.PerVolumeInitialization(self.renderer, self.volume)
-        if self.preset is not wanted:
-            self.set_preset(wanted)
+        if isinstance(self.mapper, vtkFixedPointVolumeRayCastMapper):
+            if not wanted.gradient_opacity:
+                self.set_preset(PRESETS["soft"])  # magnitudes are computed only when needed
+            self.render_still((8, 8))
+            if self.preset is not wanted:
+                self.set_preset(wanted)
+        return None if size is None else self.render_still(size)
+
+    def render_still(self, size: tuple[int, int]) -> np.ndarray:
+        """The still (full quality) frame at ``size`` (width, height), rendered offscreen on
+        the calling thread, as ``(height, width, 3)`` uint8. The renderer must not be in a
+        window meanwhile."""
+        if self.renderer.GetRenderWindow() is not None:
+            raise RuntimeError("the scene is shown in a window: render it there")
+        interacting = self.interacting
+        self.set_interacting(False)
+        view = OffscreenView(self.renderer, (max(1, size[0]), max(1, size[1])))
+        try:
+            return view.render()
+        finally:
+            view.close()
+            if interacting:
+                self.set_interacting(True)
 
     def _stored(self, hu: float) -> float:
         return (hu - self.intercept) / self.slope

@@ -50,6 +50,7 @@ from app.ui.format import format_date
 from app.ui.labels import tooltip
 from app.ui.mouse_model import LEFT_DRAG_MODES, load_left_drag, save_left_drag
 from app.ui.mpr_widget import MprWidget
+from app.ui.prewarm import prewarm_3d
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
 from app.ui.thumbs import to_qimage
@@ -592,6 +593,8 @@ class ViewerWidget(QWidget):
         session = self.sessions.get(series_uid)
         if session is None or session.volume is None:
             return
+        if session.volume.finished:
+            prewarm_3d()  # the 3D layout can open now: load VTK off the GUI thread
         for row in range(self.strip.count()):
             item = self.strip.item(row)
             if item.data(Qt.ItemDataRole.UserRole) == series_uid:
