@@ -208,7 +208,8 @@ def measure(name: str, folder: Path, work: Path) -> dict:
 def _print(rows: list[dict]) -> None:
     head = (f"{'series':<22}{'files':>6}{'(a)read':>9}{'(a)strm':>9}{'(b)hdr':>8}"
             f"{'(c)load':>9}{'c/a':>6}{'1st':>8}{'1st/c':>7}{'warm c':>8}{'w 1st':>8}"
-            f"{'floor':>7}{'c/fl':>6}{'cores':>6}{'RSS/vol':>8}{'+RSS/vol':>9}{'codecMB':>8}{'plain':>8}{'pl RSS/v':>9}")
+            f"{'floor':>7}{'c/fl':>6}{'cores':>6}{'RSS/vol':>8}{'+RSS/vol':>9}{'codecMB':>8}"
+            f"{'plain':>8}{'pl RSS/v':>9}")
     print(head)
     for r in rows:
         f, p = r["fast"], r["plain"]
@@ -227,8 +228,9 @@ def _print(rows: list[dict]) -> None:
           "\n(b)hdr: every header parsed as at import; (c)load: index -> full volume, fresh"
           " process (its start-up,\nas in relay load: the store opened, the codec processes"
           " started when the series needs them);\nc/a = (c)/(a)read; 1st: first slice ready;"
-          " warm: a second load in the same process;\nfloor: the pixel bytes read into one fresh array"
-          " of the volume's size in a fresh process (target c/fl <= 1.5);\ncores: CPU s per wall s over the cold and"
+          " warm: a second load in the same process;\nfloor: the pixel bytes read into one"
+          " fresh array of the volume's size in a fresh process (target c/fl <= 1.5);"
+          "\ncores: CPU s per wall s over the cold and"
           " warm loads, workers included; RSS/vol: peak RSS of the loading\nprocess / volume"
           " bytes; +RSS/vol: the same above the process's RSS before the load; codecMB: peak"
           " RSS\nsummed over the codec processes (they share the fork server's pages and write"

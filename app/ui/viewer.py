@@ -53,6 +53,7 @@ from app.ui.mpr_widget import MprWidget
 from app.ui.prewarm import prewarm_3d
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
+from app.ui.theme import style_reading_area
 from app.ui.thumbs import to_qimage
 from app.ui.user_presets import offered_presets, save_user_preset
 from app.ui.view_export import IMAGE_FILTERS, compose, default_name, from_rgb, save_to_study
@@ -196,6 +197,7 @@ class ViewerWidget(QWidget):
         self.view3d: Volume3DWidget | None = None
         self.toolbar = QToolBar(self)
         self._build_toolbar()
+        style_reading_area(self, self.toolbar)
 
         body = QHBoxLayout()
         body.setContentsMargins(0, 0, 0, 0)
