@@ -174,6 +174,8 @@ class MainWindow(QMainWindow):
         self.browser.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.browser.tree.customContextMenuRequested.connect(self._on_browser_menu)
         self.browser.series_activated.connect(self.reading.open_series)
+        self.browser.study_selected.connect(
+            lambda study: self.reading.request_thumbnails([study]))
         self.browser.study_activated.connect(self.reading.open_study)
         self.empty.open_button.clicked.connect(self.open_folder_dialog)
         self.empty.demo_button.clicked.connect(self.load_demo)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QToolButton
 
@@ -95,3 +96,45 @@ def test_dark_chrome_is_chosen_and_remembered(qtbot, theme_home: Path) -> None:
     finally:
         from app.ui.theme import apply_chrome
         apply_chrome(False)
+
+
+@pytest.fixture(scope="module")
+def two_series_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("strip-home")
+    work = home.parent / "strip-synth"
+    for number, phantom, desc in ((2, "head", "Axial brain"), (3, "cta", "CTA arterial")):
+        generate_series(work / str(number), SeriesSpec(
+            slices=16, rows=64, columns=64, pixel_spacing=3.0, slice_step=3.0, noise_hu=0,
+            seed=4, phantom=phantom, series_number=number, series_description=desc,
+            study_instance_uid="1.2.826.0.1.3680043.8.498.77"))
+    import_paths(Store(home), [str(work)])
+    return home
+
+
+def test_the_browser_shows_the_selected_studys_series_as_thumbnails(
+        qtbot, two_series_home: Path) -> None:
+    window = shown_window(qtbot, two_series_home, 1200, 800)
+    browser = window.browser
+    assert not browser.strip.isVisible()  # nothing selected yet
+    study = window.store.studies()[0]
+    assert browser.select_study(study.study_instance_uid)
+    strip = browser.strip
+    assert strip.isVisible() and strip.study is not None
+    uids = [s.series_instance_uid for s in sorted(study.series,
+                                                  key=lambda s: s.series_number or 0)]
+    assert sorted(strip.series_uids()) == sorted(uids)
+    qtbot.waitUntil(lambda: strip.thumbed == set(uids), timeout=20_000)
+    texts = [strip.item(row).text() for row in range(strip.count())]
+    assert any("#3 CTA arterial" in t and "16 im" in t for t in texts)
+    icon = strip.item(0).icon().pixmap(strip.iconSize()).toImage()
+    assert to_rgb(icon).max() > 100  # an image, not the black placeholder
+    # double-click a thumbnail: the series opens for reading
+    item = next(strip.item(r) for r in range(strip.count())
+                if strip.item(r).data(Qt.ItemDataRole.UserRole + 1) == uids[1])
+    strip.itemActivated.emit(item)
+    viewer = window.viewers[study.study_instance_uid]
+    qtbot.waitUntil(lambda: viewer.active is not None and viewer.active.session is not None
+                    and viewer.active.session.series.series_instance_uid == uids[1],
+                    timeout=20_000)
+    for v in window.viewers.values():
+        v.close_all()
