@@ -256,9 +256,9 @@ class SeriesThumbStrip(QListWidget):
         self.setWrapping(False)
         self.setMovement(QListView.Movement.Static)
         self.setIconSize(QSize(self.ICON, self.ICON))
-        self.setGridSize(QSize(self.ICON + 60, self.ICON + 44))
+        self.setGridSize(QSize(self.ICON + 64, self.ICON + 60))
         self.setWordWrap(True)
-        self.setFixedHeight(self.ICON + 62)
+        self.setFixedHeight(self.ICON + 84)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.setToolTip("Double-click a series to read it")
 
@@ -283,8 +283,11 @@ class SeriesThumbStrip(QListWidget):
     def set_thumbnail(self, series_uid: str, image: QImage) -> None:
         for row in range(self.count()):
             item = self.item(row)
-            if item.data(UID_ROLE) == series_uid:
-                item.setIcon(QIcon(QPixmap.fromImage(image)))
+            if item.data(UID_ROLE) == series_uid:  # small images too fill the square
+                pixmap = QPixmap.fromImage(image).scaled(
+                    self.ICON, self.ICON, Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation)
+                item.setIcon(QIcon(pixmap))
                 self.thumbed.add(series_uid)
 
     def series_uids(self) -> list[str]:
