@@ -284,9 +284,36 @@ class Volume3DWidget(QWidget):
             self.still_shown.emit()
 
     # -- the worker's still frame -------------------------------------------------------------
-    def _pixel_size(self) -> tuple[int, int]:
+    def pixel_size(self) -> tuple[int, int]:
+        """The 3D picture's size on screen in pixels (width, height)."""
         ratio = self.vtk.devicePixelRatio()
         return round(self.vtk.width() * ratio), round(self.vtk.height() * ratio)
+
+    _pixel_size = pixel_size
+
+    def detach_scene(self) -> None:
+        """Take the scene out of the window (a worker renders it offscreen meanwhile, e.g. a
+        movie); the view says so and its controls wait for :meth:`attach_scene`."""
+        if self.scene is None:
+            return
+        self._drop_still()
+        self.render_window.RemoveRenderer(self.scene.renderer)
+        self.render_window.AddRenderer(self._empty)
+        self._set_controls_enabled(False)
+        self._show_progress(0, 0, "Making the 3D movie…")
+        self.render()
+
+    def attach_scene(self) -> None:
+        """Put the scene back after :meth:`detach_scene`."""
+        if self.scene is None or self.scene.renderer.GetRenderWindow() is not None:
+            return
+        self.render_window.RemoveRenderer(self._empty)
+        self.render_window.AddRenderer(self.scene.renderer)
+        self._set_controls_enabled(True)
+        self.progress.hide()
+        self.status.setText(self.scene.note or "")
+        self.status.setVisible(bool(self.scene.note))
+        self.render()
 
     def _show_still(self, rgb: np.ndarray) -> None:
         """Show ``rgb`` (the worker's offscreen still frame of the scene as it is) in place of
