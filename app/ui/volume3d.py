@@ -248,9 +248,9 @@ class Volume3DWidget(QWidget):
                            still: np.ndarray | None = None, tries: int = 0) -> None:
         if session is not self.session or self.scene is not None:
             return  # made for a series shown before
-        if (still is None or tuple(still.shape[1::-1]) != self._pixel_size()) and tries < 2:
+        if (still is None or tuple(still.shape[1::-1]) != self.pixel_size()) and tries < 2:
             # the view was laid out or resized meanwhile: the still frame again, at its size
-            size = self._pixel_size()
+            size = self.pixel_size()
             task = TaskWorker(lambda _progress: scene.render_still(size), "3D", self)
             task.succeeded.connect(lambda again, s=session: self._on_scene_prepared(
                 s, scene, again, tries + 1))
@@ -264,7 +264,7 @@ class Volume3DWidget(QWidget):
         for source in (self.style, self.box):
             source.AddObserver("StartInteractionEvent", self._drop_still, 1.0)  # before LOD
             scene.bind_interactor(source)
-        if still is not None and tuple(still.shape[1::-1]) == self._pixel_size():
+        if still is not None and tuple(still.shape[1::-1]) == self.pixel_size():
             self._show_still(still)
         self.box_rep.SetPlaceFactor(1.0)
         self.box_rep.PlaceWidget(list(scene.bounds()))
@@ -289,7 +289,6 @@ class Volume3DWidget(QWidget):
         ratio = self.vtk.devicePixelRatio()
         return round(self.vtk.width() * ratio), round(self.vtk.height() * ratio)
 
-    _pixel_size = pixel_size
 
     def detach_scene(self) -> None:
         """Take the scene out of the window (a worker renders it offscreen meanwhile, e.g. a
