@@ -75,6 +75,7 @@ def test_3d_turn_movie_goes_once_around_and_the_view_comes_back(qtbot, viewer,
     before = view3d.snapshot()
     camera = view3d.scene.renderer.GetActiveCamera()
     position = np.array(camera.GetPosition())
+    width, height = view3d.pixel_size()  # the movie's size: the view's when it was asked for
     done: list[object] = []
     task = viewer.export_movie(str(tmp_path / "turn.mp4"))
     task.succeeded.connect(done.append)
@@ -84,7 +85,6 @@ def test_3d_turn_movie_goes_once_around_and_the_view_comes_back(qtbot, viewer,
     assert done == [str(tmp_path / "turn.mp4")]
     frames = read_mp4(tmp_path / "turn.mp4")
     assert len(frames) == TURN_FRAMES
-    width, height = view3d.pixel_size()
     assert frames[0].shape[:2] == (height + height % 2, width + width % 2)
     assert np.abs(frames[0][:height, :width].astype(int) - before).mean() < 4
     assert np.abs(frames[TURN_FRAMES // 4].astype(int) - frames[0]).mean() > 1  # turned
