@@ -186,6 +186,9 @@ class ReadingSettings:
     left_drag: str = "tool"
     """What a plain left drag does in 2D and MPR: "tool" (Shift: window/level) or "window"
     (Ctrl: the tool). See :mod:`app.ui.mouse_model`."""
+    dark_chrome: bool = False
+    """Dark menus, browser and dialogs around the (always dark) reading area; False: the
+    platform's light look. See :mod:`app.ui.theme`."""
 
 
 @dataclass

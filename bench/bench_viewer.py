@@ -30,9 +30,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.cli.main import startup_done  # noqa: E402
 from app.dicom.synth import SeriesSpec, generate_series  # noqa: E402
 from app.imports.importer import import_paths  # noqa: E402
+from app.startup import startup_done  # noqa: E402
 from app.store.local import Store  # noqa: E402
 from app.ui.main import GUI_SWITCH_INTERVAL, application  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402

@@ -70,6 +70,9 @@ def main() -> None:
         window.grab().save(str(out / "start-empty-store.png"))
         import_paths(store, [str(DATA / "ct-head"), str(DATA / "mr-brain"), str(DATA / "cd")])
         window.refresh()
+        # the study with the most series selected: its thumbnail strip under the tree
+        widest = max(store.studies(), key=lambda st: len(st.series))
+        window.browser.select_study(widest.study_instance_uid)
         wait(3000)  # thumbnails
         window.grab().save(str(out / "browser.png"))
 

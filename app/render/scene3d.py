@@ -31,7 +31,8 @@ from vtkmodules.vtkRenderingVolume import (
 )
 from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper
 
-from app.render.downsample import block_mean, factors_for
+from app.render.downsample import SMOOTH_VOXELS, resample_for_3d
+from app.render.offscreen import OffscreenView
 from app.render.volume_presets import PRESETS, VolumePreset
 from app.render.vtkimage import prop_matrix, vtk_matrix, wrap_volume
 from app.volume.geometry import VolumeGeometry
@@ -67,17 +68,21 @@ class VolumeScene:
     mapper
         ``"fixed"`` (CPU fixed-point ray cast, default), ``"gpu"`` or ``"smart"``.
     max_voxels
-        Render a block-averaged copy when the volume has more voxels than this (see
-        :mod:`app.render.downsample`); ``None`` renders the stored array itself. The default
-        keeps a 512×512×400 CTA's first frame (shading gradients) and frames interactive on two
-        CPU cores; :attr:`note` says what was done.
+        Render a copy resampled to at most this many voxels when the volume has more (see
+        :mod:`app.render.downsample`); ``None`` keeps the stored grid. The default keeps a
+        512×512×400 CTA's first frame (shading gradients) and frames interactive on two CPU
+        cores; :attr:`note` says what was done.
+    smooth
+        Gaussian smoothing of the rendered copy, in its voxels: it removes the terraces
+        ("wood-grain" rings) that per-voxel shading gradients draw on bone and vessel surfaces.
+        With ``max_voxels=None`` and ``smooth=0`` the stored array itself is rendered.
     frame_budget_s
         While interacting, the image sample distance adapts after every frame so frames take
         about this long (default: 15 frames/s, leaving room for the rest of the frame).
     fine_sample_factor
         Still frames sample each ray every ``fine_sample_factor`` × the smallest voxel size.
-        Half a voxel (the default) removes the wood-grain bands that one sample per voxel of a
-        block-averaged volume shows on bone and vessel surfaces; a still frame is rendered once,
+        Half a voxel (the default) removes the wood-grain bands that one sample per voxel
+        shows on bone and vessel surfaces; a still frame is rendered once,
         so its cost is paid once (``bench/bench_3d_banding.py``).
     moving_sample_factor
         While interacting, samples along each ray are this many times the smallest voxel size
@@ -89,6 +94,7 @@ class VolumeScene:
     def __init__(self, array: np.ndarray, geometry: VolumeGeometry, *, slope: float = 1.0,
                  intercept: float = 0.0, preset: str | VolumePreset = "cta",
                  mapper: MapperKind = "fixed", max_voxels: int | None = 32_000_000,
+                 smooth: float = SMOOTH_VOXELS,
                  frame_budget_s: float = 1 / 15, fine_sample_factor: float = 0.5,
                  moving_sample_factor: float = 2.0) -> None:
         if tuple(array.shape) != tuple(geometry.shape):
@@ -96,13 +102,14 @@ class VolumeScene:
         if slope == 0:
             raise ValueError("slope must not be 0")
         self.note: str | None = None
-        if max_voxels is not None and array.size > max_voxels:
-            factors = factors_for(array.shape, max_voxels)
-            array, geometry = block_mean(array, geometry, factors)
-            self.note = (f"3D shows the volume averaged over {'×'.join(map(str, factors[::-1]))} "
-                         f"voxel blocks ({', '.join(f'{s:.2f}' for s in geometry.spacing[::-1])}"
-                         f" mm voxels) to stay interactive without a GPU.")
-            log.info("3D on a block-averaged copy %s", array.shape)
+        stored_shape = tuple(array.shape)
+        array, geometry = resample_for_3d(array, geometry, max_voxels=max_voxels,
+                                          smooth=smooth)
+        if tuple(array.shape) != stored_shape:
+            self.note = (f"3D shows the volume resampled to "
+                         f"{' × '.join(f'{s:.2f}' for s in geometry.spacing[::-1])} mm voxels "
+                         f"to stay interactive without a GPU.")
+            log.info("3D on a resampled copy %s", array.shape)
         self.array = array
         self.geometry = geometry
         self.slope, self.intercept = float(slope), float(intercept)
@@ -176,23 +183,46 @@ class VolumeScene:
         self.preset = preset
         log.debug("3D preset %s", preset.name)
 
-    def prepare(self) -> None:
-        """Do the slow part of the first frame now: shading gradients and their magnitudes.
+    def prepare(self, size: tuple[int, int] | None = None) -> np.ndarray | None:
+        """Do the slow part of the first frame now, off the GUI thread; optionally render the
+        first still frame too.
 
-        On a CPU the fixed-point mapper spends about a second on them (a 256×256×245 head)
-        before its first picture. Call this on a worker thread before the renderer is shown in
-        a window (nothing may render the scene meanwhile); the first frame then takes the usual
-        ~0.1 s, and so does every preset switch afterwards, including to presets that need
-        gradient magnitudes. Other mappers need nothing here.
+        The fixed-point mapper computes shading gradients and their magnitudes before its
+        first picture: seconds on a CPU for a head CT. Called directly that computation holds
+        the interpreter (and so the GUI thread); inside a render VTK lets go of it, so this
+        renders the scene once offscreen (tiny) on the calling thread. Call it on a worker
+        thread before the renderer is shown in a window (nothing may render the scene
+        meanwhile); the first on-screen frame and every preset switch afterwards, including to
+        presets that need gradient magnitudes, then take the usual time.
+
+        With ``size`` (width, height), also returns the still frame at that size as
+        ``(height, width, 3)`` uint8, rendered offscreen on this thread: a window can show it
+        at once instead of ray casting on its GUI thread (see :meth:`render_still`).
         """
-        if not isinstance(self.mapper, vtkFixedPointVolumeRayCastMapper):
-            return
         wanted = self.preset
-        if not wanted.gradient_opacity:
-            self.set_preset(PRESETS["soft"])  # magnitudes are computed only when needed
-        self.mapper.PerVolumeInitialization(self.renderer, self.volume)
-        if self.preset is not wanted:
-            self.set_preset(wanted)
+        if isinstance(self.mapper, vtkFixedPointVolumeRayCastMapper):
+            if not wanted.gradient_opacity:
+                self.set_preset(PRESETS["soft"])  # magnitudes are computed only when needed
+            self.render_still((8, 8))
+            if self.preset is not wanted:
+                self.set_preset(wanted)
+        return None if size is None else self.render_still(size)
+
+    def render_still(self, size: tuple[int, int]) -> np.ndarray:
+        """The still (full quality) frame at ``size`` (width, height), rendered offscreen on
+        the calling thread, as ``(height, width, 3)`` uint8. The renderer must not be in a
+        window meanwhile."""
+        if self.renderer.GetRenderWindow() is not None:
+            raise RuntimeError("the scene is shown in a window: render it there")
+        interacting = self.interacting
+        self.set_interacting(False)
+        view = OffscreenView(self.renderer, (max(1, size[0]), max(1, size[1])))
+        try:
+            return view.render()
+        finally:
+            view.close()
+            if interacting:
+                self.set_interacting(True)
 
     def _stored(self, hu: float) -> float:
         return (hu - self.intercept) / self.slope

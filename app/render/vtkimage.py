@@ -81,3 +81,19 @@ def image_scalars(image: vtkImageData) -> np.ndarray:
     if values.ndim > 1:
         return values.reshape(z, y, x, -1).squeeze(-1)
     return values.reshape(z, y, x)
+
+
+def wrap_rgb(rgb: np.ndarray) -> vtkImageData:
+    """A 2-D RGB ``vtkImageData`` (e.g. a texture) holding a ``(rows, cols, 3)`` uint8
+    picture whose first row is the top one, as :mod:`app.render.offscreen` returns them."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected (rows, cols, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    rows, cols = rgb.shape[:2]
+    flipped = np.ascontiguousarray(rgb[::-1])  # VTK's first row is the bottom one
+    image = vtkImageData()
+    image.SetDimensions(cols, rows, 1)
+    scalars = numpy_support.numpy_to_vtk(  # type: ignore[no-untyped-call]
+        flipped.reshape(-1, 3), deep=False)
+    image.GetPointData().SetScalars(scalars)
+    image._relay_keepalive = flipped  # type: ignore[attr-defined]
+    return image

@@ -2,7 +2,8 @@
 
 The columns are those a technologist checks before sending: patient ID, birth date, sex, study
 date, accession number, institution, modality, images, when the study came in, and whether it
-was sent (and verified on a hub).
+was sent (and verified on a hub). Under the tree, a strip shows the selected study's series as
+thumbnails (double-click one to read it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap, QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.model import Series, Study
 from app.ui.format import format_date, format_name
@@ -67,6 +77,8 @@ class StudyBrowserWidget(QWidget):
 
     study_activated = Signal(str)
     series_activated = Signal(str)
+    #: The study whose series the strip shows now (its thumbnails are wanted).
+    study_selected = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -90,9 +102,18 @@ class StudyBrowserWidget(QWidget):
         self._series_items: dict[str, QStandardItem] = {}
         self._received: dict[str, float] = {}
         self._sent: dict[str, str] = {}
+        self._studies: dict[str, Study] = {}
+        self._thumbs: dict[str, QImage] = {}
+        self.strip = SeriesThumbStrip(self)
+        self.strip.itemActivated.connect(
+            lambda item: self.series_activated.emit(item.data(UID_ROLE)))
+        self.strip.hide()
+        self.tree.selectionModel().currentChanged.connect(self._on_current_changed)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.tree)
+        layout.setSpacing(0)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.strip)
 
     def set_studies(self, studies: list[Study], received: dict[str, float] | None = None,
                     sent: dict[str, str] | None = None) -> None:
@@ -103,6 +124,8 @@ class StudyBrowserWidget(QWidget):
         self._sent = sent or {}
         self.model.removeRows(0, self.model.rowCount())
         self._series_items = {}
+        self._studies = {s.study_instance_uid: s for s in studies}
+        self.strip.show_study(None, self._thumbs)
         patients: dict[tuple[str, str], list[Study]] = {}
         for study in studies:
             key = (study.patient.patient_id, study.patient.patient_name)
@@ -161,9 +184,25 @@ class StudyBrowserWidget(QWidget):
 
     def set_thumbnail(self, series_uid: str, image: QImage) -> None:
         """Show a series' thumbnail as its row's icon."""
+        self._thumbs[series_uid] = image
         item = self._series_items.get(series_uid)
         if item is not None:
             item.setIcon(QIcon(QPixmap.fromImage(image)))
+        self.strip.set_thumbnail(series_uid, image)
+
+    def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        """Show the strip of the study of the current row (a series row: its study)."""
+        first = current.siblingAtColumn(0)
+        if first.data(KIND_ROLE) == "series":
+            first = first.parent()
+        study = self._studies.get(first.data(UID_ROLE)) if (
+            first.data(KIND_ROLE) == "study") else None
+        if study is None or study is self.strip.study:
+            if study is None:
+                self.strip.show_study(None, self._thumbs)
+            return
+        self.strip.show_study(study, self._thumbs)
+        self.study_selected.emit(study)
 
     def set_search(self, text: str) -> None:
         self.proxy.set_search(text)
@@ -200,6 +239,65 @@ class StudyBrowserWidget(QWidget):
             self.series_activated.emit(uid)
         else:
             self.tree.setExpanded(index, not self.tree.isExpanded(index))
+
+
+class SeriesThumbStrip(QListWidget):
+    """The selected study's series, one thumbnail each, in a row under the browser."""
+
+    ICON = 96
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.study: Study | None = None
+        #: Series shown with their thumbnail (the others with a black square, for now).
+        self.thumbed: set[str] = set()
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setFlow(QListView.Flow.LeftToRight)
+        self.setWrapping(False)
+        self.setMovement(QListView.Movement.Static)
+        self.setIconSize(QSize(self.ICON, self.ICON))
+        self.setGridSize(QSize(self.ICON + 64, self.ICON + 60))
+        self.setWordWrap(True)
+        self.setFixedHeight(self.ICON + 84)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setToolTip("Double-click a series to read it")
+
+    def show_study(self, study: Study | None, thumbs: dict[str, QImage]) -> None:
+        """Show ``study``'s series (hidden when None), with the thumbnails known so far."""
+        self.study = study
+        self.thumbed = set()
+        self.clear()
+        self.setVisible(study is not None)
+        for series in study.series if study is not None else []:
+            number = f"#{series.series_number} " if series.series_number is not None else ""
+            text = (f"{number}{series.series_description or series.modality}\n"
+                    f"{series.modality} · {series.instance_count} im")
+            item = QListWidgetItem(text, self)
+            item.setData(UID_ROLE, series.series_instance_uid)
+            item.setToolTip(text.replace("\n", " — "))
+            image = thumbs.get(series.series_instance_uid)
+            item.setIcon(_blank_icon(self.ICON))
+            if image is not None:
+                self.set_thumbnail(series.series_instance_uid, image)
+
+    def set_thumbnail(self, series_uid: str, image: QImage) -> None:
+        for row in range(self.count()):
+            item = self.item(row)
+            if item.data(UID_ROLE) == series_uid:  # small images too fill the square
+                pixmap = QPixmap.fromImage(image).scaled(
+                    self.ICON, self.ICON, Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation)
+                item.setIcon(QIcon(pixmap))
+                self.thumbed.add(series_uid)
+
+    def series_uids(self) -> list[str]:
+        return [self.item(row).data(UID_ROLE) for row in range(self.count())]
+
+
+def _blank_icon(size: int) -> QIcon:
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.black)
+    return QIcon(pixmap)
 
 
 def _series_row(series: Series) -> list[QStandardItem]:

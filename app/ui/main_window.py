@@ -58,6 +58,7 @@ from app.ui.node_dialog import PacsNodeDialog
 from app.ui.query_dialog import QueryRetrieveDialog
 from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
+from app.ui.theme import apply_chrome, load_dark_chrome, save_dark_chrome
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
 from app.ui.worker import TaskWorker
 
@@ -173,6 +174,8 @@ class MainWindow(QMainWindow):
         self.browser.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.browser.tree.customContextMenuRequested.connect(self._on_browser_menu)
         self.browser.series_activated.connect(self.reading.open_series)
+        self.browser.study_selected.connect(
+            lambda study: self.reading.request_thumbnails([study]))
         self.browser.study_activated.connect(self.reading.open_study)
         self.empty.open_button.clicked.connect(self.open_folder_dialog)
         self.empty.demo_button.clicked.connect(self.load_demo)
@@ -243,11 +246,27 @@ class MainWindow(QMainWindow):
         self.node_action = QAction("PACS and node…", self)
         self.node_action.triggered.connect(self.show_node_dialog)
         settings_menu.addAction(self.node_action)
+        view_menu = self.menuBar().addMenu("&View")
+        self.dark_chrome_action = QAction("Dark chrome", self, checkable=True)
+        self.dark_chrome_action.setToolTip("Dark menus, browser and dialogs (the reading area "
+                                           "is always dark); remembered")
+        self.dark_chrome_action.setChecked(load_dark_chrome(self.store.home))
+        self.dark_chrome_action.toggled.connect(self.set_dark_chrome)
+        view_menu.addAction(self.dark_chrome_action)
+        if self.dark_chrome_action.isChecked():
+            apply_chrome(True)
         help_menu = self.menuBar().addMenu("&Help")
         shortcuts = QAction("Mouse and keyboard…", self)
         shortcuts.setShortcut(QKeySequence("F1"))
         shortcuts.triggered.connect(lambda: shortcuts_dialog(self))
         help_menu.addAction(shortcuts)
+
+    def set_dark_chrome(self, dark: bool) -> None:
+        """Dark or light chrome around the reading area, now and at the next start."""
+        apply_chrome(dark)
+        save_dark_chrome(self.store.home, dark)
+        if self.dark_chrome_action.isChecked() != dark:
+            self.dark_chrome_action.setChecked(dark)
 
     def _build_status(self) -> None:
         self.counts_label = plain_label("", self)

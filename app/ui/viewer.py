@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QSize, Qt, Signal
+from PySide6.QtCore import QMimeData, QObject, QSize, Qt, Signal
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -50,8 +50,10 @@ from app.ui.format import format_date
 from app.ui.labels import tooltip
 from app.ui.mouse_model import LEFT_DRAG_MODES, load_left_drag, save_left_drag
 from app.ui.mpr_widget import MprWidget
+from app.ui.prewarm import prewarm_3d
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
+from app.ui.theme import style_reading_area
 from app.ui.thumbs import to_qimage
 from app.ui.user_presets import offered_presets, save_user_preset
 from app.ui.view_export import IMAGE_FILTERS, compose, default_name, from_rgb, save_to_study
@@ -195,6 +197,7 @@ class ViewerWidget(QWidget):
         self.view3d: Volume3DWidget | None = None
         self.toolbar = QToolBar(self)
         self._build_toolbar()
+        style_reading_area(self, self.toolbar)
 
         body = QHBoxLayout()
         body.setContentsMargins(0, 0, 0, 0)
@@ -348,6 +351,13 @@ class ViewerWidget(QWidget):
             action.triggered.connect(lambda _=False, f=export, w=whole: f(whole=w))
         menu.actions()[2].setToolTip("A Secondary Capture image in a new series of this study, "
                                      "which can be sent to a hub like the other series")
+        menu.addSeparator()
+        menu.addAction("Cine / 3D turn as MP4 movie…").triggered.connect(
+            lambda: self.export_movie())
+        self.movie_overlay_action = menu.addAction("Patient overlay in cine movies")
+        self.movie_overlay_action.setCheckable(True)
+        self.movie_overlay_action.setChecked(True)
+        menu.setToolTipsVisible(True)
         self.export_button.setMenu(menu)
         bar.addWidget(self.export_button)
 
@@ -592,6 +602,8 @@ class ViewerWidget(QWidget):
         session = self.sessions.get(series_uid)
         if session is None or session.volume is None:
             return
+        if session.volume.finished:
+            prewarm_3d()  # the 3D layout can open now: load VTK off the GUI thread
         for row in range(self.strip.count()):
             item = self.strip.item(row)
             if item.data(Qt.ItemDataRole.UserRole) == series_uid:
@@ -821,6 +833,51 @@ class ViewerWidget(QWidget):
             return ""
         self._export_dir = str(Path(path).parent)
         return path
+
+    def export_movie(self, path: str = "") -> QObject | None:
+        """Save a movie for a consult note: in 3D the view turning once around, else every
+        slice of the active viewport (at the cine speed, with or without the patient overlay
+        as the Export menu says). Returns the running job (None when nothing was started)."""
+        from app.ui.movie_export import CineMovie, start_turn_movie
+
+        session = self._shown_session()
+        view3d = self.view3d
+        in_3d = view3d is not None and self.pages.currentWidget() is view3d
+        if session is None or (in_3d and view3d is not None and view3d.scene is None) or (
+                not in_3d and (self.active is None or self.active.volume is None)):
+            return None
+        if not path:
+            name = default_name(session.series, "3D-turn" if in_3d else "cine")
+            start = str(Path(self._export_dir or Path.home()) / f"{name}.mp4")
+            path, _ = QFileDialog.getSaveFileName(self, "Export movie", start,
+                                                  "MP4 movie (*.mp4)")
+            if not path:
+                return None
+        if not path.lower().endswith(".mp4"):
+            path += ".mp4"
+        self._export_dir = str(Path(path).parent)
+        done = f"Movie saved: {Path(path).name}"
+        job: QObject
+        try:
+            if in_3d:
+                task = start_turn_movie(view3d, path, self)
+                task.succeeded.connect(lambda _p: self.status_message.emit(done))
+                task.failed.connect(lambda msg: QMessageBox.warning(
+                    self, "Export movie", f"The movie was not made: {msg}"))
+                job = task
+            else:
+                assert self.active is not None
+                cine = CineMovie(self.active, path, fps=self.cine_fps.value(),
+                                 overlays=self.movie_overlay_action.isChecked(), parent=self)
+                cine.finished.connect(lambda _p: self.status_message.emit(done))
+                cine.failed.connect(lambda msg: QMessageBox.warning(
+                    self, "Export movie", f"The movie was not made: {msg}"))
+                job = cine.start()
+        except ValueError as exc:
+            QMessageBox.information(self, "Export movie", str(exc))
+            return None
+        self.status_message.emit("Making the movie…")
+        return job
 
     def save_to_study(self, whole: bool = False) -> StoredFile | None:
         """Add the active view (or the whole layout) to the study as a DICOM Secondary

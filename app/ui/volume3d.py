@@ -6,9 +6,11 @@ The scene (:class:`~app.render.scene3d.VolumeScene`) is hosted by VTK's
 at lower resolution (``bind_interactor``), at full quality when it stops.
 
 The 3D view waits for the whole series (a half-loaded volume is not worth rendering), showing
-the progress. Then a worker thread builds the scene: it averages voxel blocks of a big volume and
-computes the shading gradients (:meth:`VolumeScene.prepare`), which would otherwise freeze the
-window for about a second at the first frame. Only then is the scene put on screen.
+the progress. Then a worker thread builds the scene: it resamples a big volume, computes the
+shading gradients and renders the first still frame offscreen (:meth:`VolumeScene.prepare`;
+VTK lets go of the interpreter meanwhile), which would otherwise freeze the window for seconds.
+The window shows that picture at once, and ray casts on its own thread only once the user
+moves the camera or changes the scene (``bench/bench_3d_open.py`` measures the stalls).
 """
 
 from __future__ import annotations
@@ -38,12 +40,13 @@ from vtkmodules.vtkInteractionWidgets import (
     vtkOrientationMarkerWidget,
 )
 from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor
-from vtkmodules.vtkRenderingCore import vtkRenderer
+from vtkmodules.vtkRenderingCore import vtkRenderer, vtkTexture
 
 from app.render.mpr import MprSource, mpr_source
 from app.render.offscreen import capture
 from app.render.scene3d import VolumeScene
 from app.render.volume_presets import PRESETS, VolumePreset, mip_preset
+from app.render.vtkimage import wrap_rgb
 from app.tasks import Progress
 from app.ui.labels import plain_label
 from app.ui.series_session import LoadedSeries
@@ -64,6 +67,8 @@ class Volume3DWidget(QWidget):
 
     #: The scene is on screen (after the worker prepared it).
     scene_ready = Signal()
+    #: The first still frame, rendered by the worker, is on screen.
+    still_shown = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -73,6 +78,8 @@ class Volume3DWidget(QWidget):
         self._task: TaskWorker | None = None
         #: The orientation cube (made with the first scene).
         self.orientation: vtkOrientationMarkerWidget | None = None
+        #: Whether the worker's still frame stands in for the volume (until the scene changes).
+        self.showing_still = False
 
         self.preset_group = QButtonGroup(self)
         self.preset_group.setExclusive(True)
@@ -180,6 +187,7 @@ class Volume3DWidget(QWidget):
             self.render_window.RemoveRenderer(self.scene.renderer)
             self.render_window.AddRenderer(self._empty)
             self._make_tools()  # the old ones are bound to the old scene
+        self._drop_still()
         self.scene = None
         self.session = None
         self.error = ""
@@ -221,27 +229,43 @@ class Volume3DWidget(QWidget):
                 margin = np.array([-20.0, 20.0] * 3)
                 scene.fit_bounds = tuple(float(v) for v in np.array(box) + margin)
             scene.reset_camera()
-            scene.prepare()
+            still = scene.prepare(size)
             if source.notes:
                 scene.note = " ".join(filter(None, [scene.note, *source.notes]))
-            return scene
+            return scene, still
 
-        self._show_progress(0, 0, "Preparing 3D: averaging voxel blocks and computing the "
-                                  "shading (about a second)…")
+        ratio = self.vtk.devicePixelRatio()
+        size = (round(self.vtk.width() * ratio), round(self.vtk.height() * ratio))
+        self._show_progress(0, 0, "Preparing 3D: resampling the volume, computing the shading "
+                                  "and the first picture…")
         task = TaskWorker(work, "3D", self)
-        task.succeeded.connect(lambda scene, s=session: self._on_scene_prepared(s, scene))
+        task.succeeded.connect(lambda made, s=session: self._on_scene_prepared(s, *made))
         task.failed.connect(self._on_failed)
         self._task = task
         task.start()
 
-    def _on_scene_prepared(self, session: LoadedSeries, scene: VolumeScene) -> None:
+    def _on_scene_prepared(self, session: LoadedSeries, scene: VolumeScene,
+                           still: np.ndarray | None = None, tries: int = 0) -> None:
         if session is not self.session or self.scene is not None:
             return  # made for a series shown before
+        if (still is None or tuple(still.shape[1::-1]) != self.pixel_size()) and tries < 2:
+            # the view was laid out or resized meanwhile: the still frame again, at its size
+            size = self.pixel_size()
+            task = TaskWorker(lambda _progress: scene.render_still(size), "3D", self)
+            task.succeeded.connect(lambda again, s=session: self._on_scene_prepared(
+                s, scene, again, tries + 1))
+            task.failed.connect(self._on_failed)
+            self._task = task
+            task.start()
+            return
         self.scene = scene
         self.render_window.RemoveRenderer(self._empty)
         self.render_window.AddRenderer(scene.renderer)
-        scene.bind_interactor(self.style)
-        scene.bind_interactor(self.box)
+        for source in (self.style, self.box):
+            source.AddObserver("StartInteractionEvent", self._drop_still, 1.0)  # before LOD
+            scene.bind_interactor(source)
+        if still is not None and tuple(still.shape[1::-1]) == self.pixel_size():
+            self._show_still(still)
         self.box_rep.SetPlaceFactor(1.0)
         self.box_rep.PlaceWidget(list(scene.bounds()))
         self._set_controls_enabled(True)
@@ -256,6 +280,62 @@ class Volume3DWidget(QWidget):
         self._show_orientation()
         self.render()
         self.scene_ready.emit()
+        if self.showing_still:
+            self.still_shown.emit()
+
+    # -- the worker's still frame -------------------------------------------------------------
+    def pixel_size(self) -> tuple[int, int]:
+        """The 3D picture's size on screen in pixels (width, height)."""
+        ratio = self.vtk.devicePixelRatio()
+        return round(self.vtk.width() * ratio), round(self.vtk.height() * ratio)
+
+
+    def detach_scene(self) -> None:
+        """Take the scene out of the window (a worker renders it offscreen meanwhile, e.g. a
+        movie); the view says so and its controls wait for :meth:`attach_scene`."""
+        if self.scene is None:
+            return
+        self._drop_still()
+        self.render_window.RemoveRenderer(self.scene.renderer)
+        self.render_window.AddRenderer(self._empty)
+        self._set_controls_enabled(False)
+        self._show_progress(0, 0, "Making the 3D movie…")
+        self.render()
+
+    def attach_scene(self) -> None:
+        """Put the scene back after :meth:`detach_scene`."""
+        if self.scene is None or self.scene.renderer.GetRenderWindow() is not None:
+            return
+        self.render_window.RemoveRenderer(self._empty)
+        self.render_window.AddRenderer(self.scene.renderer)
+        self._set_controls_enabled(True)
+        self.progress.hide()
+        self.status.setText(self.scene.note or "")
+        self.status.setVisible(bool(self.scene.note))
+        self.render()
+
+    def _show_still(self, rgb: np.ndarray) -> None:
+        """Show ``rgb`` (the worker's offscreen still frame of the scene as it is) in place of
+        the volume: drawing it costs a texture, not a ray cast on the GUI thread."""
+        assert self.scene is not None
+        texture = vtkTexture()
+        texture.SetInputData(wrap_rgb(rgb))
+        texture.InterpolateOff()
+        renderer = self.scene.renderer
+        renderer.SetBackgroundTexture(texture)
+        renderer.TexturedBackgroundOn()
+        self.scene.volume.VisibilityOff()
+        self.showing_still = True
+
+    def _drop_still(self, *_args: object) -> None:
+        """The scene is about to change: draw the volume itself again."""
+        if not self.showing_still or self.scene is None:
+            return
+        self.showing_still = False
+        renderer = self.scene.renderer
+        renderer.TexturedBackgroundOff()
+        renderer.SetBackgroundTexture(None)
+        self.scene.volume.VisibilityOn()
 
     def _show_orientation(self) -> None:
         """A cube in the lower left corner lettered with the patient's sides (R/L, A/P, H/F,
@@ -291,6 +371,7 @@ class Volume3DWidget(QWidget):
             return
         if key == "mip" and scene.preset.blend == "mip":
             return
+        self._drop_still()
         scene.set_preset(key)
         for button in self.preset_group.buttons():
             button.setChecked(button.property("preset") == key)
@@ -298,6 +379,7 @@ class Volume3DWidget(QWidget):
 
     def reset_camera(self, view: str = "anterior") -> None:
         if self.scene is not None:
+            self._drop_still()
             self.scene.reset_camera(view)
             self.render()
 
@@ -305,6 +387,7 @@ class Volume3DWidget(QWidget):
         """Keep only the LPS box ``low``..``high`` (and show the box there)."""
         if self.scene is None:
             return
+        self._drop_still()
         self.scene.set_clip_box(low, high)
         bounds = [v for pair in zip(low, high, strict=True) for v in pair]
         self.box_rep.PlaceWidget([float(v) for v in bounds])
@@ -313,6 +396,7 @@ class Volume3DWidget(QWidget):
     def clear_clipping(self) -> None:
         if self.scene is None:
             return
+        self._drop_still()
         self.scene.clear_clipping()
         self.box_rep.PlaceWidget(list(self.scene.bounds()))
         self.render()
@@ -320,6 +404,7 @@ class Volume3DWidget(QWidget):
     def _on_clip_toggled(self, on: bool) -> None:
         if self.scene is None or bool(self.box.GetEnabled()) == on:
             return
+        self._drop_still()
         if on:
             self.box.On()
         else:
@@ -329,6 +414,7 @@ class Volume3DWidget(QWidget):
     def _on_box_moved(self, _obj: object, _event: str) -> None:
         if self.scene is None:
             return
+        self._drop_still()
         b = self.box_rep.GetBounds()
         low, high = np.array(b[0::2]), np.array(b[1::2])
         if np.all(high > low):
@@ -342,6 +428,10 @@ class Volume3DWidget(QWidget):
             # crash the OpenGL window, so it waits for the first show
             self._initialized = True
             self.vtk.Initialize()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        self._drop_still()  # a picture of another size: ray cast a new one
+        super().resizeEvent(event)
 
     def render(self) -> None:
         if self._initialized:

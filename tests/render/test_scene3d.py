@@ -200,10 +200,10 @@ def test_interactive_quality_follows_the_frame_budget(head):
     view.close()
 
 
-def test_large_volumes_are_rendered_block_averaged(head):
+def test_large_volumes_are_rendered_resampled(head):
     scene, view = _view(head, preset="bone", max_voxels=head.array.size // 3)
     assert scene.array.size <= head.array.size // 3
-    assert scene.note is not None and "averaged" in scene.note
+    assert scene.note is not None and "resampled" in scene.note
     assert view.render().max() > 30
     view.close()
     assert _view(head)[0].note is None

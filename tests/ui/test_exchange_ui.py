@@ -275,7 +275,7 @@ def test_send_dialog_offers_the_selected_series_and_a_hub_setup(qtbot, relay_hom
     assert dialog.series_uids() is None
     dialog.reject()
     assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Study", "&Hub",
-                                                              "&Settings", "&Help"]
+                                                              "&Settings", "&View", "&Help"]
     hubs = window.show_hubs_dialog()
     assert hubs.hub_list.count() == 2
     hubs.reject()

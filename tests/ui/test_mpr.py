@@ -295,3 +295,54 @@ def test_3d_layout_presets_clip_and_level_of_detail(qtbot, window: MainWindow) -
                       cube_view / np.linalg.norm(cube_view)) > 0.999, side
     viewer.set_layout("1×1")
     assert viewer.pages.currentWidget() is viewer.grid_host
+
+
+@pytest.mark.gl
+def test_3d_export_saves_the_rendered_view_as_png_jpeg_and_to_the_study(
+        qtbot, window: MainWindow, tmp_path: Path, monkeypatch) -> None:
+    """Export in the 3D layout saves the 3D picture on screen (not the hidden 2D slice), with
+    a patient-free name, as PNG (pixel-exact), JPEG, and a Secondary Capture in the study."""
+    import pydicom
+    from PySide6.QtGui import QImage
+    from PySide6.QtWidgets import QFileDialog
+
+    from app.ui.view_export import to_rgb
+
+    uid = next(s.study_instance_uid for s in window.store.studies()
+               if s.study_description == SYNTH)
+    viewer = window.open_study(uid)
+    vp = viewer.viewports[0]
+    qtbot.waitUntil(lambda: vp.volume is not None and vp.volume.finished, timeout=30_000)
+    slice_2d = to_rgb(vp.grab_view())
+    viewer.show_3d()
+    view3d = viewer.view3d
+    qtbot.waitUntil(lambda: view3d.scene is not None, timeout=60_000)
+    view3d.reset_camera("left")
+    on_screen = view3d.snapshot()
+    proposed: list[str] = []
+    suffix = ".png"
+
+    def save_as(_parent, _title, start, filters):
+        proposed.append(start)
+        return str(tmp_path / Path(start).name.replace(".png", suffix)), filters.split(";;")[0]
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_as)
+    png = viewer.export_dialog()
+    assert Path(proposed[-1]).name == "S2_CTA-1.5mm-synthetic_3D.png"  # series, no patient
+    saved = to_rgb(QImage(png))
+    assert saved.shape == on_screen.shape and on_screen.shape[:2] == (
+        view3d.vtk.height() * view3d.vtk.devicePixelRatio(),
+        view3d.vtk.width() * view3d.vtk.devicePixelRatio())
+    assert np.array_equal(saved, on_screen)  # what is on screen, pixel for pixel
+    assert saved.shape != slice_2d.shape or not np.array_equal(saved, slice_2d)
+    assert saved.mean() > 5  # the rendered head, not a black frame
+    suffix = ".jpg"
+    jpeg = viewer.export_dialog(whole=True)  # the 3D layout is one view: the same picture
+    assert jpeg.endswith(".jpg") and Path(jpeg).read_bytes()[:2] == b"\xff\xd8"
+    assert np.abs(to_rgb(QImage(jpeg)).astype(int) - on_screen).mean() < 3
+    stored = viewer.save_to_study()
+    assert stored is not None
+    ds = pydicom.dcmread(window.store.abspath(stored.relpath))
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
+    assert "3D" in ds.DerivationDescription
+    assert np.array_equal(ds.pixel_array, on_screen)

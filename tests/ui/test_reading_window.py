@@ -169,6 +169,15 @@ def _trilinear_from_files(volume, lps: np.ndarray) -> float:
     return out
 
 
+def _shown_pixel_centre(view, pos: QPointF) -> tuple[float, float]:
+    """Scene mm of the centre of the picture's pixel under the screen point ``pos`` (a real
+    mouse is on whole screen pixels, smaller or larger than the picture's)."""
+    x, y = view.scene_of_widget(pos)
+    tx, ty, size = view._placed
+    col, row = np.floor((x - tx) / size), np.floor((y - ty) / size)
+    return tx + (col + 0.5) * size, ty + (row + 0.5) * size
+
+
 def test_hu_readout_follows_every_mpr_plane(qtbot, window: MainWindow) -> None:
     viewer, vp = _open(qtbot, window, HEAD)
     qtbot.waitUntil(lambda: vp.volume.finished, timeout=60_000)
@@ -190,9 +199,9 @@ def test_hu_readout_follows_every_mpr_plane(qtbot, window: MainWindow) -> None:
             tx, ty, size = view._placed
             row, col = view.shown.pixels.shape[0] // 2 + 20, view.shown.pixels.shape[1] // 2 + 9
             x, y = tx + (col + 0.5) * size, ty + (row + 0.5) * size
-            _move(view, view.widget_of_scene(x, y))
-            if notches:  # after the first move, the mouse stays: the plane moved under it
-                pass
+            pos = view.widget_of_scene(x, y)  # a whole screen pixel, as a real mouse
+            _move(view, pos)
+            x, y = _shown_pixel_centre(view, pos)
             expected = _trilinear_from_files(mpr.session.volume, view.lps_of_scene(x, y))
             assert _probe_hu(view.probe_text) == pytest.approx(expected, abs=1.0), name
             values.append(expected)
@@ -200,8 +209,7 @@ def test_hu_readout_follows_every_mpr_plane(qtbot, window: MainWindow) -> None:
         before = view.probe_text
         _wheel(view, 11)
         settle()
-        tx, ty, size = view._placed
-        x, y = tx + (col + 0.5) * size, ty + (row + 0.5) * size
+        x, y = _shown_pixel_centre(view, pos)  # the mouse has not moved
         expected = _trilinear_from_files(mpr.session.volume, view.lps_of_scene(x, y))
         assert _probe_hu(view.probe_text) == pytest.approx(expected, abs=1.0), name
         assert len({round(v) for v in values} | {round(expected)}) >= 2, (name, before)

@@ -1,0 +1,34 @@
+"""Load the 3D view's VTK modules before the user asks for 3D, on a background thread.
+
+Importing them on the GUI thread when the 3D layout is first chosen froze the window for
+over a second (``bench/bench_3d_open.py``); on a thread, the window keeps answering (the
+import lets go of the interpreter between modules). Started once per process, when a series
+has loaded (3D needs the whole series anyway, and the readers are done by then).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import threading
+
+log = logging.getLogger(__name__)
+
+MODULE = "app.ui.volume3d"
+_started = threading.Event()
+
+
+def prewarm_3d() -> None:
+    """Import :mod:`app.ui.volume3d` (and so VTK) on a daemon thread, once."""
+    if _started.is_set() or MODULE in sys.modules:
+        return
+    _started.set()
+    threading.Thread(target=_import, name="relay-prewarm-3d", daemon=True).start()
+
+
+def _import() -> None:
+    try:
+        importlib.import_module(MODULE)
+    except Exception:  # the 3D view reports its own failure when it is opened
+        log.warning("3D view modules could not be loaded in advance", exc_info=True)
