@@ -170,6 +170,9 @@ class ReadingSettings:
     left_drag: str = "tool"
     """What a plain left drag does in 2D and MPR: "tool" (Shift: window/level) or "window"
     (Ctrl: the tool). See :mod:`app.ui.mouse_model`."""
+    hanging: dict[str, str] = field(default_factory=dict)
+    """The hanging protocol the user chose per kind of study ("CT/HEAD" -> "stroke-code"; see
+    :mod:`app.workflow.hanging`)."""
 
 
 @dataclass

@@ -16,6 +16,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF
 
+from app.render.roi import roi_stats
+
 COLOR = (255, 200, 40)
 
 
@@ -23,16 +25,6 @@ COLOR = (255, 200, 40)
 class Annotation:
     kind: str  # "length" | "angle" | "ellipse" | "rect" | "probe"
     points: list[tuple[float, float]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class RoiStats:
-    mean: float
-    sd: float
-    minimum: float
-    maximum: float
-    area_mm2: float
-    pixels: int
 
 
 def length_mm(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -46,36 +38,6 @@ def angle_deg(a: tuple[float, float], vertex: tuple[float, float], c: tuple[floa
     if n == 0:
         return 0.0
     return math.degrees(math.acos(max(-1.0, min(1.0, float(v1 @ v2) / n))))
-
-
-def roi_stats(values: np.ndarray, kind: str, p0: tuple[float, float], p1: tuple[float, float],
-              spacing: tuple[float, float]) -> RoiStats | None:
-    """Statistics of modality ``values`` (rows, cols) inside an ellipse/rectangle in mm.
-
-    ``spacing`` is (row, column) mm; a pixel (j, i) is inside when its centre is.
-    """
-    dy, dx = spacing
-    x0, x1 = sorted((p0[0], p1[0]))
-    y0, y1 = sorted((p0[1], p1[1]))
-    rows, cols = values.shape[:2]
-    i0, i1 = max(0, int(math.floor(x0 / dx))), min(cols, int(math.ceil(x1 / dx)))
-    j0, j1 = max(0, int(math.floor(y0 / dy))), min(rows, int(math.ceil(y1 / dy)))
-    if i0 >= i1 or j0 >= j1:
-        return None
-    jj, ii = np.mgrid[j0:j1, i0:i1]
-    cx, cy = (ii + 0.5) * dx, (jj + 0.5) * dy
-    if kind == "ellipse":
-        ax, ay = max((x1 - x0) / 2, 1e-9), max((y1 - y0) / 2, 1e-9)
-        inside = ((cx - (x0 + x1) / 2) / ax) ** 2 + ((cy - (y0 + y1) / 2) / ay) ** 2 <= 1.0
-        area = math.pi * ax * ay
-    else:
-        inside = (cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1)
-        area = (x1 - x0) * (y1 - y0)
-    picked = values[j0:j1, i0:i1][inside].astype(np.float64)
-    if picked.size == 0:
-        return None
-    return RoiStats(float(picked.mean()), float(picked.std()), float(picked.min()),
-                    float(picked.max()), float(area), int(picked.size))
 
 
 class AnnotationItem:
