@@ -12,7 +12,7 @@ def test_reflect_across_a_vertical_and_a_tilted_line() -> None:
     assert reflect(np.array([[10.0, 5.0]]), (50.0, 0.0), (50.0, 100.0)).tolist() == [[90.0, 5.0]]
     out = reflect(np.array([[1.0, 0.0]]), (0.0, 0.0), (1.0, 1.0))
     assert out == pytest.approx(np.array([[0.0, 1.0]]))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="two different points"):
         reflect(np.zeros((1, 2)), (1.0, 1.0), (1.0, 1.0))
 
 

@@ -18,7 +18,7 @@ def test_ten_regions_over_two_levels() -> None:
     assert len(REGIONS) == 10
     assert regions_at("ganglionic") == ["C", "L", "IC", "I", "M1", "M2", "M3"]
     assert regions_at("supraganglionic") == ["M4", "M5", "M6"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="level must be"):
         regions_at("pons")
 
 
@@ -45,7 +45,7 @@ def test_moving_and_scaling_the_guide_moves_the_regions() -> None:
     after = np.array(_centroid("L", "left", moved)) - (110, 95)
     assert after == pytest.approx(before * 1.5)
     assert region_at((100.0, 100.0 - 200), "ganglionic", guide) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="positive"):
         guide.scaled(0)
 
 
@@ -56,5 +56,5 @@ def test_score_is_ten_minus_affected_per_hemisphere() -> None:
     assert (aspects.score("left"), aspects.score("right")) == (8, 9)
     assert aspects.text("left") == "ASPECTS 8 (left: I, M2)"
     assert aspects.toggled("left", "M2").score("left") == 9  # a second click unmarks
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown ASPECTS region"):
         aspects.toggled("left", "M7")

@@ -107,7 +107,7 @@ def test_a_users_own_protocol_file_and_a_broken_one(tmp_path: Path,
     assert "broken.json" in caplog.text and "knee" in caplog.text
 
 
-@pytest.mark.parametrize("raw, words", [
+@pytest.mark.parametrize(("raw", "words"), [
     ([], "JSON object"),
     ({"schema": 2, "name": "a", "stages": []}, "schema must be 1"),
     ({"schema": 1, "name": "a", "stages": []}, "non-empty list"),
