@@ -70,9 +70,12 @@ from app.workflow.hanging import (
     save_choice,
     study_key,
 )
+from app.workflow.priors import PriorSearch
 
 #: The series strip item's full text (its tool tip is that text escaped for display).
 SERIES_TEXT_ROLE = Qt.ItemDataRole.UserRole + 7
+#: A strip entry of a prior only on a hub: (hub, study UID).
+PRIOR_ROLE = Qt.ItemDataRole.UserRole + 8
 
 if TYPE_CHECKING:
     from app.ui.volume3d import Volume3DWidget  # VTK's Qt glue is imported when 3D opens
@@ -173,6 +176,8 @@ class ViewerWidget(QWidget):
     findings_saved = Signal(list)
     #: "Send findings to the hub": the study UID and the findings series to send.
     send_findings = Signal(str, list)
+    #: A prior only on a hub was double-clicked: the hub's name and the study UID.
+    prior_requested = Signal(str, str)
 
     def __init__(self, store: Store, study: Study, parent: QWidget | None = None, *,
                  priors: list[Study] | None = None,
@@ -217,6 +222,10 @@ class ViewerWidget(QWidget):
         #: The hanging protocol's stages for this study (see :meth:`hang`).
         self.hung: list[HungStage] = []
         self.protocol: Protocol | None = None
+        #: Priors being read from a hub (study UID -> its download).
+        self.prior_remotes: dict[str, RemoteStudy] = {}
+        #: The last search for priors (local and on the hubs), most relevant first.
+        self.prior_search: PriorSearch | None = None
 
         self.strip = SeriesStrip(self)
         self.strip.itemDoubleClicked.connect(self._on_strip_double_clicked)
@@ -547,6 +556,17 @@ class ViewerWidget(QWidget):
                 item.setToolTip(tooltip(text))
                 item.setIcon(self._icons.get(series.series_instance_uid) or _placeholder_icon())
                 self.strip.addItem(item)
+        here = {s.study_instance_uid for s in [self.study, *self.priors]}
+        for prior in self.prior_search.priors if self.prior_search is not None else ():
+            if prior.local or prior.study_instance_uid in here:
+                continue
+            entry = QListWidgetItem(self.strip.label(
+                f"Prior {format_date(prior.study_date)} on {prior.source}\n"
+                f"{prior.study_description or ''}".strip()))
+            entry.setData(PRIOR_ROLE, (prior.source, prior.study_instance_uid))
+            entry.setToolTip(tooltip(f"Double-click to read this prior from {prior.source}"))
+            entry.setForeground(QColor(90, 140, 220))
+            self.strip.addItem(entry)
 
     def set_thumbnail(self, series_uid: str, image: QImage) -> None:
         self._icons[series_uid] = QIcon(QPixmap.fromImage(image))
@@ -562,8 +582,9 @@ class ViewerWidget(QWidget):
             study, series = self._series[series_uid]
             if focus is None:
                 focus = self.last_slice.get(series_uid)
-            remote = self.remote
-            if remote is not None and study is self.study and (
+            remote = self.remote if study is self.study else self.prior_remotes.get(
+                study.study_instance_uid)
+            if remote is not None and (
                     not remote.finished or remote.series(series_uid) is not None):
                 session = RemoteLoadedSeries(self.store, study, series, remote,
                                              focus=focus, parent=self)
@@ -641,7 +662,41 @@ class ViewerWidget(QWidget):
             self._preview = None
 
     def _on_strip_double_clicked(self, item: QListWidgetItem) -> None:
+        remote = item.data(PRIOR_ROLE)
+        if remote:
+            hub, study_uid = remote
+            self.prior_requested.emit(hub, study_uid)
+            return
         self.show_series(item.data(Qt.ItemDataRole.UserRole))
+
+    # -- priors -----------------------------------------------------------------------------
+    def has_prior_open(self) -> bool:
+        """Whether a prior with series is here (local, or being read from a hub)."""
+        return any(p.series for p in self.priors)
+
+    def set_prior_search(self, found: PriorSearch) -> None:
+        """List the priors found on hubs (not here yet) at the end of the strip."""
+        self.prior_search = found
+        self._fill_strip()
+
+    def add_remote_prior(self, remote: RemoteStudy) -> None:
+        """A prior read from a hub: listed, and hung beside today's study when the layout
+        has a place for it."""
+        study = remote.study
+        if study is None:
+            return
+        self.prior_remotes[study.study_instance_uid] = remote
+        self.priors = [study, *[p for p in self.priors
+                                if p.study_instance_uid != study.study_instance_uid]]
+        self._series = {s.series_instance_uid: (st, s)
+                        for st in [self.study, *self.priors] for s in st.series}
+        self._fill_strip()
+        wants_prior = bool(self.hung) and any(c.study == "prior" for c in self.hung[0].stage.cells)
+        if wants_prior and self.pages.currentWidget() is self.grid_host and self.protocol:
+            self.hung = hang(self.protocol, self.study, study)
+            apply_stage(self, self.hung[0])
+        self.status_message.emit(f"Prior of {format_date(study.study_date)} from {remote.hub}: "
+                                 "reading it while it downloads.")
 
     def _on_remote_slice(self, series_uid: str, k: int, ok: bool) -> None:
         """The middle slice of a series coming from a hub is in: its thumbnail, from memory
@@ -848,7 +903,8 @@ class ViewerWidget(QWidget):
                   and (not frame or v.session.series.frame_of_reference_uid != frame)]
         if not others:
             return
-        if QApplication.keyboardModifiers() & Qt.KeyboardModifier.AltModifier:
+        if source.scrolling_alone or (
+                QApplication.keyboardModifiers() & Qt.KeyboardModifier.AltModifier):
             other = others[0]
             assert other.volume is not None
             source.table_offset_mm = offset_for(source.volume.geometry, source.state.k,

@@ -130,6 +130,8 @@ class ViewportWidget(QWidget):
         #: Subtracted from this series' table positions when scrolled with another frame of
         #: reference (set by Alt + drag / wheel; see :mod:`app.render.link`).
         self.table_offset_mm = 0.0
+        #: True while Alt + drag scrolls this view without the others.
+        self.scrolling_alone = False
         self._pending: Annotation | None = None
         self._drag_item: AnnotationItem | None = None
         self._cine = QTimer(self)
@@ -428,7 +430,11 @@ class ViewportWidget(QWidget):
         steps = int(self._scroll_rest)
         if steps:
             self._scroll_rest -= steps
-            self.scroll(steps)
+            self.scrolling_alone = True
+            try:
+                self.scroll(steps)
+            finally:
+                self.scrolling_alone = False
 
     def widget_point(self, x: float, y: float) -> QPointF:
         """The widget position of a point in view millimetres (for painting over the image)."""

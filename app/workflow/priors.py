@@ -178,3 +178,9 @@ def find_priors(store: Store, study: Study, peers: Mapping[str, Peer] | None = N
             problems.append(f"{name}: earlier studies not searched: {exc}")
             log.warning("prior search on %s failed: %s", name, exc)
     return PriorSearch(tuple(rank(found, study)), tuple(problems))
+
+
+def prior_studies(store: Store, study: Study) -> list[Study]:
+    """The local priors of ``study`` as studies, most relevant first."""
+    found = [store.study(p.study_instance_uid) for p in find_priors(store, study).priors]
+    return [s for s in found if s is not None]

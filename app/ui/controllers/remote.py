@@ -110,6 +110,7 @@ class RemoteReadingController(QObject):
         viewer.set_remote(remote)
         self._set_title(viewer, f"{study_title(viewer.study)} ({remote.hub})")
         viewer.open_default()
+        self.reading.opened.emit(viewer)  # its priors are searched
         self.message.emit(f"Reading the study from {remote.hub} while it downloads.", 8000)
 
     def _forget(self, study_uid: str) -> None:
