@@ -236,4 +236,4 @@ class MidlineTool:
                      f"{there.sd:.1f} {unit}  Δ {result.difference:+.1f}")
             anchor = min(outline, key=lambda p: p.y())
             shadow_text(painter, QRectF(anchor.x() - 200, anchor.y() - 22, 400, 18), label,
-                        Qt.AlignmentFlag.AlignCenter)
+                        Qt.AlignmentFlag.AlignCenter, MIRROR)

@@ -62,8 +62,7 @@ def apply_stage(viewer: ViewerWidget, hung: HungStage) -> None:
         mpr = viewer.show_mpr()
         if mpr is None:
             return
-        for name, view in mpr.views.items():
-            view.setVisible(name in stage.planes)
+        mpr.show_planes(stage.planes)
         if stage.slab_mode and stage.slab_mm:
             mpr.set_slab(stage.slab_mode, stage.slab_mm)
         preset = _preset(viewer, hung.mpr_series.modality, stage.preset)

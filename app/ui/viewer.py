@@ -748,6 +748,8 @@ class ViewerWidget(QWidget):
             self.mpr.panel.left_mode_changed.connect(
                 lambda mode: self.set_left_drag("window" if mode == "window" else "tool"))
             self.pages.addWidget(self.mpr)
+        if len(self.mpr.planes) != len(self.mpr.views):  # a protocol's stage showed fewer
+            self.mpr.show_planes()
         self.mpr.set_series(session)
         self.pages.setCurrentWidget(self.mpr)
         self._check_layout("MPR")
