@@ -521,7 +521,8 @@ class MprWidget(QWidget):
         for row in range(3):
             grid.setRowStretch(row, 0)
         if len(self.planes) == len(VIEWS):
-            spots = {"axial": (0, 0), "coronal": (0, 1), "sagittal": (1, 0)}
+            spots: dict[View, tuple[int, int]] = {"axial": (0, 0), "coronal": (0, 1),
+                                                  "sagittal": (1, 0)}
             for name, (row, col) in spots.items():
                 grid.addWidget(self.views[name], row, col)
             grid.addWidget(self.panel, 1, 1)
@@ -529,7 +530,7 @@ class MprWidget(QWidget):
             grid.setRowStretch(1, 1)
         else:
             for col, name in enumerate(self.planes):
-                grid.addWidget(self.views[name], 0, col)
+                grid.addWidget(self.views[cast(View, name)], 0, col)
             grid.addWidget(self.panel, 1, 0, 1, len(self.planes))
             grid.setRowStretch(0, 1)
         for name, view in self.views.items():
@@ -544,7 +545,7 @@ class MprWidget(QWidget):
         self.planes = chosen
         self._place()
         if self.active.view not in chosen:
-            self._on_view_activated(self.views[chosen[0]])
+            self._on_view_activated(self.views[cast(View, chosen[0])])
 
     @property
     def maximised(self) -> MprViewWidget | None:
