@@ -92,7 +92,7 @@ class MprWidget(QWidget):
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
         #: The planes on show (a hanging protocol may ask for fewer than three).
-        self.planes: tuple[str, ...] = tuple(VIEWS)
+        self.planes: tuple[View, ...] = tuple(VIEWS)
         self._place()
         for view in self.views.values():
             view.activated.connect(self._on_view_activated)
@@ -530,7 +530,7 @@ class MprWidget(QWidget):
             grid.setRowStretch(1, 1)
         else:
             for col, name in enumerate(self.planes):
-                grid.addWidget(self.views[cast(View, name)], 0, col)
+                grid.addWidget(self.views[name], 0, col)
             grid.addWidget(self.panel, 1, 0, 1, len(self.planes))
             grid.setRowStretch(0, 1)
         for name, view in self.views.items():
@@ -539,13 +539,13 @@ class MprWidget(QWidget):
 
     def show_planes(self, planes: tuple[str, ...] = tuple(VIEWS)) -> None:
         """Show only ``planes`` (in that order), e.g. axial and coronal MIP slabs of a CTA."""
-        chosen = tuple(p for p in planes if p in self.views) or tuple(VIEWS)
+        chosen = tuple(cast(View, p) for p in planes if p in self.views) or tuple(VIEWS)
         if self._maximised is not None:
             self._maximised = None
         self.planes = chosen
         self._place()
         if self.active.view not in chosen:
-            self._on_view_activated(self.views[cast(View, chosen[0])])
+            self._on_view_activated(self.views[chosen[0]])
 
     @property
     def maximised(self) -> MprViewWidget | None:
