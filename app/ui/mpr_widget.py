@@ -539,7 +539,7 @@ class MprWidget(QWidget):
 
     def show_planes(self, planes: tuple[str, ...] = tuple(VIEWS)) -> None:
         """Show only ``planes`` (in that order), e.g. axial and coronal MIP slabs of a CTA."""
-        chosen = tuple(cast(View, p) for p in planes if p in self.views) or tuple(VIEWS)
+        chosen = tuple(p for p in planes if p in self.views) or tuple(VIEWS)
         if self._maximised is not None:
             self._maximised = None
         self.planes = chosen
