@@ -162,6 +162,7 @@ class MainWindow(QMainWindow):
         self.station.message.connect(self._show_message)
         self.reading.thumbnail.connect(self.browser.set_thumbnail)
         self.reading.opened.connect(self._on_viewer_opened)
+        self.remote.patient_known.connect(self.priors.search)
         self.remote.active.connect(
             lambda on: self._counts_timer.start() if on else self._counts_timer.stop())
         self.remote.loaded.connect(self._on_remote_loaded)

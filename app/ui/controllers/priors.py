@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from app.errors import RelayError
+from app.model import Study
 from app.net import hubs
 from app.net.peer import Peer
 from app.net.remote import RemoteStudy
@@ -60,12 +61,17 @@ class PriorsController(QObject):
         self._peers = peers or (lambda: configured_peers(store.home))
         self._workers: set[TaskWorker] = set()
         self._openers: dict[str, RemoteOpener] = {}
+        self._searched: set[tuple[int, str]] = set()
 
-    def search(self, viewer: ViewerWidget) -> None:
-        """Look for the priors of the viewer's study in the background."""
-        study = viewer.study
-        if not study.patient.patient_id:
+    def search(self, viewer: ViewerWidget, study: Study | None = None) -> None:
+        """Look for the priors of the viewer's study (or of ``study``, known from its first
+        image before the viewer has it) in the background, once per tab and study."""
+        study = study or viewer.study
+        key = (id(viewer), study.study_instance_uid)
+        if not study.patient.patient_id or key in self._searched:
             return
+        self._searched.add(key)
+        viewer.destroyed.connect(lambda *_: self._searched.discard(key))
 
         def run(_progress: Progress) -> PriorSearch:
             return find_priors(self.store, study, self._peers())
