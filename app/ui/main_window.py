@@ -163,6 +163,8 @@ class MainWindow(QMainWindow):
         self.reading.thumbnail.connect(self.browser.set_thumbnail)
         self.reading.opened.connect(self._on_viewer_opened)
         self.remote.patient_known.connect(self.priors.search)
+        self.priors.retrieve_requested.connect(
+            lambda name, uid: self.transfer.queue_retrieve(name, [uid]))
         self.remote.active.connect(
             lambda on: self._counts_timer.start() if on else self._counts_timer.stop())
         self.remote.loaded.connect(self._on_remote_loaded)
@@ -187,6 +189,8 @@ class MainWindow(QMainWindow):
         self.priors.search(viewer)
         viewer.prior_requested.connect(
             lambda hub, uid, v=viewer: self.priors.fetch(v, hub, uid))
+        viewer.prior_retrieve_requested.connect(
+            lambda name, uid: self.transfer.queue_retrieve(name, [uid]))
         viewer.send_findings.connect(
             lambda study, series, v=viewer: self.send_findings(v, study, series))
 

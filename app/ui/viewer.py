@@ -178,6 +178,8 @@ class ViewerWidget(QWidget):
     send_findings = Signal(str, list)
     #: A prior only on a hub was double-clicked: the hub's name and the study UID.
     prior_requested = Signal(str, str)
+    #: A prior only on a PACS was double-clicked: the PACS's name and the study UID.
+    prior_retrieve_requested = Signal(str, str)
 
     def __init__(self, store: Store, study: Study, parent: QWidget | None = None, *,
                  priors: list[Study] | None = None,
@@ -560,11 +562,13 @@ class ViewerWidget(QWidget):
         for prior in self.prior_search.priors if self.prior_search is not None else ():
             if prior.local or prior.study_instance_uid in here:
                 continue
+            where = f"PACS {prior.source}" if prior.kind == "pacs" else prior.source
             entry = QListWidgetItem(self.strip.label(
-                f"Prior {format_date(prior.study_date)} on {prior.source}\n"
+                f"Prior {format_date(prior.study_date)} on {where}\n"
                 f"{prior.study_description or ''}".strip()))
-            entry.setData(PRIOR_ROLE, (prior.source, prior.study_instance_uid))
-            entry.setToolTip(tooltip(f"Double-click to read this prior from {prior.source}"))
+            entry.setData(PRIOR_ROLE, (prior.kind, prior.source, prior.study_instance_uid))
+            verb = "retrieve" if prior.kind == "pacs" else "read"
+            entry.setToolTip(tooltip(f"Double-click to {verb} this prior from {where}"))
             entry.setForeground(QColor(90, 140, 220))
             self.strip.addItem(entry)
 
@@ -664,8 +668,11 @@ class ViewerWidget(QWidget):
     def _on_strip_double_clicked(self, item: QListWidgetItem) -> None:
         remote = item.data(PRIOR_ROLE)
         if remote:
-            hub, study_uid = remote
-            self.prior_requested.emit(hub, study_uid)
+            kind, source, study_uid = remote
+            if kind == "pacs":
+                self.prior_retrieve_requested.emit(source, study_uid)
+            else:
+                self.prior_requested.emit(source, study_uid)
             return
         self.show_series(item.data(Qt.ItemDataRole.UserRole))
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from app.errors import HubError, NotSupportedByPeer, TransferError
 from app.model import Study
+from app.net.dimse.client import DimseClient
+from app.net.dimse.query import StudyFilter, find_studies
 from app.net.peer import STUDY_INSTANCES, STUDY_UID, Peer, value
 from app.store.local import Store
 
@@ -45,7 +47,10 @@ class Prior:
     modalities: tuple[str, ...] = ()
     instances: int | None = None
     source: str = "local"
-    """"local" (in the store) or the name of the peer that has it."""
+    """"local" (in the store) or the name of the hub or PACS that has it."""
+    kind: str = "local"
+    """Where it is: "local", "hub" (a Peer: read while it downloads) or "pacs" (C-FIND found
+    it; a retrieve brings it)."""
 
     @property
     def local(self) -> bool:
@@ -132,7 +137,27 @@ def peer_priors(peer: Peer, name: str, study: Study) -> list[Prior]:
                       str(value(row, STUDY_DESCRIPTION, "") or ""),
                       tuple(str(m) for m in modalities if isinstance(m, str)),
                       int(count) if isinstance(count, (int, float, str)) and str(count).isdigit()
-                      else None, name)
+                      else None, name, "hub")
+        if is_earlier(prior.when, study):
+            found.append(prior)
+    return found
+
+
+def pacs_priors(client: DimseClient, name: str, study: Study) -> list[Prior]:
+    """Earlier studies of the patient a PACS lists (STUDY-level C-FIND on the Patient ID;
+    raises :class:`DimseError`). Study-level C-FIND carries no issuer: the Patient ID is
+    taken as the PACS's own (a PACS holds one hospital's numbers)."""
+    found = []
+    where = StudyFilter(patient_id=study.patient.patient_id)
+    for i, row in enumerate(find_studies(client, where)):
+        if i >= PEER_LIMIT:
+            log.info("prior search on %s stopped after %d studies", name, PEER_LIMIT)
+            break
+        if not row.study_instance_uid or row.study_instance_uid == study.study_instance_uid \
+                or row.patient_id != study.patient.patient_id:
+            continue
+        prior = Prior(row.study_instance_uid, row.study_date, "", row.study_description,
+                      tuple(row.modalities), row.instances, name, "pacs")
         if is_earlier(prior.when, study):
             found.append(prior)
     return found
@@ -161,10 +186,11 @@ def rank(priors: Iterable[Prior], study: Study) -> list[Prior]:
     return sorted(unique.values(), key=lambda p: relevance(p, study), reverse=True)
 
 
-def find_priors(store: Store, study: Study, peers: Mapping[str, Peer] | None = None
-                ) -> PriorSearch:
-    """Earlier studies of ``study``'s patient in the store and on ``peers`` (name -> peer),
-    most relevant first. A study without a Patient ID has no priors (no guessing by name)."""
+def find_priors(store: Store, study: Study, peers: Mapping[str, Peer] | None = None,
+                pacs: Mapping[str, DimseClient] | None = None) -> PriorSearch:
+    """Earlier studies of ``study``'s patient in the store, on ``peers`` (hub name -> peer)
+    and on ``pacs`` (PACS name -> DIMSE client), most relevant first. A study without a
+    Patient ID has no priors (no guessing by name)."""
     if not study.patient.patient_id:
         return PriorSearch(())
     found = local_priors(store, study)
@@ -177,6 +203,12 @@ def find_priors(store: Store, study: Study, peers: Mapping[str, Peer] | None = N
         except (HubError, TransferError) as exc:
             problems.append(f"{name}: earlier studies not searched: {exc}")
             log.warning("prior search on %s failed: %s", name, exc)
+    for name, client in (pacs or {}).items():
+        try:
+            found += pacs_priors(client, name, study)
+        except (HubError, TransferError) as exc:
+            problems.append(f"PACS {name}: earlier studies not searched: {exc}")
+            log.warning("prior search on PACS %s failed: %s", name, exc)
     return PriorSearch(tuple(rank(found, study)), tuple(problems))
 
 

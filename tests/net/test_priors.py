@@ -56,7 +56,7 @@ def test_the_prior_on_the_hub_is_found_for_todays_study(hub, tmp_path: Path) -> 
     # the issuer-less study matches a study with an issuer (most media carry none)
     assert [p.study_date for p in found.priors] == ["20250310", "20230101"]
     best = found.most_relevant
-    assert best is not None and best.source == "hub" and best.instances == 40
+    assert best is not None and (best.kind, best.source, best.instances) == ("hub", "hub", 40)
     assert best.modalities == ("CT",)
 
 
@@ -72,3 +72,26 @@ def test_an_unreachable_hub_is_one_problem_and_local_priors_still_come(tmp_path:
     assert len(found.problems) == 1 and found.problems[0].startswith("down:")
     with pytest.raises(HubError):
         list(dead.studies(PatientID="x"))
+
+
+def test_the_prior_on_a_pacs_is_found_by_c_find(tmp_path: Path) -> None:
+    from app.net.dimse import pacs as pacs_profiles
+    from app.settings import load_settings
+    from tests.net.dimse_peers import make_pacs, relay_home_for
+
+    pacs = make_pacs(tmp_path / "pacs").start()
+    try:
+        today = stroke_study(tmp_path / "today", date="20261201", seed=25, cta=False)
+        prior = stroke_study(tmp_path / "prior", date="20250310", seed=26, cta=False)
+        _send_all(pacs.hub, tmp_path / "spoke", today + prior)  # through Orthanc's DICOMweb
+        home = relay_home_for(tmp_path / "reader", pacs.relay_port, pacs_port=pacs.dicom_port)
+        reader = Store(home)
+        import_paths(reader, [str(p) for p in today], Progress("test"))
+        (study,) = reader.studies()
+        client = pacs_profiles.connect(load_settings(home), "pacs")
+        found = find_priors(reader, study, pacs={"pacs": client})
+    finally:
+        pacs.hub.stop()
+    assert found.problems == ()
+    assert [(p.kind, p.source, p.study_date, p.instances) for p in found.priors] == [
+        ("pacs", "pacs", "20250310", 40)]

@@ -20,6 +20,8 @@ from PySide6.QtWidgets import QWidget
 from app.errors import RelayError
 from app.model import Study
 from app.net import hubs
+from app.net.dimse import pacs
+from app.net.dimse.client import DimseClient
 from app.net.peer import Peer
 from app.net.remote import RemoteStudy
 from app.net.runner import QueueRunner
@@ -32,6 +34,18 @@ from app.ui.worker import TaskWorker
 from app.workflow.priors import PriorSearch, find_priors
 
 log = logging.getLogger(__name__)
+
+
+def configured_pacs(home: Path) -> dict[str, DimseClient]:
+    """A DIMSE client for every PACS in the settings."""
+    settings = load_settings(home)
+    out: dict[str, DimseClient] = {}
+    for profile in settings.pacs:
+        try:
+            out[profile.name] = pacs.connect(settings, profile.name)
+        except RelayError as exc:
+            log.warning("PACS %s not searched for priors: %s", profile.name, exc)
+    return out
 
 
 def configured_peers(home: Path) -> dict[str, Peer]:
@@ -52,6 +66,8 @@ class PriorsController(QObject):
     message = Signal(str, int)  # text for the status bar, milliseconds
     #: A search ended: the viewer and its :class:`PriorSearch` (tests, scripts).
     searched = Signal(object, object)
+    #: The most relevant prior is on a PACS: (PACS name, study UID) to retrieve.
+    retrieve_requested = Signal(str, str)
 
     def __init__(self, store: Store, runner: Callable[[], QueueRunner], window: QWidget,
                  peers: Callable[[], dict[str, Peer]] | None = None) -> None:
@@ -74,7 +90,8 @@ class PriorsController(QObject):
         viewer.destroyed.connect(lambda *_: self._searched.discard(key))
 
         def run(_progress: Progress) -> PriorSearch:
-            return find_priors(self.store, study, self._peers())
+            return find_priors(self.store, study, self._peers(),
+                               configured_pacs(self.store.home))
 
         worker = TaskWorker(run, "priors", self)
         self._workers.add(worker)
@@ -91,7 +108,10 @@ class PriorsController(QObject):
         best = found.most_relevant
         if best is None or best.local or viewer.has_prior_open():
             return
-        self.fetch(viewer, best.source, best.study_instance_uid)
+        if best.kind == "hub":
+            self.fetch(viewer, best.source, best.study_instance_uid)
+        else:  # a PACS: retrieved into the store (C-GET / C-MOVE), listed meanwhile
+            self.retrieve_requested.emit(best.source, best.study_instance_uid)
 
     def fetch(self, viewer: ViewerWidget, hub: str, study_uid: str) -> None:
         """Read a prior from ``hub`` while it downloads and put it beside today's study."""
