@@ -17,13 +17,14 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF
 
 from app.render.roi import roi_stats
+from app.workflow.findings import arrow_head
 
 COLOR = (255, 200, 40)
 
 
 @dataclass
 class Annotation:
-    kind: str  # "length" | "angle" | "ellipse" | "rect" | "probe"
+    kind: str  # "length" | "arrow" | "angle" | "ellipse" | "rect" | "probe"
     points: list[tuple[float, float]] = field(default_factory=list)
 
 
@@ -53,8 +54,12 @@ class AnnotationItem:
         pen = pg.mkPen(COLOR, width=2)
         handle = pg.mkPen(COLOR)
         pts = [QPointF(*p) for p in note.points]
-        if note.kind == "length":
+        self.head: pg.PlotCurveItem | None = None
+        if note.kind in ("length", "arrow"):
             self.roi = pg.LineSegmentROI(pts[:2], pen=pen, handlePen=handle)
+            if note.kind == "arrow":
+                self.head = pg.PlotCurveItem(pen=pen)
+                view.addItem(self.head)
         elif note.kind == "angle":
             self.roi = pg.PolyLineROI(pts[:3], closed=False, pen=pen, handlePen=handle)
         elif note.kind in ("ellipse", "rect"):
@@ -76,7 +81,7 @@ class AnnotationItem:
         self._on_changed()
 
     def points(self) -> list[tuple[float, float]]:
-        if self.note.kind in ("length", "angle"):
+        if self.note.kind in ("length", "arrow", "angle"):
             # in the ROI's parent (the view's millimetres), not through the scene: right after
             # the ROI is added the scene transform is not set yet, and a note re-shown on a
             # slice (or added by code) came back with its points scaled wrongly
@@ -89,6 +94,8 @@ class AnnotationItem:
 
     def text(self) -> str:
         p = self.note.points
+        if self.note.kind == "arrow":
+            return ""
         if self.note.kind == "length":
             return f"{length_mm(p[0], p[1]):.1f} mm"
         if self.note.kind == "angle":
@@ -118,6 +125,9 @@ class AnnotationItem:
 
     def _on_changed(self, *_args: object) -> None:
         self.note.points = self.points()
+        if self.head is not None and len(self.note.points) == 2:
+            head = arrow_head(self.note.points[0], self.note.points[1])
+            self.head.setData([q[0] for q in head], [q[1] for q in head])
         self.label.setText(self.text())
         self.label.setPos(*self.anchor())
 
@@ -125,6 +135,8 @@ class AnnotationItem:
         self._on_changed()
 
     def remove(self) -> None:
+        if self.head is not None:
+            self.view.removeItem(self.head)
         self.view.removeItem(self.roi)
         self.view.removeItem(self.label)
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from app.render.roi import mirror_stats, roi_stats
 from app.render.window_presets import WindowPreset
 from app.ui.annotations import Annotation, length_mm
 from app.ui.series_session import LoadedSeries
 from app.ui.user_presets import offered_presets
 from app.ui.viewport import ViewportWidget
-from app.workflow.findings import Findings, Mark, RegionFinding, in_view_mm
+from app.workflow.findings import Findings, Mark, RegionFinding, in_view_mm, view_mm
 from app.workflow.hanging import HungStage, grid_shape
 
 if TYPE_CHECKING:
@@ -159,12 +161,9 @@ def place_regions(viewer: ViewerWidget, session: LoadedSeries) -> None:
         if region.midline is not None:
             viewer.midline_tool.midlines[session.series.series_instance_uid] = region.midline
     for mark in findings.marks:
-        if mark.sop_instance_uid in index and mark.kind in ("length", "angle"):
-            points = in_view_mm(RegionFinding(mark.sop_instance_uid, "rect", mark.points[0],
-                                              mark.points[-1], 0.0, 0.0), spacing)
-            shown = [points.p0, points.p1] if mark.kind == "length" else None
-            if shown is not None:
-                session.annotations.setdefault(index[mark.sop_instance_uid], []).append(
-                    Annotation("length", shown))
+        if mark.sop_instance_uid in index and mark.kind in ("length", "arrow"):
+            tail, tip = view_mm(np.array([mark.points[0], mark.points[-1]]), spacing)
+            session.annotations.setdefault(index[mark.sop_instance_uid], []).append(
+                Annotation(mark.kind, [tail, tip]))
     if placed:
         log.info("%d saved regions shown", len(placed))

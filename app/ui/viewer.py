@@ -84,7 +84,7 @@ log = logging.getLogger(__name__)
 
 SERIES_MIME = "application/x-relay-series"
 #: Tools offered in the Stroke menu rather than on the tool bar.
-STROKE_TOOLS = ("aspects", "midline")
+STROKE_TOOLS = ("arrow", "aspects", "midline")
 LAYOUTS = {"1×1": (1, 1), "1×2": (1, 2), "1×3": (1, 3), "2×2": (2, 2)}
 
 SHORTCUTS = [
@@ -291,7 +291,7 @@ class ViewerWidget(QWidget):
         bar.addSeparator()
         self.tool_group = QActionGroup(self)
         labels = {"window": "W/L", "length": "Length", "angle": "Angle", "ellipse": "Ellipse",
-                  "rect": "Rectangle", "probe": "Probe",
+                  "rect": "Rectangle", "probe": "Probe", "arrow": "Arrow tool",
                   "aspects": "ASPECTS tool (click a region: affected)",
                   "midline": "Midline tool (two points: mirrored regions)"}
         for tool, label in labels.items():

@@ -67,7 +67,7 @@ class ToolHook(Protocol):
 
     def drag(self, viewport: ViewportWidget, ev: Any) -> bool: ...
 
-TOOLS = ("window", "length", "angle", "ellipse", "rect", "probe")
+TOOLS = ("window", "length", "arrow", "angle", "ellipse", "rect", "probe")
 #: Cine speed at start (frames per second) and the range offered.
 CINE_FPS = 15
 CINE_FPS_RANGE = (1, 60)
@@ -418,7 +418,7 @@ class ViewportWidget(QWidget):
                 d = ev.screenPos() - ev.lastScreenPos()
                 self.state.window.drag(d.x(), d.y())
                 self._window_changed()
-            elif self.tool in ("length", "ellipse", "rect"):
+            elif self.tool in ("length", "arrow", "ellipse", "rect"):
                 self._drag_shape(ev)
 
     def _drag_scroll(self, ev: Any) -> None:

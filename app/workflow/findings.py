@@ -16,6 +16,7 @@ the row, y down the column, origin at the first pixel's corner); in the objects,
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,6 +96,22 @@ class Findings:
     """(row, column) mm per referenced SOP Instance UID: view mm <-> pixels."""
 
 
+def arrow_head(tail: tuple[float, float], tip: tuple[float, float]
+               ) -> list[tuple[float, float]]:
+    """The arrow's head as a polyline (one wing, the tip, the other wing), in the same units:
+    wings a fifth of the arrow long (2 to 8), 25° off the shaft."""
+    dx, dy = tip[0] - tail[0], tip[1] - tail[1]
+    n = math.hypot(dx, dy)
+    if n == 0:
+        return [tip, tip, tip]
+    size = min(8.0, max(2.0, n / 5))
+    back = math.atan2(-dy, -dx)
+    wings = [(tip[0] + size * math.cos(back + a), tip[1] + size * math.sin(back + a))
+             for a in (math.radians(25), math.radians(-25))]
+    return [wings[0], tip, wings[1]]
+
+
+
 # -- sources ----------------------------------------------------------------------------------
 def source_headers(store: Store, sop_uids: Iterable[str]) -> dict[str, Dataset]:
     """The stored headers (no pixels) of the referenced images; a missing one is an error."""
@@ -112,7 +129,8 @@ def _pixels(points: Sequence[tuple[float, float]], spacing: tuple[float, float])
     return np.array([(x / dx, y / dy) for x, y in points], dtype=np.float32)
 
 
-def _mm(points: np.ndarray, spacing: tuple[float, float]) -> list[tuple[float, float]]:
+def view_mm(points: np.ndarray, spacing: tuple[float, float]) -> list[tuple[float, float]]:
+    """Image pixel coordinates (column, row) to view millimetres."""
     dy, dx = spacing
     return [(float(c) * dx, float(r) * dy) for c, r in np.asarray(points).reshape(-1, 2)]
 
@@ -219,17 +237,20 @@ def build_gsps(marks: Sequence[Mark], sources: Mapping[str, Dataset],
         for mark in (m for m in marks if m.sop_instance_uid == uid):
             if mark.kind in ("ellipse", "rect"):
                 kind, points = _outline(mark.kind, mark.points[0], mark.points[1])
-            elif mark.kind in ("length", "arrow", "angle"):
+            elif mark.kind == "arrow":  # the shaft, then the head: tail, tip, wing, tip, wing
+                wing_a, tip, wing_b = arrow_head(mark.points[0], mark.points[-1])
+                kind, points = "POLYLINE", [mark.points[0], tip, wing_a, tip, wing_b]
+            elif mark.kind in ("length", "angle"):
                 kind, points = "POLYLINE", list(mark.points)
             else:
                 kind, points = "", list(mark.points)
             if kind:
                 graphics.append(hd.pr.GraphicObject(kind, _pixels(points, spacing), "PIXEL"))
-            if mark.label or mark.kind == "arrow":
-                x, y = _pixels(points[-1:] if mark.kind == "arrow" else points[:1], spacing)[0]
-                texts.append(hd.pr.TextObject(mark.label or "↑", "PIXEL",
+            if mark.label:
+                x, y = _pixels(points[:1], spacing)[0]
+                texts.append(hd.pr.TextObject(mark.label, "PIXEL",
                                               anchor_point=(float(x), float(y)),
-                                              anchor_point_visible=mark.kind == "arrow"))
+                                              anchor_point_visible=False))
         annotations.append(hd.pr.GraphicAnnotation(
             referenced_images=[ds], graphic_layer=layer, graphic_objects=graphics or None,
             text_objects=texts or None))
@@ -368,10 +389,10 @@ def _region(children: list[Dataset], numbers: Mapping[str, float | None], ident:
 
 def in_view_mm(region: RegionFinding, row_col_spacing: tuple[float, float]) -> RegionFinding:
     """``region`` as read from an SR (corners in pixels) in view millimetres."""
-    (p0,), (p1,) = (_mm(np.array(p), row_col_spacing) for p in (region.p0, region.p1))
+    (p0,), (p1,) = (view_mm(np.array(p), row_col_spacing) for p in (region.p0, region.p1))
     midline = None
     if region.midline is not None:
-        a, b = _mm(np.array(region.midline), row_col_spacing)
+        a, b = view_mm(np.array(region.midline), row_col_spacing)
         midline = (a, b)
     return RegionFinding(region.sop_instance_uid, region.kind, p0, p1, region.mean, region.sd,
                          region.mirror_mean, region.mirror_sd, midline)
@@ -436,6 +457,9 @@ def _marks(ds: Dataset) -> tuple[Mark, ...]:
             if obj.GraphicType == "ELLIPSE":
                 points = np.array([points[:, 0].min(), points[:, 1].min(),
                                    points[:, 0].max(), points[:, 1].max()]).reshape(2, 2)
+            elif len(points) == 5 and np.allclose(points[1], points[3]):
+                kind = "arrow"
+                points = points[:2]
             elif len(points) == 5 and np.allclose(points[0], points[-1]):
                 kind = "rect"
                 points = np.array([points.min(axis=0), points.max(axis=0)])

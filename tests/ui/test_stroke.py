@@ -135,6 +135,9 @@ def test_aspects_midline_key_image_saved_and_shown_again(qtbot, window) -> None:
     drag(today, widget_pos(today, 166.0, 120.0), widget_pos(today, 182.0, 146.0))
     ((_note, mirrored),) = viewer.midline_tool.mirrored(today)
     assert mirrored.difference < -8  # the infarct is darker than its mirror
+    viewer.set_tool("arrow")
+    drag(today, widget_pos(today, 60.0, 200.0), widget_pos(today, 150.0, 140.0))
+    assert [n.kind for n in today.session.annotations[24]] == ["ellipse", "arrow"]
     today.setFocus()
     QTest.keyClick(today, Qt.Key.Key_K)
     assert viewer.key_images == [today.volume.slices[24].sop_instance_uid]
@@ -151,7 +154,7 @@ def test_aspects_midline_key_image_saved_and_shown_again(qtbot, window) -> None:
     assert again.key_images == [first.volume.slices[24].sop_instance_uid]
     qtbot.waitUntil(lambda: 24 in first.session.annotations, timeout=10_000)
     kinds = sorted(n.kind for n in first.session.annotations[24])
-    assert "ellipse" in kinds
+    assert kinds == ["arrow", "ellipse"]
     assert again.midline_tool.midlines.get(first.session.series.series_instance_uid)
     first.show_slice(24)
     ((_note, back),) = again.midline_tool.mirrored(first)

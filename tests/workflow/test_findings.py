@@ -66,7 +66,8 @@ def test_findings_saved_validate_and_read_back(stroke_store: Store) -> None:
         aspects_images=(sops[k], sops[k + 8]), regions=(region,), key_images=(sops[k],),
         key_text="Left MCA territory hypodensity, ASPECTS 7",
         marks=(Mark(sops[k], "length", ((20.0, 30.0), (60.0, 30.0)), "40.0 mm"),
-               Mark(sops[k], "ellipse", ((164.0, 120.0), (184.0, 150.0)))))
+               Mark(sops[k], "ellipse", ((164.0, 120.0), (184.0, 150.0))),
+               Mark(sops[k], "arrow", ((100.0, 200.0), (150.0, 140.0)))))
     stored = save_findings(store, findings, window=(40.0, 40.0))
     assert len(stored) == 3
     for item in stored:
@@ -87,7 +88,9 @@ def test_findings_saved_validate_and_read_back(stroke_store: Store) -> None:
         mirrored.difference)
     assert back.key_images == (sops[k],) and back.key_text.startswith("Left MCA")
     kinds = sorted(m.kind for m in back.marks)
-    assert kinds == ["ellipse", "length", "text"]
+    assert kinds == ["arrow", "ellipse", "length", "text"]
+    arrow = next(m for m in back.marks if m.kind == "arrow")
+    assert arrow.points == ((50.0, 100.0), (75.0, 70.0))  # tail and tip, in 2 mm pixels
 
 
 def test_no_findings_in_a_plain_study(stroke_store: Store) -> None:
