@@ -73,6 +73,9 @@ def main(out: Path) -> None:
                                         (centre, 10.0), (centre, width - 10.0))
         session.annotations.setdefault(GANGLIONIC, []).append(
             Annotation("ellipse", [(centre + 36, centre - 10), (centre + 54, centre + 16)]))
+        session.annotations[GANGLIONIC].append(
+            Annotation("arrow", [(centre + 78, centre + 52), (centre + 54, centre + 19)]))
+        viewer.key_images.append(volume.slices[GANGLIONIC].sop_instance_uid)
         first.show_slice(GANGLIONIC)
         first._sync_items()
         wait(300)

@@ -237,3 +237,24 @@ class MidlineTool:
             anchor = min(outline, key=lambda p: p.y())
             shadow_text(painter, QRectF(anchor.x() - 200, anchor.y() - 22, 400, 18), label,
                         Qt.AlignmentFlag.AlignCenter, MIRROR)
+
+
+class KeyImageMark:
+    """"KEY IMAGE" at the top of a view whose slice is one of the study's key images (K)."""
+
+    def __init__(self, keys: Callable[[], list[str]]) -> None:
+        self._keys = keys
+
+    def click(self, viewport: ViewportWidget, point: tuple[float, float]) -> bool:
+        return False
+
+    def drag(self, viewport: ViewportWidget, ev: Any) -> bool:
+        return False
+
+    def paint(self, viewport: ViewportWidget, painter: QPainter) -> None:
+        sop = _sop(viewport)
+        if sop and sop in self._keys():
+            rect = QRectF(viewport.canvas.rect()).adjusted(8, 40, -8, -8)
+            shadow_text(painter, rect, "★ KEY IMAGE",
+                        Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignHCenter,
+                        QColor(255, 210, 60))

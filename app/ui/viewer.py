@@ -48,7 +48,7 @@ from app.render.scout import reference_line
 from app.render.thumbnails import slice_thumbnail
 from app.render.window_presets import WindowPreset
 from app.store.local import Store, StoredFile
-from app.ui.aspects_tool import AspectsTool, MidlineTool
+from app.ui.aspects_tool import AspectsTool, KeyImageMark, MidlineTool
 from app.ui.format import format_date
 from app.ui.labels import tooltip
 from app.ui.mouse_model import LEFT_DRAG_MODES, load_left_drag, save_left_drag
@@ -800,7 +800,8 @@ class ViewerWidget(QWidget):
             viewport.activated.connect(self._set_active)
             viewport.slice_changed.connect(lambda k, v=viewport: self._on_slice_changed(v))
             viewport.series_dropped.connect(lambda v, uid: self.show_series(uid, v))
-            viewport.tool_hooks = [self.aspects_tool, self.midline_tool]
+            viewport.tool_hooks = [self.aspects_tool, self.midline_tool,
+                                   KeyImageMark(lambda: self.key_images)]
             self.viewports.append(viewport)
         for viewport in self.viewports:
             self.grid.removeWidget(viewport)
