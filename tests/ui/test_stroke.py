@@ -18,6 +18,7 @@ from app.store.local import Store
 from app.tasks import Progress
 from app.ui.main_window import MainWindow
 from app.workflow.aspects import polygon
+from app.workflow.hanging import save_choice
 from tests.ui.conftest import shown_window
 from tests.workflow.stroke_studies import stroke_study
 
@@ -160,3 +161,18 @@ def test_aspects_midline_key_image_saved_and_shown_again(qtbot, window) -> None:
     ((_note, back),) = again.midline_tool.mirrored(first)
     assert back.here.mean == pytest.approx(mirrored.here.mean, abs=0.01)
     assert np.isfinite(back.difference)
+
+
+def test_the_users_protocol_choice_is_kept_for_the_next_study(qtbot, window) -> None:
+    viewer = window.open_study(_today(window))
+    _opened(qtbot, viewer)
+    try:
+        viewer.use_protocol("default")
+        assert len(viewer.visible_viewports()) == 1
+        uid = viewer.study.study_instance_uid
+        window.reading.close_study(uid)
+        again = window.open_study(uid)
+        assert again.protocol is not None and again.protocol.name == "default"
+        assert len(again.visible_viewports()) == 1
+    finally:  # the module's home is shared by the other tests
+        save_choice(window.store.home, viewer.study, "stroke-code")
