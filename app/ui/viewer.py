@@ -70,7 +70,7 @@ from app.workflow.hanging import (
     save_choice,
     study_key,
 )
-from app.workflow.priors import PriorSearch
+from app.workflow.priors import PriorSearch, is_earlier
 
 #: The series strip item's full text (its tool tip is that text escaped for display).
 SERIES_TEXT_ROLE = Qt.ItemDataRole.UserRole + 7
@@ -679,7 +679,7 @@ class ViewerWidget(QWidget):
     # -- priors -----------------------------------------------------------------------------
     def has_prior_open(self) -> bool:
         """Whether a prior with series is here (local, or being read from a hub)."""
-        return any(p.series for p in self.priors)
+        return self._best_prior() is not None
 
     def set_prior_search(self, found: PriorSearch) -> None:
         """List the priors found on hubs (not here yet) at the end of the strip."""
@@ -951,12 +951,18 @@ class ViewerWidget(QWidget):
         default protocol applies (the caller opens the biggest series)."""
         self.protocol = choose(self.study, self.store.home)
         if prior is None:
-            prior = next((p for p in self.priors if p.series), None)
+            prior = self._best_prior()
         self.hung = hang(self.protocol, self.study, prior) if self.protocol else []
         if self.protocol is None or self.protocol.name == "default" or not self.hung:
             return False
         apply_stage(self, self.hung[0])
         return True
+
+    def _best_prior(self) -> Study | None:
+        """The first earlier study in the (most relevant first) priors."""
+        return next((p for p in self.priors if p.series and is_earlier(
+            (p.study_date or "").ljust(8, "0")[:8] + (p.study_time or "").ljust(6, "0")[:6],
+            self.study)), None)
 
     def show_stage(self, index: int) -> None:
         if 0 <= index < len(self.hung):
@@ -974,7 +980,7 @@ class ViewerWidget(QWidget):
             except (RelayError, OSError) as exc:
                 log.warning("hanging protocol choice not saved: %s", exc)
         self.protocol = found
-        prior = next((p for p in self.priors if p.series), None)
+        prior = self._best_prior()
         self.hung = hang(found, self.study, prior)
         if self.hung:
             apply_stage(self, self.hung[0])

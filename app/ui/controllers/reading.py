@@ -58,6 +58,9 @@ class ReadingController(QObject):
             if study is None:
                 return None
             priors = prior_studies(self.store, study)  # earlier, same patient and issuer
+            known = {p.study_instance_uid for p in priors} | {study_uid}
+            priors += [s for s in self.store.patient_studies(study.patient.patient_id)
+                       if s.study_instance_uid not in known]  # later ones: listed too
             viewer = self.new_viewer(study, priors)
             self.viewers[study_uid] = viewer
             self.request_thumbnails([study, *priors])
