@@ -190,6 +190,10 @@ class ReadingSettings:
     """Dark menus, browser and dialogs around the (always dark) reading area; False: the
     platform's light look. See :mod:`app.ui.theme`."""
 
+    hanging: dict[str, str] = field(default_factory=dict)
+    """The hanging protocol the user chose per kind of study ("CT/HEAD" -> "stroke-code"; see
+    :mod:`app.workflow.hanging`)."""
+
 
 @dataclass
 class WorklistSettings:

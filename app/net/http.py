@@ -38,6 +38,20 @@ from app.settings import HubProfile
 
 log = logging.getLogger(__name__)
 
+
+class _QueryRedactor(logging.Filter):
+    """urllib3 logs each request's URL at DEBUG; a QIDO-RS query carries the Patient ID or
+    name in it. The query string is cut from those records (no patient identifier in logs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(a.split("?", 1)[0] + "?…" if isinstance(a, str) and "?" in a
+                                else a for a in record.args)
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_QueryRedactor())
+
 USER_AGENT = f"Relay/{__version__}"
 #: Largest JSON answer taken, after gzip decoding (the metadata of a 10,000-instance study is
 #: ~100 MB); beyond it the answer is refused, so a gzip bomb costs at most this much memory.

@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,17 @@ CREATE TABLE IF NOT EXISTS incoming_hubs (
     hub TEXT PRIMARY KEY,
     first_poll REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS incoming_findings (
+    hub TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    modalities TEXT NOT NULL,
+    changed REAL NOT NULL,
+    PRIMARY KEY (hub, study_uid)
+);
 """
+
+#: Modalities of findings objects: reports (SR), key images (KO), presentation states (PR).
+FINDINGS_MODALITIES = ("SR", "KO", "PR")
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,10 @@ class IncomingStudy:
     local_instances: int
     new: bool
     """First seen in this poll."""
+    findings: tuple[str, ...] = ()
+    """Modalities of the findings objects the hub holds for the study ("SR", "KO", "PR")."""
+    findings_new: bool = False
+    """Findings appeared (or more kinds of them) in this poll, after the study was seen."""
 
     @property
     def local(self) -> str:
@@ -89,6 +103,11 @@ class IncomingUpdate:
     @property
     def new(self) -> list[IncomingStudy]:
         return [s for s in self.studies if s.new]
+
+    @property
+    def findings_new(self) -> list[IncomingStudy]:
+        """Studies that got findings since the last poll (a reader sent them back)."""
+        return [s for s in self.studies if s.findings_new]
 
 
 class IncomingPoller:
@@ -122,6 +141,9 @@ class IncomingPoller:
                 conn.execute("INSERT OR IGNORE INTO incoming_hubs VALUES (?,?)", (self.hub, now))
                 seen = dict(conn.execute("SELECT study_uid, first_seen FROM incoming WHERE hub=?",
                                          (self.hub,)).fetchall())
+                had = {uid: (mods, changed) for uid, mods, changed in conn.execute(
+                    "SELECT study_uid, modalities, changed FROM incoming_findings WHERE hub=?",
+                    (self.hub,)).fetchall()}
                 studies = []
                 for d in found:
                     uid = value(d, "0020000D")
@@ -133,8 +155,18 @@ class IncomingPoller:
                         seen[uid] = now if not first_poll or recent else 0.0
                         conn.execute("INSERT OR IGNORE INTO incoming VALUES (?,?,?)",
                                      (self.hub, uid, seen[uid]))
-                    if self._in_window(seen[uid], now):
-                        studies.append(self._study(d, uid, seen[uid], new))
+                    study = self._study(d, uid, seen[uid], new)
+                    found_now = ",".join(study.findings)
+                    before, changed = had.get(uid, ("", 0.0))
+                    if found_now and found_now != before:
+                        changed = now
+                        conn.execute("INSERT OR REPLACE INTO incoming_findings VALUES (?,?,?,?)",
+                                     (self.hub, uid, found_now, now))
+                        if not new and not first_poll:
+                            study = replace(study, findings_new=True)
+                    if self._in_window(seen[uid], now) or (
+                            changed and self._in_window(changed, now)):
+                        studies.append(study)
         finally:
             conn.close()
         studies.sort(key=lambda s: s.received, reverse=True)
@@ -174,6 +206,7 @@ class IncomingPoller:
             received=received,
             local_instances=local.instance_count if local else 0,
             new=new,
+            findings=tuple(m for m in FINDINGS_MODALITIES if m in mods),
         )
 
     def run(self, on_update: Callable[[IncomingUpdate], None],

@@ -16,23 +16,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF
 
+from app.render.roi import roi_stats
+from app.workflow.findings import arrow_head
+
 COLOR = (255, 200, 40)
 
 
 @dataclass
 class Annotation:
-    kind: str  # "length" | "angle" | "ellipse" | "rect" | "probe"
+    kind: str  # "length" | "arrow" | "angle" | "ellipse" | "rect" | "probe"
     points: list[tuple[float, float]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class RoiStats:
-    mean: float
-    sd: float
-    minimum: float
-    maximum: float
-    area_mm2: float
-    pixels: int
 
 
 def length_mm(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -48,36 +41,6 @@ def angle_deg(a: tuple[float, float], vertex: tuple[float, float], c: tuple[floa
     return math.degrees(math.acos(max(-1.0, min(1.0, float(v1 @ v2) / n))))
 
 
-def roi_stats(values: np.ndarray, kind: str, p0: tuple[float, float], p1: tuple[float, float],
-              spacing: tuple[float, float]) -> RoiStats | None:
-    """Statistics of modality ``values`` (rows, cols) inside an ellipse/rectangle in mm.
-
-    ``spacing`` is (row, column) mm; a pixel (j, i) is inside when its centre is.
-    """
-    dy, dx = spacing
-    x0, x1 = sorted((p0[0], p1[0]))
-    y0, y1 = sorted((p0[1], p1[1]))
-    rows, cols = values.shape[:2]
-    i0, i1 = max(0, int(math.floor(x0 / dx))), min(cols, int(math.ceil(x1 / dx)))
-    j0, j1 = max(0, int(math.floor(y0 / dy))), min(rows, int(math.ceil(y1 / dy)))
-    if i0 >= i1 or j0 >= j1:
-        return None
-    jj, ii = np.mgrid[j0:j1, i0:i1]
-    cx, cy = (ii + 0.5) * dx, (jj + 0.5) * dy
-    if kind == "ellipse":
-        ax, ay = max((x1 - x0) / 2, 1e-9), max((y1 - y0) / 2, 1e-9)
-        inside = ((cx - (x0 + x1) / 2) / ax) ** 2 + ((cy - (y0 + y1) / 2) / ay) ** 2 <= 1.0
-        area = math.pi * ax * ay
-    else:
-        inside = (cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1)
-        area = (x1 - x0) * (y1 - y0)
-    picked = values[j0:j1, i0:i1][inside].astype(np.float64)
-    if picked.size == 0:
-        return None
-    return RoiStats(float(picked.mean()), float(picked.std()), float(picked.min()),
-                    float(picked.max()), float(area), int(picked.size))
-
-
 class AnnotationItem:
     """The graphics of one annotation in a ViewBox; call :meth:`remove` to take it away."""
 
@@ -91,8 +54,12 @@ class AnnotationItem:
         pen = pg.mkPen(COLOR, width=2)
         handle = pg.mkPen(COLOR)
         pts = [QPointF(*p) for p in note.points]
-        if note.kind == "length":
+        self.head: pg.PlotCurveItem | None = None
+        if note.kind in ("length", "arrow"):
             self.roi = pg.LineSegmentROI(pts[:2], pen=pen, handlePen=handle)
+            if note.kind == "arrow":
+                self.head = pg.PlotCurveItem(pen=pen)
+                view.addItem(self.head)
         elif note.kind == "angle":
             self.roi = pg.PolyLineROI(pts[:3], closed=False, pen=pen, handlePen=handle)
         elif note.kind in ("ellipse", "rect"):
@@ -114,7 +81,7 @@ class AnnotationItem:
         self._on_changed()
 
     def points(self) -> list[tuple[float, float]]:
-        if self.note.kind in ("length", "angle"):
+        if self.note.kind in ("length", "arrow", "angle"):
             # in the ROI's parent (the view's millimetres), not through the scene: right after
             # the ROI is added the scene transform is not set yet, and a note re-shown on a
             # slice (or added by code) came back with its points scaled wrongly
@@ -127,6 +94,8 @@ class AnnotationItem:
 
     def text(self) -> str:
         p = self.note.points
+        if self.note.kind == "arrow":
+            return ""
         if self.note.kind == "length":
             return f"{length_mm(p[0], p[1]):.1f} mm"
         if self.note.kind == "angle":
@@ -156,6 +125,9 @@ class AnnotationItem:
 
     def _on_changed(self, *_args: object) -> None:
         self.note.points = self.points()
+        if self.head is not None and len(self.note.points) == 2:
+            head = arrow_head(self.note.points[0], self.note.points[1])
+            self.head.setData([q[0] for q in head], [q[1] for q in head])
         self.label.setText(self.text())
         self.label.setPos(*self.anchor())
 
@@ -163,6 +135,8 @@ class AnnotationItem:
         self._on_changed()
 
     def remove(self) -> None:
+        if self.head is not None:
+            self.view.removeItem(self.head)
         self.view.removeItem(self.roi)
         self.view.removeItem(self.label)
 

@@ -152,6 +152,9 @@ class IncomingWidget(QWidget):
         self.status_label.setText(self.summary(hub, when))
         if update.new:
             self._announce(hub, update.new)
+        for study in update.findings_new:
+            self.notify(f"Findings arrived on hub '{hub}' for "
+                        f"{study.description or 'a study'}: {', '.join(study.findings)}")
 
     def summary(self, hub: str, when: str) -> str:
         """"2 studies arrived in the last 3 days · 17 on hub · checked at 10:02:03"."""
@@ -228,6 +231,8 @@ class IncomingWidget(QWidget):
             if (uid in self.reading or any(u == uid for _, u in self.fetching.values())) \
                     and local != "local":
                 status = "Fetching…"
+            if s.findings:
+                status += f" · findings {'/'.join(s.findings)}"
             texts = [format_name(s.patient_name), s.patient_id or "—",
                      "/".join(s.modalities), s.description or "(no description)",
                      format_date(s.study_date), received, hub, status]

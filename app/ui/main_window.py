@@ -40,12 +40,14 @@ from app.imports.summary import summarize
 from app.net.dimse.receive import StudyReceived
 from app.net.runner import QueueRunner
 from app.net.sent import send_history, sent_state
+from app.settings import load_settings
 from app.store.local import Store
 from app.ui.browser import StudyBrowserWidget
 from app.ui.controllers.imports import ImportController, folder_dialog
 from app.ui.controllers.incoming import IncomingController
 from app.ui.controllers.manage import ManageController
 from app.ui.controllers.node import NodeController
+from app.ui.controllers.priors import PriorsController
 from app.ui.controllers.reading import ReadingController
 from app.ui.controllers.remote import RemoteReadingController
 from app.ui.controllers.station import StationController
@@ -123,6 +125,7 @@ class MainWindow(QMainWindow):
         self.transfer = TransfersController(store, self, self.reading.view_state,
                                             self.reading.thumbnails)
         self.remote = RemoteReadingController(self.reading, self.queue_runner, self)
+        self.priors = PriorsController(store, self.queue_runner, self)
         self.incoming_tabs = IncomingController(store, self.queue_runner, self.tabs)
         self.node = NodeController(store, self)
         self.station = StationController(store, self._selected_study, self)
@@ -153,12 +156,16 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         self.tabs.tabCloseRequested.connect(self.reading.close_tab)
         for controller in (self.importer, self.remote, self.transfer, self.manage,
-                           self.reading):
+                           self.reading, self.priors):
             controller.message.connect(self._show_message)
         self.importer.imported.connect(self._on_imported)
         self.station.changed.connect(self.refresh)
         self.station.message.connect(self._show_message)
         self.reading.thumbnail.connect(self.browser.set_thumbnail)
+        self.reading.opened.connect(self._on_viewer_opened)
+        self.remote.patient_known.connect(self.priors.search)
+        self.priors.retrieve_requested.connect(
+            lambda name, uid: self.transfer.queue_retrieve(name, [uid]))
         self.remote.active.connect(
             lambda on: self._counts_timer.start() if on else self._counts_timer.stop())
         self.remote.loaded.connect(self._on_remote_loaded)
@@ -179,6 +186,29 @@ class MainWindow(QMainWindow):
         self.browser.study_activated.connect(self.reading.open_study)
         self.empty.open_button.clicked.connect(self.open_folder_dialog)
         self.empty.demo_button.clicked.connect(self.load_demo)
+
+    def _on_viewer_opened(self, viewer: ViewerWidget) -> None:
+        """A reading tab opened: its priors are searched; its findings can be sent."""
+        self.priors.search(viewer)
+        viewer.prior_requested.connect(
+            lambda hub, uid, v=viewer: self.priors.fetch(v, hub, uid))
+        viewer.prior_retrieve_requested.connect(
+            lambda name, uid: self.transfer.queue_retrieve(name, [uid]))
+        viewer.send_findings.connect(
+            lambda study, series, v=viewer: self.send_findings(v, study, series))
+
+    def send_findings(self, viewer: ViewerWidget, study_uid: str, series_uids: list[str]
+                      ) -> str | None:
+        """Send the findings series to the hub the study came from, or the only hub; ask
+        when there are several."""
+        hub = viewer.remote.hub if viewer.remote is not None else ""
+        names = [h.name for h in load_settings(self.store.home).hubs]
+        if not hub and len(names) == 1:
+            hub = names[0]
+        if not hub:
+            self.transfer.send_dialog(study_uid, series_uids[0] if series_uids else None)
+            return None
+        return self.transfer.queue_send(hub, study_uid, series_uids)
 
     # -- building ---------------------------------------------------------------------------
     def _build_actions(self) -> None:

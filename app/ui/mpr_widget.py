@@ -88,13 +88,12 @@ class MprWidget(QWidget):
         self.preview_coarsen = PREVIEW_COARSEN
         self.views = {view: MprViewWidget(view, self, self) for view in VIEWS}
         self.panel = MprPanelWidget(self)
-        grid = QGridLayout(self)
+        self._grid = grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
-        grid.addWidget(self.views["axial"], 0, 0)
-        grid.addWidget(self.views["coronal"], 0, 1)
-        grid.addWidget(self.views["sagittal"], 1, 0)
-        grid.addWidget(self.panel, 1, 1)
+        #: The planes on show (a hanging protocol may ask for fewer than three).
+        self.planes: tuple[View, ...] = tuple(VIEWS)
+        self._place()
         for view in self.views.values():
             view.activated.connect(self._on_view_activated)
             view.double_clicked.connect(self.toggle_maximised)
@@ -513,6 +512,41 @@ class MprWidget(QWidget):
             for plane in VIEWS:
                 self._redisplay(plane)
 
+    def _place(self) -> None:
+        """Three planes: axial, coronal / sagittal, panel. Fewer: side by side, the panel
+        under them."""
+        grid = self._grid
+        for widget in (*self.views.values(), self.panel):
+            grid.removeWidget(widget)
+        for row in range(3):
+            grid.setRowStretch(row, 0)
+        if len(self.planes) == len(VIEWS):
+            spots: dict[View, tuple[int, int]] = {"axial": (0, 0), "coronal": (0, 1),
+                                                  "sagittal": (1, 0)}
+            for name, (row, col) in spots.items():
+                grid.addWidget(self.views[name], row, col)
+            grid.addWidget(self.panel, 1, 1)
+            grid.setRowStretch(0, 1)
+            grid.setRowStretch(1, 1)
+        else:
+            for col, name in enumerate(self.planes):
+                grid.addWidget(self.views[name], 0, col)
+            grid.addWidget(self.panel, 1, 0, 1, len(self.planes))
+            grid.setRowStretch(0, 1)
+        for name, view in self.views.items():
+            view.setVisible(name in self.planes)
+        self.panel.setVisible(True)
+
+    def show_planes(self, planes: tuple[str, ...] = tuple(VIEWS)) -> None:
+        """Show only ``planes`` (in that order), e.g. axial and coronal MIP slabs of a CTA."""
+        chosen = tuple(p for p in planes if p in self.views) or tuple(VIEWS)
+        if self._maximised is not None:
+            self._maximised = None
+        self.planes = chosen
+        self._place()
+        if self.active.view not in chosen:
+            self._on_view_activated(self.views[chosen[0]])
+
     @property
     def maximised(self) -> MprViewWidget | None:
         """The plane shown alone (double-click), or None."""
@@ -523,7 +557,8 @@ class MprWidget(QWidget):
         alone = None if self._maximised is not None else view
         self._maximised = alone
         for other in (*self.views.values(), self.panel):
-            other.setVisible(alone is None or other is alone)
+            shown = other is self.panel or other.view in self.planes  # type: ignore[attr-defined]
+            other.setVisible(shown and (alone is None or other is alone))
         self._on_view_activated(view)
         view.setFocus()
 

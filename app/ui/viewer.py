@@ -21,6 +21,7 @@ from PySide6.QtGui import (
     QPixmap,
 )
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QGridLayout,
     QHBoxLayout,
@@ -42,10 +43,12 @@ from app.errors import RelayError
 from app.model import Series, Study
 from app.net.preview import Preview
 from app.net.remote import RemoteStudy
+from app.render.link import linked_slice, offset_for
 from app.render.scout import reference_line
 from app.render.thumbnails import slice_thumbnail
 from app.render.window_presets import WindowPreset
 from app.store.local import Store, StoredFile
+from app.ui.aspects_tool import AspectsTool, KeyImageMark, MidlineTool
 from app.ui.format import format_date
 from app.ui.labels import tooltip
 from app.ui.mouse_model import LEFT_DRAG_MODES, load_left_drag, save_left_drag
@@ -54,13 +57,28 @@ from app.ui.prewarm import prewarm_3d
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
 from app.ui.theme import style_reading_area
+
+from app.ui.stroke import apply_stage, collect_findings, place_regions, show_findings
 from app.ui.thumbs import to_qimage
 from app.ui.user_presets import offered_presets, save_user_preset
 from app.ui.view_export import IMAGE_FILTERS, compose, default_name, from_rgb, save_to_study
 from app.ui.viewport import CINE_FPS, CINE_FPS_RANGE, ReferenceLine, ViewportWidget
+from app.workflow.findings import Findings, read_findings, save_findings
+from app.workflow.hanging import (
+    HungStage,
+    Protocol,
+    choose,
+    hang,
+    protocols,
+    save_choice,
+    study_key,
+)
+from app.workflow.priors import PriorSearch, is_earlier
 
 #: The series strip item's full text (its tool tip is that text escaped for display).
 SERIES_TEXT_ROLE = Qt.ItemDataRole.UserRole + 7
+#: A strip entry of a prior only on a hub: (hub, study UID).
+PRIOR_ROLE = Qt.ItemDataRole.UserRole + 8
 
 if TYPE_CHECKING:
     from app.ui.volume3d import Volume3DWidget  # VTK's Qt glue is imported when 3D opens
@@ -68,7 +86,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERIES_MIME = "application/x-relay-series"
-LAYOUTS = {"1×1": (1, 1), "1×2": (1, 2), "2×2": (2, 2)}
+#: Tools offered in the Stroke menu rather than on the tool bar.
+STROKE_TOOLS = ("arrow", "aspects", "midline")
+LAYOUTS = {"1×1": (1, 1), "1×2": (1, 2), "1×3": (1, 3), "2×2": (2, 2)}
 
 SHORTCUTS = [
     ("Mouse wheel", "next / previous slice"),
@@ -92,6 +112,9 @@ SHORTCUTS = [
     ("1 … 9", "window presets (Brain, Stroke, Subdural, CTA, Bone, …); 0 = file's window"),
     ("Delete", "remove the measurements on this slice"),
     ("Esc", "abandon an unfinished angle"),
+    ("K", "mark / unmark the image in view as a key image"),
+    ("G  /  [  ]", "ASPECTS tool: ganglionic / supraganglionic level; smaller / larger guide"),
+    ("Alt + drag or wheel", "scroll this view alone (sets its offset to the prior)"),
     ("MPR: click / drag", "move the crosshair (the other planes follow)"),
     ("MPR: drag a coloured line", "tilt the other two planes (oblique MPR)"),
     ("MPR: Shift + drag", "window / level"),
@@ -152,6 +175,14 @@ class ViewerWidget(QWidget):
 
     #: A short message for the status bar (e.g. "View saved to the study...").
     status_message = Signal(str)
+    #: Findings were saved to the study: the new series' UIDs.
+    findings_saved = Signal(list)
+    #: "Send findings to the hub": the study UID and the findings series to send.
+    send_findings = Signal(str, list)
+    #: A prior only on a hub was double-clicked: the hub's name and the study UID.
+    prior_requested = Signal(str, str)
+    #: A prior only on a PACS was double-clicked: the PACS's name and the study UID.
+    prior_retrieve_requested = Signal(str, str)
 
     def __init__(self, store: Store, study: Study, parent: QWidget | None = None, *,
                  priors: list[Study] | None = None,
@@ -183,6 +214,23 @@ class ViewerWidget(QWidget):
         #: What a plain left drag does in 2D and MPR (see :mod:`app.ui.mouse_model`).
         self.left_drag = load_left_drag(store.home)
         self._maximised: ViewportWidget | None = None
+        #: Stroke reading: the ASPECTS guide and marks, the midlines, the key images.
+        self.aspects_tool = AspectsTool(self.refresh_views)
+        self.midline_tool = MidlineTool(self.refresh_views)
+        self.key_images: list[str] = []
+        self.key_text = ""
+        #: Series of different frames of reference scroll together by table position.
+        self.link_by_position = False
+        #: Findings read from the study, placed on each series as it opens.
+        self.pending_findings: Findings | None = None
+        self._findings_placed: set[str] = set()
+        #: The hanging protocol's stages for this study (see :meth:`hang`).
+        self.hung: list[HungStage] = []
+        self.protocol: Protocol | None = None
+        #: Priors being read from a hub (study UID -> its download).
+        self.prior_remotes: dict[str, RemoteStudy] = {}
+        #: The last search for priors (local and on the hubs), most relevant first.
+        self.prior_search: PriorSearch | None = None
 
         self.strip = SeriesStrip(self)
         self.strip.itemDoubleClicked.connect(self._on_strip_double_clicked)
@@ -247,13 +295,16 @@ class ViewerWidget(QWidget):
         bar.addSeparator()
         self.tool_group = QActionGroup(self)
         labels = {"window": "W/L", "length": "Length", "angle": "Angle", "ellipse": "Ellipse",
-                  "rect": "Rectangle", "probe": "Probe"}
+                  "rect": "Rectangle", "probe": "Probe", "arrow": "Arrow tool",
+                  "aspects": "ASPECTS tool (click a region: affected)",
+                  "midline": "Midline tool (two points: mirrored regions)"}
         for tool, label in labels.items():
             action = QAction(label, self, checkable=True)
             action.setData(tool)
             action.triggered.connect(lambda _=False, t=tool: self.set_tool(t))
             self.tool_group.addAction(action)
-            bar.addAction(action)
+            if tool not in STROKE_TOOLS:  # those are in the Stroke menu
+                bar.addAction(action)
             if tool == "window":
                 action.setChecked(True)
         bar.addSeparator()
@@ -333,6 +384,25 @@ class ViewerWidget(QWidget):
         self.lines_action.toggled.connect(self._on_lines_toggled)
         bar.addAction(self.lines_action)
         self._layout_actions[self.lines_action] = ("grid",)
+        bar.addSeparator()
+        self.stroke_button = QToolButton(self)
+        self.stroke_button.setText("Stroke")
+        self.stroke_button.setToolTip("Hanging protocol, ASPECTS, key images and findings")
+        self.stroke_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.stroke_menu = QMenu(self)
+        self.stroke_menu.setToolTipsVisible(True)
+        self.stroke_menu.aboutToShow.connect(self._fill_stroke_menu)
+        self.stroke_button.setMenu(self.stroke_menu)
+        bar.addWidget(self.stroke_button)
+        for label, key, slot in (("Key image", "K", self.toggle_key_image),
+                                 ("ASPECTS level", "G", self.aspects_tool.toggle_level),
+                                 ("Smaller guide", "[", lambda: self._scale_guide(1 / 1.05)),
+                                 ("Larger guide", "]", lambda: self._scale_guide(1.05))):
+            action = QAction(label, self)
+            action.setShortcut(QKeySequence(key))
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            action.triggered.connect(slot)
+            self.addAction(action)
         bar.addSeparator()
         self.export_button = QToolButton(self)
         self.export_button.setText("Export")
@@ -499,6 +569,19 @@ class ViewerWidget(QWidget):
                 item.setToolTip(tooltip(text))
                 item.setIcon(self._icons.get(series.series_instance_uid) or _placeholder_icon())
                 self.strip.addItem(item)
+        here = {s.study_instance_uid for s in [self.study, *self.priors]}
+        for prior in self.prior_search.priors if self.prior_search is not None else ():
+            if prior.local or prior.study_instance_uid in here:
+                continue
+            where = f"PACS {prior.source}" if prior.kind == "pacs" else prior.source
+            entry = QListWidgetItem(self.strip.label(
+                f"Prior {format_date(prior.study_date)} on {where}\n"
+                f"{prior.study_description or ''}".strip()))
+            entry.setData(PRIOR_ROLE, (prior.kind, prior.source, prior.study_instance_uid))
+            verb = "retrieve" if prior.kind == "pacs" else "read"
+            entry.setToolTip(tooltip(f"Double-click to {verb} this prior from {where}"))
+            entry.setForeground(QColor(90, 140, 220))
+            self.strip.addItem(entry)
 
     def set_thumbnail(self, series_uid: str, image: QImage) -> None:
         self._icons[series_uid] = QIcon(QPixmap.fromImage(image))
@@ -514,8 +597,9 @@ class ViewerWidget(QWidget):
             study, series = self._series[series_uid]
             if focus is None:
                 focus = self.last_slice.get(series_uid)
-            remote = self.remote
-            if remote is not None and study is self.study and (
+            remote = self.remote if study is self.study else self.prior_remotes.get(
+                study.study_instance_uid)
+            if remote is not None and (
                     not remote.finished or remote.series(series_uid) is not None):
                 session = RemoteLoadedSeries(self.store, study, series, remote,
                                              focus=focus, parent=self)
@@ -524,6 +608,7 @@ class ViewerWidget(QWidget):
             else:
                 session = LoadedSeries(self.store, study, series, focus=focus, parent=self)
             session.progressed.connect(lambda uid=series_uid: self._on_progress(uid))
+            session.opened.connect(lambda s=session: self._on_session_opened_findings(s))
             self.sessions[series_uid] = session
             session.start()
         return session
@@ -558,9 +643,12 @@ class ViewerWidget(QWidget):
         self._fill_strip()
 
     def remote_finished(self) -> None:
-        """The download is over: the study is an ordinary local one now."""
+        """The download is over: the study is an ordinary local one now (with the findings
+        that came with it)."""
         for uid in list(self.sessions):
             self._on_progress(uid)
+        if self.pending_findings is None:
+            self.load_findings()
 
     def show_series(self, series_uid: str, viewport: ViewportWidget | None = None) -> None:
         viewport = viewport or self.active or self.viewports[0]
@@ -572,20 +660,61 @@ class ViewerWidget(QWidget):
             cast("MprWidget | Volume3DWidget", page).set_series(viewport.session)
 
     def open_default(self) -> None:
-        """Fill the viewports with the study's image series, biggest first."""
-        candidates = sorted(self.study.series, key=lambda s: -s.instance_count)
-        for viewport, series in zip(self.viewports, candidates, strict=False):
-            uid = series.series_instance_uid
-            viewport.set_series(self.session(uid), self.last_slice.get(uid))
-        if self.viewports:
-            self._set_active(self.viewports[0])
+        """Lay the study out by its hanging protocol (the stroke layout for a stroke CT),
+        else fill the viewports with its image series, biggest first; then show the findings
+        saved with it."""
+        if not self.hang():
+            candidates = sorted(self.study.series, key=lambda s: -s.instance_count)
+            for viewport, series in zip(self.viewports, candidates, strict=False):
+                uid = series.series_instance_uid
+                viewport.set_series(self.session(uid), self.last_slice.get(uid))
+            if self.viewports:
+                self._set_active(self.viewports[0])
+        self.load_findings()
         if self._preview is not None and all(v.session is not self._preview
                                              for v in self.viewports):
             self._preview.deleteLater()  # the volume took over
             self._preview = None
 
     def _on_strip_double_clicked(self, item: QListWidgetItem) -> None:
+        remote = item.data(PRIOR_ROLE)
+        if remote:
+            kind, source, study_uid = remote
+            if kind == "pacs":
+                self.prior_retrieve_requested.emit(source, study_uid)
+            else:
+                self.prior_requested.emit(source, study_uid)
+            return
         self.show_series(item.data(Qt.ItemDataRole.UserRole))
+
+    # -- priors -----------------------------------------------------------------------------
+    def has_prior_open(self) -> bool:
+        """Whether a prior with series is here (local, or being read from a hub)."""
+        return self._best_prior() is not None
+
+    def set_prior_search(self, found: PriorSearch) -> None:
+        """List the priors found on hubs (not here yet) at the end of the strip."""
+        self.prior_search = found
+        self._fill_strip()
+
+    def add_remote_prior(self, remote: RemoteStudy) -> None:
+        """A prior read from a hub: listed, and hung beside today's study when the layout
+        has a place for it."""
+        study = remote.study
+        if study is None:
+            return
+        self.prior_remotes[study.study_instance_uid] = remote
+        self.priors = [study, *[p for p in self.priors
+                                if p.study_instance_uid != study.study_instance_uid]]
+        self._series = {s.series_instance_uid: (st, s)
+                        for st in [self.study, *self.priors] for s in st.series}
+        self._fill_strip()
+        wants_prior = bool(self.hung) and any(c.study == "prior" for c in self.hung[0].stage.cells)
+        if wants_prior and self.pages.currentWidget() is self.grid_host and self.protocol:
+            self.hung = hang(self.protocol, self.study, study)
+            apply_stage(self, self.hung[0])
+        self.status_message.emit(f"Prior of {format_date(study.study_date)} from {remote.hub}: "
+                                 "reading it while it downloads.")
 
     def _on_remote_slice(self, series_uid: str, k: int, ok: bool) -> None:
         """The middle slice of a series coming from a hub is in: its thumbnail, from memory
@@ -639,6 +768,8 @@ class ViewerWidget(QWidget):
             self.mpr.panel.left_mode_changed.connect(
                 lambda mode: self.set_left_drag("window" if mode == "window" else "tool"))
             self.pages.addWidget(self.mpr)
+        if len(self.mpr.planes) != len(self.mpr.views):  # a protocol's stage showed fewer
+            self.mpr.show_planes()
         self.mpr.set_series(session)
         self.pages.setCurrentWidget(self.mpr)
         self._check_layout("MPR")
@@ -663,7 +794,7 @@ class ViewerWidget(QWidget):
 
     def _grid_layout_name(self) -> str:
         count = len(self.visible_viewports())
-        return {1: "1×1", 2: "1×2", 4: "2×2"}.get(count, "1×1")
+        return {1: "1×1", 2: "1×2", 3: "1×3", 4: "2×2"}.get(count, "1×1")
 
     def set_layout(self, name: str) -> None:
         rows, cols = LAYOUTS[name]
@@ -682,6 +813,8 @@ class ViewerWidget(QWidget):
             viewport.activated.connect(self._set_active)
             viewport.slice_changed.connect(lambda k, v=viewport: self._on_slice_changed(v))
             viewport.series_dropped.connect(lambda v, uid: self.show_series(uid, v))
+            viewport.tool_hooks = [self.aspects_tool, self.midline_tool,
+                                   KeyImageMark(lambda: self.key_images)]
             self.viewports.append(viewport)
         for viewport in self.viewports:
             self.grid.removeWidget(viewport)
@@ -761,6 +894,8 @@ class ViewerWidget(QWidget):
             return
         if source.session is None:
             return
+        if self.link_by_position:
+            self._link_by_position(source)
         frame = source.session.series.frame_of_reference_uid
         if not frame:
             return
@@ -780,6 +915,191 @@ class ViewerWidget(QWidget):
                 viewport.show_slice(int(round(float(target))))
         finally:
             self._linking = False
+
+    def _link_by_position(self, source: ViewportWidget) -> None:
+        """Viewports of another frame of reference (the prior) follow by table position; with
+        Alt held, ``source`` moved alone and its offset to them changes instead."""
+        assert source.volume is not None and source.session is not None
+        frame = source.session.series.frame_of_reference_uid
+        others = [v for v in self.visible_viewports()
+                  if v is not source and v.volume is not None and v.session is not None
+                  and (not frame or v.session.series.frame_of_reference_uid != frame)]
+        if not others:
+            return
+        if source.scrolling_alone or (
+                QApplication.keyboardModifiers() & Qt.KeyboardModifier.AltModifier):
+            other = others[0]
+            assert other.volume is not None
+            source.table_offset_mm = offset_for(source.volume.geometry, source.state.k,
+                                                other.volume.geometry, other.state.k,
+                                                other.table_offset_mm)
+            self.status_message.emit(f"Offset to the other study: "
+                                     f"{source.table_offset_mm:+.1f} mm")
+            return
+        self._linking = True
+        try:
+            for viewport in others:
+                assert viewport.volume is not None
+                viewport.show_slice(linked_slice(
+                    source.volume.geometry, source.state.k, viewport.volume.geometry,
+                    source_offset=source.table_offset_mm,
+                    target_offset=viewport.table_offset_mm))
+        finally:
+            self._linking = False
+
+    # -- stroke reading ---------------------------------------------------------------------
+    def refresh_views(self) -> None:
+        for viewport in self.visible_viewports():
+            viewport.canvas.viewport().update()
+
+    def set_active_viewport(self, viewport: ViewportWidget) -> None:
+        self._set_active(viewport)
+
+    def _scale_guide(self, factor: float) -> None:
+        if self.active is not None and self.active.tool == "aspects":
+            self.aspects_tool.scale(self.active, factor)
+
+    def hang(self, prior: Study | None = None) -> bool:
+        """Lay the study out by its hanging protocol (its first stage); False when only the
+        default protocol applies (the caller opens the biggest series)."""
+        self.protocol = choose(self.study, self.store.home)
+        if prior is None:
+            prior = self._best_prior()
+        self.hung = hang(self.protocol, self.study, prior) if self.protocol else []
+        if self.protocol is None or self.protocol.name == "default" or not self.hung:
+            return False
+        apply_stage(self, self.hung[0])
+        return True
+
+    def _best_prior(self) -> Study | None:
+        """The first earlier study in the (most relevant first) priors."""
+        return next((p for p in self.priors if p.series and is_earlier(
+            (p.study_date or "").ljust(8, "0")[:8] + (p.study_time or "").ljust(6, "0")[:6],
+            self.study)), None)
+
+    def show_stage(self, index: int) -> None:
+        if 0 <= index < len(self.hung):
+            apply_stage(self, self.hung[index])
+
+    def use_protocol(self, name: str, save: bool = True) -> None:
+        """Lay the study out with the protocol ``name``; remember it for studies of this
+        kind when ``save``."""
+        found = next((p for p in protocols(self.store.home) if p.name == name), None)
+        if found is None:
+            return
+        if save:
+            try:
+                save_choice(self.store.home, self.study, name)
+            except (RelayError, OSError) as exc:
+                log.warning("hanging protocol choice not saved: %s", exc)
+        self.protocol = found
+        prior = self._best_prior()
+        self.hung = hang(found, self.study, prior)
+        if self.hung:
+            apply_stage(self, self.hung[0])
+
+    def _fill_stroke_menu(self) -> None:
+        menu = self.stroke_menu
+        menu.clear()
+        for action in self.tool_group.actions():
+            if action.data() in STROKE_TOOLS:
+                menu.addAction(action)
+        menu.addSeparator()
+        for index, hung in enumerate(self.hung):
+            action = menu.addAction(f"Show: {hung.stage.name}")
+            action.triggered.connect(lambda _=False, i=index: self.show_stage(i))
+        protocols_menu = menu.addMenu("Hanging protocol")
+        protocols_menu.setToolTipsVisible(True)
+        for protocol in protocols(self.store.home):
+            action = protocols_menu.addAction(protocol.title)
+            action.setCheckable(True)
+            action.setChecked(self.protocol is not None and protocol.name == self.protocol.name)
+            action.setToolTip(f"{protocol.about} Used from now on for {study_key(self.study)} "
+                              "studies.")
+            action.triggered.connect(lambda _=False, n=protocol.name: self.use_protocol(n))
+        menu.addSeparator()
+        for label, slot in (
+                (f"Key image (K){'  ✓' if self._key_in_view() else ''}", self.toggle_key_image),
+                (f"ASPECTS level: {self.aspects_tool.level} (G)", self.aspects_tool.toggle_level),
+                ("Clear ASPECTS marks", self.aspects_tool.clear),
+                ("Save findings to the study", self.save_findings),
+                ("Send findings to the hub…", self._request_send_findings)):
+            menu.addAction(label).triggered.connect(lambda _=False, f=slot: f())
+
+    def _sop_in_view(self) -> str:
+        viewport = self.active
+        if viewport is None or viewport.volume is None:
+            return ""
+        return viewport.volume.slices[viewport.state.k].sop_instance_uid
+
+    def _key_in_view(self) -> bool:
+        return self._sop_in_view() in self.key_images
+
+    def toggle_key_image(self) -> None:
+        """K: the image in view is a key image (again: it is not)."""
+        sop = self._sop_in_view()
+        if not sop:
+            return
+        if sop in self.key_images:
+            self.key_images.remove(sop)
+            self.status_message.emit("Not a key image any more.")
+        else:
+            self.key_images.append(sop)
+            self.status_message.emit(f"Key image marked ({len(self.key_images)} in this study).")
+        self.refresh_views()
+
+    def save_findings(self) -> list[StoredFile]:
+        """The ASPECTS score, regions, key images and measurements into the study as an SR, a
+        KOS and a presentation state."""
+        findings = collect_findings(self)
+        if findings.aspects is None and not findings.regions and not findings.key_images \
+                and not findings.marks:
+            self.status_message.emit("No findings to save yet: score ASPECTS, draw a region, "
+                                     "mark a key image (K) or measure first.")
+            return []
+        if findings.key_images and not self.key_text:
+            text, ok = QInputDialog.getText(self, "Key images", "A short note for the key images:")
+            self.key_text = text.strip() if ok else ""
+            findings = collect_findings(self)
+        try:
+            stored = save_findings(self.store, findings, self.current_window())
+        except (RelayError, OSError, ValueError) as exc:
+            QMessageBox.warning(self, "Save findings", f"The findings were not saved: {exc}")
+            return []
+        fresh = self.store.study(self.study.study_instance_uid)
+        if fresh is not None:
+            self.study = fresh
+            self._series = {s.series_instance_uid: (st, s)
+                            for st in [self.study, *self.priors] for s in st.series}
+            self._fill_strip()
+        self.findings_saved.emit([s.header.series.series_instance_uid for s in stored])
+        self.status_message.emit(f"Findings saved to the study ({len(stored)} objects).")
+        return stored
+
+    def _request_send_findings(self) -> None:
+        stored = self.save_findings()
+        if stored:
+            self.send_findings.emit(self.study.study_instance_uid,
+                                    [s.header.series.series_instance_uid for s in stored])
+
+    def load_findings(self) -> None:
+        """Show the findings stored with the study (by this Relay or another)."""
+        try:
+            findings = read_findings(self.store, self.study)
+        except (RelayError, OSError) as exc:
+            log.warning("findings not read: %s", exc)
+            return
+        if findings is not None:
+            show_findings(self, findings)
+
+    def _on_session_opened_findings(self, session: LoadedSeries) -> None:
+        uid = session.series.series_instance_uid
+        if self.pending_findings is not None and uid not in self._findings_placed:
+            self._findings_placed.add(uid)
+            place_regions(self, session)
+            for viewport in self.viewports:
+                if viewport.session is session and viewport.volume is not None:
+                    viewport.show_slice(viewport.state.k)  # draws the annotations
 
     # -- export / help ----------------------------------------------------------------------
     def _shown_session(self) -> LoadedSeries | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyqtgraph as pg
@@ -56,7 +56,18 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 #: A reference line: two (x, y) view-millimetre points, and whether it shows the active view.
 ReferenceLine = tuple[tuple[float, float], tuple[float, float], bool]
 
-TOOLS = ("window", "length", "angle", "ellipse", "rect", "probe")
+
+class ToolHook(Protocol):
+    """A tool drawn over the image and fed its mouse (ASPECTS guide, midline; see
+    :mod:`app.ui.stroke`): ``click`` and ``drag`` return True when they took the event."""
+
+    def paint(self, viewport: ViewportWidget, painter: QPainter) -> None: ...
+
+    def click(self, viewport: ViewportWidget, point: tuple[float, float]) -> bool: ...
+
+    def drag(self, viewport: ViewportWidget, ev: Any) -> bool: ...
+
+TOOLS = ("window", "length", "arrow", "angle", "ellipse", "rect", "probe")
 #: Cine speed at start (frames per second) and the range offered.
 CINE_FPS = 15
 CINE_FPS_RANGE = (1, 60)
@@ -114,6 +125,13 @@ class ViewportWidget(QWidget):
         self.flipped_h = False
         self.flipped_v = False
         self._items: list[AnnotationItem] = []
+        #: Tools that draw over the image and take clicks and drags (see :class:`ToolHook`).
+        self.tool_hooks: list[ToolHook] = []
+        #: Subtracted from this series' table positions when scrolled with another frame of
+        #: reference (set by Alt + drag / wheel; see :mod:`app.render.link`).
+        self.table_offset_mm = 0.0
+        #: True while Alt + drag scrolls this view without the others.
+        self.scrolling_alone = False
         self._pending: Annotation | None = None
         self._drag_item: AnnotationItem | None = None
         self._cine = QTimer(self)
@@ -391,12 +409,36 @@ class ViewportWidget(QWidget):
             now = self.view.to_frame(self.view.mapSceneToView(ev.scenePos()))
             self.view.translateBy(x=last.x() - now.x(), y=last.y() - now.y())
         elif button == Qt.MouseButton.LeftButton:
+            if ev.modifiers() & Qt.KeyboardModifier.AltModifier:
+                self._drag_scroll(ev)  # this view alone: the viewer sets its offset
+                return
+            if any(hook.drag(self, ev) for hook in self.tool_hooks):
+                return
             if self._wants_window(ev):
                 d = ev.screenPos() - ev.lastScreenPos()
                 self.state.window.drag(d.x(), d.y())
                 self._window_changed()
-            elif self.tool in ("length", "ellipse", "rect"):
+            elif self.tool in ("length", "arrow", "ellipse", "rect"):
                 self._drag_shape(ev)
+
+    def _drag_scroll(self, ev: Any) -> None:
+        """Alt + left drag: one slice per few pixels up or down."""
+        if ev.isStart():
+            self._scroll_rest = 0.0
+        self._scroll_rest = getattr(self, "_scroll_rest", 0.0) + (
+            ev.screenPos().y() - ev.lastScreenPos().y()) / 4.0
+        steps = int(self._scroll_rest)
+        if steps:
+            self._scroll_rest -= steps
+            self.scrolling_alone = True
+            try:
+                self.scroll(steps)
+            finally:
+                self.scrolling_alone = False
+
+    def widget_point(self, x: float, y: float) -> QPointF:
+        """The widget position of a point in view millimetres (for painting over the image)."""
+        return QPointF(self.canvas.mapFromScene(self.view.mapViewToScene(QPointF(x, y))))
 
     def _wants_window(self, ev: Any) -> bool:
         """Whether a left drag sets the window (see :mod:`app.ui.mouse_model`)."""
@@ -432,6 +474,8 @@ class ViewportWidget(QWidget):
             return
         p = self.view.mapSceneToView(ev.scenePos())
         point = (p.x(), p.y())
+        if any(hook.click(self, point) for hook in self.tool_hooks):
+            return
         if self.tool == "probe":
             self._add_note(Annotation("probe", [point]))
         elif self.tool == "angle":
@@ -596,6 +640,8 @@ class ViewportWidget(QWidget):
             label=session.slice_label(k, n))
         if self.reference_lines is not None and not self.exporting:
             self._paint_reference_lines(painter)
+        for hook in self.tool_hooks:
+            hook.paint(self, painter)
         inner = rect.adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
         paint_corners(painter, inner, top_left=corners.top_left, top_right=corners.top_right,
                       bottom_left=corners.bottom_left, bottom_right=corners.bottom_right)

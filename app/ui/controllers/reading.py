@@ -19,6 +19,7 @@ from app.ui.format import study_title
 from app.ui.thumbs import ThumbnailLoader
 from app.ui.view_state import ViewState
 from app.ui.viewer import ViewerWidget
+from app.workflow.priors import prior_studies
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class ReadingController(QObject):
     thumbnail = Signal(str, object)  # series uid, QImage (for the browser)
     closed = Signal(str)  # study uid whose reading tab was closed
     message = Signal(str, int)  # text for the status bar, milliseconds
+    opened = Signal(object)  # a new reading tab's ViewerWidget (its priors are searched)
 
     def __init__(self, store: Store, tabs: QTabWidget, window: QWidget) -> None:
         super().__init__(window)
@@ -55,14 +57,17 @@ class ReadingController(QObject):
             study = self.store.study(study_uid)
             if study is None:
                 return None
-            priors = [s for s in self.store.patient_studies(study.patient.patient_id)
-                      if s.study_instance_uid != study_uid]
+            priors = prior_studies(self.store, study)  # earlier, same patient and issuer
+            known = {p.study_instance_uid for p in priors} | {study_uid}
+            priors += [s for s in self.store.patient_studies(study.patient.patient_id)
+                       if s.study_instance_uid not in known]  # later ones: listed too
             viewer = self.new_viewer(study, priors)
             self.viewers[study_uid] = viewer
             self.request_thumbnails([study, *priors])
             self.tabs.addTab(viewer, study_title(study))
             if series_uid is None:
                 viewer.open_default()
+            self.opened.emit(viewer)
         if series_uid is not None:
             viewer.show_series(series_uid)
         self.tabs.setCurrentWidget(viewer)

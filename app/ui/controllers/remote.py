@@ -41,6 +41,9 @@ class RemoteReadingController(QObject):
     message = Signal(str, int)  # text for the status bar, milliseconds
     active = Signal(bool)  # True while at least one study is downloading
     loaded = Signal(str)  # study uid: its download ended (verified, stopped or failed)
+    #: The first image told who the patient is (viewer, Study): its priors can be searched
+    #: before the study's series are planned.
+    patient_known = Signal(object, object)
 
     def __init__(self, reading: ReadingController, runner: Callable[[], QueueRunner],
                  window: QWidget) -> None:
@@ -101,6 +104,7 @@ class RemoteReadingController(QObject):
                 self.openers.get(viewer.study.study_instance_uid) is None):
             return  # closed, or opening failed meanwhile (the viewer says why)
         viewer.show_preview(preview, hub)
+        self.patient_known.emit(viewer, preview.study)
         if viewer.remote is None:
             self._set_title(viewer, f"{study_title(preview.study)} ({hub})")
 
@@ -110,6 +114,7 @@ class RemoteReadingController(QObject):
         viewer.set_remote(remote)
         self._set_title(viewer, f"{study_title(viewer.study)} ({remote.hub})")
         viewer.open_default()
+        self.reading.opened.emit(viewer)  # its priors are searched
         self.message.emit(f"Reading the study from {remote.hub} while it downloads.", 8000)
 
     def _forget(self, study_uid: str) -> None:

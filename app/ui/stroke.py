@@ -1,0 +1,169 @@
+"""A study's hanging protocol, and its findings, in a reading tab.
+
+:func:`apply_stage` lays a stage of a protocol (:mod:`app.workflow.hanging`) out in a
+:class:`~app.ui.viewer.ViewerWidget`: a grid of series in their windows (today's and the
+prior's, scrolling together) or MPR of one series with a slab. :func:`collect_findings` gathers
+what the reader marked (ASPECTS, regions with their mirror, key images, measurements) for
+:func:`app.workflow.findings.save_findings`; :func:`show_findings` puts saved findings back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from app.render.roi import mirror_stats, roi_stats
+from app.render.window_presets import WindowPreset
+from app.ui.annotations import Annotation, length_mm
+from app.ui.series_session import LoadedSeries
+from app.ui.user_presets import offered_presets
+from app.ui.viewport import ViewportWidget
+from app.workflow.findings import Findings, Mark, RegionFinding, in_view_mm, view_mm
+from app.workflow.hanging import HungStage, grid_shape
+
+if TYPE_CHECKING:
+    from app.ui.viewer import ViewerWidget
+
+log = logging.getLogger(__name__)
+
+
+def _preset(viewer: ViewerWidget, modality: str, name: str) -> WindowPreset | None:
+    return next((p for p in offered_presets(viewer.store.home, modality) if p.name == name),
+                None)
+
+
+def _window_when_open(viewport: ViewportWidget, preset: WindowPreset) -> None:
+    """``preset`` in ``viewport`` now, or once its series has opened (after the viewport set
+    itself up for it: the series' carried window would override it)."""
+    session = viewport.session
+    if session is None:
+        return
+    if viewport.volume is not None:
+        viewport.apply_preset(preset)
+        return
+
+    def later() -> None:
+        try:
+            session.opened.disconnect(later)
+        except (RuntimeError, TypeError):
+            pass
+        if viewport.session is session and viewport.volume is not None:
+            viewport.apply_preset(preset)
+
+    session.opened.connect(later)
+
+
+def apply_stage(viewer: ViewerWidget, hung: HungStage) -> None:
+    """Show one stage of the study's protocol."""
+    stage = hung.stage
+    if stage.view == "mpr" and hung.mpr_series is not None:
+        uid = hung.mpr_series.series_instance_uid
+        viewer.show_series(uid)
+        mpr = viewer.show_mpr()
+        if mpr is None:
+            return
+        mpr.show_planes(stage.planes)
+        if stage.slab_mode and stage.slab_mm:
+            mpr.set_slab(stage.slab_mode, stage.slab_mm)
+        preset = _preset(viewer, hung.mpr_series.modality, stage.preset)
+        if preset is not None:
+            mpr.apply_preset(preset)
+        return
+    rows, cols = grid_shape(hung.cells)
+    viewer.set_layout(f"{rows}×{cols}")
+    viewer.link_by_position = stage.link == "position"
+    for viewport, cell in zip(viewer.visible_viewports(), hung.cells, strict=False):
+        uid = cell.series.series_instance_uid
+        viewport.table_offset_mm = 0.0
+        viewer.show_series(uid, viewport)
+        preset = _preset(viewer, cell.series.modality, cell.preset) if cell.preset else None
+        if preset is not None:
+            _window_when_open(viewport, preset)
+    viewer.set_active_viewport(viewer.visible_viewports()[0])
+
+
+# -- findings ---------------------------------------------------------------------------------
+def _current_sessions(viewer: ViewerWidget) -> list[LoadedSeries]:
+    uids = {s.series_instance_uid for s in viewer.study.series}
+    return [s for uid, s in viewer.sessions.items() if uid in uids and s.volume is not None]
+
+
+def _label(note: Annotation) -> str:
+    if note.kind == "length" and len(note.points) == 2:
+        return f"{length_mm(*note.points):.1f} mm"
+    return ""
+
+
+def collect_findings(viewer: ViewerWidget) -> Findings:
+    """What the reader marked in today's study, ready to be saved."""
+    regions: list[RegionFinding] = []
+    marks: list[Mark] = []
+    for session in _current_sessions(viewer):
+        volume = session.volume
+        assert volume is not None
+        midline = viewer.midline_tool.midlines.get(session.series.series_instance_uid)
+        spacing = (volume.spacing[1], volume.spacing[2])
+        for k, notes in session.annotations.items():
+            if not notes or not volume.ready[k]:
+                continue
+            sop = volume.slices[k].sop_instance_uid
+            values = volume.array[k] * float(volume.slope[k]) + float(volume.intercept[k])
+            for note in notes:
+                marks.append(Mark(sop, note.kind, tuple(note.points), _label(note)))
+                if note.kind not in ("ellipse", "rect"):
+                    continue
+                p0, p1 = note.points[0], note.points[1]
+                mirrored = mirror_stats(values, note.kind, p0, p1, spacing, midline) \
+                    if midline is not None else None
+                if mirrored is not None:
+                    regions.append(RegionFinding(sop, note.kind, p0, p1, mirrored.here.mean,
+                                                 mirrored.here.sd, mirrored.there.mean,
+                                                 mirrored.there.sd, midline))
+                elif (stats := roi_stats(values, note.kind, p0, p1, spacing)) is not None:
+                    regions.append(RegionFinding(sop, note.kind, p0, p1, stats.mean, stats.sd))
+    tool = viewer.aspects_tool
+    return Findings(
+        viewer.study.study_instance_uid, aspects=tool.aspects if tool.scored else None,
+        aspects_images=tuple(tool.images), regions=tuple(regions),
+        key_images=tuple(viewer.key_images), key_text=viewer.key_text, marks=tuple(marks))
+
+
+def show_findings(viewer: ViewerWidget, findings: Findings) -> None:
+    """Saved findings back on screen: the ASPECTS marks, the regions and the midline on
+    their slices, the key images. Series not open yet get theirs when they open."""
+    if findings.aspects is not None:
+        viewer.aspects_tool.aspects = findings.aspects
+        viewer.aspects_tool.images = list(findings.aspects_images)
+    viewer.key_images = list(dict.fromkeys([*viewer.key_images, *findings.key_images]))
+    if findings.key_text:
+        viewer.key_text = findings.key_text
+    viewer.pending_findings = findings
+    for session in viewer.sessions.values():
+        place_regions(viewer, session)
+    viewer.refresh_views()
+
+
+def place_regions(viewer: ViewerWidget, session: LoadedSeries) -> None:
+    """The pending findings' regions and lines that belong to ``session``, as annotations."""
+    findings = viewer.pending_findings
+    volume = session.volume
+    if findings is None or volume is None:
+        return
+    index = {s.sop_instance_uid: k for k, s in enumerate(volume.slices)}
+    spacing = (volume.spacing[1], volume.spacing[2])
+    placed = [r for r in findings.regions if r.sop_instance_uid in index]
+    for region in placed:
+        region = in_view_mm(region, spacing)
+        notes = session.annotations.setdefault(index[region.sop_instance_uid], [])
+        notes.append(Annotation(region.kind, [region.p0, region.p1]))
+        if region.midline is not None:
+            viewer.midline_tool.midlines[session.series.series_instance_uid] = region.midline
+    for mark in findings.marks:
+        if mark.sop_instance_uid in index and mark.kind in ("length", "arrow"):
+            tail, tip = view_mm(np.array([mark.points[0], mark.points[-1]]), spacing)
+            session.annotations.setdefault(index[mark.sop_instance_uid], []).append(
+                Annotation(mark.kind, [tail, tip]))
+    if placed:
+        log.info("%d saved regions shown", len(placed))

@@ -1,0 +1,178 @@
+"""The stroke layout, the prior beside today's study, ASPECTS, mirrored regions, key images and
+findings that come back when the study is opened again (real mouse events, local store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from app.imports.importer import import_paths
+from app.render.link import table_positions
+from app.store.local import Store
+from app.tasks import Progress
+from app.ui.main_window import MainWindow
+from app.workflow.aspects import polygon
+from app.workflow.hanging import save_choice
+from tests.ui.conftest import shown_window
+from tests.workflow.stroke_studies import stroke_study
+
+
+@pytest.fixture(scope="module")
+def stroke_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("stroke-ui")
+    files = (stroke_study(root / "today", date="20261201", seed=61, size=128)
+             + stroke_study(root / "prior", date="20250310", seed=62, cta=False, size=128))
+    home = root / "home"
+    import_paths(Store(home), [str(p) for p in files], Progress("test"))
+    return home
+
+
+@pytest.fixture
+def window(qtbot, stroke_home: Path) -> MainWindow:
+    win = shown_window(qtbot, stroke_home, 1500, 800)
+    yield win
+    for viewer in win.viewers.values():
+        viewer.close_all()
+
+
+def _today(window: MainWindow) -> str:
+    return max(window.store.studies(), key=lambda s: s.study_date).study_instance_uid
+
+
+def _press(widget, kind: QEvent.Type, pos: QPointF, buttons, modifiers) -> None:
+    target = widget.canvas.viewport()
+    QApplication.sendEvent(target, QMouseEvent(kind, pos, target.mapToGlobal(pos),
+                                               Qt.MouseButton.LeftButton, buttons, modifiers))
+
+
+def click(widget, pos: QPointF, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    left = Qt.MouseButton.LeftButton
+    _press(widget, QEvent.Type.MouseButtonPress, pos, left, modifiers)
+    _press(widget, QEvent.Type.MouseButtonRelease, pos, Qt.MouseButton.NoButton, modifiers)
+    QTest.qWait(300)  # not a double click with the next one
+
+
+def drag(widget, a: QPointF, b: QPointF, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    left = Qt.MouseButton.LeftButton
+    _press(widget, QEvent.Type.MouseButtonPress, a, left, modifiers)
+    for i in range(1, 9):
+        QTest.qWait(12)  # pyqtgraph drops moves closer than 10 ms
+        _press(widget, QEvent.Type.MouseMove, a + (b - a) * (i / 8), left, modifiers)
+    _press(widget, QEvent.Type.MouseButtonRelease, b, Qt.MouseButton.NoButton, modifiers)
+
+
+def widget_pos(viewport, x: float, y: float) -> QPointF:
+    return QPointF(viewport.widget_point(x, y))
+
+
+def _opened(qtbot, viewer) -> list:
+    shown = viewer.visible_viewports()
+    qtbot.waitUntil(lambda: all(v.volume is not None and v.image.image is not None
+                                for v in shown), timeout=30_000)
+    return shown
+
+
+def test_a_stroke_ct_opens_in_brain_and_stroke_windows_beside_the_prior(qtbot, window) -> None:
+    viewer = window.open_study(_today(window))
+    today, stroke, prior = _opened(qtbot, viewer)
+    assert viewer.protocol is not None and viewer.protocol.name == "stroke-code"
+    assert today.session is stroke.session and today.session.series.modality == "CT"
+    assert (today.state.center, today.state.width) == (40, 80)
+    assert (stroke.state.center, stroke.state.width) == (40, 40)
+    assert prior.session.study.study_date == "20250310"
+    assert "Prior" in viewer.strip.item(viewer.strip.count() - 2).text() or any(
+        "Prior" in viewer.strip.item(r).text() for r in range(viewer.strip.count()))
+    # scrolling today's moves its twin (same frame) and the prior (by table position)
+    today.show_slice(30)
+    assert stroke.state.k == 30
+    z_today = table_positions(today.volume.geometry)[30]
+    assert table_positions(prior.volume.geometry)[prior.state.k] == pytest.approx(z_today)
+    # Alt + drag on the prior scrolls it alone and sets its offset; then they go together
+    centre = QPointF(prior.canvas.width() / 2, prior.canvas.height() / 2)
+    drag(prior, centre, centre + QPointF(0, 20), Qt.KeyboardModifier.AltModifier)
+    assert prior.state.k == 35 and today.state.k == 30
+    assert prior.table_offset_mm == pytest.approx(12.5)  # 5 slices of 2.5 mm
+    today.show_slice(20)
+    assert prior.state.k == 25
+    # the second stage: the CTA as axial and coronal MIP slabs
+    viewer.show_stage(1)
+    mpr = viewer.mpr
+    assert mpr is not None and viewer.pages.currentWidget() is mpr
+    assert mpr.session.series.series_description == "CTA head 2.5mm"
+    assert (mpr.mode, mpr.slab_mm) == ("mip", 20.0)
+    assert not mpr.views["sagittal"].isVisible() and mpr.views["coronal"].isVisible()
+
+
+def test_aspects_midline_key_image_saved_and_shown_again(qtbot, window) -> None:
+    viewer = window.open_study(_today(window))
+    today, _stroke, _prior = _opened(qtbot, viewer)
+    today.show_slice(24)
+    viewer.set_tool("aspects")
+    guide = viewer.aspects_tool.guide(today)
+    assert guide is not None
+    # a drag moves the guide; a click in a region marks it
+    drag(today, widget_pos(today, guide.cx, guide.cy), widget_pos(today, guide.cx + 4,
+                                                                   guide.cy))
+    moved = viewer.aspects_tool.guide(today)
+    assert moved is not None and moved.cx == pytest.approx(guide.cx + 4, abs=0.5)
+    for code in ("M2", "I"):
+        x, y = polygon(code, "left", moved).mean(axis=0)
+        click(today, widget_pos(today, float(x), float(y)))
+    assert viewer.aspects_tool.aspects.score("left") == 8
+    assert viewer.aspects_tool.aspects.score("right") == 10
+    # the midline by two clicks, then an ellipse on the left MCA infarct
+    viewer.set_tool("midline")
+    click(today, widget_pos(today, 128.0, 20.0))
+    click(today, widget_pos(today, 128.0, 230.0))
+    assert viewer.midline_tool.midlines[today.session.series.series_instance_uid] == (
+        pytest.approx((128.0, 20.0), abs=0.6), pytest.approx((128.0, 230.0), abs=0.6))
+    viewer.set_tool("ellipse")
+    drag(today, widget_pos(today, 166.0, 120.0), widget_pos(today, 182.0, 146.0))
+    ((_note, mirrored),) = viewer.midline_tool.mirrored(today)
+    assert mirrored.difference < -8  # the infarct is darker than its mirror
+    viewer.set_tool("arrow")
+    drag(today, widget_pos(today, 60.0, 200.0), widget_pos(today, 150.0, 140.0))
+    assert [n.kind for n in today.session.annotations[24]] == ["ellipse", "arrow"]
+    today.setFocus()
+    QTest.keyClick(today, Qt.Key.Key_K)
+    assert viewer.key_images == [today.volume.slices[24].sop_instance_uid]
+    viewer.key_text = "Left MCA hypodensity"
+    today.grab()
+    stored = viewer.save_findings()
+    assert sorted(s.header.series.modality for s in stored) == ["KO", "PR", "SR"]
+    # closed and opened again: the score, the region, the midline and the key image are back
+    uid = viewer.study.study_instance_uid
+    window.reading.close_study(uid)
+    again = window.open_study(uid)
+    first, _, _ = _opened(qtbot, again)
+    assert again.aspects_tool.aspects.score("left") == 8
+    assert again.key_images == [first.volume.slices[24].sop_instance_uid]
+    qtbot.waitUntil(lambda: 24 in first.session.annotations, timeout=10_000)
+    kinds = sorted(n.kind for n in first.session.annotations[24])
+    assert kinds == ["arrow", "ellipse"]
+    assert again.midline_tool.midlines.get(first.session.series.series_instance_uid)
+    first.show_slice(24)
+    ((_note, back),) = again.midline_tool.mirrored(first)
+    assert back.here.mean == pytest.approx(mirrored.here.mean, abs=0.01)
+    assert np.isfinite(back.difference)
+
+
+def test_the_users_protocol_choice_is_kept_for_the_next_study(qtbot, window) -> None:
+    viewer = window.open_study(_today(window))
+    _opened(qtbot, viewer)
+    try:
+        viewer.use_protocol("default")
+        assert len(viewer.visible_viewports()) == 1
+        uid = viewer.study.study_instance_uid
+        window.reading.close_study(uid)
+        again = window.open_study(uid)
+        assert again.protocol is not None and again.protocol.name == "default"
+        assert len(again.visible_viewports()) == 1
+    finally:  # the module's home is shared by the other tests
+        save_choice(window.store.home, viewer.study, "stroke-code")
