@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from app.startup import startup_done
 from app.store.local import Store
-from app.ui import crash_notice
+from app.ui import crash_notice, session_end
 
 if TYPE_CHECKING:
     from app.imports.importer import ImportReport
     from app.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
 
 #: How long a Python thread may hold the GIL before another gets a turn (Python's default is
 #: 5 ms). Loader and network threads run Python between their C calls; with the default, the GUI
@@ -53,8 +57,13 @@ def run(home: Path, paths: list[str] | None = None) -> int:
     app = application()
     window = create_window(home, paths)
     notice = crash_notice.install(window)  # unexpected errors told in plain words
+    ending = session_end.install(window)  # SIGTERM / Ctrl-C close it as File -> Quit does
     window.show()
+    # the first turn of the event loop comes after the window's first paint: start-up is over
+    # (bench/bench_bundle.py times start to this line)
+    QTimer.singleShot(0, lambda: log.info("window shown"))
     startup_done()
     code = app.exec()
+    ending.uninstall()
     notice.close()
     return code

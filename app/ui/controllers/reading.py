@@ -61,6 +61,7 @@ class ReadingController(QObject):
             self.viewers[study_uid] = viewer
             self.request_thumbnails([study, *priors])
             self.tabs.addTab(viewer, study_title(study))
+            log.info("study opened in a new reading tab")  # no identifiers at INFO
             if series_uid is None:
                 viewer.open_default()
         if series_uid is not None:
