@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from app.resources import resource_path
 from app.startup import startup_done
 from app.store.local import Store
 from app.ui import crash_notice, session_end
@@ -32,9 +34,15 @@ def application() -> QApplication:
     """The process's QApplication, set up as the program runs it (also for benches/scripts)."""
     sys.setswitchinterval(GUI_SWITCH_INTERVAL)
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
     app.setApplicationName("Relay")
     app.setOrganizationName("Relay")
-    return app  # type: ignore[return-value]
+    app.setDesktopFileName("relay")  # the desktop entry (packaging/linux/relay.desktop)
+    icon = QIcon()
+    for size in (16, 32, 48, 64, 128, 256):
+        icon.addFile(str(resource_path("icons", f"relay-{size}.png")))
+    app.setWindowIcon(icon)
+    return app
 
 
 def create_window(home: Path, paths: list[str] | None = None) -> MainWindow:
