@@ -155,6 +155,14 @@ def mpr_shots(window, viewer, out: Path, name: str = "", window_=(40, 80)) -> No
         view.fit()
 
 
+def rendered(view3d) -> None:
+    """Draw the 3D view now and let the screen show it: a shot taken before would show the
+    layout that was there before (the MPR), as the first 3D shots did."""
+    view3d.render()
+    QApplication.processEvents()
+    wait(400)
+
+
 def volume_shots(window, viewer, out: Path) -> None:
     """3D of the head CT: bone, skin (padding around the scan clipped away), a cut skull."""
     view3d = viewer.show_3d()
@@ -164,6 +172,7 @@ def volume_shots(window, viewer, out: Path) -> None:
     scene = view3d.scene
     scene.zoom(1.15)
     view3d.set_preset("bone")
+    rendered(view3d)
     grab_screen(window, out / "3d-ct-head-bone.png")
     # a box around the skull and 15 mm of skin: cuts away the frozen gelatine block the
     # Visible Human was scanned in (the flat panels beside the head)
@@ -172,7 +181,7 @@ def volume_shots(window, viewer, out: Path) -> None:
     view3d.set_clip_box(low, high)
     view3d.set_preset("soft")
     scene.rotate(azimuth=-35.0)
-    view3d.render()
+    rendered(view3d)
     grab_screen(window, out / "3d-ct-head-skin.png")
     # cut the top of the skull away to look at the skull base from above and in front
     view3d.set_preset("bone")
@@ -180,6 +189,7 @@ def volume_shots(window, viewer, out: Path) -> None:
     scene.rotate(elevation=40.0)
     view3d.set_clip_box(low, np.array([high[0], high[1], (low[2] + high[2]) / 2 + 25.0]))
     view3d.clip_button.setChecked(True)
+    rendered(view3d)
     grab_screen(window, out / "3d-ct-head-bone-cut.png")
     view3d.clip_button.setChecked(False)
 
