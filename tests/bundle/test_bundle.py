@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from PIL import Image
 
 from app import __version__
 from app.net.devhub import free_port, is_available
-from tests.conftest import DATA, REPO
+from tests.conftest import DATA, REPO, StderrLines
 
 pytestmark = [pytest.mark.bundle, pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -153,22 +152,6 @@ def test_bundled_relay_sends_to_and_fetches_from_its_dev_hub(
         assert hub.wait(timeout=60) == 0
 
 
-def wait_for_lines(proc: subprocess.Popen[str], wanted: list[str], timeout: float) -> str:
-    """stderr of ``proc`` until every line in ``wanted`` appeared (or it exited / timed out)."""
-    assert proc.stderr is not None
-    os.set_blocking(proc.stderr.fileno(), False)
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        chunk = proc.stderr.read()
-        if chunk:
-            seen += chunk
-        if all(w in seen for w in wanted):
-            return seen
-        time.sleep(0.1)
-    raise AssertionError(f"window never reported {wanted} (exit {proc.poll()}):\n{seen}")
-
-
 def test_bundled_window_opens_the_demo_study_offscreen_and_quits_with_exit_0(
         bundle: Path, tmp_path: Path, user_path: str) -> None:
     env = user_env(tmp_path, user_path)
@@ -180,7 +163,7 @@ def test_bundled_window_opens_the_demo_study_offscreen_and_quits_with_exit_0(
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, cwd=tmp_path)
     try:
-        log = wait_for_lines(window, ["window shown", "study opened"], timeout=RUN_TIMEOUT)
+        log = StderrLines(window).wait_for(["window shown", "study opened"], RUN_TIMEOUT)
         assert "Traceback" not in log, log
         window.send_signal(signal.SIGTERM)  # as a desktop session ending does
         assert window.wait(timeout=60) == 0
