@@ -156,7 +156,7 @@ def build(bundle: Path, out: Path) -> Path:
         stage(bundle, pkg, ver)
         (pkg / "DEBIAN").mkdir(mode=0o755)
         (pkg / "DEBIAN" / "control").write_text(control(ver, arch, size_kb(pkg)))
-        subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z9", "--build", str(pkg),
+        subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z6", "--build", str(pkg),
                         str(deb)], check=True, stdout=subprocess.DEVNULL)
     return deb
 
