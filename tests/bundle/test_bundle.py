@@ -98,6 +98,25 @@ def test_bundled_relay_prints_the_version_with_no_python_on_the_path(
     assert result.stdout.strip() == f"relay {__version__}"
 
 
+def test_every_bundled_library_finds_what_it_links(bundle: Path) -> None:
+    """A library left out by build.spec's trimming (libQt6Gui links libQt6DBus) would only fail
+    when the window opens; ldd finds it at once (LD_LIBRARY_PATH as the bootloader sets it)."""
+    inner = bundle / "_internal"
+    libs = [p for p in inner.rglob("*.so*") if p.is_file() and not p.is_symlink()]
+    missing = {}
+    for chunk in (libs[i:i + 50] for i in range(0, len(libs), 50)):
+        out = subprocess.run(["ldd", *map(str, chunk)], capture_output=True, text=True,
+                             env={"LD_LIBRARY_PATH": str(inner), "PATH": "/usr/bin:/bin"}).stdout
+        current = ""
+        for line in out.splitlines():
+            if not line.startswith(("\t", " ")):
+                current = line.rstrip(":")
+            elif "not found" in line:
+                missing.setdefault(Path(current).relative_to(inner).as_posix(), []).append(
+                    line.split()[0])
+    assert missing == {}
+
+
 @pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
 def test_bundled_relay_imports_a_cd_and_decodes_every_transfer_syntax(
         bundle: Path, tmp_path: Path, user_path: str) -> None:
