@@ -4,6 +4,8 @@
 #   ./setup.sh run [relay args...]   set everything up, then open the program
 #   ./setup.sh test [pytest args...] set everything up, then run the whole test suite
 #   ./setup.sh env                   set everything up and stop
+#   ./setup.sh bundle                set everything up, then build dist/relay/ (PyInstaller) and
+#                                    dist/relay_VERSION_ARCH.deb, checked by lintian
 #
 # "Everything" is: the Debian packages Relay needs (installed with apt-get when run as root,
 # otherwise named so an administrator can install them), a virtual env in .venv inside this
@@ -78,7 +80,48 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# The bundle's inputs; a bundle built from the same ones is reused (dist/.stamp-bundle), so CI
+# can cache dist/ and build/ (PyInstaller's work dir) between runs.
+bundle_inputs() {
+  { git ls-files -co --exclude-standard app resources packaging docs build.spec CHANGELOG.md \
+      pyproject.toml setup.py | LC_ALL=C sort | xargs sha256sum; .venv/bin/pip freeze --exclude-editable; } | sha256sum | cut -c1-64
+}
+
 case "$mode" in
+  bundle)
+    if ! command -v lintian >/dev/null 2>&1 || ! .venv/bin/python -c "import PyInstaller" 2>/dev/null; then
+      if [ "$(id -u)" = 0 ] && ! command -v lintian >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null
+      fi
+      .venv/bin/python -m pip install -q "pyinstaller>=6"
+    fi
+    command -v lintian >/dev/null 2>&1 || { echo "setup: lintian is missing: sudo apt-get install lintian"; exit 1; }
+    want_bundle=$(bundle_inputs)
+    if [ -f dist/.stamp-bundle ] && [ "$(cat dist/.stamp-bundle)" = "$want_bundle" ] \
+        && [ -x dist/relay/relay ] && ls dist/relay_*.deb >/dev/null 2>&1; then
+      echo "setup: bundle up to date (dist/relay, $(ls dist/relay_*.deb))"
+      exit 0
+    fi
+    rm -f dist/.stamp-bundle dist/relay_*.deb
+    .venv/bin/pyinstaller build.spec --noconfirm --log-level WARN
+    deb=$(python3 packaging/linux/build_deb.py)
+    # lintian: errors fail the build; warnings are printed (overrides: packaging/linux/lintian-overrides).
+    # It takes minutes on a 500 MB package, and what it checks (the package's layout, metadata and
+    # libraries) changes with packaging/, build.spec and the Python packages, not with Relay's own
+    # code: it runs again only when those change (dist/.stamp-lintian), or always with RELAY_LINTIAN=always.
+    want_lint=$({ cat build.spec packaging/linux/*; .venv/bin/pip freeze --exclude-editable; } | sha256sum | cut -c1-64)
+    if [ "${RELAY_LINTIAN:-}" = always ] || [ ! -f dist/.stamp-lintian ] || [ "$(cat dist/.stamp-lintian)" != "$want_lint" ]; then
+      rm -f dist/.stamp-lintian
+      report=$(lintian --tag-display-limit 0 "$deb" 2>&1 | grep -v "^running with root" || true)
+      [ -n "$report" ] && echo "$report"
+      if echo "$report" | grep -q "^E: "; then echo "setup: lintian found errors in $deb" >&2; exit 1; fi
+      echo "$want_lint" > dist/.stamp-lintian
+    else
+      echo "setup: lintian skipped (package layout unchanged since it last passed; RELAY_LINTIAN=always runs it)"
+    fi
+    echo "$want_bundle" > dist/.stamp-bundle
+    echo "setup: built dist/relay ($(du -sh dist/relay | cut -f1)) and $deb ($(du -h "$deb" | cut -f1))"
+    ;;
   env)
     echo "setup: ready ($here/.venv)"
     ;;
@@ -99,7 +142,7 @@ case "$mode" in
     exec xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m pytest "$@"
     ;;
   *)
-    echo "usage: ./setup.sh run|test|env [args...]" >&2
+    echo "usage: ./setup.sh run|test|env|bundle [args...]" >&2
     exit 2
     ;;
 esac

@@ -11,3 +11,10 @@ def resource_path(*parts: str) -> Path:
     bundle = getattr(sys, "_MEIPASS", None)
     base = Path(bundle) if bundle else Path(__file__).resolve().parents[1]
     return base.joinpath("resources", *parts)
+
+
+def docs_path(*parts: str) -> Path:
+    """Path of a file shipped in ``docs/`` (the user guide, the Conformance Statement)."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    base = Path(bundle) if bundle else Path(__file__).resolve().parents[1]
+    return base.joinpath("docs", *parts)

@@ -212,6 +212,22 @@ class WorklistSettings:
 
 
 @dataclass
+class StorageSettings:
+    """The practice's storage rules (``relay retention``, Settings -> Storage)."""
+
+    keep_days: int = 0
+    """Purge local studies received more than this many days ago; 0: no age limit."""
+    keep_gb: float = 0.0
+    """Purge the oldest local studies while the store holds more than this many GB; 0: no
+    size limit."""
+    only_verified: bool = True
+    """Purge only studies every instance of which a hub or PACS confirmed holding (a verified
+    send, or the study came from there). Off: unverified studies may go too."""
+    low_disk_gb: float = 2.0
+    """Warn before an import, fetch or retrieve when less than this many GB are free."""
+
+
+@dataclass
 class Settings:
     """Everything Relay remembers between runs, except the store, queue and secrets."""
 
@@ -231,6 +247,8 @@ class Settings:
     """The reading window (the user's window presets)."""
     worklist: WorklistSettings = field(default_factory=WorklistSettings)
     """The worklist SCP used by reconciliation."""
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    """Storage rules: retention and the low-disk warning."""
     other: dict[str, Any] = field(default_factory=dict)
     """Sections this version does not know (written by another part or version): kept as is."""
 

@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "data"
 
-from PySide6.QtCore import QEventLoop, QPointF, QTimer  # noqa: E402
+from PySide6.QtCore import QEventLoop, QPoint, QPointF, QRect, QTimer  # noqa: E402
+from PySide6.QtGui import QImage, QPainter  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.imports.importer import import_paths  # noqa: E402
@@ -158,6 +159,33 @@ def mpr_shots(window, viewer, out: Path, name: str = "", window_=(40, 80)) -> No
         view.fit()
 
 
+def grab_3d(window, view3d, path: Path) -> None:
+    """The window with the 3D view's own rendering painted where the view is. The screen alone
+    is not enough: with offscreen OpenGL (OSMesa, as in the tests) VTK never draws to the X
+    window, and a grab showed whatever was there before (the MPR layout)."""
+    rendered(view3d)
+    window.repaint()
+    wait(600)
+    g = window.frameGeometry()
+    shot = QApplication.primaryScreen().grabWindow(0, g.x(), g.y(), g.width(), g.height())
+    pixels = np.ascontiguousarray(view3d.snapshot())
+    h, w = pixels.shape[:2]
+    image = QImage(pixels.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    origin = view3d.vtk.mapTo(window, QPoint(0, 0)) + (window.geometry().topLeft() - g.topLeft())
+    painter = QPainter(shot)
+    painter.drawImage(QRect(origin, view3d.vtk.size()), image)
+    painter.end()
+    shot.save(str(path))
+
+
+def rendered(view3d) -> None:
+    """Draw the 3D view now and let the screen show it: a shot taken before would show the
+    layout that was there before (the MPR), as the first 3D shots did."""
+    view3d.render()
+    QApplication.processEvents()
+    wait(400)
+
+
 def volume_shots(window, viewer, out: Path) -> None:
     """3D of the head CT: bone, skin (padding around the scan clipped away), a cut skull."""
     view3d = viewer.show_3d()
@@ -167,7 +195,7 @@ def volume_shots(window, viewer, out: Path) -> None:
     scene = view3d.scene
     scene.zoom(1.15)
     view3d.set_preset("bone")
-    grab_screen(window, out / "3d-ct-head-bone.png")
+    grab_3d(window, view3d, out / "3d-ct-head-bone.png")
     # a box around the skull and 15 mm of skin: cuts away the frozen gelatine block the
     # Visible Human was scanned in (the flat panels beside the head)
     skull = np.array(scene.content_bounds(300.0))
@@ -175,15 +203,14 @@ def volume_shots(window, viewer, out: Path) -> None:
     view3d.set_clip_box(low, high)
     view3d.set_preset("soft")
     scene.rotate(azimuth=-35.0)
-    view3d.render()
-    grab_screen(window, out / "3d-ct-head-skin.png")
+    grab_3d(window, view3d, out / "3d-ct-head-skin.png")
     # cut the top of the skull away to look at the skull base from above and in front
     view3d.set_preset("bone")
     scene.reset_camera("anterior")
     scene.rotate(elevation=40.0)
     view3d.set_clip_box(low, np.array([high[0], high[1], (low[2] + high[2]) / 2 + 25.0]))
     view3d.clip_button.setChecked(True)
-    grab_screen(window, out / "3d-ct-head-bone-cut.png")
+    grab_3d(window, view3d, out / "3d-ct-head-bone-cut.png")
     view3d.clip_button.setChecked(False)
 
 

@@ -71,3 +71,37 @@ def run_relay(*args: str, check: bool = True, timeout: float = 300, cwd: Path | 
 def relay_json(*args: str, **kw) -> dict:
     proc = run_relay(*args, "--json", **kw)
     return json.loads(proc.stdout)
+
+
+class StderrLines:
+    """The stderr lines of a running process, gathered by a thread (never blocks the test)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        import threading
+
+        self.lines: list[str] = []
+        self._proc = proc
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._proc.stderr is not None
+        for line in self._proc.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, words: list[str], timeout: float) -> str:
+        """All stderr so far once every one of ``words`` appeared; AssertionError when the
+        process exits or ``timeout`` seconds pass first."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = "".join(self.lines)
+            if all(w in text for w in words):
+                return text
+            if self._proc.poll() is not None:
+                self._thread.join(5)
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"never saw {words} (exit {self._proc.poll()}):\n"
+                             + "".join(self.lines))

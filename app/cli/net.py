@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli.main import TerminalProgress, cancel_on_sigint, open_store, print_json
+from app.cli.storage import warn_low_disk
 from app.errors import SecretsError, TransferError
 from app.home import resolve_home
 from app.net.queue import TransferQueue
@@ -234,6 +235,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from app.net.fetch import Download
 
     store = open_store(args)
+    warn_low_disk(store.home)
     settings = load_settings(store.home)
     peer = hubs.connect(store.home, args.hub, settings, pool_size=3)
     queue = TransferQueue(store.home)

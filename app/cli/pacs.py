@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli.main import TerminalProgress, cancel_on_sigint, open_store, print_json
+from app.cli.storage import warn_low_disk
 from app.errors import TransferError
 from app.home import resolve_home
 from app.net.queue import TransferQueue
@@ -256,6 +257,7 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     from app.net.send import TransferResult
 
     store = open_store(args)
+    warn_low_disk(store.home)
     settings = load_settings(store.home)
     source = peer(settings, args.pacs, method=args.method)
     queue = TransferQueue(store.home)

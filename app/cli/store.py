@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli.main import TerminalProgress, cancel_on_sigint, open_store, print_json, printable
+from app.cli.storage import warn_low_disk
 from app.store.local import Store
 from app.tasks import Progress
 
@@ -56,6 +57,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from app.imports.importer import import_paths
 
     store = open_store(args)
+    warn_low_disk(store.home)
     progress = Progress("Importing")
     cancel_on_sigint(progress)
     bar = TerminalProgress(progress, enabled=None if not args.json else False)

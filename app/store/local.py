@@ -107,6 +107,12 @@ CREATE TABLE IF NOT EXISTS conflicts (
     added_at REAL NOT NULL,
     PRIMARY KEY (sop_instance_uid, sha256)
 );
+-- files whose index rows are gone and which are being removed (a deletion's journal: the rows
+-- and these names change in one transaction; a deletion killed half-way is finished on the next
+-- open, so the store never keeps files nobody names)
+CREATE TABLE IF NOT EXISTS pending_deletes (
+    path TEXT PRIMARY KEY
+);
 """
 
 
@@ -140,6 +146,7 @@ class Store:
             folder.mkdir(parents=True, exist_ok=True)
         self._init_db()
         self._clean_tmp()
+        self._finish_deletes()
 
     # -- database ----------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -488,10 +495,13 @@ class Store:
 
     def delete_series(self, series_uids: Sequence[str]) -> int:
         """Remove series from the store (index rows, then their files); their study goes too
-        when it has no series left. Returns how many instances were removed.
+        when it has no series left, with the originals reconciliation kept of it. Returns how
+        many instances were removed.
 
-        The index forgets the files first, in one transaction: a crash in between leaves
-        files nobody names (harmless), never an index naming a missing file."""
+        Atomic: one transaction drops the rows and journals the files' names
+        (``pending_deletes``); the files are removed after it and their names then; a process
+        killed in between leaves names the next :class:`Store` finishes removing. Never an index
+        naming a missing file, never a file nobody names."""
         if not series_uids:
             return 0
         marks = ",".join("?" * len(series_uids))
@@ -516,16 +526,39 @@ class Store:
             conn.execute(f"DELETE FROM series WHERE series_instance_uid IN ({marks})",
                          tuple(series_uids))
             for study_uid in studies:
-                conn.execute("DELETE FROM studies WHERE study_instance_uid=? AND NOT EXISTS "
-                             "(SELECT 1 FROM series WHERE study_instance_uid=?)",
-                             (study_uid, study_uid))
-        for relpath in paths:
+                gone = conn.execute(
+                    "DELETE FROM studies WHERE study_instance_uid=? AND NOT EXISTS "
+                    "(SELECT 1 FROM series WHERE study_instance_uid=?)",
+                    (study_uid, study_uid)).rowcount
+                if gone:
+                    paths += [r[0] for r in conn.execute(
+                        "SELECT path FROM superseded WHERE study_instance_uid=?", (study_uid,))]
+                    conn.execute("DELETE FROM superseded WHERE study_instance_uid=?",
+                                 (study_uid,))
+            conn.executemany("INSERT OR IGNORE INTO pending_deletes (path) VALUES (?)",
+                             ((p,) for p in paths))
+        self._remove_files(paths)
+        log.info("deleted %d series (%d instances)", len(series_uids), len(sops))
+        return len(sops)
+
+    def _remove_files(self, relpaths: Sequence[str]) -> None:
+        """Remove journalled files, then their names from the journal."""
+        for relpath in relpaths:
             try:
                 (self.root / relpath).unlink(missing_ok=True)
             except OSError as exc:
                 log.warning("could not remove a deleted file: %s", exc.strerror)
-        log.info("deleted %d series (%d instances)", len(series_uids), len(sops))
-        return len(sops)
+        with self.transaction() as conn:
+            for chunk in _chunks(list(relpaths), 500):
+                conn.execute(f"DELETE FROM pending_deletes WHERE path IN "
+                             f"({','.join('?' * len(chunk))})", chunk)
+
+    def _finish_deletes(self) -> None:
+        """Finish a deletion a killed process left half-done (see :meth:`delete_series`)."""
+        paths = [r[0] for r in self._connect().execute("SELECT path FROM pending_deletes")]
+        if paths:
+            log.info("finishing an interrupted deletion (%d files)", len(paths))
+            self._remove_files(paths)
 
     def delete_study(self, study_uid: str) -> int:
         """Remove a study and every series of it; returns how many instances were removed."""

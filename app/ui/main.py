@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from app.resources import resource_path
 from app.startup import startup_done
 from app.store.local import Store
-from app.ui import crash_notice
+from app.ui import crash_notice, session_end
 
 if TYPE_CHECKING:
     from app.imports.importer import ImportReport
     from app.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
 
 #: How long a Python thread may hold the GIL before another gets a turn (Python's default is
 #: 5 ms). Loader and network threads run Python between their C calls; with the default, the GUI
@@ -28,9 +34,15 @@ def application() -> QApplication:
     """The process's QApplication, set up as the program runs it (also for benches/scripts)."""
     sys.setswitchinterval(GUI_SWITCH_INTERVAL)
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
     app.setApplicationName("Relay")
     app.setOrganizationName("Relay")
-    return app  # type: ignore[return-value]
+    app.setDesktopFileName("relay")  # the desktop entry (packaging/linux/relay.desktop)
+    icon = QIcon()
+    for size in (16, 32, 48, 64, 128, 256):
+        icon.addFile(str(resource_path("icons", f"relay-{size}.png")))
+    app.setWindowIcon(icon)
+    return app
 
 
 def create_window(home: Path, paths: list[str] | None = None) -> MainWindow:
@@ -53,8 +65,13 @@ def run(home: Path, paths: list[str] | None = None) -> int:
     app = application()
     window = create_window(home, paths)
     notice = crash_notice.install(window)  # unexpected errors told in plain words
+    ending = session_end.install(window)  # SIGTERM / Ctrl-C close it as File -> Quit does
     window.show()
+    # the first turn of the event loop comes after the window's first paint: start-up is over
+    # (bench/bench_bundle.py times start to this line)
+    QTimer.singleShot(0, lambda: log.info("window shown"))
     startup_done()
     code = app.exec()
+    ending.uninstall()
     notice.close()
     return code

@@ -53,6 +53,7 @@ from app.ui.controllers.remote import RemoteReadingController
 from app.ui.controllers.station import StationController
 from app.ui.controllers.transfers import TransfersController
 from app.ui.format import count
+from app.ui.help_dialogs import GuideDialog, show_about
 from app.ui.hubs_dialog import HubsDialog
 from app.ui.import_report import ImportReportDialog, summary_text
 from app.ui.labels import plain_label
@@ -61,6 +62,8 @@ from app.ui.query_dialog import QueryRetrieveDialog
 from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
 from app.ui.theme import apply_chrome, load_dark_chrome, save_dark_chrome
+
+from app.ui.storage_dialog import StorageDialog
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
 from app.ui.worker import TaskWorker
 
@@ -285,11 +288,21 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.dark_chrome_action)
         if self.dark_chrome_action.isChecked():
             apply_chrome(True)
+
+        self.storage_action = QAction("Storage…", self)
+        self.storage_action.triggered.connect(self.show_storage_dialog)
+        settings_menu.addAction(self.storage_action)
         help_menu = self.menuBar().addMenu("&Help")
+        self.guide_action = QAction("User guide", self)
+        self.guide_action.triggered.connect(self.show_user_guide)
+        help_menu.addAction(self.guide_action)
         shortcuts = QAction("Mouse and keyboard…", self)
         shortcuts.setShortcut(QKeySequence("F1"))
         shortcuts.triggered.connect(lambda: shortcuts_dialog(self))
         help_menu.addAction(shortcuts)
+        self.about_action = QAction("About Relay", self)
+        self.about_action.triggered.connect(lambda: show_about(self))
+        help_menu.addAction(self.about_action)
 
     def set_dark_chrome(self, dark: bool) -> None:
         """Dark or light chrome around the reading area, now and at the next start."""
@@ -459,6 +472,17 @@ class MainWindow(QMainWindow):
 
     def show_hubs_dialog(self) -> HubsDialog:
         return self.transfer.hubs_dialog()
+
+    def show_storage_dialog(self) -> StorageDialog:
+        dialog = StorageDialog(self.store, self)
+        dialog.purged.connect(lambda _result: self.refresh())
+        dialog.show()
+        return dialog
+
+    def show_user_guide(self) -> GuideDialog:
+        dialog = GuideDialog(self)
+        dialog.show()
+        return dialog
 
     def show_node_dialog(self) -> PacsNodeDialog:
         dialog = PacsNodeDialog(self.store.home, self.node.status, self)

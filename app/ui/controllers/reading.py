@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QTabWidget, QWidget
 
 from app.model import Study
 from app.store.local import Store
+from app.store.opened import OpenStudies
 from app.ui.format import study_title
 from app.ui.thumbs import ThumbnailLoader
 from app.ui.view_state import ViewState
@@ -41,6 +42,8 @@ class ReadingController(QObject):
         self.tabs = tabs
         self.window = window
         self.viewers: dict[str, ViewerWidget] = {}
+        #: studies open here, told to other processes so a purge leaves them alone
+        self.opened = OpenStudies(store.home)
         self.view_state = ViewState.load(store.home)
         self.thumbnails = ThumbnailLoader(store, self)
         self.thumbnails.ready.connect(self._on_thumbnail)
@@ -63,8 +66,10 @@ class ReadingController(QObject):
                        if s.study_instance_uid not in known]  # later ones: listed too
             viewer = self.new_viewer(study, priors)
             self.viewers[study_uid] = viewer
+            self.opened.add(study_uid)
             self.request_thumbnails([study, *priors])
             self.tabs.addTab(viewer, study_title(study))
+            log.info("study opened in a new reading tab")  # no identifiers at INFO
             if series_uid is None:
                 viewer.open_default()
             self.opened.emit(viewer)
@@ -106,6 +111,7 @@ class ReadingController(QObject):
             widget.close_all()
             uid = widget.study.study_instance_uid
             self.viewers.pop(uid, None)
+            self.opened.discard(uid)
             self.tabs.removeTab(index)
             widget.deleteLater()
             self._spare_timer.start(0)
@@ -122,6 +128,7 @@ class ReadingController(QObject):
         self._spare_timer.stop()
         for viewer in self.viewers.values():
             viewer.close_all()
+        self.opened.clear()
         self.thumbnails.stop()
         self.view_state.save(self.store.home)
 
