@@ -22,6 +22,7 @@ from app.tasks import Progress
 
 if TYPE_CHECKING:
     from app.net.send import TransferResult
+    from app.store.local import Store
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -71,6 +72,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
             target = p.add_mutually_exclusive_group(required=True)
             target.add_argument("--hub", metavar="NAME", help="a DICOMweb hub (STOW-RS)")
             target.add_argument("--pacs", metavar="NAME", help="a PACS (C-STORE; 'relay pacs')")
+            p.add_argument("--original", action="store_true",
+                           help="send an outside study as it came even though a reconciled "
+                                "copy exists (by default the copy is sent instead)")
         else:
             p.add_argument("--hub", required=True, metavar="NAME")
         p.add_argument("--retry-for", type=float, metavar="SECONDS",
@@ -211,11 +215,12 @@ def cmd_send(args: argparse.Namespace) -> int:
     from app.net.send import run_send, send_job
 
     store = open_store(args)
+    study_uid = send_target(store, args)
     settings = load_settings(store.home)
     peer = hubs.connect(store.home, args.hub, settings,
                           pool_size=settings.transfer.in_flight + 1)
     queue = TransferQueue(store.home)
-    job = send_job(store, queue, args.hub, args.study, args.series)
+    job = send_job(store, queue, args.hub, study_uid, args.series)
     progress = Progress(f"Sending to {args.hub}")
     cancel_on_sigint(progress)
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
@@ -225,6 +230,17 @@ def cmd_send(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     return _report(args, result, "sent to", args.hub)
+
+
+def send_target(store: Store, args: argparse.Namespace) -> str:
+    """The study ``relay send`` sends (:func:`app.workflow.sendable.send_target`): said on
+    stderr when it is the reconciled copy of the one asked for."""
+    from app.workflow.sendable import send_target as target_of
+
+    target = target_of(store, args.study, original=args.original, series=bool(args.series))
+    if target.redirected:
+        sys.stderr.write(f"relay: {target.note}\n")
+    return target.study_uid
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:

@@ -211,14 +211,16 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 # -- transfers --------------------------------------------------------------------------------
 def cmd_send_pacs(args: argparse.Namespace) -> int:
+    from app.cli.net import send_target
     from app.net.dimse.send import KIND, PacsSender
     from app.net.send import send_job
 
     store = open_store(args)
+    study_uid = send_target(store, args)
     settings = load_settings(store.home)
     client = pacs_client(settings, args.pacs)
     queue = TransferQueue(store.home)
-    job = send_job(store, queue, args.pacs, args.study, args.series, kind=KIND)
+    job = send_job(store, queue, args.pacs, study_uid, args.series, kind=KIND)
     progress = Progress(f"Sending to {args.pacs}")
     cancel_on_sigint(progress)
     bar = TerminalProgress(progress, enabled=None if not args.json else False)

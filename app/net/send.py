@@ -27,8 +27,14 @@ from app.net.retry import Backoff, retry_rounds
 from app.settings import TransferSettings
 from app.store.local import Store
 from app.tasks import Progress
+from app.workflow.sendable import job_refusal, outside_versions, repoints
 
 log = logging.getLogger(__name__)
+
+#: Why an instance is not sent when the hub already holds its outside original.
+HOLDS_OUTSIDE = ("the destination already holds this instance's outside original under the "
+                 "same UID (delivered before the study was reconciled) and keeps it: delete it "
+                 "there, then retry this job to send the reconciled copy")
 
 
 @dataclass
@@ -65,7 +71,10 @@ def send_job(store: Store, queue: TransferQueue, hub: str, study_uid: str,
     series_uids = sorted(series_uids or [])
     job = queue.find_open(kind, hub, study_uid, series_uids)
     if job is not None:
-        return job
+        refusal = job_refusal(store, study_uid, job.created)
+        if not refusal:
+            return job
+        queue.set_state(job.id, "failed", refusal)  # queued before the reconcile: a new job
     study = store.study(study_uid)
     if study is None:
         raise TransferError(f"study {study_uid} is not in the local store")
@@ -81,7 +90,36 @@ def send_job(store: Store, queue: TransferQueue, hub: str, study_uid: str,
             items.append((inst.sop_instance_uid, series.series_instance_uid, rel, inst.size))
     if not items:
         raise TransferError(f"study {study_uid} has no instances to send")
-    return queue.create(kind, hub, study_uid, series_uids, items)
+    job = queue.create(kind, hub, study_uid, series_uids, items)
+    outside = outside_versions(store, study_uid)
+    if outside:
+        held = {u for u, path in queue.delivered(kind, hub, [i[0] for i in items])
+                if path in outside}
+        if held:
+            queue.mark(job.id, held, "failed", HOLDS_OUTSIDE)
+            job = queue.job(job.id)
+    return job
+
+
+def guard_job(store: Store, queue: TransferQueue, job: Job) -> str:
+    """Apply the reconciled-copy rule (:mod:`app.workflow.sendable`) to a send job about to
+    run: "" to go on, else why the job is refused. Instances queued with the file of an outside
+    original that a UID-keeping reconcile superseded now send the reconciled copy's file; one
+    this job already delivered in its outside version is failed with :data:`HOLDS_OUTSIDE`."""
+    refusal = job_refusal(store, job.study_uid, job.created)
+    if refusal:
+        return refusal
+    items = queue.items(job.id)
+    moves = repoints(store, job.study_uid, {i.sop_uid: i.path for i in items})
+    if moves:
+        delivered = {i.sop_uid for i in items if i.state in ("sent", "verified")}
+        queue.repoint(job.id, [
+            (m.sop_uid, m.path, m.size, *(("failed", HOLDS_OUTSIDE) if m.sop_uid in delivered
+                                          else ("pending", "")))
+            for m in moves])
+        log.info("%d queued instance(s) now send the reconciled copy of their study",
+                 len(moves))
+    return ""
 
 
 class Sender:
@@ -100,6 +138,10 @@ class Sender:
 
     def run(self, job_id: str) -> TransferResult:
         job = self.queue.claim(job_id)
+        refusal = guard_job(self.store, self.queue, job)
+        if refusal:
+            self.queue.set_state(job.id, "failed", refusal)
+            return self._result(job.id, refusal)
         started = time.monotonic()
         self.progress.set_total(job.total)
         self.progress.advance(job.count("sent", "verified", "failed"))

@@ -150,3 +150,23 @@ def test_a_send_of_the_outside_original_goes_to_the_reconciled_copy(qtbot, tmp_p
     assert window.station.send_target(copy) == copy  # the copy itself: no question
     marks = window.station.marks()
     assert marks[original].startswith("outside original") and marks[copy] == "reconciled copy"
+
+
+def test_a_series_of_the_outside_original_is_refused_in_the_window_as_in_the_cli(
+        qtbot, tmp_path, home, data):
+    files = outside_cd(tmp_path / "cd", _ge(data), 2)
+    store = import_into(home, tmp_path / "cd")
+    original = pydicom.dcmread(files[0])
+    local = PatientValues("MULLER^ANNA^M", "MRN0042", "LOCAL", "19480313", "F", "ACC1001")
+    copy = reconcile_study(store, original.StudyInstanceUID, local,
+                           new_uids=True).reconciled_study_uid
+    window = shown_window(qtbot, home, 1200, 800)
+    window.station.ask_which = lambda uid: "copy"
+    with qtbot.waitSignal(window.station.message) as said:
+        assert window.send_to_hub(original.StudyInstanceUID,
+                                  original.SeriesInstanceUID) is None
+    assert f"its reconciled copy is study {copy}" in said.args[0]
+    window.station.ask_which = lambda uid: "original"  # the tech's explicit choice
+    dialog = window.send_to_hub(original.StudyInstanceUID, original.SeriesInstanceUID)
+    assert dialog is not None
+    dialog.close()

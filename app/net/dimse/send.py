@@ -23,7 +23,7 @@ from app.errors import Cancelled, DimseError, HubError
 from app.net.dimse.client import DimseClient, Sender, StoreOutcome
 from app.net.queue import Item, Job, TransferQueue
 from app.net.retry import Backoff, retry_rounds
-from app.net.send import TransferResult
+from app.net.send import TransferResult, guard_job
 from app.settings import TransferSettings
 from app.store.local import Store
 from app.tasks import Progress
@@ -56,6 +56,10 @@ class PacsSender:
 
     def run(self, job_id: str) -> TransferResult:
         job = self.queue.claim(job_id)
+        refusal = guard_job(self.store, self.queue, job)
+        if refusal:
+            self.queue.set_state(job.id, "failed", refusal)
+            return self._result(job.id, refusal)
         started = time.monotonic()
         self.progress.set_total(job.total)
         self.progress.advance(job.count("sent", "verified", "failed"))
