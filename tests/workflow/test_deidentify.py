@@ -256,6 +256,9 @@ def test_safe_private_attributes_stay_and_every_other_private_goes(tmp_path, hom
     kept = [e for e in out if e.tag.is_private]
     assert [(e.tag.group, str(e.value)) for e in kept] == [
         (0x0019, "SIEMENS MR HEADER"), (0x0019, "1000")]
+    codes = [(c.CodeValue, c.CodeMeaning) for c in out.DeidentificationMethodCodeSequence]
+    assert codes == [("113100", "Basic Application Confidentiality Profile"),
+                     ("113111", "Retain Safe Private Option")]
     assert SECRET.encode() not in (study_instances(store, out.StudyInstanceUID)[0].path
                                    .read_bytes())
 
