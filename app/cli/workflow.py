@@ -114,7 +114,8 @@ def register_reconcile(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--modality", default="")
     p.add_argument("--level", choices=["worklist", "patient"], default="worklist",
                    help="worklist: MWL C-FIND; patient: patient-level C-FIND against a PACS")
-    p.add_argument("--pacs", help="with --level patient: a PACS profile (relay pacs add)")
+    p.add_argument("--pacs", help="ask this PACS profile (relay pacs add), with its TLS "
+                                  "settings (default: settings worklist.pacs)")
     p.add_argument("--host", help="peer host (default: settings worklist.host)")
     p.add_argument("--port", type=int, help="peer port")
     p.add_argument("--called-ae", help="peer AE title")
@@ -145,20 +146,12 @@ def cmd_worklist(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     settings = load_settings(store.home)
-    conf = settings.worklist
-    peer = worklist.Peer(host=args.host or conf.host, port=args.port or conf.port,
-                         called_ae=args.called_ae or conf.called_ae,
-                         calling_ae=args.calling_ae or conf.calling_ae,
-                         timeout=conf.timeout_seconds)
-    if args.pacs:
-        from app.net.dimse.pacs import profile
-
-        pacs = profile(settings, args.pacs)
-        peer = worklist.Peer(pacs.host, pacs.port, pacs.ae_title,
-                             args.calling_ae or conf.calling_ae, conf.timeout_seconds)
-    if not peer.host:
-        print("relay: no worklist SCP: give --host/--port/--called-ae or set worklist in "
-              "the settings", file=sys.stderr)
+    peer = worklist.configured_peer(settings, pacs=args.pacs or "", host=args.host or "",
+                                    port=args.port or 0, called_ae=args.called_ae or "",
+                                    calling_ae=args.calling_ae or "")
+    if peer is None:
+        print("relay: no worklist SCP: give --pacs or --host/--port/--called-ae, or set "
+              "worklist in the settings", file=sys.stderr)
         return 2
     if args.level == "patient":
         patients = worklist.find_patients(peer, patient_name=args.name,

@@ -35,7 +35,7 @@ from app.ui.format import format_date, format_name, format_time
 from app.ui.worker import TaskWorker
 from app.workflow.patient import KEYWORDS, PatientValues, compare
 from app.workflow.reconcile import ReconcileResult, outside_values, reconcile_study
-from app.workflow.worklist import Peer, WorklistEntry, find_worklist
+from app.workflow.worklist import Peer, WorklistEntry, configured_peer, find_worklist
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,7 @@ class ReconcileDialog(QDialog):
         return box
 
     def _peer(self) -> Peer | None:
-        conf = load_settings(self.store.home).worklist
-        if not conf.host or not conf.called_ae:
-            return None
-        return Peer(conf.host, conf.port, conf.called_ae, conf.calling_ae, conf.timeout_seconds)
+        return configured_peer(load_settings(self.store.home))
 
     # -- state -------------------------------------------------------------------------------
     def local(self) -> PatientValues:
