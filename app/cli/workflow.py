@@ -14,6 +14,8 @@ from app.tasks import Progress
 #: checks): named here so that building the parser imports no pydicom.
 OPTIONS = ("retain-dates", "retain-patient-characteristics", "retain-device",
            "clean-descriptors", "retain-uids", "retain-institution")
+#: ``relay export --layout`` (:data:`app.workflow.export.LAYOUTS`; a test checks).
+LAYOUTS = ("fileset", "folder")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -38,9 +40,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     register_reconcile(sub, common)
 
     p = sub.add_parser("export", parents=[common],
-                       help="write studies as a disc file-set (IHE PDI: DICOMDIR) and ISO")
+                       help="write studies out: a disc file-set (IHE PDI: DICOMDIR, "
+                            "README.TXT, INDEX.HTM) and ISO, or a plain folder")
     p.add_argument("studies", nargs="+", metavar="STUDY", help="Study Instance UIDs")
-    p.add_argument("--to", required=True, help="a new or empty folder for the file-set")
+    p.add_argument("--to", required=True,
+                   help="fileset: a new or empty folder; folder: study folders go inside it")
+    p.add_argument("--layout", choices=LAYOUTS, default="fileset",
+                   help="fileset (default): a disc, DICOMDIR at the root; folder: "
+                        "<date>_<study>/<series>_<modality>/<n>.dcm, no patient data in names")
+    p.add_argument("--series", nargs="+", metavar="SERIES", help="only these series")
     p.add_argument("--iso", help="also write an ISO 9660 image to this file")
     p.add_argument("--deidentify", nargs="*", choices=OPTIONS, metavar="OPTION",
                    help="de-identify on the way out, with these profile options")
@@ -247,7 +255,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from app.workflow.burn import Burner, burn, find_burner
     from app.workflow.derive import WorkflowError
-    from app.workflow.pdi import export_studies
+    from app.workflow.export import export_studies
 
     if args.burn and not args.iso:
         print("relay: --burn needs --iso FILE", file=sys.stderr)
@@ -257,8 +265,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
     try:
         result = export_studies(
-            store, args.studies, Path(args.to).expanduser(),
-            iso=Path(args.iso).expanduser() if args.iso else None,
+            store, args.studies, Path(args.to).expanduser(), layout=args.layout,
+            series_uids=args.series, iso=Path(args.iso).expanduser() if args.iso else None,
             deidentify=tuple(args.deidentify) if args.deidentify is not None else None,
             pseudonym=args.pseudonym, progress=progress)
     except (WorkflowError, ValueError) as exc:

@@ -115,6 +115,16 @@ def test_export_dialog_writes_the_disc_and_says_there_is_no_drive(qtbot, tmp_pat
         assert "no optical drive" in dialog.burn()
     qtbot.wait(100)
     dialog.grab().save(str(_shots(tmp_path) / "technologist-export.png"))
+    # the same dialog writes a plain folder (no DICOMDIR, no ISO) through the same export
+    dialog.as_folder.setChecked(True)
+    assert not dialog.make_iso.isEnabled()
+    dialog.folder.setText(str(tmp_path / "plain"))
+    with qtbot.waitSignal(dialog.completed, timeout=60_000) as done:
+        dialog.run()
+    plain = done.args[0]
+    assert plain.layout == "folder" and plain.iso is None and plain.instances == 4
+    assert not (tmp_path / "plain" / "DICOMDIR").exists()
+    assert len(list((tmp_path / "plain").rglob("*.dcm"))) == 4
 
 
 def test_deidentify_dialog_lists_what_it_left_out(qtbot, tmp_path, home, data):
