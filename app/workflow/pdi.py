@@ -74,8 +74,8 @@ def write_readme(to: Path, result: ExportResult) -> None:
         f"{len(result.studies)} study/studies, {result.instances} DICOM instances.\r\n\r\n"
         "The DICOMDIR file at the root of this disc lists every image. Open it with any DICOM\r\n"
         "viewer (for example Weasis, Horos, RadiAnt or the hospital's PACS import); no viewer\r\n"
-        "is included on this disc. The images are not a diagnosis; the report, if any, is\r\n"
-        "sent separately.\r\n"
+        "is included on this disc. INDEX.HTM, opened in a web browser, lists the studies.\r\n"
+        "The images are not a diagnosis; the report, if any, is sent separately.\r\n"
     )
     if result.excluded:
         text += (f"\r\n{len(result.excluded)} image(s) were left out on purpose because they\r\n"
