@@ -27,7 +27,7 @@ from app.net.retry import Backoff, retry_rounds
 from app.settings import TransferSettings
 from app.store.local import Store
 from app.tasks import Progress
-from app.workflow.sendable import job_refusal, outside_versions, repoints
+from app.workflow.sendable import Repoint, job_refusal, outside_versions, repoints
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 HOLDS_OUTSIDE = ("the destination already holds this instance's outside original under the "
                  "same UID (delivered before the study was reconciled) and keeps it: delete it "
                  "there, then retry this job to send the reconciled copy")
+#: Why an instance queued before its study was reconciled is not sent once the reconciled
+#: copy has left the store: its outside original is never sent in its place.
+COPY_GONE = ("its reconciled copy is no longer in the store, and the outside original is not "
+             "sent in its place")
 
 
 @dataclass
@@ -101,6 +105,14 @@ def send_job(store: Store, queue: TransferQueue, hub: str, study_uid: str,
     return job
 
 
+def _repointed_state(move: Repoint, delivered: bool) -> tuple[str, str]:
+    if delivered:
+        return "failed", HOLDS_OUTSIDE
+    if not move.path:
+        return "failed", COPY_GONE
+    return "pending", ""
+
+
 def guard_job(store: Store, queue: TransferQueue, job: Job) -> str:
     """Apply the reconciled-copy rule (:mod:`app.workflow.sendable`) to a send job about to
     run: "" to go on, else why the job is refused. Instances queued with the file of an outside
@@ -113,10 +125,10 @@ def guard_job(store: Store, queue: TransferQueue, job: Job) -> str:
     moves = repoints(store, job.study_uid, {i.sop_uid: i.path for i in items})
     if moves:
         delivered = {i.sop_uid for i in items if i.state in ("sent", "verified")}
+        old = {i.sop_uid: i for i in items}
         queue.repoint(job.id, [
-            (m.sop_uid, m.path, m.size, *(("failed", HOLDS_OUTSIDE) if m.sop_uid in delivered
-                                          else ("pending", "")))
-            for m in moves])
+            (m.sop_uid, m.path or old[m.sop_uid].path, m.size or old[m.sop_uid].size,
+             *_repointed_state(m, m.sop_uid in delivered)) for m in moves])
         log.info("%d queued instance(s) now send the reconciled copy of their study",
                  len(moves))
     return ""

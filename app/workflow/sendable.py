@@ -36,7 +36,8 @@ class SendTarget:
 
 @dataclass(frozen=True)
 class Repoint:
-    """A queued instance whose file is the superseded outside original: send ``path``."""
+    """A queued instance whose file is the superseded outside original: send ``path`` ("" when
+    the reconciled copy is no longer in the store: nothing may be sent)."""
 
     sop_uid: str
     path: str  # relative to the store's root, as queue items are
@@ -113,6 +114,7 @@ def repoints(store: Store, study_uid: str, paths: dict[str, str]) -> list[Repoin
             continue
         current = store.instance(sop_uid)
         if current is None or current.path is None:
+            out.append(Repoint(sop_uid, "", 0))
             continue
         rel = str(Path(current.path).relative_to(store.root))
         if rel != path:

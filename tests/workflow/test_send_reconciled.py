@@ -150,3 +150,25 @@ def test_a_series_of_a_new_uids_original_is_refused_naming_the_copy(tmp_path, ho
         send_target(store, study, series=True)
     assert send_target(store, study, series=True, original=True).study_uid == study
     assert send_target(store, copy).study_uid == copy and not send_target(store, copy).note
+
+
+@pytest.mark.orthanc
+def test_a_queued_instance_whose_reconciled_copy_was_deleted_is_not_sent_as_the_original(
+        tmp_path, home, ge_files, hub):
+    from app.net import hubs
+    from app.net.send import COPY_GONE, run_send
+    from app.settings import load_settings
+
+    store, study = _cd(tmp_path, home, ge_files, 2)
+    assert add_hub(home, hub.url).returncode == 0
+    queue = TransferQueue(home)
+    queued = send_job(store, queue, "hub", study)
+    reconcile_study(store, study, LOCAL)
+    store.delete_study(study)  # the copy goes; the outside bytes stay as the record
+    assert len(store.superseded(study)) == 2
+    settings = load_settings(home)
+    result = run_send(store, queue, hubs.connect(home, "hub", settings), queued.id,
+                      settings.transfer)
+    assert result.state == "failed" and result.verified == 0
+    assert {i.reason for i in queue.items(queued.id)} == {COPY_GONE}
+    assert hub_rest(hub, "/instances") == []
