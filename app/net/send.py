@@ -7,7 +7,9 @@ until nothing is pending, so the last QIDO is the verification and the first one
 job skip what the hub already has (nothing is sent twice after a kill). An instance the hub keeps
 refusing is ``failed`` after ``max_attempts`` with the hub's reason. A hub outage is waited out
 with backoff (up to ``give_up`` seconds); credentials, TLS and URL problems stop the job as
-``stuck`` with the reason, to resume when the user has fixed them.
+``stuck`` with the reason, to resume when the user has fixed them. Before each run a job's
+instances follow the reconciled-copy rule (:func:`guard_job`): the outside original of a
+reconciled study is never what goes out.
 """
 
 from __future__ import annotations
@@ -117,7 +119,8 @@ def guard_job(store: Store, queue: TransferQueue, job: Job) -> str:
     """Apply the reconciled-copy rule (:mod:`app.workflow.sendable`) to a send job about to
     run: "" to go on, else why the job is refused. Instances queued with the file of an outside
     original that a UID-keeping reconcile superseded now send the reconciled copy's file; one
-    this job already delivered in its outside version is failed with :data:`HOLDS_OUTSIDE`."""
+    this job already delivered in its outside version is failed with :data:`HOLDS_OUTSIDE`,
+    one whose copy has left the store with :data:`COPY_GONE`."""
     refusal = job_refusal(store, job.study_uid, job.created)
     if refusal:
         return refusal
