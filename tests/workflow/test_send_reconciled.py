@@ -172,3 +172,27 @@ def test_a_queued_instance_whose_reconciled_copy_was_deleted_is_not_sent_as_the_
     assert result.state == "failed" and result.verified == 0
     assert {i.reason for i in queue.items(queued.id)} == {COPY_GONE}
     assert hub_rest(hub, "/instances") == []
+
+
+@pytest.mark.orthanc
+def test_a_pacs_send_queued_before_a_uid_keeping_reconcile_stores_the_reconciled_copy(
+        tmp_path, home, ge_files):
+    from tests.workflow.peers import orthanc_worklist, worklist_plugin_available
+
+    if not worklist_plugin_available():
+        pytest.skip("needs Orthanc's DICOM port setup (tests.workflow.peers)")
+    store, study = _cd(tmp_path, home, ge_files, 3)
+    with orthanc_worklist(tmp_path, []) as (pacs, port):
+        added = relay(home, "pacs", "add", "pacs", "--host", "127.0.0.1", "--port", str(port),
+                      "--ae", "ORTHANC")
+        assert added.returncode == 0, added.stderr
+        queued = send_job(store, TransferQueue(home), "pacs", study, kind="pacs-send")
+        reconcile_study(store, study, LOCAL)
+        run = relay(home, "send", study, "--pacs", "pacs", "--retry-for", "30", "--json")
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["job"] == queued.id
+        held = {}
+        for instance in hub_rest(pacs, "/instances"):
+            tags = hub_rest(pacs, f"/instances/{instance}/simplified-tags")
+            held[tags["SOPInstanceUID"]] = tags["PatientID"]
+    assert len(held) == 3 and set(held.values()) == {"MRN0042"}
