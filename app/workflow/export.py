@@ -95,6 +95,8 @@ def export_studies(store: Store, study_uids: Iterable[str], to: Path, *,
     if iso is not None and layout != "fileset":
         raise WorkflowError("an ISO image is made of a disc file-set: use the fileset layout")
     to = Path(to)
+    if to.exists() and not to.is_dir():
+        raise WorkflowError(f"{to} is a file: export into a folder")
     if layout == "fileset" and to.exists() and any(to.iterdir()):
         raise WorkflowError(f"{to} is not empty: export a disc into a new or empty folder")
     uids = list(dict.fromkeys(study_uids))

@@ -150,6 +150,9 @@ def test_an_export_into_a_folder_in_use_is_refused(tmp_path, home, ge_files):
     (tmp_path / "used" / "thesis.doc").write_text("x")
     with pytest.raises(WorkflowError, match="not empty"):
         export_studies(store, [store.studies()[0].study_instance_uid], tmp_path / "used")
+    with pytest.raises(WorkflowError, match="is a file"):
+        export_studies(store, [store.studies()[0].study_instance_uid],
+                       tmp_path / "used" / "thesis.doc", layout="folder")
 
 
 @pytest.mark.skipif(bool(list(Path("/dev").glob("sr[0-9]*"))), reason="a drive is present")
