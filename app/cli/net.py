@@ -229,7 +229,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                           give_up=_give_up(args, settings.transfer.give_up_seconds))
     finally:
         bar.close()
-    return _report(args, result, "sent to", args.hub)
+    return _report(args, result, "sent to", args.hub, sent_study(args, study_uid))
 
 
 def send_target(store: Store, args: argparse.Namespace) -> str:
@@ -241,6 +241,14 @@ def send_target(store: Store, args: argparse.Namespace) -> str:
     if target.redirected:
         sys.stderr.write(f"relay: {target.note}\n")
     return target.study_uid
+
+
+def sent_study(args: argparse.Namespace, study_uid: str) -> dict[str, str]:
+    """What ``--json`` adds about the study sent: the reconciled copy the send went to."""
+    out = {"study_instance_uid": study_uid}
+    if study_uid != args.study:
+        out["redirected_from"] = args.study
+    return out
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -267,9 +275,10 @@ def _give_up(args: argparse.Namespace, default: float) -> float:
     return float(args.retry_for) if args.retry_for is not None else default
 
 
-def _report(args: argparse.Namespace, result: TransferResult, verb: str, hub: str) -> int:
+def _report(args: argparse.Namespace, result: TransferResult, verb: str, hub: str,
+            extra: dict[str, str] | None = None) -> int:
     if args.json:
-        print_json(result.to_json())
+        print_json(result.to_json() | (extra or {}))
     else:
         mb = result.bytes / 1e6
         rate = mb / result.seconds if result.seconds > 0 else 0.0

@@ -211,7 +211,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 # -- transfers --------------------------------------------------------------------------------
 def cmd_send_pacs(args: argparse.Namespace) -> int:
-    from app.cli.net import send_target
+    from app.cli.net import send_target, sent_study
     from app.net.dimse.send import KIND, PacsSender
     from app.net.send import send_job
 
@@ -230,7 +230,7 @@ def cmd_send_pacs(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     if args.json:
-        print_json(result.to_json() | {"message": result.message})
+        print_json(result.to_json() | {"message": result.message} | sent_study(args, study_uid))
     else:
         mb = result.bytes / 1e6
         sys.stdout.write(f"{result.message} ('{args.pacs}', {mb:.1f} MB in "

@@ -80,6 +80,8 @@ def test_relay_send_of_a_new_uids_original_sends_its_reconciled_copy(tmp_path, h
     run = _send(home, study, "--json")
     assert run.returncode == 0, run.stderr
     assert f"its reconciled copy, study {copy}, is sent instead" in run.stderr
+    out = json.loads(run.stdout)
+    assert out["study_instance_uid"] == copy and out["redirected_from"] == study
     studies = hub_rest(hub, "/studies?expand")
     assert [s["MainDicomTags"]["StudyInstanceUID"] for s in studies] == [copy]
     assert set(_hub_patients(hub).values()) == {"MRN0042"}
