@@ -244,11 +244,10 @@ def send_target(store: Store, args: argparse.Namespace) -> str:
 
 
 def sent_study(args: argparse.Namespace, study_uid: str) -> dict[str, str]:
-    """What ``--json`` adds about the study sent: the reconciled copy the send went to."""
-    out = {"study_instance_uid": study_uid}
-    if study_uid != args.study:
-        out["redirected_from"] = args.study
-    return out
+    """What ``--json`` adds when the send went to the reconciled copy of the study asked for."""
+    if study_uid == args.study:
+        return {}
+    return {"study_instance_uid": study_uid, "redirected_from": args.study}
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
