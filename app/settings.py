@@ -209,6 +209,9 @@ class WorklistSettings:
     """Relay's AE title on these associations."""
     timeout_seconds: float = 30.0
     """How long to wait for the association and for each answer."""
+    pacs: str = ""
+    """A PACS profile (``relay pacs add``) to ask instead of ``host``/``port``/``called_ae``:
+    its address, AE title and TLS settings are used."""
 
 
 @dataclass

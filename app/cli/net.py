@@ -23,6 +23,7 @@ from app.tasks import Progress
 
 if TYPE_CHECKING:
     from app.net.send import TransferResult
+    from app.store.local import Store
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -72,6 +73,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
             target = p.add_mutually_exclusive_group(required=True)
             target.add_argument("--hub", metavar="NAME", help="a DICOMweb hub (STOW-RS)")
             target.add_argument("--pacs", metavar="NAME", help="a PACS (C-STORE; 'relay pacs')")
+            p.add_argument("--original", action="store_true",
+                           help="send an outside study as it came even though a reconciled "
+                                "copy exists (by default the copy is sent instead)")
         else:
             p.add_argument("--hub", required=True, metavar="NAME")
         p.add_argument("--retry-for", type=float, metavar="SECONDS",
@@ -214,11 +218,12 @@ def cmd_send(args: argparse.Namespace) -> int:
     from app.net.send import run_send, send_job
 
     store = open_store(args)
+    study_uid = send_target(store, args)
     settings = load_settings(store.home)
     peer = hubs.connect(store.home, args.hub, settings,
                           pool_size=settings.transfer.in_flight + 1)
     queue = TransferQueue(store.home)
-    job = send_job(store, queue, args.hub, args.study, args.series)
+    job = send_job(store, queue, args.hub, study_uid, args.series)
     progress = Progress(f"Sending to {args.hub}")
     cancel_on_sigint(progress)
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
@@ -227,7 +232,25 @@ def cmd_send(args: argparse.Namespace) -> int:
                           give_up=_give_up(args, settings.transfer.give_up_seconds))
     finally:
         bar.close()
-    return _report(args, result, "sent to", args.hub)
+    return _report(args, result, "sent to", args.hub, sent_study(args, study_uid))
+
+
+def send_target(store: Store, args: argparse.Namespace) -> str:
+    """The study ``relay send`` sends (:func:`app.workflow.sendable.send_target`): said on
+    stderr when it is the reconciled copy of the one asked for."""
+    from app.workflow.sendable import send_target as target_of
+
+    target = target_of(store, args.study, original=args.original, series=bool(args.series))
+    if target.redirected:
+        sys.stderr.write(f"relay: {target.note}\n")
+    return target.study_uid
+
+
+def sent_study(args: argparse.Namespace, study_uid: str) -> dict[str, str]:
+    """What ``--json`` adds when the send went to the reconciled copy of the study asked for."""
+    if study_uid == args.study:
+        return {}
+    return {"study_instance_uid": study_uid, "redirected_from": args.study}
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -255,9 +278,10 @@ def _give_up(args: argparse.Namespace, default: float) -> float:
     return float(args.retry_for) if args.retry_for is not None else default
 
 
-def _report(args: argparse.Namespace, result: TransferResult, verb: str, hub: str) -> int:
+def _report(args: argparse.Namespace, result: TransferResult, verb: str, hub: str,
+            extra: dict[str, str] | None = None) -> int:
     if args.json:
-        print_json(result.to_json())
+        print_json(result.to_json() | (extra or {}))
     else:
         mb = result.bytes / 1e6
         rate = mb / result.seconds if result.seconds > 0 else 0.0

@@ -222,14 +222,16 @@ def cmd_query(args: argparse.Namespace) -> int:
 # A PACS is a peer (profile kind ``dimse``): ``send --pacs`` and ``retrieve`` are the ordinary
 # send and fetch jobs (app.net.send.Sender, app.net.fetch.Download) over its DimsePeer.
 def cmd_send_pacs(args: argparse.Namespace) -> int:
+    from app.cli.net import send_target, sent_study
     from app.net.dimse.pacs import peer
     from app.net.send import Sender, send_job
 
     store = open_store(args)
+    study_uid = send_target(store, args)
     settings = load_settings(store.home)
     target = peer(settings, args.pacs)
     queue = TransferQueue(store.home)
-    job = send_job(store, queue, args.pacs, args.study, args.series)
+    job = send_job(store, queue, args.pacs, study_uid, args.series)
     progress = Progress(f"Sending to {args.pacs}")
     cancel_on_sigint(progress)
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
@@ -239,7 +241,7 @@ def cmd_send_pacs(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     if args.json:
-        print_json(result.to_json() | {"message": result.message})
+        print_json(result.to_json() | {"message": result.message} | sent_study(args, study_uid))
     else:
         mb = result.bytes / 1e6
         sys.stdout.write(f"{result.message} ('{args.pacs}', {mb:.1f} MB in "

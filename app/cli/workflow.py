@@ -14,6 +14,8 @@ from app.tasks import Progress
 #: checks): named here so that building the parser imports no pydicom.
 OPTIONS = ("retain-dates", "retain-patient-characteristics", "retain-device",
            "clean-descriptors", "retain-uids", "retain-institution")
+#: ``relay export --layout`` (:data:`app.workflow.export.LAYOUTS`; a test checks).
+LAYOUTS = ("fileset", "folder")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -38,9 +40,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     register_reconcile(sub, common)
 
     p = sub.add_parser("export", parents=[common],
-                       help="write studies as a disc file-set (IHE PDI: DICOMDIR) and ISO")
+                       help="write studies out: a disc file-set (IHE PDI: DICOMDIR, "
+                            "README.TXT, INDEX.HTM) and ISO, or a plain folder")
     p.add_argument("studies", nargs="+", metavar="STUDY", help="Study Instance UIDs")
-    p.add_argument("--to", required=True, help="a new or empty folder for the file-set")
+    p.add_argument("--to", required=True,
+                   help="fileset: a new or empty folder; folder: study folders go inside it")
+    p.add_argument("--layout", choices=LAYOUTS, default="fileset",
+                   help="fileset (default): a disc, DICOMDIR at the root; folder: "
+                        "<date>_<study>/<series>_<modality>/<n>.dcm, no patient data in names")
+    p.add_argument("--series", nargs="+", metavar="SERIES", help="only these series")
     p.add_argument("--iso", help="also write an ISO 9660 image to this file")
     p.add_argument("--deidentify", nargs="*", choices=OPTIONS, metavar="OPTION",
                    help="de-identify on the way out, with these profile options")
@@ -114,7 +122,8 @@ def register_reconcile(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--modality", default="")
     p.add_argument("--level", choices=["worklist", "patient"], default="worklist",
                    help="worklist: MWL C-FIND; patient: patient-level C-FIND against a PACS")
-    p.add_argument("--pacs", help="with --level patient: a PACS profile (relay pacs add)")
+    p.add_argument("--pacs", help="ask this PACS profile (relay pacs add), with its TLS "
+                                  "settings (default: settings worklist.pacs)")
     p.add_argument("--host", help="peer host (default: settings worklist.host)")
     p.add_argument("--port", type=int, help="peer port")
     p.add_argument("--called-ae", help="peer AE title")
@@ -145,20 +154,12 @@ def cmd_worklist(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     settings = load_settings(store.home)
-    conf = settings.worklist
-    peer = worklist.Peer(host=args.host or conf.host, port=args.port or conf.port,
-                         called_ae=args.called_ae or conf.called_ae,
-                         calling_ae=args.calling_ae or conf.calling_ae,
-                         timeout=conf.timeout_seconds)
-    if args.pacs:
-        from app.net.dimse.pacs import profile
-
-        pacs = profile(settings, args.pacs)
-        peer = worklist.Peer(pacs.host, pacs.port, pacs.ae_title,
-                             args.calling_ae or conf.calling_ae, conf.timeout_seconds)
-    if not peer.host:
-        print("relay: no worklist SCP: give --host/--port/--called-ae or set worklist in "
-              "the settings", file=sys.stderr)
+    peer = worklist.configured_peer(settings, pacs=args.pacs or "", host=args.host or "",
+                                    port=args.port or 0, called_ae=args.called_ae or "",
+                                    calling_ae=args.calling_ae or "")
+    if peer is None:
+        print("relay: no worklist SCP: give --pacs or --host/--port/--called-ae, or set "
+              "worklist in the settings", file=sys.stderr)
         return 2
     if args.level == "patient":
         patients = worklist.find_patients(peer, patient_name=args.name,
@@ -254,7 +255,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from app.workflow.burn import Burner, burn, find_burner
     from app.workflow.derive import WorkflowError
-    from app.workflow.pdi import export_studies
+    from app.workflow.export import export_studies
 
     if args.burn and not args.iso:
         print("relay: --burn needs --iso FILE", file=sys.stderr)
@@ -264,8 +265,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
     try:
         result = export_studies(
-            store, args.studies, Path(args.to).expanduser(),
-            iso=Path(args.iso).expanduser() if args.iso else None,
+            store, args.studies, Path(args.to).expanduser(), layout=args.layout,
+            series_uids=args.series, iso=Path(args.iso).expanduser() if args.iso else None,
             deidentify=tuple(args.deidentify) if args.deidentify is not None else None,
             pseudonym=args.pseudonym, progress=progress)
     except (WorkflowError, ValueError) as exc:

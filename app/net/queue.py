@@ -299,6 +299,27 @@ class TransferQueue:
             args = (hub,)
         return {r[0] for r in self._conn().execute(sql, args)}
 
+    def repoint(self, job_id: str, changes: Iterable[tuple[str, str, int, str, str]]) -> None:
+        """Give items another file: ``(sop_uid, path, size, state, reason)`` in one
+        transaction (a queued instance whose stored file was replaced)."""
+        with self._tx() as conn:
+            conn.executemany("UPDATE items SET path=?, size=?, state=?, reason=? "
+                             "WHERE job_id=? AND sop_uid=?",
+                             ((p, n, s, r, job_id, u) for u, p, n, s, r in changes))
+
+    def delivered(self, kind: str, hub: str, sop_uids: Iterable[str]) -> set[tuple[str, str]]:
+        """``(sop_uid, path)`` of these instances that any ``kind`` job delivered to ``hub``
+        (sent or verified), whichever file it was."""
+        wanted = list(sop_uids)
+        out: set[tuple[str, str]] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            out.update((r[0], r[1]) for r in self._conn().execute(
+                "SELECT i.sop_uid, i.path FROM items i JOIN jobs j ON j.id = i.job_id "
+                "WHERE j.kind=? AND j.hub=? AND i.state IN ('sent', 'verified') "
+                f"AND i.sop_uid IN ({','.join('?' * len(chunk))})", (kind, hub, *chunk)))
+        return out
+
     def reset_failed(self, job_id: str) -> None:
         """Give failed items fresh attempts (the user pressed Retry)."""
         with self._tx() as conn:

@@ -8,7 +8,9 @@ until nothing is pending, so the last QIDO is the verification and the first one
 job skip what the hub already has (nothing is sent twice after a kill). An instance the hub keeps
 refusing is ``failed`` after ``max_attempts`` with the hub's reason. A hub outage is waited out
 with backoff (up to ``give_up`` seconds); credentials, TLS and URL problems stop the job as
-``stuck`` with the reason, to resume when the user has fixed them.
+``stuck`` with the reason, to resume when the user has fixed them. Before each run a job's
+instances follow the reconciled-copy rule (:func:`guard_job`): the outside original of a
+reconciled study is never what goes out.
 """
 
 from __future__ import annotations
@@ -28,8 +30,18 @@ from app.net.retry import Backoff, retry_rounds
 from app.settings import TransferSettings
 from app.store.local import Store
 from app.tasks import Progress
+from app.workflow.sendable import Repoint, job_refusal, outside_versions, repoints
 
 log = logging.getLogger(__name__)
+
+#: Why an instance is not sent when the hub already holds its outside original.
+HOLDS_OUTSIDE = ("the destination already holds this instance's outside original under the "
+                 "same UID (delivered before the study was reconciled) and keeps it: delete it "
+                 "there, then retry this job to send the reconciled copy")
+#: Why an instance queued before its study was reconciled is not sent once the reconciled
+#: copy has left the store: its outside original is never sent in its place.
+COPY_GONE = ("its reconciled copy is no longer in the store, and the outside original is not "
+             "sent in its place")
 
 
 @dataclass
@@ -66,7 +78,10 @@ def send_job(store: Store, queue: TransferQueue, hub: str, study_uid: str,
     series_uids = sorted(series_uids or [])
     job = queue.find_open("send", hub, study_uid, series_uids)
     if job is not None:
-        return job
+        refusal = job_refusal(store, study_uid, job.created)
+        if not refusal:
+            return job
+        queue.set_state(job.id, "failed", refusal)  # queued before the reconcile: a new job
     study = store.study(study_uid)
     if study is None:
         raise TransferError(f"study {study_uid} is not in the local store")
@@ -82,7 +97,45 @@ def send_job(store: Store, queue: TransferQueue, hub: str, study_uid: str,
             items.append((inst.sop_instance_uid, series.series_instance_uid, rel, inst.size))
     if not items:
         raise TransferError(f"study {study_uid} has no instances to send")
-    return queue.create("send", hub, study_uid, series_uids, items)
+    job = queue.create("send", hub, study_uid, series_uids, items)
+    outside = outside_versions(store, study_uid)
+    if outside:
+        held = {u for u, path in queue.delivered("send", hub, [i[0] for i in items])
+                if path in outside}
+        if held:
+            queue.mark(job.id, held, "failed", HOLDS_OUTSIDE)
+            job = queue.job(job.id)
+    return job
+
+
+def _repointed_state(move: Repoint, delivered: bool) -> tuple[str, str]:
+    if delivered:
+        return "failed", HOLDS_OUTSIDE
+    if not move.path:
+        return "failed", COPY_GONE
+    return "pending", ""
+
+
+def guard_job(store: Store, queue: TransferQueue, job: Job) -> str:
+    """Apply the reconciled-copy rule (:mod:`app.workflow.sendable`) to a send job about to
+    run: "" to go on, else why the job is refused. Instances queued with the file of an outside
+    original that a UID-keeping reconcile superseded now send the reconciled copy's file; one
+    this job already delivered in its outside version is failed with :data:`HOLDS_OUTSIDE`,
+    one whose copy has left the store with :data:`COPY_GONE`."""
+    refusal = job_refusal(store, job.study_uid, job.created)
+    if refusal:
+        return refusal
+    items = queue.items(job.id)
+    moves = repoints(store, job.study_uid, {i.sop_uid: i.path for i in items})
+    if moves:
+        delivered = {i.sop_uid for i in items if i.state in ("sent", "verified")}
+        old = {i.sop_uid: i for i in items}
+        queue.repoint(job.id, [
+            (m.sop_uid, m.path or old[m.sop_uid].path, m.size or old[m.sop_uid].size,
+             *_repointed_state(m, m.sop_uid in delivered)) for m in moves])
+        log.info("%d queued instance(s) now send the reconciled copy of their study",
+                 len(moves))
+    return ""
 
 
 class Sender:
@@ -109,6 +162,10 @@ class Sender:
 
     def run(self, job_id: str) -> TransferResult:
         job = self.queue.claim(job_id)
+        refusal = guard_job(self.store, self.queue, job)
+        if refusal:
+            self.queue.set_state(job.id, "failed", refusal)
+            return self._result(job.id, refusal)
         started = time.monotonic()
         self.progress.set_total(job.total)
         self.progress.advance(job.count("sent", "verified", "failed"))

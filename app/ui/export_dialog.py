@@ -1,4 +1,5 @@
-"""Export studies to a disc file-set (IHE PDI), optionally an ISO image, and burn it."""
+"""Export studies: a disc file-set (IHE PDI) with an ISO image to burn, or a plain folder; both
+through :func:`app.workflow.export.export_studies`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QRadioButton,
     QVBoxLayout,
     QWidget,
 )
@@ -22,12 +24,12 @@ from app.store.local import Store
 from app.ui.deidentify_dialog import DeidOptionsWidget
 from app.ui.worker import TaskWorker
 from app.workflow.burn import Burner, burn, find_burner
-from app.workflow.pdi import ExportResult, export_studies
+from app.workflow.export import ExportResult, export_studies
 
 
 class ExportDialog(QDialog):
-    """Folder, ISO, de-identification; **Burn** hands the ISO to the OS burner when a drive
-    exists and says so when none does."""
+    """Layout (disc or plain folder), folder, ISO, de-identification; **Burn** hands the ISO to
+    the OS burner when a drive exists and says so when none does."""
 
     completed = Signal(object)
 
@@ -37,20 +39,27 @@ class ExportDialog(QDialog):
         self.store, self.study_uids = store, study_uids
         self.task: TaskWorker | None = None
         self.iso_path: Path | None = None
-        self.setWindowTitle("Export to disc")
+        self.setWindowTitle("Export")
         self.setMinimumWidth(600)
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
         self.folder = QLineEdit(self)
-        self.folder.setPlaceholderText("A new or empty folder")
+        self.folder.setPlaceholderText("A new or empty folder (a disc); any folder (plain)")
         browse = QPushButton("Choose…", self)
         browse.clicked.connect(self._on_browse)
         row.addWidget(QLabel("Folder", self))
         row.addWidget(self.folder, 1)
         row.addWidget(browse)
         layout.addLayout(row)
+        self.as_disc = QRadioButton("Disc (DICOMDIR, README.TXT, INDEX.HTM: what viewers and "
+                                    "PACS import expect)", self)
+        self.as_folder = QRadioButton("Plain folder (study/series folders, no DICOMDIR)", self)
+        self.as_disc.setChecked(True)
+        layout.addWidget(self.as_disc)
+        layout.addWidget(self.as_folder)
         self.make_iso = QCheckBox("Also write an ISO image (for burning)", self)
         self.make_iso.setChecked(True)
+        self.as_disc.toggled.connect(self.make_iso.setEnabled)
         layout.addWidget(self.make_iso)
         self.deidentify = QCheckBox("De-identify on the way out", self)
         layout.addWidget(self.deidentify)
@@ -84,13 +93,14 @@ class ExportDialog(QDialog):
         if self.task is not None:
             return None
         to = Path(text).expanduser()
-        iso = to.with_name(to.name + ".iso") if self.make_iso.isChecked() else None
+        disc = self.as_disc.isChecked()
+        iso = to.with_name(to.name + ".iso") if disc and self.make_iso.isChecked() else None
         deid = self.opts.options() if self.deidentify.isChecked() else None
         pseudonym = self.opts.pseudonym.text().strip()
         store, uids = self.store, self.study_uids
-        task = TaskWorker(lambda p: export_studies(store, uids, to, iso=iso, deidentify=deid,
-                                                   pseudonym=pseudonym, progress=p),
-                          "export", self)
+        task = TaskWorker(lambda p: export_studies(
+            store, uids, to, layout="fileset" if disc else "folder", iso=iso,
+            deidentify=deid, pseudonym=pseudonym, progress=p), "export", self)
         task.succeeded.connect(self._on_done)
         task.failed.connect(lambda msg: self.status.setText(f"Not exported: {msg}"))
         task.finished.connect(self._on_finished)

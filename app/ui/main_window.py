@@ -434,12 +434,10 @@ class MainWindow(QMainWindow):
                 study_uid, series_uid = series.study_instance_uid, uid
             else:
                 study_uid = uid
-        if series_uid is None:
-            target = self.station.send_target(study_uid)
-            if target is None:
-                return None
-            study_uid = target
-        return self.transfer.send_dialog(study_uid, series_uid, pacs=pacs)
+        target = self.station.send_target(study_uid, series=series_uid is not None)
+        if target is None:
+            return None
+        return self.transfer.send_dialog(target, series_uid, pacs=pacs)
 
     def query_retrieve(self) -> QueryRetrieveDialog:
         """Query/Retrieve…: search a PACS; retrieving queues jobs shown in Transfers (C-GET or

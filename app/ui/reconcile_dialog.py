@@ -3,7 +3,8 @@
 Outside values (as on the CD) sit beside editable local values; rows that differ are
 highlighted, and a birth date or sex that disagrees must be confirmed before the study can be
 reconciled. The local values come from a worklist entry (Modality Worklist C-FIND against the
-configured SCP) or are typed. The work runs off the GUI thread (:class:`TaskWorker`).
+configured SCP), a patient a PACS knows (patient-level C-FIND against a PACS profile, with its
+TLS), or are typed. The work runs off the GUI thread (:class:`TaskWorker`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QGridLayout,
@@ -35,7 +37,13 @@ from app.ui.format import format_date, format_name, format_time
 from app.ui.worker import TaskWorker
 from app.workflow.patient import KEYWORDS, PatientValues, compare
 from app.workflow.reconcile import ReconcileResult, outside_values, reconcile_study
-from app.workflow.worklist import Peer, WorklistEntry, find_worklist
+from app.workflow.worklist import (
+    Peer,
+    WorklistEntry,
+    configured_peer,
+    find_patients,
+    find_worklist,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +93,18 @@ class ReconcileDialog(QDialog):
 
     # -- building ----------------------------------------------------------------------------
     def _worklist_box(self) -> QGroupBox:
-        box = QGroupBox("Find the local patient in the worklist", self)
+        box = QGroupBox("Find the local patient", self)
         grid = QVBoxLayout(box)
         row = QHBoxLayout()
+        self.source = QComboBox(self)
+        row.addWidget(self.source)
         self.find_name = QLineEdit(self)
         self.find_name.setPlaceholderText("Name (e.g. MULLER*)")
         self.find_id = QLineEdit(self)
         self.find_id.setPlaceholderText("Patient ID")
         self.find_accession = QLineEdit(self)
         self.find_accession.setPlaceholderText("Accession")
-        self.search_button = QPushButton("Search worklist", self)
+        self.search_button = QPushButton("Search", self)
         self.search_button.clicked.connect(self.search)
         for w in (self.find_name, self.find_id, self.find_accession, self.search_button):
             row.addWidget(w)
@@ -110,9 +120,15 @@ class ReconcileDialog(QDialog):
         self.table.itemSelectionChanged.connect(self._on_entry_chosen)
         grid.addWidget(self.table)
         self.peer = self._peer()
-        if self.peer is None:
+        if self.peer is not None:
+            self.source.addItem("Worklist", "")
+        for pacs in load_settings(self.store.home).pacs:
+            self.source.addItem(f"Patients in PACS {pacs.name}", pacs.name)
+        if self.source.count() == 0:
+            self.source.addItem("No worklist or PACS configured", None)
             self.search_button.setEnabled(False)
-            self.search_button.setToolTip("No worklist SCP is configured (settings: worklist)")
+            self.search_button.setToolTip("Configure a worklist SCP (settings: worklist) or a "
+                                          "PACS (relay pacs add)")
         first = self.outside.patient_name.split("^")[0]
         self.find_name.setText(f"{first}*" if first else "")
         return box
@@ -143,10 +159,7 @@ class ReconcileDialog(QDialog):
         return box
 
     def _peer(self) -> Peer | None:
-        conf = load_settings(self.store.home).worklist
-        if not conf.host or not conf.called_ae:
-            return None
-        return Peer(conf.host, conf.port, conf.called_ae, conf.calling_ae, conf.timeout_seconds)
+        return configured_peer(load_settings(self.store.home))
 
     # -- state -------------------------------------------------------------------------------
     def local(self) -> PatientValues:
@@ -174,16 +187,25 @@ class ReconcileDialog(QDialog):
 
     # -- worklist ----------------------------------------------------------------------------
     def search(self) -> TaskWorker | None:
-        if self.peer is None or self.task is not None:
+        """Ask the chosen source: the worklist (MWL C-FIND) or a PACS (patient-level C-FIND)."""
+        pacs = self.source.currentData()
+        if pacs is None or self.task is not None:
             return None
-        peer = self.peer
+        peer = configured_peer(load_settings(self.store.home), pacs=pacs) if pacs else self.peer
+        if peer is None:
+            return None
         name, pid, acc = (self.find_name.text().strip(), self.find_id.text().strip(),
                           self.find_accession.text().strip())
         self.status.setText(f"Asking {peer}…")
-        task = TaskWorker(lambda _p: find_worklist(peer, patient_name=name, patient_id=pid,
-                                                   accession_number=acc), "worklist", self)
+        if pacs:
+            task = TaskWorker(lambda _p: [WorklistEntry(patient=p) for p in find_patients(
+                peer, patient_name=name, patient_id=pid)], "patients", self)
+        else:
+            task = TaskWorker(lambda _p: find_worklist(peer, patient_name=name, patient_id=pid,
+                                                       accession_number=acc), "worklist", self)
         task.succeeded.connect(self._on_found)
-        task.failed.connect(lambda msg: self.status.setText(f"Worklist: {msg}"))
+        task.failed.connect(lambda msg: self.status.setText(f"{self.source.currentText()}: "
+                                                            f"{msg}"))
         task.finished.connect(self._on_task_finished)
         self.task = task
         self._update()
@@ -202,8 +224,9 @@ class ReconcileDialog(QDialog):
                                       p.accession_number, e.requested_procedure_description,
                                       when)):
                 self.table.setItem(r, c, QTableWidgetItem(text))
-        self.status.setText(f"{len(entries)} worklist entr{'y' if len(entries) == 1 else 'ies'}"
-                            " found: pick one, or type the local values.")
+        what = ("patient" if len(entries) == 1 else "patients") if self.source.currentData() \
+            else ("worklist entry" if len(entries) == 1 else "worklist entries")
+        self.status.setText(f"{len(entries)} {what} found: pick one, or type the local values.")
 
     def choose_entry(self, row: int) -> None:
         self.table.selectRow(row)

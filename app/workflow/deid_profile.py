@@ -2,9 +2,10 @@
 
 The Basic Application Level Confidentiality Profile's per-attribute actions (Table E.1-1) come
 from dicom-anonymizer's database generated from the current edition of the standard
-(``dicomfields_2026c``), not typed here. The options (Table E.1-1's other columns) are applied on
-top: what each option retains is listed here by keyword, except "retain dates", which keeps
-every date/time attribute of the table but the patient's birth date and time.
+(``dicomfields_2026c``), not typed here. The options are the table's other columns, generated
+from the standard's table into :mod:`app.workflow.deid_options` (``docs/deid_tables.py``) and
+applied on top; an attribute newer than that extraction keeps its Basic Profile action under
+every option (more is removed, never less).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import keyword_for_tag
+
+from app.workflow.deid_options import COLUMNS
 
 #: The edition of PS3.15 the action table comes from.
 TABLE_EDITION = "dicomfields_2026c"
@@ -54,27 +57,19 @@ OPTION_CODES = {
 }
 SAFE_PRIVATE = Code("113111", "Retain Safe Private Option")
 
-_PATIENT_CHARACTERISTICS = (
-    "PatientAge", "PatientSex", "PatientSize", "PatientWeight", "EthnicGroup", "SmokingStatus",
-    "PregnancyStatus", "PatientSexNeutered", "PatientSpeciesDescription", "PatientBreedDescription",
-)
-_DEVICE = (
-    "StationName", "DeviceSerialNumber", "DeviceUID", "DeviceLabel", "DeviceDescription",
-    "DetectorID", "GantryID", "PlateID", "CassetteID", "GeneratorID", "SourceSerialNumber",
-    "PerformedStationName", "PerformedStationAETitle", "ScheduledStationName",
-    "ScheduledStationAETitle", "PerformedLocation", "LensSerialNumber",
-    "ManufacturerDeviceIdentifier", "DeviceID",
-)
-_INSTITUTION = ("InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
-                "InstitutionCodeSequence", "InstitutionalDepartmentTypeCodeSequence")
-_DESCRIPTORS = (
-    "StudyDescription", "SeriesDescription", "ProtocolName", "ImageComments",
-    "AdditionalPatientHistory", "AdmittingDiagnosesDescription", "StudyComments",
-    "PerformedProcedureStepDescription", "RequestedProcedureDescription",
-    "ScheduledProcedureStepDescription", "AcquisitionComments", "DerivationDescription",
-    "ReasonForStudy", "RequestedContrastAgent", "ContrastBolusAgent", "BodyPartExamined",
-)
-_NEVER_RETAINED_DATES = {(0x0010, 0x0030), (0x0010, 0x0032)}  # birth date and time
+#: Relay's option names -> their column of Table E.1-1 (:mod:`app.workflow.deid_options`).
+OPTION_COLUMNS = {
+    "retain-dates": "rtnLongFullDatesOpt",
+    "retain-patient-characteristics": "rtnPatCharsOpt",
+    "retain-device": "rtnDevIdOpt",
+    "clean-descriptors": "cleanDescOpt",
+    "retain-uids": "rtnUIDsOpt",
+    "retain-institution": "rtnInstIdOpt",
+}
+#: What an option column's letter means; where two options disagree the one that retains
+#: more wins (K over C over X).
+_OPTION_ACTIONS = {"K": KEEP, "C": CLEAN, "X": REMOVE}
+_RANK = {REMOVE: 0, CLEAN: 1, KEEP: 2}
 
 #: Private attributes known to carry no identity (PS3.15 E.3.10): (group, creator, element
 #: offset) -> kept. Every other private attribute is removed.
@@ -124,35 +119,13 @@ def build_profile(options: tuple[str, ...] = ()) -> Profile:
 
 
 def _apply_options(actions: dict[tuple[int, int], str], options: set[str]) -> None:
-    def keep(keywords: tuple[str, ...], how: str = KEEP) -> None:
-        for kw in keywords:
-            tag = tag_for_keyword(kw)
-            if tag is not None:
-                actions[(tag >> 16, tag & 0xFFFF)] = how
-
-    if "retain-dates" in options:
-        for (g, e), _ in list(actions.items()):
-            if (g, e) not in _NEVER_RETAINED_DATES and _vr(g, e) in ("DA", "DT", "TM"):
-                actions[(g, e)] = KEEP
-    if "retain-patient-characteristics" in options:
-        keep(_PATIENT_CHARACTERISTICS)
-    if "retain-device" in options:
-        keep(_DEVICE)
-    if "retain-institution" in options:
-        keep(_INSTITUTION)
-    if "clean-descriptors" in options:
-        keep(_DESCRIPTORS, CLEAN)
-    if "retain-uids" in options:
-        for tag, act in list(actions.items()):
-            if act == UID:
-                actions[tag] = KEEP
-
-
-def _vr(group: int, element: int) -> str:
-    try:
-        return str(dictionary_VR((group << 16) | element))
-    except KeyError:
-        return ""
+    chosen: dict[tuple[int, int], str] = {}
+    for option in sorted(options):
+        for tag, letter in COLUMNS[OPTION_COLUMNS[option]].items():
+            action = _OPTION_ACTIONS[letter]
+            if _RANK[action] > _RANK.get(chosen.get(tag, ""), -1):
+                chosen[tag] = action
+    actions.update(chosen)
 
 
 def keyword(group: int, element: int) -> str:

@@ -33,6 +33,7 @@ from app.workflow.deid_profile import (
     KEEP,
     OPTION_CODES,
     REMOVE,
+    SAFE_PRIVATE,
     SAFE_PRIVATE_TAGS,
     SEQUENCE_UIDS,
     Profile,
@@ -96,6 +97,7 @@ class Deidentifier:
     uids: KeyedUids
     pseudonym: str = ""
     _identifiers: set[str] = field(default_factory=set)
+    _kept_private: bool = False
 
     def exclusion(self, ds: Dataset) -> str | None:
         """Why this image must not go out with its pixels as they are (None: it may)."""
@@ -112,6 +114,7 @@ class Deidentifier:
     def apply(self, ds: Dataset) -> Dataset:
         """De-identify ``ds`` in place and return it."""
         self._identifiers = _identifiers(ds, self.profile)
+        self._kept_private = False
         original_id = str(ds.get("PatientID", ""))
         name = self.pseudonym or f"ANON^{self.uids.token(original_id or ds.StudyInstanceUID)}"
         pid = self.pseudonym or f"ANON-{self.uids.token(original_id or ds.StudyInstanceUID)}"
@@ -128,7 +131,9 @@ class Deidentifier:
         for elem in list(ds):
             tag = elem.tag
             if tag.is_private:
-                if not self._safe_private(ds, elem):
+                if self._safe_private(ds, elem):
+                    self._kept_private = True
+                else:
                     del ds[tag]
                 continue
             action = self.profile.action(tag.group, tag.element)
@@ -195,6 +200,8 @@ class Deidentifier:
     def _mark(self, ds: Dataset) -> None:
         ds.PatientIdentityRemoved = "YES"
         codes = [BASIC_PROFILE] + [OPTION_CODES[o] for o in self.profile.options]
+        if self._kept_private:  # PS3.15 E.3.10: safe private attributes were retained
+            codes.append(SAFE_PRIVATE)
         ds.DeidentificationMethod = "PS3.15 E Basic Profile" + "".join(
             f"; {c.meaning}" for c in codes[1:])[:64 - len("PS3.15 E Basic Profile")]
         items = []

@@ -1,35 +1,30 @@
-"""Export to disc (IHE Portable Data for Imaging): a DICOM file-set and, when asked, its ISO.
+"""The disc parts of an export (IHE Portable Data for Imaging, PS3.10/PS3.12): the DICOM
+file-set, README.TXT, INDEX.HTM and the ISO 9660 image.
 
 The file-set is laid out by pydicom's :class:`~pydicom.fileset.FileSet` (DICOMDIR at the root,
-8-character upper-case IDs, ISO 9660 level 1 names) with a README.TXT. Each instance is written
-with the stored bytes as they are when the stored file is already a Part 10 file (so a re-import
-gives it back byte for byte); a stored file without a Part 10 header is written by pydicom with
-one, and listed as rewritten. With de-identification the instances are de-identified on the way
-out (nothing is added to the store). The ISO 9660 image (level 1) is written by pycdlib: pure
-Python, so the same code writes it in every bundle, with no burner program needed.
+8-character upper-case IDs, ISO 9660 level 1 names); the instances' bytes are then put in place
+as :mod:`app.workflow.export` prepared them. INDEX.HTM (optional in PS3.12, carried by most
+discs) lists the studies for someone without a DICOM viewer and points at README.TXT. The ISO
+9660 image (level 1) is written by pycdlib: pure Python, so the same code writes it in every
+bundle, with no burner program needed.
 """
 
 from __future__ import annotations
 
+import html
 import logging
-import shutil
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pydicom
 from pydicom.dataset import Dataset
 from pydicom.fileset import FileSet
 
 from app import __version__
-from app.imports.media import Problem
-from app.store.ingest import check_buffer
-from app.store.local import Store
-from app.tasks import Progress
-from app.workflow import audit
-from app.workflow.derive import WorkflowError, encode, study_instances
+from app.workflow.derive import WorkflowError
+
+if TYPE_CHECKING:
+    from app.workflow.export import ExportResult, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -39,106 +34,23 @@ RECORD_DEFAULTS = {"PatientID": "UNKNOWN", "StudyDate": "19000101", "StudyTime":
                    "StudyID": "1", "SeriesNumber": "1", "InstanceNumber": "1", "Modality": "OT"}
 
 
-@dataclass
-class ExportResult:
-    to: Path
-    iso: Path | None = None
-    studies: list[str] = field(default_factory=list)
-    instances: int = 0
-    rewritten: list[str] = field(default_factory=list)
-    placeholders: list[str] = field(default_factory=list)
-    excluded: list[dict[str, str]] = field(default_factory=list)
-    failed: list[Problem] = field(default_factory=list)
-    files: dict[str, str] = field(default_factory=dict)  # SOP Instance UID -> file ID
-
-    def to_json(self) -> dict[str, Any]:
-        return {"to": str(self.to), "iso": str(self.iso) if self.iso else None,
-                "studies": self.studies, "instances": self.instances,
-                "rewritten": self.rewritten, "placeholders": self.placeholders,
-                "excluded": self.excluded,
-                "failed": [{"path": p.path, "reason": p.reason} for p in self.failed],
-                "files": self.files}
-
-
-def export_studies(store: Store, study_uids: Iterable[str], to: Path, *,
-                   iso: Path | None = None, deidentify: tuple[str, ...] | None = None,
-                   pseudonym: str = "", progress: Progress | None = None) -> ExportResult:
-    """Write the studies as a PDI file-set in ``to`` (empty or new), and an ISO when asked.
-
-    ``deidentify``: None for the stored instances as they are, else the profile options.
-    """
-    to = Path(to)
-    if to.exists() and any(to.iterdir()):
-        raise WorkflowError(f"{to} is not empty: export into a new or empty folder")
-    uids = list(dict.fromkeys(study_uids))
-    instances = [i for uid in uids for i in study_instances(store, uid)]
-    result = ExportResult(to=to, studies=uids)
-    engine = _deidentifier(store, deidentify, pseudonym)
-    if progress is not None:
-        progress.set_total(len(instances))
+def write_fileset(to: Path, outgoing: list[Outgoing], result: ExportResult) -> dict[str, str]:
+    """Lay the instances out as a file-set in ``to`` (DICOMDIR written by pydicom's FileSet),
+    then copy each one's bytes into its place; SOP Instance UID -> file ID path."""
     fs = FileSet()
     fs.ID = FILESET_ID
-    payload: dict[str, Path | bytes] = {}  # SOP Instance UID -> the file's bytes (or source)
-    for inst in instances:
-        if progress is not None:
-            progress.check()
-            progress.advance()
-        ds: Dataset
-        try:
-            ds = pydicom.dcmread(str(inst.path), force=True,
-                                 stop_before_pixels=engine is None)
-        except Exception as exc:  # noqa: BLE001 - one line of the report
-            result.failed.append(Problem(str(inst.path), f"cannot be read: {exc}", "failed"))
-            continue
-        if engine is not None:
-            reason = engine.exclusion(ds)
-            if reason is not None:
-                result.excluded.append({"sop_instance_uid": inst.sop_instance_uid,
-                                        "reason": reason})
-                continue
-            try:
-                payload[ds.SOPInstanceUID] = encode(engine.apply(ds))
-            except Exception as exc:  # noqa: BLE001 - one line of the report
-                result.failed.append(Problem(str(inst.path), f"cannot be de-identified: {exc}",
-                                             "failed"))
-                continue
-        elif _is_part10(inst.path):
-            raw = Path(str(inst.path)).read_bytes()
-            checked = check_buffer(raw, len(raw), str(inst.path))
-            if isinstance(checked, Problem):
-                result.failed.append(checked)
-                continue
-            payload[ds.SOPInstanceUID] = Path(str(inst.path))
-        else:
-            ds = _with_file_meta(pydicom.dcmread(str(inst.path), force=True))
-            payload[ds.SOPInstanceUID] = encode(ds)
-            result.rewritten.append(inst.sop_instance_uid)
-        if _add(fs, ds):
-            result.placeholders.append(ds.SOPInstanceUID)
-    to.mkdir(parents=True, exist_ok=True)
+    sources: dict[str, Outgoing] = {}
+    for item in outgoing:
+        sources[str(item.header.SOPInstanceUID)] = item
+        if _add(fs, item.header):
+            result.placeholders.append(str(item.header.SOPInstanceUID))
     fs.write(str(to))
+    files: dict[str, str] = {}
     for instance in fs:
         uid = instance.SOPInstanceUID
-        result.files[uid] = "/".join(Path(instance.FileID.replace("\\", "/")).parts)
-        source = payload[uid]
-        if isinstance(source, bytes):
-            Path(instance.path).write_bytes(source)
-        else:
-            shutil.copyfile(source, instance.path)
-    result.instances = len(result.files)
-    _readme(to, result)
-    if iso is not None:
-        write_iso(to, Path(iso), volume_id=FILESET_ID)
-        result.iso = Path(iso)
-    audit.record(store.home, "export",
-                 outcome=audit.SUCCESS if not result.failed else audit.MINOR_FAILURE,
-                 study_uid=uids[0] if len(uids) == 1 else "",
-                 peer="iso" if iso else "folder",
-                 detail={"studies": uids, "instances": result.instances,
-                         "deidentified": engine is not None,
-                         "options": list(deidentify or ()), "excluded": len(result.excluded),
-                         "failed": len(result.failed)})
-    return result
+        files[uid] = "/".join(Path(instance.FileID.replace("\\", "/")).parts)
+        sources[uid].place(Path(instance.path))
+    return files
 
 
 def _add(fs: FileSet, ds: Dataset) -> bool:
@@ -153,41 +65,8 @@ def _add(fs: FileSet, ds: Dataset) -> bool:
     return bool(missing)
 
 
-def _with_file_meta(ds: Dataset) -> Dataset:
-    """``ds`` with the Part 10 file meta a file without one lacks (its own encoding kept)."""
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-
-    meta = getattr(ds, "file_meta", None) or FileMetaDataset()
-    if "TransferSyntaxUID" not in meta:
-        implicit, little = ds.original_encoding
-        meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
-                                  ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta = meta
-    return ds
-
-
-def _deidentifier(store: Store, options: tuple[str, ...] | None, pseudonym: str) -> Any:
-    if options is None:
-        return None
-    from app.workflow.deid_profile import build_profile
-    from app.workflow.deidentify import Deidentifier
-    from app.workflow.uids import KeyedUids, store_key
-
-    profile = build_profile(tuple(options))
-    context = "deid:" + ",".join(profile.options) + ":" + pseudonym
-    return Deidentifier(profile, KeyedUids(store_key(store.home), context), pseudonym)
-
-
-def _is_part10(path: Any) -> bool:
-    with open(str(path), "rb") as fp:
-        head = fp.read(132)
-    return len(head) == 132 and head[128:132] == b"DICM"
-
-
-def _readme(to: Path, result: ExportResult) -> None:
+def write_readme(to: Path, result: ExportResult) -> None:
+    """README.TXT: what the disc holds and how to open it, in plain words."""
     text = (
         "DICOM images (IHE Portable Data for Imaging)\r\n"
         "=============================================\r\n\r\n"
@@ -195,13 +74,79 @@ def _readme(to: Path, result: ExportResult) -> None:
         f"{len(result.studies)} study/studies, {result.instances} DICOM instances.\r\n\r\n"
         "The DICOMDIR file at the root of this disc lists every image. Open it with any DICOM\r\n"
         "viewer (for example Weasis, Horos, RadiAnt or the hospital's PACS import); no viewer\r\n"
-        "is included on this disc. The images are not a diagnosis; the report, if any, is\r\n"
-        "sent separately.\r\n"
+        "is included on this disc. INDEX.HTM, opened in a web browser, lists the studies.\r\n"
+        "The images are not a diagnosis; the report, if any, is sent separately.\r\n"
     )
     if result.excluded:
         text += (f"\r\n{len(result.excluded)} image(s) were left out on purpose because they\r\n"
                  "may carry burned-in patient details.\r\n")
     (to / "README.TXT").write_bytes(text.encode("ascii", "replace"))
+
+
+def write_index(to: Path, headers: list[Dataset], result: ExportResult) -> None:
+    """INDEX.HTM: the disc's contents (patients, studies, series and image counts) as plain
+    XHTML 1.0 with no script and no outside reference, linking README.TXT."""
+    studies: dict[str, dict[str, Any]] = {}
+    for ds in headers:
+        study = studies.setdefault(str(ds.StudyInstanceUID), {"ds": ds, "series": {}})
+        series = study["series"].setdefault(str(ds.get("SeriesInstanceUID", "")),
+                                            {"ds": ds, "images": 0})
+        series["images"] += 1
+    rows = []
+    for study in sorted(studies.values(), key=lambda s: str(s["ds"].get("StudyDate", ""))):
+        ds = study["ds"]
+        rows.append(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+                *(_esc(v) for v in (_name(ds.get("PatientName")), ds.get("PatientID", ""),
+                                     _date(ds.get("PatientBirthDate", "")),
+                                     _date(ds.get("StudyDate", "")),
+                                     ds.get("StudyDescription", ""),
+                                     _series_text(study["series"])))))
+    left_out = (f"<p>{len(result.excluded)} image(s) were left out on purpose because they may "
+                "carry burned-in patient details.</p>\n" if result.excluded else "")
+    text = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
+        '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">\n'
+        '<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">\n'
+        "<head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\" />"
+        "<title>DICOM images</title></head>\n<body>\n"
+        "<h1>DICOM images (IHE Portable Data for Imaging)</h1>\n"
+        f"<p>{result.instances} DICOM image(s) of {len(studies)} study/studies, written by Relay "
+        f"{_esc(__version__)} on {datetime.now().astimezone():%Y-%m-%d %H:%M}. Open the "
+        "DICOMDIR file at the root of this disc with a DICOM viewer; how is told in "
+        '<a href="README.TXT">README.TXT</a>. The images are not a diagnosis.</p>\n'
+        + left_out +
+        "<table border=\"1\" cellpadding=\"4\">\n<tr><th>Patient</th><th>Patient ID</th>"
+        "<th>Birth date</th><th>Study date</th><th>Study</th><th>Series (images)</th></tr>\n"
+        + "\n".join(rows) + "\n</table>\n</body>\n</html>\n")
+    (to / "INDEX.HTM").write_bytes(text.encode("utf-8"))
+
+
+def _series_text(series: dict[str, dict[str, Any]]) -> str:
+    parts = []
+    for entry in series.values():
+        ds = entry["ds"]
+        label = " ".join(str(v) for v in (ds.get("Modality", ""), ds.get("SeriesDescription", ""))
+                         if v)
+        parts.append(f"{label or 'series'} ({entry['images']})")
+    return "; ".join(parts)
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value if value is not None else ""))
+
+
+def _name(value: object) -> str:
+    """A person name as people write it: ``FAMILY, Given Middle``."""
+    parts = [p for p in str(value or "").split("=")[0].split("^")]
+    family, given = parts[0], " ".join(p for p in parts[1:3] if p)
+    return f"{family}, {given}" if family and given else family or given
+
+
+def _date(value: object) -> str:
+    text = str(value or "")
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else text
 
 
 def write_iso(folder: Path, iso: Path, *, volume_id: str = FILESET_ID) -> None:

@@ -18,6 +18,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from app.errors import DimseError
+from app.net.dimse.association import TlsOptions
+from app.settings import Settings
 from app.workflow.patient import PatientValues
 
 log = logging.getLogger(__name__)
@@ -36,9 +38,30 @@ class Peer:
     called_ae: str
     calling_ae: str = "RELAY"
     timeout: float = 30.0
+    tls: TlsOptions | None = None
+    """DICOM over TLS, the peer's certificate verified (a PACS profile's settings)."""
 
     def __str__(self) -> str:
-        return f"{self.called_ae}@{self.host}:{self.port}"
+        return f"{self.called_ae}@{self.host}:{self.port}" + (" (TLS)" if self.tls else "")
+
+
+def configured_peer(settings: Settings, *, pacs: str = "", host: str = "", port: int = 0,
+                    called_ae: str = "", calling_ae: str = "") -> Peer | None:
+    """The peer to ask for the local patient: a PACS profile (``pacs``, else the worklist
+    settings' ``pacs`` when no host is given), with its address, AE title and TLS; else the
+    worklist settings with the given values in front. None when nothing is configured."""
+    conf = settings.worklist
+    name = pacs or ("" if host else conf.pacs)
+    if name:
+        from app.net.dimse.pacs import calling_ae as node_ae
+        from app.net.dimse.pacs import endpoint, profile
+
+        where = endpoint(profile(settings, name))
+        return Peer(where.host, where.port, where.ae_title, calling_ae or node_ae(settings),
+                    conf.timeout_seconds, where.tls)
+    peer = Peer(host or conf.host, port or conf.port, called_ae or conf.called_ae,
+                calling_ae or conf.calling_ae, conf.timeout_seconds)
+    return peer if peer.host else None
 
 
 @dataclass(frozen=True)
@@ -144,7 +167,7 @@ def _association(peer: Peer, sop_class: str) -> Iterator[Any]:
 
     timeouts = Timeouts(connect=min(peer.timeout, 10.0), acse=peer.timeout,
                         dimse=peer.timeout, network=peer.timeout)
-    client = DimseClient(Endpoint(peer.host, peer.port, peer.called_ae), peer.calling_ae,
-                         timeouts)
+    client = DimseClient(Endpoint(peer.host, peer.port, peer.called_ae, peer.tls),
+                         peer.calling_ae, timeouts)
     with client.association([build_context(sop_class)]) as assoc:
         yield assoc

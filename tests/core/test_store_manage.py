@@ -10,8 +10,8 @@ import pytest
 from app.imports.importer import import_paths
 from app.net.queue import TransferQueue
 from app.net.sent import transfers_using
-from app.store.export import export_study
 from app.store.local import Store
+from app.workflow.export import export_studies
 
 pytestmark = pytest.mark.usefixtures("data")
 
@@ -54,16 +54,22 @@ def test_deleting_a_study_removes_it_and_a_reimport_brings_it_back(home, data) -
 def test_export_copies_byte_exact_files_under_patient_free_names(home, data, tmp_path) -> None:
     store = _cd(home, data)
     study = next(s for s in store.studies() if len(s.series) > 1)
-    result = export_study(store, study, tmp_path / "out")
-    assert result.files == study.instance_count
-    written = sorted(result.folder.rglob("*.dcm"))
+    uid = study.study_instance_uid
+    result = export_studies(store, [uid], tmp_path / "out", layout="folder")
+    assert result.instances == study.instance_count and len(result.folders) == 1
+    assert not (tmp_path / "out" / "DICOMDIR").exists()
+    written = sorted(result.folders[0].rglob("*.dcm"))
+    assert sorted(result.files.values()) == [p.relative_to(tmp_path / "out").as_posix()
+                                             for p in written]
     digest = {hashlib.sha256(p.read_bytes()).hexdigest() for p in written}
     stored = {i.sha256 for s in study.series for i in store.instances(s.series_instance_uid)}
     assert digest == stored
     name = study.patient.patient_name.split("^")[0]
     assert name and all(name not in str(p.relative_to(tmp_path)) for p in written)
-    second = export_study(store, study, tmp_path / "out", [study.series[0].series_instance_uid])
-    assert second.folder != result.folder and second.files == study.series[0].instance_count
+    second = export_studies(store, [uid], tmp_path / "out", layout="folder",
+                            series_uids=[study.series[0].series_instance_uid])
+    assert second.folders != result.folders
+    assert second.instances == study.series[0].instance_count
 
 
 def test_an_unfinished_transfer_of_the_study_is_found_before_deleting(home, data) -> None:

@@ -17,7 +17,13 @@ from app.workflow.patient import PatientValues
 from app.workflow.reconcile import reconcile_study
 from tests.ui.conftest import shown_window
 from tests.workflow.conftest import import_into, outside_cd
-from tests.workflow.peers import Order, wlmscpfs
+from tests.workflow.peers import (
+    Order,
+    orthanc_upload,
+    orthanc_worklist,
+    wlmscpfs,
+    worklist_plugin_available,
+)
 
 ORDERS = [Order("MULLER^ANNA^M", "MRN0042", "LOCAL", "19480313", "F", "ACC1001"),
           Order("MULLER^HANS", "MRN0044", "LOCAL", "19450707", "M", "ACC1003")]
@@ -115,6 +121,16 @@ def test_export_dialog_writes_the_disc_and_says_there_is_no_drive(qtbot, tmp_pat
         assert "no optical drive" in dialog.burn()
     qtbot.wait(100)
     dialog.grab().save(str(_shots(tmp_path) / "technologist-export.png"))
+    # the same dialog writes a plain folder (no DICOMDIR, no ISO) through the same export
+    dialog.as_folder.setChecked(True)
+    assert not dialog.make_iso.isEnabled()
+    dialog.folder.setText(str(tmp_path / "plain"))
+    with qtbot.waitSignal(dialog.completed, timeout=60_000) as done:
+        dialog.run()
+    plain = done.args[0]
+    assert plain.layout == "folder" and plain.iso is None and plain.instances == 4
+    assert not (tmp_path / "plain" / "DICOMDIR").exists()
+    assert len(list((tmp_path / "plain").rglob("*.dcm"))) == 4
 
 
 def test_deidentify_dialog_lists_what_it_left_out(qtbot, tmp_path, home, data):
@@ -150,3 +166,56 @@ def test_a_send_of_the_outside_original_goes_to_the_reconciled_copy(qtbot, tmp_p
     assert window.station.send_target(copy) == copy  # the copy itself: no question
     marks = window.station.marks()
     assert marks[original].startswith("outside original") and marks[copy] == "reconciled copy"
+
+
+def test_a_series_of_the_outside_original_is_refused_in_the_window_as_in_the_cli(
+        qtbot, tmp_path, home, data):
+    files = outside_cd(tmp_path / "cd", _ge(data), 2)
+    store = import_into(home, tmp_path / "cd")
+    original = pydicom.dcmread(files[0])
+    local = PatientValues("MULLER^ANNA^M", "MRN0042", "LOCAL", "19480313", "F", "ACC1001")
+    copy = reconcile_study(store, original.StudyInstanceUID, local,
+                           new_uids=True).reconciled_study_uid
+    window = shown_window(qtbot, home, 1200, 800)
+    window.station.ask_which = lambda uid: "copy"
+    with qtbot.waitSignal(window.station.message) as said:
+        assert window.send_to_hub(original.StudyInstanceUID,
+                                  original.SeriesInstanceUID) is None
+    assert f"its reconciled copy is study {copy}" in said.args[0]
+    window.station.ask_which = lambda uid: "original"  # the tech's explicit choice
+    dialog = window.send_to_hub(original.StudyInstanceUID, original.SeriesInstanceUID)
+    assert dialog is not None
+    dialog.close()
+
+
+@pytest.mark.orthanc
+@pytest.mark.skipif(not worklist_plugin_available(), reason="needs Orthanc's DICOM port setup")
+def test_reconcile_view_finds_the_patient_in_a_pacs(qtbot, tmp_path, home, data):
+    from app.settings import PacsProfile
+
+    files = outside_cd(tmp_path / "cd", _ge(data), 2)
+    import_into(home, tmp_path / "cd")
+    study_uid = pydicom.dcmread(files[0]).StudyInstanceUID
+    known = pydicom.dcmread(_ge(data)[5])  # the PACS knows the local patient already
+    known.PatientName, known.PatientID, known.IssuerOfPatientID = "MULLER^ANNA^M", "MRN0042", \
+        "LOCAL"
+    known.PatientBirthDate, known.PatientSex = "19480313", "F"
+    known.save_as(tmp_path / "known.dcm", enforce_file_format=True)
+    with orthanc_worklist(tmp_path, []) as (hub, port):
+        orthanc_upload(hub, [tmp_path / "known.dcm"])
+        settings = load_settings(home)
+        settings.pacs.append(PacsProfile("pacs", "127.0.0.1", port, "ORTHANC"))
+        save_settings(home, settings)
+        window = shown_window(qtbot, home, 1200, 800)
+        dialog = window.station.reconcile(study_uid)
+        assert [dialog.source.itemText(i) for i in range(dialog.source.count())] == [
+            "Patients in PACS pacs"]  # no worklist configured: the PACS only
+        dialog.find_name.setText("MULLER*")
+        dialog.search()
+        _wait_task(qtbot, dialog)
+    assert dialog.table.rowCount() == 1, dialog.status.text()
+    assert "1 patient found" in dialog.status.text()
+    dialog.choose_entry(0)
+    local = dialog.local()
+    assert (local.patient_id, local.issuer_of_patient_id) == ("MRN0042", "LOCAL")
+    assert dialog.row_state("patient_id") == "differs" and dialog.ok.isEnabled()

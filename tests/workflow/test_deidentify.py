@@ -224,8 +224,8 @@ def test_relay_deidentify_json_and_the_audit_record(home, ge_files):
 
 
 def test_a_damaged_stored_file_is_one_line_and_the_rest_goes_on(home, ge_files):
+    from app.workflow.export import export_studies
     from app.workflow.patient import PatientValues
-    from app.workflow.pdi import export_studies
     from app.workflow.reconcile import reconcile_study
 
     store = import_into(home, *ge_files[:5])
@@ -256,6 +256,9 @@ def test_safe_private_attributes_stay_and_every_other_private_goes(tmp_path, hom
     kept = [e for e in out if e.tag.is_private]
     assert [(e.tag.group, str(e.value)) for e in kept] == [
         (0x0019, "SIEMENS MR HEADER"), (0x0019, "1000")]
+    codes = [(c.CodeValue, c.CodeMeaning) for c in out.DeidentificationMethodCodeSequence]
+    assert codes == [("113100", "Basic Application Confidentiality Profile"),
+                     ("113111", "Retain Safe Private Option")]
     assert SECRET.encode() not in (study_instances(store, out.StudyInstanceUID)[0].path
                                    .read_bytes())
 
@@ -276,3 +279,7 @@ def test_the_cli_offers_exactly_the_profile_options():
     from app.workflow.deid_profile import OPTIONS
 
     assert CLI_OPTIONS == OPTIONS
+    from app.cli.workflow import LAYOUTS as CLI_LAYOUTS
+    from app.workflow.export import LAYOUTS
+
+    assert CLI_LAYOUTS == LAYOUTS

@@ -17,7 +17,7 @@ import pytest
 from app.workflow import audit
 from app.workflow.burn import find_burner
 from app.workflow.derive import WorkflowError
-from app.workflow.pdi import export_studies
+from app.workflow.export import export_studies
 from tests.workflow.conftest import OUTSIDE, import_into, outside_cd
 
 ISO_NAME = re.compile(r"^[A-Z0-9_]{1,8}(\.[A-Z0-9_]{1,3})?$")
@@ -94,7 +94,7 @@ def test_dcmtk_reads_the_dicomdir_and_finds_every_record(tmp_path, exported):
     copy = tmp_path / "check"
     shutil.copytree(result.to, copy)
     files = sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*")
-                   if p.is_file() and p.name not in ("DICOMDIR", "README.TXT"))
+                   if p.is_file() and p.name not in ("DICOMDIR", "README.TXT", "INDEX.HTM"))
     run = subprocess.run(["dcmmkdir", "-v", "+A", "-nb", "-Nxc", "+I", "+D", "DICOMDIR",
                           *files], cwd=copy, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -150,6 +150,9 @@ def test_an_export_into_a_folder_in_use_is_refused(tmp_path, home, ge_files):
     (tmp_path / "used" / "thesis.doc").write_text("x")
     with pytest.raises(WorkflowError, match="not empty"):
         export_studies(store, [store.studies()[0].study_instance_uid], tmp_path / "used")
+    with pytest.raises(WorkflowError, match="is a file"):
+        export_studies(store, [store.studies()[0].study_instance_uid],
+                       tmp_path / "used" / "thesis.doc", layout="folder")
 
 
 @pytest.mark.skipif(bool(list(Path("/dev").glob("sr[0-9]*"))), reason="a drive is present")
@@ -164,3 +167,56 @@ def test_burn_says_so_when_there_is_no_drive(tmp_path, home, ge_files):
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["burned"] is None
     assert "no optical drive" in run.stderr
+
+
+def test_index_htm_lists_the_studies_links_the_readme_and_reaches_nothing_outside(exported):
+    import xml.etree.ElementTree as ET
+
+    store, result = exported
+    index = result.to / "INDEX.HTM"
+    root = ET.fromstring(index.read_bytes())  # well-formed XHTML
+    ns = {"h": "http://www.w3.org/1999/xhtml"}
+    rows = root.findall(".//h:table/h:tr", ns)[1:]
+    assert len(rows) == len(store.studies())
+    assert [a.get("href") for a in root.iter("{http://www.w3.org/1999/xhtml}a")] == [
+        "README.TXT"]
+    assert not root.findall(".//h:script", ns) and not root.findall(".//h:img", ns)
+    text = "".join(root.itertext())
+    assert f"{result.instances} DICOM image(s) of {len(store.studies())} study/studies" in text
+    assert ISO_NAME.match(index.name)
+
+
+def test_a_deidentified_disc_index_carries_no_original_identity(tmp_path, home, ge_files):
+    outside_cd(tmp_path / "cd", ge_files, 2)
+    store = import_into(home, tmp_path / "cd")
+    result = export_studies(store, [store.studies()[0].study_instance_uid], tmp_path / "out",
+                            deidentify=(), pseudonym="CASE-12")
+    index = (tmp_path / "out" / "INDEX.HTM").read_text(encoding="utf-8")
+    assert "CASE-12" in index and result.instances == 2
+    for value in ("MUELLER", OUTSIDE["PatientID"], "1948-03-13", OUTSIDE["AccessionNumber"]):
+        assert value not in index
+
+
+def test_relay_export_to_a_plain_folder_is_the_same_export(tmp_path, home, data):
+    store = import_into(home, data / "cd" / "pydicom-dicomdirtests")
+    study = next(s for s in store.studies() if len(s.series) > 1)
+    one = study.series[1].series_instance_uid
+    relay = [sys.executable, "-m", "app", "--home", str(home), "export",
+             study.study_instance_uid, "--to", str(tmp_path / "plain")]
+    run = subprocess.run([*relay, "--layout", "folder", "--series", one, "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["layout"] == "folder" and out["instances"] == study.series[1].instance_count
+    assert not (tmp_path / "plain" / "DICOMDIR").exists()
+    stored = {i.sop_instance_uid: i.sha256 for i in store.instances(one)}
+    assert set(out["files"]) == set(stored)
+    for uid, rel in out["files"].items():
+        raw = (tmp_path / "plain" / rel).read_bytes()
+        assert hashlib.sha256(raw).hexdigest() == stored[uid]
+        assert study.patient.patient_name.split("^")[0] not in rel
+    refused = subprocess.run([*relay, "--layout", "folder", "--iso", str(tmp_path / "x.iso")],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "fileset layout" in refused.stderr
+    events = [e for e in audit.read(home) if e["event"] == "export"]
+    assert events[-1]["detail"]["layout"] == "folder"

@@ -15,11 +15,11 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from app.model import Study
 from app.net.sent import transfers_using
 from app.render.thumbnails import thumbnail_path
-from app.store.export import ExportResult, export_study
 from app.store.local import Store
 from app.ui.format import count, format_name, study_details
 from app.ui.tag_viewer import TagViewerDialog
 from app.ui.worker import TaskWorker
+from app.workflow.export import ExportResult, export_studies
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,9 @@ class ManageController(QObject):
             folder = QFileDialog.getExistingDirectory(self.window, "Export to folder")
             if not folder:
                 return None
-        task = TaskWorker(lambda progress: export_study(self.store, study, Path(folder),
-                                                        series_uids, progress),
-                          "Exporting", self)
+        task = TaskWorker(lambda progress: export_studies(
+            self.store, [study.study_instance_uid], Path(folder), layout="folder",
+            series_uids=series_uids, progress=progress), "Exporting", self)
         task.succeeded.connect(self._on_exported)
         task.failed.connect(lambda msg: self.message.emit(f"Export stopped: {msg}", 15000))
         self.export_task = task
@@ -133,7 +133,11 @@ class ManageController(QObject):
         return task
 
     def _on_exported(self, result: ExportResult) -> None:
-        self.message.emit(f"Exported {count(result.files, 'file')} to {result.folder}", 15000)
+        where = result.folders[0] if len(result.folders) == 1 else result.to
+        text = f"Exported {count(result.instances, 'file')} to {where}"
+        if result.failed:
+            text += f"; {count(len(result.failed), 'file')} could not be read"
+        self.message.emit(text, 15000)
 
     def copy_details(self, study_uid: str) -> str:
         study = self.store.study(study_uid)

@@ -16,12 +16,14 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from app.errors import TransferError
 from app.store.local import Store
 from app.ui.deidentify_dialog import DeidentifyDialog
 from app.ui.export_dialog import ExportDialog
 from app.ui.reconcile_dialog import ReconcileDialog
 from app.workflow.derive import links
 from app.workflow.reconcile import ReconcileResult
+from app.workflow.sendable import reconciled_copy, send_target
 
 log = logging.getLogger(__name__)
 
@@ -108,16 +110,22 @@ class StationController(QObject):
                 out[link.derived_study_uid] = "de-identified copy"
         return out
 
-    def send_target(self, study_uid: str) -> str | None:
-        """The study to send when the tech asked for ``study_uid``: its reconciled copy unless
-        the tech chooses the original; None when cancelled."""
-        copies = [lk.derived_study_uid for lk in links(self.store, study_uid)
-                  if lk.kind == "reconciled" and lk.original_study_uid == study_uid
-                  and lk.derived_study_uid != study_uid]
-        if not copies:
-            return study_uid
-        answer = self.ask_which(study_uid)
-        return copies[-1] if answer == "copy" else study_uid if answer == "original" else None
+    def send_target(self, study_uid: str, *, series: bool = False) -> str | None:
+        """The study to send when the tech asked for ``study_uid`` (or some of its ``series``):
+        by the core's rule (:func:`app.workflow.sendable.send_target`), the reconciled copy
+        unless the tech chooses the outside original; None when cancelled or refused."""
+        original = False
+        if reconciled_copy(self.store, study_uid) is not None:
+            answer = self.ask_which(study_uid)
+            if not answer:
+                return None
+            original = answer == "original"
+        try:
+            target = send_target(self.store, study_uid, original=original, series=series)
+        except TransferError as exc:
+            self.message.emit(f"Not sent: {exc}", 15000)
+            return None
+        return target.study_uid
 
     def _ask_which(self, study_uid: str) -> str:
         box = QMessageBox(QMessageBox.Icon.Warning, "Send the outside original?",

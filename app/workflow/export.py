@@ -1,0 +1,281 @@
+"""Export studies (or some of their series) out of the store: one code path, two layouts.
+
+- ``fileset``, a disc (IHE Portable Data for Imaging): a DICOM file-set laid out by pydicom's
+  FileSet (DICOMDIR at the root, 8-character upper-case IDs, ISO 9660 level 1 names) with
+  README.TXT and INDEX.HTM, and an ISO 9660 image when asked (:mod:`app.workflow.pdi`).
+- ``folder``: one folder per study inside the chosen folder, named without patient data,
+  ``<study date>_<description>/<series number>_<modality>/<n>.dcm``; a name in use is never
+  overwritten (a number is added).
+
+Either way each instance is written with its stored bytes (a re-import gives it back byte for
+byte), or de-identified on the way out (nothing is added to the store; images that may carry
+burned-in text are left out and listed). A stored file without a Part 10 header is given one and
+listed as rewritten. De-identified copies wait in a staging folder beside the export, not in
+memory. Every export is recorded in the audit trail.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from app.imports.media import Problem
+from app.model import Instance
+from app.store.ingest import check_buffer
+from app.store.local import Store
+from app.tasks import Progress
+from app.workflow import audit
+from app.workflow.derive import WorkflowError, encode, study_instances
+
+log = logging.getLogger(__name__)
+
+LAYOUTS = ("fileset", "folder")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class ExportResult:
+    to: Path
+    layout: str = "fileset"
+    iso: Path | None = None
+    studies: list[str] = field(default_factory=list)
+    instances: int = 0
+    rewritten: list[str] = field(default_factory=list)
+    placeholders: list[str] = field(default_factory=list)
+    excluded: list[dict[str, str]] = field(default_factory=list)
+    failed: list[Problem] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # SOP Instance UID -> path under `to`
+    folders: list[Path] = field(default_factory=list)  # folder layout: the study folders
+
+    def to_json(self) -> dict[str, Any]:
+        return {"to": str(self.to), "layout": self.layout,
+                "iso": str(self.iso) if self.iso else None,
+                "studies": self.studies, "instances": self.instances,
+                "rewritten": self.rewritten, "placeholders": self.placeholders,
+                "excluded": self.excluded,
+                "failed": [{"path": p.path, "reason": p.reason} for p in self.failed],
+                "files": self.files, "folders": [str(f) for f in self.folders]}
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One instance on its way out: its header as written (no pixels) and the file to copy."""
+
+    header: Dataset
+    source: Path
+    staged: bool = False  # a file of the staging folder (moved into place, not copied)
+
+    def place(self, target: Path) -> None:
+        if self.staged:
+            self.source.replace(target)
+        else:
+            shutil.copyfile(self.source, target)
+
+
+def export_studies(store: Store, study_uids: Iterable[str], to: Path, *,
+                   layout: str = "fileset", series_uids: Iterable[str] | None = None,
+                   iso: Path | None = None, deidentify: tuple[str, ...] | None = None,
+                   pseudonym: str = "", progress: Progress | None = None) -> ExportResult:
+    """Write the studies (only ``series_uids`` of them, when given) to ``to`` in ``layout``.
+
+    ``fileset`` needs a new or empty ``to``; ``folder`` adds study folders inside it.
+    ``deidentify``: None for the stored instances as they are, else the profile options.
+    """
+    if layout not in LAYOUTS:
+        raise WorkflowError(f"unknown export layout {layout!r} (known: {', '.join(LAYOUTS)})")
+    if iso is not None and layout != "fileset":
+        raise WorkflowError("an ISO image is made of a disc file-set: use the fileset layout")
+    to = Path(to)
+    if to.exists() and not to.is_dir():
+        raise WorkflowError(f"{to} is a file: export into a folder")
+    if layout == "fileset" and to.exists() and any(to.iterdir()):
+        raise WorkflowError(f"{to} is not empty: export a disc into a new or empty folder")
+    uids = list(dict.fromkeys(study_uids))
+    instances = _chosen(store, uids, series_uids)
+    result = ExportResult(to=to, layout=layout, studies=uids)
+    engine = _deidentifier(store, deidentify, pseudonym)
+    if progress is not None:
+        progress.set_total(len(instances))
+    to.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".relay-export-", dir=to))  # same disk: moved
+    try:
+        outgoing = list(_outgoing(instances, engine, staging, result, progress))
+        if layout == "fileset":
+            from app.workflow import pdi
+
+            result.files = pdi.write_fileset(to, outgoing, result)
+        else:
+            result.files = _write_folders(to, outgoing, result)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    result.instances = len(result.files)
+    if layout == "fileset":
+        from app.workflow import pdi
+
+        pdi.write_readme(to, result)
+        pdi.write_index(to, [o.header for o in outgoing], result)
+        if iso is not None:
+            pdi.write_iso(to, Path(iso))
+            result.iso = Path(iso)
+    audit.record(store.home, "export",
+                 outcome=audit.SUCCESS if not result.failed else audit.MINOR_FAILURE,
+                 study_uid=uids[0] if len(uids) == 1 else "",
+                 peer="iso" if iso else layout,
+                 detail={"studies": uids, "instances": result.instances, "layout": layout,
+                         "deidentified": engine is not None,
+                         "options": list(deidentify or ()), "excluded": len(result.excluded),
+                         "failed": len(result.failed)})
+    log.info("exported %d instances (%s)", result.instances, layout)
+    return result
+
+
+def _chosen(store: Store, study_uids: list[str],
+            series_uids: Iterable[str] | None) -> list[Instance]:
+    instances = [i for uid in study_uids for i in study_instances(store, uid)]
+    if series_uids is None:
+        return instances
+    wanted = set(series_uids)
+    chosen = [i for i in instances if i.series_instance_uid in wanted]
+    if not chosen:
+        raise WorkflowError("none of the chosen series is in these studies")
+    return chosen
+
+
+def _outgoing(instances: list[Instance], engine: Any, staging: Path, result: ExportResult,
+              progress: Progress | None) -> Iterator[Outgoing]:
+    """Each instance ready to be written (the failed and the excluded go into ``result``)."""
+    for n, inst in enumerate(instances):
+        if progress is not None:
+            progress.check()
+            progress.advance()
+        path = Path(str(inst.path))
+        try:
+            ds = pydicom.dcmread(str(path), force=True, stop_before_pixels=engine is None)
+        except Exception as exc:  # noqa: BLE001 - one line of the report
+            result.failed.append(Problem(str(path), f"cannot be read: {exc}", "failed"))
+            continue
+        if engine is not None:
+            reason = engine.exclusion(ds)
+            if reason is not None:
+                result.excluded.append({"sop_instance_uid": inst.sop_instance_uid,
+                                        "reason": reason})
+                continue
+            try:
+                data = encode(engine.apply(ds))
+            except Exception as exc:  # noqa: BLE001 - one line of the report
+                result.failed.append(Problem(str(path), f"cannot be de-identified: {exc}",
+                                             "failed"))
+                continue
+            yield Outgoing(_header(ds), _staged(staging, n, data), staged=True)
+        elif _is_part10(path):
+            raw = path.read_bytes()
+            checked = check_buffer(raw, len(raw), str(path))
+            if isinstance(checked, Problem):
+                result.failed.append(checked)
+                continue
+            yield Outgoing(ds, path)
+        else:
+            full = _with_file_meta(pydicom.dcmread(str(path), force=True))
+            result.rewritten.append(inst.sop_instance_uid)
+            yield Outgoing(_header(full), _staged(staging, n, encode(full)), staged=True)
+
+
+def _write_folders(to: Path, outgoing: list[Outgoing], result: ExportResult) -> dict[str, str]:
+    """The folder layout: study folders named by date and description, series folders by
+    number and modality, files numbered in the store's order."""
+    studies: dict[str, Path] = {}
+    series: dict[str, tuple[Path, list[int]]] = {}
+    files: dict[str, str] = {}
+    for item in outgoing:
+        ds = item.header
+        study_uid, series_uid = str(ds.StudyInstanceUID), str(ds.get("SeriesInstanceUID", ""))
+        if study_uid not in studies:
+            studies[study_uid] = _free(to / safe_name(
+                f"{ds.get('StudyDate', '')}_{ds.get('StudyDescription', '')}", "study"))
+            result.folders.append(studies[study_uid])
+        if series_uid not in series:
+            number = ds.get("SeriesNumber")
+            label = f"{int(number):03d}" if number not in (None, "") else "000"
+            folder = _free(studies[study_uid] / safe_name(
+                f"{label}_{ds.get('Modality', '')}", "series"))
+            folder.mkdir(parents=True)
+            series[series_uid] = (folder, [0])
+        folder, counter = series[series_uid]
+        counter[0] += 1
+        target = folder / f"{counter[0]:05d}.dcm"
+        item.place(target)
+        files[str(ds.SOPInstanceUID)] = target.relative_to(to).as_posix()
+    return files
+
+
+def safe_name(text: str, fallback: str) -> str:
+    """A folder name from a DICOM value: letters, digits, ``._-`` only, at most 60 long."""
+    name = _UNSAFE.sub("_", text).strip("._")[:60]
+    return name or fallback
+
+
+def _free(path: Path) -> Path:
+    if not path.exists():
+        return path
+    for n in range(2, 10_000):
+        candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise FileExistsError(path)
+
+
+def _staged(staging: Path, n: int, data: bytes) -> Path:
+    path = staging / f"{n:07d}.dcm"
+    path.write_bytes(data)
+    return path
+
+
+def _header(ds: Dataset) -> Dataset:
+    """``ds`` without its pixel data (the DICOMDIR and the index need only the header)."""
+    for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+        if tag in ds:
+            del ds[tag]
+    return ds
+
+
+def _with_file_meta(ds: Dataset) -> Dataset:
+    """``ds`` with the Part 10 file meta a file without one lacks (its own encoding kept)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+    if "TransferSyntaxUID" not in meta:
+        implicit, little = ds.original_encoding
+        meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                  ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta = meta
+    return ds
+
+
+def _deidentifier(store: Store, options: tuple[str, ...] | None, pseudonym: str) -> Any:
+    if options is None:
+        return None
+    from app.workflow.deid_profile import build_profile
+    from app.workflow.deidentify import Deidentifier
+    from app.workflow.uids import KeyedUids, store_key
+
+    profile = build_profile(tuple(options))
+    context = "deid:" + ",".join(profile.options) + ":" + pseudonym
+    return Deidentifier(profile, KeyedUids(store_key(store.home), context), pseudonym)
+
+
+def _is_part10(path: Path) -> bool:
+    with open(path, "rb") as fp:
+        head = fp.read(132)
+    return len(head) == 132 and head[128:132] == b"DICM"
