@@ -61,9 +61,8 @@ from app.ui.node_dialog import PacsNodeDialog
 from app.ui.query_dialog import QueryRetrieveDialog
 from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
-from app.ui.theme import apply_chrome, load_dark_chrome, save_dark_chrome
-
 from app.ui.storage_dialog import StorageDialog
+from app.ui.theme import apply_chrome, load_dark_chrome, save_dark_chrome
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
 from app.ui.worker import TaskWorker
 

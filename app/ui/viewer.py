@@ -56,9 +56,8 @@ from app.ui.mpr_widget import MprWidget
 from app.ui.prewarm import prewarm_3d
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
-from app.ui.theme import style_reading_area
-
 from app.ui.stroke import apply_stage, collect_findings, place_regions, show_findings
+from app.ui.theme import style_reading_area
 from app.ui.thumbs import to_qimage
 from app.ui.user_presets import offered_presets, save_user_preset
 from app.ui.view_export import IMAGE_FILTERS, compose, default_name, from_rgb, save_to_study
