@@ -67,6 +67,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         print_json(report.to_json(store))
     else:
         print_import_summary(report, store)
+    if report.stopped:
+        sys.stderr.write(f"relay: {printable(report.stopped)}\n")
+        return 1
     return 130 if report.cancelled else 0
 
 

@@ -47,7 +47,7 @@ class TransferResult:
     def to_json(self) -> dict[str, Any]:
         return {"job": self.job, "state": self.state, "instances": self.instances,
                 "verified": self.verified, "missing": self.missing, "bytes": self.bytes,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "message": self.message}
 
     @property
     def summary(self) -> str:

@@ -16,9 +16,11 @@ files are kept, the first stays the instance, the other is listed in ``conflicts
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.errors import StoreError
+from app.errors import StoreError, StoreFull
 from app.home import make_private
 from app.model import Header, ImageInfo, Instance, Patient, Series, Study
 from app.store.db import ThreadConnections, immediate
@@ -154,8 +156,13 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with immediate(self._connect()) as conn:
-            yield conn
+        try:
+            with immediate(self._connect()) as conn:
+                yield conn
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise write_error(self.home, exc) from exc
+            raise
 
     def _init_db(self) -> None:
         try:
@@ -226,9 +233,10 @@ class Store:
         if dest.exists() and dest.stat().st_size == len(data) and sha256_file(dest) == digest:
             _fsync_path(str(dest))  # a download may have placed it, not yet synced
             return digest, rel  # already here, complete (a killed import's file is adopted)
-        dest.parent.mkdir(exist_ok=True)
+        ensure_room(self.root, len(data))
         part = self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
         try:
+            dest.parent.mkdir(exist_ok=True)
             with open(part, "wb") as fp:
                 fp.write(data)
                 fp.flush()
@@ -236,7 +244,7 @@ class Store:
             os.replace(part, dest)
         except OSError as exc:
             part.unlink(missing_ok=True)
-            raise StoreError(f"cannot write to the store: {exc.strerror or exc}") from exc
+            raise write_error(self.root, exc) from exc
         return digest, rel
 
     def new_part(self) -> Path:
@@ -265,7 +273,7 @@ class Store:
                 os.replace(part, dest)
         except OSError as exc:
             part.unlink(missing_ok=True)
-            raise StoreError(f"cannot write to the store: {exc.strerror or exc}") from exc
+            raise write_error(self.root, exc) from exc
         return rel
 
     def sync_dirs(self, relpaths: Iterable[str]) -> None:
@@ -588,6 +596,44 @@ class Store:
             sha256=row["sha256"],
             size=row["size"],
         )
+
+
+#: Bytes kept free on the store's disk: an import or fetch stops as "disk full" before a write
+#: would go below it, so the index, the transfer queue and their journals can still record
+#: what arrived and why the job stopped (SQLite cannot commit on a disk that is full).
+RESERVE_BYTES = 16 << 20
+
+
+def ensure_room(where: Path, nbytes: int) -> None:
+    """Raise :class:`StoreFull` if writing ``nbytes`` under ``where`` would leave less than
+    :data:`RESERVE_BYTES` free."""
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        return  # the write itself will say what is wrong
+    if free - nbytes < RESERVE_BYTES:
+        raise write_error(where, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+
+
+#: errno values that mean "no room left" (a full disk, a used-up quota).
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def write_error(where: Path, exc: OSError | sqlite3.Error) -> StoreError:
+    """A plain :class:`StoreError` for a failed write under ``where``: a full disk
+    (:class:`StoreFull`) says how much is free and that the same command completes later."""
+    full = (isinstance(exc, OSError) and exc.errno in FULL_ERRNOS) or (
+        getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL)
+    if not full:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return StoreError(f"cannot write to the store at {where}: {reason}")
+    try:
+        free = f"{shutil.disk_usage(where).free / 1e6:,.1f} MB free"
+    except OSError:
+        free = "no free space"
+    return StoreFull(f"the disk holding the store at {where} is full ({free}; Relay keeps "
+                     f"{RESERVE_BYTES >> 20} MB free for its index): what arrived so far is kept; "
+                     "free some space and run the same command again to complete")
 
 
 def index_error(db_path: Path, exc: sqlite3.DatabaseError) -> StoreError:
