@@ -120,7 +120,7 @@ def _print_studies(studies: list[dict[str, Any]]) -> None:
 def cmd_ls(args: argparse.Namespace) -> int:
     from app.imports.importer import studies_json
 
-    store = open_store(args)
+    store = open_store(args, reading=True)
     studies = studies_json(store)
     if args.json:
         print_json({"studies": studies})

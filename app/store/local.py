@@ -125,23 +125,42 @@ class StoredFile:
 class Store:
     """The local store under ``home``; safe to use from several threads and processes."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, read_only: bool = False) -> None:
+        """Open (or make) the store under ``home``. ``read_only``: only read an existing store
+        (on a read-only disk or folder): nothing is written, not even the index's journal."""
         self.home = Path(home)
-        make_private(self.home)
+        self.read_only = read_only
         self.root = self.home / "store"
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
         self.db_path = self.home / "index.sqlite"
-        if not os.access(self.home, os.W_OK):
-            raise StoreError(f"the store at {self.home} is read-only: Relay needs to write "
-                             f"to its store (check the disk and folder permissions)")
-        self._db = ThreadConnections(self.db_path)
         self._part_token = uuid.uuid4().hex
         self._part_numbers = itertools.count()
+        self._db = ThreadConnections(self.db_path, read_only=read_only)
+        if read_only:
+            if not self.db_path.is_file():
+                raise StoreError(f"there is no Relay store at {self.home}")
+            self._connect()
+            return
+        make_private(self.home)
+        if not self.writable(self.home):
+            raise StoreError(f"the store at {self.home} is read-only: Relay needs to write "
+                             f"to its store (check the disk and folder permissions)")
         for folder in (self.objects, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
         self._init_db()
         self._clean_tmp()
+
+    @staticmethod
+    def writable(home: Path) -> bool:
+        """Can Relay write under ``home`` (False on a read-only disk or folder)?"""
+        return os.access(home, os.W_OK) if Path(home).exists() else True
+
+    @classmethod
+    def for_reading(cls, home: Path) -> Store:
+        """The store for a command that only reads (``relay ls``): opened as usual, or read-only
+        when its disk or folder cannot be written."""
+        return cls(home) if cls.writable(home) else cls(home, read_only=True)
 
     # -- database ----------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -150,12 +169,18 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise index_error(self.db_path, exc) from exc
 
+    def _writing(self) -> None:
+        if self.read_only:
+            raise StoreError(f"the store at {self.home} is opened read-only (its disk or folder "
+                             "cannot be written)")
+
     def connection(self) -> sqlite3.Connection:
         """This thread's connection to the index (for read queries outside this class)."""
         return self._connect()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._writing()
         try:
             with immediate(self._connect()) as conn:
                 yield conn
