@@ -30,11 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from app.errors import StoreError, StoreFull
 from app.home import make_private
 from app.model import Header, ImageInfo, Instance, Patient, Series, Study
+from app.store import lock
 from app.store.db import ThreadConnections, immediate
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class Store:
         self._part_token = uuid.uuid4().hex
         self._part_numbers = itertools.count()
         self._db = ThreadConnections(self.db_path, read_only=read_only)
+        self._lock: IO[bytes] | None = None
         if read_only:
             if not self.db_path.is_file():
                 raise StoreError(f"there is no Relay store at {self.home}")
@@ -146,6 +148,7 @@ class Store:
         if not self.writable(self.home):
             raise StoreError(f"the store at {self.home} is read-only: Relay needs to write "
                              f"to its store (check the disk and folder permissions)")
+        self._lock = lock.shared(self.home)  # released by close() or with the object
         for folder in (self.objects, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
         self._init_db()
@@ -231,7 +234,11 @@ class Store:
         log.info("store index migrated to schema %d (%d studies read)", SCHEMA_VERSION, len(rows))
 
     def close(self) -> None:
+        """Close this thread's index connection and let go of the store's shared lock."""
         self._db.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     # -- files -------------------------------------------------------------------------------
     def _clean_tmp(self) -> None:
