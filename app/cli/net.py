@@ -90,6 +90,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--user", help="turn on basic authentication with this user")
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password for --user from standard input")
+    p.add_argument("--token-stdin", action="store_true",
+                   help="turn on bearer-token authentication; the token from standard input")
     p.set_defaults(handler=cmd_dev_hub)
 
 
@@ -295,14 +297,21 @@ def cmd_dev_hub(args: argparse.Namespace) -> int:
     find_orthanc()  # names the Debian packages to install when missing
     home = resolve_home(getattr(args, "home", None))
     users = {}
+    tokens: tuple[str, ...] = ()
+    if args.user and args.token_stdin:
+        raise TransferError("give either --user (basic) or --token-stdin (bearer), not both")
     if args.user:
         if not args.password_stdin:
             raise TransferError("--user needs --password-stdin")
         users[args.user] = _read_secret("password")
+    elif args.token_stdin:
+        tokens = (_read_secret("token"),)
     storage = (args.dir or home / "dev-hub").resolve()
-    hub = OrthancHub(HubConfig(storage=storage, http_port=args.port, users=users))
+    hub = OrthancHub(HubConfig(storage=storage, http_port=args.port, users=users,
+                               tokens=tokens))
     hub.start()
-    auth = f" --user {args.user} --password-stdin" if args.user else ""
+    auth = f" --user {args.user} --password-stdin" if args.user else \
+        " --token-stdin" if tokens else ""
     sys.stdout.write(
         f"local hub running at {hub.url} (this machine only; storage {storage})\n"
         f"add it with:  relay hub add local --url {hub.url}{auth}\n"
