@@ -79,6 +79,7 @@ class PartFile:
                  buffer: bytearray | None = None) -> None:
         self.path: Path = store.new_part()
         self.root = store.root
+        self.uid_key = store.uid_key
         self.headers = headers
         self.size = 0
         self.sha256 = ""
@@ -126,7 +127,7 @@ class PartFile:
         is still there (it fitted), else None (check the file)."""
         if self._last != self.size:
             return None
-        return check_buffer(self._buffer, self.size, PART_NAME)
+        return check_buffer(self._buffer, self.size, PART_NAME, self.uid_key)
 
     def discard(self) -> None:
         if self.fd >= 0:
@@ -225,7 +226,7 @@ class PartIngest:
         try:
             _start_writeback(fd)
             if header is None:
-                header = check_part(path, PART_NAME)
+                header = check_part(path, PART_NAME, self.store.uid_key)
             accepted = not self._refused(header)
         finally:
             if not accepted:  # refused, or the check itself failed: the temp file goes

@@ -17,6 +17,7 @@ files are kept, the first stays the instance, the other is listed in ``conflicts
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -153,6 +154,16 @@ class Store:
             folder.mkdir(parents=True, exist_ok=True)
         self._init_db()
         self._clean_tmp()
+
+    @functools.cached_property
+    def uid_key(self) -> bytes:
+        """This home's secret for UIDs made here (the one de-identification uses), made on
+        first use; empty for a store opened read-only that has none yet."""
+        from app.workflow.uids import KEY_FILE, store_key
+
+        if self.read_only and not (self.home / KEY_FILE).is_file():
+            return b""
+        return store_key(self.home)
 
     @staticmethod
     def writable(home: Path) -> bool:

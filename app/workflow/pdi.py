@@ -104,7 +104,7 @@ def export_studies(store: Store, study_uids: Iterable[str], to: Path, *,
                 continue
         elif _is_part10(inst.path):
             raw = Path(str(inst.path)).read_bytes()
-            checked = check_buffer(raw, len(raw), str(inst.path))
+            checked = check_buffer(raw, len(raw), str(inst.path), store.uid_key)
             if isinstance(checked, Problem):
                 result.failed.append(checked)
                 continue
