@@ -73,6 +73,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
             target.add_argument("--pacs", metavar="NAME", help="a PACS (C-STORE; 'relay pacs')")
         else:
             p.add_argument("--hub", required=True, metavar="NAME")
+        if name == "send":
+            p.add_argument("--verify-bytes", action="store_true",
+                           help="after the send, fetch every instance back from the hub and "
+                                "compare its bytes (SHA-256) with the local file")
         p.add_argument("--retry-for", type=float, metavar="SECONDS",
                        help="how long to keep retrying an unreachable hub (default: settings, "
                             "600 s); the job stays queued and resumes on the next run")
@@ -209,11 +213,17 @@ def cmd_send(args: argparse.Namespace) -> int:
     if getattr(args, "pacs", None):
         from app.cli.pacs import cmd_send_pacs
 
+        if args.verify_bytes:
+            raise TransferError("--verify-bytes needs a DICOMweb hub (--hub): a PACS cannot "
+                                "hand its copy back over C-STORE")
+
         return cmd_send_pacs(args)
     from app.net.send import run_send, send_job
 
     store = open_store(args)
     settings = load_settings(store.home)
+    if args.verify_bytes:
+        settings.transfer.verify_bytes = True
     peer = hubs.connect(store.home, args.hub, settings,
                           pool_size=settings.transfer.in_flight + 1)
     queue = TransferQueue(store.home)

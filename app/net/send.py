@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.errors import Cancelled, HubError, TransferError
+from app.errors import Cancelled, HubError, RelayError, StoreError, TransferError
 from app.net.peer import Peer, StoreResult
 from app.net.queue import Item, Job, TransferQueue
-from app.net.retry import Backoff, retry_rounds
+from app.net.retry import Backoff, retry_rounds, stop_on_fault, stop_state
+from app.net.verify import differing_copies
 from app.settings import TransferSettings
 from app.store.local import Store
 from app.tasks import Progress
@@ -107,13 +108,36 @@ class Sender:
         try:
             message = retry_rounds(lambda: self._round(job), self.backoff, self.queue, job.id,
                                    self.progress)
+            if not message and self.settings.verify_bytes:
+                self._compare_copies(job)
         except Cancelled:
             self.queue.set_state(job.id, "paused", "paused by the user")
             message = "cancelled; the job resumes on the next 'relay send'"
+        except HubError as exc:  # the hub's copies could not be fetched to compare
+            message = f"the hub's copies could not be compared: {exc}"
+            self.queue.set_state(job.id, stop_state(exc), message)
+        except StoreError as exc:
+            message = stop_on_fault(self.queue, job.id, exc, "send")
+        except RelayError:
+            raise
+        except Exception as exc:
+            message = stop_on_fault(self.queue, job.id, exc, "send")
         finally:
             self.queue.add_totals(job.id, self.bytes, time.monotonic() - started)
             self.progress.finish()
         return self._result(job.id, message)
+
+    def _compare_copies(self, job: Job) -> None:
+        """Every instance verified by search: fetch the hub's copies and compare their bytes
+        (:mod:`app.net.verify`); a copy that differs fails its instance with the reason."""
+        items = self.queue.items(job.id)
+        if any(i.state != "verified" for i in items):
+            return
+        self.progress.advance(0, "comparing the hub's copies byte for byte")
+        differ = differing_copies(self.store, self.peer, job.study_uid,
+                                  [(i.sop_uid, i.series_uid) for i in items])
+        if differ:
+            self.queue.mark_many(job.id, [(u, "failed", why) for u, why in differ.items()])
 
     # -- one round -------------------------------------------------------------------------
     def _round(self, job: Job) -> bool:
@@ -268,7 +292,7 @@ class Sender:
         elif job.state == "running":
             failed = self.queue.items(job_id, ("failed",))
             reasons = sorted({i.reason for i in failed})
-            message = message or f"{len(failed)} instance(s) refused by the hub: " + "; ".join(
+            message = message or f"{len(failed)} instance(s) failed: " + "; ".join(
                 reasons)
             self.queue.set_state(job_id, "failed", message)
         job = self.queue.job(job_id)
