@@ -31,12 +31,15 @@ from tests.proxies import FaultyLink
 
 no_system_keyring = net.no_system_keyring
 
-pytestmark = [pytest.mark.orthanc, pytest.mark.slow]
 
-#: The event loop may not stall longer than this, in the 99th percentile of gaps and overall:
-#: a real freeze (the GUI thread waiting on a socket or the disk) lasts seconds.
+#: The event loop may not stall longer than this in the 99th percentile of its gaps, nor at
+#: all longer than STALL_MAX: a real freeze here (the GUI thread waiting on the hub) lasts at
+#: least the link's read timeout (1 s) or its stalls (1.5 s). Between the two, a busy 2-core
+#: machine (8 test suites at once) stretches GUI-thread work: up to ~320 ms seen, each named.
 STALL_P99 = 0.100
-STALL_MAX = 0.250
+STALL_MAX = 0.750
+#: Where the GUI thread may never be found during a stall: talking to the hub.
+NETWORK_CODE = ("net/http.py", "net/dicomweb.py", "net/fetch.py", "net/send.py")
 
 
 class LoopProbe:
@@ -125,6 +128,21 @@ def _until_all_verified(qtbot, runner: QueueRunner, job_ids: list[str], timeout:
     raise AssertionError(f"not all verified: {states}")
 
 
+def test_the_probe_catches_a_frozen_event_loop_and_names_where(qtbot) -> None:
+    """What the soak asserts would fail on a freeze: a GUI-thread wait of 1 s (as a socket
+    read on the GUI thread would be) is measured and named."""
+    probe = LoopProbe()
+    probe.start()
+    qtbot.wait(100)
+    QTimer.singleShot(0, lambda: time.sleep(1.0))  # stands for a socket read on the GUI thread
+    qtbot.wait(1300)
+    probe.stop()
+    assert probe.stall() >= STALL_MAX
+    assert probe.stalled_in  # the watcher saw it (the frame is outside app/ here)
+
+
+@pytest.mark.orthanc
+@pytest.mark.slow
 def test_the_window_never_stalls_during_the_faulty_link_soak(qtbot, tmp_path) -> None:
     hub = make_hub(tmp_path).start(timeout=60)
     link = FaultyLink(hub.config.http_port, rate=0.35, seed=21, stall=1.5, max_cut=48 * 1024)
@@ -172,3 +190,4 @@ def test_the_window_never_stalls_during_the_faulty_link_soak(qtbot, tmp_path) ->
                      f"{probe.stalled_in}\n")
     assert probe.stall(0.99) < STALL_P99, probe.stalled_in
     assert probe.stall() < STALL_MAX, probe.stalled_in
+    assert not [w for w in probe.stalled_in if any(n in w for n in NETWORK_CODE)]
