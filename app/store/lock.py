@@ -46,7 +46,7 @@ def shared(home: Path) -> IO[bytes] | None:
     with _GUARD:
         if fcntl is None or key in _EXCLUSIVE:
             return None
-    fp = open(key / LOCK_NAME, "a+b")  # noqa: SIM115 - held for the store's life
+    fp = _open(key)
     try:
         fcntl.flock(fp.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -65,7 +65,7 @@ def exclusive(home: Path, command: str) -> Iterator[None]:
         yield
         return
     key.mkdir(parents=True, exist_ok=True)
-    with open(key / LOCK_NAME, "a+b") as fp:
+    with _open(key) as fp:
         try:
             fcntl.flock(fp.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -74,8 +74,10 @@ def exclusive(home: Path, command: str) -> Iterator[None]:
                              "alone; close the other Relay or wait for it to finish, then run "
                              "it again") from None
         holder = key / HOLDER_NAME
-        holder.write_text(json.dumps({"pid": os.getpid(), "command": command,
-                                      "since": time.time()}), encoding="utf-8")
+        fd = os.open(holder, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                     0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as note:
+            json.dump({"pid": os.getpid(), "command": command, "since": time.time()}, note)
         with _GUARD:
             _EXCLUSIVE.add(key)
         try:
@@ -84,6 +86,12 @@ def exclusive(home: Path, command: str) -> Iterator[None]:
             with _GUARD:
                 _EXCLUSIVE.discard(key)
             holder.unlink(missing_ok=True)
+
+
+def _open(home: Path) -> IO[bytes]:
+    """The lock file, made private (0600) whatever the process's umask."""
+    fd = os.open(home / LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    return os.fdopen(fd, "r+b")
 
 
 def _holder(home: Path, otherwise: str = "another Relay") -> str:
