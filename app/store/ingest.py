@@ -8,7 +8,6 @@ and the caller indexes batches of the results with :meth:`Store.commit`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import mmap
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from app.dicom.header import read_header
 from app.errors import DicomReadError, NotDicomError
 from app.imports.media import Problem
 from app.model import Header
-from app.store.local import Store, StoredFile
+from app.store.local import Store, StoredFile, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def stage_bytes(store: Store, buf: Any, name: str, sha256: str | None = None) ->
         return Problem(name, exc.reason, "skipped")
     except DicomReadError as exc:
         return Problem(name, exc.reason, "failed")
-    digest = sha256 or hashlib.sha256(buf).hexdigest()
+    digest = sha256 or sha256_of(buf)
     if store.has_instance(header.instance.sop_instance_uid, digest):
         return Duplicate(header, digest)
     digest, rel = store.put(buf, digest)
