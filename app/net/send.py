@@ -24,7 +24,7 @@ from app.errors import Cancelled, HubError, RelayError, StoreError, TransferErro
 from app.net.peer import Peer, StoreResult
 from app.net.queue import Item, Job, TransferQueue
 from app.net.retry import Backoff, retry_rounds, stop_on_fault, stop_state
-from app.net.verify import differing_copies
+from app.net.verify import DIFFERS, differing_copies
 from app.settings import TransferSettings
 from app.store.local import Store
 from app.tasks import Progress
@@ -290,10 +290,7 @@ class Sender:
         if not missing and job.state == "running":
             self.queue.set_state(job_id, "verified", f"{verified} of {job.total} verified")
         elif job.state == "running":
-            failed = self.queue.items(job_id, ("failed",))
-            reasons = sorted({i.reason for i in failed})
-            message = message or f"{len(failed)} instance(s) failed: " + "; ".join(
-                reasons)
+            message = message or _failed_words(self.queue.items(job_id, ("failed",)))
             self.queue.set_state(job_id, "failed", message)
         job = self.queue.job(job_id)
         return TransferResult(
@@ -301,6 +298,17 @@ class Sender:
             verified=verified, missing=missing, bytes=job.bytes, seconds=job.seconds,
             message=message or job.message,
         )
+
+
+def _failed_words(failed: list[Item]) -> str:
+    """"2 instance(s) refused by the hub: ...", and/or "1 instance(s) differ on the hub: ..."
+    (a copy that :mod:`app.net.verify` found with other bytes)."""
+    differ = [i for i in failed if i.reason.startswith(DIFFERS)]
+    refused = [i for i in failed if not i.reason.startswith(DIFFERS)]
+    parts = [f"{len(group)} instance(s) {words}: " + "; ".join(sorted({i.reason for i in group}))
+             for group, words in ((refused, "refused by the hub"), (differ, "differ on the hub"))
+             if group]
+    return "; ".join(parts)
 
 
 def run_send(store: Store, queue: TransferQueue, peer: Peer, job_id: str,

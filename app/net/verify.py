@@ -21,6 +21,9 @@ from app.tasks import Progress
 
 log = logging.getLogger(__name__)
 
+#: How every reason given by :func:`differing_copies` begins.
+DIFFERS = "the hub"
+
 
 class _Digest:
     """A multipart sink that keeps only the length and SHA-256 of what it is given."""
