@@ -31,6 +31,11 @@ class StoreError(RelayError):
     """The local store cannot do what was asked (disk full, unreadable index, ...)."""
 
 
+class StoreFull(StoreError):
+    """The disk holding the store is full (or the user's quota is used up): what was written
+    before is kept and indexed, and the same import or fetch completes once space is freed."""
+
+
 class DecodeError(RelayError):
     """Pixel data cannot be decoded; the message names file, transfer syntax and cause."""
 

@@ -131,6 +131,9 @@ class TransferSettings:
     give_up_seconds: float = 600.0
     """A command-line send or fetch stops retrying an unreachable hub after this long (the job
     stays in the queue and resumes on the next run)."""
+    verify_bytes: bool = False
+    """After a send, fetch every instance back from the hub and compare its length and SHA-256
+    with the local file (proof that the hub kept these bytes; doubles the traffic)."""
 
 
 @dataclass

@@ -348,3 +348,89 @@ class CannedServer(LoopbackServer):
                 conn.sendall(self.body[at : at + self.chunk])
                 if self.pause:
                     time.sleep(self.pause)
+
+
+class HostileHub(LoopbackServer):
+    """A loopback "DICOMweb hub" whose searches are sound and whose WADO-RS answer is hostile.
+
+    It lists one study with one series of ``count`` instances (QIDO-RS), and answers every
+    retrieval with ``mode``:
+
+    - ``endless``: a part without Content-Length whose boundary never comes (bytes until the
+      client hangs up, at most ``limit``);
+    - ``huge``: a part announcing a Content-Length of a terabyte;
+    - ``no-boundary``: a multipart Content-Type without a boundary parameter;
+    - ``not-multipart``: ``application/json`` where a multipart answer is due;
+    - ``garbage``: well-framed parts holding bytes that are not DICOM.
+
+    ``sent`` counts the body bytes written to clients.
+    """
+
+    STUDY = "1.2.826.0.1.3680043.8.498.1"
+    SERIES = "1.2.826.0.1.3680043.8.498.1.1"
+    BOUNDARY = "hostile-boundary"
+
+    def __init__(self, mode: str, *, count: int = 2, limit: int = 256 << 20) -> None:
+        self.mode, self.count, self.limit = mode, count, limit
+        self.sent = 0
+        self._sent_lock = threading.Lock()
+        super().__init__(0)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/dicom-web"
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                request += data
+            path = request.split(b" ", 2)[1].decode("latin-1").split("?")[0]
+            if path.endswith("/series") or path.endswith("/instances"):
+                self._json(conn, path)
+            else:
+                self._wado(conn)
+
+    def _json(self, conn: socket.socket, path: str) -> None:
+        import json
+
+        series = {"0020000D": {"vr": "UI", "Value": [self.STUDY]},
+                  "0020000E": {"vr": "UI", "Value": [self.SERIES]},
+                  "00201209": {"vr": "IS", "Value": [self.count]}}
+        if path.endswith("/series"):
+            items = [series]
+        else:
+            items = [{**series, "00080018": {"vr": "UI", "Value": [f"{self.SERIES}.{i + 1}"]}}
+                     for i in range(self.count)]
+        body = json.dumps(items).encode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def _wado(self, conn: socket.socket) -> None:
+        b = self.BOUNDARY.encode()
+        related = b'multipart/related; type="application/dicom"'
+        ctype = {"no-boundary": related, "not-multipart": b"application/json"}.get(
+            self.mode, related + b"; boundary=" + b)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype +
+                     b"\r\nConnection: close\r\n\r\n")
+        head = b"--" + b + b"\r\nContent-Type: application/dicom\r\n"
+        if self.mode == "huge":
+            self._send(conn, head + b"Content-Length: 1099511627776\r\n\r\n" + b"\0" * 65536)
+        elif self.mode == "garbage":
+            for _ in range(self.count):
+                self._send(conn, head + b"Content-Length: 1000\r\n\r\n" + b"junk" * 250 + b"\r\n")
+            self._send(conn, b"--" + b + b"--\r\n")
+        else:  # endless, and the body of the answers without a usable boundary
+            self._send(conn, head + b"\r\n")
+            chunk = b"\0" * 65536
+            while self.sent < self.limit and not self._stop.is_set():
+                self._send(conn, chunk)
+
+    def _send(self, conn: socket.socket, data: bytes) -> None:
+        conn.sendall(data)
+        with self._sent_lock:
+            self.sent += len(data)

@@ -21,7 +21,7 @@ from typing import Any
 from app import __version__, crash
 from app.errors import RelayError
 from app.home import resolve_home
-from app.store.local import Store
+from app.store.local import Store, write_error
 from app.tasks import Progress, ProgressState
 
 #: Modules that add subcommands (data, so a new area is one line here).
@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as exc:  # damage found past opening (a malformed page)
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:  # not damage
+            print(f"relay: {write_error(resolve_home(getattr(args, 'home', None)), exc)}",
+                  file=sys.stderr)
+            return 2
         print(f"relay: a Relay database is damaged or unreadable ({exc}); `relay reindex` "
               f"rebuilds the store index from the stored files", file=sys.stderr)
         return 2
@@ -100,8 +104,17 @@ def _setup_logging(verbose: int) -> None:
 
 
 # -- helpers for command modules -------------------------------------------------------------
-def open_store(args: argparse.Namespace) -> Store:
-    return Store(resolve_home(getattr(args, "home", None)))
+def open_store(args: argparse.Namespace, *, reading: bool = False) -> Store:
+    """The store of ``--home``; ``reading``: a command that only reads also works on a store
+    that cannot be written (opened read-only, with a note on stderr)."""
+    home = resolve_home(getattr(args, "home", None))
+    if not reading:
+        return Store(home)
+    store = Store.for_reading(home)
+    if store.read_only:
+        print(f"relay: note: the store at {home} cannot be written; read from it as it is",
+              file=sys.stderr)
+    return store
 
 
 def printable(text: str) -> str:

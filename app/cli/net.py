@@ -78,6 +78,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                                 "copy exists (by default the copy is sent instead)")
         else:
             p.add_argument("--hub", required=True, metavar="NAME")
+        if name == "send":
+            p.add_argument("--verify-bytes", action="store_true",
+                           help="after the send, fetch every instance back from the hub and "
+                                "compare its bytes (SHA-256) with the local file")
         p.add_argument("--retry-for", type=float, metavar="SECONDS",
                        help="how long to keep retrying an unreachable hub (default: settings, "
                             "600 s); the job stays queued and resumes on the next run")
@@ -95,6 +99,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--user", help="turn on basic authentication with this user")
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password for --user from standard input")
+    p.add_argument("--token-stdin", action="store_true",
+                   help="turn on bearer-token authentication; the token from standard input")
     p.set_defaults(handler=cmd_dev_hub)
 
 
@@ -214,12 +220,18 @@ def cmd_send(args: argparse.Namespace) -> int:
     if getattr(args, "pacs", None):
         from app.cli.pacs import cmd_send_pacs
 
+        if args.verify_bytes:
+            raise TransferError("--verify-bytes needs a DICOMweb hub (--hub): a PACS cannot "
+                                "hand its copy back over C-STORE")
+
         return cmd_send_pacs(args)
     from app.net.send import run_send, send_job
 
     store = open_store(args)
     study_uid = send_target(store, args)
     settings = load_settings(store.home)
+    if args.verify_bytes:
+        settings.transfer.verify_bytes = True
     peer = hubs.connect(store.home, args.hub, settings,
                           pool_size=settings.transfer.in_flight + 1)
     queue = TransferQueue(store.home)
@@ -323,14 +335,21 @@ def cmd_dev_hub(args: argparse.Namespace) -> int:
     find_orthanc()  # names the Debian packages to install when missing
     home = resolve_home(getattr(args, "home", None))
     users = {}
+    tokens: tuple[str, ...] = ()
+    if args.user and args.token_stdin:
+        raise TransferError("give either --user (basic) or --token-stdin (bearer), not both")
     if args.user:
         if not args.password_stdin:
             raise TransferError("--user needs --password-stdin")
         users[args.user] = _read_secret("password")
+    elif args.token_stdin:
+        tokens = (_read_secret("token"),)
     storage = (args.dir or home / "dev-hub").resolve()
-    hub = OrthancHub(HubConfig(storage=storage, http_port=args.port, users=users))
+    hub = OrthancHub(HubConfig(storage=storage, http_port=args.port, users=users,
+                               tokens=tokens))
     hub.start()
-    auth = f" --user {args.user} --password-stdin" if args.user else ""
+    auth = f" --user {args.user} --password-stdin" if args.user else \
+        " --token-stdin" if tokens else ""
     sys.stdout.write(
         f"local hub running at {hub.url} (this machine only; storage {storage})\n"
         f"add it with:  relay hub add local --url {hub.url}{auth}\n"

@@ -69,6 +69,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         print_json(report.to_json(store))
     else:
         print_import_summary(report, store)
+    if report.stopped:
+        sys.stderr.write(f"relay: {printable(report.stopped)}\n")
+        return 1
     return 130 if report.cancelled else 0
 
 
@@ -119,7 +122,7 @@ def _print_studies(studies: list[dict[str, Any]]) -> None:
 def cmd_ls(args: argparse.Namespace) -> int:
     from app.imports.importer import studies_json
 
-    store = open_store(args)
+    store = open_store(args, reading=True)
     studies = studies_json(store)
     if args.json:
         print_json({"studies": studies})

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli.main import open_store, print_json, printable
+from app.home import resolve_home
+from app.store import lock
+
+if TYPE_CHECKING:
+    from app.store.check import CheckReport
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -32,8 +37,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     from app.store.check import check_store
 
-    store = open_store(args)
-    report = check_store(store, repair=args.repair)
+    if not args.repair:  # only reads: beside other Relays (an import's newest files may show
+        return _checked(args, check_store(open_store(args)))  # as orphans for a moment)
+    home = resolve_home(getattr(args, "home", None))
+    with lock.exclusive(home, "relay check --repair"):
+        store = open_store(args)
+        try:
+            return _checked(args, check_store(store, repair=True))
+        finally:
+            store.close()
+
+
+def _checked(args: argparse.Namespace, report: CheckReport) -> int:
     if args.json:
         print_json(report.to_json())
     else:
@@ -42,7 +57,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
-    from app.home import resolve_home
     from app.store.reindex import rebuild_index
 
     report = rebuild_index(resolve_home(getattr(args, "home", None)))

@@ -165,8 +165,12 @@ def _junk_prefix(buf: Any, limit: int = 512) -> int:
 
 
 # -- reading ---------------------------------------------------------------------------------
-def read_header(buf: Any, name: str = "") -> Header:
+def read_header(buf: Any, name: str = "", *, uid_key: bytes = b"") -> Header:
     """Parse the header in ``buf`` (bytes or mmap of one whole file) into a :class:`Header`.
+
+    ``uid_key``: the store's secret (:attr:`app.store.local.Store.uid_key`) for the UIDs made
+    up for an object that lacks its study or series UID (a keyed hash: the same in this store,
+    not linkable to its patient by anyone who guesses the identifiers).
 
     Raises
     ------
@@ -213,11 +217,11 @@ def read_header(buf: Any, name: str = "") -> Header:
     # those values, so a re-import finds the same study again.
     if not uids["StudyInstanceUID"]:
         uids["StudyInstanceUID"] = _derived_uid(
-            "study", ds, ("PatientID", "PatientName", "StudyDate", "StudyTime", "StudyID",
-                          "AccessionNumber"))
+            uid_key, "study", ds, ("PatientID", "PatientName", "StudyDate", "StudyTime",
+                                   "StudyID", "AccessionNumber"))
     if not uids["SeriesInstanceUID"]:
         uids["SeriesInstanceUID"] = _derived_uid(
-            "series", ds, ("SeriesNumber", "Modality", "SeriesDescription"),
+            uid_key, "series", ds, ("SeriesNumber", "Modality", "SeriesDescription"),
             uids["StudyInstanceUID"])
     if not sop_class:
         raise DicomReadError("no SOP Class UID: not a storable DICOM object")
@@ -461,12 +465,17 @@ def _frame_info(ds: Dataset, frames: int) -> tuple[FrameInfo, ...]:
     return tuple(out)
 
 
-def _derived_uid(kind: str, ds: Dataset, keywords: tuple[str, ...], *extra: str) -> str:
-    """A stable "2.25." UID from header values (for objects that lack the real one)."""
+def _derived_uid(uid_key: bytes, kind: str, ds: Dataset, keywords: tuple[str, ...],
+                 *extra: str) -> str:
+    """A stable "2.25." UID from header values (for objects that lack the real one): an HMAC
+    under ``uid_key`` (no key: a bare hash, for files read outside a store)."""
     import hashlib
+    import hmac
 
-    key = "\x1f".join([kind, *extra, *(_text(ds, k) for k in keywords)])
-    return "2.25." + str(int.from_bytes(hashlib.sha256(key.encode()).digest()[:16], "big"))
+    text = "\x1f".join([kind, *extra, *(_text(ds, k) for k in keywords)]).encode()
+    digest = (hmac.new(uid_key, b"derived-uid\x1f" + text, hashlib.sha256).digest() if uid_key
+              else hashlib.sha256(text).digest())
+    return "2.25." + str(int.from_bytes(digest[:16], "big"))
 
 
 def _build(

@@ -4,6 +4,10 @@ Files are read in a small thread pool (reading, hashing and writing release the 
 parsing does not, but it is the cheap part), and indexed in batches from the calling thread. Each
 file ends in exactly one place of the :class:`ImportReport`: imported, duplicate, conflict, failed
 (DICOM that could not be taken) or skipped (not DICOM). Cancel through the :class:`Progress`.
+
+A store that cannot be written (a full disk) stops the import: every file already placed in the
+store, also by workers still busy at the stop, is indexed before it returns, and
+:attr:`ImportReport.stopped` says why; the same import run again completes it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class ImportReport:
     #: Per series this import touched: how many files were "imported", "duplicate", "conflict".
     series_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     cancelled: bool = False
+    #: Why the import stopped before the end (the disk holding the store is full), else "".
+    stopped: str = ""
     seconds: float = 0.0
 
     def count_series(self, series_uid: str, status: str) -> None:
@@ -59,6 +65,7 @@ class ImportReport:
             "failed": [{"path": p.path, "reason": p.reason} for p in self.failed],
             "skipped": [{"path": p.path, "reason": p.reason} for p in self.skipped],
             "studies": studies_json(store, self.study_uids),
+            **({"stopped": self.stopped} if self.stopped else {}),
         }
 
 
@@ -155,10 +162,18 @@ def import_paths(
             finally:
                 for _, future in window:
                     future.cancel()
+                _placed_meanwhile(window, pending)
         flush()
     except Cancelled:
         flush()
         report.cancelled = True
+    except StoreError as exc:
+        report.stopped = str(exc)
+        log.warning("import stopped: %s", exc)
+        try:
+            flush()
+        except StoreError as again:  # the placed files are adopted by the next import
+            log.warning("files placed before the stop are not indexed yet: %s", again)
     finally:
         listing.close()
         progress.finish()
@@ -170,6 +185,21 @@ def import_paths(
         len(report.skipped), report.seconds,
     )
     return report
+
+
+def _placed_meanwhile(window: deque[tuple[MediaItem, Future[Any]]],
+                      pending: list[tuple[MediaItem, StoredFile]]) -> None:
+    """After a stop: the files that workers still running placed in the store join ``pending``
+    (indexed with the rest, never left in the store without an index row)."""
+    for item, future in window:
+        if future.cancelled():
+            continue
+        try:
+            result = future.result()
+        except Exception:  # the stop's own error is reported; this file was not placed
+            continue
+        if isinstance(result, StoredFile):
+            pending.append((item, result))
 
 
 def _count(report: ImportReport, status: str) -> None:

@@ -102,6 +102,9 @@ class HubConfig:
     http_port: int = 8042
     #: user name -> password; basic authentication is on when not empty.
     users: dict[str, str] = field(default_factory=dict)
+    #: Bearer tokens; when not empty every request needs ``Authorization: Bearer <one of them>``
+    #: (checked by a Lua filter, Orthanc having no bearer tokens of its own; not with ``users``).
+    tokens: tuple[str, ...] = ()
     #: PEM file holding the server certificate and its private key; HTTPS when given.
     tls_pem: Path | None = None
     #: Keep the index in PostgreSQL (plugin from ``orthanc-postgresql``) instead of SQLite.
@@ -142,6 +145,10 @@ class HubConfig:
         )
         if self.tls_pem is not None:
             config["SslCertificate"] = str(self.tls_pem)
+        if self.tokens:
+            if self.users:
+                raise ValueError("a local hub takes either users (basic) or tokens (bearer)")
+            config["LuaScripts"] = [str(self.storage / BEARER_SCRIPT)]
         if self.postgresql is not None:
             pg = self.postgresql
             config["Plugins"] = [plugin, find_postgresql_index()]
@@ -176,9 +183,12 @@ class OrthancHub:
             return self
         binary, plugin = find_orthanc()
         self.config.storage.mkdir(parents=True, exist_ok=True)
+        config = self.config.render(plugin)
+        # private from the first byte: they hold the hub's passwords and tokens
+        if self.config.tokens:
+            write_private(self.config.storage / BEARER_SCRIPT, bearer_filter(self.config.tokens))
         config_path = self.config.storage / "orthanc.json"
-        config_path.write_text(json.dumps(self.config.render(plugin), indent=2), encoding="utf-8")
-        os.chmod(config_path, 0o600)  # it holds the hub's user passwords
+        write_private(config_path, json.dumps(config, indent=2))
         env = dict(os.environ, TCP_NODELAY="1")
         with open(self.log_path, "ab") as log_file:
             self.proc = subprocess.Popen(
@@ -242,6 +252,33 @@ class OrthancHub:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+#: The Lua script (in the hub's storage) that checks bearer tokens.
+BEARER_SCRIPT = "bearer.lua"
+
+
+def bearer_filter(tokens: tuple[str, ...]) -> str:
+    """Orthanc Lua: answer only requests carrying one of ``tokens`` as a bearer token (others
+    get 403). Each token is written as decimal byte escapes: no token can end the string."""
+    def lua(text: str) -> str:
+        return '"' + "".join(f"\\{b}" for b in text.encode()) + '"'
+
+    accepted = ", ".join(f"[{lua('Bearer ' + t)}] = true" for t in tokens)
+    return (f"local accepted = {{{accepted}}}\n"
+            "function IncomingHttpRequestFilter(method, uri, ip, username, httpHeaders)\n"
+            "  local given = httpHeaders['authorization']\n"
+            "  return given ~= nil and accepted[given] == true\n"
+            "end\n")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``path`` readable by its owner only from the start (0600; never through a link)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                 0o600)
+    os.fchmod(fd, 0o600)  # a file that was there before keeps its mode otherwise
+    with os.fdopen(fd, "w", encoding="utf-8") as fp:
+        fp.write(text)
 
 
 def _port_open(port: int) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.errors import HubError
+from app.errors import HubError, RelayError
 from app.net.http import HubSession
 from app.net.multipart import MultipartBody, PartSink, boundary_of, read_parts
 from app.net.peer import (
@@ -218,7 +218,7 @@ class DicomWebClient:
             boundary = boundary_of(resp.headers.get("Content-Type", ""))
             yield from read_parts(_direct(resp), boundary, open_part, close_part)
             complete = True
-        except HubError:
+        except RelayError:  # the hub's fault, or the store's (a full disk)
             raise
         except Exception as exc:
             if isinstance(exc, OSError) and not _is_network(exc):

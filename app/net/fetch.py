@@ -29,11 +29,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from app.errors import Cancelled, HubError, TransferError
+from app.errors import Cancelled, HubError, RelayError, StoreError, TransferError
 from app.net.part_ingest import PART_BUFFER, PartFile, PartIngest, StoredCallback
 from app.net.peer import SERIES_INSTANCES, SERIES_UID, SOP_UID, Peer, value
 from app.net.queue import Job, TransferQueue
-from app.net.retry import Backoff, retry_rounds
+from app.net.retry import Backoff, retry_rounds, stop_on_fault, stop_state
 from app.net.schedule import FetchSchedule
 from app.net.send import TransferResult
 from app.settings import TransferSettings
@@ -63,6 +63,12 @@ def fetch_job(queue: TransferQueue, hub: str, study_uid: str,
         queue.set_method(job.id, method)
         job = queue.job(job.id)
     return job
+
+def fetch_stop_state(exc: HubError) -> str:
+    """A fetch stops ``waiting`` (an outage), ``stuck`` (credentials, TLS: the user must act)
+    or ``failed``: the hub answered the retrieval against the rules (a part over the size cap,
+    no boundary, not multipart), which trying again does not mend."""
+    return "failed" if exc.kind == "not-dicomweb" else stop_state(exc)
 
 
 class Download:
@@ -223,7 +229,7 @@ class Download:
             lane.start()
             self._stalled = 0
             message = retry_rounds(self._round, self.backoff, self.queue, self.job_id,
-                                   self.progress) or self._stall_message
+                                   self.progress, stopped=fetch_stop_state) or self._stall_message
         except Cancelled:
             message = "cancelled; the fetch resumes on the next 'relay fetch'"
             if self.job_id:
@@ -232,15 +238,27 @@ class Download:
             message = str(exc)
             if self.job_id:
                 self.queue.set_state(self.job_id, "waiting" if exc.retryable else "stuck", message)
+        except StoreError as exc:  # a full disk
+            message = self._stopped_by(exc)
+        except RelayError:  # the study is not on the hub: no job was made
+            raise
+        except Exception as exc:
+            message = self._stopped_by(exc)
         finally:
             self._done.set()
             self._wake.set()
             if lane.is_alive():
                 lane.join(30)
-            self.ingest.close()
+            try:
+                self.ingest.close()  # the last batch is indexed (or the disk is full)
+            except Exception as exc:
+                message = self._stopped_by(exc)
             self.progress.finish()
         self._result = self._finish(message, time.monotonic() - started)
         return self._result
+
+    def _stopped_by(self, exc: Exception) -> str:
+        return stop_on_fault(self.queue, self.job_id, exc, "fetch")
 
     def _round(self) -> bool:
         """Bring the series still short; False when none is (or the hub stopped delivering)."""

@@ -52,6 +52,14 @@ class _QueryRedactor(logging.Filter):
 
 logging.getLogger("urllib3.connectionpool").addFilter(_QueryRedactor())
 
+def _not_header_defects(record: logging.LogRecord) -> bool:
+    """urllib3 logs a hub's malformed headers (a multipart type without a boundary) with a
+    traceback, then goes on; Relay says what is wrong in its own words."""
+    return not record.getMessage().startswith("Failed to parse headers")
+
+
+logging.getLogger("urllib3.connection").addFilter(_not_header_defects)
+
 USER_AGENT = f"Relay/{__version__}"
 #: Largest JSON answer taken, after gzip decoding (the metadata of a 10,000-instance study is
 #: ~100 MB); beyond it the answer is refused, so a gzip bomb costs at most this much memory.

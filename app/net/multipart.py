@@ -26,6 +26,11 @@ CHUNK = 1 << 20
 #: headers, and the start of its body: the rest goes from the socket into the sink).
 FRAME_CHUNK = 1 << 10
 PART_TYPE = "application/dicom"
+#: Largest part taken from a hub, by its Content-Length or, without one, as it arrives: a
+#: hostile or broken hub (a part with no length whose boundary never comes) is stopped here
+#: instead of filling the disk. DICOM files of native pixel data end below 4 GiB (32-bit
+#: lengths); 8 GiB leaves room for encapsulated multi-frame objects.
+MAX_PART_BYTES = 8 << 30
 
 
 def new_boundary() -> str:
@@ -110,8 +115,15 @@ def read_parts(
     boundary: str,
     open_part: Callable[[dict[str, str]], S],
     close_part: Callable[[S], R],
+    max_part: int | None = None,
 ) -> Iterator[R]:
-    """Yield ``close_part(sink)`` for each part of ``stream`` once its body is complete."""
+    """Yield ``close_part(sink)`` for each part of ``stream`` once its body is complete.
+
+    A part larger than ``max_part`` bytes (default :data:`MAX_PART_BYTES`) raises a
+    ``not-dicomweb`` :class:`HubError`: at once when its Content-Length says so, else as soon as
+    that many bytes came without the boundary.
+    """
+    cap = MAX_PART_BYTES if max_part is None else max_part
     reader = _Reader(stream)
     delim = b"--" + boundary.encode("latin-1")
     # Preamble: everything up to the first delimiter line.
@@ -123,16 +135,29 @@ def read_parts(
         if after != b"\r\n":
             raise HubError("not-dicomweb", "malformed multipart answer (after a boundary)")
         headers = _parse_headers(reader.take_until(b"\r\n\r\n"))
-        sink = open_part(headers)
         length = headers.get("content-length")
         # ASCII digits only: str.isdigit() is also true for "¹" or "٣", which int() refuses
-        if length is not None and length.isascii() and length.isdigit():
-            reader.copy(int(length), sink)
+        known = length is not None and length.isascii() and length.isdigit()
+        if known and int(length or 0) > cap:
+            raise _too_large(f"announced a part of {_mb(int(length or 0))}", cap)
+        sink = open_part(headers)
+        if known:
+            reader.copy(int(length or 0), sink)
             if reader.take(2) != b"\r\n" or reader.take(len(delim)) != delim:
                 raise HubError("not-dicomweb", "multipart part longer than its Content-Length")
-        else:
-            reader.copy_until(b"\r\n" + delim, sink)
+        elif not reader.copy_until(b"\r\n" + delim, sink, cap):
+            raise _too_large("sent a part without a length whose boundary did not come "
+                             f"within {_mb(cap)}", cap)
         yield close_part(sink)
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MB"
+
+
+def _too_large(what: str, cap: int) -> HubError:
+    return HubError("not-dicomweb", f"the hub {what}; parts over {_mb(cap)} are refused "
+                                    "(a broken or hostile answer)")
 
 
 def _parse_headers(block: bytes) -> dict[str, str]:
@@ -216,15 +241,23 @@ class _Reader:
         sink.filled(got)
         return int(got)
 
-    def copy_until(self, marker: bytes, sink: PartSink) -> None:
+    def copy_until(self, marker: bytes, sink: PartSink, cap: int) -> bool:
+        """Copy to the sink up to ``marker`` (consumed); False, with at most ``cap`` bytes
+        copied, when the marker did not come within ``cap`` bytes."""
         keep = len(marker)
+        copied = 0
         while True:
             at = self.buf.find(marker, self.pos)
             if at >= 0:
+                if copied + at - self.pos > cap:
+                    return False
                 self._emit(sink, at)
                 self.pos = at + len(marker)
-                return
+                return True
             safe = len(self.buf) - keep
             if safe > self.pos:
+                if copied + safe - self.pos > cap:
+                    return False
+                copied += safe - self.pos
                 self._emit(sink, safe)
             self._fill()

@@ -30,7 +30,7 @@ from pathlib import Path
 from app.imports.media import Problem
 from app.model import Header
 from app.store.ingest import Duplicate, check_buffer, check_part, place_part
-from app.store.local import Store, StoredFile
+from app.store.local import Store, StoredFile, ensure_room, write_error
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,8 @@ class PartFile:
     def __init__(self, store: Store, headers: dict[str, str],
                  buffer: bytearray | None = None) -> None:
         self.path: Path = store.new_part()
+        self.root = store.root
+        self.uid_key = store.uid_key
         self.headers = headers
         self.size = 0
         self.sha256 = ""
@@ -85,7 +87,10 @@ class PartFile:
         self._buffer = buffer if buffer is not None else bytearray(PART_BUFFER)
         self._held = 0  # bytes at the start of the buffer not written yet
         self._last = 0  # bytes written from the start of the buffer the last time
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as exc:
+            raise write_error(self.root, exc) from exc
 
     def write(self, data: bytes | memoryview) -> int:
         n = len(data)
@@ -122,7 +127,7 @@ class PartFile:
         is still there (it fitted), else None (check the file)."""
         if self._last != self.size:
             return None
-        return check_buffer(self._buffer, self.size, PART_NAME)
+        return check_buffer(self._buffer, self.size, PART_NAME, self.uid_key)
 
     def discard(self) -> None:
         if self.fd >= 0:
@@ -139,11 +144,15 @@ class PartFile:
     def _put(self, data: bytes | memoryview) -> None:
         self._hash.update(data)  # while the bytes are in the CPU cache; releases the GIL
         n = len(data)
-        written = os.write(self.fd, data)
-        if written < n:
-            with memoryview(data) as view:
-                while written < n:
-                    written += os.write(self.fd, view[written:])
+        ensure_room(self.root, n)
+        try:
+            written = os.write(self.fd, data)
+            if written < n:
+                with memoryview(data) as view:
+                    while written < n:
+                        written += os.write(self.fd, view[written:])
+        except OSError as exc:  # a full disk: said plainly, the part is discarded by its reader
+            raise write_error(self.root, exc) from exc
 
 
 @dataclass
@@ -217,7 +226,7 @@ class PartIngest:
         try:
             _start_writeback(fd)
             if header is None:
-                header = check_part(path, PART_NAME)
+                header = check_part(path, PART_NAME, self.store.uid_key)
             accepted = not self._refused(header)
         finally:
             if not accepted:  # refused, or the check itself failed: the temp file goes
@@ -290,5 +299,7 @@ class PartIngest:
         self.flush()
 
     def close(self) -> None:
-        self.drain()
-        self.pool.shutdown(wait=True)
+        try:
+            self.drain()
+        finally:
+            self.pool.shutdown(wait=True)

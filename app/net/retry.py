@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from app.errors import HubError
+from app.errors import HubError, StoreError, StoreFull
 from app.net.queue import TransferQueue
 from app.settings import TransferSettings
 from app.tasks import Progress
@@ -97,3 +97,18 @@ def retry_rounds(round_: Callable[[], bool], backoff: Backoff, queue: TransferQu
             progress.advance(0, f"waiting for the {peer_word}: {exc}")
             Backoff.sleep(delay, progress)
             queue.set_state(job_id, "running")
+
+
+def stop_on_fault(queue: TransferQueue, job_id: str, exc: Exception, what: str) -> str:
+    """End job ``job_id`` after a fault that is neither the peer's nor the user's: the store's
+    (a full disk: ``stuck`` until space is freed, the same command completes it; other store
+    faults ``failed``) or Relay's own (``failed``, logged with its traceback). Returns the
+    plain words, also kept as the job's message; never leaves the job ``running``."""
+    if isinstance(exc, StoreError):
+        state, message = ("stuck" if isinstance(exc, StoreFull) else "failed"), str(exc)
+    else:
+        log.error("the %s stopped on an unexpected error", what, exc_info=exc)
+        state, message = "failed", f"unexpected error ({type(exc).__name__}); see the log"
+    if job_id:
+        queue.set_state(job_id, state, message)
+    return message

@@ -47,6 +47,11 @@ MOVERS: dict[str, MoverFactory] = {
 class QueueRunner:
     """Works through the transfer queue of one Relay home."""
 
+    #: How long a remote open waits for the worker to let go of the same study's fetch job
+    #: (cancelled at once; a read blocked on a silent hub ends with its read timeout) before it
+    #: says so plainly: one job never has two downloads.
+    handover_seconds = 90.0
+
     def __init__(self, home: Path, *, poll_seconds: float = 1.0,
                  yield_seconds: float = 10.0) -> None:
         self.home = Path(home)
@@ -56,6 +61,7 @@ class QueueRunner:
         self.yield_seconds = yield_seconds
         self._queue = TransferQueue(self.home)
         self._lock = threading.Lock()
+        self._worker_free = threading.Condition(self._lock)  # told when the worker ends a job
         self._current: tuple[str, Progress] | None = None
         #: Jobs run outside the worker (a remote study being read): job id -> its progress.
         self._foreground: dict[str, Progress] = {}
@@ -141,12 +147,18 @@ class QueueRunner:
                 raise RelayError(f"study {study_uid} is already being read from hub '{hub}'")
             if job is None:
                 job = self._queue.create("fetch", hub, study_uid, [], [])
-            if self._current and self._current[0] == job.id:  # the worker has it: take over
+            busy = self._current is not None and self._current[0] == job.id
+            if busy:  # the worker has it: it lets go, then this open takes over
+                assert self._current is not None
                 self._current[1].cancel()
             progress = Progress(f"Fetching from {hub}")
             self._foreground[job.id] = progress
-        if self._current and self._current[0] == job.id:
-            self._wait_worker_done(job.id)
+        if busy and not self._wait_worker_done(job.id, self.handover_seconds):
+            with self._lock:
+                self._foreground.pop(job.id, None)
+                self._intent[job.id] = "queued"  # the worker's fetch goes on later
+            raise RelayError(f"study {study_uid} is being fetched in the background and has not "
+                             "stopped yet (the hub is slow to answer); try again in a moment")
         try:
             settings = load_settings(self.home)
             peer = hubs.connect(self.home, hub, settings,  # + the series being read
@@ -167,13 +179,12 @@ class QueueRunner:
         self._changed(job.id)
         return remote
 
-    def _wait_worker_done(self, job_id: str, timeout: float = 30.0) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self._lock:
-                if not (self._current and self._current[0] == job_id):
-                    return
-            time.sleep(0.02)
+    def _wait_worker_done(self, job_id: str, timeout: float) -> bool:
+        """Wait until the worker no longer runs ``job_id``; False if it still does after
+        ``timeout`` seconds."""
+        with self._worker_free:
+            return self._worker_free.wait_for(
+                lambda: not (self._current and self._current[0] == job_id), timeout)
 
     def _foreground_done(self, job_id: str, result: object = None, error: str = "") -> None:
         with self._lock:
@@ -232,22 +243,33 @@ class QueueRunner:
                 log.exception("a queue listener failed")
 
     def _next_job(self) -> Job | None:
+        """The job to run next, made the worker's current job in the same hold of the lock:
+        a remote open of the same study either sees it taken (and takes it over) or takes it
+        first (and the worker skips it), never both running it."""
         now = time.time()
         # The queue is read under the lock that open_remote and _foreground_done hold while
         # they create, mark and hand over a foreground job: a snapshot taken apart from the
         # read let the worker run a remote open's job (seen under load).
         with self._lock:
-            for job in reversed(self._queue.jobs(("queued", "waiting", "running"))):
-                if job.id in self._foreground:
+            job = self._pick(now)
+            if job is not None:
+                verb = "Sending to" if job.kind == "send" else "Fetching from"
+                self._current = (job.id, Progress(f"{verb} {job.hub}", total=job.total or None))
+            return job
+
+    def _pick(self, now: float) -> Job | None:
+        """The first runnable job (the caller holds the lock)."""
+        for job in reversed(self._queue.jobs(("queued", "waiting", "running"))):
+            if job.id in self._foreground:
+                continue
+            if job.state == "waiting" and job.next_try > now:
+                continue
+            if job.state == "running" and job.owner_pid is not None:
+                try:
+                    self._queue.claim(job.id)  # only succeeds when its owner is gone
+                except RelayError:
                     continue
-                if job.state == "waiting" and job.next_try > now:
-                    continue
-                if job.state == "running" and job.owner_pid is not None:
-                    try:
-                        self._queue.claim(job.id)  # only succeeds when its owner is gone
-                    except RelayError:
-                        continue
-                return job
+            return job
         return None
 
     def _loop(self) -> None:
@@ -260,10 +282,9 @@ class QueueRunner:
             self._run(job)
 
     def _run(self, job: Job) -> None:
-        verb = "Sending to" if job.kind == "send" else "Fetching from"
-        progress = Progress(f"{verb} {job.hub}", total=job.total or None)
         with self._lock:
-            self._current = (job.id, progress)
+            assert self._current is not None and self._current[0] == job.id
+            progress = self._current[1]
         self._changed(job.id)
         try:
             settings = load_settings(self.home)
@@ -290,6 +311,7 @@ class QueueRunner:
                 self._current = None
                 self._mover = None
                 intent = self._intent.pop(job.id, None)
+                self._worker_free.notify_all()
             if intent:
                 words = "" if intent == "queued" else f"{intent} by the user"
                 self._queue.set_state(job.id, intent, words)

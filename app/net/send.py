@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.errors import Cancelled, HubError, NotSupportedByPeer, TransferError
+from app.errors import (Cancelled, HubError, NotSupportedByPeer, RelayError, StoreError,
+                        TransferError)
 from app.net.peer import Confirmation, Peer, StoreResult
 from app.net.queue import Item, Job, TransferQueue
-from app.net.retry import Backoff, retry_rounds
+from app.net.retry import Backoff, retry_rounds, stop_on_fault, stop_state
+from app.net.verify import DIFFERS, differing_copies
 from app.settings import TransferSettings
 from app.store.local import Store
 from app.tasks import Progress
@@ -60,7 +62,7 @@ class TransferResult:
     def to_json(self) -> dict[str, Any]:
         return {"job": self.job, "state": self.state, "instances": self.instances,
                 "verified": self.verified, "missing": self.missing, "bytes": self.bytes,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "message": self.message}
 
     @property
     def summary(self) -> str:
@@ -173,14 +175,37 @@ class Sender:
         try:
             message = retry_rounds(lambda: self._round(job), self.backoff, self.queue, job.id,
                                    self.progress)
+            if not message and self.settings.verify_bytes:
+                self._compare_copies(job)
         except Cancelled:
             self.queue.set_state(job.id, "paused", "paused by the user")
             message = "cancelled; the job resumes on the next 'relay send'"
+        except HubError as exc:  # the hub's copies could not be fetched to compare
+            message = f"the hub's copies could not be compared: {exc}"
+            self.queue.set_state(job.id, stop_state(exc), message)
+        except StoreError as exc:
+            message = stop_on_fault(self.queue, job.id, exc, "send")
+        except RelayError:
+            raise
+        except Exception as exc:
+            message = stop_on_fault(self.queue, job.id, exc, "send")
         finally:
             self.queue.add_totals(job.id, self.bytes, time.monotonic() - started)
             self.progress.finish()
             self.peer.close()
         return self._result(job.id, message)
+
+    def _compare_copies(self, job: Job) -> None:
+        """Every instance verified by search: fetch the hub's copies and compare their bytes
+        (:mod:`app.net.verify`); a copy that differs fails its instance with the reason."""
+        items = self.queue.items(job.id)
+        if any(i.state != "verified" for i in items):
+            return
+        self.progress.advance(0, "comparing the hub's copies byte for byte")
+        differ = differing_copies(self.store, self.peer, job.study_uid,
+                                  [(i.sop_uid, i.series_uid) for i in items])
+        if differ:
+            self.queue.mark_many(job.id, [(u, "failed", why) for u, why in differ.items()])
 
     # -- one round -------------------------------------------------------------------------
     def _round(self, job: Job) -> bool:
@@ -356,10 +381,7 @@ class Sender:
                 words = (f"sent, not verified: {job.count('sent')} of {job.total} sent; the "
                          "peer offers neither storage commitment nor image queries")
             else:
-                failed = self.queue.items(job_id, ("failed",))
-                reasons = sorted({i.reason for i in failed})
-                words = message or f"{len(failed)} instance(s) refused by the hub: " + \
-                    "; ".join(reasons)
+                words = message or _failed_words(self.queue.items(job_id, ("failed",)))
             if self.decoded:
                 words += (f"; {len(self.decoded)} instance(s) decoded to uncompressed "
                           "(lossless) because the peer accepts only uncompressed for them")
@@ -370,6 +392,17 @@ class Sender:
             verified=verified, missing=missing, bytes=job.bytes, seconds=job.seconds,
             message=message or job.message,
         )
+
+
+def _failed_words(failed: list[Item]) -> str:
+    """"2 instance(s) refused by the hub: ...", and/or "1 instance(s) differ on the hub: ..."
+    (a copy that :mod:`app.net.verify` found with other bytes)."""
+    differ = [i for i in failed if i.reason.startswith(DIFFERS)]
+    refused = [i for i in failed if not i.reason.startswith(DIFFERS)]
+    parts = [f"{len(group)} instance(s) {words}: " + "; ".join(sorted({i.reason for i in group}))
+             for group, words in ((refused, "refused by the hub"), (differ, "differ on the hub"))
+             if group]
+    return "; ".join(parts)
 
 
 def run_send(store: Store, queue: TransferQueue, peer: Peer, job_id: str,

@@ -14,7 +14,10 @@ from pathlib import Path
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, fully synchronous."""
+    """A connection in autocommit mode (transactions are explicit), WAL, fully synchronous.
+
+    Another process writing holds the database for at most 60 s before this one's write gives
+    up (the busy timeout): two Relays on one home take turns."""
     conn = sqlite3.connect(path, timeout=60, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -23,17 +26,41 @@ def connect(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
-class ThreadConnections:
-    """One :func:`connect`-ed connection per thread for one database file."""
+def connect_read_only(path: Path | str) -> sqlite3.Connection:
+    """A connection that never writes, for a database on a read-only disk or folder.
 
-    def __init__(self, path: Path | str) -> None:
+    SQLite opens a WAL database read-only only when its ``-shm`` file exists (or can be made);
+    on a read-only mount after a clean close it does not, and the file is opened as immutable
+    (nothing can change it there)."""
+    uri = Path(path).resolve().as_uri()
+    for mode in ("mode=ro", "immutable=1"):
+        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=60, isolation_level=None)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn.close()
+            if mode == "immutable=1":
+                raise
+            continue
+        conn.row_factory = sqlite3.Row
+        return conn
+    raise AssertionError("unreachable")
+
+
+class ThreadConnections:
+    """One :func:`connect`-ed connection per thread for one database file (read-only ones
+    with ``read_only``)."""
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._local = threading.local()
 
     def get(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self.path)
+            opener = connect_read_only if self.read_only else connect
+            conn = self._local.conn = opener(self.path)
         return conn
 
     def close(self) -> None:
@@ -51,6 +78,7 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors (disk full)
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")

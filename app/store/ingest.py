@@ -8,7 +8,6 @@ and the caller indexes batches of the results with :meth:`Store.commit`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import mmap
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from app.dicom.header import read_header
 from app.errors import DicomReadError, NotDicomError
 from app.imports.media import Problem
 from app.model import Header
-from app.store.local import Store, StoredFile
+from app.store.local import Store, StoredFile, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -38,37 +37,40 @@ Staged = StoredFile | Duplicate | Problem
 def stage_bytes(store: Store, buf: Any, name: str, sha256: str | None = None) -> Staged:
     """Check ``buf`` (bytes or mmap of a whole file) and place it durably in the store."""
     try:
-        header = read_header(buf, name)
+        header = read_header(buf, name, uid_key=store.uid_key)
     except NotDicomError as exc:
         return Problem(name, exc.reason, "skipped")
     except DicomReadError as exc:
         return Problem(name, exc.reason, "failed")
-    digest = sha256 or hashlib.sha256(buf).hexdigest()
+    digest = sha256 or sha256_of(buf)
     if store.has_instance(header.instance.sop_instance_uid, digest):
         return Duplicate(header, digest)
     digest, rel = store.put(buf, digest)
     return StoredFile(header=header, sha256=digest, size=len(buf), relpath=rel)
 
 
-def check_part(part: Path, name: str) -> Header | Problem:
-    """Read and check the header of a complete file in the store's tmp folder."""
+def check_part(part: Path, name: str, uid_key: bytes = b"") -> Header | Problem:
+    """Read and check the header of a complete file in the store's tmp folder (``uid_key``:
+    the store's, see :func:`app.dicom.header.read_header`)."""
     try:
         if part.stat().st_size == 0:
             return Problem(name, "empty part", "failed")
         with open(part, "rb") as fp, mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            return read_header(buf, name)
+            return read_header(buf, name, uid_key=uid_key)
     except NotDicomError as exc:
         return Problem(name, exc.reason, "skipped")
     except DicomReadError as exc:
         return Problem(name, exc.reason, "failed")
 
 
-def check_buffer(buf: bytearray | bytes, size: int, name: str) -> Header | Problem:
-    """Read and check the header of a complete file held in memory (its first ``size`` bytes)."""
+def check_buffer(buf: bytearray | bytes, size: int, name: str,
+                 uid_key: bytes = b"") -> Header | Problem:
+    """Read and check the header of a complete file held in memory (its first ``size`` bytes;
+    ``uid_key`` as for :func:`check_part`)."""
     if size == 0:
         return Problem(name, "empty part", "failed")
     try:
-        return read_header(memoryview(buf)[:size], name)
+        return read_header(memoryview(buf)[:size], name, uid_key=uid_key)
     except NotDicomError as exc:
         return Problem(name, exc.reason, "skipped")
     except DicomReadError as exc:

@@ -16,9 +16,13 @@ files are kept, the first stays the instance, the other is listed in ``conflicts
 
 from __future__ import annotations
 
+import errno
+import functools
 import itertools
 import logging
+import mmap
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -28,11 +32,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from app.errors import StoreError
+from app.errors import StoreError, StoreFull
 from app.home import make_private
 from app.model import Header, ImageInfo, Instance, Patient, Series, Study
+from app.store import lock
 from app.store.db import ThreadConnections, immediate
 
 log = logging.getLogger(__name__)
@@ -129,24 +134,55 @@ class StoredFile:
 class Store:
     """The local store under ``home``; safe to use from several threads and processes."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, read_only: bool = False) -> None:
+        """Open (or make) the store under ``home``. ``read_only``: only read an existing store
+        (on a read-only disk or folder): nothing is written, not even the index's journal."""
         self.home = Path(home)
-        make_private(self.home)
+        self.read_only = read_only
         self.root = self.home / "store"
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
         self.db_path = self.home / "index.sqlite"
-        if not os.access(self.home, os.W_OK):
-            raise StoreError(f"the store at {self.home} is read-only: Relay needs to write "
-                             f"to its store (check the disk and folder permissions)")
-        self._db = ThreadConnections(self.db_path)
         self._part_token = uuid.uuid4().hex
         self._part_numbers = itertools.count()
+        self._db = ThreadConnections(self.db_path, read_only=read_only)
+        self._lock: IO[bytes] | None = None
+        if read_only:
+            if not self.db_path.is_file():
+                raise StoreError(f"there is no Relay store at {self.home}")
+            self._connect()
+            return
+        make_private(self.home)
+        if not self.writable(self.home):
+            raise StoreError(f"the store at {self.home} is read-only: Relay needs to write "
+                             f"to its store (check the disk and folder permissions)")
+        self._lock = lock.shared(self.home)  # released by close() or with the object
         for folder in (self.objects, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
         self._init_db()
         self._clean_tmp()
         self._finish_deletes()
+
+    @functools.cached_property
+    def uid_key(self) -> bytes:
+        """This home's secret for UIDs made here (the one de-identification uses), made on
+        first use; empty for a store opened read-only that has none yet."""
+        from app.workflow.uids import KEY_FILE, store_key
+
+        if self.read_only and not (self.home / KEY_FILE).is_file():
+            return b""
+        return store_key(self.home)
+
+    @staticmethod
+    def writable(home: Path) -> bool:
+        """Can Relay write under ``home`` (False on a read-only disk or folder)?"""
+        return os.access(home, os.W_OK) if Path(home).exists() else True
+
+    @classmethod
+    def for_reading(cls, home: Path) -> Store:
+        """The store for a command that only reads (``relay ls``): opened as usual, or read-only
+        when its disk or folder cannot be written."""
+        return cls(home) if cls.writable(home) else cls(home, read_only=True)
 
     # -- database ----------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -155,14 +191,25 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise index_error(self.db_path, exc) from exc
 
+    def _writing(self) -> None:
+        if self.read_only:
+            raise StoreError(f"the store at {self.home} is opened read-only (its disk or folder "
+                             "cannot be written)")
+
     def connection(self) -> sqlite3.Connection:
         """This thread's connection to the index (for read queries outside this class)."""
         return self._connect()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with immediate(self._connect()) as conn:
-            yield conn
+        self._writing()
+        try:
+            with immediate(self._connect()) as conn:
+                yield conn
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise write_error(self.home, exc) from exc
+            raise
 
     def _init_db(self) -> None:
         try:
@@ -206,7 +253,11 @@ class Store:
         log.info("store index migrated to schema %d (%d studies read)", SCHEMA_VERSION, len(rows))
 
     def close(self) -> None:
+        """Close this thread's index connection and let go of the store's shared lock."""
         self._db.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     # -- files -------------------------------------------------------------------------------
     def _clean_tmp(self) -> None:
@@ -225,25 +276,26 @@ class Store:
 
         The file is fsync'ed; its folder is *not* (call :meth:`sync_dirs` for a batch).
         """
-        import hashlib  # here: OpenSSL is 3.6 MiB that a process only reading never needs
 
-        digest = sha256 or hashlib.sha256(data).hexdigest()
+        digest = sha256 or sha256_of(data)
         rel = f"objects/{digest[:2]}/{digest}.dcm"
         dest = self.root / rel
         if dest.exists() and dest.stat().st_size == len(data) and sha256_file(dest) == digest:
             _fsync_path(str(dest))  # a download may have placed it, not yet synced
             return digest, rel  # already here, complete (a killed import's file is adopted)
-        dest.parent.mkdir(exist_ok=True)
+        ensure_room(self.root, len(data))
         part = self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
         try:
+            dest.parent.mkdir(exist_ok=True)
             with open(part, "wb") as fp:
-                fp.write(data)
+                for piece in pieces(data):
+                    fp.write(piece)
                 fp.flush()
                 os.fsync(fp.fileno())
             os.replace(part, dest)
         except OSError as exc:
             part.unlink(missing_ok=True)
-            raise StoreError(f"cannot write to the store: {exc.strerror or exc}") from exc
+            raise write_error(self.root, exc) from exc
         return digest, rel
 
     def new_part(self) -> Path:
@@ -272,7 +324,7 @@ class Store:
                 os.replace(part, dest)
         except OSError as exc:
             part.unlink(missing_ok=True)
-            raise StoreError(f"cannot write to the store: {exc.strerror or exc}") from exc
+            raise write_error(self.root, exc) from exc
         return rel
 
     def sync_dirs(self, relpaths: Iterable[str]) -> None:
@@ -623,6 +675,44 @@ class Store:
         )
 
 
+#: Bytes kept free on the store's disk: an import or fetch stops as "disk full" before a write
+#: would go below it, so the index, the transfer queue and their journals can still record
+#: what arrived and why the job stopped (SQLite cannot commit on a disk that is full).
+RESERVE_BYTES = 16 << 20
+
+
+def ensure_room(where: Path, nbytes: int) -> None:
+    """Raise :class:`StoreFull` if writing ``nbytes`` under ``where`` would leave less than
+    :data:`RESERVE_BYTES` free."""
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        return  # the write itself will say what is wrong
+    if free - nbytes < RESERVE_BYTES:
+        raise write_error(where, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+
+
+#: errno values that mean "no room left" (a full disk, a used-up quota).
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def write_error(where: Path, exc: OSError | sqlite3.Error) -> StoreError:
+    """A plain :class:`StoreError` for a failed write under ``where``: a full disk
+    (:class:`StoreFull`) says how much is free and that the same command completes later."""
+    full = (isinstance(exc, OSError) and exc.errno in FULL_ERRNOS) or (
+        getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL)
+    if not full:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return StoreError(f"cannot write to the store at {where}: {reason}")
+    try:
+        free = f"{shutil.disk_usage(where).free / 1e6:,.1f} MB free"
+    except OSError:
+        free = "no free space"
+    return StoreFull(f"the disk holding the store at {where} is full ({free}; Relay keeps "
+                     f"{RESERVE_BYTES >> 20} MB free for its index): what arrived so far is kept; "
+                     "free some space and run the same command again to complete")
+
+
 def index_error(db_path: Path, exc: sqlite3.DatabaseError) -> StoreError:
     """A plain StoreError for an index SQLite cannot open or read (damaged: say how to fix)."""
     if isinstance(exc, sqlite3.OperationalError):
@@ -705,6 +795,33 @@ def _institution_name(path: Path) -> str:
     except Exception as exc:  # a missing or damaged file leaves the column empty
         log.info("institution name unreadable in %s: %s", path.name, type(exc).__name__)
         return ""
+
+
+#: Bytes hashed or written at a time from a large mapped file (a multiple of every page size).
+MAPPED_CHUNK = 64 << 20
+
+
+def pieces(data: Any) -> Iterator[memoryview]:
+    """``data`` (bytes or an mmap) in pieces of :data:`MAPPED_CHUNK`. The pages of an mmap are
+    dropped from this process's memory once their piece is used (``MADV_DONTNEED``: the bytes
+    stay in the file), so hashing and copying a 2 GB file costs one piece of memory, not 2 GB."""
+    dontneed = getattr(mmap, "MADV_DONTNEED", None)
+    with memoryview(data) as view:
+        for at in range(0, len(view), MAPPED_CHUNK):
+            with view[at : at + MAPPED_CHUNK] as piece:
+                yield piece
+            if isinstance(data, mmap.mmap) and dontneed is not None:
+                data.madvise(dontneed, at, min(MAPPED_CHUNK, len(view) - at))
+
+
+def sha256_of(data: Any) -> str:
+    """SHA-256 of ``data`` (bytes or an mmap), read in :func:`pieces`."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for piece in pieces(data):
+        digest.update(piece)
+    return digest.hexdigest()
 
 
 def sha256_file(path: Path) -> str:

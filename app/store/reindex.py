@@ -23,6 +23,7 @@ from typing import Any
 
 from app.errors import StoreError
 from app.imports.media import Problem
+from app.store import lock
 from app.store.check import object_files, stage_file
 from app.store.ingest import Duplicate
 from app.store.local import Store, StoredFile
@@ -76,7 +77,13 @@ def set_aside(home: Path) -> Path | None:
 
 
 def rebuild_index(home: Path) -> ReindexReport:
-    """Set the old index aside and index every stored file again."""
+    """Set the old index aside and index every stored file again, holding the store alone
+    (:func:`app.store.lock.exclusive`: refused plainly while another Relay has it open)."""
+    with lock.exclusive(home, "relay reindex"):
+        return _rebuild(home)
+
+
+def _rebuild(home: Path) -> ReindexReport:
     kept = set_aside(home)
     store = Store(home)
     try:

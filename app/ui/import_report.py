@@ -44,7 +44,14 @@ def summary_text(report: ImportReport) -> str:
     if not_dicom:
         parts.append(f"{len(not_dicom)} skipped (not DICOM)")
     text = ", ".join(parts) + "."
-    return "Import cancelled. " + text if report.cancelled else text
+    return _prefix(report) + text
+
+
+def _prefix(report: ImportReport) -> str:
+    """Why the import ended early, as the sentence before the counts."""
+    if report.stopped:
+        return f"Import stopped: {report.stopped}. "
+    return "Import cancelled. " if report.cancelled else ""
 
 
 def headline(summary: ImportSummary, report: ImportReport) -> str:
@@ -57,7 +64,7 @@ def headline(summary: ImportSummary, report: ImportReport) -> str:
     if report.duplicates:
         verb = "was" if report.duplicates == 1 else "were"
         text += f" {report.duplicates} {verb} already in the store."
-    return "Import cancelled. " + text if report.cancelled else text
+    return _prefix(report) + text
 
 
 def details_text(summary: ImportSummary, report: ImportReport) -> str:

@@ -144,6 +144,10 @@ class MainWindow(QMainWindow):
         # thumbnails wait for the end: a thumbnail of half a series would be cached).
         self._counts_timer = QTimer(self, interval=2000)
         self._counts_timer.timeout.connect(self._update_counts)
+        # Finished transfers come in bursts (a queue of studies, a prefetch): the browser is
+        # rebuilt once per burst, not once per job on the GUI thread.
+        self._refresh_soon = QTimer(self, interval=250, singleShot=True)
+        self._refresh_soon.timeout.connect(self.refresh)
 
         self.manage = ManageController(store, self)
         self._build_actions()
@@ -171,8 +175,8 @@ class MainWindow(QMainWindow):
         self.remote.active.connect(
             lambda on: self._counts_timer.start() if on else self._counts_timer.stop())
         self.remote.loaded.connect(self._on_remote_loaded)
-        self.transfer.fetched.connect(lambda _job: self.refresh())
-        self.transfer.sent.connect(lambda _job: self.refresh())
+        self.transfer.fetched.connect(lambda _job: self._refresh_soon.start())
+        self.transfer.sent.connect(lambda _job: self._refresh_soon.start())
         self.manage.deleting.connect(self.reading.close_study)
         self.manage.changed.connect(self.refresh)
         self.node.message.connect(self._show_message)

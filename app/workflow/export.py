@@ -108,7 +108,8 @@ def export_studies(store: Store, study_uids: Iterable[str], to: Path, *,
     to.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".relay-export-", dir=to))  # same disk: moved
     try:
-        outgoing = list(_outgoing(instances, engine, staging, result, progress))
+        outgoing = list(_outgoing(instances, engine, staging, result, progress,
+                                     store.uid_key))
         if layout == "fileset":
             from app.workflow import pdi
 
@@ -151,7 +152,7 @@ def _chosen(store: Store, study_uids: list[str],
 
 
 def _outgoing(instances: list[Instance], engine: Any, staging: Path, result: ExportResult,
-              progress: Progress | None) -> Iterator[Outgoing]:
+              progress: Progress | None, uid_key: bytes) -> Iterator[Outgoing]:
     """Each instance ready to be written (the failed and the excluded go into ``result``)."""
     for n, inst in enumerate(instances):
         if progress is not None:
@@ -178,7 +179,7 @@ def _outgoing(instances: list[Instance], engine: Any, staging: Path, result: Exp
             yield Outgoing(_header(ds), _staged(staging, n, data), staged=True)
         elif _is_part10(path):
             raw = path.read_bytes()
-            checked = check_buffer(raw, len(raw), str(path))
+            checked = check_buffer(raw, len(raw), str(path), uid_key)
             if isinstance(checked, Problem):
                 result.failed.append(checked)
                 continue

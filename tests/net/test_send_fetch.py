@@ -25,7 +25,8 @@ def test_send_then_fetch_byte_exact(hub, relay_home, tmp_path, ct_files):
     proc = relay(relay_home, "send", study, "--hub", "hub", "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert set(result) == {"job", "state", "instances", "verified", "missing", "bytes", "seconds"}
+    assert set(result) == {"job", "state", "instances", "verified", "missing", "bytes", "seconds",
+                           "message"}
     assert result["state"] == "verified"
     assert result["instances"] == result["verified"] == len(ct_files)
     assert result["missing"] == []

@@ -1,8 +1,10 @@
 """Soak: 20 studies sent and 20 fetched through a link that breaks connections at random.
 
-Between Relay and a real Orthanc sits :class:`tests.proxies.FaultyLink` (drop, reset, truncate,
-stall, slow; seeded, so a failure can be replayed). Each send and fetch is run again, as the
-queue would, until it ends verified (bounded). At the end the hub holds every instance exactly
+Sends run with ``verify_bytes``: the product itself fetches every instance back and compares
+its SHA-256 before it calls a send verified. Between Relay and a real Orthanc sits
+:class:`tests.proxies.FaultyLink` (drop, reset, truncate, stall, slow; seeded, so a failure can
+be replayed). Each send and fetch is run again, as the queue would, until it ends verified
+(bounded). At the end the hub holds every instance exactly
 once, byte-identical to the spoke's file (SHA-256 of Orthanc's own copy, through its REST API
 ``/instances/{id}/file``), and the reader's store holds every instance once with the same bytes.
 """
@@ -31,7 +33,8 @@ STUDIES = 20
 SLICES = 3
 ATTEMPTS = 15  # runs of one job before the soak calls it lost
 SETTINGS = TransferSettings(batch_instances=2, in_flight=2, max_attempts=4,
-                            retry_initial_seconds=0.05, retry_max_seconds=0.3)
+                            retry_initial_seconds=0.05, retry_max_seconds=0.3,
+                            verify_bytes=True)  # the product compares the hub's copies too
 
 
 def _client(url: str) -> DicomWebClient:
