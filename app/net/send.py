@@ -23,8 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.errors import (Cancelled, HubError, NotSupportedByPeer, RelayError, StoreError,
-                        TransferError)
+from app.errors import (
+    Cancelled,
+    HubError,
+    NotSupportedByPeer,
+    RelayError,
+    StoreError,
+    TransferError,
+)
 from app.net.peer import Confirmation, Peer, StoreResult
 from app.net.queue import Item, Job, TransferQueue
 from app.net.retry import Backoff, retry_rounds, stop_on_fault, stop_state

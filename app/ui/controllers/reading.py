@@ -43,7 +43,7 @@ class ReadingController(QObject):
         self.window = window
         self.viewers: dict[str, ViewerWidget] = {}
         #: studies open here, told to other processes so a purge leaves them alone
-        self.opened = OpenStudies(store.home)
+        self.open_studies = OpenStudies(store.home)
         self.view_state = ViewState.load(store.home)
         self.thumbnails = ThumbnailLoader(store, self)
         self.thumbnails.ready.connect(self._on_thumbnail)
@@ -66,7 +66,7 @@ class ReadingController(QObject):
                        if s.study_instance_uid not in known]  # later ones: listed too
             viewer = self.new_viewer(study, priors)
             self.viewers[study_uid] = viewer
-            self.opened.add(study_uid)
+            self.open_studies.add(study_uid)
             self.request_thumbnails([study, *priors])
             self.tabs.addTab(viewer, study_title(study))
             log.info("study opened in a new reading tab")  # no identifiers at INFO
@@ -111,7 +111,7 @@ class ReadingController(QObject):
             widget.close_all()
             uid = widget.study.study_instance_uid
             self.viewers.pop(uid, None)
-            self.opened.discard(uid)
+            self.open_studies.discard(uid)
             self.tabs.removeTab(index)
             widget.deleteLater()
             self._spare_timer.start(0)
@@ -128,7 +128,7 @@ class ReadingController(QObject):
         self._spare_timer.stop()
         for viewer in self.viewers.values():
             viewer.close_all()
-        self.opened.clear()
+        self.open_studies.clear()
         self.thumbnails.stop()
         self.view_state.save(self.store.home)
 
