@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 
 from app.errors import Cancelled, DimseError, HubError
 from app.net.dimse.client import DimseClient, Sender, StoreOutcome
+from app.net.dimse.commit import Commitments
 from app.net.queue import Item, Job, TransferQueue
 from app.net.retry import Backoff, retry_rounds
 from app.net.send import TransferResult
@@ -53,6 +54,7 @@ class PacsSender:
         self.decoded = 0
         self.evidence = ""
         self._lock = threading.Lock()
+        self._commitments: Commitments | None = None
 
     def run(self, job_id: str) -> TransferResult:
         job = self.queue.claim(job_id)
@@ -61,7 +63,8 @@ class PacsSender:
         self.progress.advance(job.count("sent", "verified", "failed"))
         message = ""
         try:
-            message = self._rounds(job)
+            with Commitments(self.client, wait=self.commit_wait) as self._commitments:
+                message = self._rounds(job)
         except Cancelled:
             self.queue.set_state(job.id, "paused", "paused by the user")
             message = "cancelled; the job resumes on the next 'relay send'"
@@ -81,7 +84,9 @@ class PacsSender:
         items = self.queue.items(job.id, ("pending", "sent"))
         if not items:
             return False
-        on_pacs = self._on_pacs(job, [i.sop_uid for i in items])
+        # only what is still to send needs asking (what this run sent is known to be there)
+        to_send = [i.sop_uid for i in items if i.state == "pending"]
+        on_pacs = self._on_pacs(job, [i.sop_uid for i in items]) if to_send else set()
         pending: list[Item] = []
         changes: list[tuple[str, str, str]] = []
         for item in items:
@@ -99,8 +104,7 @@ class PacsSender:
             self.queue.note_attempt(job.id)
             self._send(pending, job)
             return True
-        self._verify(job)
-        return False
+        return self._verify(job)
 
     def _on_pacs(self, job: Job, uids: list[str]) -> set[str] | None:
         """Which of these SOP Instance UIDs the PACS holds (C-FIND), or None if it will not say."""
@@ -146,9 +150,12 @@ class PacsSender:
                     if stop.is_set():
                         return
                     self.progress.check()
-                    outcome = self._send_one(sender, item, info.get(item.sop_uid), n)
+                    sop = info.get(item.sop_uid)
+                    outcome = self._send_one(sender, item, sop, n)
                     if outcome.stored:
                         done.append((item.sop_uid, "sent", ""))
+                        if sop is not None and self._commitments is not None:
+                            self._commitments.add(sop[0], item.sop_uid)
                         with self._lock:
                             self.bytes += item.size
                             self.decoded += outcome.decoded
@@ -186,14 +193,16 @@ class PacsSender:
         return out
 
     # -- verification ----------------------------------------------------------------------
-    def _verify(self, job: Job) -> None:
+    def _verify(self, job: Job) -> bool:
+        """Mark what the PACS confirms ``verified``; True when some instance it did not
+        confirm goes back to be sent again (a round of its own, within ``max_attempts``)."""
         sent = self.queue.items(job.id, ("sent",))
         if not sent:
-            return
+            return False
         uids = [i.sop_uid for i in sent]
         info = self._stored_info(sent)
-        committed = self.client.commit([(info[u][0], u) for u in uids if u in info],
-                                       wait=self.commit_wait)
+        refs = [(info[u][0], u) for u in uids if u in info]
+        committed = self._commitments.finish(refs) if self._commitments is not None else None
         if committed is not None:
             self.evidence = "storage commitment"
             found: set[str] | None = committed
@@ -201,12 +210,13 @@ class PacsSender:
             found = self._on_pacs(job, uids)
             self.evidence = "C-FIND" if found is not None else ""
         if found is None:
-            return  # sent, not verified: said by _result
+            return False  # sent, not verified: said by _result
         self.queue.mark(job.id, [u for u in uids if u in found], "verified")
         gone = [u for u in uids if u not in found]
         if gone:
             self.queue.mark(job.id, gone, "pending", f"sent but not confirmed by "
                                                      f"{self.evidence}", attempt=True)
+        return bool(gone)
 
     def _result(self, job_id: str, message: str) -> TransferResult:
         job = self.queue.job(job_id)
