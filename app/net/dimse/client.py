@@ -190,6 +190,15 @@ class DimseClient:
         with self.association(store_contexts(pairs)) as assoc:
             yield Sender(assoc, self.peer)
 
+    def commit(self, refs: Sequence[tuple[str, str]], *, wait: float = 30.0) -> set[str] | None:
+        """Storage Commitment of ``refs`` (SOP Class UID, SOP Instance UID) in one go: the SOP
+        Instance UIDs the PACS commits to keep, or None when it gives no evidence (see
+        :class:`~app.net.dimse.commit.Commitments`, which also asks while a send runs)."""
+        from app.net.dimse.commit import Commitments  # commit.py builds on this module
+
+        with Commitments(self, wait=wait) as commitments:
+            return commitments.finish(refs)
+
     # -- retrieval -----------------------------------------------------------------------------
     def get(self, identifier: Dataset, sop_classes: Iterable[str], on_store: StoreHandler,
             progress: Progress | None = None) -> RetrieveOutcome:
