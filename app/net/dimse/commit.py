@@ -160,16 +160,25 @@ class Commitments:
         action.ReferencedSOPSequence = [_ref(c, i) for c, i in refs]
         client = self.client
         short = replace(client.timeouts, dimse=min(client.timeouts.dimse, self.wait))
+        answered = threading.Event()  # our answer to a report that came on this association
+
+        def on_sent(event: evt.Event) -> None:
+            if type(event.message).__name__ == "N_EVENT_REPORT_RSP":
+                answered.set()
+
+        handlers: list[tuple[evt.EventType, object]] = [
+            (evt.EVT_N_EVENT_REPORT, self._on_report), (evt.EVT_DIMSE_SENT, on_sent)]
         try:
             with client.association([build_context(StorageCommitmentPushModel)], timeouts=short,
-                                    handlers=[(evt.EVT_N_EVENT_REPORT, self._on_report)]) as assoc:
+                                    handlers=handlers) as assoc:
                 since = time.monotonic()
                 status, _ = assoc.send_n_action(action, 1, StorageCommitmentPushModel,
                                                 COMMITMENT_INSTANCE)
                 code = _check(assoc, status, client.peer, "storage commitment", since=since)
                 if code == 0 and not self._listening:
                     # no port of Relay's: the report can come only on this association
-                    self._transactions[uid].reported.wait(self.wait)
+                    if self._transactions[uid].reported.wait(self.wait):
+                        answered.wait(5.0)  # released only once the report is answered
         except DimseError as exc:
             if exc.kind == "unreachable":
                 self._fatal = exc

@@ -37,6 +37,8 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from app.net.dimse import find_scp, retrieve_scp
 from app.net.dimse.association import NODELAY, Timeouts, make_ae, start_server
+from app.net.dimse.client import StorageCommitmentPushModel
+from app.net.dimse.commit_scp import CommitmentScp
 from app.net.dimse.node import NodeSettings
 from app.net.dimse.receive import StudyReceived, Tally, receive
 from app.store.local import Store
@@ -70,6 +72,7 @@ class Listener:
         self._subscribers: list[Subscriber] = []
         self._server: ThreadedAssociationServer | None = None
         self._ae = self._build_ae()
+        self._commitment = CommitmentScp(store, node, self._timeouts())
 
     # -- life ------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
@@ -83,6 +86,7 @@ class Listener:
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_GET, self._on_get),
             (evt.EVT_C_MOVE, self._on_move),
+            (evt.EVT_N_ACTION, self._commitment.on_action),
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
         self._server = start_server(self._ae, self.node.bind, self.node.port,
@@ -120,17 +124,23 @@ class Listener:
         return len(self._server.active_associations) if self._server else 0
 
     # -- the application entity -------------------------------------------------------------
+    def _timeouts(self) -> Timeouts:
+        node = self.node
+        return Timeouts(connect=node.acse_timeout, acse=node.acse_timeout,
+                        dimse=node.dimse_timeout, network=node.network_timeout)
+
     def _build_ae(self) -> AE:
         node = self.node
-        timeouts = Timeouts(connect=node.acse_timeout, acse=node.acse_timeout,
-                            dimse=node.dimse_timeout, network=node.network_timeout)
-        ae = make_ae(node.ae_title, timeouts=timeouts,
+        ae = make_ae(node.ae_title, timeouts=self._timeouts(),
                      supported=[build_context(VERIFICATION)] + [
                          build_context(model) for model in _QR_MODELS])
         for uid in STORAGE_CLASSES.values():
             # Both roles: received by C-STORE, and sent back to a C-GET requestor (which
             # proposes the SCP role for itself).
             ae.add_supported_context(uid, _TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
+        # Storage Commitment: Relay's node commits what it holds intact (N-ACTION, answered
+        # by N-EVENT-REPORT), and takes the reports a PACS sends back for Relay's requests
+        ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
         ae.maximum_associations = node.max_associations
         ae.require_calling_aet = list(node.allowed_callers)
         return ae
