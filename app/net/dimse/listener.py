@@ -36,7 +36,7 @@ from pynetdicom.sop_class import _STORAGE_CLASSES as STORAGE_CLASSES
 from pynetdicom.transport import ThreadedAssociationServer
 
 from app.net.dimse import find_scp, retrieve_scp
-from app.net.dimse.association import NODELAY, Timeouts, make_ae, start_server
+from app.net.dimse.association import NODELAY, Timeouts, TlsOptions, make_ae, start_server
 from app.net.dimse.client import StorageCommitmentPushModel
 from app.net.dimse.commit_scp import CommitmentScp
 from app.net.dimse.node import NodeSettings
@@ -89,10 +89,14 @@ class Listener:
             (evt.EVT_N_ACTION, self._commitment.on_action),
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
-        self._server = start_server(self._ae, self.node.bind, self.node.port,
+        node = self.node
+        tls = TlsOptions(node.tls_ca_file, node.tls_cert_file, node.tls_key_file) \
+            if node.tls else None
+        self._server = start_server(self._ae, node.bind, node.port, tls=tls,
                                     evt_handlers=handlers)
         host, port = self._server.server_address[:2]
-        log.info("node %s listening on %s:%s", self.node.ae_title, host, port)
+        log.info("node %s listening on %s:%s%s", node.ae_title, host, port,
+                 " (DICOM TLS)" if tls else "")
         return str(host), int(port)
 
     @property
