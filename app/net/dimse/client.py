@@ -92,13 +92,13 @@ class RetrieveOutcome:
 
 def store_contexts(pairs: Iterable[tuple[str, str]]) -> list[PresentationContext]:
     """Contexts for sending instances of these ``(sop_class, transfer_syntax)`` pairs: each
-    class in its stored syntax, and each class in explicit and implicit VR little endian (the
-    fallbacks every PACS accepts)."""
+    class in each of its stored syntaxes on its own (implicit VR included: what the peer
+    accepts goes out byte for byte, as stored), and each class in explicit and implicit VR
+    little endian (the fallbacks every PACS accepts)."""
     contexts: list[PresentationContext] = []
     classes: list[str] = []
     for sop_class, syntax in sorted(set(pairs)):
-        if syntax not in UNCOMPRESSED:
-            contexts.append(build_context(sop_class, [syntax]))
+        contexts.append(build_context(sop_class, [syntax]))
         if sop_class not in classes:
             classes.append(sop_class)
     contexts += [build_context(c, list(UNCOMPRESSED)) for c in classes]

@@ -206,6 +206,7 @@ class Listener:
             yield 1
             yield instances.status, None
             return
+        retrieve_scp.send_exact(event.assoc)
         yield len(instances)
         yield from self._send_each(event, instances, lambda: event.assoc.accepted_contexts)
 
@@ -226,6 +227,7 @@ class Listener:
 
         def on_accepted(ev: Any) -> None:
             held["assoc"] = ev.assoc
+            retrieve_scp.send_exact(ev.assoc)
 
         yield dest.host, dest.port, {
             "contexts": retrieve_scp.contexts_for(instances) or None,
