@@ -137,7 +137,8 @@ class Listener:
         node = self.node
         ae = make_ae(node.ae_title, timeouts=self._timeouts(),
                      supported=[build_context(VERIFICATION)] + [
-                         build_context(model) for model in _QR_MODELS])
+                         build_context(model)
+                         for model in (*_QR_MODELS, *find_scp.PATIENT_ROOT_MODELS)])
         for uid in STORAGE_CLASSES.values():
             # Both roles: received by C-STORE, and sent back to a C-GET requestor (which
             # proposes the SCP role for itself).
@@ -188,7 +189,7 @@ class Listener:
     def _on_find(self, event: Any) -> Iterator[tuple[int, Any]]:
         try:
             identifier = event.identifier
-            matches = find_scp.find(self.store, identifier)
+            matches = find_scp.find(self.store, identifier, patient_root=_patient_root(event))
             for match in matches:
                 if event.is_cancelled:
                     yield 0xFE00, None
@@ -239,7 +240,8 @@ class Listener:
 
     def _retrieve_list(self, event: Any) -> list[Any] | find_scp.QueryError:
         try:
-            return retrieve_scp.instances_for(self.store, event.identifier)
+            return retrieve_scp.instances_for(self.store, event.identifier,
+                                              patient_root=_patient_root(event))
         except find_scp.QueryError as exc:
             log.warning("retrieve from %s refused: %s", event.assoc.requestor.ae_title, exc)
             return exc
@@ -259,6 +261,10 @@ class Listener:
 
 #: Not a Dataset: pynetdicom counts it as a failed sub-operation and carries on.
 _FAILED = object()
+
+
+def _patient_root(event: Any) -> bool:
+    return find_scp.is_patient_root(str(event.request.AffectedSOPClassUID))
 
 
 def _calling(event: Any) -> str:

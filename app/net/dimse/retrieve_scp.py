@@ -33,13 +33,22 @@ log = logging.getLogger(__name__)
 UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 
 
-def instances_for(store: Store, identifier: Dataset) -> list[Instance]:
-    """The stored instances a C-GET / C-MOVE identifier names (unique keys, PS3.4 C.4.2.1.4)."""
-    level = level_of(identifier)
+def instances_for(store: Store, identifier: Dataset, *,
+                  patient_root: bool = False) -> list[Instance]:
+    """The stored instances a C-GET / C-MOVE identifier names (unique keys, PS3.4 C.4.2.1.4;
+    in Patient Root, PATIENT level names every study of the Patient ID)."""
+    level = level_of(identifier, patient_root)
     studies = _uids(identifier, "StudyInstanceUID")
     series = _uids(identifier, "SeriesInstanceUID")
     sops = _uids(identifier, "SOPInstanceUID")
-    if not studies:
+    if patient_root and not _uids(identifier, "PatientID"):
+        raise QueryError(0xA900, "a Patient Root retrieve needs PatientID")
+    if level == "PATIENT":
+        patient = _uids(identifier, "PatientID")[0]
+        studies = [s.study_instance_uid for s in store.patient_studies(patient)]
+        if not studies:
+            return []
+    elif not studies:
         raise QueryError(0xA900, "a retrieve needs StudyInstanceUID")
     if level in ("SERIES", "IMAGE") and not series:
         raise QueryError(0xA900, f"a {level} retrieve needs SeriesInstanceUID")
@@ -47,8 +56,10 @@ def instances_for(store: Store, identifier: Dataset) -> list[Instance]:
         raise QueryError(0xA900, "an IMAGE retrieve needs SOPInstanceUID")
     out: list[Instance] = []
     for study in store.studies(studies):
+        if patient_root and study.patient.patient_id not in _uids(identifier, "PatientID"):
+            continue  # the study is not that patient's
         for s in study.series:
-            if level != "STUDY" and s.series_instance_uid not in series:
+            if level not in ("PATIENT", "STUDY") and s.series_instance_uid not in series:
                 continue
             out += [i for i in store.instances(s.series_instance_uid)
                     if level != "IMAGE" or i.sop_instance_uid in sops]
