@@ -12,6 +12,7 @@ patients in the log.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +41,8 @@ from app.net.dimse.association import NODELAY, Timeouts, TlsOptions, make_ae, st
 from app.net.dimse.client import StorageCommitmentPushModel
 from app.net.dimse.commit_scp import CommitmentScp
 from app.net.dimse.node import NodeSettings
-from app.net.dimse.receive import StudyReceived, Tally, receive
+from app.net.dimse.receive import StudyReceived, Tally, node_source, receive
+from app.net.incoming import remember_arrival
 from app.store.local import Store
 
 log = logging.getLogger(__name__)
@@ -165,6 +167,7 @@ class Listener:
     def _on_closed(self, event: Any) -> None:
         calling = event.assoc.requestor.ae_title
         for study in self.tally.close(id(event.assoc), calling):
+            self._remember(study)
             log.info("received %d instance(s) of a study from %s (%d duplicate, %d failed)",
                      study.instances, calling, study.duplicates, study.failed)
             for fn in list(self._subscribers):
@@ -172,6 +175,16 @@ class Listener:
                     fn(study)
                 except Exception:  # a subscriber's bug must not take the node down
                     log.exception("a subscriber to received studies failed")
+
+    def _remember(self, study: StudyReceived) -> None:
+        """Kept for Incoming across restarts (of the window, or of ``relay listen``)."""
+        if not study.instances:
+            return
+        try:
+            remember_arrival(self.store.home, node_source(study.calling_ae), study.study_uid,
+                             time.time())
+        except sqlite3.Error as exc:
+            log.warning("a received study could not be noted for Incoming: %s", exc)
 
     # -- services --------------------------------------------------------------------------
     def _on_store(self, event: Any) -> int:
