@@ -9,7 +9,7 @@ idle sleeps waits that end as soon as there is something to do - the peer sent s
 socket is readable), something was queued for the DUL to send, a DIMSE message or an
 association primitive was queued for the reactor, or a user thread wants the reactor paused -
 and otherwise after :data:`MAX_WAIT` (the timers - ARTIM, network timeout - are seconds long).
-Nothing else changes: other sleeps, and threads without a waiter, sleep as before.
+Nothing else changes: short spins (< 1 ms) and threads without a waiter sleep as before.
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ import pynetdicom.dul
 
 #: The longest a reactor waits without a reason to wake (seconds).
 MAX_WAIT = 0.005
-#: A reactor's idle sleep (1 ms in pynetdicom); shorter spins and longer deliberate pauses
-#: (a shut-down's 0.1 s) are left as they are.
-IDLE_SLEEP = (0.001, 0.002)
+#: Sleeps this long or longer are a reactor's idle sleep (pynetdicom's spins are 0.1 ms).
+IDLE_SLEEP = 0.001
 
 
 class _Clock:
@@ -43,7 +42,7 @@ class _Clock:
     @staticmethod
     def sleep(seconds: float) -> None:
         waiter = getattr(threading.current_thread(), "_relay_waiter", None)
-        if waiter is None or not IDLE_SLEEP[0] <= seconds <= IDLE_SLEEP[1]:
+        if waiter is None or seconds < IDLE_SLEEP:
             time.sleep(seconds)
         else:
             waiter.wait(seconds)
