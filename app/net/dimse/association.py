@@ -25,7 +25,6 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import ThreadedAssociationServer
 
 from app.errors import DimseError
-from app.net.dimse import reactor
 
 log = logging.getLogger(__name__)
 
@@ -116,18 +115,10 @@ def _nodelay(event: evt.Event) -> None:
     if raw is not None:
         with contextlib.suppress(OSError):
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        reactor.install(event.assoc)
 
 
-def _closed(event: evt.Event) -> None:
-    reactor.uninstall(event.assoc)
-
-
-#: Handlers every association gets: TCP_NODELAY and a reactor woken by events
-#: (:mod:`app.net.dimse.reactor`) as soon as the connection opens.
+#: Handlers every association gets (TCP_NODELAY as soon as the connection opens).
 NODELAY = (evt.EVT_CONN_OPEN, _nodelay)
-#: ... and the reactor's waiter let go when it closes.
-CLOSED = (evt.EVT_CONN_CLOSE, _closed)
 
 
 def make_ae(ae_title: str = DEFAULT_AE_TITLE, *, timeouts: Timeouts = Timeouts(),
@@ -158,7 +149,7 @@ class _Watch:
     opened: threading.Event = field(default_factory=threading.Event)
 
     def handlers(self) -> list[tuple[evt.EventType, object]]:
-        return [NODELAY, CLOSED, (evt.EVT_CONN_OPEN, lambda event: self.opened.set())]
+        return [NODELAY, (evt.EVT_CONN_OPEN, lambda event: self.opened.set())]
 
 
 def associate(ae: AE, peer: Endpoint, *, contexts: Sequence[PresentationContext] | None = None,
@@ -295,7 +286,7 @@ def start_server(ae: AE, host: str, port: int, *, tls: TlsOptions | None = None,
     ctx = server_ssl_context(tls) if tls is not None else None
     try:
         server = ae.make_server((host, port), ae_title=ae_title, ssl_context=ctx,
-                                evt_handlers=[NODELAY, CLOSED, *evt_handlers],  # type: ignore[list-item]
+                                evt_handlers=[NODELAY, *evt_handlers],  # type: ignore[list-item]
                                 server_class=_Server)
     except OSError as exc:
         raise DimseError("unreachable", f"cannot listen on {host}:{port}: "
