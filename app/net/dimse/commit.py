@@ -161,13 +161,16 @@ class Commitments:
         client = self.client
         short = replace(client.timeouts, dimse=min(client.timeouts.dimse, self.wait))
         answered = threading.Event()  # our answer to a report that came on this association
+        reported = self._transactions[uid].reported
 
         def on_sent(event: evt.Event) -> None:
-            if type(event.message).__name__ == "N_EVENT_REPORT_RSP":
+            # on the wire (EVT_DIMSE_SENT fires before the message is queued): the only data
+            # Relay sends after the report came is its answer to it
+            if reported.is_set() and type(event.pdu).__name__ == "P_DATA_TF":
                 answered.set()
 
         handlers: list[tuple[evt.EventType, object]] = [
-            (evt.EVT_N_EVENT_REPORT, self._on_report), (evt.EVT_DIMSE_SENT, on_sent)]
+            (evt.EVT_N_EVENT_REPORT, self._on_report), (evt.EVT_PDU_SENT, on_sent)]
         try:
             with client.association([build_context(StorageCommitmentPushModel)], timeouts=short,
                                     handlers=handlers) as assoc:
