@@ -9,6 +9,7 @@ import dataclasses
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from app.cli.main import open_store, print_json
@@ -33,6 +34,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="a C-MOVE destination the node may send to (repeatable)")
     p.add_argument("--remove-destination", action="append", default=[], metavar="AE",
                    help="forget a C-MOVE destination")
+    p.add_argument("--tls-cert", metavar="PEM", help="certificate the node presents: the node "
+                   "then speaks DICOM TLS only, and callers must present trusted certificates")
+    p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    p.add_argument("--tls-ca", metavar="PEM",
+                   help="CA of the callers' certificates (besides the system's trust store)")
+    p.add_argument("--no-tls", action="store_true", help="plain TCP again (forget the TLS files)")
     p.add_argument("--listen-in-window", choices=("on", "off"),
                    help="run the node in the background while the window is open")
     p.add_argument("--json", action="store_true")
@@ -71,6 +78,12 @@ def cmd_node(args: argparse.Namespace) -> int:
         gone = {check_ae_title(a) for a in args.remove_destination} | {d.ae_title for d in added}
         changes["move_destinations"] = [
             d for d in node.move_destinations if d.ae_title not in gone] + added
+    if args.no_tls:
+        changes |= {"tls_cert_file": "", "tls_key_file": "", "tls_ca_file": ""}
+    for option, name in (("tls_cert", "tls_cert_file"), ("tls_key", "tls_key_file"),
+                         ("tls_ca", "tls_ca_file")):
+        if getattr(args, option) is not None:
+            changes[name] = str(Path(getattr(args, option)).expanduser().resolve())
     if args.listen_in_window is not None:
         changes["listen"] = args.listen_in_window == "on"
     if changes:
@@ -86,7 +99,8 @@ def _show(args: argparse.Namespace, node: NodeSettings, changed: bool) -> None:
         return
     callers = ", ".join(node.allowed_callers) or "any"
     out = sys.stdout
-    out.write(f"AE title: {node.ae_title}\nlistens on: {node.bind}:{node.port}\n"
+    tls = f" (DICOM TLS, certificate {node.tls_cert_file})" if node.tls else ""
+    out.write(f"AE title: {node.ae_title}\nlistens on: {node.bind}:{node.port}{tls}\n"
               f"allowed callers: {callers}\n"
               f"runs with the window: {'yes' if node.listen else 'no'}\n")
     if not node.move_destinations:

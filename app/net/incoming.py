@@ -57,6 +57,38 @@ CREATE TABLE IF NOT EXISTS incoming_findings (
 FINDINGS_MODALITIES = ("SR", "KO", "PR")
 
 
+def remember_arrival(home: Path, source: str, study_uid: str, when: float) -> None:
+    """Note that ``study_uid`` arrived from ``source`` (Relay's node: ``DICOM <calling AE>``)
+    at ``when``, in the table the hub polls use, so the Incoming list shows it again after a
+    restart (the first arrival's time is kept)."""
+    conn = sqlite3.connect(Path(home) / FILE_NAME, timeout=60)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        with conn:
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO incoming VALUES (?,?,?)",
+                         (source, study_uid, when))
+    finally:
+        conn.close()
+
+
+def arrivals(home: Path, prefix: str, since: float) -> list[tuple[str, str, float]]:
+    """(source, study UID, first arrival) of the sources named ``prefix...`` since ``since``,
+    newest first (none when nothing was ever remembered)."""
+    path = Path(home) / FILE_NAME
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(path, timeout=60)
+    try:
+        conn.executescript(_SCHEMA)
+        rows = conn.execute(
+            "SELECT hub, study_uid, first_seen FROM incoming WHERE substr(hub, 1, ?) = ? "
+            "AND first_seen >= ? ORDER BY first_seen DESC", (len(prefix), prefix, since))
+        return [(str(h), str(u), float(t)) for h, u, t in rows]
+    finally:
+        conn.close()
+
+
 @dataclass(frozen=True)
 class IncomingStudy:
     """One study on the hub, as the Incoming list shows it."""

@@ -9,6 +9,7 @@ when the desktop has no system tray.
 from __future__ import annotations
 
 import datetime
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.net.dimse.receive import StudyReceived
-from app.net.incoming import IncomingStudy, IncomingUpdate
+from app.model import Study
+from app.net.dimse.receive import NODE_SOURCE_PREFIX, StudyReceived, node_source
+from app.net.incoming import IncomingStudy, IncomingUpdate, arrivals
 from app.net.runner import QueueRunner
 from app.net.watch import HubWatch
 from app.settings import load_settings
@@ -44,11 +46,6 @@ COL = {name: i for i, name in enumerate(COLUMNS)}
 KEY_ROLE = Qt.ItemDataRole.UserRole + 1
 STATUS_WORDS = {"local": "Local", "partial": "Partly local", "remote": "On hub only"}
 STATUS_COLOURS = {"local": "#1b7f3b", "partial": "#a15c00", "remote": "#1a5fb4"}
-
-
-def node_source(calling_ae: str) -> str:
-    """The "From" column of a study received by Relay's node (for a hub study: the hub)."""
-    return f"DICOM {calling_ae}"
 
 
 class IncomingWidget(QWidget):
@@ -76,6 +73,7 @@ class IncomingWidget(QWidget):
         self._build()
         self._updated.connect(self._on_update)
         self._prefetch.connect(self._on_prefetch)
+        self._show_node_arrivals()
         self.watch = HubWatch(Path(store.home), self._from_watch, self._prefetch_from_watch)
 
     def _build(self) -> None:
@@ -193,24 +191,47 @@ class IncomingWidget(QWidget):
         self.notified.emit(text)
 
     # -- received by Relay's node ------------------------------------------------------------
-    def add_received(self, received: StudyReceived) -> None:
-        """A study (or more of it) arrived at Relay's node: list it as local; announce it the
-        first time only (a scanner sending series by series is one notice)."""
-        study = self.store.study(received.study_uid)
-        if study is None or received.instances == 0:
-            return
-        source = node_source(received.calling_ae)
-        known = any(uid == received.study_uid for _, uid in self.studies)
-        before = self.studies.get((source, study.study_instance_uid))
+    def _show_node_arrivals(self) -> None:
+        """What Relay's node received in the look-back window, as it was listed before the
+        window (or ``relay listen``) last stopped; not announced again."""
+        days = load_settings(self.store.home).incoming.lookback_days
+        since = time.time() - days * 86400 if days > 0 else 0.0
+        try:
+            rows = arrivals(Path(self.store.home), NODE_SOURCE_PREFIX, since)
+        except sqlite3.Error:
+            return  # nothing to show is better than no window
+        for source, study_uid, when in rows:
+            self._list_received(source, study_uid, when, new=False)
+        if rows:
+            self._fill()
+
+    def _list_received(self, source: str, study_uid: str, when: float, *,
+                       new: bool) -> Study | None:
+        """List a study the node received (None when it is not in the store any more)."""
+        study = self.store.study(study_uid)
+        if study is None:
+            return None  # deleted since
+        before = self.studies.get((source, study_uid))
         count = study.instance_count
-        self.studies[(source, study.study_instance_uid)] = IncomingStudy(
-            study_uid=study.study_instance_uid, patient_name=study.patient.patient_name,
+        self.studies[(source, study_uid)] = IncomingStudy(
+            study_uid=study_uid, patient_name=study.patient.patient_name,
             patient_id=study.patient.patient_id, study_date=study.study_date,
             study_time=study.study_time, description=study.study_description,
             modalities=study.modalities, instances=count,
-            received=before.received if before else time.time(), local_instances=count,
-            new=not known)
-        self.local[study.study_instance_uid] = "local"
+            received=before.received if before else when, local_instances=count, new=new)
+        self.local[study_uid] = "local"
+        return study
+
+    def add_received(self, received: StudyReceived) -> None:
+        """A study (or more of it) arrived at Relay's node: list it as local; announce it the
+        first time only (a scanner sending series by series is one notice)."""
+        if received.instances == 0:
+            return
+        known = any(uid == received.study_uid for _, uid in self.studies)
+        study = self._list_received(node_source(received.calling_ae), received.study_uid,
+                                    time.time(), new=not known)
+        if study is None:
+            return
         self._fill()
         if not known:
             what = "/".join(study.modalities) or "new"

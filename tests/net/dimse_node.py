@@ -24,7 +24,7 @@ needs_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None,
 @contextmanager
 def running_node(home: Path, **settings) -> Iterator[Listener]:
     """Relay's node on 127.0.0.1 (a free port) over the store in ``home``, stopped after."""
-    node = NodeSettings(bind="127.0.0.1", port=free_port(), **settings)
+    node = NodeSettings(bind="127.0.0.1", **{"port": free_port(), **settings})
     listener = Listener(Store(home), node)
     listener.start()
     try:

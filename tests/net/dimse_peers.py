@@ -1,6 +1,7 @@
 """DICOM peers for DIMSE tests: Orthanc with its DICOM port on (the PACS), and a pynetdicom
 storage SCP that records every C-STORE it receives (for "nothing sent twice", syntaxes it
-refuses, peers that abort or go silent). Loopback only; stopped by the test."""
+refuses, peers that abort or go silent) and, when asked, every Storage Commitment request,
+reported on an association of its own as Orthanc does. Loopback only; stopped by the test."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from pathlib import Path
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AllStoragePresentationContexts, evt
+from pynetdicom import AllStoragePresentationContexts, build_role, evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
 
 from app.net.devhub import HubConfig, OrthancHub, free_port
-from app.net.dimse.association import make_ae, start_server
+from app.net.dimse.association import Endpoint, associate, make_ae, start_server
+from app.net.dimse.client import COMMITMENT_INSTANCE, StorageCommitmentPushModel
 from tests.net.conftest import HUB_PASSWORD, HUB_USER, relay
 
 PACS_AE = "ORTHANC"
@@ -73,7 +75,9 @@ class RecordingPacs:
     received) that counts every C-STORE per SOP Instance UID."""
 
     def __init__(self, *, port: int = 0, ae_title: str = "PACS", uncompressed_only: bool = False,
-                 find: bool = True, delay: float = 0.0, abort_after: int | None = None) -> None:
+                 find: bool = True, delay: float = 0.0, abort_after: int | None = None,
+                 commit_to: int = 0, fail_commit_once: frozenset[str] = frozenset(),
+                 hold_after: int | None = None) -> None:
         self.port = port or free_port()
         self.ae_title = ae_title
         self.received: dict[str, int] = {}
@@ -81,6 +85,15 @@ class RecordingPacs:
         self.datasets: dict[str, Dataset] = {}
         self.delay = delay
         self.abort_after = abort_after
+        #: Relay's port for commitment reports (0: no Storage Commitment service)
+        self.commit_to = commit_to
+        #: instances reported as failed the first time they are asked for
+        self.fail_commit_once = set(fail_commit_once)
+        #: each N-ACTION: (instances asked for, C-STOREs received before it came)
+        self.commit_requests: list[tuple[list[str], int]] = []
+        #: after this many C-STOREs, the next ones wait (30 s at most) for a commitment request
+        self.hold_after = hold_after
+        self._asked = threading.Event()
         self._lock = threading.Lock()
         ae = make_ae(ae_title)
         for cx in AllStoragePresentationContexts:
@@ -95,9 +108,12 @@ class RecordingPacs:
         ae.add_supported_context(Verification)
         if find:
             ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+        if commit_to:
+            ae.add_supported_context(StorageCommitmentPushModel)
         self.ae = ae
         self.server = start_server(ae, "127.0.0.1", self.port, evt_handlers=[
-            (evt.EVT_C_STORE, self._on_store), (evt.EVT_C_FIND, self._on_find)])
+            (evt.EVT_C_STORE, self._on_store), (evt.EVT_C_FIND, self._on_find),
+            (evt.EVT_N_ACTION, self._on_commit)])
 
     @property
     def total(self) -> int:
@@ -107,6 +123,9 @@ class RecordingPacs:
     def _on_store(self, event: evt.Event) -> int:
         if self.delay:
             time.sleep(self.delay)
+        if self.hold_after is not None and self.total >= self.hold_after \
+                and not self._asked.wait(30):
+            self.hold_after = None  # held once, long enough to fail the test
         ds = event.dataset
         ds.file_meta = event.file_meta
         uid = str(ds.SOPInstanceUID)
@@ -133,6 +152,36 @@ class RecordingPacs:
             match.SeriesInstanceUID = ds.SeriesInstanceUID
             match.SOPInstanceUID = ds.SOPInstanceUID
             yield 0xFF00, match
+
+    def _on_commit(self, event: evt.Event) -> tuple[int, None]:
+        action = event.action_information
+        asked = [str(r.ReferencedSOPInstanceUID) for r in action.ReferencedSOPSequence]
+        with self._lock:
+            self.commit_requests.append((asked, sum(self.received.values())))
+            held = {u for u in asked if u in self.received}
+            failed = (held & self.fail_commit_once) | (set(asked) - held)
+            self.fail_commit_once -= held
+        self._asked.set()
+        threading.Thread(target=self._report, args=(str(action.TransactionUID), asked, failed),
+                         daemon=True).start()
+        return 0x0000, None
+
+    def _report(self, transaction: str, asked: list[str], failed: set[str]) -> None:
+        """The N-EVENT-REPORT on a new association to Relay (as Orthanc sends it)."""
+        ae = make_ae(self.ae_title)
+        ae.add_requested_context(StorageCommitmentPushModel)
+        assoc = associate(ae, Endpoint("127.0.0.1", self.commit_to, "RELAY"),
+                          ext_neg=[build_role(StorageCommitmentPushModel, scp_role=True)])
+        report = Dataset()
+        report.TransactionUID = transaction
+        report.ReferencedSOPSequence = [_ref(u) for u in asked if u not in failed]
+        if failed:
+            report.FailedSOPSequence = [_ref(u) for u in failed]
+            for item in report.FailedSOPSequence:
+                item.FailureReason = 0x0110
+        assoc.send_n_event_report(report, 2 if failed else 1, StorageCommitmentPushModel,
+                                  COMMITMENT_INSTANCE)
+        assoc.release()
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -170,3 +219,9 @@ class SlowFindPacs:
 
     def stop(self) -> None:
         self.server.shutdown()
+
+def _ref(sop_uid: str) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    item.ReferencedSOPInstanceUID = sop_uid
+    return item

@@ -260,3 +260,44 @@ def test_dcmtk_storescp_as_the_target_of_relay_send(tmp_path: Path, ct_files):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+def test_commitment_is_asked_while_the_send_still_runs(tmp_path: Path, ct_files):
+    """The first batch's N-ACTION goes out while the rest is still being sent (the peer holds
+    its C-STOREs after the first batch until it is asked: without the overlap the send would
+    wait 30 s and the request would come after every instance)."""
+    from app.net.dimse.commit import COMMIT_EVERY
+
+    relay_port = free_port()
+    peer = RecordingPacs(commit_to=relay_port, hold_after=COMMIT_EVERY + 2)
+    try:
+        home = relay_home_for(tmp_path / "relay", relay_port, pacs_port=peer.port, ae="PACS")
+        _, study = import_study(home, ct_files)
+        result = _json(relay(home, "send", study, "--pacs", "pacs", "--json"))
+        assert result["state"] == "verified" and result["verified"] == 120, result
+        assert "verified by storage commitment" in result["message"]
+        first_asked, stores_before = peer.commit_requests[0]
+        assert len(first_asked) == COMMIT_EVERY and stores_before < 120
+        asked = [u for batch, _ in peer.commit_requests for u in batch]
+        assert sorted(asked) == sorted(peer.received) and len(asked) == 120  # each asked once
+        assert set(peer.received.values()) == {1}
+    finally:
+        peer.stop()
+
+
+def test_an_instance_the_pacs_does_not_commit_is_sent_again_and_committed(tmp_path: Path,
+                                                                           ct_files):
+    uids = _uids(ct_files[:10])
+    relay_port = free_port()
+    # no C-FIND: what the PACS did not commit cannot be found there, so it is sent again
+    peer = RecordingPacs(commit_to=relay_port, fail_commit_once=frozenset(uids[3:4]),
+                         find=False)
+    try:
+        home = relay_home_for(tmp_path / "relay", relay_port, pacs_port=peer.port, ae="PACS")
+        _, study = import_study(home, ct_files[:10])
+        result = _json(relay(home, "send", study, "--pacs", "pacs", "--json"))
+        assert result["state"] == "verified" and result["verified"] == 10, result["message"]
+        assert peer.received[uids[3]] == 2
+        assert all(peer.received[u] == 1 for u in uids if u != uids[3])
+        assert [len(batch) for batch, _ in peer.commit_requests] == [10, 1]
+    finally:
+        peer.stop()

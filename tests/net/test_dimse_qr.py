@@ -4,6 +4,7 @@ movescu (with dcmtk's storescp as the C-MOVE destination)."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -197,3 +198,106 @@ def test_move_to_an_unknown_destination_is_refused(filled_home, storescp, data):
     text = proc.stdout + proc.stderr
     assert "MoveDestinationUnknown" in text or "a801" in text.lower(), text[-800:]
     assert not list(out.iterdir())  # nothing went anywhere
+
+
+def _nine(data: Path) -> dict[str, Path]:
+    return {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID: p
+            for p in sorted((data / SAME_IMAGE).glob("*.dcm"))}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(dataset_bytes(path)).hexdigest()
+
+
+@pytest.mark.parametrize(("prefer", "syntax"), [
+    ("+xt", "1.2.840.10008.1.2.4.80"), ("+xs", "1.2.840.10008.1.2.4.70"),
+    ("+xv", "1.2.840.10008.1.2.4.90"), ("+xr", "1.2.840.10008.1.2.5")])
+def test_get_sends_compressed_files_byte_for_byte(filled_home, tmp_path, data, prefer, syntax):
+    """getscu preferring a compressed syntax gets the instances stored in it as stored: the
+    SHA-256 of the data set that arrives is that of the stored one (nothing re-encoded)."""
+    nine = {uid: p for uid, p in _nine(data).items()
+            if pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID == syntax}
+    first = pydicom.dcmread(next(iter(nine.values())), stop_before_pixels=True)
+    out = tmp_path / "got"
+    out.mkdir()
+    with running_node(filled_home) as node:
+        proc = dcmtk("getscu", "-S", "+B", prefer, *peer(node), "-od", str(out),
+                     "-k", "QueryRetrieveLevel=IMAGE",
+                     "-k", f"StudyInstanceUID={first.StudyInstanceUID}",
+                     "-k", f"SeriesInstanceUID={first.SeriesInstanceUID}",
+                     "-k", "SOPInstanceUID=" + "\\".join(nine))
+    assert proc.returncode == 0, proc.stderr
+    got = _received(out)
+    assert got.keys() == nine.keys()
+    for uid, path in got.items():
+        assert pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID == \
+            syntax
+        assert _digest(path) == _digest(nine[uid])
+
+
+def test_move_sends_every_syntax_byte_for_byte(filled_home, tmp_path, data):
+    """To a destination that accepts every syntax (storescp +xa), each of the nine instances
+    arrives in its stored syntax with the SHA-256 of the stored data set."""
+    nine = _nine(data)
+    study = pydicom.dcmread(next(iter(nine.values())), stop_before_pixels=True)
+    out = tmp_path / "moved"
+    out.mkdir()
+    port = free_port()
+    scp = subprocess.Popen(["storescp", "+xa", "+B", "-aet", "VIEWER", "-od", str(out), str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while dcmtk("echoscu", "-aec", "VIEWER", "127.0.0.1", str(port)).returncode != 0:
+            assert time.monotonic() < deadline, "storescp did not start"
+            time.sleep(0.2)
+        with running_node(filled_home, move_destinations=[destination("VIEWER", port)]) as node:
+            proc = dcmtk("movescu", "-S", *peer(node), "-aem", "VIEWER",
+                         "-k", "QueryRetrieveLevel=STUDY",
+                         "-k", f"StudyInstanceUID={study.StudyInstanceUID}")
+            assert proc.returncode == 0, proc.stderr
+    finally:
+        scp.terminate()
+        scp.wait(timeout=10)
+    got = _received(out)
+    assert got.keys() == nine.keys()
+    for uid, path in got.items():
+        stored = pydicom.dcmread(nine[uid], stop_before_pixels=True).file_meta.TransferSyntaxUID
+        assert pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID == \
+            stored
+        assert _digest(path) == _digest(nine[uid]), stored.name
+
+
+def test_move_sends_files_pydicom_would_encode_differently_byte_for_byte(tmp_path, data):
+    """Two JPEG 2000 files (lossy and lossless) whose data sets pydicom would not write back
+    identically: they still arrive with the SHA-256 of what is stored (sent from the file)."""
+    files = [data / "compressed/jpeg2000/693_J2KI.dcm", data / "compressed/jpeg2000/693_J2KR.dcm"]
+    home = tmp_path / "relay"
+    store = Store(home)
+    assert import_paths(store, [str(f) for f in files]).imported == 2
+    stored = {inst.sop_instance_uid: inst for study in store.studies()
+              for s in study.series for inst in store.instances(s.series_instance_uid)}
+    out = tmp_path / "moved"
+    out.mkdir()
+    port = free_port()
+    scp = subprocess.Popen(["storescp", "+xa", "+B", "-aet", "VIEWER", "-od", str(out),
+                            str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while dcmtk("echoscu", "-aec", "VIEWER", "127.0.0.1", str(port)).returncode != 0:
+            assert time.monotonic() < deadline, "storescp did not start"
+            time.sleep(0.2)
+        with running_node(home, move_destinations=[destination("VIEWER", port)]) as node:
+            for study in store.studies():
+                proc = dcmtk("movescu", "-S", *peer(node), "-aem", "VIEWER",
+                             "-k", "QueryRetrieveLevel=STUDY",
+                             "-k", f"StudyInstanceUID={study.study_instance_uid}")
+                assert proc.returncode == 0, proc.stderr
+    finally:
+        scp.terminate()
+        scp.wait(timeout=10)
+    got = _received(out)
+    assert got.keys() == stored.keys()
+    for uid, path in got.items():
+        inst = stored[uid]
+        assert inst.path is not None
+        assert _digest(path) == _digest(inst.path)

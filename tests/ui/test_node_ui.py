@@ -10,6 +10,7 @@ import pydicom
 import pytest
 
 from app.net.devhub import free_port
+from app.net.incoming import arrivals
 from app.settings import load_settings, save_settings
 from app.ui.incoming import COL, node_source
 from tests.net.dimse_node import dcmtk
@@ -88,3 +89,31 @@ def test_received_studies_appear_in_incoming_with_one_notice_each(qtbot, home, d
     window.incoming.select(*key)
     window.incoming.open_selected()
     qtbot.waitUntil(lambda: window.tabs.count() >= 3, timeout=20000)  # Studies, Incoming, it
+
+
+@needs_dcmtk
+def test_studies_the_node_received_are_still_in_incoming_after_a_restart(qtbot, home, data):
+    port = free_port()
+    _enable_node(home, port)
+    window = shown_window(qtbot, home, 1200, 800)
+    files = sorted((data / GE).glob("*.dcm"))
+    sent = dcmtk("storescu", "-aet", "CT_SCANNER", "-aec", "RELAY", "127.0.0.1", str(port),
+                 *map(str, files))
+    assert sent.returncode == 0, sent.stderr
+    study_uid = pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
+    key = (node_source("CT_SCANNER"), study_uid)
+    qtbot.waitUntil(lambda: key in window.incoming.studies, timeout=20000)
+    window.close()
+    settings = load_settings(home)
+    settings.node.listen = False  # the list comes from what was kept, not from the node
+    save_settings(home, settings)
+
+    again = shown_window(qtbot, home, 1200, 800)
+    assert again.node.listener is None
+    assert key in again.incoming.studies
+    listed = again.incoming.studies[key]
+    ((_, _, kept),) = arrivals(home, "DICOM ", 0.0)  # when it first arrived, as kept
+    assert listed.instances == len(files) and listed.received == kept
+    assert not listed.new and not [n for n in again.incoming.notices if "CT_SCANNER" in n]
+    assert again.incoming.table.item(0, COL["From"]).text() == "DICOM CT_SCANNER"
+    assert again.incoming.status_of(study_uid) == "Local"

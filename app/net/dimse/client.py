@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,6 @@ from pydicom.uid import (
     JPEGLSLossless,
     JPEGLSNearLossless,
     RLELossless,
-    generate_uid,
 )
 from pynetdicom import _config, build_context, build_role, evt
 from pynetdicom.association import Association
@@ -94,13 +93,13 @@ class RetrieveOutcome:
 
 def store_contexts(pairs: Iterable[tuple[str, str]]) -> list[PresentationContext]:
     """Contexts for sending instances of these ``(sop_class, transfer_syntax)`` pairs: each
-    class in its stored syntax, and each class in explicit and implicit VR little endian (the
-    fallbacks every PACS accepts)."""
+    class in each of its stored syntaxes on its own (implicit VR included: what the peer
+    accepts goes out byte for byte, as stored), and each class in explicit and implicit VR
+    little endian (the fallbacks every PACS accepts)."""
     contexts: list[PresentationContext] = []
     classes: list[str] = []
     for sop_class, syntax in sorted(set(pairs)):
-        if syntax not in UNCOMPRESSED:
-            contexts.append(build_context(sop_class, [syntax]))
+        contexts.append(build_context(sop_class, [syntax]))
         if sop_class not in classes:
             classes.append(sop_class)
     contexts += [build_context(c, list(UNCOMPRESSED)) for c in classes]
@@ -193,44 +192,13 @@ class DimseClient:
             yield Sender(assoc, self.peer)
 
     def commit(self, refs: Sequence[tuple[str, str]], *, wait: float = 30.0) -> set[str] | None:
-        """Storage Commitment (N-ACTION, then the PACS's N-EVENT-REPORT): the SOP Instance UIDs
-        the PACS commits to keep, or None when it does not offer the service (or no report
-        came within ``wait`` seconds, or Relay's port for the report is taken)."""
-        report = _CommitReport()
-        report.transaction = generate_uid()
-        try:
-            with ROUTES.commitment(report.transaction, report.handle), STAND_IN.held(self):
-                return self._commit(refs, report, wait)
-        except DimseError as exc:
-            if exc.kind != "port":
-                raise
-            log.info("no storage commitment: %s", exc)
-            return None
+        """Storage Commitment of ``refs`` (SOP Class UID, SOP Instance UID) in one go: the SOP
+        Instance UIDs the PACS commits to keep, or None when it gives no evidence (see
+        :class:`~app.net.dimse.commit.Commitments`, which also asks while a send runs)."""
+        from app.net.dimse.commit import Commitments  # commit.py builds on this module
 
-    def _commit(self, refs: Sequence[tuple[str, str]], report: _CommitReport,
-                wait: float) -> set[str] | None:
-        action = Dataset()
-        action.TransactionUID = report.transaction = report.transaction or generate_uid()
-        action.ReferencedSOPSequence = [_ref(c, i) for c, i in refs]
-        context = build_context(StorageCommitmentPushModel)
-        short = replace(self.timeouts, dimse=min(self.timeouts.dimse, wait))
-        try:
-            with self.association([context], timeouts=short,
-                                  handlers=[(evt.EVT_N_EVENT_REPORT, report.handle)]) as assoc:
-                since = time.monotonic()
-                status, _ = assoc.send_n_action(action, 1, StorageCommitmentPushModel,
-                                                COMMITMENT_INSTANCE)
-                code = _check(assoc, status, self.peer, "storage commitment", since=since)
-                if code != 0:
-                    return None
-                report.done.wait(wait)
-        except DimseError as exc:
-            if exc.kind == "unreachable":
-                raise
-            # not offered (refused), refused for Relay, or no answer: no evidence from it
-            log.info("no storage commitment from %s: %s", self.peer.where, exc)
-            return None
-        return set(report.committed) if report.done.is_set() else None
+        with Commitments(self, wait=wait) as commitments:
+            return commitments.finish(refs)
 
     # -- retrieval -----------------------------------------------------------------------------
     def get(self, identifier: Dataset, sop_classes: Iterable[str], on_store: StoreHandler,
@@ -407,32 +375,6 @@ def _readable(path: Path, syntax: str) -> tuple[Dataset, bool]:
         ds.decompress(generate_instance_uid=False)
         return ds, True
     return ds, False
-
-
-@dataclass
-class _CommitReport:
-    transaction: str = ""
-    done: threading.Event = None  # type: ignore[assignment]
-    committed: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        self.done = threading.Event()
-
-    def handle(self, event: evt.Event) -> tuple[int, None]:
-        info = event.event_information
-        if getattr(info, "TransactionUID", None) != self.transaction:
-            return 0x0000, None  # a report for another transaction
-        self.committed = frozenset(str(r.ReferencedSOPInstanceUID)
-                                   for r in getattr(info, "ReferencedSOPSequence", []))
-        self.done.set()
-        return 0x0000, None
-
-
-def _ref(sop_class: str, sop_uid: str) -> Dataset:
-    item = Dataset()
-    item.ReferencedSOPClassUID = sop_class
-    item.ReferencedSOPInstanceUID = sop_uid
-    return item
 
 
 def _check(assoc: Association, status: Dataset | None, peer: Endpoint, what: str, *,

@@ -1,4 +1,5 @@
-"""C-FIND over the local store as Relay's node answers it (Study Root; STUDY, SERIES, IMAGE).
+"""C-FIND over the local store as Relay's node answers it: Study Root (STUDY, SERIES, IMAGE)
+and Patient Root (PATIENT above them; the patient's ID is then the unique key of the top level).
 
 Matching follows PS3.4 C.2.2.2: an empty key is universal (returned, not matched); a value
 matches exactly, with ``*`` and ``?`` as wildcards (person names ignore case, as most PACS do);
@@ -21,14 +22,19 @@ from app.model import Instance, Series, Study
 from app.store.local import Store
 
 LEVELS = ("STUDY", "SERIES", "IMAGE")
-_UNIQUE = {"STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID",
-           "IMAGE": "SOPInstanceUID"}
+PATIENT_LEVELS = ("PATIENT", *LEVELS)
+_UNIQUE = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID",
+           "SERIES": "SeriesInstanceUID", "IMAGE": "SOPInstanceUID"}
+#: Patient Root Query/Retrieve Information Model - FIND, MOVE, GET (PS3.4 C.6.1).
+PATIENT_ROOT_MODELS = ("1.2.840.10008.5.1.4.1.2.1.1", "1.2.840.10008.5.1.4.1.2.1.2",
+                       "1.2.840.10008.5.1.4.1.2.1.3")
 _RANGE_KEYS = {"StudyDate", "StudyTime", "SeriesDate", "SeriesTime", "PatientBirthDate"}
 _UID_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"}
 _NAME_KEYS = {"PatientName"}
 #: Keys Relay can answer; others asked for come back empty (PS3.4 C.4.1.1.3.2 allows it).
 _COUNT_KEYS = {"NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
-               "NumberOfSeriesRelatedInstances"}
+               "NumberOfSeriesRelatedInstances", "NumberOfPatientRelatedStudies",
+               "NumberOfPatientRelatedSeries", "NumberOfPatientRelatedInstances"}
 
 
 class QueryError(ValueError):
@@ -46,20 +52,33 @@ class Match:
     record: dict[str, Any]
 
 
-def level_of(identifier: Dataset) -> str:
+def is_patient_root(model: str) -> bool:
+    """Is this SOP class (the request's Affected SOP Class UID) a Patient Root model?"""
+    return str(model) in PATIENT_ROOT_MODELS
+
+
+def levels(patient_root: bool) -> tuple[str, ...]:
+    return PATIENT_LEVELS if patient_root else LEVELS
+
+
+def level_of(identifier: Dataset, patient_root: bool = False) -> str:
     level = str(identifier.get("QueryRetrieveLevel", "")).strip().upper()
-    if level not in LEVELS:
-        raise QueryError(0xA900, f"query level '{level}' is not STUDY, SERIES or IMAGE")
+    allowed = levels(patient_root)
+    if level not in allowed:
+        raise QueryError(0xA900, f"query level '{level}' is not {', '.join(allowed[:-1])} or "
+                                 f"{allowed[-1]}")
     return level
 
 
-def find(store: Store, identifier: Dataset) -> Iterator[Match]:
+def find(store: Store, identifier: Dataset, *, patient_root: bool = False) -> Iterator[Match]:
     """Records of the store matching ``identifier``, lazily (the caller checks for cancel)."""
-    level = level_of(identifier)
+    level = level_of(identifier, patient_root)
     keys = {e.keyword: _text(e.value) for e in identifier if e.keyword and e.VR != "SQ"}
-    for up in LEVELS[: LEVELS.index(level)]:
+    above = levels(patient_root)
+    for up in above[: above.index(level)]:
         if not keys.get(_UNIQUE[up]):
-            raise QueryError(0xA900, f"a {level} query needs {_UNIQUE[up]} (Study Root)")
+            root = "Patient Root" if patient_root else "Study Root"
+            raise QueryError(0xA900, f"a {level} query needs {_UNIQUE[up]} ({root})")
     conditions = {k: v for k, v in keys.items() if v and k not in _COUNT_KEYS}
     for record in _records(store, level, keys):
         if all(matches(k, v, record[k]) for k, v in conditions.items() if k in record):
@@ -125,6 +144,9 @@ def _text(value: Any) -> str:
 def _records(store: Store, level: str, keys: dict[str, str]) -> Iterator[dict[str, Any]]:
     uids = keys.get("StudyInstanceUID") or ""
     studies = store.studies([u.strip() for u in uids.split("\\")] if uids else None)
+    if level == "PATIENT":
+        yield from _patient_records(studies)
+        return
     for study in studies:
         if level == "STUDY":
             yield _study_record(study)
@@ -138,6 +160,24 @@ def _records(store: Store, level: str, keys: dict[str, str]) -> Iterator[dict[st
                 continue
             for inst in store.instances(series.series_instance_uid):
                 yield _study_record(study) | _series_record(series) | _image_record(inst)
+
+
+def _patient_records(studies: list[Study]) -> Iterator[dict[str, Any]]:
+    """One record per patient (ID and issuer), with the counts over the patient's studies."""
+    by_patient: dict[tuple[str, str], list[Study]] = {}
+    for study in studies:
+        p = study.patient
+        by_patient.setdefault((p.patient_id, p.issuer_of_patient_id), []).append(study)
+    for group in by_patient.values():
+        record = {k: v for k, v in _study_record(group[0]).items() if k in _PATIENT_KEYS}
+        series = [s for study in group for s in study.series]
+        yield record | {"NumberOfPatientRelatedStudies": len(group),
+                        "NumberOfPatientRelatedSeries": len(series),
+                        "NumberOfPatientRelatedInstances": sum(s.instance_count for s in series)}
+
+
+_PATIENT_KEYS = {"PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+                 "IssuerOfPatientID"}
 
 
 def _study_record(study: Study) -> dict[str, Any]:

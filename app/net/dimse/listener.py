@@ -12,6 +12,7 @@ patients in the log.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,10 +37,13 @@ from pynetdicom.sop_class import _STORAGE_CLASSES as STORAGE_CLASSES
 from pynetdicom.transport import ThreadedAssociationServer
 
 from app.net.dimse import find_scp, retrieve_scp
-from app.net.dimse.association import NODELAY, Timeouts, make_ae, start_server
+from app.net.dimse.association import NODELAY, Timeouts, TlsOptions, make_ae, start_server
+from app.net.dimse.client import StorageCommitmentPushModel
+from app.net.dimse.commit_scp import CommitmentScp
 from app.net.dimse.node import NodeSettings
-from app.net.dimse.receive import StudyReceived, Tally, receive
+from app.net.dimse.receive import StudyReceived, Tally, node_source, receive
 from app.net.dimse.routes import ROUTES, answer_report
+from app.net.incoming import remember_arrival
 from app.store.local import Store
 
 log = logging.getLogger(__name__)
@@ -56,7 +60,6 @@ _TRANSFER_SYNTAXES = [str(u) for u in sorted(AllTransferSyntaxes, key=lambda u: 
     0 if u in _LOSSLESS else 1 if u == ExplicitVRLittleEndian else
     2 if u == ImplicitVRLittleEndian else 4 if u == ExplicitVRBigEndian else 3))]
 VERIFICATION = "1.2.840.10008.1.1"
-COMMITMENT = "1.2.840.10008.1.20.1"  # Storage Commitment Push Model
 #: Study Root Query/Retrieve Information Model - FIND, GET, MOVE (PS3.4 C.6.2).
 _QR_MODELS = ("1.2.840.10008.5.1.4.1.2.2.1", "1.2.840.10008.5.1.4.1.2.2.3",
               "1.2.840.10008.5.1.4.1.2.2.2")
@@ -72,6 +75,7 @@ class Listener:
         self._subscribers: list[Subscriber] = []
         self._server: ThreadedAssociationServer | None = None
         self._ae = self._build_ae()
+        self._commitment = CommitmentScp(store, node, self._timeouts())
 
     # -- life ------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
@@ -85,14 +89,19 @@ class Listener:
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_GET, self._on_get),
             (evt.EVT_C_MOVE, self._on_move),
+            (evt.EVT_N_ACTION, self._commitment.on_action),
             (evt.EVT_N_EVENT_REPORT, answer_report),
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
-        self._server = start_server(self._ae, self.node.bind, self.node.port,
+        node = self.node
+        tls = TlsOptions(node.tls_ca_file, node.tls_cert_file, node.tls_key_file) \
+            if node.tls else None
+        self._server = start_server(self._ae, node.bind, node.port, tls=tls,
                                     evt_handlers=handlers)
         host, port = self._server.server_address[:2]
-        ROUTES.node_started(self.node.ae_title, int(port))
-        log.info("node %s listening on %s:%s", self.node.ae_title, host, port)
+        ROUTES.node_started(node.ae_title, int(port))
+        log.info("node %s listening on %s:%s%s", node.ae_title, host, port,
+                 " (DICOM TLS)" if tls else "")
         return str(host), int(port)
 
     @property
@@ -125,19 +134,24 @@ class Listener:
         return len(self._server.active_associations) if self._server else 0
 
     # -- the application entity -------------------------------------------------------------
+    def _timeouts(self) -> Timeouts:
+        node = self.node
+        return Timeouts(connect=node.acse_timeout, acse=node.acse_timeout,
+                        dimse=node.dimse_timeout, network=node.network_timeout)
+
     def _build_ae(self) -> AE:
         node = self.node
-        timeouts = Timeouts(connect=node.acse_timeout, acse=node.acse_timeout,
-                            dimse=node.dimse_timeout, network=node.network_timeout)
-        ae = make_ae(node.ae_title, timeouts=timeouts,
+        ae = make_ae(node.ae_title, timeouts=self._timeouts(),
                      supported=[build_context(VERIFICATION)] + [
-                         build_context(model) for model in _QR_MODELS])
+                         build_context(model)
+                         for model in (*_QR_MODELS, *find_scp.PATIENT_ROOT_MODELS)])
         for uid in STORAGE_CLASSES.values():
             # Both roles: received by C-STORE, and sent back to a C-GET requestor (which
             # proposes the SCP role for itself).
             ae.add_supported_context(uid, _TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
-        # Storage Commitment reports (N-EVENT-REPORT) a PACS sends back for a job's request
-        ae.add_supported_context(COMMITMENT, scu_role=True, scp_role=True)
+        # Storage Commitment: Relay's node commits what it holds intact (N-ACTION, answered
+        # by N-EVENT-REPORT), and takes the reports a PACS sends back for Relay's requests
+        ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
         ae.maximum_associations = node.max_associations
         ae.require_calling_aet = list(node.allowed_callers)
         return ae
@@ -157,6 +171,7 @@ class Listener:
     def _on_closed(self, event: Any) -> None:
         calling = event.assoc.requestor.ae_title
         for study in self.tally.close(id(event.assoc), calling):
+            self._remember(study)
             log.info("received %d instance(s) of a study from %s (%d duplicate, %d failed)",
                      study.instances, calling, study.duplicates, study.failed)
             for fn in list(self._subscribers):
@@ -164,6 +179,16 @@ class Listener:
                     fn(study)
                 except Exception:  # a subscriber's bug must not take the node down
                     log.exception("a subscriber to received studies failed")
+
+    def _remember(self, study: StudyReceived) -> None:
+        """Kept for Incoming across restarts (of the window, or of ``relay listen``)."""
+        if not study.instances:
+            return
+        try:
+            remember_arrival(self.store.home, node_source(study.calling_ae), study.study_uid,
+                             time.time())
+        except sqlite3.Error as exc:
+            log.warning("a received study could not be noted for Incoming: %s", exc)
 
     # -- services --------------------------------------------------------------------------
     def _on_store(self, event: Any) -> int:
@@ -184,7 +209,7 @@ class Listener:
     def _on_find(self, event: Any) -> Iterator[tuple[int, Any]]:
         try:
             identifier = event.identifier
-            matches = find_scp.find(self.store, identifier)
+            matches = find_scp.find(self.store, identifier, patient_root=_patient_root(event))
             for match in matches:
                 if event.is_cancelled:
                     yield 0xFE00, None
@@ -202,6 +227,7 @@ class Listener:
             yield 1
             yield instances.status, None
             return
+        retrieve_scp.send_exact(event.assoc)
         yield len(instances)
         yield from self._send_each(event, instances, lambda: event.assoc.accepted_contexts)
 
@@ -222,6 +248,7 @@ class Listener:
 
         def on_accepted(ev: Any) -> None:
             held["assoc"] = ev.assoc
+            retrieve_scp.send_exact(ev.assoc)
 
         yield dest.host, dest.port, {
             "contexts": retrieve_scp.contexts_for(instances) or None,
@@ -233,7 +260,8 @@ class Listener:
 
     def _retrieve_list(self, event: Any) -> list[Any] | find_scp.QueryError:
         try:
-            return retrieve_scp.instances_for(self.store, event.identifier)
+            return retrieve_scp.instances_for(self.store, event.identifier,
+                                              patient_root=_patient_root(event))
         except find_scp.QueryError as exc:
             log.warning("retrieve from %s refused: %s", event.assoc.requestor.ae_title, exc)
             return exc
@@ -253,6 +281,10 @@ class Listener:
 
 #: Not a Dataset: pynetdicom counts it as a failed sub-operation and carries on.
 _FAILED = object()
+
+
+def _patient_root(event: Any) -> bool:
+    return find_scp.is_patient_root(str(event.request.AffectedSOPClassUID))
 
 
 def _calling(event: Any) -> str:

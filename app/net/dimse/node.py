@@ -58,6 +58,17 @@ class NodeSettings:
     """Seconds to wait for a DIMSE message inside an association."""
     network_timeout: float = 60.0
     """Seconds an association may stay silent before it is closed."""
+    tls_cert_file: str = ""
+    """PEM certificate the node presents; set (with ``tls_key_file``), the node speaks DICOM
+    TLS only (PS3.15 B.1) and every caller must present a certificate it trusts."""
+    tls_key_file: str = ""
+    """PEM private key of ``tls_cert_file``."""
+    tls_ca_file: str = ""
+    """PEM CA that signs the callers' certificates (besides the system's trust store)."""
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file)
 
     def __post_init__(self) -> None:
         self.ae_title = check_ae_title(self.ae_title)
@@ -65,6 +76,8 @@ class NodeSettings:
         self.allowed_callers = [check_ae_title(a) for a in self.allowed_callers]
         if self.max_associations < 1:
             raise SettingsError("node: max_associations must be at least 1")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise SettingsError("node: DICOM TLS needs both a certificate and its private key")
 
     def destination(self, ae_title: str) -> MoveDestination | None:
         """The configured C-MOVE destination called ``ae_title`` (exact match), or None."""
@@ -80,6 +93,8 @@ class NodeSettings:
             "move_destinations": [{"ae_title": d.ae_title, "host": d.host, "port": d.port}
                                   for d in self.move_destinations],
             "listen": self.listen, "max_associations": self.max_associations,
+            "tls": self.tls, "tls_cert_file": self.tls_cert_file,
+            "tls_key_file": self.tls_key_file, "tls_ca_file": self.tls_ca_file,
         }
 
 

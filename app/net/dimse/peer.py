@@ -41,6 +41,7 @@ from pynetdicom import evt
 from app.errors import Cancelled, DimseError, NotSupportedByPeer
 from app.net.dimse.association import DEFAULT_AE_TITLE, Endpoint, TlsOptions
 from app.net.dimse.client import DimseClient, Sender
+from app.net.dimse.commit import Commitments
 from app.net.multipart import PartSink
 from app.net.peer import Confirmation, DicomJson, StoreResult
 from app.settings import HubProfile, Settings
@@ -109,6 +110,9 @@ class DimsePeer:
         self._classes: dict[str, str] = {}
         self._study_classes: dict[str, set[str]] = {}
         self._commitment: bool | None = None  # learnt at the first confirm
+        #: Storage Commitment asked for in batches while the C-STOREs go on (one listener for
+        #: the reports while this peer lives); None until the first instance is stored.
+        self._commits: Commitments | None = None
         self._searches: bool | None = None  # False: the PACS refuses IMAGE-level queries
 
     @property
@@ -257,6 +261,8 @@ class DimsePeer:
                         decoded.add(sop)
                     with self._lock:
                         self._classes[sop] = cls
+                    if self._commitment is not False:
+                        self._commitments().add(cls, sop)
                 else:
                     failed[sop] = outcome.comment or \
                         f"{self.where} answered C-STORE with status 0x{outcome.status:04X}"
@@ -302,7 +308,22 @@ class DimsePeer:
         with contextlib.suppress(Exception):
             cm.__exit__(DimseError, DimseError("aborted", "lost"), None)  # aborts
 
+    def _commitments(self) -> Commitments:
+        with self._lock:
+            if self._commits is None:
+                self._commits = Commitments(self.client, wait=self.commit_wait)
+            return self._commits
+
     def close(self) -> None:
+        """Release the associations kept open for C-STORE, and stop waiting for commitment
+        reports."""
+        self._release()
+        with self._lock:
+            commits, self._commits = self._commits, None
+        if commits is not None:
+            commits.close()
+
+    def _release(self) -> None:
         """Release the associations kept open for C-STORE."""
         with self._lock:
             idle, self._idle = self._idle, []
@@ -319,13 +340,13 @@ class DimsePeer:
         learning = self._commitment is None or self._searches is None
         with self._asking() if learning else contextlib.nullcontext():
             if learning:
-                self.close()  # a PACS serving one association at a time waits for these
+                self._release()  # a PACS serving one association at a time waits for these
             return self._confirm(study_uid, sop_uids, refs)
 
     def _confirm(self, study_uid: str, sop_uids: Sequence[str],
                  refs: list[tuple[str, str]]) -> Confirmation:
         if self._commitment is not False and refs:
-            committed = self.client.commit(refs, wait=self.commit_wait)
+            committed = self._commitments().finish(refs)
             self._commitment = committed is not None
             if committed is not None:
                 return Confirmation(frozenset(committed & set(sop_uids)), "storage commitment")

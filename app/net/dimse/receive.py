@@ -65,6 +65,15 @@ def receive(store: Store, data: bytes, *, sop_instance_uid: str, name: str) -> O
         return Outcome(OUT_OF_RESOURCES, "failed", reason=str(exc))
 
 
+#: How Incoming names a study's source when Relay's node received it: ``DICOM <calling AE>``.
+NODE_SOURCE_PREFIX = "DICOM "
+
+
+def node_source(calling_ae: str) -> str:
+    """The "From" of a study Relay's node received (for a hub study: the hub's name)."""
+    return f"{NODE_SOURCE_PREFIX}{calling_ae}"
+
+
 @dataclass(frozen=True)
 class StudyReceived:
     """Instances of one study received in one association (one notification per study)."""
