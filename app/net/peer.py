@@ -79,6 +79,9 @@ class Confirmation:
     verified")."""
     evidence: str
     """How, in words: ``search`` (QIDO-RS), ``storage commitment``, ``C-FIND``."""
+    refused: frozenset[str] = frozenset()
+    """SOP Instance UIDs the peer said it does not keep (storage commitment's failed list, or
+    asked and not committed): sent again."""
 
 
 @runtime_checkable

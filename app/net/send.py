@@ -333,6 +333,10 @@ class Sender:
                 self.evidence = confirmation.evidence
                 self.unverifiable = False
                 self.queue.mark(job.id, confirmation.found, "verified")
+            if confirmation.refused:  # the next round sends them again
+                self.queue.mark(job.id, confirmation.refused, "pending",
+                                f"sent but not confirmed by {confirmation.evidence}",
+                                attempt=True)
         return still
 
     def _stow(self, job: Job, batch: list[Item]) -> StoreResult:

@@ -349,7 +349,9 @@ class DimsePeer:
             committed = self._commitments().finish(refs)
             self._commitment = committed is not None
             if committed is not None:
-                return Confirmation(frozenset(committed & set(sop_uids)), "storage commitment")
+                asked = {u for _, u in refs}
+                return Confirmation(frozenset(committed & set(sop_uids)), "storage commitment",
+                                    refused=frozenset(asked - committed))
         try:
             found = self.present(study_uid, sop_uids)
         except NotSupportedByPeer as exc:
