@@ -188,6 +188,34 @@ class WorklistSettings:
     """How long to wait for the association and for each answer."""
 
 
+AUDIT_TRANSPORTS = ("tls", "udp")
+
+
+@dataclass
+class AuditSettings:
+    """The audit repository the audit record is sent on to (DICOM audit messages, PS3.15 A.5,
+    over syslog; see :mod:`app.workflow.audit_syslog`). The record in the home is kept anyway."""
+
+    syslog_host: str = ""
+    """Host of the audit repository (syslog receiver); empty: none."""
+    syslog_port: int = 6514
+    """Its port (6514: syslog over TLS, RFC 5425; 514: UDP, RFC 5426)."""
+    syslog_transport: str = "tls"
+    """``tls`` (the repository's certificate verified) or ``udp`` (unencrypted, unconfirmed:
+    only on a trusted network)."""
+    ca_file: str = ""
+    """PEM file of a CA to trust for the repository, besides the system's."""
+    cert_file: str = ""
+    """PEM certificate Relay shows the repository (mutual TLS, as IHE ATNA asks); optional."""
+    key_file: str = ""
+    """The private key of ``cert_file`` (a file readable by this user only)."""
+
+    def __post_init__(self) -> None:
+        if self.syslog_transport not in AUDIT_TRANSPORTS:
+            raise SettingsError("audit.syslog_transport must be one of "
+                                f"{', '.join(AUDIT_TRANSPORTS)}")
+
+
 @dataclass
 class Settings:
     """Everything Relay remembers between runs, except the store, queue and secrets."""
@@ -210,6 +238,8 @@ class Settings:
     """The reading window (the user's window presets)."""
     worklist: WorklistSettings = field(default_factory=WorklistSettings)
     """The worklist SCP used by reconciliation."""
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    """Where the audit record is sent on to (an audit repository)."""
     other: dict[str, Any] = field(default_factory=dict)
     """Sections this version does not know (written by another part or version): kept as is."""
 

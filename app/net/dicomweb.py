@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.errors import HubError
-from app.net.http import HubSession
+from app.net.http import HubSession, LoginListener
 from app.net.multipart import MultipartBody, PartSink, boundary_of, read_parts
 from app.net.peer import SOP_UID, STUDY_INSTANCES, STUDY_UID, DicomJson, StoreResult, value
 from app.settings import HubProfile
@@ -39,9 +39,11 @@ QIDO_PAGE = 500
 R = TypeVar("R")
 
 
-def connect(profile: HubProfile, secret: str | None, *, pool_size: int = 4) -> DicomWebClient:
-    """The peer of a ``dicomweb`` profile (``secret``: its password or token, if any)."""
-    return DicomWebClient(HubSession(profile, secret, pool_size=pool_size))
+def connect(profile: HubProfile, secret: str | None, *, pool_size: int = 4,
+            on_login: LoginListener | None = None) -> DicomWebClient:
+    """The peer of a ``dicomweb`` profile (``secret``: its password or token, if any;
+    ``on_login``: told how the hub answered the credentials)."""
+    return DicomWebClient(HubSession(profile, secret, pool_size=pool_size, on_login=on_login))
 
 
 class DicomWebClient:

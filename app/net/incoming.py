@@ -30,6 +30,7 @@ from app.net.peer import Peer, value
 from app.net.queue import FILE_NAME
 from app.settings import IncomingSettings
 from app.store.local import Store
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,11 @@ class IncomingPoller:
                         studies.append(self._study(d, uid, seen[uid], new))
         finally:
             conn.close()
+        for study in studies:
+            if study.new and study.received:
+                audit.record(self.store.home, "arrive", study_uid=study.study_uid,
+                             peer=f"{self.hub}@{self.peer.where}",
+                             detail={"instances": study.instances})
         studies.sort(key=lambda s: s.received, reverse=True)
         return IncomingUpdate(studies=studies, checked_at=now, on_hub=len(found))
 

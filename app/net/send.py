@@ -27,6 +27,7 @@ from app.net.retry import Backoff, retry_rounds
 from app.settings import TransferSettings
 from app.store.local import Store
 from app.tasks import Progress
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ class Sender:
         self.progress = progress or Progress("Sending")
         self.backoff = Backoff(settings, give_up)
         self.bytes = 0
+        self.sent = audit.Arrivals()
+        """When the hub confirmed this run's instances (the audit's ``send`` event)."""
 
     def run(self, job_id: str) -> TransferResult:
         job = self.queue.claim(job_id)
@@ -248,6 +251,7 @@ class Sender:
                 changes.append((item.sop_uid, "sent", ""))
                 confirmed.append(item.sop_uid)
                 self.bytes += item.size
+                self.sent.add(job.study_uid)
             else:
                 reason = result.failed.get(item.sop_uid, "not confirmed in the hub's answer")
                 changes.append((item.sop_uid, "pending", reason))
@@ -272,11 +276,33 @@ class Sender:
                 reasons)
             self.queue.set_state(job_id, "failed", message)
         job = self.queue.job(job_id)
-        return TransferResult(
+        result = TransferResult(
             job=job_id, state="verified" if not missing else "failed", instances=job.total,
             verified=verified, missing=missing, bytes=job.bytes, seconds=job.seconds,
             message=message or job.message,
         )
+        audit_transfer(self.store.home, job, self.peer.where, self.sent, result)
+        return result
+
+
+def audit_transfer(home: Path, job: Job, where: str, sent: audit.Arrivals,
+                   result: TransferResult, *, verifies: bool = True) -> None:
+    """The audit events of one run of a send job: ``send`` (what this run sent, when the first
+    and last were confirmed) and, for a peer that can be searched, ``verify`` (how many of the
+    job's instances were found there)."""
+    peer = f"{job.hub}@{where}"
+    detail = {**sent.detail(job.study_uid), "job": job.id, "bytes": result.bytes}
+    final = job.state in ("verified", "failed", "sent")
+    if detail["instances"] or result.state != "verified":
+        outcome = audit.SUCCESS if job.state in ("verified", "sent") else \
+            audit.SERIOUS_FAILURE if final else audit.MINOR_FAILURE
+        audit.record(home, "send", outcome=outcome, study_uid=job.study_uid, peer=peer,
+                     detail=detail)
+    if verifies and final:
+        audit.record(home, "verify", study_uid=job.study_uid, peer=peer,
+                     outcome=audit.SUCCESS if not result.missing else audit.SERIOUS_FAILURE,
+                     detail={"instances": result.verified, "missing": len(result.missing),
+                             "job": job.id})
 
 
 def run_send(store: Store, queue: TransferQueue, peer: Peer, job_id: str,

@@ -13,9 +13,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.errors import Cancelled
 from app.model import Series, Study
 from app.store.local import Store
 from app.tasks import Progress
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +57,26 @@ def export_study(store: Store, study: Study, folder: Path, series_uids: list[str
     study_dir = _free(Path(folder) / safe_name(
         f"{study.study_date}_{study.study_description}", "study"))
     copied = 0
-    for series in chosen:
-        number = f"{series.series_number:03d}" if series.series_number is not None else "000"
-        series_dir = _free(study_dir / safe_name(f"{number}_{series.modality}", "series"))
-        series_dir.mkdir(parents=True)
-        for n, instance in enumerate(store.instances(series.series_instance_uid), start=1):
-            progress.check()
-            assert instance.path is not None  # the store names every file
-            shutil.copyfile(instance.path, series_dir / f"{n:05d}.dcm")
-            copied += 1
-            progress.advance(1)
+    outcome = audit.SERIOUS_FAILURE
+    try:
+        for series in chosen:
+            number = f"{series.series_number:03d}" if series.series_number is not None else "000"
+            series_dir = _free(study_dir / safe_name(f"{number}_{series.modality}", "series"))
+            series_dir.mkdir(parents=True)
+            for n, instance in enumerate(store.instances(series.series_instance_uid), start=1):
+                progress.check()
+                assert instance.path is not None  # the store names every file
+                shutil.copyfile(instance.path, series_dir / f"{n:05d}.dcm")
+                copied += 1
+                progress.advance(1)
+        outcome = audit.SUCCESS
+    except Cancelled:
+        outcome = audit.MINOR_FAILURE
+        raise
+    finally:
+        # the folder is not recorded: the user may have named it after the patient
+        audit.record(store.home, "export", outcome=outcome, study_uid=study.study_instance_uid,
+                     detail={"instances": copied, "media": "folder"})
     progress.finish()
     log.info("exported %d files", copied)
     return ExportResult(folder=study_dir, files=copied)

@@ -40,6 +40,7 @@ from app.net.dimse.association import NODELAY, Timeouts, make_ae, start_server
 from app.net.dimse.node import NodeSettings
 from app.net.dimse.receive import StudyReceived, Tally, receive
 from app.store.local import Store
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,9 @@ class Listener:
                         "node's allowed callers", event.assoc.requestor.address,
                         event.assoc.requestor.port, calling)
             self.tally.count("rejected")
+            audit.record(self.store.home, "login", outcome=audit.SERIOUS_FAILURE,
+                         peer=f"{calling}@{_address(event)}",
+                         detail={"reason": "calling AE title not allowed"})
 
     def _on_rejected(self, event: Any) -> None:
         log.info("association from %s rejected", _calling(event))
@@ -152,6 +156,12 @@ class Listener:
         for study in self.tally.close(id(event.assoc), calling):
             log.info("received %d instance(s) of a study from %s (%d duplicate, %d failed)",
                      study.instances, calling, study.duplicates, study.failed)
+            audit.record(self.store.home, "receive",
+                         outcome=audit.SUCCESS if not study.failed else audit.MINOR_FAILURE,
+                         study_uid=study.study_uid, peer=f"{calling}@{_address(event)}",
+                         detail={"instances": study.instances, "duplicates": study.duplicates,
+                                 "failed": study.failed, "first": study.first,
+                                 "last": study.last})
             for fn in list(self._subscribers):
                 try:
                     fn(study)
@@ -243,6 +253,12 @@ class Listener:
 
 #: Not a Dataset: pynetdicom counts it as a failed sub-operation and carries on.
 _FAILED = object()
+
+
+def _address(event: Any) -> str:
+    """``host:port`` of the peer of the event's association."""
+    requestor = event.assoc.requestor
+    return f"{requestor.address}:{requestor.port}"
 
 
 def _calling(event: Any) -> str:

@@ -18,6 +18,7 @@ from app.errors import StoreError
 from app.imports.media import Problem
 from app.store.ingest import Duplicate, stage_bytes
 from app.store.local import Store
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,10 @@ class StudyReceived:
     """Instances newly stored (not counting duplicates)."""
     duplicates: int
     failed: int
+    first: str = ""
+    """When its first instance came (ISO 8601 with offset, as the audit writes times)."""
+    last: str = ""
+    """When its last instance came."""
 
 
 class Tally:
@@ -84,6 +89,7 @@ class Tally:
         self._lock = threading.Lock()
         self.totals: Counter[str] = Counter()
         self._per_assoc: dict[int, dict[str, Counter[str]]] = {}
+        self._times: dict[int, dict[str, list[str]]] = {}
 
     def add(self, assoc_id: int, outcome: Outcome) -> None:
         key = "stored" if outcome.result == "imported" else outcome.result
@@ -92,6 +98,9 @@ class Tally:
             self.totals[key] += 1
             studies = self._per_assoc.setdefault(assoc_id, {})
             studies.setdefault(outcome.study_uid, Counter())[key] += 1
+            stamp = audit.now()
+            self._times.setdefault(assoc_id, {}).setdefault(outcome.study_uid,
+                                                            [stamp, stamp])[1] = stamp
 
     def count(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -101,8 +110,10 @@ class Tally:
         """The association ended: its studies, in the order they first arrived."""
         with self._lock:
             studies = self._per_assoc.pop(assoc_id, {})
+            times = self._times.pop(assoc_id, {})
         return [
-            StudyReceived(uid, calling_ae, c["stored"] + c["conflict"], c["duplicate"], c["failed"])
+            StudyReceived(uid, calling_ae, c["stored"] + c["conflict"], c["duplicate"], c["failed"],
+                          *times.get(uid, ["", ""]))
             for uid, c in studies.items() if uid
         ]
 

@@ -32,6 +32,7 @@ from app.settings import TransferSettings
 from app.store.ingest import Duplicate, stage_bytes
 from app.store.local import Store, StoredFile
 from app.tasks import Progress
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class Receiver:
         self.bytes = 0
         self.problems: dict[str, str] = {}
         self._lock = threading.Lock()
+        self.arrivals = audit.Arrivals()
+        """When the instances of this run came (the audit's ``retrieve`` event)."""
         self._staged: list[StoredFile] = []
         self._known: list[str] = []
         self._last = 0.0
@@ -105,6 +108,8 @@ class Receiver:
             return 0xC000  # cannot understand
         uid = staged.header.instance.sop_instance_uid
         series = staged.header.instance.series_instance_uid
+        self.arrivals.add(staged.header.study.study_instance_uid,
+                          new=not isinstance(staged, Duplicate))
         with self._lock:
             self.bytes += len(data)
             if isinstance(staged, Duplicate):
@@ -298,6 +303,13 @@ class PacsRetrieval:
                 message = message or (f"{job.total - stored} of {job.total} instances not "
                                       "retrieved: " + "; ".join(reasons))
             self.queue.set_state(job_id, state, message)
+        arrivals = self.receiver.arrivals if self.receiver is not None else audit.Arrivals()
+        audit.record(self.store.home, "retrieve", study_uid=job.study_uid,
+                     peer=f"{job.hub}@{self.client.peer.where}",
+                     outcome=audit.SUCCESS if state == "verified" else audit.SERIOUS_FAILURE
+                     if state == "failed" else audit.MINOR_FAILURE,
+                     detail={**arrivals.detail(job.study_uid), "job": job_id,
+                             "method": self.method, "failed": failed})
         return RetrieveResult(job=job_id, state=state, instances=job.total, stored=stored,
                               failed=failed, bytes=job.bytes, seconds=job.seconds,
                               message=message or job.message)

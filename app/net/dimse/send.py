@@ -23,10 +23,11 @@ from app.errors import Cancelled, DimseError, HubError
 from app.net.dimse.client import DimseClient, Sender, StoreOutcome
 from app.net.queue import Item, Job, TransferQueue
 from app.net.retry import Backoff, retry_rounds
-from app.net.send import TransferResult
+from app.net.send import TransferResult, audit_transfer
 from app.settings import TransferSettings
 from app.store.local import Store
 from app.tasks import Progress
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class PacsSender:
         self.decoded = 0
         self.evidence = ""
         self._lock = threading.Lock()
+        self.sent = audit.Arrivals()
 
     def run(self, job_id: str) -> TransferResult:
         job = self.queue.claim(job_id)
@@ -152,6 +154,7 @@ class PacsSender:
                         with self._lock:
                             self.bytes += item.size
                             self.decoded += outcome.decoded
+                        self.sent.add(job.study_uid)
                         self.progress.advance(1)
                     else:
                         reason = outcome.comment or f"the PACS answered 0x{outcome.status:04X}"
@@ -233,9 +236,12 @@ class PacsSender:
                 message = f"{verified} of {job.total} verified by {self.evidence or 'the PACS'}"
             self.queue.set_state(job_id, state, "; ".join([message, *notes]))
         job = self.queue.job(job_id)
-        return TransferResult(job=job_id, state=state, instances=job.total, verified=verified,
-                              missing=missing, bytes=job.bytes, seconds=job.seconds,
-                              message=job.message if state != "paused" else message)
+        result = TransferResult(job=job_id, state=state, instances=job.total, verified=verified,
+                                missing=missing, bytes=job.bytes, seconds=job.seconds,
+                                message=job.message if state != "paused" else message)
+        audit_transfer(self.store.home, job, self.client.peer.where, self.sent, result,
+                       verifies=state != "sent")
+        return result
 
 
 def stop_state(exc: HubError) -> str:
