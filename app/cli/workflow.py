@@ -41,6 +41,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_audit)
 
+    p = sub.add_parser("timeline", parents=[common],
+                       help="a study's way from the scanner to the first image, stage by stage")
+    p.add_argument("study", metavar="STUDY", help="Study Instance UID")
+    p.add_argument("--with", dest="also", action="append", default=[], metavar="HOME",
+                   help="also read the audit record of this Relay home (e.g. the hub "
+                        "workstation's, copied here); repeat for several")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_timeline)
+
     register_reconcile(sub, common)
 
     p = sub.add_parser("export", parents=[common],
@@ -121,6 +130,33 @@ def cmd_audit(args: argparse.Namespace) -> int:
             print("chain intact" if v["ok"] else f"chain BROKEN at line {v['bad_line']}: "
                   f"{v['reason']}")
     return code
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.workflow.timeline import study_files, study_timeline
+
+    store = open_store(args)
+    homes = [store.home, *(Path(h) for h in args.also)]
+    line = study_timeline(homes, args.study, study_files(store, args.study))
+    if not line.stages:
+        print(f"relay: nothing is known about study {args.study} here", file=sys.stderr)
+        if args.json:
+            print_json(line.to_json())
+        return 1
+    if args.json:
+        print_json(line.to_json())
+        return 0
+    start = line.stages[0].time
+    for s in line.stages:
+        count = f"{s.instances} images" if s.instances else ""
+        print(f"{s.time.isoformat(timespec='seconds')}  +{(s.time - start).total_seconds():7.1f}s"
+              f"  {s.stage:<12} {count:<12} {s.where}")
+    seconds = line.door_to_image_seconds
+    if seconds is not None:
+        print(f"door to image: {seconds:.1f} s (from {line.stages[0].stage} to the first image)")
+    return 0
 
 
 def register_reconcile(sub: Any, common: argparse.ArgumentParser) -> None:
