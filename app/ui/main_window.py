@@ -58,6 +58,7 @@ from app.ui.node_dialog import PacsNodeDialog
 from app.ui.query_dialog import QueryRetrieveDialog
 from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
+from app.ui.timeline_panel import TimelineDialog
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
 from app.ui.worker import TaskWorker
 
@@ -473,6 +474,7 @@ class MainWindow(QMainWindow):
 
         specs = [("Show DICOM tags…", None, tags),
                  ("Export to folder…", None, lambda st, se: self.manage.export(st, se)),
+                 ("Timeline…", None, lambda st, _se: self.show_timeline(st)),
                  ("Copy patient and study details", QKeySequence.StandardKey.Copy,
                   lambda st, _se: self.manage.copy_details(st)),
                  ("Delete from this computer…", QKeySequence.StandardKey.Delete,
@@ -496,6 +498,13 @@ class MainWindow(QMainWindow):
         for action in self.station.actions():
             study_menu.addAction(action)
         self.menuBar().insertMenu(self.hub_menu.menuAction(), study_menu)
+
+    def show_timeline(self, study_uid: str) -> TimelineDialog:
+        """The study's Timeline panel (door to image), non-modal."""
+        dialog = TimelineDialog(self.store, study_uid, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     # -- drag and drop ----------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt name)
