@@ -189,6 +189,76 @@ class WorklistSettings:
 
 
 AUDIT_TRANSPORTS = ("tls", "udp")
+RULE_SOURCES = ("import", "listener", "hub")
+RULE_PRIORITIES = ("stroke", "normal")
+
+
+@dataclass
+class ForwardingRule:
+    """Instances that match go on to the targets as they arrive (see :mod:`app.net.forward`).
+    Every condition given must hold; an empty one matches anything."""
+
+    name: str
+    """Short name (``relay rules remove NAME``)."""
+    targets: list[str] = field(default_factory=list)
+    """Where matching instances go: ``hub:NAME`` (a hub profile) or ``pacs:NAME``."""
+    sources: list[str] = field(default_factory=list)
+    """Where the instance came from: ``import``, ``listener``, ``hub``; empty: any."""
+    calling_ae: str = ""
+    """For the listener: a regular expression the sender's calling AE title must match."""
+    modalities: list[str] = field(default_factory=list)
+    """Modality of the series (``CT``, ``MR``...); empty: any."""
+    body_part: str = ""
+    """Regular expression for Body Part Examined (case-insensitive), e.g. ``HEAD|BRAIN``."""
+    description: str = ""
+    """Regular expression for the study or the series description (case-insensitive)."""
+    priority: str = "normal"
+    """``stroke``: these transfers go before any other; ``normal``."""
+    enabled: bool = True
+    """A rule kept but not applied."""
+
+    def __post_init__(self) -> None:
+        import re
+
+        if not self.name.strip():
+            raise SettingsError("a forwarding rule needs a name")
+        if self.priority not in RULE_PRIORITIES:
+            raise SettingsError(f"rule '{self.name}': priority must be one of "
+                                f"{', '.join(RULE_PRIORITIES)}")
+        for source in self.sources:
+            if source not in RULE_SOURCES:
+                raise SettingsError(f"rule '{self.name}': source '{source}' is not one of "
+                                    f"{', '.join(RULE_SOURCES)}")
+        for target in self.targets:
+            kind, _, name = target.partition(":")
+            if kind not in ("hub", "pacs") or not name:
+                raise SettingsError(f"rule '{self.name}': target '{target}' is not hub:NAME "
+                                    "or pacs:NAME")
+        for what, pattern in (("calling_ae", self.calling_ae), ("body_part", self.body_part),
+                              ("description", self.description)):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise SettingsError(f"rule '{self.name}': {what} '{pattern}' is not a regular "
+                                    f"expression: {exc}") from exc
+
+
+@dataclass
+class ForwardingSettings:
+    """Forwarding rules and how forwarded instances are batched."""
+
+    rules: list[ForwardingRule] = field(default_factory=list)
+    """The rules, applied in order (an instance goes to the targets of every rule it
+    matches, once per target)."""
+    imports: bool = False
+    """Apply the rules to imports too (the listener always applies them)."""
+    batch_instances: int = 16
+    """A STOW-RS batch is sent once it holds this many instances (N)..."""
+    batch_ms: int = 250
+    """... or once its first instance has waited this long (T, milliseconds)."""
+    quiet_seconds: float = 3.0
+    """A study from which nothing has come for this long (or whose association ended) is
+    verified on the target and its job finished."""
 
 
 @dataclass
@@ -240,6 +310,8 @@ class Settings:
     """The worklist SCP used by reconciliation."""
     audit: AuditSettings = field(default_factory=AuditSettings)
     """Where the audit record is sent on to (an audit repository)."""
+    forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
+    """Forwarding rules: instances sent on to hubs and PACS as they arrive."""
     other: dict[str, Any] = field(default_factory=dict)
     """Sections this version does not know (written by another part or version): kept as is."""
 

@@ -15,6 +15,7 @@ TLS, URL; ``message`` says what), ``paused``, ``cancelled``, ``verified``, ``fai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -32,6 +33,8 @@ SCHEMA_VERSION = 1
 FILE_NAME = "transfers.sqlite"
 ACTIVE = ("queued", "running", "waiting", "stuck", "paused")
 FINAL = ("verified", "failed", "cancelled", "sent")  # sent: to a PACS that cannot verify
+#: Job priority of stroke transfers (forwarding rules with priority ``stroke``); others 0.
+STROKE_PRIORITY = 10
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -98,6 +101,8 @@ class Job:
     created: float
     updated: float
     counts: dict[str, int]
+    priority: int = 0
+    """Higher goes first: :data:`STROKE_PRIORITY` for a forwarding rule's stroke transfers."""
 
     @property
     def total(self) -> int:
@@ -120,6 +125,10 @@ class TransferQueue:
             conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif int(row[0]) > SCHEMA_VERSION:
             raise TransferError(f"{self.path} was written by a newer Relay (schema {row[0]})")
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
+        if "priority" not in columns:  # added for forwarding rules; older files get it here
+            with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                conn.execute("ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
 
     def _conn(self) -> sqlite3.Connection:
         return self._db.get()
@@ -131,15 +140,16 @@ class TransferQueue:
 
     # -- jobs ----------------------------------------------------------------------------
     def create(self, kind: str, hub: str, study_uid: str, series_uids: Sequence[str],
-               items: Iterable[tuple[str, str, str, int]]) -> Job:
+               items: Iterable[tuple[str, str, str, int]], *, priority: int = 0) -> Job:
         """Record a new job with its ``(sop_uid, series_uid, path, size)`` items."""
         job_id = uuid.uuid4().hex[:12]
         now = time.time()
         with self._tx() as conn:
             conn.execute(
-                "INSERT INTO jobs (id, kind, hub, study_uid, series_uids, state, created, updated)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                (job_id, kind, hub, study_uid, json.dumps(sorted(series_uids)), "queued", now, now),
+                "INSERT INTO jobs (id, kind, hub, study_uid, series_uids, state, created, updated,"
+                " priority) VALUES (?,?,?,?,?,?,?,?,?)",
+                (job_id, kind, hub, study_uid, json.dumps(sorted(series_uids)), "queued", now, now,
+                 priority),
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO items (job_id, sop_uid, series_uid, path, size) "
@@ -182,7 +192,14 @@ class TransferQueue:
             owner_pid=row["owner_pid"], message=row["message"], attempts=row["attempts"],
             next_try=row["next_try"], bytes=row["bytes"], seconds=row["seconds"],
             created=row["created"], updated=row["updated"], counts=counts,
+            priority=row["priority"],
         )
+
+    def raise_priority(self, job_id: str, priority: int) -> None:
+        """At least ``priority`` from now on (a stroke rule matched a running job's study)."""
+        with self._tx() as conn:
+            conn.execute("UPDATE jobs SET priority=MAX(priority, ?) WHERE id=?",
+                         (priority, job_id))
 
     def jobs(self, states: Sequence[str] | None = None) -> list[Job]:
         """Jobs, newest first (all, or those in ``states``)."""

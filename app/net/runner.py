@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import cast
 
 from app.errors import RelayError
-from app.net import hubs
+from app.net import forward, hubs
 from app.net.fetch import READ_WORKERS, Download
 from app.net.peer import Mover, Peer
 from app.net.queue import Job, TransferQueue
@@ -281,8 +281,10 @@ class QueueRunner:
         # they create, mark and hand over a foreground job: a snapshot taken apart from the
         # read let the worker run a remote open's job (seen under load).
         with self._lock:
-            for job in reversed(self._queue.jobs(("queued", "waiting", "running"))):
-                if job.id in self._foreground:
+            waiting = list(reversed(self._queue.jobs(("queued", "waiting", "running"))))
+            waiting.sort(key=lambda j: -j.priority)  # stroke first, then oldest first
+            for job in waiting:
+                if job.id in self._foreground or job.id in forward.STREAMING:
                     continue
                 if job.state == "waiting" and job.next_try > now:
                     continue

@@ -169,10 +169,16 @@ class Sender:
             found |= self.peer.instance_uids(job.study_uid) & set(uids)
         return found
 
-    def _send(self, job: Job, pending: list[Item]) -> None:
+    def send_now(self, job: Job, items: list[Item], batch_instances: int) -> None:
+        """STOW these items now, in batches of ``batch_instances``, without first searching
+        the hub (they were never sent): forwarding as they arrive (:mod:`app.net.forward`).
+        The job is finished later by :meth:`run`."""
+        self._send(job, items, batch_instances)
+
+    def _send(self, job: Job, pending: list[Item], batch_instances: int | None = None) -> None:
         """STOW the pending items in batches, ``in_flight`` at a time; each confirmed batch is
         verified by QIDO on a side thread while the next batches go out."""
-        size = max(1, self.settings.batch_instances)
+        size = max(1, batch_instances or self.settings.batch_instances)
         batches = [pending[i : i + size] for i in range(0, len(pending), size)]
         with ThreadPoolExecutor(max_workers=max(1, self.settings.in_flight),
                                 thread_name_prefix="stow") as pool, \

@@ -39,12 +39,14 @@ from app.net.dimse import find_scp, retrieve_scp
 from app.net.dimse.association import NODELAY, Timeouts, make_ae, start_server
 from app.net.dimse.node import NodeSettings
 from app.net.dimse.receive import StudyReceived, Tally, receive
-from app.store.local import Store
+from app.store.local import Store, StoredFile
 from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[StudyReceived], None]
+#: Told of each instance newly stored, with the calling AE title (forwarding rules).
+InstanceSubscriber = Callable[[StoredFile, str], None]
 #: Seconds :meth:`Listener.stop` lets running associations finish before aborting them.
 STOP_GRACE = 5.0
 #: pynetdicom accepts the first of these that the peer proposes in a context: lossless
@@ -69,6 +71,7 @@ class Listener:
         self.node = node
         self.tally = Tally()
         self._subscribers: list[Subscriber] = []
+        self._instance_subscribers: list[InstanceSubscriber] = []
         self._server: ThreadedAssociationServer | None = None
         self._ae = self._build_ae()
 
@@ -111,6 +114,11 @@ class Listener:
         for assoc in server.active_associations:
             assoc.abort()
         log.info("node %s stopped", self.node.ae_title)
+
+    def subscribe_instances(self, fn: InstanceSubscriber) -> None:
+        """Call ``fn(stored_file, calling_ae)`` for every instance newly stored (on the
+        association's thread, after the index row is committed, before the status goes back)."""
+        self._instance_subscribers.append(fn)
 
     def subscribe(self, fn: Subscriber) -> None:
         """Call ``fn`` (on an association thread) for each study an association brought."""
@@ -176,6 +184,12 @@ class Listener:
                           sop_instance_uid=str(req.AffectedSOPInstanceUID),
                           name=f"C-STORE from {calling} (message {req.MessageID})")
         self.tally.add(id(event.assoc), outcome)
+        if outcome.stored is not None:
+            for fn in list(self._instance_subscribers):
+                try:
+                    fn(outcome.stored, calling)
+                except Exception:  # forwarding must not refuse what was stored
+                    log.exception("a subscriber to received instances failed")
         if outcome.reason:
             log.warning("C-STORE from %s refused (0x%04X): %s", calling, outcome.status,
                         outcome.reason)

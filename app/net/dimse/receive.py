@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.errors import StoreError
 from app.imports.media import Problem
 from app.store.ingest import Duplicate, stage_bytes
-from app.store.local import Store
+from app.store.local import Store, StoredFile
 from app.workflow import audit
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ class Outcome:
     """``imported``, ``duplicate``, ``conflict`` or ``failed``."""
     study_uid: str = ""
     reason: str = ""
+    stored: StoredFile | None = field(default=None, repr=False, compare=False)
+    """The file newly stored (``imported``), for forwarding rules."""
 
 
 def receive(store: Store, data: bytes, *, sop_instance_uid: str, name: str) -> Outcome:
@@ -61,7 +63,7 @@ def receive(store: Store, data: bytes, *, sop_instance_uid: str, name: str) -> O
         if isinstance(staged, Duplicate):
             return Outcome(SUCCESS, "duplicate", study_uid)
         (result,) = store.commit([staged])
-        return Outcome(SUCCESS, result, study_uid)
+        return Outcome(SUCCESS, result, study_uid, stored=staged if result == "imported" else None)
     except StoreError as exc:
         return Outcome(OUT_OF_RESOURCES, "failed", reason=str(exc))
 
