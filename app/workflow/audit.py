@@ -145,7 +145,8 @@ def record(home: Path, event: str, *, outcome: int = SUCCESS, study_uid: str = "
         fp.write((json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n").encode())
         fp.flush()
         os.fsync(fp.fileno())
-    log.info("audit: %s outcome %d study %s", event, outcome, study_uid or "-")
+    # the study UID stays in the record: log lines name no patient and no study
+    log.info("audit: %s outcome %d", event, outcome)
     from app.workflow import audit_syslog
 
     audit_syslog.forward_soon(Path(home))
