@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,8 +101,12 @@ def import_paths(
     progress: Progress | None = None,
     *,
     workers: int = 4,
+    on_stored: Callable[[StoredFile], object] | None = None,
 ) -> ImportReport:
-    """Import folders, DICOMDIR media, zips and single files into ``store``."""
+    """Import folders, DICOMDIR media, zips and single files into ``store``.
+
+    ``on_stored`` is told of each file newly in the store, once its index row is committed
+    (forwarding rules, :mod:`app.net.forward`)."""
     started = time.monotonic()
     progress = progress or Progress("Importing")
     report = ImportReport()
@@ -124,6 +129,8 @@ def import_paths(
                 report.count_series(stored.header.series.series_instance_uid, status)
                 seen_studies.setdefault(stored.header.study.study_instance_uid)
                 arrivals.add(stored.header.study.study_instance_uid, status == "imported")
+                if on_stored is not None and status == "imported":
+                    on_stored(stored)
             pending.clear()
         last_commit = time.monotonic()
 

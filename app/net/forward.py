@@ -86,6 +86,11 @@ class Forwarder:
             self.stats["offered"] += 1
         return found
 
+    def imported(self, stored: Any) -> None:
+        """An import stored this file (:func:`app.imports.importer.import_paths`'s
+        ``on_stored``)."""
+        self.offer(arrival_of(stored, "import"))
+
     def attach(self, listener: Any) -> None:
         """Apply the rules to what a :class:`~app.net.dimse.listener.Listener` receives."""
         listener.subscribe_instances(
@@ -116,6 +121,16 @@ class Forwarder:
             if not lane.wait_idle(deadline - time.monotonic()):
                 return False
         return True
+
+    def finish_in_background(self, study_uids: list[str], timeout: float) -> threading.Thread:
+        """Finish these studies' forwarding on a thread of its own, then stop (what is not
+        done within ``timeout`` stays queued for the transfer queue)."""
+        for uid in study_uids:
+            self.study_done(uid)
+        thread = threading.Thread(target=self.close, args=(timeout,), name="forward-finish",
+                                  daemon=True)
+        thread.start()
+        return thread
 
     def close(self, timeout: float = 10.0) -> None:
         """Finish what can be finished within ``timeout``; the rest stays queued."""

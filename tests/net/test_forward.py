@@ -222,3 +222,21 @@ def test_relay_listen_applies_the_rules(tmp_path, hub, relay_home, data):
     summary = json.loads(out)
     assert summary["stored"] == len(files) and summary["forwarded"]["sent"] == len(files)
     assert isinstance(proc, subprocess.Popen)
+
+
+@pytest.mark.orthanc
+def test_imports_are_forwarded_only_when_the_user_said_so(tmp_path, hub, relay_home, data):
+    files = scanner_files(tmp_path, data, 8)
+    spoke(relay_home, hub.url, quiet_seconds=1.0)
+    out = relay_json("--home", str(relay_home), "import", str(tmp_path / "scanner"))
+    assert out["imported"] == len(files) and "forwarded" not in out
+    assert hub_sop_uids(hub) == []
+    other = tmp_path / "other"
+    other.mkdir()
+    spoke(other, hub.url, quiet_seconds=1.0, imports=True)
+    out = relay_json("--home", str(other), "import", str(tmp_path / "scanner"))
+    assert out["forwarded"]["sent"] == len(files)
+    uids = hub_sop_uids(hub)
+    assert len(uids) == len(set(uids)) == len(files)
+    (job,) = TransferQueue(other).jobs()
+    assert job.state == "verified"
