@@ -51,6 +51,7 @@ from app.ui.controllers.remote import RemoteReadingController
 from app.ui.controllers.station import StationController
 from app.ui.controllers.transfers import TransfersController
 from app.ui.format import count
+from app.ui.forwarding_dialog import ForwardingDialog
 from app.ui.hubs_dialog import HubsDialog
 from app.ui.import_report import ImportReportDialog, summary_text
 from app.ui.labels import plain_label
@@ -244,6 +245,9 @@ class MainWindow(QMainWindow):
         self.node_action = QAction("PACS and node…", self)
         self.node_action.triggered.connect(self.show_node_dialog)
         settings_menu.addAction(self.node_action)
+        self.forwarding_action = QAction("Forwarding…", self)
+        self.forwarding_action.triggered.connect(self.show_forwarding_dialog)
+        settings_menu.addAction(self.forwarding_action)
         help_menu = self.menuBar().addMenu("&Help")
         shortcuts = QAction("Mouse and keyboard…", self)
         shortcuts.setShortcut(QKeySequence("F1"))
@@ -498,6 +502,14 @@ class MainWindow(QMainWindow):
         for action in self.station.actions():
             study_menu.addAction(action)
         self.menuBar().insertMenu(self.hub_menu.menuAction(), study_menu)
+
+    def show_forwarding_dialog(self) -> ForwardingDialog:
+        """Settings → Forwarding…; saved rules apply at once (the node restarts with them)."""
+        dialog = ForwardingDialog(self.store.home, self)
+        dialog.saved.connect(lambda _fwd: self.node.start())
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     def show_timeline(self, study_uid: str) -> TimelineDialog:
         """The study's Timeline panel (door to image), non-modal."""
