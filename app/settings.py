@@ -131,6 +131,10 @@ class IncomingSettings:
     saw it on the hub (see :mod:`app.net.incoming`)."""
     prefetch: bool = False
     """Download new studies in the background so they are local before anyone opens them."""
+    quick_seconds: float = 4.0
+    """Between the full searches, a quick search of the studies dated today and yesterday
+    (one small QIDO-RS request) this often, so a new study is listed within seconds; 1 s while
+    a study is still arriving. 0: full searches only."""
 
 
 @dataclass
