@@ -119,8 +119,8 @@ def scanner_datasets(folder: Path, slices: int) -> list[pydicom.Dataset]:
     return out
 
 
-def spoke_home(root: Path, hub_url: str, n: int, t_ms: int) -> Path:
-    home = root / f"spoke-{n}-{t_ms}"
+def spoke_home(root: Path, hub_url: str, n: int, t_ms: int, link_mb: float) -> Path:
+    home = root / f"spoke-{link_mb}-{n}-{t_ms}"
     home.mkdir()
     settings = load_settings(home)
     settings.hubs = [HubProfile(name="hub", url=hub_url)]
@@ -166,7 +166,7 @@ def one_run(root: Path, datasets: list[pydicom.Dataset], rate: float, link_mb: f
                                http_port=free_port())).start()
     link = WanLink(hub.config.http_port, link_mb * 1e6, rtt=0.04)
     url = hub.url.replace(f":{hub.config.http_port}", f":{link.port}")
-    home = spoke_home(root, url, n, t_ms)
+    home = spoke_home(root, url, n, t_ms, link_mb)
     hub_ws = root / f"hubws-{link_mb}-{n}-{t_ms}"
     hub_ws.mkdir()
     store = Store(home)
