@@ -167,7 +167,8 @@ class IncomingPoller:
         studies.sort(key=lambda s: s.received, reverse=True)
         return IncomingUpdate(studies=studies, checked_at=now, on_hub=on_hub)
 
-    def quick_match(self, now: float | None = None) -> dict[str, str]:
+    @staticmethod
+    def quick_match(now: float | None = None) -> dict[str, str]:
         """The quick search: studies dated yesterday or today (a stroke study is acquired
         today; yesterday covers midnight and a hub in another time zone)."""
         today = datetime.date.fromtimestamp(now or time.time())

@@ -87,15 +87,15 @@ class HubWatch:
             self._pollers.clear()
         if self._full_now:
             self._full_now = False
-            for _key, poller in self._pollers.values():
-                poller.full_now()
+            for _key, cached in self._pollers.values():
+                cached.full_now()
         waits = [max(MIN_INTERVAL, settings.incoming.interval_seconds)]
         for name in watched_hubs(settings):
             if self._stop.is_set():
                 break
-            poller = self._poll_hub(settings, name)
-            if poller is not None:
-                waits.append(poller.wait_seconds())
+            polled = self._poll_hub(settings, name)
+            if polled is not None:
+                waits.append(polled.wait_seconds())
         return min(waits)
 
     def _poll_hub(self, settings: Settings, name: str) -> IncomingPoller | None:
