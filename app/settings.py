@@ -131,6 +131,10 @@ class IncomingSettings:
     saw it on the hub (see :mod:`app.net.incoming`)."""
     prefetch: bool = False
     """Download new studies in the background so they are local before anyone opens them."""
+    open_stroke: bool = False
+    """A new study on the hub that matches a stroke rule (the stroke-priority forwarding rules,
+    else the shipped example: CT described STROKE, CODE or CTA) opens itself for reading; every
+    such study is announced with a sound and a tray message."""
     quick_seconds: float = 4.0
     """Between the full searches, a quick search of the studies dated today and yesterday
     (one small QIDO-RS request) this often, so a new study is listed within seconds; 1 s while

@@ -172,6 +172,7 @@ class MainWindow(QMainWindow):
         self.transfer.hubs_changed.connect(self.incoming.watch.reconnect)
         self.transfer.setup_pacs.connect(self.show_node_dialog)
         self.transfers.job_finished.connect(self.incoming.on_job_finished)
+        self.incoming.stroke_arrived.connect(self._on_stroke_arrived)
         self.browser.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.browser.tree.customContextMenuRequested.connect(self._on_browser_menu)
         self.browser.series_activated.connect(self.reading.open_series)
@@ -332,6 +333,16 @@ class MainWindow(QMainWindow):
     def open_remote_study(self, hub_name: str, study_uid: str) -> ViewerWidget:
         """Read a study that is on the hub while it downloads."""
         return self.remote.open_remote_study(hub_name, study_uid)
+
+    def _on_stroke_arrived(self, hub: str, study_uid: str) -> None:
+        """A new stroke study on the hub (settings ``incoming.open_stroke``): open it for
+        reading at once, the first image while the rest downloads."""
+        if self.store.study(study_uid) is not None and self.incoming.local.get(study_uid) == \
+                "local":
+            self.open_study(study_uid)
+        else:
+            self.incoming.reading.add(study_uid)
+            self.open_remote_study(hub, study_uid)
 
     def open_remote_dialog(self) -> None:
         self.remote.open_dialog(self.store.home)

@@ -11,8 +11,10 @@ says STROKE, CODE or CTA, at stroke priority.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -109,3 +111,18 @@ def arrival_of(stored: Any, source: str, calling_ae: str = "") -> Arrival:
                    body_part=h.series.body_part_examined,
                    study_description=h.study.study_description,
                    series_description=h.series.series_description, calling_ae=calling_ae)
+
+
+def is_stroke_study(rules: list[ForwardingRule], modalities: Iterable[str],
+                    description: str) -> bool:
+    """Does a study seen on a hub (its modalities and description: the study level has no body
+    part) match a stroke rule: a stroke-priority rule of ``rules``, else the shipped example?"""
+    stroke = [r for r in rules if r.enabled and r.priority == "stroke"] or \
+        [ForwardingRule(**example("stroke"))]
+    for modality in list(modalities) or [""]:
+        arrival = Arrival(source="hub", study_uid="", series_uid="", sop_uid="", relpath="",
+                          size=0, modality=modality, study_description=description)
+        for rule in stroke:
+            if matches(dataclasses.replace(rule, sources=[], calling_ae=""), arrival):
+                return True
+    return False

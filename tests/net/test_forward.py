@@ -240,3 +240,14 @@ def test_imports_are_forwarded_only_when_the_user_said_so(tmp_path, hub, relay_h
     assert len(uids) == len(set(uids)) == len(files)
     (job,) = TransferQueue(other).jobs()
     assert job.state == "verified"
+
+
+def test_a_study_on_the_hub_is_a_stroke_study_by_the_stroke_rules():
+    from app.workflow.rules import is_stroke_study
+
+    assert is_stroke_study([], ("CT",), "CT HEAD CODE STROKE")  # the shipped example
+    assert not is_stroke_study([], ("MR",), "CODE STROKE")
+    assert not is_stroke_study([], ("CT",), "CT ABDOMEN")
+    mine = [stroke_rule(description="LVO", calling_ae="^CT_")]
+    assert is_stroke_study(mine, ("CT", "SR"), "lvo protocol")  # caller unknown at the hub
+    assert not is_stroke_study(mine, ("CT",), "CODE STROKE")
