@@ -3,7 +3,7 @@ hub-side Relay noticing the study and showing its first image; each stage's time
 slice leaving the scanner, and the timeline of that study (``relay timeline``) beside it.
 
     PYTHONPATH=. python bench/bench_door_to_image.py [--slices 300] [--rate 20]
-        [--links 10,25] [--batches 1:0,4:100,16:250,50:1000] [--poll 2]
+        [--links 10,25] [--batches 1:0,4:100,16:250,50:1000] [--poll 4]
 
 - scanner: pynetdicom C-STORE of a generated head CT (``app.dicom.synth``, 512x512, described
   CODE STROKE), ``--rate`` slices per second, each slice stamped with its acquisition time as
@@ -13,8 +13,8 @@ slice leaving the scanner, and the timeline of that study (``relay timeline``) b
 - link: a shaped line to the hub (``tests/proxies.SlowLink``: MB/s shared both ways, 40 ms
   round trips);
 - hub: Orthanc with its DICOMweb plugin on loopback;
-- hub workstation: Relay's Incoming poll (:class:`~app.net.incoming.IncomingPoller`, every
-  ``--poll`` s) notices the study, fetches the first instance it lists (WADO-RS) and decodes
+- hub workstation: Relay's Incoming search (:class:`~app.net.incoming.IncomingPoller`: full
+  every 30 s, the quick search every ``--poll`` s as ``incoming.quick_seconds``) notices the study, fetches the first instance it lists (WADO-RS) and decodes
   it (the window would draw it now; the view is recorded as the window records it).
 
 Goals (issue 16): first image <= 10 s after the scanner's first slice; the whole study verified
@@ -135,14 +135,15 @@ def hub_workstation(home: Path, hub_url: str, study_uid: str, poll: float, t0: f
                     marks: dict[str, float], stop: threading.Event) -> None:
     """Poll the hub like the Incoming list; on the study: fetch one instance, decode it."""
     peer = DicomWebClient(HubSession(HubProfile(name="hub", url=hub_url)))
-    poller = IncomingPoller(Store(home), peer, "hub", IncomingSettings(interval_seconds=poll))
-    poller.poll()  # the first poll takes what is there as old
+    poller = IncomingPoller(Store(home), peer, "hub",
+                            IncomingSettings(interval_seconds=30.0, quick_seconds=poll))
+    poller.poll_due()  # the first (full) search takes what is there as old
     while not stop.is_set():
-        update = poller.poll()
+        stop.wait(poller.wait_seconds())  # as the window's watch: quick searches in between
+        update = poller.poll_due()
         if any(s.study_uid == study_uid for s in update.new):
             marks["noticed"] = time.monotonic() - t0
             break
-        stop.wait(poll)
     else:
         return
     first = next(iter(peer.instances(study_uid, limit=1)))
@@ -217,14 +218,15 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=20.0, help="scanner slices per second")
     ap.add_argument("--links", default="10,25", help="link rates, MB/s")
     ap.add_argument("--batches", default="1:0,4:100,16:250,50:1000", help="N:T_ms pairs")
-    ap.add_argument("--poll", type=float, default=2.0, help="hub workstation poll, seconds")
+    ap.add_argument("--poll", type=float, default=4.0,
+                    help="hub workstation's quick search, seconds (incoming.quick_seconds)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         datasets = scanner_datasets(root / "scan", args.slices)
         mb = sum(len(ds.PixelData) for ds in datasets) / 1e6
         print(f"scanner: {args.slices} slices ({mb:.0f} MB) at {args.rate:g}/s "
-              f"({mb / (args.slices / args.rate):.1f} MB/s); hub poll every {args.poll:g} s")
+              f"({mb / (args.slices / args.rate):.1f} MB/s); hub quick search every {args.poll:g} s")
         print(f"{'link':>6} {'N:T':>9} {'first@hub':>9} {'noticed':>8} {'1st img':>8} "
               f"{'last sl':>8} {'verified':>9} {'+after':>7} {'timeline dev':>12}")
         for link in (float(x) for x in args.links.split(",")):
