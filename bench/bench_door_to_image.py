@@ -14,8 +14,9 @@ slice leaving the scanner, and the timeline of that study (``relay timeline``) b
   round trips);
 - hub: Orthanc with its DICOMweb plugin on loopback;
 - hub workstation: Relay's Incoming search (:class:`~app.net.incoming.IncomingPoller`: full
-  every 30 s, the quick search every ``--poll`` s as ``incoming.quick_seconds``) notices the study, fetches the first instance it lists (WADO-RS) and decodes
-  it (the window would draw it now; the view is recorded as the window records it).
+  every 30 s, the quick search every ``--poll`` s as ``incoming.quick_seconds``) notices the
+  study, fetches the first instance it lists (WADO-RS) and decodes it (the window would draw
+  it now; the view is recorded as the window records it).
 
 Goals (issue 16): first image <= 10 s after the scanner's first slice; the whole study verified
 at the hub <= 3 s after the scanner's last slice when the link is faster than the scanner; the
@@ -226,7 +227,8 @@ def main() -> None:
         datasets = scanner_datasets(root / "scan", args.slices)
         mb = sum(len(ds.PixelData) for ds in datasets) / 1e6
         print(f"scanner: {args.slices} slices ({mb:.0f} MB) at {args.rate:g}/s "
-              f"({mb / (args.slices / args.rate):.1f} MB/s); hub quick search every {args.poll:g} s")
+              f"({mb / (args.slices / args.rate):.1f} MB/s); hub quick search every "
+              f"{args.poll:g} s")
         print(f"{'link':>6} {'N:T':>9} {'first@hub':>9} {'noticed':>8} {'1st img':>8} "
               f"{'last sl':>8} {'verified':>9} {'+after':>7} {'timeline dev':>12}")
         for link in (float(x) for x in args.links.split(",")):
