@@ -115,6 +115,7 @@ def scanner_datasets(folder: Path, slices: int) -> list[pydicom.Dataset]:
     for f in files:
         ds = pydicom.dcmread(f)
         ds.StudyDescription = "CODE STROKE HEAD"
+        ds.StudyDate = ds.SeriesDate = datetime.now().strftime("%Y%m%d")  # a scan of today
         ds.BodyPartExamined = "HEAD"
         out.append(ds)
     return out
