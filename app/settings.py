@@ -150,6 +150,14 @@ class IncomingSettings:
     saw it on the hub (see :mod:`app.net.incoming`)."""
     prefetch: bool = False
     """Download new studies in the background so they are local before anyone opens them."""
+    open_stroke: bool = False
+    """A new study on the hub that matches a stroke rule (the stroke-priority forwarding rules,
+    else the shipped example: CT described STROKE, CODE or CTA) opens itself for reading; every
+    such study is announced with a sound and a tray message."""
+    quick_seconds: float = 4.0
+    """Between the full searches, a quick search of the studies dated today and yesterday
+    (one small QIDO-RS request) this often, so a new study is listed within seconds; 1 s while
+    a study is still arriving. 0: full searches only."""
 
 
 @dataclass
@@ -233,6 +241,107 @@ class StorageSettings:
     """Warn before an import, fetch or retrieve when less than this many GB are free."""
 
 
+AUDIT_TRANSPORTS = ("tls", "udp")
+RULE_SOURCES = ("import", "listener", "hub")
+RULE_PRIORITIES = ("stroke", "normal")
+
+
+@dataclass
+class ForwardingRule:
+    """Instances that match go on to the targets as they arrive (see :mod:`app.net.forward`).
+    Every condition given must hold; an empty one matches anything."""
+
+    name: str
+    """Short name (``relay rules remove NAME``)."""
+    targets: list[str] = field(default_factory=list)
+    """Where matching instances go: ``hub:NAME`` (a hub profile) or ``pacs:NAME``."""
+    sources: list[str] = field(default_factory=list)
+    """Where the instance came from: ``import``, ``listener``, ``hub``; empty: any."""
+    calling_ae: str = ""
+    """For the listener: a regular expression the sender's calling AE title must match."""
+    modalities: list[str] = field(default_factory=list)
+    """Modality of the series (``CT``, ``MR``...); empty: any."""
+    body_part: str = ""
+    """Regular expression for Body Part Examined (case-insensitive), e.g. ``HEAD|BRAIN``."""
+    description: str = ""
+    """Regular expression for the study or the series description (case-insensitive)."""
+    priority: str = "normal"
+    """``stroke``: these transfers go before any other; ``normal``."""
+    enabled: bool = True
+    """A rule kept but not applied."""
+
+    def __post_init__(self) -> None:
+        import re
+
+        if not self.name.strip():
+            raise SettingsError("a forwarding rule needs a name")
+        if self.priority not in RULE_PRIORITIES:
+            raise SettingsError(f"rule '{self.name}': priority must be one of "
+                                f"{', '.join(RULE_PRIORITIES)}")
+        for source in self.sources:
+            if source not in RULE_SOURCES:
+                raise SettingsError(f"rule '{self.name}': source '{source}' is not one of "
+                                    f"{', '.join(RULE_SOURCES)}")
+        for target in self.targets:
+            kind, _, name = target.partition(":")
+            if kind not in ("hub", "pacs") or not name:
+                raise SettingsError(f"rule '{self.name}': target '{target}' is not hub:NAME "
+                                    "or pacs:NAME")
+        for what, pattern in (("calling_ae", self.calling_ae), ("body_part", self.body_part),
+                              ("description", self.description)):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise SettingsError(f"rule '{self.name}': {what} '{pattern}' is not a regular "
+                                    f"expression: {exc}") from exc
+
+
+@dataclass
+class ForwardingSettings:
+    """Forwarding rules and how forwarded instances are batched."""
+
+    rules: list[ForwardingRule] = field(default_factory=list)
+    """The rules, applied in order (an instance goes to the targets of every rule it
+    matches, once per target)."""
+    imports: bool = False
+    """Apply the rules to imports too (the listener always applies them)."""
+    # 16 / 250 ms measured best of 1:0, 4:100, 16:250, 50:1000 (300 slices at 20/s over
+    # 25 MB/s with 40 ms round trips: verified 1.2 s after the last slice against 12.3, 1.8 and
+    # 5.3 s; bench/bench_door_to_image.py)
+    batch_instances: int = 16
+    """A STOW-RS batch is sent once it holds this many instances (N)..."""
+    batch_ms: int = 250
+    """... or once its first instance has waited this long (T, milliseconds)."""
+    quiet_seconds: float = 3.0
+    """A study from which nothing has come for this long (or whose association ended) is
+    verified on the target and its job finished."""
+
+
+@dataclass
+class AuditSettings:
+    """The audit repository the audit record is sent on to (DICOM audit messages, PS3.15 A.5,
+    over syslog; see :mod:`app.workflow.audit_syslog`). The record in the home is kept anyway."""
+
+    syslog_host: str = ""
+    """Host of the audit repository (syslog receiver); empty: none."""
+    syslog_port: int = 6514
+    """Its port (6514: syslog over TLS, RFC 5425; 514: UDP, RFC 5426)."""
+    syslog_transport: str = "tls"
+    """``tls`` (the repository's certificate verified) or ``udp`` (unencrypted, unconfirmed:
+    only on a trusted network)."""
+    ca_file: str = ""
+    """PEM file of a CA to trust for the repository, besides the system's."""
+    cert_file: str = ""
+    """PEM certificate Relay shows the repository (mutual TLS, as IHE ATNA asks); optional."""
+    key_file: str = ""
+    """The private key of ``cert_file`` (a file readable by this user only)."""
+
+    def __post_init__(self) -> None:
+        if self.syslog_transport not in AUDIT_TRANSPORTS:
+            raise SettingsError("audit.syslog_transport must be one of "
+                                f"{', '.join(AUDIT_TRANSPORTS)}")
+
+
 @dataclass
 class Settings:
     """Everything Relay remembers between runs, except the store, queue and secrets."""
@@ -255,6 +364,11 @@ class Settings:
     """The worklist SCP used by reconciliation."""
     storage: StorageSettings = field(default_factory=StorageSettings)
     """Storage rules: retention and the low-disk warning."""
+
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    """Where the audit record is sent on to (an audit repository)."""
+    forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
+    """Forwarding rules: instances sent on to hubs and PACS as they arrive."""
     other: dict[str, Any] = field(default_factory=dict)
     """Sections this version does not know (written by another part or version): kept as is."""
 

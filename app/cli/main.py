@@ -26,7 +26,8 @@ from app.tasks import Progress, ProgressState
 
 #: Modules that add subcommands (data, so a new area is one line here).
 COMMAND_MODULES = ["app.cli.store", "app.cli.volume", "app.cli.net", "app.cli.pacs",
-                   "app.cli.node", "app.cli.workflow", "app.cli.storecheck", "app.cli.storage"]
+                   "app.cli.node", "app.cli.workflow", "app.cli.storecheck", "app.cli.storage",
+                   "app.cli.rules"]
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -109,6 +109,26 @@ def _show(args: argparse.Namespace, node: NodeSettings, changed: bool) -> None:
         out.write(f"C-MOVE destination: {d.ae_title} = {d.host}:{d.port}\n")
 
 
+#: Seconds ``relay listen`` gives forwarding to finish when it is stopped (the rest stays
+#: queued and goes on at the next start).
+FORWARD_GRACE = 30.0
+
+
+def _forwarder(store: Any, listener: Any) -> Any:
+    """The forwarding rules applied to what the listener receives (None: no rule)."""
+    from app.net.forward import Forwarder
+
+    forwarder = Forwarder(store)
+    if not forwarder.active():
+        return None
+    forwarder.attach(listener)
+    resumed = forwarder.resume()
+    rules = [r.name for r in forwarder.rules.rules if r.enabled]
+    sys.stderr.write(f"relay: forwarding rules {', '.join(rules)} apply"
+                     + (f"; {resumed} unfinished forward(s) resumed" if resumed else "") + "\n")
+    return forwarder
+
+
 def cmd_listen(args: argparse.Namespace) -> int:
     from app.net.dimse.listener import Listener, serve_forever
 
@@ -125,6 +145,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     listener = Listener(store, node)
     if not args.json:
         listener.subscribe(_print_study)
+    forwarder = _forwarder(store, listener)
     host, port = listener.start()
     stop = threading.Event()
 
@@ -141,8 +162,13 @@ def cmd_listen(args: argparse.Namespace) -> int:
     totals = listener.tally.snapshot()
     counts = {k: totals.get(k, 0) for k in
               ("received", "stored", "duplicate", "conflict", "failed", "rejected")}
+    forwarded: dict[str, int] = {}
+    if forwarder is not None:
+        forwarder.close(timeout=FORWARD_GRACE)
+        forwarded = dict(forwarder.stats)
     if args.json:
-        print_json({"ae_title": node.ae_title, "port": port} | counts)
+        print_json({"ae_title": node.ae_title, "port": port} | counts
+                   | ({"forwarded": forwarded} if forwarder is not None else {}))
     else:
         sys.stdout.write("node stopped: " + ", ".join(f"{v} {k}" for k, v in counts.items())
                          + "\n")

@@ -15,6 +15,7 @@ from app.home import resolve_home
 from app.net.queue import TransferQueue
 from app.settings import HubProfile, load_settings, save_settings
 from app.tasks import Progress
+from app.workflow import audit
 
 if TYPE_CHECKING:
     from app.net.dimse.client import DimseClient
@@ -198,19 +199,28 @@ def cmd_query(args: argparse.Namespace) -> int:
                                  f"#{s.series_number or '-'}  {s.instances or '?'} images  "
                                  f"{s.series_description}\n")
                 sys.stdout.flush()
+        audit.query(resolve_home(getattr(args, "home", None)), f"{args.pacs}@{client.peer.where}",
+                    len(rows), level="series")
         if args.json:
             print_json({"series": rows})
         return 0
     where = StudyFilter(patient_id=args.patient_id, name=args.name, date=args.date,
                         modality=args.modality, accession=args.accession, study=args.study)
-    for st in find_studies(client, where, progress):
-        rows.append(st.to_json())
-        if not args.json:
-            sys.stdout.write(f"{st.study_instance_uid}  {st.study_date or '-':<8}  "
-                             f"{'/'.join(st.modalities) or '-':<6} {st.patient_id:<12} "
-                             f"{st.patient_name:<24} {st.instances or '?'} images  "
-                             f"{st.study_description}\n")
-            sys.stdout.flush()
+    home = resolve_home(getattr(args, "home", None))
+    try:
+        for st in find_studies(client, where, progress):
+            rows.append(st.to_json())
+            if not args.json:
+                sys.stdout.write(f"{st.study_instance_uid}  {st.study_date or '-':<8}  "
+                                 f"{'/'.join(st.modalities) or '-':<6} {st.patient_id:<12} "
+                                 f"{st.patient_name:<24} {st.instances or '?'} images  "
+                                 f"{st.study_description}\n")
+                sys.stdout.flush()
+    except Exception as exc:
+        audit.query(home, f"{args.pacs}@{client.peer.where}", len(rows),
+                    failed=type(exc).__name__)
+        raise
+    audit.query(home, f"{args.pacs}@{client.peer.where}", len(rows))
     if args.json:
         print_json({"studies": rows})
     elif not rows:

@@ -27,6 +27,9 @@ SYNTAX_NAMES = ("explicit", "j2k", "jpeg-lossless", "jpegls", "rle")
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("import", parents=[common], help="import folders, CDs, zips, files")
     p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--no-forward", action="store_true",
+                   help="do not apply the forwarding rules (when 'relay rules add --imports on' "
+                        "asked for them)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_import)
 
@@ -55,20 +58,32 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from app.imports.importer import import_paths
+    from app.net.forward import Forwarder
 
     store = open_store(args)
     warn_low_disk(store.home)
+    forwarder = Forwarder(store)
+    forwarding = forwarder.rules.imports and forwarder.active() and not args.no_forward
     progress = Progress("Importing")
     cancel_on_sigint(progress)
     bar = TerminalProgress(progress, enabled=None if not args.json else False)
     try:
-        report = import_paths(store, args.paths, progress)
+        report = import_paths(store, args.paths, progress,
+                              on_stored=forwarder.imported if forwarding else None)
     finally:
         bar.close()
+    if forwarding:  # the import is done: what matched goes on to its targets, then stop
+        for uid in report.study_uids:
+            forwarder.study_done(uid)
+        forwarder.close(timeout=forwarder.settings.transfer.give_up_seconds)
     if args.json:
-        print_json(report.to_json(store))
+        print_json(report.to_json(store) | ({"forwarded": dict(forwarder.stats)}
+                                            if forwarding else {}))
     else:
         print_import_summary(report, store)
+        if forwarding and forwarder.stats["offered"]:
+            sys.stdout.write(f"forwarded by the rules: {forwarder.stats['sent']} instance(s) "
+                             "sent (see relay queue)\n")
     if report.stopped:
         sys.stderr.write(f"relay: {printable(report.stopped)}\n")
         return 1

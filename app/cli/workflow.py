@@ -32,10 +32,25 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("audit", parents=[common], help="the audit record of this home")
     p.add_argument("--study", default="", help="only events of this Study Instance UID")
+    p.add_argument("--since", default="",
+                   help="only events at or after this time (ISO 8601: 2026-12-03 or "
+                        "2026-12-03T14:00+01:00; without an offset: local time)")
     p.add_argument("--verify", action="store_true",
                    help="check the hash chain; exit 1 when it is broken")
+    p.add_argument("--send", action="store_true",
+                   help="send the events not sent yet to the audit repository (settings "
+                        "'audit') now; exit 1 when it cannot be reached")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_audit)
+
+    p = sub.add_parser("timeline", parents=[common],
+                       help="a study's way from the scanner to the first image, stage by stage")
+    p.add_argument("study", metavar="STUDY", help="Study Instance UID")
+    p.add_argument("--with", dest="also", action="append", default=[], metavar="HOME",
+                   help="also read the audit record of this Relay home (e.g. the hub "
+                        "workstation's, copied here); repeat for several")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_timeline)
 
     register_reconcile(sub, common)
 
@@ -92,14 +107,27 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from app.workflow import audit
 
     home = resolve_home(getattr(args, "home", None))
-    events = [e for e in audit.read(home) if not args.study or e.get("study_uid") == args.study]
+    try:
+        since = audit.parse_time(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"relay: --since: {exc}", file=sys.stderr)
+        return 2
+    events = list(audit.select(home, study_uid=args.study, since=since))
     out: dict[str, Any] = {"events": events}
     code = 0
+    if args.send:
+        from app.workflow.audit_syslog import SyslogError, ship
+
+        try:
+            out["sent"] = ship(home)
+        except SyslogError as exc:
+            print(f"relay: {exc}", file=sys.stderr)
+            out["sent"], code = 0, 1
     if args.verify:
         v = audit.verify(home)
         out["verified"] = {"ok": v.ok, "lines": v.lines, "bad_line": v.bad_line,
                            "reason": v.reason}
-        code = 0 if v.ok else 1
+        code = code if v.ok else 1
     if args.json:
         print_json(out)
     else:
@@ -110,6 +138,33 @@ def cmd_audit(args: argparse.Namespace) -> int:
             print("chain intact" if v["ok"] else f"chain BROKEN at line {v['bad_line']}: "
                   f"{v['reason']}")
     return code
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.workflow.timeline import study_files, study_timeline
+
+    store = open_store(args)
+    homes = [store.home, *(Path(h) for h in args.also)]
+    line = study_timeline(homes, args.study, study_files(store, args.study))
+    if not line.stages:
+        print(f"relay: nothing is known about study {args.study} here", file=sys.stderr)
+        if args.json:
+            print_json(line.to_json())
+        return 1
+    if args.json:
+        print_json(line.to_json())
+        return 0
+    start = line.stages[0].time
+    for s in line.stages:
+        count = f"{s.instances} images" if s.instances else ""
+        print(f"{s.time.isoformat(timespec='seconds')}  +{(s.time - start).total_seconds():7.1f}s"
+              f"  {s.stage:<12} {count:<12} {s.where}")
+    seconds = line.door_to_image_seconds
+    if seconds is not None:
+        print(f"door to image: {seconds:.1f} s (from {line.stages[0].stage} to the first image)")
+    return 0
 
 
 def register_reconcile(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -247,7 +302,7 @@ def _worklist_entry(home: Any, n: int) -> dict[str, str]:
 def audit_query(home: Any, peer: str, answers: int) -> None:
     from app.workflow import audit
 
-    audit.record(home, "query", peer=peer, detail={"answers": answers})
+    audit.query(home, peer, answers, level="worklist")
 
 
 def cmd_export(args: argparse.Namespace) -> int:

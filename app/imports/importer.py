@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from app.store.ingest import Duplicate, stage_bytes
 from app.store.local import Store, StoredFile
 from app.tasks import Progress
 from app.volume.plans import series_plan
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +108,12 @@ def import_paths(
     progress: Progress | None = None,
     *,
     workers: int = 4,
+    on_stored: Callable[[StoredFile], object] | None = None,
 ) -> ImportReport:
-    """Import folders, DICOMDIR media, zips and single files into ``store``."""
+    """Import folders, DICOMDIR media, zips and single files into ``store``.
+
+    ``on_stored`` is told of each file newly in the store, once its index row is committed
+    (forwarding rules, :mod:`app.net.forward`)."""
     started = time.monotonic()
     progress = progress or Progress("Importing")
     report = ImportReport()
@@ -116,6 +122,7 @@ def import_paths(
         report.add_problem(problem)
     progress.set_total(len(listing.items), "Importing")
     seen_studies: dict[str, None] = {}
+    arrivals = audit.Arrivals()
 
     pending: list[tuple[MediaItem, StoredFile]] = []
     last_commit = time.monotonic()
@@ -128,6 +135,9 @@ def import_paths(
                 _count(report, status)
                 report.count_series(stored.header.series.series_instance_uid, status)
                 seen_studies.setdefault(stored.header.study.study_instance_uid)
+                arrivals.add(stored.header.study.study_instance_uid, status == "imported")
+                if on_stored is not None and status == "imported":
+                    on_stored(stored)
             pending.clear()
         last_commit = time.monotonic()
 
@@ -153,6 +163,7 @@ def import_paths(
                         report.count_series(result.header.series.series_instance_uid,
                                             "duplicate")
                         seen_studies.setdefault(result.header.study.study_instance_uid)
+                        arrivals.add(result.header.study.study_instance_uid, new=False)
                     else:
                         pending.append((item, result))
                     progress.advance(1, item.display)
@@ -179,6 +190,14 @@ def import_paths(
         progress.finish()
     report.study_uids = list(seen_studies)
     report.seconds = time.monotonic() - started
+    outcome = audit.SUCCESS if not report.failed and not report.cancelled \
+        else audit.MINOR_FAILURE
+    for uid in report.study_uids:
+        audit.record(store.home, "import", outcome=outcome, study_uid=uid,
+                     detail=arrivals.detail(uid))
+    if not report.study_uids and (report.failed or report.cancelled):
+        audit.record(store.home, "import", outcome=audit.SERIOUS_FAILURE,
+                     detail={"instances": 0, "failed": len(report.failed)})
     log.info(
         "import: %d imported, %d duplicates, %d conflicts, %d failed, %d skipped in %.2fs",
         report.imported, report.duplicates, report.conflicts, len(report.failed),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.errors import HubError, RelayError
-from app.net.http import HubSession
+from app.net.http import HubSession, LoginListener
 from app.net.multipart import MultipartBody, PartSink, boundary_of, read_parts
 from app.net.peer import (
     SOP_UID,
@@ -48,11 +48,12 @@ R = TypeVar("R")
 
 
 def connect(profile: HubProfile, secret: str | None, *, pool_size: int = 4,
-            settings: Settings | None = None) -> DicomWebClient:
+            settings: Settings | None = None,
+            on_login: LoginListener | None = None) -> DicomWebClient:
     """The peer of a ``dicomweb`` profile (``secret``: its password or token, if any;
-    ``settings`` are not needed)."""
+    ``settings`` are not needed; ``on_login``: told how the hub answered the credentials)."""
     del settings
-    return DicomWebClient(HubSession(profile, secret, pool_size=pool_size))
+    return DicomWebClient(HubSession(profile, secret, pool_size=pool_size, on_login=on_login))
 
 
 class DicomWebClient:

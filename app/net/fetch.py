@@ -39,6 +39,7 @@ from app.net.send import TransferResult
 from app.settings import TransferSettings
 from app.store.local import Store
 from app.tasks import Progress
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,8 @@ class Download:
         self._result: TransferResult | None = None
         self.bytes = 0
         self.first_stored_at: float | None = None
+        self.arrivals = audit.Arrivals()
+        """When this run stored the study's instances (the audit's ``retrieve`` event)."""
         #: SOP Instance UIDs fetched one request each, in order (the rest came in bulk).
         self.singles: list[str] = []
         self.ingest = PartIngest(store, self._stored)
@@ -461,6 +464,7 @@ class Download:
                 return
             if self.first_stored_at is None:
                 self.first_stored_at = time.monotonic()
+            self.arrivals.add(self.study_uid)
             self._arrival.notify_all()
         self.progress.advance(1)
         for listener in list(self._listeners):
@@ -494,6 +498,13 @@ class Download:
                 self.queue.set_state(self.job_id, "verified",
                                      f"{len(arrived)} of {len(arrived)} in the local store")
         job = self.queue.job(self.job_id)
+        if self.arrivals.studies() or job.state in ("failed", "stuck"):
+            audit.record(self.store.home, "retrieve", study_uid=self.study_uid,
+                         peer=f"{self.hub}@{self.peer.where}",
+                         outcome=audit.SUCCESS if job.state == "verified" else
+                         audit.SERIOUS_FAILURE if job.state == "failed" else audit.MINOR_FAILURE,
+                         detail={**self.arrivals.pop(self.study_uid), "job": self.job_id,
+                                 "missing": len(missing)})
         return TransferResult(job=self.job_id, state="failed" if missing else "verified",
                               instances=len(arrived) + len(missing), verified=len(arrived),
                               missing=missing, bytes=job.bytes, seconds=job.seconds,

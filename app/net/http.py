@@ -14,8 +14,9 @@ import ipaddress
 import json
 import logging
 import ssl
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.client import BadStatusLine, IncompleteRead, RemoteDisconnected
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -61,6 +62,8 @@ def _not_header_defects(record: logging.LogRecord) -> bool:
 logging.getLogger("urllib3.connection").addFilter(_not_header_defects)
 
 USER_AGENT = f"Relay/{__version__}"
+#: Told ``(accepted, reason)`` when the hub answers a request carrying credentials.
+LoginListener = Callable[[bool, str], None]
 #: Largest JSON answer taken, after gzip decoding (the metadata of a 10,000-instance study is
 #: ~100 MB); beyond it the answer is refused, so a gzip bomb costs at most this much memory.
 MAX_JSON_BYTES = 256 << 20
@@ -82,8 +85,14 @@ def ssl_context(ca_file: str = "") -> ssl.SSLContext:
 class HubSession:
     """Requests to one hub. Thread-safe (urllib3 pools are)."""
 
-    def __init__(self, profile: HubProfile, secret: str | None = None, *, pool_size: int = 4):
+    def __init__(self, profile: HubProfile, secret: str | None = None, *, pool_size: int = 4,
+                 on_login: LoginListener | None = None):
         self.profile = profile
+        self.on_login = on_login if profile.auth != "none" else None
+        """Told ``(accepted, reason)`` of the first answer to the credentials, and of the first
+        refusal after that: the login attempts of the audit trail."""
+        self._login_told: set[bool] = set()
+        self._login_lock = threading.Lock()
         self.base = profile.url.rstrip("/")
         parts = urlsplit(self.base)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -142,6 +151,8 @@ class HubSession:
             raise
         except Exception as exc:
             raise self.translate(exc) from exc
+        if self.on_login is not None:
+            self._tell_login(resp.status)
         if resp.status not in set(ok):
             error = self.status_error(resp)
             if stream:
@@ -149,6 +160,18 @@ class HubSession:
                 resp.release_conn()
             raise error
         return resp
+
+    def _tell_login(self, status: int) -> None:
+        accepted = status not in (401, 403)
+        with self._login_lock:
+            if accepted in self._login_told or (accepted and self._login_told):
+                return
+            self._login_told.add(accepted)
+        assert self.on_login is not None
+        try:
+            self.on_login(accepted, "" if accepted else f"refused ({status})")
+        except Exception:  # the audit must not break a transfer
+            log.exception("recording a login attempt failed")
 
     def json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET a DICOM JSON answer (QIDO, metadata); 204 is an empty list.

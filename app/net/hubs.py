@@ -14,13 +14,15 @@ from pathlib import Path
 
 from app.errors import HubError, TransferError
 from app.net import dicomweb
+from app.net.http import LoginListener
 from app.net.peer import Peer
 from app.net.secrets import SecretStore
-from app.settings import PROFILE_KINDS, HubProfile, Settings, load_settings
+from app.settings import PROFILE_KINDS, HubProfile, Settings, load_settings, strip_userinfo
 
 
 def _dimse(profile: HubProfile, secret: str | None, *, pool_size: int = 4,
-           settings: Settings | None = None) -> Peer:
+           settings: Settings | None = None, on_login: LoginListener | None = None) -> Peer:
+    del on_login  # DIMSE has no credentials to answer (TLS certificates are files)
     from app.net.dimse.peer import connect as dimse_connect  # pynetdicom: loaded when used
 
     return dimse_connect(profile, secret, pool_size=pool_size, settings=settings)
@@ -42,10 +44,12 @@ def profile(settings: Settings, name: str) -> HubProfile:
 
 
 def peer_for(hub: HubProfile, secret: str | None, *, pool_size: int = 4,
-             settings: Settings | None = None) -> Peer:
+             settings: Settings | None = None, on_login: LoginListener | None = None) -> Peer:
     """The peer a profile describes, spoken to with its protocol (``secret``: password or
-    token, if its authentication needs one; ``settings``: Relay's own node, for DIMSE)."""
-    return PEER_KINDS[hub.kind](hub, secret, pool_size=pool_size, settings=settings)
+    token, if its authentication needs one; ``settings``: Relay's own node, for DIMSE;
+    ``on_login``: told how the hub answered the credentials)."""
+    return PEER_KINDS[hub.kind](hub, secret, pool_size=pool_size, settings=settings,
+                                on_login=on_login)
 
 
 def connect(home: Path, name: str, settings: Settings | None = None, *,
@@ -62,7 +66,20 @@ def connect(home: Path, name: str, settings: Settings | None = None, *,
         if secret is None:
             raise TransferError(f"the {hub.auth} secret of hub '{name}' is not in the keyring; "
                                 "add the hub again with --password-stdin or --token-stdin")
-    return peer_for(hub, secret, pool_size=pool_size, settings=settings)
+    return peer_for(hub, secret, pool_size=pool_size, settings=settings,
+                    on_login=login_auditor(home, hub))
+
+
+def login_auditor(home: Path, hub: HubProfile) -> LoginListener:
+    """What records the hub's answers to ``hub``'s credentials in the audit trail (110114)."""
+    from app.workflow import audit
+
+    def told(accepted: bool, reason: str) -> None:
+        detail = {"auth": hub.auth, "account": hub.user} if hub.user else {"auth": hub.auth}
+        audit.record(home, "login", outcome=audit.SUCCESS if accepted else
+                     audit.SERIOUS_FAILURE, peer=f"{hub.name}@{strip_userinfo(hub.url)}",
+                     detail={**detail, **({"reason": reason} if reason else {})})
+    return told
 
 
 @dataclass(frozen=True)

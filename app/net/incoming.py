@@ -30,8 +30,12 @@ from app.net.peer import Peer, value
 from app.net.queue import FILE_NAME
 from app.settings import IncomingSettings
 from app.store.local import Store
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
+
+#: Seconds between quick searches while a study is arriving (its instance count grows).
+ARRIVING_SECONDS = 1.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incoming (
@@ -153,6 +157,12 @@ class IncomingPoller:
         self.settings = settings
         self.db_path = Path(store.home) / FILE_NAME
         self._stop = threading.Event()
+        #: What the last full search listed, and how many studies the hub held then.
+        self._listed: list[IncomingStudy] = []
+        self._on_hub = 0
+        #: The last quick search saw a study new or growing: search again soon.
+        self.arriving = False
+        self._next_full = 0.0
         with self._db() as conn:
             conn.executescript(_SCHEMA)
 
@@ -161,9 +171,11 @@ class IncomingPoller:
         conn.execute("PRAGMA journal_mode=WAL")
         return conn
 
-    def poll(self) -> IncomingUpdate:
-        """Ask the hub once; raises :class:`HubError` when it cannot be asked."""
-        found = list(self.peer.studies())
+    def poll(self, match: dict[str, str] | None = None) -> IncomingUpdate:
+        """Ask the hub once (every study, or those matching ``match``: a quick search, merged
+        with what the last full search listed); raises :class:`HubError` when it cannot be
+        asked."""
+        found = list(self.peer.studies(**(match or {})))
         now = time.time()
         conn = self._db()
         try:
@@ -201,8 +213,36 @@ class IncomingPoller:
                         studies.append(study)
         finally:
             conn.close()
+        for study in studies:
+            if study.new and study.received:
+                audit.record(self.store.home, "arrive", study_uid=study.study_uid,
+                             peer=f"{self.hub}@{self.peer.where}",
+                             detail={"instances": study.instances})
+        if match:  # a quick search: the full list, its studies brought up to date
+            listed = {s.study_uid: s for s in self._listed}
+            arriving = any(s.study_uid in listed and s.instances > listed[s.study_uid].instances
+                           or s.new for s in studies)
+            listed.update({s.study_uid: s for s in studies})
+            self.arriving = arriving
+            studies, on_hub = list(listed.values()), self._on_hub
+        else:
+            self._listed, self._on_hub = list(studies), len(found)
+            on_hub = len(found)
         studies.sort(key=lambda s: s.received, reverse=True)
-        return IncomingUpdate(studies=studies, checked_at=now, on_hub=len(found))
+        return IncomingUpdate(studies=studies, checked_at=now, on_hub=on_hub)
+
+    @staticmethod
+    def quick_match(now: float | None = None) -> dict[str, str]:
+        """The quick search: studies dated yesterday or today (a stroke study is acquired
+        today; yesterday covers midnight and a hub in another time zone)."""
+        today = datetime.date.fromtimestamp(now or time.time())
+        yesterday = today - datetime.timedelta(days=1)
+        return {"StudyDate": f"{yesterday:%Y%m%d}-{today:%Y%m%d}"}
+
+    def next_wait(self) -> float:
+        """Seconds until the next quick search: 1 s while a study is arriving."""
+        quick = self.settings.quick_seconds
+        return min(quick, ARRIVING_SECONDS) if self.arriving else quick
 
     def _in_window(self, received: float, now: float) -> bool:
         """Did the study arrive in the last ``lookback_days`` (always, with 0 days)?"""
@@ -250,7 +290,7 @@ class IncomingPoller:
         """
         while not self._stop.is_set():
             try:
-                update = self.poll()
+                update = self.poll_due()
             except HubError as exc:
                 update = IncomingUpdate(studies=[], checked_at=time.time(), error=str(exc))
             if prefetch is not None and self.settings.prefetch:
@@ -258,7 +298,26 @@ class IncomingPoller:
                     if study.local != "local":
                         prefetch(self.hub, study.study_uid)
             on_update(update)
-            self._stop.wait(max(1.0, self.settings.interval_seconds))
+            self._stop.wait(self.wait_seconds())
+
+    def poll_due(self, min_full: float = 1.0) -> IncomingUpdate:
+        """The search that is due: the full one every ``interval_seconds`` (at least
+        ``min_full``), else the quick one."""
+        full = time.monotonic() >= self._next_full or self.settings.quick_seconds <= 0
+        if full:  # set first: a hub that fails is not asked again at once
+            self._next_full = time.monotonic() + max(min_full, self.settings.interval_seconds)
+        return self.poll() if full else self.poll(self.quick_match())
+
+    def full_now(self) -> None:
+        """Make the next search a full one."""
+        self._next_full = 0.0
+
+    def wait_seconds(self) -> float:
+        """Seconds until the next search (:meth:`poll_due`) is due."""
+        wait = max(0.0, self._next_full - time.monotonic())
+        if self.settings.quick_seconds > 0:
+            wait = min(wait, self.next_wait())
+        return max(0.5, wait)
 
     def stop(self) -> None:
         self._stop.set()

@@ -28,12 +28,14 @@ from pathlib import Path
 from app.errors import TransferError
 from app.store.db import ThreadConnections, immediate
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """2: a job records how it asks a PACS (``method``), and PACS jobs are ``send``/``fetch`` jobs
-(``pacs-send``/``pacs-retrieve`` before)."""
+(``pacs-send``/``pacs-retrieve`` before). 3: a job has a ``priority`` (forwarding rules)."""
 FILE_NAME = "transfers.sqlite"
 ACTIVE = ("queued", "running", "waiting", "stuck", "paused")
 FINAL = ("verified", "failed", "cancelled", "sent")  # sent: to a PACS that cannot verify
+#: Job priority of stroke transfers (forwarding rules with priority ``stroke``); others 0.
+STROKE_PRIORITY = 10
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,7 +54,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     bytes INTEGER NOT NULL DEFAULT 0,
     seconds REAL NOT NULL DEFAULT 0,
     created REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0  -- higher first (STROKE_PRIORITY)
 );
 CREATE TABLE IF NOT EXISTS items (
     job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
@@ -103,6 +106,8 @@ class Job:
     counts: dict[str, int]
     method: str = ""
     """A fetch from a PACS: ``get`` (C-GET) or ``move`` (C-MOVE); empty: the profile's."""
+    priority: int = 0
+    """Higher goes first: :data:`STROKE_PRIORITY` for a forwarding rule's stroke transfers."""
 
     @property
     def total(self) -> int:
@@ -131,12 +136,14 @@ class TransferQueue:
     def _migrate(self, version: int) -> None:
         """Bring a queue written by an older Relay to :data:`SCHEMA_VERSION`, once."""
         with self._tx() as conn:
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
             if version < 2:
-                columns = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
                 if "method" not in columns:
                     conn.execute("ALTER TABLE jobs ADD COLUMN method TEXT NOT NULL DEFAULT ''")
                 conn.execute("UPDATE jobs SET kind='send' WHERE kind='pacs-send'")
                 conn.execute("UPDATE jobs SET kind='fetch' WHERE kind='pacs-retrieve'")
+            if version < 3 and "priority" not in columns:
+                conn.execute("ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
             conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
                          (str(SCHEMA_VERSION),))
 
@@ -150,17 +157,18 @@ class TransferQueue:
 
     # -- jobs ----------------------------------------------------------------------------
     def create(self, kind: str, hub: str, study_uid: str, series_uids: Sequence[str],
-               items: Iterable[tuple[str, str, str, int]], *, method: str = "") -> Job:
+               items: Iterable[tuple[str, str, str, int]], *, method: str = "",
+               priority: int = 0) -> Job:
         """Record a new job with its ``(sop_uid, series_uid, path, size)`` items (``method``:
-        how a fetch asks a PACS, see :attr:`Job.method`)."""
+        how a fetch asks a PACS, see :attr:`Job.method`; ``priority``: :attr:`Job.priority`)."""
         job_id = uuid.uuid4().hex[:12]
         now = time.time()
         with self._tx() as conn:
             conn.execute(
                 "INSERT INTO jobs (id, kind, hub, study_uid, series_uids, state, created, updated,"
-                " method) VALUES (?,?,?,?,?,?,?,?,?)",
+                " method, priority) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (job_id, kind, hub, study_uid, json.dumps(sorted(series_uids)), "queued", now, now,
-                 method),
+                 method, priority),
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO items (job_id, sop_uid, series_uid, path, size) "
@@ -203,8 +211,14 @@ class TransferQueue:
             owner_pid=row["owner_pid"], message=row["message"], attempts=row["attempts"],
             next_try=row["next_try"], bytes=row["bytes"], seconds=row["seconds"],
             created=row["created"], updated=row["updated"], counts=counts,
-            method=row["method"],
+            method=row["method"], priority=row["priority"],
         )
+
+    def raise_priority(self, job_id: str, priority: int) -> None:
+        """At least ``priority`` from now on (a stroke rule matched a running job's study)."""
+        with self._tx() as conn:
+            conn.execute("UPDATE jobs SET priority=MAX(priority, ?) WHERE id=?",
+                         (priority, job_id))
 
     def jobs(self, states: Sequence[str] | None = None) -> list[Job]:
         """Jobs, newest first (all, or those in ``states``)."""

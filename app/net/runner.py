@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.errors import RelayError
-from app.net import hubs
+from app.net import forward, hubs
 from app.net.fetch import READ_WORKERS, Download, fetch_job
 from app.net.peer import Mover, Peer
 from app.net.queue import Job, TransferQueue
@@ -258,9 +258,12 @@ class QueueRunner:
             return job
 
     def _pick(self, now: float) -> Job | None:
-        """The first runnable job (the caller holds the lock)."""
-        for job in reversed(self._queue.jobs(("queued", "waiting", "running"))):
-            if job.id in self._foreground:
+        """The first runnable job, stroke transfers first, then oldest first (the caller holds
+        the lock)."""
+        waiting = list(reversed(self._queue.jobs(("queued", "waiting", "running"))))
+        waiting.sort(key=lambda j: -j.priority)
+        for job in waiting:
+            if job.id in self._foreground or job.id in forward.STREAMING:
                 continue
             if job.state == "waiting" and job.next_try > now:
                 continue

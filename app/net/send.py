@@ -38,6 +38,7 @@ from app.net.verify import DIFFERS, differing_copies
 from app.settings import TransferSettings
 from app.store.local import Store
 from app.tasks import Progress
+from app.workflow import audit
 from app.workflow.sendable import Repoint, job_refusal, outside_versions, repoints
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,8 @@ class Sender:
         self.unverifiable = False
         #: Instances the peer took only decoded (lossless) to a syntax it accepts.
         self.decoded: set[str] = set()
+        self.sent = audit.Arrivals()
+        """When the peer confirmed this run's instances (the audit's ``send`` event)."""
 
     def run(self, job_id: str) -> TransferResult:
         job = self.queue.claim(job_id)
@@ -273,10 +276,16 @@ class Sender:
             return None
         return found
 
-    def _send(self, job: Job, pending: list[Item]) -> None:
+    def send_now(self, job: Job, items: list[Item], batch_instances: int) -> None:
+        """STOW these items now, in batches of ``batch_instances``, without first searching
+        the hub (they were never sent): forwarding as they arrive (:mod:`app.net.forward`).
+        The job is finished later by :meth:`run`."""
+        self._send(job, items, batch_instances)
+
+    def _send(self, job: Job, pending: list[Item], batch_instances: int | None = None) -> None:
         """STOW the pending items in batches, ``in_flight`` at a time; each confirmed batch is
         verified by QIDO on a side thread while the next batches go out."""
-        size = max(1, self.settings.batch_instances)
+        size = max(1, batch_instances or self.settings.batch_instances)
         batches = [pending[i : i + size] for i in range(0, len(pending), size)]
         with ThreadPoolExecutor(max_workers=max(1, self.settings.in_flight),
                                 thread_name_prefix="stow") as pool, \
@@ -365,6 +374,7 @@ class Sender:
                 changes.append((item.sop_uid, "sent", ""))
                 confirmed.append(item.sop_uid)
                 self.bytes += item.size
+                self.sent.add(job.study_uid)
             else:
                 reason = result.failed.get(item.sop_uid, "not confirmed in the hub's answer")
                 changes.append((item.sop_uid, "pending", reason))
@@ -397,11 +407,34 @@ class Sender:
                           "(lossless) because the peer accepts only uncompressed for them")
             self.queue.set_state(job_id, state, words)
         job = self.queue.job(job_id)
-        return TransferResult(
+        result = TransferResult(
             job=job_id, state=state, instances=job.total,
             verified=verified, missing=missing, bytes=job.bytes, seconds=job.seconds,
             message=message or job.message,
         )
+        audit_transfer(self.store.home, job, self.peer.where, self.sent, result,
+                       verifies=state != "sent")
+        return result
+
+
+def audit_transfer(home: Path, job: Job, where: str, sent: audit.Arrivals,
+                   result: TransferResult, *, verifies: bool = True) -> None:
+    """The audit events of one run of a send job: ``send`` (what this run sent, when the first
+    and last were confirmed) and, for a peer that can be searched, ``verify`` (how many of the
+    job's instances were found there)."""
+    peer = f"{job.hub}@{where}"
+    detail = {**sent.detail(job.study_uid), "job": job.id, "bytes": result.bytes}
+    final = job.state in ("verified", "failed", "sent")
+    if detail["instances"] or result.state != "verified":
+        outcome = audit.SUCCESS if job.state in ("verified", "sent") else \
+            audit.SERIOUS_FAILURE if final else audit.MINOR_FAILURE
+        audit.record(home, "send", outcome=outcome, study_uid=job.study_uid, peer=peer,
+                     detail=detail)
+    if verifies and final:
+        audit.record(home, "verify", study_uid=job.study_uid, peer=peer,
+                     outcome=audit.SUCCESS if not result.missing else audit.SERIOUS_FAILURE,
+                     detail={"instances": result.verified, "missing": len(result.missing),
+                             "job": job.id})
 
 
 def _failed_words(failed: list[Item]) -> str:

@@ -1,11 +1,13 @@
 """Watching every configured hub for incoming studies, in one background thread, without Qt.
 
 :class:`HubWatch` polls each hub the settings name (``incoming.hub``, or all hubs) with an
-:class:`~app.net.incoming.IncomingPoller` every ``incoming.interval_seconds``; :meth:`check_now`
-polls at once. Settings are read again before each round, so a hub added or an interval changed
-in the window applies without a restart. With ``incoming.prefetch`` on, each new study that is not
-local yet is handed to ``prefetch(hub, study_uid)`` (the queue runner's ``fetch``). Each poll's
-outcome goes to ``on_update(hub, update)`` on the watch thread: a UI hops it to its own thread.
+:class:`~app.net.incoming.IncomingPoller`: a full search every ``incoming.interval_seconds``
+and, between them, the quick search of recent studies every ``incoming.quick_seconds`` (1 s
+while a study is arriving); :meth:`check_now` searches in full at once. Settings are read again
+before each round, so a hub added or an interval changed in the window applies without a
+restart. With ``incoming.prefetch`` on, each new study that is not local yet is handed to
+``prefetch(hub, study_uid)`` (the queue runner's ``fetch``). Each poll's outcome goes to
+``on_update(hub, update)`` on the watch thread: a UI hops it to its own thread.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class HubWatch:
         self._now = threading.Event()
         self._thread: threading.Thread | None = None
         self._reset = False
+        self._full_now = False
 
     def start(self) -> HubWatch:
         self._thread = threading.Thread(target=self._loop, name="incoming-watch", daemon=True)
@@ -58,6 +61,8 @@ class HubWatch:
         return self
 
     def check_now(self) -> None:
+        """A full search of every hub now."""
+        self._full_now = True
         self._now.set()
 
     def reconnect(self) -> None:
@@ -81,16 +86,25 @@ class HubWatch:
         if self._reset:
             self._reset = False
             self._pollers.clear()
+        if self._full_now:
+            self._full_now = False
+            for _key, cached in self._pollers.values():
+                cached.full_now()
+        waits = [max(MIN_INTERVAL, settings.incoming.interval_seconds)]
         for name in watched_hubs(settings):
             if self._stop.is_set():
                 break
-            self._poll_hub(settings, name)
-        return max(MIN_INTERVAL, settings.incoming.interval_seconds)
+            polled = self._poll_hub(settings, name)
+            if polled is not None:
+                waits.append(polled.wait_seconds())
+        return min(waits)
 
-    def _poll_hub(self, settings: Settings, name: str) -> None:
+    def _poll_hub(self, settings: Settings, name: str) -> IncomingPoller | None:
+        """The search due for hub ``name`` (full or quick); its poller (None: none made)."""
+        poller = None
         try:
             poller = self._poller(settings, name)
-            update = poller.poll()
+            update = poller.poll_due(MIN_INTERVAL)
         except RelayError as exc:
             update = IncomingUpdate(studies=[], checked_at=time.time(), error=str(exc))
         except Exception as exc:  # a poll must never end the watch
@@ -105,6 +119,7 @@ class HubWatch:
                     except RelayError as exc:
                         log.warning("prefetch not queued: %s", exc)
         self.on_update(name, update)
+        return poller
 
     def _poller(self, settings: Settings, name: str) -> IncomingPoller:
         profile = hubs.profile(settings, name)

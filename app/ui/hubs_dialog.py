@@ -180,6 +180,17 @@ class HubsDialog(QDialog):
         self.prefetch_check = QCheckBox("Prefetch new studies (download them in the background "
                                         "so they are local before anyone opens them)", box)
         self.prefetch_check.setChecked(inc.prefetch)
+        self.quick_spin = QSpinBox(box)
+        self.quick_spin.setRange(0, 600)
+        self.quick_spin.setSuffix(" s")
+        self.quick_spin.setSpecialValueText("off")
+        self.quick_spin.setValue(int(inc.quick_seconds))
+        self.quick_spin.setToolTip("One small search of the studies dated today and yesterday "
+                                   "between the full checks (every second while a study is "
+                                   "arriving), so a new study is listed within seconds")
+        self.stroke_check = QCheckBox("Open a new stroke study at once (a sound and a tray "
+                                      "message announce it either way)", box)
+        self.stroke_check.setChecked(inc.open_stroke)
         self.encrypted_check = QCheckBox("No keyring service on this computer: keep hub "
                                          "passwords in an encrypted file (passphrase asked once "
                                          "per session)", box)
@@ -189,12 +200,16 @@ class HubsDialog(QDialog):
         form.addRow("Watch", self.watch_combo)
         form.addRow("Check every", self.interval_spin)
         form.addRow("Studies that arrived in the last", self.lookback_spin)
+        form.addRow("Look for today's new studies every", self.quick_spin)
         form.addRow(self.prefetch_check)
+        form.addRow(self.stroke_check)
         form.addRow(self.encrypted_check)
         self.watch_combo.currentIndexChanged.connect(self._on_incoming_changed)
         self.interval_spin.valueChanged.connect(self._on_incoming_changed)
         self.lookback_spin.valueChanged.connect(self._on_incoming_changed)
         self.prefetch_check.toggled.connect(self._on_incoming_changed)
+        self.quick_spin.valueChanged.connect(self._on_incoming_changed)
+        self.stroke_check.toggled.connect(self._on_incoming_changed)
         self.encrypted_check.toggled.connect(self._on_incoming_changed)
         return box
 
@@ -392,6 +407,8 @@ class HubsDialog(QDialog):
         inc.interval_seconds = float(self.interval_spin.value())
         inc.lookback_days = self.lookback_spin.value()
         inc.prefetch = self.prefetch_check.isChecked()
+        inc.quick_seconds = float(self.quick_spin.value())
+        inc.open_stroke = self.stroke_check.isChecked()
         self.settings.secrets.fallback = ("encrypted-file" if self.encrypted_check.isChecked()
                                           else "none")
         save_settings(self.home, self.settings)

@@ -18,6 +18,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QHeaderView,
     QPushButton,
@@ -37,6 +38,7 @@ from app.store.local import Store
 from app.ui.format import count, format_date, format_name
 from app.ui.labels import plain_label
 from app.ui.tables import cell, list_table, set_row
+from app.workflow.rules import is_stroke_study
 
 #: "First seen": DICOMweb does not say when the hub received a study (see app.net.incoming).
 #: "From": the hub, or ``DICOM <calling AE>`` for a study Relay's node received.
@@ -55,6 +57,7 @@ class IncomingWidget(QWidget):
     _prefetch = Signal(str, str)  # hub, study uid (from the watch thread)
     notified = Signal(str)
     arrived = Signal(int)  # how many new studies one poll found
+    stroke_arrived = Signal(str, str)  # hub, study uid: a new stroke study to open at once
 
     def __init__(self, store: Store, runner: Callable[[], QueueRunner],
                  parent: QWidget | None = None) -> None:
@@ -169,8 +172,18 @@ class IncomingWidget(QWidget):
             text = f"New {what} study on hub '{hub}': {new[0].description or 'no description'}"
         else:
             text = f"{len(new)} new studies on hub '{hub}'"
+        settings = load_settings(self.store.home)
+        stroke = [st for st in new if is_stroke_study(settings.forwarding.rules, st.modalities,
+                                                       st.description)]
+        if stroke:
+            QApplication.beep()
+            text = (f"STROKE study on hub '{hub}': {stroke[0].description or 'no description'}"
+                    + (f" (and {len(new) - 1} more new)" if len(new) > 1 else ""))
         self.notify(text)
         self.arrived.emit(len(new))
+        if stroke and settings.incoming.open_stroke:
+            for st in stroke:
+                self.stroke_arrived.emit(hub, st.study_uid)
 
     def notify(self, text: str) -> None:
         """A desktop notification, or a notice in the window's status bar without a tray."""

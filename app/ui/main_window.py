@@ -53,6 +53,7 @@ from app.ui.controllers.remote import RemoteReadingController
 from app.ui.controllers.station import StationController
 from app.ui.controllers.transfers import TransfersController
 from app.ui.format import count
+from app.ui.forwarding_dialog import ForwardingDialog
 from app.ui.help_dialogs import GuideDialog, show_about
 from app.ui.hubs_dialog import HubsDialog
 from app.ui.import_report import ImportReportDialog, summary_text
@@ -63,6 +64,7 @@ from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
 from app.ui.storage_dialog import StorageDialog
 from app.ui.theme import apply_chrome, load_dark_chrome, save_dark_chrome
+from app.ui.timeline_panel import TimelineDialog
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
 from app.ui.worker import TaskWorker
 
@@ -184,6 +186,7 @@ class MainWindow(QMainWindow):
         self.transfer.hubs_changed.connect(self.incoming.watch.reconnect)
         self.transfer.setup_pacs.connect(self.show_node_dialog)
         self.transfers.job_finished.connect(self.incoming.on_job_finished)
+        self.incoming.stroke_arrived.connect(self._on_stroke_arrived)
         self.browser.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.browser.tree.customContextMenuRequested.connect(self._on_browser_menu)
         self.browser.series_activated.connect(self.reading.open_series)
@@ -295,6 +298,10 @@ class MainWindow(QMainWindow):
         self.storage_action = QAction("Storage…", self)
         self.storage_action.triggered.connect(self.show_storage_dialog)
         settings_menu.addAction(self.storage_action)
+
+        self.forwarding_action = QAction("Forwarding…", self)
+        self.forwarding_action.triggered.connect(self.show_forwarding_dialog)
+        settings_menu.addAction(self.forwarding_action)
         help_menu = self.menuBar().addMenu("&Help")
         self.guide_action = QAction("User guide", self)
         self.guide_action.triggered.connect(self.show_user_guide)
@@ -392,6 +399,16 @@ class MainWindow(QMainWindow):
     def open_remote_study(self, hub_name: str, study_uid: str) -> ViewerWidget:
         """Read a study that is on the hub while it downloads."""
         return self.remote.open_remote_study(hub_name, study_uid)
+
+    def _on_stroke_arrived(self, hub: str, study_uid: str) -> None:
+        """A new stroke study on the hub (settings ``incoming.open_stroke``): open it for
+        reading at once, the first image while the rest downloads."""
+        if self.store.study(study_uid) is not None and self.incoming.local.get(study_uid) == \
+                "local":
+            self.open_study(study_uid)
+        else:
+            self.incoming.reading.add(study_uid)
+            self.open_remote_study(hub, study_uid)
 
     def open_remote_dialog(self) -> None:
         self.remote.open_dialog(self.store.home)
@@ -550,6 +567,7 @@ class MainWindow(QMainWindow):
 
         specs = [("Show DICOM tags…", None, tags),
                  ("Export to folder…", None, lambda st, se: self.manage.export(st, se)),
+                 ("Timeline…", None, lambda st, _se: self.show_timeline(st)),
                  ("Copy patient and study details", QKeySequence.StandardKey.Copy,
                   lambda st, _se: self.manage.copy_details(st)),
                  ("Delete from this computer…", QKeySequence.StandardKey.Delete,
@@ -573,6 +591,21 @@ class MainWindow(QMainWindow):
         for action in self.station.actions():
             study_menu.addAction(action)
         self.menuBar().insertMenu(self.hub_menu.menuAction(), study_menu)
+
+    def show_forwarding_dialog(self) -> ForwardingDialog:
+        """Settings → Forwarding…; saved rules apply at once (the node restarts with them)."""
+        dialog = ForwardingDialog(self.store.home, self)
+        dialog.saved.connect(lambda _fwd: self.node.start())
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def show_timeline(self, study_uid: str) -> TimelineDialog:
+        """The study's Timeline panel (door to image), non-modal."""
+        dialog = TimelineDialog(self.store, study_uid, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     # -- drag and drop ----------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt name)

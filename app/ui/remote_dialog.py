@@ -32,6 +32,7 @@ from app.settings import load_settings
 from app.ui.format import count, format_date, format_name
 from app.ui.labels import plain_label
 from app.ui.tables import list_table, set_row
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,10 @@ class _Lister(QObject):
                     if i >= LIST_LIMIT:
                         break
                     rows.append(d)
+                audit.query(home, f"{hub}@{peer.where}", len(rows))
                 self.listed.emit(rows)
             except Exception as exc:
+                audit.query(home, hub, 0, failed=type(exc).__name__)
                 try:
                     self.failed.emit(str(exc) or type(exc).__name__)
                 except RuntimeError:

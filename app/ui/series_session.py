@@ -25,6 +25,7 @@ from app.volume.early_slice import EarlySlice, early_slice, read_slice
 from app.volume.loader import VolumeLoader
 from app.volume.plans import cached_plan, series_plan
 from app.volume.stack import SeriesPlan, Stack
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ class LoadedSeries(QObject):
         #: The window (centre, width, inverted) last chosen in any view of this series: a view
         #: opened on it later (another viewport, MPR) starts there. None: the opening window.
         self.chosen_window: tuple[float, float, bool] | None = None
+        #: When the series was opened, and whether its first image has been drawn (audit).
+        self.opened_at = audit.now()
+        self._first_drawn = False
 
     def start(self) -> None:
         """Plan the stack from the index and start decoding (focus slice first).
@@ -244,7 +248,16 @@ class LoadedSeries(QObject):
             self.loader.set_focus(k)
 
     def drawn(self) -> None:
-        """A viewport has drawn an image of this series: the loader may go on at full speed."""
+        """A viewport has drawn an image of this series: the loader may go on at full speed.
+        The first time, the view is recorded in the audit trail (off the GUI thread: it waits
+        for the disk)."""
+        if not self._first_drawn:
+            self._first_drawn = True
+            detail = {"series": self.series.series_instance_uid, "opened": self.opened_at,
+                      "first_image": audit.now()}
+            threading.Thread(target=audit.record, args=(self.store.home, "view"),
+                             kwargs={"study_uid": self.study.study_instance_uid,
+                                     "detail": detail}, name="audit-view", daemon=True).start()
         if self._unstarted is not None:  # after this paint: a thread starting would slow it
             QTimer.singleShot(0, self, self._start_loader)
         if self.loader is not None:

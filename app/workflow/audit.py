@@ -37,13 +37,23 @@ class EventCode:
     action: str  # C create, R read, U update, D delete, E execute
 
 
-#: Relay's events and their PS3.15 A.5 codes (issue 16 adds send, receive, view, query...).
+#: Relay's events and their PS3.15 A.5 codes. Transfers follow A.5.3.4: the receiving side
+#: records 110104 with action C (create), the sending side with action R (read).
 EVENTS: dict[str, EventCode] = {
     "import": EventCode("110107", "Import", "C"),
     "export": EventCode("110106", "Export", "R"),
     "transfer": EventCode("110104", "DICOM Instances Transferred", "R"),
+    "send": EventCode("110104", "DICOM Instances Transferred", "R"),
+    "receive": EventCode("110104", "DICOM Instances Transferred", "C"),
+    "retrieve": EventCode("110104", "DICOM Instances Transferred", "C"),
     "access": EventCode("110103", "DICOM Instances Accessed", "R"),
+    # A study opened in the window (detail ``first_image``: when its first image was drawn).
+    "view": EventCode("110103", "DICOM Instances Accessed", "R"),
     "query": EventCode("110112", "Query", "E"),
+    # A send verified by searching the hub for every instance sent (QIDO-RS).
+    "verify": EventCode("110112", "Query", "E"),
+    # A new study noticed on the hub by the Incoming list's search.
+    "arrive": EventCode("110112", "Query", "E"),
     "login": EventCode("110114", "User Authentication", "E"),
     # Reconciliation updates the patient record of a study's instances (A.5.3.9 Patient Record).
     "reconcile": EventCode("110110", "Patient Record", "U"),
@@ -67,6 +77,42 @@ class Verification:
     reason: str = ""
 
 
+class Arrivals:
+    """When each study's instances came (first, last) and how many: the ``detail`` of an
+    import, receive or retrieve event, from which the timeline reads its stages. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, list[Any]] = {}  # study UID -> [first, last, new instances]
+
+    def add(self, study_uid: str, new: bool = True) -> None:
+        """An instance of ``study_uid`` arrived (``new``: it was not in the store before)."""
+        stamp = now()
+        with self._lock:
+            seen = self._seen.setdefault(study_uid, [stamp, stamp, 0])
+            seen[1] = stamp
+            seen[2] += int(new)
+
+    def studies(self) -> list[str]:
+        with self._lock:
+            return list(self._seen)
+
+    def pop(self, study_uid: str) -> dict[str, Any]:
+        """:meth:`detail` of the study, forgotten afterwards."""
+        detail = self.detail(study_uid)
+        with self._lock:
+            self._seen.pop(study_uid, None)
+        return detail
+
+    def detail(self, study_uid: str) -> dict[str, Any]:
+        """``{"instances", "first", "last"}`` for the audit event of ``study_uid``."""
+        with self._lock:
+            seen = self._seen.get(study_uid)
+        if seen is None:
+            return {"instances": 0}
+        return {"instances": seen[2], "first": seen[0], "last": seen[1]}
+
+
 def audit_path(home: Path) -> Path:
     return Path(home) / AUDIT_FILE
 
@@ -79,7 +125,7 @@ def record(home: Path, event: str, *, outcome: int = SUCCESS, study_uid: str = "
     """
     code = EVENTS[event]
     entry: dict[str, Any] = {
-        "time": datetime.now().astimezone().isoformat(timespec="milliseconds"),
+        "time": now(),
         "event": event,
         "event_id": {"code": code.code, "scheme": "DCM", "meaning": code.meaning},
         "action": code.action,
@@ -99,8 +145,25 @@ def record(home: Path, event: str, *, outcome: int = SUCCESS, study_uid: str = "
         fp.write((json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n").encode())
         fp.flush()
         os.fsync(fp.fileno())
-    log.info("audit: %s outcome %d study %s", event, outcome, study_uid or "-")
+    # the study UID stays in the record: log lines name no patient and no study
+    log.info("audit: %s outcome %d", event, outcome)
+    from app.workflow import audit_syslog
+
+    audit_syslog.forward_soon(Path(home))
     return entry
+
+
+def query(home: Path, peer: str, answers: int, *, level: str = "study",
+          failed: str = "") -> None:
+    """A search of a hub, PACS or worklist: where, at which level, how many answers (the
+    matching keys are not recorded: they may name the patient)."""
+    record(home, "query", outcome=SERIOUS_FAILURE if failed else SUCCESS, peer=peer,
+           detail={"level": level, "answers": answers, **({"reason": failed} if failed else {})})
+
+
+def now() -> str:
+    """The time now as the audit writes it: ISO 8601, milliseconds, with the local offset."""
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
 def read(home: Path) -> Iterator[dict[str, Any]]:
@@ -114,6 +177,27 @@ def read(home: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
             except ValueError:
                 continue
+
+
+def select(home: Path, *, study_uid: str = "", since: datetime | None = None
+           ) -> Iterator[dict[str, Any]]:
+    """The events of one study (all: ``""``) at or after ``since`` (all: None), in order."""
+    for entry in read(home):
+        if study_uid and entry.get("study_uid") != study_uid:
+            continue
+        if since is not None:
+            try:
+                if parse_time(str(entry.get("time", ""))) < since:
+                    continue
+            except ValueError:
+                continue
+        yield entry
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 date or date-time as an aware datetime (no offset given: local time)."""
+    when = datetime.fromisoformat(text.strip())
+    return when if when.tzinfo is not None else when.astimezone()
 
 
 def verify(home: Path) -> Verification:

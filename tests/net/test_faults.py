@@ -8,9 +8,7 @@ each, the hub's instance set is checked with Orthanc's REST API: every instance 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import hashlib
-import ipaddress
 import json
 import os
 import signal
@@ -45,6 +43,7 @@ from tests.net.conftest import (
     make_hub,
     relay,
 )
+from tests.proxies import self_signed
 
 pytestmark = pytest.mark.orthanc
 
@@ -105,39 +104,8 @@ def test_wrong_password_then_fixed(hub, relay_home, ct_files):
     _assert_all_once(hub, len(ct_files))
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1: (cert PEM, cert+key PEM for Orthanc)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay-test-hub")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    ca = tmp_path / "hub-ca.pem"
-    ca.write_bytes(cert_pem)
-    both = tmp_path / "hub-cert-and-key.pem"
-    both.write_bytes(cert_pem + key_pem)
-    return ca, both
-
-
 def test_tls_untrusted_then_ca_file(tmp_path, hub, relay_home, ct_files):
-    ca, both = _self_signed(tmp_path)
+    ca, both = self_signed(tmp_path)
     proxy = TlsProxy(both, hub.config.http_port)
     try:
         url = proxy.url

@@ -57,3 +57,29 @@ def test_the_first_poll_lists_studies_dated_in_the_window(hub, tmp_path) -> None
     poller = IncomingPoller(Store(tmp_path / "reader"), _client(hub), "hub",
                             IncomingSettings(lookback_days=3))
     assert [s.study_uid for s in poller.poll().studies] == [today]
+
+
+def test_between_full_searches_the_quick_search_lists_todays_new_study(hub, tmp_path) -> None:
+    """A study acquired today is listed by the quick search (studies dated yesterday or
+    today), long before the next full search; one dated years ago waits for the full one."""
+    from app.workflow import audit
+
+    store = Store(tmp_path / "reader")
+    poller = IncomingPoller(store, _client(hub), "hub",
+                            IncomingSettings(interval_seconds=3600, quick_seconds=4))
+    assert poller.poll_due().studies == []  # the full search
+    assert poller.wait_seconds() == 4.0
+    date = datetime.date.today().strftime("%Y%m%d")
+    old = _upload(hub, tmp_path / "s1", _study_dated(tmp_path / "o", "20120704", 5))
+    today = _upload(hub, tmp_path / "s2", _study_dated(tmp_path / "t", date, 6))
+    quick = poller.poll_due()
+    assert [s.study_uid for s in quick.new] == [today]
+    assert poller.arriving and poller.wait_seconds() == 1.0  # a study arriving: again soon
+    assert [e["study_uid"] for e in audit.read(store.home) if e["event"] == "arrive"] == [today]
+    steady = poller.poll_due()
+    assert steady.new == [] and not poller.arriving and poller.wait_seconds() == 4.0
+    assert [s.study_uid for s in steady.studies] == [today]
+    poller.full_now()
+    full = poller.poll_due()
+    assert {s.study_uid for s in full.new} == {old}
+    assert {s.study_uid for s in full.studies} == {old, today}

@@ -26,7 +26,12 @@ def test_a_hub_that_cannot_be_asked_becomes_an_error_update(tmp_path) -> None:
     updates = []
     got = threading.Event()
     watch = HubWatch(tmp_path, lambda hub, u: (updates.append((hub, u)), got.set()))
-    assert watch.poll_once() == 5.0  # never polls more often than every 5 s
+    settings.incoming.quick_seconds = 0
+    save_settings(tmp_path, settings)
+    assert 4.0 < watch.poll_once() <= 5.0  # full searches never more often than every 5 s
     assert got.is_set()
+    settings.incoming.quick_seconds = 4
+    save_settings(tmp_path, settings)
+    assert watch.poll_once() == 4.0  # the quick search of recent studies, between them
     hub, update = updates[0]
     assert hub == "down" and update.studies == [] and "cannot reach the hub" in update.error

@@ -115,7 +115,10 @@ def test_hubs_dialog_adds_tests_and_keeps_the_password_out_of_settings(qtbot, hu
 
     dialog.interval_spin.setValue(7)
     dialog.prefetch_check.setChecked(True)
+    dialog.quick_spin.setValue(3)
+    dialog.stroke_check.setChecked(True)
     settings = load_settings(relay_home)
+    assert settings.incoming.quick_seconds == 3 and settings.incoming.open_stroke
     assert [h.name for h in settings.hubs] == ["main"]
     assert settings.hubs[0].auth == "basic" and settings.hubs[0].user == HUB_USER
     assert settings.incoming.interval_seconds == 7 and settings.incoming.prefetch

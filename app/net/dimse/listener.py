@@ -44,11 +44,14 @@ from app.net.dimse.node import NodeSettings
 from app.net.dimse.receive import StudyReceived, Tally, node_source, receive
 from app.net.dimse.routes import ROUTES, answer_report
 from app.net.incoming import remember_arrival
-from app.store.local import Store
+from app.store.local import Store, StoredFile
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[StudyReceived], None]
+#: Told of each instance newly stored, with the calling AE title (forwarding rules).
+InstanceSubscriber = Callable[[StoredFile, str], None]
 #: Seconds :meth:`Listener.stop` lets running associations finish before aborting them.
 STOP_GRACE = 5.0
 #: pynetdicom accepts the first of these that the peer proposes in a context: lossless
@@ -73,6 +76,7 @@ class Listener:
         self.node = node
         self.tally = Tally()
         self._subscribers: list[Subscriber] = []
+        self._instance_subscribers: list[InstanceSubscriber] = []
         self._server: ThreadedAssociationServer | None = None
         self._ae = self._build_ae()
         self._commitment = CommitmentScp(store, node, self._timeouts())
@@ -125,6 +129,11 @@ class Listener:
             assoc.abort()
         log.info("node %s stopped", self.node.ae_title)
 
+    def subscribe_instances(self, fn: InstanceSubscriber) -> None:
+        """Call ``fn(stored_file, calling_ae)`` for every instance newly stored (on the
+        association's thread, after the index row is committed, before the status goes back)."""
+        self._instance_subscribers.append(fn)
+
     def subscribe(self, fn: Subscriber) -> None:
         """Call ``fn`` (on an association thread) for each study an association brought."""
         self._subscribers.append(fn)
@@ -164,6 +173,9 @@ class Listener:
                         "node's allowed callers", event.assoc.requestor.address,
                         event.assoc.requestor.port, calling)
             self.tally.count("rejected")
+            audit.record(self.store.home, "login", outcome=audit.SERIOUS_FAILURE,
+                         peer=f"{calling}@{_address(event)}",
+                         detail={"reason": "calling AE title not allowed"})
 
     def _on_rejected(self, event: Any) -> None:
         log.info("association from %s rejected", _calling(event))
@@ -174,6 +186,12 @@ class Listener:
             self._remember(study)
             log.info("received %d instance(s) of a study from %s (%d duplicate, %d failed)",
                      study.instances, calling, study.duplicates, study.failed)
+            audit.record(self.store.home, "receive",
+                         outcome=audit.SUCCESS if not study.failed else audit.MINOR_FAILURE,
+                         study_uid=study.study_uid, peer=f"{calling}@{_address(event)}",
+                         detail={"instances": study.instances, "duplicates": study.duplicates,
+                                 "failed": study.failed, "first": study.first,
+                                 "last": study.last})
             for fn in list(self._subscribers):
                 try:
                     fn(study)
@@ -201,6 +219,12 @@ class Listener:
                           sop_instance_uid=str(req.AffectedSOPInstanceUID),
                           name=f"C-STORE from {calling} (message {req.MessageID})")
         self.tally.add(id(event.assoc), outcome)
+        if outcome.stored is not None:
+            for fn in list(self._instance_subscribers):
+                try:
+                    fn(outcome.stored, calling)
+                except Exception:  # forwarding must not refuse what was stored
+                    log.exception("a subscriber to received instances failed")
         if outcome.reason:
             log.warning("C-STORE from %s refused (0x%04X): %s", calling, outcome.status,
                         outcome.reason)
@@ -285,6 +309,12 @@ _FAILED = object()
 
 def _patient_root(event: Any) -> bool:
     return find_scp.is_patient_root(str(event.request.AffectedSOPClassUID))
+
+
+def _address(event: Any) -> str:
+    """``host:port`` of the peer of the event's association."""
+    requestor = event.assoc.requestor
+    return f"{requestor.address}:{requestor.port}"
 
 
 def _calling(event: Any) -> str:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.errors import StoreError
 from app.imports.media import Problem
 from app.store.ingest import Duplicate, stage_bytes
-from app.store.local import Store
+from app.store.local import Store, StoredFile
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class Outcome:
     """``imported``, ``duplicate``, ``conflict`` or ``failed``."""
     study_uid: str = ""
     reason: str = ""
+    stored: StoredFile | None = field(default=None, repr=False, compare=False)
+    """The file newly stored (``imported``), for forwarding rules."""
 
 
 def receive(store: Store, data: bytes, *, sop_instance_uid: str, name: str) -> Outcome:
@@ -60,7 +63,7 @@ def receive(store: Store, data: bytes, *, sop_instance_uid: str, name: str) -> O
         if isinstance(staged, Duplicate):
             return Outcome(SUCCESS, "duplicate", study_uid)
         (result,) = store.commit([staged])
-        return Outcome(SUCCESS, result, study_uid)
+        return Outcome(SUCCESS, result, study_uid, stored=staged if result == "imported" else None)
     except StoreError as exc:
         return Outcome(OUT_OF_RESOURCES, "failed", reason=str(exc))
 
@@ -84,6 +87,10 @@ class StudyReceived:
     """Instances newly stored (not counting duplicates)."""
     duplicates: int
     failed: int
+    first: str = ""
+    """When its first instance came (ISO 8601 with offset, as the audit writes times)."""
+    last: str = ""
+    """When its last instance came."""
 
 
 class Tally:
@@ -93,6 +100,7 @@ class Tally:
         self._lock = threading.Lock()
         self.totals: Counter[str] = Counter()
         self._per_assoc: dict[int, dict[str, Counter[str]]] = {}
+        self._times: dict[int, dict[str, list[str]]] = {}
 
     def add(self, assoc_id: int, outcome: Outcome) -> None:
         key = "stored" if outcome.result == "imported" else outcome.result
@@ -101,6 +109,9 @@ class Tally:
             self.totals[key] += 1
             studies = self._per_assoc.setdefault(assoc_id, {})
             studies.setdefault(outcome.study_uid, Counter())[key] += 1
+            stamp = audit.now()
+            self._times.setdefault(assoc_id, {}).setdefault(outcome.study_uid,
+                                                            [stamp, stamp])[1] = stamp
 
     def count(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -110,8 +121,10 @@ class Tally:
         """The association ended: its studies, in the order they first arrived."""
         with self._lock:
             studies = self._per_assoc.pop(assoc_id, {})
+            times = self._times.pop(assoc_id, {})
         return [
-            StudyReceived(uid, calling_ae, c["stored"] + c["conflict"], c["duplicate"], c["failed"])
+            StudyReceived(uid, calling_ae, c["stored"] + c["conflict"], c["duplicate"], c["failed"],
+                          *times.get(uid, ["", ""]))
             for uid, c in studies.items() if uid
         ]
 

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QFileDialog, QProgressBar, QPushButton, QWidget
 from app.dicom.synth import demo_study
 from app.imports.drives import Volume, removable, start_folder
 from app.imports.importer import ImportReport, import_paths
+from app.net.forward import Forwarder
 from app.store.local import Store
 from app.tasks import Progress, ProgressState
 from app.ui.labels import plain_label
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: How long a cancelled import may take to stop when the window closes (s).
 CLOSE_WAIT_S = 10
+#: Seconds an import's forwarding may go on after the import (the rest stays queued).
+FORWARD_FINISH_S = 600.0
 
 
 def mounted_volumes() -> list[Volume]:
@@ -81,8 +84,16 @@ class ImportController(QObject):
 
     def import_paths(self, paths: list[str]) -> TaskWorker | None:
         """Import ``paths`` in the background; None when another import is still running."""
-        return self._start("Importing", lambda progress: import_paths(self.store, paths,
-                                                                      progress))
+        def work(progress: Progress) -> ImportReport:
+            forwarder = Forwarder(self.store)
+            if not (forwarder.rules.imports and forwarder.active()):
+                return import_paths(self.store, paths, progress)
+            report = import_paths(self.store, paths, progress, on_stored=forwarder.imported)
+            # matched instances went out as they were imported; the rest finishes behind
+            forwarder.finish_in_background(report.study_uids, FORWARD_FINISH_S)
+            return report
+
+        return self._start("Importing", work)
 
     def load_demo(self) -> TaskWorker | None:
         """Generate the demo head CT/CTA into a temporary folder and import it."""

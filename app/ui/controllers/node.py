@@ -12,6 +12,7 @@ from app.errors import RelayError
 from app.net.dimse.listener import Listener
 from app.net.dimse.node import NodeSettings
 from app.net.dimse.receive import StudyReceived
+from app.net.forward import Forwarder
 from app.settings import load_settings
 from app.store.local import Store
 
@@ -29,6 +30,7 @@ class NodeController(QObject):
         super().__init__(parent)
         self.store = store
         self.listener: Listener | None = None
+        self.forwarder: Forwarder | None = None
         self.status = "Relay's node is off."
         self._from_listener.connect(self.received.emit)  # queued: hops to the GUI thread
 
@@ -49,12 +51,17 @@ class NodeController(QObject):
             return
         listener = Listener(self.store, node)
         listener.subscribe(self._on_study)
+        forwarder = Forwarder(self.store)
+        if forwarder.active():  # the forwarding rules apply to what the node receives
+            forwarder.attach(listener)
+            forwarder.resume()
         try:
             host, port = listener.start()
         except RelayError as exc:
             self._set_status(f"Relay's node could not start: {exc}", 20000)
             return
         self.listener = listener
+        self.forwarder = forwarder if forwarder.active() else None
         where = "every interface" if host == "0.0.0.0" else host
         self._set_status(f"Relay's node {node.ae_title} is receiving on port {port} "
                          f"({where}).", 8000)
@@ -63,6 +70,9 @@ class NodeController(QObject):
         listener, self.listener = self.listener, None
         if listener is not None:
             listener.stop(grace=2.0)
+        forwarder, self.forwarder = self.forwarder, None
+        if forwarder is not None:  # what is left stays queued: the transfer queue sends it
+            forwarder.close(timeout=2.0)
 
     def _on_study(self, study: StudyReceived) -> None:
         try:

@@ -1,0 +1,140 @@
+"""The audit record sent on to an audit repository as DICOM audit messages over syslog,
+received by a loopback receiver the test starts (UDP and TLS)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from app.settings import AuditSettings, load_settings, save_settings
+from app.workflow import audit, audit_syslog
+from tests.proxies import self_signed
+from tests.workflow.syslog_receiver import SyslogReceiver
+
+#: RFC 5424: <PRI>VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID SP SD SP MSG
+HEADER = re.compile(rb"^<(\d+)>1 (\S+) (\S+) (\S+) (\S+) (\S+) - \xef\xbb\xbf")
+
+
+def configure(home: Path, receiver: SyslogReceiver, **extra: str) -> None:
+    settings = load_settings(home)
+    settings.audit = AuditSettings(syslog_host="127.0.0.1", syslog_port=receiver.port,
+                                   syslog_transport=receiver.transport, **extra)
+    save_settings(home, settings)
+
+
+def parse(message: bytes) -> tuple[re.Match[bytes], ET.Element]:
+    head = HEADER.match(message)
+    assert head, message[:120]
+    return head, ET.fromstring(message[head.end():].decode())
+
+
+def test_events_reach_a_udp_receiver_as_dicom_audit_messages(home):
+    receiver = SyslogReceiver("udp")
+    try:
+        configure(home, receiver)
+        audit.record(home, "send", study_uid="1.2.3.4", peer="hub@10.0.0.7:8042",
+                     detail={"instances": 12})
+        audit.record(home, "login", outcome=audit.SERIOUS_FAILURE, peer="hub@10.0.0.7:8042")
+        messages = receiver.wait_for(2)
+    finally:
+        receiver.close()
+    assert len(messages) == 2
+    head, msg = parse(messages[0])
+    assert int(head[1]) == 10 * 8 + 5 and head[4] == b"Relay" and head[6] == b"DICOM+RFC3881"
+    ident = msg.find("EventIdentification")
+    assert ident is not None and ident.get("EventActionCode") == "R"
+    assert ident.get("EventOutcomeIndicator") == "0"
+    event_id = ident.find("EventID")
+    assert event_id is not None and event_id.get("csd-code") == "110104"
+    assert event_id.get("codeSystemName") == "DCM"
+    roles = [p.find("RoleIDCode").get("csd-code")  # type: ignore[union-attr]
+             for p in msg.findall("ActiveParticipant")]
+    assert roles == ["110153", "110152"]  # Relay the source, the hub the destination
+    study = msg.find("ParticipantObjectIdentification")
+    assert study is not None and study.get("ParticipantObjectID") == "1.2.3.4"
+    assert study.find("ParticipantObjectIDTypeCode").get("csd-code") == "110180"  # type: ignore[union-attr]
+    assert msg.find("AuditSourceIdentification") is not None
+    _, login = parse(messages[1])
+    ident = login.find("EventIdentification")
+    assert ident is not None and ident.get("EventOutcomeIndicator") == "8"
+    assert ident.find("EventID").get("csd-code") == "110114"  # type: ignore[union-attr]
+    assert ident.find("EventTypeCode").get("csd-code") == "110122"  # type: ignore[union-attr]
+    assert audit_syslog.pending(home) == 0
+
+
+def test_tls_receiver_gets_every_event_once_and_the_missed_ones_when_it_is_back(tmp_path, home):
+    ca, both = self_signed(tmp_path)
+    receiver = SyslogReceiver("tls", both)
+    port = receiver.port
+    try:
+        configure(home, receiver, ca_file=str(ca))
+        for n in range(3):
+            audit.record(home, "import", study_uid=f"1.2.3.{n}", detail={"instances": n})
+        got = receiver.wait_for(3)
+    finally:
+        receiver.close()
+    assert [parse(m)[1].find("ParticipantObjectIdentification").get(  # type: ignore[union-attr]
+        "ParticipantObjectID") for m in got] == ["1.2.3.0", "1.2.3.1", "1.2.3.2"]
+    # the repository is down: the event stays pending, the record is written all the same
+    audit.record(home, "export", study_uid="1.2.3.9")
+    audit_syslog.flush()
+    with pytest.raises(audit_syslog.SyslogError, match="unreachable"):
+        audit_syslog.ship(home)
+    assert audit_syslog.pending(home) == 1 and audit.verify(home).lines == 4
+    back = SyslogReceiver("tls", both)
+    try:
+        configure(home, back, ca_file=str(ca))
+        assert back.port != port
+        run = subprocess.run([sys.executable, "-m", "app", "--home", str(home), "audit", "--send",
+                              "--json"], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["sent"] == 1
+        late = back.wait_for(1)
+    finally:
+        back.close()
+    assert len(late) == 1 and b"1.2.3.9" in late[0]
+    assert audit_syslog.pending(home) == 0
+
+
+def test_an_untrusted_repository_certificate_is_refused(tmp_path, home):
+    _, both = self_signed(tmp_path)
+    receiver = SyslogReceiver("tls", both)
+    try:
+        configure(home, receiver)  # no ca_file: the self-signed certificate is not trusted
+        audit.record(home, "import", study_uid="1.2.3")
+        audit_syslog.flush()
+        with pytest.raises(audit_syslog.SyslogError, match="TLS"):
+            audit_syslog.ship(home, audit_syslog.target_of(home))
+    finally:
+        receiver.close()
+    assert receiver.messages == [] and audit_syslog.pending(home) == 1
+
+
+def test_relay_audit_filters_by_study_and_time(home):
+    audit.record(home, "import", study_uid="1.2.3")
+    audit.record(home, "send", study_uid="1.2.4")
+    path = audit.audit_path(home)
+    first = json.loads(path.read_text().splitlines()[0])
+    cut = first["time"]
+    audit.record(home, "view", study_uid="1.2.3")
+
+    def events(*args: str) -> list[dict]:
+        run = subprocess.run([sys.executable, "-m", "app", "--home", str(home), "audit",
+                              *args, "--json"], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)["events"]
+
+    assert [e["event"] for e in events("--study", "1.2.3")] == ["import", "view"]
+    later = [e for e in events("--since", cut) if e["time"] > cut]
+    assert [e["event"] for e in later] == [e["event"] for e in events()
+                                           if e["time"] > cut]
+    assert events("--since", "2999-01-01") == []
+    bad = subprocess.run([sys.executable, "-m", "app", "--home", str(home), "audit", "--since",
+                          "yesterday"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--since" in bad.stderr
