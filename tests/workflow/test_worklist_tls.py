@@ -11,8 +11,7 @@ import pytest
 
 from app.settings import load_settings, save_settings
 from tests.conftest import run_relay
-from tests.net.test_faults import _self_signed
-from tests.proxies import TlsProxy
+from tests.proxies import TlsProxy, self_signed
 from tests.workflow.conftest import OUTSIDE, outside_cd
 from tests.workflow.peers import (
     Order,
@@ -38,7 +37,7 @@ def _worklist(home, *args):
 @pytest.mark.dcmtk
 @pytest.mark.skipif(shutil.which("wlmscpfs") is None, reason="needs dcmtk")
 def test_a_worklist_query_uses_the_pacs_profiles_tls(tmp_path, home):
-    ca, cert_and_key = _self_signed(tmp_path)
+    ca, cert_and_key = self_signed(tmp_path)
     with wlmscpfs(tmp_path, ORDERS) as (port, ae):
         proxy = TlsProxy(cert_and_key, port)
         try:
@@ -70,7 +69,7 @@ def test_a_worklist_query_uses_the_pacs_profiles_tls(tmp_path, home):
 @pytest.mark.orthanc
 @pytest.mark.skipif(not worklist_plugin_available(), reason="needs the ModalityWorklists plugin")
 def test_a_patient_level_query_uses_the_pacs_profiles_tls(tmp_path, home, ge_files):
-    ca, cert_and_key = _self_signed(tmp_path)
+    ca, cert_and_key = self_signed(tmp_path)
     with orthanc_worklist(tmp_path, []) as (hub, port):
         orthanc_upload(hub, outside_cd(tmp_path / "pacs", ge_files, 2))
         proxy = TlsProxy(cert_and_key, port)
