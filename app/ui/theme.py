@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 import qtawesome as qta
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QEvent, QObject, QSize, Qt
 from PySide6.QtGui import QAction, QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication, QToolBar, QToolButton, QWidget
 
@@ -51,6 +51,7 @@ QWidget#reading QScrollBar { background: #161616; }
 #: Icon (qtawesome name) per tool bar entry: a layout's or button's text, or a tool's data.
 ICONS: dict[str, str] = {
     "1×1": "mdi6.square-outline", "1×2": "mdi6.view-split-vertical",
+    "1×3": "mdi6.view-column-outline", "Stroke": "mdi6.brain",
     "2×2": "mdi6.view-grid-outline", "MPR": "mdi6.axis-arrow", "3D": "mdi6.cube-outline",
     "window": "mdi6.contrast-box", "length": "mdi6.ruler", "angle": "mdi6.angle-acute",
     "ellipse": "mdi6.ellipse-outline", "rect": "mdi6.rectangle-outline",
@@ -69,7 +70,8 @@ SHORTCUTS: dict[str, str] = {
 
 #: Default tool tips for entries that have none.
 TIPS: dict[str, str] = {
-    "1×1": "One viewport", "1×2": "Two viewports side by side", "2×2": "Four viewports",
+    "1×1": "One viewport", "1×2": "Two viewports side by side",
+    "1×3": "Three viewports side by side", "2×2": "Four viewports",
     "window": "Window / level tool: left drag changes the window",
     "length": "Measure a distance", "angle": "Measure an angle",
     "ellipse": "Elliptical region: mean, SD, area", "rect": "Rectangular region: mean, SD, area",
@@ -105,6 +107,40 @@ def style_reading_area(widget: QWidget, toolbar: QToolBar) -> None:
     toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
     for action in toolbar.actions():
         _decorate(toolbar, action)
+    toolbar.installEventFilter(_ToolbarFit(toolbar))
+
+
+class _ToolbarFit(QObject):
+    """Labels under the icons while the tool bar fits its window; icons alone (the tool tips
+    keep the names) when it would not, so no tool falls into the overflow menu."""
+
+    def __init__(self, toolbar: QToolBar) -> None:
+        super().__init__(toolbar)
+        self.toolbar = toolbar
+        self.full_width = 0  # the width the tool bar needs with its labels
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest):
+            self.fit()
+        return False
+
+    def fit(self) -> None:
+        bar = self.toolbar
+        labelled = bar.toolButtonStyle() == Qt.ToolButtonStyle.ToolButtonTextUnderIcon
+        if labelled:
+            self.full_width = bar.sizeHint().width()
+            if self.full_width > bar.width() > 0:
+                self._set(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        elif bar.width() >= self.full_width:
+            self._set(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+
+    def _set(self, style: Qt.ToolButtonStyle) -> None:
+        self.toolbar.setToolButtonStyle(style)
+        for action in self.toolbar.actions():
+            button = self.toolbar.widgetForAction(action)
+            if isinstance(button, QToolButton) and not action.text() and \
+                    not button.icon().isNull():
+                button.setToolButtonStyle(style)
 
 
 def _decorate(toolbar: QToolBar, action: QAction) -> None:

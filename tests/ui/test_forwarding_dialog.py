@@ -1,6 +1,11 @@
-"""Settings → Forwarding…: rules edited, checked and saved; the window applies them."""
+"""Settings → Forwarding…: rules edited, checked and saved; the window applies them.
+
+The user guide's screenshot is taken here: set RELAY_SCREENSHOTS=docs/screenshots."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from app.settings import HubProfile, load_settings, save_settings
 from app.ui.forwarding_dialog import ForwardingDialog
@@ -12,11 +17,17 @@ def with_hub(home):
     save_settings(home, settings)
 
 
-def test_the_stroke_example_is_added_aimed_at_the_hub_and_saved(qtbot, home):
+def test_the_stroke_example_is_added_aimed_at_the_hub_and_saved(qtbot, home, tmp_path):
     with_hub(home)
     dialog = ForwardingDialog(home)
     qtbot.addWidget(dialog)
     dialog.add_example()
+    dialog.resize(900, 620)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    out = Path(os.environ.get("RELAY_SCREENSHOTS") or tmp_path / "shots")
+    out.mkdir(parents=True, exist_ok=True)
+    assert dialog.grab().save(str(out / "door-forwarding.png"))
     assert dialog.table.rowCount() == 1
     assert dialog.form.description_edit.text() == "STROKE|CODE|CTA"
     dialog.form.modalities_edit.setText("ct, mr")

@@ -25,8 +25,10 @@ from tests.conftest import DATA, REPO
 
 SHOTS = REPO / "docs" / "screenshots"
 GUIDE = REPO / "docs" / "user-guide.md"
-MAKERS = [REPO / "docs" / "make_screenshots.py", REPO / "docs" / "exchange_screenshots.py",
-          *sorted((REPO / "tests" / "ui").glob("test_station*.py"))]
+MAKERS = [*sorted((REPO / "docs").glob("*_screenshots.py")),
+          *sorted((REPO / "tests" / "ui").glob("test_station*.py")),
+          REPO / "tests" / "ui" / "test_forwarding_dialog.py",
+          REPO / "tests" / "ui" / "test_timeline_panel.py"]
 
 
 def rgb(path: Path) -> np.ndarray:

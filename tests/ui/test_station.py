@@ -191,7 +191,7 @@ def test_a_series_of_the_outside_original_is_refused_in_the_window_as_in_the_cli
 @pytest.mark.orthanc
 @pytest.mark.skipif(not worklist_plugin_available(), reason="needs Orthanc's DICOM port setup")
 def test_reconcile_view_finds_the_patient_in_a_pacs(qtbot, tmp_path, home, data):
-    from app.settings import PacsProfile
+    from app.settings import HubProfile
 
     files = outside_cd(tmp_path / "cd", _ge(data), 2)
     import_into(home, tmp_path / "cd")
@@ -204,7 +204,8 @@ def test_reconcile_view_finds_the_patient_in_a_pacs(qtbot, tmp_path, home, data)
     with orthanc_worklist(tmp_path, []) as (hub, port):
         orthanc_upload(hub, [tmp_path / "known.dcm"])
         settings = load_settings(home)
-        settings.pacs.append(PacsProfile("pacs", "127.0.0.1", port, "ORTHANC"))
+        settings.hubs.append(HubProfile("pacs", kind="dimse", host="127.0.0.1", port=port,
+                                        ae_title="ORTHANC"))
         save_settings(home, settings)
         window = shown_window(qtbot, home, 1200, 800)
         dialog = window.station.reconcile(study_uid)

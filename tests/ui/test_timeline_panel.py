@@ -1,6 +1,11 @@
-"""The Timeline panel, and the view (first image drawn) it reads from the audit."""
+"""The Timeline panel, and the view (first image drawn) it reads from the audit.
+
+The user guide's screenshot is taken here: set RELAY_SCREENSHOTS=docs/screenshots."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +25,7 @@ def test_durations_read_as_words(seconds, words):
 
 
 def test_opening_a_study_records_its_first_image_and_the_panel_shows_door_to_image(
-        qtbot, home, data):
+        qtbot, home, data, tmp_path):
     store = Store(home)
     report = import_paths(store, [str(p) for p in sorted((data / GE).glob("*.dcm"))[:8]])
     (study,) = report.study_uids
@@ -42,6 +47,9 @@ def test_opening_a_study_records_its_first_image_and_the_panel_shows_door_to_ima
     assert dialog.headline.text().startswith("Door to image: ")
     assert dialog.table.rowCount() == 2
     assert dialog.table.item(1, 0).text() == "First image shown"
+    out = Path(os.environ.get("RELAY_SCREENSHOTS") or tmp_path / "shots")
+    out.mkdir(parents=True, exist_ok=True)
+    assert dialog.grab().save(str(out / "door-timeline.png"))
     dialog.close()
     store.close()
 
