@@ -8,6 +8,7 @@ or edited line. No patient name or ID goes in: the study UID identifies the stud
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import json
@@ -137,14 +138,27 @@ def record(home: Path, event: str, *, outcome: int = SUCCESS, study_uid: str = "
         "detail": detail or {},
     }
     path = audit_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path) as fp:
-        entry["prev"] = _last_hash(fp)
-        entry["hash"] = _line_hash(entry)
-        fp.seek(0, os.SEEK_END)
-        fp.write((json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n").encode())
-        fp.flush()
-        os.fsync(fp.fileno())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(path) as fp:
+            entry["prev"] = _last_hash(fp)
+            entry["hash"] = _line_hash(entry)
+            end = fp.seek(0, os.SEEK_END)
+            try:
+                fp.write((json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n")
+                         .encode())
+                fp.flush()
+                os.fsync(fp.fileno())
+            except OSError:
+                with contextlib.suppress(OSError):  # no half line: the chain stays whole
+                    fp.truncate(end)
+                raise
+    except OSError as exc:
+        # a full or failing disk must not stop the work it records (an import that stops
+        # plainly on a full disk, a send); the record misses this event and the log says so
+        log.error("audit: the %s event could not be written to %s: %s", event, path.name,
+                  exc.strerror or type(exc).__name__)
+        return entry
     # the study UID stays in the record: log lines name no patient and no study
     log.info("audit: %s outcome %d", event, outcome)
     from app.workflow import audit_syslog

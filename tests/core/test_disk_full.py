@@ -34,8 +34,9 @@ def test_import_on_a_full_disk_stops_plainly_and_completes_once_space_is_freed(
         ("relay", "--home", home, "import", str(MR), "--json"),
         ("relay", "--home", home, "check", "--json"),
         ("relay", "--home", home, "ls", "--json"),
+        ("relay", "--home", home, "audit", "--verify", "--json"),
     ], reserve=reserve)
-    stopped, check_full, again, check_after, listing = runs
+    stopped, check_full, again, check_after, listing, trail = runs
     assert stopped.rc == 1, stopped.stderr
     assert "Traceback" not in stopped.stderr
     assert "is full" in stopped.stderr and "run the same command again" in stopped.stderr
@@ -51,3 +52,5 @@ def test_import_on_a_full_disk_stops_plainly_and_completes_once_space_is_freed(
     instances = sum(s["instances"] for st in json.loads(listing.stdout)["studies"]
                     for s in st["series"])
     assert instances == _files(MR)
+    # an audit event the full disk could not take left no half line: the chain is whole
+    assert trail.rc == 0, trail.stdout + trail.stderr
