@@ -10,6 +10,7 @@ what the reader marked (ASPECTS, regions with their mirror, key images, measurem
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,9 +22,10 @@ from app.ui.series_session import LoadedSeries
 from app.ui.user_presets import offered_presets
 from app.ui.viewport import ViewportWidget
 from app.workflow.findings import Findings, Mark, RegionFinding, in_view_mm, view_mm
-from app.workflow.hanging import HungStage, grid_shape
+from app.workflow.hanging import HungStage, stage_shape
 
 if TYPE_CHECKING:
+    from app.ui.mpr_widget import MprWidget
     from app.ui.viewer import ViewerWidget
 
 log = logging.getLogger(__name__)
@@ -71,10 +73,14 @@ def apply_stage(viewer: ViewerWidget, hung: HungStage) -> None:
         if preset is not None:
             mpr.apply_preset(preset)
         return
-    rows, cols = grid_shape(hung.cells)
-    viewer.set_layout(f"{rows}×{cols}")
+    (rows, cols), slabs = stage_shape(hung)
+    if not hung.image_cells:  # only planes: the MPR layout with them
+        viewer.show_series(hung.slab_cells[0].series.series_instance_uid)
+        _show_slabs(viewer.show_mpr, viewer, hung)
+        return
+    viewer.set_layout(f"{rows}×{cols}", slabs=slabs)
     viewer.link_by_position = stage.link == "position"
-    for viewport, cell in zip(viewer.visible_viewports(), hung.cells, strict=False):
+    for viewport, cell in zip(viewer.visible_viewports(), hung.image_cells, strict=False):
         uid = cell.series.series_instance_uid
         viewport.table_offset_mm = 0.0
         viewer.show_series(uid, viewport)
@@ -82,6 +88,26 @@ def apply_stage(viewer: ViewerWidget, hung: HungStage) -> None:
         if preset is not None:
             _window_when_open(viewport, preset)
     viewer.set_active_viewport(viewer.visible_viewports()[0])
+    if slabs:
+        widget = viewer.slab_widget()
+        _show_slabs(lambda: widget, viewer, hung)
+
+
+def _show_slabs(mpr_for: Callable[[], MprWidget | None], viewer: ViewerWidget,
+                hung: HungStage) -> None:
+    """The stage's plane cells: their series in an MPR, those planes, the slab, the window."""
+    cells = hung.slab_cells
+    first = cells[0]
+    session = viewer.session(first.series.series_instance_uid)
+    mpr = mpr_for()
+    if mpr is None:
+        return
+    mpr.set_series(session)
+    mpr.show_planes(tuple(c.plane for c in cells))
+    mpr.set_slab(first.slab_mode, first.slab_mm)
+    preset = _preset(viewer, first.series.modality, first.preset) if first.preset else None
+    if preset is not None:
+        mpr.apply_preset(preset)
 
 
 # -- findings ---------------------------------------------------------------------------------

@@ -241,6 +241,10 @@ class ViewerWidget(QWidget):
         self.pages.addWidget(self.grid_host)
         #: The MPR and 3D layouts, made the first time they are asked for.
         self.mpr: MprWidget | None = None
+        #: A protocol's MPR slabs under the viewports, on the same screen (made when a stage
+        #: asks for them; see :meth:`set_layout`).
+        self.slabs: MprWidget | None = None
+        self._grid_slabs = False
         self.view3d: Volume3DWidget | None = None
         self.toolbar = QToolBar(self)
         self._build_toolbar()
@@ -528,8 +532,9 @@ class ViewerWidget(QWidget):
         self.left_drag = mode
         for viewport in self.viewports:
             viewport.left_drag = mode
-        if self.mpr is not None:
-            self.mpr.set_left_mode("window" if mode == "window" else "crosshair")
+        for mpr in (self.mpr, self.slabs):
+            if mpr is not None:
+                mpr.set_left_mode("window" if mode == "window" else "crosshair")
         for action in self.mouse_group.actions():
             action.setChecked(action.data() == mode)
         if save:
@@ -795,9 +800,20 @@ class ViewerWidget(QWidget):
         count = len(self.visible_viewports())
         return {1: "1×1", 2: "1×2", 3: "1×3", 4: "2×2"}.get(count, "1×1")
 
-    def set_layout(self, name: str) -> None:
+    def slab_widget(self) -> MprWidget:
+        """The MPR that shows a protocol's slabs under the viewports (made on first use)."""
+        if self.slabs is None:
+            self.slabs = MprWidget(self.grid_host, with_panel=False)
+            self.slabs.set_left_mode("window" if self.left_drag == "window" else "crosshair")
+            self.slabs.hide()
+        return self.slabs
+
+    def set_layout(self, name: str, slabs: bool = False) -> None:
+        """``name``'s grid of viewports; with ``slabs``, the protocol's MPR slabs in a row
+        under them, as wide as the grid (e.g. the plain CT above, the CTA's MIPs below)."""
         rows, cols = LAYOUTS[name]
         self._grid_name = name
+        self._grid_slabs = slabs
         self._maximised = None
         self._check_layout(name)
         self.pages.setCurrentWidget(self.grid_host)
@@ -818,9 +834,21 @@ class ViewerWidget(QWidget):
         for viewport in self.viewports:
             self.grid.removeWidget(viewport)
             viewport.hide()
+        if self.slabs is not None:
+            self.grid.removeWidget(self.slabs)
+            self.slabs.hide()
+        for row in range(4):
+            self.grid.setRowStretch(row, 0)
         for index, viewport in enumerate(self.viewports[:needed]):
             self.grid.addWidget(viewport, index // cols, index % cols)
             viewport.show()
+        for row in range(rows):
+            self.grid.setRowStretch(row, 1)
+        if slabs:
+            widget = self.slab_widget()
+            self.grid.addWidget(widget, rows, 0, 1, cols)
+            self.grid.setRowStretch(rows, rows)  # as tall as the viewports above
+            widget.show()
         if self.active not in self.viewports[:needed]:
             self._set_active(self.viewports[0])
 
@@ -832,11 +860,13 @@ class ViewerWidget(QWidget):
     def toggle_maximised(self, viewport: ViewportWidget) -> None:
         """Show ``viewport`` alone over the whole grid, or the layout again (double-click)."""
         if self._maximised is not None:
-            self.set_layout(self._grid_name)
+            self.set_layout(self._grid_name, self._grid_slabs)
         else:
             for other in self.visible_viewports():
                 if other is not viewport:
                     other.hide()
+            if self.slabs is not None:
+                self.slabs.hide()
             self._maximised = viewport
         self._set_active(viewport)
         viewport.setFocus()
@@ -1130,6 +1160,9 @@ class ViewerWidget(QWidget):
         if not views:
             return None
         shots = [(v.canvas, v.grab_view(overlays)) for v in views]
+        slabs = self.slabs
+        if whole and slabs is not None and slabs.isVisibleTo(self) and slabs.source is not None:
+            shots += [(slabs.views[p].canvas, slabs.views[p].grab_view()) for p in slabs.planes]
         where = "layout" if whole else f"im{views[0].state.k + 1}"
         return compose(shots, self.grid_host), where
 
@@ -1232,6 +1265,8 @@ class ViewerWidget(QWidget):
     def close_all(self) -> None:
         if self.mpr is not None:
             self.mpr.close_mpr()
+        if self.slabs is not None:
+            self.slabs.close_mpr()
         if self.view3d is not None:
             self.view3d.close_3d()
         for session in self.sessions.values():

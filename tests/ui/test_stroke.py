@@ -82,6 +82,21 @@ def test_a_stroke_ct_opens_in_brain_and_stroke_windows_beside_the_prior(qtbot, w
     viewer = window.open_study(_today(window))
     today, stroke, prior = _opened(qtbot, viewer)
     assert viewer.protocol is not None and viewer.protocol.name == "stroke-code"
+    # on the same screen, under the plain CT: the CTA as axial and coronal 20 mm MIP slabs
+    slabs = viewer.slabs
+    assert slabs is not None and slabs.isVisible() and viewer.pages.currentWidget() is (
+        viewer.grid_host)
+    assert slabs.session.series.series_description == "CTA head 2.5mm"
+    assert (slabs.mode, slabs.slab_mm, slabs.planes) == ("mip", 20.0, ("axial", "coronal"))
+    assert not slabs.panel.isVisible() and not slabs.views["sagittal"].isVisible()
+    qtbot.waitUntil(lambda: all(slabs.views[p].shown is not None for p in slabs.planes),
+                    timeout=30_000)
+    assert slabs.windows["axial"].pair == (150, 600)  # the CTA window, not the plain CT's
+    top = max(v.mapTo(viewer, v.rect().bottomLeft()).y() for v in (today, stroke, prior))
+    for plane in slabs.planes:
+        view = slabs.views[plane]
+        assert view.mapTo(viewer, view.rect().topLeft()).y() > top  # under the plain CT
+        assert view.height() > 0.6 * today.height()
     assert today.session is stroke.session and today.session.series.modality == "CT"
     assert (today.state.center, today.state.width) == (40, 80)
     assert (stroke.state.center, stroke.state.width) == (40, 40)
@@ -100,8 +115,16 @@ def test_a_stroke_ct_opens_in_brain_and_stroke_windows_beside_the_prior(qtbot, w
     assert prior.table_offset_mm == pytest.approx(12.5)  # 5 slices of 2.5 mm
     today.show_slice(20)
     assert prior.state.k == 25
-    # the second stage: the CTA as axial and coronal MIP slabs
-    viewer.show_stage(1)
+    # a double-click shows one view alone, and again the whole screen with the slabs
+    viewer.toggle_maximised(today)
+    assert not slabs.isVisible() and not stroke.isVisible()
+    viewer.toggle_maximised(today)
+    assert slabs.isVisible() and stroke.isVisible()
+    # a layout from the tool bar has no slabs
+    viewer.set_layout("1×2")
+    assert not slabs.isVisible()
+    # the third stage: the CTA alone in the MPR layout, axial and coronal MIP slabs
+    viewer.show_stage(2)
     mpr = viewer.mpr
     assert mpr is not None and viewer.pages.currentWidget() is mpr
     assert mpr.session.series.series_description == "CTA head 2.5mm"
@@ -117,10 +140,10 @@ def test_aspects_midline_key_image_saved_and_shown_again(qtbot, window) -> None:
     guide = viewer.aspects_tool.guide(today)
     assert guide is not None
     # a drag moves the guide; a click in a region marks it
-    drag(today, widget_pos(today, guide.cx, guide.cy), widget_pos(today, guide.cx + 4,
+    drag(today, widget_pos(today, guide.cx, guide.cy), widget_pos(today, guide.cx + 12,
                                                                    guide.cy))
     moved = viewer.aspects_tool.guide(today)
-    assert moved is not None and moved.cx == pytest.approx(guide.cx + 4, abs=0.5)
+    assert moved is not None and moved.cx == pytest.approx(guide.cx + 12, abs=0.5)
     for code in ("M2", "I"):
         x, y = polygon(code, "left", moved).mean(axis=0)
         click(today, widget_pos(today, float(x), float(y)))
