@@ -82,7 +82,6 @@ def apply_stage(viewer: ViewerWidget, hung: HungStage) -> None:
     viewer.link_by_position = stage.link == "position"
     for viewport, cell in zip(viewer.visible_viewports(), hung.image_cells, strict=False):
         uid = cell.series.series_instance_uid
-        viewport.table_offset_mm = 0.0
         viewer.show_series(uid, viewport)
         preset = _preset(viewer, cell.series.modality, cell.preset) if cell.preset else None
         if preset is not None:

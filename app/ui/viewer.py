@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QObject, QSize, Qt, Signal
+from PySide6.QtCore import QMimeData, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -73,6 +73,7 @@ from app.workflow.hanging import (
     study_key,
 )
 from app.workflow.priors import PriorSearch, is_earlier
+from app.workflow.table_offsets import load_offset, save_offset
 
 #: The series strip item's full text (its tool tip is that text escaped for display).
 SERIES_TEXT_ROLE = Qt.ItemDataRole.UserRole + 7
@@ -245,6 +246,12 @@ class ViewerWidget(QWidget):
         #: asks for them; see :meth:`set_layout`).
         self.slabs: MprWidget | None = None
         self._grid_slabs = False
+        #: The offset between two studies the user just set, saved once the drag rests.
+        self._offset_to_save: tuple[str, str, float] | None = None
+        self._offset_timer = QTimer(self)
+        self._offset_timer.setSingleShot(True)
+        self._offset_timer.setInterval(400)
+        self._offset_timer.timeout.connect(self.save_table_offset)
         self.view3d: Volume3DWidget | None = None
         self.toolbar = QToolBar(self)
         self._build_toolbar()
@@ -656,6 +663,8 @@ class ViewerWidget(QWidget):
 
     def show_series(self, series_uid: str, viewport: ViewportWidget | None = None) -> None:
         viewport = viewport or self.active or self.viewports[0]
+        owner = self._series.get(series_uid)
+        viewport.table_offset_mm = self.table_offset(owner[0] if owner else None)
         viewport.set_series(self.session(series_uid), self.last_slice.get(series_uid))
         self._set_active(viewport)
         page = self.pages.currentWidget()
@@ -964,6 +973,11 @@ class ViewerWidget(QWidget):
                                                 other.table_offset_mm)
             self.status_message.emit(f"Offset to the other study: "
                                      f"{source.table_offset_mm:+.1f} mm")
+            assert other.session is not None
+            self._offset_to_save = (source.session.study.study_instance_uid,
+                                    other.session.study.study_instance_uid,
+                                    other.table_offset_mm - source.table_offset_mm)
+            self._offset_timer.start()
             return
         self._linking = True
         try:
@@ -1262,7 +1276,25 @@ class ViewerWidget(QWidget):
             f"#{self._captures.series_number} \"{self._captures.series_description}\"")
         return stored
 
+    def save_table_offset(self) -> None:
+        """Remember the offset the user set between two studies (for the next time the pair
+        is opened together; see :mod:`app.workflow.table_offsets`)."""
+        self._offset_timer.stop()
+        pending, self._offset_to_save = self._offset_to_save, None
+        if pending is not None:
+            save_offset(self.store.home, *pending)
+
+    def table_offset(self, study: Study | None) -> float:
+        """The offset of ``study``'s viewports to today's: the one remembered for the pair,
+        else none."""
+        if study is None or study.study_instance_uid == self.study.study_instance_uid:
+            return 0.0
+        found = load_offset(self.store.home, self.study.study_instance_uid,
+                            study.study_instance_uid)
+        return found if found is not None else 0.0
+
     def close_all(self) -> None:
+        self.save_table_offset()
         if self.mpr is not None:
             self.mpr.close_mpr()
         if self.slabs is not None:

@@ -19,6 +19,7 @@ from app.tasks import Progress
 from app.ui.main_window import MainWindow
 from app.workflow.aspects import polygon
 from app.workflow.hanging import save_choice
+from app.workflow.table_offsets import load_offset
 from tests.ui.conftest import shown_window
 from tests.workflow.stroke_studies import stroke_study
 
@@ -115,6 +116,22 @@ def test_a_stroke_ct_opens_in_brain_and_stroke_windows_beside_the_prior(qtbot, w
     assert prior.table_offset_mm == pytest.approx(12.5)  # 5 slices of 2.5 mm
     today.show_slice(20)
     assert prior.state.k == 25
+    # the offset is kept for this pair of studies (in the home, not in the settings), and
+    # is there again when the pair is opened again
+    viewer.save_table_offset()
+    assert load_offset(window.store.home, viewer.study.study_instance_uid,
+                       prior.session.study.study_instance_uid) == pytest.approx(12.5)
+    settings = window.store.home / "settings.json"
+    assert not settings.exists() or "12.5" not in settings.read_text()
+    uid = viewer.study.study_instance_uid
+    window.reading.close_study(uid)
+    viewer = window.open_study(uid)
+    today, stroke, prior = _opened(qtbot, viewer)
+    assert prior.table_offset_mm == pytest.approx(12.5) and today.table_offset_mm == 0
+    today.show_slice(20)
+    assert prior.state.k == 25
+    slabs = viewer.slabs
+    assert slabs is not None
     # a double-click shows one view alone, and again the whole screen with the slabs
     viewer.toggle_maximised(today)
     assert not slabs.isVisible() and not stroke.isVisible()
