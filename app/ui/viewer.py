@@ -56,7 +56,13 @@ from app.ui.mpr_widget import MprWidget
 from app.ui.prewarm import prewarm_3d
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
-from app.ui.stroke import apply_stage, collect_findings, place_regions, show_findings
+from app.ui.stroke import (
+    apply_stage,
+    collect_findings,
+    place_regions,
+    show_display,
+    show_findings,
+)
 from app.ui.theme import style_reading_area
 from app.ui.thumbs import to_qimage
 from app.ui.user_presets import offered_presets, save_user_preset
@@ -305,7 +311,7 @@ class ViewerWidget(QWidget):
         bar.addSeparator()
         self.tool_group = QActionGroup(self)
         labels = {"window": "W/L", "length": "Length", "angle": "Angle", "ellipse": "Ellipse",
-                  "rect": "Rectangle", "probe": "Probe", "arrow": "Arrow tool",
+                  "rect": "Rectangle", "probe": "Probe", "text": "Text", "arrow": "Arrow tool",
                   "aspects": "ASPECTS tool (click a region: affected)",
                   "midline": "Midline tool (two points: mirrored regions)"}
         for tool, label in labels.items():
@@ -1136,13 +1142,26 @@ class ViewerWidget(QWidget):
             show_findings(self, findings)
 
     def _on_session_opened_findings(self, session: LoadedSeries) -> None:
+        self.findings_opened(session)
+
+    def findings_opened(self, session: LoadedSeries) -> None:
+        """``session`` is open: the pending findings' annotations on it (once), then, when
+        its viewports have set themselves up for it, its saved window and area in view."""
         uid = session.series.series_instance_uid
-        if self.pending_findings is not None and uid not in self._findings_placed:
-            self._findings_placed.add(uid)
-            place_regions(self, session)
+        if self.pending_findings is None or uid in self._findings_placed:
+            return
+        self._findings_placed.add(uid)
+        place_regions(self, session)
+        for viewport in self.viewports:
+            if viewport.session is session and viewport.volume is not None:
+                viewport.show_slice(viewport.state.k)  # draws the annotations
+        QTimer.singleShot(0, lambda: self._show_display(session))
+
+    def _show_display(self, session: LoadedSeries) -> None:
+        if session.series.series_instance_uid in self.sessions and show_display(self, session):
             for viewport in self.viewports:
                 if viewport.session is session and viewport.volume is not None:
-                    viewport.show_slice(viewport.state.k)  # draws the annotations
+                    viewport.show_slice(viewport.state.k)
 
     # -- export / help ----------------------------------------------------------------------
     def _shown_session(self) -> LoadedSeries | None:

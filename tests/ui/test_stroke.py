@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -216,3 +216,71 @@ def test_the_users_protocol_choice_is_kept_for_the_next_study(qtbot, window) -> 
         assert len(again.visible_viewports()) == 1
     finally:  # the module's home is shared by the other tests
         save_choice(window.store.home, viewer.study, "stroke-code")
+
+
+@pytest.fixture
+def own_window(qtbot, tmp_path: Path) -> MainWindow:
+    """A main window on a home of its own (today's study alone, no findings yet)."""
+    files = stroke_study(tmp_path / "today", date="20261201", seed=63, size=128)
+    import_paths(Store(tmp_path / "home"), [str(p) for p in files], Progress("test"))
+    win = shown_window(qtbot, tmp_path / "home", 1500, 800)
+    yield win
+    for viewer in win.viewers.values():
+        viewer.close_all()
+
+
+def _notes(session, k: int) -> list[tuple[str, str, list[tuple[float, float]]]]:
+    return sorted((n.kind, n.text, [(round(x, 1), round(y, 1)) for x, y in n.points])
+                  for n in session.annotations.get(k, []))
+
+
+def test_a_presentation_state_brings_back_window_zoom_pan_and_every_annotation(
+        qtbot, own_window) -> None:
+    """Drawn with the mouse, saved as a GSPS, the study closed and opened again: the same
+    window, the same area in view, every drawing and text where it was."""
+    window = own_window
+    viewer = window.open_study(_today(window))
+    today, stroke, *_ = _opened(qtbot, viewer)
+    today.show_slice(24)
+    today.set_window(36, 50)
+    today.view.setRange(QRectF(90.0, 70.0, 120.0, 100.0), padding=0)
+    (x0, x1), (y0, y1) = today.view.viewRange()
+    for tool, a, b in (("length", (100.0, 90.0), (150.0, 90.0)),
+                       ("arrow", (110.0, 160.0), (150.0, 130.0)),
+                       ("ellipse", (160.0, 100.0), (185.0, 130.0)),
+                       ("rect", (100.0, 110.0), (125.0, 140.0))):
+        viewer.set_tool(tool)
+        drag(today, widget_pos(today, *a), widget_pos(today, *b))
+    viewer.set_tool("angle")
+    for point in ((120.0, 80.0), (140.0, 100.0), (170.0, 80.0)):
+        click(today, widget_pos(today, *point))
+    viewer.set_tool("probe")
+    click(today, widget_pos(today, 130.0, 120.0))
+    viewer.set_tool("text")
+    today.ask_text = lambda: "Hyperdense left MCA"
+    click(today, widget_pos(today, 170.0, 150.0))
+    drawn = _notes(today.session, 24)
+    assert [kind for kind, _, _ in drawn] == [
+        "angle", "arrow", "ellipse", "length", "probe", "rect", "text"]
+    stored = viewer.save_findings()
+    assert sorted(s.header.series.modality for s in stored) == ["PR", "SR"]
+    uid = viewer.study.study_instance_uid
+    window.reading.close_study(uid)
+    again = window.open_study(uid)
+    first, second, *_ = _opened(qtbot, again)
+    qtbot.waitUntil(lambda: len(first.session.annotations.get(24, [])) == len(drawn),
+                    timeout=10_000)
+    qtbot.waitUntil(lambda: first.state.window.pair == (36, 50), timeout=10_000)
+    back = _notes(first.session, 24)
+    assert [(kind, text) for kind, text, _ in back] == [(k, t) for k, t, _ in drawn]
+    for (_, _, got), (_, _, want) in zip(back, drawn, strict=True):
+        assert np.allclose(got, want, atol=0.05), (got, want)
+    spacing = first.volume.spacing[2]  # the area is kept in whole pixels
+    (u0, u1), (v0, v1) = first.view.viewRange()
+    assert abs(u0 - x0) <= spacing and abs(u1 - x1) <= spacing or (  # one axis fits exactly,
+        abs(v0 - y0) <= spacing and abs(v1 - y1) <= spacing)  # the other holds the area
+    assert u0 <= x0 + spacing and u1 >= x1 - spacing and v0 <= y0 + spacing and v1 >= y1 - spacing
+    assert (second.state.center, second.state.width) == (40, 40)  # the protocol's stroke window
+    first.show_slice(24)
+    texts = [item.label.toPlainText() for item in first._items]
+    assert "Hyperdense left MCA" in texts and any(t.endswith("°") for t in texts)
