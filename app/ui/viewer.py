@@ -880,8 +880,11 @@ class ViewerWidget(QWidget):
             for other in self.visible_viewports():
                 if other is not viewport:
                     other.hide()
-            if self.slabs is not None:
+            if self.slabs is not None:  # out of the grid: its row takes no room
+                self.grid.removeWidget(self.slabs)
                 self.slabs.hide()
+                for row in range(4):
+                    self.grid.setRowStretch(row, 0)
             self._maximised = viewport
         self._set_active(viewport)
         viewport.setFocus()

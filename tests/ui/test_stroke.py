@@ -135,6 +135,7 @@ def test_a_stroke_ct_opens_in_brain_and_stroke_windows_beside_the_prior(qtbot, w
     # a double-click shows one view alone, and again the whole screen with the slabs
     viewer.toggle_maximised(today)
     assert not slabs.isVisible() and not stroke.isVisible()
+    qtbot.waitUntil(lambda: today.height() > 0.9 * viewer.grid_host.height())  # all of it
     viewer.toggle_maximised(today)
     assert slabs.isVisible() and stroke.isVisible()
     # a layout from the tool bar has no slabs
