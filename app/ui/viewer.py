@@ -950,6 +950,7 @@ class ViewerWidget(QWidget):
         k = source.state.k
         rows, cols = source.volume.shape[1], source.volume.shape[2]
         point = geometry.index_to_lps(np.array([(cols - 1) / 2, (rows - 1) / 2, k]))
+        self._slabs_follow(point, frame)
         self._linking = True
         try:
             for viewport in self.visible_viewports():
@@ -962,6 +963,19 @@ class ViewerWidget(QWidget):
                 viewport.show_slice(int(round(float(target))))
         finally:
             self._linking = False
+
+    def _slabs_follow(self, point: np.ndarray, frame: str) -> None:
+        """The protocol's slabs on the same screen (the CTA under the plain CT) follow a scroll
+        of a viewport of their frame of reference: the axial slab goes to that level."""
+        slabs = self.slabs
+        if (slabs is None or not slabs.isVisibleTo(self) or slabs.crosshair is None
+                or slabs.session is None
+                or slabs.session.series.frame_of_reference_uid != frame):
+            return
+        cross = slabs.crosshair
+        normal = cross.plane("axial").normal
+        centre = cross.center
+        cross.set_center(centre + normal * float((point - centre) @ normal))
 
     def _link_by_position(self, source: ViewportWidget) -> None:
         """Viewports of another frame of reference (the prior) follow by table position; with

@@ -104,9 +104,12 @@ def test_a_stroke_ct_opens_in_brain_and_stroke_windows_beside_the_prior(qtbot, w
     assert prior.session.study.study_date == "20250310"
     assert "Prior" in viewer.strip.item(viewer.strip.count() - 2).text() or any(
         "Prior" in viewer.strip.item(r).text() for r in range(viewer.strip.count()))
-    # scrolling today's moves its twin (same frame) and the prior (by table position)
+    # scrolling today's moves its twin (same frame), the CTA's axial slab (the same frame:
+    # one examination) and the prior (by table position)
     today.show_slice(30)
     assert stroke.state.k == 30
+    z_slice = today.volume.geometry.index_to_lps(np.array([0.0, 0.0, 30.0]))[2]
+    assert slabs.crosshair.center[2] == pytest.approx(z_slice, abs=0.01)
     z_today = table_positions(today.volume.geometry)[30]
     assert table_positions(prior.volume.geometry)[prior.state.k] == pytest.approx(z_today)
     # Alt + drag on the prior scrolls it alone and sets its offset; then they go together
