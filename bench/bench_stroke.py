@@ -11,7 +11,8 @@ each into a fresh home:
 * the full download of today's study (``relay fetch``'s path);
 * remote open: the first image drawn (what ``bench_remote.py`` measures);
 * the stroke layout complete: today's plain CT in both windows and the prior beside it drawn
-  (prior search on the hub, the prior read from the hub, slice in view first).
+  (prior search on the hub, the prior read from the hub, slice in view first), and the CTA's
+  axial and coronal MIP slabs under them drawn (from the part of the CTA read so far).
 
 Prints the times and the layout's time as a multiple of the first image and as a share of the
 full download.
@@ -49,8 +50,9 @@ from tests.proxies import SlowLink  # noqa: E402
 from tests.workflow.stroke_studies import stroke_study  # noqa: E402
 
 
-def stroke_open(url: str, study: str, home: Path) -> tuple[float, float]:
-    """(seconds to the first image drawn, to the stroke layout with the prior drawn)."""
+def stroke_open(url: str, study: str, home: Path) -> tuple[float, float, float]:
+    """Seconds to the first image drawn, to the plain CT and the prior drawn, to the whole
+    stroke screen drawn (with the CTA's slabs)."""
     from app.ui.main import application
     from app.ui.main_window import MainWindow
 
@@ -70,24 +72,29 @@ def stroke_open(url: str, study: str, home: Path) -> tuple[float, float]:
         time.sleep(0.005)
     started = time.monotonic()
     viewer = window.open_remote_study("bench", study)
-    first = layout = None
+    first = plain = layout = None
     deadline = started + 600
     while time.monotonic() < deadline and layout is None:
         app.processEvents()
         shown = viewer.visible_viewports()
         if first is None and shown[0].volume is not None and shown[0].image.image is not None:
             first = time.monotonic() - started
-        if (len(shown) == 3 and shown[2].session is not None
+        if (plain is None and len(shown) == 3 and shown[2].session is not None
                 and shown[2].session.study.study_instance_uid != study
                 and all(v.image.image is not None for v in shown)):
+            plain = time.monotonic() - started
+        slabs = viewer.slabs
+        if plain is not None and slabs is not None and all(
+                slabs.views[p].shown is not None for p in slabs.planes):
             layout = time.monotonic() - started
         time.sleep(0.001)
-    assert first is not None and layout is not None, "the stroke layout was not drawn"
+    assert first is not None and plain is not None and layout is not None, \
+        "the stroke layout was not drawn"
     for v in window.viewers.values():
         v.close_all()
     window.close()
     app.processEvents()
-    return first, layout
+    return first, plain, layout
 
 
 def main() -> int:
@@ -118,12 +125,15 @@ def main() -> int:
         for n, (name, url) in enumerate((("loopback", hub.url),
                                          (f"throttled {args.rate:g} MB/s", slow.url))):
             full = full_download(url, study, root / f"full-{n}")
-            first, layout = stroke_open(url, study, root / f"open-{n}")
+            first, plain, layout = stroke_open(url, study, root / f"open-{n}")
             print(f"\n[{name}]")
             print(f"  full download of today's study   {full:7.2f} s")
             print(f"  remote open, first image drawn   {first:7.3f} s  "
                   f"{100 * first / full:5.1f} % of the full download")
-            print(f"  stroke layout with the prior     {layout:7.3f} s  "
+            print(f"  plain CT and the prior drawn     {plain:7.3f} s  "
+                  f"{100 * plain / full:5.1f} % of the full download, "
+                  f"{plain / first:.1f}x the first image")
+            print(f"  + the CTA slabs: whole screen    {layout:7.3f} s  "
                   f"{100 * layout / full:5.1f} % of the full download, "
                   f"{layout / first:.1f}x the first image")
     finally:

@@ -1,5 +1,6 @@
-"""Screenshots of a stroke code for docs/: the stroke layout with the prior, ASPECTS, the
-mirrored region and the CTA MIP slabs. Run under a real X server (Xvfb):
+"""Screenshots of a stroke code for docs/: the stroke-code screen (the plain CT with the prior
+over the CTA's MIP slabs), ASPECTS, the mirrored region and the CTA MIP slabs in the MPR. Run
+under a real X server (Xvfb):
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/stroke_screenshots.py [OUT]
 
@@ -23,11 +24,17 @@ from app.ui.annotations import Annotation  # noqa: E402
 from app.ui.main import application  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
 from app.workflow.aspects import Guide  # noqa: E402
-from docs.make_screenshots import grab_screen, loaded, mpr_settled, wait, wait_until  # noqa: E402
+from docs.make_screenshots import grab_screen, loaded, wait, wait_until  # noqa: E402
 from tests.workflow.stroke_studies import stroke_study  # noqa: E402
 
 #: The ganglionic level of the phantom (z = +8 mm, the infarct's centre): slice 33 of 60.
 GANGLIONIC = 33
+
+
+def planes_settled(mpr) -> bool:
+    """The planes on show are drawn at full quality and nothing more is being made."""
+    return (mpr.source is not None and mpr._queue.idle and all(
+        mpr.views[p].full_quality and mpr.views[p].shown is not None for p in mpr.planes))
 
 
 def main(out: Path) -> None:
@@ -48,10 +55,12 @@ def main(out: Path) -> None:
         today = max(store.studies(), key=lambda s: s.study_date).study_instance_uid
         viewer = window.open_study(today)
         wait_until(lambda: loaded(viewer))
+        slabs = viewer.slabs
+        wait_until(lambda: slabs is not None and planes_settled(slabs))
         first = viewer.visible_viewports()[0]
         first.show_slice(GANGLIONIC)
-        wait(500)
-        window.grab().save(str(out / "stroke-layout-with-prior.png"))
+        wait(800)
+        grab_screen(window, out / "stroke-layout-with-prior.png")
 
         viewer.set_tool("aspects")
         viewer.toggle_maximised(first)
@@ -82,9 +91,9 @@ def main(out: Path) -> None:
         window.grab().save(str(out / "stroke-mirrored-region.png"))
 
         viewer.toggle_maximised(first)
-        viewer.show_stage(1)
+        viewer.show_stage(2)
         mpr = viewer.mpr
-        wait_until(lambda: mpr is not None and mpr_settled(mpr))
+        wait_until(lambda: mpr is not None and planes_settled(mpr))
         wait(800)
         grab_screen(window, out / "stroke-cta-mip-slabs.png")
         window.close()

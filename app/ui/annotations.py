@@ -1,4 +1,4 @@
-"""Measurements on an image: length, angle, ellipse and rectangle ROI, pixel probe.
+"""Measurements on an image: length, angle, ellipse and rectangle ROI, pixel probe, arrow, text.
 
 An :class:`Annotation` is data (kind + points in image millimetres: x along the row, y down the
 column, origin at the first pixel's corner), kept per slice in the open series while the study
@@ -24,8 +24,10 @@ COLOR = (255, 200, 40)
 
 @dataclass
 class Annotation:
-    kind: str  # "length" | "arrow" | "angle" | "ellipse" | "rect" | "probe"
+    kind: str  # "length" | "arrow" | "angle" | "ellipse" | "rect" | "probe" | "text"
     points: list[tuple[float, float]] = field(default_factory=list)
+    text: str = ""
+    """What a "text" annotation says (the others' labels are measured, not kept)."""
 
 
 def length_mm(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -88,7 +90,7 @@ class AnnotationItem:
             handles = (self.roi.mapToParent(h.pos()) for h in self.roi.getHandles())
             return [(p.x(), p.y()) for p in handles]
         pos, size = self.roi.pos(), self.roi.size()
-        if self.note.kind == "probe":
+        if self.note.kind in ("probe", "text"):
             return [(pos.x() + size.x() / 2, pos.y() + size.y() / 2)]
         return [(pos.x(), pos.y()), (pos.x() + size.x(), pos.y() + size.y())]
 
@@ -96,6 +98,8 @@ class AnnotationItem:
         p = self.note.points
         if self.note.kind == "arrow":
             return ""
+        if self.note.kind == "text":
+            return self.note.text
         if self.note.kind == "length":
             return f"{length_mm(p[0], p[1]):.1f} mm"
         if self.note.kind == "angle":

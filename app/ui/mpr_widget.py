@@ -66,8 +66,11 @@ class MprWidget(QWidget):
     #: Emitted on the GUI thread after a full-quality picture went on screen (tests, scripts).
     full_rendered = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, with_panel: bool = True) -> None:
         super().__init__(parent)
+        #: The side panel (slab, window, notes) is shown; a hanging protocol's slabs beside
+        #: other viewports go without it (the full MPR layout has it).
+        self.with_panel = with_panel
         self.session: LoadedSeries | None = None
         self.source: MprSource | None = None
         self.crosshair: Crosshair | None = None
@@ -535,7 +538,9 @@ class MprWidget(QWidget):
             grid.setRowStretch(0, 1)
         for name, view in self.views.items():
             view.setVisible(name in self.planes)
-        self.panel.setVisible(True)
+        if not self.with_panel:
+            grid.removeWidget(self.panel)
+        self.panel.setVisible(self.with_panel)
 
     def show_planes(self, planes: tuple[str, ...] = tuple(VIEWS)) -> None:
         """Show only ``planes`` (in that order), e.g. axial and coronal MIP slabs of a CTA."""
@@ -557,7 +562,8 @@ class MprWidget(QWidget):
         alone = None if self._maximised is not None else view
         self._maximised = alone
         for other in (*self.views.values(), self.panel):
-            shown = other is self.panel or other.view in self.planes  # type: ignore[attr-defined]
+            shown = (self.with_panel if other is self.panel
+                     else other.view in self.planes)  # type: ignore[attr-defined]
             other.setVisible(shown and (alone is None or other is alone))
         self._on_view_activated(view)
         view.setFocus()

@@ -10,20 +10,30 @@ what the reader marked (ASPECTS, regions with their mirror, key images, measurem
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
+from PySide6.QtCore import QRectF
 
 from app.render.roi import mirror_stats, roi_stats
 from app.render.window_presets import WindowPreset
-from app.ui.annotations import Annotation, length_mm
+from app.ui.annotations import Annotation, angle_deg, length_mm
 from app.ui.series_session import LoadedSeries
 from app.ui.user_presets import offered_presets
 from app.ui.viewport import ViewportWidget
-from app.workflow.findings import Findings, Mark, RegionFinding, in_view_mm, view_mm
-from app.workflow.hanging import HungStage, grid_shape
+from app.workflow.findings import (
+    Display,
+    Findings,
+    Mark,
+    RegionFinding,
+    in_view_mm,
+    view_mm,
+)
+from app.workflow.hanging import HungStage, stage_shape
 
 if TYPE_CHECKING:
+    from app.ui.mpr_widget import MprWidget
     from app.ui.viewer import ViewerWidget
 
 log = logging.getLogger(__name__)
@@ -71,17 +81,40 @@ def apply_stage(viewer: ViewerWidget, hung: HungStage) -> None:
         if preset is not None:
             mpr.apply_preset(preset)
         return
-    rows, cols = grid_shape(hung.cells)
-    viewer.set_layout(f"{rows}×{cols}")
+    (rows, cols), slabs = stage_shape(hung)
+    if not hung.image_cells:  # only planes: the MPR layout with them
+        viewer.show_series(hung.slab_cells[0].series.series_instance_uid)
+        _show_slabs(viewer.show_mpr, viewer, hung)
+        return
+    viewer.set_layout(f"{rows}×{cols}", slabs=slabs)
     viewer.link_by_position = stage.link == "position"
-    for viewport, cell in zip(viewer.visible_viewports(), hung.cells, strict=False):
+    for viewport, cell in zip(viewer.visible_viewports(), hung.image_cells, strict=False):
         uid = cell.series.series_instance_uid
-        viewport.table_offset_mm = 0.0
         viewer.show_series(uid, viewport)
         preset = _preset(viewer, cell.series.modality, cell.preset) if cell.preset else None
         if preset is not None:
             _window_when_open(viewport, preset)
     viewer.set_active_viewport(viewer.visible_viewports()[0])
+    if slabs:
+        widget = viewer.slab_widget()
+        _show_slabs(lambda: widget, viewer, hung)
+
+
+def _show_slabs(mpr_for: Callable[[], MprWidget | None], viewer: ViewerWidget,
+                hung: HungStage) -> None:
+    """The stage's plane cells: their series in an MPR, those planes, the slab, the window."""
+    cells = hung.slab_cells
+    first = cells[0]
+    session = viewer.session(first.series.series_instance_uid)
+    mpr = mpr_for()
+    if mpr is None:
+        return
+    mpr.set_series(session)
+    mpr.show_planes(tuple(c.plane for c in cells))
+    mpr.set_slab(first.slab_mode, first.slab_mm)
+    preset = _preset(viewer, first.series.modality, first.preset) if first.preset else None
+    if preset is not None:
+        mpr.apply_preset(preset)
 
 
 # -- findings ---------------------------------------------------------------------------------
@@ -90,28 +123,63 @@ def _current_sessions(viewer: ViewerWidget) -> list[LoadedSeries]:
     return [s for uid, s in viewer.sessions.items() if uid in uids and s.volume is not None]
 
 
-def _label(note: Annotation) -> str:
+def _label(note: Annotation, values: np.ndarray, spacing: tuple[float, float],
+           unit: str) -> str:
+    """What the presentation state writes beside ``note`` (other viewers show it)."""
     if note.kind == "length" and len(note.points) == 2:
         return f"{length_mm(*note.points):.1f} mm"
+    if note.kind == "angle" and len(note.points) == 3:
+        return f"{angle_deg(*note.points):.1f}°"
+    if note.kind == "text":
+        return note.text
+    if note.kind == "probe" and note.points:
+        x, y = note.points[0]
+        j, i = int(y / spacing[0]), int(x / spacing[1])
+        if 0 <= j < values.shape[0] and 0 <= i < values.shape[1]:
+            return f"{float(values[j, i]):.0f} {unit}".rstrip()
+        return ""
+    if note.kind in ("ellipse", "rect") and len(note.points) == 2:
+        stats = roi_stats(values, note.kind, note.points[0], note.points[1], spacing)
+        return f"mean {stats.mean:.1f} SD {stats.sd:.1f} {unit}".rstrip() if stats else ""
     return ""
 
 
+def _display(viewer: ViewerWidget, session: LoadedSeries, marked: list[str]) -> Display | None:
+    """How the first viewport showing ``session`` shows it: window, area in view (view mm),
+    for the slice in view and the images marked."""
+    viewport = next((v for v in viewer.visible_viewports()
+                     if v.session is session and v.volume is not None), None)
+    if viewport is None or viewport.volume is None:
+        return None
+    window = viewport.state.window
+    (x0, x1), (y0, y1) = viewport.view.viewRange()
+    sops = (viewport.volume.slices[viewport.state.k].sop_instance_uid, *marked)
+    return Display(tuple(dict.fromkeys(sops)), window.pair if window.known else None,
+                   ((float(x0), float(y0)), (float(x1), float(y1))))
+
+
 def collect_findings(viewer: ViewerWidget) -> Findings:
-    """What the reader marked in today's study, ready to be saved."""
+    """What the reader marked in today's study, and how its series are shown, ready to be
+    saved."""
     regions: list[RegionFinding] = []
     marks: list[Mark] = []
+    displays: list[Display] = []
     for session in _current_sessions(viewer):
         volume = session.volume
         assert volume is not None
         midline = viewer.midline_tool.midlines.get(session.series.series_instance_uid)
         spacing = (volume.spacing[1], volume.spacing[2])
+        unit = "HU" if session.modality == "CT" else ""
+        marked: list[str] = []
         for k, notes in session.annotations.items():
             if not notes or not volume.ready[k]:
                 continue
             sop = volume.slices[k].sop_instance_uid
+            marked.append(sop)
             values = volume.array[k] * float(volume.slope[k]) + float(volume.intercept[k])
             for note in notes:
-                marks.append(Mark(sop, note.kind, tuple(note.points), _label(note)))
+                marks.append(Mark(sop, note.kind, tuple(note.points),
+                                  _label(note, values, spacing, unit)))
                 if note.kind not in ("ellipse", "rect"):
                     continue
                 p0, p1 = note.points[0], note.points[1]
@@ -123,16 +191,21 @@ def collect_findings(viewer: ViewerWidget) -> Findings:
                                                  mirrored.there.sd, midline))
                 elif (stats := roi_stats(values, note.kind, p0, p1, spacing)) is not None:
                     regions.append(RegionFinding(sop, note.kind, p0, p1, stats.mean, stats.sd))
+        display = _display(viewer, session, marked)
+        if display is not None:
+            displays.append(display)
     tool = viewer.aspects_tool
     return Findings(
         viewer.study.study_instance_uid, aspects=tool.aspects if tool.scored else None,
         aspects_images=tuple(tool.images), regions=tuple(regions),
-        key_images=tuple(viewer.key_images), key_text=viewer.key_text, marks=tuple(marks))
+        key_images=tuple(viewer.key_images), key_text=viewer.key_text, marks=tuple(marks),
+        displays=tuple(displays))
 
 
 def show_findings(viewer: ViewerWidget, findings: Findings) -> None:
     """Saved findings back on screen: the ASPECTS marks, the regions and the midline on
-    their slices, the key images. Series not open yet get theirs when they open."""
+    their slices, the key images, the drawings and texts, the window and the area in view.
+    Series not open yet get theirs when they open."""
     if findings.aspects is not None:
         viewer.aspects_tool.aspects = findings.aspects
         viewer.aspects_tool.images = list(findings.aspects_images)
@@ -141,12 +214,18 @@ def show_findings(viewer: ViewerWidget, findings: Findings) -> None:
         viewer.key_text = findings.key_text
     viewer.pending_findings = findings
     for session in viewer.sessions.values():
-        place_regions(viewer, session)
+        if session.volume is not None:
+            viewer.findings_opened(session)
     viewer.refresh_views()
 
 
+#: Drawings a presentation state gives back as annotations.
+PLACED_KINDS = ("length", "arrow", "angle", "ellipse", "rect", "probe", "text")
+
+
 def place_regions(viewer: ViewerWidget, session: LoadedSeries) -> None:
-    """The pending findings' regions and lines that belong to ``session``, as annotations."""
+    """The pending findings' regions, drawings and texts that belong to ``session``, as
+    annotations (a region of the report and the same outline in the presentation state: once)."""
     findings = viewer.pending_findings
     volume = session.volume
     if findings is None or volume is None:
@@ -154,6 +233,7 @@ def place_regions(viewer: ViewerWidget, session: LoadedSeries) -> None:
     index = {s.sop_instance_uid: k for k, s in enumerate(volume.slices)}
     spacing = (volume.spacing[1], volume.spacing[2])
     placed = [r for r in findings.regions if r.sop_instance_uid in index]
+    outlines = {(r.sop_instance_uid, r.kind, *r.p0, *r.p1) for r in placed}
     for region in placed:
         region = in_view_mm(region, spacing)
         notes = session.annotations.setdefault(index[region.sop_instance_uid], [])
@@ -161,9 +241,36 @@ def place_regions(viewer: ViewerWidget, session: LoadedSeries) -> None:
         if region.midline is not None:
             viewer.midline_tool.midlines[session.series.series_instance_uid] = region.midline
     for mark in findings.marks:
-        if mark.sop_instance_uid in index and mark.kind in ("length", "arrow"):
-            tail, tip = view_mm(np.array([mark.points[0], mark.points[-1]]), spacing)
-            session.annotations.setdefault(index[mark.sop_instance_uid], []).append(
-                Annotation(mark.kind, [tail, tip]))
+        if mark.sop_instance_uid not in index or mark.kind not in PLACED_KINDS:
+            continue
+        if mark.kind in ("ellipse", "rect") and any(
+                o[:2] == (mark.sop_instance_uid, mark.kind) and np.allclose(
+                    o[2:], [*mark.points[0], *mark.points[1]], atol=0.01) for o in outlines):
+            continue  # drawn from the report already
+        points = view_mm(np.array(mark.points), spacing)
+        session.annotations.setdefault(index[mark.sop_instance_uid], []).append(
+            Annotation(mark.kind, points, text=mark.label if mark.kind == "text" else ""))
     if placed:
         log.info("%d saved regions shown", len(placed))
+
+
+def show_display(viewer: ViewerWidget, session: LoadedSeries) -> bool:
+    """The saved window and area in view (zoom / pan) of ``session``, in the first viewport
+    showing it (the one they were saved from). False when it is not shown (yet)."""
+    findings = viewer.pending_findings
+    volume = session.volume
+    if findings is None or volume is None:
+        return False
+    uids = {s.sop_instance_uid for s in volume.slices}
+    display = next((d for d in findings.displays if uids & set(d.sop_instance_uids)), None)
+    viewport = next((v for v in viewer.visible_viewports()
+                     if v.session is session and v.volume is volume), None)
+    if display is None or viewport is None:
+        return False
+    if display.window is not None:
+        viewport.set_window(*display.window)
+    if display.area is not None:
+        spacing = (volume.spacing[1], volume.spacing[2])
+        (x0, y0), (x1, y1) = view_mm(np.array(display.area), spacing)
+        viewport.view.setRange(QRectF(x0, y0, x1 - x0, y1 - y0), padding=0)
+    return True

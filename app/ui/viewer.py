@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QObject, QSize, Qt, Signal
+from PySide6.QtCore import QMimeData, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -56,7 +56,13 @@ from app.ui.mpr_widget import MprWidget
 from app.ui.prewarm import prewarm_3d
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
-from app.ui.stroke import apply_stage, collect_findings, place_regions, show_findings
+from app.ui.stroke import (
+    apply_stage,
+    collect_findings,
+    place_regions,
+    show_display,
+    show_findings,
+)
 from app.ui.theme import style_reading_area
 from app.ui.thumbs import to_qimage
 from app.ui.user_presets import offered_presets, save_user_preset
@@ -73,6 +79,7 @@ from app.workflow.hanging import (
     study_key,
 )
 from app.workflow.priors import PriorSearch, is_earlier
+from app.workflow.table_offsets import load_offset, save_offset
 
 #: The series strip item's full text (its tool tip is that text escaped for display).
 SERIES_TEXT_ROLE = Qt.ItemDataRole.UserRole + 7
@@ -241,6 +248,16 @@ class ViewerWidget(QWidget):
         self.pages.addWidget(self.grid_host)
         #: The MPR and 3D layouts, made the first time they are asked for.
         self.mpr: MprWidget | None = None
+        #: A protocol's MPR slabs under the viewports, on the same screen (made when a stage
+        #: asks for them; see :meth:`set_layout`).
+        self.slabs: MprWidget | None = None
+        self._grid_slabs = False
+        #: The offset between two studies the user just set, saved once the drag rests.
+        self._offset_to_save: tuple[str, str, float] | None = None
+        self._offset_timer = QTimer(self)
+        self._offset_timer.setSingleShot(True)
+        self._offset_timer.setInterval(400)
+        self._offset_timer.timeout.connect(self.save_table_offset)
         self.view3d: Volume3DWidget | None = None
         self.toolbar = QToolBar(self)
         self._build_toolbar()
@@ -294,7 +311,7 @@ class ViewerWidget(QWidget):
         bar.addSeparator()
         self.tool_group = QActionGroup(self)
         labels = {"window": "W/L", "length": "Length", "angle": "Angle", "ellipse": "Ellipse",
-                  "rect": "Rectangle", "probe": "Probe", "arrow": "Arrow tool",
+                  "rect": "Rectangle", "probe": "Probe", "text": "Text", "arrow": "Arrow tool",
                   "aspects": "ASPECTS tool (click a region: affected)",
                   "midline": "Midline tool (two points: mirrored regions)"}
         for tool, label in labels.items():
@@ -528,8 +545,9 @@ class ViewerWidget(QWidget):
         self.left_drag = mode
         for viewport in self.viewports:
             viewport.left_drag = mode
-        if self.mpr is not None:
-            self.mpr.set_left_mode("window" if mode == "window" else "crosshair")
+        for mpr in (self.mpr, self.slabs):
+            if mpr is not None:
+                mpr.set_left_mode("window" if mode == "window" else "crosshair")
         for action in self.mouse_group.actions():
             action.setChecked(action.data() == mode)
         if save:
@@ -651,6 +669,8 @@ class ViewerWidget(QWidget):
 
     def show_series(self, series_uid: str, viewport: ViewportWidget | None = None) -> None:
         viewport = viewport or self.active or self.viewports[0]
+        owner = self._series.get(series_uid)
+        viewport.table_offset_mm = self.table_offset(owner[0] if owner else None)
         viewport.set_series(self.session(series_uid), self.last_slice.get(series_uid))
         self._set_active(viewport)
         page = self.pages.currentWidget()
@@ -795,9 +815,20 @@ class ViewerWidget(QWidget):
         count = len(self.visible_viewports())
         return {1: "1×1", 2: "1×2", 3: "1×3", 4: "2×2"}.get(count, "1×1")
 
-    def set_layout(self, name: str) -> None:
+    def slab_widget(self) -> MprWidget:
+        """The MPR that shows a protocol's slabs under the viewports (made on first use)."""
+        if self.slabs is None:
+            self.slabs = MprWidget(self.grid_host, with_panel=False)
+            self.slabs.set_left_mode("window" if self.left_drag == "window" else "crosshair")
+            self.slabs.hide()
+        return self.slabs
+
+    def set_layout(self, name: str, slabs: bool = False) -> None:
+        """``name``'s grid of viewports; with ``slabs``, the protocol's MPR slabs in a row
+        under them, as wide as the grid (e.g. the plain CT above, the CTA's MIPs below)."""
         rows, cols = LAYOUTS[name]
         self._grid_name = name
+        self._grid_slabs = slabs
         self._maximised = None
         self._check_layout(name)
         self.pages.setCurrentWidget(self.grid_host)
@@ -818,9 +849,21 @@ class ViewerWidget(QWidget):
         for viewport in self.viewports:
             self.grid.removeWidget(viewport)
             viewport.hide()
+        if self.slabs is not None:
+            self.grid.removeWidget(self.slabs)
+            self.slabs.hide()
+        for row in range(4):
+            self.grid.setRowStretch(row, 0)
         for index, viewport in enumerate(self.viewports[:needed]):
             self.grid.addWidget(viewport, index // cols, index % cols)
             viewport.show()
+        for row in range(rows):
+            self.grid.setRowStretch(row, 1)
+        if slabs:
+            widget = self.slab_widget()
+            self.grid.addWidget(widget, rows, 0, 1, cols)
+            self.grid.setRowStretch(rows, rows)  # as tall as the viewports above
+            widget.show()
         if self.active not in self.viewports[:needed]:
             self._set_active(self.viewports[0])
 
@@ -832,11 +875,16 @@ class ViewerWidget(QWidget):
     def toggle_maximised(self, viewport: ViewportWidget) -> None:
         """Show ``viewport`` alone over the whole grid, or the layout again (double-click)."""
         if self._maximised is not None:
-            self.set_layout(self._grid_name)
+            self.set_layout(self._grid_name, self._grid_slabs)
         else:
             for other in self.visible_viewports():
                 if other is not viewport:
                     other.hide()
+            if self.slabs is not None:  # out of the grid: its row takes no room
+                self.grid.removeWidget(self.slabs)
+                self.slabs.hide()
+                for row in range(4):
+                    self.grid.setRowStretch(row, 0)
             self._maximised = viewport
         self._set_active(viewport)
         viewport.setFocus()
@@ -902,6 +950,7 @@ class ViewerWidget(QWidget):
         k = source.state.k
         rows, cols = source.volume.shape[1], source.volume.shape[2]
         point = geometry.index_to_lps(np.array([(cols - 1) / 2, (rows - 1) / 2, k]))
+        self._slabs_follow(point, frame)
         self._linking = True
         try:
             for viewport in self.visible_viewports():
@@ -914,6 +963,19 @@ class ViewerWidget(QWidget):
                 viewport.show_slice(int(round(float(target))))
         finally:
             self._linking = False
+
+    def _slabs_follow(self, point: np.ndarray, frame: str) -> None:
+        """The protocol's slabs on the same screen (the CTA under the plain CT) follow a scroll
+        of a viewport of their frame of reference: the axial slab goes to that level."""
+        slabs = self.slabs
+        if (slabs is None or not slabs.isVisibleTo(self) or slabs.crosshair is None
+                or slabs.session is None
+                or slabs.session.series.frame_of_reference_uid != frame):
+            return
+        cross = slabs.crosshair
+        normal = cross.plane("axial").normal
+        centre = cross.center
+        cross.set_center(centre + normal * float((point - centre) @ normal))
 
     def _link_by_position(self, source: ViewportWidget) -> None:
         """Viewports of another frame of reference (the prior) follow by table position; with
@@ -934,6 +996,11 @@ class ViewerWidget(QWidget):
                                                 other.table_offset_mm)
             self.status_message.emit(f"Offset to the other study: "
                                      f"{source.table_offset_mm:+.1f} mm")
+            assert other.session is not None
+            self._offset_to_save = (source.session.study.study_instance_uid,
+                                    other.session.study.study_instance_uid,
+                                    other.table_offset_mm - source.table_offset_mm)
+            self._offset_timer.start()
             return
         self._linking = True
         try:
@@ -1092,13 +1159,26 @@ class ViewerWidget(QWidget):
             show_findings(self, findings)
 
     def _on_session_opened_findings(self, session: LoadedSeries) -> None:
+        self.findings_opened(session)
+
+    def findings_opened(self, session: LoadedSeries) -> None:
+        """``session`` is open: the pending findings' annotations on it (once), then, when
+        its viewports have set themselves up for it, its saved window and area in view."""
         uid = session.series.series_instance_uid
-        if self.pending_findings is not None and uid not in self._findings_placed:
-            self._findings_placed.add(uid)
-            place_regions(self, session)
+        if self.pending_findings is None or uid in self._findings_placed:
+            return
+        self._findings_placed.add(uid)
+        place_regions(self, session)
+        for viewport in self.viewports:
+            if viewport.session is session and viewport.volume is not None:
+                viewport.show_slice(viewport.state.k)  # draws the annotations
+        QTimer.singleShot(0, lambda: self._show_display(session))
+
+    def _show_display(self, session: LoadedSeries) -> None:
+        if session.series.series_instance_uid in self.sessions and show_display(self, session):
             for viewport in self.viewports:
                 if viewport.session is session and viewport.volume is not None:
-                    viewport.show_slice(viewport.state.k)  # draws the annotations
+                    viewport.show_slice(viewport.state.k)
 
     # -- export / help ----------------------------------------------------------------------
     def _shown_session(self) -> LoadedSeries | None:
@@ -1130,6 +1210,9 @@ class ViewerWidget(QWidget):
         if not views:
             return None
         shots = [(v.canvas, v.grab_view(overlays)) for v in views]
+        slabs = self.slabs
+        if whole and slabs is not None and slabs.isVisibleTo(self) and slabs.source is not None:
+            shots += [(slabs.views[p].canvas, slabs.views[p].grab_view()) for p in slabs.planes]
         where = "layout" if whole else f"im{views[0].state.k + 1}"
         return compose(shots, self.grid_host), where
 
@@ -1229,9 +1312,29 @@ class ViewerWidget(QWidget):
             f"#{self._captures.series_number} \"{self._captures.series_description}\"")
         return stored
 
+    def save_table_offset(self) -> None:
+        """Remember the offset the user set between two studies (for the next time the pair
+        is opened together; see :mod:`app.workflow.table_offsets`)."""
+        self._offset_timer.stop()
+        pending, self._offset_to_save = self._offset_to_save, None
+        if pending is not None:
+            save_offset(self.store.home, *pending)
+
+    def table_offset(self, study: Study | None) -> float:
+        """The offset of ``study``'s viewports to today's: the one remembered for the pair,
+        else none."""
+        if study is None or study.study_instance_uid == self.study.study_instance_uid:
+            return 0.0
+        found = load_offset(self.store.home, self.study.study_instance_uid,
+                            study.study_instance_uid)
+        return found if found is not None else 0.0
+
     def close_all(self) -> None:
+        self.save_table_offset()
         if self.mpr is not None:
             self.mpr.close_mpr()
+        if self.slabs is not None:
+            self.slabs.close_mpr()
         if self.view3d is not None:
             self.view3d.close_3d()
         for session in self.sessions.values():

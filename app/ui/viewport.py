@@ -29,7 +29,7 @@ from PySide6.QtGui import (
     QPen,
     QTransform,
 )
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QInputDialog, QVBoxLayout, QWidget
 
 from app.render.window_level import WindowLevel
 from app.render.window_presets import WindowPreset, presets_for
@@ -67,7 +67,7 @@ class ToolHook(Protocol):
 
     def drag(self, viewport: ViewportWidget, ev: Any) -> bool: ...
 
-TOOLS = ("window", "length", "arrow", "angle", "ellipse", "rect", "probe")
+TOOLS = ("window", "length", "arrow", "angle", "ellipse", "rect", "probe", "text")
 #: Cine speed at start (frames per second) and the range offered.
 CINE_FPS = 15
 CINE_FPS_RANGE = (1, 60)
@@ -134,6 +134,7 @@ class ViewportWidget(QWidget):
         self.scrolling_alone = False
         self._pending: Annotation | None = None
         self._drag_item: AnnotationItem | None = None
+        self._drag_note: Annotation | None = None
         self._cine = QTimer(self)
         self.set_cine_fps(CINE_FPS)
         self._cine.timeout.connect(lambda: self.scroll(1, wrap=True))
@@ -448,20 +449,25 @@ class ViewportWidget(QWidget):
         return self.left_drag == "window" and not mods & Qt.KeyboardModifier.ControlModifier
 
     def _drag_shape(self, ev: Any) -> None:
+        """A length, arrow or region drawn by dragging: one annotation from press to release,
+        even when the slice is redrawn meanwhile (a slice arriving clears the drawn items)."""
         start = self.view.mapSceneToView(ev.buttonDownScenePos())
         now = self.view.mapSceneToView(ev.scenePos())
-        if ev.isStart() or self._drag_item is None:
-            note = Annotation(self.tool, [(start.x(), start.y()), (now.x(), now.y())])
-            self._drag_item = self._add_note(note)
+        points = [(start.x(), start.y()), (now.x(), now.y())]
+        if ev.isStart() or self._drag_note is None:
+            self._drag_note = Annotation(self.tool, points)
+            self._drag_item = self._add_note(self._drag_note)
         else:
-            item = self._drag_item
-            note = item.note
-            note.points = [(start.x(), start.y()), (now.x(), now.y())]
-            item.remove()
-            self._items.remove(item)
+            note = self._drag_note
+            note.points = points
+            item = self._drag_item or next((i for i in self._items if i.note is note), None)
+            if item is not None and item in self._items:
+                item.remove()
+                self._items.remove(item)
             self._drag_item = self._add_note(note, store=False)
         if ev.isFinish():
             self._drag_item = None
+            self._drag_note = None
 
     def on_click(self, ev: Any) -> None:
         self.activated.emit(self)
@@ -478,6 +484,10 @@ class ViewportWidget(QWidget):
             return
         if self.tool == "probe":
             self._add_note(Annotation("probe", [point]))
+        elif self.tool == "text":
+            text = self.ask_text().strip()
+            if text:
+                self._add_note(Annotation("text", [point], text=text[:200]))
         elif self.tool == "angle":
             if self._pending is None:
                 self._pending = Annotation("angle", [point])
@@ -486,6 +496,11 @@ class ViewportWidget(QWidget):
                 if len(self._pending.points) == 3:
                     self._add_note(self._pending)
                     self._pending = None
+
+    def ask_text(self) -> str:
+        """The text tool's words (a dialog; empty: nothing is added)."""
+        text, ok = QInputDialog.getText(self, "Text on the image", "Text:")
+        return text if ok else ""
 
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
         self._mouse_scene = QPointF(scene_pos)

@@ -3,14 +3,16 @@
 * the ASPECTS score, the affected regions and the regions measured (with their mirror across
   the midline, mean/SD HU) as a Comprehensive 3D SR measurement report (TID 1500, highdicom);
 * key images as a Key Object Selection document with a short text;
-* lengths, arrows and regions as a Grayscale Softcopy Presentation State, so any DICOM viewer
-  draws them on the images.
+* lengths, arrows, angles, regions, probes and texts as a Grayscale Softcopy Presentation
+  State, so any DICOM viewer draws them on the images; with each shown series' window and the
+  area in view (zoom and pan: the Displayed Area), so the images come back as they were read.
 
 Each object goes into the store in its own series of the same study (sent to a hub like any
 series). :func:`read_findings` reads the newest Relay report of a study back into
 :class:`Findings`, whoever stored it (this Relay or another that fetched the study).
-Coordinates in :class:`Mark` and :class:`RegionFinding` are the 2D view's millimetres (x along
-the row, y down the column, origin at the first pixel's corner); in the objects, image pixels.
+Coordinates in :class:`Mark`, :class:`RegionFinding` and :class:`Display` are the 2D view's
+millimetres (x along the row, y down the column, origin at the first pixel's corner) when saved;
+in the objects, and as read back, image pixels (column, row from the same corner).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import highdicom as hd
@@ -83,6 +85,18 @@ class Mark:
 
 
 @dataclass(frozen=True)
+class Display:
+    """How a series was shown, for the presentation state: its window and the area in view
+    (zoom and pan), for the images ``sop_instance_uids`` (the slice in view, those marked)."""
+
+    sop_instance_uids: tuple[str, ...]
+    window: tuple[float, float] | None = None
+    """(centre, width) in modality units."""
+    area: tuple[tuple[float, float], tuple[float, float]] | None = None
+    """The top-left and bottom-right corners of the area in view."""
+
+
+@dataclass(frozen=True)
 class Findings:
     study_instance_uid: str
     aspects: Aspects | None = None
@@ -94,6 +108,7 @@ class Findings:
     marks: tuple[Mark, ...] = ()
     spacing: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """(row, column) mm per referenced SOP Instance UID: view mm <-> pixels."""
+    displays: tuple[Display, ...] = ()
 
 
 def arrow_head(tail: tuple[float, float], tip: tuple[float, float]
@@ -225,57 +240,108 @@ def build_kos(sop_uids: Sequence[str], text: str, sources: Mapping[str, Dataset]
         manufacturer=MANUFACTURER)
 
 
+#: The presentation state's layers: the drawings with their labels, and free text.
+LAYER, TEXT_LAYER = "RELAY", "RELAY_TEXT"
+
+
+def _graphic(mark: Mark) -> tuple[str, list[tuple[float, float]]]:
+    """SCOORD graphic type ("" for none: a text) and points of ``mark`` (view mm)."""
+    if mark.kind in ("ellipse", "rect"):
+        return _outline(mark.kind, mark.points[0], mark.points[1])
+    if mark.kind == "arrow":  # the shaft, then the head: tail, tip, wing, tip, wing
+        wing_a, tip, wing_b = arrow_head(mark.points[0], mark.points[-1])
+        return "POLYLINE", [mark.points[0], tip, wing_a, tip, wing_b]
+    if mark.kind in ("length", "angle"):
+        return "POLYLINE", list(mark.points)
+    if mark.kind == "probe":
+        return "POINT", list(mark.points[:1])
+    return "", list(mark.points[:1])
+
+
 def build_gsps(marks: Sequence[Mark], sources: Mapping[str, Dataset],
-               window: tuple[float, float] | None = None) -> Dataset:
-    """A presentation state drawing ``marks`` on their images (and the window, if given)."""
-    layer = hd.pr.GraphicLayer(layer_name="RELAY", order=1, description="Relay measurements")
+               window: tuple[float, float] | None = None,
+               displays: Sequence[Display] = ()) -> Dataset:
+    """A presentation state drawing ``marks`` on their images, with each display's window
+    and area in view (or ``window`` for every image, without displays)."""
+    layer = hd.pr.GraphicLayer(layer_name=LAYER, order=1, description="Relay measurements")
+    text_layer = hd.pr.GraphicLayer(layer_name=TEXT_LAYER, order=2, description="Relay text")
     annotations = []
     for uid in dict.fromkeys(m.sop_instance_uid for m in marks):
         ds = sources[uid]
         spacing = _spacing(ds)
-        graphics, texts = [], []
+        graphics: list[hd.pr.GraphicObject] = []
+        labels: list[hd.pr.TextObject] = []
+        texts: list[hd.pr.TextObject] = []
         for mark in (m for m in marks if m.sop_instance_uid == uid):
-            if mark.kind in ("ellipse", "rect"):
-                kind, points = _outline(mark.kind, mark.points[0], mark.points[1])
-            elif mark.kind == "arrow":  # the shaft, then the head: tail, tip, wing, tip, wing
-                wing_a, tip, wing_b = arrow_head(mark.points[0], mark.points[-1])
-                kind, points = "POLYLINE", [mark.points[0], tip, wing_a, tip, wing_b]
-            elif mark.kind in ("length", "angle"):
-                kind, points = "POLYLINE", list(mark.points)
-            else:
-                kind, points = "", list(mark.points)
+            kind, points = _graphic(mark)
             if kind:
                 graphics.append(hd.pr.GraphicObject(kind, _pixels(points, spacing), "PIXEL"))
             if mark.label:
                 x, y = _pixels(points[:1], spacing)[0]
-                texts.append(hd.pr.TextObject(mark.label, "PIXEL",
-                                              anchor_point=(float(x), float(y)),
-                                              anchor_point_visible=False))
-        annotations.append(hd.pr.GraphicAnnotation(
-            referenced_images=[ds], graphic_layer=layer, graphic_objects=graphics or None,
-            text_objects=texts or None))
-    images = [sources[u] for u in dict.fromkeys(m.sop_instance_uid for m in marks)]
-    voi = None
-    if window is not None:
-        voi = [hd.pr.SoftcopyVOILUTTransformation(window_center=window[0],
-                                                   window_width=window[1],
-                                                   referenced_images=hd.ReferencedImageSequence(
-                                                       referenced_images=images))]
-    return hd.pr.GrayscaleSoftcopyPresentationState(
+                (labels if kind else texts).append(hd.pr.TextObject(
+                    mark.label[:1024], "PIXEL", anchor_point=(float(x), float(y)),
+                    anchor_point_visible=not kind))
+        if graphics or labels:
+            annotations.append(hd.pr.GraphicAnnotation(
+                referenced_images=[ds], graphic_layer=layer, graphic_objects=graphics or None,
+                text_objects=labels or None))
+        if texts:
+            annotations.append(hd.pr.GraphicAnnotation(
+                referenced_images=[ds], graphic_layer=text_layer, text_objects=texts))
+    shown = [u for d in displays for u in d.sop_instance_uids]
+    images = [sources[u] for u in dict.fromkeys([*(m.sop_instance_uid for m in marks), *shown])]
+    voi = []
+    for display in displays:
+        if display.window is not None and display.sop_instance_uids:
+            voi.append(_voi(display.window, [sources[u] for u in display.sop_instance_uids]))
+    if window is not None and not displays:
+        voi.append(_voi(window, images))
+    pr = hd.pr.GrayscaleSoftcopyPresentationState(
         referenced_images=images, series_instance_uid=generate_uid(),
         series_number=PR_SERIES, sop_instance_uid=generate_uid(), instance_number=1,
         manufacturer=MANUFACTURER, manufacturer_model_name="Relay",
         software_versions=SOFTWARE, device_serial_number="0", content_label="RELAY",
-        content_description="Relay measurements", graphic_layers=[layer],
-        graphic_annotations=annotations, voi_lut_transformations=voi)
+        content_description="Relay measurements", graphic_layers=[layer, text_layer],
+        graphic_annotations=annotations or None, voi_lut_transformations=voi or None)
+    areas = [_displayed_area(d, [sources[u] for u in d.sop_instance_uids])
+             for d in displays if d.area is not None and d.sop_instance_uids]
+    if areas:  # in place of highdicom's one whole-image area for every image
+        pr.DisplayedAreaSelectionSequence = areas
+    return pr
+
+
+def _voi(window: tuple[float, float], images: Sequence[Dataset]
+         ) -> hd.pr.SoftcopyVOILUTTransformation:
+    return hd.pr.SoftcopyVOILUTTransformation(
+        window_center=window[0], window_width=max(1.0, window[1]),
+        referenced_images=hd.ReferencedImageSequence(referenced_images=images))
+
+
+def _displayed_area(display: Display, images: Sequence[Dataset]) -> Dataset:
+    """A Displayed Area Selection item: the area in view, in whole pixels (1\\1 is the first
+    pixel; the corners are signed (SL): an area reaching past the image, as a fitted or panned
+    view does, has a corner below 1 or beyond the last pixel), fit to the viewport."""
+    assert display.area is not None
+    dy, dx = _spacing(images[0])
+    (x0, y0), (x1, y1) = display.area
+    item = Dataset()
+    item.ReferencedImageSequence = hd.ReferencedImageSequence(referenced_images=images)
+    item.DisplayedAreaTopLeftHandCorner = [math.floor(x0 / dx) + 1, math.floor(y0 / dy) + 1]
+    item.DisplayedAreaBottomRightHandCorner = [max(math.ceil(x1 / dx), 1),
+                                               max(math.ceil(y1 / dy), 1)]
+    item.PresentationSizeMode = "SCALE TO FIT"
+    item.PresentationPixelAspectRatio = [1, 1]
+    return item
 
 
 def save_findings(store: Store, findings: Findings,
                   window: tuple[float, float] | None = None) -> list[StoredFile]:
     """Build the SR (when there is a score or a region), the KOS (key images) and the
-    presentation state (marks), and add them to the study in the store."""
+    presentation state (marks, windows, areas in view), and add them to the study in the
+    store."""
     wanted = [*findings.aspects_images, *(r.sop_instance_uid for r in findings.regions),
-              *findings.key_images, *(m.sop_instance_uid for m in findings.marks)]
+              *findings.key_images, *(m.sop_instance_uid for m in findings.marks),
+              *(u for d in findings.displays for u in d.sop_instance_uids)]
     sources = source_headers(store, wanted)
     objects: list[Dataset] = []
     with warnings.catch_warnings():  # highdicom's doubts about the source's patient name
@@ -284,8 +350,8 @@ def save_findings(store: Store, findings: Findings,
             objects.append(build_sr(findings, sources))
         if findings.key_images:
             objects.append(build_kos(findings.key_images, findings.key_text, sources))
-        if findings.marks:
-            objects.append(build_gsps(findings.marks, sources, window))
+        if findings.marks or findings.displays:
+            objects.append(build_gsps(findings.marks, sources, window, findings.displays))
     stored = []
     for ds in objects:  # built above; written and indexed here
         if ds.Modality == "PR" and "Laterality" not in ds:
@@ -405,6 +471,8 @@ def read_findings(store: Store, study: Study) -> Findings | None:
     keys: tuple[str, ...] = ()
     key_text = ""
     marks: tuple[Mark, ...] = ()
+    displays: tuple[Display, ...] = ()
+    newest_pr = ""
     for series in study.series:
         if series.modality not in ("SR", "KO", "PR"):
             continue
@@ -416,20 +484,22 @@ def read_findings(store: Store, study: Study) -> Findings | None:
                 if series.modality == "KO":
                     keys, key_text = _key_images(ds)
                 elif series.modality == "PR":
-                    if ds.get("Manufacturer") == MANUFACTURER:
-                        marks = _marks(ds)
+                    when = f"{ds.get('PresentationCreationDate', '')}" \
+                           f"{ds.get('PresentationCreationTime', '')}"
+                    if ds.get("Manufacturer") == MANUFACTURER and when >= newest_pr:
+                        marks, displays, newest_pr = _marks(ds), _displays(ds), when
                 elif ds.get("Manufacturer") == MANUFACTURER:
                     when = f"{ds.get('ContentDate', '')}{ds.get('ContentTime', '')}"
                     reports.append((when, parse_sr(ds)))
             except (OSError, ValueError, AttributeError, IndexError, KeyError, RelayError,
                     pydicom.errors.InvalidDicomError) as exc:
                 log.warning("findings object %s not read: %s", instance.sop_instance_uid, exc)
-    if not reports and not keys and not marks:
+    if not reports and not keys and not marks and not displays:
         return None
     base = max(reports, key=lambda r: r[0])[1] if reports else Findings(
         study.study_instance_uid)
     return Findings(base.study_instance_uid, base.aspects, base.aspects_images, base.regions,
-                    keys, key_text, marks, base.spacing)
+                    keys, key_text, marks, base.spacing, displays)
 
 
 def _key_images(ds: Dataset) -> tuple[tuple[str, ...], str]:
@@ -443,13 +513,15 @@ def _key_images(ds: Dataset) -> tuple[tuple[str, ...], str]:
 
 
 def _marks(ds: Dataset) -> tuple[Mark, ...]:
-    """The drawings of a presentation state, in pixels (graphic objects and their texts)."""
+    """The drawings of a presentation state, in pixels: each graphic object with the text
+    anchored on its first point as its label; other texts on their own ("text")."""
     out: list[Mark] = []
     for annotation in ds.get("GraphicAnnotationSequence", []):
         refs = annotation.get("ReferencedImageSequence", [])
         if not refs:
             continue
         sop = str(refs[0].ReferencedSOPInstanceUID)
+        found: list[Mark] = []
         for obj in annotation.get("GraphicObjectSequence", []):
             points = np.array(obj.GraphicData, dtype=np.float64).reshape(-1, 2)
             kind = {"ELLIPSE": "ellipse", "POLYLINE": "length", "CIRCLE": "ellipse",
@@ -463,12 +535,54 @@ def _marks(ds: Dataset) -> tuple[Mark, ...]:
             elif len(points) == 5 and np.allclose(points[0], points[-1]):
                 kind = "rect"
                 points = np.array([points.min(axis=0), points.max(axis=0)])
-            elif len(points) == 3:
+            elif len(points) == 3 and kind == "length":
                 kind = "angle"
-            out.append(Mark(sop, kind, tuple((float(x), float(y)) for x, y in points)))
+            found.append(Mark(sop, kind, tuple((float(x), float(y)) for x, y in points)))
         for text in annotation.get("TextObjectSequence", []):
             anchor = text.get("AnchorPoint")
-            if anchor is not None:
-                out.append(Mark(sop, "text", ((float(anchor[0]), float(anchor[1])),),
-                                str(text.get("UnformattedTextValue", ""))))
+            if anchor is None:
+                continue
+            at = (float(anchor[0]), float(anchor[1]))
+            value = str(text.get("UnformattedTextValue", ""))
+            owner = next((n for n, m in enumerate(found)
+                          if not m.label and np.allclose(_label_at(m), at, atol=1e-3)), None)
+            if owner is not None:
+                found[owner] = replace(found[owner], label=value)
+            else:
+                found.append(Mark(sop, "text", (at,), value))
+        out += found
     return tuple(out)
+
+
+def _label_at(mark: Mark) -> tuple[float, float]:
+    """Where :func:`build_gsps` anchors ``mark``'s label: its outline's first point."""
+    if mark.kind == "ellipse":
+        return mark.points[0][0], (mark.points[0][1] + mark.points[1][1]) / 2
+    return mark.points[0]
+
+
+def _displays(ds: Dataset) -> tuple[Display, ...]:
+    """Each window and area in view of a presentation state, for the images it names (in
+    pixels: the area's corners from the first pixel's corner)."""
+    windows: dict[str, tuple[float, float]] = {}
+    for item in ds.get("SoftcopyVOILUTSequence", []):
+        if "WindowCenter" not in item or "WindowWidth" not in item:
+            continue
+        centre, width = (float(v[0] if isinstance(v, Sequence) else v)
+                         for v in (item.WindowCenter, item.WindowWidth))
+        for ref in item.get("ReferencedImageSequence", []):
+            windows[str(ref.ReferencedSOPInstanceUID)] = (centre, width)
+    areas: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {}
+    for item in ds.get("DisplayedAreaSelectionSequence", []):
+        tl, br = item.get("DisplayedAreaTopLeftHandCorner"), item.get(
+            "DisplayedAreaBottomRightHandCorner")
+        if tl is None or br is None:
+            continue
+        area = ((float(tl[0]) - 1, float(tl[1]) - 1), (float(br[0]), float(br[1])))
+        for ref in item.get("ReferencedImageSequence", []):
+            areas[str(ref.ReferencedSOPInstanceUID)] = area
+    groups: dict[tuple[object, object], list[str]] = {}
+    for uid in dict.fromkeys([*windows, *areas]):
+        groups.setdefault((windows.get(uid), areas.get(uid)), []).append(uid)
+    return tuple(Display(tuple(uids), window, area)  # type: ignore[arg-type]
+                 for (window, area), uids in groups.items())

@@ -30,6 +30,8 @@ SCHEMA = 1
 VIEWS = ("grid", "mpr")
 LINKS = ("none", "position")
 SLAB_MODES = ("mip", "minip", "avg")
+#: Cells of a grid stage: up to 4 viewports (2×2), or up to 3 viewports over up to 3 planes.
+MAX_CELLS = 6
 PLANES = ("axial", "coronal", "sagittal")
 #: Series kinds a protocol can ask for (see :func:`series_kind`); "largest" is any image series.
 KINDS = ("plain", "cta", "perfusion", "localizer", "mr", "other", "nonimage", "largest")
@@ -52,6 +54,11 @@ class Cell:
     preset: str = ""
     study: str = "current"
     """"current" (the study opened) or "prior" (the most relevant earlier study)."""
+    plane: str = ""
+    """"" (the series' own images) or an MPR plane ("axial", "coronal", "sagittal"): a thick
+    slab of the series resliced in that plane (see :attr:`slab_mode`, :attr:`slab_mm`)."""
+    slab_mode: str = ""
+    slab_mm: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,9 @@ class HungCell:
     study: Study
     preset: str = ""
     prior: bool = False
+    plane: str = ""
+    slab_mode: str = ""
+    slab_mm: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,16 @@ class HungStage:
     stage: Stage
     cells: tuple[HungCell, ...] = ()
     mpr_series: Series | None = None
+
+    @property
+    def image_cells(self) -> tuple[HungCell, ...]:
+        """The cells that show a series' own images (2D viewports)."""
+        return tuple(c for c in self.cells if not c.plane)
+
+    @property
+    def slab_cells(self) -> tuple[HungCell, ...]:
+        """The cells that show MPR planes (thick slabs) of one series, on the same screen."""
+        return tuple(c for c in self.cells if c.plane)
 
 
 # -- reading the files ------------------------------------------------------------------------
@@ -147,15 +167,7 @@ def _stage(raw: Any, where: str) -> Stage:
     if view == "mpr":
         series = _text(raw, "series", where, required=True)
         _check_kind(series, where)
-        slab = raw.get("slab", {})
-        if not isinstance(slab, dict):
-            raise ProtocolError(f"{where}: 'slab' must be an object")
-        mode = str(slab.get("mode", ""))
-        if mode and mode not in SLAB_MODES:
-            raise ProtocolError(f"{where}: slab 'mode' must be one of {SLAB_MODES}")
-        mm = slab.get("mm", 0)
-        if not isinstance(mm, (int, float)) or not 0 <= mm <= 50:
-            raise ProtocolError(f"{where}: slab 'mm' must be a number from 0 to 50")
+        mode, mm = _slab(raw, where)
         planes = tuple(_words(raw, "planes", where, upper=False)) or PLANES
         if any(p not in PLANES for p in planes):
             raise ProtocolError(f"{where}: 'planes' may only name {PLANES}")
@@ -163,20 +175,58 @@ def _stage(raw: Any, where: str) -> Stage:
                      preset=_text(raw, "preset", where), slab_mode=mode, slab_mm=float(mm),
                      planes=planes)
     cells_raw = raw.get("cells")
-    if not isinstance(cells_raw, list) or not cells_raw or len(cells_raw) > 4:
-        raise ProtocolError(f"{where}: 'cells' must be a list of 1 to 4 cells")
-    cells = []
-    for i, cell in enumerate(cells_raw):
-        at = f"{where} cell {i + 1}"
-        if not isinstance(cell, dict):
-            raise ProtocolError(f"{at}: a cell is a JSON object")
-        kind = _text(cell, "series", at, required=True)
-        _check_kind(kind, at)
-        study = _text(cell, "study", at) or "current"
-        if study not in ("current", "prior"):
-            raise ProtocolError(f"{at}: 'study' must be 'current' or 'prior'")
-        cells.append(Cell(series=kind, preset=_text(cell, "preset", at), study=study))
+    if not isinstance(cells_raw, list) or not cells_raw or len(cells_raw) > MAX_CELLS:
+        raise ProtocolError(f"{where}: 'cells' must be a list of 1 to {MAX_CELLS} cells")
+    cells = [_cell(cell, f"{where} cell {i + 1}") for i, cell in enumerate(cells_raw)]
+    images = [c for c in cells if not c.plane]
+    slabs = [c for c in cells if c.plane]
+    if slabs:
+        first = slabs[0]
+        if any((c.series, c.study, c.slab_mode, c.slab_mm, c.preset)
+               != (first.series, first.study, first.slab_mode, first.slab_mm, first.preset)
+               for c in slabs):
+            raise ProtocolError(f"{where}: the cells with a 'plane' show one series in one MPR: "
+                                "same 'series', 'study', 'slab' and 'preset'")
+        if len({c.plane for c in slabs}) != len(slabs):
+            raise ProtocolError(f"{where}: a 'plane' may be asked for once")
+        if len(images) > 3:
+            raise ProtocolError(f"{where}: with 'plane' cells, at most 3 cells without one "
+                                "(they take the top row, the planes the bottom row)")
+    elif len(images) > 4:
+        raise ProtocolError(f"{where}: 'cells' must be a list of 1 to 4 cells when none has "
+                            "a 'plane'")
     return Stage(name=name, view=view, cells=tuple(cells), link=link)
+
+
+def _cell(raw: Any, at: str) -> Cell:
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"{at}: a cell is a JSON object")
+    kind = _text(raw, "series", at, required=True)
+    _check_kind(kind, at)
+    study = _text(raw, "study", at) or "current"
+    if study not in ("current", "prior"):
+        raise ProtocolError(f"{at}: 'study' must be 'current' or 'prior'")
+    plane = _text(raw, "plane", at)
+    if plane and plane not in PLANES:
+        raise ProtocolError(f"{at}: 'plane' must be one of {PLANES}, not {plane!r}")
+    if "slab" in raw and not plane:
+        raise ProtocolError(f"{at}: a 'slab' needs a 'plane'")
+    mode, mm = _slab(raw, at)
+    return Cell(series=kind, preset=_text(raw, "preset", at), study=study, plane=plane,
+                slab_mode=mode, slab_mm=mm)
+
+
+def _slab(raw: dict[str, Any], where: str) -> tuple[str, float]:
+    slab = raw.get("slab", {})
+    if not isinstance(slab, dict):
+        raise ProtocolError(f"{where}: 'slab' must be an object")
+    mode = str(slab.get("mode", ""))
+    if mode and mode not in SLAB_MODES:
+        raise ProtocolError(f"{where}: slab 'mode' must be one of {SLAB_MODES}")
+    mm = slab.get("mm", 0)
+    if not isinstance(mm, (int, float)) or isinstance(mm, bool) or not 0 <= mm <= 50:
+        raise ProtocolError(f"{where}: slab 'mm' must be a number from 0 to 50")
+    return mode, float(mm)
 
 
 def _check_kind(kind: str, where: str) -> None:
@@ -338,7 +388,8 @@ def hang(protocol: Protocol, study: Study, prior: Study | None = None) -> list[H
             source = prior if cell.study == "prior" else study
             found = pick_series(source, cell.series) if source is not None else None
             if found is not None and source is not None:
-                cells.append(HungCell(found, source, cell.preset, cell.study == "prior"))
+                cells.append(HungCell(found, source, cell.preset, cell.study == "prior",
+                                      cell.plane, cell.slab_mode, cell.slab_mm))
         if cells:
             out.append(HungStage(stage, cells=tuple(cells)))
     return out
@@ -348,3 +399,11 @@ def grid_shape(cells: Sequence[object]) -> tuple[int, int]:
     """Rows and columns for ``len(cells)`` viewports: side by side up to three, then 2×2."""
     n = len(cells)
     return (1, max(1, n)) if n <= 3 else (2, 2)
+
+
+def stage_shape(hung: HungStage) -> tuple[tuple[int, int], bool]:
+    """The viewports' grid (rows, columns) of a grid stage, and whether a row of MPR slabs
+    goes under it (the cells with a ``plane``: one MPR as wide as the grid). Without
+    viewports the slabs take the whole screen."""
+    images = hung.image_cells
+    return (grid_shape(images) if images else (0, 0)), bool(hung.slab_cells)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -19,6 +19,7 @@ from app.tasks import Progress
 from app.ui.main_window import MainWindow
 from app.workflow.aspects import polygon
 from app.workflow.hanging import save_choice
+from app.workflow.table_offsets import load_offset
 from tests.ui.conftest import shown_window
 from tests.workflow.stroke_studies import stroke_study
 
@@ -82,15 +83,33 @@ def test_a_stroke_ct_opens_in_brain_and_stroke_windows_beside_the_prior(qtbot, w
     viewer = window.open_study(_today(window))
     today, stroke, prior = _opened(qtbot, viewer)
     assert viewer.protocol is not None and viewer.protocol.name == "stroke-code"
+    # on the same screen, under the plain CT: the CTA as axial and coronal 20 mm MIP slabs
+    slabs = viewer.slabs
+    assert slabs is not None and slabs.isVisible() and viewer.pages.currentWidget() is (
+        viewer.grid_host)
+    assert slabs.session.series.series_description == "CTA head 2.5mm"
+    assert (slabs.mode, slabs.slab_mm, slabs.planes) == ("mip", 20.0, ("axial", "coronal"))
+    assert not slabs.panel.isVisible() and not slabs.views["sagittal"].isVisible()
+    qtbot.waitUntil(lambda: all(slabs.views[p].shown is not None for p in slabs.planes),
+                    timeout=30_000)
+    assert slabs.windows["axial"].pair == (150, 600)  # the CTA window, not the plain CT's
+    top = max(v.mapTo(viewer, v.rect().bottomLeft()).y() for v in (today, stroke, prior))
+    for plane in slabs.planes:
+        view = slabs.views[plane]
+        assert view.mapTo(viewer, view.rect().topLeft()).y() > top  # under the plain CT
+        assert view.height() > 0.6 * today.height()
     assert today.session is stroke.session and today.session.series.modality == "CT"
     assert (today.state.center, today.state.width) == (40, 80)
     assert (stroke.state.center, stroke.state.width) == (40, 40)
     assert prior.session.study.study_date == "20250310"
     assert "Prior" in viewer.strip.item(viewer.strip.count() - 2).text() or any(
         "Prior" in viewer.strip.item(r).text() for r in range(viewer.strip.count()))
-    # scrolling today's moves its twin (same frame) and the prior (by table position)
+    # scrolling today's moves its twin (same frame), the CTA's axial slab (the same frame:
+    # one examination) and the prior (by table position)
     today.show_slice(30)
     assert stroke.state.k == 30
+    z_slice = today.volume.geometry.index_to_lps(np.array([0.0, 0.0, 30.0]))[2]
+    assert slabs.crosshair.center[2] == pytest.approx(z_slice, abs=0.01)
     z_today = table_positions(today.volume.geometry)[30]
     assert table_positions(prior.volume.geometry)[prior.state.k] == pytest.approx(z_today)
     # Alt + drag on the prior scrolls it alone and sets its offset; then they go together
@@ -100,8 +119,33 @@ def test_a_stroke_ct_opens_in_brain_and_stroke_windows_beside_the_prior(qtbot, w
     assert prior.table_offset_mm == pytest.approx(12.5)  # 5 slices of 2.5 mm
     today.show_slice(20)
     assert prior.state.k == 25
-    # the second stage: the CTA as axial and coronal MIP slabs
-    viewer.show_stage(1)
+    # the offset is kept for this pair of studies (in the home, not in the settings), and
+    # is there again when the pair is opened again
+    viewer.save_table_offset()
+    assert load_offset(window.store.home, viewer.study.study_instance_uid,
+                       prior.session.study.study_instance_uid) == pytest.approx(12.5)
+    settings = window.store.home / "settings.json"
+    assert not settings.exists() or "12.5" not in settings.read_text()
+    uid = viewer.study.study_instance_uid
+    window.reading.close_study(uid)
+    viewer = window.open_study(uid)
+    today, stroke, prior = _opened(qtbot, viewer)
+    assert prior.table_offset_mm == pytest.approx(12.5) and today.table_offset_mm == 0
+    today.show_slice(20)
+    assert prior.state.k == 25
+    slabs = viewer.slabs
+    assert slabs is not None
+    # a double-click shows one view alone, and again the whole screen with the slabs
+    viewer.toggle_maximised(today)
+    assert not slabs.isVisible() and not stroke.isVisible()
+    qtbot.waitUntil(lambda: today.height() > 0.9 * viewer.grid_host.height())  # all of it
+    viewer.toggle_maximised(today)
+    assert slabs.isVisible() and stroke.isVisible()
+    # a layout from the tool bar has no slabs
+    viewer.set_layout("1×2")
+    assert not slabs.isVisible()
+    # the third stage: the CTA alone in the MPR layout, axial and coronal MIP slabs
+    viewer.show_stage(2)
     mpr = viewer.mpr
     assert mpr is not None and viewer.pages.currentWidget() is mpr
     assert mpr.session.series.series_description == "CTA head 2.5mm"
@@ -117,10 +161,10 @@ def test_aspects_midline_key_image_saved_and_shown_again(qtbot, window) -> None:
     guide = viewer.aspects_tool.guide(today)
     assert guide is not None
     # a drag moves the guide; a click in a region marks it
-    drag(today, widget_pos(today, guide.cx, guide.cy), widget_pos(today, guide.cx + 4,
+    drag(today, widget_pos(today, guide.cx, guide.cy), widget_pos(today, guide.cx + 12,
                                                                    guide.cy))
     moved = viewer.aspects_tool.guide(today)
-    assert moved is not None and moved.cx == pytest.approx(guide.cx + 4, abs=0.5)
+    assert moved is not None and moved.cx == pytest.approx(guide.cx + 12, abs=0.5)
     for code in ("M2", "I"):
         x, y = polygon(code, "left", moved).mean(axis=0)
         click(today, widget_pos(today, float(x), float(y)))
@@ -176,3 +220,71 @@ def test_the_users_protocol_choice_is_kept_for_the_next_study(qtbot, window) -> 
         assert len(again.visible_viewports()) == 1
     finally:  # the module's home is shared by the other tests
         save_choice(window.store.home, viewer.study, "stroke-code")
+
+
+@pytest.fixture
+def own_window(qtbot, tmp_path: Path) -> MainWindow:
+    """A main window on a home of its own (today's study alone, no findings yet)."""
+    files = stroke_study(tmp_path / "today", date="20261201", seed=63, size=128)
+    import_paths(Store(tmp_path / "home"), [str(p) for p in files], Progress("test"))
+    win = shown_window(qtbot, tmp_path / "home", 1500, 800)
+    yield win
+    for viewer in win.viewers.values():
+        viewer.close_all()
+
+
+def _notes(session, k: int) -> list[tuple[str, str, list[tuple[float, float]]]]:
+    return sorted((n.kind, n.text, [(round(x, 1), round(y, 1)) for x, y in n.points])
+                  for n in session.annotations.get(k, []))
+
+
+def test_a_presentation_state_brings_back_window_zoom_pan_and_every_annotation(
+        qtbot, own_window) -> None:
+    """Drawn with the mouse, saved as a GSPS, the study closed and opened again: the same
+    window, the same area in view, every drawing and text where it was."""
+    window = own_window
+    viewer = window.open_study(_today(window))
+    today, stroke, *_ = _opened(qtbot, viewer)
+    today.show_slice(24)
+    today.set_window(36, 50)
+    today.view.setRange(QRectF(90.0, 70.0, 120.0, 100.0), padding=0)
+    (x0, x1), (y0, y1) = today.view.viewRange()
+    for tool, a, b in (("length", (100.0, 90.0), (150.0, 90.0)),
+                       ("arrow", (110.0, 160.0), (150.0, 130.0)),
+                       ("ellipse", (160.0, 100.0), (185.0, 130.0)),
+                       ("rect", (100.0, 110.0), (125.0, 140.0))):
+        viewer.set_tool(tool)
+        drag(today, widget_pos(today, *a), widget_pos(today, *b))
+    viewer.set_tool("angle")
+    for point in ((120.0, 80.0), (140.0, 100.0), (170.0, 80.0)):
+        click(today, widget_pos(today, *point))
+    viewer.set_tool("probe")
+    click(today, widget_pos(today, 130.0, 120.0))
+    viewer.set_tool("text")
+    today.ask_text = lambda: "Hyperdense left MCA"
+    click(today, widget_pos(today, 170.0, 150.0))
+    drawn = _notes(today.session, 24)
+    assert [kind for kind, _, _ in drawn] == [
+        "angle", "arrow", "ellipse", "length", "probe", "rect", "text"]
+    stored = viewer.save_findings()
+    assert sorted(s.header.series.modality for s in stored) == ["PR", "SR"]
+    uid = viewer.study.study_instance_uid
+    window.reading.close_study(uid)
+    again = window.open_study(uid)
+    first, second, *_ = _opened(qtbot, again)
+    qtbot.waitUntil(lambda: len(first.session.annotations.get(24, [])) == len(drawn),
+                    timeout=10_000)
+    qtbot.waitUntil(lambda: first.state.window.pair == (36, 50), timeout=10_000)
+    back = _notes(first.session, 24)
+    assert [(kind, text) for kind, text, _ in back] == [(k, t) for k, t, _ in drawn]
+    for (_, _, got), (_, _, want) in zip(back, drawn, strict=True):
+        assert np.allclose(got, want, atol=0.05), (got, want)
+    spacing = first.volume.spacing[2]  # the area is kept in whole pixels
+    (u0, u1), (v0, v1) = first.view.viewRange()
+    assert abs(u0 - x0) <= spacing and abs(u1 - x1) <= spacing or (  # one axis fits exactly,
+        abs(v0 - y0) <= spacing and abs(v1 - y1) <= spacing)  # the other holds the area
+    assert u0 <= x0 + spacing and u1 >= x1 - spacing and v0 <= y0 + spacing and v1 >= y1 - spacing
+    assert (second.state.center, second.state.width) == (40, 40)  # the protocol's stroke window
+    first.show_slice(24)
+    texts = [item.label.toPlainText() for item in first._items]
+    assert "Hyperdense left MCA" in texts and any(t.endswith("°") for t in texts)

@@ -90,7 +90,9 @@ def test_stroke_code_across_the_hub_prior_and_findings_both_ways(qtbot, hub,  # 
     viewer.key_images = [sop]
     viewer.key_text = "Left MCA: early ischaemic change"
     stored = viewer.save_findings()
-    assert len(stored) == 2  # SR and KOS (no measurement: no presentation state)
+    # the report, the key images, and the presentation state of how they were read (window,
+    # area in view; no drawing)
+    assert sorted(s.header.series.modality for s in stored) == ["KO", "PR", "SR"]
     job = reader.send_findings(viewer, study_uid,
                                [s.header.series.series_instance_uid for s in stored])
     assert job is not None
@@ -99,7 +101,8 @@ def test_stroke_code_across_the_hub_prior_and_findings_both_ways(qtbot, hub,  # 
     qtbot.waitUntil(lambda: wanted <= client.instance_uids(study_uid), timeout=60_000)
 
     # the spoke hears of them and opening the study there shows them
-    qtbot.waitUntil(lambda: "findings SR/KO" in incoming.status_of(study_uid), timeout=30_000)
+    qtbot.waitUntil(lambda: "findings SR/KO/PR" in incoming.status_of(study_uid),
+                    timeout=30_000)
     assert any(n.startswith("Findings arrived on hub 'hub'") for n in incoming.notices)
     incoming.select("hub", study_uid)
     incoming.open_selected()

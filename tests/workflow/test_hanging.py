@@ -54,16 +54,26 @@ def test_stroke_study_hangs_plain_ct_in_two_windows_the_prior_and_the_cta_slabs(
     store, today, prior = two_studies
     protocol = choose(today)
     assert protocol is not None and protocol.name == "stroke-code"
-    plain, mpr = hang(protocol, today, prior)
-    assert plain.stage.link == "position"
-    assert [(c.series.series_description, c.preset, c.prior) for c in plain.cells] == [
+    code, plain, mpr = hang(protocol, today, prior)
+    # one screen: the plain CT (brain, stroke window, the prior) over the CTA's MIP slabs
+    assert code.stage.link == "position"
+    assert [(c.series.series_description, c.preset, c.prior) for c in code.image_cells] == [
         ("Axial 2.5mm brain", "Brain", False), ("Axial 2.5mm brain", "Stroke", False),
         ("Axial 2.5mm brain", "Brain", True)]
+    assert [(series_kind(c.series), c.plane, c.slab_mode, c.slab_mm, c.preset)
+            for c in code.slab_cells] == [("cta", "axial", "mip", 20.0, "CTA / angio"),
+                                          ("cta", "coronal", "mip", 20.0, "CTA / angio")]
+    assert hanging.stage_shape(code) == ((1, 3), True)
+    assert [c.preset for c in plain.cells] == ["Brain", "Stroke", "Brain"]
     assert plain.cells[2].study.study_instance_uid == prior.study_instance_uid
     assert hanging.grid_shape(plain.cells) == (1, 3)
+    assert hanging.stage_shape(plain) == ((1, 3), False)
     assert mpr.mpr_series is not None and series_kind(mpr.mpr_series) == "cta"
     assert (mpr.stage.slab_mode, mpr.stage.slab_mm, mpr.stage.planes) == (
         "mip", 20.0, ("axial", "coronal"))
+    # no prior: the brain and stroke windows over the two slabs, a 2×2 screen
+    alone = hang(protocol, today, None)[0]
+    assert hanging.stage_shape(alone) == ((1, 2), True) and len(alone.slab_cells) == 2
 
 
 def test_without_prior_or_cta_the_cells_and_stages_are_left_out(
@@ -72,7 +82,9 @@ def test_without_prior_or_cta_the_cells_and_stages_are_left_out(
     protocol = choose(prior)
     assert protocol is not None and protocol.name == "stroke-code"
     stages = hang(protocol, prior, None)
-    assert len(stages) == 1 and len(stages[0].cells) == 2
+    assert [len(s.cells) for s in stages] == [2, 2]  # no CTA: no slabs, no MPR stage
+    assert [s.stage.name for s in stages] == ["Stroke code", "Plain CT"]
+    assert hanging.stage_shape(stages[0]) == ((1, 2), False)
 
 
 def test_a_chest_ct_does_not_get_the_stroke_protocol() -> None:
@@ -112,7 +124,23 @@ def test_a_users_own_protocol_file_and_a_broken_one(tmp_path: Path,
     ({"schema": 2, "name": "a", "stages": []}, "schema must be 1"),
     ({"schema": 1, "name": "a", "stages": []}, "non-empty list"),
     ({"schema": 1, "name": "a", "stages": [{"view": "3d"}]}, "'view' must be"),
-    ({"schema": 1, "name": "a", "stages": [{"cells": [{}] * 5}]}, "1 to 4 cells"),
+    ({"schema": 1, "name": "a", "stages": [{"cells": [{"series": "plain"}] * 5}]},
+     "1 to 4 cells when none"),
+    ({"schema": 1, "name": "a", "stages": [{"cells": [{"series": "plain"}] * 7}]},
+     "1 to 6 cells"),
+    ({"schema": 1, "name": "a", "stages": [{"cells": [{"series": "cta", "plane": "oblique"}]}]},
+     "'plane' must be one of"),
+    ({"schema": 1, "name": "a", "stages": [{"cells": [{"series": "cta", "slab": {"mm": 5}}]}]},
+     "needs a 'plane'"),
+    ({"schema": 1, "name": "a", "stages": [{"cells": [
+        {"series": "cta", "plane": "axial", "slab": {"mode": "mip", "mm": 20}},
+        {"series": "cta", "plane": "coronal", "slab": {"mode": "mip", "mm": 10}}]}]},
+     "one series in one MPR"),
+    ({"schema": 1, "name": "a", "stages": [{"cells": [
+        {"series": "cta", "plane": "axial"}, {"series": "cta", "plane": "axial"}]}]},
+     "asked for once"),
+    ({"schema": 1, "name": "a", "stages": [{"cells": [
+        *[{"series": "plain"}] * 4, {"series": "cta", "plane": "axial"}]}]}, "at most 3 cells"),
     ({"schema": 1, "name": "a", "stages": [{"view": "mpr", "series": "cta",
                                             "slab": {"mm": 90}}]}, "0 to 50"),
 ])
