@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import threading
 
 import numpy as np
 import vtkmodules.vtkInteractionStyle  # noqa: F401  (registers the interactor styles)
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
 import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -117,6 +119,12 @@ class Volume3DWidget(QWidget):
         self.progress.setMaximumWidth(320)
         self.status = plain_label("", self)
         self.status.setWordWrap(True)
+        for widget in (self.progress, self.status):
+            # hiding them must not resize the OpenGL view: the worker's still frame was made
+            # at its size (a resize stretched it and cost a second, full-window render)
+            policy = widget.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            widget.setSizePolicy(policy)
         status_row = QHBoxLayout()
         status_row.setContentsMargins(6, 0, 6, 0)
         status_row.addWidget(self.progress)
@@ -138,6 +146,8 @@ class Volume3DWidget(QWidget):
         layout.addLayout(status_row)
         layout.addWidget(self.vtk, 1)
         self._initialized = False  # the interactor starts when first shown (it renders)
+        self._initializing = False
+        self._closed = False
         self._set_controls_enabled(False)
 
     def _make_tools(self) -> None:
@@ -217,6 +227,7 @@ class Volume3DWidget(QWidget):
         volume, modality = session.volume, session.modality
 
         def work(progress: Progress) -> VolumeScene:
+            yield_to_the_window()
             source = mpr_source(volume, modality=modality)
             if progress.cancelled:
                 raise RuntimeError("cancelled")
@@ -423,11 +434,19 @@ class Volume3DWidget(QWidget):
     # -- drawing ------------------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
-        if not self._initialized:
+        if not self._initialized and not self._initializing:
             # Initialize() renders; on a widget that was never shown (no size yet) that can
-            # crash the OpenGL window, so it waits for the first show
-            self._initialized = True
-            self.vtk.Initialize()
+            # crash the OpenGL window, so it waits for the first show. It makes the OpenGL
+            # context (~0.1 s of the GUI thread on a software OpenGL): in a turn of the event
+            # loop of its own, not in the one that made this widget and switched to it
+            self._initializing = True
+            QTimer.singleShot(0, self._initialize)
+
+    def _initialize(self) -> None:
+        if self._initialized or self._closed:
+            return
+        self._initialized = True
+        self.vtk.Initialize()
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         self._drop_still()  # a picture of another size: ray cast a new one
@@ -439,6 +458,8 @@ class Volume3DWidget(QWidget):
 
     def snapshot(self) -> np.ndarray:
         """The 3D picture as ``(height, width, 3)`` uint8 (tests, screenshots)."""
+        if self._initializing:
+            self._initialize()  # shown, its OpenGL window not made yet
         if not self._initialized:
             raise RuntimeError("the 3D view has not been shown yet")
         return capture(self.render_window)
@@ -459,6 +480,7 @@ class Volume3DWidget(QWidget):
     def close_3d(self) -> None:
         """Stop preparing, release the scene and the OpenGL window."""
         self._detach()
+        self._closed = True
         self.vtk.close()
         self.vtk.Finalize()
 
@@ -469,6 +491,14 @@ class Volume3DWidget(QWidget):
             return
         super().keyPressEvent(event)
 
+
+
+def yield_to_the_window(nice: int = 10) -> None:
+    """Lower the calling thread's CPU priority (and so that of the threads it starts: VTK's and
+    the software OpenGL's): on a machine whose cores are all busy, the GUI thread and the
+    window's own OpenGL threads then still get the CPU when they need it."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 def _mip_for(source: MprSource) -> VolumePreset:
