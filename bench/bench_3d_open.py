@@ -122,8 +122,8 @@ def measure(app, folder: Path, stacks: bool) -> None:
         gaps = [(b - a, a - t0, a, b) for a, b in zip(ticks, ticks[1:], strict=False)]
         values = [g[0] * 1000 for g in gaps]
         shape = view3d.scene.array.shape[::-1] if view3d.scene else "?"
-        print(f"3D of {folder.name} ({len(store.instances(store.studies()[0].series[0].series_instance_uid))}"
-              f" slices), rendered as {shape}:")
+        slices = vp.volume.shape[0]
+        print(f"3D of {folder.name} ({slices} slices), rendered as {shape}:")
         shown = "the worker's still frame" if getattr(view3d, "showing_still", False) else \
             "ray cast on the GUI thread"
         for name, t in marks.items():
