@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 #: Preset buttons: (preset key, label). HU presets are offered for CT only.
 PRESET_BUTTONS = (("cta", "CTA vessels"), ("bone", "Bone"), ("soft", "Soft tissue / skin"),
                   ("brain", "Brain"), ("mip", "MIP"))
+#: Pause between two pieces of GUI-thread work while the 3D view opens (the OpenGL window,
+#: the still frame, the orientation cube): long enough for the event loop to handle input,
+#: timers and paints in between (``bench/bench_3d_open.py`` probes it every 10 ms).
+PIECE_GAP_MS = 25
 CAMERA_CHOICES = (("anterior", "From the front"), ("left", "From the left"),
                   ("right", "From the right"), ("posterior", "From behind"),
                   ("superior", "From above"), ("inferior", "From below"))
@@ -148,6 +152,7 @@ class Volume3DWidget(QWidget):
         self._initialized = False  # the interactor starts when first shown (it renders)
         self._initializing = False
         self._closed = False
+        self._orientation_pending = False
         self._set_controls_enabled(False)
 
     def _make_tools(self) -> None:
@@ -191,6 +196,7 @@ class Volume3DWidget(QWidget):
             self._task.cancel()
             self._task = None
         self.clip_button.setChecked(False)  # turns the box off
+        self._orientation_pending = False
         if self.orientation is not None:
             self.orientation.SetEnabled(0)
         if self.scene is not None:
@@ -288,8 +294,12 @@ class Volume3DWidget(QWidget):
         self.progress.hide()
         self.status.setText(scene.note or "")
         self.status.setVisible(bool(scene.note))
-        self._show_orientation()
         self.render()
+        # the orientation cube a little later, after the window has handled what waited
+        # meanwhile: its first frame compiles its shaders on the GUI thread (software OpenGL:
+        # tens of ms), as the still frame's did
+        self._orientation_pending = True
+        QTimer.singleShot(PIECE_GAP_MS, self._finish_opening)
         self.scene_ready.emit()
         if self.showing_still:
             self.still_shown.emit()
@@ -347,6 +357,14 @@ class Volume3DWidget(QWidget):
         renderer.TexturedBackgroundOff()
         renderer.SetBackgroundTexture(None)
         self.scene.volume.VisibilityOn()
+
+    def _finish_opening(self) -> None:
+        """What the first picture can do without: the orientation cube."""
+        if not self._orientation_pending or self.scene is None:
+            return
+        self._orientation_pending = False
+        self._show_orientation()
+        self.render()
 
     def _show_orientation(self) -> None:
         """A cube in the lower left corner lettered with the patient's sides (R/L, A/P, H/F,
@@ -440,7 +458,7 @@ class Volume3DWidget(QWidget):
             # context (~0.1 s of the GUI thread on a software OpenGL): in a turn of the event
             # loop of its own, not in the one that made this widget and switched to it
             self._initializing = True
-            QTimer.singleShot(0, self._initialize)
+            QTimer.singleShot(PIECE_GAP_MS, self._initialize)
 
     def _initialize(self) -> None:
         if self._initialized or self._closed:
@@ -460,6 +478,7 @@ class Volume3DWidget(QWidget):
         """The 3D picture as ``(height, width, 3)`` uint8 (tests, screenshots)."""
         if self._initializing:
             self._initialize()  # shown, its OpenGL window not made yet
+        self._finish_opening()
         if not self._initialized:
             raise RuntimeError("the 3D view has not been shown yet")
         return capture(self.render_window)
