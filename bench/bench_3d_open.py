@@ -4,7 +4,9 @@ Each series is imported into a temporary home and opened in the main window unde
 its slices have loaded, the 3D layout is switched on. A 10 ms timer on the GUI thread records
 every gap between its ticks from the switch until the first (full-quality) picture is on
 screen, plus half a second: the longest gap is the longest the window was frozen. Printed per
-series: the gaps' p50 / p99 / max, the stalls over 100 ms, the time to the first picture.
+series: the gaps' p50 / p99 / max, the stalls over 100 ms, the time to the first picture, and
+as a control the same probe over 3 s of the idle window just before (on a machine whose cores
+are busy with other work, the idle window alone shows stalls).
 
 Series: the real Visible Human head (245 slices, 512², from ../shared/data) and a generated
 512×512×400 CT (made once with ``relay synth`` into ``--cache``, as ``bench_load.py``).
@@ -77,6 +79,21 @@ class Watchdog(threading.Thread):
                 self.samples.append((now, "\n".join(text)))
 
 
+def idle_gaps(app, seconds: float) -> list[float]:
+    """The probe's gaps (ms) over ``seconds`` of an idle window: what the machine's load
+    alone costs the event loop."""
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(PROBE_MS)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start()
+    ticks.append(time.monotonic())
+    end = ticks[0] + seconds
+    wait(app, lambda: time.monotonic() > end, seconds + 5)
+    timer.stop()
+    return [(b - a) * 1000 for a, b in zip(ticks, ticks[1:], strict=False)]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
@@ -99,6 +116,7 @@ def measure(app, folder: Path, stacks: bool) -> None:
             t.name == "relay-prewarm-3d" for t in threading.enumerate()), 60)
         for _ in range(20):
             app.processEvents()
+        idle = idle_gaps(app, 3.0)  # the control: the same probe with nothing happening
         ticks: list[float] = []
         timer = QTimer()
         timer.setInterval(PROBE_MS)
@@ -133,6 +151,8 @@ def measure(app, folder: Path, stacks: bool) -> None:
               f"stalls over {STALL_S * 1000:.0f} ms: "
               + (", ".join(f"{g * 1000:.0f} ms at {t:.2f} s" for g, t, *_ in gaps
                            if g > STALL_S) or "none"))
+        print(f"  control, the idle window for 3 s before: p50 {percentile(idle, 50):.0f} ms, "
+              f"p99 {percentile(idle, 99):.0f} ms, max {max(idle):.0f} ms")
         print(f"  target: no stall over {STALL_S * 1000:.0f} ms "
               f"[{'ok' if max(values) <= STALL_S * 1000 else 'NOT MET'}]")
         if stacks:
