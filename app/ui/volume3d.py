@@ -124,12 +124,13 @@ class Volume3DWidget(QWidget):
         self.progress.setMaximumWidth(320)
         self.status = plain_label("", self)
         self.status.setWordWrap(True)
-        for widget in (self.progress, self.status):
-            # hiding them must not resize the OpenGL view: the worker's still frame was made
-            # at its size (a resize stretched it and cost a second, full-window render)
-            policy = widget.sizePolicy()
-            policy.setRetainSizeWhenHidden(True)
-            widget.setSizePolicy(policy)
+        # hiding the progress or the note must not resize the OpenGL view: the worker's still
+        # frame was made at its size (a resize stretched it and cost a second, full-window
+        # render). The row keeps the progress bar's height, the note its place.
+        self.status.setMinimumHeight(self.progress.sizeHint().height())
+        policy = self.status.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.status.setSizePolicy(policy)
         status_row = QHBoxLayout()
         status_row.setContentsMargins(6, 0, 6, 0)
         status_row.addWidget(self.progress)
