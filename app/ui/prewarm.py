@@ -30,5 +30,11 @@ def prewarm_3d() -> None:
 def _import() -> None:
     try:
         importlib.import_module(MODULE)
+        from vtkmodules.vtkRenderingCore import vtkRenderWindow
+
+        # the first render window of a process costs ~30-60 ms more than the next ones (VTK's
+        # OpenGL classes setting themselves up), on the GUI thread when 3D opens; no OpenGL
+        # context is made here
+        vtkRenderWindow()
     except Exception:  # the 3D view reports its own failure when it is opened
         log.warning("3D view modules could not be loaded in advance", exc_info=True)

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import threading
 
 import numpy as np
 import vtkmodules.vtkInteractionStyle  # noqa: F401  (registers the interactor styles)
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
 import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QApplication,
     QButtonGroup,
     QComboBox,
     QHBoxLayout,
@@ -57,6 +60,10 @@ log = logging.getLogger(__name__)
 #: Preset buttons: (preset key, label). HU presets are offered for CT only.
 PRESET_BUTTONS = (("cta", "CTA vessels"), ("bone", "Bone"), ("soft", "Soft tissue / skin"),
                   ("brain", "Brain"), ("mip", "MIP"))
+#: Pause between two pieces of GUI-thread work while the 3D view opens (the OpenGL window,
+#: the still frame, the orientation cube): long enough for the event loop to handle input,
+#: timers and paints in between (``bench/bench_3d_open.py`` probes it every 10 ms).
+PIECE_GAP_MS = 25
 CAMERA_CHOICES = (("anterior", "From the front"), ("left", "From the left"),
                   ("right", "From the right"), ("posterior", "From behind"),
                   ("superior", "From above"), ("inferior", "From below"))
@@ -117,11 +124,22 @@ class Volume3DWidget(QWidget):
         self.progress.setMaximumWidth(320)
         self.status = plain_label("", self)
         self.status.setWordWrap(True)
+        # hiding the progress or the note must not resize the OpenGL view: the worker's still
+        # frame was made at its size (a resize stretched it and cost a second, full-window
+        # render). The row keeps the progress bar's height, the note its place.
+        self.status.setMinimumHeight(self.progress.sizeHint().height())
+        policy = self.status.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.status.setSizePolicy(policy)
         status_row = QHBoxLayout()
         status_row.setContentsMargins(6, 0, 6, 0)
         status_row.addWidget(self.progress)
         status_row.addWidget(self.status, 1)
 
+        # VTK's widget is a native window; by default Qt then makes its siblings (and theirs
+        # up the tree) native too: 27 native windows instead of 7, each painted on its own,
+        # p99 of the event-loop gaps while 3D opens 70-80 ms instead of ~30 (bench_3d_open)
+        QApplication.setAttribute(Qt.ApplicationAttribute.AA_DontCreateNativeWidgetSiblings)
         self.vtk = QVTKRenderWindowInteractor(self)
         self.render_window = self.vtk.GetRenderWindow()
         self.render_window.SetMultiSamples(0)
@@ -138,6 +156,9 @@ class Volume3DWidget(QWidget):
         layout.addLayout(status_row)
         layout.addWidget(self.vtk, 1)
         self._initialized = False  # the interactor starts when first shown (it renders)
+        self._initializing = False
+        self._closed = False
+        self._orientation_pending = False
         self._set_controls_enabled(False)
 
     def _make_tools(self) -> None:
@@ -181,6 +202,7 @@ class Volume3DWidget(QWidget):
             self._task.cancel()
             self._task = None
         self.clip_button.setChecked(False)  # turns the box off
+        self._orientation_pending = False
         if self.orientation is not None:
             self.orientation.SetEnabled(0)
         if self.scene is not None:
@@ -217,6 +239,7 @@ class Volume3DWidget(QWidget):
         volume, modality = session.volume, session.modality
 
         def work(progress: Progress) -> VolumeScene:
+            yield_to_the_window()
             source = mpr_source(volume, modality=modality)
             if progress.cancelled:
                 raise RuntimeError("cancelled")
@@ -277,8 +300,12 @@ class Volume3DWidget(QWidget):
         self.progress.hide()
         self.status.setText(scene.note or "")
         self.status.setVisible(bool(scene.note))
-        self._show_orientation()
         self.render()
+        # the orientation cube a little later, after the window has handled what waited
+        # meanwhile: its first frame compiles its shaders on the GUI thread (software OpenGL:
+        # tens of ms), as the still frame's did
+        self._orientation_pending = True
+        QTimer.singleShot(PIECE_GAP_MS, self._finish_opening)
         self.scene_ready.emit()
         if self.showing_still:
             self.still_shown.emit()
@@ -336,6 +363,14 @@ class Volume3DWidget(QWidget):
         renderer.TexturedBackgroundOff()
         renderer.SetBackgroundTexture(None)
         self.scene.volume.VisibilityOn()
+
+    def _finish_opening(self) -> None:
+        """What the first picture can do without: the orientation cube."""
+        if not self._orientation_pending or self.scene is None:
+            return
+        self._orientation_pending = False
+        self._show_orientation()
+        self.render()
 
     def _show_orientation(self) -> None:
         """A cube in the lower left corner lettered with the patient's sides (R/L, A/P, H/F,
@@ -423,11 +458,19 @@ class Volume3DWidget(QWidget):
     # -- drawing ------------------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
-        if not self._initialized:
+        if not self._initialized and not self._initializing:
             # Initialize() renders; on a widget that was never shown (no size yet) that can
-            # crash the OpenGL window, so it waits for the first show
-            self._initialized = True
-            self.vtk.Initialize()
+            # crash the OpenGL window, so it waits for the first show. It makes the OpenGL
+            # context (~0.1 s of the GUI thread on a software OpenGL): in a turn of the event
+            # loop of its own, not in the one that made this widget and switched to it
+            self._initializing = True
+            QTimer.singleShot(PIECE_GAP_MS, self._initialize)
+
+    def _initialize(self) -> None:
+        if self._initialized or self._closed:
+            return
+        self._initialized = True
+        self.vtk.Initialize()
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         self._drop_still()  # a picture of another size: ray cast a new one
@@ -439,6 +482,9 @@ class Volume3DWidget(QWidget):
 
     def snapshot(self) -> np.ndarray:
         """The 3D picture as ``(height, width, 3)`` uint8 (tests, screenshots)."""
+        if self._initializing:
+            self._initialize()  # shown, its OpenGL window not made yet
+        self._finish_opening()
         if not self._initialized:
             raise RuntimeError("the 3D view has not been shown yet")
         return capture(self.render_window)
@@ -459,6 +505,7 @@ class Volume3DWidget(QWidget):
     def close_3d(self) -> None:
         """Stop preparing, release the scene and the OpenGL window."""
         self._detach()
+        self._closed = True
         self.vtk.close()
         self.vtk.Finalize()
 
@@ -469,6 +516,14 @@ class Volume3DWidget(QWidget):
             return
         super().keyPressEvent(event)
 
+
+
+def yield_to_the_window(nice: int = 10) -> None:
+    """Lower the calling thread's CPU priority (and so that of the threads it starts: VTK's and
+    the software OpenGL's): on a machine whose cores are all busy, the GUI thread and the
+    window's own OpenGL threads then still get the CPU when they need it."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 def _mip_for(source: MprSource) -> VolumePreset:

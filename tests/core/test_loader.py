@@ -106,6 +106,17 @@ def test_focus_slice_comes_first_and_refocus_takes_effect(tmp_path: Path) -> Non
     assert sorted(order) == list(range(40))
 
 
+def test_uncompressed_slices_are_read_by_the_loader_itself_into_zeroed_memory(
+        tmp_path: Path) -> None:
+    _, plan = synth_plan(tmp_path, slices=12)
+    loader = VolumeLoader.for_stack(plan.main)
+    assert not loader.volume.array.any()  # not yet read: background, never old memory
+    loader.run()
+    assert loader._threads is None  # no thread pool for plain reads
+    assert loader.volume.ready.all()
+    assert np.array_equal(loader.volume.array, _reference_volume(plan.main))
+
+
 def test_bad_slice_is_marked_and_the_rest_loads(tmp_path: Path) -> None:
     files = tmp_path / "files"
     _, plan = synth_plan(tmp_path / "gen", slices=8, transfer_syntax="j2k")
