@@ -55,7 +55,7 @@ ICONS: dict[str, str] = {
     "2×2": "mdi6.view-grid-outline", "MPR": "mdi6.axis-arrow", "3D": "mdi6.cube-outline",
     "window": "mdi6.contrast-box", "length": "mdi6.ruler", "angle": "mdi6.angle-acute",
     "ellipse": "mdi6.ellipse-outline", "rect": "mdi6.rectangle-outline",
-    "probe": "mdi6.eyedropper", "text": "mdi6.format-text", "1×3": "mdi6.view-column-outline",
+    "probe": "mdi6.eyedropper", "text": "mdi6.format-text",
     "Presets": "mdi6.palette-outline",
     "Invert": "mdi6.invert-colors", "Reset": "mdi6.restore", "Cine": "mdi6.play-circle-outline",
     "Mouse": "mdi6.mouse", "Flip / Rotate": "mdi6.flip-horizontal", "Link": "mdi6.link-variant",
@@ -77,7 +77,7 @@ TIPS: dict[str, str] = {
     "length": "Measure a distance", "angle": "Measure an angle",
     "ellipse": "Elliptical region: mean, SD, area", "rect": "Rectangular region: mean, SD, area",
     "probe": "Value under a point (HU)", "text": "Write a short text on the image",
-    "1×3": "Three viewports side by side", "Presets": "Window presets",
+    "Presets": "Window presets",
     "Invert": "Invert the grey scale", "Reset": "Reset window, zoom, pan and orientation",
     "Cine": "Play the slices as a movie", "Export": "Save what is on screen",
 }
