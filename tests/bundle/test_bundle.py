@@ -176,7 +176,13 @@ def test_bundled_window_opens_the_demo_study_offscreen_and_quits_with_exit_0(
     env = user_env(tmp_path, user_path)
     exe = bundle / "relay"
     home = tmp_path / "home"
-    run_json(exe, "--home", str(home), "demo", "--slices", "24", env=env)
+    demo = run_json(exe, "--home", str(home), "demo", "--slices", "24", env=env)
+    # MPR as the window reformats (VTK's reslice in the bundle): a coronal 10 mm MIP slab
+    series = demo["studies"][0]["series"][0]["series_instance_uid"]
+    png = tmp_path / "mpr.png"
+    run(exe, "--home", str(home), "render", series, "--plane", "coronal", "--slab", "10",
+        "--out", str(png), env=env)
+    assert np.asarray(Image.open(png)).std() > 0, "the coronal MPR slab rendered blank"
     # `relay PATH` as a double-click does: the demo's own files, already in the store
     window = subprocess.Popen([str(exe), "--home", str(home), "-v", str(home / "store")],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
