@@ -103,8 +103,12 @@ case "$mode" in
       exit 0
     fi
     rm -f dist/.stamp-bundle dist/relay_*.deb
+    start=$SECONDS
     .venv/bin/pyinstaller build.spec --noconfirm --log-level WARN
+    echo "setup: PyInstaller took $((SECONDS - start)) s"
+    start=$SECONDS
     deb=$(python3 packaging/linux/build_deb.py)
+    echo "setup: the .deb took $((SECONDS - start)) s"
     # lintian: errors fail the build; warnings are printed (overrides: packaging/linux/lintian-overrides).
     # It takes minutes on a 500 MB package, and what it checks (the package's layout, metadata and
     # libraries) changes with packaging/, build.spec and the Python packages, not with Relay's own
@@ -112,7 +116,9 @@ case "$mode" in
     want_lint=$({ cat build.spec packaging/linux/*; .venv/bin/pip freeze --exclude-editable; } | sha256sum | cut -c1-64)
     if [ "${RELAY_LINTIAN:-}" = always ] || [ ! -f dist/.stamp-lintian ] || [ "$(cat dist/.stamp-lintian)" != "$want_lint" ]; then
       rm -f dist/.stamp-lintian
+      start=$SECONDS
       report=$(lintian --tag-display-limit 0 "$deb" 2>&1 | grep -v "^running with root" || true)
+      echo "setup: lintian took $((SECONDS - start)) s"
       [ -n "$report" ] && echo "$report"
       if echo "$report" | grep -q "^E: "; then echo "setup: lintian found errors in $deb" >&2; exit 1; fi
       echo "$want_lint" > dist/.stamp-lintian

@@ -311,6 +311,9 @@ class IncomingWidget(QWidget):
         the job id."""
         study = self.studies.get((hub, study_uid))
         window = self.window()
+        warn_if_low_disk = getattr(window, "warn_if_low_disk", None)
+        if warn_if_low_disk is not None:
+            warn_if_low_disk("fetch")
         transfers = getattr(window, "transfers", None)
         if study is not None and transfers is not None:
             what = study.description or "/".join(study.modalities) or "study"

@@ -52,6 +52,7 @@ from app.ui.controllers.reading import ReadingController
 from app.ui.controllers.remote import RemoteReadingController
 from app.ui.controllers.station import StationController
 from app.ui.controllers.transfers import TransfersController
+from app.ui.disk_banner import DiskSpaceBanner
 from app.ui.format import count
 from app.ui.forwarding_dialog import ForwardingDialog
 from app.ui.help_dialogs import GuideDialog, show_about
@@ -122,7 +123,15 @@ class MainWindow(QMainWindow):
         self.tabs.setTabsClosable(True)
         self.tabs.addTab(self.pages, "Studies")
         self.tabs.tabBar().setTabButton(0, self.tabs.tabBar().ButtonPosition.RightSide, None)
-        self.setCentralWidget(self.tabs)
+        # the low-disk warning sits above the tabs (app/ui/disk_banner.py)
+        self.disk_banner = DiskSpaceBanner(store.home, self)
+        central = QWidget(self)
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.disk_banner)
+        column.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
 
         self.importer = ImportController(store, self)
         self.reading = ReadingController(store, self.tabs, self)
@@ -173,7 +182,7 @@ class MainWindow(QMainWindow):
         self.reading.opened.connect(self._on_viewer_opened)
         self.remote.patient_known.connect(self.priors.search)
         self.priors.retrieve_requested.connect(
-            lambda name, uid: self.transfer.queue_retrieve(name, [uid]))
+            lambda name, uid: self._on_retrieve(name, [uid], [], ""))
         self.remote.active.connect(
             lambda on: self._counts_timer.start() if on else self._counts_timer.stop())
         self.remote.loaded.connect(self._on_remote_loaded)
@@ -195,14 +204,19 @@ class MainWindow(QMainWindow):
         self.browser.study_activated.connect(self.reading.open_study)
         self.empty.open_button.clicked.connect(self.open_folder_dialog)
         self.empty.demo_button.clicked.connect(self.load_demo)
+        self.disk_banner.storage_settings.connect(self.show_storage_dialog)
+
+    def _fetch_prior(self, viewer: ViewerWidget, hub: str, study_uid: str) -> None:
+        self.warn_if_low_disk("fetch")
+        self.priors.fetch(viewer, hub, study_uid)
 
     def _on_viewer_opened(self, viewer: ViewerWidget) -> None:
         """A reading tab opened: its priors are searched; its findings can be sent."""
         self.priors.search(viewer)
         viewer.prior_requested.connect(
-            lambda hub, uid, v=viewer: self.priors.fetch(v, hub, uid))
+            lambda hub, uid, v=viewer: self._fetch_prior(v, hub, uid))
         viewer.prior_retrieve_requested.connect(
-            lambda name, uid: self.transfer.queue_retrieve(name, [uid]))
+            lambda name, uid: self._on_retrieve(name, [uid], [], ""))
         viewer.send_findings.connect(
             lambda study, series, v=viewer: self.send_findings(v, study, series))
 
@@ -373,10 +387,17 @@ class MainWindow(QMainWindow):
 
     def import_paths(self, paths: list[str]) -> TaskWorker | None:
         """Import in the background; the window stays usable; a report shows at the end."""
+        self.warn_if_low_disk("import")
         return self.importer.import_paths(paths)
 
     def load_demo(self) -> TaskWorker | None:
+        self.warn_if_low_disk("import")
         return self.importer.load_demo()
+
+    def warn_if_low_disk(self, what: str) -> str | None:
+        """Before an import, a fetch or a retrieve: the banner when the store's disk is below
+        the storage rule (the work goes on); the warning, or None when there is room."""
+        return self.disk_banner.check(what)
 
     def _on_imported(self, report: ImportReport) -> ImportReportDialog:
         """Refresh, select the study that came in, and show what came in."""
@@ -398,6 +419,7 @@ class MainWindow(QMainWindow):
 
     def open_remote_study(self, hub_name: str, study_uid: str) -> ViewerWidget:
         """Read a study that is on the hub while it downloads."""
+        self.warn_if_low_disk("fetch")
         return self.remote.open_remote_study(hub_name, study_uid)
 
     def _on_stroke_arrived(self, hub: str, study_uid: str) -> None:
@@ -463,12 +485,16 @@ class MainWindow(QMainWindow):
         """Query/Retrieve…: search a PACS; retrieving queues jobs shown in Transfers (C-GET or
         C-MOVE, whole studies or some series); Open reads a study while it arrives."""
         dialog = QueryRetrieveDialog(self.store.home, self)
-        dialog.retrieve.connect(lambda pacs, studies, series, method: self.transfer.queue_retrieve(
-            pacs, studies, series or None, method=method))
+        dialog.retrieve.connect(self._on_retrieve)
         dialog.open_study.connect(self.open_remote_study)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog
+
+    def _on_retrieve(self, pacs: str, studies: list[str], series: list[str],
+                     method: str) -> list[str]:
+        self.warn_if_low_disk("retrieve")
+        return self.transfer.queue_retrieve(pacs, studies, series or None, method=method)
 
     def send_to_pacs(self, study_uid: str | None = None,
                      series_uid: str | None = None) -> SendDialog | None:

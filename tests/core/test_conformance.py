@@ -5,7 +5,9 @@ document says so (regenerate the tables with docs/conformance_tables.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from types import ModuleType
 
 import pytest
 from pynetdicom.sop_class import _STORAGE_CLASSES as STORAGE_CLASSES
@@ -13,7 +15,7 @@ from pynetdicom.sop_class import _STORAGE_CLASSES as STORAGE_CLASSES
 from app import __version__
 from app.dicom.codecs import CODECS, NATIVE
 from app.net.dimse import client, listener
-from app.workflow.worklist import MWL_FIND
+from app.workflow.worklist import MWL_FIND, PATIENT_ROOT_FIND
 from tests.conftest import REPO
 
 DOC = REPO / "docs" / "conformance-statement.md"
@@ -28,10 +30,44 @@ def block(name: str) -> list[str]:
     return UID_CELL.findall(found.group(1))
 
 
-def test_services_are_the_ones_the_node_and_the_client_use() -> None:
-    code = [listener.VERIFICATION, *listener._QR_MODELS, str(client.StorageCommitmentPushModel),
-            MWL_FIND]
-    assert block("services") == code
+def tables() -> ModuleType:
+    """docs/conformance_tables.py, which reads the roles from the node's application entity and
+    from the SCU modules' source."""
+    spec = importlib.util.spec_from_file_location("conformance_tables",
+                                                  REPO / "docs" / "conformance_tables.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def roles() -> dict[str, tuple[str, str]]:
+    """The services table of the document: ``{uid: (SCU, SCP)}``."""
+    text = DOC.read_text(encoding="utf-8")
+    found = re.search(r"<!-- list: services -->\n(.*?)<!-- end -->", text, re.S)
+    assert found
+    rows = re.findall(r"\| `([0-9.]+)` \| (Yes|No) \| (Yes|No) \|", found.group(1))
+    return {uid: (scu, scp) for uid, scu, scp in rows}
+
+
+def test_services_and_roles_are_the_ones_the_node_and_the_client_use() -> None:
+    yes = {True: "Yes", False: "No"}
+    code = {uid: (yes[scu], yes[scp]) for uid, scu, scp in tables().services()}
+    assert roles() == code
+
+
+def test_the_dimse_services_are_all_found_in_the_code() -> None:
+    """The derivation itself: every service DIMSE landed with, in the role it has."""
+    services = {uid: (scu, scp) for uid, scu, scp in tables().services()}
+    study_root = listener._QR_MODELS
+    patient_root = listener.find_scp.PATIENT_ROOT_MODELS
+    assert services[listener.VERIFICATION] == (True, True)
+    assert all(services[uid] == (True, True) for uid in study_root)  # FIND, GET, MOVE
+    assert services[PATIENT_ROOT_FIND] == (True, True)  # worklist's patient query; the node
+    assert all(services[uid] == (False, True) for uid in patient_root[1:])  # GET, MOVE
+    assert services[str(client.StorageCommitmentPushModel)] == (True, True)
+    assert services[MWL_FIND] == (True, False)
+    assert len(services) == 9
 
 
 def test_storage_sop_classes_are_the_ones_the_node_accepts() -> None:
