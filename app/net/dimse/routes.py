@@ -37,9 +37,10 @@ _ids_lock = threading.Lock()
 
 
 def next_message_id() -> int:
-    """A DIMSE message ID not used by another request of this process (1..65535)."""
+    """A DIMSE message ID not used by another request of this process (1..32767; the IDs
+    above are those of moves handed over between processes, :mod:`app.net.dimse.handover`)."""
     with _ids_lock:
-        return next(_ids) % 65535 + 1
+        return next(_ids) % 32767 + 1
 
 
 @dataclass(frozen=True)
