@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
 import pytest
 
+from app.net.devhub import free_port
 from app.net.dimse.handover import DB_NAME
 from app.store.local import Store
+from tests.conftest import relay_cmd, relay_env
 from tests.net import dimse_peers
 from tests.net.conftest import hub_sop_uids, import_study, relay
 from tests.net.dimse_node import sha256, start_listen, stop_listen
-from tests.net.dimse_peers import Pacs, relay_home_for
+from tests.net.dimse_peers import Pacs, make_pacs, relay_home_for
+from tests.proxies import SlowLink
 
 pacs = dimse_peers.pacs  # the Orthanc PACS fixture
 
@@ -83,3 +89,99 @@ def test_send_is_verified_by_storage_commitment_while_relay_listen_holds_the_por
     assert "verified by storage commitment" in result["message"], log
     assert len(hub_sop_uids(pacs.hub)) == 120
     assert _left_over(home) == {"moves": 0, "arrivals": 0, "commitments": 0}
+
+
+# -- a crash of either side ---------------------------------------------------------------------
+#: Bytes per second from the PACS to Relay's node: the 120-instance study takes ~10 s.
+RATE = 400_000
+
+
+@pytest.fixture
+def slow_pacs(tmp_path: Path, ct_files) -> Iterator[tuple[Pacs, int, str]]:
+    """An Orthanc holding the study whose C-MOVE sub-operations reach Relay's port through a
+    slow link: (the PACS, Relay's port, the study)."""
+    port = free_port()
+    link = SlowLink(port, RATE)
+    p = make_pacs(tmp_path / "slow-pacs", Port=link.port).start()
+    try:
+        sender = relay_home_for(tmp_path / "sender", port, pacs_port=p.dicom_port)
+        _, study = import_study(sender, ct_files)
+        assert _json(relay(sender, "send", study, "--pacs", "pacs", "--json"))["state"] \
+            == "verified"
+        yield p, port, study
+    finally:
+        p.hub.stop()
+        link.close()
+
+
+def _retrieving(home: Path, study: str) -> subprocess.Popen:
+    return subprocess.Popen(relay_cmd("--home", str(home), "retrieve", study, "--pacs", "pacs",
+                                      "--method", "move", "--json"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=relay_env())
+
+
+def _handed_over(home: Path, at_least: int, proc: subprocess.Popen) -> int:
+    """Wait (60 s at most) until the node recorded ``at_least`` instances for the retrieve."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with sqlite3.connect(home / DB_NAME) as conn:
+                n = conn.execute("SELECT COUNT(*) FROM arrivals").fetchone()[0]
+        except sqlite3.Error:
+            n = 0
+        if n >= at_least:
+            return int(n)
+        time.sleep(0.05)
+    raise AssertionError("the node did not hand over what the PACS sent")
+
+
+def _stored_once(home: Path) -> None:
+    store = Store(home)
+    assert store.counts()["instances"] == 120 and not store.conflicts()
+    assert len(list((home / "store" / "objects").rglob("*.dcm"))) == 120
+
+
+def test_node_killed_mid_move_the_retrieve_ends_verified(tmp_path: Path, slow_pacs):
+    pacs, port, study = slow_pacs
+    home = relay_home_for(tmp_path / "relay", port, pacs_port=pacs.dicom_port)
+    node = start_listen(home, port)
+    proc = _retrieving(home, study)
+    try:
+        assert _handed_over(home, 5, proc) < 120
+        node.kill()  # kill -9: the port is free again, the lock in the home dropped
+        node.wait(timeout=30)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        for p in (node, proc):
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=30)
+    # asked again at once, now holding the port itself: the same run ends verified
+    result = json.loads(out)
+    assert (result["state"], result["instances"], result["stored"]) == ("verified", 120, 120), \
+        err
+    assert b"Relay's node in another program stopped during the C-MOVE" in err
+    _stored_once(home)
+
+
+def test_retrieve_killed_mid_move_resumes_with_nothing_stored_twice(tmp_path: Path,
+                                                                    slow_pacs):
+    pacs, port, study = slow_pacs
+    home = relay_home_for(tmp_path / "relay", port, pacs_port=pacs.dicom_port)
+    node = start_listen(home, port)
+    try:
+        proc = _retrieving(home, study)
+        try:
+            assert _handed_over(home, 5, proc) < 120
+        finally:
+            proc.kill()
+            proc.wait(timeout=30)
+        result = _json(relay(home, "retrieve", study, "--pacs", "pacs", "--method", "move",
+                             "--json"))
+        assert (result["state"], result["instances"], result["stored"]) == (
+            "verified", 120, 120)
+    finally:
+        counts, log = stop_listen(node)
+    _stored_once(home)
+    # the killed job's registration is forgotten when its lease runs out; the second one's went
+    assert _left_over(home)["moves"] <= 1, log

@@ -229,7 +229,7 @@ class DimseClient:
         if handover is not None:
             return handed_move(handover, self.peer.ae_title, self.calling_ae,
                                lambda msg_id: self._move(identifier, msg_id, progress),
-                               on_store)
+                               on_store, lambda: node_elsewhere(self.home, self.listen_port))
         msg_id = next_message_id()
         try:
             with ROUTES.move(msg_id, self.peer.ae_title, on_store), STAND_IN.held(self):

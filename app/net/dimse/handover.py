@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar
 
+from app.errors import DimseError
 from app.store.db import ThreadConnections, immediate
 
 try:
@@ -322,11 +323,12 @@ C = TypeVar("C", bound=Counted)
 
 
 def handed_move(handover: Handover, peer_ae: str, own_ae: str, run: Callable[[int], C],
-                on_store: Callable[[Any], int]) -> C:
+                on_store: Callable[[Any], int], node_there: Callable[[], bool]) -> C:
     """Run a C-MOVE (``run(message_id)``, on a thread of its own) whose C-STOREs the node of
     another process receives: each instance it records is given to ``on_store`` (as a
     :class:`StoredInstance`) while the move runs; ``run``'s result, or its exception, after
-    the last one."""
+    the last one. A move the PACS failed because that node stopped (``node_there()`` is False
+    by then) is a retryable ``aborted``: asked again, this process may hold the port."""
     row, message_id = handover.open_move(peer_ae, own_ae)
     result: list[Any] = []
 
@@ -359,7 +361,11 @@ def handed_move(handover: Handover, peer_ae: str, own_ae: str, run: Callable[[in
         take()
         outcome = result[0]
         if isinstance(outcome, _Raised):
-            raise outcome.exc
+            exc = outcome.exc
+            if isinstance(exc, DimseError) and exc.kind == "failed" and not node_there():
+                raise DimseError("aborted", f"Relay's node in another program stopped during "
+                                            f"the C-MOVE ({exc})") from exc
+            raise exc
         counted: C = outcome
         deadline = time.monotonic() + LATE
         while seen[1] < counted.completed + counted.warning and time.monotonic() < deadline:
