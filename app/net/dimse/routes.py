@@ -14,7 +14,9 @@ this process (the window's node), else one stand-in listener shared by the waiti
 - an N-EVENT-REPORT goes to the commitment request with its Transaction UID.
 
 Message IDs of C-MOVE requests are unique in the process (:func:`next_message_id`), so two
-retrieves at once are told apart. No Qt, no patient data.
+retrieves at once are told apart. This routing is within one process; when Relay's node runs
+in another process on the same home, what it receives for a job here is handed over through
+the home instead (:mod:`app.net.dimse.handover`). No Qt, no patient data.
 """
 
 from __future__ import annotations
