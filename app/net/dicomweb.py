@@ -48,11 +48,11 @@ R = TypeVar("R")
 
 
 def connect(profile: HubProfile, secret: str | None, *, pool_size: int = 4,
-            settings: Settings | None = None,
-            on_login: LoginListener | None = None) -> DicomWebClient:
+            settings: Settings | None = None, on_login: LoginListener | None = None,
+            home: Path | None = None) -> DicomWebClient:
     """The peer of a ``dicomweb`` profile (``secret``: its password or token, if any;
     ``settings`` are not needed; ``on_login``: told how the hub answered the credentials)."""
-    del settings
+    del settings, home
     return DicomWebClient(HubSession(profile, secret, pool_size=pool_size, on_login=on_login))
 
 

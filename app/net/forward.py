@@ -322,8 +322,9 @@ class _Lane:
                 from app.net.dimse.pacs import connect
                 from app.net.dimse.send import PacsSender
 
-                sender = PacsSender(self.fwd.store, self.fwd.queue, connect(settings, self.name),
-                                    settings.transfer, give_up=MAX_RETRY_SECONDS)
+                client = connect(settings, self.name, self.fwd.home)
+                sender = PacsSender(self.fwd.store, self.fwd.queue, client, settings.transfer,
+                                    give_up=MAX_RETRY_SECONDS)
             self._senders[stream.job_id] = sender
         return sender
 

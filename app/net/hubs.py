@@ -21,15 +21,17 @@ from app.settings import PROFILE_KINDS, HubProfile, Settings, load_settings, str
 
 
 def _dimse(profile: HubProfile, secret: str | None, *, pool_size: int = 4,
-           settings: Settings | None = None, on_login: LoginListener | None = None) -> Peer:
+           settings: Settings | None = None, on_login: LoginListener | None = None,
+           home: Path | None = None) -> Peer:
     del on_login  # DIMSE has no credentials to answer (TLS certificates are files)
     from app.net.dimse.peer import connect as dimse_connect  # pynetdicom: loaded when used
 
-    return dimse_connect(profile, secret, pool_size=pool_size, settings=settings)
+    return dimse_connect(profile, secret, pool_size=pool_size, settings=settings, home=home)
 
 
-#: ``kind`` of a profile -> ``connect(profile, secret, *, pool_size, settings)`` of its client
-#: module (``settings``: Relay's own node, which a DIMSE peer calls as).
+#: ``kind`` of a profile -> ``connect(profile, secret, *, pool_size, settings, on_login, home)``
+#: of its client module (``settings``: Relay's own node, which a DIMSE peer calls as; ``home``:
+#: where Relay's node of another process hands over what it receives for this one).
 PEER_KINDS: dict[str, Callable[..., Peer]] = {"dicomweb": dicomweb.connect, "dimse": _dimse}
 assert set(PEER_KINDS) == set(PROFILE_KINDS), "every profile kind needs its client module"
 
@@ -44,12 +46,13 @@ def profile(settings: Settings, name: str) -> HubProfile:
 
 
 def peer_for(hub: HubProfile, secret: str | None, *, pool_size: int = 4,
-             settings: Settings | None = None, on_login: LoginListener | None = None) -> Peer:
+             settings: Settings | None = None, on_login: LoginListener | None = None,
+             home: Path | None = None) -> Peer:
     """The peer a profile describes, spoken to with its protocol (``secret``: password or
     token, if its authentication needs one; ``settings``: Relay's own node, for DIMSE;
     ``on_login``: told how the hub answered the credentials)."""
     return PEER_KINDS[hub.kind](hub, secret, pool_size=pool_size, settings=settings,
-                                on_login=on_login)
+                                on_login=on_login, home=home)
 
 
 def connect(home: Path, name: str, settings: Settings | None = None, *,
@@ -67,7 +70,7 @@ def connect(home: Path, name: str, settings: Settings | None = None, *,
             raise TransferError(f"the {hub.auth} secret of hub '{name}' is not in the keyring; "
                                 "add the hub again with --password-stdin or --token-stdin")
     return peer_for(hub, secret, pool_size=pool_size, settings=settings,
-                    on_login=login_auditor(home, hub))
+                    on_login=login_auditor(home, hub), home=home)
 
 
 def login_auditor(home: Path, hub: HubProfile) -> LoginListener:

@@ -454,6 +454,17 @@ class Store:
             (sop_instance_uid, sha256),
         ).fetchone() is not None for table in ("conflicts", "superseded"))
 
+    def file_of(self, sop_instance_uid: str, sha256: str) -> Path | None:
+        """The stored file holding exactly these bytes of this instance (its own, a conflicting
+        version or a superseded copy), or None."""
+        conn = self._connect()
+        for table in ("instances", "conflicts", "superseded"):
+            row = conn.execute(f"SELECT path FROM {table} WHERE sop_instance_uid=? AND sha256=?",
+                               (sop_instance_uid, sha256)).fetchone()
+            if row is not None:
+                return self.root / str(row["path"])
+        return None
+
     # -- queries -----------------------------------------------------------------------------
     def studies(self, study_uids: Iterable[str] | None = None) -> list[Study]:
         """Studies with their series and counts, newest study date first."""

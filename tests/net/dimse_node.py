@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import select
 import shutil
+import signal
 import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +21,7 @@ from app.net.devhub import free_port
 from app.net.dimse.listener import Listener
 from app.net.dimse.node import MoveDestination, NodeSettings
 from app.store.local import Store
+from tests.conftest import relay_cmd, relay_env
 
 needs_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None,
                                  reason="needs the Debian package dcmtk")
@@ -73,3 +79,36 @@ def stored_hashes(store: Store) -> dict[str, str]:
                 assert sha256(inst.path) == inst.sha256
                 out[inst.sop_instance_uid] = inst.sha256
     return out
+
+
+def start_listen(home: Path, port: int, *extra: str) -> subprocess.Popen:
+    """``relay listen`` in a subprocess, once it says it listens (within 60 s, or it is killed).
+    What it wrote to stderr so far is kept in ``proc.early_stderr``."""
+    proc = subprocess.Popen(
+        relay_cmd("--home", str(home), "listen", "--bind", "127.0.0.1", "--port", str(port),
+                  "--json", *extra),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=relay_env())
+    assert proc.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"Ctrl-C stops it" not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 65536)
+            if not chunk:
+                break  # it exited
+            seen += chunk
+    if b"Ctrl-C stops it" not in seen:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise AssertionError("relay listen did not start:\n" + seen.decode(errors="replace"))
+    proc.early_stderr = seen.decode(errors="replace")  # type: ignore[attr-defined]
+    return proc
+
+
+def stop_listen(proc: subprocess.Popen) -> tuple[dict, str]:
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    err_text = proc.early_stderr + err.decode(errors="replace")  # type: ignore[attr-defined]
+    assert proc.returncode == 0, err_text
+    return json.loads(out), err_text

@@ -159,3 +159,51 @@ def test_queue_runner_runs_pacs_send_and_retrieve_jobs(tmp_path: Path, ct_files)
         assert Store(other).counts()["instances"] == 20
     finally:
         pacs.hub.stop()
+
+
+@pytest.mark.parametrize("method", ["get", "move"])
+def test_retrieve_cancelled_mid_way_stops_promptly_and_resumes_later(tmp_path: Path, ct_files,
+                                                                     method: str):
+    """Ctrl-C during a C-GET or C-MOVE from Orthanc: C-CANCEL goes out, the command ends within
+    seconds with its job paused, and the next retrieve brings the rest, each instance once."""
+    relay_port = free_port()
+    # the instances come over a slow link: through the C-GET association, or (C-MOVE) on the
+    # association Orthanc opens to Relay's port
+    link = SlowLink(relay_port, rate=200_000) if method == "move" else None
+    pacs = make_pacs(tmp_path / "pacs", **({"Port": link.port} if link else {})).start()
+    get_link = SlowLink(pacs.dicom_port, rate=200_000) if method == "get" else None
+    try:
+        sender = relay_home_for(tmp_path / "sender", relay_port, pacs_port=pacs.dicom_port)
+        _, study = import_study(sender, ct_files)
+        assert relay(sender, "send", study, "--pacs", "pacs").returncode == 0
+        home = relay_home_for(tmp_path / "relay", relay_port,
+                              pacs_port=get_link.port if get_link else pacs.dicom_port)
+        proc = _start(home, "retrieve", study, "--pacs", "pacs", "--method", method)
+        _until(lambda: _stored(home) >= 10 or proc.poll() is not None)
+        assert proc.poll() is None, "the retrieve finished before it was cancelled"
+        proc.send_signal(signal.SIGINT)
+        asked = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        stopped = time.monotonic() - asked
+        # the rest would take ~20 s more over the link: the PACS stopped on the C-CANCEL
+        # (measured: 1.0 s for C-GET, 1.5 s for C-MOVE, end to end)
+        assert stopped < 8, f"took {stopped:.1f} s to stop: {err}"
+        result = json.loads(out)
+        assert result["stored"] < 120, "cancelled too late to tell"
+        assert TransferQueue(home).job(result["job"]).state == "paused"
+        held = _stored(home)
+        time.sleep(1.0)
+        assert _stored(home) == held  # nothing more arrives once it stopped
+        resumed = json.loads(relay(home, "retrieve", study, "--pacs", "pacs", "--method",
+                                   method, "--json").stdout)
+        assert (resumed["job"], resumed["state"], resumed["stored"]) == (
+            result["job"], "verified", 120)
+        store = Store(home)
+        assert store.counts()["instances"] == 120 and not store.conflicts()
+        assert len(list((home / "store" / "objects").rglob("*.dcm"))) == 120
+        assert not list((home / "store" / "tmp").iterdir())
+    finally:
+        for one in (link, get_link):
+            if one is not None:
+                one.close()
+        pacs.hub.stop()

@@ -3,11 +3,6 @@ echoscu and a pynetdicom peer sending garbage; what is stored is checked byte fo
 
 from __future__ import annotations
 
-import json
-import os
-import select
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +14,7 @@ from pynetdicom import build_context
 from app.net.devhub import free_port
 from app.net.dimse.association import Endpoint, associate, make_ae
 from app.store.local import Store
-from tests.conftest import relay_cmd, relay_env, relay_json, run_relay
+from tests.conftest import relay_json, run_relay
 from tests.net.dimse_node import (
     dataset_bytes,
     dcmtk,
@@ -27,6 +22,8 @@ from tests.net.dimse_node import (
     peer,
     running_node,
     sha256,
+    start_listen,
+    stop_listen,
     stored_hashes,
 )
 
@@ -60,50 +57,17 @@ def test_node_settings_are_kept_and_checked(home):
 
 
 # -- relay listen (the command, in a subprocess) ----------------------------------------------
-def _start_listen(home: Path, port: int, *extra: str) -> subprocess.Popen:
-    """``relay listen`` in a subprocess, once it says it listens (within 60 s, or it is killed).
-    What it wrote to stderr so far is kept in ``proc.early_stderr``."""
-    proc = subprocess.Popen(
-        relay_cmd("--home", str(home), "listen", "--bind", "127.0.0.1", "--port", str(port),
-                  "--json", *extra),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=relay_env())
-    assert proc.stderr is not None
-    seen = b""
-    deadline = time.monotonic() + 60
-    while b"Ctrl-C stops it" not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
-        if ready:
-            chunk = os.read(proc.stderr.fileno(), 65536)
-            if not chunk:
-                break  # it exited
-            seen += chunk
-    if b"Ctrl-C stops it" not in seen:
-        proc.kill()
-        proc.wait(timeout=10)
-        raise AssertionError("relay listen did not start:\n" + seen.decode(errors="replace"))
-    proc.early_stderr = seen.decode(errors="replace")  # type: ignore[attr-defined]
-    return proc
-
-
-def _stop(proc: subprocess.Popen) -> tuple[dict, str]:
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    err_text = proc.early_stderr + err.decode(errors="replace")  # type: ignore[attr-defined]
-    assert proc.returncode == 0, err_text
-    return json.loads(out), err_text
-
-
 @needs_dcmtk
 def test_listen_stores_what_storescu_sends_byte_exact_and_stops_on_ctrl_c(home, data):
     files = sorted((data / GE).glob("*.dcm"))
     port = free_port()
-    proc = _start_listen(home, port, "--ae", "STROKE", "-vv")  # the most talkative log
+    proc = start_listen(home, port, "--ae", "STROKE", "-vv")  # the most talkative log
     try:
         assert dcmtk("echoscu", "-aec", "STROKE", "127.0.0.1", str(port)).returncode == 0
         sent = dcmtk("storescu", "-aec", "STROKE", "127.0.0.1", str(port), *map(str, files))
         assert sent.returncode == 0, sent.stderr
     finally:
-        counts, err = _stop(proc)
+        counts, err = stop_listen(proc)
     assert counts["received"] == counts["stored"] == len(files), counts
     assert counts["failed"] == 0
     first = pydicom.dcmread(files[0], stop_before_pixels=True)
@@ -125,7 +89,7 @@ def test_listen_stores_what_storescu_sends_byte_exact_and_stops_on_ctrl_c(home, 
 def test_listen_rejects_callers_outside_the_allow_list_and_says_why(home):
     relay_json("--home", str(home), "node", "--allow", "CT_SCANNER")
     port = free_port()
-    proc = _start_listen(home, port)
+    proc = start_listen(home, port)
     try:
         refused = dcmtk("echoscu", "-aet", "INTRUDER", "-aec", "RELAY", "127.0.0.1", str(port))
         assert refused.returncode != 0
@@ -133,7 +97,7 @@ def test_listen_rejects_callers_outside_the_allow_list_and_says_why(home):
         allowed = dcmtk("echoscu", "-aet", "CT_SCANNER", "-aec", "RELAY", "127.0.0.1", str(port))
         assert allowed.returncode == 0, allowed.stderr
     finally:
-        counts, err = _stop(proc)
+        counts, err = stop_listen(proc)
     assert "calling AE title 'INTRUDER' is not in the node's allowed callers" in err
     assert counts["rejected"] == 1
 
@@ -141,13 +105,13 @@ def test_listen_rejects_callers_outside_the_allow_list_and_says_why(home):
 @needs_dcmtk
 def test_listen_on_a_taken_port_says_so(home):
     port = free_port()
-    proc = _start_listen(home, port)
+    proc = start_listen(home, port)
     try:
         second = run_relay("--home", str(home), "listen", "--bind", "127.0.0.1", "--port",
                            str(port), check=False, timeout=60)
         assert second.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in second.stderr
     finally:
-        _stop(proc)
+        stop_listen(proc)
 
 
 # -- bad data sets: a failure status for that instance, the node stays up ---------------------

@@ -204,12 +204,12 @@ def test_a_hub_outage_leaves_the_study_queued_and_the_next_start_finishes_it(
 def test_relay_listen_applies_the_rules(tmp_path, hub, relay_home, data):
     import subprocess
 
-    from tests.net.test_dimse_listen import _start_listen
+    from tests.net.dimse_node import start_listen
 
     files = scanner_files(tmp_path, data, 6)
     spoke(relay_home, hub.url, quiet_seconds=1.0)
     port = free_port()
-    proc = _start_listen(relay_home, port)
+    proc = start_listen(relay_home, port)
     try:
         assert dcmtk("storescu", "-aec", "RELAY", "127.0.0.1", str(port),
                      *map(str, files)).returncode == 0

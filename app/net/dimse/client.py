@@ -41,6 +41,7 @@ from pynetdicom.presentation import PresentationContext
 
 from app.errors import Cancelled, DimseError
 from app.net.dimse.association import Endpoint, Timeouts, associate, make_ae, start_server
+from app.net.dimse.handover import Handover, handed_move, node_elsewhere
 from app.net.dimse.routes import ROUTES, answer_report, next_message_id
 from app.tasks import Progress
 
@@ -126,12 +127,15 @@ class DimseClient:
     """Operations against one PACS, each on its own association."""
 
     def __init__(self, peer: Endpoint, calling_ae: str, timeouts: Timeouts | None = None, *,
-                 listen_port: int = 0) -> None:
+                 listen_port: int = 0, home: Path | None = None) -> None:
         self.peer = peer
         self.calling_ae = calling_ae
         self.timeouts = timeouts or Timeouts()
         #: Where Relay listens for what the PACS opens towards it (C-MOVE, commitment reports).
         self.listen_port = listen_port
+        #: The Relay home: when Relay's node of this home runs in another process, it hands
+        #: over what it receives for this one (:mod:`app.net.dimse.handover`).
+        self.home = home
 
     @contextmanager
     def association(self, contexts: Sequence[PresentationContext], *,
@@ -218,7 +222,14 @@ class DimseClient:
              progress: Progress | None = None) -> RetrieveOutcome:
         """C-MOVE (Study Root) to Relay's own AE title: the PACS opens an association to Relay's
         port, where Relay's node (or, when it does not run in this process, a stand-in shared
-        by the jobs waiting) hands each to ``on_store`` (:mod:`app.net.dimse.routes`)."""
+        by the jobs waiting) hands each to ``on_store`` (:mod:`app.net.dimse.routes`). When
+        Relay's node of this home runs in another process, that node stores them and this
+        process reads them from the store (:func:`~app.net.dimse.handover.handed_move`)."""
+        handover = STAND_IN.elsewhere(self)
+        if handover is not None:
+            return handed_move(handover, self.peer.ae_title, self.calling_ae,
+                               lambda msg_id: self._move(identifier, msg_id, progress),
+                               on_store, lambda: node_elsewhere(self.home, self.listen_port))
         msg_id = next_message_id()
         try:
             with ROUTES.move(msg_id, self.peer.ae_title, on_store), STAND_IN.held(self):
@@ -227,8 +238,8 @@ class DimseClient:
             if exc.kind != "port":
                 raise
             raise DimseError("rejected", f"C-MOVE needs Relay's port {self.listen_port}, and "
-                             f"something else listens there ({exc}): if it is Relay's node in "
-                             "another program, retrieve from there or use C-GET") from exc
+                             f"another program listens there ({exc}): stop it, or use "
+                             "C-GET") from exc
 
     def _move(self, identifier: Dataset, msg_id: int,
               progress: Progress | None) -> RetrieveOutcome:
@@ -274,6 +285,18 @@ class StandIn:
         self._server: Any = None
         self._port = 0
         self._ae = ""
+
+    def elsewhere(self, client: DimseClient) -> Handover | None:
+        """Where Relay's node of ``client.home`` hands over what it receives for this process,
+        when it runs in another process on Relay's port; None when this process listens
+        there (its node, or this stand-in) or may start to."""
+        port = client.listen_port
+        if not port or client.home is None or ROUTES.node_on(port):
+            return None
+        with self._lock:
+            if self._server is not None:
+                return None
+        return Handover(client.home) if node_elsewhere(client.home, port) else None
 
     @contextmanager
     def held(self, client: DimseClient) -> Iterator[None]:

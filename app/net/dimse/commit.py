@@ -5,7 +5,10 @@ any thread) and, every :data:`COMMIT_EVERY` of them, asks the PACS to commit tha
 N-ACTION on its own association, from one background thread). The PACS's N-EVENT-REPORTs arrive
 on Relay's listening port (the node's when it runs in this process, else the shared stand-in
 listener, :data:`~app.net.dimse.client.STAND_IN`; both route them by Transaction UID through
-:data:`~app.net.dimse.routes.ROUTES`) or on the N-ACTION's association.
+:data:`~app.net.dimse.routes.ROUTES`) or on the N-ACTION's association. When Relay's node of
+this home runs in another process, each Transaction UID is registered in the home before its
+N-ACTION, that node records the report there, and a thread of this object looks for it every
+:data:`~app.net.dimse.handover.POLL` s (:mod:`app.net.dimse.handover`).
 :meth:`finish` asks for what is left and waits for every report: the SOP Instance UIDs the PACS
 commits to keep, or None when there is no evidence to be had from commitment (the service is
 not offered, Relay's port is taken, a report did not come in time). Overlapping the commitment
@@ -16,6 +19,7 @@ with the send hides most of it: Orthanc took 1.2-1.8 s to report 400 instances a
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -36,6 +40,7 @@ from app.net.dimse.client import (
     StorageCommitmentPushModel,
     _check,
 )
+from app.net.dimse.handover import POLL, Handover, Renewal
 from app.net.dimse.routes import ROUTES
 
 log = logging.getLogger(__name__)
@@ -78,6 +83,11 @@ class Commitments:
         #: None: not known yet; False: no evidence to be had (logged once why).
         self._offered: bool | None = None
         self._fatal: DimseError | None = None
+        #: Relay's node of another process takes the reports for this one (see the module)
+        self._handover: Handover | None = None
+        self._handed: set[str] = set()  # transactions registered there, not reported yet
+        self._closed = threading.Event()
+        self._poller: threading.Thread | None = None
 
     def __enter__(self) -> Commitments:
         return self
@@ -88,8 +98,14 @@ class Commitments:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._closed.set()
+        if self._poller is not None:
+            self._poller.join()
         with self._lock:
             self._held.close()
+            handed, self._handed = self._handed, set()
+        for uid in handed:
+            self._unregister(uid)
 
     # -- while the send runs ---------------------------------------------------------------
     def add(self, sop_class: str, sop_uid: str) -> None:
@@ -159,6 +175,14 @@ class Commitments:
         if not self._listen():
             self._give_up("Relay's port for the reports cannot be opened")
             return
+        if self._handover is not None:
+            try:
+                self._handover.open_commitment(uid)
+            except sqlite3.Error as exc:
+                self._give_up(f"Relay's node in another program cannot take the report ({exc})")
+                return
+            with self._lock:
+                self._handed.add(uid)
         action = Dataset()
         action.TransactionUID = uid
         action.ReferencedSOPSequence = [_ref(c, i) for c, i in refs]
@@ -219,6 +243,14 @@ class Commitments:
             return True
         if not client.listen_port:
             return True  # reports come on the N-ACTION's association (waited for there)
+        handover = STAND_IN.elsewhere(client)
+        if handover is not None:  # Relay's node in another process takes them for us
+            self._handover = handover
+            self._poller = threading.Thread(target=self._poll, name="commit-handed",
+                                            daemon=True)
+            self._poller.start()
+            self._listening = True
+            return True
         try:
             with self._lock:
                 self._held.enter_context(STAND_IN.held(client))
@@ -230,14 +262,44 @@ class Commitments:
 
     def _on_report(self, event: evt.Event) -> tuple[int, None]:
         info = event.event_information
-        transaction = self._transactions.get(str(getattr(info, "TransactionUID", "")))
-        if transaction is None:
-            return 0x0000, None  # a report for another transaction (another job, an old one)
-        reported = {str(r.ReferencedSOPInstanceUID)
-                    for r in getattr(info, "ReferencedSOPSequence", [])}
-        transaction.committed = frozenset(reported & transaction.uids)
-        transaction.reported.set()
+        self._reported(str(getattr(info, "TransactionUID", "")),
+                       {str(r.ReferencedSOPInstanceUID)
+                        for r in getattr(info, "ReferencedSOPSequence", [])})
         return 0x0000, None
+
+    def _reported(self, uid: str, committed: set[str]) -> None:
+        transaction = self._transactions.get(uid)
+        if transaction is None:
+            return  # a report for another transaction (another job, an old one)
+        transaction.committed = frozenset(committed & transaction.uids)
+        transaction.reported.set()
+
+    def _poll(self) -> None:
+        """Reports the node of another process recorded for this send (until closed)."""
+        assert self._handover is not None
+        renewal = Renewal()
+        while not self._closed.wait(POLL):
+            with self._lock:
+                waiting = sorted(self._handed)
+            if not waiting:
+                continue
+            try:
+                for uid, (committed, _) in self._handover.reports(waiting).items():
+                    self._reported(uid, committed)
+                    with self._lock:
+                        self._handed.discard(uid)
+                    self._unregister(uid)
+                if renewal.due():
+                    self._handover.renew_commitments(waiting)
+            except sqlite3.Error as exc:  # busy for long: looked at again next time
+                log.info("the storage commitment reports cannot be read now: %s", exc)
+
+    def _unregister(self, uid: str) -> None:
+        if self._handover is not None:
+            try:
+                self._handover.close_commitment(uid)
+            except sqlite3.Error as exc:  # its lease runs out instead
+                log.info("a storage commitment registration stays: %s", exc)
 
 
 def _ref(sop_class: str, sop_uid: str) -> Dataset:

@@ -5,8 +5,10 @@
 a peer that connects and says nothing, or stops talking, is dropped after the ACSE / network
 timeouts; at most ``max_associations`` are served at once. Received instances go through
 :mod:`app.net.dimse.receive`; when an association ends, one :class:`StudyReceived` per study
-it brought is passed to the subscribers (the window's Incoming list). No Qt here; nothing about
-patients in the log.
+it brought is passed to the subscribers (the window's Incoming list). While it listens it
+announces itself in the home, and what it receives for a job of another Relay process on the
+same home (a C-MOVE's C-STOREs, a Storage Commitment report) is stored and handed over to that
+job (:mod:`app.net.dimse.handover`). No Qt here; nothing about patients in the log.
 """
 
 from __future__ import annotations
@@ -40,8 +42,16 @@ from app.net.dimse import find_scp, retrieve_scp
 from app.net.dimse.association import NODELAY, Timeouts, TlsOptions, make_ae, start_server
 from app.net.dimse.client import StorageCommitmentPushModel
 from app.net.dimse.commit_scp import CommitmentScp
+from app.net.dimse.handover import Beacon, Handover
 from app.net.dimse.node import NodeSettings
-from app.net.dimse.receive import StudyReceived, Tally, node_source, receive
+from app.net.dimse.receive import (
+    OUT_OF_RESOURCES,
+    SUCCESS,
+    StudyReceived,
+    Tally,
+    node_source,
+    receive,
+)
 from app.net.dimse.routes import ROUTES, answer_report
 from app.net.incoming import remember_arrival
 from app.store.local import Store, StoredFile
@@ -80,6 +90,8 @@ class Listener:
         self._server: ThreadedAssociationServer | None = None
         self._ae = self._build_ae()
         self._commitment = CommitmentScp(store, node, self._timeouts())
+        self._handover = Handover(store.home)
+        self._beacon = Beacon(store.home)
 
     # -- life ------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
@@ -94,7 +106,7 @@ class Listener:
             (evt.EVT_C_GET, self._on_get),
             (evt.EVT_C_MOVE, self._on_move),
             (evt.EVT_N_ACTION, self._commitment.on_action),
-            (evt.EVT_N_EVENT_REPORT, answer_report),
+            (evt.EVT_N_EVENT_REPORT, self._on_report),
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
         node = self.node
@@ -104,6 +116,7 @@ class Listener:
                                     evt_handlers=handlers)
         host, port = self._server.server_address[:2]
         ROUTES.node_started(node.ae_title, int(port))
+        self._beacon.raise_(node.ae_title, int(port))
         log.info("node %s listening on %s:%s%s", node.ae_title, host, port,
                  " (DICOM TLS)" if tls else "")
         return str(host), int(port)
@@ -121,6 +134,7 @@ class Listener:
         if server is None:
             return
         ROUTES.node_stopped()
+        self._beacon.lower()
         server.shutdown()
         deadline = time.monotonic() + grace
         while server.active_associations and time.monotonic() < deadline:
@@ -215,6 +229,9 @@ class Listener:
             return routed(event)
         req = event.request
         calling = event.assoc.requestor.ae_title
+        handed = self._handed_move(event)
+        if handed is not None:  # part of a C-MOVE a job of another process asked for
+            return self._store_handed(event, handed)
         outcome = receive(self.store, event.encoded_dataset(),
                           sop_instance_uid=str(req.AffectedSOPInstanceUID),
                           name=f"C-STORE from {calling} (message {req.MessageID})")
@@ -229,6 +246,58 @@ class Listener:
             log.warning("C-STORE from %s refused (0x%04X): %s", calling, outcome.status,
                         outcome.reason)
         return outcome.status
+
+    def _handed_move(self, event: Any) -> int | None:
+        """The handed-over C-MOVE (of a job in another process) a C-STORE belongs to."""
+        if not self._handover.exists():
+            return None
+        req = event.request
+        origin = getattr(req, "MoveOriginatorMessageID", None)
+        try:
+            return self._handover.move_for(
+                int(origin) if origin is not None else None,
+                str(getattr(req, "MoveOriginatorApplicationEntityTitle", "") or ""),
+                str(event.assoc.requestor.ae_title))
+        except sqlite3.Error as exc:
+            log.warning("the moves of other Relay programs cannot be read: %s", exc)
+            return None
+
+    def _store_handed(self, event: Any, move: int) -> int:
+        """Store it (the one ingest path) and tell the job which file holds it: success goes
+        back only once both are durable."""
+        req = event.request
+        calling = event.assoc.requestor.ae_title
+        sop_uid = str(req.AffectedSOPInstanceUID).strip()
+        outcome = receive(self.store, event.encoded_dataset(), sop_instance_uid=sop_uid,
+                          name=f"C-STORE from {calling} (message {req.MessageID})")
+        if outcome.status != SUCCESS or outcome.path is None:
+            if outcome.reason:
+                log.warning("C-STORE from %s refused (0x%04X): %s", calling, outcome.status,
+                            outcome.reason)
+            return outcome.status if outcome.status != SUCCESS else OUT_OF_RESOURCES
+        try:
+            self._handover.record_arrival(move, sop_uid, outcome.path)
+        except sqlite3.Error as exc:  # stored, but its job cannot learn of it: the PACS retries
+            log.warning("a retrieved instance could not be handed over: %s", exc)
+            return OUT_OF_RESOURCES
+        return SUCCESS
+
+    def _on_report(self, event: Any) -> tuple[int, None]:
+        """A Storage Commitment report: for a job of this process, or kept for the job of
+        another process that asked for it, else refused."""
+        if ROUTES.report_handler(event) is None and self._handover.exists():
+            info = event.event_information
+            transaction = str(getattr(info, "TransactionUID", "") or "")
+            committed = [str(r.ReferencedSOPInstanceUID)
+                         for r in getattr(info, "ReferencedSOPSequence", None) or []]
+            failed = [str(r.ReferencedSOPInstanceUID)
+                      for r in getattr(info, "FailedSOPSequence", None) or []]
+            try:
+                if self._handover.record_report(transaction, committed, failed):
+                    return 0x0000, None
+            except (sqlite3.Error, AttributeError) as exc:
+                log.warning("a storage commitment report could not be handed over: %s", exc)
+        return answer_report(event)
 
     def _on_find(self, event: Any) -> Iterator[tuple[int, Any]]:
         try:

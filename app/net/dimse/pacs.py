@@ -4,6 +4,7 @@ peer's own check, :meth:`app.net.dimse.peer.DimsePeer.check`, diagnosed in plain
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.errors import TransferError
@@ -36,22 +37,24 @@ def calling_ae(settings: Settings) -> str:
     return settings.node.ae_title or DEFAULT_AE_TITLE
 
 
-def peer(settings: Settings, name: str, *, method: str = "") -> DimsePeer:
+def peer(settings: Settings, name: str, *, method: str = "",
+         home: Path | None = None) -> DimsePeer:
     """The PACS called ``name`` as a peer, calling as Relay's node (``method``: ``get`` or
-    ``move`` instead of the profile's)."""
+    ``move`` instead of the profile's; ``home``: where Relay's node running in another process
+    hands over what it receives for this one)."""
     from app.net.dimse.peer import DimsePeer
 
     found = profile(settings, name)
-    made = peer_for(found, None, settings=settings)
+    made = peer_for(found, None, settings=settings, home=home)
     assert isinstance(made, DimsePeer)
     if method:
         made.method = method
     return made
 
 
-def connect(settings: Settings, name: str) -> DimseClient:
+def connect(settings: Settings, name: str, home: Path | None = None) -> DimseClient:
     """A DIMSE client for the PACS called ``name``, calling as Relay's node."""
-    return peer(settings, name).client
+    return peer(settings, name, home=home).client
 
 
 def check_pacs(settings: Settings, name: str) -> HubCheck:

@@ -79,9 +79,10 @@ PLAN_KEYS = (*INSTANCE_KEYS, "StudyInstanceUID", "Modality", "Rows", "Columns",
 
 
 def connect(profile: HubProfile, secret: str | None = None, *, pool_size: int = 4,
-            settings: Settings | None = None) -> DimsePeer:
+            settings: Settings | None = None, home: Path | None = None) -> DimsePeer:
     """The peer of a ``dimse`` profile, calling as Relay's node (AE title and port from
-    ``settings.node``). DIMSE has no secret: TLS client certificates are files."""
+    ``settings.node``; ``home``: where Relay's node running in another process hands over
+    what it receives for this one). DIMSE has no secret: TLS client certificates are files."""
     del secret
     tls = TlsOptions(profile.ca_file, profile.cert_file, profile.key_file) \
         if profile.tls else None
@@ -89,7 +90,7 @@ def connect(profile: HubProfile, secret: str | None = None, *, pool_size: int = 
     calling = (node.ae_title if node is not None else "") or DEFAULT_AE_TITLE
     port = node.port if node is not None else 0
     client = DimseClient(Endpoint(profile.host, profile.port, profile.ae_title, tls), calling,
-                         listen_port=port)
+                         listen_port=port, home=home)
     return DimsePeer(client, method=profile.retrieve, keep_open=min(KEEP_OPEN, pool_size))
 
 

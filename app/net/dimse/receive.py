@@ -13,6 +13,7 @@ import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from app.errors import StoreError
 from app.imports.media import Problem
@@ -43,6 +44,8 @@ class Outcome:
     reason: str = ""
     stored: StoredFile | None = field(default=None, repr=False, compare=False)
     """The file newly stored (``imported``), for forwarding rules."""
+    path: Path | None = field(default=None, repr=False, compare=False)
+    """The store's file holding exactly the bytes received (stored now, or before)."""
 
 
 def receive(store: Store, data: bytes, *, sop_instance_uid: str, name: str) -> Outcome:
@@ -61,9 +64,13 @@ def receive(store: Store, data: bytes, *, sop_instance_uid: str, name: str) -> O
             return Outcome(DOES_NOT_MATCH, "failed", study_uid,
                            "the data set's SOP Instance UID differs from the request's")
         if isinstance(staged, Duplicate):
-            return Outcome(SUCCESS, "duplicate", study_uid)
+            return Outcome(SUCCESS, "duplicate", study_uid,
+                           path=store.file_of(sop_instance_uid.strip(), staged.sha256))
         (result,) = store.commit([staged])
-        return Outcome(SUCCESS, result, study_uid, stored=staged if result == "imported" else None)
+        path = store.abspath(staged.relpath) if result != "duplicate" else \
+            store.file_of(sop_instance_uid.strip(), staged.sha256)
+        return Outcome(SUCCESS, result, study_uid, stored=staged if result == "imported" else None,
+                       path=path)
     except StoreError as exc:
         return Outcome(OUT_OF_RESOURCES, "failed", reason=str(exc))
 

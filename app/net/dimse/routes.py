@@ -14,7 +14,9 @@ this process (the window's node), else one stand-in listener shared by the waiti
 - an N-EVENT-REPORT goes to the commitment request with its Transaction UID.
 
 Message IDs of C-MOVE requests are unique in the process (:func:`next_message_id`), so two
-retrieves at once are told apart. No Qt, no patient data.
+retrieves at once are told apart. This routing is within one process; when Relay's node runs
+in another process on the same home, what it receives for a job here is handed over through
+the home instead (:mod:`app.net.dimse.handover`). No Qt, no patient data.
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ _ids_lock = threading.Lock()
 
 
 def next_message_id() -> int:
-    """A DIMSE message ID not used by another request of this process (1..65535)."""
+    """A DIMSE message ID not used by another request of this process (1..32767; the IDs
+    above are those of moves handed over between processes, :mod:`app.net.dimse.handover`)."""
     with _ids_lock:
-        return next(_ids) % 65535 + 1
+        return next(_ids) % 32767 + 1
 
 
 @dataclass(frozen=True)

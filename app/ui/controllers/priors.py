@@ -42,7 +42,7 @@ def configured_pacs(home: Path) -> dict[str, DimseClient]:
     out: dict[str, DimseClient] = {}
     for profile in settings.pacs:
         try:
-            out[profile.name] = pacs.connect(settings, profile.name)
+            out[profile.name] = pacs.connect(settings, profile.name, home)
         except RelayError as exc:
             log.warning("PACS %s not searched for priors: %s", profile.name, exc)
     return out
