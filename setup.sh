@@ -89,6 +89,9 @@ bundle_inputs() {
 
 case "$mode" in
   bundle)
+    # files for everyone to read and run (a caller's umask, e.g. 077 from a private home, would
+    # make a bundle and a package other users cannot start)
+    umask 022
     if ! command -v lintian >/dev/null 2>&1 || ! .venv/bin/python -c "import PyInstaller" 2>/dev/null; then
       if [ "$(id -u)" = 0 ] && ! command -v lintian >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null

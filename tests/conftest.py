@@ -105,3 +105,14 @@ class StderrLines:
             time.sleep(0.1)
         raise AssertionError(f"never saw {words} (exit {self._proc.poll()}):\n"
                              + "".join(self.lines))
+
+
+@pytest.fixture(autouse=True)
+def _umask_restored():
+    """Opening a home sets this process's umask to 077 (app.home.make_private); each test gets
+    the umask the run started with back, so a later test (or a program it starts, such as the
+    bundle build) does not inherit it from whichever test ran before it."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)

@@ -151,13 +151,21 @@ def build(bundle: Path, out: Path) -> Path:
     ver, arch = version(), architecture()
     out.mkdir(parents=True, exist_ok=True)
     deb = out / f"relay_{ver}-{REVISION}_{arch}.deb"
-    with tempfile.TemporaryDirectory(dir=out) as tmp:
-        pkg = Path(tmp) / "relay"
-        stage(bundle, pkg, ver)
-        (pkg / "DEBIAN").mkdir(mode=0o755)
-        (pkg / "DEBIAN" / "control").write_text(control(ver, arch, size_kb(pkg)))
-        subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z6", "--build", str(pkg),
-                        str(deb)], check=True, stdout=subprocess.DEVNULL)
+    old_umask = os.umask(0o022)  # the package's modes are set here, not by the caller's umask
+    try:
+        with tempfile.TemporaryDirectory(dir=out) as tmp:
+            pkg = Path(tmp) / "relay"
+            stage(bundle, pkg, ver)
+            for folder in (pkg, pkg / "opt"):
+                folder.chmod(0o755)
+            (pkg / "DEBIAN").mkdir(mode=0o755)
+            (pkg / "DEBIAN").chmod(0o755)
+            (pkg / "DEBIAN" / "control").write_text(control(ver, arch, size_kb(pkg)))
+            (pkg / "DEBIAN" / "control").chmod(0o644)
+            subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z6", "--build",
+                            str(pkg), str(deb)], check=True, stdout=subprocess.DEVNULL)
+    finally:
+        os.umask(old_umask)
     return deb
 
 
