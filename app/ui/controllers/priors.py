@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
@@ -101,6 +102,8 @@ class PriorsController(QObject):
         worker.start()
 
     def _on_found(self, viewer: ViewerWidget, found: PriorSearch) -> None:
+        if not shiboken6.isValid(viewer) or not shiboken6.isValid(viewer.strip):
+            return  # the tab was closed while its priors were searched
         for problem in found.problems:
             self.message.emit(problem, 10000)
         viewer.set_prior_search(found)
