@@ -156,19 +156,29 @@ def associate(ae: AE, peer: Endpoint, *, contexts: Sequence[PresentationContext]
               ext_neg: list[Any] | None = None,
               evt_handlers: Sequence[tuple[evt.EventType, object]] = ()) -> Association:
     """An established association with ``peer``, or a :class:`DimseError` saying why not."""
-    watch = _Watch()
-    tls_args = None
-    if peer.tls is not None:
-        tls_args = (client_ssl_context(peer.tls), peer.host)
-    started = time.monotonic()
-    assoc = ae.associate(peer.host, peer.port, contexts=list(contexts) if contexts else None,
-                         ae_title=peer.ae_title, ext_neg=ext_neg, tls_args=tls_args,
-                         max_pdu=ae.maximum_pdu_size,
-                         evt_handlers=[*watch.handlers(), *evt_handlers])  # type: ignore[list-item]
-    if assoc.is_established:
-        return assoc
-    raise diagnose(ae, assoc, peer, opened=watch.opened.is_set(),
-                   seconds=time.monotonic() - started)
+    for attempt in (1, 2):
+        watch = _Watch()
+        tls_args = None
+        if peer.tls is not None:
+            tls_args = (client_ssl_context(peer.tls), peer.host)
+        started = time.monotonic()
+        assoc = ae.associate(peer.host, peer.port, contexts=list(contexts) if contexts else None,
+                             ae_title=peer.ae_title, ext_neg=ext_neg, tls_args=tls_args,
+                             max_pdu=ae.maximum_pdu_size,
+                             evt_handlers=[*watch.handlers(), *evt_handlers])  # type: ignore[list-item]
+        if assoc.is_established:
+            return assoc
+        seconds = time.monotonic() - started
+        # A peer that rejects and drops the connection at once (Orthanc, for a wrong called AE
+        # title) can have its A-ASSOCIATE-RJ lost behind the close on a busy machine: a quick
+        # close without an answer is asked once more before it is called that.
+        if attempt == 1 and watch.opened.is_set() and assoc.acceptor.primitive is None \
+                and seconds < 5.0:
+            log.info("%s closed the connection without an answer; asking once more",
+                     peer.where)
+            continue
+        break
+    raise diagnose(ae, assoc, peer, opened=watch.opened.is_set(), seconds=seconds)
 
 
 def diagnose(ae: AE, assoc: Association, peer: Endpoint, *, opened: bool,
