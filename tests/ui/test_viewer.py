@@ -167,6 +167,11 @@ def test_length_measurement_in_mm_on_known_geometry(qtbot, window: MainWindow) -
 def test_ellipse_roi_reports_hu_statistics(qtbot, window: MainWindow) -> None:
     viewer, vp = _open(qtbot, window, "CT HEAD WO CONTRAST (synthetic demo)",
                        series="Axial 0.5mm (synthetic)")
+    # the demo study (plain CT + CTA) opens in the stroke-code layout: one large view here, so
+    # the 4 mm ellipse is a drag of some 40 pixels (pyqtgraph starts a drag past a few pixels)
+    viewer.set_layout("1×1")
+    vp = viewer.viewports[0]
+    qtbot.waitUntil(lambda: vp.volume is not None, timeout=30_000)
     vp.show_slice(vp.n_slices // 2)
     qtbot.waitUntil(lambda: bool(vp.volume.ready[vp.state.k]), timeout=30_000)
     viewer.set_tool("ellipse")
