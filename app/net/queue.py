@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import TransferError
-from app.store.db import ThreadConnections, immediate
+from app.store.db import ThreadConnections, immediate, pid_alive
 
 SCHEMA_VERSION = 3
 """2: a job records how it asks a PACS (``method``), and PACS jobs are ``send``/``fetch`` jobs
@@ -240,7 +240,7 @@ class TransferQueue:
             if row is None:
                 raise TransferError(f"no transfer job {job_id}")
             pid = row["owner_pid"]
-            if row["state"] == "running" and pid and pid != me and _alive(pid):
+            if row["state"] == "running" and pid and pid != me and pid_alive(pid):
                 raise TransferError(f"job {job_id} is being run by another Relay (process {pid})")
             conn.execute("UPDATE jobs SET state='running', owner_pid=?, updated=? WHERE id=?",
                          (me, time.time(), job_id))
@@ -344,11 +344,3 @@ class TransferQueue:
         self._db.close()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -6,6 +6,7 @@ same durable settings, explicit ``BEGIN IMMEDIATE`` transactions and per-thread 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -82,3 +83,19 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (this process included; one of another
+    user counts as running)."""
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

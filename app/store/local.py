@@ -38,7 +38,7 @@ from app.errors import StoreError, StoreFull
 from app.home import make_private
 from app.model import Header, ImageInfo, Instance, Patient, Series, Study
 from app.store import lock
-from app.store.db import ThreadConnections, immediate
+from app.store.db import ThreadConnections, immediate, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ class Store:
         """Remove temp files left by writers that are gone (killed imports)."""
         for entry in os.scandir(self.tmp):
             pid_text = entry.name.split("-", 1)[0]
-            if pid_text.isdigit() and _pid_alive(int(pid_text)):
+            if pid_text.isdigit() and pid_alive(int(pid_text)):
                 continue
             try:
                 os.unlink(entry.path)
@@ -851,13 +851,3 @@ def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
         yield items[i : i + n]
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from app.errors import StoreError
+from app.store.db import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def open_studies(home: Path) -> set[str]:
     found: set[str] = set()
     for path in folder.glob("*.json"):
         pid = int(path.stem) if path.stem.isdigit() else -1
-        if not _alive(pid):
+        if not pid_alive(pid):
             path.unlink(missing_ok=True)  # a window that was killed
             continue
         try:
@@ -70,13 +71,3 @@ def open_studies(home: Path) -> set[str]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
