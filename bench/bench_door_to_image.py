@@ -26,7 +26,6 @@ timeline's stages within 0.5 s of the measured ones.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import socket
 import sys
@@ -89,24 +88,11 @@ class WanLink(SlowLink):
         self._turns: dict[tuple[int, int], int] = {}
         super().__init__(backend_port, rate, shared=True)
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _passing(self, src: socket.socket, dst: socket.socket, data: bytes) -> None:
         key = (min(id(src), id(dst)), max(id(src), id(dst)))
-        try:
-            while not self._stop.is_set():
-                data = src.recv(self.chunk)
-                if not data:
-                    break
-                if self._turns.get(key) != id(src):
-                    self._turns[key] = id(src)
-                    time.sleep(self.half)
-                dst.sendall(data)
-                self._passed(len(data))
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+        if self._turns.get(key) != id(src):  # the connection turned: half a round trip
+            self._turns[key] = id(src)
+            time.sleep(self.half)
 
 
 def scanner_datasets(folder: Path, slices: int) -> list[pydicom.Dataset]:

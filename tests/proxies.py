@@ -70,8 +70,9 @@ class Relay(LoopbackServer):
     def _passed(self, n: int) -> None:
         """``n`` bytes went through (either way); a throttle waits here."""
 
-    def _passing(self, src: socket.socket, data: bytes) -> None:
-        """``data`` read from ``src`` is about to be passed on; a relay may look or wait here."""
+    def _passing(self, src: socket.socket, dst: socket.socket, data: bytes) -> None:
+        """``data`` read from ``src`` is about to be passed on to ``dst``; a relay may look or
+        wait here."""
 
     def _handle(self, conn: socket.socket) -> None:
         front = self._front(conn)
@@ -96,7 +97,7 @@ class Relay(LoopbackServer):
                 data = src.recv(self.chunk)
                 if not data:
                     break
-                self._passing(src, data)
+                self._passing(src, dst, data)
                 dst.sendall(data)
                 self._passed(len(data))
         except OSError:
@@ -149,7 +150,7 @@ class SlowLink(Relay):
         self._lock = threading.Lock()
         super().__init__(backend_port)
 
-    def _passing(self, src: socket.socket, data: bytes) -> None:
+    def _passing(self, src: socket.socket, dst: socket.socket, data: bytes) -> None:
         if self.rtt and src.getpeername()[1] != self.backend_port:  # towards the hub
             time.sleep(self.rtt)
 
@@ -183,7 +184,7 @@ class HoldLink(Relay):
         self._clients.add(conn)
         return conn
 
-    def _passing(self, src: socket.socket, data: bytes) -> None:
+    def _passing(self, src: socket.socket, dst: socket.socket, data: bytes) -> None:
         if src not in self._clients:  # the hub's answers pass untouched
             return
         lines = [line.decode("latin-1") for line in data.split(b"\r\n") if b" HTTP/1." in line]

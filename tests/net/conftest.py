@@ -139,3 +139,13 @@ def import_study(home: Path, files: list[Path]) -> tuple[Store, str]:
 
 def relay(home: Path, *args: str, check: bool = False, timeout: float = 300):
     return run_relay("--home", str(home), *args, check=check, timeout=timeout)
+
+
+@pytest.fixture
+def filled_home(home: Path, data: Path) -> Path:
+    """A store holding the 28-slice GE head CT and the nine-syntax image study (what Relay's
+    node answers queries and retrievals from in the DIMSE tests)."""
+    report = import_paths(Store(home), [str(data / "ct-head/ge-hispeed-human-gantry-tilt"),
+                                        str(data / "compressed/same-image-9-syntaxes")])
+    assert report.imported == 28 + 9, report
+    return home

@@ -11,21 +11,13 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from app.imports.importer import import_paths
 from app.net.devhub import free_port
-from app.store.local import Store
 from tests.net.dimse_node import dataset_bytes, dcmtk, destination, needs_dcmtk, peer, running_node
 
 pytestmark = needs_dcmtk
 GE = "ct-head/ge-hispeed-human-gantry-tilt"
 SAME_IMAGE = "compressed/same-image-9-syntaxes"
 
-
-@pytest.fixture
-def filled_home(home: Path, data: Path) -> Path:
-    report = import_paths(Store(home), [str(data / GE), str(data / SAME_IMAGE)])
-    assert report.imported == 28 + 9, report
-    return home
 
 
 @pytest.fixture

@@ -30,13 +30,6 @@ GE = "ct-head/ge-hispeed-human-gantry-tilt"
 SAME_IMAGE = "compressed/same-image-9-syntaxes"
 
 
-@pytest.fixture
-def filled_home(home: Path, data: Path) -> Path:
-    """A store holding the 28-slice GE head CT and the nine-syntax image study."""
-    report = import_paths(Store(home), [str(data / GE), str(data / SAME_IMAGE)])
-    assert report.imported == 28 + 9, report
-    return home
-
 
 def _find(listener, tmp: Path, level: str, *keys: str) -> list[pydicom.Dataset]:
     out = tmp / f"find-{level}-{time.monotonic_ns()}"
