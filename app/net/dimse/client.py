@@ -42,6 +42,7 @@ from pynetdicom.presentation import PresentationContext
 from app.errors import Cancelled, DimseError
 from app.net.dimse.association import Endpoint, Timeouts, associate, make_ae, start_server
 from app.net.dimse.handover import Handover, handed_move, node_elsewhere
+from app.net.dimse.rawstore import NotRaw, RawStore
 from app.net.dimse.routes import ROUTES, answer_report, next_message_id
 from app.tasks import Progress
 
@@ -359,14 +360,38 @@ class Sender:
         self.assoc = assoc
         self.peer = peer
         self.accepted: dict[str, set[str]] = {}
+        #: (SOP class, transfer syntax) -> the accepted context to send it on, as stored
+        self.context_ids: dict[tuple[str, str], int] = {}
         for cx in assoc.accepted_contexts:
             self.accepted.setdefault(str(cx.abstract_syntax), set()).update(
                 str(ts) for ts in cx.transfer_syntax)
+            if cx.as_scu and cx.context_id is not None:
+                for ts in cx.transfer_syntax:
+                    self.context_ids.setdefault((str(cx.abstract_syntax), str(ts)),
+                                                int(cx.context_id))
+        #: Writes the stored bytes straight to the socket where it can (plain TCP, POSIX).
+        self.raw = RawStore(assoc)
 
-    def send(self, path: Path, sop_class: str, syntax: str, msg_id: int = 1) -> StoreOutcome:
+    def holding(self) -> contextlib.AbstractContextManager[None]:
+        """Around a run of :meth:`send` calls (the association is used by nothing else)."""
+        return self.raw.holding()
+
+    def send(self, path: Path, sop_class: str, syntax: str, msg_id: int = 1,
+             sop_instance: str = "") -> StoreOutcome:
         accepted = self.accepted.get(sop_class, set())
         decoded = False
         data: Path | Dataset = path
+        context_id = self.context_ids.get((sop_class, syntax))
+        if context_id is not None and sop_instance and self.raw.usable:
+            since = time.monotonic()
+            try:
+                status = self.raw.send(path, context_id, sop_class, sop_instance, msg_id)
+            except NotRaw:
+                pass
+            else:
+                code = _check(self.assoc, status, self.peer, "C-STORE", allow_failure=True,
+                              since=since)
+                return StoreOutcome(code, False, _comment(status).lstrip(": "))
         if syntax not in accepted:
             if not accepted & set(UNCOMPRESSED):
                 return StoreOutcome(0x0122, comment=f"{self.peer.where} refused "

@@ -254,19 +254,21 @@ class DimsePeer:
         assoc, sender = self._sender(pairs)
         healthy = False
         try:
-            for n, (path, sop, cls, ts) in enumerate(metas, 1):
-                outcome = sender.send(path, cls, ts, msg_id=n % 65536 or 1)
-                if outcome.stored:
-                    stored.add(sop)
-                    if outcome.decoded:
-                        decoded.add(sop)
-                    with self._lock:
-                        self._classes[sop] = cls
-                    if self._commitment is not False:
-                        self._commitments().add(cls, sop)
-                else:
-                    failed[sop] = outcome.comment or \
-                        f"{self.where} answered C-STORE with status 0x{outcome.status:04X}"
+            with sender.holding():
+                for n, (path, sop, cls, ts) in enumerate(metas, 1):
+                    outcome = sender.send(path, cls, ts, msg_id=n % 65536 or 1,
+                                         sop_instance=sop)
+                    if outcome.stored:
+                        stored.add(sop)
+                        if outcome.decoded:
+                            decoded.add(sop)
+                        with self._lock:
+                            self._classes[sop] = cls
+                        if self._commitment is not False:
+                            self._commitments().add(cls, sop)
+                    else:
+                        failed[sop] = outcome.comment or \
+                            f"{self.where} answered C-STORE with status 0x{outcome.status:04X}"
             healthy = True
         finally:
             self._give_back(pairs, assoc, sender, healthy)
