@@ -23,7 +23,7 @@ from app.errors import DimseError
 from app.net.devhub import free_port
 from app.net.dimse.association import Endpoint, Timeouts, make_ae, start_server
 from app.net.dimse.client import DimseClient
-from app.net.dimse.rawstore import NotRaw, dataset_offset, store_command
+from app.net.dimse.rawstore import NotRaw, dataset_offset, file_meta, store_command
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -197,3 +197,37 @@ def test_dcmtk_storescp_receives_the_files_identical(tmp_path: Path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_file_meta_is_read_as_pydicom_reads_it(tmp_path: Path):
+    files = generate_series(tmp_path / "ct", SeriesSpec(slices=2, rows=32, columns=32, seed=8))
+    files += generate_series(tmp_path / "ls", SeriesSpec(slices=1, rows=32, columns=32, seed=9,
+                                                         transfer_syntax="jpegls"))
+    for path in files:
+        meta = pydicom.filereader.read_file_meta_info(path)
+        assert file_meta(path) == (meta.MediaStorageSOPClassUID,
+                                   meta.MediaStorageSOPInstanceUID, meta.TransferSyntaxUID)
+    odd = tmp_path / "odd.dcm"
+    odd.write_bytes(files[0].read_bytes()[:132] + files[0].read_bytes()[144:])
+    with pytest.raises(NotRaw):
+        file_meta(odd)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(files[0].read_bytes()[:150])
+    with pytest.raises(NotRaw):
+        file_meta(cut)
+
+
+def test_each_accepted_association_gets_its_own_copy_of_the_contexts():
+    from copy import deepcopy
+
+    from app.net.dimse.association import _CheapCopy
+
+    ae = make_ae("COPY")
+    ae.add_supported_context(CT, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    [original] = ae.supported_contexts
+    cheap = _CheapCopy.of(original)
+    copied = deepcopy([cheap])[0]
+    assert vars(copied) == vars(original)
+    copied.transfer_syntax.append("1.2.840.10008.1.2.4.80")
+    copied.context_id = 9
+    assert vars(cheap) == vars(original)

@@ -42,6 +42,7 @@ from app.errors import Cancelled, DimseError, NotSupportedByPeer
 from app.net.dimse.association import DEFAULT_AE_TITLE, Endpoint, TlsOptions
 from app.net.dimse.client import DimseClient, Sender
 from app.net.dimse.commit import Commitments
+from app.net.dimse.rawstore import NotRaw, file_meta
 from app.net.multipart import PartSink
 from app.net.peer import Confirmation, DicomJson, StoreResult
 from app.settings import HubProfile, Settings
@@ -240,9 +241,14 @@ class DimsePeer:
         failed: dict[str, str] = {}
         for path, _ in files:
             try:
-                meta = read_file_meta_info(path)
-                metas.append((path, str(meta.MediaStorageSOPInstanceUID),
-                              str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID)))
+                try:
+                    cls, sop, ts = file_meta(path)
+                except NotRaw:
+                    meta = read_file_meta_info(path)
+                    cls, sop, ts = (str(meta.MediaStorageSOPClassUID),
+                                    str(meta.MediaStorageSOPInstanceUID),
+                                    str(meta.TransferSyntaxUID))
+                metas.append((path, sop, cls, ts))
             except (OSError, AttributeError, ValueError) as exc:
                 log.info("a stored file has no readable file meta header: %s", exc)
                 failed[path.name] = f"the stored file {path.name} cannot be read"

@@ -63,6 +63,41 @@ def dataset_offset(f: io.RawIOBase) -> int:
     return offset
 
 
+_META = {0x0002: "sop_class", 0x0003: "sop_instance", 0x0010: "syntax"}
+
+
+def file_meta(path: Path) -> tuple[str, str, str]:
+    """(SOP Class UID, SOP Instance UID, Transfer Syntax UID) from a file's meta group (read
+    as stored: explicit VR little endian, after the preamble and its group length).
+    :class:`NotRaw` when it is not so (pydicom reads it then)."""
+    with open(path, "rb", buffering=0) as f:
+        end = dataset_offset(f)
+        f.seek(144)
+        group = f.read(end - 144)
+    found: dict[str, str] = {}
+    try:
+        at = 0
+        while at + 8 <= len(group):
+            number, element = struct.unpack_from("<HH", group, at)
+            vr = group[at + 4 : at + 6]
+            if number != 0x0002:
+                break
+            if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN"):
+                length = struct.unpack_from("<I", group, at + 8)[0]
+                at += 12
+            else:
+                length = struct.unpack_from("<H", group, at + 6)[0]
+                at += 8
+            if element in _META:
+                found[_META[element]] = group[at : at + length].rstrip(b"\x00 ").decode("ascii")
+            at += length
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise NotRaw(f"file meta not as expected ({exc})") from exc
+    if len(found) != 3:
+        raise NotRaw("file meta without SOP class, instance or transfer syntax")
+    return found["sop_class"], found["sop_instance"], found["syntax"]
+
+
 def _element(tag: int, value: bytes) -> bytes:
     """One implicit VR little endian element of the command group."""
     return struct.pack("<HHI", 0x0000, tag, len(value)) + value
