@@ -108,6 +108,11 @@ class DimsePeer:
         self._idle: list[tuple[frozenset[tuple[str, str]], Any, Sender]] = []
         self._opening = 0  # associations being requested right now
         self._lock = threading.Lock()
+        #: C-STORE associations open (idle or in use), and the most the PACS took at once
+        #: (learnt when it rejects one more as busy; None: no limit seen)
+        self._live = 0
+        self._limit: int | None = None
+        self._given_back = threading.Condition(self._lock)
         #: SOP Instance UID -> SOP Class UID of what this peer stored (for commitment).
         self._classes: dict[str, str] = {}
         self._study_classes: dict[str, set[str]] = {}
@@ -152,6 +157,8 @@ class DimsePeer:
             _set(query, key, "")
         for key, wanted in (match or {}).items():
             _set(query, key, wanted)
+        if self._limit is not None:  # a PACS taking few associations: free the idle ones
+            self._release()
         # a search stopped at ``limit`` is cancelled on its own progress, never the caller's
         own = progress if progress is not None and limit is None else Progress("C-FIND")
         given = skipped = 0
@@ -281,15 +288,47 @@ class DimsePeer:
         return StoreResult(frozenset(stored), failed, frozenset(decoded))
 
     def _sender(self, pairs: frozenset[tuple[str, str]]) -> tuple[Any, Sender]:
-        """An open association whose contexts cover ``pairs`` (an idle one, or a new one)."""
+        """An open association whose contexts cover ``pairs`` (an idle one, or a new one).
+        A PACS that rejects one more association as busy while this peer has others open
+        (it serves fewer at once than ``transfer.in_flight``) is not asked again for more:
+        the C-STORE batches then take turns on the associations it accepted."""
+        stale: list[Any] = []
+        deadline = time.monotonic() + self.client.timeouts.dimse
         with self._lock:
-            for k, (key, cm, sender) in enumerate(self._idle):
-                if pairs <= key and sender.assoc.is_established:
-                    del self._idle[k]
-                    return cm, sender
-        with self._asking():
-            cm = self.client.sending(pairs)
-            return cm, cm.__enter__()
+            while True:
+                for k, (key, cm, sender) in enumerate(self._idle):
+                    if pairs <= key and sender.assoc.is_established:
+                        del self._idle[k]
+                        return cm, sender
+                if self._limit is None or self._live < self._limit:
+                    break
+                if self._idle:  # at the limit, none of them fits: one makes room
+                    stale.append(self._idle.pop(0)[1])
+                    self._live -= 1
+                    break
+                if not self._given_back.wait(max(0.0, deadline - time.monotonic())):
+                    raise DimseError("timeout", f"no association with {self.where} came free "
+                                                "for the next C-STORE batch")
+            self._live += 1
+        for cm in stale:
+            with contextlib.suppress(Exception):
+                cm.__exit__(None, None, None)
+        try:
+            with self._asking():
+                cm = self.client.sending(pairs)
+                return cm, cm.__enter__()
+        except DimseError as exc:
+            with self._lock:
+                self._live -= 1
+                others = self._live
+                if exc.kind == "busy" and others:
+                    self._limit = others
+                self._given_back.notify_all()  # one less open: a batch waiting may ask
+            if exc.kind == "busy" and others:
+                log.info("%s takes %d association(s) at a time: the C-STORE batches take turns",
+                         self.where, others)
+                return self._sender(pairs)
+            raise
 
     @contextlib.contextmanager
     def _asking(self) -> Iterator[None]:
@@ -311,11 +350,21 @@ class DimsePeer:
                 # PACS serving one association at a time (dcmtk storescp) waits for this one
                 if len(self._idle) < self._keep_open and not self._opening:
                     self._idle.append((pairs, cm, sender))
+                    self._given_back.notify()
                     return
-            cm.__exit__(None, None, None)
+            try:
+                cm.__exit__(None, None, None)
+            finally:
+                self._closed(1)
             return
         with contextlib.suppress(Exception):
             cm.__exit__(DimseError, DimseError("aborted", "lost"), None)  # aborts
+        self._closed(1)
+
+    def _closed(self, count: int) -> None:
+        with self._lock:
+            self._live = max(0, self._live - count)
+            self._given_back.notify_all()
 
     def _commitments(self) -> Commitments:
         with self._lock:
@@ -339,6 +388,7 @@ class DimsePeer:
         for _, cm, _ in idle:
             with contextlib.suppress(Exception):
                 cm.__exit__(None, None, None)
+        self._closed(len(idle))
 
     # -- verification ----------------------------------------------------------------------
     def confirm(self, study_uid: str, sop_uids: Sequence[str]) -> Confirmation:
