@@ -14,10 +14,12 @@ share of the whole retrieve. Best of ``--rounds``; prints MB/s, the CPU seconds 
 (Relay's process, storescu) and the ratios against the goals (send >= 1.0x storescu, retrieve
 >= 0.8x getscu, first image <= 5 %).
 
-Measured (2 shared cores, other work running, ``--send-only --rounds 3``): the send is
-1.65-1.78x storescu at 1-3 lanes, 1.57-3.5x with a CPU hog beside it; the sender uses 0.9-1.2 s
-of CPU (storescu 0.35 s) since each C-STORE's data is written straight to the socket
-(app/net/dimse/rawstore.py); before that, 2.7-3.7 s and 0.86-0.97x.
+Measured (2 shared cores, ``--send-only --rounds 3``, default 2 lanes): the send is 3.52x
+storescu on a quiet machine (1.9-2.2 s against 6.8-7.6 s), 2.03x with a CPU hog beside it, and
+2.70x on one association (``--lanes 1``); storescu's time varies from 4 to 13 s between runs
+(0.35 s of CPU: it waits, it does not compute). The sender uses 0.9-1.3 s of CPU since each
+C-STORE's data is written straight to the socket (app/net/dimse/rawstore.py); before, 2.7-3.7 s
+and 0.86-0.97x.
 """
 
 from __future__ import annotations
