@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 MODULE = "app.ui.volume3d"
 _started = threading.Event()
+_done = threading.Event()
 
 
 def prewarm_3d() -> None:
@@ -25,6 +26,11 @@ def prewarm_3d() -> None:
         return
     _started.set()
     threading.Thread(target=_import, name="relay-prewarm-3d", daemon=True).start()
+
+
+def prewarmed() -> bool:
+    """Whether the 3D view's modules are loaded (by :func:`prewarm_3d` or otherwise)."""
+    return _done.is_set() or (MODULE in sys.modules and not _started.is_set())
 
 
 def _import() -> None:
@@ -38,3 +44,5 @@ def _import() -> None:
         vtkRenderWindow()
     except Exception:  # the 3D view reports its own failure when it is opened
         log.warning("3D view modules could not be loaded in advance", exc_info=True)
+        return
+    _done.set()

@@ -64,6 +64,8 @@ PRESET_BUTTONS = (("cta", "CTA vessels"), ("bone", "Bone"), ("soft", "Soft tissu
 #: the still frame, the orientation cube): long enough for the event loop to handle input,
 #: timers and paints in between (``bench/bench_3d_open.py`` probes it every 10 ms).
 PIECE_GAP_MS = 25
+#: What :meth:`Volume3DWidget.warm_up` makes ahead of time, one per call.
+WARM_STEPS = ("context", "still", "cube")
 CAMERA_CHOICES = (("anterior", "From the front"), ("left", "From the left"),
                   ("right", "From the right"), ("posterior", "From behind"),
                   ("superior", "From above"), ("inferior", "From below"))
@@ -156,6 +158,7 @@ class Volume3DWidget(QWidget):
         layout.addLayout(status_row)
         layout.addWidget(self.vtk, 1)
         self._initialized = False  # the interactor starts when first shown (it renders)
+        self._warm_step = 0  # of WARM_STEPS (see warm_up)
         self._initializing = False
         self._closed = False
         self._orientation_pending = False
@@ -377,6 +380,8 @@ class Volume3DWidget(QWidget):
         as the 2D views' letters), turning with the camera so it always says which way the
         patient faces. World coordinates are LPS: +x left, +y posterior, +z head."""
         if self.orientation is not None:
+            if self.scene is not None:  # it turns with this renderer's camera
+                self.orientation.SetCurrentRenderer(self.scene.renderer)
             self.orientation.SetEnabled(1)
             return
         cube = vtkAnnotatedCubeActor()
@@ -392,6 +397,8 @@ class Volume3DWidget(QWidget):
         widget = vtkOrientationMarkerWidget()
         widget.SetOrientationMarker(cube)
         widget.SetInteractor(self.interactor)
+        if self.scene is not None:
+            widget.SetCurrentRenderer(self.scene.renderer)
         widget.SetViewport(0.0, 0.0, 0.16, 0.16)
         widget.SetEnabled(1)
         widget.InteractiveOff()
@@ -471,6 +478,48 @@ class Volume3DWidget(QWidget):
             return
         self._initialized = True
         self.vtk.Initialize()
+
+    # -- made ahead of time -------------------------------------------------------------------
+    @property
+    def warm(self) -> bool:
+        """Whether the OpenGL window and the shaders of the first picture are made."""
+        return self._warm_step >= len(WARM_STEPS)
+
+    def warm_up(self, size: tuple[int, int]) -> bool:
+        """One piece of making the OpenGL window ahead of time, while the 3D view is hidden
+        (a page behind the 2D viewports) and the reader is idle; True once all are done.
+
+        Opening 3D otherwise made them on the GUI thread while the worker prepared the scene:
+        the OpenGL context with its framebuffers at ``size`` (width, height in pixels, as it
+        will be shown; 0.1-0.2 s on a software OpenGL) and the shaders of the still frame and
+        of the orientation cube (tens of ms each). Each call does one of them, so the window
+        can answer in between; :meth:`showEvent` then has nothing left to make.
+        """
+        if self._closed or self.warm or self.scene is not None:
+            return self.warm or self.scene is not None
+        step = WARM_STEPS[self._warm_step]
+        self._warm_step += 1
+        if step == "context":
+            # at the size it will be shown at (its resize events wait until it is shown): made
+            # small and resized when shown, its first frame there took 0.1-0.3 s more
+            self.render_window.SetSize(max(1, size[0]), max(1, size[1]))
+            self._initialized = True
+            self.vtk.Initialize()
+        elif step == "still":
+            # a still frame as the background texture: its shader and the full-size frame
+            texture = vtkTexture()
+            texture.SetInputData(wrap_rgb(np.zeros((2, 2, 3), np.uint8)))
+            self._empty.SetBackgroundTexture(texture)
+            self._empty.TexturedBackgroundOn()
+            self.render_window.Render()
+            self._empty.TexturedBackgroundOff()
+            self._empty.SetBackgroundTexture(None)
+        elif step == "cube":
+            self._show_orientation()
+            self.render_window.Render()
+            assert self.orientation is not None
+            self.orientation.SetEnabled(0)
+        return self.warm
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         self._drop_still()  # a picture of another size: ray cast a new one
