@@ -43,7 +43,7 @@ from vtkmodules.vtkInteractionWidgets import (
     vtkOrientationMarkerWidget,
 )
 from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor
-from vtkmodules.vtkRenderingCore import vtkRenderer, vtkTexture
+from vtkmodules.vtkRenderingCore import vtkRenderer, vtkRenderWindow, vtkTexture
 
 from app.render.mpr import MprSource, mpr_source
 from app.render.offscreen import capture
@@ -65,7 +65,7 @@ PRESET_BUTTONS = (("cta", "CTA vessels"), ("bone", "Bone"), ("soft", "Soft tissu
 #: timers and paints in between (``bench/bench_3d_open.py`` probes it every 10 ms).
 PIECE_GAP_MS = 25
 #: What :meth:`Volume3DWidget.warm_up` makes ahead of time, one per call.
-WARM_STEPS = ("context", "still", "cube")
+WARM_STEPS = ("context", "still", "offscreen", "cube")
 CAMERA_CHOICES = (("anterior", "From the front"), ("left", "From the left"),
                   ("right", "From the right"), ("posterior", "From behind"),
                   ("superior", "From above"), ("inferior", "From below"))
@@ -159,6 +159,8 @@ class Volume3DWidget(QWidget):
         layout.addWidget(self.vtk, 1)
         self._initialized = False  # the interactor starts when first shown (it renders)
         self._warm_step = 0  # of WARM_STEPS (see warm_up)
+        #: An offscreen window made ahead for the worker's first still frame (see warm_up).
+        self._spare_window: vtkRenderWindow | None = None
         self._initializing = False
         self._closed = False
         self._orientation_pending = False
@@ -255,13 +257,14 @@ class Volume3DWidget(QWidget):
                 margin = np.array([-20.0, 20.0] * 3)
                 scene.fit_bounds = tuple(float(v) for v in np.array(box) + margin)
             scene.reset_camera()
-            still = scene.prepare(size)
+            still = scene.prepare(size, window)
             if source.notes:
                 scene.note = " ".join(filter(None, [scene.note, *source.notes]))
             return scene, still
 
         ratio = self.vtk.devicePixelRatio()
         size = (round(self.vtk.width() * ratio), round(self.vtk.height() * ratio))
+        window, self._spare_window = self._spare_window, None
         self._show_progress(0, 0, "Preparing 3D: resampling the volume, computing the shading "
                                   "and the first picture…")
         task = TaskWorker(work, "3D", self)
@@ -303,12 +306,18 @@ class Volume3DWidget(QWidget):
         self.progress.hide()
         self.status.setText(scene.note or "")
         self.status.setVisible(bool(scene.note))
-        self.render()
-        # the orientation cube a little later, after the window has handled what waited
-        # meanwhile: its first frame compiles its shaders on the GUI thread (software OpenGL:
-        # tens of ms), as the still frame's did
-        self._orientation_pending = True
-        QTimer.singleShot(PIECE_GAP_MS, self._finish_opening)
+        if self.orientation is not None:
+            # made ahead (warm_up, or for an earlier series): its shaders are compiled, so it
+            # joins this frame instead of costing a second one
+            self._show_orientation()
+            self.render()
+        else:
+            self.render()
+            # the orientation cube a little later, after the window has handled what waited
+            # meanwhile: its first frame compiles its shaders on the GUI thread (software
+            # OpenGL: tens of ms), as the still frame's did
+            self._orientation_pending = True
+            QTimer.singleShot(PIECE_GAP_MS, self._finish_opening)
         self.scene_ready.emit()
         if self.showing_still:
             self.still_shown.emit()
@@ -491,9 +500,10 @@ class Volume3DWidget(QWidget):
 
         Opening 3D otherwise made them on the GUI thread while the worker prepared the scene:
         the OpenGL context with its framebuffers at ``size`` (width, height in pixels, as it
-        will be shown; 0.1-0.2 s on a software OpenGL) and the shaders of the still frame and
-        of the orientation cube (tens of ms each). Each call does one of them, so the window
-        can answer in between; :meth:`showEvent` then has nothing left to make.
+        will be shown; 0.1-0.2 s on a software OpenGL), the shaders of the still frame and
+        of the orientation cube (tens of ms each), and the worker's offscreen window. Each
+        call does one of them, so the window can answer in between; :meth:`showEvent` then
+        has nothing left to make.
         """
         if self._closed or self.warm or self.scene is not None:
             return self.warm or self.scene is not None
@@ -514,6 +524,11 @@ class Volume3DWidget(QWidget):
             self.render_window.Render()
             self._empty.TexturedBackgroundOff()
             self._empty.SetBackgroundTexture(None)
+        elif step == "offscreen":
+            # the worker's offscreen window for the first still frame: making it opens a
+            # connection to the display while holding the interpreter (15-50 ms, 0.2 s on a
+            # busy machine: the window froze as long while the worker prepared the scene)
+            self._spare_window = vtkRenderWindow()
         elif step == "cube":
             self._show_orientation()
             self.render_window.Render()
