@@ -159,6 +159,7 @@ class Volume3DWidget(QWidget):
         layout.addWidget(self.vtk, 1)
         self._initialized = False  # the interactor starts when first shown (it renders)
         self._warm_step = 0  # of WARM_STEPS (see warm_up)
+        self._prepare_pending = False
         #: An offscreen window made ahead for the worker's first still frame (see warm_up).
         self._spare_window: vtkRenderWindow | None = None
         self._initializing = False
@@ -235,7 +236,20 @@ class Volume3DWidget(QWidget):
             self._show_progress(done, total, f"Loading {done} of {total} slices; the 3D view "
                                              "starts when the series has loaded.")
             return
-        if self._task is None:
+        if self._task is None and not self._prepare_pending:
+            if self.isVisible():
+                # a turn of the event loop later: the view's first frame on screen (the page
+                # was just switched to) does not compete with the worker for the CPU
+                self._prepare_pending = True
+                QTimer.singleShot(PIECE_GAP_MS, self._start_prepare_later)
+            else:
+                self._start_prepare()
+
+    def _start_prepare_later(self) -> None:
+        self._prepare_pending = False
+        if (self.session is not None and self.session.volume is not None
+                and self.session.volume.finished and self.scene is None
+                and self._task is None and not self._closed):
             self._start_prepare()
 
     def _start_prepare(self) -> None:
