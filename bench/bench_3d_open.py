@@ -6,7 +6,9 @@ every gap between its ticks from the switch until the first (full-quality) pictu
 screen, plus half a second: the longest gap is the longest the window was frozen. Printed per
 series: the gaps' p50 / p99 / max, the stalls over 100 ms, the time to the first picture, and
 as a control the same probe over 3 s of the idle window just before (on a machine whose cores
-are busy with other work, the idle window alone shows stalls).
+are busy with other work, the idle window alone shows stalls). The viewer makes the 3D view
+and its OpenGL window ahead of time while the reader rests (``ViewerWidget._warm_3d``): the
+same probe over that phase is printed too; ``--no-warm`` opens 3D without it (as before).
 
 Series: the real Visible Human head (245 slices, 512², from ../shared/data) and a generated
 512×512×400 CT (made once with ``relay synth`` into ``--cache``, as ``bench_load.py``).
