@@ -90,7 +90,7 @@ def connect(profile: HubProfile, secret: str | None = None, *, pool_size: int = 
     calling = (node.ae_title if node is not None else "") or DEFAULT_AE_TITLE
     port = node.port if node is not None else 0
     client = DimseClient(Endpoint(profile.host, profile.port, profile.ae_title, tls), calling,
-                         listen_port=port, home=home)
+                         listen_port=port, home=home, name=profile.name)
     return DimsePeer(client, method=profile.retrieve, keep_open=min(KEEP_OPEN, pool_size))
 
 
