@@ -144,6 +144,10 @@ def test_the_node_audits_the_searches_retrievals_and_rejections_it_answers(
                      "-k", f"StudyInstanceUID={ge.StudyInstanceUID}",
                      "-k", f"SeriesInstanceUID={ge.SeriesInstanceUID}")
         assert move.returncode == 0, move.stderr
+        nowhere = dcmtk("movescu", "-S", "-aet", "MOVESCU", *node, "-aem", "NOWHERE",
+                        "-k", "QueryRetrieveLevel=STUDY",
+                        "-k", f"StudyInstanceUID={ge.StudyInstanceUID}")
+        assert "NOWHERE" not in {p.name for p in moved.iterdir()}, nowhere.stderr
         refused = dcmtk("echoscu", "-aet", "INTRUDER", *node)
         assert refused.returncode != 0
     finally:
@@ -158,7 +162,11 @@ def test_the_node_audits_the_searches_retrievals_and_rejections_it_answers(
     assert answer["peer"].startswith("FINDSCU@127.0.0.1:")
     assert answer["detail"]["level"] == "study" and answer["detail"]["answers"] == 1
     assert answer["detail"]["keys"] == ["PatientName"]  # the kind of key, not the name
-    served = {e["detail"]["operation"]: e for e in events if e["event"] == "serve"}
+    serves = [e for e in events if e["event"] == "serve"]
+    (unknown,) = [e for e in serves if e["outcome"] != audit.SUCCESS]
+    assert unknown["outcome"] == audit.SERIOUS_FAILURE and unknown["peer"] == "NOWHERE"
+    assert unknown["detail"]["instances"] == 0 and "destination" in unknown["detail"]["reason"]
+    served = {e["detail"]["operation"]: e for e in serves if e is not unknown}
     assert set(served) == {"C-GET", "C-MOVE"}  # one event each, not one per instance
     for op, e in served.items():
         assert e["event_id"]["code"] == "110104" and e["action"] == "R", op

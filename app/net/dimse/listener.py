@@ -354,6 +354,8 @@ class Listener:
     def _on_get(self, event: Any) -> Iterator[Any]:
         instances = self._retrieve_list(event)
         if isinstance(instances, find_scp.QueryError):
+            self._audit_refused(event, "C-GET", f"{event.assoc.requestor.ae_title}@"
+                                f"{_address(event)}", str(instances))
             yield 1
             yield instances.status, None
             return
@@ -374,10 +376,14 @@ class Listener:
         if dest is None:
             log.warning("C-MOVE from %s refused: destination '%s' is not a known destination",
                         event.assoc.requestor.ae_title, str(event.move_destination).strip())
+            self._audit_refused(event, "C-MOVE", str(event.move_destination).strip(),
+                                "the destination is not a known destination")
             yield None, None
             return
         instances = self._retrieve_list(event)
         if isinstance(instances, find_scp.QueryError):
+            self._audit_refused(event, "C-MOVE", f"{str(event.move_destination).strip()}@"
+                                f"{dest.host}:{dest.port}", str(instances))
             yield dest.host, dest.port
             yield 1
             yield instances.status, None
@@ -405,6 +411,14 @@ class Listener:
             if not held:
                 served.refused = "the destination refused the association"
             served.record()
+
+    def _audit_refused(self, event: Any, operation: str, peer: str, reason: str) -> None:
+        """A C-GET or C-MOVE the node refused: one ``serve`` event, nothing sent."""
+        detail = {"operation": operation, "instances": 0, "failed": 0, "reason": reason}
+        if operation == "C-MOVE":
+            detail["requested_by"] = f"{event.assoc.requestor.ae_title}@{_address(event)}"
+        audit.record(self.store.home, "serve", outcome=audit.SERIOUS_FAILURE, peer=peer,
+                     detail=detail)
 
     def _retrieve_list(self, event: Any) -> list[Any] | find_scp.QueryError:
         try:

@@ -338,7 +338,10 @@ class DimsePeer:
         IMAGE-level C-FIND, else no evidence."""
         with self._lock:
             refs = [(self._classes[u], u) for u in sop_uids if u in self._classes]
-        learning = self._commitment is None or self._searches is None
+        # what the PACS offers is still being learnt (a PACS serving one association at a time
+        # must have the kept ones back first); once Storage Commitment is known to work the
+        # C-STORE association stays open from one batch to the next (forwarding's batches)
+        learning = self._commitment is None or (not self._commitment and self._searches is None)
         with self._asking() if learning else contextlib.nullcontext():
             if learning:
                 self._release()  # a PACS serving one association at a time waits for these
