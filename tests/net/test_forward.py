@@ -358,3 +358,50 @@ def test_a_pacs_outage_leaves_the_study_queued_and_the_next_start_finishes_it(
     assert sorted(uids) == sorted(set(uids)) and len(uids) == len(files)
     assert TransferQueue(home).job(job.id).state == "verified"
     assert audit.verify(home).ok
+
+
+@needs_dcmtk
+def test_forwarding_to_a_pacs_survives_a_kill_and_sends_nothing_twice(tmp_path, data):
+    """``relay listen`` killed (SIGKILL) while it forwards to a PACS: the next start finishes
+    the job from the durable queue; the PACS (which records every C-STORE) got each instance
+    once, the one in flight at the kill included (found by search before it would go again)."""
+    from tests.net.dimse_node import start_listen, stop_listen
+    from tests.net.dimse_peers import RecordingPacs
+
+    files = scanner_files(tmp_path, data, 20)
+    relay_port = free_port()
+    recorder = RecordingPacs(delay=0.25, commit_to=relay_port)
+    home = tmp_path / "spoke"
+    try:
+        relay_home_for(home, relay_port, pacs_port=recorder.port, ae=recorder.ae_title)
+        settings = load_settings(home)
+        settings.forwarding.rules = [stroke_rule(targets=["pacs:pacs"])]
+        settings.forwarding.batch_instances, settings.forwarding.batch_ms = 4, 100
+        settings.forwarding.quiet_seconds = 1.0
+        save_settings(home, settings)
+        proc = start_listen(home, relay_port)
+        try:
+            assert dcmtk("storescu", "-aec", "RELAY", "127.0.0.1", str(relay_port),
+                         *map(str, files)).returncode == 0
+            wait_for(lambda: recorder.total >= 4, timeout=60)
+        finally:
+            proc.kill()  # no goodbye: what is in flight stays in flight
+            proc.wait(timeout=30)
+            proc.communicate(timeout=30)
+        sent_before = recorder.total
+        (job,) = TransferQueue(home).jobs()
+        assert job.state != "verified" and sent_before < len(files)
+        again = start_listen(home, relay_port)
+        try:
+            wait_for(lambda: TransferQueue(home).job(job.id).state == "verified", timeout=120)
+        finally:
+            summary, err = stop_listen(again)
+        assert "1 unfinished forward(s) resumed" in err
+    finally:
+        recorder.stop()
+    assert len(recorder.received) == len(files)
+    assert set(recorder.received.values()) == {1}, "an instance went twice"
+    events = list(audit.read(home))
+    assert audit.verify(home).ok
+    assert [e["outcome"] for e in events if e["event"] == "verify"] == [audit.SUCCESS]
+    assert summary["stored"] == 0  # the second run received nothing: it only finished the job
