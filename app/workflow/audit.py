@@ -202,10 +202,18 @@ def matching_keys(identifier: Any, prefix: str = "") -> list[str]:
         if getattr(elem, "VR", "") == "SQ":
             for item in value or []:
                 keys.update(matching_keys(item, f"{prefix}{keyword}."))
-        elif value not in (None, "", b"") and not (isinstance(value, list | tuple)
-                                                     and not any(value)):
+        elif not _empty(value):
             keys.add(prefix + keyword)
     return sorted(keys)
+
+
+def _empty(value: Any) -> bool:
+    """A key without a value (universal matching): None, "", or a list of empty values."""
+    if value is None or isinstance(value, str | bytes):
+        return not value
+    if hasattr(value, "__iter__") and not hasattr(value, "components"):  # a list, MultiValue
+        return not any(not _empty(v) for v in value)
+    return not str(value)  # a PersonName, a number
 
 
 def now() -> str:
