@@ -3,7 +3,7 @@ the stroke rule forwarding to an Orthanc PACS over DIMSE (C-STORE batches of N i
 ms, associations kept open between batches, Storage Commitment batch by batch).
 
     PYTHONPATH=. python bench/bench_forward_pacs.py [--slices 300] [--rate 20]
-        [--batches 16:250,50:1000] [--link 0]
+        [--batches 16:250,50:1000] [--link 0] [--anchor]
 
 - scanner: pynetdicom C-STORE of a generated head CT (``app.dicom.synth``, 512x512, described
   CODE STROKE), ``--rate`` slices per second;
@@ -68,7 +68,7 @@ def pacs_count(rest: str) -> int:
 
 
 def one_run(root: Path, datasets: list[pydicom.Dataset], rate: float, n: int, t_ms: int,
-            link_mb: float) -> dict[str, float]:
+            link_mb: float, send_too: bool = False) -> dict[str, float]:
     relay_port, dicom_port = free_port(), free_port()
     pacs = OrthancHub(HubConfig(
         storage=root / f"pacs-{n}-{t_ms}", http_port=free_port(), dicom_port=dicom_port,
@@ -138,7 +138,43 @@ def one_run(root: Path, datasets: list[pydicom.Dataset], rate: float, n: int, t_
     marks["audit_lines"] = len(lines)
     marks["batches"] = forwarder.stats["batches"]
     marks["chain_ok"] = float(audit.verify(home).ok)
+    if send_too:  # the same study sent by ``relay send --pacs`` to a fresh PACS, same link
+        marks["send_seconds"] = plain_send(root, store, f"{n}-{t_ms}", link_mb)
     return marks
+
+
+def plain_send(root: Path, store: Store, tag: str, link_mb: float) -> float:
+    """Seconds of an ordinary send job of the stored study to an empty PACS (the anchor)."""
+    from app.net import hubs
+    from app.net.send import Sender, send_job
+
+    dicom_port, relay_port = free_port(), free_port()  # commitment reports come to relay_port
+    pacs = OrthancHub(HubConfig(storage=root / f"anchor-{tag}", http_port=free_port(),
+                                dicom_port=dicom_port, dicom_aet="ORTHANC", modalities={
+                                    "relay": {"AET": "RELAY", "Host": "127.0.0.1",
+                                              "Port": relay_port}})).start()
+    link = SlowLink(dicom_port, link_mb * 1e6, shared=True) if link_mb else None
+    try:
+        settings = load_settings(store.home)
+        settings.hubs = [HubProfile(name="anchor", kind="dimse", host="127.0.0.1",
+                                    port=link.port if link else dicom_port,
+                                    ae_title="ORTHANC")]
+        settings.node.port = relay_port
+        save_settings(store.home, settings)
+        queue = TransferQueue(store.home)
+        study = store.studies()[0].study_instance_uid
+        job = send_job(store, queue, "anchor", study)
+        peer = hubs.connect(store.home, "anchor", settings,
+                            pool_size=settings.transfer.in_flight + 1)
+        started = time.monotonic()
+        result = Sender(store, queue, peer, settings.transfer).run(job.id)
+        seconds = time.monotonic() - started
+        assert result.state in ("verified", "sent"), result.message
+        return seconds
+    finally:
+        if link is not None:
+            link.close()
+        pacs.stop()
 
 
 def main() -> None:
@@ -147,6 +183,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=20.0, help="scanner slices per second")
     ap.add_argument("--batches", default="16:250,50:1000", help="N:T_ms pairs")
     ap.add_argument("--link", type=float, default=0.0, help="MB/s to the PACS (0: loopback)")
+    ap.add_argument("--anchor", action="store_true",
+                    help="also time an ordinary send job of the same study (relay send --pacs)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -159,13 +197,17 @@ def main() -> None:
               f"{'C-FIND as.':>11} {'audit lines':>12}")
         for pair in args.batches.split(","):
             n, t_ms = (int(x) for x in pair.split(":"))
-            m = one_run(root, datasets, args.rate, n, t_ms, args.link)
+            m = one_run(root, datasets, args.rate, n, t_ms, args.link, args.anchor)
             print(f"{pair:>9} {m.get('first_on_pacs', float('nan')):>13.2f}s "
                   f"{m['last_slice']:>10.2f}s {m['verified_after_last']:>10.2f}s "
                   f"{int(m['on_pacs']):>8} {int(m['batches']):>8} {int(m['store_assocs']):>12} "
                   f"{int(m['commit_assocs']):>11} {int(m['find_assocs']):>11} "
                   f"{int(m['audit_lines']):>12}"
                   + ("" if m["verified"] and m["chain_ok"] else "  (NOT verified / chain)"))
+            if "send_seconds" in m:
+                total = m["last_slice"] + m["verified_after_last"]
+                print(f"{'':>9} forwarded and verified {total:.2f}s from the first slice; an "
+                      f"ordinary send job of the stored study: {m['send_seconds']:.2f}s")
 
 
 if __name__ == "__main__":
