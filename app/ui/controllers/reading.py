@@ -17,6 +17,7 @@ from app.model import Study
 from app.store.local import Store
 from app.store.opened import OpenStudies
 from app.ui.format import study_title
+from app.ui.theme import icons_loaded, load_icons
 from app.ui.thumbs import ThumbnailLoader
 from app.ui.view_state import ViewState
 from app.ui.viewer import ViewerWidget
@@ -144,6 +145,10 @@ class ReadingController(QObject):
             return
         if any(s.loading for v in self.viewers.values() for s in v.sessions.values()):
             self._spare_timer.start(SPARE_RETRY_MS)
+            return
+        if not icons_loaded():  # the icon fonts first, in a slice of their own (~35 ms)
+            load_icons()
+            self._spare_timer.start(0)
             return
         spare = ViewerWidget(self.store, Study(study_instance_uid=""), self.window,
                              last_slice=self.view_state.last_slice)
