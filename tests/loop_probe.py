@@ -1,7 +1,7 @@
 """A probe of the GUI thread's event loop: every gap between ticks of a 5 ms timer, and for each
 stall (a tick later than ``threshold``) what the GUI thread was doing and where its time went.
 
-A watcher thread looks every 10 ms. Once the loop has not ticked for ``threshold`` s it samples
+A watcher thread looks every 10 ms. Once the loop has not ticked for 30 ms it samples
 the GUI thread's stack (``sys._current_frames``) until the loop ticks again, and reads the GUI
 thread's scheduler statistics (``/proc/self/task/<tid>/schedstat``) at both ends, so each stall
 splits into
@@ -39,15 +39,31 @@ def _schedstat(tid: int) -> tuple[int, int]:
         return 0, 0
 
 
-def _threads_cpu() -> dict[int, int]:
-    """ns on a CPU of every thread of this process, by native id."""
+def _threads_cpu() -> dict[int, tuple[int, int]]:
+    """(ns on a CPU, ns runnable without one) of every thread of this process, by native id."""
     out = {}
     for task in Path("/proc/self/task").iterdir():
         try:
-            out[int(task.name)] = int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
+            run, queued = (task / "schedstat").read_text().split()[:2]
+            out[int(task.name)] = int(run), int(queued)
+        except (OSError, ValueError):
             pass
     return out
+
+
+#: x86-64 system call numbers a waiting GUI thread is usually found in
+_SYSCALLS = {"0": "read", "1": "write", "7": "poll", "23": "select", "202": "futex (GIL/lock)",
+             "232": "epoll_wait", "271": "ppoll", "74": "fsync", "75": "fdatasync",
+             "281": "epoll_pwait", "running": "running"}
+
+
+def _syscall(tid: int) -> str:
+    """The system call thread ``tid`` is blocked in (``/proc/.../syscall``), in a word."""
+    try:
+        first = Path(f"/proc/self/task/{tid}/syscall").read_text().split()[0]
+    except (OSError, IndexError):
+        return "?"
+    return _SYSCALLS.get(first, f"syscall {first}")
 
 
 def _short(frame: traceback.FrameSummary) -> str:
@@ -64,8 +80,12 @@ class Stall:
     runnable: float = 0.0
     gc: float = 0.0
     samples: list[tuple[str, ...]] = dataclasses.field(default_factory=list)
-    #: the other threads that ran most during the stall: (ms on a CPU, name, a stack of theirs)
-    others: list[tuple[float, str, tuple[str, ...]]] = dataclasses.field(default_factory=list)
+    #: the other threads busiest during the stall: (ms on a CPU, ms runnable without one,
+    #: name, a stack of theirs); one of them holds the GIL when the GUI thread waits for it
+    others: list[tuple[float, float, str, tuple[str, ...]]] = dataclasses.field(
+        default_factory=list)
+    #: what the GUI thread was blocked in at each sample (a system call), counted
+    blocked: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
     @property
     def waiting(self) -> float:
@@ -79,20 +99,26 @@ class Stall:
         lines = [f"{self.seconds * 1e3:.0f} ms: running {self.running * 1e3:.0f} ms "
                  f"(of which gc {self.gc * 1e3:.0f} ms), runnable (no CPU) "
                  f"{self.runnable * 1e3:.0f} ms, waiting (GIL/lock/IO) "
-                 f"{self.waiting * 1e3:.0f} ms; {len(self.samples)} samples"]
+                 f"{self.waiting * 1e3:.0f} ms; {len(self.samples)} samples "
+                 f"(in: {', '.join(f'{k} {v}x' for k, v in self.blocked.most_common())})"]
         for count, stack in self.top():
             lines.append(f"  {count}x " + " < ".join(stack[:frames]))
-        for ms, name, stack in self.others:
-            lines.append(f"  meanwhile {name} ran {ms:.0f} ms: " + " < ".join(stack[:frames]))
+        for ran, queued, name, stack in self.others:
+            lines.append(f"  meanwhile {name} ran {ran:.0f} ms, runnable {queued:.0f} ms: "
+                         + " < ".join(stack[:frames]))
         return "\n".join(lines)
 
 
 class LoopProbe:
     """Ticks every ``interval_ms`` on the GUI thread (create and start it there)."""
 
-    def __init__(self, interval_ms: int = 5, threshold: float = 0.08) -> None:
+    def __init__(self, interval_ms: int = 5, threshold: float = 0.08,
+                 sample_after: float = 0.03) -> None:
         self.interval = interval_ms / 1000
         self.threshold = threshold
+        #: the GUI thread's stack is sampled from this long without a tick (stalls over
+        #: ``threshold`` are kept): the work of a stall is often done in its first 80 ms
+        self.sample_after = sample_after
         self.gaps: list[float] = []
         self.stalls: list[Stall] = []
         self._last = time.perf_counter()
@@ -126,7 +152,7 @@ class LoopProbe:
         self.gaps.append(now - self._last - self.interval)
         self._last = now
 
-    def _gc(self, phase: str, info: dict) -> None:
+    def _gc(self, phase: str, info: dict[str, object]) -> None:
         """Time spent collecting garbage on the GUI thread (the collector runs on whichever
         thread allocated last, so only the GUI thread's share counts)."""
         if threading.get_ident() != self._gui:
@@ -141,7 +167,7 @@ class LoopProbe:
     def _watch(self) -> None:
         before = (self._last, _schedstat(self._tid), self._gc_seconds)
         stall: Stall | None = None
-        others_cpu: dict[int, int] = {}
+        others_cpu: dict[int, tuple[int, int]] = {}
         others_stacks: dict[int, list[FrameType]] = {}
         opened: tuple[float, tuple[int, int], float] = before
         while not self._done.wait(0.01):
@@ -156,7 +182,7 @@ class LoopProbe:
                 if stall.seconds > self.threshold:
                     self.stalls.append(stall)
                 stall = None
-            if stall is None and time.perf_counter() - last > self.threshold:
+            if stall is None and time.perf_counter() - last > self.sample_after:
                 stall, opened = Stall(), before if before[0] == last else (last, sched,
                                                                             self._gc_seconds)
                 others_cpu = _threads_cpu()
@@ -167,6 +193,7 @@ class LoopProbe:
                     if ident not in (self._gui, threading.get_ident()):
                         others_stacks.setdefault(ident, []).append(other)
                 frame = frames.get(self._gui)
+                stall.blocked[_syscall(self._tid)] += 1
                 if frame is not None:
                     stack = traceback.extract_stack(frame)
                     stall.samples.append(tuple(_short(f) for f in reversed(stack)
@@ -175,24 +202,26 @@ class LoopProbe:
             elif last != before[0]:
                 before = (last, sched, self._gc_seconds)
 
-    def _others(self, stall: Stall, cpu_before: dict[int, int],
+    def _others(self, stall: Stall, cpu_before: dict[int, tuple[int, int]],
                 stacks: dict[int, list[FrameType]]) -> None:
         """The three other threads that ran most since the stall was seen, with the stack each
         showed most often (a thread holding the GIL shows where it held it)."""
         after = _threads_cpu()
         threads = {t.native_id: t for t in threading.enumerate()}
-        ran = sorted(((after[tid] - cpu_before.get(tid, 0), tid) for tid in after
-                      if tid != self._tid and tid != threading.get_native_id()), reverse=True)
-        for ns, tid in ran[:3]:
+        busy = sorted(((sum(after[tid]) - sum(cpu_before.get(tid, (0, 0))), tid) for tid in after
+                       if tid != self._tid and tid != threading.get_native_id()), reverse=True)
+        for ns, tid in busy[:3]:
             if ns < 5e6:
                 break
+            ran = (after[tid][0] - cpu_before.get(tid, (0, 0))[0]) / 1e6
             thread = threads.get(tid)
             frames = stacks.get(thread.ident or 0, []) if thread is not None else []
             summaries = collections.Counter(
                 tuple(_short(f) for f in reversed(traceback.extract_stack(f)))[:12]
                 for f in frames)
             stack = summaries.most_common(1)[0][0] if summaries else ("no Python frame seen",)
-            stall.others.append((ns / 1e6, thread.name if thread else f"tid {tid}", stack))
+            stall.others.append((ran, ns / 1e6 - ran, thread.name if thread else f"tid {tid}",
+                                 stack))
 
     # -- results ----------------------------------------------------------------------------
     def stall(self, quantile: float = 1.0) -> float:

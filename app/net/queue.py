@@ -127,7 +127,9 @@ class TransferQueue:
         conn.executescript(_SCHEMA)
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
-            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            # OR IGNORE: another thread or process may be creating the same queue right now
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
         elif int(row[0]) > SCHEMA_VERSION:
             raise TransferError(f"{self.path} was written by a newer Relay (schema {row[0]})")
         elif int(row[0]) < SCHEMA_VERSION:

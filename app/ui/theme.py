@@ -87,20 +87,10 @@ ICON_ACTIVE = "#ffffff"
 ICON_DISABLED = "#6a6a6a"
 
 
-_ICONS_LOADED = False
-
-
-def icons_loaded() -> bool:
-    """Are the icon fonts loaded (the first :func:`icon_for` loads them, ~35 ms)?"""
-    return _ICONS_LOADED
-
-
 def load_icons() -> None:
-    """Load the icon fonts now (reading and parsing their files): a step of its own on the GUI
-    thread, so that the first viewer's construction is not one long stall."""
-    global _ICONS_LOADED
+    """Load the icon fonts now (reading and parsing their files, ~50 ms the first time), e.g.
+    before a window shows, rather than inside the first :func:`icon_for` of a running window."""
     qta.icon(ICONS["Invert"])
-    _ICONS_LOADED = True
 
 
 def icon_for(key: str) -> QIcon:

@@ -127,9 +127,10 @@ def test_the_window_never_stalls_during_the_faulty_link_soak(qtbot, tmp_path) ->
         qtbot.addWidget(window)
         window.show()
         qtbot.waitExposed(window)
+        # the spoke stands for another station: its runner is made before the probe starts
+        spoke = QueueRunner(spoke_home, poll_seconds=0.1).start()
         probe.start()
 
-        spoke = QueueRunner(spoke_home, poll_seconds=0.1).start()
         sends = _queued(qtbot, lambda: [spoke.send("hub", uid) for uid in studies])
         _until_all_verified(qtbot, spoke, sends, timeout=600)
         # the test's own look at the hub, off the GUI thread (the probe measures the window)

@@ -17,7 +17,6 @@ from app.model import Study
 from app.store.local import Store
 from app.store.opened import OpenStudies
 from app.ui.format import study_title
-from app.ui.theme import icons_loaded, load_icons
 from app.ui.thumbs import ThumbnailLoader
 from app.ui.view_state import ViewState
 from app.ui.viewer import ViewerWidget
@@ -146,15 +145,16 @@ class ReadingController(QObject):
         if any(s.loading for v in self.viewers.values() for s in v.sessions.values()):
             self._spare_timer.start(SPARE_RETRY_MS)
             return
-        if not icons_loaded():  # the icon fonts first, in a slice of their own (~35 ms)
-            load_icons()
-            self._spare_timer.start(0)
-            return
         spare = ViewerWidget(self.store, Study(study_instance_uid=""), self.window,
                              last_slice=self.view_state.last_slice)
         spare.hide()
-        spare.warm_up(self.tabs.currentWidget().size())
         self.spare = spare
+        # its first paint in an event of its own: two short stalls rather than one long one
+        QTimer.singleShot(0, lambda: self._warm_up(spare))
+
+    def _warm_up(self, spare: ViewerWidget) -> None:
+        if self.spare is spare:  # not taken meanwhile by a study being opened
+            spare.warm_up(self.tabs.currentWidget().size())
 
     def _on_thumbnail(self, series_uid: str, image: QImage) -> None:
         for viewer in self.viewers.values():
