@@ -86,6 +86,8 @@ class Stall:
         default_factory=list)
     #: what the GUI thread was blocked in at each sample (a system call), counted
     blocked: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    #: the watcher was not running during the stall either (no samples, nothing of others)
+    unseen: bool = False
 
     @property
     def waiting(self) -> float:
@@ -101,6 +103,8 @@ class Stall:
                  f"{self.runnable * 1e3:.0f} ms, waiting (GIL/lock/IO) "
                  f"{self.waiting * 1e3:.0f} ms; {len(self.samples)} samples "
                  f"(in: {', '.join(f'{k} {v}x' for k, v in self.blocked.most_common())})"]
+        if self.unseen:
+            lines.append("  unseen: the watcher thread could not run during it either")
         for count, stack in self.top():
             lines.append(f"  {count}x " + " < ".join(stack[:frames]))
         for ran, queued, name, stack in self.others:
@@ -152,7 +156,7 @@ class LoopProbe:
         self.gaps.append(now - self._last - self.interval)
         self._last = now
 
-    def _gc(self, phase: str, info: dict[str, object]) -> None:
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
         """Time spent collecting garbage on the GUI thread (the collector runs on whichever
         thread allocated last, so only the GUI thread's share counts)."""
         if threading.get_ident() != self._gui:
@@ -167,6 +171,7 @@ class LoopProbe:
     def _watch(self) -> None:
         before = (self._last, _schedstat(self._tid), self._gc_seconds)
         stall: Stall | None = None
+        seen = len(self.gaps)
         others_cpu: dict[int, tuple[int, int]] = {}
         others_stacks: dict[int, list[FrameType]] = {}
         opened: tuple[float, tuple[int, int], float] = before
@@ -182,6 +187,7 @@ class LoopProbe:
                 if stall.seconds > self.threshold:
                     self.stalls.append(stall)
                 stall = None
+                seen, before = len(self.gaps), (last, sched, self._gc_seconds)
             if stall is None and time.perf_counter() - last > self.sample_after:
                 stall, opened = Stall(), before if before[0] == last else (last, sched,
                                                                             self._gc_seconds)
@@ -200,7 +206,17 @@ class LoopProbe:
                                                if "/_pytest/" not in f.filename
                                                and "/pluggy/" not in f.filename)[:12])
             elif last != before[0]:
+                # ticks since the last look; a stall the watcher never saw open (it could not
+                # run either: the whole process without a CPU or the GIL) is kept too, with
+                # its scheduler figures but no samples
+                gaps = self.gaps[seen:]
+                if gaps and max(gaps) > self.threshold:
+                    self.stalls.append(Stall(
+                        seconds=max(gaps), running=(sched[0] - before[1][0]) / 1e9,
+                        runnable=(sched[1] - before[1][1]) / 1e9,
+                        gc=self._gc_seconds - before[2], unseen=True))
                 before = (last, sched, self._gc_seconds)
+            seen = len(self.gaps)
 
     def _others(self, stall: Stall, cpu_before: dict[int, tuple[int, int]],
                 stacks: dict[int, list[FrameType]]) -> None:
