@@ -35,9 +35,14 @@ no_system_keyring = net.no_system_keyring
 #: The event loop may not stall longer than this in the 99th percentile of its gaps, nor at
 #: all longer than STALL_MAX: a real freeze here (the GUI thread waiting on the hub) lasts at
 #: least the link's read timeout (1 s) or its stalls (1.5 s). Between the two, a busy 2-core
-#: machine (8 test suites at once) stretches GUI-thread work: up to ~320 ms seen, each named.
+#: machine stretches stalls: with a CPU hog beside the test up to ~420 ms seen (and once
+#: 900 ms with the whole process stopped), of which the GUI thread's own work was at most
+#: ~70 ms; the rest was waiting for a CPU or for the GIL (tests/loop_probe.py splits them).
 STALL_P99 = 0.100
 STALL_MAX = 0.750
+#: The GUI thread's own CPU time in any one stall (its work, as opposed to the time it waited
+#: for a CPU or the GIL): under 100 ms even when other processes stretch the stall around it.
+GUI_WORK_MAX = 0.100
 #: Where the GUI thread may never be found during a stall: talking to the hub.
 NETWORK_CODE = ("net/http.py", "net/dicomweb.py", "net/fetch.py", "net/send.py")
 
@@ -155,5 +160,8 @@ def test_the_window_never_stalls_during_the_faulty_link_soak(qtbot, tmp_path) ->
     sys.stderr.write(probe.report(5) + "\n")
     assert probe.stall(0.99) < STALL_P99, probe.report()
     assert probe.stall() < STALL_MAX, probe.report()
+    # the product's own share: no single stretch of GUI-thread work (its CPU time, which a busy
+    # machine does not stretch) of 100 ms or more; waiting for a CPU or the GIL is not work
+    assert all(s.running < GUI_WORK_MAX for s in probe.stalls), probe.report()
     assert not [s for s in probe.stalls for stack in s.samples
                 if any(n in frame for frame in stack for n in NETWORK_CODE)], probe.report(10)
