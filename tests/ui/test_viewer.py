@@ -378,11 +378,12 @@ def test_a_hold_without_a_paint_still_loads_the_series(qtbot, window: MainWindow
 
 
 def test_a_spare_viewer_is_handed_out_and_rebuilt_one_at_most(qtbot, window: MainWindow) -> None:
-    qtbot.waitUntil(lambda: window._spare is not None, timeout=5_000)
+    # built, then sized for the tab in an event of its own; its viewport shows nothing
+    qtbot.waitUntil(lambda: window._spare is not None
+                    and window._spare.size() == window.tabs.currentWidget().size(),
+                    timeout=5_000)
     spare = window._spare
     assert not spare.isVisible() and spare.sessions == {} and window.tabs.indexOf(spare) < 0
-    # sized for the tab; its viewport shows nothing
-    assert spare.size() == window.tabs.currentWidget().size()
     assert spare.viewports[0].image.image is None and spare.viewports[0].session is None
     study_uid = _study(window, "CT HEAD WO CONTRAST (synthetic demo)")
     viewer = window.open_study(study_uid)
