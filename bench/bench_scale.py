@@ -29,11 +29,16 @@ other helpers' work running beside it; process start-up alone took 2-6 s), Ortha
 | 2 GB multi-frame | first image | 8.9 s | 92 MB | |
 | 2 GB multi-frame | check | 39-44 s | 92 MB | |
 | 2 GB multi-frame | send | 189 s | 92 MB | verified (11 MB/s) |
-| 2 GB multi-frame | fetch | failed | 64 MB | Orthanc could not send it (below) |
+| 2 GB multi-frame | fetch | failed | 64 MB | Orthanc cannot send it (below) |
 
-The 2 GB fetch: Orthanc 1.10 logged "This HTTP answer has not sent the proper number of bytes in
-its body" every ~95 s; Relay retried with backoff for its 600 s and left the job "waiting" with
-"the hub's answer ended early (connection lost?)".
+The 2 GB fetch: Orthanc 1.10.1 (CivetWeb 1.15) announces the answer's Content-Length, then closes
+before its first byte for any body over 2^31 - 1 bytes (its log: "This HTTP answer has not sent
+the proper number of bytes in its body"); its own REST ``/instances/{id}/file`` fails the same
+way, while a 2,144,842,176-byte object (4,090 frames) comes back whole. No setting changes it
+(docs/hub-limits.md). Relay used to retry for its 600 s and leave the job "waiting"; it now fails
+the job at the first answer (2026-12-04: 26 s, 63 MB peak RSS, ``relay fetch`` exit 1) with "the
+hub cannot send this 2.15 GB object: its web server ends every answer over 2 GiB before its first
+byte (a limit of Orthanc), so trying again will not help".
 """
 
 from __future__ import annotations

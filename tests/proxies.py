@@ -364,9 +364,13 @@ class HostileHub(LoopbackServer):
     - ``huge``: a part announcing a Content-Length of a terabyte;
     - ``no-boundary``: a multipart Content-Type without a boundary parameter;
     - ``not-multipart``: ``application/json`` where a multipart answer is due;
-    - ``garbage``: well-framed parts holding bytes that are not DICOM.
+    - ``garbage``: well-framed parts holding bytes that are not DICOM;
+    - ``over-2gib``: what Orthanc 1.10 (CivetWeb) does with an object over 2 GiB: the headers
+      of a 2,147,988,882-byte answer, then the connection closed before the body's first byte;
+    - ``part-over-2gib``: the same for one part: an answer of unknown length whose part
+      announces 2,147,988,648 bytes, closed right after the part's headers.
 
-    ``sent`` counts the body bytes written to clients.
+    ``sent`` counts the body bytes written to clients, ``retrievals`` the WADO-RS requests.
     """
 
     STUDY = "1.2.826.0.1.3680043.8.498.1"
@@ -376,6 +380,7 @@ class HostileHub(LoopbackServer):
     def __init__(self, mode: str, *, count: int = 2, limit: int = 256 << 20) -> None:
         self.mode, self.count, self.limit = mode, count, limit
         self.sent = 0
+        self.retrievals = 0
         self._sent_lock = threading.Lock()
         super().__init__(0)
 
@@ -414,14 +419,21 @@ class HostileHub(LoopbackServer):
                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
     def _wado(self, conn: socket.socket) -> None:
+        with self._sent_lock:
+            self.retrievals += 1
         b = self.BOUNDARY.encode()
         related = b'multipart/related; type="application/dicom"'
         ctype = {"no-boundary": related, "not-multipart": b"application/json"}.get(
             self.mode, related + b"; boundary=" + b)
+        length = b"Content-Length: 2147988882\r\n" if self.mode == "over-2gib" else b""
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype +
-                     b"\r\nConnection: close\r\n\r\n")
+                     b"\r\n" + length + b"Connection: close\r\n\r\n")
         head = b"--" + b + b"\r\nContent-Type: application/dicom\r\n"
-        if self.mode == "huge":
+        if self.mode == "over-2gib":
+            return  # closed before the body's first byte
+        if self.mode == "part-over-2gib":
+            self._send(conn, head + b"Content-Length: 2147988648\r\n\r\n")
+        elif self.mode == "huge":
             self._send(conn, head + b"Content-Length: 1099511627776\r\n\r\n" + b"\0" * 65536)
         elif self.mode == "garbage":
             for _ in range(self.count):

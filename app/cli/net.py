@@ -306,8 +306,9 @@ def _report(args: argparse.Namespace, result: TransferResult, verb: str, hub: st
     if result.state != "verified":
         if result.message:
             sys.stderr.write(f"relay: {result.message}\n")
-        sys.stderr.write(f"relay: job {result.job} is kept; run the same command again to "
-                         "resume it\n")
+        if result.state != "failed":  # a failed job is over: running again starts a new one
+            sys.stderr.write(f"relay: job {result.job} is kept; run the same command again to "
+                             "resume it\n")
         return 1
     return 0
 

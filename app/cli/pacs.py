@@ -15,7 +15,6 @@ from app.home import resolve_home
 from app.net.queue import TransferQueue
 from app.settings import HubProfile, load_settings, save_settings
 from app.tasks import Progress
-from app.workflow import audit
 
 if TYPE_CHECKING:
     from app.net.dimse.client import DimseClient
@@ -152,8 +151,8 @@ def cmd_pacs_list(args: argparse.Namespace) -> int:
 def cmd_pacs_test(args: argparse.Namespace) -> int:
     from app.net.dimse.pacs import check_pacs
 
-    settings = load_settings(resolve_home(getattr(args, "home", None)))
-    check = check_pacs(settings, args.name)
+    home = resolve_home(getattr(args, "home", None))
+    check = check_pacs(load_settings(home), args.name, home)  # each association audited
     if args.json:
         print_json({"pacs": args.name, "ok": check.ok, "problem": None if check.ok else check.kind,
                     "message": check.message, "seconds": round(check.seconds, 3)})
@@ -174,18 +173,21 @@ def cmd_pacs_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def pacs_client(settings: Settings, name: str) -> DimseClient:
+def pacs_client(settings: Settings, name: str, home: Path | None = None) -> DimseClient:
+    """The PACS called ``name`` (``home``: whose audit trail records the associations and
+    searches)."""
     from app.net.dimse.pacs import connect
 
-    return connect(settings, name)
+    return connect(settings, name, home)
 
 
 # -- query ------------------------------------------------------------------------------------
 def cmd_query(args: argparse.Namespace) -> int:
     from app.net.dimse.query import StudyFilter, find_series, find_studies
 
-    settings = load_settings(resolve_home(getattr(args, "home", None)))
-    client = pacs_client(settings, args.pacs)
+    home = resolve_home(getattr(args, "home", None))
+    settings = load_settings(home)
+    client = pacs_client(settings, args.pacs, home)  # each search audited (110112)
     progress = Progress(f"Searching {args.pacs}")
     cancel_on_sigint(progress)
     rows: list[dict[str, Any]] = []
@@ -199,28 +201,19 @@ def cmd_query(args: argparse.Namespace) -> int:
                                  f"#{s.series_number or '-'}  {s.instances or '?'} images  "
                                  f"{s.series_description}\n")
                 sys.stdout.flush()
-        audit.query(resolve_home(getattr(args, "home", None)), f"{args.pacs}@{client.peer.where}",
-                    len(rows), level="series")
         if args.json:
             print_json({"series": rows})
         return 0
     where = StudyFilter(patient_id=args.patient_id, name=args.name, date=args.date,
                         modality=args.modality, accession=args.accession, study=args.study)
-    home = resolve_home(getattr(args, "home", None))
-    try:
-        for st in find_studies(client, where, progress):
-            rows.append(st.to_json())
-            if not args.json:
-                sys.stdout.write(f"{st.study_instance_uid}  {st.study_date or '-':<8}  "
-                                 f"{'/'.join(st.modalities) or '-':<6} {st.patient_id:<12} "
-                                 f"{st.patient_name:<24} {st.instances or '?'} images  "
-                                 f"{st.study_description}\n")
-                sys.stdout.flush()
-    except Exception as exc:
-        audit.query(home, f"{args.pacs}@{client.peer.where}", len(rows),
-                    failed=type(exc).__name__)
-        raise
-    audit.query(home, f"{args.pacs}@{client.peer.where}", len(rows))
+    for st in find_studies(client, where, progress):
+        rows.append(st.to_json())
+        if not args.json:
+            sys.stdout.write(f"{st.study_instance_uid}  {st.study_date or '-':<8}  "
+                             f"{'/'.join(st.modalities) or '-':<6} {st.patient_id:<12} "
+                             f"{st.patient_name:<24} {st.instances or '?'} images  "
+                             f"{st.study_description}\n")
+            sys.stdout.flush()
     if args.json:
         print_json({"studies": rows})
     elif not rows:

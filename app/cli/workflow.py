@@ -218,16 +218,15 @@ def cmd_worklist(args: argparse.Namespace) -> int:
         return 2
     if args.level == "patient":
         patients = worklist.find_patients(peer, patient_name=args.name,
-                                          patient_id=args.patient_id)
+                                          patient_id=args.patient_id, home=store.home)
         entries = [worklist.WorklistEntry(patient=p) for p in patients]
     else:
         entries = worklist.find_worklist(peer, patient_name=args.name,
                                          patient_id=args.patient_id,
                                          accession_number=args.accession, date=args.date,
-                                         modality=args.modality)
+                                         modality=args.modality, home=store.home)
     rows = [{"n": n, **e.to_json()} for n, e in enumerate(entries, 1)]
-    save_last_worklist(store.home, rows)
-    audit_query(store.home, str(peer), len(rows))
+    save_last_worklist(store.home, rows)  # the search and its association: in the audit
     if args.json:
         print_json({"peer": str(peer), "entries": rows})
     else:
@@ -297,12 +296,6 @@ def _worklist_entry(home: Any, n: int) -> dict[str, str]:
     if not 1 <= n <= len(rows):
         raise WorkflowError(f"the last worklist answer has {len(rows)} entries, not {n}")
     return {k: str(rows[n - 1].get(k, "")) for k in KEYWORDS}
-
-
-def audit_query(home: Any, peer: str, answers: int) -> None:
-    from app.workflow import audit
-
-    audit.query(home, peer, answers, level="worklist")
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -217,7 +217,10 @@ class DicomWebClient:
         complete = False
         try:
             boundary = boundary_of(resp.headers.get("Content-Type", ""))
-            yield from read_parts(_direct(resp), boundary, open_part, close_part)
+            length = resp.headers.get("Content-Length", "")
+            yield from read_parts(_direct(resp), boundary, open_part, close_part,
+                                  body_length=int(length) if length.isascii() and
+                                  length.isdigit() else None)
             complete = True
         except RelayError:  # the hub's fault, or the store's (a full disk)
             raise

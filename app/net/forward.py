@@ -15,7 +15,9 @@ Nothing is sent twice: an instance is recorded once per job; one in flight at a 
 ``pending`` and the hub is searched for it before it goes again. A hub that is away leaves the
 instances pending; the lane tries again with backoff, and a job left over when the forwarder
 stops stays queued for the next ``relay listen`` or the window's transfer queue. A PACS target
-is sent to (C-STORE) when its study is quiet.
+is streamed to the same way: the same send job over its :class:`~app.net.dimse.peer.DimsePeer`,
+whose C-STORE associations stay open between batches (one association carries a study's
+batches while they keep coming) and whose Storage Commitment is asked in batches as it goes.
 """
 
 from __future__ import annotations
@@ -107,11 +109,14 @@ class Forwarder:
         names = {tuple(t.split(":", 1)) for r in self.rules.rules if r.enabled for t in r.targets}
         n = 0
         for job in self.queue.jobs(ACTIVE):
-            kind = "pacs" if job.kind == "pacs-send" else "hub" if job.kind == "send" else ""
-            if (kind, job.hub) in names and job.state not in ("paused", "stuck"):
-                self._lane(Target(kind, job.hub, "stroke" if job.priority else "normal")
-                           ).adopt(job.id, job.study_uid, job.priority)
-                n += 1
+            if job.kind != "send" or job.state in ("paused", "stuck"):
+                continue
+            for kind in ("hub", "pacs"):
+                if (kind, job.hub) in names:
+                    self._lane(Target(kind, job.hub, "stroke" if job.priority else "normal")
+                               ).adopt(job.id, job.study_uid, job.priority)
+                    n += 1
+                    break
         return n
 
     def wait_idle(self, timeout: float) -> bool:
@@ -169,7 +174,7 @@ class _Lane:
     def add(self, arrival: Arrival, target: Target) -> None:
         queue = self.fwd.queue
         priority = STROKE_PRIORITY if target.stroke else 0
-        job_kind = "send" if self.kind == "hub" else "pacs-send"
+        job_kind = "send"  # one send job for a hub and a PACS
         with self._cond:
             stream = self.streams.get(arrival.study_uid)
             if stream is None:
@@ -278,13 +283,11 @@ class _Lane:
             if s.retry_at > now:
                 continue
             waited = (now - s.pending_since) if s.pending_since is not None else None
-            if self.kind == "hub" and waited is not None and (
+            if waited is not None and (
                     waited * 1000 >= cfg.batch_ms or s.closing
                     or self._pending_count(s) >= cfg.batch_instances):
                 return uid, s, False
             if s.pending_since is None and (s.closing or now - s.last_arrival >= cfg.quiet_seconds):
-                return uid, s, True
-            if self.kind == "pacs" and (s.closing or now - s.last_arrival >= cfg.quiet_seconds):
                 return uid, s, True
         return None
 
@@ -308,23 +311,15 @@ class _Lane:
         """The job's sender (kept for the job's life, so its audit event counts every batch)."""
         sender = self._senders.get(stream.job_id)
         if sender is None:
+            from app.net import hubs
+            from app.net.send import Sender
+
             settings = self.fwd.settings
-            if self.kind == "hub":
-                from app.net import hubs
-                from app.net.send import Sender
-
-                if self._peer is None:
-                    self._peer = hubs.connect(self.fwd.home, self.name, settings,
-                                              pool_size=settings.transfer.in_flight + 1)
-                sender = Sender(self.fwd.store, self.fwd.queue, self._peer, settings.transfer,
-                                give_up=MAX_RETRY_SECONDS)
-            else:
-                from app.net.dimse.pacs import connect
-                from app.net.dimse.send import PacsSender
-
-                client = connect(settings, self.name, self.fwd.home)
-                sender = PacsSender(self.fwd.store, self.fwd.queue, client, settings.transfer,
-                                    give_up=MAX_RETRY_SECONDS)
+            if self._peer is None:  # a hub (DICOMweb) or a PACS (DIMSE): the same seam
+                self._peer = hubs.connect(self.fwd.home, self.name, settings,
+                                          pool_size=settings.transfer.in_flight + 1)
+            sender = Sender(self.fwd.store, self.fwd.queue, self._peer, settings.transfer,
+                            give_up=MAX_RETRY_SECONDS)
             self._senders[stream.job_id] = sender
         return sender
 

@@ -31,6 +31,12 @@ PART_TYPE = "application/dicom"
 #: instead of filling the disk. DICOM files of native pixel data end below 4 GiB (32-bit
 #: lengths); 8 GiB leaves room for encapsulated multi-frame objects.
 MAX_PART_BYTES = 8 << 30
+#: Largest answer body Orthanc's embedded web server sends (checked with Orthanc 1.10.1 and
+#: CivetWeb 1.15): for a bigger one (a DICOM object over 2 GiB, alone or as one part) it sends
+#: the headers with the right Content-Length, then closes the connection before the first byte
+#: of the body ("This HTTP answer has not sent the proper number of bytes in its body" in its
+#: log), however often it is asked. See docs/hub-limits.md.
+WEB_SERVER_LIMIT = (1 << 31) - 1
 
 
 def new_boundary() -> str:
@@ -116,18 +122,27 @@ def read_parts(
     open_part: Callable[[dict[str, str]], S],
     close_part: Callable[[S], R],
     max_part: int | None = None,
+    body_length: int | None = None,
 ) -> Iterator[R]:
     """Yield ``close_part(sink)`` for each part of ``stream`` once its body is complete.
 
     A part larger than ``max_part`` bytes (default :data:`MAX_PART_BYTES`) raises a
     ``not-dicomweb`` :class:`HubError`: at once when its Content-Length says so, else as soon as
-    that many bytes came without the boundary.
+    that many bytes came without the boundary. An answer (``body_length``, its Content-Length)
+    or a part over :data:`WEB_SERVER_LIMIT` that ends before its first byte raises one too: the
+    hub's web server cannot send it, and asking again would only repeat that.
     """
     cap = MAX_PART_BYTES if max_part is None else max_part
     reader = _Reader(stream)
     delim = b"--" + boundary.encode("latin-1")
     # Preamble: everything up to the first delimiter line.
-    reader.skip_until(delim)
+    try:
+        reader.skip_until(delim)
+    except HubError as exc:
+        if exc.kind == "unreachable" and reader.received == 0 and (
+                body_length or 0) > WEB_SERVER_LIMIT:
+            raise _over_web_server_limit(body_length or 0) from exc
+        raise
     while True:
         after = reader.take(2)
         if after == b"--":
@@ -135,14 +150,19 @@ def read_parts(
         if after != b"\r\n":
             raise HubError("not-dicomweb", "malformed multipart answer (after a boundary)")
         headers = _parse_headers(reader.take_until(b"\r\n\r\n"))
-        length = headers.get("content-length")
-        # ASCII digits only: str.isdigit() is also true for "¹" or "٣", which int() refuses
-        known = length is not None and length.isascii() and length.isdigit()
-        if known and int(length or 0) > cap:
-            raise _too_large(f"announced a part of {_mb(int(length or 0))}", cap)
+        length = _digits(headers.get("content-length"))
+        if length is not None and length > cap:
+            raise _too_large(f"announced a part of {_mb(length)}", cap)
         sink = open_part(headers)
-        if known:
-            reader.copy(int(length or 0), sink)
+        if length is not None:
+            started = reader.received - (len(reader.buf) - reader.pos)  # the body's offset
+            try:
+                reader.copy(length, sink)
+            except HubError as exc:
+                if exc.kind == "unreachable" and reader.received == started and (
+                        length > WEB_SERVER_LIMIT):
+                    raise _over_web_server_limit(length) from exc
+                raise
             if reader.take(2) != b"\r\n" or reader.take(len(delim)) != delim:
                 raise HubError("not-dicomweb", "multipart part longer than its Content-Length")
         elif not reader.copy_until(b"\r\n" + delim, sink, cap):
@@ -158,6 +178,19 @@ def _mb(n: int) -> str:
 def _too_large(what: str, cap: int) -> HubError:
     return HubError("not-dicomweb", f"the hub {what}; parts over {_mb(cap)} are refused "
                                     "(a broken or hostile answer)")
+
+
+def _over_web_server_limit(size: int) -> HubError:
+    """The answer of a hub whose web server cannot send ``size`` bytes (not retried)."""
+    return HubError("not-dicomweb", f"the hub cannot send this {size / 1e9:.2f} GB object: its "
+                                    "web server ends every answer over 2 GiB before its first "
+                                    "byte (a limit of Orthanc), so trying again will not help")
+
+
+def _digits(value: str | None) -> int | None:
+    """A Content-Length's value, or None (ASCII digits only: str.isdigit() is also true for "¹"
+    or "٣", which int() refuses)."""
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
 
 def _parse_headers(block: bytes) -> dict[str, str]:
@@ -179,6 +212,8 @@ class _Reader:
         readinto = getattr(stream, "readinto", None)
         self.readinto = readinto if getattr(stream, "direct", False) else None
         self.chunk = FRAME_CHUNK if self.readinto else CHUNK
+        #: bytes read from the stream so far
+        self.received = 0
 
     def _fill(self) -> None:
         if self.pos >= len(self.buf):
@@ -190,6 +225,7 @@ class _Reader:
         data = self.stream.read(self.chunk)
         if not data:
             raise HubError("unreachable", "the hub's answer ended early (connection lost?)")
+        self.received += len(data)
         self.buf += data
 
     def take(self, n: int) -> bytes:
@@ -239,6 +275,7 @@ class _Reader:
         if not got:
             raise HubError("unreachable", "the hub's answer ended early (connection lost?)")
         sink.filled(got)
+        self.received += got
         return int(got)
 
     def copy_until(self, marker: bytes, sink: PartSink, cap: int) -> bool:

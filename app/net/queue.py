@@ -127,7 +127,9 @@ class TransferQueue:
         conn.executescript(_SCHEMA)
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
-            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            # OR IGNORE: another thread or process may be creating the same queue right now
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
         elif int(row[0]) > SCHEMA_VERSION:
             raise TransferError(f"{self.path} was written by a newer Relay (schema {row[0]})")
         elif int(row[0]) < SCHEMA_VERSION:
@@ -205,14 +207,7 @@ class TransferQueue:
             raise TransferError(f"no transfer job {job_id}")
         counts = {r[0]: r[1] for r in conn.execute(
             "SELECT state, COUNT(*) FROM items WHERE job_id=? GROUP BY state", (job_id,))}
-        return Job(
-            id=row["id"], kind=row["kind"], hub=row["hub"], study_uid=row["study_uid"],
-            series_uids=tuple(json.loads(row["series_uids"])), state=row["state"],
-            owner_pid=row["owner_pid"], message=row["message"], attempts=row["attempts"],
-            next_try=row["next_try"], bytes=row["bytes"], seconds=row["seconds"],
-            created=row["created"], updated=row["updated"], counts=counts,
-            method=row["method"], priority=row["priority"],
-        )
+        return _job(row, counts)
 
     def raise_priority(self, job_id: str, priority: int) -> None:
         """At least ``priority`` from now on (a stroke rule matched a running job's study)."""
@@ -221,15 +216,27 @@ class TransferQueue:
                          (priority, job_id))
 
     def jobs(self, states: Sequence[str] | None = None) -> list[Job]:
-        """Jobs, newest first (all, or those in ``states``)."""
+        """Jobs, newest first (all, or those in ``states``): two queries on one snapshot, not
+        two per job (the transfers list asks up to ten times a second, on the GUI thread)."""
         conn = self._conn()
+        where, args = "", tuple(states or ())
         if states:
-            marks = ",".join("?" * len(states))
-            rows = conn.execute(f"SELECT id FROM jobs WHERE state IN ({marks}) "
-                                "ORDER BY created DESC", tuple(states)).fetchall()
-        else:
-            rows = conn.execute("SELECT id FROM jobs ORDER BY created DESC").fetchall()
-        return [self.job(r["id"]) for r in rows]
+            where = f" WHERE state IN ({','.join('?' * len(states))})"
+        outer = conn.in_transaction
+        if not outer:
+            conn.execute("BEGIN")
+        try:
+            rows = conn.execute(f"SELECT * FROM jobs{where} ORDER BY created DESC",
+                                args).fetchall()
+            counts: dict[str, dict[str, int]] = {}
+            for job_id, state, n in conn.execute(
+                    f"SELECT job_id, state, COUNT(*) FROM items WHERE job_id IN "
+                    f"(SELECT id FROM jobs{where}) GROUP BY job_id, state", args):
+                counts.setdefault(job_id, {})[state] = n
+        finally:
+            if not outer:
+                conn.execute("COMMIT")
+        return [_job(row, counts.get(row["id"], {})) for row in rows]
 
     def claim(self, job_id: str) -> Job:
         """Mark the job running in this process; refuse if another live process runs it."""
@@ -344,3 +351,12 @@ class TransferQueue:
         self._db.close()
 
 
+def _job(row: sqlite3.Row, counts: dict[str, int]) -> Job:
+    return Job(
+        id=row["id"], kind=row["kind"], hub=row["hub"], study_uid=row["study_uid"],
+        series_uids=tuple(json.loads(row["series_uids"])), state=row["state"],
+        owner_pid=row["owner_pid"], message=row["message"], attempts=row["attempts"],
+        next_try=row["next_try"], bytes=row["bytes"], seconds=row["seconds"],
+        created=row["created"], updated=row["updated"], counts=counts,
+        method=row["method"], priority=row["priority"],
+    )

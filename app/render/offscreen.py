@@ -51,11 +51,16 @@ class OffscreenView:
         at a time: :meth:`close` before handing it to another.
     size
         (width, height) in pixels.
+    window
+        A render window to use (e.g. made ahead of time: making one opens a connection to the
+        display, 15-50 ms that hold the interpreter, more on a busy machine); a new one by
+        default. :meth:`close` leaves it fit for another view.
     """
 
-    def __init__(self, renderer: vtkRenderer, size: tuple[int, int] = (512, 512)) -> None:
+    def __init__(self, renderer: vtkRenderer, size: tuple[int, int] = (512, 512),
+                 window: vtkRenderWindow | None = None) -> None:
         self.renderer = renderer
-        self.window = vtkRenderWindow()
+        self.window = window if window is not None else vtkRenderWindow()
         self.window.SetOffScreenRendering(True)
         self.window.SetMultiSamples(0)
         self.window.SetSize(int(size[0]), int(size[1]))

@@ -22,6 +22,7 @@ from vtkmodules.vtkCommonDataModel import vtkPiecewiseFunction, vtkPlane, vtkPla
 from vtkmodules.vtkRenderingCore import (
     vtkColorTransferFunction,
     vtkRenderer,
+    vtkRenderWindow,
     vtkVolume,
     vtkVolumeProperty,
 )
@@ -183,7 +184,8 @@ class VolumeScene:
         self.preset = preset
         log.debug("3D preset %s", preset.name)
 
-    def prepare(self, size: tuple[int, int] | None = None) -> np.ndarray | None:
+    def prepare(self, size: tuple[int, int] | None = None,
+                window: vtkRenderWindow | None = None) -> np.ndarray | None:
         """Do the slow part of the first frame now, off the GUI thread; optionally render the
         first still frame too.
 
@@ -198,25 +200,30 @@ class VolumeScene:
         With ``size`` (width, height), also returns the still frame at that size as
         ``(height, width, 3)`` uint8, rendered offscreen on this thread: a window can show it
         at once instead of ray casting on its GUI thread (see :meth:`render_still`).
+
+        Both renders use one offscreen ``window`` (see :class:`OffscreenView`), made here
+        unless given.
         """
+        window = window if window is not None else vtkRenderWindow()
         wanted = self.preset
         if isinstance(self.mapper, vtkFixedPointVolumeRayCastMapper):
             if not wanted.gradient_opacity:
                 self.set_preset(PRESETS["soft"])  # magnitudes are computed only when needed
-            self.render_still((8, 8))
+            self.render_still((8, 8), window)
             if self.preset is not wanted:
                 self.set_preset(wanted)
-        return None if size is None else self.render_still(size)
+        return None if size is None else self.render_still(size, window)
 
-    def render_still(self, size: tuple[int, int]) -> np.ndarray:
+    def render_still(self, size: tuple[int, int],
+                     window: vtkRenderWindow | None = None) -> np.ndarray:
         """The still (full quality) frame at ``size`` (width, height), rendered offscreen on
-        the calling thread, as ``(height, width, 3)`` uint8. The renderer must not be in a
-        window meanwhile."""
+        the calling thread (in ``window`` if given), as ``(height, width, 3)`` uint8. The
+        renderer must not be in a window meanwhile."""
         if self.renderer.GetRenderWindow() is not None:
             raise RuntimeError("the scene is shown in a window: render it there")
         interacting = self.interacting
         self.set_interacting(False)
-        view = OffscreenView(self.renderer, (max(1, size[0]), max(1, size[1])))
+        view = OffscreenView(self.renderer, (max(1, size[0]), max(1, size[1])), window)
         try:
             return view.render()
         finally:

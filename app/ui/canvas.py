@@ -12,9 +12,15 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF
-from PySide6.QtGui import QPainter, QTransform
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
+from PySide6.QtGui import QMouseEvent, QPainter, QTransform
 from PySide6.QtWidgets import QGraphicsView
+
+#: How far (screen pixels) the mouse moves after a press before pyqtgraph turns it into a drag:
+#: its default, so that a click with a little jitter stays a click.
+CLICK_SLOP_PX = 5
+#: The same when the owner draws a shape from the press (see :meth:`OverlayCanvas.mousePressEvent`).
+SHAPE_SLOP_PX = 2
 
 
 class WorkstationViewBox(pg.ViewBox):  # type: ignore[misc]  # pyqtgraph has no stubs
@@ -102,8 +108,44 @@ class OverlayCanvas(pg.GraphicsView):  # type: ignore[misc]  # pyqtgraph has no 
     def __init__(self, owner: Any) -> None:
         super().__init__(background="k")
         self.owner = owner
+        self._shape_press: tuple[Qt.MouseButton, QPointF] | None = None
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
         self.set_smooth(True)
+
+    # A workstation starts a shape (length, ellipse, rectangle) at the press. pyqtgraph starts a
+    # drag only once the mouse is CLICK_SLOP_PX away and drops move events that follow each
+    # other within its rate limit: a quick drag of a few millimetres on a small view (some
+    # 10-20 pixels) was taken for a click and drew nothing. When the owner's
+    # ``draws_from_press(button, modifiers)`` says so, the drag starts two pixels away, and a
+    # release that pyqtgraph has not seen move yet first moves there (the shape then ends
+    # where the mouse was let go).
+    def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
+        wants = getattr(self.owner, "draws_from_press", None)
+        shape = bool(wants is not None and wants(ev.button(), ev.modifiers()))
+        self._shape_press = (ev.button(), QPointF(ev.position())) if shape else None
+        self.sceneObj.setMoveDistance(SHAPE_SLOP_PX if shape else CLICK_SLOP_PX)
+        super().mousePressEvent(ev)
+
+    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
+        press, self._shape_press = self._shape_press, None
+        if press is not None and press[0] == ev.button():
+            moved = ev.position() - press[1]
+            started = ev.button() in self.sceneObj.dragButtons
+            if not started and max(abs(moved.x()), abs(moved.y())) >= SHAPE_SLOP_PX:
+                self._catch_up(ev)
+        super().mouseReleaseEvent(ev)
+
+    def _catch_up(self, ev: QMouseEvent) -> None:
+        """Deliver a move to the release position with the button still down, past
+        pyqtgraph's rate limit (its drag starts there; the release then finishes it)."""
+        limit = pg.getConfigOption("mouseRateLimit")
+        pg.setConfigOption("mouseRateLimit", 0)
+        try:
+            self.mouseMoveEvent(QMouseEvent(
+                QEvent.Type.MouseMove, ev.position(), ev.globalPosition(),
+                Qt.MouseButton.NoButton, ev.buttons() | ev.button(), ev.modifiers()))
+        finally:
+            pg.setConfigOption("mouseRateLimit", limit)
 
     def set_smooth(self, on: bool) -> None:
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, on)

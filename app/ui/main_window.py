@@ -64,7 +64,7 @@ from app.ui.query_dialog import QueryRetrieveDialog
 from app.ui.remote_session import RemoteOpener
 from app.ui.send_dialog import SendDialog
 from app.ui.storage_dialog import StorageDialog
-from app.ui.theme import apply_chrome, load_dark_chrome, save_dark_chrome
+from app.ui.theme import apply_chrome, load_dark_chrome, load_icons, save_dark_chrome
 from app.ui.timeline_panel import TimelineDialog
 from app.ui.viewer import ViewerWidget, shortcuts_dialog
 from app.ui.worker import TaskWorker
@@ -109,6 +109,9 @@ class MainWindow(QMainWindow):
     def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
+        # the icon fonts before the window shows (~50 ms of file reading and JSON parsing, once
+        # per process): loaded by the spare viewer's first icon, they stalled its first second
+        load_icons()
         self.setWindowTitle("Relay")
         self.resize(1400, 900)
         self.setAcceptDrops(True)
@@ -647,6 +650,7 @@ class MainWindow(QMainWindow):
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)
         self.reading.window_shown()
+        self.transfer.prepare()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.importer.stop()

@@ -223,7 +223,8 @@ class PacsSettingsWidget(QGroupBox):
         home = self.home
 
         def work(progress: Progress) -> HubCheck:
-            return check_hub(peer_for(profile, None, settings=load_settings(home)))
+            # each association asked for is one audit event (110114), with its outcome
+            return check_hub(peer_for(profile, None, settings=load_settings(home), home=home))
 
         self._test = TaskWorker(work, "Testing PACS", self)
         self._test.succeeded.connect(self._on_test_done)

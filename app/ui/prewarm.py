@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 MODULE = "app.ui.volume3d"
 _started = threading.Event()
+_done = threading.Event()
 
 
 def prewarm_3d() -> None:
@@ -27,14 +28,24 @@ def prewarm_3d() -> None:
     threading.Thread(target=_import, name="relay-prewarm-3d", daemon=True).start()
 
 
+def prewarmed() -> bool:
+    """Whether the 3D view's modules are loaded (by :func:`prewarm_3d` or otherwise)."""
+    return _done.is_set() or (MODULE in sys.modules and not _started.is_set())
+
+
 def _import() -> None:
     try:
         importlib.import_module(MODULE)
         from vtkmodules.vtkRenderingCore import vtkRenderWindow
+        from vtkmodules.vtkRenderingVolume import vtkFixedPointVolumeRayCastMapper
 
         # the first render window of a process costs ~30-60 ms more than the next ones (VTK's
         # OpenGL classes setting themselves up), on the GUI thread when 3D opens; no OpenGL
-        # context is made here
+        # context is made here. The first ray cast mapper fills tables (20 ms, 0.1 s on a
+        # busy machine) holding the interpreter: the window froze as long when 3D opened
         vtkRenderWindow()
+        vtkFixedPointVolumeRayCastMapper()
     except Exception:  # the 3D view reports its own failure when it is opened
         log.warning("3D view modules could not be loaded in advance", exc_info=True)
+        return
+    _done.set()

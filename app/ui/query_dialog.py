@@ -44,7 +44,6 @@ from app.ui.format import count, format_date, format_name
 from app.ui.labels import plain_label
 from app.ui.remote_dialog import DATE_RANGES, study_query
 from app.ui.tables import list_table, set_row
-from app.workflow import audit
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +92,16 @@ class _Finder(QObject):
             message = ""
             answers = 0
             try:
-                client = pacs_profiles.connect(load_settings(home), pacs)
+                # the search is one audit event (110112), its association another (110114)
+                client = pacs_profiles.connect(load_settings(home), pacs, home)
                 for row in search(client, progress):
                     answers += 1
                     self._emit(self.found, row)
-                audit.query(home, f"{pacs}@{client.peer.where}", answers)
             except Cancelled:
                 message = "Search cancelled."
             except Exception as exc:  # shown in the dialog, never a traceback
                 log.info("PACS search failed: %s", type(exc).__name__)
                 message = f"Cannot search {pacs}: {exc or type(exc).__name__}"
-                audit.query(home, pacs, answers, failed=type(exc).__name__)
             self._emit(self.ended, message)
 
         threading.Thread(target=work, name="search-pacs", daemon=True).start()

@@ -197,12 +197,14 @@ class ReconcileDialog(QDialog):
         name, pid, acc = (self.find_name.text().strip(), self.find_id.text().strip(),
                           self.find_accession.text().strip())
         self.status.setText(f"Asking {peer}…")
+        home = self.store.home  # each search and its association: one audit event each
         if pacs:
             task = TaskWorker(lambda _p: [WorklistEntry(patient=p) for p in find_patients(
-                peer, patient_name=name, patient_id=pid)], "patients", self)
+                peer, patient_name=name, patient_id=pid, home=home)], "patients", self)
         else:
             task = TaskWorker(lambda _p: find_worklist(peer, patient_name=name, patient_id=pid,
-                                                       accession_number=acc), "worklist", self)
+                                                       accession_number=acc, home=home),
+                              "worklist", self)
         task.succeeded.connect(self._on_found)
         task.failed.connect(lambda msg: self.status.setText(f"{self.source.currentText()}: "
                                                             f"{msg}"))

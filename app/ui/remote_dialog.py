@@ -72,6 +72,8 @@ class _Lister(QObject):
     failed = Signal(str)
 
     def run(self, home: Path, hub: str, filters: dict[str, str]) -> None:
+        used = [key for key, value in filters.items() if value]
+
         def work() -> None:
             try:
                 peer = hubs.connect(home, hub)
@@ -80,10 +82,11 @@ class _Lister(QObject):
                     if i >= LIST_LIMIT:
                         break
                     rows.append(d)
-                audit.query(home, f"{hub}@{peer.where}", len(rows))
+                # the kinds of keys searched on, never their values (they may name the patient)
+                audit.query(home, f"{hub}@{peer.where}", len(rows), keys=used)
                 self.listed.emit(rows)
             except Exception as exc:
-                audit.query(home, hub, 0, failed=type(exc).__name__)
+                audit.query(home, hub, 0, failed=type(exc).__name__, keys=used)
                 try:
                     self.failed.emit(str(exc) or type(exc).__name__)
                 except RuntimeError:

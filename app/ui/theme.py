@@ -87,6 +87,12 @@ ICON_ACTIVE = "#ffffff"
 ICON_DISABLED = "#6a6a6a"
 
 
+def load_icons() -> None:
+    """Load the icon fonts now (reading and parsing their files, ~50 ms the first time), e.g.
+    before a window shows, rather than inside the first :func:`icon_for` of a running window."""
+    qta.icon(ICONS["Invert"])
+
+
 def icon_for(key: str) -> QIcon:
     """The icon of tool bar entry ``key``, drawn for the dark reading area."""
     icon: QIcon = qta.icon(ICONS[key], color=ICON_COLOUR, color_active=ICON_ACTIVE,

@@ -8,6 +8,7 @@ speed, ETA and "retrying in N s"). The words come from :mod:`app.net.status`.
 from __future__ import annotations
 
 import datetime
+import os
 import time
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, Qt, QTimer, Signal
@@ -167,6 +168,7 @@ class TransfersWidget(QWidget):
         selected = self.selected_job()
         jobs = [j for j in self.runner.jobs() if self.listed(j)]
         now = time.time()
+        self._read_peer_words()
         self.table.setRowCount(len(jobs))
         self._jobs = jobs  # before the transitions: their listeners look jobs up here
         for row, job in enumerate(jobs):
@@ -203,16 +205,18 @@ class TransfersWidget(QWidget):
             self._meters.pop(job.id, None)
         return job_status(job, state, meter, now, peer_word=self._peer_word(job.hub))
 
-    def _peer_word(self, name: str) -> str:
-        """``hub`` or ``PACS``: what the profile ``name`` is (the settings are read again when
-        the file changes)."""
-        path = self.store.home / SETTINGS_FILE
+    def _read_peer_words(self) -> None:
+        """Read again which profile is a hub and which a PACS if the settings file changed (one
+        stat per repaint, not two per row)."""
         try:
-            stamp = path.stat().st_mtime_ns
+            stamp = os.stat(self.store.home / SETTINGS_FILE).st_mtime_ns
         except OSError:
             stamp = 0
         if stamp != self._words_stamp:
             self._words_stamp, self._words = stamp, peer_words(self.store.home)
+
+    def _peer_word(self, name: str) -> str:
+        """``hub`` or ``PACS``: what the profile ``name`` is (as of the last repaint)."""
         return self._words.get(name, "hub")
 
     def _fill(self, row: int, job: Job, s: JobStatus, now: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -53,7 +54,7 @@ from app.ui.format import format_date
 from app.ui.labels import tooltip
 from app.ui.mouse_model import LEFT_DRAG_MODES, load_left_drag, save_left_drag
 from app.ui.mpr_widget import MprWidget
-from app.ui.prewarm import prewarm_3d
+from app.ui.prewarm import prewarm_3d, prewarmed
 from app.ui.remote_session import PreviewSeries, RemoteLoadedSeries
 from app.ui.series_session import LoadedSeries
 from app.ui.stroke import (
@@ -94,6 +95,11 @@ log = logging.getLogger(__name__)
 SERIES_MIME = "application/x-relay-series"
 #: Tools offered in the Stroke menu rather than on the tool bar.
 STROKE_TOOLS = ("arrow", "aspects", "midline")
+#: The 3D view's OpenGL window is made ahead of time (:meth:`ViewerWidget._warm_3d`), one
+#: piece per turn of the event loop this long apart, once the reader has left the slices alone
+#: for WARM_3D_IDLE_S (each piece holds the GUI thread some 60-120 ms on a software OpenGL).
+WARM_3D_GAP_MS = 150
+WARM_3D_IDLE_S = 1.0
 LAYOUTS = {"1×1": (1, 1), "1×2": (1, 2), "1×3": (1, 3), "2×2": (2, 2)}
 
 SHORTCUTS = [
@@ -259,6 +265,11 @@ class ViewerWidget(QWidget):
         self._offset_timer.setInterval(400)
         self._offset_timer.timeout.connect(self.save_table_offset)
         self.view3d: Volume3DWidget | None = None
+        self._warm_timer = QTimer(self)
+        self._warm_timer.setSingleShot(True)
+        self._warm_timer.timeout.connect(self._warm_3d)
+        #: When the reader last scrolled (the 3D view is warmed while they do not).
+        self._last_scroll = time.monotonic()
         self.toolbar = QToolBar(self)
         self._build_toolbar()
         style_reading_area(self, self.toolbar)
@@ -752,6 +763,8 @@ class ViewerWidget(QWidget):
             return
         if session.volume.finished:
             prewarm_3d()  # the 3D layout can open now: load VTK off the GUI thread
+            if not self._warm_timer.isActive():
+                self._warm_timer.start(WARM_3D_GAP_MS)  # and make its OpenGL window
         for row in range(self.strip.count()):
             item = self.strip.item(row)
             if item.data(Qt.ItemDataRole.UserRole) == series_uid:
@@ -801,15 +814,49 @@ class ViewerWidget(QWidget):
         if session is None:
             self._check_layout(self._grid_layout_name())
             return None
+        self._warm_timer.stop()
+        view3d = self._make_view3d()
+        self.pages.setCurrentWidget(view3d)
+        view3d.set_series(session)
+        self._check_layout("3D")
+        return view3d
+
+    def _make_view3d(self) -> Volume3DWidget:
         if self.view3d is None:
             from app.ui.volume3d import Volume3DWidget  # VTK's Qt glue only when asked for
 
             self.view3d = Volume3DWidget(self.pages)
             self.pages.addWidget(self.view3d)
-        self.pages.setCurrentWidget(self.view3d)
-        self.view3d.set_series(session)
-        self._check_layout("3D")
         return self.view3d
+
+    def _warm_3d(self) -> None:
+        """Make the 3D view and its OpenGL window ahead of time, a piece per turn of the event
+        loop, while it is a hidden page and the reader is not scrolling: opening 3D then only
+        shows it (``bench/bench_3d_open.py`` measures both). Runs once the 3D modules are
+        loaded (:func:`prewarm_3d`), while this viewer is on screen."""
+        view3d = self.view3d
+        if view3d is not None and (view3d.warm or view3d.scene is not None
+                                   or self.pages.currentWidget() is view3d):
+            return  # made, or shown (it makes what is missing itself)
+        busy = (not prewarmed() or not self.isVisible()
+                or QApplication.mouseButtons() != Qt.MouseButton.NoButton
+                or time.monotonic() - self._last_scroll < WARM_3D_IDLE_S
+                or any(v.cine_running for v in self.visible_viewports()))
+        if busy:
+            self._warm_timer.start(4 * WARM_3D_GAP_MS)
+            return
+        if view3d is None:
+            view3d = self._make_view3d()
+            view3d.setGeometry(self.pages.rect())  # laid out as it will be shown
+            page_layout = view3d.layout()
+            if page_layout is not None:
+                page_layout.activate()
+        else:
+            ratio = view3d.vtk.devicePixelRatio()
+            size = (round(view3d.vtk.width() * ratio), round(view3d.vtk.height() * ratio))
+            if view3d.warm_up(size):
+                return
+        self._warm_timer.start(WARM_3D_GAP_MS)
 
     def _grid_layout_name(self) -> str:
         count = len(self.visible_viewports())
@@ -932,6 +979,7 @@ class ViewerWidget(QWidget):
         return lines
 
     def _on_slice_changed(self, source: ViewportWidget) -> None:
+        self._last_scroll = time.monotonic()
         if source.session is not None:
             self.last_slice[source.session.series.series_instance_uid] = source.state.k
         for viewport in self.visible_viewports():
@@ -1335,6 +1383,7 @@ class ViewerWidget(QWidget):
             self.mpr.close_mpr()
         if self.slabs is not None:
             self.slabs.close_mpr()
+        self._warm_timer.stop()
         if self.view3d is not None:
             self.view3d.close_3d()
         for session in self.sessions.values():

@@ -68,6 +68,8 @@ class ToolHook(Protocol):
     def drag(self, viewport: ViewportWidget, ev: Any) -> bool: ...
 
 TOOLS = ("window", "length", "arrow", "angle", "ellipse", "rect", "probe", "text")
+#: The tools that draw by dragging from the press to the release.
+SHAPE_TOOLS = ("length", "arrow", "ellipse", "rect")
 #: Cine speed at start (frames per second) and the range offered.
 CINE_FPS = 15
 CINE_FPS_RANGE = (1, 60)
@@ -419,7 +421,7 @@ class ViewportWidget(QWidget):
                 d = ev.screenPos() - ev.lastScreenPos()
                 self.state.window.drag(d.x(), d.y())
                 self._window_changed()
-            elif self.tool in ("length", "arrow", "ellipse", "rect"):
+            elif self.tool in SHAPE_TOOLS:
                 self._drag_shape(ev)
 
     def _drag_scroll(self, ev: Any) -> None:
@@ -440,6 +442,15 @@ class ViewportWidget(QWidget):
     def widget_point(self, x: float, y: float) -> QPointF:
         """The widget position of a point in view millimetres (for painting over the image)."""
         return QPointF(self.canvas.mapFromScene(self.view.mapViewToScene(QPointF(x, y))))
+
+    def draws_from_press(self, button: Qt.MouseButton, mods: Qt.KeyboardModifier) -> bool:
+        """Whether a press of ``button`` starts drawing a shape (a length, arrow, ellipse or
+        rectangle): then even a drag of a few pixels draws it (see :class:`OverlayCanvas`)."""
+        if button != Qt.MouseButton.LeftButton or self.tool not in SHAPE_TOOLS:
+            return False
+        if mods & (Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.ShiftModifier):
+            return False  # Alt scrolls, Shift sets the window
+        return self.left_drag != "window" or bool(mods & Qt.KeyboardModifier.ControlModifier)
 
     def _wants_window(self, ev: Any) -> bool:
         """Whether a left drag sets the window (see :mod:`app.ui.mouse_model`)."""

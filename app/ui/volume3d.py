@@ -43,7 +43,7 @@ from vtkmodules.vtkInteractionWidgets import (
     vtkOrientationMarkerWidget,
 )
 from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor
-from vtkmodules.vtkRenderingCore import vtkRenderer, vtkTexture
+from vtkmodules.vtkRenderingCore import vtkRenderer, vtkRenderWindow, vtkTexture
 
 from app.render.mpr import MprSource, mpr_source
 from app.render.offscreen import capture
@@ -64,6 +64,8 @@ PRESET_BUTTONS = (("cta", "CTA vessels"), ("bone", "Bone"), ("soft", "Soft tissu
 #: the still frame, the orientation cube): long enough for the event loop to handle input,
 #: timers and paints in between (``bench/bench_3d_open.py`` probes it every 10 ms).
 PIECE_GAP_MS = 25
+#: What :meth:`Volume3DWidget.warm_up` makes ahead of time, one per call.
+WARM_STEPS = ("context", "still", "offscreen", "cube")
 CAMERA_CHOICES = (("anterior", "From the front"), ("left", "From the left"),
                   ("right", "From the right"), ("posterior", "From behind"),
                   ("superior", "From above"), ("inferior", "From below"))
@@ -156,6 +158,10 @@ class Volume3DWidget(QWidget):
         layout.addLayout(status_row)
         layout.addWidget(self.vtk, 1)
         self._initialized = False  # the interactor starts when first shown (it renders)
+        self._warm_step = 0  # of WARM_STEPS (see warm_up)
+        self._prepare_pending = False
+        #: An offscreen window made ahead for the worker's first still frame (see warm_up).
+        self._spare_window: vtkRenderWindow | None = None
         self._initializing = False
         self._closed = False
         self._orientation_pending = False
@@ -230,7 +236,20 @@ class Volume3DWidget(QWidget):
             self._show_progress(done, total, f"Loading {done} of {total} slices; the 3D view "
                                              "starts when the series has loaded.")
             return
-        if self._task is None:
+        if self._task is None and not self._prepare_pending:
+            if self.isVisible():
+                # a turn of the event loop later: the view's first frame on screen (the page
+                # was just switched to) does not compete with the worker for the CPU
+                self._prepare_pending = True
+                QTimer.singleShot(PIECE_GAP_MS, self._start_prepare_later)
+            else:
+                self._start_prepare()
+
+    def _start_prepare_later(self) -> None:
+        self._prepare_pending = False
+        if (self.session is not None and self.session.volume is not None
+                and self.session.volume.finished and self.scene is None
+                and self._task is None and not self._closed):
             self._start_prepare()
 
     def _start_prepare(self) -> None:
@@ -252,13 +271,14 @@ class Volume3DWidget(QWidget):
                 margin = np.array([-20.0, 20.0] * 3)
                 scene.fit_bounds = tuple(float(v) for v in np.array(box) + margin)
             scene.reset_camera()
-            still = scene.prepare(size)
+            still = scene.prepare(size, window)
             if source.notes:
                 scene.note = " ".join(filter(None, [scene.note, *source.notes]))
             return scene, still
 
         ratio = self.vtk.devicePixelRatio()
         size = (round(self.vtk.width() * ratio), round(self.vtk.height() * ratio))
+        window, self._spare_window = self._spare_window, None
         self._show_progress(0, 0, "Preparing 3D: resampling the volume, computing the shading "
                                   "and the first picture…")
         task = TaskWorker(work, "3D", self)
@@ -300,12 +320,18 @@ class Volume3DWidget(QWidget):
         self.progress.hide()
         self.status.setText(scene.note or "")
         self.status.setVisible(bool(scene.note))
-        self.render()
-        # the orientation cube a little later, after the window has handled what waited
-        # meanwhile: its first frame compiles its shaders on the GUI thread (software OpenGL:
-        # tens of ms), as the still frame's did
-        self._orientation_pending = True
-        QTimer.singleShot(PIECE_GAP_MS, self._finish_opening)
+        if self.orientation is not None:
+            # made ahead (warm_up, or for an earlier series): its shaders are compiled, so it
+            # joins this frame instead of costing a second one
+            self._show_orientation()
+            self.render()
+        else:
+            self.render()
+            # the orientation cube a little later, after the window has handled what waited
+            # meanwhile: its first frame compiles its shaders on the GUI thread (software
+            # OpenGL: tens of ms), as the still frame's did
+            self._orientation_pending = True
+            QTimer.singleShot(PIECE_GAP_MS, self._finish_opening)
         self.scene_ready.emit()
         if self.showing_still:
             self.still_shown.emit()
@@ -377,6 +403,8 @@ class Volume3DWidget(QWidget):
         as the 2D views' letters), turning with the camera so it always says which way the
         patient faces. World coordinates are LPS: +x left, +y posterior, +z head."""
         if self.orientation is not None:
+            if self.scene is not None:  # it turns with this renderer's camera
+                self.orientation.SetCurrentRenderer(self.scene.renderer)
             self.orientation.SetEnabled(1)
             return
         cube = vtkAnnotatedCubeActor()
@@ -392,6 +420,8 @@ class Volume3DWidget(QWidget):
         widget = vtkOrientationMarkerWidget()
         widget.SetOrientationMarker(cube)
         widget.SetInteractor(self.interactor)
+        if self.scene is not None:
+            widget.SetCurrentRenderer(self.scene.renderer)
         widget.SetViewport(0.0, 0.0, 0.16, 0.16)
         widget.SetEnabled(1)
         widget.InteractiveOff()
@@ -471,6 +501,54 @@ class Volume3DWidget(QWidget):
             return
         self._initialized = True
         self.vtk.Initialize()
+
+    # -- made ahead of time -------------------------------------------------------------------
+    @property
+    def warm(self) -> bool:
+        """Whether the OpenGL window and the shaders of the first picture are made."""
+        return self._warm_step >= len(WARM_STEPS)
+
+    def warm_up(self, size: tuple[int, int]) -> bool:
+        """One piece of making the OpenGL window ahead of time, while the 3D view is hidden
+        (a page behind the 2D viewports) and the reader is idle; True once all are done.
+
+        Opening 3D otherwise made them on the GUI thread while the worker prepared the scene:
+        the OpenGL context with its framebuffers at ``size`` (width, height in pixels, as it
+        will be shown; 0.1-0.2 s on a software OpenGL), the shaders of the still frame and
+        of the orientation cube (tens of ms each), and the worker's offscreen window. Each
+        call does one of them, so the window can answer in between; :meth:`showEvent` then
+        has nothing left to make.
+        """
+        if self._closed or self.warm or self.scene is not None:
+            return self.warm or self.scene is not None
+        step = WARM_STEPS[self._warm_step]
+        self._warm_step += 1
+        if step == "context":
+            # at the size it will be shown at (its resize events wait until it is shown): made
+            # small and resized when shown, its first frame there took 0.1-0.3 s more
+            self.render_window.SetSize(max(1, size[0]), max(1, size[1]))
+            self._initialized = True
+            self.vtk.Initialize()
+        elif step == "still":
+            # a still frame as the background texture: its shader and the full-size frame
+            texture = vtkTexture()
+            texture.SetInputData(wrap_rgb(np.zeros((2, 2, 3), np.uint8)))
+            self._empty.SetBackgroundTexture(texture)
+            self._empty.TexturedBackgroundOn()
+            self.render_window.Render()
+            self._empty.TexturedBackgroundOff()
+            self._empty.SetBackgroundTexture(None)
+        elif step == "offscreen":
+            # the worker's offscreen window for the first still frame: making it opens a
+            # connection to the display while holding the interpreter (15-50 ms, 0.2 s on a
+            # busy machine: the window froze as long while the worker prepared the scene)
+            self._spare_window = vtkRenderWindow()
+        elif step == "cube":
+            self._show_orientation()
+            self.render_window.Render()
+            assert self.orientation is not None
+            self.orientation.SetEnabled(0)
+        return self.warm
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         self._drop_still()  # a picture of another size: ray cast a new one

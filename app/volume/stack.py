@@ -155,14 +155,17 @@ def _plane_key(ref: SliceRef) -> tuple[int, int, int]:
 
 def _plane_groups(refs: list[SliceRef]) -> list[list[SliceRef]]:
     """Group by image size and orientation (within a tolerance); largest group first."""
-    groups: list[tuple[tuple[int, int, int], np.ndarray | None, list[SliceRef]]] = []
+    groups: list[tuple[tuple[int, int, int], tuple[float, ...] | None, list[SliceRef]]] = []
     for ref in refs:
         key = _plane_key(ref)
-        orient = np.asarray(ref.orientation) if ref.orientation else None
+        orient = tuple(ref.orientation) if ref.orientation else None
         for gkey, gorient, members in groups:
-            same_orient = (orient is None and gorient is None) or (
+            # in plain Python: a series of hundreds of slices is planned while its first
+            # image waits, and numpy's per-call cost is most of the work at six numbers
+            same_orient = orient == gorient or (
                 orient is not None and gorient is not None
-                and float(np.max(np.abs(orient - gorient))) < SAME_ORIENTATION)
+                and max(abs(a - b) for a, b in zip(orient, gorient, strict=True))
+                < SAME_ORIENTATION)
             if gkey == key and same_orient:
                 members.append(ref)
                 break
@@ -223,8 +226,9 @@ def _stacks_of(group: list[SliceRef], for_uid: str) -> tuple[list[Stack], list[s
 
 def _position_clusters(group: list[SliceRef], normal: np.ndarray) -> list[list[SliceRef]]:
     """Slices grouped by position along the normal, ascending; each group in repeat order."""
-    dist = sorted(((float(np.dot(normal, r.position)), r) for r in group),  # type: ignore[arg-type]
-                  key=lambda t: (t[0], t[1].order))
+    nx, ny, nz = (float(v) for v in normal)
+    dist = sorted(((nx * r.position[0] + ny * r.position[1] + nz * r.position[2], r)  # type: ignore[index]
+                   for r in group), key=lambda t: (t[0], t[1].order))
     clusters: list[list[SliceRef]] = []
     last = -math.inf
     for d, ref in dist:

@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,6 +56,10 @@ EVENTS: dict[str, EventCode] = {
     # A new study noticed on the hub by the Incoming list's search.
     "arrive": EventCode("110112", "Query", "E"),
     "login": EventCode("110114", "User Authentication", "E"),
+    # Relay's node answering a peer's C-FIND (the peer asked: it is the requestor).
+    "answer": EventCode("110112", "Query", "E"),
+    # Relay's node sending instances a peer asked for (C-GET, C-MOVE): A.5.3.4, action R.
+    "serve": EventCode("110104", "DICOM Instances Transferred", "R"),
     # Reconciliation updates the patient record of a study's instances (A.5.3.9 Patient Record).
     "reconcile": EventCode("110110", "Patient Record", "U"),
     # De-identification creates new instances from stored ones (A.5.3.2 Instances Accessed, C).
@@ -168,11 +172,48 @@ def record(home: Path, event: str, *, outcome: int = SUCCESS, study_uid: str = "
 
 
 def query(home: Path, peer: str, answers: int, *, level: str = "study",
-          failed: str = "") -> None:
-    """A search of a hub, PACS or worklist: where, at which level, how many answers (the
-    matching keys are not recorded: they may name the patient)."""
-    record(home, "query", outcome=SERIOUS_FAILURE if failed else SUCCESS, peer=peer,
-           detail={"level": level, "answers": answers, **({"reason": failed} if failed else {})})
+          failed: str = "", keys: Iterable[str] = (), study_uid: str = "",
+          event: str = "query", stopped: bool = False, **extra: Any) -> None:
+    """A search of a hub, PACS or worklist (``event`` ``answer``: one Relay's node answered):
+    where, at which level, which kinds of keys were matched on (``keys``: their names, never
+    their values, which may name the patient), how many answers (``stopped``: the search was
+    cancelled or ended early)."""
+    record(home, event, outcome=SERIOUS_FAILURE if failed else SUCCESS, peer=peer,
+           study_uid=study_uid,
+           detail={"level": level.lower(), "keys": sorted(set(keys)), "answers": answers,
+                   **extra, **({"stopped": True} if stopped else {}),
+                   **({"reason": failed} if failed else {})})
+
+
+#: Elements of an identifier that are no matching keys.
+_NOT_KEYS = {"QueryRetrieveLevel", "SpecificCharacterSet", "RetrieveAETitle",
+             "TimezoneOffsetFromUTC"}
+
+
+def matching_keys(identifier: Any, prefix: str = "") -> list[str]:
+    """The keywords of a C-FIND identifier's matching keys (elements with a value; items of a
+    sequence as ``Sequence.Keyword``): what kind of keys a search used, never their values."""
+    keys: set[str] = set()
+    for elem in identifier:
+        keyword = getattr(elem, "keyword", "") or str(getattr(elem, "tag", ""))
+        if keyword in _NOT_KEYS:
+            continue
+        value = elem.value
+        if getattr(elem, "VR", "") == "SQ":
+            for item in value or []:
+                keys.update(matching_keys(item, f"{prefix}{keyword}."))
+        elif not _empty(value):
+            keys.add(prefix + keyword)
+    return sorted(keys)
+
+
+def _empty(value: Any) -> bool:
+    """A key without a value (universal matching): None, "", or a list of empty values."""
+    if value is None or isinstance(value, str | bytes):
+        return not value
+    if hasattr(value, "__iter__") and not hasattr(value, "components"):  # a list, MultiValue
+        return not any(not _empty(v) for v in value)
+    return not str(value)  # a PersonName, a number
 
 
 def now() -> str:

@@ -54,7 +54,15 @@ ROLES: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "query": (("110153", "Source Role ID"), ("110152", "Destination Role ID")),
     "verify": (("110153", "Source Role ID"), ("110152", "Destination Role ID")),
     "arrive": (("110153", "Source Role ID"), ("110152", "Destination Role ID")),
+    # Relay's node: a peer's C-FIND it answered (the peer asked), the instances it sent for a
+    # peer's C-GET or C-MOVE (to the peer, or to the C-MOVE's destination)
+    "answer": (("110152", "Destination Role ID"), ("110153", "Source Role ID")),
+    "serve": (("110153", "Source Role ID"), ("110152", "Destination Role ID")),
+    # an association asked for: Relay the requestor (a node-side rejection: the peer)
+    "login": (("110153", "Source Role ID"), ("110152", "Destination Role ID")),
 }
+#: Events in which the peer, not Relay, asked (Relay's node answered a peer's request).
+PEER_ASKED = frozenset({"answer", "serve", "receive"})
 
 
 class SyslogError(RelayError):
@@ -99,22 +107,29 @@ def audit_message(entry: dict[str, Any]) -> str:
     if event in EVENT_TYPES:
         _code(ident, "EventTypeCode", *EVENT_TYPES[event])
     mine, theirs = ROLES.get(event, (None, None))
+    detail = entry.get("detail") or {}
+    if not isinstance(detail, dict):
+        detail = {}
+    peer_asked = event in PEER_ASKED or detail.get("direction") == "incoming"
+    if event == "login" and peer_asked:
+        mine, theirs = theirs, mine
+    # a C-MOVE's requestor is neither Relay nor the destination the instances went to
+    third = str(detail.get("requested_by", "") or "")
     host = str(entry.get("host", ""))
     local = ET.SubElement(root, "ActiveParticipant", {
-        "UserID": str(entry.get("user", "")) or "relay", "UserIsRequestor": "true",
+        "UserID": str(entry.get("user", "")) or "relay",
+        "UserIsRequestor": "false" if peer_asked else "true",
         "NetworkAccessPointID": host, "NetworkAccessPointTypeCode": "1"})
     if mine:
         _code(local, "RoleIDCode", *mine)
     peer = str(entry.get("peer", ""))
     if peer:
-        attrs = {"UserID": peer, "UserIsRequestor": "false"}
-        where = peer.rsplit(":", 1)[0] if ":" in peer else ""
-        if where:
-            attrs.update(NetworkAccessPointID=where,
-                         NetworkAccessPointTypeCode="2" if _is_ip(where) else "1")
-        other = ET.SubElement(root, "ActiveParticipant", attrs)
+        other = ET.SubElement(root, "ActiveParticipant", _participant(
+            peer, requestor=peer_asked and not third))
         if theirs:
             _code(other, "RoleIDCode", *theirs)
+    if third:
+        ET.SubElement(root, "ActiveParticipant", _participant(third, requestor=True))
     source = ET.SubElement(root, "AuditSourceIdentification", {"AuditSourceID": host})
     ET.SubElement(source, "AuditSourceTypeCode", {"csd-code": "1", "codeSystemName": "DCM",
                                                   "originalText": "End-user display device"})
@@ -137,6 +152,31 @@ def syslog_message(entry: dict[str, Any]) -> bytes:
     header = (f"<{PRI}>1 {entry.get('time', '-')} {_printable(host)} {APP_NAME} "
               f"{os.getpid()} {MSGID} - ")
     return header.encode("ascii", "replace") + b"\xef\xbb\xbf" + audit_message(entry).encode()
+
+
+def _participant(peer: str, *, requestor: bool) -> dict[str, str]:
+    """ActiveParticipant attributes of a peer named as the audit names it: ``AE@host:port``
+    (DIMSE; a PACS profile's ``name@AE@host:port``) or ``name@URL`` (a hub)."""
+    attrs = {"UserID": peer, "UserIsRequestor": "true" if requestor else "false"}
+    where = _access_point(peer)
+    if where:
+        attrs.update(NetworkAccessPointID=where,
+                     NetworkAccessPointTypeCode="2" if _is_ip(where) else "1")
+    return attrs
+
+
+def _access_point(peer: str) -> str:
+    """The host of a peer as the audit names it ('' when it names none)."""
+    from urllib.parse import urlsplit
+
+    rest = peer.rsplit("@", 1)[-1]
+    if "://" in rest:
+        return urlsplit(rest).hostname or ""
+    if rest.startswith("["):  # [IPv6]:port
+        return rest[1:].split("]", 1)[0]
+    if rest.count(":") == 1:
+        rest = rest.split(":", 1)[0]
+    return rest if "@" in peer or ":" in peer else ""
 
 
 def _code(parent: ET.Element, tag: str, code: str, meaning: str) -> None:

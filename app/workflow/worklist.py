@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -40,6 +41,8 @@ class Peer:
     timeout: float = 30.0
     tls: TlsOptions | None = None
     """DICOM over TLS, the peer's certificate verified (a PACS profile's settings)."""
+    name: str = ""
+    """The PACS profile's name, when the peer is one (as the audit trail names it)."""
 
     def __str__(self) -> str:
         return f"{self.called_ae}@{self.host}:{self.port}" + (" (TLS)" if self.tls else "")
@@ -58,7 +61,7 @@ def configured_peer(settings: Settings, *, pacs: str = "", host: str = "", port:
 
         where = endpoint(profile(settings, name))
         return Peer(where.host, where.port, where.ae_title, calling_ae or node_ae(settings),
-                    conf.timeout_seconds, where.tls)
+                    conf.timeout_seconds, where.tls, name)
     peer = Peer(host or conf.host, port or conf.port, called_ae or conf.called_ae,
                 calling_ae or conf.calling_ae, conf.timeout_seconds)
     return peer if peer.host else None
@@ -86,8 +89,9 @@ class WorklistEntry:
 
 def find_worklist(peer: Peer, *, patient_name: str = "", patient_id: str = "",
                   accession_number: str = "", date: str = "",
-                  modality: str = "") -> list[WorklistEntry]:
-    """Scheduled procedure steps matching the keys (empty keys match everything)."""
+                  modality: str = "", home: Path | None = None) -> list[WorklistEntry]:
+    """Scheduled procedure steps matching the keys (empty keys match everything); ``home``:
+    whose audit trail records the search and its association (never the keys' values)."""
     query = Dataset()
     for kw, value in (("PatientName", patient_name), ("PatientID", patient_id),
                       ("AccessionNumber", accession_number)):
@@ -102,12 +106,13 @@ def find_worklist(peer: Peer, *, patient_name: str = "", patient_id: str = "",
     step.ScheduledProcedureStepStartTime = ""
     step.ScheduledProcedureStepDescription = ""
     query.ScheduledProcedureStepSequence = Sequence([step])
-    return [_entry(ds) for ds in _find(peer, MWL_FIND, query)]
+    return [_entry(ds) for ds in _find(peer, MWL_FIND, query, home, "worklist")]
 
 
 def find_patients(peer: Peer, *, patient_name: str = "", patient_id: str = "",
-                  birth_date: str = "") -> list[PatientValues]:
-    """Patients a PACS knows that match (Patient Root query, PATIENT level)."""
+                  birth_date: str = "", home: Path | None = None) -> list[PatientValues]:
+    """Patients a PACS knows that match (Patient Root query, PATIENT level); ``home``: whose
+    audit trail records the search and its association (never the keys' values)."""
     query = Dataset()
     query.QueryRetrieveLevel = "PATIENT"
     query.PatientName = patient_name
@@ -115,7 +120,8 @@ def find_patients(peer: Peer, *, patient_name: str = "", patient_id: str = "",
     query.PatientBirthDate = birth_date
     query.PatientSex = ""
     query.IssuerOfPatientID = ""
-    return [PatientValues.from_dataset(ds) for ds in _find(peer, PATIENT_ROOT_FIND, query)]
+    return [PatientValues.from_dataset(ds)
+            for ds in _find(peer, PATIENT_ROOT_FIND, query, home, "patient")]
 
 
 def _entry(ds: Dataset) -> WorklistEntry:
@@ -134,9 +140,33 @@ def _entry(ds: Dataset) -> WorklistEntry:
     )
 
 
-def _find(peer: Peer, sop_class: str, query: Dataset) -> list[Dataset]:
+def _find(peer: Peer, sop_class: str, query: Dataset, home: Path | None = None,
+          level: str = "") -> list[Dataset]:
+    """The answers; with ``home``, the search is one audit event (110112 Query: the level and
+    the kinds of keys, never their values)."""
+    if home is None:
+        return _answers(peer, sop_class, query, None)
+    from app.workflow import audit
+
     out: list[Dataset] = []
-    with _association(peer, sop_class) as assoc:
+    failed = ""
+    try:
+        out = _answers(peer, sop_class, query, home)
+    except Exception as exc:
+        failed = getattr(exc, "kind", "") or type(exc).__name__
+        raise
+    finally:
+        where = f"{peer.name}@{peer.called_ae}@{peer.host}:{peer.port}" if peer.name \
+            else f"{peer.called_ae}@{peer.host}:{peer.port}"
+        audit.query(home, where, len(out), level=level, keys=audit.matching_keys(query),
+                    failed=failed)
+    return out
+
+
+def _answers(peer: Peer, sop_class: str, query: Dataset,
+             home: Path | None) -> list[Dataset]:
+    out: list[Dataset] = []
+    with _association(peer, sop_class, home) as assoc:
         for status, identifier in assoc.send_c_find(query, sop_class):
             code = int(getattr(status, "Status", -1)) if status else -1
             if code in (0xFF00, 0xFF01):
@@ -159,7 +189,7 @@ def _find(peer: Peer, sop_class: str, query: Dataset) -> list[Dataset]:
 
 
 @contextmanager
-def _association(peer: Peer, sop_class: str) -> Iterator[Any]:
+def _association(peer: Peer, sop_class: str, home: Path | None = None) -> Iterator[Any]:
     from pynetdicom.presentation import build_context
 
     from app.net.dimse.association import Endpoint, Timeouts
@@ -168,6 +198,6 @@ def _association(peer: Peer, sop_class: str) -> Iterator[Any]:
     timeouts = Timeouts(connect=min(peer.timeout, 10.0), acse=peer.timeout,
                         dimse=peer.timeout, network=peer.timeout)
     client = DimseClient(Endpoint(peer.host, peer.port, peer.called_ae, peer.tls),
-                         peer.calling_ae, timeouts)
-    with client.association([build_context(sop_class)]) as assoc:
+                         peer.calling_ae, timeouts, home=home, name=peer.name)
+    with client.association([build_context(sop_class)], service="C-FIND") as assoc:
         yield assoc

@@ -23,8 +23,12 @@ from app.workflow import audit
 from app.workflow.rules import Arrival, matches, targets
 from app.workflow.timeline import study_timeline
 from tests.conftest import relay_json, run_relay
+from tests.net import dimse_peers
 from tests.net.conftest import add_hub, hub_sop_uids, make_hub
 from tests.net.dimse_node import dcmtk, needs_dcmtk
+from tests.net.dimse_peers import relay_home_for
+
+pacs = dimse_peers.pacs  # the Orthanc PACS fixture
 
 GE = "ct-head/ge-hispeed-human-gantry-tilt"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -251,3 +255,153 @@ def test_a_study_on_the_hub_is_a_stroke_study_by_the_stroke_rules():
     mine = [stroke_rule(description="LVO", calling_ae="^CT_")]
     assert is_stroke_study(mine, ("CT", "SR"), "lvo protocol")  # caller unknown at the hub
     assert not is_stroke_study(mine, ("CT",), "CODE STROKE")
+
+
+# -- against a PACS ------------------------------------------------------------------------------
+def pacs_spoke(home: Path, pacs: dimse_peers.Pacs, **forwarding) -> None:
+    relay_home_for(home, pacs.relay_port, pacs_port=pacs.dicom_port)
+    settings = load_settings(home)
+    settings.forwarding.rules = [stroke_rule(targets=["pacs:pacs"])]
+    for key, value in forwarding.items():
+        setattr(settings.forwarding, key, value)
+    save_settings(home, settings)
+
+
+@pytest.mark.orthanc
+def test_received_instances_reach_a_pacs_while_the_scanner_sends_once_and_verified(
+        tmp_path, pacs, data):
+    home = tmp_path / "spoke"
+    files = scanner_files(tmp_path, data, 24)
+    pacs_spoke(home, pacs, batch_instances=5, batch_ms=150, quiet_seconds=2.0)
+    store = Store(home)
+    # Relay's node on its own port: the PACS's commitment reports come back there
+    listener = Listener(store, NodeSettings(bind="127.0.0.1", port=pacs.relay_port))
+    forwarder = Forwarder(store)
+    forwarder.attach(listener)
+    host, port = listener.start()
+    datasets = [pydicom.dcmread(f) for f in files]
+    syntaxes = sorted({str(ds.file_meta.TransferSyntaxUID) for ds in datasets})
+    ae = make_ae("CT_ED_1", requested=[build_context(CT_IMAGE, syntaxes)])
+    assoc = associate(ae, Endpoint(host, port, "RELAY"))
+    try:
+        statuses = [assoc.send_c_store(ds).Status for ds in datasets[:-4]]
+        # the scanner's association is still open: the first batches are on the PACS now
+        wait_for(lambda: len(hub_sop_uids(pacs.hub)) >= 5)
+        statuses += [assoc.send_c_store(ds).Status for ds in datasets[-4:]]
+        assoc.release()
+        assert forwarder.wait_idle(120)
+    finally:
+        if assoc.is_established:
+            assoc.abort()
+        listener.stop(grace=5.0)
+        forwarder.close()
+    assert statuses == [0] * len(files)
+    uids = hub_sop_uids(pacs.hub)
+    assert len(uids) == len(files) == len(set(uids))  # every instance, once
+    assert forwarder.stats["batches"] >= 2 and forwarder.stats["sent"] == len(files)
+    (job,) = TransferQueue(home).jobs()
+    assert (job.kind, job.hub, job.state) == ("send", "pacs", "verified")
+    assert job.count("verified") == len(files) and job.priority == STROKE_PRIORITY
+    assert not STREAMING
+    study = datasets[0].StudyInstanceUID
+    events = [e for e in audit.select(home, study_uid=study)]
+    sends = [e for e in events if e["event"] == "send"]
+    assert len(sends) == 1 and sends[0]["detail"]["instances"] == len(files)
+    assert sends[0]["peer"].startswith("pacs@")
+    # the batches went over few associations (kept open between batches), each one audited once
+    logins = [e for e in audit.read(home) if e["event"] == "login"
+              and e["detail"].get("service") == "C-STORE"]
+    assert 1 <= len(logins) < forwarder.stats["batches"] + 1
+    assert all(e["outcome"] == audit.SUCCESS for e in logins)
+    assert audit.verify(home).ok
+
+
+@pytest.mark.orthanc
+def test_a_pacs_outage_leaves_the_study_queued_and_the_next_start_finishes_it(
+        tmp_path, data):
+    home = tmp_path / "spoke"
+    files = scanner_files(tmp_path, data, 12)
+    pacs = dimse_peers.make_pacs(tmp_path / "pacs")  # not started yet
+    pacs_spoke(home, pacs, batch_instances=4, batch_ms=100, quiet_seconds=1.0)
+    store = Store(home)
+    listener = Listener(store, NodeSettings(bind="127.0.0.1", port=free_port()))
+    forwarder = Forwarder(store)
+    forwarder.attach(listener)
+    host, lport = listener.start()
+    datasets = [pydicom.dcmread(f) for f in files]
+    syntaxes = sorted({str(ds.file_meta.TransferSyntaxUID) for ds in datasets})
+    assoc = associate(make_ae("CT_ED_1", requested=[build_context(CT_IMAGE, syntaxes)]),
+                      Endpoint(host, lport, "RELAY"))
+    try:  # the PACS is down: everything stays pending in the queue
+        assert [assoc.send_c_store(ds).Status for ds in datasets] == [0] * len(files)
+        assoc.release()
+        wait_for(lambda: TransferQueue(home).jobs()
+                 and TransferQueue(home).jobs()[0].state == "waiting")
+    finally:
+        if assoc.is_established:
+            assoc.abort()
+        listener.stop(grace=5.0)
+        forwarder.close(timeout=2.0)
+    (job,) = TransferQueue(home).jobs()
+    assert job.state == "queued" and job.count("pending") == len(files) and not STREAMING
+    failed = [e for e in audit.read(home) if e["event"] == "login"]
+    assert failed and all(e["outcome"] != audit.SUCCESS for e in failed)
+    pacs.start()
+    try:
+        again = Forwarder(Store(home))
+        assert again.resume() == 1
+        assert again.wait_idle(120)
+        again.close()
+        uids = hub_sop_uids(pacs.hub)
+    finally:
+        pacs.hub.stop()
+    assert sorted(uids) == sorted(set(uids)) and len(uids) == len(files)
+    assert TransferQueue(home).job(job.id).state == "verified"
+    assert audit.verify(home).ok
+
+
+@needs_dcmtk
+def test_forwarding_to_a_pacs_survives_a_kill_and_sends_nothing_twice(tmp_path, data):
+    """``relay listen`` killed (SIGKILL) while it forwards to a PACS: the next start finishes
+    the job from the durable queue; the PACS (which records every C-STORE) got each instance
+    once, the one in flight at the kill included (found by search before it would go again)."""
+    from tests.net.dimse_node import start_listen, stop_listen
+    from tests.net.dimse_peers import RecordingPacs
+
+    files = scanner_files(tmp_path, data, 20)
+    relay_port = free_port()
+    recorder = RecordingPacs(delay=0.25, commit_to=relay_port)
+    home = tmp_path / "spoke"
+    try:
+        relay_home_for(home, relay_port, pacs_port=recorder.port, ae=recorder.ae_title)
+        settings = load_settings(home)
+        settings.forwarding.rules = [stroke_rule(targets=["pacs:pacs"])]
+        settings.forwarding.batch_instances, settings.forwarding.batch_ms = 4, 100
+        settings.forwarding.quiet_seconds = 1.0
+        save_settings(home, settings)
+        proc = start_listen(home, relay_port)
+        try:
+            assert dcmtk("storescu", "-aec", "RELAY", "127.0.0.1", str(relay_port),
+                         *map(str, files)).returncode == 0
+            wait_for(lambda: recorder.total >= 4, timeout=60)
+        finally:
+            proc.kill()  # no goodbye: what is in flight stays in flight
+            proc.wait(timeout=30)
+            proc.communicate(timeout=30)
+        sent_before = recorder.total
+        (job,) = TransferQueue(home).jobs()
+        assert job.state != "verified" and sent_before < len(files)
+        again = start_listen(home, relay_port)
+        try:
+            wait_for(lambda: TransferQueue(home).job(job.id).state == "verified", timeout=120)
+        finally:
+            summary, err = stop_listen(again)
+        assert "1 unfinished forward(s) resumed" in err
+    finally:
+        recorder.stop()
+    assert len(recorder.received) == len(files)
+    assert set(recorder.received.values()) == {1}, "an instance went twice"
+    events = list(audit.read(home))
+    assert audit.verify(home).ok
+    assert [e["outcome"] for e in events if e["event"] == "verify"] == [audit.SUCCESS]
+    assert summary["stored"] == 0  # the second run received nothing: it only finished the job

@@ -68,6 +68,21 @@ def test_a_hostile_retrieval_ends_the_job_failed_with_a_plain_reason(
     assert store.instances(server.SERIES) == []
 
 
+@pytest.mark.parametrize("mode", ["over-2gib", "part-over-2gib"])
+def test_an_object_the_hubs_web_server_cannot_send_fails_at_once_in_one_sentence(
+        hostile, tmp_path, mode) -> None:
+    """Orthanc 1.10 announces an answer over 2 GiB and closes before its first byte, at every
+    try (docs/hub-limits.md): the fetch fails at the first answer, saying why, not retried
+    for its whole retry window as a lost connection would be."""
+    server = hostile(mode)
+    result, job, store = _fetch(tmp_path / "home", server)
+    assert result.state == "failed" and job.state == "failed", job
+    assert "cannot send this 2.15 GB object" in job.message, job.message
+    assert "over 2 GiB" in job.message and "trying again will not help" in job.message
+    assert server.retrievals == 1
+    assert not any(store.tmp.iterdir())
+
+
 def test_the_command_line_says_why_a_hostile_fetch_failed(hostile, tmp_path) -> None:
     server = hostile("no-boundary")
     home = str(tmp_path / "home")
@@ -76,6 +91,7 @@ def test_the_command_line_says_why_a_hostile_fetch_failed(hostile, tmp_path) -> 
                      "--retry-for", "1", check=False, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
+    assert "run the same command again" not in proc.stderr  # a failed job is over
     answer = json.loads(proc.stdout)
     assert answer["state"] == "failed"
     assert "without a boundary" in answer["message"]

@@ -460,3 +460,12 @@ def test_open_from_hub_searches_by_patient_name_id_and_date(qtbot, hub, tmp_path
     assert len(search()) == 2
     assert search(name="stroke")[0][0] == "DEMO, STROKE" and dialog.study_uid() == doe
     assert search(name="nobody") == [] and dialog.status.text().startswith("No study on hub")
+    # each search is one audit event with the kinds of keys, never the name or ID searched for
+    from app.workflow import audit
+
+    searches = [e["detail"] for e in audit.read(relay_home) if e["event"] == "query"]
+    assert [d["keys"] for d in searches] == [["PatientName"], ["PatientID"], ["PatientID"],
+                                             ["StudyDate"], [], ["PatientName"],
+                                             ["PatientName"]]
+    trail = audit.audit_path(relay_home).read_text(encoding="utf-8").upper()
+    assert "*SMI*JA*" not in trail and "ID-77" not in trail and "*NOBODY*" not in trail

@@ -151,6 +151,14 @@ def test_query_finds_the_study_on_orthanc_and_retrieve_stores_it(qtbot, tmp_path
     dialog.search_button.click()
     qtbot.waitUntil(lambda: dialog.searches == 2, timeout=60_000)
     assert dialog.table.rowCount() == 2
+    # each search is one audit event: the kinds of keys, never the name searched for
+    from app.workflow import audit
+
+    searches = [e["detail"] for e in audit.read(home) if e["event"] == "query"
+                and e["detail"]["level"] == "study"]
+    assert [(d["keys"], d["answers"]) for d in searches] == [
+        (["ModalitiesInStudy", "PatientName"], 1), ([], 2)]
+    assert "ROE" not in audit.audit_path(home).read_text(encoding="utf-8").upper()
 
 
 def test_query_with_a_date_range_and_an_unreachable_pacs(qtbot, tmp_path, pacs, home, small_ct):
@@ -171,6 +179,13 @@ def test_query_with_a_date_range_and_an_unreachable_pacs(qtbot, tmp_path, pacs, 
     qtbot.waitUntil(lambda: dialog.searches == 2, timeout=60_000)
     assert dialog.status.text().startswith("Cannot search pacs:")
     assert dialog.search_button.isEnabled() and not dialog.stop_button.isEnabled()
+    from app.workflow import audit
+
+    trail = [(e["event"], e["outcome"], e["detail"].get("reason"))
+             for e in audit.read(home) if e["event"] in ("login", "query")]
+    assert trail == [("login", 0, None), ("query", 0, None),
+                     ("login", audit.MINOR_FAILURE, "unreachable"),
+                     ("query", audit.SERIOUS_FAILURE, "unreachable")]
 
 
 def test_results_stream_in_and_stop_cancels_the_query(qtbot, tmp_path):
@@ -189,6 +204,10 @@ def test_results_stream_in_and_stop_cancels_the_query(qtbot, tmp_path):
         assert dialog.status.text() == "Search cancelled. 1 study found on pacs."
         assert dialog.search_button.isEnabled() and dialog.table.rowCount() == 1
         qtbot.waitUntil(lambda: peer.cancelled, timeout=10_000)  # the PACS got a C-CANCEL
+        from app.workflow import audit
+
+        (search,) = [e for e in audit.read(home) if e["event"] == "query"]
+        assert search["detail"]["stopped"] and search["detail"]["answers"] == 1
     finally:
         peer.stop()
 

@@ -220,3 +220,13 @@ def test_reconcile_view_finds_the_patient_in_a_pacs(qtbot, tmp_path, home, data)
     local = dialog.local()
     assert (local.patient_id, local.issuer_of_patient_id) == ("MRN0042", "LOCAL")
     assert dialog.row_state("patient_id") == "differs" and dialog.ok.isEnabled()
+    # the patient-level search is one audit event (the kind of key, not the name), and its
+    # association another
+    from app.workflow import audit
+
+    trail = [e for e in audit.read(home) if e["event"] in ("login", "query")]
+    assert [(e["event"], e["outcome"]) for e in trail] == [("login", 0), ("query", 0)]
+    assert trail[0]["peer"].startswith("pacs@ORTHANC@127.0.0.1:")
+    assert trail[1]["detail"]["level"] == "patient"
+    assert trail[1]["detail"]["keys"] == ["PatientName"] and trail[1]["detail"]["answers"] == 1
+    assert "MULLER" not in audit.audit_path(home).read_text(encoding="utf-8")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
@@ -183,6 +183,42 @@ def test_ellipse_roi_reports_hu_statistics(qtbot, window: MainWindow) -> None:
     assert "cm²" in text
 
 
+def test_a_small_region_is_drawn_on_a_small_view(qtbot, window: MainWindow) -> None:
+    """A workstation starts the shape at the press: a quick drag of some 15 pixels on one of
+    the stroke layout's small views draws the ellipse (pyqtgraph's drag threshold and its
+    rate limit on mouse moves took it for a click), and a click still draws nothing."""
+    viewer, vp = _open(qtbot, window, "CT HEAD WO CONTRAST (synthetic demo)",
+                       series="Axial 0.5mm (synthetic)")
+    assert len(viewer.visible_viewports()) > 1  # the stroke-code layout: small views
+    vp.show_slice(vp.n_slices // 2)
+    qtbot.waitUntil(lambda: bool(vp.volume.ready[vp.state.k]), timeout=30_000)
+    viewer.set_tool("ellipse")
+    target = vp.canvas.viewport()
+    a, b = _screen(vp, 30.0, 44.0), _screen(vp, 34.0, 48.0)
+    span = max(abs(b.x() - a.x()), abs(b.y() - a.y()))
+    assert 8 <= span <= 20, span  # a small drag on this view
+    start, end = a.toPoint(), b.toPoint()
+    qtbot.mouseClick(target, Qt.MouseButton.LeftButton, pos=start)  # a click: no shape
+    assert vp._items == []
+    # a quick drag: Qt merges the moves while the window is busy, so pyqtgraph saw one move,
+    # three pixels from the press (below its drag threshold), and then the release
+    qtbot.mousePress(target, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(target, start + QPoint(3, 0))
+    qtbot.mouseRelease(target, Qt.MouseButton.LeftButton, pos=end)
+    assert len(vp._items) == 1
+    note = vp.session.annotations[vp.state.k][0]
+    assert note.kind == "ellipse"
+    (x0, y0), (x1, y1) = note.points
+    assert (x0, y0) == pytest.approx(_view(vp, QPointF(start)), abs=0.3)  # from the press
+    assert (x1, y1) == pytest.approx(_view(vp, QPointF(end)), abs=0.3)  # to the release
+    text = vp._items[0].label.textItem.toPlainText()
+    assert float(text.split()[1]) == pytest.approx(27, abs=2.0)  # white matter, 27 HU
+    # moves faster than pyqtgraph's rate limit (all within a millisecond): it keeps only the
+    # first, 2 pixels from the press
+    _drag(vp, _screen(vp, 20.0, 44.0), _screen(vp, 24.0, 48.0))
+    assert len(vp._items) == 2
+
+
 def test_orientation_markers_sagittal_mr_and_tilted_ct(qtbot, window: MainWindow) -> None:
     _, mr = _open(qtbot, window, "d2n_Philips_3T_R571")
     assert edge_labels(mr.volume.geometry) == {"left": "A", "right": "P", "top": "H",
@@ -342,11 +378,12 @@ def test_a_hold_without_a_paint_still_loads_the_series(qtbot, window: MainWindow
 
 
 def test_a_spare_viewer_is_handed_out_and_rebuilt_one_at_most(qtbot, window: MainWindow) -> None:
-    qtbot.waitUntil(lambda: window._spare is not None, timeout=5_000)
+    # built, then sized for the tab in an event of its own; its viewport shows nothing
+    qtbot.waitUntil(lambda: window._spare is not None
+                    and window._spare.size() == window.tabs.currentWidget().size(),
+                    timeout=5_000)
     spare = window._spare
     assert not spare.isVisible() and spare.sessions == {} and window.tabs.indexOf(spare) < 0
-    # sized for the tab; its viewport shows nothing
-    assert spare.size() == window.tabs.currentWidget().size()
     assert spare.viewports[0].image.image is None and spare.viewports[0].session is None
     study_uid = _study(window, "CT HEAD WO CONTRAST (synthetic demo)")
     viewer = window.open_study(study_uid)

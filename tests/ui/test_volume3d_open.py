@@ -87,3 +87,31 @@ def test_opening_3d_of_a_head_ct_keeps_the_window_responsive(qtbot, head_home: P
     view3d.close_3d()
     for viewer in window.viewers.values():
         viewer.close_all()
+
+
+def test_the_3d_view_is_made_ahead_while_the_reader_rests(qtbot, head_home: Path) -> None:
+    """Once a series has loaded and the reader leaves the slices alone, the viewer makes the 3D
+    view and its OpenGL window as a hidden page, a piece at a time; choosing 3D then shows it
+    with nothing left to make, the cube turning with the scene's camera."""
+    window = shown_window(qtbot, head_home, 1200, 900)
+    uid = next(s.study_instance_uid for s in window.store.studies()
+               if s.study_description == "CT HEAD WO CONTRAST (synthetic demo)")
+    viewer = window.open_study(uid)
+    vp = viewer.viewports[0]
+    qtbot.waitUntil(lambda: vp.volume is not None and vp.volume.finished, timeout=60_000)
+    qtbot.waitUntil(lambda: viewer.view3d is not None and viewer.view3d.warm, timeout=60_000)
+    view3d = viewer.view3d
+    assert viewer.pages.currentWidget() is not view3d and not view3d.isVisible()
+    assert view3d.scene is None and view3d.orientation is not None
+    assert not view3d.orientation.GetEnabled()  # made, not shown yet
+    shown = viewer.show_3d()
+    assert shown is view3d
+    qtbot.waitUntil(lambda: view3d.scene is not None, timeout=120_000)
+    assert not view3d._initializing  # the OpenGL window was there already
+    qtbot.waitUntil(lambda: not view3d._orientation_pending, timeout=10_000)
+    assert view3d.orientation.GetEnabled()
+    assert view3d.orientation.GetCurrentRenderer() is view3d.scene.renderer
+    picture = view3d.snapshot()
+    assert picture.shape[:2] == tuple(reversed(view3d.pixel_size()))
+    assert picture.mean() > 5  # the head, not a black window
+    viewer.close_all()

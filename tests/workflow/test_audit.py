@@ -44,3 +44,26 @@ def test_writers_on_several_threads_keep_one_chain(home):
     for t in threads:
         t.join(30)
     assert audit.verify(home) == audit.Verification(ok=True, lines=80)
+
+
+def test_a_search_is_recorded_by_the_kinds_of_its_keys_never_their_values(home):
+    from pydicom.dataset import Dataset
+
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.PatientName = "DOE^J*"
+    query.PatientID = ""  # a return key (universal matching), not a matching key
+    query.StudyDate = None
+    query.ModalitiesInStudy = ["CT", "MR"]
+    query.SOPInstanceUID = []
+    step = Dataset()
+    step.Modality = "CT"
+    step.ScheduledStationAETitle = ""
+    query.ScheduledProcedureStepSequence = [step]
+    keys = audit.matching_keys(query)
+    assert keys == ["ModalitiesInStudy", "PatientName", "ScheduledProcedureStepSequence.Modality"]
+    audit.query(home, "pacs@PACS@10.0.0.2:104", 3, level="STUDY", keys=keys)
+    (entry,) = audit.read(home)
+    assert entry["event_id"]["code"] == "110112"
+    assert entry["detail"] == {"level": "study", "keys": keys, "answers": 3}
+    assert "DOE" not in json.dumps(entry)

@@ -141,3 +141,43 @@ def test_relay_audit_filters_by_study_and_time(home):
     bad = subprocess.run([sys.executable, "-m", "app", "--home", str(home), "audit", "--since",
                           "yesterday"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def _participants(entry: dict) -> list[tuple[str, str, str, str]]:
+    msg = ET.fromstring(audit_syslog.audit_message(entry))
+    out = []
+    for p in msg.findall("ActiveParticipant"):
+        role = p.find("RoleIDCode")
+        out.append((p.get("UserID", ""), p.get("UserIsRequestor", ""),
+                    role.get("csd-code", "") if role is not None else "",
+                    p.get("NetworkAccessPointID", "")))
+    return out
+
+
+def test_the_node_s_events_name_the_peer_as_the_requestor(home):
+    """What Relay's node answers (a C-FIND, a C-GET, a C-MOVE to a third node, a rejected
+    association) carries the peer as the requestor and the roles of PS3.15 A.5.3."""
+    answer = audit.record(home, "answer", peer="MODALITY@10.0.0.9:4006",
+                          detail={"level": "study", "keys": ["PatientName"], "answers": 2})
+    assert _participants(answer)[1:] == [("MODALITY@10.0.0.9:4006", "true", "110153",
+                                          "10.0.0.9")]
+    assert _participants(answer)[0][1:3] == ("false", "110152")
+    served = audit.record(home, "serve", study_uid="1.2.3", peer="VIEWER@10.0.0.8:104",
+                          detail={"operation": "C-MOVE", "instances": 3, "failed": 0,
+                                  "requested_by": "PACS@10.0.0.2:4242"})
+    assert _participants(served) == [
+        (served["user"] or "relay", "false", "110153", served["host"]),
+        ("VIEWER@10.0.0.8:104", "false", "110152", "10.0.0.8"),
+        ("PACS@10.0.0.2:4242", "true", "", "10.0.0.2")]
+    msg = ET.fromstring(audit_syslog.audit_message(served))
+    assert msg.find("EventIdentification/EventID").get("csd-code") == "110104"  # type: ignore[union-attr]
+    rejected = audit.record(home, "login", outcome=audit.SERIOUS_FAILURE,
+                            peer="INTRUDER@10.0.0.66:5000",
+                            detail={"direction": "incoming", "calling_ae": "INTRUDER"})
+    assert [(p[1], p[2]) for p in _participants(rejected)] == [("false", "110152"),
+                                                               ("true", "110153")]
+    mine = audit.record(home, "login", peer="pacs@ORTHANC@127.0.0.1:4242",
+                        detail={"protocol": "DIMSE", "service": "C-FIND"})
+    assert [(p[1], p[2], p[3]) for p in _participants(mine)][1] == ("false", "110152",
+                                                                    "127.0.0.1")
+    assert audit.verify(home).ok

@@ -196,5 +196,10 @@ def test_relay_worklist_then_reconcile_from_the_worklist(tmp_path, home, ge_file
     assert out["instances"] == 3
     assert out["changed"]["PatientID"] == ["OUT-778812", "MRN0042"]
     assert out["changed"]["PatientName"] == ["MUELLER^ANNA", "MUELLER^ANNA^M"]
-    assert [e["event"] for e in audit.read(home) if e["event"] != "import"] == ["query",
-                                                                                 "reconcile"]
+    trail = [e for e in audit.read(home) if e["event"] != "import"]
+    assert [e["event"] for e in trail] == ["login", "query", "reconcile"]
+    login, query = trail[0], trail[1]
+    assert login["outcome"] == 0 and login["detail"]["service"] == "C-FIND"
+    # the kinds of keys of the worklist search, never their values
+    assert query["detail"]["level"] == "worklist" and "PatientName" in query["detail"]["keys"]
+    assert "MULLER" not in json.dumps(query) and "MUELLER" not in json.dumps(login)

@@ -45,8 +45,13 @@ from app.net.dimse.handover import Handover, handed_move, node_elsewhere
 from app.net.dimse.rawstore import NotRaw, RawStore
 from app.net.dimse.routes import ROUTES, answer_report, next_message_id
 from app.tasks import Progress
+from app.workflow import audit
 
 log = logging.getLogger(__name__)
+
+#: Association faults that are no refusal of Relay (nobody answered yet): a minor failure of
+#: the login attempt in the audit trail; any other refusal is a serious one.
+TRANSIENT_REFUSALS = frozenset({"unreachable", "timeout", "busy", "aborted"})
 
 #: Send stored files straight from disk, never decoded (pynetdicom reads them in chunks).
 _config.STORE_SEND_CHUNKED_DATASET = True
@@ -128,25 +133,41 @@ class DimseClient:
     """Operations against one PACS, each on its own association."""
 
     def __init__(self, peer: Endpoint, calling_ae: str, timeouts: Timeouts | None = None, *,
-                 listen_port: int = 0, home: Path | None = None) -> None:
+                 listen_port: int = 0, home: Path | None = None, name: str = "") -> None:
         self.peer = peer
+        #: The PACS profile's name (in the audit trail's ``peer``: ``name@AE@host:port``).
+        self.name = name
         self.calling_ae = calling_ae
         self.timeouts = timeouts or Timeouts()
         #: Where Relay listens for what the PACS opens towards it (C-MOVE, commitment reports).
         self.listen_port = listen_port
         #: The Relay home: when Relay's node of this home runs in another process, it hands
-        #: over what it receives for this one (:mod:`app.net.dimse.handover`).
+        #: over what it receives for this one (:mod:`app.net.dimse.handover`); also the home
+        #: whose audit trail records each association asked for (110114) and each search.
         self.home = home
+
+    @property
+    def audit_peer(self) -> str:
+        """The PACS as the audit trail names it."""
+        return f"{self.name}@{self.peer.where}" if self.name else self.peer.where
 
     @contextmanager
     def association(self, contexts: Sequence[PresentationContext], *,
                     ext_neg: list[Any] | None = None,
                     handlers: Sequence[tuple[evt.EventType, object]] = (),
-                    timeouts: Timeouts | None = None) -> Iterator[Association]:
-        """An established association, released (or aborted, if it must be) afterwards."""
+                    timeouts: Timeouts | None = None,
+                    service: str = "") -> Iterator[Association]:
+        """An established association, released (or aborted, if it must be) afterwards. The
+        attempt is one audit event (110114 User Authentication, with its outcome) when the
+        client has a home; ``service``: what it is for (``C-FIND``, ``C-STORE``, ...)."""
         ae = make_ae(self.calling_ae, timeouts=timeouts or self.timeouts)
-        assoc = associate(ae, self.peer, contexts=contexts, ext_neg=ext_neg,
-                          evt_handlers=handlers)
+        try:
+            assoc = associate(ae, self.peer, contexts=contexts, ext_neg=ext_neg,
+                              evt_handlers=handlers)
+        except DimseError as exc:
+            self._audit_login(service, exc)
+            raise
+        self._audit_login(service, None)
         try:
             yield assoc
         except BaseException:
@@ -156,22 +177,65 @@ class DimseClient:
             if assoc.is_established:
                 assoc.release()
 
+    def _audit_login(self, service: str, failure: DimseError | None) -> None:
+        """One association asked for: accepted, or refused and why (never a patient)."""
+        if self.home is None:
+            return
+        if failure is None:
+            outcome = audit.SUCCESS
+        elif failure.kind in TRANSIENT_REFUSALS:
+            outcome = audit.MINOR_FAILURE  # no answer yet: the attempt is made again
+        else:
+            outcome = audit.SERIOUS_FAILURE  # rejected: Relay is not let in
+        detail = {"protocol": "DIMSE", "service": service, "calling_ae": self.calling_ae,
+                  "tls": self.peer.tls is not None}
+        if failure is not None:
+            detail["reason"] = failure.kind
+        audit.record(self.home, "login", outcome=outcome, peer=self.audit_peer, detail=detail)
+
     # -- verification and query ----------------------------------------------------------------
     def echo(self) -> None:
-        with self.association([build_context(Verification)]) as assoc:
+        with self.association([build_context(Verification)], service="C-ECHO") as assoc:
             since = time.monotonic()
             status = assoc.send_c_echo()
             _check(assoc, status, self.peer, "C-ECHO", since=since)
 
-    def find(self, level: str, identifier: Dataset,
-             progress: Progress | None = None) -> Iterator[Dataset]:
+    def find(self, level: str, identifier: Dataset, progress: Progress | None = None, *,
+             audited: bool = False) -> Iterator[Dataset]:
         """C-FIND (Study Root) at ``level``: the matches as they arrive. Cancelling
-        ``progress`` sends C-CANCEL and ends the iteration with :class:`Cancelled`."""
+        ``progress`` sends C-CANCEL and ends the iteration with :class:`Cancelled`.
+        ``audited``: a search someone asked for (not one of a transfer's own checks) is one
+        audit event (110112 Query) with its level, the kinds of keys and the answers."""
+        if not audited or self.home is None:
+            yield from self._find(level, identifier, progress)
+            return
+        answers, failed, stopped = 0, "", False
+        try:
+            for match in self._find(level, identifier, progress):
+                answers += 1
+                yield match
+        except Cancelled:
+            stopped = True
+            raise
+        except GeneratorExit:  # the caller had enough
+            stopped = True
+            raise
+        except Exception as exc:
+            failed = getattr(exc, "kind", "") or type(exc).__name__
+            raise
+        finally:
+            study = str(identifier.get("StudyInstanceUID", "") or "")
+            audit.query(self.home, self.audit_peer, answers, level=level,
+                        keys=audit.matching_keys(identifier), failed=failed,
+                        study_uid=study if _single_uid(study) else "", stopped=stopped)
+
+    def _find(self, level: str, identifier: Dataset,
+              progress: Progress | None) -> Iterator[Dataset]:
         query = Dataset()
         query.update(identifier)
         query.QueryRetrieveLevel = level
         model = StudyRootQueryRetrieveInformationModelFind
-        with self.association([build_context(model)]) as assoc:
+        with self.association([build_context(model)], service="C-FIND") as assoc:
             since = time.monotonic()
             responses = assoc.send_c_find(query, model, msg_id=1)
             cancel = _FindCanceller(assoc, model, progress)
@@ -193,7 +257,7 @@ class DimseClient:
     @contextmanager
     def sending(self, pairs: Iterable[tuple[str, str]]) -> Iterator[Sender]:
         """An association for C-STORE of instances with these (sop_class, syntax) pairs."""
-        with self.association(store_contexts(pairs)) as assoc:
+        with self.association(store_contexts(pairs), service="C-STORE") as assoc:
             yield Sender(assoc, self.peer)
 
     def commit(self, refs: Sequence[tuple[str, str]], *, wait: float = 30.0) -> set[str] | None:
@@ -214,7 +278,7 @@ class DimseClient:
         classes = sorted(set(sop_classes))
         contexts = receive_contexts(classes, first=[build_context(model)])
         roles = [build_role(c, scp_role=True) for c in classes]
-        with self.association(contexts, ext_neg=roles,
+        with self.association(contexts, ext_neg=roles, service="C-GET",
                               handlers=[(evt.EVT_C_STORE, on_store)]) as assoc:
             return self._retrieve(assoc, assoc.send_c_get(identifier, model, msg_id=1), model,
                                   progress, "C-GET")
@@ -245,7 +309,7 @@ class DimseClient:
     def _move(self, identifier: Dataset, msg_id: int,
               progress: Progress | None) -> RetrieveOutcome:
         model = StudyRootQueryRetrieveInformationModelMove
-        with self.association([build_context(model)]) as assoc:
+        with self.association([build_context(model)], service="C-MOVE") as assoc:
             responses = assoc.send_c_move(identifier, self.calling_ae, model, msg_id=msg_id)
             return self._retrieve(assoc, responses, model, progress, "C-MOVE", msg_id)
 
@@ -444,6 +508,11 @@ def _check(assoc: Association, status: Dataset | None, peer: Endpoint, what: str
         raise DimseError("failed", f"{peer.where} answered {what} with status "
                                    f"0x{code:04X}{_comment(status)}")
     return code
+
+
+def _single_uid(text: str) -> bool:
+    """One UID (not a list, not a wildcard): a search of one study."""
+    return bool(text) and all(c.isdigit() or c == "." for c in text)
 
 
 def _comment(status: Dataset) -> str:

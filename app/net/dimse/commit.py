@@ -201,6 +201,7 @@ class Commitments:
             (evt.EVT_N_EVENT_REPORT, self._on_report), (evt.EVT_PDU_SENT, on_sent)]
         try:
             with client.association([build_context(StorageCommitmentPushModel)], timeouts=short,
+                                    service="N-ACTION",
                                     handlers=handlers) as assoc:
                 since = time.monotonic()
                 status, _ = assoc.send_n_action(action, 1, StorageCommitmentPushModel,

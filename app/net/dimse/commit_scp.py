@@ -154,13 +154,31 @@ class CommitmentScp:
     def _report_anew(self, peer: Endpoint, report: Dataset, event_type: int) -> None:
         ae = make_ae(self.node.ae_title, timeouts=self.timeouts)
         ae.add_requested_context(StorageCommitmentPushModel)
-        assoc = associate(ae, peer, contexts=[build_context(StorageCommitmentPushModel)],
-                          ext_neg=[build_role(StorageCommitmentPushModel, scp_role=True)])
+        try:
+            assoc = associate(ae, peer, contexts=[build_context(StorageCommitmentPushModel)],
+                              ext_neg=[build_role(StorageCommitmentPushModel, scp_role=True)])
+        except DimseError as exc:
+            self._audit_login(peer, exc)
+            raise
+        self._audit_login(peer, None)
         try:
             _send_report(assoc, report, event_type)
         finally:
             if assoc.is_established:
                 assoc.release()
+
+
+    def _audit_login(self, peer: Endpoint, failure: DimseError | None) -> None:
+        """The association the node asked for to report: one audit event (110114)."""
+        from app.net.dimse.client import TRANSIENT_REFUSALS
+        from app.workflow import audit
+
+        outcome = audit.SUCCESS if failure is None else audit.MINOR_FAILURE \
+            if failure.kind in TRANSIENT_REFUSALS else audit.SERIOUS_FAILURE
+        audit.record(self.store.home, "login", outcome=outcome, peer=peer.where,
+                     detail={"protocol": "DIMSE", "service": "N-EVENT-REPORT",
+                             "calling_ae": self.node.ae_title,
+                             **({"reason": failure.kind} if failure else {})})
 
 
 def _send_report(assoc: Any, report: Dataset, event_type: int) -> None:

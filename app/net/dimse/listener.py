@@ -187,12 +187,24 @@ class Listener:
                         "node's allowed callers", event.assoc.requestor.address,
                         event.assoc.requestor.port, calling)
             self.tally.count("rejected")
-            audit.record(self.store.home, "login", outcome=audit.SERIOUS_FAILURE,
-                         peer=f"{calling}@{_address(event)}",
-                         detail={"reason": "calling AE title not allowed"})
 
     def _on_rejected(self, event: Any) -> None:
-        log.info("association from %s rejected", _calling(event))
+        """Every association the node rejects is one failed login attempt in the audit trail
+        (110114), with the calling AE title and why."""
+        calling = _calling(event)
+        log.info("association from %s rejected", calling)
+        if not self.node.caller_allowed(calling):
+            outcome, reason = audit.SERIOUS_FAILURE, "calling AE title not allowed"
+        elif sum(a.is_acceptor for a in self._ae.active_associations) \
+                > self._ae.maximum_associations:
+            outcome, reason = audit.MINOR_FAILURE, "too many associations at once"
+        else:
+            outcome, reason = audit.SERIOUS_FAILURE, "association refused"
+        audit.record(self.store.home, "login", outcome=outcome,
+                     peer=f"{calling}@{_address(event)}",
+                     detail={"protocol": "DIMSE", "direction": "incoming",
+                             "calling_ae": calling,
+                             "called_ae": _called(event), "reason": reason})
 
     def _on_closed(self, event: Any) -> None:
         calling = event.assoc.requestor.ae_title
@@ -300,56 +312,113 @@ class Listener:
         return answer_report(event)
 
     def _on_find(self, event: Any) -> Iterator[tuple[int, Any]]:
+        """Answer a C-FIND; the search is one audit event (``answer``, 110112): the peer, the
+        level, the kinds of keys (never their values) and the number of answers."""
+        identifier: Any = None
+        answers, failed, stopped = 0, "", False
         try:
             identifier = event.identifier
             matches = find_scp.find(self.store, identifier, patient_root=_patient_root(event))
             for match in matches:
                 if event.is_cancelled:
+                    stopped = True
                     yield 0xFE00, None
                     return
+                answers += 1
                 yield 0xFF00, find_scp.answer(identifier, match, self.node.ae_title)
         except find_scp.QueryError as exc:
             log.warning("C-FIND from %s refused: %s", event.assoc.requestor.ae_title, exc)
+            failed = f"refused with status 0x{exc.status:04X}"
             yield exc.status, None
             return
+        except Exception as exc:
+            failed = type(exc).__name__
+            raise
+        finally:
+            self._audit_answer(event, identifier, answers, failed, stopped)
         yield 0x0000, None
+
+    def _audit_answer(self, event: Any, identifier: Any, answers: int, failed: str,
+                      stopped: bool) -> None:
+        level, keys, study = "", [], ""
+        if identifier is not None:
+            level = str(identifier.get("QueryRetrieveLevel", "") or "")
+            keys = audit.matching_keys(identifier)
+            uids = retrieve_scp.uids_of(identifier, "StudyInstanceUID")
+            study = uids[0] if len(uids) == 1 and "*" not in uids[0] else ""
+        audit.query(self.store.home, f"{event.assoc.requestor.ae_title}@{_address(event)}",
+                    answers, level=level or "unknown", keys=keys, failed=failed,
+                    study_uid=study, event="answer", stopped=stopped,
+                    model="patient root" if _patient_root(event) else "study root")
 
     def _on_get(self, event: Any) -> Iterator[Any]:
         instances = self._retrieve_list(event)
         if isinstance(instances, find_scp.QueryError):
+            self._audit_refused(event, "C-GET", f"{event.assoc.requestor.ae_title}@"
+                                f"{_address(event)}", str(instances))
             yield 1
             yield instances.status, None
             return
         retrieve_scp.send_exact(event.assoc)
-        yield len(instances)
-        yield from self._send_each(event, instances, lambda: event.assoc.accepted_contexts)
+        served = Served(self.store.home, "C-GET", instances,
+                        f"{event.assoc.requestor.ae_title}@{_address(event)}")
+        event.assoc.bind(evt.EVT_DIMSE_RECV, served.on_message)
+        try:
+            yield len(instances)
+            yield from self._send_each(event, instances, lambda: event.assoc.accepted_contexts,
+                                       served)
+        finally:
+            event.assoc.unbind(evt.EVT_DIMSE_RECV, served.on_message)
+            served.record()
 
     def _on_move(self, event: Any) -> Iterator[Any]:
         dest = self.node.destination(str(event.move_destination))
         if dest is None:
             log.warning("C-MOVE from %s refused: destination '%s' is not a known destination",
                         event.assoc.requestor.ae_title, str(event.move_destination).strip())
+            self._audit_refused(event, "C-MOVE", str(event.move_destination).strip(),
+                                "the destination is not a known destination")
             yield None, None
             return
         instances = self._retrieve_list(event)
         if isinstance(instances, find_scp.QueryError):
+            self._audit_refused(event, "C-MOVE", f"{str(event.move_destination).strip()}@"
+                                f"{dest.host}:{dest.port}", str(instances))
             yield dest.host, dest.port
             yield 1
             yield instances.status, None
             return
         held: dict[str, Any] = {}
+        served = Served(self.store.home, "C-MOVE", instances,
+                        f"{str(event.move_destination).strip()}@{dest.host}:{dest.port}",
+                        requested_by=f"{event.assoc.requestor.ae_title}@{_address(event)}")
 
         def on_accepted(ev: Any) -> None:
             held["assoc"] = ev.assoc
             retrieve_scp.send_exact(ev.assoc)
 
-        yield dest.host, dest.port, {
-            "contexts": retrieve_scp.contexts_for(instances) or None,
-            "evt_handlers": [NODELAY, (evt.EVT_ACCEPTED, on_accepted)],
-        }
-        yield len(instances)
-        yield from self._send_each(event, instances,
-                                   lambda: held["assoc"].accepted_contexts if held else [])
+        try:
+            yield dest.host, dest.port, {
+                "contexts": retrieve_scp.contexts_for(instances) or None,
+                "evt_handlers": [NODELAY, (evt.EVT_ACCEPTED, on_accepted),
+                                 (evt.EVT_DIMSE_RECV, served.on_message)],
+            }
+            yield len(instances)
+            yield from self._send_each(event, instances,
+                                       lambda: held["assoc"].accepted_contexts if held else [],
+                                       served)
+        finally:
+            if not held:
+                served.refused = "the destination refused the association"
+            served.record()
+
+    def _audit_refused(self, event: Any, operation: str, peer: str, reason: str) -> None:
+        """A C-GET or C-MOVE the node refused: one ``serve`` event, nothing sent."""
+        detail = {"operation": operation, "instances": 0, "failed": 0, "reason": reason}
+        if operation == "C-MOVE":
+            detail["requested_by"] = f"{event.assoc.requestor.ae_title}@{_address(event)}"
+        audit.record(self.store.home, "serve", outcome=audit.SERIOUS_FAILURE, peer=peer,
+                     detail=detail)
 
     def _retrieve_list(self, event: Any) -> list[Any] | find_scp.QueryError:
         try:
@@ -359,17 +428,78 @@ class Listener:
             log.warning("retrieve from %s refused: %s", event.assoc.requestor.ae_title, exc)
             return exc
 
-    def _send_each(self, event: Any, instances: list[Any],
-                   accepted: Callable[[], Any]) -> Iterator[tuple[int, Any]]:
+    def _send_each(self, event: Any, instances: list[Any], accepted: Callable[[], Any],
+                   served: Served) -> Iterator[tuple[int, Any]]:
         for inst in instances:
             if event.is_cancelled:
+                served.cancelled = True
                 yield 0xFE00, None
                 return
+            data: Any
             try:
-                yield 0xFF00, retrieve_scp.dataset_for_peer(inst, accepted())
+                data = retrieve_scp.dataset_for_peer(inst, accepted())
             except (OSError, ValueError) as exc:
                 log.warning("an instance could not be sent: %s", exc)
-                yield 0xFF00, _FAILED  # counted as a failed sub-operation by pynetdicom
+                served.unreadable(inst)
+                data = _FAILED  # counted as a failed sub-operation by pynetdicom
+            yield 0xFF00, data
+
+
+class Served:
+    """What one C-GET or C-MOVE the node serves sent: per study, the instances the peer
+    stored and those that failed (from the peer's C-STORE answers), recorded once the
+    operation ends as one audit event per study (``serve``, 110104; never per instance)."""
+
+    def __init__(self, home: Any, operation: str, instances: list[Any], peer: str, *,
+                 requested_by: str = "") -> None:
+        self.home, self.operation, self.peer = home, operation, peer
+        self.requested_by = requested_by
+        self.cancelled = False
+        self.refused = ""
+        self._lock = threading.Lock()
+        self._study_of = {i.sop_instance_uid: i.study_instance_uid for i in instances}
+        self._counts: dict[str, list[int]] = {}  # study -> [stored, failed]
+        for study in self._study_of.values():
+            self._counts.setdefault(study, [0, 0])
+        self._recorded = False
+
+    def on_message(self, event: Any) -> None:
+        """EVT_DIMSE_RECV: a C-STORE answer of the peer counts its instance."""
+        message = event.message
+        if type(message).__name__ != "C_STORE_RSP":
+            return
+        command = message.command_set
+        study = self._study_of.get(str(command.get("AffectedSOPInstanceUID", "")).strip())
+        if study is None:
+            return
+        status = int(command.get("Status", 0xC000))
+        ok = status == 0 or (status & 0xF000) == 0xB000
+        with self._lock:
+            self._counts[study][0 if ok else 1] += 1
+
+    def unreadable(self, instance: Any) -> None:
+        with self._lock:
+            self._counts[instance.study_instance_uid][1] += 1
+
+    def record(self) -> None:
+        with self._lock:
+            if self._recorded:
+                return
+            self._recorded = True
+            counts = {k: list(v) for k, v in self._counts.items()}
+        for study, (stored, failed) in counts.items():
+            whole = not failed and not self.cancelled and not self.refused
+            detail: dict[str, Any] = {"operation": self.operation, "instances": stored,
+                                      "failed": failed}
+            if self.requested_by:
+                detail["requested_by"] = self.requested_by
+            if self.cancelled:
+                detail["cancelled"] = True
+            if self.refused:
+                detail["reason"] = self.refused
+            audit.record(self.home, "serve", study_uid=study, peer=self.peer, detail=detail,
+                         outcome=audit.SUCCESS if whole else audit.MINOR_FAILURE if stored
+                         else audit.SERIOUS_FAILURE)
 
 
 #: Not a Dataset: pynetdicom counts it as a failed sub-operation and carries on.
@@ -384,6 +514,11 @@ def _address(event: Any) -> str:
     """``host:port`` of the peer of the event's association."""
     requestor = event.assoc.requestor
     return f"{requestor.address}:{requestor.port}"
+
+
+def _called(event: Any) -> str:
+    primitive = event.assoc.requestor.primitive
+    return str(getattr(primitive, "called_ae_title", "") or "").strip()
 
 
 def _calling(event: Any) -> str:

@@ -57,6 +57,7 @@ def connect(settings: Settings, name: str, home: Path | None = None) -> DimseCli
     return peer(settings, name, home=home).client
 
 
-def check_pacs(settings: Settings, name: str) -> HubCheck:
-    """``relay pacs test``: a C-ECHO, then a C-FIND matching nothing, timed and diagnosed."""
-    return check_hub(peer(settings, name))
+def check_pacs(settings: Settings, name: str, home: Path | None = None) -> HubCheck:
+    """``relay pacs test``: a C-ECHO, then a C-FIND matching nothing, timed and diagnosed
+    (``home``: whose audit trail records each association asked for, with its outcome)."""
+    return check_hub(peer(settings, name, home=home))

@@ -91,7 +91,7 @@ def connect(profile: HubProfile, secret: str | None = None, *, pool_size: int = 
     calling = (node.ae_title if node is not None else "") or DEFAULT_AE_TITLE
     port = node.port if node is not None else 0
     client = DimseClient(Endpoint(profile.host, profile.port, profile.ae_title, tls), calling,
-                         listen_port=port, home=home)
+                         listen_port=port, home=home, name=profile.name)
     return DimsePeer(client, method=profile.retrieve, keep_open=min(KEEP_OPEN, pool_size))
 
 
@@ -396,7 +396,10 @@ class DimsePeer:
         IMAGE-level C-FIND, else no evidence."""
         with self._lock:
             refs = [(self._classes[u], u) for u in sop_uids if u in self._classes]
-        learning = self._commitment is None or self._searches is None
+        # what the PACS offers is still being learnt (a PACS serving one association at a time
+        # must have the kept ones back first); once Storage Commitment is known to work the
+        # C-STORE association stays open from one batch to the next (forwarding's batches)
+        learning = self._commitment is None or (not self._commitment and self._searches is None)
         with self._asking() if learning else contextlib.nullcontext():
             if learning:
                 self._release()  # a PACS serving one association at a time waits for these

@@ -1,5 +1,6 @@
 """Searching a PACS (C-FIND, Study Root): filters in, plain study and series rows out, as they
-arrive. Used by ``relay query`` and the window's Query/Retrieve dialog."""
+arrive. Used by ``relay query`` and the window's Query/Retrieve dialog; each search is one
+audit event when the client has a home (:meth:`DimseClient.find`, ``audited``)."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def find_studies(client: DimseClient, where: StudyFilter,
     q.StudyDescription = ""
     q.NumberOfStudyRelatedSeries = ""
     q.NumberOfStudyRelatedInstances = ""
-    for m in client.find("STUDY", q, progress):
+    for m in client.find("STUDY", q, progress, audited=True):
         yield StudyRow(
             study_instance_uid=_text(m, "StudyInstanceUID"), patient_id=_text(m, "PatientID"),
             patient_name=_text(m, "PatientName"), study_date=_text(m, "StudyDate"),
@@ -93,7 +94,7 @@ def find_series(client: DimseClient, study_uid: str,
     q.SeriesNumber = ""
     q.SeriesDescription = ""
     q.NumberOfSeriesRelatedInstances = ""
-    for m in client.find("SERIES", q, progress):
+    for m in client.find("SERIES", q, progress, audited=True):
         yield SeriesRow(series_instance_uid=_text(m, "SeriesInstanceUID"),
                         study_instance_uid=_text(m, "StudyInstanceUID") or study_uid,
                         modality=_text(m, "Modality"), series_number=_int(m, "SeriesNumber"),

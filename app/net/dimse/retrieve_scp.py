@@ -66,6 +66,11 @@ def instances_for(store: Store, identifier: Dataset, *,
     return out
 
 
+def uids_of(identifier: Dataset, keyword: str) -> list[str]:
+    """The values of a UID key of an identifier (none, one, or a list)."""
+    return _uids(identifier, keyword)
+
+
 def _uids(identifier: Dataset, keyword: str) -> list[str]:
     value = identifier.get(keyword)
     if value is None or value == "":

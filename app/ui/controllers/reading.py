@@ -148,8 +148,13 @@ class ReadingController(QObject):
         spare = ViewerWidget(self.store, Study(study_instance_uid=""), self.window,
                              last_slice=self.view_state.last_slice)
         spare.hide()
-        spare.warm_up(self.tabs.currentWidget().size())
         self.spare = spare
+        # its first paint in an event of its own: two short stalls rather than one long one
+        QTimer.singleShot(0, lambda: self._warm_up(spare))
+
+    def _warm_up(self, spare: ViewerWidget) -> None:
+        if self.spare is spare:  # not taken meanwhile by a study being opened
+            spare.warm_up(self.tabs.currentWidget().size())
 
     def _on_thumbnail(self, series_uid: str, image: QImage) -> None:
         for viewer in self.viewers.values():

@@ -7,6 +7,8 @@ Jobs left unfinished by the last run continue when the window opens.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QDockWidget, QMainWindow
@@ -52,6 +54,18 @@ class TransfersController(QObject):
         window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
         self.dock.hide()
         self.dock.visibilityChanged.connect(self._on_shown)
+
+    def prepare(self) -> None:
+        """Create the transfer queue's file on a worker thread once the window is up, so that
+        the first send or fetch does not create it (schema, WAL, fsync) on the GUI thread."""
+        if self.runner is None and not (self.store.home / FILE_NAME).exists():
+            threading.Thread(target=self._create_queue, name="queue-prepare", daemon=True).start()
+
+    def _create_queue(self) -> None:
+        try:
+            TransferQueue(self.store.home).close()
+        except (RelayError, OSError, sqlite3.Error) as exc:  # the first send will say it again
+            log.warning("the transfer queue could not be prepared: %s", exc)
 
     def queue_runner(self) -> QueueRunner:
         """The transfer queue runner, started on first use."""
