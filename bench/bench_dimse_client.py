@@ -14,17 +14,19 @@ share of the whole retrieve. Best of ``--rounds``; prints MB/s, the CPU seconds 
 (Relay's process, storescu) and the ratios against the goals (send >= 1.0x storescu, retrieve
 >= 0.8x getscu, first image <= 5 %).
 
-Measured (2 shared cores, ``--send-only --rounds 3``, default 2 lanes): the send is 3.52x
-storescu on a quiet machine (1.9-2.2 s against 6.8-7.6 s), 2.03x with a CPU hog beside it, and
-2.70x on one association (``--lanes 1``); storescu's time varies from 4 to 13 s between runs
-(0.35 s of CPU: it waits, it does not compute). The sender uses 0.9-1.3 s of CPU since each
-C-STORE's data is written straight to the socket (app/net/dimse/rawstore.py); before, 2.7-3.7 s
-and 0.86-0.97x.
+Measured 2026-12-04 (2 shared cores, ``--send-only --rounds 3``, default 2 lanes, dcmtk with
+TCP_NODELAY=1 as the bench now sets it): the send is 1.08x storescu on a quiet machine (turns
+1.08-1.15x; 2.15-2.27 s against 2.33-2.48 s, both near what Orthanc takes in: ~95 MB/s), 0.80x
+with a CPU hog beside it (Relay's 0.9-1.1 s of CPU against storescu's 0.3-0.5 s), and 0.78x on one
+association (``--lanes 1``). Before the DUL reactor woke on data (app/net/dimse/association.py)
+one association gave 0.60x and two 1.03x. Earlier figures of 2-3.5x were against a storescu
+without TCP_NODELAY, held by Nagle's algorithm (6.8-7.6 s for the same files): not an anchor.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import subprocess
@@ -71,6 +73,9 @@ def main() -> int:
     ap.add_argument("--lanes", type=int, default=TransferSettings().in_flight,
                     help="C-STORE associations side by side (settings: transfer.in_flight)")
     args = ap.parse_args()
+    # dcmtk reads TCP_NODELAY from the environment; without it Nagle's algorithm holds each
+    # PDU's tail and storescu/getscu run 3-20x slower: the anchor must be dcmtk at its best
+    os.environ["TCP_NODELAY"] = "1"
     for tool in ("storescu", "getscu"):
         if shutil.which(tool) is None:
             sys.exit(f"bench_dimse needs dcmtk's {tool} (apt-get install dcmtk)")

@@ -4,6 +4,7 @@ reason for each way an association can fail (real pynetdicom peers on loopback).
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -120,3 +121,40 @@ def test_tls_to_a_plain_port_is_not_called_unreachable(echo_scp, tmp_path):
         associate(_client(timeouts=Timeouts(connect=3)),
                   Endpoint("127.0.0.1", port, "PACS", TlsOptions()))
     assert info.value.kind == "tls"
+
+
+def test_the_dul_reactor_wakes_when_the_peer_answers_not_after_its_idle_sleep():
+    """pynetdicom's DUL thread, idle, sleeps between looks at its socket (1 ms each time: on
+    one association a C-STORE per instance waited for it). Relay's ``time`` for that module
+    waits on the socket instead: data ends the wait at once, no data waits as long as asked."""
+    import types
+
+    import pynetdicom.dul
+    from pynetdicom.dul import DULServiceProvider
+
+    class Reactor(DULServiceProvider):
+        def __init__(self, sock: socket.socket, seconds: float) -> None:
+            threading.Thread.__init__(self, daemon=True)
+            self.socket = types.SimpleNamespace(socket=sock)  # type: ignore[assignment]
+            self.seconds = seconds
+            self.took = -1.0
+
+        def run(self) -> None:
+            started = time.monotonic()
+            pynetdicom.dul.time.sleep(self.seconds)
+            self.took = time.monotonic() - started
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        waiting = Reactor(ours, 30.0)
+        waiting.start()
+        time.sleep(0.2)
+        theirs.sendall(b"\x02")  # the peer's answer
+        waiting.join(20)
+        assert 0 <= waiting.took < 10, waiting.took
+    quiet, silent = socket.socketpair()
+    with quiet, silent:
+        idle = Reactor(quiet, 0.3)  # nothing arrives: it waits as long as asked
+        idle.start()
+        idle.join(20)
+        assert idle.took >= 0.25, idle.took
