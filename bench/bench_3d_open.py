@@ -82,19 +82,29 @@ class Watchdog(threading.Thread):
                 self.samples.append((now, "\n".join(text)))
 
 
-def idle_gaps(app, seconds: float) -> list[float]:
-    """The probe's gaps (ms) over ``seconds`` of an idle window: what the machine's load
-    alone costs the event loop."""
-    ticks: list[float] = []
+def probe(ticks: list[float]) -> QTimer:
+    """A started timer of PROBE_MS on the GUI thread adding each tick's time to ``ticks``."""
     timer = QTimer()
     timer.setInterval(PROBE_MS)
     timer.timeout.connect(lambda: ticks.append(time.monotonic()))
     timer.start()
+    return timer
+
+
+def gaps_ms(ticks: list[float]) -> list[float]:
+    return [(b - a) * 1000 for a, b in zip(ticks, ticks[1:], strict=False)]
+
+
+def idle_gaps(app, seconds: float) -> list[float]:
+    """The probe's gaps (ms) over ``seconds`` of an idle window: what the machine's load
+    alone costs the event loop."""
+    ticks: list[float] = []
+    timer = probe(ticks)
     ticks.append(time.monotonic())
     end = ticks[0] + seconds
     wait(app, lambda: time.monotonic() > end, seconds + 5)
     timer.stop()
-    return [(b - a) * 1000 for a, b in zip(ticks, ticks[1:], strict=False)]
+    return gaps_ms(ticks)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -122,25 +132,19 @@ def measure(app, folder: Path, stacks: bool, no_warm: bool = False) -> None:
         # the viewer makes the 3D view's OpenGL window ahead of time while the reader rests:
         # the same probe over that, until it is made
         warm_ticks: list[float] = []
-        warm_timer = QTimer()
-        warm_timer.setInterval(PROBE_MS)
-        warm_timer.timeout.connect(lambda: warm_ticks.append(time.monotonic()))
-        warm_timer.start()
+        warm_timer = probe(warm_ticks)
         warm_ticks.append(time.monotonic())
         if not no_warm:
             wait(app, lambda: viewer.view3d is not None and viewer.view3d.warm, 60)
         warm_timer.stop()
-        warm = [(b - a) * 1000 for a, b in zip(warm_ticks, warm_ticks[1:], strict=False)]
+        warm = gaps_ms(warm_ticks)
         for _ in range(20):
             app.processEvents()
         idle = idle_gaps(app, 3.0)  # the control: the same probe with nothing happening
         ticks: list[float] = []
-        timer = QTimer()
-        timer.setInterval(PROBE_MS)
-        timer.timeout.connect(lambda: ticks.append(time.monotonic()))
         marks: dict[str, float] = {}
         watchdog = Watchdog(ticks)
-        timer.start()
+        timer = probe(ticks)
         t0 = time.monotonic()
         ticks.append(t0)
         if stacks:

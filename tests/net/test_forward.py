@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
@@ -122,14 +123,14 @@ def wait_for(cond, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.orthanc
-def test_received_instances_reach_the_hub_while_the_scanner_sends_once_and_verified(
-        tmp_path, hub, relay_home, data):
-    files = scanner_files(tmp_path, data, 24)
-    spoke(relay_home, hub.url, batch_instances=5, batch_ms=150, quiet_seconds=2.0)
-    store = Store(relay_home)
-    listener = Listener(store, NodeSettings(bind="127.0.0.1", port=free_port()))
-    forwarder = Forwarder(store)
+def scan_while_forwarding(home: Path, port: int, files: list[Path],
+                          arrived: Callable[[], int]) -> tuple[list[int], Forwarder, str]:
+    """A scanner (one association) sends ``files`` to Relay's node on ``port`` while the
+    forwarding rules run; before its last four instances, the first batches must already be
+    at the target (``arrived`` counts them there): forwarded as they come, not when the study
+    is "complete". (C-STORE statuses, the forwarder after it went idle, the study UID.)"""
+    listener = Listener(Store(home), NodeSettings(bind="127.0.0.1", port=port))
+    forwarder = Forwarder(Store(home))
     forwarder.attach(listener)
     host, port = listener.start()
     datasets = [pydicom.dcmread(f) for f in files]
@@ -138,9 +139,7 @@ def test_received_instances_reach_the_hub_while_the_scanner_sends_once_and_verif
     assoc = associate(ae, Endpoint(host, port, "RELAY"))
     try:
         statuses = [assoc.send_c_store(ds).Status for ds in datasets[:-4]]
-        # the scanner is still sending (its association is open): the first batches must
-        # reach the hub now, not when the study is "complete"
-        wait_for(lambda: len(hub_sop_uids(hub)) >= 5)
+        wait_for(lambda: arrived() >= 5)  # the scanner's association is still open
         statuses += [assoc.send_c_store(ds).Status for ds in datasets[-4:]]
         assoc.release()
         assert forwarder.wait_idle(120)
@@ -149,6 +148,16 @@ def test_received_instances_reach_the_hub_while_the_scanner_sends_once_and_verif
             assoc.abort()
         listener.stop(grace=5.0)
         forwarder.close()
+    return statuses, forwarder, str(datasets[0].StudyInstanceUID)
+
+
+@pytest.mark.orthanc
+def test_received_instances_reach_the_hub_while_the_scanner_sends_once_and_verified(
+        tmp_path, hub, relay_home, data):
+    files = scanner_files(tmp_path, data, 24)
+    spoke(relay_home, hub.url, batch_instances=5, batch_ms=150, quiet_seconds=2.0)
+    statuses, forwarder, study = scan_while_forwarding(
+        relay_home, free_port(), files, lambda: len(hub_sop_uids(hub)))
     assert statuses == [0] * len(files)
     uids = hub_sop_uids(hub)
     assert len(uids) == len(files) == len(set(uids))  # every instance, once
@@ -156,7 +165,6 @@ def test_received_instances_reach_the_hub_while_the_scanner_sends_once_and_verif
     (job,) = TransferQueue(relay_home).jobs()
     assert job.state == "verified" and job.count("verified") == len(files)
     assert job.priority == STROKE_PRIORITY and not STREAMING
-    study = datasets[0].StudyInstanceUID
     events = {e["event"]: e for e in audit.select(relay_home, study_uid=study)}
     assert events["send"]["detail"]["instances"] == len(files)
     assert events["verify"]["detail"]["missing"] == 0
@@ -273,28 +281,9 @@ def test_received_instances_reach_a_pacs_while_the_scanner_sends_once_and_verifi
     home = tmp_path / "spoke"
     files = scanner_files(tmp_path, data, 24)
     pacs_spoke(home, pacs, batch_instances=5, batch_ms=150, quiet_seconds=2.0)
-    store = Store(home)
     # Relay's node on its own port: the PACS's commitment reports come back there
-    listener = Listener(store, NodeSettings(bind="127.0.0.1", port=pacs.relay_port))
-    forwarder = Forwarder(store)
-    forwarder.attach(listener)
-    host, port = listener.start()
-    datasets = [pydicom.dcmread(f) for f in files]
-    syntaxes = sorted({str(ds.file_meta.TransferSyntaxUID) for ds in datasets})
-    ae = make_ae("CT_ED_1", requested=[build_context(CT_IMAGE, syntaxes)])
-    assoc = associate(ae, Endpoint(host, port, "RELAY"))
-    try:
-        statuses = [assoc.send_c_store(ds).Status for ds in datasets[:-4]]
-        # the scanner's association is still open: the first batches are on the PACS now
-        wait_for(lambda: len(hub_sop_uids(pacs.hub)) >= 5)
-        statuses += [assoc.send_c_store(ds).Status for ds in datasets[-4:]]
-        assoc.release()
-        assert forwarder.wait_idle(120)
-    finally:
-        if assoc.is_established:
-            assoc.abort()
-        listener.stop(grace=5.0)
-        forwarder.close()
+    statuses, forwarder, study = scan_while_forwarding(
+        home, pacs.relay_port, files, lambda: len(hub_sop_uids(pacs.hub)))
     assert statuses == [0] * len(files)
     uids = hub_sop_uids(pacs.hub)
     assert len(uids) == len(files) == len(set(uids))  # every instance, once
@@ -303,7 +292,6 @@ def test_received_instances_reach_a_pacs_while_the_scanner_sends_once_and_verifi
     assert (job.kind, job.hub, job.state) == ("send", "pacs", "verified")
     assert job.count("verified") == len(files) and job.priority == STROKE_PRIORITY
     assert not STREAMING
-    study = datasets[0].StudyInstanceUID
     events = [e for e in audit.select(home, study_uid=study)]
     sends = [e for e in events if e["event"] == "send"]
     assert len(sends) == 1 and sends[0]["detail"]["instances"] == len(files)
