@@ -303,14 +303,18 @@ def _report(args: argparse.Namespace, result: TransferResult, verb: str, hub: st
             sys.stdout.write(f"  missing: {uid}\n")
         if len(result.missing) > 20:
             sys.stdout.write(f"  ... and {len(result.missing) - 20} more\n")
-    if result.state != "verified":
-        if result.message:
-            sys.stderr.write(f"relay: {result.message}\n")
-        if result.state != "failed":  # a failed job is over: running again starts a new one
-            sys.stderr.write(f"relay: job {result.job} is kept; run the same command again to "
-                             "resume it\n")
-        return 1
-    return 0
+    return say_why(result) if result.state != "verified" else 0
+
+
+def say_why(result: TransferResult) -> int:
+    """On stderr, why a transfer did not complete and, when its job is kept (waiting, stuck,
+    paused), that the same command resumes it; a failed job is over. Returns the exit code, 1."""
+    if result.message:
+        sys.stderr.write(f"relay: {result.message}\n")
+    if result.resumable:
+        sys.stderr.write(f"relay: job {result.job} is kept; run the same command again to "
+                         "resume it\n")
+    return 1
 
 
 def cmd_queue(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli.main import TerminalProgress, cancel_on_sigint, open_store, print_json
+from app.cli.net import say_why
 from app.cli.storage import warn_low_disk
 from app.errors import TransferError
 from app.home import resolve_home
@@ -251,9 +252,7 @@ def cmd_send_pacs(args: argparse.Namespace) -> int:
                          f"{result.seconds:.1f} s)\n")
     if result.state in ("verified", "sent"):
         return 0
-    sys.stderr.write(f"relay: {result.message}\nrelay: job {result.job} is kept; run the same "
-                     "command again to resume it\n")
-    return 1
+    return say_why(result)
 
 
 def cmd_retrieve(args: argparse.Namespace) -> int:
@@ -292,9 +291,7 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
                          f"'{args.pacs}' ({mb:.1f} MB in {result.seconds:.1f} s)\n")
     if result.state == "verified":
         return 0
-    sys.stderr.write(f"relay: {result.message}\nrelay: job {result.job} is kept; run the same "
-                     "command again to resume it\n")
-    return 1
+    return say_why(result)
 
 
 def _give_up(args: argparse.Namespace, default: float) -> float:

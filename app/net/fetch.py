@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from app.errors import Cancelled, HubError, RelayError, StoreError, TransferError
 from app.net.part_ingest import PART_BUFFER, PartFile, PartIngest, StoredCallback
 from app.net.peer import SERIES_INSTANCES, SERIES_UID, SOP_UID, Peer, value
-from app.net.queue import Job, TransferQueue
+from app.net.queue import ACTIVE, Job, TransferQueue
 from app.net.retry import Backoff, retry_rounds, stop_on_fault, stop_state
 from app.net.schedule import FetchSchedule
 from app.net.send import TransferResult
@@ -64,6 +64,7 @@ def fetch_job(queue: TransferQueue, hub: str, study_uid: str,
         queue.set_method(job.id, method)
         job = queue.job(job.id)
     return job
+
 
 def fetch_stop_state(exc: HubError) -> str:
     """A fetch stops ``waiting`` (an outage), ``stuck`` (credentials, TLS: the user must act)
@@ -505,7 +506,11 @@ class Download:
                          audit.SERIOUS_FAILURE if job.state == "failed" else audit.MINOR_FAILURE,
                          detail={**self.arrivals.pop(self.study_uid), "job": self.job_id,
                                  "missing": len(missing)})
-        return TransferResult(job=self.job_id, state="failed" if missing else "verified",
+        # verified only when the job is: a job stopped before its plan (the PACS down) has
+        # nothing missing yet and is not complete
+        complete = not missing and job.state == "verified"
+        return TransferResult(job=self.job_id, state="verified" if complete else "failed",
                               instances=len(arrived) + len(missing), verified=len(arrived),
                               missing=missing, bytes=job.bytes, seconds=job.seconds,
-                              message=message or (job.message if missing else ""))
+                              message=message or ("" if complete else job.message),
+                              resumable=job.state in ACTIVE)

@@ -32,7 +32,7 @@ from app.errors import (
     TransferError,
 )
 from app.net.peer import Confirmation, Peer, StoreResult
-from app.net.queue import Item, Job, TransferQueue
+from app.net.queue import ACTIVE, Item, Job, TransferQueue
 from app.net.retry import Backoff, retry_rounds, stop_on_fault, stop_state
 from app.net.verify import DIFFERS, differing_copies
 from app.settings import TransferSettings
@@ -65,6 +65,7 @@ class TransferResult:
     bytes: int = 0
     seconds: float = 0.0
     message: str = ""
+    resumable: bool = False  # the job is kept (waiting, stuck, paused): the same command resumes it
 
     def to_json(self) -> dict[str, Any]:
         return {"job": self.job, "state": self.state, "instances": self.instances,
@@ -410,7 +411,7 @@ class Sender:
         result = TransferResult(
             job=job_id, state=state, instances=job.total,
             verified=verified, missing=missing, bytes=job.bytes, seconds=job.seconds,
-            message=message or job.message,
+            message=message or job.message, resumable=job.state in ACTIVE,
         )
         audit_transfer(self.store.home, job, self.peer.where, self.sent, result,
                        verifies=state != "sent")

@@ -207,3 +207,27 @@ def test_retrieve_cancelled_mid_way_stops_promptly_and_resumes_later(tmp_path: P
             if one is not None:
                 one.close()
         pacs.hub.stop()
+
+
+def test_the_command_line_says_resume_only_for_a_job_it_keeps(tmp_path: Path):
+    """A PACS that is down leaves the retrieve waiting: the same command resumes it, and the
+    command says so. A study the PACS does not hold fails the job: it is over, and the command
+    does not promise that running it again would help."""
+    study = "1.2.826.0.1.3680043.8.498.1"
+    home = relay_home_for(tmp_path / "relay", free_port(), pacs_port=free_port())
+    down = relay(home, "retrieve", study, "--pacs", "pacs", "--retry-for", "1", "--json")
+    assert down.returncode == 1 and "Traceback" not in down.stderr
+    assert "run the same command again" in down.stderr, down.stderr
+    kept = TransferQueue(home).jobs()
+    assert [j.state for j in kept] == ["waiting"]
+
+    pacs = make_pacs(tmp_path / "pacs").start()
+    try:
+        home = relay_home_for(tmp_path / "relay2", pacs.relay_port, pacs_port=pacs.dicom_port)
+        empty = relay(home, "retrieve", study, "--pacs", "pacs", "--json")
+        assert empty.returncode == 1 and "Traceback" not in empty.stderr
+        assert json.loads(empty.stdout)["state"] == "failed"
+        assert "run the same command again" not in empty.stderr, empty.stderr
+        assert [j.state for j in TransferQueue(home).jobs()] == ["failed"]
+    finally:
+        pacs.hub.stop()

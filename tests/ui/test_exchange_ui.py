@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pydicom
@@ -55,6 +56,24 @@ def _row(window: MainWindow, job_id: str) -> dict[str, str]:
         if table.item(r, 0).data(JOB_ROLE) == job_id:
             return {name: table.item(r, col).text() for name, col in COL.items() if name}
     return {}
+
+
+def _wait_state(qtbot, window: MainWindow, job_id: str, states: tuple[str, ...],
+                timeout: float = 30.0) -> None:
+    """Wait until the job's row shows one of ``states``; on a timeout, say which states it
+    went through (a flake on a busy machine must leave its evidence)."""
+    seen: list[str] = []
+    end = time.monotonic() + timeout
+    while True:
+        row = _row(window, job_id)
+        state = row.get("State", "")
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        if state in states:
+            return
+        assert time.monotonic() < end, \
+            f"not {states} after {timeout:.0f} s; went through {seen}; now {row}"
+        qtbot.wait(50)
 
 
 def _sop_uids(files: list[Path]) -> set[str]:
@@ -186,8 +205,8 @@ def test_pause_resume_cancel_and_retry(qtbot, hub, relay_home, ct_files):
         assert transfers.explanation.text() == "Paused — press Resume to continue"
         assert transfers.resume_button.isEnabled()
         transfers.resume_button.click()
-        qtbot.waitUntil(lambda: _row(window, job_id).get("State") in ("Sending", "Verifying"),
-                        timeout=30_000)
+        # a paused job's requests on the wire end first (at 300 kB/s, seconds): then it resumes
+        _wait_state(qtbot, window, job_id, ("Sending", "Verifying"), timeout=60)
         transfers.cancel_button.click()
         qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Cancelled", timeout=30_000)
         assert transfers.retry_button.isEnabled()
