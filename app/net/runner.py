@@ -199,7 +199,8 @@ class QueueRunner:
             self._remotes.pop(job_id, None)
             intent = self._intent.pop(job_id, None)
         if intent and not never_started:
-            self._queue.set_state(job_id, intent, f"{intent} by the user")
+            self._queue.set_state(job_id, intent, "" if intent == "queued" else
+                                  f"{intent} by the user")
         self._changed(job_id)
 
     def pause(self, job_id: str) -> None:
@@ -209,7 +210,12 @@ class QueueRunner:
         self._interrupt(job_id, "cancelled")
 
     def resume(self, job_id: str) -> None:
-        self._queue.set_state(job_id, "queued")
+        with self._lock:
+            # The job shows paused a moment before its worker lets go of it (requests on the
+            # wire end first): a Resume pressed then must not be undone by the pause landing.
+            if job_id in self._intent:
+                self._intent[job_id] = "queued"
+            self._queue.set_state(job_id, "queued")
         self._changed(job_id)
 
     def retry(self, job_id: str) -> None:

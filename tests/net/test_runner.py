@@ -9,6 +9,7 @@ import pytest
 from app.net.runner import QueueRunner
 from app.settings import load_settings, save_settings
 from tests.net.conftest import add_hub, hub_sop_uids, import_study
+from tests.proxies import SlowLink
 
 pytestmark = pytest.mark.orthanc
 
@@ -67,6 +68,32 @@ def test_runner_sends_pauses_resumes_and_fetches(hub, relay_home, tmp_path, ct_f
             other.stop()
     finally:
         runner.stop()
+
+
+def test_resume_pressed_while_the_pause_is_landing_is_not_lost(hub, relay_home, ct_files):
+    """The job shows paused a moment before its worker lets go of it (longer on a busy
+    machine): a Resume pressed then resumes it; the pause landing afterwards used to leave it
+    paused for good (seen as a flake of the window's pause/resume test under load)."""
+    _, study = import_study(relay_home, ct_files)
+    link = SlowLink(hub.config.http_port, rate=300_000)
+    try:
+        assert add_hub(relay_home, link.url).returncode == 0
+        runner = QueueRunner(relay_home, poll_seconds=0.1).start()
+        try:
+            job_id = runner.send("hub", study)
+            deadline = time.monotonic() + 30
+            while runner.progress(job_id) is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.5)  # requests on the wire
+            runner.pause(job_id)  # and Resume pressed before the worker has let go
+            assert runner.progress(job_id) is not None, "the worker let go at once: no race"
+            runner.resume(job_id)
+            done = _wait_state(runner, job_id, ("verified",), timeout=120)
+            assert done.count("verified") == len(ct_files)
+        finally:
+            runner.stop()
+    finally:
+        link.close()
 
 
 def test_runner_marks_stuck_with_a_plain_reason(relay_home, ct_files):
