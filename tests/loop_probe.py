@@ -175,12 +175,16 @@ class LoopProbe:
         others_cpu: dict[int, tuple[int, int]] = {}
         others_stacks: dict[int, list[FrameType]] = {}
         opened: tuple[float, tuple[int, int], float] = before
+        first_gap = 0  # the index in self.gaps of the open stall's own gap, when it comes
         while not self._done.wait(0.01):
+            count = len(self.gaps)  # before self._last: _tick appends, then moves _last
             last = self._last
             sched = _schedstat(self._tid)
             if stall is not None and last != opened[0]:  # the loop ticked again: close it
                 self._others(stall, others_cpu, others_stacks)
-                stall.seconds = last - opened[0] - self.interval
+                # the gap that ended it, not up to the newest tick: the watcher may look late
+                stall.seconds = max(self.gaps[first_gap:],
+                                    default=last - opened[0] - self.interval)
                 stall.running = (sched[0] - opened[1][0]) / 1e9
                 stall.runnable = (sched[1] - opened[1][1]) / 1e9
                 stall.gc = self._gc_seconds - opened[2]
@@ -191,6 +195,7 @@ class LoopProbe:
             if stall is None and time.perf_counter() - last > self.sample_after:
                 stall, opened = Stall(), before if before[0] == last else (last, sched,
                                                                             self._gc_seconds)
+                first_gap = count
                 others_cpu = _threads_cpu()
                 others_stacks.clear()
             if stall is not None:
