@@ -23,6 +23,7 @@ the product files of ``s23`` ("before") and of this change ("after") run alterna
 from __future__ import annotations
 
 import dataclasses
+import gc
 import sys
 import threading
 import time
@@ -33,7 +34,9 @@ from PySide6.QtCore import QTimer
 
 from app.net.runner import QueueRunner
 from app.settings import load_settings, save_settings
+from app.startup import startup_done
 from app.store.local import Store
+from app.ui.main import application
 from app.ui.main_window import MainWindow
 from tests.loop_probe import LoopProbe, Stall
 from tests.net import conftest as net
@@ -57,6 +60,18 @@ STALL_MAX = 0.750
 GUI_WORK_MAX = 0.100
 #: Where the GUI thread may never be found during a stall: talking to the hub.
 NETWORK_CODE = ("net/http.py", "net/dicomweb.py", "net/fetch.py", "net/send.py")
+
+
+@pytest.fixture
+def as_relay_runs(qapp):
+    """The test process set up as ``relay`` sets up its own (:func:`app.ui.main.run`): the GUI
+    thread's GIL switch interval, start-up objects out of the collector's full passes."""
+    interval = sys.getswitchinterval()
+    application()
+    startup_done()
+    yield
+    gc.unfreeze()
+    sys.setswitchinterval(interval)
 
 
 def _settings(home: Path, url: str, *, verify_bytes: bool = False) -> None:
@@ -133,7 +148,8 @@ def test_the_probe_catches_a_frozen_event_loop_and_names_where(qtbot) -> None:
 
 @pytest.mark.orthanc
 @pytest.mark.slow
-def test_the_window_never_stalls_during_the_faulty_link_soak(qtbot, tmp_path) -> None:
+def test_the_window_never_stalls_during_the_faulty_link_soak(qtbot, tmp_path,
+                                                             as_relay_runs) -> None:
     hub = make_hub(tmp_path).start(timeout=60)
     link = FaultyLink(hub.config.http_port, rate=0.35, seed=21, stall=1.5, max_cut=48 * 1024)
     spoke_home, reader_home = tmp_path / "spoke", tmp_path / "reader"
