@@ -76,6 +76,8 @@ class Stall:
     """One stall of the event loop: its length and where the GUI thread's time went."""
 
     seconds: float = 0.0
+    #: when it began (``time.perf_counter()`` of the last tick before it)
+    at: float = 0.0
     running: float = 0.0
     runnable: float = 0.0
     gc: float = 0.0
@@ -188,6 +190,7 @@ class LoopProbe:
                 stall.running = (sched[0] - opened[1][0]) / 1e9
                 stall.runnable = (sched[1] - opened[1][1]) / 1e9
                 stall.gc = self._gc_seconds - opened[2]
+                stall.at = opened[0]
                 if stall.seconds > self.threshold:
                     self.stalls.append(stall)
                 stall = None
@@ -217,7 +220,8 @@ class LoopProbe:
                 gaps = self.gaps[seen:]
                 if gaps and max(gaps) > self.threshold:
                     self.stalls.append(Stall(
-                        seconds=max(gaps), running=(sched[0] - before[1][0]) / 1e9,
+                        seconds=max(gaps), at=before[0],
+                        running=(sched[0] - before[1][0]) / 1e9,
                         runnable=(sched[1] - before[1][1]) / 1e9,
                         gc=self._gc_seconds - before[2], unseen=True))
                 before = (last, sched, self._gc_seconds)
