@@ -15,16 +15,19 @@ relay's (0.5 ms switch interval; before that the soak measured Python's 5 ms), 4
 * no hog: max stall 86-169 ms before, 56-146 ms after; p99 5-27 / 3-23 ms;
 * one ``python3 -c 'while 1: pass' &``: max 264-683 / 252-512 ms; p99 20-57 / 18-45 ms.
 
-The two are not told apart by the noise of the machine. In stalls over 100 ms the GUI thread's
-own work was 8 % (hog) to 26 % (none), waiting for a CPU 56-80 %, for the GIL or I/O 4-21 %. A
-GIL sampler (a C thread reading ``_PyRuntime.ceval.gil``, 2 runs) found nobody holding the GIL
-for 36-45 % of that time and the GUI thread itself for 30-35 % (holding it while it waited for
-a CPU); the rest went to the transfer-queue thread, the probe's own watcher, the thumbnails
-thread and the test's proxy, each of them for longer than it ran (preempted while holding it).
-No long C call holding the GIL was found (py-spy ``--gil``). Lowering the background threads'
-priority (nice 4 or 10) made it worse: the soak took 1.4-3x longer and the GUI thread waited
-for the GIL a low-priority thread held while it had no CPU (nice 10: 3 of 4 runs failed, max
-0.35-1.9 s).
+The two are not told apart by the noise of the machine. With the other helpers idle (load 1-2,
+14:51-14:55 UTC) every run met 100 ms: max 48-84 ms without a hog, 50-99 ms with one (both
+products, 11 runs); f40f365 measured as its soak did (5 ms switch interval) 86-130 ms beside the
+hog, its stalls over 100 ms spent waiting for the GIL (98-122 ms, 0-40 ms of work). In stalls over
+100 ms on the busy machine the GUI thread's own work was 8 % (hog) to 26 % (none), waiting for a
+CPU 56-80 %, for the GIL or I/O 4-21 %. A GIL sampler (a C thread reading ``_PyRuntime.ceval.gil``,
+2 runs) found nobody holding the GIL for 36-45 % of that time and the GUI thread itself for 30-35 %
+(holding it while it waited for a CPU); the rest went to the transfer-queue thread, the probe's own
+watcher, the thumbnails thread and the test's proxy, each of them for longer than it ran (preempted
+while holding it). No long C call holding the GIL was found (py-spy ``--gil``). Lowering the
+background threads' priority (nice 4 or 10) made it worse: the soak took 1.4-3x longer and the GUI
+thread waited for the GIL a low-priority thread held while it had no CPU (nice 10: 3 of 4 runs
+failed, max 0.35-1.9 s).
 """
 
 from __future__ import annotations
