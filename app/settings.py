@@ -486,10 +486,23 @@ def save_settings(home: Path, settings: Settings) -> None:
         raise SettingsError(f"cannot write the settings file {path}: {exc}") from exc
 
 
+_FIELD_TYPES: dict[type, dict[str, Any]] = {}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    """The resolved types of a settings dataclass's fields, worked out once: resolving them
+    each time made a :func:`load_settings` take 10 ms instead of 2 (the queue runner loads
+    the settings for each job, the window on each refresh)."""
+    hints = _FIELD_TYPES.get(cls)
+    if hints is None:
+        hints = _FIELD_TYPES[cls] = typing.get_type_hints(cls)
+    return hints
+
+
 def _build(cls: type[T], raw: Any, where: str) -> T:
     if not isinstance(raw, dict):
         raise SettingsError(f"{where}: expected an object")
-    hints = typing.get_type_hints(cls)
+    hints = _field_types(cls)
     kwargs: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
         if f.name not in raw:

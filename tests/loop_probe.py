@@ -76,6 +76,8 @@ class Stall:
     """One stall of the event loop: its length and where the GUI thread's time went."""
 
     seconds: float = 0.0
+    #: when it began (``time.perf_counter()`` of the last tick before it)
+    at: float = 0.0
     running: float = 0.0
     runnable: float = 0.0
     gc: float = 0.0
@@ -175,15 +177,20 @@ class LoopProbe:
         others_cpu: dict[int, tuple[int, int]] = {}
         others_stacks: dict[int, list[FrameType]] = {}
         opened: tuple[float, tuple[int, int], float] = before
+        first_gap = 0  # the index in self.gaps of the open stall's own gap, when it comes
         while not self._done.wait(0.01):
+            count = len(self.gaps)  # before self._last: _tick appends, then moves _last
             last = self._last
             sched = _schedstat(self._tid)
             if stall is not None and last != opened[0]:  # the loop ticked again: close it
                 self._others(stall, others_cpu, others_stacks)
-                stall.seconds = last - opened[0] - self.interval
+                # the gap that ended it, not up to the newest tick: the watcher may look late
+                stall.seconds = max(self.gaps[first_gap:],
+                                    default=last - opened[0] - self.interval)
                 stall.running = (sched[0] - opened[1][0]) / 1e9
                 stall.runnable = (sched[1] - opened[1][1]) / 1e9
                 stall.gc = self._gc_seconds - opened[2]
+                stall.at = opened[0]
                 if stall.seconds > self.threshold:
                     self.stalls.append(stall)
                 stall = None
@@ -191,6 +198,7 @@ class LoopProbe:
             if stall is None and time.perf_counter() - last > self.sample_after:
                 stall, opened = Stall(), before if before[0] == last else (last, sched,
                                                                             self._gc_seconds)
+                first_gap = count
                 others_cpu = _threads_cpu()
                 others_stacks.clear()
             if stall is not None:
@@ -212,7 +220,8 @@ class LoopProbe:
                 gaps = self.gaps[seen:]
                 if gaps and max(gaps) > self.threshold:
                     self.stalls.append(Stall(
-                        seconds=max(gaps), running=(sched[0] - before[1][0]) / 1e9,
+                        seconds=max(gaps), at=before[0],
+                        running=(sched[0] - before[1][0]) / 1e9,
                         runnable=(sched[1] - before[1][1]) / 1e9,
                         gc=self._gc_seconds - before[2], unseen=True))
                 before = (last, sched, self._gc_seconds)

@@ -9,9 +9,29 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+#: How long a write waits for another connection's (SQLite's busy timeout).
+BUSY_SECONDS = 60.0
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Put the database in WAL mode. Two first connections to a new file at once (the window's
+    queue is prepared on a thread while a click opens it) race to switch it, and SQLite answers
+    the loser "database is locked" at once, without its busy timeout (7 of 300 tries with three
+    threads here): it waits and tries again, as the busy timeout would."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
@@ -19,8 +39,8 @@ def connect(path: Path | str) -> sqlite3.Connection:
 
     Another process writing holds the database for at most 60 s before this one's write gives
     up (the busy timeout): two Relays on one home take turns."""
-    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None)
+    _wal(conn)
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.row_factory = sqlite3.Row
