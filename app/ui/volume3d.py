@@ -67,10 +67,7 @@ PRESET_BUTTONS = (("cta", "CTA vessels"), ("bone", "Bone"), ("soft", "Soft tissu
 PIECE_GAP_MS = 25
 #: What :meth:`Volume3DWidget.warm_up` makes ahead of time, one per call (each one stalls the
 #: GUI thread; ``bench/bench_3d_open.py --pieces`` times them).
-WARM_STEPS = ("context", "shaders", "framebuffers", "interactor", "still", "cube")
-#: The OpenGL window's size (pixels) for its first frame, which compiles the shaders: the
-#: full-size framebuffers then come in a turn of their own.
-FIRST_FRAME_SIZE = 64
+WARM_STEPS = ("context", "first frame", "interactor", "still", "cube")
 CAMERA_CHOICES = (("anterior", "From the front"), ("left", "From the left"),
                   ("right", "From the right"), ("posterior", "From behind"),
                   ("superior", "From above"), ("inferior", "From below"))
@@ -521,12 +518,12 @@ class Volume3DWidget(QWidget):
 
         Opening 3D otherwise made them on the GUI thread while the worker prepared the scene.
         Each call does one of :data:`WARM_STEPS`, so the window can answer in between: the
-        OpenGL context; a first frame at :data:`FIRST_FRAME_SIZE`, whose shaders a software
-        OpenGL compiles (LLVM); the framebuffers at ``size`` (width, height in pixels, as it
-        will be shown); the interactor; the shaders of the still frame and of the orientation
-        cube. :meth:`showEvent` then has nothing left to make. The longest, the context and
-        the first frame, held the GUI thread 70-95 ms each with the two cores busy with other
-        work (``bench/bench_3d_open.py --pieces``).
+        OpenGL context at ``size`` (width, height in pixels, as it will be shown); its first
+        frame (a software OpenGL compiles its shaders with LLVM and allocates the window's
+        buffers: the longest piece, 0.1-0.2 s on a busy two-core machine, one call); the
+        interactor; the shaders of the still frame and of the orientation cube.
+        :meth:`showEvent` then has nothing left to make (``bench/bench_3d_open.py --pieces``
+        times each piece).
         """
         if self._closed or self.warm or self.scene is not None:
             return self.warm or self.scene is not None
@@ -534,16 +531,13 @@ class Volume3DWidget(QWidget):
         self._warm_step += 1
         window = self.render_window
         if step == "context":
-            # made in one piece with the first full-size frame, this held the GUI thread
-            # 0.1-0.35 s (bench_3d_open --pieces)
-            window.SetSize(FIRST_FRAME_SIZE, FIRST_FRAME_SIZE)
-            window.Initialize()
-        elif step == "shaders":
-            window.Render()
-        elif step == "framebuffers":
-            # at the size it will be shown at (its resize events wait until it is shown): left
-            # small and resized when shown, its first frame there took 0.1-0.3 s more
+            # at the size it will be shown at (its resize events wait until it is shown): VTK
+            # sizes Qt's native window to it, and a window resized when shown took 0.1-0.3 s
+            # more for its first frame there. With the first frame and the interactor in one
+            # piece, this held the GUI thread 0.27-0.54 s (bench_3d_open --pieces)
             window.SetSize(max(1, size[0]), max(1, size[1]))
+            window.Initialize()
+        elif step == "first frame":
             window.Render()
         elif step == "interactor":
             self._initialized = True
