@@ -12,8 +12,10 @@ same probe over that phase is printed too; ``--no-warm`` opens 3D without it (as
 
 Series: the real Visible Human head (245 slices, 512², from ../shared/data) and a generated
 512×512×400 CT (made once with ``relay synth`` into ``--cache``, as ``bench_load.py``).
-``--stacks`` prints, for each stall over 100 ms, where every thread was during it (a watchdog
-thread samples them; a stall in a C call that holds the interpreter shows no sample).
+``--pieces`` prints how long each piece made ahead held the GUI thread (the widget, then each
+of ``Volume3DWidget.warm_up``'s steps). ``--stacks`` prints, for each stall over 100 ms, where
+every thread was during it (a watchdog thread samples them; a stall in a C call that holds the
+interpreter shows no sample).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/bench_3d_open.py
 """
@@ -112,7 +114,38 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def measure(app, folder: Path, stacks: bool, no_warm: bool = False) -> None:
+def time_pieces(pieces: list[tuple[str, float]]) -> None:
+    """Record in ``pieces`` how long each piece of making the 3D view ahead takes on the GUI
+    thread, (name, ms) as they happen. Call once the prewarm thread has loaded the 3D view's
+    modules (importing them here would stop it from making its render windows)."""
+    from app.ui.volume3d import WARM_STEPS, Volume3DWidget
+
+    if getattr(Volume3DWidget, "_bench_timed", False):
+        return
+    make, warm_up = viewer_module.ViewerWidget._make_view3d, Volume3DWidget.warm_up
+
+    def timed_make(self):
+        fresh = self.view3d is None
+        t = time.perf_counter()
+        made = make(self)
+        if fresh:
+            pieces.append(("widget", (time.perf_counter() - t) * 1000))
+        return made
+
+    def timed_warm_up(self, size):
+        step = WARM_STEPS[min(self._warm_step, len(WARM_STEPS) - 1)]
+        t = time.perf_counter()
+        done = warm_up(self, size)
+        pieces.append((step, (time.perf_counter() - t) * 1000))
+        return done
+
+    viewer_module.ViewerWidget._make_view3d = timed_make
+    Volume3DWidget.warm_up = timed_warm_up
+    Volume3DWidget._bench_timed = True
+
+
+def measure(app, folder: Path, stacks: bool, no_warm: bool = False,
+            pieces: list[tuple[str, float]] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="relay-bench3d-") as tmp:
         store = Store(Path(tmp))
         import_paths(store, [str(folder)])
@@ -134,6 +167,9 @@ def measure(app, folder: Path, stacks: bool, no_warm: bool = False) -> None:
         warm_ticks: list[float] = []
         warm_timer = probe(warm_ticks)
         warm_ticks.append(time.monotonic())
+        if pieces is not None:
+            pieces.clear()
+            time_pieces(pieces)
         if not no_warm:
             wait(app, lambda: viewer.view3d is not None and viewer.view3d.warm, 60)
         warm_timer.stop()
@@ -176,6 +212,9 @@ def measure(app, folder: Path, stacks: bool, no_warm: bool = False) -> None:
             print(f"  the 3D view made ahead while the window rested ({len(warm)} probes): "
                   f"p50 {percentile(warm, 50):.0f} ms, p99 {percentile(warm, 99):.0f} ms, "
                   f"max {max(warm):.0f} ms")
+            if pieces:
+                print("  pieces made ahead (ms on the GUI thread): "
+                      + ", ".join(f"{name} {ms:.0f}" for name, ms in pieces))
         print(f"  control, the idle window for 3 s before: p50 {percentile(idle, 50):.0f} ms, "
               f"p99 {percentile(idle, 99):.0f} ms, max {max(idle):.0f} ms")
         print(f"  target: no stall over {STALL_S * 1000:.0f} ms "
@@ -199,6 +238,8 @@ def main() -> None:
     parser.add_argument("--only", choices=("head", "synth"), default=None)
     parser.add_argument("--no-warm", action="store_true",
                         help="do not let the viewer make the 3D view ahead of time (as before)")
+    parser.add_argument("--pieces", action="store_true",
+                        help="print how long each piece made ahead held the GUI thread")
     parser.add_argument("--stacks", action="store_true",
                         help="print where each thread was during each stall over 100 ms")
     args = parser.parse_args()
@@ -214,8 +255,9 @@ def main() -> None:
             print(f"generating {folder} ...", file=sys.stderr)
             generate_series(folder, SeriesSpec(slices=400, transfer_syntax="explicit"))
         series.append(folder)
+    pieces: list[tuple[str, float]] | None = [] if args.pieces else None
     for folder in series:
-        measure(app, folder, args.stacks, args.no_warm)
+        measure(app, folder, args.stacks, args.no_warm, pieces)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import struct
 from collections.abc import Iterable
 from pathlib import Path
@@ -146,20 +147,40 @@ def _read_native(path: Path | str, ts: str, info: ImageInfo, frame: int,
                  out: np.ndarray) -> None:
     nbytes = out.nbytes
     assert info.pixel_offset is not None
-    with open(path, "rb", buffering=0) as fp:
-        fp.seek(info.pixel_offset + frame * nbytes)
-        view = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
-        got = 0
-        while got < nbytes:
-            n = fp.readinto(view[got:])
-            if not n:
-                raise DecodeError(
-                    f"{path}: {syntax_name(ts)}: the file ends inside the pixel data "
-                    f"({got} of {nbytes} bytes of frame {frame + 1})"
-                )
-            got += n
+    start = info.pixel_offset + frame * nbytes
+    view = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+    got = _read_at(path, start, view)
+    if got < nbytes:
+        raise DecodeError(
+            f"{path}: {syntax_name(ts)}: the file ends inside the pixel data "
+            f"({got} of {nbytes} bytes of frame {frame + 1})"
+        )
     if ts == EXPLICIT_BE and out.dtype.itemsize > 1:
         out.byteswap(inplace=True)
+
+
+def _read_at(path: Path | str, offset: int, view: memoryview) -> int:
+    """Read the file's bytes from ``offset`` into ``view`` (until it is full or the file
+    ends); returns how many were read. A positioned read on a bare descriptor (no file
+    object, no seek) where the system has one: a load does this once per slice."""
+    if not _PREADV:
+        with open(path, "rb", buffering=0) as fp:
+            fp.seek(offset)
+            got = 0
+            while got < len(view) and (n := fp.readinto(view[got:])):
+                got += n
+            return got
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got = 0
+        while got < len(view) and (n := os.preadv(fd, [view[got:]], offset + got)):
+            got += n
+        return got
+    finally:
+        os.close(fd)
+
+
+_PREADV = hasattr(os, "preadv")
 
 
 def _decode(path: Path | str, ts: str, info: ImageInfo, frame: int, out: np.ndarray) -> None:

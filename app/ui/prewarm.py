@@ -12,12 +12,16 @@ import importlib
 import logging
 import sys
 import threading
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 MODULE = "app.ui.volume3d"
 _started = threading.Event()
 _done = threading.Event()
+#: Render windows made on the prewarm thread, waiting for the 3D view (see
+#: :func:`spare_render_window`).
+_windows: list[object] = []
 
 
 def prewarm_3d() -> None:
@@ -33,6 +37,17 @@ def prewarmed() -> bool:
     return _done.is_set() or (MODULE in sys.modules and not _started.is_set())
 
 
+def spare_render_window() -> Any | None:
+    """A ``vtkRenderWindow`` made ahead on the prewarm thread (no OpenGL context yet), or None
+    when there is none left: making one costs 20-60 ms holding the interpreter (VTK's factory
+    opens a connection to the display to choose the window's kind), which the GUI thread then
+    does not spend. Two are made: the 3D view's own and the worker's first offscreen one."""
+    try:
+        return _windows.pop()
+    except IndexError:
+        return None
+
+
 def _import() -> None:
     try:
         importlib.import_module(MODULE)
@@ -40,11 +55,11 @@ def _import() -> None:
         from vtkmodules.vtkRenderingVolume import vtkFixedPointVolumeRayCastMapper
 
         # the first render window of a process costs ~30-60 ms more than the next ones (VTK's
-        # OpenGL classes setting themselves up), on the GUI thread when 3D opens; no OpenGL
-        # context is made here. The first ray cast mapper fills tables (20 ms, 0.1 s on a
+        # OpenGL classes setting themselves up), each one 20-50 ms: kept for the 3D view (no
+        # OpenGL context is made here). The first ray cast mapper fills tables (20 ms, 0.1 s on a
         # busy machine) holding the interpreter: the window froze as long when 3D opened
-        vtkRenderWindow()
         vtkFixedPointVolumeRayCastMapper()
+        _windows.extend(vtkRenderWindow() for _ in range(2))
     except Exception:  # the 3D view reports its own failure when it is opened
         log.warning("3D view modules could not be loaded in advance", exc_info=True)
         return

@@ -52,6 +52,7 @@ from app.render.volume_presets import PRESETS, VolumePreset, mip_preset
 from app.render.vtkimage import wrap_rgb
 from app.tasks import Progress
 from app.ui.labels import plain_label
+from app.ui.prewarm import spare_render_window
 from app.ui.series_session import LoadedSeries
 from app.ui.worker import TaskWorker
 
@@ -64,8 +65,9 @@ PRESET_BUTTONS = (("cta", "CTA vessels"), ("bone", "Bone"), ("soft", "Soft tissu
 #: the still frame, the orientation cube): long enough for the event loop to handle input,
 #: timers and paints in between (``bench/bench_3d_open.py`` probes it every 10 ms).
 PIECE_GAP_MS = 25
-#: What :meth:`Volume3DWidget.warm_up` makes ahead of time, one per call.
-WARM_STEPS = ("context", "still", "offscreen", "cube")
+#: What :meth:`Volume3DWidget.warm_up` makes ahead of time, one per call (each one stalls the
+#: GUI thread; ``bench/bench_3d_open.py --pieces`` times them).
+WARM_STEPS = ("context", "first frame", "interactor", "still", "cube")
 CAMERA_CHOICES = (("anterior", "From the front"), ("left", "From the left"),
                   ("right", "From the right"), ("posterior", "From behind"),
                   ("superior", "From above"), ("inferior", "From below"))
@@ -142,7 +144,9 @@ class Volume3DWidget(QWidget):
         # up the tree) native too: 27 native windows instead of 7, each painted on its own,
         # p99 of the event-loop gaps while 3D opens 70-80 ms instead of ~30 (bench_3d_open)
         QApplication.setAttribute(Qt.ApplicationAttribute.AA_DontCreateNativeWidgetSiblings)
-        self.vtk = QVTKRenderWindowInteractor(self)
+        # its render window made ahead on the prewarm thread when there is one (making it
+        # opens a connection to the display, 20-60 ms holding the interpreter)
+        self.vtk = QVTKRenderWindowInteractor(self, rw=spare_render_window())
         self.render_window = self.vtk.GetRenderWindow()
         self.render_window.SetMultiSamples(0)
         self._empty = vtkRenderer()
@@ -278,7 +282,7 @@ class Volume3DWidget(QWidget):
 
         ratio = self.vtk.devicePixelRatio()
         size = (round(self.vtk.width() * ratio), round(self.vtk.height() * ratio))
-        window, self._spare_window = self._spare_window, None
+        window, self._spare_window = self._spare_window or spare_render_window(), None
         self._show_progress(0, 0, "Preparing 3D: resampling the volume, computing the shading "
                                   "and the first picture…")
         task = TaskWorker(work, "3D", self)
@@ -512,21 +516,30 @@ class Volume3DWidget(QWidget):
         """One piece of making the OpenGL window ahead of time, while the 3D view is hidden
         (a page behind the 2D viewports) and the reader is idle; True once all are done.
 
-        Opening 3D otherwise made them on the GUI thread while the worker prepared the scene:
-        the OpenGL context with its framebuffers at ``size`` (width, height in pixels, as it
-        will be shown; 0.1-0.2 s on a software OpenGL), the shaders of the still frame and
-        of the orientation cube (tens of ms each), and the worker's offscreen window. Each
-        call does one of them, so the window can answer in between; :meth:`showEvent` then
-        has nothing left to make.
+        Opening 3D otherwise made them on the GUI thread while the worker prepared the scene.
+        Each call does one of :data:`WARM_STEPS`, so the window can answer in between: the
+        OpenGL context at ``size`` (width, height in pixels, as it will be shown); its first
+        frame (a software OpenGL compiles its shaders with LLVM and allocates the window's
+        buffers: the longest piece, 0.1-0.2 s on a busy two-core machine, one call); the
+        interactor; the shaders of the still frame and of the orientation cube.
+        :meth:`showEvent` then has nothing left to make (``bench/bench_3d_open.py --pieces``
+        times each piece).
         """
         if self._closed or self.warm or self.scene is not None:
             return self.warm or self.scene is not None
         step = WARM_STEPS[self._warm_step]
         self._warm_step += 1
+        window = self.render_window
         if step == "context":
-            # at the size it will be shown at (its resize events wait until it is shown): made
-            # small and resized when shown, its first frame there took 0.1-0.3 s more
-            self.render_window.SetSize(max(1, size[0]), max(1, size[1]))
+            # at the size it will be shown at (its resize events wait until it is shown): VTK
+            # sizes Qt's native window to it, and a window resized when shown took 0.1-0.3 s
+            # more for its first frame there. With the first frame and the interactor in one
+            # piece, this held the GUI thread 0.27-0.54 s (bench_3d_open --pieces)
+            window.SetSize(max(1, size[0]), max(1, size[1]))
+            window.Initialize()
+        elif step == "first frame":
+            window.Render()
+        elif step == "interactor":
             self._initialized = True
             self.vtk.Initialize()
         elif step == "still":
@@ -535,17 +548,12 @@ class Volume3DWidget(QWidget):
             texture.SetInputData(wrap_rgb(np.zeros((2, 2, 3), np.uint8)))
             self._empty.SetBackgroundTexture(texture)
             self._empty.TexturedBackgroundOn()
-            self.render_window.Render()
+            window.Render()
             self._empty.TexturedBackgroundOff()
             self._empty.SetBackgroundTexture(None)
-        elif step == "offscreen":
-            # the worker's offscreen window for the first still frame: making it opens a
-            # connection to the display while holding the interpreter (15-50 ms, 0.2 s on a
-            # busy machine: the window froze as long while the worker prepared the scene)
-            self._spare_window = vtkRenderWindow()
         elif step == "cube":
             self._show_orientation()
-            self.render_window.Render()
+            window.Render()
             assert self.orientation is not None
             self.orientation.SetEnabled(0)
         return self.warm

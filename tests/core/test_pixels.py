@@ -114,3 +114,22 @@ def test_missing_codec_says_what_to_install(data: Path, monkeypatch) -> None:
 def test_fastest_decoder_is_first(data: Path) -> None:
     assert codecs.plugins_for("1.2.840.10008.1.2.4.80")[0] == "pyjpegls"
     assert codecs.plugins_for("1.2.840.10008.1.2.5")[0] == "pylibjpeg"
+
+
+@pytest.mark.parametrize("positioned", [True, False], ids=["preadv", "file-object"])
+def test_a_native_frame_cut_short_names_the_bytes_it_had(
+        data: Path, tmp_path: Path, monkeypatch, positioned: bool) -> None:
+    """Both ways of reading an uncompressed frame (a positioned read where the system has one,
+    a file object elsewhere) read the same pixels and say where a truncated file ends."""
+    from app.dicom import pixels
+
+    monkeypatch.setattr(pixels, "_PREADV", positioned and pixels._PREADV)
+    source = data / "ct-head" / "visible-human-male-head-1mm" / "vhm.1100.dcm"
+    inst = read_header(source.read_bytes(), str(source)).instance
+    info = inst.image
+    expected = reference_frames(source)[0]
+    assert np.array_equal(read_frame(source, inst.transfer_syntax_uid, info, 0), expected)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(source.read_bytes()[:info.pixel_offset + 1000])
+    with pytest.raises(DecodeError, match=r"ends inside the pixel data \(1000 of 524288 bytes"):
+        read_frame(cut, inst.transfer_syntax_uid, info, 0)

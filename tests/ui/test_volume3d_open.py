@@ -115,3 +115,47 @@ def test_the_3d_view_is_made_ahead_while_the_reader_rests(qtbot, head_home: Path
     assert picture.shape[:2] == tuple(reversed(view3d.pixel_size()))
     assert picture.mean() > 5  # the head, not a black window
     viewer.close_all()
+
+
+def test_the_3d_view_takes_the_render_windows_made_on_the_prewarm_thread(qtbot) -> None:
+    """Making a render window opens a connection to the display (20-60 ms holding the
+    interpreter): the prewarm thread makes two, the 3D view's and the worker's first, so the
+    GUI thread does not."""
+    from app.ui import prewarm
+    from app.ui.volume3d import Volume3DWidget
+
+    prewarm._windows.clear()
+    prewarm._import()  # what the prewarm thread does
+    made = list(prewarm._windows)
+    assert len(made) == 2
+    view3d = Volume3DWidget()
+    qtbot.addWidget(view3d)
+    assert any(view3d.render_window is window for window in made)
+    spare = prewarm.spare_render_window()  # the worker's, taken when the scene is prepared
+    assert spare is not None and spare is not view3d.render_window
+    assert prewarm.spare_render_window() is None
+    view3d.close_3d()
+
+
+def test_each_piece_made_ahead_is_a_call_of_its_own(qtbot) -> None:
+    """The OpenGL context and its first frame (the longest piece: a software OpenGL compiles
+    its shaders there) are made in separate calls of ``warm_up``, at the size the view will be
+    shown at, so the window answers between them."""
+    from app.ui.volume3d import WARM_STEPS, Volume3DWidget
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    host.resize(640, 480)
+    view3d = Volume3DWidget(host)
+    QVBoxLayout(host).addWidget(view3d)
+    host.layout().activate()
+    size = view3d.pixel_size()
+    window = view3d.render_window
+    assert not view3d.warm_up(size)  # the context
+    assert window.GetInitialized() and window.GetNeverRendered()
+    assert tuple(window.GetSize()) == size
+    assert not view3d.warm_up(size)  # its first frame
+    assert not window.GetNeverRendered()
+    done = [view3d.warm_up(size) for _ in WARM_STEPS[2:]]
+    assert done[-1] and not any(done[:-1]) and view3d.warm
+    view3d.close_3d()
