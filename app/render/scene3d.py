@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 from vtkmodules.vtkCommonCore import vtkCommand
 from vtkmodules.vtkCommonDataModel import vtkPiecewiseFunction, vtkPlane, vtkPlaneCollection
+from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor
 from vtkmodules.vtkRenderingCore import (
     vtkColorTransferFunction,
     vtkRenderer,
@@ -51,6 +52,25 @@ CAMERA_VIEWS: dict[str, tuple[tuple[float, float, float], tuple[float, float, fl
     "superior": ((0, 0, 1), (0, -1, 0)),
     "inferior": ((0, 0, -1), (0, -1, 0)),
 }
+
+
+def orientation_cube() -> vtkAnnotatedCubeActor:
+    """The orientation cube lettered with the patient's sides (R/L, A/P, H/F, as the 2D views'
+    letters) for world coordinates in LPS (+x left, +y posterior, +z head). Each letter reads
+    upright from the :data:`CAMERA_VIEWS` that faces it: L, R, A and P with the head up, H and
+    F with the face up (VTK's default letter turns did that for L/R; the 180 degrees this had
+    turned them upside down, and F was upside down from below)."""
+    cube = vtkAnnotatedCubeActor()
+    for setter, text in ((cube.SetXPlusFaceText, "L"), (cube.SetXMinusFaceText, "R"),
+                         (cube.SetYPlusFaceText, "P"), (cube.SetYMinusFaceText, "A"),
+                         (cube.SetZPlusFaceText, "H"), (cube.SetZMinusFaceText, "F")):
+        setter(text)
+    cube.SetXFaceTextRotation(0)
+    cube.SetZFaceTextRotation(270)
+    cube.SetFaceTextScale(0.6)
+    cube.GetCubeProperty().SetColor(0.25, 0.3, 0.4)
+    cube.GetTextEdgesProperty().SetColor(0.9, 0.9, 0.9)
+    return cube
 
 
 class VolumeScene:

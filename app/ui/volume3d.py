@@ -42,12 +42,11 @@ from vtkmodules.vtkInteractionWidgets import (
     vtkBoxWidget2,
     vtkOrientationMarkerWidget,
 )
-from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor
 from vtkmodules.vtkRenderingCore import vtkRenderer, vtkRenderWindow, vtkTexture
 
 from app.render.mpr import MprSource, mpr_source
 from app.render.offscreen import capture
-from app.render.scene3d import VolumeScene
+from app.render.scene3d import VolumeScene, orientation_cube
 from app.render.volume_presets import PRESETS, VolumePreset, mip_preset
 from app.render.vtkimage import wrap_rgb
 from app.tasks import Progress
@@ -411,16 +410,7 @@ class Volume3DWidget(QWidget):
                 self.orientation.SetCurrentRenderer(self.scene.renderer)
             self.orientation.SetEnabled(1)
             return
-        cube = vtkAnnotatedCubeActor()
-        for setter, text in ((cube.SetXPlusFaceText, "L"), (cube.SetXMinusFaceText, "R"),
-                             (cube.SetYPlusFaceText, "P"), (cube.SetYMinusFaceText, "A"),
-                             (cube.SetZPlusFaceText, "H"), (cube.SetZMinusFaceText, "F")):
-            setter(text)
-        cube.SetXFaceTextRotation(180)  # letters upright on the patient's lateral faces
-        cube.SetZFaceTextRotation(90)
-        cube.SetFaceTextScale(0.6)
-        cube.GetCubeProperty().SetColor(0.25, 0.3, 0.4)
-        cube.GetTextEdgesProperty().SetColor(0.9, 0.9, 0.9)
+        cube = orientation_cube()
         widget = vtkOrientationMarkerWidget()
         widget.SetOrientationMarker(cube)
         widget.SetInteractor(self.interactor)
@@ -447,6 +437,9 @@ class Volume3DWidget(QWidget):
         self.render()
 
     def reset_camera(self, view: str = "anterior") -> None:
+        index = self.camera.findData(view)
+        if index >= 0:  # the list says where the camera is, however it was moved there
+            self.camera.setCurrentIndex(index)
         if self.scene is not None:
             self._drop_still()
             self.scene.reset_camera(view)

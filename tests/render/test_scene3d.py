@@ -271,3 +271,53 @@ def test_camera_frames_the_content_not_the_padding(balls):
     framed = view.render()
     assert (framed.mean(axis=2) > 40).sum() > 2 * (whole.mean(axis=2) > 40).sum()
     view.close()
+
+
+def _letter(view: str) -> np.ndarray:
+    """The orientation cube's letter facing the camera from ``view``: a mask, cut to it."""
+    from vtkmodules.vtkRenderingCore import vtkRenderer
+
+    from app.render.scene3d import CAMERA_VIEWS, orientation_cube
+    renderer = vtkRenderer()
+    renderer.AddActor(orientation_cube())
+    towards, up = CAMERA_VIEWS[view]
+    camera = renderer.GetActiveCamera()
+    camera.SetFocalPoint(0, 0, 0)
+    camera.SetPosition(*(5 * t for t in towards))
+    camera.SetViewUp(*up)
+    renderer.ResetCamera()
+    out = OffscreenView(renderer, (200, 200))
+    try:
+        img = out.render()
+    finally:
+        out.close()
+    face = img.astype(float).mean(axis=2)
+    letter = face > 1.5 * np.median(face[face > 20])  # brighter than the cube's face
+    rows, cols = np.nonzero(letter)
+    assert rows.size > 50, f"no letter seen from {view}"
+    return letter[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+
+
+def _thirds(mask: np.ndarray) -> tuple[float, float, float]:
+    """How full the top, middle and bottom thirds' fullest rows are (0-1)."""
+    h = mask.shape[0]
+    fill = mask.mean(axis=1)
+    return (fill[: h // 3].max(), fill[h // 3: 2 * h // 3].max(), fill[2 * h // 3:].max())
+
+
+def test_the_orientation_cube_letters_read_upright_from_each_side() -> None:
+    """Seen from the patient's left with the head up the cube shows an L with its foot at the
+    bottom (it was upside down); from below with the face up, an F with its arms at the top."""
+    left = _letter("left")  # L: a full bottom row, a stem on the left, nothing top right
+    top, _, bottom = _thirds(left)
+    assert bottom > 0.8 and top < 0.5, left.astype(int)
+    assert left[:, : left.shape[1] // 4].mean() > 0.8  # the stem
+    below = _letter("inferior")  # F: a full top row, a stem on the left, an empty bottom right
+    top, _, bottom = _thirds(below)
+    assert top > 0.8 and bottom < 0.5, below.astype(int)
+    assert below[:, : below.shape[1] // 4].mean() > 0.8
+    for view in ("right", "posterior"):  # R and P: their stems on the left
+        mask = _letter(view)
+        assert mask[:, : mask.shape[1] // 5].mean() > 0.8, (view, mask.astype(int))
+    front = _letter("anterior")  # A: its apex at the top
+    assert front[0].mean() < 0.5 * front[-1].mean(), front.astype(int)

@@ -287,6 +287,7 @@ def test_3d_layout_presets_clip_and_level_of_detail(qtbot, window: MainWindow) -
     assert marker is not None and marker.GetEnabled()
     for side in ("left", "anterior"):
         view3d.reset_camera(side)
+        assert view3d.camera.currentData() == side  # the list says where the camera is
         view3d.snapshot()
         cam, cube_cam = scene.renderer.GetActiveCamera(), marker.GetRenderer().GetActiveCamera()
         view = np.subtract(cam.GetFocalPoint(), cam.GetPosition())
