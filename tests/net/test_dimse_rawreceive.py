@@ -17,6 +17,8 @@ from pathlib import Path
 import pydicom
 import pytest
 from pynetdicom import build_context
+from pynetdicom.dimse_messages import C_STORE_RSP
+from pynetdicom.dimse_primitives import C_STORE
 
 from app.dicom.synth import SeriesSpec, generate_series
 from app.net import hubs
@@ -221,3 +223,21 @@ def test_relay_c_get_from_orthanc_reads_the_instances_off_the_socket(tmp_path: P
     for sop, path in sent.items():
         assert pydicom.dcmread(io.BytesIO(received[sop])).PixelData == \
             pydicom.dcmread(path).PixelData
+
+
+@pytest.mark.parametrize("status", [0x0000, 0xA700, 0xC000, 0xB000, 0xFFFF])
+@pytest.mark.parametrize("sop_instance", ["1.2.3", "1.2.840.113619.2.55.3.604688.12"])
+def test_the_c_store_answer_is_what_pynetdicom_encodes(status: int, sop_instance: str):
+    rsp = C_STORE()
+    rsp.MessageIDBeingRespondedTo = 65535
+    rsp.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    rsp.AffectedSOPInstanceUID = sop_instance
+    rsp.Status = status
+    message = C_STORE_RSP()
+    message.primitive_to_message(rsp)
+    [pdata] = list(message.encode_msg(1, 16384))
+    [(context_id, pdv)] = pdata.presentation_data_value_list
+    assert (context_id, pdv[:1]) == (1, b"\x03")
+    assert rawreceive.store_response(rsp) == pdv[1:]
+    rsp.ErrorComment = "no room"  # more than a status: pynetdicom encodes it
+    assert rawreceive.store_response(rsp) is None

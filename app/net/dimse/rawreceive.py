@@ -28,8 +28,13 @@ from typing import Any
 
 from pynetdicom import evt
 from pynetdicom._handlers import standard_pdu_recv_handler
+from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_messages import C_STORE_RQ
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
+from pynetdicom.pdu_primitives import P_DATA
+
+from app.net.dimse.rawstore import command_element, uid_value
 
 #: P-DATA-TF PDU header and the header of its first PDV: PDU type, reserved, PDU length;
 #: PDV length, presentation context ID, message control header (PS3.8 9.3.5, E.2).
@@ -147,7 +152,47 @@ def _read_pdu_data(self: DULServiceProvider) -> None:
         _original_read(self)
 
 
+def store_response(rsp: C_STORE) -> bytes | None:
+    """The command set of a C-STORE-RSP (PS3.7 9.3.1.2) as pynetdicom encodes it, with its
+    group length; None when the answer carries more than a status (an error comment, an
+    offending element: pynetdicom encodes it)."""
+    if rsp.MessageIDBeingRespondedTo is None or rsp.Status is None \
+            or rsp.ErrorComment is not None or rsp.OffendingElement is not None:
+        return None
+    parts = []
+    if rsp.AffectedSOPClassUID is not None:
+        parts.append(command_element(0x0002, uid_value(str(rsp.AffectedSOPClassUID))))
+    parts += [command_element(0x0100, struct.pack("<H", 0x8001)),  # Command Field: C-STORE-RSP
+              command_element(0x0120, struct.pack("<H", rsp.MessageIDBeingRespondedTo)),
+              command_element(0x0800, struct.pack("<H", 0x0101)),  # no data set
+              command_element(0x0900, struct.pack("<H", rsp.Status))]
+    if rsp.AffectedSOPInstanceUID is not None:
+        parts.append(command_element(0x1000, uid_value(str(rsp.AffectedSOPInstanceUID))))
+    body = b"".join(parts)
+    return command_element(0x0000, struct.pack("<I", len(body))) + body
+
+
+_original_send_msg = DIMSEServiceProvider.send_msg
+
+
+def _send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> None:
+    """pynetdicom's ``send_msg``, with a plain C-STORE-RSP encoded by :func:`store_response`
+    (pydicom's encoding of the command set cost 1-2 ms for each instance received)."""
+    command = store_response(primitive) if type(primitive) is C_STORE else None
+    limit = int(self.maximum_pdu_size or 0)
+    if command is None or self.assoc.get_handlers(evt.EVT_DIMSE_SENT) \
+            or (limit and len(command) + 6 > limit):
+        _original_send_msg(self, primitive, context_id)
+        return
+    pdata = P_DATA()
+    pdata.presentation_data_value_list = [[context_id, b"\x03" + command]]  # last command
+    self.dul.send_pdu(pdata)
+
+
 def install() -> None:
-    """Route pynetdicom's PDU reading through :func:`read_fragments` (once per process)."""
+    """Route pynetdicom's PDU reading through :func:`read_fragments` and its C-STORE answers
+    through :func:`store_response` (once per process)."""
     if DULServiceProvider._read_pdu_data is _original_read:
         DULServiceProvider._read_pdu_data = _read_pdu_data  # type: ignore[method-assign]
+    if DIMSEServiceProvider.send_msg is _original_send_msg:
+        DIMSEServiceProvider.send_msg = _send_msg  # type: ignore[method-assign]
