@@ -185,7 +185,8 @@ def _send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> No
         _original_send_msg(self, primitive, context_id)
         return
     pdata = P_DATA()
-    pdata.presentation_data_value_list = [[context_id, b"\x03" + command]]  # last command
+    # a list, as pynetdicom checks (its annotation says a tuple)
+    pdata.presentation_data_value_list = [[context_id, b"\x03" + command]]  # type: ignore[list-item]
     self.dul.send_pdu(pdata)
 
 
