@@ -154,6 +154,12 @@ def test_instances_one_after_another_on_one_association_each_stored_exact(home, 
                 assert sender.store(pdus) == 0x0000
         finally:
             sender.close()
+        # the association ended: the index rows of its instances are made durable and the
+        # marker that says they might not be is gone (app/store/deferred.py)
+        deadline = time.monotonic() + 10
+        while list((home / "store").glob("unindexed-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not list((home / "store").glob("unindexed-*"))
         hashes = stored_hashes(Store(home))
     assert len(hashes) == len(ct)
     store = Store(home)
