@@ -117,8 +117,8 @@ def read_fragments(dul: DULServiceProvider) -> bool:
         if kind != _P_DATA_TF or pdu_length != pdv_length + 4 or control & 0x03 \
                 or context_id != message.context_id or not 0 < size <= MAX_FRAGMENT:
             break  # a command, the last fragment, several PDVs: pynetdicom's
-        sock.recv_into(head, _HEAD.size)  # peeked: all there
-        if not _read_exactly(dul, sock, message.data_set, size):
+        if not _read_exactly(dul, sock, None, _HEAD.size) \
+                or not _read_exactly(dul, sock, message.data_set, size):
             return True  # the association is closing: nothing to count
         read += 1
     global fragments_read
@@ -126,10 +126,11 @@ def read_fragments(dul: DULServiceProvider) -> bool:
     return read > 0
 
 
-def _read_exactly(dul: DULServiceProvider, sock: socket.socket, into: BytesIO,
+def _read_exactly(dul: DULServiceProvider, sock: socket.socket, into: BytesIO | None,
                   size: int) -> bool:
-    """Append the next ``size`` bytes of the socket to ``into``; False when the connection
-    closed or stalled first (the association is then closed as pynetdicom does: Evt17)."""
+    """Append the next ``size`` bytes of the socket to ``into`` (None: drop them, a header
+    already peeked); False when the connection closed or stalled first (the association is
+    then closed as pynetdicom does: Evt17)."""
     view = _buffer(size)[:size]
     got = 0
     try:
@@ -143,7 +144,8 @@ def _read_exactly(dul: DULServiceProvider, sock: socket.socket, into: BytesIO,
     if got < size:
         dul.event_queue.put("Evt17")  # transport connection closed: A-ABORT, no C-STORE
         return False
-    into.write(view)
+    if into is not None:
+        into.write(view)
     return True
 
 
