@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import select
 import socket
 import ssl
@@ -83,7 +84,7 @@ class _WakeOnMessage:
         thread = threading.current_thread()
         messages = getattr(getattr(thread, "dimse", None), "msg_queue", None) \
             if isinstance(thread, Association) and seconds == 0.001 else None
-        if messages is None:
+        if not isinstance(messages, queue.Queue):
             time.sleep(seconds)
             return
         with messages.not_empty:
