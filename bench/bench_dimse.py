@@ -17,6 +17,21 @@ bench now sets it: relay listen 3.76 s (56 MB/s) against storescp 0.46-0.69 s (3
 each PDU's tail: several seconds for the same files), not a fair anchor. What costs: pynetdicom
 decodes each 16 kB P-DATA PDU in Python (13,000 for this series), and Relay fsyncs each
 instance and its index row before answering success, which storescp does not.
+
+Issue 13, after the receive work (same day, 2 shared cores, other agents' load 2-4 then, 6-11
+earlier; ``--rounds 2``, this tree and main's f40f365 run back to back): relay listen 3.89 s
+against storescp's 0.50 s, 0.13x (f40f365 in the next run: 3.08 s against 0.32 s, 0.10x); at load
+2, 2.99 s against f40f365's 3.00 s (0.12x and 0.11x); at load 8-11, 6.75 s against 11.31 s.
+storescp and the disk vary by 2x from one minute to the next here, and the best wall time of two
+rounds did not move at low load; steadier is Relay's CPU for the 400 instances (listen alone,
+interleaved runs): 2.3-3.9 s -> 1.6-3.3 s, and the syscalls (strace): 400 fewer fdatasyncs. What is
+left is the disk: per instance the file is fsync'ed (3.4 ms for 525 kB on this disk) and its folder
+fsync'ed (2.3 ms) before the success status goes back; the index row's fsync (2.9 ms) now follows
+by batch (app/store/deferred.py). storescu waits for each answer, so 400 x 5.7 ms = 2.3 s is the
+floor of any receiver that keeps the promise, 4-5x storescp's whole time: 0.8x is out of reach
+without giving up that success means durable. The CPU saved is the pynetdicom side's
+(app/net/dimse/rawreceive.py: data set fragments read straight off the socket, the C-STORE answer
+encoded by hand) and the index commit's.
 """
 
 from __future__ import annotations

@@ -25,6 +25,16 @@ The retrieve (C-GET) in the same conditions: 3.63 s against getscu's 0.87 s, 0.2
 3.37x was against a Nagle-held getscu too); pynetdicom decodes Orthanc's 16 kB PDUs in Python
 and Relay checks, hashes, fsyncs and indexes each instance. The first image of a retrieve over a
 25 MB/s link: 1.3 % of the whole.
+
+Issue 13, after the receive work (same day, load 2-4 from other agents, ``--slices 400 --rounds
+3``, this tree and f40f365 back to back): retrieve 2.11 s against getscu's 0.62 s, 0.29x (f40f365:
+2.59 s, 0.24x); the send 1.06x (f40f365 in its run: 0.90x; the send is unchanged, the turns swing
+0.65-1.24x). Relay's CPU for the retrieve alone (Download.run against this Orthanc, one retrieve at
+a time): 2.9-3.0 s -> 2.1 s. The C-STOREs of a C-GET now go through app/net/dimse/rawreceive.py
+(Orthanc sends 128 kB PDUs to a peer without a limit: 4 per slice) and Relay's C-STORE answers are
+encoded by hand; what is left is the ingest pipeline shared with WADO (app/net/part_ingest.py: the
+header checked on the network thread, the workers' fdatasync and folder fsync per batch, on which
+the network thread waits when 256 parts are pending) and pynetdicom's per-message work.
 """
 
 from __future__ import annotations

@@ -83,6 +83,14 @@ def check_store(store: Store, *, repair: bool = False) -> CheckReport:
                        tuple(indexed), tuple(removed), dropped, tuple(errors))
 
 
+def index_orphans(store: Store) -> list[str]:
+    """Index the files under ``store/objects`` that no row names (after a crash between
+    their rename and their index row), without hashing the indexed ones; the ones indexed."""
+    rows = _indexed_files(store)
+    indexed, _removed = _adopt_orphans(store, [r for r in object_files(store) if r not in rows])
+    return indexed
+
+
 def stage_file(store: Store, path: Path) -> Staged:
     """A file already under ``store/objects`` through the ingest path (mapped, not copied)."""
     if path.stat().st_size == 0:

@@ -162,6 +162,10 @@ class Store:
         self._init_db()
         self._clean_tmp()
         self._finish_deletes()
+        if any(self.root.glob("unindexed-*")):  # a receiving process crashed (cheap look)
+            from app.store.deferred import recover
+
+            recover(self)
 
     @functools.cached_property
     def uid_key(self) -> bytes:
@@ -350,18 +354,48 @@ class Store:
         for _ in _sync_pool().map(lambda job: job[0](job[1]), jobs):
             pass
 
-    def commit(self, files: Sequence[StoredFile], *, synced: bool = False) -> list[str]:
+    def commit(self, files: Sequence[StoredFile], *, synced: bool = False,
+               durable: bool = True) -> list[str]:
         """Index files already durably in place; return "imported"/"duplicate"/"conflict" each.
 
-        Their folders are fsync'ed first, unless ``synced`` says :meth:`sync_placed` did it."""
+        Their folders are fsync'ed first, unless ``synced`` says :meth:`sync_placed` did it.
+        ``durable=False``: the rows are not waited onto the disk (a power cut may lose them,
+        never the files); :mod:`app.store.deferred` makes them durable later and recovers them
+        after a crash."""
         if not synced:
             self.sync_dirs(f.relpath for f in files)
         now = time.time()
         statuses: list[str] = []
-        with self.transaction() as conn:
-            for f in files:
-                statuses.append(self._index_one(conn, f, now))
+        conn = self._connect() if not durable else None
+        if conn is not None:
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL: no fsync at commit
+        try:
+            with self.transaction() as tx:
+                for f in files:
+                    statuses.append(self._index_one(tx, f, now))
+        finally:
+            if conn is not None:
+                conn.execute("PRAGMA synchronous=FULL")
         return statuses
+
+    def sync_index(self) -> None:
+        """Make every index row committed so far durable (those of ``commit(durable=False)``):
+        the write-ahead log holding them is fsync'ed (SQLite syncs what a checkpoint moved
+        out of it)."""
+        for path in (f"{self.db_path}-wal", str(self.db_path)):
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:  # checkpointed and gone: the database file holds them
+                continue
+            except OSError as exc:
+                raise write_error(self.home, exc) from exc
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                raise write_error(self.home, exc) from exc
+            finally:
+                os.close(fd)
+            return
 
     def _index_one(self, conn: sqlite3.Connection, f: StoredFile, now: float) -> str:
         inst = f.header.instance

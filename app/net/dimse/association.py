@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import select
 import socket
 import ssl
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pynetdicom import AE, evt
+from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import ThreadedAssociationServer
@@ -36,6 +37,10 @@ DEFAULT_PORT = 11112
 #: pynetdicom logs every refused association at ERROR with its own words; Relay reports the
 #: reason itself (a DimseError), so pynetdicom is heard only when it has something unexpected.
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+#: ... and so pynetdicom's standard handlers, which format a log record of every PDU and DIMSE
+#: message sent and received (the one for a C-STORE request copies its whole data set to see
+#: that it is not empty), are not bound: their records would be dropped unread.
+_config.LOG_HANDLER_LEVEL = "none"
 
 
 class _WakeOnData:
@@ -65,11 +70,39 @@ class _WakeOnData:
         time.sleep(seconds)
 
 
+class _WakeOnMessage:
+    """``time`` as pynetdicom's association module sees it: an association that serves
+    requests (an acceptor, Relay's node) sleeps 1 ms before each look at its queue of
+    received DIMSE messages, so each C-STORE waited up to 1 ms before its handler ran. Here
+    that sleep ends as soon as a message is queued. Any other sleep is ``time.sleep``."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        thread = threading.current_thread()
+        messages = getattr(getattr(thread, "dimse", None), "msg_queue", None) \
+            if isinstance(thread, Association) and seconds == 0.001 else None
+        if not isinstance(messages, queue.Queue):
+            time.sleep(seconds)
+            return
+        with messages.not_empty:
+            if not messages._qsize():
+                messages.not_empty.wait(seconds)
+
+
 def _wake_on_data() -> None:
+    import pynetdicom.association
     import pynetdicom.dul
+
+    from app.net.dimse import rawreceive
 
     if getattr(pynetdicom.dul, "time", None) is time:
         vars(pynetdicom.dul)["time"] = _WakeOnData()
+    if getattr(pynetdicom.association, "time", None) is time:
+        vars(pynetdicom.association)["time"] = _WakeOnMessage()
+    rawreceive.install()
 
 
 _wake_on_data()

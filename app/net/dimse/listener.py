@@ -38,6 +38,7 @@ from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import _STORAGE_CLASSES as STORAGE_CLASSES
 from pynetdicom.transport import ThreadedAssociationServer
 
+from app.errors import StoreError
 from app.net.dimse import find_scp, retrieve_scp
 from app.net.dimse.association import NODELAY, Timeouts, TlsOptions, make_ae, start_server
 from app.net.dimse.client import StorageCommitmentPushModel
@@ -54,6 +55,7 @@ from app.net.dimse.receive import (
 )
 from app.net.dimse.routes import ROUTES, answer_report
 from app.net.incoming import remember_arrival
+from app.store.deferred import DeferredIndex
 from app.store.local import Store, StoredFile
 from app.workflow import audit
 
@@ -92,6 +94,8 @@ class Listener:
         self._commitment = CommitmentScp(store, node, self._timeouts())
         self._handover = Handover(store.home)
         self._beacon = Beacon(store.home)
+        #: Rows of received instances, durable by batch (each file is before its answer).
+        self._index = DeferredIndex(store)
 
     # -- life ------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
@@ -141,6 +145,7 @@ class Listener:
             time.sleep(0.05)
         for assoc in server.active_associations:
             assoc.abort()
+        self._flush_index()
         log.info("node %s stopped", self.node.ae_title)
 
     def subscribe_instances(self, fn: InstanceSubscriber) -> None:
@@ -206,7 +211,14 @@ class Listener:
                              "calling_ae": calling,
                              "called_ae": _called(event), "reason": reason})
 
+    def _flush_index(self) -> None:
+        try:
+            self._index.flush()
+        except StoreError as exc:  # the marker stays: the rows are recovered at next start
+            log.warning("the index rows of received instances wait for the disk: %s", exc)
+
     def _on_closed(self, event: Any) -> None:
+        self._flush_index()
         calling = event.assoc.requestor.ae_title
         for study in self.tally.close(id(event.assoc), calling):
             self._remember(study)
@@ -246,7 +258,8 @@ class Listener:
             return self._store_handed(event, handed)
         outcome = receive(self.store, event.encoded_dataset(),
                           sop_instance_uid=str(req.AffectedSOPInstanceUID),
-                          name=f"C-STORE from {calling} (message {req.MessageID})")
+                          name=f"C-STORE from {calling} (message {req.MessageID})",
+                          index=self._index)
         self.tally.add(id(event.assoc), outcome)
         if outcome.stored is not None:
             for fn in list(self._instance_subscribers):

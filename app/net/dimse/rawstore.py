@@ -98,12 +98,13 @@ def file_meta(path: Path) -> tuple[str, str, str]:
     return found["sop_class"], found["sop_instance"], found["syntax"]
 
 
-def _element(tag: int, value: bytes) -> bytes:
+def command_element(tag: int, value: bytes) -> bytes:
     """One implicit VR little endian element of the command group."""
     return struct.pack("<HHI", 0x0000, tag, len(value)) + value
 
 
-def _uid(value: str) -> bytes:
+def uid_value(value: str) -> bytes:
+    """A UID as a command element holds it: ASCII, padded with NUL to an even length."""
     raw = value.encode("ascii")
     return raw + b"\x00" if len(raw) % 2 else raw
 
@@ -112,14 +113,14 @@ def store_command(sop_class: str, sop_instance: str, msg_id: int, priority: int 
     """The command set of a C-STORE-RQ (PS3.7 9.3.1.1), implicit VR little endian, with its
     group length, as pynetdicom encodes it."""
     body = b"".join((
-        _element(0x0002, _uid(sop_class)),            # Affected SOP Class UID
-        _element(0x0100, struct.pack("<H", 0x0001)),  # Command Field: C-STORE-RQ
-        _element(0x0110, struct.pack("<H", msg_id)),  # Message ID
-        _element(0x0700, struct.pack("<H", priority)),
-        _element(0x0800, struct.pack("<H", 0x0001)),  # Command Data Set Type: a data set
-        _element(0x1000, _uid(sop_instance)),         # Affected SOP Instance UID
+        command_element(0x0002, uid_value(sop_class)),        # Affected SOP Class UID
+        command_element(0x0100, struct.pack("<H", 0x0001)),   # Command Field: C-STORE-RQ
+        command_element(0x0110, struct.pack("<H", msg_id)),   # Message ID
+        command_element(0x0700, struct.pack("<H", priority)),
+        command_element(0x0800, struct.pack("<H", 0x0001)),   # Command Data Set Type: data set
+        command_element(0x1000, uid_value(sop_instance)),     # Affected SOP Instance UID
     ))
-    return _element(0x0000, struct.pack("<I", len(body))) + body
+    return command_element(0x0000, struct.pack("<I", len(body))) + body
 
 
 class RawStore:

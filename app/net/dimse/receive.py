@@ -1,8 +1,9 @@
 """Instances received by Relay's node (C-STORE SCP, and C-GET/C-MOVE into Relay) into the store.
 
 The one ingest path (:func:`app.store.ingest.stage_bytes`): the bytes are kept exactly as the
-peer sent them, in the transfer syntax it chose, behind a Part-10 file meta header; the file is
-fsync'ed before its index row, and the success status goes back only once the row is committed.
+peer sent them, in the transfer syntax it chose, behind a Part-10 file meta header; the file and
+its folder are fsync'ed before its index row is committed, and the success status goes back only
+once both are done (the row may wait for the disk with its batch: :mod:`app.store.deferred`).
 A dataset that cannot be read gets a failure status of its own; nothing already stored is
 touched. Nothing about the patient is logged.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from app.errors import StoreError
 from app.imports.media import Problem
+from app.store.deferred import DeferredIndex
 from app.store.ingest import Duplicate, stage_bytes
 from app.store.local import Store, StoredFile
 from app.workflow import audit
@@ -48,11 +50,13 @@ class Outcome:
     """The store's file holding exactly the bytes received (stored now, or before)."""
 
 
-def receive(store: Store, data: bytes, *, sop_instance_uid: str, name: str) -> Outcome:
+def receive(store: Store, data: bytes, *, sop_instance_uid: str, name: str,
+            index: DeferredIndex | None = None) -> Outcome:
     """Check and durably store one received Part-10 byte string; the status to answer with.
 
     ``sop_instance_uid`` is the Affected SOP Instance UID of the request: a data set holding
     another one is refused (PS3.4 B.2.3, 0xA900) rather than stored under the wrong identity.
+    ``index``: its row is committed there (durable with its batch), else durably at once.
     """
     try:
         staged = stage_bytes(store, data, name)
@@ -66,7 +70,7 @@ def receive(store: Store, data: bytes, *, sop_instance_uid: str, name: str) -> O
         if isinstance(staged, Duplicate):
             return Outcome(SUCCESS, "duplicate", study_uid,
                            path=store.file_of(sop_instance_uid.strip(), staged.sha256))
-        (result,) = store.commit([staged])
+        (result,) = index.commit([staged]) if index is not None else store.commit([staged])
         path = store.abspath(staged.relpath) if result != "duplicate" else \
             store.file_of(sop_instance_uid.strip(), staged.sha256)
         return Outcome(SUCCESS, result, study_uid, stored=staged if result == "imported" else None,
