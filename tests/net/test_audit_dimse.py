@@ -175,7 +175,12 @@ def test_the_node_audits_the_searches_retrievals_and_rejections_it_answers(
     assert served["C-GET"]["peer"].startswith("GETSCU@127.0.0.1:")
     assert served["C-MOVE"]["peer"] == f"VIEWER@127.0.0.1:{viewer_port}"
     assert served["C-MOVE"]["detail"]["requested_by"].startswith("MOVESCU@127.0.0.1:")
-    (rejected,) = [e for e in events if e["event"] == "login"]
+    logins = [e for e in events if e["event"] == "login"]
+    accepted = sorted(e["detail"]["calling_ae"] for e in logins if e["outcome"] == audit.SUCCESS)
+    assert accepted == ["FINDSCU", "GETSCU", "MOVESCU", "MOVESCU"]  # each association let in
+    assert all(e["detail"]["direction"] == "incoming" and e["detail"]["called_ae"] == "RELAY"
+               for e in logins)
+    (rejected,) = [e for e in logins if e["outcome"] != audit.SUCCESS]
     assert rejected["outcome"] == audit.SERIOUS_FAILURE
     assert rejected["peer"].startswith("INTRUDER@127.0.0.1:")
     assert rejected["detail"]["calling_ae"] == "INTRUDER"

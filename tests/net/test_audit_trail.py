@@ -102,5 +102,5 @@ def test_a_caller_not_allowed_is_a_failed_login(home, data):
     with running_node(home, allowed_callers=["CT1"]) as listener:
         assert dcmtk("storescu", "-aet", "INTRUDER", *peer(listener),
                      *map(str, files)).returncode != 0
-    (login,) = [e for e in events(home) if e["event"] == "login"]
+    (login,) = [e for e in events(home) if e["event"] == "login"]  # the only one: refused
     assert login["outcome"] == audit.SERIOUS_FAILURE and login["peer"].startswith("INTRUDER@")

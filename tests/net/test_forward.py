@@ -332,8 +332,12 @@ def test_a_pacs_outage_leaves_the_study_queued_and_the_next_start_finishes_it(
         forwarder.close(timeout=2.0)
     (job,) = TransferQueue(home).jobs()
     assert job.state == "queued" and job.count("pending") == len(files) and not STREAMING
-    failed = [e for e in audit.read(home) if e["event"] == "login"]
+    failed = [e for e in audit.read(home) if e["event"] == "login"
+              and e["detail"].get("direction") != "incoming"]  # Relay's own, to the PACS
     assert failed and all(e["outcome"] != audit.SUCCESS for e in failed)
+    (scanner,) = [e for e in audit.read(home) if e["event"] == "login"
+                  and e["detail"].get("direction") == "incoming"]
+    assert scanner["outcome"] == audit.SUCCESS and scanner["peer"].startswith("CT_ED_1@")
     pacs.start()
     try:
         again = Forwarder(Store(home))

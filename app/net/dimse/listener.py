@@ -104,6 +104,7 @@ class Listener:
         handlers: list[tuple[Any, Any]] = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_REJECTED, self._on_rejected),
+            (evt.EVT_ACCEPTED, self._on_accepted),
             (evt.EVT_C_ECHO, _on_echo),
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_FIND, self._on_find),
@@ -192,6 +193,15 @@ class Listener:
                         "node's allowed callers", event.assoc.requestor.address,
                         event.assoc.requestor.port, calling)
             self.tally.count("rejected")
+
+    def _on_accepted(self, event: Any) -> None:
+        """Every association the node accepts is one successful login in the audit trail
+        (110114): who came in, as what, and to which AE title."""
+        calling = _calling(event)
+        audit.record(self.store.home, "login", outcome=audit.SUCCESS,
+                     peer=f"{calling}@{_address(event)}",
+                     detail={"protocol": "DIMSE", "direction": "incoming",
+                             "calling_ae": calling, "called_ae": _called(event)})
 
     def _on_rejected(self, event: Any) -> None:
         """Every association the node rejects is one failed login attempt in the audit trail
