@@ -43,16 +43,20 @@ logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
 _config.LOG_HANDLER_LEVEL = "none"
 
 
-class _WakeOnData:
+class _TimeExceptSleep:
+    """``time`` itself, except for the ``sleep`` a subclass gives."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+class _WakeOnData(_TimeExceptSleep):
     """``time`` as pynetdicom's DUL module sees it: its reactor thread, idle, sleeps 1 ms
     between two looks at the socket, so every answer (each C-STORE response) waits up to 1 ms
     there before it is read, and a run of C-STOREs on one association waits once per instance.
     Here the reactor's idle wait is a ``select`` on its own socket for the same time, which
     ends as soon as the peer's bytes arrive: the same CPU when idle, no latency when not.
     Any other caller (other threads, a socket gone) gets ``time`` unchanged."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
 
     @staticmethod
     def sleep(seconds: float) -> None:
@@ -70,14 +74,11 @@ class _WakeOnData:
         time.sleep(seconds)
 
 
-class _WakeOnMessage:
+class _WakeOnMessage(_TimeExceptSleep):
     """``time`` as pynetdicom's association module sees it: an association that serves
     requests (an acceptor, Relay's node) sleeps 1 ms before each look at its queue of
     received DIMSE messages, so each C-STORE waited up to 1 ms before its handler ran. Here
     that sleep ends as soon as a message is queued. Any other sleep is ``time.sleep``."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
 
     @staticmethod
     def sleep(seconds: float) -> None:
