@@ -3,6 +3,7 @@ echoscu and a pynetdicom peer sending garbage; what is stored is checked byte fo
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import build_context
 
+from app.dicom.synth import SeriesSpec, generate_series
 from app.net.devhub import free_port
 from app.net.dimse.association import Endpoint, associate, make_ae
 from app.store.local import Store
@@ -244,3 +246,38 @@ def test_each_association_reports_one_notice_per_study(home, data):
     assert all(s.calling_ae == "SCANNER" for s in seen)
 
 
+
+
+@needs_dcmtk
+def test_listen_killed_mid_receive_leaves_every_stored_file_indexed(home, tmp_path):
+    """``relay listen`` killed (SIGKILL) while storescu sends: the index rows that waited for
+    their batch's sync are there or are made from the files when the store next opens; no file
+    is left without its row, no marker of the dead node stays, and ``relay check`` is clean."""
+    files = generate_series(tmp_path / "ct", SeriesSpec(slices=150, rows=128, columns=128,
+                                                        seed=4))
+    port = free_port()
+    proc = start_listen(home, port)
+    sender = subprocess.Popen(["storescu", "-aec", "RELAY", "127.0.0.1", str(port),
+                               *map(str, files)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    objects = home / "store" / "objects"
+    try:
+        deadline = time.monotonic() + 120
+        while sum(1 for _ in objects.rglob("*.dcm")) < 30:
+            assert time.monotonic() < deadline and sender.poll() is None, "too fast to kill"
+            time.sleep(0.01)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+        sender.wait(timeout=30)
+    on_disk = sum(1 for _ in objects.rglob("*.dcm"))
+    assert 30 <= on_disk < len(files)
+    store = Store(home)  # a dead node's marker: its files are indexed now
+    indexed = [i for s in store.studies() for se in s.series
+               for i in store.instances(se.series_instance_uid)]
+    assert len(indexed) == on_disk
+    assert not list((home / "store").glob("unindexed-*"))
+    check = run_relay("--home", str(home), "check", "--json", check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
