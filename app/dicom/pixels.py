@@ -159,6 +159,9 @@ def _read_native(path: Path | str, ts: str, info: ImageInfo, frame: int,
         out.byteswap(inplace=True)
 
 
+_PREADV = hasattr(os, "preadv")
+
+
 def _read_at(path: Path | str, offset: int, view: memoryview) -> int:
     """Read the file's bytes from ``offset`` into ``view`` (until it is full or the file
     ends); returns how many were read. A positioned read on a bare descriptor (no file
@@ -178,9 +181,6 @@ def _read_at(path: Path | str, offset: int, view: memoryview) -> int:
         return got
     finally:
         os.close(fd)
-
-
-_PREADV = hasattr(os, "preadv")
 
 
 def _decode(path: Path | str, ts: str, info: ImageInfo, frame: int, out: np.ndarray) -> None:

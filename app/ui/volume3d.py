@@ -42,7 +42,7 @@ from vtkmodules.vtkInteractionWidgets import (
     vtkBoxWidget2,
     vtkOrientationMarkerWidget,
 )
-from vtkmodules.vtkRenderingCore import vtkRenderer, vtkRenderWindow, vtkTexture
+from vtkmodules.vtkRenderingCore import vtkRenderer, vtkTexture
 
 from app.render.mpr import MprSource, mpr_source
 from app.render.offscreen import capture
@@ -164,7 +164,6 @@ class Volume3DWidget(QWidget):
         self._warm_step = 0  # of WARM_STEPS (see warm_up)
         self._prepare_pending = False
         #: An offscreen window made ahead for the worker's first still frame (see warm_up).
-        self._spare_window: vtkRenderWindow | None = None
         self._initializing = False
         self._closed = False
         self._orientation_pending = False
@@ -281,7 +280,7 @@ class Volume3DWidget(QWidget):
 
         ratio = self.vtk.devicePixelRatio()
         size = (round(self.vtk.width() * ratio), round(self.vtk.height() * ratio))
-        window, self._spare_window = self._spare_window or spare_render_window(), None
+        window = spare_render_window()  # made ahead on the prewarm thread, when there is one
         self._show_progress(0, 0, "Preparing 3D: resampling the volume, computing the shading "
                                   "and the first picture…")
         task = TaskWorker(work, "3D", self)
