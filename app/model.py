@@ -108,6 +108,19 @@ class ImageInfo:
         info.__dict__.update(kw)
         return info
 
+    def for_file(self, position: Vec3 | None, pixel_offset: int | None,
+                 pixel_length: int | None, fragments: tuple[tuple[int, int], ...]) -> ImageInfo:
+        """This info with the values of :data:`FILE_FIELDS` replaced: the images of a series
+        share the rest, so the index parses the shared part once per series, not per image."""
+        info = object.__new__(ImageInfo)
+        info.__dict__.update(self.__dict__, position=position, pixel_offset=pixel_offset,
+                             pixel_length=pixel_length, fragments=fragments)
+        return info
+
+
+#: The :class:`ImageInfo` fields that differ from image to image of one series (where the
+#: slice is, where its pixels sit in its file); the others are usually the same for all.
+FILE_FIELDS = ("position", "pixel_offset", "pixel_length", "fragments")
 
 _IMAGE_FIELDS = tuple(f.name for f in fields(ImageInfo))
 _FRAME_FIELDS = tuple(f.name for f in fields(FrameInfo))

@@ -37,6 +37,7 @@ from typing import IO, Any
 from app.errors import StoreError, StoreFull
 from app.home import make_private
 from app.model import Header, ImageInfo, Instance, Patient, Series, Study
+from app.store import instances as instance_rows
 from app.store import lock
 from app.store.db import ThreadConnections, immediate, pid_alive
 
@@ -558,12 +559,9 @@ class Store:
 
     def instances(self, series_uid: str) -> list[Instance]:
         """Instances of a series by instance number (geometry sorting is the volume's job)."""
-        rows = self._connect().execute(
-            "SELECT * FROM instances WHERE series_instance_uid=? "
-            "ORDER BY instance_number IS NULL, instance_number, sop_instance_uid",
-            (series_uid,),
-        ).fetchall()
-        return [self._instance_from_row(r) for r in rows]
+        return self._instances(
+            "WHERE series_instance_uid=? "
+            "ORDER BY instance_number IS NULL, instance_number, sop_instance_uid", (series_uid,))
 
     def slice_positions(self, series_uid: str) -> list[tuple[str, str | None, str | None, int]]:
         """(SOP Instance UID, position JSON, orientation JSON, frames) of each image of a series,
@@ -687,10 +685,8 @@ class Store:
         return int(row[0]), float(row[1])
 
     def instance(self, sop_uid: str) -> Instance | None:
-        row = self._connect().execute(
-            "SELECT * FROM instances WHERE sop_instance_uid=?", (sop_uid,)
-        ).fetchone()
-        return self._instance_from_row(row) if row else None
+        found = self._instances("WHERE sop_instance_uid=?", (sop_uid,))
+        return found[0] if found else None
 
     def conflicts(self) -> list[dict[str, Any]]:
         rows = self._connect().execute("SELECT * FROM conflicts ORDER BY added_at").fetchall()
@@ -703,21 +699,12 @@ class Store:
             for table in ("studies", "series", "instances", "conflicts")
         }
 
-    def _instance_from_row(self, row: sqlite3.Row) -> Instance:
-        return Instance(
-            sop_instance_uid=row["sop_instance_uid"],
-            sop_class_uid=row["sop_class_uid"],
-            series_instance_uid=row["series_instance_uid"],
-            study_instance_uid=row["study_instance_uid"],
-            transfer_syntax_uid=row["transfer_syntax_uid"],
-            instance_number=row["instance_number"],
-            acquisition_number=row["acquisition_number"],
-            image_type=row["image_type"],
-            image=ImageInfo.from_json(row["image"]) if row["image"] else None,
-            path=self.root / row["path"],
-            sha256=row["sha256"],
-            size=row["size"],
-        )
+    def _instances(self, where: str, args: tuple[Any, ...]) -> list[Instance]:
+        cursor = self._connect().cursor()
+        cursor.row_factory = None  # plain tuples
+        rows = cursor.execute(f"SELECT {instance_rows.COLUMNS} FROM instances {where}",
+                              args).fetchall()
+        return instance_rows.instances_from_rows(rows, self.root)
 
 
 #: Bytes kept free on the store's disk: an import or fetch stops as "disk full" before a write
