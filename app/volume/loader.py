@@ -187,7 +187,7 @@ class VolumeLoader:
             if self._hold > 0:
                 self._released.wait(self._hold)
             owner = self.volume._owner
-            if hasattr(owner, "populate"):  # commit the rest of the memory ahead of the readers
+            if getattr(owner, "needs_populate", False):  # commit the memory ahead of the readers
                 threading.Thread(target=owner.populate, name="populate", daemon=True).start()
             while not self.progress.cancelled:
                 self._fill()

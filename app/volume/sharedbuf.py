@@ -60,6 +60,9 @@ class SharedBuffer:
         """Remove the file; this process keeps its mapping, workers can no longer open it."""
         self._finalizer()
 
+    #: :meth:`populate` is worth a thread beside the writers.
+    needs_populate = True
+
     def populate(self, chunk: int = 8 << 20) -> None:
         """Commit the buffer's pages now (see :func:`populate`)."""
         populate(self._map, chunk)
@@ -81,6 +84,12 @@ class LocalBuffer:
 
     def array(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         return np.frombuffer(self._map, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+    @property
+    def needs_populate(self) -> bool:
+        """:meth:`populate` is worth a thread beside the writers (it does nothing with huge
+        pages; starting a thread waits until it runs, milliseconds on a busy machine)."""
+        return not self.huge_pages
 
     def populate(self, chunk: int = 8 << 20) -> None:
         """Commit the pages now, unless they come as huge pages: then populating beside the
