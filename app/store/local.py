@@ -40,6 +40,7 @@ from app.model import Header, ImageInfo, Instance, Patient, Series, Study
 from app.store import instances as instance_rows
 from app.store import lock
 from app.store.db import ThreadConnections, immediate, pid_alive
+from app.store.instances import ImageRow
 
 log = logging.getLogger(__name__)
 
@@ -559,9 +560,7 @@ class Store:
 
     def instances(self, series_uid: str) -> list[Instance]:
         """Instances of a series by instance number (geometry sorting is the volume's job)."""
-        return self._instances(
-            "WHERE series_instance_uid=? "
-            "ORDER BY instance_number IS NULL, instance_number, sop_instance_uid", (series_uid,))
+        return self._instances(f"WHERE series_instance_uid=? {_INSTANCE_ORDER}", (series_uid,))
 
     def slice_positions(self, series_uid: str) -> list[tuple[str, str | None, str | None, int]]:
         """(SOP Instance UID, position JSON, orientation JSON, frames) of each image of a series,
@@ -699,13 +698,27 @@ class Store:
             for table in ("studies", "series", "instances", "conflicts")
         }
 
+    def image_rows(self, series_uid: str) -> list[ImageRow]:
+        """The images of a series as :meth:`instances` gives them (same order), with only what
+        planning a volume reads (:func:`app.volume.stack.plan_series`)."""
+        rows = self._tuples(
+            f"SELECT {instance_rows.IMAGE_COLUMNS} FROM instances "
+            "WHERE series_instance_uid=? AND image IS NOT NULL "
+            f"{_INSTANCE_ORDER}", (series_uid,))
+        return instance_rows.image_rows_from_rows(rows, self.root)
+
     def _instances(self, where: str, args: tuple[Any, ...]) -> list[Instance]:
-        cursor = self._connect().cursor()
-        cursor.row_factory = None  # plain tuples
-        rows = cursor.execute(f"SELECT {instance_rows.COLUMNS} FROM instances {where}",
-                              args).fetchall()
+        rows = self._tuples(f"SELECT {instance_rows.COLUMNS} FROM instances {where}", args)
         return instance_rows.instances_from_rows(rows, self.root)
 
+    def _tuples(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples (no :class:`sqlite3.Row` per row)."""
+        cursor = self._connect().cursor()
+        cursor.row_factory = None
+        return cursor.execute(sql, args).fetchall()
+
+
+_INSTANCE_ORDER = "ORDER BY instance_number IS NULL, instance_number, sop_instance_uid"
 
 #: Bytes kept free on the store's disk: an import or fetch stops as "disk full" before a write
 #: would go below it, so the index, the transfer queue and their journals can still record

@@ -37,7 +37,7 @@ def series_plan(store: Store, series_uid: str, frame_of_reference_uid: str = "")
         if hit is not None and hit[0] == version:
             _cache.move_to_end(key)
             return hit[1]
-    plan = plan_series(store.instances(series_uid), frame_of_reference_uid)
+    plan = plan_series(store.image_rows(series_uid), frame_of_reference_uid)
     with _lock:
         _cache[key] = (version, plan)
         _cache.move_to_end(key)

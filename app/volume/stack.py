@@ -21,10 +21,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from app.model import ImageInfo, Instance
+from app.model import ImageInfo
 from app.volume.geometry import VolumeGeometry
 
 #: Positions closer than this (mm, along the normal) are "the same position".
@@ -84,7 +85,25 @@ class SeriesPlan:
 
 
 # -- slices from the index -------------------------------------------------------------------
-def slices_of(instances: Sequence[Instance]) -> list[SliceRef]:
+class Imaged(Protocol):
+    """What planning reads of an instance: an :class:`~app.model.Instance`, or the lighter
+    :class:`~app.store.instances.ImageRow` (``Store.image_rows``)."""
+
+    @property
+    def sop_instance_uid(self) -> str: ...
+    @property
+    def transfer_syntax_uid(self) -> str: ...
+    @property
+    def instance_number(self) -> int | None: ...
+    @property
+    def acquisition_number(self) -> int | None: ...
+    @property
+    def path(self) -> Path | None: ...
+    @property
+    def image(self) -> ImageInfo | None: ...
+
+
+def slices_of(instances: Sequence[Imaged]) -> list[SliceRef]:
     """Every frame of every image instance, as :class:`SliceRef` (index order)."""
     out: list[SliceRef] = []
     for inst in instances:
@@ -96,7 +115,7 @@ def slices_of(instances: Sequence[Instance]) -> list[SliceRef]:
     return out
 
 
-def _slice(inst: Instance, info: ImageInfo, f: int) -> SliceRef:
+def _slice(inst: Imaged, info: ImageInfo, f: int) -> SliceRef:
     fi = info.frame_info[f] if f < len(info.frame_info) else None
     position = fi.position if fi and fi.position else (info.position if info.frames == 1 else None)
     orientation = (fi.orientation if fi and fi.orientation else None) or info.orientation
@@ -118,13 +137,14 @@ def _slice(inst: Instance, info: ImageInfo, f: int) -> SliceRef:
 
 
 # -- planning --------------------------------------------------------------------------------
-def plan_series(instances: Sequence[Instance], frame_of_reference_uid: str = "") -> SeriesPlan:
+def plan_series(instances: Sequence[Imaged], frame_of_reference_uid: str = "") -> SeriesPlan:
     """Sort a series' images into stacks and describe what is irregular.
 
     Parameters
     ----------
     instances
-        The series' instances from the index (``Store.instances``); non-images are ignored.
+        The series' instances from the index (``Store.instances``, or ``Store.image_rows``);
+        non-images are ignored.
     frame_of_reference_uid
         Copied into each stack's :class:`~app.volume.geometry.VolumeGeometry`.
 
@@ -389,5 +409,5 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n else v
 
 
-__all__ = ["SeriesPlan", "SliceRef", "Stack",
+__all__ = ["Imaged", "SeriesPlan", "SliceRef", "Stack",
            "plan_series", "slices_of"]

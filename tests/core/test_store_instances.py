@@ -1,5 +1,6 @@
 """A series' instances read from the index equal what each row's image JSON says, though the
-store parses the part its images share only once."""
+store parses the part its images share only once; its image rows (for planning) are the same
+images, planned the same."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from app.imports.importer import import_paths
 from app.model import ImageInfo
 from app.store.local import Store
+from app.volume.stack import plan_series
 
 
 def _each_row_parsed(store: Store, series_uid: str) -> list[tuple[str, ImageInfo | None]]:
@@ -26,6 +28,13 @@ def _each_row_parsed(store: Store, series_uid: str) -> list[tuple[str, ImageInfo
 
 def _check_series(store: Store, series_uid: str) -> int:
     got = store.instances(series_uid)
+    images = [i for i in got if i.image is not None]
+    assert [tuple(r) for r in store.image_rows(series_uid)] == [
+        (i.sop_instance_uid, i.transfer_syntax_uid, i.instance_number, i.acquisition_number,
+         i.path, i.image) for i in images]
+    by_rows, by_instances = plan_series(store.image_rows(series_uid)), plan_series(got)
+    assert by_rows.issues == by_instances.issues
+    assert [s.slices for s in by_rows.stacks] == [s.slices for s in by_instances.stacks]
     expected = _each_row_parsed(store, series_uid)
     assert [(i.sop_instance_uid, i.image) for i in got] == expected
     for inst, (_, info) in zip(got, expected, strict=True):
