@@ -84,6 +84,7 @@ def child_load(home: str, uid: str, mode: str) -> dict:
     from app.store.local import Store
     from app.volume.early_slice import early_slice
     from app.volume.loader import VolumeLoader
+    from app.volume.plans import series_plan
     from app.volume.stack import plan_series
 
     store = Store(Path(home))
@@ -107,9 +108,10 @@ def child_load(home: str, uid: str, mode: str) -> dict:
         out.update(seconds=time.monotonic() - t0, first_slice_seconds=None,
                    volume_bytes=volume.nbytes)
     else:
-        # as `relay load`: the middle slice first, compressed frames by the codec processes
+        # as `relay load`: the middle slice first, the plan as the program makes it (from the
+        # index, no plan cached in this fresh process), compressed frames by the codec processes
         early = early_slice(store, uid, codecs=False)
-        plan = plan_series(store.instances(uid))
+        plan = series_plan(store, uid)
         loader = VolumeLoader.for_stack(plan.main, started=t0, early=early, codecs_here=False)
         vol = loader.run()
         checksum = int(vol.array.sum(dtype=np.int64))  # touch every page: RSS counts it all
