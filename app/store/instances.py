@@ -3,9 +3,8 @@ planning a volume, to the few fields it reads: :class:`ImageRow`).
 
 Opening a series reads hundreds of rows at once, so the image JSON is split by SQLite into the
 part the images of a series share and the values of :data:`~app.model.FILE_FIELDS`; each
-distinct shared part is parsed once, the positions of all rows in one ``json.loads``. For 400
-slices this is ~2 ms instead of ~8 ms for a JSON parse and a dataclass per row
-(``bench/bench_load.py``).
+distinct shared part is parsed once, the positions of all rows in one ``json.loads``: 400 rows
+in ~5 ms in a fresh process instead of ~10 ms with a JSON parse and a dataclass per row.
 """
 
 from __future__ import annotations
