@@ -137,15 +137,24 @@ class LoopProbe:
         self._watcher = threading.Thread(target=self._watch, daemon=True)
         self._gc_seconds = 0.0
         self._gc_started = 0.0
+        #: (wall s, GUI thread's ns on a CPU, ns runnable) at start, and their growth at stop
+        self._span: tuple[float, int, int] = (0.0, 0, 0)
+        self.busy: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     # -- the GUI thread ---------------------------------------------------------------------
     def start(self) -> None:
         self._last = time.perf_counter()
+        self._span = (self._last, *_schedstat(self._tid))
         gc.callbacks.append(self._gc)
         self.timer.start()
         self._watcher.start()
 
     def stop(self) -> None:
+        if self.timer.isActive():
+            wall, run, queued = self._span
+            now_run, now_queued = _schedstat(self._tid)
+            self.busy = (time.perf_counter() - wall, (now_run - run) / 1e9,
+                         (now_queued - queued) / 1e9)
         self.timer.stop()
         self._done.set()
         if self._gc in gc.callbacks:
@@ -264,7 +273,8 @@ class LoopProbe:
                 f"{sum(s.running for s in over) * 1e3:.0f} ms (gc "
                 f"{sum(s.gc for s in over) * 1e3:.0f} ms), runnable "
                 f"{sum(s.runnable for s in over) * 1e3:.0f} ms, waiting "
-                f"{sum(s.waiting for s in over) * 1e3:.0f} ms")
+                f"{sum(s.waiting for s in over) * 1e3:.0f} ms; GUI thread on a CPU "
+                f"{self.busy[1]:.2f} s and runnable {self.busy[2]:.2f} s of {self.busy[0]:.1f} s")
 
     def report(self, n: int = 3) -> str:
         """The summary and the ``n`` worst stalls, each with its most frequent stacks."""

@@ -41,6 +41,9 @@ SENT_COLOURS = {"verified": "#1b7f3b", "failed": "#b3261e", "stuck": "#b3261e"}
 UID_ROLE = Qt.ItemDataRole.UserRole + 1
 KIND_ROLE = Qt.ItemDataRole.UserRole + 2
 SORT_ROLE = Qt.ItemDataRole.UserRole + 3
+#: A row's first-column text without its note, and the note (see :meth:`set_marks`).
+BASE_ROLE = Qt.ItemDataRole.UserRole + 4
+MARK_ROLE = Qt.ItemDataRole.UserRole + 5
 
 
 class StudyFilterModel(QSortFilterProxyModel):
@@ -100,6 +103,11 @@ class StudyBrowserWidget(QWidget):
         self.tree.activated.connect(self._on_activated)
         self.tree.setIconSize(QSize(48, 48))
         self._series_items: dict[str, QStandardItem] = {}
+        #: patient key (ID, name) -> its row's items, and the texts they show
+        self._patient_rows: dict[tuple[str, str], list[QStandardItem]] = {}
+        self._patient_texts: dict[tuple[str, str], dict[str, str]] = {}
+        #: study UID -> (its patient key, what its row was made from, its first item)
+        self._study_rows: dict[str, tuple[tuple[str, str], object, QStandardItem]] = {}
         self._received: dict[str, float] = {}
         self._sent: dict[str, str] = {}
         self._studies: dict[str, Study] = {}
@@ -117,70 +125,154 @@ class StudyBrowserWidget(QWidget):
 
     def set_studies(self, studies: list[Study], received: dict[str, float] | None = None,
                     sent: dict[str, str] | None = None) -> None:
-        """Replace the content; patients are grouped by (ID, name), newest study first.
+        """Show these studies; patients are grouped by (ID, name), newest study first.
         ``received``: when each study came in (epoch seconds); ``sent``: its send state in a
-        word ("verified", "failed", …; absent: never sent)."""
+        word ("verified", "failed", …; absent: never sent).
+
+        Called again on every arrival, import and send, so it changes only what changed, in
+        place: a store of hundreds of studies is not rebuilt on the GUI thread each time
+        (300 studies took 105-270 ms), and the reader's selection, expanded rows, sort order and
+        series strip stay as they were.
+        """
+        first = not self._study_rows
         self._received = received or {}
         self._sent = sent or {}
-        self.model.removeRows(0, self.model.rowCount())
-        self._series_items = {}
-        self._studies = {s.study_instance_uid: s for s in studies}
-        self.strip.show_study(None, self._thumbs)
+        new = {s.study_instance_uid: s for s in studies}
+        for uid in [u for u, (key, _, _) in self._study_rows.items()
+                    if u not in new or _patient_key(new[u]) != key]:
+            self._remove_study(uid)
         patients: dict[tuple[str, str], list[Study]] = {}
         for study in studies:
-            key = (study.patient.patient_id, study.patient.patient_name)
-            patients.setdefault(key, []).append(study)
-        for (pid, name), its_studies in patients.items():
-            newest = max(s.study_date for s in its_studies)
-            images = sum(s.instance_count for s in its_studies)
-            patient = its_studies[0].patient
-            row = _row({"Patient / study / series": format_name(name), "Patient ID": pid or "—",
-                        "Birth date": format_date(patient.patient_birth_date),
-                        "Sex": patient.patient_sex, "Date": format_date(newest),
-                        "Modality": " ".join(sorted({m for s in its_studies
-                                                     for m in s.modalities})),
-                        "Images": str(images)}, kind="patient", uid=pid, sort_key=newest)
+            patients.setdefault(_patient_key(study), []).append(study)
+        added: list[QStandardItem] = []
+        for key, its_studies in patients.items():
+            cells = self._patient_rows.get(key)
+            if cells is None:
+                cells = _row({}, kind="patient", uid=key[0], sort_key="")
+                self.model.appendRow(cells)
+                self._patient_rows[key] = cells
+                added.append(cells[0])
+            texts = _patient_texts(key, its_studies)
+            if self._patient_texts.get(key) != texts:
+                self._patient_texts[key] = texts
+                self._fill(cells, texts, max(s.study_date for s in its_studies))
             for study in its_studies:
-                row[0].appendRow(self._study_row(study))
-            self.model.appendRow(row)
-        self.tree.sortByColumn(COL["Date"], Qt.SortOrder.DescendingOrder)
-        if self.model.rowCount() <= 5:
-            self.tree.expandAll()
-        else:
-            self.tree.expandToDepth(0)
+                self._put_study(cells[0], study)
+        for key in [k for k, cells in self._patient_rows.items() if not cells[0].rowCount()]:
+            self._patient_texts.pop(key, None)
+            self.model.removeRow(self._patient_rows.pop(key)[0].row())
+        self._studies = new
+        shown = self.strip.study
+        if shown is not None and new.get(shown.study_instance_uid) != shown:
+            self.strip.show_study(new.get(shown.study_instance_uid), self._thumbs)
+        if first:
+            self.tree.sortByColumn(COL["Date"], Qt.SortOrder.DescendingOrder)
+        small = self.model.rowCount() <= 5
+        for patient in added:
+            index = self.proxy.mapFromSource(patient.index())
+            self.tree.expand(index)
+            if small:  # a small store: every study open too
+                for n in range(self.proxy.rowCount(index)):
+                    self.tree.expand(self.proxy.index(n, 0, index))
 
-    def _study_row(self, study: Study) -> list[QStandardItem]:
+    def _put_study(self, patient: QStandardItem, study: Study) -> None:
+        """Add the study's row under ``patient``, or bring its row and series up to date."""
         uid = study.study_instance_uid
-        received = self._received.get(uid)
         sent = self._sent.get(uid, "")
-        row = _row({"Patient / study / series": study.study_description or "(no description)",
-                    "Patient ID": study.patient.patient_id, "Date": format_date(study.study_date),
-                    "Accession": study.accession_number,
-                    "Institution": study.institution_name, "Modality": "/".join(study.modalities),
-                    "Images": str(study.instance_count),
-                    "Received": datetime.datetime.fromtimestamp(received).strftime(
-                        "%Y-%m-%d %H:%M") if received else "",
-                    "Sent": sent.capitalize()},
-                   kind="study", uid=uid, sort_key=study.study_date + study.study_time)
+        made_from = (study, sent, self._received.get(uid))
+        known = self._study_rows.get(uid)
+        if known is not None and known[1] == made_from:
+            return
+        if known is None:
+            cells = _row({}, kind="study", uid=uid, sort_key="")
+            patient.appendRow(cells)
+            item = cells[0]
+        else:
+            item = known[2]
+        self._study_rows[uid] = (_patient_key(study), made_from, item)
+        items = self._row_items(item)
+        self._fill(items, self._study_texts(study), study.study_date + study.study_time)
         colour = SENT_COLOURS.get(sent)
-        if colour:
-            row[COL["Sent"]].setForeground(QBrush(QColor(colour)))
+        items[COL["Sent"]].setData(QBrush(QColor(colour)) if colour else None,
+                                   Qt.ItemDataRole.ForegroundRole)
+        have = {item.child(r, 0).data(UID_ROLE): r for r in range(item.rowCount())}
+        wanted = {s.series_instance_uid for s in study.series}
+        for row in sorted((r for u, r in have.items() if u not in wanted), reverse=True):
+            self._forget_series(item.child(row, 0))
+            item.removeRow(row)
         for series in study.series:
-            series_row = _series_row(series)
-            self._series_items[series.series_instance_uid] = series_row[0]
-            row[0].appendRow(series_row)
-        return row
+            series_uid = series.series_instance_uid
+            series_item = self._series_items.get(series_uid)
+            if series_item is None or series_uid not in have:
+                cells = _row({}, kind="series", uid=series_uid, sort_key="")
+                item.appendRow(cells)
+                series_item = cells[0]
+                self._series_items[series_uid] = series_item
+                thumb = self._thumbs.get(series_uid)
+                if thumb is not None:
+                    series_item.setIcon(QIcon(QPixmap.fromImage(thumb)))
+            self._fill(self._row_items(series_item), _series_texts(series),
+                       f"{series.series_number or 0:08d}")
+
+    def _remove_study(self, uid: str) -> None:
+        _, _, item = self._study_rows.pop(uid)
+        for r in range(item.rowCount()):
+            self._forget_series(item.child(r, 0))
+        parent = item.parent()
+        if parent is not None:
+            parent.removeRow(item.row())
+
+    def _forget_series(self, item: QStandardItem) -> None:
+        uid = item.data(UID_ROLE)
+        if self._series_items.get(uid) is item:
+            del self._series_items[uid]
+
+    def _row_items(self, first: QStandardItem) -> list[QStandardItem]:
+        """Every column's item of the row whose first column is ``first``."""
+        parent = first.parent()
+        row = first.row()
+        if parent is None:
+            return [self.model.item(row, c) for c in range(len(COLUMNS))]
+        return [parent.child(row, c) for c in range(len(COLUMNS))]
+
+    def _fill(self, items: list[QStandardItem], texts: dict[str, str], sort_key: str) -> None:
+        """Set a row's texts and sort keys where they differ (an unchanged item is not
+        touched, so the view repaints nothing for it)."""
+        for name, item in zip(COLUMNS, items, strict=True):
+            text = texts.get(name, "")
+            if name == COLUMNS[0]:
+                mark = item.data(MARK_ROLE)
+                if item.data(BASE_ROLE) != text:
+                    item.setData(text, BASE_ROLE)
+                    item.setText(f"{text}  [{mark}]" if mark else text)
+            elif item.text() != text:
+                item.setText(text)
+            key: object = int(text or 0) if name == "Images" else (
+                sort_key if name in (COLUMNS[0], "Date") else text)
+            if item.data(SORT_ROLE) != key:
+                item.setData(key, SORT_ROLE)
+
+    def _study_texts(self, study: Study) -> dict[str, str]:
+        received = self._received.get(study.study_instance_uid)
+        return {"Patient / study / series": study.study_description or "(no description)",
+                "Patient ID": study.patient.patient_id, "Date": format_date(study.study_date),
+                "Accession": study.accession_number,
+                "Institution": study.institution_name, "Modality": "/".join(study.modalities),
+                "Images": str(study.instance_count),
+                "Received": datetime.datetime.fromtimestamp(received).strftime(
+                    "%Y-%m-%d %H:%M") if received else "",
+                "Sent": self._sent.get(study.study_instance_uid, "").capitalize()}
 
     def set_marks(self, marks: dict[str, str]) -> None:
-        """Add a note (e.g. "reconciled · outside original kept") to these studies' rows."""
-        for row in range(self.model.rowCount()):
-            patient = self.model.item(row, 0)
-            for child in range(patient.rowCount()):
-                item = patient.child(child, 0)
-                note = marks.get(item.data(UID_ROLE))
-                if note and not item.text().endswith(f"[{note}]"):
-                    item.setText(f"{item.text()}  [{note}]")
-                    item.setToolTip(note)
+        """A note (e.g. "reconciled · outside original kept") on these studies' rows; the
+        others have none."""
+        for uid, (_, _, item) in self._study_rows.items():
+            note = marks.get(uid) or None
+            if item.data(MARK_ROLE) != note:
+                item.setData(note, MARK_ROLE)
+                base = item.data(BASE_ROLE) or ""
+                item.setText(f"{base}  [{note}]" if note else base)
+                item.setToolTip(note or "")
 
     def set_thumbnail(self, series_uid: str, image: QImage) -> None:
         """Show a series' thumbnail as its row's icon."""
@@ -300,13 +392,24 @@ def _blank_icon(size: int) -> QIcon:
     return QIcon(pixmap)
 
 
-def _series_row(series: Series) -> list[QStandardItem]:
+def _patient_key(study: Study) -> tuple[str, str]:
+    return study.patient.patient_id, study.patient.patient_name
+
+
+def _patient_texts(key: tuple[str, str], studies: list[Study]) -> dict[str, str]:
+    patient = studies[0].patient
+    return {"Patient / study / series": format_name(key[1]), "Patient ID": key[0] or "—",
+            "Birth date": format_date(patient.patient_birth_date), "Sex": patient.patient_sex,
+            "Date": format_date(max(s.study_date for s in studies)),
+            "Modality": " ".join(sorted({m for s in studies for m in s.modalities})),
+            "Images": str(sum(s.instance_count for s in studies))}
+
+
+def _series_texts(series: Series) -> dict[str, str]:
     number = f"#{series.series_number} " if series.series_number is not None else ""
-    return _row({"Patient / study / series":
-                 f"{number}{series.series_description or '(no description)'}",
-                 "Modality": series.modality, "Images": str(series.instance_count)},
-                kind="series", uid=series.series_instance_uid,
-                sort_key=f"{series.series_number or 0:08d}")
+    return {"Patient / study / series":
+            f"{number}{series.series_description or '(no description)'}",
+            "Modality": series.modality, "Images": str(series.instance_count)}
 
 
 def _row(texts: dict[str, str], *, kind: str, uid: str, sort_key: str) -> list[QStandardItem]:

@@ -119,7 +119,8 @@ def test_remote_study_reads_while_it_downloads(qtbot, hub, slow, tmp_path,  # no
     total = time.monotonic() - started
     assert first < 0.5 * total, (first, total)
     assert [s.study_instance_uid for s in window.store.studies()] == [study]
-    assert window.pages.currentWidget() is window.browser
+    # the browser reads the store off the GUI thread after an arrival (a moment later)
+    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.browser, timeout=10_000)
     local = window.store.instances(uid)
     assert sorted(i.sop_instance_uid for i in local) == sorted(hub_sop_uids(hub))
     assert "local now" in window.statusBar().currentMessage()
