@@ -49,7 +49,7 @@ def instances_from_rows(rows: Sequence[Sequence[Any]], root: Path) -> list[Insta
         # built without __init__, as ImageInfo.from_dict does: a frozen dataclass's generated
         # __init__ costs ~2 µs per row
         inst = object.__new__(Instance)
-        inst.__dict__.update(zip(_IDENTITY, row), image=image, path=root / row[n])
+        inst.__dict__.update(zip(_IDENTITY, row[:n], strict=True), image=image, path=root / row[n])
         out.append(inst)
     return out
 

@@ -36,7 +36,7 @@ from typing import IO, Any
 
 from app.errors import StoreError, StoreFull
 from app.home import make_private
-from app.model import Header, ImageInfo, Instance, Patient, Series, Study
+from app.model import Header, Instance, Patient, Series, Study
 from app.store import instances as instance_rows
 from app.store import lock
 from app.store.db import ThreadConnections, immediate, pid_alive
