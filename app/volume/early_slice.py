@@ -1,12 +1,13 @@
 """The slice a reader looks at first, decoded before the series is planned.
 
-Planning a series (its index rows read, then sorted along the normal) costs ~7 ms for 400
-slices in a fresh process, far longer than reading one uncompressed slice. When no plan is
-cached, :func:`early_slice` finds the middle slice with one index query that SQLite answers without building any object (positions and orientations only),
-and decodes it at once. The loader takes it if the plan agrees that it is the slice in view
-(same SOP Instance UID and frame) and discards it otherwise: the plan stays the only authority
-on order and geometry. Series this cannot judge from positions alone (multi-frame objects,
-missing positions, mixed orientations, several images at one position) get no early slice.
+Planning a series (its index rows read, then sorted along the normal) costs ~7 ms for 400 slices in
+a fresh process, far longer than reading one uncompressed slice. When no plan is cached,
+:func:`early_slice` finds the middle slice with one index query that SQLite answers without
+building any object (positions and orientations only), and decodes it at once. The loader takes it
+if the plan agrees that it is the slice in view (same SOP Instance UID and frame) and discards it
+otherwise: the plan stays the only authority on order and geometry. Series this cannot judge from
+positions alone (multi-frame objects, missing positions, mixed orientations, several images at one
+position) get no early slice.
 
 Typical use::
 
