@@ -17,12 +17,20 @@ of ``Volume3DWidget.warm_up``'s steps). ``--stacks`` prints, for each stall over
 every thread was during it (a watchdog thread samples them; a stall in a C call that holds the
 interpreter shows no sample).
 
+Mesa's software OpenGL compiles its shaders with LLVM and keeps them in an on-disk cache
+(Relay's is in its home, ``app.ui.shader_cache``): the first 3D open after install runs with
+it empty, every later one with it filled. ``--shader-cache both`` (the default) measures the
+two in turn, each in a process of its own on one fresh cache folder (cold, then warm);
+``cold`` only the first; ``mesa`` leaves Mesa's own default (``~/.cache``, as it happens to be).
+
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/bench_3d_open.py
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -242,7 +250,25 @@ def main() -> None:
                         help="print how long each piece made ahead held the GUI thread")
     parser.add_argument("--stacks", action="store_true",
                         help="print where each thread was during each stall over 100 ms")
+    parser.add_argument("--shader-cache", choices=("both", "cold", "mesa"), default="both",
+                        help="Mesa's shader cache: empty then filled (each run in a process of "
+                             "its own), empty only, or Mesa's default as it is")
+    parser.add_argument("--shader-cache-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.shader_cache != "mesa" and args.shader_cache_dir is None:
+        with tempfile.TemporaryDirectory(prefix="relay-bench3d-shaders-") as folder:
+            runs = ("cold", "warm") if args.shader_cache == "both" else ("cold",)
+            for label in runs:
+                print(f"== shader cache {label} ({folder}); load {os.getloadavg()[0]:.2f}",
+                      flush=True)
+                subprocess.run([sys.executable, __file__, *sys.argv[1:],
+                                "--shader-cache-dir", folder], check=True)
+        return
+    if args.shader_cache_dir is not None:
+        from app.ui.shader_cache import MESA_CACHE_DIR, use_shader_cache
+
+        os.environ.pop(MESA_CACHE_DIR, None)
+        use_shader_cache(args.shader_cache_dir)  # as ``relay`` does with its home
     app = application()
     series = []
     if args.only != "synth":
