@@ -66,7 +66,7 @@ PRESET_BUTTONS = (("cta", "CTA vessels"), ("bone", "Bone"), ("soft", "Soft tissu
 PIECE_GAP_MS = 25
 #: What :meth:`Volume3DWidget.warm_up` makes ahead of time, one per call (each one stalls the
 #: GUI thread; ``bench/bench_3d_open.py --pieces`` times them).
-WARM_STEPS = ("context", "first frame", "interactor", "still", "cube")
+WARM_STEPS = ("context", "buffers", "first frame", "interactor", "still", "cube")
 CAMERA_CHOICES = (("anterior", "From the front"), ("left", "From the left"),
                   ("right", "From the right"), ("posterior", "From behind"),
                   ("superior", "From above"), ("inferior", "From below"))
@@ -510,9 +510,9 @@ class Volume3DWidget(QWidget):
 
         Opening 3D otherwise made them on the GUI thread while the worker prepared the scene.
         Each call does one of :data:`WARM_STEPS`, so the window can answer in between: the
-        OpenGL context at ``size`` (width, height in pixels, as it will be shown); its first
-        frame (a software OpenGL compiles its shaders with LLVM and allocates the window's
-        buffers: the longest piece, 0.1-0.2 s on a busy two-core machine, one call); the
+        OpenGL context at ``size`` (width, height in pixels, as it will be shown); its
+        framebuffers; its first frame (a software OpenGL compiles its shaders with LLVM, or
+        loads them from its cache: :mod:`app.ui.shader_cache`; the longest piece); the
         interactor; the shaders of the still frame and of the orientation cube.
         :meth:`showEvent` then has nothing left to make (``bench/bench_3d_open.py --pieces``
         times each piece).
@@ -529,6 +529,10 @@ class Volume3DWidget(QWidget):
             # piece, this held the GUI thread 0.27-0.54 s (bench_3d_open --pieces)
             window.SetSize(max(1, size[0]), max(1, size[1]))
             window.Initialize()
+        elif step == "buffers":
+            # the window's framebuffers (the software OpenGL zeroes them, page by fresh page):
+            # 20-55 ms that the first frame, which compiles the shaders, then does not spend
+            window.Start()
         elif step == "first frame":
             window.Render()
         elif step == "interactor":

@@ -138,9 +138,9 @@ def test_the_3d_view_takes_the_render_windows_made_on_the_prewarm_thread(qtbot) 
 
 
 def test_each_piece_made_ahead_is_a_call_of_its_own(qtbot) -> None:
-    """The OpenGL context and its first frame (the longest piece: a software OpenGL compiles
-    its shaders there) are made in separate calls of ``warm_up``, at the size the view will be
-    shown at, so the window answers between them."""
+    """The OpenGL context, its framebuffers and its first frame (the longest piece: a
+    software OpenGL compiles its shaders there) are made in separate calls of ``warm_up``, at
+    the size the view will be shown at, so the window answers between them."""
     from app.ui.volume3d import WARM_STEPS, Volume3DWidget
 
     host = QWidget()
@@ -154,8 +154,12 @@ def test_each_piece_made_ahead_is_a_call_of_its_own(qtbot) -> None:
     assert not view3d.warm_up(size)  # the context
     assert window.GetInitialized() and window.GetNeverRendered()
     assert tuple(window.GetSize()) == size
+    assert not view3d.warm_up(size)  # its framebuffers
+    made = [0, 0]
+    window.GetRenderFramebuffer().GetLastSize(made)
+    assert tuple(made) == size and window.GetNeverRendered()
     assert not view3d.warm_up(size)  # its first frame
     assert not window.GetNeverRendered()
-    done = [view3d.warm_up(size) for _ in WARM_STEPS[2:]]
+    done = [view3d.warm_up(size) for _ in WARM_STEPS[3:]]
     assert done[-1] and not any(done[:-1]) and view3d.warm
     view3d.close_3d()
