@@ -13,7 +13,8 @@ same probe over that phase is printed too; ``--no-warm`` opens 3D without it (as
 Series: the real Visible Human head (245 slices, 512², from ../shared/data) and a generated
 512×512×400 CT (made once with ``relay synth`` into ``--cache``, as ``bench_load.py``).
 ``--pieces`` prints how long each piece made ahead held the GUI thread (the widget, then each
-of ``Volume3DWidget.warm_up``'s steps). ``--stacks`` prints, for each stall over 100 ms, where
+of ``Volume3DWidget.warm_up``'s steps; "(thread)": its frame drawn on a thread of its own,
+the GUI thread's part only). ``--stacks`` prints, for each stall over 100 ms, where
 every thread was during it (a watchdog thread samples them; a stall in a C call that holds the
 interpreter shows no sample).
 
@@ -126,7 +127,7 @@ def time_pieces(pieces: list[tuple[str, float]]) -> None:
     """Record in ``pieces`` how long each piece of making the 3D view ahead takes on the GUI
     thread, (name, ms) as they happen. Call once the prewarm thread has loaded the 3D view's
     modules (importing them here would stop it from making its render windows)."""
-    from app.ui.volume3d import WARM_STEPS, Volume3DWidget
+    from app.ui.volume3d import OFF_THREAD_STEPS, WARM_STEPS, Volume3DWidget
 
     if getattr(Volume3DWidget, "_bench_timed", False):
         return
@@ -141,10 +142,15 @@ def time_pieces(pieces: list[tuple[str, float]]) -> None:
         return made
 
     def timed_warm_up(self, size):
-        step = WARM_STEPS[min(self._warm_step, len(WARM_STEPS) - 1)]
+        before = self._warm_step
         t = time.perf_counter()
         done = warm_up(self, size)
-        pieces.append((step, (time.perf_counter() - t) * 1000))
+        ms = (time.perf_counter() - t) * 1000
+        if self._warm_step != before:
+            step = WARM_STEPS[before]
+            pieces.append((f"{step} (thread)" if step in OFF_THREAD_STEPS else step, ms))
+        elif ms > 5:  # waiting for a frame drawn on its thread, then tidying up after it
+            pieces.append(("after it", ms))
         return done
 
     viewer_module.ViewerWidget._make_view3d = timed_make
