@@ -542,7 +542,7 @@ class Volume3DWidget(QWidget):
         self._warm_step += 1
         window = self.render_window
         if step in OFF_THREAD_STEPS:
-            self._after_frame = self._prepare_warm_frame(step)
+            self._after_frame = self._prepare_warm_frame(step, size)
             self._frame = FrameThread(window, before=yield_to_the_window)
             return False
         if step == "context":
@@ -557,12 +557,16 @@ class Volume3DWidget(QWidget):
             self.vtk.Initialize()
         return self.warm
 
-    def _prepare_warm_frame(self, step: str) -> Callable[[], None] | None:
+    def _prepare_warm_frame(self, step: str,
+                            size: tuple[int, int]) -> Callable[[], None] | None:
         """Set the scene of the warm-up frame ``step`` up; returns what undoes it once drawn."""
         if step == "still":
-            # a still frame as the background texture: its shader and the full-size frame
+            # a still frame as the background texture, at its size: the software OpenGL's
+            # shader for a texture whose sides are not powers of two is another one (a 2×2
+            # texture left it to compile, 40-100 ms, when the first picture was shown)
             texture = vtkTexture()
-            texture.SetInputData(wrap_rgb(np.zeros((2, 2, 3), np.uint8)))
+            texture.SetInputData(wrap_rgb(np.zeros((max(1, size[1]), max(1, size[0]), 3),
+                                                   np.uint8)))
             self._empty.SetBackgroundTexture(texture)
             self._empty.TexturedBackgroundOn()
 
