@@ -170,6 +170,7 @@ class Volume3DWidget(QWidget):
         #: A warm-up frame being drawn on a thread of its own, and what to do once it is.
         self._frame: FrameThread | None = None
         self._after_frame: Callable[[], None] | None = None
+        self._repaint_after_frame = False
         # nothing reaches VTK's widget (a paint renders, a resize sizes the window) while
         # that thread holds the OpenGL context
         self.vtk.installEventFilter(self)
@@ -500,17 +501,27 @@ class Volume3DWidget(QWidget):
         super().showEvent(event)
         if not self._initialized and not self._initializing:
             # Initialize() renders; on a widget that was never shown (no size yet) that can
-            # crash the OpenGL window, so it waits for the first show. It makes the OpenGL
-            # context (~0.1 s of the GUI thread on a software OpenGL): in a turn of the event
-            # loop of its own, not in the one that made this widget and switched to it
+            # crash the OpenGL window, so it waits for the first show. What warm_up has not
+            # made yet (all of it when 3D is opened at once) is made then, a piece per turn of
+            # the event loop, not in the one that made this widget and switched to it
             self._initializing = True
             QTimer.singleShot(PIECE_GAP_MS, self._initialize)
 
     def _initialize(self) -> None:
-        if self._initialized or self._closed:
+        """One piece of :meth:`warm_up` per call (a timer calls again) until the OpenGL window
+        is made; at once when a scene is already there."""
+        if self._closed:
             return
-        self._initialized = True
-        self.vtk.Initialize()
+        if self.scene is None and not self.warm_up(self.pixel_size()):
+            QTimer.singleShot(PIECE_GAP_MS, self._initialize)
+            return
+        self._initialize_now()
+
+    def _initialize_now(self) -> None:
+        self._finish_frame()
+        if not self._initialized:
+            self._initialized = True
+            self.vtk.Initialize()
 
     # -- made ahead of time -------------------------------------------------------------------
     @property
@@ -590,9 +601,16 @@ class Volume3DWidget(QWidget):
         after, self._after_frame = self._after_frame, None
         if after is not None:
             after()
+        if self._repaint_after_frame:
+            self._repaint_after_frame = False
+            self.vtk.update()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
         if watched is self.vtk and self._frame is not None:
+            if event.type() == QEvent.Type.Paint:
+                # shown (3D opened at once): painted again once the frame is drawn
+                self._repaint_after_frame = True
+                return True
             self._finish_frame()
         return super().eventFilter(watched, event)
 
@@ -610,7 +628,7 @@ class Volume3DWidget(QWidget):
         """The 3D picture as ``(height, width, 3)`` uint8 (tests, screenshots)."""
         self._finish_frame()
         if self._initializing:
-            self._initialize()  # shown, its OpenGL window not made yet
+            self._initialize_now()  # shown, its OpenGL window not made yet
         self._finish_opening()
         if not self._initialized:
             raise RuntimeError("the 3D view has not been shown yet")

@@ -172,6 +172,27 @@ def test_each_piece_made_ahead_is_a_call_of_its_own(qtbot) -> None:
     view3d.close_3d()
 
 
+def test_3d_opened_before_it_was_made_ahead_draws_its_first_frame_on_a_thread(qtbot) -> None:
+    """Shown at once (the reader chose 3D before the build-ahead), the view makes the same
+    pieces, one per turn of the event loop, the first frame on a thread of its own."""
+    from app.ui.volume3d import Volume3DWidget
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    host.resize(480, 360)
+    view3d = Volume3DWidget(host)
+    QVBoxLayout(host).addWidget(view3d)
+    drawn_on: list[int] = []
+    view3d.render_window.AddObserver(
+        "StartEvent", lambda *_: drawn_on.append(threading.get_ident()))
+    host.show()
+    qtbot.waitExposed(host)
+    qtbot.waitUntil(lambda: view3d.warm and view3d._initialized, timeout=30_000)
+    assert drawn_on[0] != threading.get_ident()
+    assert view3d.snapshot().shape[:2] == view3d.pixel_size()[::-1]
+    view3d.close_3d()
+
+
 def test_the_vtk_widget_waits_for_a_frame_drawn_on_its_thread(qtbot) -> None:
     """An event reaching VTK's widget (a paint renders, a resize sizes the window) while the
     warm-up frame is drawn on its thread waits for it: the OpenGL context is current on one
