@@ -175,7 +175,7 @@ class Volume3DWidget(QWidget):
         # that thread holds the OpenGL context
         self.vtk.installEventFilter(self)
         self._prepare_pending = False
-        #: An offscreen window made ahead for the worker's first still frame (see warm_up).
+        #: Shown once: what warm_up had not made is being made (see _initialize).
         self._initializing = False
         self._closed = False
         self._orientation_pending = False
