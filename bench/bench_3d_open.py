@@ -13,9 +13,16 @@ same probe over that phase is printed too; ``--no-warm`` opens 3D without it (as
 Series: the real Visible Human head (245 slices, 512², from ../shared/data) and a generated
 512×512×400 CT (made once with ``relay synth`` into ``--cache``, as ``bench_load.py``).
 ``--pieces`` prints how long each piece made ahead held the GUI thread (the widget, then each
-of ``Volume3DWidget.warm_up``'s steps). ``--stacks`` prints, for each stall over 100 ms, where
+of ``Volume3DWidget.warm_up``'s steps; "(thread)": its frame drawn on a thread of its own,
+the GUI thread's part only). ``--stacks`` prints, for each stall over 100 ms, where
 every thread was during it (a watchdog thread samples them; a stall in a C call that holds the
 interpreter shows no sample).
+
+Mesa's software OpenGL compiles its shaders with LLVM and keeps them in an on-disk cache
+(Relay's is in its home, ``app.ui.shader_cache``): the first 3D open after install runs with
+it empty, every later one with it filled. ``--shader-cache both`` (the default) measures the
+two in turn, each in a process of its own on one fresh cache folder (cold, then warm);
+``cold`` only the first; ``mesa`` leaves Mesa's own default (``~/.cache``, as it happens to be).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/bench_3d_open.py
 """
@@ -23,6 +30,8 @@ interpreter shows no sample).
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -118,7 +127,7 @@ def time_pieces(pieces: list[tuple[str, float]]) -> None:
     """Record in ``pieces`` how long each piece of making the 3D view ahead takes on the GUI
     thread, (name, ms) as they happen. Call once the prewarm thread has loaded the 3D view's
     modules (importing them here would stop it from making its render windows)."""
-    from app.ui.volume3d import WARM_STEPS, Volume3DWidget
+    from app.ui.volume3d import OFF_THREAD_STEPS, WARM_STEPS, Volume3DWidget
 
     if getattr(Volume3DWidget, "_bench_timed", False):
         return
@@ -133,10 +142,15 @@ def time_pieces(pieces: list[tuple[str, float]]) -> None:
         return made
 
     def timed_warm_up(self, size):
-        step = WARM_STEPS[min(self._warm_step, len(WARM_STEPS) - 1)]
+        before = self._warm_step
         t = time.perf_counter()
         done = warm_up(self, size)
-        pieces.append((step, (time.perf_counter() - t) * 1000))
+        ms = (time.perf_counter() - t) * 1000
+        if self._warm_step != before:
+            step = WARM_STEPS[before]
+            pieces.append((f"{step} (thread)" if step in OFF_THREAD_STEPS else step, ms))
+        elif ms > 5:  # waiting for a frame drawn on its thread, then tidying up after it
+            pieces.append(("after it", ms))
         return done
 
     viewer_module.ViewerWidget._make_view3d = timed_make
@@ -242,7 +256,25 @@ def main() -> None:
                         help="print how long each piece made ahead held the GUI thread")
     parser.add_argument("--stacks", action="store_true",
                         help="print where each thread was during each stall over 100 ms")
+    parser.add_argument("--shader-cache", choices=("both", "cold", "mesa"), default="both",
+                        help="Mesa's shader cache: empty then filled (each run in a process of "
+                             "its own), empty only, or Mesa's default as it is")
+    parser.add_argument("--shader-cache-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.shader_cache != "mesa" and args.shader_cache_dir is None:
+        with tempfile.TemporaryDirectory(prefix="relay-bench3d-shaders-") as folder:
+            runs = ("cold", "warm") if args.shader_cache == "both" else ("cold",)
+            for label in runs:
+                print(f"== shader cache {label} ({folder}); load {os.getloadavg()[0]:.2f}",
+                      flush=True)
+                subprocess.run([sys.executable, __file__, *sys.argv[1:],
+                                "--shader-cache-dir", folder], check=True)
+        return
+    if args.shader_cache_dir is not None:
+        from app.ui.shader_cache import MESA_CACHE_DIR, use_shader_cache
+
+        os.environ.pop(MESA_CACHE_DIR, None)
+        use_shader_cache(args.shader_cache_dir)  # as ``relay`` does with its home
     app = application()
     series = []
     if args.only != "synth":

@@ -15,6 +15,7 @@ from app.resources import resource_path
 from app.startup import startup_done
 from app.store.local import Store
 from app.ui import crash_notice, session_end
+from app.ui.shader_cache import use_shader_cache
 
 if TYPE_CHECKING:
     from app.imports.importer import ImportReport
@@ -62,6 +63,7 @@ def create_window(home: Path, paths: list[str] | None = None) -> MainWindow:
 
 
 def run(home: Path, paths: list[str] | None = None) -> int:
+    use_shader_cache(home)  # before any OpenGL context: the 3D view's shaders compiled once
     app = application()
     window = create_window(home, paths)
     notice = crash_notice.install(window)  # unexpected errors told in plain words

@@ -97,8 +97,8 @@ SERIES_MIME = "application/x-relay-series"
 STROKE_TOOLS = ("arrow", "aspects", "midline")
 #: The 3D view's OpenGL window is made ahead of time (:meth:`ViewerWidget._warm_3d`), one
 #: piece per turn of the event loop this long apart, once the reader has left the slices alone
-#: for WARM_3D_IDLE_S (each piece holds the GUI thread 10-100 ms on a software OpenGL, except
-#: the context's first frame, its shaders compiled: 90-110 ms quiet, 150-370 ms under load).
+#: for WARM_3D_IDLE_S (each piece holds the GUI thread 10-60 ms on a software OpenGL: the frames
+#: whose shaders it compiles are drawn on a thread of their own, ``Volume3DWidget.warm_up``).
 WARM_3D_GAP_MS = 150
 WARM_3D_IDLE_S = 1.0
 LAYOUTS = {"1×1": (1, 1), "1×2": (1, 2), "1×3": (1, 3), "2×2": (2, 2)}

@@ -19,12 +19,13 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import vtkmodules.vtkInteractionStyle  # noqa: F401  (registers the interactor styles)
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
 import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QApplication,
     QButtonGroup,
@@ -44,6 +45,7 @@ from vtkmodules.vtkInteractionWidgets import (
 )
 from vtkmodules.vtkRenderingCore import vtkRenderer, vtkTexture
 
+from app.render.frame_thread import FrameThread
 from app.render.mpr import MprSource, mpr_source
 from app.render.offscreen import capture
 from app.render.scene3d import VolumeScene, orientation_cube
@@ -67,6 +69,9 @@ PIECE_GAP_MS = 25
 #: What :meth:`Volume3DWidget.warm_up` makes ahead of time, one per call (each one stalls the
 #: GUI thread; ``bench/bench_3d_open.py --pieces`` times them).
 WARM_STEPS = ("context", "first frame", "interactor", "still", "cube")
+#: The pieces of :data:`WARM_STEPS` whose frame is drawn on a thread of its own
+#: (:class:`~app.render.frame_thread.FrameThread`): a software OpenGL compiles their shaders.
+OFF_THREAD_STEPS = frozenset({"first frame", "still", "cube"})
 CAMERA_CHOICES = (("anterior", "From the front"), ("left", "From the left"),
                   ("right", "From the right"), ("posterior", "From behind"),
                   ("superior", "From above"), ("inferior", "From below"))
@@ -162,8 +167,15 @@ class Volume3DWidget(QWidget):
         layout.addWidget(self.vtk, 1)
         self._initialized = False  # the interactor starts when first shown (it renders)
         self._warm_step = 0  # of WARM_STEPS (see warm_up)
+        #: A warm-up frame being drawn on a thread of its own, and what to do once it is.
+        self._frame: FrameThread | None = None
+        self._after_frame: Callable[[], None] | None = None
+        self._repaint_after_frame = False
+        # nothing reaches VTK's widget (a paint renders, a resize sizes the window) while
+        # that thread holds the OpenGL context
+        self.vtk.installEventFilter(self)
         self._prepare_pending = False
-        #: An offscreen window made ahead for the worker's first still frame (see warm_up).
+        #: Shown once: what warm_up had not made is being made (see _initialize).
         self._initializing = False
         self._closed = False
         self._orientation_pending = False
@@ -189,6 +201,7 @@ class Volume3DWidget(QWidget):
         """Show ``session`` in 3D once it has loaded (progress meanwhile)."""
         if session is self.session:
             return
+        self._finish_frame()
         self._detach()
         self.session = session
         session.progressed.connect(self._on_slice_ready)
@@ -293,6 +306,7 @@ class Volume3DWidget(QWidget):
                            still: np.ndarray | None = None, tries: int = 0) -> None:
         if session is not self.session or self.scene is not None:
             return  # made for a series shown before
+        self._finish_frame()
         if (still is None or tuple(still.shape[1::-1]) != self.pixel_size()) and tries < 2:
             # the view was laid out or resized meanwhile: the still frame again, at its size
             size = self.pixel_size()
@@ -483,26 +497,37 @@ class Volume3DWidget(QWidget):
 
     # -- drawing ------------------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802
+        self._finish_frame()
         super().showEvent(event)
         if not self._initialized and not self._initializing:
             # Initialize() renders; on a widget that was never shown (no size yet) that can
-            # crash the OpenGL window, so it waits for the first show. It makes the OpenGL
-            # context (~0.1 s of the GUI thread on a software OpenGL): in a turn of the event
-            # loop of its own, not in the one that made this widget and switched to it
+            # crash the OpenGL window, so it waits for the first show. What warm_up has not
+            # made yet (all of it when 3D is opened at once) is made then, a piece per turn of
+            # the event loop, not in the one that made this widget and switched to it
             self._initializing = True
             QTimer.singleShot(PIECE_GAP_MS, self._initialize)
 
     def _initialize(self) -> None:
-        if self._initialized or self._closed:
+        """One piece of :meth:`warm_up` per call (a timer calls again) until the OpenGL window
+        is made; at once when a scene is already there."""
+        if self._closed:
             return
-        self._initialized = True
-        self.vtk.Initialize()
+        if self.scene is None and not self.warm_up(self.pixel_size()):
+            QTimer.singleShot(PIECE_GAP_MS, self._initialize)
+            return
+        self._initialize_now()
+
+    def _initialize_now(self) -> None:
+        self._finish_frame()
+        if not self._initialized:
+            self._initialized = True
+            self.vtk.Initialize()
 
     # -- made ahead of time -------------------------------------------------------------------
     @property
     def warm(self) -> bool:
         """Whether the OpenGL window and the shaders of the first picture are made."""
-        return self._warm_step >= len(WARM_STEPS)
+        return self._warm_step >= len(WARM_STEPS) and self._frame is None
 
     def warm_up(self, size: tuple[int, int]) -> bool:
         """One piece of making the OpenGL window ahead of time, while the 3D view is hidden
@@ -511,17 +536,26 @@ class Volume3DWidget(QWidget):
         Opening 3D otherwise made them on the GUI thread while the worker prepared the scene.
         Each call does one of :data:`WARM_STEPS`, so the window can answer in between: the
         OpenGL context at ``size`` (width, height in pixels, as it will be shown); its first
-        frame (a software OpenGL compiles its shaders with LLVM and allocates the window's
-        buffers: the longest piece, 0.1-0.2 s on a busy two-core machine, one call); the
-        interactor; the shaders of the still frame and of the orientation cube.
+        frame; the interactor; the still frame and the orientation cube. The frames of
+        :data:`OFF_THREAD_STEPS` are drawn on a thread of their own (a software OpenGL
+        compiles their shaders with LLVM there, or loads them from its cache:
+        :mod:`app.ui.shader_cache`), and the calls meanwhile wait for them.
         :meth:`showEvent` then has nothing left to make (``bench/bench_3d_open.py --pieces``
         times each piece).
         """
+        if self._frame is not None:
+            if not self._frame.done:
+                return False  # its frame is still being drawn: next time
+            self._finish_frame()
         if self._closed or self.warm or self.scene is not None:
             return self.warm or self.scene is not None
         step = WARM_STEPS[self._warm_step]
         self._warm_step += 1
         window = self.render_window
+        if step in OFF_THREAD_STEPS:
+            self._after_frame = self._prepare_warm_frame(step, size)
+            self._frame = FrameThread(window, before=yield_to_the_window)
+            return False
         if step == "context":
             # at the size it will be shown at (its resize events wait until it is shown): VTK
             # sizes Qt's native window to it, and a window resized when shown took 0.1-0.3 s
@@ -529,39 +563,72 @@ class Volume3DWidget(QWidget):
             # piece, this held the GUI thread 0.27-0.54 s (bench_3d_open --pieces)
             window.SetSize(max(1, size[0]), max(1, size[1]))
             window.Initialize()
-        elif step == "first frame":
-            window.Render()
         elif step == "interactor":
             self._initialized = True
             self.vtk.Initialize()
-        elif step == "still":
-            # a still frame as the background texture: its shader and the full-size frame
-            texture = vtkTexture()
-            texture.SetInputData(wrap_rgb(np.zeros((2, 2, 3), np.uint8)))
-            self._empty.SetBackgroundTexture(texture)
-            self._empty.TexturedBackgroundOn()
-            window.Render()
-            self._empty.TexturedBackgroundOff()
-            self._empty.SetBackgroundTexture(None)
-        elif step == "cube":
-            self._show_orientation()
-            window.Render()
-            assert self.orientation is not None
-            self.orientation.SetEnabled(0)
         return self.warm
 
+    def _prepare_warm_frame(self, step: str,
+                            size: tuple[int, int]) -> Callable[[], None] | None:
+        """Set the scene of the warm-up frame ``step`` up; returns what undoes it once drawn."""
+        if step == "still":
+            # a still frame as the background texture, at its size: the software OpenGL's
+            # shader for a texture whose sides are not powers of two is another one (a 2×2
+            # texture left it to compile, 40-100 ms, when the first picture was shown)
+            texture = vtkTexture()
+            texture.SetInputData(wrap_rgb(np.zeros((max(1, size[1]), max(1, size[0]), 3),
+                                                   np.uint8)))
+            self._empty.SetBackgroundTexture(texture)
+            self._empty.TexturedBackgroundOn()
+
+            def undo() -> None:
+                self._empty.TexturedBackgroundOff()
+                self._empty.SetBackgroundTexture(None)
+            return undo
+        if step == "cube":
+            self._show_orientation()
+            assert self.orientation is not None
+            return lambda: self.orientation.SetEnabled(0) if self.orientation else None
+        return None
+
+    def _finish_frame(self) -> None:
+        """Wait for the warm-up frame drawn on its thread (if any) and tidy up after it: the
+        OpenGL window is the GUI thread's again."""
+        if self._frame is None:
+            return
+        self._frame.join()
+        self._frame = None
+        after, self._after_frame = self._after_frame, None
+        if after is not None:
+            after()
+        if self._repaint_after_frame:
+            self._repaint_after_frame = False
+            self.vtk.update()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self.vtk and self._frame is not None:
+            if event.type() == QEvent.Type.Paint:
+                # shown (3D opened at once): painted again once the frame is drawn
+                self._repaint_after_frame = True
+                return True
+            self._finish_frame()
+        return super().eventFilter(watched, event)
+
     def resizeEvent(self, event) -> None:  # noqa: N802
+        self._finish_frame()
         self._drop_still()  # a picture of another size: ray cast a new one
         super().resizeEvent(event)
 
     def render(self) -> None:
+        self._finish_frame()
         if self._initialized:
             self.render_window.Render()
 
     def snapshot(self) -> np.ndarray:
         """The 3D picture as ``(height, width, 3)`` uint8 (tests, screenshots)."""
+        self._finish_frame()
         if self._initializing:
-            self._initialize()  # shown, its OpenGL window not made yet
+            self._initialize_now()  # shown, its OpenGL window not made yet
         self._finish_opening()
         if not self._initialized:
             raise RuntimeError("the 3D view has not been shown yet")
@@ -582,6 +649,7 @@ class Volume3DWidget(QWidget):
 
     def close_3d(self) -> None:
         """Stop preparing, release the scene and the OpenGL window."""
+        self._finish_frame()
         self._detach()
         self._closed = True
         self.vtk.close()

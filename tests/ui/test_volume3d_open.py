@@ -4,13 +4,14 @@ finished picture on screen."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QTimer
+from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
 from app.dicom.synth import SeriesSpec, generate_series
 from app.imports.importer import import_paths
@@ -138,9 +139,10 @@ def test_the_3d_view_takes_the_render_windows_made_on_the_prewarm_thread(qtbot) 
 
 
 def test_each_piece_made_ahead_is_a_call_of_its_own(qtbot) -> None:
-    """The OpenGL context and its first frame (the longest piece: a software OpenGL compiles
-    its shaders there) are made in separate calls of ``warm_up``, at the size the view will be
-    shown at, so the window answers between them."""
+    """The OpenGL context is made in a call of ``warm_up`` of its own, at the size the view
+    will be shown at; its first frame (a software OpenGL compiles its shaders there), the
+    still frame's and the cube's are drawn on a thread of their own, so the window answers
+    meanwhile. Then the window draws on the GUI thread as before."""
     from app.ui.volume3d import WARM_STEPS, Volume3DWidget
 
     host = QWidget()
@@ -151,11 +153,63 @@ def test_each_piece_made_ahead_is_a_call_of_its_own(qtbot) -> None:
     host.layout().activate()
     size = view3d.pixel_size()
     window = view3d.render_window
+    drawn_on: list[int] = []
+    window.AddObserver("StartEvent", lambda *_: drawn_on.append(threading.get_ident()))
     assert not view3d.warm_up(size)  # the context
     assert window.GetInitialized() and window.GetNeverRendered()
     assert tuple(window.GetSize()) == size
-    assert not view3d.warm_up(size)  # its first frame
-    assert not window.GetNeverRendered()
-    done = [view3d.warm_up(size) for _ in WARM_STEPS[2:]]
-    assert done[-1] and not any(done[:-1]) and view3d.warm
+    assert not drawn_on
+    calls = 1
+    while not view3d.warm_up(size):
+        calls += 1
+        qtbot.wait(5)
+    assert calls >= len(WARM_STEPS) and view3d.warm and not window.GetNeverRendered()
+    gui = threading.get_ident()
+    assert drawn_on[0] != gui  # the first frame
+    assert sum(t != gui for t in drawn_on) == 3  # the first frame, the still's, the cube's
+    assert view3d.snapshot().shape == (size[1], size[0], 3)  # the GUI thread's again
+    assert drawn_on[-1] == gui
+    view3d.close_3d()
+
+
+def test_3d_opened_before_it_was_made_ahead_draws_its_first_frame_on_a_thread(qtbot) -> None:
+    """Shown at once (the reader chose 3D before the build-ahead), the view makes the same
+    pieces, one per turn of the event loop, the first frame on a thread of its own."""
+    from app.ui.volume3d import Volume3DWidget
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    host.resize(480, 360)
+    view3d = Volume3DWidget(host)
+    QVBoxLayout(host).addWidget(view3d)
+    drawn_on: list[int] = []
+    view3d.render_window.AddObserver(
+        "StartEvent", lambda *_: drawn_on.append(threading.get_ident()))
+    host.show()
+    qtbot.waitExposed(host)
+    qtbot.waitUntil(lambda: view3d.warm and view3d._initialized, timeout=30_000)
+    assert drawn_on[0] != threading.get_ident()
+    assert view3d.snapshot().shape[:2] == view3d.pixel_size()[::-1]
+    view3d.close_3d()
+
+
+def test_the_vtk_widget_waits_for_a_frame_drawn_on_its_thread(qtbot) -> None:
+    """An event reaching VTK's widget (a paint renders, a resize sizes the window) while the
+    warm-up frame is drawn on its thread waits for it: the OpenGL context is current on one
+    thread at a time."""
+    from app.ui.volume3d import Volume3DWidget
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    host.resize(320, 240)
+    view3d = Volume3DWidget(host)
+    QVBoxLayout(host).addWidget(view3d)
+    host.layout().activate()
+    size = view3d.pixel_size()
+    view3d.warm_up(size)  # the context
+    view3d.warm_up(size)  # its first frame, on its thread
+    frame = view3d._frame
+    assert frame is not None
+    QApplication.sendEvent(view3d.vtk, QEvent(QEvent.Type.UpdateRequest))
+    assert frame.done and view3d._frame is None
     view3d.close_3d()
