@@ -15,10 +15,11 @@ stalls the machine alone causes at the same moment (the report prints both).
 Measured 2026-12-04 on the 2-core machine with ``python3 -c 'while 1: pass'`` beside the test
 (``./setup.sh test tests/ui/test_soak_window.py -k faulty -s``):
 
-* other agents' work idle-ish (load 1.8-2.5): the window's max stall 42-136 ms (7 runs; 3 over
-  100 ms, each mostly waiting for a CPU: runnable 63-89 ms, its own work 13-38 ms);
-* load 4.3-5.9 (other agents' benches and test runs too): the window 59-388 ms, the empty event
-  loop at the same time 16-245 ms (it too passed 100 ms in 3 of 11 runs).
+* load 1.8-2.0 (other agents' work light): the window's max stall 42, 101 and 110 ms, those over
+  100 ms mostly waiting for a CPU (runnable 63-86 ms, its own work 13-32 ms); a fourth run as
+  other agents' benches started, 258 ms (171 ms runnable);
+* load 4.3-5.9 (other agents' benches and test runs too), 11 runs: the window 59-388 ms, the
+  empty event loop at the same moments 16-245 ms (it too passed 100 ms in 3 of the 11).
 
 The GUI thread ran 0.33-0.66 s of each ~12 s soak (the empty loop 0.11-0.22 s). Before the
 peers moved out (earlier figures, same machine) stalls over 100 ms also waited 4-21 % for the
