@@ -223,9 +223,11 @@ def show_findings(viewer: ViewerWidget, findings: Findings) -> None:
 PLACED_KINDS = ("length", "arrow", "angle", "ellipse", "rect", "probe", "text")
 
 
-def place_regions(viewer: ViewerWidget, session: LoadedSeries) -> None:
+def place_regions(viewer: ViewerWidget, session: LoadedSeries,
+                  shown: Findings | None = None) -> None:
     """The pending findings' regions, drawings and texts that belong to ``session``, as
-    annotations (a region of the report and the same outline in the presentation state: once)."""
+    annotations (a region of the report and the same outline in the presentation state: once);
+    those of ``shown`` (findings placed on it already) are not placed again."""
     findings = viewer.pending_findings
     volume = session.volume
     if findings is None or volume is None:
@@ -234,6 +236,8 @@ def place_regions(viewer: ViewerWidget, session: LoadedSeries) -> None:
     spacing = (volume.spacing[1], volume.spacing[2])
     placed = [r for r in findings.regions if r.sop_instance_uid in index]
     outlines = {(r.sop_instance_uid, r.kind, *r.p0, *r.p1) for r in placed}
+    if shown is not None:
+        placed = [r for r in placed if r not in shown.regions]
     for region in placed:
         region = in_view_mm(region, spacing)
         notes = session.annotations.setdefault(index[region.sop_instance_uid], [])
@@ -241,7 +245,8 @@ def place_regions(viewer: ViewerWidget, session: LoadedSeries) -> None:
         if region.midline is not None:
             viewer.midline_tool.midlines[session.series.series_instance_uid] = region.midline
     for mark in findings.marks:
-        if mark.sop_instance_uid not in index or mark.kind not in PLACED_KINDS:
+        if mark.sop_instance_uid not in index or mark.kind not in PLACED_KINDS or (
+                shown is not None and mark in shown.marks):
             continue
         if mark.kind in ("ellipse", "rect") and any(
                 o[:2] == (mark.sop_instance_uid, mark.kind) and np.allclose(

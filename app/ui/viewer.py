@@ -678,6 +678,8 @@ class ViewerWidget(QWidget):
             self._on_progress(uid)
         if self.pending_findings is None:
             self.load_findings()
+        else:
+            self._load_more_findings()
 
     def show_series(self, series_uid: str, viewport: ViewportWidget | None = None) -> None:
         viewport = viewport or self.active or self.viewports[0]
@@ -1206,6 +1208,25 @@ class ViewerWidget(QWidget):
             return
         if findings is not None:
             show_findings(self, findings)
+
+    def _load_more_findings(self) -> None:
+        """Findings objects that arrived after the first ones were shown (the study was opened
+        while its report, key-image note or presentation state were still downloading): what
+        they add is shown too, nothing twice."""
+        shown = self.pending_findings
+        try:  # the study as stored now: its findings series may have come after the listing
+            findings = read_findings(
+                self.store, self.store.study(self.study.study_instance_uid) or self.study)
+        except (RelayError, OSError) as exc:
+            log.warning("findings not read: %s", exc)
+            return
+        if findings is None or shown is None or findings == shown:
+            return
+        self.pending_findings = findings
+        for uid, session in self.sessions.items():
+            if uid in self._findings_placed:  # what is new on the series placed already
+                place_regions(self, session, shown)
+        show_findings(self, findings)  # the score, key images and text; the other series later
 
     def _on_session_opened_findings(self, session: LoadedSeries) -> None:
         self.findings_opened(session)

@@ -7,27 +7,24 @@ own queue runner fetches them into the window's store while the browser follows.
 on the GUI thread measures every gap in the event loop, from before the first job to after
 the last. Jobs the faults stopped are retried as a user would (the Retry button).
 
-Measured 2026-12-04 14:27-14:37 UTC on the 2-core machine, other helpers' benches running (load
-4-11 besides this test), with ``./setup.sh test tests/ui/test_soak_window.py -k faulty -s``, the
-product of f40f365 and of the load_settings change run alternately, the test process set up as
-relay's (0.5 ms switch interval; before that the soak measured Python's 5 ms), 4 runs each:
+The link and the spoke are processes of their own (``tests/soak_peers.py``): as threads of this
+process they took the GIL from the window's GUI thread, work no real window shares a process
+with. Beside the window, an empty Qt event loop in another process is probed the same way: the
+stalls the machine alone causes at the same moment (the report prints both).
 
-* no hog: max stall 86-169 ms before, 56-146 ms after; p99 5-27 / 3-23 ms;
-* one ``python3 -c 'while 1: pass' &``: max 264-683 / 252-512 ms; p99 20-57 / 18-45 ms.
+Measured 2026-12-04 on the 2-core machine with ``python3 -c 'while 1: pass'`` beside the test
+(``./setup.sh test tests/ui/test_soak_window.py -k faulty -s``):
 
-The two are not told apart by the noise of the machine. With the other helpers idle (load 1-2,
-14:51-14:55 UTC) every run met 100 ms: max 48-84 ms without a hog, 50-99 ms with one (both
-products, 11 runs); f40f365 measured as its soak did (5 ms switch interval) 86-130 ms beside the
-hog, its stalls over 100 ms spent waiting for the GIL (98-122 ms, 0-40 ms of work). In stalls over
-100 ms on the busy machine the GUI thread's own work was 8 % (hog) to 26 % (none), waiting for a
-CPU 56-80 %, for the GIL or I/O 4-21 %. A GIL sampler (a C thread reading ``_PyRuntime.ceval.gil``,
-2 runs) found nobody holding the GIL for 36-45 % of that time and the GUI thread itself for 30-35 %
-(holding it while it waited for a CPU); the rest went to the transfer-queue thread, the probe's own
-watcher, the thumbnails thread and the test's proxy, each of them for longer than it ran (preempted
-while holding it). No long C call holding the GIL was found (py-spy ``--gil``). Lowering the
-background threads' priority (nice 4 or 10) made it worse: the soak took 1.4-3x longer and the GUI
-thread waited for the GIL a low-priority thread held while it had no CPU (nice 10: 3 of 4 runs
-failed, max 0.35-1.9 s).
+* load 1.8-2.0 (other agents' work light): the window's max stall 42, 101 and 110 ms, those over
+  100 ms mostly waiting for a CPU (runnable 63-86 ms, its own work 13-32 ms); a fourth run as
+  other agents' benches started, 258 ms (171 ms runnable);
+* load 4.3-5.9 (other agents' benches and test runs too), 11 runs: the window 59-388 ms, the
+  empty event loop at the same moments 16-245 ms (it too passed 100 ms in 3 of the 11).
+
+The GUI thread ran 0.33-0.66 s of each ~12 s soak (the empty loop 0.11-0.22 s). Before the
+peers moved out (earlier figures, same machine) stalls over 100 ms also waited 4-21 % for the
+GIL; now that share is the window's own threads. Earlier: lowering the background threads'
+priority (nice 4 or 10) made it worse (a low-priority thread preempted while holding the GIL).
 """
 
 from __future__ import annotations

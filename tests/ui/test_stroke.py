@@ -3,6 +3,7 @@ findings that come back when the study is opened again (real mouse events, local
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -153,7 +154,7 @@ def test_a_stroke_ct_opens_in_brain_and_stroke_windows_beside_the_prior(qtbot, w
     assert not mpr.views["sagittal"].isVisible() and mpr.views["coronal"].isVisible()
 
 
-def test_aspects_midline_key_image_saved_and_shown_again(qtbot, window) -> None:
+def test_aspects_midline_key_image_saved_and_shown_again(qtbot, window, tmp_path) -> None:
     viewer = window.open_study(_today(window))
     today, _stroke, _prior = _opened(qtbot, viewer)
     today.show_slice(24)
@@ -205,6 +206,26 @@ def test_aspects_midline_key_image_saved_and_shown_again(qtbot, window) -> None:
     ((_note, back),) = again.midline_tool.mirrored(first)
     assert back.here.mean == pytest.approx(mirrored.here.mean, abs=0.01)
     assert np.isfinite(back.difference)
+
+    # opened while the key-image note and the presentation state were still on their way (a
+    # study read from the hub): the report is shown; the rest when the download ends, once
+    window.reading.close_study(uid)
+    late = [f for f in stored if f.header.series.modality in ("KO", "PR")]
+    aside = tmp_path / "late"
+    aside.mkdir()
+    copies = [Path(shutil.copy(window.store.abspath(f.relpath), aside / f"{n}.dcm"))
+              for n, f in enumerate(late)]
+    window.store.delete_series([f.header.series.series_instance_uid for f in late])
+    partly = window.open_study(uid)
+    first, _, _ = _opened(qtbot, partly)
+    assert partly.aspects_tool.aspects.score("left") == 8 and partly.key_images == []
+    qtbot.waitUntil(lambda: 24 in first.session.annotations, timeout=10_000)
+    assert [n.kind for n in first.session.annotations[24]] == ["ellipse"]  # the report's
+    import_paths(window.store, [str(c) for c in copies], Progress("test"))
+    partly.remote_finished()
+    assert partly.key_images == [first.volume.slices[24].sop_instance_uid]
+    assert partly.key_text == "Left MCA hypodensity"
+    assert sorted(n.kind for n in first.session.annotations[24]) == ["arrow", "ellipse"]
 
 
 def test_the_users_protocol_choice_is_kept_for_the_next_study(qtbot, window) -> None:
