@@ -41,8 +41,12 @@ def running_node(home: Path, **settings) -> Iterator[Listener]:
 
 def dcmtk(tool: str, *args: str, cwd: Path | None = None, timeout: float = 120):
     """Run a dcmtk tool; the CompletedProcess (output kept for the assertions)."""
-    return subprocess.run([tool, *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd)
+    try:
+        return subprocess.run([tool, *args], capture_output=True, text=True, timeout=timeout,
+                              cwd=cwd)
+    except subprocess.TimeoutExpired as exc:  # what it said before it hung, for the report
+        raise AssertionError(f"{tool} did not end within {timeout:.0f} s; it said:\n"
+                             f"{exc.stdout!r}\n{exc.stderr!r}") from exc
 
 
 def peer(listener: Listener) -> list[str]:

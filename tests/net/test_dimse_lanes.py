@@ -5,6 +5,7 @@ minutes; every instance is stored once and the job is verified."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from app.dicom.synth import SeriesSpec, generate_series
@@ -34,4 +35,32 @@ def test_a_pacs_taking_one_association_at_a_time_gets_the_batches_in_turn(tmp_pa
         # one round, or two when the first two batches were both turned away at once
         assert queue.job(job.id).attempts <= 2
     finally:
+        peer.stop()
+
+
+def test_a_pacs_still_freeing_its_only_association_is_asked_again_at_once(tmp_path: Path):
+    """A PACS that serves one association at a time and has not yet let go of the last one
+    (Relay's own search before the send, often) rejects the next as busy: the C-STORE batch
+    asks again after a moment instead of failing the round (which then backed off 1-4 s)."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    files = generate_series(tmp_path / "ct", SeriesSpec(slices=4, rows=32, columns=32, seed=4))
+    peer = RecordingPacs(find=False)
+    peer.ae.maximum_associations = 1
+    other = AE("SOMEONE")
+    other.add_requested_context(Verification)
+    held = other.associate("127.0.0.1", peer.port, ae_title="PACS")
+    try:
+        assert held.is_established
+        letting_go = threading.Timer(0.4, held.release)
+        letting_go.start()
+        client = DimseClient(Endpoint("127.0.0.1", peer.port, "PACS"), "RELAY")
+        result = DimsePeer(client).store([(f, f.stat().st_size) for f in files], "1.2.3")
+        letting_go.join()
+        assert len(result.stored) == 4 and not result.failed, result
+        assert peer.total == 4
+    finally:
+        if held.is_established:
+            held.abort()
         peer.stop()

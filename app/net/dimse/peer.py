@@ -95,6 +95,10 @@ def connect(profile: HubProfile, secret: str | None = None, *, pool_size: int = 
     return DimsePeer(client, method=profile.retrieve, keep_open=min(KEEP_OPEN, pool_size))
 
 
+#: Pauses before asking a busy PACS again for the only association this peer wants.
+BUSY_PAUSES = (0.2, 0.5, 1.0)
+
+
 class DimsePeer:
     """One PACS spoken to over DIMSE: a :class:`~app.net.peer.Peer`."""
 
@@ -315,8 +319,7 @@ class DimsePeer:
                 cm.__exit__(None, None, None)
         try:
             with self._asking():
-                cm = self.client.sending(pairs)
-                return cm, cm.__enter__()
+                return self._open_sending(pairs)
         except DimseError as exc:
             with self._lock:
                 self._live -= 1
@@ -329,6 +332,24 @@ class DimsePeer:
                          self.where, others)
                 return self._sender(pairs)
             raise
+
+    def _open_sending(self, pairs: frozenset[tuple[str, str]]) -> tuple[Any, Sender]:
+        """A new sending association. A PACS that rejects it as busy while this peer holds none
+        is often still freeing one this peer has just released (its search before the send, a
+        commitment's): asked again after a moment, a few times, before the busy answer stands
+        (seen under load: the round backed off 1, 2 and 4 s for it)."""
+        for pause in (*BUSY_PAUSES, None):
+            try:
+                cm = self.client.sending(pairs)
+                return cm, cm.__enter__()
+            except DimseError as exc:
+                with self._lock:
+                    alone = self._live <= 1
+                if exc.kind != "busy" or not alone or pause is None:
+                    raise
+                log.info("%s is busy; asking again in %.2f s", self.where, pause)
+                time.sleep(pause)
+        raise AssertionError("unreachable")
 
     @contextlib.contextmanager
     def _asking(self) -> Iterator[None]:
