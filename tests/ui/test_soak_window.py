@@ -12,16 +12,17 @@ process they took the GIL from the window's GUI thread, work no real window shar
 with. Beside the window, an empty Qt event loop in another process is probed the same way: the
 stalls the machine alone causes at the same moment (the report prints both).
 
-Measured 2026-12-04 on the 2-core machine with ``python3 -c 'while 1: pass'`` beside the test
-(``./setup.sh test tests/ui/test_soak_window.py -k faulty -s``):
+Measured 2026-12-04 on the 2-core machine (``./setup.sh test tests/ui/test_soak_window.py -k
+faulty -s``), CPU hogs being ``python3 -c 'while 1: pass'``:
 
-* load 1.8-2.0 (other agents' work light): the window's max stall 42, 101 and 110 ms, those over
-  100 ms mostly waiting for a CPU (runnable 63-86 ms, its own work 13-32 ms); a fourth run as
-  other agents' benches started, 258 ms (171 ms runnable);
-* load 4.3-5.9 (other agents' benches and test runs too), 11 runs: the window 59-388 ms, the
-  empty event loop at the same moments 16-245 ms (it too passed 100 ms in 3 of the 11).
+* one hog beside the test (load 1.9-2.1), 4 runs: the window's max stall 32, 54, 62 and 68 ms,
+  none over 100 ms; the empty event loop at the same moments 5-8 ms;
+* two hogs (load 1.8-2.0 with them), 3 runs: 42, 101 and 110 ms, those over 100 ms mostly
+  waiting for a CPU (runnable 63-86 ms, its own work 13-32 ms);
+* two hogs and other agents' benches and test runs (load 4.3-5.9), 11 runs: the window 59-388
+  ms, the empty event loop at the same moments 16-245 ms (it too passed 100 ms in 3 of the 11).
 
-The GUI thread ran 0.33-0.66 s of each ~12 s soak (the empty loop 0.11-0.22 s). Before the
+The GUI thread ran 0.35-0.66 s of each 9-14 s soak (the empty loop 0.11-0.22 s). Before the
 peers moved out (earlier figures, same machine) stalls over 100 ms also waited 4-21 % for the
 GIL; now that share is the window's own threads. Earlier: lowering the background threads'
 priority (nice 4 or 10) made it worse (a low-priority thread preempted while holding the GIL).
