@@ -106,8 +106,8 @@ class StudyBrowserWidget(QWidget):
         #: patient key (ID, name) -> its row's items, and the texts they show
         self._patient_rows: dict[tuple[str, str], list[QStandardItem]] = {}
         self._patient_texts: dict[tuple[str, str], dict[str, str]] = {}
-        #: study UID -> (its patient key, what its row was made from, its first item)
-        self._study_rows: dict[str, tuple[tuple[str, str], object, QStandardItem]] = {}
+        #: study UID -> (what its row was made from: the study, sent, received; its first item)
+        self._study_rows: dict[str, tuple[tuple[Study, str, float | None], QStandardItem]] = {}
         self._received: dict[str, float] = {}
         self._sent: dict[str, str] = {}
         self._studies: dict[str, Study] = {}
@@ -138,8 +138,8 @@ class StudyBrowserWidget(QWidget):
         self._received = received or {}
         self._sent = sent or {}
         new = {s.study_instance_uid: s for s in studies}
-        for uid in [u for u, (key, _, _) in self._study_rows.items()
-                    if u not in new or _patient_key(new[u]) != key]:
+        for uid in [u for u, (made_from, _) in self._study_rows.items()
+                    if u not in new or _patient_key(new[u]) != _patient_key(made_from[0])]:
             self._remove_study(uid)
         patients: dict[tuple[str, str], list[Study]] = {}
         for study in studies:
@@ -148,7 +148,7 @@ class StudyBrowserWidget(QWidget):
         for key, its_studies in patients.items():
             cells = self._patient_rows.get(key)
             if cells is None:
-                cells = _row({}, kind="patient", uid=key[0], sort_key="")
+                cells = _row(kind="patient", uid=key[0])
                 self.model.appendRow(cells)
                 self._patient_rows[key] = cells
                 added.append(cells[0])
@@ -181,30 +181,31 @@ class StudyBrowserWidget(QWidget):
         sent = self._sent.get(uid, "")
         made_from = (study, sent, self._received.get(uid))
         known = self._study_rows.get(uid)
-        if known is not None and known[1] == made_from:
+        if known is not None and known[0] == made_from:
             return
         if known is None:
-            cells = _row({}, kind="study", uid=uid, sort_key="")
+            cells = _row(kind="study", uid=uid)
             patient.appendRow(cells)
             item = cells[0]
         else:
-            item = known[2]
-        self._study_rows[uid] = (_patient_key(study), made_from, item)
+            item = known[1]
+        self._study_rows[uid] = (made_from, item)
         items = self._row_items(item)
         self._fill(items, self._study_texts(study), study.study_date + study.study_time)
         colour = SENT_COLOURS.get(sent)
         items[COL["Sent"]].setData(QBrush(QColor(colour)) if colour else None,
                                    Qt.ItemDataRole.ForegroundRole)
-        have = {item.child(r, 0).data(UID_ROLE): r for r in range(item.rowCount())}
         wanted = {s.series_instance_uid for s in study.series}
-        for row in sorted((r for u, r in have.items() if u not in wanted), reverse=True):
-            self._forget_series(item.child(row, 0))
-            item.removeRow(row)
+        for row in reversed(range(item.rowCount())):  # series gone from the study
+            if item.child(row, 0).data(UID_ROLE) not in wanted:
+                self._forget_series(item.child(row, 0))
+                item.removeRow(row)
+        have = {item.child(r, 0).data(UID_ROLE): item.child(r, 0) for r in range(item.rowCount())}
         for series in study.series:
             series_uid = series.series_instance_uid
-            series_item = self._series_items.get(series_uid)
-            if series_item is None or series_uid not in have:
-                cells = _row({}, kind="series", uid=series_uid, sort_key="")
+            series_item = have.get(series_uid)
+            if series_item is None:
+                cells = _row(kind="series", uid=series_uid)
                 item.appendRow(cells)
                 series_item = cells[0]
                 self._series_items[series_uid] = series_item
@@ -215,7 +216,7 @@ class StudyBrowserWidget(QWidget):
                        f"{series.series_number or 0:08d}")
 
     def _remove_study(self, uid: str) -> None:
-        _, _, item = self._study_rows.pop(uid)
+        _, item = self._study_rows.pop(uid)
         for r in range(item.rowCount()):
             self._forget_series(item.child(r, 0))
         parent = item.parent()
@@ -266,7 +267,7 @@ class StudyBrowserWidget(QWidget):
     def set_marks(self, marks: dict[str, str]) -> None:
         """A note (e.g. "reconciled · outside original kept") on these studies' rows; the
         others have none."""
-        for uid, (_, _, item) in self._study_rows.items():
+        for uid, (_, item) in self._study_rows.items():
             note = marks.get(uid) or None
             if item.data(MARK_ROLE) != note:
                 item.setData(note, MARK_ROLE)
@@ -412,17 +413,11 @@ def _series_texts(series: Series) -> dict[str, str]:
             "Modality": series.modality, "Images": str(series.instance_count)}
 
 
-def _row(texts: dict[str, str], *, kind: str, uid: str, sort_key: str) -> list[QStandardItem]:
-    items = []
-    for name in COLUMNS:
-        text = texts.get(name, "")
-        item = QStandardItem(text)
-        item.setData(sort_key if name in ("Patient / study / series", "Date") else text,
-                     SORT_ROLE)
-        if name == "Images":
-            item.setData(int(text or 0), SORT_ROLE)
-            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        items.append(item)
+def _row(*, kind: str, uid: str) -> list[QStandardItem]:
+    """An empty row (its texts and sort keys come from :meth:`StudyBrowserWidget._fill`)."""
+    items = [QStandardItem() for _ in COLUMNS]
+    items[COL["Images"]].setTextAlignment(Qt.AlignmentFlag.AlignRight
+                                          | Qt.AlignmentFlag.AlignVCenter)
     items[0].setData(kind, KIND_ROLE)
     items[0].setData(uid, UID_ROLE)
     return items

@@ -178,10 +178,9 @@ class MainWindow(QMainWindow):
         # thumbnails wait for the end: a thumbnail of half a series would be cached).
         self._counts_timer = QTimer(self, interval=2000)
         self._counts_timer.timeout.connect(self._update_counts)
-        # Finished transfers come in bursts (a queue of studies, a prefetch): the browser is
-        # rebuilt once per burst, not once per job on the GUI thread.
-        # The store is read on a thread of its own (SQLite and object building took ~45 ms of
-        # the GUI thread for 2,000 studies); the GUI thread only applies what changed.
+        # Arrivals come in bursts (a queue of studies, a prefetch): the store is read once per
+        # burst, on a thread of its own (SQLite and object building took 40-67 ms for 2,000
+        # studies); the GUI thread only applies what changed.
         self._refresh_soon = QTimer(self, interval=250, singleShot=True)
         self._refresh_soon.timeout.connect(self._read_in_background)
         self._reader: threading.Thread | None = None
