@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from app.model import ImageInfo, Instance
+from app.model import FILE_FIELDS, ImageInfo, Instance
 
-_IMAGE = ("json_remove(image, '$.position', '$.pixel_offset', '$.pixel_length', '$.fragments'), "
-          "json_extract(image, '$.position'), json_extract(image, '$.pixel_offset'), "
-          "json_extract(image, '$.pixel_length'), json_extract(image, '$.fragments')")
+#: The image JSON without the per-file fields, then each of them (in FILE_FIELDS' order)
+_IMAGE = (f"json_remove(image, {', '.join(repr(f'$.{f}') for f in FILE_FIELDS)}), "
+          + ", ".join(f"json_extract(image, '$.{f}')" for f in FILE_FIELDS))
 _IDENTITY = ("sop_instance_uid", "sop_class_uid", "series_instance_uid", "study_instance_uid",
              "transfer_syntax_uid", "instance_number", "acquisition_number", "image_type",
              "sha256", "size")
