@@ -47,17 +47,24 @@ def _session(qtbot, window: MainWindow, description: str):
     return vp.session
 
 
-def test_opening_3d_of_a_head_ct_keeps_the_window_responsive(qtbot, head_home: Path) -> None:
+
+def _hosted(qtbot, width: int, height: int):
+    """A 3D view laid out in a host widget of this size (closed by qtbot), not shown yet."""
     from app.ui.volume3d import Volume3DWidget
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    host.resize(width, height)
+    view3d = Volume3DWidget(host)
+    QVBoxLayout(host).addWidget(view3d)
+    return host, view3d
+
+def test_opening_3d_of_a_head_ct_keeps_the_window_responsive(qtbot, head_home: Path) -> None:
 
     window = shown_window(qtbot, head_home, 1200, 900)
     small = _session(qtbot, window, "CT HEAD WO CONTRAST (synthetic demo)")
     head = _session(qtbot, window, "Visible Human Male")
-    host = QWidget()
-    qtbot.addWidget(host)
-    host.resize(900, 700)
-    view3d = Volume3DWidget(host)
-    QVBoxLayout(host).addWidget(view3d)
+    host, view3d = _hosted(qtbot, 900, 700)
     host.show()
     qtbot.waitExposed(host)
     # the OpenGL window is made once per 3D view: warm it on a small series first
@@ -143,13 +150,9 @@ def test_each_piece_made_ahead_is_a_call_of_its_own(qtbot) -> None:
     will be shown at; its first frame (a software OpenGL compiles its shaders there), the
     still frame's and the cube's are drawn on a thread of their own, so the window answers
     meanwhile. Then the window draws on the GUI thread as before."""
-    from app.ui.volume3d import WARM_STEPS, Volume3DWidget
+    from app.ui.volume3d import WARM_STEPS
 
-    host = QWidget()
-    qtbot.addWidget(host)
-    host.resize(640, 480)
-    view3d = Volume3DWidget(host)
-    QVBoxLayout(host).addWidget(view3d)
+    host, view3d = _hosted(qtbot, 640, 480)
     host.layout().activate()
     size = view3d.pixel_size()
     window = view3d.render_window
@@ -175,13 +178,8 @@ def test_each_piece_made_ahead_is_a_call_of_its_own(qtbot) -> None:
 def test_3d_opened_before_it_was_made_ahead_draws_its_first_frame_on_a_thread(qtbot) -> None:
     """Shown at once (the reader chose 3D before the build-ahead), the view makes the same
     pieces, one per turn of the event loop, the first frame on a thread of its own."""
-    from app.ui.volume3d import Volume3DWidget
 
-    host = QWidget()
-    qtbot.addWidget(host)
-    host.resize(480, 360)
-    view3d = Volume3DWidget(host)
-    QVBoxLayout(host).addWidget(view3d)
+    host, view3d = _hosted(qtbot, 480, 360)
     drawn_on: list[int] = []
     view3d.render_window.AddObserver(
         "StartEvent", lambda *_: drawn_on.append(threading.get_ident()))
@@ -197,13 +195,8 @@ def test_the_vtk_widget_waits_for_a_frame_drawn_on_its_thread(qtbot) -> None:
     """An event reaching VTK's widget (a paint renders, a resize sizes the window) while the
     warm-up frame is drawn on its thread waits for it: the OpenGL context is current on one
     thread at a time."""
-    from app.ui.volume3d import Volume3DWidget
 
-    host = QWidget()
-    qtbot.addWidget(host)
-    host.resize(320, 240)
-    view3d = Volume3DWidget(host)
-    QVBoxLayout(host).addWidget(view3d)
+    host, view3d = _hosted(qtbot, 320, 240)
     host.layout().activate()
     size = view3d.pixel_size()
     view3d.warm_up(size)  # the context
