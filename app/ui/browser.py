@@ -415,7 +415,7 @@ def _series_texts(series: Series) -> dict[str, str]:
 
 def _row(*, kind: str, uid: str) -> list[QStandardItem]:
     """An empty row (its texts and sort keys come from :meth:`StudyBrowserWidget._fill`)."""
-    items = [QStandardItem() for _ in COLUMNS]
+    items = [QStandardItem("") for _ in COLUMNS]
     items[COL["Images"]].setTextAlignment(Qt.AlignmentFlag.AlignRight
                                           | Qt.AlignmentFlag.AlignVCenter)
     items[0].setData(kind, KIND_ROLE)
