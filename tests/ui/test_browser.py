@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex
+
 from app.dicom.synth import SeriesSpec, generate_series
 from app.imports.importer import import_paths
 from app.store.local import Store
@@ -53,10 +55,12 @@ def test_an_arrival_changes_only_its_rows_and_the_reader_keeps_his_place(qtbot, 
     before = _study_items(window)
     assert browser.select_study(first)
     assert browser.strip.isVisible()
-    patient_b = next(browser.proxy.index(r, 0) for r in range(browser.proxy.rowCount())
-                     if browser.proxy.index(r, 1).data() == "B")
-    assert browser.tree.isExpanded(patient_b)
-    browser.tree.collapse(patient_b)  # the reader folds a patient away
+    # a persistent index: the arrival may take a row above it (rows are sorted by date)
+    patient_b = QPersistentModelIndex(next(
+        browser.proxy.index(r, 0) for r in range(browser.proxy.rowCount())
+        if browser.proxy.index(r, 1).data() == "B"))
+    assert browser.tree.isExpanded(QModelIndex(patient_b))
+    browser.tree.collapse(QModelIndex(patient_b))  # the reader folds a patient away
 
     arrived = _import(home, tmp_path, patient="H", seed=20)
     window.refresh_soon()
@@ -67,7 +71,8 @@ def test_an_arrival_changes_only_its_rows_and_the_reader_keeps_his_place(qtbot, 
     assert browser.selected() == ("study", first)  # still selected, strip still shown
     assert browser.strip.isVisible() and browser.strip.study is not None
     assert browser.strip.study.study_instance_uid == first
-    assert not browser.tree.isExpanded(patient_b)  # still folded
+    assert patient_b.sibling(patient_b.row(), 1).data() == "B"  # the same patient
+    assert not browser.tree.isExpanded(QModelIndex(patient_b))  # still folded
     new_patient = next(browser.proxy.index(r, 0) for r in range(browser.proxy.rowCount())
                        if browser.proxy.index(r, 1).data() == "H")
     assert browser.tree.isExpanded(new_patient)  # the newcomer is shown open
