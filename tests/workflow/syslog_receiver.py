@@ -14,13 +14,18 @@ from pathlib import Path
 class SyslogReceiver:
     """Listens on 127.0.0.1 (a free port); :attr:`messages` holds the raw messages in order."""
 
-    def __init__(self, transport: str, cert_and_key: Path | None = None) -> None:
+    def __init__(self, transport: str, cert_and_key: Path | None = None, *,
+                 read_delay: float = 0.0, receive_buffer: int = 0) -> None:
         self.transport = transport
+        #: seconds a TLS connection waits after its handshake before it reads (a busy server)
+        self.read_delay = read_delay
         self.messages: list[bytes] = []
         self.connections = 0
         self._lock = threading.Lock()
         kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
         self.sock = socket.socket(socket.AF_INET, kind)
+        if receive_buffer:  # a small window: the sender's last bytes wait in its own kernel
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self._ctx: ssl.SSLContext | None = None
@@ -55,6 +60,7 @@ class SyslogReceiver:
             return
         with self._lock:
             self.connections += 1
+        time.sleep(self.read_delay)
         buf = b""
         with tls:
             while True:
