@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import hashlib
 import json
 import os
@@ -10,6 +11,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +47,7 @@ def dcmtk(tool: str, *args: str, cwd: Path | None = None, timeout: float = 120):
         return subprocess.run([tool, *args], capture_output=True, text=True, timeout=timeout,
                               cwd=cwd)
     except subprocess.TimeoutExpired as exc:  # what it said before it hung, for the report
+        faulthandler.dump_traceback(sys.stderr, all_threads=True)  # where the node's threads are
         raise AssertionError(f"{tool} did not end within {timeout:.0f} s; it said:\n"
                              f"{exc.stdout!r}\n{exc.stderr!r}") from exc
 

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pynetdicom import build_context, evt
@@ -158,3 +159,54 @@ def test_the_dul_reactor_wakes_when_the_peer_answers_not_after_its_idle_sleep():
         idle.start()
         idle.join(20)
         assert idle.took >= 0.25, idle.took
+
+
+def test_a_reactor_slow_to_resume_never_takes_the_answer_a_send_waits_for(data):
+    """pynetdicom pauses an association's reactor while a ``send_*`` waits for its answer. A
+    reactor that was just let go (its wait returned) but not yet running looked paused, so the
+    next send went ahead and the reactor took its answer: "unexpected C-STORE service message",
+    then the DIMSE timeout and an abort (a node's C-MOVE lost its sub-association under load).
+    Here the reactor resumes 20 ms late and the sender looks for its answer 40 ms late, as
+    preempted threads do; each C-STORE must still get its own answer at once."""
+    stored: list[str] = []
+
+    def on_store(event: evt.Event) -> int:
+        stored.append(event.request.AffectedSOPInstanceUID)
+        return 0x0000
+
+    scp = make_ae("PACS", supported=[build_context(CTImageStorage)])
+    port = free_port()
+    server = start_server(scp, "127.0.0.1", port, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    files = sorted((data / "ct-head/ge-hispeed-human-gantry-tilt").glob("*.dcm"))[:12]
+    try:
+        ae = make_ae(timeouts=Timeouts(dimse=3.0), requested=[build_context(CTImageStorage)])
+        assoc = associate(ae, Endpoint("127.0.0.1", port, "PACS"))
+        checkpoint = assoc._reactor_checkpoint
+        resume = checkpoint.wait
+
+        def late(timeout: float | None = None) -> bool:
+            went = resume(timeout)
+            time.sleep(0.02)  # the reactor thread preempted right after its wait returned
+            return went
+
+        checkpoint.wait = late  # type: ignore[method-assign]
+        take = assoc.dimse.get_msg
+
+        def sender_late(block: bool = False) -> Any:
+            if block:  # the sender, after its request went out
+                time.sleep(0.04)
+            return take(block)
+
+        assoc.dimse.get_msg = sender_late  # type: ignore[method-assign]
+        try:
+            statuses = []
+            for path in files:
+                started = time.monotonic()
+                status = assoc.send_c_store(path)
+                statuses.append((status.get("Status"), round(time.monotonic() - started, 1)))
+        finally:
+            assoc.release()
+    finally:
+        server.shutdown()
+    assert all(s == 0 and took < 2 for s, took in statuses), statuses
+    assert len(stored) == len(files)

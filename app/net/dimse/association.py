@@ -93,6 +93,55 @@ class _WakeOnMessage(_TimeExceptSleep):
                 messages.not_empty.wait(seconds)
 
 
+class _Checkpoint:
+    """An association's ``_reactor_checkpoint`` without pynetdicom's race.
+
+    pynetdicom pauses an association's reactor (its thread, which takes received messages off
+    the queue) before a ``send_*`` call waits for its answer: the caller clears this event and
+    waits until the reactor says ``_is_paused``. The reactor sets ``_is_paused``, waits on the
+    event, and clears ``_is_paused`` once the wait returns. A caller that clears the event just
+    after the wait returned, but before the reactor cleared ``_is_paused``, sees a paused
+    reactor that is not: it sends, and the reactor takes the answer (pynetdicom logs "Received
+    unexpected C-STORE service message"), and the caller waits out the DIMSE timeout and aborts.
+    Seen on a busy machine: a C-MOVE of Relay's node to storescp lost its sub-association after
+    60 s, 1 run in ~100 with two runs and a CPU hog side by side. Here the reactor is marked
+    running under the event's own lock, in the same step as it sees the event set, so a clear
+    is either before (the reactor keeps waiting) or after (the caller sees it running)."""
+
+    def __init__(self, assoc: Association) -> None:
+        self._assoc = assoc
+        self._cond = threading.Condition(threading.Lock())
+        self._flag = True
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        with self._cond:
+            self._flag = True
+            self._cond.notify_all()
+
+    def clear(self) -> None:
+        with self._cond:
+            self._flag = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._flag, timeout):
+                return False
+            if threading.current_thread() is self._assoc:  # the reactor: running from now
+                self._assoc._is_paused = False
+            return True
+
+
+_original_association_init = Association.__init__
+
+
+def _association_init(self: Association, *args: Any, **kwargs: Any) -> None:
+    _original_association_init(self, *args, **kwargs)
+    self._reactor_checkpoint = _Checkpoint(self)  # type: ignore[assignment]
+
+
 def _wake_on_data() -> None:
     import pynetdicom.association
     import pynetdicom.dul
@@ -103,6 +152,8 @@ def _wake_on_data() -> None:
         vars(pynetdicom.dul)["time"] = _WakeOnData()
     if getattr(pynetdicom.association, "time", None) is time:
         vars(pynetdicom.association)["time"] = _WakeOnMessage()
+    if Association.__init__ is _original_association_init:
+        Association.__init__ = _association_init  # type: ignore[method-assign]
     rawreceive.install()
 
 
