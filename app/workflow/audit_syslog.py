@@ -383,6 +383,8 @@ class _Forwarder:
             self.idle.clear()
             self.wake.clear()
             try:
+                if not self._still_wanted():
+                    return
                 ship(self.home, self.target)
                 self.failures = 0
             except SyslogError as exc:
@@ -394,6 +396,25 @@ class _Forwarder:
                 log.exception("audit: sending to the audit repository failed")
             finally:
                 self.idle.set()
+
+
+    def _still_wanted(self) -> bool:
+        """Whether this is still the home's sender, now sending to the repository its settings
+        name now: a retry after the settings changed goes to the new address (the events the
+        old one missed with it), and a sender whose repository was removed, or whose home is
+        gone, ends instead of retrying an old address for as long as the program runs."""
+        try:
+            target = target_of(self.home) if self.home.is_dir() else None
+        except RelayError:
+            target = self.target  # unreadable for now: keep the one it has
+        with _FORWARDERS_LOCK:
+            if _FORWARDERS.get(self.home) is not self:
+                return False
+            if target is None:
+                del _FORWARDERS[self.home]
+                return False
+            self.target = target
+        return True
 
 
 def forward_soon(home: Path) -> None:

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -123,6 +124,40 @@ def test_a_busy_repository_still_gets_the_last_events_sent_before_the_close(tmp_
     assert [parse(m)[1].find("ParticipantObjectIdentification").get(  # type: ignore[union-attr]
         "ParticipantObjectID") for m in got] == [f"1.2.3.{n}" for n in range(40)]
     assert audit_syslog.pending(home) == 0
+
+
+def test_a_retry_goes_where_the_settings_say_now_and_ends_when_they_name_none(
+        tmp_path, home, monkeypatch):
+    # the repository is down; IT gives its new address: the retry takes the missed event there
+    # (it used to retry the old address for as long as the program ran, and a repository
+    # removed from the settings was retried all the same)
+    monkeypatch.setattr(audit_syslog._Forwarder, "RETRY_SECONDS", (0.3,))
+    ca, both = self_signed(tmp_path)
+    gone = SyslogReceiver("tls", both)
+    gone.close()
+    configure(home, gone, ca_file=str(ca))
+    audit.record(home, "import", study_uid="1.2.3.7")
+    audit_syslog.flush()
+    assert audit_syslog.pending(home) == 1
+    moved = SyslogReceiver("tls", both)
+    try:
+        configure(home, moved, ca_file=str(ca))  # no new event: only the retry
+        got = moved.wait_for(1, timeout=10)
+    finally:
+        moved.close()
+    assert len(got) == 1 and b"1.2.3.7" in got[0]
+    assert audit_syslog.pending(home) == 0
+    # the repository is then down again, and removed from the settings: the sender ends
+    audit.record(home, "import", study_uid="1.2.3.8")
+    audit_syslog.flush()
+    settings = load_settings(home)
+    settings.audit = AuditSettings()
+    save_settings(home, settings)
+    deadline = time.monotonic() + 10
+    while Path(home).resolve() in audit_syslog._FORWARDERS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert Path(home).resolve() not in audit_syslog._FORWARDERS
+    assert audit_syslog.pending(home) == 1  # kept for a repository named later
 
 
 def test_an_untrusted_repository_certificate_is_refused(tmp_path, home):
