@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.uid import UID
 from pynetdicom import build_context
 from pynetdicom.dimse_messages import C_STORE_RSP
 from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dsutils import create_file_meta, encode_file_meta
 
 from app.dicom.synth import SeriesSpec, generate_series
 from app.net import hubs
@@ -247,3 +249,14 @@ def test_the_c_store_answer_is_what_pynetdicom_encodes(status: int, sop_instance
     assert rawreceive.store_response(rsp) == pdv[1:]
     rsp.ErrorComment = "no room"  # more than a status: pynetdicom encodes it
     assert rawreceive.store_response(rsp) is None
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2",
+                                    "1.2.840.10008.1.2.4.201"])
+@pytest.mark.parametrize("sop_instance", ["1.2.3", "1.2.840.113619.2.55.3.604688.12"])
+def test_the_file_head_of_a_received_instance_is_what_pynetdicom_encodes(syntax: str,
+                                                                        sop_instance: str):
+    meta = create_file_meta(sop_class_uid=UID("1.2.840.10008.5.1.4.1.1.2"),
+                            sop_instance_uid=UID(sop_instance), transfer_syntax=UID(syntax))
+    assert rawreceive.file_head("1.2.840.10008.5.1.4.1.1.2", sop_instance, syntax) == \
+        b"\x00" * 128 + b"DICM" + encode_file_meta(meta)

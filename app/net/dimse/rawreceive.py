@@ -23,10 +23,11 @@ import socket
 import ssl
 import struct
 import threading
+from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
-from pynetdicom import evt
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, evt
 from pynetdicom._handlers import standard_pdu_recv_handler
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_messages import C_STORE_RQ
@@ -190,6 +191,54 @@ def _send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> No
     # a list, as pynetdicom checks (its annotation says a tuple)
     pdata.presentation_data_value_list = [[context_id, b"\x03" + command]]  # type: ignore[list-item]
     self.dul.send_pdu(pdata)
+
+
+_PREAMBLE = b"\x00" * 128 + b"DICM"
+
+
+def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:
+    """One explicit VR little endian element of the file meta group (0002)."""
+    if vr == b"OB":
+        return struct.pack("<HH2sHI", 0x0002, element, vr, 0, len(value)) + value
+    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
+
+
+def file_head(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
+    """The preamble, ``DICM`` and file meta group pynetdicom's ``Event.encoded_dataset`` puts
+    before a received data set, byte for byte (its encoding through pydicom cost ~1 ms for
+    each instance received)."""
+    version = PYNETDICOM_IMPLEMENTATION_VERSION.encode("ascii")
+    body = b"".join((
+        _meta_element(0x0001, b"OB", b"\x00\x01"),
+        _meta_element(0x0002, b"UI", uid_value(sop_class)),
+        _meta_element(0x0003, b"UI", uid_value(sop_instance)),
+        _meta_element(0x0010, b"UI", uid_value(transfer_syntax)),
+        _meta_element(0x0012, b"UI", uid_value(str(PYNETDICOM_IMPLEMENTATION_UID))),
+        _meta_element(0x0013, b"SH", version + b" " * (len(version) % 2)),
+    ))
+    return _PREAMBLE + _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body
+
+
+def write_received(event: Any, write: Callable[[bytes | memoryview], Any]) -> None:
+    """Hand the instance a C-STORE event carries to ``write`` as ``event.encoded_dataset()``
+    would give it (file meta group, then the data set as received), without copying the data
+    set out of the message; events of other kinds give their ``encoded_dataset()``."""
+    request = getattr(event, "request", None)
+    stream = getattr(request, "DataSet", None)
+    context = getattr(event, "context", None)
+    if type(request) is not C_STORE or not isinstance(stream, BytesIO) or context is None \
+            or request.AffectedSOPClassUID is None or request.AffectedSOPInstanceUID is None:
+        write(event.encoded_dataset())
+        return
+    try:
+        head = file_head(str(request.AffectedSOPClassUID),
+                         str(request.AffectedSOPInstanceUID), str(context.transfer_syntax))
+    except (UnicodeEncodeError, struct.error):  # not plain UIDs: pynetdicom encodes them
+        write(event.encoded_dataset())
+        return
+    write(head)
+    with stream.getbuffer() as view:
+        write(view)
 
 
 def install() -> None:
