@@ -1,6 +1,7 @@
 """DIMSE speed: Relay against dcmtk, side by side in one run, with Orthanc as the PACS.
 
     PYTHONPATH=. python bench/bench_dimse_client.py [--slices 400] [--rounds 2] [--rate 25e6]
+        [--send-only | --retrieve-only] [--lanes N]
 
 A generated CT series (``app.dicom.synth``, 512x512, explicit VR little endian) is sent to an
 empty Orthanc (DICOM port on, loopback) with ``relay send --pacs`` (the durable send job over the
@@ -8,11 +9,13 @@ PACS's DimsePeer: C-FIND of what the PACS has, C-STORE batches on ``--lanes`` ke
 storage commitment asked batch by batch while the send runs) and
 with dcmtk ``storescu`` (the same files, one association, no verification). Then the study is
 retrieved with Relay (C-GET into a fresh local store: header-checked, SHA-256, fsync'ed, indexed)
-and with dcmtk ``getscu`` into a folder. Last, a retrieve through a shaped link (``SlowLink``,
-``--rate`` bytes/s shared): the time until the first instance is in the store (openable) as a
-share of the whole retrieve. Best of ``--rounds``; prints MB/s, the CPU seconds of the sender
-(Relay's process, storescu) and the ratios against the goals (send >= 1.0x storescu, retrieve
->= 0.8x getscu, first image <= 5 %).
+with dcmtk ``getscu`` into a folder, and with the equal-work anchor: ``getscu``, then
+``sha256sum`` of its files and ``sync`` of the files and their folder (what Relay's durable
+ingest must do besides receiving); the three take turns. Last, a retrieve through a shaped
+link (``SlowLink``, ``--rate`` bytes/s shared, 0: none): the time until the first instance is
+in the store (openable) as a share of the whole retrieve. Best of ``--rounds``; prints MB/s,
+the CPU seconds (Relay's process, the dcmtk tools) and the ratios against the goals (send >=
+1.0x storescu, retrieve >= 0.8x getscu, first image <= 5 %) and against the anchor.
 
 Measured 2026-12-04 (2 shared cores, ``--send-only --rounds 3``, default 2 lanes, dcmtk with
 TCP_NODELAY=1 as the bench now sets it): the send is 1.08x storescu on a quiet machine (turns
@@ -35,6 +38,23 @@ a time): 2.9-3.0 s -> 2.1 s. The C-STOREs of a C-GET now go through app/net/dims
 encoded by hand; what is left is the ingest pipeline shared with WADO (app/net/part_ingest.py: the
 header checked on the network thread, the workers' fdatasync and folder fsync per batch, on which
 the network thread waits when 256 parts are pending) and pynetdicom's per-message work.
+
+Issue 13, second pass (2026-12-04 20:20-20:30 UTC, 2 shared cores, load 6-8: other agents'
+tests and a CPU hog; ``--slices 400 --rounds 3 --retrieve-only --rate 0``, this tree and
+f01959e back to back, twice): Relay's retrieve 1.44-1.52 s (f01959e: 2.10-2.26 s), CPU
+1.11-1.14 s (1.48-1.62 s); getscu 0.68-0.90 s in the same runs; ratio vs getscu 0.59-0.61x best
+of rounds, 0.55-0.89x turn by turn (f01959e: 0.30-0.39x, turns 0.30-0.66x); vs the equal-work
+anchor 1.56-2.21x (f01959e 1.23-1.54x). The whole command (``--slices 400 --rounds 3``, load
+6-7): retrieve 1.23 s against getscu 0.47 s (0.38x best of rounds, turns 0.31-0.60x), anchor
+1.36 s (1.10x); send 0.86x (turns 0.74-0.99x); first image 1.6 %. What changed: the DUL reactor's
+idle wait ends when a PDU is queued for it (each C-STORE response waited up to 1 ms: a
+do-nothing pynetdicom C-GET went 1.18 s -> 0.73 s, getscu 0.68 s beside it), the C-STORE-RQ
+and C-GET-RSP command sets are read by hand, the file meta group is encoded by hand. What is
+left is Relay's ingest on each instance's path before its C-STORE answer (Orthanc sends the
+next instance only then): the SHA-256 (0.33 ms for a slice quiet, 0.6 ms loaded), the file write
+(0.5-0.9 ms, which getscu pays too), the header check (~0.3 ms) and the temp file, ~0.7 s of
+CPU beside the bare C-GET's ~0.4 s; 0.8x needs them off that path, i.e. answering before the
+instance is written, which would turn a full disk from a refused C-STORE into a missing one.
 """
 
 from __future__ import annotations
