@@ -14,6 +14,12 @@ associations with a handler bound to the raw PDU events. A PDU read here is as b
 pynetdicom's reads (the association's network timeout), and a connection that ends within one
 closes the association as pynetdicom does (no C-STORE is handed on). Used by every
 association Relay takes part in: its node's C-STORE SCP and the C-STOREs of a C-GET it asked for.
+
+The same per-instance work is cut on the way in and out: a received C-STORE-RQ or C-GET-RSP
+becomes its primitive from the command bytes read by hand (:func:`command_values`, anything
+unusual left to pynetdicom), a received instance gets its file meta group encoded by hand
+(:func:`file_head`), and a plain C-STORE-RSP is encoded by hand (:func:`store_response`): each
+byte for byte, value for value what pynetdicom gives.
 """
 
 from __future__ import annotations
