@@ -3,6 +3,7 @@ reason for each way an association can fail (real pynetdicom peers on loopback).
 
 from __future__ import annotations
 
+import queue
 import socket
 import threading
 import time
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from pynetdicom import build_context, evt
+from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.sop_class import CTImageStorage, Verification
 
 from app.errors import DimseError
@@ -137,6 +139,7 @@ def test_the_dul_reactor_wakes_when_the_peer_answers_not_after_its_idle_sleep():
         def __init__(self, sock: socket.socket, seconds: float) -> None:
             threading.Thread.__init__(self, daemon=True)
             self.socket = types.SimpleNamespace(socket=sock)  # type: ignore[assignment]
+            self.to_provider_queue = queue.Queue()
             self.seconds = seconds
             self.took = -1.0
 
@@ -159,6 +162,16 @@ def test_the_dul_reactor_wakes_when_the_peer_answers_not_after_its_idle_sleep():
         idle.start()
         idle.join(20)
         assert idle.took >= 0.25, idle.took
+    # a PDU another thread queues for it (a C-STORE response to send) ends the wait too
+    reactor_side, peer_side = socket.socketpair()
+    with reactor_side, peer_side:
+        sending = Reactor(reactor_side, 0.5)
+        sending.start()
+        time.sleep(0.2)
+        sending.send_pdu(P_DATA())
+        sending.join(20)
+        assert 0 <= sending.took < 0.4, sending.took
+        assert sending.to_provider_queue.qsize() == 1
 
 
 def test_a_reactor_slow_to_resume_never_takes_the_answer_a_send_waits_for(data):

@@ -16,15 +16,18 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.uid import UID
 from pynetdicom import build_context
-from pynetdicom.dimse_messages import C_STORE_RSP
-from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dimse_messages import C_GET_RSP, C_STORE_RSP, DIMSEMessage
+from pynetdicom.dimse_primitives import C_GET, C_STORE
+from pynetdicom.dsutils import create_file_meta, encode_file_meta
+from pynetdicom.pdu_primitives import P_DATA
 
 from app.dicom.synth import SeriesSpec, generate_series
 from app.net import hubs
 from app.net.dimse import rawreceive
 from app.net.dimse.association import Endpoint, associate, make_ae
-from app.net.dimse.rawstore import RawStore, file_meta, store_command
+from app.net.dimse.rawstore import RawStore, command_element, file_meta, store_command
 from app.store.local import Store
 from tests.net import dimse_peers
 from tests.net.conftest import import_study
@@ -247,3 +250,78 @@ def test_the_c_store_answer_is_what_pynetdicom_encodes(status: int, sop_instance
     assert rawreceive.store_response(rsp) == pdv[1:]
     rsp.ErrorComment = "no room"  # more than a status: pynetdicom encodes it
     assert rawreceive.store_response(rsp) is None
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2",
+                                    "1.2.840.10008.1.2.4.201"])
+@pytest.mark.parametrize("sop_instance", ["1.2.3", "1.2.840.113619.2.55.3.604688.12"])
+def test_the_file_head_of_a_received_instance_is_what_pynetdicom_encodes(syntax: str,
+                                                                        sop_instance: str):
+    meta = create_file_meta(sop_class_uid=UID("1.2.840.10008.5.1.4.1.1.2"),
+                            sop_instance_uid=UID(sop_instance), transfer_syntax=UID(syntax))
+    assert rawreceive.file_head("1.2.840.10008.5.1.4.1.1.2", sop_instance, syntax) == \
+        b"\x00" * 128 + b"DICM" + encode_file_meta(meta)
+
+
+def _received(encoded_command: bytes) -> DIMSEMessage:
+    """A DIMSE message as pynetdicom assembles it from P-DATA PDVs (a small data set after
+    the command set when it says one follows)."""
+    message = DIMSEMessage()
+    for pdv in (b"\x03" + encoded_command, b"\x02\x08\x00\x18\x00UI\x06\x001.2.3\x00"):
+        pdata = P_DATA()
+        pdata.presentation_data_value_list = [[1, pdv]]  # type: ignore[list-item]
+        if message.decode_msg(pdata):
+            return message
+    raise AssertionError("the message is not complete")
+
+
+def _get_response(status: int, counts: tuple[int, ...], comment: str | None) -> bytes:
+    rsp = C_GET()
+    rsp.MessageIDBeingRespondedTo = 7
+    rsp.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.3"
+    rsp.Status = status
+    for name, n in zip(("Remaining", "Completed", "Failed", "Warning"), counts, strict=False):
+        setattr(rsp, f"NumberOf{name}Suboperations", n)
+    if comment is not None:
+        rsp.ErrorComment = comment
+    message = C_GET_RSP()
+    message.primitive_to_message(rsp)
+    [pdata] = list(message.encode_msg(1, 0))
+    return bytes(pdata.presentation_data_value_list[0][1][1:])
+
+
+_PRIMITIVE_FIELDS = ("AffectedSOPClassUID", "AffectedSOPInstanceUID", "MessageID",
+                     "MessageIDBeingRespondedTo", "Priority", "Status",
+                     "NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations",
+                     "NumberOfFailedSuboperations", "NumberOfWarningSuboperations",
+                     "ErrorComment", "DataSet", "Identifier", "_context_id")
+
+
+@pytest.mark.parametrize("command", [
+    store_command("1.2.840.10008.5.1.4.1.1.2", "1.2.3", 1),
+    store_command("1.2.840.10008.5.1.4.1.1.2", "1.2.840.113619.2.55.3.604688.12", 65535, 0),
+    store_command("1.2.840.10008.5.1.4.1.1.4", "1.2.34", 3, 1),
+    _get_response(0xFF00, (399, 1, 0, 0), None),
+    _get_response(0x0000, (0, 400, 0, 0), None),
+    _get_response(0xB000, (0, 398, 2, 0), None),
+    _get_response(0xA701, (), "no room"),  # an error comment: pynetdicom decodes it
+    _get_response(0x0000, (), None),
+])
+def test_a_received_c_store_or_c_get_answer_decodes_as_pynetdicom_decodes_it(command: bytes):
+    assert (rawreceive.command_values(command) is None) == (b"no room" in command)
+    message = _received(command)
+    fast, slow = rawreceive._message_to_primitive(message), \
+        rawreceive._original_to_primitive(message)
+    assert type(fast) is type(slow)
+    for field in _PRIMITIVE_FIELDS:
+        got, want = getattr(fast, field, None), getattr(slow, field, None)
+        assert got == want and type(got) is type(want), field
+
+
+def test_command_values_leave_what_they_do_not_know_to_pynetdicom():
+    good = command_element(0x0002, b"1.2.3\x00")
+    assert rawreceive.command_values(good) == [("AffectedSOPClassUID", "1.2.3")]
+    assert rawreceive.command_values(good + command_element(0x0902, b"no room ")) is None
+    assert rawreceive.command_values(command_element(0x0002, b"")) is None
+    assert rawreceive.command_values(command_element(0x0002, b"1.2\\3.4\x00")) is None
+    assert rawreceive.command_values(good[:-1]) is None  # cut short

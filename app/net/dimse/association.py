@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import select
 import socket
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
+from pynetdicom.dul import DULServiceProvider
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -50,28 +53,75 @@ class _TimeExceptSleep:
         return getattr(time, name)
 
 
+class _Waker:
+    """A pipe on which a thread that queues a PDU for a DUL reactor wakes it."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self.write_fd, False)
+
+    def poke(self) -> None:
+        with contextlib.suppress(OSError):  # full (a wake is pending anyway) or closed
+            os.write(self.write_fd, b"\0")
+
+    def drain(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self.read_fd, 4096):
+                pass
+
+
+def _close_waker(read_fd: int, write_fd: int) -> None:
+    for fd in (read_fd, write_fd):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _waker(dul: Any) -> _Waker:
+    """The reactor's waker, made by the reactor's own thread (closed with the DUL object)."""
+    waker: _Waker | None = getattr(dul, "_relay_waker", None)
+    if waker is None:
+        waker = _Waker()
+        weakref.finalize(dul, _close_waker, waker.read_fd, waker.write_fd)
+        dul._relay_waker = waker
+    return waker
+
+
 class _WakeOnData(_TimeExceptSleep):
     """``time`` as pynetdicom's DUL module sees it: its reactor thread, idle, sleeps 1 ms
-    between two looks at the socket, so every answer (each C-STORE response) waits up to 1 ms
-    there before it is read, and a run of C-STOREs on one association waits once per instance.
-    Here the reactor's idle wait is a ``select`` on its own socket for the same time, which
-    ends as soon as the peer's bytes arrive: the same CPU when idle, no latency when not.
-    Any other caller (other threads, a socket gone) gets ``time`` unchanged."""
+    between two looks at the socket and its queue of PDUs to send, so every answer (each
+    C-STORE response) waited up to 1 ms there before it was read, and every PDU another
+    thread queued (each C-STORE response Relay gives) up to 1 ms before it was sent: a run of
+    C-STOREs on one association waits once per instance. Here the reactor's idle wait is a
+    ``select`` on its own socket and on a pipe poked by :func:`_send_pdu` for the same time,
+    which ends as soon as the peer's bytes arrive or a PDU is queued: the same CPU when idle,
+    no latency when not. Any other caller (other threads, a socket gone) gets ``time``
+    unchanged."""
 
     @staticmethod
     def sleep(seconds: float) -> None:
-        from pynetdicom.dul import DULServiceProvider
-
         dul = threading.current_thread()
-        sock = getattr(getattr(dul, "socket", None), "socket", None) \
-            if isinstance(dul, DULServiceProvider) else None
-        if isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket):
+        sock = getattr(getattr(dul, "socket", None), "socket", None)
+        if isinstance(dul, DULServiceProvider) and isinstance(sock, socket.socket) \
+                and not isinstance(sock, ssl.SSLSocket):
             try:
-                select.select([sock], [], [], seconds)
+                waker = _waker(dul)
+                waker.drain()
+                if dul.to_provider_queue.empty():  # queued before the drain: no wait
+                    watched: list[Any] = [sock, waker.read_fd]
+                    select.select(watched, [], [], seconds)
                 return
             except (OSError, ValueError):  # closed meanwhile: as before
                 pass
         time.sleep(seconds)
+
+
+def _send_pdu(dul: Any, primitive: Any) -> None:
+    """pynetdicom's ``send_pdu`` (queue the PDU for the reactor), then wake the reactor."""
+    _original_send_pdu(dul, primitive)
+    waker: _Waker | None = getattr(dul, "_relay_waker", None)
+    if waker is not None and threading.current_thread() is not dul:
+        waker.poke()
 
 
 class _WakeOnMessage(_TimeExceptSleep):
@@ -142,6 +192,9 @@ def _association_init(self: Association, *args: Any, **kwargs: Any) -> None:
     self._reactor_checkpoint = _Checkpoint(self)  # type: ignore[assignment]
 
 
+_original_send_pdu = DULServiceProvider.send_pdu
+
+
 def _wake_on_data() -> None:
     import pynetdicom.association
     import pynetdicom.dul
@@ -150,6 +203,8 @@ def _wake_on_data() -> None:
 
     if getattr(pynetdicom.dul, "time", None) is time:
         vars(pynetdicom.dul)["time"] = _WakeOnData()
+    if pynetdicom.dul.DULServiceProvider.send_pdu is _original_send_pdu:
+        pynetdicom.dul.DULServiceProvider.send_pdu = _send_pdu  # type: ignore[assignment]
     if getattr(pynetdicom.association, "time", None) is time:
         vars(pynetdicom.association)["time"] = _WakeOnMessage()
     if Association.__init__ is _original_association_init:

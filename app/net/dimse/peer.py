@@ -42,6 +42,7 @@ from app.errors import Cancelled, DimseError, NotSupportedByPeer
 from app.net.dimse.association import DEFAULT_AE_TITLE, Endpoint, TlsOptions
 from app.net.dimse.client import DimseClient, Sender
 from app.net.dimse.commit import Commitments
+from app.net.dimse.rawreceive import write_received
 from app.net.dimse.rawstore import NotRaw, file_meta
 from app.net.multipart import PartSink
 from app.net.peer import Confirmation, DicomJson, StoreResult
@@ -465,9 +466,8 @@ class DimsePeer:
             if stop.cancelled:
                 return 0xA700  # nobody takes it any more
             try:
-                data = event.encoded_dataset()
                 part = open_part({"Content-Type": "application/dicom"})
-                part.write(data)
+                write_received(event, part.write)
                 arrived.put(close_part(part))
             except Exception as exc:  # the disk is full, the part cannot be written
                 log.error("a received instance cannot be written: %s", type(exc).__name__)
