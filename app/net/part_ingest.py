@@ -326,8 +326,8 @@ class PartIngest:
             self._room.notify_all()
 
     def _submit(self, fd: int, path: Path, sha256: str, header: Header | Problem | None,
-                urgent: bool) -> None:
-        future = self.pool.submit(self._ingest, fd, path, sha256, header, urgent)
+                urgent: bool, whole: bytes | bytearray | None = None, size: int = 0) -> None:
+        future = self.pool.submit(self._ingest, fd, path, sha256, header, urgent, whole, size)
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._done)
@@ -365,8 +365,9 @@ class PartIngest:
                 assert isinstance(data, threading.Event)
                 data.set()
                 continue
+            kept = False
             try:
-                self._write_piece(part, data, n, last, urgent)
+                kept = self._write_piece(part, data, n, last, urgent)
             except BaseException as exc:  # not a write's failure: a bug; the part goes
                 log.exception("a downloaded instance could not be handled")
                 if self._failure is None:
@@ -375,14 +376,16 @@ class PartIngest:
                 if last:
                     self._left_room()
             finally:
-                if isinstance(data, bytearray):
+                if isinstance(data, bytearray) and not kept:
                     self._give_buffer(data)
 
     def _write_piece(self, part: PipedPart, data: object, n: int, last: bool | None,
-                     urgent: bool) -> None:
+                     urgent: bool) -> bool:
+        """Write and hash one piece of a part (the last: hand the part to the workers); True
+        when ``data`` went on with it (the worker checks the header from it, then frees it)."""
         if last is None:  # discarded by its reader
             self._drop(part)
-            return
+            return False
         if part.error is None:
             try:
                 if part.fd < 0:
@@ -398,16 +401,16 @@ class PartIngest:
                 if self._failure is None:
                     self._failure = part.error  # raised on the network thread (said there)
         if not last:
-            return
+            return False
         if part.error is not None:
             self._left_room()
-            return
+            return False
         part.sha256 = part.hash.hexdigest()
-        header = None
-        if part.pieces == 1 and n == part.size:  # the whole part is in this buffer
-            header = check_buffer(data, n, PART_NAME, self.store.uid_key)  # type: ignore[arg-type]
-        self._submit(part.fd, part.path, part.sha256, header, urgent)
+        whole = part.pieces == 1 and n == part.size  # the whole part is in this buffer
+        self._submit(part.fd, part.path, part.sha256, None, urgent,
+                     data if whole else None, n)  # type: ignore[arg-type]
         part.fd = -1
+        return whole
 
     @staticmethod
     def _drop(part: PipedPart) -> None:
@@ -440,10 +443,18 @@ class PartIngest:
             self._futures.discard(future)
 
     def _ingest(self, fd: int, path: Path, sha256: str, header: Header | Problem | None,
-                urgent: bool) -> None:
+                urgent: bool, whole: bytes | bytearray | None = None, size: int = 0) -> None:
+        """``whole``: the part's ``size`` bytes in memory (a piped part that fitted in one
+        buffer, given back to the pool here), its header checked from there."""
         accepted = False
         try:
             _start_writeback(fd)
+            if header is None and whole is not None:
+                try:
+                    header = check_buffer(whole, size, PART_NAME, self.store.uid_key)
+                finally:
+                    if isinstance(whole, bytearray):
+                        self._give_buffer(whole)
             if header is None:
                 header = check_part(path, PART_NAME, self.store.uid_key)
             accepted = not self._refused(header)
