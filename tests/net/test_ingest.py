@@ -10,6 +10,7 @@ import pytest
 
 import app.net.part_ingest as ingest
 from app.dicom.synth import SeriesSpec, generate_series
+from app.errors import StoreError
 from app.net.part_ingest import PartFile, PartIngest
 from app.store.local import Store
 
@@ -108,3 +109,78 @@ def test_a_discarded_part_leaves_nothing(tmp_path: Path, slices: list[bytes]) ->
     part = _part(store, slices[0][:1000])
     part.discard()
     assert not list(store.tmp.iterdir())
+
+
+def _piped(parts: PartIngest, data: bytes, piece: int) -> ingest.PipedPart:
+    part = parts.open_part({"content-length": str(len(data))})
+    for at in range(0, len(data), piece):
+        chunk = data[at : at + piece]
+        with part.free() as free:
+            k = min(len(free), len(chunk))
+            free[:k] = chunk[:k]
+        part.filled(k)
+        if k < len(chunk):
+            part.write(chunk[k:])
+    return part
+
+
+def test_piped_parts_are_written_hashed_and_checked_on_the_writer(
+        tmp_path: Path, slices: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts over one buffer, within one, handed as bytes (a C-GET's data set) and not DICOM:
+    each stored byte-exact with its SHA-256, the bad one reported, no temp file left."""
+    monkeypatch.setattr(ingest, "PART_BUFFER", 1000)  # a slice spans several buffers
+    monkeypatch.setattr(ingest, "MAX_BUFFERS", 2)  # the reader waits for the writer
+    store = Store(tmp_path / "home")
+    heard: list[str] = []
+    parts = PartIngest(store, lambda sop, series: heard.append(sop), batch=4)
+    for k, data in enumerate(slices[:-1]):
+        parts.submit(_piped(parts, data, 100 + 37 * k), urgent=k == 3)
+    whole = parts.open_part({})
+    monkeypatch.setattr(ingest, "PART_BUFFER", 1 << 20)
+    whole.write(slices[-1])  # bytes: handed on as they are
+    parts.submit(whole)
+    parts.submit(_piped(parts, b"not dicom at all" * 20, 64))
+    parts.close()
+    assert sorted(heard) == sorted(set(heard)) and len(heard) == len(slices)
+    assert [p.kind for p in parts.problems] == ["skipped"]
+    for data in slices:
+        digest = hashlib.sha256(data).hexdigest()
+        (inst,) = [store.instance(s) for s in heard
+                   if store.instance(s).sha256 == digest]  # type: ignore[union-attr]
+        assert inst is not None and inst.path is not None
+        assert Path(inst.path).read_bytes() == data
+    assert not list(store.tmp.iterdir())
+
+
+def test_a_piped_part_the_disk_refuses_stops_the_reader(
+        tmp_path: Path, slices: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path / "home")
+    parts = PartIngest(store)
+    parts.submit(_piped(parts, slices[0], 4096))
+    parts.drain()
+
+    def full(where: Path, nbytes: int) -> None:
+        raise StoreError("the disk is full")
+
+    monkeypatch.setattr(ingest, "ensure_room", full)
+    parts.submit(_piped(parts, slices[1], 4096))
+    with pytest.raises(StoreError, match="full"):
+        parts.drain()  # raised once, on the caller's thread
+    parts.drain()
+    parts.submit(_piped(parts, slices[2], 4096))
+    parts._writer_idle()  # the writer met the full disk
+    with pytest.raises(StoreError, match="full"):
+        _piped(parts, slices[3], 4096)  # the next part's reader hears of it
+    with pytest.raises(StoreError):
+        parts.close()
+    assert store.counts()["instances"] == 1
+    assert not list(store.tmp.iterdir())
+
+
+def test_a_discarded_piped_part_leaves_nothing(tmp_path: Path, slices: list[bytes]) -> None:
+    store = Store(tmp_path / "home")
+    parts = PartIngest(store)
+    part = _piped(parts, slices[0][:3000], 1000)
+    part.discard()
+    parts.close()
+    assert not list(store.tmp.iterdir()) and store.counts()["instances"] == 0
