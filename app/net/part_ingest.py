@@ -1,16 +1,21 @@
 """Downloaded parts into the local store.
 
-The network thread receives each WADO-RS part through one small reused buffer
-(:class:`PartFile`): each piece is hashed and written to a temp file in the store while it is
-still in the CPU cache, so no part is held in memory and every byte is touched once after the
-socket. A part that fitted in the buffer has its header checked there, at once
-(:func:`app.store.ingest.check_buffer`, the fast reader for plain files); a larger one by
-:class:`PartIngest`'s workers from its file. The workers move each part into the store
-(:func:`app.store.ingest.place_part`, as every import does). Indexing happens in batches (one SQLite
-transaction after the batch's files and folders are fsync'ed), at once for an instance someone
-is waiting for (the slice in view); listeners hear of an instance only once it is indexed.
-Parts waiting for the workers are bounded (:data:`MAX_WAITING`): the network thread waits when
-the workers fall behind.
+Every part a fetch receives (WADO-RS multipart, and the C-STOREs of a C-GET or C-MOVE it asked
+for) comes through a :class:`PipedPart` from :meth:`PartIngest.open_part`: the network thread
+only fills buffers (of :data:`PART_BUFFER` bytes, from a pool of at most :data:`MAX_BUFFERS`)
+straight from the socket and hands each on. :class:`PartIngest`'s writer thread creates the
+part's temp file in the store, writes each buffer and hashes it right after (the very bytes
+written; both release the GIL, so they overlap the next reads). The workers check the header
+of a part that fitted in one buffer from that buffer (:func:`app.store.ingest.check_buffer`,
+the fast reader for plain files; a larger part from its file), start the file's write-back and
+move it into the store (:func:`app.store.ingest.place_part`, as every import does). Indexing
+happens in batches (one SQLite transaction after the batch's files and folders are fsync'ed),
+at once for an instance someone is waiting for (the slice in view); listeners hear of an
+instance only once it is indexed. Parts waiting for the workers are bounded
+(:data:`MAX_WAITING`), and so are the buffers: the network thread waits when the writer or the
+workers fall behind. A write that fails on the writer thread (a full disk) is raised on the
+network thread at its next call and by :meth:`PartIngest.drain`. :class:`PartFile` does the
+writing and hashing on the caller's thread instead (one reused buffer).
 """
 
 from __future__ import annotations
