@@ -190,6 +190,7 @@ class PipedPart:
         self.sha256 = ""  # set by the writer
         self._buf: bytearray | None = None
         self._held = 0
+        self._bytes: bytes | None = None  # a piece handed in as bytes, not yet handed on
         # the writer's side (touched by the writer thread only)
         self.fd = -1
         self.pieces = 0
@@ -200,7 +201,7 @@ class PipedPart:
         n = len(data)
         if type(data) is bytes and n >= PART_BUFFER // 4:  # immutable: handed on as it is
             self._handoff()
-            self.ingest._put(self, data, n, False)
+            self._bytes = data  # handed on with the next piece, or as the last
             self.size += n
             return n
         at = 0
@@ -214,7 +215,7 @@ class PipedPart:
 
     def free(self) -> memoryview:
         self.ingest._raise_failure()
-        if self._buf is not None and self._held == len(self._buf):
+        if self._bytes is not None or self._buf is not None and self._held == len(self._buf):
             self._handoff()
         if self._buf is None:
             self._buf = self.ingest._take_buffer()
@@ -231,21 +232,28 @@ class PipedPart:
         except BaseException:
             self.discard()
             raise
-        buf, held = self._buf, self._held
-        self._buf, self._held = None, 0
-        self.ingest._put(self, buf, held, True, urgent)
+        self._handoff(last=True, urgent=urgent)
 
     def discard(self) -> None:
         if self._buf is not None:
             self.ingest._give_buffer(self._buf)
             self._buf, self._held = None, 0
+        self._bytes = None
         self.ingest._jobs.put((self, None, 0, None, False))  # the writer removes the file
 
-    def _handoff(self) -> None:
-        if self._buf is not None:
+    def _handoff(self, last: bool = False, urgent: bool = False) -> None:
+        """Hand what is held on to the writer (``last``: the part is complete)."""
+        pending = self._bytes
+        if pending is not None:
+            self._bytes = None
+            only = last and self._buf is None
+            self.ingest._put(self, pending, len(pending), only, urgent)
+            if only:
+                return
+        if self._buf is not None or last:
             buf, held = self._buf, self._held
             self._buf, self._held = None, 0
-            self.ingest._put(self, buf, held, False)
+            self.ingest._put(self, buf, held, last, urgent)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,19 +131,28 @@ def test_piped_parts_are_written_hashed_and_checked_on_the_writer(
     each stored byte-exact with its SHA-256, the bad one reported, no temp file left."""
     monkeypatch.setattr(ingest, "PART_BUFFER", 1000)  # a slice spans several buffers
     monkeypatch.setattr(ingest, "MAX_BUFFERS", 2)  # the reader waits for the writer
+    from_files: list[Path] = []
+    check_part = ingest.check_part  # type: ignore[attr-defined]
+
+    def checked_from_file(path: Path, *args: Any) -> Any:
+        from_files.append(path)
+        return check_part(path, *args)
+
+    monkeypatch.setattr(ingest, "check_part", checked_from_file)
     store = Store(tmp_path / "home")
     heard: list[str] = []
     parts = PartIngest(store, lambda sop, series: heard.append(sop), batch=4)
     for k, data in enumerate(slices[:-1]):
         parts.submit(_piped(parts, data, 100 + 37 * k), urgent=k == 3)
     whole = parts.open_part({})
-    monkeypatch.setattr(ingest, "PART_BUFFER", 1 << 20)
-    whole.write(slices[-1])  # bytes: handed on as they are
+    monkeypatch.setattr(ingest, "PART_BUFFER", 4 * len(slices[-1]))
+    whole.write(slices[-1])  # bytes of a quarter buffer or more: handed on as they are
     parts.submit(whole)
     parts.submit(_piped(parts, b"not dicom at all" * 20, 64))
     parts.close()
     assert sorted(heard) == sorted(set(heard)) and len(heard) == len(slices)
     assert [p.kind for p in parts.problems] == ["skipped"]
+    assert len(from_files) == len(slices) - 1  # the bytes and the small part: from memory
     for data in slices:
         digest = hashlib.sha256(data).hexdigest()
         (inst,) = [store.instance(s) for s in heard
