@@ -19,7 +19,16 @@ kept (each round's time is printed too). Prints MB/s and the ratios against the 
 >= 0.9x curl's best; fetch >= 0.7x curl and >= 1.0x the equal-work anchor, issue 16; first
 image <= 5 % of the download).
 
-FIGURES
+On the 2-core development VM, 2026-12-04, other test runs sharing the cores (load 6-9), 400
+slices of 512x512 (210 MB), ``PYTHONPATH=. python bench/bench_exchange.py --fetch-only --rounds
+3``, three runs each, alternating with the code before the piped ingest (527b429, same bench):
+
+    before: relay best 0.78-0.92 s; fetch 0.51-0.58x curl, 1.50-2.21x the equal-work anchor
+    after:  relay best 0.74-1.06 s; fetch 0.51-0.62x curl, 1.56-1.85x the equal-work anchor
+
+The machine is CPU-bound (Relay's process ~0.45 s user + 0.3 s system, Orthanc ~0.25 s, for
+~0.5 s of curl), so the ratio to curl moves with the load more than with the change; the
+equal-work target is met, the 0.7x-curl one is not.
 """
 
 from __future__ import annotations
