@@ -9,11 +9,26 @@ multipart STOW-RS bodies: one request; batches of 50 one at a time; batches of 5
 Building the bodies is not timed, and ``Expect: 100-continue`` is turned off (Orthanc does not
 answer it, so curl would wait a second per request). Then fetches the study back with Relay
 (WADO-RS multipart into a fresh local store: fsync'ed, hashed, header-checked, indexed) and with
-curl (the same WADO-RS request written to one file). Also measures a remote open: the time until
-the slice in view is in the store, as a share of the whole download. Each measurement uses a
-fresh hub (send) or a fresh local store (fetch); the best of ``--rounds`` is kept. Prints MB/s
-and the ratios against the targets (send >= 0.9x curl's best, fetch >= 0.8x curl, first image
-<= 5 % of the download).
+curl (the same WADO-RS request written to one file), and with the equal-work anchor: curl
+writing the same answer to one file, then ``sha256sum`` of it and ``sync`` of it (the bytes
+hashed and on the disk, as Relay's fetch leaves them, without the split into files, the header
+checks or the index). The three fetches alternate round by round. Also measures a remote open:
+the time until the slice in view is in the store, as a share of the whole download. Each
+measurement uses a fresh hub (send) or a fresh local store (fetch); the best of ``--rounds`` is
+kept (each round's time is printed too). Prints MB/s and the ratios against the targets (send
+>= 0.9x curl's best; fetch >= 0.7x curl and >= 1.0x the equal-work anchor, issue 16; first
+image <= 5 % of the download).
+
+On the 2-core development VM, 2026-12-04, other test runs sharing the cores (load 6-9), 400
+slices of 512x512 (210 MB), ``PYTHONPATH=. python bench/bench_exchange.py --fetch-only --rounds
+3``, three runs each, alternating with the code before the piped ingest (527b429, same bench):
+
+    before: relay best 0.78-0.92 s; fetch 0.51-0.58x curl, 1.50-2.21x the equal-work anchor
+    after:  relay best 0.74-1.06 s; fetch 0.51-0.62x curl, 1.56-1.85x the equal-work anchor
+
+The machine is CPU-bound (Relay's process ~0.45 s user + 0.3 s system, Orthanc ~0.25 s, for
+~0.5 s of curl), so the ratio to curl moves with the load more than with the change; the
+equal-work target is met, the 0.7x-curl one is not.
 """
 
 from __future__ import annotations
@@ -192,21 +207,32 @@ def _run(root: Path, args: argparse.Namespace) -> int:
             return seconds
         return run
 
-    def curl_fetch() -> float:
-        out = root / "wado.bin"
-        started = time.monotonic()
-        _curl("-H", f"Accept: {WADO_ACCEPT}", "-o", str(out), f"{hub.url}/studies/{study}")
-        seconds = time.monotonic() - started
-        assert out.stat().st_size > total, out.stat().st_size
-        out.unlink()
-        return seconds
+    def curl_fetch(equal_work: bool) -> Callable[[], float]:
+        def run() -> float:
+            out = root / "wado.bin"
+            started = time.monotonic()
+            _curl("-H", f"Accept: {WADO_ACCEPT}", "-o", str(out), f"{hub.url}/studies/{study}")
+            if equal_work:  # the bytes hashed and on the disk, as Relay's fetch leaves them
+                subprocess.run(["sha256sum", str(out)], check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(["sync", str(out)], check=True)
+            seconds = time.monotonic() - started
+            assert out.stat().st_size > total, out.stat().st_size
+            out.unlink()
+            return seconds
+        return run
 
+    relay_name, curl_name = "relay (WADO-RS multipart -> store)", "curl (WADO-RS multipart -> file)"
+    anchor_name = "curl -> file, sha256sum, sync"
+    fetch_times: dict[str, list[float]] = {relay_name: [], curl_name: [], anchor_name: []}
     try:
-        fetch = {"relay (WADO-RS multipart -> store)": _best(args.rounds, relay_fetch(False)),
-                 "curl (WADO-RS multipart -> file)": _best(args.rounds, curl_fetch)}
+        for _ in range(args.rounds):  # side by side, round by round
+            fetch_times[curl_name].append(curl_fetch(False)())
+            fetch_times[relay_name].append(relay_fetch(False)())
+            fetch_times[anchor_name].append(curl_fetch(True)())
         _best(args.rounds, relay_fetch(True))
     finally:
         hub.stop()
+    fetch = {name: min(times) for name, times in fetch_times.items()}
 
     if send:
         print("\nsend (to an empty hub)")
@@ -214,17 +240,20 @@ def _run(root: Path, args: argparse.Namespace) -> int:
             print(f"  {name:<40} {seconds:6.2f} s  {mb / seconds:7.1f} MB/s")
     print("fetch (into an empty local store / file)")
     for name, seconds in fetch.items():
-        print(f"  {name:<40} {seconds:6.2f} s  {mb / seconds:7.1f} MB/s")
-    fetch_ratio = fetch["curl (WADO-RS multipart -> file)"] / fetch[
-        "relay (WADO-RS multipart -> store)"]
+        every = ", ".join(f"{t:.2f}" for t in fetch_times[name])
+        print(f"  {name:<40} {seconds:6.2f} s  {mb / seconds:7.1f} MB/s  (rounds: {every})")
+    fetch_ratio = fetch[curl_name] / fetch[relay_name]
+    anchor_ratio = fetch[anchor_name] / fetch[relay_name]
     print("\nratios (throughput, Relay / curl)")
     if send:
         curl_best = min(s for n, s in send.items() if n.startswith("curl"))
         send_ratio = curl_best / send["relay (stream, 50 x 2, + verify)"]
         print(f"  send : {send_ratio:.2f}x curl's best   (target >= 0.90) "
               f"{'OK' if send_ratio >= 0.9 else 'BELOW TARGET'}")
-    print(f"  fetch: {fetch_ratio:.2f}x curl          (target >= 0.80) "
-          f"{'OK' if fetch_ratio >= 0.8 else 'BELOW TARGET'}")
+    print(f"  fetch: {fetch_ratio:.2f}x curl          (target >= 0.70) "
+          f"{'OK' if fetch_ratio >= 0.7 else 'BELOW TARGET'}")
+    print(f"  fetch: {anchor_ratio:.2f}x equal work    (curl, sha256sum, sync; target >= 1.00) "
+          f"{'OK' if anchor_ratio >= 1.0 else 'BELOW TARGET'}")
     if first_image:
         share = min(first_image)
         print(f"  remote open: slice in view stored after {share * 100:.1f} % of the download "

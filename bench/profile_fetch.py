@@ -60,11 +60,13 @@ STATS: dict[tuple[str, str], list[float]] = collections.defaultdict(lambda: [0, 
 STAGES: list[tuple[Any, str, str]] = [
     (dicomweb._Direct, "read", "read framing"),
     (dicomweb._Direct, "readinto", "read part bodies"),
-    (ingest.PartFile, "__init__", "create temp file"),
-    (ingest.PartFile, "_put", "hash + write"),
+    (ingest.PartIngest, "open_part", "open part"),
+    (ingest.PartIngest, "_take_buffer", "wait for a buffer"),
+    (ingest.PartIngest, "submit", "hand over"),
+    (ingest.PartIngest, "_write_piece", "create + write + hash"),
+    (ingest, "_write_all", "write"),
     (ingest, "check_buffer", "header check (memory)"),
     (ingest, "check_part", "header check (file)"),
-    (ingest.PartIngest, "submit", "hand over (incl. check)"),
     (ingest, "_start_writeback", "start write-back"),
     (ingest, "place_part", "move into the store"),
     (store_module.Store, "sync_placed", "fsync files + folders"),
@@ -300,6 +302,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--slices", type=int, default=400)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-ladder", action="store_true", help="only the stages of Relay's fetch")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="relay-profile-"))
     try:
@@ -351,7 +354,8 @@ def _run(root: Path, args: argparse.Namespace) -> int:
                       f"  CPU {cpu:6.3f} s")
             store.close()
             shutil.rmtree(home, ignore_errors=True)
-        _ladder(root, client, hub.url, study, args.rounds)
+        if not args.no_ladder:
+            _ladder(root, client, hub.url, study, args.rounds)
     finally:
         hub.stop()
     return 0

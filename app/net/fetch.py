@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from app.errors import Cancelled, HubError, RelayError, StoreError, TransferError
-from app.net.part_ingest import PART_BUFFER, PartFile, PartIngest, StoredCallback
+from app.net.part_ingest import PartIngest, PipedPart, StoredCallback
 from app.net.peer import SERIES_INSTANCES, SERIES_UID, SOP_UID, Peer, value
 from app.net.queue import ACTIVE, Job, TransferQueue
 from app.net.retry import Backoff, retry_rounds, stop_on_fault, stop_state
@@ -114,7 +114,6 @@ class Download:
         #: SOP Instance UIDs fetched one request each, in order (the rest came in bulk).
         self.singles: list[str] = []
         self.ingest = PartIngest(store, self._stored)
-        self._buffers = threading.local()
 
     # -- API for the viewer ----------------------------------------------------------------
     def on_stored(self, listener: StoredCallback) -> None:
@@ -424,22 +423,17 @@ class Download:
                 if not received or self.schedule.is_local(sop):
                     self.schedule.release(sop)
 
-    def _stream(self, series: str, sop: str | None, close: Callable[[PartFile], None]) -> None:
+    def _stream(self, series: str, sop: str | None, close: Callable[[PipedPart], None]) -> None:
         """Retrieve a series (or one of its instances) part by part; a part cut short by a
         fault is deleted."""
-        current: list[PartFile] = []
-        # each part's bytes pass through it on their way; one per thread, kept between
-        # requests (a series read one instance per request would allocate 1 MB each time)
-        buffer = getattr(self._buffers, "buffer", None)
-        if buffer is None:
-            buffer = self._buffers.buffer = bytearray(PART_BUFFER)
+        current: list[PipedPart] = []
 
-        def open_part(headers: dict[str, str]) -> PartFile:
-            part = PartFile(self.store, headers, buffer)
+        def open_part(headers: dict[str, str]) -> PipedPart:
+            part = self.ingest.open_part(headers)
             current[:] = [part]
             return part
 
-        def close_part(part: PartFile) -> None:
+        def close_part(part: PipedPart) -> None:
             current.clear()
             close(part)
 
@@ -451,12 +445,12 @@ class Download:
             for part in current:
                 part.discard()
 
-    def _close_part(self, part: PartFile, urgent: bool = False) -> None:
+    def _close_part(self, part: PipedPart, urgent: bool = False) -> None:
         with self._lock:
             self.bytes += part.size
         self.ingest.submit(part, urgent)
 
-    def _close_urgent(self, part: PartFile) -> None:
+    def _close_urgent(self, part: PipedPart) -> None:
         self._close_part(part, urgent=True)
 
     def _stored(self, sop: str, series: str) -> None:

@@ -1,16 +1,21 @@
 """Downloaded parts into the local store.
 
-The network thread receives each WADO-RS part through one small reused buffer
-(:class:`PartFile`): each piece is hashed and written to a temp file in the store while it is
-still in the CPU cache, so no part is held in memory and every byte is touched once after the
-socket. A part that fitted in the buffer has its header checked there, at once
-(:func:`app.store.ingest.check_buffer`, the fast reader for plain files); a larger one by
-:class:`PartIngest`'s workers from its file. The workers move each part into the store
-(:func:`app.store.ingest.place_part`, as every import does). Indexing happens in batches (one SQLite
-transaction after the batch's files and folders are fsync'ed), at once for an instance someone
-is waiting for (the slice in view); listeners hear of an instance only once it is indexed.
-Parts waiting for the workers are bounded (:data:`MAX_WAITING`): the network thread waits when
-the workers fall behind.
+Every part a fetch receives (WADO-RS multipart, and the C-STOREs of a C-GET or C-MOVE it asked
+for) comes through a :class:`PipedPart` from :meth:`PartIngest.open_part`: the network thread
+only fills buffers (of :data:`PART_BUFFER` bytes, from a pool of at most :data:`MAX_BUFFERS`)
+straight from the socket and hands each on. :class:`PartIngest`'s writer thread creates the
+part's temp file in the store, writes each buffer and hashes it right after (the very bytes
+written; both release the GIL, so they overlap the next reads). The workers check the header
+of a part that fitted in one buffer from that buffer (:func:`app.store.ingest.check_buffer`,
+the fast reader for plain files; a larger part from its file), start the file's write-back and
+move it into the store (:func:`app.store.ingest.place_part`, as every import does). Indexing
+happens in batches (one SQLite transaction after the batch's files and folders are fsync'ed),
+at once for an instance someone is waiting for (the slice in view); listeners hear of an
+instance only once it is indexed. Parts waiting for the workers are bounded
+(:data:`MAX_WAITING`), and so are the buffers: the network thread waits when the writer or the
+workers fall behind. A write that fails on the writer thread (a full disk) is raised on the
+network thread at its next call and by :meth:`PartIngest.drain`. :class:`PartFile` does the
+writing and hashing on the caller's thread instead (one reused buffer).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import queue
 import sys
 import threading
 import time
@@ -27,6 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.errors import Cancelled
 from app.imports.media import Problem
 from app.model import Header
 from app.store.ingest import Duplicate, check_buffer, check_part, place_part
@@ -66,6 +73,17 @@ PART_BUFFER = 1 << 20
 MAX_WAITING = 256
 #: A part's name in problem reports (its UIDs are unknown until its header is read).
 PART_NAME = "downloaded instance"
+#: Buffers of :data:`PART_BUFFER` bytes between the network threads and the writer, at most.
+MAX_BUFFERS = 16
+
+
+def _write_all(fd: int, data: memoryview, root: Path) -> None:
+    """Write all of ``data`` (a full disk is said plainly: :func:`write_error`)."""
+    n = len(data)
+    ensure_room(root, n)
+    written = os.write(fd, data)
+    while written < n:
+        written += os.write(fd, data[written:])
 
 
 class PartFile:
@@ -155,6 +173,89 @@ class PartFile:
             raise write_error(self.root, exc) from exc
 
 
+class PipedPart:
+    """A part being received, its bytes handed to its :class:`PartIngest`'s writer thread
+    buffer by buffer (a multipart sink, like :class:`PartFile`): the network thread only fills
+    buffers from the socket; creating the temp file, writing, hashing and checking the header
+    (from the buffer, when the part fitted in one) happen on the writer, side by side with the
+    next reads. Every byte is hashed from the buffer it was written from, after the write.
+    A write that failed there stops the network thread at its next call (the error the
+    writer met) and at :meth:`PartIngest.drain`."""
+
+    def __init__(self, ingest: PartIngest, headers: dict[str, str]) -> None:
+        self.ingest = ingest
+        self.path: Path = ingest.store.new_part()
+        self.headers = headers
+        self.size = 0
+        self.sha256 = ""  # set by the writer
+        self._buf: bytearray | None = None
+        self._held = 0
+        self._bytes: bytes | None = None  # a piece handed in as bytes, not yet handed on
+        # the writer's side (touched by the writer thread only)
+        self.fd = -1
+        self.pieces = 0
+        self.hash = hashlib.sha256()
+        self.error: BaseException | None = None
+
+    def write(self, data: bytes | memoryview) -> int:
+        n = len(data)
+        if type(data) is bytes and n >= PART_BUFFER // 4:  # immutable: handed on as it is
+            self._handoff()
+            self._bytes = data  # handed on with the next piece, or as the last
+            self.size += n
+            return n
+        at = 0
+        while at < n:
+            with self.free() as free:
+                k = min(len(free), n - at)
+                free[:k] = data[at : at + k]
+            self.filled(k)
+            at += k
+        return n
+
+    def free(self) -> memoryview:
+        self.ingest._raise_failure()
+        if self._bytes is not None or self._buf is not None and self._held == len(self._buf):
+            self._handoff()
+        if self._buf is None:
+            self._buf = self.ingest._take_buffer()
+        return memoryview(self._buf)[self._held :]
+
+    def filled(self, n: int) -> None:
+        self._held += n
+        self.size += n
+
+    def finish(self, urgent: bool = False) -> None:
+        """All bytes are in: the writer completes the part and hands it to the ingest."""
+        try:
+            self.ingest._raise_failure()
+        except BaseException:
+            self.discard()
+            raise
+        self._handoff(last=True, urgent=urgent)
+
+    def discard(self) -> None:
+        if self._buf is not None:
+            self.ingest._give_buffer(self._buf)
+            self._buf, self._held = None, 0
+        self._bytes = None
+        self.ingest._jobs.put((self, None, 0, None, False))  # the writer removes the file
+
+    def _handoff(self, last: bool = False, urgent: bool = False) -> None:
+        """Hand what is held on to the writer (``last``: the part is complete)."""
+        pending = self._bytes
+        if pending is not None:
+            self._bytes = None
+            only = last and self._buf is None
+            self.ingest._put(self, pending, len(pending), only, urgent)
+            if only:
+                return
+        if self._buf is not None or last:
+            buf, held = self._buf, self._held
+            self._buf, self._held = None, 0
+            self.ingest._put(self, buf, held, last, urgent)
+
+
 @dataclass
 class _Placed:
     """A part written, hashed and moved into the store, not yet synced: its file stays open."""
@@ -191,22 +292,156 @@ class PartIngest:
         self._waiting = 0  # parts submitted, not yet checked
         self.problems: list[Problem] = []
         self.stored = 0
+        # the writer thread of piped parts (:meth:`open_part`), started with the first
+        self._jobs: queue.SimpleQueue[tuple[PipedPart | None, object, int, bool | None, bool]] \
+            = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._buffers: list[bytearray] = []
+        self._made = 0  # buffers made (free or in use)
+        self._free = threading.Condition()
+        self._failure: BaseException | None = None
 
-    def submit(self, part: PartFile, urgent: bool = False) -> None:
+    def open_part(self, headers: dict[str, str]) -> PipedPart:
+        """A new part whose bytes this ingest's writer thread writes, hashes and checks."""
+        with self._free:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_parts, name="ingest-writer",
+                                                daemon=True)
+                self._writer.start()
+        return PipedPart(self, headers)
+
+    def submit(self, part: PartFile | PipedPart, urgent: bool = False) -> None:
         """Take a complete part (its file is then the workers'); checking its header, moving,
         syncing and indexing happen on the workers (the network thread only waits when too
         many parts are waiting)."""
+        self._wait_for_room()
+        if isinstance(part, PipedPart):
+            try:
+                part.finish(urgent)  # the writer submits it
+            except BaseException:
+                self._left_room()
+                raise
+            return
         part.finish()
         header = part.check()  # here, while the bytes are in the CPU cache
+        self._submit(part.fd, part.path, part.sha256, header, urgent)
+        part.fd = -1
+
+    def _wait_for_room(self) -> None:
         with self._room:
             while self._waiting >= MAX_WAITING:
                 self._room.wait()
             self._waiting += 1
-        future = self.pool.submit(self._ingest, part.fd, part.path, part.sha256, header, urgent)
-        part.fd = -1
+
+    def _left_room(self) -> None:
+        with self._room:
+            self._waiting -= 1
+            self._room.notify_all()
+
+    def _submit(self, fd: int, path: Path, sha256: str, header: Header | Problem | None,
+                urgent: bool, whole: bytes | bytearray | None = None, size: int = 0) -> None:
+        future = self.pool.submit(self._ingest, fd, path, sha256, header, urgent, whole, size)
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._done)
+
+    # -- the writer of piped parts ------------------------------------------------------------
+    def _take_buffer(self) -> bytearray:
+        with self._free:
+            while not self._buffers and self._made >= MAX_BUFFERS:
+                self._free.wait()
+            if self._buffers:
+                return self._buffers.pop()
+            self._made += 1
+        return bytearray(PART_BUFFER)
+
+    def _give_buffer(self, buf: bytearray) -> None:
+        with self._free:
+            self._buffers.append(buf)
+            self._free.notify()
+
+    def _put(self, part: PipedPart, data: object, n: int, last: bool,
+             urgent: bool = False) -> None:
+        self._jobs.put((part, data, n, last, urgent))
+
+    def _raise_failure(self) -> None:
+        failure = self._failure
+        if failure is not None:
+            raise failure
+
+    def _write_parts(self) -> None:
+        while True:
+            part, data, n, last, urgent = self._jobs.get()
+            if part is None:  # a barrier (an event to set) or the end (None)
+                if data is None:
+                    return
+                assert isinstance(data, threading.Event)
+                data.set()
+                continue
+            kept = False
+            try:
+                kept = self._write_piece(part, data, n, last, urgent)
+            except BaseException as exc:  # not a write's failure: a bug; the part goes
+                log.exception("a downloaded instance could not be handled")
+                if self._failure is None:
+                    self._failure = exc
+                self._drop(part)
+                if last:
+                    self._left_room()
+            finally:
+                if isinstance(data, bytearray) and not kept:
+                    self._give_buffer(data)
+
+    def _write_piece(self, part: PipedPart, data: object, n: int, last: bool | None,
+                     urgent: bool) -> bool:
+        """Write and hash one piece of a part (the last: hand the part to the workers); True
+        when ``data`` went on with it (the worker checks the header from it, then frees it)."""
+        if last is None:  # discarded by its reader
+            self._drop(part)
+            return False
+        if part.error is None:
+            try:
+                if part.fd < 0:
+                    part.fd = os.open(part.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                if n:
+                    with memoryview(data) as view, view[:n] as piece:  # type: ignore[arg-type]
+                        _write_all(part.fd, piece, self.store.root)
+                        part.hash.update(piece)  # the bytes just written; releases the GIL
+                part.pieces += 1
+            except BaseException as exc:
+                part.error = write_error(self.store.root, exc) if isinstance(exc, OSError) else exc
+                self._drop(part)
+                if self._failure is None:
+                    self._failure = part.error  # raised on the network thread (said there)
+        if not last:
+            return False
+        if part.error is not None:
+            self._left_room()
+            return False
+        part.sha256 = part.hash.hexdigest()
+        whole = part.pieces == 1 and n == part.size  # the whole part is in this buffer
+        self._submit(part.fd, part.path, part.sha256, None, urgent,
+                     data if whole else None, n)  # type: ignore[arg-type]
+        part.fd = -1
+        return whole
+
+    @staticmethod
+    def _drop(part: PipedPart) -> None:
+        if part.fd >= 0:
+            os.close(part.fd)
+            part.fd = -1
+        part.path.unlink(missing_ok=True)
+        if part.error is None:
+            part.error = Cancelled()
+
+    def _writer_idle(self) -> None:
+        """Wait until the writer has handled every piece handed to it so far."""
+        writer = self._writer
+        if writer is None or not writer.is_alive():
+            return
+        done = threading.Event()
+        self._jobs.put((None, done, 0, None, False))
+        done.wait()
 
     def _refused(self, header: Header | Problem) -> bool:
         if not isinstance(header, Problem):
@@ -221,10 +456,18 @@ class PartIngest:
             self._futures.discard(future)
 
     def _ingest(self, fd: int, path: Path, sha256: str, header: Header | Problem | None,
-                urgent: bool) -> None:
+                urgent: bool, whole: bytes | bytearray | None = None, size: int = 0) -> None:
+        """``whole``: the part's ``size`` bytes in memory (a piped part that fitted in one
+        buffer, given back to the pool here), its header checked from there."""
         accepted = False
         try:
             _start_writeback(fd)
+            if header is None and whole is not None:
+                try:
+                    header = check_buffer(whole, size, PART_NAME, self.store.uid_key)
+                finally:
+                    if isinstance(whole, bytearray):
+                        self._give_buffer(whole)
             if header is None:
                 header = check_part(path, PART_NAME, self.store.uid_key)
             accepted = not self._refused(header)
@@ -288,7 +531,10 @@ class PartIngest:
                 self.on_stored(sop, series)
 
     def drain(self) -> None:
-        """Wait for every submitted part, then index the rest."""
+        """Wait for every submitted part, then index the rest (a write the writer thread
+        failed is raised here, once)."""
+        self._writer_idle()
+        failure, self._failure = self._failure, None
         while True:
             with self._lock:
                 futures = list(self._futures)
@@ -297,9 +543,15 @@ class PartIngest:
             for future in futures:
                 future.result()
         self.flush()
+        if failure is not None:
+            raise failure
 
     def close(self) -> None:
         try:
             self.drain()
         finally:
+            writer = self._writer
+            if writer is not None and writer.is_alive():
+                self._jobs.put((None, None, 0, None, False))
+                writer.join()
             self.pool.shutdown(wait=True)

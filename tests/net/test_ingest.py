@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import app.net.part_ingest as ingest
 from app.dicom.synth import SeriesSpec, generate_series
+from app.errors import StoreError
 from app.net.part_ingest import PartFile, PartIngest
 from app.store.local import Store
 
@@ -108,3 +110,87 @@ def test_a_discarded_part_leaves_nothing(tmp_path: Path, slices: list[bytes]) ->
     part = _part(store, slices[0][:1000])
     part.discard()
     assert not list(store.tmp.iterdir())
+
+
+def _piped(parts: PartIngest, data: bytes, piece: int) -> ingest.PipedPart:
+    part = parts.open_part({"content-length": str(len(data))})
+    for at in range(0, len(data), piece):
+        chunk = data[at : at + piece]
+        with part.free() as free:
+            k = min(len(free), len(chunk))
+            free[:k] = chunk[:k]
+        part.filled(k)
+        if k < len(chunk):
+            part.write(chunk[k:])
+    return part
+
+
+def test_piped_parts_are_written_hashed_and_checked_on_the_writer(
+        tmp_path: Path, slices: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts over one buffer, within one, handed as bytes (a C-GET's data set) and not DICOM:
+    each stored byte-exact with its SHA-256, the bad one reported, no temp file left."""
+    monkeypatch.setattr(ingest, "PART_BUFFER", 1000)  # a slice spans several buffers
+    monkeypatch.setattr(ingest, "MAX_BUFFERS", 2)  # the reader waits for the writer
+    from_files: list[Path] = []
+    check_part = ingest.check_part  # type: ignore[attr-defined]
+
+    def checked_from_file(path: Path, *args: Any) -> Any:
+        from_files.append(path)
+        return check_part(path, *args)
+
+    monkeypatch.setattr(ingest, "check_part", checked_from_file)
+    store = Store(tmp_path / "home")
+    heard: list[str] = []
+    parts = PartIngest(store, lambda sop, series: heard.append(sop), batch=4)
+    for k, data in enumerate(slices[:-1]):
+        parts.submit(_piped(parts, data, 100 + 37 * k), urgent=k == 3)
+    whole = parts.open_part({})
+    monkeypatch.setattr(ingest, "PART_BUFFER", 4 * len(slices[-1]))
+    whole.write(slices[-1])  # bytes of a quarter buffer or more: handed on as they are
+    parts.submit(whole)
+    parts.submit(_piped(parts, b"not dicom at all" * 20, 64))
+    parts.close()
+    assert sorted(heard) == sorted(set(heard)) and len(heard) == len(slices)
+    assert [p.kind for p in parts.problems] == ["skipped"]
+    assert len(from_files) == len(slices) - 1  # the bytes and the small part: from memory
+    for data in slices:
+        digest = hashlib.sha256(data).hexdigest()
+        (inst,) = [store.instance(s) for s in heard
+                   if store.instance(s).sha256 == digest]  # type: ignore[union-attr]
+        assert inst is not None and inst.path is not None
+        assert Path(inst.path).read_bytes() == data
+    assert not list(store.tmp.iterdir())
+
+
+def test_a_piped_part_the_disk_refuses_stops_the_reader(
+        tmp_path: Path, slices: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path / "home")
+    parts = PartIngest(store)
+    parts.submit(_piped(parts, slices[0], 4096))
+    parts.drain()
+
+    def full(where: Path, nbytes: int) -> None:
+        raise StoreError("the disk is full")
+
+    monkeypatch.setattr(ingest, "ensure_room", full)
+    parts.submit(_piped(parts, slices[1], 4096))
+    with pytest.raises(StoreError, match="full"):
+        parts.drain()  # raised once, on the caller's thread
+    parts.drain()
+    parts.submit(_piped(parts, slices[2], 4096))
+    parts._writer_idle()  # the writer met the full disk
+    with pytest.raises(StoreError, match="full"):
+        _piped(parts, slices[3], 4096)  # the next part's reader hears of it
+    with pytest.raises(StoreError):
+        parts.close()
+    assert store.counts()["instances"] == 1
+    assert not list(store.tmp.iterdir())
+
+
+def test_a_discarded_piped_part_leaves_nothing(tmp_path: Path, slices: list[bytes]) -> None:
+    store = Store(tmp_path / "home")
+    parts = PartIngest(store)
+    part = _piped(parts, slices[0][:3000], 1000)
+    part.discard()
+    parts.close()
+    assert not list(store.tmp.iterdir()) and store.counts()["instances"] == 0
