@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import build_context, evt
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.sop_class import CTImageStorage, Verification
@@ -187,12 +188,13 @@ def test_a_reactor_slow_to_resume_never_takes_the_answer_a_send_waits_for(data):
         stored.append(event.request.AffectedSOPInstanceUID)
         return 0x0000
 
-    scp = make_ae("PACS", supported=[build_context(CTImageStorage)])
+    explicit = build_context(CTImageStorage, ExplicitVRLittleEndian)  # the files' syntax
+    scp = make_ae("PACS", supported=[explicit])
     port = free_port()
     server = start_server(scp, "127.0.0.1", port, evt_handlers=[(evt.EVT_C_STORE, on_store)])
     files = sorted((data / "ct-head/ge-hispeed-human-gantry-tilt").glob("*.dcm"))[:12]
     try:
-        ae = make_ae(timeouts=Timeouts(dimse=3.0), requested=[build_context(CTImageStorage)])
+        ae = make_ae(timeouts=Timeouts(dimse=3.0), requested=[explicit])
         assoc = associate(ae, Endpoint("127.0.0.1", port, "PACS"))
         checkpoint = assoc._reactor_checkpoint
         resume = checkpoint.wait
