@@ -225,3 +225,55 @@ def test_a_reactor_slow_to_resume_never_takes_the_answer_a_send_waits_for(data):
         server.shutdown()
     assert all(s == 0 and took < 2 for s, took in statuses), statuses
     assert len(stored) == len(files)
+
+
+def test_a_reactor_counts_as_held_only_while_it_waits_on_its_checkpoint():
+    """Other threads take pynetdicom's reactor as paused only while it really waits: not before
+    it waits, not once it was let go, and still when it was let go and at once held again
+    before it could look (the caller that holds it again must not spin for ever)."""
+    from app.net.dimse.association import _Checkpoint
+
+    class Reactor(threading.Thread):
+        def __init__(self) -> None:
+            super().__init__(daemon=True)
+            self.checkpoint = _Checkpoint(self)  # type: ignore[arg-type]
+            self.stop = False
+            self.turns = 0
+
+        def run(self) -> None:
+            while not self.stop:
+                time.sleep(0.001)
+                self.checkpoint.wait()
+                self.turns += 1
+
+    def held_within(seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not checkpoint.held():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.0001)
+        return True
+
+    reactor = Reactor()
+    reactor.start()
+    checkpoint = reactor.checkpoint
+    assert not checkpoint.held()  # never cleared: it runs
+    for _ in range(20):
+        checkpoint.clear()
+        assert held_within(2.0)
+        turns = reactor.turns
+        with checkpoint._cond:  # let it go and hold it again before it can look
+            checkpoint._flag = True
+            checkpoint._cond.notify_all()
+            checkpoint._flag = False
+        assert held_within(2.0), "held again, but taken as running"
+        assert reactor.turns == turns
+        checkpoint.set()
+        deadline = time.monotonic() + 2.0
+        while reactor.turns == turns and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert reactor.turns > turns
+    reactor.stop = True
+    checkpoint.set()
+    reactor.join(5)
+    assert not reactor.is_alive()

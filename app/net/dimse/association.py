@@ -144,24 +144,32 @@ class _WakeOnMessage(_TimeExceptSleep):
 
 
 class _Checkpoint:
-    """An association's ``_reactor_checkpoint`` without pynetdicom's race.
+    """An association's ``_reactor_checkpoint`` that knows when its reactor waits on it.
 
     pynetdicom pauses an association's reactor (its thread, which takes received messages off
-    the queue) before a ``send_*`` call waits for its answer: the caller clears this event and
-    waits until the reactor says ``_is_paused``. The reactor sets ``_is_paused``, waits on the
-    event, and clears ``_is_paused`` once the wait returns. A caller that clears the event just
-    after the wait returned, but before the reactor cleared ``_is_paused``, sees a paused
-    reactor that is not: it sends, and the reactor takes the answer (pynetdicom logs "Received
-    unexpected C-STORE service message"), and the caller waits out the DIMSE timeout and aborts.
-    Seen on a busy machine: a C-MOVE of Relay's node to storescp lost its sub-association after
-    60 s, 1 run in ~100 with two runs and a CPU hog side by side. Here the reactor is marked
-    running under the event's own lock, in the same step as it sees the event set, so a clear
-    is either before (the reactor keeps waiting) or after (the caller sees it running)."""
+    the queue and serves requests) before a ``send_*`` call waits for its answer: the caller
+    clears this event and spins until the association says ``_is_paused``. pynetdicom sets that
+    flag from the reactor just before it waits here, and also while it serves a request (so a
+    handler may send on its own association). Both were read by other threads as "the reactor
+    is held", and both lie to them:
+
+    - after the wait returned, before the reactor cleared the flag, a caller that cleared the
+      event saw a paused reactor that was not: it sent, and the reactor took its answer
+      ("Received unexpected C-STORE service message"); the caller waited out the DIMSE timeout
+      and aborted (a C-MOVE of Relay's node to storescp under load, ~1 run in 100);
+    - while the reactor served an N-ACTION, the node's commitment report, sent from a thread of
+      its own, went out before the N-ACTION's answer, and the reactor took the answer to the
+      report (the requestor got the report where it waited for its answer: no commitment).
+
+    So for any thread but the reactor's own, ``_is_paused`` (:func:`_paused`) is true only
+    while the reactor really waits here, as this event records under its lock, or once the
+    reactor's thread has ended. The reactor's own thread reads pynetdicom's flag as before."""
 
     def __init__(self, assoc: Association) -> None:
         self._assoc = assoc
         self._cond = threading.Condition(threading.Lock())
         self._flag = True
+        self._holding = False  # the reactor waits here
 
     def is_set(self) -> bool:
         return self._flag
@@ -175,13 +183,39 @@ class _Checkpoint:
         with self._cond:
             self._flag = False
 
-    def wait(self, timeout: float | None = None) -> bool:
+    def held(self) -> bool:
+        """Whether the reactor is waiting on this event now."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._flag, timeout):
-                return False
-            if threading.current_thread() is self._assoc:  # the reactor: running from now
-                self._assoc._is_paused = False
-            return True
+            return self._holding
+
+    def wait(self, timeout: float | None = None) -> bool:
+        reactor = threading.current_thread() is self._assoc
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            try:
+                while not self._flag:
+                    self._holding = self._holding or reactor
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    self._cond.wait(left)
+                return True
+            finally:
+                if reactor:
+                    self._holding = False
+
+
+def _paused(assoc: Association) -> bool:
+    """``Association._is_paused`` as the thread asking may rely on it (see :class:`_Checkpoint`)."""
+    said = bool(assoc.__dict__.get("_relay_paused", False))
+    checkpoint = assoc.__dict__.get("_reactor_checkpoint")
+    if threading.current_thread() is assoc or not isinstance(checkpoint, _Checkpoint):
+        return said
+    return checkpoint.held() or not assoc.is_alive()
+
+
+def _say_paused(assoc: Association, value: bool) -> None:
+    assoc.__dict__["_relay_paused"] = value
 
 
 _original_association_init = Association.__init__
@@ -209,6 +243,7 @@ def _wake_on_data() -> None:
         vars(pynetdicom.association)["time"] = _WakeOnMessage()
     if Association.__init__ is _original_association_init:
         Association.__init__ = _association_init  # type: ignore[method-assign]
+        Association._is_paused = property(_paused, _say_paused)  # type: ignore[assignment]
     rawreceive.install()
 
 
