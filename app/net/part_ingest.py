@@ -14,8 +14,7 @@ at once for an instance someone is waiting for (the slice in view); listeners he
 instance only once it is indexed. Parts waiting for the workers are bounded
 (:data:`MAX_WAITING`), and so are the buffers: the network thread waits when the writer or the
 workers fall behind. A write that fails on the writer thread (a full disk) is raised on the
-network thread at its next call and by :meth:`PartIngest.drain`. :class:`PartFile` does the
-writing and hashing on the caller's thread instead (one reused buffer).
+network thread at its next call and by :meth:`PartIngest.drain`.
 """
 
 from __future__ import annotations
@@ -86,96 +85,9 @@ def _write_all(fd: int, data: memoryview, root: Path) -> None:
         written += os.write(fd, data[written:])
 
 
-class PartFile:
-    """A part being received (a multipart sink): hashed and written to a temp file in the store
-    as it arrives, through ``buffer`` (reused from part to part). The reader fills the buffer
-    straight from the socket (:meth:`free`, :meth:`filled`); small pieces handed to
-    :meth:`write` (what came with the framing) are gathered in it first, so a part of up to the
-    buffer's size is hashed and written in one go."""
-
-    def __init__(self, store: Store, headers: dict[str, str],
-                 buffer: bytearray | None = None) -> None:
-        self.path: Path = store.new_part()
-        self.root = store.root
-        self.uid_key = store.uid_key
-        self.headers = headers
-        self.size = 0
-        self.sha256 = ""
-        self._hash = hashlib.sha256()
-        self._buffer = buffer if buffer is not None else bytearray(PART_BUFFER)
-        self._held = 0  # bytes at the start of the buffer not written yet
-        self._last = 0  # bytes written from the start of the buffer the last time
-        try:
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except OSError as exc:
-            raise write_error(self.root, exc) from exc
-
-    def write(self, data: bytes | memoryview) -> int:
-        n = len(data)
-        if self._held + n > len(self._buffer):
-            self._flush()
-            if n > len(self._buffer):
-                self._put(data)
-                self._last = 0
-                self.size += n
-                return n
-        self._buffer[self._held : self._held + n] = data
-        self._held += n
-        self.size += n
-        return n
-
-    def free(self) -> memoryview:
-        if self._held == len(self._buffer):
-            self._flush()
-        return memoryview(self._buffer)[self._held :]
-
-    def filled(self, n: int) -> None:
-        self._held += n
-        self.size += n
-        self._flush()
-
-    def finish(self) -> None:
-        """All bytes are in: write the rest and fix the hash (the file stays open for the
-        workers)."""
-        self._flush()
-        self.sha256 = self._hash.hexdigest()
-
-    def check(self) -> Header | Problem | None:
-        """After :meth:`finish`: the part's header checked from the buffer when the whole part
-        is still there (it fitted), else None (check the file)."""
-        if self._last != self.size:
-            return None
-        return check_buffer(self._buffer, self.size, PART_NAME, self.uid_key)
-
-    def discard(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        self.path.unlink(missing_ok=True)
-
-    def _flush(self) -> None:
-        if self._held:
-            with memoryview(self._buffer) as view, view[: self._held] as piece:
-                self._put(piece)
-            self._last, self._held = self._held, 0
-
-    def _put(self, data: bytes | memoryview) -> None:
-        self._hash.update(data)  # while the bytes are in the CPU cache; releases the GIL
-        n = len(data)
-        ensure_room(self.root, n)
-        try:
-            written = os.write(self.fd, data)
-            if written < n:
-                with memoryview(data) as view:
-                    while written < n:
-                        written += os.write(self.fd, view[written:])
-        except OSError as exc:  # a full disk: said plainly, the part is discarded by its reader
-            raise write_error(self.root, exc) from exc
-
-
 class PipedPart:
     """A part being received, its bytes handed to its :class:`PartIngest`'s writer thread
-    buffer by buffer (a multipart sink, like :class:`PartFile`): the network thread only fills
+    buffer by buffer (a multipart sink): the network thread only fills
     buffers from the socket; creating the temp file, writing, hashing and checking the header
     (from the buffer, when the part fitted in one) happen on the writer, side by side with the
     next reads. Every byte is hashed from the buffer it was written from, after the write.
@@ -310,22 +222,16 @@ class PartIngest:
                 self._writer.start()
         return PipedPart(self, headers)
 
-    def submit(self, part: PartFile | PipedPart, urgent: bool = False) -> None:
+    def submit(self, part: PipedPart, urgent: bool = False) -> None:
         """Take a complete part (its file is then the workers'); checking its header, moving,
         syncing and indexing happen on the workers (the network thread only waits when too
         many parts are waiting)."""
         self._wait_for_room()
-        if isinstance(part, PipedPart):
-            try:
-                part.finish(urgent)  # the writer submits it
-            except BaseException:
-                self._left_room()
-                raise
-            return
-        part.finish()
-        header = part.check()  # here, while the bytes are in the CPU cache
-        self._submit(part.fd, part.path, part.sha256, header, urgent)
-        part.fd = -1
+        try:
+            part.finish(urgent)  # the writer submits it
+        except BaseException:
+            self._left_room()
+            raise
 
     def _wait_for_room(self) -> None:
         with self._room:

@@ -12,7 +12,7 @@ import pytest
 import app.net.part_ingest as ingest
 from app.dicom.synth import SeriesSpec, generate_series
 from app.errors import StoreError
-from app.net.part_ingest import PartFile, PartIngest
+from app.net.part_ingest import PartIngest, PipedPart
 from app.store.local import Store
 
 
@@ -23,8 +23,8 @@ def slices(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
                                                                      columns=32))]
 
 
-def _part(store: Store, data: bytes) -> PartFile:
-    part = PartFile(store, {"content-length": str(len(data))})
+def _part(parts: PartIngest, data: bytes) -> PipedPart:
+    part = parts.open_part({"content-length": str(len(data))})
     part.write(data)
     return part
 
@@ -35,8 +35,8 @@ def test_parts_are_indexed_with_their_bytes_and_reported_once(tmp_path: Path,
     heard: list[str] = []
     parts = PartIngest(store, lambda sop, series: heard.append(sop), batch=5)
     for data in slices:
-        parts.submit(_part(store, data))
-    parts.submit(_part(store, b"not dicom at all" * 20))
+        parts.submit(_part(parts, data))
+    parts.submit(_part(parts, b"not dicom at all" * 20))
     parts.close()
     assert len(heard) == len(set(heard)) == len(slices)
     assert [p.kind for p in parts.problems] == ["skipped"]
@@ -58,7 +58,7 @@ def test_a_torn_file_left_in_place_is_replaced(tmp_path: Path, slices: list[byte
     torn.parent.mkdir(parents=True)
     torn.write_bytes(slices[0][: len(slices[0]) // 2] + bytes(len(slices[0]) // 2 + 1))
     parts = PartIngest(store)
-    parts.submit(_part(store, slices[0]), urgent=True)
+    parts.submit(_part(parts, slices[0]), urgent=True)
     parts.close()
     assert torn.read_bytes() == slices[0]
     assert store.counts()["instances"] == 1
@@ -74,7 +74,7 @@ def test_the_network_thread_waits_when_too_many_parts_wait(
 
     def receive() -> None:
         for data in slices[:3]:
-            parts.submit(_part(store, data))
+            parts.submit(_part(parts, data))
 
     network = threading.Thread(target=receive)
     network.start()
@@ -91,14 +91,8 @@ def test_a_part_is_written_through_a_small_buffer(tmp_path: Path, slices: list[b
     """The reader fills the part's buffer piece by piece; the file holds every piece in order."""
     store = Store(tmp_path / "home")
     data = slices[0]
-    part = PartFile(store, {}, bytearray(100))
-    for at in range(0, len(data), 100):
-        piece = data[at : at + 100]
-        with part.free() as free:
-            free[: len(piece)] = piece
-        part.filled(len(piece))
     parts = PartIngest(store)
-    parts.submit(part, urgent=True)
+    parts.submit(_piped(parts, data, 100), urgent=True)
     parts.close()
     inst = store.instances(store.studies()[0].series[0].series_instance_uid)[0]
     assert inst.path is not None and Path(inst.path).read_bytes() == data
@@ -107,12 +101,14 @@ def test_a_part_is_written_through_a_small_buffer(tmp_path: Path, slices: list[b
 
 def test_a_discarded_part_leaves_nothing(tmp_path: Path, slices: list[bytes]) -> None:
     store = Store(tmp_path / "home")
-    part = _part(store, slices[0][:1000])
+    parts = PartIngest(store)
+    part = _part(parts, slices[0][:1000])
     part.discard()
+    parts.close()
     assert not list(store.tmp.iterdir())
 
 
-def _piped(parts: PartIngest, data: bytes, piece: int) -> ingest.PipedPart:
+def _piped(parts: PartIngest, data: bytes, piece: int) -> PipedPart:
     part = parts.open_part({"content-length": str(len(data))})
     for at in range(0, len(data), piece):
         chunk = data[at : at + piece]
