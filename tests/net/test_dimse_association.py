@@ -127,6 +127,38 @@ def test_tls_to_a_plain_port_is_not_called_unreachable(echo_scp, tmp_path):
     assert info.value.kind == "tls"
 
 
+def test_an_association_the_peer_drops_after_accepting_is_a_plain_error_not_a_crash():
+    """A PACS (or what stands between) that closes the association right after accepting it:
+    pynetdicom refuses the request with a RuntimeError, which crashed ``relay worklist`` (seen
+    over TLS); Relay says what happened, as a transient DimseError."""
+    from app.net.dimse.client import DimseClient
+
+    accepted = threading.Event()
+    ae = make_ae("PACS", supported=[build_context(Verification)])
+    port = free_port()
+    server = start_server(ae, "127.0.0.1", port,
+                          evt_handlers=[(evt.EVT_ACCEPTED, lambda event: accepted.set())])
+    try:
+        client = DimseClient(Endpoint("127.0.0.1", port, "PACS"), "RELAY")
+
+        def echo_after_the_drop() -> None:
+            with client.association([build_context(Verification)], service="C-ECHO") as assoc:
+                assert accepted.wait(10)
+                for other in server.active_associations:
+                    other.abort()
+                deadline = time.monotonic() + 10
+                while assoc.is_established and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assoc.send_c_echo()
+
+        with pytest.raises(DimseError) as info:
+            echo_after_the_drop()
+    finally:
+        server.shutdown()
+    assert info.value.kind == "aborted" and info.value.retryable
+    assert "PACS@127.0.0.1" in str(info.value) and "C-ECHO" in str(info.value)
+
+
 def test_the_dul_reactor_wakes_when_the_peer_answers_not_after_its_idle_sleep():
     """pynetdicom's DUL thread, idle, sleeps between looks at its socket (1 ms each time: on
     one association a C-STORE per instance waited for it). Relay's ``time`` for that module

@@ -170,6 +170,16 @@ class DimseClient:
         self._audit_login(service, None)
         try:
             yield assoc
+        except RuntimeError as exc:
+            assoc.abort()
+            if assoc.is_established:
+                raise
+            # pynetdicom refuses a request on an association that ended meanwhile (the peer
+            # or the network closed it after accepting): said as what it is, not as a crash
+            raise DimseError("aborted", f"{self.peer.where} closed the association before "
+                                        f"{service or 'the request'} could be sent (connection "
+                                        "lost or aborted by the peer); trying again can "
+                                        "help") from exc
         except BaseException:
             assoc.abort()
             raise
