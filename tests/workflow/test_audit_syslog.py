@@ -35,6 +35,15 @@ def parse(message: bytes) -> tuple[re.Match[bytes], ET.Element]:
     return head, ET.fromstring(message[head.end():].decode())
 
 
+def _until_sent(home: Path, timeout: float = 10.0) -> None:
+    """Wait until the background sender counts every event sent. It does so once the
+    repository has answered its TLS close, so a test keeps the repository up until then: closed
+    at once, the close is reset and the events are rightly kept to be sent again."""
+    deadline = time.monotonic() + timeout
+    while audit_syslog.pending(home) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def test_events_reach_a_udp_receiver_as_dicom_audit_messages(home):
     receiver = SyslogReceiver("udp")
     try:
@@ -81,6 +90,7 @@ def test_tls_receiver_gets_every_event_once_and_the_missed_ones_when_it_is_back(
         for n in range(3):
             audit.record(home, "import", study_uid=f"1.2.3.{n}", detail={"instances": n})
         got = receiver.wait_for(3)
+        _until_sent(home)
     finally:
         receiver.close()
     assert [parse(m)[1].find("ParticipantObjectIdentification").get(  # type: ignore[union-attr]
@@ -143,6 +153,7 @@ def test_a_retry_goes_where_the_settings_say_now_and_ends_when_they_name_none(
     try:
         configure(home, moved, ca_file=str(ca))  # no new event: only the retry
         got = moved.wait_for(1, timeout=10)
+        _until_sent(home)
     finally:
         moved.close()
     assert len(got) == 1 and b"1.2.3.7" in got[0]
