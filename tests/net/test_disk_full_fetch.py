@@ -88,3 +88,56 @@ def test_the_stopped_fetch_job_is_stuck_until_space_is_freed(tmp_path) -> None:
     words = stop_on_fault(queue, job.id, StoreFull("the disk holding the store is full"), "fetch")
     assert queue.job(job.id).state == "stuck"
     assert queue.job(job.id).message == words
+
+
+@pytest.mark.parametrize("method", ["get", "move"])
+def test_a_retrieve_from_a_pacs_on_a_full_disk_stops_plainly_and_completes_once_space_is_freed(
+        tmp_path, method) -> None:
+    """As the WADO-RS fetch: C-GET and C-MOVE hand each received instance to the same ingest
+    (its answer goes once the bytes are handed on; the write, fsync and index row follow).
+    A write the full disk refuses stops the job with the same sentence, every instance placed
+    is indexed, and the same command completes it once there is room."""
+    from tests.net.dimse_peers import make_pacs, relay_home_for
+
+    need_namespaces()
+    if not MR.is_dir():
+        pytest.skip(f"test data missing: {MR}")
+    pacs = make_pacs(tmp_path / "pacs").start()
+    try:
+        study = _upload(pacs.hub, tmp_path / "source",
+                        sorted(p for p in MR.rglob("*") if p.is_file()))
+        source = Store(tmp_path / "source")
+        found = source.study(study)
+        assert found is not None
+        expected = sum(len(source.instances(s.series_instance_uid)) for s in found.series)
+        prepared = relay_home_for(tmp_path / "prepared", pacs.relay_port,
+                                  pacs_port=pacs.dicom_port)
+        home = "{disk}/home"
+        retrieve = ("relay", "--home", home, "retrieve", study, "--pacs", "pacs", "--method",
+                    method, "--json", "--retry-for", "5")
+        runs = on_small_disk(tmp_path, 20, [
+            ("copy", str(prepared), "home"),
+            retrieve,
+            ("relay", "--home", home, "check", "--json"),
+            ("relay", "--home", home, "ls", "--json"),
+            ("grow", 128),
+            retrieve,
+            ("relay", "--home", home, "check", "--json"),
+            ("relay", "--home", home, "ls", "--json"),
+        ])
+    finally:
+        pacs.hub.stop()
+    stopped, check_full, listing_full, again, check_after, listing = runs
+    assert "Traceback" not in stopped.stderr
+    assert stopped.rc == 1, stopped.stderr
+    assert "is full" in stopped.stderr and "run the same command again" in stopped.stderr
+    answer = json.loads(stopped.stdout)
+    assert answer["state"] == "failed" and answer["stored"] < expected
+    # the retrieve was cancelled at the first refused write: one line, not one per instance
+    assert stopped.stderr.count("cannot be written") <= 1, stopped.stderr
+    assert 0 < _instances(listing_full.stdout) < expected
+    assert check_full.rc == 0, check_full.stdout  # every placed file is indexed
+    assert again.rc == 0, again.stderr
+    assert json.loads(again.stdout)["state"] == "verified"
+    assert check_after.rc == 0, check_after.stdout  # no orphan, no missing, nothing altered
+    assert _instances(listing.stdout) == expected

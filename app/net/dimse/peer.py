@@ -461,6 +461,7 @@ class DimsePeer:
             ident.SOPInstanceUID = sop_uid
         arrived: queue.SimpleQueue[Any] = queue.SimpleQueue()
         stop = Progress("retrieve")  # cancelled when the caller stops early: C-CANCEL
+        refused: list[Exception] = []  # the write that failed: the retrieve stops with it
 
         def on_store(event: evt.Event) -> int:
             if stop.cancelled:
@@ -470,7 +471,13 @@ class DimsePeer:
                 write_received(event, part.write)
                 arrived.put(close_part(part))
             except Exception as exc:  # the disk is full, the part cannot be written
-                log.error("a received instance cannot be written: %s", type(exc).__name__)
+                if not refused:
+                    log.error("a received instance cannot be written (%s); the retrieve stops",
+                              type(exc).__name__)
+                    refused.append(exc)
+                # C-CANCEL: the rest would be refused one by one (a whole study sent for
+                # nothing, a line each); the job asks again for what it lacks
+                stop.cancel()
                 return 0xA700  # out of resources: the PACS may send it again
             return 0x0000
 
@@ -501,6 +508,8 @@ class DimsePeer:
                 worker.join(self.client.timeouts.dimse)
         result = outcome[0] if outcome else None
         failure = result.exc if isinstance(result, _Failure) else None
+        if refused:  # why it stopped (the C-CANCEL's "cancelled" was Relay's own doing)
+            failure = refused[0]
         if sop_uid and count == 0 and (failure is None or isinstance(failure, DimseError)
                                        and failure.kind == "failed"):
             raise DimseError("failed", f"{self.where} did not send instance {sop_uid}"
