@@ -16,7 +16,7 @@ from app.net.queue import TransferQueue
 from app.store.local import Store
 from tests.net.conftest import add_hub, make_hub
 from tests.net.test_download import _upload
-from tests.small_disk import need_namespaces, on_small_disk
+from tests.small_disk import Ran, need_namespaces, on_small_disk
 
 pytestmark = pytest.mark.orthanc
 
@@ -39,22 +39,11 @@ def test_fetch_on_a_full_disk_stops_plainly_and_completes_once_space_is_freed(
         prepared = tmp_path / "prepared"
         prepared.mkdir(mode=0o700)
         assert add_hub(prepared, hub.url).returncode == 0
-        home = "{disk}/home"
-        fetch = ("relay", "--home", home, "fetch", "--hub", "hub", study, "--json",
-                 "--retry-for", "5")
-        runs = on_small_disk(tmp_path, 20, [
-            ("copy", str(prepared), "home"),
-            fetch,
-            ("relay", "--home", home, "check", "--json"),
-            ("relay", "--home", home, "ls", "--json"),
-            ("grow", 128),
-            fetch,
-            ("relay", "--home", home, "check", "--json"),
-            ("relay", "--home", home, "ls", "--json"),
-        ], reserve=reserve)
+        runs = _full_then_grown(tmp_path, prepared, ("fetch", "--hub", "hub", study),
+                                reserve=reserve)
     finally:
         hub.stop()
-    stopped, check_full, listing_full, again, check_after, listing = runs
+    stopped, check_full, listing_full = runs[:3]
     assert "Traceback" not in stopped.stderr
     assert "is full" in stopped.stderr and "run the same command again" in stopped.stderr
     held = _instances(listing_full.stdout)
@@ -67,6 +56,26 @@ def test_fetch_on_a_full_disk_stops_plainly_and_completes_once_space_is_freed(
         assert check_full.rc == 0, check_full.stdout  # every placed file is indexed
     else:  # not a byte left: SQLite itself cannot write; one sentence, no job "verified"
         assert stopped.rc != 0 and stopped.stderr.count("\n") <= 2, stopped.stderr
+    _completed_once_grown(runs, expected)
+
+
+def _full_then_grown(tmp_path: Path, prepared: Path, command: tuple[str, ...], *,
+                     reserve: int | None = None) -> list[Ran]:
+    """``relay COMMAND --json --retry-for 5`` on a 20 MB disk holding a copy of the home
+    ``prepared``, then ``relay check`` and ``relay ls``; the same three again once the disk has
+    grown to 128 MB."""
+    home = "{disk}/home"
+    run = ("relay", "--home", home, *command, "--json", "--retry-for", "5")
+    check = ("relay", "--home", home, "check", "--json")
+    listing = ("relay", "--home", home, "ls", "--json")
+    return on_small_disk(tmp_path, 20, [("copy", str(prepared), "home"), run, check, listing,
+                                        ("grow", "128"), run, check, listing], reserve=reserve)
+
+
+def _completed_once_grown(runs: list[Ran], expected: int) -> None:
+    """The command run again on the grown disk verified the study, and the store is sound and
+    whole."""
+    again, check_after, listing = runs[3:]
     assert again.rc == 0, again.stderr
     assert json.loads(again.stdout)["state"] == "verified"
     assert check_after.rc == 0, check_after.stdout  # no orphan, no missing, nothing altered
@@ -112,22 +121,11 @@ def test_a_retrieve_from_a_pacs_on_a_full_disk_stops_plainly_and_completes_once_
         expected = sum(len(source.instances(s.series_instance_uid)) for s in found.series)
         prepared = relay_home_for(tmp_path / "prepared", pacs.relay_port,
                                   pacs_port=pacs.dicom_port)
-        home = "{disk}/home"
-        retrieve = ("relay", "--home", home, "retrieve", study, "--pacs", "pacs", "--method",
-                    method, "--json", "--retry-for", "5")
-        runs = on_small_disk(tmp_path, 20, [
-            ("copy", str(prepared), "home"),
-            retrieve,
-            ("relay", "--home", home, "check", "--json"),
-            ("relay", "--home", home, "ls", "--json"),
-            ("grow", 128),
-            retrieve,
-            ("relay", "--home", home, "check", "--json"),
-            ("relay", "--home", home, "ls", "--json"),
-        ])
+        runs = _full_then_grown(tmp_path, prepared,
+                                ("retrieve", study, "--pacs", "pacs", "--method", method))
     finally:
         pacs.hub.stop()
-    stopped, check_full, listing_full, again, check_after, listing = runs
+    stopped, check_full, listing_full = runs[:3]
     assert "Traceback" not in stopped.stderr
     assert stopped.rc == 1, stopped.stderr
     assert "is full" in stopped.stderr and "run the same command again" in stopped.stderr
@@ -137,7 +135,4 @@ def test_a_retrieve_from_a_pacs_on_a_full_disk_stops_plainly_and_completes_once_
     assert stopped.stderr.count("cannot be written") <= 1, stopped.stderr
     assert 0 < _instances(listing_full.stdout) < expected
     assert check_full.rc == 0, check_full.stdout  # every placed file is indexed
-    assert again.rc == 0, again.stderr
-    assert json.loads(again.stdout)["state"] == "verified"
-    assert check_after.rc == 0, check_after.stdout  # no orphan, no missing, nothing altered
-    assert _instances(listing.stdout) == expected
+    _completed_once_grown(runs, expected)
