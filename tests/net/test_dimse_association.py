@@ -153,6 +153,15 @@ def test_an_association_the_peer_drops_after_accepting_is_a_plain_error_not_a_cr
 
         with pytest.raises(DimseError) as info:
             echo_after_the_drop()
+
+        def fail_on_a_live_association() -> None:
+            with client.association([build_context(Verification)], service="C-ECHO") as assoc:
+                assert assoc.is_established
+                raise RuntimeError("a fault of Relay's own")
+
+        # any other RuntimeError is not taken for a lost connection
+        with pytest.raises(RuntimeError, match="a fault of Relay's own"):
+            fail_on_a_live_association()
     finally:
         server.shutdown()
     assert info.value.kind == "aborted" and info.value.retryable

@@ -171,8 +171,9 @@ class DimseClient:
         try:
             yield assoc
         except RuntimeError as exc:
+            lost = not assoc.is_established  # before the abort, which ends it either way
             assoc.abort()
-            if assoc.is_established:
+            if not lost:
                 raise
             # pynetdicom refuses a request on an association that ended meanwhile (the peer
             # or the network closed it after accepting): said as what it is, not as a crash
