@@ -386,12 +386,9 @@ class Download:
         bulk starts: on a busy machine the bulk's first parts would otherwise overtake them in
         the ingest workers (a few milliseconds of the bulk against the picture the reader waits
         for)."""
-        fetched = False
         while (sop := self._next_urgent()) is not None:
             self._fetch_one(sop, urgent=True)
-            fetched = True
-        if fetched:
-            self.ingest.drain()
+        self.ingest.drain()  # nothing submitted: returns at once
 
     def _lane(self) -> None:
         """The priority lane: instances someone is waiting for, one request each."""
