@@ -87,7 +87,8 @@ def test_the_network_thread_waits_when_too_many_parts_wait(
     assert store.counts()["instances"] == 3
 
 
-def test_a_part_is_written_through_a_small_buffer(tmp_path: Path, slices: list[bytes]) -> None:
+def test_a_part_handed_in_small_pieces_is_written_whole(tmp_path: Path,
+                                                        slices: list[bytes]) -> None:
     """The reader fills the part's buffer piece by piece; the file holds every piece in order."""
     store = Store(tmp_path / "home")
     data = slices[0]
