@@ -18,6 +18,7 @@ from PySide6.QtCore import QMessageLogContext, QObject, QtMsgType, Signal, qInst
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app import crash
+from app.ui.crossthread import ThreadPost
 
 qt_log = logging.getLogger("qt")
 
@@ -48,12 +49,13 @@ class CrashNotice(QObject):
         self.box: QMessageBox | None = None
         self.count = 0
         self.previous_handler: MessageHandler | None = None
+        self._post = ThreadPost(self)  # a thread's error may come as the window goes
         self._crashed.connect(self._on_crashed)  # queued when emitted from another thread
         self._undo = crash.install(self._listen)
         parent.destroyed.connect(lambda *_: self._undo())
 
     def _listen(self, found: crash.Crash) -> None:
-        self._crashed.emit(found.words)
+        self._post.emit("_crashed", found.words)
 
     def _on_crashed(self, words: str) -> None:
         self.count += 1

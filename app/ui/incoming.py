@@ -35,6 +35,7 @@ from app.net.runner import QueueRunner
 from app.net.watch import HubWatch
 from app.settings import load_settings
 from app.store.local import Store
+from app.ui.crossthread import ThreadPost
 from app.ui.format import count, format_date, format_name
 from app.ui.labels import plain_label
 from app.ui.tables import cell, list_table, set_row
@@ -73,6 +74,7 @@ class IncomingWidget(QWidget):
         self.polls = 0
         self.on_hub: dict[str, int] = {}  # hub -> every study it holds
         self._tray: QSystemTrayIcon | None = None
+        self._post = ThreadPost(self)  # the watch thread's signals (the widget may go first)
         self._build()
         self._updated.connect(self._on_update)
         self._prefetch.connect(self._on_prefetch)
@@ -120,16 +122,10 @@ class IncomingWidget(QWidget):
         self.watch.check_now()
 
     def _from_watch(self, hub: str, update: IncomingUpdate) -> None:
-        try:
-            self._updated.emit(hub, update)
-        except RuntimeError:  # the widget is gone
-            pass
+        self._post.emit("_updated", hub, update)  # nothing once the widget is gone
 
     def _prefetch_from_watch(self, hub: str, study_uid: str) -> None:
-        try:
-            self._prefetch.emit(hub, study_uid)
-        except RuntimeError:
-            pass
+        self._post.emit("_prefetch", hub, study_uid)
 
     def _on_update(self, hub: str, update: IncomingUpdate) -> None:
         self.polls += 1

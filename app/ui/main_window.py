@@ -56,6 +56,7 @@ from app.ui.controllers.reading import ReadingController
 from app.ui.controllers.remote import RemoteReadingController
 from app.ui.controllers.station import StationController
 from app.ui.controllers.transfers import TransfersController
+from app.ui.crossthread import ThreadPost
 from app.ui.disk_banner import DiskSpaceBanner
 from app.ui.format import count
 from app.ui.forwarding_dialog import ForwardingDialog
@@ -187,6 +188,7 @@ class MainWindow(QMainWindow):
         self._read_wanted = threading.Event()
         self._closed = False
         self._shown_started = 0.0
+        self._post = ThreadPost(self)  # the reader thread's signals (the window may go first)
         self._store_read.connect(self._apply)
 
         self.manage = ManageController(store, self)
@@ -412,9 +414,7 @@ class MainWindow(QMainWindow):
             except Exception:  # the next arrival reads again; the user's actions refresh at once
                 log.exception("the store could not be read for the browser")
                 continue
-            try:
-                self._store_read.emit(view)
-            except RuntimeError:  # the window is gone
+            if not self._post.emit("_store_read", view):  # the window is gone
                 return
 
     def _apply(self, view: StoreView) -> None:

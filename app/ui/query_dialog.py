@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from PySide6.QtCore import QDate, QObject, Qt, Signal, SignalInstance
+from PySide6.QtCore import QDate, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -40,6 +40,7 @@ from app.net.dimse.client import DimseClient
 from app.net.dimse.query import SeriesRow, StudyFilter, StudyRow, find_series, find_studies
 from app.settings import load_settings
 from app.tasks import Progress
+from app.ui.crossthread import ThreadPost
 from app.ui.format import count, format_date, format_name
 from app.ui.labels import plain_label
 from app.ui.remote_dialog import DATE_RANGES, study_query
@@ -84,6 +85,7 @@ class _Finder(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.progress: Progress | None = None
+        self._post = ThreadPost(self)  # the dialog may go while the search runs
 
     def run(self, home: Path, pacs: str, search: Search) -> None:
         progress = self.progress = Progress(f"Searching {pacs}")
@@ -96,13 +98,13 @@ class _Finder(QObject):
                 client = pacs_profiles.connect(load_settings(home), pacs, home)
                 for row in search(client, progress):
                     answers += 1
-                    self._emit(self.found, row)
+                    self._emit("found", row)
             except Cancelled:
                 message = "Search cancelled."
             except Exception as exc:  # shown in the dialog, never a traceback
                 log.info("PACS search failed: %s", type(exc).__name__)
                 message = f"Cannot search {pacs}: {exc or type(exc).__name__}"
-            self._emit(self.ended, message)
+            self._emit("ended", message)
 
         threading.Thread(target=work, name="search-pacs", daemon=True).start()
 
@@ -110,10 +112,8 @@ class _Finder(QObject):
         if self.progress is not None:
             self.progress.cancel()
 
-    def _emit(self, signal: SignalInstance, *args: object) -> None:
-        try:
-            signal.emit(*args)
-        except RuntimeError:  # the dialog is gone: stop the search
+    def _emit(self, signal: str, *args: object) -> None:
+        if not self._post.emit(signal, *args):  # the dialog is gone: stop the search
             self.cancel()
 
 

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from app.net import hubs
 from app.net.peer import STUDY_UID, DicomJson, value
 from app.settings import load_settings
+from app.ui.crossthread import ThreadPost
 from app.ui.format import count, format_date, format_name
 from app.ui.labels import plain_label
 from app.ui.tables import list_table, set_row
@@ -71,8 +72,13 @@ class _Lister(QObject):
     listed = Signal(list)
     failed = Signal(str)
 
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._post = ThreadPost(self)  # the dialog may go while the search runs
+
     def run(self, home: Path, hub: str, filters: dict[str, str]) -> None:
         used = [key for key, value in filters.items() if value]
+        post = self._post
 
         def work() -> None:
             try:
@@ -84,13 +90,10 @@ class _Lister(QObject):
                     rows.append(d)
                 # the kinds of keys searched on, never their values (they may name the patient)
                 audit.query(home, f"{hub}@{peer.where}", len(rows), keys=used)
-                self.listed.emit(rows)
+                post.emit("listed", rows)
             except Exception as exc:
                 audit.query(home, hub, 0, failed=type(exc).__name__, keys=used)
-                try:
-                    self.failed.emit(str(exc) or type(exc).__name__)
-                except RuntimeError:
-                    pass
+                post.emit("failed", str(exc) or type(exc).__name__)
 
         threading.Thread(target=work, name="search-hub", daemon=True).start()
 

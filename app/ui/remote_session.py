@@ -22,6 +22,7 @@ from app.model import Series, Study
 from app.net.preview import Preview
 from app.net.remote import RemoteSeries, RemoteStudy
 from app.store.local import Store
+from app.ui.crossthread import ThreadPost
 from app.ui.series_session import LoadedSeries
 from app.volume.array import Volume
 
@@ -42,6 +43,7 @@ class RemoteOpener(QObject):
         super().__init__(parent)
         self._start = start
         self.remote: RemoteStudy | None = None
+        self._post = ThreadPost(self)  # the window may go while the thread runs
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="open-remote", daemon=True).start()
@@ -52,25 +54,16 @@ class RemoteOpener(QObject):
             self.remote = remote
             remote.open_series(preview=self._forward_preview)
             remote.on_finished(self._forward_finished)
-            self.opened.emit(remote)
+            self._post.emit("opened", remote)
         except Exception as exc:  # the message is shown; never a traceback dialog
             log.warning("cannot open a remote study: %s", type(exc).__name__, exc_info=True)
-            try:
-                self.failed.emit(str(exc) or type(exc).__name__)
-            except RuntimeError:
-                pass
+            self._post.emit("failed", str(exc) or type(exc).__name__)
 
     def _forward_preview(self, preview: Preview) -> None:
-        try:
-            self.previewed.emit(preview)
-        except RuntimeError:  # the window is gone
-            pass
+        self._post.emit("previewed", preview)
 
     def _forward_finished(self, result: object) -> None:
-        try:
-            self.finished.emit(result)
-        except RuntimeError:  # the window is gone; the download itself is done
-            pass
+        self._post.emit("finished", result)  # nothing when the window is gone: the download is done
 
 
 class RemoteLoadedSeries(LoadedSeries):
@@ -106,7 +99,7 @@ class RemoteLoadedSeries(LoadedSeries):
             self.error = str(exc) or type(exc).__name__
             if isinstance(exc, RelayError):
                 self.error = f"{self.error} (hub '{self.remote.hub}')"
-            self.failed.emit(self.error)
+            self._post.emit("failed", self.error)
 
     def _attach(self, loader) -> bool:  # type: ignore[no-untyped-def]
         middle = loader.volume.shape[0] // 2
@@ -116,7 +109,7 @@ class RemoteLoadedSeries(LoadedSeries):
         if loader.volume.ready[middle] and middle in self._watched:
             # decoded before the volume was subscribed to (the preview's pixels): no signal
             self._watched.discard(middle)
-            self.slice_ready.emit(middle, True)
+            self._post.emit("slice_ready", middle, True)
         return True
 
     def set_focus(self, k: int) -> None:

@@ -20,6 +20,7 @@ from app.render.window_level import series_window
 from app.store.local import Store
 from app.tasks import Progress
 from app.ui.annotations import Annotation
+from app.ui.crossthread import ThreadPost
 from app.volume.array import Volume
 from app.volume.early_slice import EarlySlice, early_slice, read_slice
 from app.volume.loader import VolumeLoader
@@ -80,6 +81,9 @@ class LoadedSeries(QObject):
         #: When the series was opened, and whether its first image has been drawn (audit).
         self.opened_at = audit.now()
         self._first_drawn = False
+        #: The loader's and the opening thread's signals go through this, never straight to
+        #: ``self``: the viewer that owns us may be deleted while they run (see ThreadPost).
+        self._post = ThreadPost(self)
 
     def start(self) -> None:
         """Plan the stack from the index and start decoding (focus slice first).
@@ -135,7 +139,7 @@ class LoadedSeries(QObject):
     def _fail(self, exc: Exception) -> None:
         log.warning("cannot open a series: %s", type(exc).__name__, exc_info=True)
         self.error = str(exc) or type(exc).__name__
-        self.failed.emit(self.error)
+        self._post.emit("failed", self.error)
 
     def _begin(self, plan: SeriesPlan, early: EarlySlice | None, started: float,
                hold_start: bool = False) -> None:
@@ -171,11 +175,8 @@ class LoadedSeries(QObject):
         volume.subscribe(self._forward)
         with self._lock:
             self.loader, self.volume = loader, volume
-        try:
-            self.opened.emit()
-        except RuntimeError:  # the viewer was closed while the series was being planned
-            return False
-        return True
+        # False: the viewer was closed while the series was being planned
+        return self._post.emit("opened")
 
     def watch(self, k: int) -> None:
         """A viewer shows slice ``k`` before it is decoded: signal it (``slice_ready``) as
@@ -183,18 +184,18 @@ class LoadedSeries(QObject):
         self._watched.add(k)
 
     def _forward(self, k: int, ok: bool) -> None:
-        try:
-            if k in self._watched:
-                self._watched.discard(k)
-                self.slice_ready.emit(k, ok)
-            now = time.monotonic()
-            if now - self._last_progress >= PROGRESS_INTERVAL or (
-                    self.volume is not None and self.volume.finished):
-                self._last_progress = now
-                self.progressed.emit()
-        except RuntimeError:  # the viewer was closed while the loader was still running
+        if self._post.gone:  # the viewer was closed while the loader was still running
             if self.loader is not None:
                 self.loader.cancel()
+            return
+        if k in self._watched:
+            self._watched.discard(k)
+            self._post.emit("slice_ready", k, ok)
+        now = time.monotonic()
+        if now - self._last_progress >= PROGRESS_INTERVAL or (
+                self.volume is not None and self.volume.finished):
+            self._last_progress = now
+            self._post.emit("progressed")
 
     @property
     def modality(self) -> str:

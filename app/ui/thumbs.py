@@ -12,6 +12,7 @@ from PySide6.QtGui import QImage
 
 from app.render.thumbnails import series_thumbnail
 from app.store.local import Store
+from app.ui.crossthread import ThreadPost
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ class ThumbnailLoader(QObject):
         self.store = store
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._done: dict[str, QImage | None] = {}
+        self._post = ThreadPost(self)  # the window may go while the thread works
         self._thread = threading.Thread(target=self._run, name="thumbnails", daemon=True)
         self._thread.start()
 
@@ -54,11 +56,8 @@ class ThumbnailLoader(QObject):
                 array = None
             image = to_qimage(array) if array is not None else None
             self._done[uid] = image
-            if image is not None:
-                try:
-                    self.ready.emit(uid, image)
-                except RuntimeError:  # the window went away while we worked
-                    return
+            if image is not None and not self._post.emit("ready", uid, image):
+                return  # the window went away while we worked
 
 
 def to_qimage(image: np.ndarray) -> QImage:

@@ -32,6 +32,7 @@ from app.net.sent import peer_words
 from app.net.status import JobStatus, SpeedMeter, job_status
 from app.settings import FILE_NAME as SETTINGS_FILE
 from app.store.local import Store
+from app.ui.crossthread import ThreadPost
 from app.ui.format import format_name
 from app.ui.labels import plain_label, tooltip
 from app.ui.tables import cell, list_table, set_row
@@ -93,6 +94,7 @@ class TransfersWidget(QWidget):
         self.rows: dict[str, JobStatus] = {}
         self.repaints = 0
         self._build()
+        self._post = ThreadPost(self)  # the runner's thread's signals (the panel may go first)
         self._job_changed.connect(self._on_job_changed)
         self._debounce = QTimer(self, singleShot=True, interval=100)
         self._debounce.timeout.connect(self.refresh)
@@ -146,10 +148,7 @@ class TransfersWidget(QWidget):
         self.refresh()
 
     def _from_runner(self, job_id: str) -> None:
-        try:
-            self._job_changed.emit(job_id)
-        except RuntimeError:  # the panel is gone
-            pass
+        self._post.emit("_job_changed", job_id)  # nothing once the panel is gone
 
     def _on_job_changed(self, job_id: str) -> None:
         if not self._debounce.isActive():

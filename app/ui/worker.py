@@ -14,6 +14,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from app.tasks import Progress, ProgressState
+from app.ui.crossthread import ThreadPost
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class TaskWorker(QObject):
         super().__init__(parent)
         self._fn = fn
         self.progress = Progress(label)
+        self._post = ThreadPost(self)  # the window that started us may go while we run
         self.progress.subscribe(self._forward)
         self._thread = threading.Thread(target=self._run, name=f"task:{label}", daemon=True)
 
@@ -44,21 +46,19 @@ class TaskWorker(QObject):
         return self._thread.is_alive()
 
     def _forward(self, state: ProgressState) -> None:
-        self._emit(self.progressed, state)
+        self._emit("progressed", state)
 
     def _run(self) -> None:
         try:
             result = self._fn(self.progress)
         except Exception as exc:  # reported to the user, never a traceback dialog
             log.warning("background task failed: %s", type(exc).__name__, exc_info=True)
-            self._emit(self.failed, str(exc) or type(exc).__name__)
+            self._emit("failed", str(exc) or type(exc).__name__)
         else:
-            self._emit(self.succeeded, result)
+            self._emit("succeeded", result)
         finally:
-            self._emit(self.finished)
+            self._emit("finished")
 
-    def _emit(self, signal: Any, *args: Any) -> None:
-        try:
-            signal.emit(*args)
-        except RuntimeError:  # the window that started us is gone; the work itself is done
+    def _emit(self, signal: str, *args: Any) -> None:
+        if not self._post.emit(signal, *args):  # the window that started us is gone
             self.progress.cancel()

@@ -15,6 +15,7 @@ from app.net.dimse.receive import StudyReceived
 from app.net.forward import Forwarder
 from app.settings import load_settings
 from app.store.local import Store
+from app.ui.crossthread import ThreadPost
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,6 @@ class NodeController(QObject):
 
     message = Signal(str, int)  # text for the status bar, milliseconds
     received = Signal(object)  # StudyReceived, on the GUI thread
-    _from_listener = Signal(object)  # StudyReceived, from an association thread
 
     def __init__(self, store: Store, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -32,7 +32,7 @@ class NodeController(QObject):
         self.listener: Listener | None = None
         self.forwarder: Forwarder | None = None
         self.status = "Relay's node is off."
-        self._from_listener.connect(self.received.emit)  # queued: hops to the GUI thread
+        self._post = ThreadPost(self)  # queued: from an association thread to the GUI thread
 
     def start(self) -> None:
         """Start the node if the settings ask for it."""
@@ -75,10 +75,7 @@ class NodeController(QObject):
             forwarder.close(timeout=2.0)
 
     def _on_study(self, study: StudyReceived) -> None:
-        try:
-            self._from_listener.emit(study)
-        except RuntimeError:  # the window is gone
-            pass
+        self._post.emit("received", study)  # nothing once the window is gone
 
     def _set_status(self, text: str, msecs: int) -> None:
         self.status = text
