@@ -151,10 +151,24 @@ case "$mode" in
     # The whole suite runs in two worker processes (pytest-xdist, a test file per worker at a
     # time): most tests wait on servers, disks and subprocesses, so two at once nearly halve
     # the run (38 -> 16 min here). RELAY_TEST_WORKERS=0 runs it in one process.
+    # A worker that dies (a crash, or pytest-timeout cutting a hung test) ends the run at once,
+    # reported as a failure: replacing it, xdist 3.8's loadfile scheduler can deadlock
+    # (pytest-xdist #1378), and a CI run once waited out CI's 90 minutes that way.
     if [ $# -eq 0 ] && [ "${RELAY_TEST_WORKERS:-2}" != 0 ]; then
-      set -- -n "${RELAY_TEST_WORKERS:-2}" --dist loadfile
+      set -- -n "${RELAY_TEST_WORKERS:-2}" --dist loadfile --max-worker-restart 0
     fi
-    exec xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m pytest "$@"
+    if [ -t 0 ]; then  # at a terminal: Ctrl-C reaches pytest as usual
+      exec xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m pytest "$@"
+    fi
+    # Unattended (CI): a run that hangs anyway is cut, with a message, before CI's own limit.
+    limit=${RELAY_TEST_LIMIT:-4800}
+    status=0
+    timeout --kill-after=30 "$limit" \
+      xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m pytest "$@" || status=$?
+    if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+      echo "setup: the tests had not ended after $limit s (RELAY_TEST_LIMIT): cut" >&2
+    fi
+    exit "$status"
     ;;
   *)
     echo "usage: ./setup.sh run|test|env|bundle [args...]" >&2
