@@ -40,6 +40,7 @@ from app.render.reslice import Reslice, Reslicer, SlabMode
 from app.render.reslice_queue import ResliceJob, ResliceQueue
 from app.render.window_level import WindowLevel
 from app.render.window_presets import WindowPreset, presets_for
+from app.ui.crossthread import ThreadPost
 from app.ui.mpr_panel import MprPanelWidget
 from app.ui.mpr_view import MprViewWidget
 from app.ui.series_session import LoadedSeries
@@ -112,6 +113,7 @@ class MprWidget(QWidget):
         self._load_timer.setInterval(LOAD_REFRESH_MS)
         self._load_timer.timeout.connect(self._on_load_tick)
         self._full_ready.connect(self._on_full_ready)
+        self._post = ThreadPost(self)  # the reslice worker's pictures
         self.panel.slab_changed.connect(self._on_slab_changed)
         self.panel.left_mode_changed.connect(self._on_left_mode_changed)
         self.panel.preset_chosen.connect(self._on_preset_chosen)
@@ -253,8 +255,8 @@ class MprWidget(QWidget):
             self._redisplay(view)
 
     def _emit_full(self, job: ResliceJob, result: Reslice) -> None:
-        with contextlib.suppress(RuntimeError):  # the widget is gone
-            self._full_ready.emit(job, result)
+        # On the reslice worker: close_mpr joins it before the widget goes, but only for 5 s.
+        self._post.emit("_full_ready", job, result)
 
     # -- planes -------------------------------------------------------------------------------
     def _on_crosshair_changed(self, _crosshair: Crosshair) -> None:
