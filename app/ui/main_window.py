@@ -194,6 +194,7 @@ class MainWindow(QMainWindow):
         self.manage = ManageController(store, self)
         self._build_actions()
         self._build_manage_actions()
+        self._early_message: tuple[str, int] | None = None  # see _show_message
         self._build_status()
         self._wire()
         self.refresh()
@@ -374,6 +375,10 @@ class MainWindow(QMainWindow):
 
     def _show_message(self, text: str, msecs: int) -> None:
         self.statusBar().showMessage(text, msecs)
+        if not self.isVisible():
+            # Qt hides the status bar's counts under a message only if they are visible now:
+            # shown again with the window, it would be drawn over them (the node's start).
+            self._early_message = (text, msecs)
 
     # -- content ----------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -719,6 +724,10 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)
+        early, self._early_message = self._early_message, None
+        if early is not None and self.statusBar().currentMessage() == early[0]:
+            self.statusBar().clearMessage()  # (the same text again would change nothing)
+            self.statusBar().showMessage(*early)  # now over the counts, for its whole time
         self.reading.window_shown()
         self.transfer.prepare()
 

@@ -62,6 +62,20 @@ def test_node_dialog_saves_checks_and_starts_the_node(qtbot, home):
     assert window.node.listener is None
 
 
+def test_the_node_starting_with_the_window_is_said_over_the_counts_not_through_them(qtbot, home):
+    """The node's first message comes before the window shows; it must cover the status bar's
+    counts, not be drawn over them (Qt hides them only if they are visible at that moment)."""
+    _enable_node(home, free_port())
+    window = shown_window(qtbot, home, 1200, 800)
+    bar = window.statusBar()
+    assert "is receiving on port" in bar.currentMessage()
+    assert window.counts_label.text() and not window.counts_label.isVisible()
+    bar.clearMessage()  # as its time running out does
+    assert window.counts_label.isVisible()
+    window._show_message("Another message.", 5000)  # later ones, as always
+    assert not window.counts_label.isVisible()
+
+
 @needs_dcmtk
 def test_received_studies_appear_in_incoming_with_one_notice_each(qtbot, home, data):
     port = free_port()
