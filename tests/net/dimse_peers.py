@@ -226,6 +226,60 @@ class SlowFindPacs:
     def stop(self) -> None:
         self.server.shutdown()
 
+class HeldSeriesPacs:
+    """A C-FIND SCP with two studies: listing the series of the first is held open until the
+    caller cancels it (C-CANCEL) or ``hold`` seconds pass; the second's one series is answered
+    at once. Counts the series listings asked for and cancelled."""
+
+    HELD = "1.2.826.0.1.3680043.10.2"
+    QUICK = "1.2.826.0.1.3680043.10.3"
+
+    def __init__(self, hold: float = 30.0) -> None:
+        self.port = free_port()
+        self.hold = hold
+        self.series_asked = 0
+        self.cancelled = 0
+        ae = make_ae("HELD")
+        ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+        self.server = start_server(ae, "127.0.0.1", self.port,
+                                   evt_handlers=[(evt.EVT_C_FIND, self._on_find)])
+
+    def _on_find(self, event):  # type: ignore[no-untyped-def]
+        asked = event.identifier
+        if asked.QueryRetrieveLevel == "STUDY":
+            for uid, name in ((self.HELD, "FIRST^HELD"), (self.QUICK, "SECOND^QUICK")):
+                match = Dataset()
+                match.QueryRetrieveLevel = "STUDY"
+                match.StudyInstanceUID = uid
+                match.PatientName = name
+                match.PatientID = name.split("^")[1]
+                yield 0xFF00, match
+            yield 0x0000, None
+            return
+        self.series_asked += 1
+        if asked.StudyInstanceUID == self.QUICK:
+            match = Dataset()
+            match.QueryRetrieveLevel = "SERIES"
+            match.StudyInstanceUID = self.QUICK
+            match.SeriesInstanceUID = self.QUICK + ".1"
+            match.Modality = "CT"
+            match.SeriesNumber = 1
+            yield 0xFF00, match
+            yield 0x0000, None
+            return
+        end = time.monotonic() + self.hold
+        while time.monotonic() < end:
+            if event.is_cancelled:
+                self.cancelled += 1
+                yield 0xFE00, None
+                return
+            time.sleep(0.05)
+        yield 0x0000, None
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
 def _ref(sop_uid: str) -> Dataset:
     item = Dataset()
     item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"

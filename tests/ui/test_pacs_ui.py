@@ -22,7 +22,7 @@ from app.ui.transfers import COL, JOB_ROLE
 from tests.net import conftest as net
 from tests.net import dimse_peers
 from tests.net.conftest import hub_sop_uids, import_study, relay
-from tests.net.dimse_peers import Pacs, SlowFindPacs, relay_home_for
+from tests.net.dimse_peers import HeldSeriesPacs, Pacs, SlowFindPacs, relay_home_for
 from tests.ui.conftest import shown_window
 
 no_system_keyring = net.no_system_keyring
@@ -208,6 +208,45 @@ def test_results_stream_in_and_stop_cancels_the_query(qtbot, tmp_path):
 
         (search,) = [e for e in audit.read(home) if e["event"] == "query"]
         assert search["detail"]["stopped"] and search["detail"]["answers"] == 1
+    finally:
+        peer.stop()
+
+
+def test_a_series_listing_left_behind_does_not_speak_over_the_next(qtbot, tmp_path):
+    """Select a study, then another (or none) before its series are listed: that listing is
+    cancelled on the PACS, and its end ("Search cancelled.") is not shown under the next."""
+    from app.workflow import audit
+
+    def stopped_listings() -> int:
+        return sum(1 for e in audit.read(home) if e["event"] == "query"
+                   and e["detail"].get("level") == "series" and e["detail"].get("stopped"))
+
+    peer = HeldSeriesPacs()
+    try:
+        home = relay_home_for(tmp_path / "relay", free_port(), pacs_port=peer.port, ae="HELD")
+        window = shown_window(qtbot, home, 1200, 800)
+        dialog = window.query_retrieve()
+        dialog.search_button.click()
+        qtbot.waitUntil(lambda: dialog.searches == 1, timeout=30_000)
+        assert dialog.table.rowCount() == 2
+        assert dialog.selected_studies() == [peer.HELD]  # the first, selected for the user
+        qtbot.waitUntil(lambda: peer.series_asked == 1, timeout=20_000)  # held on the PACS
+        assert dialog.series_label.text() == "Series: searching…"
+
+        dialog.table.selectRow(1)  # the user moves on
+        qtbot.waitUntil(lambda: peer.cancelled == 1 and stopped_listings() == 1, timeout=20_000)
+        qtbot.wait(500)  # the held listing's end has come back by now
+        assert dialog.series_table.rowCount() == 1
+        assert dialog.series_label.text() == "Series (1): select some to retrieve only those"
+
+        dialog.table.selectRow(0)
+        qtbot.waitUntil(lambda: peer.series_asked == 3, timeout=20_000)
+        dialog.table.clearSelection()  # no study: no series
+        qtbot.waitUntil(lambda: peer.cancelled == 2 and stopped_listings() == 2, timeout=20_000)
+        qtbot.wait(500)
+        assert dialog.series_table.rowCount() == 0
+        assert dialog.series_label.text() == "Series: select one study to list them"
+        assert dialog.status.text() == "2 studies found on pacs."
     finally:
         peer.stop()
 
