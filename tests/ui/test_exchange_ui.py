@@ -488,3 +488,36 @@ def test_open_from_hub_searches_by_patient_name_id_and_date(qtbot, hub, tmp_path
                                              ["PatientName"]]
     trail = audit.audit_path(relay_home).read_text(encoding="utf-8").upper()
     assert "*SMI*JA*" not in trail and "ID-77" not in trail and "*NOBODY*" not in trail
+
+
+def test_open_from_hub_shows_the_newest_search_not_the_one_that_answered_last(
+        qtbot, hub, tmp_path, relay_home, ct_files):
+    """A search started again with Enter while the first is still waiting for the hub: when the
+    first answers at last, the table keeps what the newest search found."""
+    from PySide6.QtCore import Qt
+
+    from app.ui.remote_dialog import OpenRemoteDialog
+    from app.workflow import audit
+    from tests.proxies import HoldLink
+
+    _sent_by_another_site(tmp_path, hub, ct_files[:2])  # DEMO^STROKE
+    link = HoldLink(hub.config.http_port, hold="nobody")
+    try:
+        assert add_hub(relay_home, link.url).returncode == 0
+        dialog = OpenRemoteDialog(relay_home)
+        qtbot.addWidget(dialog)
+        dialog.name_edit.setText("nobody")
+        qtbot.keyClick(dialog.name_edit, Qt.Key.Key_Return)
+        qtbot.waitUntil(link.held.is_set, timeout=20_000)  # the hub's answer is held
+        dialog.name_edit.setText("")
+        qtbot.keyClick(dialog.name_edit, Qt.Key.Key_Return)  # the whole hub, meanwhile
+        qtbot.waitUntil(lambda: dialog.searches == 1, timeout=30_000)
+        assert dialog.table.rowCount() == 1 and dialog.status.text() == "1 study found on hub."
+        link.release()  # "nobody" answers at last: nothing found
+        qtbot.waitUntil(lambda: len([e for e in audit.read(relay_home)
+                                     if e["event"] == "query"]) == 2, timeout=30_000)
+        qtbot.wait(500)  # its answer has come back by now
+        assert dialog.searches == 1 and dialog.table.rowCount() == 1
+        assert dialog.status.text() == "1 study found on hub." and dialog.study_uid()
+    finally:
+        link.close()
