@@ -16,6 +16,7 @@ def test_incoming_tab_counts_unseen_studies() -> None:
 def test_remote_read_result_in_plain_words() -> None:
     done = TransferResult(job="j1", state="verified", instances=120, verified=120)
     assert result_text(done) == "120 of 120 images from the hub are local now."
+    assert result_text(done, "orthanc") == "120 of 120 images from orthanc are local now."
     stopped = TransferResult(job="j2", state="failed", instances=120, verified=80,
                              message="hub gone")
     assert result_text(stopped) == "Download stopped: hub gone (80 of 120 local)"

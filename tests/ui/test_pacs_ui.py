@@ -292,6 +292,16 @@ def test_retrieve_one_series_by_c_move_and_open_a_study_while_it_arrives(
     viewport = viewer.viewports[0]  # type: ignore[union-attr]
     qtbot.waitUntil(lambda: viewport.volume is not None and viewport.image.image is not None,
                     timeout=60_000)
+    # who is read, from the PACS's STUDY-level answer (its IMAGE-level one carries no names)
+    on_pacs = pydicom.dcmread(small_ct[0], stop_before_pixels=True)
+    patient = viewer.study.patient  # type: ignore[union-attr]
+    assert (patient.patient_name, patient.patient_id) == (str(on_pacs.PatientName),
+                                                           on_pacs.PatientID)
+    assert viewer.study.study_description == on_pacs.StudyDescription  # type: ignore[union-attr]
+    title = window.tabs.tabText(window.tabs.indexOf(viewer))
+    assert title.startswith(format_name(str(on_pacs.PatientName))) and title.endswith("(pacs)")
+    qtbot.waitUntil(lambda: "from pacs are local now" in window.statusBar().currentMessage(),
+                    timeout=60_000)
 
 
 def test_settings_add_test_edit_and_remove_a_pacs(qtbot, tmp_path, pacs):

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydicom.datadict import keyword_for_tag
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_file_meta_info
 from pydicom.tag import Tag
@@ -78,6 +78,11 @@ PLAN_KEYS = (*INSTANCE_KEYS, "StudyInstanceUID", "Modality", "Rows", "Columns",
              "RescaleSlope", "RescaleIntercept", "RescaleType", "WindowCenter", "WindowWidth",
              "VOILUTFunction", "ImageType", "AcquisitionNumber", "SeriesNumber",
              "SeriesDescription", "BodyPartExamined", "TemporalPositionIndex")
+
+#: What :meth:`DimsePeer.metadata` adds to each instance from the study's STUDY-level answer.
+ABOVE_KEYS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
+              "StudyTime", "StudyDescription", "AccessionNumber")
+_ABOVE_TAGS = frozenset(f"{tag_for_keyword(k):08X}" for k in ABOVE_KEYS)
 
 
 def connect(profile: HubProfile, secret: str | None = None, *, pool_size: int = 4,
@@ -126,6 +131,7 @@ class DimsePeer:
         #: the reports while this peer lives); None until the first instance is stored.
         self._commits: Commitments | None = None
         self._searches: bool | None = None  # False: the PACS refuses IMAGE-level queries
+        self._study_rows: dict[str, DicomJson] = {}  # study UID -> its STUDY-level answer
 
     @property
     def where(self) -> str:
@@ -241,9 +247,26 @@ class DimsePeer:
 
     def metadata(self, study_uid: str, series_uid: str) -> list[DicomJson]:
         """An IMAGE-level C-FIND of what a slice plan needs (no pixels); as a PACS keeps them,
-        so the transfer syntax is unknown (it comes with each instance)."""
-        return list(self.find("IMAGE", PLAN_KEYS, {"StudyInstanceUID": study_uid,
-                                                   "SeriesInstanceUID": series_uid}))
+        so the transfer syntax is unknown (it comes with each instance). The patient and the
+        study (who is read: name, ID, birth date, sex; the study's date, description and
+        accession) come from a STUDY-level C-FIND, asked once per study: an IMAGE-level query
+        carries no keys of the levels above but their UIDs."""
+        items = list(self.find("IMAGE", PLAN_KEYS, {"StudyInstanceUID": study_uid,
+                                                    "SeriesInstanceUID": series_uid}))
+        study = self._study_rows.get(study_uid)
+        if study is None:
+            try:
+                study = next(iter(self.studies(StudyInstanceUID=study_uid)), {})
+            except DimseError as exc:  # the images still open; their overlay lacks the names
+                log.warning("%s: the study's patient and study values could not be asked: %s",
+                            self.where, exc)
+                study = {}
+            self._study_rows[study_uid] = study
+        above = {tag: element for tag, element in study.items() if tag in _ABOVE_TAGS}
+        for item in items:
+            for tag, element in above.items():
+                item.setdefault(tag, element)
+        return items
 
     # -- store ------------------------------------------------------------------------------
     def store(self, files: Sequence[tuple[Path, int]], study_uid: str | None = None

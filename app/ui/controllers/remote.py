@@ -27,10 +27,12 @@ from app.ui.viewer import ViewerWidget
 log = logging.getLogger(__name__)
 
 
-def result_text(result: TransferResult) -> str:
-    """The status-bar words for a finished remote read."""
+def result_text(result: TransferResult, hub: str = "") -> str:
+    """The status-bar words for a finished remote read from ``hub`` (a hub's or a PACS's
+    name)."""
     if result.state == "verified":
-        return f"{result.verified} of {result.instances} images from the hub are local now."
+        where = hub or "the hub"
+        return f"{result.verified} of {result.instances} images from {where} are local now."
     return (f"Download stopped: {result.message or 'not every image arrived'} "
             f"({result.verified} of {result.instances} local)")
 
@@ -139,4 +141,5 @@ class RemoteReadingController(QObject):
         if self._is_open(viewer):
             viewer.remote_finished()
         if result is not None:
-            self.message.emit(result_text(result), 15000)
+            hub = viewer.remote.hub if viewer.remote is not None else ""
+            self.message.emit(result_text(result, hub), 15000)
