@@ -9,6 +9,7 @@ when the desktop has no system tray.
 from __future__ import annotations
 
 import datetime
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -43,6 +44,8 @@ from app.workflow.rules import is_stroke_study
 
 #: "First seen": DICOMweb does not say when the hub received a study (see app.net.incoming).
 #: "From": the hub, or ``DICOM <calling AE>`` for a study Relay's node received.
+log = logging.getLogger(__name__)
+
 COLUMNS = ["Patient", "Patient ID", "Modality", "Description", "Study date", "First seen", "From",
            "Status"]
 COL = {name: i for i, name in enumerate(COLUMNS)}
@@ -69,6 +72,9 @@ class IncomingWidget(QWidget):
         self.local: dict[str, str] = {}
         self.fetching: dict[str, tuple[str, str]] = {}  # job id -> (hub, study uid)
         self.reading: set[str] = set()  # study uids open in a viewer while they download
+        #: study uid -> (hub, instances on it when last fetched): studies open in a reading
+        #: tab from a hub; what reaches the hub after (a scanner still sending) is fetched too
+        self.followed: dict[str, tuple[str, int]] = {}
         self.notices: list[str] = []
         self.errors: dict[str, str] = {}
         self.polls = 0
@@ -144,6 +150,7 @@ class IncomingWidget(QWidget):
             self.studies[(hub, study.study_uid)] = study
             self.local[study.study_uid] = study.local
         self.on_hub[hub] = update.on_hub
+        self._fetch_the_rest(hub, update.studies)
         self._fill()
         self.status_label.setStyleSheet("")
         self.status_label.setText(self.summary(hub, when))
@@ -152,6 +159,28 @@ class IncomingWidget(QWidget):
         for study in update.findings_new:
             self.notify(f"Findings arrived on hub '{hub}' for "
                         f"{study.description or 'a study'}: {', '.join(study.findings)}")
+
+    # -- studies being read that grow on the hub ----------------------------------------------
+    def follow(self, hub: str, study_uid: str) -> None:
+        """``study_uid`` is open in a reading tab from ``hub``: while it is, what more of it
+        reaches the hub is fetched as the polls see it."""
+        self.followed[study_uid] = (hub, 0)
+
+    def unfollow(self, study_uid: str) -> None:
+        self.followed.pop(study_uid, None)
+
+    def _fetch_the_rest(self, hub: str, studies: list[IncomingStudy]) -> None:
+        busy = {uid for _, uid in self.fetching.values()}
+        for study in studies:
+            uid = study.study_uid
+            followed = self.followed.get(uid)
+            if followed is None or followed[0] != hub or uid in self.reading or uid in busy:
+                continue
+            if 0 < study.local_instances < study.instances and study.instances > followed[1]:
+                self.followed[uid] = (hub, study.instances)  # asked once per count it reaches
+                log.info("a study being read grew on hub '%s' (%d of %d here): fetching the rest",
+                         hub, study.local_instances, study.instances)
+                self.fetch(hub, uid, show=False)
 
     def summary(self, hub: str, when: str) -> str:
         """"2 studies arrived in the last 3 days · 17 on hub · checked at 10:02:03"."""

@@ -218,7 +218,7 @@ class MainWindow(QMainWindow):
         self.remote.active.connect(
             lambda on: self._counts_timer.start() if on else self._counts_timer.stop())
         self.remote.loaded.connect(self._on_remote_loaded)
-        self.transfer.fetched.connect(lambda _job: self.refresh_soon())
+        self.transfer.fetched.connect(self._on_fetched)
         self.transfer.sent.connect(lambda _job: self.refresh_soon())
         self.manage.deleting.connect(self.reading.close_study)
         self.manage.changed.connect(self.refresh)
@@ -228,6 +228,7 @@ class MainWindow(QMainWindow):
         self.transfer.setup_pacs.connect(self.show_node_dialog)
         self.transfers.job_finished.connect(self.incoming.on_job_finished)
         self.incoming.stroke_arrived.connect(self._on_stroke_arrived)
+        self.reading.closed.connect(self.incoming.unfollow)
         self.browser.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.browser.tree.customContextMenuRequested.connect(self._on_browser_menu)
         self.browser.series_activated.connect(self.reading.open_series)
@@ -498,6 +499,8 @@ class MainWindow(QMainWindow):
     def open_remote_study(self, hub_name: str, study_uid: str) -> ViewerWidget:
         """Read a study that is on the hub while it downloads."""
         self.warn_if_low_disk("fetch")
+        self.incoming.reading.add(study_uid)  # its own download: not fetched besides
+        self.incoming.follow(hub_name, study_uid)  # what reaches the hub later is fetched
         return self.remote.open_remote_study(hub_name, study_uid)
 
     def _on_stroke_arrived(self, hub: str, study_uid: str) -> None:
@@ -523,6 +526,11 @@ class MainWindow(QMainWindow):
 
     def _on_tab_close(self, index: int) -> None:
         self.reading.close_tab(index)
+
+    def _on_fetched(self, _job_id: str) -> None:
+        self.refresh_soon()
+        for viewer in list(self.viewers.values()):  # a study read as it grew on the hub
+            viewer.took_more()
 
     def _on_remote_loaded(self, study_uid: str) -> None:
         self.refresh_soon()

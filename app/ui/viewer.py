@@ -89,6 +89,7 @@ PRIOR_ROLE = Qt.ItemDataRole.UserRole + 8
 
 if TYPE_CHECKING:
     from app.ui.volume3d import Volume3DWidget  # VTK's Qt glue is imported when 3D opens
+    from app.volume.geometry import VolumeGeometry
 
 log = logging.getLogger(__name__)
 
@@ -680,6 +681,55 @@ class ViewerWidget(QWidget):
             self.load_findings()
         else:
             self._load_more_findings()
+
+    def took_more(self) -> list[str]:
+        """More of this study is here than when its series were opened: it grew on the hub
+        while it was read (a scanner still sending) and the rest has been fetched. The strip
+        counts every image, and each series on screen that grew opens again at the slice
+        nearest the one shown. Returns the series opened again."""
+        if self.remote is not None and not self.remote.finished:
+            return []  # its own download is still bringing what it knows of
+        fresh = self.store.study(self.study.study_instance_uid)
+        if fresh is None or fresh.instance_count <= self.study.instance_count:
+            return []
+        counts = {s.series_instance_uid: s.instance_count for s in fresh.series}
+        grown = [uid for uid, session in self.sessions.items()
+                 if counts.get(uid, 0) > session.series.instance_count]
+        self.remote = None  # the study is local: its series open from the store
+        self.study = fresh
+        self._series = {s.series_instance_uid: (st, s)
+                        for st in [self.study, *self.priors] for s in st.series}
+        self._fill_strip()
+        for uid in grown:
+            old = self.sessions.pop(uid)
+            for viewport in self.viewports:
+                if viewport.session is not old:
+                    continue
+                shown = viewport.state.window
+                was = (viewport.volume.geometry, viewport.state.k,
+                       (shown.center, shown.width, shown.invert)) \
+                    if viewport.volume is not None and shown.known else None
+                self.show_series(uid, viewport)
+                if was is not None:
+                    new = self.sessions[uid]
+                    new.opened.connect(lambda v=viewport, n=new, w=was: self._back_to(v, n, w))
+                    if new.volume is not None:
+                        self._back_to(viewport, new, was)
+            old.close()
+        return grown
+
+    @staticmethod
+    def _back_to(viewport: ViewportWidget, session: LoadedSeries,
+                 was: tuple[VolumeGeometry, int, tuple[float, float, bool]]) -> None:
+        """Once ``session`` (a series opened again, grown) has its volume: ``viewport`` as it
+        was, the slice at the table position it showed and its window (a stroke layout's
+        brain and stroke windows on one series)."""
+        if viewport.session is session and session.volume is not None \
+                and viewport.volume is not None:
+            geometry, k, (center, width, invert) = was
+            viewport.state.window.invert = invert
+            viewport.set_window(center, width)
+            viewport.show_slice(linked_slice(geometry, k, session.volume.geometry))
 
     def show_series(self, series_uid: str, viewport: ViewportWidget | None = None) -> None:
         viewport = viewport or self.active or self.viewports[0]

@@ -521,3 +521,39 @@ def test_open_from_hub_shows_the_newest_search_not_the_one_that_answered_last(
         assert dialog.status.text() == "1 study found on hub." and dialog.study_uid()
     finally:
         link.close()
+
+
+def test_a_study_read_while_it_grows_on_the_hub_shows_every_image_that_came_later(
+        qtbot, hub, tmp_path, relay_home, ct_files):
+    """A neurologist opens a study while the scanner's images are still reaching the hub: what
+    reaches the hub afterwards is fetched as the Incoming polls see it, and the series on
+    screen takes every image, at the slice it showed."""
+    from app.render.link import table_positions
+
+    study_uid = _sent_by_another_site(tmp_path, hub, ct_files[:12])
+    assert add_hub(relay_home, hub.url).returncode == 0
+    _fast_retries(relay_home, lookback_days=0, interval_seconds=5.0)
+    window = _window(qtbot, relay_home)
+    qtbot.waitUntil(lambda: window.incoming.status_of(study_uid) == "On hub only",
+                    timeout=30_000)
+    viewer = window.open_remote_study("hub", study_uid)
+    viewport = viewer.viewports[0]
+    qtbot.waitUntil(lambda: not window.remote.openers and viewport.volume is not None,
+                    timeout=120_000)
+    assert window.store.study(study_uid).instance_count == 12 and viewport.n_slices == 12
+    viewport.show_slice(5)
+    z = table_positions(viewport.volume.geometry)[5]
+
+    later = tmp_path / "later"
+    later.mkdir()
+    assert _sent_by_another_site(later, hub, ct_files[12:40]) == study_uid  # the rest
+    qtbot.waitUntil(lambda: window.store.study(study_uid).instance_count == 40,
+                    timeout=120_000)
+    qtbot.waitUntil(lambda: viewport.volume is not None and viewport.n_slices == 40,
+                    timeout=60_000)
+    assert viewer.study.instance_count == 40  # the strip counts them too
+    k = viewport.state.k
+    assert abs(table_positions(viewport.volume.geometry)[k] - z) < 0.01  # the same slice
+    assert [(j.kind, j.study_uid) for j in window.queue_runner().jobs()] == [
+        ("fetch", study_uid), ("fetch", study_uid)]  # the read, then the rest
+    qtbot.waitUntil(lambda: window.incoming.status_of(study_uid) == "Local", timeout=30_000)
