@@ -31,13 +31,12 @@ from app.net.dimse.association import Endpoint, associate, make_ae  # noqa: E402
 from app.net.dimse.listener import Listener  # noqa: E402
 from app.net.dimse.node import NodeSettings  # noqa: E402
 from app.net.forward import Forwarder  # noqa: E402
-from app.settings import HubProfile, load_settings, save_settings  # noqa: E402
+from app.settings import HubProfile  # noqa: E402
 from app.store.local import Store  # noqa: E402
-from app.ui.main_window import MainWindow  # noqa: E402
 from app.ui.timeline_panel import TimelineDialog  # noqa: E402
 from app.workflow import audit  # noqa: E402
 from bench.bench_door_to_image import CT_IMAGE, scanner_datasets, spoke_home  # noqa: E402
-from docs.make_screenshots import wait, wait_until  # noqa: E402
+from docs.make_screenshots import wait, wait_until, window_with_hubs  # noqa: E402
 
 SLICES = 60
 RATE = 20.0  # slices per second, a scanner's pace
@@ -72,14 +71,8 @@ def main(out: Path) -> None:
         host, port = listener.start()
 
         home = tmp / "hub-workstation"
-        home.mkdir()
-        settings = load_settings(home)
-        settings.hubs = [HubProfile(name="stroke-centre", url=hub.url)]
-        settings.incoming.quick_seconds = 2.0
-        save_settings(home, settings)
-        window = MainWindow(Store(home))
-        window.resize(1600, 1000)
-        window.show()
+        window = window_with_hubs(home, [HubProfile(name="stroke-centre", url=hub.url)],
+                                  (1600, 1000), quick_seconds=2.0)
         window.tabs.setCurrentWidget(window.incoming)
         wait(3000)  # the first (full) search: what is on the hub now is old
         scanner = threading.Thread(target=_scan, args=(datasets, Endpoint(host, port, "RELAY")))

@@ -44,6 +44,31 @@ def wait_until(cond, timeout_ms: int = 60_000) -> None:
         waited += 50
 
 
+def save_widget(widget, out: Path, name: str) -> None:
+    """``widget`` shown, raised and painted, saved as ``out / name``."""
+    widget.show()
+    widget.raise_()
+    wait(500)
+    widget.grab().save(str(out / name))
+    print("wrote", out / name)
+
+
+def window_with_hubs(home: Path, hubs: list, size: tuple[int, int], **incoming) -> MainWindow:
+    """A window on a new home that knows ``hubs`` (HubProfile), with these Incoming settings."""
+    from app.settings import load_settings, save_settings
+
+    home.mkdir()
+    settings = load_settings(home)
+    settings.hubs = list(hubs)
+    for key, value in incoming.items():
+        setattr(settings.incoming, key, value)
+    save_settings(home, settings)
+    window = MainWindow(Store(home))
+    window.resize(*size)
+    window.show()
+    return window
+
+
 def grab_screen(window, path: Path) -> None:
     """The window as the X server shows it (OpenGL content included)."""
     window.repaint()  # every widget painted now (Qt may leave unchanged parts of the screen)

@@ -30,7 +30,7 @@ from app.net.devhub import HubConfig, OrthancHub, free_port  # noqa: E402
 from app.settings import HubProfile, load_settings, save_settings  # noqa: E402
 from app.store.local import Store  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
-from docs.make_screenshots import wait, wait_until  # noqa: E402
+from docs.make_screenshots import save_widget, wait, wait_until  # noqa: E402
 
 PACS_AE = "ORTHANC"
 MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
@@ -39,14 +39,6 @@ ON_PACS = ("ct-head/visible-human-male-head-1mm", "ct-head/philips-ingenuity-hea
            "mr-brain")
 #: What the scanner sends to Relay's node.
 FROM_SCANNER = "ct-head/ge-hispeed-human-gantry-tilt"
-
-
-def _save(widget, out: Path, name: str) -> None:
-    widget.show()
-    widget.raise_()
-    wait(500)
-    widget.grab().save(str(out / name))
-    print("wrote", out / name)
 
 
 def _is_instance(path: Path) -> bool:
@@ -113,7 +105,7 @@ def main(out: Path) -> None:
         form.test_pacs()
         wait_until(lambda: form.last_check is not None, 60_000)
         assert form.last_check is not None and form.last_check.ok, form.result_label.text()
-        _save(dialog, out, "settings-pacs-and-node.png")
+        save_widget(dialog, out, "settings-pacs-and-node.png")
         dialog.close()
 
         query = window.query_retrieve()
@@ -126,7 +118,7 @@ def main(out: Path) -> None:
         query.table.selectRow(row)
         wait_until(lambda: query.series_table.rowCount() > 0
                    and "searching" not in query.series_label.text(), 30_000)
-        _save(query, out, "pacs-query-retrieve.png")
+        save_widget(query, out, "pacs-query-retrieve.png")
 
         query.retrieve_button.click()
         job = window.transfers.selected_job()
@@ -136,7 +128,7 @@ def main(out: Path) -> None:
         query.close()
         wait(500)
         window.resizeDocks([window.transfers_dock], [230], Qt.Orientation.Vertical)
-        _save(window, out, "pacs-retrieved.png")
+        save_widget(window, out, "pacs-retrieved.png")
 
         _storescu("CT_SCANNER", "RELAY", node_port, DATA / FROM_SCANNER)
         wait_until(lambda: any(key[0].endswith("CT_SCANNER") for key in window.incoming.studies),
@@ -144,7 +136,7 @@ def main(out: Path) -> None:
         window.transfers_dock.hide()
         window.tabs.setCurrentWidget(window.incoming)
         wait(500)
-        _save(window, out, "incoming-received-by-node.png")
+        save_widget(window, out, "incoming-received-by-node.png")
         window.close()
     del app
 

@@ -22,18 +22,8 @@ DATA = REPO.parent / "shared" / "data"
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.net.devhub import HubConfig, OrthancHub, free_port  # noqa: E402
-from app.settings import HubProfile, load_settings, save_settings  # noqa: E402
-from app.store.local import Store  # noqa: E402
-from app.ui.main_window import MainWindow  # noqa: E402
-from docs.make_screenshots import wait, wait_until  # noqa: E402
-
-
-def _save(widget, out: Path, name: str) -> None:
-    widget.show()
-    widget.raise_()
-    wait(400)
-    widget.grab().save(str(out / name))
-    print("wrote", out / name)
+from app.settings import HubProfile  # noqa: E402
+from docs.make_screenshots import save_widget, wait, wait_until, window_with_hubs  # noqa: E402
 
 
 def main(out: Path) -> None:
@@ -45,18 +35,12 @@ def main(out: Path) -> None:
     shutil.rmtree(disc / "77654033" / "CT2")
     with OrthancHub(HubConfig(storage=tmp / "hub", http_port=free_port())) as hub:
         home = tmp / "home"
-        home.mkdir()
-        settings = load_settings(home)
-        settings.hubs = [HubProfile(name="regional-hub", url=hub.url)]
-        settings.incoming.lookback_days = 3
-        save_settings(home, settings)
-        window = MainWindow(Store(home))
-        window.resize(1500, 900)
-        window.show()
+        window = window_with_hubs(home, [HubProfile(name="regional-hub", url=hub.url)],
+                                  (1500, 900), lookback_days=3)
         wait(500)
         window.import_paths([str(disc), str(DATA / "malformed")])
         wait_until(lambda: window.report_dialog is not None, 120_000)
-        _save(window.report_dialog, out, "import-report.png")
+        save_widget(window.report_dialog, out, "import-report.png")
         window.report_dialog.reject()
 
         study = next(s for s in window.store.studies() if len(s.series) > 1)
@@ -69,12 +53,12 @@ def main(out: Path) -> None:
                            if hasattr(window.transfers_dock, "orientation") else
                            __import__("PySide6.QtCore").QtCore.Qt.Orientation.Vertical)
         wait(500)
-        _save(window, out, "browser-columns.png")
-        _save(window.transfers, out, "transfers.png")
+        save_widget(window, out, "browser-columns.png")
+        save_widget(window.transfers, out, "transfers.png")
 
         dialog = window.send_to_hub(study.study_instance_uid)
         wait(1500)  # thumbnails
-        _save(dialog, out, "send-dialog.png")
+        save_widget(dialog, out, "send-dialog.png")
         dialog.reject()
 
         series = study.series[0].series_instance_uid
@@ -82,9 +66,9 @@ def main(out: Path) -> None:
         tags.search.setText("0008,1140")
         wait(300)
         tags.search.setText("")
-        _save(tags, out, "tag-viewer.png")
+        save_widget(tags, out, "tag-viewer.png")
         tags.search.setText("window")
-        _save(tags, out, "tag-viewer-search.png")
+        save_widget(tags, out, "tag-viewer-search.png")
         tags.reject()
 
         from app.ui.remote_dialog import OpenRemoteDialog
@@ -96,7 +80,7 @@ def main(out: Path) -> None:
         remote.name_edit.setText("")
         remote.search()
         wait_until(lambda: remote.searches > 1, 30_000)
-        _save(remote, out, "open-from-hub.png")
+        save_widget(remote, out, "open-from-hub.png")
         remote.reject()
         window.close()
     del app

@@ -193,6 +193,16 @@ class RecordingPacs:
         self.server.shutdown()
 
 
+def held(event, hold: float) -> bool:  # type: ignore[no-untyped-def]
+    """Keep a C-FIND open until the caller cancels it (True) or ``hold`` seconds pass."""
+    end = time.monotonic() + hold
+    while time.monotonic() < end:
+        if event.is_cancelled:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 class SlowFindPacs:
     """A C-FIND SCP that answers one study at once, then holds the query open until the
     caller cancels it (C-CANCEL) or ``hold`` seconds pass: results must show before the end."""
@@ -214,13 +224,10 @@ class SlowFindPacs:
         match.PatientName = "FIRST^ANSWER"
         match.PatientID = "SLOW-1"
         yield 0xFF00, match
-        end = time.monotonic() + self.hold
-        while time.monotonic() < end:
-            if event.is_cancelled:
-                self.cancelled = True
-                yield 0xFE00, None
-                return
-            time.sleep(0.05)
+        if held(event, self.hold):
+            self.cancelled = True
+            yield 0xFE00, None
+            return
         yield 0x0000, None
 
     def stop(self) -> None:
@@ -267,13 +274,10 @@ class HeldSeriesPacs:
             yield 0xFF00, match
             yield 0x0000, None
             return
-        end = time.monotonic() + self.hold
-        while time.monotonic() < end:
-            if event.is_cancelled:
-                self.cancelled += 1
-                yield 0xFE00, None
-                return
-            time.sleep(0.05)
+        if held(event, self.hold):
+            self.cancelled += 1
+            yield 0xFE00, None
+            return
         yield 0x0000, None
 
     def stop(self) -> None:

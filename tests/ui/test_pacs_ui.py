@@ -188,13 +188,20 @@ def test_query_with_a_date_range_and_an_unreachable_pacs(qtbot, tmp_path, pacs, 
                      ("query", audit.SERIOUS_FAILURE, "unreachable")]
 
 
+def _searched(qtbot, tmp_path: Path, port: int, ae: str):  # type: ignore[no-untyped-def]
+    """A window knowing the PACS at ``port`` as "pacs", its Query/Retrieve dialog, a search
+    of everything started: (home, window, dialog)."""
+    home = relay_home_for(tmp_path / "relay", free_port(), pacs_port=port, ae=ae)
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.query_retrieve()
+    dialog.search_button.click()
+    return home, window, dialog
+
+
 def test_results_stream_in_and_stop_cancels_the_query(qtbot, tmp_path):
     peer = SlowFindPacs()
     try:
-        home = relay_home_for(tmp_path / "relay", free_port(), pacs_port=peer.port, ae="SLOW")
-        window = shown_window(qtbot, home, 1200, 800)
-        dialog = window.query_retrieve()
-        dialog.search_button.click()
+        home, _window, dialog = _searched(qtbot, tmp_path, peer.port, "SLOW")
         qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=30_000)
         assert dialog.searching and dialog.stop_button.isEnabled()  # still running: streamed
         assert dialog.table.item(0, 0).text() == "FIRST, ANSWER"
@@ -223,10 +230,7 @@ def test_a_series_listing_left_behind_does_not_speak_over_the_next(qtbot, tmp_pa
 
     peer = HeldSeriesPacs()
     try:
-        home = relay_home_for(tmp_path / "relay", free_port(), pacs_port=peer.port, ae="HELD")
-        window = shown_window(qtbot, home, 1200, 800)
-        dialog = window.query_retrieve()
-        dialog.search_button.click()
+        home, _window, dialog = _searched(qtbot, tmp_path, peer.port, "HELD")
         qtbot.waitUntil(lambda: dialog.searches == 1, timeout=30_000)
         assert dialog.table.rowCount() == 2
         assert dialog.selected_studies() == [peer.HELD]  # the first, selected for the user
