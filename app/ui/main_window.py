@@ -624,6 +624,9 @@ class MainWindow(QMainWindow):
     def _on_node_received(self, study: StudyReceived) -> None:
         self.incoming.add_received(study)
         self.refresh_soon()
+        viewer = self.viewers.get(study.study_uid)
+        if viewer is not None:  # open while the scanner still sends it: the new images too
+            viewer.took_more()
 
     def _on_check_incoming(self) -> None:
         self.incoming_tabs.check_now()

@@ -684,9 +684,10 @@ class ViewerWidget(QWidget):
 
     def took_more(self) -> list[str]:
         """More of this study is here than when its series were opened: it grew on the hub
-        while it was read (a scanner still sending) and the rest has been fetched. The strip
-        counts every image, and each series on screen that grew opens again at the slice
-        nearest the one shown. Returns the series opened again."""
+        while it was read (a scanner still sending) and the rest has been fetched, or Relay's
+        node received more of it. The strip counts every image, and each series on screen
+        that grew opens again at the slice nearest the one shown, in the window it had.
+        Returns the series opened again."""
         if self.remote is not None and not self.remote.finished:
             return []  # its own download is still bringing what it knows of
         fresh = self.store.study(self.study.study_instance_uid)

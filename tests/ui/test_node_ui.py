@@ -106,6 +106,40 @@ def test_received_studies_appear_in_incoming_with_one_notice_each(qtbot, home, d
 
 
 @needs_dcmtk
+def test_a_study_open_while_the_scanner_still_sends_takes_the_images_that_come_after(
+        qtbot, home, data):
+    """The tech opens a study received from the scanner while the scanner is still sending
+    it: when the next association has brought more, the series on screen shows them all, at
+    the slice it showed."""
+    from app.render.link import table_positions
+
+    port = free_port()
+    _enable_node(home, port)
+    window = shown_window(qtbot, home, 1200, 800)
+    files = sorted((data / GE).glob("*.dcm"))
+    study_uid = pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
+    first = dcmtk("storescu", "-aet", "CT_SCANNER", "-aec", "RELAY", "127.0.0.1", str(port),
+                  *map(str, files[:10]))
+    assert first.returncode == 0, first.stderr
+    qtbot.waitUntil(lambda: (node_source("CT_SCANNER"), study_uid) in window.incoming.studies,
+                    timeout=20_000)
+    viewer = window.open_study(study_uid)
+    viewport = viewer.viewports[0]
+    qtbot.waitUntil(lambda: viewport.volume is not None and viewport.volume.finished,
+                    timeout=30_000)
+    assert viewport.n_slices == 10
+    viewport.show_slice(4)
+    z = table_positions(viewport.volume.geometry)[4]
+    rest = dcmtk("storescu", "-aet", "CT_SCANNER", "-aec", "RELAY", "127.0.0.1", str(port),
+                 *map(str, files[10:]))
+    assert rest.returncode == 0, rest.stderr
+    qtbot.waitUntil(lambda: viewport.volume is not None and viewport.n_slices == len(files),
+                    timeout=30_000)
+    assert viewer.study.instance_count == len(files)
+    assert abs(table_positions(viewport.volume.geometry)[viewport.state.k] - z) < 0.01
+
+
+@needs_dcmtk
 def test_studies_the_node_received_are_still_in_incoming_after_a_restart(qtbot, home, data):
     port = free_port()
     _enable_node(home, port)
