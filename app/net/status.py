@@ -134,6 +134,9 @@ def explain(job: Job, now: float | None = None, *, peer_word: str = "hub") -> st
         return "Cancelled — press Retry to start it again"
     if job.state == "verified":
         return _sentence(job.message) or f"{job.total} of {job.total} verified"
+    if job.state == "sent":  # why not verified, and what was decoded to be sent
+        return _sentence(job.message) or (f"{job.total} of {job.total} sent; the {peer_word} "
+                                          "cannot be asked whether it keeps them")
     return ""
 
 

@@ -35,6 +35,19 @@ def test_failed_send_names_how_many_are_missing(tmp_path) -> None:
     assert "bad file" in text
 
 
+def test_a_send_not_verified_says_why_in_its_details(tmp_path) -> None:
+    words = ("sent, not verified: 400 of 400 sent; the peer offers neither storage commitment "
+             "nor image queries; 3 instance(s) decoded to uncompressed (lossless) because the "
+             "peer accepts only uncompressed for them")
+    job = _job(tmp_path, "sent", words)
+    assert explain(job, peer_word="PACS") == "S" + words[1:]
+    assert job_status(job, None, peer_word="PACS").explanation == "S" + words[1:]
+    (tmp_path / "bare").mkdir()
+    bare = _job(tmp_path / "bare", "sent")
+    assert explain(bare, peer_word="PACS") == (
+        "400 of 400 sent; the PACS cannot be asked whether it keeps them")
+
+
 def test_running_row_has_speed_and_eta(tmp_path) -> None:
     job = _job(tmp_path, "running")
     meter = SpeedMeter()
