@@ -78,26 +78,20 @@ def pacs_filter(name: str = "", patient_id: str = "", dates: str = "Any date",
 
 class _Finder(QObject):
     """A C-FIND on a thread; each answer, then the end, back on the GUI thread. Only the
-    newest search is heard: what one :meth:`drop` left, or a later :meth:`run` replaced, still
-    sends (its cancel message, an answer already on its way) and is not passed on."""
+    newest search is heard: what one :meth:`drop` left, or a later :meth:`run` replaced, may
+    still send (its cancel message, an answer already on its way) and is not delivered."""
 
     found = Signal(object)  # StudyRow or SeriesRow
     ended = Signal(str)  # "" when complete, else a plain message (cancelled, failed)
-    _found_in = Signal(int, object)  # from the thread: the search's number, a row
-    _ended_in = Signal(int, str)  # from the thread: the search's number, its end
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.progress: Progress | None = None
-        self._search = 0  # the number of the search that is heard
-        self._found_in.connect(self._on_found_in)
-        self._ended_in.connect(self._on_ended_in)
         self._post = ThreadPost(self)  # the dialog may go while the search runs
 
     def run(self, home: Path, pacs: str, search: Search) -> None:
         progress = self.progress = Progress(f"Searching {pacs}")
-        self._search += 1
-        number = self._search
+        number = self._post.new_run()
 
         def work() -> None:
             message = ""
@@ -105,13 +99,13 @@ class _Finder(QObject):
                 # the search is one audit event (110112), its association another (110114)
                 client = pacs_profiles.connect(load_settings(home), pacs, home)
                 for row in search(client, progress):
-                    self._emit(progress, "_found_in", number, row)
+                    self._emit(progress, "found", row, run=number)
             except Cancelled:
                 message = "Search cancelled."
             except Exception as exc:  # shown in the dialog, never a traceback
                 log.info("PACS search failed: %s", type(exc).__name__)
                 message = f"Cannot search {pacs}: {exc or type(exc).__name__}"
-            self._emit(progress, "_ended_in", number, message)
+            self._emit(progress, "ended", message, run=number)
 
         threading.Thread(target=work, name="search-pacs", daemon=True).start()
 
@@ -123,18 +117,10 @@ class _Finder(QObject):
     def drop(self) -> None:
         """Stop the search and hear nothing more of it (another one replaces it, or none)."""
         self.cancel()
-        self._search += 1
+        self._post.drop_run()
 
-    def _on_found_in(self, number: int, row: object) -> None:
-        if number == self._search:
-            self.found.emit(row)
-
-    def _on_ended_in(self, number: int, message: str) -> None:
-        if number == self._search:
-            self.ended.emit(message)
-
-    def _emit(self, progress: Progress, signal: str, *args: object) -> None:
-        if not self._post.emit(signal, *args):  # the dialog is gone: stop the search
+    def _emit(self, progress: Progress, signal: str, *args: object, run: int) -> None:
+        if not self._post.emit(signal, *args, run=run):  # the dialog is gone: stop the search
             progress.cancel()
 
 

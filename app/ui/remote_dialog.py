@@ -72,21 +72,15 @@ class _Lister(QObject):
 
     listed = Signal(list)
     failed = Signal(str)
-    _listed_in = Signal(int, list)  # from the thread: the search's number, its rows
-    _failed_in = Signal(int, str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._search = 0  # the number of the search that is heard
-        self._listed_in.connect(self._on_listed_in)
-        self._failed_in.connect(self._on_failed_in)
         self._post = ThreadPost(self)  # the dialog may go while the search runs
 
     def run(self, home: Path, hub: str, filters: dict[str, str]) -> None:
         used = [key for key, value in filters.items() if value]
         post = self._post
-        self._search += 1
-        number = self._search
+        number = post.new_run()
 
         def work() -> None:
             try:
@@ -98,20 +92,12 @@ class _Lister(QObject):
                     rows.append(d)
                 # the kinds of keys searched on, never their values (they may name the patient)
                 audit.query(home, f"{hub}@{peer.where}", len(rows), keys=used)
-                post.emit("_listed_in", number, rows)
+                post.emit("listed", rows, run=number)
             except Exception as exc:
                 audit.query(home, hub, 0, failed=type(exc).__name__, keys=used)
-                post.emit("_failed_in", number, str(exc) or type(exc).__name__)
+                post.emit("failed", str(exc) or type(exc).__name__, run=number)
 
         threading.Thread(target=work, name="search-hub", daemon=True).start()
-
-    def _on_listed_in(self, number: int, rows: list[DicomJson]) -> None:
-        if number == self._search:
-            self.listed.emit(rows)
-
-    def _on_failed_in(self, number: int, message: str) -> None:
-        if number == self._search:
-            self.failed.emit(message)
 
 
 class OpenRemoteDialog(QDialog):

@@ -53,6 +53,31 @@ def test_posted_from_a_thread_it_arrives_on_the_gui_thread_in_order(qtbot) -> No
     assert got == [(n, str(n), True) for n in range(200)]
 
 
+def test_only_the_newest_run_is_delivered_even_what_an_older_one_had_queued(qtbot) -> None:
+    owner = Owner()
+    post = ThreadPost(owner)
+    got: list[str] = []
+    owner.changed.connect(lambda n, s: got.append(s))
+    first = post.new_run()
+
+    def older() -> None:
+        assert post.emit("changed", 1, "old, queued before the new run", run=first)
+
+    thread = threading.Thread(target=older)
+    thread.start()
+    thread.join(10)
+    second = post.new_run()  # the search started again: the queued answer is stale
+    assert post.emit("changed", 2, "new", run=second)
+    assert post.emit("changed", 3, "of no run")
+    assert post.emit("changed", 4, "old, sent late", run=first)
+    qtbot.waitUntil(lambda: len(got) == 2, timeout=10_000)
+    qtbot.wait(100)  # anything still queued has been delivered by now
+    assert got == ["new", "of no run"]
+    post.drop_run()  # stopped and forgotten: its end is not heard
+    assert post.emit("changed", 5, "dropped", run=second)
+    assert got == ["new", "of no run"]
+
+
 def test_posted_from_the_gui_thread_it_is_emitted_at_once(qtbot) -> None:
     owner = Owner()
     post = ThreadPost(owner)
