@@ -42,10 +42,10 @@ from app.ui.labels import plain_label
 from app.ui.tables import cell, list_table, set_row
 from app.workflow.rules import is_stroke_study
 
-#: "First seen": DICOMweb does not say when the hub received a study (see app.net.incoming).
-#: "From": the hub, or ``DICOM <calling AE>`` for a study Relay's node received.
 log = logging.getLogger(__name__)
 
+#: "First seen": DICOMweb does not say when the hub received a study (see app.net.incoming).
+#: "From": the hub, or ``DICOM <calling AE>`` for a study Relay's node received.
 COLUMNS = ["Patient", "Patient ID", "Modality", "Description", "Study date", "First seen", "From",
            "Status"]
 COL = {name: i for i, name in enumerate(COLUMNS)}
@@ -363,9 +363,8 @@ class IncomingWidget(QWidget):
         window: Any = self.window()  # the main window: open_study, open_remote_study
         if self.store.study(uid) is not None and self.local.get(uid) == "local":
             window.open_study(uid)
-        else:  # read it while it downloads (a fetch job in the Transfers panel)
-            self.reading.add(uid)
-            window.open_remote_study(hub, uid)
+        else:  # read it while it downloads (a fetch job in the Transfers panel; the window
+            window.open_remote_study(hub, uid)  # puts it in ``reading`` and follows it)
             self._fill()
 
     def _on_prefetch(self, hub: str, study_uid: str) -> None:

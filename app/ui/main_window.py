@@ -510,7 +510,6 @@ class MainWindow(QMainWindow):
                 "local":
             self.open_study(study_uid)
         else:
-            self.incoming.reading.add(study_uid)
             self.open_remote_study(hub, study_uid)
 
     def open_remote_dialog(self) -> None:
