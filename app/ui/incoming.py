@@ -50,8 +50,10 @@ COLUMNS = ["Patient", "Patient ID", "Modality", "Description", "Study date", "Fi
            "Status"]
 COL = {name: i for i, name in enumerate(COLUMNS)}
 KEY_ROLE = Qt.ItemDataRole.UserRole + 1
-STATUS_WORDS = {"local": "Local", "partial": "Partly local", "remote": "On hub only"}
-STATUS_COLOURS = {"local": "#1b7f3b", "partial": "#a15c00", "remote": "#1a5fb4"}
+STATUS_WORDS = {"local": "Local", "partial": "Partly local", "remote": "On hub only",
+                "receiving": "Receiving…"}
+STATUS_COLOURS = {"local": "#1b7f3b", "partial": "#a15c00", "remote": "#1a5fb4",
+                  "receiving": "#a15c00"}
 
 
 class IncomingWidget(QWidget):
@@ -94,7 +96,7 @@ class IncomingWidget(QWidget):
         header.setSectionResizeMode(COL["Description"], QHeaderView.ResizeMode.Stretch)
         for name, width in {"Patient": 200, "Patient ID": 160, "Modality": 80,
                             "Study date": 100, "First seen": 150, "From": 170,
-                            "Status": 120}.items():
+                            "Status": 200}.items():
             self.table.setColumnWidth(COL[name], width)
         self.table.doubleClicked.connect(lambda _index: self.open_selected())
         self.table.itemSelectionChanged.connect(self._on_selection)
@@ -244,8 +246,9 @@ class IncomingWidget(QWidget):
             self._fill()
 
     def _list_received(self, source: str, study_uid: str, when: float, *,
-                       new: bool) -> Study | None:
-        """List a study the node received (None when it is not in the store any more)."""
+                       new: bool, arriving: bool = False) -> Study | None:
+        """List a study the node received, or is receiving (None when it is not in the store
+        any more)."""
         study = self.store.study(study_uid)
         if study is None:
             return None  # deleted since
@@ -257,17 +260,18 @@ class IncomingWidget(QWidget):
             study_time=study.study_time, description=study.study_description,
             modalities=study.modalities, instances=count,
             received=before.received if before else when, local_instances=count, new=new)
-        self.local[study_uid] = "local"
+        self.local[study_uid] = "receiving" if arriving else "local"
         return study
 
     def add_received(self, received: StudyReceived) -> None:
-        """A study (or more of it) arrived at Relay's node: list it as local; announce it the
-        first time only (a scanner sending series by series is one notice)."""
+        """A study (or more of it) is arriving or has arrived at Relay's node: list it as
+        receiving or local, from its first instance on; announce it the first time only (a
+        scanner sending series by series, or a whole exam in one association, is one notice)."""
         if received.instances == 0:
             return
         known = any(uid == received.study_uid for _, uid in self.studies)
         study = self._list_received(node_source(received.calling_ae), received.study_uid,
-                                    time.time(), new=not known)
+                                    time.time(), new=not known, arriving=received.arriving)
         if study is None:
             return
         self._fill()
@@ -287,7 +291,10 @@ class IncomingWidget(QWidget):
                         if s.received > 0 else "before Relay watched")
             local = self.local.get(uid, s.local)
             status = STATUS_WORDS.get(local, local)
-            if (uid in self.reading or any(u == uid for _, u in self.fetching.values())) \
+            if local == "receiving":
+                n = s.local_instances
+                status += f" {n} image{'s' if n != 1 else ''}"
+            elif (uid in self.reading or any(u == uid for _, u in self.fetching.values())) \
                     and local != "local":
                 status = "Fetching…"
             if s.findings:

@@ -246,6 +246,59 @@ def test_each_association_reports_one_notice_per_study(home, data):
     assert all(s.calling_ae == "SCANNER" for s in seen)
 
 
+def test_a_study_is_reported_arriving_from_its_first_instance_while_the_association_is_open(
+        home, data):
+    """A scanner may send a whole exam in one association lasting minutes: the study is
+    reported from its first instance on, not only when the association ends."""
+    import pydicom
+
+    datasets = [pydicom.dcmread(p) for p in sorted((data / GE).glob("*.dcm"))[:5]]
+    arriving, ended = [], []
+    with running_node(home) as listener:
+        listener.subscribe_arriving(arriving.append)
+        listener.subscribe(ended.append)
+        host, port = listener.address
+        ae = make_ae("SCANNER", requested=[build_context(CT_IMAGE, ExplicitVRLittleEndian)])
+        assoc = associate(ae, Endpoint(host, port, "RELAY"))
+        try:
+            assert assoc.send_c_store(datasets[0]).Status == 0
+            assert assoc.send_c_store(datasets[0]).Status == 0  # a duplicate tells nothing
+            (first,) = arriving  # told before the status went back
+            assert (first.study_uid, first.calling_ae) == (datasets[0].StudyInstanceUID,
+                                                           "SCANNER")
+            assert first.instances == 1 and first.arriving and first.first
+            assert listener.store.study(first.study_uid).instance_count == 1  # indexed
+            assert not ended
+            assert [assoc.send_c_store(d).Status for d in datasets[1:]] == [0] * 4
+        finally:
+            assoc.release()
+        deadline = time.monotonic() + 10
+        while not ended and time.monotonic() < deadline:
+            time.sleep(0.05)
+    (last,) = ended
+    assert last.instances == 5 and last.duplicates == 1 and not last.arriving
+    assert all(a.arriving for a in arriving)
+    assert [a.instances for a in arriving] == sorted(a.instances for a in arriving)
+
+
+def test_progress_reports_are_spaced_per_study_and_start_again_with_each_association(
+        monkeypatch):
+    from app.net.dimse import receive as rx
+
+    tally = rx.Tally()
+    stored = [rx.Outcome(0, "imported", "1.2.3"), rx.Outcome(0, "imported", "1.2.3"),
+              rx.Outcome(0, "imported", "4.5.6"), rx.Outcome(0, "duplicate", "7.8.9"),
+              rx.Outcome(0xC000, "failed", reason="garbage")]
+    reports = [tally.add(1, o, "CT1") for o in stored]
+    assert [r.study_uid if r else None for r in reports] == ["1.2.3", None, "4.5.6", None, None]
+    monkeypatch.setattr(rx, "PROGRESS_SECONDS", 0.0)
+    tally.close(1, "CT1")
+    again = tally.add(2, rx.Outcome(0, "imported", "1.2.3"), "CT1")
+    assert again is not None and again.instances == 1  # a new association: told at once
+    later = tally.add(2, rx.Outcome(0, "conflict", "1.2.3"), "CT1")
+    assert later is not None and later.instances == 2  # due (no spacing here)
+
+
 
 
 @needs_dcmtk

@@ -93,16 +93,51 @@ def test_received_studies_appear_in_incoming_with_one_notice_each(qtbot, home, d
     second = dcmtk("storescu", "-aet", "CT_SCANNER", "-aec", "RELAY", "127.0.0.1", str(port),
                    *map(str, files[10:]))
     assert second.returncode == 0, second.stderr
-    qtbot.waitUntil(lambda: window.incoming.studies[key].instances == len(files), timeout=20000)
+    qtbot.waitUntil(lambda: window.incoming.studies[key].instances == len(files)
+                    and window.incoming.status_of(study_uid) == "Local", timeout=20000)
     notices = [n for n in window.incoming.notices if "CT_SCANNER" in n]
     assert len(notices) == 1 and "New CT study received from CT_SCANNER" in notices[0]
-    assert window.incoming.status_of(study_uid) == "Local"
     table = window.incoming.table
     assert table.item(0, COL["From"]).text() == "DICOM CT_SCANNER"
     assert window.store.study(study_uid) is not None  # in the browser's store as well
     window.incoming.select(*key)
     window.incoming.open_selected()
     qtbot.waitUntil(lambda: window.tabs.count() >= 3, timeout=20000)  # Studies, Incoming, it
+
+
+def test_a_study_the_scanner_is_still_sending_is_listed_as_receiving_from_its_first_image(
+        qtbot, home, data):
+    """A scanner sending a whole exam in one long association: the tech sees the study in
+    Incoming (one notice) from its first image, counting up, and "Local" once it has ended."""
+    from pydicom.uid import ExplicitVRLittleEndian
+    from pynetdicom import build_context
+
+    from app.net.dimse.association import Endpoint, associate, make_ae
+
+    port = free_port()
+    _enable_node(home, port)
+    window = shown_window(qtbot, home, 1200, 800)
+    datasets = [pydicom.dcmread(p) for p in sorted((data / GE).glob("*.dcm"))[:6]]
+    study_uid = datasets[0].StudyInstanceUID
+    key = (node_source("CT_SCANNER"), study_uid)
+    ae = make_ae("CT_SCANNER", requested=[build_context(datasets[0].SOPClassUID,
+                                                        ExplicitVRLittleEndian)])
+    assoc = associate(ae, Endpoint("127.0.0.1", port, "RELAY"))
+    try:
+        assert [assoc.send_c_store(d).Status for d in datasets[:3]] == [0] * 3
+        qtbot.waitUntil(lambda: key in window.incoming.studies, timeout=20_000)
+        assert window.incoming.status_of(study_uid).startswith("Receiving…")
+        assert window.incoming.table.item(0, COL["From"]).text() == "DICOM CT_SCANNER"
+        assert [n for n in window.incoming.notices if "CT_SCANNER" in n] == [
+            "New CT study received from CT_SCANNER: "
+            f"{datasets[0].StudyDescription or 'no description'}"]
+        assert [assoc.send_c_store(d).Status for d in datasets[3:]] == [0] * 3
+    finally:
+        assoc.release()
+    qtbot.waitUntil(lambda: window.incoming.status_of(study_uid) == "Local", timeout=20_000)
+    assert window.incoming.studies[key].instances == 6
+    assert len([n for n in window.incoming.notices if "CT_SCANNER" in n]) == 1
+    assert len(arrivals(home, "DICOM ", 0.0)) == 1  # kept for a restart from the first image
 
 
 @needs_dcmtk

@@ -5,7 +5,9 @@
 a peer that connects and says nothing, or stops talking, is dropped after the ACSE / network
 timeouts; at most ``max_associations`` are served at once. Received instances go through
 :mod:`app.net.dimse.receive`; when an association ends, one :class:`StudyReceived` per study
-it brought is passed to the subscribers (the window's Incoming list). While it listens it
+it brought is passed to the subscribers (the window's Incoming list), and while it is open,
+its studies' progress to those of :meth:`Listener.subscribe_arriving` (a scanner may send a
+whole exam in one association that lasts minutes). While it listens it
 announces itself in the home, and what it receives for a job of another Relay process on the
 same home (a C-MOVE's C-STOREs, a Storage Commitment report) is stored and handed over to that
 job (:mod:`app.net.dimse.handover`). No Qt here; nothing about patients in the log.
@@ -88,6 +90,7 @@ class Listener:
         self.node = node
         self.tally = Tally()
         self._subscribers: list[Subscriber] = []
+        self._arriving_subscribers: list[Subscriber] = []
         self._instance_subscribers: list[InstanceSubscriber] = []
         self._server: ThreadedAssociationServer | None = None
         self._ae = self._build_ae()
@@ -157,6 +160,13 @@ class Listener:
     def subscribe(self, fn: Subscriber) -> None:
         """Call ``fn`` (on an association thread) for each study an association brought."""
         self._subscribers.append(fn)
+
+    def subscribe_arriving(self, fn: Subscriber) -> None:
+        """Call ``fn`` (on the association's thread, after the instance's index row is
+        committed) with a study's progress while its association is still open (``arriving``
+        is True): at its first instance stored, then at most every
+        :data:`app.net.dimse.receive.PROGRESS_SECONDS`."""
+        self._arriving_subscribers.append(fn)
 
     @property
     def active_associations(self) -> int:
@@ -246,6 +256,15 @@ class Listener:
                 except Exception:  # a subscriber's bug must not take the node down
                     log.exception("a subscriber to received studies failed")
 
+    def _tell_arriving(self, study: StudyReceived) -> None:
+        if study.instances == 1:  # its first in this association: listed from now on
+            self._remember(study)
+        for fn in list(self._arriving_subscribers):
+            try:
+                fn(study)
+            except Exception:  # a subscriber's bug must not refuse what was stored
+                log.exception("a subscriber to arriving studies failed")
+
     def _remember(self, study: StudyReceived) -> None:
         """Kept for Incoming across restarts (of the window, or of ``relay listen``)."""
         if not study.instances:
@@ -270,7 +289,9 @@ class Listener:
                           sop_instance_uid=str(req.AffectedSOPInstanceUID),
                           name=f"C-STORE from {calling} (message {req.MessageID})",
                           index=self._index)
-        self.tally.add(id(event.assoc), outcome)
+        arriving = self.tally.add(id(event.assoc), outcome, calling)
+        if arriving is not None:
+            self._tell_arriving(arriving)
         if outcome.stored is not None:
             for fn in list(self._instance_subscribers):
                 try:

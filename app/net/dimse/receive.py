@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,14 @@ class StudyReceived:
     """When its first instance came (ISO 8601 with offset, as the audit writes times)."""
     last: str = ""
     """When its last instance came."""
+    arriving: bool = False
+    """The association is still open: more of the study may come (a progress report, sent
+    at its first instance and then every :data:`PROGRESS_SECONDS`; the report of the
+    association's end has it False)."""
+
+
+#: Seconds between two reports of a study still arriving in one association.
+PROGRESS_SECONDS = 2.0
 
 
 class Tally:
@@ -112,17 +121,33 @@ class Tally:
         self.totals: Counter[str] = Counter()
         self._per_assoc: dict[int, dict[str, Counter[str]]] = {}
         self._times: dict[int, dict[str, list[str]]] = {}
+        #: (association, study) → when its next progress report is due (monotonic)
+        self._due: dict[tuple[int, str], float] = {}
 
-    def add(self, assoc_id: int, outcome: Outcome) -> None:
+    def add(self, assoc_id: int, outcome: Outcome, calling_ae: str = "") -> StudyReceived | None:
+        """Count one instance; a report of its study still arriving when one is due (its
+        first instance stored in this association, then every :data:`PROGRESS_SECONDS`)."""
         key = "stored" if outcome.result == "imported" else outcome.result
+        uid = outcome.study_uid
         with self._lock:
             self.totals["received"] += 1
             self.totals[key] += 1
             studies = self._per_assoc.setdefault(assoc_id, {})
-            studies.setdefault(outcome.study_uid, Counter())[key] += 1
+            counts = studies.setdefault(uid, Counter())
+            counts[key] += 1
             stamp = audit.now()
-            self._times.setdefault(assoc_id, {}).setdefault(outcome.study_uid,
-                                                            [stamp, stamp])[1] = stamp
+            times = self._times.setdefault(assoc_id, {}).setdefault(uid, [stamp, stamp])
+            times[1] = stamp
+            if not uid or key not in ("stored", "conflict"):
+                return None
+            now = time.monotonic()
+            due = self._due.get((assoc_id, uid))
+            if due is not None and now < due:
+                return None
+            self._due[(assoc_id, uid)] = now + PROGRESS_SECONDS
+            return StudyReceived(uid, calling_ae, counts["stored"] + counts["conflict"],
+                                 counts["duplicate"], counts["failed"], times[0], times[1],
+                                 arriving=True)
 
     def count(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -133,9 +158,11 @@ class Tally:
         with self._lock:
             studies = self._per_assoc.pop(assoc_id, {})
             times = self._times.pop(assoc_id, {})
+            for uid in studies:
+                self._due.pop((assoc_id, uid), None)
         return [
             StudyReceived(uid, calling_ae, c["stored"] + c["conflict"], c["duplicate"], c["failed"],
-                          *times.get(uid, ["", ""]))
+                          first=times.get(uid, ["", ""])[0], last=times.get(uid, ["", ""])[1])
             for uid, c in studies.items() if uid
         ]
 

@@ -24,7 +24,7 @@ class NodeController(QObject):
     """Owns the window's :class:`Listener` (None while the node is off)."""
 
     message = Signal(str, int)  # text for the status bar, milliseconds
-    received = Signal(object)  # StudyReceived, on the GUI thread
+    received = Signal(object)  # StudyReceived, on the GUI thread (arriving, or its end)
 
     def __init__(self, store: Store, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -51,6 +51,7 @@ class NodeController(QObject):
             return
         listener = Listener(self.store, node)
         listener.subscribe(self._on_study)
+        listener.subscribe_arriving(self._on_study)
         forwarder = Forwarder(self.store)
         if forwarder.active():  # the forwarding rules apply to what the node receives
             forwarder.attach(listener)
