@@ -106,14 +106,18 @@ def test_received_studies_appear_in_incoming_with_one_notice_each(qtbot, home, d
 
 
 def test_a_study_the_scanner_is_still_sending_is_listed_as_receiving_from_its_first_image(
-        qtbot, home, data):
+        qtbot, home, data, monkeypatch):
     """A scanner sending a whole exam in one long association: the tech sees the study in
-    Incoming (one notice) from its first image, counting up, and "Local" once it has ended."""
+    Incoming (one notice) from its first image, counting up, and "Local" once it has ended;
+    opened meanwhile, its series takes the images that come after, the association still
+    open."""
     from pydicom.uid import ExplicitVRLittleEndian
     from pynetdicom import build_context
 
+    from app.net.dimse import receive
     from app.net.dimse.association import Endpoint, associate, make_ae
 
+    monkeypatch.setattr(receive, "PROGRESS_SECONDS", 0.0)  # a report with every image
     port = free_port()
     _enable_node(home, port)
     window = shown_window(qtbot, home, 1200, 800)
@@ -131,7 +135,15 @@ def test_a_study_the_scanner_is_still_sending_is_listed_as_receiving_from_its_fi
         assert [n for n in window.incoming.notices if "CT_SCANNER" in n] == [
             "New CT study received from CT_SCANNER: "
             f"{datasets[0].StudyDescription or 'no description'}"]
+        viewer = window.open_study(study_uid)
+        viewport = viewer.viewports[0]
+        qtbot.waitUntil(lambda: viewport.volume is not None and viewport.volume.finished,
+                        timeout=30_000)
+        assert viewport.n_slices == 3
         assert [assoc.send_c_store(d).Status for d in datasets[3:]] == [0] * 3
+        qtbot.waitUntil(lambda: viewport.volume is not None and viewport.n_slices == 6,
+                        timeout=30_000)
+        assert window.incoming.status_of(study_uid) == "Receiving… 6 images"
     finally:
         assoc.release()
     qtbot.waitUntil(lambda: window.incoming.status_of(study_uid) == "Local", timeout=20_000)
