@@ -297,6 +297,35 @@ class LoadedSeries(QObject):
     def loaded_count(self) -> int:
         return int(self.volume.ready.sum()) if self.volume is not None else 0
 
+    def carry_on(self, old: LoadedSeries) -> None:
+        """This session opens ``old``'s series again, grown (more of it arrived): it goes on
+        from there. Its view is in the audit trail once, not again; the window chosen on it
+        stays; its measurements stay on the images they were drawn on (their slice numbers
+        change as images arrive in between), once this volume exists."""
+        self.opened_at, self._first_drawn = old.opened_at, old._first_drawn
+        self.chosen_window = old.chosen_window
+        volume = old.volume
+        if volume is None:
+            return
+        carried = {(volume.slices[k].sop_instance_uid, volume.slices[k].frame): list(notes)
+                   for k, notes in old.annotations.items() if notes and k < len(volume.slices)}
+        if not carried:
+            return
+
+        def place() -> None:
+            new = self.volume
+            if new is None:
+                return
+            for k, ref in enumerate(new.slices):
+                notes = carried.pop((ref.sop_instance_uid, ref.frame), None)
+                if notes:
+                    self.annotations.setdefault(k, []).extend(notes)
+
+        if self.volume is not None:
+            place()
+        else:  # before any viewport hears of it: they draw what is placed
+            self.opened.connect(place)
+
     def close(self) -> None:
         if self.loader is not None:
             self.loader.cancel()

@@ -686,8 +686,8 @@ class ViewerWidget(QWidget):
         """More of this study is here than when its series were opened: it grew on the hub
         while it was read (a scanner still sending) and the rest has been fetched, or Relay's
         node received more of it. The strip counts every image, and each series on screen
-        that grew opens again at the slice nearest the one shown, in the window it had.
-        Returns the series opened again."""
+        that grew opens again at the slice nearest the one shown, in the window it had, with
+        its measurements (:meth:`LoadedSeries.carry_on`). Returns the series opened again."""
         if self.remote is not None and not self.remote.finished:
             return []  # its own download is still bringing what it knows of
         fresh = self.store.study(self.study.study_instance_uid)
@@ -703,6 +703,7 @@ class ViewerWidget(QWidget):
         self._fill_strip()
         for uid in grown:
             old = self.sessions.pop(uid)
+            self.session(uid).carry_on(old)
             for viewport in self.viewports:
                 if viewport.session is not old:
                     continue

@@ -12,12 +12,19 @@ import pytest
 from app.net.devhub import free_port
 from app.net.incoming import arrivals
 from app.settings import load_settings, save_settings
+from app.ui.annotations import Annotation
 from app.ui.incoming import COL, node_source
+from app.workflow import audit
 from tests.net.dimse_node import dcmtk
 from tests.ui.conftest import shown_window
 
 GE = "ct-head/ge-hispeed-human-gantry-tilt"
 needs_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None, reason="needs dcmtk")
+
+
+def _views(home: Path, study_uid: str) -> int:
+    return len([e for e in audit.read(home)
+                if e["event"] == "view" and e.get("study_uid") == study_uid])
 
 
 def _enable_node(home: Path, port: int) -> None:
@@ -140,10 +147,26 @@ def test_a_study_the_scanner_is_still_sending_is_listed_as_receiving_from_its_fi
         qtbot.waitUntil(lambda: viewport.volume is not None and viewport.volume.finished,
                         timeout=30_000)
         assert viewport.n_slices == 3
+        viewport.show_slice(1)
+        measured = viewport.volume.slices[1].sop_instance_uid
+        line = Annotation("length", [(20.0, 20.0), (60.0, 45.0)])
+        viewport.session.annotations.setdefault(1, []).append(line)
+        qtbot.waitUntil(lambda: _views(home, study_uid) == 1, timeout=10_000)
         assert [assoc.send_c_store(d).Status for d in datasets[3:]] == [0] * 3
         qtbot.waitUntil(lambda: viewport.volume is not None and viewport.n_slices == 6,
                         timeout=30_000)
         assert window.incoming.status_of(study_uid) == "Receiving… 6 images"
+        # the series opened again, grown, goes on: the measurement on its image, and the
+        # view recorded once, not once per reopening
+        session = viewport.session
+        (k,) = [k for k, ref in enumerate(viewport.volume.slices)
+                if ref.sop_instance_uid == measured]
+        assert session.annotations.get(k) == [line]
+        assert sum(len(v) for v in session.annotations.values()) == 1
+        assert viewport.state.k == k  # the image it showed, and its measurement drawn
+        assert [item.note for item in viewport._items] == [line]
+        qtbot.wait(300)  # an audit thread would have written by now
+        assert _views(home, study_uid) == 1
     finally:
         assoc.release()
     qtbot.waitUntil(lambda: window.incoming.status_of(study_uid) == "Local", timeout=20_000)
