@@ -625,7 +625,7 @@ class MainWindow(QMainWindow):
         self.refresh_soon()
         viewer = self.viewers.get(study.study_uid)
         if viewer is not None:  # open while the scanner still sends it: the new images too
-            viewer.took_more()
+            viewer.took_more(arriving=study.arriving)
 
     def _on_check_incoming(self) -> None:
         self.incoming_tabs.check_now()

@@ -82,6 +82,9 @@ from app.workflow.hanging import (
 from app.workflow.priors import PriorSearch, is_earlier
 from app.workflow.table_offsets import load_offset, save_offset
 
+#: While more of a study is arriving at Relay's node, a series on screen opens again, taking
+#: what came, once it has this many times the images it was opened with (and when it ends).
+REOPEN_GROWTH = 1.25
 #: The series strip item's full text (its tool tip is that text escaped for display).
 SERIES_TEXT_ROLE = Qt.ItemDataRole.UserRole + 7
 #: A strip entry of a prior only on a hub: (hub, study UID).
@@ -682,25 +685,32 @@ class ViewerWidget(QWidget):
         else:
             self._load_more_findings()
 
-    def took_more(self) -> list[str]:
+    def took_more(self, arriving: bool = False) -> list[str]:
         """More of this study is here than when its series were opened: it grew on the hub
         while it was read (a scanner still sending) and the rest has been fetched, or Relay's
         node received more of it. The strip counts every image, and each series on screen
         that grew opens again at the slice nearest the one shown, in the window it had, with
-        its measurements (:meth:`LoadedSeries.carry_on`). Returns the series opened again."""
+        its measurements (:meth:`LoadedSeries.carry_on`). ``arriving``: more is still coming
+        (the node's progress), so a series opens again only once it has grown by a quarter
+        (:data:`REOPEN_GROWTH`): reading a series again as each few images come would cost
+        many times the series. Returns the series opened again."""
         if self.remote is not None and not self.remote.finished:
             return []  # its own download is still bringing what it knows of
         fresh = self.store.study(self.study.study_instance_uid)
-        if fresh is None or fresh.instance_count <= self.study.instance_count:
+        if fresh is None:
             return []
         counts = {s.series_instance_uid: s.instance_count for s in fresh.series}
         grown = [uid for uid, session in self.sessions.items()
                  if counts.get(uid, 0) > session.series.instance_count]
-        self.remote = None  # the study is local: its series open from the store
-        self.study = fresh
-        self._series = {s.series_instance_uid: (st, s)
-                        for st in [self.study, *self.priors] for s in st.series}
-        self._fill_strip()
+        if fresh.instance_count > self.study.instance_count:
+            self.remote = None  # the study is local: its series open from the store
+            self.study = fresh
+            self._series = {s.series_instance_uid: (st, s)
+                            for st in [self.study, *self.priors] for s in st.series}
+            self._fill_strip()
+        if arriving:
+            grown = [uid for uid in grown if counts[uid] >= REOPEN_GROWTH
+                     * self.sessions[uid].series.instance_count]
         for uid in grown:
             old = self.sessions.pop(uid)
             self.session(uid).carry_on(old)

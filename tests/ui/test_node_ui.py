@@ -128,34 +128,44 @@ def test_a_study_the_scanner_is_still_sending_is_listed_as_receiving_from_its_fi
     port = free_port()
     _enable_node(home, port)
     window = shown_window(qtbot, home, 1200, 800)
-    datasets = [pydicom.dcmread(p) for p in sorted((data / GE).glob("*.dcm"))[:6]]
+    datasets = [pydicom.dcmread(p) for p in sorted((data / GE).glob("*.dcm"))[:9]]
     study_uid = datasets[0].StudyInstanceUID
     key = (node_source("CT_SCANNER"), study_uid)
     ae = make_ae("CT_SCANNER", requested=[build_context(datasets[0].SOPClassUID,
                                                         ExplicitVRLittleEndian)])
+    status = window.incoming.status_of
     assoc = associate(ae, Endpoint("127.0.0.1", port, "RELAY"))
     try:
-        assert [assoc.send_c_store(d).Status for d in datasets[:3]] == [0] * 3
+        assert [assoc.send_c_store(d).Status for d in datasets[:6]] == [0] * 6
         qtbot.waitUntil(lambda: key in window.incoming.studies, timeout=20_000)
-        assert window.incoming.status_of(study_uid).startswith("Receiving…")
+        assert status(study_uid).startswith("Receiving…")
         assert window.incoming.table.item(0, COL["From"]).text() == "DICOM CT_SCANNER"
         assert [n for n in window.incoming.notices if "CT_SCANNER" in n] == [
             "New CT study received from CT_SCANNER: "
             f"{datasets[0].StudyDescription or 'no description'}"]
+        qtbot.waitUntil(lambda: status(study_uid) == "Receiving… 6 images", timeout=20_000)
         viewer = window.open_study(study_uid)
         viewport = viewer.viewports[0]
         qtbot.waitUntil(lambda: viewport.volume is not None and viewport.volume.finished,
                         timeout=30_000)
-        assert viewport.n_slices == 3
+        assert viewport.n_slices == 6
         viewport.show_slice(1)
         measured = viewport.volume.slices[1].sop_instance_uid
         line = Annotation("length", [(20.0, 20.0), (60.0, 45.0)])
         viewport.session.annotations.setdefault(1, []).append(line)
         qtbot.waitUntil(lambda: _views(home, study_uid) == 1, timeout=10_000)
-        assert [assoc.send_c_store(d).Status for d in datasets[3:]] == [0] * 3
-        qtbot.waitUntil(lambda: viewport.volume is not None and viewport.n_slices == 6,
+
+        def send_one(i: int) -> None:
+            assert assoc.send_c_store(datasets[i]).Status == 0
+            qtbot.waitUntil(lambda: status(study_uid) == f"Receiving… {i + 1} images",
+                            timeout=20_000)
+
+        opened = viewport.session
+        send_one(6)  # 7 < 6 x 1.25: not read again for one image more
+        assert viewport.session is opened
+        send_one(7)  # 8: a quarter more, read again
+        qtbot.waitUntil(lambda: viewport.volume is not None and viewport.n_slices == 8,
                         timeout=30_000)
-        assert window.incoming.status_of(study_uid) == "Receiving… 6 images"
         # the series opened again, grown, goes on: the measurement on its image, and the
         # view recorded once, not once per reopening
         session = viewport.session
@@ -165,13 +175,18 @@ def test_a_study_the_scanner_is_still_sending_is_listed_as_receiving_from_its_fi
         assert sum(len(v) for v in session.annotations.values()) == 1
         assert viewport.state.k == k  # the image it showed, and its measurement drawn
         assert [item.note for item in viewport._items] == [line]
-        qtbot.wait(300)  # an audit thread would have written by now
-        assert _views(home, study_uid) == 1
+        send_one(8)  # 9 < 8 x 1.25
+        assert viewport.session is session
     finally:
         assoc.release()
-    qtbot.waitUntil(lambda: window.incoming.status_of(study_uid) == "Local", timeout=20_000)
-    assert window.incoming.studies[key].instances == 6
+    qtbot.waitUntil(lambda: status(study_uid) == "Local", timeout=20_000)
+    # the association's end: what came after the last reading is taken too
+    qtbot.waitUntil(lambda: viewport.volume is not None and viewport.n_slices == 9,
+                    timeout=30_000)
+    assert window.incoming.studies[key].instances == 9
     assert len([n for n in window.incoming.notices if "CT_SCANNER" in n]) == 1
+    qtbot.wait(300)  # an audit thread would have written by now
+    assert _views(home, study_uid) == 1
     assert len(arrivals(home, "DICOM ", 0.0)) == 1  # kept for a restart from the first image
 
 
