@@ -15,6 +15,12 @@ instance only once it is indexed. Parts waiting for the workers are bounded
 (:data:`MAX_WAITING`), and so are the buffers: the network thread waits when the writer or the
 workers fall behind. A write that fails on the writer thread (a full disk) is raised on the
 network thread at its next call and by :meth:`PartIngest.drain`.
+
+A caller that must answer for each part once it is safe (Relay's node answers a C-STORE only
+then) gives the part a :class:`Ticket`: its outcome (the instance stored and indexed, a
+duplicate, or why it was refused) is set once the part's batch is durable and indexed, and a
+worker refuses a part whose header names another instance than the ticket expects, before it
+goes into the store.
 """
 
 from __future__ import annotations
@@ -42,6 +48,37 @@ log = logging.getLogger(__name__)
 
 #: Called with (sop_instance_uid, series_instance_uid) once an instance is in the store's index.
 StoredCallback = Callable[[str, str], None]
+#: Indexes files durably placed (synced) and says "imported"/"duplicate"/"conflict" for each.
+Committer = Callable[[list[StoredFile]], list[str]]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A part whose header names another SOP Instance UID than its ticket expected."""
+
+    header: Header
+
+
+class Ticket:
+    """The outcome of one piped part, for a caller that answers for it (see the module's
+    docstring). :attr:`future`'s result is ``(staged, status)``: a :class:`StoredFile` or
+    :class:`Duplicate` with the index's "imported"/"duplicate"/"conflict", or a
+    :class:`Problem` or :class:`Mismatch` with None; or the error that stopped it (a full
+    disk: :class:`app.errors.StoreError`)."""
+
+    def __init__(self, sop_instance_uid: str = "") -> None:
+        self.sop_instance_uid = sop_instance_uid.strip()
+        self.future: Future[tuple[StoredFile | Duplicate | Problem | Mismatch, str | None]] \
+            = Future()
+
+    def settle(self, outcome: StoredFile | Duplicate | Problem | Mismatch,
+               status: str | None = None) -> None:
+        if not self.future.done():
+            self.future.set_result((outcome, status))
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
 
 
 def _libc_sync_file_range() -> Callable[[int, int, int, int], int] | None:
@@ -98,6 +135,7 @@ class PipedPart:
         self.ingest = ingest
         self.path: Path = ingest.store.new_part()
         self.headers = headers
+        self.ticket: Ticket | None = None  # set by a caller that answers for the part
         self.size = 0
         self.sha256 = ""  # set by the writer
         self._buf: bytearray | None = None
@@ -123,6 +161,8 @@ class PipedPart:
                 free[:k] = data[at : at + k]
             self.filled(k)
             at += k
+        if self._held >= self.ingest.handoff:  # written and hashed while the rest comes
+            self._handoff()
         return n
 
     def free(self) -> memoryview:
@@ -174,6 +214,7 @@ class _Placed:
 
     fd: int
     staged: StoredFile | Duplicate
+    ticket: Ticket | None = None
 
 
 class PartIngest:
@@ -189,9 +230,18 @@ class PartIngest:
     """
 
     def __init__(self, store: Store, on_stored: StoredCallback | None = None, *,
-                 workers: int = 2, batch: int = 32, batch_seconds: float = 0.25) -> None:
+                 workers: int = 2, batch: int = 32, batch_seconds: float = 0.25,
+                 commit: Committer | None = None, max_buffers: int = MAX_BUFFERS,
+                 handoff: int = PART_BUFFER) -> None:
         self.store = store
         self.on_stored = on_stored
+        #: indexes a synced batch (default: durably, at once)
+        self.commit = commit or (lambda files: store.commit(files, synced=True))
+        self.max_buffers = max_buffers
+        #: bytes :meth:`PipedPart.write` gathers before handing them to the writer (a part
+        #: that fits in one piece has its header checked from memory, a larger one from its
+        #: file; smaller pieces are written and hashed sooner, while the rest still comes)
+        self.handoff = handoff
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest")
         self.batch = batch
         self.batch_seconds = batch_seconds
@@ -245,8 +295,10 @@ class PartIngest:
             self._room.notify_all()
 
     def _submit(self, fd: int, path: Path, sha256: str, header: Header | Problem | None,
-                urgent: bool, whole: bytes | bytearray | None = None, size: int = 0) -> None:
-        future = self.pool.submit(self._ingest, fd, path, sha256, header, urgent, whole, size)
+                urgent: bool, whole: bytes | bytearray | None = None, size: int = 0,
+                ticket: Ticket | None = None) -> None:
+        future = self.pool.submit(self._ingest, fd, path, sha256, header, urgent, whole, size,
+                                  ticket)
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._done)
@@ -254,7 +306,7 @@ class PartIngest:
     # -- the writer of piped parts ------------------------------------------------------------
     def _take_buffer(self) -> bytearray:
         with self._free:
-            while not self._buffers and self._made >= MAX_BUFFERS:
+            while not self._buffers and self._made >= self.max_buffers:
                 self._free.wait()
             if self._buffers:
                 return self._buffers.pop()
@@ -294,6 +346,8 @@ class PartIngest:
                 self._drop(part)
                 if last:
                     self._left_room()
+                if part.ticket is not None:
+                    part.ticket.fail(exc)
             finally:
                 if isinstance(data, bytearray) and not kept:
                     self._give_buffer(data)
@@ -304,6 +358,8 @@ class PartIngest:
         when ``data`` went on with it (the worker checks the header from it, then frees it)."""
         if last is None:  # discarded by its reader
             self._drop(part)
+            if part.ticket is not None:
+                part.ticket.fail(Cancelled())
             return False
         if part.error is None:
             try:
@@ -323,11 +379,13 @@ class PartIngest:
             return False
         if part.error is not None:
             self._left_room()
+            if part.ticket is not None:
+                part.ticket.fail(part.error)
             return False
         part.sha256 = part.hash.hexdigest()
         whole = part.pieces == 1 and n == part.size  # the whole part is in this buffer
         self._submit(part.fd, part.path, part.sha256, None, urgent,
-                     data if whole else None, n)  # type: ignore[arg-type]
+                     data if whole else None, n, part.ticket)  # type: ignore[arg-type]
         part.fd = -1
         return whole
 
@@ -340,7 +398,7 @@ class PartIngest:
         if part.error is None:
             part.error = Cancelled()
 
-    def _writer_idle(self) -> None:
+    def writer_idle(self) -> None:
         """Wait until the writer has handled every piece handed to it so far."""
         writer = self._writer
         if writer is None or not writer.is_alive():
@@ -362,7 +420,8 @@ class PartIngest:
             self._futures.discard(future)
 
     def _ingest(self, fd: int, path: Path, sha256: str, header: Header | Problem | None,
-                urgent: bool, whole: bytes | bytearray | None = None, size: int = 0) -> None:
+                urgent: bool, whole: bytes | bytearray | None = None, size: int = 0,
+                ticket: Ticket | None = None) -> None:
         """``whole``: the part's ``size`` bytes in memory (a piped part that fitted in one
         buffer, given back to the pool here), its header checked from there."""
         accepted = False
@@ -376,7 +435,18 @@ class PartIngest:
                         self._give_buffer(whole)
             if header is None:
                 header = check_part(path, PART_NAME, self.store.uid_key)
-            accepted = not self._refused(header)
+            if ticket is not None and not isinstance(header, Problem) and ticket.sop_instance_uid \
+                    and header.instance.sop_instance_uid != ticket.sop_instance_uid:
+                ticket.settle(Mismatch(header))  # never stored under another identity
+            else:
+                accepted = not self._refused(header)
+                if not accepted and ticket is not None:
+                    assert isinstance(header, Problem)
+                    ticket.settle(header)
+        except BaseException as exc:
+            if ticket is not None:
+                ticket.fail(exc)
+            raise
         finally:
             if not accepted:  # refused, or the check itself failed: the temp file goes
                 os.close(fd)
@@ -386,9 +456,15 @@ class PartIngest:
                 self._room.notify_all()
         if accepted:
             assert not isinstance(header, Problem)
-            self._place(fd, path, sha256, header, urgent)
+            try:
+                self._place(fd, path, sha256, header, urgent, ticket)
+            except BaseException as exc:
+                if ticket is not None:
+                    ticket.fail(exc)
+                raise
 
-    def _place(self, fd: int, path: Path, sha256: str, header: Header, urgent: bool) -> None:
+    def _place(self, fd: int, path: Path, sha256: str, header: Header, urgent: bool,
+               ticket: Ticket | None = None) -> None:
         """Move the (unsynced) temp file into the store at once: until the batch is synced and
         indexed it is an unindexed store file, which a later writer verifies by hash before
         trusting it."""
@@ -404,7 +480,7 @@ class PartIngest:
             os.close(fd)
             raise
         with self._lock:
-            self._pending.append(_Placed(fd, staged))
+            self._pending.append(_Placed(fd, staged, ticket))
             due = (urgent or len(self._pending) >= self.batch
                    or time.monotonic() - self._last > self.batch_seconds)
         if due:
@@ -420,14 +496,24 @@ class PartIngest:
                 return
             files = [p.staged for p in batch if isinstance(p.staged, StoredFile)]
             try:
-                self.store.sync_placed([p.fd for p in batch if isinstance(p.staged, StoredFile)],
-                                       [f.relpath for f in files])
-            finally:
+                try:
+                    self.store.sync_placed(
+                        [p.fd for p in batch if isinstance(p.staged, StoredFile)],
+                        [f.relpath for f in files])
+                finally:
+                    for p in batch:
+                        os.close(p.fd)
+                statuses = iter(self.commit(files) if files else [])
+            except BaseException as exc:
                 for p in batch:
-                    os.close(p.fd)
-            if files:
-                self.store.commit(files, synced=True)
-                self.stored += len(files)
+                    if p.ticket is not None:
+                        p.ticket.fail(exc)
+                raise
+            self.stored += len(files)
+            for p in batch:
+                if p.ticket is not None:
+                    p.ticket.settle(p.staged, next(statuses) if isinstance(p.staged, StoredFile)
+                                    else "duplicate")
         self._notify([(p.staged.header.instance.sop_instance_uid,
                        p.staged.header.instance.series_instance_uid) for p in batch])
 
@@ -439,7 +525,7 @@ class PartIngest:
     def drain(self) -> None:
         """Wait for every submitted part, then index the rest (a write the writer thread
         failed is raised here, once)."""
-        self._writer_idle()
+        self.writer_idle()
         failure, self._failure = self._failure, None
         while True:
             with self._lock:

@@ -37,13 +37,13 @@ class DeferredIndex:
         self._lock = threading.Lock()
         self._pending = 0
 
-    def commit(self, files: Sequence[StoredFile]) -> list[str]:
+    def commit(self, files: Sequence[StoredFile], synced: bool = False) -> list[str]:
         """:meth:`Store.commit` of files already durably in place, the rows made durable with
-        the batch (a marker on the disk until then)."""
+        the batch (a marker on the disk until then); ``synced``: their folders are too."""
         with self._lock:  # a flush covers every row committed before it
             if not self._pending:
                 self._raise_marker()
-            statuses = self.store.commit(files, durable=False)
+            statuses = self.store.commit(files, synced=synced, durable=False)
             self._pending += len(files)
             if self._pending >= self.batch:
                 self._flush()

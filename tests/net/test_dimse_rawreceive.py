@@ -209,6 +209,96 @@ def test_a_peer_gone_in_the_middle_of_a_data_set_leaves_no_file_and_the_node_up(
     assert listener.tally.snapshot().get("stored") == 1
 
 
+def _parts(store: Store) -> list[Path]:
+    return [f for f in (store.root / "tmp").iterdir() if f.is_file()]
+
+
+def test_a_data_set_is_written_and_hashed_into_the_store_while_it_still_arrives(home, ct):
+    """The node's C-STOREs go through the pipeline every download goes through: the first
+    fragments are in the store's temp file before the last has come; then the instance is
+    stored byte for byte, and Success goes back only once it is indexed."""
+    command, data, sop_class, syntax = _request(ct[0], 1)
+    sop_uid = file_meta(ct[0])[1]
+    with running_node(home) as listener:
+        sender = HandSender(listener.address[1], sop_class, syntax)
+        cx = sender.context_id
+        pieces = _cut(data, [16378])
+        first = [_pdu((cx, COMMAND_LAST, command))] + [_pdu((cx, DATA, f))
+                                                       for f in pieces[:-4]]
+        store = Store(home)
+        assert sender.sock is not None
+        try:
+            with sender.raw.holding():
+                sender.sock.sendall(b"".join(first))
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and not any(
+                        f.stat().st_size >= 256 * 1024 for f in _parts(store)):
+                    time.sleep(0.01)
+                (part,) = _parts(store)
+                assert part.stat().st_size >= 256 * 1024  # on the disk already
+                assert store.instance(sop_uid) is None
+            rest = [_pdu((cx, DATA, f)) for f in pieces[-4:-1]]
+            assert sender.store(rest + [_pdu((cx, LAST, pieces[-1]))]) == 0x0000
+            assert store.instance(sop_uid) is not None  # indexed before the answer
+        finally:
+            sender.close()
+        assert _stored_data_set_sha(store, sop_uid) == hashlib.sha256(data).hexdigest()
+        assert not _parts(store)
+
+
+def test_a_data_set_naming_another_instance_is_refused_and_not_kept(home, ct):
+    """The request says one SOP Instance UID and the data set holds another: 0xA900, and
+    nothing of it is left in the store (not even a file no row names)."""
+    _, data, sop_class, syntax = _request(ct[1], 1)
+    command = store_command(sop_class, "1.2.826.0.1.3680043.8.498.1", 1)  # not its UID
+    with running_node(home) as listener:
+        sender = HandSender(listener.address[1], sop_class, syntax)
+        cx = sender.context_id
+        pieces = _cut(data, [16378])
+        pdus = [_pdu((cx, COMMAND_LAST, command))] + [_pdu((cx, DATA, f))
+                                                      for f in pieces[:-1]]
+        try:
+            assert sender.store(pdus + [_pdu((cx, LAST, pieces[-1]))]) == 0xA900
+        finally:
+            sender.close()
+        store = Store(home)
+        assert not list((store.root / "objects").rglob("*.dcm"))
+        assert not _parts(store)
+    assert listener.tally.snapshot().get("failed") == 1
+
+
+def test_many_peers_gone_mid_data_set_leave_the_node_its_buffers(home, ct):
+    """More peers than the node has buffers for each leave in the middle of a data set: what
+    each had sent is dropped with it, and the next caller is stored at once."""
+    command, data, sop_class, syntax = _request(ct[2], 1)
+    with running_node(home, max_associations=4) as listener:
+        port = listener.address[1]
+        pieces = _cut(data, [16378])
+        for _ in range(28):  # the node's buffers: 4 associations + 16
+            sender = HandSender(port, sop_class, syntax)
+            cx = sender.context_id
+            head = [_pdu((cx, COMMAND_LAST, command))] + [_pdu((cx, DATA, f))
+                                                          for f in pieces[:12]]
+            assert sender.sock is not None
+            with sender.raw.holding():
+                sender.sock.sendall(b"".join(head))
+                time.sleep(0.02)
+                sender.sock.shutdown(socket.SHUT_RDWR)
+            deadline = time.monotonic() + 10
+            while listener.active_associations and time.monotonic() < deadline:
+                time.sleep(0.01)
+        again = HandSender(port, sop_class, syntax)
+        try:
+            pdus = [_pdu((again.context_id, COMMAND_LAST, command))]
+            pdus += [_pdu((again.context_id, DATA, f)) for f in pieces[:-1]]
+            pdus.append(_pdu((again.context_id, LAST, pieces[-1])))
+            assert again.store(pdus) == 0x0000
+        finally:
+            again.close()
+        assert not _parts(Store(home))
+    assert listener.tally.snapshot().get("stored") == 1
+
+
 @pytest.mark.orthanc
 def test_relay_c_get_from_orthanc_reads_the_instances_off_the_socket(tmp_path: Path, pacs, ct):
     home = relay_home_for(tmp_path / "relay", pacs.relay_port, pacs_port=pacs.dicom_port)

@@ -175,7 +175,7 @@ def test_a_piped_part_the_disk_refuses_stops_the_reader(
         parts.drain()  # raised once, on the caller's thread
     parts.drain()
     parts.submit(_piped(parts, slices[2], 4096))
-    parts._writer_idle()  # the writer met the full disk
+    parts.writer_idle()  # the writer met the full disk
     with pytest.raises(StoreError, match="full"):
         _piped(parts, slices[3], 4096)  # the next part's reader hears of it
     with pytest.raises(StoreError):

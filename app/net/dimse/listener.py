@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +48,7 @@ from app.net.dimse.client import StorageCommitmentPushModel
 from app.net.dimse.commit_scp import CommitmentScp
 from app.net.dimse.handover import Beacon, Handover
 from app.net.dimse.node import NodeSettings
+from app.net.dimse.rawreceive import STREAM_OPENER, StreamedDataSet, file_head
 from app.net.dimse.receive import (
     OUT_OF_RESOURCES,
     SUCCESS,
@@ -54,9 +56,11 @@ from app.net.dimse.receive import (
     Tally,
     node_source,
     receive,
+    receive_part,
 )
 from app.net.dimse.routes import ROUTES, answer_report
 from app.net.incoming import remember_arrival
+from app.net.part_ingest import MAX_BUFFERS, PartIngest, PipedPart, Ticket
 from app.store.deferred import DeferredIndex
 from app.store.local import Store, StoredFile
 from app.workflow import audit
@@ -82,6 +86,10 @@ _QR_MODELS = ("1.2.840.10008.5.1.4.1.2.2.1", "1.2.840.10008.5.1.4.1.2.2.3",
               "1.2.840.10008.5.1.4.1.2.2.2")
 
 
+#: Bytes of a C-STORE's data set written and hashed at a time while the rest still comes.
+STREAM_PIECE = 128 * 1024
+
+
 class Listener:
     """Relay's node serving ``store`` with the settings ``node``."""
 
@@ -99,6 +107,11 @@ class Listener:
         self._beacon = Beacon(store.home)
         #: Rows of received instances, durable by batch (each file is before its answer).
         self._index = DeferredIndex(store)
+        #: The pipeline C-STOREs stream into as they arrive (while the node listens).
+        self._ingest: PartIngest | None = None
+        #: Each association's data set being streamed, not yet handed to its C-STORE.
+        self._streaming: dict[int, PipedPart] = {}
+        self._streaming_lock = threading.Lock()
 
     # -- life ------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
@@ -118,6 +131,10 @@ class Listener:
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
         node = self.node
+        if self._ingest is None:
+            self._ingest = PartIngest(
+                self.store, commit=lambda files: self._index.commit(files, synced=True),
+                max_buffers=node.max_associations + MAX_BUFFERS, handoff=STREAM_PIECE)
         tls = TlsOptions(node.tls_ca_file, node.tls_cert_file, node.tls_key_file) \
             if node.tls else None
         self._server = start_server(self._ae, node.bind, node.port, tls=tls,
@@ -149,6 +166,16 @@ class Listener:
             time.sleep(0.05)
         for assoc in server.active_associations:
             assoc.abort()
+        ingest, self._ingest = self._ingest, None
+        if ingest is not None:
+            with self._streaming_lock:
+                left, self._streaming = list(self._streaming.values()), {}
+            for part in left:
+                part.discard()
+            try:
+                ingest.close()
+            except Exception as exc:  # nothing was answered Success for what it held
+                log.warning("the node's ingest stopped with %s", type(exc).__name__)
         self._flush_index()
         log.info("node %s stopped", self.node.ae_title)
 
@@ -206,7 +233,9 @@ class Listener:
 
     def _on_accepted(self, event: Any) -> None:
         """Every association the node accepts is one successful login in the audit trail
-        (110114): who came in, as what, and to which AE title."""
+        (110114): who came in, as what, and to which AE title. Its C-STOREs stream into the
+        node's ingest as they arrive (:meth:`_open_stream`)."""
+        setattr(event.assoc, STREAM_OPENER, self._open_stream)
         calling = _calling(event)
         audit.record(self.store.home, "login", outcome=audit.SUCCESS,
                      peer=f"{calling}@{_address(event)}",
@@ -237,7 +266,57 @@ class Listener:
         except StoreError as exc:  # the marker stays: the rows are recovered at next start
             log.warning("the index rows of received instances wait for the disk: %s", exc)
 
+    def _open_stream(self, message: Any, assoc: Any) -> PipedPart | None:
+        """A part of the node's ingest for the data set of the C-STORE-RQ ``message`` (its
+        command set complete), its file meta group first, as :func:`write_received` writes
+        it; None when the node does not stream it (stopping; a C-MOVE's sub-operation, stored
+        whole for the job that asked for it; UIDs that are not plain)."""
+        ingest = self._ingest
+        command = message.command_set
+        if ingest is None or getattr(command, "MoveOriginatorMessageID", None) is not None:
+            return None
+        try:
+            context = assoc._accepted_cx[message.context_id]
+            sop_uid = str(command.AffectedSOPInstanceUID)
+            head = file_head(str(command.AffectedSOPClassUID), sop_uid,
+                             str(context.transfer_syntax[0]))
+        except (AttributeError, KeyError, IndexError, TypeError, UnicodeEncodeError,
+                struct.error):
+            return None
+        part = ingest.open_part({})
+        part.ticket = Ticket(sop_uid)
+        try:
+            part.write(head)
+        except BaseException:
+            part.discard()
+            return None
+        with self._streaming_lock:
+            older = self._streaming.pop(id(assoc), None)
+            self._streaming[id(assoc)] = part
+        if older is not None:  # its C-STORE never reached the handler (refused before)
+            older.discard()
+        return part
+
+    def _streamed(self, event: Any) -> PipedPart | None:
+        """The part the C-STORE of ``event`` was streamed into (taken: the caller finishes or
+        discards it), or None."""
+        with self._streaming_lock:
+            part = self._streaming.pop(id(event.assoc), None)
+        stream = getattr(event.request, "DataSet", None)
+        if part is None or not isinstance(stream, StreamedDataSet) or stream.sink is not part:
+            if part is not None:
+                part.discard()
+            return None
+        return part
+
     def _on_closed(self, event: Any) -> None:
+        with self._streaming_lock:
+            part = self._streaming.pop(id(event.assoc), None)
+        if part is not None:  # the association ended in the middle of a data set
+            part.discard()
+            ingest = self._ingest
+            if ingest is not None:
+                ingest.writer_idle()  # its temp file and buffers are gone before we go on
         self._flush_index()
         calling = event.assoc.requestor.ae_title
         for study in self.tally.close(id(event.assoc), calling):
@@ -277,18 +356,26 @@ class Listener:
 
     # -- services --------------------------------------------------------------------------
     def _on_store(self, event: Any) -> int:
+        part = self._streamed(event)
         routed = ROUTES.store_handler(event, self.node.ae_title)
+        handed = self._handed_move(event) if routed is None else None
+        if part is not None and (routed is not None or handed is not None
+                                 or self._ingest is None):
+            part.discard()  # stored whole, below
+            part = None
         if routed is not None:  # part of a C-MOVE a job of this process asked for
             return routed(event)
         req = event.request
         calling = event.assoc.requestor.ae_title
-        handed = self._handed_move(event)
         if handed is not None:  # part of a C-MOVE a job of another process asked for
             return self._store_handed(event, handed)
-        outcome = receive(self.store, event.encoded_dataset(),
-                          sop_instance_uid=str(req.AffectedSOPInstanceUID),
-                          name=f"C-STORE from {calling} (message {req.MessageID})",
-                          index=self._index)
+        if part is not None and self._ingest is not None:
+            outcome = receive_part(self.store, self._ingest, part)
+        else:
+            outcome = receive(self.store, event.encoded_dataset(),
+                              sop_instance_uid=str(req.AffectedSOPInstanceUID),
+                              name=f"C-STORE from {calling} (message {req.MessageID})",
+                              index=self._index)
         arriving = self.tally.add(id(event.assoc), outcome, calling)
         if arriving is not None:
             self._tell_arriving(arriving)

@@ -199,6 +199,60 @@ def _send_msg(self: DIMSEServiceProvider, primitive: Any, context_id: int) -> No
     self.dul.send_pdu(pdata)
 
 
+#: The attribute of an association that streams its C-STOREs' data sets as they arrive: a
+#: callable given the C-STORE-RQ message (its command set complete) and the association,
+#: answering the sink to write its data set to (:class:`StreamedDataSet`), or None.
+STREAM_OPENER = "relay_stream_opener"
+
+
+class StreamedDataSet(BytesIO):
+    """A C-STORE's data set being received, kept as pynetdicom keeps it (every handler reads
+    it as always) and handed on, fragment by fragment as it arrives, to ``sink`` (a
+    :class:`app.net.part_ingest.PipedPart`: written, hashed and its write-back started while
+    the rest is still on the wire). A sink that fails is dropped (:attr:`error`); the data set
+    is then whole here all the same."""
+
+    def __init__(self, sink: Any) -> None:
+        super().__init__()
+        self.sink = sink
+        self.error: BaseException | None = None
+
+    def write(self, data: Any) -> int:
+        n = super().write(data)
+        sink = self.sink
+        if sink is not None:
+            try:
+                sink.write(data)
+            except BaseException as exc:  # a full disk: the handler hears of it
+                self.error, self.sink = exc, None
+                sink.discard()
+        return n
+
+
+_original_decode = DIMSEMessage.decode_msg
+
+
+def _decode_msg(self: DIMSEMessage, primitive: Any, assoc: Any = None) -> bool:
+    """pynetdicom's ``decode_msg``; once a C-STORE-RQ's command set is complete on an
+    association that streams (:data:`STREAM_OPENER`), its data set goes to a
+    :class:`StreamedDataSet` from the first fragment on."""
+    done: bool = _original_decode(self, primitive, assoc)
+    if done or type(self) is not C_STORE_RQ or assoc is None:
+        return done
+    data_set = self.data_set
+    opener = getattr(assoc, STREAM_OPENER, None)
+    if opener is None or type(data_set) is not BytesIO or self._data_set_file is not None:
+        return done
+    sink = opener(self, assoc)
+    if sink is not None:
+        streamed = StreamedDataSet(sink)
+        with data_set.getbuffer() as first:  # a fragment in the command set's PDU
+            if len(first):
+                streamed.write(first)
+        self.data_set = streamed
+    return done
+
+
 _PREAMBLE = b"\x00" * 128 + b"DICM"
 
 
@@ -327,10 +381,13 @@ def _message_to_primitive(self: DIMSEMessage) -> Any:
 
 def install() -> None:
     """Route pynetdicom's PDU reading through :func:`read_fragments`, its C-STORE answers
-    through :func:`store_response` and the C-STOREs and C-GET answers it receives through
-    :func:`_message_to_primitive` (once per process)."""
+    through :func:`store_response`, the C-STOREs and C-GET answers it receives through
+    :func:`_message_to_primitive` and the data sets of C-STOREs through :func:`_decode_msg`
+    (once per process)."""
     if DIMSEMessage.message_to_primitive is _original_to_primitive:
         DIMSEMessage.message_to_primitive = _message_to_primitive  # type: ignore[method-assign]
+    if DIMSEMessage.decode_msg is _original_decode:
+        DIMSEMessage.decode_msg = _decode_msg  # type: ignore[method-assign]
     if DULServiceProvider._read_pdu_data is _original_read:
         DULServiceProvider._read_pdu_data = _read_pdu_data  # type: ignore[method-assign]
     if DIMSEServiceProvider.send_msg is _original_send_msg:

@@ -1,9 +1,13 @@
 """Instances received by Relay's node (C-STORE SCP, and C-GET/C-MOVE into Relay) into the store.
 
-The one ingest path (:func:`app.store.ingest.stage_bytes`): the bytes are kept exactly as the
-peer sent them, in the transfer syntax it chose, behind a Part-10 file meta header; the file and
-its folder are fsync'ed before its index row is committed, and the success status goes back only
-once both are done (the row may wait for the disk with its batch: :mod:`app.store.deferred`).
+The bytes are kept exactly as the peer sent them, in the transfer syntax it chose, behind a
+Part-10 file meta header. A C-STORE to Relay's node streams its data set, as it arrives, into
+the pipeline every download goes through (:mod:`app.net.part_ingest`: written and hashed on its
+writer thread, the write-back started, the header checked and the file placed by its workers;
+:func:`receive_part`); anything else is stored whole (:func:`receive`, through
+:func:`app.store.ingest.stage_bytes`). Either way the file and its folder are fsync'ed before its
+index row is committed, and the success status goes back only once both are done (the row may
+wait for the disk with its batch: :mod:`app.store.deferred`).
 A dataset that cannot be read gets a failure status of its own; nothing already stored is
 touched. Nothing about the patient is logged.
 """
@@ -14,11 +18,13 @@ import logging
 import threading
 import time
 from collections import Counter
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.errors import StoreError
 from app.imports.media import Problem
+from app.net.part_ingest import Mismatch, PartIngest, PipedPart
 from app.store.deferred import DeferredIndex
 from app.store.ingest import Duplicate, stage_bytes
 from app.store.local import Store, StoredFile
@@ -33,6 +39,10 @@ OUT_OF_RESOURCES = 0xA700
 DOES_NOT_MATCH = 0xA900
 #: "Error: Cannot understand" (garbage, truncated, not a storable object).
 CANNOT_UNDERSTAND = 0xC000
+#: Why a data set naming another instance than its request is refused.
+MISMATCH = "the data set's SOP Instance UID differs from the request's"
+#: Seconds a C-STORE's answer waits for its instance to be stored, at most.
+PART_WAIT = 120.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,44 @@ class Outcome:
     """The store's file holding exactly the bytes received (stored now, or before)."""
 
 
+def receive_part(store: Store, ingest: PartIngest, part: PipedPart, *,
+                 wait: float = PART_WAIT) -> Outcome:
+    """The status to answer a C-STORE with whose data set was streamed into ``part`` (with
+    its :class:`Ticket`) as it arrived: the part goes through ``ingest`` (the pipeline every
+    download goes through) and the answer waits until its file, its folder and its index row
+    are done (the row durable with its batch: ``ingest`` commits through a
+    :class:`DeferredIndex`)."""
+    ticket = part.ticket
+    assert ticket is not None
+    try:
+        ingest.submit(part, urgent=True)
+        staged, status = ticket.future.result(timeout=wait)
+    except StoreError as exc:
+        return Outcome(OUT_OF_RESOURCES, "failed", reason=str(exc))
+    except FutureTimeout:
+        return Outcome(OUT_OF_RESOURCES, "failed",
+                       reason=f"the instance was not stored within {wait:.0f} s")
+    except Exception as exc:  # a bug must not take the association down; the peer retries
+        log.warning("a received instance could not be stored (%s)", type(exc).__name__,
+                    exc_info=True)
+        return Outcome(OUT_OF_RESOURCES, "failed", reason=type(exc).__name__)
+    if isinstance(staged, Problem):
+        return Outcome(CANNOT_UNDERSTAND, "failed", reason=staged.reason)
+    if isinstance(staged, Mismatch):
+        return Outcome(DOES_NOT_MATCH, "failed", staged.header.study.study_instance_uid,
+                       MISMATCH)
+    return _stored(store, staged, status or "duplicate", ticket.sop_instance_uid)
+
+
+def _stored(store: Store, staged: StoredFile | Duplicate, result: str, sop_uid: str) -> Outcome:
+    study_uid = staged.header.study.study_instance_uid
+    if isinstance(staged, Duplicate) or result == "duplicate":
+        return Outcome(SUCCESS, "duplicate", study_uid,
+                       path=store.file_of(sop_uid, staged.sha256))
+    return Outcome(SUCCESS, result, study_uid, stored=staged if result == "imported" else None,
+                   path=store.abspath(staged.relpath))
+
+
 def receive(store: Store, data: bytes, *, sop_instance_uid: str, name: str,
             index: DeferredIndex | None = None) -> Outcome:
     """Check and durably store one received Part-10 byte string; the status to answer with.
@@ -66,16 +114,11 @@ def receive(store: Store, data: bytes, *, sop_instance_uid: str, name: str,
         header = staged.header
         study_uid = header.study.study_instance_uid
         if header.instance.sop_instance_uid != sop_instance_uid.strip():
-            return Outcome(DOES_NOT_MATCH, "failed", study_uid,
-                           "the data set's SOP Instance UID differs from the request's")
+            return Outcome(DOES_NOT_MATCH, "failed", study_uid, MISMATCH)
         if isinstance(staged, Duplicate):
-            return Outcome(SUCCESS, "duplicate", study_uid,
-                           path=store.file_of(sop_instance_uid.strip(), staged.sha256))
+            return _stored(store, staged, "duplicate", sop_instance_uid.strip())
         (result,) = index.commit([staged]) if index is not None else store.commit([staged])
-        path = store.abspath(staged.relpath) if result != "duplicate" else \
-            store.file_of(sop_instance_uid.strip(), staged.sha256)
-        return Outcome(SUCCESS, result, study_uid, stored=staged if result == "imported" else None,
-                       path=path)
+        return _stored(store, staged, result, sop_instance_uid.strip())
     except StoreError as exc:
         return Outcome(OUT_OF_RESOURCES, "failed", reason=str(exc))
 
