@@ -232,7 +232,7 @@ class PartIngest:
     def __init__(self, store: Store, on_stored: StoredCallback | None = None, *,
                  workers: int = 2, batch: int = 32, batch_seconds: float = 0.25,
                  commit: Committer | None = None, max_buffers: int = MAX_BUFFERS,
-                 handoff: int = PART_BUFFER) -> None:
+                 handoff: int = PART_BUFFER, shared: bool = False) -> None:
         self.store = store
         self.on_stored = on_stored
         #: indexes a synced batch (default: durably, at once)
@@ -242,6 +242,9 @@ class PartIngest:
         #: that fits in one piece has its header checked from memory, a larger one from its
         #: file; smaller pieces are written and hashed sooner, while the rest still comes)
         self.handoff = handoff
+        #: serving many callers at once for long (Relay's node): a write that fails fails its
+        #: own part (its ticket) only, not every part after it
+        self.shared = shared
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest")
         self.batch = batch
         self.batch_seconds = batch_seconds
@@ -341,7 +344,7 @@ class PartIngest:
                 kept = self._write_piece(part, data, n, last, urgent)
             except BaseException as exc:  # not a write's failure: a bug; the part goes
                 log.exception("a downloaded instance could not be handled")
-                if self._failure is None:
+                if self._failure is None and not self.shared:
                     self._failure = exc
                 self._drop(part)
                 if last:
@@ -373,7 +376,7 @@ class PartIngest:
             except BaseException as exc:
                 part.error = write_error(self.store.root, exc) if isinstance(exc, OSError) else exc
                 self._drop(part)
-                if self._failure is None:
+                if self._failure is None and not self.shared:
                     self._failure = part.error  # raised on the network thread (said there)
         if not last:
             return False

@@ -299,6 +299,43 @@ def test_many_peers_gone_mid_data_set_leave_the_node_its_buffers(home, ct):
     assert listener.tally.snapshot().get("stored") == 1
 
 
+def test_a_full_disk_refuses_what_comes_then_and_the_node_streams_again_once_there_is_room(
+        home, ct, monkeypatch):
+    """While the store's disk is full each C-STORE is answered "out of resources" (0xA700)
+    and nothing of it is kept; once there is room the next ones are stored, streamed as
+    before (one failed write does not spoil the node's pipeline for the rest)."""
+    from app.store import local
+
+    requests = [_request(path, i + 1) for i, path in enumerate(ct)]
+    with running_node(home) as listener:
+        port = listener.address[1]
+
+        def send_all() -> list[int | None]:
+            statuses = []
+            for command, data, sop_class, syntax in requests:
+                sender = HandSender(port, sop_class, syntax)
+                cx = sender.context_id
+                pieces = _cut(data, [16378])
+                pdus = [_pdu((cx, COMMAND_LAST, command))]
+                pdus += [_pdu((cx, DATA, f)) for f in pieces[:-1]]
+                try:
+                    statuses.append(sender.store(pdus + [_pdu((cx, LAST, pieces[-1]))]))
+                finally:
+                    sender.close()
+            return statuses
+
+        monkeypatch.setattr(local, "RESERVE_BYTES", 1 << 60)  # the disk is full
+        assert send_all() == [0xA700] * len(ct)
+        store = Store(home)
+        assert not list((store.root / "objects").rglob("*.dcm")) and not _parts(store)
+        monkeypatch.setattr(local, "RESERVE_BYTES", 16 << 20)  # room again
+        assert send_all() == [0x0000] * len(ct)
+        assert listener._ingest is not None and listener._ingest.stored == len(ct)
+    for path in ct:
+        assert _stored_data_set_sha(Store(home), file_meta(path)[1]) == \
+            hashlib.sha256(dataset_bytes(path)).hexdigest()
+
+
 @pytest.mark.orthanc
 def test_relay_c_get_from_orthanc_reads_the_instances_off_the_socket(tmp_path: Path, pacs, ct):
     home = relay_home_for(tmp_path / "relay", pacs.relay_port, pacs_port=pacs.dicom_port)

@@ -134,7 +134,8 @@ class Listener:
         if self._ingest is None:
             self._ingest = PartIngest(
                 self.store, commit=lambda files: self._index.commit(files, synced=True),
-                max_buffers=node.max_associations + MAX_BUFFERS, handoff=STREAM_PIECE)
+                max_buffers=node.max_associations + MAX_BUFFERS, handoff=STREAM_PIECE,
+                shared=True)
         tls = TlsOptions(node.tls_ca_file, node.tls_cert_file, node.tls_key_file) \
             if node.tls else None
         self._server = start_server(self._ae, node.bind, node.port, tls=tls,
