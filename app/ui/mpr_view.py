@@ -364,11 +364,18 @@ class MprViewWidget(QWidget):
             bottom_left = [*bottom_left, self.probe_text]
         paint_corners(painter, inner, bottom_left=bottom_left,
                       bottom_right=self.owner.window_lines(self.view))
-        labels = self.grid.labels
-        paint_edge_labels(painter, inner, {"left": labels.left, "right": labels.right,
-                                           "top": labels.top, "bottom": labels.bottom}, fonts)
+        paint_edge_labels(painter, inner, self.edge_labels(), fonts)
         (x0, x1), _ = self.box.viewRange()
         paint_scale_bar(painter, inner, x1 - x0, self._px_per_mm())
+
+    def edge_labels(self) -> dict[str, str]:
+        """Orientation letters at the four edges; none when the images have no Image
+        Orientation (Patient) (the planes are then cut from an assumed stack)."""
+        if self.grid is None or not self.owner.orientation_known():
+            return {}
+        labels = self.grid.labels
+        return {"left": labels.left, "right": labels.right, "top": labels.top,
+                "bottom": labels.bottom}
 
     def _paint_crosshair(self, painter: QPainter, rect: QRectF) -> None:
         crosshair = self._crosshair()

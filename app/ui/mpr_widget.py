@@ -167,6 +167,12 @@ class MprWidget(QWidget):
             view.forget_fit()
             view.clear()
 
+    def orientation_known(self) -> bool:
+        """Whether every image of the series says how it lies in the patient (Image
+        Orientation (Patient)): else no plane's orientation letters are known."""
+        volume = self.session.volume if self.session is not None else None
+        return volume is not None and all(s.orientation is not None for s in volume.slices)
+
     def _on_session_failed(self, message: str) -> None:
         self.error = message
         self._show_status(f"Cannot open this series: {message}")

@@ -35,7 +35,7 @@ from app.render.window_level import WindowLevel
 from app.render.window_presets import WindowPreset, presets_for
 from app.ui.annotations import Annotation, AnnotationItem, declutter
 from app.ui.canvas import OverlayCanvas, WorkstationViewBox
-from app.ui.overlay import corner_texts, edge_labels, slice_position
+from app.ui.overlay import Corners, corner_texts, edge_labels, slice_position
 from app.ui.overlay_painter import (
     MARGIN,
     OverlayFonts,
@@ -655,15 +655,8 @@ class ViewportWidget(QWidget):
             return
         if self.image.image is not None:
             session.drawn()  # an image is on screen: the loader may go on at full speed
-        k, n = self.state.k, self.n_slices
-        corners = corner_texts(
-            session.study, session.series, k=k, n=n,
-            position_mm=slice_position(volume.geometry, k),
-            thickness_mm=volume.slices[k].info.slice_thickness,
-            center=self.state.center, width=self.state.width, zoom=self.zoom_factor(),
-            invert=self.state.invert, loaded=session.loaded_count(),
-            probe="" if self.exporting else self.probe_text,
-            label=session.slice_label(k, n))
+        k = self.state.k
+        corners = self.corners()
         if self.reference_lines is not None and not self.exporting:
             self._paint_reference_lines(painter)
         for hook in self.tool_hooks:
@@ -694,6 +687,20 @@ class ViewportWidget(QWidget):
         paint_scale_bar(painter, inner, view_mm, self.view.width() / view_mm if view_mm > 0
                         else 0.0, lift=40.0)
 
+    def corners(self) -> Corners:
+        """What the four corners say about the slice in view (only once a volume is set)."""
+        session, volume = self._series(), self._vol()
+        k, n = self.state.k, self.n_slices
+        return corner_texts(
+            session.study, session.series, k=k, n=n,
+            position_mm=(None if np.isnan(volume.positions[k]).any()  # not in the files
+                         else slice_position(volume.geometry, k)),
+            thickness_mm=volume.slices[k].info.slice_thickness,
+            center=self.state.center, width=self.state.width, zoom=self.zoom_factor(),
+            invert=self.state.invert, loaded=session.loaded_count(),
+            probe="" if self.exporting else self.probe_text,
+            label=session.slice_label(k, n))
+
     def _paint_reference_lines(self, painter: QPainter) -> None:
         assert self.reference_lines is not None
         for (x0, y0), (x1, y1), from_active in self.reference_lines():
@@ -704,8 +711,12 @@ class ViewportWidget(QWidget):
             painter.drawLine(QPointF(a), QPointF(b))
 
     def edge_labels(self) -> dict[str, str]:
-        """Orientation letters at the four edges as shown (turns move them, flips swap them)."""
-        labels = edge_labels(self._vol().geometry)
+        """Orientation letters at the four edges as shown (turns move them, flips swap them);
+        none for an image without Image Orientation (Patient), rather than made-up ones."""
+        volume = self._vol()
+        if volume.slices[self.state.k].orientation is None:
+            return {}
+        labels = edge_labels(volume.geometry)
         for _ in range(self.quarter_turns):  # clockwise: the left edge comes to the top
             labels = {"top": labels["left"], "right": labels["top"],
                       "bottom": labels["right"], "left": labels["bottom"]}

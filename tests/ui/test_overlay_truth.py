@@ -1,0 +1,96 @@
+"""What the reading window writes over real images agrees with their files: orientation letters
+and slice positions only where the files give them, units only where the files mean them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from app.imports.importer import import_paths
+from app.store.local import Store
+from app.ui.main_window import MainWindow
+from tests.ui.conftest import shown_window
+
+pytestmark = pytest.mark.usefixtures("data")
+
+WHOLE_BODY = "compressed/jpeg-lossless/JPEG-LL.dcm"  # NM, no Image Position/Orientation
+SMALL_EMR = "multiframe/small-enhanced-ct-mr/emri_small.dcm"  # 10 frames, no plane data
+HEAD_CT = "ct-head/visible-human-male-head-1mm"
+
+
+@pytest.fixture(scope="module")
+def truth_home(tmp_path_factory, data: Path) -> Path:
+    home = tmp_path_factory.mktemp("overlay-truth")
+    import_paths(Store(home), [str(data / WHOLE_BODY), str(data / SMALL_EMR),
+                               str(data / HEAD_CT)])
+    return home
+
+
+@pytest.fixture
+def window(qtbot, truth_home: Path) -> MainWindow:
+    win = shown_window(qtbot, truth_home, 1000, 700)
+    yield win
+    for viewer in win.viewers.values():
+        viewer.close_all()
+
+
+def _open(qtbot, window: MainWindow, path: Path):
+    """The study of the file ``path`` opened; its first viewport once its image is drawn."""
+    uid = pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID
+    viewer = window.open_study(uid)
+    vp = viewer.viewports[0]
+    qtbot.waitUntil(lambda: vp.volume is not None and vp.image.image is not None, timeout=30_000)
+    return viewer, vp
+
+
+@pytest.mark.parametrize("name", [WHOLE_BODY, SMALL_EMR])
+def test_images_without_orientation_show_no_letters_and_no_position(
+        qtbot, window: MainWindow, data: Path, name: str) -> None:
+    """A whole-body bone scan (head at the top) said "A" at the top and "R"/"L" at the sides, and
+    a slice position in mm: none of it is in the files (no Image Orientation / Position)."""
+    ds = pydicom.dcmread(data / name, stop_before_pixels=True)
+    assert "ImageOrientationPatient" not in ds and "PerFrameFunctionalGroupsSequence" not in ds
+    _, vp = _open(qtbot, window, data / name)
+    for k in range(vp.n_slices):
+        vp.show_slice(k)
+        assert vp.edge_labels() == {}
+        assert "mm" not in vp.corners().bottom_left[1], vp.corners().bottom_left
+    vp.flip()
+    vp.rotate_90()
+    assert vp.edge_labels() == {}
+    vp.grab()  # paints without letters and without error
+
+
+def test_mpr_of_images_without_orientation_shows_no_letters(
+        qtbot, window: MainWindow, data: Path) -> None:
+    """MPR of a stack without plane data said R/L, A/P and H/F, as if it were an axial stack."""
+    viewer, _ = _open(qtbot, window, data / SMALL_EMR)
+    mpr = viewer.show_mpr()
+    qtbot.waitUntil(lambda: mpr.source is not None, timeout=30_000)
+    assert any("no position data" in note for note in mpr.source.notes)
+    for view in mpr.views.values():
+        assert view.grid is not None and view.edge_labels() == {}
+        view.grab()
+
+
+def test_mpr_of_a_positioned_head_ct_keeps_its_letters(
+        qtbot, window: MainWindow, data: Path) -> None:
+    viewer, _ = _open(qtbot, window, sorted((data / HEAD_CT).iterdir())[0])
+    mpr = viewer.show_mpr()
+    qtbot.waitUntil(lambda: mpr.source is not None, timeout=30_000)
+    assert mpr.views["axial"].edge_labels() == {"left": "R", "right": "L", "top": "A",
+                                                "bottom": "P"}
+    assert mpr.views["coronal"].edge_labels()["top"] == "H"
+
+
+def test_a_positioned_head_ct_keeps_its_letters_and_positions(
+        qtbot, window: MainWindow, data: Path) -> None:
+    files = sorted((data / HEAD_CT).iterdir())
+    _, vp = _open(qtbot, window, files[0])
+    assert vp.edge_labels() == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+    vp.show_slice(0)
+    z = min(float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2])
+            for f in files)
+    assert f"{z:+.1f} mm" in vp.corners().bottom_left[1]
