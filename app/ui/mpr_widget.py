@@ -173,6 +173,11 @@ class MprWidget(QWidget):
         volume = self.session.volume if self.session is not None else None
         return volume is not None and all(s.orientation is not None for s in volume.slices)
 
+    def positions_known(self) -> bool:
+        """Whether every image of the series says where it is (Image Position (Patient))."""
+        volume = self.session.volume if self.session is not None else None
+        return volume is not None and not np.isnan(volume.positions).any()
+
     def _on_session_failed(self, message: str) -> None:
         self.error = message
         self._show_status(f"Cannot open this series: {message}")
@@ -423,10 +428,11 @@ class MprWidget(QWidget):
             lines.append(f"{label} slab {self.slab_mm:g} mm")
         else:
             lines.append("Thin slice")
-        if self.crosshair is not None and self.source is not None:
+        if self.crosshair is not None and self.source is not None and self.positions_known():
+            # where the plane is along its normal in the patient, as the 2D view says it of
+            # an acquired slice (the same plane, the same number)
             plane = self.crosshair.plane(name)
-            offset = float((plane.center - self.source.geometry.center_lps()) @ plane.normal)
-            lines.append(f"Position {offset:+.1f} mm")
+            lines.append(f"Position {float(plane.center @ plane.normal):+.1f} mm")
         if view.shown is not None and not view.full_quality and view.grid is not None:
             factor = round(view.shown.grid.pixel_mm / view.grid.pixel_mm)
             lines.append(f"preview (1/{factor} resolution)")

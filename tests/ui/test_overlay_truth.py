@@ -94,3 +94,25 @@ def test_a_positioned_head_ct_keeps_its_letters_and_positions(
     z = min(float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2])
             for f in files)
     assert f"{z:+.1f} mm" in vp.corners().bottom_left[1]
+
+
+def test_an_mpr_plane_and_the_2d_slice_it_cuts_say_the_same_position(
+        qtbot, window: MainWindow, data: Path) -> None:
+    """The axial MPR plane through slice z = 1122 mm of the head CT said "Position +0.0 mm"
+    (its distance from the volume's centre) while the 2D view of that slice said +1122.0 mm."""
+    viewer, vp = _open(qtbot, window, sorted((data / HEAD_CT).iterdir())[0])
+    mpr = viewer.show_mpr()
+    qtbot.waitUntil(lambda: mpr.source is not None, timeout=30_000)
+    z = float(mpr.crosshair.plane("axial").center[2])
+    assert z == pytest.approx(1122.0, abs=0.6)  # the middle of 1000…1244
+    assert mpr.corner_lines("axial")[1] == f"Position {z:+.1f} mm"
+    viewer.set_layout("1×1")
+    vp.show_slice(round(z - 1000.0))
+    assert f"{z:+.1f} mm" in vp.corners().bottom_left[1]
+    x = float(mpr.crosshair.plane("sagittal").center[0])
+    assert mpr.corner_lines("sagittal")[1] == f"Position {-x:+.1f} mm"  # normal: to the right
+    # no position data: no position
+    viewer2, _ = _open(qtbot, window, data / SMALL_EMR)
+    mpr2 = viewer2.show_mpr()
+    qtbot.waitUntil(lambda: mpr2.source is not None, timeout=30_000)
+    assert not any("Position" in line for line in mpr2.corner_lines("axial"))
