@@ -399,7 +399,7 @@ def _image_info(ds: Dataset, buf: Any, ts: str) -> ImageInfo:
         spacing_between_slices=_float(ds, "SpacingBetweenSlices"),
         rescale_slope=_float(ds, "RescaleSlope") or 1.0,
         rescale_intercept=_float(ds, "RescaleIntercept") or 0.0,
-        rescale_type=_text(ds, "RescaleType"),
+        rescale_type=_text(ds, "RescaleType") or _enhanced_rescale_type(ds),
         window_center=_float(ds, "WindowCenter"),
         window_width=_float(ds, "WindowWidth"),
         voi_lut_function=_text(ds, "VOILUTFunction"),
@@ -425,6 +425,17 @@ def _fragments(buf: Any, start: int, little: bool) -> tuple[tuple[int, int], ...
         items.append((pos, length))
         pos += length
     raise DicomReadError("file ends inside the compressed pixel data")
+
+
+def _enhanced_rescale_type(ds: Dataset) -> str:
+    """An enhanced object's Rescale Type (Pixel Value Transformation, shared or of the first
+    frame): "HU", or e.g. "US" (unspecified) for a derived CT perfusion map."""
+    for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        items = _seq(ds, groups)
+        transform = _seq(items[0], "PixelValueTransformationSequence") if items else None
+        if transform:
+            return _text(transform[0], "RescaleType")
+    return ""
 
 
 def _frame_info(ds: Dataset, frames: int) -> tuple[FrameInfo, ...]:

@@ -219,7 +219,7 @@ class MidlineTool:
         painter.setPen(pen)
         painter.drawLine(viewport.widget_point(ax - far * direction[0], ay - far * direction[1]),
                          viewport.widget_point(ax + far * direction[0], ay + far * direction[1]))
-        unit = "HU" if viewport.session is not None and viewport.session.modality == "CT" else ""
+        unit = viewport.session.value_unit if viewport.session is not None else ""
         for note, result in self.mirrored(viewport):
             corners = mirrored_corners(note.points[0], note.points[1], midline)
             outline = [viewport.widget_point(float(x), float(y)) for x, y in corners]

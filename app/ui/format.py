@@ -34,6 +34,16 @@ def format_time(tm: str) -> str:
     return tm
 
 
+def value_unit(modality: str, rescale_type: str) -> str:
+    """The unit of an image's modality values, as the probe and measurements print it: the
+    file's Rescale Type ("HU", "OD", ...), none for "US" (unspecified: e.g. a CT perfusion
+    map), and "HU" for a CT that does not say (Rescale Type is optional for CT images)."""
+    kind = rescale_type.strip().upper()
+    if kind == "US":
+        return ""
+    return kind or ("HU" if modality == "CT" else "")
+
+
 def study_title(study: Study) -> str:
     """"DOE, JOHN · 2026-01-31" for a study tab (the date left out when the study has none)."""
     date = format_date(study.study_date)

@@ -417,8 +417,8 @@ class MprWidget(QWidget):
         if not (0 <= row < pixels.shape[0] and 0 <= col < pixels.shape[1]):
             return ""
         value = float(pixels[row, col]) * source.slope + source.intercept
-        unit = " HU" if self.session is not None and self.session.modality == "CT" else ""
-        return f"{value:.0f}{unit}"
+        unit = self.session.value_unit if self.session is not None else ""
+        return f"{value:.0f} {unit}".rstrip()
 
     def corner_lines(self, name: View) -> list[str]:
         view = self.views[name]

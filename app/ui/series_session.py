@@ -21,6 +21,7 @@ from app.store.local import Store
 from app.tasks import Progress
 from app.ui.annotations import Annotation
 from app.ui.crossthread import ThreadPost
+from app.ui.format import value_unit
 from app.volume.array import Volume
 from app.volume.early_slice import EarlySlice, early_slice, read_slice
 from app.volume.loader import VolumeLoader
@@ -200,6 +201,13 @@ class LoadedSeries(QObject):
     @property
     def modality(self) -> str:
         return self.series.modality
+
+    @property
+    def value_unit(self) -> str:
+        """The unit of the series' values ("HU" for CT, unless its files say otherwise)."""
+        volume = self.volume
+        first = volume.slices[0].info if volume is not None and volume.slices else None
+        return value_unit(self.modality, first.rescale_type if first is not None else "")
 
     def opening_window(self, k: int) -> tuple[float, float] | None:
         """The window every view of this series opens in, decided once and whatever the load

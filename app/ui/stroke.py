@@ -169,7 +169,7 @@ def collect_findings(viewer: ViewerWidget) -> Findings:
         assert volume is not None
         midline = viewer.midline_tool.midlines.get(session.series.series_instance_uid)
         spacing = (volume.spacing[1], volume.spacing[2])
-        unit = "HU" if session.modality == "CT" else ""
+        unit = session.value_unit
         marked: list[str] = []
         for k, notes in session.annotations.items():
             if not notes or not volume.ready[k]:

@@ -536,7 +536,7 @@ class ViewportWidget(QWidget):
                 self.probe_text = f"({i}, {j})  RGB {' '.join(str(int(v)) for v in stored)}"
                 return
             value = float(stored) * float(self.volume.slope[k]) + float(self.volume.intercept[k])
-            unit = "HU" if self._series().modality == "CT" else ""
+            unit = self._series().value_unit
             self.probe_text = f"({i}, {j})  {value:.0f} {unit}".rstrip()
 
     def leaveEvent(self, event: QEvent) -> None:  # noqa: N802
@@ -553,7 +553,7 @@ class ViewportWidget(QWidget):
         if store:
             self._notes().append(note)
         item = AnnotationItem(self.view, note, self._slice_values, self._vol().spacing[1:],
-                              "HU" if self._series().modality == "CT" else "")
+                              self._series().value_unit)
         self._items.append(item)
         item.roi.sigRegionChangeFinished.connect(lambda *_: declutter(self._items))
         declutter(self._items)
@@ -578,7 +578,7 @@ class ViewportWidget(QWidget):
             return
         for note in list(self._notes()):
             item = AnnotationItem(self.view, note, self._slice_values, self._vol().spacing[1:],
-                                  "HU" if self.session.modality == "CT" else "")
+                                  self.session.value_unit)
             self._items.append(item)
         declutter(self._items)
 

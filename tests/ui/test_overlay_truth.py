@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
 
+from app.dicom.header import read_header
 from app.imports.importer import import_paths
 from app.store.local import Store
 from app.ui.main_window import MainWindow
@@ -18,13 +22,14 @@ pytestmark = pytest.mark.usefixtures("data")
 WHOLE_BODY = "compressed/jpeg-lossless/JPEG-LL.dcm"  # NM, no Image Position/Orientation
 SMALL_EMR = "multiframe/small-enhanced-ct-mr/emri_small.dcm"  # 10 frames, no plane data
 HEAD_CT = "ct-head/visible-human-male-head-1mm"
+PERFUSION = "multiframe/small-enhanced-ct-mr/eCT_Supplemental.dcm"  # rCBF, Rescale Type US
 
 
 @pytest.fixture(scope="module")
 def truth_home(tmp_path_factory, data: Path) -> Path:
     home = tmp_path_factory.mktemp("overlay-truth")
     import_paths(Store(home), [str(data / WHOLE_BODY), str(data / SMALL_EMR),
-                               str(data / HEAD_CT)])
+                               str(data / HEAD_CT), str(data / PERFUSION)])
     return home
 
 
@@ -43,6 +48,18 @@ def _open(qtbot, window: MainWindow, path: Path):
     vp = viewer.viewports[0]
     qtbot.waitUntil(lambda: vp.volume is not None and vp.image.image is not None, timeout=30_000)
     return viewer, vp
+
+
+def _hover(vp, row: int, col: int) -> str:
+    """The value under a real mouse move to pixel (``row``, ``col``) of the slice in view."""
+    _, dy, dx = vp.volume.spacing
+    scene = vp.view.mapViewToScene(QPointF((col + 0.5) * dx, (row + 0.5) * dy))
+    pos = QPointF(vp.canvas.mapFromScene(scene))
+    target = vp.canvas.viewport()
+    QApplication.sendEvent(target, QMouseEvent(
+        QEvent.Type.MouseMove, pos, target.mapToGlobal(pos), Qt.MouseButton.NoButton,
+        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+    return str(vp.probe_text)
 
 
 @pytest.mark.parametrize("name", [WHOLE_BODY, SMALL_EMR])
@@ -116,3 +133,26 @@ def test_an_mpr_plane_and_the_2d_slice_it_cuts_say_the_same_position(
     mpr2 = viewer2.show_mpr()
     qtbot.waitUntil(lambda: mpr2.source is not None, timeout=30_000)
     assert not any("Position" in line for line in mpr2.corner_lines("axial"))
+
+
+def test_a_ct_perfusion_map_is_not_read_out_in_hounsfield_units(
+        qtbot, window: MainWindow, data: Path) -> None:
+    """An enhanced CT rCBF map (Rescale Type "US", values in ml/100ml/s) was read out, and its
+    regions measured, in "HU" like a plain CT."""
+    viewer, vp = _open(qtbot, window, data / PERFUSION)
+    text = _hover(vp, 256, 256)
+    assert text.startswith("(256, 256)") and "HU" not in text, text
+    header = read_header((data / PERFUSION).read_bytes())
+    assert header.instance.image is not None and header.instance.image.rescale_type == "US"
+    assert vp.session.modality == "CT" and vp.session.value_unit == ""
+    mpr = viewer.show_mpr()
+    qtbot.waitUntil(lambda: mpr.source is not None and mpr.views["axial"].shown is not None,
+                    timeout=30_000)
+    assert "HU" not in mpr.value_text("axial", 10, 10)
+
+
+def test_a_plain_ct_is_read_out_in_hounsfield_units(qtbot, window: MainWindow,
+                                                     data: Path) -> None:
+    _, vp = _open(qtbot, window, sorted((data / HEAD_CT).iterdir())[0])
+    assert vp.session.value_unit == "HU"
+    assert _hover(vp, 256, 256).endswith(" HU")
