@@ -595,7 +595,7 @@ class ViewerWidget(QWidget):
             for series in study.series:
                 number = f"#{series.series_number} " if series.series_number is not None else ""
                 text = (f"{number}{series.series_description or series.modality}\n"
-                        f"{series.modality} · {series.instance_count} im")
+                        f"{series.modality} · {self._image_count(series)} im")
                 item = QListWidgetItem(self.strip.label(text))
                 item.setData(Qt.ItemDataRole.UserRole, series.series_instance_uid)
                 item.setData(SERIES_TEXT_ROLE, text)
@@ -615,6 +615,12 @@ class ViewerWidget(QWidget):
             entry.setToolTip(tooltip(f"Double-click to {verb} this prior from {where}"))
             entry.setForeground(QColor(90, 140, 220))
             self.strip.addItem(entry)
+
+    def _image_count(self, series: Series) -> int:
+        """Images in ``series`` as the viewer counts them ("Im k / n"): each frame of a
+        multi-frame object is one (an enhanced MR volume is one file of 96 images)."""
+        frames = [int(f or 1) for *_, f in self.store.slice_positions(series.series_instance_uid)]
+        return max(sum(frames), series.instance_count)
 
     def set_thumbnail(self, series_uid: str, image: QImage) -> None:
         self._icons[series_uid] = QIcon(QPixmap.fromImage(image))

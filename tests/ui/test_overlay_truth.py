@@ -23,13 +23,14 @@ WHOLE_BODY = "compressed/jpeg-lossless/JPEG-LL.dcm"  # NM, no Image Position/Ori
 SMALL_EMR = "multiframe/small-enhanced-ct-mr/emri_small.dcm"  # 10 frames, no plane data
 HEAD_CT = "ct-head/visible-human-male-head-1mm"
 PERFUSION = "multiframe/small-enhanced-ct-mr/eCT_Supplemental.dcm"  # rCBF, Rescale Type US
+DWI = "multiframe/siemens-xa30-enhanced-mr-dwi-adc"  # ADC and trace: 39 frames in each file
 
 
 @pytest.fixture(scope="module")
 def truth_home(tmp_path_factory, data: Path) -> Path:
     home = tmp_path_factory.mktemp("overlay-truth")
     import_paths(Store(home), [str(data / WHOLE_BODY), str(data / SMALL_EMR),
-                               str(data / HEAD_CT), str(data / PERFUSION)])
+                               str(data / HEAD_CT), str(data / PERFUSION), str(data / DWI)])
     return home
 
 
@@ -156,3 +157,18 @@ def test_a_plain_ct_is_read_out_in_hounsfield_units(qtbot, window: MainWindow,
     _, vp = _open(qtbot, window, sorted((data / HEAD_CT).iterdir())[0])
     assert vp.session.value_unit == "HU"
     assert _hover(vp, 256, 256).endswith(" HU")
+
+
+def test_the_series_strip_counts_the_frames_of_multi_frame_objects(
+        qtbot, window: MainWindow, data: Path) -> None:
+    """The ADC and trace-weighted DWI (one enhanced MR file of 39 images each) were listed as
+    "MR · 1 im" beside a view that says "Im 20 / 39"."""
+    adc = next((data / DWI).rglob("*ADC*/*"))
+    assert int(pydicom.dcmread(adc, stop_before_pixels=True).NumberOfFrames) == 39
+    viewer, vp = _open(qtbot, window, adc)
+    labels = [viewer.strip.item(row).text() for row in range(viewer.strip.count())]
+    assert len(labels) == 2 and all(label.endswith("MR · 39 im") for label in labels), labels
+    assert vp.corners().bottom_left[1].startswith(f"Im {vp.state.k + 1} / 39")
+    # single-frame series are counted as before
+    ct_viewer, _ = _open(qtbot, window, sorted((data / HEAD_CT).iterdir())[0])
+    assert ct_viewer.strip.item(0).text().endswith("CT · 245 im")
