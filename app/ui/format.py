@@ -35,13 +35,11 @@ def format_time(tm: str) -> str:
 
 
 def value_unit(modality: str, rescale_type: str) -> str:
-    """The unit of an image's modality values, as the probe and measurements print it: the
-    file's Rescale Type ("HU", "OD", ...), none for "US" (unspecified: e.g. a CT perfusion
-    map), and "HU" for a CT that does not say (Rescale Type is optional for CT images)."""
+    """The unit the probe and measurements print after an image's modality values: "HU" for
+    a CT whose Rescale Type says so or says nothing (it is optional for CT images), else none
+    ("US" is unspecified, e.g. a CT perfusion map; vendors write words such as "normalized")."""
     kind = rescale_type.strip().upper()
-    if kind == "US":
-        return ""
-    return kind or ("HU" if modality == "CT" else "")
+    return "HU" if kind == "HU" or (not kind and modality == "CT") else ""
 
 
 def study_title(study: Study) -> str:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication
 from app.dicom.header import read_header
 from app.imports.importer import import_paths
 from app.store.local import Store
+from app.ui.format import value_unit
 from app.ui.main_window import MainWindow
 from tests.ui.conftest import shown_window
 
@@ -150,6 +151,19 @@ def test_a_ct_perfusion_map_is_not_read_out_in_hounsfield_units(
     qtbot.waitUntil(lambda: mpr.source is not None and mpr.views["axial"].shown is not None,
                     timeout=30_000)
     assert "HU" not in mpr.value_text("axial", 10, 10)
+
+
+@pytest.mark.parametrize(("name", "unit"), [
+    ("mr-brain/philips-elition-t1-mprage-sag", ""),  # Rescale Type "normalized"
+    ("multiframe/small-enhanced-ct-mr/eCT_Supplemental.dcm", ""),  # "US"
+    ("ct-head/ge-hispeed-human-gantry-tilt", "HU"),  # none: a CT's values are HU
+])
+def test_only_hounsfield_units_are_printed_as_a_unit(data: Path, name: str, unit: str) -> None:
+    path = data / name
+    first = sorted(path.iterdir())[0] if path.is_dir() else path
+    header = read_header(first.read_bytes())
+    assert header.instance.image is not None
+    assert value_unit(header.series.modality, header.instance.image.rescale_type) == unit
 
 
 def test_a_plain_ct_is_read_out_in_hounsfield_units(qtbot, window: MainWindow,
