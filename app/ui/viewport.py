@@ -695,7 +695,7 @@ class ViewportWidget(QWidget):
             session.study, session.series, k=k, n=n,
             position_mm=(None if np.isnan(volume.positions[k]).any()  # not in the files
                          else slice_position(volume.geometry, k)),
-            thickness_mm=volume.slices[k].info.slice_thickness,
+            thickness_mm=volume.slices[k].slice_thickness,
             center=self.state.center, width=self.state.width, zoom=self.zoom_factor(),
             invert=self.state.invert, loaded=session.loaded_count(),
             probe="" if self.exporting else self.probe_text,

@@ -56,6 +56,14 @@ class SliceRef:
     #: Tie-break among images at one position: (temporal, acquisition, instance, frame).
     order: tuple[int, int, int, int]
 
+    @property
+    def slice_thickness(self) -> float | None:
+        """Slice Thickness (mm): the frame's (an enhanced object's Pixel Measures), else the
+        file's."""
+        frames = self.info.frame_info
+        fi = frames[self.frame] if self.frame < len(frames) else None
+        return fi.slice_thickness if fi and fi.slice_thickness else self.info.slice_thickness
+
 
 @dataclass(frozen=True, eq=False)
 class Stack:

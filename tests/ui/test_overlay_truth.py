@@ -186,3 +186,20 @@ def test_the_series_strip_counts_the_frames_of_multi_frame_objects(
     # single-frame series are counted as before
     ct_viewer, _ = _open(qtbot, window, sorted((data / HEAD_CT).iterdir())[0])
     assert ct_viewer.strip.item(0).text().endswith("CT · 245 im")
+
+
+def test_enhanced_objects_show_the_slice_thickness_of_their_frames(
+        qtbot, window: MainWindow, data: Path) -> None:
+    """The DWI (3 mm, per frame) and the CT perfusion map (10 mm, shared) showed no thickness:
+    enhanced objects keep it in their Pixel Measures functional group, not at the top level."""
+    adc = next((data / DWI).rglob("*ADC*/*"))
+    ds = pydicom.dcmread(adc, stop_before_pixels=True)
+    assert "SliceThickness" not in ds
+    frame = ds.PerFrameFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    assert float(frame.SliceThickness) == 3.0
+    _, vp = _open(qtbot, window, adc)
+    assert vp.corners().bottom_left[1].endswith("th 3 mm"), vp.corners().bottom_left
+    _, ct = _open(qtbot, window, data / PERFUSION)
+    assert ct.corners().bottom_left[1].endswith("th 10 mm"), ct.corners().bottom_left
+    _, head = _open(qtbot, window, sorted((data / HEAD_CT).iterdir())[0])
+    assert head.corners().bottom_left[1].endswith("th 1 mm")  # a classic file's, as before
