@@ -486,7 +486,7 @@ class ViewerWidget(QWidget):
         if self.mpr is not None and self._in_mpr():
             self.mpr.apply_preset_key("0", self.mpr.active.view)
         elif self.active is not None:
-            self.active.reset()
+            self.active.file_window()
 
     def apply_preset(self, preset: WindowPreset) -> None:
         """The preset in the active view (the active MPR plane, or all planes when shared)."""

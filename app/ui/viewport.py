@@ -324,6 +324,15 @@ class ViewportWidget(QWidget):
         self._window_changed()
         self.show_slice(self.state.k)
 
+    def file_window(self) -> None:
+        """0: the window the series opens in (its files' window, else its preset), as in MPR;
+        zoom, pan, turns, flips and inversion stay (R resets those too)."""
+        if self.volume is None:
+            return
+        opening = self._series().opening_window(self.state.k)
+        if opening is not None:
+            self.set_window(*opening)
+
     def flip(self, horizontal: bool = True) -> None:
         """Mirror the view left-right (``horizontal``) or top-bottom. Measurements, the value
         under the mouse and reference lines stay on their anatomy; the letters follow."""
@@ -621,7 +630,7 @@ class ViewportWidget(QWidget):
         elif text.isdigit():
             preset = next((p for p in self.presets() if p.key == text), None)
             if text == "0":
-                self.reset()
+                self.file_window()
             elif preset is not None:
                 self.apply_preset(preset)
         elif key == Qt.Key.Key_Escape:

@@ -9,6 +9,7 @@ import pydicom
 import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from app.dicom.header import read_header
@@ -25,13 +26,15 @@ SMALL_EMR = "multiframe/small-enhanced-ct-mr/emri_small.dcm"  # 10 frames, no pl
 HEAD_CT = "ct-head/visible-human-male-head-1mm"
 PERFUSION = "multiframe/small-enhanced-ct-mr/eCT_Supplemental.dcm"  # rCBF, Rescale Type US
 DWI = "multiframe/siemens-xa30-enhanced-mr-dwi-adc"  # ADC and trace: 39 frames in each file
+TILTED = "ct-head/ge-hispeed-human-gantry-tilt"  # window 35/100 and 35/85 in its files
 
 
 @pytest.fixture(scope="module")
 def truth_home(tmp_path_factory, data: Path) -> Path:
     home = tmp_path_factory.mktemp("overlay-truth")
     import_paths(Store(home), [str(data / WHOLE_BODY), str(data / SMALL_EMR),
-                               str(data / HEAD_CT), str(data / PERFUSION), str(data / DWI)])
+                               str(data / HEAD_CT), str(data / PERFUSION), str(data / DWI),
+                               str(data / TILTED)])
     return home
 
 
@@ -203,3 +206,28 @@ def test_enhanced_objects_show_the_slice_thickness_of_their_frames(
     assert ct.corners().bottom_left[1].endswith("th 10 mm"), ct.corners().bottom_left
     _, head = _open(qtbot, window, sorted((data / HEAD_CT).iterdir())[0])
     assert head.corners().bottom_left[1].endswith("th 1 mm")  # a classic file's, as before
+
+
+def test_key_0_gives_the_files_window_and_keeps_the_zoom_and_turns(
+        qtbot, window: MainWindow, data: Path) -> None:
+    """Help says "0 = file's window"; in 2D it also threw away the zoom, pan, flips and turns
+    the reader had set (MPR's 0 only changes the window)."""
+    viewer, vp = _open(qtbot, window, sorted((data / TILTED).iterdir())[0])
+    opening = vp.session.opening_window(vp.state.k)
+    assert opening is not None
+    vp.set_window(300.0, 1500.0)
+    vp.view.scaleBy((0.5, 0.5))
+    vp.flip()
+    vp.rotate_90()
+    zoom, letters, turns = vp.zoom_factor(), vp.edge_labels(), vp.quarter_turns
+    assert turns != 0
+    QTest.keyClick(vp, "0")
+    assert (vp.state.center, vp.state.width) == opening
+    assert vp.zoom_factor() == pytest.approx(zoom) and vp.edge_labels() == letters
+    assert vp.flipped_h and vp.quarter_turns == turns
+    vp.set_window(300.0, 1500.0)
+    viewer._reset_to_file_window()  # the presets menu's "0  File's window"
+    assert (vp.state.center, vp.state.width) == opening
+    assert vp.zoom_factor() == pytest.approx(zoom)
+    QTest.keyClick(vp, "r")  # R still resets everything
+    assert not vp.flipped_h and vp.quarter_turns == 0
