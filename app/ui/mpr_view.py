@@ -41,6 +41,7 @@ from app.ui.canvas import OverlayCanvas, WorkstationViewBox
 from app.ui.overlay_painter import (
     MARGIN,
     OverlayFonts,
+    corner_rects,
     paint_corners,
     paint_edge_labels,
     paint_frame,
@@ -362,9 +363,10 @@ class MprViewWidget(QWidget):
         bottom_left = self.owner.corner_lines(self.view)
         if self.probe_text and not self.exporting:
             bottom_left = [*bottom_left, self.probe_text]
-        paint_corners(painter, inner, bottom_left=bottom_left,
-                      bottom_right=self.owner.window_lines(self.view))
-        paint_edge_labels(painter, inner, self.edge_labels(), fonts)
+        bottom_right = self.owner.window_lines(self.view)
+        paint_corners(painter, inner, bottom_left=bottom_left, bottom_right=bottom_right)
+        paint_edge_labels(painter, inner, self.edge_labels(), fonts, avoid=corner_rects(
+            fonts.text, inner, {"bottom_left": bottom_left, "bottom_right": bottom_right}))
         (x0, x1), _ = self.box.viewRange()
         paint_scale_bar(painter, inner, x1 - x0, self._px_per_mm())
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
 
 from app.ui.overlay import scale_bar_mm
 
@@ -54,6 +54,20 @@ def paint_frame(painter: QPainter, rect: QRectF, color: QColor, width: float) ->
     painter.drawRect(rect.adjusted(1, 1, -1, -1))
 
 
+_CORNER_ALIGN = (("top_left", Align.AlignLeft | Align.AlignTop),
+                 ("top_right", Align.AlignRight | Align.AlignTop),
+                 ("bottom_left", Align.AlignLeft | Align.AlignBottom),
+                 ("bottom_right", Align.AlignRight | Align.AlignBottom))
+
+
+def corner_rects(font: QFont, inner: QRectF, corners: dict[str, Sequence[str]]) -> list[QRectF]:
+    """Where :func:`paint_corners` writes each corner's lines in ``font`` (``corners``: lines
+    by "top_left", "top_right", "bottom_left", "bottom_right")."""
+    metrics = QFontMetricsF(font)
+    return [metrics.boundingRect(inner, int(align), "\n".join(corners[key]))
+            for key, align in _CORNER_ALIGN if corners.get(key)]
+
+
 def paint_corners(painter: QPainter, inner: QRectF, *, top_left: Sequence[str] = (),
                   top_right: Sequence[str] = (), bottom_left: Sequence[str] = (),
                   bottom_right: Sequence[str] = ()) -> None:
@@ -66,16 +80,44 @@ def paint_corners(painter: QPainter, inner: QRectF, *, top_left: Sequence[str] =
             shadow_text(painter, inner, "\n".join(lines), align)
 
 
-def paint_edge_labels(painter: QPainter, inner: QRectF, labels: dict[str, str],
-                      fonts: OverlayFonts, side_clearance: float = 22.0) -> None:
-    """Orientation letters in the middle of each edge (``labels``: left, right, top, bottom);
-    the side letters keep ``side_clearance`` pixels clear of the corner texts."""
-    painter.setFont(fonts.letters)
+def edge_label_rects(inner: QRectF, labels: dict[str, str], fonts: OverlayFonts,
+                     side_clearance: float = 22.0,
+                     avoid: Sequence[QRectF] = ()) -> dict[str, QRectF]:
+    """Where each orientation letter goes: the middle of its edge (the side letters
+    ``side_clearance`` pixels clear of the corners); a top or bottom letter that would cover
+    corner text (``avoid``: see :func:`corner_rects`; a narrow view) moves inwards past it."""
+    metrics = QFontMetricsF(fonts.letters)
+    height = metrics.height()
     band = inner.adjusted(0, side_clearance, 0, -side_clearance)
-    shadow_text(painter, band, labels.get("left", ""), Align.AlignLeft | Align.AlignVCenter)
-    shadow_text(painter, band, labels.get("right", ""), Align.AlignRight | Align.AlignVCenter)
-    shadow_text(painter, inner, labels.get("top", ""), Align.AlignHCenter | Align.AlignTop)
-    shadow_text(painter, inner, labels.get("bottom", ""), Align.AlignHCenter | Align.AlignBottom)
+    rects: dict[str, QRectF] = {}
+    for edge, text in labels.items():
+        if not text:
+            continue
+        width = metrics.horizontalAdvance(text) + 2
+        if edge in ("left", "right"):
+            x = inner.left() if edge == "left" else inner.right() - width
+            rects[edge] = QRectF(x, band.center().y() - height / 2, width, height)
+            continue
+        x = inner.center().x() - width / 2
+        y = inner.top() if edge == "top" else inner.bottom() - height
+        for _ in range(len(avoid)):
+            hit = [r for r in avoid if r.intersects(QRectF(x, y, width, height))]
+            if not hit:
+                break
+            y = (max(r.bottom() for r in hit) if edge == "top"
+                 else min(r.top() for r in hit) - height)
+        rects[edge] = QRectF(x, y, width, height)
+    return rects
+
+
+def paint_edge_labels(painter: QPainter, inner: QRectF, labels: dict[str, str],
+                      fonts: OverlayFonts, side_clearance: float = 22.0,
+                      avoid: Sequence[QRectF] = ()) -> None:
+    """Orientation letters at the middle of each edge (``labels``: left, right, top, bottom),
+    clear of the corner texts ``avoid`` (see :func:`edge_label_rects`)."""
+    painter.setFont(fonts.letters)
+    for edge, rect in edge_label_rects(inner, labels, fonts, side_clearance, avoid).items():
+        shadow_text(painter, rect, labels[edge], Align.AlignCenter)
     painter.setFont(fonts.text)
 
 

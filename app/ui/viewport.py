@@ -39,6 +39,8 @@ from app.ui.overlay import Corners, corner_texts, edge_labels, slice_position
 from app.ui.overlay_painter import (
     MARGIN,
     OverlayFonts,
+    corner_rects,
+    edge_label_rects,
     paint_corners,
     paint_edge_labels,
     paint_frame,
@@ -673,7 +675,8 @@ class ViewportWidget(QWidget):
         inner = rect.adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
         paint_corners(painter, inner, top_left=corners.top_left, top_right=corners.top_right,
                       bottom_left=corners.bottom_left, bottom_right=corners.bottom_right)
-        paint_edge_labels(painter, inner, self.edge_labels(), fonts, side_clearance=0.0)
+        paint_edge_labels(painter, inner, self.edge_labels(), fonts, side_clearance=0.0,
+                          avoid=self.overlay_boxes(rect, corners)[0])
         mid = Qt.AlignmentFlag
         notice = session.notice()
         if notice:  # below the top orientation letter, where the eye is
@@ -695,6 +698,18 @@ class ViewportWidget(QWidget):
         view_mm = x1 - x0
         paint_scale_bar(painter, inner, view_mm, self.view.width() / view_mm if view_mm > 0
                         else 0.0, lift=40.0)
+
+    def overlay_boxes(self, rect: QRectF, corners: Corners | None = None
+                      ) -> tuple[list[QRectF], dict[str, QRectF]]:
+        """Where the overlay writes in ``rect`` (the canvas): the corner texts' boxes and each
+        orientation letter's box (clear of them)."""
+        fonts = OverlayFonts.for_width(self.font(), rect.width())
+        inner = rect.adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
+        corners = corners or self.corners()
+        blocks = corner_rects(fonts.text, inner, {
+            "top_left": corners.top_left, "top_right": corners.top_right,
+            "bottom_left": corners.bottom_left, "bottom_right": corners.bottom_right})
+        return blocks, edge_label_rects(inner, self.edge_labels(), fonts, 0.0, blocks)
 
     def corners(self) -> Corners:
         """What the four corners say about the slice in view (only once a volume is set)."""

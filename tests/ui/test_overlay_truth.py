@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -231,3 +231,29 @@ def test_key_0_gives_the_files_window_and_keeps_the_zoom_and_turns(
     assert vp.zoom_factor() == pytest.approx(zoom)
     QTest.keyClick(vp, "r")  # R still resets everything
     assert not vp.flipped_h and vp.quarter_turns == 0
+
+
+def test_orientation_letters_stay_clear_of_the_corner_texts_in_narrow_views(
+        qtbot, window: MainWindow, data: Path) -> None:
+    """In three views side by side on a laptop the bottom "P" was written over the end of
+    "Im 71 / 140   +764.2 mm   th 1 mm" (read "th 1 mP")."""
+    viewer, vp = _open(qtbot, window, sorted((data / HEAD_CT).iterdir())[0])
+    viewer.set_layout("1×3")
+    for other in viewer.visible_viewports()[1:]:
+        other.set_series(vp.session, vp.state.k)
+    qtbot.waitUntil(lambda: all(v.volume is not None for v in viewer.visible_viewports()))
+    for view in viewer.visible_viewports():
+        rect = QRectF(view.canvas.viewport().rect())
+        assert rect.width() < 400  # narrow: the texts would meet in the middle
+        blocks, letters = view.overlay_boxes(rect)
+        assert set(letters) == {"left", "right", "top", "bottom"}
+        for edge, box in letters.items():
+            assert rect.contains(box), edge
+            assert not any(box.intersects(block) for block in blocks), (edge, box, blocks)
+        assert letters["bottom"].center().x() == pytest.approx(rect.center().x(), abs=1)
+        view.grab()
+    viewer.set_layout("1×1")  # wide: the letters sit on the edges as before
+    rect = QRectF(vp.canvas.viewport().rect())
+    _, letters = vp.overlay_boxes(rect)
+    assert letters["bottom"].bottom() == pytest.approx(rect.bottom() - 8, abs=0.5)
+    assert letters["top"].top() == pytest.approx(rect.top() + 8, abs=0.5)
