@@ -55,6 +55,12 @@ def _cut(data: bytes, sizes: list[int]) -> list[bytes]:
     return out
 
 
+def _whole(cx: int, command: bytes, fragments: list[bytes]) -> list[bytes]:
+    """The PDUs of one C-STORE: its command, then its data set in ``fragments``."""
+    return ([_pdu((cx, COMMAND_LAST, command))] + [_pdu((cx, DATA, f)) for f in fragments[:-1]]
+            + [_pdu((cx, LAST, fragments[-1]))])
+
+
 class HandSender:
     """An association with Relay's node on which C-STORE PDUs are written by hand; pynetdicom
     still reads the answers."""
@@ -86,6 +92,16 @@ class HandSender:
             self.assoc.release()
 
 
+def _send_whole(port: int, sop_class: str, syntax: str, command: bytes,
+                fragments: list[bytes]) -> int | None:
+    """One C-STORE on an association of its own; the status answered."""
+    sender = HandSender(port, sop_class, syntax)
+    try:
+        return sender.store(_whole(sender.context_id, command, fragments))
+    finally:
+        sender.close()
+
+
 @pytest.fixture(scope="module")
 def ct(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return generate_series(tmp_path_factory.mktemp("ct"), SeriesSpec(slices=3, seed=5))
@@ -109,9 +125,7 @@ def test_fragments_of_odd_sizes_in_odd_tcp_segments_are_stored_byte_exact(home, 
         sender = HandSender(listener.address[1], sop_class, syntax)
         cx = sender.context_id
         before = rawreceive.fragments_read
-        pdus = [_pdu((cx, COMMAND_LAST, command))]
-        pdus += [_pdu((cx, DATA, f)) for f in fragments[:-1]]
-        pdus.append(_pdu((cx, LAST, fragments[-1])))
+        pdus = _whole(cx, command, fragments)
         try:
             assert sender.store(pdus, segments=[5, 1, 13, 8191, 2, 65536, 17]) == 0x0000
         finally:
@@ -151,9 +165,7 @@ def test_instances_one_after_another_on_one_association_each_stored_exact(home, 
             for n, path in enumerate(ct, 1):
                 command, data, _, _ = _request(path, n)
                 pieces = _cut(data, [16378])
-                pdus = [_pdu((cx, COMMAND_LAST, command))]
-                pdus += [_pdu((cx, DATA, f)) for f in pieces[:-1]]
-                pdus.append(_pdu((cx, LAST, pieces[-1])))
+                pdus = _whole(cx, command, pieces)
                 assert sender.store(pdus) == 0x0000
         finally:
             sender.close()
@@ -196,14 +208,7 @@ def test_a_peer_gone_in_the_middle_of_a_data_set_leaves_no_file_and_the_node_up(
         assert not list((store.root / "tmp").iterdir())
         assert store.instance(file_meta(ct[2])[1]) is None
         # the node still takes the whole instance from the next caller
-        again = HandSender(port, sop_class, syntax)
-        try:
-            pdus = [_pdu((again.context_id, COMMAND_LAST, command))]
-            pdus += [_pdu((again.context_id, DATA, f)) for f in pieces[:-1]]
-            pdus.append(_pdu((again.context_id, LAST, pieces[-1])))
-            assert again.store(pdus) == 0x0000
-        finally:
-            again.close()
+        assert _send_whole(port, sop_class, syntax, command, pieces) == 0x0000
         assert _stored_data_set_sha(Store(home), file_meta(ct[2])[1]) == \
             hashlib.sha256(data).hexdigest()
     assert listener.tally.snapshot().get("stored") == 1
@@ -253,12 +258,9 @@ def test_a_data_set_naming_another_instance_is_refused_and_not_kept(home, ct):
     command = store_command(sop_class, "1.2.826.0.1.3680043.8.498.1", 1)  # not its UID
     with running_node(home) as listener:
         sender = HandSender(listener.address[1], sop_class, syntax)
-        cx = sender.context_id
-        pieces = _cut(data, [16378])
-        pdus = [_pdu((cx, COMMAND_LAST, command))] + [_pdu((cx, DATA, f))
-                                                      for f in pieces[:-1]]
+        pdus = _whole(sender.context_id, command, _cut(data, [16378]))
         try:
-            assert sender.store(pdus + [_pdu((cx, LAST, pieces[-1]))]) == 0xA900
+            assert sender.store(pdus) == 0xA900
         finally:
             sender.close()
         store = Store(home)
@@ -287,14 +289,7 @@ def test_many_peers_gone_mid_data_set_leave_the_node_its_buffers(home, ct):
             deadline = time.monotonic() + 10
             while listener.active_associations and time.monotonic() < deadline:
                 time.sleep(0.01)
-        again = HandSender(port, sop_class, syntax)
-        try:
-            pdus = [_pdu((again.context_id, COMMAND_LAST, command))]
-            pdus += [_pdu((again.context_id, DATA, f)) for f in pieces[:-1]]
-            pdus.append(_pdu((again.context_id, LAST, pieces[-1])))
-            assert again.store(pdus) == 0x0000
-        finally:
-            again.close()
+        assert _send_whole(port, sop_class, syntax, command, pieces) == 0x0000
         assert not _parts(Store(home))
     assert listener.tally.snapshot().get("stored") == 1
 
@@ -313,15 +308,8 @@ def test_a_full_disk_refuses_what_comes_then_and_the_node_streams_again_once_the
         def send_all() -> list[int | None]:
             statuses = []
             for command, data, sop_class, syntax in requests:
-                sender = HandSender(port, sop_class, syntax)
-                cx = sender.context_id
-                pieces = _cut(data, [16378])
-                pdus = [_pdu((cx, COMMAND_LAST, command))]
-                pdus += [_pdu((cx, DATA, f)) for f in pieces[:-1]]
-                try:
-                    statuses.append(sender.store(pdus + [_pdu((cx, LAST, pieces[-1]))]))
-                finally:
-                    sender.close()
+                statuses.append(_send_whole(port, sop_class, syntax, command,
+                                            _cut(data, [16378])))
             return statuses
 
         monkeypatch.setattr(local, "RESERVE_BYTES", 1 << 60)  # the disk is full

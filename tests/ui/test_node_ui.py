@@ -27,6 +27,14 @@ def _views(home: Path, study_uid: str) -> int:
                 if e["event"] == "view" and e.get("study_uid") == study_uid])
 
 
+def _opened(qtbot, window, study_uid: str):
+    """The study opened in the window: its first viewport, once its series has loaded."""
+    viewport = window.open_study(study_uid).viewports[0]
+    qtbot.waitUntil(lambda: viewport.volume is not None and viewport.volume.finished,
+                    timeout=30_000)
+    return viewport
+
+
 def _enable_node(home: Path, port: int) -> None:
     settings = load_settings(home)
     settings.node.listen = True
@@ -144,10 +152,7 @@ def test_a_study_the_scanner_is_still_sending_is_listed_as_receiving_from_its_fi
             "New CT study received from CT_SCANNER: "
             f"{datasets[0].StudyDescription or 'no description'}"]
         qtbot.waitUntil(lambda: status(study_uid) == "Receiving… 6 images", timeout=20_000)
-        viewer = window.open_study(study_uid)
-        viewport = viewer.viewports[0]
-        qtbot.waitUntil(lambda: viewport.volume is not None and viewport.volume.finished,
-                        timeout=30_000)
+        viewport = _opened(qtbot, window, study_uid)
         assert viewport.n_slices == 6
         viewport.show_slice(1)
         measured = viewport.volume.slices[1].sop_instance_uid
@@ -208,10 +213,8 @@ def test_a_study_open_while_the_scanner_still_sends_takes_the_images_that_come_a
     assert first.returncode == 0, first.stderr
     qtbot.waitUntil(lambda: (node_source("CT_SCANNER"), study_uid) in window.incoming.studies,
                     timeout=20_000)
-    viewer = window.open_study(study_uid)
-    viewport = viewer.viewports[0]
-    qtbot.waitUntil(lambda: viewport.volume is not None and viewport.volume.finished,
-                    timeout=30_000)
+    viewport = _opened(qtbot, window, study_uid)
+    viewer = window.viewers[study_uid]
     assert viewport.n_slices == 10
     viewport.show_slice(4)
     z = table_positions(viewport.volume.geometry)[4]
