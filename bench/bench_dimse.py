@@ -41,6 +41,17 @@ folder before the next instance (``-xs -xcr "sync #p/#f #p"``, a ``sync`` proces
 subtracted (a rough figure: the start overlaps the disk's wait). Relay receives at about the
 pace of a receiver doing the same durable work; the issue's 0.8x compares it with one that does
 not sync.
+
+2026-12-06, after the node's C-STOREs were streamed into the shared ingest pipeline
+(app/net/part_ingest.py: each data set written and hashed 128 kB at a time while the rest
+arrives, file and folder synced side by side; fd597f1), three runs of ``--rounds 2`` each of the
+tree before (4c2bb76) and after, taking turns, another agent's tests loading the 2 cores (load
+1.3-4.3): relay listen 2.23 / 1.95 / 3.55 s before and 1.69 / 2.11 / 1.46 s after (best 1.95 ->
+1.46 s); storescp 0.39-0.66 s, so 0.20-0.27x after (goal 0.8x); against storescp syncing each
+file 0.85-1.14x before and 1.24-2.63x after. On this disk today a 512 kB file's fsync is ~0.7 ms
+and its folder's ~0.4 ms (scratch loop of 100 files): the two alone, for 400 instances, take
+longer than storescp's whole receive (0.40 s), so 0.8x of a receiver that does not sync stays out
+of reach while Success means durable.
 """
 
 from __future__ import annotations
