@@ -399,7 +399,7 @@ def _image_info(ds: Dataset, buf: Any, ts: str) -> ImageInfo:
         spacing_between_slices=_float(ds, "SpacingBetweenSlices"),
         rescale_slope=_float(ds, "RescaleSlope") or 1.0,
         rescale_intercept=_float(ds, "RescaleIntercept") or 0.0,
-        rescale_type=_text(ds, "RescaleType") or _enhanced_rescale_type(ds),
+        rescale_type=rescale_type_of(ds),
         window_center=_float(ds, "WindowCenter"),
         window_width=_float(ds, "WindowWidth"),
         voi_lut_function=_text(ds, "VOILUTFunction"),
@@ -425,6 +425,19 @@ def _fragments(buf: Any, start: int, little: bool) -> tuple[tuple[int, int], ...
         items.append((pos, length))
         pos += length
     raise DicomReadError("file ends inside the compressed pixel data")
+
+
+def rescale_type_of(ds: Dataset) -> str:
+    """An image's Rescale Type: its own, or an enhanced object's (see below); "" if none."""
+    return _text(ds, "RescaleType") or _enhanced_rescale_type(ds)
+
+
+def value_unit(modality: str, rescale_type: str) -> str:
+    """The unit of an image's modality values: "HU" for a CT whose Rescale Type says so or
+    says nothing (it is optional for CT images), else none ("US" is unspecified, e.g. a CT
+    perfusion map; vendors write words such as "normalized")."""
+    kind = rescale_type.strip().upper()
+    return "HU" if kind == "HU" or (not kind and modality == "CT") else ""
 
 
 def _enhanced_rescale_type(ds: Dataset) -> str:

@@ -34,14 +34,6 @@ def format_time(tm: str) -> str:
     return tm
 
 
-def value_unit(modality: str, rescale_type: str) -> str:
-    """The unit the probe and measurements print after an image's modality values: "HU" for
-    a CT whose Rescale Type says so or says nothing (it is optional for CT images), else none
-    ("US" is unspecified, e.g. a CT perfusion map; vendors write words such as "normalized")."""
-    kind = rescale_type.strip().upper()
-    return "HU" if kind == "HU" or (not kind and modality == "CT") else ""
-
-
 def study_title(study: Study) -> str:
     """"DOE, JOHN · 2026-01-31" for a study tab (the date left out when the study has none)."""
     date = format_date(study.study_date)

@@ -13,6 +13,7 @@ import time
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from app.dicom.header import value_unit
 from app.dicom.pixels import is_native_direct
 from app.errors import RelayError
 from app.model import Series, Study
@@ -21,7 +22,6 @@ from app.store.local import Store
 from app.tasks import Progress
 from app.ui.annotations import Annotation
 from app.ui.crossthread import ThreadPost
-from app.ui.format import value_unit
 from app.volume.array import Volume
 from app.volume.early_slice import EarlySlice, early_slice, read_slice
 from app.volume.loader import VolumeLoader

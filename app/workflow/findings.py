@@ -31,6 +31,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
+from app.dicom.header import rescale_type_of, value_unit
 from app.errors import DicomReadError, RelayError
 from app.model import Study
 from app.store.ingest import store_instance
@@ -47,6 +48,9 @@ ASPECTS_SCORE = hd.sr.CodedConcept("ASPECTS", SCHEME, "ASPECTS")
 AFFECTED = hd.sr.CodedConcept("ASPECTS-REGION", SCHEME, "ASPECTS region with early ischemic change")
 HU_DIFFERENCE = hd.sr.CodedConcept("HU-DIFF", SCHEME, "Mean difference to the mirrored region")
 SCORE_UNIT = hd.sr.CodedConcept("{score}", "UCUM", "score")
+#: The unit of a region's values on an image whose values are not Hounsfield units (MR, a CT
+#: perfusion map): UCUM's unity.
+NO_UNITS = hd.sr.CodedConcept("1", "UCUM", "no units")
 CT_HEAD = hd.sr.CodedConcept("24725-4", "LN", "CT Head")
 SR_SERIES, KOS_SERIES, PR_SERIES = 9101, 9102, 9103
 SERIES_DESCRIPTIONS = {"SR": "Relay stroke findings", "KO": "Relay key images",
@@ -189,19 +193,20 @@ def build_sr(findings: Findings, sources: Mapping[str, Dataset]) -> Dataset:
         ds = sources[region.sop_instance_uid]
         spacing = _spacing(ds)
         graphic, points = _outline(region.kind, region.p0, region.p1)
+        unit = codes.UCUM.HounsfieldUnit if value_unit(
+            str(ds.get("Modality", "")), rescale_type_of(ds)) == "HU" else NO_UNITS
         measurements = [
-            hd.sr.Measurement(codes.SCT.Mean, region.mean, codes.UCUM.HounsfieldUnit),
-            hd.sr.Measurement(codes.SCT.StandardDeviation, region.sd, codes.UCUM.HounsfieldUnit)]
+            hd.sr.Measurement(codes.SCT.Mean, region.mean, unit),
+            hd.sr.Measurement(codes.SCT.StandardDeviation, region.sd, unit)]
         if region.mirror_mean is not None and region.mirror_sd is not None:
             measurements += [
                 hd.sr.Measurement(hd.sr.CodedConcept("MIRROR-MEAN", SCHEME,
                                                      "Mean in the mirrored region"),
-                                  region.mirror_mean, codes.UCUM.HounsfieldUnit),
+                                  region.mirror_mean, unit),
                 hd.sr.Measurement(hd.sr.CodedConcept("MIRROR-SD", SCHEME,
                                                      "Standard deviation in the mirrored region"),
-                                  region.mirror_sd, codes.UCUM.HounsfieldUnit),
-                hd.sr.Measurement(HU_DIFFERENCE, region.mean - region.mirror_mean,
-                                  codes.UCUM.HounsfieldUnit)]
+                                  region.mirror_sd, unit),
+                hd.sr.Measurement(HU_DIFFERENCE, region.mean - region.mirror_mean, unit)]
         label = f"Region {n}"
         if region.midline is not None:  # in pixels, as the region's outline
             (ax, ay), (bx, by) = _pixels(region.midline, spacing)

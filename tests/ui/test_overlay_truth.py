@@ -12,10 +12,9 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from app.dicom.header import read_header
+from app.dicom.header import read_header, value_unit
 from app.imports.importer import import_paths
 from app.store.local import Store
-from app.ui.format import value_unit
 from app.ui.main_window import MainWindow
 from tests.ui.conftest import shown_window
 

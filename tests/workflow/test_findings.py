@@ -157,3 +157,33 @@ def test_a_presentation_state_keeps_every_drawing_the_windows_and_the_areas_in_v
 def test_no_findings_in_a_plain_study(stroke_store: Store) -> None:
     (study,) = stroke_store.studies()
     assert read_findings(stroke_store, study) is None
+
+
+def _units(ds: pydicom.Dataset) -> set[str]:
+    """The UCUM codes of every numeric value in an SR."""
+    found: set[str] = set()
+    for item in ds.get("ContentSequence", []):
+        for value in item.get("MeasuredValueSequence", []):
+            found.add(value.MeasurementUnitsCodeSequence[0].CodeValue)
+        found |= _units(item)
+    return found
+
+
+@pytest.mark.parametrize(("path", "unit"), [
+    ("ct-head/visible-human-male-head-1mm", "[hnsf'U]"),
+    ("mr-brain/philips-elition-t1-mprage-sag", "1"),
+    ("multiframe/small-enhanced-ct-mr/eCT_Supplemental.dcm", "1"),  # rCBF, Rescale Type US
+], ids=["ct", "mr", "ct-perfusion-map"])
+def test_region_values_are_reported_in_hounsfield_units_only_for_ct_that_says_so(
+        data: Path, path: str, unit: str) -> None:
+    """A region measured on an MR or on a CT perfusion map is not reported in Hounsfield
+    units in the SR (they were, whatever the image)."""
+    from app.workflow.findings import build_sr
+
+    source = data / path
+    file = source if source.is_file() else sorted(p for p in source.iterdir() if p.is_file())[0]
+    ds = pydicom.dcmread(file, stop_before_pixels=True)
+    region = RegionFinding(ds.SOPInstanceUID, "ellipse", (1.0, 1.0), (5.0, 5.0), 80.0, 4.0,
+                           70.0, 5.0)
+    sr = build_sr(Findings(ds.StudyInstanceUID, regions=(region,)), {ds.SOPInstanceUID: ds})
+    assert _units(sr) == {unit}
