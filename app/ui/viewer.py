@@ -77,6 +77,7 @@ from app.workflow.hanging import (
     hang,
     protocols,
     save_choice,
+    series_kind,
     study_key,
 )
 from app.workflow.priors import PriorSearch, is_earlier
@@ -312,7 +313,7 @@ class ViewerWidget(QWidget):
         self.layout_group = QActionGroup(self)
         for name in LAYOUTS:
             action = QAction(name, self, checkable=True)
-            action.triggered.connect(lambda _=False, n=name: self.set_layout(n))
+            action.triggered.connect(lambda _=False, n=name: self.choose_layout(n))
             self.layout_group.addAction(action)
             bar.addAction(action)
         for name, slot, tip in (
@@ -940,6 +941,29 @@ class ViewerWidget(QWidget):
             self.slabs.set_left_mode("window" if self.left_drag == "window" else "crosshair")
             self.slabs.hide()
         return self.slabs
+
+    def choose_layout(self, name: str) -> list[str]:
+        """The reader picks the layout ``name``: its empty viewports take the series not on
+        screen yet (:meth:`fill_empty`); the series placed."""
+        self.set_layout(name)
+        return self.fill_empty()
+
+    def fill_empty(self) -> list[str]:
+        """Each empty viewport on screen, in grid order, takes the next image series of the
+        study (in the strip's order) that no viewport shows, as Weasis and Horos fill a
+        larger layout (reports, key images and presentation states are not images to show);
+        the series placed."""
+        visible = self.visible_viewports()
+        shown = {v.session.series.series_instance_uid for v in visible if v.session is not None}
+        todo = [s.series_instance_uid for s in self.study.series
+                if series_kind(s) != "nonimage" and s.series_instance_uid not in shown]
+        placed: list[str] = []
+        for viewport in visible:
+            if viewport.session is None and todo:
+                uid = todo.pop(0)
+                viewport.set_series(self.session(uid), self.last_slice.get(uid))
+                placed.append(uid)
+        return placed
 
     def set_layout(self, name: str, slabs: bool = False) -> None:
         """``name``'s grid of viewports; with ``slabs``, the protocol's MPR slabs in a row

@@ -461,3 +461,36 @@ def test_only_watched_slices_are_signalled_and_a_slice_shown_early_still_appears
     # before the queued signal is delivered, so wait for the signal rather than assume order.
     qtbot.waitUntil(lambda: told == [far], timeout=5_000)
     assert told == [far]
+
+
+def test_a_larger_layout_picked_by_the_reader_fills_with_the_series_not_on_screen(
+        qtbot, tmp_path, data: Path) -> None:
+    """A cervical spine X-ray of three views opens on the first; the reader picks 2×2: the
+    other two views fill the next viewports in series order (as Weasis and Horos do), a key
+    object note of the study is not put in one, and the last viewport stays empty."""
+    import pydicom
+
+    views = sorted((data / "cd" / "pydicom-dicomdirtests" / "77654033").glob("CR*/*"))
+    note = pydicom.dcmread(views[0])
+    note.Modality, note.SeriesNumber = "KO", 99
+    note.SeriesInstanceUID = note.SOPInstanceUID = pydicom.uid.generate_uid()
+    note.file_meta.MediaStorageSOPInstanceUID = note.SOPInstanceUID
+    note.save_as(tmp_path / "note.dcm")
+    home = tmp_path / "home"
+    store = Store(home)
+    import_paths(store, [*map(str, views), str(tmp_path / "note.dcm")])
+    window = shown_window(qtbot, home, 1300, 900)
+    study_uid = note.StudyInstanceUID
+    viewer = window.open_study(study_uid)
+    qtbot.waitUntil(lambda: viewer.viewports[0].session is not None, timeout=20_000)
+    first = viewer.viewports[0].session.series.series_instance_uid
+    by_number = {int(s.series_number): s.series_instance_uid
+                 for s in store.study(study_uid).series}
+    placed = viewer.choose_layout("2×2")
+    shown = [v.session.series.series_instance_uid if v.session else None
+             for v in viewer.visible_viewports()]
+    assert len(shown) == 4 and shown[0] == first and shown[3] is None
+    assert placed == [uid for n, uid in sorted(by_number.items())
+                      if n != 99 and uid != first]
+    assert sorted(shown[:3]) == sorted(uid for n, uid in by_number.items() if n != 99)
+    assert viewer.choose_layout("1×2") == []  # nothing empty on screen: nothing moves
