@@ -325,7 +325,8 @@ def _walk_zip(path: Path, shown: str, size: int, result: WalkResult, tmp: Path |
             result.problems.append(Problem(member_shown, problem, "failed"))
             continue
         if _is_dicomdir_name(name):
-            result.problems.append(Problem(member_shown, "DICOMDIR (media index)", "skipped"))
+            result.dicomdirs += 1
+            result.problems.extend(_check_zip_dicomdir(archive, info, infos, shown))
             continue
         result.items.append(
             MediaItem(display=member_shown, size=info.file_size, _archive=archive, _member=info,
@@ -381,10 +382,15 @@ def referenced_files(dicomdir: Path) -> list[tuple[str, ...]]:
     reordered records or odd record types still give their file list.
     """
     with open_regular(dicomdir) as fp:
-        data = fp.read(MAX_DICOMDIR_BYTES + 1)
+        return _file_ids(fp, str(dicomdir))
+
+
+def _file_ids(fp: IO[bytes], name: str) -> list[tuple[str, ...]]:
+    """:func:`referenced_files` of a DICOMDIR read from ``fp`` (a file or a zip member)."""
+    data = fp.read(MAX_DICOMDIR_BYTES + 1)
     if len(data) > MAX_DICOMDIR_BYTES:
         raise OSError(0, f"larger than {MAX_DICOMDIR_BYTES >> 20} MB")
-    ds = pydicom.dcmread(BufferReader(data, str(dicomdir)), force=True, defer_size=None)
+    ds = pydicom.dcmread(BufferReader(data, name), force=True, defer_size=None)
     out: list[tuple[str, ...]] = []
     for record in ds.get("DirectoryRecordSequence") or []:
         ref = record.get("ReferencedFileID")
@@ -433,6 +439,30 @@ def _check_dicomdir(dicomdir: Path, shown_dir: str, result: WalkResult) -> None:
                 Problem(os.path.join(shown_dir, *parts),
                         "listed in the DICOMDIR but missing from the media", "failed")
             )
+
+
+def _check_zip_dicomdir(archive: _Archive, dicomdir: zipfile.ZipInfo,
+                        infos: list[zipfile.ZipInfo], shown: str) -> list[Problem]:
+    """The DICOMDIR of a CD that was zipped, checked against the members beside it: a file it
+    lists that is not in the zip is a problem line, as on the CD itself."""
+    folder = dicomdir.filename.rpartition("/")[0]
+    prefix = f"{folder}/" if folder else ""
+    here = f"{shown}!/{dicomdir.filename}"
+    try:
+        with archive.open(dicomdir) as fp:
+            refs = _file_ids(fp, here)
+    except Exception as exc:  # a broken DICOMDIR must never stop the scan
+        return [Problem(here, f"DICOMDIR unreadable ({type(exc).__name__}); the archive was "
+                              f"scanned instead", "skipped")]
+    members = {tuple(_iso_name(p) for p in i.filename[len(prefix):].split("/"))
+               for i in infos if i.filename.startswith(prefix)}
+    problems = [Problem(here, "DICOMDIR (media index), checked against the files", "skipped")]
+    for parts in refs:
+        if tuple(_iso_name(p) for p in parts) not in members:
+            problems.append(Problem(f"{shown}!/{prefix}{'/'.join(parts)}",
+                                    "listed in the DICOMDIR but missing from the media",
+                                    "failed"))
+    return problems
 
 
 def _os_reason(exc: OSError) -> str:

@@ -118,6 +118,27 @@ def test_zip_archive_and_mixed_arguments(data: Path, tmp_path: Path) -> None:
     assert f"{archive}!/EXAM/DICOMDIR" in names
 
 
+def test_zipped_cd_with_files_missing_says_which(data: Path, tmp_path: Path) -> None:
+    """A CD zipped by the outside hospital is checked against its DICOMDIR as the CD itself is:
+    a series left out of the zip is named, not a silently partial import."""
+    media = _cd_copy(data, tmp_path / "cd")
+    shutil.rmtree(media / "77654033" / "CT2")
+    archive = tmp_path / "outside.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(media.rglob("*")):
+            if path.is_file():  # as a Windows tool may write it: lower case, ";1" suffixes
+                name = str(path.relative_to(media)).lower()
+                zf.write(path, "exam/" + (name if name == "dicomdir" else name + ";1"))
+    report = import_paths(Store(tmp_path / "home"), [str(archive)])
+    assert report.imported == 27
+    assert sorted((p.path, p.reason) for p in report.failed) == [
+        (f"{archive}!/exam/77654033/CT2/{n}", "listed in the DICOMDIR but missing from the media")
+        for n in ("17106", "17136", "17166", "17196")
+    ]
+    assert {(p.path, p.reason) for p in report.skipped} == {
+        (f"{archive}!/exam/dicomdir", "DICOMDIR (media index), checked against the files")}
+
+
 def test_damaged_zip_and_missing_path_are_reported(tmp_path: Path) -> None:
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
