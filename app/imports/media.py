@@ -115,8 +115,15 @@ class MediaItem:
     @contextmanager
     def open(self) -> Iterator[Any]:
         if self._archive is not None and self._member is not None:
-            with self._archive.open(self._member) as fp, _spool(fp, self.size, self.tmp_dir) as buf:
-                yield buf
+            with self._archive.open(self._member) as fp:
+                if self.size and _is_gzip(fp):  # a .dcm.gz in a zip, as in a folder
+                    with gzip.GzipFile(fileobj=fp) as gz:
+                        limit = max(RATIO_FLOOR, MAX_RATIO * self.size)
+                        with _spool(gz, None, self.tmp_dir, limit=limit) as buf:
+                            yield buf
+                    return
+                with _spool(fp, self.size, self.tmp_dir) as buf:
+                    yield buf
             return
         assert self._path is not None
         with open_regular(self._path) as fp:

@@ -264,6 +264,9 @@ def test_gzip_bomb_is_capped_by_ratio(tmp_path: Path) -> None:
     with gzip.open(media / "image.dcm.gz", "wb") as gz:
         for _ in range(20):
             gz.write(b"\0" * (1 << 20))
+    with zipfile.ZipFile(media / "exam.zip", "w", zipfile.ZIP_STORED) as zf:
+        zf.write(media / "image.dcm.gz", "image.dcm.gz")  # the same bomb inside a zip
     report = import_paths(Store(tmp_path / "home"), [str(media)])
-    assert [(Path(p.path).name, "compression bomb" in p.reason) for p in report.failed] == [
-        ("image.dcm.gz", True)]
+    assert sorted((os.path.relpath(p.path, media), "compression bomb" in p.reason)
+                  for p in report.failed) == [("exam.zip!/image.dcm.gz", True),
+                                              ("image.dcm.gz", True)]

@@ -139,6 +139,18 @@ def test_zipped_cd_with_files_missing_says_which(data: Path, tmp_path: Path) -> 
         (f"{archive}!/exam/dicomdir", "DICOMDIR (media index), checked against the files")}
 
 
+def test_gzipped_image_in_a_zip_imports_as_in_a_folder(data: Path, tmp_path: Path) -> None:
+    gz = data / "malformed" / "zipMR.gz"
+    archive = tmp_path / "outside.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        zf.write(gz, "EXAM/zipMR.gz")
+    in_zip = import_paths(Store(tmp_path / "zip-home"), [str(archive)])
+    in_folder = import_paths(Store(tmp_path / "folder-home"), [str(gz)])
+    assert (in_folder.imported, in_folder.skipped, in_folder.failed) == (1, [], [])
+    assert (in_zip.imported, in_zip.skipped, in_zip.failed) == (1, [], [])
+    assert in_zip.study_uids == in_folder.study_uids
+
+
 def test_damaged_zip_and_missing_path_are_reported(tmp_path: Path) -> None:
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
