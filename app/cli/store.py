@@ -107,6 +107,8 @@ def print_import_summary(report: ImportReport, store: Store) -> None:
     out.write(" (cancelled)\n" if report.cancelled else "\n")
     for problem in report.failed:
         out.write(f"  failed: {printable(problem.path)}: {printable(problem.reason)}\n")
+    for problem in report.conflicting:
+        out.write(f"  conflicting: {printable(problem.path)}: {printable(problem.reason)}\n")
     if report.skipped:
         shown = report.skipped[:10]
         for problem in shown:

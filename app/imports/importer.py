@@ -32,6 +32,9 @@ from app.workflow import audit
 log = logging.getLogger(__name__)
 
 BATCH = 64
+#: Why a file is listed as conflicting.
+CONFLICT = ("same SOP Instance UID as an image already in the store, different content; "
+            "both kept")
 BATCH_SECONDS = 0.5
 
 
@@ -42,6 +45,8 @@ class ImportReport:
     conflicts: int = 0
     failed: list[Problem] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
+    #: The files counted in :attr:`conflicts`, each with why (kind "conflict").
+    conflicting: list[Problem] = field(default_factory=list)
     #: Studies that this import touched (imported, duplicate or conflict), in first-seen order.
     study_uids: list[str] = field(default_factory=list)
     #: Per series this import touched: how many files were "imported", "duplicate", "conflict".
@@ -66,6 +71,7 @@ class ImportReport:
             "conflicts": self.conflicts,
             "failed": [{"path": p.path, "reason": p.reason} for p in self.failed],
             "skipped": [{"path": p.path, "reason": p.reason} for p in self.skipped],
+            "conflicting": [{"path": p.path, "reason": p.reason} for p in self.conflicting],
             "studies": studies_json(store, self.study_uids),
             **({"stopped": self.stopped} if self.stopped else {}),
         }
@@ -131,8 +137,10 @@ def import_paths(
         nonlocal last_commit
         if pending:
             statuses = store.commit([f for _, f in pending])
-            for (_item, stored), status in zip(pending, statuses, strict=True):
+            for (item, stored), status in zip(pending, statuses, strict=True):
                 _count(report, status)
+                if status == "conflict":
+                    report.conflicting.append(Problem(item.display, CONFLICT, "conflict"))
                 report.count_series(stored.header.series.series_instance_uid, status)
                 seen_studies.setdefault(stored.header.study.study_instance_uid)
                 arrivals.add(stored.header.study.study_instance_uid, status == "imported")

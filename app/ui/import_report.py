@@ -173,6 +173,8 @@ class ImportReportDialog(QDialog):
             item.setToolTip(0, tooltip(f"{group.reason}\nin {group.folder}"))
             if group.kind == "failed":
                 item.setForeground(0, QBrush(QColor(FAIL_COLOUR)))
+            elif group.kind == "conflict":
+                item.setForeground(0, QBrush(QColor(FLAG_COLOUR)))
             for path in group.paths:
                 QTreeWidgetItem(item, [path])
             if group.count > len(group.paths):

@@ -151,6 +151,20 @@ def test_gzipped_image_in_a_zip_imports_as_in_a_folder(data: Path, tmp_path: Pat
     assert in_zip.study_uids == in_folder.study_uids
 
 
+def test_a_conflicting_file_is_named(data: Path, tmp_path: Path) -> None:
+    """Two files with one SOP Instance UID and other bytes: both kept, and the report says
+    which file conflicted (the count alone leaves the tech guessing)."""
+    media = tmp_path / "usb"
+    media.mkdir()
+    for name in ("ExplVR_BigEndNoMeta.dcm", "ExplVR_LitEndNoMeta.dcm"):
+        shutil.copyfile(data / "malformed" / name, media / name)
+    report = import_paths(Store(tmp_path / "home"), [str(media)])
+    assert (report.imported, report.conflicts) == (1, 1)
+    assert [(p.path, p.kind) for p in report.conflicting] == [
+        (str(media / "ExplVR_LitEndNoMeta.dcm"), "conflict")]
+    assert "both kept" in report.conflicting[0].reason
+
+
 def test_damaged_zip_and_missing_path_are_reported(tmp_path: Path) -> None:
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"PK\x03\x04" + b"\x00" * 100)

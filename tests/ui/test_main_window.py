@@ -113,6 +113,29 @@ def test_import_report_says_what_came_in_and_groups_problems(qtbot, home: Path, 
     assert report.study_uids[0] in window.viewers
 
 
+def test_import_report_names_the_conflicting_file(qtbot, home: Path, data: Path,
+                                                  tmp_path: Path) -> None:
+    import shutil
+
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    for name in ("ExplVR_BigEndNoMeta.dcm", "ExplVR_LitEndNoMeta.dcm"):
+        shutil.copyfile(data / "malformed" / name, usb / name)
+    window = MainWindow(Store(home))
+    qtbot.addWidget(window)
+    window.show()
+    window.import_paths([str(usb)])
+    _wait_task(qtbot, window)
+    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=5000)
+    dialog = window.report_dialog
+    assert "1 conflicting" in dialog.details.text()
+    assert dialog.problems.isVisibleTo(dialog)
+    (line,) = dialog.problem_lines()
+    assert line.startswith("1 file: same SOP Instance UID as an image already in the store")
+    group = dialog.problems.topLevelItem(0)
+    assert group.child(0).text(0) == str(usb / "ExplVR_LitEndNoMeta.dcm")
+
+
 def test_import_report_flags_a_series_without_images_and_what_was_already_there(
         qtbot, home: Path, data: Path, tmp_path: Path) -> None:
     window = MainWindow(Store(home))
