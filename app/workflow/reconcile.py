@@ -129,7 +129,7 @@ def coerce(ds: Dataset, local: PatientValues, when: str) -> dict[str, tuple[str,
         setattr(ds, kw, after)
     if not changed:
         return changed
-    if "PatientID" in changed and old.patient_id:
+    if "PatientID" in changed and old.patient_id and not _corrected(old, local):
         other = Dataset()
         other.PatientID = old.patient_id
         other.IssuerOfPatientID = old.issuer_of_patient_id
@@ -141,6 +141,15 @@ def coerce(ds: Dataset, local: PatientValues, when: str) -> dict[str, tuple[str,
     _original_attributes(ds, modified, when, source=old.issuer_of_patient_id or str(
         ds.get("InstitutionName", "") or ""))
     return changed
+
+
+def _corrected(old: PatientValues, local: PatientValues) -> bool:
+    """True when the old ID is one of the same issuer as the new (a study reconciled again to
+    correct a wrong pick): an issuer gives one patient one ID, so the old one is a mistake, not
+    another ID of this patient, and never goes into Other Patient IDs (where a PACS would link
+    the two records). Its value stays in Original Attributes."""
+    return bool(old.issuer_of_patient_id) and \
+        old.issuer_of_patient_id == local.issuer_of_patient_id
 
 
 def _original_attributes(ds: Dataset, modified: Dataset, when: str, source: str) -> None:

@@ -126,6 +126,28 @@ def test_reconcile_coerces_keeps_the_outside_id_and_the_old_values(tmp_path, hom
     assert "MRN0042" not in audit.audit_path(home).read_text()
 
 
+def test_reconciling_again_to_correct_a_wrong_pick_does_not_link_the_wrong_patient(
+        tmp_path, home, ge_files):
+    """The tech picked the wrong worklist entry and reconciles again: the images carry the
+    outside ID as the patient's other ID, never the wrong local patient's MRN (a PACS links
+    records through Other Patient IDs)."""
+    files = outside_cd(tmp_path / "cd", ge_files, 2)
+    store = import_into(home, tmp_path / "cd")
+    study_uid = pydicom.dcmread(files[0]).StudyInstanceUID
+    wrong = LOCAL.merged(patient_name="MULLER^HANS", patient_id="MRN0044",
+                         accession_number="ACC1003")
+    reconcile_study(store, study_uid, wrong, confirmed=True)
+    again = reconcile_study(store, study_uid, LOCAL, confirmed=True)
+    assert again.changed["PatientID"] == ("MRN0044", "MRN0042")
+    for inst in study_instances(store, study_uid):
+        ds = pydicom.dcmread(inst.path)
+        assert PatientValues.from_dataset(ds) == LOCAL
+        assert [(o.PatientID, o.IssuerOfPatientID) for o in ds.OtherPatientIDsSequence] == [
+            ("OUT-778812", "COMMUNITY HOSP")]
+        last = ds.OriginalAttributesSequence[-1].ModifiedAttributesSequence[0]
+        assert last.PatientID == "MRN0044"  # the mistake is on record, where it belongs
+
+
 def test_a_birth_date_or_sex_that_disagrees_needs_confirmation(tmp_path, home, ge_files):
     files = outside_cd(tmp_path / "cd", ge_files, 2)
     store = import_into(home, tmp_path / "cd")
