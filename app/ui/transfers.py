@@ -88,6 +88,7 @@ class TransfersWidget(QWidget):
         self._states: dict[str, str] = {}
         self._watch_started = float("inf")  # when attach() began following a runner
         self._labels: dict[str, str] = {}
+        self._fitted: set[str] = set()  # Hub / PACS texts the column was widened for
         self._jobs: list[Job] = []
         #: Jobs that ended before this time are not listed ("Clear finished").
         self.cleared_before = 0.0
@@ -228,6 +229,8 @@ class TransfersWidget(QWidget):
                  s.explanation]
         set_row(self.table, row, texts, JOB_ROLE, job.id)
         cell(self.table, row, COL["Details"]).setToolTip(tooltip(job.message or s.explanation))
+        cell(self.table, row, COL["Hub / PACS"]).setToolTip(tooltip(where))
+        self._fit_where(where)
         fraction = s.done / s.total if s.total else 0.0
         cell(self.table, row, COL["Progress"]).setData(FRACTION_ROLE, fraction)
         colour = STATE_COLOURS.get(job.state)
@@ -237,6 +240,17 @@ class TransfersWidget(QWidget):
         for col in (COL["Images"], COL["Speed"], COL["ETA"]):
             cell(self.table, row, col).setTextAlignment(
                 Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def _fit_where(self, text: str) -> None:
+        """Widen the Hub / PACS column for a peer name not seen yet ("regional-hub (Hub)"), so
+        it is never cut to "regional-hub (…"; a width the user set is kept otherwise."""
+        if text in self._fitted:
+            return
+        self._fitted.add(text)
+        col = COL["Hub / PACS"]
+        needed = self.table.fontMetrics().horizontalAdvance(text) + 24  # cell padding
+        if needed > self.table.columnWidth(col):
+            self.table.setColumnWidth(col, needed)
 
     def _study_label(self, study_uid: str, series: tuple[str, ...]) -> str:
         label = self._labels.get(study_uid)

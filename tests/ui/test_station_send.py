@@ -63,3 +63,24 @@ def test_a_reconciled_study_reaches_the_hub_under_the_local_patient(qtbot, hub, 
     out = Path(os.environ.get("RELAY_SCREENSHOTS") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(out / "technologist-sent-verified.png"))
+
+
+def test_transfers_shows_the_whole_hub_name(qtbot, hub, relay_home, tmp_path, data):
+    ge = sorted((data / "ct-head" / "ge-hispeed-human-gantry-tilt").glob("*.dcm"))
+    outside_cd(tmp_path / "cd", ge, 2)
+    store = import_into(relay_home, tmp_path / "cd")
+    study_uid = store.studies()[0].study_instance_uid
+    assert add_hub(relay_home, hub.url, name="regional-stroke-hub").returncode == 0
+    window = MainWindow(Store(relay_home))
+    window.resize(1400, 900)
+    qtbot.addWidget(window)
+    window.show()
+    job_id = window.queue_send("regional-stroke-hub", study_uid, None)
+    window.transfers_dock.show()
+    qtbot.waitUntil(lambda: _state(window, job_id) == "Verified", timeout=120_000)
+    table = window.transfers.table
+    item = table.item(0, COL["Hub / PACS"])
+    assert item.text() == "regional-stroke-hub (Hub)"
+    shown = table.columnWidth(COL["Hub / PACS"])
+    assert shown >= table.fontMetrics().horizontalAdvance(item.text()) + 12  # not "regional-s…"
+    assert item.toolTip()
