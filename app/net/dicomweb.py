@@ -185,11 +185,11 @@ class DicomWebClient:
         body = MultipartBody(files)
         path = f"/studies/{study_uid}" if study_uid else "/studies"
         resp = self.session.request(
-            "POST", path, body=iter(body), ok=(200, 202, 409),
+            "POST", path, body=iter(body), ok=(200, 202, 400, 409),
             headers={"Content-Type": body.content_type, "Content-Length": str(len(body)),
                      "Accept": "application/dicom+json"},
         )
-        answer = self.session.parse_json(resp) if resp.data else None
+        answer = _stow_answer(self.session, resp)
         if not isinstance(answer, dict):
             raise HubError("not-dicomweb", f"the hub at {self.session.where} answered a STOW-RS "
                                            "request without a DICOM JSON result")
@@ -272,6 +272,21 @@ def _items(answer: dict[str, Any], tag: str) -> list[dict[str, Any]]:
         return []
     values = element.get("Value")
     return [v for v in values if isinstance(v, dict)] if isinstance(values, list) else []
+
+
+def _stow_answer(session: HubSession, resp: Any) -> Any:
+    """The DICOM JSON of a STOW-RS answer. A 400 that names what was stored and what failed
+    (Orthanc answers so when any instance of the request failed, the others being stored) is
+    an answer like 409's; a 400 without one is the request's own rejection."""
+    if resp.status != 400:
+        return session.parse_json(resp) if resp.data else None
+    try:
+        answer = session.parse_json(resp) if resp.data else None
+    except HubError:
+        answer = None
+    if not isinstance(answer, dict) or not _items(answer, FAILED_SOP_SEQ):
+        raise session.status_error(resp)
+    return answer
 
 
 _FAILURES = {

@@ -92,3 +92,28 @@ def test_unknown_study_and_hub_are_clear(relay_home, hub):
     assert proc.returncode == 2 and "no hub called 'nope'" in proc.stderr
     proc = relay(relay_home, "fetch", "1.2.3.4", "--hub", "hub", "--json")
     assert proc.returncode == 2 and "not on hub 'hub'" in proc.stderr
+
+
+def test_one_image_the_hub_cannot_take_is_named_and_the_rest_arrive(hub, relay_home, tmp_path,
+                                                                    data):
+    """Orthanc answers 400 to a STOW-RS request when any instance in it failed, listing the
+    stored ones and the failed one with its reason: the rest of the batch is on the hub and
+    the job names the one image and why, not "the hub rejected the request (400)"."""
+    import pydicom
+
+    ge = sorted((data / "ct-head" / "ge-hispeed-human-gantry-tilt").glob("*.dcm"))[:4]
+    cd = tmp_path / "cd"
+    cd.mkdir()
+    for path in ge:
+        (cd / path.name).write_bytes(path.read_bytes())
+    broken = pydicom.dcmread(cd / ge[1].name)
+    del broken.SeriesInstanceUID  # an outside image without one: the hub cannot file it
+    broken.save_as(cd / ge[1].name)
+    store, study = import_study(relay_home, sorted(cd.iterdir()))
+    assert add_hub(relay_home, hub.url).returncode == 0
+    proc = relay(relay_home, "send", study, "--hub", "hub", "--json")
+    result = json.loads(proc.stdout)
+    assert result["state"] == "failed"
+    assert result["missing"] == [str(broken.SOPInstanceUID)]
+    assert len(hub_sop_uids(hub)) == 3 and result["verified"] == 3
+    assert "400" not in result["message"] and "cannot understand" in result["message"], result
