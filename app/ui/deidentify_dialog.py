@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.store.local import Store
+from app.ui.format import not_done
 from app.ui.worker import TaskWorker
 from app.workflow.deid_profile import OPTION_CODES, OPTIONS
 from app.workflow.deidentify import DeidResult, deidentify_study
@@ -93,6 +94,8 @@ class DeidentifyDialog(QDialog):
     def _on_done(self, result: DeidResult) -> None:
         lines = [f"{result.instances} instances de-identified into a new study."]
         lines += [f"Left out {e.sop_instance_uid}: {e.reason}" for e in result.excluded]
+        if result.failed:
+            lines.append(not_done(result.failed, "de-identified: the copy is incomplete"))
         self.status.setText("\n".join(lines))
         self.completed.emit(result)
 

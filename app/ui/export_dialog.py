@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from app.store.local import Store
 from app.ui.deidentify_dialog import DeidOptionsWidget
+from app.ui.format import not_done
 from app.ui.worker import TaskWorker
 from app.workflow.burn import Burner, burn, find_burner
 from app.workflow.export import ExportResult, export_studies
@@ -117,6 +118,8 @@ class ExportDialog(QDialog):
             text += f" and {result.iso.name}"
         if result.excluded:
             text += f"; {len(result.excluded)} left out (may carry burned-in text)"
+        if result.failed:
+            text += "; " + not_done(result.failed, "written: the disc is incomplete")
         self.status.setText(text + ".")
         self.burn_button.setEnabled(result.iso is not None)
         self.completed.emit(result)

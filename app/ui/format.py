@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from app.imports.media import Problem
 from app.model import Study
 
 
@@ -44,6 +47,15 @@ def study_title(study: Study) -> str:
 def count(n: int, noun: str, plural: str = "") -> str:
     """"1 study", "3 studies", "0 images"."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def not_done(failed: Sequence[Problem], what: str) -> str:
+    """"1 image NOT written (file ends inside the dataset)": the part of a study a
+    reconcile, de-identification or export could not do, and the first reason."""
+    if not failed:
+        return ""
+    more = f"; and {len(failed) - 1} more" if len(failed) > 1 else ""
+    return f"{count(len(failed), 'image')} NOT {what} ({failed[0].reason}{more})"
 
 
 SEX_WORDS = {"M": "Male", "F": "Female", "O": "Other"}

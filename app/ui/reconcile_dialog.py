@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from app.settings import load_settings
 from app.store.local import Store
-from app.ui.format import format_date, format_name, format_time
+from app.ui.format import format_date, format_name, format_time, not_done
 from app.ui.worker import TaskWorker
 from app.workflow.patient import KEYWORDS, PatientValues, compare
 from app.workflow.reconcile import ReconcileResult, outside_values, reconcile_study
@@ -68,6 +68,8 @@ class ReconcileDialog(QDialog):
         self.outside = outside_values(store, study_uid)
         self.entries: list[WorklistEntry] = []
         self.task: TaskWorker | None = None
+        #: Reconciled, but not every instance: the dialog stays open saying so.
+        self.done_partly = False
         self.setWindowTitle("Reconcile with the local patient")
         self.setMinimumWidth(760)
         layout = QVBoxLayout(self)
@@ -183,7 +185,7 @@ class ReconcileDialog(QDialog):
         if not needs and self.confirm.isChecked():
             self.confirm.setChecked(False)
         ready = bool(self.local().patient_id) and (not needs or self.confirm.isChecked())
-        self.ok.setEnabled(ready and self.task is None)
+        self.ok.setEnabled(ready and self.task is None and not self.done_partly)
 
     # -- worklist ----------------------------------------------------------------------------
     def search(self) -> TaskWorker | None:
@@ -262,8 +264,23 @@ class ReconcileDialog(QDialog):
 
     def _on_reconciled(self, result: ReconcileResult) -> None:
         self.reconciled.emit(result)
-        self.accept()
+        if not result.failed:
+            self.accept()
+            return
+        self.done_partly = True  # stays open: the tech must see that part is not filed
+        self.status.setText(reconciled_words(result))
 
     def _on_task_finished(self) -> None:
         self.task = None
         self._update()
+
+
+def reconciled_words(result: ReconcileResult) -> str:
+    """What a reconciliation did, in one sentence for the tech (a partial one says so)."""
+    if not result.failed:
+        return (f"{result.instances} instances filed under the local patient; the outside "
+                "original is kept.")
+    total = result.instances + len(result.failed)
+    return (f"{result.instances} of {total} instances filed under the local patient; "
+            + not_done(result.failed, "reconciled, still with the outside patient's values: "
+                                      "do not send the study until this is solved"))

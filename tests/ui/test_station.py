@@ -230,3 +230,60 @@ def test_reconcile_view_finds_the_patient_in_a_pacs(qtbot, tmp_path, home, data)
     assert trail[1]["detail"]["level"] == "patient"
     assert trail[1]["detail"]["keys"] == ["PatientName"] and trail[1]["detail"]["answers"] == 1
     assert "MULLER" not in audit.audit_path(home).read_text(encoding="utf-8")
+
+
+def _damage_one_stored_file(store, study_uid: str) -> None:
+    """One stored file of the study cut short (a disk error since the import)."""
+    from app.workflow.derive import study_instances
+
+    path = Path(str(study_instances(store, study_uid)[1].path))
+    path.write_bytes(path.read_bytes()[:300])
+
+
+def test_export_dialog_says_when_the_disc_is_incomplete(qtbot, tmp_path, home, data):
+    store = import_into(home, *_ge(data)[:4])
+    study_uid = store.studies()[0].study_instance_uid
+    _damage_one_stored_file(store, study_uid)
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.station.export(study_uid)
+    dialog.folder.setText(str(tmp_path / "disc"))
+    dialog.make_iso.setChecked(False)
+    with qtbot.waitSignal(dialog.completed, timeout=60_000) as done:
+        dialog.run()
+    assert done.args[0].instances == 3
+    text = dialog.status.text()
+    assert "1 image NOT written: the disc is incomplete (file ends inside the dataset" in text
+
+
+def test_deidentify_dialog_says_when_the_copy_is_incomplete(qtbot, tmp_path, home, data):
+    store = import_into(home, *_ge(data)[:4])
+    study_uid = store.studies()[0].study_instance_uid
+    _damage_one_stored_file(store, study_uid)
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.station.deidentify(study_uid)
+    with qtbot.waitSignal(dialog.completed, timeout=60_000):
+        dialog.run()
+    assert "1 image NOT de-identified: the copy is incomplete (cannot be read" in \
+        dialog.status.text()
+
+
+def test_reconcile_that_could_not_file_every_image_says_so_and_stays_open(qtbot, tmp_path,
+                                                                         home, data):
+    files = outside_cd(tmp_path / "cd", _ge(data), 4)
+    store = import_into(home, tmp_path / "cd")
+    study_uid = pydicom.dcmread(files[0]).StudyInstanceUID
+    _damage_one_stored_file(store, study_uid)
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.station.reconcile(study_uid)
+    qtbot.waitExposed(dialog)
+    for name, text in (("patient_id", "MRN0042"), ("issuer_of_patient_id", "LOCAL"),
+                       ("patient_name", "MULLER^ANNA^M"), ("accession_number", "ACC1001")):
+        dialog.local_edits[name].setText(text)
+    with qtbot.waitSignal(dialog.reconciled, timeout=30_000):
+        dialog.ok.click()
+    qtbot.waitUntil(lambda: dialog.task is None, timeout=10_000)
+    text = dialog.status.text()
+    assert text.startswith("3 of 4 instances filed under the local patient; 1 image NOT "
+                           "reconciled, still with the outside patient's values"), text
+    assert dialog.isVisible() and not dialog.ok.isEnabled()
+    assert "3 of 4 instances" in window.statusBar().currentMessage()

@@ -20,7 +20,7 @@ from app.errors import TransferError
 from app.store.local import Store
 from app.ui.deidentify_dialog import DeidentifyDialog
 from app.ui.export_dialog import ExportDialog
-from app.ui.reconcile_dialog import ReconcileDialog
+from app.ui.reconcile_dialog import ReconcileDialog, reconciled_words
 from app.workflow.derive import links
 from app.workflow.reconcile import ReconcileResult
 from app.workflow.sendable import reconciled_copy, send_target
@@ -91,8 +91,7 @@ class StationController(QObject):
         return dialog
 
     def _on_reconciled(self, result: ReconcileResult) -> None:
-        self.message.emit(f"{result.instances} instances filed under the local patient; the "
-                          "outside original is kept.", 8000)
+        self.message.emit(reconciled_words(result), 8000 if not result.failed else 60000)
         self.changed.emit()
 
     # -- what the browser and the senders need -----------------------------------------------
