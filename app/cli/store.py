@@ -92,6 +92,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def print_import_summary(report: ImportReport, store: Store) -> None:
     from app.imports.importer import studies_json
+    from app.imports.summary import is_media_index
 
     out = sys.stdout
     parts = [f"{report.imported} imported"]
@@ -101,8 +102,11 @@ def print_import_summary(report: ImportReport, store: Store) -> None:
         parts.append(f"{report.conflicts} CONFLICTING (same UID, different bytes; both kept)")
     if report.failed:
         parts.append(f"{len(report.failed)} failed")
-    if report.skipped:
-        parts.append(f"{len(report.skipped)} skipped (not DICOM)")
+    indexes = sum(1 for p in report.skipped if is_media_index(p))
+    if len(report.skipped) > indexes:
+        parts.append(f"{len(report.skipped) - indexes} skipped (not DICOM)")
+    if indexes:
+        parts.append(f"{indexes} DICOMDIR{'s' if indexes != 1 else ''} read")
     out.write(", ".join(parts) + f" in {report.seconds:.1f} s")
     out.write(" (cancelled)\n" if report.cancelled else "\n")
     for problem in report.failed:

@@ -127,3 +127,21 @@ def test_ls_json_lists_store_in_report_shape(data: Path, home: Path) -> None:
                            "series_description", "instances"}
     assert isinstance(series["series_number"], int) and series["instances"] == 28
     json.dumps(listed)  # plain JSON types only
+
+
+def test_relay_import_does_not_count_the_dicomdir_as_a_file_not_dicom(data: Path,
+                                                                      tmp_path: Path) -> None:
+    """A CD's first line: its DICOMDIR was read, not skipped as "not DICOM" beside the README
+    (which made a clean CD look as if a file had been left behind)."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import relay_cmd, relay_env
+
+    cd = tmp_path / "cd"
+    shutil.copytree(data / "cd" / "pydicom-tiny-alpha", cd)
+    proc = subprocess.run(relay_cmd("--home", str(tmp_path / "home"), "import", str(cd)),
+                          capture_output=True, text=True, env=relay_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith("50 imported, 1 skipped (not DICOM), 1 DICOMDIR read in "), first
