@@ -206,7 +206,8 @@ class WalkResult:
 
 
 def walk(paths: list[str], tmp_dir: Path | None = None) -> WalkResult:
-    """List every candidate file under ``paths`` (folders, DICOMDIR media, zips, files).
+    """List every candidate file under ``paths`` (folders, DICOMDIR media, zips, files). A
+    DICOMDIR file given by itself means its media: the folder it is the index of.
 
     Symbolic links are followed only while they stay inside the folder that was given.
     """
@@ -220,6 +221,10 @@ def walk(paths: list[str], tmp_dir: Path | None = None) -> WalkResult:
             continue
         if stat.S_ISDIR(st.st_mode):
             _walk_dir(Path(given), given, result, seen_dirs, tmp_dir)
+        elif stat.S_ISREG(st.st_mode) and _is_dicomdir_name(os.path.basename(given)):
+            # a DICOMDIR opened, dropped or given by itself stands for the media it indexes
+            media = os.path.dirname(given) or os.curdir
+            _walk_dir(Path(media), media, result, seen_dirs, tmp_dir)
         else:
             _add_file(Path(given), given, st, result, tmp_dir)
     return result

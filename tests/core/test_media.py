@@ -100,6 +100,18 @@ def test_vendor_cd_with_viewer_and_several_filesets(data: Path, tmp_path: Path) 
     assert not marker.exists()  # nothing on the media is ever run
 
 
+def test_a_dicomdir_given_by_itself_imports_its_media(data: Path, tmp_path: Path) -> None:
+    """Picking the DICOMDIR in a file chooser, dropping it or "Open with Relay" on it is
+    opening the CD: its images come in (before: "0 imported", the DICOMDIR skipped)."""
+    media = _cd_copy(data, tmp_path / "cd")
+    (media / "77654033" / "CT2" / "17136").unlink()
+    report = import_paths(Store(tmp_path / "home"), [str(media / "DICOMDIR")])
+    assert report.imported == 30
+    assert [(p.path, p.reason) for p in report.failed] == [
+        (os.path.join(str(media), "77654033", "CT2", "17136"),
+         "listed in the DICOMDIR but missing from the media")]
+
+
 def test_zip_archive_and_mixed_arguments(data: Path, tmp_path: Path) -> None:
     src = data / "cd" / "pydicom-dicomdirtests"
     archive = tmp_path / "outside.zip"

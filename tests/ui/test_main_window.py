@@ -113,6 +113,23 @@ def test_import_report_says_what_came_in_and_groups_problems(qtbot, home: Path, 
     assert report.study_uids[0] in window.viewers
 
 
+def test_a_dicomdir_dropped_on_the_window_imports_the_cd(qtbot, home: Path, data: Path) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    window = MainWindow(Store(home))
+    qtbot.addWidget(window)
+    window.show()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(data / "cd" / "pydicom-tiny-alpha" / "DICOMDIR"))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    _wait_task(qtbot, window)
+    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=5000)
+    assert window.report_dialog.headline.text().startswith("50 images imported: 1 patient")
+
+
 def test_import_report_names_the_conflicting_file(qtbot, home: Path, data: Path,
                                                   tmp_path: Path) -> None:
     import shutil
