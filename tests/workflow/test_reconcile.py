@@ -148,6 +148,37 @@ def test_reconciling_again_to_correct_a_wrong_pick_does_not_link_the_wrong_patie
         assert last.PatientID == "MRN0044"  # the mistake is on record, where it belongs
 
 
+def test_a_local_name_outside_the_discs_character_set_is_written_whole(tmp_path, home,
+                                                                       ge_files):
+    """The outside disc is ISO_IR 100 (Latin-1); the local patient is DVOŘÁK (Ř is not in
+    Latin-1). The reconciled images carry the name as typed, and the disc's own non-ASCII
+    text stays readable, instead of "DVO?ÁK" on the hub."""
+    files = outside_cd(tmp_path / "cd", ge_files, 2)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        assert ds.SpecificCharacterSet == "ISO_IR 100"
+        ds.StudyDescription = "Schädel nativ"
+        ds.save_as(f)
+    store = import_into(home, tmp_path / "cd")
+    study_uid = pydicom.dcmread(files[0]).StudyInstanceUID
+    local = LOCAL.merged(patient_name="DVOŘÁK^JAN", accession_number="ACC-Ž1")
+    reconcile_study(store, study_uid, local)
+    for inst in study_instances(store, study_uid):
+        ds = pydicom.dcmread(inst.path)
+        assert (str(ds.PatientName), ds.AccessionNumber) == ("DVOŘÁK^JAN", "ACC-Ž1")
+        assert ds.StudyDescription == "Schädel nativ"
+        assert str(ds.OriginalAttributesSequence[-1].ModifiedAttributesSequence[0]
+                   .PatientName) == "MUELLER^ANNA"
+    assert store.study(study_uid).patient.patient_name == "DVOŘÁK^JAN"
+    # a name the disc's character set can carry leaves the character set alone
+    other = outside_cd(tmp_path / "cd2", ge_files[2:], 1)
+    store = import_into(tmp_path / "home2", tmp_path / "cd2")
+    uid2 = pydicom.dcmread(other[0]).StudyInstanceUID
+    reconcile_study(store, uid2, LOCAL.merged(patient_name="MÜLLER^ANNA"))
+    (inst,) = study_instances(store, uid2)
+    assert pydicom.dcmread(inst.path).SpecificCharacterSet == "ISO_IR 100"
+
+
 def test_a_birth_date_or_sex_that_disagrees_needs_confirmation(tmp_path, home, ge_files):
     files = outside_cd(tmp_path / "cd", ge_files, 2)
     store = import_into(home, tmp_path / "cd")
