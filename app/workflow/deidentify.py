@@ -40,7 +40,14 @@ from app.workflow.deid_profile import (
     build_profile,
 )
 from app.workflow.deid_profile import UID as UID_ACTION
-from app.workflow.derive import WorkflowError, link, read_datasets, stage, study_instances
+from app.workflow.derive import (
+    WorkflowError,
+    fit_character_set,
+    link,
+    read_datasets,
+    stage,
+    study_instances,
+)
 from app.workflow.uids import KeyedUids, store_key
 
 log = logging.getLogger(__name__)
@@ -119,6 +126,7 @@ class Deidentifier:
         name = self.pseudonym or f"ANON^{self.uids.token(original_id or ds.StudyInstanceUID)}"
         pid = self.pseudonym or f"ANON-{self.uids.token(original_id or ds.StudyInstanceUID)}"
         self._walk(ds)
+        fit_character_set(ds, [name, pid])
         ds.PatientName = name
         ds.PatientID = pid
         self._scrub(ds)

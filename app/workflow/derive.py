@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
+from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 
 from app.errors import RelayError
@@ -72,6 +73,33 @@ def read_datasets(instances: list[Instance]) -> Iterator[tuple[Instance, Dataset
             yield inst, Problem(str(inst.path), f"cannot be read: {exc}", "failed")
         else:
             yield inst, ds
+
+
+def fit_character_set(ds: Dataset, texts: list[str]) -> None:
+    """Make ``ds`` able to carry ``texts`` (values about to be put in it): when one cannot be
+    written in its Specific Character Set ("DVOŘÁK" in ISO_IR 100, "MÜLLER" with none
+    declared), every text value is decoded and the dataset is written in UTF-8 (ISO_IR 192)
+    instead; pydicom would otherwise write "DVO?ÁK". Call it before putting them in."""
+    declared = ds.get("SpecificCharacterSet") or ""
+    values = [declared] if isinstance(declared, str) else list(declared)
+    if "ISO_IR 192" in values or all(_encodable(t, values) for t in texts):
+        return
+    ds.decode()  # every text value as str, read with the old character set
+    ds.SpecificCharacterSet = "ISO_IR 192"
+
+
+def _encodable(text: str, charsets: list[str]) -> bool:
+    if text.isascii():
+        return True
+    if not any(charsets):  # the default repertoire: ASCII only
+        return False
+    for encoding in convert_encodings(charsets):
+        try:
+            text.encode(encoding)
+        except (UnicodeEncodeError, LookupError):
+            continue
+        return True
+    return False
 
 
 def encode(ds: Dataset) -> bytes:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -25,7 +24,14 @@ from app.imports.media import Problem
 from app.store.local import Store, StoredFile
 from app.tasks import Progress
 from app.workflow import audit
-from app.workflow.derive import WorkflowError, link, read_datasets, stage, study_instances
+from app.workflow.derive import (
+    WorkflowError,
+    fit_character_set,
+    link,
+    read_datasets,
+    stage,
+    study_instances,
+)
 from app.workflow.patient import KEYWORDS, PatientValues, confirmation_needed
 
 log = logging.getLogger(__name__)
@@ -129,7 +135,7 @@ def coerce(ds: Dataset, local: PatientValues, when: str) -> dict[str, tuple[str,
         setattr(modified, kw, before)
     if not changed:
         return changed
-    _fit_character_set(ds, [after for _, after in changed.values()])
+    fit_character_set(ds, [after for _, after in changed.values()])
     for kw, (_, after) in changed.items():
         setattr(ds, kw, after)
     if "PatientID" in changed and old.patient_id and not _corrected(old, local):
@@ -144,33 +150,6 @@ def coerce(ds: Dataset, local: PatientValues, when: str) -> dict[str, tuple[str,
     _original_attributes(ds, modified, when, source=old.issuer_of_patient_id or str(
         ds.get("InstitutionName", "") or ""))
     return changed
-
-
-def _fit_character_set(ds: Dataset, texts: list[str]) -> None:
-    """Make ``ds`` able to carry the local values: when one cannot be written in its Specific
-    Character Set ("DVOŘÁK" in ISO_IR 100, "MÜLLER" with none declared), every text value is
-    decoded and the dataset is written in UTF-8 (ISO_IR 192) instead; pydicom would otherwise
-    write "DVO?ÁK" and the local patient's name would be wrong on the hub."""
-    declared = ds.get("SpecificCharacterSet") or ""
-    values = [declared] if isinstance(declared, str) else list(declared)
-    if "ISO_IR 192" in values or all(_encodable(t, values) for t in texts):
-        return
-    ds.decode()  # every text value as str, read with the old character set
-    ds.SpecificCharacterSet = "ISO_IR 192"
-
-
-def _encodable(text: str, charsets: list[str]) -> bool:
-    if text.isascii():
-        return True
-    if not any(charsets):  # the default repertoire: ASCII only
-        return False
-    for encoding in convert_encodings(charsets):
-        try:
-            text.encode(encoding)
-        except (UnicodeEncodeError, LookupError):
-            continue
-        return True
-    return False
 
 
 def _corrected(old: PatientValues, local: PatientValues) -> bool:

@@ -283,3 +283,15 @@ def test_the_cli_offers_exactly_the_profile_options():
     from app.workflow.export import LAYOUTS
 
     assert CLI_LAYOUTS == LAYOUTS
+
+
+def test_a_pseudonym_outside_the_character_set_is_written_whole(tmp_path, home, ge_files):
+    """A pseudonym with a letter the study's ISO_IR 100 cannot carry: the copy says it as
+    typed (UTF-8), not "STUDIE-?ÁK"."""
+    store = import_into(home, *ge_files[:2])
+    study_uid = pydicom.dcmread(ge_files[0]).StudyInstanceUID
+    assert pydicom.dcmread(ge_files[0]).SpecificCharacterSet == "ISO_IR 100"
+    result = deidentify_study(store, study_uid, pseudonym="STUDIE-ŽÁK")
+    for inst in study_instances(store, result.deidentified_study_uid):
+        ds = pydicom.dcmread(inst.path)
+        assert (str(ds.PatientName), ds.PatientID) == ("STUDIE-ŽÁK", "STUDIE-ŽÁK")
