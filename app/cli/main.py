@@ -12,6 +12,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -67,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
+    except BrokenPipeError:  # `relay import ... | head`: the reader stopped; not a crash
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit must not fail again
+        return 141  # as a shell reports a command stopped by SIGPIPE
     except RelayError as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2

@@ -145,3 +145,26 @@ def test_relay_import_does_not_count_the_dicomdir_as_a_file_not_dicom(data: Path
     assert proc.returncode == 0, proc.stderr
     first = proc.stdout.splitlines()[0]
     assert first.startswith("50 imported, 1 skipped (not DICOM), 1 DICOMDIR read in "), first
+
+
+def test_relay_import_piped_into_a_reader_that_stops_is_not_a_crash(data: Path,
+                                                                    tmp_path: Path) -> None:
+    """`relay import /media/cdrom | head`: the reader stops early; Relay ends quietly (141, as
+    a shell reports SIGPIPE) instead of printing "unexpected BrokenPipeError" tracebacks."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import relay_cmd, relay_env
+
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    for n in range(800):  # one "failed" line each: more than a pipe holds
+        shutil.copyfile(data / "malformed" / "MR_truncated.dcm", usb / f"IMAGE{n:04d}.dcm")
+    proc = subprocess.Popen(relay_cmd("--home", str(tmp_path / "home"), "import", str(usb)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=relay_env())
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"0 imported, 800 failed")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "BrokenPipeError" not in err and "Traceback" not in err, err
