@@ -239,7 +239,7 @@ def cmd_worklist(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from app.workflow.derive import WorkflowError
     from app.workflow.patient import PatientValues, confirmation_needed
-    from app.workflow.reconcile import outside_values, reconcile_study
+    from app.workflow.reconcile import disc_values, outside_values, reconcile_study
 
     store = open_store(args)
     try:
@@ -249,7 +249,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         local = base.merged(patient_id=args.patient_id, issuer_of_patient_id=args.issuer,
                             patient_name=args.name, patient_birth_date=args.birth_date,
                             patient_sex=args.sex, accession_number=args.accession)
-        doubts = confirmation_needed(outside_values(store, args.study), local)
+        doubts = confirmation_needed(disc_values(store, args.study), local)
         for kw in doubts:  # typed or picked on purpose: said, not refused
             print(f"relay: warning: {kw} differs from the outside study", file=sys.stderr)
         progress = Progress("Reconciling")

@@ -36,7 +36,7 @@ from app.store.local import Store
 from app.ui.format import format_date, format_name, format_time, not_done
 from app.ui.worker import TaskWorker
 from app.workflow.patient import KEYWORDS, PatientValues, compare
-from app.workflow.reconcile import ReconcileResult, outside_values, reconcile_study
+from app.workflow.reconcile import ReconcileResult, disc_values, reconcile_study
 from app.workflow.worklist import (
     Peer,
     WorklistEntry,
@@ -65,7 +65,7 @@ class ReconcileDialog(QDialog):
         super().__init__(parent)
         self.store = store
         self.study_uid = study_uid
-        self.outside = outside_values(store, study_uid)
+        self.outside = disc_values(store, study_uid)
         self.entries: list[WorklistEntry] = []
         self.task: TaskWorker | None = None
         #: Reconciled, but not every instance: the dialog stays open saying so.

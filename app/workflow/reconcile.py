@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+import pydicom
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -28,6 +29,7 @@ from app.workflow.derive import (
     WorkflowError,
     fit_character_set,
     link,
+    links,
     read_datasets,
     stage,
     study_instances,
@@ -66,6 +68,23 @@ def outside_values(store: Store, study_uid: str) -> PatientValues:
                          p.patient_birth_date, p.patient_sex, study.accession_number)
 
 
+def disc_values(store: Store, study_uid: str) -> PatientValues:
+    """What the outside disc said about the patient, also once the study was reconciled (to
+    correct a wrong pick, the local values are checked against the disc, never against the
+    wrong pick): the outside original's values, else the study's own."""
+    for kept in store.superseded(study_uid)[:1]:  # oldest first: the outside original
+        try:
+            return PatientValues.from_dataset(
+                pydicom.dcmread(str(kept["path"]), stop_before_pixels=True, force=True))
+        except Exception:  # noqa: BLE001 - a damaged original: the study's values below
+            log.warning("the outside original of a reconciled study cannot be read")
+    for pair in links(store, study_uid):
+        if pair.kind == "reconciled" and pair.derived_study_uid == study_uid \
+                and pair.original_study_uid != study_uid:  # a copy with new UIDs
+            return outside_values(store, pair.original_study_uid)
+    return outside_values(store, study_uid)
+
+
 def reconcile_study(store: Store, study_uid: str, local: PatientValues, *,
                     new_uids: bool = False, confirmed: bool = False,
                     progress: Progress | None = None) -> ReconcileResult:
@@ -73,8 +92,7 @@ def reconcile_study(store: Store, study_uid: str, local: PatientValues, *,
     ``confirmed``."""
     if not local.patient_id:
         raise WorkflowError("the local patient ID is needed to reconcile")
-    outside = outside_values(store, study_uid)
-    doubts = confirmation_needed(outside, local)
+    doubts = confirmation_needed(disc_values(store, study_uid), local)
     if doubts and not confirmed:
         raise WorkflowError(f"{' and '.join(doubts)} disagree between the outside study and "
                             "the local patient: confirm that this is the same person")

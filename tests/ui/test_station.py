@@ -287,3 +287,25 @@ def test_reconcile_that_could_not_file_every_image_says_so_and_stays_open(qtbot,
                            "reconciled, still with the outside patient's values"), text
     assert dialog.isVisible() and not dialog.ok.isEnabled()
     assert "3 of 4 instances" in window.statusBar().currentMessage()
+
+
+def test_reconcile_view_of_a_reconciled_study_shows_the_discs_values(qtbot, tmp_path, home,
+                                                                      data):
+    """Reconciling again to correct a wrong pick: the "Outside (on the disc)" column shows the
+    disc, and the right patient is not flagged as a different person."""
+    files = outside_cd(tmp_path / "cd", _ge(data), 2)
+    store = import_into(home, tmp_path / "cd")
+    study_uid = pydicom.dcmread(files[0]).StudyInstanceUID
+    hans = PatientValues("MULLER^HANS", "MRN0044", "LOCAL", "19450707", "M", "ACC1003")
+    reconcile_study(store, study_uid, hans, confirmed=True)
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.station.reconcile(study_uid)
+    qtbot.waitExposed(dialog)
+    assert dialog.outside_labels["patient_id"].text() == "OUT-778812"
+    assert dialog.outside_labels["patient_sex"].text() == "F"
+    for name, text in (("patient_name", "MULLER^ANNA^M"), ("patient_id", "MRN0042"),
+                       ("issuer_of_patient_id", "LOCAL"), ("patient_birth_date", "19480313"),
+                       ("patient_sex", "F"), ("accession_number", "ACC1001")):
+        dialog.local_edits[name].setText(text)
+    assert dialog.row_state("patient_sex") == "same" and not dialog.confirm.isVisible()
+    assert dialog.ok.isEnabled()

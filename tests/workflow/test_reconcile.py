@@ -18,7 +18,7 @@ from app.tasks import Progress
 from app.workflow import audit
 from app.workflow.derive import WorkflowError, links, study_instances
 from app.workflow.patient import PatientValues, confirmation_needed
-from app.workflow.reconcile import outside_values, reconcile_study
+from app.workflow.reconcile import disc_values, outside_values, reconcile_study
 from app.workflow.worklist import Peer, find_patients, find_worklist
 from tests.workflow.conftest import OUTSIDE, import_into, outside_cd
 from tests.workflow.peers import (
@@ -135,9 +135,15 @@ def test_reconciling_again_to_correct_a_wrong_pick_does_not_link_the_wrong_patie
     store = import_into(home, tmp_path / "cd")
     study_uid = pydicom.dcmread(files[0]).StudyInstanceUID
     wrong = LOCAL.merged(patient_name="MULLER^HANS", patient_id="MRN0044",
+                         patient_birth_date="19450707", patient_sex="M",
                          accession_number="ACC1003")
     reconcile_study(store, study_uid, wrong, confirmed=True)
-    again = reconcile_study(store, study_uid, LOCAL, confirmed=True)
+    # checked against the disc (F, 1948), not against the wrong pick: the right patient needs
+    # no confirmation, another wrong one does
+    assert disc_values(store, study_uid).patient_id == "OUT-778812"
+    with pytest.raises(WorkflowError, match="PatientBirthDate and PatientSex disagree"):
+        reconcile_study(store, study_uid, wrong.merged(patient_id="MRN0045"))
+    again = reconcile_study(store, study_uid, LOCAL)
     assert again.changed["PatientID"] == ("MRN0044", "MRN0042")
     for inst in study_instances(store, study_uid):
         ds = pydicom.dcmread(inst.path)
