@@ -16,10 +16,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.store.local import Store
-from app.ui.format import not_done
+from app.ui.format import count, not_done
 from app.ui.worker import TaskWorker
 from app.workflow.deid_profile import OPTION_CODES, OPTIONS
-from app.workflow.deidentify import DeidResult, deidentify_study
+from app.workflow.deidentify import DeidResult, Excluded, deidentify_study
 
 
 class DeidOptionsWidget(QGroupBox):
@@ -93,7 +93,7 @@ class DeidentifyDialog(QDialog):
 
     def _on_done(self, result: DeidResult) -> None:
         lines = [f"{result.instances} instances de-identified into a new study."]
-        lines += [f"Left out {e.sop_instance_uid}: {e.reason}" for e in result.excluded]
+        lines += left_out_lines(self.store, result.excluded)
         if result.failed:
             lines.append(not_done(result.failed, "de-identified: the copy is incomplete"))
         self.status.setText("\n".join(lines))
@@ -102,3 +102,29 @@ class DeidentifyDialog(QDialog):
     def _on_finished(self) -> None:
         self.task = None
         self.ok.setEnabled(True)
+
+
+def left_out_lines(store: Store, excluded: tuple[Excluded, ...]) -> list[str]:
+    """One line per reason, with the series the images are in ("Left out 40 images (#77 Dose
+    report): a secondary capture ..."), not one line per image: a study of screenshots
+    would push the dialog past the screen."""
+    groups: dict[str, dict[str, int]] = {}
+    for e in excluded:
+        inst = store.instance(e.sop_instance_uid)
+        series = store.series(inst.series_instance_uid) if inst is not None else None
+        label = "?" if series is None else \
+            f"#{series.series_number if series.series_number is not None else '-'} " \
+            f"{series.series_description or series.modality or ''}".strip()
+        in_series = groups.setdefault(e.reason, {})
+        in_series[label] = in_series.get(label, 0) + 1
+    lines = []
+    for reason, in_series in groups.items():
+        names = list(in_series)
+        where = ", ".join(names[:3]) + (f" and {len(names) - 3} more series"
+                                        if len(names) > 3 else "")
+        lines.append(f"Left out {count(sum(in_series.values()), 'image')} (series {where}): "
+                     f"{reason}.")
+    if lines:
+        lines.append("Tick \"Also take images that may carry burned-in text\" only after "
+                     "checking them.")
+    return lines

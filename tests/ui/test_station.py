@@ -309,3 +309,29 @@ def test_reconcile_view_of_a_reconciled_study_shows_the_discs_values(qtbot, tmp_
         dialog.local_edits[name].setText(text)
     assert dialog.row_state("patient_sex") == "same" and not dialog.confirm.isVisible()
     assert dialog.ok.isEnabled()
+
+
+def test_deidentify_dialog_sums_up_many_left_out_images(qtbot, tmp_path, home, data):
+    """A study with 30 screenshots: one line saying 30 images of which series and why, not 30
+    lines of UIDs pushing the dialog's text past its edges."""
+    from pydicom.uid import generate_uid
+
+    folder = tmp_path / "sc"
+    folder.mkdir()
+    for n in range(30):
+        ds = pydicom.dcmread(_ge(data)[n % 3])
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+        ds.SOPInstanceUID = generate_uid()
+        ds.SeriesInstanceUID, ds.SeriesNumber = ds.StudyInstanceUID + ".77", 77
+        ds.SeriesDescription = "Screen save"
+        ds.save_as(folder / f"{n}.dcm")
+    store = import_into(home, folder, *_ge(data)[:3])
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.station.deidentify(store.studies()[0].study_instance_uid)
+    with qtbot.waitSignal(dialog.completed, timeout=60_000):
+        dialog.run()
+    lines = dialog.status.text().splitlines()
+    assert lines[0] == "3 instances de-identified into a new study."
+    assert lines[1].startswith("Left out 30 images (series #77 Screen save): a secondary "
+                               "capture")
+    assert len(lines) == 3
