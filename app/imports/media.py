@@ -331,7 +331,7 @@ def _walk_zip(path: Path, shown: str, size: int, result: WalkResult, tmp: Path |
         names[info.filename] = names.get(info.filename, 0) + 1
     for info in infos:
         member_shown = f"{shown}!/{info.filename}"
-        name = info.filename.rsplit("/", 1)[-1]
+        name = _member_path(info).rsplit("/", 1)[-1]
         problem = _member_problem(info, names[info.filename])
         if problem:
             result.problems.append(Problem(member_shown, problem, "failed"))
@@ -453,11 +453,17 @@ def _check_dicomdir(dicomdir: Path, shown_dir: str, result: WalkResult) -> None:
             )
 
 
+def _member_path(info: zipfile.ZipInfo) -> str:
+    """A zip member's path with "/" between folders, also from tools that write "\\" (older
+    Windows ones do)."""
+    return info.filename.replace("\\", "/")
+
+
 def _check_zip_dicomdir(archive: _Archive, dicomdir: zipfile.ZipInfo,
                         infos: list[zipfile.ZipInfo], shown: str) -> list[Problem]:
     """The DICOMDIR of a CD that was zipped, checked against the members beside it: a file it
     lists that is not in the zip is a problem line, as on the CD itself."""
-    folder = dicomdir.filename.rpartition("/")[0]
+    folder = _member_path(dicomdir).rpartition("/")[0]
     prefix = f"{folder}/" if folder else ""
     here = f"{shown}!/{dicomdir.filename}"
     try:
@@ -466,8 +472,9 @@ def _check_zip_dicomdir(archive: _Archive, dicomdir: zipfile.ZipInfo,
     except Exception as exc:  # a broken DICOMDIR must never stop the scan
         return [Problem(here, f"DICOMDIR unreadable ({type(exc).__name__}); the archive was "
                               f"scanned instead", "skipped")]
-    members = {tuple(_iso_name(p) for p in i.filename[len(prefix):].split("/"))
-               for i in infos if i.filename.startswith(prefix)}
+    paths = [_member_path(i) for i in infos]
+    members = {tuple(_iso_name(p) for p in path[len(prefix):].split("/"))
+               for path in paths if path.startswith(prefix)}
     problems = [Problem(here, "DICOMDIR (media index), checked against the files", "skipped")]
     for parts in refs:
         if tuple(_iso_name(p) for p in parts) not in members:

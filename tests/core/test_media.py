@@ -130,9 +130,11 @@ def test_zip_archive_and_mixed_arguments(data: Path, tmp_path: Path) -> None:
     assert f"{archive}!/EXAM/DICOMDIR" in names
 
 
-def test_zipped_cd_with_files_missing_says_which(data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sep", ["/", "\\"])
+def test_zipped_cd_with_files_missing_says_which(data: Path, tmp_path: Path, sep: str) -> None:
     """A CD zipped by the outside hospital is checked against its DICOMDIR as the CD itself is:
-    a series left out of the zip is named, not a silently partial import."""
+    a series left out of the zip is named, not a silently partial import. Older Windows tools
+    write "\\" between the folders of a member's name."""
     media = _cd_copy(data, tmp_path / "cd")
     shutil.rmtree(media / "77654033" / "CT2")
     archive = tmp_path / "outside.zip"
@@ -140,7 +142,8 @@ def test_zipped_cd_with_files_missing_says_which(data: Path, tmp_path: Path) -> 
         for path in sorted(media.rglob("*")):
             if path.is_file():  # as a Windows tool may write it: lower case, ";1" suffixes
                 name = str(path.relative_to(media)).lower()
-                zf.write(path, "exam/" + (name if name == "dicomdir" else name + ";1"))
+                name = "exam/" + (name if name == "dicomdir" else name + ";1")
+                zf.write(path, name.replace("/", sep))
     report = import_paths(Store(tmp_path / "home"), [str(archive)])
     assert report.imported == 27
     assert sorted((p.path, p.reason) for p in report.failed) == [
@@ -148,7 +151,7 @@ def test_zipped_cd_with_files_missing_says_which(data: Path, tmp_path: Path) -> 
         for n in ("17106", "17136", "17166", "17196")
     ]
     assert {(p.path, p.reason) for p in report.skipped} == {
-        (f"{archive}!/exam/dicomdir", "DICOMDIR (media index), checked against the files")}
+        (f"{archive}!/exam{sep}dicomdir", "DICOMDIR (media index), checked against the files")}
 
 
 def test_gzipped_image_in_a_zip_imports_as_in_a_folder(data: Path, tmp_path: Path) -> None:
