@@ -402,7 +402,8 @@ class Sender:
                 words = (f"sent, not verified: {job.count('sent')} of {job.total} sent; the "
                          "peer offers neither storage commitment nor image queries")
             else:
-                words = message or _failed_words(self.queue.items(job_id, ("failed",)))
+                words = message or _failed_words(self.queue.items(job_id, ("failed",)),
+                                                 self.store)
             if self.decoded:
                 words += (f"; {len(self.decoded)} instance(s) decoded to uncompressed "
                           "(lossless) because the peer accepts only uncompressed for them")
@@ -438,15 +439,34 @@ def audit_transfer(home: Path, job: Job, where: str, sent: audit.Arrivals,
                              "job": job.id})
 
 
-def _failed_words(failed: list[Item]) -> str:
-    """"2 instance(s) refused by the hub: ...", and/or "1 instance(s) differ on the hub: ..."
-    (a copy that :mod:`app.net.verify` found with other bytes)."""
+def _failed_words(failed: list[Item], store: Store | None = None) -> str:
+    """"2 instance(s) refused by the hub: ... (image 3 of series #2 HEAD; ...)", and/or "1
+    instance(s) differ on the hub: ..." (a copy that :mod:`app.net.verify` found with other
+    bytes); the first images named, so the tech can find them."""
     differ = [i for i in failed if i.reason.startswith(DIFFERS)]
     refused = [i for i in failed if not i.reason.startswith(DIFFERS)]
     parts = [f"{len(group)} instance(s) {words}: " + "; ".join(sorted({i.reason for i in group}))
+             + _which_images(store, group)
              for group, words in ((refused, "refused by the hub"), (differ, "differ on the hub"))
              if group]
     return "; ".join(parts)
+
+
+def _which_images(store: Store | None, items: list[Item], shown: int = 3) -> str:
+    """" (image 3 of series #2 HEAD; image 7 of series #2 HEAD and 4 more)", or ""."""
+    if store is None:
+        return ""
+    names = []
+    for item in items[:shown]:
+        inst = store.instance(item.sop_uid)
+        series = store.series(inst.series_instance_uid) if inst is not None else None
+        if inst is None or series is None:
+            continue
+        number = "-" if series.series_number is None else series.series_number
+        image = "an image" if inst.instance_number is None else f"image {inst.instance_number}"
+        names.append(f"{image} of series #{number} {series.series_description}".rstrip())
+    more = f" and {len(items) - shown} more" if len(items) > shown and names else ""
+    return f" ({'; '.join(names)}{more})" if names else ""
 
 
 def run_send(store: Store, queue: TransferQueue, peer: Peer, job_id: str,

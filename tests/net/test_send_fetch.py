@@ -117,3 +117,6 @@ def test_one_image_the_hub_cannot_take_is_named_and_the_rest_arrive(hub, relay_h
     assert result["missing"] == [str(broken.SOPInstanceUID)]
     assert len(hub_sop_uids(hub)) == 3 and result["verified"] == 3
     assert "400" not in result["message"] and "cannot understand" in result["message"], result
+    # which image, so the tech can find it
+    assert result["message"].endswith(
+        f"(image {broken.InstanceNumber} of series #{broken.SeriesNumber})"), result["message"]
