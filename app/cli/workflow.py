@@ -268,6 +268,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         print(f"{result.instances} instances reconciled into study {result.reconciled_study_uid}")
         for kw, (old, new) in result.changed.items():
             print(f"  {kw}: {old!r} -> {new!r}")
+        for f in result.failed:  # still with the outside values: the tech must know which
+            print(f"  failed {f.path}: {f.reason}")
     return 0 if not result.failed else 1
 
 

@@ -262,3 +262,19 @@ def test_relay_worklist_then_reconcile_from_the_worklist(tmp_path, home, ge_file
     # the kinds of keys of the worklist search, never their values
     assert query["detail"]["level"] == "worklist" and "PatientName" in query["detail"]["keys"]
     assert "MULLER" not in json.dumps(query) and "MUELLER" not in json.dumps(login)
+
+
+def test_relay_reconcile_names_an_image_it_could_not_reconcile(tmp_path, home, ge_files):
+    files = outside_cd(tmp_path / "cd", ge_files, 3)
+    store = import_into(home, tmp_path / "cd")
+    study_uid = pydicom.dcmread(files[0]).StudyInstanceUID
+    damaged = study_instances(store, study_uid)[1].path
+    damaged.write_bytes(damaged.read_bytes()[:300])  # a disk error since the import
+    from tests.conftest import relay_cmd, relay_env
+
+    proc = subprocess.run(relay_cmd("--home", str(home), "reconcile", study_uid,
+                                    "--patient-id", "MRN0042"),
+                          capture_output=True, text=True, env=relay_env(), timeout=120)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("2 instances reconciled")
+    assert f"  failed {damaged}: cannot be read" in proc.stdout, proc.stdout
