@@ -92,7 +92,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def print_import_summary(report: ImportReport, store: Store) -> None:
     from app.imports.importer import studies_json
-    from app.imports.summary import is_media_index
+    from app.imports.summary import is_media_index, nothing_words
 
     out = sys.stdout
     parts = [f"{report.imported} imported"]
@@ -109,6 +109,8 @@ def print_import_summary(report: ImportReport, store: Store) -> None:
         parts.append(f"{indexes} DICOMDIR{'s' if indexes != 1 else ''} read")
     out.write(", ".join(parts) + f" in {report.seconds:.1f} s")
     out.write(" (cancelled)\n" if report.cancelled else "\n")
+    if nothing_words(report):
+        out.write(f"{printable(nothing_words(report))}\n")
     for problem in report.failed:
         out.write(f"  failed: {printable(problem.path)}: {printable(problem.reason)}\n")
     for problem in report.conflicting:

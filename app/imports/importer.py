@@ -54,6 +54,9 @@ class ImportReport:
     cancelled: bool = False
     #: Why the import stopped before the end (the disk holding the store is full), else "".
     stopped: str = ""
+    #: The paths the import was given, and how many candidate files were found under them.
+    paths: list[str] = field(default_factory=list)
+    found: int = 0
     seconds: float = 0.0
 
     def count_series(self, series_uid: str, status: str) -> None:
@@ -122,8 +125,9 @@ def import_paths(
     (forwarding rules, :mod:`app.net.forward`)."""
     started = time.monotonic()
     progress = progress or Progress("Importing")
-    report = ImportReport()
+    report = ImportReport(paths=list(paths))
     listing = walk(paths, tmp_dir=store.tmp)
+    report.found = len(listing.items) + sum(1 for p in listing.problems if p.kind == "skipped")
     for problem in listing.problems:
         report.add_problem(problem)
     progress.set_total(len(listing.items), "Importing")

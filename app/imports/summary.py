@@ -124,6 +124,24 @@ class ImportSummary:
         return sum(g.count for g in self.problems if g.kind == "failed")
 
 
+def nothing_words(report: ImportReport) -> str:
+    """Why an import that ran to its end brought nothing in, in one sentence ("" when it
+    brought something, or was stopped): never a bare "0 images imported"."""
+    if report.imported or report.duplicates or report.conflicts or report.stopped \
+            or report.cancelled:
+        return ""
+    if report.failed:
+        n = len(report.failed)
+        return f"Nothing imported: {n} file{'s' if n != 1 else ''} could not be imported."
+    if report.found == 1:
+        return "Nothing imported: the one file found is not a DICOM image."
+    if report.found:
+        return f"Nothing imported: none of the {report.found} files found is a DICOM image."
+    where = ", ".join(report.paths) or "the chosen place"
+    return (f"Nothing imported: no files found in {where}. Is the disc in the drive, or the "
+            "USB stick plugged in?")
+
+
 def short_folder(folder: str, keep: int = 3) -> str:
     """The last ``keep`` parts of a folder ("…/disc/77654033/CT2"): where on the disc."""
     parts = Path(folder).parts

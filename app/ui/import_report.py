@@ -22,7 +22,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.imports.importer import ImportReport
-from app.imports.summary import ImportSummary, SeriesLine, StudyLine, is_media_index
+from app.imports.summary import (
+    ImportSummary,
+    SeriesLine,
+    StudyLine,
+    is_media_index,
+    nothing_words,
+)
 from app.ui.format import count, format_date, format_name
 from app.ui.labels import plain_label, tooltip
 
@@ -33,6 +39,8 @@ FAIL_COLOUR = "#b3261e"
 
 def summary_text(report: ImportReport) -> str:
     """One plain line for the status bar: "31 images imported, 2 already in the store."."""
+    if nothing_words(report):
+        return nothing_words(report)
     parts = [f"{count(report.imported, 'image')} imported"]
     if report.duplicates:
         parts.append(f"{report.duplicates} already in the store")
@@ -55,7 +63,10 @@ def _prefix(report: ImportReport) -> str:
 
 
 def headline(summary: ImportSummary, report: ImportReport) -> str:
-    """"81 images imported: 2 patients, 7 studies, 12 series."."""
+    """"81 images imported: 2 patients, 7 studies, 12 series."; why, when nothing came in."""
+    nothing = nothing_words(report)
+    if nothing:
+        return nothing
     series = sum(len(s.series) for s in summary.studies)
     what = (f"{count(summary.patients, 'patient')}, "
             f"{count(len(summary.studies), 'study', 'studies')}, "
@@ -105,6 +116,7 @@ class ImportReportDialog(QDialog):
         font.setBold(True)
         font.setPointSizeF(font.pointSizeF() * 1.1)
         self.headline.setFont(font)
+        self.headline.setWordWrap(True)  # a long path in "Nothing imported: ..." wraps
         layout.addWidget(self.headline)
         self.details = plain_label(details_text(summary, report), self)
         self.details.setWordWrap(True)

@@ -335,3 +335,29 @@ def test_institution_column_and_tag_viewer_picks_another_image(qtbot, home: Path
     assert sop_uid() == instances[0].sop_instance_uid
     dialog.picker.setValue(len(instances))
     assert sop_uid() == instances[-1].sop_instance_uid
+
+
+def test_an_import_that_finds_nothing_says_why(qtbot, home: Path, tmp_path: Path) -> None:
+    """An empty folder (a disc not in the drive, a USB stick not mounted): the report says
+    so, not a bare "0 images imported: 0 patients, 0 studies, 0 series."."""
+    empty = tmp_path / "cdrom"
+    empty.mkdir()
+    window = MainWindow(Store(home))
+    qtbot.addWidget(window)
+    window.show()
+    window.import_paths([str(empty)])
+    _wait_task(qtbot, window)
+    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=5000)
+    assert window.report_dialog.headline.text() == (
+        f"Nothing imported: no files found in {empty}. Is the disc in the drive, or the USB "
+        "stick plugged in?")
+    assert window.statusBar().currentMessage() == window.report_dialog.headline.text()
+    window.report_dialog.reject()
+    window.report_dialog = None
+    (empty / "autorun.inf").write_text("[autorun]\n")
+    (empty / "REPORT.PDF").write_bytes(b"%PDF-1.4\n")
+    window.import_paths([str(empty)])
+    _wait_task(qtbot, window)
+    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=5000)
+    assert window.report_dialog.headline.text() == (
+        "Nothing imported: none of the 2 files found is a DICOM image.")
