@@ -161,6 +161,8 @@ class MainWindow(QMainWindow):
         self.reading = ReadingController(store, self.tabs, self)
         self.transfer = TransfersController(store, self, self.reading.view_state,
                                             self.reading.thumbnails)
+        self.transfer.importer = self.importer  # a study still importing is sent after
+        self.importer.ended.connect(self.transfer.after_import)
         self.remote = RemoteReadingController(self.reading, self.queue_runner, self)
         self.priors = PriorsController(store, self.queue_runner, self)
         self.incoming_tabs = IncomingController(store, self.queue_runner, self.tabs)

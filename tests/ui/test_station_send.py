@@ -84,3 +84,64 @@ def test_transfers_shows_the_whole_hub_name(qtbot, hub, relay_home, tmp_path, da
     shown = table.columnWidth(COL["Hub / PACS"])
     assert shown >= table.fontMetrics().horizontalAdvance(item.text()) + 12  # not "regional-s…"
     assert item.toolTip()
+
+
+def test_a_study_sent_while_it_is_still_importing_goes_whole_once_the_import_ends(
+        qtbot, hub, relay_home, tmp_path, monkeypatch):
+    """The tech presses Send while the CD is still being read: a job would list only the
+    images imported so far (and could end "N of N verified"); the send waits for the import
+    and then sends every image."""
+    import threading
+
+    from app.dicom.synth import SeriesSpec, generate_series
+    from app.imports import importer
+
+    files = generate_series(tmp_path / "cd", SeriesSpec(slices=150, rows=64, columns=64, seed=7))
+    study_uid = pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
+    gate, calls = threading.Event(), iter(range(10**6))
+    read = importer._prepare
+
+    def held(store, item):  # the drive pauses after a while, as a scratched CD does
+        if next(calls) == 100:
+            gate.wait(60)
+        return read(store, item)
+
+    monkeypatch.setattr(importer, "_prepare", held)
+    assert add_hub(relay_home, hub.url).returncode == 0
+    window = MainWindow(Store(relay_home))
+    window.resize(1400, 900)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    messages: list[str] = []
+    window.transfer.message.connect(lambda text, _ms: messages.append(text))
+    try:
+        window.importer.import_paths([str(tmp_path / "cd")])
+        qtbot.waitUntil(lambda: window.store.study(study_uid) is not None, timeout=60_000)
+        assert window.importer.is_running()
+        assert window.queue_send("hub", study_uid, None) is None  # not yet
+        assert messages[-1].startswith("This study is still being imported")
+    finally:
+        gate.set()
+    with qtbot.waitSignal(window.importer.ended, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: len(hub_sop_uids(hub)) == len(files), timeout=120_000)
+    window.transfers_dock.show()
+    jobs = [window.transfers.table.item(r, 0).data(JOB_ROLE)
+            for r in range(window.transfers.table.rowCount())]
+    assert len(jobs) == 1
+    qtbot.waitUntil(lambda: _state(window, jobs[0]) == "Verified", timeout=120_000)
+
+
+def test_a_send_waiting_for_an_import_that_was_cancelled_is_not_queued(qtbot, relay_home,
+                                                                        tmp_path):
+    """The import was cancelled (or the disk filled): the study is not complete here, so the
+    send that waited for it is not queued, and the tech is told."""
+    window = MainWindow(Store(relay_home))
+    qtbot.addWidget(window)
+    messages: list[str] = []
+    window.transfer.message.connect(lambda text, _ms: messages.append(text))
+    window.transfer._after_import.append(("hub", "1.2.3", None, False))
+    assert window.transfer.after_import(False) == []
+    assert messages[-1].startswith("Not sent: the import did not finish")
+    assert window.transfer.after_import(True) == []  # nothing waits any more

@@ -18,7 +18,7 @@ from app.dicom.synth import demo_study
 from app.imports.drives import Volume, removable, start_folder
 from app.imports.importer import ImportReport, import_paths
 from app.net.forward import Forwarder
-from app.store.local import Store
+from app.store.local import Store, StoredFile
 from app.tasks import Progress, ProgressState
 from app.ui.labels import plain_label
 from app.ui.worker import TaskWorker
@@ -64,12 +64,16 @@ class ImportController(QObject):
 
     imported = Signal(object)  # ImportReport, on the GUI thread
     message = Signal(str, int)  # text for the status bar, milliseconds
+    ended = Signal(bool)  # a task ended (True: it went through to the end)
 
     def __init__(self, store: Store, parent: QWidget) -> None:
         super().__init__(parent)
         self.store = store
         self.task: TaskWorker | None = None
         self.last_report: ImportReport | None = None
+        #: Studies the running task has added images to so far (from its thread).
+        self.writing: set[str] = set()
+        self._complete = False
         self.label = plain_label("", parent)  # shows media file names
         self.bar = QProgressBar(parent)
         self.bar.setMaximumWidth(260)
@@ -87,8 +91,13 @@ class ImportController(QObject):
         def work(progress: Progress) -> ImportReport:
             forwarder = Forwarder(self.store)
             if not (forwarder.rules.imports and forwarder.active()):
-                return import_paths(self.store, paths, progress)
-            report = import_paths(self.store, paths, progress, on_stored=forwarder.imported)
+                return import_paths(self.store, paths, progress, on_stored=self._stored)
+
+            def stored(file: StoredFile) -> None:
+                self._stored(file)
+                forwarder.imported(file)
+
+            report = import_paths(self.store, paths, progress, on_stored=stored)
             # matched instances went out as they were imported; the rest finishes behind
             forwarder.finish_in_background(report.study_uids, FORWARD_FINISH_S)
             return report
@@ -100,12 +109,19 @@ class ImportController(QObject):
         def work(progress: Progress) -> ImportReport:
             with tempfile.TemporaryDirectory(dir=self.store.tmp) as tmp:
                 demo_study(Path(tmp), progress)
-                return import_paths(self.store, [tmp], progress)
+                return import_paths(self.store, [tmp], progress, on_stored=self._stored)
 
         return self._start("Generating demo study", work)
 
     def is_running(self) -> bool:
         return self.task is not None and self.task.is_running()
+
+    def writes(self, study_uid: str) -> bool:
+        """Is the running import still adding images to this study?"""
+        return self.is_running() and study_uid in self.writing
+
+    def _stored(self, file: StoredFile) -> None:  # on the import's thread
+        self.writing.add(file.header.study.study_instance_uid)
 
     def cancel(self) -> None:
         if self.task is not None:
@@ -122,6 +138,8 @@ class ImportController(QObject):
         if self.is_running():
             self.message.emit("Another import is still running.", 4000)
             return None
+        self.writing = set()
+        self._complete = False
         task = TaskWorker(fn, label, self)
         task.progressed.connect(self._on_progress)
         task.succeeded.connect(self._on_done)
@@ -145,6 +163,7 @@ class ImportController(QObject):
 
     def _on_done(self, report: ImportReport) -> None:
         self.last_report = report
+        self._complete = not report.cancelled and not report.stopped
         self.imported.emit(report)
 
     def _on_failed(self, message: str) -> None:
@@ -153,3 +172,4 @@ class ImportController(QObject):
     def _on_finished(self) -> None:
         for widget in self.widgets():
             widget.hide()
+        self.ended.emit(self._complete)

@@ -19,6 +19,7 @@ from app.net.runner import QueueRunner
 from app.net.sent import send_history
 from app.settings import load_settings
 from app.store.local import Store
+from app.ui.controllers.imports import ImportController
 from app.ui.hubs_dialog import HubsDialog, ensure_passphrase
 from app.ui.send_dialog import SendDialog
 from app.ui.thumbs import ThumbnailLoader
@@ -44,6 +45,10 @@ class TransfersController(QObject):
         self.thumbnails = thumbnails
         self.window = window
         self.runner: QueueRunner | None = None
+        #: The window's imports: a study one of them is still adding images to is sent when
+        #: it has ended (:meth:`after_import`), not before.
+        self.importer: ImportController | None = None
+        self._after_import: list[tuple[str, str, list[str] | None, bool]] = []
         self.panel = TransfersWidget(store, window)
         self.panel.cleared_before = view_state.transfers_cleared
         self.panel.cleared.connect(lambda when: setattr(view_state, "transfers_cleared", when))
@@ -111,6 +116,13 @@ class TransfersController(QObject):
             what = "a PACS" if pacs else "a hub"
             self.message.emit(f"Nothing to send: choose {what} and a series.", 5000)
             return None
+        if self.importer is not None and self.importer.writes(study_uid):
+            # a job lists the study's images when it is queued: now it would send a part
+            # and could say "N of N verified"
+            self._after_import.append((hub, study_uid, series_uids, pacs))
+            self.message.emit(f"This study is still being imported: it is sent to {hub} when "
+                              "the import has finished.", 10000)
+            return None
         try:
             runner = self.queue_runner()
             job_id = runner.send(hub, study_uid, series_uids)
@@ -121,6 +133,20 @@ class TransfersController(QObject):
         self.panel.refresh()
         self.panel.select_job(job_id)
         return job_id
+
+    def after_import(self, complete: bool) -> list[str]:
+        """The window's import has ended: the sends asked for while it was still adding images
+        to their studies are queued now (if it went through), else the tech is told; the jobs
+        queued."""
+        waiting, self._after_import = self._after_import, []
+        if not complete:
+            if waiting:
+                self.message.emit("Not sent: the import did not finish, so the study is not "
+                                  "complete here. Send it again once it is.", 20000)
+            return []
+        jobs = [self.queue_send(hub, study_uid, series_uids, pacs=pacs)
+                for hub, study_uid, series_uids, pacs in waiting]
+        return [job for job in jobs if job is not None]
 
     def queue_retrieve(self, pacs: str, study_uids: list[str], series_uids: list[str] | None = None,
                        *, method: str = "") -> list[str]:
