@@ -267,8 +267,9 @@ def _walk_dir(
                 result.problems.append(Problem(entry_shown, _os_reason(exc), "failed"))
                 continue
             if stat.S_ISDIR(est.st_mode):
-                subdirs.append((Path(entry.path), entry_shown))
-            else:
+                if entry.name.lower() not in SYSTEM_FOLDERS:
+                    subdirs.append((Path(entry.path), entry_shown))
+            elif not is_system_file(entry.name):
                 files.append((entry, entry_shown, est))
         dicomdir = next((f for f in files if _is_dicomdir_name(f[0].name)
                          and stat.S_ISREG(f[2].st_mode)), None)
@@ -332,6 +333,8 @@ def _walk_zip(path: Path, shown: str, size: int, result: WalkResult, tmp: Path |
     for info in infos:
         member_shown = f"{shown}!/{info.filename}"
         name = _member_path(info).rsplit("/", 1)[-1]
+        if is_system_file(name) or _in_system_folder(_member_path(info)):
+            continue
         problem = _member_problem(info, names[info.filename])
         if problem:
             result.problems.append(Problem(member_shown, problem, "failed"))
@@ -377,6 +380,23 @@ def _archive_refusal(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], size: in
 
 
 # -- DICOMDIR --------------------------------------------------------------------------------
+#: What operating systems leave on a USB stick or in a zip beside the images (macOS's Finder
+#: and Spotlight, Windows Explorer and its recycle bin): passed over without a word, as Horos
+#: and Weasis do, instead of being counted as files that are not DICOM.
+SYSTEM_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini", ".localized"})
+SYSTEM_FOLDERS = frozenset({"__macosx", ".spotlight-v100", ".trashes", ".fseventsd",
+                            ".temporaryitems", "system volume information", "$recycle.bin"})
+
+
+def is_system_file(name: str) -> bool:
+    """A file an operating system writes for itself (``._*`` is macOS's AppleDouble)."""
+    return name.startswith("._") or name.lower() in SYSTEM_FILES
+
+
+def _in_system_folder(member: str) -> bool:
+    return any(part.lower() in SYSTEM_FOLDERS for part in member.split("/")[:-1])
+
+
 def _is_dicomdir_name(name: str) -> bool:
     return _iso_name(name) == "DICOMDIR"
 

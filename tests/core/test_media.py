@@ -204,3 +204,24 @@ def test_symlink_loop_and_fifo_do_not_hang(tmp_path: Path, data: Path) -> None:
     report = import_paths(Store(tmp_path / "home"), [str(media)])
     assert report.imported == 1
     assert {p.reason for p in report.skipped} == {"not a regular file"}
+
+
+def test_what_macos_and_windows_leave_on_a_stick_is_not_counted_as_files(
+        data: Path, tmp_path: Path) -> None:
+    """A USB stick written on a Mac or a PC carries ._ files, .DS_Store, Thumbs.db, a
+    __MACOSX folder in its zips, a System Volume Information folder: none of it is a file
+    the tech should read about as "not DICOM"; the images all come in."""
+    media = _cd_copy(data, tmp_path / "stick")
+    (media / "DICOMDIR").unlink()
+    for junk in ("._DICOMDIR", ".DS_Store", "Thumbs.db", "77654033/._CR1", "desktop.ini"):
+        (media / junk).write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    (media / "System Volume Information").mkdir()
+    (media / "System Volume Information" / "IndexerVolumeGuid").write_bytes(b"{guid}")
+    with zipfile.ZipFile(media / "more.zip", "w") as zf:
+        first = next((data / "ct-head" / "ge-hispeed-human-gantry-tilt").glob("*.dcm"))
+        zf.write(first, "ct/IM1")
+        zf.writestr("__MACOSX/ct/._IM1", b"\x00\x05\x16\x07" + bytes(60))
+        zf.writestr("ct/.DS_Store", b"Bud1" + bytes(60))
+    report = import_paths(Store(tmp_path / "home"), [str(media)])
+    assert report.imported == 32 and report.failed == []
+    assert report.skipped == []
