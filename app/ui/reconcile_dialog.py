@@ -87,7 +87,7 @@ class ReconcileDialog(QDialog):
         layout.addWidget(self.status)
         self.buttons = QDialogButtonBox(self)
         self.ok = self.buttons.addButton("Reconcile", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        self.cancel = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self._on_reconcile)
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
@@ -269,6 +269,7 @@ class ReconcileDialog(QDialog):
             return
         self.done_partly = True  # stays open: the tech must see that part is not filed
         self.status.setText(reconciled_words(result))
+        self.cancel.setText("Close")  # what was filed stays filed: nothing to cancel
 
     def _on_task_finished(self) -> None:
         self.task = None

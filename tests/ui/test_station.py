@@ -286,6 +286,7 @@ def test_reconcile_that_could_not_file_every_image_says_so_and_stays_open(qtbot,
     assert text.startswith("3 of 4 instances filed under the local patient; 1 image NOT "
                            "reconciled, still with the outside patient's values"), text
     assert dialog.isVisible() and not dialog.ok.isEnabled()
+    assert dialog.cancel.text() == "Close"  # what was filed stays filed
     assert "3 of 4 instances" in window.statusBar().currentMessage()
 
 
