@@ -88,6 +88,7 @@ class TransfersWidget(QWidget):
         self._states: dict[str, str] = {}
         self._watch_started = float("inf")  # when attach() began following a runner
         self._labels: dict[str, str] = {}
+        self._from_store: set[str] = set()  # labels read from the local store
         self._fitted: set[str] = set()  # Hub / PACS texts the column was widened for
         self._jobs: list[Job] = []
         #: Jobs that ended before this time are not listed ("Clear finished").
@@ -158,6 +159,14 @@ class TransfersWidget(QWidget):
     def set_study_label(self, study_uid: str, text: str) -> None:
         """How to name a study that is not in the local store (from the Incoming list)."""
         self._labels.setdefault(study_uid, text)
+
+    def forget_local_labels(self) -> None:
+        """The local store's studies may have been renamed (a reconcile, a de-identified
+        copy): name them again from the store at the next repaint."""
+        for uid in self._from_store:
+            self._labels.pop(uid, None)
+        self._from_store.clear()
+        self.refresh()
 
     # -- content -----------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -260,6 +269,7 @@ class TransfersWidget(QWidget):
                 what = study.study_description or "/".join(study.modalities) or "study"
                 label = f"{format_name(study.patient.patient_name)} · {what}"
                 self._labels[study_uid] = label
+                self._from_store.add(study_uid)
             else:
                 label = f"Study …{study_uid[-10:]}"
         if series:

@@ -145,3 +145,34 @@ def test_a_send_waiting_for_an_import_that_was_cancelled_is_not_queued(qtbot, re
     assert window.transfer.after_import(False) == []
     assert messages[-1].startswith("Not sent: the import did not finish")
     assert window.transfer.after_import(True) == []  # nothing waits any more
+
+
+def _study_cells(window: MainWindow) -> dict[str, str]:
+    table = window.transfers.table
+    return {table.item(r, 0).data(JOB_ROLE): table.item(r, COL["Study"]).text()
+            for r in range(table.rowCount())}
+
+
+def test_transfers_names_a_study_as_it_is_after_a_reconcile(qtbot, hub, relay_home, tmp_path,
+                                                            data):
+    """A study is sent under the outside name, then reconciled (UIDs kept) and sent again:
+    the Transfers panel names the study by its local patient, not the name it showed first."""
+    ge = sorted((data / "ct-head" / "ge-hispeed-human-gantry-tilt").glob("*.dcm"))
+    files = outside_cd(tmp_path / "cd", ge, 3)
+    store = import_into(relay_home, tmp_path / "cd")
+    study_uid = pydicom.dcmread(files[0]).StudyInstanceUID
+    assert add_hub(relay_home, hub.url).returncode == 0
+    window = MainWindow(Store(relay_home))
+    window.resize(1400, 900)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    first = window.queue_send("hub", study_uid, None)
+    window.transfers_dock.show()
+    qtbot.waitUntil(lambda: _state(window, first) == "Verified", timeout=120_000)
+    assert "MULLER" not in _study_cells(window)[first]  # the outside name, as it was then
+    reconcile_study(store, study_uid, LOCAL)
+    window.station.changed.emit()  # as the reconcile dialog's end does
+    again = window.queue_send("hub", study_uid, None)
+    qtbot.waitUntil(lambda: again in _study_cells(window), timeout=30_000)
+    assert _study_cells(window)[again].startswith("MULLER, ANNA")
