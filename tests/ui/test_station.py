@@ -240,11 +240,16 @@ def _damage_one_stored_file(store, study_uid: str) -> None:
     path.write_bytes(path.read_bytes()[:300])
 
 
-def test_export_dialog_says_when_the_disc_is_incomplete(qtbot, tmp_path, home, data):
+def _damaged_study_window(qtbot, home, data):
+    """Four GE slices imported, one of them truncated in the store; the window on them."""
     store = import_into(home, *_ge(data)[:4])
     study_uid = store.studies()[0].study_instance_uid
     _damage_one_stored_file(store, study_uid)
-    window = shown_window(qtbot, home, 1200, 800)
+    return study_uid, shown_window(qtbot, home, 1200, 800)
+
+
+def test_export_dialog_says_when_the_disc_is_incomplete(qtbot, tmp_path, home, data):
+    study_uid, window = _damaged_study_window(qtbot, home, data)
     dialog = window.station.export(study_uid)
     dialog.folder.setText(str(tmp_path / "disc"))
     dialog.make_iso.setChecked(False)
@@ -256,10 +261,7 @@ def test_export_dialog_says_when_the_disc_is_incomplete(qtbot, tmp_path, home, d
 
 
 def test_deidentify_dialog_says_when_the_copy_is_incomplete(qtbot, tmp_path, home, data):
-    store = import_into(home, *_ge(data)[:4])
-    study_uid = store.studies()[0].study_instance_uid
-    _damage_one_stored_file(store, study_uid)
-    window = shown_window(qtbot, home, 1200, 800)
+    study_uid, window = _damaged_study_window(qtbot, home, data)
     dialog = window.station.deidentify(study_uid)
     with qtbot.waitSignal(dialog.completed, timeout=60_000):
         dialog.run()

@@ -17,6 +17,7 @@ from app.workflow.patient import PatientValues
 from app.workflow.reconcile import reconcile_study
 from tests.net import conftest as net
 from tests.net.conftest import add_hub, hub_rest, hub_sop_uids
+from tests.ui.conftest import shown_window
 from tests.workflow.conftest import OUTSIDE, import_into, outside_cd
 
 hub, relay_home = net.hub, net.relay_home
@@ -108,11 +109,7 @@ def test_a_study_sent_while_it_is_still_importing_goes_whole_once_the_import_end
 
     monkeypatch.setattr(importer, "_prepare", held)
     assert add_hub(relay_home, hub.url).returncode == 0
-    window = MainWindow(Store(relay_home))
-    window.resize(1400, 900)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+    window = shown_window(qtbot, relay_home, 1400, 900)
     messages: list[str] = []
     window.transfer.message.connect(lambda text, _ms: messages.append(text))
     try:
@@ -162,11 +159,7 @@ def test_transfers_names_a_study_as_it_is_after_a_reconcile(qtbot, hub, relay_ho
     store = import_into(relay_home, tmp_path / "cd")
     study_uid = pydicom.dcmread(files[0]).StudyInstanceUID
     assert add_hub(relay_home, hub.url).returncode == 0
-    window = MainWindow(Store(relay_home))
-    window.resize(1400, 900)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+    window = shown_window(qtbot, relay_home, 1400, 900)
     first = window.queue_send("hub", study_uid, None)
     window.transfers_dock.show()
     qtbot.waitUntil(lambda: _state(window, first) == "Verified", timeout=120_000)
