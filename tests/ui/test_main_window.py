@@ -26,6 +26,17 @@ def test_empty_store_offers_open_and_demo(qtbot, home: Path) -> None:
     assert "demo" in window.empty.demo_button.text().lower()
 
 
+def _imported(qtbot, home: Path, path: Path) -> MainWindow:
+    """The window on ``home`` once it has imported ``path`` and shows its report."""
+    window = MainWindow(Store(home))
+    qtbot.addWidget(window)
+    window.show()
+    window.import_paths([str(path)])
+    _wait_task(qtbot, window)
+    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=5000)
+    return window
+
+
 def test_import_in_background_fills_the_browser(qtbot, home: Path, data: Path) -> None:
     window = MainWindow(Store(home))
     qtbot.addWidget(window)
@@ -87,12 +98,7 @@ def _report_only_images(tmp_path: Path, data: Path) -> Path:
 
 def test_import_report_says_what_came_in_and_groups_problems(qtbot, home: Path, data: Path,
                                                              tmp_path: Path) -> None:
-    window = MainWindow(Store(home))
-    qtbot.addWidget(window)
-    window.show()
-    window.import_paths([str(_cd_with_missing_series(tmp_path, data))])
-    _wait_task(qtbot, window)
-    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=5000)
+    window = _imported(qtbot, home, _cd_with_missing_series(tmp_path, data))
     dialog = window.report_dialog
     report = window.last_report
     assert dialog.headline.text() == (f"{report.imported} images imported: 2 patients, "
@@ -138,12 +144,7 @@ def test_import_report_names_the_conflicting_file(qtbot, home: Path, data: Path,
     usb.mkdir()
     for name in ("ExplVR_BigEndNoMeta.dcm", "ExplVR_LitEndNoMeta.dcm"):
         shutil.copyfile(data / "malformed" / name, usb / name)
-    window = MainWindow(Store(home))
-    qtbot.addWidget(window)
-    window.show()
-    window.import_paths([str(usb)])
-    _wait_task(qtbot, window)
-    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=5000)
+    window = _imported(qtbot, home, usb)
     dialog = window.report_dialog
     assert "1 conflicting" in dialog.details.text()
     assert dialog.problems.isVisibleTo(dialog)
@@ -342,12 +343,7 @@ def test_an_import_that_finds_nothing_says_why(qtbot, home: Path, tmp_path: Path
     so, not a bare "0 images imported: 0 patients, 0 studies, 0 series."."""
     empty = tmp_path / "cdrom"
     empty.mkdir()
-    window = MainWindow(Store(home))
-    qtbot.addWidget(window)
-    window.show()
-    window.import_paths([str(empty)])
-    _wait_task(qtbot, window)
-    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=5000)
+    window = _imported(qtbot, home, empty)
     assert window.report_dialog.headline.text() == (
         f"Nothing imported: no files found in {empty}. Is the disc in the drive, or the USB "
         "stick plugged in?")
