@@ -196,3 +196,7 @@ class Header:
     study: Study
     series: Series
     instance: Instance
+    missing_uids: tuple[str, ...] = ()
+    """Keywords of the UIDs the file lacks (``StudyInstanceUID``, ``SeriesInstanceUID``): it
+    is grouped under UIDs derived here, which its bytes do not carry (a hub or PACS refuses
+    it)."""

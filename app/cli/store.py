@@ -115,6 +115,10 @@ def print_import_summary(report: ImportReport, store: Store) -> None:
         out.write(f"  failed: {printable(problem.path)}: {printable(problem.reason)}\n")
     for problem in report.conflicting:
         out.write(f"  conflicting: {printable(problem.path)}: {printable(problem.reason)}\n")
+    for problem in report.unsendable[:10]:
+        out.write(f"  not sendable: {printable(problem.path)}: {printable(problem.reason)}\n")
+    if len(report.unsendable) > 10:
+        out.write(f"  ... and {len(report.unsendable) - 10} more not sendable\n")
     if report.skipped:
         shown = report.skipped[:10]
         for problem in shown:

@@ -215,6 +215,7 @@ def read_header(buf: Any, name: str = "", *, uid_key: bytes = b"") -> Header:
     # Test files and some old exports lack the study or series UID. Group them the way a
     # workstation would (same patient, date, study ID / series number) under UIDs derived from
     # those values, so a re-import finds the same study again.
+    missing = tuple(k for k in ("StudyInstanceUID", "SeriesInstanceUID") if not uids[k])
     if not uids["StudyInstanceUID"]:
         uids["StudyInstanceUID"] = _derived_uid(
             uid_key, "study", ds, ("PatientID", "PatientName", "StudyDate", "StudyTime",
@@ -227,7 +228,7 @@ def read_header(buf: Any, name: str = "", *, uid_key: bytes = b"") -> Header:
         raise DicomReadError("no SOP Class UID: not a storable DICOM object")
 
     image = _image_info(ds, buf, ts) if any(t in ds for t in PIXEL_TAGS) else None
-    return _build(ds, ts, sop_class, uids, image)
+    return _build(ds, ts, sop_class, uids, image, missing)
 
 
 def _dataset(buf: Any, name: str, kind: str) -> Any:
@@ -503,7 +504,8 @@ def _derived_uid(uid_key: bytes, kind: str, ds: Dataset, keywords: tuple[str, ..
 
 
 def _build(
-    ds: Dataset, ts: str, sop_class: str, uids: dict[str, str], image: ImageInfo | None
+    ds: Dataset, ts: str, sop_class: str, uids: dict[str, str], image: ImageInfo | None,
+    missing: tuple[str, ...] = (),
 ) -> Header:
     patient = Patient(
         patient_id=_text(ds, "PatientID"),
@@ -546,7 +548,8 @@ def _build(
         image_type=_text(ds, "ImageType"),
         image=image,
     )
-    return Header(patient=patient, study=study, series=series, instance=instance)
+    return Header(patient=patient, study=study, series=series, instance=instance,
+                  missing_uids=missing)
 
 
 # -- tolerant value access -------------------------------------------------------------------

@@ -13,6 +13,7 @@ store, also by workers still busy at the stop, is indexed before it returns, and
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,6 +37,8 @@ BATCH = 64
 CONFLICT = ("same SOP Instance UID as an image already in the store, different content; "
             "both kept")
 BATCH_SECONDS = 0.5
+#: Why a file is listed as one a hub or PACS will not take (the UIDs it lacks follow).
+UNSENDABLE = "no {}: shown under UIDs Relay makes up, which a hub or PACS will not accept"
 
 
 @dataclass
@@ -47,6 +50,9 @@ class ImportReport:
     skipped: list[Problem] = field(default_factory=list)
     #: The files counted in :attr:`conflicts`, each with why (kind "conflict").
     conflicting: list[Problem] = field(default_factory=list)
+    #: Files imported that a hub or PACS will refuse: no Study or Series Instance UID (kind
+    #: "unsendable"); they are in the store and can be read.
+    unsendable: list[Problem] = field(default_factory=list)
     #: Studies that this import touched (imported, duplicate or conflict), in first-seen order.
     study_uids: list[str] = field(default_factory=list)
     #: Per series this import touched: how many files were "imported", "duplicate", "conflict".
@@ -75,6 +81,7 @@ class ImportReport:
             "failed": [{"path": p.path, "reason": p.reason} for p in self.failed],
             "skipped": [{"path": p.path, "reason": p.reason} for p in self.skipped],
             "conflicting": [{"path": p.path, "reason": p.reason} for p in self.conflicting],
+            "unsendable": [{"path": p.path, "reason": p.reason} for p in self.unsendable],
             "studies": studies_json(store, self.study_uids),
             **({"stopped": self.stopped} if self.stopped else {}),
         }
@@ -145,6 +152,11 @@ def import_paths(
                 _count(report, status)
                 if status == "conflict":
                     report.conflicting.append(Problem(item.display, CONFLICT, "conflict"))
+                if status == "imported" and stored.header.missing_uids:
+                    missing = " or ".join(re.sub(r"(?<!^)(?=[A-Z])", " ", k).replace(
+                        "U I D", "UID") for k in stored.header.missing_uids)
+                    report.unsendable.append(Problem(item.display, UNSENDABLE.format(missing),
+                                                     "unsendable"))
                 report.count_series(stored.header.series.series_instance_uid, status)
                 seen_studies.setdefault(stored.header.study.study_instance_uid)
                 arrivals.add(stored.header.study.study_instance_uid, status == "imported")

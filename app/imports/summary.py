@@ -84,7 +84,7 @@ class ProblemGroup:
     """Files with one reason in one folder."""
 
     kind: str
-    """``failed``, ``conflict`` or ``skipped``."""
+    """``failed``, ``conflict``, ``unsendable`` or ``skipped``."""
     reason: str
     folder: str
     paths: tuple[str, ...]
@@ -160,8 +160,8 @@ def group_problems(problems: Iterable[Problem]) -> list[ProblemGroup]:
         groups.setdefault((p.kind, p.reason, folder), []).append(p.path)
     out = [ProblemGroup(kind=k, reason=r, folder=f, paths=tuple(paths[:EXAMPLES]),
                         count=len(paths)) for (k, r, f), paths in groups.items()]
-    rank = {"failed": 0, "conflict": 1}
-    out.sort(key=lambda g: (rank.get(g.kind, 2), -g.count, g.folder, g.reason))
+    rank = {"failed": 0, "conflict": 1, "unsendable": 2}
+    out.sort(key=lambda g: (rank.get(g.kind, 3), -g.count, g.folder, g.reason))
     return out
 
 
@@ -186,8 +186,8 @@ def summarize(store: Store, report: ImportReport) -> ImportSummary:
             description=study.study_description, series=tuple(lines)))
     order = {uid: i for i, uid in enumerate(report.study_uids)}
     studies.sort(key=lambda s: order.get(s.study_uid, len(order)))
-    problems = [p for p in [*report.failed, *report.conflicting, *report.skipped]
-                if not is_media_index(p)]
+    problems = [p for p in [*report.failed, *report.conflicting, *report.unsendable,
+                            *report.skipped] if not is_media_index(p)]
     indexes = sum(1 for p in report.skipped if is_media_index(p))
     return ImportSummary(studies=tuple(studies), problems=tuple(group_problems(problems)),
                          media_indexes=indexes)

@@ -185,7 +185,7 @@ class ImportReportDialog(QDialog):
             item.setToolTip(0, tooltip(f"{group.reason}\nin {group.folder}"))
             if group.kind == "failed":
                 item.setForeground(0, QBrush(QColor(FAIL_COLOUR)))
-            elif group.kind == "conflict":
+            elif group.kind in ("conflict", "unsendable"):
                 item.setForeground(0, QBrush(QColor(FLAG_COLOUR)))
             for path in group.paths:
                 QTreeWidgetItem(item, [path])

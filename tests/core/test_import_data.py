@@ -168,3 +168,28 @@ def test_relay_import_piped_into_a_reader_that_stops_is_not_a_crash(data: Path,
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "BrokenPipeError" not in err and "Traceback" not in err, err
+
+
+def test_images_without_a_study_or_series_uid_are_imported_and_named_as_not_sendable(
+        tmp_path: Path, data: Path) -> None:
+    """Files that lack a Study or Series Instance UID are grouped here under UIDs Relay
+    derives, which their bytes do not carry: the tech reads at import, not at the hub's
+    refusal, that they cannot be sent."""
+    from app.imports.summary import summarize
+    from tests.conftest import run_relay
+
+    lacking = data / "compressed" / "jpeg-ls" / "JLSL_08_07_0_1F.dcm"
+    whole = sorted((data / "ct-head" / "ge-hispeed-human-gantry-tilt").glob("*.dcm"))[0]
+    store = Store(tmp_path / "home")
+    report = import_paths(store, [str(lacking), str(whole)])
+    assert report.imported == 2
+    (line,) = report.unsendable
+    assert line.path == str(lacking) and line.kind == "unsendable"
+    assert line.reason.startswith("no Study Instance UID or Series Instance UID: ")
+    assert "which a hub or PACS will not accept" in line.reason
+    assert report.to_json(store)["unsendable"] == [{"path": str(lacking),
+                                                    "reason": line.reason}]
+    (group,) = [g for g in summarize(store, report).problems if g.kind == "unsendable"]
+    assert group.count == 1
+    out = run_relay("--home", str(tmp_path / "cli"), "import", str(lacking)).stdout
+    assert f"  not sendable: {lacking}: no Study Instance UID" in out
