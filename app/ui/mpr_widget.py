@@ -85,6 +85,8 @@ class MprWidget(QWidget):
         self._waiting = ""
         self._status = ""
         self._fast: Reslicer | None = None
+        #: the volume whose geometry _known() looked at, and what it found
+        self._known_for: tuple[object, bool, bool] | None = None
         self._queue: ResliceQueue | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._prepare: TaskWorker | None = None
@@ -170,13 +172,24 @@ class MprWidget(QWidget):
     def orientation_known(self) -> bool:
         """Whether every image of the series says how it lies in the patient (Image
         Orientation (Patient)): else no plane's orientation letters are known."""
-        volume = self.session.volume if self.session is not None else None
-        return volume is not None and all(s.orientation is not None for s in volume.slices)
+        return self._known()[0]
 
     def positions_known(self) -> bool:
         """Whether every image of the series says where it is (Image Position (Patient))."""
+        return self._known()[1]
+
+    def _known(self) -> tuple[bool, bool]:
+        """(orientation, positions) known for the series' volume: looked at once per volume,
+        not at every paint of every plane."""
         volume = self.session.volume if self.session is not None else None
-        return volume is not None and not np.isnan(volume.positions).any()
+        if volume is None:
+            return False, False
+        cached = self._known_for
+        if cached is None or cached[0] is not volume:
+            cached = (volume, all(s.orientation is not None for s in volume.slices),
+                      not np.isnan(volume.positions).any())
+            self._known_for = cached
+        return cached[1], cached[2]
 
     def _on_session_failed(self, message: str) -> None:
         self.error = message

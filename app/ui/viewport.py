@@ -676,7 +676,7 @@ class ViewportWidget(QWidget):
         paint_corners(painter, inner, top_left=corners.top_left, top_right=corners.top_right,
                       bottom_left=corners.bottom_left, bottom_right=corners.bottom_right)
         paint_edge_labels(painter, inner, self.edge_labels(), fonts, side_clearance=0.0,
-                          avoid=self.overlay_boxes(rect, corners)[0])
+                          avoid=_corner_blocks(fonts, inner, corners))
         mid = Qt.AlignmentFlag
         notice = session.notice()
         if notice:  # below the top orientation letter, where the eye is
@@ -705,10 +705,7 @@ class ViewportWidget(QWidget):
         orientation letter's box (clear of them)."""
         fonts = OverlayFonts.for_width(self.font(), rect.width())
         inner = rect.adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
-        corners = corners or self.corners()
-        blocks = corner_rects(fonts.text, inner, {
-            "top_left": corners.top_left, "top_right": corners.top_right,
-            "bottom_left": corners.bottom_left, "bottom_right": corners.bottom_right})
+        blocks = _corner_blocks(fonts, inner, corners or self.corners())
         return blocks, edge_label_rects(inner, self.edge_labels(), fonts, 0.0, blocks)
 
     def corners(self) -> Corners:
@@ -806,3 +803,10 @@ class ViewportWidget(QWidget):
         """Save the current view (as shown, or the image only) to ``path`` (PNG or JPEG by
         its suffix)."""
         return self.grab_view(overlays).save(path)
+
+
+def _corner_blocks(fonts: OverlayFonts, inner: QRectF, corners: Corners) -> list[QRectF]:
+    """Where the corner texts ``corners`` are written in ``inner``."""
+    return corner_rects(fonts.text, inner, {
+        "top_left": corners.top_left, "top_right": corners.top_right,
+        "bottom_left": corners.bottom_left, "bottom_right": corners.bottom_right})
