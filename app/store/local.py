@@ -573,6 +573,15 @@ class Store:
             (series_uid,),
         ).fetchall()
 
+    def frame_count(self, series_uid: str) -> int:
+        """Images of a series as a viewer counts them: each frame of a multi-frame object is
+        one (one SQLite sum, no row per image)."""
+        (total,) = self._connect().execute(
+            "SELECT COALESCE(SUM(COALESCE(json_extract(image, '$.frames'), 1)), 0) "
+            "FROM instances WHERE series_instance_uid=? AND image IS NOT NULL",
+            (series_uid,)).fetchone()
+        return int(total)
+
     def pixel_formats(self, series_uid: str) -> list[tuple[str, int, int, str, bool]]:
         """Each distinct (transfer syntax, samples per pixel, bits allocated, photometric
         interpretation, pixel data offset known) among a series' images, from the index."""

@@ -620,8 +620,7 @@ class ViewerWidget(QWidget):
     def _image_count(self, series: Series) -> int:
         """Images in ``series`` as the viewer counts them ("Im k / n"): each frame of a
         multi-frame object is one (an enhanced MR volume is one file of 96 images)."""
-        frames = [int(f or 1) for *_, f in self.store.slice_positions(series.series_instance_uid)]
-        return max(sum(frames), series.instance_count)
+        return max(self.store.frame_count(series.series_instance_uid), series.instance_count)
 
     def set_thumbnail(self, series_uid: str, image: QImage) -> None:
         self._icons[series_uid] = QIcon(QPixmap.fromImage(image))
