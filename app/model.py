@@ -169,6 +169,12 @@ class Series:
     series_time: str = ""
     instance_count: int = 0
 
+    @property
+    def title(self) -> str:
+        """"#2 HEAD": its number and description, as far as it has them ("" for neither)."""
+        number = f"#{self.series_number}" if self.series_number is not None else ""
+        return f"{number} {self.series_description}".strip()
+
 
 @dataclass(frozen=True)
 class Study:

@@ -462,9 +462,8 @@ def _which_images(store: Store | None, items: list[Item], shown: int = 3) -> str
         series = store.series(inst.series_instance_uid) if inst is not None else None
         if inst is None or series is None:
             continue
-        number = "-" if series.series_number is None else series.series_number
         image = "an image" if inst.instance_number is None else f"image {inst.instance_number}"
-        names.append(f"{image} of series #{number} {series.series_description}".rstrip())
+        names.append(f"{image} of series {series.title or series.modality}".rstrip())
     more = f" and {len(items) - shown} more" if len(items) > shown and names else ""
     return f" ({'; '.join(names)}{more})" if names else ""
 

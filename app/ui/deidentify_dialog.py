@@ -112,9 +112,7 @@ def left_out_lines(store: Store, excluded: tuple[Excluded, ...]) -> list[str]:
     for e in excluded:
         inst = store.instance(e.sop_instance_uid)
         series = store.series(inst.series_instance_uid) if inst is not None else None
-        label = "?" if series is None else \
-            f"#{series.series_number if series.series_number is not None else '-'} " \
-            f"{series.series_description or series.modality or ''}".strip()
+        label = "?" if series is None else series.title or series.modality or "?"
         in_series = groups.setdefault(e.reason, {})
         in_series[label] = in_series.get(label, 0) + 1
     lines = []
