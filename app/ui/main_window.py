@@ -211,7 +211,7 @@ class MainWindow(QMainWindow):
             controller.message.connect(self._show_message)
         self.importer.imported.connect(self._on_imported)
         self.station.changed.connect(self.refresh)
-        self.station.changed.connect(lambda: self.transfers.forget_local_labels())
+        self.station.changed.connect(self.transfers.forget_local_labels)
         self.station.message.connect(self._show_message)
         self.reading.thumbnail.connect(self.browser.set_thumbnail)
         self.reading.opened.connect(self._on_viewer_opened)

@@ -357,11 +357,10 @@ class Listener:
 
     # -- services --------------------------------------------------------------------------
     def _on_store(self, event: Any) -> int:
-        part = self._streamed(event)
+        part, ingest = self._streamed(event), self._ingest
         routed = ROUTES.store_handler(event, self.node.ae_title)
         handed = self._handed_move(event) if routed is None else None
-        if part is not None and (routed is not None or handed is not None
-                                 or self._ingest is None):
+        if part is not None and (routed is not None or handed is not None or ingest is None):
             part.discard()  # stored whole, below
             part = None
         if routed is not None:  # part of a C-MOVE a job of this process asked for
@@ -370,8 +369,8 @@ class Listener:
         calling = event.assoc.requestor.ae_title
         if handed is not None:  # part of a C-MOVE a job of another process asked for
             return self._store_handed(event, handed)
-        if part is not None and self._ingest is not None:
-            outcome = receive_part(self.store, self._ingest, part)
+        if part is not None and ingest is not None:
+            outcome = receive_part(self.store, ingest, part)
         else:
             outcome = receive(self.store, event.encoded_dataset(),
                               sop_instance_uid=str(req.AffectedSOPInstanceUID),
