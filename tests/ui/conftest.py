@@ -1,4 +1,5 @@
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -15,3 +16,12 @@ def shown_window(qtbot, home: Path, width: int, height: int):
     window.show()
     qtbot.waitExposed(window)
     return window
+
+
+def reading_window(qtbot, home: Path, width: int, height: int) -> Iterator:
+    """:func:`shown_window` for a fixture to yield; its reading tabs' series are closed after
+    (their loader threads stop before the next test)."""
+    window = shown_window(qtbot, home, width, height)
+    yield window
+    for viewer in window.viewers.values():
+        viewer.close_all()

@@ -18,7 +18,7 @@ from app.imports.importer import import_paths
 from app.store.local import Store
 from app.ui.main_window import MainWindow
 from app.ui.mpr_widget import MprWidget
-from tests.ui.conftest import shown_window
+from tests.ui.conftest import reading_window
 
 pytestmark = pytest.mark.usefixtures("data")
 
@@ -39,10 +39,7 @@ def mpr_home(tmp_path_factory, data: Path) -> Path:
 
 @pytest.fixture
 def window(qtbot, mpr_home: Path) -> MainWindow:
-    win = shown_window(qtbot, mpr_home, 1300, 900)
-    yield win
-    for viewer in win.viewers.values():
-        viewer.close_all()
+    yield from reading_window(qtbot, mpr_home, 1300, 900)
 
 
 def _open_mpr(qtbot, window: MainWindow, description: str) -> MprWidget:

@@ -16,7 +16,7 @@ from app.dicom.header import read_header, value_unit
 from app.imports.importer import import_paths
 from app.store.local import Store
 from app.ui.main_window import MainWindow
-from tests.ui.conftest import shown_window
+from tests.ui.conftest import reading_window
 
 pytestmark = pytest.mark.usefixtures("data")
 
@@ -39,10 +39,7 @@ def truth_home(tmp_path_factory, data: Path) -> Path:
 
 @pytest.fixture
 def window(qtbot, truth_home: Path) -> MainWindow:
-    win = shown_window(qtbot, truth_home, 1000, 700)
-    yield win
-    for viewer in win.viewers.values():
-        viewer.close_all()
+    yield from reading_window(qtbot, truth_home, 1000, 700)
 
 
 def _open(qtbot, window: MainWindow, path: Path):

@@ -25,7 +25,7 @@ from app.render.voi import voi_sigmoid
 from app.store.local import Store
 from app.ui.browser import UID_ROLE
 from app.ui.main_window import MainWindow
-from tests.ui.conftest import shown_window
+from tests.ui.conftest import reading_window
 
 pytestmark = pytest.mark.usefixtures("data")
 
@@ -80,10 +80,7 @@ def reading_home(tmp_path_factory, data: Path) -> Path:
 
 @pytest.fixture
 def window(qtbot, reading_home: Path) -> MainWindow:
-    win = shown_window(qtbot, reading_home, 1300, 900)
-    yield win
-    for viewer in win.viewers.values():
-        viewer.close_all()
+    yield from reading_window(qtbot, reading_home, 1300, 900)
 
 
 def _open(qtbot, window: MainWindow, description: str):

@@ -21,7 +21,7 @@ from app.ui.main_window import MainWindow
 from app.workflow.aspects import polygon
 from app.workflow.hanging import save_choice
 from app.workflow.table_offsets import load_offset
-from tests.ui.conftest import shown_window
+from tests.ui.conftest import reading_window, shown_window
 from tests.workflow.stroke_studies import stroke_study
 
 
@@ -37,10 +37,7 @@ def stroke_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def window(qtbot, stroke_home: Path) -> MainWindow:
-    win = shown_window(qtbot, stroke_home, 1500, 800)
-    yield win
-    for viewer in win.viewers.values():
-        viewer.close_all()
+    yield from reading_window(qtbot, stroke_home, 1500, 800)
 
 
 def _today(window: MainWindow) -> str:
