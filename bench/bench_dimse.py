@@ -43,7 +43,7 @@ pace of a receiver doing the same durable work; the issue's 0.8x compares it wit
 not sync.
 
 2026-12-06, after the node's C-STOREs were streamed into the shared ingest pipeline
-(app/net/part_ingest.py: each data set written and hashed 128 kB at a time while the rest
+(app/store/part_ingest.py: each data set written and hashed 128 kB at a time while the rest
 arrives, file and folder synced side by side; fd597f1), three runs of ``--rounds 2`` each of the
 tree before (4c2bb76) and after, taking turns, another agent's tests loading the 2 cores (load
 1.3-4.3): relay listen 2.23 / 1.95 / 3.55 s before and 1.69 / 2.11 / 1.46 s after (best 1.95 ->

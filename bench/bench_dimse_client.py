@@ -35,7 +35,7 @@ Issue 13, after the receive work (same day, load 2-4 from other agents, ``--slic
 0.65-1.24x). Relay's CPU for the retrieve alone (Download.run against this Orthanc, one retrieve at
 a time): 2.9-3.0 s -> 2.1 s. The C-STOREs of a C-GET now go through app/net/dimse/rawreceive.py
 (Orthanc sends 128 kB PDUs to a peer without a limit: 4 per slice) and Relay's C-STORE answers are
-encoded by hand; what is left is the ingest pipeline shared with WADO (app/net/part_ingest.py: the
+encoded by hand; what is left is the ingest pipeline shared with WADO (app/store/part_ingest.py: the
 header checked on the network thread, the workers' fdatasync and folder fsync per batch, on which
 the network thread waits when 256 parts are pending) and pynetdicom's per-message work.
 

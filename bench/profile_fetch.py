@@ -42,8 +42,8 @@ from typing import Any
 
 import app.net.dicomweb as dicomweb
 import app.net.fetch as fetch
-import app.net.part_ingest as ingest
 import app.store.local as store_module
+import app.store.part_ingest as ingest
 from app.dicom.synth import SeriesSpec, generate_series
 from app.imports.importer import import_paths
 from app.net.dicomweb import DicomWebClient

@@ -10,7 +10,6 @@
 - ``status``    a job in plain words (state, speed, ETA)
 - ``retry``     the one retry loop of a job: backoff while a hub is away
 - ``queue``     the durable job and per-instance state (SQLite)
-- ``part_ingest``  received instances into the local store (the import path)
 - ``peer``      **the seam**: :class:`peer.Peer`, the operations every remote speaks (search
                 studies/series/instances, store, retrieve, which instances are present,
                 metadata), with results in the DICOM JSON model and searches as iterators

@@ -2,7 +2,7 @@
 
 :class:`Download` asks the hub for the study's series and their instance counts (one QIDO-RS
 request), then streams whole series with WADO-RS multipart (``transfer-syntax=*``: the stored
-bytes as they are), part by part into the store (:mod:`app.net.part_ingest`), in series order: the
+bytes as they are), part by part into the store (:mod:`app.store.part_ingest`), in series order: the
 series given to :meth:`Download.prioritise` first. Instances given to
 :meth:`Download.prioritise` are fetched one by one, before the bulk when asked before the start
 and on a second connection after, so the slice in view arrives in a fraction of the study's
@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from app.errors import Cancelled, HubError, RelayError, StoreError, TransferError
-from app.net.part_ingest import PartIngest, PipedPart, StoredCallback
 from app.net.peer import SERIES_INSTANCES, SERIES_UID, SOP_UID, Peer, value
 from app.net.queue import ACTIVE, Job, TransferQueue
 from app.net.retry import Backoff, retry_rounds, stop_on_fault, stop_state
@@ -38,6 +37,7 @@ from app.net.schedule import FetchSchedule
 from app.net.send import TransferResult
 from app.settings import TransferSettings
 from app.store.local import Store
+from app.store.part_ingest import PartIngest, PipedPart, StoredCallback
 from app.tasks import Progress
 from app.workflow import audit
 

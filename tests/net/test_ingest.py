@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-import app.net.part_ingest as ingest
+import app.store.part_ingest as ingest
 from app.dicom.synth import SeriesSpec, generate_series
 from app.errors import StoreError
-from app.net.part_ingest import PartIngest, PipedPart
 from app.store.local import Store
+from app.store.part_ingest import PartIngest, PipedPart
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import pytest
 
 from app.dicom.synth import SeriesSpec, generate_series
 from app.dicom.synth_multiframe import generate_multiframe
-from app.net.part_ingest import PART_BUFFER
 from app.store.local import Store
+from app.store.part_ingest import PART_BUFFER
 from app.volume.plans import series_plan
 from tests.net.conftest import add_hub, make_hub, relay
 

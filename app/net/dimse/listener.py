@@ -60,9 +60,9 @@ from app.net.dimse.receive import (
 )
 from app.net.dimse.routes import ROUTES, answer_report
 from app.net.incoming import remember_arrival
-from app.net.part_ingest import MAX_BUFFERS, PartIngest, PipedPart, Ticket
 from app.store.deferred import DeferredIndex
 from app.store.local import Store, StoredFile
+from app.store.part_ingest import MAX_BUFFERS, PartIngest, PipedPart, Ticket
 from app.workflow import audit
 
 log = logging.getLogger(__name__)

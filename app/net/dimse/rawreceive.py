@@ -208,7 +208,7 @@ STREAM_OPENER = "relay_stream_opener"
 class StreamedDataSet(BytesIO):
     """A C-STORE's data set being received, kept as pynetdicom keeps it (every handler reads
     it as always) and handed on, fragment by fragment as it arrives, to ``sink`` (a
-    :class:`app.net.part_ingest.PipedPart`: written, hashed and its write-back started while
+    :class:`app.store.part_ingest.PipedPart`: written, hashed and its write-back started while
     the rest is still on the wire). A sink that fails is dropped (:attr:`error`); the data set
     is then whole here all the same."""
 

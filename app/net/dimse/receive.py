@@ -2,7 +2,7 @@
 
 The bytes are kept exactly as the peer sent them, in the transfer syntax it chose, behind a
 Part-10 file meta header. A C-STORE to Relay's node streams its data set, as it arrives, into
-the pipeline every download goes through (:mod:`app.net.part_ingest`: written and hashed on its
+the pipeline every download goes through (:mod:`app.store.part_ingest`: written and hashed on its
 writer thread, the write-back started, the header checked and the file placed by its workers;
 :func:`receive_part`); anything else is stored whole (:func:`receive`, through
 :func:`app.store.ingest.stage_bytes`). Either way the file and its folder are fsync'ed before its
@@ -24,10 +24,10 @@ from pathlib import Path
 
 from app.errors import StoreError
 from app.imports.media import Problem
-from app.net.part_ingest import Mismatch, PartIngest, PipedPart
 from app.store.deferred import DeferredIndex
 from app.store.ingest import Duplicate, stage_bytes
 from app.store.local import Store, StoredFile
+from app.store.part_ingest import Mismatch, PartIngest, PipedPart
 from app.workflow import audit
 
 log = logging.getLogger(__name__)
