@@ -1,9 +1,12 @@
 """Import outside media into the local store: ``relay import PATH...``.
 
-Files are read in a small thread pool (reading, hashing and writing release the GIL; header
-parsing does not, but it is the cheap part), and indexed in batches from the calling thread. Each
-file ends in exactly one place of the :class:`ImportReport`: imported, duplicate, conflict, failed
-(DICOM that could not be taken) or skipped (not DICOM). Cancel through the :class:`Progress`.
+Each file's bytes go through the ingest pipeline every download and every C-STORE goes through
+(:class:`app.store.part_ingest.PartIngest`): the calling thread reads the media; the pipeline's
+writer thread writes and hashes the bytes (both release the GIL), its workers check the header
+and place the file, and each batch is fsync'ed side by side and indexed in one transaction. Each
+file ends in exactly one place of the :class:`ImportReport`, in the order of the media: imported,
+duplicate, conflict, failed (DICOM that could not be taken) or skipped (not DICOM). Cancel
+through the :class:`Progress`.
 
 A store that cannot be written (a full disk) stops the import: every file already placed in the
 store, also by workers still busy at the stop, is indexed before it returns, and
@@ -17,15 +20,16 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import Cancelled, StoreError
 from app.imports.media import MediaItem, Problem, walk
 from app.model import Series
-from app.store.ingest import Duplicate, stage_bytes
+from app.store.ingest import Duplicate
 from app.store.local import Store, StoredFile
+from app.store.part_ingest import PartIngest, Ticket
 from app.tasks import Progress
 from app.volume.plans import series_plan
 from app.workflow import audit
@@ -37,6 +41,9 @@ BATCH = 64
 CONFLICT = ("same SOP Instance UID as an image already in the store, different content; "
             "both kept")
 BATCH_SECONDS = 0.5
+#: Files handed to the pipeline whose outcome is not counted yet, at most (the pipeline's own
+#: bounds hold the memory; this bounds the report's lag behind the media).
+WINDOW = 4 * BATCH
 #: Why a file is listed as one a hub or PACS will not take (the UIDs it lacks follow).
 UNSENDABLE = "no {}: shown under UIDs Relay makes up, which a hub or PACS will not accept"
 
@@ -123,13 +130,14 @@ def import_paths(
     paths: list[str],
     progress: Progress | None = None,
     *,
-    workers: int = 4,
+    workers: int = 2,
     on_stored: Callable[[StoredFile], object] | None = None,
 ) -> ImportReport:
     """Import folders, DICOMDIR media, zips and single files into ``store``.
 
     ``on_stored`` is told of each file newly in the store, once its index row is committed
-    (forwarding rules, :mod:`app.net.forward`)."""
+    (forwarding rules, :mod:`app.net.forward`), on the thread that commits it; ``workers``:
+    the pipeline's threads checking headers and placing files."""
     started = time.monotonic()
     progress = progress or Progress("Importing")
     report = ImportReport(paths=list(paths))
@@ -141,74 +149,92 @@ def import_paths(
     seen_studies: dict[str, None] = {}
     arrivals = audit.Arrivals()
 
-    pending: list[tuple[MediaItem, StoredFile]] = []
-    last_commit = time.monotonic()
+    def commit(files: list[StoredFile]) -> list[str]:
+        """Index a synced batch; ``on_stored`` hears of each new file as its row is committed
+        (on the pipeline's thread: a send pressed meanwhile knows the import still writes)."""
+        statuses = store.commit(files, synced=True)
+        if on_stored is not None:
+            for file, status in zip(files, statuses, strict=True):
+                if status == "imported":
+                    try:
+                        on_stored(file)
+                    except Exception:  # a listener's fault never costs an import its files
+                        log.exception("a listener to imported files failed")
+        return statuses
 
-    def flush() -> None:
-        nonlocal last_commit
-        if pending:
-            statuses = store.commit([f for _, f in pending])
-            for (item, stored), status in zip(pending, statuses, strict=True):
-                _count(report, status)
-                if status == "conflict":
-                    report.conflicting.append(Problem(item.display, CONFLICT, "conflict"))
-                if status == "imported" and stored.header.missing_uids:
-                    missing = " or ".join(re.sub(r"(?<!^)(?=[A-Z])", " ", k).replace(
-                        "U I D", "UID") for k in stored.header.missing_uids)
-                    report.unsendable.append(Problem(item.display, UNSENDABLE.format(missing),
-                                                     "unsendable"))
-                report.count_series(stored.header.series.series_instance_uid, status)
-                seen_studies.setdefault(stored.header.study.study_instance_uid)
-                arrivals.add(stored.header.study.study_instance_uid, status == "imported")
-                if on_stored is not None and status == "imported":
-                    on_stored(stored)
-            pending.clear()
-        last_commit = time.monotonic()
+    ingest = PartIngest(store, workers=max(1, workers), batch=BATCH,
+                        batch_seconds=BATCH_SECONDS, commit=commit, report_problems=False)
+    # each file's outcome, in the order of the media; settled once its batch is indexed
+    window: deque[tuple[MediaItem, Ticket | Problem]] = deque()
+
+    def settle(item: MediaItem, outcome: Ticket | Problem) -> None:
+        if isinstance(outcome, Ticket):
+            try:
+                staged, status = outcome.future.result()
+            except Exception:  # not stored (the stop's own error is reported once)
+                return
+        else:
+            staged, status = outcome, None
+        if isinstance(staged, Problem):
+            report.add_problem(staged)
+        elif isinstance(staged, Duplicate) or status == "duplicate":
+            report.duplicates += 1
+            report.count_series(staged.header.series.series_instance_uid, "duplicate")
+            seen_studies.setdefault(staged.header.study.study_instance_uid)
+            arrivals.add(staged.header.study.study_instance_uid, new=False)
+        else:
+            assert isinstance(staged, StoredFile) and status is not None
+            _count(report, status)
+            if status == "conflict":
+                report.conflicting.append(Problem(item.display, CONFLICT, "conflict"))
+            if status == "imported" and staged.header.missing_uids:
+                missing = " or ".join(re.sub(r"(?<!^)(?=[A-Z])", " ", k).replace(
+                    "U I D", "UID") for k in staged.header.missing_uids)
+                report.unsendable.append(Problem(item.display, UNSENDABLE.format(missing),
+                                                 "unsendable"))
+            report.count_series(staged.header.series.series_instance_uid, status)
+            seen_studies.setdefault(staged.header.study.study_instance_uid)
+            arrivals.add(staged.header.study.study_instance_uid, status == "imported")
+        progress.advance(1, item.display)
+
+    def settle_ready(keep: int) -> None:
+        """Count the outcomes known, in order; wait while more than ``keep`` are not."""
+        while len(window) > keep or window and _known(window[0][1]):
+            item, outcome = window[0]
+            if isinstance(outcome, Ticket) and not outcome.future.done():
+                try:
+                    outcome.future.result(timeout=BATCH_SECONDS)
+                except FutureTimeout:
+                    ingest.flush()  # a batch not yet due: index what is placed
+                    continue
+                except Exception:
+                    pass
+            window.popleft()
+            settle(item, outcome)
 
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import") as pool:
-            window: deque[tuple[MediaItem, Future[Any]]] = deque()
-            items = iter(listing.items)
+        try:
+            for item in listing.items:
+                progress.check()
+                window.append((item, _pipe(ingest, item)))
+                settle_ready(WINDOW)
+            ingest.drain()
+        finally:
             try:
-                while True:
-                    while len(window) < workers * 4:
-                        item = next(items, None)
-                        if item is None:
-                            break
-                        window.append((item, pool.submit(_prepare, store, item)))
-                    if not window:
-                        break
-                    item, future = window.popleft()
-                    result = future.result()
-                    if isinstance(result, Problem):
-                        report.add_problem(result)
-                    elif isinstance(result, Duplicate):
-                        report.duplicates += 1
-                        report.count_series(result.header.series.series_instance_uid,
-                                            "duplicate")
-                        seen_studies.setdefault(result.header.study.study_instance_uid)
-                        arrivals.add(result.header.study.study_instance_uid, new=False)
-                    else:
-                        pending.append((item, result))
-                    progress.advance(1, item.display)
-                    if len(pending) >= BATCH or time.monotonic() - last_commit > BATCH_SECONDS:
-                        flush()
-                    progress.check()
-            finally:
-                for _, future in window:
-                    future.cancel()
-                _placed_meanwhile(window, pending)
-        flush()
+                ingest.close()  # every file placed is indexed, also after a stop
+            except (StoreError, Cancelled) as exc:
+                if not report.stopped and isinstance(exc, StoreError):
+                    report.stopped = str(exc)
+            for item, left in window:  # the pipeline is closed: every outcome is known
+                if _known(left):
+                    settle(item, left)
+                else:
+                    log.error("an imported file was left without an outcome")
     except Cancelled:
-        flush()
         report.cancelled = True
     except StoreError as exc:
-        report.stopped = str(exc)
+        report.stopped = report.stopped or str(exc)
         log.warning("import stopped: %s", exc)
-        try:
-            flush()
-        except StoreError as again:  # the placed files are adopted by the next import
-            log.warning("files placed before the stop are not indexed yet: %s", again)
     finally:
         listing.close()
         progress.finish()
@@ -230,21 +256,6 @@ def import_paths(
     return report
 
 
-def _placed_meanwhile(window: deque[tuple[MediaItem, Future[Any]]],
-                      pending: list[tuple[MediaItem, StoredFile]]) -> None:
-    """After a stop: the files that workers still running placed in the store join ``pending``
-    (indexed with the rest, never left in the store without an index row)."""
-    for item, future in window:
-        if future.cancelled():
-            continue
-        try:
-            result = future.result()
-        except Exception:  # the stop's own error is reported; this file was not placed
-            continue
-        if isinstance(result, StoredFile):
-            pending.append((item, result))
-
-
 def _count(report: ImportReport, status: str) -> None:
     if status == "imported":
         report.imported += 1
@@ -254,15 +265,28 @@ def _count(report: ImportReport, status: str) -> None:
         report.conflicts += 1
 
 
-def _prepare(store: Store, item: MediaItem) -> StoredFile | Duplicate | Problem:
-    """Read, check and durably store one file (not yet indexed)."""
+def _known(outcome: Ticket | Problem) -> bool:
+    return not isinstance(outcome, Ticket) or outcome.future.done()
+
+
+def _pipe(ingest: PartIngest, item: MediaItem) -> Ticket | Problem:
+    """Hand one file's bytes to the ingest pipeline: written and hashed on its writer thread,
+    its header checked, placed, synced and indexed in batches on its workers; the
+    :class:`Ticket` says how it ended. A file that cannot be read is a :class:`Problem`; a
+    full disk (:class:`StoreError`) stops the import."""
+    part = ingest.open_part({}, item.display)
+    part.ticket = Ticket()
     try:
-        with item.open() as buf:
-            return stage_bytes(store, buf, item.display)
+        item.pour(part)
     except StoreError:
+        part.discard()
         raise
     except OSError as exc:
+        part.discard()
         return Problem(item.display, f"cannot read the file: {exc.strerror or exc}", "failed")
     except Exception as exc:  # the media are hostile; one bad file never stops the import
+        part.discard()
         log.warning("unexpected %s while importing a file", type(exc).__name__, exc_info=True)
         return Problem(item.display, f"unexpected error: {type(exc).__name__}", "failed")
+    ingest.submit(part)
+    return part.ticket

@@ -18,18 +18,14 @@ the folder is scanned.
 from __future__ import annotations
 
 import gzip
-import mmap
 import os
 import stat
-import tempfile
 import threading
 import zipfile
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import pydicom
 
@@ -45,7 +41,6 @@ MAX_RATIO = 200
 RATIO_FLOOR = 4 << 20
 #: Largest DICOMDIR read (a DICOMDIR of a full DVD is a few MB).
 MAX_DICOMDIR_BYTES = 64 << 20
-_IN_MEMORY = 64 << 20  # files up to this size are read into memory, bigger ones via a temp file
 
 
 @dataclass(frozen=True)
@@ -98,7 +93,7 @@ class _Archive:
 
 @dataclass
 class MediaItem:
-    """One candidate file; :meth:`open` yields its bytes (bytes, or an mmap of a private copy).
+    """One candidate file; :meth:`pour` copies its bytes into the ingest pipeline.
 
     Files on the media are read with plain reads, never mapped: a file that shrinks or fails
     to read (a pulled USB stick, a scratched CD) raises :class:`OSError`, never SIGBUS.
@@ -112,32 +107,34 @@ class MediaItem:
     _gz: bool = False
     tmp_dir: Path | None = field(default=None, repr=False)
 
-    @contextmanager
-    def open(self) -> Iterator[Any]:
+    def pour(self, sink: Sink) -> int:
+        """Copy the file's bytes into ``sink`` (a part of the ingest pipeline) with plain reads,
+        a buffer at a time, straight into the sink's buffers: never mapped, never held whole.
+        A file that changes size while it is read (media removed) or unpacks beyond its bounds
+        (a compression bomb) raises :class:`OSError`; returns the bytes copied."""
         if self._archive is not None and self._member is not None:
             with self._archive.open(self._member) as fp:
                 if self.size and _is_gzip(fp):  # a .dcm.gz in a zip, as in a folder
                     with gzip.GzipFile(fileobj=fp) as gz:
-                        limit = max(RATIO_FLOOR, MAX_RATIO * self.size)
-                        with _spool(gz, None, self.tmp_dir, limit=limit) as buf:
-                            yield buf
-                    return
-                with _spool(fp, self.size, self.tmp_dir) as buf:
-                    yield buf
-            return
+                        return _pour(gz, sink, None, limit=max(RATIO_FLOOR,
+                                                                MAX_RATIO * self.size))
+                return _pour(fp, sink, self.size)
         assert self._path is not None
         with open_regular(self._path) as fp:
             if self.size == 0:
-                yield b""
-                return
+                return 0
             if self._gz or _is_gzip(fp):
                 with gzip.GzipFile(fileobj=fp) as gz:
-                    limit = max(RATIO_FLOOR, MAX_RATIO * self.size)
-                    with _spool(gz, None, self.tmp_dir, limit=limit) as buf:
-                        yield buf
-                return
-            with _spool(fp, self.size, self.tmp_dir, exact=True) as buf:
-                yield buf
+                    return _pour(gz, sink, None, limit=max(RATIO_FLOOR, MAX_RATIO * self.size))
+            return _pour(fp, sink, self.size, exact=True)
+
+
+class Sink(Protocol):
+    """Where :meth:`MediaItem.pour` puts a file's bytes (a piped part of the ingest)."""
+
+    def free(self) -> memoryview: ...
+
+    def filled(self, n: int) -> None: ...
 
 
 def _is_gzip(fp: Any) -> bool:
@@ -150,45 +147,32 @@ def _changed(size: int, got: int) -> OSError:
     return OSError(0, f"the file changed while it was read ({got} of {size} bytes; media removed?)")
 
 
-@contextmanager
-def _spool(fp: Any, size: int | None, tmp_dir: Path | None, *, exact: bool = False,
-           limit: int = MAX_MEMBER_BYTES) -> Iterator[Any]:
-    """Read a file or an archive member with plain reads: in memory when small, else through
-    a private temp file (mapped only once it is complete, on our own disk).
-
-    ``size`` is the expected size when known; with ``exact`` a file of another size is an
-    error (it changed while it was read). An unknown size is bounded by ``limit``.
-    """
-    if size is not None and size <= _IN_MEMORY:
-        data = fp.read(size + 1)
-        if exact and len(data) != size:
-            raise _changed(size, len(data))
-        yield data[:size] if len(data) > size else data
-        return
+def _pour(fp: Any, sink: Sink, size: int | None, *, exact: bool = False,
+          limit: int = MAX_MEMBER_BYTES) -> int:
+    """Read a file or an archive member into ``sink`` with plain reads. ``size`` is the
+    expected size when known: with ``exact`` a file of another size is an error (it changed
+    while it was read), else no more than ``size`` bytes are taken (an archive member never
+    gives more; be sure). An unknown size is bounded by ``limit``."""
     cap = min(limit, MAX_MEMBER_BYTES) if size is None else size
-    with tempfile.TemporaryFile(dir=tmp_dir) as tmp:
-        total = 0
-        while chunk := fp.read(1 << 20):
-            total += len(chunk)
-            if total > cap:
-                if size is not None and exact:
-                    raise _changed(size, total)
-                if size is not None:
-                    break  # an archive member never gives more than its size; be sure
-                raise OSError(0, f"unpacks to more than {cap >> 20} MB "
-                                 f"(compression bomb?)")
-            tmp.write(chunk)
-        if exact and total != size:
-            raise _changed(size or 0, total)
-        tmp.flush()
-        if total == 0:
-            yield b""
-            return
-        mm = mmap.mmap(tmp.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            yield mm
-        finally:
-            mm.close()
+    total = 0
+    while True:
+        free = sink.free()
+        if size is not None and not exact:
+            if total >= size:
+                break
+            free = free[: size - total]
+        n = fp.readinto(free)
+        if not n:
+            break
+        sink.filled(n)
+        total += n
+        if total > cap:
+            if exact:
+                raise _changed(cap, total)
+            raise OSError(0, f"unpacks to more than {cap >> 20} MB (compression bomb?)")
+    if exact and total != size:
+        raise _changed(size or 0, total)
+    return total
 
 
 @dataclass

@@ -131,10 +131,13 @@ class PipedPart:
     A write that failed there stops the network thread at its next call (the error the
     writer met) and at :meth:`PartIngest.drain`."""
 
-    def __init__(self, ingest: PartIngest, headers: dict[str, str]) -> None:
+    def __init__(self, ingest: PartIngest, headers: dict[str, str],
+                 name: str = PART_NAME) -> None:
         self.ingest = ingest
         self.path: Path = ingest.store.new_part()
         self.headers = headers
+        #: what a problem with the part is reported under (a file's name on the media)
+        self.name = name
         self.ticket: Ticket | None = None  # set by a caller that answers for the part
         self.size = 0
         self.sha256 = ""  # set by the writer
@@ -232,7 +235,8 @@ class PartIngest:
     def __init__(self, store: Store, on_stored: StoredCallback | None = None, *,
                  workers: int = 2, batch: int = 32, batch_seconds: float = 0.25,
                  commit: Committer | None = None, max_buffers: int = MAX_BUFFERS,
-                 handoff: int = PART_BUFFER, shared: bool = False) -> None:
+                 handoff: int = PART_BUFFER, shared: bool = False,
+                 report_problems: bool = True) -> None:
         self.store = store
         self.on_stored = on_stored
         #: indexes a synced batch (default: durably, at once)
@@ -245,6 +249,9 @@ class PartIngest:
         #: serving many callers at once for long (Relay's node): a write that fails fails its
         #: own part (its ticket) only, not every part after it
         self.shared = shared
+        #: log each refused part and keep it in :attr:`problems` (off for a caller that reports
+        #: each part's outcome from its ticket: an import's report)
+        self.report_problems = report_problems
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest")
         self.batch = batch
         self.batch_seconds = batch_seconds
@@ -266,14 +273,15 @@ class PartIngest:
         self._free = threading.Condition()
         self._failure: BaseException | None = None
 
-    def open_part(self, headers: dict[str, str]) -> PipedPart:
-        """A new part whose bytes this ingest's writer thread writes, hashes and checks."""
+    def open_part(self, headers: dict[str, str], name: str = PART_NAME) -> PipedPart:
+        """A new part whose bytes this ingest's writer thread writes, hashes and checks
+        (``name``: what a problem with it is reported under)."""
         with self._free:
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._write_parts, name="ingest-writer",
                                                 daemon=True)
                 self._writer.start()
-        return PipedPart(self, headers)
+        return PipedPart(self, headers, name)
 
     def submit(self, part: PipedPart, urgent: bool = False) -> None:
         """Take a complete part (its file is then the workers'); checking its header, moving,
@@ -299,9 +307,9 @@ class PartIngest:
 
     def _submit(self, fd: int, path: Path, sha256: str, header: Header | Problem | None,
                 urgent: bool, whole: bytes | bytearray | None = None, size: int = 0,
-                ticket: Ticket | None = None) -> None:
+                ticket: Ticket | None = None, name: str = PART_NAME) -> None:
         future = self.pool.submit(self._ingest, fd, path, sha256, header, urgent, whole, size,
-                                  ticket)
+                                  ticket, name)
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._done)
@@ -388,7 +396,7 @@ class PartIngest:
         part.sha256 = part.hash.hexdigest()
         whole = part.pieces == 1 and n == part.size  # the whole part is in this buffer
         self._submit(part.fd, part.path, part.sha256, None, urgent,
-                     data if whole else None, n, part.ticket)  # type: ignore[arg-type]
+                     data if whole else None, n, part.ticket, part.name)  # type: ignore[arg-type]
         part.fd = -1
         return whole
 
@@ -413,9 +421,10 @@ class PartIngest:
     def _refused(self, header: Header | Problem) -> bool:
         if not isinstance(header, Problem):
             return False
-        log.warning("a downloaded instance could not be stored: %s", header.reason)
-        with self._lock:
-            self.problems.append(header)
+        if self.report_problems:
+            log.warning("a downloaded instance could not be stored: %s", header.reason)
+            with self._lock:
+                self.problems.append(header)
         return True
 
     def _done(self, future: Future[None]) -> None:
@@ -424,7 +433,7 @@ class PartIngest:
 
     def _ingest(self, fd: int, path: Path, sha256: str, header: Header | Problem | None,
                 urgent: bool, whole: bytes | bytearray | None = None, size: int = 0,
-                ticket: Ticket | None = None) -> None:
+                ticket: Ticket | None = None, name: str = PART_NAME) -> None:
         """``whole``: the part's ``size`` bytes in memory (a piped part that fitted in one
         buffer, given back to the pool here), its header checked from there."""
         accepted = False
@@ -432,12 +441,12 @@ class PartIngest:
             _start_writeback(fd)
             if header is None and whole is not None:
                 try:
-                    header = check_buffer(whole, size, PART_NAME, self.store.uid_key)
+                    header = check_buffer(whole, size, name, self.store.uid_key)
                 finally:
                     if isinstance(whole, bytearray):
                         self._give_buffer(whole)
             if header is None:
-                header = check_part(path, PART_NAME, self.store.uid_key)
+                header = check_part(path, name, self.store.uid_key)
             if ticket is not None and not isinstance(header, Problem) and ticket.sop_instance_uid \
                     and header.instance.sop_instance_uid != ticket.sop_instance_uid:
                 ticket.settle(Mismatch(header))  # never stored under another identity

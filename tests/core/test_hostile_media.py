@@ -50,20 +50,21 @@ SHRINK = """
 import json, os, sys
 import app.imports.importer as imp
 from app.store.local import Store
+from app.store.part_ingest import PipedPart
 media, home, during, before = sys.argv[1:5]
-real_stage, real_walk = imp.stage_bytes, imp.walk
+real_filled, real_walk = PipedPart.filled, imp.walk
 
-def stage_while_shrinking(store, buf, name):
-    if name.endswith("during.dcm"):
-        os.truncate(during, 100)  # the stick is pulled while the file's bytes are in use
-    return real_stage(store, buf, name)
+def filled_while_shrinking(part, n):
+    if part.name.endswith("during.dcm") and os.path.getsize(during) > 100:
+        os.truncate(during, 100)  # the stick is pulled once the file's bytes are read
+    return real_filled(part, n)
 
 def walk_then_shrink(paths, tmp_dir=None):
     listing = real_walk(paths, tmp_dir)
     os.truncate(before, 1000)  # the file shrinks between the scan and the read
     return listing
 
-imp.stage_bytes, imp.walk = stage_while_shrinking, walk_then_shrink
+PipedPart.filled, imp.walk = filled_while_shrinking, walk_then_shrink
 r = imp.import_paths(Store(home), [media], workers=1)
 print(json.dumps({"imported": r.imported, "failed": {p.path: p.reason for p in r.failed}}))
 """

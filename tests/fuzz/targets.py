@@ -102,11 +102,26 @@ def _walk_and_read(root: Path) -> None:
     for problem in result.problems:
         assert problem.reason and problem.kind in ("failed", "skipped"), problem
     for item in result.items:
+        sink = _Bytes()
         try:
-            with item.open() as buf:
-                read_header(buf, item.display)
+            item.pour(sink)
+            read_header(bytes(sink.data), item.display)
         except (OSError, NotDicomError, DicomReadError):
             pass
+
+
+class _Bytes:
+    """A sink for :meth:`MediaItem.pour` that keeps everything in memory."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self._piece = bytearray(1 << 16)
+
+    def free(self) -> memoryview:
+        return memoryview(self._piece)
+
+    def filled(self, n: int) -> None:
+        self.data += self._piece[:n]
 
 
 def run_dicomdir(data: bytes) -> None:

@@ -100,14 +100,14 @@ def test_a_study_sent_while_it_is_still_importing_goes_whole_once_the_import_end
     files = generate_series(tmp_path / "cd", SeriesSpec(slices=150, rows=64, columns=64, seed=7))
     study_uid = pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
     gate, calls = threading.Event(), iter(range(10**6))
-    read = importer._prepare
+    read = importer._pipe
 
-    def held(store, item):  # the drive pauses after a while, as a scratched CD does
+    def held(ingest, item):  # the drive pauses after a while, as a scratched CD does
         if next(calls) == 100:
             gate.wait(60)
-        return read(store, item)
+        return read(ingest, item)
 
-    monkeypatch.setattr(importer, "_prepare", held)
+    monkeypatch.setattr(importer, "_pipe", held)
     assert add_hub(relay_home, hub.url).returncode == 0
     window = shown_window(qtbot, relay_home, 1400, 900)
     messages: list[str] = []

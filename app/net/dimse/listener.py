@@ -372,10 +372,9 @@ class Listener:
         if part is not None and ingest is not None:
             outcome = receive_part(self.store, ingest, part)
         else:
-            outcome = receive(self.store, event.encoded_dataset(),
+            outcome = receive(self.store, ingest, event.encoded_dataset(),
                               sop_instance_uid=str(req.AffectedSOPInstanceUID),
-                              name=f"C-STORE from {calling} (message {req.MessageID})",
-                              index=self._index)
+                              name=f"C-STORE from {calling} (message {req.MessageID})")
         arriving = self.tally.add(id(event.assoc), outcome, calling)
         if arriving is not None:
             self._tell_arriving(arriving)
@@ -411,7 +410,8 @@ class Listener:
         req = event.request
         calling = event.assoc.requestor.ae_title
         sop_uid = str(req.AffectedSOPInstanceUID).strip()
-        outcome = receive(self.store, event.encoded_dataset(), sop_instance_uid=sop_uid,
+        outcome = receive(self.store, self._ingest, event.encoded_dataset(),
+                          sop_instance_uid=sop_uid,
                           name=f"C-STORE from {calling} (message {req.MessageID})")
         if outcome.status != SUCCESS or outcome.path is None:
             if outcome.reason:

@@ -2,10 +2,10 @@
 
 The bytes are kept exactly as the peer sent them, in the transfer syntax it chose, behind a
 Part-10 file meta header. A C-STORE to Relay's node streams its data set, as it arrives, into
-the pipeline every download goes through (:mod:`app.store.part_ingest`: written and hashed on its
-writer thread, the write-back started, the header checked and the file placed by its workers;
-:func:`receive_part`); anything else is stored whole (:func:`receive`, through
-:func:`app.store.ingest.stage_bytes`). Either way the file and its folder are fsync'ed before its
+the pipeline every download and import goes through (:mod:`app.store.part_ingest`: written and
+hashed on its writer thread, the write-back started, the header checked and the file placed by
+its workers; :func:`receive_part`); one that cannot be streamed goes through it whole
+(:func:`receive`). Either way the file and its folder are fsync'ed before its
 index row is committed, and the success status goes back only once both are done (the row may
 wait for the disk with its batch: :mod:`app.store.deferred`).
 A dataset that cannot be read gets a failure status of its own; nothing already stored is
@@ -24,10 +24,9 @@ from pathlib import Path
 
 from app.errors import StoreError
 from app.imports.media import Problem
-from app.store.deferred import DeferredIndex
-from app.store.ingest import Duplicate, stage_bytes
+from app.store.ingest import Duplicate
 from app.store.local import Store, StoredFile
-from app.store.part_ingest import Mismatch, PartIngest, PipedPart
+from app.store.part_ingest import Mismatch, PartIngest, PipedPart, Ticket
 from app.workflow import audit
 
 log = logging.getLogger(__name__)
@@ -99,28 +98,26 @@ def _stored(store: Store, staged: StoredFile | Duplicate, result: str, sop_uid: 
                    path=store.abspath(staged.relpath))
 
 
-def receive(store: Store, data: bytes, *, sop_instance_uid: str, name: str,
-            index: DeferredIndex | None = None) -> Outcome:
-    """Check and durably store one received Part-10 byte string; the status to answer with.
+def receive(store: Store, ingest: PartIngest | None, data: bytes, *, sop_instance_uid: str,
+            name: str) -> Outcome:
+    """Check and durably store one received Part-10 byte string (a C-STORE that could not be
+    streamed: over TLS, or part of a C-MOVE another Relay program asked for) through the same
+    pipeline as a streamed one (:func:`receive_part`); the status to answer with.
 
     ``sop_instance_uid`` is the Affected SOP Instance UID of the request: a data set holding
     another one is refused (PS3.4 B.2.3, 0xA900) rather than stored under the wrong identity.
-    ``index``: its row is committed there (durable with its batch), else durably at once.
+    ``ingest`` None: the node is stopping, the peer is told to send it again later.
     """
+    if ingest is None:
+        return Outcome(OUT_OF_RESOURCES, "failed", reason="the node is stopping")
+    part = ingest.open_part({}, name)
+    part.ticket = Ticket(sop_instance_uid)
     try:
-        staged = stage_bytes(store, data, name)
-        if isinstance(staged, Problem):
-            return Outcome(CANNOT_UNDERSTAND, "failed", reason=staged.reason)
-        header = staged.header
-        study_uid = header.study.study_instance_uid
-        if header.instance.sop_instance_uid != sop_instance_uid.strip():
-            return Outcome(DOES_NOT_MATCH, "failed", study_uid, MISMATCH)
-        if isinstance(staged, Duplicate):
-            return _stored(store, staged, "duplicate", sop_instance_uid.strip())
-        (result,) = index.commit([staged]) if index is not None else store.commit([staged])
-        return _stored(store, staged, result, sop_instance_uid.strip())
+        part.write(data)
     except StoreError as exc:
+        part.discard()
         return Outcome(OUT_OF_RESOURCES, "failed", reason=str(exc))
+    return receive_part(store, ingest, part)
 
 
 #: How Incoming names a study's source when Relay's node received it: ``DICOM <calling AE>``.
