@@ -59,7 +59,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                             "README.TXT, INDEX.HTM) and ISO, or a plain folder")
     p.add_argument("studies", nargs="+", metavar="STUDY", help="Study Instance UIDs")
     p.add_argument("--to", required=True,
-                   help="fileset: a new or empty folder; folder: study folders go inside it")
+                   help="fileset: the disc goes here, or into a new DICOM_<date>_<n> folder "
+                        "in it when it is not empty; folder: study folders go inside it")
     p.add_argument("--layout", choices=LAYOUTS, default="fileset",
                    help="fileset (default): a disc, DICOMDIR at the root; folder: "
                         "<date>_<study>/<series>_<modality>/<n>.dcm, no patient data in names")
@@ -336,6 +337,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
     else:
+        if result.requested is not None:
+            print(f"{result.requested} is not empty: the disc went into a new folder in it, "
+                  f"{result.to.name}")
         print(f"{result.instances} instances written to {result.to}"
               + (f" and {result.iso}" if result.iso else ""))
         for e in result.excluded:

@@ -25,12 +25,16 @@ from app.ui.deidentify_dialog import DeidOptionsWidget
 from app.ui.format import not_done
 from app.ui.worker import TaskWorker
 from app.workflow.burn import Burner, burn, find_burner
-from app.workflow.export import ExportResult, export_studies
+from app.workflow.derive import WorkflowError
+from app.workflow.export import ExportResult, disc_folder, export_studies
 
 
 class ExportDialog(QDialog):
     """Layout (disc or plain folder), folder, ISO, de-identification; **Burn** hands the ISO to
-    the OS burner when a drive exists and says so when none does."""
+    the OS burner when a drive exists and says so when none does.
+
+    A disc asked for in a folder that is not empty (a USB stick's root) goes into a new folder
+    in it: the dialog says so under the folder before anything is written."""
 
     completed = Signal(object)
 
@@ -40,18 +44,25 @@ class ExportDialog(QDialog):
         self.store, self.study_uids = store, study_uids
         self.task: TaskWorker | None = None
         self.iso_path: Path | None = None
+        self.announced: Path | None = None  # the new folder the note has named
         self.setWindowTitle("Export")
         self.setMinimumWidth(600)
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
         self.folder = QLineEdit(self)
-        self.folder.setPlaceholderText("A new or empty folder (a disc); any folder (plain)")
+        self.folder.setPlaceholderText("Any folder: a disc goes into a new folder in one "
+                                       "that is not empty")
+        self.folder.textChanged.connect(self._on_folder_edited)
+        self.folder.editingFinished.connect(self._on_folder_chosen)
         browse = QPushButton("Choose…", self)
         browse.clicked.connect(self._on_browse)
         row.addWidget(QLabel("Folder", self))
         row.addWidget(self.folder, 1)
         row.addWidget(browse)
         layout.addLayout(row)
+        self.note = QLabel("", self)
+        self.note.setWordWrap(True)
+        layout.addWidget(self.note)
         self.as_disc = QRadioButton("Disc (DICOMDIR, README.TXT, INDEX.HTM: what viewers and "
                                     "PACS import expect)", self)
         self.as_folder = QRadioButton("Plain folder (study/series folders, no DICOMDIR)", self)
@@ -61,6 +72,7 @@ class ExportDialog(QDialog):
         self.make_iso = QCheckBox("Also write an ISO image (for burning)", self)
         self.make_iso.setChecked(True)
         self.as_disc.toggled.connect(self.make_iso.setEnabled)
+        self.as_disc.toggled.connect(self._on_folder_chosen)
         layout.addWidget(self.make_iso)
         self.deidentify = QCheckBox("De-identify on the way out", self)
         layout.addWidget(self.deidentify)
@@ -85,6 +97,32 @@ class ExportDialog(QDialog):
         chosen = QFileDialog.getExistingDirectory(self, "Export into")
         if chosen:
             self.folder.setText(chosen)
+            self._on_folder_chosen()
+
+    def _on_folder_edited(self) -> None:
+        self.announced = None
+        self.note.setText("")
+        self.ok.setText("Export")
+
+    def _on_folder_chosen(self) -> None:
+        text = self.folder.text().strip()
+        self._on_folder_edited()
+        if text and self.as_disc.isChecked():
+            self._plan(Path(text).expanduser())
+
+    def _plan(self, chosen: Path) -> Path | None:
+        """Where the disc will go, said under the folder; None (and why) when it cannot."""
+        try:
+            target = disc_folder(chosen)
+        except WorkflowError as exc:
+            self.note.setText(f"{exc}.")
+            return None
+        if target != chosen:
+            self.announced = target
+            self.note.setText(f"This folder is not empty: the disc will be written into a new "
+                              f"folder in it, {target.name}. Nothing already there is changed.")
+            self.ok.setText(f"Export into {target.name}")
+        return target
 
     def run(self) -> TaskWorker | None:
         text = self.folder.text().strip()
@@ -95,6 +133,15 @@ class ExportDialog(QDialog):
             return None
         to = Path(text).expanduser()
         disc = self.as_disc.isChecked()
+        if disc:
+            announced = self.announced
+            target = self._plan(to)
+            if target is None:
+                self.status.setText("Not exported: " + self.note.text())
+                return None
+            if target != to and target != announced:
+                return None  # the note names the new folder now; the next press writes there
+            to = target
         iso = to.with_name(to.name + ".iso") if disc and self.make_iso.isChecked() else None
         deid = self.opts.options() if self.deidentify.isChecked() else None
         pseudonym = self.opts.pseudonym.text().strip()
@@ -113,6 +160,7 @@ class ExportDialog(QDialog):
 
     def _on_done(self, result: ExportResult) -> None:
         self.iso_path = result.iso
+        self._on_folder_edited()  # the folder has changed: the next export is planned again
         text = f"{result.instances} instances written to {result.to}"
         if result.iso:
             text += f" and {result.iso.name}"

@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,11 @@ class ExportResult:
     failed: list[Problem] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)  # SOP Instance UID -> path under `to`
     folders: list[Path] = field(default_factory=list)  # folder layout: the study folders
+    requested: Path | None = None  # the folder asked for, when the disc went into a new one in it
 
     def to_json(self) -> dict[str, Any]:
         return {"to": str(self.to), "layout": self.layout,
+                "requested": str(self.requested) if self.requested else None,
                 "iso": str(self.iso) if self.iso else None,
                 "studies": self.studies, "instances": self.instances,
                 "rewritten": self.rewritten, "placeholders": self.placeholders,
@@ -87,21 +90,22 @@ def export_studies(store: Store, study_uids: Iterable[str], to: Path, *,
                    pseudonym: str = "", progress: Progress | None = None) -> ExportResult:
     """Write the studies (only ``series_uids`` of them, when given) to ``to`` in ``layout``.
 
-    ``fileset`` needs a new or empty ``to``; ``folder`` adds study folders inside it.
+    ``fileset`` writes into ``to`` when it is new or empty, else into a new folder in it
+    (:func:`disc_folder`; ``result.to`` says where); ``folder`` adds study folders inside it.
     ``deidentify``: None for the stored instances as they are, else the profile options.
     """
     if layout not in LAYOUTS:
         raise WorkflowError(f"unknown export layout {layout!r} (known: {', '.join(LAYOUTS)})")
     if iso is not None and layout != "fileset":
         raise WorkflowError("an ISO image is made of a disc file-set: use the fileset layout")
-    to = Path(to)
-    if to.exists() and not to.is_dir():
-        raise WorkflowError(f"{to} is a file: export into a folder")
-    if layout == "fileset" and to.exists() and any(to.iterdir()):
-        raise WorkflowError(f"{to} is not empty: export a disc into a new or empty folder")
+    requested = Path(to)
+    if requested.exists() and not requested.is_dir():
+        raise WorkflowError(f"{requested} is a file: export into a folder")
+    to = disc_folder(requested) if layout == "fileset" else requested
     uids = list(dict.fromkeys(study_uids))
     instances = _chosen(store, uids, series_uids)
-    result = ExportResult(to=to, layout=layout, studies=uids)
+    result = ExportResult(to=to, layout=layout, studies=uids,
+                          requested=requested if to != requested else None)
     engine = _deidentifier(store, deidentify, pseudonym)
     if progress is not None:
         progress.set_total(len(instances))
@@ -137,6 +141,30 @@ def export_studies(store: Store, study_uids: Iterable[str], to: Path, *,
                          "failed": len(result.failed)})
     log.info("exported %d instances (%s)", result.instances, layout)
     return result
+
+
+def disc_folder(chosen: Path, today: date | None = None) -> Path:
+    """Where a disc file-set asked for in ``chosen`` goes: ``chosen`` itself when it is new or
+    empty, else a new folder in it, ``DICOM_<yyyymmdd>_<n>`` with the first ``n`` not in use
+    (a USB stick's root always holds something; what is there is never touched).
+
+    Raises WorkflowError for a file, and for a folder that already holds a DICOMDIR at its
+    root: a second file-set inside the first would not be read as one disc.
+    """
+    chosen = Path(chosen)
+    if chosen.exists() and not chosen.is_dir():
+        raise WorkflowError(f"{chosen} is a file: export into a folder")
+    if not chosen.exists() or not any(chosen.iterdir()):
+        return chosen
+    if any(p.name.upper() == "DICOMDIR" for p in chosen.iterdir()):
+        raise WorkflowError(f"{chosen} already holds a disc (a DICOMDIR): export into another "
+                            "folder, or an empty one")
+    stamp = f"DICOM_{(today or date.today()):%Y%m%d}"
+    for n in range(1, 10_000):
+        candidate = chosen / f"{stamp}_{n}"
+        if not candidate.exists() and not candidate.with_name(candidate.name + ".iso").exists():
+            return candidate
+    raise WorkflowError(f"{chosen} holds too many exports of today: choose another folder")
 
 
 def _chosen(store: Store, study_uids: list[str],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pydicom
@@ -131,6 +132,45 @@ def test_export_dialog_writes_the_disc_and_says_there_is_no_drive(qtbot, tmp_pat
     assert plain.layout == "folder" and plain.iso is None and plain.instances == 4
     assert not (tmp_path / "plain" / "DICOMDIR").exists()
     assert len(list((tmp_path / "plain").rglob("*.dcm"))) == 4
+
+
+def test_export_dialog_says_a_disc_for_a_stick_goes_into_a_new_folder_before_writing(
+        qtbot, tmp_path, home, data):
+    store = import_into(home, *_ge(data)[:2])
+    study_uid = store.studies()[0].study_instance_uid
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.station.export(study_uid)
+    stick = tmp_path / "stick"
+    (stick / "System Volume Information").mkdir(parents=True)
+    (stick / "thesis.doc").write_bytes(b"x")
+    new = stick / f"DICOM_{date.today():%Y%m%d}_1"
+    dialog.folder.setText(str(stick))
+    assert dialog.run() is None  # typed, then Export: the first press only says where
+    assert not new.exists() and sorted(p.name for p in stick.iterdir()) == [
+        "System Volume Information", "thesis.doc"]
+    assert f"not empty: the disc will be written into a new folder in it, {new.name}" in \
+        dialog.note.text()
+    assert dialog.ok.text() == f"Export into {new.name}"
+    qtbot.wait(50)
+    dialog.grab().save(str(_shots(tmp_path) / "technologist-export-stick.png"))
+    with qtbot.waitSignal(dialog.completed, timeout=60_000) as done:
+        assert dialog.run() is not None
+    result = done.args[0]
+    assert result.to == new and (new / "DICOMDIR").is_file() and result.instances == 2
+    assert result.iso == stick / f"{new.name}.iso" and result.iso.is_file()
+    assert (stick / "thesis.doc").read_bytes() == b"x"
+    assert f"written to {new}" in dialog.status.text()
+    _wait_task(qtbot, dialog)
+    # chosen with Choose… the note is there before Export is pressed
+    dialog.folder.setText("")
+    dialog.folder.setText(str(stick))
+    dialog._on_folder_chosen()
+    assert new.name[:-1] + "2" in dialog.note.text()
+    # a folder that already holds a disc is refused, and says why
+    dialog.folder.setText(str(new))
+    dialog._on_folder_chosen()
+    assert "already holds a disc (a DICOMDIR)" in dialog.note.text()
+    assert dialog.run() is None and "Not exported" in dialog.status.text()
 
 
 def test_deidentify_dialog_lists_what_it_left_out(qtbot, tmp_path, home, data):

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pydicom
@@ -144,15 +145,76 @@ def test_relay_export_deidentified_leaves_the_store_alone(tmp_path, home, ge_fil
     assert events[-1]["event_id"]["code"] == "110106"
 
 
-def test_an_export_into_a_folder_in_use_is_refused(tmp_path, home, ge_files):
+def _stick(root: Path) -> dict[str, bytes]:
+    """A USB stick's root as a tech finds it: a document, the system's hidden folder."""
+    (root / "System Volume Information").mkdir(parents=True)
+    (root / "System Volume Information" / "IndexerVolumeGuid").write_bytes(b"{guid}")
+    (root / "thesis.doc").write_bytes(b"x")
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*")
+            if p.is_file()}
+
+
+def test_a_disc_asked_for_in_a_folder_in_use_goes_into_a_new_folder_in_it(tmp_path, home,
+                                                                          ge_files):
     store = import_into(home, *ge_files[:2])
+    study = store.studies()[0].study_instance_uid
+    stick = tmp_path / "stick"
+    before = _stick(stick)
+    first = export_studies(store, [study], stick, iso=tmp_path / "first.iso")
+    today = f"DICOM_{date.today():%Y%m%d}"
+    assert first.to == stick / f"{today}_1" and first.requested == stick
+    assert (first.to / "DICOMDIR").is_file() and first.instances == 2
+    assert not (stick / "DICOMDIR").exists()
+    again = import_into(tmp_path / "again", first.to)
+    assert len(again.studies()) == 1
+    second = export_studies(store, [study], stick)
+    assert second.to == stick / f"{today}_2"
+    assert {p.relative_to(stick).as_posix(): p.read_bytes() for p in stick.rglob("*")
+            if p.is_file() and not p.is_relative_to(first.to)
+            and not p.is_relative_to(second.to)} == before  # nothing there was touched
+    assert first.to_json()["requested"] == str(stick)
+    assert export_studies(store, [study], tmp_path / "new").requested is None
+
+
+def test_a_disc_into_a_folder_that_holds_a_disc_or_a_file_is_refused(tmp_path, home, ge_files):
+    store = import_into(home, *ge_files[:2])
+    study = store.studies()[0].study_instance_uid
+    export_studies(store, [study], tmp_path / "disc")
+    written = sorted(p.name for p in (tmp_path / "disc").iterdir())
+    with pytest.raises(WorkflowError, match="already holds a disc"):
+        export_studies(store, [study], tmp_path / "disc")
+    assert sorted(p.name for p in (tmp_path / "disc").iterdir()) == written
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "thesis.doc").write_text("x")
-    with pytest.raises(WorkflowError, match="not empty"):
-        export_studies(store, [store.studies()[0].study_instance_uid], tmp_path / "used")
     with pytest.raises(WorkflowError, match="is a file"):
-        export_studies(store, [store.studies()[0].study_instance_uid],
-                       tmp_path / "used" / "thesis.doc", layout="folder")
+        export_studies(store, [study], tmp_path / "used" / "thesis.doc", layout="folder")
+    with pytest.raises(WorkflowError, match="is a file"):
+        export_studies(store, [study], tmp_path / "used" / "thesis.doc")
+
+
+def test_relay_export_into_a_stick_says_where_the_disc_went(tmp_path, home, ge_files):
+    store = import_into(home, *ge_files[:2])
+    study = store.studies()[0].study_instance_uid
+    stick = tmp_path / "stick"
+    _stick(stick)
+    relay = [sys.executable, "-m", "app", "--home", str(home), "export", study, "--to",
+             str(stick)]
+    run = subprocess.run([*relay, "--json"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    first = stick / f"DICOM_{date.today():%Y%m%d}_1"
+    assert out["to"] == str(first) and out["requested"] == str(stick)
+    assert out["instances"] == 2 and (first / "DICOMDIR").is_file()
+    assert all((first / rel).is_file() for rel in out["files"].values())
+    run = subprocess.run(relay, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    second = first.with_name(first.name[:-1] + "2")
+    assert f"{stick} is not empty: the disc went into a new folder in it, {second.name}" \
+        in run.stdout
+    assert f"2 instances written to {second}" in run.stdout
+    refused = subprocess.run([*relay[:-1], str(first)], capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2 and "already holds a disc (a DICOMDIR)" in refused.stderr
 
 
 @pytest.mark.skipif(bool(list(Path("/dev").glob("sr[0-9]*"))), reason="a drive is present")
