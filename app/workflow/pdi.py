@@ -11,16 +11,21 @@ bundle, with no burner program needed.
 
 from __future__ import annotations
 
+import copy
 import html
 import logging
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.fileset import FileSet
+from pydicom.multival import MultiValue
+from pydicom.tag import Tag
 
 from app import __version__
+from app.dicom.vr import conform
 from app.workflow.derive import WorkflowError
 
 if TYPE_CHECKING:
@@ -30,6 +35,9 @@ log = logging.getLogger(__name__)
 
 FILESET_ID = "RELAY"
 #: Placeholders for DICOMDIR Type 1 keys the instance leaves empty (the file keeps its values).
+#: The keys the PATIENT, STUDY, SERIES and IMAGE records take from an instance.
+RECORD_KEYS = ("PatientName", "PatientID", "StudyDate", "StudyTime", "StudyDescription",
+               "StudyID", "AccessionNumber", "Modality", "SeriesNumber", "InstanceNumber")
 RECORD_DEFAULTS = {"PatientID": "UNKNOWN", "StudyDate": "19000101", "StudyTime": "000000",
                    "StudyID": "1", "SeriesNumber": "1", "InstanceNumber": "1", "Modality": "OT"}
 
@@ -54,15 +62,40 @@ def write_fileset(to: Path, outgoing: list[Outgoing], result: ExportResult) -> d
 
 
 def _add(fs: FileSet, ds: Dataset) -> bool:
-    """Stage ``ds``'s records in the file-set; DICOMDIR Type 1 keys it leaves empty get a
-    placeholder in the DICOMDIR only (the file is written afterwards, as it is).
-    True when one was needed."""
-    missing = {kw: v for kw, v in RECORD_DEFAULTS.items() if not ds.get(kw)}
-    record = ds.copy()
-    for kw, value in missing.items():
-        setattr(record, kw, value)
+    """Stage ``ds``'s records in the file-set with values their VRs allow
+    (:func:`record_values`); DICOMDIR Type 1 keys it leaves empty or invalid get a placeholder
+    in the DICOMDIR only (the file is written afterwards, as it is). True when one was needed."""
+    record = copy.deepcopy(ds)  # ds.copy() shares its elements: the header is INDEX.HTM's
+    values = record_values(record)
+    missing = {kw: v for kw, v in RECORD_DEFAULTS.items() if not values.get(kw)}
+    for kw, value in values.items():
+        if kw in missing:
+            setattr(record, kw, missing[kw])
+        elif value is not None:
+            setattr(record, kw, value)
     fs.add(record)
     return bool(missing)
+
+
+def record_values(ds: Dataset) -> dict[str, str | None]:
+    """The values ``ds`` gives the PATIENT, STUDY, SERIES and IMAGE records, as their VRs allow
+    them (:func:`app.dicom.vr.conform`): repaired when they have one valid reading, "" when
+    they do not (a placeholder stands in for a Type 1 key), None when ``ds`` lacks the key."""
+    values: dict[str, str | None] = {}
+    for kw in RECORD_KEYS:
+        tag = Tag(tag_for_keyword(kw) or 0)
+        if tag not in ds:
+            values[kw] = None
+            continue
+        vr, raw = dictionary_VR(tag), ds.get_item(tag).value
+        if vr in ("PN", "SH", "LO") or not isinstance(raw, bytes):
+            value = ds[tag].value
+            text = None if isinstance(value, MultiValue) else str(value or "")
+        else:  # DA, TM, IS, CS: ASCII, read as stored (pydicom would warn or refuse)
+            text = raw.decode("latin-1")
+            text = None if "\\" in text else text
+        values[kw] = (conform(vr, text) if text is not None else None) or ""
+    return values
 
 
 def write_readme(to: Path, result: ExportResult) -> None:
@@ -145,8 +178,9 @@ def _name(value: object) -> str:
 
 
 def _date(value: object) -> str:
-    text = str(value or "")
-    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else text
+    """A DA value as people read it (``1996-10-29``); "" when it is no date."""
+    text = conform("DA", str(value or "")) or ""
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if text else ""
 
 
 def write_iso(folder: Path, iso: Path, *, volume_id: str = FILESET_ID) -> None:

@@ -282,3 +282,46 @@ def test_relay_export_to_a_plain_folder_is_the_same_export(tmp_path, home, data)
     assert refused.returncode == 2 and "fileset layout" in refused.stderr
     events = [e for e in audit.read(home) if e["event"] == "export"]
     assert events[-1]["detail"]["layout"] == "folder"
+
+
+def test_the_dicomdir_and_index_hold_valid_values_where_the_files_do_not(tmp_path, home, data,
+                                                                        ge_files):
+    face = data / "malformed" / "OT-PAL-8-face.dcm"  # ACR-NEMA: 1996.10.29, 15:18:59
+    long_id = data / "malformed" / "bad_sequence.dcm"  # Study ID of 64 characters (SH: 16)
+    store = import_into(home, face, long_id, ge_files[0])
+    originals = _digests(store)
+    result = export_studies(store, [s.study_instance_uid for s in store.studies()],
+                            tmp_path / "disc")
+    assert result.instances == 3 and not result.failed
+    studies = {r.StudyInstanceUID: r for r in
+               pydicom.dcmread(result.to / "DICOMDIR").DirectoryRecordSequence
+               if r.DirectoryRecordType == "STUDY"}
+    face_ds = pydicom.dcmread(face, force=True, stop_before_pixels=True)
+    record = studies[face_ds.StudyInstanceUID]
+    assert (record.StudyDate, record.StudyTime) == ("19961029", "151859")
+    long_uid = pydicom.dcmread(long_id, stop_before_pixels=True).SOPInstanceUID
+    assert studies[pydicom.dcmread(long_id).StudyInstanceUID].StudyID == "1"
+    assert long_uid in result.placeholders
+    # the files are as they came: the ACR-NEMA file only gained its Part 10 header
+    on_disc = pydicom.dcmread(result.to / result.files[face_ds.SOPInstanceUID])
+    assert (on_disc.StudyDate, on_disc.StudyTime) == ("1996.10.29", "15:18:59")
+    back = _digests(import_into(tmp_path / "again", result.to))
+    assert {u: d for u, d in back.items() if u not in result.rewritten} == {
+        u: d for u, d in originals.items() if u not in result.rewritten}
+    index = (result.to / "INDEX.HTM").read_text(encoding="utf-8")
+    assert "1996-10-29" in index and "1996.10.29" not in index
+    assert "UNKNOWN" not in index and "1900-01-01" not in index  # placeholders stay in the DICOMDIR
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="needs dicom3tools")
+def test_dicom3tools_find_no_error_in_a_dicomdir_of_an_acr_nema_file(tmp_path, home, data,
+                                                                      ge_files):
+    store = import_into(home, data / "malformed" / "OT-PAL-8-face.dcm", ge_files[0])
+    result = export_studies(store, [s.study_instance_uid for s in store.studies()],
+                            tmp_path / "disc")
+    for tool in ("dciodvfy", "dcentvfy"):
+        out = subprocess.run([tool, str(result.to / "DICOMDIR")], capture_output=True,
+                             text=True, timeout=60)
+        errors = [line for line in (out.stdout + out.stderr).splitlines()
+                  if line.startswith("Error")]
+        assert not errors, (tool, errors)
