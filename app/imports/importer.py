@@ -45,7 +45,8 @@ BATCH_SECONDS = 0.5
 #: bounds hold the memory; this bounds the report's lag behind the media).
 WINDOW = 4 * BATCH
 #: Why a file is listed as one a hub or PACS will not take (the UIDs it lacks follow).
-UNSENDABLE = "no {}: shown under UIDs Relay makes up, which a hub or PACS will not accept"
+UNSENDABLE = ("no {}: shown under UIDs Relay makes up, which a hub or PACS will not accept; "
+              "reconcile the study to make a copy that carries them")
 
 
 @dataclass

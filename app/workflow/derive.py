@@ -61,10 +61,18 @@ def study_instances(store: Store, study_uid: str) -> list[Instance]:
 
 
 def read_datasets(instances: list[Instance]) -> Iterator[tuple[Instance, Dataset | Problem]]:
-    """Each instance with its full dataset, or the reason it cannot be read."""
+    """Each instance with its full dataset, or the reason it cannot be read.
+
+    A file without a Study or Series Instance UID gets the one Relay derived for it at import
+    (the index's, under which it is shown), so a copy made from it carries real UIDs and can
+    be sent; the stored file is not changed."""
     for inst in instances:
         try:
             ds = pydicom.dcmread(str(inst.path), force=True)
+            for kw, uid in (("StudyInstanceUID", inst.study_instance_uid),
+                            ("SeriesInstanceUID", inst.series_instance_uid)):
+                if not ds.get(kw) and uid:
+                    setattr(ds, kw, uid)
             missing = [kw for kw in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID")
                        if not ds.get(kw)]
             if missing:

@@ -278,3 +278,46 @@ def test_relay_reconcile_names_an_image_it_could_not_reconcile(tmp_path, home, g
     assert proc.returncode == 1
     assert proc.stdout.startswith("2 instances reconciled")
     assert f"  failed {damaged}: cannot be read" in proc.stdout, proc.stdout
+
+
+def test_files_without_study_or_series_uids_are_reconciled_into_a_sendable_copy(
+        tmp_path, home, data):
+    """JPEG-LS test images that carry neither UID: import groups them under UIDs it derives
+    (and names them not sendable); reconcile writes those UIDs into the copy."""
+    from app.dicom.header import read_header
+    from app.imports.media import Problem
+    from app.net.queue import TransferQueue
+    from app.net.send import guard_job, send_job
+    from app.store.ingest import check_buffer
+    from app.store.local import Store
+
+    lacking = [data / "compressed" / "jpeg-ls" / n for n in
+               ("JLSL_08_07_0_1F.dcm", "JLSL_16_15_1_1F.dcm", "JPEGLSNearLossless_16.dcm")]
+    originals = {p: p.read_bytes() for p in lacking}
+    store = Store(home)
+    report = import_paths(store, [str(p) for p in lacking], Progress("test"))
+    assert report.imported == 3 and len(report.unsendable) == 3
+    assert all("reconcile the study to make a copy that carries them" in p.reason
+               for p in report.unsendable)
+    for study in store.studies():
+        result = reconcile_study(store, study.study_instance_uid, LOCAL)
+        assert result.instances == len(study_instances(store, study.study_instance_uid))
+        assert not result.failed and result.reconciled_study_uid == study.study_instance_uid
+        for inst in study_instances(store, study.study_instance_uid):
+            raw = inst.path.read_bytes()
+            header = read_header(raw, str(inst.path))
+            assert header.missing_uids == ()
+            ds = pydicom.dcmread(inst.path)
+            assert ds.StudyInstanceUID == inst.study_instance_uid == study.study_instance_uid
+            assert ds.SeriesInstanceUID == inst.series_instance_uid
+            assert PatientValues.from_dataset(ds) == LOCAL
+            assert not isinstance(check_buffer(raw, len(raw), str(inst.path), store.uid_key),
+                                  Problem)
+        queue = TransferQueue(home)
+        job = send_job(store, queue, "hub", study.study_instance_uid)
+        assert guard_job(store, queue, job) == ""
+        sent = {i.path for i in queue.items(job.id)}
+        copies = {str(i.path.relative_to(store.root))
+                  for i in study_instances(store, study.study_instance_uid)}
+        assert sent == copies  # the reconciled copies go out, not the originals
+    assert {p: p.read_bytes() for p in lacking} == originals
