@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 
 from app.ui.overlay import scale_bar_mm
 
@@ -145,3 +146,32 @@ def paint_notice(painter: QPainter, band: QRectF, text: str, color: QColor,
     """A wrapped line of warning or notice text in ``band``."""
     flags = int(align | Align.AlignTop | Qt.TextFlag.TextWordWrap)
     shadow_text(painter, band, text, flags, color)
+
+
+def colour_bar_rect(inner: QRectF, fonts: OverlayFonts) -> QRectF:
+    """Where :func:`paint_colour_bar` draws its bar: at the right, clear of the side letter,
+    over the middle half of the view's height."""
+    clearance = QFontMetricsF(fonts.letters).horizontalAdvance("W") + 8
+    return QRectF(inner.right() - clearance - 12, inner.top() + inner.height() * 0.25, 12,
+                  inner.height() * 0.5)
+
+
+def paint_colour_bar(painter: QPainter, inner: QRectF, fonts: OverlayFonts, rgb: np.ndarray,
+                     low: str, high: str, title: str) -> None:
+    """A palette's colours ``rgb`` (``(entries, 3)`` uint8, lowest first) as a vertical bar at
+    the right of ``inner``, ``high`` at its top, ``low`` at its bottom, ``title`` above it."""
+    bar = colour_bar_rect(inner, fonts)
+    column = np.ascontiguousarray(rgb[::-1].reshape(-1, 1, 3), dtype=np.uint8)
+    image = QImage(column.data, 1, column.shape[0], 3, QImage.Format.Format_RGB888)
+    painter.drawImage(bar, image)
+    painter.setPen(QPen(QColor(230, 230, 230), 1))
+    painter.drawRect(bar)
+    metrics = QFontMetricsF(fonts.text)
+    h = metrics.height()
+    width = max(metrics.horizontalAdvance(t) for t in (low, high, title)) + 4
+    right = Align.AlignRight | Align.AlignVCenter
+    shadow_text(painter, QRectF(bar.left() - width - 4, bar.top() - h / 2, width, h), high, right)
+    shadow_text(painter, QRectF(bar.left() - width - 4, bar.bottom() - h / 2, width, h), low,
+                right)
+    shadow_text(painter, QRectF(bar.right() - width, bar.top() - h * 1.8, width, h), title,
+                right)

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.dicom.header import value_unit
 from app.dicom.pixels import is_native_direct
+from app.dicom.value_maps import RealWorldValues, SupplementalPalette, read_value_maps
 from app.errors import RelayError
 from app.model import Series, Study
 from app.render.window_level import series_window
@@ -49,6 +50,8 @@ class LoadedSeries(QObject):
     #: progress texts, so a fast load does not repaint the window once per slice.
     progressed = Signal()
     opened = Signal()  # the volume exists (geometry known), pixels may still be coming
+    #: The series' palette and real-world values are known (see :attr:`palette`).
+    maps_read = Signal()
     failed = Signal(str)
     #: A stand-in for a series not planned yet (one image, see PreviewSeries): not scrolled.
     stand_in = False
@@ -85,6 +88,11 @@ class LoadedSeries(QObject):
         #: The loader's and the opening thread's signals go through this, never straight to
         #: ``self``: the viewer that owns us may be deleted while they run (see ThreadPost).
         self._post = ThreadPost(self)
+        #: The Supplemental Palette Color LUT its slices are shown in (None: grey); read from
+        #: the first slice's file on a thread once the volume exists (``maps_read``).
+        self.palette: SupplementalPalette | None = None
+        #: Whether the series' files map stored values to real-world values (see real_world).
+        self._has_real_world = False
 
     def start(self) -> None:
         """Plan the stack from the index and start decoding (focus slice first).
@@ -176,8 +184,28 @@ class LoadedSeries(QObject):
         volume.subscribe(self._forward)
         with self._lock:
             self.loader, self.volume = loader, volume
+        first = volume.slices[0].path if volume.slices else None
+        if first is not None:  # the header of an enhanced object can take 0.1 s: not here
+            threading.Thread(target=self._read_maps, args=(str(first),), name="value-maps",
+                             daemon=True).start()
         # False: the viewer was closed while the series was being planned
         return self._post.emit("opened")
+
+    def _read_maps(self, path: str) -> None:
+        maps = read_value_maps(path)
+        self.palette = maps.palette
+        self._has_real_world = any(maps.real_world)
+        if maps.palette is not None or self._has_real_world:
+            self._post.emit("maps_read")
+
+    def real_world(self, k: int) -> RealWorldValues | None:
+        """The Real World Value Mapping of slice ``k`` (None when its files have none). Read
+        from its file when not the first's (cached; a classic file's header: about 1 ms)."""
+        volume = self.volume
+        if not self._has_real_world or volume is None or not 0 <= k < len(volume.slices):
+            return None
+        ref = volume.slices[k]
+        return read_value_maps(str(ref.path)).of_frame(ref.frame) if ref.path else None
 
     def watch(self, k: int) -> None:
         """A viewer shows slice ``k`` before it is decoded: signal it (``slice_ready``) as

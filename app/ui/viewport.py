@@ -41,6 +41,7 @@ from app.ui.overlay_painter import (
     OverlayFonts,
     corner_rects,
     edge_label_rects,
+    paint_colour_bar,
     paint_corners,
     paint_edge_labels,
     paint_frame,
@@ -163,6 +164,7 @@ class ViewportWidget(QWidget):
                 self.session.slice_ready.disconnect(self._on_slice_ready)
                 self.session.progressed.disconnect(self._on_progressed)
                 self.session.opened.disconnect(self._on_session_opened)
+                self.session.maps_read.disconnect(self._on_maps_read)
             except (RuntimeError, TypeError):
                 pass
         self.session = session
@@ -173,6 +175,7 @@ class ViewportWidget(QWidget):
         session.slice_ready.connect(self._on_slice_ready)
         session.progressed.connect(self._on_progressed)
         session.opened.connect(self._on_session_opened)
+        session.maps_read.connect(self._on_maps_read)
         self._wanted_k = k
         if session.volume is not None:
             self._on_opened(k)
@@ -184,6 +187,13 @@ class ViewportWidget(QWidget):
         if self.session is not None and self.session.volume is not None and (
                 self._volume is not self.session.volume):
             self._on_opened(self._wanted_k)
+
+    def _on_maps_read(self) -> None:
+        """The series' palette and real-world values are known: show the slice with them."""
+        if self.volume is not None and self.volume.ready[self.state.k]:
+            self._draw_pixels(self.state.k)
+        self._update_probe()
+        self.canvas.viewport().update()
 
     def _on_opened(self, k: int | None = None) -> None:
         volume = self._series().volume
@@ -263,6 +273,9 @@ class ViewportWidget(QWidget):
             if opening is not None:
                 window.set(*opening)
         img = window.display(stored, slope, intercept)
+        palette = self._series().palette
+        if palette is not None and img.ndim == 2:
+            img = palette.colour(stored, img)
         self.image.setImage(img, autoLevels=False, levels=(0, 255))
 
     def scroll_steps(self, steps: int) -> None:
@@ -546,9 +559,13 @@ class ViewportWidget(QWidget):
             if np.ndim(stored):  # colour
                 self.probe_text = f"({i}, {j})  RGB {' '.join(str(int(v)) for v in stored)}"
                 return
-            value = float(stored) * float(self.volume.slope[k]) + float(self.volume.intercept[k])
-            unit = self._series().value_unit
-            self.probe_text = f"({i}, {j})  {value:.0f} {unit}".rstrip()
+            real_world = self._series().real_world(k)
+            readout = real_world.readout(float(stored)) if real_world is not None else ""
+            if not readout:
+                value = (float(stored) * float(self.volume.slope[k])
+                         + float(self.volume.intercept[k]))
+                readout = f"{value:.0f} {self._series().value_unit}".rstrip()
+            self.probe_text = f"({i}, {j})  {readout}"
 
     def leaveEvent(self, event: QEvent) -> None:  # noqa: N802
         self._mouse_scene = None
@@ -694,10 +711,33 @@ class ViewportWidget(QWidget):
             msg = f"Slice {k + 1} could not be decoded:\n{failed.reason}" if failed else (
                 session.pending_text(k))
             shadow_text(painter, inner, msg, mid.AlignCenter)
+        if session.palette is not None:
+            self._paint_colour_bar(painter, inner, fonts)
         (x0, x1), _ = self.view.viewRange()
         view_mm = x1 - x0
         paint_scale_bar(painter, inner, view_mm, self.view.width() / view_mm if view_mm > 0
                         else 0.0, lift=40.0)
+
+    def colour_bar_texts(self) -> tuple[str, str, str]:
+        """The palette's colour bar's words: (lowest value, highest value, what and unit),
+        in real-world values where the files give them, else in the series' values."""
+        session, volume, k = self._series(), self._vol(), self.state.k
+        palette = session.palette
+        assert palette is not None
+        real_world = session.real_world(k)
+        if real_world is not None:
+            low, high = real_world.number(palette.first), real_world.number(palette.last)
+            if low and high:
+                return low, high, real_world.title
+        slope, intercept = float(volume.slope[k]), float(volume.intercept[k])
+        low, high = (f"{v * slope + intercept:.0f}" for v in (palette.first, palette.last))
+        return low, high, session.value_unit
+
+    def _paint_colour_bar(self, painter: QPainter, inner: QRectF, fonts: OverlayFonts) -> None:
+        palette = self._series().palette
+        assert palette is not None
+        low, high, title = self.colour_bar_texts()
+        paint_colour_bar(painter, inner, fonts, palette.rgb, low, high, title)
 
     def overlay_boxes(self, rect: QRectF, corners: Corners | None = None
                       ) -> tuple[list[QRectF], dict[str, QRectF]]:

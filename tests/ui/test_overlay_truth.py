@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
@@ -253,3 +254,33 @@ def test_orientation_letters_stay_clear_of_the_corner_texts_in_narrow_views(
     _, letters = vp.overlay_boxes(rect)
     assert letters["bottom"].bottom() == pytest.approx(rect.bottom() - 8, abs=0.5)
     assert letters["top"].top() == pytest.approx(rect.top() + 8, abs=0.5)
+
+
+def test_a_perfusion_map_is_shown_in_its_palette_with_its_real_world_values(
+        qtbot, window: MainWindow, data: Path) -> None:
+    """The rCBF map (Pixel Presentation COLOR, a Supplemental Palette Color LUT for stored
+    values 1024…1123, Real World Value Mapping "RCBF" in ml/100ml/s) was shown in grey, and
+    read out as a bare modality value; a workstation shows it in its colours with a colour bar
+    and reads "RCBF 42 ml/100ml/s"."""
+    ds = pydicom.dcmread(data / PERFUSION, stop_before_pixels=True)
+    red = np.frombuffer(ds.RedPaletteColorLookupTableData, "<u2") >> 8
+    green = np.frombuffer(ds.GreenPaletteColorLookupTableData, "<u2") >> 8
+    _, vp = _open(qtbot, window, data / PERFUSION)
+    qtbot.waitUntil(lambda: vp.image.image is not None and vp.image.image.ndim == 3,
+                    timeout=10_000)
+    stored = vp.volume.array[vp.state.k]
+    shown = vp.image.image
+    j, i = map(int, np.argwhere((stored >= 1024) & (stored < 1124))[len(stored) // 2])
+    index = int(stored[j, i]) - 1024
+    assert (int(shown[j, i, 0]), int(shown[j, i, 1])) == (red[index], green[index])
+    j0, i0 = map(int, np.argwhere(stored == 0)[0])  # outside the palette: grey
+    assert len(set(shown[j0, i0].tolist())) == 1
+    assert _hover(vp, j, i) == f"({i}, {j})  RCBF {int(stored[j, i]) - 1024} ml/100ml/s"
+    assert vp.colour_bar_texts() == ("0", "99", "RCBF ml/100ml/s")
+    vp.grab()  # paints the colour bar without error
+
+
+def test_a_plain_ct_stays_grey(qtbot, window: MainWindow, data: Path) -> None:
+    _, vp = _open(qtbot, window, sorted((data / HEAD_CT).iterdir())[0])
+    qtbot.wait(200)
+    assert vp.session.palette is None and vp.image.image.ndim == 2
