@@ -96,10 +96,13 @@ def regular_volume(array: np.ndarray, positions: np.ndarray, *, row_direction: n
     count = int(math.floor(t[-1] / step + 1e-6)) + 1
     out = _resample(array, t, step, count)
     linear[:, 2] = along * step
-    note = (f"Slices are unevenly spaced ({steps.min():.2f} to {steps.max():.2f} mm apart): "
-            f"for MPR and 3D the {n} slices were resampled to {count} slices {step:.2f} mm "
-            f"apart by linear interpolation in patient coordinates. The stored slices are "
-            f"unchanged.")
+    # Spacing is told across the slices (along their normal), as the series' issues tell it:
+    # along a tilted stack's line the same slices are 1 / cos(tilt) further apart.
+    across = abs(float(along @ np.cross(row, col)))
+    note = (f"Slices are unevenly spaced ({_mm(steps.min() * across)} to "
+            f"{_mm(steps.max() * across)} mm apart): for MPR and 3D the {n} slices were "
+            f"resampled to {count} slices {_mm(step * across)} mm apart by linear interpolation "
+            f"in patient coordinates. The stored slices are unchanged.")
     log.info("resampled uneven stack: %d slices -> %d at %.3f mm", n, count, step)
     return Regridded(out, _geometry(linear, positions[0], out.shape, frame_of_reference_uid),
                      note)
@@ -175,3 +178,8 @@ def _geometry(linear: np.ndarray, origin: np.ndarray, shape: tuple[int, ...],
     affine[:3, 3] = origin
     return VolumeGeometry(affine=affine, shape=(int(shape[0]), int(shape[1]), int(shape[2])),
                           frame_of_reference_uid=frame_of_reference_uid)
+
+
+def _mm(value: float) -> str:
+    """A distance as the series' issues write it: "1.08", "4", "7.5"."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")

@@ -233,6 +233,14 @@ def test_uneven_tilted_ct_is_resampled_and_the_user_told(qtbot, window: MainWind
     assert "need the tilt corrected" not in notes  # the messages agree: MPR corrects it
     assert "correct it by resampling" in notes and "the tilt is corrected" in notes
     assert "resampled" in notes and "linear interpolation in patient coordinates" in notes
+    # one spacing, across the slices: the issues' steps of 1.08, 4 and 7 mm; MPR said "1.14 to
+    # 7.38 mm apart" (the distances along the tilted stack, 1 / cos 18.5° longer)
+    assert "steps of 1.08, 4 and 7 mm between slices" in notes
+    assert "(1.08 to 7 mm apart)" in notes
+    assert "1.14" not in notes and "7.38" not in notes
+    g = mpr.source.geometry  # the resampled planes, as far apart as the note says
+    across = abs(np.cross(g.row_direction, g.column_direction) @ g.affine[:3, 2])
+    assert f"slices {across:.2f}".rstrip("0").rstrip(".") + " mm apart" in notes
     # acquisition planes: the axial view shows the tilted stored slices, letters say so
     assert mpr.views["axial"].grid.labels.top in ("AH", "A")
     mpr.panel.reset_patient.click()
