@@ -54,7 +54,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="port for this run (default: settings)")
     p.add_argument("--bind", metavar="ADDRESS", help="address for this run (default: settings)")
     p.add_argument("--json", action="store_true",
-                   help="print one JSON object with the counts when stopped")
+                   help="print only one JSON object, with the counts, when stopped (without "
+                        "it: a line when a study starts arriving, its count every few seconds "
+                        "while it arrives, and one when its association ends)")
     p.set_defaults(handler=cmd_listen)
 
 
@@ -144,7 +146,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
     node = dataclasses.replace(node, **changes)
     listener = Listener(store, node)
     if not args.json:
-        listener.subscribe(_print_study)
+        lines = StudyLines(sys.stdout)
+        listener.subscribe_arriving(lines.arriving)
+        listener.subscribe(lines.received)
     forwarder = _forwarder(store, listener)
     host, port = listener.start()
     stop = threading.Event()
@@ -175,7 +179,36 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_study(study: Any) -> None:
-    sys.stdout.write(f"received {study.instances} instance(s) of study {study.study_uid} from "
-                     f"{study.calling_ae} ({study.duplicates} duplicate, {study.failed} failed)\n")
-    sys.stdout.flush()
+class StudyLines:
+    """What ``relay listen`` prints of each study, for a person watching the terminal: a line
+    at its first instance, its count while it arrives (every
+    :data:`app.net.dimse.receive.PROGRESS_SECONDS` at most), one when its association ends.
+    Study UID, counts and calling AE title only: nothing about the patient. Called on the
+    associations' threads."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self._lock = threading.Lock()
+        self._started: set[tuple[str, str]] = set()  # (study, calling AE) arriving now
+
+    def arriving(self, study: Any) -> None:
+        key = (study.study_uid, study.calling_ae)
+        with self._lock:
+            if key not in self._started:
+                self._started.add(key)
+                line = f"arriving: study {study.study_uid} from {study.calling_ae}"
+            else:
+                line = (f"receiving: {study.instances} instance(s) of study {study.study_uid} "
+                        f"from {study.calling_ae} so far")
+            self._write(line)
+
+    def received(self, study: Any) -> None:
+        with self._lock:
+            self._started.discard((study.study_uid, study.calling_ae))
+            self._write(f"received {study.instances} instance(s) of study {study.study_uid} "
+                        f"from {study.calling_ae} ({study.duplicates} duplicate, "
+                        f"{study.failed} failed)")
+
+    def _write(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()

@@ -88,12 +88,13 @@ def stored_hashes(store: Store) -> dict[str, str]:
     return out
 
 
-def start_listen(home: Path, port: int, *extra: str) -> subprocess.Popen:
-    """``relay listen`` in a subprocess, once it says it listens (within 60 s, or it is killed).
-    What it wrote to stderr so far is kept in ``proc.early_stderr``."""
+def start_listen(home: Path, port: int, *extra: str, json_out: bool = True) -> subprocess.Popen:
+    """``relay listen`` (``--json`` when ``json_out``) in a subprocess, once it says it listens
+    (within 60 s, or it is killed). What it wrote to stderr so far is kept in
+    ``proc.early_stderr``."""
     proc = subprocess.Popen(
         relay_cmd("--home", str(home), "listen", "--bind", "127.0.0.1", "--port", str(port),
-                  "--json", *extra),
+                  *(["--json"] if json_out else []), *extra),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=relay_env())
     assert proc.stderr is not None
     seen = b""
@@ -111,6 +112,21 @@ def start_listen(home: Path, port: int, *extra: str) -> subprocess.Popen:
         raise AssertionError("relay listen did not start:\n" + seen.decode(errors="replace"))
     proc.early_stderr = seen.decode(errors="replace")  # type: ignore[attr-defined]
     return proc
+
+
+def read_until(proc: subprocess.Popen, text: str, timeout: float = 30.0) -> str:
+    """What ``proc`` printed on stdout until ``text`` appeared (or ``timeout`` seconds)."""
+    assert proc.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text.encode() not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break  # it exited
+            seen += chunk
+    return seen.decode(errors="replace")
 
 
 def stop_listen(proc: subprocess.Popen) -> tuple[dict, str]:

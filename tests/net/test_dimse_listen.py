@@ -3,6 +3,7 @@ echoscu and a pynetdicom peer sending garbage; what is stored is checked byte fo
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from pynetdicom import build_context
 from app.dicom.synth import SeriesSpec, generate_series
 from app.net.devhub import free_port
 from app.net.dimse.association import Endpoint, associate, make_ae
+from app.net.dimse.receive import PROGRESS_SECONDS
 from app.store.local import Store
 from tests.conftest import relay_json, run_relay
 from tests.net.dimse_node import (
@@ -22,6 +24,7 @@ from tests.net.dimse_node import (
     dcmtk,
     needs_dcmtk,
     peer,
+    read_until,
     running_node,
     sha256,
     start_listen,
@@ -85,6 +88,43 @@ def test_listen_stores_what_storescu_sends_byte_exact_and_stops_on_ctrl_c(home, 
         assert inst.transfer_syntax_uid == original.file_meta.TransferSyntaxUID
         assert dataset_bytes(inst.path) == dataset_bytes(f)  # as received, not re-encoded
         assert sha256(inst.path) == inst.sha256
+
+
+def test_listen_prints_a_study_from_its_first_instance_while_it_arrives(home, data):
+    """A tech watching ``relay listen`` sees the study start arriving and its count while the
+    scanner still sends, not only when the association ends; the lines name the study by its
+    UID and the caller by its AE title, nothing about the patient."""
+    datasets = [pydicom.dcmread(p) for p in sorted((data / GE).glob("*.dcm"))[:6]]
+    study_uid = datasets[0].StudyInstanceUID
+    port = free_port()
+    proc = start_listen(home, port, json_out=False)
+    try:
+        contexts = {(d.SOPClassUID, d.file_meta.TransferSyntaxUID) for d in datasets}
+        ae = make_ae("CT_SCANNER", requested=[build_context(c, t) for c, t in contexts])
+        assoc = associate(ae, Endpoint("127.0.0.1", port, "RELAY"))
+        try:
+            assert assoc.send_c_store(datasets[0]).Status == 0
+            started = read_until(proc, "CT_SCANNER")  # the association is still open
+            assert f"arriving: study {study_uid} from CT_SCANNER" in started
+            time.sleep(PROGRESS_SECONDS + 0.2)  # the next instance is due for a count
+            assert [assoc.send_c_store(d).Status for d in datasets[1:3]] == [0, 0]
+            counted = read_until(proc, "so far")
+            assert f"receiving: 2 instance(s) of study {study_uid} from CT_SCANNER so far" \
+                in counted
+            assert [assoc.send_c_store(d).Status for d in datasets[3:]] == [0] * 3
+        finally:
+            assoc.release()
+        ended = read_until(proc, "failed)")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _err = proc.communicate(timeout=30)
+    assert f"received 6 instance(s) of study {study_uid} from CT_SCANNER (0 duplicate, " \
+           "0 failed)" in ended
+    printed = started + counted + ended + out.decode()
+    assert "node stopped: 6 received, 6 stored" in printed
+    first = datasets[0]
+    for identifier in (str(first.PatientName), first.PatientID):
+        assert identifier not in printed
 
 
 @needs_dcmtk
