@@ -8,6 +8,11 @@ before each round, so a hub added or an interval changed in the window applies w
 restart. With ``incoming.prefetch`` on, each new study that is not local yet is handed to
 ``prefetch(hub, study_uid)`` (the queue runner's ``fetch``). Each poll's outcome goes to
 ``on_update(hub, update)`` on the watch thread: a UI hops it to its own thread.
+
+A PACS is not polled for new studies, but a study read from one (:meth:`HubWatch.follow`) is
+asked after every ``incoming.quick_seconds`` (one STUDY-level C-FIND): ``on_followed(pacs,
+study_uid, on_pacs, local)`` says how many images the PACS holds and how many are here, so the
+window can retrieve the rest, as a hub study that grows while it is read is fetched.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ MIN_INTERVAL = 5.0
 
 UpdateListener = Callable[[str, IncomingUpdate], None]
 Prefetch = Callable[[str, str], object]
+#: (PACS, study uid, images the PACS holds, images here)
+FollowListener = Callable[[str, str, int, int], None]
 
 
 def watched_hubs(settings: Settings) -> list[str]:
@@ -44,10 +51,14 @@ class HubWatch:
     """Polls the configured hubs until :meth:`stop`."""
 
     def __init__(self, home: Path, on_update: UpdateListener,
-                 prefetch: Prefetch | None = None) -> None:
+                 prefetch: Prefetch | None = None,
+                 on_followed: FollowListener | None = None) -> None:
         self.home = Path(home)
         self.on_update = on_update
         self.prefetch = prefetch
+        self.on_followed = on_followed
+        #: study uid -> the PACS it is read from (a hub's studies are in its polls already)
+        self._followed: dict[str, str] = {}
         self._pollers: dict[str, tuple[object, IncomingPoller]] = {}
         self._stop = threading.Event()
         self._now = threading.Event()
@@ -69,6 +80,15 @@ class HubWatch:
         """Hub profiles or secrets changed: connect afresh and poll now."""
         self._reset = True
         self._now.set()
+
+    def follow(self, peer: str, study_uid: str) -> None:
+        """``study_uid`` is read from ``peer``: when that is a PACS, ask it how many images of
+        the study it holds at each round, until :meth:`unfollow`."""
+        self._followed[study_uid] = peer
+        self._now.set()
+
+    def unfollow(self, study_uid: str) -> None:
+        self._followed.pop(study_uid, None)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -97,7 +117,34 @@ class HubWatch:
             polled = self._poll_hub(settings, name)
             if polled is not None:
                 waits.append(polled.wait_seconds())
+        for study_uid, name in list(self._followed.items()):
+            if self._stop.is_set() or settings.pacs_profile(name) is None:
+                continue
+            self._ask_pacs(settings, name, study_uid)
+            waits.append(max(1.0, settings.incoming.quick_seconds))
         return min(waits)
+
+    def _ask_pacs(self, settings: Settings, name: str, study_uid: str) -> None:
+        """How many images of ``study_uid`` the PACS ``name`` holds, and how many are here,
+        to ``on_followed`` (nothing when the PACS cannot be asked: the next round asks again)."""
+        from app.net.dimse import pacs
+        from app.net.dimse.query import find_instances, study_classes
+
+        try:
+            client = pacs.connect(settings, name)  # not audited: Relay asks, not the user
+            _classes, on_pacs = study_classes(client, study_uid)
+            if on_pacs is None:  # the PACS does not count: its images, one by one
+                on_pacs = sum(1 for _ in find_instances(client, study_uid))
+        except RelayError as exc:
+            log.info("PACS '%s' could not be asked about a study being read: %s", name, exc)
+            return
+        except Exception as exc:  # a poll must never end the watch
+            log.warning("asking PACS '%s' about a study being read failed: %s", name,
+                        type(exc).__name__, exc_info=True)
+            return
+        study = Store(self.home).study(study_uid)
+        if self.on_followed is not None and study_uid in self._followed:
+            self.on_followed(name, study_uid, on_pacs, study.instance_count if study else 0)
 
     def _poll_hub(self, settings: Settings, name: str) -> IncomingPoller | None:
         """The search due for hub ``name`` (full or quick); its poller (None: none made)."""

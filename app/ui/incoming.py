@@ -61,6 +61,7 @@ class IncomingWidget(QWidget):
 
     _updated = Signal(str, object)  # hub, IncomingUpdate (from the watch thread)
     _prefetch = Signal(str, str)  # hub, study uid (from the watch thread)
+    _followed_count = Signal(str, str, int, int)  # PACS, study uid, on the PACS, here
     notified = Signal(str)
     arrived = Signal(int)  # how many new studies one poll found
     stroke_arrived = Signal(str, str)  # hub, study uid: a new stroke study to open at once
@@ -74,8 +75,8 @@ class IncomingWidget(QWidget):
         self.local: dict[str, str] = {}
         self.fetching: dict[str, tuple[str, str]] = {}  # job id -> (hub, study uid)
         self.reading: set[str] = set()  # study uids open in a viewer while they download
-        #: study uid -> (hub, instances on it when last fetched): studies open in a reading
-        #: tab from a hub; what reaches the hub after (a scanner still sending) is fetched too
+        #: study uid -> (hub or PACS, instances on it when last fetched): studies open in a
+        #: reading tab from there; what reaches it after (a scanner still sending) is fetched too
         self.followed: dict[str, tuple[str, int]] = {}
         self.notices: list[str] = []
         self.errors: dict[str, str] = {}
@@ -86,8 +87,10 @@ class IncomingWidget(QWidget):
         self._build()
         self._updated.connect(self._on_update)
         self._prefetch.connect(self._on_prefetch)
+        self._followed_count.connect(self._on_followed_count)
         self._show_node_arrivals()
-        self.watch = HubWatch(Path(store.home), self._from_watch, self._prefetch_from_watch)
+        self.watch = HubWatch(Path(store.home), self._from_watch, self._prefetch_from_watch,
+                              self._followed_from_watch)
 
     def _build(self) -> None:
         self.table = list_table(self, COLUMNS)
@@ -135,6 +138,9 @@ class IncomingWidget(QWidget):
     def _prefetch_from_watch(self, hub: str, study_uid: str) -> None:
         self._post.emit("_prefetch", hub, study_uid)
 
+    def _followed_from_watch(self, pacs: str, study_uid: str, on_pacs: int, here: int) -> None:
+        self._post.emit("_followed_count", pacs, study_uid, on_pacs, here)
+
     def _on_update(self, hub: str, update: IncomingUpdate) -> None:
         self.polls += 1
         when = datetime.datetime.fromtimestamp(update.checked_at).strftime("%H:%M:%S")
@@ -162,27 +168,37 @@ class IncomingWidget(QWidget):
             self.notify(f"Findings arrived on hub '{hub}' for "
                         f"{study.description or 'a study'}: {', '.join(study.findings)}")
 
-    # -- studies being read that grow on the hub ----------------------------------------------
+    # -- studies being read that grow on the hub or the PACS ----------------------------------
     def follow(self, hub: str, study_uid: str) -> None:
-        """``study_uid`` is open in a reading tab from ``hub``: while it is, what more of it
-        reaches the hub is fetched as the polls see it."""
+        """``study_uid`` is open in a reading tab from ``hub`` (a hub or a PACS): while it is,
+        what more of it reaches there is fetched as the polls see it (a PACS is asked about
+        that study alone, :meth:`HubWatch.follow`)."""
         self.followed[study_uid] = (hub, 0)
+        self.watch.follow(hub, study_uid)
 
     def unfollow(self, study_uid: str) -> None:
         self.followed.pop(study_uid, None)
+        self.watch.unfollow(study_uid)
 
     def _fetch_the_rest(self, hub: str, studies: list[IncomingStudy]) -> None:
-        busy = {uid for _, uid in self.fetching.values()}
         for study in studies:
-            uid = study.study_uid
-            followed = self.followed.get(uid)
-            if followed is None or followed[0] != hub or uid in self.reading or uid in busy:
-                continue
-            if 0 < study.local_instances < study.instances and study.instances > followed[1]:
-                self.followed[uid] = (hub, study.instances)  # asked once per count it reaches
-                log.info("a study being read grew on hub '%s' (%d of %d here): fetching the rest",
-                         hub, study.local_instances, study.instances)
-                self.fetch(hub, uid, show=False)
+            self._fetch_if_grown(hub, study.study_uid, study.instances, study.local_instances)
+
+    def _on_followed_count(self, pacs: str, study_uid: str, on_pacs: int, here: int) -> None:
+        self._fetch_if_grown(pacs, study_uid, on_pacs, here)
+
+    def _fetch_if_grown(self, hub: str, uid: str, there: int, here: int) -> None:
+        """Fetch the rest of a followed study that ``hub`` holds more of than is here (once per
+        count it reaches; not while its own download or a fetch of it runs)."""
+        followed = self.followed.get(uid)
+        busy = {u for _, u in self.fetching.values()}
+        if followed is None or followed[0] != hub or uid in self.reading or uid in busy:
+            return
+        if 0 < here < there and there > followed[1]:
+            self.followed[uid] = (hub, there)
+            log.info("a study being read grew on '%s' (%d of %d here): fetching the rest",
+                     hub, here, there)
+            self.fetch(hub, uid, show=False)
 
     def summary(self, hub: str, when: str) -> str:
         """"2 studies arrived in the last 3 days · 17 on hub · checked at 10:02:03"."""

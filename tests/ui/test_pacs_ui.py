@@ -353,3 +353,27 @@ def test_settings_add_test_edit_and_remove_a_pacs(qtbot, tmp_path, pacs):
     assert form.remove_pacs()
     assert [h.name for h in load_settings(home).hubs] == ["hub"]
     assert form.pacs_list.count() == 0
+
+
+def test_a_study_read_from_the_pacs_takes_the_images_that_reach_the_pacs_after(
+        qtbot, tmp_path, pacs, home, small_ct):
+    """A study opened from the PACS while the scanner is still sending it there is followed
+    as a hub study is: once the rest is on the PACS, it is retrieved and the series on screen
+    shows every image, at the slice it showed."""
+    from app.render.link import table_positions
+
+    study_uid = _on_pacs(tmp_path / "first", pacs, small_ct[:7])
+    window = shown_window(qtbot, home, 1200, 800)
+    viewer = window.open_remote_study("pacs", study_uid)
+    viewport = viewer.viewports[0]
+    qtbot.waitUntil(lambda: "from pacs are local now" in window.statusBar().currentMessage(),
+                    timeout=120_000)
+    qtbot.waitUntil(lambda: viewport.volume is not None and viewport.n_slices == 7,
+                    timeout=60_000)
+    viewport.show_slice(3)
+    z = table_positions(viewport.volume.geometry)[3]
+    _on_pacs(tmp_path / "rest", pacs, small_ct[7:])  # the scanner sent the rest to the PACS
+    qtbot.waitUntil(lambda: viewport.volume is not None
+                    and viewport.n_slices == len(small_ct), timeout=60_000)
+    assert Store(home).study(study_uid).instance_count == len(small_ct)
+    assert abs(table_positions(viewport.volume.geometry)[viewport.state.k] - z) < 0.01
