@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -173,6 +174,15 @@ class PacsSettingsWidget(QGroupBox):
             self._on_pick(target)
         else:
             self._fill(None)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Enter in a field of the form saves the PACS (Save PACS), not the dialog's default
+        button, which saves Relay's node and leaves the PACS typed in unsaved."""
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            event.accept()
+            self.save_pacs()
+            return
+        super().keyPressEvent(event)
 
     # -- actions -----------------------------------------------------------------------------
     def save_pacs(self) -> bool:

@@ -77,6 +77,30 @@ def test_node_dialog_saves_checks_and_starts_the_node(qtbot, home):
     assert window.node.listener is None
 
 
+def test_enter_in_the_pacs_form_saves_the_pacs_not_the_node(qtbot, home):
+    """The tech types the PACS's AE title and presses Enter, as in any form: the PACS is
+    saved. Before, Enter pressed the dialog's default button, Save node: the dialog said
+    "Saved." and the PACS was lost at Close."""
+    from PySide6.QtCore import Qt
+
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.show_node_dialog()
+    qtbot.addWidget(dialog)
+    form = dialog.pacs_widget
+    form.name_edit.setText("hospital")
+    form.host_edit.setText("10.0.0.9")
+    form.port_spin.setValue(4242)
+    form.ae_edit.setFocus()
+    qtbot.keyClicks(form.ae_edit, "ORTHANC")
+    qtbot.keyClick(form.ae_edit, Qt.Key.Key_Return)
+    saved = load_settings(home).pacs_profile("hospital")
+    assert saved is not None and (saved.host, saved.port, saved.ae_title) == (
+        "10.0.0.9", 4242, "ORTHANC")
+    assert form.result_label.text() == "Saved PACS 'hospital' (ORTHANC@10.0.0.9:4242)."
+    assert dialog.message.text() == ""  # the node's own "Saved." is not said for it
+    assert dialog.isVisible()
+
+
 def test_the_node_starting_with_the_window_is_said_over_the_counts_not_through_them(qtbot, home):
     """The node's first message comes before the window shows; it must cover the status bar's
     counts, not be drawn over them (Qt hides them only if they are visible at that moment)."""
