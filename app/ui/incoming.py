@@ -29,11 +29,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.errors import RelayError
 from app.model import Study
 from app.net.dimse.receive import NODE_SOURCE_PREFIX, StudyReceived, node_source
 from app.net.incoming import IncomingStudy, IncomingUpdate, arrivals
 from app.net.runner import QueueRunner
-from app.net.watch import HubWatch
+from app.net.watch import HubWatch, watched_hubs
 from app.settings import load_settings
 from app.store.local import Store
 from app.ui.crossthread import ThreadPost
@@ -52,6 +53,9 @@ COL = {name: i for i, name in enumerate(COLUMNS)}
 KEY_ROLE = Qt.ItemDataRole.UserRole + 1
 STATUS_WORDS = {"local": "Local", "partial": "Partly local", "remote": "On hub only",
                 "receiving": "Receiving…"}
+#: What the status says when there is no hub to poll (a PACS is searched, not polled).
+NO_HUB = ("No hub to check: add one in Settings → Hubs…. Studies that scanners or the PACS "
+          "send to Relay's node are listed here too.")
 STATUS_COLOURS = {"local": "#1b7f3b", "partial": "#a15c00", "remote": "#1a5fb4",
                   "receiving": "#a15c00"}
 
@@ -109,7 +113,8 @@ class IncomingWidget(QWidget):
         self.fetch_button.clicked.connect(self.fetch_selected)
         self.open_button = QPushButton("Open", self)
         self.open_button.clicked.connect(self.open_selected)
-        self.status_label = plain_label("Not checked yet.", self)
+        self.status_label = plain_label(
+            "Not checked yet." if self._hubs() else NO_HUB, self)
         self.status_label.setWordWrap(True)
         row = QHBoxLayout()
         for button in (self.check_button, self.fetch_button, self.open_button):
@@ -129,8 +134,17 @@ class IncomingWidget(QWidget):
         self.watch.stop()
 
     def check_now(self) -> None:
+        if not self._hubs():  # nothing would answer: "Checking…" would stay for ever
+            self.status_label.setText(NO_HUB)
+            return
         self.status_label.setText("Checking the hub…")
         self.watch.check_now()
+
+    def _hubs(self) -> list[str]:
+        try:
+            return watched_hubs(load_settings(self.store.home))
+        except RelayError:  # unreadable settings: the watch says so when it polls
+            return ["?"]
 
     def _from_watch(self, hub: str, update: IncomingUpdate) -> None:
         self._post.emit("_updated", hub, update)  # nothing once the widget is gone

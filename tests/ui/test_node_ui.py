@@ -101,6 +101,17 @@ def test_enter_in_the_pacs_form_saves_the_pacs_not_the_node(qtbot, home):
     assert dialog.isVisible()
 
 
+def test_check_now_without_a_hub_says_so_instead_of_checking_for_ever(qtbot, home):
+    """A spoke with a PACS and no hub: Incoming says there is no hub to check; Check now said
+    "Checking the hub…" for ever (nothing was polled, so nothing ended it)."""
+    window = shown_window(qtbot, home, 1200, 800)
+    incoming = window.incoming
+    assert incoming.status_label.text().startswith("No hub to check: add one in Settings")
+    incoming.check_button.click()
+    qtbot.wait(1500)
+    assert incoming.status_label.text().startswith("No hub to check: add one in Settings")
+
+
 def test_the_node_starting_with_the_window_is_said_over_the_counts_not_through_them(qtbot, home):
     """The node's first message comes before the window shows; it must cover the status bar's
     counts, not be drawn over them (Qt hides them only if they are visible at that moment)."""
