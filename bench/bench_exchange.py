@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -188,7 +189,11 @@ def _run(root: Path, args: argparse.Namespace) -> int:
     n_home = [0]
     first_image: list[float] = []
 
-    def relay_fetch(prioritise: bool) -> Callable[[], float]:
+    # CPU seconds of each fetch: (the fetcher's, the hub's), for the budget printed below
+    cpu_of: dict[str, list[tuple[float, float]]] = {}
+
+    def relay_fetch(prioritise: bool, cpu: list[tuple[float, float]] | None = None
+                    ) -> Callable[[], float]:
         def run() -> float:
             n_home[0] += 1
             home = root / f"reader{n_home[0]}"
@@ -197,9 +202,12 @@ def _run(root: Path, args: argparse.Namespace) -> int:
                                 TransferSettings())
             if prioritise:
                 download.prioritise(series, [instances[len(instances) // 2].sop_instance_uid])
+            hub_cpu, own_cpu = _proc_cpu(hub), time.process_time()
             started = time.monotonic()
             result = download.run()
             seconds = time.monotonic() - started
+            if cpu is not None:
+                cpu.append((time.process_time() - own_cpu, _proc_cpu(hub) - hub_cpu))
             assert result.state == "verified" and result.verified == len(files), result
             if prioritise and download.first_stored_at is not None:
                 first_image.append((download.first_stored_at - started) / seconds)
@@ -207,15 +215,21 @@ def _run(root: Path, args: argparse.Namespace) -> int:
             return seconds
         return run
 
-    def curl_fetch(equal_work: bool) -> Callable[[], float]:
+    def curl_fetch(equal_work: bool, cpu: list[tuple[float, float]] | None = None
+                   ) -> Callable[[], float]:
         def run() -> float:
             out = root / "wado.bin"
+            hub_cpu, children = _proc_cpu(hub), resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.monotonic()
             _curl("-H", f"Accept: {WADO_ACCEPT}", "-o", str(out), f"{hub.url}/studies/{study}")
             if equal_work:  # the bytes hashed and on the disk, as Relay's fetch leaves them
                 subprocess.run(["sha256sum", str(out)], check=True, stdout=subprocess.DEVNULL)
                 subprocess.run(["sync", str(out)], check=True)
             seconds = time.monotonic() - started
+            if cpu is not None:
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu.append((after.ru_utime + after.ru_stime - children.ru_utime
+                            - children.ru_stime, _proc_cpu(hub) - hub_cpu))
             assert out.stat().st_size > total, out.stat().st_size
             out.unlink()
             return seconds
@@ -224,10 +238,11 @@ def _run(root: Path, args: argparse.Namespace) -> int:
     relay_name, curl_name = "relay (WADO-RS multipart -> store)", "curl (WADO-RS multipart -> file)"
     anchor_name = "curl -> file, sha256sum, sync"
     fetch_times: dict[str, list[float]] = {relay_name: [], curl_name: [], anchor_name: []}
+    cpu_of.update({relay_name: [], curl_name: []})
     try:
         for _ in range(args.rounds):  # side by side, round by round
-            fetch_times[curl_name].append(curl_fetch(False)())
-            fetch_times[relay_name].append(relay_fetch(False)())
+            fetch_times[curl_name].append(curl_fetch(False, cpu_of[curl_name])())
+            fetch_times[relay_name].append(relay_fetch(False, cpu_of[relay_name])())
             fetch_times[anchor_name].append(curl_fetch(True)())
         _best(args.rounds, relay_fetch(True))
     finally:
@@ -254,12 +269,38 @@ def _run(root: Path, args: argparse.Namespace) -> int:
           f"{'OK' if fetch_ratio >= 0.7 else 'BELOW TARGET'}")
     print(f"  fetch: {anchor_ratio:.2f}x equal work    (curl, sha256sum, sync; target >= 1.00) "
           f"{'OK' if anchor_ratio >= 1.0 else 'BELOW TARGET'}")
+    _budget(fetch, cpu_of, fetch_times, relay_name, curl_name)
     if first_image:
         share = min(first_image)
         print(f"  remote open: slice in view stored after {share * 100:.1f} % of the download "
               f"time (target <= 5 %) {'OK' if share <= 0.05 else 'BELOW TARGET'}")
     print(f"(TCP_NODELAY={os.environ.get('TCP_NODELAY', '')!r}, {os.cpu_count()} cores)")
     return 0
+
+
+def _proc_cpu(hub: OrthancHub) -> float:
+    """CPU seconds (user + system) the hub's Orthanc process has used so far."""
+    assert hub.proc is not None
+    fields = Path(f"/proc/{hub.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _budget(best: dict[str, float], cpu_of: dict[str, list[tuple[float, float]]],
+            times: dict[str, list[float]], relay_name: str, curl_name: str) -> None:
+    """What the CPU allows: the fetcher's and the hub's CPU of the fastest round, and the
+    shortest wall time they could take on this machine's cores if both were kept busy the
+    whole time (nothing waits on the disk or the network): the best ratio to curl that
+    Relay's CPU per fetch permits here."""
+    cores = os.cpu_count() or 1
+    print(f"\nCPU budget (fastest round; {cores} cores shared by the fetcher and the hub)")
+    floors = {}
+    for name in (relay_name, curl_name):
+        own, hub = cpu_of[name][times[name].index(best[name])]
+        floors[name] = (own + hub) / cores
+        print(f"  {name:<40} fetcher {own:5.2f} s, hub {hub:5.2f} s CPU: no faster than "
+              f"{floors[name]:.2f} s on {cores} cores (took {best[name]:.2f} s)")
+    print(f"  => with this CPU per fetch Relay can reach at most "
+          f"{best[curl_name] / floors[relay_name]:.2f}x curl here")
 
 
 if __name__ == "__main__":
