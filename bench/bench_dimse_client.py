@@ -195,19 +195,20 @@ def main() -> int:
                 client = DimseClient(Endpoint("127.0.0.1", via, AE), "RELAY")
                 done = threading.Event()
                 started = time.perf_counter()
-                cpu = time.process_time()
+                cpu, pacs_cpu = time.process_time(), pacs.cpu_seconds()
                 if first is not None:
                     threading.Thread(target=_watch_first, args=(other, started, first, done),
                                      daemon=True).start()
                 result = Download(st, queue, DimsePeer(client), "bench", study,
                                   TransferSettings()).run()
                 took = time.perf_counter() - started
-                cpu = time.process_time() - cpu
+                cpu, pacs_cpu = time.process_time() - cpu, pacs.cpu_seconds() - pacs_cpu
                 done.set()
                 assert result.state == "verified", result
                 if first is None:
                     print(f"  relay retrieve:          {took:6.2f} s  {mb / took:6.1f} MB/s  "
-                          f"CPU {cpu:5.2f} s")
+                          f"CPU {cpu:5.2f} s, Orthanc's {pacs_cpu:5.2f} s")
+                    budget.append((took, (cpu + pacs_cpu) / (os.cpu_count() or 1)))
                 return took
 
             def dcmtk_get(i: int, durable: bool = False) -> float:
@@ -215,6 +216,7 @@ def main() -> int:
                 out.mkdir()
                 started = time.perf_counter()
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                pacs_cpu = pacs.cpu_seconds()
                 subprocess.run(["getscu", "-aet", "RELAY", "-aec", AE, "-S", "-od", str(out),
                                 "-k", "QueryRetrieveLevel=STUDY", "-k",
                                 f"StudyInstanceUID={study}", "127.0.0.1", str(port)],
@@ -230,9 +232,12 @@ def main() -> int:
                 cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
                 name = "getscu+sha256sum+sync" if durable else "dcmtk getscu"
                 print(f"  {name + ':':<24}{took:6.2f} s  {mb / took:6.1f} MB/s  "
-                      f"CPU {cpu:5.2f} s")
+                      f"CPU {cpu:5.2f} s, Orthanc's {pacs.cpu_seconds() - pacs_cpu:5.2f} s")
                 return took
 
+            # (wall time, CPU-bound floor) of each Relay retrieve: its and Orthanc's CPU seconds
+            # over the cores, the shortest time they allow if both kept every core busy
+            budget: list[tuple[float, float]] = []
             print("retrieve (Relay, getscu and the equal-work anchor taking turns):")
             turns = [(relay_get(i), dcmtk_get(i), dcmtk_get(i, durable=True))
                      for i in range(args.rounds)]
@@ -243,6 +248,10 @@ def main() -> int:
             anchor_ratio = anchor_s / get_s
             pairs = "  ".join(f"{g / r:.2f}x/{a / r:.2f}x" for r, g, a in turns)
             print(f"  ratio of each turn (vs getscu / vs getscu+sha256sum+sync): {pairs}")
+            floor = min(f for t, f in budget if t == get_s)
+            print(f"  CPU budget of the fastest Relay retrieve: Relay's and Orthanc's CPU over "
+                  f"{os.cpu_count()} cores allow {floor:.2f} s at best, i.e. at most "
+                  f"{getscu_s / floor:.2f}x getscu here")
             share = float("nan")
             if args.rate > 0:
                 share = _first_share(port, args.rate, relay_get)

@@ -202,12 +202,12 @@ def _run(root: Path, args: argparse.Namespace) -> int:
                                 TransferSettings())
             if prioritise:
                 download.prioritise(series, [instances[len(instances) // 2].sop_instance_uid])
-            hub_cpu, own_cpu = _proc_cpu(hub), time.process_time()
+            hub_cpu, own_cpu = hub.cpu_seconds(), time.process_time()
             started = time.monotonic()
             result = download.run()
             seconds = time.monotonic() - started
             if cpu is not None:
-                cpu.append((time.process_time() - own_cpu, _proc_cpu(hub) - hub_cpu))
+                cpu.append((time.process_time() - own_cpu, hub.cpu_seconds() - hub_cpu))
             assert result.state == "verified" and result.verified == len(files), result
             if prioritise and download.first_stored_at is not None:
                 first_image.append((download.first_stored_at - started) / seconds)
@@ -219,7 +219,7 @@ def _run(root: Path, args: argparse.Namespace) -> int:
                    ) -> Callable[[], float]:
         def run() -> float:
             out = root / "wado.bin"
-            hub_cpu, children = _proc_cpu(hub), resource.getrusage(resource.RUSAGE_CHILDREN)
+            hub_cpu, children = hub.cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.monotonic()
             _curl("-H", f"Accept: {WADO_ACCEPT}", "-o", str(out), f"{hub.url}/studies/{study}")
             if equal_work:  # the bytes hashed and on the disk, as Relay's fetch leaves them
@@ -229,7 +229,7 @@ def _run(root: Path, args: argparse.Namespace) -> int:
             if cpu is not None:
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu.append((after.ru_utime + after.ru_stime - children.ru_utime
-                            - children.ru_stime, _proc_cpu(hub) - hub_cpu))
+                            - children.ru_stime, hub.cpu_seconds() - hub_cpu))
             assert out.stat().st_size > total, out.stat().st_size
             out.unlink()
             return seconds
@@ -276,13 +276,6 @@ def _run(root: Path, args: argparse.Namespace) -> int:
               f"time (target <= 5 %) {'OK' if share <= 0.05 else 'BELOW TARGET'}")
     print(f"(TCP_NODELAY={os.environ.get('TCP_NODELAY', '')!r}, {os.cpu_count()} cores)")
     return 0
-
-
-def _proc_cpu(hub: OrthancHub) -> float:
-    """CPU seconds (user + system) the hub's Orthanc process has used so far."""
-    assert hub.proc is not None
-    fields = Path(f"/proc/{hub.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _budget(best: dict[str, float], cpu_of: dict[str, list[tuple[float, float]]],

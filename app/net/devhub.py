@@ -199,6 +199,13 @@ class OrthancHub:
         log.info("local hub started (pid %d) at %s", self.proc.pid, self.url)
         return self
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the running Orthanc has used so far (Linux; the
+        benches' CPU budgets)."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def _wait_ready(self, timeout: float) -> None:
         assert self.proc is not None
         deadline = time.monotonic() + timeout
