@@ -76,6 +76,7 @@ class Outgoing:
     header: Dataset
     source: Path
     staged: bool = False  # a file of the staging folder (moved into place, not copied)
+    origin: str = ""  # the stored file it comes from, for the report's lines
 
     def place(self, target: Path) -> None:
         if self.staged:
@@ -127,7 +128,8 @@ def export_studies(store: Store, study_uids: Iterable[str], to: Path, *,
         from app.workflow import pdi
 
         pdi.write_readme(to, result)
-        pdi.write_index(to, [o.header for o in outgoing], result)
+        pdi.write_index(to, [o.header for o in outgoing
+                             if str(o.header.SOPInstanceUID) in result.files], result)
         if iso is not None:
             pdi.write_iso(to, Path(iso))
             result.iso = Path(iso)
@@ -204,18 +206,19 @@ def _outgoing(instances: list[Instance], engine: Any, staging: Path, result: Exp
                 result.failed.append(Problem(str(path), f"cannot be de-identified: {exc}",
                                              "failed"))
                 continue
-            yield Outgoing(_header(ds), _staged(staging, n, data), staged=True)
+            yield Outgoing(_header(ds), _staged(staging, n, data), staged=True, origin=str(path))
         elif _is_part10(path):
             raw = path.read_bytes()
             checked = check_buffer(raw, len(raw), str(path), uid_key)
             if isinstance(checked, Problem):
                 result.failed.append(checked)
                 continue
-            yield Outgoing(ds, path)
+            yield Outgoing(ds, path, origin=str(path))
         else:
             full = _with_file_meta(pydicom.dcmread(str(path), force=True))
             result.rewritten.append(inst.sop_instance_uid)
-            yield Outgoing(_header(full), _staged(staging, n, encode(full)), staged=True)
+            yield Outgoing(_header(full), _staged(staging, n, encode(full)), staged=True,
+                           origin=str(path))
 
 
 def _write_folders(to: Path, outgoing: list[Outgoing], result: ExportResult) -> dict[str, str]:

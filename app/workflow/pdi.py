@@ -18,14 +18,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_description, dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
-from pydicom.fileset import FileSet
+from pydicom.fileset import (  # the record types FileSet.add gives
+    FileSet,
+    _four_level_record_type,
+    _single_level_record_type,
+)
 from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 
 from app import __version__
 from app.dicom.vr import conform
+from app.imports.media import Problem
 from app.workflow.derive import WorkflowError
 
 if TYPE_CHECKING:
@@ -34,23 +39,68 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FILESET_ID = "RELAY"
-#: Placeholders for DICOMDIR Type 1 keys the instance leaves empty (the file keeps its values).
 #: The keys the PATIENT, STUDY, SERIES and IMAGE records take from an instance.
 RECORD_KEYS = ("PatientName", "PatientID", "StudyDate", "StudyTime", "StudyDescription",
                "StudyID", "AccessionNumber", "Modality", "SeriesNumber", "InstanceNumber")
+_CONTENT = ("ContentDate", "ContentTime")
+_CONTENT_ID = (*_CONTENT, "ContentLabel")
+_CREATOR = ("ContentDescription", "ContentCreatorName")
+#: The keys the other leaf records take from an instance (PS3.3 F.5): those the record needs
+#: (Type 1), then those it may hold empty (Type 2 and 3). pydicom copies the sequences; an
+#: SR's or a KOS's Content Sequence keeps only the root's concept modifiers (HAS CONCEPT MOD).
+LEAF_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "PRESENTATION": (("PresentationCreationDate", "PresentationCreationTime", "ContentLabel"),
+                     _CREATOR),
+    "SR DOCUMENT": (("CompletionFlag", "VerificationFlag", *_CONTENT), ()),
+    "KEY OBJECT DOC": (_CONTENT, ()),
+    "ENCAP DOC": (("MIMETypeOfEncapsulatedDocument",), (*_CONTENT, "DocumentTitle")),
+    "RT DOSE": (("DoseSummationType",), ()),
+    "RT STRUCTURE SET": (("StructureSetLabel",), ("StructureSetDate", "StructureSetTime")),
+    "RT PLAN": (("RTPlanLabel",), ("RTPlanDate", "RTPlanTime")),
+    "RT TREAT RECORD": ((), ("TreatmentDate", "TreatmentTime")),
+    "WAVEFORM": (_CONTENT, ()),
+    "RAW DATA": (_CONTENT, ()),
+    "SPECTROSCOPY": (_CONTENT, ()),
+    "SURFACE SCAN": (_CONTENT, ()),
+    **{kind: (_CONTENT_ID, _CREATOR) for kind in (
+        "REGISTRATION", "FIDUCIAL", "VALUE MAP", "MEASUREMENT", "SURFACE", "TRACT")},
+    "ASSESSMENT": (("InstanceCreationDate",), ("InstanceCreationTime",)),
+    "RADIOTHERAPY": ((), _CREATOR),
+}
+#: Placeholders for the Type 1 keys an instance leaves empty or invalid, in the DICOMDIR only
+#: (the file keeps its values). Each claims nothing: no date (1900-01-01), an SR "PARTIAL" and
+#: "UNVERIFIED". A key with none here (an RT dose's summation type, a document's MIME type)
+#: keeps the instance off the disc when it lacks a valid value.
 RECORD_DEFAULTS = {"PatientID": "UNKNOWN", "StudyDate": "19000101", "StudyTime": "000000",
-                   "StudyID": "1", "SeriesNumber": "1", "InstanceNumber": "1", "Modality": "OT"}
+                   "StudyID": "1", "SeriesNumber": "1", "InstanceNumber": "1", "Modality": "OT",
+                   "ContentDate": "19000101", "ContentTime": "000000",
+                   "PresentationCreationDate": "19000101", "PresentationCreationTime": "000000",
+                   "InstanceCreationDate": "19000101", "ContentLabel": "UNNAMED",
+                   "StructureSetLabel": "UNNAMED", "RTPlanLabel": "UNNAMED",
+                   "CompletionFlag": "PARTIAL", "VerificationFlag": "UNVERIFIED"}
+#: The leaf records below a PATIENT, STUDY and SERIES record.
+FOUR_LEVEL = frozenset({"IMAGE", "PLAN", "STEREOMETRIC", *LEAF_KEYS})
+_TYPE1 = {"PatientID", "StudyDate", "StudyTime", "StudyID", "SeriesNumber", "InstanceNumber",
+          "Modality"}
 
 
 def write_fileset(to: Path, outgoing: list[Outgoing], result: ExportResult) -> dict[str, str]:
     """Lay the instances out as a file-set in ``to`` (DICOMDIR written by pydicom's FileSet),
-    then copy each one's bytes into its place; SOP Instance UID -> file ID path."""
+    then copy each one's bytes into its place; SOP Instance UID -> file ID path.
+
+    An instance whose DICOMDIR record cannot be made (a key the record needs, with no valid
+    value and no placeholder) is left out, a line in ``result.failed``; the rest is written."""
     fs = FileSet()
     fs.ID = FILESET_ID
     sources: dict[str, Outgoing] = {}
     for item in outgoing:
+        try:
+            placeholder = _add(fs, item.header)
+        except ValueError as exc:
+            result.failed.append(Problem(item.origin, str(exc), "failed"))
+            continue
         sources[str(item.header.SOPInstanceUID)] = item
-        if _add(fs, item.header):
+        if placeholder:
             result.placeholders.append(str(item.header.SOPInstanceUID))
     fs.write(str(to))
     files: dict[str, str] = {}
@@ -63,26 +113,73 @@ def write_fileset(to: Path, outgoing: list[Outgoing], result: ExportResult) -> d
 
 def _add(fs: FileSet, ds: Dataset) -> bool:
     """Stage ``ds``'s records in the file-set with values their VRs allow
-    (:func:`record_values`); DICOMDIR Type 1 keys it leaves empty or invalid get a placeholder
-    in the DICOMDIR only (the file is written afterwards, as it is). True when one was needed."""
+    (:func:`record_values`); Type 1 keys it leaves empty or invalid get a placeholder in the
+    DICOMDIR only (the file is written afterwards, as it is). True when one was needed.
+
+    Raises ValueError, saying what and why, when a record cannot be made."""
+    kind = record_type(ds)
+    lacking = [_described(kw) for kw in ("StudyInstanceUID", "SeriesInstanceUID")
+               if not ds.get(kw)]
+    if lacking and kind in FOUR_LEVEL:
+        raise ValueError(f"left off the disc: the file carries no {' and no '.join(lacking)}, "
+                         "which its DICOMDIR records need; reconcile the study to make a copy "
+                         "that carries them, and export that")
+    needed, optional = LEAF_KEYS.get(kind, ((), ()))
     record = copy.deepcopy(ds)  # ds.copy() shares its elements: the header is INDEX.HTM's
-    values = record_values(record)
-    missing = {kw: v for kw, v in RECORD_DEFAULTS.items() if not values.get(kw)}
+    values = record_values(record, (*RECORD_KEYS, *needed, *optional))
+    required = _TYPE1.union(needed)
+    missing = {kw for kw in required if not values.get(kw)}
+    unfilled = sorted(kw for kw in missing if kw not in RECORD_DEFAULTS)
+    if unfilled:
+        raise ValueError(f"left off the disc: this {_sop_name(ds)} has no valid "
+                         f"{', '.join(map(_described, unfilled))}, which its DICOMDIR record "
+                         f"({kind}) needs")
     for kw, value in values.items():
         if kw in missing:
-            setattr(record, kw, missing[kw])
+            setattr(record, kw, RECORD_DEFAULTS[kw])
         elif value is not None:
             setattr(record, kw, value)
-    fs.add(record)
+    if "ContentSequence" in record:  # pydicom would copy a document's whole content tree
+        modifiers = [i for i in record.ContentSequence
+                     if i.get("RelationshipType") == "HAS CONCEPT MOD"]
+        if modifiers:
+            record.ContentSequence = modifiers
+        else:
+            del record.ContentSequence
+    try:
+        fs.add(record)
+    except (ValueError, AttributeError, KeyError) as exc:  # pydicom's recorders' checks
+        cause = exc.__cause__ or exc
+        raise ValueError(f"left off the disc: no DICOMDIR record ({kind}) can be made for "
+                         f"this {_sop_name(ds)}: {cause}") from exc
     return bool(missing)
 
 
-def record_values(ds: Dataset) -> dict[str, str | None]:
-    """The values ``ds`` gives the PATIENT, STUDY, SERIES and IMAGE records, as their VRs allow
-    them (:func:`app.dicom.vr.conform`): repaired when they have one valid reading, "" when
+def record_type(ds: Dataset) -> str:
+    """The DICOMDIR record type pydicom's FileSet gives ``ds``'s leaf record: one in
+    :data:`FOUR_LEVEL` below a PATIENT, STUDY and SERIES record, or a top-level one (a
+    hanging protocol, a colour palette)."""
+    single = _single_level_record_type(ds)
+    return single if single != "PATIENT" else _four_level_record_type(ds)
+
+
+
+def _described(keyword: str) -> str:
+    return dictionary_description(tag_for_keyword(keyword) or 0)
+
+
+def _sop_name(ds: Dataset) -> str:
+    uid = ds.get("SOPClassUID")
+    name = getattr(uid, "name", "") or "object"
+    return str(name).removesuffix(" Storage")
+
+
+def record_values(ds: Dataset, keys: tuple[str, ...] = RECORD_KEYS) -> dict[str, str | None]:
+    """The values ``ds`` gives the DICOMDIR records' ``keys``, as their VRs allow them
+    (:func:`app.dicom.vr.conform`): repaired when they have one valid reading, "" when
     they do not (a placeholder stands in for a Type 1 key), None when ``ds`` lacks the key."""
     values: dict[str, str | None] = {}
-    for kw in RECORD_KEYS:
+    for kw in keys:
         tag = Tag(tag_for_keyword(kw) or 0)
         if tag not in ds:
             values[kw] = None

@@ -325,3 +325,115 @@ def test_dicom3tools_find_no_error_in_a_dicomdir_of_an_acr_nema_file(tmp_path, h
         errors = [line for line in (out.stdout + out.stderr).splitlines()
                   if line.startswith("Error")]
         assert not errors, (tool, errors)
+
+
+def _documents(ge_files: list[Path]) -> dict[str, pydicom.Dataset]:
+    """A key object selection, a presentation state and a measurement report of the CT, as
+    Relay writes its findings (highdicom)."""
+    import warnings
+
+    from app.workflow.findings import Findings, Mark, RegionFinding, build_gsps, build_kos, build_sr
+
+    sources = {}
+    for path in ge_files[:2]:
+        ds = pydicom.dcmread(path)
+        for keyword in ("PatientBirthDate", "PatientSex"):  # highdicom asks for them
+            setattr(ds, keyword, ds.get(keyword, ""))
+        sources[ds.SOPInstanceUID] = ds
+    first = next(iter(sources))
+    region = RegionFinding(first, "ellipse", (2.0, 2.0), (9.0, 9.0), 31.0, 2.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return {"kos": build_kos([first], "key image", sources),
+                "pr": build_gsps([Mark(first, "length", ((1.0, 1.0), (20.0, 20.0)))], sources),
+                "sr": build_sr(Findings(str(sources[first].StudyInstanceUID),
+                                        regions=(region,)), sources)}
+
+
+def _variant(ds: pydicom.Dataset, path: Path, **changes: str | None) -> Path:
+    """A copy of ``ds`` (a new SOP Instance UID) with ``changes`` (None removes), at ``path``."""
+    import copy
+
+    from pydicom.uid import generate_uid
+
+    out = copy.deepcopy(ds)
+    out.SOPInstanceUID = out.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    for keyword, value in changes.items():
+        if value is None:
+            del out[keyword]
+        else:
+            setattr(out, keyword, value)
+    out.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _dicom3tools_errors(dicomdir: Path) -> list[str]:
+    errors = []
+    for tool in ("dciodvfy", "dcentvfy"):
+        out = subprocess.run([tool, str(dicomdir)], capture_output=True, text=True, timeout=60)
+        errors += [f"{tool}: {line}" for line in (out.stdout + out.stderr).splitlines()
+                   if line.startswith("Error")]
+    return errors
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="needs dicom3tools")
+def test_documents_lacking_or_garbling_their_record_values_still_go_on_the_disc(
+        tmp_path, home, ge_files):
+    """A KOS without Content Date, one with the ACR-NEMA date 2024.01.02, a presentation state
+    without its creation date, an SR with no completion flag and a time of 25:00: each record
+    holds a valid value (conformed, or the placeholder), the files are written as stored."""
+    docs = _documents(ge_files)
+    made = [_variant(docs["kos"], tmp_path / "kos1.dcm", ContentDate=None),
+            _variant(docs["kos"], tmp_path / "kos2.dcm", ContentDate="2024.01.02"),
+            _variant(docs["pr"], tmp_path / "pr.dcm", PresentationCreationDate=None),
+            _variant(docs["sr"], tmp_path / "sr.dcm", CompletionFlag=None, ContentTime="25:00")]
+    store = import_into(home, *ge_files[:2], *made)
+    originals = _digests(store)
+    result = export_studies(store, [s.study_instance_uid for s in store.studies()],
+                            tmp_path / "disc")
+    assert not result.failed and result.instances == 6
+    records = {r.ReferencedSOPInstanceUIDInFile: r for r in
+               pydicom.dcmread(result.to / "DICOMDIR").DirectoryRecordSequence
+               if "ReferencedSOPInstanceUIDInFile" in r}
+    kos1, kos2, pr, sr = (records[pydicom.dcmread(p).SOPInstanceUID] for p in made)
+    assert (kos1.DirectoryRecordType, kos1.ContentDate) == ("KEY OBJECT DOC", "19000101")
+    assert kos2.ContentDate == "20240102"
+    assert (pr.DirectoryRecordType, pr.PresentationCreationDate) == ("PRESENTATION", "19000101")
+    assert (sr.DirectoryRecordType, sr.CompletionFlag, sr.ContentTime) == (
+        "SR DOCUMENT", "PARTIAL", "000000")
+    assert all(i.RelationshipType == "HAS CONCEPT MOD" for i in sr.ContentSequence)
+    assert "ContentSequence" not in kos1  # its root has no concept modifier
+    assert _dicom3tools_errors(result.to / "DICOMDIR") == []
+    assert _digests(import_into(tmp_path / "again", result.to)) == originals
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="needs dicom3tools")
+def test_an_object_no_record_can_be_made_for_is_left_off_the_disc_with_a_line(
+        tmp_path, home, data, ge_files):
+    """A KOS without its document title (Concept Name Code Sequence, no placeholder can say
+    what it is) and a file with no Study or Series Instance UID: each is one line naming it and
+    why; the CT is written, the DICOMDIR and INDEX.HTM list only what is on the disc."""
+    docs = _documents(ge_files)
+    untitled = _variant(docs["kos"], tmp_path / "kos.dcm", ConceptNameCodeSequence=None)
+    no_uids = data / "compressed" / "jpeg-ls" / "JLSL_08_07_0_1F.dcm"
+    store = import_into(home, *ge_files[:2], untitled, no_uids)
+    result = export_studies(store, [s.study_instance_uid for s in store.studies()],
+                            tmp_path / "disc")
+    assert result.instances == 2
+    reasons = sorted(p.reason for p in result.failed)
+    assert len(reasons) == 2, reasons
+    assert reasons[0].startswith("left off the disc: no DICOMDIR record (KEY OBJECT DOC) can "
+                                 "be made for this Key Object Selection Document")
+    assert "Concept Name Code Sequence" in reasons[0]
+    assert reasons[1] == ("left off the disc: the file carries no Study Instance UID and no "
+                          "Series Instance UID, which its DICOMDIR records need; reconcile the "
+                          "study to make a copy that carries them, and export that")
+    stored = {str(i.path) for s in store.studies() for se in s.series
+              for i in store.instances(se.series_instance_uid)}
+    assert {p.path for p in result.failed} <= stored  # each names its stored file
+    on_disc = {r.ReferencedSOPInstanceUIDInFile for r in
+               pydicom.dcmread(result.to / "DICOMDIR").DirectoryRecordSequence
+               if "ReferencedSOPInstanceUIDInFile" in r}
+    assert on_disc == {pydicom.dcmread(p).SOPInstanceUID for p in ge_files[:2]}
+    assert _dicom3tools_errors(result.to / "DICOMDIR") == []
+    assert "2 DICOM image(s) of 1 study/studies" in (result.to / "INDEX.HTM").read_text()
