@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import platformdirs
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -26,7 +27,7 @@ from app.ui.format import not_done
 from app.ui.worker import TaskWorker
 from app.workflow.burn import Burner, burn, find_burner
 from app.workflow.derive import WorkflowError
-from app.workflow.export import ExportResult, disc_folder, export_studies
+from app.workflow.export import ExportResult, disc_folder, export_studies, iso_path
 
 
 class ExportDialog(QDialog):
@@ -34,7 +35,9 @@ class ExportDialog(QDialog):
     the OS burner when a drive exists and says so when none does.
 
     A disc asked for in a folder that is not empty (a USB stick's root) goes into a new folder
-    in it: the dialog says so under the folder before anything is written."""
+    in it: the dialog says so under the folder before anything is written. The ISO image goes
+    beside the disc, or into ``documents`` when the disc is a drive's root (an empty stick):
+    the note says so too (:func:`app.workflow.export.iso_path`)."""
 
     completed = Signal(object)
 
@@ -45,6 +48,8 @@ class ExportDialog(QDialog):
         self.task: TaskWorker | None = None
         self.iso_path: Path | None = None
         self.announced: Path | None = None  # the new folder the note has named
+        #: Where an ISO goes that has no place beside its disc (a stick's root).
+        self.documents = Path(platformdirs.user_documents_dir())
         self.setWindowTitle("Export")
         self.setMinimumWidth(600)
         layout = QVBoxLayout(self)
@@ -73,6 +78,7 @@ class ExportDialog(QDialog):
         self.make_iso.setChecked(True)
         self.as_disc.toggled.connect(self.make_iso.setEnabled)
         self.as_disc.toggled.connect(self._on_folder_chosen)
+        self.make_iso.toggled.connect(self._on_folder_chosen)
         layout.addWidget(self.make_iso)
         self.deidentify = QCheckBox("De-identify on the way out", self)
         layout.addWidget(self.deidentify)
@@ -117,12 +123,24 @@ class ExportDialog(QDialog):
         except WorkflowError as exc:
             self.note.setText(f"{exc}.")
             return None
+        notes = []
         if target != chosen:
             self.announced = target
-            self.note.setText(f"This folder is not empty: the disc will be written into a new "
-                              f"folder in it, {target.name}. Nothing already there is changed.")
+            notes.append(f"This folder is not empty: the disc will be written into a new "
+                         f"folder in it, {target.name}. Nothing already there is changed.")
             self.ok.setText(f"Export into {target.name}")
+        iso = self._iso(chosen, target)
+        if iso is not None and iso.parent != target.parent:
+            notes.append(f"The ISO image goes to {iso}: this folder is a drive's root (or the "
+                         "folder above it cannot be written), and the disc keeps its root "
+                         "for DICOM alone.")
+        self.note.setText(" ".join(notes))
         return target
+
+    def _iso(self, chosen: Path, target: Path) -> Path | None:
+        if not (self.as_disc.isChecked() and self.make_iso.isChecked()):
+            return None
+        return iso_path(chosen, target, self.documents)
 
     def run(self) -> TaskWorker | None:
         text = self.folder.text().strip()
@@ -141,8 +159,9 @@ class ExportDialog(QDialog):
                 return None
             if target != to and target != announced:
                 return None  # the note names the new folder now; the next press writes there
-            to = target
-        iso = to.with_name(to.name + ".iso") if disc and self.make_iso.isChecked() else None
+            to, iso = target, self._iso(to, target)
+        else:
+            iso = None
         deid = self.opts.options() if self.deidentify.isChecked() else None
         pseudonym = self.opts.pseudonym.text().strip()
         store, uids = self.store, self.study_uids
@@ -162,8 +181,9 @@ class ExportDialog(QDialog):
         self.iso_path = result.iso
         self._on_folder_edited()  # the folder has changed: the next export is planned again
         text = f"{result.instances} instances written to {result.to}"
-        if result.iso:
-            text += f" and {result.iso.name}"
+        if result.iso:  # its name beside the disc; where, when it went elsewhere
+            beside = result.iso.parent == result.to.parent
+            text += f" and {result.iso.name if beside else result.iso}"
         if result.excluded:
             text += f"; {len(result.excluded)} left out (may carry burned-in text)"
         if result.failed:

@@ -17,6 +17,7 @@ memory. Every export is recorded in the audit trail.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -131,6 +132,7 @@ def export_studies(store: Store, study_uids: Iterable[str], to: Path, *,
         pdi.write_index(to, [o.header for o in outgoing
                              if str(o.header.SOPInstanceUID) in result.files], result)
         if iso is not None:
+            Path(iso).parent.mkdir(parents=True, exist_ok=True)
             pdi.write_iso(to, Path(iso))
             result.iso = Path(iso)
     audit.record(store.home, "export",
@@ -167,6 +169,42 @@ def disc_folder(chosen: Path, today: date | None = None) -> Path:
         if not candidate.exists() and not candidate.with_name(candidate.name + ".iso").exists():
             return candidate
     raise WorkflowError(f"{chosen} holds too many exports of today: choose another folder")
+
+
+def iso_path(chosen: Path, target: Path, documents: Path, today: date | None = None) -> Path:
+    """Where the ISO image of a disc asked for in ``chosen`` and written in ``target``
+    (:func:`disc_folder`) goes; never inside the disc it images (it would be a stray file on
+    the disc, and in its own next image).
+
+    Beside ``target`` (``<name>.iso``) when the disc went into a new folder of ``chosen`` (on
+    the stick, beside the disc), or when ``chosen`` is an ordinary folder whose parent can be
+    written. When ``chosen`` is a drive's root (an empty USB stick: the disc is the stick,
+    and nothing of that drive is beside it) or its parent cannot be written, in ``documents``
+    on this computer, where the burner is: ``DICOM_<yyyymmdd>_<n>.iso``, the first not in use.
+    """
+    chosen, target = Path(chosen), Path(target)
+    if target != chosen or not (_drive_root(chosen) or not _writable(chosen.parent)):
+        return target.with_name(target.name + ".iso")
+    stamp = f"DICOM_{(today or date.today()):%Y%m%d}"
+    for n in range(1, 10_000):
+        candidate = Path(documents) / f"{stamp}_{n}.iso"
+        if not candidate.exists():
+            return candidate
+    raise WorkflowError(f"{documents} holds too many ISO images of today: remove some")
+
+
+def _drive_root(folder: Path) -> bool:
+    """A mount point (``/media/usb``) or a drive's root (``E:\\``, ``/``)."""
+    folder = folder.expanduser().absolute()
+    return folder.parent == folder or os.path.ismount(folder)
+
+
+def _writable(folder: Path) -> bool:
+    """Whether ``folder``, or the nearest folder above it that exists, can be written."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return os.access(candidate, os.W_OK)
+    return False
 
 
 def _chosen(store: Store, study_uids: list[str],

@@ -122,6 +122,10 @@ def test_export_dialog_writes_the_disc_and_says_there_is_no_drive(qtbot, tmp_pat
         assert "no optical drive" in dialog.burn()
     qtbot.wait(100)
     dialog.grab().save(str(_shots(tmp_path) / "technologist-export.png"))
+    # an empty stick's root is the disc: its ISO goes to Documents on this computer
+    dialog.documents = tmp_path / "Documents"
+    assert dialog._iso(Path("/"), Path("/")) == \
+        tmp_path / "Documents" / f"DICOM_{date.today():%Y%m%d}_1.iso"
     # the same dialog writes a plain folder (no DICOMDIR, no ISO) through the same export
     dialog.as_folder.setChecked(True)
     assert not dialog.make_iso.isEnabled()

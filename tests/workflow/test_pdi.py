@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 from app.workflow import audit
 from app.workflow.burn import find_burner
 from app.workflow.derive import WorkflowError
-from app.workflow.export import export_studies
+from app.workflow.export import export_studies, iso_path
 from tests.workflow.conftest import OUTSIDE, import_into, outside_cd
 
 ISO_NAME = re.compile(r"^[A-Z0-9_]{1,8}(\.[A-Z0-9_]{1,3})?$")
@@ -437,3 +438,26 @@ def test_an_object_no_record_can_be_made_for_is_left_off_the_disc_with_a_line(
     assert on_disc == {pydicom.dcmread(p).SOPInstanceUID for p in ge_files[:2]}
     assert _dicom3tools_errors(result.to / "DICOMDIR") == []
     assert "2 DICOM image(s) of 1 study/studies" in (result.to / "INDEX.HTM").read_text()
+
+
+def test_the_iso_of_a_disc_at_a_drive_root_goes_to_documents_not_beside_it(tmp_path, home,
+                                                                          ge_files):
+    """An empty stick's root (/media/usb) is the disc: /media/usb.iso would be on another drive,
+    usually one that cannot be written, and inside the disc it would be a stray file on it."""
+    docs, day = tmp_path / "Documents", date(2026, 12, 6)
+    assert iso_path(tmp_path / "disc", tmp_path / "disc", docs, day) == tmp_path / "disc.iso"
+    stick = tmp_path / "stick"
+    assert iso_path(stick, stick / "DICOM_20261206_1", docs, day) == \
+        stick / "DICOM_20261206_1.iso"  # a stick in use: beside the new disc folder, on it
+    roots = [Path("/"), *(p for p in map(Path, ("/proc", "/dev/shm", "/sys"))
+                         if os.path.ismount(p))]
+    assert len(roots) > 1  # a mount point, as a stick's is
+    for root in roots:
+        assert iso_path(root, root, docs, day) == docs / "DICOM_20261206_1.iso", root
+    store = import_into(home, *ge_files[:2])
+    result = export_studies(store, [s.study_instance_uid for s in store.studies()],
+                            tmp_path / "disc", iso=iso_path(Path("/"), Path("/"), docs, day))
+    assert result.iso == docs / "DICOM_20261206_1.iso" and result.iso.is_file()  # made docs
+    assert (result.to / "DICOMDIR").is_file()
+    assert not [p for p in result.to.rglob("*") if p.suffix.upper() == ".ISO"]
+    assert iso_path(Path("/"), Path("/"), docs, day) == docs / "DICOM_20261206_2.iso"
