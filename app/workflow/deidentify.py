@@ -252,7 +252,7 @@ def deidentify_study(store: Store, study_uid: str, *, options: tuple[str, ...] =
     excluded: list[Excluded] = []
     failed: list[Problem] = []
     new_study = engine.uids.new(study_uid)
-    for inst, ds in read_datasets(instances):
+    for inst, ds, _added in read_datasets(instances):  # new UIDs replace them
         if isinstance(ds, Problem):
             failed.append(ds)
         elif (reason := engine.exclusion(ds)) is not None and not include_burned_in:

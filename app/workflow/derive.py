@@ -60,27 +60,31 @@ def study_instances(store: Store, study_uid: str) -> list[Instance]:
     return out
 
 
-def read_datasets(instances: list[Instance]) -> Iterator[tuple[Instance, Dataset | Problem]]:
-    """Each instance with its full dataset, or the reason it cannot be read.
+def read_datasets(instances: list[Instance]
+                  ) -> Iterator[tuple[Instance, Dataset | Problem, tuple[str, ...]]]:
+    """Each instance with its full dataset, or the reason it cannot be read, and the keywords
+    of the UIDs put into it.
 
     A file without a Study or Series Instance UID gets the one Relay derived for it at import
     (the index's, under which it is shown), so a copy made from it carries real UIDs and can
     be sent; the stored file is not changed."""
     for inst in instances:
+        added: list[str] = []
         try:
             ds = pydicom.dcmread(str(inst.path), force=True)
             for kw, uid in (("StudyInstanceUID", inst.study_instance_uid),
                             ("SeriesInstanceUID", inst.series_instance_uid)):
                 if not ds.get(kw) and uid:
                     setattr(ds, kw, uid)
+                    added.append(kw)
             missing = [kw for kw in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID")
                        if not ds.get(kw)]
             if missing:
                 raise ValueError(f"no {missing[0]} (the file is damaged)")
         except Exception as exc:  # noqa: BLE001 - a bad file is one line of the report
-            yield inst, Problem(str(inst.path), f"cannot be read: {exc}", "failed")
+            yield inst, Problem(str(inst.path), f"cannot be read: {exc}", "failed"), ()
         else:
-            yield inst, ds
+            yield inst, ds, tuple(added)
 
 
 def fit_character_set(ds: Dataset, texts: list[str]) -> None:

@@ -104,11 +104,13 @@ def reconcile_study(store: Store, study_uid: str, local: PatientValues, *,
     staged: list[StoredFile] = []
     failed: list[Problem] = []
     changed: dict[str, tuple[str, str]] = {}
-    for inst, ds in read_datasets(instances):
+    for inst, ds, added in read_datasets(instances):
         if isinstance(ds, Problem):
             failed.append(ds)
             continue
         diff = coerce(ds, local, when)
+        if added:  # the UIDs Relay derived at import for a file that lacked them
+            _note(ds, _absent(added), when, source="")
         if uid_map:
             diff.update(_remap(ds, uid_map, when))
         changed = changed or diff
@@ -179,6 +181,28 @@ def _corrected(old: PatientValues, local: PatientValues) -> bool:
         old.issuer_of_patient_id == local.issuer_of_patient_id
 
 
+def _note(ds: Dataset, modified: Dataset, when: str, source: str) -> None:
+    """Record ``modified`` (the values from before; empty for an attribute the file did not
+    have, PS3.3 C.12.1.1.9) in the Original Attributes item of this change (``when``), made
+    when there is none yet; a value already recorded there, the file's own, is kept."""
+    items = ds.get("OriginalAttributesSequence") or []
+    if not (items and items[-1].get("AttributeModificationDateTime") == when):
+        _original_attributes(ds, modified, when, source)
+        return
+    recorded = items[-1].ModifiedAttributesSequence[0]
+    for elem in modified:
+        if elem.tag not in recorded:
+            recorded.add(elem)
+
+
+def _absent(keywords: tuple[str, ...]) -> Dataset:
+    """Modified Attributes for attributes that were added: each with an empty value."""
+    modified = Dataset()
+    for kw in keywords:
+        setattr(modified, kw, "")
+    return modified
+
+
 def _original_attributes(ds: Dataset, modified: Dataset, when: str, source: str) -> None:
     item = Dataset()
     item.ModifiedAttributesSequence = Sequence([modified])
@@ -206,11 +230,7 @@ def _remap(ds: Dataset, uid_map: dict[str, str], when: str) -> dict[str, tuple[s
     modified = Dataset()
     for kw, value in before.items():
         setattr(modified, kw, value)
-    items = ds.get("OriginalAttributesSequence") or []
-    if items and items[-1].get("AttributeModificationDateTime") == when:
-        items[-1].ModifiedAttributesSequence[0].update(modified)
-    else:  # the patient values were already the local ones: only the UIDs change
-        _original_attributes(ds, modified, when, source="")
+    _note(ds, modified, when, source="")
     return {"StudyInstanceUID": (before["StudyInstanceUID"], str(ds.StudyInstanceUID))}
 
 

@@ -321,3 +321,43 @@ def test_files_without_study_or_series_uids_are_reconciled_into_a_sendable_copy(
                   for i in study_instances(store, study.study_instance_uid)}
         assert sent == copies  # the reconciled copies go out, not the originals
     assert {p: p.read_bytes() for p in lacking} == originals
+
+
+@pytest.mark.parametrize("new_uids", [False, True])
+def test_the_uids_reconcile_adds_are_recorded_as_added_in_original_attributes(
+        tmp_path, home, data, new_uids):
+    """PS3.3 C.12.1: a file that had no Study or Series Instance UID gets them in the copy;
+    its Original Attributes item records them with an empty value (they were absent), beside
+    the patient values that changed, modifying system RELAY, reason COERCE. With new UIDs the
+    item still says they were absent, not the UIDs Relay derived at import."""
+    lacking = data / "compressed" / "jpeg-ls" / "JLSL_08_07_0_1F.dcm"
+    store = import_into(home, lacking, *sorted(
+        (data / "ct-head" / "ge-hispeed-human-gantry-tilt").glob("*.dcm"))[:1])
+    plain = pydicom.dcmread(lacking)
+    (study,) = [s for s in store.studies()
+                if any(i.sop_instance_uid == plain.SOPInstanceUID
+                       for i in study_instances(store, s.study_instance_uid))]
+    others = {s.study_instance_uid for s in store.studies()} - {study.study_instance_uid}
+    result = reconcile_study(store, study.study_instance_uid, LOCAL, new_uids=new_uids,
+                             confirmed=True)
+    assert not result.failed
+    (copy,) = study_instances(store, result.reconciled_study_uid)
+    ds = pydicom.dcmread(copy.path)
+    (item,) = ds.OriginalAttributesSequence
+    (modified,) = item.ModifiedAttributesSequence
+    assert (item.ModifyingSystem, item.ReasonForTheAttributeModification) == ("RELAY", "COERCE")
+    assert modified.StudyInstanceUID == "" and modified.SeriesInstanceUID == ""
+    assert ds.StudyInstanceUID == result.reconciled_study_uid and ds.SeriesInstanceUID
+    assert modified.PatientID == str(plain.get("PatientID", ""))  # the patient values too
+    if new_uids:
+        assert modified.SOPInstanceUID == plain.SOPInstanceUID != ds.SOPInstanceUID
+    else:
+        assert "SOPInstanceUID" not in modified
+    # a file that carried its UIDs records only the patient values
+    (other,) = others
+    reconcile_study(store, other, LOCAL, confirmed=True)
+    (inst,) = study_instances(store, other)
+    (modified,) = pydicom.dcmread(inst.path).OriginalAttributesSequence[0]\
+        .ModifiedAttributesSequence
+    assert "PatientID" in modified and "StudyInstanceUID" not in modified
+    assert "SeriesInstanceUID" not in modified
