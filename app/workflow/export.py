@@ -78,6 +78,9 @@ class Outgoing:
     source: Path
     staged: bool = False  # a file of the staging folder (moved into place, not copied)
     origin: str = ""  # the stored file it comes from, for the report's lines
+    #: Its study and series as the index has them (a file may lack its UIDs: Relay derived
+    #: them at import), which the folder layout groups by.
+    group: tuple[str, str] = ("", "")
 
     def place(self, target: Path) -> None:
         if self.staged:
@@ -227,6 +230,7 @@ def _outgoing(instances: list[Instance], engine: Any, staging: Path, result: Exp
             progress.check()
             progress.advance()
         path = Path(str(inst.path))
+        group = (inst.study_instance_uid, inst.series_instance_uid)
         try:
             ds = pydicom.dcmread(str(path), force=True, stop_before_pixels=engine is None)
         except Exception as exc:  # noqa: BLE001 - one line of the report
@@ -244,19 +248,20 @@ def _outgoing(instances: list[Instance], engine: Any, staging: Path, result: Exp
                 result.failed.append(Problem(str(path), f"cannot be de-identified: {exc}",
                                              "failed"))
                 continue
-            yield Outgoing(_header(ds), _staged(staging, n, data), staged=True, origin=str(path))
+            yield Outgoing(_header(ds), _staged(staging, n, data), staged=True, origin=str(path),
+                           group=group)
         elif _is_part10(path):
             raw = path.read_bytes()
             checked = check_buffer(raw, len(raw), str(path), uid_key)
             if isinstance(checked, Problem):
                 result.failed.append(checked)
                 continue
-            yield Outgoing(ds, path, origin=str(path))
+            yield Outgoing(ds, path, origin=str(path), group=group)
         else:
             full = _with_file_meta(pydicom.dcmread(str(path), force=True))
             result.rewritten.append(inst.sop_instance_uid)
             yield Outgoing(_header(full), _staged(staging, n, encode(full)), staged=True,
-                           origin=str(path))
+                           origin=str(path), group=group)
 
 
 def _write_folders(to: Path, outgoing: list[Outgoing], result: ExportResult) -> dict[str, str]:
@@ -267,7 +272,7 @@ def _write_folders(to: Path, outgoing: list[Outgoing], result: ExportResult) -> 
     files: dict[str, str] = {}
     for item in outgoing:
         ds = item.header
-        study_uid, series_uid = str(ds.StudyInstanceUID), str(ds.get("SeriesInstanceUID", ""))
+        study_uid, series_uid = item.group
         if study_uid not in studies:
             studies[study_uid] = _free(to / safe_name(
                 f"{ds.get('StudyDate', '')}_{ds.get('StudyDescription', '')}", "study"))

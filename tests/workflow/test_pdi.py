@@ -461,3 +461,18 @@ def test_the_iso_of_a_disc_at_a_drive_root_goes_to_documents_not_beside_it(tmp_p
     assert (result.to / "DICOMDIR").is_file()
     assert not [p for p in result.to.rglob("*") if p.suffix.upper() == ".ISO"]
     assert iso_path(Path("/"), Path("/"), docs, day) == docs / "DICOM_20261206_2.iso"
+
+
+def test_a_plain_folder_export_takes_files_without_study_or_series_uids(tmp_path, home, data,
+                                                                       ge_files):
+    """The folder layout groups by the study and series the store shows them under (Relay
+    derived them at import), and writes the files as stored."""
+    lacking = [data / "compressed" / "jpeg-ls" / n for n in
+               ("JLSL_08_07_0_1F.dcm", "JLSL_16_15_1_1F.dcm")]
+    store = import_into(home, *lacking, *ge_files[:2])
+    originals = _digests(store)
+    result = export_studies(store, [s.study_instance_uid for s in store.studies()],
+                            tmp_path / "plain", layout="folder")
+    assert result.instances == 4 and not result.failed
+    assert len(result.folders) == len(store.studies())
+    assert _digests(import_into(tmp_path / "again", tmp_path / "plain")) == originals
