@@ -873,6 +873,12 @@ class ViewerWidget(QWidget):
             self.pages.addWidget(self.mpr)
         if len(self.mpr.planes) != len(self.mpr.views):  # a protocol's stage showed fewer
             self.mpr.show_planes()
+        active = self.active
+        if active is not None and active.session is session and active.state.window.known:
+            # The window of the view MPR is opened from: a protocol shows one series in two
+            # windows (Brain, Stroke), and the one set last is not the one the reader looks at.
+            window = active.state.window
+            session.chosen_window = (window.center, window.width, window.invert)
         self.mpr.set_series(session)
         self.pages.setCurrentWidget(self.mpr)
         self._check_layout("MPR")

@@ -225,6 +225,31 @@ def test_window_presets_shared_or_per_view(qtbot, window: MainWindow) -> None:
     assert np.allclose(mpr.crosshair.center, centre)
 
 
+def test_mpr_opens_in_the_window_of_the_view_it_is_opened_from(qtbot,
+                                                               window: MainWindow) -> None:
+    # The GE head CT (files: W 100 L 35) hangs in the stroke protocol: the plain CT in the
+    # brain window (active) beside the stroke window. MPR opened in the stroke window, the
+    # one the protocol set last, not the one the reader was looking at.
+    mpr = _open_mpr(qtbot, window, "HEAD")
+    viewer = window.viewers[mpr.session.study.study_instance_uid]
+    active, other = viewer.viewports[0], viewer.viewports[1]
+    assert viewer.active is active and other.session is active.session
+    assert active.state.window.pair == (40.0, 80.0) and other.state.window.pair == (40.0, 40.0)
+    assert {w.pair for w in mpr.windows.values()} == {(40.0, 80.0)}
+    assert mpr.window_lines("axial") == ["W 80  L 40"]
+    # from the other view of the series: its window
+    viewer.set_layout("1×2")
+    viewer.set_active_viewport(other)
+    viewer.show_mpr()
+    assert {w.pair for w in mpr.windows.values()} == {(40.0, 40.0)}
+    # the file's window (0) in 2D: MPR opens in it too
+    viewer.set_layout("1×2")
+    other.file_window()
+    assert other.state.window.pair == (35.0, 100.0)
+    viewer.show_mpr()
+    assert {w.pair for w in mpr.windows.values()} == {(35.0, 100.0)}
+
+
 def test_uneven_tilted_ct_is_resampled_and_the_user_told(qtbot, window: MainWindow) -> None:
     mpr = _open_mpr(qtbot, window, "HEAD")
     assert not mpr.source.live and mpr.source.array.shape[0] > 28
