@@ -18,6 +18,22 @@ NO_UNITS = "1"
 
 
 @dataclass(frozen=True)
+class Quantity:
+    """What the values a reader reads off an image are: a perfusion map's ("RCBF",
+    "ml/100ml/s") from its Real World Value Mapping, a CT's ("", "HU") modality values."""
+
+    label: str = ""
+    unit: str = ""
+    decimals: int = 0
+    """Decimals that show one stored step (0 for whole steps)."""
+
+    def text(self, value: float, decimals: int | None = None) -> str:
+        """"RCBF 42 ml/100ml/s", "35 HU", "1181" (``decimals``: else the quantity's)."""
+        places = self.decimals if decimals is None else decimals
+        return " ".join(part for part in (self.label, f"{value:.{places}f}", self.unit) if part)
+
+
+@dataclass(frozen=True)
 class RealWorldValues:
     """One Real World Value Mapping item: stored values ``first``..``last`` to a quantity."""
 
@@ -42,6 +58,24 @@ class RealWorldValues:
             return self.lut[i] if 0 <= i < len(self.lut) else None
         return stored * self.slope + self.intercept
 
+    def values(self, stored: np.ndarray) -> np.ndarray:
+        """float32 quantities of the ``stored`` values; NaN where one is outside the values
+        mapped (it has no quantity: a region's statistics leave it out)."""
+        flat = stored.astype(np.float64)
+        inside = (flat >= self.first) & (flat <= self.last)
+        if self.lut:
+            table = np.asarray(self.lut, dtype=np.float64)
+            index = np.clip(flat - self.first, 0, len(table) - 1).astype(np.int64)
+            inside &= (flat - self.first) < len(table)
+            mapped = table[index]
+        else:
+            mapped = flat * self.slope + self.intercept
+        return np.where(inside, mapped, np.nan).astype(np.float32)
+
+    @property
+    def quantity(self) -> Quantity:
+        return Quantity(self.label, self.unit, _decimals(self._step()))
+
     def number(self, stored: float) -> str:
         """The quantity of ``stored`` as text, with the decimals one stored step makes
         visible ("" outside the values mapped)."""
@@ -51,8 +85,8 @@ class RealWorldValues:
     def readout(self, stored: float) -> str:
         """"RCBF 42 ml/100ml/s" for the stored value ``stored`` ("" outside the values
         mapped)."""
-        number = self.number(stored)
-        return " ".join(part for part in (self.label, number, self.unit) if part) if number else ""
+        value = self.value(stored)
+        return "" if value is None else self.quantity.text(value)
 
     @property
     def title(self) -> str:

@@ -59,17 +59,19 @@ def _area(kind: str, p0: Point, p1: Point) -> float:
 
 
 def _stats(picked: np.ndarray, area: float) -> RoiStats | None:
+    picked = picked.astype(np.float64)
+    picked = picked[~np.isnan(picked)]  # a value without a quantity (see RealWorldValues)
     if picked.size == 0:
         return None
-    picked = picked.astype(np.float64)
     return RoiStats(float(picked.mean()), float(picked.std()), float(picked.min()),
                     float(picked.max()), float(area), int(picked.size))
 
 
 def roi_stats(values: np.ndarray, kind: str, p0: Point, p1: Point,
               spacing: tuple[float, float]) -> RoiStats | None:
-    """Statistics of modality ``values`` (rows, cols) inside an ellipse/rectangle in mm
-    (None when no pixel centre is inside)."""
+    """Statistics of ``values`` (rows, cols: modality or real-world values; NaN ones are left
+    out) inside an ellipse/rectangle in mm (None when no pixel centre with a value is
+    inside)."""
     dy, dx = spacing
     x0, x1 = sorted((p0[0], p1[0]))
     y0, y1 = sorted((p0[1], p1[1]))

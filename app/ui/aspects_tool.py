@@ -191,9 +191,9 @@ class MidlineTool:
         if midline is None or volume is None or session is None:
             return []
         k = viewport.state.k
-        if not volume.ready[k]:
+        values = session.slice_values(k)
+        if values is None:
             return []
-        values = volume.array[k] * float(volume.slope[k]) + float(volume.intercept[k])
         spacing = (volume.spacing[1], volume.spacing[2])
         out = []
         for note in session.annotations.get(k, []):
@@ -219,7 +219,7 @@ class MidlineTool:
         painter.setPen(pen)
         painter.drawLine(viewport.widget_point(ax - far * direction[0], ay - far * direction[1]),
                          viewport.widget_point(ax + far * direction[0], ay + far * direction[1]))
-        unit = viewport.session.value_unit if viewport.session is not None else ""
+        unit = viewport.session.quantity(viewport.state.k).unit if viewport.session else ""
         for note, result in self.mirrored(viewport):
             corners = mirrored_corners(note.points[0], note.points[1], midline)
             outline = [viewport.widget_point(float(x), float(y)) for x, y in corners]

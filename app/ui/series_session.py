@@ -15,7 +15,12 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.dicom.header import value_unit
 from app.dicom.pixels import is_native_direct
-from app.dicom.value_maps import RealWorldValues, SupplementalPalette, read_value_maps
+from app.dicom.value_maps import (
+    Quantity,
+    RealWorldValues,
+    SupplementalPalette,
+    read_value_maps,
+)
 from app.errors import RelayError
 from app.model import Series, Study
 from app.render.window_level import series_window
@@ -206,6 +211,26 @@ class LoadedSeries(QObject):
             return None
         ref = volume.slices[k]
         return read_value_maps(str(ref.path)).of_frame(ref.frame) if ref.path else None
+
+    def quantity(self, k: int) -> Quantity:
+        """What slice ``k``'s values are read as (:meth:`slice_values`): its real-world
+        quantity when its file maps one ("RCBF", "ml/100ml/s"), else its modality values."""
+        real_world = self.real_world(k)
+        if real_world is not None:
+            return real_world.quantity
+        return Quantity(unit=self.value_unit)
+
+    def slice_values(self, k: int) -> np.ndarray | None:
+        """The values a reader reads off slice ``k`` (a region's mean, a probe): its
+        real-world quantities when its file maps them (NaN outside the values mapped), else
+        its modality values; None while it is not decoded."""
+        volume = self.volume
+        if volume is None or not 0 <= k < volume.shape[0] or not volume.ready[k]:
+            return None
+        real_world = self.real_world(k)
+        if real_world is not None:
+            return real_world.values(volume.array[k])
+        return self._values(volume.array[k], k)
 
     def watch(self, k: int) -> None:
         """A viewer shows slice ``k`` before it is decoded: signal it (``slice_ready``) as

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QRectF
 
+from app.dicom.value_maps import Quantity
 from app.render.roi import mirror_stats, roi_stats
 from app.render.window_presets import WindowPreset
-from app.ui.annotations import Annotation, angle_deg, length_mm
+from app.ui.annotations import Annotation, angle_deg, length_mm, mean_text
 from app.ui.series_session import LoadedSeries
 from app.ui.user_presets import offered_presets
 from app.ui.viewport import ViewportWidget
@@ -124,7 +125,7 @@ def _current_sessions(viewer: ViewerWidget) -> list[LoadedSeries]:
 
 
 def _label(note: Annotation, values: np.ndarray, spacing: tuple[float, float],
-           unit: str) -> str:
+           quantity: Quantity) -> str:
     """What the presentation state writes beside ``note`` (other viewers show it)."""
     if note.kind == "length" and len(note.points) == 2:
         return f"{length_mm(*note.points):.1f} mm"
@@ -136,11 +137,12 @@ def _label(note: Annotation, values: np.ndarray, spacing: tuple[float, float],
         x, y = note.points[0]
         j, i = int(y / spacing[0]), int(x / spacing[1])
         if 0 <= j < values.shape[0] and 0 <= i < values.shape[1]:
-            return f"{float(values[j, i]):.0f} {unit}".rstrip()
+            value = float(values[j, i])
+            return "" if np.isnan(value) else quantity.text(value)
         return ""
     if note.kind in ("ellipse", "rect") and len(note.points) == 2:
         stats = roi_stats(values, note.kind, note.points[0], note.points[1], spacing)
-        return f"mean {stats.mean:.1f} SD {stats.sd:.1f} {unit}".rstrip() if stats else ""
+        return mean_text(stats, quantity) if stats else ""
     return ""
 
 
@@ -169,17 +171,18 @@ def collect_findings(viewer: ViewerWidget) -> Findings:
         assert volume is not None
         midline = viewer.midline_tool.midlines.get(session.series.series_instance_uid)
         spacing = (volume.spacing[1], volume.spacing[2])
-        unit = session.value_unit
         marked: list[str] = []
         for k, notes in session.annotations.items():
-            if not notes or not volume.ready[k]:
+            values = session.slice_values(k) if notes else None
+            if values is None:
                 continue
             sop = volume.slices[k].sop_instance_uid
             marked.append(sop)
-            values = volume.array[k] * float(volume.slope[k]) + float(volume.intercept[k])
+            quantity = session.quantity(k)
+            unit = quantity.unit
             for note in notes:
                 marks.append(Mark(sop, note.kind, tuple(note.points),
-                                  _label(note, values, spacing, unit)))
+                                  _label(note, values, spacing, quantity)))
                 if note.kind not in ("ellipse", "rect"):
                     continue
                 p0, p1 = note.points[0], note.points[1]
@@ -188,9 +191,10 @@ def collect_findings(viewer: ViewerWidget) -> Findings:
                 if mirrored is not None:
                     regions.append(RegionFinding(sop, note.kind, p0, p1, mirrored.here.mean,
                                                  mirrored.here.sd, mirrored.there.mean,
-                                                 mirrored.there.sd, midline))
+                                                 mirrored.there.sd, midline, unit=unit))
                 elif (stats := roi_stats(values, note.kind, p0, p1, spacing)) is not None:
-                    regions.append(RegionFinding(sop, note.kind, p0, p1, stats.mean, stats.sd))
+                    regions.append(RegionFinding(sop, note.kind, p0, p1, stats.mean, stats.sd,
+                                                 unit=unit))
         display = _display(viewer, session, marked)
         if display is not None:
             displays.append(display)

@@ -189,9 +189,11 @@ class ViewportWidget(QWidget):
             self._on_opened(self._wanted_k)
 
     def _on_maps_read(self) -> None:
-        """The series' palette and real-world values are known: show the slice with them."""
+        """The series' palette and real-world values are known: show the slice with them (and
+        its measurements in them)."""
         if self.volume is not None and self.volume.ready[self.state.k]:
             self._draw_pixels(self.state.k)
+            self._sync_items()
         self._update_probe()
         self.canvas.viewport().update()
 
@@ -581,18 +583,16 @@ class ViewportWidget(QWidget):
         if store:
             self._notes().append(note)
         item = AnnotationItem(self.view, note, self._slice_values, self._vol().spacing[1:],
-                              self._series().value_unit)
+                              self._series().quantity(self.state.k))
         self._items.append(item)
         item.roi.sigRegionChangeFinished.connect(lambda *_: declutter(self._items))
         declutter(self._items)
         return item
 
     def _slice_values(self) -> np.ndarray | None:
-        volume, k = self.volume, self.state.k
-        if volume is None or not volume.ready[k]:
+        if self.session is None or self.volume is None:
             return None
-        values: np.ndarray = volume.array[k] * float(volume.slope[k]) + float(volume.intercept[k])
-        return values
+        return self.session.slice_values(self.state.k)
 
     def _clear_items(self) -> None:
         for item in self._items:
@@ -606,7 +606,7 @@ class ViewportWidget(QWidget):
             return
         for note in list(self._notes()):
             item = AnnotationItem(self.view, note, self._slice_values, self._vol().spacing[1:],
-                                  self.session.value_unit)
+                                  self.session.quantity(self.state.k))
             self._items.append(item)
         declutter(self._items)
 

@@ -51,6 +51,7 @@ SCORE_UNIT = hd.sr.CodedConcept("{score}", "UCUM", "score")
 #: The unit of a region's values on an image whose values are not Hounsfield units (MR, a CT
 #: perfusion map): UCUM's unity.
 NO_UNITS = hd.sr.CodedConcept("1", "UCUM", "no units")
+HOUNSFIELD = hd.sr.CodedConcept("[hnsf'U]", "UCUM", "Hounsfield unit")
 CT_HEAD = hd.sr.CodedConcept("24725-4", "LN", "CT Head")
 SR_SERIES, KOS_SERIES, PR_SERIES = 9101, 9102, 9103
 SERIES_DESCRIPTIONS = {"SR": "Relay stroke findings", "KO": "Relay key images",
@@ -71,6 +72,10 @@ class RegionFinding:
     mirror_mean: float | None = None
     mirror_sd: float | None = None
     midline: tuple[tuple[float, float], tuple[float, float]] | None = None
+    unit: str | None = None
+    """The UCUM code of ``mean`` and ``sd`` as measured ("HU", "ml/100ml/s" of a perfusion
+    map's real-world values, "" for none); None: the image's modality unit (HU for a CT that
+    says so, else none)."""
 
     @property
     def difference(self) -> float | None:
@@ -193,8 +198,8 @@ def build_sr(findings: Findings, sources: Mapping[str, Dataset]) -> Dataset:
         ds = sources[region.sop_instance_uid]
         spacing = _spacing(ds)
         graphic, points = _outline(region.kind, region.p0, region.p1)
-        unit = codes.UCUM.HounsfieldUnit if value_unit(
-            str(ds.get("Modality", "")), rescale_type_of(ds)) == "HU" else NO_UNITS
+        unit = _unit_code(region.unit if region.unit is not None else value_unit(
+            str(ds.get("Modality", "")), rescale_type_of(ds)))
         measurements = [
             hd.sr.Measurement(codes.SCT.Mean, region.mean, unit),
             hd.sr.Measurement(codes.SCT.StandardDeviation, region.sd, unit)]
@@ -231,6 +236,14 @@ def build_sr(findings: Findings, sources: Mapping[str, Dataset]) -> Dataset:
         evidence=evidence, content=report, series_instance_uid=generate_uid(),
         series_number=SR_SERIES, sop_instance_uid=generate_uid(), instance_number=1,
         manufacturer=MANUFACTURER, is_complete=True)
+
+
+def _unit_code(unit: str) -> hd.sr.CodedConcept:
+    """The UCUM concept of a region's values: Hounsfield units, a real-world unit such as
+    "ml/100ml/s" (its UCUM code, as the image's mapping gives it), or none."""
+    if unit == "HU":
+        return HOUNSFIELD
+    return hd.sr.CodedConcept(unit, "UCUM", unit) if unit else NO_UNITS
 
 
 def build_kos(sop_uids: Sequence[str], text: str, sources: Mapping[str, Dataset]) -> Dataset:

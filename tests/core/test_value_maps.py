@@ -60,3 +60,23 @@ def test_a_mapping_without_a_unit_reads_as_a_bare_number(data: Path) -> None:
 def test_a_plain_ct_has_neither(data: Path) -> None:
     maps = read_value_maps(str(data / PLAIN_CT))
     assert maps.palette is None and maps.real_world == ()
+
+
+def test_real_world_values_of_a_slice_computed_by_hand() -> None:
+    """A whole slice in the mapping's quantity, as the probe reads one value: what a region's
+    mean is taken over. A stored value outside the values mapped has no quantity (NaN)."""
+    from app.dicom.value_maps import Quantity, RealWorldValues
+
+    linear = RealWorldValues("RCBF", "ml/100ml/s", first=1024, last=2047, slope=0.5,
+                             intercept=-512)
+    stored = np.array([[1000, 1024, 1100], [2047, 2048, 1066]], np.uint16)
+    out = linear.values(stored)
+    assert out.dtype == np.float32
+    assert np.isnan(out[0, 0]) and np.isnan(out[1, 1])
+    assert out[0, 1] == 0.0 and out[0, 2] == 38.0 and out[1, 0] == 511.5 and out[1, 2] == 21.0
+    assert linear.quantity == Quantity("RCBF", "ml/100ml/s", 1)  # steps of 0.5: one decimal
+    assert linear.readout(1100) == linear.quantity.text(38.0) == "RCBF 38.0 ml/100ml/s"
+    table = RealWorldValues("T", "s", first=10, last=12, lut=(1.0, 2.5, 4.0))
+    assert table.values(np.array([9, 10, 11, 12, 13])).tolist()[1:4] == [1.0, 2.5, 4.0]
+    assert np.isnan(table.values(np.array([9, 13]))).all()
+    assert Quantity(unit="HU").text(35.0) == "35 HU"

@@ -48,3 +48,13 @@ def test_off_image_mirror_is_none_and_ellipse_stats_match_annotations() -> None:
                         ((50.0, 0.0), (50.0, 10.0))) is None
     stats = roi_stats(values, "rect", (0.0, 0.0), (2.0, 2.0), (1.0, 1.0))
     assert stats is not None and stats.mean == (0 + 1 + 10 + 11) / 4 and stats.pixels == 4
+
+
+def test_pixels_without_a_value_are_left_out_of_a_region() -> None:
+    """A perfusion map's stored values outside its real-world mapping have no quantity (NaN):
+    the region's mean is over the others, not NaN."""
+    values = np.full((10, 10), 40.0, np.float32)
+    values[:, :5] = np.nan
+    stats = roi_stats(values, "rect", (0.0, 0.0), (10.0, 10.0), (1.0, 1.0))
+    assert stats is not None and (stats.mean, stats.pixels, stats.area_mm2) == (40.0, 50, 100.0)
+    assert roi_stats(values, "rect", (0.0, 0.0), (4.0, 4.0), (1.0, 1.0)) is None

@@ -280,6 +280,38 @@ def test_a_perfusion_map_is_shown_in_its_palette_with_its_real_world_values(
     vp.grab()  # paints the colour bar without error
 
 
+def test_a_region_on_a_perfusion_map_is_measured_and_saved_in_its_real_world_unit(
+        qtbot, window: MainWindow, data: Path) -> None:
+    """A region on the rCBF map said "mean 42.3 SD 5.1" (modality values, no unit) and the
+    findings SR wrote it in "no units"; a reader writes down "RCBF mean … ml/100ml/s"."""
+    from app.ui.annotations import Annotation
+    from app.ui.stroke import collect_findings
+    from app.workflow.findings import build_sr, source_headers
+
+    viewer, vp = _open(qtbot, window, data / PERFUSION)
+    k = vp.state.k
+    qtbot.waitUntil(lambda: vp.session.real_world(k) is not None, timeout=10_000)
+    stored = vp.volume.array[k]
+    j, i = map(int, np.argwhere((stored >= 1024) & (stored < 1124))[len(stored) // 2])
+    _, dy, dx = vp.volume.spacing
+    item = vp._add_note(Annotation("rect", [((i - 4) * dx, (j - 4) * dy),
+                                            ((i + 4) * dx, (j + 4) * dy)]))
+    rcbf = stored[j - 4:j + 4, i - 4:i + 4].astype(np.float64) - 1024  # RCBF = stored - 1024
+    first = f"RCBF mean {rcbf.mean():.1f} SD {rcbf.std():.1f} ml/100ml/s"
+    assert item.text().splitlines()[0] == first
+    assert item.text().splitlines()[1] == f"min {rcbf.min():.0f} max {rcbf.max():.0f}"
+    vp._add_note(Annotation("probe", [((i + 0.5) * dx, (j + 0.5) * dy)]))
+    assert vp._items[-1].text() == f"RCBF {int(stored[j, i]) - 1024} ml/100ml/s"
+    findings = collect_findings(viewer)
+    (region,) = findings.regions
+    assert region.unit == "ml/100ml/s" and region.mean == pytest.approx(rcbf.mean())
+    assert [m.label for m in findings.marks] == [first, vp._items[-1].text()]
+    sr = build_sr(findings, source_headers(window.store, [region.sop_instance_uid]))
+    units = {e.value[0].CodeValue for e in sr.iterall()
+             if e.keyword == "MeasurementUnitsCodeSequence"}
+    assert units == {"ml/100ml/s"}
+
+
 def test_a_plain_ct_stays_grey(qtbot, window: MainWindow, data: Path) -> None:
     _, vp = _open(qtbot, window, sorted((data / HEAD_CT).iterdir())[0])
     qtbot.wait(200)

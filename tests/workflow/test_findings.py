@@ -187,3 +187,19 @@ def test_region_values_are_reported_in_hounsfield_units_only_for_ct_that_says_so
                            70.0, 5.0)
     sr = build_sr(Findings(ds.StudyInstanceUID, regions=(region,)), {ds.SOPInstanceUID: ds})
     assert _units(sr) == {unit}
+
+
+def test_a_region_on_a_perfusion_map_is_reported_in_its_real_world_unit(data: Path) -> None:
+    """A region measured in a map's real-world values (RCBF in ml/100ml/s) says so in the SR;
+    it said "no units"."""
+    from app.workflow.findings import build_sr
+
+    ds = pydicom.dcmread(data / "multiframe/small-enhanced-ct-mr/eCT_Supplemental.dcm",
+                         stop_before_pixels=True)
+    region = RegionFinding(ds.SOPInstanceUID, "ellipse", (1.0, 1.0), (5.0, 5.0), 42.0, 4.0,
+                           unit="ml/100ml/s")
+    sr = build_sr(Findings(ds.StudyInstanceUID, regions=(region,)), {ds.SOPInstanceUID: ds})
+    assert _units(sr) == {"ml/100ml/s"}
+    hu = RegionFinding(ds.SOPInstanceUID, "ellipse", (1.0, 1.0), (5.0, 5.0), 42.0, 4.0, unit="HU")
+    sr = build_sr(Findings(ds.StudyInstanceUID, regions=(hu,)), {ds.SOPInstanceUID: ds})
+    assert _units(sr) == {"[hnsf'U]"}
