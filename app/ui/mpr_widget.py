@@ -30,6 +30,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QWidget
 
+from app.dicom.value_maps import Quantity
 from app.errors import RelayError
 from app.render.crosshair import Crosshair
 from app.render.display import auto_window
@@ -422,16 +423,24 @@ class MprWidget(QWidget):
         return self._fast.step_mm(self.crosshair.plane(name).normal)
 
     def value_text(self, name: View, row: int, col: int) -> str:
-        """The value of pixel (``row``, ``col``) of ``name``'s picture, in modality units."""
-        view, source = self.views[name], self.source
-        if view.shown is None or source is None:
+        """The value of pixel (``row``, ``col``) of ``name``'s picture as the 2D view reads
+        it: in the real-world quantity the series' files map ("RCBF 42 ml/100ml/s"), else in
+        modality units ("35 HU")."""
+        view, source, session = self.views[name], self.source, self.session
+        if view.shown is None or source is None or session is None:
             return ""
         pixels = view.shown.pixels
         if not (0 <= row < pixels.shape[0] and 0 <= col < pixels.shape[1]):
             return ""
-        value = float(pixels[row, col]) * source.slope + source.intercept
-        unit = self.session.value_unit if self.session is not None else ""
-        return f"{value:.0f} {unit}".rstrip()
+        stored = float(pixels[row, col])
+        # the mapping reads stored values: not a copy of the volume in modality units
+        in_stored = session.volume is not None and session.volume.uniform_rescale is not None
+        real_world = session.real_world(0) if in_stored else None
+        readout = real_world.readout(stored) if real_world is not None else ""
+        if readout:
+            return readout
+        value = stored * source.slope + source.intercept
+        return Quantity(unit=session.value_unit).text(value)
 
     def corner_lines(self, name: View) -> list[str]:
         view = self.views[name]

@@ -312,6 +312,20 @@ def test_a_region_on_a_perfusion_map_is_measured_and_saved_in_its_real_world_uni
     assert units == {"ml/100ml/s"}
 
 
+def test_mpr_of_a_perfusion_map_reads_its_real_world_values(
+        qtbot, window: MainWindow, data: Path) -> None:
+    """MPR's value under the mouse on the rCBF map was a bare modality value ("42"); the 2D
+    view of the same map says "RCBF 42 ml/100ml/s", and so does MPR now."""
+    viewer, vp = _open(qtbot, window, data / PERFUSION)
+    qtbot.waitUntil(lambda: vp.session.real_world(0) is not None, timeout=10_000)
+    mpr = viewer.show_mpr()
+    qtbot.waitUntil(lambda: mpr.source is not None and mpr.views["axial"].shown is not None
+                    and mpr.views["axial"].full_quality, timeout=30_000)
+    pixels = mpr.views["axial"].shown.pixels
+    row, col = map(int, np.argwhere((pixels >= 1024) & (pixels < 1124))[0])
+    assert mpr.value_text("axial", row, col) == f"RCBF {int(pixels[row, col]) - 1024} ml/100ml/s"
+
+
 def test_a_plain_ct_stays_grey(qtbot, window: MainWindow, data: Path) -> None:
     _, vp = _open(qtbot, window, sorted((data / HEAD_CT).iterdir())[0])
     qtbot.wait(200)
