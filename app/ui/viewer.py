@@ -825,7 +825,8 @@ class ViewerWidget(QWidget):
         if not ok or volume is None or k != volume.shape[0] // 2 or series_uid in self._thumbed:
             return
         self._thumbed.add(series_uid)
-        image = slice_thumbnail(np.asarray(volume.array[k]), volume.slices[k])
+        image = slice_thumbnail(np.asarray(volume.array[k]), volume.slices[k],
+                                palette=session.palette if session is not None else None)
         self.set_thumbnail(series_uid, to_qimage(image))
 
     def _on_progress(self, series_uid: str) -> None:
