@@ -50,6 +50,9 @@ class MprSource:
         Plain sentences to show beside the views (resampling, tilt, assumed distances).
     live
         True when ``array`` is the loading volume's: slices not loaded yet read as blank.
+    tilt_note
+        The one of ``notes`` on a gantry tilt ("" when the stack is not tilted): a view that
+        states the series' issues already says it.
     """
 
     array: np.ndarray
@@ -59,6 +62,7 @@ class MprSource:
     background: float
     notes: tuple[str, ...]
     live: bool
+    tilt_note: str = ""
 
 
 def wait_reason(volume: Volume) -> str | None:
@@ -121,15 +125,18 @@ def mpr_source(volume: Volume, *, modality: str = "") -> MprSource:
         if regridded.note:
             notes.append(regridded.note)
     tilt = _tilt_degrees(geometry)
+    tilt_note = ""
     if tilt > TILT_DEGREES:
-        notes.append(f"Gantry tilt of {tilt:.1f}°: MPR and 3D place every voxel where it was in "
+        tilt_note = (f"Gantry tilt of {tilt:.1f}°: MPR and 3D place every voxel where it was in "
                      "the patient (the tilt is corrected; the planes are in patient "
                      "coordinates).")
+        notes.append(tilt_note)
     background = _background(array.dtype, slope, intercept, modality)
     live = array is volume.array
     log.debug("MPR source %s %s, live=%s, %d notes", array.shape, array.dtype, live, len(notes))
     return MprSource(array=array, geometry=geometry, slope=slope, intercept=intercept,
-                     background=background, notes=tuple(notes), live=live)
+                     background=background, notes=tuple(notes), live=live,
+                     tilt_note=tilt_note)
 
 
 def _check_shape(volume: Volume) -> None:

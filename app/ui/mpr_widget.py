@@ -47,6 +47,7 @@ from app.ui.mpr_view import MprViewWidget
 from app.ui.series_session import LoadedSeries
 from app.ui.user_presets import offered_presets
 from app.ui.worker import TaskWorker
+from app.volume.stack import TILT_ISSUE
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,11 @@ class MprWidget(QWidget):
         self.crosshair = Crosshair(source.geometry, align="acquisition")
         self._unsubscribe = self.crosshair.subscribe(self._on_crosshair_changed)
         self._start_windows(carried=True)
-        self.panel.set_notes(list(session.issues or session.volume.issues), list(source.notes))
+        issues = list(session.issues or session.volume.issues)
+        notes = list(source.notes)
+        if source.tilt_note and any(s.startswith(TILT_ISSUE) for s in issues):
+            notes.remove(source.tilt_note)  # the tilt once, in the series' warning
+        self.panel.set_notes(issues, notes)
         self._update_progress()
         self._update_planes(force=True)
 

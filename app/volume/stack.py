@@ -34,6 +34,8 @@ SAME_POSITION_MM = 0.01
 SAME_ORIENTATION = 1e-3
 #: Below this angle (degrees) a stack counts as not tilted.
 TILT_DEGREES = 0.1
+#: How the issue of a tilted stack begins ("gantry tilt of 18.5°: …").
+TILT_ISSUE = "gantry tilt of"
 #: Steps that differ from the usual step by more than this fraction are "uneven".
 UNEVEN_FRACTION = 0.05
 
@@ -292,7 +294,7 @@ def _regular_stack(members: list[SliceRef], normal: np.ndarray, for_uid: str) ->
         step = (positions[-1] - positions[0]) / (n - 1)
         tilt = _angle(step, normal)
         if tilt > TILT_DEGREES:
-            issues.append(f"gantry tilt of {tilt:.1f}°: the slices are sheared along the stack, "
+            issues.append(f"{TILT_ISSUE} {tilt:.1f}°: the slices are sheared along the stack, "
                           f"not stacked straight (MPR and 3D correct it by resampling)")
         issues += _spacing_issues(positions @ normal)
     else:

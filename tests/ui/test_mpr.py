@@ -256,7 +256,11 @@ def test_uneven_tilted_ct_is_resampled_and_the_user_told(qtbot, window: MainWind
     notes = mpr.panel.notes.text()
     assert "tilt of 18.5°" in notes and "uneven slice spacing" in notes  # the series' issues
     assert "need the tilt corrected" not in notes  # the messages agree: MPR corrects it
-    assert "correct it by resampling" in notes and "the tilt is corrected" in notes
+    assert "correct it by resampling" in notes
+    # the tilt said once, in the series' warning (amber, at the top), not again under it
+    assert notes.lower().count("tilt of 18.5°") == 1, notes
+    assert notes.index("tilt of 18.5°") < notes.index("Slices are unevenly spaced")
+    assert mpr.source.tilt_note in mpr.source.notes  # 3D, which shows no issues, still says it
     assert "resampled" in notes and "linear interpolation in patient coordinates" in notes
     # one spacing, across the slices: the issues' steps of 1.08, 4 and 7 mm; MPR said "1.14 to
     # 7.38 mm apart" (the distances along the tilted stack, 1 / cos 18.5° longer)
