@@ -16,22 +16,22 @@ from app.net.queue import Job
 from app.tasks import ProgressState
 
 STATE_WORDS = {
-    "queued": "Queued", "running": "Running", "waiting": "Waiting for hub", "stuck": "Stuck",
+    "queued": "Queued", "running": "Running", "waiting": "Waiting for {peer}", "stuck": "Stuck",
     "paused": "Paused", "cancelled": "Cancelled", "verified": "Verified", "failed": "Failed",
     "sent": "Sent, not verified",
 }
 
-# (words in the queue's message, plain headline): first match wins
+# (words in the queue's message, plain headline): first match wins; {Peer} is "Hub" or "PACS"
 _PROBLEMS = (
     ("(401)", "Hub refused the password (401) — check the hub's settings"),
     ("(403)", "Hub refused access (403) — the account lacks the permission"),
     ("tls", "Secure connection failed (TLS) — check the hub's certificate or CA file"),
     ("certificate", "Secure connection failed (TLS) — check the hub's certificate or CA file"),
-    ("cannot reach", "Hub unreachable"),
-    ("was lost", "Hub unreachable"),
-    ("(dns)", "Hub's host name unknown (DNS)"),
-    ("stopped answering", "Hub stopped answering"),
-    ("internal error", "Hub error"),
+    ("cannot reach", "{Peer} unreachable"),
+    ("was lost", "{Peer} unreachable"),
+    ("(dns)", "{Peer}'s host name unknown (DNS)"),
+    ("stopped answering", "{Peer} stopped answering"),
+    ("internal error", "{Peer} error"),
     ("not in the keyring", "Hub password missing — enter it again in Settings → Hubs"),
     ("no hub called", "Hub no longer configured — add it again in Settings → Hubs"),
     ("keyring", "Password store unavailable — see Settings → Hubs"),
@@ -46,7 +46,8 @@ class JobStatus:
     """One row of the Transfers panel."""
 
     direction: str
-    """``Send`` or ``Fetch``."""
+    """``Send``, ``Fetch`` (from a hub) or ``Retrieve`` (from a PACS), as the user guide
+    says."""
     state: str
     """The state in one or two words (``Waiting for hub``)."""
     done: int
@@ -119,13 +120,13 @@ def explain(job: Job, now: float | None = None, *, peer_word: str = "hub") -> st
     (``peer_word``: what the job's peer is called, ``hub`` or ``PACS``)."""
     now = time.time() if now is None else now
     if job.state == "waiting":
-        headline = _headline(job.message) or f"{peer_word[:1].upper()}{peer_word[1:]} not " \
-                                              "available"
+        headline = _headline(job.message, peer_word) or f"{_sentence(peer_word)} not available"
         wait = job.next_try - now
         retry = f"retrying in {format_duration(wait)}" if wait >= 1 else "retrying now"
         return f"{headline} — {retry}"
     if job.state == "stuck":
-        return (_headline(job.message) or _sentence(job.message)) + "; then press Retry"
+        return (_headline(job.message, peer_word) or _sentence(job.message)) + \
+            "; then press Retry"
     if job.state == "failed":
         return _missing(job, peer_word)
     if job.state == "paused":
@@ -156,23 +157,26 @@ def job_status(job: Job, progress: ProgressState | None, meter: SpeedMeter | Non
             speed = per_byte
             if per_instance > 0 and total > done:
                 eta = (total - done) / per_instance
-    state = STATE_WORDS.get(job.state, job.state)
+    state = STATE_WORDS.get(job.state, job.state).format(peer=peer_word)
     explanation = explain(job, now, peer_word=peer_word)
+    # a hub's study is fetched, a PACS's retrieved (the Q/R dialog's button, the user guide)
+    direction = "Send" if _sending(job) else "Retrieve" if peer_word == "PACS" else "Fetch"
     if progress is not None and job.state == "running":
-        state = "Sending" if _sending(job) else "Fetching"
+        state = {"Send": "Sending", "Fetch": "Fetching", "Retrieve": "Retrieving"}[direction]
         explanation = (f"Sending; every instance is checked on the {peer_word} at the end"
-                       if _sending(job) else "Fetching into the local store")
+                       if _sending(job) else f"{state} into the local store")
         if progress.total and done >= progress.total and _sending(job):
             state = "Verifying"
             explanation = f"Checking that every instance is on the {peer_word}"
-    return JobStatus(direction="Send" if _sending(job) else "Fetch", state=state,
+    return JobStatus(direction=direction, state=state,
                      done=done, total=total, bytes_per_second=speed, eta_seconds=eta,
                      explanation=explanation)
 
 
-def _headline(message: str) -> str:
+def _headline(message: str, peer_word: str = "hub") -> str:
     low = message.lower()
-    return next((words for key, words in _PROBLEMS if key in low), "")
+    words = next((words for key, words in _PROBLEMS if key in low), "")
+    return words.format(Peer=_sentence(peer_word))
 
 
 def _sentence(message: str) -> str:

@@ -1,4 +1,4 @@
-"""The Transfers panel: every send and fetch job with progress, speed, ETA and plain reasons.
+"""The Transfers panel: every send, fetch and retrieve job with progress, speed, ETA and why.
 
 The queue runner calls back on its own thread; :class:`TransfersWidget` turns that into a queued
 signal and repaints at most every 100 ms (plus a ticker every 500 ms while a job is active, for
@@ -229,7 +229,7 @@ class TransfersWidget(QWidget):
         return self._words.get(name, "hub")
 
     def _fill(self, row: int, job: Job, s: JobStatus, now: float) -> None:
-        arrow = "↑ Send" if s.direction == "Send" else "↓ Fetch"
+        arrow = f"{'↑' if s.direction == 'Send' else '↓'} {s.direction}"
         images = f"{s.done} / {s.total}" if s.total else "—"
         word = self._peer_word(job.hub)
         where = f"{job.hub} ({'PACS' if word == 'PACS' else 'Hub'})"

@@ -79,3 +79,23 @@ def test_speed_and_eta_stay_filled_between_two_confirmed_batches(tmp_path) -> No
     row = job_status(job, state, meter)
     assert row.speed_text == "0.4 MB/s"  # 8 MB in 18 s
     assert row.eta_text != ""  # 3 left at 160 per 18 s
+
+
+def test_a_retrieve_from_a_pacs_is_called_a_retrieve_and_a_hub_download_a_fetch(tmp_path):
+    """The Q/R dialog's button and the user guide say Retrieve for a PACS: the Transfers row
+    says so too, running and waiting ("Waiting for PACS"); a hub's download stays a Fetch."""
+    job = _job(tmp_path, "running", kind="fetch")
+    state = ProgressState("Retrieving", done=300, total=400, elapsed=2.0, cancelled=False)
+    row = job_status(job, state, peer_word="PACS")
+    assert (row.direction, row.state, row.explanation) == (
+        "Retrieve", "Retrieving", "Retrieving into the local store")
+    row = job_status(job, state)
+    assert (row.direction, row.state, row.explanation) == (
+        "Fetch", "Fetching", "Fetching into the local store")
+    (tmp_path / "w").mkdir()
+    waiting = _job(tmp_path / "w", "waiting", "the association with ORTHANC@127.0.0.1:4242 was "
+                   "lost during C-GET", next_try=1020.0, kind="fetch")
+    row = job_status(waiting, None, now=1000.0, peer_word="PACS")
+    assert (row.direction, row.state) == ("Retrieve", "Waiting for PACS")
+    assert row.explanation == "PACS unreachable — retrying in 20 s"
+    assert job_status(waiting, None, now=1000.0).state == "Waiting for hub"

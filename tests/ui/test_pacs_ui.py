@@ -140,6 +140,7 @@ def test_query_finds_the_study_on_orthanc_and_retrieve_stores_it(qtbot, tmp_path
     job_id = window.transfers.selected_job()
     assert job_id is not None
     qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Verified", timeout=120_000)
+    assert _row(window, job_id)["Direction"] == "↓ Retrieve"  # as the button says, not Fetch
     store = Store(home)
     assert store.counts()["instances"] == len(markup_ct) and not store.conflicts()
     study = store.study(study_uid)
