@@ -133,9 +133,9 @@ class RemoteLoadedSeries(LoadedSeries):
 
     def progress_text(self) -> str:
         arrived, expected = self.remote.arrival(self._uid)
-        if expected and arrived < expected:
+        if expected and arrived < expected:  # the count first: the strip cuts the name
             hub = self.remote.hub.replace("-", "\u2011")  # the strip wraps at spaces only
-            return f"from {hub}: {arrived} / {expected}"
+            return f"{arrived} / {expected} from {hub}"
         return super().progress_text()
 
     def close(self) -> None:

@@ -842,7 +842,9 @@ class ViewerWidget(QWidget):
             if item.data(Qt.ItemDataRole.UserRole) == series_uid:
                 base = item.data(SERIES_TEXT_ROLE)
                 extra = session.progress_text()
-                item.setText(self.strip.label(f"{base}\n{extra}" if extra else base))
+                text = f"{base}\n{extra}" if extra else base
+                item.setText(self.strip.label(text))
+                item.setToolTip(tooltip(text))  # what the strip's width cut off
 
     # -- layout -----------------------------------------------------------------------------
     def _check_layout(self, name: str) -> None:

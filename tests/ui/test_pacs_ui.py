@@ -378,3 +378,33 @@ def test_a_study_read_from_the_pacs_takes_the_images_that_reach_the_pacs_after(
                     and viewport.n_slices == len(small_ct), timeout=60_000)
     assert Store(home).study(study_uid).instance_count == len(small_ct)
     assert abs(table_positions(viewport.volume.geometry)[viewport.state.k] - z) < 0.01
+
+
+def test_the_strip_counts_the_images_of_a_series_arriving_from_a_pacs_with_a_long_name(
+        qtbot, tmp_path, pacs, small_ct):
+    """While a study opened from "hospital-pacs" arrives, the series strip shows how many of
+    its images are here ("3 / 12 from hospital‑pa…"): the count comes first, the name is
+    what the strip's width cuts; the tooltip has it all."""
+    import re
+
+    from app.ui.remote_session import RemoteLoadedSeries
+    from tests.proxies import SlowLink
+
+    study_uid = _on_pacs(tmp_path, pacs, small_ct)
+    link = SlowLink(pacs.dicom_port, 20_000, shared=True)  # ~100 kB: the C-GET takes seconds
+    try:
+        home = relay_home_for(tmp_path / "relay", pacs.relay_port, pacs_port=link.port,
+                              name="hospital-pacs")
+        window = shown_window(qtbot, home, 1200, 800)
+        viewer = window.open_remote_study("hospital-pacs", study_uid)
+        viewport = viewer.viewports[0]
+        qtbot.waitUntil(lambda: isinstance(viewport.session, RemoteLoadedSeries), timeout=60_000)
+        # name, "CT · 12 im", and the arrival's line
+        qtbot.waitUntil(lambda: viewer.strip.item(0).text().count("\n") == 2, timeout=60_000)
+        item = viewer.strip.item(0)
+        assert not viewport.session.remote.finished
+        caption = item.text().split("\n")[-1]
+        assert re.match(rf"\d+ / {len(small_ct)} from hosp", caption), caption
+        assert re.search(rf"\d+ / {len(small_ct)} from hospital\u2011pacs", item.toolTip())
+    finally:
+        link.close()
