@@ -408,3 +408,50 @@ def test_the_strip_counts_the_images_of_a_series_arriving_from_a_pacs_with_a_lon
         assert re.search(rf"\d+ / {len(small_ct)} from hospital\u2011pacs", item.toolTip())
     finally:
         link.close()
+
+
+def test_a_study_read_from_the_pacs_takes_every_image_here_when_its_retrieve_ends(
+        qtbot, tmp_path, pacs, data):
+    """The tech opens a study on the PACS while the scanner sends the rest of it to Relay's
+    node: when the retrieve ends, the series on screen shows every image of the study here,
+    at the slice it showed. The PACS holds no more than is here, so the follow's C-FIND never
+    tells it: the end of the retrieve's job does (Transfers → MainWindow._on_fetched)."""
+    from app.net.devhub import free_port as _free_port
+    from app.render.link import table_positions
+    from app.settings import load_settings, save_settings
+    from app.ui.remote_session import RemoteLoadedSeries
+    from tests.net.dimse_node import dcmtk
+    from tests.proxies import SlowLink
+
+    files = sorted((data / "ct-head/ge-hispeed-human-gantry-tilt").glob("*.dcm"))
+    study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    first = dcmtk("storescu", "-aet", "CT_SCANNER", "-aec", "ORTHANC", "127.0.0.1",
+                  str(pacs.dicom_port), *map(str, files[:10]))
+    assert first.returncode == 0, first.stderr
+    link = SlowLink(pacs.dicom_port, 1_000_000, shared=True)  # 10 images of 0.5 MB: 5 s
+    try:
+        home = relay_home_for(tmp_path / "relay", _free_port(), pacs_port=link.port)
+        settings = load_settings(home)
+        settings.node.listen, settings.node.bind = True, "127.0.0.1"
+        save_settings(home, settings)
+        window = shown_window(qtbot, home, 1200, 800)
+        viewer = window.open_remote_study("pacs", study_uid)
+        viewport = viewer.viewports[0]
+        qtbot.waitUntil(lambda: isinstance(viewport.session, RemoteLoadedSeries)
+                        and viewport.volume is not None, timeout=60_000)
+        remote = viewport.session.remote
+        assert viewport.n_slices == 10
+        viewport.show_slice(4)
+        z = table_positions(viewport.volume.geometry)[4]
+        rest = dcmtk("storescu", "-aet", "CT_SCANNER", "-aec", "RELAY", "127.0.0.1",
+                     str(settings.node.port), *map(str, files[10:]))
+        assert rest.returncode == 0, rest.stderr
+        assert not remote.finished, "the retrieve ended before the rest came: too fast a link"
+        qtbot.waitUntil(lambda: remote.finished and not window._openers, timeout=120_000)
+        assert remote.wait(0).verified == 10  # the PACS held no more
+        qtbot.waitUntil(lambda: viewport.volume is not None
+                        and viewport.n_slices == len(files), timeout=30_000)
+        assert viewer.study.instance_count == len(files)
+        assert abs(table_positions(viewport.volume.geometry)[viewport.state.k] - z) < 0.01
+    finally:
+        link.close()
