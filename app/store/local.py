@@ -678,6 +678,20 @@ class Store:
         return {r[0]: float(r[1]) for r in self._connect().execute(
             "SELECT study_instance_uid, added_at FROM studies")}
 
+    def instance_counts(self, study_uids: Iterable[str]) -> dict[str, int]:
+        """How many instances of each study are here, from the index (through its indexes:
+        series by study, instances by series); a study with none is left out."""
+        conn = self._connect()
+        out: dict[str, int] = {}
+        for chunk in _chunks(list(dict.fromkeys(study_uids)), 500):
+            marks = ",".join("?" * len(chunk))
+            out.update((str(r[0]), int(r[1])) for r in conn.execute(
+                f"""SELECT s.study_instance_uid, COUNT(*) FROM series s JOIN instances i
+                        ON i.series_instance_uid = s.series_instance_uid
+                    WHERE s.study_instance_uid IN ({marks}) GROUP BY s.study_instance_uid""",
+                chunk))
+        return out
+
     def image_count(self, series_uid: str) -> int:
         """Instances of a series that hold an image (pixel data), from the index."""
         row = self._connect().execute(

@@ -571,10 +571,15 @@ class MainWindow(QMainWindow):
 
     def query_retrieve(self) -> QueryRetrieveDialog:
         """Query/Retrieve…: search a PACS; retrieving queues jobs shown in Transfers (C-GET or
-        C-MOVE, whole studies or some series); Open reads a study while it arrives."""
-        dialog = QueryRetrieveDialog(self.store.home, self)
+        C-MOVE, whole studies or some series); Open reads a study while it arrives; a
+        double-clicked study wholly here opens from the store."""
+        dialog = QueryRetrieveDialog(self.store.home, self, store=self.store)
         dialog.retrieve.connect(self._on_retrieve)
         dialog.open_study.connect(self.open_remote_study)
+        dialog.open_local.connect(self.open_study)
+        # what is here of each study listed: again when a retrieve or an open has ended
+        self.transfer.fetched.connect(dialog.refresh_here)
+        self.remote.loaded.connect(dialog.refresh_here)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog

@@ -5,8 +5,8 @@ first studies at once), and Cancel sends a C-CANCEL. Selecting one study lists i
 (SERIES-level C-FIND). Retrieve queues one job per chosen study, or one job for the chosen
 series of a study, in the durable transfer queue (progress in Transfers), by C-GET or C-MOVE as
 chosen (the PACS profile's method first). Open reads the study while it arrives, the slice in
-view first, as "Open from hub" does. Names, IDs and descriptions from the PACS are shown as
-plain text.
+view first, as "Open from hub" does. Each study says how much of it is here already (from the
+local store's index). Names, IDs and descriptions from the PACS are shown as plain text.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from PySide6.QtCore import QDate, QObject, Qt, Signal
+from PySide6.QtCore import QDate, QModelIndex, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -39,6 +39,7 @@ from app.net.dimse import pacs as pacs_profiles
 from app.net.dimse.client import DimseClient
 from app.net.dimse.query import SeriesRow, StudyFilter, StudyRow, find_series, find_studies
 from app.settings import load_settings
+from app.store.local import Store
 from app.tasks import Progress
 from app.ui.crossthread import ThreadPost
 from app.ui.format import count, format_date, format_name
@@ -51,12 +52,22 @@ log = logging.getLogger(__name__)
 #: The date choice that enables the From / To fields.
 BETWEEN = "Between…"
 COLUMNS = ["Patient", "Patient ID", "Study date", "Description", "Modalities", "Accession",
-           "Series", "Images"]
+           "Series", "Images", "Here"]
 SERIES_COLUMNS = ["Series", "Modality", "Series description", "Images"]
 KEY_ROLE = Qt.ItemDataRole.UserRole + 1
 #: The retrieve choices: (label, method).
 METHODS = [("C-GET (through firewalls)", "get"), ("C-MOVE to Relay's node", "move")]
 Search = Callable[[DimseClient, Progress], Iterator[object]]
+
+
+def here_text(local: int, on_pacs: int | None) -> str:
+    """How much of a study on the PACS is here: "" (none), "all 245", "12 of 245", or "12"
+    when the PACS does not say how many it holds."""
+    if local <= 0:
+        return ""
+    if on_pacs is None:
+        return str(local)
+    return f"all {on_pacs}" if local >= on_pacs else f"{local} of {on_pacs}"
 
 
 def pacs_filter(name: str = "", patient_id: str = "", dates: str = "Any date",
@@ -132,11 +143,16 @@ class QueryRetrieveDialog(QDialog):
 
     retrieve = Signal(str, list, list, str)  # PACS, study UIDs, series UIDs, "get" | "move"
     open_study = Signal(str, str)  # PACS, study instance UID
+    open_local = Signal(str)  # study instance UID: wholly here, double-clicked
 
-    def __init__(self, home: Path, parent: QWidget | None = None) -> None:
+    def __init__(self, home: Path, parent: QWidget | None = None, *,
+                 store: Store | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Query / Retrieve")
         self.home = Path(home)
+        #: Where the Here column counts what is local (None: not counted).
+        self.store = store
+        self._on_pacs_counts: dict[str, int | None] = {}  # study -> images the PACS holds
         self.searches = 0
         self.searching = False
         self.pacs_box = QComboBox(self)
@@ -179,7 +195,12 @@ class QueryRetrieveDialog(QDialog):
         self.table.horizontalHeader().setSectionResizeMode(
             COLUMNS.index("Description"), QHeaderView.ResizeMode.Stretch)
         self.table.itemSelectionChanged.connect(self._on_selection)
-        self.table.doubleClicked.connect(lambda _index: self._on_retrieve())
+        self.table.doubleClicked.connect(self._on_double_click)
+        here = self.table.horizontalHeaderItem(COLUMNS.index("Here"))
+        if here is not None:
+            here.setToolTip("Images of the study already on this computer")
+        self.table.setColumnWidth(COLUMNS.index("Here"),  # never cut to "12 …"
+                                  self.table.fontMetrics().horizontalAdvance("9999 of 9999") + 24)
         self.series_table = list_table(self, SERIES_COLUMNS)
         self.series_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.series_table.horizontalHeader().setSectionResizeMode(
@@ -300,6 +321,8 @@ class QueryRetrieveDialog(QDialog):
                  "/".join(row.modalities), row.accession_number,
                  "" if row.series_count is None else str(row.series_count),
                  "" if row.instances is None else str(row.instances)]
+        self._on_pacs_counts[row.study_instance_uid] = row.instances
+        texts.append(self._here(row.study_instance_uid))
         set_row(self.table, r, texts, KEY_ROLE, row.study_instance_uid)
         self.status.setText(f"Searching {self.pacs_name()}… "
                             f"{count(r + 1, 'study', 'studies')} so far")
@@ -316,6 +339,41 @@ class QueryRetrieveDialog(QDialog):
         for col in ("Patient", "Patient ID", "Accession"):
             self.table.resizeColumnToContents(COLUMNS.index(col))
         self._on_selection()
+
+    def _here(self, study_uid: str, local: dict[str, int] | None = None) -> str:
+        if self.store is None:
+            return ""
+        if local is None:
+            local = self.store.instance_counts([study_uid])
+        return here_text(local.get(study_uid, 0), self._on_pacs_counts.get(study_uid))
+
+    def refresh_here(self, _why: str = "") -> None:
+        """Count again what is here of each listed study (a retrieve or an open ended): one
+        query of the local store's index for the whole list."""
+        if self.store is None:
+            return
+        firsts = {r: self.table.item(r, 0) for r in range(self.table.rowCount())}
+        uids = {r: str(i.data(KEY_ROLE)) for r, i in firsts.items() if i is not None}
+        local = self.store.instance_counts(uids.values())
+        col = COLUMNS.index("Here")
+        for r, uid in uids.items():
+            item = self.table.item(r, col)
+            if item is not None:
+                item.setText(self._here(uid, local))
+
+    def wholly_here(self, study_uid: str) -> bool:
+        """Is every image the PACS listed for the study here already?"""
+        return self._here(study_uid).startswith("all ")
+
+    def _on_double_click(self, index: QModelIndex) -> None:
+        """A study wholly here opens (the local copy, at once); any other is retrieved."""
+        item = self.table.item(index.row(), 0)
+        uid = str(item.data(KEY_ROLE)) if item is not None else ""
+        if uid and self.wholly_here(uid):
+            self.open_local.emit(uid)
+            self.status.setText("Opened the copy here: every image of the study is here.")
+            return
+        self._on_retrieve()
 
     def _on_retrieve(self) -> None:
         studies = self.selected_studies()

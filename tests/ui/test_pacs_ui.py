@@ -17,7 +17,7 @@ from app.net.devhub import free_port
 from app.store.local import Store
 from app.ui.format import format_name
 from app.ui.main_window import MainWindow
-from app.ui.query_dialog import BETWEEN, COLUMNS
+from app.ui.query_dialog import BETWEEN, COLUMNS, KEY_ROLE
 from app.ui.transfers import COL, JOB_ROLE
 from tests.net import conftest as net
 from tests.net import dimse_peers
@@ -134,6 +134,7 @@ def test_query_finds_the_study_on_orthanc_and_retrieve_stores_it(qtbot, tmp_path
     assert dialog.status.text() == "1 study found on pacs."
     assert dialog.selected_studies() == [study_uid] and dialog.retrieve_button.isEnabled()
     assert not Store(home).study(study_uid)
+    assert cells[COLUMNS.index("Here")] == ""  # nothing of it here yet
 
     dialog.retrieve_button.click()
     assert window.transfers_dock.isVisible()
@@ -146,12 +147,19 @@ def test_query_finds_the_study_on_orthanc_and_retrieve_stores_it(qtbot, tmp_path
     study = store.study(study_uid)
     assert study is not None and study.patient.patient_name == "<b>ROE</b>^JANE"
     qtbot.waitUntil(lambda: window.browser.select_study(study_uid), timeout=10_000)
+    here = COLUMNS.index("Here")  # told as the retrieve ends, without searching again
+    qtbot.waitUntil(lambda: dialog.table.item(0, here).text() == f"all {len(markup_ct)}",
+                    timeout=10_000)
 
     dialog.name_edit.setText("")  # the whole PACS: both studies
     dialog.modality_edit.setText("")
     dialog.search_button.click()
     qtbot.waitUntil(lambda: dialog.searches == 2, timeout=60_000)
     assert dialog.table.rowCount() == 2
+    rows = {dialog.table.item(r, 0).data(KEY_ROLE): r for r in range(2)}
+    [other] = [uid for uid in rows if uid != study_uid]
+    assert dialog.table.item(rows[study_uid], here).text() == f"all {len(markup_ct)}"
+    assert dialog.table.item(rows[other], here).text() == ""
     # each search is one audit event: the kinds of keys, never the name searched for
     from app.workflow import audit
 
@@ -160,6 +168,18 @@ def test_query_finds_the_study_on_orthanc_and_retrieve_stores_it(qtbot, tmp_path
     assert [(d["keys"], d["answers"]) for d in searches] == [
         (["ModalitiesInStudy", "PatientName"], 1), ([], 2)]
     assert "ROE" not in audit.audit_path(home).read_text(encoding="utf-8").upper()
+
+    # double-click: a study wholly here opens from the store; another one is retrieved
+    jobs = len(window.transfer.queue_runner().jobs())
+    dialog.table.doubleClicked.emit(dialog.table.model().index(rows[study_uid], 0))
+    assert window.tabs.currentWidget() is window.viewers[study_uid]
+    assert window.viewers[study_uid].remote is None
+    assert len(window.transfer.queue_runner().jobs()) == jobs  # nothing asked of the PACS
+    dialog.table.selectRow(rows[other])
+    dialog.table.doubleClicked.emit(dialog.table.model().index(rows[other], 0))
+    assert len(window.transfer.queue_runner().jobs()) == jobs + 1
+    qtbot.waitUntil(lambda: dialog.table.item(rows[other], here).text()
+                    == f"all {len(small_ct)}", timeout=120_000)
 
 
 def test_query_with_a_date_range_and_an_unreachable_pacs(qtbot, tmp_path, pacs, home, small_ct):
@@ -289,6 +309,9 @@ def test_retrieve_one_series_by_c_move_and_open_a_study_while_it_arrives(
     store = Store(home)
     assert [s.series_instance_uid for s in store.study(study_uid).series] == [series_uid]
     assert store.counts()["instances"] == len(second)
+    here = dialog.table.item(0, COLUMNS.index("Here"))  # one series of two is here
+    qtbot.waitUntil(lambda: here.text() == f"{len(second)} of {len(small_ct) + len(second)}",
+                    timeout=10_000)
 
     dialog.open_button.click()  # the whole study now, read while it arrives
     qtbot.waitUntil(lambda: store.counts()["instances"] == len(small_ct) + len(second),
