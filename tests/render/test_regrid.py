@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -51,7 +52,15 @@ def test_uneven_stack_is_resampled_in_patient_space(tilt):
     array, pos, row, col = _stack(z, tilt_deg=tilt)
     out = regular_volume(array, pos, row_direction=row, column_direction=col,
                          pixel_spacing=(PIXEL, PIXEL))
-    assert out.note is not None and "resampled" in out.note and "1.10" in out.note
+    assert out.note is not None and "resampled" in out.note
+    # spacing measured across the slices (along their normal): the table's steps x cos(tilt)
+    across = np.cos(np.radians(tilt))
+    spread = re.search(r"\(([\d.]+) to ([\d.]+) mm apart\)", out.note)
+    grid = re.search(r"resampled to \d+ slices ([\d.]+) mm apart", out.note)
+    assert spread and grid, out.note
+    assert float(spread[1]) == pytest.approx(1.1 * across, abs=0.01)
+    assert float(spread[2]) == pytest.approx(4.2 * across, abs=0.01)
+    assert float(grid[1]) == pytest.approx(1.1 * across, abs=0.01)
     assert out.array.dtype == np.int16
     assert np.allclose(out.geometry.index_to_lps(np.zeros(3)), pos[0])
     last = out.geometry.index_to_lps(np.array([0.0, 0.0, out.array.shape[0] - 1]))
