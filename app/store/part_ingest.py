@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import itertools
 import logging
 import os
 import queue
@@ -218,6 +219,9 @@ class _Placed:
     fd: int
     staged: StoredFile | Duplicate
     ticket: Ticket | None = None
+    #: the order the part was completed in: a batch is indexed in that order, so of two
+    #: files with the same SOP Instance UID and other bytes the later one is the conflict
+    seq: int = 0
 
 
 class PartIngest:
@@ -272,6 +276,7 @@ class PartIngest:
         self._made = 0  # buffers made (free or in use)
         self._free = threading.Condition()
         self._failure: BaseException | None = None
+        self._seq = itertools.count()  # parts in the order the writer completes them
 
     def open_part(self, headers: dict[str, str], name: str = PART_NAME) -> PipedPart:
         """A new part whose bytes this ingest's writer thread writes, hashes and checks
@@ -309,7 +314,7 @@ class PartIngest:
                 urgent: bool, whole: bytes | bytearray | None = None, size: int = 0,
                 ticket: Ticket | None = None, name: str = PART_NAME) -> None:
         future = self.pool.submit(self._ingest, fd, path, sha256, header, urgent, whole, size,
-                                  ticket, name)
+                                  ticket, name, next(self._seq))
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._done)
@@ -433,7 +438,7 @@ class PartIngest:
 
     def _ingest(self, fd: int, path: Path, sha256: str, header: Header | Problem | None,
                 urgent: bool, whole: bytes | bytearray | None = None, size: int = 0,
-                ticket: Ticket | None = None, name: str = PART_NAME) -> None:
+                ticket: Ticket | None = None, name: str = PART_NAME, seq: int = 0) -> None:
         """``whole``: the part's ``size`` bytes in memory (a piped part that fitted in one
         buffer, given back to the pool here), its header checked from there."""
         accepted = False
@@ -469,14 +474,14 @@ class PartIngest:
         if accepted:
             assert not isinstance(header, Problem)
             try:
-                self._place(fd, path, sha256, header, urgent, ticket)
+                self._place(fd, path, sha256, header, urgent, ticket, seq)
             except BaseException as exc:
                 if ticket is not None:
                     ticket.fail(exc)
                 raise
 
     def _place(self, fd: int, path: Path, sha256: str, header: Header, urgent: bool,
-               ticket: Ticket | None = None) -> None:
+               ticket: Ticket | None = None, seq: int = 0) -> None:
         """Move the (unsynced) temp file into the store at once: until the batch is synced and
         indexed it is an unindexed store file, which a later writer verifies by hash before
         trusting it."""
@@ -492,7 +497,7 @@ class PartIngest:
             os.close(fd)
             raise
         with self._lock:
-            self._pending.append(_Placed(fd, staged, ticket))
+            self._pending.append(_Placed(fd, staged, ticket, seq))
             due = (urgent or len(self._pending) >= self.batch
                    or time.monotonic() - self._last > self.batch_seconds)
         if due:
@@ -506,6 +511,7 @@ class PartIngest:
                 self._last = time.monotonic()
             if not batch:
                 return
+            batch.sort(key=lambda p: p.seq)  # the workers place them in any order
             files = [p.staged for p in batch if isinstance(p.staged, StoredFile)]
             try:
                 try:

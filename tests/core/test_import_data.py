@@ -193,3 +193,28 @@ def test_images_without_a_study_or_series_uid_are_imported_and_named_as_not_send
     assert group.count == 1
     out = run_relay("--home", str(tmp_path / "cli"), "import", str(lacking)).stdout
     assert f"  not sendable: {lacking}: no Study Instance UID" in out
+
+
+def test_of_two_files_with_one_uid_and_other_bytes_the_later_on_the_media_is_the_conflict(
+        tmp_path: Path, home: Path) -> None:
+    """The report names the file found second as the conflicting one, as the media list them,
+    even when the pipeline's workers finish the first (large: its header read from its file)
+    after the second (small: read from memory)."""
+    import pydicom
+
+    from app.dicom.synth import SeriesSpec, generate_series
+
+    media = tmp_path / "usb"
+    big = generate_series(tmp_path / "big", SeriesSpec(slices=12, rows=1024, columns=1024,
+                                                       noise_hu=0))
+    for n, path in enumerate(big):
+        ds = pydicom.dcmread(path)
+        (media / f"{n:02d}").mkdir(parents=True)
+        ds.save_as(media / f"{n:02d}" / "a_big.dcm")
+        ds.Rows = ds.Columns = 16  # the same instance's UIDs, other (small) pixel data
+        ds.PixelData = bytes(16 * 16 * 2)
+        ds.save_as(media / f"{n:02d}" / "b_small.dcm")
+    report = import_paths(Store(home), [str(media)])
+    assert (report.imported, report.conflicts) == (12, 12)
+    assert sorted(p.path for p in report.conflicting) == \
+        [str(media / f"{n:02d}" / "b_small.dcm") for n in range(12)]
