@@ -6,6 +6,7 @@ re-emits each finished slice as a queued Qt signal, so viewports repaint on the 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -93,6 +94,11 @@ class LoadedSeries(QObject):
         #: The loader's and the opening thread's signals go through this, never straight to
         #: ``self``: the viewer that owns us may be deleted while they run (see ThreadPost).
         self._post = ThreadPost(self)
+        #: This series' loader, stopped when the object goes without :meth:`close` (a viewer
+        #: deleted while it loads, or before its held loader started): shared with that
+        #: handler, which must not touch ``self``.
+        self._loaders: list[VolumeLoader] = []
+        self.destroyed.connect(functools.partial(_stop_loaders, self._loaders))
         #: The Supplemental Palette Color LUT its slices are shown in (None: grey); read from
         #: the first slice's file on a thread once the volume exists (``maps_read``).
         self.palette: SupplementalPalette | None = None
@@ -164,6 +170,7 @@ class LoadedSeries(QObject):
         loader = VolumeLoader.for_stack(stack, focus=self._focus_in(stack),
                                         progress=self.progress, early=early,
                                         started=started, hold=FIRST_IMAGE_HOLD)
+        self._loaders[:] = [loader]
         if not self._attach(loader):
             return
         if hold_start:  # on the GUI thread (see start)
@@ -391,3 +398,9 @@ class LoadedSeries(QObject):
         if self.loader is not None:
             self.loader.cancel()
         self._start_loader()  # a cancelled loader ends at once (and says so)
+
+
+def _stop_loaders(loaders: list[VolumeLoader], *_: object) -> None:
+    """A series' object went (its viewer deleted): its loader stops, started or not."""
+    for loader in loaders:
+        loader.stop()

@@ -142,6 +142,12 @@ class VolumeLoader:
         self._thread.start()
         return self
 
+    def stop(self) -> None:
+        """Cancel, and end at once also when never started (its :meth:`join` returns)."""
+        self.cancel()
+        if self._thread is None:
+            self.start()  # a cancelled load ends at once
+
     def set_focus(self, k: int) -> None:
         """Decode around slice ``k`` next (the user scrolled there)."""
         self._events.put(("focus", int(k)))

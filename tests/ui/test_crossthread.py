@@ -196,3 +196,24 @@ def test_a_series_whose_viewer_is_deleted_while_it_loads_stops_loading(qtbot, bi
     _delete(parent)  # the viewer goes while the loader runs (and calls back)
     assert loader.join(60), "the loader went on after its viewer was deleted"
     assert loader.progress.cancelled  # (4 of the 300 slices were decoded when measured)
+
+
+def test_a_viewer_deleted_before_its_held_loader_started_leaves_no_loader_waiting(
+        qtbot, big_home) -> None:
+    """With the plan cached the slice in view is read on the GUI thread and the loader waits
+    for the first image to be drawn (or FIRST_IMAGE_HOLD) before it starts: a viewer deleted
+    in that moment never started it, and its volume stayed with a loader nobody would run."""
+    from app.volume.plans import series_plan
+
+    store = Store(big_home)
+    study = store.studies()[0]
+    series = study.series[0]
+    series_plan(store, series.series_instance_uid)  # cached, as the browser's thumbnails do
+    parent = QObject()
+    session = LoadedSeries(store, study, series, parent=parent)
+    session.start()  # the held path: the loader exists, not started
+    loader = session.loader
+    assert loader is not None and loader._thread is None
+    _delete(parent)  # before the hold is over
+    assert loader.join(10), "the loader was left waiting after its viewer was deleted"
+    assert loader.progress.cancelled
