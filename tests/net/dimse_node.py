@@ -97,15 +97,7 @@ def start_listen(home: Path, port: int, *extra: str, json_out: bool = True) -> s
                   *(["--json"] if json_out else []), *extra),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=relay_env())
     assert proc.stderr is not None
-    seen = b""
-    deadline = time.monotonic() + 60
-    while b"Ctrl-C stops it" not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
-        if ready:
-            chunk = os.read(proc.stderr.fileno(), 65536)
-            if not chunk:
-                break  # it exited
-            seen += chunk
+    seen = _read_until(proc.stderr, b"Ctrl-C stops it", 60.0, 1.0)
     if b"Ctrl-C stops it" not in seen:
         proc.kill()
         proc.wait(timeout=10)
@@ -117,16 +109,21 @@ def start_listen(home: Path, port: int, *extra: str, json_out: bool = True) -> s
 def read_until(proc: subprocess.Popen, text: str, timeout: float = 30.0) -> str:
     """What ``proc`` printed on stdout until ``text`` appeared (or ``timeout`` seconds)."""
     assert proc.stdout is not None
+    return _read_until(proc.stdout, text.encode(), timeout, 0.5).decode(errors="replace")
+
+
+def _read_until(stream, marker: bytes, timeout: float, poll: float) -> bytes:
+    """What ``stream`` gave until ``marker`` appeared, it ended, or ``timeout`` seconds."""
     seen = b""
     deadline = time.monotonic() + timeout
-    while text.encode() not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+    while marker not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([stream], [], [], poll)
         if ready:
-            chunk = os.read(proc.stdout.fileno(), 65536)
+            chunk = os.read(stream.fileno(), 65536)
             if not chunk:
                 break  # it exited
             seen += chunk
-    return seen.decode(errors="replace")
+    return seen
 
 
 def stop_listen(proc: subprocess.Popen) -> tuple[dict, str]:
