@@ -55,6 +55,15 @@ next instance only then): the SHA-256 (0.33 ms for a slice quiet, 0.6 ms loaded)
 (0.5-0.9 ms, which getscu pays too), the header check (~0.3 ms) and the temp file, ~0.7 s of
 CPU beside the bare C-GET's ~0.4 s; 0.8x needs them off that path, i.e. answering before the
 instance is written, which would turn a full disk from a refused C-STORE into a missing one.
+
+2026-12-06, a new VM, quiet (load ~1), ``--rounds 3`` (25 MB/s link for the first image): send
+1.06x storescu (turns 1.06/1.04/0.88x; 1.72 s against 1.82 s, Relay's CPU 0.82 s); retrieve
+1.11 s against getscu's 0.47 s, 0.42x (turns 0.31-0.52x), 1.22x the equal-work anchor; first
+image 1.9 % of the retrieve. The retrieve is CPU-bound: Relay's process used 1.14 s of CPU in
+its 1.11 s and Orthanc 0.25 s, so even with both cores busy the whole time the pair needs
+(1.14 + 0.25) / 2 = 0.69 s, 0.68x getscu at best (the "CPU budget" line). Setting the
+interpreter's switch interval to 0.5 ms (as the window does) changed nothing here (best
+0.99 s at 5 ms, 1.08 s at 0.5 ms, taking turns).
 """
 
 from __future__ import annotations

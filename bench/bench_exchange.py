@@ -29,6 +29,17 @@ slices of 512x512 (210 MB), ``PYTHONPATH=. python bench/bench_exchange.py --fetc
 The machine is CPU-bound (Relay's process ~0.45 s user + 0.3 s system, Orthanc ~0.25 s, for
 ~0.5 s of curl), so the ratio to curl moves with the load more than with the change; the
 equal-work target is met, the 0.7x-curl one is not.
+
+2026-12-06, a new VM, quiet, ``--fetch-only --rounds 3``: Relay 0.83 s (rounds 0.83-0.88 s),
+curl 0.32 s: 0.38x curl; 1.36x the equal-work anchor (1.12 s); slice in view stored after 1.7 %
+of the download. The tree before the day's changes (745aa97), same VM, right after: 1.00 s.
+CPU budget: Relay's process 0.98 s and Orthanc 0.27 s of CPU, so 0.63 s at best on 2 cores,
+0.51x curl. bench/profile_fetch.py's ladder in the same hour: the bare work without Relay's
+threads, queue or index, pipelined over both cores (files, SHA-256, durable placement), reaches
+0.35x curl (best of 2); one new file per part alone 0.76x, with SHA-256 0.66x, durable 0.35x:
+on this VM's disk the durable placement (rename into objects/xx, fdatasync 0.6 ms and folder
+fsync 0.1 ms per file) halves what any fetch can do, and Relay's Download (0.32x there) is within
+a tenth of that floor.
 """
 
 from __future__ import annotations
