@@ -1,9 +1,12 @@
-"""Adding DICOM bytes to the local store: the one path shared by every source.
+"""Adding DICOM bytes to the local store: the steps every source ends in.
 
-Import (folders, CDs, zips) and downloads from a peer (WADO-RS today) all end here: the header is
-read and checked with :func:`app.dicom.header.read_header`, the bytes are placed durably with
-:meth:`Store.put` (or :meth:`Store.adopt` for a file already written to the store's tmp folder),
-and the caller indexes batches of the results with :meth:`Store.commit`.
+The header is read and checked with :func:`app.dicom.header.read_header`, the bytes are placed
+durably with :meth:`Store.put` (or :meth:`Store.adopt` for a file already written to the store's
+tmp folder), and the caller indexes batches of the results with :meth:`Store.commit`. Everything
+that comes in from outside (an import's media, a WADO-RS fetch, a C-GET or C-MOVE, a C-STORE to
+Relay's node) goes through these steps in the one ingest pipeline,
+:class:`app.store.part_ingest.PartIngest`; :func:`stage_bytes` stores a whole object made here
+(a reconciled or de-identified copy, a Secondary Capture, a file ``relay check`` puts back).
 """
 
 from __future__ import annotations
