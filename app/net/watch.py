@@ -10,9 +10,12 @@ restart. With ``incoming.prefetch`` on, each new study that is not local yet is 
 ``on_update(hub, update)`` on the watch thread: a UI hops it to its own thread.
 
 A PACS is not polled for new studies, but a study read from one (:meth:`HubWatch.follow`) is
-asked after every ``incoming.quick_seconds`` (one STUDY-level C-FIND): ``on_followed(pacs,
-study_uid, on_pacs, local)`` says how many images the PACS holds and how many are here, so the
-window can retrieve the rest, as a hub study that grows while it is read is fetched.
+asked after every ``incoming.quick_seconds`` (one STUDY-level C-FIND) while it grows or grew in
+the last :data:`FOLLOW_QUICK_FOR` seconds, then only every ``incoming.interval_seconds`` (a
+study that stopped growing costs the PACS one association per interval, not one every few
+seconds for as long as it is open): ``on_followed(pacs, study_uid, on_pacs, local)`` says how
+many images the PACS holds and how many are here, so the window can retrieve the rest, as a
+hub study that grows while it is read is fetched.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ from app.store.local import Store
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL = 5.0
+
+#: A followed PACS study is asked about every ``quick_seconds`` until it has not grown for this
+#: long (seconds), then every ``interval_seconds``.
+FOLLOW_QUICK_FOR = 120.0
 
 UpdateListener = Callable[[str, IncomingUpdate], None]
 Prefetch = Callable[[str, str], object]
@@ -59,6 +66,9 @@ class HubWatch:
         self.on_followed = on_followed
         #: study uid -> the PACS it is read from (a hub's studies are in its polls already)
         self._followed: dict[str, str] = {}
+        #: study uid -> (images the PACS held when last asked, when that count last changed,
+        #: when to ask next), for the followed PACS studies
+        self._follow_state: dict[str, tuple[int | None, float, float]] = {}
         self._pollers: dict[str, tuple[object, IncomingPoller]] = {}
         self._stop = threading.Event()
         self._now = threading.Event()
@@ -85,10 +95,12 @@ class HubWatch:
         """``study_uid`` is read from ``peer``: when that is a PACS, ask it how many images of
         the study it holds at each round, until :meth:`unfollow`."""
         self._followed[study_uid] = peer
+        self._follow_state[study_uid] = (None, time.monotonic(), 0.0)
         self._now.set()
 
     def unfollow(self, study_uid: str) -> None:
         self._followed.pop(study_uid, None)
+        self._follow_state.pop(study_uid, None)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -120,13 +132,29 @@ class HubWatch:
         for study_uid, name in list(self._followed.items()):
             if self._stop.is_set() or settings.pacs_profile(name) is None:
                 continue
-            self._ask_pacs(settings, name, study_uid)
-            waits.append(max(1.0, settings.incoming.quick_seconds))
+            waits.append(self._follow_pacs(settings, name, study_uid))
         return min(waits)
 
-    def _ask_pacs(self, settings: Settings, name: str, study_uid: str) -> None:
+    def _follow_pacs(self, settings: Settings, name: str, study_uid: str) -> float:
+        """Ask PACS ``name`` about a followed study when due; seconds until it is due again."""
+        last, changed, due = self._follow_state.get(study_uid, (None, time.monotonic(), 0.0))
+        now = time.monotonic()
+        if now < due:
+            return due - now
+        count = self._ask_pacs(settings, name, study_uid)
+        if count is not None and count != last:
+            last, changed = count, now
+        quick = max(1.0, settings.incoming.quick_seconds)
+        wait = quick if now - changed < FOLLOW_QUICK_FOR else \
+            max(quick, MIN_INTERVAL, settings.incoming.interval_seconds)
+        if study_uid in self._follow_state:  # not unfollowed meanwhile
+            self._follow_state[study_uid] = (last, changed, now + wait)
+        return wait
+
+    def _ask_pacs(self, settings: Settings, name: str, study_uid: str) -> int | None:
         """How many images of ``study_uid`` the PACS ``name`` holds, and how many are here,
-        to ``on_followed`` (nothing when the PACS cannot be asked: the next round asks again)."""
+        to ``on_followed`` (nothing when the PACS cannot be asked: the next round asks again);
+        the PACS's count."""
         from app.net.dimse import pacs
         from app.net.dimse.query import find_instances, study_classes
 
@@ -137,14 +165,15 @@ class HubWatch:
                 on_pacs = sum(1 for _ in find_instances(client, study_uid))
         except RelayError as exc:
             log.info("PACS '%s' could not be asked about a study being read: %s", name, exc)
-            return
+            return None
         except Exception as exc:  # a poll must never end the watch
             log.warning("asking PACS '%s' about a study being read failed: %s", name,
                         type(exc).__name__, exc_info=True)
-            return
+            return None
         study = Store(self.home).study(study_uid)
         if self.on_followed is not None and study_uid in self._followed:
             self.on_followed(name, study_uid, on_pacs, study.instance_count if study else 0)
+        return on_pacs
 
     def _poll_hub(self, settings: Settings, name: str) -> IncomingPoller | None:
         """The search due for hub ``name`` (full or quick); its poller (None: none made)."""
