@@ -278,7 +278,9 @@ def _pipe(ingest: PartIngest, item: MediaItem) -> Ticket | Problem:
     part = ingest.open_part({}, item.display)
     part.ticket = Ticket()
     try:
-        item.pour(part)
+        if not item.pour(part):
+            part.discard()
+            return Problem(item.display, "empty file", "skipped")  # as a file not DICOM
     except StoreError:
         part.discard()
         raise

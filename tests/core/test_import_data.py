@@ -218,3 +218,12 @@ def test_of_two_files_with_one_uid_and_other_bytes_the_later_on_the_media_is_the
     assert (report.imported, report.conflicts) == (12, 12)
     assert sorted(p.path for p in report.conflicting) == \
         [str(media / f"{n:02d}" / "b_small.dcm") for n in range(12)]
+
+
+def test_an_empty_file_on_the_media_is_skipped_as_not_dicom(tmp_path: Path, home: Path) -> None:
+    media = tmp_path / "usb"
+    media.mkdir()
+    (media / "IM0001").touch()
+    report = import_paths(Store(home), [str(media)])
+    assert [(p.path, p.reason) for p in report.skipped] == [(str(media / "IM0001"), "empty file")]
+    assert report.failed == [] and report.imported == 0
