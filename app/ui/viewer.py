@@ -682,14 +682,17 @@ class ViewerWidget(QWidget):
         self._fill_strip()
 
     def remote_finished(self) -> None:
-        """The download is over: the study is an ordinary local one now (with the findings
-        that came with it)."""
+        """The download is over, however it ended (verified, or stopped waiting for the PACS
+        or hub): the study is an ordinary local one now (with the findings that came with
+        it), and each series on screen takes what is here beyond what the download brought
+        (Relay's node received it meanwhile: :meth:`took_more`)."""
         for uid in list(self.sessions):
             self._on_progress(uid)
         if self.pending_findings is None:
             self.load_findings()
         else:
             self._load_more_findings()
+        self._take_more()
 
     def took_more(self, arriving: bool = False) -> list[str]:
         """More of this study is here than when its series were opened: it grew on the hub
@@ -702,6 +705,10 @@ class ViewerWidget(QWidget):
         many times the series. Returns the series opened again."""
         if self.remote is not None and not self.remote.finished:
             return []  # its own download is still bringing what it knows of
+        return self._take_more(arriving)
+
+    def _take_more(self, arriving: bool = False) -> list[str]:
+        """:meth:`took_more`, the study's own download being over."""
         fresh = self.store.study(self.study.study_instance_uid)
         if fresh is None:
             return []

@@ -438,7 +438,7 @@ def test_a_study_read_from_the_pacs_takes_every_image_here_when_its_retrieve_end
     """The tech opens a study on the PACS while the scanner sends the rest of it to Relay's
     node: when the retrieve ends, the series on screen shows every image of the study here,
     at the slice it showed. The PACS holds no more than is here, so the follow's C-FIND never
-    tells it: the end of the retrieve's job does (Transfers → MainWindow._on_fetched)."""
+    tells it: the end of the read does (ViewerWidget.remote_finished)."""
     from app.net.devhub import free_port as _free_port
     from app.render.link import table_positions
     from app.settings import load_settings, save_settings
@@ -476,5 +476,64 @@ def test_a_study_read_from_the_pacs_takes_every_image_here_when_its_retrieve_end
                         and viewport.n_slices == len(files), timeout=30_000)
         assert viewer.study.instance_count == len(files)
         assert abs(table_positions(viewport.volume.geometry)[viewport.state.k] - z) < 0.01
+    finally:
+        link.close()
+
+
+def test_a_study_read_from_the_pacs_takes_the_images_here_when_its_retrieve_ends_waiting(
+        qtbot, tmp_path, pacs, data):
+    """The PACS goes away part way through a retrieve read in a viewer, while the scanner
+    sent the rest of the study to Relay's node: the retrieve ends waiting (Transfers reports
+    no end, the job is to be tried again), and the series on screen takes every image here
+    when the read ends, at once. The Transfers panel's report of a job's end, when it comes,
+    does not open it again."""
+    from app.net.devhub import free_port as _free_port
+    from app.net.queue import TransferQueue
+    from app.settings import load_settings, save_settings
+    from app.ui.remote_session import RemoteLoadedSeries
+    from tests.net.dimse_node import dcmtk
+    from tests.proxies import SlowLink
+
+    files = sorted((data / "ct-head/ge-hispeed-human-gantry-tilt").glob("*.dcm"))
+    study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    first = dcmtk("storescu", "-aet", "CT_SCANNER", "-aec", "ORTHANC", "127.0.0.1",
+                  str(pacs.dicom_port), *map(str, files[:10]))
+    assert first.returncode == 0, first.stderr
+    link = SlowLink(pacs.dicom_port, 250_000, shared=True)  # 10 images of 0.5 MB: 20 s
+    try:
+        home = relay_home_for(tmp_path / "relay", _free_port(), pacs_port=link.port)
+        settings = load_settings(home)
+        settings.node.listen, settings.node.bind = True, "127.0.0.1"
+        settings.transfer.retry_initial_seconds = 0.2
+        settings.transfer.give_up_seconds = 1.0
+        save_settings(home, settings)
+        window = shown_window(qtbot, home, 1200, 800)
+        viewer = window.open_remote_study("pacs", study_uid)
+        viewport = viewer.viewports[0]
+        qtbot.waitUntil(lambda: isinstance(viewport.session, RemoteLoadedSeries)
+                        and viewport.volume is not None, timeout=60_000)
+        remote = viewport.session.remote
+        series_uid = viewport.session.series.series_instance_uid
+        qtbot.waitUntil(lambda: remote.arrival(series_uid)[0] >= 2, timeout=60_000)
+        with qtbot.waitSignal(window.node.received, timeout=30_000,
+                              check_params_cb=lambda study: not study.arriving):
+            rest = dcmtk("storescu", "-aet", "CT_SCANNER", "-aec", "RELAY", "127.0.0.1",
+                         str(settings.node.port), *map(str, files[10:]))
+        assert rest.returncode == 0, rest.stderr
+        assert not remote.finished, "the retrieve ended before the PACS went: too fast a link"
+        link.close()  # the PACS goes away
+        qtbot.waitUntil(lambda: remote.finished and not window._openers, timeout=60_000)
+        result = remote.wait(0)
+        assert result is not None and 2 <= result.verified < 10, result
+        assert TransferQueue(home).job(result.job).state == "waiting"  # Transfers: no end
+        here = window.store.study(study_uid)
+        assert here is not None and here.instance_count == len(files) - 10 + result.verified
+        assert viewer.study.instance_count == here.instance_count  # at once, no panel report
+        qtbot.waitUntil(lambda: viewport.volume is not None
+                        and viewport.n_slices == here.instance_count, timeout=30_000)
+        session = viewport.session
+        assert not isinstance(session, RemoteLoadedSeries)
+        window._on_fetched(result.job)
+        assert viewport.session is session  # the panel's report opens nothing again
     finally:
         link.close()
