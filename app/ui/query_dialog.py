@@ -45,7 +45,7 @@ from app.ui.crossthread import ThreadPost
 from app.ui.format import count, format_date, format_name
 from app.ui.labels import plain_label
 from app.ui.remote_dialog import DATE_RANGES, study_query
-from app.ui.tables import list_table, set_row
+from app.ui.tables import fit_column, list_table, set_row
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,10 @@ BETWEEN = "Between…"
 COLUMNS = ["Patient", "Patient ID", "Study date", "Description", "Modalities", "Accession",
            "Series", "Images", "Here"]
 SERIES_COLUMNS = ["Series", "Modality", "Series description", "Images"]
+#: The most a patient's name, an ID, an accession number or the modalities take of a row
+#: once a search ends, in widths of "M": the description keeps the rest (a longer one is cut
+#: with "…"; the tech can widen its column).
+NAME_WIDTH = 14
 KEY_ROLE = Qt.ItemDataRole.UserRole + 1
 #: The retrieve choices: (label, method).
 METHODS = [("C-GET (through firewalls)", "get"), ("C-MOVE to Relay's node", "move")]
@@ -199,12 +203,17 @@ class QueryRetrieveDialog(QDialog):
         here = self.table.horizontalHeaderItem(COLUMNS.index("Here"))
         if here is not None:
             here.setToolTip("Images of the study already on this computer")
-        self.table.setColumnWidth(COLUMNS.index("Here"),  # never cut to "12 …"
-                                  self.table.fontMetrics().horizontalAdvance("9999 of 9999") + 24)
+        # numbers and codes as narrow as they need, never cut ("12 of 245", not "12 …"); the
+        # description takes the rest
+        for name, widest in (("Study date", "2026-12-31"), ("Modalities", "CT/MR"),
+                             ("Series", "999"), ("Images", "99999"), ("Here", "9999 of 9999")):
+            fit_column(self.table, COLUMNS.index(name), widest)
         self.series_table = list_table(self, SERIES_COLUMNS)
         self.series_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.series_table.horizontalHeader().setSectionResizeMode(
             SERIES_COLUMNS.index("Series description"), QHeaderView.ResizeMode.Stretch)
+        for name, widest in (("Series", "99999"), ("Modality", "SEG"), ("Images", "99999")):
+            fit_column(self.series_table, SERIES_COLUMNS.index(name), widest)
         self.series_table.itemSelectionChanged.connect(self._on_series_selection)
         self.series_label = plain_label("Series: select one study to list them", self)
         self._series_of = ""  # the study whose series are listed
@@ -336,8 +345,11 @@ class QueryRetrieveDialog(QDialog):
         self.status.setText(f"{message} {found}" if message and n else message or found)
         if n and not self.selected_studies():
             self.table.selectRow(0)
-        for col in ("Patient", "Patient ID", "Accession"):
-            self.table.resizeColumnToContents(COLUMNS.index(col))
+        widest = self.table.fontMetrics().horizontalAdvance("M") * NAME_WIDTH
+        for col in ("Patient", "Patient ID", "Accession", "Modalities"):
+            self.table.resizeColumnToContents(COLUMNS.index(col))  # a long one is cut: "…"
+            self.table.setColumnWidth(COLUMNS.index(col),
+                                      min(self.table.columnWidth(COLUMNS.index(col)), widest))
         self._on_selection()
 
     def _here(self, study_uid: str, local: dict[str, int] | None = None) -> str:

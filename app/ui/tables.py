@@ -6,6 +6,9 @@ from typing import Any
 
 from PySide6.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QWidget
 
+#: Pixels a cell takes beside its text (its margins and the grid line).
+CELL_PADDING = 24
+
 
 def list_table(parent: QWidget, columns: list[str]) -> QTableWidget:
     """A read-only table of ``columns`` where a click selects one whole row."""
@@ -37,3 +40,12 @@ def set_row(table: QTableWidget, row: int, texts: list[str], role: int, key: Any
             table.setItem(row, col, item)
         item.setText(text)
         item.setData(role, key)
+
+
+def fit_column(table: QTableWidget, col: int, *samples: str) -> None:
+    """Make column ``col`` as wide as its header or the widest of ``samples`` (the longest
+    text its cells hold, e.g. "9999" for a count), and no wider: the rest of the row is left
+    to the columns that stretch (names, descriptions)."""
+    cells = max((table.fontMetrics().horizontalAdvance(s) for s in samples), default=0)
+    table.setColumnWidth(col, max(table.horizontalHeader().sectionSizeHint(col),
+                                  cells + CELL_PADDING))

@@ -537,3 +537,35 @@ def test_a_study_read_from_the_pacs_takes_the_images_here_when_its_retrieve_ends
         assert viewport.session is session  # the panel's report opens nothing again
     finally:
         link.close()
+
+
+def test_query_results_show_descriptions_and_counts_whole_at_the_dialogs_size(
+        qtbot, tmp_path, pacs, home, small_ct):
+    """At the size the dialog opens in, the study's description is not cut ("CT HEAD WO
+    CONTRAST (synthetic…"), nor is what is here ("5 of 12"): numbers take the width they need
+    and the description the rest, with no sideways scrolling."""
+    study_uid = _on_pacs(tmp_path, pacs, small_ct)
+    import_study(home, small_ct[:5])
+    window = shown_window(qtbot, home, 1200, 800)
+    dialog = window.query_retrieve()
+    dialog.search_button.click()
+    qtbot.waitUntil(lambda: dialog.searches == 1, timeout=60_000)
+    table = dialog.table
+    assert table.rowCount() == 1 and table.item(0, 0).data(KEY_ROLE) == study_uid
+    qtbot.waitUntil(lambda: dialog.series_table.rowCount() == 1, timeout=60_000)
+    metrics = table.fontMetrics()
+    on_pacs = pydicom.dcmread(small_ct[0], stop_before_pixels=True)
+    texts = {name: table.item(0, COLUMNS.index(name)).text() for name in COLUMNS}
+    assert texts["Description"] == on_pacs.StudyDescription
+    assert texts["Here"] == f"5 of {len(small_ct)}"
+    for name, text in texts.items():  # each whole in its cell (its margins beside)
+        assert table.columnWidth(COLUMNS.index(name)) >= metrics.horizontalAdvance(text) + 6, \
+            name
+    widths = {name: table.columnWidth(COLUMNS.index(name)) for name in COLUMNS}
+    assert sum(widths.values()) <= table.viewport().width()  # no sideways scrolling
+    for narrow in ("Series", "Images"):
+        assert widths[narrow] < widths["Description"] / 3, widths
+    series = dialog.series_table
+    description = series.item(0, 2).text()
+    assert series.columnWidth(2) >= series.fontMetrics().horizontalAdvance(description) + 6
+    assert series.columnWidth(0) < series.columnWidth(2) / 3
