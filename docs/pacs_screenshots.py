@@ -5,9 +5,10 @@
 Starts an Orthanc with its DICOM port on loopback (AE title ORTHANC, Relay known to it as a
 DICOM node), fills it with dcmtk's ``storescu`` from the shared head CTs and brain MR, and opens
 a window whose node receives while it is open. Then: Settings → PACS and node… with the PACS
-tested (C-ECHO); Query / Retrieve with the PACS's studies and the selected study's series; the
-study retrieved (C-GET) and verified in Transfers; a study a scanner (``storescu`` calling as
-CT_SCANNER) sent to Relay's node, in Incoming.
+tested (C-ECHO); Query / Retrieve with the PACS's studies, what is here of each (the MR's
+perfusion series was imported before) and the selected study's series; the study retrieved
+(C-GET) and verified in Transfers; a study a scanner (``storescu`` calling as CT_SCANNER) sent
+to Relay's node, in Incoming.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pydicom  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from app.imports.importer import import_paths  # noqa: E402
 from app.net.devhub import HubConfig, OrthancHub, free_port  # noqa: E402
 from app.settings import HubProfile, load_settings, save_settings  # noqa: E402
 from app.store.local import Store  # noqa: E402
@@ -37,6 +39,8 @@ MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
 #: What the PACS holds: folders of the shared data (each file one instance).
 ON_PACS = ("ct-head/visible-human-male-head-1mm", "ct-head/philips-ingenuity-headphantom-std-1mm",
            "mr-brain")
+#: What is here already of a study on the PACS (its Here column reads "40 of 210").
+IMPORTED = "mr-brain/philips-elition-3dpcasl-perfusion"
 #: What the scanner sends to Relay's node.
 FROM_SCANNER = "ct-head/ge-hispeed-human-gantry-tilt"
 
@@ -92,6 +96,7 @@ def main(out: Path) -> None:
         settings.node.port = node_port
         settings.node.allowed_callers = ["CT_SCANNER", PACS_AE]
         save_settings(home, settings)
+        import_paths(Store(home), [str(DATA / IMPORTED)])
         window = MainWindow(Store(home))
         window.resize(1600, 1000)
         window.show()
@@ -118,6 +123,12 @@ def main(out: Path) -> None:
         query.table.selectRow(row)
         wait_until(lambda: query.series_table.rowCount() > 0
                    and "searching" not in query.series_label.text(), 30_000)
+        here = columns.index("Here")
+        mr = _row_of(query.table, columns.index("Modalities"), "MR")
+        assert query.table.item(mr, here).text() == "40 of 210", query.table.item(mr, here).text()
+        shown = query.table.viewport().width()
+        assert sum(query.table.columnWidth(c) for c in range(len(columns))) <= shown, \
+            "a column is out of view"
         save_widget(query, out, "pacs-query-retrieve.png")
 
         query.retrieve_button.click()
