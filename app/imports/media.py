@@ -51,6 +51,9 @@ class Problem:
     reason: str
     #: "failed" (DICOM, or DICOM that should be there, that could not be taken) or "skipped".
     kind: str = "failed"
+    #: What the file holds, when known (a stored instance a workflow could not do): the
+    #: report says "image", "document" or "object" (:func:`app.dicom.sop.object_noun`).
+    sop_class_uid: str = ""
 
 
 class NotRegularFile(OSError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from app.dicom.sop import object_noun
 from app.imports.media import Problem
 from app.model import Study
 
@@ -51,11 +52,15 @@ def count(n: int, noun: str, plural: str = "") -> str:
 
 def not_done(failed: Sequence[Problem], what: str) -> str:
     """"1 image NOT written (file ends inside the dataset)": the part of a study a
-    reconcile, de-identification or export could not do, and the first reason."""
+    reconcile, de-identification or export could not do, and the first reason. Named as
+    what they are: "1 document" (an SR), "2 objects" (key object selections, presentation
+    states), "3 files" when of several kinds or unknown."""
     if not failed:
         return ""
+    nouns = {object_noun(p.sop_class_uid) for p in failed}
+    noun = nouns.pop() if len(nouns) == 1 else "file"
     more = f"; and {len(failed) - 1} more" if len(failed) > 1 else ""
-    return f"{count(len(failed), 'image')} NOT {what} ({failed[0].reason}{more})"
+    return f"{count(len(failed), noun)} NOT {what} ({failed[0].reason}{more})"
 
 
 SEX_WORDS = {"M": "Male", "F": "Female", "O": "Other"}

@@ -290,7 +290,7 @@ def _apply_and_stage(store: Store, engine: Deidentifier, ds: Dataset,
         changed = engine.apply(ds)
     except Exception as exc:  # noqa: BLE001 - an odd file is one line of the report
         return Problem(source, f"cannot be de-identified: {type(exc).__name__}: {exc}",
-                       "failed")
+                       "failed", str(ds.get("SOPClassUID", "")))
     return stage(store, changed, source)
 
 

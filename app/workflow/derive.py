@@ -82,7 +82,8 @@ def read_datasets(instances: list[Instance]
             if missing:
                 raise ValueError(f"no {missing[0]} (the file is damaged)")
         except Exception as exc:  # noqa: BLE001 - a bad file is one line of the report
-            yield inst, Problem(str(inst.path), f"cannot be read: {exc}", "failed"), ()
+            yield inst, Problem(str(inst.path), f"cannot be read: {exc}", "failed",
+                                inst.sop_class_uid), ()
         else:
             yield inst, ds, tuple(added)
 
@@ -129,7 +130,8 @@ def stage(store: Store, ds: Dataset, source: str) -> StoredFile | Duplicate | Pr
     (the stored file it came from) when the result does not pass the store's check."""
     staged = stage_bytes(store, encode(ds), source)
     if isinstance(staged, Problem):
-        return Problem(source, f"the changed copy cannot be stored: {staged.reason}", "failed")
+        return Problem(source, f"the changed copy cannot be stored: {staged.reason}", "failed",
+                       str(ds.get("SOPClassUID", "")))
     return staged
 
 

@@ -22,7 +22,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -234,7 +234,8 @@ def _outgoing(instances: list[Instance], engine: Any, staging: Path, result: Exp
         try:
             ds = pydicom.dcmread(str(path), force=True, stop_before_pixels=engine is None)
         except Exception as exc:  # noqa: BLE001 - one line of the report
-            result.failed.append(Problem(str(path), f"cannot be read: {exc}", "failed"))
+            result.failed.append(Problem(str(path), f"cannot be read: {exc}", "failed",
+                                         inst.sop_class_uid))
             continue
         if engine is not None:
             reason = engine.exclusion(ds)
@@ -246,7 +247,7 @@ def _outgoing(instances: list[Instance], engine: Any, staging: Path, result: Exp
                 data = encode(engine.apply(ds))
             except Exception as exc:  # noqa: BLE001 - one line of the report
                 result.failed.append(Problem(str(path), f"cannot be de-identified: {exc}",
-                                             "failed"))
+                                             "failed", inst.sop_class_uid))
                 continue
             yield Outgoing(_header(ds), _staged(staging, n, data), staged=True, origin=str(path),
                            group=group)
@@ -254,7 +255,7 @@ def _outgoing(instances: list[Instance], engine: Any, staging: Path, result: Exp
             raw = path.read_bytes()
             checked = check_buffer(raw, len(raw), str(path), uid_key)
             if isinstance(checked, Problem):
-                result.failed.append(checked)
+                result.failed.append(replace(checked, sop_class_uid=inst.sop_class_uid))
                 continue
             yield Outgoing(ds, path, origin=str(path), group=group)
         else:

@@ -97,7 +97,8 @@ def write_fileset(to: Path, outgoing: list[Outgoing], result: ExportResult) -> d
         try:
             placeholder = _add(fs, item.header)
         except ValueError as exc:
-            result.failed.append(Problem(item.origin, str(exc), "failed"))
+            result.failed.append(Problem(item.origin, str(exc), "failed",
+                                         str(item.header.get("SOPClassUID", ""))))
             continue
         sources[str(item.header.SOPInstanceUID)] = item
         if placeholder:

@@ -476,3 +476,35 @@ def test_a_plain_folder_export_takes_files_without_study_or_series_uids(tmp_path
     assert result.instances == 4 and not result.failed
     assert len(result.folders) == len(store.studies())
     assert _digests(import_into(tmp_path / "again", tmp_path / "plain")) == originals
+
+
+def test_what_an_export_leaves_off_is_named_as_what_it_is(tmp_path, home, ge_files):
+    """The export's line says what it left off: "1 object NOT written" for a key object
+    selection no DICOMDIR record can be made for, "1 document" for a measurement report cut
+    short in the store, "2 files" for both; "1 image" only for an image."""
+    from app.ui.format import not_done
+    from app.workflow.derive import study_instances
+
+    docs = _documents(ge_files)
+    untitled = _variant(docs["kos"], tmp_path / "kos.dcm", ConceptNameCodeSequence=None)
+    report = _variant(docs["sr"], tmp_path / "sr.dcm")
+    store = import_into(home, *ge_files[:2], untitled, report)
+    [study_uid] = [s.study_instance_uid for s in store.studies()]
+    sr_uid = str(pydicom.dcmread(report).SOPInstanceUID)
+    stored = next(Path(str(i.path)) for i in study_instances(store, study_uid)
+                  if i.sop_instance_uid == sr_uid)
+    stored.write_bytes(stored.read_bytes()[:300])  # a disk error since the import
+    result = export_studies(store, [study_uid], tmp_path / "disc")
+    assert result.instances == 2 and len(result.failed) == 2
+    left = {p.path: p for p in result.failed}
+    sr_line = not_done([left[str(stored)]], "written")
+    [kos_problem] = [p for path, p in left.items() if path != str(stored)]
+    assert sr_line.startswith("1 document NOT written (")
+    assert not_done([kos_problem], "written").startswith(
+        "1 object NOT written (left off the disc: no DICOMDIR record (KEY OBJECT DOC)")
+    assert not_done(result.failed, "written").startswith("2 files NOT written (")
+    damaged = import_into(tmp_path / "ct", *ge_files[:2])
+    ct = Path(str(study_instances(damaged, study_uid)[1].path))
+    ct.write_bytes(ct.read_bytes()[:300])
+    cut = export_studies(damaged, [study_uid], tmp_path / "disc2")
+    assert not_done(cut.failed, "written").startswith("1 image NOT written (")
