@@ -46,6 +46,9 @@ REASON = "COERCE"
 class ReconcileResult:
     study_instance_uid: str
     reconciled_study_uid: str
+    #: keyword -> (before, after) of what the copy changed, as in the first file it changed:
+    #: the patient values, the Study Instance UID when new, and a Study or Series Instance UID
+    #: a file lacked ("" before).
     changed: dict[str, tuple[str, str]]
     instances: int
     failed: tuple[Problem, ...] = ()
@@ -113,7 +116,10 @@ def reconcile_study(store: Store, study_uid: str, local: PatientValues, *,
             _note(ds, _absent(added), when, source="")
         if uid_map:
             diff.update(_remap(ds, uid_map, when))
-        changed = changed or diff
+        for kw in added:  # absent before: "" -> the UID the copy carries
+            diff[kw] = ("", str(ds.get(kw, "")))
+        for kw, values in diff.items():  # each attribute as the first file that changed it
+            changed.setdefault(kw, values)
         out = stage(store, ds, str(inst.path))
         if isinstance(out, Problem):
             failed.append(out)

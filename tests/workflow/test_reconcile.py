@@ -361,3 +361,28 @@ def test_the_uids_reconcile_adds_are_recorded_as_added_in_original_attributes(
         .ModifiedAttributesSequence
     assert "PatientID" in modified and "StudyInstanceUID" not in modified
     assert "SeriesInstanceUID" not in modified
+
+
+@pytest.mark.parametrize("new_uids", [False, True])
+def test_the_uids_reconcile_adds_are_listed_as_changed_and_in_the_audit(
+        tmp_path, home, data, new_uids):
+    """The result's ``changed`` (what ``relay reconcile`` prints) and the audit event's
+    attributes list the Study and Series Instance UIDs the copy of a file that lacked them
+    carries, as the copy's Original Attributes Sequence does: absent before, the copy's
+    after."""
+    from app.workflow import audit
+
+    lacking = data / "compressed" / "jpeg-ls" / "JLSL_08_07_0_1F.dcm"
+    store = import_into(home, lacking)
+    (study,) = store.studies()
+    result = reconcile_study(store, study.study_instance_uid, LOCAL, new_uids=new_uids,
+                             confirmed=True)
+    assert not result.failed
+    (copy,) = study_instances(store, result.reconciled_study_uid)
+    ds = pydicom.dcmread(copy.path)
+    assert result.changed["StudyInstanceUID"] == ("", ds.StudyInstanceUID)
+    assert result.changed["SeriesInstanceUID"] == ("", ds.SeriesInstanceUID)
+    assert "PatientID" in result.changed  # the patient values as before
+    (event,) = [e for e in audit.read(home) if e["event"] == "reconcile"]
+    assert {"StudyInstanceUID", "SeriesInstanceUID", "PatientID"} <= set(
+        event["detail"]["attributes"])
