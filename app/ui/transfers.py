@@ -29,13 +29,13 @@ from PySide6.QtWidgets import (
 from app.net.queue import ACTIVE, FINAL, Job
 from app.net.runner import QueueRunner
 from app.net.sent import peer_words
-from app.net.status import JobStatus, SpeedMeter, job_status
+from app.net.status import DIRECTIONS, JobStatus, SpeedMeter, job_status
 from app.settings import FILE_NAME as SETTINGS_FILE
 from app.store.local import Store
 from app.ui.crossthread import ThreadPost
 from app.ui.format import format_name
 from app.ui.labels import plain_label, tooltip
-from app.ui.tables import cell, list_table, set_row
+from app.ui.tables import cell, fit_column, list_table, set_row
 
 COLUMNS = ["", "Hub / PACS", "Study", "Started", "State", "Progress", "Images", "Speed", "ETA",
            "Details"]
@@ -108,11 +108,13 @@ class TransfersWidget(QWidget):
         self.table.setItemDelegateForColumn(COL["Progress"], ProgressDelegate(self.table))
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
-        widths = {"": 60, "Hub / PACS": 110, "Study": 260, "Started": 110, "State": 120,
+        widths = {"Hub / PACS": 110, "Study": 260, "Started": 110, "State": 120,
                   "Progress": 150, "Images": 90, "Speed": 80, "ETA": 80}
         for name, width in widths.items():
             header.setSectionResizeMode(COL[name], QHeaderView.ResizeMode.Interactive)
             self.table.setColumnWidth(COL[name], width)
+        header.setSectionResizeMode(COL["Direction"], QHeaderView.ResizeMode.Interactive)
+        fit_column(self.table, COL["Direction"], *(f"↓ {word}" for word in DIRECTIONS))
         self.table.itemSelectionChanged.connect(self._on_selection)
 
         self.pause_button = QPushButton("Pause", self)

@@ -142,6 +142,9 @@ def test_query_finds_the_study_on_orthanc_and_retrieve_stores_it(qtbot, tmp_path
     assert job_id is not None
     qtbot.waitUntil(lambda: _row(window, job_id).get("State") == "Verified", timeout=120_000)
     assert _row(window, job_id)["Direction"] == "↓ Retrieve"  # as the button says, not Fetch
+    table = window.transfers.table  # and the word is whole, not "↓ Retr…"
+    direction = table.item(0, 0)
+    assert table.columnWidth(0) >= table.fontMetrics().horizontalAdvance(direction.text()) + 12
     store = Store(home)
     assert store.counts()["instances"] == len(markup_ct) and not store.conflicts()
     study = store.study(study_uid)
