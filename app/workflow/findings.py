@@ -160,7 +160,17 @@ def view_mm(points: np.ndarray, spacing: tuple[float, float]) -> list[tuple[floa
 
 
 def _spacing(ds: Dataset) -> tuple[float, float]:
-    spacing = ds.get("PixelSpacing") or [1.0, 1.0]
+    """(row, column) mm of the image's pixels: its Pixel Spacing, or an enhanced object's
+    (Pixel Measures of its first frame, or shared by its frames); 1 mm when it gives none, as
+    the 2D view does."""
+    spacing = ds.get("PixelSpacing")
+    for groups in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+        if spacing:
+            break
+        items = ds.get(groups) or [Dataset()]
+        measures = items[0].get("PixelMeasuresSequence") or [Dataset()]
+        spacing = measures[0].get("PixelSpacing")
+    spacing = spacing or [1.0, 1.0]
     return float(spacing[0]), float(spacing[1])
 
 

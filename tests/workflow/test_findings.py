@@ -203,3 +203,27 @@ def test_a_region_on_a_perfusion_map_is_reported_in_its_real_world_unit(data: Pa
     hu = RegionFinding(ds.SOPInstanceUID, "ellipse", (1.0, 1.0), (5.0, 5.0), 42.0, 4.0, unit="HU")
     sr = build_sr(Findings(ds.StudyInstanceUID, regions=(hu,)), {ds.SOPInstanceUID: ds})
     assert _units(sr) == {"[hnsf'U]"}
+
+
+def _graphic_data(ds: pydicom.Dataset) -> list[list[float]]:
+    """Every GraphicData in an SR or a presentation state, in the order written."""
+    return [[float(v) for v in e.value] for e in ds.iterall() if e.keyword == "GraphicData"]
+
+
+def test_a_region_on_an_enhanced_image_is_written_in_its_pixels(data: Path) -> None:
+    """The rCBF map (an enhanced CT) gives its Pixel Spacing (0.388672 mm) in its functional
+    groups, not at the top of the file: the SR and the presentation state took 1 mm pixels, so
+    a rectangle over pixels 10…30 was written over pixels 3.9…11.7. They are written in the
+    image's pixels now."""
+    from app.workflow.findings import build_gsps, build_sr
+
+    ds = pydicom.dcmread(data / "multiframe/small-enhanced-ct-mr/eCT_Supplemental.dcm",
+                         stop_before_pixels=True)
+    mm = 0.388672
+    p0, p1 = (10 * mm, 20 * mm), (30 * mm, 40 * mm)
+    region = RegionFinding(ds.SOPInstanceUID, "rect", p0, p1, 42.0, 4.0)
+    sr = build_sr(Findings(ds.StudyInstanceUID, regions=(region,)), {ds.SOPInstanceUID: ds})
+    rectangle = [10, 20, 30, 20, 30, 40, 10, 40, 10, 20]
+    assert _graphic_data(sr) == [pytest.approx(rectangle, abs=1e-3)]
+    pr = build_gsps([Mark(ds.SOPInstanceUID, "rect", (p0, p1))], {ds.SOPInstanceUID: ds})
+    assert _graphic_data(pr) == [pytest.approx(rectangle, abs=1e-3)]
