@@ -23,6 +23,7 @@ from app.ui.annotations import Annotation, angle_deg, length_mm, mean_text
 from app.ui.series_session import LoadedSeries
 from app.ui.user_presets import offered_presets
 from app.ui.viewport import ViewportWidget
+from app.volume.stack import SliceRef
 from app.workflow.findings import (
     Display,
     Findings,
@@ -160,6 +161,12 @@ def _display(viewer: ViewerWidget, session: LoadedSeries, marked: list[str]) -> 
                    ((float(x0), float(y0)), (float(x1), float(y1))))
 
 
+def frame_number(ref: SliceRef) -> int | None:
+    """The slice's frame counted from 1 (Referenced Frame Number) in a multi-frame image;
+    None in a single-frame one."""
+    return ref.frame + 1 if ref.info.frames > 1 else None
+
+
 def collect_findings(viewer: ViewerWidget) -> Findings:
     """What the reader marked in today's study, and how its series are shown, ready to be
     saved."""
@@ -177,6 +184,7 @@ def collect_findings(viewer: ViewerWidget) -> Findings:
             if values is None:
                 continue
             sop = volume.slices[k].sop_instance_uid
+            frame = frame_number(volume.slices[k])
             marked.append(sop)
             quantity = session.quantity(k)
             unit = quantity.unit
@@ -191,10 +199,11 @@ def collect_findings(viewer: ViewerWidget) -> Findings:
                 if mirrored is not None:
                     regions.append(RegionFinding(sop, note.kind, p0, p1, mirrored.here.mean,
                                                  mirrored.here.sd, mirrored.there.mean,
-                                                 mirrored.there.sd, midline, unit=unit))
+                                                 mirrored.there.sd, midline, unit=unit,
+                                                 frame=frame))
                 elif (stats := roi_stats(values, note.kind, p0, p1, spacing)) is not None:
                     regions.append(RegionFinding(sop, note.kind, p0, p1, stats.mean, stats.sd,
-                                                 unit=unit))
+                                                 unit=unit, frame=frame))
         display = _display(viewer, session, marked)
         if display is not None:
             displays.append(display)
@@ -237,14 +246,23 @@ def place_regions(viewer: ViewerWidget, session: LoadedSeries,
     if findings is None or volume is None:
         return
     index = {s.sop_instance_uid: k for k, s in enumerate(volume.slices)}
+    frames = {(s.sop_instance_uid, frame_number(s)): k for k, s in enumerate(volume.slices)}
+
+    def slice_of(region: RegionFinding) -> int | None:
+        """The region's slice: its frame's (a report that names none: its image's)."""
+        k = frames.get((region.sop_instance_uid, region.frame))
+        return index.get(region.sop_instance_uid) if k is None and region.frame is None else k
+
     spacing = (volume.spacing[1], volume.spacing[2])
-    placed = [r for r in findings.regions if r.sop_instance_uid in index]
+    placed = [r for r in findings.regions if slice_of(r) is not None]
     outlines = {(r.sop_instance_uid, r.kind, *r.p0, *r.p1) for r in placed}
     if shown is not None:
         placed = [r for r in placed if r not in shown.regions]
     for region in placed:
+        k = slice_of(region)
+        assert k is not None
         region = in_view_mm(region, spacing)
-        notes = session.annotations.setdefault(index[region.sop_instance_uid], [])
+        notes = session.annotations.setdefault(k, [])
         notes.append(Annotation(region.kind, [region.p0, region.p1]))
         if region.midline is not None:
             viewer.midline_tool.midlines[session.series.series_instance_uid] = region.midline

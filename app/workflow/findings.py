@@ -76,6 +76,9 @@ class RegionFinding:
     """The UCUM code of ``mean`` and ``sd`` as measured ("HU", "ml/100ml/s" of a perfusion
     map's real-world values, "" for none); None: the image's modality unit (HU for a CT that
     says so, else none)."""
+    frame: int | None = None
+    """The frame the region is on, counted from 1 as DICOM's Referenced Frame Number, in a
+    multi-frame image (an enhanced CT or MR, a perfusion map); None in a single-frame one."""
 
     @property
     def difference(self) -> float | None:
@@ -230,7 +233,8 @@ def build_sr(findings: Findings, sources: Mapping[str, Dataset]) -> Dataset:
             tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=label),
             referenced_region=hd.sr.ImageRegion(
                 graphic_type=graphic, graphic_data=_pixels(points, spacing),
-                source_image=hd.sr.SourceImageForRegion.from_source_image(ds)),
+                source_image=hd.sr.SourceImageForRegion.from_source_image(
+                    ds, referenced_frame_numbers=_frames(region.frame))),
             measurements=measurements))
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(
@@ -246,6 +250,11 @@ def build_sr(findings: Findings, sources: Mapping[str, Dataset]) -> Dataset:
         evidence=evidence, content=report, series_instance_uid=generate_uid(),
         series_number=SR_SERIES, sop_instance_uid=generate_uid(), instance_number=1,
         manufacturer=MANUFACTURER, is_complete=True)
+
+
+def _frames(frame: int | None) -> list[int] | None:
+    """Referenced Frame Number of an image reference: the frame, or none (the whole image)."""
+    return None if frame is None else [frame]
 
 
 def _unit_code(unit: str) -> hd.sr.CodedConcept:
@@ -462,7 +471,9 @@ def _region(children: list[Dataset], numbers: Mapping[str, float | None], ident:
     scoord = next((c for c in children if c.get("ValueType") == "SCOORD"), None)
     if scoord is None or "ContentSequence" not in scoord:
         return None
-    sop = str(scoord.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
+    image = scoord.ContentSequence[0].ReferencedSOPSequence[0]
+    sop = str(image.ReferencedSOPInstanceUID)
+    frame = _first_frame(image)
     mean, sd = numbers.get("373098007"), numbers.get("386136009")
     if mean is None or sd is None:
         return None
@@ -478,7 +489,17 @@ def _region(children: list[Dataset], numbers: Mapping[str, float | None], ident:
             midline = None
     px = (float(xs.min()), float(ys.min())), (float(xs.max()), float(ys.max()))
     return RegionFinding(sop, kind, px[0], px[1], mean, sd, numbers.get("MIRROR-MEAN"),
-                         numbers.get("MIRROR-SD"), midline)
+                         numbers.get("MIRROR-SD"), midline, frame=frame)
+
+
+def _first_frame(image: Dataset) -> int | None:
+    """The (first) Referenced Frame Number of an image reference, None when it names none."""
+    frames = image.get("ReferencedFrameNumber")
+    if frames is None or frames == "":
+        return None
+    value = frames[0] if isinstance(frames, Sequence) and not isinstance(frames, str) \
+        else frames
+    return int(value)
 
 
 def in_view_mm(region: RegionFinding, row_col_spacing: tuple[float, float]) -> RegionFinding:
@@ -488,8 +509,7 @@ def in_view_mm(region: RegionFinding, row_col_spacing: tuple[float, float]) -> R
     if region.midline is not None:
         a, b = view_mm(np.array(region.midline), row_col_spacing)
         midline = (a, b)
-    return RegionFinding(region.sop_instance_uid, region.kind, p0, p1, region.mean, region.sd,
-                         region.mirror_mean, region.mirror_sd, midline)
+    return replace(region, p0=p0, p1=p1, midline=midline)
 
 
 def read_findings(store: Store, study: Study) -> Findings | None:

@@ -330,3 +330,33 @@ def test_a_plain_ct_stays_grey(qtbot, window: MainWindow, data: Path) -> None:
     _, vp = _open(qtbot, window, sorted((data / HEAD_CT).iterdir())[0])
     qtbot.wait(200)
     assert vp.session.palette is None and vp.image.image.ndim == 2
+
+
+def test_regions_on_each_frame_of_a_perfusion_map_go_back_to_their_frame(
+        qtbot, window: MainWindow, data: Path) -> None:
+    """A region on each frame of the 2-frame rCBF map: the SR's region did not name its frame
+    (RegionFinding had none), and read back, both regions were put on the last frame. Each
+    names its frame (counted from 1) and comes back on it."""
+    from app.ui.annotations import Annotation
+    from app.ui.stroke import collect_findings, place_regions
+    from app.workflow.findings import build_sr, parse_sr, source_headers
+
+    viewer, vp = _open(qtbot, window, data / PERFUSION)
+    assert vp.n_slices == 2
+    _, dy, dx = vp.volume.spacing
+    for k in (0, 1):
+        vp.show_slice(k)
+        qtbot.waitUntil(lambda k=k: vp.session.slice_values(k) is not None, timeout=10_000)
+        vp._add_note(Annotation("rect", [((100 + 10 * k) * dx, 100 * dy),
+                                         ((120 + 10 * k) * dx, 120 * dy)]))
+    findings = collect_findings(viewer)
+    frames = {k: vp.volume.slices[k].frame + 1 for k in (0, 1)}
+    assert sorted((r.p0[0] / dx, r.frame) for r in findings.regions) == [
+        (100.0, frames[0]), (110.0, frames[1])]
+    sr = build_sr(findings, source_headers(window.store, [findings.regions[0].sop_instance_uid]))
+    session = vp.session
+    session.annotations.clear()
+    viewer.pending_findings = parse_sr(sr)
+    place_regions(viewer, session)
+    assert {k: round(notes[0].points[0][0] / dx) for k, notes in session.annotations.items()
+            if notes} == {0: 100, 1: 110}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from io import BytesIO
 from pathlib import Path
 
 import pydicom
@@ -227,3 +228,48 @@ def test_a_region_on_an_enhanced_image_is_written_in_its_pixels(data: Path) -> N
     assert _graphic_data(sr) == [pytest.approx(rectangle, abs=1e-3)]
     pr = build_gsps([Mark(ds.SOPInstanceUID, "rect", (p0, p1))], {ds.SOPInstanceUID: ds})
     assert _graphic_data(pr) == [pytest.approx(rectangle, abs=1e-3)]
+
+
+def _region_image_refs(sr: pydicom.Dataset) -> list[pydicom.Dataset]:
+    """The image references of every region outline (SCOORD) in an SR."""
+    out: list[pydicom.Dataset] = []
+    for item in sr.get("ContentSequence", []):
+        if item.get("ValueType") == "SCOORD":
+            out += [c.ReferencedSOPSequence[0] for c in item.ContentSequence]
+        out += _region_image_refs(item)
+    return out
+
+
+@pytest.mark.parametrize(("path", "frame"), [
+    ("multiframe/small-enhanced-ct-mr/eCT_Supplemental.dcm", 2),  # rCBF map, 2 frames
+    ("multiframe/small-enhanced-ct-mr/eCT_Supplemental.dcm", 1),
+    ("ct-head/visible-human-male-head-1mm", None),  # classic CT, one image a file
+], ids=["map-frame-2", "map-frame-1", "ct"])
+def test_a_region_on_a_multi_frame_image_names_its_frame_in_the_sr(
+        data: Path, path: str, frame: int | None) -> None:
+    """A region drawn on frame 2 of the 2-frame rCBF map was referenced as the whole image (no
+    Referenced Frame Number): a reader of the SR could not tell which frame it outlines. It
+    names its frame now, and reads back with it; a single-frame image's reference names none."""
+    from app.workflow.findings import build_sr, parse_sr
+
+    source = data / path
+    file = source if source.is_file() else sorted(p for p in source.iterdir() if p.is_file())[0]
+    ds = pydicom.dcmread(file, stop_before_pixels=True)
+    region = RegionFinding(ds.SOPInstanceUID, "rect", (1.0, 1.0), (5.0, 5.0), 42.0, 4.0,
+                           frame=frame)
+    sr = build_sr(Findings(ds.StudyInstanceUID, regions=(region,)), {ds.SOPInstanceUID: ds})
+    (ref,) = _region_image_refs(sr)
+    assert ref.ReferencedSOPInstanceUID == ds.SOPInstanceUID
+    if frame is None:
+        assert "ReferencedFrameNumber" not in ref
+    else:
+        assert int(ref.ReferencedFrameNumber) == frame
+    sr = pydicom.dcmread(BytesIO(_bytes(sr)))
+    (back,) = parse_sr(sr).regions
+    assert (back.sop_instance_uid, back.frame) == (ds.SOPInstanceUID, frame)
+
+
+def _bytes(ds: pydicom.Dataset) -> bytes:
+    buf = BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
