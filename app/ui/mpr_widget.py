@@ -139,6 +139,7 @@ class MprWidget(QWidget):
         session.progressed.connect(self._on_slice_ready)
         session.opened.connect(self._on_session_opened)
         session.failed.connect(self._on_session_failed)
+        session.maps_read.connect(self._on_maps_read)
         if session.volume is not None:
             self._on_session_opened()
         elif session.error:
@@ -150,7 +151,8 @@ class MprWidget(QWidget):
         if self.session is not None:
             for signal, slot in ((self.session.progressed, self._on_slice_ready),
                                  (self.session.opened, self._on_session_opened),
-                                 (self.session.failed, self._on_session_failed)):
+                                 (self.session.failed, self._on_session_failed),
+                                 (self.session.maps_read, self._on_maps_read)):
                 with contextlib.suppress(RuntimeError, TypeError):
                     signal.disconnect(slot)
         if self._unsubscribe is not None:
@@ -374,9 +376,29 @@ class MprWidget(QWidget):
                 self.windows[view].set(*window)
 
     def _display(self, pixels: np.ndarray, name: View) -> np.ndarray:
+        """``pixels`` windowed to uint8 as the 2D view shows a slice: a palette map's values in
+        its colours (RGB), the others grey through the window."""
         source = self.source
         assert source is not None
-        return self.windows[name].display(pixels, source.slope, source.intercept)
+        shown = self.windows[name].display(pixels, source.slope, source.intercept)
+        palette = self.session.palette if self.session is not None and self._in_stored() \
+            else None
+        if palette is not None and shown.ndim == 2:
+            shown = palette.colour(pixels, shown)
+        return shown
+
+    def _in_stored(self) -> bool:
+        """Whether the planes are made of the series' stored values (what its palette and
+        real-world mapping read), not of a copy of the volume in modality units (rescale
+        differing per slice)."""
+        session = self.session
+        return session is not None and session.volume is not None and (
+            session.volume.uniform_rescale is not None)
+
+    def _on_maps_read(self) -> None:
+        """The series' palette is known: the planes in its colours."""
+        for view in VIEWS:
+            self._redisplay(view)
 
     # -- loading ------------------------------------------------------------------------------
     def _on_slice_ready(self, *_args: object) -> None:
@@ -438,9 +460,7 @@ class MprWidget(QWidget):
         if not (0 <= row < pixels.shape[0] and 0 <= col < pixels.shape[1]):
             return ""
         stored = float(pixels[row, col])
-        # the mapping reads stored values: not a copy of the volume in modality units
-        in_stored = session.volume is not None and session.volume.uniform_rescale is not None
-        real_world = session.real_world(0) if in_stored else None
+        real_world = session.real_world(0) if self._in_stored() else None
         readout = real_world.readout(stored) if real_world is not None else ""
         if readout:
             return readout

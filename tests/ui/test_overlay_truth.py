@@ -360,3 +360,27 @@ def test_regions_on_each_frame_of_a_perfusion_map_go_back_to_their_frame(
     place_regions(viewer, session)
     assert {k: round(notes[0].points[0][0] / dx) for k, notes in session.annotations.items()
             if notes} == {0: 100, 1: 110}
+
+
+def test_mpr_of_a_perfusion_map_is_shown_in_its_palette(
+        qtbot, window: MainWindow, data: Path) -> None:
+    """MPR showed the rCBF map in grey, though the 2D view beside it shows the map in its
+    Supplemental Palette Color LUT; every plane is in its colours now, values outside the
+    palette grey through the window, as in the 2D view."""
+    ds = pydicom.dcmread(data / PERFUSION, stop_before_pixels=True)
+    rgb = np.stack([np.frombuffer(getattr(ds, f"{c}PaletteColorLookupTableData"), "<u2") >> 8
+                    for c in ("Red", "Green", "Blue")], axis=-1)
+    viewer, vp = _open(qtbot, window, data / PERFUSION)
+    qtbot.waitUntil(lambda: vp.session.palette is not None, timeout=10_000)
+    mpr = viewer.show_mpr()
+    for name in ("axial", "coronal"):
+        view = mpr.views[name]
+        qtbot.waitUntil(lambda v=view: v.shown is not None and v.full_quality, timeout=30_000)
+        stored = np.rint(view.shown.pixels).astype(np.int64)
+        shown = view.image.image
+        assert shown.ndim == 3, f"{name} is grey"
+        inside = (stored >= 1024) & (stored < 1024 + len(rgb))
+        assert inside.any()
+        assert (shown[inside] == rgb[stored[inside] - 1024]).all()
+        outside = shown[~inside]
+        assert (outside[:, 0] == outside[:, 1]).all() and (outside[:, 1] == outside[:, 2]).all()
