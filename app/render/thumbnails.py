@@ -76,9 +76,7 @@ def slice_thumbnail(stored: np.ndarray, ref: SliceRef, size: int = SIZE,
     window = ref.window
     if window is None and stored.ndim == 2:
         window = auto_window(stored.astype(np.float32) * ref.rescale_slope + ref.rescale_intercept)
-    image = render_pixels(stored, ref, window)
-    if palette is not None and image.ndim == 2:
-        image = palette.colour(stored, image)
+    image = render_pixels(stored, ref, window, palette)
     pil = Image.fromarray(image)
     pil.thumbnail((size, size), Image.Resampling.LANCZOS)
     return np.asarray(pil)

@@ -152,3 +152,33 @@ def test_building_the_parser_imports_no_codec_network_or_keyring() -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_render_a_perfusion_map_in_its_palette(data: Path, tmp_path: Path) -> None:
+    """``relay render`` of the rCBF map wrote a grey PNG, though the viewer and its thumbnail
+    show the map in its Supplemental Palette Color LUT; the PNG is in its colours now, values
+    outside the palette grey through the window."""
+    import pydicom
+
+    path = data / "multiframe/small-enhanced-ct-mr/eCT_Supplemental.dcm"
+    home = tmp_path / "home"
+    uid = relay_json("import", str(path), "--home", str(home))[
+        "studies"][0]["series"][0]["series_instance_uid"]
+    out = tmp_path / "map.png"
+    run_relay("render", uid, "--out", str(out), "--home", str(home))
+    img = np.asarray(Image.open(out))
+    assert img.shape == (512, 512, 3) and img.dtype == np.uint8
+    ds = pydicom.dcmread(path)
+    rgb = np.stack([np.frombuffer(getattr(ds, f"{c}PaletteColorLookupTableData"), "<u2") >> 8
+                    for c in ("Red", "Green", "Blue")], axis=-1)
+    frames = ds.pixel_array.astype(np.int64)
+    # the middle slice of the stack: one of the two frames, coloured where the palette reads
+    for stored in frames:
+        inside = (stored >= 1024) & (stored < 1024 + len(rgb))
+        if (img[inside] == rgb[stored[inside] - 1024]).all():
+            break
+    else:
+        raise AssertionError("no frame's palette colours in the PNG")
+    outside = img[~inside]
+    assert inside.mean() > 0.05
+    assert (outside[:, 0] == outside[:, 1]).all() and (outside[:, 1] == outside[:, 2]).all()
