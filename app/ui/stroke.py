@@ -190,7 +190,7 @@ def collect_findings(viewer: ViewerWidget) -> Findings:
             unit = quantity.unit
             for note in notes:
                 marks.append(Mark(sop, note.kind, tuple(note.points),
-                                  _label(note, values, spacing, quantity)))
+                                  _label(note, values, spacing, quantity), frame=frame))
                 if note.kind not in ("ellipse", "rect"):
                     continue
                 p0, p1 = note.points[0], note.points[1]
@@ -248,14 +248,15 @@ def place_regions(viewer: ViewerWidget, session: LoadedSeries,
     index = {s.sop_instance_uid: k for k, s in enumerate(volume.slices)}
     frames = {(s.sop_instance_uid, frame_number(s)): k for k, s in enumerate(volume.slices)}
 
-    def slice_of(region: RegionFinding) -> int | None:
-        """The region's slice: its frame's (a report that names none: its image's)."""
-        k = frames.get((region.sop_instance_uid, region.frame))
-        return index.get(region.sop_instance_uid) if k is None and region.frame is None else k
+    def slice_of(found: RegionFinding | Mark) -> int | None:
+        """The slice of a region or drawing: its frame's (a report or presentation state
+        that names none: its image's)."""
+        k = frames.get((found.sop_instance_uid, found.frame))
+        return index.get(found.sop_instance_uid) if k is None and found.frame is None else k
 
     spacing = (volume.spacing[1], volume.spacing[2])
     placed = [r for r in findings.regions if slice_of(r) is not None]
-    outlines = {(r.sop_instance_uid, r.kind, *r.p0, *r.p1) for r in placed}
+    outlines = {(slice_of(r), r.kind, *r.p0, *r.p1) for r in placed}
     if shown is not None:
         placed = [r for r in placed if r not in shown.regions]
     for region in placed:
@@ -267,15 +268,16 @@ def place_regions(viewer: ViewerWidget, session: LoadedSeries,
         if region.midline is not None:
             viewer.midline_tool.midlines[session.series.series_instance_uid] = region.midline
     for mark in findings.marks:
-        if mark.sop_instance_uid not in index or mark.kind not in PLACED_KINDS or (
+        at = slice_of(mark)
+        if at is None or mark.kind not in PLACED_KINDS or (
                 shown is not None and mark in shown.marks):
             continue
         if mark.kind in ("ellipse", "rect") and any(
-                o[:2] == (mark.sop_instance_uid, mark.kind) and np.allclose(
+                o[:2] == (at, mark.kind) and np.allclose(
                     o[2:], [*mark.points[0], *mark.points[1]], atol=0.01) for o in outlines):
             continue  # drawn from the report already
         points = view_mm(np.array(mark.points), spacing)
-        session.annotations.setdefault(index[mark.sop_instance_uid], []).append(
+        session.annotations.setdefault(at, []).append(
             Annotation(mark.kind, points, text=mark.label if mark.kind == "text" else ""))
     if placed:
         log.info("%d saved regions shown", len(placed))

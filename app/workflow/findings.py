@@ -94,6 +94,9 @@ class Mark:
     kind: str
     points: tuple[tuple[float, float], ...]
     label: str = ""
+    frame: int | None = None
+    """The frame the drawing is on, counted from 1 as DICOM's Referenced Frame Number, in a
+    multi-frame image (an enhanced CT or MR, a perfusion map); None in a single-frame one."""
 
 
 @dataclass(frozen=True)
@@ -303,13 +306,13 @@ def build_gsps(marks: Sequence[Mark], sources: Mapping[str, Dataset],
     layer = hd.pr.GraphicLayer(layer_name=LAYER, order=1, description="Relay measurements")
     text_layer = hd.pr.GraphicLayer(layer_name=TEXT_LAYER, order=2, description="Relay text")
     annotations = []
-    for uid in dict.fromkeys(m.sop_instance_uid for m in marks):
+    for uid, frame in dict.fromkeys((m.sop_instance_uid, m.frame) for m in marks):
         ds = sources[uid]
         spacing = _spacing(ds)
         graphics: list[hd.pr.GraphicObject] = []
         labels: list[hd.pr.TextObject] = []
         texts: list[hd.pr.TextObject] = []
-        for mark in (m for m in marks if m.sop_instance_uid == uid):
+        for mark in (m for m in marks if (m.sop_instance_uid, m.frame) == (uid, frame)):
             kind, points = _graphic(mark)
             if kind:
                 graphics.append(hd.pr.GraphicObject(kind, _pixels(points, spacing), "PIXEL"))
@@ -320,11 +323,12 @@ def build_gsps(marks: Sequence[Mark], sources: Mapping[str, Dataset],
                     anchor_point_visible=not kind))
         if graphics or labels:
             annotations.append(hd.pr.GraphicAnnotation(
-                referenced_images=[ds], graphic_layer=layer, graphic_objects=graphics or None,
-                text_objects=labels or None))
+                referenced_images=[ds], graphic_layer=layer, referenced_frame_number=frame,
+                graphic_objects=graphics or None, text_objects=labels or None))
         if texts:
             annotations.append(hd.pr.GraphicAnnotation(
-                referenced_images=[ds], graphic_layer=text_layer, text_objects=texts))
+                referenced_images=[ds], graphic_layer=text_layer,
+                referenced_frame_number=frame, text_objects=texts))
     shown = [u for d in displays for u in d.sop_instance_uids]
     images = [sources[u] for u in dict.fromkeys([*(m.sop_instance_uid for m in marks), *shown])]
     voi = []
@@ -569,6 +573,7 @@ def _marks(ds: Dataset) -> tuple[Mark, ...]:
         if not refs:
             continue
         sop = str(refs[0].ReferencedSOPInstanceUID)
+        frame = _first_frame(refs[0])
         found: list[Mark] = []
         for obj in annotation.get("GraphicObjectSequence", []):
             points = np.array(obj.GraphicData, dtype=np.float64).reshape(-1, 2)
@@ -585,7 +590,8 @@ def _marks(ds: Dataset) -> tuple[Mark, ...]:
                 points = np.array([points.min(axis=0), points.max(axis=0)])
             elif len(points) == 3 and kind == "length":
                 kind = "angle"
-            found.append(Mark(sop, kind, tuple((float(x), float(y)) for x, y in points)))
+            found.append(Mark(sop, kind, tuple((float(x), float(y)) for x, y in points),
+                              frame=frame))
         for text in annotation.get("TextObjectSequence", []):
             anchor = text.get("AnchorPoint")
             if anchor is None:
@@ -597,7 +603,7 @@ def _marks(ds: Dataset) -> tuple[Mark, ...]:
             if owner is not None:
                 found[owner] = replace(found[owner], label=value)
             else:
-                found.append(Mark(sop, "text", (at,), value))
+                found.append(Mark(sop, "text", (at,), value, frame=frame))
         out += found
     return tuple(out)
 

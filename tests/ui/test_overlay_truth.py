@@ -362,6 +362,54 @@ def test_regions_on_each_frame_of_a_perfusion_map_go_back_to_their_frame(
             if notes} == {0: 100, 1: 110}
 
 
+def test_drawings_on_each_frame_of_a_perfusion_map_go_back_to_their_frame(
+        qtbot, window: MainWindow, data: Path) -> None:
+    """An arrow and a text on each frame of the 2-frame rCBF map, saved in the presentation
+    state and read back: the drawings did not name their frame (Mark had none), and all came
+    back on the last frame. Each names its frame (counted from 1) and comes back on it; a
+    presentation state written without frames still puts them on the image."""
+    from dataclasses import replace
+
+    from app.ui.annotations import Annotation
+    from app.ui.stroke import collect_findings, place_regions
+    from app.workflow.findings import read_findings, save_findings
+
+    viewer, vp = _open(qtbot, window, data / PERFUSION)
+    assert vp.n_slices == 2
+    _, dy, dx = vp.volume.spacing
+    for k in (0, 1):
+        vp.show_slice(k)
+        qtbot.waitUntil(lambda k=k: vp.session.slice_values(k) is not None, timeout=10_000)
+        vp._add_note(Annotation("arrow", [((100 + 10 * k) * dx, 100 * dy),
+                                          ((120 + 10 * k) * dx, 120 * dy)]))
+        vp._add_note(Annotation("text", [((50 + 10 * k) * dx, 60 * dy)], text=f"slice {k}"))
+    findings = collect_findings(viewer)
+    frames = {k: vp.volume.slices[k].frame + 1 for k in (0, 1)}
+    assert sorted((m.kind, m.points[0][0] / dx, m.frame) for m in findings.marks) == [
+        ("arrow", 100.0, frames[0]), ("arrow", 110.0, frames[1]),
+        ("text", 50.0, frames[0]), ("text", 60.0, frames[1])]
+    save_findings(window.store, findings)
+    study = window.store.study(findings.study_instance_uid)
+    assert study is not None
+    back = read_findings(window.store, study)
+    assert back is not None and len(back.marks) == 4
+    session = vp.session
+
+    def placed() -> dict[int, list[tuple[str, int]]]:
+        return {k: sorted((n.kind, round(n.points[0][0] / dx)) for n in notes)
+                for k, notes in session.annotations.items() if notes}
+
+    session.annotations.clear()
+    viewer.pending_findings = back
+    place_regions(viewer, session)
+    assert placed() == {0: [("arrow", 100), ("text", 50)], 1: [("arrow", 110), ("text", 60)]}
+    session.annotations.clear()  # an older presentation state: no frames, on the image
+    viewer.pending_findings = replace(back, marks=tuple(replace(m, frame=None)
+                                                        for m in back.marks))
+    place_regions(viewer, session)
+    assert sum(len(v) for v in placed().values()) == 4
+
+
 def test_mpr_of_a_perfusion_map_is_shown_in_its_palette(
         qtbot, window: MainWindow, data: Path) -> None:
     """MPR showed the rCBF map in grey, though the 2D view beside it shows the map in its

@@ -273,3 +273,40 @@ def _bytes(ds: pydicom.Dataset) -> bytes:
     buf = BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
+
+
+@pytest.mark.parametrize(("path", "frames"), [
+    ("multiframe/small-enhanced-ct-mr/eCT_Supplemental.dcm", (1, 2)),  # rCBF map, 2 frames
+    ("ct-head/visible-human-male-head-1mm", (None,)),  # classic CT, one image a file
+], ids=["map", "ct"])
+def test_a_drawing_on_a_multi_frame_image_names_its_frame_in_the_presentation_state(
+        data: Path, tmp_path: Path, path: str, frames: tuple[int | None, ...]) -> None:
+    """Drawings on frames 1 and 2 of the 2-frame rCBF map were referenced as the whole image
+    (Mark had no frame; no Referenced Frame Number): read back, nobody could tell which frame
+    they were on. Each graphic annotation names its frame now, and reads back with it; a
+    single-frame image's reference names none."""
+    source = data / path
+    file = source if source.is_file() else sorted(p for p in source.iterdir() if p.is_file())[0]
+    store = Store(tmp_path / "home")
+    import_paths(store, [str(file)], Progress("test"))
+    ds = pydicom.dcmread(file, stop_before_pixels=True)
+    sop = ds.SOPInstanceUID
+    marks = tuple(m for n, frame in enumerate(frames) for m in (
+        Mark(sop, "arrow", ((10.0, 20.0), (30.0, 40.0)), frame=frame),
+        Mark(sop, "text", ((5.0, 6.0),), f"frame {frame}", frame=frame)))
+    (pr,) = save_findings(store, Findings(ds.StudyInstanceUID, marks=marks))
+    written = store.abspath(pr.relpath)
+    assert dciodvfy_errors(written) == []
+    refs = [a.ReferencedImageSequence
+            for a in pydicom.dcmread(written).GraphicAnnotationSequence]
+    assert all(len(r) == 1 and r[0].ReferencedSOPInstanceUID == sop for r in refs)
+    named = sorted({int(r[0].ReferencedFrameNumber) if "ReferencedFrameNumber" in r[0]
+                    else 0 for r in refs})
+    assert named == sorted(f or 0 for f in frames)
+    study = store.study(ds.StudyInstanceUID)
+    assert study is not None
+    back = read_findings(store, study)
+    assert back is not None
+    got = sorted(((m.frame or 0), m.kind, m.label) for m in back.marks)
+    assert got == sorted((f or 0, k, label) for f in frames
+                         for k, label in (("arrow", ""), ("text", f"frame {f}")))
