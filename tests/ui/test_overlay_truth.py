@@ -318,6 +318,7 @@ def test_mpr_of_a_perfusion_map_reads_its_real_world_values(
     view of the same map says "RCBF 42 ml/100ml/s", and so does MPR now."""
     viewer, vp = _open(qtbot, window, data / PERFUSION)
     qtbot.waitUntil(lambda: vp.session.real_world(0) is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: vp.session.volume.finished, timeout=30_000)  # both frames decoded
     mpr = viewer.show_mpr()
     qtbot.waitUntil(lambda: mpr.source is not None and mpr.views["axial"].shown is not None
                     and mpr.views["axial"].full_quality, timeout=30_000)
@@ -420,6 +421,7 @@ def test_mpr_of_a_perfusion_map_is_shown_in_its_palette(
                     for c in ("Red", "Green", "Blue")], axis=-1)
     viewer, vp = _open(qtbot, window, data / PERFUSION)
     qtbot.waitUntil(lambda: vp.session.palette is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: vp.session.volume.finished, timeout=30_000)  # both frames decoded
     mpr = viewer.show_mpr()
     for name in ("axial", "coronal"):
         view = mpr.views[name]
