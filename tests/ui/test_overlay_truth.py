@@ -52,6 +52,20 @@ def _open(qtbot, window: MainWindow, path: Path):
     return viewer, vp
 
 
+def _on_each_frame(qtbot, window: MainWindow, data: Path, draw):
+    """The 2-frame rCBF map opened, and on each frame k the annotations ``draw(k, dx, dy)``
+    gives (once the frame's values are known)."""
+    viewer, vp = _open(qtbot, window, data / PERFUSION)
+    assert vp.n_slices == 2
+    _, dy, dx = vp.volume.spacing
+    for k in (0, 1):
+        vp.show_slice(k)
+        qtbot.waitUntil(lambda k=k: vp.session.slice_values(k) is not None, timeout=10_000)
+        for note in draw(k, dx, dy):
+            vp._add_note(note)
+    return viewer, vp
+
+
 def _hover(vp, row: int, col: int) -> str:
     """The value under a real mouse move to pixel (``row``, ``col``) of the slice in view."""
     _, dy, dx = vp.volume.spacing
@@ -342,14 +356,9 @@ def test_regions_on_each_frame_of_a_perfusion_map_go_back_to_their_frame(
     from app.ui.stroke import collect_findings, place_regions
     from app.workflow.findings import build_sr, parse_sr, source_headers
 
-    viewer, vp = _open(qtbot, window, data / PERFUSION)
-    assert vp.n_slices == 2
+    viewer, vp = _on_each_frame(qtbot, window, data, lambda k, dx, dy: [
+        Annotation("rect", [((100 + 10 * k) * dx, 100 * dy), ((120 + 10 * k) * dx, 120 * dy)])])
     _, dy, dx = vp.volume.spacing
-    for k in (0, 1):
-        vp.show_slice(k)
-        qtbot.waitUntil(lambda k=k: vp.session.slice_values(k) is not None, timeout=10_000)
-        vp._add_note(Annotation("rect", [((100 + 10 * k) * dx, 100 * dy),
-                                         ((120 + 10 * k) * dx, 120 * dy)]))
     findings = collect_findings(viewer)
     frames = {k: vp.volume.slices[k].frame + 1 for k in (0, 1)}
     assert sorted((r.p0[0] / dx, r.frame) for r in findings.regions) == [
@@ -375,15 +384,10 @@ def test_drawings_on_each_frame_of_a_perfusion_map_go_back_to_their_frame(
     from app.ui.stroke import collect_findings, place_regions
     from app.workflow.findings import read_findings, save_findings
 
-    viewer, vp = _open(qtbot, window, data / PERFUSION)
-    assert vp.n_slices == 2
+    viewer, vp = _on_each_frame(qtbot, window, data, lambda k, dx, dy: [
+        Annotation("arrow", [((100 + 10 * k) * dx, 100 * dy), ((120 + 10 * k) * dx, 120 * dy)]),
+        Annotation("text", [((50 + 10 * k) * dx, 60 * dy)], text=f"slice {k}")])
     _, dy, dx = vp.volume.spacing
-    for k in (0, 1):
-        vp.show_slice(k)
-        qtbot.waitUntil(lambda k=k: vp.session.slice_values(k) is not None, timeout=10_000)
-        vp._add_note(Annotation("arrow", [((100 + 10 * k) * dx, 100 * dy),
-                                          ((120 + 10 * k) * dx, 120 * dy)]))
-        vp._add_note(Annotation("text", [((50 + 10 * k) * dx, 60 * dy)], text=f"slice {k}"))
     findings = collect_findings(viewer)
     frames = {k: vp.volume.slices[k].frame + 1 for k in (0, 1)}
     assert sorted((m.kind, m.points[0][0] / dx, m.frame) for m in findings.marks) == [

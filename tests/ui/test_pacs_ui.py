@@ -442,29 +442,13 @@ def test_a_study_read_from_the_pacs_takes_every_image_here_when_its_retrieve_end
     node: when the retrieve ends, the series on screen shows every image of the study here,
     at the slice it showed. The PACS holds no more than is here, so the follow's C-FIND never
     tells it: the end of the read does (ViewerWidget.remote_finished)."""
-    from app.net.devhub import free_port as _free_port
     from app.render.link import table_positions
-    from app.settings import load_settings, save_settings
-    from app.ui.remote_session import RemoteLoadedSeries
     from tests.net.dimse_node import dcmtk
-    from tests.proxies import SlowLink
 
-    files = sorted((data / "ct-head/ge-hispeed-human-gantry-tilt").glob("*.dcm"))
-    study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
-    first = dcmtk("storescu", "-aet", "CT_SCANNER", "-aec", "ORTHANC", "127.0.0.1",
-                  str(pacs.dicom_port), *map(str, files[:10]))
-    assert first.returncode == 0, first.stderr
-    link = SlowLink(pacs.dicom_port, 1_000_000, shared=True)  # 10 images of 0.5 MB: 5 s
+    files, study_uid, link, home, settings = _ten_on_the_pacs_behind_a_link(
+        tmp_path, pacs, data, 1_000_000)  # 10 images of 0.5 MB: 5 s
     try:
-        home = relay_home_for(tmp_path / "relay", _free_port(), pacs_port=link.port)
-        settings = load_settings(home)
-        settings.node.listen, settings.node.bind = True, "127.0.0.1"
-        save_settings(home, settings)
-        window = shown_window(qtbot, home, 1200, 800)
-        viewer = window.open_remote_study("pacs", study_uid)
-        viewport = viewer.viewports[0]
-        qtbot.waitUntil(lambda: isinstance(viewport.session, RemoteLoadedSeries)
-                        and viewport.volume is not None, timeout=60_000)
+        window, viewer, viewport = _reading_from_the_pacs(qtbot, home, study_uid)
         remote = viewport.session.remote
         assert viewport.n_slices == 10
         viewport.show_slice(4)
@@ -490,31 +474,18 @@ def test_a_study_read_from_the_pacs_takes_the_images_here_when_its_retrieve_ends
     no end, the job is to be tried again), and the series on screen takes every image here
     when the read ends, at once. The Transfers panel's report of a job's end, when it comes,
     does not open it again."""
-    from app.net.devhub import free_port as _free_port
     from app.net.queue import TransferQueue
-    from app.settings import load_settings, save_settings
+    from app.settings import save_settings
     from app.ui.remote_session import RemoteLoadedSeries
     from tests.net.dimse_node import dcmtk
-    from tests.proxies import SlowLink
 
-    files = sorted((data / "ct-head/ge-hispeed-human-gantry-tilt").glob("*.dcm"))
-    study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
-    first = dcmtk("storescu", "-aet", "CT_SCANNER", "-aec", "ORTHANC", "127.0.0.1",
-                  str(pacs.dicom_port), *map(str, files[:10]))
-    assert first.returncode == 0, first.stderr
-    link = SlowLink(pacs.dicom_port, 250_000, shared=True)  # 10 images of 0.5 MB: 20 s
+    files, study_uid, link, home, settings = _ten_on_the_pacs_behind_a_link(
+        tmp_path, pacs, data, 250_000)  # 10 images of 0.5 MB: 20 s
     try:
-        home = relay_home_for(tmp_path / "relay", _free_port(), pacs_port=link.port)
-        settings = load_settings(home)
-        settings.node.listen, settings.node.bind = True, "127.0.0.1"
         settings.transfer.retry_initial_seconds = 0.2
         settings.transfer.give_up_seconds = 1.0
         save_settings(home, settings)
-        window = shown_window(qtbot, home, 1200, 800)
-        viewer = window.open_remote_study("pacs", study_uid)
-        viewport = viewer.viewports[0]
-        qtbot.waitUntil(lambda: isinstance(viewport.session, RemoteLoadedSeries)
-                        and viewport.volume is not None, timeout=60_000)
+        window, viewer, viewport = _reading_from_the_pacs(qtbot, home, study_uid)
         remote = viewport.session.remote
         series_uid = viewport.session.series.series_instance_uid
         qtbot.waitUntil(lambda: remote.arrival(series_uid)[0] >= 2, timeout=60_000)
@@ -572,3 +543,41 @@ def test_query_results_show_descriptions_and_counts_whole_at_the_dialogs_size(
     description = series.item(0, 2).text()
     assert series.columnWidth(2) >= series.fontMetrics().horizontalAdvance(description) + 6
     assert series.columnWidth(0) < series.columnWidth(2) / 3
+
+
+def _ten_on_the_pacs_behind_a_link(tmp_path, pacs, data, rate: int):
+    """The tilted GE CT's first 10 images on the PACS, reached through a shaped link of
+    ``rate`` bytes/s; a Relay home whose node listens (for the rest, from the "scanner")."""
+    from app.net.devhub import free_port as _free_port
+    from app.settings import load_settings, save_settings
+    from tests.net.dimse_node import dcmtk
+    from tests.proxies import SlowLink
+
+    files = sorted((data / "ct-head/ge-hispeed-human-gantry-tilt").glob("*.dcm"))
+    study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    first = dcmtk("storescu", "-aet", "CT_SCANNER", "-aec", "ORTHANC", "127.0.0.1",
+                  str(pacs.dicom_port), *map(str, files[:10]))
+    assert first.returncode == 0, first.stderr
+    link = SlowLink(pacs.dicom_port, rate, shared=True)
+    try:
+        home = relay_home_for(tmp_path / "relay", _free_port(), pacs_port=link.port)
+        settings = load_settings(home)
+        settings.node.listen, settings.node.bind = True, "127.0.0.1"
+        save_settings(home, settings)
+    except BaseException:
+        link.close()
+        raise
+    return files, study_uid, link, home, settings
+
+
+def _reading_from_the_pacs(qtbot, home, study_uid: str):
+    """A window on ``home`` reading ``study_uid`` from its PACS "pacs": the window, the
+    viewer and its first viewport once that holds the series being retrieved."""
+    from app.ui.remote_session import RemoteLoadedSeries
+
+    window = shown_window(qtbot, home, 1200, 800)
+    viewer = window.open_remote_study("pacs", study_uid)
+    viewport = viewer.viewports[0]
+    qtbot.waitUntil(lambda: isinstance(viewport.session, RemoteLoadedSeries)
+                    and viewport.volume is not None, timeout=60_000)
+    return window, viewer, viewport
