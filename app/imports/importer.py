@@ -142,7 +142,7 @@ def import_paths(
     started = time.monotonic()
     progress = progress or Progress("Importing")
     report = ImportReport(paths=list(paths))
-    listing = walk(paths, tmp_dir=store.tmp)
+    listing = walk(paths)
     report.found = len(listing.items) + sum(1 for p in listing.problems if p.kind == "skipped")
     for problem in listing.problems:
         report.add_problem(problem)

@@ -108,7 +108,6 @@ class MediaItem:
     _archive: _Archive | None = None
     _member: zipfile.ZipInfo | None = None
     _gz: bool = False
-    tmp_dir: Path | None = field(default=None, repr=False)
 
     def pour(self, sink: Sink) -> int:
         """Copy the file's bytes into ``sink`` (a part of the ingest pipeline) with plain reads,
@@ -192,7 +191,7 @@ class WalkResult:
         self.archives.clear()
 
 
-def walk(paths: list[str], tmp_dir: Path | None = None) -> WalkResult:
+def walk(paths: list[str]) -> WalkResult:
     """List every candidate file under ``paths`` (folders, DICOMDIR media, zips, files). A
     DICOMDIR file given by itself means its media: the folder it is the index of.
 
@@ -207,13 +206,13 @@ def walk(paths: list[str], tmp_dir: Path | None = None) -> WalkResult:
             result.problems.append(Problem(given, _os_reason(exc), "failed"))
             continue
         if stat.S_ISDIR(st.st_mode):
-            _walk_dir(Path(given), given, result, seen_dirs, tmp_dir)
+            _walk_dir(Path(given), given, result, seen_dirs)
         elif stat.S_ISREG(st.st_mode) and _is_dicomdir_name(os.path.basename(given)):
             # a DICOMDIR opened, dropped or given by itself stands for the media it indexes
             media = os.path.dirname(given) or os.curdir
-            _walk_dir(Path(media), media, result, seen_dirs, tmp_dir)
+            _walk_dir(Path(media), media, result, seen_dirs)
         else:
-            _add_file(Path(given), given, st, result, tmp_dir)
+            _add_file(Path(given), given, st, result)
     return result
 
 
@@ -223,7 +222,7 @@ def _inside(path: str, root: str) -> bool:
 
 
 def _walk_dir(
-    root: Path, display: str, result: WalkResult, seen: set[tuple[int, int]], tmp: Path | None
+    root: Path, display: str, result: WalkResult, seen: set[tuple[int, int]]
 ) -> None:
     root_real = os.path.realpath(root)
     stack = [(root, display)]
@@ -270,19 +269,18 @@ def _walk_dir(
                             "skipped")
                 )
             else:
-                _add_file(Path(entry.path), entry_shown, est, result, tmp)
+                _add_file(Path(entry.path), entry_shown, est, result)
         stack.extend(reversed(subdirs))
 
 
-def _add_file(path: Path, shown: str, st: os.stat_result, result: WalkResult,
-              tmp: Path | None) -> None:
+def _add_file(path: Path, shown: str, st: os.stat_result, result: WalkResult) -> None:
     if not stat.S_ISREG(st.st_mode):
         result.problems.append(Problem(shown, "not a regular file", "skipped"))
         return
     if st.st_size >= 22 and _looks_zip(path):
-        _walk_zip(path, shown, st.st_size, result, tmp)
+        _walk_zip(path, shown, st.st_size, result)
         return
-    result.items.append(MediaItem(display=shown, size=st.st_size, _path=path, tmp_dir=tmp))
+    result.items.append(MediaItem(display=shown, size=st.st_size, _path=path))
 
 
 def _looks_zip(path: Path) -> bool:
@@ -293,7 +291,7 @@ def _looks_zip(path: Path) -> bool:
         return False
 
 
-def _walk_zip(path: Path, shown: str, size: int, result: WalkResult, tmp: Path | None) -> None:
+def _walk_zip(path: Path, shown: str, size: int, result: WalkResult) -> None:
     try:
         fp = open_regular(path)
     except OSError as exc:
@@ -331,8 +329,7 @@ def _walk_zip(path: Path, shown: str, size: int, result: WalkResult, tmp: Path |
             result.problems.extend(_check_zip_dicomdir(archive, info, infos, shown))
             continue
         result.items.append(
-            MediaItem(display=member_shown, size=info.file_size, _archive=archive, _member=info,
-                      tmp_dir=tmp)
+            MediaItem(display=member_shown, size=info.file_size, _archive=archive, _member=info)
         )
 
 

@@ -59,8 +59,8 @@ def filled_while_shrinking(part, n):
         os.truncate(during, 100)  # the stick is pulled once the file's bytes are read
     return real_filled(part, n)
 
-def walk_then_shrink(paths, tmp_dir=None):
-    listing = real_walk(paths, tmp_dir)
+def walk_then_shrink(paths):
+    listing = real_walk(paths)
     os.truncate(before, 1000)  # the file shrinks between the scan and the read
     return listing
 

@@ -98,7 +98,7 @@ def run_elements(data: bytes) -> None:
 # -- media: DICOMDIR and generated trees ----------------------------------------------------
 def _walk_and_read(root: Path) -> None:
     """Walk ``root`` the way an import does and read every item's header."""
-    result = media.walk([str(root)], tmp_dir=root.parent)
+    result = media.walk([str(root)])
     for problem in result.problems:
         assert problem.reason and problem.kind in ("failed", "skipped"), problem
     for item in result.items:
