@@ -176,10 +176,16 @@ def _render_plane(args: argparse.Namespace, store: Store, stack: Stack) -> int:
         return 130
     source = mpr_source(volume, modality=series.modality if series else "")
     window = args.window or volume.default_window
+    palette = None  # a perfusion map's colours, read from its stored values as MPR does
+    first = volume.slices[0].path if volume.slices else None
+    if first is not None and volume.uniform_rescale is not None:
+        from app.dicom.value_maps import read_value_maps
+
+        palette = read_value_maps(str(first)).palette
     image = render_plane(source.array, source.geometry, plane=args.plane, slab_mm=args.slab,
                          mode=args.mode, window=window, slope=source.slope,
                          intercept=source.intercept, background=source.background,
-                         align="patient",
+                         align="patient", palette=palette,
                          invert=volume.photometric_interpretation == "MONOCHROME1")
     write_png(image.pixels, args.out)
     labels = image.grid.labels

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from app.render.reslice import Reslicer, SlabMode
 from app.render.voi import to_uint8
 from app.volume.geometry import VolumeGeometry
 
+if TYPE_CHECKING:
+    from app.dicom.value_maps import SupplementalPalette
+
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +35,7 @@ class PlaneImage:
     Attributes
     ----------
     pixels
-        ``(rows, columns)`` uint8, row 0 at the top.
+        ``(rows, columns)`` uint8, row 0 at the top (``(rows, columns, 3)`` in a palette).
     grid
         Pixel positions in LPS, edge labels (``grid.labels``) and mm per pixel.
     window
@@ -52,7 +56,8 @@ def render_plane(array: np.ndarray, geometry: VolumeGeometry, *, plane: View = "
                  window: tuple[float, float] | None = None, slope: float = 1.0,
                  intercept: float = 0.0, center: np.ndarray | None = None,
                  pixel_mm: float | None = None, align: Alignment = "patient",
-                 background: float | None = None, invert: bool = False) -> PlaneImage:
+                 background: float | None = None, invert: bool = False,
+                 palette: SupplementalPalette | None = None) -> PlaneImage:
     """Render an axial, coronal or sagittal plane (thin or slab) of a volume to 8 bits.
 
     Parameters
@@ -77,6 +82,10 @@ def render_plane(array: np.ndarray, geometry: VolumeGeometry, *, plane: View = "
         Stored value outside the volume (default: the array's minimum).
     invert
         White for low values (MONOCHROME1).
+    palette
+        The series' Supplemental Palette Color LUT (a perfusion map): the plane in its
+        colours where its stored values are in the palette's range (``array`` holds stored
+        values), grey through the window elsewhere, as the MPR view shows it.
     """
     if plane not in VIEWS:
         raise ValueError(f"plane must be one of {VIEWS}, got {plane!r}")
@@ -90,6 +99,8 @@ def render_plane(array: np.ndarray, geometry: VolumeGeometry, *, plane: View = "
     if window is None:
         window = auto_window(values)
     pixels = to_uint8(values, window[0], window[1], invert=invert)
+    if palette is not None:
+        pixels = palette.colour(out.pixels, pixels)
     log.debug("rendered %s plane %s, slab %.1f mm %s", plane, grid.shape, out.slab_mm, out.mode)
     return PlaneImage(pixels=pixels, grid=grid, window=(float(window[0]), float(window[1])),
                       slab_mm=out.slab_mm, mode=out.mode)

@@ -75,3 +75,26 @@ def test_bad_plane_options_are_one_clear_line(ge_home: tuple[Path, str], tmp_pat
     proc = run_relay("render", uid, "--out", out, "--plane", "oblique", "--home", str(home),
                      check=False)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_render_plane_of_a_perfusion_map_is_in_its_palette(data: Path, tmp_path: Path) -> None:
+    """``relay render --plane`` of the rCBF map wrote a grey PNG while the MPR view shows the
+    planes in the map's palette; the reformatted plane is in its colours now, grey elsewhere."""
+    import pydicom
+
+    path = data / "multiframe/small-enhanced-ct-mr/eCT_Supplemental.dcm"
+    home = tmp_path / "home"
+    uid = relay_json("import", str(path), "--home", str(home))[
+        "studies"][0]["series"][0]["series_instance_uid"]
+    out = tmp_path / "plane.png"
+    shown = relay_json("render", uid, "--plane", "axial", "--out", str(out), "--home",
+                       str(home))
+    img = np.asarray(Image.open(out))
+    assert img.ndim == 3 and img.shape[2] == 3 and list(img.shape) == shown["shape"]
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    rgb = np.stack([np.frombuffer(getattr(ds, f"{c}PaletteColorLookupTableData"), "<u2") >> 8
+                    for c in ("Red", "Green", "Blue")], axis=-1)
+    colours = {tuple(c) for c in rgb}
+    coloured = (img[..., 0] != img[..., 1]) | (img[..., 1] != img[..., 2])
+    assert coloured.mean() > 0.05  # the map, in colour
+    assert {tuple(c) for c in img[coloured][:: max(1, coloured.sum() // 500)]} <= colours
