@@ -33,7 +33,7 @@ from app.volume.array import Volume
 from app.volume.early_slice import EarlySlice, early_slice, read_slice
 from app.volume.loader import VolumeLoader
 from app.volume.plans import cached_plan, series_plan
-from app.volume.stack import SeriesPlan, Stack
+from app.volume.stack import SeriesPlan, SliceRef, Stack
 from app.workflow import audit
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,8 @@ class LoadedSeries(QObject):
         self.palette: SupplementalPalette | None = None
         #: Whether the series' files map stored values to real-world values (see real_world).
         self._has_real_world = False
+        #: each slice's Real World Value Mapping, once read (see :meth:`real_world`)
+        self._real_world: list[RealWorldValues | None] | None = None
 
     def start(self) -> None:
         """Plan the stack from the index and start decoding (focus slice first).
@@ -209,15 +211,25 @@ class LoadedSeries(QObject):
         self._has_real_world = any(maps.real_world)
         if maps.palette is not None or self._has_real_world:
             self._post.emit("maps_read")
+        volume = self.volume
+        if self._has_real_world and volume is not None:  # every slice's, here, not on a
+            # mouse move or a paint on the GUI thread (a classic series: a header per file)
+            self._real_world = [self._read_real_world(ref) for ref in volume.slices]
+
+    @staticmethod
+    def _read_real_world(ref: SliceRef) -> RealWorldValues | None:
+        return read_value_maps(str(ref.path)).of_frame(ref.frame) if ref.path else None
 
     def real_world(self, k: int) -> RealWorldValues | None:
-        """The Real World Value Mapping of slice ``k`` (None when its files have none). Read
-        from its file when not the first's (cached; a classic file's header: about 1 ms)."""
+        """The Real World Value Mapping of slice ``k`` (None when its files have none): read
+        for every slice on the thread that read the first's, from its file until then."""
         volume = self.volume
         if not self._has_real_world or volume is None or not 0 <= k < len(volume.slices):
             return None
-        ref = volume.slices[k]
-        return read_value_maps(str(ref.path)).of_frame(ref.frame) if ref.path else None
+        known = self._real_world
+        if known is not None and len(known) == len(volume.slices):
+            return known[k]
+        return self._read_real_world(volume.slices[k])
 
     def quantity(self, k: int) -> Quantity:
         """What slice ``k``'s values are read as (:meth:`slice_values`): its real-world
