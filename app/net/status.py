@@ -163,8 +163,7 @@ def job_status(job: Job, progress: ProgressState | None, meter: SpeedMeter | Non
     state = STATE_WORDS.get(job.state, job.state).format(peer=peer_word)
     explanation = explain(job, now, peer_word=peer_word)
     # a hub's study is fetched, a PACS's retrieved (the Q/R dialog's button, the user guide)
-    direction = DIRECTIONS[0] if _sending(job) else DIRECTIONS[2] if peer_word == "PACS" \
-        else DIRECTIONS[1]
+    direction = "Send" if _sending(job) else "Retrieve" if peer_word == "PACS" else "Fetch"
     if progress is not None and job.state == "running":
         state = {"Send": "Sending", "Fetch": "Fetching", "Retrieve": "Retrieving"}[direction]
         explanation = (f"Sending; every instance is checked on the {peer_word} at the end"
