@@ -166,16 +166,13 @@ def import_paths(
     ingest = PartIngest(store, workers=max(1, workers), batch=BATCH,
                         batch_seconds=BATCH_SECONDS, commit=commit, report_problems=False)
     # each file's outcome, in the order of the media; settled once its batch is indexed
-    window: deque[tuple[MediaItem, Ticket | Problem]] = deque()
+    window: deque[tuple[MediaItem, Ticket]] = deque()
 
-    def settle(item: MediaItem, outcome: Ticket | Problem) -> None:
-        if isinstance(outcome, Ticket):
-            try:
-                staged, status = outcome.future.result()
-            except Exception:  # not stored (the stop's own error is reported once)
-                return
-        else:
-            staged, status = outcome, None
+    def settle(item: MediaItem, ticket: Ticket) -> None:
+        try:
+            staged, status = ticket.future.result()
+        except Exception:  # not stored (the stop's own error is reported once)
+            return
         if isinstance(staged, Problem):
             report.add_problem(staged)
         elif isinstance(staged, Duplicate) or status == "duplicate":
@@ -200,18 +197,18 @@ def import_paths(
 
     def settle_ready(keep: int) -> None:
         """Count the outcomes known, in order; wait while more than ``keep`` are not."""
-        while len(window) > keep or window and _known(window[0][1]):
-            item, outcome = window[0]
-            if isinstance(outcome, Ticket) and not outcome.future.done():
+        while len(window) > keep or window and window[0][1].future.done():
+            item, ticket = window[0]
+            if not ticket.future.done():
                 try:
-                    outcome.future.result(timeout=BATCH_SECONDS)
+                    ticket.future.result(timeout=BATCH_SECONDS)
                 except FutureTimeout:
                     ingest.flush()  # a batch not yet due: index what is placed
                     continue
                 except Exception:
                     pass
             window.popleft()
-            settle(item, outcome)
+            settle(item, ticket)
 
     try:
         try:
@@ -227,7 +224,7 @@ def import_paths(
                 if not report.stopped and isinstance(exc, StoreError):
                     report.stopped = str(exc)
             for item, left in window:  # the pipeline is closed: every outcome is known
-                if _known(left):
+                if left.future.done():
                     settle(item, left)
                 else:
                     log.error("an imported file was left without an outcome")
@@ -266,30 +263,35 @@ def _count(report: ImportReport, status: str) -> None:
         report.conflicts += 1
 
 
-def _known(outcome: Ticket | Problem) -> bool:
-    return not isinstance(outcome, Ticket) or outcome.future.done()
-
-
-def _pipe(ingest: PartIngest, item: MediaItem) -> Ticket | Problem:
+def _pipe(ingest: PartIngest, item: MediaItem) -> Ticket:
     """Hand one file's bytes to the ingest pipeline: written and hashed on its writer thread,
     its header checked, placed, synced and indexed in batches on its workers; the
-    :class:`Ticket` says how it ended. A file that cannot be read is a :class:`Problem`; a
-    full disk (:class:`StoreError`) stops the import."""
+    :class:`Ticket` says how it ended (settled at once with its :class:`Problem` for a file
+    that cannot be read); a full disk (:class:`StoreError`) stops the import."""
     part = ingest.open_part({}, item.display)
     part.ticket = Ticket()
     try:
         if not item.pour(part):
             part.discard()
-            return Problem(item.display, "empty file", "skipped")  # as a file not DICOM
+            return _settled(Problem(item.display, "empty file", "skipped"))  # as not DICOM
     except StoreError:
         part.discard()
         raise
     except OSError as exc:
         part.discard()
-        return Problem(item.display, f"cannot read the file: {exc.strerror or exc}", "failed")
+        return _settled(Problem(item.display, f"cannot read the file: {exc.strerror or exc}",
+                                "failed"))
     except Exception as exc:  # the media are hostile; one bad file never stops the import
         part.discard()
         log.warning("unexpected %s while importing a file", type(exc).__name__, exc_info=True)
-        return Problem(item.display, f"unexpected error: {type(exc).__name__}", "failed")
+        return _settled(Problem(item.display, f"unexpected error: {type(exc).__name__}",
+                                "failed"))
     ingest.submit(part)
     return part.ticket
+
+
+def _settled(problem: Problem) -> Ticket:
+    """The outcome of a file the pipeline never took (it could not be read)."""
+    ticket = Ticket()
+    ticket.settle(problem)
+    return ticket
